@@ -1,0 +1,34 @@
+"""RestoreConfig: every option of a restore job, passed explicitly from the CLI or the API."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+
+@dataclass(frozen=True)
+class RestoreConfig:
+    model: str = "auto"  # registered restorer name or a .safetensors path; "auto" = shipped CLR-Face, else baseline
+    fidelity: float = 0.5  # 0 = trust the prior (quality), 1 = stay close to the input
+    device: str = "auto"  # auto | cpu | cuda | cuda:N
+    batch_size: int = 16  # aligned crops per restorer call
+    detector: str = "retinaface"  # retinaface (ships offline) | insightface
+    insightface_root: Path | None = None
+    det_threshold: float = 0.6
+    min_face: int = 16  # faces whose eye-to-mouth span is under this many pixels are left alone
+    max_upscale: float = 4.0  # faces whose footprint is over max_upscale x the model resolution are left alone
+    track_identity: bool = True  # per-track identity target (False: per-frame)
+    codec: str = "libx264"
+    crf: int = 18
+    overwrite: bool = False
+    seed: int = 0
+    quiet: bool = False
+
+    def __post_init__(self) -> None:
+        from .errors import ClrfaceError
+
+        if not 0.0 <= self.fidelity <= 1.0:
+            raise ClrfaceError(f"--fidelity must be between 0 and 1, got {self.fidelity}")
+        if self.batch_size < 1:
+            raise ClrfaceError(f"--batch-size must be at least 1, got {self.batch_size}")
+        if not 0 <= self.crf <= 63:
+            raise ClrfaceError(f"--crf must be between 0 and 63, got {self.crf}")

@@ -1,0 +1,82 @@
+"""The restorer contract and the registry that maps --model names to restorers."""
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Protocol
+
+import numpy as np
+import torch
+
+from ..errors import ModelError
+
+
+@dataclass(frozen=True)
+class RestoreBatch:
+    """One batch of aligned faces for a restorer.
+
+    crops: (N, S, S, 3) uint8 RGB faces aligned to the FFHQ-style template at S = restorer.resolution.
+    identity: (N, D) float32 L2-normalised identity targets (the track's embedding), or None to
+        let the restorer take them from each crop (per-frame identity).
+    seeds: (N,) int64 noise seeds (the track's seed, so a still face gets the same sample), or None.
+    """
+
+    crops: np.ndarray
+    identity: np.ndarray | None = None
+    seeds: np.ndarray | None = None
+
+
+class Restorer(Protocol):
+    """Anything that restores a batch of aligned faces. Moves to its device once per batch."""
+
+    name: str
+    resolution: int  # side S of the aligned crops it takes and returns
+
+    def restore(self, batch: RestoreBatch) -> np.ndarray:
+        """Return (N, S, S, 3) uint8 RGB restored faces, in the order of batch.crops."""
+        ...
+
+
+@dataclass(frozen=True)
+class RestorerSpec:
+    name: str
+    description: str
+    factory: Callable[..., Restorer]  # factory(device=torch.device, fidelity=float, path=str|None)
+
+
+_REGISTRY: dict[str, RestorerSpec] = {}
+
+
+def register_restorer(name: str, description: str) -> Callable[[Callable[..., Restorer]], Callable[..., Restorer]]:
+    def wrap(factory: Callable[..., Restorer]) -> Callable[..., Restorer]:
+        _REGISTRY[name] = RestorerSpec(name, description, factory)
+        return factory
+
+    return wrap
+
+
+def available_restorers() -> dict[str, RestorerSpec]:
+    _load_builtin()
+    return dict(_REGISTRY)
+
+
+def make_restorer(model: str, *, device: torch.device, fidelity: float = 0.5) -> Restorer:
+    """Build a restorer from a registered name, 'auto', or a path to CLR-Face .safetensors weights."""
+    _load_builtin()
+    if model.endswith(".safetensors"):
+        return _REGISTRY["clrface"].factory(device=device, fidelity=fidelity, path=model)
+    if model == "auto":
+        model = "clrface" if "clrface" in _REGISTRY else "baseline-bicubic-sharpen"
+    if model not in _REGISTRY:
+        names = ", ".join(sorted(_REGISTRY))
+        raise ModelError(f"unknown --model {model!r}; choose one of: {names}, or a .safetensors path")
+    return _REGISTRY[model].factory(device=device, fidelity=fidelity, path=None)
+
+
+def _load_builtin() -> None:
+    from . import baseline  # noqa: F401  (registers itself)
+
+    try:
+        from . import restorer  # noqa: F401  (registers 'clrface' when the model is present)
+    except ImportError:
+        pass

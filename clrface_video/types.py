@@ -1,0 +1,74 @@
+"""Small frozen dataclasses that flow through the pipeline: frames, faces, crops, tracks."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from fractions import Fraction
+
+import numpy as np
+
+
+@dataclass(frozen=True)
+class Frame:
+    """One decoded video frame or photo.
+
+    image: (H, W, 3) RGB, uint8, or uint16 for high bit depth (full 0..65535 scale).
+    pts / time_base: the source timestamp, passed through untouched (None for photos).
+    """
+
+    image: np.ndarray
+    index: int = 0
+    pts: int | None = None
+    time_base: Fraction | None = None
+
+
+@dataclass(frozen=True)
+class Face:
+    """One detected face in frame pixels.
+
+    box: (4,) float32 x1, y1, x2, y2.
+    landmarks: (5, 2) float32: left eye, right eye, nose tip, left mouth corner, right mouth
+    corner (left/right as seen in the image).
+    """
+
+    box: np.ndarray
+    landmarks: np.ndarray
+    score: float
+
+
+@dataclass(frozen=True)
+class AlignedCrop:
+    """A face warped to the restorer's template.
+
+    image: (S, S, 3) uint8 RGB crop.
+    matrix: (2, 3) float64 affine mapping frame pixels -> crop pixels (inverse for paste-back).
+    """
+
+    image: np.ndarray
+    matrix: np.ndarray
+
+
+@dataclass(frozen=True)
+class TrackedFace:
+    """A face of one frame after tracking: smoothed landmarks and the id of its track."""
+
+    face: Face
+    track_id: int
+    landmarks: np.ndarray  # (5, 2) float32, smoothed along the track
+
+
+@dataclass
+class FaceTrack:
+    """State of one person across frames (mutable: updated as frames arrive).
+
+    identity: (D,) float32 L2-normalised running mean of the embeddings of its good frames,
+    or None before the first one.
+    """
+
+    track_id: int
+    first_frame: int
+    last_frame: int
+    identity: np.ndarray | None = None
+    identity_weight: float = 0.0
+    seed: int = 0
+    frames: int = 0
+    history: list[int] = field(default_factory=list)
