@@ -1,0 +1,26 @@
+"""Shared test fixtures: where the research data lives, and public-domain sample images."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+SHARED_DATA = Path(__import__("os").environ.get("CLRFACE_SHARED_DATA", REPO.parent / "shared" / "data"))
+
+
+def shared_file(relative: str) -> Path:
+    """A file from ../shared/data, or skip the test with a message saying what is missing."""
+    path = SHARED_DATA / relative
+    if not path.exists():
+        pytest.skip(f"research data not found: {path} (set CLRFACE_SHARED_DATA to the shared/data folder)")
+    return path
+
+
+@pytest.fixture(scope="session")
+def astronaut() -> np.ndarray:
+    """scikit-image's astronaut.png (NASA, public domain): (512, 512, 3) uint8 RGB, one face."""
+    from skimage import data
+
+    return data.astronaut()
