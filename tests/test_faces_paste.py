@@ -1,0 +1,78 @@
+"""Paste-back: round trip nearly unchanged inside the mask, bit-exact outside, uint8 and uint16."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from clrface_video.faces.align import FFHQ_TEMPLATE_512, align_face
+from clrface_video.faces.detect import make_detector
+from clrface_video.faces.paste import face_mask, match_colour, paste_faces
+
+
+@pytest.fixture(scope="module")
+def astronaut_face(astronaut):
+    return make_detector().detect(astronaut)[0]
+
+
+def test_mask_is_feathered_and_zero_at_the_border():
+    mask = face_mask(128)
+    assert mask.dtype == np.float32 and mask.shape == (128, 128)
+    assert mask[64, 64] == 1.0
+    assert mask[0].max() == 0 and mask[-1].max() == 0 and mask[:, 0].max() == 0 and mask[:, -1].max() == 0
+    assert 0 < np.mean((mask > 0) & (mask < 1)) < 0.5  # a soft ramp, not a hard edge
+
+
+@pytest.mark.parametrize("size", [256, 512])
+def test_round_trip_uint8(astronaut, astronaut_face, size):
+    crop = align_face(astronaut, astronaut_face.landmarks, size)
+    out, mask = paste_faces(astronaut, [crop.image], [crop.matrix], originals=[crop.image])
+    assert out.dtype == np.uint8 and out.shape == astronaut.shape
+    assert mask.dtype == np.float32 and mask.shape == astronaut.shape[:2]
+    assert 0.0 <= mask.min() and mask.max() <= 1.0 and mask.max() == 1.0
+    diff = np.abs(out.astype(int) - astronaut)
+    assert diff[mask > 0.99].mean() < 2.5
+    assert np.array_equal(out[mask == 0], astronaut[mask == 0])
+    x1, y1, x2, y2 = astronaut_face.box.astype(int)
+    assert mask[(y1 + y2) // 2, (x1 + x2) // 2] == 1.0
+
+
+def test_uint16_frame_with_uint8_crop(astronaut, astronaut_face):
+    frame = astronaut.astype(np.uint16) * 257 + 100  # values that are not multiples of 257
+    crop = align_face(astronaut, astronaut_face.landmarks, 512)
+    out, mask = paste_faces(frame, [crop.image], [crop.matrix])  # originals re-warped from the frame
+    assert out.dtype == np.uint16
+    assert np.array_equal(out[mask == 0], frame[mask == 0])
+    diff = np.abs(out.astype(np.int64) - frame)
+    assert diff[mask > 0.99].mean() / 257 < 2.5
+
+
+def test_colour_cast_is_removed(astronaut, astronaut_face):
+    crop = align_face(astronaut, astronaut_face.landmarks, 256)
+    tinted = np.clip(crop.image.astype(int) + [40, -20, 10], 0, 255).astype(np.uint8)
+    out, mask = paste_faces(astronaut, [tinted], [crop.matrix], originals=[crop.image])
+    inside = mask > 0.99
+    shift = (out[inside].astype(float) - astronaut[inside]).mean(0)
+    assert np.abs(shift).max() < 4  # without matching it would be (40, -20, 10)
+    restored = np.full((64, 64, 3), 200, np.float32)
+    original = np.full((64, 64, 3), 100, np.float32)
+    assert np.allclose(match_colour(restored, original, np.ones((64, 64), np.float32)), 100)
+
+
+def test_several_faces_partly_outside_the_frame():
+    frame = np.random.default_rng(1).integers(0, 256, (300, 400, 3), dtype=np.uint8)
+    marks = [FFHQ_TEMPLATE_512 * 0.3 - 40, FFHQ_TEMPLATE_512 * 0.25 + [250, 100]]  # first one hangs off the top-left
+    crops = [align_face(frame, m, 128) for m in marks]
+    white = [np.full_like(c.image, 255) for c in crops]
+    out, mask = paste_faces(frame, white, [c.matrix for c in crops], originals=white)
+    assert np.array_equal(out[mask == 0], frame[mask == 0])
+    assert (mask[:60, :60] > 0.99).any() and (mask[150:, 250:] > 0.99).any()
+    assert np.all(out[mask > 0.999] >= 254)
+
+
+def test_no_faces_and_face_outside_frame():
+    frame = np.zeros((50, 60, 3), np.uint8)
+    out, mask = paste_faces(frame, [], [])
+    assert np.array_equal(out, frame) and mask.max() == 0 and out is not frame
+    far = np.array([[1.0, 0.0, 5000.0], [0.0, 1.0, 5000.0]])  # crop maps to x, y < -4800
+    out, mask = paste_faces(frame, [np.full((64, 64, 3), 255, np.uint8)], [far])
+    assert np.array_equal(out, frame) and mask.max() == 0
