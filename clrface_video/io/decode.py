@@ -1,0 +1,180 @@
+"""Probe videos and stream their frames as RGB arrays with the source timestamps untouched."""
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from fractions import Fraction
+from pathlib import Path
+
+import av
+import numpy as np
+
+from clrface_video.errors import InputError
+from clrface_video.types import Frame
+
+VIDEO_EXTENSIONS = frozenset({".mp4", ".mov", ".mkv", ".avi", ".webm", ".m4v", ".mpg", ".mpeg", ".ts", ".mts"})
+IMAGE_EXTENSIONS = frozenset({".jpg", ".jpeg", ".png", ".webp", ".tif", ".tiff", ".bmp"})
+COPY_STREAM_TYPES = ("audio", "subtitle", "data")
+
+
+@dataclass(frozen=True)
+class VideoInfo:
+    """What a writer needs to reproduce a video's geometry, timing and colour.
+
+    frames: the container's frame count, or None when the container does not store it.
+    rotation: counter-clockwise display rotation in degrees (pixels are never rotated).
+    color_*: FFmpeg enum values (AVColorPrimaries, AVColorTransferCharacteristic,
+    AVColorSpace, AVColorRange) as PyAV exposes them.
+    other_streams: how many audio, subtitle and data streams a writer copies.
+    """
+
+    path: Path
+    width: int
+    height: int
+    frames: int | None
+    fps: Fraction | None
+    time_base: Fraction
+    pix_fmt: str
+    bit_depth: int
+    rotation: int
+    color_primaries: int
+    color_trc: int
+    colorspace: int
+    color_range: int
+    duration_s: float | None
+    has_audio: bool
+    other_streams: int
+    codec: str = ""
+
+
+def is_video_path(path: Path | str) -> bool:
+    """True when the file name has a common video extension."""
+    return Path(path).suffix.lower() in VIDEO_EXTENSIONS
+
+
+def is_image_path(path: Path | str) -> bool:
+    """True when the file name has a common still-image extension."""
+    return Path(path).suffix.lower() in IMAGE_EXTENSIONS
+
+
+def _one_line(error: BaseException) -> str:
+    return " ".join(str(error).split()) or type(error).__name__
+
+
+def _open_input(path: Path) -> av.container.InputContainer:
+    """Open a media file, turning every failure into a one-line InputError."""
+    if not path.exists():
+        raise InputError(f"input not found: {path}")
+    if not path.is_file():
+        raise InputError(f"input is not a file: {path}")
+    if path.stat().st_size == 0:
+        raise InputError(f"input is empty (0 bytes): {path}")
+    try:
+        return av.open(str(path))
+    except (av.error.FFmpegError, UnicodeDecodeError, ValueError) as error:
+        raise InputError(f"cannot read {path.name} as a video ({_one_line(error)})") from error
+
+
+def _video_stream(container: av.container.InputContainer, path: Path) -> av.video.stream.VideoStream:
+    if not container.streams.video:
+        raise InputError(f"{path.name} has no video stream")
+    return container.streams.video[0]
+
+
+def _bit_depth(pix_fmt: str) -> int:
+    try:
+        return max(8, av.VideoFormat(pix_fmt).components[0].bits)
+    except (ValueError, IndexError):
+        return 8
+
+
+def _first_frame(container: av.container.InputContainer, stream: av.video.stream.VideoStream,
+                 path: Path) -> av.VideoFrame:
+    try:
+        for frame in container.decode(stream):
+            return frame
+    except av.error.FFmpegError as error:
+        raise InputError(f"{path.name}: cannot decode the first frame ({_one_line(error)})") from error
+    raise InputError(f"{path.name} has no video frames (zero-length video)")
+
+
+def _duration_s(container: av.container.InputContainer, stream: av.video.stream.VideoStream) -> float | None:
+    if stream.duration is not None and stream.time_base is not None:
+        return float(stream.duration * stream.time_base)
+    if container.duration is not None:
+        return container.duration / av.time_base
+    return None
+
+
+def _fps(stream: av.video.stream.VideoStream) -> Fraction | None:
+    rate = stream.average_rate or stream.guessed_rate or stream.base_rate
+    return Fraction(rate) if rate else None
+
+
+def probe_video(path: Path | str) -> VideoInfo:
+    """Read a video's geometry, timing, colour and stream layout (decodes one frame).
+
+    Raises InputError for a missing or empty file, a file that is not media, a file without
+    a video stream, or a video without frames.
+    """
+    path = Path(path)
+    with _open_input(path) as container:
+        stream = _video_stream(container, path)
+        ctx = stream.codec_context
+        first = _first_frame(container, stream, path)
+        pix_fmt = first.format.name
+        return VideoInfo(
+            path=path,
+            width=first.width,
+            height=first.height,
+            frames=stream.frames or None,
+            fps=_fps(stream),
+            time_base=Fraction(stream.time_base),
+            pix_fmt=pix_fmt,
+            bit_depth=_bit_depth(pix_fmt),
+            rotation=int(first.rotation),
+            color_primaries=int(first.color_primaries or ctx.color_primaries),
+            color_trc=int(first.color_trc or ctx.color_trc),
+            colorspace=int(first.colorspace or ctx.colorspace),
+            color_range=int(first.color_range or ctx.color_range),
+            duration_s=_duration_s(container, stream),
+            has_audio=bool(container.streams.audio),
+            other_streams=sum(1 for s in container.streams if s.type in COPY_STREAM_TYPES),
+            codec=ctx.name,
+        )
+
+
+def frame_to_array(frame: av.VideoFrame, high_depth: bool) -> np.ndarray:
+    """(H, W, 3) RGB: uint8, or uint16 full scale (rgb48) when high_depth; uses the frame's colour tags."""
+    return frame.to_ndarray(format="rgb48le" if high_depth else "rgb24")
+
+
+def read_frames(path: Path | str) -> Iterator[Frame]:
+    """Yield the frames of a video one at a time, decoded with threads.
+
+    Frames are RGB uint8 for 8-bit sources and uint16 (rgb48, full scale) for deeper ones.
+    pts and time_base are the source's, untouched; index counts from 0. Rotation is not
+    applied to the pixels (see VideoInfo.rotation). A corrupt or truncated stream raises
+    InputError naming the frame index where decoding failed.
+    """
+    path = Path(path)
+    with _open_input(path) as container:
+        stream = _video_stream(container, path)
+        stream.thread_type = "AUTO"
+        time_base = Fraction(stream.time_base)
+        index = 0
+        high_depth: bool | None = None
+        decoded = container.decode(stream)
+        while True:
+            try:
+                frame = next(decoded)
+            except StopIteration:
+                break
+            except av.error.FFmpegError as error:
+                raise InputError(f"{path.name}: decoding failed at frame {index} ({_one_line(error)})") from error
+            if high_depth is None:
+                high_depth = _bit_depth(frame.format.name) > 8
+            yield Frame(image=frame_to_array(frame, high_depth), index=index, pts=frame.pts, time_base=time_base)
+            index += 1
+        if index == 0:
+            raise InputError(f"{path.name} has no video frames (zero-length video)")

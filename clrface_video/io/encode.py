@@ -1,0 +1,262 @@
+"""VideoWriter: encode RGB frames, copy the source's other streams bit for bit, rename atomically on close."""
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Iterator
+from fractions import Fraction
+from pathlib import Path
+from types import TracebackType
+
+import av
+import numpy as np
+
+from clrface_video.errors import ClrfaceError
+from clrface_video.io.decode import COPY_STREAM_TYPES, VideoInfo
+from clrface_video.types import Frame
+
+log = logging.getLogger(__name__)
+
+CRF_CODECS = frozenset({"libx264", "libx265", "libsvtav1", "libvpx", "libvpx-vp9", "libaom-av1"})
+QUIET_OPTIONS = {"libx265": {"x265-params": "log-level=error"}, "libsvtav1": {"svtav1-params": "log-level=1"}}
+# AVColorSpace -> swscale matrix (PyAV's Colorspace values); unknown tags use swscale's default (BT.601).
+SWS_MATRIX = {1: 1, 4: 4, 5: 5, 6: 5, 7: 7, 9: 9, 10: 9}
+SWS_BT601 = 5
+RANGE_MPEG, RANGE_JPEG = 1, 2
+
+
+def default_output_path(output: Path | str, source: Path | str) -> Path:
+    """The output path, given the input's extension when it has none."""
+    output = Path(output)
+    return output if output.suffix else output.with_name(output.name + Path(source).suffix)
+
+
+def partial_path(output: Path) -> Path:
+    """Hidden temporary name next to `output` that keeps its extension (so the muxer is chosen right)."""
+    return output.with_name(f".{output.stem}.partial{output.suffix}")
+
+
+def choose_pix_fmt(codec: str, bit_depth: int, width: int, height: int) -> str:
+    """The encoder pixel format: 4:2:0 at the source depth, 4:4:4 when a side is odd (4:2:0 needs even sizes)."""
+    odd = width % 2 == 1 or height % 2 == 1
+    chromas = ("yuv444p",) if odd else ("yuv420p", "yuv422p", "yuv444p")
+    depths = {8: ("",), 10: ("10le", "12le", "")}.get(bit_depth, ("12le", "10le", "16le", ""))
+    if bit_depth == 8:
+        depths = ("", "10le")  # e.g. prores_ks only has 10-bit formats
+    candidates = [chroma + depth for depth in depths for chroma in chromas]
+    supported = {f.name for f in (av.Codec(codec, "w").video_formats or [])}
+    for name in candidates:
+        if not supported or name in supported:
+            return name
+    raise ClrfaceError(f"codec {codec} cannot encode {width}x{height} frames at {bit_depth}-bit "
+                       f"(it supports {', '.join(sorted(supported))}); try --codec libx264")
+
+
+def _check_codec(codec: str, out: av.container.OutputContainer, output: Path) -> None:
+    try:
+        found = av.Codec(codec, "w")
+    except ValueError as error:
+        raise ClrfaceError(f"unknown video encoder {codec!r} (try libx264, libx265, libsvtav1, ffv1, prores_ks)") \
+            from error
+    if found.type != "video":
+        raise ClrfaceError(f"{codec!r} is not a video encoder (try libx264)")
+    if found.canonical_name not in out.supported_codecs:
+        raise ClrfaceError(f"a {output.suffix} file cannot hold {codec} video; use .mkv or .mov for it")
+
+
+def _add_video_stream(out: av.container.OutputContainer, info: VideoInfo, codec: str,
+                      crf: int) -> av.video.stream.VideoStream:
+    stream = out.add_stream(codec, rate=info.fps or Fraction(25))
+    stream.width, stream.height = info.width, info.height
+    stream.pix_fmt = choose_pix_fmt(codec, info.bit_depth, info.width, info.height)
+    stream.time_base = info.time_base
+    ctx = stream.codec_context
+    ctx.time_base = info.time_base
+    ctx.color_primaries, ctx.color_trc = info.color_primaries, info.color_trc
+    ctx.colorspace, ctx.color_range = info.colorspace, info.color_range
+    options = dict(QUIET_OPTIONS.get(codec, {}))
+    if codec in CRF_CODECS:
+        options["crf"] = str(crf)
+    if codec == "libvpx-vp9":
+        options["b"] = "0"
+    stream.options = options
+    if info.rotation:
+        stream.set_display_rotation(info.rotation)
+    return stream
+
+
+def _copy_streams(source: av.container.InputContainer, out: av.container.OutputContainer,
+                  output: Path) -> dict[int, av.stream.Stream]:
+    """Output streams for the source's audio, subtitle and data streams, by input stream index."""
+    mapping: dict[int, av.stream.Stream] = {}
+    for stream in source.streams:
+        if stream.type not in COPY_STREAM_TYPES:
+            continue
+        name = stream.codec_context.name if stream.codec_context is not None else None
+        if name is not None and name not in out.supported_codecs:
+            log.warning("%s stream %d (%s) cannot be stored in %s; it is left out",
+                        stream.type, stream.index, name, output.suffix)
+            continue
+        try:
+            mapping[stream.index] = out.add_stream_from_template(stream)
+        except (av.error.FFmpegError, ValueError) as error:
+            log.warning("%s stream %d cannot be copied (%s); it is left out", stream.type, stream.index, error)
+    return mapping
+
+
+def _is_mov_text_gap(packet: av.Packet, stream: av.stream.Stream) -> bool:
+    """An empty mov_text cue: the mp4/mov muxer writes its own gap cues, so copying them would double them."""
+    return packet.size == 2 and stream.codec_context.name == "mov_text" and bytes(packet) == b"\x00\x00"
+
+
+def _packet_time(packet: av.Packet) -> Fraction:
+    stamp = packet.dts if packet.dts is not None else packet.pts
+    return Fraction(stamp) * packet.time_base
+
+
+class VideoWriter:
+    """Encode frames into `output` with the timing, rotation and colour of `source`.
+
+    Audio, subtitle and data streams of the source are copied packet for packet, interleaved
+    as the video advances. Frames keep their pts. Everything is written to a hidden partial
+    file in the output folder and renamed on a clean exit; on an error it is deleted.
+
+        with VideoWriter(out_path, src_path, probe_video(src_path)) as writer:
+            for frame in read_frames(src_path):
+                writer.write(frame)
+    """
+
+    def __init__(self, output: Path | str, source: Path | str, info: VideoInfo, *,
+                 codec: str = "libx264", crf: int = 18) -> None:
+        self.output = default_output_path(output, source)
+        self.source = Path(source)
+        self.info = info
+        self.codec = codec
+        self.crf = crf
+        self.partial = partial_path(self.output)
+        self.frames_written = 0
+        self._out: av.container.OutputContainer | None = None
+        self._source: av.container.InputContainer | None = None
+        self._video: av.video.stream.VideoStream | None = None
+        self._copies: dict[int, av.stream.Stream] = {}
+        self._packets: Iterator[av.Packet] = iter(())
+        self._next_packet: av.Packet | None = None
+        self._pix_fmt = ""
+
+    # -- context manager ---------------------------------------------------------------------------
+    def __enter__(self) -> VideoWriter:
+        try:
+            self._open()
+        except BaseException:
+            self._abort()
+            raise
+        return self
+
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
+                 tb: TracebackType | None) -> None:
+        if exc_type is not None:
+            self._abort()
+            return
+        try:
+            self._finish()
+        except av.error.FFmpegError as error:
+            self._abort()
+            raise ClrfaceError(f"writing {self.output.name} failed: {error}") from error
+        except BaseException:
+            self._abort()
+            raise
+
+    def _open(self) -> None:
+        if not self.output.parent.is_dir():
+            raise ClrfaceError(f"output folder does not exist: {self.output.parent}")
+        try:
+            self._out = av.open(str(self.partial), "w")
+        except ValueError as error:
+            raise ClrfaceError(f"unknown output container for {self.output.name}; use .mp4, .mkv or .mov") \
+                from error
+        _check_codec(self.codec, self._out, self.output)
+        self._video = _add_video_stream(self._out, self.info, self.codec, self.crf)
+        self._pix_fmt = self._video.pix_fmt
+        if self.info.other_streams:
+            self._source = av.open(str(self.source))
+            self._copies = _copy_streams(self._source, self._out, self.output)
+            if self._copies:
+                wanted = [s for s in self._source.streams if s.index in self._copies]
+                self._packets = self._source.demux(wanted)
+
+    # -- frames ------------------------------------------------------------------------------------
+    def write(self, frame: Frame) -> None:
+        """Encode one RGB frame (uint8 or uint16) at its pts, after the copied packets that precede it."""
+        if self._out is None or self._video is None:
+            raise RuntimeError("VideoWriter.write called outside its with block")
+        video_frame = self._to_video_frame(frame)
+        self._mux_copies_until(Fraction(video_frame.pts) * self.info.time_base)
+        self._out.mux(self._video.encode(video_frame))
+        self.frames_written += 1
+
+    def _frame_pts(self, frame: Frame) -> int:
+        if frame.pts is None:
+            fps = self.info.fps or Fraction(25)
+            return round(Fraction(frame.index) / fps / self.info.time_base)
+        if frame.time_base is None or frame.time_base == self.info.time_base:
+            return frame.pts
+        return round(frame.pts * frame.time_base / self.info.time_base)
+
+    def _to_video_frame(self, frame: Frame) -> av.VideoFrame:
+        image = frame.image
+        if image.shape != (self.info.height, self.info.width, 3):
+            raise ValueError(f"frame {frame.index} is {image.shape}, expected "
+                             f"({self.info.height}, {self.info.width}, 3)")
+        rgb_format = "rgb48le" if image.dtype == np.uint16 else "rgb24"
+        rgb = av.VideoFrame.from_ndarray(np.ascontiguousarray(image, dtype=image.dtype), format=rgb_format)
+        yuv = rgb.reformat(format=self._pix_fmt,
+                           dst_colorspace=SWS_MATRIX.get(self.info.colorspace, SWS_BT601),
+                           dst_color_range=RANGE_JPEG if self.info.color_range == RANGE_JPEG else RANGE_MPEG)
+        yuv.color_primaries, yuv.color_trc = self.info.color_primaries, self.info.color_trc
+        yuv.colorspace, yuv.color_range = self.info.colorspace, self.info.color_range
+        yuv.pts = self._frame_pts(frame)
+        yuv.time_base = self.info.time_base
+        return yuv
+
+    # -- copied streams ----------------------------------------------------------------------------
+    def _mux_copies_until(self, limit: Fraction | None) -> None:
+        """Mux the source's copied packets whose time is <= limit (all of them when limit is None)."""
+        assert self._out is not None
+        while True:
+            if self._next_packet is None:
+                self._next_packet = next(self._packets, None)
+                if self._next_packet is None:
+                    return
+            packet = self._next_packet
+            target = self._copies.get(packet.stream_index)
+            if packet.dts is None or target is None or _is_mov_text_gap(packet, target):
+                self._next_packet = None
+                continue
+            if limit is not None and _packet_time(packet) > limit:
+                return
+            packet.stream = target
+            self._out.mux(packet)
+            self._next_packet = None
+
+    # -- closing -----------------------------------------------------------------------------------
+    def _finish(self) -> None:
+        assert self._out is not None and self._video is not None
+        if self.frames_written == 0:
+            raise ClrfaceError(f"no frames were written to {self.output.name}")
+        self._out.mux(self._video.encode(None))
+        self._mux_copies_until(None)
+        self._close_containers()
+        os.replace(self.partial, self.output)
+
+    def _close_containers(self) -> None:
+        for container in (self._out, self._source):
+            if container is not None:
+                container.close()
+        self._out = self._source = None
+
+    def _abort(self) -> None:
+        try:
+            self._close_containers()
+        except Exception:  # noqa: BLE001 - cleanup after an error must not hide it
+            self._out = self._source = None
+        self.partial.unlink(missing_ok=True)

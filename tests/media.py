@@ -1,0 +1,198 @@
+"""Generate tiny real test clips with PyAV from the public-domain astronaut (scikit-image, NASA)."""
+from __future__ import annotations
+
+from fractions import Fraction
+from functools import lru_cache
+from pathlib import Path
+
+import av
+import cv2
+import numpy as np
+
+AUDIO_RATE = 48000
+AUDIO_FRAME = 1024  # aac frame size
+FACE_CENTER = (215.0, 125.0)  # (x, y) of the astronaut's face in the 512x512 image
+
+
+@lru_cache(maxsize=1)
+def astronaut() -> np.ndarray:
+    """scikit-image's astronaut (NASA, public domain): (512, 512, 3) uint8 RGB."""
+    from skimage import data
+
+    image = data.astronaut()
+    image.setflags(write=False)
+    return image
+
+
+def _face_view(index: int, total: int, width: int, height: int) -> np.ndarray:
+    """A slow pan and zoom over the astronaut that keeps the face in view."""
+    t = index / max(total - 1, 1)
+    span = 360.0 - 60.0 * t  # zoom in slowly
+    cx = FACE_CENTER[0] + 20.0 * np.sin(2 * np.pi * t)
+    cy = FACE_CENTER[1] + 40.0 + 10.0 * t
+    aspect = width / height
+    half_w, half_h = span * aspect / 2, span / 2
+    src = np.float32([[cx - half_w, cy - half_h], [cx + half_w, cy - half_h], [cx - half_w, cy + half_h]])
+    dst = np.float32([[0, 0], [width, 0], [0, height]])
+    matrix = cv2.getAffineTransform(src, dst)
+    return cv2.warpAffine(astronaut(), matrix, (width, height), flags=cv2.INTER_AREA,
+                          borderMode=cv2.BORDER_REFLECT)
+
+
+def _texture(index: int, width: int, height: int) -> np.ndarray:
+    """A faceless moving colour texture (sines plus fixed noise)."""
+    y, x = np.mgrid[0:height, 0:width].astype(np.float32)
+    phase = index * 0.3
+    r = 128 + 100 * np.sin(x / 9.0 + phase)
+    g = 128 + 100 * np.sin(y / 13.0 - phase)
+    b = 128 + 100 * np.sin((x + y) / 17.0 + phase / 2)
+    noise = np.random.default_rng(7).normal(0, 8, (height, width, 1)).astype(np.float32)
+    return np.clip(np.stack([r, g, b], axis=-1) + noise, 0, 255).astype(np.uint8)
+
+
+def clip_image(index: int, total: int, size: tuple[int, int], face: bool = True) -> np.ndarray:
+    """Frame `index` of a generated clip as (H, W, 3) uint8 RGB; size is (width, height)."""
+    width, height = size
+    return _face_view(index, total, width, height) if face else _texture(index, width, height)
+
+
+def _frame_pts(frames: int, fps: int, vfr: bool) -> tuple[list[int], Fraction]:
+    """Presentation times and their time base; VFR alternates 1x, 2x and 0.5x frame durations."""
+    if not vfr:
+        return list(range(frames)), Fraction(1, fps)
+    time_base = Fraction(1, 1000)
+    step = 1000 / fps
+    pattern = (1.0, 2.0, 0.5)
+    pts, now = [], 0.0
+    for i in range(frames):
+        pts.append(round(now))
+        now += step * pattern[i % len(pattern)]
+    return pts, time_base
+
+
+def _pix_fmt(codec: str, bit_depth: int, width: int, height: int) -> str:
+    odd = width % 2 or height % 2
+    if codec == "prores_ks":
+        return "yuv444p10le" if odd else "yuv422p10le"
+    if codec == "ffv1":
+        return "yuv444p10le" if bit_depth > 8 else "yuv444p" if odd else "yuv420p"
+    chroma = "yuv444p" if odd else "yuv420p"
+    return chroma + "10le" if bit_depth > 8 else chroma
+
+
+def _add_video(out: av.container.OutputContainer, codec: str, fps: int, time_base: Fraction,
+               size: tuple[int, int], bit_depth: int, rotation: int) -> av.video.stream.VideoStream:
+    stream = out.add_stream(codec, rate=fps)
+    stream.width, stream.height = size
+    stream.pix_fmt = _pix_fmt(codec, bit_depth, *size)
+    stream.time_base = time_base
+    stream.codec_context.time_base = time_base
+    ctx = stream.codec_context
+    ctx.color_primaries, ctx.color_trc, ctx.colorspace, ctx.color_range = 1, 1, 1, 1  # BT.709, limited
+    if codec in ("libx264", "libx265"):
+        stream.options = {"crf": "23", "preset": "ultrafast", "threads": "1"}
+        if codec == "libx265":
+            stream.options["x265-params"] = "log-level=error"
+    if rotation:
+        stream.set_display_rotation(rotation)
+    return stream
+
+
+def _video_frame(image: np.ndarray, bit_depth: int, pix_fmt: str, pts: int,
+                 time_base: Fraction) -> av.VideoFrame:
+    if bit_depth > 8:
+        frame = av.VideoFrame.from_ndarray(image.astype(np.uint16) * 257, format="rgb48le")
+    else:
+        frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(image), format="rgb24")
+    frame = frame.reformat(format=pix_fmt, dst_colorspace=1, dst_color_range=1)
+    frame.pts, frame.time_base = pts, time_base
+    return frame
+
+
+def _audio_frames(seconds: float) -> list[av.AudioFrame]:
+    """A 440 Hz sine tone, mono fltp, in aac-sized frames."""
+    count = int(np.ceil(seconds * AUDIO_RATE / AUDIO_FRAME))
+    frames = []
+    for i in range(count):
+        t = (np.arange(AUDIO_FRAME) + i * AUDIO_FRAME) / AUDIO_RATE
+        samples = (0.3 * np.sin(2 * np.pi * 440.0 * t)).astype(np.float32)[None, :]
+        frame = av.AudioFrame.from_ndarray(samples, format="fltp", layout="mono")
+        frame.sample_rate = AUDIO_RATE
+        frame.pts, frame.time_base = i * AUDIO_FRAME, Fraction(1, AUDIO_RATE)
+        frames.append(frame)
+    return frames
+
+
+def _subtitle_packets(out: av.container.OutputContainer, seconds: float) -> list[av.Packet]:
+    """One cue per half second: subrip in mkv, mov_text in mp4/mov."""
+    codec = "subrip" if "subrip" in out.supported_codecs else "mov_text"
+    stream = out.add_mux_stream(codec)
+    stream.time_base = Fraction(1, 1000)
+    packets = []
+    for i in range(max(1, int(seconds * 2))):
+        text = f"cue {i}: hello astronaut".encode()
+        payload = text if codec == "subrip" else len(text).to_bytes(2, "big") + text
+        packet = av.Packet(payload)
+        packet.stream = stream
+        packet.pts = packet.dts = i * 500
+        packet.duration = 400
+        packet.time_base = Fraction(1, 1000)
+        packets.append(packet)
+    return packets
+
+
+def make_clip(path: Path | str, *, frames: int = 24, size: tuple[int, int] = (256, 256), fps: int = 24,
+              audio: bool = True, subtitles: bool = False, vfr: bool = False, rotation: int = 0,
+              bit_depth: int = 8, codec: str = "libx264", face: bool = True) -> Path:
+    """Write a small real clip and return its path.
+
+    size is (width, height); the container comes from the suffix (.mp4, .mkv, .mov).
+    Colour is tagged BT.709 limited range. Subtitles are subrip (mkv) or mov_text (mp4/mov).
+    VFR clips use a 1/1000 time base with frame durations cycling 1x, 2x, 0.5x.
+    """
+    path = Path(path)
+    pts, time_base = _frame_pts(frames, fps, vfr)
+    seconds = (pts[-1] * time_base + Fraction(1, fps)) if frames else 0
+    with av.open(str(path), "w") as out:
+        video = _add_video(out, codec, fps, time_base, size, bit_depth, rotation)
+        audio_stream = out.add_stream("aac", rate=AUDIO_RATE, layout="mono") if audio else None
+        cues = _subtitle_packets(out, float(seconds)) if subtitles else []
+        pending = _audio_frames(float(seconds)) if audio else []
+        for i, p in enumerate(pts):
+            image = clip_image(i, frames, size, face)
+            frame = _video_frame(image, bit_depth, video.pix_fmt, p, time_base)
+            out.mux(video.encode(frame))
+            now = p * time_base
+            while pending and pending[0].pts * pending[0].time_base <= now:
+                out.mux(audio_stream.encode(pending.pop(0)))
+            while cues and cues[0].pts * cues[0].time_base <= now:
+                out.mux(cues.pop(0))
+        out.mux(video.encode(None))
+        for frame in pending:
+            out.mux(audio_stream.encode(frame))
+        if audio_stream is not None:
+            out.mux(audio_stream.encode(None))
+        for cue in cues:
+            out.mux(cue)
+    return path
+
+
+def make_audio_only(path: Path | str, seconds: float = 0.5) -> Path:
+    """A media file with an aac track and no video stream."""
+    path = Path(path)
+    with av.open(str(path), "w") as out:
+        stream = out.add_stream("aac", rate=AUDIO_RATE, layout="mono")
+        for frame in _audio_frames(seconds):
+            out.mux(stream.encode(frame))
+        out.mux(stream.encode(None))
+    return path
+
+
+def read_packets(path: Path | str, kind: str) -> list[tuple[bytes, int | None, Fraction]]:
+    """(bytes, pts, time_base) of every non-empty packet of the first `kind` stream ("audio", "subtitle")."""
+    with av.open(str(path)) as container:
+        streams = [s for s in container.streams if s.type == kind]
+        if not streams:
+            return []
+        return [(bytes(p), p.pts, p.time_base) for p in container.demux(streams[0])
+                if p.dts is not None and p.size > 0]

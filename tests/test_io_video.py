@@ -1,0 +1,295 @@
+"""Video I/O on real generated clips: timing, copied streams, rotation, colour, depth, errors, atomic output."""
+from __future__ import annotations
+
+import inspect
+import shutil
+import subprocess
+from fractions import Fraction
+from pathlib import Path
+
+import av
+import numpy as np
+import pytest
+
+from clrface_video.errors import ClrfaceError, InputError
+from clrface_video.io.decode import is_image_path, is_video_path, probe_video, read_frames
+from clrface_video.io.encode import VideoWriter, choose_pix_fmt, default_output_path, partial_path
+from tests.media import make_audio_only, make_clip, read_packets
+
+SMALL = (128, 96)
+
+
+def copy_video(src: Path, dst: Path, **options) -> Path:
+    """Decode src and encode every frame unchanged into dst."""
+    with VideoWriter(dst, src, probe_video(src), **options) as writer:
+        for frame in read_frames(src):
+            writer.write(frame)
+    return writer.output
+
+
+def pts_of(path: Path) -> list[int]:
+    return [frame.pts for frame in read_frames(path)]
+
+
+def mean_abs_diff(a: Path, b: Path) -> float:
+    diffs = [np.abs(x.image.astype(np.float64) - y.image.astype(np.float64)).mean()
+             for x, y in zip(read_frames(a), read_frames(b), strict=True)]
+    return float(np.mean(diffs))
+
+
+# -- decode ----------------------------------------------------------------------------------------
+
+def test_probe_reads_geometry_timing_colour_and_streams(tmp_path):
+    clip = make_clip(tmp_path / "a.mp4", frames=12, size=SMALL, fps=24, subtitles=True)
+    info = probe_video(clip)
+    assert (info.width, info.height, info.frames, info.fps) == (128, 96, 12, Fraction(24))
+    assert info.pix_fmt == "yuv420p" and info.bit_depth == 8 and info.rotation == 0
+    assert (info.color_primaries, info.color_trc, info.colorspace, info.color_range) == (1, 1, 1, 1)
+    assert info.has_audio and info.other_streams == 2
+    assert info.duration_s == pytest.approx(0.5, abs=0.05)
+
+
+def test_probe_mkv_has_no_stored_frame_count(tmp_path):
+    info = probe_video(make_clip(tmp_path / "a.mkv", frames=6, size=SMALL, audio=False))
+    assert info.frames is None and info.time_base == Fraction(1, 1000)
+    assert not info.has_audio and info.other_streams == 0
+
+
+def test_read_frames_streams_rgb_with_source_pts(tmp_path):
+    clip = make_clip(tmp_path / "a.mp4", frames=8, size=SMALL, audio=False)
+    frames = read_frames(clip)
+    assert inspect.isgenerator(frames)
+    first = next(frames)
+    assert first.image.shape == (96, 128, 3) and first.image.dtype == np.uint8
+    assert first.index == 0 and first.time_base == probe_video(clip).time_base
+    rest = list(frames)
+    assert [f.index for f in rest] == list(range(1, 8))
+    with av.open(str(clip)) as container:
+        expected = sorted(p.pts for p in container.demux(video=0) if p.pts is not None)
+    assert [first.pts] + [f.pts for f in rest] == expected
+
+
+def test_read_frames_can_stop_early(tmp_path):
+    clip = make_clip(tmp_path / "a.mp4", frames=12, size=SMALL, audio=False)
+    frames = read_frames(clip)
+    next(frames)
+    frames.close()  # closes the container; nothing else was decoded into memory
+
+
+def test_ten_bit_frames_are_uint16_full_scale(tmp_path):
+    clip = make_clip(tmp_path / "a.mp4", frames=3, size=SMALL, audio=False, bit_depth=10)
+    assert probe_video(clip).bit_depth == 10
+    frame = next(read_frames(clip))
+    assert frame.image.dtype == np.uint16 and frame.image.max() > 255 * 100
+
+
+def test_rotation_is_metadata_not_pixels(tmp_path):
+    clip = make_clip(tmp_path / "a.mp4", frames=2, size=SMALL, audio=False, rotation=90)
+    assert probe_video(clip).rotation == 90
+    assert next(read_frames(clip)).image.shape == (96, 128, 3)
+
+
+def test_path_kinds():
+    assert is_video_path("a/b.MP4") and is_video_path("x.mts") and not is_video_path("x.jpg")
+    assert is_image_path("x.JPEG") and is_image_path("y.tiff") and not is_image_path("z.mkv")
+
+
+# -- errors ----------------------------------------------------------------------------------------
+
+def one_line_input_error(call, *args) -> str:
+    with pytest.raises(InputError) as caught:
+        result = call(*args)
+        if inspect.isgenerator(result):
+            list(result)
+    message = str(caught.value)
+    assert "\n" not in message
+    return message
+
+
+@pytest.mark.parametrize("call", [probe_video, read_frames])
+def test_missing_empty_and_non_media_files(tmp_path, call):
+    assert "not found" in one_line_input_error(call, tmp_path / "missing.mp4")
+    (tmp_path / "empty.mp4").write_bytes(b"")
+    assert "empty" in one_line_input_error(call, tmp_path / "empty.mp4")
+    (tmp_path / "text.mp4").write_text("this is not a video\n" * 50)
+    one_line_input_error(call, tmp_path / "text.mp4")
+
+
+def test_no_video_stream(tmp_path):
+    audio = make_audio_only(tmp_path / "tone.m4a")
+    assert "no video stream" in one_line_input_error(probe_video, audio)
+    assert "no video stream" in one_line_input_error(read_frames, audio)
+
+
+def test_zero_frame_video(tmp_path):
+    path = tmp_path / "zero.mkv"
+    with av.open(str(path), "w") as out:
+        stream = out.add_stream("libx264", rate=24)
+        stream.width, stream.height, stream.pix_fmt = 64, 64, "yuv420p"
+        out.mux(stream.encode(None))
+    one_line_input_error(probe_video, path)
+    one_line_input_error(read_frames, path)
+
+
+def test_truncated_mp4_is_an_input_error(tmp_path):
+    clip = make_clip(tmp_path / "a.mp4", frames=12, size=SMALL)
+    data = clip.read_bytes()
+    cut = tmp_path / "cut.mp4"
+    cut.write_bytes(data[: len(data) // 2])
+    one_line_input_error(probe_video, cut)
+    one_line_input_error(read_frames, cut)
+
+
+def test_corrupt_middle_never_leaks_a_raw_av_error(tmp_path):
+    clip = make_clip(tmp_path / "a.mkv", frames=12, size=SMALL, audio=False)
+    data = bytearray(clip.read_bytes())
+    rng = np.random.default_rng(0)
+    middle = len(data) // 2
+    data[middle: middle + 4000] = rng.integers(0, 256, 4000, dtype=np.uint8).tobytes()
+    bad = tmp_path / "bad.mkv"
+    bad.write_bytes(bytes(data))
+    try:
+        frames = list(read_frames(bad))
+    except InputError as error:
+        assert "\n" not in str(error)
+    else:
+        assert 0 < len(frames) <= 12
+
+
+# -- encode ----------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("suffix", [".mp4", ".mkv"])
+@pytest.mark.parametrize("vfr", [False, True], ids=["cfr", "vfr"])
+def test_round_trip_keeps_frames_pts_and_audio_bytes(tmp_path, suffix, vfr):
+    src = make_clip(tmp_path / f"in{suffix}", frames=12, size=SMALL, vfr=vfr)
+    out = copy_video(src, tmp_path / f"out{suffix}")
+    assert out == tmp_path / f"out{suffix}"
+    assert pts_of(out) == pts_of(src) and len(pts_of(out)) == 12
+    source_audio = read_packets(src, "audio")
+    assert len(source_audio) > 5 and read_packets(out, "audio") == source_audio
+    assert probe_video(out).time_base == probe_video(src).time_base
+    assert mean_abs_diff(src, out) < 4.0
+
+
+@pytest.mark.parametrize("suffix", [".mp4", ".mkv"])
+def test_subtitle_packets_are_copied(tmp_path, suffix):
+    src = make_clip(tmp_path / f"in{suffix}", frames=30, size=SMALL, subtitles=True)
+    out = copy_video(src, tmp_path / f"out{suffix}")
+    cues = read_packets(src, "subtitle")
+    assert len(cues) >= 2 and read_packets(out, "subtitle") == cues
+    assert read_packets(out, "audio") == read_packets(src, "audio")
+
+
+def test_copied_packets_are_interleaved_with_video(tmp_path):
+    src = make_clip(tmp_path / "in.mkv", frames=24, size=SMALL)
+    out = copy_video(src, tmp_path / "out.mkv")
+    with av.open(str(out)) as container:
+        kinds = [p.stream.type for p in container.demux() if p.dts is not None]
+    first_audio = kinds.index("audio")
+    last_video = len(kinds) - 1 - kinds[::-1].index("video")
+    assert first_audio < last_video
+
+
+def test_rotation_and_colour_tags_are_kept(tmp_path):
+    src = make_clip(tmp_path / "in.mp4", frames=4, size=SMALL, audio=False, rotation=-90)
+    out = copy_video(src, tmp_path / "out.mp4")
+    info = probe_video(out)
+    assert info.rotation == -90
+    assert (info.color_primaries, info.color_trc, info.colorspace, info.color_range) == (1, 1, 1, 1)
+    with av.open(str(out)) as container:
+        ctx = container.streams.video[0].codec_context
+        assert (ctx.color_primaries, ctx.colorspace, ctx.color_range) == (1, 1, 1)
+
+
+def test_ten_bit_in_gives_ten_bit_out(tmp_path):
+    src = make_clip(tmp_path / "in.mp4", frames=4, size=SMALL, audio=False, bit_depth=10)
+    out = copy_video(src, tmp_path / "out.mp4")
+    assert probe_video(out).pix_fmt == "yuv420p10le"
+    assert next(read_frames(out)).image.dtype == np.uint16
+    assert mean_abs_diff(src, out) < 4.0 * 257
+
+
+def test_odd_size_keeps_size_count_and_content(tmp_path):
+    src = make_clip(tmp_path / "in.mp4", frames=6, size=(321, 241), audio=False)
+    out = copy_video(src, tmp_path / "out.mp4")
+    info = probe_video(out)
+    assert (info.width, info.height, info.frames) == (321, 241, 6)
+    assert mean_abs_diff(src, out) < 4.0
+
+
+def test_odd_size_from_an_eight_bit_even_pipeline_choice():
+    assert choose_pix_fmt("libx264", 8, 320, 240) == "yuv420p"
+    assert choose_pix_fmt("libx264", 8, 321, 241) == "yuv444p"
+    assert choose_pix_fmt("libx264", 10, 320, 240) == "yuv420p10le"
+    assert choose_pix_fmt("prores_ks", 8, 320, 240) == "yuv422p10le"
+    with pytest.raises(ClrfaceError):
+        choose_pix_fmt("libsvtav1", 8, 321, 241)
+
+
+@pytest.mark.parametrize(("codec", "suffix", "pix_fmt"), [
+    ("libx265", ".mp4", "yuv420p"), ("ffv1", ".mkv", "yuv420p"), ("prores_ks", ".mov", "yuv422p10le"),
+])
+def test_other_codecs(tmp_path, codec, suffix, pix_fmt):
+    src = make_clip(tmp_path / f"in{suffix}", frames=4, size=SMALL)
+    out = copy_video(src, tmp_path / f"out{suffix}", codec=codec)
+    info = probe_video(out)
+    assert info.pix_fmt == pix_fmt and pts_of(out) == pts_of(src)
+    assert read_packets(out, "audio") == read_packets(src, "audio")
+
+
+def test_crf_changes_the_size(tmp_path):
+    src = make_clip(tmp_path / "in.mp4", frames=6, size=SMALL, audio=False)
+    small = copy_video(src, tmp_path / "low.mp4", crf=40).stat().st_size
+    large = copy_video(src, tmp_path / "high.mp4", crf=10).stat().st_size
+    assert small < large
+
+
+def test_exception_inside_with_leaves_no_file(tmp_path):
+    src = make_clip(tmp_path / "in.mp4", frames=6, size=SMALL)
+    out = tmp_path / "out.mp4"
+    with pytest.raises(RuntimeError, match="boom"):
+        with VideoWriter(out, src, probe_video(src)) as writer:
+            for frame in read_frames(src):
+                writer.write(frame)
+                if frame.index == 2:
+                    assert writer.partial.exists()
+                    raise RuntimeError("boom")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["in.mp4"]
+
+
+def test_unknown_codec_and_container_are_one_line_errors(tmp_path):
+    src = make_clip(tmp_path / "in.mp4", frames=2, size=SMALL, audio=False)
+    info = probe_video(src)
+    for output, codec in [(tmp_path / "o.mp4", "nosuchcodec"), (tmp_path / "o.mp4", "aac"),
+                          (tmp_path / "o.mp4", "prores_ks"), (tmp_path / "o.qqq", "libx264")]:
+        with pytest.raises(ClrfaceError) as caught:
+            with VideoWriter(output, src, info, codec=codec):
+                pass
+        assert "\n" not in str(caught.value)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["in.mp4"]
+
+
+def test_no_frames_written_is_an_error_and_leaves_nothing(tmp_path):
+    src = make_clip(tmp_path / "in.mp4", frames=2, size=SMALL, audio=False)
+    with pytest.raises(ClrfaceError, match="no frames"):
+        with VideoWriter(tmp_path / "out.mp4", src, probe_video(src)):
+            pass
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["in.mp4"]
+
+
+def test_output_paths(tmp_path):
+    assert default_output_path(tmp_path / "out", tmp_path / "in.mkv") == tmp_path / "out.mkv"
+    assert default_output_path(tmp_path / "o.mp4", tmp_path / "in.mkv") == tmp_path / "o.mp4"
+    assert partial_path(tmp_path / "clip.mov") == tmp_path / ".clip.partial.mov"
+
+
+@pytest.mark.skipif(shutil.which("ffprobe") is None, reason="ffprobe not installed")
+def test_ffprobe_agrees(tmp_path):
+    src = make_clip(tmp_path / "in.mp4", frames=6, size=SMALL, rotation=90, subtitles=True)
+    out = copy_video(src, tmp_path / "out.mp4")
+    result = subprocess.run(["ffprobe", "-v", "error", "-count_frames", "-show_entries",
+                             "stream=codec_type,nb_read_frames,color_primaries:stream_side_data=rotation",
+                             "-of", "compact", str(out)], capture_output=True, text=True, check=True)
+    assert "codec_type=video" in result.stdout and "nb_read_frames=6" in result.stdout
+    assert "codec_type=audio" in result.stdout and "codec_type=subtitle" in result.stdout
+    assert "bt709" in result.stdout and "rotation=90" in result.stdout
