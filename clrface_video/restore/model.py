@@ -1,0 +1,197 @@
+"""The CLR-Face model: config, modules (VQGAN, score prior, IRN, latent mask), safetensors I/O, fidelity knobs."""
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import asdict, dataclass, field, fields, is_dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from ..errors import ClrfaceError, ModelError
+from .denoiser import Denoiser
+from .guidance import LatentMask
+from .irn import IRN, IRNConfig
+from .score_net import ScoreNet, ScoreNetConfig
+from .vqgan import VQGAN, VQGANConfig
+
+FORMAT = "clrface"
+FORMAT_VERSION = "1"
+
+
+@dataclass(frozen=True)
+class Knobs:
+    """What one --fidelity value means for the sampler.
+
+    t_star: fraction in [0, 1] of the `steps`-step Karras grid that is run (0: no noise, output is the
+    decoded IRN estimate; 1: start from sigma_max). guidance_weight: identity-guidance step size in
+    latent units. steps: length of the full sigma grid.
+    """
+
+    t_star: float
+    guidance_weight: float
+    steps: int
+
+
+@dataclass(frozen=True)
+class CLRFaceConfig:
+    """Everything needed to rebuild a CLRFaceModel; stored as JSON inside the weights file.
+
+    fidelity f in [0, 1] maps linearly (see fidelity_to_knobs): t* = t_star_range[1] - f * (span),
+    guidance weight = guidance_range[1] - f * (span). identity_size is the side the identity network
+    takes (160 for FaceNet).
+    """
+
+    vqgan: VQGANConfig = field(default_factory=VQGANConfig.small_128)
+    score: ScoreNetConfig = field(default_factory=ScoreNetConfig.small_128)
+    irn: IRNConfig = field(default_factory=IRNConfig.small_128)
+    mask_factored: bool = True
+    sigma_data: float = 0.5
+    sigma_min: float = 0.02
+    sigma_max: float = 10.0
+    rho: float = 7.0
+    steps: int = 10
+    sampler: str = "dpmpp_2m"
+    t_star_range: tuple[float, float] = (0.2, 0.6)
+    guidance_range: tuple[float, float] = (0.0, 0.05)
+    identity_size: int = 160
+    seed: int = 0
+
+    @property
+    def resolution(self) -> int:
+        return self.vqgan.resolution
+
+    @classmethod
+    def small_128(cls) -> CLRFaceConfig:
+        """The shipped configuration: 128 px, 4 x 32 x 32 latents, CPU-trainable."""
+        return cls()
+
+    @classmethod
+    def tiny(cls) -> CLRFaceConfig:
+        """For tests: 32 px faces, 4 x 8 x 8 latents, a few thousand parameters per module."""
+        return cls(vqgan=VQGANConfig.tiny(), score=ScoreNetConfig.tiny(), irn=IRNConfig.tiny(),
+                   steps=4, identity_size=32)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> CLRFaceConfig:
+        return _from_dict(cls, data)
+
+    def __post_init__(self) -> None:
+        if self.score.latent_channels != self.vqgan.latent_channels:
+            raise ValueError(f"score.latent_channels {self.score.latent_channels} != "
+                             f"vqgan.latent_channels {self.vqgan.latent_channels}")
+        if not (0 <= self.t_star_range[0] <= self.t_star_range[1] <= 1):
+            raise ValueError(f"t_star_range must be ordered within [0, 1], got {self.t_star_range}")
+        if not (0 <= self.guidance_range[0] <= self.guidance_range[1]):
+            raise ValueError(f"guidance_range must be ordered and >= 0, got {self.guidance_range}")
+
+
+def _from_dict(cls: type, data: dict[str, Any]) -> Any:
+    """Rebuild a (nested) frozen config dataclass from JSON data; lists become tuples; unknown keys fail."""
+    known = {f.name: f for f in fields(cls)}
+    unknown = set(data) - set(known)
+    if unknown:
+        raise ModelError(f"weights config has unknown fields {sorted(unknown)} for {cls.__name__}; "
+                         "the file was made by a newer clrface-video")
+    kwargs: dict[str, Any] = {}
+    for name, value in data.items():
+        default = getattr(cls(), name)
+        if is_dataclass(default) and isinstance(value, dict):
+            kwargs[name] = _from_dict(type(default), value)
+        elif isinstance(value, list):
+            kwargs[name] = tuple(value)
+        else:
+            kwargs[name] = value
+    return cls(**kwargs)
+
+
+class CLRFaceModel(nn.Module):
+    """vqgan (E, codebook, D), denoiser (EDM wrapper around score_net), irn, mask; no identity network.
+
+    The identity network (FaceNet) is not part of these weights: it ships separately and is passed to
+    the restorer.
+    """
+
+    def __init__(self, cfg: CLRFaceConfig) -> None:
+        super().__init__()
+        self.cfg = cfg
+        self.vqgan = VQGAN(cfg.vqgan)
+        self.denoiser = Denoiser(ScoreNet(cfg.score), sigma_data=cfg.sigma_data)
+        self.irn = IRN(cfg.irn)
+        self.mask = LatentMask(cfg.vqgan.latent_channels, cfg.vqgan.latent_resolution, factored=cfg.mask_factored)
+
+    @property
+    def score_net(self) -> ScoreNet:
+        return self.denoiser.inner  # type: ignore[return-value]
+
+    def fidelity_to_knobs(self, fidelity: float) -> Knobs:
+        return fidelity_to_knobs(self.cfg, fidelity)
+
+    def save(self, path: str | Path, *, fp16: bool = False, extra_metadata: dict[str, str] | None = None) -> None:
+        """Write the weights as safetensors, the config as JSON metadata; fp16=True halves the file for shipping."""
+        from safetensors.torch import save_file
+
+        dtype = torch.float16 if fp16 else torch.float32
+        state = {k: (v.to(dtype) if v.is_floating_point() else v).detach().cpu().contiguous()
+                 for k, v in self.state_dict().items()}
+        metadata = {"format": FORMAT, "format_version": FORMAT_VERSION, "config": json.dumps(self.cfg.to_dict()),
+                    "dtype": str(dtype).removeprefix("torch.")}
+        metadata.update(extra_metadata or {})
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(path.name + ".tmp")
+        save_file(state, str(tmp), metadata=metadata)
+        tmp.replace(path)
+
+    @classmethod
+    def load(cls, path: str | Path, map_location: str | torch.device = "cpu") -> CLRFaceModel:
+        """Rebuild the model from a file written by save(); weights come back as float32. Raises ModelError."""
+        from safetensors import SafetensorError
+        from safetensors.torch import load_file, safe_open
+
+        path = Path(path)
+        if not path.is_file():
+            raise ModelError(f"CLR-Face weights not found: {path}")
+        try:
+            with safe_open(str(path), framework="pt") as f:
+                metadata = f.metadata() or {}
+            state = load_file(str(path), device="cpu")
+        except (SafetensorError, OSError, ValueError) as exc:
+            raise ModelError(f"cannot read CLR-Face weights {path}: {exc}") from None
+        if metadata.get("format") != FORMAT or "config" not in metadata:
+            raise ModelError(f"{path} is not a CLR-Face weights file (no clrface config in its metadata)")
+        cfg = CLRFaceConfig.from_dict(json.loads(metadata["config"]))
+        model = cls(cfg)
+        state = {k: v.float() if v.is_floating_point() else v for k, v in state.items()}
+        missing, unexpected = model.load_state_dict(state, strict=False)
+        if missing or unexpected:
+            raise ModelError(f"{path} does not match its config: missing {missing[:3]}, unexpected {unexpected[:3]}")
+        return model.to(map_location).eval()
+
+
+def read_metadata(path: str | Path) -> dict[str, str]:
+    """The safetensors metadata of a weights file (config JSON, format, dtype, anything the trainer added)."""
+    from safetensors.torch import safe_open
+
+    with safe_open(str(path), framework="pt") as f:
+        return dict(f.metadata() or {})
+
+
+def fidelity_to_knobs(cfg: CLRFaceConfig, fidelity: float) -> Knobs:
+    """Map --fidelity in [0, 1] to sampler knobs; higher fidelity stays closer to the input.
+
+    t* = t_hi - f (t_hi - t_lo) and weight = g_hi - f (g_hi - g_lo), both non-increasing in f:
+    fidelity 0 adds the most noise (trusts the prior most) and pulls hardest toward the identity;
+    fidelity 1 starts nearest the IRN estimate with the least guidance. steps is cfg.steps.
+    """
+    if not (isinstance(fidelity, (int, float)) and math.isfinite(fidelity) and 0.0 <= fidelity <= 1.0):
+        raise ClrfaceError(f"--fidelity must be a number in [0, 1], got {fidelity!r}")
+    t_lo, t_hi = cfg.t_star_range
+    g_lo, g_hi = cfg.guidance_range
+    return Knobs(t_star=t_hi - fidelity * (t_hi - t_lo), guidance_weight=g_hi - fidelity * (g_hi - g_lo),
+                 steps=cfg.steps)
