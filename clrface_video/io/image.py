@@ -1,0 +1,296 @@
+"""Read photos upright as RGB working images and write them back in their own format, mode and metadata."""
+from __future__ import annotations
+
+import os
+import struct
+import zlib
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import cv2
+import numpy as np
+from PIL import Image, ImageOps, UnidentifiedImageError
+
+from clrface_video.errors import ClrfaceError, InputError
+
+ORIENTATION_TAG = 0x0112
+GRAY_MODES = frozenset({"1", "L", "LA", "I;16", "I;16B", "I;16L", "I"})
+ALPHA_MODES = frozenset({"RGBA", "LA", "PA", "RGBa", "La"})
+# IJG standard luminance quantisation table (compared sorted, so its order does not matter).
+IJG_LUMA = np.array([16, 11, 10, 16, 24, 40, 51, 61, 12, 12, 14, 19, 26, 58, 60, 55, 14, 13, 16, 24, 40, 57, 69, 56,
+                     14, 17, 22, 29, 51, 87, 80, 62, 18, 22, 37, 56, 68, 109, 103, 77, 24, 35, 55, 64, 81, 104, 113,
+                     92, 49, 64, 78, 87, 103, 121, 120, 101, 72, 92, 95, 98, 112, 100, 103, 99])
+READ_ERRORS = (UnidentifiedImageError, OSError, SyntaxError, ValueError, Image.DecompressionBombError)
+
+
+@dataclass(frozen=True)
+class Photo:
+    """A photo as an upright RGB working image plus what is needed to write it back faithfully.
+
+    image: (H, W, 3) RGB, uint8, or uint16 (full scale) for 16-bit sources.
+    alpha: (H, W) with the image's dtype, or None.
+    mode / format: the source's Pillow mode ("RGB", "L", "RGBA", "CMYK", "I;16", ...) and format.
+    exif: EXIF bytes with orientation reset to 1 (pixels are already upright), or None.
+    icc: the embedded ICC profile, or None.
+    quality / subsampling: JPEG quality guessed from the quantisation tables, and Pillow's
+    subsampling code (0 = 4:4:4, 1 = 4:2:2, 2 = 4:2:0), or None.
+    bit_depth: 8 or 16 bits per channel.
+    """
+
+    image: np.ndarray
+    alpha: np.ndarray | None
+    mode: str
+    format: str
+    exif: bytes | None
+    icc: bytes | None
+    quality: int | None = None
+    subsampling: int | None = None
+    bit_depth: int = 8
+    dpi: tuple[float, float] | None = None
+    compression: str | None = None
+
+
+# -- reading ---------------------------------------------------------------------------------------
+
+def _open(path: Path) -> tuple[Image.Image, bool]:
+    """The loaded image, and whether it is 16-bit RGB(A) (only visible before loading)."""
+    if not path.is_file():
+        raise InputError(f"image not found: {path}")
+    if path.stat().st_size == 0:
+        raise InputError(f"image is empty (0 bytes): {path}")
+    try:
+        image = Image.open(path)
+        deep = _is_16bit_rgb(image)
+        image.load()
+    except READ_ERRORS as error:
+        raise InputError(f"cannot read {path.name} as an image ({' '.join(str(error).split())})") from error
+    return image, deep
+
+
+def _is_16bit_rgb(image: Image.Image) -> bool:
+    """Pillow decodes 16-bit RGB(A) PNG/TIFF to 8 bits; its tile rawmode still says ';16'."""
+    if image.mode not in ("RGB", "RGBA") or not image.tile:
+        return False
+    args = image.tile[0].args
+    rawmode = args[0] if isinstance(args, tuple) else args
+    return isinstance(rawmode, str) and ";16" in rawmode
+
+
+def guess_jpeg_quality(image: Image.Image) -> int | None:
+    """IJG quality (1..100) that best explains the luminance quantisation table, or None."""
+    tables = getattr(image, "quantization", None)
+    if not tables or 0 not in tables:
+        return None
+    actual = np.sort(np.asarray(tables[0], dtype=np.int64))
+    if actual.size != IJG_LUMA.size:
+        return None
+    errors = [np.abs(np.sort(_ijg_table(q)) - actual).sum() for q in range(1, 101)]
+    return int(np.argmin(errors)) + 1
+
+
+def _ijg_table(quality: int) -> np.ndarray:
+    scale = 5000 // quality if quality < 50 else 200 - 2 * quality
+    return np.clip((IJG_LUMA * scale + 50) // 100, 1, 255)
+
+
+def _jpeg_subsampling(image: Image.Image) -> int | None:
+    if image.format not in ("JPEG", "MPO"):
+        return None
+    from PIL import JpegImagePlugin
+
+    sampling = JpegImagePlugin.get_sampling(image)
+    return sampling if sampling >= 0 else None
+
+
+def _upright_exif(image: Image.Image) -> bytes | None:
+    exif = image.getexif()
+    if not exif:
+        return None
+    if ORIENTATION_TAG in exif:
+        exif[ORIENTATION_TAG] = 1
+    return exif.tobytes()
+
+
+def orient_array(array: np.ndarray, orientation: int) -> np.ndarray:
+    """Apply an EXIF orientation (1..8) to an (H, W, ...) array, as ImageOps.exif_transpose does."""
+    ops = {2: lambda a: a[:, ::-1], 3: lambda a: a[::-1, ::-1], 4: lambda a: a[::-1],
+           5: lambda a: np.swapaxes(a, 0, 1), 6: lambda a: np.rot90(a, -1),
+           7: lambda a: np.swapaxes(a, 0, 1)[::-1, ::-1], 8: lambda a: np.rot90(a, 1)}
+    op = ops.get(orientation)
+    return np.ascontiguousarray(op(array)) if op else array
+
+
+def _read_16bit_rgb(path: Path, orientation: int) -> tuple[np.ndarray, np.ndarray | None]:
+    data = cv2.imdecode(np.fromfile(path, dtype=np.uint8), cv2.IMREAD_UNCHANGED)
+    if data is None or data.dtype != np.uint16 or data.ndim != 3:
+        raise InputError(f"cannot read {path.name} as a 16-bit RGB image")
+    data = orient_array(data, orientation)
+    rgb = np.ascontiguousarray(data[..., 2::-1])
+    alpha = np.ascontiguousarray(data[..., 3]) if data.shape[2] == 4 else None
+    return rgb, alpha
+
+
+def _split_8bit_or_gray16(image: Image.Image) -> tuple[np.ndarray, np.ndarray | None, int]:
+    """(RGB, alpha, bit depth) of an upright Pillow image in any mode."""
+    mode = image.mode
+    if mode in ("I;16", "I;16B", "I;16L", "I"):
+        gray = np.asarray(image).astype(np.uint16) if mode != "I" else np.clip(np.asarray(image), 0, 65535)
+        gray = gray.astype(np.uint16)
+        return np.repeat(gray[..., None], 3, axis=2), None, 16
+    if mode == "P":
+        image = image.convert("RGBA" if "transparency" in image.info else "RGB")
+    has_alpha = image.mode in ALPHA_MODES
+    alpha = np.asarray(image.getchannel("A")).copy() if has_alpha else None
+    rgb = np.asarray(image.convert("RGB")).copy()
+    return rgb, alpha, 8
+
+
+def read_photo(path: Path | str) -> Photo:
+    """Read a photo upright (EXIF orientation applied) as an RGB working image; see Photo.
+
+    Grayscale, palette, CMYK, alpha and 16-bit sources become RGB (uint8, or uint16 for
+    16-bit); their mode, alpha, EXIF, ICC profile and JPEG settings are kept for write_photo.
+    Corrupt or unsupported files raise InputError.
+    """
+    path = Path(path)
+    source, deep = _open(path)
+    orientation = int(source.getexif().get(ORIENTATION_TAG, 1) or 1)
+    mode, fmt = source.mode, "JPEG" if source.format == "MPO" else (source.format or "PNG")
+    try:
+        if deep:
+            rgb, alpha = _read_16bit_rgb(path, orientation)
+            depth = 16
+        else:
+            rgb, alpha, depth = _split_8bit_or_gray16(ImageOps.exif_transpose(source))
+    except READ_ERRORS as error:
+        raise InputError(f"cannot decode {path.name} ({' '.join(str(error).split())})") from error
+    dpi = source.info.get("dpi")
+    return Photo(
+        image=rgb, alpha=alpha, mode=mode, format=fmt, exif=_upright_exif(source),
+        icc=source.info.get("icc_profile") or None, quality=guess_jpeg_quality(source),
+        subsampling=_jpeg_subsampling(source), bit_depth=depth,
+        dpi=(float(dpi[0]), float(dpi[1])) if dpi else None,
+        compression=source.info.get("compression") if fmt == "TIFF" else None,
+    )
+
+
+# -- writing ---------------------------------------------------------------------------------------
+
+def _to_depth(array: np.ndarray, bit_depth: int) -> np.ndarray:
+    if bit_depth == 16:
+        return array if array.dtype == np.uint16 else array.astype(np.uint16) * 257
+    if array.dtype == np.uint16:
+        return ((array.astype(np.uint32) + 128) // 257).astype(np.uint8)
+    return array.astype(np.uint8, copy=False)
+
+
+def _luma(rgb: np.ndarray) -> np.ndarray:
+    """ITU-R 601 luma, as Pillow's convert('L') computes it, at the input's dtype."""
+    weights = np.array([0.299, 0.587, 0.114])
+    return np.clip(np.rint(rgb.astype(np.float64) @ weights), 0, np.iinfo(rgb.dtype).max).astype(rgb.dtype)
+
+
+def _alpha_for(like: Photo, shape: tuple[int, int]) -> np.ndarray | None:
+    if like.alpha is None:
+        return None
+    alpha = _to_depth(like.alpha, like.bit_depth)
+    if alpha.shape != shape:
+        alpha = cv2.resize(alpha, (shape[1], shape[0]), interpolation=cv2.INTER_LINEAR)
+    return alpha
+
+
+def _pil_image(rgb: np.ndarray, like: Photo) -> Image.Image:
+    """The 8-bit or 16-bit grayscale Pillow image in the source's mode (alpha re-attached)."""
+    alpha = _alpha_for(like, rgb.shape[:2])
+    if like.bit_depth == 16:  # only grayscale 16-bit goes through Pillow
+        return Image.fromarray(_luma(rgb))
+    if like.mode in GRAY_MODES:
+        gray = Image.fromarray(_luma(rgb))
+        if alpha is not None:
+            return Image.merge("LA", (gray, Image.fromarray(alpha)))
+        return gray.convert("1") if like.mode == "1" else gray
+    image = Image.fromarray(rgb)
+    if alpha is not None:
+        image.putalpha(Image.fromarray(alpha))
+        return image
+    return image.convert("CMYK") if like.mode == "CMYK" else image
+
+
+def _save_options(like: Photo) -> dict[str, Any]:
+    options: dict[str, Any] = {"format": like.format}
+    if like.exif:
+        options["exif"] = like.exif
+    if like.icc:
+        options["icc_profile"] = like.icc
+    if like.dpi:
+        options["dpi"] = like.dpi
+    if like.format == "JPEG":
+        options["quality"] = min(100, max(95, like.quality or 95))
+        if like.subsampling is not None:
+            options["subsampling"] = like.subsampling
+    elif like.format == "WEBP":
+        options["quality"] = 95
+    elif like.format == "TIFF" and like.compression:
+        options["compression"] = like.compression
+    return options
+
+
+def _png_chunk(kind: bytes, data: bytes) -> bytes:
+    return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data) & 0xFFFFFFFF)
+
+
+def _png_with_metadata(png: bytes, like: Photo) -> bytes:
+    """Insert iCCP and eXIf chunks right after IHDR (OpenCV writes neither)."""
+    extra = b""
+    if like.icc:
+        extra += _png_chunk(b"iCCP", b"icc\x00\x00" + zlib.compress(like.icc))
+    if like.exif:
+        exif = like.exif[6:] if like.exif.startswith(b"Exif\x00\x00") else like.exif
+        extra += _png_chunk(b"eXIf", exif)
+    end_of_ihdr = 8 + 8 + 13 + 4
+    return png[:end_of_ihdr] + extra + png[end_of_ihdr:]
+
+
+def _encode_16bit_rgb(rgb: np.ndarray, like: Photo) -> bytes:
+    """16-bit RGB(A) PNG or TIFF bytes via OpenCV (Pillow cannot write 16-bit RGB)."""
+    bgr = rgb[..., ::-1]
+    alpha = _alpha_for(like, rgb.shape[:2])
+    if alpha is not None:
+        bgr = np.dstack([bgr, alpha])
+    suffix = ".png" if like.format == "PNG" else ".tif"
+    ok, encoded = cv2.imencode(suffix, np.ascontiguousarray(bgr))
+    if not ok:
+        raise ClrfaceError(f"cannot encode a 16-bit {like.format} image")
+    data = encoded.tobytes()
+    return _png_with_metadata(data, like) if like.format == "PNG" else data
+
+
+def _encode(image: np.ndarray, like: Photo, path: Path) -> None:
+    rgb = _to_depth(image, like.bit_depth)
+    if like.bit_depth == 16 and like.mode not in GRAY_MODES:
+        path.write_bytes(_encode_16bit_rgb(rgb, like))
+        return
+    _pil_image(rgb, like).save(path, **_save_options(like))
+
+
+def write_photo(path: Path | str, image: np.ndarray, like: Photo) -> Path:
+    """Write an (H, W, 3) RGB image (uint8 or uint16) in the format, mode and metadata of `like`.
+
+    EXIF (orientation 1) and the ICC profile are kept; JPEG keeps its subsampling at
+    quality >= 95. The file is written under a hidden temporary name in the same folder and
+    renamed into place, so a failure never leaves a half-written file.
+    """
+    path = Path(path)
+    if image.ndim != 3 or image.shape[2] != 3:
+        raise ValueError(f"expected an (H, W, 3) RGB image, got {image.shape}")
+    if not path.parent.is_dir():
+        raise ClrfaceError(f"output folder does not exist: {path.parent}")
+    partial = path.with_name(f".{path.stem}.partial{path.suffix}")
+    try:
+        _encode(image, like, partial)
+        os.replace(partial, path)
+    except BaseException:
+        partial.unlink(missing_ok=True)
+        raise
+    return path
