@@ -1,0 +1,427 @@
+"""The restore story: decode -> detect -> track -> align -> restore (batches) -> paste -> encode."""
+from __future__ import annotations
+
+import logging
+import os
+import time
+from collections import deque
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from .config import RestoreConfig
+from .device import pick_device
+from .errors import ClrfaceError, InputError
+from .faces.align import align_face, estimate_similarity, face_footprint
+from .faces.detect import FaceDetector, make_detector
+from .faces.paste import paste_faces
+from .io.decode import IMAGE_EXTENSIONS, probe_video, read_frames
+from .io.encode import VideoWriter
+from .report import Progress, RestoreReport, StageTimer
+from .restore.base import RestoreBatch, Restorer, make_restorer
+from .types import Face, Frame
+
+log = logging.getLogger(__name__)
+
+SUFFIX = "_restored"
+
+
+# -- models -----------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class Models:
+    """What a job loads once: the face detector, the restorer, and (videos) the identity encoder."""
+
+    device: torch.device
+    detector: FaceDetector
+    restorer: Restorer
+    identity: object | None = None  # faces.identity.IdentityEncoder, for per-track identity in videos
+
+
+def load_models(config: RestoreConfig, *, video: bool) -> Models:
+    """Build detector, restorer and (for videos with track identity) the identity encoder."""
+    device = pick_device(config.device)
+    detector = make_detector(config.detector, insightface_root=config.insightface_root,
+                             threshold=config.det_threshold, device=str(device))
+    restorer = make_restorer(config.model, device=device, fidelity=config.fidelity)
+    identity = None
+    if video and config.track_identity:
+        from .faces.identity import load_identity_encoder
+
+        identity = load_identity_encoder(str(device))
+    return Models(device=device, detector=detector, restorer=restorer, identity=identity)
+
+
+# -- the frame story (steps 2-6), shared by videos, photos and restore_frames ---------------------
+@dataclass
+class _FaceJob:
+    """One aligned face waiting for the restorer, and where its result goes."""
+
+    crop: np.ndarray  # (S, S, 3) uint8
+    matrix: np.ndarray  # (2, 3) frame -> crop
+    identity: np.ndarray | None  # (D,) track identity, or None: the restorer takes it from the crop
+    seed: int
+    restored: np.ndarray | None = None
+
+
+@dataclass
+class _Waiting:
+    """A frame queued until all of its faces are restored."""
+
+    frame: Frame
+    jobs: list[_FaceJob] = field(default_factory=list)
+
+    @property
+    def ready(self) -> bool:
+        return all(job.restored is not None for job in self.jobs)
+
+
+@dataclass
+class Counts:
+    faces: int = 0  # crops restored
+    left_alone: int = 0  # faces too small or too large for the model
+    track_ids: set[int] = field(default_factory=set)
+
+
+def to_uint8(image: np.ndarray) -> np.ndarray:
+    """Detection and alignment work on uint8; uint16 frames are scaled down with rounding."""
+    if image.dtype == np.uint8:
+        return image
+    return ((image.astype(np.uint32) + 128) // 257).astype(np.uint8)
+
+
+def eye_mouth_span(landmarks: np.ndarray) -> float:
+    """Distance in pixels from the midpoint of the eyes to the midpoint of the mouth corners."""
+    marks = np.asarray(landmarks, np.float64)
+    return float(np.linalg.norm(marks[3:5].mean(0) - marks[0:2].mean(0)))
+
+
+class FaceRestorer:
+    """Steps 2-6 over a stream of frames, restoring crops in batches within a bounded window.
+
+    Frames wait in a queue until their faces are restored; a batch is run as soon as
+    `batch_size` crops are gathered or `batch_size` frames are waiting, so memory holds at most
+    about `batch_size` frames whatever the length of the video.
+    video=True tracks faces across frames (identity and noise seed per track); video=False treats
+    every frame as an unrelated photo.
+    """
+
+    def __init__(self, models: Models, config: RestoreConfig, timer: StageTimer, *, video: bool) -> None:
+        self.models = models
+        self.config = config
+        self.timer = timer
+        self.size = models.restorer.resolution
+        self.window = max(1, config.batch_size)
+        self.counts = Counts()
+        self.stills_seen = 0
+        self.tracking = _Tracking(models.identity, config, timer, self.size) if video else None
+
+    def run(self, frames: Iterable[Frame]) -> Iterator[Frame]:
+        waiting: deque[_Waiting] = deque()
+        batch: list[_FaceJob] = []
+        for frame in frames:
+            item = _Waiting(frame, self.faces_of(frame))  # 2 detect, 3 track, 4 align
+            waiting.append(item)
+            batch.extend(item.jobs)
+            if len(batch) >= self.config.batch_size or len(waiting) >= self.window:
+                self.restore(batch)  # 5 restore
+                batch = []
+            while waiting and waiting[0].ready:
+                yield self.paste(waiting.popleft())  # 6 paste
+        self.restore(batch)
+        while waiting:
+            yield self.paste(waiting.popleft())
+
+    def faces_of(self, frame: Frame) -> list[_FaceJob]:
+        """Detect, track and align the faces of one frame; faces the model cannot take are left alone."""
+        image = to_uint8(frame.image)
+        with self.timer("detect"):
+            faces = self.models.detector.detect(image)  # 2 detect
+        if self.tracking is not None:
+            placed = self.tracking.update(image, frame.index, faces)  # 3 track
+        else:
+            first = self.stills_seen  # every face of a photo is its own track, with its own seed
+            placed = [_Placed(f.landmarks, first + i, self.config.seed + i, None) for i, f in enumerate(faces)]
+            self.stills_seen += len(faces)
+        jobs = []
+        with self.timer("align"):  # 4 align
+            for face in placed:
+                if not self.fits(face.landmarks):
+                    self.counts.left_alone += 1
+                    continue
+                crop = align_face(image, face.landmarks, self.size)
+                jobs.append(_FaceJob(crop.image, crop.matrix, face.identity, face.seed))
+                self.counts.track_ids.add(face.track_id)
+        return jobs
+
+    def fits(self, landmarks: np.ndarray) -> bool:
+        """Whether a face is in the size range the model handles (config.min_face, config.max_upscale)."""
+        if eye_mouth_span(landmarks) < self.config.min_face:
+            return False
+        footprint = face_footprint(estimate_similarity(landmarks, self.size), self.size)
+        return footprint <= self.config.max_upscale * self.size
+
+    def restore(self, jobs: list[_FaceJob]) -> None:
+        """Run the restorer on the gathered crops, batch_size at a time (one device crossing each)."""
+        step = self.config.batch_size
+        for start in range(0, len(jobs), step):
+            chunk = jobs[start:start + step]
+            identities = [job.identity for job in chunk]
+            identity = np.stack(identities).astype(np.float32) if all(i is not None for i in identities) else None
+            batch = RestoreBatch(crops=np.stack([job.crop for job in chunk]), identity=identity,
+                                 seeds=np.array([job.seed for job in chunk], np.int64))
+            with self.timer("restore"):
+                restored = self.models.restorer.restore(batch)
+            for job, face in zip(chunk, restored):
+                job.restored = face
+            self.counts.faces += len(chunk)
+
+    def paste(self, item: _Waiting) -> Frame:
+        """Paste the restored faces into the frame at its own bit depth; faceless frames pass through."""
+        if not item.jobs:
+            return item.frame
+        with self.timer("paste"):
+            image, _ = paste_faces(item.frame.image, [job.restored for job in item.jobs],
+                                   [job.matrix for job in item.jobs], originals=[job.crop for job in item.jobs])
+        return Frame(image=image, index=item.frame.index, pts=item.frame.pts, time_base=item.frame.time_base)
+
+
+@dataclass(frozen=True)
+class _Placed:
+    """A face ready to align: (smoothed) landmarks, its track, the track's seed and identity."""
+
+    landmarks: np.ndarray
+    track_id: int
+    seed: int
+    identity: np.ndarray | None
+
+
+class _Tracking:
+    """Step 3: FaceTracker ids and smoothed landmarks, plus a running-mean identity per track."""
+
+    def __init__(self, encoder: object | None, config: RestoreConfig, timer: StageTimer, size: int) -> None:
+        from .faces.track import FaceTracker
+
+        self.tracker = FaceTracker()
+        self.encoder = encoder
+        self.config = config
+        self.timer = timer
+        self.size = size
+
+    def update(self, image: np.ndarray, index: int, faces: list[Face]) -> list[_Placed]:
+        embeddings = None
+        if self.encoder is not None and faces:
+            with self.timer("identity"):
+                crops = np.stack([align_face(image, f.landmarks, self.encoder.resolution).image for f in faces])
+                embeddings = self.encoder.embed(crops)
+        with self.timer("track"):
+            tracked = self.tracker.update(faces, index, embeddings)
+        placed = []
+        for item in tracked:
+            track = self.tracker.tracks[item.track_id]
+            identity = track.identity if self.config.track_identity else None
+            seed = self.config.seed + track.seed
+            placed.append(_Placed(item.landmarks, item.track_id, seed, identity))
+        return placed
+
+
+# -- paths ------------------------------------------------------------------------------------------
+def default_output(path: Path) -> Path:
+    """Beside the input with a _restored suffix: movie_restored.mp4, photo_restored.jpg, folder_restored/."""
+    if path.is_dir():
+        return path.with_name(path.name + SUFFIX)
+    return path.with_name(path.stem + SUFFIX + path.suffix)
+
+
+def resolve_paths(input: str | Path, output: str | Path | None) -> tuple[Path, Path]:
+    """Check INPUT exists and OUTPUT is not INPUT (nor inside an input folder); fill in the default OUTPUT."""
+    source = Path(input).expanduser()
+    if not source.exists():
+        raise InputError(f"input not found: {source}")
+    target = default_output(source) if output is None else Path(output).expanduser()
+    if not source.is_dir() and target.is_dir():
+        target = target / source.name
+    real_source, real_target = source.resolve(), target.resolve()
+    if real_target == real_source or (target.exists() and os.path.samefile(source, target)):
+        raise ClrfaceError(f"output {target} is the input; choose another -o OUTPUT (the input is never changed)")
+    if source.is_dir():
+        if real_target.is_relative_to(real_source):
+            raise ClrfaceError(f"output folder {target} is inside the input folder {source}; choose one outside it")
+        if target.exists() and not target.is_dir():
+            raise ClrfaceError(f"output {target} is a file but the input is a folder; give a folder for -o")
+    return source, target
+
+
+def is_image(path: Path) -> bool:
+    return path.suffix.lower() in IMAGE_EXTENSIONS
+
+
+def _new_report(source: Path, target: Path, kind: str, models: Models) -> RestoreReport:
+    return RestoreReport(input=str(source), output=str(target), kind=kind,
+                         model=getattr(models.restorer, "name", type(models.restorer).__name__),
+                         device=str(models.device))
+
+
+def _timed(frames: Iterable[Frame], timer: StageTimer, stage: str) -> Iterator[Frame]:
+    """Yield from `frames`, adding the time spent producing each one to `stage`."""
+    iterator = iter(frames)
+    while True:
+        with timer(stage):
+            item = next(iterator, None)
+        if item is None:
+            return
+        yield item
+
+
+# -- the jobs ---------------------------------------------------------------------------------------
+def restore_video(input: str | Path, output: str | Path | None = None, config: RestoreConfig | None = None, *,
+                  progress: Progress | None = None, models: Models | None = None) -> RestoreReport:
+    """Restore every face of a video into a new file with the same timing, streams and colour tags."""
+    config = config or RestoreConfig()
+    start = time.perf_counter()
+    source, target = resolve_paths(input, output)  # 0 check the input before loading anything
+    info = probe_video(source)
+    if target.exists() and not config.overwrite:
+        return _already_done(source, target, "video", config)
+    models = models or load_models(config, video=True)
+    timer = StageTimer()
+    story = FaceRestorer(models, config, timer, video=True)
+    report = _new_report(source, target, "video", models)
+    if progress is not None:
+        progress.start(info.frames, "frames")
+    target.parent.mkdir(parents=True, exist_ok=True)
+    with VideoWriter(target, source, info, codec=config.codec, crf=config.crf) as writer:
+        frames = _timed(read_frames(source), timer, "decode")  # 1 decode (streaming)
+        for frame in story.run(frames):  # 2 detect, 3 track, 4 align, 5 restore, 6 paste
+            with timer("encode"):
+                writer.write(frame)  # 7 encode
+            report.frames += 1
+            if progress is not None:
+                progress.advance()
+        flushed_from = time.perf_counter()
+    timer.add("encode", time.perf_counter() - flushed_from)  # the flush and atomic rename on close
+    return _finish(report, story, timer, start)
+
+
+def restore_image(input: str | Path, output: str | Path | None = None, config: RestoreConfig | None = None, *,
+                  progress: Progress | None = None, models: Models | None = None) -> RestoreReport:
+    """Restore every face of one photo; EXIF, ICC profile and format are kept."""
+    from .io.image import read_photo, write_photo
+
+    config = config or RestoreConfig()
+    start = time.perf_counter()
+    source, target = resolve_paths(input, output)
+    if target.exists() and not config.overwrite:
+        return _already_done(source, target, "image", config)
+    timer = StageTimer()
+    with timer("decode"):
+        photo = read_photo(source)  # 1 read (orientation applied)
+    models = models or load_models(config, video=False)
+    story = FaceRestorer(models, config, timer, video=False)
+    report = _new_report(source, target, "image", models)
+    if progress is not None:
+        progress.start(1, "images")
+    image = restore_photo_array(story, photo.image)  # 2-6
+    target.parent.mkdir(parents=True, exist_ok=True)
+    with timer("encode"):
+        write_photo(target, image, like=photo)  # 7 write (atomic)
+    report.images = 1
+    if progress is not None:
+        progress.advance()
+    return _finish(report, story, timer, start)
+
+
+def restore_photo_array(story: FaceRestorer, image: np.ndarray) -> np.ndarray:
+    """Steps 2-6 for one still image (RGB uint8 or uint16)."""
+    (frame,) = story.run([Frame(image=image)])
+    return frame.image
+
+
+def restore_frames(frames: Iterable[np.ndarray], config: RestoreConfig | None = None, *,
+                   as_video: bool = True) -> Iterator[np.ndarray]:
+    """For API users: RGB uint8/uint16 (H, W, 3) arrays in, restored arrays out, in order.
+
+    as_video=True tracks faces across the frames (one identity per person); False restores each
+    array as an unrelated photo. Frames are consumed lazily, a bounded window at a time.
+    """
+    config = config or RestoreConfig()
+    models = load_models(config, video=as_video)
+    story = FaceRestorer(models, config, StageTimer(), video=as_video)
+    wrapped = (Frame(image=_check_array(image), index=i) for i, image in enumerate(frames))
+    for frame in story.run(wrapped):
+        yield frame.image
+
+
+def restore_path(input: str | Path, output: str | Path | None = None, config: RestoreConfig | None = None, *,
+                 progress: Progress | None = None) -> RestoreReport:
+    """Restore a video, a photo or a folder of photos, whichever INPUT is."""
+    source = Path(input).expanduser()
+    if not source.exists():
+        raise InputError(f"input not found: {source}")
+    if source.is_dir():
+        from .photos import restore_folder
+
+        return restore_folder(source, output, config, progress=progress)
+    if is_image(source):
+        return restore_image(source, output, config, progress=progress)
+    return restore_video(source, output, config, progress=progress)
+
+
+def _check_array(image: np.ndarray) -> np.ndarray:
+    if not isinstance(image, np.ndarray) or image.ndim != 3 or image.shape[2] != 3 \
+            or image.dtype not in (np.uint8, np.uint16):
+        got = f"{getattr(image, 'shape', type(image))} {getattr(image, 'dtype', '')}"
+        raise InputError(f"restore_frames takes RGB (H, W, 3) uint8 or uint16 arrays, got {got}")
+    return image
+
+
+def _already_done(source: Path, target: Path, kind: str, config: RestoreConfig) -> RestoreReport:
+    log.warning("%s already exists; left as is (pass --overwrite to redo it)", target)
+    return RestoreReport(input=str(source), output=str(target), kind=kind, model=config.model,
+                         device=config.device, skipped=1)
+
+
+def _finish(report: RestoreReport, story: FaceRestorer, timer: StageTimer, start: float) -> RestoreReport:
+    report.faces = story.counts.faces
+    report.faces_left_alone = story.counts.left_alone
+    report.tracks = len(story.counts.track_ids)
+    report.stages = timer.rounded()
+    report.seconds = round(time.perf_counter() - start, 4)
+    return report
+
+
+# -- debugging helpers for `clrface-video detect` ---------------------------------------------------
+def detect_faces(path: str | Path, config: RestoreConfig | None = None) -> tuple[np.ndarray, list[Face]]:
+    """The RGB uint8 pixels of a photo (EXIF orientation applied) and the faces found in it."""
+    from .io.image import read_photo
+
+    config = config or RestoreConfig()
+    source = Path(path).expanduser()
+    if not source.exists():
+        raise InputError(f"input not found: {source}")
+    image = to_uint8(read_photo(source).image)
+    detector = make_detector(config.detector, insightface_root=config.insightface_root,
+                             threshold=config.det_threshold, device=str(pick_device(config.device)))
+    return image, detector.detect(image)
+
+
+def draw_faces(image: np.ndarray, faces: list[Face], path: str | Path) -> None:
+    """Save a copy of `image` with each face's box and its 5 landmarks drawn on it."""
+    import cv2
+
+    canvas = np.ascontiguousarray(image[..., ::-1])
+    colours = [(255, 0, 0), (0, 0, 255), (0, 255, 0), (255, 0, 255), (0, 255, 255)]  # BGR, per landmark
+    thickness = max(1, round(max(image.shape[:2]) / 400))
+    for face in faces:
+        x1, y1, x2, y2 = (int(round(v)) for v in face.box)
+        cv2.rectangle(canvas, (x1, y1), (x2, y2), (0, 255, 0), thickness)
+        for (x, y), colour in zip(face.landmarks, colours):
+            cv2.circle(canvas, (int(round(x)), int(round(y))), 2 * thickness, colour, -1)
+    try:
+        written = cv2.imwrite(str(path), canvas)
+    except cv2.error:
+        written = False
+    if not written:
+        raise ClrfaceError(f"cannot write {path}; use a .png or .jpg name in an existing folder")

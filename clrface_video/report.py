@@ -1,0 +1,101 @@
+"""What a restore job reports: the JSON report, per-stage timers and the progress hook."""
+from __future__ import annotations
+
+import json
+import os
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Protocol
+
+# The stages of the story, in the order they run; every report names all of them.
+STAGES = ("decode", "detect", "track", "align", "identity", "restore", "paste", "encode")
+
+
+class Progress(Protocol):
+    """Where a job says how far it got (the CLI's tqdm bar; None in library use)."""
+
+    def start(self, total: int | None, unit: str) -> None:
+        """Called once, before the first item: how many frames or images to expect (None: unknown)."""
+
+    def advance(self, n: int = 1) -> None:
+        """n more frames or images are done."""
+
+
+class StageTimer:
+    """Adds up perf_counter seconds spent in each stage: `with timer("detect"): ...`."""
+
+    def __init__(self) -> None:
+        self.seconds: dict[str, float] = dict.fromkeys(STAGES, 0.0)
+
+    @contextmanager
+    def __call__(self, stage: str) -> Iterator[None]:
+        start = time.perf_counter()
+        try:
+            yield
+        finally:
+            self.seconds[stage] = self.seconds.get(stage, 0.0) + time.perf_counter() - start
+
+    def add(self, stage: str, seconds: float) -> None:
+        self.seconds[stage] = self.seconds.get(stage, 0.0) + seconds
+
+    def rounded(self) -> dict[str, float]:
+        return {name: round(value, 4) for name, value in self.seconds.items()}
+
+
+@dataclass
+class RestoreReport:
+    """The outcome of one job; `to_json()` is what `--report report.json` writes.
+
+    frames: video frames written (videos, 0 otherwise); images: photos restored (a photo or a folder);
+    faces: face crops restored; tracks: face tracks (distinct people-in-time; one per face for photos);
+    skipped: photos already done and left alone; failed: "path: reason" for photos that could not be read;
+    stages: seconds per stage (decode, detect, track, align, identity, restore, paste, encode).
+    """
+
+    input: str
+    output: str
+    kind: str  # video | image | folder
+    model: str
+    device: str
+    frames: int = 0
+    images: int = 0
+    faces: int = 0
+    faces_left_alone: int = 0
+    tracks: int = 0
+    skipped: int = 0
+    failed: list[str] = field(default_factory=list)
+    seconds: float = 0.0
+    stages: dict[str, float] = field(default_factory=lambda: dict.fromkeys(STAGES, 0.0))
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict(), indent=2)
+
+    def write(self, path: str | Path) -> None:
+        """Write the JSON report atomically (temporary name, then rename)."""
+        path = Path(path)
+        temp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+        try:
+            temp.write_text(self.to_json() + "\n", encoding="utf-8")
+            os.replace(temp, path)
+        finally:
+            temp.unlink(missing_ok=True)
+
+    def summary(self) -> str:
+        """One line for the terminal: what was done and where the output is."""
+        if self.kind != "folder" and self.skipped:
+            return f"already restored, left as is (pass --overwrite to redo it) -> {self.output}"
+        if self.kind == "video":
+            done = f"{self.faces} face crops in {self.frames} frames ({self.tracks} tracks)"
+        else:
+            done = f"{self.faces} faces in {self.images} image{'s' if self.images != 1 else ''}"
+            if self.skipped:
+                done += f", {self.skipped} already done"
+            if self.failed:
+                done += f", {len(self.failed)} failed"
+        return f"restored {done} with {self.model} in {self.seconds:.1f} s -> {self.output}"
