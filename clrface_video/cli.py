@@ -1,0 +1,223 @@
+"""The clrface-video command line: parses options, calls the library, prints one-line errors."""
+from __future__ import annotations
+
+import logging
+import sys
+from pathlib import Path
+from typing import Any
+
+import click
+
+from . import __version__
+from .config import RestoreConfig
+from .errors import ClrfaceError
+
+EXIT_USER_ERROR = 2
+EXIT_INTERRUPTED = 130
+DETECTORS = ("retinaface", "insightface")
+
+
+def _media_errors() -> tuple[type[BaseException], ...]:
+    """Errors that mean 'this file is not what it claims to be' rather than a bug."""
+    import av
+    from PIL import UnidentifiedImageError
+
+    return (av.error.FFmpegError, UnidentifiedImageError, OSError, EOFError)
+
+
+def _one_line(error: BaseException) -> str:
+    return " ".join(str(error).split()) or type(error).__name__
+
+
+def _fail(message: str, code: int) -> None:
+    click.echo(f"error: {message}", err=True)
+    sys.exit(code)
+
+
+class ClrfaceGroup(click.Group):
+    """A click group whose errors are one line on stderr: exit 2 for user errors, 130 for Ctrl-C."""
+
+    def main(self, args: Any = None, prog_name: str | None = None, complete_var: str | None = None,
+             standalone_mode: bool = True, **extra: Any) -> Any:
+        try:
+            result = super().main(args, prog_name, complete_var, standalone_mode=False, **extra)
+        except click.exceptions.Abort:  # click turns KeyboardInterrupt into Abort
+            click.echo("interrupted; no partial output was left", err=True)
+            sys.exit(EXIT_INTERRUPTED)
+        except KeyboardInterrupt:
+            click.echo("interrupted; no partial output was left", err=True)
+            sys.exit(EXIT_INTERRUPTED)
+        except click.ClickException as error:
+            hint = f" (see {prog_name or 'clrface-video'} --help)" if isinstance(error, click.UsageError) else ""
+            _fail(_one_line(click.unstyle(error.format_message())) + hint, error.exit_code)
+        except ClrfaceError as error:
+            _fail(_one_line(error), EXIT_USER_ERROR)
+        except _media_errors() as error:
+            _fail(_one_line(error), EXIT_USER_ERROR)
+        except Exception as error:  # noqa: BLE001 - a bug: still one line, traceback only on request
+            if _debug():
+                raise
+            _fail(f"unexpected {type(error).__name__}: {_one_line(error)} (set CLRFACE_DEBUG=1 for a traceback)", 1)
+        code = result if isinstance(result, int) else 0
+        if standalone_mode:
+            sys.exit(code)
+        return code
+
+
+def _debug() -> bool:
+    import os
+
+    return os.environ.get("CLRFACE_DEBUG", "") not in ("", "0")
+
+
+class TqdmProgress:
+    """The terminal progress bar (frames or images, rate, ETA); silent when disabled."""
+
+    def __init__(self, enabled: bool) -> None:
+        self.enabled = enabled
+        self.bar: Any = None
+
+    def start(self, total: int | None, unit: str) -> None:
+        if self.enabled:
+            from tqdm import tqdm
+
+            self.bar = tqdm(total=total, unit=unit.rstrip("s"), file=sys.stderr, dynamic_ncols=True,
+                            smoothing=0.1, desc="restoring")
+
+    def advance(self, n: int = 1) -> None:
+        if self.bar is not None:
+            self.bar.update(n)
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.close()
+            self.bar = None
+
+
+class _WarningLine(logging.Handler):
+    """Library warnings as `warning: <message>` lines that do not break the progress bar."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        from tqdm import tqdm
+
+        tqdm.write(f"warning: {_one_line(Exception(record.getMessage()))}", file=sys.stderr)
+
+
+def _show_warnings(quiet: bool) -> None:
+    logger = logging.getLogger("clrface_video")
+    logger.handlers = [handler for handler in logger.handlers if not isinstance(handler, _WarningLine)]
+    logger.addHandler(_WarningLine())
+    logger.setLevel(logging.ERROR if quiet else logging.WARNING)
+    logger.propagate = False
+
+
+@click.group(cls=ClrfaceGroup, context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+@click.version_option(__version__, prog_name="clrface-video")
+def cli() -> None:
+    """Restore faces in videos, photos and photo folders (CLR-Face).
+
+    \b
+    clrface-video restore movie.mp4            -> movie_restored.mp4
+    clrface-video restore photo.jpg -o out.jpg
+    clrface-video restore ~/Pictures/2009      -> ~/Pictures/2009_restored/
+    """
+
+
+@cli.command()
+@click.argument("input", type=click.Path(path_type=Path))
+@click.option("-o", "--output", type=click.Path(path_type=Path), default=None,
+              help="Output file or folder.  [default: INPUT with a _restored suffix, beside it]")
+@click.option("--model", default="auto", show_default=True, metavar="NAME_OR_PATH",
+              help="Restorer name (see `clrface-video models`) or CLR-Face .safetensors weights.")
+@click.option("--fidelity", type=click.FloatRange(0.0, 1.0), default=0.5, show_default=True,
+              help="0 trusts the face prior (quality), 1 stays close to the input.")
+@click.option("--device", default="auto", show_default=True, metavar="auto|cpu|cuda",
+              help="Where the restorer runs; auto takes a CUDA GPU when there is one.")
+@click.option("--batch-size", type=click.IntRange(min=1), default=16, show_default=True,
+              help="Face crops per restorer call (frames wait for their batch).")
+@click.option("--detector", type=click.Choice(DETECTORS), default="retinaface", show_default=True,
+              help="Face detector: retinaface ships with the package; insightface needs --insightface-root.")
+@click.option("--insightface-root", type=click.Path(path_type=Path), default=None,
+              help="Folder with an InsightFace model pack (e.g. buffalo_l) for --detector insightface.")
+@click.option("--codec", default="libx264", show_default=True, help="Video encoder (libx264, libx265, ...).")
+@click.option("--crf", type=click.IntRange(0, 63), default=18, show_default=True,
+              help="Video quality for the encoder (lower is better and bigger).")
+@click.option("--overwrite", is_flag=True, help="Redo outputs that already exist (they are kept otherwise).")
+@click.option("--track-identity/--no-track-identity", default=True, show_default=True,
+              help="One identity target per tracked person (video) instead of one per frame.")
+@click.option("--report", "report_path", type=click.Path(path_type=Path, dir_okay=False), default=None,
+              help="Write a JSON report (counts, model, device, seconds per stage) to this file.")
+@click.option("-q", "--quiet", is_flag=True, help="No progress bar and no warnings.")
+def restore(input: Path, output: Path | None, model: str, fidelity: float, device: str, batch_size: int,
+            detector: str, insightface_root: Path | None, codec: str, crf: int, overwrite: bool,
+            track_identity: bool, report_path: Path | None, quiet: bool) -> None:
+    """Restore the faces in INPUT: a video, a photo, or a folder of photos (recursive)."""
+    from .pipeline import restore_path
+
+    config = RestoreConfig(model=model, fidelity=fidelity, device=device, batch_size=batch_size,
+                           detector=detector, insightface_root=insightface_root, codec=codec, crf=crf,
+                           overwrite=overwrite, track_identity=track_identity, quiet=quiet)
+    _show_warnings(quiet)
+    progress = TqdmProgress(enabled=not quiet and sys.stderr.isatty())
+    try:
+        report = restore_path(input, output, config, progress=progress)
+    finally:
+        progress.close()
+    if report_path is not None:
+        report.write(report_path)
+    click.echo(report.summary())
+
+
+@cli.command()
+@click.argument("image", type=click.Path(path_type=Path))
+@click.option("--detector", type=click.Choice(DETECTORS), default="retinaface", show_default=True)
+@click.option("--insightface-root", type=click.Path(path_type=Path), default=None,
+              help="Folder with an InsightFace model pack, for --detector insightface.")
+@click.option("--threshold", type=click.FloatRange(0.0, 1.0, min_open=True, max_open=True), default=0.6,
+              show_default=True, help="Detection score threshold.")
+@click.option("--draw", type=click.Path(path_type=Path, dir_okay=False), default=None,
+              help="Also save a copy of IMAGE with boxes and landmarks drawn (debugging).")
+def detect(image: Path, detector: str, insightface_root: Path | None, threshold: float, draw: Path | None) -> None:
+    """Print the faces found in IMAGE: score, box and the 5 landmarks."""
+    from .pipeline import detect_faces, draw_faces
+
+    config = RestoreConfig(detector=detector, insightface_root=insightface_root, det_threshold=threshold)
+    pixels, faces = detect_faces(image, config)
+    click.echo(f"{len(faces)} face{'s' if len(faces) != 1 else ''} in {image}")
+    for i, face in enumerate(faces, 1):
+        box = ", ".join(f"{v:.1f}" for v in face.box)
+        marks = " ".join(f"({x:.1f}, {y:.1f})" for x, y in face.landmarks)
+        click.echo(f"  face {i}: score {face.score:.3f}  box [{box}]  landmarks {marks}")
+    if draw is not None:
+        draw_faces(pixels, faces, draw)
+        click.echo(f"drawn -> {draw}")
+
+
+@cli.command()
+def models() -> None:
+    """List the registered restorers and say which one `--model auto` uses."""
+    from .restore.base import available_restorers
+
+    specs = available_restorers()
+    default = "clrface" if "clrface" in specs else "baseline-bicubic-sharpen"
+    for name, spec in sorted(specs.items()):
+        mark = "  (default: --model auto)" if name == default else ""
+        click.echo(f"{name}: {spec.description}{mark}")
+
+
+def _add_training_commands(group: click.Group) -> None:
+    """The training engineer's commands, when that part of the package is installed."""
+    try:
+        from .train.commands import export_command, prepare_faces_command, train_command
+    except ImportError:
+        return
+    for command in (prepare_faces_command, train_command, export_command):
+        group.add_command(command)
+
+
+_add_training_commands(cli)
+
+
+def main() -> None:
+    """Console-script entry point (`clrface-video`)."""
+    cli(prog_name="clrface-video")

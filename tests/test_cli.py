@@ -1,0 +1,186 @@
+"""The command line: options, one-line errors with exit 2 and no output for bad inputs, models, detect."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from clrface_video.cli import cli
+from tests.media import make_audio_only, make_clip
+
+BASELINE = ["--model", "baseline-bicubic-sharpen", "--device", "cpu"]
+
+
+def run(*args: str):
+    return CliRunner().invoke(cli, [str(a) for a in args], catch_exceptions=False)
+
+
+def assert_one_line_error(result, *words: str) -> None:
+    assert result.exit_code == 2, result.output
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: "), result.stderr
+    assert "Traceback" not in result.output
+    for word in words:
+        assert word in lines[0], lines[0]
+
+
+def files_in(folder: Path) -> set[str]:
+    return {p.name for p in folder.rglob("*")}
+
+
+@pytest.fixture(scope="module")
+def small_clip(tmp_path_factory) -> Path:
+    return make_clip(tmp_path_factory.mktemp("clip") / "talk.mp4", frames=6, size=(192, 160))
+
+
+# -- bad inputs: exit 2, one line, nothing written -------------------------------------------------
+
+def _text_as_mp4(folder: Path) -> Path:
+    path = folder / "notes.mp4"
+    path.write_text("this is not a video\n" * 20)
+    return path
+
+
+def _zero_length(folder: Path) -> Path:
+    path = folder / "empty.mp4"
+    path.write_bytes(b"")
+    return path
+
+
+def _truncated(folder: Path) -> Path:
+    full = make_clip(folder / "full.mp4", frames=12, size=(128, 96))
+    data = full.read_bytes()
+    full.unlink()
+    path = folder / "truncated.mp4"
+    path.write_bytes(data[: len(data) // 3])
+    return path
+
+
+def _audio_only(folder: Path) -> Path:
+    return make_audio_only(folder / "song.m4a")
+
+
+def _not_an_image(folder: Path) -> Path:
+    path = folder / "photo.jpg"
+    path.write_bytes(b"\xff\xd8\xff\xe0 definitely not a jpeg")
+    return path
+
+
+@pytest.mark.parametrize("make, words", [
+    (lambda folder: folder / "missing.mp4", ["not found", "missing.mp4"]),
+    (_text_as_mp4, ["notes.mp4"]),
+    (_zero_length, ["empty"]),
+    (_truncated, ["truncated.mp4"]),
+    (_audio_only, ["no video stream"]),
+    (_not_an_image, ["photo.jpg"]),
+], ids=["missing", "text-as-mp4", "zero-length", "truncated", "audio-only", "broken-jpeg"])
+def test_bad_input_gives_one_line_error_exit_2_and_no_output(tmp_path, make, words):
+    source = make(tmp_path)
+    before = files_in(tmp_path)
+    original = source.read_bytes() if source.exists() else None
+    result = run("restore", source, *BASELINE)
+    assert_one_line_error(result, *words)
+    assert files_in(tmp_path) == before  # no output, no partial file
+    if original is not None:
+        assert source.read_bytes() == original
+
+
+def test_output_equal_to_input_is_refused(small_clip):
+    original = small_clip.read_bytes()
+    result = run("restore", small_clip, "-o", small_clip, *BASELINE)
+    assert_one_line_error(result, "is the input")
+    same_via_dots = small_clip.parent / ".." / small_clip.parent.name / small_clip.name
+    assert_one_line_error(run("restore", small_clip, "-o", same_via_dots, *BASELINE), "is the input")
+    assert small_clip.read_bytes() == original
+
+
+def test_output_folder_inside_input_folder_is_refused(tmp_path):
+    (tmp_path / "album").mkdir()
+    result = run("restore", tmp_path / "album", "-o", tmp_path / "album" / "out", *BASELINE)
+    assert_one_line_error(result, "inside the input folder")
+    assert not (tmp_path / "album" / "out").exists()
+
+
+@pytest.mark.parametrize("option, words", [
+    (["--fidelity", "1.5"], ["--fidelity"]),
+    (["--batch-size", "0"], ["--batch-size"]),
+    (["--detector", "mtcnn"], ["--detector"]),
+    (["--model", "no-such-model"], ["no-such-model"]),
+    (["--device", "tpu"], ["tpu"]),
+])
+def test_bad_options_give_one_line_error(small_clip, option, words):
+    before = files_in(small_clip.parent)
+    assert_one_line_error(run("restore", small_clip, *option), *words)
+    assert files_in(small_clip.parent) == before
+
+
+def test_insightface_without_model_folder_names_the_folder(small_clip, tmp_path):
+    missing = tmp_path / "buffalo_l"
+    result = run("restore", small_clip, "--detector", "insightface", "--insightface-root", missing, *BASELINE)
+    assert_one_line_error(result, str(missing))
+
+
+# -- commands --------------------------------------------------------------------------------------
+
+def test_models_lists_the_baseline_and_marks_the_default():
+    result = run("models")
+    assert result.exit_code == 0
+    assert "baseline-bicubic-sharpen" in result.output
+    assert sum("(default" in line for line in result.output.splitlines()) == 1
+
+
+def test_help_names_every_restore_option():
+    result = run("restore", "--help")
+    assert result.exit_code == 0
+    for option in ("--output", "--model", "--fidelity", "--device", "--batch-size", "--detector",
+                   "--insightface-root", "--codec", "--crf", "--overwrite", "--no-track-identity",
+                   "--report", "--quiet"):
+        assert option in result.output, option
+
+
+def test_detect_prints_the_astronaut_and_draws(tmp_path, astronaut):
+    from PIL import Image
+
+    photo = tmp_path / "astronaut.png"
+    Image.fromarray(astronaut).save(photo)
+    drawn = tmp_path / "drawn.png"
+    result = run("detect", photo, "--draw", drawn)
+    assert result.exit_code == 0, result.output
+    assert result.output.startswith("1 face in")
+    assert "landmarks" in result.output and drawn.is_file()
+
+
+def test_restore_video_prints_output_and_writes_report(small_clip, tmp_path):
+    out, report = tmp_path / "out.mp4", tmp_path / "report.json"
+    result = run("restore", small_clip, "-o", out, "--report", report, *BASELINE)
+    assert result.exit_code == 0, result.output
+    assert str(out) in result.stdout.strip().splitlines()[-1]
+    data = json.loads(report.read_text())
+    for key in ("input", "output", "model", "device", "frames", "images", "faces", "tracks", "seconds", "stages"):
+        assert key in data, key
+    assert data["model"] == "baseline-bicubic-sharpen" and data["device"] == "cpu"
+    assert data["frames"] == 6 and data["faces"] == 6 and data["tracks"] == 1
+    assert set(data["stages"]) >= {"decode", "detect", "track", "align", "restore", "paste", "encode"}
+    # not a TTY: no progress bar on stderr
+    assert "it/s" not in result.stderr and "frame/s" not in result.stderr
+
+
+def test_existing_output_is_kept_unless_overwrite(small_clip, tmp_path):
+    out = tmp_path / "out.mp4"
+    assert run("restore", small_clip, "-o", out, *BASELINE).exit_code == 0
+    stamp = out.stat().st_mtime_ns
+    again = run("restore", small_clip, "-o", out, *BASELINE)
+    assert again.exit_code == 0 and "already restored" in again.stdout
+    assert out.stat().st_mtime_ns == stamp
+    redo = run("restore", small_clip, "-o", out, "--overwrite", *BASELINE)
+    assert redo.exit_code == 0 and out.stat().st_mtime_ns != stamp
+
+
+def test_default_output_is_beside_the_input(tmp_path):
+    clip = make_clip(tmp_path / "movie.mp4", frames=3, size=(128, 96), face=False, audio=False)
+    result = run("restore", clip, *BASELINE, "--quiet")
+    assert result.exit_code == 0, result.output
+    assert (tmp_path / "movie_restored.mp4").is_file()
+    assert str(tmp_path / "movie_restored.mp4") in result.stdout

@@ -1,0 +1,190 @@
+"""Photos and photo folders end to end with real images: untouched pixels, formats, metadata, resumable folders."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+from click.testing import CliRunner
+from PIL import Image, ImageCms
+
+from clrface_video.cli import cli
+from clrface_video.config import RestoreConfig
+from clrface_video.faces.align import crop_corners_in_frame, estimate_similarity
+from clrface_video.faces.detect import make_detector
+from clrface_video.pipeline import restore_frames, restore_image
+from clrface_video.photos import restore_folder
+from tests.conftest import shared_file
+
+BASELINE = RestoreConfig(model="baseline-bicubic-sharpen", device="cpu")
+RESOLUTION = 128  # the baseline restorer's crop side
+
+
+def crop_footprints(rgb: np.ndarray) -> np.ndarray:
+    """(H, W) bool: where the aligned crops of the faces found in `rgb` lie in the image (paste can only touch these)."""
+    region = np.zeros(rgb.shape[:2], np.uint8)
+    for face in make_detector().detect(rgb):
+        corners = crop_corners_in_frame(estimate_similarity(face.landmarks, RESOLUTION), RESOLUTION)
+        cv2.fillConvexPoly(region, np.round(corners).astype(np.int32), 1)
+    return cv2.dilate(region, np.ones((5, 5), np.uint8)).astype(bool)
+
+
+def assert_only_faces_changed(before: np.ndarray, after: np.ndarray, faces_rgb: np.ndarray) -> None:
+    assert before.shape == after.shape and before.dtype == after.dtype
+    changed = np.any(before != after, axis=-1) if before.ndim == 3 else before != after
+    footprint = crop_footprints(faces_rgb)
+    assert changed.any(), "no face pixel was restored"
+    assert not (changed & ~footprint).any(), "pixels outside the pasted faces changed"
+
+
+def test_png_photo_changes_only_the_face(tmp_path, astronaut):
+    source = tmp_path / "astronaut.png"
+    Image.fromarray(astronaut).save(source)
+    report = restore_image(source, None, BASELINE)
+    out = tmp_path / "astronaut_restored.png"
+    assert report.output == str(out) and report.images == 1 and report.faces == 1 and report.tracks == 1
+    assert_only_faces_changed(astronaut, np.asarray(Image.open(out)), astronaut)
+    assert np.array_equal(np.asarray(Image.open(source)), astronaut)  # input untouched
+
+
+def test_png_with_alpha_keeps_its_alpha(tmp_path, astronaut):
+    alpha = np.tile(np.linspace(0, 255, 512, dtype=np.uint8), (512, 1))
+    source = tmp_path / "cutout.png"
+    Image.fromarray(np.dstack([astronaut, alpha]), "RGBA").save(source)
+    restore_image(source, None, BASELINE)
+    out = Image.open(tmp_path / "cutout_restored.png")
+    assert out.mode == "RGBA"
+    pixels = np.asarray(out)
+    assert np.array_equal(pixels[..., 3], alpha)
+    assert_only_faces_changed(astronaut, pixels[..., :3], astronaut)
+
+
+def test_16bit_png_stays_16bit(tmp_path, astronaut):
+    deep = astronaut.astype(np.uint16) * 257 + 100  # not a plain multiple of 257: low bits matter
+    source = tmp_path / "deep.png"
+    cv2.imwrite(str(source), deep[..., ::-1])
+    restore_image(source, None, BASELINE)
+    out = cv2.imread(str(tmp_path / "deep_restored.png"), cv2.IMREAD_UNCHANGED)[..., ::-1]
+    assert out.dtype == np.uint16
+    assert_only_faces_changed(deep, out, astronaut)
+
+
+def test_grayscale_photo_stays_grayscale(tmp_path, astronaut):
+    gray = np.asarray(Image.fromarray(astronaut).convert("L"))
+    source = tmp_path / "gray.png"
+    Image.fromarray(gray).save(source)
+    report = restore_image(source, None, BASELINE)
+    out = Image.open(tmp_path / "gray_restored.png")
+    assert out.mode == "L" and report.faces == 1
+    assert_only_faces_changed(gray, np.asarray(out), np.dstack([gray] * 3))
+
+
+def test_cmyk_jpeg_gives_a_cmyk_jpeg(tmp_path, astronaut):
+    source = tmp_path / "print.jpg"
+    Image.fromarray(astronaut).convert("CMYK").save(source, quality=95)
+    report = restore_image(source, None, BASELINE)
+    out = Image.open(tmp_path / "print_restored.jpg")
+    assert out.format == "JPEG" and out.mode == "CMYK" and out.size == (512, 512)
+    assert report.faces == 1
+
+
+@pytest.mark.parametrize("size", [(511, 383), (301, 457)])
+def test_odd_sizes(tmp_path, astronaut, size):
+    source = tmp_path / "odd.png"
+    Image.fromarray(astronaut).resize(size, Image.LANCZOS).save(source)
+    report = restore_image(source, None, BASELINE)
+    out = Image.open(tmp_path / "odd_restored.png")
+    assert out.size == size and report.faces == 1
+
+
+def test_exif_orientation_is_honoured_and_metadata_kept(tmp_path, astronaut):
+    upright = Image.fromarray(astronaut[:400])  # 512 wide, 400 high
+    stored = upright.transpose(Image.Transpose.ROTATE_90)  # what a camera held sideways stores
+    exif = Image.Exif()
+    exif[0x0112] = 6  # display rotated 90 degrees clockwise
+    exif[0x010F] = "clrface test camera"  # Make
+    icc = ImageCms.ImageCmsProfile(ImageCms.createProfile("sRGB")).tobytes()
+    source = tmp_path / "sideways.jpg"
+    stored.save(source, exif=exif.tobytes(), icc_profile=icc, quality=95)
+    report = restore_image(source, None, BASELINE)
+    out = Image.open(tmp_path / "sideways_restored.jpg")
+    assert out.size == (512, 400) and report.faces == 1  # found upright
+    assert out.getexif().get(0x010F) == "clrface test camera"
+    assert out.getexif().get(0x0112, 1) == 1
+    assert out.info.get("icc_profile") == icc
+
+
+def test_group_photo_gets_all_six_faces():
+    group = shared_file("photos/insightface_t1.jpg")
+    out_dir = Path(__import__("tempfile").mkdtemp())
+    report = restore_image(group, out_dir / "t1.jpg", BASELINE)
+    assert report.faces == 6 and report.tracks == 6 and (out_dir / "t1.jpg").is_file()
+
+
+def test_restore_frames_for_api_users(astronaut):
+    frames = [astronaut, np.zeros_like(astronaut), astronaut]
+    out = list(restore_frames(iter(frames), BASELINE, as_video=True))
+    assert len(out) == 3 and all(o.shape == astronaut.shape for o in out)
+    assert np.array_equal(out[1], frames[1])  # no face: unchanged
+    assert not np.array_equal(out[0], astronaut)
+    stills = list(restore_frames(frames, BASELINE, as_video=False))
+    assert np.array_equal(stills[1], frames[1]) and not np.array_equal(stills[2], astronaut)
+
+
+# -- folders ---------------------------------------------------------------------------------------
+
+@pytest.fixture()
+def album(tmp_path, astronaut) -> Path:
+    """album/a.jpg (EXIF + ICC), album/2009/b.png, album/2009/summer/c.jpg, a text file and a broken jpeg."""
+    root = tmp_path / "album"
+    (root / "2009" / "summer").mkdir(parents=True)
+    exif = Image.Exif()
+    exif[0x010F] = "clrface test camera"
+    icc = ImageCms.ImageCmsProfile(ImageCms.createProfile("sRGB")).tobytes()
+    Image.fromarray(astronaut).save(root / "a.jpg", exif=exif.tobytes(), icc_profile=icc, quality=92)
+    Image.fromarray(astronaut[:300, :300]).save(root / "2009" / "b.png")
+    Image.fromarray(astronaut[::2, ::2]).save(root / "2009" / "summer" / "c.jpg")
+    (root / "notes.txt").write_text("not a photo")
+    (root / "2009" / "broken.jpg").write_bytes(b"\xff\xd8\xff\xe0 this is not a jpeg")
+    return root
+
+
+def run_cli(*args):
+    return CliRunner().invoke(cli, [str(a) for a in args], catch_exceptions=False)
+
+
+def test_folder_is_mirrored_with_metadata_and_a_bad_file_is_skipped(album, tmp_path):
+    report_path = tmp_path / "report.json"
+    result = run_cli("restore", album, "--model", "baseline-bicubic-sharpen", "--report", report_path)
+    assert result.exit_code == 0, result.output
+    out = tmp_path / "album_restored"
+    made = sorted(str(p.relative_to(out)) for p in out.rglob("*") if p.is_file())
+    assert made == ["2009/b.png", "2009/summer/c.jpg", "a.jpg"]
+    warnings = [line for line in result.stderr.splitlines() if "broken.jpg" in line]
+    assert len(warnings) == 1  # one line for the bad file, and the folder went on
+    restored = Image.open(out / "a.jpg")
+    original = Image.open(album / "a.jpg")
+    assert restored.getexif().get(0x010F) == "clrface test camera"
+    assert restored.info.get("icc_profile") == original.info.get("icc_profile")
+    report = json.loads(report_path.read_text())
+    assert report["images"] == 3 and report["faces"] == 3 and len(report["failed"]) == 1
+    assert report["kind"] == "folder" and report["skipped"] == 0
+
+
+def test_folder_rerun_skips_done_files_and_overwrite_redoes_them(album, tmp_path):
+    out = tmp_path / "done"
+    first = restore_folder(album, out, BASELINE)
+    assert first.images == 3
+    stamps = {p: p.stat().st_mtime_ns for p in out.rglob("*") if p.is_file()}
+    (out / "2009" / "b.png").unlink()  # as if the first run had stopped before it
+    (out / "2009" / ".b.partial.png").write_bytes(b"half")  # and left a temporary file behind
+    again = restore_folder(album, out, BASELINE)
+    assert again.images == 1 and again.skipped == 2
+    for path, stamp in stamps.items():
+        if path.name != "b.png":
+            assert path.stat().st_mtime_ns == stamp
+    redo = restore_folder(album, out, RestoreConfig(model="baseline-bicubic-sharpen", device="cpu", overwrite=True))
+    assert redo.images == 3 and redo.skipped == 0
+    assert all(path.stat().st_mtime_ns != stamp for path, stamp in stamps.items() if path.name != "b.png")
