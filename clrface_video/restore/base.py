@@ -66,11 +66,17 @@ def make_restorer(model: str, *, device: torch.device, fidelity: float = 0.5) ->
     if model.endswith(".safetensors"):
         return _REGISTRY["clrface"].factory(device=device, fidelity=fidelity, path=model)
     if model == "auto":
-        model = "clrface" if "clrface" in _REGISTRY else "baseline-bicubic-sharpen"
+        model = "clrface" if "clrface" in _REGISTRY and _shipped_clrface_present() else "baseline-bicubic-sharpen"
     if model not in _REGISTRY:
         names = ", ".join(sorted(_REGISTRY))
         raise ModelError(f"unknown --model {model!r}; choose one of: {names}, or a .safetensors path")
     return _REGISTRY[model].factory(device=device, fidelity=fidelity, path=None)
+
+
+def _shipped_clrface_present() -> bool:
+    from .restorer import SHIPPED_WEIGHTS
+
+    return SHIPPED_WEIGHTS.is_file()
 
 
 def _load_builtin() -> None:

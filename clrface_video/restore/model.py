@@ -40,8 +40,8 @@ class CLRFaceConfig:
     """Everything needed to rebuild a CLRFaceModel; stored as JSON inside the weights file.
 
     fidelity f in [0, 1] maps linearly (see fidelity_to_knobs): t* = t_star_range[1] - f * (span),
-    guidance weight = guidance_range[1] - f * (span). identity_size is the side the identity network
-    takes (160 for FaceNet).
+    guidance weight = guidance_range[1] - f * (span). identity_size: side the decoded face is resized to
+    before the identity network (None: the network takes the crop as is, as faces.identity does).
     """
 
     vqgan: VQGANConfig = field(default_factory=VQGANConfig.small_128)
@@ -56,7 +56,7 @@ class CLRFaceConfig:
     sampler: str = "dpmpp_2m"
     t_star_range: tuple[float, float] = (0.2, 0.6)
     guidance_range: tuple[float, float] = (0.0, 0.05)
-    identity_size: int = 160
+    identity_size: int | None = None
     seed: int = 0
 
     @property
@@ -72,7 +72,7 @@ class CLRFaceConfig:
     def tiny(cls) -> CLRFaceConfig:
         """For tests: 32 px faces, 4 x 8 x 8 latents, a few thousand parameters per module."""
         return cls(vqgan=VQGANConfig.tiny(), score=ScoreNetConfig.tiny(), irn=IRNConfig.tiny(),
-                   steps=4, identity_size=32)
+                   steps=4)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

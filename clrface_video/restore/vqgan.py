@@ -201,15 +201,15 @@ class VQGAN(nn.Module):
         return F.normalize(self.codebook.weight, dim=1)
 
     def quantize(self, z: torch.Tensor) -> VQOutput:
-        """Nearest code by cosine similarity; straight-through gradient to z."""
-        z = F.normalize(z, dim=1)
+        """Nearest code by cosine similarity; straight-through gradient (dz_q/dz = identity)."""
+        zn = F.normalize(z, dim=1)
         n, c, h, w = z.shape
-        flat = z.permute(0, 2, 3, 1).reshape(-1, c)
+        flat = zn.permute(0, 2, 3, 1).reshape(-1, c)
         codes = self.codes().to(flat.dtype)
         indices = (flat @ codes.t()).argmax(dim=1)
         q = codes[indices].view(n, h, w, c).permute(0, 3, 1, 2)
-        codebook_loss = F.mse_loss(q, z.detach())
-        commitment_loss = self.cfg.beta * F.mse_loss(z, q.detach())
+        codebook_loss = F.mse_loss(q, zn.detach())
+        commitment_loss = self.cfg.beta * F.mse_loss(zn, q.detach())
         z_q = z + (q - z).detach()
         return VQOutput(z_q=z_q, indices=indices.view(n, h, w), codebook_loss=codebook_loss,
                         commitment_loss=commitment_loss)
