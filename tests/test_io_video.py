@@ -140,6 +140,30 @@ def test_truncated_mp4_is_an_input_error(tmp_path):
     one_line_input_error(read_frames, cut)
 
 
+def faststart_copy(src: Path, dst: Path) -> Path:
+    """Remux with the index (moov) at the front, as streaming mp4s are."""
+    with av.open(str(src)) as inp, av.open(str(dst), "w", options={"movflags": "faststart"}) as out:
+        streams = {s.index: out.add_stream_from_template(s) for s in inp.streams}
+        for packet in inp.demux():
+            if packet.dts is not None:
+                packet.stream = streams[packet.stream_index]
+                out.mux(packet)
+    return dst
+
+
+@pytest.mark.parametrize("kind", ["faststart.mp4", "mkv"])
+def test_truncated_stream_is_an_input_error_naming_the_frame(tmp_path, kind):
+    if kind == "mkv":
+        whole = make_clip(tmp_path / "a.mkv", frames=24, size=SMALL)
+    else:
+        whole = faststart_copy(make_clip(tmp_path / "a.mp4", frames=24, size=SMALL), tmp_path / "fs.mp4")
+    assert len(list(read_frames(whole))) == 24
+    cut = tmp_path / f"cut{whole.suffix}"
+    cut.write_bytes(whole.read_bytes()[: whole.stat().st_size * 6 // 10])
+    message = one_line_input_error(read_frames, cut)
+    assert "truncated" in message and "frames" in message
+
+
 def test_corrupt_middle_never_leaks_a_raw_av_error(tmp_path):
     clip = make_clip(tmp_path / "a.mkv", frames=12, size=SMALL, audio=False)
     data = bytearray(clip.read_bytes())

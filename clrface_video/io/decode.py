@@ -111,6 +111,38 @@ def _fps(stream: av.video.stream.VideoStream) -> Fraction | None:
     return Fraction(rate) if rate else None
 
 
+def _index_beyond_eof(stream: av.video.stream.VideoStream, path: Path) -> bool:
+    """True when the container's sample index (mp4/mov moov) points past the end of the file."""
+    entries = stream.index_entries or []
+    ends = [entry.pos + entry.size for entry in entries if entry.pos >= 0]
+    return bool(ends) and max(ends) > path.stat().st_size
+
+
+def _declared_end_s(stream: av.video.stream.VideoStream) -> float | None:
+    """The video stream's own declared length (matroska DURATION tag, or stream.duration)."""
+    tag = stream.metadata.get("DURATION") or stream.metadata.get("duration")
+    if tag:
+        try:
+            hours, minutes, seconds = tag.split(":")
+            return int(hours) * 3600 + int(minutes) * 60 + float(seconds)
+        except ValueError:
+            pass
+    if stream.duration is not None and stream.time_base is not None:
+        return float((stream.start_time or 0) * stream.time_base + stream.duration * stream.time_base)
+    return None
+
+
+def _check_complete(stream: av.video.stream.VideoStream, path: Path, frames: int, end_s: float | None) -> None:
+    """Raise InputError when the file was cut short (decoding simply stops early otherwise)."""
+    if _index_beyond_eof(stream, path):
+        raise InputError(f"{path.name} is truncated: decoding stopped after {frames} frames")
+    declared = _declared_end_s(stream)
+    fps = _fps(stream) or Fraction(25)
+    if declared is not None and end_s is not None and end_s < declared - 3 / float(fps) - 0.05:
+        raise InputError(f"{path.name} is truncated: decoding stopped after {frames} frames "
+                         f"({end_s:.2f} s of {declared:.2f} s)")
+
+
 def probe_video(path: Path | str) -> VideoInfo:
     """Read a video's geometry, timing, colour and stream layout (decodes one frame).
 
@@ -121,6 +153,8 @@ def probe_video(path: Path | str) -> VideoInfo:
     with _open_input(path) as container:
         stream = _video_stream(container, path)
         ctx = stream.codec_context
+        if _index_beyond_eof(stream, path):
+            raise InputError(f"{path.name} is truncated: its index points past the end of the file")
         first = _first_frame(container, stream, path)
         pix_fmt = first.format.name
         return VideoInfo(
@@ -164,6 +198,7 @@ def read_frames(path: Path | str) -> Iterator[Frame]:
         time_base = Fraction(stream.time_base)
         index = 0
         high_depth: bool | None = None
+        end_s: float | None = None
         decoded = container.decode(stream)
         while True:
             try:
@@ -176,5 +211,8 @@ def read_frames(path: Path | str) -> Iterator[Frame]:
                 high_depth = _bit_depth(frame.format.name) > 8
             yield Frame(image=frame_to_array(frame, high_depth), index=index, pts=frame.pts, time_base=time_base)
             index += 1
+            if frame.pts is not None:
+                end_s = float((frame.pts + (frame.duration or 0)) * time_base)
         if index == 0:
             raise InputError(f"{path.name} has no video frames (zero-length video)")
+        _check_complete(stream, path, index, end_s)
