@@ -54,7 +54,7 @@ class ClrfaceGroup(click.Group):
             _fail(_one_line(error), EXIT_USER_ERROR)
         except _media_errors() as error:
             _fail(_one_line(error), EXIT_USER_ERROR)
-        except Exception as error:  # noqa: BLE001 - a bug: still one line, traceback only on request
+        except Exception as error:  # a bug: still one line, traceback on request
             if _debug():
                 raise
             _fail(f"unexpected {type(error).__name__}: {_one_line(error)} (set CLRFACE_DEBUG=1 for a traceback)", 1)
@@ -179,7 +179,7 @@ def restore(input: Path, output: Path | None, model: str, fidelity: float, devic
               help="Also save a copy of IMAGE with boxes and landmarks drawn (debugging).")
 def detect(image: Path, detector: str, insightface_root: Path | None, threshold: float, draw: Path | None) -> None:
     """Print the faces found in IMAGE: score, box and the 5 landmarks."""
-    from .pipeline import detect_faces, draw_faces
+    from .photos import detect_faces, draw_faces
 
     config = RestoreConfig(detector=detector, insightface_root=insightface_root, det_threshold=threshold)
     pixels, faces = detect_faces(image, config)

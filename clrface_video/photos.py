@@ -1,4 +1,4 @@
-"""Photo-folder mode: restore a tree of photos into a mirrored tree, resumable, one bad file never stops it."""
+"""Photo folders: restore a tree of photos into a mirrored tree, resumable; plus the `detect` debugging helpers."""
 from __future__ import annotations
 
 import logging
@@ -6,10 +6,23 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
+import numpy as np
+
 from .config import RestoreConfig
-from .errors import ClrfaceError
-from .pipeline import FaceRestorer, Models, is_image, load_models, resolve_paths, restore_photo_array
+from .device import pick_device
+from .errors import ClrfaceError, InputError
+from .faces.detect import make_detector
+from .pipeline import (
+    FaceRestorer,
+    Models,
+    is_image,
+    load_models,
+    resolve_paths,
+    restore_photo_array,
+    to_uint8,
+)
 from .report import Progress, RestoreReport, StageTimer
+from .types import Face
 
 log = logging.getLogger(__name__)
 
@@ -81,3 +94,38 @@ def restore_folder(input: str | Path, output: str | Path | None = None, config: 
     report.stages = timer.rounded()
     report.seconds = round(time.perf_counter() - start, 4)
     return report
+
+
+# -- debugging helpers for `clrface-video detect` ---------------------------------------------------
+def detect_faces(path: str | Path, config: RestoreConfig | None = None) -> tuple[np.ndarray, list[Face]]:
+    """The RGB uint8 pixels of a photo (EXIF orientation applied) and the faces found in it."""
+    from .io.image import read_photo
+
+    config = config or RestoreConfig()
+    source = Path(path).expanduser()
+    if not source.exists():
+        raise InputError(f"input not found: {source}")
+    image = to_uint8(read_photo(source).image)
+    detector = make_detector(config.detector, insightface_root=config.insightface_root,
+                             threshold=config.det_threshold, device=str(pick_device(config.device)))
+    return image, detector.detect(image)
+
+
+def draw_faces(image: np.ndarray, faces: list[Face], path: str | Path) -> None:
+    """Save a copy of `image` with each face's box and its 5 landmarks drawn on it."""
+    import cv2
+
+    canvas = np.ascontiguousarray(image[..., ::-1])
+    colours = [(255, 0, 0), (0, 0, 255), (0, 255, 0), (255, 0, 255), (0, 255, 255)]  # BGR, per landmark
+    thickness = max(1, round(max(image.shape[:2]) / 400))
+    for face in faces:
+        x1, y1, x2, y2 = (round(float(v)) for v in face.box)
+        cv2.rectangle(canvas, (x1, y1), (x2, y2), (0, 255, 0), thickness)
+        for (x, y), colour in zip(face.landmarks, colours):
+            cv2.circle(canvas, (round(float(x)), round(float(y))), 2 * thickness, colour, -1)
+    try:
+        written = cv2.imwrite(str(path), canvas)
+    except cv2.error:
+        written = False
+    if not written:
+        raise ClrfaceError(f"cannot write {path}; use a .png or .jpg name in an existing folder")

@@ -14,8 +14,8 @@ from clrface_video.cli import cli
 from clrface_video.config import RestoreConfig
 from clrface_video.faces.align import crop_corners_in_frame, estimate_similarity
 from clrface_video.faces.detect import make_detector
-from clrface_video.pipeline import restore_frames, restore_image
 from clrface_video.photos import restore_folder
+from clrface_video.pipeline import restore_frames, restore_image
 from tests.conftest import shared_file
 
 BASELINE = RestoreConfig(model="baseline-bicubic-sharpen", device="cpu")
