@@ -184,3 +184,46 @@ def test_default_output_is_beside_the_input(tmp_path):
     assert result.exit_code == 0, result.output
     assert (tmp_path / "movie_restored.mp4").is_file()
     assert str(tmp_path / "movie_restored.mp4") in result.stdout
+
+
+def test_progress_bar_on_a_terminal_only(tmp_path, astronaut):
+    """A real console-script run with stderr on a pseudo-terminal shows images, rate and ETA; --quiet does not."""
+    import fcntl
+    import os
+    import pty
+    import shutil
+    import struct
+    import subprocess
+    import termios
+
+    from PIL import Image
+
+    album = tmp_path / "album"
+    album.mkdir()
+    for i in range(2):
+        Image.fromarray(astronaut[::2, ::2]).save(album / f"{i}.png")
+    script = shutil.which("clrface-video")
+    assert script, "the clrface-video console script is not installed (pip install -e .)"
+
+    def stderr_on_tty(*extra: str) -> str:
+        master, slave = pty.openpty()
+        fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", 30, 100, 0, 0))  # a 100-column terminal
+        done = subprocess.run([script, "restore", str(album), "--overwrite", *BASELINE, *extra],
+                              stdout=subprocess.PIPE, stderr=slave, timeout=300, check=False)
+        os.close(slave)
+        chunks = []
+        while True:
+            try:
+                chunk = os.read(master, 65536)
+            except OSError:
+                break
+            if not chunk:
+                break
+            chunks.append(chunk)
+        os.close(master)
+        assert done.returncode == 0
+        return b"".join(chunks).decode(errors="replace")
+
+    shown = stderr_on_tty()
+    assert "2/2" in shown and "image/s" in shown and "<" in shown  # count, rate, ETA
+    assert stderr_on_tty("--quiet") == ""
