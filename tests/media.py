@@ -12,6 +12,9 @@ import numpy as np
 AUDIO_RATE = 48000
 AUDIO_FRAME = 1024  # aac frame size
 FACE_CENTER = (215.0, 125.0)  # (x, y) of the astronaut's face in the 512x512 image
+BT709 = (1, 1, 1, 1)  # (primaries, transfer, matrix, range) as FFmpeg numbers: BT.709, limited range
+BT601_FULL = (6, 6, 6, 2)  # SMPTE 170M everything, full (JPEG) range
+SWS_MATRIX = {1: 1, 5: 5, 6: 5, 9: 9}  # FFmpeg colour matrix -> swscale matrix
 
 
 @lru_cache(maxsize=1)
@@ -81,14 +84,15 @@ def _pix_fmt(codec: str, bit_depth: int, width: int, height: int) -> str:
 
 
 def _add_video(out: av.container.OutputContainer, codec: str, fps: int, time_base: Fraction,
-               size: tuple[int, int], bit_depth: int, rotation: int) -> av.video.stream.VideoStream:
+               size: tuple[int, int], bit_depth: int, rotation: int,
+               color: tuple[int, int, int, int]) -> av.video.stream.VideoStream:
     stream = out.add_stream(codec, rate=fps)
     stream.width, stream.height = size
     stream.pix_fmt = _pix_fmt(codec, bit_depth, *size)
     stream.time_base = time_base
     stream.codec_context.time_base = time_base
     ctx = stream.codec_context
-    ctx.color_primaries, ctx.color_trc, ctx.colorspace, ctx.color_range = 1, 1, 1, 1  # BT.709, limited
+    ctx.color_primaries, ctx.color_trc, ctx.colorspace, ctx.color_range = color
     if codec in ("libx264", "libx265"):
         stream.options = {"crf": "23", "preset": "ultrafast", "threads": "1"}
         if codec == "libx265":
@@ -98,13 +102,14 @@ def _add_video(out: av.container.OutputContainer, codec: str, fps: int, time_bas
     return stream
 
 
-def _video_frame(image: np.ndarray, bit_depth: int, pix_fmt: str, pts: int,
-                 time_base: Fraction) -> av.VideoFrame:
+def _video_frame(image: np.ndarray, bit_depth: int, pix_fmt: str, pts: int, time_base: Fraction,
+                 color: tuple[int, int, int, int]) -> av.VideoFrame:
     if bit_depth > 8:
         frame = av.VideoFrame.from_ndarray(image.astype(np.uint16) * 257, format="rgb48le")
     else:
         frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(image), format="rgb24")
-    frame = frame.reformat(format=pix_fmt, dst_colorspace=1, dst_color_range=1)
+    matrix = SWS_MATRIX.get(color[2], 5)
+    frame = frame.reformat(format=pix_fmt, dst_colorspace=matrix, dst_color_range=2 if color[3] == 2 else 1)
     frame.pts, frame.time_base = pts, time_base
     return frame
 
@@ -143,24 +148,26 @@ def _subtitle_packets(out: av.container.OutputContainer, seconds: float) -> list
 
 def make_clip(path: Path | str, *, frames: int = 24, size: tuple[int, int] = (256, 256), fps: int = 24,
               audio: bool = True, subtitles: bool = False, vfr: bool = False, rotation: int = 0,
-              bit_depth: int = 8, codec: str = "libx264", face: bool = True) -> Path:
+              bit_depth: int = 8, codec: str = "libx264", face: bool = True,
+              color: tuple[int, int, int, int] = BT709, audio_codec: str = "aac") -> Path:
     """Write a small real clip and return its path.
 
     size is (width, height); the container comes from the suffix (.mp4, .mkv, .mov).
-    Colour is tagged BT.709 limited range. Subtitles are subrip (mkv) or mov_text (mp4/mov).
+    color is (primaries, transfer, matrix, range) as FFmpeg numbers, default BT.709 limited range. Subtitles are subrip (mkv) or mov_text (mp4/mov).
     VFR clips use a 1/1000 time base with frame durations cycling 1x, 2x, 0.5x.
+    audio_codec: "aac" (default), or e.g. "libopus", "libmp3lame", "flac" where the container allows.
     """
     path = Path(path)
     pts, time_base = _frame_pts(frames, fps, vfr)
     seconds = (pts[-1] * time_base + Fraction(1, fps)) if frames else 0
     with av.open(str(path), "w") as out:
-        video = _add_video(out, codec, fps, time_base, size, bit_depth, rotation)
-        audio_stream = out.add_stream("aac", rate=AUDIO_RATE, layout="mono") if audio else None
+        video = _add_video(out, codec, fps, time_base, size, bit_depth, rotation, color)
+        audio_stream = out.add_stream(audio_codec, rate=AUDIO_RATE, layout="mono") if audio else None
         cues = _subtitle_packets(out, float(seconds)) if subtitles else []
         pending = _audio_frames(float(seconds)) if audio else []
         for i, p in enumerate(pts):
             image = clip_image(i, frames, size, face)
-            frame = _video_frame(image, bit_depth, video.pix_fmt, p, time_base)
+            frame = _video_frame(image, bit_depth, video.pix_fmt, p, time_base, color)
             out.mux(video.encode(frame))
             now = p * time_base
             while pending and pending[0].pts * pending[0].time_base <= now:

@@ -1,6 +1,7 @@
 """Photo I/O round trips on real files: EXIF, ICC, orientation, format, mode, alpha, 16-bit, CMYK, errors."""
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 import cv2
@@ -8,7 +9,7 @@ import numpy as np
 import pytest
 from PIL import Image, ImageCms
 
-from clrface_video.errors import InputError
+from clrface_video.errors import ClrfaceError, InputError
 from clrface_video.io.image import Photo, orient_array, read_photo, write_photo
 
 MAKE, MODEL, ORIENTATION = 0x010F, 0x0110, 0x0112
@@ -82,6 +83,16 @@ def test_orient_array_matches_pillow(tmp_path, rgb, orientation):
     assert np.array_equal(orient_array(rgb, orientation), expected)
 
 
+def test_jpeg_keeps_xmp(tmp_path, rgb):
+    xmp = b'<x:xmpmeta xmlns:x="adobe:ns:meta/"><rdf:RDF/></x:xmpmeta>'
+    path = tmp_path / "x.jpg"
+    Image.fromarray(rgb).save(path, quality=95, xmp=xmp)
+    photo = read_photo(path)
+    assert photo.xmp == xmp
+    again, _ = round_trip(photo, path)
+    assert again.xmp == xmp
+
+
 def test_png_keeps_exif_icc_and_pixels(tmp_path, rgb, icc):
     path = tmp_path / "a.png"
     Image.fromarray(rgb).save(path, exif=camera_exif(), icc_profile=icc)
@@ -125,7 +136,7 @@ def test_sixteen_bit_rgb_png_stays_sixteen_bit(tmp_path, rgb, icc):
     assert cv2.imwrite(str(path), deep[..., ::-1])
     photo = read_photo(path)
     assert photo.bit_depth == 16 and photo.image.dtype == np.uint16 and np.array_equal(photo.image, deep)
-    photo = Photo(**{**photo.__dict__, "icc": icc, "exif": camera_exif().tobytes()})
+    photo = replace(photo, icc=icc, exif=camera_exif().tobytes())
     again, out = round_trip(photo, path)
     assert again.bit_depth == 16 and np.array_equal(again.image, deep)
     assert again.icc == icc and exif_of(out)[MAKE] == "NASA"
@@ -178,7 +189,7 @@ def test_other_formats_round_trip(tmp_path, rgb, suffix):
     path = tmp_path / f"a{suffix}"
     Image.fromarray(rgb).save(path)
     photo = read_photo(path)
-    again, out = round_trip(photo, path)
+    again, _ = round_trip(photo, path)
     assert again.format == photo.format == Image.open(path).format
     assert close(again.image, rgb, 4.0)
 
@@ -189,8 +200,8 @@ def test_write_is_atomic_and_leaves_nothing_on_failure(tmp_path, rgb):
     photo = read_photo(path)
     target = tmp_path / "out.png"
     target.write_bytes(b"previous result")
-    broken = Photo(**{**photo.__dict__, "format": "NOSUCHFORMAT"})
-    with pytest.raises(Exception):
+    broken = replace(photo, format="NOSUCHFORMAT")
+    with pytest.raises(ClrfaceError, match="NOSUCHFORMAT"):
         write_photo(target, rgb, broken)
     assert target.read_bytes() == b"previous result"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["a.png", "out.png"]
@@ -217,7 +228,7 @@ def test_missing_file_is_an_input_error(tmp_path):
 def test_sixteen_bit_png_orientation_is_applied(tmp_path, rgb):
     deep = rgb.astype(np.uint16) * 257
     source = read_photo(_write_cv2(tmp_path / "deep.png", deep))
-    tagged = Photo(**{**source.__dict__, "exif": camera_exif(orientation=6).tobytes()})
+    tagged = replace(source, exif=camera_exif(orientation=6).tobytes())
     write_photo(tmp_path / "tagged.png", deep, tagged)
     photo = read_photo(tmp_path / "tagged.png")
     assert photo.bit_depth == 16 and np.array_equal(photo.image, np.rot90(deep, -1))

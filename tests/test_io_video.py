@@ -14,7 +14,7 @@ import pytest
 from clrface_video.errors import ClrfaceError, InputError
 from clrface_video.io.decode import is_image_path, is_video_path, probe_video, read_frames
 from clrface_video.io.encode import VideoWriter, choose_pix_fmt, default_output_path, partial_path
-from tests.media import make_audio_only, make_clip, read_packets
+from tests.media import BT601_FULL, BT709, clip_image, make_audio_only, make_clip, read_packets
 
 SMALL = (128, 96)
 
@@ -195,6 +195,13 @@ def test_round_trip_keeps_frames_pts_and_audio_bytes(tmp_path, suffix, vfr):
     assert mean_abs_diff(src, out) < 4.0
 
 
+@pytest.mark.parametrize(("audio_codec", "suffix"), [("libmp3lame", ".mkv"), ("libopus", ".mp4"), ("flac", ".mkv")])
+def test_other_audio_codecs_are_copied_bit_for_bit(tmp_path, audio_codec, suffix):
+    src = make_clip(tmp_path / f"in{suffix}", frames=6, size=SMALL, audio_codec=audio_codec)
+    out = copy_video(src, tmp_path / f"out{suffix}")
+    assert read_packets(src, "audio") and read_packets(out, "audio") == read_packets(src, "audio")
+
+
 @pytest.mark.parametrize("suffix", [".mp4", ".mkv"])
 def test_subtitle_packets_are_copied(tmp_path, suffix):
     src = make_clip(tmp_path / f"in{suffix}", frames=30, size=SMALL, subtitles=True)
@@ -223,6 +230,25 @@ def test_rotation_and_colour_tags_are_kept(tmp_path):
     with av.open(str(out)) as container:
         ctx = container.streams.video[0].codec_context
         assert (ctx.color_primaries, ctx.colorspace, ctx.color_range) == (1, 1, 1)
+
+
+@pytest.mark.parametrize("color", [BT709, BT601_FULL], ids=["bt709-limited", "bt601-full"])
+def test_colours_decode_and_encode_with_the_tagged_matrix_and_range(tmp_path, color):
+    size = (129, 97)  # odd: ffv1 stores yuv444p, so only rounding separates pixels from the truth
+    src = make_clip(tmp_path / "in.mkv", frames=2, size=size, audio=False, color=color, codec="ffv1")
+    truth = clip_image(0, 2, size).astype(np.int16)
+    assert np.abs(next(read_frames(src)).image - truth).max() <= 3  # a wrong matrix or range is off by 10+
+    out = copy_video(src, tmp_path / "out.mkv", codec="ffv1")
+    info = probe_video(out)
+    assert (info.color_primaries, info.color_trc, info.colorspace, info.color_range) == color
+    assert np.abs(next(read_frames(out)).image - truth).max() <= 4
+
+
+def test_full_range_bt601_tags_survive_libx264(tmp_path):
+    src = make_clip(tmp_path / "in.mp4", frames=3, size=SMALL, audio=False, color=BT601_FULL)
+    info = probe_video(copy_video(src, tmp_path / "out.mp4"))
+    assert (info.color_primaries, info.color_trc, info.colorspace, info.color_range) == BT601_FULL
+    assert mean_abs_diff(src, tmp_path / "out.mp4") < 4.0
 
 
 def test_ten_bit_in_gives_ten_bit_out(tmp_path):
@@ -271,13 +297,12 @@ def test_crf_changes_the_size(tmp_path):
 def test_exception_inside_with_leaves_no_file(tmp_path):
     src = make_clip(tmp_path / "in.mp4", frames=6, size=SMALL)
     out = tmp_path / "out.mp4"
-    with pytest.raises(RuntimeError, match="boom"):
-        with VideoWriter(out, src, probe_video(src)) as writer:
-            for frame in read_frames(src):
-                writer.write(frame)
-                if frame.index == 2:
-                    assert writer.partial.exists()
-                    raise RuntimeError("boom")
+    with pytest.raises(RuntimeError, match="boom"), VideoWriter(out, src, probe_video(src)) as writer:
+        for frame in read_frames(src):
+            writer.write(frame)
+            if frame.index == 2:
+                assert writer.partial.exists()
+                raise RuntimeError("boom")
     assert sorted(p.name for p in tmp_path.iterdir()) == ["in.mp4"]
 
 
@@ -286,18 +311,16 @@ def test_unknown_codec_and_container_are_one_line_errors(tmp_path):
     info = probe_video(src)
     for output, codec in [(tmp_path / "o.mp4", "nosuchcodec"), (tmp_path / "o.mp4", "aac"),
                           (tmp_path / "o.mp4", "prores_ks"), (tmp_path / "o.qqq", "libx264")]:
-        with pytest.raises(ClrfaceError) as caught:
-            with VideoWriter(output, src, info, codec=codec):
-                pass
+        with pytest.raises(ClrfaceError) as caught, VideoWriter(output, src, info, codec=codec):
+            pass
         assert "\n" not in str(caught.value)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["in.mp4"]
 
 
 def test_no_frames_written_is_an_error_and_leaves_nothing(tmp_path):
     src = make_clip(tmp_path / "in.mp4", frames=2, size=SMALL, audio=False)
-    with pytest.raises(ClrfaceError, match="no frames"):
-        with VideoWriter(tmp_path / "out.mp4", src, probe_video(src)):
-            pass
+    with pytest.raises(ClrfaceError, match="no frames"), VideoWriter(tmp_path / "out.mp4", src, probe_video(src)):
+        pass
     assert sorted(p.name for p in tmp_path.iterdir()) == ["in.mp4"]
 
 

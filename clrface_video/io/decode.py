@@ -57,7 +57,8 @@ def is_image_path(path: Path | str) -> bool:
     return Path(path).suffix.lower() in IMAGE_EXTENSIONS
 
 
-def _one_line(error: BaseException) -> str:
+def one_line(error: BaseException) -> str:
+    """An exception's message on one line (FFmpeg messages may carry newlines)."""
     return " ".join(str(error).split()) or type(error).__name__
 
 
@@ -72,13 +73,15 @@ def _open_input(path: Path) -> av.container.InputContainer:
     try:
         return av.open(str(path))
     except (av.error.FFmpegError, UnicodeDecodeError, ValueError) as error:
-        raise InputError(f"cannot read {path.name} as a video ({_one_line(error)})") from error
+        raise InputError(f"cannot read {path.name} as a video ({one_line(error)})") from error
 
 
 def _video_stream(container: av.container.InputContainer, path: Path) -> av.video.stream.VideoStream:
-    if not container.streams.video:
+    """The first video stream that is not a cover picture (mp4/mkv "attached_pic")."""
+    moving = [s for s in container.streams.video if not s.disposition & av.stream.Disposition.attached_pic]
+    if not moving:
         raise InputError(f"{path.name} has no video stream")
-    return container.streams.video[0]
+    return moving[0]
 
 
 def _bit_depth(pix_fmt: str) -> int:
@@ -94,7 +97,7 @@ def _first_frame(container: av.container.InputContainer, stream: av.video.stream
         for frame in container.decode(stream):
             return frame
     except av.error.FFmpegError as error:
-        raise InputError(f"{path.name}: cannot decode the first frame ({_one_line(error)})") from error
+        raise InputError(f"{path.name}: cannot decode the first frame ({one_line(error)})") from error
     raise InputError(f"{path.name} has no video frames (zero-length video)")
 
 
@@ -206,7 +209,7 @@ def read_frames(path: Path | str) -> Iterator[Frame]:
             except StopIteration:
                 break
             except av.error.FFmpegError as error:
-                raise InputError(f"{path.name}: decoding failed at frame {index} ({_one_line(error)})") from error
+                raise InputError(f"{path.name}: decoding failed at frame {index} ({one_line(error)})") from error
             if high_depth is None:
                 high_depth = _bit_depth(frame.format.name) > 8
             yield Frame(image=frame_to_array(frame, high_depth), index=index, pts=frame.pts, time_base=time_base)

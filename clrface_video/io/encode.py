@@ -7,13 +7,17 @@ from collections.abc import Iterator
 from fractions import Fraction
 from pathlib import Path
 from types import TracebackType
+from typing import TYPE_CHECKING
 
 import av
 import numpy as np
 
 from clrface_video.errors import ClrfaceError
-from clrface_video.io.decode import COPY_STREAM_TYPES, VideoInfo
+from clrface_video.io.decode import COPY_STREAM_TYPES, VideoInfo, one_line
 from clrface_video.types import Frame
+
+if TYPE_CHECKING:
+    from typing_extensions import Self
 
 log = logging.getLogger(__name__)
 
@@ -92,8 +96,9 @@ def _copy_streams(source: av.container.InputContainer, out: av.container.OutputC
     for stream in source.streams:
         if stream.type not in COPY_STREAM_TYPES:
             continue
-        name = stream.codec_context.name if stream.codec_context is not None else None
-        if name is not None and name not in out.supported_codecs:
+        ctx = stream.codec_context
+        name = ctx.codec.canonical_name if ctx is not None and ctx.codec is not None else None
+        if not name or name not in out.supported_codecs:
             log.warning("%s stream %d (%s) cannot be stored in %s; it is left out",
                         stream.type, stream.index, name, output.suffix)
             continue
@@ -144,7 +149,7 @@ class VideoWriter:
         self._pix_fmt = ""
 
     # -- context manager ---------------------------------------------------------------------------
-    def __enter__(self) -> VideoWriter:
+    def __enter__(self) -> Self:
         try:
             self._open()
         except BaseException:
@@ -161,7 +166,7 @@ class VideoWriter:
             self._finish()
         except av.error.FFmpegError as error:
             self._abort()
-            raise ClrfaceError(f"writing {self.output.name} failed: {error}") from error
+            raise ClrfaceError(f"writing {self.output.name} failed: {one_line(error)}") from error
         except BaseException:
             self._abort()
             raise
@@ -183,6 +188,10 @@ class VideoWriter:
             if self._copies:
                 wanted = [s for s in self._source.streams if s.index in self._copies]
                 self._packets = self._source.demux(wanted)
+        try:
+            self._out.start_encoding()  # writes the header now, so set-up errors surface here
+        except av.error.FFmpegError as error:
+            raise ClrfaceError(f"cannot start writing {self.output.name}: {one_line(error)}") from error
 
     # -- frames ------------------------------------------------------------------------------------
     def write(self, frame: Frame) -> None:
@@ -190,8 +199,12 @@ class VideoWriter:
         if self._out is None or self._video is None:
             raise RuntimeError("VideoWriter.write called outside its with block")
         video_frame = self._to_video_frame(frame)
-        self._mux_copies_until(Fraction(video_frame.pts) * self.info.time_base)
-        self._out.mux(self._video.encode(video_frame))
+        try:
+            self._mux_copies_until(Fraction(video_frame.pts) * self.info.time_base)
+            self._out.mux(self._video.encode(video_frame))
+        except av.error.FFmpegError as error:
+            raise ClrfaceError(f"encoding frame {frame.index} into {self.output.name} failed: "
+                               f"{one_line(error)}") from error
         self.frames_written += 1
 
     def _frame_pts(self, frame: Frame) -> int:

@@ -49,6 +49,7 @@ class Photo:
     bit_depth: int = 8
     dpi: tuple[float, float] | None = None
     compression: str | None = None
+    xmp: bytes | None = None
 
 
 # -- reading ---------------------------------------------------------------------------------------
@@ -172,7 +173,15 @@ def read_photo(path: Path | str) -> Photo:
         subsampling=_jpeg_subsampling(source), bit_depth=depth,
         dpi=(float(dpi[0]), float(dpi[1])) if dpi else None,
         compression=source.info.get("compression") if fmt == "TIFF" else None,
+        xmp=_xmp(source),
     )
+
+
+def _xmp(image: Image.Image) -> bytes | None:
+    xmp = image.info.get("xmp") or image.info.get("XML:com.adobe.xmp")
+    if isinstance(xmp, str):
+        xmp = xmp.encode()
+    return xmp or None
 
 
 # -- writing ---------------------------------------------------------------------------------------
@@ -225,6 +234,8 @@ def _save_options(like: Photo) -> dict[str, Any]:
         options["icc_profile"] = like.icc
     if like.dpi:
         options["dpi"] = like.dpi
+    if like.xmp and like.format in ("JPEG", "WEBP"):
+        options["xmp"] = like.xmp
     if like.format == "JPEG":
         options["quality"] = min(100, max(95, like.quality or 95))
         if like.subsampling is not None:
@@ -290,6 +301,10 @@ def write_photo(path: Path | str, image: np.ndarray, like: Photo) -> Path:
     try:
         _encode(image, like, partial)
         os.replace(partial, path)
+    except (KeyError, ValueError, OSError) as error:
+        partial.unlink(missing_ok=True)
+        raise ClrfaceError(f"cannot write {path.name} as {like.format} ({' '.join(str(error).split())})") \
+            from error
     except BaseException:
         partial.unlink(missing_ok=True)
         raise
