@@ -287,6 +287,22 @@ def test_other_codecs(tmp_path, codec, suffix, pix_fmt):
     assert read_packets(out, "audio") == read_packets(src, "audio")
 
 
+def test_mpeg_ts_keeps_count_spacing_sync_and_audio_bytes(tmp_path):
+    src = make_clip(tmp_path / "in.ts", frames=8, size=SMALL)
+    out = copy_video(src, tmp_path / "out.ts")
+    source_pts, output_pts = pts_of(src), pts_of(out)
+    assert len(output_pts) == 8 and np.array_equal(np.diff(output_pts), np.diff(source_pts))
+    source_audio, output_audio = read_packets(src, "audio"), read_packets(out, "audio")
+    assert [p[0] for p in output_audio] == [p[0] for p in source_audio]  # the ts muxer may shift all times
+    assert output_pts[0] - output_audio[0][1] == source_pts[0] - source_audio[0][1]  # but keeps a/v sync
+
+
+def test_constant_rate_encoders_get_a_frame_rate_time_base(tmp_path):
+    src = make_clip(tmp_path / "in.mpg", frames=6, size=SMALL, codec="mpeg2video", audio_codec="mp2")
+    out = copy_video(src, tmp_path / "out.mpg", codec="mpeg2video")
+    assert pts_of(out) == pts_of(src) and read_packets(out, "audio") == read_packets(src, "audio")
+
+
 def test_crf_changes_the_size(tmp_path):
     src = make_clip(tmp_path / "in.mp4", frames=6, size=SMALL, audio=False)
     small = copy_video(src, tmp_path / "low.mp4", crf=40).stat().st_size

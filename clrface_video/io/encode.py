@@ -1,6 +1,7 @@
 """VideoWriter: encode RGB frames, copy the source's other streams bit for bit, rename atomically on close."""
 from __future__ import annotations
 
+import io
 import logging
 import os
 from collections.abc import Iterator
@@ -21,6 +22,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
+CFR_ONLY_CODECS = frozenset({"mpeg1video", "mpeg2video", "mpeg4", "msmpeg4", "msmpeg4v2", "h263", "h263p"})
 CRF_CODECS = frozenset({"libx264", "libx265", "libsvtav1", "libvpx", "libvpx-vp9", "libaom-av1"})
 QUIET_OPTIONS = {"libx265": {"x265-params": "log-level=error"}, "libsvtav1": {"svtav1-params": "log-level=1"}}
 # AVColorSpace -> swscale matrix (PyAV's Colorspace values); unknown tags use swscale's default (BT.601).
@@ -56,7 +58,14 @@ def choose_pix_fmt(codec: str, bit_depth: int, width: int, height: int) -> str:
                        f"(it supports {', '.join(sorted(supported))}); try --codec libx264")
 
 
-def _check_codec(codec: str, out: av.container.OutputContainer, output: Path) -> None:
+def codec_time_base(codec: str, info: VideoInfo) -> Fraction:
+    """The source time base, or 1/fps for the MPEG-1/2/4 family, which only encodes constant rates."""
+    if codec in CFR_ONLY_CODECS and info.fps:
+        return 1 / info.fps
+    return info.time_base
+
+
+def _check_codec(codec: str) -> None:
     try:
         found = av.Codec(codec, "w")
     except ValueError as error:
@@ -64,18 +73,21 @@ def _check_codec(codec: str, out: av.container.OutputContainer, output: Path) ->
             from error
     if found.type != "video":
         raise ClrfaceError(f"{codec!r} is not a video encoder (try libx264)")
-    if found.canonical_name not in out.supported_codecs:
-        raise ClrfaceError(f"a {output.suffix} file cannot hold {codec} video; use .mkv or .mov for it")
 
 
 def _add_video_stream(out: av.container.OutputContainer, info: VideoInfo, codec: str,
                       crf: int) -> av.video.stream.VideoStream:
-    stream = out.add_stream(codec, rate=info.fps or Fraction(25))
+    try:
+        stream = out.add_stream(codec, rate=info.fps or Fraction(25))
+    except ValueError as error:
+        raise ClrfaceError(f"{one_line(error)}; use .mkv or .mov, or another --codec") from error
     stream.width, stream.height = info.width, info.height
     stream.pix_fmt = choose_pix_fmt(codec, info.bit_depth, info.width, info.height)
     stream.time_base = info.time_base
     ctx = stream.codec_context
-    ctx.time_base = info.time_base
+    ctx.time_base = codec_time_base(codec, info)
+    if out.format.name == "avi":
+        ctx.max_b_frames = 0  # AVI stores no pts: reordered frames would come back out of order
     ctx.color_primaries, ctx.color_trc = info.color_primaries, info.color_trc
     ctx.colorspace, ctx.color_range = info.colorspace, info.color_range
     options = dict(QUIET_OPTIONS.get(codec, {}))
@@ -98,7 +110,7 @@ def _copy_streams(source: av.container.InputContainer, out: av.container.OutputC
             continue
         ctx = stream.codec_context
         name = ctx.codec.canonical_name if ctx is not None and ctx.codec is not None else None
-        if not name or name not in out.supported_codecs:
+        if not name or not _muxer_accepts(out.format.name, stream):
             log.warning("%s stream %d (%s) cannot be stored in %s; it is left out",
                         stream.type, stream.index, name, output.suffix)
             continue
@@ -107,6 +119,22 @@ def _copy_streams(source: av.container.InputContainer, out: av.container.OutputC
         except (av.error.FFmpegError, ValueError) as error:
             log.warning("%s stream %d cannot be copied (%s); it is left out", stream.type, stream.index, error)
     return mapping
+
+
+def _muxer_accepts(format_name: str, template: av.stream.Stream) -> bool:
+    """Whether a muxer can store a copy of `template` (tried on a throwaway in-memory file)."""
+    trial = av.open(io.BytesIO(), "w", format=format_name.split(",")[0])
+    try:
+        trial.add_stream_from_template(template)
+        trial.start_encoding()
+        return True
+    except (av.error.FFmpegError, ValueError):
+        return False
+    finally:
+        try:
+            trial.close()
+        except (av.error.FFmpegError, ValueError):
+            pass
 
 
 def _is_mov_text_gap(packet: av.Packet, stream: av.stream.Stream) -> bool:
@@ -179,7 +207,7 @@ class VideoWriter:
         except ValueError as error:
             raise ClrfaceError(f"unknown output container for {self.output.name}; use .mp4, .mkv or .mov") \
                 from error
-        _check_codec(self.codec, self._out, self.output)
+        _check_codec(self.codec)
         self._video = _add_video_stream(self._out, self.info, self.codec, self.crf)
         self._pix_fmt = self._video.pix_fmt
         if self.info.other_streams:
@@ -191,7 +219,8 @@ class VideoWriter:
         try:
             self._out.start_encoding()  # writes the header now, so set-up errors surface here
         except av.error.FFmpegError as error:
-            raise ClrfaceError(f"cannot start writing {self.output.name}: {one_line(error)}") from error
+            raise ClrfaceError(f"a {self.output.suffix} file cannot hold {self.codec} video ({one_line(error)}); "
+                               "use .mkv or .mov, or another --codec") from error
 
     # -- frames ------------------------------------------------------------------------------------
     def write(self, frame: Frame) -> None:
@@ -200,7 +229,7 @@ class VideoWriter:
             raise RuntimeError("VideoWriter.write called outside its with block")
         video_frame = self._to_video_frame(frame)
         try:
-            self._mux_copies_until(Fraction(video_frame.pts) * self.info.time_base)
+            self._mux_copies_until(video_frame.pts * video_frame.time_base)
             self._out.mux(self._video.encode(video_frame))
         except av.error.FFmpegError as error:
             raise ClrfaceError(f"encoding frame {frame.index} into {self.output.name} failed: "
@@ -227,8 +256,9 @@ class VideoWriter:
                            dst_color_range=RANGE_JPEG if self.info.color_range == RANGE_JPEG else RANGE_MPEG)
         yuv.color_primaries, yuv.color_trc = self.info.color_primaries, self.info.color_trc
         yuv.colorspace, yuv.color_range = self.info.colorspace, self.info.color_range
-        yuv.pts = self._frame_pts(frame)
-        yuv.time_base = self.info.time_base
+        codec_tb = self._video.codec_context.time_base
+        yuv.pts = round(self._frame_pts(frame) * self.info.time_base / codec_tb)
+        yuv.time_base = codec_tb
         return yuv
 
     # -- copied streams ----------------------------------------------------------------------------
