@@ -135,10 +135,17 @@ def _declared_end_s(stream: av.video.stream.VideoStream) -> float | None:
     return None
 
 
-def _check_complete(stream: av.video.stream.VideoStream, path: Path, frames: int, end_s: float | None) -> None:
-    """Raise InputError when the file was cut short (decoding simply stops early otherwise)."""
+def _check_complete(container: av.container.InputContainer, stream: av.video.stream.VideoStream, path: Path,
+                    frames: int, end_s: float | None) -> None:
+    """Raise InputError when the file was cut short (decoding simply stops early otherwise).
+
+    Only mp4/mov and matroska/webm store a trustworthy stream length; elsewhere (ts, mpg, avi)
+    FFmpeg may estimate it from the bit rate, so only the index check applies.
+    """
     if _index_beyond_eof(stream, path):
         raise InputError(f"{path.name} is truncated: decoding stopped after {frames} frames")
+    if not any(name in container.format.name for name in ("mov", "matroska")):
+        return
     declared = _declared_end_s(stream)
     fps = _fps(stream) or Fraction(25)
     if declared is not None and end_s is not None and end_s < declared - 3 / float(fps) - 0.05:
@@ -218,4 +225,4 @@ def read_frames(path: Path | str) -> Iterator[Frame]:
                 end_s = float((frame.pts + (frame.duration or 0)) * time_base)
         if index == 0:
             raise InputError(f"{path.name} has no video frames (zero-length video)")
-        _check_complete(stream, path, index, end_s)
+        _check_complete(container, stream, path, index, end_s)

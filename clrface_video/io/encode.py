@@ -46,9 +46,8 @@ def choose_pix_fmt(codec: str, bit_depth: int, width: int, height: int) -> str:
     """The encoder pixel format: 4:2:0 at the source depth, 4:4:4 when a side is odd (4:2:0 needs even sizes)."""
     odd = width % 2 == 1 or height % 2 == 1
     chromas = ("yuv444p",) if odd else ("yuv420p", "yuv422p", "yuv444p")
-    depths = {8: ("",), 10: ("10le", "12le", "")}.get(bit_depth, ("12le", "10le", "16le", ""))
-    if bit_depth == 8:
-        depths = ("", "10le")  # e.g. prores_ks only has 10-bit formats
+    # Same depth first; 8-bit may go up to 10 (prores_ks has no 8-bit format); deeper falls back to 8.
+    depths = {8: ("", "10le"), 10: ("10le", "12le", "")}.get(bit_depth, ("12le", "10le", "16le", ""))
     candidates = [chroma + depth for depth in depths for chroma in chromas]
     supported = {f.name for f in (av.Codec(codec, "w").video_formats or [])}
     for name in candidates:
