@@ -142,15 +142,15 @@ def test_sixteen_bit_rgb_png_stays_sixteen_bit(tmp_path, rgb, icc):
     assert again.icc == icc and exif_of(out)[MAKE] == "NASA"
 
 
-def test_sixteen_bit_rgba_tiff(tmp_path, rgb):
+def test_sixteen_bit_rgba_tiff_keeps_alpha_and_icc(tmp_path, rgb, icc):
     deep = np.dstack([rgb.astype(np.uint16) * 257, np.full(rgb.shape[:2], 40000, np.uint16)])
     path = tmp_path / "deep.tif"
     assert cv2.imwrite(str(path), deep[..., [2, 1, 0, 3]])
     photo = read_photo(path)
     assert photo.format == "TIFF" and photo.bit_depth == 16 and np.array_equal(photo.alpha, deep[..., 3])
-    again, _ = round_trip(photo, path)
+    again, _ = round_trip(replace(photo, icc=icc), path)
     assert again.bit_depth == 16 and np.array_equal(again.image, deep[..., :3])
-    assert np.array_equal(again.alpha, deep[..., 3])
+    assert np.array_equal(again.alpha, deep[..., 3]) and again.icc == icc
 
 
 def test_sixteen_bit_grayscale_png(tmp_path, rgb):

@@ -1,6 +1,7 @@
 """Read photos upright as RGB working images and write them back in their own format, mode and metadata."""
 from __future__ import annotations
 
+import io
 import os
 import struct
 import zlib
@@ -263,10 +264,28 @@ def _png_with_metadata(png: bytes, like: Photo) -> bytes:
     return png[:end_of_ihdr] + extra + png[end_of_ihdr:]
 
 
+def _tiff_16bit(rgb: np.ndarray, alpha: np.ndarray | None, like: Photo) -> bytes | None:
+    """16-bit RGB(A) TIFF bytes with the ICC profile, via tifffile (scikit-image's dependency) if present."""
+    try:
+        import tifffile
+    except ImportError:
+        return None
+    pixels = rgb if alpha is None else np.dstack([rgb, alpha])
+    buffer = io.BytesIO()
+    compression = "zlib" if like.compression not in (None, "raw") else None  # lossless, no extra codecs
+    tifffile.imwrite(buffer, pixels, photometric="rgb", iccprofile=like.icc, compression=compression,
+                     extrasamples=("unassalpha",) if alpha is not None else None)
+    return buffer.getvalue()
+
+
 def _encode_16bit_rgb(rgb: np.ndarray, like: Photo) -> bytes:
-    """16-bit RGB(A) PNG or TIFF bytes via OpenCV (Pillow cannot write 16-bit RGB)."""
-    bgr = rgb[..., ::-1]
+    """16-bit RGB(A) PNG or TIFF bytes (Pillow cannot write 16-bit RGB): OpenCV, or tifffile for TIFF."""
     alpha = _alpha_for(like, rgb.shape[:2])
+    if like.format == "TIFF":
+        tiff = _tiff_16bit(rgb, alpha, like)
+        if tiff is not None:
+            return tiff
+    bgr = rgb[..., ::-1]
     if alpha is not None:
         bgr = np.dstack([bgr, alpha])
     suffix = ".png" if like.format == "PNG" else ".tif"
