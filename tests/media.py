@@ -165,6 +165,7 @@ def make_clip(path: Path | str, *, frames: int = 24, size: tuple[int, int] = (25
         audio_stream = out.add_stream(audio_codec, rate=AUDIO_RATE, layout="mono") if audio else None
         cues = _subtitle_packets(out, float(seconds)) if subtitles else []
         pending = _audio_frames(float(seconds)) if audio else []
+        out.start_encoding()  # write the header even when frames=0 (an empty but valid file)
         for i, p in enumerate(pts):
             image = clip_image(i, frames, size, face)
             frame = _video_frame(image, bit_depth, video.pix_fmt, p, time_base, color)

@@ -121,12 +121,10 @@ def test_no_video_stream(tmp_path):
     assert "no video stream" in one_line_input_error(read_frames, audio)
 
 
-def test_zero_frame_video(tmp_path):
-    path = tmp_path / "zero.mkv"
-    with av.open(str(path), "w") as out:
-        stream = out.add_stream("libx264", rate=24)
-        stream.width, stream.height, stream.pix_fmt = 64, 64, "yuv420p"
-        out.mux(stream.encode(None))
+@pytest.mark.parametrize("suffix", [".mkv", ".mp4"])
+def test_zero_frame_video(tmp_path, suffix):
+    path = make_clip(tmp_path / f"zero{suffix}", frames=0, size=SMALL, audio=False)
+    assert path.stat().st_size > 0
     one_line_input_error(probe_video, path)
     one_line_input_error(read_frames, path)
 
