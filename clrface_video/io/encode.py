@@ -24,7 +24,7 @@ log = logging.getLogger(__name__)
 
 CFR_ONLY_CODECS = frozenset({"mpeg1video", "mpeg2video", "mpeg4", "msmpeg4", "msmpeg4v2", "h263", "h263p"})
 CRF_CODECS = frozenset({"libx264", "libx265", "libsvtav1", "libvpx", "libvpx-vp9", "libaom-av1"})
-QUIET_OPTIONS = {"libx265": {"x265-params": "log-level=error"}, "libsvtav1": {"svtav1-params": "log-level=1"}}
+QUIET_OPTIONS = {"libx265": {"x265-params": "log-level=error"}}
 # AVColorSpace -> swscale matrix (PyAV's Colorspace values); unknown tags use swscale's default (BT.601).
 SWS_MATRIX = {1: 1, 4: 4, 5: 5, 6: 5, 7: 7, 9: 9, 10: 9}
 SWS_BT601 = 5
