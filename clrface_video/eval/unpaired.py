@@ -1,0 +1,96 @@
+"""Unpaired evaluation of real degraded faces: no-reference figures and input-to-output identity."""
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from skimage.restoration import estimate_sigma
+
+from . import judge, metrics
+from .paired import (
+    GRID_IMAGES,
+    INPUT,
+    Grid,
+    PairedResult,
+    Restorers,
+    cosine_rows,
+    facenet_backend,
+    facenet_embeddings,
+    list_images,
+    load_face,
+    nanmean,
+    run_restorer,
+)
+
+
+@dataclass(frozen=True)
+class UnpairedScore:
+    """Figures of one method on one real face. identity_*: cosine similarity of the output to the input
+    (how much of the person the restorer kept; 1 for the input itself); noise_sigma: skimage's wavelet
+    estimate of the noise standard deviation (0..255 units, lower is cleaner)."""
+
+    image: str
+    method: str
+    sharpness: float
+    noise_sigma: float
+    identity_judge: float
+    identity_facenet: float
+
+
+@dataclass(frozen=True)
+class UnpairedSummary:
+    method: str
+    images: int
+    sharpness: float
+    noise_sigma: float
+    identity_judge: float
+    identity_facenet: float
+
+
+def noise_sigma(image: np.ndarray) -> float:
+    """Estimated Gaussian noise std (0..255) of an RGB uint8 image, averaged over channels."""
+    return float(estimate_sigma(image.astype(np.float64), channel_axis=-1, average_sigmas=True))
+
+
+def evaluate_unpaired(folder: Path, restorers: Restorers, *, size: int, limit: int | None = None) -> PairedResult:
+    """Real degraded aligned faces -> each restorer -> sharpness, noise, identity kept from the input."""
+    files = list_images(folder, limit)
+    names = [p.stem for p in files]
+    faces = np.stack([load_face(p, size) for p in files])
+    seconds: dict[str, float] = {}
+    outputs = {INPUT: faces}
+    for name, restorer in zip(restorers.names, restorers.restorers):
+        start = time.perf_counter()
+        outputs[name] = run_restorer(restorer, faces)
+        seconds[f"restore:{name}"] = round(time.perf_counter() - start, 4)
+    start = time.perf_counter()
+    ref_j, ref_f = judge.judge_embeddings(faces), facenet_embeddings(faces)
+    rows: list[UnpairedScore] = []
+    for method, out in outputs.items():
+        if method == INPUT:
+            ids_j = ids_f = np.ones(len(out))
+        else:
+            ids_j = cosine_rows(judge.judge_embeddings(out), ref_j)
+            ids_f = cosine_rows(facenet_embeddings(out), ref_f)
+        rows.extend(UnpairedScore(names[i], method, metrics.sharpness(out[i]), noise_sigma(out[i]),
+                                  float(ids_j[i]), float(ids_f[i])) for i in range(len(out)))
+    seconds["score"] = round(time.perf_counter() - start, 4)
+    methods = tuple(outputs)
+    k = min(GRID_IMAGES, len(names))
+    grid = Grid(tuple(names[:k]), {m: o[:k] for m, o in outputs.items()})
+    return PairedResult("unpaired", str(folder), size, None, None, methods, tuple(rows),
+                        summarise_unpaired(rows, methods), restorers.skipped, seconds, facenet_backend(),
+                        grid=grid)
+
+
+def summarise_unpaired(rows: Sequence[UnpairedScore], methods: Sequence[str]) -> tuple[UnpairedSummary, ...]:
+    out = []
+    for m in methods:
+        mine = [r for r in rows if r.method == m]
+        out.append(UnpairedSummary(m, len(mine), *(nanmean([getattr(r, f) for r in mine]) for f in
+                                                    ("sharpness", "noise_sigma", "identity_judge",
+                                                     "identity_facenet"))))
+    return tuple(out)
