@@ -84,7 +84,7 @@ def _pix_fmt(codec: str, bit_depth: int, width: int, height: int) -> str:
 
 
 def _add_video(out: av.container.OutputContainer, codec: str, fps: int, time_base: Fraction,
-               size: tuple[int, int], bit_depth: int, rotation: int,
+               size: tuple[int, int], bit_depth: int, rotation: int, mirror: bool,
                color: tuple[int, int, int, int]) -> av.video.stream.VideoStream:
     stream = out.add_stream(codec, rate=fps)
     stream.width, stream.height = size
@@ -97,8 +97,8 @@ def _add_video(out: av.container.OutputContainer, codec: str, fps: int, time_bas
         stream.options = {"crf": "23", "preset": "ultrafast", "threads": "1"}
         if codec == "libx265":
             stream.options["x265-params"] = "log-level=error"
-    if rotation:
-        stream.set_display_rotation(rotation)
+    if rotation or mirror:
+        stream.set_display_rotation(rotation, hflip=mirror)
     return stream
 
 
@@ -149,19 +149,20 @@ def _subtitle_packets(out: av.container.OutputContainer, seconds: float) -> list
 def make_clip(path: Path | str, *, frames: int = 24, size: tuple[int, int] = (256, 256), fps: int = 24,
               audio: bool = True, subtitles: bool = False, vfr: bool = False, rotation: int = 0,
               bit_depth: int = 8, codec: str = "libx264", face: bool = True,
-              color: tuple[int, int, int, int] = BT709, audio_codec: str = "aac") -> Path:
+              color: tuple[int, int, int, int] = BT709, audio_codec: str = "aac", mirror: bool = False) -> Path:
     """Write a small real clip and return its path.
 
     size is (width, height); the container comes from the suffix (.mp4, .mkv, .mov).
     color is (primaries, transfer, matrix, range) as FFmpeg numbers, default BT.709 limited range. Subtitles are subrip (mkv) or mov_text (mp4/mov).
     VFR clips use a 1/1000 time base with frame durations cycling 1x, 2x, 0.5x.
     audio_codec: "aac" (default), or e.g. "libopus", "libmp3lame", "flac" where the container allows.
+    rotation (counter-clockwise degrees) and mirror (horizontal flip) go into the display matrix.
     """
     path = Path(path)
     pts, time_base = _frame_pts(frames, fps, vfr)
     seconds = (pts[-1] * time_base + Fraction(1, fps)) if frames else 0
     with av.open(str(path), "w") as out:
-        video = _add_video(out, codec, fps, time_base, size, bit_depth, rotation, color)
+        video = _add_video(out, codec, fps, time_base, size, bit_depth, rotation, mirror, color)
         audio_stream = out.add_stream(audio_codec, rate=AUDIO_RATE, layout="mono") if audio else None
         cues = _subtitle_packets(out, float(seconds)) if subtitles else []
         pending = _audio_frames(float(seconds)) if audio else []

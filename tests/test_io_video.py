@@ -249,6 +249,15 @@ def test_full_range_bt601_tags_survive_libx264(tmp_path):
     assert mean_abs_diff(src, tmp_path / "out.mp4") < 4.0
 
 
+@pytest.mark.parametrize("suffix", [".mp4", ".mkv"])
+def test_mirrored_rotation_keeps_the_whole_display_matrix(tmp_path, suffix):
+    src = make_clip(tmp_path / f"in{suffix}", frames=3, size=SMALL, audio=False, rotation=90, mirror=True)
+    source = probe_video(src)
+    assert source.rotation == 90 and source.display_matrix is not None
+    out = probe_video(copy_video(src, tmp_path / f"out{suffix}"))
+    assert out.display_matrix == source.display_matrix and out.rotation == 90
+
+
 def test_ten_bit_in_gives_ten_bit_out(tmp_path):
     src = make_clip(tmp_path / "in.mp4", frames=4, size=SMALL, audio=False, bit_depth=10)
     out = copy_video(src, tmp_path / "out.mp4")

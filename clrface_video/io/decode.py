@@ -26,6 +26,8 @@ class VideoInfo:
     color_*: FFmpeg enum values (AVColorPrimaries, AVColorTransferCharacteristic,
     AVColorSpace, AVColorRange) as PyAV exposes them.
     other_streams: how many audio, subtitle and data streams a writer copies.
+    codec: the source's video decoder name.
+    display_matrix: the 9 int32 of FFmpeg's display matrix (rotation and mirroring), or None.
     """
 
     path: Path
@@ -45,6 +47,7 @@ class VideoInfo:
     has_audio: bool
     other_streams: int
     codec: str = ""
+    display_matrix: tuple[int, ...] | None = None
 
 
 def is_video_path(path: Path | str) -> bool:
@@ -153,6 +156,13 @@ def _check_complete(container: av.container.InputContainer, stream: av.video.str
                          f"({end_s:.2f} s of {declared:.2f} s)")
 
 
+def _display_matrix(frame: av.VideoFrame) -> tuple[int, ...] | None:
+    for side_data in frame.side_data:
+        if side_data.type == av.sidedata.sidedata.Type.DISPLAYMATRIX and side_data.buffer_size == 36:
+            return tuple(int(v) for v in np.frombuffer(bytes(side_data), dtype="<i4"))
+    return None
+
+
 def probe_video(path: Path | str) -> VideoInfo:
     """Read a video's geometry, timing, colour and stream layout (decodes one frame).
 
@@ -185,6 +195,7 @@ def probe_video(path: Path | str) -> VideoInfo:
             has_audio=bool(container.streams.audio),
             other_streams=sum(1 for s in container.streams if s.type in COPY_STREAM_TYPES),
             codec=ctx.name,
+            display_matrix=_display_matrix(first),
         )
 
 

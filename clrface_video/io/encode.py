@@ -95,7 +95,9 @@ def _add_video_stream(out: av.container.OutputContainer, info: VideoInfo, codec:
     if codec == "libvpx-vp9":
         options["b"] = "0"
     stream.options = options
-    if info.rotation:
+    if info.display_matrix is not None:
+        stream.set_display_matrix(info.display_matrix)  # rotation and mirroring, exactly
+    elif info.rotation:
         stream.set_display_rotation(info.rotation)
     return stream
 
