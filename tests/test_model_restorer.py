@@ -1,0 +1,181 @@
+"""CLRFaceRestorer on a tiny random model: t* = 0, seeds, mask gating end to end, validation, registry."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from clrface_video.errors import ClrfaceError, ModelError
+from clrface_video.restore import restorer as restorer_mod
+from clrface_video.restore.base import RestoreBatch, make_restorer
+from clrface_video.restore.model import CLRFaceConfig, CLRFaceModel, Knobs
+from clrface_video.restore.restorer import CLRFaceRestorer, seeded_noise
+from tests.conftest import shared_file
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _single_thread():
+    """Tiny models gain nothing from threads, and on a shared CPU the thread pool spins; restored after."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+class TinyIdentity(nn.Module):
+    """Stand-in for faces.identity.IdentityEncoder: (N, 3, S, S) in [0, 1] -> (N, 16) unit vectors."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        torch.manual_seed(1)
+        self.conv = nn.Conv2d(3, 8, 3, stride=2, padding=1)
+        self.fc = nn.Linear(8 * 4 * 4, 16)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return F.normalize(self.fc(F.adaptive_avg_pool2d(torch.tanh(self.conv(x)), 4).flatten(1)), dim=1)
+
+
+def _model() -> CLRFaceModel:
+    torch.manual_seed(0)
+    model = CLRFaceModel(CLRFaceConfig.tiny())
+    with torch.no_grad():
+        model.score_net.conv_out.weight.normal_(std=0.05)
+        model.irn.conv_out.weight.normal_(std=0.05)
+    return model.eval()
+
+
+def _crops(n: int, seed: int = 0) -> np.ndarray:
+    return np.random.default_rng(seed).integers(0, 256, (n, 32, 32, 3), dtype=np.uint8)
+
+
+def test_restore_shape_dtype_and_empty_batch() -> None:
+    r = CLRFaceRestorer(_model(), "cpu", 0.5, identity_net=TinyIdentity())
+    assert r.name == "clrface" and r.resolution == 32
+    out = r.restore(RestoreBatch(_crops(3)))
+    assert out.shape == (3, 32, 32, 3) and out.dtype == np.uint8
+    assert r.restore(RestoreBatch(np.zeros((0, 32, 32, 3), np.uint8))).shape == (0, 32, 32, 3)
+
+
+def test_t_star_zero_is_the_decoded_irn_estimate() -> None:
+    model = _model()
+    crops = _crops(2)
+    r = CLRFaceRestorer(model, "cpu", identity_net=TinyIdentity(), knobs=Knobs(t_star=0.0, guidance_weight=0.1, steps=4))
+    out = r.restore(RestoreBatch(crops, seeds=np.array([5, 6])))
+    with torch.inference_mode():
+        lq = torch.from_numpy(crops).permute(0, 3, 1, 2).float() / 127.5 - 1
+        x_irn = model.irn(lq).clamp(-1, 1)
+        ref = model.vqgan.decode(model.vqgan.quantize(model.vqgan.encode(x_irn)).z_q)
+        ref = ((ref.clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8).permute(0, 2, 3, 1).numpy()
+    assert np.array_equal(out, ref)
+
+
+def test_same_seed_same_output_different_seed_different_output() -> None:
+    r = CLRFaceRestorer(_model(), "cpu", identity_net=TinyIdentity(), knobs=Knobs(t_star=1.0, guidance_weight=0.05, steps=4))
+    face = _crops(1)
+    crops = np.repeat(face, 3, axis=0)
+    out = r.restore(RestoreBatch(crops, seeds=np.array([7, 7, 8])))
+    # batched convolutions may round rows differently in the last float bit, which the guidance
+    # gradient can carry to one uint8 step on a few pixels; anything more would be a real difference
+    assert np.abs(out[0].astype(int) - out[1]).max() <= 1 and (out[0] == out[1]).mean() > 0.99
+    unguided = CLRFaceRestorer(r.model, "cpu", knobs=Knobs(t_star=1.0, guidance_weight=0.0, steps=4))
+    out0 = unguided.restore(RestoreBatch(crops, seeds=np.array([7, 7, 8])))
+    assert np.array_equal(out0[0], out0[1])
+    assert np.abs(out[0].astype(int) - out[2]).mean() > 1.0
+    # the same face and seed alone in a batch gives the same result (batch-independent noise and norms)
+    alone = r.restore(RestoreBatch(face, seeds=np.array([7])))
+    assert np.abs(alone[0].astype(int) - out[0]).max() <= 1
+    # seeds None means the config seed for every face
+    default = r.restore(RestoreBatch(crops[:2]))
+    explicit = r.restore(RestoreBatch(crops[:2], seeds=np.full(2, r.cfg.seed)))
+    assert np.array_equal(default, explicit)
+
+
+def test_seeded_noise_depends_only_on_the_seed() -> None:
+    a = seeded_noise(np.array([3, 4]), (4, 8, 8))
+    b = seeded_noise(np.array([4, 9, 3]), (4, 8, 8))
+    assert torch.equal(a[0], b[2]) and torch.equal(a[1], b[0]) and not torch.equal(a[0], a[1])
+
+
+def test_zero_mask_makes_guidance_a_no_op_end_to_end() -> None:
+    model = _model()
+    knobs = Knobs(t_star=1.0, guidance_weight=0.2, steps=4)
+    batch = RestoreBatch(_crops(2), seeds=np.array([1, 2]))
+    plain = CLRFaceRestorer(model, "cpu", identity_net=None, knobs=knobs).restore(batch)
+    guided = CLRFaceRestorer(model, "cpu", identity_net=TinyIdentity(), knobs=knobs).restore(batch)
+    assert not np.array_equal(plain, guided)  # guidance does act with the default (sigmoid 0.5) mask
+    with torch.no_grad():
+        model.mask.channel_logits.fill_(float("-inf"))
+    gated = CLRFaceRestorer(model, "cpu", identity_net=TinyIdentity(), knobs=knobs).restore(batch)
+    assert np.array_equal(plain, gated)
+
+
+def test_track_identity_target_is_used() -> None:
+    r = CLRFaceRestorer(_model(), "cpu", identity_net=TinyIdentity(), knobs=Knobs(t_star=1.0, guidance_weight=0.3, steps=4))
+    crops, seeds = _crops(2), np.array([1, 1])
+    target = F.normalize(torch.randn(2, 16, generator=torch.Generator().manual_seed(4)), dim=1).numpy()
+    own = r.restore(RestoreBatch(crops, seeds=seeds))
+    tracked = r.restore(RestoreBatch(crops, identity=target, seeds=seeds))
+    assert not np.array_equal(own, tracked)
+
+
+def test_fidelity_moves_output_toward_the_irn_estimate() -> None:
+    """On a random model the input itself is out of reach; the start point (t* = 0 output) is not."""
+    model = _model()
+    batch = RestoreBatch(_crops(8, seed=3), seeds=np.arange(8))
+    cfg = model.cfg
+    start = CLRFaceRestorer(model, "cpu", knobs=Knobs(0.0, 0.0, cfg.steps)).restore(batch).astype(np.float32)
+    dists = []
+    for fidelity in (0.0, 0.5, 1.0):
+        out = CLRFaceRestorer(model, "cpu", fidelity, identity_net=TinyIdentity()).restore(batch)
+        dists.append(np.abs(out - start).mean())
+    assert dists[0] >= dists[1] >= dists[2] and dists[0] > dists[2]
+
+
+def test_bad_batches_fail_with_one_line_messages() -> None:
+    r = CLRFaceRestorer(_model(), "cpu")
+    for crops in (np.zeros((1, 64, 64, 3), np.uint8), np.zeros((1, 32, 32, 3), np.float32), np.zeros((32, 32, 3), np.uint8)):
+        with pytest.raises(ClrfaceError, match="32, 32, 3"):
+            r.restore(RestoreBatch(crops))
+    with pytest.raises(ClrfaceError, match="identity"):
+        r.restore(RestoreBatch(_crops(2), identity=np.zeros((3, 16), np.float32)))
+    with pytest.raises(ClrfaceError, match="seeds"):
+        r.restore(RestoreBatch(_crops(2), seeds=np.zeros(3, np.int64)))
+
+
+def test_factory_and_auto_fallback(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(restorer_mod, "default_identity_net", lambda device: TinyIdentity())
+    monkeypatch.setattr(restorer_mod, "SHIPPED_WEIGHTS", tmp_path / "absent.safetensors")
+    cpu = torch.device("cpu")
+    with pytest.raises(ModelError, match="shipped CLR-Face weights are missing"):
+        make_restorer("clrface", device=cpu)
+    assert make_restorer("auto", device=cpu).name == "baseline-bicubic-sharpen"
+    with pytest.raises(ModelError, match="not found"):
+        make_restorer(str(tmp_path / "nope.safetensors"), device=cpu)
+    path = tmp_path / "tiny.safetensors"
+    _model().save(path, fp16=True)
+    r = make_restorer(str(path), device=cpu, fidelity=0.8)
+    assert isinstance(r, CLRFaceRestorer) and r.resolution == 32
+    monkeypatch.setattr(restorer_mod, "SHIPPED_WEIGHTS", path)
+    assert make_restorer("auto", device=cpu).name == "clrface"
+
+
+def test_shipped_model_moves_toward_input_as_fidelity_rises() -> None:
+    if not restorer_mod.SHIPPED_WEIGHTS.is_file():
+        pytest.skip(f"shipped weights absent: {restorer_mod.SHIPPED_WEIGHTS}")
+    import cv2
+
+    folder = shared_file("faces-hq")
+    files = sorted(folder.glob("ffhq_*"))[:4] or sorted(folder.iterdir())[:4]
+    model = CLRFaceModel.load(restorer_mod.SHIPPED_WEIGHTS)
+    s = model.cfg.resolution
+    hq = [cv2.resize(cv2.imread(str(f))[:, :, ::-1], (s, s), interpolation=cv2.INTER_AREA) for f in files]
+    lq = np.stack([cv2.resize(cv2.resize(im, (s // 4, s // 4), interpolation=cv2.INTER_AREA), (s, s),
+                              interpolation=cv2.INTER_CUBIC) for im in hq])
+    batch = RestoreBatch(lq, seeds=np.arange(len(lq)))
+    dists = [np.abs(CLRFaceRestorer(model, "cpu", f).restore(batch).astype(np.float32) - lq).mean()
+             for f in (0.0, 0.5, 1.0)]
+    assert dists[0] >= dists[1] - 0.25 and dists[1] >= dists[2] - 0.25 and dists[0] > dists[2]
