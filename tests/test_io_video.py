@@ -274,7 +274,7 @@ def test_odd_size_keeps_size_count_and_content(tmp_path):
     assert mean_abs_diff(src, out) < 4.0
 
 
-def test_odd_size_from_an_eight_bit_even_pipeline_choice():
+def test_pixel_format_choice_by_codec_depth_and_parity():
     assert choose_pix_fmt("libx264", 8, 320, 240) == "yuv420p"
     assert choose_pix_fmt("libx264", 8, 321, 241) == "yuv444p"
     assert choose_pix_fmt("libx264", 10, 320, 240) == "yuv420p10le"
