@@ -73,7 +73,7 @@ def test_guidance_step_lowers_identity_loss_and_scales_with_weight() -> None:
     vq, ident, z, target = _setup()
     sigma = torch.full((2,), 0.5)
     ones = torch.ones(1, 4, 8, 8)
-    loss = lambda latent: identity_loss(embed_images(ident, vq.decode(latent)), target)  # noqa: E731
+    loss = lambda latent: identity_loss(embed_images(ident, vq.decode(latent)), target)
     g1 = identity_guidance(vq.decode, ident, target, ones, 0.01)(z, z, sigma)
     g2 = identity_guidance(vq.decode, ident, target, ones, 0.02)(z, z, sigma)
     assert torch.allclose(g2, 2 * g1, rtol=1e-4, atol=1e-9)

@@ -1,6 +1,7 @@
 """CLRFaceModel safetensors round trip (fp32 and fp16), config as JSON metadata, fidelity knobs."""
 from __future__ import annotations
 
+import itertools
 import json
 from pathlib import Path
 
@@ -92,8 +93,8 @@ def test_load_errors_are_model_errors(tmp_path: Path) -> None:
 def test_fidelity_knobs_are_monotonic_and_documented_ends() -> None:
     cfg = CLRFaceConfig.small_128()
     knobs = [fidelity_to_knobs(cfg, f / 10) for f in range(11)]
-    assert all(a.t_star >= b.t_star for a, b in zip(knobs, knobs[1:]))
-    assert all(a.guidance_weight >= b.guidance_weight for a, b in zip(knobs, knobs[1:]))
+    assert all(a.t_star >= b.t_star for a, b in itertools.pairwise(knobs))
+    assert all(a.guidance_weight >= b.guidance_weight for a, b in itertools.pairwise(knobs))
     assert knobs[0].t_star > knobs[-1].t_star and knobs[0].guidance_weight > knobs[-1].guidance_weight
     assert (knobs[0].t_star, knobs[-1].t_star) == (cfg.t_star_range[1], cfg.t_star_range[0])
     assert all(k.steps == cfg.steps for k in knobs)

@@ -141,7 +141,7 @@ def test_latent_mask_shapes_and_gradients() -> None:
 
 def test_model_sizes_fit_cpu_training() -> None:
     model = CLRFaceModel(CLRFaceConfig.small_128())
-    count = lambda m: sum(p.numel() for p in m.parameters())  # noqa: E731
+    count = lambda m: sum(p.numel() for p in m.parameters())
     assert 1e6 <= count(model.score_net) <= 3e6
     assert count(model.vqgan) < 2e6
     tiny = CLRFaceModel(CLRFaceConfig.tiny())

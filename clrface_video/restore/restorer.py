@@ -100,7 +100,7 @@ class CLRFaceRestorer:
     def _denoise(self, x: torch.Tensor, sigma: torch.Tensor, cond: torch.Tensor) -> torch.Tensor:
         return self.denoiser(x, sigma, cond)
 
-    def _guidance(self, batch: RestoreBatch, x_irn: torch.Tensor, weight: float):  # noqa: ANN202
+    def _guidance(self, batch: RestoreBatch, x_irn: torch.Tensor, weight: float):
         """The identity-guidance hook, or None without an identity network or with zero weight."""
         if self.identity_net is None or weight <= 0.0:
             return None
