@@ -14,6 +14,7 @@ AUDIO_FRAME = 1024  # aac frame size
 FACE_CENTER = (215.0, 125.0)  # (x, y) of the astronaut's face in the 512x512 image
 BT709 = (1, 1, 1, 1)  # (primaries, transfer, matrix, range) as FFmpeg numbers: BT.709, limited range
 BT601_FULL = (6, 6, 6, 2)  # SMPTE 170M everything, full (JPEG) range
+BT2020_PQ = (9, 16, 9, 1)  # HDR10 tags: BT.2020 primaries and matrix, PQ transfer, limited range
 SWS_MATRIX = {1: 1, 5: 5, 6: 5, 9: 9}  # FFmpeg colour matrix -> swscale matrix
 
 

@@ -14,7 +14,7 @@ import pytest
 from clrface_video.errors import ClrfaceError, InputError
 from clrface_video.io.decode import is_image_path, is_video_path, probe_video, read_frames
 from clrface_video.io.encode import VideoWriter, choose_pix_fmt, default_output_path, partial_path
-from tests.media import BT601_FULL, BT709, clip_image, make_audio_only, make_clip, read_packets
+from tests.media import BT601_FULL, BT709, BT2020_PQ, clip_image, make_audio_only, make_clip, read_packets
 
 SMALL = (128, 96)
 
@@ -230,16 +230,21 @@ def test_rotation_and_colour_tags_are_kept(tmp_path):
         assert (ctx.color_primaries, ctx.colorspace, ctx.color_range) == (1, 1, 1)
 
 
-@pytest.mark.parametrize("color", [BT709, BT601_FULL], ids=["bt709-limited", "bt601-full"])
-def test_colours_decode_and_encode_with_the_tagged_matrix_and_range(tmp_path, color):
-    size = (129, 97)  # odd: ffv1 stores yuv444p, so only rounding separates pixels from the truth
-    src = make_clip(tmp_path / "in.mkv", frames=2, size=size, audio=False, color=color, codec="ffv1")
-    truth = clip_image(0, 2, size).astype(np.int16)
-    assert np.abs(next(read_frames(src)).image - truth).max() <= 3  # a wrong matrix or range is off by 10+
+@pytest.mark.parametrize(("color", "depth"), [(BT709, 8), (BT601_FULL, 8), (BT2020_PQ, 10)],
+                         ids=["bt709-limited", "bt601-full", "bt2020-pq-10bit"])
+def test_colours_decode_and_encode_with_the_tagged_matrix_and_range(tmp_path, color, depth):
+    size = (129, 97)  # odd: ffv1 stores 4:4:4, so only rounding separates pixels from the truth
+    src = make_clip(tmp_path / "in.mkv", frames=2, size=size, audio=False, color=color, codec="ffv1",
+                    bit_depth=depth)
+    scale = 257 if depth > 8 else 1
+    truth = clip_image(0, 2, size).astype(np.int32) * scale
+    decoded = next(read_frames(src)).image.astype(np.int32)
+    assert np.abs(decoded - truth).max() <= 3 * scale  # a wrong matrix or range is off by 10+
     out = copy_video(src, tmp_path / "out.mkv", codec="ffv1")
     info = probe_video(out)
     assert (info.color_primaries, info.color_trc, info.colorspace, info.color_range) == color
-    assert np.abs(next(read_frames(out)).image - truth).max() <= 4
+    assert info.bit_depth == depth
+    assert np.abs(next(read_frames(out)).image.astype(np.int32) - truth).max() <= 4 * scale
 
 
 def test_full_range_bt601_tags_survive_libx264(tmp_path):
