@@ -1,0 +1,240 @@
+"""Face tracking: IoU + embedding association, survival over short misses, One-Euro landmark smoothing, track identity."""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+
+from ..types import Face, FaceTrack, TrackedFace
+
+NO_MATCH = 1e6  # association cost of a pair that the gates forbid
+
+
+@dataclass(frozen=True)
+class OneEuroParams:
+    """One-Euro filter (Casiez, Roussel & Vogel, CHI 2012) with time in frames and speed in face sizes.
+
+    cutoff = min_cutoff + beta * |speed|: a low cutoff (smooth) when still, higher when moving fast.
+    """
+
+    min_cutoff: float = 0.04  # cycles per frame when still
+    beta: float = 8.0  # per (face size per frame) of landmark speed
+    d_cutoff: float = 0.2  # cut-off of the speed estimate
+
+
+@dataclass(frozen=True)
+class TrackerParams:
+    """Association gates and weights, track lifetime and identity quality rules."""
+
+    max_age: int = 10  # frames a track survives without a detection
+    min_iou: float = 0.2  # IoU gate (with the track's predicted box)
+    min_similarity: float = 0.55  # embedding gate when IoU alone fails
+    max_jump: float = 2.5  # embedding-only matches must lie within this many face sizes
+    iou_weight: float = 0.5  # cost = 1 - (w * IoU + (1 - w) * cosine) when both are known
+    good_score: float = 0.8  # frames that feed the identity: detector score at least this...
+    good_size: float = 40.0  # ... and face box side at least this many pixels (weight saturates at 4x)
+    history: int = 64  # frame indices kept per live track
+    keep_dead: int = 256  # finished tracks kept (without history) for late identity look-ups
+    base_seed: int = 0
+
+
+def smoothing_factor(cutoff: float, dt: float) -> float:
+    """Exponential smoothing weight of a first-order low-pass at `cutoff` over a step `dt`."""
+    tau = 1.0 / (2.0 * math.pi * cutoff)
+    return 1.0 / (1.0 + tau / dt)
+
+
+@dataclass(frozen=True)
+class OneEuroState:
+    """Filtered landmarks (5, 2), their filtered speed (5, 2) per frame, and the frame of the last sample."""
+
+    value: np.ndarray
+    speed: np.ndarray
+    frame: int
+
+
+def one_euro_step(state: OneEuroState | None, raw: np.ndarray, frame: int, scale: float,
+                  params: OneEuroParams) -> OneEuroState:
+    """One causal One-Euro update of a set of points; `scale` (face size, px) normalises the speed."""
+    raw = np.asarray(raw, np.float64)
+    if state is None:
+        return OneEuroState(raw, np.zeros_like(raw), frame)
+    dt = float(max(frame - state.frame, 1))
+    speed_raw = (raw - state.value) / dt
+    a_d = smoothing_factor(params.d_cutoff, dt)
+    speed = state.speed + a_d * (speed_raw - state.speed)
+    magnitude = float(np.linalg.norm(speed, axis=1).mean()) / max(scale, 1.0)
+    a = smoothing_factor(params.min_cutoff + params.beta * magnitude, dt)
+    return OneEuroState(state.value + a * (raw - state.value), speed, frame)
+
+
+def iou_matrix(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Pairwise IoU of x1y1x2y2 boxes, (len(a), len(b))."""
+    if len(a) == 0 or len(b) == 0:
+        return np.zeros((len(a), len(b)))
+    lt = np.maximum(a[:, None, :2], b[None, :, :2])
+    rb = np.minimum(a[:, None, 2:], b[None, :, 2:])
+    inter = np.prod(np.clip(rb - lt, 0, None), axis=2)
+    area_a = np.prod(a[:, 2:] - a[:, :2], axis=1)
+    area_b = np.prod(b[:, 2:] - b[:, :2], axis=1)
+    return inter / np.maximum(area_a[:, None] + area_b[None] - inter, 1e-9)
+
+
+def assign(cost: np.ndarray) -> list[tuple[int, int]]:
+    """Minimum-cost one-to-one pairs under NO_MATCH gating: Hungarian (scipy) or greedy."""
+    if cost.size == 0:
+        return []
+    try:
+        from scipy.optimize import linear_sum_assignment
+
+        rows, cols = linear_sum_assignment(cost)
+        pairs = list(zip(rows.tolist(), cols.tolist()))
+    except ImportError:
+        pairs, used_r, used_c = [], set(), set()
+        for flat in np.argsort(cost, axis=None, kind="stable"):
+            r, c = divmod(int(flat), cost.shape[1])
+            if r not in used_r and c not in used_c:
+                pairs.append((r, c))
+                used_r.add(r)
+                used_c.add(c)
+    return [(r, c) for r, c in pairs if cost[r, c] < NO_MATCH]
+
+
+def box_side(box: np.ndarray) -> float:
+    return float(np.sqrt(max((box[2] - box[0]) * (box[3] - box[1]), 1e-9)))
+
+
+def track_seed(base_seed: int, track_id: int) -> int:
+    """A deterministic 32-bit seed per track, independent of frame order elsewhere."""
+    return int(np.random.SeedSequence(base_seed, spawn_key=(track_id,)).generate_state(1)[0])
+
+
+@dataclass
+class LiveTrack:
+    """Tracker-internal state of a track that can still be matched."""
+
+    info: FaceTrack
+    box: np.ndarray  # last detected box
+    velocity: np.ndarray  # box change per frame (smoothed)
+    smooth: OneEuroState
+
+    def predicted_box(self, frame: int) -> np.ndarray:
+        return self.box + self.velocity * (frame - self.info.last_frame)
+
+
+class FaceTracker:
+    """Turns per-frame detections into tracks; call update() once per frame in order.
+
+    tracks: every live track and the most recent finished ones, by id.
+    """
+
+    def __init__(self, params: TrackerParams | None = None, smoothing: OneEuroParams | None = None) -> None:
+        self.params = params or TrackerParams()
+        self.smoothing = smoothing or OneEuroParams()
+        self.tracks: dict[int, FaceTrack] = {}
+        self._live: dict[int, LiveTrack] = {}
+        self._dead: list[int] = []
+        self._next_id = 0
+
+    def add_identity(self, track_id: int, embedding: np.ndarray, quality: float) -> None:
+        """Fold an embedding into the track's identity: running mean weighted by `quality`, re-normalised."""
+        track = self.tracks[track_id]
+        if quality <= 0:
+            return
+        emb = np.asarray(embedding, np.float32).ravel()
+        emb = emb / max(float(np.linalg.norm(emb)), 1e-12)
+        if track.identity is None:
+            track.identity, track.identity_weight = emb, float(quality)
+            return
+        total = track.identity_weight + quality
+        mean = (track.identity * track.identity_weight + emb * quality) / total
+        track.identity = (mean / max(float(np.linalg.norm(mean)), 1e-12)).astype(np.float32)
+        track.identity_weight = float(total)
+
+    def face_quality(self, face: Face) -> float:
+        """Weight of a face's embedding in its track identity; 0 for frames that are not good."""
+        side = box_side(face.box)
+        if face.score < self.params.good_score or side < self.params.good_size:
+            return 0.0
+        return face.score * min(side / self.params.good_size, 4.0)
+
+    def _cost(self, frame: int, faces: list[Face], embeddings: np.ndarray | None) -> tuple[list[int], np.ndarray]:
+        ids = list(self._live)
+        p = self.params
+        cost = np.full((len(ids), len(faces)), NO_MATCH)
+        if not ids or not faces:
+            return ids, cost
+        predicted = np.stack([self._live[i].predicted_box(frame) for i in ids])
+        boxes = np.stack([f.box for f in faces]).astype(np.float64)
+        iou = iou_matrix(predicted, boxes)
+        centres_t = (predicted[:, :2] + predicted[:, 2:]) / 2
+        centres_d = (boxes[:, :2] + boxes[:, 2:]) / 2
+        sides = np.array([box_side(b) for b in predicted])
+        jump = np.linalg.norm(centres_t[:, None] - centres_d[None], axis=2) / sides[:, None]
+        for r, track_id in enumerate(ids):
+            identity = self.tracks[track_id].identity
+            for c in range(len(faces)):
+                if embeddings is not None and identity is not None:
+                    sim = float(identity @ embeddings[c] / max(float(np.linalg.norm(embeddings[c])), 1e-12))
+                    ok = (iou[r, c] >= p.min_iou and sim > 0.0) or (sim >= p.min_similarity and jump[r, c] <= p.max_jump)
+                    score = p.iou_weight * iou[r, c] + (1 - p.iou_weight) * max(sim, 0.0)
+                else:
+                    ok, score = iou[r, c] >= p.min_iou, iou[r, c]
+                if ok:
+                    cost[r, c] = 1.0 - score
+        return ids, cost
+
+    def _start(self, frame: int, face: Face) -> int:
+        track_id = self._next_id
+        self._next_id += 1
+        info = FaceTrack(track_id=track_id, first_frame=frame, last_frame=frame,
+                         seed=track_seed(self.params.base_seed, track_id))
+        self.tracks[track_id] = info
+        self._live[track_id] = LiveTrack(info, face.box.astype(np.float64), np.zeros(4), None)  # type: ignore[arg-type]
+        return track_id
+
+    def _retire(self, frame: int) -> None:
+        for track_id in [i for i, t in self._live.items() if frame - t.info.last_frame > self.params.max_age]:
+            self._live.pop(track_id).info.history.clear()
+            self._dead.append(track_id)
+        while len(self._dead) > self.params.keep_dead:
+            self.tracks.pop(self._dead.pop(0), None)
+
+    def update(self, frame_index: int, faces: list[Face], embeddings: np.ndarray | None = None) -> list[TrackedFace]:
+        """Match this frame's faces to tracks (new ids for the rest); results in the order of `faces`.
+
+        embeddings: optional (N, D) per face; used for association and, on good frames, folded
+        into the track identity (so do not also pass them to add_identity).
+        """
+        if embeddings is not None and len(embeddings) != len(faces):
+            raise ValueError("update: one embedding per face is needed")
+        self._retire(frame_index)
+        ids, cost = self._cost(frame_index, faces, embeddings)
+        owner = {c: ids[r] for r, c in assign(cost)}
+        out = []
+        for c, face in enumerate(faces):
+            track_id = owner.get(c)
+            if track_id is None:
+                track_id = self._start(frame_index, face)
+            live = self._live[track_id]
+            info = live.info
+            gap = max(frame_index - info.last_frame, 1)
+            box = face.box.astype(np.float64)
+            if info.frames:
+                live.velocity = 0.5 * live.velocity + 0.5 * (box - live.box) / gap
+            live.box = box
+            live.smooth = one_euro_step(live.smooth, face.landmarks, frame_index, box_side(box), self.smoothing)
+            info.last_frame = frame_index
+            info.frames += 1
+            info.history.append(frame_index)
+            del info.history[:-self.params.history]
+            if embeddings is not None:
+                self.add_identity(track_id, embeddings[c], self.face_quality(face))
+            out.append(TrackedFace(face=face, track_id=track_id, landmarks=live.smooth.value.astype(np.float32)))
+        return out
+
+    @property
+    def live_ids(self) -> list[int]:
+        """Ids of tracks that can still be matched."""
+        return list(self._live)

@@ -1,0 +1,142 @@
+"""Tracking: consistent ids, survival over short misses, smoother landmarks, identity per track."""
+from __future__ import annotations
+
+import sys
+
+import cv2
+import numpy as np
+
+from clrface_video.faces.align import FFHQ_TEMPLATE_512
+from clrface_video.faces.detect import make_detector
+from clrface_video.faces.track import NO_MATCH, FaceTracker, TrackerParams, assign
+from clrface_video.types import Face
+from tests.conftest import shared_file
+
+
+def synthetic_face(cx: float, cy: float, side: float = 100.0, score: float = 0.99,
+                   noise: np.ndarray | None = None) -> Face:
+    """A face whose landmarks are the FFHQ template scaled into a box of `side` pixels around (cx, cy)."""
+    marks = (FFHQ_TEMPLATE_512 - 256) * (side / 270) + [cx, cy]
+    if noise is not None:
+        marks = marks + noise
+    box = np.array([cx - side / 2, cy - side / 2, cx + side / 2, cy + side / 2], np.float32)
+    return Face(box=box, landmarks=marks.astype(np.float32), score=score)
+
+
+def jitter(points: np.ndarray) -> float:
+    """Mean absolute second difference along time of (T, 5, 2) landmarks."""
+    return float(np.abs(np.diff(points, 2, axis=0)).mean())
+
+
+def test_two_moving_faces_keep_their_ids():
+    tracker = FaceTracker()
+    ids = []
+    for t in range(30):
+        faces = [synthetic_face(100 + 4 * t, 200), synthetic_face(500 - 3 * t, 220)]
+        if t % 2:
+            faces = faces[::-1]  # detection order must not matter
+        out = tracker.update(t, faces)
+        by_x = sorted(out, key=lambda r: r.face.box[0])
+        ids.append((by_x[0].track_id, by_x[1].track_id) if t < 30 else None)
+    assert len(set(ids)) == 1 and len(set(ids[0])) == 2
+    assert set(tracker.tracks) == set(ids[0])
+    assert all(tracker.tracks[i].frames == 30 for i in ids[0])
+
+
+def test_survives_a_three_frame_miss_but_not_a_long_one():
+    tracker = FaceTracker(TrackerParams(max_age=10))
+    first = tracker.update(0, [synthetic_face(200, 200)])[0].track_id
+    for t in range(1, 5):
+        tracker.update(t, [synthetic_face(200 + 5 * t, 200)])
+    for t in range(5, 8):
+        assert tracker.update(t, []) == []
+    again = tracker.update(8, [synthetic_face(240, 200)])[0].track_id  # moved on while unseen
+    assert again == first
+    for t in range(9, 21):
+        tracker.update(t, [])
+    assert tracker.update(21, [synthetic_face(240, 200)])[0].track_id != first
+    assert first not in tracker.live_ids and first in tracker.tracks
+
+
+def test_one_euro_lowers_jitter_when_still_and_follows_fast_motion():
+    rng = np.random.default_rng(0)
+    tracker = FaceTracker()
+    raw, smooth = [], []
+    for t in range(60):
+        out = tracker.update(t, [synthetic_face(300, 300, noise=rng.normal(0, 1.5, (5, 2)))])[0]
+        raw.append(out.face.landmarks)
+        smooth.append(out.landmarks)
+    assert jitter(np.array(smooth)) < 0.35 * jitter(np.array(raw))
+    # then a fast pan of 15 px per frame: after a few frames the lag is small compared to the face
+    for t in range(60, 80):
+        out = tracker.update(t, [synthetic_face(300 + 15 * (t - 59), 300)])[0]
+    lag = np.abs(out.landmarks - out.face.landmarks).max()
+    assert lag < 15.0
+
+
+def test_identity_is_a_weighted_normalised_mean_and_reassociates():
+    rng = np.random.default_rng(1)
+    person = rng.normal(size=512)
+    person /= np.linalg.norm(person)
+    tracker = FaceTracker()
+    for t in range(5):
+        emb = person + rng.normal(0, 0.01, 512)  # cosine about 0.97 each
+        out = tracker.update(t, [synthetic_face(200, 200)], emb[None])
+    track = tracker.tracks[out[0].track_id]
+    assert track.identity is not None and abs(np.linalg.norm(track.identity) - 1) < 1e-5
+    assert track.identity @ person > 0.99 and track.identity_weight > 0
+    # a low-score frame does not count
+    before = track.identity_weight
+    tracker.update(5, [synthetic_face(200, 200, score=0.5)], person[None])
+    assert track.identity_weight == before
+    # after a cut the face reappears one face-size away: the embedding brings it back to its track
+    tracker.update(6, [])
+    other = rng.normal(size=512)
+    out = tracker.update(7, [synthetic_face(330, 200), synthetic_face(600, 400)], np.stack([person, other]))
+    assert out[0].track_id == track.track_id and out[1].track_id != track.track_id
+    tracker.add_identity(track.track_id, -person, quality=0.01)
+    assert track.identity @ person > 0.99
+
+
+def test_seeds_are_deterministic_and_memory_is_bounded():
+    params = TrackerParams(max_age=1, keep_dead=5, history=8)
+    a, b = FaceTracker(params), FaceTracker(params)
+    for t in range(0, 60, 3):  # a new face every 3 frames, each track dies
+        for tracker in (a, b):
+            tracker.update(t, [synthetic_face(100 + 200 * (t % 2), 100)])
+    assert [tr.seed for tr in a.tracks.values()] == [tr.seed for tr in b.tracks.values()]
+    assert len(a.tracks) <= 5 + len(a.live_ids)
+    assert len({tr.seed for tr in a.tracks.values()}) == len(a.tracks)
+    steady = FaceTracker(params)
+    for t in range(40):
+        steady.update(t, [synthetic_face(100, 100)])
+    assert len(next(iter(steady.tracks.values())).history) == 8
+
+
+def test_greedy_fallback_without_scipy(monkeypatch):
+    cost = np.array([[0.1, 0.5], [0.2, NO_MATCH]])
+    assert sorted(assign(cost)) == [(0, 1), (1, 0)]  # Hungarian: total 0.7
+    monkeypatch.setitem(sys.modules, "scipy.optimize", None)
+    assert sorted(assign(cost)) == [(0, 0)]  # greedy takes 0.1 first, the rest is gated
+
+
+def test_real_video_keeps_one_id_and_smooths():
+    path = shared_file("videos/keep_real_1.mp4")
+    capture = cv2.VideoCapture(str(path))
+    detector, tracker = make_detector(), FaceTracker()
+    raw, smooth, ids = [], [], set()
+    for t in range(40):
+        ok, frame = capture.read()
+        assert ok, "could not decode keep_real_1.mp4"
+        if t in (20, 21, 22):  # a simulated 3-frame detector miss
+            tracker.update(t, [])
+            continue
+        out = tracker.update(t, detector.detect(cv2.cvtColor(frame, cv2.COLOR_BGR2RGB)))
+        assert len(out) == 1
+        ids.add(out[0].track_id)
+        if t > 22:
+            raw.append(out[0].face.landmarks)
+            smooth.append(out[0].landmarks)
+    capture.release()
+    assert len(ids) == 1
+    assert jitter(np.array(smooth)) < jitter(np.array(raw))
