@@ -270,8 +270,11 @@ def face_features(faces: np.ndarray, with_landmarks: bool = True) -> FaceFeature
 
 
 def nanmean(values: Sequence[float]) -> float:
+    """Mean of the finite values; inf when every value is +inf (identical images), NaN when none is usable."""
     finite = [v for v in values if v is not None and math.isfinite(v)]
-    return float(np.mean(finite)) if finite else float("nan")
+    if finite:
+        return float(np.mean(finite))
+    return float("inf") if values and all(v == math.inf for v in values) else float("nan")
 
 
 # ----------------------------------------------------------------------------- the evaluation

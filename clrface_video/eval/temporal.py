@@ -120,22 +120,17 @@ def box_iou(a: np.ndarray, b: np.ndarray) -> float:
 
 def link_tracks(detections: Sequence[Sequence[Face]]) -> list[Track]:
     """Greedy IoU linking of per-frame detections (the measurement's own tracks, independent of the pipeline's)."""
-    open_tracks: list[list[tuple[int, Face]]] = []
-    done: list[list[tuple[int, Face]]] = []
+    tracks: list[list[tuple[int, Face]]] = []
     for t, faces in enumerate(detections):
-        live = [tr for tr in open_tracks if t - tr[-1][0] <= TRACK_GAP + 1]
-        done.extend(tr for tr in open_tracks if tr not in live)
-        free = list(live)
+        free = [k for k, tr in enumerate(tracks) if t - tr[-1][0] <= TRACK_GAP + 1]
         for face in sorted(faces, key=lambda f: -f.score):
-            best = max(free, key=lambda tr: box_iou(tr[-1][1].box, face.box), default=None)
-            if best is not None and box_iou(best[-1][1].box, face.box) >= TRACK_IOU:
-                best.append((t, face))
+            best = max(free, key=lambda k: box_iou(tracks[k][-1][1].box, face.box), default=None)
+            if best is not None and box_iou(tracks[best][-1][1].box, face.box) >= TRACK_IOU:
+                tracks[best].append((t, face))
                 free.remove(best)
             else:
-                live.append([(t, face)])
-        open_tracks = live
-    done.extend(open_tracks)
-    return [Track(i, tuple(tr)) for i, tr in enumerate(sorted(done, key=lambda tr: tr[0][0]))]
+                tracks.append([(t, face)])
+    return [Track(i, tuple(tr)) for i, tr in enumerate(tracks)]
 
 
 def face_region(shape: tuple[int, int], faces: Sequence[Face]) -> np.ndarray:
