@@ -5,9 +5,8 @@ import json
 
 import numpy as np
 import pytest
-from PIL import Image
-
 from conftest import SHARED_DATA, shared_file
+from PIL import Image
 
 pytest.importorskip("dlib", reason="eval needs dlib-bin and face-recognition-models")
 

@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-
 from conftest import shared_file
 
 pytest.importorskip("dlib", reason="eval needs dlib-bin and face-recognition-models")
