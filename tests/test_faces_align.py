@@ -5,7 +5,12 @@ import numpy as np
 import pytest
 
 from clrface_video.faces.align import (
-    FFHQ_TEMPLATE_512, align_face, align_faces, estimate_similarity, face_footprint, ffhq_template,
+    FFHQ_TEMPLATE_512,
+    align_face,
+    align_faces,
+    estimate_similarity,
+    face_footprint,
+    ffhq_template,
     similarity_lstsq,
 )
 from clrface_video.faces.detect import make_detector
@@ -38,7 +43,7 @@ def test_synthetic_face_lands_on_template(size):
     landmarks = FFHQ_TEMPLATE_512 @ rot.T + [300.0, 150.0]
     frame = np.zeros((700, 800, 3), np.uint8)
     for x, y in landmarks:
-        frame[int(round(y)) - 3:int(round(y)) + 4, int(round(x)) - 3:int(round(x)) + 4] = 255
+        frame[round(y) - 3:round(y) + 4, round(x) - 3:round(x) + 4] = 255
     crop = align_face(frame, landmarks, size)
     assert crop.image.shape == (size, size, 3) and crop.image.dtype == np.uint8
     assert np.abs(apply(crop.matrix, landmarks) - ffhq_template(size)).max() < 1e-6

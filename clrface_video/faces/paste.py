@@ -46,7 +46,7 @@ def superellipse(size: int, centre: tuple[float, float], radii: tuple[float, flo
 def face_mask(size: int) -> np.ndarray:
     """Feathered (eroded + blurred) paste mask in crop space, (S, S) float32 in 0..1, exactly 0 at the border."""
     hard = superellipse(size, MASK_CENTRE, MASK_RADII, MASK_EXPONENT)
-    width = max(1, int(round(size * MASK_FEATHER)))
+    width = max(1, round(size * MASK_FEATHER))
     hard = cv2.erode(hard, np.ones((2 * width + 1, 2 * width + 1), np.uint8))  # shrinks by `width`
     kernel = 2 * width + 1  # finite support smaller than the erosion + margin: zeros stay zeros
     soft = cv2.GaussianBlur(hard, (kernel, kernel), sigmaX=width / 2, borderType=cv2.BORDER_CONSTANT)
