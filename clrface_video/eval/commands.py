@@ -101,12 +101,13 @@ def eval_command(source: Path | None, clean: Path | None, degraded: Path | None,
 
 def _write_compare(result, path: Path) -> None:
     from . import report
+    from .paired import INPUT
     from .temporal import TemporalResult
 
     if isinstance(result, TemporalResult):
         assert result.outputs is not None
-        methods = list(result.outputs)
-        report.write_compare(result.outputs[methods[0]], result.outputs[methods[-1]], path)
+        shown = [m for m in result.outputs if "per-frame" not in m][-1]  # the last model, with track identity
+        report.write_compare(result.outputs[INPUT], result.outputs[shown], path)
     elif result.grid is not None:
         cols = [c for c in result.grid.columns if c != "clean"]
         report.write_compare(list(result.grid.columns[cols[0]]), list(result.grid.columns[cols[-1]]), path, fps=1)

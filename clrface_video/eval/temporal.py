@@ -1,7 +1,6 @@
 """Video evaluation: warping error, identity spread and landmark jitter in face regions, all methods in one run."""
 from __future__ import annotations
 
-import logging
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
@@ -20,7 +19,6 @@ TRACK_IOU = 0.3  # a face continues a track when its box overlaps the track's la
 TRACK_GAP = 2  # frames a track may miss and still continue
 BOX_MARGIN = 0.1  # face regions are the detected boxes grown by this fraction per side
 ALIGN_SIZE = 128  # crops for identity embeddings
-log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -163,38 +161,11 @@ def read_clip(path: Path, max_frames: int) -> list[Frame]:
     return [replace(f, image=to_uint8(f.image)) for f in frames]
 
 
-def restore_clip(frames: list[Frame], config: RestoreConfig) -> tuple[list[np.ndarray], str]:
-    """The frames restored as one video: pipeline.restore_frames when it exists, else the eval stand-in."""
-    try:
-        from ..pipeline import restore_frames
+def restore_clip(frames: list[Frame], config: RestoreConfig) -> list[np.ndarray]:
+    """The frames restored as one video by the pipeline (tracking on; identity per track or per frame)."""
+    from ..pipeline import restore_frames
 
-        return [to_uint8(im) for im in restore_frames([f.image for f in frames], config, as_video=True)], \
-            "pipeline.restore_frames"
-    except ImportError as error:  # a part of the video pipeline (e.g. faces.track) has not landed yet
-        log.warning("pipeline.restore_frames unavailable (%s); using the eval stand-in without tracking", error)
-        return _standin_restore(frames, config), f"eval stand-in without tracking ({error})"
-
-
-def _standin_restore(frames: list[Frame], config: RestoreConfig) -> list[np.ndarray]:
-    """Detect, align, restore, paste frame by frame (no tracking): only until pipeline.restore_frames lands."""
-    from ..device import pick_device
-    from ..faces.align import align_face
-    from ..faces.detect import make_detector
-    from ..faces.paste import paste_faces
-    from ..restore.base import RestoreBatch, make_restorer
-
-    detector = make_detector(config.detector, threshold=config.det_threshold)
-    restorer = make_restorer(config.model, device=pick_device(config.device), fidelity=config.fidelity)
-    out = []
-    for frame in frames:
-        crops = [align_face(frame.image, f.landmarks, restorer.resolution) for f in detector.detect(frame.image)]
-        if not crops:
-            out.append(frame.image.copy())
-            continue
-        originals = np.stack([c.image for c in crops])
-        restored = restorer.restore(RestoreBatch(crops=originals))
-        out.append(paste_faces(frame.image, list(restored), [c.matrix for c in crops], originals=list(originals))[0])
-    return out
+    return [to_uint8(image) for image in restore_frames([f.image for f in frames], config, as_video=True)]
 
 
 def video_methods(models: Sequence[str], baseline: str = "baseline-bicubic-sharpen") -> list[VideoMethod]:
@@ -211,7 +182,7 @@ def video_methods(models: Sequence[str], baseline: str = "baseline-bicubic-sharp
 # ----------------------------------------------------------------------------- the evaluation
 
 
-def score_outputs(method: str, outputs: list[np.ndarray], inputs: list[np.ndarray], flows: list[np.ndarray],
+def score_outputs(method: str, outputs: list[np.ndarray], flows: list[np.ndarray],
                   regions: list[np.ndarray], tracks: list[Track], detector,
                   clean: list[np.ndarray] | None) -> VideoScore:
     from ..faces.align import align_face
@@ -273,21 +244,20 @@ def evaluate_video(video: Path, models: Sequence[str], *, clean: Path | None = N
     seconds["measure_input"] = round(time.perf_counter() - start, 4)
     usable = make_restorers(models, config.device, config.fidelity)
     outputs: dict[str, list[np.ndarray]] = {}
-    path = ""
     for method in video_methods(usable.names):
         start = time.perf_counter()
         if method.model is None:
             outputs[method.name] = inputs
         else:
             cfg = replace(config, model=method.model, track_identity=method.track_identity)
-            outputs[method.name], path = restore_clip(frames, cfg)
+            outputs[method.name] = restore_clip(frames, cfg)
         seconds[f"restore:{method.name}"] = round(time.perf_counter() - start, 4)
     rows = []
     for name, outs in outputs.items():
         start = time.perf_counter()
-        rows.append(score_outputs(name, outs, inputs, flows, regions, tracks, detector, clean_frames))
+        rows.append(score_outputs(name, outs, flows, regions, tracks, detector, clean_frames))
         seconds[f"score:{name}"] = round(time.perf_counter() - start, 4)
     h, w = inputs[0].shape[:2]
     return TemporalResult("video", str(video), str(clean) if clean else None, len(inputs), w, h, len(tracks),
-                          sum(len(d) for d in detections), tuple(outputs), tuple(rows), usable.skipped, path,
+                          sum(len(d) for d in detections), tuple(outputs), tuple(rows), usable.skipped, "pipeline.restore_frames",
                           seconds, outputs if keep_outputs else None)
