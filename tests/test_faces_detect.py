@@ -51,6 +51,12 @@ def test_mirrored_image_keeps_image_left_first(detector, astronaut):
     check_landmark_layout(faces[0].landmarks)
 
 
+def test_max_side_is_configurable(astronaut):
+    small = make_detector(max_side=256).detect(astronaut)  # runs on a 256 x 256 copy
+    assert len(small) == 1
+    assert np.abs(small[0].box - make_detector().detect(astronaut)[0].box).max() < 12
+
+
 def test_six_faces_of_insightface_t1(detector):
     path = shared_file("photos/insightface_t1.jpg")
     image = cv2.cvtColor(cv2.imread(str(path)), cv2.COLOR_BGR2RGB)

@@ -194,11 +194,14 @@ DETECTORS = ("retinaface", "insightface")
 
 
 def make_detector(name: str = "retinaface", *, insightface_root: str | Path | None = None,
-                  threshold: float = 0.6, device: str | None = None) -> FaceDetector:
-    """The detector called `name`; device 'cuda...' asks onnxruntime for its CUDA provider."""
+                  threshold: float = 0.6, device: str | None = None, max_side: int = 1280) -> FaceDetector:
+    """The detector called `name`; device 'cuda...' asks onnxruntime for its CUDA provider.
+
+    max_side: RetinaFace sees images shrunk to at most this side (raise it for tiny faces in huge photos).
+    """
     use_cuda = bool(device) and str(device).startswith("cuda")
     if name == "retinaface":
-        return RetinaFaceDetector(threshold, use_cuda=use_cuda)
+        return RetinaFaceDetector(threshold, max_side=max_side, use_cuda=use_cuda)
     if name == "insightface":
         return InsightFaceDetector(insightface_root, threshold, use_cuda=use_cuda)
     raise ClrfaceError(f"unknown face detector {name!r}; choose one of {', '.join(DETECTORS)}")
