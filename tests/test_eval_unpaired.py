@@ -8,12 +8,15 @@ from conftest import shared_file
 pytest.importorskip("dlib", reason="eval needs dlib-bin and face-recognition-models")
 
 
-def test_noise_estimate_tracks_added_noise(astronaut):
+def test_noise_estimate_is_zero_on_a_plane_and_finds_added_noise():
     from clrface_video.eval.unpaired import noise_sigma
 
-    noisy = np.clip(astronaut + np.random.default_rng(0).normal(0, 10, astronaut.shape), 0, 255).astype(np.uint8)
-    assert noise_sigma(astronaut) < 3.0
-    assert 8.0 < noise_sigma(noisy) < 12.0
+    y, x = np.mgrid[0:128, 0:128]
+    plane = np.repeat((20 + x + y // 2)[..., None], 3, axis=2).astype(np.float64)
+    assert noise_sigma(plane.astype(np.uint8)) < 0.3  # integer steps of y // 2 only
+    grey_noise = np.random.default_rng(0).normal(0, 8, (128, 128, 1))
+    noisy = np.clip(plane + grey_noise, 0, 255).astype(np.uint8)
+    assert abs(noise_sigma(noisy) - 8.0) < 0.5
 
 
 def test_unpaired_eval_on_two_real_faces():

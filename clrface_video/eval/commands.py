@@ -28,8 +28,11 @@ def _batch_sizes(ctx: click.Context, param: click.Parameter, value: str | None) 
     return sizes
 
 
-def _command_line() -> str:
-    return "clrface-video " + " ".join(shlex.quote(a) for a in sys.argv[1:]) if sys.argv[1:] else ""
+def _command_line(name: str) -> str:
+    """The command as a user types it, for the report (the README quotes it next to the numbers)."""
+    args = sys.argv[1:]
+    args = args[args.index(name) + 1:] if name in args else args
+    return " ".join(["clrface-video", name, *(shlex.quote(a) for a in args)])
 
 
 def _fail(error: ClrfaceError) -> None:
@@ -90,7 +93,7 @@ def eval_command(source: Path | None, clean: Path | None, degraded: Path | None,
                 result = paired.evaluate_folder(source, restorers, size=size, seed=seed, limit=limit)
         for skipped in result.skipped_models:
             click.echo(f"warning: skipped {skipped}", err=True)
-        files = report.write_report(result, out_dir, _command_line())
+        files = report.write_report(result, out_dir, _command_line("eval"))
         if compare is not None:
             _write_compare(result, compare)
             click.echo(f"side by side: {compare}")
@@ -137,7 +140,7 @@ def bench_command(video: Path | None, model: str, device: str, batch_sizes: list
         precs = _names(precisions) if precisions else (["fp32", "bf16", "fp16"] if cuda else ["fp32"])
         result = bench.run_bench(video, model=model, device=device, batch_sizes=sizes, precisions=precs,
                                  memory=memory, clip_frames=clip_frames)
-        files = report.write_report(result, out_dir, _command_line())
+        files = report.write_report(result, out_dir, _command_line("bench"))
     except ClrfaceError as error:
         _fail(error)
     e = result.end_to_end
