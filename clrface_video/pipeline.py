@@ -22,7 +22,7 @@ from .io.decode import IMAGE_EXTENSIONS, probe_video, read_frames
 from .io.encode import VideoWriter
 from .report import Progress, RestoreReport, StageTimer
 from .restore.base import RestoreBatch, Restorer, make_restorer
-from .types import Face, Frame
+from .types import Face, Frame, TrackedFace
 
 log = logging.getLogger(__name__)
 
@@ -116,7 +116,7 @@ class FaceRestorer:
         self.window = max(1, config.batch_size)
         self.counts = Counts()
         self.stills_seen = 0
-        self.tracking = _Tracking(models.identity, config, timer, self.size) if video else None
+        self.tracking = _Tracking(models.identity, config, timer) if video else None
 
     def run(self, frames: Iterable[Frame]) -> Iterator[Frame]:
         waiting: deque[_Waiting] = deque()
@@ -140,20 +140,23 @@ class FaceRestorer:
         with self.timer("detect"):
             faces = self.models.detector.detect(image)  # 2 detect
         if self.tracking is not None:
-            placed = self.tracking.update(image, frame.index, faces)  # 3 track
-        else:
-            first = self.stills_seen  # every face of a photo is its own track, with its own seed
-            placed = [_Placed(f.landmarks, first + i, self.config.seed + i, None) for i, f in enumerate(faces)]
-            self.stills_seen += len(faces)
+            tracked = self.tracking.update(frame.index, faces)  # 3 track: ids and smoothed landmarks
+        else:  # a photo: every face is its own track
+            first, self.stills_seen = self.stills_seen, self.stills_seen + len(faces)
+            tracked = [TrackedFace(face, first + i, face.landmarks) for i, face in enumerate(faces)]
         jobs = []
-        with self.timer("align"):  # 4 align
-            for face in placed:
-                if not self.fits(face.landmarks):
-                    self.counts.left_alone += 1
-                    continue
-                crop = align_face(image, face.landmarks, self.size)
-                jobs.append(_FaceJob(crop.image, crop.matrix, face.identity, face.seed))
-                self.counts.track_ids.add(face.track_id)
+        for face in tracked:
+            if not self.fits(face.landmarks):
+                self.counts.left_alone += 1
+                continue
+            with self.timer("align"):
+                crop = align_face(image, face.landmarks, self.size)  # 4 align
+            if self.tracking is not None:
+                identity, seed = self.tracking.identity_and_seed(frame.index, face, crop.image)
+            else:
+                identity, seed = None, self.config.seed + face.track_id
+            jobs.append(_FaceJob(crop.image, crop.matrix, identity, seed))
+            self.counts.track_ids.add(face.track_id)
         return jobs
 
     def fits(self, landmarks: np.ndarray) -> bool:
@@ -188,43 +191,49 @@ class FaceRestorer:
         return Frame(image=image, index=item.frame.index, pts=item.frame.pts, time_base=item.frame.time_base)
 
 
-@dataclass(frozen=True)
-class _Placed:
-    """A face ready to align: (smoothed) landmarks, its track, the track's seed and identity."""
-
-    landmarks: np.ndarray
-    track_id: int
-    seed: int
-    identity: np.ndarray | None
-
-
 class _Tracking:
-    """Step 3: FaceTracker ids and smoothed landmarks, plus a running-mean identity per track."""
+    """Step 3 for videos: FaceTracker ids and smoothed landmarks, and each track's running-mean identity.
 
-    def __init__(self, encoder: object | None, config: RestoreConfig, timer: StageTimer, size: int) -> None:
-        from .faces.track import FaceTracker
+    Embedding every face of every frame would cost more than restoring it on a CPU, so a track's
+    identity is fed from its first frame, then from up to IDENTITY_SAMPLES good frames
+    IDENTITY_GAP frames apart, then one good frame every IDENTITY_REFRESH frames.
+    """
 
-        self.tracker = FaceTracker()
-        self.encoder = encoder
-        self.config = config
+    IDENTITY_SAMPLES = 5
+    IDENTITY_GAP = 3
+    IDENTITY_REFRESH = 48
+    FIRST_WEIGHT = 1e-3  # a track's first embedding counts even on a poor frame, but good frames outweigh it
+
+    def __init__(self, encoder: object | None, config: RestoreConfig, timer: StageTimer) -> None:
+        from .faces.track import FaceTracker, TrackerParams
+
+        self.tracker = FaceTracker(TrackerParams(base_seed=config.seed))
+        self.encoder = encoder  # None: no per-track identity (the restorer takes it from each crop)
         self.timer = timer
-        self.size = size
+        self.sampled: dict[int, tuple[int, int]] = {}  # track id -> (embeddings folded in, frame of the last)
 
-    def update(self, image: np.ndarray, index: int, faces: list[Face]) -> list[_Placed]:
-        embeddings = None
-        if self.encoder is not None and faces:
-            with self.timer("identity"):
-                crops = np.stack([align_face(image, f.landmarks, self.encoder.resolution).image for f in faces])
-                embeddings = self.encoder.embed(crops)
+    def update(self, index: int, faces: list[Face]) -> list[TrackedFace]:
         with self.timer("track"):
-            tracked = self.tracker.update(faces, index, embeddings)
-        placed = []
-        for item in tracked:
-            track = self.tracker.tracks[item.track_id]
-            identity = track.identity if self.config.track_identity else None
-            seed = self.config.seed + track.seed
-            placed.append(_Placed(item.landmarks, item.track_id, seed, identity))
-        return placed
+            return self.tracker.update(index, faces)
+
+    def identity_and_seed(self, index: int, face: TrackedFace, crop: np.ndarray) -> tuple[np.ndarray | None, int]:
+        """The track's identity target (updated from this aligned crop when due) and its noise seed."""
+        track = self.tracker.tracks[face.track_id]
+        if self.encoder is None:
+            return None, track.seed
+        count, last = self.sampled.get(face.track_id, (0, index))
+        quality = self.tracker.face_quality(face.face)
+        since = index - last
+        due = track.identity is None or quality > 0 and (
+            (count < self.IDENTITY_SAMPLES and since >= self.IDENTITY_GAP) or since >= self.IDENTITY_REFRESH)
+        if due:
+            with self.timer("identity"):
+                embedding = self.encoder.embed(crop[None])[0]  # type: ignore[attr-defined]
+            self.tracker.add_identity(face.track_id, embedding, max(quality, self.FIRST_WEIGHT))
+            self.sampled[face.track_id] = (count + 1, index)
+            if len(self.sampled) > 4 * len(self.tracker.tracks) + 64:  # forget tracks the tracker forgot
+                self.sampled = {i: v for i, v in self.sampled.items() if i in self.tracker.tracks}
+        return track.identity, track.seed
 
 
 # -- paths ------------------------------------------------------------------------------------------

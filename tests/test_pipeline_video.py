@@ -1,0 +1,191 @@
+"""Videos end to end on real generated clips: timing, streams, metadata, tracking, untouched background, memory."""
+from __future__ import annotations
+
+import shutil
+import signal
+import subprocess
+import time
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+
+from clrface_video.config import RestoreConfig
+from clrface_video.faces.align import crop_corners_in_frame, estimate_similarity
+from clrface_video.faces.detect import make_detector
+from clrface_video.io.decode import probe_video, read_frames
+from clrface_video.io.encode import VideoWriter
+from clrface_video.pipeline import restore_frames, restore_video
+from tests.conftest import shared_file
+from tests.media import astronaut, make_clip, read_packets
+
+SIZE = (256, 192)
+
+
+def config(**changes) -> RestoreConfig:
+    """The fast classical restorer; per-track identity (FaceNet on the CPU) only where a test is about it."""
+    changes.setdefault("track_identity", False)
+    return RestoreConfig(model="baseline-bicubic-sharpen", device="cpu", **changes)
+
+
+def pts_of(path: Path) -> list[int]:
+    return [frame.pts for frame in read_frames(path)]
+
+
+def passthrough(source: Path, target: Path, codec: str) -> Path:
+    """The same decode and encode as the pipeline with no faces touched (the identity run)."""
+    with VideoWriter(target, source, probe_video(source), codec=codec) as writer:
+        for frame in read_frames(source):
+            writer.write(frame)
+    return target
+
+
+@pytest.fixture(scope="module")
+def talk(tmp_path_factory) -> Path:
+    """12 frames of the astronaut with an aac track and mov_text subtitles."""
+    return make_clip(tmp_path_factory.mktemp("talk") / "talk.mp4", frames=12, size=SIZE, subtitles=True)
+
+
+@pytest.fixture(scope="module")
+def restored_talk(talk, tmp_path_factory):
+    out = tmp_path_factory.mktemp("out") / "talk_out.mp4"
+    return out, restore_video(talk, out, config(track_identity=True))
+
+
+def test_frames_timestamps_audio_and_subtitles_are_kept(talk, restored_talk):
+    out, report = restored_talk
+    assert report.frames == 12 and pts_of(out) == pts_of(talk)
+    assert read_packets(out, "audio") == read_packets(talk, "audio")  # bit for bit
+    assert [p[0] for p in read_packets(out, "subtitle")] == [p[0] for p in read_packets(talk, "subtitle")]
+    info = probe_video(out)
+    assert info.codec == "h264" and (info.width, info.height) == SIZE
+
+
+def test_the_astronaut_is_one_track_restored_in_every_frame(restored_talk):
+    _, report = restored_talk
+    assert report.tracks == 1 and report.faces == 12 and report.faces_left_alone == 0
+    assert report.stages["identity"] > 0  # the track's identity came from FaceNet
+    assert report.model == "baseline-bicubic-sharpen" and report.device == "cpu"
+    assert all(report.stages[s] > 0 for s in ("decode", "detect", "align", "restore", "paste", "encode"))
+    assert report.seconds >= sum(report.stages.values()) * 0.9
+
+
+def test_variable_frame_rate_keeps_every_timestamp(tmp_path):
+    clip = make_clip(tmp_path / "vfr.mkv", frames=9, size=SIZE, vfr=True)
+    out = tmp_path / "vfr_out.mkv"
+    report = restore_video(clip, out, config())
+    assert report.frames == 9 and pts_of(out) == pts_of(clip)
+    assert read_packets(out, "audio") == read_packets(clip, "audio")
+
+
+def test_rotation_and_colour_tags_are_kept(tmp_path):
+    clip = make_clip(tmp_path / "phone.mp4", frames=4, size=SIZE, rotation=90, audio=False)
+    out = tmp_path / "phone_out.mp4"
+    restore_video(clip, out, config())
+    src, dst = probe_video(clip), probe_video(out)
+    assert dst.rotation == src.rotation == 90
+    colour = ("color_primaries", "color_trc", "colorspace", "color_range")
+    assert [getattr(dst, c) for c in colour] == [getattr(src, c) for c in colour]
+
+
+def test_10bit_input_gives_10bit_output(tmp_path):
+    clip = make_clip(tmp_path / "deep.mkv", frames=4, size=SIZE, bit_depth=10, codec="libx265", audio=False)
+    out = tmp_path / "deep_out.mkv"
+    report = restore_video(clip, out, config())
+    assert probe_video(clip).bit_depth == 10 and probe_video(out).bit_depth == 10
+    assert report.faces == 4
+    assert next(iter(read_frames(out))).image.dtype == np.uint16
+
+
+def test_faceless_frames_pass_through_unchanged(tmp_path):
+    clip = make_clip(tmp_path / "sky.mkv", frames=5, size=SIZE, face=False, audio=False)
+    out = passthrough(clip, tmp_path / "identity.mkv", "ffv1")
+    restored = tmp_path / "restored.mkv"
+    report = restore_video(clip, restored, config(codec="ffv1"))
+    assert report.faces == 0 and report.tracks == 0
+    for a, b in zip(read_frames(out), read_frames(restored), strict=True):
+        assert np.array_equal(a.image, b.image)
+
+
+def test_pixels_away_from_the_faces_are_unchanged(tmp_path):
+    """Lossless codec: the restored video equals an identity run except inside the aligned face crops."""
+    clip = make_clip(tmp_path / "face.mkv", frames=6, size=SIZE, audio=False)
+    identity = passthrough(clip, tmp_path / "identity.mkv", "ffv1")
+    restored = tmp_path / "restored.mkv"
+    restore_video(clip, restored, config(codec="ffv1"))
+    detector = make_detector()
+    for a, b in zip(read_frames(identity), read_frames(restored), strict=True):
+        region = np.zeros(a.image.shape[:2], np.uint8)
+        for face in detector.detect(a.image):
+            corners = crop_corners_in_frame(estimate_similarity(face.landmarks, 128), 128)
+            cv2.fillConvexPoly(region, np.round(corners).astype(np.int32), 1)
+        region = cv2.dilate(region, np.ones((17, 17), np.uint8)).astype(bool)  # smoothing + chroma margin
+        changed = np.any(a.image != b.image, axis=-1)
+        assert changed.any()
+        assert not (changed & ~region).any()
+        assert region.mean() < 0.8  # the test has pixels to check
+
+
+def test_no_track_identity_still_restores_every_face(talk, tmp_path):
+    report = restore_video(talk, tmp_path / "o.mp4", config(track_identity=False, batch_size=5))
+    assert report.faces == 12 and report.frames == 12 and report.stages["identity"] == 0
+
+
+def test_frames_wait_in_a_bounded_window():
+    """restore_frames never holds more than about batch_size frames, however long the stream."""
+    pulled = 0
+
+    def frames():
+        nonlocal pulled
+        for _ in range(30):
+            pulled += 1
+            yield astronaut()
+
+    most = 0
+    for done, _ in enumerate(restore_frames(frames(), config(batch_size=4, track_identity=False)), 1):
+        most = max(most, pulled - done)
+    assert pulled == 30 and most <= 4
+
+
+def test_console_script_restores_and_fails_cleanly(talk, tmp_path):
+    script = shutil.which("clrface-video")
+    assert script, "the clrface-video console script is not installed (pip install -e .)"
+    out = tmp_path / "cli.mp4"
+    done = subprocess.run([script, "restore", str(talk), "-o", str(out), "--model", "baseline-bicubic-sharpen",
+                           "--no-track-identity"], capture_output=True, text=True, timeout=300, check=False)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip().splitlines()[-1].endswith(str(out)) and out.is_file()
+    assert done.stderr == ""  # not a TTY: no progress bar
+    bad = subprocess.run([script, "restore", str(tmp_path / "nope.mp4")], capture_output=True, text=True,
+                         timeout=120, check=False)
+    assert bad.returncode == 2 and bad.stderr.startswith("error: ") and len(bad.stderr.splitlines()) == 1
+
+
+@pytest.mark.slow
+def test_ctrl_c_exits_130_and_leaves_no_partial_file(tmp_path):
+    clip = make_clip(tmp_path / "long.mp4", frames=150, size=SIZE)
+    out = tmp_path / "out" / "long_out.mp4"
+    out.parent.mkdir()
+    process = subprocess.Popen([shutil.which("clrface-video"), "restore", str(clip), "-o", str(out),
+                                "--model", "baseline-bicubic-sharpen", "--batch-size", "2"],
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 120
+    while not any(out.parent.iterdir()) and time.monotonic() < deadline and process.poll() is None:
+        time.sleep(0.05)  # wait until the partial output exists: the job is mid-way
+    time.sleep(0.5)
+    process.send_signal(signal.SIGINT)
+    _, stderr = process.communicate(timeout=120)
+    assert process.returncode == 130, stderr
+    assert list(out.parent.iterdir()) == []
+    assert "Traceback" not in stderr
+
+
+@pytest.mark.slow
+def test_real_talk_show_clip(tmp_path):
+    source = shared_file("videos/keep_real_1.mp4")
+    out = tmp_path / "keep_real_1_restored.mp4"
+    report = restore_video(source, out, RestoreConfig(model="baseline-bicubic-sharpen", device="cpu"))
+    assert report.frames == probe_video(source).frames and pts_of(out) == pts_of(source)
+    assert report.faces >= report.frames * 0.9 and 1 <= report.tracks <= 3
+
