@@ -1,0 +1,73 @@
+"""Click commands for training: prepare-faces, train, export (registered into the main CLI by cli.py)."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from .prepare import PrepareConfig, prepare_faces
+
+STAGES = ("autoencoder", "irn", "prior", "mask", "all")
+CONFIGS = ("tiny", "small_128", "base_256", "base_512")
+
+
+@click.command("prepare-faces")
+@click.argument("src_dir", type=click.Path(exists=True, file_okay=False, path_type=Path))
+@click.argument("out_dir", type=click.Path(file_okay=False, path_type=Path))
+@click.option("--size", default=128, show_default=True, type=click.IntRange(16, 1024),
+              help="side of the aligned crops (the model resolution)")
+@click.option("--holdout-fraction", default=0.05, show_default=True, type=click.FloatRange(0.0, 1.0),
+              help="share of LFW identities kept out of training (by name hash)")
+@click.option("--workers", default=1, show_default=True, type=click.IntRange(1, 64), help="detector processes")
+def prepare_faces_command(src_dir: Path, out_dir: Path, size: int, holdout_fraction: float, workers: int) -> None:
+    """Detect, align and write the largest face of every image in SRC_DIR to OUT_DIR, with manifest.csv."""
+    config = PrepareConfig(size=size, holdout_fraction=holdout_fraction, workers=workers)
+    rows = prepare_faces(src_dir, out_dir, config, progress=click.echo)
+    held = {r.identity for r in rows if r.split == "heldout"}
+    click.echo(f"wrote {len(rows)} faces to {out_dir} ({sum(r.split == 'train' for r in rows)} train, "
+               f"{len(rows) - sum(r.split == 'train' for r in rows)} held out from {len(held)} identities)")
+
+
+@click.command("train")
+@click.argument("data_dir", type=click.Path(exists=True, file_okay=False, path_type=Path))
+@click.option("--stage", type=click.Choice(STAGES), default="all", show_default=True)
+@click.option("--run", "run_dir", type=click.Path(file_okay=False, path_type=Path), required=True,
+              help="run folder: checkpoints, logs, sample grids")
+@click.option("--config", "config_name", type=click.Choice(CONFIGS), default="small_128", show_default=True)
+@click.option("--max-minutes", type=float, default=None, help="wall-clock budget per stage")
+@click.option("--steps", type=click.IntRange(1), default=None, help="optimizer steps per stage (total, with resume)")
+@click.option("--batch-size", type=click.IntRange(1), default=None)
+@click.option("--lr", type=float, default=None)
+@click.option("--device", default="auto", show_default=True, help="auto, cpu, cuda or cuda:N")
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--threads", type=click.IntRange(1), default=None,
+              help="torch CPU threads (on a shared CPU, 1 can beat oversubscribed 2)")
+@click.option("--disc-start", type=click.IntRange(0), default=None,
+              help="autoencoder step at which the adversarial + feature-matching losses start")
+@click.option("--crop", type=click.IntRange(8), default=None,
+              help="autoencoder: train on random square crops of this side (fully convolutional; faster on CPU)")
+@click.option("--log-every", type=click.IntRange(1), default=20, show_default=True)
+@click.option("--resume/--no-resume", default=False, show_default=True, help="continue from the run folder")
+def train_command(data_dir: Path, stage: str, run_dir: Path, config_name: str, max_minutes: float | None,
+                  steps: int | None, batch_size: int | None, lr: float | None, device: str, seed: int,
+                  threads: int | None, disc_start: int | None, crop: int | None, log_every: int, resume: bool) -> None:
+    """Train the CLR-Face stages on a folder written by prepare-faces."""
+    from .stages import LossWeights, TrainOptions, train_stages
+
+    options = TrainOptions(config=config_name, max_minutes=max_minutes, steps=steps, batch_size=batch_size, lr=lr,
+                           device=device, seed=seed, log_every=log_every, resume=resume, threads=threads, crop=crop)
+    weights = LossWeights() if disc_start is None else LossWeights(disc_start=disc_start)
+    train_stages(data_dir, run_dir, STAGES[:4] if stage == "all" else (stage,), options, echo=click.echo,
+                 weights=weights)
+
+
+@click.command("export")
+@click.argument("run_dir", type=click.Path(exists=True, file_okay=False, path_type=Path))
+@click.argument("out", type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--fp16/--fp32", default=True, show_default=True)
+def export_command(run_dir: Path, out: Path, fp16: bool) -> None:
+    """Assemble the stages of RUN_DIR into one CLRFaceModel safetensors file."""
+    from .stages import export_model
+
+    size = export_model(run_dir, out, fp16=fp16)
+    click.echo(f"wrote {out} ({size / 1e6:.1f} MB)")

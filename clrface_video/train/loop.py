@@ -1,0 +1,235 @@
+"""The shared training loop: options, run folder, checkpoints, resume, logging, time budget, DDP helpers."""
+from __future__ import annotations
+
+import json
+import math
+import os
+import time
+from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager, nullcontext
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.distributed as dist
+from torch import nn
+from torch.utils.data import DataLoader, Dataset, DistributedSampler, RandomSampler
+
+Echo = Callable[[str], None]
+
+
+@dataclass(frozen=True)
+class TrainOptions:
+    """Command-line options of `clrface-video train`; None means the stage's default."""
+
+    config: str = "small_128"
+    max_minutes: float | None = None
+    steps: int | None = None
+    batch_size: int | None = None
+    lr: float | None = None
+    device: str = "auto"
+    seed: int = 0
+    log_every: int = 20
+    resume: bool = False
+    workers: int | None = None
+    threads: int | None = None  # torch intra-op threads (None: torch's default)
+    crop: int | None = None  # autoencoder: random square crops of this side instead of whole faces
+    checkpoint_minutes: float = 5.0
+
+
+@dataclass(frozen=True)
+class StageState:
+    """Optimizer-free training state of one stage, stored as JSON next to its checkpoint."""
+
+    stage: str
+    step: int = 0
+    epoch: int = 0
+    seconds: float = 0.0
+    done: bool = False
+
+
+@dataclass(frozen=True)
+class Dist:
+    """rank / world size of a torchrun launch (world 1 when not distributed)."""
+
+    rank: int = 0
+    world: int = 1
+    local_rank: int = 0
+
+    @property
+    def main(self) -> bool:
+        return self.rank == 0
+
+
+def init_distributed(device: torch.device) -> Dist:
+    """init_process_group when launched by torchrun with WORLD_SIZE > 1 (nccl on CUDA, gloo on CPU)."""
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    if world <= 1:
+        return Dist()
+    if not dist.is_initialized():
+        dist.init_process_group("nccl" if device.type == "cuda" else "gloo")
+    return Dist(dist.get_rank(), dist.get_world_size(), int(os.environ.get("LOCAL_RANK", "0")))
+
+
+def sync_gradients(params: list[nn.Parameter], world: Dist) -> None:
+    """Average gradients over ranks (data-parallel); no-op in a single process.
+
+    Every rank runs the same graph, so the set of parameters with a gradient is the same everywhere.
+    """
+    if world.world <= 1:
+        return
+    grads = [p.grad for p in params if p.grad is not None]
+    if not grads:
+        return
+    flat = torch.cat([g.reshape(-1) for g in grads])
+    dist.all_reduce(flat)
+    flat /= world.world
+    offset = 0
+    for g in grads:
+        g.copy_(flat[offset:offset + g.numel()].view_as(g))
+        offset += g.numel()
+
+
+def broadcast_module(module: nn.Module, world: Dist) -> None:
+    """Start every rank from rank 0's weights."""
+    if world.world > 1:
+        for t in list(module.parameters()) + list(module.buffers()):
+            dist.broadcast(t.data, 0)
+
+
+def autocast(device: torch.device) -> AbstractContextManager:
+    """bf16 autocast on CUDA; full fp32 on the CPU."""
+    if device.type == "cuda":
+        return torch.autocast("cuda", dtype=torch.bfloat16)
+    return nullcontext()
+
+
+def endless_batches(dataset: Dataset, batch_size: int, *, seed: int, start_epoch: int, world: Dist,
+                    workers: int) -> Iterator[tuple[int, tuple[torch.Tensor, ...]]]:
+    """(epoch, batch) forever; epoch e shuffles with seed + e and re-seeds the degradations."""
+    epoch = start_epoch
+    while True:
+        if hasattr(dataset, "set_epoch"):
+            dataset.set_epoch(epoch)
+        if world.world > 1:
+            sampler: torch.utils.data.Sampler = DistributedSampler(dataset, world.world, world.rank, shuffle=True,
+                                                                   seed=seed, drop_last=True)
+            sampler.set_epoch(epoch)
+        else:
+            sampler = RandomSampler(dataset, generator=torch.Generator().manual_seed(seed * 100_003 + epoch))
+        loader = DataLoader(dataset, batch_size=batch_size, sampler=sampler, num_workers=workers, drop_last=True,
+                            persistent_workers=False, pin_memory=False)
+        for batch in loader:
+            yield epoch, batch
+        epoch += 1
+
+
+class RunLog:
+    """Appends one JSON line per logged step to RUN/<stage>/log.jsonl and echoes a summary line."""
+
+    def __init__(self, path: Path, echo: Echo | None, enabled: bool) -> None:
+        self.path = path
+        self.echo = echo
+        self.enabled = enabled
+        self.sums: dict[str, float] = {}
+        self.count = 0
+
+    def add(self, losses: dict[str, float]) -> None:
+        for k, v in losses.items():
+            self.sums[k] = self.sums.get(k, 0.0) + float(v)
+        self.count += 1
+
+    def flush(self, stage: str, step: int, seconds: float, extra: dict[str, float] | None = None) -> dict[str, float]:
+        means = {k: v / max(self.count, 1) for k, v in self.sums.items()}
+        self.sums, self.count = {}, 0
+        if self.enabled:
+            record = {"stage": stage, "step": step, "minutes": round(seconds / 60, 3), **means, **(extra or {})}
+            with open(self.path, "a") as fh:
+                fh.write(json.dumps(record) + "\n")
+            if self.echo:
+                body = " ".join(f"{k}={v:.4f}" for k, v in means.items())
+                self.echo(f"[{stage}] step {step} {seconds / 60:.1f} min {body}")
+        return means
+
+
+def save_json(path: Path, data: dict) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(json.dumps(data, indent=1))
+    tmp.replace(path)
+
+
+def load_state(stage_dir: Path, stage: str) -> StageState:
+    path = stage_dir / "state.json"
+    if not path.is_file():
+        return StageState(stage)
+    return StageState(**json.loads(path.read_text()))
+
+
+def save_state(stage_dir: Path, state: StageState) -> None:
+    save_json(stage_dir / "state.json", asdict(state))
+
+
+def save_optimizers(path: Path, optimizers: dict[str, torch.optim.Optimizer]) -> None:
+    """Our own resume file inside the run folder (torch.save; only ever read back by load_optimizers)."""
+    tmp = path.with_name(path.name + ".tmp")
+    torch.save({k: o.state_dict() for k, o in optimizers.items()}, tmp)
+    tmp.replace(path)
+
+
+def load_optimizers(path: Path, optimizers: dict[str, torch.optim.Optimizer]) -> None:
+    if not path.is_file():
+        return
+    states = torch.load(path, map_location="cpu", weights_only=True)
+    for k, o in optimizers.items():
+        if k in states:
+            o.load_state_dict(states[k])
+
+
+def save_module(path: Path, module: nn.Module) -> None:
+    from safetensors.torch import save_file
+
+    tmp = path.with_name(path.name + ".tmp")
+    save_file({k: v.detach().cpu().contiguous() for k, v in module.state_dict().items()}, str(tmp))
+    tmp.replace(path)
+
+
+def load_module(path: Path, module: nn.Module) -> bool:
+    from safetensors.torch import load_file
+
+    if not path.is_file():
+        return False
+    module.load_state_dict(load_file(str(path)))
+    return True
+
+
+@dataclass(frozen=True)
+class Budget:
+    """When a stage stops: after `steps` optimizer steps in total, or `minutes` of wall time in this call."""
+
+    steps: int
+    minutes: float | None
+
+    def over(self, step: int, started: float) -> bool:
+        if step >= self.steps:
+            return True
+        return self.minutes is not None and (time.monotonic() - started) / 60.0 >= self.minutes
+
+
+def set_seed(seed: int) -> None:
+    torch.manual_seed(seed)
+    np.random.seed(seed % (2 ** 32))
+
+
+def lr_at(step: int, base: float, warmup: int = 100) -> float:
+    """Linear warm-up then constant (CPU runs are too short for a decay to matter)."""
+    return base * min(1.0, (step + 1) / max(warmup, 1))
+
+
+def set_lr(optimizer: torch.optim.Optimizer, lr: float) -> None:
+    for group in optimizer.param_groups:
+        group["lr"] = lr
+
+
+def finite(losses: dict[str, torch.Tensor]) -> bool:
+    return all(math.isfinite(float(v.detach()) if torch.is_tensor(v) else float(v)) for v in losses.values())

@@ -1,0 +1,209 @@
+"""Data preparation: detect the largest face of each image, align it to the template, write crops and a manifest."""
+from __future__ import annotations
+
+import csv
+import hashlib
+import os
+import re
+import time
+from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".webp")
+MANIFEST = "manifest.csv"
+MANIFEST_FIELDS = ("file", "source", "identity", "dataset", "split", "score", "coverage")
+# LFW identities starting with these letters are reserved for independent evaluation: never read.
+RESERVED_LFW_INITIALS = tuple("TUVWXYZ")
+
+
+@dataclass(frozen=True)
+class PrepareConfig:
+    """size: side of the aligned crops; holdout_fraction: share of LFW identities kept out of training."""
+
+    size: int = 128
+    holdout_fraction: float = 0.05
+    jpeg_quality: int = 95
+    detector: str = "retinaface"
+    threshold: float = 0.6
+    border: str = "replicate"  # outside the source image; 'reflect' mirrors whole faces into tight crops
+    workers: int = 1
+
+
+@dataclass(frozen=True)
+class SourceImage:
+    """One input image and who is on it. dataset: 'lfw' (person folders) or the folder's name."""
+
+    path: Path
+    identity: str
+    dataset: str
+
+
+@dataclass(frozen=True)
+class PreparedFace:
+    file: str  # relative to the output folder
+    source: str
+    identity: str
+    dataset: str
+    split: str  # 'train' or 'heldout'
+    score: float
+    coverage: float  # share of the crop that lies inside the source image
+
+
+def is_reserved(path: Path) -> bool:
+    """LFW identities T-Z (a person folder under a folder named lfw) are never read."""
+    return path.parent.parent.name.lower() == "lfw" and path.parent.name[:1].upper() in RESERVED_LFW_INITIALS
+
+
+def identity_of(path: Path, root: Path) -> SourceImage:
+    """LFW-style person folders name the identity; any other image is its own identity (UTKFace)."""
+    if path.parent.parent.name.lower() == "lfw":
+        return SourceImage(path, f"lfw/{path.parent.name}", "lfw")
+    dataset = path.parent.name if path.parent != root else root.name
+    return SourceImage(path, f"{dataset}/{path.name.split('.')[0]}", dataset)
+
+
+def scan_sources(root: Path) -> list[SourceImage]:
+    """Every image under root, sorted, without the reserved LFW identities."""
+    found = []
+    for dirpath, dirnames, filenames in os.walk(root):
+        dirnames.sort()
+        here = Path(dirpath)
+        if here.parent.name.lower() == "lfw" and here.name[:1].upper() in RESERVED_LFW_INITIALS:
+            dirnames.clear()
+            continue
+        for name in sorted(filenames):
+            path = here / name
+            if path.suffix.lower() in IMAGE_SUFFIXES and not is_reserved(path):
+                found.append(identity_of(path, root))
+    return found
+
+
+def split_of(source: SourceImage, holdout_fraction: float) -> str:
+    """LFW identities whose name hashes into the first `holdout_fraction` of 10,000 buckets are held out."""
+    if source.dataset != "lfw":
+        return "train"
+    bucket = int(hashlib.sha1(source.identity.encode()).hexdigest()[:8], 16) % 10_000
+    return "heldout" if bucket < holdout_fraction * 10_000 else "train"
+
+
+def output_name(source: SourceImage) -> str:
+    stem = re.sub(r"[^A-Za-z0-9_.-]+", "_", source.identity.replace("/", "_"))
+    if source.dataset == "lfw":
+        stem = re.sub(r"[^A-Za-z0-9_.-]+", "_", f"lfw_{source.path.stem}")
+    return f"{stem}.jpg"
+
+
+def largest_face(faces: list) -> object | None:
+    if not faces:
+        return None
+    return max(faces, key=lambda f: float((f.box[2] - f.box[0]) * (f.box[3] - f.box[1])))
+
+
+def crop_coverage(matrix: np.ndarray, size: int, shape: tuple[int, int]) -> float:
+    """Share of the crop's pixels that come from inside the source image."""
+    ones = np.ones((shape[0], shape[1]), np.uint8)
+    inside = cv2.warpAffine(ones, np.asarray(matrix, np.float64), (size, size), flags=cv2.INTER_NEAREST,
+                            borderMode=cv2.BORDER_CONSTANT, borderValue=0)
+    return float(inside.mean())
+
+
+class _Worker:
+    """Detector and aligner of one process (built lazily so the pool pickles only the config)."""
+
+    def __init__(self, config: PrepareConfig, out_dir: Path) -> None:
+        from ..faces.detect import make_detector
+
+        self.config = config
+        self.out_dir = out_dir
+        self.detector = make_detector(config.detector, threshold=config.threshold)
+
+    def __call__(self, item: tuple[SourceImage, str]) -> PreparedFace | None:
+        from ..faces.align import align_face
+
+        source, split = item
+        bgr = cv2.imread(str(source.path), cv2.IMREAD_COLOR)
+        if bgr is None:
+            return None
+        rgb = np.ascontiguousarray(bgr[..., ::-1])
+        face = largest_face(self.detector.detect(rgb))
+        if face is None:
+            return None
+        crop = align_face(rgb, face.landmarks, self.config.size, border=self.config.border)
+        rel = f"{split}/{output_name(source)}"
+        ok = cv2.imwrite(str(self.out_dir / rel), np.ascontiguousarray(crop.image[..., ::-1]),
+                         [cv2.IMWRITE_JPEG_QUALITY, self.config.jpeg_quality])
+        if not ok:
+            raise OSError(f"could not write {self.out_dir / rel}")
+        return PreparedFace(rel, str(source.path), source.identity, source.dataset, split, float(face.score),
+                            crop_coverage(crop.matrix, self.config.size, rgb.shape[:2]))
+
+
+_PROCESS_WORKER: _Worker | None = None
+
+
+def _init_process(config: PrepareConfig, out_dir: Path) -> None:
+    global _PROCESS_WORKER  # one detector per pool process (process-local, not shared state)
+    cv2.setNumThreads(1)
+    _PROCESS_WORKER = _Worker(config, out_dir)
+
+
+def _run_in_process(item: tuple[SourceImage, str]) -> PreparedFace | None:
+    assert _PROCESS_WORKER is not None
+    return _PROCESS_WORKER(item)
+
+
+def _results(items: list[tuple[SourceImage, str]], config: PrepareConfig, out_dir: Path) -> Iterator[PreparedFace | None]:
+    if config.workers <= 1:
+        worker = _Worker(config, out_dir)
+        yield from map(worker, items)
+        return
+    with ProcessPoolExecutor(config.workers, initializer=_init_process, initargs=(config, out_dir)) as pool:
+        yield from pool.map(_run_in_process, items, chunksize=64)
+
+
+def prepare_faces(src: Path, out_dir: Path, config: PrepareConfig = PrepareConfig(),
+                  progress: Callable[[str], None] | None = None) -> list[PreparedFace]:
+    """Align the largest face of every image under src into out_dir/{train,heldout}/ and write the manifest.
+
+    Images without a detected face are skipped (counted in the progress messages). Returns the rows written.
+    """
+    src, out_dir = Path(src), Path(out_dir)
+    sources = scan_sources(src)
+    if not sources:
+        raise FileNotFoundError(f"no images found under {src}")
+    for split in ("train", "heldout"):
+        (out_dir / split).mkdir(parents=True, exist_ok=True)
+    items = [(s, split_of(s, config.holdout_fraction)) for s in sources]
+    rows: list[PreparedFace] = []
+    start, skipped = time.monotonic(), 0
+    for i, row in enumerate(_results(items, config, out_dir), 1):
+        if row is None:
+            skipped += 1
+        else:
+            rows.append(row)
+        if progress and (i % 2000 == 0 or i == len(items)):
+            progress(f"{i}/{len(items)} images, {len(rows)} faces, {skipped} without a face, "
+                     f"{time.monotonic() - start:.0f} s")
+    write_manifest(out_dir / MANIFEST, rows)
+    return rows
+
+
+def write_manifest(path: Path, rows: Iterable[PreparedFace]) -> None:
+    tmp = path.with_suffix(".csv.tmp")
+    with open(tmp, "w", newline="") as fh:
+        writer = csv.writer(fh)
+        writer.writerow(MANIFEST_FIELDS)
+        for r in rows:
+            writer.writerow([r.file, r.source, r.identity, r.dataset, r.split, f"{r.score:.4f}", f"{r.coverage:.4f}"])
+    tmp.replace(path)
+
+
+def read_manifest(path: Path) -> list[PreparedFace]:
+    with open(path, newline="") as fh:
+        return [PreparedFace(r["file"], r["source"], r["identity"], r["dataset"], r["split"], float(r["score"]),
+                             float(r["coverage"])) for r in csv.DictReader(fh)]

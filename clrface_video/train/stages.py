@@ -1,0 +1,462 @@
+"""Staged CLR-Face training (autoencoder, irn, prior, mask) over one run folder, and export to one file."""
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import nn
+
+from ..device import pick_device
+from ..errors import ClrfaceError
+from ..restore.irn import IRNConfig
+from ..restore.model import CLRFaceConfig, CLRFaceModel, fidelity_to_knobs
+from ..restore.schedules import karras_sigmas, sample_sigmas_lognormal, truncate_sigmas
+from ..restore.score_net import ScoreNetConfig
+from ..restore.vqgan import VQGANConfig
+from . import loop
+from .data import FaceDataset, fixed_pairs, to_tensor, to_uint8
+from .loop import Budget, Dist, Echo, RunLog, StageState, TrainOptions
+from .losses import (
+    PatchDiscriminator,
+    codebook_loss,
+    feature_matching_loss,
+    hinge_d_loss,
+    hinge_g_loss,
+    identity_loss,
+    mask_sparsity,
+    pixel_loss,
+)
+
+__all__ = ["TrainOptions", "export_model", "make_config", "train_stages"]
+STAGE_ORDER = ("autoencoder", "irn", "prior", "mask")
+STAGE_MODULE = {"autoencoder": "vqgan", "irn": "irn", "prior": "denoiser", "mask": "mask"}
+
+
+@dataclass(frozen=True)
+class StageDefaults:
+    """Per-stage defaults, used where the command line leaves an option unset."""
+
+    batch_size: int
+    lr: float
+    steps: int
+
+
+DEFAULTS = {
+    "autoencoder": StageDefaults(batch_size=8, lr=2e-4, steps=100_000),
+    "irn": StageDefaults(batch_size=8, lr=2e-4, steps=50_000),
+    "prior": StageDefaults(batch_size=16, lr=2e-4, steps=100_000),
+    "mask": StageDefaults(batch_size=4, lr=5e-2, steps=2_000),
+}
+
+
+@dataclass(frozen=True)
+class LossWeights:
+    """Weights of the loss terms; the adversarial terms start after disc_start autoencoder steps."""
+
+    gan: float = 0.1
+    feature_matching: float = 1.0
+    disc_start: int = 2_000
+    identity: float = 0.1
+    mask_identity: float = 1.0
+    mask_sparsity: float = 0.01
+    mask_unroll: int = 2
+    mask_fidelity: float = 0.5
+
+
+def make_config(name: str) -> CLRFaceConfig:
+    """The named CLRFaceConfig preset; base_256 / base_512 are built here from the module presets."""
+    if name in ("tiny", "small_128"):
+        return getattr(CLRFaceConfig, name)()
+    vq = {"base_256": VQGANConfig.base_256, "base_512": VQGANConfig.base_512}[name]()
+    return CLRFaceConfig(vqgan=vq, score=ScoreNetConfig(latent_channels=vq.latent_channels, base_channels=96),
+                         irn=IRNConfig(base_channels=32, channel_mult=(1, 2, 4, 4)),
+                         identity_size=160)
+
+
+@dataclass
+class Context:
+    """What every stage needs: the model, data, device and the run folder (mutable holder, per call)."""
+
+    run_dir: Path
+    data_dir: Path
+    cfg: CLRFaceConfig
+    model: CLRFaceModel
+    device: torch.device
+    world: Dist
+    options: TrainOptions
+    weights: LossWeights
+    echo: Echo | None
+    identity_net: nn.Module | None = None
+
+    def stage_dir(self, stage: str) -> Path:
+        path = self.run_dir / stage
+        path.mkdir(parents=True, exist_ok=True)
+        return path
+
+    def identity(self) -> nn.Module:
+        if self.identity_net is None:
+            from ..faces.identity import load_identity_encoder
+
+            self.identity_net = load_identity_encoder(str(self.device))
+        return self.identity_net
+
+
+def load_run_config(run_dir: Path, name: str) -> CLRFaceConfig:
+    """The run's config (written on the first call; later calls must not change it)."""
+    path = run_dir / "config.json"
+    if path.is_file():
+        data = json.loads(path.read_text())
+        if data.get("preset") != name:
+            raise ClrfaceError(f"{run_dir} was started with --config {data.get('preset')}, not {name}")
+        return CLRFaceConfig.from_dict(data["model"])
+    cfg = make_config(name)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    loop.save_json(path, {"preset": name, "model": cfg.to_dict()})
+    return cfg
+
+
+def load_finished_stages(model: CLRFaceModel, run_dir: Path) -> list[str]:
+    """Load every stage's weights found in the run folder into the model; returns the stages loaded."""
+    loaded = []
+    for stage in STAGE_ORDER:
+        if loop.load_module(run_dir / stage / "weights.safetensors", getattr(model, STAGE_MODULE[stage])):
+            loaded.append(stage)
+    return loaded
+
+
+# ----------------------------------------------------------------------------- one step per stage
+
+
+class Stage:
+    """One stage: the modules it trains, its optimizers and its step. Subclasses fill step()."""
+
+    name = ""
+    needs_lq = True
+
+    def __init__(self, ctx: Context, lr: float) -> None:
+        self.ctx = ctx
+        self.model = ctx.model
+        self.model.requires_grad_(False)
+        self.trained = getattr(self.model, STAGE_MODULE[self.name])
+        self.trained.requires_grad_(True).train()
+        self.params = [p for p in self.trained.parameters() if p.requires_grad]
+        self.optimizers: dict[str, torch.optim.Optimizer] = {"main": torch.optim.Adam(self.params, lr, betas=(0.9, 0.99))}
+        self.lr = lr
+
+    def extra_modules(self) -> dict[str, nn.Module]:
+        return {}
+
+    def update(self, name: str, loss: torch.Tensor, params: list[nn.Parameter], step: int) -> None:
+        opt = self.optimizers[name]
+        loop.set_lr(opt, loop.lr_at(step, self.lr))
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        loop.sync_gradients(params, self.ctx.world)
+        torch.nn.utils.clip_grad_norm_(params, 1.0)
+        opt.step()
+
+    def step(self, hq: torch.Tensor, lq: torch.Tensor, step: int) -> dict[str, torch.Tensor]:
+        raise NotImplementedError
+
+    @torch.no_grad()
+    def preview(self, hq: torch.Tensor, lq: torch.Tensor) -> torch.Tensor:
+        raise NotImplementedError
+
+
+class AutoencoderStage(Stage):
+    """VQGAN on clean faces: L1 + codebook/commitment, then hinge GAN + feature matching after a warm-up."""
+
+    name, needs_lq = "autoencoder", False
+
+    def __init__(self, ctx: Context, lr: float) -> None:
+        super().__init__(ctx, lr)
+        self.disc = PatchDiscriminator().to(ctx.device).train()
+        loop.broadcast_module(self.disc, ctx.world)
+        self.d_params = list(self.disc.parameters())
+        self.optimizers["main"] = torch.optim.Adam(self.params, lr, betas=(0.5, 0.9))
+        self.optimizers["disc"] = torch.optim.Adam(self.d_params, lr, betas=(0.5, 0.9))
+        self.generator = torch.Generator().manual_seed(ctx.options.seed * 15_485_863 + ctx.world.rank)
+
+    def extra_modules(self) -> dict[str, nn.Module]:
+        return {"disc": self.disc}
+
+    def random_crop(self, x: torch.Tensor) -> torch.Tensor:
+        """One random square crop of side options.crop for the whole batch (the VQGAN is fully convolutional)."""
+        side, size = self.ctx.options.crop, x.shape[-1]
+        if side is None or side >= size:
+            return x
+        f = self.ctx.cfg.vqgan.downsample_factor
+        side = max(f, side // f * f)
+        top, left = (int(v) * f for v in torch.randint(0, (size - side) // f + 1, (2,), generator=self.generator))
+        return x[..., top:top + side, left:left + side]
+
+    def step(self, hq: torch.Tensor, lq: torch.Tensor, step: int) -> dict[str, torch.Tensor]:
+        w, device = self.ctx.weights, self.ctx.device
+        hq = self.random_crop(hq)
+        adversarial = step >= w.disc_start
+        with loop.autocast(device):
+            recon, vq = self.model.vqgan(hq)
+            losses = {"l1": pixel_loss(recon, hq), "vq": codebook_loss(vq)}
+            if adversarial:
+                self.disc.requires_grad_(False)
+                fake_logits, fake_feats = self.disc(recon)
+                with torch.no_grad():
+                    _, real_feats = self.disc(hq)
+                losses["g"] = hinge_g_loss(fake_logits.float())
+                losses["fm"] = feature_matching_loss(real_feats, fake_feats)
+        total = losses["l1"] + losses["vq"]
+        if adversarial:
+            total = total + w.gan * losses["g"] + w.feature_matching * losses["fm"]
+        self.update("main", total, self.params, step)
+        if adversarial:
+            self.disc.requires_grad_(True)
+            with loop.autocast(device):
+                real_logits, _ = self.disc(hq)
+                fake_logits, _ = self.disc(recon.detach())
+                losses["d"] = hinge_d_loss(real_logits.float(), fake_logits.float())
+            self.update("disc", losses["d"], self.d_params, step - w.disc_start)
+        losses["codes"] = torch.tensor(float(vq.indices.unique().numel()))
+        return losses
+
+    @torch.no_grad()
+    def preview(self, hq: torch.Tensor, lq: torch.Tensor) -> torch.Tensor:
+        return self.model.vqgan(hq)[0]
+
+
+class IRNStage(Stage):
+    """Identity Recovery Network: LQ -> HQ estimate with L1 + identity (1 - cos FaceNet) loss."""
+
+    name = "irn"
+
+    def step(self, hq: torch.Tensor, lq: torch.Tensor, step: int) -> dict[str, torch.Tensor]:
+        w = self.ctx.weights
+        with loop.autocast(self.ctx.device):
+            x = self.model.irn(lq)
+            losses = {"l1": pixel_loss(x, hq)}
+            if w.identity > 0:
+                losses["id"] = identity_loss(self.ctx.identity(), x, hq)
+        total = losses["l1"] + w.identity * losses.get("id", 0.0)
+        self.update("main", total, self.params, step)
+        return losses
+
+    @torch.no_grad()
+    def preview(self, hq: torch.Tensor, lq: torch.Tensor) -> torch.Tensor:
+        return self.model.irn(lq)
+
+
+class PriorStage(Stage):
+    """Score prior over clean pre-quantisation latents conditioned on the LQ latent (EDM loss); VQGAN frozen."""
+
+    name = "prior"
+
+    def __init__(self, ctx: Context, lr: float) -> None:
+        super().__init__(ctx, lr)
+        self.model.vqgan.eval()
+        self.generator = torch.Generator().manual_seed(ctx.options.seed * 7919 + ctx.world.rank)
+
+    def step(self, hq: torch.Tensor, lq: torch.Tensor, step: int) -> dict[str, torch.Tensor]:
+        with loop.autocast(self.ctx.device):
+            with torch.no_grad():
+                z0 = self.model.vqgan.encode(hq).float()
+                z_d = self.model.vqgan.encode(lq)
+            sigma = sample_sigmas_lognormal(len(hq), generator=self.generator, device=hq.device)
+            noise = torch.randn(z0.shape, generator=self.generator).to(hq.device)
+            loss = self.model.denoiser.loss(z0, z_d, sigma, noise).mean()
+        self.update("main", loss, self.params, step)
+        return {"edm": loss}
+
+    @torch.no_grad()
+    def preview(self, hq: torch.Tensor, lq: torch.Tensor) -> torch.Tensor:
+        from ..restore.samplers import sample_euler
+
+        m, cfg = self.model, self.ctx.cfg
+        knobs = fidelity_to_knobs(cfg, 0.5)
+        sigmas = truncate_sigmas(karras_sigmas(knobs.steps, cfg.sigma_min, cfg.sigma_max, cfg.rho), knobs.t_star)
+        sigmas = sigmas.to(hq.device)
+        z_d = m.vqgan.encode(lq)
+        z = m.vqgan.encode(m.irn(lq))
+        z = z + sigmas[0] * torch.randn(z.shape, generator=torch.Generator().manual_seed(0)).to(z.device)
+        z = sample_euler(lambda x, s: m.denoiser(x, s, z_d), z, sigmas)
+        return m.vqgan.decode(m.vqgan.quantize(z).z_q)
+
+
+class MaskStage(Stage):
+    """Latent mask: unroll guided denoising from a noised IRN-estimate latent; L1 + identity + sparsity."""
+
+    name = "mask"
+
+    def __init__(self, ctx: Context, lr: float) -> None:
+        super().__init__(ctx, lr)
+        self.model.eval()
+        self.model.mask.requires_grad_(True)
+        self.generator = torch.Generator().manual_seed(ctx.options.seed * 104_729 + ctx.world.rank)
+
+    def restore(self, lq: torch.Tensor, fidelity: float, with_grad: bool) -> torch.Tensor:
+        """A few guided Euler steps from the IRN latent at t*; the last denoised latent, decoded."""
+        from ..restore.guidance import embed_images, identity_guidance
+        from ..restore.samplers import guided_denoise
+
+        m, cfg, w = self.model, self.ctx.cfg, self.ctx.weights
+        knobs = fidelity_to_knobs(cfg, fidelity)
+        sigmas = truncate_sigmas(karras_sigmas(knobs.steps, cfg.sigma_min, cfg.sigma_max, cfg.rho), knobs.t_star)
+        sigmas = sigmas[: w.mask_unroll + 1].to(lq.device)
+        with torch.no_grad():
+            z_d = m.vqgan.encode(lq)
+            x_irn = m.irn(lq)
+            target = embed_images(self.ctx.identity(), x_irn, cfg.identity_size).float()
+            z = m.vqgan.encode(x_irn)
+        noise = torch.randn(z.shape, generator=self.generator).to(z.device)
+        x = z + sigmas[0] * noise
+        with torch.set_grad_enabled(with_grad):
+            guidance = identity_guidance(m.vqgan.decode, self.ctx.identity(), target, m.mask(),
+                                         max(knobs.guidance_weight, 1e-3), cfg.identity_size)
+            denoised = x
+            for i in range(len(sigmas) - 1):
+                denoised = guided_denoise(lambda v, s: m.denoiser(v, s, z_d), x, sigmas[i], guidance)
+                if sigmas[i + 1] > 0:
+                    x = x + (x - denoised) / sigmas[i] * (sigmas[i + 1] - sigmas[i])
+            return m.vqgan.decode(m.vqgan.quantize(denoised).z_q)
+
+    def step(self, hq: torch.Tensor, lq: torch.Tensor, step: int) -> dict[str, torch.Tensor]:
+        w = self.ctx.weights
+        out = self.restore(lq, w.mask_fidelity, with_grad=True)
+        losses = {"l1": pixel_loss(out, hq), "id": identity_loss(self.ctx.identity(), out, hq),
+                  "sparsity": mask_sparsity(self.mask_logits())}
+        total = losses["l1"] + w.mask_identity * losses["id"] + w.mask_sparsity * losses["sparsity"]
+        self.update("main", total, self.params, step)
+        losses["mask_mean"] = self.model.mask().mean().detach()
+        return losses
+
+    def mask_logits(self) -> torch.Tensor:
+        mask = self.model.mask
+        if mask.factored:
+            return mask.channel_logits + mask.spatial_logits
+        return mask.logits
+
+    @torch.no_grad()
+    def preview(self, hq: torch.Tensor, lq: torch.Tensor) -> torch.Tensor:
+        return self.restore(lq, self.ctx.weights.mask_fidelity, with_grad=False).detach()
+
+
+STAGES: dict[str, Callable[[Context, float], Stage]] = {
+    "autoencoder": AutoencoderStage, "irn": IRNStage, "prior": PriorStage, "mask": MaskStage}
+
+
+# ----------------------------------------------------------------------------- the loop
+
+
+def save_preview(path: Path, stage: Stage, hq: np.ndarray, lq: np.ndarray, device: torch.device) -> None:
+    """A PNG grid: rows of clean, degraded and the stage's output for a few fixed held-out faces."""
+    import cv2
+
+    out = to_uint8(stage.preview(to_tensor(hq).to(device), to_tensor(lq).to(device)))
+    rows = [np.concatenate(list(a), axis=1) for a in (hq, lq if stage.needs_lq else hq, out)]
+    cv2.imwrite(str(path), np.concatenate(rows, axis=0)[..., ::-1])
+
+
+def run_stage(ctx: Context, stage_name: str) -> StageState:
+    """Train one stage until its step count or time budget; checkpoints, logs and previews in RUN/<stage>/."""
+    opts, defaults = ctx.options, DEFAULTS[stage_name]
+    sdir = ctx.stage_dir(stage_name)
+    state = loop.load_state(sdir, stage_name)
+    if state.step > 0 and not opts.resume:
+        raise ClrfaceError(f"{sdir} already holds {state.step} steps of '{stage_name}'; pass --resume or a new --run")
+    stage = STAGES[stage_name](ctx, opts.lr or defaults.lr)
+    if opts.resume and state.step > 0:
+        loop.load_module(sdir / "weights.safetensors", stage.trained)
+        for name, module in stage.extra_modules().items():
+            loop.load_module(sdir / f"{name}.safetensors", module)
+        loop.load_optimizers(sdir / "optim.pt", stage.optimizers)
+    loop.broadcast_module(stage.trained, ctx.world)
+    budget = Budget(opts.steps or defaults.steps, opts.max_minutes)
+    if budget.over(state.step, time.monotonic()):
+        return state
+    batch_size = opts.batch_size or defaults.batch_size
+    data = FaceDataset(ctx.data_dir, "train", seed=opts.seed, degrade=stage.needs_lq)
+    workers = opts.workers if opts.workers is not None else (4 if ctx.device.type == "cuda" else 0)
+    batches = loop.endless_batches(data, batch_size, seed=opts.seed, start_epoch=state.epoch, world=ctx.world,
+                                   workers=workers)
+    preview_hq, preview_lq = fixed_pairs(ctx.data_dir, "heldout", count=8)
+    log = RunLog(sdir / "log.jsonl", ctx.echo, ctx.world.main)
+    if ctx.world.main and ctx.echo:
+        ctx.echo(f"[{stage_name}] {len(data)} faces, batch {batch_size} x {ctx.world.world}, from step {state.step}, "
+                 f"{sum(p.numel() for p in stage.params) / 1e6:.2f} M trained parameters, device {ctx.device}")
+    t0 = seg_start = last_ckpt = time.monotonic()
+    step, epoch = state.step, state.epoch
+    for epoch, (hq, lq) in batches:
+        hq, lq = hq.to(ctx.device, non_blocking=True), lq.to(ctx.device, non_blocking=True)
+        losses = stage.step(hq, lq, step)
+        if not loop.finite(losses):
+            raise FloatingPointError(f"[{stage_name}] non-finite loss at step {step}: "
+                                     f"{ {k: float(v) for k, v in losses.items()} }")
+        step += 1
+        log.add({k: float(v.detach()) if torch.is_tensor(v) else float(v) for k, v in losses.items()})
+        stop = budget.over(step, t0)
+        if step % opts.log_every == 0 or stop:
+            log.flush(stage_name, step, state.seconds + time.monotonic() - seg_start)
+        if stop or time.monotonic() - last_ckpt > opts.checkpoint_minutes * 60:
+            state = StageState(stage_name, step, epoch, state.seconds + time.monotonic() - seg_start,
+                               done=step >= budget.steps)
+            seg_start = last_ckpt = time.monotonic()
+            if ctx.world.main:
+                save_checkpoint(sdir, stage, state)
+                save_preview(sdir / f"preview_{step:06d}.png", stage, preview_hq, preview_lq, ctx.device)
+            if stop:
+                break
+    return state
+
+
+def save_checkpoint(sdir: Path, stage: Stage, state: StageState) -> None:
+    loop.save_module(sdir / "weights.safetensors", stage.trained)
+    for name, module in stage.extra_modules().items():
+        loop.save_module(sdir / f"{name}.safetensors", module)
+    loop.save_optimizers(sdir / "optim.pt", stage.optimizers)
+    loop.save_state(sdir, state)
+
+
+def train_stages(data_dir: Path, run_dir: Path, stages: Sequence[str], options: TrainOptions,
+                 echo: Echo | None = print, weights: LossWeights = LossWeights(),
+                 identity_net: nn.Module | None = None) -> dict[str, StageState]:
+    """Run the named stages in order; each starts from the weights of every earlier stage in the run folder.
+
+    identity_net: the frozen recognition network for the identity losses (default: FaceNet, faces.identity).
+    """
+    device = pick_device(options.device)
+    if options.threads is not None:
+        torch.set_num_threads(options.threads)
+    world = loop.init_distributed(device)
+    if device.type == "cuda" and world.world > 1:
+        device = torch.device("cuda", world.local_rank)
+        torch.cuda.set_device(device)
+    loop.set_seed(options.seed + world.rank)
+    cfg = load_run_config(Path(run_dir), options.config)
+    results = {}
+    for name in stages:
+        model = CLRFaceModel(cfg)
+        load_finished_stages(model, Path(run_dir))
+        ctx = Context(Path(run_dir), Path(data_dir), cfg, model.to(device), device, world, options, weights, echo,
+                      identity_net)
+        results[name] = run_stage(ctx, name)
+    return results
+
+
+def export_model(run_dir: Path, out: Path, *, fp16: bool = True) -> int:
+    """Assemble the stages of a run folder into one CLRFaceModel safetensors file; returns its size in bytes."""
+    run_dir = Path(run_dir)
+    data = json.loads((run_dir / "config.json").read_text())
+    model = CLRFaceModel(CLRFaceConfig.from_dict(data["model"]))
+    loaded = load_finished_stages(model, run_dir)
+    missing = [s for s in STAGE_ORDER if s not in loaded]
+    if "autoencoder" in missing:
+        raise ClrfaceError(f"{run_dir} has no trained autoencoder; train --stage autoencoder first")
+    states = {s: loop.load_state(run_dir / s, s) for s in loaded}
+    meta = {"training": json.dumps({s: {"step": st.step, "minutes": round(st.seconds / 60, 1)}
+                                    for s, st in states.items()}),
+            "untrained_stages": ",".join(missing)}
+    model.save(out, fp16=fp16, extra_metadata=meta)
+    return Path(out).stat().st_size

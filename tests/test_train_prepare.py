@@ -1,0 +1,72 @@
+"""prepare-faces: aligned crops, a manifest, held-out identities disjoint from training ones, reserved names unread."""
+from __future__ import annotations
+
+import csv
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+
+from clrface_video.train.prepare import PrepareConfig, prepare_faces, read_manifest, scan_sources, split_of
+
+from conftest import SHARED_DATA
+
+
+def write(path: Path, rgb: np.ndarray) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    cv2.imwrite(str(path), rgb[..., ::-1])
+
+
+@pytest.fixture()
+def source_tree(tmp_path: Path, astronaut: np.ndarray) -> Path:
+    """lfw/<Person>/ folders and a flat utkface/ folder, built from the public-domain astronaut."""
+    src = tmp_path / "src"
+    face = cv2.resize(astronaut[0:300, 100:400], (200, 200), interpolation=cv2.INTER_AREA)
+    people = [f"Person_{c}{i}" for c in "ABCDEFGHIJKLMNOPQRS" for i in range(2)]
+    for name in people:
+        write(src / "lfw" / name / f"{name}_0001.jpg", face)
+    write(src / "lfw" / "Zed_Reserved" / "Zed_Reserved_0001.jpg", face)  # reserved initial: must not be read
+    write(src / "utkface" / "30_0_0_20170101000000000.jpg.chip.jpg", face)
+    write(src / "utkface" / "31_1_0_20170101000000001.jpg.chip.jpg", np.full((200, 200, 3), 128, np.uint8))
+    return src
+
+
+def test_prepare_writes_aligned_crops_and_a_disjoint_split(source_tree: Path, tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    rows = prepare_faces(source_tree, out, PrepareConfig(size=64, holdout_fraction=0.3))
+    identities = {r.identity for r in rows}
+    assert "lfw/Zed_Reserved" not in identities
+    assert not any("Zed" in r.source for r in rows)
+    assert len(rows) == 39  # 38 LFW faces + the astronaut UTK face; the grey image has no face
+    train = {r.identity for r in rows if r.split == "train"}
+    held = {r.identity for r in rows if r.split == "heldout"}
+    assert held and train and not (train & held)
+    assert all(r.dataset == "lfw" for r in rows if r.split == "heldout")
+    for r in rows:
+        img = cv2.imread(str(out / r.file))
+        assert img.shape == (64, 64, 3)
+        assert 0 < r.coverage <= 1 and r.score > 0.6
+    assert [(r.file, r.identity, r.split) for r in read_manifest(out / "manifest.csv")] == \
+        [(r.file, r.identity, r.split) for r in rows]
+    with open(out / "manifest.csv") as fh:
+        assert next(csv.reader(fh))[:5] == ["file", "source", "identity", "dataset", "split"]
+
+
+def test_split_is_stable_and_about_the_fraction() -> None:
+    from clrface_video.train.prepare import SourceImage
+
+    sources = [SourceImage(Path(f"lfw/P{i}/x.jpg"), f"lfw/P{i}", "lfw") for i in range(4000)]
+    held = sum(split_of(s, 0.05) == "heldout" for s in sources)
+    assert 140 < held < 260
+    assert [split_of(s, 0.05) for s in sources] == [split_of(s, 0.05) for s in sources]
+
+
+def test_shared_training_folder_has_no_reserved_identities() -> None:
+    root = SHARED_DATA / "faces-train"
+    if not root.exists():
+        pytest.skip(f"research data not found: {root} (set CLRFACE_SHARED_DATA to the shared/data folder)")
+    sources = scan_sources(root)
+    assert sources and not any(s.identity[4:5] in "TUVWXYZ" for s in sources if s.dataset == "lfw")
+    few = [s for s in sources if s.dataset == "lfw"][:6] + [s for s in sources if s.dataset != "lfw"][:6]
+    assert all(s.path.is_file() for s in few)

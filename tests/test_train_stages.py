@@ -1,0 +1,101 @@
+"""Staged training on a tiny config: one step per stage stays finite and moves weights; resume; export."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from clrface_video.restore.model import CLRFaceModel
+from clrface_video.train.loop import TrainOptions
+from clrface_video.train.prepare import PreparedFace, write_manifest
+from clrface_video.train.stages import STAGE_ORDER, LossWeights, export_model, train_stages
+
+
+class TinyIdentity(nn.Module):
+    """A stand-in for FaceNet: (N, 3, S, S) in [0, 1] -> (N, 16) unit vectors, differentiable, frozen."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        torch.manual_seed(0)
+        self.conv = nn.Conv2d(3, 16, 5, stride=2)
+        self.requires_grad_(False)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return F.normalize(self.conv(x).mean(dim=(2, 3)), dim=1)
+
+
+def make_prepared(folder: Path, astronaut: np.ndarray, size: int = 32, count: int = 12) -> Path:
+    """A prepared-faces folder made of shifted crops of the astronaut (public domain)."""
+    rows = []
+    for i in range(count):
+        split = "heldout" if i >= count - 3 else "train"
+        (folder / split).mkdir(parents=True, exist_ok=True)
+        crop = cv2.resize(astronaut[10 + 4 * i:230 + 4 * i, 140:360], (size, size), interpolation=cv2.INTER_AREA)
+        rel = f"{split}/face_{i:02d}.jpg"
+        cv2.imwrite(str(folder / rel), crop[..., ::-1])
+        rows.append(PreparedFace(rel, f"astronaut#{i}", f"test/p{i // 2}", "test", split, 0.99, 1.0))
+    write_manifest(folder / "manifest.csv", rows)
+    return folder
+
+
+@pytest.fixture()
+def data_dir(tmp_path: Path, astronaut: np.ndarray) -> Path:
+    return make_prepared(tmp_path / "data", astronaut)
+
+
+WEIGHTS = LossWeights(disc_start=0, mask_unroll=2)
+
+
+def run(data_dir: Path, run_dir: Path, stages: tuple[str, ...], steps: int, resume: bool = False) -> dict:
+    options = TrainOptions(config="tiny", steps=steps, batch_size=2, device="cpu", log_every=1, resume=resume,
+                           threads=1)
+    return train_stages(data_dir, run_dir, stages, options, echo=None, weights=WEIGHTS, identity_net=TinyIdentity())
+
+
+def stage_weights(run_dir: Path, stage: str) -> dict[str, torch.Tensor]:
+    from safetensors.torch import load_file
+
+    return load_file(str(run_dir / stage / "weights.safetensors"))
+
+
+def test_one_step_per_stage_changes_weights_and_stays_finite(data_dir: Path, tmp_path: Path) -> None:
+    run_dir = tmp_path / "run"
+    fresh = CLRFaceModel(__import__("clrface_video.train.stages", fromlist=["make_config"]).make_config("tiny"))
+    torch.manual_seed(0)
+    states = run(data_dir, run_dir, STAGE_ORDER, steps=1)
+    for stage in STAGE_ORDER:
+        assert states[stage].step == 1 and states[stage].done
+        lines = (run_dir / stage / "log.jsonl").read_text().splitlines()
+        record = json.loads(lines[-1])
+        assert all(np.isfinite(v) for k, v in record.items() if isinstance(v, float)), record
+        assert (run_dir / stage / "preview_000001.png").is_file()
+        after = stage_weights(run_dir, stage)
+        module = {"autoencoder": "vqgan", "irn": "irn", "prior": "denoiser", "mask": "mask"}[stage]
+        before = getattr(fresh, module).state_dict()
+        assert any(not torch.equal(before[k], after[k]) for k in before if before[k].is_floating_point()), stage
+        assert all(torch.isfinite(v).all() for v in after.values())
+    assert "g" in json.loads((run_dir / "autoencoder" / "log.jsonl").read_text().splitlines()[-1])
+    out = tmp_path / "model.safetensors"
+    assert export_model(run_dir, out, fp16=True) > 0
+    model = CLRFaceModel.load(out)
+    assert torch.allclose(model.irn.conv_out.weight, stage_weights(run_dir, "irn")["conv_out.weight"].float(),
+                          atol=1e-3)
+
+
+def test_resume_continues_from_saved_step(data_dir: Path, tmp_path: Path) -> None:
+    run_dir = tmp_path / "run"
+    assert run(data_dir, run_dir, ("irn",), steps=2)["irn"].step == 2
+    with pytest.raises(Exception, match="--resume"):
+        run(data_dir, run_dir, ("irn",), steps=4)
+    state = run(data_dir, run_dir, ("irn",), steps=4, resume=True)["irn"]
+    assert state.step == 4
+    steps = [json.loads(line)["step"] for line in (run_dir / "irn" / "log.jsonl").read_text().splitlines()]
+    assert steps == [1, 2, 3, 4]
+    assert (run_dir / "irn" / "optim.pt").is_file()
+    assert run(data_dir, run_dir, ("irn",), steps=4, resume=True)["irn"].step == 4  # already done: no-op
