@@ -14,7 +14,7 @@ from ..errors import ClrfaceError, ModelError
 from .base import RestoreBatch, register_restorer
 from .guidance import embed_images, identity_guidance
 from .model import CLRFaceModel, Knobs, fidelity_to_knobs
-from .samplers import SAMPLERS
+from .samplers import SAMPLERS, Guidance
 from .schedules import karras_sigmas, truncate_sigmas
 
 log = logging.getLogger(__name__)
@@ -100,7 +100,7 @@ class CLRFaceRestorer:
     def _denoise(self, x: torch.Tensor, sigma: torch.Tensor, cond: torch.Tensor) -> torch.Tensor:
         return self.denoiser(x, sigma, cond)
 
-    def _guidance(self, batch: RestoreBatch, x_irn: torch.Tensor, weight: float):
+    def _guidance(self, batch: RestoreBatch, x_irn: torch.Tensor, weight: float) -> Guidance | None:
         """The identity-guidance hook, or None without an identity network or with zero weight."""
         if self.identity_net is None or weight <= 0.0:
             return None
