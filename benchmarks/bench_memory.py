@@ -1,6 +1,6 @@
 """Peak memory of `restore_video` on a short clip and a clip N times longer: it must not grow with length.
 
-    python benchmarks/bench_memory.py                 # 24 and 240 frames, 256x256, baseline restorer
+    python benchmarks/bench_memory.py                 # 48 and 480 frames, 256x256, baseline restorer
     python benchmarks/bench_memory.py --frames 48 --factor 10 --size 640x360
 
 Each restore runs in a fresh Python process; its peak resident set (ru_maxrss) is read in that
@@ -49,7 +49,7 @@ def measure(clip: Path, out: Path, model: str, batch: int) -> dict:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--frames", type=int, default=24, help="frames of the short clip")
+    parser.add_argument("--frames", type=int, default=48, help="frames of the short clip")
     parser.add_argument("--factor", type=int, default=10, help="the long clip is this many times longer")
     parser.add_argument("--size", default="256x256", help="WxH of the generated clips")
     parser.add_argument("--model", default="baseline-bicubic-sharpen", help="restorer to run")

@@ -91,7 +91,7 @@ class RestoreReport:
         if self.kind != "folder" and self.skipped:
             return f"already restored, left as is (pass --overwrite to redo it) -> {self.output}"
         if self.kind == "video":
-            done = f"{self.faces} face crops in {self.frames} frames ({self.tracks} tracks)"
+            done = f"{self.faces} face crops in {self.frames} frames ({self.tracks} track{'s' if self.tracks != 1 else ''})"
         else:
             done = f"{self.faces} faces in {self.images} image{'s' if self.images != 1 else ''}"
             if self.skipped:
