@@ -47,6 +47,8 @@ def _fail(error: ClrfaceError) -> None:
 @click.option("--degraded", type=click.Path(exists=True, file_okay=False, path_type=Path),
               help="Degraded faces folder matching --clean by file name (an existing pair of folders).")
 @click.option("--unpaired", is_flag=True, help="SOURCE is a folder of real degraded faces (no ground truth).")
+@click.option("--degrade-video", is_flag=True,
+              help="SOURCE is a clean video: degrade it with the seeded recipe (--seed) and score against it.")
 @click.option("--models", default=DEFAULT_MODELS, show_default=True,
               help="Comma-separated restorers to compare with the input; unavailable ones are skipped.")
 @click.option("--limit", type=click.IntRange(1), default=None, help="Use the first N faces (by file name).")
@@ -61,13 +63,15 @@ def _fail(error: ClrfaceError) -> None:
 @click.option("--compare", type=click.Path(dir_okay=False, path_type=Path), default=None,
               help="Also write a side-by-side (input | output) video here (last model; one face per frame for "
                    "image sets).")
-def eval_command(source: Path | None, clean: Path | None, degraded: Path | None, unpaired: bool, models: str,
+def eval_command(source: Path | None, clean: Path | None, degraded: Path | None, unpaired: bool,
+                 degrade_video: bool, models: str,
                  limit: int | None, seed: int, size: int, max_frames: int, device: str, out_dir: Path,
                  compare: Path | None) -> None:
     """Quality, identity and temporal figures of the input, the baseline and the model, side by side.
 
     SOURCE is a folder of clean aligned faces (degraded with the seeded training recipe), a folder of
-    real degraded faces with --unpaired, or a video (with --clean CLEAN.mp4 for PSNR/SSIM).
+    real degraded faces with --unpaired, or a video (with --clean CLEAN.mp4, or --degrade-video for a clean
+    one, for PSNR/SSIM in face regions).
     """
     from ..config import RestoreConfig
     from ..io.decode import is_video_path
@@ -79,8 +83,8 @@ def eval_command(source: Path | None, clean: Path | None, degraded: Path | None,
         if source is not None and source.is_file():
             if not is_video_path(source):
                 raise ClrfaceError(f"{source.name} is neither a folder of faces nor a video")
-            result = temporal.evaluate_video(source, names, clean=clean, max_frames=max_frames,
-                                             config=RestoreConfig(device=device))
+            result = temporal.evaluate_video(source, names, clean=clean, degrade_seed=seed if degrade_video else None,
+                                             max_frames=max_frames, config=RestoreConfig(device=device))
         else:
             restorers = paired.make_restorers(names, device)
             if clean is not None and degraded is not None:

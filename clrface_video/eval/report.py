@@ -183,7 +183,10 @@ def _markdown(result: Result, images: dict[str, Path], command: str) -> list[str
         clean = f", clean: `{result.clean}`" if result.clean else ""
         what = (f"Source: `{result.source}`{clean}; {result.frames} frames of {result.width}x{result.height}, "
                 f"{result.faces} faces in {result.tracks} tracks; restored by {result.restore_path}.")
-        out += [what, "", "## Temporal figures", ""]
+        out += [what, ""]
+        if result.degradation is not None:
+            out += [f"Degraded here from the clean source: `{json.dumps(result.degradation)}`.", ""]
+        out += ["## Temporal figures", ""]
         out += table(result.rows) + [""]
     else:
         out += [f"Model `{result.model}` on `{result.device}` ({result.machine}).", ""]

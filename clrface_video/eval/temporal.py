@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import asdict, dataclass, field, replace
 from itertools import islice
 from pathlib import Path
 
@@ -73,11 +73,10 @@ class TemporalResult:
     skipped_models: tuple[str, ...] = ()
     restore_path: str = ""
     seconds: dict[str, float] = field(default_factory=dict)
+    degradation: dict | None = None  # the recipe and seed when the clean SOURCE was degraded here
     outputs: dict[str, list[np.ndarray]] | None = None  # frames per method, for grids and --compare
 
     def to_dict(self) -> dict:
-        from dataclasses import asdict
-
         out = asdict(replace(self, outputs=None))
         out.pop("outputs")
         return out
@@ -161,11 +160,11 @@ def read_clip(path: Path, max_frames: int) -> list[Frame]:
     return [replace(f, image=to_uint8(f.image)) for f in frames]
 
 
-def restore_clip(frames: list[Frame], config: RestoreConfig) -> list[np.ndarray]:
+def restore_clip(images: list[np.ndarray], config: RestoreConfig) -> list[np.ndarray]:
     """The frames restored as one video by the pipeline (tracking on; identity per track or per frame)."""
     from ..pipeline import restore_frames
 
-    return [to_uint8(image) for image in restore_frames([f.image for f in frames], config, as_video=True)]
+    return [to_uint8(image) for image in restore_frames(images, config, as_video=True)]
 
 
 def video_methods(models: Sequence[str], baseline: str = "baseline-bicubic-sharpen") -> list[VideoMethod]:
@@ -222,17 +221,27 @@ def score_outputs(method: str, outputs: list[np.ndarray], flows: list[np.ndarray
                       nanmean(psnrs), nanmean(ssims), per_frame)
 
 
-def evaluate_video(video: Path, models: Sequence[str], *, clean: Path | None = None, max_frames: int = 24,
-                   config: RestoreConfig | None = None, keep_outputs: bool = True) -> TemporalResult:
-    """Restore the first `max_frames` frames once per method and score them all against the same input."""
+def evaluate_video(video: Path, models: Sequence[str], *, clean: Path | None = None, degrade_seed: int | None = None,
+                   max_frames: int = 24, config: RestoreConfig | None = None,
+                   keep_outputs: bool = True) -> TemporalResult:
+    """Restore the first `max_frames` frames once per method and score them all against the same input.
+
+    clean: the clean version of `video` (paired: PSNR/SSIM in face regions). degrade_seed: `video` is clean;
+    its frames are degraded with train.degrade.degrade_sequence (one draw of blur, scale, noise and x264 CRF
+    for the clip, noise per frame) from default_rng(degrade_seed), and scored against the original.
+    """
     from ..faces.detect import make_detector
-    from .paired import make_restorers
+    from ..train.degrade import degrade_sequence
+    from .paired import EVAL_DEGRADE, make_restorers
 
     config = config or RestoreConfig()
     seconds: dict[str, float] = {}
-    frames = read_clip(video, max_frames)
-    inputs = [f.image for f in frames]
+    inputs = [f.image for f in read_clip(video, max_frames)]
     clean_frames = [f.image for f in read_clip(clean, max_frames)] if clean else None
+    if degrade_seed is not None:
+        if clean is not None:
+            raise ClrfaceError("give either a clean video or a degradation seed, not both")
+        clean_frames, inputs = inputs, degrade_sequence(inputs, np.random.default_rng(degrade_seed), EVAL_DEGRADE)
     if clean_frames is not None and (len(clean_frames) < len(inputs) or clean_frames[0].shape != inputs[0].shape):
         raise ClrfaceError(f"clean video {clean} must have at least {len(inputs)} frames of {inputs[0].shape[:2]}")
     detector = make_detector(config.detector, threshold=config.det_threshold)
@@ -250,7 +259,7 @@ def evaluate_video(video: Path, models: Sequence[str], *, clean: Path | None = N
             outputs[method.name] = inputs
         else:
             cfg = replace(config, model=method.model, track_identity=method.track_identity)
-            outputs[method.name] = restore_clip(frames, cfg)
+            outputs[method.name] = restore_clip(inputs, cfg)
         seconds[f"restore:{method.name}"] = round(time.perf_counter() - start, 4)
     rows = []
     for name, outs in outputs.items():
@@ -258,6 +267,9 @@ def evaluate_video(video: Path, models: Sequence[str], *, clean: Path | None = N
         rows.append(score_outputs(name, outs, flows, regions, tracks, detector, clean_frames))
         seconds[f"score:{name}"] = round(time.perf_counter() - start, 4)
     h, w = inputs[0].shape[:2]
+    degradation = None
+    if degrade_seed is not None:
+        degradation = {"recipe": "train.degrade.degrade_sequence", "seed": degrade_seed, **asdict(EVAL_DEGRADE)}
     return TemporalResult("video", str(video), str(clean) if clean else None, len(inputs), w, h, len(tracks),
-                          sum(len(d) for d in detections), tuple(outputs), tuple(rows), usable.skipped, "pipeline.restore_frames",
-                          seconds, outputs if keep_outputs else None)
+                          sum(len(d) for d in detections), tuple(outputs), tuple(rows), usable.skipped,
+                          "pipeline.restore_frames", seconds, degradation, outputs if keep_outputs else None)
