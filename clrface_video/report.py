@@ -98,4 +98,6 @@ class RestoreReport:
                 done += f", {self.skipped} already done"
             if self.failed:
                 done += f", {len(self.failed)} failed"
+        if self.faces_left_alone:
+            done += f"; {self.faces_left_alone} left alone (too small or too large for the model)"
         return f"restored {done} with {self.model} in {self.seconds:.1f} s -> {self.output}"

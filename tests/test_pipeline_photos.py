@@ -188,3 +188,14 @@ def test_folder_rerun_skips_done_files_and_overwrite_redoes_them(album, tmp_path
     redo = restore_folder(album, out, RestoreConfig(model="baseline-bicubic-sharpen", device="cpu", overwrite=True))
     assert redo.images == 3 and redo.skipped == 0
     assert all(path.stat().st_mtime_ns != stamp for path, stamp in stamps.items() if path.name != "b.png")
+
+
+def test_faces_outside_the_model_range_are_left_alone(tmp_path, astronaut):
+    source = tmp_path / "astronaut.png"
+    Image.fromarray(astronaut).save(source)
+    too_small = RestoreConfig(model="baseline-bicubic-sharpen", device="cpu", min_face=500)
+    report = restore_image(source, tmp_path / "small.png", too_small)
+    assert report.faces == 0 and report.faces_left_alone == 1
+    assert np.array_equal(np.asarray(Image.open(tmp_path / "small.png")), astronaut)
+    too_large = RestoreConfig(model="baseline-bicubic-sharpen", device="cpu", max_upscale=0.5)
+    assert restore_image(source, tmp_path / "large.png", too_large).faces_left_alone == 1
