@@ -83,11 +83,12 @@ def save_grid(grid: Grid, path: Path, cell: int = GRID_CELL) -> Path:
 
 
 def video_grid(result: TemporalResult, count: int = 3) -> Grid:
-    """`count` evenly spaced frames (rows) of every method (columns)."""
+    """`count` evenly spaced frames (rows) of every method (columns), cropped to the faces when there are any."""
     assert result.outputs is not None
     picks = np.linspace(0, result.frames - 1, num=min(count, result.frames)).round().astype(int)
+    x1, y1, x2, y2 = result.face_box or (0, 0, result.width, result.height)
     return Grid(tuple(f"frame {i}" for i in picks),
-                {m: np.stack([frames[i] for i in picks]) for m, frames in result.outputs.items()})
+                {m: np.stack([frames[i][y1:y2, x1:x2] for i in picks]) for m, frames in result.outputs.items()})
 
 
 def _pyplot():
@@ -222,7 +223,7 @@ def write_report(result: Result, out_dir: Path, command: str = "") -> ReportFile
         images["Means by method"] = plot_bars(result.summary, names, out_dir / "means.png", result.kind)
     elif isinstance(result, TemporalResult):
         if result.outputs:
-            images["Frames by method"] = save_grid(video_grid(result), out_dir / "frames.png")
+            images["Faces by method"] = save_grid(video_grid(result), out_dir / "frames.png", cell=200)
         images["Warping error per frame"] = plot_warping(result, out_dir / "warping.png")
         images["Temporal figures"] = plot_bars(result.rows, ["warping_error", "identity_spread_facenet",
                                                              "landmark_jitter"], out_dir / "temporal.png", "video")

@@ -74,7 +74,8 @@ class TemporalResult:
     restore_path: str = ""
     seconds: dict[str, float] = field(default_factory=dict)
     degradation: dict | None = None  # the recipe and seed when the clean SOURCE was degraded here
-    outputs: dict[str, list[np.ndarray]] | None = None  # frames per method, for grids and --compare
+    face_box: tuple[int, int, int, int] | None = None  # x1, y1, x2, y2: union of the grown face boxes (for grids)
+    outputs: dict[str, list[np.ndarray]] | None = None  # frames per method (and "clean"), for grids and --compare
 
     def to_dict(self) -> dict:
         out = asdict(replace(self, outputs=None))
@@ -267,9 +268,13 @@ def evaluate_video(video: Path, models: Sequence[str], *, clean: Path | None = N
         rows.append(score_outputs(name, outs, flows, regions, tracks, detector, clean_frames))
         seconds[f"score:{name}"] = round(time.perf_counter() - start, 4)
     h, w = inputs[0].shape[:2]
+    boxes = [_grown(f.box, (h, w)) for d in detections for f in d]
+    face_box = None if not boxes else (min(b[0] for b in boxes), min(b[1] for b in boxes),
+                                       max(b[2] for b in boxes), max(b[3] for b in boxes))
     degradation = None
     if degrade_seed is not None:
         degradation = {"recipe": "train.degrade.degrade_sequence", "seed": degrade_seed, **asdict(EVAL_DEGRADE)}
     return TemporalResult("video", str(video), str(clean) if clean else None, len(inputs), w, h, len(tracks),
                           sum(len(d) for d in detections), tuple(outputs), tuple(rows), usable.skipped,
-                          "pipeline.restore_frames", seconds, degradation, outputs if keep_outputs else None)
+                          "pipeline.restore_frames", seconds, degradation, face_box,
+                          ({"clean": clean_frames} if clean_frames else {}) | outputs if keep_outputs else None)
