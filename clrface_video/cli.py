@@ -196,10 +196,12 @@ def detect(image: Path, detector: str, insightface_root: Path | None, threshold:
 @cli.command()
 def models() -> None:
     """List the registered restorers and say which one `--model auto` uses."""
-    from .restore.base import available_restorers
+    import torch
+
+    from .restore.base import available_restorers, make_restorer
 
     specs = available_restorers()
-    default = "clrface" if "clrface" in specs else "baseline-bicubic-sharpen"
+    default = make_restorer("auto", device=torch.device("cpu")).name  # exactly what --model auto builds
     for name, spec in sorted(specs.items()):
         mark = "  (default: --model auto)" if name == default else ""
         click.echo(f"{name}: {spec.description}{mark}")
