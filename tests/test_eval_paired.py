@@ -75,20 +75,20 @@ def test_existing_pair_of_identical_folders_scores_the_input_perfectly(tmp_path,
     assert np.isfinite(baseline.psnr) and baseline.ssim < 1.0
 
 
-def test_eval_command_on_two_faces_writes_input_and_baseline_rows(tmp_path):
+def test_eval_command_on_three_faces_writes_input_and_baseline_rows(tmp_path):
     from click.testing import CliRunner
 
     from clrface_video.eval.commands import eval_command
 
     faces = shared_file("faces-hq")
     out = tmp_path / "eval"
-    result = CliRunner().invoke(eval_command, [str(faces), "--limit", "2", "--models", "baseline-bicubic-sharpen",
+    result = CliRunner().invoke(eval_command, [str(faces), "--limit", "3", "--models", "baseline-bicubic-sharpen",
                                                "--device", "cpu", "--seed", "3", "--out", str(out)])
     assert result.exit_code == 0, result.output
     data = json.loads((out / "result.json").read_text())
     assert data["kind"] == "paired" and data["seed"] == 3 and data["degradation"]["scale"] == [1.0, 8.0]
     assert [s["method"] for s in data["summary"]] == ["input", "baseline-bicubic-sharpen"]
-    assert len(data["rows"]) == 4
+    assert len(data["rows"]) == 6
     for row in data["rows"]:
         for key in ("psnr", "ssim", "identity_judge", "identity_facenet", "landmark_nme", "sharpness"):
             assert isinstance(row[key], float), (key, row)

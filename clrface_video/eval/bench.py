@@ -56,6 +56,7 @@ class RestorerSpeed:
     faces_per_s: float
     seconds_per_batch: float
     calls: int
+    peak_gpu_mib: float | None = None  # torch's peak allocation during these calls (CUDA only)
 
 
 @dataclass(frozen=True)
@@ -231,6 +232,8 @@ def restorer_speed(model: str, device: str, batch_sizes: Sequence[int], precisio
             batch = RestoreBatch(crops=sample_crops(bs, int(restorer.resolution)),
                                  seeds=np.arange(bs, dtype=np.int64))
             dtype = getattr(torch, PRECISIONS[precision]) if PRECISIONS[precision] else None
+            if dev.type == "cuda":
+                torch.cuda.reset_peak_memory_stats(dev)
             with torch.autocast(dev.type, dtype=dtype, enabled=dtype is not None):
                 restorer.restore(batch)  # warm-up
                 calls, start = 0, time.perf_counter()
@@ -238,7 +241,9 @@ def restorer_speed(model: str, device: str, batch_sizes: Sequence[int], precisio
                     restorer.restore(batch)
                     calls += 1
                 elapsed = time.perf_counter() - start
-            rows.append(RestorerSpeed(bs, precision, round(bs * calls / elapsed, 3), round(elapsed / calls, 5), calls))
+            gpu = round(torch.cuda.max_memory_allocated(dev) / 2**20, 1) if dev.type == "cuda" else None
+            rows.append(RestorerSpeed(bs, precision, round(bs * calls / elapsed, 3), round(elapsed / calls, 5), calls,
+                                      gpu))
     return tuple(rows), tuple(notes)
 
 

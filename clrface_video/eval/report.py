@@ -154,6 +154,8 @@ def plot_speed(result: BenchResult, path: Path) -> Path:
 
 
 def fmt(value: object) -> str:
+    if value is None:
+        return "n/a"
     if isinstance(value, float):
         return "inf" if value == math.inf else "n/a" if math.isnan(value) else f"{value:.4g}"
     return str(value)
@@ -170,7 +172,7 @@ def table(rows: Sequence, names: Sequence[str] | None = None) -> list[str]:
 
 
 def _markdown(result: Result, images: dict[str, Path], command: str) -> list[str]:
-    out = [f"# clrface-video {'bench' if isinstance(result, BenchResult) else 'eval'}: {result.kind}", ""]
+    out = ["# clrface-video bench" if isinstance(result, BenchResult) else f"# clrface-video eval: {result.kind}", ""]
     if command:
         out += ["Produced by:", "", "```", command, "```", ""]
     if isinstance(result, PairedResult):
