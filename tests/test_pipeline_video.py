@@ -98,6 +98,15 @@ def test_10bit_input_gives_10bit_output(tmp_path):
     assert next(iter(read_frames(out))).image.dtype == np.uint16
 
 
+def test_odd_frame_size_video(tmp_path):
+    clip = make_clip(tmp_path / "odd.mp4", frames=4, size=(251, 187))
+    out = tmp_path / "nested" / "odd_out.mp4"  # the output folder is created
+    report = restore_video(clip, out, config())
+    info = probe_video(out)
+    assert (info.width, info.height) == (251, 187) and report.frames == 4 and report.faces == 4
+    assert pts_of(out) == pts_of(clip)
+
+
 def test_faceless_frames_pass_through_unchanged(tmp_path):
     clip = make_clip(tmp_path / "sky.mkv", frames=5, size=SIZE, face=False, audio=False)
     out = passthrough(clip, tmp_path / "identity.mkv", "ffv1")
