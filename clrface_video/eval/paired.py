@@ -19,9 +19,15 @@ from . import judge, metrics
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp", ".bmp")
 INPUT = "input"  # the degraded face as it is, the "method" every restorer must beat
-# The eval recipe: the training family (train/degrade.py) at its default ranges, drawn per image from
-# default_rng((seed, index)), so one --seed always gives the same degraded set.
-EVAL_DEGRADE = DegradeConfig()
+# The eval recipe: the training family (train/degrade.py), its ranges pinned here (the training defaults of
+# 2026-11) so that later changes to the training defaults do not move the eval; face i draws from
+# default_rng((seed, i)), so one --seed always gives the same degraded set at one code version.
+EVAL_DEGRADE = DegradeConfig(
+    blur_prob=0.9, motion_blur_prob=0.2, gaussian_sigma=(0.2, 3.0), motion_length=(3, 11),
+    downsample_prob=0.9, scale=(1.0, 8.0),
+    noise_prob=0.7, gaussian_noise=(0.0, 12.0), poisson_prob=0.3, poisson_peak=(20.0, 200.0),
+    compress_prob=0.9, codec_prob=0.35, jpeg_quality=(20, 90), crf=(30, 48), codec_frames=1,
+)
 GRID_IMAGES = 6  # faces kept for the before/after grid
 log = logging.getLogger(__name__)
 

@@ -58,8 +58,28 @@ def atomic_write(path: Path, data: bytes) -> None:
         temp.unlink(missing_ok=True)
 
 
+def provenance() -> dict[str, str | None]:
+    """The package version and, in a git checkout, the commit: eval figures are comparable at one code version."""
+    import subprocess
+
+    from .. import __version__
+
+    root = Path(__file__).resolve().parents[2]
+    try:
+        done = subprocess.run(["git", "-C", str(root), "rev-parse", "--short=12", "HEAD"], capture_output=True,
+                              text=True, timeout=10, check=False)
+        commit = done.stdout.strip() or None if done.returncode == 0 else None
+        if commit:
+            dirty = subprocess.run(["git", "-C", str(root), "status", "--porcelain", "--", "clrface_video"],
+                                   capture_output=True, text=True, timeout=10, check=False).stdout.strip()
+            commit += "+uncommitted" if dirty else ""
+    except (OSError, subprocess.SubprocessError):
+        commit = None
+    return {"version": __version__, "commit": commit}
+
+
 def write_json(result: Result, path: Path, command: str = "") -> None:
-    payload = {"command": command, **jsonable(result)}
+    payload = {"command": command, "code": provenance(), **jsonable(result)}
     atomic_write(path, (json.dumps(payload, indent=2) + "\n").encode())
 
 
@@ -175,6 +195,9 @@ def _markdown(result: Result, images: dict[str, Path], command: str) -> list[str
     out = ["# clrface-video bench" if isinstance(result, BenchResult) else f"# clrface-video eval: {result.kind}", ""]
     if command:
         out += ["Produced by:", "", "```", command, "```", ""]
+    code = provenance()
+    out += [f"Code: clrface-video {code['version']}" + (f", commit {code['commit']}" if code["commit"] else "") + ".",
+            ""]
     if isinstance(result, PairedResult):
         out += [f"Source: `{result.source}`; faces at {result.size}x{result.size}; FaceNet: {result.facenet}.", ""]
         if result.degradation is not None:
