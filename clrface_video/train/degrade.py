@@ -8,8 +8,10 @@ from fractions import Fraction
 import cv2
 import numpy as np
 
-# Interpolations drawn at random for the down- and up-sampling steps.
+# Interpolations drawn at random for the downsampling step, and for the way back up (INTER_AREA and
+# INTER_NEAREST enlarge into blocks, which the pipeline's bilinear alignment warp never produces).
 INTERPOLATIONS: tuple[int, ...] = (cv2.INTER_NEAREST, cv2.INTER_LINEAR, cv2.INTER_AREA, cv2.INTER_CUBIC)
+UPSAMPLE_INTERPOLATIONS: tuple[int, ...] = (cv2.INTER_LINEAR, cv2.INTER_CUBIC, cv2.INTER_LANCZOS4)
 
 
 @dataclass(frozen=True)
@@ -146,7 +148,7 @@ def degrade(image: np.ndarray, rng: np.random.Generator, config: DegradeConfig =
             x = jpeg(x, int(rng.integers(config.jpeg_quality[0], config.jpeg_quality[1] + 1)))
     # 5 back to the original size
     if x.shape[:2] != (h, w):
-        x = resize(x, w, h, INTERPOLATIONS[1 + int(rng.integers(len(INTERPOLATIONS) - 1))])
+        x = resize(x, w, h, UPSAMPLE_INTERPOLATIONS[int(rng.integers(len(UPSAMPLE_INTERPOLATIONS)))])
     return np.ascontiguousarray(x)
 
 
