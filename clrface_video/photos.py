@@ -12,6 +12,7 @@ from .config import RestoreConfig
 from .device import pick_device
 from .errors import ClrfaceError, InputError
 from .faces.detect import make_detector
+from .io.image import read_photo, write_photo
 from .pipeline import (
     FaceRestorer,
     Models,
@@ -52,8 +53,6 @@ def restore_folder(input: str | Path, output: str | Path | None = None, config: 
     Ctrl-C continues where it stopped (each output is written to a temporary name, then renamed).
     A photo that cannot be read is reported in one line, counted in report.failed, and skipped.
     """
-    from .io.image import read_photo, write_photo
-
     config = config or RestoreConfig()
     start = time.perf_counter()
     source, target = resolve_paths(input, output)
@@ -99,8 +98,6 @@ def restore_folder(input: str | Path, output: str | Path | None = None, config: 
 # -- debugging helpers for `clrface-video detect` ---------------------------------------------------
 def detect_faces(path: str | Path, config: RestoreConfig | None = None) -> tuple[np.ndarray, list[Face]]:
     """The RGB uint8 pixels of a photo (EXIF orientation applied) and the faces found in it."""
-    from .io.image import read_photo
-
     config = config or RestoreConfig()
     source = Path(path).expanduser()
     if not source.exists():

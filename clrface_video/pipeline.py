@@ -6,7 +6,7 @@ import os
 import time
 from collections import deque
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -20,6 +20,7 @@ from .faces.detect import FaceDetector, make_detector
 from .faces.paste import paste_faces
 from .io.decode import IMAGE_EXTENSIONS, probe_video, read_frames
 from .io.encode import VideoWriter
+from .io.image import Photo, read_photo, write_photo
 from .report import Progress, RestoreReport, StageTimer
 from .restore.base import RestoreBatch, Restorer, make_restorer
 from .types import Face, Frame, TrackedFace
@@ -252,6 +253,8 @@ def resolve_paths(input: str | Path, output: str | Path | None) -> tuple[Path, P
     target = default_output(source) if output is None else Path(output).expanduser()
     if not source.is_dir() and target.is_dir():
         target = target / source.name
+    if not source.is_dir() and not target.suffix:
+        target = target.with_name(target.name + source.suffix)  # -o result  ->  result.mp4
     real_source, real_target = source.resolve(), target.resolve()
     if real_target == real_source or (target.exists() and os.path.samefile(source, target)):
         raise ClrfaceError(f"output {target} is the input; choose another -o OUTPUT (the input is never changed)")
@@ -317,8 +320,6 @@ def restore_video(input: str | Path, output: str | Path | None = None, config: R
 def restore_image(input: str | Path, output: str | Path | None = None, config: RestoreConfig | None = None, *,
                   progress: Progress | None = None, models: Models | None = None) -> RestoreReport:
     """Restore every face of one photo; EXIF, ICC profile and format are kept."""
-    from .io.image import read_photo, write_photo
-
     config = config or RestoreConfig()
     start = time.perf_counter()
     source, target = resolve_paths(input, output)
@@ -326,7 +327,7 @@ def restore_image(input: str | Path, output: str | Path | None = None, config: R
         return _already_done(source, target, "image", config)
     timer = StageTimer()
     with timer("decode"):
-        photo = read_photo(source)  # 1 read (orientation applied)
+        photo = output_format(read_photo(source), target)  # 1 read (orientation applied)
     models = models or load_models(config, video=False)
     story = FaceRestorer(models, config, timer, video=False)
     report = _new_report(source, target, "image", models)
@@ -340,6 +341,14 @@ def restore_image(input: str | Path, output: str | Path | None = None, config: R
     if progress is not None:
         progress.advance()
     return _finish(report, story, timer, start)
+
+
+def output_format(photo: Photo, target: Path) -> Photo:
+    """The photo's write-back settings, in the format its output name asks for (photo.png -o out.jpg: JPEG)."""
+    from PIL import Image
+
+    wanted = Image.registered_extensions().get(target.suffix.lower())
+    return replace(photo, format=wanted) if wanted and wanted != photo.format else photo
 
 
 def restore_photo_array(story: FaceRestorer, image: np.ndarray) -> np.ndarray:

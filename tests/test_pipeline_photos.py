@@ -199,3 +199,12 @@ def test_faces_outside_the_model_range_are_left_alone(tmp_path, astronaut):
     assert np.array_equal(np.asarray(Image.open(tmp_path / "small.png")), astronaut)
     too_large = RestoreConfig(model="baseline-bicubic-sharpen", device="cpu", max_upscale=0.5)
     assert restore_image(source, tmp_path / "large.png", too_large).faces_left_alone == 1
+
+
+def test_output_name_chooses_the_format(tmp_path, astronaut):
+    source = tmp_path / "astronaut.png"
+    Image.fromarray(astronaut).save(source)
+    restore_image(source, tmp_path / "as.jpg", BASELINE)
+    assert Image.open(tmp_path / "as.jpg").format == "JPEG"
+    report = restore_image(source, tmp_path / "plain", BASELINE)
+    assert report.output == str(tmp_path / "plain.png") and Image.open(tmp_path / "plain.png").format == "PNG"
