@@ -48,7 +48,8 @@ class ClrfaceGroup(click.Group):
             click.echo("interrupted; no partial output was left", err=True)
             sys.exit(EXIT_INTERRUPTED)
         except click.ClickException as error:
-            hint = f" (see {prog_name or 'clrface-video'} --help)" if isinstance(error, click.UsageError) else ""
+            where = error.ctx.command_path if isinstance(error, click.UsageError) and error.ctx else ""
+            hint = f" (see {where} --help)" if where else ""
             _fail(_one_line(click.unstyle(error.format_message())) + hint, error.exit_code)
         except ClrfaceError as error:
             _fail(_one_line(error), EXIT_USER_ERROR)
@@ -111,6 +112,13 @@ def _show_warnings(quiet: bool) -> None:
     logger.propagate = False
 
 
+def _writable_file(path: Path | None) -> Path | None:
+    """Check at the edge that a file can be created there, before hours of work are spent."""
+    if path is not None and not path.expanduser().parent.is_dir():
+        raise click.BadParameter(f"folder {path.expanduser().parent} does not exist", param_hint="'--report'")
+    return path
+
+
 @click.group(cls=ClrfaceGroup, context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
 @click.version_option(__version__, prog_name="clrface-video")
 def cli() -> None:
@@ -146,6 +154,7 @@ def cli() -> None:
 @click.option("--track-identity/--no-track-identity", default=True, show_default=True,
               help="One identity target per tracked person (video) instead of one per frame.")
 @click.option("--report", "report_path", type=click.Path(path_type=Path, dir_okay=False), default=None,
+              callback=lambda ctx, param, value: _writable_file(value),
               help="Write a JSON report (counts, model, device, seconds per stage) to this file.")
 @click.option("-q", "--quiet", is_flag=True, help="No progress bar and no warnings.")
 def restore(input: Path, output: Path | None, model: str, fidelity: float, device: str, batch_size: int,

@@ -109,6 +109,7 @@ def test_output_folder_inside_input_folder_is_refused(tmp_path):
     (["--detector", "mtcnn"], ["--detector"]),
     (["--model", "no-such-model"], ["no-such-model"]),
     (["--device", "tpu"], ["tpu"]),
+    (["--report", "/no/such/folder/r.json"], ["--report", "/no/such/folder"]),
 ])
 def test_bad_options_give_one_line_error(small_clip, option, words):
     before = files_in(small_clip.parent)
