@@ -17,6 +17,7 @@ from .device import pick_device
 from .errors import ClrfaceError, InputError
 from .faces.align import align_face, estimate_similarity, face_footprint
 from .faces.detect import FaceDetector, make_detector
+from .faces.identity import IdentityEncoder, load_identity_encoder
 from .faces.paste import paste_faces
 from .io.decode import IMAGE_EXTENSIONS, probe_video, read_frames
 from .io.encode import VideoWriter
@@ -38,7 +39,7 @@ class Models:
     device: torch.device
     detector: FaceDetector
     restorer: Restorer
-    identity: object | None = None  # faces.identity.IdentityEncoder, for per-track identity in videos
+    identity: IdentityEncoder | None = None  # per-track identity in videos
 
 
 def load_models(config: RestoreConfig, *, video: bool) -> Models:
@@ -49,8 +50,6 @@ def load_models(config: RestoreConfig, *, video: bool) -> Models:
     restorer = make_restorer(config.model, device=device, fidelity=config.fidelity)
     identity = None
     if video and config.track_identity:
-        from .faces.identity import load_identity_encoder
-
         identity = load_identity_encoder(str(device))
     return Models(device=device, detector=detector, restorer=restorer, identity=identity)
 
@@ -205,7 +204,7 @@ class _Tracking:
     IDENTITY_REFRESH = 48
     FIRST_WEIGHT = 1e-3  # a track's first embedding counts even on a poor frame, but good frames outweigh it
 
-    def __init__(self, encoder: object | None, config: RestoreConfig, timer: StageTimer) -> None:
+    def __init__(self, encoder: IdentityEncoder | None, config: RestoreConfig, timer: StageTimer) -> None:
         from .faces.track import FaceTracker, TrackerParams
 
         self.tracker = FaceTracker(TrackerParams(base_seed=config.seed))
@@ -229,7 +228,7 @@ class _Tracking:
             (count < self.IDENTITY_SAMPLES and since >= self.IDENTITY_GAP) or since >= self.IDENTITY_REFRESH)
         if due:
             with self.timer("identity"):
-                embedding = self.encoder.embed(crop[None])[0]  # type: ignore[attr-defined]
+                embedding = self.encoder.embed(crop[None])[0]
             self.tracker.add_identity(face.track_id, embedding, max(quality, self.FIRST_WEIGHT))
             self.sampled[face.track_id] = (count + 1, index)
             if len(self.sampled) > 4 * len(self.tracker.tracks) + 64:  # forget tracks the tracker forgot
