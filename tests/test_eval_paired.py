@@ -94,3 +94,17 @@ def test_eval_command_on_three_faces_writes_input_and_baseline_rows(tmp_path):
             assert isinstance(row[key], float), (key, row)
     report = (out / "report.md").read_text()
     assert "![Before / after](grid.png)" in report and (out / "grid.png").is_file()
+
+
+def test_eval_command_explains_inconsistent_options(tmp_path):
+    from click.testing import CliRunner
+
+    from clrface_video.eval.commands import eval_command
+
+    runner = CliRunner()
+    result = runner.invoke(eval_command, [str(tmp_path), "--degrade-video"])
+    assert result.exit_code == 2 and "--degrade-video needs a video SOURCE" in result.output
+    result = runner.invoke(eval_command, ["--clean", str(tmp_path)])
+    assert result.exit_code == 2 and "give both --clean DIR and --degraded DIR" in result.output
+    result = runner.invoke(eval_command, [str(tmp_path), "--models", "no-such-model"])
+    assert result.exit_code == 2 and "none of --models could be built" in result.output

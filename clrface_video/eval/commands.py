@@ -80,7 +80,14 @@ def eval_command(source: Path | None, clean: Path | None, degraded: Path | None,
 
     try:
         names = _names(models)
-        if source is not None and source.is_file():
+        is_video = source is not None and source.is_file()
+        if degrade_video and not is_video:
+            raise ClrfaceError("--degrade-video needs a video SOURCE")
+        if (degraded is not None or unpaired) and is_video:
+            raise ClrfaceError("--degraded and --unpaired are for folders of faces; SOURCE is a video")
+        if not is_video and (clean is None) != (degraded is None):
+            raise ClrfaceError("give both --clean DIR and --degraded DIR for an existing pair of folders")
+        if is_video:
             if not is_video_path(source):
                 raise ClrfaceError(f"{source.name} is neither a folder of faces nor a video")
             result = temporal.evaluate_video(source, names, clean=clean, degrade_seed=seed if degrade_video else None,

@@ -147,6 +147,8 @@ def make_restorers(models: Sequence[str], device: str = "auto", fidelity: float 
             skipped.append(f"{model}: {error}")
             continue
         names.append(model)
+    if not names:
+        raise ClrfaceError(f"none of --models could be built ({'; '.join(skipped) or 'none given'})")
     return Restorers(tuple(names), tuple(built), tuple(skipped))
 
 
