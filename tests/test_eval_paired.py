@@ -92,7 +92,10 @@ def test_eval_command_on_three_faces_writes_input_and_baseline_rows(tmp_path):
     for row in data["rows"]:
         for key in ("psnr", "ssim", "identity_judge", "identity_facenet", "landmark_nme", "sharpness"):
             assert isinstance(row[key], float), (key, row)
+    (delta,) = [d for d in data["deltas"] if d["metric"] == "sharpness"]
+    assert delta["method"] == "baseline-bicubic-sharpen" and delta["images"] == 3 and delta["mean"] > 0
     report = (out / "report.md").read_text()
+    assert "## Difference to the input" in report
     assert "![Before / after](grid.png)" in report and (out / "grid.png").is_file()
 
 

@@ -62,6 +62,17 @@ class MethodSummary:
 
 
 @dataclass(frozen=True)
+class Delta:
+    """Mean per-image difference (method - input) of one figure, with its normal-approximation 95% half-width."""
+
+    method: str
+    metric: str
+    mean: float
+    ci95: float
+    images: int
+
+
+@dataclass(frozen=True)
 class Grid:
     """Faces for the before/after grid: names (K,) and per column (K, S, S, 3) uint8."""
 
@@ -84,6 +95,7 @@ class PairedResult:
     facenet: str = ""  # facenet_backend()
     judge: str = "dlib ResNet face descriptor (face_recognition_models), never trained against"
     grid: Grid | None = None
+    deltas: tuple[Delta, ...] = ()  # each restorer against the input, image by image
 
     def to_dict(self) -> dict:
         out = asdict(self)
@@ -299,6 +311,23 @@ def score_method(method: str, names: Sequence[str], out: np.ndarray, clean: np.n
             for i in range(len(out))]
 
 
+def paired_deltas(rows: Sequence, methods: Sequence[str], names: Sequence[str]) -> tuple[Delta, ...]:
+    """For each restorer and figure: mean and 95% half-width of (method - input) over images where both are finite."""
+    by = {(r.image, r.method): r for r in rows}
+    out = []
+    for method in methods:
+        if method == INPUT:
+            continue
+        for metric in names:
+            d = np.array([getattr(by[(img, method)], metric) - getattr(by[(img, INPUT)], metric)
+                          for img in dict.fromkeys(r.image for r in rows)
+                          if math.isfinite(getattr(by[(img, method)], metric))
+                          and math.isfinite(getattr(by[(img, INPUT)], metric))])
+            half = 1.96 * float(d.std(ddof=1)) / math.sqrt(len(d)) if len(d) > 1 else float("nan")
+            out.append(Delta(method, metric, float(d.mean()) if len(d) else float("nan"), half, len(d)))
+    return tuple(out)
+
+
 def summarise(rows: Sequence[ImageScore], methods: Sequence[str]) -> tuple[MethodSummary, ...]:
     out = []
     for m in methods:
@@ -327,8 +356,10 @@ def evaluate_pairs(names: Sequence[str], clean: np.ndarray, degraded: np.ndarray
     methods = tuple(outputs)
     k = min(GRID_IMAGES, len(names))
     grid = Grid(tuple(names[:k]), {"clean": clean[:k], **{m: o[:k] for m, o in outputs.items()}})
+    figures = ("psnr", "ssim", "identity_judge", "identity_facenet", "landmark_nme", "sharpness")
     return PairedResult("paired", source, int(clean.shape[1]), seed, degradation, methods, tuple(rows),
-                        summarise(rows, methods), restorers.skipped, seconds, facenet_backend(), grid=grid)
+                        summarise(rows, methods), restorers.skipped, seconds, facenet_backend(), grid=grid,
+                        deltas=paired_deltas(rows, methods, figures))
 
 
 def evaluate_folder(folder: Path, restorers: Restorers, *, size: int, seed: int = 0, limit: int | None = None,

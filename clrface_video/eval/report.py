@@ -191,6 +191,16 @@ def table(rows: Sequence, names: Sequence[str] | None = None) -> list[str]:
     return lines
 
 
+def delta_table(deltas: Sequence) -> list[str]:
+    """One row per restorer, one column per figure: mean ± half-width of (method - input)."""
+    metrics = list(dict.fromkeys(d.metric for d in deltas))
+    lines = ["| method | " + " | ".join(metrics) + " |", "|" + "---|" * (len(metrics) + 1)]
+    for method in dict.fromkeys(d.method for d in deltas):
+        cells = {d.metric: f"{fmt(d.mean)} ± {fmt(d.ci95)}" for d in deltas if d.method == method}
+        lines.append(f"| {method} | " + " | ".join(cells.get(m, "") for m in metrics) + " |")
+    return lines
+
+
 def _markdown(result: Result, images: dict[str, Path], command: str) -> list[str]:
     out = ["# clrface-video bench" if isinstance(result, BenchResult) else f"# clrface-video eval: {result.kind}", ""]
     if command:
@@ -205,6 +215,9 @@ def _markdown(result: Result, images: dict[str, Path], command: str) -> list[str
                       f"`default_rng((seed, i))`), DegradeConfig: `{json.dumps(result.degradation)}`.")
             out += [recipe, ""]
         out += ["## Means", ""] + table(result.summary) + [""]
+        if result.deltas:
+            out += ["## Difference to the input, image by image (mean ± 95% interval)", "", *delta_table(result.deltas),
+                    ""]
     elif isinstance(result, TemporalResult):
         clean = f", clean: `{result.clean}`" if result.clean else ""
         what = (f"Source: `{result.source}`{clean}; {result.frames} frames of {result.width}x{result.height}, "

@@ -22,6 +22,7 @@ from .paired import (
     list_images,
     load_face,
     nanmean,
+    paired_deltas,
     run_restorer,
 )
 
@@ -92,7 +93,7 @@ def evaluate_unpaired(folder: Path, restorers: Restorers, *, size: int, limit: i
     grid = Grid(tuple(names[:k]), {m: o[:k] for m, o in outputs.items()})
     return PairedResult("unpaired", str(folder), size, None, None, methods, tuple(rows),
                         summarise_unpaired(rows, methods), restorers.skipped, seconds, facenet_backend(),
-                        grid=grid)
+                        grid=grid, deltas=paired_deltas(rows, methods, ("sharpness", "noise_sigma")))
 
 
 def summarise_unpaired(rows: Sequence[UnpairedScore], methods: Sequence[str]) -> tuple[UnpairedSummary, ...]:
