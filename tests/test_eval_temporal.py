@@ -74,5 +74,6 @@ def test_video_eval_scores_input_and_baseline_on_a_tiny_clip(tmp_path):
     for row in result.rows:
         assert len(row.warping_error_per_frame) == 3
         assert all(np.isfinite([row.warping_error, row.identity_spread_judge, row.identity_spread_facenet,
-                                row.landmark_jitter]))
+                                row.landmark_jitter, row.landmark_jitter_added]))
         assert 0.0 <= row.identity_spread_facenet < 0.2
+    assert source.landmark_jitter_added == 0.0 and np.isfinite(baseline.landmark_jitter_added)

@@ -264,7 +264,8 @@ def write_report(result: Result, out_dir: Path, command: str = "") -> ReportFile
             images["Faces by method"] = save_grid(video_grid(result), out_dir / "frames.png", cell=200)
         images["Warping error per frame"] = plot_warping(result, out_dir / "warping.png")
         images["Temporal figures"] = plot_bars(result.rows, ["warping_error", "identity_spread_facenet",
-                                                             "landmark_jitter"], out_dir / "temporal.png", "video")
+                                                             "landmark_jitter_added"], out_dir / "temporal.png",
+                                               "video")
     elif result.restorer:
         images["Restorer speed"] = plot_speed(result, out_dir / "speed.png")
     json_path, md_path = out_dir / "result.json", out_dir / "report.md"

@@ -37,7 +37,8 @@ class VideoScore:
     warping_error: mean |out_t - warp(out_t-1)| (0..255) in face regions, flow measured on the input;
     identity_spread_*: mean cosine distance of a track's embeddings to the track mean, averaged over tracks;
     landmark_jitter: high-pass (second difference) of re-detected RetinaFace landmarks along each track,
-    over the inter-ocular distance; psnr / ssim: against the clean video inside face boxes (NaN unpaired).
+    over the inter-ocular distance (true motion counts too); landmark_jitter_added: the same high-pass of
+    (output - input) landmarks, the jitter the method adds (0 for the input); psnr / ssim: against the clean video inside face boxes (NaN unpaired).
     """
 
     method: str
@@ -45,6 +46,7 @@ class VideoScore:
     identity_spread_judge: float
     identity_spread_facenet: float
     landmark_jitter: float
+    landmark_jitter_added: float
     psnr: float
     ssim: float
     warping_error_per_frame: tuple[float, ...] = ()
@@ -182,29 +184,39 @@ def video_methods(models: Sequence[str], baseline: str = "baseline-bicubic-sharp
 # ----------------------------------------------------------------------------- the evaluation
 
 
-def score_outputs(method: str, outputs: list[np.ndarray], flows: list[np.ndarray],
-                  regions: list[np.ndarray], tracks: list[Track], detector,
+def trajectories(outputs: list[np.ndarray], tracks: list[Track], detector) -> list[np.ndarray]:
+    """Per track, (T, 5, 2) RetinaFace landmarks re-detected on `outputs` (NaN where no face overlaps the track's)."""
+    redetected = [detector.detect(o) for o in outputs]
+    out = []
+    for track in tracks:
+        trajectory = np.full((len(track.faces), 5, 2), np.nan)
+        for k, (t, face) in enumerate(track.faces):
+            match = max(redetected[t], key=lambda d: box_iou(d.box, face.box), default=None)
+            if match is not None and box_iou(match.box, face.box) >= TRACK_IOU:
+                trajectory[k] = match.landmarks
+        out.append(trajectory)
+    return out
+
+
+def score_outputs(method: str, outputs: list[np.ndarray], flows: list[np.ndarray], regions: list[np.ndarray],
+                  tracks: list[Track], detector, input_marks: list[np.ndarray],
                   clean: list[np.ndarray] | None) -> VideoScore:
+    """All temporal figures of one method's frames (tracks, flows and regions come from the input)."""
     from ..faces.align import align_face
 
     per_frame = tuple(metrics.warping_error(outputs[t - 1], outputs[t], flows[t - 1], regions[t])
                       for t in range(1, len(outputs)))
-    spreads_j, spreads_f, jitters, weights = [], [], [], []
-    redetected = [detector.detect(o) for o in outputs]
-    for track in tracks:
+    spreads_j, spreads_f, jitters, added, weights = [], [], [], [], []
+    for track, marks, reference in zip(tracks, trajectories(outputs, tracks, detector), input_marks):
         if len(track.faces) < 2:
             continue
         crops = np.stack([align_face(outputs[t], f.landmarks, ALIGN_SIZE).image for t, f in track.faces])
         spreads_j.append(identity_spread(judge.judge_embeddings(crops)))
         spreads_f.append(identity_spread(facenet_embeddings(crops)))
         weights.append(len(track.faces))
-        trajectory = np.full((len(track.faces), 5, 2), np.nan)
-        for k, (t, face) in enumerate(track.faces):
-            match = max(redetected[t], key=lambda d: box_iou(d.box, face.box), default=None)
-            if match is not None and box_iou(match.box, face.box) >= TRACK_IOU:
-                trajectory[k] = match.landmarks
         iod = np.array([np.linalg.norm(f.landmarks[0] - f.landmarks[1]) for _, f in track.faces])
-        jitters.append(landmark_jitter(trajectory, iod))
+        jitters.append(landmark_jitter(marks, iod))
+        added.append(landmark_jitter(marks - reference, iod))
     psnrs, ssims = [], []
     if clean is not None:
         for track in tracks:
@@ -219,7 +231,7 @@ def score_outputs(method: str, outputs: list[np.ndarray], flows: list[np.ndarray
         return float(np.average([v for v, _ in ok], weights=[w for _, w in ok])) if ok else float("nan")
 
     return VideoScore(method, nanmean(per_frame), weighted(spreads_j), weighted(spreads_f), weighted(jitters),
-                      nanmean(psnrs), nanmean(ssims), per_frame)
+                      weighted(added), nanmean(psnrs), nanmean(ssims), per_frame)
 
 
 def evaluate_video(video: Path, models: Sequence[str], *, clean: Path | None = None, degrade_seed: int | None = None,
@@ -262,10 +274,11 @@ def evaluate_video(video: Path, models: Sequence[str], *, clean: Path | None = N
             cfg = replace(config, model=method.model, track_identity=method.track_identity)
             outputs[method.name] = restore_clip(inputs, cfg)
         seconds[f"restore:{method.name}"] = round(time.perf_counter() - start, 4)
+    input_marks = trajectories(inputs, tracks, detector)
     rows = []
     for name, outs in outputs.items():
         start = time.perf_counter()
-        rows.append(score_outputs(name, outs, flows, regions, tracks, detector, clean_frames))
+        rows.append(score_outputs(name, outs, flows, regions, tracks, detector, input_marks, clean_frames))
         seconds[f"score:{name}"] = round(time.perf_counter() - start, 4)
     h, w = inputs[0].shape[:2]
     boxes = [_grown(f.box, (h, w)) for d in detections for f in d]
