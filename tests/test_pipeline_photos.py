@@ -116,11 +116,10 @@ def test_exif_orientation_is_honoured_and_metadata_kept(tmp_path, astronaut):
     assert out.info.get("icc_profile") == icc
 
 
-def test_group_photo_gets_all_six_faces():
+def test_group_photo_gets_all_six_faces(tmp_path):
     group = shared_file("photos/insightface_t1.jpg")
-    out_dir = Path(__import__("tempfile").mkdtemp())
-    report = restore_image(group, out_dir / "t1.jpg", BASELINE)
-    assert report.faces == 6 and report.tracks == 6 and (out_dir / "t1.jpg").is_file()
+    report = restore_image(group, tmp_path / "t1.jpg", BASELINE)
+    assert report.faces == 6 and report.tracks == 6 and (tmp_path / "t1.jpg").is_file()
 
 
 def test_restore_frames_for_api_users(astronaut):
