@@ -263,7 +263,7 @@ def write_report(result: Result, out_dir: Path, command: str = "") -> ReportFile
         if result.outputs:
             images["Faces by method"] = save_grid(video_grid(result), out_dir / "frames.png", cell=200)
         images["Warping error per frame"] = plot_warping(result, out_dir / "warping.png")
-        images["Temporal figures"] = plot_bars(result.rows, ["warping_error", "identity_spread_facenet",
+        images["Temporal figures, chart"] = plot_bars(result.rows, ["warping_error", "identity_spread_facenet",
                                                              "landmark_jitter_added"], out_dir / "temporal.png",
                                                "video")
     elif result.restorer:
