@@ -1,6 +1,7 @@
 """bench on a tiny generated clip: every figure is filled in (end to end, restorer alone, memory growth)."""
 from __future__ import annotations
 
+import importlib.util
 import json
 import math
 
@@ -28,7 +29,9 @@ def test_bench_command_fills_every_field_on_a_tiny_clip(tmp_path, monkeypatch):
     assert all(r["faces_per_s"] > 0 for r in data["restorer"])
     assert [m["frames"] for m in data["memory"]] == [2, 20]
     assert math.isfinite(data["memory_growth_mib"])
-    assert (out / "report.md").is_file() and (out / "speed.png").is_file()
+    assert (out / "report.md").is_file()
+    if importlib.util.find_spec("matplotlib") is not None:
+        assert (out / "speed.png").is_file()
 
 
 def test_bench_rejects_bad_batch_sizes():

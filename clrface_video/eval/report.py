@@ -250,27 +250,42 @@ def _markdown(result: Result, images: dict[str, Path], command: str) -> list[str
     return out
 
 
+def has_matplotlib() -> bool:
+    import importlib.util
+
+    return importlib.util.find_spec("matplotlib") is not None
+
+
 def write_report(result: Result, out_dir: Path, command: str = "") -> ReportFiles:
-    """Write result.json, report.md and its PNGs into `out_dir` (created if needed)."""
+    """Write result.json, report.md and its PNGs into `out_dir` (created if needed).
+
+    Image grids need only Pillow; the plots need matplotlib (the `eval` extra) and are left out, with a
+    line saying so, when it is not installed.
+    """
     out_dir.mkdir(parents=True, exist_ok=True)
     images: dict[str, Path] = {}
+    plots = has_matplotlib()
     if isinstance(result, PairedResult):
         if result.grid is not None:
             images["Before / after"] = save_grid(result.grid, out_dir / "grid.png")
         names = [f.name for f in fields(result.summary[0]) if f.name not in ("method", "images")]
-        images["Means by method"] = plot_bars(result.summary, names, out_dir / "means.png", result.kind)
+        if plots:
+            images["Means by method"] = plot_bars(result.summary, names, out_dir / "means.png", result.kind)
     elif isinstance(result, TemporalResult):
         if result.outputs:
             images["Faces by method"] = save_grid(video_grid(result), out_dir / "frames.png", cell=200)
-        images["Warping error per frame"] = plot_warping(result, out_dir / "warping.png")
-        images["Temporal figures, chart"] = plot_bars(result.rows, ["warping_error", "identity_spread_facenet",
-                                                             "landmark_jitter_added"], out_dir / "temporal.png",
-                                               "video")
-    elif result.restorer:
+        if plots:
+            images["Warping error per frame"] = plot_warping(result, out_dir / "warping.png")
+            chart = ["warping_error", "identity_spread_facenet", "landmark_jitter_added"]
+            images["Temporal figures, chart"] = plot_bars(result.rows, chart, out_dir / "temporal.png", "video")
+    elif result.restorer and plots:
         images["Restorer speed"] = plot_speed(result, out_dir / "speed.png")
     json_path, md_path = out_dir / "result.json", out_dir / "report.md"
     write_json(result, json_path, command)
-    atomic_write(md_path, "\n".join(_markdown(result, images, command)).encode())
+    lines = _markdown(result, images, command)
+    if not plots:
+        lines.append("(Plots left out: pip install matplotlib, or clrface-video[eval].)")
+    atomic_write(md_path, "\n".join(lines).encode())
     return ReportFiles(json_path, md_path, tuple(images.values()))
 
 
