@@ -86,9 +86,11 @@ class Counts:
 
 
 def to_uint8(image: np.ndarray) -> np.ndarray:
-    """Detection and alignment work on uint8; uint16 frames are scaled down with rounding."""
+    """Detection and alignment work on uint8; uint16 and float32 (0..1) frames are scaled down with rounding."""
     if image.dtype == np.uint8:
         return image
+    if image.dtype == np.float32:
+        return np.clip(image * 255.0 + 0.5, 0.0, 255.0).astype(np.uint8)
     return ((image.astype(np.uint32) + 128) // 257).astype(np.uint8)
 
 
@@ -119,6 +121,11 @@ class FaceRestorer:
         self.tracking = _Tracking(models.identity, config, timer) if video else None
 
     def run(self, frames: Iterable[Frame]) -> Iterator[Frame]:
+        for frame, _ in self.run_masked(frames):
+            yield frame
+
+    def run_masked(self, frames: Iterable[Frame]) -> Iterator[tuple[Frame, np.ndarray | None]]:
+        """run(), also yielding each frame's (H, W) float32 paste mask in 0..1 (None: nothing pasted)."""
         waiting: deque[_Waiting] = deque()
         batch: list[_FaceJob] = []
         for frame in frames:
@@ -181,14 +188,14 @@ class FaceRestorer:
                 job.restored = face
             self.counts.faces += len(chunk)
 
-    def paste(self, item: _Waiting) -> Frame:
-        """Paste the restored faces into the frame at its own bit depth; faceless frames pass through."""
+    def paste(self, item: _Waiting) -> tuple[Frame, np.ndarray | None]:
+        """Paste the restored faces into the frame at its own bit depth (and its mask); faceless frames pass through."""
         if not item.jobs:
-            return item.frame
+            return item.frame, None
         with self.timer("paste"):
-            image, _ = paste_faces(item.frame.image, [job.restored for job in item.jobs],
-                                   [job.matrix for job in item.jobs], originals=[job.crop for job in item.jobs])
-        return Frame(image=image, index=item.frame.index, pts=item.frame.pts, time_base=item.frame.time_base)
+            image, mask = paste_faces(item.frame.image, [job.restored for job in item.jobs],
+                                      [job.matrix for job in item.jobs], originals=[job.crop for job in item.jobs])
+        return Frame(image=image, index=item.frame.index, pts=item.frame.pts, time_base=item.frame.time_base), mask
 
 
 class _Tracking:
@@ -358,7 +365,7 @@ def restore_photo_array(story: FaceRestorer, image: np.ndarray) -> np.ndarray:
 
 def restore_frames(frames: Iterable[np.ndarray], config: RestoreConfig | None = None, *,
                    as_video: bool = True) -> Iterator[np.ndarray]:
-    """For API users: RGB uint8/uint16 (H, W, 3) arrays in, restored arrays out, in order.
+    """For API users: RGB uint8/uint16/float32 (H, W, 3) arrays in, restored arrays out, in order.
 
     as_video=True tracks faces across the frames (one identity per person); False restores each
     array as an unrelated photo. Frames are consumed lazily, a bounded window at a time.
@@ -388,9 +395,9 @@ def restore_path(input: str | Path, output: str | Path | None = None, config: Re
 
 def _check_array(image: np.ndarray) -> np.ndarray:
     if not isinstance(image, np.ndarray) or image.ndim != 3 or image.shape[2] != 3 \
-            or image.dtype not in (np.uint8, np.uint16):
+            or image.dtype not in (np.uint8, np.uint16, np.float32):
         got = f"{getattr(image, 'shape', type(image))} {getattr(image, 'dtype', '')}"
-        raise InputError(f"restore_frames takes RGB (H, W, 3) uint8 or uint16 arrays, got {got}")
+        raise InputError(f"restore_frames takes RGB (H, W, 3) uint8, uint16 or float32 (0..1) arrays, got {got}")
     return image
 
 

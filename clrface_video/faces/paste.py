@@ -128,7 +128,7 @@ def paste_one(canvas: np.ndarray, frame_mask: np.ndarray, crop: np.ndarray, matr
 
 def paste_faces(frame: np.ndarray, crops: Sequence[np.ndarray], matrices: Sequence[np.ndarray], *,
                 originals: Sequence[np.ndarray] | None = None) -> tuple[np.ndarray, np.ndarray]:
-    """Paste restored S x S crops back into `frame` (uint8 or uint16 RGB); returns (new frame, mask).
+    """Paste restored S x S crops back into `frame` (uint8, uint16, or float32 0..1 RGB); returns (new frame, mask).
 
     matrices: the AlignedCrop matrices (frame -> crop). originals: the aligned crops before
     restoration (the colour reference); when None they are re-warped from the frame.
@@ -136,8 +136,8 @@ def paste_faces(frame: np.ndarray, crops: Sequence[np.ndarray], matrices: Sequen
     """
     if len(crops) != len(matrices) or (originals is not None and len(originals) != len(crops)):
         raise ValueError("paste_faces: crops, matrices (and originals) must have the same length")
-    if frame.dtype not in (np.uint8, np.uint16) or frame.ndim != 3:
-        raise ValueError(f"paste_faces expects an (H, W, C) uint8 or uint16 frame, got {frame.shape} {frame.dtype}")
+    if frame.dtype not in (np.uint8, np.uint16, np.float32) or frame.ndim != 3:
+        raise ValueError(f"paste_faces expects an (H, W, C) uint8, uint16 or float32 frame, got {frame.shape} {frame.dtype}")
     height, width = frame.shape[:2]
     mask = np.zeros((height, width), np.float32)
     out = frame.copy()
@@ -153,7 +153,7 @@ def paste_faces(frame: np.ndarray, crops: Sequence[np.ndarray], matrices: Sequen
         original = None if originals is None else originals[i]
         paste_one(canvas, local_mask, crop, local_matrix, original, frame.dtype)
         changed = local_mask > 0
-        values = np.clip(np.rint(canvas), 0, top).astype(frame.dtype)
+        values = np.clip(canvas if frame.dtype == np.float32 else np.rint(canvas), 0, top).astype(frame.dtype)
         target = out[window.y0:window.y1, window.x0:window.x1]
         target[changed] = values[changed]
         mask_window = mask[window.y0:window.y1, window.x0:window.x1]
