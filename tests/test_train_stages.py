@@ -49,7 +49,7 @@ def data_dir(tmp_path: Path, astronaut: np.ndarray) -> Path:
     return make_prepared(tmp_path / "data", astronaut)
 
 
-WEIGHTS = LossWeights(disc_start=0, mask_unroll=2)
+WEIGHTS = LossWeights(disc_start=0, mask_unroll=2, prior_draws=2, identity_samples=1)
 
 
 def run(data_dir: Path, run_dir: Path, stages: tuple[str, ...], steps: int, resume: bool = False) -> dict:

@@ -1,6 +1,7 @@
 """Click commands for training: prepare-faces, train, export (registered into the main CLI by cli.py)."""
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 import click
@@ -44,19 +45,25 @@ def prepare_faces_command(src_dir: Path, out_dir: Path, size: int, holdout_fract
               help="torch CPU threads (on a shared CPU, 1 can beat oversubscribed 2)")
 @click.option("--disc-start", type=click.IntRange(0), default=None,
               help="autoencoder step at which the adversarial + feature-matching losses start")
+@click.option("--identity-samples", type=click.IntRange(0), default=0, show_default=True,
+              help="irn: identity loss on the first N faces of each batch only (0: all); saves CPU time")
+@click.option("--noise-draws", type=click.IntRange(1), default=1, show_default=True,
+              help="prior: noise levels per encoded face pair (amortises the VQGAN encoding on slow devices)")
 @click.option("--crop", type=click.IntRange(8), default=None,
               help="autoencoder: train on random square crops of this side (fully convolutional; faster on CPU)")
 @click.option("--log-every", type=click.IntRange(1), default=20, show_default=True)
 @click.option("--resume/--no-resume", default=False, show_default=True, help="continue from the run folder")
 def train_command(data_dir: Path, stage: str, run_dir: Path, config_name: str, max_minutes: float | None,
                   steps: int | None, batch_size: int | None, lr: float | None, device: str, seed: int,
-                  threads: int | None, disc_start: int | None, crop: int | None, log_every: int, resume: bool) -> None:
+                  threads: int | None, disc_start: int | None, identity_samples: int, noise_draws: int, crop: int | None, log_every: int, resume: bool) -> None:
     """Train the CLR-Face stages on a folder written by prepare-faces."""
     from .stages import LossWeights, TrainOptions, train_stages
 
     options = TrainOptions(config=config_name, max_minutes=max_minutes, steps=steps, batch_size=batch_size, lr=lr,
                            device=device, seed=seed, log_every=log_every, resume=resume, threads=threads, crop=crop)
-    weights = LossWeights() if disc_start is None else LossWeights(disc_start=disc_start)
+    weights = LossWeights(identity_samples=identity_samples, prior_draws=noise_draws)
+    if disc_start is not None:
+        weights = replace(weights, disc_start=disc_start)
     train_stages(data_dir, run_dir, STAGES[:4] if stage == "all" else (stage,), options, echo=click.echo,
                  weights=weights)
 

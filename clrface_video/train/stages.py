@@ -62,6 +62,8 @@ class LossWeights:
     feature_matching: float = 1.0
     disc_start: int = 2_000
     identity: float = 0.1
+    prior_draws: int = 1  # prior: noise levels drawn per encoded (clean, degraded) pair; >1 amortises encoding
+    identity_samples: int = 0  # IRN: identity loss on the first n faces of each batch only (0: all); CPU saver
     mask_identity: float = 1.0
     mask_sparsity: float = 0.01
     mask_unroll: int = 2
@@ -239,7 +241,8 @@ class IRNStage(Stage):
             x = self.model.irn(lq)
             losses = {"l1": pixel_loss(x, hq)}
             if w.identity > 0:
-                losses["id"] = identity_loss(self.ctx.identity(), x, hq)
+                n = w.identity_samples or len(x)
+                losses["id"] = identity_loss(self.ctx.identity(), x[:n], hq[:n])
         total = losses["l1"] + w.identity * losses.get("id", 0.0)
         self.update("main", total, self.params, step)
         return losses
@@ -264,7 +267,9 @@ class PriorStage(Stage):
             with torch.no_grad():
                 z0 = self.model.vqgan.encode(hq).float()
                 z_d = self.model.vqgan.encode(lq)
-            sigma = sample_sigmas_lognormal(len(hq), generator=self.generator, device=hq.device)
+                draws = max(1, self.ctx.weights.prior_draws)
+                z0, z_d = z0.repeat(draws, 1, 1, 1), z_d.repeat(draws, 1, 1, 1)
+            sigma = sample_sigmas_lognormal(len(z0), generator=self.generator, device=hq.device)
             noise = torch.randn(z0.shape, generator=self.generator).to(hq.device)
             loss = self.model.denoiser.loss(z0, z_d, sigma, noise).mean()
         self.update("main", loss, self.params, step)
