@@ -216,17 +216,16 @@ def models() -> None:
         click.echo(f"{name}: {spec.description}{mark}")
 
 
-def _add_training_commands(group: click.Group) -> None:
-    """The training engineer's commands, when that part of the package is installed."""
-    try:
-        from .train.commands import export_command, prepare_faces_command, train_command
-    except ImportError:
-        return
-    for command in (prepare_faces_command, train_command, export_command):
+def _add_subcommands(group: click.Group) -> None:
+    """Training, evaluation and benchmark verbs live beside their code; the group lists them."""
+    from .eval.commands import bench_command, eval_command
+    from .train.commands import export_command, prepare_faces_command, train_command
+
+    for command in (prepare_faces_command, train_command, export_command, eval_command, bench_command):
         group.add_command(command)
 
 
-_add_training_commands(cli)
+_add_subcommands(cli)
 
 
 def main() -> None:
