@@ -99,3 +99,19 @@ def test_resume_continues_from_saved_step(data_dir: Path, tmp_path: Path) -> Non
     assert steps == [1, 2, 3, 4]
     assert (run_dir / "irn" / "optim.pt").is_file()
     assert run(data_dir, run_dir, ("irn",), steps=4, resume=True)["irn"].step == 4  # already done: no-op
+
+
+def test_dataset_pairs_are_seeded_and_in_range(data_dir: Path) -> None:
+    from clrface_video.train.data import FaceDataset
+
+    data = FaceDataset(data_dir, "train", seed=3)
+    assert len(data) == 9 and len(FaceDataset(data_dir, "heldout")) == 3
+    hq, lq = data[4]
+    assert hq.shape == lq.shape == (3, 32, 32) and hq.dtype == torch.float32
+    assert hq.min() >= -1 and hq.max() <= 1 and lq.min() >= -1 and lq.max() <= 1
+    again = FaceDataset(data_dir, "train", seed=3)[4]
+    assert torch.equal(hq, again[0]) and torch.equal(lq, again[1])
+    data.set_epoch(1)
+    assert not torch.equal(lq, data[4][1])
+    clean = FaceDataset(data_dir, "train", degrade=False)[0]
+    assert torch.equal(clean[0], clean[1])
