@@ -49,7 +49,7 @@ def load_models(config: RestoreConfig, *, video: bool) -> Models:
                              threshold=config.det_threshold, device=str(device))
     restorer = make_restorer(config.model, device=device, fidelity=config.fidelity)
     identity = None
-    if video and config.track_identity:
+    if video and config.track_identity and getattr(restorer, "uses_identity", True):
         identity = load_identity_encoder(str(device))
     return Models(device=device, detector=detector, restorer=restorer, identity=identity)
 

@@ -17,6 +17,8 @@ from clrface_video.faces.detect import make_detector
 from clrface_video.io.decode import probe_video, read_frames
 from clrface_video.io.encode import VideoWriter
 from clrface_video.pipeline import restore_frames, restore_video
+from clrface_video.restore.base import RestoreBatch, register_restorer
+from clrface_video.restore.baseline import BicubicSharpenRestorer
 from tests.conftest import shared_file
 from tests.media import astronaut, make_clip, read_packets
 
@@ -26,7 +28,8 @@ SIZE = (256, 192)
 def config(**changes) -> RestoreConfig:
     """The fast classical restorer; per-track identity (FaceNet on the CPU) only where a test is about it."""
     changes.setdefault("track_identity", False)
-    return RestoreConfig(model="baseline-bicubic-sharpen", device="cpu", **changes)
+    changes.setdefault("model", "baseline-bicubic-sharpen")
+    return RestoreConfig(device="cpu", **changes)
 
 
 def pts_of(path: Path) -> list[int]:
@@ -65,10 +68,37 @@ def test_frames_timestamps_audio_and_subtitles_are_kept(talk, restored_talk):
 def test_the_astronaut_is_one_track_restored_in_every_frame(restored_talk):
     _, report = restored_talk
     assert report.tracks == 1 and report.faces == 12 and report.faces_left_alone == 0
-    assert report.stages["identity"] > 0  # the track's identity came from FaceNet
+    assert report.stages["identity"] == 0  # the baseline ignores identity, so FaceNet is skipped
     assert report.model == "baseline-bicubic-sharpen" and report.device == "cpu"
     assert all(report.stages[s] > 0 for s in ("decode", "detect", "align", "restore", "paste", "encode"))
     assert report.seconds >= sum(report.stages.values()) * 0.9
+
+
+class _IdentityRecorder(BicubicSharpenRestorer):
+    """The baseline, declared identity-aware, keeping the identity targets the pipeline hands it."""
+
+    name = "test-identity-recorder"
+    uses_identity = True
+    seen: list[np.ndarray] = []
+
+    def restore(self, batch: RestoreBatch) -> np.ndarray:
+        assert batch.identity is not None and batch.seeds is not None
+        self.seen.extend(batch.identity)
+        return super().restore(batch)
+
+
+register_restorer(_IdentityRecorder.name, "test only")(lambda device, fidelity=0.5, path=None: _IdentityRecorder())
+
+
+def test_each_track_hands_one_facenet_identity_to_the_restorer(talk, tmp_path):
+    _IdentityRecorder.seen.clear()
+    report = restore_video(talk, tmp_path / "o.mp4",
+                           config(model=_IdentityRecorder.name, track_identity=True, batch_size=4))
+    assert report.tracks == 1 and report.stages["identity"] > 0
+    targets = np.stack(_IdentityRecorder.seen)
+    assert targets.shape == (12, 512)
+    assert np.allclose(np.linalg.norm(targets, axis=1), 1.0, atol=1e-4)
+    assert float((targets @ targets.mean(axis=0)).min()) > 0.95  # one person, one target along the track
 
 
 def test_variable_frame_rate_keeps_every_timestamp(tmp_path):

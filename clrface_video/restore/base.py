@@ -31,6 +31,7 @@ class Restorer(Protocol):
 
     name: str
     resolution: int  # side S of the aligned crops it takes and returns
+    uses_identity: bool  # False: the pipeline need not compute per-track identity embeddings for it
 
     def restore(self, batch: RestoreBatch) -> np.ndarray:
         """Return (N, S, S, 3) uint8 RGB restored faces, in the order of batch.crops."""

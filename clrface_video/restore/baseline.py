@@ -15,6 +15,7 @@ class BicubicSharpenRestorer:
     """
 
     name = "baseline-bicubic-sharpen"
+    uses_identity = False
 
     def __init__(self, resolution: int = 128, fidelity: float = 0.5) -> None:
         self.resolution = resolution
