@@ -1,0 +1,256 @@
+"""Python API for editors, scripts and host plug-ins: numpy frames in, restored frames out, the CLI's options."""
+from __future__ import annotations
+
+import copy
+import math
+from collections.abc import Iterable, Iterator
+from dataclasses import fields
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from .config import RestoreConfig
+from .errors import ClrfaceError, InputError
+from .faces.detect import FaceDetector
+from .faces.identity import IdentityEncoder
+from .pipeline import FaceRestorer, Models
+from .report import Progress, RestoreReport, StageTimer
+from .restore.base import Restorer
+
+OPTIONS = tuple(f.name for f in fields(RestoreConfig))  # the keyword options, named as in RestoreConfig
+FIXED_AT_LOAD = ("model", "device")  # options that pick the loaded models; the rest may change per call
+DETECTORS = ("retinaface", "insightface")
+DTYPES = (np.uint8, np.uint16, np.float32)
+
+
+def make_config(base: RestoreConfig | None = None, **options: Any) -> RestoreConfig:
+    """A RestoreConfig from keyword options (the CLI's names and defaults); a one-line ClrfaceError when wrong."""
+    unknown = sorted(set(options) - set(OPTIONS))
+    if unknown:
+        raise ClrfaceError(f"unknown option {unknown[0]!r}; the options are: {', '.join(OPTIONS)}")
+    base = base or RestoreConfig()
+    values = {name: _checked(name, value, getattr(base, name)) for name, value in options.items()}
+    merged = {f.name: values.get(f.name, getattr(base, f.name)) for f in fields(RestoreConfig)}
+    if merged["detector"] not in DETECTORS:
+        raise ClrfaceError(f"detector must be one of {', '.join(DETECTORS)}, got {merged['detector']!r}")
+    if not 0.0 < merged["det_threshold"] < 1.0:
+        raise ClrfaceError(f"det_threshold must be between 0 and 1, got {merged['det_threshold']}")
+    if merged["min_face"] < 0:
+        raise ClrfaceError(f"min_face must be 0 or more pixels, got {merged['min_face']}")
+    if merged["max_upscale"] <= 0:
+        raise ClrfaceError(f"max_upscale must be above 0, got {merged['max_upscale']}")
+    return RestoreConfig(**merged)
+
+
+def _checked(name: str, value: Any, default: Any) -> Any:
+    """`value` converted to the type of the option's default, or a one-line error naming the option."""
+    if name == "insightface_root":
+        if value is None or isinstance(value, (str, Path)):
+            return None if value is None else Path(value).expanduser()
+        raise ClrfaceError(f"insightface_root must be a folder path or None, got {type(value).__name__}")
+    if isinstance(default, bool):
+        if isinstance(value, (bool, np.bool_)):
+            return bool(value)
+        raise ClrfaceError(f"{name} must be True or False, got {value!r}")
+    if isinstance(default, int):
+        if isinstance(value, (int, np.integer)) and not isinstance(value, (bool, np.bool_)):
+            return int(value)
+        raise ClrfaceError(f"{name} must be a whole number, got {value!r}")
+    if isinstance(default, float):
+        if isinstance(value, (int, float, np.integer, np.floating)) and not isinstance(value, bool) \
+                and math.isfinite(value):
+            return float(value)
+        raise ClrfaceError(f"{name} must be a number, got {value!r}")
+    if isinstance(value, str) or (name == "model" and isinstance(value, Path)) \
+            or (name == "device" and isinstance(value, torch.device)):
+        return str(value)
+    raise ClrfaceError(f"{name} must be a string, got {value!r}")
+
+
+def check_image(image: Any, where: str) -> np.ndarray:
+    """An (H, W, 3) RGB uint8, uint16 or float32 (0..1) array, or a one-line InputError naming `where`."""
+    if not isinstance(image, np.ndarray) or image.ndim != 3 or image.shape[2] != 3 or image.dtype not in DTYPES:
+        got = f"{getattr(image, 'shape', type(image).__name__)} {getattr(image, 'dtype', '')}".strip()
+        raise InputError(f"{where} takes RGB (H, W, 3) uint8, uint16 or float32 (0..1) arrays, got {got}")
+    return np.ascontiguousarray(image)
+
+
+class RestoredFrames(Iterator[np.ndarray]):
+    """Restored frames in input order, computed lazily; also counts the faces and tracks seen so far.
+
+    Iterate it for the frames, or iterate `.with_masks()` for (frame, mask) pairs, where mask is
+    (H, W) float32 in 0..1: where restored faces were pasted (0 elsewhere, pixels there are unchanged).
+    """
+
+    def __init__(self, story: FaceRestorer, frames: Iterable[np.ndarray], where: str) -> None:
+        from .types import Frame
+
+        self._story = story
+        checked = (Frame(image=check_image(image, where), index=i) for i, image in enumerate(frames))
+        self._pairs = story.run_masked(checked)
+
+    def __next__(self) -> np.ndarray:
+        return next(self.with_masks())[0]
+
+    def with_masks(self) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+        for frame, mask in self._pairs:
+            yield frame.image, mask if mask is not None else np.zeros(frame.image.shape[:2], np.float32)
+
+    @property
+    def faces(self) -> int:
+        """Face crops restored so far."""
+        return self._story.counts.faces
+
+    @property
+    def faces_left_alone(self) -> int:
+        """Faces too small (min_face) or too large (max_upscale) for the model, left as they were."""
+        return self._story.counts.left_alone
+
+    @property
+    def tracks(self) -> int:
+        """People followed so far (as_video=False: one per face)."""
+        return len(self._story.counts.track_ids)
+
+
+class Session:
+    """Models loaded once and reused across calls: face detector(s), the restorer, the identity encoder.
+
+    `model` and `device` are fixed when the session is made; every other option may change per call
+    (a new fidelity reuses the loaded weights, a new detector is loaded once and kept).
+    """
+
+    def __init__(self, config: RestoreConfig) -> None:
+        from .device import pick_device
+        from .restore.base import make_restorer
+
+        self.config = config
+        self.device: torch.device = pick_device(config.device)
+        self.restorer: Restorer = make_restorer(config.model, device=self.device, fidelity=config.fidelity)
+        self._variants: dict[float, Restorer] = {config.fidelity: self.restorer}
+        self._detectors: dict[tuple[str, Path | None, float], FaceDetector] = {}
+        self._identity: IdentityEncoder | None = None
+        self.detector(config)  # load the default detector now, so a missing one fails at load time
+
+    @property
+    def model_name(self) -> str:
+        """The restorer that runs, e.g. 'clrface' or 'baseline-bicubic-sharpen'."""
+        return getattr(self.restorer, "name", type(self.restorer).__name__)
+
+    def options(self, **overrides: Any) -> RestoreConfig:
+        """This session's config with per-call overrides, checked; model and device cannot change."""
+        for name in FIXED_AT_LOAD:
+            if name in overrides and overrides[name] != getattr(self.config, name):
+                raise ClrfaceError(f"{name} is fixed when the models are loaded; call load_restorer({name}=...) "
+                                   "for another session")
+        return make_config(self.config, **overrides)
+
+    def detector(self, config: RestoreConfig) -> FaceDetector:
+        from .faces.detect import make_detector
+
+        key = (config.detector, config.insightface_root, config.det_threshold)
+        if key not in self._detectors:
+            self._detectors[key] = make_detector(config.detector, insightface_root=config.insightface_root,
+                                                 threshold=config.det_threshold, device=str(self.device))
+        return self._detectors[key]
+
+    def restorer_at(self, fidelity: float) -> Restorer:
+        """The loaded restorer at another fidelity (the session's own plus at most one other is kept)."""
+        if fidelity not in self._variants:
+            self._variants = {self.config.fidelity: self.restorer,
+                              fidelity: with_fidelity(self.restorer, fidelity, self.config.model, self.device)}
+        return self._variants[fidelity]
+
+    def identity_encoder(self) -> IdentityEncoder:
+        from .faces.identity import load_identity_encoder
+
+        if self._identity is None:
+            self._identity = load_identity_encoder(str(self.device))
+        return self._identity
+
+    def models(self, config: RestoreConfig, *, video: bool) -> Models:
+        """The pipeline's Models for one call (the identity encoder only for videos with track identity)."""
+        identity = self.identity_encoder() if video and config.track_identity else None
+        return Models(device=self.device, detector=self.detector(config), restorer=self.restorer_at(config.fidelity),
+                      identity=identity)
+
+    def restore_frames(self, frames: Iterable[np.ndarray], *, as_video: bool = True,
+                       **options: Any) -> RestoredFrames:
+        """RGB (H, W, 3) uint8/uint16/float32 frames in, restored frames of the same dtype out, in order.
+
+        as_video=True tracks the faces across the frames (one identity target and noise seed per
+        person, so faces do not flicker); False restores each frame as an unrelated photo.
+        """
+        config = self.options(**options)
+        story = FaceRestorer(self.models(config, video=as_video), config, StageTimer(), video=as_video)
+        return RestoredFrames(story, frames, "restore_frames")
+
+    def restore_image(self, image: np.ndarray, **options: Any) -> np.ndarray:
+        """One RGB photo (H, W, 3) uint8/uint16/float32 in, restored copy of the same dtype out."""
+        image = check_image(image, "restore_image")
+        (restored,) = self.restore_frames([image], as_video=False, **options)
+        return restored
+
+    def restore_video(self, input: str | Path, output: str | Path | None = None, *,
+                      progress: Progress | None = None, **options: Any) -> RestoreReport:
+        """Restore a video file (or a photo, or a folder of photos) to `output`, as the CLI does."""
+        from . import pipeline
+        from .photos import restore_folder
+
+        config = self.options(**options)
+        source = Path(input).expanduser()
+        if not source.exists():
+            raise InputError(f"input not found: {source}")
+        if source.is_dir():
+            return restore_folder(source, output, config, progress=progress, models=self.models(config, video=False))
+        if pipeline.is_image(source):
+            return pipeline.restore_image(source, output, config, progress=progress,
+                                          models=self.models(config, video=False))
+        pipeline.resolve_paths(source, output)  # check the paths before the identity encoder loads
+        return pipeline.restore_video(source, output, config, progress=progress,
+                                      models=self.models(config, video=True))
+
+    def close(self) -> None:
+        """Drop the models (the caller frees device memory, e.g. torch.cuda.empty_cache())."""
+        self._variants.clear()
+        self._detectors.clear()
+        self._identity = None
+
+
+def with_fidelity(restorer: Restorer, fidelity: float, model: str, device: torch.device) -> Restorer:
+    """The restorer at another fidelity: CLR-Face shares its loaded weights; others are rebuilt (cheap)."""
+    if getattr(restorer, "name", "") == "clrface":
+        from .restore.model import fidelity_to_knobs
+
+        variant = copy.copy(restorer)  # shares the model, identity net and sampler
+        variant.knobs = fidelity_to_knobs(variant.cfg, fidelity)  # type: ignore[attr-defined]
+        return variant
+    from .restore.base import make_restorer
+
+    return make_restorer(model, device=device, fidelity=fidelity)
+
+
+# -- one-call functions (each loads the models; use load_restorer() to keep them between calls) ------
+def load_restorer(**options: Any) -> Session:
+    """Load the detector and restorer once for many calls: `s = load_restorer(fidelity=0.7); s.restore_frames(...)`."""
+    return Session(make_config(**options))
+
+
+def restore_image(image: np.ndarray, **options: Any) -> np.ndarray:
+    """Restore the faces of one RGB photo (H, W, 3) uint8/uint16/float32; returns a copy of the same dtype."""
+    image = check_image(image, "restore_image")
+    return load_restorer(**options).restore_image(image)
+
+
+def restore_frames(frames: Iterable[np.ndarray], *, as_video: bool = True, **options: Any) -> RestoredFrames:
+    """Restore a sequence of RGB frames lazily, faces tracked across them (per-track identity) by default."""
+    return load_restorer(**options).restore_frames(frames, as_video=as_video)
+
+
+def restore_video(input: str | Path, output: str | Path | None = None, *, progress: Progress | None = None,
+                  **options: Any) -> RestoreReport:
+    """Restore a video (or a photo, or a folder of photos) into `output` (default: beside it, _restored)."""
+    from .pipeline import restore_path
+
+    return restore_path(input, output, make_config(**options), progress=progress)

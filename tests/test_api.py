@@ -1,0 +1,127 @@
+"""The Python API on the public-domain astronaut with the baseline restorer: dtypes, untouched pixels, tracks, options."""
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+import clrface_video
+from clrface_video import api
+from clrface_video.errors import ClrfaceError, InputError, ModelError
+from tests.media import make_clip
+
+BASELINE = {"model": "baseline-bicubic-sharpen", "device": "cpu"}
+FACE = (slice(60, 190), slice(150, 290))  # rows, columns around the astronaut's face
+FAR = (slice(330, 512), slice(0, 512))  # the lower part of the picture, far below the face
+
+
+@pytest.fixture(scope="module")
+def session() -> api.Session:
+    return api.load_restorer(**BASELINE)
+
+
+def as_dtype(image: np.ndarray, dtype: type) -> np.ndarray:
+    """uint8 -> uint16 (x257) or float32 in 0..1 with a little off-grid noise (no float pixel sits on k/255)."""
+    if dtype == np.uint8:
+        return image
+    if dtype == np.uint16:
+        return image.astype(np.uint16) * 257
+    noise = np.random.default_rng(0).uniform(0.0, 1e-3, image.shape)
+    return np.clip(image / 255.0 + noise, 0.0, 1.0).astype(np.float32)
+
+
+@pytest.mark.parametrize("dtype", [np.uint8, np.uint16, np.float32])
+def test_restore_image_keeps_shape_dtype_and_background(session, astronaut, dtype):
+    image = as_dtype(astronaut, dtype)
+    frames = session.restore_frames([image], as_video=False)
+    ((out, mask),) = list(frames.with_masks())
+    assert out.shape == image.shape and out.dtype == image.dtype
+    assert mask.shape == image.shape[:2] and mask.dtype == np.float32 and 0.0 <= mask.min() <= mask.max() <= 1.0
+    changed = np.any(out != image, axis=-1)
+    assert changed[FACE].mean() > 0.3, "the face was not restored"
+    assert not changed[mask == 0].any(), "a pixel outside the pasted faces changed"
+    assert np.array_equal(out[FAR], image[FAR]) and mask[FAR].max() == 0.0
+    assert frames.faces == 1 and frames.tracks == 1
+    assert np.array_equal(session.restore_image(image), out)  # the same story as restore_frames(as_video=False)
+
+
+def test_float_stays_float_without_uint8_round_trip(session, astronaut):
+    image = as_dtype(astronaut, np.float32)
+    ((out, mask),) = list(session.restore_frames([image], as_video=False).with_masks())
+    outside = mask == 0
+    assert out.dtype == np.float32 and np.array_equal(out[outside], image[outside])  # bit for bit
+    inside = mask > 0.5
+    on_grid = np.isclose(out[inside] * 255.0, np.round(out[inside] * 255.0), atol=1e-4)
+    assert not on_grid.all(), "the face region was quantised to 8 bits after blending"
+    assert 0.0 <= out.min() and out.max() <= 1.0
+
+
+def test_one_call_functions_and_lazy_reexports(astronaut):
+    assert clrface_video.restore_image is api.restore_image and clrface_video.Session is api.Session
+    out = clrface_video.restore_image(astronaut, **BASELINE)
+    assert out.shape == astronaut.shape and not np.array_equal(out[FACE], astronaut[FACE])
+    code = "import sys, clrface_video; assert 'torch' not in sys.modules and 'clrface_video.api' not in sys.modules"
+    subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def test_restore_frames_tracks_one_person_consistently(session, astronaut):
+    rng = np.random.default_rng(1)
+    clip = [np.clip(astronaut + rng.normal(0, 1.0, astronaut.shape), 0, 255).astype(np.uint8) for _ in range(4)]
+    frames = api.restore_frames(iter(clip), **BASELINE)  # a one-shot iterator is enough
+    out = list(frames)
+    assert len(out) == 4 and all(o.shape == astronaut.shape and o.dtype == np.uint8 for o in out)
+    assert frames.tracks == 1 and frames.faces == 4
+    face = [o[FACE].astype(np.float32) for o in out]
+    inputs = [c[FACE].astype(np.float32) for c in clip]
+    for i in range(1, 4):  # near-identical frames give near-identical restored faces
+        assert np.abs(face[i] - face[0]).mean() < np.abs(inputs[i] - inputs[0]).mean() + 1.0
+        assert not np.array_equal(out[i][FACE], clip[i][FACE])
+
+
+def test_session_reuses_models_and_changes_options_per_call(session, astronaut):
+    detector, restorer = session.detector(session.config), session.restorer
+    sharp = session.restore_image(astronaut, fidelity=0.0)
+    soft = session.restore_image(astronaut, fidelity=1.0)
+    assert np.abs(sharp.astype(int) - astronaut).sum() > np.abs(soft.astype(int) - astronaut).sum()
+    assert session.detector(session.config) is detector and session.restorer is restorer
+    assert np.array_equal(session.restore_image(astronaut, min_face=400), astronaut)  # face too small: left alone
+    with pytest.raises(ClrfaceError, match="fixed when the models are loaded"):
+        session.restore_image(astronaut, model="clrface")
+
+
+@pytest.mark.parametrize("options, words", [
+    ({"fidelty": 0.5}, "unknown option 'fidelty'"),
+    ({"fidelity": 1.5}, "fidelity must be between 0 and 1"),
+    ({"fidelity": "high"}, "fidelity must be a number"),
+    ({"batch_size": 0}, "batch-size must be at least 1"),
+    ({"batch_size": 2.5}, "batch_size must be a whole number"),
+    ({"detector": "mtcnn"}, "detector must be one of retinaface, insightface"),
+    ({"min_face": -1}, "min_face must be 0 or more"),
+    ({"max_upscale": 0}, "max_upscale must be above 0"),
+    ({"track_identity": "yes"}, "track_identity must be True or False"),
+    ({"device": 3}, "device must be a string"),
+])
+def test_bad_options_are_one_line_errors(astronaut, options, words):
+    with pytest.raises(ClrfaceError, match=words) as caught:
+        api.restore_image(astronaut, **options)
+    assert "\n" not in str(caught.value)
+
+
+def test_bad_model_and_bad_frames(session, astronaut):
+    with pytest.raises(ModelError, match="unknown --model 'nope'"):
+        api.load_restorer(model="nope", device="cpu")
+    with pytest.raises(InputError, match=r"restore_image takes RGB \(H, W, 3\)"):
+        session.restore_image(astronaut.astype(np.float64))
+    frames = session.restore_frames([astronaut, astronaut[..., :2]], as_video=False)
+    with pytest.raises(InputError, match="restore_frames takes RGB"):
+        list(frames)
+
+
+def test_restore_video_writes_a_clip(tmp_path):
+    clip = make_clip(tmp_path / "in.mp4", frames=6, size=(192, 192), audio=False)
+    report = api.restore_video(clip, tmp_path / "out.mp4", quiet=True, **BASELINE)
+    assert report.kind == "video" and report.frames == 6 and report.tracks == 1 and (tmp_path / "out.mp4").is_file()
+    with pytest.raises(InputError, match="input not found"):
+        api.restore_video(tmp_path / "missing.mp4", **BASELINE)
