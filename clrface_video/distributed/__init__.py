@@ -1,0 +1,40 @@
+"""The Ray backend: restore_path on a Ray cluster (or a private local Ray), with the local backend's results."""
+from __future__ import annotations
+
+from pathlib import Path
+
+from ..config import RestoreConfig
+from ..errors import InputError
+from ..pipeline import is_image
+from ..report import Progress, RestoreReport
+from .cluster import ray_session, run_all, start_workers
+from .photos import restore_folder_ray
+from .video import restore_video_ray
+
+__all__ = ["ray_session", "restore_folder_ray", "restore_path_ray", "restore_video_ray", "start_workers"]
+
+
+def restore_path_ray(input: str | Path, output: str | Path | None = None, config: RestoreConfig | None = None, *,
+                     address: str | None = None, workers: int | None = None,
+                     progress: Progress | None = None) -> RestoreReport:
+    """Restore a video, a photo or a folder of photos on Ray; joins `address`, else starts a local Ray.
+
+    workers: actors to start (default: one per GPU, or one per CPU on a CPU-only cluster).
+    """
+    config = config or RestoreConfig()
+    source = Path(input).expanduser()
+    if not source.exists():
+        raise InputError(f"input not found: {source}")
+    video = not source.is_dir() and not is_image(source)
+    with ray_session(address) as ray:
+        actors = start_workers(ray, config, video=video, workers=workers if video or source.is_dir() else 1)
+        try:
+            if source.is_dir():
+                return restore_folder_ray(ray, actors, source, output, config, progress=progress)
+            if video:
+                return restore_video_ray(ray, actors, source, output, config, progress=progress)
+            (report,) = run_all(ray, actors[:1], "restore_one", [(source, output)])
+            return report
+        finally:
+            for actor in actors:
+                ray.kill(actor)

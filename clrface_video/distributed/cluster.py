@@ -1,0 +1,103 @@
+"""Connect to Ray (join a cluster, or start a private local one on 127.0.0.1) and build the pool of worker actors."""
+from __future__ import annotations
+
+import logging
+import os
+import shutil
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+from ..config import RestoreConfig
+from ..errors import ClrfaceError
+from .worker import CRASH_ONCE, RestoreWorker
+
+RETRIES = 3  # restarts of a dead worker process, and retries of the segment or shard it was running
+LOCAL_SETTINGS = {  # a local Ray bound to loopback, without token auth files
+    "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0",
+    "RAY_AUTH_MODE": "disabled",
+}
+
+
+def import_ray() -> Any:
+    try:
+        import ray
+    except ImportError:
+        raise ClrfaceError("--backend ray needs Ray: pip install -c constraints.txt \"ray[data]\"") from None
+    return ray
+
+
+@contextmanager
+def ray_session(address: str | None = None, *, num_cpus: int | None = None) -> Iterator[Any]:
+    """Yield the ray module connected to `address`, or to a new local Ray on 127.0.0.1; shut it down after.
+
+    A Ray that this process already initialised is used as it is and left running.
+    """
+    ray = import_ray()
+    if ray.is_initialized():
+        yield ray
+        return
+    temp_dir = None
+    if address:
+        ray.init(address=address, log_to_driver=False, logging_level=logging.WARNING)
+    else:
+        for name, value in LOCAL_SETTINGS.items():
+            os.environ.setdefault(name, value)
+        temp_dir = tempfile.mkdtemp(prefix="clrray-")  # short: Ray's socket paths must stay under ~107 chars
+        ray.init(num_cpus=num_cpus, include_dashboard=False, _node_ip_address="127.0.0.1", _temp_dir=temp_dir,
+                 object_store_memory=1 << 30, log_to_driver=False, logging_level=logging.WARNING)
+    try:
+        yield ray
+    finally:
+        ray.shutdown()
+        if temp_dir is not None:
+            shutil.rmtree(temp_dir, ignore_errors=True)
+
+
+def start_workers(ray: Any, config: RestoreConfig, *, video: bool, workers: int | None) -> list[Any]:
+    """Actors that each load the models once: one GPU each when the cluster has GPUs, else a share of the CPUs.
+
+    A worker process that dies is restarted (its models reloaded) and the call it was running is
+    retried, up to RETRIES times. workers=None: one per GPU, or one per CPU on a CPU-only cluster.
+    """
+    resources = ray.cluster_resources()
+    gpus, cpus = int(resources.get("GPU", 0)), float(resources.get("CPU", 1))
+    count = workers or (gpus if gpus else max(1, int(cpus)))
+    if gpus:
+        options: dict[str, Any] = {"num_gpus": 1, "num_cpus": min(1.0, cpus / count)}
+    else:
+        options = {"num_cpus": min(1.0, cpus / count)}
+    env = {CRASH_ONCE: os.environ[CRASH_ONCE]} if os.environ.get(CRASH_ONCE) else {}
+    if env:
+        options["runtime_env"] = {"env_vars": env}
+    remote = ray.remote(RestoreWorker).options(max_restarts=RETRIES, max_task_retries=RETRIES, **options)
+    return [remote.remote(config, video) for _ in range(count)]
+
+
+def run_all(ray: Any, actors: list[Any], method: str, jobs: list[tuple], on_done: Any = None) -> list[Any]:
+    """Call `method(*job)` for every job on the actors, a job per idle actor; results in job order.
+
+    on_done(position, result) is called on the driver as each job finishes (to save or count it).
+    """
+    results: list[Any] = [None] * len(jobs)
+    pending: dict[Any, tuple[int, Any]] = {}
+    idle = list(actors)
+    queue = list(enumerate(jobs))
+    while queue or pending:
+        while queue and idle:
+            position, job = queue.pop(0)
+            actor = idle.pop()
+            pending[getattr(actor, method).remote(*job)] = (position, actor)
+        done, _ = ray.wait(list(pending), num_returns=1)
+        position, actor = pending.pop(done[0])
+        try:
+            results[position] = ray.get(done[0])
+        except ray.exceptions.RayTaskError as error:  # a user error on a worker: one line, as locally
+            if isinstance(error.cause, ClrfaceError):
+                raise error.cause from None
+            raise
+        idle.append(actor)
+        if on_done is not None:
+            on_done(position, results[position])
+    return results

@@ -1,0 +1,66 @@
+"""Photo folders on Ray: the photos still to do are sharded across the worker actors, each runs the local job per photo."""
+from __future__ import annotations
+
+import logging
+import time
+from pathlib import Path
+from typing import Any
+
+from ..config import RestoreConfig
+from ..photos import find_photos
+from ..pipeline import resolve_paths
+from ..report import Progress, RestoreReport, StageTimer
+from .cluster import run_all
+
+log = logging.getLogger("clrface_video.photos")
+
+SHARDS_PER_WORKER = 4  # small shards balance the load; each costs one actor call
+
+
+def restore_folder_ray(ray: Any, actors: list[Any], input: str | Path, output: str | Path | None = None,
+                       config: RestoreConfig | None = None, *, progress: Progress | None = None) -> RestoreReport:
+    """restore_folder on Ray: the same output tree, formats, EXIF/ICC, skip-done and atomic writes.
+
+    Each photo is restored by restore_image on a worker (written under a temporary name, then
+    renamed), so a worker killed mid-shard leaves only complete photos; its shard is retried and
+    the photos already written are skipped, as a rerun of the whole job skips them. Face noise
+    seeds count from 0 in every photo (as restore_image does), so a photo's result does not depend on
+    which photos a worker did before it; local folder mode counts faces across the folder instead,
+    which only matters for a restorer that draws noise.
+    """
+    config = config or RestoreConfig()
+    start = time.perf_counter()
+    source, target = resolve_paths(input, output)
+    photos = list(find_photos(source))
+    todo = [p.relative_to(source) for p in photos
+            if config.overwrite or not (target / p.relative_to(source)).exists()]
+    report = RestoreReport(input=str(source), output=str(target), kind="folder", model=config.model,
+                           device=config.device, skipped=len(photos) - len(todo))
+    if progress is not None:
+        progress.start(len(todo), "images")
+    if todo:
+        report.model, report.device, _, _ = ray.get(actors[0].describe.remote())
+        target.mkdir(parents=True, exist_ok=True)
+    size = max(1, -(-len(todo) // (SHARDS_PER_WORKER * len(actors))))
+    shards = [todo[i:i + size] for i in range(0, len(todo), size)]
+
+    def advance(position: int, results: list) -> None:
+        if progress is not None:
+            progress.advance(len(results))
+
+    timer = StageTimer()
+    for results in run_all(ray, actors, "restore_photos", [(source, target, shard) for shard in shards], advance):
+        for result in results:
+            if isinstance(result, str):
+                log.warning("skipped %s", result)
+                report.failed.append(result)
+                continue
+            report.images += 1  # also a photo written by an attempt that was then killed (its retry skipped it)
+            report.faces += result.faces
+            report.faces_left_alone += result.faces_left_alone
+            report.tracks += result.tracks
+            for stage, seconds in result.stages.items():
+                timer.add(stage, seconds)
+    report.stages = timer.rounded()
+    report.seconds = round(time.perf_counter() - start, 4)
+    return report

@@ -1,0 +1,227 @@
+"""Video segments: split at keyframes (demux only), decode one segment, join encoded segments without re-encoding."""
+from __future__ import annotations
+
+import bisect
+import os
+from collections.abc import Iterator
+from dataclasses import dataclass
+from fractions import Fraction
+from pathlib import Path
+
+import av
+
+from ..errors import ClrfaceError
+from ..io.decode import VideoInfo, _open_input, _video_stream, frame_to_array, one_line
+from ..io.encode import CFR_ONLY_CODECS, VideoWriter, _copy_streams, _packet_time
+from ..types import Frame
+
+MATROSKA = frozenset({".mkv", ".webm", ".mka"})
+
+
+def segment_suffix(output: Path) -> str:
+    """Segment files go in Matroska for a Matroska output (same codecs, same 1 ms clock), else in .mov
+
+    (which keeps the source time base, or an exact multiple of it)."""
+    return ".mkv" if output.suffix.lower() in MATROSKA else ".mov"
+
+
+@dataclass(frozen=True)
+class Segment:
+    """Frames whose pts lie in [start, end) of the source time base; None means open on that side.
+
+    Segment 0 starts at None (everything before the second segment's keyframe), the last ends at None.
+    A video whose packets carry no pts is one segment with both ends None.
+    """
+
+    number: int
+    start: int | None
+    end: int | None
+
+    def holds(self, pts: int | None) -> bool:
+        if pts is None:
+            return self.start is None and self.end is None
+        return (self.start is None or pts >= self.start) and (self.end is None or pts < self.end)
+
+
+def list_keyframes(path: Path) -> tuple[list[int], list[int]] | None:
+    """(sorted pts of every video packet, sorted pts of the keyframe packets), by demuxing only (no decode).
+
+    None when some packet has no pts (the video cannot be split by time and stays one segment).
+    """
+    with _open_input(path) as container:
+        stream = _video_stream(container, path)
+        every, keys = [], []
+        for packet in container.demux(stream):
+            if packet.size == 0:
+                continue
+            if packet.pts is None:
+                return None
+            every.append(packet.pts)
+            if packet.is_keyframe:
+                keys.append(packet.pts)
+    return sorted(every), sorted(set(keys))
+
+
+def plan_segments(path: Path, pieces: int) -> list[Segment]:
+    """Split at keyframes into about `pieces` segments of at least len/pieces packets each (the last may be shorter)."""
+    listed = list_keyframes(path)
+    if listed is None or not listed[0]:
+        return [Segment(0, None, None)]
+    every, keys = listed
+    min_frames = -(-len(every) // max(pieces, 1))
+    starts: list[int] = []
+    previous = 0  # packet position where the current segment starts
+    for key in keys:
+        position = bisect.bisect_left(every, key)
+        if position - previous >= min_frames and position < len(every):
+            starts.append(key)
+            previous = position
+    bounds: list[int | None] = [None, *starts, None]
+    return [Segment(i, bounds[i], bounds[i + 1]) for i in range(len(bounds) - 1)]
+
+
+def read_segment(path: Path, segment: Segment, high_depth: bool, first_index: int = 0) -> Iterator[Frame]:
+    """Decode the frames of one segment in presentation order; index counts on from first_index.
+
+    Seeks to the keyframe at the segment start and keeps frames with start <= pts < end; frames of an
+    open GOP's leading pictures (pts before the next keyframe, decoded after it) stay in this segment.
+    If the seek lands after the start, the segment is decoded from the beginning of the file instead.
+    """
+    for seek in (segment.start is not None, False):
+        frames = _decode_range(path, segment, high_depth, first_index, seek)
+        first = next(frames, None)
+        if first is None:
+            return
+        if seek and first.pts != segment.start:
+            frames.close()
+            continue
+        yield first
+        yield from frames
+        return
+
+
+def _decode_range(path: Path, segment: Segment, high_depth: bool, first_index: int,
+                  seek: bool) -> Iterator[Frame]:
+    with _open_input(path) as container:
+        stream = _video_stream(container, path)
+        stream.thread_type = "AUTO"
+        time_base = Fraction(stream.time_base)
+        if seek:
+            container.seek(segment.start, stream=stream, backward=True, any_frame=False)
+        index = first_index
+        try:
+            for frame in container.decode(stream):
+                if segment.end is not None and frame.pts is not None and frame.pts >= segment.end:
+                    return
+                if not segment.holds(frame.pts):
+                    continue
+                yield Frame(image=frame_to_array(frame, high_depth), index=index, pts=frame.pts, time_base=time_base)
+                index += 1
+        except av.error.FFmpegError as error:
+            raise ClrfaceError(f"{path.name}: decoding segment {segment.number} failed at frame {index} "
+                               f"({one_line(error)})") from error
+
+
+def segment_pts(path: Path) -> tuple[list[int], Fraction] | None:
+    """Sorted pts of the packets of a finished segment file and their time base, or None if it is unreadable."""
+    try:
+        with av.open(str(path)) as container:
+            stream = container.streams.video[0]
+            found = [p.pts for p in container.demux(stream) if p.size and p.pts is not None]
+            return sorted(found), Fraction(stream.time_base)
+    except (av.error.FFmpegError, IndexError, OSError):
+        return None
+
+
+def segment_complete(path: Path, info: VideoInfo, codec: str, expected: list[int | None]) -> bool:
+    """Whether a segment file holds exactly the expected frames (their pts, or their number for CFR-only codecs)."""
+    if not path.exists():
+        return False
+    found = segment_pts(path)
+    if found is None or len(found[0]) != len(expected):
+        return False
+    if codec in CFR_ONLY_CODECS or any(p is None for p in expected):
+        return True
+    pts, time_base = found
+    return pts == sorted(round(Fraction(p) * info.time_base / time_base) for p in expected)  # type: ignore[arg-type]
+
+
+class PacketWriter(VideoWriter):
+    """A VideoWriter that muxes already-encoded video packets (the segments) instead of encoding frames.
+
+    The video stream is a copy of the first segment's (same encoder settings, so the same extradata);
+    rotation is set from the source, and audio, subtitle and data streams are copied from the source
+    once, interleaved as the video advances, exactly as VideoWriter does.
+    """
+
+    def __init__(self, output: Path, source: Path, info: VideoInfo, template: av.stream.Stream) -> None:
+        super().__init__(output, source, info)
+        self.template = template
+        self._last_dts: int | None = None
+
+    def _open(self) -> None:
+        if not self.output.parent.is_dir():
+            raise ClrfaceError(f"output folder does not exist: {self.output.parent}")
+        self._out = av.open(str(self.partial), "w")
+        self._video = self._out.add_stream_from_template(self.template)
+        if self.info.display_matrix is not None:
+            self._video.set_display_matrix(self.info.display_matrix)
+        elif self.info.rotation:
+            self._video.set_display_rotation(self.info.rotation)
+        if self.info.other_streams:
+            self._source = av.open(str(self.source))
+            self._copies = _copy_streams(self._source, self._out, self.output)
+            if self._copies:
+                self._packets = self._source.demux([s for s in self._source.streams if s.index in self._copies])
+        try:
+            self._out.start_encoding()
+        except av.error.FFmpegError as error:
+            raise ClrfaceError(f"a {self.output.suffix} file cannot hold this video ({one_line(error)}); "
+                               "use .mkv or .mov") from error
+
+    def write_packet(self, packet: av.Packet) -> None:
+        """Mux one encoded video packet (timestamps in its own time base) after the copies that precede it."""
+        assert self._out is not None and self._video is not None
+        if packet.dts is not None and self._last_dts is not None and packet.dts <= self._last_dts:
+            packet.dts = self._last_dts + 1  # two encoders met here: keep decode order strictly increasing
+            if packet.pts is not None and packet.dts > packet.pts:
+                raise ClrfaceError("segments cannot be joined (decode timestamps overlap); use --backend local")
+        self._last_dts = packet.dts
+        self._mux_copies_until(_packet_time(packet) if packet.dts is not None or packet.pts is not None else None)
+        packet.stream = self._video
+        self._out.mux(packet)
+        self.frames_written += 1
+
+    def _finish(self) -> None:
+        assert self._out is not None
+        if self.frames_written == 0:
+            raise ClrfaceError(f"no frames were written to {self.output.name}")
+        self._mux_copies_until(None)
+        self._close_containers()
+        os.replace(self.partial, self.output)
+
+
+def join_segments(paths: list[Path], output: Path, source: Path, info: VideoInfo) -> int:
+    """Concatenate the encoded video packets of the segment files into `output` (atomic); returns packets written.
+
+    Packets keep their timestamps (the source pts: segments were encoded from the source frames'
+    pts), rescaled to the output stream; the encoder settings must match, which is checked here.
+    """
+    first = av.open(str(paths[0]))
+    try:
+        template = first.streams.video[0]
+        extradata = template.codec_context.extradata
+        time_base = Fraction(template.time_base)
+        with PacketWriter(output, source, info, template) as writer:
+            for path in paths:
+                with av.open(str(path)) as container:
+                    stream = container.streams.video[0]
+                    if stream.codec_context.extradata != extradata or Fraction(stream.time_base) != time_base:
+                        raise ClrfaceError(f"segment {path.name} was encoded with other settings; "
+                                           "delete the job folder and run again")
+                    for packet in container.demux(stream):
+                        if packet.size and (packet.dts is not None or packet.pts is not None):
+                            writer.write_packet(packet)
+            return writer.frames_written
+    finally:
+        first.close()

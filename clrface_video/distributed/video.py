@@ -1,0 +1,187 @@
+"""A video on Ray: keyframe segments -> detect -> whole-video tracking plan -> identity -> restore -> join."""
+from __future__ import annotations
+
+import json
+import os
+import pickle
+import shutil
+import time
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ..config import RestoreConfig
+from ..errors import ClrfaceError
+from ..io.decode import VideoInfo, probe_video
+from ..pipeline import _already_done, resolve_paths
+from ..report import Progress, RestoreReport, StageTimer
+from ..types import Face
+from .cluster import run_all
+from .plan import VideoPlan, identity_versions, track_video
+from .segments import Segment, join_segments, plan_segments, segment_complete, segment_suffix
+from .worker import PlannedFace, SegmentResult
+
+SEGMENTS_PER_WORKER = 4  # more segments than workers, so a slow segment does not hold up the others
+JOB_VERSION = 1
+
+
+class JobFolder:
+    """The resumable state of one video job, hidden beside its output: segment split, detections, segment files.
+
+    Everything is written under a temporary name and renamed, so whatever exists is complete. A
+    folder left by a job with another input, output or settings is emptied first; it is deleted
+    when the output has been joined.
+    """
+
+    def __init__(self, source: Path, target: Path, config: RestoreConfig) -> None:
+        self.path = target.with_name(f".{target.name}.ray-job")
+        self.suffix = segment_suffix(target)
+        stat = source.stat()
+        settings = {k: (str(v) if isinstance(v, Path) else v) for k, v in asdict(config).items()
+                    if k not in ("overwrite", "quiet")}
+        self.key = {"version": JOB_VERSION, "source": str(source.resolve()), "size": stat.st_size,
+                    "mtime_ns": stat.st_mtime_ns, "output": str(target.resolve()), "config": settings}
+
+    def open(self) -> None:
+        key_file = self.path / "job.json"
+        if self.path.exists() and (not key_file.exists() or json.loads(key_file.read_text()) != self.key):
+            shutil.rmtree(self.path)
+        self.path.mkdir(parents=True, exist_ok=True)
+        if not key_file.exists():
+            self.save_text("job.json", json.dumps(self.key, indent=1))
+
+    def save_text(self, name: str, text: str) -> None:
+        temp = self.path / f".{name}.tmp"
+        temp.write_text(text)
+        os.replace(temp, self.path / name)
+
+    def save(self, name: str, value: Any) -> None:
+        temp = self.path / f".{name}.tmp"
+        with open(temp, "wb") as file:
+            pickle.dump(value, file, protocol=pickle.HIGHEST_PROTOCOL)
+        os.replace(temp, self.path / name)
+
+    def load(self, name: str) -> Any:
+        path = self.path / name
+        if not path.exists():
+            return None
+        with open(path, "rb") as file:
+            return pickle.load(file)
+
+    def segment_file(self, segment: Segment) -> Path:
+        return self.path / f"segment_{segment.number:05d}{self.suffix}"
+
+    def remove(self) -> None:
+        shutil.rmtree(self.path, ignore_errors=True)
+
+
+def restore_video_ray(ray: Any, actors: list[Any], input: str | Path, output: str | Path | None = None,
+                      config: RestoreConfig | None = None, *, progress: Progress | None = None) -> RestoreReport:
+    """Restore a video on the worker actors; the output matches restore_video's frames, timestamps and streams."""
+    config = config or RestoreConfig()
+    start = time.perf_counter()
+    source, target = resolve_paths(input, output)  # 0 check the input before any work
+    info = probe_video(source)
+    if target.exists() and not config.overwrite:
+        return _already_done(source, target, "video", config)
+    if target.suffix.lower() == ".avi":
+        raise ClrfaceError("--backend ray cannot write .avi (segments are joined with B-frames); use .mp4 or .mkv")
+    target.parent.mkdir(parents=True, exist_ok=True)
+    job = JobFolder(source, target, config)
+    job.open()
+    segments = job.load("segments.pkl")
+    if segments is None:
+        segments = plan_segments(source, SEGMENTS_PER_WORKER * len(actors))  # 1 split at keyframes
+        job.save("segments.pkl", segments)
+    name, device, resolution, with_identity = ray.get(actors[0].describe.remote())
+    timer = StageTimer()
+    with timer("detect"):
+        pts, detections = _detect(ray, actors, job, source, info, segments)  # 2 detect, per segment
+    first_index = np.cumsum([0] + [len(p) for p in pts]).tolist()
+    with timer("track"):
+        plan = track_video([faces for part in detections for faces in part], config, resolution,
+                           with_identity)  # 3 track
+    with timer("identity"):
+        identities = _identities(ray, actors, job, source, info, segments, first_index, plan)
+    report = RestoreReport(input=str(source), output=str(target), kind="video", model=name, device=device)
+    if progress is not None:
+        progress.start(sum(len(p) for p in pts), "frames")
+    results = _restore(ray, actors, job, source, info, config, segments, first_index, plan, identities, pts,
+                       progress)  # 4 align, 5 restore, 6 paste, 7 encode: one file per segment
+    with timer("encode"):
+        report.frames = join_segments([job.segment_file(s) for s in segments], target, source, info)  # join
+    job.remove()
+    for result in results:
+        for stage, seconds in result.stages.items():
+            timer.add(stage, seconds)
+    report.faces = sum(len(faces) for faces in plan.faces)
+    report.faces_left_alone = plan.left_alone
+    report.tracks = len(plan.track_ids)
+    report.stages = timer.rounded()
+    report.seconds = round(time.perf_counter() - start, 4)
+    return report
+
+
+def _detect(ray: Any, actors: list[Any], job: JobFolder, source: Path, info: VideoInfo,
+            segments: list[Segment]) -> tuple[list[list[int | None]], list[list[list[Face]]]]:
+    """Per segment: frame pts and faces; each result is saved as it arrives, and kept by a rerun."""
+    names = [f"detect_{s.number:05d}.pkl" for s in segments]
+    found = [job.load(name) for name in names]
+    todo = [i for i, value in enumerate(found) if value is None]
+    run_all(ray, actors, "detect", [(source, segments[i], info) for i in todo],
+            on_done=lambda position, result: job.save(names[todo[position]], result))
+    found = [job.load(name) for name in names]
+    if any(not p for p, _ in found):
+        raise ClrfaceError(f"{source.name}: a keyframe segment decoded to no frames; use --backend local")
+    return [p for p, _ in found], [faces for _, faces in found]
+
+
+def _identities(ray: Any, actors: list[Any], job: JobFolder, source: Path, info: VideoInfo,
+                segments: list[Segment], first_index: list[int], plan: VideoPlan) -> dict[tuple[int, int], np.ndarray]:
+    """The identity of every track at every sample, from embeddings of the due faces (saved for a rerun)."""
+    if not plan.samples:
+        return {}
+    embeddings = job.load("identity.pkl")
+    if embeddings is None or len(embeddings) != len(plan.samples):
+        owner = np.searchsorted(first_index, [s.index for s in plan.samples], side="right") - 1
+        parts = sorted(set(owner.tolist()))
+        jobs = [(source, segments[k], info, first_index[k],
+                 [(s.index, s.landmarks) for s, o in zip(plan.samples, owner) if o == k]) for k in parts]
+        found = run_all(ray, actors, "embed", jobs)
+        embeddings = np.concatenate(found)  # segments in order, samples within each in order
+        job.save("identity.pkl", embeddings)
+    return identity_versions(plan.samples, embeddings)
+
+
+def _restore(ray: Any, actors: list[Any], job: JobFolder, source: Path, info: VideoInfo, config: RestoreConfig,
+             segments: list[Segment], first_index: list[int], plan: VideoPlan,
+             identities: dict[tuple[int, int], np.ndarray], pts: list[list[int | None]],
+             progress: Progress | None) -> list[SegmentResult]:
+    """Restore each segment not already complete in the job folder into its own file."""
+    jobs, numbers = [], []
+    for k, segment in enumerate(segments):
+        if segment_complete(job.segment_file(segment), info, config.codec, pts[k]):
+            if progress is not None:
+                progress.advance(len(pts[k]))
+            continue
+        faces: dict[int, list[PlannedFace]] = {}
+        table: dict[tuple[int, int], np.ndarray] = {}
+        for index in range(first_index[k], first_index[k + 1]):
+            planned = []
+            for face in plan.faces[index]:
+                key = (face.track_id, face.samples) if face.samples else None
+                if key is not None:
+                    table[key] = identities[key]
+                planned.append(PlannedFace(face.landmarks, face.seed, key))
+            if planned:
+                faces[index] = planned
+        jobs.append((source, segment, info, first_index[k], faces, table, job.segment_file(segment)))
+        numbers.append(k)
+
+    def done(position: int, result: SegmentResult) -> None:
+        if progress is not None:
+            progress.advance(result.frames)
+
+    return run_all(ray, actors, "restore_segment", jobs, on_done=done)

@@ -1,0 +1,150 @@
+"""The Ray worker: an actor that loads the models once and runs detect, identity and restore jobs on its share."""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+import numpy as np
+
+from ..config import RestoreConfig
+from ..faces.align import align_face
+from ..io.decode import VideoInfo
+from ..io.encode import VideoWriter
+from ..photos import _unreadable
+from ..pipeline import FaceRestorer, Models, _FaceJob, load_models, restore_image, to_uint8
+from ..report import RestoreReport, StageTimer
+from ..types import Face, Frame
+from .segments import Segment, read_segment
+
+CRASH_ONCE = "CLRFACE_RAY_CRASH_ONCE"  # tests: a marker path; the first restore call that finds it absent exits
+
+
+@dataclass(frozen=True)
+class PlannedFace:
+    """What the restore pass needs of one face: landmarks (5, 2) float32, seed, key into the identity table."""
+
+    landmarks: np.ndarray
+    seed: int
+    identity: tuple[int, int] | None  # (track id, samples folded), or None: no per-track identity
+
+
+@dataclass(frozen=True)
+class SegmentResult:
+    """What restoring one segment reports back: frames written, crops restored, seconds per stage."""
+
+    number: int
+    frames: int
+    faces: int
+    stages: dict[str, float]
+
+
+class PlannedRestorer(FaceRestorer):
+    """FaceRestorer whose faces come from the whole-video plan (no detection or tracking on the worker).
+
+    Batching, the bounded frame window and paste-back are the local ones; only step 2-4 differ.
+    """
+
+    def __init__(self, models: Models, config: RestoreConfig, timer: StageTimer,
+                 faces: dict[int, list[PlannedFace]], identities: dict[tuple[int, int], np.ndarray]) -> None:
+        super().__init__(models, config, timer, video=False)
+        self.planned = faces
+        self.identities = identities
+
+    def faces_of(self, frame: Frame) -> list[_FaceJob]:
+        image = to_uint8(frame.image)
+        jobs = []
+        for face in self.planned.get(frame.index, ()):
+            with self.timer("align"):
+                crop = align_face(image, face.landmarks, self.size)  # 4 align, from the planned landmarks
+            identity = None if face.identity is None else self.identities[face.identity]
+            jobs.append(_FaceJob(crop.image, crop.matrix, identity, face.seed))
+        return jobs
+
+
+class RestoreWorker:
+    """One worker process: models loaded once in __init__, then any number of segment or photo jobs."""
+
+    def __init__(self, config: RestoreConfig, video: bool) -> None:
+        self.config = config
+        self.models = load_models(config, video=video)
+
+    def describe(self) -> tuple[str, str, int, bool]:
+        """(restorer name, torch device, crop resolution, whether faces get per-track identity), for the driver."""
+        restorer = self.models.restorer
+        return (getattr(restorer, "name", type(restorer).__name__), str(self.models.device), restorer.resolution,
+                self.models.identity is not None)
+
+    def pid(self) -> int:
+        return os.getpid()
+
+    # -- videos ------------------------------------------------------------------------------------
+    def detect(self, source: Path, segment: Segment, info: VideoInfo) -> tuple[list[int | None], list[list[Face]]]:
+        """Step 2 on one segment: each frame's pts and detected faces, in presentation order."""
+        pts, faces = [], []
+        for frame in read_segment(source, segment, info.bit_depth > 8):
+            pts.append(frame.pts)
+            faces.append(self.models.detector.detect(to_uint8(frame.image)))
+        return pts, faces
+
+    def embed(self, source: Path, segment: Segment, info: VideoInfo, first_index: int,
+              samples: list[tuple[int, np.ndarray]]) -> np.ndarray:
+        """Identity embeddings of the due faces (frame index, landmarks) of a segment, one crop per call as locally."""
+        assert self.models.identity is not None
+        wanted: dict[int, list[tuple[int, np.ndarray]]] = {}
+        for order, (index, landmarks) in enumerate(samples):
+            wanted.setdefault(index, []).append((order, landmarks))
+        out = np.zeros((len(samples), 0), np.float32)
+        last = max(wanted)
+        for frame in read_segment(source, segment, info.bit_depth > 8, first_index):
+            for order, landmarks in wanted.get(frame.index, ()):
+                crop = align_face(to_uint8(frame.image), landmarks, self.models.restorer.resolution)
+                embedding = self.models.identity.embed(crop.image[None])[0]
+                if out.shape[1] == 0:
+                    out = np.zeros((len(samples), len(embedding)), np.float32)
+                out[order] = embedding
+            if frame.index >= last:
+                break
+        return out
+
+    def restore_segment(self, source: Path, segment: Segment, info: VideoInfo, first_index: int,
+                        faces: dict[int, list[PlannedFace]], identities: dict[tuple[int, int], np.ndarray],
+                        output: Path) -> SegmentResult:
+        """Steps 4-7 on one segment into its own file (written under a temporary name, then renamed)."""
+        timer = StageTimer()
+        story = PlannedRestorer(self.models, self.config, timer, faces, identities)
+        frames = 0
+        with VideoWriter(output, source, replace(info, other_streams=0), codec=self.config.codec,
+                         crf=self.config.crf) as writer:
+            for frame in story.run(read_segment(source, segment, info.bit_depth > 8, first_index)):
+                with timer("encode"):
+                    writer.write(frame)
+                frames += 1
+                _crash_once_for_tests()
+        return SegmentResult(segment.number, frames, story.counts.faces, timer.rounded())
+
+    # -- photos ------------------------------------------------------------------------------------
+    def restore_one(self, source: Path, output: Path | None) -> RestoreReport:
+        """One photo, exactly restore_image."""
+        return restore_image(source, output, self.config, models=self.models)
+
+    def restore_photos(self, source: Path, target: Path, relatives: list[Path]) -> list[RestoreReport | str]:
+        """The local per-photo job (restore_image) for each photo of a shard; 'path: reason' for unreadable ones."""
+        out: list[RestoreReport | str] = []
+        for relative in relatives:
+            destination = target / relative
+            destination.parent.mkdir(parents=True, exist_ok=True)
+            try:
+                out.append(restore_image(source / relative, destination, self.config, models=self.models))
+            except _unreadable() as error:
+                out.append(f"{relative}: {' '.join(str(error).split()) or type(error).__name__}")
+            _crash_once_for_tests()
+        return out
+
+
+def _crash_once_for_tests() -> None:
+    """If $CLRFACE_RAY_CRASH_ONCE names a missing file, create it and kill this worker process (fault tests)."""
+    marker = os.environ.get(CRASH_ONCE)
+    if marker and not os.path.exists(marker):
+        Path(marker).touch()
+        os._exit(17)
