@@ -157,11 +157,21 @@ def cli() -> None:
               callback=lambda ctx, param, value: _writable_file(value),
               help="Write a JSON report (counts, model, device, seconds per stage) to this file.")
 @click.option("-q", "--quiet", is_flag=True, help="No progress bar and no warnings.")
+@click.option("--backend", type=click.Choice(("local", "ray")), default="local", show_default=True,
+              help="local: this machine; ray: workers on a Ray cluster (needs `pip install \"ray[data]\"`).")
+@click.option("--ray-address", default=None, metavar="ADDR",
+              help="Ray cluster to join (e.g. 10.0.0.5:6379 or auto) [default: start a local Ray on 127.0.0.1].")
+@click.option("--workers", type=click.IntRange(min=1), default=None,
+              help="Ray workers, each loading the models once  [default: one per GPU, else one per CPU].")
 def restore(input: Path, output: Path | None, model: str, fidelity: float, device: str, batch_size: int,
             detector: str, insightface_root: Path | None, codec: str, crf: int, overwrite: bool,
-            track_identity: bool, report_path: Path | None, quiet: bool) -> None:
+            track_identity: bool, report_path: Path | None, quiet: bool, backend: str, ray_address: str | None,
+            workers: int | None) -> None:
     """Restore the faces in INPUT: a video, a photo, or a folder of photos (recursive)."""
     from .pipeline import restore_path
+
+    if backend == "local" and (ray_address is not None or workers is not None):
+        raise click.UsageError("--ray-address and --workers need --backend ray")
 
     config = RestoreConfig(model=model, fidelity=fidelity, device=device, batch_size=batch_size,
                            detector=detector, insightface_root=insightface_root, codec=codec, crf=crf,
@@ -169,7 +179,13 @@ def restore(input: Path, output: Path | None, model: str, fidelity: float, devic
     _show_warnings(quiet)
     progress = TqdmProgress(enabled=not quiet and sys.stderr.isatty())
     try:
-        report = restore_path(input, output, config, progress=progress)
+        if backend == "ray":
+            from .distributed import restore_path_ray
+
+            report = restore_path_ray(input, output, config, address=ray_address, workers=workers,
+                                      progress=progress)
+        else:
+            report = restore_path(input, output, config, progress=progress)
     finally:
         progress.close()
     if report_path is not None:
