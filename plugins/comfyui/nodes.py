@@ -1,0 +1,202 @@
+"""ComfyUI nodes for clrface-video: Load CLR-Face Model and CLR-Face Restore (IMAGE batch in, IMAGE + MASK out)."""
+from __future__ import annotations
+
+import logging
+import os
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from clrface_video.api import DETECTORS, Session, load_restorer
+from clrface_video.errors import ClrfaceError
+
+try:  # ComfyUI's modules; absent when the nodes are unit-tested on their own
+    import folder_paths  # type: ignore[import-not-found]
+except ImportError:
+    folder_paths = None
+try:
+    from comfy import model_management  # type: ignore[import-not-found]
+    from comfy.utils import ProgressBar  # type: ignore[import-not-found]
+except ImportError:
+    model_management = None
+    ProgressBar = None
+
+log = logging.getLogger(__name__)
+
+CATEGORY = "image/restoration"
+MODEL_TYPE = "CLRFACE_MODEL"
+FOLDER = "clrface"  # models/clrface/*.safetensors: CLR-Face weights
+SHARED_FOLDER = "facerestore_models"  # the folder other face-restoration node packs use
+SHIPPED = "shipped"  # the package's own weights, or the classical baseline when none ship
+BASELINE = "baseline-bicubic-sharpen"
+WORK_MEMORY = 1 << 30  # bytes asked of ComfyUI's memory manager before a run (crops, VQGAN activations)
+
+_LOADED: dict[tuple[str, str], Session] = {}  # (choice, device) -> session; one per device is kept
+
+
+def register_folders() -> None:
+    """Add models/clrface (and models/facerestore_models when no other pack did) to ComfyUI's model folders."""
+    if folder_paths is None:
+        return
+    folders = folder_paths.folder_names_and_paths
+    if FOLDER not in folders:
+        folders[FOLDER] = ([os.path.join(folder_paths.models_dir, FOLDER)], {".safetensors"})
+    if SHARED_FOLDER not in folders:  # keep other packs' extensions (.pth) listed for them
+        folders[SHARED_FOLDER] = ([os.path.join(folder_paths.models_dir, SHARED_FOLDER)],
+                                  set(folder_paths.supported_pt_extensions))
+
+
+def weight_files(folder: str) -> list[str]:
+    """The .safetensors files ComfyUI lists in one of its model folders ([] outside ComfyUI)."""
+    if folder_paths is None:
+        return []
+    try:
+        names = folder_paths.get_filename_list(folder)
+    except KeyError:
+        return []
+    return [name for name in names if name.lower().endswith(".safetensors")]
+
+
+def model_choices() -> list[str]:
+    """shipped, the baseline, then models/clrface files, then models/facerestore_models files (prefixed)."""
+    return [SHIPPED, BASELINE, *weight_files(FOLDER), *(f"{SHARED_FOLDER}/{n}" for n in weight_files(SHARED_FOLDER))]
+
+
+def model_option(choice: str) -> str:
+    """The `model` option of clrface_video for a loader choice (a registered name or a weights path)."""
+    if choice == SHIPPED:
+        return "auto"
+    if choice == BASELINE:
+        return BASELINE
+    if os.path.isabs(choice) and choice.endswith(".safetensors"):
+        return choice
+    folder, name = (SHARED_FOLDER, choice[len(SHARED_FOLDER) + 1:]) if choice.startswith(SHARED_FOLDER + "/") \
+        else (FOLDER, choice)
+    path = folder_paths.get_full_path(folder, name) if folder_paths is not None else None
+    if path is None:
+        raise ClrfaceError(f"CLR-Face weights {choice!r} not found in models/{FOLDER} or models/{SHARED_FOLDER}")
+    return path
+
+
+def comfy_device() -> str:
+    """ComfyUI's torch device (--cpu gives cpu); outside ComfyUI, clrface_video's own choice."""
+    return str(model_management.get_torch_device()) if model_management is not None else "auto"
+
+
+def empty_cache() -> None:
+    """Return freed device memory the way ComfyUI does (no-op outside ComfyUI or on the CPU)."""
+    if model_management is not None:
+        model_management.soft_empty_cache()
+    elif torch.cuda.is_available():
+        torch.cuda.empty_cache()
+
+
+def load_cached(choice: str, device: str) -> Session:
+    """The session for (choice, device), loaded on first use; loading another model on a device drops the old."""
+    key = (choice, device)
+    if key not in _LOADED:
+        for old in [k for k in _LOADED if k[1] == device]:
+            _LOADED.pop(old).close()
+        empty_cache()
+        _LOADED[key] = load_restorer(model=model_option(choice), device=device)
+        log.info("clrface: loaded %s (%s) on %s", choice, _LOADED[key].model_name, device)
+    return _LOADED[key]
+
+
+def insightface_root() -> Path | None:
+    """An InsightFace pack where ComfyUI users keep it (models/insightface/models/buffalo_l), if present."""
+    if folder_paths is None:
+        return None
+    base = Path(folder_paths.models_dir) / "insightface"
+    for folder in (base / "models" / "buffalo_l", base / "buffalo_l", base / "models" / "antelopev2"):
+        if folder.is_dir():
+            return folder
+    return None
+
+
+class CLRFaceModelLoader:
+    """Load CLR-Face weights (or the baseline) once; later runs with the same choice reuse them."""
+
+    @classmethod
+    def INPUT_TYPES(cls) -> dict[str, Any]:
+        return {"required": {"model_name": (model_choices(), {
+            "default": SHIPPED,
+            "tooltip": "shipped: the package's CLR-Face weights (the classical baseline when none ship); "
+                       f"or a .safetensors file from models/{FOLDER} or models/{SHARED_FOLDER}."})}}
+
+    RETURN_TYPES = (MODEL_TYPE,)
+    RETURN_NAMES = ("clrface_model",)
+    FUNCTION = "load"
+    CATEGORY = CATEGORY
+    DESCRIPTION = "Loads the CLR-Face face restorer on ComfyUI's device and keeps it loaded between runs."
+
+    def load(self, model_name: str) -> tuple[Session]:
+        return (load_cached(model_name, comfy_device()),)
+
+
+class CLRFaceRestore:
+    """Restore the faces of an IMAGE batch; a batch can be a video (faces tracked, one identity per person)."""
+
+    @classmethod
+    def INPUT_TYPES(cls) -> dict[str, Any]:
+        return {"required": {
+            "clrface_model": (MODEL_TYPE,),
+            "images": ("IMAGE",),
+            "fidelity": ("FLOAT", {"default": 0.5, "min": 0.0, "max": 1.0, "step": 0.01,
+                                   "tooltip": "0 trusts the face prior (quality), 1 stays close to the input."}),
+            "detector": (list(DETECTORS), {"default": DETECTORS[0],
+                                           "tooltip": "retinaface ships with the package; insightface needs "
+                                                      "models/insightface/models/buffalo_l."}),
+            "min_face": ("INT", {"default": 16, "min": 0, "max": 4096, "step": 1,
+                                 "tooltip": "Faces whose eye-to-mouth span is under this many pixels are left alone."}),
+            "max_upscale": ("FLOAT", {"default": 4.0, "min": 0.1, "max": 64.0, "step": 0.1,
+                                      "tooltip": "Faces over this many times the model's resolution are left alone."}),
+            "batch_is_video": ("BOOLEAN", {"default": True,
+                                           "tooltip": "Track faces across the batch (video frames: no flicker); "
+                                                      "off: every image is restored on its own."}),
+        }}
+
+    RETURN_TYPES = ("IMAGE", "MASK")
+    RETURN_NAMES = ("images", "face_mask")
+    FUNCTION = "restore"
+    CATEGORY = CATEGORY
+    DESCRIPTION = "Restores every face in the images with CLR-Face; the mask marks the restored face regions."
+
+    def restore(self, clrface_model: Session, images: torch.Tensor, fidelity: float, detector: str, min_face: int,
+                max_upscale: float, batch_is_video: bool) -> tuple[torch.Tensor, torch.Tensor]:
+        if images.ndim != 4 or images.shape[-1] not in (3, 4):
+            raise ClrfaceError(f"CLR-Face Restore takes IMAGE [B, H, W, 3 or 4], got {list(images.shape)}")
+        batch = images.detach().to("cpu", torch.float32)  # no-op for ComfyUI's CPU float32 images
+        frames = batch[..., :3].numpy()  # a view: the input tensor is never written
+        options = {"fidelity": float(fidelity), "detector": detector, "min_face": int(min_face),
+                   "max_upscale": float(max_upscale)}
+        if detector == "insightface":
+            options["insightface_root"] = insightface_root()
+        if model_management is not None:
+            model_management.free_memory(WORK_MEMORY, clrface_model.device)  # let ComfyUI offload other models
+        bar = ProgressBar(len(frames)) if ProgressBar is not None else None
+        restored, masks = [], []
+        try:
+            run = clrface_model.restore_frames(iter(frames), as_video=bool(batch_is_video) and len(frames) > 1,
+                                               **options)
+            for image, mask in run.with_masks():
+                if model_management is not None:
+                    model_management.throw_exception_if_processing_interrupted()
+                restored.append(image)
+                masks.append(mask)
+                if bar is not None:
+                    bar.update(1)
+        finally:
+            empty_cache()
+        out = torch.from_numpy(np.stack(restored))
+        if batch.shape[-1] == 4:  # alpha passes through
+            out = torch.cat([out, batch[..., 3:]], dim=-1)
+        return out, torch.from_numpy(np.stack(masks))
+
+
+NODE_CLASS_MAPPINGS = {"CLRFaceModelLoader": CLRFaceModelLoader, "CLRFaceRestore": CLRFaceRestore}
+NODE_DISPLAY_NAME_MAPPINGS = {"CLRFaceModelLoader": "Load CLR-Face Model", "CLRFaceRestore": "CLR-Face Restore"}
+
+register_folders()

@@ -1,0 +1,139 @@
+"""The ComfyUI nodes called directly on IMAGE tensors, without ComfyUI: shapes, precision, masks, video batches, cache."""
+from __future__ import annotations
+
+import importlib.util
+import sys
+from pathlib import Path
+from types import ModuleType
+
+import numpy as np
+import pytest
+import torch
+
+from clrface_video.api import Session
+from clrface_video.errors import ClrfaceError
+
+PLUGIN = Path(__file__).resolve().parents[1] / "plugins" / "comfyui"
+BASELINE = "baseline-bicubic-sharpen"
+FACE = (slice(60, 190), slice(150, 290))  # rows, columns around the astronaut's face
+NEAR_FACE = (slice(0, 260), slice(90, 360))  # where a face mask may reach
+FAR = (slice(330, 512), slice(0, 512))
+
+
+def load_plugin() -> ModuleType:
+    """Import plugins/comfyui as ComfyUI does (a package from its __init__.py), under a private name."""
+    name = "clrface_comfyui_under_test"
+    if name not in sys.modules:
+        spec = importlib.util.spec_from_file_location(name, PLUGIN / "__init__.py",
+                                                      submodule_search_locations=[str(PLUGIN)])
+        module = importlib.util.module_from_spec(spec)
+        sys.modules[name] = module
+        spec.loader.exec_module(module)
+    return sys.modules[name]
+
+
+@pytest.fixture(scope="module")
+def plugin() -> ModuleType:
+    return load_plugin()
+
+
+@pytest.fixture(scope="module")
+def nodes(plugin) -> ModuleType:
+    return sys.modules[f"{plugin.__name__}.nodes"]
+
+
+@pytest.fixture(scope="module")
+def model(plugin) -> Session:
+    (session,) = plugin.NODE_CLASS_MAPPINGS["CLRFaceModelLoader"]().load(BASELINE)
+    return session
+
+
+def image_batch(astronaut: np.ndarray, count: int, noise: float = 1e-3, seed: int = 0) -> torch.Tensor:
+    """[count, 512, 512, 3] float32 in 0..1: the astronaut plus a little noise (off the 1/255 grid)."""
+    rng = np.random.default_rng(seed)
+    frames = [np.clip(astronaut / 255.0 + rng.uniform(-noise, noise, astronaut.shape), 0, 1) for _ in range(count)]
+    return torch.from_numpy(np.stack(frames).astype(np.float32))
+
+
+def restore(plugin, model, images, **options) -> tuple[torch.Tensor, torch.Tensor]:
+    inputs = {"fidelity": 0.5, "detector": "retinaface", "min_face": 16, "max_upscale": 4.0, "batch_is_video": True}
+    return plugin.NODE_CLASS_MAPPINGS["CLRFaceRestore"]().restore(model, images, **{**inputs, **options})
+
+
+def test_mappings_and_declared_inputs(plugin, nodes):
+    assert set(plugin.NODE_CLASS_MAPPINGS) == set(plugin.NODE_DISPLAY_NAME_MAPPINGS) == {"CLRFaceModelLoader",
+                                                                                         "CLRFaceRestore"}
+    assert plugin.NODE_DISPLAY_NAME_MAPPINGS["CLRFaceModelLoader"] == "Load CLR-Face Model"
+    assert not hasattr(plugin, "comfy_entrypoint")  # classic style only
+    loader, node = plugin.NODE_CLASS_MAPPINGS["CLRFaceModelLoader"], plugin.NODE_CLASS_MAPPINGS["CLRFaceRestore"]
+    choices = loader.INPUT_TYPES()["required"]["model_name"][0]
+    assert choices[:2] == ["shipped", BASELINE]
+    required = node.INPUT_TYPES()["required"]
+    assert required["clrface_model"][0] == loader.RETURN_TYPES[0] and required["images"][0] == "IMAGE"
+    assert {"fidelity", "detector", "min_face", "max_upscale", "batch_is_video"} <= set(required)
+    assert node.RETURN_TYPES == ("IMAGE", "MASK") and callable(getattr(node(), node.FUNCTION))
+    assert nodes.folder_paths is None and nodes.model_management is None  # no ComfyUI here
+
+
+def test_loader_caches_and_runs_on_the_expected_device(plugin, nodes, model):
+    (again,) = plugin.NODE_CLASS_MAPPINGS["CLRFaceModelLoader"]().load(BASELINE)
+    assert again is model and model.model_name == BASELINE
+    assert model.device.type == ("cuda" if torch.cuda.is_available() else "cpu")
+    assert nodes.model_option("shipped") == "auto" and nodes.model_option("/x/w.safetensors") == "/x/w.safetensors"
+    with pytest.raises(ClrfaceError, match="not found in models/clrface"):
+        nodes.model_option("missing.safetensors")
+
+
+def test_restore_keeps_shape_range_precision_and_background(plugin, model, astronaut):
+    images = image_batch(astronaut, 2)
+    before = images.clone()
+    out, mask = restore(plugin, model, images, batch_is_video=False)
+    assert torch.equal(images, before), "the input tensor was modified"
+    assert out.shape == images.shape and out.dtype == torch.float32 and 0.0 <= out.min() and out.max() <= 1.0
+    assert mask.shape == images.shape[:3] and mask.dtype == torch.float32 and 0.0 <= mask.min() <= mask.max() <= 1.0
+    changed = (out != images).any(-1)
+    assert changed[(slice(None), *FACE)].float().mean() > 0.3, "the faces were not restored"
+    assert not changed[mask == 0].any(), "a pixel outside the face mask changed"
+    assert torch.equal(out[(slice(None), *FAR)], images[(slice(None), *FAR)])  # bit for bit, no uint8 trip
+    outside = torch.ones_like(mask, dtype=torch.bool)
+    outside[(slice(None), *NEAR_FACE)] = False
+    assert mask[outside].max() == 0 and mask[(slice(None), *FACE)].max() == 1.0
+
+
+def test_batch_as_video_tracks_one_person_without_flicker(plugin, model, astronaut, monkeypatch):
+    runs = []
+    original = model.restore_frames
+
+    def spy(frames, **options):
+        runs.append((options, original(frames, **options)))
+        return runs[-1][1]
+
+    monkeypatch.setattr(model, "restore_frames", spy)
+    images = image_batch(astronaut, 3, noise=2e-3, seed=3)
+    out, _ = restore(plugin, model, images, batch_is_video=True)
+    (options, run), = runs
+    assert options["as_video"] is True and run.tracks == 1 and run.faces == 3
+    face_out, face_in = out[(slice(None), *FACE)], images[(slice(None), *FACE)]
+    for i in (1, 2):  # near-identical frames give near-identical restored faces
+        assert (face_out[i] - face_out[0]).abs().mean() < (face_in[i] - face_in[0]).abs().mean() + 2e-3
+    restore(plugin, model, images, batch_is_video=False)
+    assert runs[-1][0]["as_video"] is False
+
+
+def test_options_reach_the_pipeline(plugin, model, astronaut):
+    images = image_batch(astronaut, 1)
+    untouched, mask = restore(plugin, model, images, min_face=400)  # the face is smaller: left alone
+    assert torch.equal(untouched, images) and mask.max() == 0
+    sharp, _ = restore(plugin, model, images, fidelity=0.0)
+    soft, _ = restore(plugin, model, images, fidelity=1.0)
+    assert (sharp - images).abs().sum() > (soft - images).abs().sum()
+
+
+def test_alpha_passes_through_and_bad_shapes_fail(plugin, model, astronaut):
+    rgb = image_batch(astronaut, 1)
+    rgba = torch.cat([rgb, torch.full_like(rgb[..., :1], 0.25)], dim=-1)
+    out, _ = restore(plugin, model, rgba)
+    assert out.shape == rgba.shape and torch.equal(out[..., 3], rgba[..., 3])
+    assert torch.equal(out[..., :3], restore(plugin, model, rgb)[0])
+    with pytest.raises(ClrfaceError, match=r"IMAGE \[B, H, W, 3 or 4\]"):
+        restore(plugin, model, rgb[0])
