@@ -1,0 +1,192 @@
+"""A real ComfyUI server (headless, CPU, 127.0.0.1) runs LoadImage -> CLR-Face -> SaveImage from POST /prompt.
+
+Runs only when CLRFACE_COMFYUI_DIR points at a ComfyUI checkout (v0.8.0 is tested) and this Python
+has ComfyUI's requirements; otherwise it is skipped with a message. See README, "Tests".
+"""
+from __future__ import annotations
+
+import importlib.util
+import io
+import json
+import os
+import socket
+import subprocess
+import sys
+import time
+import urllib.parse
+import urllib.request
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+from PIL import Image
+
+REPO = Path(__file__).resolve().parents[1]
+LAUNCHER = REPO / "tests" / "comfyui_launch.py"
+FACE = (slice(60, 190), slice(150, 290))  # rows, columns around the astronaut's face
+FAR = (slice(330, 512), slice(0, 512))  # far below the face
+STARTUP_SECONDS = 240
+RUN_SECONDS = 300
+COMFY_MODULES = ("aiohttp", "sqlalchemy", "alembic", "torchsde", "comfyui_frontend_package")
+
+
+def comfy_dir() -> Path:
+    """The ComfyUI checkout from CLRFACE_COMFYUI_DIR, or skip with what to do."""
+    value = os.environ.get("CLRFACE_COMFYUI_DIR")
+    if not value:
+        pytest.skip("set CLRFACE_COMFYUI_DIR to a ComfyUI checkout (v0.8.0) and run with a Python that has "
+                    "ComfyUI's requirements to test the nodes inside a real ComfyUI server (README, Tests)")
+    folder = Path(value).expanduser()
+    if not (folder / "main.py").is_file() or not (folder / "folder_paths.py").is_file():
+        pytest.fail(f"CLRFACE_COMFYUI_DIR={value} is not a ComfyUI checkout (no main.py / folder_paths.py)")
+    missing = [name for name in COMFY_MODULES if importlib.util.find_spec(name) is None]
+    if missing:
+        pytest.skip(f"this Python ({sys.executable}) lacks ComfyUI's requirements ({', '.join(missing)}); "
+                    f"pip install -c constraints.txt -r {folder / 'requirements.txt'} in a separate environment")
+    return folder
+
+
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+class Server:
+    """A ComfyUI process on 127.0.0.1:port with its own base directory."""
+
+    def __init__(self, base: Path, port: int, process: subprocess.Popen[bytes], log: Path) -> None:
+        self.base, self.port, self.process, self.log = base, port, process, log
+        self.url = f"http://127.0.0.1:{port}"
+
+    def get(self, path: str, **query: str) -> bytes:
+        url = f"{self.url}{path}" + (f"?{urllib.parse.urlencode(query)}" if query else "")
+        with urllib.request.urlopen(url, timeout=30) as response:
+            return response.read()
+
+    def get_json(self, path: str) -> Any:
+        return json.loads(self.get(path))
+
+    def post_json(self, path: str, body: dict[str, Any]) -> Any:
+        request = urllib.request.Request(f"{self.url}{path}", data=json.dumps(body).encode(),
+                                         headers={"Content-Type": "application/json"}, method="POST")
+        with urllib.request.urlopen(request, timeout=30) as response:
+            return json.loads(response.read())
+
+    def log_tail(self, lines: int = 40) -> str:
+        return "\n".join(self.log.read_text(errors="replace").splitlines()[-lines:])
+
+    def wait_ready(self) -> None:
+        deadline = time.monotonic() + STARTUP_SECONDS
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                pytest.fail(f"ComfyUI exited with {self.process.returncode} while starting:\n{self.log_tail()}")
+            try:
+                self.get("/system_stats")
+                return
+            except OSError:
+                time.sleep(0.5)
+        pytest.fail(f"ComfyUI did not answer on {self.url} within {STARTUP_SECONDS} s:\n{self.log_tail()}")
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait(timeout=20)
+
+
+@pytest.fixture(scope="module")
+def astronaut_rgb() -> np.ndarray:
+    from skimage import data
+
+    return data.astronaut()
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory, astronaut_rgb: np.ndarray) -> Iterator[Server]:
+    """Start ComfyUI headless on the CPU with this package linked into custom_nodes; always stop it."""
+    folder = comfy_dir()
+    base = tmp_path_factory.mktemp("comfyui_base")
+    (base / "custom_nodes").mkdir()
+    (base / "custom_nodes" / "clrface-video").symlink_to(REPO / "plugins" / "comfyui", target_is_directory=True)
+    (base / "input").mkdir()
+    Image.fromarray(astronaut_rgb).save(base / "input" / "astronaut.png")
+    for sub, name in (("clrface", "my-clrface.safetensors"), ("facerestore_models", "other.safetensors")):
+        (base / "models" / sub).mkdir(parents=True)
+        (base / "models" / sub / name).write_bytes(b"")  # only listed, never loaded
+    port = free_port()
+    log = base / "comfyui.log"
+    command = [os.environ.get("CLRFACE_COMFYUI_PYTHON", sys.executable), str(LAUNCHER), str(folder),
+               "--cpu", "--listen", "127.0.0.1", "--port", str(port), "--disable-auto-launch",
+               "--base-directory", str(base), "--disable-api-nodes", "--database-url", "sqlite:///:memory:"]
+    env = {**os.environ, "OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS", "1")}
+    with open(log, "wb") as sink:
+        process = subprocess.Popen(command, stdout=sink, stderr=subprocess.STDOUT, env=env, cwd=folder)
+    running = Server(base, port, process, log)
+    try:
+        running.wait_ready()
+        yield running
+    finally:
+        running.stop()
+
+
+def run_prompt(server: Server, prompt: dict[str, Any]) -> dict[str, Any]:
+    """POST /prompt, check there are no node errors, wait for /history and return the prompt's entry."""
+    answer = server.post_json("/prompt", {"prompt": prompt, "client_id": uuid.uuid4().hex})
+    assert answer.get("node_errors") == {}, answer
+    prompt_id = answer["prompt_id"]
+    deadline = time.monotonic() + RUN_SECONDS
+    while time.monotonic() < deadline:
+        history = server.get_json(f"/history/{prompt_id}")
+        entry = history.get(prompt_id)
+        if entry and entry.get("status", {}).get("completed") is not None:
+            status = entry["status"]
+            assert status["status_str"] == "success", f"{status}\n{server.log_tail()}"
+            return entry
+        if server.process.poll() is not None:
+            pytest.fail(f"ComfyUI exited during the prompt:\n{server.log_tail()}")
+        time.sleep(0.5)
+    pytest.fail(f"prompt {prompt_id} did not finish within {RUN_SECONDS} s:\n{server.log_tail()}")
+
+
+def saved_image(server: Server, entry: dict[str, Any], node: str) -> np.ndarray:
+    (info,) = entry["outputs"][node]["images"]
+    png = server.get("/view", filename=info["filename"], subfolder=info["subfolder"], type=info["type"])
+    return np.asarray(Image.open(io.BytesIO(png)).convert("RGB"))
+
+
+def test_nodes_are_registered_with_their_model_folders(server):
+    info = server.get_json("/object_info")
+    assert info["CLRFaceModelLoader"]["display_name"] == "Load CLR-Face Model"
+    assert info["CLRFaceRestore"]["display_name"] == "CLR-Face Restore"
+    assert info["CLRFaceRestore"]["output"] == ["IMAGE", "MASK"]
+    choices = info["CLRFaceModelLoader"]["input"]["required"]["model_name"][0]
+    assert choices == ["shipped", "baseline-bicubic-sharpen", "my-clrface.safetensors",
+                       "facerestore_models/other.safetensors"]
+
+
+def test_workflow_restores_the_face_and_keeps_the_background(server, astronaut_rgb):
+    prompt = {
+        "1": {"class_type": "LoadImage", "inputs": {"image": "astronaut.png"}},
+        "2": {"class_type": "CLRFaceModelLoader", "inputs": {"model_name": "baseline-bicubic-sharpen"}},
+        "3": {"class_type": "CLRFaceRestore", "inputs": {
+            "clrface_model": ["2", 0], "images": ["1", 0], "fidelity": 0.5, "detector": "retinaface",
+            "min_face": 16, "max_upscale": 4.0, "batch_is_video": True}},
+        "4": {"class_type": "SaveImage", "inputs": {"images": ["3", 0], "filename_prefix": "clrface_test"}},
+        "5": {"class_type": "MaskToImage", "inputs": {"mask": ["3", 1]}},
+        "6": {"class_type": "SaveImage", "inputs": {"images": ["5", 0], "filename_prefix": "clrface_mask"}},
+    }
+    entry = run_prompt(server, prompt)
+    restored = saved_image(server, entry, "4")
+    assert restored.shape == astronaut_rgb.shape
+    diff = np.abs(restored.astype(np.int16) - astronaut_rgb.astype(np.int16))
+    assert diff[FACE].mean() > 2.0, "the face did not change"
+    assert diff[FAR].max() <= 1 and diff[FAR].mean() < 0.5, "the background changed beyond the PNG round trip"
+    mask = saved_image(server, entry, "6")[..., 0]
+    assert mask.shape == astronaut_rgb.shape[:2] and mask[FACE].max() == 255 and mask[FAR].max() == 0
