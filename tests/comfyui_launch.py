@@ -1,12 +1,4 @@
-"""Run ComfyUI's main.py (argv: COMFYUI_DIR, then its options) with torchvision's nms op defined in pure torch.
-
-torchvision has no CPU wheel on PyPI; its CUDA wheel imports on a CPU-only torch but its C ops
-do not load, and `import torchvision` then fails with "operator torchvision::nms does not exist".
-An import hook runs just before torchvision's first import (after ComfyUI has set up and imported
-torch itself): when the compiled ops cannot be loaded it defines `torchvision::nms` (and `qnms`, for
-which torchvision 0.28 also registers a fake kernel) with torch.library. The Library object stays
-referenced for the life of the process.
-"""
+"""Run ComfyUI's main.py (argv: COMFYUI_DIR, then its options) with torchvision's nms op defined in pure torch."""
 from __future__ import annotations
 
 import importlib.abc
@@ -18,6 +10,12 @@ import sys
 from collections.abc import Sequence
 from typing import Any
 
+# torchvision has no CPU wheel on PyPI; its CUDA wheel imports on a CPU-only torch but its C ops do
+# not load, and `import torchvision` then fails with "operator torchvision::nms does not exist".
+# An import hook runs just before torchvision's first import (after ComfyUI has set up and imported
+# torch itself): when the compiled ops cannot be loaded it defines `torchvision::nms` (and `qnms`,
+# for which torchvision 0.28 also registers a fake kernel) with torch.library. The Library object
+# stays referenced for the life of the process.
 _LIBRARY: Any = None  # the torch.library.Library holding the ops; must outlive torchvision's import
 
 

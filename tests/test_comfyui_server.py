@@ -1,8 +1,4 @@
-"""A real ComfyUI server (headless, CPU, 127.0.0.1) runs LoadImage -> CLR-Face -> SaveImage from POST /prompt.
-
-Runs only when CLRFACE_COMFYUI_DIR points at a ComfyUI checkout (v0.8.0 is tested) and this Python
-has ComfyUI's requirements; otherwise it is skipped with a message. See README, "Tests".
-"""
+"""A real ComfyUI server (headless, CPU, 127.0.0.1) runs LoadImage -> CLR-Face -> SaveImage from POST /prompt."""
 from __future__ import annotations
 
 import importlib.util
@@ -24,6 +20,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
+# Runs only when CLRFACE_COMFYUI_DIR points at a ComfyUI checkout (v0.8.0 is tested) and this Python
+# has ComfyUI's requirements; otherwise it is skipped with a message. See README, "Tests and research data".
 REPO = Path(__file__).resolve().parents[1]
 LAUNCHER = REPO / "tests" / "comfyui_launch.py"
 FACE = (slice(60, 190), slice(150, 290))  # rows, columns around the astronaut's face
@@ -190,3 +188,24 @@ def test_workflow_restores_the_face_and_keeps_the_background(server, astronaut_r
     assert diff[FAR].max() <= 1 and diff[FAR].mean() < 0.5, "the background changed beyond the PNG round trip"
     mask = saved_image(server, entry, "6")[..., 0]
     assert mask.shape == astronaut_rgb.shape[:2] and mask[FACE].max() == 255 and mask[FAR].max() == 0
+
+
+def test_video_batch_is_tracked_and_every_frame_saved(server, astronaut_rgb):
+    prompt = {
+        "1": {"class_type": "LoadImage", "inputs": {"image": "astronaut.png"}},
+        "2": {"class_type": "RepeatImageBatch", "inputs": {"image": ["1", 0], "amount": 3}},
+        "3": {"class_type": "CLRFaceModelLoader", "inputs": {"model_name": "baseline-bicubic-sharpen"}},
+        "4": {"class_type": "CLRFaceRestore", "inputs": {
+            "clrface_model": ["3", 0], "images": ["2", 0], "fidelity": 0.3, "detector": "retinaface",
+            "min_face": 16, "max_upscale": 4.0, "batch_is_video": True}},
+        "5": {"class_type": "SaveImage", "inputs": {"images": ["4", 0], "filename_prefix": "clrface_video"}},
+    }
+    entry = run_prompt(server, prompt)
+    infos = entry["outputs"]["5"]["images"]
+    assert len(infos) == 3
+    frames = [np.asarray(Image.open(io.BytesIO(server.get("/view", filename=i["filename"], subfolder=i["subfolder"],
+                                                           type=i["type"]))).convert("RGB")) for i in infos]
+    assert all(f.shape == astronaut_rgb.shape for f in frames)
+    assert not np.array_equal(frames[0][FACE], astronaut_rgb[FACE])
+    assert np.array_equal(frames[1], frames[0]) and np.array_equal(frames[2], frames[0])  # one track, one seed
+    assert "clrface: loaded" in server.log_tail(200) and server.log.read_text().count("clrface: loaded") == 1
