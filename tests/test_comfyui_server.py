@@ -36,7 +36,7 @@ def comfy_dir() -> Path:
     value = os.environ.get("CLRFACE_COMFYUI_DIR")
     if not value:
         pytest.skip("set CLRFACE_COMFYUI_DIR to a ComfyUI checkout (v0.8.0) and run with a Python that has "
-                    "ComfyUI's requirements to test the nodes inside a real ComfyUI server (README, Tests)")
+                    "ComfyUI's requirements to test the nodes inside a real ComfyUI server (README, \"Tests and research data\")")
     folder = Path(value).expanduser()
     if not (folder / "main.py").is_file() or not (folder / "folder_paths.py").is_file():
         pytest.fail(f"CLRFACE_COMFYUI_DIR={value} is not a ComfyUI checkout (no main.py / folder_paths.py)")
