@@ -12,9 +12,10 @@ import av
 
 from ..errors import ClrfaceError
 from ..io.decode import VideoInfo, _open_input, _video_stream, frame_to_array, one_line
-from ..io.encode import CFR_ONLY_CODECS, VideoWriter, _copy_streams, _packet_time
+from ..io.encode import VideoWriter, _copy_streams, _packet_time
 from ..types import Frame
 
+TIME_TOLERANCE = Fraction(1, 200)  # seconds a container may move a segment's frames
 MATROSKA = frozenset({".mkv", ".webm", ".mka"})
 
 
@@ -133,17 +134,22 @@ def segment_pts(path: Path) -> tuple[list[int], Fraction] | None:
         return None
 
 
-def segment_complete(path: Path, info: VideoInfo, codec: str, expected: list[int | None]) -> bool:
-    """Whether a segment file holds exactly the expected frames (their pts, or their number for CFR-only codecs)."""
+def segment_complete(path: Path, info: VideoInfo, expected: list[int | None]) -> bool:
+    """Whether a segment file holds the expected frames: as many packets, at the expected times (within 5 ms).
+
+    Containers may shift a segment that does not start at 0 by a rounding of its edit list or clock;
+    join_segments puts the exact source pts back.
+    """
     if not path.exists():
         return False
     found = segment_pts(path)
     if found is None or len(found[0]) != len(expected):
         return False
-    if codec in CFR_ONLY_CODECS or any(p is None for p in expected):
+    if any(p is None for p in expected):
         return True
     pts, time_base = found
-    return pts == sorted(round(Fraction(p) * info.time_base / time_base) for p in expected)  # type: ignore[arg-type]
+    wanted = sorted(Fraction(p) * info.time_base for p in expected)  # type: ignore[arg-type]
+    return all(abs(p * time_base - w) <= TIME_TOLERANCE for p, w in zip(pts, wanted))
 
 
 class PacketWriter(VideoWriter):
@@ -201,27 +207,44 @@ class PacketWriter(VideoWriter):
         os.replace(self.partial, self.output)
 
 
-def join_segments(paths: list[Path], output: Path, source: Path, info: VideoInfo) -> int:
+def join_segments(paths: list[Path], expected: list[list[int | None]], output: Path, source: Path,
+                  info: VideoInfo) -> int:
     """Concatenate the encoded video packets of the segment files into `output` (atomic); returns packets written.
 
-    Packets keep their timestamps (the source pts: segments were encoded from the source frames'
-    pts), rescaled to the output stream; the encoder settings must match, which is checked here.
+    Packets are copied, never re-encoded. Each segment's packets get back the exact source pts
+    (`expected`, the pts its frames had: the i-th smallest packet pts becomes the i-th smallest
+    expected one) and their dts move by the same offset, so the frame count and timestamps are
+    those of the source. The segments' encoder settings must match, which is checked here.
     """
     first = av.open(str(paths[0]))
     try:
         template = first.streams.video[0]
         extradata = template.codec_context.extradata
-        time_base = Fraction(template.time_base)
         with PacketWriter(output, source, info, template) as writer:
-            for path in paths:
+            for path, wanted in zip(paths, expected, strict=True):
                 with av.open(str(path)) as container:
                     stream = container.streams.video[0]
-                    if stream.codec_context.extradata != extradata or Fraction(stream.time_base) != time_base:
+                    if stream.codec_context.extradata != extradata:
                         raise ClrfaceError(f"segment {path.name} was encoded with other settings; "
                                            "delete the job folder and run again")
-                    for packet in container.demux(stream):
-                        if packet.size and (packet.dts is not None or packet.pts is not None):
-                            writer.write_packet(packet)
+                    packets = [p for p in container.demux(stream) if p.size and (p.dts is not None or p.pts is not None)]
+                    for packet in _retimed(packets, wanted, Fraction(stream.time_base), info.time_base):
+                        writer.write_packet(packet)
             return writer.frames_written
     finally:
         first.close()
+
+
+def _retimed(packets: list[av.Packet], wanted: list[int | None], time_base: Fraction,
+             target: Fraction) -> list[av.Packet]:
+    """The packets with the source pts put back (in the source time base `target`), in decode order."""
+    if any(p is None for p in wanted) or any(p.pts is None for p in packets) or len(packets) != len(wanted):
+        return packets
+    found = sorted(p.pts for p in packets)
+    exact = dict(zip(found, sorted(wanted)))  # type: ignore[arg-type]
+    offset = exact[found[0]] - Fraction(found[0]) * time_base / target
+    for packet in packets:
+        dts = None if packet.dts is None else round(Fraction(packet.dts) * time_base / target + offset)
+        packet.time_base = target
+        packet.pts, packet.dts = exact[packet.pts], dts
+    return packets

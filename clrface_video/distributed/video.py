@@ -111,7 +111,7 @@ def restore_video_ray(ray: Any, actors: list[Any], input: str | Path, output: st
     results = _restore(ray, actors, job, source, info, config, segments, first_index, plan, identities, pts,
                        progress)  # 4 align, 5 restore, 6 paste, 7 encode: one file per segment
     with timer("encode"):
-        report.frames = join_segments([job.segment_file(s) for s in segments], target, source, info)  # join
+        report.frames = join_segments([job.segment_file(s) for s in segments], pts, target, source, info)  # join
     job.remove()
     for result in results:
         for stage, seconds in result.stages.items():
@@ -162,7 +162,7 @@ def _restore(ray: Any, actors: list[Any], job: JobFolder, source: Path, info: Vi
     """Restore each segment not already complete in the job folder into its own file."""
     jobs, numbers = [], []
     for k, segment in enumerate(segments):
-        if segment_complete(job.segment_file(segment), info, config.codec, pts[k]):
+        if segment_complete(job.segment_file(segment), info, pts[k]):
             if progress is not None:
                 progress.advance(len(pts[k]))
             continue
