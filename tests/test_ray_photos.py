@@ -1,0 +1,90 @@
+"""Photo folders on a local 2-CPU Ray: the same tree and bytes as the local backend, retried workers, resumed jobs."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+from PIL import Image, ImageCms
+
+from clrface_video.cli import cli
+from clrface_video.config import RestoreConfig
+from clrface_video.photos import restore_folder
+from clrface_video.report import RestoreReport
+from tests.ray_local import local_ray
+
+pytest.importorskip("ray", reason="Ray backend tests need ray: pip install -c constraints.txt \"ray[data]\"")
+
+from clrface_video.distributed import restore_path_ray
+from clrface_video.distributed.worker import CRASH_ONCE
+
+BASELINE = RestoreConfig(model="baseline-bicubic-sharpen", device="cpu")
+ray_cluster = pytest.fixture(scope="module")(local_ray)
+
+
+@pytest.fixture(scope="module")
+def album(tmp_path_factory, astronaut) -> tuple[Path, Path, RestoreReport]:
+    """Six photos in nested folders (PNG, JPEG with EXIF orientation and ICC, a faceless one, a broken one)."""
+    root = tmp_path_factory.mktemp("album") / "album"
+    face = Image.fromarray(astronaut).resize((256, 256))
+    (root / "2009" / "summer").mkdir(parents=True)
+    face.save(root / "a.png")
+    exif = Image.Exif()
+    exif[0x0112] = 6  # rotated: the pixels are turned upright and the tag reset to 1
+    icc = ImageCms.ImageCmsProfile(ImageCms.createProfile("sRGB")).tobytes()
+    face.save(root / "2009" / "b.jpg", quality=92, exif=exif.tobytes(), icc_profile=icc)
+    face.transpose(Image.Transpose.FLIP_LEFT_RIGHT).save(root / "2009" / "summer" / "c.jpg", quality=90)
+    Image.fromarray(np.full((64, 64, 3), 90, np.uint8)).save(root / "2009" / "summer" / "wall.png")
+    face.resize((200, 200)).save(root / "d.webp")
+    (root / "broken.jpg").write_bytes(b"not a photo")
+    local = root.with_name("album_local")
+    return root, local, restore_folder(root, local, BASELINE)
+
+
+def tree(folder: Path) -> dict[str, bytes]:
+    return {str(p.relative_to(folder)): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
+def test_folder_equals_the_local_backend_byte_for_byte(ray_cluster, album, tmp_path):
+    source, local, by_local = album
+    report = restore_path_ray(source, tmp_path / "out", BASELINE, workers=2)
+    assert tree(tmp_path / "out") == tree(local)
+    assert report.images == by_local.images == 5 and report.faces == by_local.faces > 0
+    assert report.failed == by_local.failed and len(report.failed) == 1
+    assert report.failed[0].startswith("broken.jpg: ")
+    with Image.open(tmp_path / "out" / "2009" / "b.jpg") as image:
+        assert image.getexif().get(0x0112) == 1 and image.info.get("icc_profile")
+
+
+@pytest.mark.slow
+def test_a_killed_worker_and_a_rerun_leave_the_same_folder(ray_cluster, album, tmp_path, monkeypatch):
+    source, local, _ = album
+    out = tmp_path / "out"
+    monkeypatch.setenv(CRASH_ONCE, str(tmp_path / "crashed"))  # the first shard's process exits after one photo
+    restore_path_ray(source, out, BASELINE, workers=2)
+    assert (tmp_path / "crashed").exists()
+    assert tree(out) == tree(local)
+    monkeypatch.delenv(CRASH_ONCE)
+    done = {p: p.stat().st_mtime_ns for p in out.rglob("*") if p.is_file()}
+    redo = out / "2009" / "b.jpg"
+    redo.unlink()
+    report = restore_path_ray(source, out, BASELINE, workers=2)  # a restarted driver on the same job
+    assert report.images == 1 and report.skipped == 4
+    assert {p: p.stat().st_mtime_ns for p in done if p != redo} == {p: t for p, t in done.items() if p != redo}
+    assert tree(out) == tree(local)
+
+
+def test_cli_backend_ray_on_one_photo(ray_cluster, album, tmp_path):
+    source, local, _ = album
+    result = CliRunner().invoke(cli, ["restore", str(source / "a.png"), "-o", str(tmp_path / "a.png"),
+                                      "--model", "baseline-bicubic-sharpen", "--device", "cpu",
+                                      "--backend", "ray", "--workers", "1", "-q"])
+    assert result.exit_code == 0, result.output
+    assert (tmp_path / "a.png").read_bytes() == (local / "a.png").read_bytes()
+
+
+def test_cli_ray_options_need_the_ray_backend(tmp_path, album):
+    source, _, _ = album
+    result = CliRunner().invoke(cli, ["restore", str(source), "--workers", "2"])
+    assert result.exit_code == 2 and "--backend ray" in result.output

@@ -1,0 +1,152 @@
+"""Videos on a local 2-CPU Ray: keyframe segments joined without re-encoding equal the local backend's output."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import av
+import numpy as np
+import pytest
+
+from clrface_video.config import RestoreConfig
+from clrface_video.io.decode import read_frames
+from clrface_video.pipeline import restore_video
+from tests.media import make_clip, read_packets
+from tests.ray_local import local_ray
+
+pytest.importorskip("ray", reason="Ray backend tests need ray: pip install -c constraints.txt \"ray[data]\"")
+
+from clrface_video.distributed import restore_path_ray
+from clrface_video.distributed import video as ray_video
+from clrface_video.distributed.segments import plan_segments
+from clrface_video.distributed.worker import CRASH_ONCE
+
+SIZE = (256, 192)
+ray_cluster = pytest.fixture(scope="module")(local_ray)
+
+
+def config(**changes) -> RestoreConfig:
+    changes.setdefault("track_identity", True)
+    return RestoreConfig(model="baseline-bicubic-sharpen", device="cpu", **changes)
+
+
+def short_gop(source: Path, target: Path, gop: int) -> Path:
+    """Re-encode a clip's video with libx264 (B-frames on) and a keyframe every `gop` frames; audio copied."""
+    with av.open(str(source)) as src, av.open(str(target), "w") as out:
+        vin, ain = src.streams.video[0], src.streams.audio[0]
+        video = out.add_stream("libx264", rate=vin.average_rate)
+        video.width, video.height, video.pix_fmt = vin.width, vin.height, "yuv420p"
+        video.time_base = video.codec_context.time_base = vin.time_base
+        video.options = {"preset": "veryfast", "threads": "1", "x264-params": f"keyint={gop}:min-keyint={gop}:scenecut=0"}
+        audio = out.add_stream_from_template(ain)
+        for packet in src.demux(vin, ain):
+            if packet.dts is None:
+                continue
+            if packet.stream.type == "audio":
+                packet.stream = audio
+                out.mux(packet)
+                continue
+            for frame in packet.decode():
+                frame.pict_type = av.video.frame.PictureType.NONE
+                out.mux(video.encode(frame))
+        out.mux(video.encode(None))
+    return target
+
+
+def frames_of(path: Path) -> list:
+    return list(read_frames(path))
+
+
+def psnr(a: np.ndarray, b: np.ndarray) -> float:
+    mse = float(np.mean((a.astype(np.float64) - b.astype(np.float64)) ** 2))
+    return 99.0 if mse == 0 else 10 * np.log10(255.0**2 / mse)
+
+
+def assert_same_video(ours: Path, local: Path) -> None:
+    """Same frame count, pts and audio bytes, and exactly the same pixels (lossless codecs)."""
+    a, b = frames_of(ours), frames_of(local)
+    assert len(a) == len(b)
+    assert [f.pts for f in a] == [f.pts for f in b]
+    assert read_packets(ours, "audio") == read_packets(local, "audio")  # bit for bit, muxed once
+    for x, y in zip(a, b):
+        assert np.array_equal(x.image, y.image), f"frame {x.index} differs"
+
+
+@pytest.fixture(scope="module")
+def clip(tmp_path_factory) -> Path:
+    """12 frames of the astronaut with aac audio, a keyframe every 4 frames (3 segments)."""
+    folder = tmp_path_factory.mktemp("clip")
+    return short_gop(make_clip(folder / "src.mp4", frames=12, size=SIZE), folder / "clip.mp4", gop=4)
+
+
+@pytest.fixture(scope="module")
+def ffv1_local(clip) -> Path:
+    """The local backend's output in lossless ffv1, so the Ray output can be compared exactly."""
+    local = clip.with_name("local.mkv")
+    restore_video(clip, local, config(codec="ffv1"))
+    return local
+
+
+def test_ffv1_segments_join_to_exactly_the_local_output(ray_cluster, clip, ffv1_local, tmp_path):
+    assert len(plan_segments(clip, 8)) == 3
+    report = restore_path_ray(clip, tmp_path / "ray.mkv", config(codec="ffv1"), workers=2)
+    assert report.frames == 12 and report.faces == 12 and report.tracks == 1
+    assert_same_video(tmp_path / "ray.mkv", ffv1_local, )
+    assert [p.name for p in tmp_path.iterdir()] == ["ray.mkv"]  # the job folder is gone
+
+
+def test_h264_segments_join_without_reencoding(ray_cluster, clip, ffv1_local, tmp_path):
+    local = tmp_path / "local.mp4"
+    restore_video(clip, local, config())
+    report = restore_path_ray(clip, tmp_path / "ray.mp4", config(), workers=2)
+    assert report.frames == 12 and report.tracks == 1
+    ours, theirs, exact = frames_of(tmp_path / "ray.mp4"), frames_of(local), frames_of(ffv1_local)
+    assert [f.pts for f in ours] == [f.pts for f in theirs]
+    assert read_packets(tmp_path / "ray.mp4", "audio") == read_packets(local, "audio")
+    # Each segment is its own encode (its own GOP and rate control), so the pixels differ by coding
+    # noise only: both outputs are held to the lossless restored frames.
+    ray_psnr = [psnr(x.image, z.image) for x, z in zip(ours, exact, strict=True)]
+    local_psnr = [psnr(y.image, z.image) for y, z in zip(theirs, exact, strict=True)]
+    assert min(ray_psnr) > 37 and np.mean(ray_psnr) > np.mean(local_psnr) - 1.5
+    with av.open(str(tmp_path / "ray.mp4")) as container:
+        keys = [p.pts for p in container.demux(container.streams.video[0]) if p.size and p.is_keyframe]
+    assert len(keys) == 3  # one IDR per segment: the segments' packets were copied, not re-encoded
+
+
+@pytest.mark.slow
+def test_a_worker_killed_mid_segment_is_retried(ray_cluster, clip, ffv1_local, tmp_path, monkeypatch):
+    marker = tmp_path / "crashed"
+    monkeypatch.setenv(CRASH_ONCE, str(marker))  # the first segment call exits its process after one frame
+    report = restore_path_ray(clip, tmp_path / "ray.mkv", config(codec="ffv1"), workers=2)
+    assert marker.exists() and report.frames == 12
+    assert_same_video(tmp_path / "ray.mkv", ffv1_local, )
+
+
+@pytest.mark.slow
+def test_a_restarted_driver_keeps_the_segments_already_done(ray_cluster, clip, ffv1_local, tmp_path, monkeypatch):
+    out = tmp_path / "ray.mkv"
+
+    def driver_dies(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(ray_video, "join_segments", driver_dies)
+    with pytest.raises(KeyboardInterrupt):
+        restore_path_ray(clip, out, config(codec="ffv1"), workers=2)
+    monkeypatch.undo()
+    job = tmp_path / ".ray.mkv.ray-job"
+    segments = sorted(job.glob("segment_*.mkv"))
+    assert len(segments) >= 2 and not out.exists()
+    segments[-1].unlink()  # this one was not finished when the driver died
+    kept = {p: p.stat().st_mtime_ns for p in segments[:-1] + sorted(job.glob("detect_*.pkl"))}
+    restored = {}
+    original_join = ray_video.join_segments
+
+    def join_and_look(paths, *args):
+        restored.update({p: p.stat().st_mtime_ns for p in kept})
+        assert segments[-1].exists()  # redone
+        return original_join(paths, *args)
+
+    monkeypatch.setattr(ray_video, "join_segments", join_and_look)
+    report = restore_path_ray(clip, out, config(codec="ffv1"), workers=2)
+    assert restored == kept  # complete segments and detections were not redone
+    assert report.frames == 12 and not job.exists()
+    assert_same_video(out, ffv1_local, )
