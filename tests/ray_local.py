@@ -1,4 +1,4 @@
-"""A private Ray for the Ray backend tests: 2 CPUs on 127.0.0.1, no auth files, its own temp folder, shut down after."""
+"""Ray backend test helpers: a private Ray (2 CPUs on 127.0.0.1, no auth files, own temp folder) and short-GOP clips."""
 from __future__ import annotations
 
 import logging
@@ -6,7 +6,9 @@ import os
 import shutil
 import tempfile
 from collections.abc import Iterator
+from pathlib import Path
 
+import av
 import pytest
 
 SETTINGS = {"RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0", "RAY_AUTH_MODE": "disabled"}
@@ -30,3 +32,26 @@ def local_ray() -> Iterator[object]:
                 os.environ.pop(name, None)
             else:
                 os.environ[name] = value
+
+
+def short_gop(source: Path, target: Path, gop: int) -> Path:
+    """Re-encode a clip's video with libx264 (B-frames on) and a keyframe every `gop` frames; audio copied."""
+    with av.open(str(source)) as src, av.open(str(target), "w") as out:
+        vin, ain = src.streams.video[0], src.streams.audio[0]
+        video = out.add_stream("libx264", rate=vin.average_rate)
+        video.width, video.height, video.pix_fmt = vin.width, vin.height, "yuv420p"
+        video.time_base = video.codec_context.time_base = vin.time_base
+        video.options = {"preset": "veryfast", "threads": "1", "x264-params": f"keyint={gop}:min-keyint={gop}:scenecut=0"}
+        audio = out.add_stream_from_template(ain)
+        for packet in src.demux(vin, ain):
+            if packet.dts is None:
+                continue
+            if packet.stream.type == "audio":
+                packet.stream = audio
+                out.mux(packet)
+                continue
+            for frame in packet.decode():
+                frame.pict_type = av.video.frame.PictureType.NONE
+                out.mux(video.encode(frame))
+        out.mux(video.encode(None))
+    return target

@@ -11,7 +11,7 @@ from clrface_video.config import RestoreConfig
 from clrface_video.io.decode import read_frames
 from clrface_video.pipeline import restore_video
 from tests.media import make_clip, read_packets
-from tests.ray_local import local_ray
+from tests.ray_local import local_ray, short_gop
 
 pytest.importorskip("ray", reason="Ray backend tests need ray: pip install -c constraints.txt \"ray[data]\"")
 
@@ -27,29 +27,6 @@ ray_cluster = pytest.fixture(scope="module")(local_ray)
 def config(**changes) -> RestoreConfig:
     changes.setdefault("track_identity", True)
     return RestoreConfig(model="baseline-bicubic-sharpen", device="cpu", **changes)
-
-
-def short_gop(source: Path, target: Path, gop: int) -> Path:
-    """Re-encode a clip's video with libx264 (B-frames on) and a keyframe every `gop` frames; audio copied."""
-    with av.open(str(source)) as src, av.open(str(target), "w") as out:
-        vin, ain = src.streams.video[0], src.streams.audio[0]
-        video = out.add_stream("libx264", rate=vin.average_rate)
-        video.width, video.height, video.pix_fmt = vin.width, vin.height, "yuv420p"
-        video.time_base = video.codec_context.time_base = vin.time_base
-        video.options = {"preset": "veryfast", "threads": "1", "x264-params": f"keyint={gop}:min-keyint={gop}:scenecut=0"}
-        audio = out.add_stream_from_template(ain)
-        for packet in src.demux(vin, ain):
-            if packet.dts is None:
-                continue
-            if packet.stream.type == "audio":
-                packet.stream = audio
-                out.mux(packet)
-                continue
-            for frame in packet.decode():
-                frame.pict_type = av.video.frame.PictureType.NONE
-                out.mux(video.encode(frame))
-        out.mux(video.encode(None))
-    return target
 
 
 def frames_of(path: Path) -> list:

@@ -155,30 +155,36 @@ def _identities(ray: Any, actors: list[Any], job: JobFolder, source: Path, info:
     return identity_versions(plan.samples, embeddings)
 
 
+def planned_faces(plan: VideoPlan, identities: dict[tuple[int, int], np.ndarray], start: int,
+                  stop: int) -> tuple[dict[int, list[PlannedFace]], dict[tuple[int, int], np.ndarray]]:
+    """The faces of frames start..stop-1 for a worker, and the identity versions they refer to."""
+    faces: dict[int, list[PlannedFace]] = {}
+    table: dict[tuple[int, int], np.ndarray] = {}
+    for index in range(start, stop):
+        planned = []
+        for face in plan.faces[index]:
+            key = (face.track_id, face.samples) if face.samples else None
+            if key is not None:
+                table[key] = identities[key]
+            planned.append(PlannedFace(face.landmarks, face.seed, key))
+        if planned:
+            faces[index] = planned
+    return faces, table
+
+
 def _restore(ray: Any, actors: list[Any], job: JobFolder, source: Path, info: VideoInfo, config: RestoreConfig,
              segments: list[Segment], first_index: list[int], plan: VideoPlan,
              identities: dict[tuple[int, int], np.ndarray], pts: list[list[int | None]],
              progress: Progress | None) -> list[SegmentResult]:
     """Restore each segment not already complete in the job folder into its own file."""
-    jobs, numbers = [], []
+    jobs = []
     for k, segment in enumerate(segments):
         if segment_complete(job.segment_file(segment), info, pts[k]):
             if progress is not None:
                 progress.advance(len(pts[k]))
             continue
-        faces: dict[int, list[PlannedFace]] = {}
-        table: dict[tuple[int, int], np.ndarray] = {}
-        for index in range(first_index[k], first_index[k + 1]):
-            planned = []
-            for face in plan.faces[index]:
-                key = (face.track_id, face.samples) if face.samples else None
-                if key is not None:
-                    table[key] = identities[key]
-                planned.append(PlannedFace(face.landmarks, face.seed, key))
-            if planned:
-                faces[index] = planned
+        faces, table = planned_faces(plan, identities, first_index[k], first_index[k + 1])
         jobs.append((source, segment, info, first_index[k], faces, table, job.segment_file(segment)))
-        numbers.append(k)
 
     def done(position: int, result: SegmentResult) -> None:
         if progress is not None:

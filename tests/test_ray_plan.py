@@ -1,0 +1,66 @@
+"""The Ray backend's whole-video plan, run in-process (no Ray needed): tracks and identities cross segment boundaries."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from clrface_video.config import RestoreConfig
+from clrface_video.distributed.plan import identity_versions, track_video
+from clrface_video.distributed.segments import plan_segments
+from clrface_video.distributed.video import planned_faces
+from clrface_video.distributed.worker import RestoreWorker
+from clrface_video.io.decode import probe_video
+from clrface_video.pipeline import restore_video
+from clrface_video.restore.base import RestoreBatch, register_restorer
+from clrface_video.restore.baseline import BicubicSharpenRestorer
+from tests.media import make_clip
+from tests.ray_local import short_gop
+
+
+class _Targets(BicubicSharpenRestorer):
+    """The baseline, declared identity-aware, keeping the (seed, identity target) of every face it restores."""
+
+    name = "test-ray-identity-targets"
+    uses_identity = True
+    seen: list[tuple[int, np.ndarray]] = []  # noqa: RUF012 - shared by the instances the registry makes
+
+    def restore(self, batch: RestoreBatch) -> np.ndarray:
+        assert batch.identity is not None and batch.seeds is not None
+        self.seen.extend(zip(batch.seeds.tolist(), batch.identity))
+        return super().restore(batch)
+
+
+register_restorer(_Targets.name, "test only")(lambda device, fidelity=0.5, path=None: _Targets())
+
+
+@pytest.mark.slow
+def test_segments_restore_with_the_identity_and_seed_of_a_local_run(tmp_path):
+    clip = short_gop(make_clip(tmp_path / "src.mp4", frames=12, size=(256, 192)), tmp_path / "clip.mp4", gop=4)
+    config = RestoreConfig(model=_Targets.name, device="cpu", track_identity=True, batch_size=4)
+    _Targets.seen.clear()
+    restore_video(clip, tmp_path / "local.mp4", config)
+    local = list(_Targets.seen)
+
+    # The Ray backend's passes, on one in-process worker.
+    worker = RestoreWorker(config, video=True)
+    info = probe_video(clip)
+    segments = plan_segments(clip, 8)
+    assert len(segments) == 3
+    detected = [worker.detect(clip, segment, info) for segment in segments]
+    first = np.cumsum([0] + [len(pts) for pts, _ in detected]).tolist()
+    plan = track_video([faces for _, part in detected for faces in part], config, worker.describe()[2], True)
+    owner = np.searchsorted(first, [s.index for s in plan.samples], side="right") - 1
+    assert len(set(owner.tolist())) >= 2  # identity samples come from more than one segment
+    embeddings = np.concatenate([
+        worker.embed(clip, segments[k], info, first[k], [(s.index, s.landmarks) for s, o in zip(plan.samples, owner)
+                                                         if o == k]) for k in sorted(set(owner.tolist()))])
+    identities = identity_versions(plan.samples, embeddings)
+    _Targets.seen.clear()
+    for k, segment in enumerate(segments):
+        faces, table = planned_faces(plan, identities, first[k], first[k + 1])
+        worker.restore_segment(clip, segment, info, first[k], faces, table, tmp_path / f"segment_{k}.mov")
+
+    assert len(plan.track_ids) == 1 and len(_Targets.seen) == len(local) == 12
+    for (seed, identity), (local_seed, local_identity) in zip(_Targets.seen, local):
+        assert seed == local_seed
+        assert np.array_equal(identity, local_identity)  # the running-mean identity the track had locally
