@@ -64,6 +64,8 @@ def start_workers(ray: Any, config: RestoreConfig, *, video: bool, workers: int 
     resources = ray.cluster_resources()
     gpus, cpus = int(resources.get("GPU", 0)), float(resources.get("CPU", 1))
     count = workers or (gpus if gpus else max(1, int(cpus)))
+    if gpus and count > gpus:
+        raise ClrfaceError(f"--workers {count} asks for more workers than the cluster's {gpus} GPUs (one each)")
     if gpus:
         options: dict[str, Any] = {"num_gpus": 1, "num_cpus": min(1.0, cpus / count)}
     else:
