@@ -12,13 +12,13 @@ import av
 import pytest
 
 SETTINGS = {"RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0", "RAY_AUTH_MODE": "disabled"}
+for _name, _value in SETTINGS.items():  # Ray reads them when it is imported: before any test module imports it
+    os.environ.setdefault(_name, _value)
 
 
 def local_ray() -> Iterator[object]:
     """Start the test Ray (skip when ray is not installed); the restore_*_ray calls join it."""
     ray = pytest.importorskip("ray", reason="Ray backend tests need ray: pip install -c constraints.txt \"ray[data]\"")
-    saved = {name: os.environ.get(name) for name in SETTINGS}
-    os.environ.update(SETTINGS)
     temp_dir = tempfile.mkdtemp(prefix="clrray-test-")
     ray.init(num_cpus=2, include_dashboard=False, _node_ip_address="127.0.0.1", _temp_dir=temp_dir,
              object_store_memory=256 << 20, log_to_driver=False, logging_level=logging.WARNING)
@@ -27,11 +27,6 @@ def local_ray() -> Iterator[object]:
     finally:
         ray.shutdown()
         shutil.rmtree(temp_dir, ignore_errors=True)
-        for name, value in saved.items():
-            if value is None:
-                os.environ.pop(name, None)
-            else:
-                os.environ[name] = value
 
 
 def short_gop(source: Path, target: Path, gop: int) -> Path:

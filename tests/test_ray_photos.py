@@ -88,3 +88,17 @@ def test_cli_ray_options_need_the_ray_backend(tmp_path, album):
     source, _, _ = album
     result = CliRunner().invoke(cli, ["restore", str(source), "--workers", "2"])
     assert result.exit_code == 2 and "--backend ray" in result.output
+
+
+def test_the_local_ray_listens_on_loopback_only(ray_cluster):
+    """Ray's own servers (GCS, raylet) must not be reachable from other machines in the tests."""
+    import re
+    import shutil
+    import subprocess
+
+    if shutil.which("ss") is None:
+        pytest.skip("needs `ss` (iproute2) to list listening sockets")
+    listening = subprocess.run(["ss", "-ltnpH"], capture_output=True, text=True, check=True).stdout.splitlines()
+    ours = [line.split()[3] for line in listening if re.search(r'"(gcs_server|raylet)"', line)]
+    assert ours, "no Ray server found listening"
+    assert all(re.match(r"(127\.0\.0\.1|\[::ffff:127\.0\.0\.1\]|\[::1\]):\d+$", address) for address in ours), ours

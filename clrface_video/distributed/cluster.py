@@ -4,6 +4,7 @@ from __future__ import annotations
 import logging
 import os
 import shutil
+import sys
 import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -14,10 +15,12 @@ from ..errors import ClrfaceError
 from .worker import CRASH_ONCE, RestoreWorker
 
 RETRIES = 3  # restarts of a dead worker process, and retries of the segment or shard it was running
-LOCAL_SETTINGS = {  # a local Ray bound to loopback, without token auth files
+LOCAL_SETTINGS = {  # a local Ray bound to loopback, without token auth files; Ray reads them when imported
     "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0",
     "RAY_AUTH_MODE": "disabled",
 }
+
+log = logging.getLogger(__name__)
 
 
 def import_ray() -> Any:
@@ -32,8 +35,14 @@ def import_ray() -> Any:
 def ray_session(address: str | None = None, *, num_cpus: int | None = None) -> Iterator[Any]:
     """Yield the ray module connected to `address`, or to a new local Ray on 127.0.0.1; shut it down after.
 
-    A Ray that this process already initialised is used as it is and left running.
+    A Ray that this process already initialised is used as it is and left running. The local Ray
+    listens on loopback only if LOCAL_SETTINGS are in the environment when Ray is first imported,
+    which this function arranges unless the program imported Ray before (it then warns).
     """
+    if not address:
+        too_late = "ray" in sys.modules and os.environ.get("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER") != "0"
+        for name, value in LOCAL_SETTINGS.items():
+            os.environ.setdefault(name, value)
     ray = import_ray()
     if ray.is_initialized():
         yield ray
@@ -42,8 +51,9 @@ def ray_session(address: str | None = None, *, num_cpus: int | None = None) -> I
     if address:
         ray.init(address=address, log_to_driver=False, logging_level=logging.WARNING)
     else:
-        for name, value in LOCAL_SETTINGS.items():
-            os.environ.setdefault(name, value)
+        if too_late:
+            log.warning("Ray was imported before RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER=0 was set; "
+                        "the local Ray may listen on every interface")
         temp_dir = tempfile.mkdtemp(prefix="clrray-")  # short: Ray's socket paths must stay under ~107 chars
         ray.init(num_cpus=num_cpus, include_dashboard=False, _node_ip_address="127.0.0.1", _temp_dir=temp_dir,
                  object_store_memory=1 << 30, log_to_driver=False, logging_level=logging.WARNING)
