@@ -5,7 +5,8 @@ from pathlib import Path
 
 from ..config import RestoreConfig
 from ..errors import InputError
-from ..pipeline import is_image
+from ..io.decode import probe_video
+from ..pipeline import _already_done, is_image, resolve_paths
 from ..report import Progress, RestoreReport
 from .cluster import ray_session, run_all, start_workers
 from .photos import restore_folder_ray
@@ -26,6 +27,11 @@ def restore_path_ray(input: str | Path, output: str | Path | None = None, config
     if not source.exists():
         raise InputError(f"input not found: {source}")
     video = not source.is_dir() and not is_image(source)
+    if video:  # check the input before starting Ray
+        source, target = resolve_paths(source, output)
+        probe_video(source)
+        if target.exists() and not config.overwrite:
+            return _already_done(source, target, "video", config)
     with ray_session(address) as ray:
         actors = start_workers(ray, config, video=video, workers=workers if video or source.is_dir() else 1)
         try:
