@@ -1,20 +1,4 @@
-"""Whole-video face plan: replay local tracking over all detections on the driver, then fold in identity embeddings.
-
-Why this keeps track identity across segments, exactly as one machine would:
-
-1. Workers only *detect* faces per segment (detection is per frame, so it splits anywhere).
-2. The driver runs the local tracker (pipeline's `_Tracking`, the same code and parameters) over the
-   detections of the whole video in frame order. Association (IoU), track ids, noise seeds, the
-   One-Euro landmark smoothing and the choice of frames whose faces feed a track's identity depend
-   only on the detections, never on embedding values, so no pixels are needed: a placeholder encoder
-   records which faces are due and with what weight.
-3. Workers embed just those due faces (aligned from the smoothed landmarks, one crop per call, as
-   locally), and the driver folds the embeddings into each track's running-mean identity with the
-   tracker's own `add_identity`, in the same order, so each face gets the identity its track had
-   at that frame in a local run.
-4. The restore pass gets, per frame, each face's landmarks, seed and identity: a track that crosses
-   a segment boundary keeps its id, seed, smoothing state and identity, and no worker re-tracks.
-"""
+"""Whole-video face plan: replay local tracking over all detections on the driver, then fold in identities."""
 from __future__ import annotations
 
 from dataclasses import dataclass, field
@@ -86,6 +70,21 @@ class _SizeOnly:
 
 def track_video(detections: list[list[Face]], config: RestoreConfig, resolution: int, identity: bool) -> VideoPlan:
     """Replay step 3 (track) and the size check of step 4 over every frame's detections, as locally.
+
+    Why this keeps track identity across segments, exactly as one machine would:
+
+    1. Workers only *detect* faces per segment (detection is per frame, so it splits anywhere).
+    2. The driver runs the local tracker (pipeline's `_Tracking`, the same code and parameters) over the
+       detections of the whole video in frame order. Association (IoU), track ids, noise seeds, the
+       One-Euro landmark smoothing and the choice of frames whose faces feed a track's identity depend
+       only on the detections, never on embedding values, so no pixels are needed: a placeholder encoder
+       records which faces are due and with what weight.
+    3. Workers embed just those due faces (aligned from the smoothed landmarks, one crop per call, as
+       locally), and the driver folds the embeddings into each track's running-mean identity with the
+       tracker's own `add_identity`, in the same order, so each face gets the identity its track had
+       at that frame in a local run.
+    4. The restore pass gets, per frame, each face's landmarks, seed and identity: a track that crosses
+       a segment boundary keeps its id, seed, smoothing state and identity, and no worker re-tracks.
 
     identity: whether the workers have an identity encoder (per-track identity is on and the
     restorer uses it), exactly when a local run would embed faces.
