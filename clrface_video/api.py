@@ -249,8 +249,11 @@ def restore_frames(frames: Iterable[np.ndarray], *, as_video: bool = True, **opt
 
 
 def restore_video(input: str | Path, output: str | Path | None = None, *, progress: Progress | None = None,
-                  **options: Any) -> RestoreReport:
-    """Restore a video (or a photo, or a folder of photos) into `output` (default: beside it, _restored)."""
+                  config: RestoreConfig | None = None, **options: Any) -> RestoreReport:
+    """Restore a video (or a photo, or a folder of photos) into `output` (default: beside it, _restored).
+
+    Options override `config` (default RestoreConfig()); the CLI passes its parsed config.
+    """
     from .pipeline import restore_path
 
-    return restore_path(input, output, make_config(**options), progress=progress)
+    return restore_path(input, output, make_config(config, **options), progress=progress)

@@ -168,14 +168,14 @@ def restore(input: Path, output: Path | None, model: str, fidelity: float, devic
             track_identity: bool, report_path: Path | None, quiet: bool, backend: str, ray_address: str | None,
             workers: int | None) -> None:
     """Restore the faces in INPUT: a video, a photo, or a folder of photos (recursive)."""
-    from .pipeline import restore_path
+    from .api import make_config, restore_video
 
     if backend == "local" and (ray_address is not None or workers is not None):
         raise click.UsageError("--ray-address and --workers need --backend ray")
 
-    config = RestoreConfig(model=model, fidelity=fidelity, device=device, batch_size=batch_size,
-                           detector=detector, insightface_root=insightface_root, codec=codec, crf=crf,
-                           overwrite=overwrite, track_identity=track_identity, quiet=quiet)
+    config = make_config(model=model, fidelity=fidelity, device=device, batch_size=batch_size,
+                         detector=detector, insightface_root=insightface_root, codec=codec, crf=crf,
+                         overwrite=overwrite, track_identity=track_identity, quiet=quiet)
     _show_warnings(quiet)
     progress = TqdmProgress(enabled=not quiet and sys.stderr.isatty())
     try:
@@ -185,7 +185,7 @@ def restore(input: Path, output: Path | None, model: str, fidelity: float, devic
             report = restore_path_ray(input, output, config, address=ray_address, workers=workers,
                                       progress=progress)
         else:
-            report = restore_path(input, output, config, progress=progress)
+            report = restore_video(input, output, progress=progress, config=config)
     finally:
         progress.close()
     if report_path is not None:
