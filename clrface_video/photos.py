@@ -16,6 +16,7 @@ from .io.image import read_photo, write_photo
 from .pipeline import (
     FaceRestorer,
     Models,
+    finish_report,
     is_image,
     load_models,
     resolve_paths,
@@ -86,13 +87,7 @@ def restore_folder(input: str | Path, output: str | Path | None = None, config: 
             report.images += 1
         if progress is not None:
             progress.advance()
-    if story is not None:
-        report.faces = story.counts.faces
-        report.faces_left_alone = story.counts.left_alone
-        report.tracks = len(story.counts.track_ids)
-    report.stages = timer.rounded()
-    report.seconds = round(time.perf_counter() - start, 4)
-    return report
+    return finish_report(report, story, timer, start)
 
 
 # -- debugging helpers for `clrface-video detect` ---------------------------------------------------

@@ -320,7 +320,7 @@ def restore_video(input: str | Path, output: str | Path | None = None, config: R
                 progress.advance()
         flushed_from = time.perf_counter()
     timer.add("encode", time.perf_counter() - flushed_from)  # the flush and atomic rename on close
-    return _finish(report, story, timer, start)
+    return finish_report(report, story, timer, start)
 
 
 def restore_image(input: str | Path, output: str | Path | None = None, config: RestoreConfig | None = None, *,
@@ -346,7 +346,7 @@ def restore_image(input: str | Path, output: str | Path | None = None, config: R
     report.images = 1
     if progress is not None:
         progress.advance()
-    return _finish(report, story, timer, start)
+    return finish_report(report, story, timer, start)
 
 
 def output_format(photo: Photo, target: Path) -> Photo:
@@ -407,10 +407,13 @@ def _already_done(source: Path, target: Path, kind: str, config: RestoreConfig) 
                          device=config.device, skipped=1)
 
 
-def _finish(report: RestoreReport, story: FaceRestorer, timer: StageTimer, start: float) -> RestoreReport:
-    report.faces = story.counts.faces
-    report.faces_left_alone = story.counts.left_alone
-    report.tracks = len(story.counts.track_ids)
+def finish_report(report: RestoreReport, story: FaceRestorer | None, timer: StageTimer,
+                  start: float) -> RestoreReport:
+    """Fill in the face counts (when any face work ran), the stage seconds and the wall-clock time."""
+    if story is not None:
+        report.faces = story.counts.faces
+        report.faces_left_alone = story.counts.left_alone
+        report.tracks = len(story.counts.track_ids)
     report.stages = timer.rounded()
     report.seconds = round(time.perf_counter() - start, 4)
     return report
