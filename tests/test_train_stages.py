@@ -101,6 +101,16 @@ def test_resume_continues_from_saved_step(data_dir: Path, tmp_path: Path) -> Non
     assert run(data_dir, run_dir, ("irn",), steps=4, resume=True)["irn"].step == 4  # already done: no-op
 
 
+def test_resume_sees_the_same_batches_as_one_run(data_dir: Path, tmp_path: Path) -> None:
+    """3 steps + 3 resumed steps (crossing an epoch of 4 batches) give the weights of 6 steps in one call."""
+    run(data_dir, tmp_path / "once", ("irn",), steps=6)
+    run(data_dir, tmp_path / "twice", ("irn",), steps=3)
+    state = run(data_dir, tmp_path / "twice", ("irn",), steps=6, resume=True)["irn"]
+    assert (state.step, state.epoch) == (6, 1)
+    once, twice = stage_weights(tmp_path / "once", "irn"), stage_weights(tmp_path / "twice", "irn")
+    assert all(torch.allclose(once[k], twice[k], atol=1e-6) for k in once)
+
+
 def test_dataset_pairs_are_seeded_and_in_range(data_dir: Path) -> None:
     from clrface_video.train.data import FaceDataset
 

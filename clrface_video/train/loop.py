@@ -45,6 +45,7 @@ class StageState:
     stage: str
     step: int = 0
     epoch: int = 0
+    batch_in_epoch: int = 0  # batches of `epoch` already consumed, skipped on resume
     seconds: float = 0.0
     done: bool = False
 
@@ -106,8 +107,9 @@ def autocast(device: torch.device) -> AbstractContextManager:
 
 
 def endless_batches(dataset: Dataset, batch_size: int, *, seed: int, start_epoch: int, world: Dist,
-                    workers: int) -> Iterator[tuple[int, tuple[torch.Tensor, ...]]]:
-    """(epoch, batch) forever; epoch e shuffles with seed + e and re-seeds the degradations."""
+                    workers: int, skip_batches: int = 0) -> Iterator[tuple[int, int, tuple[torch.Tensor, ...]]]:
+    """(epoch, batch index in epoch, batch) forever; epoch e shuffles with seed + e and re-seeds the
+    degradations. The first `skip_batches` batches of start_epoch are skipped (resume mid-epoch)."""
     epoch = start_epoch
     while True:
         if hasattr(dataset, "set_epoch"):
@@ -118,10 +120,12 @@ def endless_batches(dataset: Dataset, batch_size: int, *, seed: int, start_epoch
             sampler.set_epoch(epoch)
         else:
             sampler = RandomSampler(dataset, generator=torch.Generator().manual_seed(seed * 100_003 + epoch))
-        loader = DataLoader(dataset, batch_size=batch_size, sampler=sampler, num_workers=workers, drop_last=True,
+        skip = skip_batches if epoch == start_epoch else 0
+        indices = list(sampler)[skip * batch_size:]
+        loader = DataLoader(dataset, batch_size=batch_size, sampler=indices, num_workers=workers, drop_last=True,
                             persistent_workers=False, pin_memory=False)
-        for batch in loader:
-            yield epoch, batch
+        for i, batch in enumerate(loader, skip + 1):
+            yield epoch, i, batch
         epoch += 1
 
 
@@ -221,7 +225,7 @@ def set_seed(seed: int) -> None:
     np.random.seed(seed % (2 ** 32))
 
 
-def lr_at(step: int, base: float, warmup: int = 100) -> float:
+def lr_at(step: int, base: float, warmup: int = 25) -> float:
     """Linear warm-up then constant (CPU runs are too short for a decay to matter)."""
     return base * min(1.0, (step + 1) / max(warmup, 1))
 

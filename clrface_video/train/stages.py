@@ -385,15 +385,15 @@ def run_stage(ctx: Context, stage_name: str) -> StageState:
     data = FaceDataset(ctx.data_dir, "train", seed=opts.seed, degrade=stage.needs_lq)
     workers = opts.workers if opts.workers is not None else (4 if ctx.device.type == "cuda" else 0)
     batches = loop.endless_batches(data, batch_size, seed=opts.seed, start_epoch=state.epoch, world=ctx.world,
-                                   workers=workers)
+                                   workers=workers, skip_batches=state.batch_in_epoch)
     preview_hq, preview_lq = fixed_pairs(ctx.data_dir, "heldout", count=8)
     log = RunLog(sdir / "log.jsonl", ctx.echo, ctx.world.main)
     if ctx.world.main and ctx.echo:
         ctx.echo(f"[{stage_name}] {len(data)} faces, batch {batch_size} x {ctx.world.world}, from step {state.step}, "
                  f"{sum(p.numel() for p in stage.params) / 1e6:.2f} M trained parameters, device {ctx.device}")
     t0 = seg_start = last_ckpt = time.monotonic()
-    step, epoch = state.step, state.epoch
-    for epoch, (hq, lq) in batches:
+    step, epoch, in_epoch = state.step, state.epoch, state.batch_in_epoch
+    for epoch, in_epoch, (hq, lq) in batches:
         hq, lq = hq.to(ctx.device, non_blocking=True), lq.to(ctx.device, non_blocking=True)
         losses = stage.step(hq, lq, step)
         if not loop.finite(losses):
@@ -405,7 +405,7 @@ def run_stage(ctx: Context, stage_name: str) -> StageState:
         if step % opts.log_every == 0 or stop:
             log.flush(stage_name, step, state.seconds + time.monotonic() - seg_start)
         if stop or time.monotonic() - last_ckpt > opts.checkpoint_minutes * 60:
-            state = StageState(stage_name, step, epoch, state.seconds + time.monotonic() - seg_start,
+            state = StageState(stage_name, step, epoch, in_epoch, state.seconds + time.monotonic() - seg_start,
                                done=step >= budget.steps)
             seg_start = last_ckpt = time.monotonic()
             if ctx.world.main:
