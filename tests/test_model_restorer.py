@@ -54,7 +54,9 @@ def _crops(n: int, seed: int = 0) -> np.ndarray:
 
 def test_restore_shape_dtype_and_empty_batch() -> None:
     r = CLRFaceRestorer(_model(), "cpu", 0.5, identity_net=TinyIdentity())
-    assert r.name == "clrface" and r.resolution == 32
+    assert r.name == "clrface" and r.resolution == 32 and r.uses_identity
+    assert not CLRFaceRestorer(_model(), "cpu", 0.5).uses_identity
+    assert not CLRFaceRestorer(_model(), "cpu", identity_net=TinyIdentity(), knobs=Knobs(0.4, 0.0, 4)).uses_identity
     out = r.restore(RestoreBatch(_crops(3)))
     assert out.shape == (3, 32, 32, 3) and out.dtype == np.uint8
     assert r.restore(RestoreBatch(np.zeros((0, 32, 32, 3), np.uint8))).shape == (0, 32, 32, 3)

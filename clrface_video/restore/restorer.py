@@ -63,6 +63,11 @@ class CLRFaceRestorer:
         if compile:
             self.denoiser = torch.compile(self.model.denoiser)  # type: ignore[assignment]
 
+    @property
+    def uses_identity(self) -> bool:
+        """Whether batch.identity is used (identity guidance is on), so the pipeline need not embed tracks otherwise."""
+        return self.identity_net is not None and self.knobs.guidance_weight > 0
+
     @torch.inference_mode()
     def restore(self, batch: RestoreBatch, knobs: Knobs | None = None) -> np.ndarray:
         """(N, R, R, 3) uint8 -> (N, R, R, 3) uint8, in order; knobs overrides the restorer's for one call."""
