@@ -1,6 +1,7 @@
 """CLRFaceRestorer on a tiny random model: t* = 0, seeds, mask gating end to end, validation, registry."""
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 import numpy as np
@@ -12,7 +13,7 @@ from torch import nn
 from clrface_video.errors import ClrfaceError, ModelError
 from clrface_video.restore import restorer as restorer_mod
 from clrface_video.restore.base import RestoreBatch, make_restorer
-from clrface_video.restore.model import CLRFaceConfig, CLRFaceModel, Knobs
+from clrface_video.restore.model import CLRFaceConfig, CLRFaceModel, Knobs, fidelity_to_knobs
 from clrface_video.restore.restorer import CLRFaceRestorer, seeded_noise
 from tests.conftest import shared_file
 
@@ -73,6 +74,32 @@ def test_t_star_zero_is_the_decoded_irn_estimate() -> None:
         ref = model.vqgan.decode(model.vqgan.quantize(model.vqgan.encode(x_irn)).z_q)
         ref = ((ref.clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8).permute(0, 2, 3, 1).numpy()
     assert np.array_equal(out, ref)
+
+
+def test_anchoring_takes_low_frequencies_from_the_irn_estimate() -> None:
+    """With anchor_sigma > 0 the output's blurred image is the IRN estimate's; the detail stays the prior's."""
+    from clrface_video.restore.restorer import gaussian_blur
+
+    model, crops, sigma = _model(), _crops(2), 2.0
+    plain = CLRFaceRestorer(model, "cpu", knobs=Knobs(t_star=0.5, guidance_weight=0.0, steps=4))
+    anchored = CLRFaceRestorer(model, "cpu", knobs=Knobs(t_star=0.5, guidance_weight=0.0, steps=4,
+                                                          anchor_sigma=sigma))
+    batch = RestoreBatch(crops, seeds=np.array([1, 2]))
+    to_t = lambda a: torch.from_numpy(a).permute(0, 3, 1, 2).float() / 127.5 - 1
+    out, ref = to_t(anchored.restore(batch)), to_t(plain.restore(batch))
+    with torch.inference_mode():
+        x_irn = model.irn(to_t(crops)).clamp(-1, 1)
+    low = lambda x: gaussian_blur(x, 2 * sigma)  # wider than the anchor blur
+    assert (low(out) - low(x_irn)).abs().mean() < 0.3 * (low(ref) - low(x_irn)).abs().mean()
+    high = lambda x: x - gaussian_blur(x, sigma)
+    assert (high(out) - high(ref)).abs().mean() < 0.5 * high(ref).abs().mean()
+
+
+def test_anchor_sigma_shrinks_as_fidelity_rises() -> None:
+    cfg = dataclasses.replace(CLRFaceConfig.tiny(), anchor_range=(1.0, 5.0))
+    sigmas = [fidelity_to_knobs(cfg, f).anchor_sigma for f in (0.0, 0.5, 1.0)]
+    assert sigmas == [5.0, 3.0, 1.0]
+    assert CLRFaceModel(CLRFaceConfig.tiny()).fidelity_to_knobs(0.5).anchor_sigma == 0.0  # off by default
 
 
 def test_same_seed_same_output_different_seed_different_output() -> None:

@@ -27,12 +27,14 @@ class Knobs:
 
     t_star: fraction in [0, 1] of the `steps`-step Karras grid that is run (0: no noise, output is the
     decoded IRN estimate; 1: start from sigma_max). guidance_weight: identity-guidance step size in
-    latent units. steps: length of the full sigma grid.
+    latent units. steps: length of the full sigma grid. anchor_sigma: Gaussian sigma in pixels below which
+    the output's colour and shading are taken from the IRN estimate (0: off; smaller: closer to it).
     """
 
     t_star: float
     guidance_weight: float
     steps: int
+    anchor_sigma: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -40,7 +42,9 @@ class CLRFaceConfig:
     """Everything needed to rebuild a CLRFaceModel; stored as JSON inside the weights file.
 
     fidelity f in [0, 1] maps linearly (see fidelity_to_knobs): t* = t_star_range[1] - f * (span),
-    guidance weight = guidance_range[1] - f * (span). identity_size: side the decoded face is resized to
+    guidance weight = guidance_range[1] - f * (span), anchor sigma = anchor_range[1] - f * (span).
+    anchor_range: (0, 0) turns low-frequency anchoring off; a small model whose autoencoder shifts colour
+    and shading ships a non-zero range. identity_size: side the decoded face is resized to
     before the identity network (None: the network takes the crop as is, as faces.identity does).
     """
 
@@ -56,6 +60,7 @@ class CLRFaceConfig:
     sampler: str = "dpmpp_2m"
     t_star_range: tuple[float, float] = (0.2, 0.6)
     guidance_range: tuple[float, float] = (0.0, 0.05)
+    anchor_range: tuple[float, float] = (0.0, 0.0)
     identity_size: int | None = None
     seed: int = 0
 
@@ -89,6 +94,8 @@ class CLRFaceConfig:
             raise ValueError(f"t_star_range must be ordered within [0, 1], got {self.t_star_range}")
         if not (0 <= self.guidance_range[0] <= self.guidance_range[1]):
             raise ValueError(f"guidance_range must be ordered and >= 0, got {self.guidance_range}")
+        if not (0 <= self.anchor_range[0] <= self.anchor_range[1]):
+            raise ValueError(f"anchor_range must be ordered and >= 0, got {self.anchor_range}")
 
 
 def _from_dict(cls: type, data: dict[str, Any]) -> Any:
@@ -187,11 +194,13 @@ def fidelity_to_knobs(cfg: CLRFaceConfig, fidelity: float) -> Knobs:
 
     t* = t_hi - f (t_hi - t_lo) and weight = g_hi - f (g_hi - g_lo), both non-increasing in f:
     fidelity 0 adds the most noise (trusts the prior most) and pulls hardest toward the identity;
-    fidelity 1 starts nearest the IRN estimate with the least guidance. steps is cfg.steps.
+    fidelity 1 starts nearest the IRN estimate with the least guidance. steps is cfg.steps. The anchor
+    sigma shrinks with f as well, so more of the output's low frequencies come from the IRN estimate.
     """
     if not (isinstance(fidelity, (int, float)) and math.isfinite(fidelity) and 0.0 <= fidelity <= 1.0):
         raise ClrfaceError(f"--fidelity must be a number in [0, 1], got {fidelity!r}")
     t_lo, t_hi = cfg.t_star_range
     g_lo, g_hi = cfg.guidance_range
+    a_lo, a_hi = cfg.anchor_range
     return Knobs(t_star=t_hi - fidelity * (t_hi - t_lo), guidance_weight=g_hi - fidelity * (g_hi - g_lo),
-                 steps=cfg.steps)
+                 steps=cfg.steps, anchor_sigma=a_hi - fidelity * (a_hi - a_lo))

@@ -2,11 +2,13 @@
 from __future__ import annotations
 
 import logging
+import math
 from functools import partial
 from pathlib import Path
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from ..device import compute_dtype
@@ -34,6 +36,18 @@ def seeded_noise(seeds: np.ndarray, shape: tuple[int, ...]) -> torch.Tensor:
         gen.manual_seed(int(seed) & 0xFFFF_FFFF_FFFF_FFFF)
         out[i] = torch.randn(shape, generator=gen)
     return out
+
+
+def gaussian_blur(x: torch.Tensor, sigma: float) -> torch.Tensor:
+    """Separable Gaussian blur of (N, C, H, W) with reflect padding; the kernel spans +-3 sigma."""
+    radius = max(1, math.ceil(3 * sigma))
+    t = torch.arange(-radius, radius + 1, device=x.device, dtype=torch.float32)
+    k = torch.exp(-0.5 * (t / sigma) ** 2)
+    k = (k / k.sum()).to(x.dtype)
+    c = x.shape[1]
+    x = F.pad(x, (radius, radius, radius, radius), mode="reflect")
+    x = F.conv2d(x, k.view(1, 1, 1, -1).expand(c, 1, 1, -1), groups=c)
+    return F.conv2d(x, k.view(1, 1, -1, 1).expand(c, 1, -1, 1), groups=c)
 
 
 class CLRFaceRestorer:
@@ -98,7 +112,10 @@ class CLRFaceRestorer:
         z = self.sampler(model, z, sigmas, guidance=guidance)
         # 6. quantise against the codebook and decode
         out = m.vqgan.decode(m.vqgan.quantize(z).z_q)
-        # 7. back to uint8 (N, R, R, 3)
+        # 7. colour and shading from the IRN estimate, detail from the prior (when the model asks for it)
+        if knobs.anchor_sigma > 0:
+            out = out - gaussian_blur(out, knobs.anchor_sigma) + gaussian_blur(x_irn, knobs.anchor_sigma)
+        # 8. back to uint8 (N, R, R, 3)
         out = ((out.float().clamp(-1, 1) + 1.0) * 127.5).round().to(torch.uint8)
         return out.permute(0, 2, 3, 1).cpu().numpy()
 
