@@ -3,9 +3,8 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from PIL import Image
-
 from conftest import SHARED_DATA, shared_file
+from PIL import Image
 
 pytest.importorskip("dlib", reason="the identity judge needs dlib-bin and face-recognition-models")
 

@@ -11,17 +11,6 @@ from PIL import Image
 pytest.importorskip("dlib", reason="eval needs dlib-bin and face-recognition-models")
 
 
-@pytest.fixture(autouse=True)
-def _one_torch_thread():
-    """FaceNet on a small batch runs faster single-threaded on a busy 2-core machine; restored afterwards."""
-    import torch
-
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 def _face(path, size: int = 128) -> np.ndarray:
     return np.asarray(Image.open(path).convert("RGB").resize((size, size), Image.BICUBIC))
 

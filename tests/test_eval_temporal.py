@@ -8,17 +8,6 @@ from clrface_video.eval.temporal import identity_spread, landmark_jitter, link_t
 from clrface_video.types import Face
 
 
-@pytest.fixture(autouse=True)
-def _one_torch_thread():
-    """FaceNet on a small batch runs faster single-threaded on a busy 2-core machine; restored afterwards."""
-    import torch
-
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 def test_identity_spread_is_zero_for_a_constant_track_and_grows_with_drift():
     e = np.random.default_rng(0).normal(size=(1, 512))
     assert abs(identity_spread(np.repeat(e, 6, axis=0))) < 1e-12

@@ -8,17 +8,6 @@ from conftest import shared_file
 pytest.importorskip("dlib", reason="eval needs dlib-bin and face-recognition-models")
 
 
-@pytest.fixture(autouse=True)
-def _one_torch_thread():
-    """FaceNet on a small batch runs faster single-threaded on a busy 2-core machine; restored afterwards."""
-    import torch
-
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 def test_noise_estimate_is_zero_on_a_plane_and_finds_added_noise():
     from clrface_video.eval.unpaired import noise_sigma
 

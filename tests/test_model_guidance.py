@@ -1,22 +1,12 @@
 """Identity guidance: the latent mask gates the gradient, the loss pulls toward the target, inference mode is fine."""
 from __future__ import annotations
 
-import pytest
 import torch
 import torch.nn.functional as F
 from torch import nn
 
 from clrface_video.restore.guidance import LatentMask, embed_images, identity_guidance, identity_loss
 from clrface_video.restore.vqgan import VQGAN, VQGANConfig
-
-
-@pytest.fixture(autouse=True, scope="module")
-def _single_thread():
-    """Tiny models gain nothing from threads, and on a shared CPU the thread pool spins; restored after."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 class TinyIdentity(nn.Module):

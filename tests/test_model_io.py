@@ -12,15 +12,6 @@ from clrface_video.errors import ClrfaceError, ModelError
 from clrface_video.restore.model import CLRFaceConfig, CLRFaceModel, fidelity_to_knobs, read_metadata
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _single_thread():
-    """Tiny models gain nothing from threads, and on a shared CPU the thread pool spins; restored after."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 def _randomised(cfg: CLRFaceConfig) -> CLRFaceModel:
     torch.manual_seed(0)
     model = CLRFaceModel(cfg)

@@ -11,15 +11,6 @@ from clrface_video.restore.model import CLRFaceConfig, CLRFaceModel
 from clrface_video.restore.score_net import ScoreNet, ScoreNetConfig
 from clrface_video.restore.vqgan import VQGAN, VQGANConfig
 
-
-@pytest.fixture(autouse=True, scope="module")
-def _single_thread():
-    """Tiny models gain nothing from threads, and on a shared CPU the thread pool spins; restored after."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
 torch.manual_seed(0)
 
 

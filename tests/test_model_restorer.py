@@ -18,15 +18,6 @@ from clrface_video.restore.restorer import CLRFaceRestorer, seeded_noise
 from tests.conftest import shared_file
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _single_thread():
-    """Tiny models gain nothing from threads, and on a shared CPU the thread pool spins; restored after."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 class TinyIdentity(nn.Module):
     """Stand-in for faces.identity.IdentityEncoder: (N, 3, S, S) in [0, 1] -> (N, 16) unit vectors."""
 

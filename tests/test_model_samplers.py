@@ -8,15 +8,6 @@ from clrface_video.restore.samplers import SAMPLERS, guided_denoise, sample_dpmp
 from clrface_video.restore.schedules import karras_sigmas, sample_sigmas_lognormal, sigma_at, truncate_sigmas
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _single_thread():
-    """Tiny models gain nothing from threads, and on a shared CPU the thread pool spins; restored after."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 def test_karras_grid() -> None:
     s = karras_sigmas(10, 0.02, 10.0)
     assert s.shape == (11,) and s[-1] == 0

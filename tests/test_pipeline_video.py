@@ -6,6 +6,7 @@ import signal
 import subprocess
 import time
 from pathlib import Path
+from typing import ClassVar
 
 import cv2
 import numpy as np
@@ -79,7 +80,7 @@ class _IdentityRecorder(BicubicSharpenRestorer):
 
     name = "test-identity-recorder"
     uses_identity = True
-    seen: list[np.ndarray] = []
+    seen: ClassVar[list[np.ndarray]] = []
 
     def restore(self, batch: RestoreBatch) -> np.ndarray:
         assert batch.identity is not None and batch.seeds is not None
