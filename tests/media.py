@@ -110,7 +110,9 @@ def _video_frame(image: np.ndarray, bit_depth: int, pix_fmt: str, pts: int, time
     else:
         frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(image), format="rgb24")
     matrix = SWS_MATRIX.get(color[2], 5)
-    frame = frame.reformat(format=pix_fmt, dst_colorspace=matrix, dst_color_range=2 if color[3] == 2 else 1)
+    # threads=1: FFmpeg 8's threaded swscale intermittently corrupts slice starts for rgb48 -> 10-bit YUV.
+    frame = frame.reformat(format=pix_fmt, src_colorspace=matrix, dst_colorspace=matrix, src_color_range=2,
+                           dst_color_range=2 if color[3] == 2 else 1, threads=1)
     frame.pts, frame.time_base = pts, time_base
     return frame
 

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import av
 import numpy as np
+from av.video.reformatter import VideoReformatter
 
 from clrface_video.errors import InputError
 from clrface_video.types import Frame
@@ -15,6 +16,15 @@ from clrface_video.types import Frame
 VIDEO_EXTENSIONS = frozenset({".mp4", ".mov", ".mkv", ".avi", ".webm", ".m4v", ".mpg", ".mpeg", ".ts", ".mts"})
 IMAGE_EXTENSIONS = frozenset({".jpg", ".jpeg", ".png", ".webp", ".tif", ".tiff", ".bmp"})
 COPY_STREAM_TYPES = ("audio", "subtitle", "data")
+# AVColorSpace -> swscale matrix (PyAV's Colorspace values); unknown tags use swscale's default (BT.601).
+SWS_MATRIX = {1: 1, 4: 4, 5: 5, 6: 5, 7: 7, 9: 9, 10: 9}
+SWS_BT601 = 5
+RANGE_MPEG, RANGE_JPEG = 1, 2
+# Every RGB<->YUV conversion runs swscale on one thread. With FFmpeg 8 (PyAV 18's sws_scale_frame),
+# threaded swscale converting rgb48le to 10-bit YUV intermittently writes wrong values into the
+# first pixels of each slice (rows h/3 and 2h/3 with 3 threads), differently from run to run, so
+# results depended on timing and on what else ran in the process.
+SWS_THREADS = 1
 
 
 @dataclass(frozen=True)
@@ -199,9 +209,22 @@ def probe_video(path: Path | str) -> VideoInfo:
         )
 
 
-def frame_to_array(frame: av.VideoFrame, high_depth: bool) -> np.ndarray:
-    """(H, W, 3) RGB: uint8, or uint16 full scale (rgb48) when high_depth; uses the frame's colour tags."""
-    return frame.to_ndarray(format="rgb48le" if high_depth else "rgb24")
+def frame_to_array(frame: av.VideoFrame, high_depth: bool,
+                   reformatter: VideoReformatter | None = None) -> np.ndarray:
+    """(H, W, 3) RGB: uint8, or uint16 full scale (rgb48) when high_depth; uses the frame's colour tags.
+
+    The matrix and range are passed to swscale explicitly, and it runs on one thread: FFmpeg 8's
+    threaded swscale intermittently writes wrong pixels at slice starts (see SWS_THREADS).
+    Pass one `reformatter` per stream to reuse its swscale context.
+    """
+    if reformatter is None:
+        reformatter = VideoReformatter()
+    range_ = int(frame.color_range)
+    rgb = reformatter.reformat(frame, format="rgb48le" if high_depth else "rgb24",
+                               src_colorspace=SWS_MATRIX.get(int(frame.colorspace)),  # None: the frame's own tag
+                               src_color_range=range_ if range_ in (RANGE_MPEG, RANGE_JPEG) else None,
+                               threads=SWS_THREADS)
+    return rgb.to_ndarray()
 
 
 def read_frames(path: Path | str) -> Iterator[Frame]:
@@ -219,6 +242,7 @@ def read_frames(path: Path | str) -> Iterator[Frame]:
         time_base = Fraction(stream.time_base)
         index = 0
         high_depth: bool | None = None
+        reformatter = VideoReformatter()
         end_s: float | None = None
         decoded = container.decode(stream)
         while True:
@@ -230,7 +254,8 @@ def read_frames(path: Path | str) -> Iterator[Frame]:
                 raise InputError(f"{path.name}: decoding failed at frame {index} ({one_line(error)})") from error
             if high_depth is None:
                 high_depth = _bit_depth(frame.format.name) > 8
-            yield Frame(image=frame_to_array(frame, high_depth), index=index, pts=frame.pts, time_base=time_base)
+            image = frame_to_array(frame, high_depth, reformatter)
+            yield Frame(image=image, index=index, pts=frame.pts, time_base=time_base)
             index += 1
             if frame.pts is not None:
                 end_s = float((frame.pts + (frame.duration or 0)) * time_base)

@@ -12,9 +12,19 @@ from typing import TYPE_CHECKING
 
 import av
 import numpy as np
+from av.video.reformatter import VideoReformatter
 
 from clrface_video.errors import ClrfaceError
-from clrface_video.io.decode import COPY_STREAM_TYPES, VideoInfo, one_line
+from clrface_video.io.decode import (
+    COPY_STREAM_TYPES,
+    RANGE_JPEG,
+    RANGE_MPEG,
+    SWS_BT601,
+    SWS_MATRIX,
+    SWS_THREADS,
+    VideoInfo,
+    one_line,
+)
 from clrface_video.types import Frame
 
 if TYPE_CHECKING:
@@ -25,10 +35,6 @@ log = logging.getLogger(__name__)
 CFR_ONLY_CODECS = frozenset({"mpeg1video", "mpeg2video", "mpeg4", "msmpeg4", "msmpeg4v2", "h263", "h263p"})
 CRF_CODECS = frozenset({"libx264", "libx265", "libsvtav1", "libvpx", "libvpx-vp9", "libaom-av1"})
 QUIET_OPTIONS = {"libx265": {"x265-params": "log-level=error"}}
-# AVColorSpace -> swscale matrix (PyAV's Colorspace values); unknown tags use swscale's default (BT.601).
-SWS_MATRIX = {1: 1, 4: 4, 5: 5, 6: 5, 7: 7, 9: 9, 10: 9}
-SWS_BT601 = 5
-RANGE_MPEG, RANGE_JPEG = 1, 2
 
 
 def default_output_path(output: Path | str, source: Path | str) -> Path:
@@ -176,6 +182,7 @@ class VideoWriter:
         self._packets: Iterator[av.Packet] = iter(())
         self._next_packet: av.Packet | None = None
         self._pix_fmt = ""
+        self._reformatter = VideoReformatter()  # one swscale context for the whole stream
 
     # -- context manager ---------------------------------------------------------------------------
     def __enter__(self) -> Self:
@@ -252,9 +259,14 @@ class VideoWriter:
                              f"({self.info.height}, {self.info.width}, 3)")
         rgb_format = "rgb48le" if image.dtype == np.uint16 else "rgb24"
         rgb = av.VideoFrame.from_ndarray(np.ascontiguousarray(image, dtype=image.dtype), format=rgb_format)
-        yuv = rgb.reformat(format=self._pix_fmt,
-                           dst_colorspace=SWS_MATRIX.get(self.info.colorspace, SWS_BT601),
-                           dst_color_range=RANGE_JPEG if self.info.color_range == RANGE_JPEG else RANGE_MPEG)
+        matrix = SWS_MATRIX.get(self.info.colorspace, SWS_BT601)
+        # Everything explicit, one swscale thread (see SWS_THREADS); transfer and primaries are only
+        # tagged below, never converted.
+        yuv = self._reformatter.reformat(
+            rgb, format=self._pix_fmt, src_colorspace=matrix, dst_colorspace=matrix,
+            src_color_range=RANGE_JPEG,
+            dst_color_range=RANGE_JPEG if self.info.color_range == RANGE_JPEG else RANGE_MPEG,
+            threads=SWS_THREADS)
         yuv.color_primaries, yuv.color_trc = self.info.color_primaries, self.info.color_trc
         yuv.colorspace, yuv.color_range = self.info.colorspace, self.info.color_range
         codec_tb = self._video.codec_context.time_base
