@@ -94,6 +94,7 @@ class Context:
     weights: LossWeights
     echo: Echo | None
     identity_net: nn.Module | None = None
+    start_step: int = 0  # the step this call resumes from (re-seeds the stage's noise generators)
 
     def stage_dir(self, stage: str) -> Path:
         path = self.run_dir / stage
@@ -182,7 +183,7 @@ class AutoencoderStage(Stage):
         self.d_params = list(self.disc.parameters())
         self.optimizers["main"] = torch.optim.Adam(self.params, lr, betas=(0.5, 0.9))
         self.optimizers["disc"] = torch.optim.Adam(self.d_params, lr, betas=(0.5, 0.9))
-        self.generator = torch.Generator().manual_seed(ctx.options.seed * 15_485_863 + ctx.world.rank)
+        self.generator = torch.Generator().manual_seed(ctx.options.seed * 15_485_863 + ctx.world.rank + 1_000_003 * ctx.start_step)
 
     def extra_modules(self) -> dict[str, nn.Module]:
         return {"disc": self.disc}
@@ -260,7 +261,7 @@ class PriorStage(Stage):
     def __init__(self, ctx: Context, lr: float) -> None:
         super().__init__(ctx, lr)
         self.model.vqgan.eval()
-        self.generator = torch.Generator().manual_seed(ctx.options.seed * 7919 + ctx.world.rank)
+        self.generator = torch.Generator().manual_seed(ctx.options.seed * 7919 + ctx.world.rank + 1_000_003 * ctx.start_step)
 
     def step(self, hq: torch.Tensor, lq: torch.Tensor, step: int) -> dict[str, torch.Tensor]:
         with loop.autocast(self.ctx.device):
@@ -299,7 +300,7 @@ class MaskStage(Stage):
         super().__init__(ctx, lr)
         self.model.eval()
         self.model.mask.requires_grad_(True)
-        self.generator = torch.Generator().manual_seed(ctx.options.seed * 104_729 + ctx.world.rank)
+        self.generator = torch.Generator().manual_seed(ctx.options.seed * 104_729 + ctx.world.rank + 1_000_003 * ctx.start_step)
 
     def restore(self, lq: torch.Tensor, fidelity: float, with_grad: bool) -> torch.Tensor:
         """A few guided Euler steps from the IRN latent at t*; the last denoised latent, decoded."""
@@ -371,6 +372,7 @@ def run_stage(ctx: Context, stage_name: str) -> StageState:
     state = loop.load_state(sdir, stage_name)
     if state.step > 0 and not opts.resume:
         raise ClrfaceError(f"{sdir} already holds {state.step} steps of '{stage_name}'; pass --resume or a new --run")
+    ctx.start_step = state.step if opts.resume else 0
     stage = STAGES[stage_name](ctx, opts.lr or defaults.lr)
     if opts.resume and state.step > 0:
         loop.load_module(sdir / "weights.safetensors", stage.trained)
