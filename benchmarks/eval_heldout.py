@@ -50,7 +50,7 @@ def heldout_faces(data_dir: Path, count: int, size: int) -> tuple[list[str], np.
     return [r.file for r in chosen], faces
 
 
-def batched(fn, faces: np.ndarray, batch_size: int) -> np.ndarray:  # noqa: ANN001
+def batched(fn, faces: np.ndarray, batch_size: int) -> np.ndarray:
     return np.concatenate([fn(faces[i:i + batch_size]) for i in range(0, len(faces), batch_size)])
 
 
@@ -86,7 +86,7 @@ def evaluate(weights: Path, data_dir: Path, *, count: int = 96, seed: int = 0, f
     from clrface_video.train.data import to_tensor, to_uint8
 
     model = CLRFaceModel.load(weights)
-    names, clean = heldout_faces(data_dir, count, model.cfg.resolution)
+    _, clean = heldout_faces(data_dir, count, model.cfg.resolution)
     degraded = degrade_faces(clean, seed)
     judge = judge_available()
     images = {"clean": clean, "input": degraded}

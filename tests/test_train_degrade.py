@@ -29,10 +29,10 @@ def test_different_seeds_differ_and_change_the_image(face: np.ndarray) -> None:
 
 
 def test_every_step_alone_degrades(face: np.ndarray) -> None:
-    off = dict(blur_prob=0.0, downsample_prob=0.0, noise_prob=0.0, compress_prob=0.0)
-    steps = [dict(blur_prob=1.0, gaussian_sigma=(2.0, 2.0)), dict(blur_prob=1.0, motion_blur_prob=1.0), dict(downsample_prob=1.0, scale=(4.0, 4.0)),
-             dict(noise_prob=1.0, gaussian_noise=(5.0, 5.0), poisson_prob=1.0), dict(compress_prob=1.0, codec_prob=0.0),
-             dict(compress_prob=1.0, codec_prob=1.0)]
+    off = {"blur_prob": 0.0, "downsample_prob": 0.0, "noise_prob": 0.0, "compress_prob": 0.0}
+    steps = [{"blur_prob": 1.0, "gaussian_sigma": (2.0, 2.0)}, {"blur_prob": 1.0, "motion_blur_prob": 1.0}, {"downsample_prob": 1.0, "scale": (4.0, 4.0)},
+             {"noise_prob": 1.0, "gaussian_noise": (5.0, 5.0), "poisson_prob": 1.0}, {"compress_prob": 1.0, "codec_prob": 0.0},
+             {"compress_prob": 1.0, "codec_prob": 1.0}]
     for step in steps:
         out = degrade(face, np.random.default_rng(0), DegradeConfig(**{**off, **step}))
         assert out.shape == face.shape and out.dtype == np.uint8

@@ -7,10 +7,9 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
+from conftest import SHARED_DATA
 
 from clrface_video.train.prepare import PrepareConfig, prepare_faces, read_manifest, scan_sources, split_of
-
-from conftest import SHARED_DATA
 
 
 def write(path: Path, rgb: np.ndarray) -> None:

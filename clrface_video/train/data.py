@@ -46,7 +46,7 @@ class FaceDataset(Dataset):
     """
 
     def __init__(self, data_dir: Path | str, split: str = "train", *, seed: int = 0, flip: bool = True,
-                 degrade: bool = True, degrade_config: DegradeConfig = DegradeConfig(),
+                 degrade: bool = True, degrade_config: DegradeConfig | None = None,
                  limit: int | None = None) -> None:
         self.data_dir = Path(data_dir)
         rows = [r for r in read_manifest(self.data_dir / MANIFEST) if r.split == split]
@@ -59,7 +59,7 @@ class FaceDataset(Dataset):
         self.seed = seed
         self.flip = flip
         self.degrade = degrade
-        self.degrade_config = degrade_config
+        self.degrade_config = degrade_config or DegradeConfig()
         self.epoch = 0
 
     def set_epoch(self, epoch: int) -> None:
@@ -79,7 +79,7 @@ class FaceDataset(Dataset):
 
 
 def fixed_pairs(data_dir: Path | str, split: str = "heldout", count: int = 64, seed: int = 1234,
-                degrade_config: DegradeConfig = DegradeConfig()) -> tuple[np.ndarray, np.ndarray]:
+                degrade_config: DegradeConfig | None = None) -> tuple[np.ndarray, np.ndarray]:
     """A fixed, reproducible set of (hq, lq) uint8 pairs for sample grids and held-out evaluation."""
     data = FaceDataset(data_dir, split, seed=seed, flip=False, degrade=True, degrade_config=degrade_config,
                        limit=count)

@@ -16,6 +16,12 @@ import torch.distributed as dist
 from torch import nn
 from torch.utils.data import DataLoader, Dataset, DistributedSampler, RandomSampler
 
+from ..errors import ClrfaceError
+from ..restore.irn import IRNConfig
+from ..restore.model import CLRFaceConfig, CLRFaceModel
+from ..restore.score_net import ScoreNetConfig
+from ..restore.vqgan import VQGANConfig
+
 Echo = Callable[[str], None]
 
 
@@ -237,3 +243,59 @@ def set_lr(optimizer: torch.optim.Optimizer, lr: float) -> None:
 
 def finite(losses: dict[str, torch.Tensor]) -> bool:
     return all(math.isfinite(float(v.detach()) if torch.is_tensor(v) else float(v)) for v in losses.values())
+
+
+# ----------------------------------------------------------------------------- run folder and export
+
+STAGE_ORDER = ("autoencoder", "irn", "prior", "mask")
+STAGE_MODULE = {"autoencoder": "vqgan", "irn": "irn", "prior": "denoiser", "mask": "mask"}
+
+
+def make_config(name: str) -> CLRFaceConfig:
+    """The named CLRFaceConfig preset; base_256 / base_512 are built here from the module presets."""
+    if name in ("tiny", "small_128"):
+        return getattr(CLRFaceConfig, name)()
+    vq = {"base_256": VQGANConfig.base_256, "base_512": VQGANConfig.base_512}[name]()
+    return CLRFaceConfig(vqgan=vq, score=ScoreNetConfig(latent_channels=vq.latent_channels, base_channels=96),
+                         irn=IRNConfig(base_channels=32, channel_mult=(1, 2, 4, 4)),
+                         identity_size=160)
+
+
+def load_run_config(run_dir: Path, name: str) -> CLRFaceConfig:
+    """The run's config (written on the first call; later calls must not change it)."""
+    path = run_dir / "config.json"
+    if path.is_file():
+        data = json.loads(path.read_text())
+        if data.get("preset") != name:
+            raise ClrfaceError(f"{run_dir} was started with --config {data.get('preset')}, not {name}")
+        return CLRFaceConfig.from_dict(data["model"])
+    cfg = make_config(name)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    save_json(path, {"preset": name, "model": cfg.to_dict()})
+    return cfg
+
+
+def load_finished_stages(model: CLRFaceModel, run_dir: Path) -> list[str]:
+    """Load every stage's weights found in the run folder into the model; returns the stages loaded."""
+    loaded = []
+    for stage in STAGE_ORDER:
+        if load_module(run_dir / stage / "weights.safetensors", getattr(model, STAGE_MODULE[stage])):
+            loaded.append(stage)
+    return loaded
+
+
+def export_model(run_dir: Path, out: Path, *, fp16: bool = True) -> int:
+    """Assemble the stages of a run folder into one CLRFaceModel safetensors file; returns its size in bytes."""
+    run_dir = Path(run_dir)
+    data = json.loads((run_dir / "config.json").read_text())
+    model = CLRFaceModel(CLRFaceConfig.from_dict(data["model"]))
+    loaded = load_finished_stages(model, run_dir)
+    missing = [s for s in STAGE_ORDER if s not in loaded]
+    if "autoencoder" in missing:
+        raise ClrfaceError(f"{run_dir} has no trained autoencoder; train --stage autoencoder first")
+    states = {s: load_state(run_dir / s, s) for s in loaded}
+    meta = {"training": json.dumps({s: {"step": st.step, "minutes": round(st.seconds / 60, 1)}
+                                    for s, st in states.items()}),
+            "untrained_stages": ",".join(missing)}
+    model.save(out, fp16=fp16, extra_metadata=meta)
+    return Path(out).stat().st_size

@@ -1,7 +1,6 @@
 """Staged CLR-Face training (autoencoder, irn, prior, mask) over one run folder, and export to one file."""
 from __future__ import annotations
 
-import json
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -13,14 +12,24 @@ from torch import nn
 
 from ..device import pick_device
 from ..errors import ClrfaceError
-from ..restore.irn import IRNConfig
 from ..restore.model import CLRFaceConfig, CLRFaceModel, fidelity_to_knobs
 from ..restore.schedules import karras_sigmas, sample_sigmas_lognormal, truncate_sigmas
-from ..restore.score_net import ScoreNetConfig
-from ..restore.vqgan import VQGANConfig
 from . import loop
 from .data import FaceDataset, fixed_pairs, to_tensor, to_uint8
-from .loop import Budget, Dist, Echo, RunLog, StageState, TrainOptions
+from .loop import (
+    STAGE_MODULE,
+    STAGE_ORDER,
+    Budget,
+    Dist,
+    Echo,
+    RunLog,
+    StageState,
+    TrainOptions,
+    export_model,
+    load_finished_stages,
+    load_run_config,
+    make_config,
+)
 from .losses import (
     PatchDiscriminator,
     codebook_loss,
@@ -32,9 +41,7 @@ from .losses import (
     pixel_loss,
 )
 
-__all__ = ["TrainOptions", "export_model", "make_config", "train_stages"]
-STAGE_ORDER = ("autoencoder", "irn", "prior", "mask")
-STAGE_MODULE = {"autoencoder": "vqgan", "irn": "irn", "prior": "denoiser", "mask": "mask"}
+__all__ = ["STAGE_ORDER", "LossWeights", "TrainOptions", "export_model", "make_config", "train_stages"]
 
 
 @dataclass(frozen=True)
@@ -70,16 +77,6 @@ class LossWeights:
     mask_fidelity: float = 0.5
 
 
-def make_config(name: str) -> CLRFaceConfig:
-    """The named CLRFaceConfig preset; base_256 / base_512 are built here from the module presets."""
-    if name in ("tiny", "small_128"):
-        return getattr(CLRFaceConfig, name)()
-    vq = {"base_256": VQGANConfig.base_256, "base_512": VQGANConfig.base_512}[name]()
-    return CLRFaceConfig(vqgan=vq, score=ScoreNetConfig(latent_channels=vq.latent_channels, base_channels=96),
-                         irn=IRNConfig(base_channels=32, channel_mult=(1, 2, 4, 4)),
-                         identity_size=160)
-
-
 @dataclass
 class Context:
     """What every stage needs: the model, data, device and the run folder (mutable holder, per call)."""
@@ -107,29 +104,6 @@ class Context:
 
             self.identity_net = load_identity_encoder(str(self.device))
         return self.identity_net
-
-
-def load_run_config(run_dir: Path, name: str) -> CLRFaceConfig:
-    """The run's config (written on the first call; later calls must not change it)."""
-    path = run_dir / "config.json"
-    if path.is_file():
-        data = json.loads(path.read_text())
-        if data.get("preset") != name:
-            raise ClrfaceError(f"{run_dir} was started with --config {data.get('preset')}, not {name}")
-        return CLRFaceConfig.from_dict(data["model"])
-    cfg = make_config(name)
-    run_dir.mkdir(parents=True, exist_ok=True)
-    loop.save_json(path, {"preset": name, "model": cfg.to_dict()})
-    return cfg
-
-
-def load_finished_stages(model: CLRFaceModel, run_dir: Path) -> list[str]:
-    """Load every stage's weights found in the run folder into the model; returns the stages loaded."""
-    loaded = []
-    for stage in STAGE_ORDER:
-        if loop.load_module(run_dir / stage / "weights.safetensors", getattr(model, STAGE_MODULE[stage])):
-            loaded.append(stage)
-    return loaded
 
 
 # ----------------------------------------------------------------------------- one step per stage
@@ -450,20 +424,3 @@ def train_stages(data_dir: Path, run_dir: Path, stages: Sequence[str], options: 
                       identity_net)
         results[name] = run_stage(ctx, name)
     return results
-
-
-def export_model(run_dir: Path, out: Path, *, fp16: bool = True) -> int:
-    """Assemble the stages of a run folder into one CLRFaceModel safetensors file; returns its size in bytes."""
-    run_dir = Path(run_dir)
-    data = json.loads((run_dir / "config.json").read_text())
-    model = CLRFaceModel(CLRFaceConfig.from_dict(data["model"]))
-    loaded = load_finished_stages(model, run_dir)
-    missing = [s for s in STAGE_ORDER if s not in loaded]
-    if "autoencoder" in missing:
-        raise ClrfaceError(f"{run_dir} has no trained autoencoder; train --stage autoencoder first")
-    states = {s: loop.load_state(run_dir / s, s) for s in loaded}
-    meta = {"training": json.dumps({s: {"step": st.step, "minutes": round(st.seconds / 60, 1)}
-                                    for s, st in states.items()}),
-            "untrained_stages": ",".join(missing)}
-    model.save(out, fp16=fp16, extra_metadata=meta)
-    return Path(out).stat().st_size
