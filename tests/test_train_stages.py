@@ -86,6 +86,11 @@ def test_one_step_per_stage_changes_weights_and_stays_finite(data_dir: Path, tmp
     model = CLRFaceModel.load(out)
     assert torch.allclose(model.irn.conv_out.weight, stage_weights(run_dir, "irn")["conv_out.weight"].float(),
                           atol=1e-3)
+    assert model.cfg.anchor_range == (0.0, 0.0)  # anchoring is off unless export is asked for it
+    export_model(run_dir, out, anchor_range=(1.0, 2.5))
+    anchored = CLRFaceModel.load(out)
+    assert anchored.cfg.anchor_range == (1.0, 2.5) and anchored.fidelity_to_knobs(1.0).anchor_sigma == 1.0
+    assert torch.equal(anchored.irn.conv_out.weight, model.irn.conv_out.weight)
 
 
 def test_resume_continues_from_saved_step(data_dir: Path, tmp_path: Path) -> None:

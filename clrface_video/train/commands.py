@@ -72,9 +72,12 @@ def train_command(data_dir: Path, stage: str, run_dir: Path, config_name: str, m
 @click.argument("run_dir", type=click.Path(exists=True, file_okay=False, path_type=Path))
 @click.argument("out", type=click.Path(dir_okay=False, path_type=Path))
 @click.option("--fp16/--fp32", default=True, show_default=True)
-def export_command(run_dir: Path, out: Path, fp16: bool) -> None:
+@click.option("--anchor-range", nargs=2, type=click.FloatRange(0.0), default=None, metavar="LO HI",
+              help="low-frequency anchoring to the IRN estimate, Gaussian sigma in pixels at --fidelity 1 and 0 "
+                   "(default: off); benchmarks/tune_anchor.py measures candidates")
+def export_command(run_dir: Path, out: Path, fp16: bool, anchor_range: tuple[float, float] | None) -> None:
     """Assemble the stages of RUN_DIR into one CLRFaceModel safetensors file."""
     from .stages import export_model
 
-    size = export_model(run_dir, out, fp16=fp16)
+    size = export_model(run_dir, out, fp16=fp16, anchor_range=anchor_range)
     click.echo(f"wrote {out} ({size / 1e6:.1f} MB)")

@@ -7,7 +7,7 @@ import os
 import time
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, nullcontext
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -284,11 +284,18 @@ def load_finished_stages(model: CLRFaceModel, run_dir: Path) -> list[str]:
     return loaded
 
 
-def export_model(run_dir: Path, out: Path, *, fp16: bool = True) -> int:
-    """Assemble the stages of a run folder into one CLRFaceModel safetensors file; returns its size in bytes."""
+def export_model(run_dir: Path, out: Path, *, fp16: bool = True,
+                 anchor_range: tuple[float, float] | None = None) -> int:
+    """Assemble the stages of a run folder into one CLRFaceModel safetensors file; returns its size in bytes.
+
+    anchor_range: the inference-time low-frequency anchoring range (pixels) stored with the weights.
+    """
     run_dir = Path(run_dir)
     data = json.loads((run_dir / "config.json").read_text())
-    model = CLRFaceModel(CLRFaceConfig.from_dict(data["model"]))
+    cfg = CLRFaceConfig.from_dict(data["model"])
+    if anchor_range is not None:
+        cfg = replace(cfg, anchor_range=(float(anchor_range[0]), float(anchor_range[1])))
+    model = CLRFaceModel(cfg)
     loaded = load_finished_stages(model, run_dir)
     missing = [s for s in STAGE_ORDER if s not in loaded]
     if "autoencoder" in missing:
