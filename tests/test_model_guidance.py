@@ -7,20 +7,7 @@ from torch import nn
 
 from clrface_video.restore.guidance import LatentMask, embed_images, identity_guidance, identity_loss
 from clrface_video.restore.vqgan import VQGAN, VQGANConfig
-
-
-class TinyIdentity(nn.Module):
-    """Stand-in for faces.identity.IdentityEncoder: (N, 3, S, S) in [0, 1] -> (N, 16) unit vectors."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        torch.manual_seed(1)
-        self.conv = nn.Conv2d(3, 8, 3, stride=2, padding=1)
-        self.fc = nn.Linear(8 * 4 * 4, 16)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        h = F.adaptive_avg_pool2d(torch.tanh(self.conv(x)), 4).flatten(1)
-        return F.normalize(self.fc(h), dim=1)
+from tests.tiny_models import TinyIdentity
 
 
 def _setup() -> tuple[VQGAN, TinyIdentity, torch.Tensor, torch.Tensor]:

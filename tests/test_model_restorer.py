@@ -8,7 +8,6 @@ import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
-from torch import nn
 
 from clrface_video.errors import ClrfaceError, ModelError
 from clrface_video.restore import restorer as restorer_mod
@@ -16,19 +15,7 @@ from clrface_video.restore.base import RestoreBatch, make_restorer
 from clrface_video.restore.model import CLRFaceConfig, CLRFaceModel, Knobs, fidelity_to_knobs
 from clrface_video.restore.restorer import CLRFaceRestorer, seeded_noise
 from tests.conftest import shared_file
-
-
-class TinyIdentity(nn.Module):
-    """Stand-in for faces.identity.IdentityEncoder: (N, 3, S, S) in [0, 1] -> (N, 16) unit vectors."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        torch.manual_seed(1)
-        self.conv = nn.Conv2d(3, 8, 3, stride=2, padding=1)
-        self.fc = nn.Linear(8 * 4 * 4, 16)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return F.normalize(self.fc(F.adaptive_avg_pool2d(torch.tanh(self.conv(x)), 4).flatten(1)), dim=1)
+from tests.tiny_models import TinyIdentity
 
 
 def _model() -> CLRFaceModel:
