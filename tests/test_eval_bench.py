@@ -15,7 +15,8 @@ def test_bench_command_fills_every_field_on_a_tiny_clip(tmp_path, monkeypatch):
     from clrface_video.eval.commands import bench_command
 
     out = tmp_path / "bench"
-    result = CliRunner().invoke(bench_command, ["--device", "cpu", "--batch-sizes", "1,2", "--clip-frames", "2",
+    result = CliRunner().invoke(bench_command, ["--model", "baseline-bicubic-sharpen", "--device", "cpu",
+                                                "--batch-sizes", "1,2", "--clip-frames", "2",
                                                 "--memory", "--out", str(out)])
     assert result.exit_code == 0, result.output
     data = json.loads((out / "result.json").read_text())

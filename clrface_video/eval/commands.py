@@ -129,7 +129,8 @@ def _write_compare(result, path: Path) -> None:
 
 @click.command("bench")
 @click.argument("video", required=False, type=click.Path(exists=True, dir_okay=False, path_type=Path))
-@click.option("--model", default="baseline-bicubic-sharpen", show_default=True, help="Restorer to time.")
+@click.option("--model", default="auto", show_default=True,
+              help="Restorer to time: a registered name or .safetensors; auto = the default model.")
 @click.option("--device", default="auto", show_default=True, help="auto, cpu, cuda or cuda:N.")
 @click.option("--batch-sizes", callback=_batch_sizes, default=None,
               help="Restorer batch sizes  [default: 1,4,16 on the CPU; 1,4,16,64,256 on CUDA]")
