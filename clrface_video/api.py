@@ -21,7 +21,6 @@ from .restore.base import Restorer
 
 OPTIONS = tuple(f.name for f in fields(RestoreConfig))  # the keyword options, named as in RestoreConfig
 FIXED_AT_LOAD = ("model", "device")  # options that pick the loaded models; the rest may change per call
-DETECTORS = ("retinaface", "insightface")
 DTYPES = (np.uint8, np.uint16, np.float32)
 
 
@@ -33,15 +32,7 @@ def make_config(base: RestoreConfig | None = None, **options: Any) -> RestoreCon
     base = base or RestoreConfig()
     values = {name: _checked(name, value, getattr(base, name)) for name, value in options.items()}
     merged = {f.name: values.get(f.name, getattr(base, f.name)) for f in fields(RestoreConfig)}
-    if merged["detector"] not in DETECTORS:
-        raise ClrfaceError(f"detector must be one of {', '.join(DETECTORS)}, got {merged['detector']!r}")
-    if not 0.0 < merged["det_threshold"] < 1.0:
-        raise ClrfaceError(f"det_threshold must be between 0 and 1, got {merged['det_threshold']}")
-    if merged["min_face"] < 0:
-        raise ClrfaceError(f"min_face must be 0 or more pixels, got {merged['min_face']}")
-    if merged["max_upscale"] <= 0:
-        raise ClrfaceError(f"max_upscale must be above 0, got {merged['max_upscale']}")
-    return RestoreConfig(**merged)
+    return RestoreConfig(**merged)  # its __post_init__ checks the ranges and the detector name
 
 
 def _checked(name: str, value: Any, default: Any) -> Any:

@@ -9,12 +9,11 @@ from typing import Any
 import click
 
 from . import __version__
-from .config import RestoreConfig
+from .config import DETECTORS, RestoreConfig
 from .errors import ClrfaceError
 
 EXIT_USER_ERROR = 2
 EXIT_INTERRUPTED = 130
-DETECTORS = ("retinaface", "insightface")
 
 
 def _media_errors() -> tuple[type[BaseException], ...]:

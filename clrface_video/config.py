@@ -4,6 +4,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+DETECTORS = ("retinaface", "insightface")
+
 
 @dataclass(frozen=True)
 class RestoreConfig:
@@ -32,3 +34,11 @@ class RestoreConfig:
             raise ClrfaceError(f"--batch-size must be at least 1, got {self.batch_size}")
         if not 0 <= self.crf <= 63:
             raise ClrfaceError(f"--crf must be between 0 and 63, got {self.crf}")
+        if self.detector not in DETECTORS:
+            raise ClrfaceError(f"detector must be one of {', '.join(DETECTORS)}, got {self.detector!r}")
+        if not 0.0 < self.det_threshold < 1.0:
+            raise ClrfaceError(f"det_threshold must be between 0 and 1, got {self.det_threshold}")
+        if self.min_face < 0:
+            raise ClrfaceError(f"min_face must be 0 or more pixels, got {self.min_face}")
+        if self.max_upscale <= 0:
+            raise ClrfaceError(f"max_upscale must be above 0, got {self.max_upscale}")

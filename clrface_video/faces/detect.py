@@ -10,6 +10,7 @@ from typing import Protocol
 import cv2
 import numpy as np
 
+from ..config import DETECTORS
 from ..errors import ClrfaceError, ModelError
 from ..types import Face
 
@@ -188,9 +189,6 @@ class InsightFaceDetector:
         faces = [Face(box=np.asarray(f.bbox, np.float32), landmarks=np.asarray(f.kps, np.float32),
                       score=float(f.det_score)) for f in found]
         return sorted(faces, key=lambda f: -f.score)
-
-
-DETECTORS = ("retinaface", "insightface")
 
 
 def make_detector(name: str = "retinaface", *, insightface_root: str | Path | None = None,

@@ -9,7 +9,8 @@ from typing import Any
 import numpy as np
 import torch
 
-from clrface_video.api import DETECTORS, Session, load_restorer
+from clrface_video.api import Session, load_restorer
+from clrface_video.config import DETECTORS
 from clrface_video.errors import ClrfaceError
 
 try:  # ComfyUI's modules; absent when the nodes are unit-tested on their own
