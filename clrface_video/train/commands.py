@@ -45,23 +45,35 @@ def prepare_faces_command(src_dir: Path, out_dir: Path, size: int, holdout_fract
               help="torch CPU threads (on a shared CPU, 1 can beat oversubscribed 2)")
 @click.option("--disc-start", type=click.IntRange(0), default=None,
               help="autoencoder step at which the adversarial + feature-matching losses start")
+@click.option("--identity-weight", type=click.FloatRange(0.0), default=None,
+              help="irn: weight of the FaceNet identity loss (default 0.1; 0 trains without FaceNet)")
 @click.option("--identity-samples", type=click.IntRange(0), default=0, show_default=True,
               help="irn: identity loss on the first N faces of each batch only (0: all); saves CPU time")
 @click.option("--noise-draws", type=click.IntRange(1), default=1, show_default=True,
               help="prior: noise levels per encoded face pair (amortises the VQGAN encoding on slow devices)")
 @click.option("--crop", type=click.IntRange(8), default=None,
               help="autoencoder: train on random square crops of this side (fully convolutional; faster on CPU)")
+@click.option("--codec-prob", type=click.FloatRange(0.0, 1.0), default=None,
+              help="share of compressed training faces given x264 artefacts instead of JPEG (default 0.35; "
+                   "0 where PyAV is not installed)")
+@click.option("--workers", type=click.IntRange(0), default=None,
+              help="data-loader processes (default: 4 on CUDA, 0 on the CPU)")
 @click.option("--log-every", type=click.IntRange(1), default=20, show_default=True)
 @click.option("--resume/--no-resume", default=False, show_default=True, help="continue from the run folder")
 def train_command(data_dir: Path, stage: str, run_dir: Path, config_name: str, max_minutes: float | None,
                   steps: int | None, batch_size: int | None, lr: float | None, device: str, seed: int,
-                  threads: int | None, disc_start: int | None, identity_samples: int, noise_draws: int, crop: int | None, log_every: int, resume: bool) -> None:
+                  threads: int | None, disc_start: int | None, identity_weight: float | None, identity_samples: int,
+                  noise_draws: int, crop: int | None, codec_prob: float | None, workers: int | None, log_every: int,
+                  resume: bool) -> None:
     """Train the CLR-Face stages on a folder written by prepare-faces."""
     from .stages import LossWeights, TrainOptions, train_stages
 
     options = TrainOptions(config=config_name, max_minutes=max_minutes, steps=steps, batch_size=batch_size, lr=lr,
-                           device=device, seed=seed, log_every=log_every, resume=resume, threads=threads, crop=crop)
+                           device=device, seed=seed, log_every=log_every, resume=resume, threads=threads, crop=crop,
+                           codec_prob=codec_prob, workers=workers)
     weights = LossWeights(identity_samples=identity_samples, prior_draws=noise_draws)
+    if identity_weight is not None:
+        weights = replace(weights, identity=identity_weight)
     if disc_start is not None:
         weights = replace(weights, disc_start=disc_start)
     train_stages(data_dir, run_dir, STAGES[:4] if stage == "all" else (stage,), options, echo=click.echo,

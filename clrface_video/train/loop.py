@@ -41,6 +41,7 @@ class TrainOptions:
     workers: int | None = None
     threads: int | None = None  # torch intra-op threads (None: torch's default)
     crop: int | None = None  # autoencoder: random square crops of this side instead of whole faces
+    codec_prob: float | None = None  # share of compressed faces given x264 artefacts (None: DegradeConfig's)
     checkpoint_minutes: float = 5.0
 
 

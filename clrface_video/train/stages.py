@@ -16,6 +16,7 @@ from ..restore.model import CLRFaceConfig, CLRFaceModel, fidelity_to_knobs
 from ..restore.schedules import karras_sigmas, sample_sigmas_lognormal, truncate_sigmas
 from . import loop
 from .data import FaceDataset, fixed_pairs, to_tensor, to_uint8
+from .degrade import DegradeConfig
 from .loop import (
     STAGE_MODULE,
     STAGE_ORDER,
@@ -358,11 +359,12 @@ def run_stage(ctx: Context, stage_name: str) -> StageState:
     if budget.over(state.step, time.monotonic()):
         return state
     batch_size = opts.batch_size or defaults.batch_size
-    data = FaceDataset(ctx.data_dir, "train", seed=opts.seed, degrade=stage.needs_lq)
+    degrade_config = DegradeConfig() if opts.codec_prob is None else DegradeConfig(codec_prob=opts.codec_prob)
+    data = FaceDataset(ctx.data_dir, "train", seed=opts.seed, degrade=stage.needs_lq, degrade_config=degrade_config)
     workers = opts.workers if opts.workers is not None else (4 if ctx.device.type == "cuda" else 0)
     batches = loop.endless_batches(data, batch_size, seed=opts.seed, start_epoch=state.epoch, world=ctx.world,
                                    workers=workers, skip_batches=state.batch_in_epoch)
-    preview_hq, preview_lq = fixed_pairs(ctx.data_dir, "heldout", count=8)
+    preview_hq, preview_lq = fixed_pairs(ctx.data_dir, "heldout", count=8, degrade_config=degrade_config)
     log = RunLog(sdir / "log.jsonl", ctx.echo, ctx.world.main)
     if ctx.world.main and ctx.echo:
         ctx.echo(f"[{stage_name}] {len(data)} faces, batch {batch_size} x {ctx.world.world}, from step {state.step}, "
@@ -411,6 +413,7 @@ def train_stages(data_dir: Path, run_dir: Path, stages: Sequence[str], options: 
     if options.threads is not None:
         torch.set_num_threads(options.threads)
     world = loop.init_distributed(device)
+    torch.backends.cudnn.benchmark = device.type == "cuda"  # fixed input shapes: let cuDNN pick kernels once
     if device.type == "cuda" and world.world > 1:
         device = torch.device("cuda", world.local_rank)
         torch.cuda.set_device(device)

@@ -1,0 +1,49 @@
+"""Re-encode a prepare-faces folder as WebP with its manifest, to move training data to a remote GPU.
+
+The prepared JPEGs (q95) of the 22k faces take about 180 MB; WebP at quality 85 keeps about 40 dB
+PSNR against them at a quarter of the size. Usage:
+
+    python scripts/pack_faces.py runs/data runs/data-webp --quality 85
+"""
+from __future__ import annotations
+
+import argparse
+from dataclasses import replace
+from pathlib import Path
+
+import cv2
+
+from clrface_video.train.prepare import MANIFEST, read_manifest, write_manifest
+
+
+def pack(src: Path, dst: Path, quality: int) -> tuple[int, int]:
+    """Write every face of src's manifest to dst as WebP; returns (faces, bytes written)."""
+    rows, out, total = read_manifest(src / MANIFEST), [], 0
+    for row in rows:
+        image = cv2.imread(str(src / row.file), cv2.IMREAD_COLOR)
+        if image is None:
+            raise SystemExit(f"error: cannot read {src / row.file}")
+        name = str(Path(row.file).with_suffix(".webp"))
+        (dst / name).parent.mkdir(parents=True, exist_ok=True)
+        ok, data = cv2.imencode(".webp", image, [cv2.IMWRITE_WEBP_QUALITY, quality])
+        if not ok:
+            raise SystemExit(f"error: cannot encode {row.file} as WebP")
+        (dst / name).write_bytes(data.tobytes())
+        total += len(data)
+        out.append(replace(row, file=name))
+    write_manifest(dst / MANIFEST, out)
+    return len(out), total
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("src", type=Path, help="a folder written by clrface-video prepare-faces")
+    parser.add_argument("dst", type=Path, help="output folder (created)")
+    parser.add_argument("--quality", type=int, default=85, help="WebP quality 1-100 (default 85)")
+    args = parser.parse_args()
+    faces, size = pack(args.src, args.dst, args.quality)
+    print(f"{faces} faces, {size / 2**20:.1f} MiB in {args.dst}")
+
+
+if __name__ == "__main__":
+    main()
