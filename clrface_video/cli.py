@@ -9,7 +9,7 @@ from typing import Any
 import click
 
 from . import __version__
-from .config import DETECTORS, RestoreConfig
+from .config import DETECTORS, MAX_SMOOTHING, RestoreConfig
 from .errors import ClrfaceError
 
 EXIT_USER_ERROR = 2
@@ -152,6 +152,9 @@ def cli() -> None:
 @click.option("--overwrite", is_flag=True, help="Redo outputs that already exist (they are kept otherwise).")
 @click.option("--track-identity/--no-track-identity", default=True, show_default=True,
               help="One identity target per tracked person (video) instead of one per frame.")
+@click.option("--temporal-smoothing", type=click.FloatRange(0.0, MAX_SMOOTHING), default=0.0, show_default=True,
+              help="Video: blend each face's latent with the same person's previous frames (0 = off; "
+                   "0.3-0.6 steadies still faces, more smears moving mouths).")
 @click.option("--report", "report_path", type=click.Path(path_type=Path, dir_okay=False), default=None,
               callback=lambda ctx, param, value: _writable_file(value),
               help="Write a JSON report (counts, model, device, seconds per stage) to this file.")
@@ -164,7 +167,7 @@ def cli() -> None:
               help="Ray workers, each loading the models once  [default: one per GPU, else one per CPU].")
 def restore(input: Path, output: Path | None, model: str, fidelity: float, device: str, batch_size: int,
             detector: str, insightface_root: Path | None, codec: str, crf: int, overwrite: bool,
-            track_identity: bool, report_path: Path | None, quiet: bool, backend: str, ray_address: str | None,
+            track_identity: bool, temporal_smoothing: float, report_path: Path | None, quiet: bool, backend: str, ray_address: str | None,
             workers: int | None) -> None:
     """Restore the faces in INPUT: a video, a photo, or a folder of photos (recursive)."""
     from .api import make_config, restore_video
@@ -174,7 +177,8 @@ def restore(input: Path, output: Path | None, model: str, fidelity: float, devic
 
     config = make_config(model=model, fidelity=fidelity, device=device, batch_size=batch_size,
                          detector=detector, insightface_root=insightface_root, codec=codec, crf=crf,
-                         overwrite=overwrite, track_identity=track_identity, quiet=quiet)
+                         overwrite=overwrite, track_identity=track_identity,
+                         temporal_smoothing=temporal_smoothing, quiet=quiet)
     _show_warnings(quiet)
     progress = TqdmProgress(enabled=not quiet and sys.stderr.isatty())
     try:

@@ -5,6 +5,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 DETECTORS = ("retinaface", "insightface")
+MAX_SMOOTHING = 0.95  # latent smoothing above this would freeze a face
 
 
 @dataclass(frozen=True)
@@ -19,6 +20,7 @@ class RestoreConfig:
     min_face: int = 16  # faces whose eye-to-mouth span is under this many pixels are left alone
     max_upscale: float = 4.0  # faces whose footprint is over max_upscale x the model resolution are left alone
     track_identity: bool = True  # per-track identity target (False: per-frame)
+    temporal_smoothing: float = 0.0  # video: weight of a track's previous latent in each frame's (0 = off)
     codec: str = "libx264"
     crf: int = 18
     overwrite: bool = False
@@ -40,5 +42,7 @@ class RestoreConfig:
             raise ClrfaceError(f"det_threshold must be between 0 and 1, got {self.det_threshold}")
         if self.min_face < 0:
             raise ClrfaceError(f"min_face must be 0 or more pixels, got {self.min_face}")
+        if not 0.0 <= self.temporal_smoothing <= MAX_SMOOTHING:
+            raise ClrfaceError(f"--temporal-smoothing must be between 0 and {MAX_SMOOTHING}, got {self.temporal_smoothing}")
         if self.max_upscale <= 0:
             raise ClrfaceError(f"max_upscale must be above 0, got {self.max_upscale}")

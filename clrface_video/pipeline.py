@@ -24,6 +24,7 @@ from .io.encode import VideoWriter
 from .io.image import Photo, read_photo, write_photo
 from .report import Progress, RestoreReport, StageTimer
 from .restore.base import RestoreBatch, Restorer, make_restorer
+from .restore.temporal import TrackMemory
 from .types import Face, Frame, TrackedFace
 
 log = logging.getLogger(__name__)
@@ -63,6 +64,7 @@ class _FaceJob:
     matrix: np.ndarray  # (2, 3) frame -> crop
     identity: np.ndarray | None  # (D,) track identity, or None: the restorer takes it from the crop
     seed: int
+    track: int
     restored: np.ndarray | None = None
 
 
@@ -119,6 +121,8 @@ class FaceRestorer:
         self.counts = Counts()
         self.stills_seen = 0
         self.tracking = _Tracking(models.identity, config, timer) if video else None
+        smooth = video and config.temporal_smoothing > 0
+        self.memory = TrackMemory(config.temporal_smoothing) if smooth else None  # latents along each track
 
     def run(self, frames: Iterable[Frame]) -> Iterator[Frame]:
         for frame, _ in self.run_masked(frames):
@@ -162,7 +166,7 @@ class FaceRestorer:
                 identity, seed = self.tracking.identity_and_seed(frame.index, face, crop.image)
             else:
                 identity, seed = None, self.config.seed + face.track_id
-            jobs.append(_FaceJob(crop.image, crop.matrix, identity, seed))
+            jobs.append(_FaceJob(crop.image, crop.matrix, identity, seed, face.track_id))
             self.counts.track_ids.add(face.track_id)
         return jobs
 
@@ -181,7 +185,8 @@ class FaceRestorer:
             identities = [job.identity for job in chunk]
             identity = np.stack(identities).astype(np.float32) if all(i is not None for i in identities) else None
             batch = RestoreBatch(crops=np.stack([job.crop for job in chunk]), identity=identity,
-                                 seeds=np.array([job.seed for job in chunk], np.int64))
+                                 seeds=np.array([job.seed for job in chunk], np.int64),
+                                 tracks=np.array([job.track for job in chunk], np.int64), memory=self.memory)
             with self.timer("restore"):
                 restored = self.models.restorer.restore(batch)
             for job, face in zip(chunk, restored):

@@ -14,6 +14,7 @@ from ..io.encode import VideoWriter
 from ..photos import _unreadable
 from ..pipeline import FaceRestorer, Models, _FaceJob, load_models, restore_image, to_uint8
 from ..report import RestoreReport, StageTimer
+from ..restore.temporal import TrackMemory
 from ..types import Face, Frame
 from .segments import Segment, read_segment
 
@@ -22,9 +23,10 @@ CRASH_ONCE = "CLRFACE_RAY_CRASH_ONCE"  # tests: a marker path; the first restore
 
 @dataclass(frozen=True)
 class PlannedFace:
-    """What the restore pass needs of one face: landmarks (5, 2) float32, seed, key into the identity table."""
+    """What the restore pass needs of one face: landmarks (5, 2) float32, track, seed, key into the identity table."""
 
     landmarks: np.ndarray
+    track: int
     seed: int
     identity: tuple[int, int] | None  # (track id, samples folded), or None: no per-track identity
 
@@ -50,6 +52,8 @@ class PlannedRestorer(FaceRestorer):
         super().__init__(models, config, timer, video=False)
         self.planned = faces
         self.identities = identities
+        if config.temporal_smoothing > 0:  # smoothing restarts at each segment's first frame
+            self.memory = TrackMemory(config.temporal_smoothing)
 
     def faces_of(self, frame: Frame) -> list[_FaceJob]:
         image = to_uint8(frame.image)
@@ -58,7 +62,7 @@ class PlannedRestorer(FaceRestorer):
             with self.timer("align"):
                 crop = align_face(image, face.landmarks, self.size)  # 4 align, from the planned landmarks
             identity = None if face.identity is None else self.identities[face.identity]
-            jobs.append(_FaceJob(crop.image, crop.matrix, identity, face.seed))
+            jobs.append(_FaceJob(crop.image, crop.matrix, identity, face.seed, face.track))
         return jobs
 
 

@@ -28,6 +28,7 @@ class VideoMethod:
     name: str
     model: str | None  # None = the input frames
     track_identity: bool = True
+    smoothing: float = 0.0  # RestoreConfig.temporal_smoothing
 
 
 @dataclass(frozen=True)
@@ -170,14 +171,19 @@ def restore_clip(images: list[np.ndarray], config: RestoreConfig) -> list[np.nda
     return [to_uint8(image) for image in restore_frames(images, config, as_video=True)]
 
 
+SMOOTHING = 0.5  # the latent-smoothing strength the video evaluation compares against none
+
+
 def video_methods(models: Sequence[str], baseline: str = "baseline-bicubic-sharpen") -> list[VideoMethod]:
-    """input, then for each model: per-track and per-frame identity (one run for the baseline, which has none)."""
+    """input, then for each model: per-track identity, per-frame identity, and per-track identity with latent
+    smoothing (SMOOTHING); one run for the baseline, which has neither identity nor latents."""
     methods = [VideoMethod(INPUT, None)]
     for m in models:
         if m == baseline:
             methods.append(VideoMethod(m, m, True))
         else:
-            methods += [VideoMethod(f"{m} (track identity)", m, True), VideoMethod(f"{m} (per-frame identity)", m, False)]
+            methods += [VideoMethod(f"{m} (track identity)", m, True), VideoMethod(f"{m} (per-frame identity)", m, False),
+                        VideoMethod(f"{m} (track identity, smoothing {SMOOTHING})", m, True, SMOOTHING)]
     return methods
 
 
@@ -271,7 +277,8 @@ def evaluate_video(video: Path, models: Sequence[str], *, clean: Path | None = N
         if method.model is None:
             outputs[method.name] = inputs
         else:
-            cfg = replace(config, model=method.model, track_identity=method.track_identity)
+            cfg = replace(config, model=method.model, track_identity=method.track_identity,
+                          temporal_smoothing=method.smoothing)
             outputs[method.name] = restore_clip(inputs, cfg)
         seconds[f"restore:{method.name}"] = round(time.perf_counter() - start, 4)
     input_marks = trajectories(inputs, tracks, detector)

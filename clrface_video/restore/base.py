@@ -3,12 +3,15 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 import numpy as np
 import torch
 
 from ..errors import ModelError
+
+if TYPE_CHECKING:
+    from .temporal import TrackMemory
 
 
 @dataclass(frozen=True)
@@ -19,11 +22,16 @@ class RestoreBatch:
     identity: (N, D) float32 L2-normalised identity targets (the track's embedding), or None to
         let the restorer take them from each crop (per-frame identity).
     seeds: (N,) int64 noise seeds (the track's seed, so a still face gets the same sample), or None.
+    tracks: (N,) int64 track ids, in frame order per track; used with memory.
+    memory: the video's latent-smoothing state (restore.temporal.TrackMemory), or None for none;
+        restorers without latents ignore it.
     """
 
     crops: np.ndarray
     identity: np.ndarray | None = None
     seeds: np.ndarray | None = None
+    tracks: np.ndarray | None = None
+    memory: TrackMemory | None = None
 
 
 class Restorer(Protocol):

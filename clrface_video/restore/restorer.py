@@ -110,7 +110,9 @@ class CLRFaceRestorer:
         guidance = self._guidance(batch, x_irn, knobs.guidance_weight) if len(sigmas) > 1 else None
         model = partial(self._denoise, cond=z_d)
         z = self.sampler(model, z, sigmas, guidance=guidance)
-        # 6. quantise against the codebook and decode
+        # 6. optional smoothing along each track, then quantise against the codebook and decode
+        if batch.memory is not None and batch.tracks is not None:
+            z = batch.memory.smooth(z, np.asarray(batch.tracks))
         out = m.vqgan.decode(m.vqgan.quantize(z).z_q)
         # 7. colour and shading from the IRN estimate, detail from the prior (when the model asks for it)
         if knobs.anchor_sigma > 0:
@@ -146,6 +148,8 @@ class CLRFaceRestorer:
             raise ClrfaceError(f"RestoreBatch.identity must be (N, D) with N = {n}, got {np.shape(batch.identity)}")
         if batch.seeds is not None and np.shape(batch.seeds) != (n,):
             raise ClrfaceError(f"RestoreBatch.seeds must be (N,) with N = {n}, got {np.shape(batch.seeds)}")
+        if batch.tracks is not None and np.shape(batch.tracks) != (n,):
+            raise ClrfaceError(f"RestoreBatch.tracks must be (N,) with N = {n}, got {np.shape(batch.tracks)}")
         return n
 
 

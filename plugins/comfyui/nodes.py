@@ -10,7 +10,7 @@ import numpy as np
 import torch
 
 from clrface_video.api import Session, load_restorer
-from clrface_video.config import DETECTORS
+from clrface_video.config import DETECTORS, MAX_SMOOTHING
 from clrface_video.errors import ClrfaceError
 
 try:  # ComfyUI's modules; absent when the nodes are unit-tested on their own
@@ -157,6 +157,10 @@ class CLRFaceRestore:
             "batch_is_video": ("BOOLEAN", {"default": True,
                                            "tooltip": "Track faces across the batch (video frames: no flicker); "
                                                       "off: every image is restored on its own."}),
+        }, "optional": {
+            "temporal_smoothing": ("FLOAT", {"default": 0.0, "min": 0.0, "max": MAX_SMOOTHING, "step": 0.05,
+                                             "tooltip": "Video: blend each face's latent with the same person's "
+                                                        "earlier frames (0 = off; 0.3-0.6 steadies still faces)."}),
         }}
 
     RETURN_TYPES = ("IMAGE", "MASK")
@@ -166,13 +170,14 @@ class CLRFaceRestore:
     DESCRIPTION = "Restores every face in the images with CLR-Face; the mask marks the restored face regions."
 
     def restore(self, clrface_model: Session, images: torch.Tensor, fidelity: float, detector: str, min_face: int,
-                max_upscale: float, batch_is_video: bool) -> tuple[torch.Tensor, torch.Tensor]:
+                max_upscale: float, batch_is_video: bool,
+                temporal_smoothing: float = 0.0) -> tuple[torch.Tensor, torch.Tensor]:
         if images.ndim != 4 or images.shape[-1] not in (3, 4):
             raise ClrfaceError(f"CLR-Face Restore takes IMAGE [B, H, W, 3 or 4], got {list(images.shape)}")
         batch = images.detach().to("cpu", torch.float32)  # no-op for ComfyUI's CPU float32 images
         frames = batch[..., :3].numpy()  # a view: the input tensor is never written
         options = {"fidelity": float(fidelity), "detector": detector, "min_face": int(min_face),
-                   "max_upscale": float(max_upscale)}
+                   "max_upscale": float(max_upscale), "temporal_smoothing": float(temporal_smoothing)}
         if detector == "insightface":
             options["insightface_root"] = insightface_root()
         if model_management is not None:
