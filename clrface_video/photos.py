@@ -12,14 +12,14 @@ from .config import RestoreConfig
 from .device import pick_device
 from .errors import ClrfaceError, InputError
 from .faces.detect import make_detector
+from .io.decode import is_image_path
 from .io.image import read_photo, write_photo
+from .paths import resolve_paths
 from .pipeline import (
     FaceRestorer,
     Models,
     finish_report,
-    is_image,
     load_models,
-    resolve_paths,
     restore_photo_array,
     to_uint8,
 )
@@ -35,7 +35,7 @@ def find_photos(folder: Path) -> Iterator[Path]:
         relative = path.relative_to(folder)
         if any(part.startswith(".") for part in relative.parts):
             continue  # hidden files, and the .partial files of an interrupted run
-        if path.is_file() and is_image(path):
+        if path.is_file() and is_image_path(path):
             yield path
 
 

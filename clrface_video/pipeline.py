@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import logging
-import os
 import time
 from collections import deque
 from collections.abc import Iterable, Iterator
@@ -14,14 +13,15 @@ import torch
 
 from .config import RestoreConfig
 from .device import pick_device
-from .errors import ClrfaceError, InputError
+from .errors import InputError
 from .faces.align import align_face, estimate_similarity, face_footprint
 from .faces.detect import FaceDetector, make_detector
 from .faces.identity import IdentityEncoder, load_identity_encoder
 from .faces.paste import paste_faces
-from .io.decode import IMAGE_EXTENSIONS, probe_video, read_frames
+from .io.decode import is_image_path, probe_video, read_frames
 from .io.encode import VideoWriter
 from .io.image import Photo, read_photo, write_photo
+from .paths import resolve_paths
 from .report import Progress, RestoreReport, StageTimer
 from .restore.base import RestoreBatch, Restorer, make_restorer
 from .restore.temporal import TrackMemory
@@ -29,7 +29,6 @@ from .types import Face, Frame, TrackedFace
 
 log = logging.getLogger(__name__)
 
-SUFFIX = "_restored"
 
 
 # -- models -----------------------------------------------------------------------------------------
@@ -248,39 +247,6 @@ class _Tracking:
         return track.identity, track.seed
 
 
-# -- paths ------------------------------------------------------------------------------------------
-def default_output(path: Path) -> Path:
-    """Beside the input with a _restored suffix: movie_restored.mp4, photo_restored.jpg, folder_restored/."""
-    if path.is_dir():
-        return path.with_name(path.name + SUFFIX)
-    return path.with_name(path.stem + SUFFIX + path.suffix)
-
-
-def resolve_paths(input: str | Path, output: str | Path | None) -> tuple[Path, Path]:
-    """Check INPUT exists and OUTPUT is not INPUT (nor inside an input folder); fill in the default OUTPUT."""
-    source = Path(input).expanduser()
-    if not source.exists():
-        raise InputError(f"input not found: {source}")
-    target = default_output(source) if output is None else Path(output).expanduser()
-    if not source.is_dir() and target.is_dir():
-        target = target / source.name
-    if not source.is_dir() and not target.suffix:
-        target = target.with_name(target.name + source.suffix)  # -o result  ->  result.mp4
-    real_source, real_target = source.resolve(), target.resolve()
-    if real_target == real_source or (target.exists() and os.path.samefile(source, target)):
-        raise ClrfaceError(f"output {target} is the input; choose another -o OUTPUT (the input is never changed)")
-    if source.is_dir():
-        if real_target.is_relative_to(real_source):
-            raise ClrfaceError(f"output folder {target} is inside the input folder {source}; choose one outside it")
-        if target.exists() and not target.is_dir():
-            raise ClrfaceError(f"output {target} is a file but the input is a folder; give a folder for -o")
-    return source, target
-
-
-def is_image(path: Path) -> bool:
-    return path.suffix.lower() in IMAGE_EXTENSIONS
-
-
 def _new_report(source: Path, target: Path, kind: str, models: Models) -> RestoreReport:
     return RestoreReport(input=str(source), output=str(target), kind=kind,
                          model=getattr(models.restorer, "name", type(models.restorer).__name__),
@@ -393,7 +359,7 @@ def restore_path(input: str | Path, output: str | Path | None = None, config: Re
         from .photos import restore_folder
 
         return restore_folder(source, output, config, progress=progress)
-    if is_image(source):
+    if is_image_path(source):
         return restore_image(source, output, config, progress=progress)
     return restore_video(source, output, config, progress=progress)
 

@@ -5,8 +5,9 @@ from pathlib import Path
 
 from ..config import RestoreConfig
 from ..errors import InputError
-from ..io.decode import probe_video
-from ..pipeline import _already_done, is_image, resolve_paths
+from ..io.decode import is_image_path, probe_video
+from ..paths import resolve_paths
+from ..pipeline import _already_done
 from ..report import Progress, RestoreReport
 from .cluster import ray_session, run_all, start_workers
 from .photos import restore_folder_ray
@@ -26,7 +27,7 @@ def restore_path_ray(input: str | Path, output: str | Path | None = None, config
     source = Path(input).expanduser()
     if not source.exists():
         raise InputError(f"input not found: {source}")
-    video = not source.is_dir() and not is_image(source)
+    video = not source.is_dir() and not is_image_path(source)
     if video:  # check the input before starting Ray
         source, target = resolve_paths(source, output)
         probe_video(source)

@@ -7,8 +7,8 @@ from pathlib import Path
 from typing import Any
 
 from ..config import RestoreConfig
+from ..paths import resolve_paths
 from ..photos import find_photos
-from ..pipeline import resolve_paths
 from ..report import Progress, RestoreReport, StageTimer
 from .cluster import run_all
 

@@ -15,7 +15,8 @@ import numpy as np
 from ..config import RestoreConfig
 from ..errors import ClrfaceError
 from ..io.decode import VideoInfo, probe_video
-from ..pipeline import _already_done, resolve_paths
+from ..paths import resolve_paths
+from ..pipeline import _already_done
 from ..report import Progress, RestoreReport, StageTimer
 from ..types import Face
 from .cluster import run_all
