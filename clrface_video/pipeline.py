@@ -149,9 +149,10 @@ class FaceRestorer:
         image = to_uint8(frame.image)
         with self.timer("detect"):
             faces = self.models.detector.detect(image)  # 2 detect
+        first = 0
         if self.tracking is not None:
             tracked = self.tracking.update(frame.index, faces)  # 3 track: ids and smoothed landmarks
-        else:  # a photo: every face is its own track
+        else:  # a photo: every face is its own track; noise seeds count from config.seed in each photo
             first, self.stills_seen = self.stills_seen, self.stills_seen + len(faces)
             tracked = [TrackedFace(face, first + i, face.landmarks) for i, face in enumerate(faces)]
         jobs = []
@@ -164,7 +165,8 @@ class FaceRestorer:
             if self.tracking is not None:
                 identity, seed = self.tracking.identity_and_seed(frame.index, face, crop.image)
             else:
-                identity, seed = None, self.config.seed + face.track_id
+                # the face's number in its photo: the same seed whichever folder, shard or rerun restores it
+                identity, seed = None, self.config.seed + face.track_id - first
             jobs.append(_FaceJob(crop.image, crop.matrix, identity, seed, face.track_id))
             self.counts.track_ids.add(face.track_id)
         return jobs

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import ClassVar
 
 import cv2
 import numpy as np
@@ -16,6 +17,8 @@ from clrface_video.faces.align import crop_corners_in_frame, estimate_similarity
 from clrface_video.faces.detect import make_detector
 from clrface_video.photos import restore_folder
 from clrface_video.pipeline import restore_frames, restore_image
+from clrface_video.restore.base import RestoreBatch, register_restorer
+from clrface_video.restore.baseline import BicubicSharpenRestorer
 from tests.conftest import shared_file
 
 BASELINE = RestoreConfig(model="baseline-bicubic-sharpen", device="cpu")
@@ -207,3 +210,33 @@ def test_output_name_chooses_the_format(tmp_path, astronaut):
     assert Image.open(tmp_path / "as.jpg").format == "JPEG"
     report = restore_image(source, tmp_path / "plain", BASELINE)
     assert report.output == str(tmp_path / "plain.png") and Image.open(tmp_path / "plain.png").format == "PNG"
+
+
+class _SeedRecorder(BicubicSharpenRestorer):
+    """The baseline, keeping the noise seeds the pipeline hands it, per call."""
+
+    name = "test-seed-recorder"
+    seen: ClassVar[list[list[int]]] = []
+
+    def restore(self, batch: RestoreBatch) -> np.ndarray:
+        self.seen.append([int(s) for s in batch.seeds])
+        return super().restore(batch)
+
+
+register_restorer(_SeedRecorder.name, "test only")(lambda device, fidelity=0.5, path=None: _SeedRecorder())
+
+
+def test_a_photo_gets_the_same_noise_seeds_alone_or_in_a_folder(tmp_path, astronaut):
+    """Seeds count from config.seed within each photo, so a folder run, a rerun of one photo and a
+    Ray shard (which restores photo by photo) give a seeded model the same noise for the same face."""
+    folder = tmp_path / "in"
+    folder.mkdir()
+    for name in ("a.png", "b.png", "c.png"):
+        Image.fromarray(astronaut).save(folder / name)
+    config = RestoreConfig(device="cpu", model=_SeedRecorder.name, seed=7)
+    _SeedRecorder.seen.clear()
+    restore_folder(folder, tmp_path / "out", config)
+    in_folder = list(_SeedRecorder.seen)
+    _SeedRecorder.seen.clear()
+    restore_image(folder / "c.png", tmp_path / "c_alone.png", config)
+    assert in_folder == [[7], [7], [7]] and _SeedRecorder.seen == [[7]]
