@@ -76,14 +76,19 @@ def test_one_step_per_stage_changes_weights_and_stays_finite(data_dir: Path, tmp
         assert all(np.isfinite(v) for k, v in record.items() if isinstance(v, float)), record
         assert (run_dir / stage / "preview_000001.png").is_file()
         after = stage_weights(run_dir, stage)
-        module = {"autoencoder": "vqgan", "irn": "irn", "prior": "denoiser", "mask": "mask"}[stage]
+        module = {"autoencoder": "vqgan", "decoder": "vqgan", "irn": "irn", "prior": "denoiser", "mask": "mask"}[stage]
         before = getattr(fresh, module).state_dict()
         assert any(not torch.equal(before[k], after[k]) for k in before if before[k].is_floating_point()), stage
         assert all(torch.isfinite(v).all() for v in after.values())
     assert "g" in json.loads((run_dir / "autoencoder" / "log.jsonl").read_text().splitlines()[-1])
+    # the decoder fine-tune leaves the encoder and codebook (the prior's latents) exactly as trained
+    ae, dec = stage_weights(run_dir, "autoencoder"), stage_weights(run_dir, "decoder")
+    assert all(torch.equal(ae[k], dec[k]) for k in ae if not k.startswith("decoder."))
+    assert any(not torch.equal(ae[k], dec[k]) for k in ae if k.startswith("decoder."))
     out = tmp_path / "model.safetensors"
     assert export_model(run_dir, out, fp16=True) > 0
     model = CLRFaceModel.load(out)
+    assert torch.allclose(model.vqgan.decoder.conv_out.weight, dec["decoder.conv_out.weight"].float(), atol=1e-3)
     assert torch.allclose(model.irn.conv_out.weight, stage_weights(run_dir, "irn")["conv_out.weight"].float(),
                           atol=1e-3)
     assert model.cfg.anchor_range == (0.0, 0.0)  # anchoring is off unless export is asked for it

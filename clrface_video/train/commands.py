@@ -8,7 +8,8 @@ import click
 
 from .prepare import PrepareConfig, prepare_faces
 
-STAGES = ("autoencoder", "irn", "prior", "mask", "all")
+STAGES = ("autoencoder", "decoder", "irn", "prior", "mask", "all")
+ALL = ("autoencoder", "irn", "prior", "mask")  # --stage all; decoder is an optional fine-tune
 CONFIGS = ("tiny", "small_128", "base_256", "base_512")
 
 
@@ -76,7 +77,7 @@ def train_command(data_dir: Path, stage: str, run_dir: Path, config_name: str, m
         weights = replace(weights, identity=identity_weight)
     if disc_start is not None:
         weights = replace(weights, disc_start=disc_start)
-    train_stages(data_dir, run_dir, STAGES[:4] if stage == "all" else (stage,), options, echo=click.echo,
+    train_stages(data_dir, run_dir, ALL if stage == "all" else (stage,), options, echo=click.echo,
                  weights=weights)
 
 

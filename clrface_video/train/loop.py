@@ -248,8 +248,10 @@ def finite(losses: dict[str, torch.Tensor]) -> bool:
 
 # ----------------------------------------------------------------------------- run folder and export
 
-STAGE_ORDER = ("autoencoder", "irn", "prior", "mask")
-STAGE_MODULE = {"autoencoder": "vqgan", "irn": "irn", "prior": "denoiser", "mask": "mask"}
+# decoder (optional) saves the whole VQGAN after the autoencoder: loaded second, it replaces the decoder.
+STAGE_ORDER = ("autoencoder", "decoder", "irn", "prior", "mask")
+STAGE_MODULE = {"autoencoder": "vqgan", "decoder": "vqgan", "irn": "irn", "prior": "denoiser", "mask": "mask"}
+OPTIONAL_STAGES = ("decoder",)
 
 
 def make_config(name: str) -> CLRFaceConfig:
@@ -298,7 +300,7 @@ def export_model(run_dir: Path, out: Path, *, fp16: bool = True,
         cfg = replace(cfg, anchor_range=(float(anchor_range[0]), float(anchor_range[1])))
     model = CLRFaceModel(cfg)
     loaded = load_finished_stages(model, run_dir)
-    missing = [s for s in STAGE_ORDER if s not in loaded]
+    missing = [s for s in STAGE_ORDER if s not in loaded and s not in OPTIONAL_STAGES]
     if "autoencoder" in missing:
         raise ClrfaceError(f"{run_dir} has no trained autoencoder; train --stage autoencoder first")
     states = {s: load_state(run_dir / s, s) for s in loaded}

@@ -56,6 +56,7 @@ class StageDefaults:
 
 DEFAULTS = {
     "autoencoder": StageDefaults(batch_size=8, lr=2e-4, steps=100_000),
+    "decoder": StageDefaults(batch_size=8, lr=1e-4, steps=20_000),
     "irn": StageDefaults(batch_size=8, lr=2e-4, steps=50_000),
     "prior": StageDefaults(batch_size=16, lr=2e-4, steps=100_000),
     "mask": StageDefaults(batch_size=4, lr=5e-2, steps=2_000),
@@ -206,6 +207,34 @@ class AutoencoderStage(Stage):
         return self.model.vqgan(hq)[0]
 
 
+class DecoderStage(Stage):
+    """VQGAN decoder fine-tune on whole faces (L1), encoder and codebook frozen: the codes, and so the
+    prior trained on them, stay valid. Mends what crop training leaves at the full face size."""
+
+    name, needs_lq = "decoder", False
+
+    def __init__(self, ctx: Context, lr: float) -> None:
+        super().__init__(ctx, lr)
+        self.trained.requires_grad_(False)
+        self.trained.decoder.requires_grad_(True)
+        self.params = list(self.trained.decoder.parameters())
+        self.optimizers = {"main": torch.optim.Adam(self.params, lr, betas=(0.5, 0.9))}
+
+    def step(self, hq: torch.Tensor, lq: torch.Tensor, step: int) -> dict[str, torch.Tensor]:
+        vq = self.trained
+        with loop.autocast(self.ctx.device):
+            with torch.no_grad():
+                z_q = vq.quantize(vq.encode(hq)).z_q
+            losses = {"l1": pixel_loss(vq.decode(z_q), hq)}
+        self.update("main", losses["l1"], self.params, step)
+        return losses
+
+    @torch.no_grad()
+    def preview(self, hq: torch.Tensor, lq: torch.Tensor) -> torch.Tensor:
+        vq = self.trained
+        return vq.decode(vq.quantize(vq.encode(hq)).z_q)
+
+
 class IRNStage(Stage):
     """Identity Recovery Network: LQ -> HQ estimate with L1 + identity (1 - cos FaceNet) loss."""
 
@@ -325,7 +354,8 @@ class MaskStage(Stage):
 
 
 STAGES: dict[str, Callable[[Context, float], Stage]] = {
-    "autoencoder": AutoencoderStage, "irn": IRNStage, "prior": PriorStage, "mask": MaskStage}
+    "autoencoder": AutoencoderStage, "decoder": DecoderStage, "irn": IRNStage, "prior": PriorStage,
+    "mask": MaskStage}
 
 
 # ----------------------------------------------------------------------------- the loop
