@@ -1,9 +1,11 @@
-"""Pick the low-frequency anchor range of a CLR-Face checkpoint on held-out faces the reports do not use.
+"""Pick the low-frequency anchor and the start time t* of a CLR-Face checkpoint on held-out faces the reports do not use.
 
     python benchmarks/tune_anchor.py WEIGHTS DATA_DIR [--start 200] [--count 48] [--sigmas 1,2,3]
+        [--t-stars 0.2,0.4] [--threads 1]
 
 Faces start..start+count of the held-out split (eval_heldout.py reports on the first 96), degraded with
-the eval recipe, restored at --fidelity 0.5 with each anchor sigma; prints PSNR and the dlib identity.
+the eval recipe, restored with the guidance of --fidelity 0.5 at each t* (default: the checkpoint's own
+at 0.5) and each anchor sigma; prints PSNR and the dlib identity per pair.
 """
 from __future__ import annotations
 
@@ -13,7 +15,6 @@ from pathlib import Path
 
 import numpy as np
 import torch
-
 from eval_heldout import heldout_faces
 
 
@@ -24,6 +25,8 @@ def main() -> None:
     parser.add_argument("--start", type=int, default=200)
     parser.add_argument("--count", type=int, default=48)
     parser.add_argument("--sigmas", default="0,1,2,3")
+    parser.add_argument("--t-stars", default=None, help="comma-separated t* values (default: the checkpoint's)")
+    parser.add_argument("--threads", type=int, default=1)
     args = parser.parse_args()
 
     from clrface_video.eval.judge import identity_similarity
@@ -33,7 +36,7 @@ def main() -> None:
     from clrface_video.restore.model import CLRFaceModel
     from clrface_video.restore.restorer import CLRFaceRestorer, default_identity_net
 
-    torch.set_num_threads(1)
+    torch.set_num_threads(args.threads)
     model = CLRFaceModel.load(args.weights)
     _, faces = heldout_faces(args.data_dir, args.start + args.count, model.cfg.resolution)
     clean = faces[args.start:]
@@ -45,11 +48,13 @@ def main() -> None:
         return f"PSNR {p:.2f} dB, identity {identity_similarity(out, clean).mean():.3f}"
 
     print(f"input: {figures(degraded)}")
-    for sigma in (float(s) for s in args.sigmas.split(",")):
-        knobs = dataclasses.replace(restorer.knobs, anchor_sigma=sigma)
-        out = np.concatenate([restorer.restore(RestoreBatch(degraded[i:i + 16], seeds=np.arange(i, i + 16)), knobs)
-                              for i in range(0, len(degraded), 16)])
-        print(f"anchor sigma {sigma:g}: {figures(out)}", flush=True)
+    t_stars = [restorer.knobs.t_star] if args.t_stars is None else [float(t) for t in args.t_stars.split(",")]
+    for t_star in t_stars:
+        for sigma in (float(s) for s in args.sigmas.split(",")):
+            knobs = dataclasses.replace(restorer.knobs, t_star=t_star, anchor_sigma=sigma)
+            out = np.concatenate([restorer.restore(RestoreBatch(degraded[i:i + 16], seeds=np.arange(i, i + 16)),
+                                                   knobs) for i in range(0, len(degraded), 16)])
+            print(f"t* {t_star:g}, anchor sigma {sigma:g}: {figures(out)}", flush=True)
 
 
 if __name__ == "__main__":

@@ -92,9 +92,10 @@ def test_one_step_per_stage_changes_weights_and_stays_finite(data_dir: Path, tmp
     assert torch.allclose(model.irn.conv_out.weight, stage_weights(run_dir, "irn")["conv_out.weight"].float(),
                           atol=1e-3)
     assert model.cfg.anchor_range == (0.0, 0.0)  # anchoring is off unless export is asked for it
-    export_model(run_dir, out, anchor_range=(1.0, 2.5))
+    export_model(run_dir, out, anchor_range=(1.0, 2.5), t_star_range=(0.1, 0.3))
     anchored = CLRFaceModel.load(out)
     assert anchored.cfg.anchor_range == (1.0, 2.5) and anchored.fidelity_to_knobs(1.0).anchor_sigma == 1.0
+    assert anchored.cfg.t_star_range == (0.1, 0.3) and anchored.fidelity_to_knobs(0.0).t_star == 0.3
     assert torch.equal(anchored.irn.conv_out.weight, model.irn.conv_out.weight)
 
 

@@ -88,9 +88,12 @@ def train_command(data_dir: Path, stage: str, run_dir: Path, config_name: str, m
 @click.option("--anchor-range", nargs=2, type=click.FloatRange(0.0), default=None, metavar="LO HI",
               help="low-frequency anchoring to the IRN estimate, Gaussian sigma in pixels at --fidelity 1 and 0 "
                    "(default: off); benchmarks/tune_anchor.py measures candidates")
-def export_command(run_dir: Path, out: Path, fp16: bool, anchor_range: tuple[float, float] | None) -> None:
+@click.option("--t-star-range", nargs=2, type=click.FloatRange(0.0, 1.0), default=None, metavar="LO HI",
+              help="the sampler's start time t* at --fidelity 1 and 0 (default: the config's, 0.2 0.6)")
+def export_command(run_dir: Path, out: Path, fp16: bool, anchor_range: tuple[float, float] | None,
+                   t_star_range: tuple[float, float] | None) -> None:
     """Assemble the stages of RUN_DIR into one CLRFaceModel safetensors file."""
     from .stages import export_model
 
-    size = export_model(run_dir, out, fp16=fp16, anchor_range=anchor_range)
+    size = export_model(run_dir, out, fp16=fp16, anchor_range=anchor_range, t_star_range=t_star_range)
     click.echo(f"wrote {out} ({size / 1e6:.1f} MB)")

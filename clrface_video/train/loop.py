@@ -287,17 +287,19 @@ def load_finished_stages(model: CLRFaceModel, run_dir: Path) -> list[str]:
     return loaded
 
 
-def export_model(run_dir: Path, out: Path, *, fp16: bool = True,
-                 anchor_range: tuple[float, float] | None = None) -> int:
+def export_model(run_dir: Path, out: Path, *, fp16: bool = True, anchor_range: tuple[float, float] | None = None,
+                 t_star_range: tuple[float, float] | None = None) -> int:
     """Assemble the stages of a run folder into one CLRFaceModel safetensors file; returns its size in bytes.
 
-    anchor_range: the inference-time low-frequency anchoring range (pixels) stored with the weights.
+    anchor_range, t_star_range: inference-time fidelity mappings stored with the weights (None: the run's).
     """
     run_dir = Path(run_dir)
     data = json.loads((run_dir / "config.json").read_text())
     cfg = CLRFaceConfig.from_dict(data["model"])
     if anchor_range is not None:
         cfg = replace(cfg, anchor_range=(float(anchor_range[0]), float(anchor_range[1])))
+    if t_star_range is not None:
+        cfg = replace(cfg, t_star_range=(float(t_star_range[0]), float(t_star_range[1])))
     model = CLRFaceModel(cfg)
     loaded = load_finished_stages(model, run_dir)
     missing = [s for s in STAGE_ORDER if s not in loaded and s not in OPTIONAL_STAGES]
