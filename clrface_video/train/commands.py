@@ -32,7 +32,9 @@ def prepare_faces_command(src_dir: Path, out_dir: Path, size: int, holdout_fract
 
 @click.command("train")
 @click.argument("data_dir", type=click.Path(exists=True, file_okay=False, path_type=Path))
-@click.option("--stage", type=click.Choice(STAGES), default="all", show_default=True)
+@click.option("--stage", type=click.Choice(STAGES), default="all", show_default=True,
+              help="all = autoencoder, irn, prior, mask in order; decoder is an optional whole-face fine-tune of "
+                   "the autoencoder's decoder (for autoencoders trained on --crop)")
 @click.option("--run", "run_dir", type=click.Path(file_okay=False, path_type=Path), required=True,
               help="run folder: checkpoints, logs, sample grids")
 @click.option("--config", "config_name", type=click.Choice(CONFIGS), default="small_128", show_default=True)
