@@ -30,7 +30,6 @@ from .types import Face, Frame, TrackedFace
 log = logging.getLogger(__name__)
 
 
-
 # -- models -----------------------------------------------------------------------------------------
 @dataclass(frozen=True)
 class Models:

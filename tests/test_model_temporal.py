@@ -43,6 +43,13 @@ def test_smooth_is_a_per_track_moving_average_across_calls() -> None:
     assert set(memory.latents) == {3, 7} and torch.allclose(memory.latents[3], out[9])
 
 
+def test_memory_keeps_the_most_recent_tracks_only() -> None:
+    memory = TrackMemory(0.5, max_tracks=3)
+    for track in (1, 2, 3, 1, 4):
+        memory.smooth(torch.randn(1, 4, 8, 8), np.array([track]))
+    assert list(memory.latents) == [3, 1, 4]  # 2, the least recently seen, was forgotten
+
+
 def test_zero_strength_is_a_no_op_and_bad_strengths_are_refused() -> None:
     z = torch.randn(3, 4, 8, 8)
     assert TrackMemory(0.0).smooth(z, np.array([1, 1, 1])) is z

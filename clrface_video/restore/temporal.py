@@ -18,7 +18,8 @@ class TrackMemory:
     """
 
     strength: float
-    latents: dict[int, torch.Tensor] = field(default_factory=dict)
+    latents: dict[int, torch.Tensor] = field(default_factory=dict)  # most recently updated last
+    max_tracks: int = 256  # tracks kept; the least recently seen is forgotten (a track that comes back restarts)
 
     def __post_init__(self) -> None:
         if not 0.0 <= self.strength < 1.0:
@@ -41,5 +42,8 @@ class TrackMemory:
             start = seq[0] if previous is None else previous
             smoothed = torch.einsum("ji,i...->j...", weights, seq) + (a ** (j + 1)).view(-1, 1, 1, 1) * start
             out.index_copy_(0, index, smoothed.to(z.dtype))
+            self.latents.pop(int(track), None)
             self.latents[int(track)] = smoothed[-1]
+        while len(self.latents) > self.max_tracks:
+            self.latents.pop(next(iter(self.latents)))
         return out
