@@ -167,8 +167,8 @@ def cli() -> None:
               help="Ray workers, each loading the models once  [default: one per GPU, else one per CPU].")
 def restore(input: Path, output: Path | None, model: str, fidelity: float, device: str, batch_size: int,
             detector: str, insightface_root: Path | None, codec: str, crf: int, overwrite: bool,
-            track_identity: bool, temporal_smoothing: float, report_path: Path | None, quiet: bool, backend: str, ray_address: str | None,
-            workers: int | None) -> None:
+            track_identity: bool, temporal_smoothing: float, report_path: Path | None, quiet: bool, backend: str,
+            ray_address: str | None, workers: int | None) -> None:
     """Restore the faces in INPUT: a video, a photo, or a folder of photos (recursive)."""
     from .api import make_config, restore_video
 
