@@ -1,8 +1,8 @@
-"""Staged CLR-Face training (autoencoder, irn, prior, mask) over one run folder, and export to one file."""
+"""Staged CLR-Face training over one run folder: per-stage defaults, the loop, checkpoints, and train_stages()."""
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -12,16 +12,13 @@ from torch import nn
 
 from ..device import pick_device
 from ..errors import ClrfaceError
-from ..restore.model import CLRFaceConfig, CLRFaceModel, fidelity_to_knobs
-from ..restore.schedules import karras_sigmas, sample_sigmas_lognormal, truncate_sigmas
+from ..restore.model import CLRFaceModel
 from . import loop
 from .data import FaceDataset, fixed_pairs, to_tensor, to_uint8
 from .degrade import DegradeConfig
 from .loop import (
-    STAGE_MODULE,
     STAGE_ORDER,
     Budget,
-    Dist,
     Echo,
     RunLog,
     StageState,
@@ -31,16 +28,7 @@ from .loop import (
     load_run_config,
     make_config,
 )
-from .losses import (
-    PatchDiscriminator,
-    codebook_loss,
-    feature_matching_loss,
-    hinge_d_loss,
-    hinge_g_loss,
-    identity_loss,
-    mask_sparsity,
-    pixel_loss,
-)
+from .steps import STAGES, Context, LossWeights, Stage
 
 __all__ = ["STAGE_ORDER", "LossWeights", "TrainOptions", "export_model", "make_config", "train_stages"]
 
@@ -61,301 +49,6 @@ DEFAULTS = {
     "prior": StageDefaults(batch_size=16, lr=2e-4, steps=100_000),
     "mask": StageDefaults(batch_size=4, lr=5e-2, steps=2_000),
 }
-
-
-@dataclass(frozen=True)
-class LossWeights:
-    """Weights of the loss terms; the adversarial terms start after disc_start autoencoder steps."""
-
-    gan: float = 0.1
-    feature_matching: float = 1.0
-    disc_start: int = 2_000
-    identity: float = 0.1
-    prior_draws: int = 1  # prior: noise levels drawn per encoded (clean, degraded) pair; >1 amortises encoding
-    identity_samples: int = 0  # IRN: identity loss on the first n faces of each batch only (0: all); CPU saver
-    mask_identity: float = 1.0
-    mask_sparsity: float = 0.01
-    mask_unroll: int = 2
-    mask_fidelity: float = 0.5
-
-
-@dataclass
-class Context:
-    """What every stage needs: the model, data, device and the run folder (mutable holder, per call)."""
-
-    run_dir: Path
-    data_dir: Path
-    cfg: CLRFaceConfig
-    model: CLRFaceModel
-    device: torch.device
-    world: Dist
-    options: TrainOptions
-    weights: LossWeights
-    echo: Echo | None
-    identity_net: nn.Module | None = None
-    start_step: int = 0  # the step this call resumes from (re-seeds the stage's noise generators)
-
-    def stage_dir(self, stage: str) -> Path:
-        path = self.run_dir / stage
-        path.mkdir(parents=True, exist_ok=True)
-        return path
-
-    def identity(self) -> nn.Module:
-        if self.identity_net is None:
-            from ..faces.identity import load_identity_encoder
-
-            self.identity_net = load_identity_encoder(str(self.device))
-        return self.identity_net
-
-
-# ----------------------------------------------------------------------------- one step per stage
-
-
-class Stage:
-    """One stage: the modules it trains, its optimizers and its step. Subclasses fill step()."""
-
-    name = ""
-    needs_lq = True
-
-    def __init__(self, ctx: Context, lr: float) -> None:
-        self.ctx = ctx
-        self.model = ctx.model
-        self.model.requires_grad_(False)
-        self.trained = getattr(self.model, STAGE_MODULE[self.name])
-        self.trained.requires_grad_(True).train()
-        self.params = [p for p in self.trained.parameters() if p.requires_grad]
-        self.optimizers: dict[str, torch.optim.Optimizer] = {"main": torch.optim.Adam(self.params, lr, betas=(0.9, 0.99))}
-        self.lr = lr
-
-    def extra_modules(self) -> dict[str, nn.Module]:
-        return {}
-
-    def update(self, name: str, loss: torch.Tensor, params: list[nn.Parameter], step: int) -> None:
-        opt = self.optimizers[name]
-        loop.set_lr(opt, loop.lr_at(step, self.lr))
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        loop.sync_gradients(params, self.ctx.world)
-        torch.nn.utils.clip_grad_norm_(params, 1.0)
-        opt.step()
-
-    def step(self, hq: torch.Tensor, lq: torch.Tensor, step: int) -> dict[str, torch.Tensor]:
-        raise NotImplementedError
-
-    @torch.no_grad()
-    def preview(self, hq: torch.Tensor, lq: torch.Tensor) -> torch.Tensor:
-        raise NotImplementedError
-
-
-class AutoencoderStage(Stage):
-    """VQGAN on clean faces: L1 + codebook/commitment, then hinge GAN + feature matching after a warm-up."""
-
-    name, needs_lq = "autoencoder", False
-
-    def __init__(self, ctx: Context, lr: float) -> None:
-        super().__init__(ctx, lr)
-        self.disc = PatchDiscriminator().to(ctx.device).train()
-        loop.broadcast_module(self.disc, ctx.world)
-        self.d_params = list(self.disc.parameters())
-        self.optimizers["main"] = torch.optim.Adam(self.params, lr, betas=(0.5, 0.9))
-        self.optimizers["disc"] = torch.optim.Adam(self.d_params, lr, betas=(0.5, 0.9))
-        self.generator = torch.Generator().manual_seed(ctx.options.seed * 15_485_863 + ctx.world.rank + 1_000_003 * ctx.start_step)
-
-    def extra_modules(self) -> dict[str, nn.Module]:
-        return {"disc": self.disc}
-
-    def random_crop(self, x: torch.Tensor) -> torch.Tensor:
-        """One random square crop of side options.crop for the whole batch (the VQGAN is fully convolutional)."""
-        side, size = self.ctx.options.crop, x.shape[-1]
-        if side is None or side >= size:
-            return x
-        f = self.ctx.cfg.vqgan.downsample_factor
-        side = max(f, side // f * f)
-        top, left = (int(v) * f for v in torch.randint(0, (size - side) // f + 1, (2,), generator=self.generator))
-        return x[..., top:top + side, left:left + side]
-
-    def step(self, hq: torch.Tensor, lq: torch.Tensor, step: int) -> dict[str, torch.Tensor]:
-        w, device = self.ctx.weights, self.ctx.device
-        hq = self.random_crop(hq)
-        adversarial = step >= w.disc_start
-        with loop.autocast(device):
-            recon, vq = self.model.vqgan(hq)
-            losses = {"l1": pixel_loss(recon, hq), "vq": codebook_loss(vq)}
-            if adversarial:
-                self.disc.requires_grad_(False)
-                fake_logits, fake_feats = self.disc(recon)
-                with torch.no_grad():
-                    _, real_feats = self.disc(hq)
-                losses["g"] = hinge_g_loss(fake_logits.float())
-                losses["fm"] = feature_matching_loss(real_feats, fake_feats)
-        total = losses["l1"] + losses["vq"]
-        if adversarial:
-            total = total + w.gan * losses["g"] + w.feature_matching * losses["fm"]
-        self.update("main", total, self.params, step)
-        if adversarial:
-            self.disc.requires_grad_(True)
-            with loop.autocast(device):
-                real_logits, _ = self.disc(hq)
-                fake_logits, _ = self.disc(recon.detach())
-                losses["d"] = hinge_d_loss(real_logits.float(), fake_logits.float())
-            self.update("disc", losses["d"], self.d_params, step - w.disc_start)
-        losses["codes"] = torch.tensor(float(vq.indices.unique().numel()))
-        return losses
-
-    @torch.no_grad()
-    def preview(self, hq: torch.Tensor, lq: torch.Tensor) -> torch.Tensor:
-        return self.model.vqgan(hq)[0]
-
-
-class DecoderStage(Stage):
-    """VQGAN decoder fine-tune on whole faces (L1), encoder and codebook frozen: the codes, and so the
-    prior trained on them, stay valid. Mends what crop training leaves at the full face size."""
-
-    name, needs_lq = "decoder", False
-
-    def __init__(self, ctx: Context, lr: float) -> None:
-        super().__init__(ctx, lr)
-        self.trained.requires_grad_(False)
-        self.trained.decoder.requires_grad_(True)
-        self.params = list(self.trained.decoder.parameters())
-        self.optimizers = {"main": torch.optim.Adam(self.params, lr, betas=(0.5, 0.9))}
-
-    def step(self, hq: torch.Tensor, lq: torch.Tensor, step: int) -> dict[str, torch.Tensor]:
-        vq = self.trained
-        with loop.autocast(self.ctx.device):
-            with torch.no_grad():
-                z_q = vq.quantize(vq.encode(hq)).z_q
-            losses = {"l1": pixel_loss(vq.decode(z_q), hq)}
-        self.update("main", losses["l1"], self.params, step)
-        return losses
-
-    @torch.no_grad()
-    def preview(self, hq: torch.Tensor, lq: torch.Tensor) -> torch.Tensor:
-        vq = self.trained
-        return vq.decode(vq.quantize(vq.encode(hq)).z_q)
-
-
-class IRNStage(Stage):
-    """Identity Recovery Network: LQ -> HQ estimate with L1 + identity (1 - cos FaceNet) loss."""
-
-    name = "irn"
-
-    def step(self, hq: torch.Tensor, lq: torch.Tensor, step: int) -> dict[str, torch.Tensor]:
-        w = self.ctx.weights
-        with loop.autocast(self.ctx.device):
-            x = self.model.irn(lq)
-            losses = {"l1": pixel_loss(x, hq)}
-            if w.identity > 0:
-                n = w.identity_samples or len(x)
-                losses["id"] = identity_loss(self.ctx.identity(), x[:n], hq[:n])
-        total = losses["l1"] + w.identity * losses.get("id", 0.0)
-        self.update("main", total, self.params, step)
-        return losses
-
-    @torch.no_grad()
-    def preview(self, hq: torch.Tensor, lq: torch.Tensor) -> torch.Tensor:
-        return self.model.irn(lq)
-
-
-class PriorStage(Stage):
-    """Score prior over clean pre-quantisation latents conditioned on the LQ latent (EDM loss); VQGAN frozen."""
-
-    name = "prior"
-
-    def __init__(self, ctx: Context, lr: float) -> None:
-        super().__init__(ctx, lr)
-        self.model.vqgan.eval()
-        self.generator = torch.Generator().manual_seed(ctx.options.seed * 7919 + ctx.world.rank + 1_000_003 * ctx.start_step)
-
-    def step(self, hq: torch.Tensor, lq: torch.Tensor, step: int) -> dict[str, torch.Tensor]:
-        with loop.autocast(self.ctx.device):
-            with torch.no_grad():
-                z0 = self.model.vqgan.encode(hq).float()
-                z_d = self.model.vqgan.encode(lq)
-                draws = max(1, self.ctx.weights.prior_draws)
-                z0, z_d = z0.repeat(draws, 1, 1, 1), z_d.repeat(draws, 1, 1, 1)
-            sigma = sample_sigmas_lognormal(len(z0), generator=self.generator, device=hq.device)
-            noise = torch.randn(z0.shape, generator=self.generator).to(hq.device)
-            loss = self.model.denoiser.loss(z0, z_d, sigma, noise).mean()
-        self.update("main", loss, self.params, step)
-        return {"edm": loss}
-
-    @torch.no_grad()
-    def preview(self, hq: torch.Tensor, lq: torch.Tensor) -> torch.Tensor:
-        from ..restore.samplers import sample_euler
-
-        m, cfg = self.model, self.ctx.cfg
-        knobs = fidelity_to_knobs(cfg, 0.5)
-        sigmas = truncate_sigmas(karras_sigmas(knobs.steps, cfg.sigma_min, cfg.sigma_max, cfg.rho), knobs.t_star)
-        sigmas = sigmas.to(hq.device)
-        z_d = m.vqgan.encode(lq)
-        z = m.vqgan.encode(m.irn(lq))
-        z = z + sigmas[0] * torch.randn(z.shape, generator=torch.Generator().manual_seed(0)).to(z.device)
-        z = sample_euler(lambda x, s: m.denoiser(x, s, z_d), z, sigmas)
-        return m.vqgan.decode(m.vqgan.quantize(z).z_q)
-
-
-class MaskStage(Stage):
-    """Latent mask: unroll guided denoising from a noised IRN-estimate latent; L1 + identity + sparsity."""
-
-    name = "mask"
-
-    def __init__(self, ctx: Context, lr: float) -> None:
-        super().__init__(ctx, lr)
-        self.model.eval()
-        self.model.mask.requires_grad_(True)
-        self.generator = torch.Generator().manual_seed(ctx.options.seed * 104_729 + ctx.world.rank + 1_000_003 * ctx.start_step)
-
-    def restore(self, lq: torch.Tensor, fidelity: float, with_grad: bool) -> torch.Tensor:
-        """A few guided Euler steps from the IRN latent at t*; the last denoised latent, decoded."""
-        from ..restore.guidance import embed_images, identity_guidance
-        from ..restore.samplers import guided_denoise
-
-        m, cfg, w = self.model, self.ctx.cfg, self.ctx.weights
-        knobs = fidelity_to_knobs(cfg, fidelity)
-        sigmas = truncate_sigmas(karras_sigmas(knobs.steps, cfg.sigma_min, cfg.sigma_max, cfg.rho), knobs.t_star)
-        sigmas = sigmas[: w.mask_unroll + 1].to(lq.device)
-        with torch.no_grad():
-            z_d = m.vqgan.encode(lq)
-            x_irn = m.irn(lq)
-            target = embed_images(self.ctx.identity(), x_irn, cfg.identity_size).float()
-            z = m.vqgan.encode(x_irn)
-        noise = torch.randn(z.shape, generator=self.generator).to(z.device)
-        x = z + sigmas[0] * noise
-        with torch.set_grad_enabled(with_grad):
-            guidance = identity_guidance(m.vqgan.decode, self.ctx.identity(), target, m.mask(),
-                                         max(knobs.guidance_weight, 1e-3), cfg.identity_size)
-            denoised = x
-            for i in range(len(sigmas) - 1):
-                denoised = guided_denoise(lambda v, s: m.denoiser(v, s, z_d), x, sigmas[i], guidance)
-                if sigmas[i + 1] > 0:
-                    x = x + (x - denoised) / sigmas[i] * (sigmas[i + 1] - sigmas[i])
-            return m.vqgan.decode(m.vqgan.quantize(denoised).z_q)
-
-    def step(self, hq: torch.Tensor, lq: torch.Tensor, step: int) -> dict[str, torch.Tensor]:
-        w = self.ctx.weights
-        out = self.restore(lq, w.mask_fidelity, with_grad=True)
-        losses = {"l1": pixel_loss(out, hq), "id": identity_loss(self.ctx.identity(), out, hq),
-                  "sparsity": mask_sparsity(self.mask_logits())}
-        total = losses["l1"] + w.mask_identity * losses["id"] + w.mask_sparsity * losses["sparsity"]
-        self.update("main", total, self.params, step)
-        losses["mask_mean"] = self.model.mask().mean().detach()
-        return losses
-
-    def mask_logits(self) -> torch.Tensor:
-        mask = self.model.mask
-        if mask.factored:
-            return mask.channel_logits + mask.spatial_logits
-        return mask.logits
-
-    @torch.no_grad()
-    def preview(self, hq: torch.Tensor, lq: torch.Tensor) -> torch.Tensor:
-        return self.restore(lq, self.ctx.weights.mask_fidelity, with_grad=False).detach()
-
-
-STAGES: dict[str, Callable[[Context, float], Stage]] = {
-    "autoencoder": AutoencoderStage, "decoder": DecoderStage, "irn": IRNStage, "prior": PriorStage,
-    "mask": MaskStage}
 
 
 # ----------------------------------------------------------------------------- the loop
@@ -433,12 +126,13 @@ def save_checkpoint(sdir: Path, stage: Stage, state: StageState) -> None:
 
 
 def train_stages(data_dir: Path, run_dir: Path, stages: Sequence[str], options: TrainOptions,
-                 echo: Echo | None = print, weights: LossWeights = LossWeights(),
+                 echo: Echo | None = print, weights: LossWeights | None = None,
                  identity_net: nn.Module | None = None) -> dict[str, StageState]:
     """Run the named stages in order; each starts from the weights of every earlier stage in the run folder.
 
     identity_net: the frozen recognition network for the identity losses (default: FaceNet, faces.identity).
     """
+    weights = weights or LossWeights()
     device = pick_device(options.device)
     if options.threads is not None:
         torch.set_num_threads(options.threads)
