@@ -10,16 +10,14 @@ import torch
 
 from clrface_video.errors import ClrfaceError, ModelError
 from clrface_video.restore.model import CLRFaceConfig, CLRFaceModel, fidelity_to_knobs, read_metadata
+from tests.tiny_models import randomised_model
 
 
 def _randomised(cfg: CLRFaceConfig) -> CLRFaceModel:
-    torch.manual_seed(0)
-    model = CLRFaceModel(cfg)
-    with torch.no_grad():  # leave the zero-initialised output layers so outputs depend on every module
-        model.score_net.conv_out.weight.normal_(std=0.05)
-        model.irn.conv_out.weight.normal_(std=0.05)
+    model = randomised_model(cfg)
+    with torch.no_grad():  # the mask too, so outputs depend on every module
         model.mask.spatial_logits.normal_()
-    return model.eval()
+    return model
 
 
 def _outputs(model: CLRFaceModel) -> list[torch.Tensor]:

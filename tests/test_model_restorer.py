@@ -15,16 +15,7 @@ from clrface_video.restore.base import RestoreBatch, make_restorer
 from clrface_video.restore.model import CLRFaceConfig, CLRFaceModel, Knobs, fidelity_to_knobs
 from clrface_video.restore.restorer import CLRFaceRestorer, seeded_noise
 from tests.conftest import shared_file
-from tests.tiny_models import TinyIdentity
-
-
-def _model() -> CLRFaceModel:
-    torch.manual_seed(0)
-    model = CLRFaceModel(CLRFaceConfig.tiny())
-    with torch.no_grad():
-        model.score_net.conv_out.weight.normal_(std=0.05)
-        model.irn.conv_out.weight.normal_(std=0.05)
-    return model.eval()
+from tests.tiny_models import TinyIdentity, randomised_model
 
 
 def _crops(n: int, seed: int = 0) -> np.ndarray:
@@ -32,17 +23,17 @@ def _crops(n: int, seed: int = 0) -> np.ndarray:
 
 
 def test_restore_shape_dtype_and_empty_batch() -> None:
-    r = CLRFaceRestorer(_model(), "cpu", 0.5, identity_net=TinyIdentity())
+    r = CLRFaceRestorer(randomised_model(), "cpu", 0.5, identity_net=TinyIdentity())
     assert r.name == "clrface" and r.resolution == 32 and r.uses_identity
-    assert not CLRFaceRestorer(_model(), "cpu", 0.5).uses_identity
-    assert not CLRFaceRestorer(_model(), "cpu", identity_net=TinyIdentity(), knobs=Knobs(0.4, 0.0, 4)).uses_identity
+    assert not CLRFaceRestorer(randomised_model(), "cpu", 0.5).uses_identity
+    assert not CLRFaceRestorer(randomised_model(), "cpu", identity_net=TinyIdentity(), knobs=Knobs(0.4, 0.0, 4)).uses_identity
     out = r.restore(RestoreBatch(_crops(3)))
     assert out.shape == (3, 32, 32, 3) and out.dtype == np.uint8
     assert r.restore(RestoreBatch(np.zeros((0, 32, 32, 3), np.uint8))).shape == (0, 32, 32, 3)
 
 
 def test_t_star_zero_is_the_decoded_irn_estimate() -> None:
-    model = _model()
+    model = randomised_model()
     crops = _crops(2)
     r = CLRFaceRestorer(model, "cpu", identity_net=TinyIdentity(), knobs=Knobs(t_star=0.0, guidance_weight=0.1, steps=4))
     out = r.restore(RestoreBatch(crops, seeds=np.array([5, 6])))
@@ -58,7 +49,7 @@ def test_anchoring_takes_low_frequencies_from_the_irn_estimate() -> None:
     """With anchor_sigma > 0 the output's blurred image is the IRN estimate's; the detail stays the prior's."""
     from clrface_video.restore.restorer import gaussian_blur
 
-    model, crops, sigma = _model(), _crops(2), 2.0
+    model, crops, sigma = randomised_model(), _crops(2), 2.0
     plain = CLRFaceRestorer(model, "cpu", knobs=Knobs(t_star=0.5, guidance_weight=0.0, steps=4))
     anchored = CLRFaceRestorer(model, "cpu", knobs=Knobs(t_star=0.5, guidance_weight=0.0, steps=4,
                                                           anchor_sigma=sigma))
@@ -81,7 +72,7 @@ def test_anchor_sigma_shrinks_as_fidelity_rises() -> None:
 
 
 def test_same_seed_same_output_different_seed_different_output() -> None:
-    r = CLRFaceRestorer(_model(), "cpu", identity_net=TinyIdentity(), knobs=Knobs(t_star=1.0, guidance_weight=0.05, steps=4))
+    r = CLRFaceRestorer(randomised_model(), "cpu", identity_net=TinyIdentity(), knobs=Knobs(t_star=1.0, guidance_weight=0.05, steps=4))
     face = _crops(1)
     crops = np.repeat(face, 3, axis=0)
     out = r.restore(RestoreBatch(crops, seeds=np.array([7, 7, 8])))
@@ -108,7 +99,7 @@ def test_seeded_noise_depends_only_on_the_seed() -> None:
 
 
 def test_zero_mask_makes_guidance_a_no_op_end_to_end() -> None:
-    model = _model()
+    model = randomised_model()
     knobs = Knobs(t_star=1.0, guidance_weight=0.2, steps=4)
     batch = RestoreBatch(_crops(2), seeds=np.array([1, 2]))
     plain = CLRFaceRestorer(model, "cpu", identity_net=None, knobs=knobs).restore(batch)
@@ -121,7 +112,7 @@ def test_zero_mask_makes_guidance_a_no_op_end_to_end() -> None:
 
 
 def test_track_identity_target_is_used() -> None:
-    r = CLRFaceRestorer(_model(), "cpu", identity_net=TinyIdentity(), knobs=Knobs(t_star=1.0, guidance_weight=0.3, steps=4))
+    r = CLRFaceRestorer(randomised_model(), "cpu", identity_net=TinyIdentity(), knobs=Knobs(t_star=1.0, guidance_weight=0.3, steps=4))
     crops, seeds = _crops(2), np.array([1, 1])
     target = F.normalize(torch.randn(2, 16, generator=torch.Generator().manual_seed(4)), dim=1).numpy()
     own = r.restore(RestoreBatch(crops, seeds=seeds))
@@ -131,7 +122,7 @@ def test_track_identity_target_is_used() -> None:
 
 def test_fidelity_moves_output_toward_the_irn_estimate() -> None:
     """On a random model the input itself is out of reach; the start point (t* = 0 output) is not."""
-    model = _model()
+    model = randomised_model()
     batch = RestoreBatch(_crops(8, seed=3), seeds=np.arange(8))
     cfg = model.cfg
     start = CLRFaceRestorer(model, "cpu", knobs=Knobs(0.0, 0.0, cfg.steps)).restore(batch).astype(np.float32)
@@ -143,7 +134,7 @@ def test_fidelity_moves_output_toward_the_irn_estimate() -> None:
 
 
 def test_bad_batches_fail_with_one_line_messages() -> None:
-    r = CLRFaceRestorer(_model(), "cpu")
+    r = CLRFaceRestorer(randomised_model(), "cpu")
     for crops in (np.zeros((1, 64, 64, 3), np.uint8), np.zeros((1, 32, 32, 3), np.float32), np.zeros((32, 32, 3), np.uint8)):
         with pytest.raises(ClrfaceError, match="32, 32, 3"):
             r.restore(RestoreBatch(crops))
@@ -163,7 +154,7 @@ def test_factory_and_auto_fallback(tmp_path: Path, monkeypatch: pytest.MonkeyPat
     with pytest.raises(ModelError, match="not found"):
         make_restorer(str(tmp_path / "nope.safetensors"), device=cpu)
     path = tmp_path / "tiny.safetensors"
-    _model().save(path, fp16=True)
+    randomised_model().save(path, fp16=True)
     r = make_restorer(str(path), device=cpu, fidelity=0.8)
     assert isinstance(r, CLRFaceRestorer) and r.resolution == 32
     monkeypatch.setattr(restorer_mod, "SHIPPED_WEIGHTS", path)

@@ -14,10 +14,11 @@ from clrface_video.errors import ClrfaceError
 from clrface_video.pipeline import restore_video
 from clrface_video.restore.base import RestoreBatch, register_restorer
 from clrface_video.restore.baseline import BicubicSharpenRestorer
-from clrface_video.restore.model import CLRFaceConfig, CLRFaceModel, Knobs
+from clrface_video.restore.model import Knobs
 from clrface_video.restore.restorer import CLRFaceRestorer
 from clrface_video.restore.temporal import TrackMemory
 from tests.media import make_clip
+from tests.tiny_models import randomised_model
 
 
 def _ema(seq: list[torch.Tensor], a: float, start: torch.Tensor | None) -> list[torch.Tensor]:
@@ -61,12 +62,7 @@ def test_zero_strength_is_a_no_op_and_bad_strengths_are_refused() -> None:
 
 
 def _restorer() -> CLRFaceRestorer:
-    torch.manual_seed(0)
-    model = CLRFaceModel(CLRFaceConfig.tiny())
-    with torch.no_grad():
-        model.score_net.conv_out.weight.normal_(std=0.05)
-        model.irn.conv_out.weight.normal_(std=0.05)
-    return CLRFaceRestorer(model.eval(), "cpu", knobs=Knobs(t_star=0.6, guidance_weight=0.0, steps=4))
+    return CLRFaceRestorer(randomised_model(), "cpu", knobs=Knobs(t_star=0.6, guidance_weight=0.0, steps=4))
 
 
 def _jitter(restorer: CLRFaceRestorer, crops: np.ndarray, strength: float) -> tuple[np.ndarray, float]:

@@ -5,6 +5,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from clrface_video.restore.model import CLRFaceConfig, CLRFaceModel
+
 
 class TinyIdentity(nn.Module):
     """Stand-in for faces.identity.IdentityEncoder: (N, 3, S, S) in [0, 1] -> (N, 16) unit vectors."""
@@ -17,3 +19,14 @@ class TinyIdentity(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return F.normalize(self.fc(F.adaptive_avg_pool2d(torch.tanh(self.conv(x)), 4).flatten(1)), dim=1)
+
+
+def randomised_model(cfg: CLRFaceConfig | None = None) -> CLRFaceModel:
+    """A CLRFaceModel (tiny by default) seeded with 0, its zero-initialised output layers of the score
+    network and the IRN drawn at random so that outputs depend on every module; in eval mode."""
+    torch.manual_seed(0)
+    model = CLRFaceModel(cfg or CLRFaceConfig.tiny())
+    with torch.no_grad():
+        model.score_net.conv_out.weight.normal_(std=0.05)
+        model.irn.conv_out.weight.normal_(std=0.05)
+    return model.eval()
