@@ -148,14 +148,13 @@ class FaceRestorer:
         image = to_uint8(frame.image)
         with self.timer("detect"):
             faces = self.models.detector.detect(image)  # 2 detect
-        first = 0
         if self.tracking is not None:
             tracked = self.tracking.update(frame.index, faces)  # 3 track: ids and smoothed landmarks
         else:  # a photo: every face is its own track; noise seeds count from config.seed in each photo
             first, self.stills_seen = self.stills_seen, self.stills_seen + len(faces)
             tracked = [TrackedFace(face, first + i, face.landmarks) for i, face in enumerate(faces)]
         jobs = []
-        for face in tracked:
+        for number, face in enumerate(tracked):
             if not self.fits(face.landmarks):
                 self.counts.left_alone += 1
                 continue
@@ -165,7 +164,7 @@ class FaceRestorer:
                 identity, seed = self.tracking.identity_and_seed(frame.index, face, crop.image)
             else:
                 # the face's number in its photo: the same seed whichever folder, shard or rerun restores it
-                identity, seed = None, self.config.seed + face.track_id - first
+                identity, seed = None, self.config.seed + number
             jobs.append(_FaceJob(crop.image, crop.matrix, identity, seed, face.track_id))
             self.counts.track_ids.add(face.track_id)
         return jobs
