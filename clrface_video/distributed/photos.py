@@ -9,6 +9,7 @@ from typing import Any
 from ..config import RestoreConfig
 from ..paths import resolve_paths
 from ..photos import find_photos
+from ..pipeline import finish_report
 from ..report import Progress, RestoreReport, StageTimer
 from .cluster import run_all
 
@@ -24,9 +25,8 @@ def restore_folder_ray(ray: Any, actors: list[Any], input: str | Path, output: s
     Each photo is restored by restore_image on a worker (written under a temporary name, then
     renamed), so a worker killed mid-shard leaves only complete photos; its shard is retried and
     the photos already written are skipped, as a rerun of the whole job skips them. Face noise
-    seeds count from 0 in every photo (as restore_image does), so a photo's result does not depend on
-    which photos a worker did before it; local folder mode counts faces across the folder instead,
-    which only matters for a restorer that draws noise.
+    seeds count from config.seed in every photo, here as in restore_image and local folder mode, so
+    a photo's result does not depend on which photos a worker did before it.
     """
     config = config or RestoreConfig()
     start = time.perf_counter()
@@ -61,6 +61,4 @@ def restore_folder_ray(ray: Any, actors: list[Any], input: str | Path, output: s
             report.tracks += result.tracks
             for stage, seconds in result.stages.items():
                 timer.add(stage, seconds)
-    report.stages = timer.rounded()
-    report.seconds = round(time.perf_counter() - start, 4)
-    return report
+    return finish_report(report, None, timer, start)  # face counts summed from the workers' reports

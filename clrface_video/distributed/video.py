@@ -16,7 +16,7 @@ from ..config import RestoreConfig
 from ..errors import ClrfaceError
 from ..io.decode import VideoInfo, probe_video
 from ..paths import resolve_paths
-from ..pipeline import _already_done
+from ..pipeline import _already_done, finish_report
 from ..report import Progress, RestoreReport, StageTimer
 from ..types import Face
 from .cluster import run_all
@@ -120,9 +120,7 @@ def restore_video_ray(ray: Any, actors: list[Any], input: str | Path, output: st
     report.faces = sum(len(faces) for faces in plan.faces)
     report.faces_left_alone = plan.left_alone
     report.tracks = len(plan.track_ids)
-    report.stages = timer.rounded()
-    report.seconds = round(time.perf_counter() - start, 4)
-    return report
+    return finish_report(report, None, timer, start)  # counts come from the plan, not a local FaceRestorer
 
 
 def _detect(ray: Any, actors: list[Any], job: JobFolder, source: Path, info: VideoInfo,
