@@ -16,35 +16,37 @@ P1=${P1:-10} P2=${P2:-8.5} P3=${P3:-1.5}
 DEVICE=${DEVICE:-cuda}
 BATCH=${BATCH:-32}
 mkdir -p "$RUN"
-train() {  # train STAGE LOGNAME ARGS...
-    local stage=$1 log=$2; shift 2
+train() {  # train STAGE ARGS...  (output appended to RUN/STAGE.log)
+    local stage=$1; shift
     $PY -m clrface_video train "$DATA" --stage "$stage" --run "$RUN" --config small_128 --device "$DEVICE" \
         --codec-prob "${CODEC_PROB:-0.35}" --workers "${WORKERS:-6}" --log-every "${LOG_EVERY:-200}" "$@" \
-        >>"$RUN/$log.log" 2>&1
+        >>"$RUN/$stage.log" 2>&1
 }
 has_facenet() {
     [ "${FACENET:-1}" = 1 ] && $PY -c "from clrface_video.faces.identity import load_identity_encoder as f; f()" \
         >/dev/null 2>&1
 }
+identity_weight() {  # the IRN's identity-loss weight: 0.1 where FaceNet loads, else 0 (and say which)
+    ID=0; has_facenet && ID=0.1
+    echo "$(date -u +%T) irn identity weight $ID"
+}
 echo "$(date -u +%T) phase 1: autoencoder | irn ($P1 min)"
-ID=0; has_facenet && ID=0.1
-echo "$(date -u +%T) irn identity weight $ID"
-train autoencoder autoencoder --max-minutes "$P1" --batch-size "$BATCH" --lr 2e-4 --disc-start "${DISC_START:-6000}" &
+identity_weight
+train autoencoder --max-minutes "$P1" --batch-size "$BATCH" --lr 2e-4 --disc-start "${DISC_START:-6000}" &
 ae=$!
-train irn irn --max-minutes "$P1" --batch-size "$BATCH" --lr 4e-4 --identity-weight "$ID" &
+train irn --max-minutes "$P1" --batch-size "$BATCH" --lr 4e-4 --identity-weight "$ID" &
 irn=$!
 wait $ae; wait $irn
 echo "$(date -u +%T) phase 2: prior | irn resumed ($P2 min)"
-ID=0; has_facenet && ID=0.1
-echo "$(date -u +%T) irn identity weight $ID"
-train prior prior --max-minutes "$P2" --batch-size "$((BATCH * 2))" --noise-draws 2 --lr 4e-4 &
+identity_weight
+train prior --max-minutes "$P2" --batch-size "$((BATCH * 2))" --noise-draws 2 --lr 4e-4 &
 prior=$!
-train irn irn --resume --max-minutes "$P2" --batch-size "$BATCH" --lr 4e-4 --identity-weight "$ID" &
+train irn --resume --max-minutes "$P2" --batch-size "$BATCH" --lr 4e-4 --identity-weight "$ID" &
 irn=$!
 wait $prior; wait $irn
 if has_facenet; then
     echo "$(date -u +%T) phase 3: mask ($P3 min)"
-    train mask mask --max-minutes "$P3" --batch-size 16
+    train mask --max-minutes "$P3" --batch-size 16
 else
     echo "$(date -u +%T) phase 3 skipped: FaceNet not available (train the mask stage where it is)"
 fi
