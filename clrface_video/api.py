@@ -20,7 +20,7 @@ from .report import Progress, RestoreReport, StageTimer
 from .restore.base import Restorer
 
 OPTIONS = tuple(f.name for f in fields(RestoreConfig))  # the keyword options, named as in RestoreConfig
-FIXED_AT_LOAD = ("model", "device")  # options that pick the loaded models; the rest may change per call
+FIXED_AT_LOAD = ("model", "device", "compile")  # options that pick the loaded models; the rest may change per call
 DTYPES = (np.uint8, np.uint16, np.float32)
 
 
@@ -118,7 +118,8 @@ class Session:
 
         self.config = config
         self.device: torch.device = pick_device(config.device)
-        self.restorer: Restorer = make_restorer(config.model, device=self.device, fidelity=config.fidelity)
+        self.restorer: Restorer = make_restorer(config.model, device=self.device, fidelity=config.fidelity,
+                                                compile=config.compile)
         self._variants: dict[float, Restorer] = {config.fidelity: self.restorer}
         self._detectors: dict[tuple[str, Path | None, float], FaceDetector] = {}
         self._identity: IdentityEncoder | None = None

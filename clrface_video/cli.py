@@ -142,6 +142,8 @@ def cli() -> None:
               help="Where the restorer runs; auto takes a CUDA GPU when there is one.")
 @click.option("--batch-size", type=click.IntRange(min=1), default=16, show_default=True,
               help="Face crops per restorer call (frames wait for their batch).")
+@click.option("--compile", "compile_model", is_flag=True,
+              help="torch.compile the CLR-Face network: a slow first batch, faster later ones (GPU, long videos).")
 @click.option("--detector", type=click.Choice(DETECTORS), default="retinaface", show_default=True,
               help="Face detector: retinaface ships with the package; insightface needs --insightface-root.")
 @click.option("--insightface-root", type=click.Path(path_type=Path), default=None,
@@ -166,7 +168,7 @@ def cli() -> None:
 @click.option("--workers", type=click.IntRange(min=1), default=None,
               help="Ray workers, each loading the models once  [default: one per GPU, else one per CPU].")
 def restore(input: Path, output: Path | None, model: str, fidelity: float, device: str, batch_size: int,
-            detector: str, insightface_root: Path | None, codec: str, crf: int, overwrite: bool,
+            compile_model: bool, detector: str, insightface_root: Path | None, codec: str, crf: int, overwrite: bool,
             track_identity: bool, temporal_smoothing: float, report_path: Path | None, quiet: bool, backend: str,
             ray_address: str | None, workers: int | None) -> None:
     """Restore the faces in INPUT: a video, a photo, or a folder of photos (recursive)."""
@@ -176,7 +178,7 @@ def restore(input: Path, output: Path | None, model: str, fidelity: float, devic
         raise click.UsageError("--ray-address and --workers need --backend ray")
 
     config = make_config(model=model, fidelity=fidelity, device=device, batch_size=batch_size,
-                         detector=detector, insightface_root=insightface_root, codec=codec, crf=crf,
+                         compile=compile_model, detector=detector, insightface_root=insightface_root, codec=codec, crf=crf,
                          overwrite=overwrite, track_identity=track_identity,
                          temporal_smoothing=temporal_smoothing, quiet=quiet)
     _show_warnings(quiet)

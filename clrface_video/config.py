@@ -26,6 +26,7 @@ class RestoreConfig:
     overwrite: bool = False
     seed: int = 0
     quiet: bool = False
+    compile: bool = False  # torch.compile the CLR-Face score network (pays off on GPUs, long videos)
 
     def __post_init__(self) -> None:
         from .errors import ClrfaceError

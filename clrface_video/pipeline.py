@@ -46,7 +46,7 @@ def load_models(config: RestoreConfig, *, video: bool) -> Models:
     device = pick_device(config.device)
     detector = make_detector(config.detector, insightface_root=config.insightface_root,
                              threshold=config.det_threshold, device=str(device))
-    restorer = make_restorer(config.model, device=device, fidelity=config.fidelity)
+    restorer = make_restorer(config.model, device=device, fidelity=config.fidelity, compile=config.compile)
     identity = None
     if video and config.track_identity and getattr(restorer, "uses_identity", True):
         identity = load_identity_encoder(str(device))

@@ -177,3 +177,25 @@ def test_shipped_model_moves_toward_input_as_fidelity_rises() -> None:
     dists = [np.abs(CLRFaceRestorer(model, "cpu", f).restore(batch).astype(np.float32) - lq).mean()
              for f in (0.0, 0.5, 1.0)]
     assert dists[0] >= dists[1] - 0.25 and dists[1] >= dists[2] - 0.25 and dists[0] > dists[2]
+
+
+@pytest.mark.slow
+def test_compile_gives_the_eager_output(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """make_restorer(compile=True) (the CLI's --compile) wraps the score network in torch.compile and restores
+    the same faces as eager mode, to one grey level (inductor may fuse float ops differently)."""
+    monkeypatch.setattr(restorer_mod, "default_identity_net", lambda device: None)
+    path = tmp_path / "tiny.safetensors"
+    randomised_model().save(path)
+    cpu = torch.device("cpu")
+    eager = make_restorer(str(path), device=cpu, compile=False)
+    compiled = make_restorer(str(path), device=cpu, compile=True)
+    assert compiled.denoiser is not compiled.model.denoiser and eager.denoiser is eager.model.denoiser
+    batch = RestoreBatch(_crops(4), seeds=np.arange(4))
+    a, b = eager.restore(batch), compiled.restore(batch)
+    assert np.abs(a.astype(int) - b.astype(int)).max() <= 1
+    assert make_restorer("baseline-bicubic-sharpen", device=cpu, compile=True).name == "baseline-bicubic-sharpen"
+    from clrface_video.config import RestoreConfig
+    from clrface_video.pipeline import load_models
+
+    piped = load_models(RestoreConfig(model=str(path), device="cpu", compile=True), video=False).restorer
+    assert piped.denoiser is not piped.model.denoiser  # restore --compile reaches the restorer

@@ -50,7 +50,8 @@ class Restorer(Protocol):
 class RestorerSpec:
     name: str
     description: str
-    factory: Callable[..., Restorer]  # factory(device=torch.device, fidelity=float, path=str|None)
+    # factory(device=torch.device, fidelity=float, path=str|None), plus compile=True when the user asks for it
+    factory: Callable[..., Restorer]
 
 
 _REGISTRY: dict[str, RestorerSpec] = {}
@@ -69,17 +70,22 @@ def available_restorers() -> dict[str, RestorerSpec]:
     return dict(_REGISTRY)
 
 
-def make_restorer(model: str, *, device: torch.device, fidelity: float = 0.5) -> Restorer:
-    """Build a restorer from a registered name, 'auto', or a path to CLR-Face .safetensors weights."""
+def make_restorer(model: str, *, device: torch.device, fidelity: float = 0.5, compile: bool = False) -> Restorer:
+    """Build a restorer from a registered name, 'auto', or a path to CLR-Face .safetensors weights.
+
+    compile: ask for torch.compile of the restorer's network; passed to the factory only when True, so
+        factories without the keyword (plugins written before it) keep working.
+    """
     _load_builtin()
+    extra = {"compile": True} if compile else {}
     if model.endswith(".safetensors"):
-        return _REGISTRY["clrface"].factory(device=device, fidelity=fidelity, path=model)
+        return _REGISTRY["clrface"].factory(device=device, fidelity=fidelity, path=model, **extra)
     if model == "auto":
         model = "clrface" if "clrface" in _REGISTRY and _shipped_clrface_present() else "baseline-bicubic-sharpen"
     if model not in _REGISTRY:
         names = ", ".join(sorted(_REGISTRY))
         raise ModelError(f"unknown --model {model!r}; choose one of: {names}, or a .safetensors path")
-    return _REGISTRY[model].factory(device=device, fidelity=fidelity, path=None)
+    return _REGISTRY[model].factory(device=device, fidelity=fidelity, path=None, **extra)
 
 
 def _shipped_clrface_present() -> bool:

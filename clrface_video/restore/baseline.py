@@ -32,5 +32,7 @@ class BicubicSharpenRestorer:
 
 
 @register_restorer("baseline-bicubic-sharpen", "classical unsharp-mask baseline, not a learned model")
-def _make(device: torch.device, fidelity: float = 0.5, path: str | None = None) -> BicubicSharpenRestorer:
+def _make(device: torch.device, fidelity: float = 0.5, path: str | None = None,
+          compile: bool = False) -> BicubicSharpenRestorer:
+    """compile is ignored: there is no network to compile."""
     return BicubicSharpenRestorer(fidelity=fidelity)

@@ -165,7 +165,8 @@ def default_identity_net(device: torch.device) -> nn.Module | None:
 
 
 @register_restorer("clrface", "CLR-Face: VQGAN latent diffusion prior with identity guidance (shipped 128 px model)")
-def make_clrface(device: torch.device, fidelity: float = 0.5, path: str | None = None) -> CLRFaceRestorer:
+def make_clrface(device: torch.device, fidelity: float = 0.5, path: str | None = None,
+                 compile: bool = False) -> CLRFaceRestorer:
     """Load `path` or the shipped weights; raises ModelError when the file is missing or unreadable."""
     weights = Path(path) if path is not None else SHIPPED_WEIGHTS
     if not weights.is_file():
@@ -174,4 +175,4 @@ def make_clrface(device: torch.device, fidelity: float = 0.5, path: str | None =
                              "or pass --model PATH.safetensors")
         raise ModelError(f"CLR-Face weights not found: {weights}")
     model = CLRFaceModel.load(weights)
-    return CLRFaceRestorer(model, device, fidelity, identity_net=default_identity_net(device))
+    return CLRFaceRestorer(model, device, fidelity, identity_net=default_identity_net(device), compile=compile)
