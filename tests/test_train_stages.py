@@ -136,3 +136,26 @@ def test_dataset_pairs_are_seeded_and_in_range(data_dir: Path) -> None:
     assert not torch.equal(lq, data[4][1])
     clean = FaceDataset(data_dir, "train", degrade=False)[0]
     assert torch.equal(clean[0], clean[1])
+
+
+def test_decoder_adversarial_terms_start_at_disc_start_from_the_autoencoder_discriminator(
+        data_dir: Path, tmp_path: Path) -> None:
+    from dataclasses import replace
+
+    from safetensors.torch import load_file
+
+    run_dir = tmp_path / "run"
+    options = TrainOptions(config="tiny", steps=1, batch_size=2, device="cpu", log_every=1, threads=1)
+    train_stages(data_dir, run_dir, ("autoencoder",), options, echo=None, weights=WEIGHTS)
+    late = replace(WEIGHTS, disc_start=2)
+    train_stages(data_dir, run_dir, ("decoder",), options, echo=None, weights=late)
+    record = json.loads((run_dir / "decoder" / "log.jsonl").read_text().splitlines()[-1])
+    assert "g" not in record and "d" not in record  # L1 only before disc_start
+    ae_disc = load_file(str(run_dir / "autoencoder" / "disc.safetensors"))
+    dec_disc = load_file(str(run_dir / "decoder" / "disc.safetensors"))
+    assert ae_disc.keys() == dec_disc.keys() and all(torch.equal(ae_disc[k], dec_disc[k]) for k in ae_disc)
+    train_stages(data_dir, run_dir, ("decoder",), replace(options, steps=3, resume=True), echo=None, weights=late)
+    records = [json.loads(line) for line in (run_dir / "decoder" / "log.jsonl").read_text().splitlines()]
+    assert [("g" in r, "d" in r) for r in records] == [(False, False), (False, False), (True, True)]
+    trained = load_file(str(run_dir / "decoder" / "disc.safetensors"))
+    assert any(not torch.equal(ae_disc[k], trained[k]) for k in ae_disc if trained[k].is_floating_point())

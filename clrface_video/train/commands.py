@@ -34,9 +34,10 @@ def prepare_faces_command(src_dir: Path, out_dir: Path, size: int, holdout_fract
 @click.argument("data_dir", type=click.Path(exists=True, file_okay=False, path_type=Path))
 @click.option("--stage", type=click.Choice(STAGES), default="all", show_default=True,
               help="all = autoencoder, irn, prior, mask in order; decoder is an optional whole-face fine-tune of "
-                   "the autoencoder's decoder (for autoencoders trained on --crop)")
-@click.option("--run", "run_dir", type=click.Path(file_okay=False, path_type=Path), required=True,
-              help="run folder: checkpoints, logs, sample grids")
+                   "the autoencoder's decoder (L1, adversarial from --disc-start; encoder and codebook frozen)")
+@click.option("--run-dir", "--run", "run_dir", type=click.Path(file_okay=False, path_type=Path), required=True,
+              help="run folder: checkpoints, logs, sample grids (under torchrun spell it --run-dir: torchrun "
+                   "reads --run as its own --run-path)")
 @click.option("--config", "config_name", type=click.Choice(CONFIGS), default="small_128", show_default=True)
 @click.option("--max-minutes", type=float, default=None, help="wall-clock budget per stage")
 @click.option("--steps", type=click.IntRange(1), default=None, help="optimizer steps per stage (total, with resume)")
@@ -47,7 +48,12 @@ def prepare_faces_command(src_dir: Path, out_dir: Path, size: int, holdout_fract
 @click.option("--threads", type=click.IntRange(1), default=None,
               help="torch CPU threads (on a shared CPU, 1 can beat oversubscribed 2)")
 @click.option("--disc-start", type=click.IntRange(0), default=None,
-              help="autoencoder step at which the adversarial + feature-matching losses start")
+              help="autoencoder / decoder step at which the adversarial + feature-matching losses start "
+                   "(default 2000)")
+@click.option("--gan-weight", type=click.FloatRange(0.0), default=None,
+              help="autoencoder / decoder: weight of the hinge GAN loss (default 0.1)")
+@click.option("--feature-matching-weight", type=click.FloatRange(0.0), default=None,
+              help="autoencoder / decoder: weight of the discriminator feature-matching loss (default 1.0)")
 @click.option("--identity-weight", type=click.FloatRange(0.0), default=None,
               help="irn: weight of the FaceNet identity loss (default 0.1; 0 trains without FaceNet)")
 @click.option("--identity-samples", type=click.IntRange(0), default=0, show_default=True,
@@ -65,7 +71,8 @@ def prepare_faces_command(src_dir: Path, out_dir: Path, size: int, holdout_fract
 @click.option("--resume/--no-resume", default=False, show_default=True, help="continue from the run folder")
 def train_command(data_dir: Path, stage: str, run_dir: Path, config_name: str, max_minutes: float | None,
                   steps: int | None, batch_size: int | None, lr: float | None, device: str, seed: int,
-                  threads: int | None, disc_start: int | None, identity_weight: float | None, identity_samples: int,
+                  threads: int | None, disc_start: int | None, gan_weight: float | None,
+                  feature_matching_weight: float | None, identity_weight: float | None, identity_samples: int,
                   noise_draws: int, crop: int | None, codec_prob: float | None, workers: int | None, log_every: int,
                   resume: bool) -> None:
     """Train the CLR-Face stages on a folder written by prepare-faces."""
@@ -79,6 +86,10 @@ def train_command(data_dir: Path, stage: str, run_dir: Path, config_name: str, m
         weights = replace(weights, identity=identity_weight)
     if disc_start is not None:
         weights = replace(weights, disc_start=disc_start)
+    if gan_weight is not None:
+        weights = replace(weights, gan=gan_weight)
+    if feature_matching_weight is not None:
+        weights = replace(weights, feature_matching=feature_matching_weight)
     train_stages(data_dir, run_dir, ALL if stage == "all" else (stage,), options, echo=click.echo,
                  weights=weights)
 

@@ -26,7 +26,7 @@ from .losses import (
 
 @dataclass(frozen=True)
 class LossWeights:
-    """Weights of the loss terms; the adversarial terms start after disc_start autoencoder steps."""
+    """Weights of the loss terms; the adversarial terms start at step disc_start of the autoencoder and decoder stages."""
 
     gan: float = 0.1
     feature_matching: float = 1.0
@@ -143,23 +143,13 @@ class AutoencoderStage(Stage):
             recon, vq = self.model.vqgan(hq)
             losses = {"l1": pixel_loss(recon, hq), "vq": codebook_loss(vq)}
             if adversarial:
-                self.disc.requires_grad_(False)
-                fake_logits, fake_feats = self.disc(recon)
-                with torch.no_grad():
-                    _, real_feats = self.disc(hq)
-                losses["g"] = hinge_g_loss(fake_logits.float())
-                losses["fm"] = feature_matching_loss(real_feats, fake_feats)
+                losses.update(generator_losses(self.disc, recon, hq))
         total = losses["l1"] + losses["vq"]
         if adversarial:
             total = total + w.gan * losses["g"] + w.feature_matching * losses["fm"]
         self.update("main", total, self.params, step)
         if adversarial:
-            self.disc.requires_grad_(True)
-            with loop.autocast(device):
-                real_logits, _ = self.disc(hq)
-                fake_logits, _ = self.disc(recon.detach())
-                losses["d"] = hinge_d_loss(real_logits.float(), fake_logits.float())
-            self.update("disc", losses["d"], self.d_params, step - w.disc_start)
+            losses["d"] = discriminator_step(self, recon, hq, step - w.disc_start)
         losses["codes"] = torch.tensor(float(vq.indices.unique().numel()))
         return losses
 
@@ -169,8 +159,10 @@ class AutoencoderStage(Stage):
 
 
 class DecoderStage(Stage):
-    """VQGAN decoder fine-tune on whole faces (L1), encoder and codebook frozen: the codes, and so the
-    prior trained on them, stay valid. Mends what crop training leaves at the full face size."""
+    """VQGAN decoder fine-tune on whole faces, encoder and codebook frozen: the codes, and so the prior
+    trained on them, stay valid. L1, then hinge GAN + feature matching from step disc_start (the
+    discriminator starts from the autoencoder stage's when the run folder has one). Mends what crop
+    training leaves at the full face size; the adversarial terms give back the detail L1 averages away."""
 
     name, needs_lq = "decoder", False
 
@@ -179,21 +171,59 @@ class DecoderStage(Stage):
         self.trained.requires_grad_(False)
         self.trained.decoder.requires_grad_(True)
         self.params = list(self.trained.decoder.parameters())
-        self.optimizers = {"main": torch.optim.Adam(self.params, lr, betas=(0.5, 0.9))}
+        self.disc = PatchDiscriminator().to(ctx.device).train()
+        loop.load_module(ctx.run_dir / "autoencoder" / "disc.safetensors", self.disc)
+        loop.broadcast_module(self.disc, ctx.world)
+        self.d_params = list(self.disc.parameters())
+        self.optimizers = {"main": torch.optim.Adam(self.params, lr, betas=(0.5, 0.9)),
+                           "disc": torch.optim.Adam(self.d_params, lr, betas=(0.5, 0.9))}
+
+    def extra_modules(self) -> dict[str, nn.Module]:
+        return {"disc": self.disc}
 
     def step(self, hq: torch.Tensor, lq: torch.Tensor, step: int) -> dict[str, torch.Tensor]:
-        vq = self.trained
+        vq, w = self.trained, self.ctx.weights
+        adversarial = step >= w.disc_start
         with loop.autocast(self.ctx.device):
             with torch.no_grad():
                 z_q = vq.quantize(vq.encode(hq)).z_q
-            losses = {"l1": pixel_loss(vq.decode(z_q), hq)}
-        self.update("main", losses["l1"], self.params, step)
+            recon = vq.decode(z_q)
+            losses = {"l1": pixel_loss(recon, hq)}
+            if adversarial:
+                losses.update(generator_losses(self.disc, recon, hq))
+        total = losses["l1"]
+        if adversarial:
+            total = total + w.gan * losses["g"] + w.feature_matching * losses["fm"]
+        self.update("main", total, self.params, step)
+        if adversarial:
+            losses["d"] = discriminator_step(self, recon, hq, step - w.disc_start)
         return losses
 
     @torch.no_grad()
     def preview(self, hq: torch.Tensor, lq: torch.Tensor) -> torch.Tensor:
         vq = self.trained
         return vq.decode(vq.quantize(vq.encode(hq)).z_q)
+
+
+def generator_losses(disc: nn.Module, fake: torch.Tensor, real: torch.Tensor) -> dict[str, torch.Tensor]:
+    """Hinge generator loss "g" and feature matching "fm" of `fake`, the discriminator frozen for it."""
+    disc.requires_grad_(False)
+    fake_logits, fake_feats = disc(fake)
+    with torch.no_grad():
+        _, real_feats = disc(real)
+    return {"g": hinge_g_loss(fake_logits.float()), "fm": feature_matching_loss(real_feats, fake_feats)}
+
+
+def discriminator_step(stage: Stage, fake: torch.Tensor, real: torch.Tensor, step: int) -> torch.Tensor:
+    """One hinge update of stage.disc on real vs the detached fake; returns the loss."""
+    disc = stage.disc  # type: ignore[attr-defined]
+    disc.requires_grad_(True)
+    with loop.autocast(stage.ctx.device):
+        real_logits, _ = disc(real)
+        fake_logits, _ = disc(fake.detach())
+        loss = hinge_d_loss(real_logits.float(), fake_logits.float())
+    stage.update("disc", loss, stage.d_params, step)  # type: ignore[attr-defined]
+    return loss
 
 
 class IRNStage(Stage):
