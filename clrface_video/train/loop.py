@@ -80,6 +80,12 @@ def init_distributed(device: torch.device) -> Dist:
     return Dist(dist.get_rank(), dist.get_world_size(), int(os.environ.get("LOCAL_RANK", "0")))
 
 
+def barrier(world: Dist) -> None:
+    """Wait for every rank (no-op in a single process)."""
+    if world.world > 1:
+        dist.barrier()
+
+
 def sync_gradients(params: list[nn.Parameter], world: Dist) -> None:
     """Average gradients over ranks (data-parallel); no-op in a single process.
 

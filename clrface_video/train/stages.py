@@ -142,6 +142,9 @@ def train_stages(data_dir: Path, run_dir: Path, stages: Sequence[str], options: 
         device = torch.device("cuda", world.local_rank)
         torch.cuda.set_device(device)
     loop.set_seed(options.seed + world.rank)
+    if world.main:  # rank 0 writes config.json; the others read it once it is there
+        load_run_config(Path(run_dir), options.config)
+    loop.barrier(world)
     cfg = load_run_config(Path(run_dir), options.config)
     results = {}
     for name in stages:

@@ -1,0 +1,73 @@
+"""Data-parallel training on the CPU (gloo): gradient averaging, weight broadcast, and a torchrun launch."""
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+import torch.distributed as dist
+import torch.multiprocessing as mp
+from torch import nn
+
+from clrface_video.train.loop import Dist, broadcast_module, sync_gradients
+from tests.test_train_stages import make_prepared
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _worker(rank: int, port: int, out: str) -> None:
+    os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
+    dist.init_process_group("gloo", rank=rank, world_size=2)
+    world = Dist(rank, 2, rank)
+    torch.manual_seed(rank)  # different initial weights on each rank
+    layer = nn.Linear(3, 2)
+    broadcast_module(layer, world)
+    layer.weight.grad = torch.full_like(layer.weight, float(rank + 1))  # rank 0: 1, rank 1: 2
+    layer.bias.grad = torch.arange(2.0) * (rank + 1)
+    sync_gradients(list(layer.parameters()), world)
+    torch.save({"weight": layer.weight.detach(), "wgrad": layer.weight.grad, "bgrad": layer.bias.grad},
+               f"{out}/rank{rank}.pt")
+    dist.destroy_process_group()
+
+
+def test_gradients_are_averaged_and_weights_start_equal(tmp_path: Path) -> None:
+    mp.spawn(_worker, args=(_free_port(), str(tmp_path)), nprocs=2, join=True)
+    r0, r1 = (torch.load(tmp_path / f"rank{r}.pt") for r in (0, 1))
+    assert torch.equal(r0["weight"], r1["weight"])  # rank 1 took rank 0's weights
+    torch.manual_seed(0)
+    assert torch.equal(r0["weight"], nn.Linear(3, 2).weight.detach())
+    for r in (r0, r1):
+        assert torch.allclose(r["wgrad"], torch.full((2, 3), 1.5))
+        assert torch.allclose(r["bgrad"], torch.tensor([0.0, 1.5]))
+
+
+@pytest.mark.slow
+def test_torchrun_two_cpu_processes_train_and_rank_0_writes(tmp_path: Path, astronaut: np.ndarray) -> None:
+    data = make_prepared(tmp_path / "data", astronaut)
+    run = tmp_path / "run"
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
+           "-m", "clrface_video", "train", str(data), "--stage", "irn", "--run-dir", str(run), "--config", "tiny",
+           "--steps", "3", "--batch-size", "2", "--device", "cpu", "--threads", "1", "--identity-weight", "0",
+           "--codec-prob", "0", "--log-every", "1"]
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    proc = subprocess.run(cmd, check=False, capture_output=True, text=True, timeout=300, env=env)
+    errors = [line for line in proc.stderr.splitlines() if line.startswith("error:")]
+    assert proc.returncode == 0, errors or proc.stderr[-2000:]
+    assert "batch 2 x 2" in proc.stdout  # two ranks, one announcement
+    steps = [json.loads(line)["step"] for line in (run / "irn" / "log.jsonl").read_text().splitlines()]
+    assert steps == [1, 2, 3]  # rank 0 alone logs
+    assert json.loads((run / "irn" / "state.json").read_text())["step"] == 3
+    from safetensors.torch import load_file
+
+    weights = load_file(str(run / "irn" / "weights.safetensors"))
+    assert all(torch.isfinite(v).all() for v in weights.values())
