@@ -10,7 +10,8 @@ Methods: input (the degraded face), irn (the IRN estimate alone, decoded through
 (the clean face through the VQGAN: the ceiling of any output of this model), clrface (the full sampler
 with identity guidance toward the IRN estimate's FaceNet embedding, as the restorer runs per frame).
 Figures: PSNR and SSIM against the clean face, identity cosine by the dlib judge (never trained against)
-when it is installed. evaluate() is importable for the eval engineer's reports.
+when it is installed, and sharpness (variance of the Laplacian; the clean faces' is printed below the
+table: an output far under it is blurred, far over it noisy). evaluate() is importable for the eval engineer's reports.
 """
 from __future__ import annotations
 
@@ -31,6 +32,7 @@ class MethodResult:
     psnr: float
     ssim: float
     identity_judge: float  # NaN without the dlib judge
+    sharpness: float  # mean variance of the Laplacian (metrics.sharpness)
     seconds: float
 
 
@@ -63,7 +65,14 @@ def score(method: str, out: np.ndarray, clean: np.ndarray, seconds: float, judge
 
         identity = float(np.mean(identity_similarity(out, clean)))
     return MethodResult(method, len(out), float(np.mean([psnr(o, c) for o, c in zip(out, clean)])),
-                        float(np.mean([ssim(o, c) for o, c in zip(out, clean)])), identity, seconds)
+                        float(np.mean([ssim(o, c) for o, c in zip(out, clean)])), identity,
+                        mean_sharpness(out), seconds)
+
+
+def mean_sharpness(faces: np.ndarray) -> float:
+    from clrface_video.eval.metrics import sharpness
+
+    return float(np.mean([sharpness(f) for f in faces]))
 
 
 def judge_available() -> bool:
@@ -108,9 +117,11 @@ def evaluate(weights: Path, data_dir: Path, *, count: int = 96, seed: int = 0, f
 
 
 def table(results: list[MethodResult]) -> str:
-    lines = ["| method | faces | PSNR (dB) | SSIM | identity (dlib judge) | seconds |", "|---|---|---|---|---|---|"]
+    lines = ["| method | faces | PSNR (dB) | SSIM | identity (dlib judge) | sharpness | seconds |",
+             "|---|---|---|---|---|---|---|"]
     for r in results:
-        lines.append(f"| {r.method} | {r.faces} | {r.psnr:.2f} | {r.ssim:.3f} | {r.identity_judge:.3f} | {r.seconds:.0f} |")
+        lines.append(f"| {r.method} | {r.faces} | {r.psnr:.2f} | {r.ssim:.3f} | {r.identity_judge:.3f} | "
+                     f"{r.sharpness:.0f} | {r.seconds:.0f} |")
     return "\n".join(lines)
 
 
@@ -130,10 +141,13 @@ def main() -> None:
         torch.set_num_threads(args.threads)
     results, images = evaluate(args.weights, args.data_dir, count=args.count, seed=args.seed,
                                fidelity=args.fidelity, guidance=not args.no_guidance)
+    clean_sharpness = mean_sharpness(images["clean"])
     print(table(results))
+    print(f"\nclean faces: sharpness {clean_sharpness:.0f}")
     if args.json:
         args.json.write_text(json.dumps({"weights": str(args.weights), "count": args.count, "seed": args.seed,
-                                         "fidelity": args.fidelity, "results": [asdict(r) for r in results]},
+                                         "fidelity": args.fidelity, "clean_sharpness": clean_sharpness,
+                                         "results": [asdict(r) for r in results]},
                                         indent=1))
     if args.grid:
         import cv2

@@ -5,7 +5,8 @@
 
 Faces start..start+count of the held-out split (eval_heldout.py reports on the first 96), degraded with
 the eval recipe, restored with the guidance of --fidelity 0.5 at each t* (default: the checkpoint's own
-at 0.5) and each anchor sigma; prints PSNR and the dlib identity per pair.
+at 0.5) and each anchor sigma; prints PSNR, the dlib identity and the sharpness (variance of the
+Laplacian; the clean faces' is on the first line) per pair. PSNR alone rewards blur: read the three.
 """
 from __future__ import annotations
 
@@ -30,7 +31,7 @@ def main() -> None:
     args = parser.parse_args()
 
     from clrface_video.eval.judge import identity_similarity
-    from clrface_video.eval.metrics import psnr
+    from clrface_video.eval.metrics import psnr, sharpness
     from clrface_video.eval.paired import degrade_faces
     from clrface_video.restore.base import RestoreBatch
     from clrface_video.restore.model import CLRFaceModel
@@ -45,8 +46,10 @@ def main() -> None:
 
     def figures(out: np.ndarray) -> str:
         p = np.mean([psnr(o, c) for o, c in zip(out, clean)])
-        return f"PSNR {p:.2f} dB, identity {identity_similarity(out, clean).mean():.3f}"
+        sharp = np.mean([sharpness(o) for o in out])
+        return f"PSNR {p:.2f} dB, identity {identity_similarity(out, clean).mean():.3f}, sharpness {sharp:.0f}"
 
+    print(f"clean: sharpness {np.mean([sharpness(c) for c in clean]):.0f}")
     print(f"input: {figures(degraded)}")
     t_stars = [restorer.knobs.t_star] if args.t_stars is None else [float(t) for t in args.t_stars.split(",")]
     for t_star in t_stars:
