@@ -41,6 +41,10 @@ def _checked(name: str, value: Any, default: Any) -> Any:
         if value is None or isinstance(value, (str, Path)):
             return None if value is None else Path(value).expanduser()
         raise ClrfaceError(f"insightface_root must be a folder path or None, got {type(value).__name__}")
+    if name == "snap_to_codebook":  # None = the default for photos or videos
+        if value is None or isinstance(value, (bool, np.bool_)):
+            return None if value is None else bool(value)
+        raise ClrfaceError(f"snap_to_codebook must be True, False or None, got {value!r}")
     if isinstance(default, bool):
         if isinstance(value, (bool, np.bool_)):
             return bool(value)

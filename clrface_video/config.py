@@ -27,6 +27,13 @@ class RestoreConfig:
     seed: int = 0
     quiet: bool = False
     compile: bool = False  # torch.compile the CLR-Face score network (pays off on GPUs, long videos)
+    # quantise each face's final latent against the codebook (the method's last step); None = yes for
+    # photos, no for videos, where the unquantised latent flickers less (README, "The shipped model")
+    snap_to_codebook: bool | None = None
+
+    def snaps(self, video: bool) -> bool:
+        """Whether faces of a video (or of photos) are snapped to the codebook under this config."""
+        return (not video) if self.snap_to_codebook is None else self.snap_to_codebook
 
     def __post_init__(self) -> None:
         from .errors import ClrfaceError

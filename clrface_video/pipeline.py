@@ -121,6 +121,7 @@ class FaceRestorer:
         self.tracking = _Tracking(models.identity, config, timer) if video else None
         smooth = video and config.temporal_smoothing > 0
         self.memory = TrackMemory(config.temporal_smoothing) if smooth else None  # latents along each track
+        self.snap = config.snaps(video)
 
     def run(self, frames: Iterable[Frame]) -> Iterator[Frame]:
         for frame, _ in self.run_masked(frames):
@@ -185,7 +186,8 @@ class FaceRestorer:
             identity = np.stack(identities).astype(np.float32) if all(i is not None for i in identities) else None
             batch = RestoreBatch(crops=np.stack([job.crop for job in chunk]), identity=identity,
                                  seeds=np.array([job.seed for job in chunk], np.int64),
-                                 tracks=np.array([job.track for job in chunk], np.int64), memory=self.memory)
+                                 tracks=np.array([job.track for job in chunk], np.int64), memory=self.memory,
+                                 snap=self.snap)
             with self.timer("restore"):
                 restored = self.models.restorer.restore(batch)
             for job, face in zip(chunk, restored):

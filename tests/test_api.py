@@ -101,6 +101,7 @@ def test_session_reuses_models_and_changes_options_per_call(session, astronaut):
     ({"min_face": -1}, "min_face must be 0 or more"),
     ({"max_upscale": 0}, "max_upscale must be above 0"),
     ({"track_identity": "yes"}, "track_identity must be True or False"),
+    ({"snap_to_codebook": "auto"}, "snap_to_codebook must be True, False or None"),
     ({"device": 3}, "device must be a string"),
 ])
 def test_bad_options_are_one_line_errors(astronaut, options, words):

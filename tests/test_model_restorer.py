@@ -45,6 +45,21 @@ def test_t_star_zero_is_the_decoded_irn_estimate() -> None:
     assert np.array_equal(out, ref)
 
 
+def test_without_snap_the_final_latent_is_decoded_unquantised() -> None:
+    """snap=False (the video default) skips the codebook: at t* = 0 the output is decode(encode(IRN))."""
+    model = randomised_model()
+    crops = _crops(2)
+    r = CLRFaceRestorer(model, "cpu", knobs=Knobs(t_star=0.0, guidance_weight=0.0, steps=4))
+    loose = r.restore(RestoreBatch(crops, seeds=np.array([5, 6]), snap=False))
+    snapped = r.restore(RestoreBatch(crops, seeds=np.array([5, 6])))
+    with torch.inference_mode():
+        lq = torch.from_numpy(crops).permute(0, 3, 1, 2).float() / 127.5 - 1
+        ref = model.vqgan.decode(model.vqgan.encode(model.irn(lq).clamp(-1, 1)))
+        ref = ((ref.clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8).permute(0, 2, 3, 1).numpy()
+    assert np.array_equal(loose, ref)
+    assert np.abs(loose.astype(int) - snapped.astype(int)).mean() > 1.0  # the codebook step changes the face
+
+
 def test_anchoring_takes_low_frequencies_from_the_irn_estimate() -> None:
     """With anchor_sigma > 0 the output's blurred image is the IRN estimate's; the detail stays the prior's."""
     from clrface_video.restore.restorer import gaussian_blur

@@ -109,9 +109,11 @@ class _MemoryRecorder(BicubicSharpenRestorer):
 
     name = "test-memory-recorder"
     calls: ClassVar[list[tuple[np.ndarray, TrackMemory | None]]] = []
+    snaps: ClassVar[list[bool]] = []
 
     def restore(self, batch: RestoreBatch) -> np.ndarray:
         self.calls.append((np.array(batch.tracks), batch.memory))
+        self.snaps.append(batch.snap)
         return super().restore(batch)
 
 
@@ -133,6 +135,25 @@ def test_pipeline_hands_one_memory_per_video_and_track_ids(tmp_path, strength) -
         assert all(m is None for _, m in _MemoryRecorder.calls)
     else:
         assert len(memories) == 1 and _MemoryRecorder.calls[0][1].strength == 0.5
+
+
+@pytest.mark.parametrize(("option", "video", "photo"), [(None, False, True), (True, True, True),
+                                                         (False, False, False)])
+def test_videos_skip_the_codebook_snap_and_photos_keep_it_unless_told(tmp_path, astronaut, option, video,
+                                                                     photo) -> None:
+    from PIL import Image
+
+    from clrface_video.pipeline import restore_path
+
+    clip = make_clip(tmp_path / "c.mp4", frames=3, size=(256, 192))
+    Image.fromarray(astronaut).save(tmp_path / "p.png")
+    cfg = RestoreConfig(device="cpu", model=_MemoryRecorder.name, track_identity=False, snap_to_codebook=option)
+    _MemoryRecorder.snaps.clear()
+    restore_video(clip, tmp_path / "o.mp4", cfg)
+    assert _MemoryRecorder.snaps and set(_MemoryRecorder.snaps) == {video}
+    _MemoryRecorder.snaps.clear()
+    restore_path(tmp_path / "p.png", tmp_path / "p_out.png", cfg)
+    assert _MemoryRecorder.snaps and set(_MemoryRecorder.snaps) == {photo}
 
 
 def test_cli_refuses_an_out_of_range_smoothing(tmp_path) -> None:

@@ -54,6 +54,7 @@ class PlannedRestorer(FaceRestorer):
         self.identities = identities
         if config.temporal_smoothing > 0:  # smoothing restarts at each segment's first frame
             self.memory = TrackMemory(config.temporal_smoothing)
+        self.snap = config.snaps(video=True)  # the frames are a video's, though not tracked here
 
     def faces_of(self, frame: Frame) -> list[_FaceJob]:
         image = to_uint8(frame.image)

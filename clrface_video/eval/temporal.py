@@ -29,6 +29,7 @@ class VideoMethod:
     model: str | None  # None = the input frames
     track_identity: bool = True
     smoothing: float = 0.0  # RestoreConfig.temporal_smoothing
+    snap: bool | None = None  # RestoreConfig.snap_to_codebook (None: the video default, no snap)
 
 
 @dataclass(frozen=True)
@@ -175,15 +176,17 @@ SMOOTHING = 0.5  # the latent-smoothing strength the video evaluation compares a
 
 
 def video_methods(models: Sequence[str], baseline: str = "baseline-bicubic-sharpen") -> list[VideoMethod]:
-    """input, then for each model: per-track identity, per-frame identity, and per-track identity with latent
-    smoothing (SMOOTHING); one run for the baseline, which has neither identity nor latents."""
+    """input, then for each model: per-track identity, per-frame identity, per-track identity with latent
+    smoothing (SMOOTHING), and per-track identity with the final latent snapped to the codebook (the
+    photo default); one run for the baseline, which has neither identity nor latents."""
     methods = [VideoMethod(INPUT, None)]
     for m in models:
         if m == baseline:
             methods.append(VideoMethod(m, m, True))
         else:
             methods += [VideoMethod(f"{m} (track identity)", m, True), VideoMethod(f"{m} (per-frame identity)", m, False),
-                        VideoMethod(f"{m} (track identity, smoothing {SMOOTHING})", m, True, SMOOTHING)]
+                        VideoMethod(f"{m} (track identity, smoothing {SMOOTHING})", m, True, SMOOTHING),
+                        VideoMethod(f"{m} (track identity, snapped to the codebook)", m, True, snap=True)]
     return methods
 
 
@@ -278,7 +281,7 @@ def evaluate_video(video: Path, models: Sequence[str], *, clean: Path | None = N
             outputs[method.name] = inputs
         else:
             cfg = replace(config, model=method.model, track_identity=method.track_identity,
-                          temporal_smoothing=method.smoothing)
+                          temporal_smoothing=method.smoothing, snap_to_codebook=method.snap)
             outputs[method.name] = restore_clip(inputs, cfg)
         seconds[f"restore:{method.name}"] = round(time.perf_counter() - start, 4)
     input_marks = trajectories(inputs, tracks, detector)

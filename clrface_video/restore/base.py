@@ -25,6 +25,8 @@ class RestoreBatch:
     tracks: (N,) int64 track ids, in frame order per track; used with memory.
     memory: the video's latent-smoothing state (restore.temporal.TrackMemory), or None for none;
         restorers without latents ignore it.
+    snap: quantise the final latent against the codebook before decoding (the method's last step);
+        False decodes the latent as the prior left it, which changes less from frame to frame.
     """
 
     crops: np.ndarray
@@ -32,6 +34,7 @@ class RestoreBatch:
     seeds: np.ndarray | None = None
     tracks: np.ndarray | None = None
     memory: TrackMemory | None = None
+    snap: bool = True
 
 
 class Restorer(Protocol):

@@ -110,10 +110,11 @@ class CLRFaceRestorer:
         guidance = self._guidance(batch, x_irn, knobs.guidance_weight) if len(sigmas) > 1 else None
         model = partial(self._denoise, cond=z_d)
         z = self.sampler(model, z, sigmas, guidance=guidance)
-        # 6. optional smoothing along each track, then quantise against the codebook and decode
+        # 6. optional smoothing along each track, then quantise against the codebook (unless the batch
+        #    asks not to) and decode
         if batch.memory is not None and batch.tracks is not None:
             z = batch.memory.smooth(z, np.asarray(batch.tracks))
-        out = m.vqgan.decode(m.vqgan.quantize(z).z_q)
+        out = m.vqgan.decode(m.vqgan.quantize(z).z_q if batch.snap else z)
         # 7. colour and shading from the IRN estimate, detail from the prior (when the model asks for it)
         if knobs.anchor_sigma > 0:
             out = out - gaussian_blur(out, knobs.anchor_sigma) + gaussian_blur(x_irn, knobs.anchor_sigma)
