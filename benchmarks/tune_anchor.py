@@ -16,7 +16,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from eval_heldout import heldout_faces
+from eval_heldout import heldout_faces, mean_sharpness
 
 
 def main() -> None:
@@ -31,7 +31,7 @@ def main() -> None:
     args = parser.parse_args()
 
     from clrface_video.eval.judge import identity_similarity
-    from clrface_video.eval.metrics import psnr, sharpness
+    from clrface_video.eval.metrics import psnr
     from clrface_video.eval.paired import degrade_faces
     from clrface_video.restore.base import RestoreBatch
     from clrface_video.restore.model import CLRFaceModel
@@ -46,10 +46,10 @@ def main() -> None:
 
     def figures(out: np.ndarray) -> str:
         p = np.mean([psnr(o, c) for o, c in zip(out, clean)])
-        sharp = np.mean([sharpness(o) for o in out])
-        return f"PSNR {p:.2f} dB, identity {identity_similarity(out, clean).mean():.3f}, sharpness {sharp:.0f}"
+        return (f"PSNR {p:.2f} dB, identity {identity_similarity(out, clean).mean():.3f}, "
+                f"sharpness {mean_sharpness(out):.0f}")
 
-    print(f"clean: sharpness {np.mean([sharpness(c) for c in clean]):.0f}")
+    print(f"clean: sharpness {mean_sharpness(clean):.0f}")
     print(f"input: {figures(degraded)}")
     t_stars = [restorer.knobs.t_star] if args.t_stars is None else [float(t) for t in args.t_stars.split(",")]
     for t_star in t_stars:
