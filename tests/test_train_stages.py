@@ -159,3 +159,40 @@ def test_decoder_adversarial_terms_start_at_disc_start_from_the_autoencoder_disc
     assert [("g" in r, "d" in r) for r in records] == [(False, False), (False, False), (True, True)]
     trained = load_file(str(run_dir / "decoder" / "disc.safetensors"))
     assert any(not torch.equal(ae_disc[k], trained[k]) for k in ae_disc if trained[k].is_floating_point())
+
+
+def test_init_from_an_exported_model_continues_each_stage_with_a_fresh_warm_up(data_dir: Path,
+                                                                                tmp_path: Path) -> None:
+    from dataclasses import replace
+
+    from clrface_video.errors import ClrfaceError
+
+    first = tmp_path / "first"
+    run(data_dir, first, ("autoencoder", "irn"), steps=2)
+    model_file = tmp_path / "model.safetensors"
+    export_model(first, model_file, fp16=False)
+    exported = CLRFaceModel.load(model_file)
+
+    options = TrainOptions(config="tiny", steps=3, batch_size=2, device="cpu", log_every=1, threads=1, lr=1e-3,
+                           init_from=model_file)
+    second = tmp_path / "second"
+    state = train_stages(data_dir, second, ("irn",), options, echo=None, weights=WEIGHTS,
+                         identity_net=TinyIdentity())["irn"]
+    assert state.step == 3  # the file's 2 steps, then one more
+    assert [json.loads(line)["step"] for line in (second / "irn" / "log.jsonl").read_text().splitlines()] == [3]
+    # stages the file was not trained in are not seeded; the autoencoder is, exactly
+    assert not (second / "prior").exists() and not (second / "mask").exists()
+    ae = stage_weights(second, "autoencoder")
+    assert all(torch.equal(ae[k], v) for k, v in exported.vqgan.state_dict().items())
+    # one Adam step from fresh state moves each weight by about the learning rate: the first warm-up rate
+    # (1e-3 / 25), not the full one, so a trained network is not jolted
+    before, after = exported.irn.state_dict(), stage_weights(second, "irn")
+    moved = max(float((after[k] - before[k]).abs().max()) for k in before if before[k].is_floating_point())
+    assert 0 < moved <= 1.5e-3 / 25
+
+    with pytest.raises(ClrfaceError, match="already a run folder"):
+        train_stages(data_dir, second, ("irn",), options, echo=None, weights=WEIGHTS, identity_net=TinyIdentity())
+    with pytest.raises(ClrfaceError, match="not a --config small_128 model"):
+        train_stages(data_dir, tmp_path / "third", ("irn",), replace(options, config="small_128"), echo=None,
+                     weights=WEIGHTS, identity_net=TinyIdentity())
+    assert not (tmp_path / "third" / "config.json").exists()

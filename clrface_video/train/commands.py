@@ -69,18 +69,22 @@ def prepare_faces_command(src_dir: Path, out_dir: Path, size: int, holdout_fract
               help="data-loader processes (default: 4 on CUDA, 0 on the CPU)")
 @click.option("--log-every", type=click.IntRange(1), default=20, show_default=True)
 @click.option("--resume/--no-resume", default=False, show_default=True, help="continue from the run folder")
+@click.option("--init-from", type=click.Path(exists=True, dir_okay=False, path_type=Path), default=None,
+              help="start a new run folder from an exported model (the shipped one, say): its weights and step "
+                   "counts become the stages' checkpoints and training continues from them (fresh optimizer "
+                   "and discriminator states, a new learning-rate warm-up); give a new --seed for new data order")
 def train_command(data_dir: Path, stage: str, run_dir: Path, config_name: str, max_minutes: float | None,
                   steps: int | None, batch_size: int | None, lr: float | None, device: str, seed: int,
                   threads: int | None, disc_start: int | None, gan_weight: float | None,
                   feature_matching_weight: float | None, identity_weight: float | None, identity_samples: int,
                   noise_draws: int, crop: int | None, codec_prob: float | None, workers: int | None, log_every: int,
-                  resume: bool) -> None:
+                  resume: bool, init_from: Path | None) -> None:
     """Train the CLR-Face stages on a folder written by prepare-faces."""
     from .stages import LossWeights, TrainOptions, train_stages
 
     options = TrainOptions(config=config_name, max_minutes=max_minutes, steps=steps, batch_size=batch_size, lr=lr,
                            device=device, seed=seed, log_every=log_every, resume=resume, threads=threads, crop=crop,
-                           codec_prob=codec_prob, workers=workers)
+                           codec_prob=codec_prob, workers=workers, init_from=init_from)
     weights = LossWeights(identity_samples=identity_samples, prior_draws=noise_draws)
     if identity_weight is not None:
         weights = replace(weights, identity=identity_weight)

@@ -43,6 +43,7 @@ class TrainOptions:
     crop: int | None = None  # autoencoder: random square crops of this side instead of whole faces
     codec_prob: float | None = None  # share of compressed faces given x264 artefacts (None: DegradeConfig's)
     checkpoint_minutes: float = 5.0
+    init_from: Path | None = None  # an exported model that seeds a new run folder (see init_run_from_model)
 
 
 @dataclass(frozen=True)
@@ -194,13 +195,15 @@ def save_optimizers(path: Path, optimizers: dict[str, torch.optim.Optimizer]) ->
     tmp.replace(path)
 
 
-def load_optimizers(path: Path, optimizers: dict[str, torch.optim.Optimizer]) -> None:
+def load_optimizers(path: Path, optimizers: dict[str, torch.optim.Optimizer]) -> bool:
+    """Load the optimizers' states saved by save_optimizers; False when the file is absent (fresh states)."""
     if not path.is_file():
-        return
+        return False
     states = torch.load(path, map_location="cpu", weights_only=True)
     for k, o in optimizers.items():
         if k in states:
             o.load_state_dict(states[k])
+    return True
 
 
 def save_module(path: Path, module: nn.Module) -> None:
@@ -239,8 +242,9 @@ def set_seed(seed: int) -> None:
 
 
 def lr_at(step: int, base: float, warmup: int = 25) -> float:
-    """Linear warm-up then constant (CPU runs are too short for a decay to matter)."""
-    return base * min(1.0, (step + 1) / max(warmup, 1))
+    """Linear warm-up over `warmup` steps from step 0, then constant (CPU runs are too short for a decay
+    to matter); steps before 0 get the first warm-up rate."""
+    return base * min(1.0, (max(step, 0) + 1) / max(warmup, 1))
 
 
 def set_lr(optimizer: torch.optim.Optimizer, lr: float) -> None:
@@ -282,6 +286,44 @@ def load_run_config(run_dir: Path, name: str) -> CLRFaceConfig:
     run_dir.mkdir(parents=True, exist_ok=True)
     save_json(path, {"preset": name, "model": cfg.to_dict()})
     return cfg
+
+
+def init_run_from_model(run_dir: Path, model_path: Path, preset: str) -> dict[str, int]:
+    """Seed a new run folder from an exported model file: config.json from the file's config, and every
+    stage the file was trained in as that stage's checkpoint (its weights, and its step count from the
+    file's training metadata) with no optimizer or discriminator state. `train --resume` then continues
+    each stage from there. Returns {stage: step}. Refuses a folder that already has a config.json.
+    """
+    from ..errors import ModelError
+    from ..restore.model import read_metadata
+
+    run_dir = Path(run_dir)
+    if (run_dir / "config.json").is_file():
+        raise ClrfaceError(f"{run_dir} is already a run folder; --init-from starts a new one (drop it to continue)")
+    try:
+        model = CLRFaceModel.load(model_path)
+    except ModelError as exc:
+        raise ClrfaceError(str(exc)) from None
+    cfg, want = model.cfg, make_config(preset)
+    if (cfg.vqgan, cfg.score, cfg.irn, cfg.mask_factored) != (want.vqgan, want.score, want.irn, want.mask_factored):
+        raise ClrfaceError(f"{model_path} is not a --config {preset} model (its architecture differs); "
+                           "pass the --config it was trained with")
+    meta = read_metadata(model_path)
+    training = json.loads(meta.get("training", "{}"))
+    untrained = set(filter(None, meta.get("untrained_stages", "").split(",")))
+    run_dir.mkdir(parents=True, exist_ok=True)
+    steps = {}
+    for stage in STAGE_ORDER:
+        if stage in untrained or (stage in OPTIONAL_STAGES and stage not in training):
+            continue
+        sdir = run_dir / stage
+        sdir.mkdir(exist_ok=True)
+        save_module(sdir / "weights.safetensors", getattr(model, STAGE_MODULE[stage]))
+        steps[stage] = int(training.get(stage, {}).get("step", 0))
+        minutes = float(training.get(stage, {}).get("minutes", 0.0))
+        save_state(sdir, StageState(stage, step=steps[stage], seconds=minutes * 60.0))
+    save_json(run_dir / "config.json", {"preset": preset, "model": cfg.to_dict(), "init_from": str(model_path)})
+    return steps
 
 
 def load_finished_stages(model: CLRFaceModel, run_dir: Path) -> list[str]:

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -76,7 +76,8 @@ def run_stage(ctx: Context, stage_name: str) -> StageState:
         loop.load_module(sdir / "weights.safetensors", stage.trained)
         for name, module in stage.extra_modules().items():
             loop.load_module(sdir / f"{name}.safetensors", module)
-        loop.load_optimizers(sdir / "optim.pt", stage.optimizers)
+        if not loop.load_optimizers(sdir / "optim.pt", stage.optimizers):  # seeded by --init-from
+            stage.lr_origin = {k: max(v, state.step) for k, v in stage.lr_origin.items()}
     loop.broadcast_module(stage.trained, ctx.world)
     budget = Budget(opts.steps or defaults.steps, opts.max_minutes)
     if budget.over(state.step, time.monotonic()):
@@ -142,7 +143,14 @@ def train_stages(data_dir: Path, run_dir: Path, stages: Sequence[str], options: 
         device = torch.device("cuda", world.local_rank)
         torch.cuda.set_device(device)
     loop.set_seed(options.seed + world.rank)
+    if options.init_from is not None:
+        options = replace(options, resume=True)
     if world.main:  # rank 0 writes config.json; the others read it once it is there
+        if options.init_from is not None:
+            seeded = loop.init_run_from_model(Path(run_dir), Path(options.init_from), options.config)
+            if echo:
+                echo(f"{run_dir}: started from {options.init_from} (" +
+                     ", ".join(f"{s} at step {n}" for s, n in seeded.items()) + ")")
         load_run_config(Path(run_dir), options.config)
     loop.barrier(world)
     cfg = load_run_config(Path(run_dir), options.config)

@@ -87,13 +87,14 @@ class Stage:
         self.params = [p for p in self.trained.parameters() if p.requires_grad]
         self.optimizers: dict[str, torch.optim.Optimizer] = {"main": torch.optim.Adam(self.params, lr, betas=(0.9, 0.99))}
         self.lr = lr
+        self.lr_origin = {"main": 0}  # per optimizer: the step its learning-rate warm-up starts from
 
     def extra_modules(self) -> dict[str, nn.Module]:
         return {}
 
     def update(self, name: str, loss: torch.Tensor, params: list[nn.Parameter], step: int) -> None:
         opt = self.optimizers[name]
-        loop.set_lr(opt, loop.lr_at(step, self.lr))
+        loop.set_lr(opt, loop.lr_at(step - self.lr_origin.get(name, 0), self.lr))
         opt.zero_grad(set_to_none=True)
         loss.backward()
         loop.sync_gradients(params, self.ctx.world)
@@ -120,6 +121,7 @@ class AutoencoderStage(Stage):
         self.d_params = list(self.disc.parameters())
         self.optimizers["main"] = torch.optim.Adam(self.params, lr, betas=(0.5, 0.9))
         self.optimizers["disc"] = torch.optim.Adam(self.d_params, lr, betas=(0.5, 0.9))
+        self.lr_origin["disc"] = ctx.weights.disc_start
         self.generator = torch.Generator().manual_seed(ctx.options.seed * 15_485_863 + ctx.world.rank + 1_000_003 * ctx.start_step)
 
     def extra_modules(self) -> dict[str, nn.Module]:
@@ -149,7 +151,7 @@ class AutoencoderStage(Stage):
             total = total + w.gan * losses["g"] + w.feature_matching * losses["fm"]
         self.update("main", total, self.params, step)
         if adversarial:
-            losses["d"] = discriminator_step(self, recon, hq, step - w.disc_start)
+            losses["d"] = discriminator_step(self, recon, hq, step)
         losses["codes"] = torch.tensor(float(vq.indices.unique().numel()))
         return losses
 
@@ -177,6 +179,7 @@ class DecoderStage(Stage):
         self.d_params = list(self.disc.parameters())
         self.optimizers = {"main": torch.optim.Adam(self.params, lr, betas=(0.5, 0.9)),
                            "disc": torch.optim.Adam(self.d_params, lr, betas=(0.5, 0.9))}
+        self.lr_origin["disc"] = ctx.weights.disc_start
 
     def extra_modules(self) -> dict[str, nn.Module]:
         return {"disc": self.disc}
@@ -196,7 +199,7 @@ class DecoderStage(Stage):
             total = total + w.gan * losses["g"] + w.feature_matching * losses["fm"]
         self.update("main", total, self.params, step)
         if adversarial:
-            losses["d"] = discriminator_step(self, recon, hq, step - w.disc_start)
+            losses["d"] = discriminator_step(self, recon, hq, step)
         return losses
 
     @torch.no_grad()
