@@ -138,20 +138,11 @@ class AutoencoderStage(Stage):
         return x[..., top:top + side, left:left + side]
 
     def step(self, hq: torch.Tensor, lq: torch.Tensor, step: int) -> dict[str, torch.Tensor]:
-        w, device = self.ctx.weights, self.ctx.device
         hq = self.random_crop(hq)
-        adversarial = step >= w.disc_start
-        with loop.autocast(device):
+        with loop.autocast(self.ctx.device):
             recon, vq = self.model.vqgan(hq)
             losses = {"l1": pixel_loss(recon, hq), "vq": codebook_loss(vq)}
-            if adversarial:
-                losses.update(generator_losses(self.disc, recon, hq))
-        total = losses["l1"] + losses["vq"]
-        if adversarial:
-            total = total + w.gan * losses["g"] + w.feature_matching * losses["fm"]
-        self.update("main", total, self.params, step)
-        if adversarial:
-            losses["d"] = discriminator_step(self, recon, hq, step)
+        losses = adversarial_update(self, recon, hq, losses, step)
         losses["codes"] = torch.tensor(float(vq.indices.unique().numel()))
         return losses
 
@@ -185,27 +176,35 @@ class DecoderStage(Stage):
         return {"disc": self.disc}
 
     def step(self, hq: torch.Tensor, lq: torch.Tensor, step: int) -> dict[str, torch.Tensor]:
-        vq, w = self.trained, self.ctx.weights
-        adversarial = step >= w.disc_start
+        vq = self.trained
         with loop.autocast(self.ctx.device):
             with torch.no_grad():
                 z_q = vq.quantize(vq.encode(hq)).z_q
             recon = vq.decode(z_q)
             losses = {"l1": pixel_loss(recon, hq)}
-            if adversarial:
-                losses.update(generator_losses(self.disc, recon, hq))
-        total = losses["l1"]
-        if adversarial:
-            total = total + w.gan * losses["g"] + w.feature_matching * losses["fm"]
-        self.update("main", total, self.params, step)
-        if adversarial:
-            losses["d"] = discriminator_step(self, recon, hq, step)
-        return losses
+        return adversarial_update(self, recon, hq, losses, step)
 
     @torch.no_grad()
     def preview(self, hq: torch.Tensor, lq: torch.Tensor) -> torch.Tensor:
         vq = self.trained
         return vq.decode(vq.quantize(vq.encode(hq)).z_q)
+
+
+def adversarial_update(stage: Stage, fake: torch.Tensor, real: torch.Tensor, losses: dict[str, torch.Tensor],
+                       step: int) -> dict[str, torch.Tensor]:
+    """The generator update on the sum of `losses`, plus from step disc_start the weighted hinge GAN "g" and
+    feature-matching "fm" terms and then one discriminator update "d"; returns the losses with those added."""
+    w = stage.ctx.weights
+    total = sum(losses.values())
+    adversarial = step >= w.disc_start
+    if adversarial:
+        with loop.autocast(stage.ctx.device):
+            losses = {**losses, **generator_losses(stage.disc, fake, real)}  # type: ignore[attr-defined]
+        total = total + w.gan * losses["g"] + w.feature_matching * losses["fm"]
+    stage.update("main", total, stage.params, step)
+    if adversarial:
+        losses["d"] = discriminator_step(stage, fake, real, step)
+    return losses
 
 
 def generator_losses(disc: nn.Module, fake: torch.Tensor, real: torch.Tensor) -> dict[str, torch.Tensor]:
