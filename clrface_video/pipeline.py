@@ -106,11 +106,13 @@ class FaceRestorer:
     Frames wait in a queue until their faces are restored; a batch is run as soon as
     `batch_size` crops are gathered or `batch_size` frames are waiting, so memory holds at most
     about `batch_size` frames whatever the length of the video.
-    video=True tracks faces across frames (identity and noise seed per track); video=False treats
-    every frame as an unrelated photo.
+    video=True: the frames are a video's (latent smoothing along tracks, latents decoded unsnapped by
+    default) and faces are tracked across them (identity and noise seed per track) unless track=False
+    says the tracks come from elsewhere; video=False treats every frame as an unrelated photo.
     """
 
-    def __init__(self, models: Models, config: RestoreConfig, timer: StageTimer, *, video: bool) -> None:
+    def __init__(self, models: Models, config: RestoreConfig, timer: StageTimer, *, video: bool,
+                 track: bool | None = None) -> None:
         self.models = models
         self.config = config
         self.timer = timer
@@ -118,7 +120,7 @@ class FaceRestorer:
         self.window = max(1, config.batch_size)
         self.counts = Counts()
         self.stills_seen = 0
-        self.tracking = _Tracking(models.identity, config, timer) if video else None
+        self.tracking = _Tracking(models.identity, config, timer) if (video if track is None else track) else None
         smooth = video and config.temporal_smoothing > 0
         self.memory = TrackMemory(config.temporal_smoothing) if smooth else None  # latents along each track
         self.snap = config.snaps(video)

@@ -156,6 +156,32 @@ def test_videos_skip_the_codebook_snap_and_photos_keep_it_unless_told(tmp_path, 
     assert _MemoryRecorder.snaps and set(_MemoryRecorder.snaps) == {photo}
 
 
+def test_ray_segments_restore_as_a_video_from_the_plan_without_tracking_again(tmp_path) -> None:
+    """PlannedRestorer (a Ray worker's segment): video latents (unsnapped, one memory for the segment), the
+    plan's track ids and seeds, and no detection or tracking of its own."""
+    from clrface_video.distributed.worker import PlannedFace, PlannedRestorer
+    from clrface_video.io.decode import read_frames
+    from clrface_video.pipeline import load_models, to_uint8
+    from clrface_video.report import StageTimer
+
+    clip = make_clip(tmp_path / "c.mp4", frames=4, size=(256, 192))
+    cfg = RestoreConfig(device="cpu", model=_MemoryRecorder.name, track_identity=False, temporal_smoothing=0.5)
+    models = load_models(cfg, video=True)
+    frames = list(read_frames(clip))
+    plan = {f.index: [PlannedFace(face.landmarks, 7, 123, None) for face in models.detector.detect(to_uint8(f.image))]
+            for f in frames}
+    assert all(len(faces) == 1 for faces in plan.values())
+    models.detector.detect = None  # the worker must not detect again
+    _MemoryRecorder.calls.clear()
+    _MemoryRecorder.snaps.clear()
+    out = list(PlannedRestorer(models, cfg, StageTimer(), plan, {}).run(frames))
+    assert len(out) == 4 and any(not np.array_equal(a.image, b.image) for a, b in zip(out, frames))
+    assert set(_MemoryRecorder.snaps) == {False}
+    assert np.concatenate([t for t, _ in _MemoryRecorder.calls]).tolist() == [7, 7, 7, 7]
+    memories = {id(m) for _, m in _MemoryRecorder.calls}
+    assert len(memories) == 1 and _MemoryRecorder.calls[0][1] is not None
+
+
 def test_cli_refuses_an_out_of_range_smoothing(tmp_path) -> None:
     clip = make_clip(tmp_path / "c.mp4", frames=2, size=(64, 64))
     result = CliRunner().invoke(cli, ["restore", str(clip), "--temporal-smoothing", "1.5"])

@@ -14,7 +14,6 @@ from ..io.encode import VideoWriter
 from ..photos import _unreadable
 from ..pipeline import FaceRestorer, Models, _FaceJob, load_models, restore_image, to_uint8
 from ..report import RestoreReport, StageTimer
-from ..restore.temporal import TrackMemory
 from ..types import Face, Frame
 from .segments import Segment, read_segment
 
@@ -49,12 +48,9 @@ class PlannedRestorer(FaceRestorer):
 
     def __init__(self, models: Models, config: RestoreConfig, timer: StageTimer,
                  faces: dict[int, list[PlannedFace]], identities: dict[tuple[int, int], np.ndarray]) -> None:
-        super().__init__(models, config, timer, video=False)
+        super().__init__(models, config, timer, video=True, track=False)  # smoothing restarts with each segment
         self.planned = faces
         self.identities = identities
-        if config.temporal_smoothing > 0:  # smoothing restarts at each segment's first frame
-            self.memory = TrackMemory(config.temporal_smoothing)
-        self.snap = config.snaps(video=True)  # the frames are a video's, though not tracked here
 
     def faces_of(self, frame: Frame) -> list[_FaceJob]:
         image = to_uint8(frame.image)
