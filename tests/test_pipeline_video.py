@@ -204,7 +204,9 @@ def test_console_script_restores_and_fails_cleanly(talk, tmp_path):
 
 @pytest.mark.slow
 def test_ctrl_c_exits_130_and_leaves_no_partial_file(tmp_path):
-    clip = make_clip(tmp_path / "long.mp4", frames=150, size=SIZE)
+    # 600 frames: the job still has about 10 s of work (unloaded, 2 cores) when the signal comes
+    # 0.5 s after the partial file appears; with 150 frames it sometimes finished first under load.
+    clip = make_clip(tmp_path / "long.mp4", frames=600, size=SIZE)
     out = tmp_path / "out" / "long_out.mp4"
     out.parent.mkdir()
     process = subprocess.Popen([shutil.which("clrface-video"), "restore", str(clip), "-o", str(out),
