@@ -196,3 +196,44 @@ def test_init_from_an_exported_model_continues_each_stage_with_a_fresh_warm_up(d
         train_stages(data_dir, tmp_path / "third", ("irn",), replace(options, config="small_128"), echo=None,
                      weights=WEIGHTS, identity_net=TinyIdentity())
     assert not (tmp_path / "third" / "config.json").exists()
+
+
+def test_decoder_on_restored_latents_trains_only_the_decoder_on_what_the_sampler_makes_of_the_degraded_face(
+        data_dir: Path, tmp_path: Path) -> None:
+    from clrface_video.train.loop import Dist
+    from clrface_video.train.stages import load_run_config
+    from clrface_video.train.steps import STAGES, Context
+
+    run_dir = tmp_path / "run"
+    run(data_dir, run_dir, ("autoencoder", "irn", "prior"), steps=1)
+    before = {stage: stage_weights(run_dir, stage) for stage in ("autoencoder", "irn", "prior")}
+    options = TrainOptions(config="tiny", steps=2, batch_size=2, device="cpu", log_every=1, threads=1,
+                           decoder_input="restored")
+    state = train_stages(data_dir, run_dir, ("decoder",), options, echo=None, weights=WEIGHTS,
+                         identity_net=TinyIdentity())["decoder"]
+    assert state.step == 2
+    dec, ae = stage_weights(run_dir, "decoder"), before["autoencoder"]
+    assert all(torch.equal(ae[k], dec[k]) for k in ae if not k.startswith("decoder."))
+    assert any(not torch.equal(ae[k], dec[k]) for k in ae if k.startswith("decoder."))
+    for stage in ("irn", "prior"):  # the stages that make the latents are left as they were
+        after = stage_weights(run_dir, stage)
+        assert all(torch.equal(before[stage][k], after[k]) for k in after)
+    record = json.loads((run_dir / "decoder" / "log.jsonl").read_text().splitlines()[-1])
+    assert np.isfinite(record["l1"]) and "g" in record  # disc_start 0: adversarial terms on
+
+    # what is decoded comes from the degraded face alone in "restored" mode, from the clean face in "clean"
+    cfg = load_run_config(run_dir, "tiny")
+    model = CLRFaceModel(cfg)
+    from clrface_video.train.loop import load_finished_stages
+
+    load_finished_stages(model, run_dir)
+    hq_a, hq_b = torch.rand(2, 2, 3, 32, 32) * 2 - 1
+    lq = torch.rand(2, 3, 32, 32) * 2 - 1
+    for mode in ("restored", "clean"):
+        ctx = Context(run_dir, data_dir, cfg, model, torch.device("cpu"), Dist(),
+                      TrainOptions(config="tiny", decoder_input=mode), WEIGHTS, None, TinyIdentity())
+        stage = STAGES["decoder"](ctx, 1e-4)
+        z_a = stage.latents(hq_a, lq, torch.Generator().manual_seed(3))
+        z_b = stage.latents(hq_b, lq, torch.Generator().manual_seed(3))
+        assert torch.equal(z_a, z_b) == (mode == "restored"), mode
+        assert stage.needs_lq == (mode == "restored")

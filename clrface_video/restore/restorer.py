@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import logging
 import math
+from collections.abc import Callable
 from functools import partial
 from pathlib import Path
 
@@ -16,7 +17,7 @@ from ..errors import ClrfaceError, ModelError
 from .base import RestoreBatch, register_restorer
 from .guidance import embed_images, identity_guidance
 from .model import CLRFaceModel, Knobs, fidelity_to_knobs
-from .samplers import SAMPLERS, Guidance
+from .samplers import SAMPLERS, Guidance, Sampler
 from .schedules import karras_sigmas, truncate_sigmas
 
 log = logging.getLogger(__name__)
@@ -48,6 +49,33 @@ def gaussian_blur(x: torch.Tensor, sigma: float) -> torch.Tensor:
     x = F.pad(x, (radius, radius, radius, radius), mode="reflect")
     x = F.conv2d(x, k.view(1, 1, 1, -1).expand(c, 1, 1, -1), groups=c)
     return F.conv2d(x, k.view(1, 1, -1, 1).expand(c, 1, -1, 1), groups=c)
+
+
+def sample_latents(model: CLRFaceModel, lq: torch.Tensor, knobs: Knobs,
+                   noise: Callable[[tuple[int, ...]], torch.Tensor], sampler: Sampler, denoiser: nn.Module, *,
+                   guidance: Callable[[torch.Tensor], Guidance | None] | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    """Steps 2-5 of the method for a batch of degraded faces in [-1, 1]: (final unsnapped latent, IRN estimate).
+
+    The degraded face is encoded (the condition z_d), the IRN estimate encoded (the start point), noised to
+    sigma(t*) with noise(shape), and run down the truncated Karras grid by sampler over denoiser(x, sigma, z_d);
+    guidance(x_irn) gives the identity-guidance hook (or None). Shared by the restorer and the training stage
+    that tunes the decoder on what the sampler really hands it.
+    """
+    cfg = model.cfg
+    z_d = model.vqgan.encode(lq)
+    x_irn = model.irn(lq).clamp(-1.0, 1.0)
+    z = model.vqgan.encode(x_irn)
+    full = karras_sigmas(knobs.steps, cfg.sigma_min, cfg.sigma_max, cfg.rho, device=lq.device)
+    sigmas = truncate_sigmas(full, knobs.t_star)
+    if len(sigmas) > 1:
+        z = z + sigmas[0] * noise(tuple(z.shape))
+        hook = guidance(x_irn) if guidance is not None else None
+        z = sampler(partial(_conditioned, denoiser, cond=z_d), z, sigmas, guidance=hook)
+    return z, x_irn
+
+
+def _conditioned(denoiser: nn.Module, x: torch.Tensor, sigma: torch.Tensor, cond: torch.Tensor) -> torch.Tensor:
+    return denoiser(x, sigma, cond)
 
 
 class CLRFaceRestorer:
@@ -92,24 +120,15 @@ class CLRFaceRestorer:
         # 1. to the device once: (N, 3, R, R) in [-1, 1], channels-last, compute dtype
         lq = torch.from_numpy(np.ascontiguousarray(batch.crops)).to(self.device, non_blocking=True)
         lq = (lq.permute(0, 3, 1, 2).to(self.dtype) / 127.5 - 1.0).contiguous(memory_format=torch.channels_last)
-        # 2. encode the degraded face (the condition) and the IRN estimate (the start point)
-        z_d = m.vqgan.encode(lq)
-        x_irn = m.irn(lq).clamp(-1.0, 1.0)
-        z_irn = m.vqgan.encode(x_irn)
-        # 3. sigma grid from sigma(t*) down to 0
-        full = karras_sigmas(knobs.steps, self.cfg.sigma_min, self.cfg.sigma_max, self.cfg.rho, device=self.device)
-        sigmas = truncate_sigmas(full, knobs.t_star)
-        # 4. diffuse z_irn forward to sigma(t*) with per-face seeded noise
-        if len(sigmas) > 1:
-            seeds = batch.seeds if batch.seeds is not None else np.full(n, self.cfg.seed, dtype=np.int64)
-            noise = seeded_noise(np.asarray(seeds), tuple(z_irn.shape[1:])).to(self.device, self.dtype)
-            z = z_irn + sigmas[0] * noise.contiguous(memory_format=torch.channels_last)
-        else:
-            z = z_irn
-        # 5. reverse process conditioned on z_d, with masked identity guidance toward the target
-        guidance = self._guidance(batch, x_irn, knobs.guidance_weight) if len(sigmas) > 1 else None
-        model = partial(self._denoise, cond=z_d)
-        z = self.sampler(model, z, sigmas, guidance=guidance)
+        # 2-5. the IRN estimate, noised to t* with per-face seeded noise, then the guided reverse process
+        seeds = batch.seeds if batch.seeds is not None else np.full(n, self.cfg.seed, dtype=np.int64)
+
+        def noise(shape: tuple[int, ...]) -> torch.Tensor:
+            drawn = seeded_noise(np.asarray(seeds), shape[1:]).to(self.device, self.dtype)
+            return drawn.contiguous(memory_format=torch.channels_last)
+
+        z, x_irn = sample_latents(m, lq, knobs, noise, self.sampler, self.denoiser,
+                                  guidance=lambda x_irn: self._guidance(batch, x_irn, knobs.guidance_weight))
         # 6. optional smoothing along each track, then quantise against the codebook (unless the batch
         #    asks not to) and decode
         if batch.memory is not None and batch.tracks is not None:
@@ -121,9 +140,6 @@ class CLRFaceRestorer:
         # 8. back to uint8 (N, R, R, 3)
         out = ((out.float().clamp(-1, 1) + 1.0) * 127.5).round().to(torch.uint8)
         return out.permute(0, 2, 3, 1).cpu().numpy()
-
-    def _denoise(self, x: torch.Tensor, sigma: torch.Tensor, cond: torch.Tensor) -> torch.Tensor:
-        return self.denoiser(x, sigma, cond)
 
     def _guidance(self, batch: RestoreBatch, x_irn: torch.Tensor, weight: float) -> Guidance | None:
         """The identity-guidance hook, or None without an identity network or with zero weight."""

@@ -15,6 +15,7 @@ import torch
 Denoiser = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 Guidance = Callable[[torch.Tensor, torch.Tensor, torch.Tensor], torch.Tensor]
 Callback = Callable[[int, torch.Tensor, torch.Tensor, torch.Tensor], None]
+Sampler = Callable[..., torch.Tensor]  # (denoiser, x, sigmas, *, callback=None, guidance=None) -> x at sigma 0
 
 
 def guided_denoise(model: Denoiser, x: torch.Tensor, sigma: torch.Tensor,
@@ -74,7 +75,7 @@ def sample_dpmpp_2m(model: Denoiser, x: torch.Tensor, sigmas: torch.Tensor, *,
     return x
 
 
-SAMPLERS: dict[str, Callable[..., torch.Tensor]] = {
+SAMPLERS: dict[str, Sampler] = {
     "euler": sample_euler,
     "ddim": sample_ddim,
     "dpmpp_2m": sample_dpmpp_2m,

@@ -54,6 +54,9 @@ def prepare_faces_command(src_dir: Path, out_dir: Path, size: int, holdout_fract
               help="autoencoder / decoder: weight of the hinge GAN loss (default 0.1)")
 @click.option("--feature-matching-weight", type=click.FloatRange(0.0), default=None,
               help="autoencoder / decoder: weight of the discriminator feature-matching loss (default 1.0)")
+@click.option("--decoder-input", type=click.Choice(("clean", "restored")), default="clean", show_default=True,
+              help="decoder: decode the clean face's codes, or the latents the sampler restores from the degraded "
+                   "face (needs trained irn and prior stages in the run folder)")
 @click.option("--identity-weight", type=click.FloatRange(0.0), default=None,
               help="irn: weight of the FaceNet identity loss (default 0.1; 0 trains without FaceNet)")
 @click.option("--identity-samples", type=click.IntRange(0), default=0, show_default=True,
@@ -76,7 +79,7 @@ def prepare_faces_command(src_dir: Path, out_dir: Path, size: int, holdout_fract
 def train_command(data_dir: Path, stage: str, run_dir: Path, config_name: str, max_minutes: float | None,
                   steps: int | None, batch_size: int | None, lr: float | None, device: str, seed: int,
                   threads: int | None, disc_start: int | None, gan_weight: float | None,
-                  feature_matching_weight: float | None, identity_weight: float | None, identity_samples: int,
+                  feature_matching_weight: float | None, decoder_input: str, identity_weight: float | None, identity_samples: int,
                   noise_draws: int, crop: int | None, codec_prob: float | None, workers: int | None, log_every: int,
                   resume: bool, init_from: Path | None) -> None:
     """Train the CLR-Face stages on a folder written by prepare-faces."""
@@ -84,7 +87,8 @@ def train_command(data_dir: Path, stage: str, run_dir: Path, config_name: str, m
 
     options = TrainOptions(config=config_name, max_minutes=max_minutes, steps=steps, batch_size=batch_size, lr=lr,
                            device=device, seed=seed, log_every=log_every, resume=resume, threads=threads, crop=crop,
-                           codec_prob=codec_prob, workers=workers, init_from=init_from)
+                           codec_prob=codec_prob, workers=workers, init_from=init_from,
+                           decoder_input=decoder_input)
     weights = LossWeights(identity_samples=identity_samples, prior_draws=noise_draws)
     if identity_weight is not None:
         weights = replace(weights, identity=identity_weight)

@@ -44,6 +44,7 @@ class TrainOptions:
     codec_prob: float | None = None  # share of compressed faces given x264 artefacts (None: DegradeConfig's)
     checkpoint_minutes: float = 5.0
     init_from: Path | None = None  # an exported model that seeds a new run folder (see init_run_from_model)
+    decoder_input: str = "clean"  # decoder stage: "clean" codes or "restored" sampler latents (DecoderStage)
 
 
 @dataclass(frozen=True)

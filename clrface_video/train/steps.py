@@ -154,13 +154,20 @@ class AutoencoderStage(Stage):
 class DecoderStage(Stage):
     """VQGAN decoder fine-tune on whole faces, encoder and codebook frozen: the codes, and so the prior
     trained on them, stay valid. L1, then hinge GAN + feature matching from step disc_start (the
-    discriminator starts from the autoencoder stage's when the run folder has one). Mends what crop
-    training leaves at the full face size; the adversarial terms give back the detail L1 averages away."""
+    discriminator starts from the autoencoder stage's when the run folder has one).
 
-    name, needs_lq = "decoder", False
+    options.decoder_input picks what is decoded: "clean", the clean face's codes (mends what crop training
+    leaves at the full face size; the adversarial terms give back the detail L1 averages away), or
+    "restored", the latents the sampler makes from the degraded face (sample_latents at a random fidelity,
+    no identity guidance, snapped to the codebook half the time as photos are and videos are not), so the
+    decoder learns to turn the prior's smooth latents into the clean face.
+    """
+
+    name = "decoder"
 
     def __init__(self, ctx: Context, lr: float) -> None:
         super().__init__(ctx, lr)
+        self.needs_lq = ctx.options.decoder_input == "restored"
         self.trained.requires_grad_(False)
         self.trained.decoder.requires_grad_(True)
         self.params = list(self.trained.decoder.parameters())
@@ -171,23 +178,39 @@ class DecoderStage(Stage):
         self.optimizers = {"main": torch.optim.Adam(self.params, lr, betas=(0.5, 0.9)),
                            "disc": torch.optim.Adam(self.d_params, lr, betas=(0.5, 0.9))}
         self.lr_origin["disc"] = ctx.weights.disc_start
+        self.model.irn.eval()
+        self.model.denoiser.eval()
+        self.generator = torch.Generator().manual_seed(ctx.options.seed * 32_452_843 + ctx.world.rank + 1_000_003 * ctx.start_step)
 
     def extra_modules(self) -> dict[str, nn.Module]:
         return {"disc": self.disc}
 
-    def step(self, hq: torch.Tensor, lq: torch.Tensor, step: int) -> dict[str, torch.Tensor]:
+    @torch.no_grad()
+    def latents(self, hq: torch.Tensor, lq: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+        """What the decoder is trained to turn into hq (see the class docstring)."""
         vq = self.trained
+        if not self.needs_lq:
+            return vq.quantize(vq.encode(hq)).z_q
+        from ..restore.restorer import sample_latents
+        from ..restore.samplers import SAMPLERS
+
+        cfg = self.ctx.cfg
+        fidelity, snap = torch.rand(2, generator=generator).tolist()
+        z, _ = sample_latents(self.model, lq, fidelity_to_knobs(cfg, fidelity),
+                              lambda shape: torch.randn(shape, generator=generator).to(lq.device),
+                              SAMPLERS[cfg.sampler], self.model.denoiser)
+        return vq.quantize(z).z_q if snap < 0.5 else z
+
+    def step(self, hq: torch.Tensor, lq: torch.Tensor, step: int) -> dict[str, torch.Tensor]:
         with loop.autocast(self.ctx.device):
-            with torch.no_grad():
-                z_q = vq.quantize(vq.encode(hq)).z_q
-            recon = vq.decode(z_q)
+            z = self.latents(hq, lq, self.generator)
+            recon = self.trained.decode(z)
             losses = {"l1": pixel_loss(recon, hq)}
         return adversarial_update(self, recon, hq, losses, step)
 
     @torch.no_grad()
     def preview(self, hq: torch.Tensor, lq: torch.Tensor) -> torch.Tensor:
-        vq = self.trained
-        return vq.decode(vq.quantize(vq.encode(hq)).z_q)
+        return self.trained.decode(self.latents(hq, lq, torch.Generator().manual_seed(0)))
 
 
 def adversarial_update(stage: Stage, fake: torch.Tensor, real: torch.Tensor, losses: dict[str, torch.Tensor],
