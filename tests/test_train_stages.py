@@ -200,7 +200,7 @@ def test_init_from_an_exported_model_continues_each_stage_with_a_fresh_warm_up(d
 
 def test_decoder_on_restored_latents_trains_only_the_decoder_on_what_the_sampler_makes_of_the_degraded_face(
         data_dir: Path, tmp_path: Path) -> None:
-    from clrface_video.train.loop import Dist
+    from clrface_video.train.loop import Dist, load_finished_stages
     from clrface_video.train.stages import load_run_config
     from clrface_video.train.steps import STAGES, Context
 
@@ -224,8 +224,6 @@ def test_decoder_on_restored_latents_trains_only_the_decoder_on_what_the_sampler
     # what is decoded comes from the degraded face alone in "restored" mode, from the clean face in "clean"
     cfg = load_run_config(run_dir, "tiny")
     model = CLRFaceModel(cfg)
-    from clrface_video.train.loop import load_finished_stages
-
     load_finished_stages(model, run_dir)
     hq_a, hq_b = torch.rand(2, 2, 3, 32, 32) * 2 - 1
     lq = torch.rand(2, 3, 32, 32) * 2 - 1
