@@ -4,7 +4,6 @@ from __future__ import annotations
 import logging
 import math
 from collections.abc import Callable
-from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -70,12 +69,8 @@ def sample_latents(model: CLRFaceModel, lq: torch.Tensor, knobs: Knobs,
     if len(sigmas) > 1:
         z = z + sigmas[0] * noise(tuple(z.shape))
         hook = guidance(x_irn) if guidance is not None else None
-        z = sampler(partial(_conditioned, denoiser, cond=z_d), z, sigmas, guidance=hook)
+        z = sampler(lambda x, sigma: denoiser(x, sigma, z_d), z, sigmas, guidance=hook)
     return z, x_irn
-
-
-def _conditioned(denoiser: nn.Module, x: torch.Tensor, sigma: torch.Tensor, cond: torch.Tensor) -> torch.Tensor:
-    return denoiser(x, sigma, cond)
 
 
 class CLRFaceRestorer:

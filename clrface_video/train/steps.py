@@ -298,16 +298,13 @@ class PriorStage(Stage):
 
     @torch.no_grad()
     def preview(self, hq: torch.Tensor, lq: torch.Tensor) -> torch.Tensor:
+        from ..restore.restorer import sample_latents
         from ..restore.samplers import sample_euler
 
-        m, cfg = self.model, self.ctx.cfg
-        knobs = fidelity_to_knobs(cfg, 0.5)
-        sigmas = truncate_sigmas(karras_sigmas(knobs.steps, cfg.sigma_min, cfg.sigma_max, cfg.rho), knobs.t_star)
-        sigmas = sigmas.to(hq.device)
-        z_d = m.vqgan.encode(lq)
-        z = m.vqgan.encode(m.irn(lq))
-        z = z + sigmas[0] * torch.randn(z.shape, generator=torch.Generator().manual_seed(0)).to(z.device)
-        z = sample_euler(lambda x, s: m.denoiser(x, s, z_d), z, sigmas)
+        m, generator = self.model, torch.Generator().manual_seed(0)
+        z, _ = sample_latents(m, lq, fidelity_to_knobs(self.ctx.cfg, 0.5),
+                              lambda shape: torch.randn(shape, generator=generator).to(lq.device), sample_euler,
+                              m.denoiser)
         return m.vqgan.decode(m.vqgan.quantize(z).z_q)
 
 
