@@ -21,6 +21,9 @@ class RestoreConfig:
     max_upscale: float = 4.0  # faces whose footprint is over max_upscale x the model resolution are left alone
     track_identity: bool = True  # per-track identity target (False: per-frame)
     temporal_smoothing: float = 0.0  # video: weight of a track's previous latent in each frame's (0 = off)
+    # faces larger in the frame than the model's crop: share of the input's detail finer than the crop's
+    # pixels laid back over the restored face (the model cannot draw it; README, "Large faces")
+    keep_detail: float = 1.0
     codec: str = "libx264"
     crf: int = 18
     overwrite: bool = False
@@ -52,5 +55,7 @@ class RestoreConfig:
             raise ClrfaceError(f"min_face must be 0 or more pixels, got {self.min_face}")
         if not 0.0 <= self.temporal_smoothing <= MAX_SMOOTHING:
             raise ClrfaceError(f"--temporal-smoothing must be between 0 and {MAX_SMOOTHING}, got {self.temporal_smoothing}")
+        if not 0.0 <= self.keep_detail <= 1.0:
+            raise ClrfaceError(f"--keep-detail must be between 0 and 1, got {self.keep_detail}")
         if self.max_upscale <= 0:
             raise ClrfaceError(f"max_upscale must be above 0, got {self.max_upscale}")

@@ -202,7 +202,8 @@ class FaceRestorer:
             return item.frame, None
         with self.timer("paste"):
             image, mask = paste_faces(item.frame.image, [job.restored for job in item.jobs],
-                                      [job.matrix for job in item.jobs], originals=[job.crop for job in item.jobs])
+                                      [job.matrix for job in item.jobs], originals=[job.crop for job in item.jobs],
+                                      detail=self.config.keep_detail)
         return Frame(image=image, index=item.frame.index, pts=item.frame.pts, time_base=item.frame.time_base), mask
 
 

@@ -91,6 +91,26 @@ def test_session_reuses_models_and_changes_options_per_call(session, astronaut):
         session.restore_image(astronaut, model="clrface")
 
 
+def test_large_faces_keep_the_input_detail_finer_than_the_model(session, astronaut):
+    import cv2
+
+    big = cv2.resize(astronaut, None, fx=2, fy=2, interpolation=cv2.INTER_CUBIC)  # the face shrinks 5x into 128 px
+    grain = np.random.default_rng(0).normal(0.0, 6.0, big.shape[:2]).astype(np.float32)  # 1-pixel film grain
+    big = np.clip(big + grain[..., None], 0, 255).astype(np.uint8)
+    ((kept, mask),) = list(session.restore_frames([big], as_video=False).with_masks())  # keep_detail 1, the default
+    lost = session.restore_image(big, keep_detail=0.0)
+    inside = mask > 0.99
+    assert inside.sum() > 40_000
+
+    def fine(image: np.ndarray) -> np.ndarray:  # the band finer than the crop's pixels, inside the pasted face
+        grey = image.astype(np.float32).mean(-1) if image.ndim == 3 else image
+        return (grey - cv2.GaussianBlur(grey, (0, 0), 1.0))[inside]
+
+    assert np.corrcoef(fine(kept), fine(grain))[0, 1] > 0.6  # the grain is still there
+    assert abs(np.corrcoef(fine(lost), fine(grain))[0, 1]) < 0.1  # a 128 px face cannot have drawn it
+    assert np.abs(kept.astype(int) - lost)[inside].mean() > 2
+
+
 @pytest.mark.parametrize("options, words", [
     ({"fidelty": 0.5}, "unknown option 'fidelty'"),
     ({"fidelity": 1.5}, "fidelity must be between 0 and 1"),
@@ -102,6 +122,7 @@ def test_session_reuses_models_and_changes_options_per_call(session, astronaut):
     ({"max_upscale": 0}, "max_upscale must be above 0"),
     ({"track_identity": "yes"}, "track_identity must be True or False"),
     ({"snap_to_codebook": "auto"}, "snap_to_codebook must be True, False or None"),
+    ({"keep_detail": 1.5}, "keep-detail must be between 0 and 1"),
     ({"device": 3}, "device must be a string"),
 ])
 def test_bad_options_are_one_line_errors(astronaut, options, words):

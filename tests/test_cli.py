@@ -109,6 +109,7 @@ def test_output_folder_inside_input_folder_is_refused(tmp_path):
     (["--detector", "mtcnn"], ["--detector"]),
     (["--model", "no-such-model"], ["no-such-model"]),
     (["--device", "tpu"], ["tpu"]),
+    (["--keep-detail", "-0.1"], ["--keep-detail"]),
     (["--report", "/no/such/folder/r.json"], ["--report", "/no/such/folder"]),
 ])
 def test_bad_options_give_one_line_error(small_clip, option, words):
@@ -136,7 +137,7 @@ def test_help_names_every_restore_option():
     result = run("restore", "--help")
     assert result.exit_code == 0
     for option in ("--output", "--model", "--fidelity", "--device", "--batch-size", "--detector",
-                   "--insightface-root", "--codec", "--crf", "--overwrite", "--no-track-identity",
+                   "--insightface-root", "--codec", "--crf", "--overwrite", "--no-track-identity", "--keep-detail",
                    "--report", "--quiet"):
         assert option in result.output, option
 

@@ -1,12 +1,13 @@
-"""Paste-back: round trip nearly unchanged inside the mask, bit-exact outside, uint8 and uint16."""
+"""Paste-back: round trip nearly unchanged inside the mask, bit-exact outside, uint8 and uint16; input detail on large faces."""
 from __future__ import annotations
 
+import cv2
 import numpy as np
 import pytest
 
-from clrface_video.faces.align import FFHQ_TEMPLATE_512, align_face
+from clrface_video.faces.align import FFHQ_TEMPLATE_512, align_face, matrix_scale
 from clrface_video.faces.detect import make_detector
-from clrface_video.faces.paste import face_mask, match_colour, paste_faces
+from clrface_video.faces.paste import detail_gain, face_mask, match_colour, paste_faces
 
 
 @pytest.fixture(scope="module")
@@ -76,3 +77,39 @@ def test_no_faces_and_face_outside_frame():
     far = np.array([[1.0, 0.0, 5000.0], [0.0, 1.0, 5000.0]])  # crop maps to x, y < -4800
     out, mask = paste_faces(frame, [np.full((64, 64, 3), 255, np.uint8)], [far])
     assert np.array_equal(out, frame) and mask.max() == 0
+
+
+def high_pass(image: np.ndarray) -> np.ndarray:
+    grey = image.astype(np.float32).mean(-1)
+    return grey - cv2.GaussianBlur(grey, (0, 0), 2.0)
+
+
+def test_large_face_keeps_the_detail_finer_than_the_crop(astronaut, astronaut_face):
+    crop = align_face(astronaut, astronaut_face.landmarks, 64)  # the face shrinks about 2.6x into the crop
+    assert detail_gain(crop.matrix, 1.0) == 1.0
+    out, mask = paste_faces(astronaut, [crop.image], [crop.matrix], originals=[crop.image], detail=1.0)
+    assert np.array_equal(out, astronaut)  # a restorer that changes nothing changes nothing, finest detail included
+    blurred, _ = paste_faces(astronaut, [crop.image], [crop.matrix], originals=[crop.image], detail=0.0)
+    inside = mask > 0.99
+    assert np.abs(blurred.astype(int) - astronaut)[inside].mean() > 5  # the 64 px crop alone loses it
+    # A restorer that redraws the face (here: mirrored) supplies the coarse face; the fine detail is the frame's.
+    mirrored = np.ascontiguousarray(crop.image[:, ::-1])
+    kept, _ = paste_faces(astronaut, [mirrored], [crop.matrix], originals=[crop.image], detail=1.0)
+    lost, _ = paste_faces(astronaut, [mirrored], [crop.matrix], originals=[crop.image], detail=0.0)
+    source = high_pass(astronaut)[inside]
+    assert np.corrcoef(high_pass(kept)[inside], source)[0, 1] > 0.75
+    assert np.corrcoef(high_pass(lost)[inside], source)[0, 1] < 0.5
+    assert np.abs(kept.astype(int) - lost)[inside].mean() > 3  # and the coarse face is still the restorer's
+    assert np.abs(kept.astype(int) - astronaut)[inside].mean() > 10
+
+
+def test_detail_ramps_in_with_the_face_size_and_leaves_small_faces_alone(astronaut, astronaut_face):
+    crop = align_face(astronaut, astronaut_face.landmarks, 256)  # the crop enlarges this face
+    assert matrix_scale(crop.matrix) > 1 and detail_gain(crop.matrix, 1.0) == 0.0
+    tinted = np.ascontiguousarray(crop.image[:, ::-1])
+    with_detail, _ = paste_faces(astronaut, [tinted], [crop.matrix], originals=[crop.image], detail=1.0)
+    without, _ = paste_faces(astronaut, [tinted], [crop.matrix], originals=[crop.image], detail=0.0)
+    assert np.array_equal(with_detail, without)
+    scales = [np.array([[1 / s, 0, 0], [0, 1 / s, 0]]) for s in (0.5, 1.0, 1.25, 1.5, 1.75, 2.0, 3.0)]
+    gains = [detail_gain(m, 0.8) for m in scales]
+    assert gains == pytest.approx([0, 0, 0.2, 0.4, 0.6, 0.8, 0.8])  # continuous: no pop as a face grows

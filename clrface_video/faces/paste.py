@@ -1,4 +1,5 @@
-"""Paste restored crops back into the frame: inverse warp, feathered mask, colour matching, any bit depth."""
+"""Paste restored crops back into the frame: inverse warp, feathered mask, colour matching, the input's finer
+detail over large faces, any bit depth."""
 from __future__ import annotations
 
 from collections.abc import Sequence
@@ -7,7 +8,7 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-from .align import crop_corners_in_frame, translate, warp_to_crop
+from .align import crop_corners_in_frame, matrix_scale, translate, warp_to_crop
 
 # Shape of the paste mask in crop space, as fractions of the crop side S: a rounded square
 # (superellipse) that keeps the face, hair line and chin, then eroded and blurred.
@@ -95,8 +96,15 @@ def paste_window(matrix: np.ndarray, size: int, height: int, width: int) -> Wind
     return Window(max(int(x0), 0), max(int(y0), 0), min(int(x1), width), min(int(y1), height))
 
 
+def detail_gain(matrix: np.ndarray, detail: float) -> float:
+    """How much of the frame's finer-than-the-crop detail goes back over a face: `detail` times a ramp
+    from 0 (the crop has a pixel per frame pixel or more) to 1 (the crop shrinks the face 2x or more)."""
+    shrink = 1.0 / max(matrix_scale(matrix), 1e-12)
+    return float(detail * np.clip(shrink - 1.0, 0.0, 1.0))
+
+
 def paste_one(canvas: np.ndarray, frame_mask: np.ndarray, crop: np.ndarray, matrix: np.ndarray,
-              original: np.ndarray | None, frame_dtype: np.dtype) -> None:
+              original: np.ndarray | None, frame_dtype: np.dtype, detail: float = 0.0) -> None:
     """Blend one restored crop into the float canvas window (in place) and record its mask.
 
     `canvas` and `frame_mask` are the caller's working copies; only the window is touched.
@@ -121,17 +129,24 @@ def paste_one(canvas: np.ndarray, frame_mask: np.ndarray, crop: np.ndarray, matr
                            borderValue=0)
     alpha = np.clip(alpha, 0.0, 1.0)
     region = canvas[window.y0:window.y1, window.x0:window.x1]
+    gain = detail_gain(matrix, detail)
+    if gain > 0:
+        # The frame minus its own crop warped back is the detail finer than the crop's pixels,
+        # which a restorer working at S x S cannot have drawn: keep it over the restored face.
+        low = cv2.warpAffine(original, inverse, dsize, flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+        warped += gain * (region - low)
     region += alpha[..., None] * (warped - region)  # alpha == 0 leaves the value bit for bit
     seen = frame_mask[window.y0:window.y1, window.x0:window.x1]
     np.maximum(seen, alpha, out=seen)
 
 
 def paste_faces(frame: np.ndarray, crops: Sequence[np.ndarray], matrices: Sequence[np.ndarray], *,
-                originals: Sequence[np.ndarray] | None = None) -> tuple[np.ndarray, np.ndarray]:
+                originals: Sequence[np.ndarray] | None = None, detail: float = 0.0) -> tuple[np.ndarray, np.ndarray]:
     """Paste restored S x S crops back into `frame` (uint8, uint16, or float32 0..1 RGB); returns (new frame, mask).
 
     matrices: the AlignedCrop matrices (frame -> crop). originals: the aligned crops before
-    restoration (the colour reference); when None they are re-warped from the frame.
+    restoration (the colour reference); when None they are re-warped from the frame. detail (0..1): share
+    of the frame's detail finer than a crop's pixels laid back over that face (see detail_gain).
     The mask is (H, W) float32 in 0..1; pixels where it is 0 are returned exactly unchanged.
     """
     if len(crops) != len(matrices) or (originals is not None and len(originals) != len(crops)):
@@ -151,7 +166,7 @@ def paste_faces(frame: np.ndarray, crops: Sequence[np.ndarray], matrices: Sequen
         local_mask = np.zeros(canvas.shape[:2], np.float32)
         local_matrix = translate(np.asarray(matrix, np.float64), window.x0, window.y0)
         original = None if originals is None else originals[i]
-        paste_one(canvas, local_mask, crop, local_matrix, original, frame.dtype)
+        paste_one(canvas, local_mask, crop, local_matrix, original, frame.dtype, detail)
         changed = local_mask > 0
         values = np.clip(canvas if frame.dtype == np.float32 else np.rint(canvas), 0, top).astype(frame.dtype)
         target = out[window.y0:window.y1, window.x0:window.x1]
