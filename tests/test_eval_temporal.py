@@ -1,10 +1,17 @@
-"""Video eval: identity spread, landmark jitter and track linking on known answers, and one tiny clip end to end."""
+"""Video eval: identity spread, landmark jitter, face sharpness and track linking on known answers, and one tiny clip end to end."""
 from __future__ import annotations
 
 import numpy as np
 import pytest
 
-from clrface_video.eval.temporal import identity_spread, landmark_jitter, link_tracks
+from clrface_video.eval.temporal import (
+    Track,
+    face_region,
+    identity_spread,
+    landmark_jitter,
+    link_tracks,
+    score_outputs,
+)
 from clrface_video.types import Face
 
 
@@ -46,6 +53,32 @@ def test_link_tracks_follows_two_moving_faces_across_a_missed_frame():
     assert [t for t, _ in tracks[1].faces] == [0, 1, 2, 4, 5]
 
 
+def test_sharpness_in_faces_drops_with_blur_and_ignores_the_background(astronaut):
+    import cv2
+
+    face = _face(180.0, 80.0, side=120.0)
+    frames = [astronaut, astronaut]
+    blurred = [cv2.GaussianBlur(f, (0, 0), 2.0) for f in frames]
+    background_blurred = [f.copy() for f in blurred]
+    for out in background_blurred:  # the face box (grown by the margin) sharp again, the rest blurred
+        out[60:220, 160:320] = astronaut[60:220, 160:320]
+
+    class NoFaces:
+        def detect(self, image):
+            return []
+
+    tracks = [Track(0, ((0, face),)), Track(1, ((1, face),))]  # single-face tracks: no identity model needed
+    flows = [np.zeros((512, 512, 2), np.float32)]
+    regions = [face_region((512, 512), [face])] * 2
+    marks = [np.full((1, 5, 2), np.nan)] * 2
+
+    def sharpness(outputs):
+        return score_outputs("m", outputs, flows, regions, tracks, NoFaces(), marks, None).sharpness
+
+    assert sharpness(blurred) < 0.2 * sharpness(frames)
+    assert sharpness(background_blurred) == pytest.approx(sharpness(frames))
+
+
 def test_video_eval_scores_input_and_baseline_on_a_tiny_clip(tmp_path):
     pytest.importorskip("dlib", reason="eval needs dlib-bin and face-recognition-models")
     from clrface_video.config import RestoreConfig
@@ -63,6 +96,6 @@ def test_video_eval_scores_input_and_baseline_on_a_tiny_clip(tmp_path):
     for row in result.rows:
         assert len(row.warping_error_per_frame) == 3
         assert all(np.isfinite([row.warping_error, row.identity_spread_judge, row.identity_spread_facenet,
-                                row.landmark_jitter, row.landmark_jitter_added]))
+                                row.landmark_jitter, row.landmark_jitter_added, row.sharpness]))
         assert 0.0 <= row.identity_spread_facenet < 0.2
     assert source.landmark_jitter_added == 0.0 and np.isfinite(baseline.landmark_jitter_added)

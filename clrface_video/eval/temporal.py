@@ -30,6 +30,7 @@ class VideoMethod:
     track_identity: bool = True
     smoothing: float = 0.0  # RestoreConfig.temporal_smoothing
     snap: bool | None = None  # RestoreConfig.snap_to_codebook (None: the video default, no snap)
+    detail: float | None = None  # RestoreConfig.keep_detail (None: the config's)
 
 
 @dataclass(frozen=True)
@@ -40,7 +41,9 @@ class VideoScore:
     identity_spread_*: mean cosine distance of a track's embeddings to the track mean, averaged over tracks;
     landmark_jitter: high-pass (second difference) of re-detected RetinaFace landmarks along each track,
     over the inter-ocular distance (true motion counts too); landmark_jitter_added: the same high-pass of
-    (output - input) landmarks, the jitter the method adds (0 for the input); psnr / ssim: against the clean video inside face boxes (NaN unpaired).
+    (output - input) landmarks, the jitter the method adds (0 for the input); sharpness: Laplacian variance
+    inside the face boxes (higher is sharper; finer detail also raises the warping error, so read the two
+    together); psnr / ssim: against the clean video inside face boxes (NaN unpaired).
     """
 
     method: str
@@ -49,6 +52,7 @@ class VideoScore:
     identity_spread_facenet: float
     landmark_jitter: float
     landmark_jitter_added: float
+    sharpness: float
     psnr: float
     ssim: float
     warping_error_per_frame: tuple[float, ...] = ()
@@ -177,8 +181,9 @@ SMOOTHING = 0.5  # the latent-smoothing strength the video evaluation compares a
 
 def video_methods(models: Sequence[str], baseline: str = "baseline-bicubic-sharpen") -> list[VideoMethod]:
     """input, then for each model: per-track identity, per-frame identity, per-track identity with latent
-    smoothing (SMOOTHING), and per-track identity with the final latent snapped to the codebook (the
-    photo default); one run for the baseline, which has neither identity nor latents."""
+    smoothing (SMOOTHING), per-track identity with the final latent snapped to the codebook (the
+    photo default), and per-track identity without the input's finer detail over large faces
+    (keep_detail 0); one run for the baseline, which has neither identity nor latents."""
     methods = [VideoMethod(INPUT, None)]
     for m in models:
         if m == baseline:
@@ -186,7 +191,8 @@ def video_methods(models: Sequence[str], baseline: str = "baseline-bicubic-sharp
         else:
             methods += [VideoMethod(f"{m} (track identity)", m, True), VideoMethod(f"{m} (per-frame identity)", m, False),
                         VideoMethod(f"{m} (track identity, smoothing {SMOOTHING})", m, True, SMOOTHING),
-                        VideoMethod(f"{m} (track identity, snapped to the codebook)", m, True, snap=True)]
+                        VideoMethod(f"{m} (track identity, snapped to the codebook)", m, True, snap=True),
+                        VideoMethod(f"{m} (track identity, keep detail 0)", m, True, detail=0.0)]
     return methods
 
 
@@ -226,21 +232,23 @@ def score_outputs(method: str, outputs: list[np.ndarray], flows: list[np.ndarray
         iod = np.array([np.linalg.norm(f.landmarks[0] - f.landmarks[1]) for _, f in track.faces])
         jitters.append(landmark_jitter(marks, iod))
         added.append(landmark_jitter(marks - reference, iod))
-    psnrs, ssims = [], []
-    if clean is not None:
-        for track in tracks:
-            for t, face in track.faces:
-                x1, y1, x2, y2 = _grown(face.box, outputs[t].shape[:2])
-                if x2 - x1 >= 7 and y2 - y1 >= 7:
-                    psnrs.append(metrics.psnr(outputs[t][y1:y2, x1:x2], clean[t][y1:y2, x1:x2]))
-                    ssims.append(metrics.ssim(outputs[t][y1:y2, x1:x2], clean[t][y1:y2, x1:x2]))
+    psnrs, ssims, sharp = [], [], []
+    for track in tracks:
+        for t, face in track.faces:
+            x1, y1, x2, y2 = _grown(face.box, outputs[t].shape[:2])
+            if x2 - x1 < 7 or y2 - y1 < 7:
+                continue
+            sharp.append(metrics.sharpness(outputs[t][y1:y2, x1:x2]))
+            if clean is not None:
+                psnrs.append(metrics.psnr(outputs[t][y1:y2, x1:x2], clean[t][y1:y2, x1:x2]))
+                ssims.append(metrics.ssim(outputs[t][y1:y2, x1:x2], clean[t][y1:y2, x1:x2]))
 
     def weighted(values: list[float]) -> float:
         ok = [(v, w) for v, w in zip(values, weights) if np.isfinite(v)]
         return float(np.average([v for v, _ in ok], weights=[w for _, w in ok])) if ok else float("nan")
 
     return VideoScore(method, nanmean(per_frame), weighted(spreads_j), weighted(spreads_f), weighted(jitters),
-                      weighted(added), nanmean(psnrs), nanmean(ssims), per_frame)
+                      weighted(added), nanmean(sharp), nanmean(psnrs), nanmean(ssims), per_frame)
 
 
 def evaluate_video(video: Path, models: Sequence[str], *, clean: Path | None = None, degrade_seed: int | None = None,
@@ -281,7 +289,8 @@ def evaluate_video(video: Path, models: Sequence[str], *, clean: Path | None = N
             outputs[method.name] = inputs
         else:
             cfg = replace(config, model=method.model, track_identity=method.track_identity,
-                          temporal_smoothing=method.smoothing, snap_to_codebook=method.snap)
+                          temporal_smoothing=method.smoothing, snap_to_codebook=method.snap,
+                          keep_detail=config.keep_detail if method.detail is None else method.detail)
             outputs[method.name] = restore_clip(inputs, cfg)
         seconds[f"restore:{method.name}"] = round(time.perf_counter() - start, 4)
     input_marks = trajectories(inputs, tracks, detector)
