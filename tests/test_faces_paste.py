@@ -106,9 +106,9 @@ def test_large_face_keeps_the_detail_finer_than_the_crop(astronaut, astronaut_fa
 def test_detail_ramps_in_with_the_face_size_and_leaves_small_faces_alone(astronaut, astronaut_face):
     crop = align_face(astronaut, astronaut_face.landmarks, 256)  # the crop enlarges this face
     assert matrix_scale(crop.matrix) > 1 and detail_gain(crop.matrix, 1.0) == 0.0
-    tinted = np.ascontiguousarray(crop.image[:, ::-1])
-    with_detail, _ = paste_faces(astronaut, [tinted], [crop.matrix], originals=[crop.image], detail=1.0)
-    without, _ = paste_faces(astronaut, [tinted], [crop.matrix], originals=[crop.image], detail=0.0)
+    mirrored = np.ascontiguousarray(crop.image[:, ::-1])
+    with_detail, _ = paste_faces(astronaut, [mirrored], [crop.matrix], originals=[crop.image], detail=1.0)
+    without, _ = paste_faces(astronaut, [mirrored], [crop.matrix], originals=[crop.image], detail=0.0)
     assert np.array_equal(with_detail, without)
     scales = [np.array([[1 / s, 0, 0], [0, 1 / s, 0]]) for s in (0.5, 1.0, 1.25, 1.5, 1.75, 2.0, 3.0)]
     gains = [detail_gain(m, 0.8) for m in scales]

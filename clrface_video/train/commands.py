@@ -79,9 +79,9 @@ def prepare_faces_command(src_dir: Path, out_dir: Path, size: int, holdout_fract
 def train_command(data_dir: Path, stage: str, run_dir: Path, config_name: str, max_minutes: float | None,
                   steps: int | None, batch_size: int | None, lr: float | None, device: str, seed: int,
                   threads: int | None, disc_start: int | None, gan_weight: float | None,
-                  feature_matching_weight: float | None, decoder_input: str, identity_weight: float | None, identity_samples: int,
-                  noise_draws: int, crop: int | None, codec_prob: float | None, workers: int | None, log_every: int,
-                  resume: bool, init_from: Path | None) -> None:
+                  feature_matching_weight: float | None, decoder_input: str, identity_weight: float | None,
+                  identity_samples: int, noise_draws: int, crop: int | None, codec_prob: float | None,
+                  workers: int | None, log_every: int, resume: bool, init_from: Path | None) -> None:
     """Train the CLR-Face stages on a folder written by prepare-faces."""
     from .stages import LossWeights, TrainOptions, train_stages
 
