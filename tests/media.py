@@ -54,10 +54,11 @@ def _texture(index: int, width: int, height: int) -> np.ndarray:
     return np.clip(np.stack([r, g, b], axis=-1) + noise, 0, 255).astype(np.uint8)
 
 
-def clip_image(index: int, total: int, size: tuple[int, int], face: bool = True) -> np.ndarray:
-    """Frame `index` of a generated clip as (H, W, 3) uint8 RGB; size is (width, height)."""
+def clip_image(index: int, total: int, size: tuple[int, int], face: bool = True, grey: bool = False) -> np.ndarray:
+    """Frame `index` of a generated clip as (H, W, 3) uint8 RGB; size is (width, height); grey: its luma in all three."""
     width, height = size
-    return _face_view(index, total, width, height) if face else _texture(index, width, height)
+    image = _face_view(index, total, width, height) if face else _texture(index, width, height)
+    return np.repeat(cv2.cvtColor(image, cv2.COLOR_RGB2GRAY)[..., None], 3, axis=2) if grey else image
 
 
 def _frame_pts(frames: int, fps: int, vfr: bool) -> tuple[list[int], Fraction]:
@@ -152,7 +153,8 @@ def _subtitle_packets(out: av.container.OutputContainer, seconds: float) -> list
 def make_clip(path: Path | str, *, frames: int = 24, size: tuple[int, int] = (256, 256), fps: int = 24,
               audio: bool = True, subtitles: bool = False, vfr: bool = False, rotation: int = 0,
               bit_depth: int = 8, codec: str = "libx264", face: bool = True,
-              color: tuple[int, int, int, int] = BT709, audio_codec: str = "aac", mirror: bool = False) -> Path:
+              color: tuple[int, int, int, int] = BT709, audio_codec: str = "aac", mirror: bool = False,
+              grey: bool = False) -> Path:
     """Write a small real clip and return its path.
 
     size is (width, height); the container comes from the suffix (.mp4, .mkv, .mov).
@@ -160,6 +162,7 @@ def make_clip(path: Path | str, *, frames: int = 24, size: tuple[int, int] = (25
     VFR clips use a 1/1000 time base with frame durations cycling 1x, 2x, 0.5x.
     audio_codec: "aac" (default), or e.g. "libopus", "libmp3lame", "flac" where the container allows.
     rotation (counter-clockwise degrees) and mirror (horizontal flip) go into the display matrix.
+    grey: black-and-white frames (neutral chroma).
     """
     path = Path(path)
     pts, time_base = _frame_pts(frames, fps, vfr)
@@ -171,7 +174,7 @@ def make_clip(path: Path | str, *, frames: int = 24, size: tuple[int, int] = (25
         pending = _audio_frames(float(seconds)) if audio else []
         out.start_encoding()  # write the header even when frames=0 (an empty but valid file)
         for i, p in enumerate(pts):
-            image = clip_image(i, frames, size, face)
+            image = clip_image(i, frames, size, face, grey)
             frame = _video_frame(image, bit_depth, video.pix_fmt, p, time_base, color)
             out.mux(video.encode(frame))
             now = p * time_base

@@ -1,4 +1,5 @@
-"""Paste-back: round trip nearly unchanged inside the mask, bit-exact outside, uint8 and uint16; input detail on large faces."""
+"""Paste-back: round trip nearly unchanged inside the mask, bit-exact outside, uint8 and uint16; input detail on large
+faces; black-and-white faces stay black and white."""
 from __future__ import annotations
 
 import cv2
@@ -7,7 +8,15 @@ import pytest
 
 from clrface_video.faces.align import FFHQ_TEMPLATE_512, align_face, matrix_scale
 from clrface_video.faces.detect import make_detector
-from clrface_video.faces.paste import detail_gain, face_mask, match_colour, paste_faces
+from clrface_video.faces.paste import (
+    colour_region,
+    detail_gain,
+    face_mask,
+    is_monochrome,
+    keep_chroma,
+    match_colour,
+    paste_faces,
+)
 
 
 @pytest.fixture(scope="module")
@@ -57,6 +66,47 @@ def test_colour_cast_is_removed(astronaut, astronaut_face):
     restored = np.full((64, 64, 3), 200, np.float32)
     original = np.full((64, 64, 3), 100, np.float32)
     assert np.allclose(match_colour(restored, original, np.ones((64, 64), np.float32)), 100)
+
+
+def grey(image: np.ndarray) -> np.ndarray:
+    return np.repeat(cv2.cvtColor(image, cv2.COLOR_RGB2GRAY)[..., None], 3, axis=2)
+
+
+def chroma(image: np.ndarray) -> np.ndarray:
+    return image.max(axis=2).astype(int) - image.min(axis=2)
+
+
+def test_a_black_and_white_face_stays_black_and_white(astronaut, astronaut_face):
+    frame = grey(astronaut)
+    crop = align_face(frame, astronaut_face.landmarks, 128)
+    # a restorer that paints colour in, and a different face, so the paste visibly changes the frame
+    painted = np.ascontiguousarray(align_face(astronaut, astronaut_face.landmarks, 128).image[:, ::-1])
+    out, mask = paste_faces(frame, [painted], [crop.matrix], originals=[crop.image])
+    assert chroma(out).max() == 0  # every pixel grey, inside the face too
+    pasted = align_face(out, astronaut_face.landmarks, 128).image[..., 0].astype(float)
+    inner = colour_region(128) > 0
+    assert np.corrcoef(pasted[inner], grey(painted)[..., 0][inner])[0, 1] > 0.95  # the painted face's luma
+    assert np.corrcoef(pasted[inner], crop.image[..., 0][inner].astype(float))[0, 1] < 0.9  # not the frame's
+    # a colour face is not made grey: the restored colour (matched to the original's) is pasted
+    crop = align_face(astronaut, astronaut_face.landmarks, 128)
+    out, mask = paste_faces(astronaut, [crop.image], [crop.matrix], originals=[crop.image])
+    assert np.percentile(chroma(out)[mask > 0.99], 50) > 20
+
+
+def test_a_nearly_grey_face_keeps_its_own_faint_chroma(astronaut, astronaut_face):
+    rng = np.random.default_rng(0)
+    frame = np.clip(grey(astronaut).astype(int) + rng.integers(-2, 3, astronaut.shape), 0, 255).astype(np.uint8)
+    crop = align_face(frame, astronaut_face.landmarks, 128)
+    weights = colour_region(128) * face_mask(128)
+    assert is_monochrome(crop.image.astype(np.float32), weights, 255.0)
+    assert not is_monochrome(align_face(astronaut, astronaut_face.landmarks, 128).image.astype(np.float32), weights, 255.0)
+    coloured = align_face(astronaut, astronaut_face.landmarks, 128).image.astype(np.float32)
+    kept = keep_chroma(coloured, crop.image.astype(np.float32))
+    luma = np.array([0.299, 0.587, 0.114], np.float32)
+    assert np.allclose(kept @ luma, coloured @ luma, atol=1e-3)  # the restored brightness
+    assert np.allclose(kept - (kept @ luma)[..., None], crop.image - (crop.image @ luma)[..., None], atol=1e-3)
+    out, mask = paste_faces(frame, [coloured.astype(np.uint8)], [crop.matrix], originals=[crop.image])
+    assert chroma(out)[mask > 0.99].max() <= 5  # the frame's +-2 noise, not the astronaut's colours (up to 200)
 
 
 def test_several_faces_partly_outside_the_frame():

@@ -167,6 +167,26 @@ def test_pixels_away_from_the_faces_are_unchanged(tmp_path):
         assert region.mean() < 0.8  # the test has pixels to check
 
 
+def yuv_planes(path: Path) -> list[np.ndarray]:
+    """Each frame's planes as PyAV lays yuv420p out: (H * 3 / 2, W) uint8, luma rows first."""
+    import av
+
+    with av.open(str(path)) as container:
+        return [frame.to_ndarray() for frame in container.decode(video=0)]
+
+
+def test_black_and_white_film_stays_black_and_white(tmp_path):
+    """The shipped model learnt on colour faces; its faces in a black-and-white film get no colour."""
+    clip = make_clip(tmp_path / "film.mp4", frames=4, size=SIZE, grey=True, audio=False)
+    out = tmp_path / "film_out.mp4"
+    report = restore_video(clip, out, RestoreConfig(device="cpu", track_identity=False))
+    assert report.model == "clrface" and report.faces == 4
+    height = SIZE[1]
+    for before, after in zip(yuv_planes(clip), yuv_planes(out), strict=True):
+        assert np.all(before[height:] == 128) and np.all(after[height:] == 128)  # neutral chroma, every pixel
+        assert np.abs(after[:height].astype(int) - before[:height]).max() > 20  # the faces were restored
+
+
 def test_no_track_identity_still_restores_every_face(talk, tmp_path):
     report = restore_video(talk, tmp_path / "o.mp4", config(track_identity=False, batch_size=5))
     assert report.faces == 12 and report.frames == 12 and report.stages["identity"] == 0

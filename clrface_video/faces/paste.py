@@ -1,5 +1,5 @@
-"""Paste restored crops back into the frame: inverse warp, feathered mask, colour matching, the input's finer
-detail over large faces, any bit depth."""
+"""Paste restored crops back into the frame: inverse warp, feathered mask, colour matching (black-and-white
+faces stay black and white), the input's finer detail over large faces, any bit depth."""
 from __future__ import annotations
 
 from collections.abc import Sequence
@@ -20,6 +20,10 @@ MASK_FEATHER = 1 / 16  # erosion and blur width
 COLOUR_LOWPASS_SIGMA = 1 / 64
 COLOUR_REGION_RADII = (0.30, 0.36)
 COLOUR_GAIN_RANGE = (0.75, 1.33)
+# A face whose chroma (brightest minus darkest channel of a pixel) stays under this share of full scale
+# at the 90th percentile of its inner region is black and white: it keeps its own chroma, not the model's.
+MONOCHROME_CHROMA = 6 / 255
+LUMA_WEIGHTS = np.array([0.299, 0.587, 0.114], np.float32)  # BT.601
 
 
 @dataclass(frozen=True)
@@ -79,6 +83,25 @@ def match_colour(restored: np.ndarray, original: np.ndarray, weights: np.ndarray
     return ((restored - mean_r) * gain + mean_o).astype(np.float32)
 
 
+def is_monochrome(original: np.ndarray, weights: np.ndarray, top: float) -> bool:
+    """Whether the face in `original` (float32 (S, S, 3) on a 0..top scale) is black and white (or nearly:
+    film grain, a faint tint or a codec's chroma noise) inside `weights` > 0.5."""
+    inside = weights > 0.5
+    if not inside.any():
+        return False
+    chroma = original.max(axis=2) - original.min(axis=2)
+    return float(np.percentile(chroma[inside], 90)) <= MONOCHROME_CHROMA * top
+
+
+def keep_chroma(restored: np.ndarray, original: np.ndarray) -> np.ndarray:
+    """The restored face's luma with the original's chroma (each channel minus the luma), float32 (S, S, 3).
+
+    An exactly grey original gives an exactly grey face: the model's colour, which it learnt on colour
+    faces, does not leak into a black-and-white film or photo.
+    """
+    return (restored @ LUMA_WEIGHTS)[..., None] + (original - (original @ LUMA_WEIGHTS)[..., None])
+
+
 def dtype_max(dtype: np.dtype) -> float:
     return float(np.iinfo(dtype).max) if np.issubdtype(dtype, np.integer) else 1.0
 
@@ -120,7 +143,10 @@ def paste_one(canvas: np.ndarray, frame_mask: np.ndarray, crop: np.ndarray, matr
     else:
         original = to_frame_scale(original, frame_dtype)
     mask = face_mask(size)
-    restored = match_colour(restored, original, colour_region(size) * mask)
+    weights = colour_region(size) * mask
+    restored = match_colour(restored, original, weights)
+    if is_monochrome(original, weights, dtype_max(frame_dtype)):
+        restored = keep_chroma(restored, original)
     # Crop -> window pixels: inverse of (frame -> crop) after shifting the frame to the window.
     inverse = cv2.invertAffineTransform(translate(matrix, window.x0, window.y0))
     dsize = (window.x1 - window.x0, window.y1 - window.y0)
