@@ -9,7 +9,7 @@ from typing import Any
 import click
 
 from . import __version__
-from .config import DETECTORS, MAX_SMOOTHING, RestoreConfig
+from .config import DEINTERLACE, DETECTORS, MAX_SMOOTHING, RestoreConfig
 from .errors import ClrfaceError
 
 EXIT_USER_ERROR = 2
@@ -160,6 +160,10 @@ def cli() -> None:
 @click.option("--keep-detail", type=click.FloatRange(0.0, 1.0), default=1.0, show_default=True,
               help="Faces larger in the frame than the model's crop: share of the input's detail finer than the "
                    "crop's pixels kept over the restored face (0 = the model's face alone).")
+@click.option("--deinterlace", type=click.Choice(DEINTERLACE), default="auto", show_default=True,
+              help="Video: turn interlaced frames (DV, VHS, broadcast captures) into progressive ones before the "
+                   "faces are found; auto does it when the decoder flags them as interlaced, on for captures "
+                   "that lost the flag.")
 @click.option("--snap-to-codebook/--no-snap-to-codebook", default=None,
               help="Quantise each face's final latent against the codebook (the CLR-Face paper's last step)  "
                    "[default: yes for photos; no for videos, where the unquantised latent flickers less]")
@@ -175,8 +179,8 @@ def cli() -> None:
               help="Ray workers, each loading the models once  [default: one per GPU, else one per CPU].")
 def restore(input: Path, output: Path | None, model: str, fidelity: float, device: str, batch_size: int,
             compile_model: bool, detector: str, insightface_root: Path | None, codec: str, crf: int, overwrite: bool,
-            track_identity: bool, temporal_smoothing: float, keep_detail: float, snap_to_codebook: bool | None,
-            report_path: Path | None, quiet: bool, backend: str, ray_address: str | None, workers: int | None) -> None:
+            track_identity: bool, temporal_smoothing: float, keep_detail: float, deinterlace: str,
+            snap_to_codebook: bool | None, report_path: Path | None, quiet: bool, backend: str, ray_address: str | None, workers: int | None) -> None:
     """Restore the faces in INPUT: a video, a photo, or a folder of photos (recursive)."""
     from .api import make_config, restore_video
 
@@ -186,7 +190,7 @@ def restore(input: Path, output: Path | None, model: str, fidelity: float, devic
     config = make_config(model=model, fidelity=fidelity, device=device, batch_size=batch_size,
                          compile=compile_model, detector=detector, insightface_root=insightface_root, codec=codec,
                          crf=crf, overwrite=overwrite, track_identity=track_identity,
-                         temporal_smoothing=temporal_smoothing, keep_detail=keep_detail,
+                         temporal_smoothing=temporal_smoothing, keep_detail=keep_detail, deinterlace=deinterlace,
                          snap_to_codebook=snap_to_codebook, quiet=quiet)
     _show_warnings(quiet)
     progress = TqdmProgress(enabled=not quiet and sys.stderr.isatty())

@@ -5,6 +5,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 DETECTORS = ("retinaface", "insightface")
+DEINTERLACE = ("auto", "on", "off")
 MAX_SMOOTHING = 0.95  # latent smoothing above this would freeze a face
 
 
@@ -24,6 +25,9 @@ class RestoreConfig:
     # faces larger in the frame than the model's crop: share of the input's detail finer than the crop's
     # pixels laid back over the restored face (the model cannot draw it; README, "Large faces")
     keep_detail: float = 1.0
+    # video: run interlaced frames through bwdif before anything else (auto: when the first frame is flagged
+    # interlaced; on: every frame, for captures that lost their flags; off: never)
+    deinterlace: str = "auto"
     codec: str = "libx264"
     crf: int = 18
     overwrite: bool = False
@@ -57,5 +61,7 @@ class RestoreConfig:
             raise ClrfaceError(f"--temporal-smoothing must be between 0 and {MAX_SMOOTHING}, got {self.temporal_smoothing}")
         if not 0.0 <= self.keep_detail <= 1.0:
             raise ClrfaceError(f"--keep-detail must be between 0 and 1, got {self.keep_detail}")
+        if self.deinterlace not in DEINTERLACE:
+            raise ClrfaceError(f"--deinterlace must be one of {', '.join(DEINTERLACE)}, got {self.deinterlace!r}")
         if self.max_upscale <= 0:
             raise ClrfaceError(f"max_upscale must be above 0, got {self.max_upscale}")

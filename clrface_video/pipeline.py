@@ -19,6 +19,7 @@ from .faces.detect import FaceDetector, make_detector
 from .faces.identity import IdentityEncoder, load_identity_encoder
 from .faces.paste import paste_faces
 from .io.decode import is_image_path, probe_video, read_frames
+from .io.deinterlace import bwdif_deint
 from .io.encode import VideoWriter
 from .io.image import Photo, read_photo, write_photo
 from .paths import resolve_paths
@@ -286,8 +287,10 @@ def restore_video(input: str | Path, output: str | Path | None = None, config: R
     if progress is not None:
         progress.start(info.frames, "frames")
     target.parent.mkdir(parents=True, exist_ok=True)
+    deint = bwdif_deint(config.deinterlace, info.interlaced)
+    report.deinterlaced = deint is not None
     with VideoWriter(target, source, info, codec=config.codec, crf=config.crf) as writer:
-        frames = _timed(read_frames(source), timer, "decode")  # 1 decode (streaming)
+        frames = _timed(read_frames(source, deint), timer, "decode")  # 1 decode (streaming), deinterlace
         for frame in story.run(frames):  # 2 detect, 3 track, 4 align, 5 restore, 6 paste
             with timer("encode"):
                 writer.write(frame)  # 7 encode

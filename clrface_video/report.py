@@ -53,6 +53,7 @@ class RestoreReport:
     faces: face crops restored; tracks: face tracks (distinct people-in-time; one per face for photos);
     skipped: photos already done and left alone; failed: "path: reason" for photos that could not be read;
     stages: seconds per stage (decode, detect, track, align, identity, restore, paste, encode).
+    deinterlaced: the video's frames went through the deinterlacer (--deinterlace) before the faces were found.
     """
 
     input: str
@@ -69,6 +70,7 @@ class RestoreReport:
     failed: list[str] = field(default_factory=list)
     seconds: float = 0.0
     stages: dict[str, float] = field(default_factory=lambda: dict.fromkeys(STAGES, 0.0))
+    deinterlaced: bool = False
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -92,6 +94,8 @@ class RestoreReport:
             return f"already restored, left as is (pass --overwrite to redo it) -> {self.output}"
         if self.kind == "video":
             done = f"{self.faces} face crops in {self.frames} frames ({self.tracks} track{'s' if self.tracks != 1 else ''})"
+            if self.deinterlaced:
+                done += ", deinterlaced"
         else:
             done = f"{self.faces} faces in {self.images} image{'s' if self.images != 1 else ''}"
             if self.skipped:

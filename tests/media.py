@@ -154,7 +154,7 @@ def make_clip(path: Path | str, *, frames: int = 24, size: tuple[int, int] = (25
               audio: bool = True, subtitles: bool = False, vfr: bool = False, rotation: int = 0,
               bit_depth: int = 8, codec: str = "libx264", face: bool = True,
               color: tuple[int, int, int, int] = BT709, audio_codec: str = "aac", mirror: bool = False,
-              grey: bool = False) -> Path:
+              grey: bool = False, interlaced: bool = False) -> Path:
     """Write a small real clip and return its path.
 
     size is (width, height); the container comes from the suffix (.mp4, .mkv, .mov).
@@ -163,18 +163,26 @@ def make_clip(path: Path | str, *, frames: int = 24, size: tuple[int, int] = (25
     audio_codec: "aac" (default), or e.g. "libopus", "libmp3lame", "flac" where the container allows.
     rotation (counter-clockwise degrees) and mirror (horizontal flip) go into the display matrix.
     grey: black-and-white frames (neutral chroma).
+    interlaced: libx264 frames coded as fields, top field first: each frame weaves two moments of the pan
+    (even rows, then odd rows half a frame later), so motion combs as it does in a DV or VHS capture.
     """
     path = Path(path)
     pts, time_base = _frame_pts(frames, fps, vfr)
     seconds = (pts[-1] * time_base + Fraction(1, fps)) if frames else 0
     with av.open(str(path), "w") as out:
         video = _add_video(out, codec, fps, time_base, size, bit_depth, rotation, mirror, color)
+        if interlaced:
+            video.options = {**video.options, "x264-params": "interlaced=1:tff=1"}
         audio_stream = out.add_stream(audio_codec, rate=AUDIO_RATE, layout="mono") if audio else None
         cues = _subtitle_packets(out, float(seconds)) if subtitles else []
         pending = _audio_frames(float(seconds)) if audio else []
         out.start_encoding()  # write the header even when frames=0 (an empty but valid file)
         for i, p in enumerate(pts):
-            image = clip_image(i, frames, size, face, grey)
+            if interlaced:
+                image = clip_image(2 * i, 2 * frames, size, face, grey)
+                image[1::2] = clip_image(2 * i + 1, 2 * frames, size, face, grey)[1::2]
+            else:
+                image = clip_image(i, frames, size, face, grey)
             frame = _video_frame(image, bit_depth, video.pix_fmt, p, time_base, color)
             out.mux(video.encode(frame))
             now = p * time_base

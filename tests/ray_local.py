@@ -29,14 +29,18 @@ def local_ray() -> Iterator[object]:
         shutil.rmtree(temp_dir, ignore_errors=True)
 
 
-def short_gop(source: Path, target: Path, gop: int) -> Path:
-    """Re-encode a clip's video with libx264 (B-frames on) and a keyframe every `gop` frames; audio copied."""
+def short_gop(source: Path, target: Path, gop: int, interlaced: bool = False) -> Path:
+    """Re-encode a clip's video with libx264 (B-frames on) and a keyframe every `gop` frames; audio copied.
+
+    interlaced: code the frames as fields, top first (for a clip made with make_clip(interlaced=True))."""
     with av.open(str(source)) as src, av.open(str(target), "w") as out:
         vin, ain = src.streams.video[0], src.streams.audio[0]
         video = out.add_stream("libx264", rate=vin.average_rate)
         video.width, video.height, video.pix_fmt = vin.width, vin.height, "yuv420p"
         video.time_base = video.codec_context.time_base = vin.time_base
-        video.options = {"preset": "veryfast", "threads": "1", "x264-params": f"keyint={gop}:min-keyint={gop}:scenecut=0"}
+        fields = ":interlaced=1:tff=1" if interlaced else ""
+        video.options = {"preset": "veryfast", "threads": "1",
+                         "x264-params": f"keyint={gop}:min-keyint={gop}:scenecut=0{fields}"}
         audio = out.add_stream_from_template(ain)
         for packet in src.demux(vin, ain):
             if packet.dts is None:

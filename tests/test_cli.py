@@ -110,6 +110,7 @@ def test_output_folder_inside_input_folder_is_refused(tmp_path):
     (["--model", "no-such-model"], ["no-such-model"]),
     (["--device", "tpu"], ["tpu"]),
     (["--keep-detail", "-0.1"], ["--keep-detail"]),
+    (["--deinterlace", "yes"], ["--deinterlace"]),
     (["--report", "/no/such/folder/r.json"], ["--report", "/no/such/folder"]),
 ])
 def test_bad_options_give_one_line_error(small_clip, option, words):
@@ -138,7 +139,7 @@ def test_help_names_every_restore_option():
     assert result.exit_code == 0
     for option in ("--output", "--model", "--fidelity", "--device", "--batch-size", "--detector",
                    "--insightface-root", "--codec", "--crf", "--overwrite", "--no-track-identity", "--keep-detail",
-                   "--report", "--quiet"):
+                   "--deinterlace", "--report", "--quiet"):
         assert option in result.output, option
 
 

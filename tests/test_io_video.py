@@ -13,6 +13,7 @@ import pytest
 
 from clrface_video.errors import ClrfaceError, InputError
 from clrface_video.io.decode import is_image_path, is_video_path, probe_video, read_frames
+from clrface_video.io.deinterlace import bwdif_deint
 from clrface_video.io.encode import VideoWriter, choose_pix_fmt, default_output_path, partial_path
 from clrface_video.types import Frame
 from tests.media import BT601_FULL, BT709, BT2020_PQ, clip_image, make_audio_only, make_clip, read_packets
@@ -68,6 +69,33 @@ def test_read_frames_streams_rgb_with_source_pts(tmp_path):
     with av.open(str(clip)) as container:
         expected = sorted(p.pts for p in container.demux(video=0) if p.pts is not None)
     assert [first.pts] + [f.pts for f in rest] == expected
+
+
+def comb(image: np.ndarray) -> float:
+    """Mean distance of each row from the mean of its neighbours: high where two fields disagree."""
+    luma = image.astype(np.float64).mean(axis=2)
+    return float(np.abs(luma[1:-1] - (luma[:-2] + luma[2:]) / 2).mean())
+
+
+def test_interlaced_frames_are_flagged_and_deinterlaced_one_for_one(tmp_path):
+    clip = make_clip(tmp_path / "capture.mp4", frames=8, size=(256, 192), interlaced=True)
+    assert probe_video(clip).interlaced
+    assert not probe_video(make_clip(tmp_path / "progressive.mp4", frames=2, audio=False)).interlaced
+    raw, woven = list(read_frames(clip)), list(read_frames(clip, "interlaced"))
+    assert [(f.index, f.pts, f.time_base) for f in woven] == [(f.index, f.pts, f.time_base) for f in raw]
+    for before, after in zip(raw, woven, strict=True):
+        assert comb(after.image) < comb(before.image) / 2  # the fields no longer disagree
+        assert np.abs(after.image.mean((0, 1)) - before.image.mean((0, 1))).max() < 1  # same colours and range
+    assert [frame.pts for frame in read_frames(clip, "all")] == [frame.pts for frame in raw]
+
+
+def test_deinterlace_modes():
+    assert bwdif_deint("auto", True) == "interlaced"
+    assert bwdif_deint("auto", False) is None
+    assert bwdif_deint("on", False) == "all" and bwdif_deint("on", True) == "all"
+    assert bwdif_deint("off", True) is None
+    with pytest.raises(ValueError, match="auto, on or off"):
+        bwdif_deint("yes", True)
 
 
 def test_read_frames_can_stop_early(tmp_path):

@@ -187,6 +187,22 @@ def test_black_and_white_film_stays_black_and_white(tmp_path):
         assert np.abs(after[:height].astype(int) - before[:height]).max() > 20  # the faces were restored
 
 
+def test_an_interlaced_capture_is_deinterlaced_before_the_faces_are_found(tmp_path):
+    from tests.test_io_video import comb
+
+    clip = make_clip(tmp_path / "vhs.mp4", frames=6, size=SIZE, interlaced=True)
+    out = tmp_path / "vhs_out.mp4"
+    report = restore_video(clip, out, config())
+    assert report.deinterlaced and "deinterlaced" in report.summary()
+    assert report.faces == 6 and pts_of(out) == pts_of(clip)
+    assert read_packets(out, "audio") == read_packets(clip, "audio")
+    assert max(comb(frame.image) for frame in read_frames(out)) < 6
+    assert min(comb(frame.image) for frame in read_frames(clip)) > 10  # the source is combed
+    combed = tmp_path / "combed.mp4"
+    kept = restore_video(clip, combed, config(deinterlace="off"))
+    assert not kept.deinterlaced and min(comb(frame.image) for frame in read_frames(combed)) > 10
+
+
 def test_no_track_identity_still_restores_every_face(talk, tmp_path):
     report = restore_video(talk, tmp_path / "o.mp4", config(track_identity=False, batch_size=5))
     assert report.faces == 12 and report.frames == 12 and report.stages["identity"] == 0

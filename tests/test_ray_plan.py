@@ -6,10 +6,10 @@ import pytest
 
 from clrface_video.config import RestoreConfig
 from clrface_video.distributed.plan import identity_versions, track_video
-from clrface_video.distributed.segments import plan_segments
+from clrface_video.distributed.segments import plan_segments, read_segment
 from clrface_video.distributed.video import planned_faces
 from clrface_video.distributed.worker import RestoreWorker
-from clrface_video.io.decode import probe_video
+from clrface_video.io.decode import probe_video, read_frames
 from clrface_video.pipeline import restore_video
 from clrface_video.restore.base import RestoreBatch, register_restorer
 from clrface_video.restore.baseline import BicubicSharpenRestorer
@@ -64,3 +64,24 @@ def test_segments_restore_with_the_identity_and_seed_of_a_local_run(tmp_path):
     for (seed, identity), (local_seed, local_identity) in zip(_Targets.seen, local):
         assert seed == local_seed
         assert np.array_equal(identity, local_identity)  # the running-mean identity the track had locally
+
+
+def test_segments_deinterlace_as_the_whole_file_does_but_at_their_first_frame(tmp_path):
+    """bwdif reads a frame's neighbours: a segment's first frame has no earlier one, every other frame matches."""
+    from tests.test_io_video import comb
+
+    source = make_clip(tmp_path / "src.mp4", frames=12, size=(256, 192), interlaced=True)
+    clip = short_gop(source, tmp_path / "clip.mp4", gop=4, interlaced=True)
+    assert probe_video(clip).interlaced
+    segments = plan_segments(clip, 3)
+    assert len(segments) == 3
+    whole = list(read_frames(clip, "interlaced"))
+    parts = [list(read_segment(clip, segment, False, deint="interlaced")) for segment in segments]
+    assert [frame.pts for part in parts for frame in part] == [frame.pts for frame in whole]
+    by_pts = {frame.pts: frame.image for frame in whole}
+    for number, part in enumerate(parts):
+        for position, frame in enumerate(part):
+            if number > 0 and position == 0:
+                assert comb(frame.image) < 6 and np.abs(frame.image.astype(int) - by_pts[frame.pts]).mean() < 3
+            else:
+                assert np.array_equal(frame.image, by_pts[frame.pts]), (number, position)

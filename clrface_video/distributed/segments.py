@@ -12,6 +12,7 @@ import av
 
 from ..errors import ClrfaceError
 from ..io.decode import VideoInfo, _open_input, _video_stream, frame_to_array, one_line
+from ..io.deinterlace import deinterlaced
 from ..io.encode import VideoWriter, _copy_streams, _packet_time
 from ..types import Frame
 
@@ -81,15 +82,17 @@ def plan_segments(path: Path, pieces: int) -> list[Segment]:
     return [Segment(i, bounds[i], bounds[i + 1]) for i in range(len(bounds) - 1)]
 
 
-def read_segment(path: Path, segment: Segment, high_depth: bool, first_index: int = 0) -> Iterator[Frame]:
+def read_segment(path: Path, segment: Segment, high_depth: bool, first_index: int = 0,
+                 deint: str | None = None) -> Iterator[Frame]:
     """Decode the frames of one segment in presentation order; index counts on from first_index.
 
     Seeks to the keyframe at the segment start and keeps frames with start <= pts < end; frames of an
     open GOP's leading pictures (pts before the next keyframe, decoded after it) stay in this segment.
     If the seek lands after the start, the segment is decoded from the beginning of the file instead.
+    deint: deinterlace as read_frames does; a segment's first frame has no earlier neighbour to read.
     """
     for seek in (segment.start is not None, False):
-        frames = _decode_range(path, segment, high_depth, first_index, seek)
+        frames = _decode_range(path, segment, high_depth, first_index, seek, deint)
         first = next(frames, None)
         if first is None:
             return
@@ -102,7 +105,7 @@ def read_segment(path: Path, segment: Segment, high_depth: bool, first_index: in
 
 
 def _decode_range(path: Path, segment: Segment, high_depth: bool, first_index: int,
-                  seek: bool) -> Iterator[Frame]:
+                  seek: bool, deint: str | None) -> Iterator[Frame]:
     with _open_input(path) as container:
         stream = _video_stream(container, path)
         stream.thread_type = "AUTO"
@@ -111,7 +114,7 @@ def _decode_range(path: Path, segment: Segment, high_depth: bool, first_index: i
             container.seek(segment.start, stream=stream, backward=True, any_frame=False)
         index = first_index
         try:
-            for frame in container.decode(stream):
+            for frame in deinterlaced(container.decode(stream), stream, deint):
                 if segment.end is not None and frame.pts is not None and frame.pts >= segment.end:
                     return
                 if not segment.holds(frame.pts):

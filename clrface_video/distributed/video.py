@@ -15,6 +15,7 @@ import numpy as np
 from ..config import RestoreConfig
 from ..errors import ClrfaceError
 from ..io.decode import VideoInfo, probe_video
+from ..io.deinterlace import bwdif_deint
 from ..paths import resolve_paths
 from ..pipeline import _already_done, finish_report
 from ..report import Progress, RestoreReport, StageTimer
@@ -106,7 +107,8 @@ def restore_video_ray(ray: Any, actors: list[Any], input: str | Path, output: st
                            with_identity)  # 3 track
     with timer("identity"):
         identities = _identities(ray, actors, job, source, info, segments, first_index, plan)
-    report = RestoreReport(input=str(source), output=str(target), kind="video", model=name, device=device)
+    report = RestoreReport(input=str(source), output=str(target), kind="video", model=name, device=device,
+                           deinterlaced=bwdif_deint(config.deinterlace, info.interlaced) is not None)
     if progress is not None:
         progress.start(sum(len(p) for p in pts), "frames")
     results = _restore(ray, actors, job, source, info, config, segments, first_index, plan, identities, pts,

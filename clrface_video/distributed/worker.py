@@ -10,6 +10,7 @@ import numpy as np
 from ..config import RestoreConfig
 from ..faces.align import align_face
 from ..io.decode import VideoInfo
+from ..io.deinterlace import bwdif_deint
 from ..io.encode import VideoWriter
 from ..photos import _unreadable
 from ..pipeline import FaceRestorer, Models, _FaceJob, load_models, restore_image, to_uint8
@@ -79,11 +80,15 @@ class RestoreWorker:
     def pid(self) -> int:
         return os.getpid()
 
+    def deint(self, info: VideoInfo) -> str | None:
+        """The deinterlacing of this job's video (io.deinterlace.bwdif_deint), the same in every segment."""
+        return bwdif_deint(self.config.deinterlace, info.interlaced)
+
     # -- videos ------------------------------------------------------------------------------------
     def detect(self, source: Path, segment: Segment, info: VideoInfo) -> tuple[list[int | None], list[list[Face]]]:
         """Step 2 on one segment: each frame's pts and detected faces, in presentation order."""
         pts, faces = [], []
-        for frame in read_segment(source, segment, info.bit_depth > 8):
+        for frame in read_segment(source, segment, info.bit_depth > 8, 0, self.deint(info)):
             pts.append(frame.pts)
             faces.append(self.models.detector.detect(to_uint8(frame.image)))
         return pts, faces
@@ -97,7 +102,7 @@ class RestoreWorker:
             wanted.setdefault(index, []).append((order, landmarks))
         out = np.zeros((len(samples), 0), np.float32)
         last = max(wanted)
-        for frame in read_segment(source, segment, info.bit_depth > 8, first_index):
+        for frame in read_segment(source, segment, info.bit_depth > 8, first_index, self.deint(info)):
             for order, landmarks in wanted.get(frame.index, ()):
                 crop = align_face(to_uint8(frame.image), landmarks, self.models.restorer.resolution)
                 embedding = self.models.identity.embed(crop.image[None])[0]
@@ -117,7 +122,8 @@ class RestoreWorker:
         frames = 0
         with VideoWriter(output, source, replace(info, other_streams=0), codec=self.config.codec,
                          crf=self.config.crf) as writer:
-            for frame in story.run(read_segment(source, segment, info.bit_depth > 8, first_index)):
+            decoded = read_segment(source, segment, info.bit_depth > 8, first_index, self.deint(info))
+            for frame in story.run(decoded):
                 with timer("encode"):
                     writer.write(frame)
                 frames += 1

@@ -11,6 +11,7 @@ import numpy as np
 from av.video.reformatter import VideoReformatter
 
 from clrface_video.errors import InputError
+from clrface_video.io.deinterlace import deinterlaced
 from clrface_video.types import Frame
 
 VIDEO_EXTENSIONS = frozenset({".mp4", ".mov", ".mkv", ".avi", ".webm", ".m4v", ".mpg", ".mpeg", ".ts", ".mts"})
@@ -38,6 +39,7 @@ class VideoInfo:
     other_streams: how many audio, subtitle and data streams a writer copies.
     codec: the source's video decoder name.
     display_matrix: the 9 int32 of FFmpeg's display matrix (rotation and mirroring), or None.
+    interlaced: the first frame is flagged interlaced (fields, as from DV, VHS or broadcast captures).
     """
 
     path: Path
@@ -58,6 +60,7 @@ class VideoInfo:
     other_streams: int
     codec: str = ""
     display_matrix: tuple[int, ...] | None = None
+    interlaced: bool = False
 
 
 def is_video_path(path: Path | str) -> bool:
@@ -206,6 +209,7 @@ def probe_video(path: Path | str) -> VideoInfo:
             other_streams=sum(1 for s in container.streams if s.type in COPY_STREAM_TYPES),
             codec=ctx.name,
             display_matrix=_display_matrix(first),
+            interlaced=bool(first.interlaced_frame),
         )
 
 
@@ -227,13 +231,14 @@ def frame_to_array(frame: av.VideoFrame, high_depth: bool,
     return rgb.to_ndarray()
 
 
-def read_frames(path: Path | str) -> Iterator[Frame]:
+def read_frames(path: Path | str, deint: str | None = None) -> Iterator[Frame]:
     """Yield the frames of a video one at a time, decoded with threads.
 
     Frames are RGB uint8 for 8-bit sources and uint16 (rgb48, full scale) for deeper ones.
     pts and time_base are the source's, untouched; index counts from 0. Rotation is not
     applied to the pixels (see VideoInfo.rotation). A corrupt or truncated stream raises
-    InputError naming the frame index where decoding failed.
+    InputError naming the frame index where decoding failed. deint: bwdif's frame selection
+    ("interlaced" or "all", see io.deinterlace.bwdif_deint) to deinterlace the frames, None not to.
     """
     path = Path(path)
     with _open_input(path) as container:
@@ -244,7 +249,7 @@ def read_frames(path: Path | str) -> Iterator[Frame]:
         high_depth: bool | None = None
         reformatter = VideoReformatter()
         end_s: float | None = None
-        decoded = container.decode(stream)
+        decoded = deinterlaced(container.decode(stream), stream, deint)
         while True:
             try:
                 frame = next(decoded)
