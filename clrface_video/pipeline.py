@@ -21,7 +21,7 @@ from .faces.paste import paste_faces
 from .io.decode import is_image_path, probe_video, read_frames
 from .io.deinterlace import bwdif_deint
 from .io.encode import VideoWriter
-from .io.image import Photo, read_photo, write_photo
+from .io.image import Photo, format_for, read_photo, write_photo
 from .paths import resolve_paths
 from .report import Progress, RestoreReport, StageTimer
 from .restore.base import RestoreBatch, Restorer, make_restorer
@@ -330,9 +330,7 @@ def restore_image(input: str | Path, output: str | Path | None = None, config: R
 
 def output_format(photo: Photo, target: Path) -> Photo:
     """The photo's write-back settings, in the format its output name asks for (photo.png -o out.jpg: JPEG)."""
-    from PIL import Image
-
-    wanted = Image.registered_extensions().get(target.suffix.lower())
+    wanted = format_for(target)
     return replace(photo, format=wanted) if wanted and wanted != photo.format else photo
 
 

@@ -10,7 +10,9 @@ import pytest
 from PIL import Image, ImageCms, ImageOps
 
 from clrface_video.errors import ClrfaceError, InputError
-from clrface_video.io.image import Photo, orient_array, read_photo, write_photo
+from clrface_video.io import image as image_io
+from clrface_video.io.decode import is_image_path
+from clrface_video.io.image import Photo, format_for, orient_array, read_photo, write_photo
 
 MAKE, MODEL, ORIENTATION = 0x010F, 0x0110, 0x0112
 
@@ -190,6 +192,42 @@ def test_other_formats_round_trip(tmp_path, rgb, suffix):
     again, _ = round_trip(photo, path)
     assert again.format == photo.format == Image.open(path).format
     assert close(again.image, rgb, 4.0)
+
+
+def test_phone_heic_comes_upright_and_goes_back_heic_with_its_metadata(tmp_path, rgb, icc):
+    pytest.importorskip("pillow_heif", reason="HEIC needs pillow-heif (the test extra installs it)")
+    assert image_io.heif_support() and is_image_path("IMG_0001.HEIC") and format_for("x.heic") == "HEIF"
+    path = tmp_path / "IMG_0001.heic"
+    # EXIF as bytes, as a camera writes it (pillow-heif treats an Image.Exif object differently)
+    Image.fromarray(rgb).save(path, quality=95, exif=camera_exif(orientation=6).tobytes(), icc_profile=icc)
+    photo = read_photo(path)
+    assert photo.format == "HEIF" and photo.mode == "RGB" and photo.icc == icc
+    assert photo.image.shape == (64, 96, 3) and close(photo.image, np.rot90(rgb, -1), 4.0)  # upright
+    again, out = round_trip(photo, path)
+    assert Image.open(out).format == "HEIF" and again.icc == icc
+    assert exif_of(out)[MAKE] == "NASA" and exif_of(out).get(ORIENTATION, 1) == 1
+    assert again.image.shape == (64, 96, 3) and close(again.image, photo.image, 3.0)
+
+
+@pytest.mark.skipif(not __import__("PIL.features").features.check("avif"), reason="this Pillow has no AVIF codec")
+def test_avif_round_trip_keeps_exif_and_comes_upright(tmp_path, rgb):
+    path = tmp_path / "a.avif"
+    Image.fromarray(rgb).save(path, quality=95, exif=camera_exif(orientation=6))
+    photo = read_photo(path)
+    assert photo.format == "AVIF" and photo.image.shape == (64, 96, 3)
+    assert close(photo.image, np.rot90(rgb, -1), 4.0)
+    again, out = round_trip(photo, path)
+    assert Image.open(out).format == "AVIF" and exif_of(out)[MAKE] == "NASA"
+    assert again.image.shape == (64, 96, 3) and close(again.image, photo.image, 3.0)
+
+
+def test_heic_without_pillow_heif_is_a_one_line_input_error(tmp_path, monkeypatch):
+    monkeypatch.setattr(image_io, "heif_support", lambda: False)
+    path = tmp_path / "IMG_0002.HEIC"
+    path.write_bytes(b"\x00\x00\x00\x18ftypheic" + bytes(100))
+    with pytest.raises(InputError, match="pip install pillow-heif") as caught:
+        read_photo(path)
+    assert "\n" not in str(caught.value)
 
 
 def test_write_is_atomic_and_leaves_nothing_on_failure(tmp_path, rgb):

@@ -212,6 +212,24 @@ def test_output_name_chooses_the_format(tmp_path, astronaut):
     assert report.output == str(tmp_path / "plain.png") and Image.open(tmp_path / "plain.png").format == "PNG"
 
 
+def test_a_phone_library_of_heic_photos_is_restored_as_heic(tmp_path, astronaut):
+    pytest.importorskip("pillow_heif", reason="HEIC needs pillow-heif (the test extra installs it)")
+    album = tmp_path / "iphone" / "2024"
+    album.mkdir(parents=True)
+    exif = Image.Exif()
+    exif[0x010F] = "Apple"
+    Image.fromarray(astronaut).save(album / "IMG_0001.HEIC", quality=95, exif=exif.tobytes())
+    report = restore_folder(tmp_path / "iphone", tmp_path / "out", BASELINE)
+    assert report.images == 1 and report.faces == 1 and not report.failed
+    with Image.open(album / "IMG_0001.HEIC") as before, Image.open(tmp_path / "out" / "2024" / "IMG_0001.HEIC") as after:
+        assert after.format == "HEIF" and after.getexif().get(0x010F) == "Apple"
+        a, b = np.asarray(before.convert("RGB")).astype(int), np.asarray(after.convert("RGB")).astype(int)
+    changed = np.abs(a - b).max(axis=-1) > 12
+    footprint = crop_footprints(astronaut)
+    assert changed[footprint].mean() > 0.02  # the face was restored
+    assert changed[~footprint].mean() < 0.002  # elsewhere only the re-encoding's small differences
+
+
 class _SeedRecorder(BicubicSharpenRestorer):
     """The baseline, keeping the noise seeds the pipeline hands it, per call."""
 

@@ -15,7 +15,7 @@ from clrface_video.io.deinterlace import deinterlaced
 from clrface_video.types import Frame
 
 VIDEO_EXTENSIONS = frozenset({".mp4", ".mov", ".mkv", ".avi", ".webm", ".m4v", ".mpg", ".mpeg", ".ts", ".mts"})
-IMAGE_EXTENSIONS = frozenset({".jpg", ".jpeg", ".png", ".webp", ".tif", ".tiff", ".bmp"})
+IMAGE_EXTENSIONS = frozenset({".jpg", ".jpeg", ".png", ".webp", ".tif", ".tiff", ".bmp", ".heic", ".heif", ".avif"})
 COPY_STREAM_TYPES = ("audio", "subtitle", "data")
 # AVColorSpace -> swscale matrix (PyAV's Colorspace values); unknown tags use swscale's default (BT.601).
 SWS_MATRIX = {1: 1, 4: 4, 5: 5, 6: 5, 7: 7, 9: 9, 10: 9}

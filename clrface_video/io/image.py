@@ -6,6 +6,7 @@ import os
 import struct
 import zlib
 from dataclasses import dataclass
+from functools import cache
 from pathlib import Path
 from typing import Any
 
@@ -23,6 +24,8 @@ IJG_LUMA = np.array([16, 11, 10, 16, 24, 40, 51, 61, 12, 12, 14, 19, 26, 58, 60,
                      14, 17, 22, 29, 51, 87, 80, 62, 18, 22, 37, 56, 68, 109, 103, 77, 24, 35, 55, 64, 81, 104, 113,
                      92, 49, 64, 78, 87, 103, 121, 120, 101, 72, 92, 95, 98, 112, 100, 103, 99])
 READ_ERRORS = (UnidentifiedImageError, OSError, SyntaxError, ValueError, Image.DecompressionBombError)
+HEIF_SUFFIXES = frozenset({".heic", ".heif"})  # phone photos; Pillow reads and writes them through pillow-heif
+LOSSY_QUALITY = {"WEBP": 95, "HEIF": 90, "AVIF": 90}  # quality of the formats without a quality to copy
 
 
 @dataclass(frozen=True)
@@ -53,6 +56,31 @@ class Photo:
     xmp: bytes | None = None
 
 
+@cache
+def heif_support() -> bool:
+    """Register pillow-heif's HEIC/HEIF opener and saver with Pillow once; False when it is not installed."""
+    try:
+        import pillow_heif
+    except ImportError:
+        return False
+    pillow_heif.register_heif_opener()
+    return True
+
+
+def _need_heif(path: Path) -> None:
+    if path.suffix.lower() in HEIF_SUFFIXES and not heif_support():
+        raise InputError(f"{path.name}: HEIC/HEIF photos need pillow-heif "
+                         "(pip install pillow-heif, or clrface-video[heif])")
+
+
+def format_for(path: Path | str) -> str | None:
+    """The Pillow format a file name asks for (out.jpg: JPEG, out.heic: HEIF), or None for an unknown one."""
+    path = Path(path)
+    if path.suffix.lower() in HEIF_SUFFIXES:
+        _need_heif(path)
+    return Image.registered_extensions().get(path.suffix.lower())
+
+
 # -- reading ---------------------------------------------------------------------------------------
 
 def _open(path: Path) -> tuple[Image.Image, bool]:
@@ -61,6 +89,7 @@ def _open(path: Path) -> tuple[Image.Image, bool]:
         raise InputError(f"image not found: {path}")
     if path.stat().st_size == 0:
         raise InputError(f"image is empty (0 bytes): {path}")
+    _need_heif(path)
     try:
         image = Image.open(path)
         deep = _is_16bit_rgb(image)
@@ -235,14 +264,14 @@ def _save_options(like: Photo) -> dict[str, Any]:
         options["icc_profile"] = like.icc
     if like.dpi:
         options["dpi"] = like.dpi
-    if like.xmp and like.format in ("JPEG", "WEBP"):
+    if like.xmp and like.format in ("JPEG", "WEBP", "HEIF", "AVIF"):
         options["xmp"] = like.xmp
     if like.format == "JPEG":
         options["quality"] = min(100, max(95, like.quality or 95))
         if like.subsampling is not None:
             options["subsampling"] = like.subsampling
-    elif like.format == "WEBP":
-        options["quality"] = 95
+    elif like.format in LOSSY_QUALITY:
+        options["quality"] = LOSSY_QUALITY[like.format]
     elif like.format == "TIFF" and like.compression:
         options["compression"] = like.compression
     return options
