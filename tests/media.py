@@ -18,6 +18,11 @@ BT2020_PQ = (9, 16, 9, 1)  # HDR10 tags: BT.2020 primaries and matrix, PQ transf
 SWS_MATRIX = {1: 1, 5: 5, 6: 5, 9: 9}  # FFmpeg colour matrix -> swscale matrix
 
 
+TAGS = {"title": "Family picnic 1987", "comment": "digitised from VHS", "creation_time": "1987-07-04T12:00:00.000000Z"}
+CHAPTERS = ({"id": 1, "start": 0, "end": 200, "metadata": {"title": "Beach"}},
+            {"id": 2, "start": 200, "end": 400, "metadata": {"title": "Picnic"}})
+
+
 @lru_cache(maxsize=1)
 def astronaut() -> np.ndarray:
     """scikit-image's astronaut (NASA, public domain): (512, 512, 3) uint8 RGB."""
@@ -154,7 +159,8 @@ def make_clip(path: Path | str, *, frames: int = 24, size: tuple[int, int] = (25
               audio: bool = True, subtitles: bool = False, vfr: bool = False, rotation: int = 0,
               bit_depth: int = 8, codec: str = "libx264", face: bool = True,
               color: tuple[int, int, int, int] = BT709, audio_codec: str = "aac", mirror: bool = False,
-              grey: bool = False, interlaced: bool = False) -> Path:
+              grey: bool = False, interlaced: bool = False, sar: Fraction | None = None,
+              tagged: bool = False, gop: int | None = None) -> Path:
     """Write a small real clip and return its path.
 
     size is (width, height); the container comes from the suffix (.mp4, .mkv, .mov).
@@ -165,15 +171,29 @@ def make_clip(path: Path | str, *, frames: int = 24, size: tuple[int, int] = (25
     grey: black-and-white frames (neutral chroma).
     interlaced: libx264 frames coded as fields, top field first: each frame weaves two moments of the pan
     (even rows, then odd rows half a frame later), so motion combs as it does in a DV or VHS capture.
+    sar: the pixel shape (anamorphic video). tagged: an archive's tags: TAGS on the file, languages
+    (video "eng", audio "fra"), the audio stream not default, and CHAPTERS (mkv, mp4, mov).
+    gop: libx264 keyframe interval (segments for the Ray backend).
     """
     path = Path(path)
     pts, time_base = _frame_pts(frames, fps, vfr)
     seconds = (pts[-1] * time_base + Fraction(1, fps)) if frames else 0
     with av.open(str(path), "w") as out:
         video = _add_video(out, codec, fps, time_base, size, bit_depth, rotation, mirror, color)
-        if interlaced:
-            video.options = {**video.options, "x264-params": "interlaced=1:tff=1"}
+        x264 = (["interlaced=1", "tff=1"] if interlaced else []) + \
+            ([f"keyint={gop}", f"min-keyint={gop}", "scenecut=0"] if gop else [])
+        if x264:
+            video.options = {**video.options, "x264-params": ":".join(x264)}
+        if sar is not None:
+            video.codec_context.sample_aspect_ratio = sar
         audio_stream = out.add_stream(audio_codec, rate=AUDIO_RATE, layout="mono") if audio else None
+        if tagged:
+            out.metadata.update(TAGS)
+            video.metadata["language"] = "eng"
+            if audio_stream is not None:
+                audio_stream.metadata["language"] = "fra"
+                audio_stream.disposition = av.stream.Disposition(0)
+            out.set_chapters([dict(chapter, time_base=Fraction(1, 1000)) for chapter in CHAPTERS])
         cues = _subtitle_packets(out, float(seconds)) if subtitles else []
         pending = _audio_frames(float(seconds)) if audio else []
         out.start_encoding()  # write the header even when frames=0 (an empty but valid file)

@@ -16,7 +16,17 @@ from clrface_video.io.decode import is_image_path, is_video_path, probe_video, r
 from clrface_video.io.deinterlace import bwdif_deint
 from clrface_video.io.encode import VideoWriter, choose_pix_fmt, default_output_path, partial_path
 from clrface_video.types import Frame
-from tests.media import BT601_FULL, BT709, BT2020_PQ, clip_image, make_audio_only, make_clip, read_packets
+from tests.media import (
+    BT601_FULL,
+    BT709,
+    BT2020_PQ,
+    CHAPTERS,
+    TAGS,
+    clip_image,
+    make_audio_only,
+    make_clip,
+    read_packets,
+)
 
 SMALL = (128, 96)
 
@@ -246,6 +256,29 @@ def test_copied_packets_are_interleaved_with_video(tmp_path):
     first_audio = kinds.index("audio")
     last_video = len(kinds) - 1 - kinds[::-1].index("video")
     assert first_audio < last_video
+
+
+def assert_archive_tags_kept(source: Path, output: Path) -> None:
+    """TAGS, stream languages, dispositions, chapters and the pixel shape of a make_clip(tagged=True, sar=...) clip."""
+    with av.open(str(source)) as a, av.open(str(output)) as b:
+        tags = {key.lower(): value for key, value in b.metadata.items()}  # matroska spells COMMENT
+        assert tags == {key: value for key, value in tags.items() if key in {k.lower() for k in a.metadata}}
+        assert tags["title"] == TAGS["title"] and tags["comment"] == TAGS["comment"]
+        assert tags["creation_time"].startswith("1987-07-04")
+        assert [s.metadata.get("language") for s in b.streams] == [s.metadata.get("language") for s in a.streams]
+        assert [s.metadata.get("language") for s in b.streams][:2] == ["eng", "fra"]
+        assert [int(s.disposition) for s in b.streams] == [int(s.disposition) for s in a.streams]
+        assert [c["metadata"]["title"] for c in b.chapters()] == [c["metadata"]["title"] for c in CHAPTERS]
+        assert [float(c["start"] * c["time_base"]) for c in b.chapters()] == [c["start"] / 1000 for c in CHAPTERS]
+    assert probe_video(output).sample_aspect_ratio == probe_video(source).sample_aspect_ratio == Fraction(16, 15)
+
+
+@pytest.mark.parametrize("suffix", [".mp4", ".mkv", ".mov"])
+def test_tags_chapters_languages_and_pixel_shape_are_kept(tmp_path, suffix):
+    clip = make_clip(tmp_path / f"tape{suffix}", frames=10, size=SMALL, sar=Fraction(16, 15), tagged=True)
+    out = copy_video(clip, tmp_path / f"out{suffix}")
+    assert_archive_tags_kept(clip, out)
+    assert not probe_video(make_clip(tmp_path / f"square{suffix}", frames=2, audio=False)).sample_aspect_ratio
 
 
 def test_rotation_and_colour_tags_are_kept(tmp_path):

@@ -1,6 +1,8 @@
 """The Ray backend's whole-video plan, run in-process (no Ray needed): tracks and identities cross segment boundaries."""
 from __future__ import annotations
 
+from fractions import Fraction
+
 import numpy as np
 import pytest
 
@@ -85,3 +87,31 @@ def test_segments_deinterlace_as_the_whole_file_does_but_at_their_first_frame(tm
                 assert comb(frame.image) < 6 and np.abs(frame.image.astype(int) - by_pts[frame.pts]).mean() < 3
             else:
                 assert np.array_equal(frame.image, by_pts[frame.pts]), (number, position)
+
+
+def test_joined_matroska_segments_keep_timing_tags_chapters_and_pixel_shape(tmp_path):
+    from dataclasses import replace
+
+    from clrface_video.distributed.segments import join_segments
+    from clrface_video.io.encode import VideoWriter
+    from tests.test_io_video import assert_archive_tags_kept
+
+    clip = make_clip(tmp_path / "clip.mkv", frames=12, size=(256, 192), sar=Fraction(16, 15), tagged=True, gop=4)
+    info = probe_video(clip)
+    segments = plan_segments(clip, 3)
+    assert len(segments) == 3
+    paths, expected = [], []
+    for segment in segments:
+        path = tmp_path / f"segment_{segment.number}.mkv"
+        frames = list(read_segment(clip, segment, False))
+        with VideoWriter(path, clip, replace(info, other_streams=0)) as writer:
+            for frame in frames:
+                writer.write(frame)
+        paths.append(path)
+        expected.append([frame.pts for frame in frames])
+    out = tmp_path / "joined.mkv"
+    assert join_segments(paths, expected, out, clip, info) == 12  # libx264 B-frames in Matroska: no stored dts
+    assert [frame.pts for frame in read_frames(out)] == [frame.pts for frame in read_frames(clip)]
+    decoded = [frame.image for path in paths for frame in read_frames(path)]
+    assert all(np.array_equal(a, frame.image) for a, frame in zip(decoded, read_frames(out), strict=True))
+    assert_archive_tags_kept(clip, out)

@@ -13,7 +13,7 @@ import av
 from ..errors import ClrfaceError
 from ..io.decode import VideoInfo, _open_input, _video_stream, frame_to_array, one_line
 from ..io.deinterlace import deinterlaced
-from ..io.encode import VideoWriter, _copy_streams, _packet_time
+from ..io.encode import VideoWriter, _packet_time
 from ..types import Frame
 
 TIME_TOLERANCE = Fraction(1, 200)  # seconds a container may move a segment's frames
@@ -177,11 +177,7 @@ class PacketWriter(VideoWriter):
             self._video.set_display_matrix(self.info.display_matrix)
         elif self.info.rotation:
             self._video.set_display_rotation(self.info.rotation)
-        if self.info.other_streams:
-            self._source = av.open(str(self.source))
-            self._copies = _copy_streams(self._source, self._out, self.output)
-            if self._copies:
-                self._packets = self._source.demux([s for s in self._source.streams if s.index in self._copies])
+        self._open_source()
         try:
             self._out.start_encoding()
         except av.error.FFmpegError as error:
@@ -198,7 +194,11 @@ class PacketWriter(VideoWriter):
         self._last_dts = packet.dts
         self._mux_copies_until(_packet_time(packet) if packet.dts is not None or packet.pts is not None else None)
         packet.stream = self._video
-        self._out.mux(packet)
+        try:
+            self._out.mux(packet)
+        except av.error.FFmpegError as error:
+            raise ClrfaceError(f"segments cannot be joined into {self.output.name} ({one_line(error)}); "
+                               "use --backend local") from error
         self.frames_written += 1
 
     def _finish(self) -> None:
@@ -240,14 +240,26 @@ def join_segments(paths: list[Path], expected: list[list[int | None]], output: P
 
 def _retimed(packets: list[av.Packet], wanted: list[int | None], time_base: Fraction,
              target: Fraction) -> list[av.Packet]:
-    """The packets with the source pts put back (in the source time base `target`), in decode order."""
+    """The packets with the source pts put back (in the source time base `target`), in decode order.
+
+    Matroska stores no decode times, so with B-frames some of its packets come back without one; then
+    every packet gets the i-th smallest pts less the least shift that keeps each dts <= its pts.
+    """
     if any(p is None for p in wanted) or any(p.pts is None for p in packets) or len(packets) != len(wanted):
         return packets
     found = sorted(p.pts for p in packets)
     exact = dict(zip(found, sorted(wanted)))  # type: ignore[arg-type]
     offset = exact[found[0]] - Fraction(found[0]) * time_base / target
-    for packet in packets:
-        dts = None if packet.dts is None else round(Fraction(packet.dts) * time_base / target + offset)
+    rebuilt = _decode_times([exact[p.pts] for p in packets]) if any(p.dts is None for p in packets) else None
+    for i, packet in enumerate(packets):
+        dts = rebuilt[i] if rebuilt is not None else round(Fraction(packet.dts) * time_base / target + offset)
         packet.time_base = target
         packet.pts, packet.dts = exact[packet.pts], dts
     return packets
+
+
+def _decode_times(pts: list[int]) -> list[int]:
+    """Strictly increasing decode times for packets with these pts in decode order, each <= its pts."""
+    ranked = sorted(pts)
+    shift = max(0, max(r - p for r, p in zip(ranked, pts)))
+    return [r - shift for r in ranked]

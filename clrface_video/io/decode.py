@@ -40,6 +40,8 @@ class VideoInfo:
     codec: the source's video decoder name.
     display_matrix: the 9 int32 of FFmpeg's display matrix (rotation and mirroring), or None.
     interlaced: the first frame is flagged interlaced (fields, as from DV, VHS or broadcast captures).
+    sample_aspect_ratio: the shape of a pixel (width / height) when it is not square (anamorphic DV,
+    DVD), or None.
     """
 
     path: Path
@@ -61,6 +63,7 @@ class VideoInfo:
     codec: str = ""
     display_matrix: tuple[int, ...] | None = None
     interlaced: bool = False
+    sample_aspect_ratio: Fraction | None = None
 
 
 def is_video_path(path: Path | str) -> bool:
@@ -128,6 +131,12 @@ def _duration_s(container: av.container.InputContainer, stream: av.video.stream.
 def _fps(stream: av.video.stream.VideoStream) -> Fraction | None:
     rate = stream.average_rate or stream.guessed_rate or stream.base_rate
     return Fraction(rate) if rate else None
+
+
+def _sample_aspect_ratio(stream: av.video.stream.VideoStream) -> Fraction | None:
+    """The stream's pixel shape when it is known and not square."""
+    ratio = stream.sample_aspect_ratio or stream.codec_context.sample_aspect_ratio
+    return Fraction(ratio) if ratio and Fraction(ratio) != 1 else None
 
 
 def _index_beyond_eof(stream: av.video.stream.VideoStream, path: Path) -> bool:
@@ -210,6 +219,7 @@ def probe_video(path: Path | str) -> VideoInfo:
             codec=ctx.name,
             display_matrix=_display_matrix(first),
             interlaced=bool(first.interlaced_frame),
+            sample_aspect_ratio=_sample_aspect_ratio(stream),
         )
 
 

@@ -23,6 +23,7 @@ from clrface_video.io.decode import (
     SWS_MATRIX,
     SWS_THREADS,
     VideoInfo,
+    _video_stream,
     one_line,
 )
 from clrface_video.types import Frame
@@ -35,6 +36,10 @@ log = logging.getLogger(__name__)
 CFR_ONLY_CODECS = frozenset({"mpeg1video", "mpeg2video", "mpeg4", "msmpeg4", "msmpeg4v2", "h263", "h263p"})
 CRF_CODECS = frozenset({"libx264", "libx265", "libsvtav1", "libvpx", "libvpx-vp9", "libaom-av1"})
 QUIET_OPTIONS = {"libx265": {"x265-params": "log-level=error"}}
+# Tags a muxer or the source's encoder wrote about the file itself (brands, writing application, mkvmerge's
+# per-stream statistics, length): the output's muxer writes its own. Every other tag is copied.
+MUXER_TAGS = frozenset({"major_brand", "minor_version", "compatible_brands", "encoder", "vendor_id", "duration",
+                        "bps", "number_of_frames", "number_of_bytes"})
 
 
 def default_output_path(output: Path | str, source: Path | str) -> Path:
@@ -101,6 +106,8 @@ def _add_video_stream(out: av.container.OutputContainer, info: VideoInfo, codec:
     if codec == "libvpx-vp9":
         options["b"] = "0"
     stream.options = options
+    if info.sample_aspect_ratio is not None:
+        ctx.sample_aspect_ratio = info.sample_aspect_ratio  # anamorphic pixels stay anamorphic
     if info.display_matrix is not None:
         stream.set_display_matrix(info.display_matrix)  # rotation and mirroring, exactly
     elif info.rotation:
@@ -126,6 +133,28 @@ def _copy_streams(source: av.container.InputContainer, out: av.container.OutputC
         except (av.error.FFmpegError, ValueError) as error:
             log.warning("%s stream %d cannot be copied (%s); it is left out", stream.type, stream.index, error)
     return mapping
+
+
+def _kept_tags(metadata: dict[str, str]) -> dict[str, str]:
+    def muxer_written(key: str) -> bool:
+        name = key.lower().split("-")[0]  # mkvmerge writes "BPS-eng", "DURATION-eng", ...
+        return name in MUXER_TAGS or name.startswith("_statistics")
+
+    return {key: value for key, value in metadata.items() if not muxer_written(key)}
+
+
+def copy_metadata(source: av.container.InputContainer, out: av.container.OutputContainer,
+                  video: av.stream.Stream, copies: dict[int, av.stream.Stream], path: Path) -> None:
+    """The source's tags (title, creation time, languages, ...) on the file and on each stream, the streams'
+    dispositions (default, forced, ...), and its chapters, onto the output before its header is written."""
+    out.metadata.update(_kept_tags(dict(source.metadata)))
+    pairs = [(_video_stream(source, path), video)] + [(source.streams[i], copy) for i, copy in copies.items()]
+    for original, copy in pairs:
+        copy.metadata.update(_kept_tags(dict(original.metadata)))
+        copy.disposition = original.disposition
+    chapters = source.chapters()
+    if chapters:
+        out.set_chapters(chapters)
 
 
 def _muxer_accepts(format_name: str, template: av.stream.Stream) -> bool:
@@ -218,17 +247,21 @@ class VideoWriter:
         _check_codec(self.codec)
         self._video = _add_video_stream(self._out, self.info, self.codec, self.crf)
         self._pix_fmt = self._video.pix_fmt
-        if self.info.other_streams:
-            self._source = av.open(str(self.source))
-            self._copies = _copy_streams(self._source, self._out, self.output)
-            if self._copies:
-                wanted = [s for s in self._source.streams if s.index in self._copies]
-                self._packets = self._source.demux(wanted)
+        self._open_source()
         try:
             self._out.start_encoding()  # writes the header now, so set-up errors surface here
         except av.error.FFmpegError as error:
             raise ClrfaceError(f"a {self.output.suffix} file cannot hold {self.codec} video ({one_line(error)}); "
                                "use .mkv or .mov, or another --codec") from error
+
+    def _open_source(self) -> None:
+        """Streams to copy from the source (when info says it has any), then its tags and chapters."""
+        self._source = av.open(str(self.source))
+        if self.info.other_streams:
+            self._copies = _copy_streams(self._source, self._out, self.output)
+            if self._copies:
+                self._packets = self._source.demux([s for s in self._source.streams if s.index in self._copies])
+        copy_metadata(self._source, self._out, self._video, self._copies, self.source)
 
     # -- frames ------------------------------------------------------------------------------------
     def write(self, frame: Frame) -> None:
