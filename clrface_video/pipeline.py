@@ -110,13 +110,16 @@ class FaceRestorer:
     video=True: the frames are a video's (latent smoothing along tracks, latents decoded unsnapped by
     default) and faces are tracked across them (identity and noise seed per track) unless track=False
     says the tracks come from elsewhere; video=False treats every frame as an unrelated photo.
+    pixel_aspect: width over height of the frames' pixels (VideoInfo.pixel_aspect); faces in anamorphic
+    frames are aligned unsqueezed and pasted back squeezed.
     """
 
     def __init__(self, models: Models, config: RestoreConfig, timer: StageTimer, *, video: bool,
-                 track: bool | None = None) -> None:
+                 track: bool | None = None, pixel_aspect: float = 1.0) -> None:
         self.models = models
         self.config = config
         self.timer = timer
+        self.pixel_aspect = pixel_aspect
         self.size = models.restorer.resolution
         self.window = max(1, config.batch_size)
         self.counts = Counts()
@@ -163,7 +166,7 @@ class FaceRestorer:
                 self.counts.left_alone += 1
                 continue
             with self.timer("align"):
-                crop = align_face(image, face.landmarks, self.size)  # 4 align
+                crop = align_face(image, face.landmarks, self.size, pixel_aspect=self.pixel_aspect)  # 4 align
             if self.tracking is not None:
                 identity, seed = self.tracking.identity_and_seed(frame.index, face, crop.image)
             else:
@@ -177,7 +180,7 @@ class FaceRestorer:
         """Whether a face is in the size range the model handles (config.min_face, config.max_upscale)."""
         if eye_mouth_span(landmarks) < self.config.min_face:
             return False
-        footprint = face_footprint(estimate_similarity(landmarks, self.size), self.size)
+        footprint = face_footprint(estimate_similarity(landmarks, self.size, self.pixel_aspect), self.size)
         return footprint <= self.config.max_upscale * self.size
 
     def restore(self, jobs: list[_FaceJob]) -> None:
@@ -282,7 +285,7 @@ def restore_video(input: str | Path, output: str | Path | None = None, config: R
         return _already_done(source, target, "video", config)
     models = models or load_models(config, video=True)
     timer = StageTimer()
-    story = FaceRestorer(models, config, timer, video=True)
+    story = FaceRestorer(models, config, timer, video=True, pixel_aspect=info.pixel_aspect)
     report = _new_report(source, target, "video", models)
     if progress is not None:
         progress.start(info.frames, "frames")

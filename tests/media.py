@@ -66,6 +66,11 @@ def clip_image(index: int, total: int, size: tuple[int, int], face: bool = True,
     return np.repeat(cv2.cvtColor(image, cv2.COLOR_RGB2GRAY)[..., None], 3, axis=2) if grey else image
 
 
+def display_size(size: tuple[int, int], sar: Fraction) -> tuple[int, int]:
+    """(width, height) of a clip of stored `size` as shown with pixels `sar` wide."""
+    return round(size[0] * sar), size[1]
+
+
 def _frame_pts(frames: int, fps: int, vfr: bool) -> tuple[list[int], Fraction]:
     """Presentation times and their time base; VFR alternates 1x, 2x and 0.5x frame durations."""
     if not vfr:
@@ -201,6 +206,9 @@ def make_clip(path: Path | str, *, frames: int = 24, size: tuple[int, int] = (25
             if interlaced:
                 image = clip_image(2 * i, 2 * frames, size, face, grey)
                 image[1::2] = clip_image(2 * i + 1, 2 * frames, size, face, grey)[1::2]
+            elif sar is not None:  # the picture as displayed, squeezed into the stored width
+                image = cv2.resize(clip_image(i, frames, display_size(size, sar), face, grey), size,
+                                   interpolation=cv2.INTER_AREA)
             else:
                 image = clip_image(i, frames, size, face, grey)
             frame = _video_frame(image, bit_depth, video.pix_fmt, p, time_base, color)

@@ -1,6 +1,7 @@
 """Alignment: the similarity fit is exact on synthetic landmarks and close on real ones."""
 from __future__ import annotations
 
+import cv2
 import numpy as np
 import pytest
 
@@ -86,3 +87,22 @@ def test_uint16_frames_keep_their_dtype():
 
 def test_estimate_similarity_shape():
     assert estimate_similarity(FFHQ_TEMPLATE_512.astype(np.float32), 512).shape == (2, 3)
+
+
+def test_anamorphic_face_is_aligned_unsqueezed(astronaut):
+    """A 16:9 PAL DV frame stores the picture squeezed into 64/45-wide pixels: the crop must not be."""
+    width = round(512 * 45 / 64)
+    squeezed = cv2.resize(astronaut, (width, 512), interpolation=cv2.INTER_AREA)
+    pixel_aspect = 512 / width
+    detector = make_detector()
+    marks = detector.detect(astronaut)[0].landmarks
+    reference = align_face(astronaut, marks, 128).image.astype(float)
+    stored = marks / [pixel_aspect, 1.0]  # the same landmarks in the squeezed frame's pixels
+    unsqueezed = align_face(squeezed, stored, 128, pixel_aspect=pixel_aspect)
+    assert np.abs(unsqueezed.image - reference).mean() < 4  # the face as displayed (resampling aside)
+    assert np.abs(align_face(squeezed, stored, 128).image - reference).mean() > 20  # squeezed: another face
+    assert np.abs(apply(unsqueezed.matrix, stored) - ffhq_template(128)).max() < 6  # landmarks on the template
+    # with the detector's own landmarks on the squeezed frame (a few pixels off) it is still far closer
+    found = detector.detect(squeezed)[0].landmarks
+    near = np.abs(align_face(squeezed, found, 128, pixel_aspect=pixel_aspect).image - reference).mean()
+    assert near < np.abs(align_face(squeezed, found, 128).image - reference).mean() / 2

@@ -21,7 +21,7 @@ from clrface_video.pipeline import restore_frames, restore_video
 from clrface_video.restore.base import RestoreBatch, register_restorer
 from clrface_video.restore.baseline import BicubicSharpenRestorer
 from tests.conftest import shared_file
-from tests.media import astronaut, make_clip, read_packets
+from tests.media import astronaut, clip_image, display_size, make_clip, read_packets
 
 SIZE = (256, 192)
 
@@ -201,6 +201,41 @@ def test_an_interlaced_capture_is_deinterlaced_before_the_faces_are_found(tmp_pa
     combed = tmp_path / "combed.mp4"
     kept = restore_video(clip, combed, config(deinterlace="off"))
     assert not kept.deinterlaced and min(comb(frame.image) for frame in read_frames(combed)) > 10
+
+
+class _CropRecorder(BicubicSharpenRestorer):
+    """The baseline, keeping the aligned crops the pipeline hands it."""
+
+    name = "test-crop-recorder"
+    crops: ClassVar[list[np.ndarray]] = []
+
+    def restore(self, batch: RestoreBatch) -> np.ndarray:
+        self.crops.extend(batch.crops)
+        return super().restore(batch)
+
+
+register_restorer(_CropRecorder.name, "test only")(lambda device, fidelity=0.5, path=None: _CropRecorder())
+
+
+def test_anamorphic_faces_are_restored_as_displayed_and_the_pixel_shape_is_kept(tmp_path):
+    """16:9 PAL DV stores the picture in 64/45-wide pixels: the restorer must get the face as it is shown."""
+    from fractions import Fraction
+
+    from clrface_video.faces.align import align_face
+
+    sar, size = Fraction(64, 45), (512, 384)  # a face big enough for steady landmarks (eyes 45 px apart)
+    clip = make_clip(tmp_path / "dv.mp4", frames=3, size=size, sar=sar, audio=False)
+    out = tmp_path / "dv_out.mp4"
+    _CropRecorder.crops.clear()
+    report = restore_video(clip, out, config(model=_CropRecorder.name))
+    assert report.faces == 3 and probe_video(out).sample_aspect_ratio == sar
+    shown = clip_image(0, 3, display_size(size, sar))
+    detector = make_detector()
+    reference = align_face(shown, detector.detect(shown)[0].landmarks, 128).image.astype(float)
+    stored = next(iter(read_frames(clip))).image
+    squeezed = align_face(stored, detector.detect(stored)[0].landmarks, 128).image  # square-pixel alignment
+    got = np.abs(_CropRecorder.crops[0] - reference).mean()
+    assert got < 16 and got < np.abs(squeezed - reference).mean() / 2  # measured: 12.8 against 37.2
 
 
 def test_no_track_identity_still_restores_every_face(talk, tmp_path):

@@ -68,7 +68,8 @@ class _SizeOnly:
     name: str = "plan"
 
 
-def track_video(detections: list[list[Face]], config: RestoreConfig, resolution: int, identity: bool) -> VideoPlan:
+def track_video(detections: list[list[Face]], config: RestoreConfig, resolution: int, identity: bool,
+                pixel_aspect: float = 1.0) -> VideoPlan:
     """Replay step 3 (track) and the size check of step 4 over every frame's detections, as locally.
 
     Why this keeps track identity across segments, exactly as one machine would:
@@ -92,7 +93,7 @@ def track_video(detections: list[list[Face]], config: RestoreConfig, resolution:
     encoder = _PlaceholderEncoder() if identity else None
     models = Models(device=torch.device("cpu"), detector=None, restorer=_SizeOnly(resolution),  # type: ignore[arg-type]
                     identity=encoder)  # type: ignore[arg-type]
-    story = FaceRestorer(models, config, StageTimer(), video=True)
+    story = FaceRestorer(models, config, StageTimer(), video=True, pixel_aspect=pixel_aspect)
     tracking = story.tracking
     assert tracking is not None
     weights: list[tuple[int, float]] = []

@@ -104,7 +104,7 @@ def restore_video_ray(ray: Any, actors: list[Any], input: str | Path, output: st
     first_index = np.cumsum([0] + [len(p) for p in pts]).tolist()
     with timer("track"):
         plan = track_video([faces for part in detections for faces in part], config, resolution,
-                           with_identity)  # 3 track
+                           with_identity, info.pixel_aspect)  # 3 track
     with timer("identity"):
         identities = _identities(ray, actors, job, source, info, segments, first_index, plan)
     report = RestoreReport(input=str(source), output=str(target), kind="video", model=name, device=device,

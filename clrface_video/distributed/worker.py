@@ -48,8 +48,10 @@ class PlannedRestorer(FaceRestorer):
     """
 
     def __init__(self, models: Models, config: RestoreConfig, timer: StageTimer,
-                 faces: dict[int, list[PlannedFace]], identities: dict[tuple[int, int], np.ndarray]) -> None:
-        super().__init__(models, config, timer, video=True, track=False)  # smoothing restarts with each segment
+                 faces: dict[int, list[PlannedFace]], identities: dict[tuple[int, int], np.ndarray],
+                 pixel_aspect: float = 1.0) -> None:
+        super().__init__(models, config, timer, video=True, track=False,  # smoothing restarts with each segment
+                         pixel_aspect=pixel_aspect)
         self.planned = faces
         self.identities = identities
 
@@ -58,7 +60,8 @@ class PlannedRestorer(FaceRestorer):
         jobs = []
         for face in self.planned.get(frame.index, ()):
             with self.timer("align"):
-                crop = align_face(image, face.landmarks, self.size)  # 4 align, from the planned landmarks
+                crop = align_face(image, face.landmarks, self.size,  # 4 align, from the planned landmarks
+                                  pixel_aspect=self.pixel_aspect)
             identity = None if face.identity is None else self.identities[face.identity]
             jobs.append(_FaceJob(crop.image, crop.matrix, identity, face.seed, face.track))
         return jobs
@@ -104,7 +107,8 @@ class RestoreWorker:
         last = max(wanted)
         for frame in read_segment(source, segment, info.bit_depth > 8, first_index, self.deint(info)):
             for order, landmarks in wanted.get(frame.index, ()):
-                crop = align_face(to_uint8(frame.image), landmarks, self.models.restorer.resolution)
+                crop = align_face(to_uint8(frame.image), landmarks, self.models.restorer.resolution,
+                                  pixel_aspect=info.pixel_aspect)
                 embedding = self.models.identity.embed(crop.image[None])[0]
                 if out.shape[1] == 0:
                     out = np.zeros((len(samples), len(embedding)), np.float32)
@@ -118,7 +122,7 @@ class RestoreWorker:
                         output: Path) -> SegmentResult:
         """Steps 4-7 on one segment into its own file (written under a temporary name, then renamed)."""
         timer = StageTimer()
-        story = PlannedRestorer(self.models, self.config, timer, faces, identities)
+        story = PlannedRestorer(self.models, self.config, timer, faces, identities, info.pixel_aspect)
         frames = 0
         with VideoWriter(output, source, replace(info, other_streams=0), codec=self.config.codec,
                          crf=self.config.crf) as writer:

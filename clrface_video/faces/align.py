@@ -54,14 +54,21 @@ def similarity_lstsq(src: np.ndarray, dst: np.ndarray) -> np.ndarray:
     return matrix
 
 
-def estimate_similarity(landmarks: np.ndarray, size: int) -> np.ndarray:
-    """(2, 3) float64 affine mapping frame pixels to an S x S FFHQ crop, fitted to 5 landmarks."""
+def estimate_similarity(landmarks: np.ndarray, size: int, pixel_aspect: float = 1.0) -> np.ndarray:
+    """(2, 3) float64 affine mapping frame pixels to an S x S FFHQ crop, fitted to 5 landmarks.
+
+    pixel_aspect: the width of a pixel over its height (anamorphic video). The similarity is fitted
+    where pixels are square, so a face squeezed into narrow pixels comes out of the warp unsqueezed.
+    """
     landmarks = np.asarray(landmarks, np.float64).reshape(5, 2)
-    return similarity_lstsq(landmarks, ffhq_template(size))
+    matrix = similarity_lstsq(landmarks * [pixel_aspect, 1.0], ffhq_template(size))
+    matrix[:, 0] *= pixel_aspect  # frame pixels -> square pixels -> crop
+    return matrix
 
 
 def matrix_scale(matrix: np.ndarray) -> float:
-    """Uniform scale of a similarity (crop pixels per frame pixel)."""
+    """Uniform scale of a similarity (crop pixels per frame pixel; the geometric mean of the two for an
+    anamorphic alignment)."""
     return float(np.sqrt(abs(np.linalg.det(np.asarray(matrix, np.float64)[:, :2]))))
 
 
@@ -114,9 +121,12 @@ def warp_to_crop(image: np.ndarray, matrix: np.ndarray, size: int, border: str =
                           borderValue=0)
 
 
-def align_face(image: np.ndarray, landmarks: np.ndarray, size: int, *, border: str = "reflect") -> AlignedCrop:
-    """Warp the face with these 5 landmarks onto the S x S FFHQ template; keeps the image dtype."""
-    matrix = estimate_similarity(landmarks, size)
+def align_face(image: np.ndarray, landmarks: np.ndarray, size: int, *, border: str = "reflect",
+               pixel_aspect: float = 1.0) -> AlignedCrop:
+    """Warp the face with these 5 landmarks onto the S x S FFHQ template; keeps the image dtype.
+
+    pixel_aspect: see estimate_similarity (1 for square pixels)."""
+    matrix = estimate_similarity(landmarks, size, pixel_aspect)
     return AlignedCrop(image=warp_to_crop(image, matrix, size, border), matrix=matrix)
 
 

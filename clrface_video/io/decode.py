@@ -65,6 +65,11 @@ class VideoInfo:
     interlaced: bool = False
     sample_aspect_ratio: Fraction | None = None
 
+    @property
+    def pixel_aspect(self) -> float:
+        """Width over height of one pixel: 1 for square pixels."""
+        return float(self.sample_aspect_ratio) if self.sample_aspect_ratio else 1.0
+
 
 def is_video_path(path: Path | str) -> bool:
     """True when the file name has a common video extension."""
