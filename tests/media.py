@@ -165,7 +165,7 @@ def make_clip(path: Path | str, *, frames: int = 24, size: tuple[int, int] = (25
               bit_depth: int = 8, codec: str = "libx264", face: bool = True,
               color: tuple[int, int, int, int] = BT709, audio_codec: str = "aac", mirror: bool = False,
               grey: bool = False, interlaced: bool = False, sar: Fraction | None = None,
-              tagged: bool = False, gop: int | None = None) -> Path:
+              tagged: bool = False, gop: int | None = None, timecode: str | None = None) -> Path:
     """Write a small real clip and return its path.
 
     size is (width, height); the container comes from the suffix (.mp4, .mkv, .mov).
@@ -179,6 +179,7 @@ def make_clip(path: Path | str, *, frames: int = 24, size: tuple[int, int] = (25
     sar: the pixel shape (anamorphic video). tagged: an archive's tags: TAGS on the file, languages
     (video "eng", audio "fra"), the audio stream not default, and CHAPTERS (mkv, mp4, mov).
     gop: libx264 keyframe interval (segments for the Ray backend).
+    timecode: the start timecode ("HH:MM:SS:FF"); mov and mp4 store it as a timecode track.
     """
     path = Path(path)
     pts, time_base = _frame_pts(frames, fps, vfr)
@@ -191,6 +192,8 @@ def make_clip(path: Path | str, *, frames: int = 24, size: tuple[int, int] = (25
             video.options = {**video.options, "x264-params": ":".join(x264)}
         if sar is not None:
             video.codec_context.sample_aspect_ratio = sar
+        if timecode is not None:
+            video.metadata["timecode"] = timecode
         audio_stream = out.add_stream(audio_codec, rate=AUDIO_RATE, layout="mono") if audio else None
         if tagged:
             out.metadata.update(TAGS)

@@ -281,6 +281,18 @@ def test_tags_chapters_languages_and_pixel_shape_are_kept(tmp_path, suffix):
     assert not probe_video(make_clip(tmp_path / f"square{suffix}", frames=2, audio=False)).sample_aspect_ratio
 
 
+@pytest.mark.parametrize("suffix", [".mov", ".mp4"])
+def test_an_editors_timecode_is_kept_without_a_warning(tmp_path, suffix, caplog):
+    clip = make_clip(tmp_path / "take.mov", frames=5, size=SMALL, timecode="01:02:03:04")
+    with av.open(str(clip)) as source:
+        assert [s.type for s in source.streams] == ["video", "audio", "data"]  # the timecode track
+    out = copy_video(clip, tmp_path / f"out{suffix}")
+    with av.open(str(out)) as copied:
+        assert copied.streams.video[0].metadata.get("timecode") == "01:02:03:04"
+        assert [s.metadata.get("timecode") for s in copied.streams.data] == ["01:02:03:04"]
+    assert not [r for r in caplog.records if r.levelname == "WARNING"]
+
+
 def test_rotation_and_colour_tags_are_kept(tmp_path):
     src = make_clip(tmp_path / "in.mp4", frames=4, size=SMALL, audio=False, rotation=-90)
     out = copy_video(src, tmp_path / "out.mp4")

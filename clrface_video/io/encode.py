@@ -122,6 +122,8 @@ def _copy_streams(source: av.container.InputContainer, out: av.container.OutputC
     for stream in source.streams:
         if stream.type not in COPY_STREAM_TYPES:
             continue
+        if stream.type == "data" and "timecode" in stream.metadata:
+            continue  # a QuickTime timecode track: the muxer rebuilds it from the video's timecode tag
         ctx = stream.codec_context
         name = ctx.codec.canonical_name if ctx is not None and ctx.codec is not None else None
         if not name or not _muxer_accepts(out.format.name, stream):
