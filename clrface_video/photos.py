@@ -1,9 +1,10 @@
-"""Photo folders: restore a tree of photos into a mirrored tree, resumable; plus the `detect` debugging helpers."""
+"""Folders: restore a tree of photos (and the videos in it) into a mirrored tree, resumable; plus the `detect`
+debugging helpers."""
 from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import numpy as np
@@ -12,7 +13,7 @@ from .config import RestoreConfig
 from .device import pick_device
 from .errors import ClrfaceError, InputError
 from .faces.detect import make_detector
-from .io.decode import is_image_path
+from .io.decode import is_image_path, is_video_path
 from .io.image import read_photo, write_photo
 from .paths import resolve_paths
 from .pipeline import (
@@ -21,6 +22,7 @@ from .pipeline import (
     finish_report,
     load_models,
     restore_photo_array,
+    restore_video,
     to_uint8,
 )
 from .report import Progress, RestoreReport, StageTimer
@@ -31,11 +33,20 @@ log = logging.getLogger(__name__)
 
 def find_photos(folder: Path) -> Iterator[Path]:
     """Every photo under `folder`, recursively, in a stable order; hidden files and other files are ignored."""
+    return _find(folder, is_image_path)
+
+
+def find_videos(folder: Path) -> Iterator[Path]:
+    """Every video under `folder` (by its extension, io.decode.VIDEO_EXTENSIONS), as find_photos."""
+    return _find(folder, is_video_path)
+
+
+def _find(folder: Path, wanted: Callable[[Path], bool]) -> Iterator[Path]:
     for path in sorted(folder.rglob("*")):
         relative = path.relative_to(folder)
         if any(part.startswith(".") for part in relative.parts):
             continue  # hidden files, and the .partial files of an interrupted run
-        if path.is_file() and is_image_path(path):
+        if path.is_file() and wanted(path):
             yield path
 
 
@@ -48,25 +59,28 @@ def _unreadable() -> tuple[type[BaseException], ...]:
 
 def restore_folder(input: str | Path, output: str | Path | None = None, config: RestoreConfig | None = None, *,
                    progress: Progress | None = None, models: Models | None = None) -> RestoreReport:
-    """Restore every photo under INPUT into the same tree under OUTPUT (default INPUT_restored/).
+    """Restore every photo, then every video, under INPUT into the same tree under OUTPUT (default INPUT_restored/).
 
-    Photos whose output exists are skipped unless config.overwrite, so a rerun after a crash or
+    Files whose output exists are skipped unless config.overwrite, so a rerun after a crash or
     Ctrl-C continues where it stopped (each output is written to a temporary name, then renamed).
-    A photo that cannot be read is reported in one line, counted in report.failed, and skipped.
+    A file that cannot be read is reported in one line, counted in report.failed, and skipped.
+    Each video is restore_video's job, with the video models loaded once for all of them.
     """
     config = config or RestoreConfig()
     start = time.perf_counter()
     source, target = resolve_paths(input, output)
     photos = list(find_photos(source))
     todo = [p for p in photos if config.overwrite or not (target / p.relative_to(source)).exists()]
+    videos = list(find_videos(source))
+    videos_todo = [p for p in videos if config.overwrite or not (target / p.relative_to(source)).exists()]
     timer = StageTimer()
     models = models or (load_models(config, video=False) if todo else None)
     report = RestoreReport(input=str(source), output=str(target), kind="folder",
                            model=getattr(models.restorer, "name", config.model) if models else config.model,
                            device=str(models.device) if models else config.device,
-                           skipped=len(photos) - len(todo))
+                           skipped=len(photos) - len(todo) + len(videos) - len(videos_todo))
     if progress is not None:
-        progress.start(len(todo), "images")
+        progress.start(len(todo) + len(videos_todo), "files" if videos_todo else "images")
     story = FaceRestorer(models, config, timer, video=False) if models else None
     for path in todo:
         relative = path.relative_to(source)
@@ -87,7 +101,36 @@ def restore_folder(input: str | Path, output: str | Path | None = None, config: 
             report.images += 1
         if progress is not None:
             progress.advance()
-    return finish_report(report, story, timer, start)
+    finish_report(report, story, timer, start)
+    _restore_videos(source, target, videos_todo, config, report, progress)
+    report.seconds = round(time.perf_counter() - start, 4)
+    return report
+
+
+def _restore_videos(source: Path, target: Path, videos: list[Path], config: RestoreConfig, report: RestoreReport,
+                    progress: Progress | None) -> None:
+    """The folder's videos, one restore_video each into the mirrored tree, added into the folder's report."""
+    models: Models | None = None
+    for path in videos:
+        relative = path.relative_to(source)
+        models = models or load_models(config, video=True)
+        try:
+            done = restore_video(path, target / relative, config, models=models)
+        except ClrfaceError as error:  # this video (unreadable, truncated, unwritable), not the folder
+            message = " ".join(str(error).split())
+            log.warning("skipped %s: %s", relative, message)
+            report.failed.append(f"{relative}: {message}")
+        else:
+            report.model, report.device = done.model, done.device
+            report.videos += 1
+            report.frames += done.frames
+            report.faces += done.faces
+            report.faces_left_alone += done.faces_left_alone
+            report.tracks += done.tracks
+            for stage, seconds in done.stages.items():
+                report.stages[stage] = round(report.stages.get(stage, 0.0) + seconds, 4)
+        if progress is not None:
+            progress.advance()
 
 
 # -- debugging helpers for `clrface-video detect` ---------------------------------------------------

@@ -49,7 +49,8 @@ class StageTimer:
 class RestoreReport:
     """The outcome of one job; `to_json()` is what `--report report.json` writes.
 
-    frames: video frames written (videos, 0 otherwise); images: photos restored (a photo or a folder);
+    frames: video frames written (a video, or the videos of a folder); images: photos restored (a photo or a
+    folder); videos: videos restored (a folder);
     faces: face crops restored; tracks: face tracks (distinct people-in-time; one per face for photos);
     skipped: photos already done and left alone; failed: "path: reason" for photos that could not be read;
     stages: seconds per stage (decode, detect, track, align, identity, restore, paste, encode).
@@ -63,6 +64,7 @@ class RestoreReport:
     device: str
     frames: int = 0
     images: int = 0
+    videos: int = 0
     faces: int = 0
     faces_left_alone: int = 0
     tracks: int = 0
@@ -98,6 +100,8 @@ class RestoreReport:
                 done += ", deinterlaced"
         else:
             done = f"{self.faces} faces in {self.images} image{'s' if self.images != 1 else ''}"
+            if self.videos:
+                done += f" and {self.videos} video{'s' if self.videos != 1 else ''} ({self.frames} frames)"
             if self.skipped:
                 done += f", {self.skipped} already done"
             if self.failed:

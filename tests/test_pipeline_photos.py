@@ -203,6 +203,31 @@ def test_faces_outside_the_model_range_are_left_alone(tmp_path, astronaut):
     assert restore_image(source, tmp_path / "large.png", too_large).faces_left_alone == 1
 
 
+def test_a_folder_of_photos_and_videos_restores_both(tmp_path, astronaut):
+    """An archive folder: scans and digitised tapes side by side, one command, one mirrored tree."""
+    from clrface_video.io.decode import probe_video, read_frames
+    from tests.media import make_clip, read_packets
+
+    root = tmp_path / "archive"
+    (root / "tapes").mkdir(parents=True)
+    Image.fromarray(astronaut).save(root / "scan.png")
+    tape = make_clip(root / "tapes" / "1987.mp4", frames=6, size=(256, 192))
+    (root / "tapes" / "chewed.mp4").write_bytes(b"\x00\x00\x00\x18ftypisom" + bytes(64))
+    result = run_cli("restore", root, "--model", "baseline-bicubic-sharpen", "--report", tmp_path / "r.json")
+    assert result.exit_code == 0, result.output
+    out = tmp_path / "archive_restored"
+    assert sorted(str(p.relative_to(out)) for p in out.rglob("*") if p.is_file()) == ["scan.png", "tapes/1987.mp4"]
+    report = json.loads((tmp_path / "r.json").read_text())
+    assert report["images"] == 1 and report["videos"] == 1 and report["frames"] == 6
+    assert report["faces"] == 1 + 6 and len(report["failed"]) == 1 and report["failed"][0].startswith("tapes/chewed.mp4: ")
+    assert "1 video (6 frames)" in result.stdout and "1 failed" in result.stdout
+    assert [f.pts for f in read_frames(out / "tapes" / "1987.mp4")] == [f.pts for f in read_frames(tape)]
+    assert read_packets(out / "tapes" / "1987.mp4", "audio") == read_packets(tape, "audio")
+    assert probe_video(out / "tapes" / "1987.mp4").frames == 6
+    assert run_cli("restore", root, "--model", "baseline-bicubic-sharpen", "--report", tmp_path / "r2.json").exit_code == 0
+    assert json.loads((tmp_path / "r2.json").read_text())["skipped"] == 2  # the photo and the video are done
+
+
 def test_output_name_chooses_the_format(tmp_path, astronaut):
     source = tmp_path / "astronaut.png"
     Image.fromarray(astronaut).save(source)

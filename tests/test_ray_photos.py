@@ -57,6 +57,18 @@ def test_folder_equals_the_local_backend_byte_for_byte(ray_cluster, album, tmp_p
         assert image.getexif().get(0x0112) == 1 and image.info.get("icc_profile")
 
 
+def test_videos_in_a_folder_are_named_not_silently_dropped(ray_cluster, tmp_path, astronaut, caplog):
+    from tests.media import make_clip
+
+    root = tmp_path / "mixed"
+    root.mkdir()
+    Image.fromarray(astronaut).resize((256, 256)).save(root / "a.png")
+    make_clip(root / "tape.mp4", frames=2, size=(128, 96), audio=False)
+    report = restore_path_ray(root, tmp_path / "out", BASELINE, workers=1)
+    assert report.images == 1 and sorted(p.name for p in (tmp_path / "out").iterdir()) == ["a.png"]
+    assert any("1 video not restored" in r.getMessage() and "--backend local" in r.getMessage() for r in caplog.records)
+
+
 @pytest.mark.slow
 def test_a_killed_worker_and_a_rerun_leave_the_same_folder(ray_cluster, album, tmp_path, monkeypatch):
     source, local, _ = album
