@@ -18,8 +18,10 @@ class RestoreConfig:
     detector: str = "retinaface"  # retinaface (ships offline) | insightface
     insightface_root: Path | None = None
     det_threshold: float = 0.6
-    min_face: int = 16  # faces whose eye-to-mouth span is under this many pixels are left alone
-    max_upscale: float = 4.0  # faces whose footprint is over max_upscale x the model resolution are left alone
+    # faces whose eye-to-mouth span is under min_face pixels, or whose footprint is over max_upscale x the
+    # model resolution, fade out of restoration over the next 25% (pipeline.SIZE_FADE) and are then left alone
+    min_face: int = 16
+    max_upscale: float = 4.0
     track_identity: bool = True  # per-track identity target (False: per-frame)
     temporal_smoothing: float = 0.0  # video: weight of a track's previous latent in each frame's (0 = off)
     # faces larger in the frame than the model's crop: share of the input's detail finer than the crop's

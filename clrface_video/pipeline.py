@@ -29,6 +29,9 @@ from .restore.temporal import TrackMemory
 from .types import Face, Frame, TrackedFace
 
 log = logging.getLogger(__name__)
+# Beyond min_face and max_upscale a face's restoration fades out over this share of the limit instead of
+# stopping at it (a face hovering at a limit would otherwise pop in and out of restoration).
+SIZE_FADE = 0.25
 
 
 # -- models -----------------------------------------------------------------------------------------
@@ -64,6 +67,7 @@ class _FaceJob:
     identity: np.ndarray | None  # (D,) track identity, or None: the restorer takes it from the crop
     seed: int
     track: int
+    weight: float = 1.0  # share of the restored face pasted over the input (size_weight)
     restored: np.ndarray | None = None
 
 
@@ -93,6 +97,14 @@ def to_uint8(image: np.ndarray) -> np.ndarray:
     if image.dtype == np.float32:
         return np.clip(image * 255.0 + 0.5, 0.0, 255.0).astype(np.uint8)
     return ((image.astype(np.uint32) + 128) // 257).astype(np.uint8)
+
+
+def size_weight(span: float, min_span: float, footprint: float, max_footprint: float) -> float:
+    """1 for min_span <= span and footprint <= max_footprint, fading linearly to 0 at (1 - SIZE_FADE) x min_span
+    and at (1 + SIZE_FADE) x max_footprint."""
+    small = 1.0 if min_span <= 0 else (span / min_span - (1.0 - SIZE_FADE)) / SIZE_FADE
+    large = ((1.0 + SIZE_FADE) - footprint / max_footprint) / SIZE_FADE
+    return float(np.clip(min(small, large), 0.0, 1.0))
 
 
 def eye_mouth_span(landmarks: np.ndarray) -> float:
@@ -162,7 +174,8 @@ class FaceRestorer:
             tracked = [TrackedFace(face, first + i, face.landmarks) for i, face in enumerate(faces)]
         jobs = []
         for number, face in enumerate(tracked):
-            if not self.fits(face.landmarks):
+            weight = self.size_weight(face.landmarks)
+            if weight == 0.0:
                 self.counts.left_alone += 1
                 continue
             with self.timer("align"):
@@ -172,16 +185,17 @@ class FaceRestorer:
             else:
                 # the face's number in its photo: the same seed whichever folder, shard or rerun restores it
                 identity, seed = None, self.config.seed + number
-            jobs.append(_FaceJob(crop.image, crop.matrix, identity, seed, face.track_id))
+            jobs.append(_FaceJob(crop.image, crop.matrix, identity, seed, face.track_id, weight))
             self.counts.track_ids.add(face.track_id)
         return jobs
 
-    def fits(self, landmarks: np.ndarray) -> bool:
-        """Whether a face is in the size range the model handles (config.min_face, config.max_upscale)."""
-        if eye_mouth_span(landmarks) < self.config.min_face:
-            return False
-        footprint = face_footprint(estimate_similarity(landmarks, self.size, self.pixel_aspect), self.size)
-        return footprint <= self.config.max_upscale * self.size
+    def size_weight(self, landmarks: np.ndarray) -> float:
+        """How much of the restored face is pasted, by size: 1 inside the range the model handles
+        (config.min_face, config.max_upscale), fading to 0 over the SIZE_FADE beyond either limit, so a
+        face whose size hovers at a limit is not restored in one frame and left alone in the next."""
+        return size_weight(eye_mouth_span(landmarks), self.config.min_face,
+                           face_footprint(estimate_similarity(landmarks, self.size, self.pixel_aspect), self.size),
+                           self.config.max_upscale * self.size)
 
     def restore(self, jobs: list[_FaceJob]) -> None:
         """Run the restorer on the gathered crops, batch_size at a time (one device crossing each)."""
@@ -207,7 +221,7 @@ class FaceRestorer:
         with self.timer("paste"):
             image, mask = paste_faces(item.frame.image, [job.restored for job in item.jobs],
                                       [job.matrix for job in item.jobs], originals=[job.crop for job in item.jobs],
-                                      detail=self.config.keep_detail)
+                                      detail=self.config.keep_detail, weights=[job.weight for job in item.jobs])
         return Frame(image=image, index=item.frame.index, pts=item.frame.pts, time_base=item.frame.time_base), mask
 
 

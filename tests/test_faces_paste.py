@@ -109,6 +109,20 @@ def test_a_nearly_grey_face_keeps_its_own_faint_chroma(astronaut, astronaut_face
     assert chroma(out)[mask > 0.99].max() <= 5  # the frame's +-2 noise, not the astronaut's colours (up to 200)
 
 
+def test_a_weight_pastes_that_share_of_the_restored_face(astronaut, astronaut_face):
+    crop = align_face(astronaut, astronaut_face.landmarks, 128)
+    white = np.full_like(crop.image, 255)
+    full, mask = paste_faces(astronaut, [white], [crop.matrix], originals=[white])
+    half, half_mask = paste_faces(astronaut, [white], [crop.matrix], originals=[white], weights=[0.5])
+    none, no_mask = paste_faces(astronaut, [white], [crop.matrix], originals=[white], weights=[0.0])
+    inside = mask > 0.99
+    change = full[inside].astype(float) - astronaut[inside]
+    assert np.abs(half[inside] - (astronaut[inside] + 0.5 * change)).max() <= 1  # rounding
+    assert np.allclose(half_mask, 0.5 * mask) and np.array_equal(none, astronaut) and no_mask.max() == 0
+    with pytest.raises(ValueError, match="same length"):
+        paste_faces(astronaut, [white], [crop.matrix], weights=[1.0, 1.0])
+
+
 def test_several_faces_partly_outside_the_frame():
     frame = np.random.default_rng(1).integers(0, 256, (300, 400, 3), dtype=np.uint8)
     marks = [FFHQ_TEMPLATE_512 * 0.3 - 40, FFHQ_TEMPLATE_512 * 0.25 + [250, 100]]  # first one hangs off the top-left

@@ -238,6 +238,37 @@ def test_anamorphic_faces_are_restored_as_displayed_and_the_pixel_shape_is_kept(
     assert got < 16 and got < np.abs(squeezed - reference).mean() / 2  # measured: 12.8 against 37.2
 
 
+def test_restoration_fades_at_the_size_limits_instead_of_popping():
+    from clrface_video.pipeline import SIZE_FADE, size_weight
+
+    assert size_weight(20, 16, 500, 512) == 1.0  # inside both limits
+    assert size_weight(16, 16, 512, 512) == 1.0  # at them
+    assert size_weight(20, 16, 512 * (1 + SIZE_FADE / 2), 512) == pytest.approx(0.5)
+    assert size_weight(20, 16, 512 * (1 + SIZE_FADE), 512) == 0.0
+    assert size_weight(16 * (1 - SIZE_FADE / 4), 16, 100, 512) == pytest.approx(0.75)
+    assert size_weight(16 * (1 - SIZE_FADE), 16, 100, 512) == 0.0 and size_weight(3, 0, 100, 512) == 1.0
+    steps = np.linspace(500, 700, 201)
+    weights = [size_weight(20, 16, f, 512) for f in steps]
+    assert max(abs(np.diff(weights))) < 0.05  # no jump anywhere as a face grows through the limit
+
+
+def test_a_face_growing_through_the_size_limit_fades_out_over_frames():
+    """A zoom-in whose face crosses max_upscale: the restoration's share falls frame by frame, no pop."""
+    from clrface_video.faces.align import estimate_similarity, face_footprint
+
+    views = [cv2.resize(astronaut()[0:260, 120:380], None, fx=z, fy=z, interpolation=cv2.INTER_AREA)[:200, :240]
+             for z in np.linspace(0.7, 1.3, 12)]
+    detector = make_detector()
+    footprints = [face_footprint(estimate_similarity(detector.detect(v)[0].landmarks, 128), 128) for v in views]
+    limit = float(np.quantile(footprints, 0.3)) / 128  # the face crosses max_upscale a third of the way in
+    out = list(restore_frames(views, config(max_upscale=limit, track_identity=False), as_video=True))
+    changed = [np.abs(o.astype(float) - v).mean() for o, v in zip(out, views)]
+    assert changed[0] > 0.5 and changed[-1] == 0.0  # restored at first, left alone at the end
+    first_share = changed[0]
+    # measured: 1.16, 1.09, 0.76, 0.29, 0 as the face grows 1.03 -> 1.26 x the limit; a hard cut-off drops 1.1 at once
+    assert max(np.abs(np.diff(changed))) < 0.6 * first_share
+
+
 def test_no_track_identity_still_restores_every_face(talk, tmp_path):
     report = restore_video(talk, tmp_path / "o.mp4", config(track_identity=False, batch_size=5))
     assert report.faces == 12 and report.frames == 12 and report.stages["identity"] == 0

@@ -27,6 +27,7 @@ class FacePlan:
     landmarks: np.ndarray
     seed: int
     samples: int
+    weight: float = 1.0  # FaceRestorer.size_weight: the share of the restored face that is pasted
 
 
 @dataclass(frozen=True)
@@ -109,7 +110,8 @@ def track_video(detections: list[list[Face]], config: RestoreConfig, resolution:
     for index, faces in enumerate(detections):
         jobs = []
         for face in tracking.update(index, faces):
-            if not story.fits(face.landmarks):
+            weight = story.size_weight(face.landmarks)
+            if weight == 0.0:
                 plan.left_alone += 1
                 continue
             before = len(weights)
@@ -118,7 +120,7 @@ def track_video(detections: list[list[Face]], config: RestoreConfig, resolution:
                 track_id, weight = weights[-1]
                 plan.samples.append(IdentitySample(index, track_id, face.landmarks, weight))
                 folded[track_id] = folded.get(track_id, 0) + 1
-            jobs.append(FacePlan(face.track_id, face.landmarks, seed, folded.get(face.track_id, 0)))
+            jobs.append(FacePlan(face.track_id, face.landmarks, seed, folded.get(face.track_id, 0), weight))
             plan.track_ids.add(face.track_id)
         plan.faces.append(jobs)
     return plan

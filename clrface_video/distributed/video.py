@@ -167,7 +167,7 @@ def planned_faces(plan: VideoPlan, identities: dict[tuple[int, int], np.ndarray]
             key = (face.track_id, face.samples) if face.samples else None
             if key is not None:
                 table[key] = identities[key]
-            planned.append(PlannedFace(face.landmarks, face.track_id, face.seed, key))
+            planned.append(PlannedFace(face.landmarks, face.track_id, face.seed, key, face.weight))
         if planned:
             faces[index] = planned
     return faces, table

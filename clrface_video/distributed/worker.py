@@ -29,6 +29,7 @@ class PlannedFace:
     track: int
     seed: int
     identity: tuple[int, int] | None  # (track id, samples folded), or None: no per-track identity
+    weight: float = 1.0  # FaceRestorer.size_weight
 
 
 @dataclass(frozen=True)
@@ -63,7 +64,7 @@ class PlannedRestorer(FaceRestorer):
                 crop = align_face(image, face.landmarks, self.size,  # 4 align, from the planned landmarks
                                   pixel_aspect=self.pixel_aspect)
             identity = None if face.identity is None else self.identities[face.identity]
-            jobs.append(_FaceJob(crop.image, crop.matrix, identity, face.seed, face.track))
+            jobs.append(_FaceJob(crop.image, crop.matrix, identity, face.seed, face.track, face.weight))
         return jobs
 
 

@@ -127,9 +127,10 @@ def detail_gain(matrix: np.ndarray, detail: float) -> float:
 
 
 def paste_one(canvas: np.ndarray, frame_mask: np.ndarray, crop: np.ndarray, matrix: np.ndarray,
-              original: np.ndarray | None, frame_dtype: np.dtype, detail: float = 0.0) -> None:
+              original: np.ndarray | None, frame_dtype: np.dtype, detail: float = 0.0, weight: float = 1.0) -> None:
     """Blend one restored crop into the float canvas window (in place) and record its mask.
 
+    weight (0..1) scales the mask: the share of the restored face laid over the frame.
     `canvas` and `frame_mask` are the caller's working copies; only the window is touched.
     """
     size = crop.shape[0]
@@ -153,7 +154,7 @@ def paste_one(canvas: np.ndarray, frame_mask: np.ndarray, crop: np.ndarray, matr
     warped = cv2.warpAffine(restored, inverse, dsize, flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
     alpha = cv2.warpAffine(mask, inverse, dsize, flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT,
                            borderValue=0)
-    alpha = np.clip(alpha, 0.0, 1.0)
+    alpha = np.clip(alpha, 0.0, 1.0) * weight
     region = canvas[window.y0:window.y1, window.x0:window.x1]
     gain = detail_gain(matrix, detail)
     if gain > 0:
@@ -167,16 +168,19 @@ def paste_one(canvas: np.ndarray, frame_mask: np.ndarray, crop: np.ndarray, matr
 
 
 def paste_faces(frame: np.ndarray, crops: Sequence[np.ndarray], matrices: Sequence[np.ndarray], *,
-                originals: Sequence[np.ndarray] | None = None, detail: float = 0.0) -> tuple[np.ndarray, np.ndarray]:
+                originals: Sequence[np.ndarray] | None = None, detail: float = 0.0,
+                weights: Sequence[float] | None = None) -> tuple[np.ndarray, np.ndarray]:
     """Paste restored S x S crops back into `frame` (uint8, uint16, or float32 0..1 RGB); returns (new frame, mask).
 
     matrices: the AlignedCrop matrices (frame -> crop). originals: the aligned crops before
     restoration (the colour reference); when None they are re-warped from the frame. detail (0..1): share
-    of the frame's detail finer than a crop's pixels laid back over that face (see detail_gain).
+    of the frame's detail finer than a crop's pixels laid back over that face (see detail_gain). weights:
+    per face, the share of the restored face laid over the frame (1 when None).
     The mask is (H, W) float32 in 0..1; pixels where it is 0 are returned exactly unchanged.
     """
-    if len(crops) != len(matrices) or (originals is not None and len(originals) != len(crops)):
-        raise ValueError("paste_faces: crops, matrices (and originals) must have the same length")
+    if len(crops) != len(matrices) or any(extra is not None and len(extra) != len(crops)
+                                          for extra in (originals, weights)):
+        raise ValueError("paste_faces: crops, matrices (and originals, weights) must have the same length")
     if frame.dtype not in (np.uint8, np.uint16, np.float32) or frame.ndim != 3:
         raise ValueError(f"paste_faces expects an (H, W, C) uint8, uint16 or float32 frame, got {frame.shape} {frame.dtype}")
     height, width = frame.shape[:2]
@@ -192,7 +196,8 @@ def paste_faces(frame: np.ndarray, crops: Sequence[np.ndarray], matrices: Sequen
         local_mask = np.zeros(canvas.shape[:2], np.float32)
         local_matrix = translate(np.asarray(matrix, np.float64), window.x0, window.y0)
         original = None if originals is None else originals[i]
-        paste_one(canvas, local_mask, crop, local_matrix, original, frame.dtype, detail)
+        paste_one(canvas, local_mask, crop, local_matrix, original, frame.dtype, detail,
+                  1.0 if weights is None else float(weights[i]))
         changed = local_mask > 0
         values = np.clip(canvas if frame.dtype == np.float32 else np.rint(canvas), 0, top).astype(frame.dtype)
         target = out[window.y0:window.y1, window.x0:window.x1]

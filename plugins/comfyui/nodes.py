@@ -151,9 +151,11 @@ class CLRFaceRestore:
                                            "tooltip": "retinaface ships with the package; insightface needs "
                                                       "models/insightface/models/buffalo_l."}),
             "min_face": ("INT", {"default": 16, "min": 0, "max": 4096, "step": 1,
-                                 "tooltip": "Faces whose eye-to-mouth span is under this many pixels are left alone."}),
+                                 "tooltip": "Faces whose eye-to-mouth span is under this many pixels fade out of restoration "
+                                            "(left alone below 75% of it)."}),
             "max_upscale": ("FLOAT", {"default": 4.0, "min": 0.1, "max": 64.0, "step": 0.1,
-                                      "tooltip": "Faces over this many times the model's resolution are left alone."}),
+                                      "tooltip": "Faces over this many times the model's resolution fade out of restoration "
+                                                 "(left alone above 1.25 x it)."}),
             "batch_is_video": ("BOOLEAN", {"default": True,
                                            "tooltip": "Track faces across the batch (video frames: no flicker); "
                                                       "off: every image is restored on its own."}),
