@@ -35,3 +35,17 @@ def astronaut() -> np.ndarray:
     from skimage import data
 
     return data.astronaut()
+
+
+@pytest.fixture()
+def warnings_logged(caplog):
+    """caplog's records of the package's warnings, even after a CLI test stopped its logger propagating."""
+    import logging
+
+    logger = logging.getLogger("clrface_video")
+    level = logger.level
+    logger.addHandler(caplog.handler)
+    logger.setLevel(logging.WARNING)
+    yield caplog
+    logger.removeHandler(caplog.handler)
+    logger.setLevel(level)

@@ -57,7 +57,7 @@ def test_folder_equals_the_local_backend_byte_for_byte(ray_cluster, album, tmp_p
         assert image.getexif().get(0x0112) == 1 and image.info.get("icc_profile")
 
 
-def test_videos_in_a_folder_are_named_not_silently_dropped(ray_cluster, tmp_path, astronaut, caplog):
+def test_videos_in_a_folder_are_named_not_silently_dropped(ray_cluster, tmp_path, astronaut, warnings_logged):
     from tests.media import make_clip
 
     root = tmp_path / "mixed"
@@ -66,7 +66,7 @@ def test_videos_in_a_folder_are_named_not_silently_dropped(ray_cluster, tmp_path
     make_clip(root / "tape.mp4", frames=2, size=(128, 96), audio=False)
     report = restore_path_ray(root, tmp_path / "out", BASELINE, workers=1)
     assert report.images == 1 and sorted(p.name for p in (tmp_path / "out").iterdir()) == ["a.png"]
-    assert any("1 video not restored" in r.getMessage() and "--backend local" in r.getMessage() for r in caplog.records)
+    assert any("1 video not restored" in r.getMessage() and "--backend local" in r.getMessage() for r in warnings_logged.records)
 
 
 @pytest.mark.slow
