@@ -1,6 +1,8 @@
 """Alignment: the similarity fit is exact on synthetic landmarks and close on real ones."""
 from __future__ import annotations
 
+from pathlib import Path
+
 import cv2
 import numpy as np
 import pytest
@@ -106,3 +108,19 @@ def test_anamorphic_face_is_aligned_unsqueezed(astronaut):
     found = detector.detect(squeezed)[0].landmarks
     near = np.abs(align_face(squeezed, found, 128, pixel_aspect=pixel_aspect).image - reference).mean()
     assert near < np.abs(align_face(squeezed, found, 128).image - reference).mean() / 2
+
+
+def test_near_square_pixels_are_aligned_as_square():
+    from fractions import Fraction
+
+    from clrface_video.io.decode import VideoInfo
+
+    def info(sar):
+        return VideoInfo(path=Path("x.mp4"), width=388, height=512, frames=None, fps=None, time_base=Fraction(1, 25),
+                         pix_fmt="yuv420p", bit_depth=8, rotation=0, color_primaries=1, color_trc=1, colorspace=1,
+                         color_range=1, duration_s=None, has_audio=False, other_streams=0, sample_aspect_ratio=sar)
+
+    assert info(Fraction(389, 388)).pixel_aspect == 1.0  # keep_real_1's: a rounding artefact of scaling
+    assert info(None).pixel_aspect == 1.0
+    assert info(Fraction(64, 45)).pixel_aspect == pytest.approx(1.4222, abs=1e-4)
+    assert info(Fraction(15, 16)).pixel_aspect == 0.9375

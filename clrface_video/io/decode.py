@@ -20,6 +20,7 @@ COPY_STREAM_TYPES = ("audio", "subtitle", "data")
 # AVColorSpace -> swscale matrix (PyAV's Colorspace values); unknown tags use swscale's default (BT.601).
 SWS_MATRIX = {1: 1, 4: 4, 5: 5, 6: 5, 7: 7, 9: 9, 10: 9}
 SWS_BT601 = 5
+NEAR_SQUARE = 0.01  # pixel aspect ratios this close to 1 are aligned as square
 RANGE_MPEG, RANGE_JPEG = 1, 2
 # Every RGB<->YUV conversion runs swscale on one thread. With FFmpeg 8 (PyAV 18's sws_scale_frame),
 # threaded swscale converting rgb48le to 10-bit YUV intermittently writes wrong values into the
@@ -67,8 +68,10 @@ class VideoInfo:
 
     @property
     def pixel_aspect(self) -> float:
-        """Width over height of one pixel: 1 for square pixels."""
-        return float(self.sample_aspect_ratio) if self.sample_aspect_ratio else 1.0
+        """Width over height of one pixel for aligning faces: 1 for square pixels, and for ratios within
+        1% of square (such as 389/388, which scaling to an even width leaves behind: below landmark noise)."""
+        ratio = float(self.sample_aspect_ratio) if self.sample_aspect_ratio else 1.0
+        return 1.0 if abs(ratio - 1.0) < NEAR_SQUARE else ratio
 
 
 def is_video_path(path: Path | str) -> bool:
