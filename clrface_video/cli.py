@@ -148,6 +148,12 @@ def cli() -> None:
               help="Face detector: retinaface ships with the package; insightface needs --insightface-root.")
 @click.option("--insightface-root", type=click.Path(path_type=Path), default=None,
               help="Folder with an InsightFace model pack (e.g. buffalo_l) for --detector insightface.")
+@click.option("--min-face", type=click.IntRange(min=0), default=16, show_default=True, metavar="PIXELS",
+              help="Faces whose eye-to-mouth span is under this fade out of restoration (left alone below 75% of it).")
+@click.option("--max-upscale", type=click.FloatRange(min=0.0, min_open=True), default=4.0, show_default=True,
+              metavar="FACTOR",
+              help="Faces larger than FACTOR x the model's crop (128 px for the shipped model) fade out of "
+                   "restoration (left alone above 1.25 x it).")
 @click.option("--codec", default="libx264", show_default=True, help="Video encoder (libx264, libx265, ...).")
 @click.option("--crf", type=click.IntRange(0, 63), default=18, show_default=True,
               help="Video quality for the encoder (lower is better and bigger).")
@@ -178,7 +184,8 @@ def cli() -> None:
 @click.option("--workers", type=click.IntRange(min=1), default=None,
               help="Ray workers, each loading the models once  [default: one per GPU, else one per CPU].")
 def restore(input: Path, output: Path | None, model: str, fidelity: float, device: str, batch_size: int,
-            compile_model: bool, detector: str, insightface_root: Path | None, codec: str, crf: int, overwrite: bool,
+            compile_model: bool, detector: str, insightface_root: Path | None, min_face: int, max_upscale: float,
+            codec: str, crf: int, overwrite: bool,
             track_identity: bool, temporal_smoothing: float, keep_detail: float, deinterlace: str,
             snap_to_codebook: bool | None, report_path: Path | None, quiet: bool, backend: str, ray_address: str | None, workers: int | None) -> None:
     """Restore the faces in INPUT: a video, a photo, or a folder of photos (recursive)."""
@@ -188,7 +195,8 @@ def restore(input: Path, output: Path | None, model: str, fidelity: float, devic
         raise click.UsageError("--ray-address and --workers need --backend ray")
 
     config = make_config(model=model, fidelity=fidelity, device=device, batch_size=batch_size,
-                         compile=compile_model, detector=detector, insightface_root=insightface_root, codec=codec,
+                         compile=compile_model, detector=detector, insightface_root=insightface_root,
+                         min_face=min_face, max_upscale=max_upscale, codec=codec,
                          crf=crf, overwrite=overwrite, track_identity=track_identity,
                          temporal_smoothing=temporal_smoothing, keep_detail=keep_detail, deinterlace=deinterlace,
                          snap_to_codebook=snap_to_codebook, quiet=quiet)

@@ -4,6 +4,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import numpy as np
 import pytest
 from click.testing import CliRunner
 
@@ -111,12 +112,26 @@ def test_output_folder_inside_input_folder_is_refused(tmp_path):
     (["--device", "tpu"], ["tpu"]),
     (["--keep-detail", "-0.1"], ["--keep-detail"]),
     (["--deinterlace", "yes"], ["--deinterlace"]),
+    (["--max-upscale", "0"], ["--max-upscale"]),
+    (["--min-face", "-1"], ["--min-face"]),
     (["--report", "/no/such/folder/r.json"], ["--report", "/no/such/folder"]),
 ])
 def test_bad_options_give_one_line_error(small_clip, option, words):
     before = files_in(small_clip.parent)
     assert_one_line_error(run("restore", small_clip, *option), *words)
     assert files_in(small_clip.parent) == before
+
+
+def test_face_size_limits_reach_the_job(tmp_path, astronaut):
+    from PIL import Image
+
+    photo = tmp_path / "astronaut.png"
+    Image.fromarray(astronaut).save(photo)
+    for option, value in (("--max-upscale", "0.3"), ("--min-face", "400")):
+        out, report = tmp_path / f"out{option}.png", tmp_path / f"r{option}.json"
+        assert run("restore", photo, "-o", out, option, value, "--report", report, *BASELINE).exit_code == 0
+        assert json.loads(report.read_text())["faces_left_alone"] == 1
+        assert np.array_equal(np.asarray(Image.open(out)), astronaut)
 
 
 def test_insightface_without_model_folder_names_the_folder(small_clip, tmp_path):
@@ -139,7 +154,7 @@ def test_help_names_every_restore_option():
     assert result.exit_code == 0
     for option in ("--output", "--model", "--fidelity", "--device", "--batch-size", "--detector",
                    "--insightface-root", "--codec", "--crf", "--overwrite", "--no-track-identity", "--keep-detail",
-                   "--deinterlace", "--report", "--quiet"):
+                   "--deinterlace", "--min-face", "--max-upscale", "--report", "--quiet"):
         assert option in result.output, option
 
 
