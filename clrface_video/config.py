@@ -30,6 +30,7 @@ class RestoreConfig:
     # video: run interlaced frames through bwdif before anything else (auto: when the first frame is flagged
     # interlaced; on: every frame, for captures that lost their flags; off: never)
     deinterlace: str = "auto"
+    fps: float | None = None  # frame rate of an image-sequence input (scan_%06d.dpx); None = 24
     codec: str = "libx264"
     crf: int = 18
     overwrite: bool = False
@@ -63,6 +64,8 @@ class RestoreConfig:
             raise ClrfaceError(f"--temporal-smoothing must be between 0 and {MAX_SMOOTHING}, got {self.temporal_smoothing}")
         if not 0.0 <= self.keep_detail <= 1.0:
             raise ClrfaceError(f"--keep-detail must be between 0 and 1, got {self.keep_detail}")
+        if self.fps is not None and not self.fps > 0:
+            raise ClrfaceError(f"--fps must be above 0, got {self.fps}")
         if self.deinterlace not in DEINTERLACE:
             raise ClrfaceError(f"--deinterlace must be one of {', '.join(DEINTERLACE)}, got {self.deinterlace!r}")
         if self.max_upscale <= 0:

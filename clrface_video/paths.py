@@ -5,12 +5,18 @@ import os
 from pathlib import Path
 
 from .errors import ClrfaceError, InputError
+from .io.decode import is_image_path
+from .io.sequence import CODECS, find_sequence, is_sequence, sequence_codec
 
 SUFFIX = "_restored"
 
 
 def default_output(path: Path) -> Path:
-    """Beside the input with a _restored suffix: movie_restored.mp4, photo_restored.jpg, folder_restored/."""
+    """Beside the input with a _restored suffix: movie_restored.mp4, photo_restored.jpg, folder_restored/,
+    and an image sequence's frames under the same names in its folder's _restored twin."""
+    if is_sequence(path):
+        folder = path.parent.resolve()
+        return folder.with_name(folder.name + SUFFIX) / path.name
     if path.is_dir():
         return path.with_name(path.name + SUFFIX)
     return path.with_name(path.stem + SUFFIX + path.suffix)
@@ -19,16 +25,23 @@ def default_output(path: Path) -> Path:
 def resolve_paths(input: str | Path, output: str | Path | None) -> tuple[Path, Path]:
     """Check INPUT exists and OUTPUT is not INPUT (nor inside an input folder); fill in the default OUTPUT."""
     source = Path(input).expanduser()
-    if not source.exists():
+    if is_sequence(source):
+        find_sequence(source)  # frames there, none missing
+    elif not source.exists():
         raise InputError(f"input not found: {source}")
     target = default_output(source) if output is None else Path(output).expanduser()
-    if not source.is_dir() and target.is_dir():
-        target = target / source.name
+    if not source.is_dir() and (target.is_dir() or (is_sequence(source) and not target.suffix)):
+        target = target / source.name  # into that folder, under the input's name (a sequence's frame names)
     if not source.is_dir() and not target.suffix:
         target = target.with_name(target.name + source.suffix)  # -o result  ->  result.mp4
     real_source, real_target = source.resolve(), target.resolve()
-    if real_target == real_source or (target.exists() and os.path.samefile(source, target)):
+    if real_target == real_source or (target.exists() and source.exists() and os.path.samefile(source, target)):
         raise ClrfaceError(f"output {target} is the input; choose another -o OUTPUT (the input is never changed)")
+    if is_sequence(target):
+        sequence_codec(target)  # an extension an encoder writes, checked before any work
+    elif not source.is_dir() and not is_image_path(source) and target.suffix.lower() in CODECS:  # a video's frames
+        raise ClrfaceError(f"{target.name} is one file; name the frames with a counter to write an image sequence "
+                           f"(for example {target.stem}_%06d{target.suffix})")
     if source.is_dir():
         if real_target.is_relative_to(real_source):
             raise ClrfaceError(f"output folder {target} is inside the input folder {source}; choose one outside it")

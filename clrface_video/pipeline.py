@@ -20,8 +20,9 @@ from .faces.identity import IdentityEncoder, load_identity_encoder
 from .faces.paste import paste_faces
 from .io.decode import is_image_path, probe_video, read_frames
 from .io.deinterlace import bwdif_deint
-from .io.encode import VideoWriter
+from .io.encode import VideoWriter, output_exists
 from .io.image import Photo, format_for, read_photo, write_photo
+from .io.sequence import is_sequence
 from .paths import resolve_paths
 from .report import Progress, RestoreReport, StageTimer
 from .restore.base import RestoreBatch, Restorer, make_restorer
@@ -294,8 +295,8 @@ def restore_video(input: str | Path, output: str | Path | None = None, config: R
     config = config or RestoreConfig()
     start = time.perf_counter()
     source, target = resolve_paths(input, output)  # 0 check the input before loading anything
-    info = probe_video(source)
-    if target.exists() and not config.overwrite:
+    info = probe_video(source, config.fps)
+    if output_exists(target) and not config.overwrite:
         return _already_done(source, target, "video", config)
     models = models or load_models(config, video=True)
     timer = StageTimer()
@@ -307,7 +308,7 @@ def restore_video(input: str | Path, output: str | Path | None = None, config: R
     deint = bwdif_deint(config.deinterlace, info.interlaced)
     report.deinterlaced = deint is not None
     with VideoWriter(target, source, info, codec=config.codec, crf=config.crf) as writer:
-        frames = _timed(read_frames(source, deint), timer, "decode")  # 1 decode (streaming), deinterlace
+        frames = _timed(read_frames(source, deint, config.fps), timer, "decode")  # 1 decode (streaming), deinterlace
         for frame in story.run(frames):  # 2 detect, 3 track, 4 align, 5 restore, 6 paste
             with timer("encode"):
                 writer.write(frame)  # 7 encode
@@ -374,8 +375,10 @@ def restore_frames(frames: Iterable[np.ndarray], config: RestoreConfig | None = 
 
 def restore_path(input: str | Path, output: str | Path | None = None, config: RestoreConfig | None = None, *,
                  progress: Progress | None = None) -> RestoreReport:
-    """Restore a video, a photo or a folder of photos, whichever INPUT is."""
+    """Restore a video, an image sequence (scan_%06d.dpx), a photo or a folder, whichever INPUT is."""
     source = Path(input).expanduser()
+    if is_sequence(source):
+        return restore_video(source, output, config, progress=progress)
     if not source.exists():
         raise InputError(f"input not found: {source}")
     if source.is_dir():

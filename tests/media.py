@@ -231,6 +231,33 @@ def make_clip(path: Path | str, *, frames: int = 24, size: tuple[int, int] = (25
     return path
 
 
+def make_sequence(pattern: Path | str, *, frames: int = 4, start: int = 1, size: tuple[int, int] = (256, 192),
+                  bit_depth: int = 8) -> Path:
+    """Write a numbered image sequence (a film scan) of the clip's frames and return its pattern.
+
+    The encoder follows the extension (.dpx, .png, .tif); bit_depth 10 gives 10-bit DPX (gbrp10le),
+    16 gives 16-bit PNG/TIFF; frames are numbered from `start` (scans often start at a timecode's count).
+    """
+    from clrface_video.io.sequence import sequence_codec, sequence_pix_fmt
+
+    pattern = Path(pattern)
+    pattern.parent.mkdir(parents=True, exist_ok=True)
+    codec = sequence_codec(pattern)
+    with av.open(str(pattern), "w", format="image2", options={"start_number": str(start)}) as out:
+        stream = out.add_stream(codec, rate=24)
+        stream.width, stream.height = size
+        stream.pix_fmt = sequence_pix_fmt(codec, bit_depth)
+        for i in range(frames):
+            image = clip_image(i, frames, size)
+            rgb = av.VideoFrame.from_ndarray(image.astype(np.uint16) * 257, format="rgb48le") if bit_depth > 8 \
+                else av.VideoFrame.from_ndarray(image, format="rgb24")
+            frame = rgb.reformat(format=stream.pix_fmt)
+            frame.pts = i
+            out.mux(stream.encode(frame))
+        out.mux(stream.encode(None))
+    return pattern
+
+
 def make_audio_only(path: Path | str, seconds: float = 0.5) -> Path:
     """A media file with an aac track and no video stream."""
     path = Path(path)

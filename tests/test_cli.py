@@ -134,6 +134,19 @@ def test_face_size_limits_reach_the_job(tmp_path, astronaut):
         assert np.array_equal(np.asarray(Image.open(out)), astronaut)
 
 
+def test_image_sequence_mistakes_are_one_line_errors(tmp_path, small_clip):
+    from tests.media import make_sequence
+
+    pattern = make_sequence(tmp_path / "scan" / "s_%04d.png", frames=3)
+    (tmp_path / "scan" / "s_0002.png").unlink()
+    assert_one_line_error(run("restore", pattern, *BASELINE), "s_0002.png is missing")
+    assert_one_line_error(run("restore", tmp_path / "none" / "s_%04d.png", *BASELINE), "no frames match")
+    assert_one_line_error(run("restore", small_clip, "-o", tmp_path / "one.png", *BASELINE), "counter")
+    assert_one_line_error(run("restore", small_clip, "-o", tmp_path / "f_%04d.jpg", *BASELINE), ".dpx, .png")
+    assert_one_line_error(run("restore", pattern, "--fps", "0", *BASELINE), "--fps")
+    assert not (tmp_path / "scan_restored").exists() and not (tmp_path / "one.png").exists()
+
+
 def test_insightface_without_model_folder_names_the_folder(small_clip, tmp_path):
     missing = tmp_path / "buffalo_l"
     result = run("restore", small_clip, "--detector", "insightface", "--insightface-root", missing, *BASELINE)

@@ -25,6 +25,7 @@ from tests.media import (
     clip_image,
     make_audio_only,
     make_clip,
+    make_sequence,
     read_packets,
 )
 
@@ -490,3 +491,54 @@ def test_ffprobe_agrees(tmp_path):
     assert "codec_type=video" in result.stdout and "nb_read_frames=6" in result.stdout
     assert "codec_type=audio" in result.stdout and "codec_type=subtitle" in result.stdout
     assert "bt709" in result.stdout and "rotation=90" in result.stdout
+
+
+# -- image sequences (film scans) ---------------------------------------------------------------------
+
+def test_a_sequence_is_found_from_its_first_number_and_a_gap_is_an_error(tmp_path):
+    from clrface_video.io.sequence import find_sequence
+
+    pattern = make_sequence(tmp_path / "reel" / "reel_%06d.dpx", frames=4, start=86400)
+    found = find_sequence(pattern)
+    assert (found.first, found.count) == (86400, 4) and found.first_file.name == "reel_086400.dpx"
+    info = probe_video(pattern)
+    assert info.frames == 4 and info.fps == 24 and info.other_streams == 0
+    assert probe_video(pattern, Fraction(25)).fps == 25
+    (tmp_path / "reel" / "reel_086402.dpx").unlink()
+    with pytest.raises(InputError, match="reel_086402.dpx is missing"):
+        probe_video(pattern)
+    with pytest.raises(InputError, match="no frames match"):
+        probe_video(tmp_path / "elsewhere" / "reel_%06d.dpx")
+
+
+def test_ten_bit_dpx_sequence_round_trips_bit_exact_with_its_numbers(tmp_path):
+    pattern = make_sequence(tmp_path / "scan" / "r_%06d.dpx", frames=3, start=1001, bit_depth=10)
+    assert probe_video(pattern).pix_fmt == "gbrp10le" and probe_video(pattern).bit_depth == 10
+    out = tmp_path / "copy" / "r_%06d.dpx"
+    out.parent.mkdir()
+    copy_video(pattern, out)
+    assert sorted(p.name for p in out.parent.iterdir()) == ["r_001001.dpx", "r_001002.dpx", "r_001003.dpx"]
+    assert probe_video(out).pix_fmt == "gbrp10le"
+    for a, b in zip(read_frames(pattern), read_frames(out), strict=True):
+        assert a.image.dtype == np.uint16 and np.array_equal(a.image, b.image)
+
+
+def test_a_sequence_becomes_a_video_at_its_frame_rate(tmp_path):
+    pattern = make_sequence(tmp_path / "png" / "f_%04d.png", frames=5)
+    out = tmp_path / "film.mp4"
+    with VideoWriter(out, pattern, probe_video(pattern, Fraction(25))) as writer:
+        for frame in read_frames(pattern, fps=Fraction(25)):
+            writer.write(frame)
+    assert probe_video(out).fps == 25
+    assert [frame.pts * frame.time_base for frame in read_frames(out)] == [Fraction(i, 25) for i in range(5)]
+
+
+def test_a_failed_sequence_write_leaves_no_frames(tmp_path):
+    pattern = make_sequence(tmp_path / "in" / "f_%04d.png", frames=3)
+    out = tmp_path / "out" / "f_%04d.png"
+    out.parent.mkdir()
+    with pytest.raises(RuntimeError, match="stop"), VideoWriter(out, pattern, probe_video(pattern)) as writer:
+        for frame in read_frames(pattern):
+            writer.write(frame)
+        raise RuntimeError("stop")
+    assert list(out.parent.iterdir()) == []  # nor the hidden folder the frames were written into

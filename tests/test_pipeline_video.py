@@ -21,7 +21,7 @@ from clrface_video.pipeline import restore_frames, restore_video
 from clrface_video.restore.base import RestoreBatch, register_restorer
 from clrface_video.restore.baseline import BicubicSharpenRestorer
 from tests.conftest import shared_file
-from tests.media import astronaut, clip_image, display_size, make_clip, read_packets
+from tests.media import astronaut, clip_image, display_size, make_clip, make_sequence, read_packets
 
 SIZE = (256, 192)
 
@@ -267,6 +267,28 @@ def test_a_face_growing_through_the_size_limit_fades_out_over_frames():
     first_share = changed[0]
     # measured: 1.16, 1.09, 0.76, 0.29, 0 as the face grows 1.03 -> 1.26 x the limit; a hard cut-off drops 1.1 at once
     assert max(np.abs(np.diff(changed))) < 0.6 * first_share
+
+
+def test_a_film_scan_sequence_is_restored_into_the_same_numbered_frames(tmp_path):
+    """10-bit DPX frames from 86400: the command writes DPX frames with the same numbers beside the folder."""
+    from clrface_video.pipeline import restore_path
+
+    pattern = make_sequence(tmp_path / "reel1" / "reel1_%06d.dpx", frames=4, start=86400, size=SIZE, bit_depth=10)
+    report = restore_path(pattern, None, config())
+    out = tmp_path / "reel1_restored" / "reel1_%06d.dpx"
+    assert report.output == str(out) and report.frames == 4 and report.faces == 4 and report.tracks == 1
+    assert sorted(p.name for p in out.parent.iterdir()) == [f"reel1_{n:06d}.dpx" for n in range(86400, 86404)]
+    assert probe_video(out).pix_fmt == "gbrp10le"
+    detector = make_detector()
+    for before, after in zip(read_frames(pattern), read_frames(out), strict=True):
+        assert after.image.dtype == np.uint16
+        changed = np.any(before.image != after.image, axis=-1)
+        region = np.zeros(changed.shape, np.uint8)
+        for face in detector.detect((before.image // 257).astype(np.uint8)):
+            corners = crop_corners_in_frame(estimate_similarity(face.landmarks, 128), 128)
+            cv2.fillConvexPoly(region, np.round(corners).astype(np.int32), 1)
+        assert changed.any() and not (changed & ~cv2.dilate(region, np.ones((5, 5), np.uint8)).astype(bool)).any()
+    assert restore_path(pattern, None, config()).skipped == 1  # a rerun leaves the frames as they are
 
 
 def test_no_track_identity_still_restores_every_face(talk, tmp_path):

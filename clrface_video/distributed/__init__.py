@@ -4,8 +4,9 @@ from __future__ import annotations
 from pathlib import Path
 
 from ..config import RestoreConfig
-from ..errors import InputError
+from ..errors import ClrfaceError, InputError
 from ..io.decode import is_image_path, probe_video
+from ..io.sequence import is_sequence
 from ..paths import resolve_paths
 from ..pipeline import _already_done
 from ..report import Progress, RestoreReport
@@ -25,6 +26,9 @@ def restore_path_ray(input: str | Path, output: str | Path | None = None, config
     """
     config = config or RestoreConfig()
     source = Path(input).expanduser()
+    if is_sequence(source) or (output is not None and is_sequence(Path(output))):
+        raise ClrfaceError("--backend ray restores video files, photos and folders; restore an image sequence "
+                           "with --backend local")
     if not source.exists():
         raise InputError(f"input not found: {source}")
     video = not source.is_dir() and not is_image_path(source)

@@ -12,6 +12,7 @@ from av.video.reformatter import VideoReformatter
 
 from clrface_video.errors import InputError
 from clrface_video.io.deinterlace import deinterlaced
+from clrface_video.io.sequence import find_sequence, is_sequence, open_options
 from clrface_video.types import Frame
 
 VIDEO_EXTENSIONS = frozenset({".mp4", ".mov", ".mkv", ".avi", ".webm", ".m4v", ".mpg", ".mpeg", ".ts", ".mts"})
@@ -89,8 +90,15 @@ def one_line(error: BaseException) -> str:
     return " ".join(str(error).split()) or type(error).__name__
 
 
-def _open_input(path: Path) -> av.container.InputContainer:
-    """Open a media file, turning every failure into a one-line InputError."""
+def _open_input(path: Path, fps: Fraction | None = None) -> av.container.InputContainer:
+    """Open a media file, or a numbered image sequence (read at `fps`, 24 when None), turning every failure
+    into a one-line InputError."""
+    if is_sequence(path):
+        sequence = find_sequence(path)
+        try:
+            return av.open(str(path), format="image2", options=open_options(sequence, fps))
+        except (av.error.FFmpegError, ValueError) as error:
+            raise InputError(f"cannot read {path.name} as an image sequence ({one_line(error)})") from error
     if not path.exists():
         raise InputError(f"input not found: {path}")
     if not path.is_file():
@@ -149,6 +157,8 @@ def _sample_aspect_ratio(stream: av.video.stream.VideoStream) -> Fraction | None
 
 def _index_beyond_eof(stream: av.video.stream.VideoStream, path: Path) -> bool:
     """True when the container's sample index (mp4/mov moov) points past the end of the file."""
+    if is_sequence(path):
+        return False  # one file per frame: find_sequence checked that none is missing
     entries = stream.index_entries or []
     ends = [entry.pos + entry.size for entry in entries if entry.pos >= 0]
     return bool(ends) and max(ends) > path.stat().st_size
@@ -193,14 +203,15 @@ def _display_matrix(frame: av.VideoFrame) -> tuple[int, ...] | None:
     return None
 
 
-def probe_video(path: Path | str) -> VideoInfo:
+def probe_video(path: Path | str, fps: Fraction | None = None) -> VideoInfo:
     """Read a video's geometry, timing, colour and stream layout (decodes one frame).
 
     Raises InputError for a missing or empty file, a file that is not media, a file without
-    a video stream, or a video without frames.
+    a video stream, or a video without frames. `path` may be a numbered image sequence
+    (io.sequence), read at `fps` frames per second (24 when None).
     """
     path = Path(path)
-    with _open_input(path) as container:
+    with _open_input(path, fps) as container:
         stream = _video_stream(container, path)
         ctx = stream.codec_context
         if _index_beyond_eof(stream, path):
@@ -211,7 +222,7 @@ def probe_video(path: Path | str) -> VideoInfo:
             path=path,
             width=first.width,
             height=first.height,
-            frames=stream.frames or None,
+            frames=find_sequence(path).count if is_sequence(path) else stream.frames or None,
             fps=_fps(stream),
             time_base=Fraction(stream.time_base),
             pix_fmt=pix_fmt,
@@ -249,7 +260,7 @@ def frame_to_array(frame: av.VideoFrame, high_depth: bool,
     return rgb.to_ndarray()
 
 
-def read_frames(path: Path | str, deint: str | None = None) -> Iterator[Frame]:
+def read_frames(path: Path | str, deint: str | None = None, fps: Fraction | None = None) -> Iterator[Frame]:
     """Yield the frames of a video one at a time, decoded with threads.
 
     Frames are RGB uint8 for 8-bit sources and uint16 (rgb48, full scale) for deeper ones.
@@ -257,9 +268,10 @@ def read_frames(path: Path | str, deint: str | None = None) -> Iterator[Frame]:
     applied to the pixels (see VideoInfo.rotation). A corrupt or truncated stream raises
     InputError naming the frame index where decoding failed. deint: bwdif's frame selection
     ("interlaced" or "all", see io.deinterlace.bwdif_deint) to deinterlace the frames, None not to.
+    fps: the frame rate of a numbered image sequence (see probe_video).
     """
     path = Path(path)
-    with _open_input(path) as container:
+    with _open_input(path, fps) as container:
         stream = _video_stream(container, path)
         stream.thread_type = "AUTO"
         time_base = Fraction(stream.time_base)

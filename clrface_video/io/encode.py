@@ -4,6 +4,7 @@ from __future__ import annotations
 import io
 import logging
 import os
+import shutil
 from collections.abc import Iterator
 from fractions import Fraction
 from pathlib import Path
@@ -23,8 +24,17 @@ from clrface_video.io.decode import (
     SWS_MATRIX,
     SWS_THREADS,
     VideoInfo,
+    _open_input,
     _video_stream,
     one_line,
+)
+from clrface_video.io.sequence import (
+    COUNTER,
+    find_sequence,
+    frame_numbers,
+    is_sequence,
+    sequence_codec,
+    sequence_pix_fmt,
 )
 from clrface_video.types import Frame
 
@@ -49,8 +59,17 @@ def default_output_path(output: Path | str, source: Path | str) -> Path:
 
 
 def partial_path(output: Path) -> Path:
-    """Hidden temporary name next to `output` that keeps its extension (so the muxer is chosen right)."""
+    """Hidden temporary name next to `output` that keeps its extension (so the muxer is chosen right).
+
+    For an image sequence, the pattern inside a hidden folder beside the frames."""
+    if is_sequence(output):
+        return output.parent / f".{COUNTER.sub('', output.stem)}.partial" / output.name
     return output.with_name(f".{output.stem}.partial{output.suffix}")
+
+
+def output_exists(output: Path) -> bool:
+    """Whether `output` (a file, or any frame of an image sequence) is already there."""
+    return bool(frame_numbers(output)) if is_sequence(output) else output.exists()
 
 
 def choose_pix_fmt(codec: str, bit_depth: int, width: int, height: int) -> str:
@@ -85,14 +104,14 @@ def _check_codec(codec: str) -> None:
         raise ClrfaceError(f"{codec!r} is not a video encoder (try libx264)")
 
 
-def _add_video_stream(out: av.container.OutputContainer, info: VideoInfo, codec: str,
-                      crf: int) -> av.video.stream.VideoStream:
+def _add_video_stream(out: av.container.OutputContainer, info: VideoInfo, codec: str, crf: int,
+                      pix_fmt: str | None = None) -> av.video.stream.VideoStream:
     try:
         stream = out.add_stream(codec, rate=info.fps or Fraction(25))
     except ValueError as error:
         raise ClrfaceError(f"{one_line(error)}; use .mkv or .mov, or another --codec") from error
     stream.width, stream.height = info.width, info.height
-    stream.pix_fmt = choose_pix_fmt(codec, info.bit_depth, info.width, info.height)
+    stream.pix_fmt = pix_fmt or choose_pix_fmt(codec, info.bit_depth, info.width, info.height)
     stream.time_base = info.time_base
     ctx = stream.codec_context
     ctx.time_base = codec_time_base(codec, info)
@@ -241,13 +260,21 @@ class VideoWriter:
     def _open(self) -> None:
         if not self.output.parent.is_dir():
             raise ClrfaceError(f"output folder does not exist: {self.output.parent}")
-        try:
-            self._out = av.open(str(self.partial), "w")
-        except ValueError as error:
-            raise ClrfaceError(f"unknown output container for {self.output.name}; use .mp4, .mkv or .mov") \
-                from error
+        pix_fmt = None
+        if is_sequence(self.output):  # numbered stills, in the encoder their extension names, at the source depth
+            self.codec = sequence_codec(self.output)
+            pix_fmt = sequence_pix_fmt(self.codec, self.info.bit_depth)
+            first = find_sequence(self.source).first if is_sequence(self.source) else 1
+            self.partial.parent.mkdir(exist_ok=True)
+            self._out = av.open(str(self.partial), "w", format="image2", options={"start_number": str(first)})
+        else:
+            try:
+                self._out = av.open(str(self.partial), "w")
+            except ValueError as error:
+                raise ClrfaceError(f"unknown output container for {self.output.name}; use .mp4, .mkv or .mov") \
+                    from error
         _check_codec(self.codec)
-        self._video = _add_video_stream(self._out, self.info, self.codec, self.crf)
+        self._video = _add_video_stream(self._out, self.info, self.codec, self.crf, pix_fmt)
         self._pix_fmt = self._video.pix_fmt
         self._open_source()
         try:
@@ -258,7 +285,7 @@ class VideoWriter:
 
     def _open_source(self) -> None:
         """Streams to copy from the source (when info says it has any), then its tags and chapters."""
-        self._source = av.open(str(self.source))
+        self._source = _open_input(self.source, self.info.fps)  # an image sequence needs its first number
         if self.info.other_streams:
             self._copies = _copy_streams(self._source, self._out, self.output)
             if self._copies:
@@ -337,7 +364,12 @@ class VideoWriter:
         self._out.mux(self._video.encode(None))
         self._mux_copies_until(None)
         self._close_containers()
-        os.replace(self.partial, self.output)
+        if is_sequence(self.output):  # each finished frame into place, then the hidden folder goes
+            for frame in sorted(self.partial.parent.iterdir()):
+                os.replace(frame, self.output.parent / frame.name)
+            self.partial.parent.rmdir()
+        else:
+            os.replace(self.partial, self.output)
 
     def _close_containers(self) -> None:
         for container in (self._out, self._source):
@@ -350,4 +382,7 @@ class VideoWriter:
             self._close_containers()
         except Exception:  # noqa: BLE001 - cleanup after an error must not hide it
             self._out = self._source = None
-        self.partial.unlink(missing_ok=True)
+        if is_sequence(self.output):
+            shutil.rmtree(self.partial.parent, ignore_errors=True)
+        else:
+            self.partial.unlink(missing_ok=True)

@@ -1,0 +1,93 @@
+"""Image sequences (film scans: DPX, TIFF or PNG frames numbered by a printf counter) read and written as video."""
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from fractions import Fraction
+from itertools import pairwise
+from pathlib import Path
+
+from clrface_video.errors import ClrfaceError, InputError
+
+COUNTER = re.compile(r"%0?(\d*)d")  # FFmpeg's image2 counter: %d, %04d, %06d, ...
+DEFAULT_FPS = Fraction(24)  # film; --fps for anything else
+# The still-image encoder for each sequence extension, and its RGB pixel formats by bit depth.
+CODECS = {".dpx": "dpx", ".png": "png", ".tif": "tiff", ".tiff": "tiff"}
+RGB_FORMATS = {("dpx", 8): "rgb24", ("dpx", 10): "gbrp10le", ("dpx", 12): "gbrp12le", ("dpx", 16): "rgb48le",
+               ("png", 8): "rgb24", ("png", 16): "rgb48be", ("tiff", 8): "rgb24", ("tiff", 16): "rgb48le"}
+
+
+@dataclass(frozen=True)
+class Sequence:
+    """The frames of one numbered sequence on disk: pattern (with its counter), first number, count."""
+
+    pattern: Path
+    first: int
+    count: int
+
+    @property
+    def first_file(self) -> Path:
+        return frame_path(self.pattern, self.first)
+
+
+def is_sequence(path: Path | str) -> bool:
+    """True when the file name holds an image2 counter (scan_%06d.dpx)."""
+    return COUNTER.search(Path(path).name) is not None
+
+
+def frame_path(pattern: Path, number: int) -> Path:
+    """The file of frame `number` of a sequence."""
+    return pattern.with_name(COUNTER.sub(lambda m: f"{number:0{m.group(1) or 0}d}", pattern.name, count=1))
+
+
+def frame_numbers(pattern: Path) -> list[int]:
+    """The numbers of the frames on disk that match `pattern`, sorted ([] when none do)."""
+    match = COUNTER.search(pattern.name)
+    if match is None or not pattern.parent.is_dir():
+        return []
+    width = int(match.group(1) or 0)
+    head, tail = re.escape(pattern.name[:match.start()]), re.escape(pattern.name[match.end():])
+    digits = rf"(\d{{{width},}})" if width else r"(\d+)"
+    wanted = re.compile(f"^{head}{digits}{tail}$")
+    return sorted(int(m.group(1)) for p in pattern.parent.iterdir() if p.is_file() and (m := wanted.match(p.name)))
+
+
+def find_sequence(pattern: Path) -> Sequence:
+    """The numbered frames on disk that match `pattern`; InputError when there are none or a number is missing.
+
+    image2 would stop at the first missing number and quietly leave out every frame after it.
+    """
+    match = COUNTER.search(pattern.name)
+    if match is None:
+        raise InputError(f"{pattern.name} has no frame counter (such as %06d)")
+    numbers = frame_numbers(pattern)
+    if not numbers:
+        raise InputError(f"no frames match {pattern} (the counter is {match.group(0)})")
+    missing = next((n + 1 for n, m in pairwise(numbers) if m != n + 1), None)
+    if missing is not None:
+        raise InputError(f"{frame_path(pattern, missing).name} is missing from the sequence {pattern.name} "
+                         f"({len(numbers)} frames from {numbers[0]} to {numbers[-1]}); restore each unbroken run "
+                         "on its own")
+    return Sequence(pattern, numbers[0], len(numbers))
+
+
+def open_options(sequence: Sequence, fps: Fraction | float | None) -> dict[str, str]:
+    """image2 demuxer options for reading `sequence` at `fps` frames per second (24 when None)."""
+    rate = Fraction(fps).limit_denominator(1001) if fps else DEFAULT_FPS
+    return {"framerate": f"{rate.numerator}/{rate.denominator}", "start_number": str(sequence.first)}
+
+
+def sequence_codec(pattern: Path) -> str:
+    """The encoder that writes frames named like `pattern` (ClrfaceError for an extension none writes)."""
+    codec = CODECS.get(pattern.suffix.lower())
+    if codec is None:
+        raise ClrfaceError(f"cannot write an image sequence as {pattern.suffix or 'files without an extension'}; "
+                         f"use {', '.join(sorted(CODECS))}")
+    return codec
+
+
+def sequence_pix_fmt(codec: str, bit_depth: int) -> str:
+    """The RGB pixel format for `codec` closest to `bit_depth` (10-bit DPX stays 10-bit)."""
+    depths = sorted({depth for name, depth in RGB_FORMATS if name == codec})
+    depth = next((d for d in depths if d >= bit_depth), depths[-1])
+    return RGB_FORMATS[(codec, depth)]
