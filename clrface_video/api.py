@@ -45,10 +45,10 @@ def _checked(name: str, value: Any, default: Any) -> Any:
         if value is None or isinstance(value, (bool, np.bool_)):
             return None if value is None else bool(value)
         raise ClrfaceError(f"snap_to_codebook must be True, False or None, got {value!r}")
-    if name == "fps":  # None = 24, the rate of film
+    if name in ("fps", "duration"):  # None = 24 fps, the rate of film; None = to the end
         if value is None:
             return None
-        return _checked("fps as a number", value, 0.0)
+        return _checked(f"{name} as a number", value, 0.0)
     if isinstance(default, bool):
         if isinstance(value, (bool, np.bool_)):
             return bool(value)

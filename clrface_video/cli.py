@@ -154,6 +154,11 @@ def cli() -> None:
               metavar="FACTOR",
               help="Faces larger than FACTOR x the model's crop (128 px for the shipped model) fade out of "
                    "restoration (left alone above 1.25 x it).")
+@click.option("--start", type=click.FloatRange(min=0.0), default=0.0, show_default=True, metavar="SECONDS",
+              help="Video: restore from this time on (with --duration: a preview of the settings on a short stretch).")
+@click.option("--duration", type=click.FloatRange(min=0.0, min_open=True), default=None, metavar="SECONDS",
+              help="Video: restore only this many seconds; the output starts at 0 with that stretch's audio  "
+                   "[default: to the end]")
 @click.option("--fps", type=click.FloatRange(min=0.0, min_open=True), default=None,
               help="Frame rate of an image-sequence INPUT (frames named like scan_%06d.dpx)  [default: 24]")
 @click.option("--codec", default="libx264", show_default=True, help="Video encoder (libx265, ...; image "
@@ -188,7 +193,7 @@ def cli() -> None:
               help="Ray workers, each loading the models once  [default: one per GPU, else one per CPU].")
 def restore(input: Path, output: Path | None, model: str, fidelity: float, device: str, batch_size: int,
             compile_model: bool, detector: str, insightface_root: Path | None, min_face: int, max_upscale: float,
-            fps: float | None, codec: str, crf: int, overwrite: bool,
+            start: float, duration: float | None, fps: float | None, codec: str, crf: int, overwrite: bool,
             track_identity: bool, temporal_smoothing: float, keep_detail: float, deinterlace: str,
             snap_to_codebook: bool | None, report_path: Path | None, quiet: bool, backend: str, ray_address: str | None, workers: int | None) -> None:
     """Restore the faces in INPUT: a video, a photo, or a folder of photos (recursive)."""
@@ -199,7 +204,8 @@ def restore(input: Path, output: Path | None, model: str, fidelity: float, devic
 
     config = make_config(model=model, fidelity=fidelity, device=device, batch_size=batch_size,
                          compile=compile_model, detector=detector, insightface_root=insightface_root,
-                         min_face=min_face, max_upscale=max_upscale, fps=fps, codec=codec,
+                         min_face=min_face, max_upscale=max_upscale, start=start, duration=duration, fps=fps,
+                         codec=codec,
                          crf=crf, overwrite=overwrite, track_identity=track_identity,
                          temporal_smoothing=temporal_smoothing, keep_detail=keep_detail, deinterlace=deinterlace,
                          snap_to_codebook=snap_to_codebook, quiet=quiet)

@@ -4,6 +4,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+from .types import TimeSpan
+
 DETECTORS = ("retinaface", "insightface")
 DEINTERLACE = ("auto", "on", "off")
 MAX_SMOOTHING = 0.95  # latent smoothing above this would freeze a face
@@ -31,6 +33,10 @@ class RestoreConfig:
     # interlaced; on: every frame, for captures that lost their flags; off: never)
     deinterlace: str = "auto"
     fps: float | None = None  # frame rate of an image-sequence input (scan_%06d.dpx); None = 24
+    # video: restore only this stretch, in seconds from the first frame (a preview of the settings); the
+    # output starts at 0 with the audio and subtitles of that stretch
+    start: float = 0.0
+    duration: float | None = None
     codec: str = "libx264"
     crf: int = 18
     overwrite: bool = False
@@ -40,6 +46,12 @@ class RestoreConfig:
     # quantise each face's final latent against the codebook (the method's last step); None = yes for
     # photos, no for videos, where the unquantised latent flickers less (README, "The shipped model")
     snap_to_codebook: bool | None = None
+
+    def span(self) -> TimeSpan | None:
+        """The stretch of each video to restore (--start, --duration), or None for all of it."""
+        if self.start == 0 and self.duration is None:
+            return None
+        return TimeSpan(self.start, None if self.duration is None else self.start + self.duration)
 
     def snaps(self, video: bool) -> bool:
         """Whether faces of a video (or of photos) are snapped to the codebook under this config."""
@@ -64,6 +76,10 @@ class RestoreConfig:
             raise ClrfaceError(f"--temporal-smoothing must be between 0 and {MAX_SMOOTHING}, got {self.temporal_smoothing}")
         if not 0.0 <= self.keep_detail <= 1.0:
             raise ClrfaceError(f"--keep-detail must be between 0 and 1, got {self.keep_detail}")
+        if not self.start >= 0:
+            raise ClrfaceError(f"--start must be 0 or more seconds, got {self.start}")
+        if self.duration is not None and not self.duration > 0:
+            raise ClrfaceError(f"--duration must be above 0 seconds, got {self.duration}")
         if self.fps is not None and not self.fps > 0:
             raise ClrfaceError(f"--fps must be above 0, got {self.fps}")
         if self.deinterlace not in DEINTERLACE:

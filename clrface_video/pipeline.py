@@ -13,12 +13,12 @@ import torch
 
 from .config import RestoreConfig
 from .device import pick_device
-from .errors import InputError
+from .errors import ClrfaceError, InputError
 from .faces.align import align_face, estimate_similarity, face_footprint
 from .faces.detect import FaceDetector, make_detector
 from .faces.identity import IdentityEncoder, load_identity_encoder
 from .faces.paste import paste_faces
-from .io.decode import is_image_path, probe_video, read_frames
+from .io.decode import VideoInfo, is_image_path, probe_video, read_frames
 from .io.deinterlace import bwdif_deint
 from .io.encode import VideoWriter, output_exists
 from .io.image import Photo, format_for, read_photo, write_photo
@@ -27,7 +27,7 @@ from .paths import resolve_paths
 from .report import Progress, RestoreReport, StageTimer
 from .restore.base import RestoreBatch, Restorer, make_restorer
 from .restore.temporal import TrackMemory
-from .types import Face, Frame, TrackedFace
+from .types import Face, Frame, TimeSpan, TrackedFace
 
 log = logging.getLogger(__name__)
 # Beyond min_face and max_upscale a face's restoration fades out over this share of the limit instead of
@@ -277,6 +277,18 @@ def _new_report(source: Path, target: Path, kind: str, models: Models) -> Restor
                          device=str(models.device))
 
 
+def _frames_in(info: VideoInfo, span: TimeSpan | None) -> int | None:
+    """How many frames a job will write (for the progress bar), or None when that is not known."""
+    if span is None:
+        return info.frames
+    if info.fps is None or (span.end is None and info.duration_s is None):
+        return None
+    end = span.end if span.end is not None else info.duration_s
+    if info.duration_s is not None:
+        end = min(end, info.duration_s)
+    return max(0, round((end - span.start) * float(info.fps)))
+
+
 def _timed(frames: Iterable[Frame], timer: StageTimer, stage: str) -> Iterator[Frame]:
     """Yield from `frames`, adding the time spent producing each one to `stage`."""
     iterator = iter(frames)
@@ -302,13 +314,14 @@ def restore_video(input: str | Path, output: str | Path | None = None, config: R
     timer = StageTimer()
     story = FaceRestorer(models, config, timer, video=True, pixel_aspect=info.pixel_aspect)
     report = _new_report(source, target, "video", models)
+    span = config.span()
     if progress is not None:
-        progress.start(info.frames, "frames")
+        progress.start(_frames_in(info, span), "frames")
     target.parent.mkdir(parents=True, exist_ok=True)
     deint = bwdif_deint(config.deinterlace, info.interlaced)
     report.deinterlaced = deint is not None
-    with VideoWriter(target, source, info, codec=config.codec, crf=config.crf) as writer:
-        frames = _timed(read_frames(source, deint, config.fps), timer, "decode")  # 1 decode (streaming), deinterlace
+    with VideoWriter(target, source, info, codec=config.codec, crf=config.crf, span=span) as writer:
+        frames = _timed(read_frames(source, deint, config.fps, span), timer, "decode")  # 1 decode, deinterlace
         for frame in story.run(frames):  # 2 detect, 3 track, 4 align, 5 restore, 6 paste
             with timer("encode"):
                 writer.write(frame)  # 7 encode
@@ -324,6 +337,8 @@ def restore_image(input: str | Path, output: str | Path | None = None, config: R
                   progress: Progress | None = None, models: Models | None = None) -> RestoreReport:
     """Restore every face of one photo; EXIF, ICC profile and format are kept."""
     config = config or RestoreConfig()
+    if config.span() is not None:
+        raise ClrfaceError("--start and --duration pick a stretch of a video; a photo is restored whole")
     start = time.perf_counter()
     source, target = resolve_paths(input, output)
     if target.exists() and not config.overwrite:

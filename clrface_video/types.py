@@ -22,6 +22,14 @@ class Frame:
 
 
 @dataclass(frozen=True)
+class TimeSpan:
+    """A stretch of a video in seconds from its first frame: [start, end), end None for the rest of it."""
+
+    start: float = 0.0
+    end: float | None = None
+
+
+@dataclass(frozen=True)
 class Face:
     """One detected face in frame pixels.
 

@@ -113,6 +113,9 @@ def test_output_folder_inside_input_folder_is_refused(tmp_path):
     (["--keep-detail", "-0.1"], ["--keep-detail"]),
     (["--deinterlace", "yes"], ["--deinterlace"]),
     (["--max-upscale", "0"], ["--max-upscale"]),
+    (["--duration", "0"], ["--duration"]),
+    (["--start", "-1"], ["--start"]),
+    (["--start", "1", "--backend", "ray"], ["--backend local"]),
     (["--min-face", "-1"], ["--min-face"]),
     (["--report", "/no/such/folder/r.json"], ["--report", "/no/such/folder"]),
 ])
@@ -127,6 +130,7 @@ def test_face_size_limits_reach_the_job(tmp_path, astronaut):
 
     photo = tmp_path / "astronaut.png"
     Image.fromarray(astronaut).save(photo)
+    assert_one_line_error(run("restore", photo, "--duration", "2", *BASELINE), "photo is restored whole")
     for option, value in (("--max-upscale", "0.3"), ("--min-face", "400")):
         out, report = tmp_path / f"out{option}.png", tmp_path / f"r{option}.json"
         assert run("restore", photo, "-o", out, option, value, "--report", report, *BASELINE).exit_code == 0
@@ -167,7 +171,8 @@ def test_help_names_every_restore_option():
     assert result.exit_code == 0
     for option in ("--output", "--model", "--fidelity", "--device", "--batch-size", "--detector",
                    "--insightface-root", "--codec", "--crf", "--overwrite", "--no-track-identity", "--keep-detail",
-                   "--deinterlace", "--min-face", "--max-upscale", "--report", "--quiet"):
+                   "--deinterlace", "--min-face", "--max-upscale", "--start", "--duration", "--fps",
+                   "--report", "--quiet"):
         assert option in result.output, option
 
 

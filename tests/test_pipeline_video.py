@@ -5,6 +5,7 @@ import shutil
 import signal
 import subprocess
 import time
+from fractions import Fraction
 from pathlib import Path
 from typing import ClassVar
 
@@ -13,6 +14,7 @@ import numpy as np
 import pytest
 
 from clrface_video.config import RestoreConfig
+from clrface_video.errors import ClrfaceError
 from clrface_video.faces.align import crop_corners_in_frame, estimate_similarity
 from clrface_video.faces.detect import make_detector
 from clrface_video.io.decode import probe_video, read_frames
@@ -289,6 +291,35 @@ def test_a_film_scan_sequence_is_restored_into_the_same_numbered_frames(tmp_path
             cv2.fillConvexPoly(region, np.round(corners).astype(np.int32), 1)
         assert changed.any() and not (changed & ~cv2.dilate(region, np.ones((5, 5), np.uint8)).astype(bool)).any()
     assert restore_path(pattern, None, config()).skipped == 1  # a rerun leaves the frames as they are
+
+
+def packets_between(path: Path, kind: str, start: Fraction, end: Fraction) -> list[tuple[bytes, Fraction]]:
+    """The payloads of a stream's packets whose time lies in [start, end), with their times from `start`."""
+    return [(data, time - start) for data, stamp, base in read_packets(path, kind)
+            if start <= (time := Fraction(stamp) * base) < end]
+
+
+def test_a_stretch_is_restored_with_its_own_audio_and_subtitles_from_zero(tmp_path):
+    """--start 0.5 --duration 0.5 on a 2 s, 24 fps clip: frames 12-23, restored, with the audio and cues of that half second."""
+    from fractions import Fraction
+
+    clip = make_clip(tmp_path / "long.mp4", frames=48, size=SIZE, subtitles=True)
+    out = tmp_path / "preview.mp4"
+    report = restore_video(clip, out, config(start=0.5, duration=0.5))
+    assert report.frames == 12 and report.faces == 12
+    times = [frame.pts * frame.time_base for frame in read_frames(out)]
+    assert times == [Fraction(i, 24) for i in range(12)]
+    source = list(read_frames(clip))[12:24]
+    restored = list(read_frames(out))
+    assert all(np.abs(a.image.astype(int) - b.image).mean() < 8 for a, b in zip(source, restored, strict=True))
+    half, one = Fraction(1, 2), Fraction(1)
+    for kind in ("audio", "subtitle"):  # the same bytes, moved by 0.5 s (mov_text gap cues are the muxer's own)
+        kept = [(data, Fraction(stamp) * base) for data, stamp, base in read_packets(out, kind) if data != b"\x00\x00"]
+        expected = [packet for packet in packets_between(clip, kind, half, one) if packet[0] != b"\x00\x00"]
+        assert kept == expected and kept, kind
+    with pytest.raises(ClrfaceError, match="--start"):
+        restore_video(clip, tmp_path / "late.mp4", config(start=5.0))
+    assert not (tmp_path / "late.mp4").exists()
 
 
 def test_no_track_identity_still_restores_every_face(talk, tmp_path):

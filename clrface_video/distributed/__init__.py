@@ -26,6 +26,8 @@ def restore_path_ray(input: str | Path, output: str | Path | None = None, config
     """
     config = config or RestoreConfig()
     source = Path(input).expanduser()
+    if config.span() is not None:
+        raise ClrfaceError("--start and --duration are for --backend local (a stretch is one worker's job)")
     if is_sequence(source) or (output is not None and is_sequence(Path(output))):
         raise ClrfaceError("--backend ray restores video files, photos and folders; restore an image sequence "
                            "with --backend local")

@@ -13,7 +13,7 @@ from av.video.reformatter import VideoReformatter
 from clrface_video.errors import InputError
 from clrface_video.io.deinterlace import deinterlaced
 from clrface_video.io.sequence import find_sequence, is_sequence, open_options
-from clrface_video.types import Frame
+from clrface_video.types import Frame, TimeSpan
 
 VIDEO_EXTENSIONS = frozenset({".mp4", ".mov", ".mkv", ".avi", ".webm", ".m4v", ".mpg", ".mpeg", ".ts", ".mts"})
 IMAGE_EXTENSIONS = frozenset({".jpg", ".jpeg", ".png", ".webp", ".tif", ".tiff", ".bmp", ".heic", ".heif", ".avif"})
@@ -22,6 +22,7 @@ COPY_STREAM_TYPES = ("audio", "subtitle", "data")
 SWS_MATRIX = {1: 1, 4: 4, 5: 5, 6: 5, 7: 7, 9: 9, 10: 9}
 SWS_BT601 = 5
 NEAR_SQUARE = 0.01  # pixel aspect ratios this close to 1 are aligned as square
+SPAN_TOLERANCE = Fraction(1, 1000)  # seconds: a frame this close to a span's edge counts as on it
 RANGE_MPEG, RANGE_JPEG = 1, 2
 # Every RGB<->YUV conversion runs swscale on one thread. With FFmpeg 8 (PyAV 18's sws_scale_frame),
 # threaded swscale converting rgb48le to 10-bit YUV intermittently writes wrong values into the
@@ -260,7 +261,8 @@ def frame_to_array(frame: av.VideoFrame, high_depth: bool,
     return rgb.to_ndarray()
 
 
-def read_frames(path: Path | str, deint: str | None = None, fps: Fraction | None = None) -> Iterator[Frame]:
+def read_frames(path: Path | str, deint: str | None = None, fps: Fraction | None = None,
+                span: TimeSpan | None = None) -> Iterator[Frame]:
     """Yield the frames of a video one at a time, decoded with threads.
 
     Frames are RGB uint8 for 8-bit sources and uint16 (rgb48, full scale) for deeper ones.
@@ -268,13 +270,17 @@ def read_frames(path: Path | str, deint: str | None = None, fps: Fraction | None
     applied to the pixels (see VideoInfo.rotation). A corrupt or truncated stream raises
     InputError naming the frame index where decoding failed. deint: bwdif's frame selection
     ("interlaced" or "all", see io.deinterlace.bwdif_deint) to deinterlace the frames, None not to.
-    fps: the frame rate of a numbered image sequence (see probe_video).
+    fps: the frame rate of a numbered image sequence (see probe_video). span: only the frames whose time
+    from the first frame lies in it (a seek to the keyframe before its start, then decoding to its end).
     """
     path = Path(path)
     with _open_input(path, fps) as container:
         stream = _video_stream(container, path)
         stream.thread_type = "AUTO"
         time_base = Fraction(stream.time_base)
+        origin = stream.start_time or 0  # pts of the first frame
+        if span is not None and span.start > 0:
+            container.seek(origin + int(Fraction(span.start) / time_base), stream=stream, backward=True)
         index = 0
         high_depth: bool | None = None
         reformatter = VideoReformatter()
@@ -287,6 +293,12 @@ def read_frames(path: Path | str, deint: str | None = None, fps: Fraction | None
                 break
             except av.error.FFmpegError as error:
                 raise InputError(f"{path.name}: decoding failed at frame {index} ({one_line(error)})") from error
+            if span is not None and frame.pts is not None:
+                seconds = (frame.pts - origin) * time_base
+                if seconds < Fraction(span.start) - SPAN_TOLERANCE:
+                    continue
+                if span.end is not None and seconds >= Fraction(span.end) - SPAN_TOLERANCE:
+                    return  # the rest of the file is not read, so it is not checked either
             if high_depth is None:
                 high_depth = _bit_depth(frame.format.name) > 8
             image = frame_to_array(frame, high_depth, reformatter)
@@ -294,6 +306,8 @@ def read_frames(path: Path | str, deint: str | None = None, fps: Fraction | None
             index += 1
             if frame.pts is not None:
                 end_s = float((frame.pts + (frame.duration or 0)) * time_base)
+        if index == 0 and span is not None:
+            raise InputError(f"{path.name} has no frames from {span.start:g} s on (--start is past its end)")
         if index == 0:
             raise InputError(f"{path.name} has no video frames (zero-length video)")
         _check_complete(container, stream, path, index, end_s)

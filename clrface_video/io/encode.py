@@ -36,7 +36,7 @@ from clrface_video.io.sequence import (
     sequence_codec,
     sequence_pix_fmt,
 )
-from clrface_video.types import Frame
+from clrface_video.types import Frame, TimeSpan
 
 if TYPE_CHECKING:
     from typing_extensions import Self
@@ -165,17 +165,19 @@ def _kept_tags(metadata: dict[str, str]) -> dict[str, str]:
 
 
 def copy_metadata(source: av.container.InputContainer, out: av.container.OutputContainer,
-                  video: av.stream.Stream, copies: dict[int, av.stream.Stream], path: Path) -> None:
+                  video: av.stream.Stream, copies: dict[int, av.stream.Stream], path: Path, *,
+                  chapters: bool = True) -> None:
     """The source's tags (title, creation time, languages, ...) on the file and on each stream, the streams'
-    dispositions (default, forced, ...), and its chapters, onto the output before its header is written."""
+    dispositions (default, forced, ...), and its chapters (unless `chapters` is False: a cut-out stretch),
+    onto the output before its header is written."""
     out.metadata.update(_kept_tags(dict(source.metadata)))
     pairs = [(_video_stream(source, path), video)] + [(source.streams[i], copy) for i, copy in copies.items()]
     for original, copy in pairs:
         copy.metadata.update(_kept_tags(dict(original.metadata)))
         copy.disposition = original.disposition
-    chapters = source.chapters()
-    if chapters:
-        out.set_chapters(chapters)
+    marks = source.chapters() if chapters else []
+    if marks:
+        out.set_chapters(marks)
 
 
 def _muxer_accepts(format_name: str, template: av.stream.Stream) -> bool:
@@ -217,12 +219,15 @@ class VideoWriter:
     """
 
     def __init__(self, output: Path | str, source: Path | str, info: VideoInfo, *,
-                 codec: str = "libx264", crf: int = 18) -> None:
+                 codec: str = "libx264", crf: int = 18, span: TimeSpan | None = None) -> None:
         self.output = default_output_path(output, source)
         self.source = Path(source)
         self.info = info
         self.codec = codec
         self.crf = crf
+        self.span = span  # only this stretch of the source: its frames and copied packets move to start at 0
+        self._shift: Fraction | None = None  # seconds taken off every timestamp (the first frame's time)
+        self._end: Fraction | None = None  # source time where the copied packets stop
         self.partial = partial_path(self.output)
         self.frames_written = 0
         self._out: av.container.OutputContainer | None = None
@@ -290,16 +295,22 @@ class VideoWriter:
             self._copies = _copy_streams(self._source, self._out, self.output)
             if self._copies:
                 self._packets = self._source.demux([s for s in self._source.streams if s.index in self._copies])
-        copy_metadata(self._source, self._out, self._video, self._copies, self.source)
+        copy_metadata(self._source, self._out, self._video, self._copies, self.source, chapters=self.span is None)
+        if self.span is not None and self.span.end is not None:
+            video = _video_stream(self._source, self.source)
+            # copies stop just before the span's end (a packet at its end belongs to what follows)
+            self._end = (video.start_time or 0) * Fraction(video.time_base) + Fraction(self.span.end) - Fraction(1, 10**6)
 
     # -- frames ------------------------------------------------------------------------------------
     def write(self, frame: Frame) -> None:
         """Encode one RGB frame (uint8 or uint16) at its pts, after the copied packets that precede it."""
         if self._out is None or self._video is None:
             raise RuntimeError("VideoWriter.write called outside its with block")
+        if self.span is not None and self._shift is None:
+            self._shift = self._frame_pts(frame) * self.info.time_base
         video_frame = self._to_video_frame(frame)
         try:
-            self._mux_copies_until(video_frame.pts * video_frame.time_base)
+            self._mux_copies_until(self._frame_pts(frame) * self.info.time_base)
             self._out.mux(self._video.encode(video_frame))
         except av.error.FFmpegError as error:
             raise ClrfaceError(f"encoding frame {frame.index} into {self.output.name} failed: "
@@ -332,7 +343,7 @@ class VideoWriter:
         yuv.color_primaries, yuv.color_trc = self.info.color_primaries, self.info.color_trc
         yuv.colorspace, yuv.color_range = self.info.colorspace, self.info.color_range
         codec_tb = self._video.codec_context.time_base
-        yuv.pts = round(self._frame_pts(frame) * self.info.time_base / codec_tb)
+        yuv.pts = round((self._frame_pts(frame) * self.info.time_base - (self._shift or 0)) / codec_tb)
         yuv.time_base = codec_tb
         return yuv
 
@@ -352,6 +363,13 @@ class VideoWriter:
                 continue
             if limit is not None and _packet_time(packet) > limit:
                 return
+            if self._shift is not None:  # a span: packets before it are left out, the rest move with the frames
+                if _packet_time(packet) < self._shift:
+                    self._next_packet = None
+                    continue
+                move = round(self._shift / packet.time_base)
+                packet.pts = None if packet.pts is None else packet.pts - move
+                packet.dts = None if packet.dts is None else packet.dts - move
             packet.stream = target
             self._out.mux(packet)
             self._next_packet = None
@@ -362,7 +380,7 @@ class VideoWriter:
         if self.frames_written == 0:
             raise ClrfaceError(f"no frames were written to {self.output.name}")
         self._out.mux(self._video.encode(None))
-        self._mux_copies_until(None)
+        self._mux_copies_until(self._end)
         self._close_containers()
         if is_sequence(self.output):  # each finished frame into place, then the hidden folder goes
             for frame in sorted(self.partial.parent.iterdir()):
