@@ -291,6 +291,9 @@ def test_a_film_scan_sequence_is_restored_into_the_same_numbered_frames(tmp_path
             cv2.fillConvexPoly(region, np.round(corners).astype(np.int32), 1)
         assert changed.any() and not (changed & ~cv2.dilate(region, np.ones((5, 5), np.uint8)).astype(bool)).any()
     assert restore_path(pattern, None, config()).skipped == 1  # a rerun leaves the frames as they are
+    part = tmp_path / "part" / "reel1_%06d.dpx"  # a stretch keeps the scan's own frame numbers
+    assert restore_path(pattern, part, config(start=2 / 24, duration=1 / 24)).frames == 1
+    assert [p.name for p in part.parent.iterdir()] == ["reel1_086402.dpx"]
 
 
 def packets_between(path: Path, kind: str, start: Fraction, end: Fraction) -> list[tuple[bytes, Fraction]]:

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import io
 import logging
+import math
 import os
 import shutil
 from collections.abc import Iterator
@@ -20,6 +21,7 @@ from clrface_video.io.decode import (
     COPY_STREAM_TYPES,
     RANGE_JPEG,
     RANGE_MPEG,
+    SPAN_TOLERANCE,
     SWS_BT601,
     SWS_MATRIX,
     SWS_THREADS,
@@ -270,6 +272,8 @@ class VideoWriter:
             self.codec = sequence_codec(self.output)
             pix_fmt = sequence_pix_fmt(self.codec, self.info.bit_depth)
             first = find_sequence(self.source).first if is_sequence(self.source) else 1
+            if self.span is not None and is_sequence(self.source) and self.info.fps:  # keep the scan's numbers
+                first += math.ceil(self.span.start * self.info.fps - float(SPAN_TOLERANCE * self.info.fps))
             self.partial.parent.mkdir(exist_ok=True)
             self._out = av.open(str(self.partial), "w", format="image2", options={"start_number": str(first)})
         else:
