@@ -121,12 +121,13 @@ def _writable_file(path: Path | None) -> Path | None:
 @click.group(cls=ClrfaceGroup, context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
 @click.version_option(__version__, prog_name="clrface-video")
 def cli() -> None:
-    """Restore faces in videos, photos and photo folders (CLR-Face).
+    """Restore faces in videos, photos, film scans and folders (CLR-Face).
 
     \b
     clrface-video restore movie.mp4            -> movie_restored.mp4
     clrface-video restore photo.jpg -o out.jpg
     clrface-video restore ~/Pictures/2009      -> ~/Pictures/2009_restored/
+    clrface-video restore "reel1/r_%06d.dpx"   -> reel1_restored/r_%06d.dpx
     """
 
 
@@ -196,7 +197,8 @@ def restore(input: Path, output: Path | None, model: str, fidelity: float, devic
             start: float, duration: float | None, fps: float | None, codec: str, crf: int, overwrite: bool,
             track_identity: bool, temporal_smoothing: float, keep_detail: float, deinterlace: str,
             snap_to_codebook: bool | None, report_path: Path | None, quiet: bool, backend: str, ray_address: str | None, workers: int | None) -> None:
-    """Restore the faces in INPUT: a video, a photo, or a folder of photos (recursive)."""
+    """Restore the faces in INPUT: a video, an image sequence (scan_%06d.dpx), a photo, or a folder of photos
+    and videos (recursive)."""
     from .api import make_config, restore_video
 
     if backend == "local" and (ray_address is not None or workers is not None):
