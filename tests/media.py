@@ -232,11 +232,12 @@ def make_clip(path: Path | str, *, frames: int = 24, size: tuple[int, int] = (25
 
 
 def make_sequence(pattern: Path | str, *, frames: int = 4, start: int = 1, size: tuple[int, int] = (256, 192),
-                  bit_depth: int = 8) -> Path:
+                  bit_depth: int = 8, gray: bool = False) -> Path:
     """Write a numbered image sequence (a film scan) of the clip's frames and return its pattern.
 
     The encoder follows the extension (.dpx, .png, .tif); bit_depth 10 gives 10-bit DPX (gbrp10le),
-    16 gives 16-bit PNG/TIFF; frames are numbered from `start` (scans often start at a timecode's count).
+    16 gives 16-bit PNG/TIFF; gray: one-channel frames (a black-and-white scan); frames are numbered from
+    `start` (scans often start at a timecode's count).
     """
     from clrface_video.io.sequence import sequence_codec, sequence_pix_fmt
 
@@ -246,7 +247,7 @@ def make_sequence(pattern: Path | str, *, frames: int = 4, start: int = 1, size:
     with av.open(str(pattern), "w", format="image2", options={"start_number": str(start)}) as out:
         stream = out.add_stream(codec, rate=24)
         stream.width, stream.height = size
-        stream.pix_fmt = sequence_pix_fmt(codec, bit_depth)
+        stream.pix_fmt = sequence_pix_fmt(codec, bit_depth, gray)
         for i in range(frames):
             image = clip_image(i, frames, size)
             rgb = av.VideoFrame.from_ndarray(image.astype(np.uint16) * 257, format="rgb48le") if bit_depth > 8 \

@@ -523,6 +523,17 @@ def test_ten_bit_dpx_sequence_round_trips_bit_exact_with_its_numbers(tmp_path):
         assert a.image.dtype == np.uint16 and np.array_equal(a.image, b.image)
 
 
+def test_a_black_and_white_scan_stays_one_channel_16_bit(tmp_path):
+    pattern = make_sequence(tmp_path / "bw" / "f_%04d.png", frames=2, bit_depth=16, gray=True)
+    assert probe_video(pattern).pix_fmt == "gray16be"
+    out = tmp_path / "copy" / "f_%04d.png"
+    out.parent.mkdir()
+    copy_video(pattern, out)
+    assert probe_video(out).pix_fmt == "gray16be"
+    for a, b in zip(read_frames(pattern), read_frames(out), strict=True):
+        assert np.array_equal(a.image, b.image)
+
+
 def test_a_sequence_becomes_a_video_at_its_frame_rate(tmp_path):
     pattern = make_sequence(tmp_path / "png" / "f_%04d.png", frames=5)
     out = tmp_path / "film.mp4"

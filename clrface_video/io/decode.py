@@ -254,6 +254,8 @@ def frame_to_array(frame: av.VideoFrame, high_depth: bool,
     if reformatter is None:
         reformatter = VideoReformatter()
     range_ = int(frame.color_range)
+    if range_ not in (RANGE_MPEG, RANGE_JPEG) and frame.format.name.startswith("gray"):
+        range_ = RANGE_JPEG  # an untagged grey still (a black-and-white scan) uses the whole range
     rgb = reformatter.reformat(frame, format="rgb48le" if high_depth else "rgb24",
                                src_colorspace=SWS_MATRIX.get(int(frame.colorspace)),  # None: the frame's own tag
                                src_color_range=range_ if range_ in (RANGE_MPEG, RANGE_JPEG) else None,

@@ -158,6 +158,16 @@ def _copy_streams(source: av.container.InputContainer, out: av.container.OutputC
     return mapping
 
 
+def _gray_frame(image: np.ndarray, pix_fmt: str) -> av.VideoFrame:
+    """A one-channel frame of an RGB image's BT.601 luma, in numpy: swscale's rgb48 -> gray16 path scales
+    by 65535/65280, so a grey scan would not come back as it went in."""
+    luma = np.rint(image.astype(np.float64) @ np.array([0.299, 0.587, 0.114]))
+    if image.dtype == np.uint16:
+        frame = av.VideoFrame.from_ndarray(np.clip(luma, 0, 65535).astype("<u2"), format="gray16le")
+        return frame if pix_fmt == "gray16le" else frame.reformat(format=pix_fmt)
+    return av.VideoFrame.from_ndarray(np.clip(luma, 0, 255).astype(np.uint8), format="gray")
+
+
 def _kept_tags(metadata: dict[str, str]) -> dict[str, str]:
     def muxer_written(key: str) -> bool:
         name = key.lower().split("-")[0]  # mkvmerge writes "BPS-eng", "DURATION-eng", ...
@@ -270,7 +280,7 @@ class VideoWriter:
         pix_fmt = None
         if is_sequence(self.output):  # numbered stills, in the encoder their extension names, at the source depth
             self.codec = sequence_codec(self.output)
-            pix_fmt = sequence_pix_fmt(self.codec, self.info.bit_depth)
+            pix_fmt = sequence_pix_fmt(self.codec, self.info.bit_depth, gray=self.info.pix_fmt.startswith("gray"))
             first = find_sequence(self.source).first if is_sequence(self.source) else 1
             if self.span is not None and is_sequence(self.source) and self.info.fps:  # keep the scan's numbers
                 first += math.ceil(self.span.start * self.info.fps - float(SPAN_TOLERANCE * self.info.fps))
@@ -334,16 +344,19 @@ class VideoWriter:
         if image.shape != (self.info.height, self.info.width, 3):
             raise ValueError(f"frame {frame.index} is {image.shape}, expected "
                              f"({self.info.height}, {self.info.width}, 3)")
-        rgb_format = "rgb48le" if image.dtype == np.uint16 else "rgb24"
-        rgb = av.VideoFrame.from_ndarray(np.ascontiguousarray(image, dtype=image.dtype), format=rgb_format)
-        matrix = SWS_MATRIX.get(self.info.colorspace, SWS_BT601)
-        # Everything explicit, one swscale thread (see SWS_THREADS); transfer and primaries are only
-        # tagged below, never converted.
-        yuv = self._reformatter.reformat(
-            rgb, format=self._pix_fmt, src_colorspace=matrix, dst_colorspace=matrix,
-            src_color_range=RANGE_JPEG,
-            dst_color_range=RANGE_JPEG if self.info.color_range == RANGE_JPEG else RANGE_MPEG,
-            threads=SWS_THREADS)
+        if self._pix_fmt.startswith("gray"):
+            yuv = _gray_frame(image, self._pix_fmt)
+        else:
+            rgb_format = "rgb48le" if image.dtype == np.uint16 else "rgb24"
+            rgb = av.VideoFrame.from_ndarray(np.ascontiguousarray(image, dtype=image.dtype), format=rgb_format)
+            matrix = SWS_MATRIX.get(self.info.colorspace, SWS_BT601)
+            # Everything explicit, one swscale thread (see SWS_THREADS); transfer and primaries are only
+            # tagged below, never converted.
+            yuv = self._reformatter.reformat(
+                rgb, format=self._pix_fmt, src_colorspace=matrix, dst_colorspace=matrix,
+                src_color_range=RANGE_JPEG,
+                dst_color_range=RANGE_JPEG if self.info.color_range == RANGE_JPEG else RANGE_MPEG,
+                threads=SWS_THREADS)
         yuv.color_primaries, yuv.color_trc = self.info.color_primaries, self.info.color_trc
         yuv.colorspace, yuv.color_range = self.info.colorspace, self.info.color_range
         codec_tb = self._video.codec_context.time_base

@@ -15,6 +15,8 @@ DEFAULT_FPS = Fraction(24)  # film; --fps for anything else
 CODECS = {".dpx": "dpx", ".png": "png", ".tif": "tiff", ".tiff": "tiff"}
 RGB_FORMATS = {("dpx", 8): "rgb24", ("dpx", 10): "gbrp10le", ("dpx", 12): "gbrp12le", ("dpx", 16): "rgb48le",
                ("png", 8): "rgb24", ("png", 16): "rgb48be", ("tiff", 8): "rgb24", ("tiff", 16): "rgb48le"}
+GRAY_FORMATS = {("dpx", 8): "gray", ("dpx", 16): "gray16le", ("png", 8): "gray", ("png", 16): "gray16be",
+                ("tiff", 8): "gray", ("tiff", 16): "gray16le"}  # black-and-white film scans stay one channel
 
 
 @dataclass(frozen=True)
@@ -86,8 +88,9 @@ def sequence_codec(pattern: Path) -> str:
     return codec
 
 
-def sequence_pix_fmt(codec: str, bit_depth: int) -> str:
-    """The RGB pixel format for `codec` closest to `bit_depth` (10-bit DPX stays 10-bit)."""
-    depths = sorted({depth for name, depth in RGB_FORMATS if name == codec})
+def sequence_pix_fmt(codec: str, bit_depth: int, gray: bool = False) -> str:
+    """The pixel format for `codec` closest to `bit_depth` (10-bit DPX stays 10-bit), one channel when `gray`."""
+    formats = GRAY_FORMATS if gray else RGB_FORMATS
+    depths = sorted({depth for name, depth in formats if name == codec})
     depth = next((d for d in depths if d >= bit_depth), depths[-1])
-    return RGB_FORMATS[(codec, depth)]
+    return formats[(codec, depth)]
