@@ -66,6 +66,7 @@ class Dist:
     rank: int = 0
     world: int = 1
     local_rank: int = 0
+    owns_group: bool = False  # init_distributed opened the process group (and finish_distributed closes it)
 
     @property
     def main(self) -> bool:
@@ -77,9 +78,19 @@ def init_distributed(device: torch.device) -> Dist:
     world = int(os.environ.get("WORLD_SIZE", "1"))
     if world <= 1:
         return Dist()
-    if not dist.is_initialized():
+    opened = not dist.is_initialized()
+    if opened:
         dist.init_process_group("nccl" if device.type == "cuda" else "gloo")
-    return Dist(dist.get_rank(), dist.get_world_size(), int(os.environ.get("LOCAL_RANK", "0")))
+    return Dist(dist.get_rank(), dist.get_world_size(), int(os.environ.get("LOCAL_RANK", "0")), opened)
+
+
+def finish_distributed(world: Dist) -> None:
+    """Wait for every rank, then close the process group init_distributed opened, so no rank leaves while
+    another still talks to it (a gloo rank whose peer has exited can abort at shutdown)."""
+    if world.world > 1 and dist.is_initialized():
+        dist.barrier()
+        if world.owns_group:
+            dist.destroy_process_group()
 
 
 def barrier(world: Dist) -> None:

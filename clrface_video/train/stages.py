@@ -161,4 +161,5 @@ def train_stages(data_dir: Path, run_dir: Path, stages: Sequence[str], options: 
         ctx = Context(Path(run_dir), Path(data_dir), cfg, model.to(device), device, world, options, weights, echo,
                       identity_net)
         results[name] = run_stage(ctx, name)
+    loop.finish_distributed(world)
     return results
