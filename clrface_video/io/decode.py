@@ -282,7 +282,10 @@ def read_frames(path: Path | str, deint: str | None = None, fps: Fraction | None
         time_base = Fraction(stream.time_base)
         origin = stream.start_time or 0  # pts of the first frame
         if span is not None and span.start > 0:
-            container.seek(origin + int(Fraction(span.start) / time_base), stream=stream, backward=True)
+            try:
+                container.seek(origin + int(Fraction(span.start) / time_base), stream=stream, backward=True)
+            except (av.error.FFmpegError, ValueError):
+                pass  # not seekable: decode from the start; the frames before the span are skipped below
         index = 0
         high_depth: bool | None = None
         reformatter = VideoReformatter()
