@@ -30,6 +30,7 @@ from clrface_video.io.decode import (
     _video_stream,
     one_line,
 )
+from clrface_video.io.image import luma
 from clrface_video.io.sequence import (
     COUNTER,
     find_sequence,
@@ -159,13 +160,12 @@ def _copy_streams(source: av.container.InputContainer, out: av.container.OutputC
 
 
 def _gray_frame(image: np.ndarray, pix_fmt: str) -> av.VideoFrame:
-    """A one-channel frame of an RGB image's BT.601 luma, in numpy: swscale's rgb48 -> gray16 path scales
-    by 65535/65280, so a grey scan would not come back as it went in."""
-    luma = np.rint(image.astype(np.float64) @ np.array([0.299, 0.587, 0.114]))
+    """A one-channel frame of an RGB image's BT.601 luma (io.image.luma), in numpy: swscale's rgb48 -> gray16
+    path scales by 65535/65280, so a grey scan would not come back as it went in."""
     if image.dtype == np.uint16:
-        frame = av.VideoFrame.from_ndarray(np.clip(luma, 0, 65535).astype("<u2"), format="gray16le")
+        frame = av.VideoFrame.from_ndarray(luma(image).astype("<u2"), format="gray16le")
         return frame if pix_fmt == "gray16le" else frame.reformat(format=pix_fmt)
-    return av.VideoFrame.from_ndarray(np.clip(luma, 0, 255).astype(np.uint8), format="gray")
+    return av.VideoFrame.from_ndarray(luma(image), format="gray")
 
 
 def _kept_tags(metadata: dict[str, str]) -> dict[str, str]:
@@ -320,11 +320,12 @@ class VideoWriter:
         """Encode one RGB frame (uint8 or uint16) at its pts, after the copied packets that precede it."""
         if self._out is None or self._video is None:
             raise RuntimeError("VideoWriter.write called outside its with block")
+        seconds = self._frame_pts(frame) * self.info.time_base  # in the source's clock
         if self.span is not None and self._shift is None:
-            self._shift = self._frame_pts(frame) * self.info.time_base
-        video_frame = self._to_video_frame(frame)
+            self._shift = seconds
+        video_frame = self._to_video_frame(frame, seconds)
         try:
-            self._mux_copies_until(self._frame_pts(frame) * self.info.time_base)
+            self._mux_copies_until(seconds)
             self._out.mux(self._video.encode(video_frame))
         except av.error.FFmpegError as error:
             raise ClrfaceError(f"encoding frame {frame.index} into {self.output.name} failed: "
@@ -339,7 +340,10 @@ class VideoWriter:
             return frame.pts
         return round(frame.pts * frame.time_base / self.info.time_base)
 
-    def _to_video_frame(self, frame: Frame) -> av.VideoFrame:
+    def _to_video_frame(self, frame: Frame, seconds: Fraction | None = None) -> av.VideoFrame:
+        """The frame in the encoder's pixel format and clock; `seconds` is its source time (from its pts when None)."""
+        if seconds is None:
+            seconds = self._frame_pts(frame) * self.info.time_base
         image = frame.image
         if image.shape != (self.info.height, self.info.width, 3):
             raise ValueError(f"frame {frame.index} is {image.shape}, expected "
@@ -360,7 +364,7 @@ class VideoWriter:
         yuv.color_primaries, yuv.color_trc = self.info.color_primaries, self.info.color_trc
         yuv.colorspace, yuv.color_range = self.info.colorspace, self.info.color_range
         codec_tb = self._video.codec_context.time_base
-        yuv.pts = round((self._frame_pts(frame) * self.info.time_base - (self._shift or 0)) / codec_tb)
+        yuv.pts = round((seconds - (self._shift or 0)) / codec_tb)
         yuv.time_base = codec_tb
         return yuv
 

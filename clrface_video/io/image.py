@@ -224,7 +224,7 @@ def _to_depth(array: np.ndarray, bit_depth: int) -> np.ndarray:
     return array.astype(np.uint8, copy=False)
 
 
-def _luma(rgb: np.ndarray) -> np.ndarray:
+def luma(rgb: np.ndarray) -> np.ndarray:
     """ITU-R 601 luma, as Pillow's convert('L') computes it, at the input's dtype."""
     weights = np.array([0.299, 0.587, 0.114])
     return np.clip(np.rint(rgb.astype(np.float64) @ weights), 0, np.iinfo(rgb.dtype).max).astype(rgb.dtype)
@@ -243,9 +243,9 @@ def _pil_image(rgb: np.ndarray, like: Photo) -> Image.Image:
     """The 8-bit or 16-bit grayscale Pillow image in the source's mode (alpha re-attached)."""
     alpha = _alpha_for(like, rgb.shape[:2])
     if like.bit_depth == 16:  # only grayscale 16-bit goes through Pillow
-        return Image.fromarray(_luma(rgb))
+        return Image.fromarray(luma(rgb))
     if like.mode in GRAY_MODES:
-        gray = Image.fromarray(_luma(rgb))
+        gray = Image.fromarray(luma(rgb))
         if alpha is not None:
             return Image.merge("LA", (gray, Image.fromarray(alpha)))
         return gray.convert("1") if like.mode == "1" else gray
