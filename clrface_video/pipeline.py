@@ -15,7 +15,7 @@ from .config import RestoreConfig
 from .device import pick_device
 from .errors import ClrfaceError, InputError
 from .faces.align import align_face, estimate_similarity, face_footprint
-from .faces.detect import FaceDetector, make_detector
+from .faces.detect import FaceDetector, make_detector, upright
 from .faces.identity import IdentityEncoder, load_identity_encoder
 from .faces.paste import paste_faces
 from .io.decode import VideoInfo, is_image_path, probe_video, read_frames
@@ -125,11 +125,14 @@ class FaceRestorer:
     says the tracks come from elsewhere; video=False treats every frame as an unrelated photo.
     pixel_aspect: width over height of the frames' pixels (VideoInfo.pixel_aspect); faces in anamorphic
     frames are aligned unsqueezed and pasted back squeezed.
+    rotation: the frames' display rotation in degrees (VideoInfo.rotation); faces are looked for in
+    frames turned upright, and aligned, restored and pasted in the frames as stored.
     """
 
     def __init__(self, models: Models, config: RestoreConfig, timer: StageTimer, *, video: bool,
-                 track: bool | None = None, pixel_aspect: float = 1.0) -> None:
+                 track: bool | None = None, pixel_aspect: float = 1.0, rotation: int = 0) -> None:
         self.models = models
+        self.detector = upright(models.detector, rotation)
         self.config = config
         self.timer = timer
         self.pixel_aspect = pixel_aspect
@@ -167,7 +170,7 @@ class FaceRestorer:
         """Detect, track and align the faces of one frame; faces the model cannot take are left alone."""
         image = to_uint8(frame.image)
         with self.timer("detect"):
-            faces = self.models.detector.detect(image)  # 2 detect
+            faces = self.detector.detect(image)  # 2 detect
         if self.tracking is not None:
             tracked = self.tracking.update(frame.index, faces)  # 3 track: ids and smoothed landmarks
         else:  # a photo: every face is its own track; noise seeds count from config.seed in each photo
@@ -312,7 +315,7 @@ def restore_video(input: str | Path, output: str | Path | None = None, config: R
         return _already_done(source, target, "video", config)
     models = models or load_models(config, video=True)
     timer = StageTimer()
-    story = FaceRestorer(models, config, timer, video=True, pixel_aspect=info.pixel_aspect)
+    story = FaceRestorer(models, config, timer, video=True, pixel_aspect=info.pixel_aspect, rotation=info.rotation)
     report = _new_report(source, target, "video", models)
     span = config.span()
     if progress is not None:

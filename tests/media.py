@@ -165,7 +165,8 @@ def make_clip(path: Path | str, *, frames: int = 24, size: tuple[int, int] = (25
               bit_depth: int = 8, codec: str = "libx264", face: bool = True,
               color: tuple[int, int, int, int] = BT709, audio_codec: str = "aac", mirror: bool = False,
               grey: bool = False, interlaced: bool = False, sar: Fraction | None = None,
-              tagged: bool = False, gop: int | None = None, timecode: str | None = None) -> Path:
+              tagged: bool = False, gop: int | None = None, timecode: str | None = None,
+              sideways: bool = False) -> Path:
     """Write a small real clip and return its path.
 
     size is (width, height); the container comes from the suffix (.mp4, .mkv, .mov).
@@ -180,6 +181,8 @@ def make_clip(path: Path | str, *, frames: int = 24, size: tuple[int, int] = (25
     (video "eng", audio "fra"), the audio stream not default, and CHAPTERS (mkv, mp4, mov).
     gop: libx264 keyframe interval (segments for the Ray backend).
     timecode: the start timecode ("HH:MM:SS:FF"); mov and mp4 store it as a timecode track.
+    sideways: the picture is stored turned against `rotation` so that it shows upright, as a phone stores
+    a portrait clip (size stays the stored size).
     """
     path = Path(path)
     pts, time_base = _frame_pts(frames, fps, vfr)
@@ -212,6 +215,10 @@ def make_clip(path: Path | str, *, frames: int = 24, size: tuple[int, int] = (25
             elif sar is not None:  # the picture as displayed, squeezed into the stored width
                 image = cv2.resize(clip_image(i, frames, display_size(size, sar), face, grey), size,
                                    interpolation=cv2.INTER_AREA)
+            elif sideways:  # display = np.rot90(stored, rotation / 90)
+                turns = round(rotation / 90) % 4
+                shown = size[::-1] if turns % 2 else size
+                image = np.ascontiguousarray(np.rot90(clip_image(i, frames, shown, face, grey), -turns))
             else:
                 image = clip_image(i, frames, size, face, grey)
             frame = _video_frame(image, bit_depth, video.pix_fmt, p, time_base, color)

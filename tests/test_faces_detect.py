@@ -6,7 +6,15 @@ import numpy as np
 import pytest
 
 from clrface_video.errors import ClrfaceError, ModelError
-from clrface_video.faces.detect import RetinaFaceDetector, make_detector, nms, retinaface_priors
+from clrface_video.faces.align import estimate_similarity
+from clrface_video.faces.detect import (
+    RetinaFaceDetector,
+    make_detector,
+    nms,
+    retinaface_priors,
+    stored_points,
+    upright,
+)
 from tests.conftest import shared_file
 
 
@@ -49,6 +57,37 @@ def test_mirrored_image_keeps_image_left_first(detector, astronaut):
     faces = detector.detect(np.ascontiguousarray(astronaut[:, ::-1]))
     assert len(faces) == 1
     check_landmark_layout(faces[0].landmarks)
+
+
+@pytest.mark.parametrize("turns", [1, 2, 3])
+def test_points_in_a_turned_frame_map_to_the_same_stored_pixels(turns):
+    stored = np.random.default_rng(turns).integers(0, 255, (7, 11), dtype=np.uint8)
+    turned = np.rot90(stored, turns)
+    yy, xx = np.mgrid[0:turned.shape[0], 0:turned.shape[1]]
+    points = np.stack([xx.ravel(), yy.ravel()], axis=1).astype(np.float32)
+    mapped = np.round(stored_points(points, turns, 11, 7)).astype(int)
+    assert np.array_equal(stored[mapped[:, 1], mapped[:, 0]], turned.ravel())
+    box = stored_points(np.float32([[0, 0], [turned.shape[1], turned.shape[0]]]), turns, 11, 7, edges=True)
+    assert sorted(box[:, 0]) == [0, 11] and sorted(box[:, 1]) == [0, 7]  # the whole frame stays the whole frame
+
+
+@pytest.mark.parametrize("rotation", [90, 180, -90])
+def test_a_frame_stored_on_its_side_is_searched_upright(detector, astronaut, rotation):
+    """A small face stored sideways or upside down is missed as stored and found when turned upright;
+    its landmarks come back in stored pixels, on the same points of the face."""
+    shown = cv2.resize(astronaut, (160, 160), interpolation=cv2.INTER_AREA)
+    turns = round(rotation / 90) % 4
+    stored = np.ascontiguousarray(np.rot90(shown, -turns))  # display = np.rot90(stored, turns)
+    assert detector.detect(stored) == []
+    assert upright(detector, 0) is detector
+    faces = upright(detector, rotation).detect(stored)
+    reference = detector.detect(shown)
+    assert len(faces) == len(reference) == 1
+    back = stored_points(reference[0].landmarks, turns, 160, 160)
+    assert np.allclose(faces[0].landmarks, back, atol=1e-3)
+    assert np.all((faces[0].landmarks >= faces[0].box[:2]) & (faces[0].landmarks <= faces[0].box[2:]))
+    crop = cv2.warpAffine(stored, estimate_similarity(faces[0].landmarks, 128), (128, 128))
+    check_landmark_layout(detector.detect(cv2.resize(crop, (256, 256)))[0].landmarks)  # aligned crops come out upright
 
 
 def test_max_side_is_configurable(astronaut):

@@ -240,6 +240,30 @@ def test_anamorphic_faces_are_restored_as_displayed_and_the_pixel_shape_is_kept(
     assert got < 16 and got < np.abs(squeezed - reference).mean() / 2  # measured: 12.8 against 37.2
 
 
+@pytest.mark.parametrize("rotation", [-90, 180])
+def test_a_phone_clip_stored_on_its_side_is_restored_as_shown(tmp_path, rotation):
+    """Phones store portrait video on its side with a rotation tag. The faces must be found as shown
+    (the detector misses this small face lying sideways or upside down) and the restorer must get the
+    same upright crops as from the clip stored upright; the output keeps the stored pixels and the tag."""
+    shown = (120, 160)  # a small portrait picture
+    stored = shown[::-1] if rotation % 180 else shown
+    side = make_clip(tmp_path / "side.mp4", frames=4, size=stored, rotation=rotation, sideways=True, audio=False)
+    plain = make_clip(tmp_path / "plain.mp4", frames=4, size=shown, audio=False)
+    detector = make_detector()
+    assert sum(len(detector.detect(f.image)) for f in read_frames(side)) < 4  # as stored: faces missed
+    crops = []
+    for clip in (side, plain):
+        _CropRecorder.crops.clear()
+        report = restore_video(clip, tmp_path / f"{clip.stem}_out.mp4", config(model=_CropRecorder.name))
+        assert report.faces == 4 and report.tracks == 1
+        crops.append(np.stack(_CropRecorder.crops).astype(float))
+    differs = np.abs(crops[0] - crops[1]).mean()  # the same upright faces, up to the two clips' coding
+    turned = np.abs(crops[0] - np.rot90(crops[1], 1, axes=(1, 2))).mean()  # had a crop come out sideways
+    assert differs < 10 and differs < turned / 3, (differs, turned)
+    info = probe_video(tmp_path / "side_out.mp4")
+    assert (info.width, info.height) == stored and info.rotation == probe_video(side).rotation
+
+
 def test_restoration_fades_at_the_size_limits_instead_of_popping():
     from clrface_video.pipeline import SIZE_FADE, size_weight
 

@@ -89,6 +89,16 @@ def test_h264_segments_join_without_reencoding(ray_cluster, clip, ffv1_local, tm
     assert len(keys) == 3  # one IDR per segment: the segments' packets were copied, not re-encoded
 
 
+def test_a_phone_clip_stored_on_its_side_is_restored_as_locally(ray_cluster, tmp_path):
+    """The segment workers look for faces upright too (a small portrait face stored on its side)."""
+    clip = make_clip(tmp_path / "side.mp4", frames=8, size=(160, 120), rotation=-90, sideways=True, audio=False, gop=4)
+    local = tmp_path / "local.mkv"
+    assert restore_video(clip, local, config(codec="ffv1")).faces == 8
+    report = restore_path_ray(clip, tmp_path / "ray.mkv", config(codec="ffv1"), workers=2)
+    assert report.faces == 8 and report.tracks == 1
+    assert_same_video(tmp_path / "ray.mkv", local)
+
+
 @pytest.mark.slow
 def test_a_worker_killed_mid_segment_is_retried(ray_cluster, clip, ffv1_local, tmp_path, monkeypatch):
     marker = tmp_path / "crashed"

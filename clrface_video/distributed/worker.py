@@ -9,6 +9,7 @@ import numpy as np
 
 from ..config import RestoreConfig
 from ..faces.align import align_face
+from ..faces.detect import upright
 from ..io.decode import VideoInfo
 from ..io.deinterlace import bwdif_deint
 from ..io.encode import VideoWriter
@@ -92,9 +93,10 @@ class RestoreWorker:
     def detect(self, source: Path, segment: Segment, info: VideoInfo) -> tuple[list[int | None], list[list[Face]]]:
         """Step 2 on one segment: each frame's pts and detected faces, in presentation order."""
         pts, faces = [], []
+        detector = upright(self.models.detector, info.rotation)  # faces looked for upright, kept in stored pixels
         for frame in read_segment(source, segment, info.bit_depth > 8, 0, self.deint(info)):
             pts.append(frame.pts)
-            faces.append(self.models.detector.detect(to_uint8(frame.image)))
+            faces.append(detector.detect(to_uint8(frame.image)))
         return pts, faces
 
     def embed(self, source: Path, segment: Segment, info: VideoInfo, first_index: int,

@@ -191,6 +191,50 @@ class InsightFaceDetector:
         return sorted(faces, key=lambda f: -f.score)
 
 
+def quarter_turns(rotation: float) -> int:
+    """Counter-clockwise quarter turns (0-3) that show stored frames upright, from a display rotation in degrees."""
+    return round(rotation / 90) % 4
+
+
+def stored_points(points: np.ndarray, turns: int, width: int, height: int, *, edges: bool = False) -> np.ndarray:
+    """Points (N, 2) x, y in a frame turned `turns` quarter turns counter-clockwise (np.rot90) -> the same
+    points in the (height, width) frame as stored. Pixel centres sit on integers; edges=True maps box
+    edges instead (a frame `width` wide has its right edge at x = width, its last centre at width - 1)."""
+    last_x, last_y = (width, height) if edges else (width - 1, height - 1)
+    x, y = points[:, 0], points[:, 1]
+    turned = {0: (x, y), 1: (last_x - y, x), 2: (last_x - x, last_y - y), 3: (y, last_y - x)}[turns % 4]
+    return np.stack(turned, axis=1).astype(np.float32)
+
+
+class UprightDetector:
+    """Finds faces in a video's display orientation and returns them in stored pixels.
+
+    Phones store portrait video on its side with a rotation tag, and RetinaFace misses small faces lying
+    sideways or upside down. Alignment and paste-back work in stored pixels: the landmarks carry the
+    turn, so aligned crops still come out upright.
+    """
+
+    def __init__(self, detector: FaceDetector, turns: int) -> None:
+        self.detector = detector
+        self.turns = turns % 4
+
+    def detect(self, image: np.ndarray) -> list[Face]:
+        height, width = image.shape[:2]
+        faces = self.detector.detect(np.ascontiguousarray(np.rot90(image, self.turns)))
+        out = []
+        for face in faces:
+            corners = stored_points(face.box.reshape(2, 2), self.turns, width, height, edges=True)
+            box = np.concatenate([corners.min(axis=0), corners.max(axis=0)]).astype(np.float32)
+            out.append(Face(box, stored_points(face.landmarks, self.turns, width, height), face.score))
+        return out
+
+
+def upright(detector: FaceDetector, rotation: float) -> FaceDetector:
+    """`detector` made to look at frames shown `rotation` degrees counter-clockwise (VideoInfo.rotation) upright."""
+    turns = quarter_turns(rotation)
+    return UprightDetector(detector, turns) if turns else detector
+
+
 def make_detector(name: str = "retinaface", *, insightface_root: str | Path | None = None,
                   threshold: float = 0.6, device: str | None = None, max_side: int = 1280) -> FaceDetector:
     """The detector called `name`; device 'cuda...' asks onnxruntime for its CUDA provider.
