@@ -1,14 +1,18 @@
 """Held-out evaluation of a CLR-Face checkpoint on prepared faces: degraded input vs IRN vs full model.
 
     python benchmarks/eval_heldout.py WEIGHTS DATA_DIR [--count 96] [--seed 0] [--fidelity 0.5]
-        [--no-guidance] [--threads 1] [--json OUT.json] [--grid OUT.png]
+        [--recipe eval|light|none] [--no-guidance] [--threads 1] [--json OUT.json] [--grid OUT.png]
 
 DATA_DIR is a folder written by `clrface-video prepare-faces`; only its 'heldout' split is read (LFW
 identities kept out of training by name hash). Faces are degraded with the eval recipe of
-clrface_video.eval.paired (train/degrade.py defaults, face i drawn from default_rng((seed, i))).
+clrface_video.eval.paired (train/degrade.py defaults, face i drawn from default_rng((seed, i))); --recipe
+light degrades them with train/degrade.py's LIGHT ranges instead (what a good camera, or a large face
+scaled to the crop, leaves), none not at all.
 Methods: input (the degraded face), irn (the IRN estimate alone, decoded through nothing), autoencoder
 (the clean face through the VQGAN: the ceiling of any output of this model), clrface (the full sampler
-with identity guidance toward the IRN estimate's FaceNet embedding, as the restorer runs per frame).
+with identity guidance toward the IRN estimate's FaceNet embedding, as the restorer runs per frame; for a
+model with a blend gate, "clrface" is the gated output, as `restore --strength auto` pastes it, and
+"clrface, whole" the restoration kept whole, as `--strength 1`).
 Figures: PSNR and SSIM against the clean face, identity cosine by the dlib judge (never trained against)
 when it is installed, and sharpness (variance of the Laplacian; the clean faces' is printed below the
 table: an output far under it is blurred, far over it noisy). evaluate() is importable for the eval engineer's reports.
@@ -85,10 +89,20 @@ def judge_available() -> bool:
         return False
 
 
-def evaluate(weights: Path, data_dir: Path, *, count: int = 96, seed: int = 0, fidelity: float = 0.5,
-             guidance: bool = True, batch_size: int = 16) -> tuple[list[MethodResult], dict[str, np.ndarray]]:
-    """Scores of input / irn / autoencoder / clrface on held-out faces, and the images (for a grid)."""
+def degraded_faces(clean: np.ndarray, seed: int, recipe: str) -> np.ndarray:
+    """The held-out faces degraded by `recipe`: eval (the eval recipe), light (degrade.LIGHT) or none."""
     from clrface_video.eval.paired import degrade_faces
+    from clrface_video.train.degrade import LIGHT
+
+    if recipe == "none":
+        return clean.copy()
+    return degrade_faces(clean, seed, LIGHT) if recipe == "light" else degrade_faces(clean, seed)
+
+
+def evaluate(weights: Path, data_dir: Path, *, count: int = 96, seed: int = 0, fidelity: float = 0.5,
+             guidance: bool = True, batch_size: int = 16, recipe: str = "eval",
+             ) -> tuple[list[MethodResult], dict[str, np.ndarray]]:
+    """Scores of input / irn / autoencoder / clrface on held-out faces, and the images (for a grid)."""
     from clrface_video.restore.base import RestoreBatch
     from clrface_video.restore.model import CLRFaceModel
     from clrface_video.restore.restorer import CLRFaceRestorer, default_identity_net
@@ -96,7 +110,7 @@ def evaluate(weights: Path, data_dir: Path, *, count: int = 96, seed: int = 0, f
 
     model = CLRFaceModel.load(weights)
     _, clean = heldout_faces(data_dir, count, model.cfg.resolution)
-    degraded = degrade_faces(clean, seed)
+    degraded = degraded_faces(clean, seed, recipe)
     judge = judge_available()
     images = {"clean": clean, "input": degraded}
     results = [score("input", degraded, clean, 0.0, judge)]
@@ -108,11 +122,12 @@ def evaluate(weights: Path, data_dir: Path, *, count: int = 96, seed: int = 0, f
             results.append(score(method, images[method], clean, time.monotonic() - t, judge))
     identity_net = default_identity_net(torch.device("cpu")) if guidance else None
     restorer = CLRFaceRestorer(model, "cpu", fidelity, identity_net=identity_net)
-    t = time.monotonic()
-    images["clrface"] = batched(lambda x: restorer.restore(RestoreBatch(x, seeds=np.zeros(len(x), np.int64))),
-                                degraded, batch_size)
     label = "clrface" if identity_net is not None else "clrface (no guidance)"
-    results.append(score(label, images["clrface"], clean, time.monotonic() - t, judge))
+    for key, gate in (("clrface", True), ("clrface, whole", False))[: 2 if model.gate is not None else 1]:
+        t = time.monotonic()
+        images[key] = batched(lambda x, gate=gate: restorer.restore(
+            RestoreBatch(x, seeds=np.zeros(len(x), np.int64), gate=gate)), degraded, batch_size)
+        results.append(score(label + key.removeprefix("clrface"), images[key], clean, time.monotonic() - t, judge))
     return results, images
 
 
@@ -132,6 +147,8 @@ def main() -> None:
     parser.add_argument("--count", type=int, default=96)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--fidelity", type=float, default=0.5)
+    parser.add_argument("--recipe", choices=("eval", "light", "none"), default="eval",
+                        help="how the held-out faces are degraded (light: degrade.LIGHT; none: clean faces)")
     parser.add_argument("--no-guidance", action="store_true")
     parser.add_argument("--threads", type=int, default=None)
     parser.add_argument("--json", type=Path, default=None)
@@ -140,12 +157,13 @@ def main() -> None:
     if args.threads:
         torch.set_num_threads(args.threads)
     results, images = evaluate(args.weights, args.data_dir, count=args.count, seed=args.seed,
-                               fidelity=args.fidelity, guidance=not args.no_guidance)
+                               fidelity=args.fidelity, guidance=not args.no_guidance, recipe=args.recipe)
     clean_sharpness = mean_sharpness(images["clean"])
     print(table(results))
     print(f"\nclean faces: sharpness {clean_sharpness:.0f}")
     if args.json:
         args.json.write_text(json.dumps({"weights": str(args.weights), "count": args.count, "seed": args.seed,
+                                         "recipe": args.recipe,
                                          "fidelity": args.fidelity, "clean_sharpness": clean_sharpness,
                                          "results": [asdict(r) for r in results]},
                                         indent=1))

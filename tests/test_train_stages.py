@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from pathlib import Path
 
 import cv2
@@ -11,10 +12,11 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from clrface_video.restore.gate import GateConfig
 from clrface_video.restore.model import CLRFaceModel
 from clrface_video.train.loop import TrainOptions
 from clrface_video.train.prepare import PreparedFace, write_manifest
-from clrface_video.train.stages import STAGE_ORDER, LossWeights, export_model, train_stages
+from clrface_video.train.stages import STAGE_ORDER, LossWeights, export_model, make_config, train_stages
 
 
 class TinyIdentity(nn.Module):
@@ -66,7 +68,7 @@ def stage_weights(run_dir: Path, stage: str) -> dict[str, torch.Tensor]:
 
 def test_one_step_per_stage_changes_weights_and_stays_finite(data_dir: Path, tmp_path: Path) -> None:
     run_dir = tmp_path / "run"
-    fresh = CLRFaceModel(__import__("clrface_video.train.stages", fromlist=["make_config"]).make_config("tiny"))
+    fresh = CLRFaceModel(replace(make_config("tiny"), gate=GateConfig.tiny()))
     torch.manual_seed(0)
     states = run(data_dir, run_dir, STAGE_ORDER, steps=1)
     for stage in STAGE_ORDER:
@@ -76,7 +78,8 @@ def test_one_step_per_stage_changes_weights_and_stays_finite(data_dir: Path, tmp
         assert all(np.isfinite(v) for k, v in record.items() if isinstance(v, float)), record
         assert (run_dir / stage / "preview_000001.png").is_file()
         after = stage_weights(run_dir, stage)
-        module = {"autoencoder": "vqgan", "decoder": "vqgan", "irn": "irn", "prior": "denoiser", "mask": "mask"}[stage]
+        module = {"autoencoder": "vqgan", "decoder": "vqgan", "irn": "irn", "prior": "denoiser", "mask": "mask",
+                  "gate": "gate"}[stage]
         before = getattr(fresh, module).state_dict()
         assert any(not torch.equal(before[k], after[k]) for k in before if before[k].is_floating_point()), stage
         assert all(torch.isfinite(v).all() for v in after.values())
@@ -91,6 +94,8 @@ def test_one_step_per_stage_changes_weights_and_stays_finite(data_dir: Path, tmp
     assert torch.allclose(model.vqgan.decoder.conv_out.weight, dec["decoder.conv_out.weight"].float(), atol=1e-3)
     assert torch.allclose(model.irn.conv_out.weight, stage_weights(run_dir, "irn")["conv_out.weight"].float(),
                           atol=1e-3)
+    assert model.gate is not None and torch.allclose(model.gate.head.bias, stage_weights(run_dir, "gate")["head.bias"],
+                                                     atol=1e-3)
     assert model.cfg.anchor_range == (0.0, 0.0)  # anchoring is off unless export is asked for it
     export_model(run_dir, out, anchor_range=(1.0, 2.5), t_star_range=(0.1, 0.3))
     anchored = CLRFaceModel.load(out)
@@ -235,3 +240,31 @@ def test_decoder_on_restored_latents_trains_only_the_decoder_on_what_the_sampler
         z_b = stage.latents(hq_b, lq, torch.Generator().manual_seed(3))
         assert torch.equal(z_a, z_b) == (mode == "restored"), mode
         assert stage.needs_lq == (mode == "restored")
+
+
+def test_a_gate_is_added_to_a_model_trained_without_one_and_exported_only_once_trained(
+        data_dir: Path, tmp_path: Path) -> None:
+    first = tmp_path / "first"
+    run(data_dir, first, ("autoencoder", "irn", "prior", "mask"), steps=1)
+    plain = tmp_path / "plain.safetensors"
+    export_model(first, plain, fp16=False)
+    assert CLRFaceModel.load(plain).gate is None  # a run without the gate stage has none
+    options = TrainOptions(config="tiny", steps=2, batch_size=2, device="cpu", log_every=1, threads=1, init_from=plain)
+    second = tmp_path / "second"
+    state = train_stages(data_dir, second, ("gate",), options, echo=None, weights=WEIGHTS,
+                         identity_net=TinyIdentity())["gate"]
+    assert state.step == 2
+    record = json.loads((second / "gate" / "log.jsonl").read_text().splitlines()[-1])
+    assert 0 <= record["share"] <= 1 and 0 <= record["best_share"] <= 1 and np.isfinite(record["bce"])
+    gated = tmp_path / "gated.safetensors"
+    export_model(second, gated, fp16=False)
+    model, before = CLRFaceModel.load(gated), CLRFaceModel.load(plain)
+    assert model.gate is not None and model.cfg.gate == GateConfig.tiny()
+    assert torch.equal(model.gate.head.bias, stage_weights(second, "gate")["head.bias"])
+    assert all(torch.equal(v, model.state_dict()[k]) for k, v in before.state_dict().items())  # nothing else moved
+    # the gate stage started in a run folder but never trained leaves no gate in the export
+    third = tmp_path / "third"
+    train_stages(data_dir, third, ("gate",), replace(options, steps=1, max_minutes=0.0), echo=None,
+                 weights=WEIGHTS, identity_net=TinyIdentity())
+    export_model(third, tmp_path / "untrained.safetensors", fp16=False)
+    assert CLRFaceModel.load(tmp_path / "untrained.safetensors").gate is None

@@ -27,6 +27,8 @@ class RestoreBatch:
         restorers without latents ignore it.
     snap: quantise the final latent against the codebook before decoding (the method's last step);
         False decodes the latent as the prior left it, which changes less from frame to frame.
+    gate: a restorer with a blend gate (restore.gate) keeps of each face the share its gate chooses;
+        False keeps every restored face whole (the pipeline does so when --strength is a number).
     """
 
     crops: np.ndarray
@@ -35,6 +37,7 @@ class RestoreBatch:
     tracks: np.ndarray | None = None
     memory: TrackMemory | None = None
     snap: bool = True
+    gate: bool = True
 
 
 class Restorer(Protocol):

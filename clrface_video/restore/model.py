@@ -1,4 +1,4 @@
-"""The CLR-Face model: config, modules (VQGAN, score prior, IRN, latent mask), safetensors I/O, fidelity knobs."""
+"""The CLR-Face model: config, modules (VQGAN, score prior, IRN, latent mask, blend gate), safetensors I/O, fidelity knobs."""
 from __future__ import annotations
 
 import json
@@ -12,6 +12,7 @@ from torch import nn
 
 from ..errors import ClrfaceError, ModelError
 from .denoiser import Denoiser
+from .gate import BlendGate, GateConfig
 from .guidance import LatentMask
 from .irn import IRN, IRNConfig
 from .score_net import ScoreNet, ScoreNetConfig
@@ -46,6 +47,8 @@ class CLRFaceConfig:
     anchor_range: (0, 0) turns low-frequency anchoring off; a small model whose autoencoder shifts colour
     and shading ships a non-zero range. identity_size: side the decoded face is resized to
     before the identity network (None: the network takes the crop as is, as faces.identity does).
+    gate: the blend gate (restore.gate), a product addition trained after the method's stages; None: every
+    restored face is kept whole.
     """
 
     vqgan: VQGANConfig = field(default_factory=VQGANConfig.small_128)
@@ -63,6 +66,7 @@ class CLRFaceConfig:
     anchor_range: tuple[float, float] = (0.0, 0.0)
     identity_size: int | None = None
     seed: int = 0
+    gate: GateConfig | None = field(default=None, metadata={"config": GateConfig})
 
     @property
     def resolution(self) -> int:
@@ -108,8 +112,9 @@ def _from_dict(cls: type, data: dict[str, Any]) -> Any:
     kwargs: dict[str, Any] = {}
     for name, value in data.items():
         default = getattr(cls(), name)
-        if is_dataclass(default) and isinstance(value, dict):
-            kwargs[name] = _from_dict(type(default), value)
+        nested = type(default) if is_dataclass(default) else known[name].metadata.get("config")
+        if nested is not None and isinstance(value, dict):
+            kwargs[name] = _from_dict(nested, value)
         elif isinstance(value, list):
             kwargs[name] = tuple(value)
         else:
@@ -118,7 +123,7 @@ def _from_dict(cls: type, data: dict[str, Any]) -> Any:
 
 
 class CLRFaceModel(nn.Module):
-    """vqgan (E, codebook, D), denoiser (EDM wrapper around score_net), irn, mask; no identity network.
+    """vqgan (E, codebook, D), denoiser (EDM wrapper around score_net), irn, mask, gate (or None); no identity network.
 
     The identity network (FaceNet) is not part of these weights: it ships separately and is passed to
     the restorer.
@@ -131,6 +136,7 @@ class CLRFaceModel(nn.Module):
         self.denoiser = Denoiser(ScoreNet(cfg.score), sigma_data=cfg.sigma_data)
         self.irn = IRN(cfg.irn)
         self.mask = LatentMask(cfg.vqgan.latent_channels, cfg.vqgan.latent_resolution, factored=cfg.mask_factored)
+        self.gate = BlendGate(cfg.gate) if cfg.gate is not None else None
 
     @property
     def score_net(self) -> ScoreNet:

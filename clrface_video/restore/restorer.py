@@ -14,6 +14,7 @@ from torch import nn
 from ..device import compute_dtype
 from ..errors import ClrfaceError, ModelError
 from .base import RestoreBatch, register_restorer
+from .gate import blend
 from .guidance import embed_images, identity_guidance
 from .model import CLRFaceModel, Knobs, fidelity_to_knobs
 from .samplers import SAMPLERS, Guidance, Sampler
@@ -73,6 +74,15 @@ def sample_latents(model: CLRFaceModel, lq: torch.Tensor, knobs: Knobs,
     return z, x_irn
 
 
+def decode_latents(model: CLRFaceModel, z: torch.Tensor, x_irn: torch.Tensor, knobs: Knobs, snap: bool) -> torch.Tensor:
+    """Steps 6-7: the final latent (quantised first when snap), decoded, with its colour and shading below
+    knobs.anchor_sigma taken from the IRN estimate (when the model asks for it). Shared with the gate stage."""
+    out = model.vqgan.decode(model.vqgan.quantize(z).z_q if snap else z)
+    if knobs.anchor_sigma > 0:
+        out = out - gaussian_blur(out, knobs.anchor_sigma) + gaussian_blur(x_irn, knobs.anchor_sigma)
+    return out
+
+
 class CLRFaceRestorer:
     """Restores (N, R, R, 3) uint8 aligned faces with a CLRFaceModel.
 
@@ -124,15 +134,17 @@ class CLRFaceRestorer:
 
         z, x_irn = sample_latents(m, lq, knobs, noise, self.sampler, self.denoiser,
                                   guidance=lambda x_irn: self._guidance(batch, x_irn, knobs.guidance_weight))
-        # 6. optional smoothing along each track, then quantise against the codebook (unless the batch
-        #    asks not to) and decode
+        # 6. optional smoothing along each track
         if batch.memory is not None and batch.tracks is not None:
             z = batch.memory.smooth(z, np.asarray(batch.tracks))
-        out = m.vqgan.decode(m.vqgan.quantize(z).z_q if batch.snap else z)
-        # 7. colour and shading from the IRN estimate, detail from the prior (when the model asks for it)
-        if knobs.anchor_sigma > 0:
-            out = out - gaussian_blur(out, knobs.anchor_sigma) + gaussian_blur(x_irn, knobs.anchor_sigma)
-        # 8. back to uint8 (N, R, R, 3)
+        # 7. quantise against the codebook (unless the batch asks not to), decode, anchor to the IRN estimate
+        out = decode_latents(m, z, x_irn, knobs, batch.snap)
+        # 8. the blend gate, where the model has one: of each face, keep the share of the restoration it
+        #    chooses over the degraded input (a face that needs nothing keeps its input)
+        out = out.clamp(-1, 1)
+        if m.gate is not None and batch.gate:
+            out = blend(lq, out, m.gate(lq, out))
+        # 9. back to uint8 (N, R, R, 3)
         out = ((out.float().clamp(-1, 1) + 1.0) * 127.5).round().to(torch.uint8)
         return out.permute(0, 2, 3, 1).cpu().numpy()
 

@@ -8,8 +8,8 @@ import click
 
 from .prepare import PrepareConfig, prepare_faces
 
-STAGES = ("autoencoder", "decoder", "irn", "prior", "mask", "all")
-ALL = ("autoencoder", "irn", "prior", "mask")  # --stage all; decoder is an optional fine-tune
+STAGES = ("autoencoder", "decoder", "irn", "prior", "mask", "gate", "all")
+ALL = ("autoencoder", "irn", "prior", "mask", "gate")  # --stage all; decoder is an optional fine-tune
 CONFIGS = ("tiny", "small_128", "base_256", "base_512")
 
 
@@ -33,8 +33,9 @@ def prepare_faces_command(src_dir: Path, out_dir: Path, size: int, holdout_fract
 @click.command("train")
 @click.argument("data_dir", type=click.Path(exists=True, file_okay=False, path_type=Path))
 @click.option("--stage", type=click.Choice(STAGES), default="all", show_default=True,
-              help="all = autoencoder, irn, prior, mask in order; decoder is an optional whole-face fine-tune of "
-                   "the autoencoder's decoder (L1, adversarial from --disc-start; encoder and codebook frozen)")
+              help="all = autoencoder, irn, prior, mask, gate in order; decoder is an optional whole-face fine-tune "
+                   "of the autoencoder's decoder (L1, adversarial from --disc-start; encoder and codebook frozen); "
+                   "gate learns how much of each restored face to keep over its input")
 @click.option("--run-dir", "--run", "run_dir", type=click.Path(file_okay=False, path_type=Path), required=True,
               help="run folder: checkpoints, logs, sample grids (under torchrun spell it --run-dir: torchrun "
                    "reads --run as its own --run-path)")

@@ -38,6 +38,15 @@ class DegradeConfig:
     jpeg_quality: tuple[int, int] = (20, 90)
     crf: tuple[int, int] = (30, 48)  # x264 constant rate factor; 51 is the worst
     codec_frames: int = 1  # frames per x264 sequence when degrading one image (1 = intra frame only)
+    light_prob: float = 0.0  # share of faces given LIGHT's ranges instead (0 draws nothing extra: seeds unchanged)
+
+
+# What a decent camera, or a large face scaled down to the crop, leaves: each step half as likely, all
+# mild, a few faces untouched. The blend-gate stage mixes it in so the gate also sees faces that need
+# nothing; the restorer's stages never do (light_prob 0).
+LIGHT = DegradeConfig(blur_prob=0.5, motion_blur_prob=0.0, gaussian_sigma=(0.2, 1.0), downsample_prob=0.5,
+                      scale=(1.0, 2.0), noise_prob=0.5, gaussian_noise=(0.0, 4.0), poisson_prob=0.0,
+                      compress_prob=0.7, codec_prob=0.0, jpeg_quality=(60, 95))
 
 
 def gaussian_blur(image: np.ndarray, sigma: float) -> np.ndarray:
@@ -121,6 +130,8 @@ def degrade(image: np.ndarray, rng: np.random.Generator, config: DegradeConfig =
     """
     if image.dtype != np.uint8 or image.ndim != 3 or image.shape[2] != 3:
         raise ValueError(f"degrade() expects RGB uint8 (H, W, 3), got {image.shape} {image.dtype}")
+    if config.light_prob > 0 and rng.random() < config.light_prob:
+        config = LIGHT
     h, w = image.shape[:2]
     x = image
     # 1 blur

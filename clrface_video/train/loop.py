@@ -17,6 +17,7 @@ from torch import nn
 from torch.utils.data import DataLoader, Dataset, DistributedSampler, RandomSampler
 
 from ..errors import ClrfaceError
+from ..restore.gate import GateConfig
 from ..restore.irn import IRNConfig
 from ..restore.model import CLRFaceConfig, CLRFaceModel
 from ..restore.score_net import ScoreNetConfig
@@ -271,9 +272,11 @@ def finite(losses: dict[str, torch.Tensor]) -> bool:
 # ----------------------------------------------------------------------------- run folder and export
 
 # decoder (optional) saves the whole VQGAN after the autoencoder: loaded second, it replaces the decoder.
-STAGE_ORDER = ("autoencoder", "decoder", "irn", "prior", "mask")
-STAGE_MODULE = {"autoencoder": "vqgan", "decoder": "vqgan", "irn": "irn", "prior": "denoiser", "mask": "mask"}
-OPTIONAL_STAGES = ("decoder",)
+# gate (optional) is the blend gate over the finished model, a module only runs that train it have.
+STAGE_ORDER = ("autoencoder", "decoder", "irn", "prior", "mask", "gate")
+STAGE_MODULE = {"autoencoder": "vqgan", "decoder": "vqgan", "irn": "irn", "prior": "denoiser", "mask": "mask",
+                "gate": "gate"}
+OPTIONAL_STAGES = ("decoder", "gate")
 
 
 def make_config(name: str) -> CLRFaceConfig:
@@ -284,6 +287,17 @@ def make_config(name: str) -> CLRFaceConfig:
     return CLRFaceConfig(vqgan=vq, score=ScoreNetConfig(latent_channels=vq.latent_channels, base_channels=96),
                          irn=IRNConfig(base_channels=32, channel_mult=(1, 2, 4, 4)),
                          identity_size=160)
+
+
+def add_gate(run_dir: Path, name: str) -> CLRFaceConfig:
+    """The run's config with a blend gate (restore.gate) added, written back, for the gate stage: the gate is
+    an add-on, so a run (or a model it was seeded from) trained without one takes it without changing anything else."""
+    cfg = load_run_config(run_dir, name)
+    if cfg.gate is None:
+        cfg = replace(cfg, gate=GateConfig.tiny() if name == "tiny" else GateConfig())
+        path = run_dir / "config.json"
+        save_json(path, {**json.loads(path.read_text()), "model": cfg.to_dict()})
+    return cfg
 
 
 def load_run_config(run_dir: Path, name: str) -> CLRFaceConfig:
@@ -342,7 +356,8 @@ def load_finished_stages(model: CLRFaceModel, run_dir: Path) -> list[str]:
     """Load every stage's weights found in the run folder into the model; returns the stages loaded."""
     loaded = []
     for stage in STAGE_ORDER:
-        if load_module(run_dir / stage / "weights.safetensors", getattr(model, STAGE_MODULE[stage])):
+        module = getattr(model, STAGE_MODULE[stage])
+        if module is not None and load_module(run_dir / stage / "weights.safetensors", module):
             loaded.append(stage)
     return loaded
 
@@ -360,6 +375,8 @@ def export_model(run_dir: Path, out: Path, *, fp16: bool = True, anchor_range: t
         cfg = replace(cfg, anchor_range=(float(anchor_range[0]), float(anchor_range[1])))
     if t_star_range is not None:
         cfg = replace(cfg, t_star_range=(float(t_star_range[0]), float(t_star_range[1])))
+    if cfg.gate is not None and load_state(run_dir / "gate", "gate").step == 0:
+        cfg = replace(cfg, gate=None)  # an untrained gate would blend at its initial share: leave it out
     model = CLRFaceModel(cfg)
     loaded = load_finished_stages(model, run_dir)
     missing = [s for s in STAGE_ORDER if s not in loaded and s not in OPTIONAL_STAGES]

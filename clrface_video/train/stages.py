@@ -23,6 +23,7 @@ from .loop import (
     RunLog,
     StageState,
     TrainOptions,
+    add_gate,
     export_model,
     load_finished_stages,
     load_run_config,
@@ -48,6 +49,7 @@ DEFAULTS = {
     "irn": StageDefaults(batch_size=8, lr=2e-4, steps=50_000),
     "prior": StageDefaults(batch_size=16, lr=2e-4, steps=100_000),
     "mask": StageDefaults(batch_size=4, lr=5e-2, steps=2_000),
+    "gate": StageDefaults(batch_size=8, lr=1e-3, steps=3_000),
 }
 
 
@@ -83,7 +85,9 @@ def run_stage(ctx: Context, stage_name: str) -> StageState:
     if budget.over(state.step, time.monotonic()):
         return state
     batch_size = opts.batch_size or defaults.batch_size
-    degrade_config = DegradeConfig() if opts.codec_prob is None else DegradeConfig(codec_prob=opts.codec_prob)
+    degrade_config = DegradeConfig(light_prob=stage.light_prob)
+    if opts.codec_prob is not None:
+        degrade_config = replace(degrade_config, codec_prob=opts.codec_prob)
     data = FaceDataset(ctx.data_dir, "train", seed=opts.seed, degrade=stage.needs_lq, degrade_config=degrade_config)
     workers = opts.workers if opts.workers is not None else (4 if ctx.device.type == "cuda" else 0)
     batches = loop.endless_batches(data, batch_size, seed=opts.seed, start_epoch=state.epoch, world=ctx.world,
@@ -152,6 +156,8 @@ def train_stages(data_dir: Path, run_dir: Path, stages: Sequence[str], options: 
                 echo(f"{run_dir}: started from {options.init_from} (" +
                      ", ".join(f"{s} at step {n}" for s, n in seeded.items()) + ")")
         load_run_config(Path(run_dir), options.config)
+        if "gate" in stages:
+            add_gate(Path(run_dir), options.config)
     loop.barrier(world)
     cfg = load_run_config(Path(run_dir), options.config)
     results = {}

@@ -8,6 +8,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from ..restore.gate import best_share, blend, blend_log_mse, gate_loss
 from ..restore.model import CLRFaceConfig, CLRFaceModel, fidelity_to_knobs
 from ..restore.schedules import karras_sigmas, sample_sigmas_lognormal, truncate_sigmas
 from . import loop
@@ -77,6 +78,7 @@ class Stage:
 
     name = ""
     needs_lq = True
+    light_prob = 0.0  # share of training faces degraded lightly (degrade.LIGHT) instead of with the full recipe
 
     def __init__(self, ctx: Context, lr: float) -> None:
         self.ctx = ctx
@@ -366,6 +368,49 @@ class MaskStage(Stage):
         return self.restore(lq, self.ctx.weights.mask_fidelity, with_grad=False).detach()
 
 
+class GateStage(Stage):
+    """Blend gate (restore.gate) over the frozen model. Each degraded face is restored as `restore` does
+    (sample_latents and decode_latents at a random fidelity, snapped half the time, no identity guidance),
+    and the gate learns the share of that restoration to keep over the input: each face's best share
+    (restore.gate.best_share, the least-squares blend against the clean face) is its target. Half the faces are degraded lightly (degrade.LIGHT), so the gate also sees
+    faces the model would make worse: clean, sharp or large ones scaled down to the crop.
+    """
+
+    name, light_prob = "gate", 0.5
+
+    def __init__(self, ctx: Context, lr: float) -> None:
+        super().__init__(ctx, lr)
+        self.model.eval()
+        self.trained.train()
+        self.generator = torch.Generator().manual_seed(ctx.options.seed * 15_485_863 + ctx.world.rank + 1_000_003 * ctx.start_step)
+
+    @torch.no_grad()
+    def restored(self, lq: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+        from ..restore.restorer import decode_latents, sample_latents
+        from ..restore.samplers import SAMPLERS
+
+        cfg = self.ctx.cfg
+        fidelity, snap = torch.rand(2, generator=generator).tolist()
+        knobs = fidelity_to_knobs(cfg, fidelity)
+        z, x_irn = sample_latents(self.model, lq, knobs, lambda shape: torch.randn(shape, generator=generator).to(lq.device),
+                                  SAMPLERS[cfg.sampler], self.model.denoiser)
+        return decode_latents(self.model, z, x_irn, knobs, snap < 0.5).clamp(-1, 1)
+
+    def step(self, hq: torch.Tensor, lq: torch.Tensor, step: int) -> dict[str, torch.Tensor]:
+        out = self.restored(lq, self.generator)
+        logits = self.trained.logits(lq, out)
+        loss = gate_loss(logits, lq, out, hq)
+        self.update("main", loss, self.params, step)
+        share = torch.sigmoid(logits.detach())
+        return {"bce": loss.detach(), "share": share.mean(), "best_share": best_share(lq, out, hq).mean(),
+                "log_mse": blend_log_mse(lq, out, share, hq), "log_mse_whole": blend_log_mse(lq, out, torch.ones_like(share), hq)}
+
+    @torch.no_grad()
+    def preview(self, hq: torch.Tensor, lq: torch.Tensor) -> torch.Tensor:
+        out = self.restored(lq, torch.Generator().manual_seed(0))
+        return blend(lq, out, self.trained(lq, out))
+
+
 STAGES: dict[str, Callable[[Context, float], Stage]] = {
     "autoencoder": AutoencoderStage, "decoder": DecoderStage, "irn": IRNStage, "prior": PriorStage,
-    "mask": MaskStage}
+    "mask": MaskStage, "gate": GateStage}

@@ -1,0 +1,79 @@
+"""The blend gate: how much of each restored face to keep over its degraded input, learnt per face."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+
+@dataclass(frozen=True)
+class GateConfig:
+    """channels: one stride-2 conv per entry; the result is pooled (mean and spread) to one share per face.
+
+    init_share: the share an untrained gate gives every face.
+    """
+
+    channels: tuple[int, ...] = (16, 32, 64, 64)
+    init_share: float = 0.75
+
+    @classmethod
+    def tiny(cls) -> GateConfig:
+        return cls(channels=(4, 8))
+
+
+class BlendGate(nn.Module):
+    """(degraded, restored) faces, (N, 3, R, R) in [-1, 1] -> (N,) share w in [0, 1] of the restoration to keep.
+
+    The output is lq + w (restored - lq). The gate is a small product addition on top of the method,
+    trained after it (train --stage gate) toward each training face's best share (best_share): a face
+    that is already clean gets w near 0, so a small model's softer face does not replace a sharper input.
+    """
+
+    def __init__(self, cfg: GateConfig) -> None:
+        super().__init__()
+        self.cfg = cfg
+        layers: list[nn.Module] = []
+        ch = 9  # lq, restored, and their difference
+        for out_ch in cfg.channels:
+            layers += [nn.Conv2d(ch, out_ch, 3, stride=2, padding=1), nn.SiLU()]
+            ch = out_ch
+        self.features = nn.Sequential(*layers)
+        self.head = nn.Linear(2 * ch, 1)
+        nn.init.zeros_(self.head.weight)
+        share = min(max(cfg.init_share, 1e-3), 1 - 1e-3)
+        nn.init.constant_(self.head.bias, float(torch.logit(torch.tensor(share))))
+
+    def logits(self, lq: torch.Tensor, restored: torch.Tensor) -> torch.Tensor:
+        """(N,) log-odds of the share (what the gate stage trains)."""
+        x = torch.cat([lq, restored, restored - lq], dim=1)
+        h = self.features(x).float()
+        pooled = torch.cat([h.mean(dim=(2, 3)), h.std(dim=(2, 3))], dim=1)
+        return self.head(pooled.to(self.head.weight.dtype)).squeeze(1)
+
+    def forward(self, lq: torch.Tensor, restored: torch.Tensor) -> torch.Tensor:
+        return torch.sigmoid(self.logits(lq, restored))
+
+
+def blend(lq: torch.Tensor, restored: torch.Tensor, share: torch.Tensor) -> torch.Tensor:
+    """lq + share (restored - lq), share (N,) per face."""
+    return lq + share.to(lq.dtype).view(-1, 1, 1, 1) * (restored - lq)
+
+
+def best_share(lq: torch.Tensor, restored: torch.Tensor, hq: torch.Tensor) -> torch.Tensor:
+    """(N,) the share in [0, 1] whose blend is closest to the clean face hq (least squares, per face)."""
+    step, want = (restored - lq).float().flatten(1), (hq - lq).float().flatten(1)
+    return ((step * want).sum(1) / step.pow(2).sum(1).clamp_min(1e-8)).clamp(0.0, 1.0)
+
+
+def gate_loss(logits: torch.Tensor, lq: torch.Tensor, restored: torch.Tensor, hq: torch.Tensor) -> torch.Tensor:
+    """Cross-entropy of the gate's share against each face's best share (best_share): the gradient does
+    not vanish where the share saturates, as it would training the blend's error directly."""
+    return F.binary_cross_entropy_with_logits(logits.float(), best_share(lq, restored, hq))
+
+
+def blend_log_mse(lq: torch.Tensor, restored: torch.Tensor, share: torch.Tensor, hq: torch.Tensor) -> torch.Tensor:
+    """Mean over faces of log10 MSE of the blend against the clean face (minus the mean PSNR / 10, for logs)."""
+    mse = F.mse_loss(blend(lq.float(), restored.float(), share.float()), hq.float(), reduction="none").mean(dim=(1, 2, 3))
+    return torch.log10(mse + 1e-5).mean()

@@ -1,0 +1,72 @@
+"""The blend gate: the share it keeps, how the restorer applies it, that it can learn, and training/export."""
+from __future__ import annotations
+
+from dataclasses import replace
+
+import numpy as np
+import torch
+
+from clrface_video.restore.base import RestoreBatch
+from clrface_video.restore.gate import BlendGate, GateConfig, best_share, blend, gate_loss
+from clrface_video.restore.model import CLRFaceConfig, CLRFaceModel, Knobs
+from clrface_video.restore.restorer import CLRFaceRestorer
+from tests.tiny_models import randomised_model
+
+KNOBS = Knobs(t_star=0.5, guidance_weight=0.0, steps=4)
+
+
+def gated_model(bias: float | None = None) -> CLRFaceModel:
+    model = randomised_model(replace(CLRFaceConfig.tiny(), gate=GateConfig.tiny()))
+    if bias is not None:
+        with torch.no_grad():
+            model.gate.head.bias.fill_(bias)
+    return model
+
+
+def crops(n: int = 3) -> np.ndarray:
+    return np.random.default_rng(4).integers(0, 256, (n, 32, 32, 3), dtype=np.uint8)
+
+
+def test_an_untrained_gate_keeps_its_initial_share_of_every_face() -> None:
+    gate = BlendGate(GateConfig.tiny())
+    x = torch.rand(5, 3, 32, 32) * 2 - 1
+    share = gate(x, -x)
+    assert share.shape == (5,) and torch.allclose(share, torch.full((5,), 0.75), atol=1e-5)
+
+
+def test_the_restorer_blends_each_face_by_its_gate() -> None:
+    lq, seeds = crops(), np.array([1, 2, 3])
+    whole = CLRFaceRestorer(gated_model(), "cpu", knobs=KNOBS).restore(RestoreBatch(lq, seeds=seeds, gate=False))
+    closed = CLRFaceRestorer(gated_model(-30.0), "cpu", knobs=KNOBS).restore(RestoreBatch(lq, seeds=seeds))
+    opened = CLRFaceRestorer(gated_model(30.0), "cpu", knobs=KNOBS).restore(RestoreBatch(lq, seeds=seeds))
+    half = CLRFaceRestorer(gated_model(0.0), "cpu", knobs=KNOBS).restore(RestoreBatch(lq, seeds=seeds))
+    assert np.abs(whole.astype(int) - lq).mean() > 20  # the tiny random model changes the faces a lot
+    assert np.array_equal(closed, lq)  # share 0: the input itself
+    assert np.array_equal(opened, whole)  # share 1: the restoration itself
+    assert np.abs(half.astype(float) - (lq.astype(float) + whole) / 2).max() <= 1.0
+    plain = CLRFaceModel(CLRFaceConfig.tiny())
+    plain.load_state_dict({k: v for k, v in gated_model().state_dict().items() if not k.startswith("gate.")})
+    no_gate = CLRFaceRestorer(plain.eval(), "cpu", knobs=KNOBS).restore(RestoreBatch(lq, seeds=seeds))
+    assert np.array_equal(no_gate, whole)  # the same weights without a gate restore the same faces
+
+
+def test_the_gate_learns_which_faces_the_restoration_helps() -> None:
+    """Half the faces are clean inputs with a noisy 'restoration', half noisy inputs with a clean one:
+    trained as the gate stage trains it, the gate keeps little of the first and most of the second."""
+    torch.manual_seed(0)
+    hq = torch.rand(16, 3, 32, 32) * 1.6 - 0.8
+    noisy = (hq + 0.3 * torch.randn_like(hq)).clamp(-1, 1)
+    helps = torch.arange(16) % 2 == 0
+    lq = torch.where(helps.view(-1, 1, 1, 1), noisy, hq)
+    out = torch.where(helps.view(-1, 1, 1, 1), hq, noisy)
+    assert torch.equal(best_share(lq, out, hq), helps.float())
+    gate = BlendGate(GateConfig.tiny())
+    opt = torch.optim.Adam(gate.parameters(), 1e-2)
+    for _ in range(150):
+        loss = gate_loss(gate.logits(lq, out), lq, out, hq)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    share = gate(lq, out).detach()
+    assert share[helps].min() > 0.8 and share[~helps].max() < 0.2, share
+    assert torch.allclose(blend(lq, out, torch.ones(16)), out) and torch.allclose(blend(lq, out, torch.zeros(16)), lq)
