@@ -45,8 +45,8 @@ def _checked(name: str, value: Any, default: Any) -> Any:
         if value is None or isinstance(value, (bool, np.bool_)):
             return None if value is None else bool(value)
         raise ClrfaceError(f"snap_to_codebook must be True, False or None, got {value!r}")
-    if name in ("fps", "duration"):  # None = 24 fps, the rate of film; None = to the end
-        if value is None:
+    if name in ("fps", "duration", "strength"):  # None = 24 fps, the rate of film; to the end; auto
+        if value is None or (name == "strength" and value == "auto"):
             return None
         return _checked(f"{name} as a number", value, 0.0)
     if isinstance(default, bool):

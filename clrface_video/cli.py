@@ -111,6 +111,19 @@ def _show_warnings(quiet: bool) -> None:
     logger.propagate = False
 
 
+def _strength(ctx: click.Context, param: click.Parameter, value: str) -> float | None:
+    """--strength: "auto" (None, the model's blend gate decides) or a share in [0, 1]."""
+    if value == "auto":
+        return None
+    try:
+        share = float(value)
+    except ValueError:
+        share = float("nan")
+    if not 0.0 < share <= 1.0:
+        raise click.BadParameter(f"{value!r} is neither auto nor a share above 0 and at most 1")
+    return share
+
+
 def _writable_file(path: Path | None) -> Path | None:
     """Check at the edge that a file can be created there, before hours of work are spent."""
     if path is not None and not path.expanduser().parent.is_dir():
@@ -139,6 +152,9 @@ def cli() -> None:
               help="Restorer name (see `clrface-video models`) or CLR-Face .safetensors weights.")
 @click.option("--fidelity", type=click.FloatRange(0.0, 1.0), default=0.5, show_default=True,
               help="0 trusts the face prior (quality), 1 stays close to the input.")
+@click.option("--strength", default="auto", show_default=True, metavar="auto|SHARE", callback=_strength,
+              help="Share of each restored face pasted over the input: auto lets the model's blend gate choose per "
+                   "face (little for faces already clean or sharp, most for badly degraded ones); 1 = all of it.")
 @click.option("--device", default="auto", show_default=True, metavar="auto|cpu|cuda",
               help="Where the restorer runs; auto takes a CUDA GPU when there is one.")
 @click.option("--batch-size", type=click.IntRange(min=1), default=16, show_default=True,
@@ -192,7 +208,8 @@ def cli() -> None:
               help="Ray cluster to join (e.g. 10.0.0.5:6379 or auto) [default: start a local Ray on 127.0.0.1].")
 @click.option("--workers", type=click.IntRange(min=1), default=None,
               help="Ray workers, each loading the models once  [default: one per GPU, else one per CPU].")
-def restore(input: Path, output: Path | None, model: str, fidelity: float, device: str, batch_size: int,
+def restore(input: Path, output: Path | None, model: str, fidelity: float, strength: float | None, device: str,
+            batch_size: int,
             compile_model: bool, detector: str, insightface_root: Path | None, min_face: int, max_upscale: float,
             start: float, duration: float | None, fps: float | None, codec: str, crf: int, overwrite: bool,
             track_identity: bool, temporal_smoothing: float, keep_detail: float, deinterlace: str,
@@ -204,7 +221,7 @@ def restore(input: Path, output: Path | None, model: str, fidelity: float, devic
     if backend == "local" and (ray_address is not None or workers is not None):
         raise click.UsageError("--ray-address and --workers need --backend ray")
 
-    config = make_config(model=model, fidelity=fidelity, device=device, batch_size=batch_size,
+    config = make_config(model=model, fidelity=fidelity, strength=strength, device=device, batch_size=batch_size,
                          compile=compile_model, detector=detector, insightface_root=insightface_root,
                          min_face=min_face, max_upscale=max_upscale, start=start, duration=duration, fps=fps,
                          codec=codec,

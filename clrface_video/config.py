@@ -15,6 +15,9 @@ MAX_SMOOTHING = 0.95  # latent smoothing above this would freeze a face
 class RestoreConfig:
     model: str = "auto"  # registered restorer name or a .safetensors path; "auto" = shipped CLR-Face, else baseline
     fidelity: float = 0.5  # 0 = trust the prior (quality), 1 = stay close to the input
+    # share of each restored face pasted over the input: None (auto) = what the model's blend gate chooses
+    # per face (all of it for models without one); a number = that share for every face
+    strength: float | None = None
     device: str = "auto"  # auto | cpu | cuda | cuda:N
     batch_size: int = 16  # aligned crops per restorer call
     detector: str = "retinaface"  # retinaface (ships offline) | insightface
@@ -62,6 +65,8 @@ class RestoreConfig:
 
         if not 0.0 <= self.fidelity <= 1.0:
             raise ClrfaceError(f"--fidelity must be between 0 and 1, got {self.fidelity}")
+        if self.strength is not None and not 0.0 < self.strength <= 1.0:
+            raise ClrfaceError(f"--strength must be auto or a share above 0 and at most 1, got {self.strength}")
         if self.batch_size < 1:
             raise ClrfaceError(f"--batch-size must be at least 1, got {self.batch_size}")
         if not 0 <= self.crf <= 63:

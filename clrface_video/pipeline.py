@@ -178,7 +178,7 @@ class FaceRestorer:
             tracked = [TrackedFace(face, first + i, face.landmarks) for i, face in enumerate(faces)]
         jobs = []
         for number, face in enumerate(tracked):
-            weight = self.size_weight(face.landmarks)
+            weight = self.paste_weight(face.landmarks)
             if weight == 0.0:
                 self.counts.left_alone += 1
                 continue
@@ -193,11 +193,13 @@ class FaceRestorer:
             self.counts.track_ids.add(face.track_id)
         return jobs
 
-    def size_weight(self, landmarks: np.ndarray) -> float:
-        """How much of the restored face is pasted, by size: 1 inside the range the model handles
+    def paste_weight(self, landmarks: np.ndarray) -> float:
+        """How much of the restored face is pasted: --strength when it is a number (auto leaves the share to
+        the restorer's blend gate), times the size weight: 1 inside the range the model handles
         (config.min_face, config.max_upscale), fading to 0 over the SIZE_FADE beyond either limit, so a
         face whose size hovers at a limit is not restored in one frame and left alone in the next."""
-        return size_weight(eye_mouth_span(landmarks), self.config.min_face,
+        strength = 1.0 if self.config.strength is None else self.config.strength
+        return strength * size_weight(eye_mouth_span(landmarks), self.config.min_face,
                            face_footprint(estimate_similarity(landmarks, self.size, self.pixel_aspect), self.size),
                            self.config.max_upscale * self.size)
 
@@ -211,7 +213,7 @@ class FaceRestorer:
             batch = RestoreBatch(crops=np.stack([job.crop for job in chunk]), identity=identity,
                                  seeds=np.array([job.seed for job in chunk], np.int64),
                                  tracks=np.array([job.track for job in chunk], np.int64), memory=self.memory,
-                                 snap=self.snap)
+                                 snap=self.snap, gate=self.config.strength is None)
             with self.timer("restore"):
                 restored = self.models.restorer.restore(batch)
             for job, face in zip(chunk, restored):

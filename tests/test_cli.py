@@ -117,6 +117,8 @@ def test_output_folder_inside_input_folder_is_refused(tmp_path):
     (["--start", "-1"], ["--start"]),
     (["--start", "1", "--backend", "ray"], ["--backend local"]),
     (["--min-face", "-1"], ["--min-face"]),
+    (["--strength", "0"], ["--strength"]),
+    (["--strength", "half"], ["--strength", "half"]),
     (["--report", "/no/such/folder/r.json"], ["--report", "/no/such/folder"]),
 ])
 def test_bad_options_give_one_line_error(small_clip, option, words):
@@ -172,7 +174,7 @@ def test_help_names_every_restore_option():
     for option in ("--output", "--model", "--fidelity", "--device", "--batch-size", "--detector",
                    "--insightface-root", "--codec", "--crf", "--overwrite", "--no-track-identity", "--keep-detail",
                    "--deinterlace", "--min-face", "--max-upscale", "--start", "--duration", "--fps",
-                   "--report", "--quiet"):
+                   "--report", "--quiet", "--strength"):
         assert option in result.output, option
 
 

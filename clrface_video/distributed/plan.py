@@ -110,7 +110,7 @@ def track_video(detections: list[list[Face]], config: RestoreConfig, resolution:
     for index, faces in enumerate(detections):
         jobs = []
         for face in tracking.update(index, faces):
-            weight = story.size_weight(face.landmarks)
+            weight = story.paste_weight(face.landmarks)
             if weight == 0.0:
                 plan.left_alone += 1
                 continue
