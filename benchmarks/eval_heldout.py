@@ -7,7 +7,8 @@ DATA_DIR is a folder written by `clrface-video prepare-faces`; only its 'heldout
 identities kept out of training by name hash). Faces are degraded with the eval recipe of
 clrface_video.eval.paired (train/degrade.py defaults, face i drawn from default_rng((seed, i))); --recipe
 light degrades them with train/degrade.py's LIGHT ranges instead (what a good camera, or a large face
-scaled to the crop, leaves), none not at all.
+scaled to the crop, leaves; JPEG always), none not at all. A face identical to its clean original counts
+as 60 dB PSNR.
 Methods: input (the degraded face), irn (the IRN estimate alone, decoded through nothing), autoencoder
 (the clean face through the VQGAN: the ceiling of any output of this model), clrface (the full sampler
 with identity guidance toward the IRN estimate's FaceNet embedding, as the restorer runs per frame; for a
@@ -22,11 +23,13 @@ from __future__ import annotations
 import argparse
 import json
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 import numpy as np
 import torch
+
+PSNR_CAP = 60.0  # dB: an RMS error of a quarter grey level, far below what can be seen
 
 
 @dataclass(frozen=True)
@@ -68,7 +71,8 @@ def score(method: str, out: np.ndarray, clean: np.ndarray, seconds: float, judge
         from clrface_video.eval.judge import identity_similarity
 
         identity = float(np.mean(identity_similarity(out, clean)))
-    return MethodResult(method, len(out), float(np.mean([psnr(o, c) for o, c in zip(out, clean)])),
+    # a face identical to the clean one (the input under --recipe none) counts as PSNR_CAP dB, so means stay finite
+    return MethodResult(method, len(out), float(np.mean([min(psnr(o, c), PSNR_CAP) for o, c in zip(out, clean)])),
                         float(np.mean([ssim(o, c) for o, c in zip(out, clean)])), identity,
                         mean_sharpness(out), seconds)
 
@@ -96,7 +100,9 @@ def degraded_faces(clean: np.ndarray, seed: int, recipe: str) -> np.ndarray:
 
     if recipe == "none":
         return clean.copy()
-    return degrade_faces(clean, seed, LIGHT) if recipe == "light" else degrade_faces(clean, seed)
+    # light: every face gets at least LIGHT's JPEG step, so none is left clean (that is what --recipe none is for)
+    return degrade_faces(clean, seed, replace(LIGHT, compress_prob=1.0)) if recipe == "light" \
+        else degrade_faces(clean, seed)
 
 
 def evaluate(weights: Path, data_dir: Path, *, count: int = 96, seed: int = 0, fidelity: float = 0.5,

@@ -99,3 +99,13 @@ def test_video_eval_scores_input_and_baseline_on_a_tiny_clip(tmp_path):
                                 row.landmark_jitter, row.landmark_jitter_added, row.sharpness]))
         assert 0.0 <= row.identity_spread_facenet < 0.2
     assert source.landmark_jitter_added == 0.0 and np.isfinite(baseline.landmark_jitter_added)
+
+
+def test_video_methods_compare_whole_faces_only_for_models_with_a_blend_gate():
+    from clrface_video.eval.temporal import video_methods
+
+    plain = video_methods(["clrface", "baseline-bicubic-sharpen"])
+    gated = video_methods(["clrface", "baseline-bicubic-sharpen"], gated=["clrface"])
+    extra = [m for m in gated if m not in plain]
+    assert [m.name for m in extra] == ["clrface (track identity, strength 1)"] and len(gated) == len(plain) + 1
+    assert extra[0].strength == 1.0 and all(m.strength is None for m in plain)

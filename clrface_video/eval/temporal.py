@@ -31,6 +31,7 @@ class VideoMethod:
     smoothing: float = 0.0  # RestoreConfig.temporal_smoothing
     snap: bool | None = None  # RestoreConfig.snap_to_codebook (None: the video default, no snap)
     detail: float | None = None  # RestoreConfig.keep_detail (None: the config's)
+    strength: float | None = None  # RestoreConfig.strength (None: auto, the model's blend gate)
 
 
 @dataclass(frozen=True)
@@ -179,11 +180,13 @@ def restore_clip(images: list[np.ndarray], config: RestoreConfig) -> list[np.nda
 SMOOTHING = 0.5  # the latent-smoothing strength the video evaluation compares against none
 
 
-def video_methods(models: Sequence[str], baseline: str = "baseline-bicubic-sharpen") -> list[VideoMethod]:
+def video_methods(models: Sequence[str], baseline: str = "baseline-bicubic-sharpen",
+                  gated: Sequence[str] = ()) -> list[VideoMethod]:
     """input, then for each model: per-track identity, per-frame identity, per-track identity with latent
     smoothing (SMOOTHING), per-track identity with the final latent snapped to the codebook (the
     photo default), and per-track identity without the input's finer detail over large faces
-    (keep_detail 0); one run for the baseline, which has neither identity nor latents."""
+    (keep_detail 0), and for models with a blend gate (`gated`) per-track identity with whole restored
+    faces (strength 1); one run for the baseline, which has neither identity nor latents."""
     methods = [VideoMethod(INPUT, None)]
     for m in models:
         if m == baseline:
@@ -193,6 +196,8 @@ def video_methods(models: Sequence[str], baseline: str = "baseline-bicubic-sharp
                         VideoMethod(f"{m} (track identity, smoothing {SMOOTHING})", m, True, SMOOTHING),
                         VideoMethod(f"{m} (track identity, snapped to the codebook)", m, True, snap=True),
                         VideoMethod(f"{m} (track identity, keep detail 0)", m, True, detail=0.0)]
+            if m in gated:
+                methods.append(VideoMethod(f"{m} (track identity, strength 1)", m, True, strength=1.0))
     return methods
 
 
@@ -283,14 +288,16 @@ def evaluate_video(video: Path, models: Sequence[str], *, clean: Path | None = N
     seconds["measure_input"] = round(time.perf_counter() - start, 4)
     usable = make_restorers(models, config.device, config.fidelity)
     outputs: dict[str, list[np.ndarray]] = {}
-    for method in video_methods(usable.names):
+    gated = [n for n, r in zip(usable.names, usable.restorers) if getattr(getattr(r, "model", None), "gate", None)]
+    for method in video_methods(usable.names, gated=gated):
         start = time.perf_counter()
         if method.model is None:
             outputs[method.name] = inputs
         else:
             cfg = replace(config, model=method.model, track_identity=method.track_identity,
                           temporal_smoothing=method.smoothing, snap_to_codebook=method.snap,
-                          keep_detail=config.keep_detail if method.detail is None else method.detail)
+                          keep_detail=config.keep_detail if method.detail is None else method.detail,
+                          strength=method.strength)
             outputs[method.name] = restore_clip(inputs, cfg)
         seconds[f"restore:{method.name}"] = round(time.perf_counter() - start, 4)
     input_marks = trajectories(inputs, tracks, detector)
