@@ -10,7 +10,7 @@ from torch import nn
 
 @dataclass(frozen=True)
 class GateConfig:
-    """channels: one stride-2 conv per entry; the result is pooled (mean and spread) to one share per face.
+    """channels: one stride-2 conv per entry; the result is pooled (mean and log energy) to one share per face.
 
     init_share: the share an untrained gate gives every face.
     """
@@ -49,7 +49,8 @@ class BlendGate(nn.Module):
         """(N,) log-odds of the share (what the gate stage trains)."""
         x = torch.cat([lq, restored, restored - lq], dim=1)
         h = self.features(x).float()
-        pooled = torch.cat([h.mean(dim=(2, 3)), h.std(dim=(2, 3))], dim=1)
+        # mean and log energy per channel: noise and detail levels span decades, which a log keeps in scale
+        pooled = torch.cat([h.mean(dim=(2, 3)), torch.log(h.pow(2).mean(dim=(2, 3)) + 1e-4)], dim=1)
         return self.head(pooled.to(self.head.weight.dtype)).squeeze(1)
 
     def forward(self, lq: torch.Tensor, restored: torch.Tensor) -> torch.Tensor:

@@ -49,7 +49,7 @@ DEFAULTS = {
     "irn": StageDefaults(batch_size=8, lr=2e-4, steps=50_000),
     "prior": StageDefaults(batch_size=16, lr=2e-4, steps=100_000),
     "mask": StageDefaults(batch_size=4, lr=5e-2, steps=2_000),
-    "gate": StageDefaults(batch_size=8, lr=1e-3, steps=3_000),
+    "gate": StageDefaults(batch_size=8, lr=3e-3, steps=3_000),
 }
 
 

@@ -39,6 +39,8 @@ class LossWeights:
     mask_sparsity: float = 0.01
     mask_unroll: int = 2
     mask_fidelity: float = 0.5
+    gate_replay: int = 1024  # gate: the most recent restored faces kept for its updates
+    gate_updates: int = 4  # gate: optimizer steps per new batch of restored faces, each on 32 faces from the replay
 
 
 @dataclass
@@ -372,7 +374,9 @@ class GateStage(Stage):
     """Blend gate (restore.gate) over the frozen model. Each degraded face is restored as `restore` does
     (sample_latents and decode_latents at a random fidelity, snapped half the time, no identity guidance),
     and the gate learns the share of that restoration to keep over the input: each face's best share
-    (restore.gate.best_share, the least-squares blend against the clean face) is its target. Half the faces are degraded lightly (degrade.LIGHT), so the gate also sees
+    (restore.gate.best_share, the least-squares blend against the clean face) is its target. Restoring
+    costs far more than the gate, so each step's faces join a replay of the most recent ones
+    (weights.gate_replay) and the gate takes weights.gate_updates steps on 32 faces drawn from it. Half the faces are degraded lightly (degrade.LIGHT), so the gate also sees
     faces the model would make worse: clean, sharp or large ones scaled down to the crop.
     """
 
@@ -383,6 +387,7 @@ class GateStage(Stage):
         self.model.eval()
         self.trained.train()
         self.generator = torch.Generator().manual_seed(ctx.options.seed * 15_485_863 + ctx.world.rank + 1_000_003 * ctx.start_step)
+        self.replay: list[torch.Tensor] = []  # lq, restored, hq of the most recent faces (not checkpointed)
 
     @torch.no_grad()
     def restored(self, lq: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
@@ -398,12 +403,20 @@ class GateStage(Stage):
 
     def step(self, hq: torch.Tensor, lq: torch.Tensor, step: int) -> dict[str, torch.Tensor]:
         out = self.restored(lq, self.generator)
-        logits = self.trained.logits(lq, out)
-        loss = gate_loss(logits, lq, out, hq)
-        self.update("main", loss, self.params, step)
-        share = torch.sigmoid(logits.detach())
-        return {"bce": loss.detach(), "share": share.mean(), "best_share": best_share(lq, out, hq).mean(),
-                "log_mse": blend_log_mse(lq, out, share, hq), "log_mse_whole": blend_log_mse(lq, out, torch.ones_like(share), hq)}
+        with torch.no_grad():  # how this new batch fares before the gate learns from it
+            share = self.trained(lq, out)
+            logs = {"share": share.mean(), "best_share": best_share(lq, out, hq).mean(),
+                    "log_mse": blend_log_mse(lq, out, share, hq),
+                    "log_mse_whole": blend_log_mse(lq, out, torch.ones_like(share), hq)}
+        # restoring is the expensive part: each batch joins a replay of recent ones the gate learns from
+        self.replay = [torch.cat([kept, new])[-self.ctx.weights.gate_replay:] for kept, new in zip(self.replay, (lq, out, hq))] \
+            if self.replay else [lq, out, hq]
+        for _ in range(self.ctx.weights.gate_updates):
+            pick = torch.randint(len(self.replay[0]), (min(32, len(self.replay[0])),), generator=self.generator)
+            r_lq, r_out, r_hq = (t[pick.to(t.device)] for t in self.replay)
+            loss = gate_loss(self.trained.logits(r_lq, r_out), r_lq, r_out, r_hq)
+            self.update("main", loss, self.params, step)
+        return {"bce": loss.detach(), **logs}
 
     @torch.no_grad()
     def preview(self, hq: torch.Tensor, lq: torch.Tensor) -> torch.Tensor:
