@@ -33,6 +33,9 @@ log = logging.getLogger(__name__)
 # Beyond min_face and max_upscale a face's restoration fades out over this share of the limit instead of
 # stopping at it (a face hovering at a limit would otherwise pop in and out of restoration).
 SIZE_FADE = 0.25
+# Video: the blend gate's share for a face is averaged along its track (an exponential moving average,
+# restore.temporal.TrackMemory), so the restoration's strength does not pulse from frame to frame.
+SHARE_SMOOTHING = 0.9
 
 
 # -- models -----------------------------------------------------------------------------------------
@@ -143,6 +146,8 @@ class FaceRestorer:
         self.tracking = _Tracking(models.identity, config, timer) if (video if track is None else track) else None
         smooth = video and config.temporal_smoothing > 0
         self.memory = TrackMemory(config.temporal_smoothing) if smooth else None  # latents along each track
+        gated = video and config.strength is None
+        self.share_memory = TrackMemory(SHARE_SMOOTHING) if gated else None  # blend-gate shares along each track
         self.snap = config.snaps(video)
 
     def run(self, frames: Iterable[Frame]) -> Iterator[Frame]:
@@ -213,7 +218,7 @@ class FaceRestorer:
             batch = RestoreBatch(crops=np.stack([job.crop for job in chunk]), identity=identity,
                                  seeds=np.array([job.seed for job in chunk], np.int64),
                                  tracks=np.array([job.track for job in chunk], np.int64), memory=self.memory,
-                                 snap=self.snap, gate=self.config.strength is None)
+                                 snap=self.snap, gate=self.config.strength is None, gate_memory=self.share_memory)
             with self.timer("restore"):
                 restored = self.models.restorer.restore(batch)
             for job, face in zip(chunk, restored):

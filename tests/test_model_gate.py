@@ -70,3 +70,31 @@ def test_the_gate_learns_which_faces_the_restoration_helps() -> None:
     share = gate(lq, out).detach()
     assert share[helps].min() > 0.8 and share[~helps].max() < 0.2, share
     assert torch.allclose(blend(lq, out, torch.ones(16)), out) and torch.allclose(blend(lq, out, torch.zeros(16)), lq)
+
+
+class FixedShares(torch.nn.Module):
+    """Stands in for a trained gate: hands out the given shares in order."""
+
+    def __init__(self, shares: list[float]) -> None:
+        super().__init__()
+        self.shares = torch.tensor(shares)
+
+    def forward(self, lq: torch.Tensor, restored: torch.Tensor) -> torch.Tensor:
+        return self.shares[: len(lq)].to(lq.dtype)
+
+
+def test_in_video_the_share_is_averaged_along_each_track() -> None:
+    """Frames of one track whose gate says 0, 1, 1 get 0, 0.1, 0.19 (SHARE_SMOOTHING 0.9), so the
+    restoration's strength does not jump; a second track starts from its own first share."""
+    from clrface_video.pipeline import SHARE_SMOOTHING
+    from clrface_video.restore.temporal import TrackMemory
+
+    lq, seeds = crops(4), np.array([1, 1, 1, 2])
+    model = gated_model()
+    whole = CLRFaceRestorer(model, "cpu", knobs=KNOBS).restore(RestoreBatch(lq, seeds=seeds, gate=False)).astype(float)
+    model.gate = FixedShares([0.0, 1.0, 1.0, 1.0])
+    batch = RestoreBatch(lq, seeds=seeds, tracks=np.array([7, 7, 7, 8]), gate_memory=TrackMemory(SHARE_SMOOTHING))
+    out = CLRFaceRestorer(model, "cpu", knobs=KNOBS).restore(batch)
+    a = SHARE_SMOOTHING
+    for i, share in enumerate([0.0, 1 - a, (1 - a) * (1 + a), 1.0]):
+        assert np.abs(out[i] - (lq[i] + share * (whole[i] - lq[i]))).max() <= 1.0, i

@@ -29,6 +29,8 @@ class RestoreBatch:
         False decodes the latent as the prior left it, which changes less from frame to frame.
     gate: a restorer with a blend gate (restore.gate) keeps of each face the share its gate chooses;
         False keeps every restored face whole (the pipeline does so when --strength is a number).
+    gate_memory: the video's share-smoothing state (a TrackMemory over the gate's shares, with tracks),
+        or None to take each face's share as the gate gives it.
     """
 
     crops: np.ndarray
@@ -38,6 +40,7 @@ class RestoreBatch:
     memory: TrackMemory | None = None
     snap: bool = True
     gate: bool = True
+    gate_memory: TrackMemory | None = None
 
 
 class Restorer(Protocol):

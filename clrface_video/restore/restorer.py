@@ -143,7 +143,10 @@ class CLRFaceRestorer:
         #    chooses over the degraded input (a face that needs nothing keeps its input)
         out = out.clamp(-1, 1)
         if m.gate is not None and batch.gate:
-            out = blend(lq, out, m.gate(lq, out))
+            share = m.gate(lq, out)
+            if batch.gate_memory is not None and batch.tracks is not None:  # video: steady along each track
+                share = batch.gate_memory.smooth(share.view(-1, 1, 1, 1), np.asarray(batch.tracks)).view(-1)
+            out = blend(lq, out, share)
         # 9. back to uint8 (N, R, R, 3)
         out = ((out.float().clamp(-1, 1) + 1.0) * 127.5).round().to(torch.uint8)
         return out.permute(0, 2, 3, 1).cpu().numpy()
