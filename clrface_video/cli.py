@@ -112,7 +112,7 @@ def _show_warnings(quiet: bool) -> None:
 
 
 def _strength(ctx: click.Context, param: click.Parameter, value: str) -> float | None:
-    """--strength: "auto" (None, the model's blend gate decides) or a share in [0, 1]."""
+    """--strength: "auto" (None: the model's blend gate decides) or a share in (0, 1]."""
     if value == "auto":
         return None
     try:

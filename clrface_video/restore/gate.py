@@ -75,6 +75,6 @@ def gate_loss(logits: torch.Tensor, lq: torch.Tensor, restored: torch.Tensor, hq
 
 
 def blend_log_mse(lq: torch.Tensor, restored: torch.Tensor, share: torch.Tensor, hq: torch.Tensor) -> torch.Tensor:
-    """Mean over faces of log10 MSE of the blend against the clean face (minus the mean PSNR / 10, for logs)."""
+    """Mean over faces of log10 MSE of the blend against the clean face, in [-1, 1] units (for the logs)."""
     mse = F.mse_loss(blend(lq.float(), restored.float(), share.float()), hq.float(), reduction="none").mean(dim=(1, 2, 3))
     return torch.log10(mse + 1e-5).mean()
