@@ -262,6 +262,12 @@ def test_a_gate_is_added_to_a_model_trained_without_one_and_exported_only_once_t
     assert model.gate is not None and model.cfg.gate == GateConfig.tiny()
     assert torch.equal(model.gate.head.bias, stage_weights(second, "gate")["head.bias"])
     assert all(torch.equal(v, model.state_dict()[k]) for k, v in before.state_dict().items())  # nothing else moved
+    # a stage trained after the gate changes the restorations it learnt: the export leaves that gate out
+    assert json.loads((second / "gate" / "state.json").read_text())["over"] == {s: 1 for s in ("autoencoder", "irn", "prior", "mask")}
+    train_stages(data_dir, second, ("irn",), replace(options, steps=2, init_from=None, resume=True), echo=None,
+                 weights=WEIGHTS, identity_net=TinyIdentity())
+    export_model(second, tmp_path / "stale.safetensors", fp16=False)
+    assert CLRFaceModel.load(tmp_path / "stale.safetensors").gate is None
     # the gate stage started in a run folder but never trained leaves no gate in the export
     third = tmp_path / "third"
     train_stages(data_dir, third, ("gate",), replace(options, steps=1, max_minutes=0.0), echo=None,

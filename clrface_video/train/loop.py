@@ -2,12 +2,13 @@
 from __future__ import annotations
 
 import json
+import logging
 import math
 import os
 import time
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, nullcontext
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -24,6 +25,8 @@ from ..restore.score_net import ScoreNetConfig
 from ..restore.vqgan import VQGANConfig
 
 Echo = Callable[[str], None]
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -58,6 +61,7 @@ class StageState:
     batch_in_epoch: int = 0  # batches of `epoch` already consumed, skipped on resume
     seconds: float = 0.0
     done: bool = False
+    over: dict[str, int] = field(default_factory=dict)  # gate: the other stages' steps it was trained over
 
 
 @dataclass(frozen=True)
@@ -347,7 +351,8 @@ def init_run_from_model(run_dir: Path, model_path: Path, preset: str) -> dict[st
         save_module(sdir / "weights.safetensors", getattr(model, STAGE_MODULE[stage]))
         steps[stage] = int(training.get(stage, {}).get("step", 0))
         minutes = float(training.get(stage, {}).get("minutes", 0.0))
-        save_state(sdir, StageState(stage, step=steps[stage], seconds=minutes * 60.0))
+        over = {s: n for s, n in steps.items() if s != stage} if stage == "gate" else {}  # the file's own stages
+        save_state(sdir, StageState(stage, step=steps[stage], seconds=minutes * 60.0, over=over))
     save_json(run_dir / "config.json", {"preset": preset, "model": cfg.to_dict(), "init_from": str(model_path)})
     return steps
 
@@ -360,6 +365,20 @@ def load_finished_stages(model: CLRFaceModel, run_dir: Path) -> list[str]:
         if module is not None and load_module(run_dir / stage / "weights.safetensors", module):
             loaded.append(stage)
     return loaded
+
+
+def stale_gate(run_dir: Path) -> str | None:
+    """Why the run's blend gate cannot be exported, or None: never trained, or trained over other weights
+    than the run's (a stage trained since: the gate learnt those restorations, not these)."""
+    gate = load_state(run_dir / "gate", "gate")
+    if gate.step == 0:
+        return "never trained"
+    moved = [s for s, n in gate.over.items() if load_state(run_dir / s, s).step != n]
+    if moved:
+        log.warning("%s: the blend gate was trained over other %s weights and is left out of the export; "
+                    "train --stage gate again to fit one to these", run_dir, " and ".join(moved))
+        return f"trained over other {' and '.join(moved)} weights"
+    return None
 
 
 def export_model(run_dir: Path, out: Path, *, fp16: bool = True, anchor_range: tuple[float, float] | None = None,
@@ -375,8 +394,8 @@ def export_model(run_dir: Path, out: Path, *, fp16: bool = True, anchor_range: t
         cfg = replace(cfg, anchor_range=(float(anchor_range[0]), float(anchor_range[1])))
     if t_star_range is not None:
         cfg = replace(cfg, t_star_range=(float(t_star_range[0]), float(t_star_range[1])))
-    if cfg.gate is not None and load_state(run_dir / "gate", "gate").step == 0:
-        cfg = replace(cfg, gate=None)  # an untrained gate would blend at its initial share: leave it out
+    if cfg.gate is not None and stale_gate(run_dir):
+        cfg = replace(cfg, gate=None)  # an untrained gate, or one fitted to other weights: leave it out
     model = CLRFaceModel(cfg)
     loaded = load_finished_stages(model, run_dir)
     missing = [s for s in STAGE_ORDER if s not in loaded and s not in OPTIONAL_STAGES]

@@ -81,6 +81,10 @@ def run_stage(ctx: Context, stage_name: str) -> StageState:
         if not loop.load_optimizers(sdir / "optim.pt", stage.optimizers):  # seeded by --init-from
             stage.lr_origin = {k: max(v, state.step) for k, v in stage.lr_origin.items()}
     loop.broadcast_module(stage.trained, ctx.world)
+    # the gate fits the restorations of the other stages as they are now; export checks they still are
+    over = {s: loop.load_state(ctx.run_dir / s, s).step for s in loop.STAGE_ORDER if s != "gate"} \
+        if stage_name == "gate" else {}
+    over = {s: n for s, n in over.items() if n > 0}
     budget = Budget(opts.steps or defaults.steps, opts.max_minutes)
     if budget.over(state.step, time.monotonic()):
         return state
@@ -112,7 +116,7 @@ def run_stage(ctx: Context, stage_name: str) -> StageState:
             log.flush(stage_name, step, state.seconds + time.monotonic() - seg_start)
         if stop or time.monotonic() - last_ckpt > opts.checkpoint_minutes * 60:
             state = StageState(stage_name, step, epoch, in_epoch, state.seconds + time.monotonic() - seg_start,
-                               done=step >= budget.steps)
+                               done=step >= budget.steps, over=over)
             seg_start = last_ckpt = time.monotonic()
             if ctx.world.main:
                 save_checkpoint(sdir, stage, state)
