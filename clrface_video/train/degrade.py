@@ -41,7 +41,7 @@ class DegradeConfig:
     light_prob: float = 0.0  # share of faces given LIGHT's ranges instead (0 draws nothing extra: seeds unchanged)
 
 
-# What a decent camera, or a large face scaled down to the crop, leaves: each step half as likely, all
+# What a decent camera, or a large face scaled down to the crop, leaves: each step with probability 0.5-0.7, all
 # mild, a few faces untouched. The blend-gate stage mixes it in so the gate also sees faces that need
 # nothing; the restorer's stages never do (light_prob 0).
 LIGHT = DegradeConfig(blur_prob=0.5, motion_blur_prob=0.0, gaussian_sigma=(0.2, 1.0), downsample_prob=0.5,
