@@ -71,7 +71,7 @@ class _FaceJob:
     identity: np.ndarray | None  # (D,) track identity, or None: the restorer takes it from the crop
     seed: int
     track: int
-    weight: float = 1.0  # share of the restored face pasted over the input (size_weight)
+    weight: float = 1.0  # share of the restored face pasted over the input (paste_weight)
     restored: np.ndarray | None = None
 
 

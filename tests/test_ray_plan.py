@@ -63,6 +63,8 @@ def test_segments_restore_with_the_identity_and_seed_of_a_local_run(tmp_path):
         worker.restore_segment(clip, segment, info, first[k], faces, table, tmp_path / f"segment_{k}.mov")
 
     assert len(plan.track_ids) == 1 and len(_Targets.seen) == len(local) == 12
+    # every face is well inside the size limits: pasted whole, also on the frames that fed the identity
+    assert plan.samples and all(face.weight == 1.0 for faces in plan.faces for face in faces)
     for (seed, identity), (local_seed, local_identity) in zip(_Targets.seen, local):
         assert seed == local_seed
         assert np.array_equal(identity, local_identity)  # the running-mean identity the track had locally

@@ -27,7 +27,7 @@ class FacePlan:
     landmarks: np.ndarray
     seed: int
     samples: int
-    weight: float = 1.0  # FaceRestorer.size_weight: the share of the restored face that is pasted
+    weight: float = 1.0  # FaceRestorer.paste_weight: the share of the restored face that is pasted
 
 
 @dataclass(frozen=True)
@@ -117,8 +117,8 @@ def track_video(detections: list[list[Face]], config: RestoreConfig, resolution:
             before = len(weights)
             _, seed = tracking.identity_and_seed(index, face, _NO_CROP)
             if len(weights) > before:
-                track_id, weight = weights[-1]
-                plan.samples.append(IdentitySample(index, track_id, face.landmarks, weight))
+                track_id, quality = weights[-1]
+                plan.samples.append(IdentitySample(index, track_id, face.landmarks, quality))
                 folded[track_id] = folded.get(track_id, 0) + 1
             jobs.append(FacePlan(face.track_id, face.landmarks, seed, folded.get(face.track_id, 0), weight))
             plan.track_ids.add(face.track_id)

@@ -30,7 +30,7 @@ class PlannedFace:
     track: int
     seed: int
     identity: tuple[int, int] | None  # (track id, samples folded), or None: no per-track identity
-    weight: float = 1.0  # FaceRestorer.size_weight
+    weight: float = 1.0  # FaceRestorer.paste_weight
 
 
 @dataclass(frozen=True)
