@@ -367,18 +367,17 @@ def load_finished_stages(model: CLRFaceModel, run_dir: Path) -> list[str]:
     return loaded
 
 
-def stale_gate(run_dir: Path) -> str | None:
-    """Why the run's blend gate cannot be exported, or None: never trained, or trained over other weights
-    than the run's (a stage trained since: the gate learnt those restorations, not these)."""
+def stale_gate(run_dir: Path) -> bool:
+    """Whether the run's blend gate cannot be exported: never trained, or trained over other weights than
+    the run's (a stage trained since: the gate learnt those restorations, not these; logged as a warning)."""
     gate = load_state(run_dir / "gate", "gate")
     if gate.step == 0:
-        return "never trained"
+        return True
     moved = [s for s, n in gate.over.items() if load_state(run_dir / s, s).step != n]
     if moved:
         log.warning("%s: the blend gate was trained over other %s weights and is left out of the export; "
                     "train --stage gate again to fit one to these", run_dir, " and ".join(moved))
-        return f"trained over other {' and '.join(moved)} weights"
-    return None
+    return bool(moved)
 
 
 def export_model(run_dir: Path, out: Path, *, fp16: bool = True, anchor_range: tuple[float, float] | None = None,

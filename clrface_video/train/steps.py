@@ -9,7 +9,7 @@ import torch
 from torch import nn
 
 from ..restore.gate import best_share, blend, blend_log_mse, gate_loss
-from ..restore.model import CLRFaceConfig, CLRFaceModel, fidelity_to_knobs
+from ..restore.model import CLRFaceConfig, CLRFaceModel, Knobs, fidelity_to_knobs
 from ..restore.schedules import karras_sigmas, sample_sigmas_lognormal, truncate_sigmas
 from . import loop
 from .loop import STAGE_MODULE, Dist, Echo, TrainOptions
@@ -155,6 +155,23 @@ class AutoencoderStage(Stage):
         return self.model.vqgan(hq)[0]
 
 
+@torch.no_grad()
+def sample_at_random(model: CLRFaceModel, lq: torch.Tensor,
+                     generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor, Knobs, bool]:
+    """The sampler's latents for degraded faces as `restore` makes them, at a fidelity drawn from
+    `generator`, without identity guidance: (final unsnapped latent, IRN estimate, knobs, whether to snap,
+    drawn as photos do and videos do not, half the time)."""
+    from ..restore.restorer import sample_latents
+    from ..restore.samplers import SAMPLERS
+
+    cfg = model.cfg
+    fidelity, snap = torch.rand(2, generator=generator).tolist()
+    knobs = fidelity_to_knobs(cfg, fidelity)
+    z, x_irn = sample_latents(model, lq, knobs, lambda shape: torch.randn(shape, generator=generator).to(lq.device),
+                              SAMPLERS[cfg.sampler], model.denoiser)
+    return z, x_irn, knobs, snap < 0.5
+
+
 class DecoderStage(Stage):
     """VQGAN decoder fine-tune on whole faces, encoder and codebook frozen: the codes, and so the prior
     trained on them, stay valid. L1, then hinge GAN + feature matching from step disc_start (the
@@ -195,15 +212,8 @@ class DecoderStage(Stage):
         vq = self.trained
         if not self.needs_lq:
             return vq.quantize(vq.encode(hq)).z_q
-        from ..restore.restorer import sample_latents
-        from ..restore.samplers import SAMPLERS
-
-        cfg = self.ctx.cfg
-        fidelity, snap = torch.rand(2, generator=generator).tolist()
-        z, _ = sample_latents(self.model, lq, fidelity_to_knobs(cfg, fidelity),
-                              lambda shape: torch.randn(shape, generator=generator).to(lq.device),
-                              SAMPLERS[cfg.sampler], self.model.denoiser)
-        return vq.quantize(z).z_q if snap < 0.5 else z
+        z, _, _, snap = sample_at_random(self.model, lq, generator)
+        return vq.quantize(z).z_q if snap else z
 
     def step(self, hq: torch.Tensor, lq: torch.Tensor, step: int) -> dict[str, torch.Tensor]:
         with loop.autocast(self.ctx.device):
@@ -376,8 +386,9 @@ class GateStage(Stage):
     and the gate learns the share of that restoration to keep over the input: each face's best share
     (restore.gate.best_share, the least-squares blend against the clean face) is its target. Restoring
     costs far more than the gate, so each step's faces join a replay of the most recent ones
-    (weights.gate_replay) and the gate takes weights.gate_updates steps on 32 faces drawn from it. Half the faces are degraded lightly (degrade.LIGHT), so the gate also sees
-    faces the model would make worse: clean, sharp or large ones scaled down to the crop.
+    (weights.gate_replay) and the gate takes weights.gate_updates steps on 32 faces drawn from it. Half
+    the faces are degraded lightly (degrade.LIGHT), so the gate also sees faces the model would make
+    worse: clean, sharp or large ones scaled down to the crop.
     """
 
     name, light_prob = "gate", 0.5
@@ -391,15 +402,10 @@ class GateStage(Stage):
 
     @torch.no_grad()
     def restored(self, lq: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
-        from ..restore.restorer import decode_latents, sample_latents
-        from ..restore.samplers import SAMPLERS
+        from ..restore.restorer import decode_latents
 
-        cfg = self.ctx.cfg
-        fidelity, snap = torch.rand(2, generator=generator).tolist()
-        knobs = fidelity_to_knobs(cfg, fidelity)
-        z, x_irn = sample_latents(self.model, lq, knobs, lambda shape: torch.randn(shape, generator=generator).to(lq.device),
-                                  SAMPLERS[cfg.sampler], self.model.denoiser)
-        return decode_latents(self.model, z, x_irn, knobs, snap < 0.5).clamp(-1, 1)
+        z, x_irn, knobs, snap = sample_at_random(self.model, lq, generator)
+        return decode_latents(self.model, z, x_irn, knobs, snap).clamp(-1, 1)
 
     def step(self, hq: torch.Tensor, lq: torch.Tensor, step: int) -> dict[str, torch.Tensor]:
         out = self.restored(lq, self.generator)
