@@ -69,10 +69,11 @@ def restore_folder(input: str | Path, output: str | Path | None = None, config: 
     config = config or RestoreConfig()
     start = time.perf_counter()
     source, target = resolve_paths(input, output)
-    photos = list(find_photos(source))
-    todo = [p for p in photos if config.overwrite or not (target / p.relative_to(source)).exists()]
-    videos = list(find_videos(source))
-    videos_todo = [p for p in videos if config.overwrite or not (target / p.relative_to(source)).exists()]
+    def undone(paths: list[Path]) -> list[Path]:  # outputs not there yet (all of them with --overwrite)
+        return [p for p in paths if config.overwrite or not (target / p.relative_to(source)).exists()]
+
+    photos, videos = list(find_photos(source)), list(find_videos(source))
+    todo, videos_todo = undone(photos), undone(videos)
     timer = StageTimer()
     models = models or (load_models(config, video=False) if todo else None)
     report = RestoreReport(input=str(source), output=str(target), kind="folder",
