@@ -4,8 +4,10 @@ from __future__ import annotations
 from dataclasses import replace
 
 import numpy as np
+import pytest
 import torch
 
+from clrface_video.errors import ModelError
 from clrface_video.restore.base import RestoreBatch
 from clrface_video.restore.gate import BlendGate, GateConfig, best_share, blend, gate_loss
 from clrface_video.restore.model import CLRFaceConfig, CLRFaceModel, Knobs
@@ -98,3 +100,44 @@ def test_in_video_the_share_is_averaged_along_each_track() -> None:
     a = SHARE_SMOOTHING
     for i, share in enumerate([0.0, 1 - a, (1 - a) * (1 + a), 1.0]):
         assert np.abs(out[i] - (lq[i] + share * (whole[i] - lq[i]))).max() <= 1.0, i
+
+
+def test_a_gate_on_the_degraded_face_alone_gives_a_face_the_same_share_whatever_its_restoration() -> None:
+    """inputs="degraded" (the default): the share is a function of the input only, so each output is
+    lq + w(lq) (restored - lq) and its distance to the input scales with the restoration's (--fidelity
+    stays monotonic under --strength auto); inputs="both" looks at the restoration too."""
+    torch.manual_seed(1)
+    lq, a, b = (torch.rand(4, 3, 32, 32) * 2 - 1 for _ in range(3))
+    only = BlendGate(GateConfig.tiny())
+    torch.nn.init.normal_(only.head.weight, std=0.5)
+    assert only.cfg.inputs == "degraded" and only.features[0].in_channels == 3
+    assert torch.equal(only(lq, a), only(lq, b)) and not torch.allclose(only(lq, a), only(a, a))
+    both = BlendGate(replace(GateConfig.tiny(), inputs="both"))
+    torch.nn.init.normal_(both.head.weight, std=0.5)
+    assert both.features[0].in_channels == 9 and not torch.allclose(both(lq, a), both(lq, b))
+
+
+def test_weights_saved_before_the_gate_had_inputs_load_as_a_gate_that_sees_both(tmp_path) -> None:
+    import json
+
+    from safetensors import safe_open
+    from safetensors.torch import load_file, save_file
+
+    model = randomised_model(replace(CLRFaceConfig.tiny(), gate=replace(GateConfig.tiny(), inputs="both")))
+    path = tmp_path / "new.safetensors"
+    model.save(path)
+    assert CLRFaceModel.load(path).cfg.gate == model.cfg.gate
+    with safe_open(str(path), framework="pt") as f:
+        metadata = dict(f.metadata())
+    config = json.loads(metadata["config"])
+    del config["gate"]["inputs"]  # as session 9's file was written
+    old = tmp_path / "old.safetensors"
+    save_file(load_file(str(path)), str(old), metadata={**metadata, "config": json.dumps(config)})
+    loaded = CLRFaceModel.load(old)
+    assert loaded.cfg.gate.inputs == "both"
+    lq = torch.rand(2, 3, 32, 32) * 2 - 1
+    assert torch.equal(loaded.gate(lq, -lq), model.gate(lq, -lq))
+    config["gate"]["inputs"] = "restored"
+    save_file(load_file(str(path)), str(old), metadata={**metadata, "config": json.dumps(config)})
+    with pytest.raises(ModelError, match="invalid config: gate inputs must be"):
+        CLRFaceModel.load(old)

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import ClassVar
 
 import torch
 import torch.nn.functional as F
@@ -13,10 +14,21 @@ class GateConfig:
     """channels: one stride-2 conv per entry; the result is pooled (mean and log energy) to one share per face.
 
     init_share: the share an untrained gate gives every face.
+    inputs: what the gate looks at. "degraded": the degraded face only, so a face's share does not depend on
+    its restoration and --fidelity keeps moving the output toward the input monotonically; "both": the
+    degraded face, the restoration and their difference (the first shipped gate).
     """
 
     channels: tuple[int, ...] = (16, 32, 64, 64)
     init_share: float = 0.75
+    inputs: str = "degraded"
+
+    # what files written before a field existed were made with (read by restore.model._from_dict)
+    LEGACY: ClassVar[dict[str, object]] = {"inputs": "both"}
+
+    def __post_init__(self) -> None:
+        if self.inputs not in ("degraded", "both"):
+            raise ValueError(f"gate inputs must be 'degraded' or 'both', got {self.inputs!r}")
 
     @classmethod
     def tiny(cls) -> GateConfig:
@@ -24,7 +36,8 @@ class GateConfig:
 
 
 class BlendGate(nn.Module):
-    """(degraded, restored) faces, (N, 3, R, R) in [-1, 1] -> (N,) share w in [0, 1] of the restoration to keep.
+    """(degraded, restored) faces, (N, 3, R, R) in [-1, 1] -> (N,) share w in [0, 1] of the restoration to keep
+    (restored is not looked at when cfg.inputs is "degraded").
 
     The output is lq + w (restored - lq). The gate is a small product addition on top of the method,
     trained after it (train --stage gate) toward each training face's best share (best_share): a face
@@ -35,7 +48,7 @@ class BlendGate(nn.Module):
         super().__init__()
         self.cfg = cfg
         layers: list[nn.Module] = []
-        ch = 9  # lq, restored, and their difference
+        ch = 3 if cfg.inputs == "degraded" else 9  # lq; or lq, restored and their difference
         for out_ch in cfg.channels:
             layers += [nn.Conv2d(ch, out_ch, 3, stride=2, padding=1), nn.SiLU()]
             ch = out_ch
@@ -47,7 +60,7 @@ class BlendGate(nn.Module):
 
     def logits(self, lq: torch.Tensor, restored: torch.Tensor) -> torch.Tensor:
         """(N,) log-odds of the share (what the gate stage trains)."""
-        x = torch.cat([lq, restored, restored - lq], dim=1)
+        x = lq if self.cfg.inputs == "degraded" else torch.cat([lq, restored, restored - lq], dim=1)
         h = self.features(x).float()
         # mean and log energy per channel: noise and detail levels span decades, which a log keeps in scale
         pooled = torch.cat([h.mean(dim=(2, 3)), torch.log(h.pow(2).mean(dim=(2, 3)) + 1e-4)], dim=1)

@@ -103,13 +103,15 @@ class CLRFaceConfig:
 
 
 def _from_dict(cls: type, data: dict[str, Any]) -> Any:
-    """Rebuild a (nested) frozen config dataclass from JSON data; lists become tuples; unknown keys fail."""
+    """Rebuild a (nested) frozen config dataclass from JSON data; lists become tuples; unknown keys fail;
+    a key the data lacks takes the class's LEGACY value where it has one (what older files were made with),
+    else its default."""
     known = {f.name: f for f in fields(cls)}
     unknown = set(data) - set(known)
     if unknown:
         raise ModelError(f"weights config has unknown fields {sorted(unknown)} for {cls.__name__}; "
                          "the file was made by a newer clrface-video")
-    kwargs: dict[str, Any] = {}
+    kwargs: dict[str, Any] = {k: v for k, v in getattr(cls, "LEGACY", {}).items() if k not in data}
     for name, value in data.items():
         default = getattr(cls(), name)
         nested = type(default) if is_dataclass(default) else known[name].metadata.get("config")
@@ -178,7 +180,10 @@ class CLRFaceModel(nn.Module):
             raise ModelError(f"cannot read CLR-Face weights {path}: {exc}") from None
         if metadata.get("format") != FORMAT or "config" not in metadata:
             raise ModelError(f"{path} is not a CLR-Face weights file (no clrface config in its metadata)")
-        cfg = CLRFaceConfig.from_dict(json.loads(metadata["config"]))
+        try:
+            cfg = CLRFaceConfig.from_dict(json.loads(metadata["config"]))
+        except (ValueError, TypeError) as exc:  # a field out of range, or of the wrong kind
+            raise ModelError(f"{path} has an invalid config: {exc}") from None
         model = cls(cfg)
         state = {k: v.float() if v.is_floating_point() else v for k, v in state.items()}
         missing, unexpected = model.load_state_dict(state, strict=False)
