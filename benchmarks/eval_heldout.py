@@ -16,7 +16,9 @@ model with a blend gate, "clrface" is the gated output, as `restore --strength a
 "clrface, whole" the restoration kept whole, as `--strength 1`).
 Figures: PSNR and SSIM against the clean face, identity cosine by the dlib judge (never trained against)
 when it is installed, and sharpness (variance of the Laplacian; the clean faces' is printed below the
-table: an output far under it is blurred, far over it noisy). evaluate() is importable for the eval engineer's reports.
+table: an output far under it is blurred, far over it noisy), and "to input", the mean absolute difference
+from the degraded input in grey levels (what --fidelity moves; it falls as fidelity rises).
+evaluate() is importable for the eval engineer's reports.
 """
 from __future__ import annotations
 
@@ -40,6 +42,7 @@ class MethodResult:
     ssim: float
     identity_judge: float  # NaN without the dlib judge
     sharpness: float  # mean variance of the Laplacian (metrics.sharpness)
+    to_input: float  # mean absolute difference from the degraded input, grey levels (what --fidelity moves)
     seconds: float
 
 
@@ -63,7 +66,8 @@ def batched(fn, faces: np.ndarray, batch_size: int) -> np.ndarray:
     return np.concatenate([fn(faces[i:i + batch_size]) for i in range(0, len(faces), batch_size)])
 
 
-def score(method: str, out: np.ndarray, clean: np.ndarray, seconds: float, judge: bool) -> MethodResult:
+def score(method: str, out: np.ndarray, clean: np.ndarray, degraded: np.ndarray, seconds: float,
+          judge: bool) -> MethodResult:
     from clrface_video.eval.metrics import psnr, ssim
 
     identity = float("nan")
@@ -74,7 +78,7 @@ def score(method: str, out: np.ndarray, clean: np.ndarray, seconds: float, judge
     # a face identical to the clean one (the input under --recipe none) counts as PSNR_CAP dB, so means stay finite
     return MethodResult(method, len(out), float(np.mean([min(psnr(o, c), PSNR_CAP) for o, c in zip(out, clean)])),
                         float(np.mean([ssim(o, c) for o, c in zip(out, clean)])), identity,
-                        mean_sharpness(out), seconds)
+                        mean_sharpness(out), float(np.abs(out.astype(np.float32) - degraded).mean()), seconds)
 
 
 def mean_sharpness(faces: np.ndarray) -> float:
@@ -119,13 +123,13 @@ def evaluate(weights: Path, data_dir: Path, *, count: int = 96, seed: int = 0, f
     degraded = degraded_faces(clean, seed, recipe)
     judge = judge_available()
     images = {"clean": clean, "input": degraded}
-    results = [score("input", degraded, clean, 0.0, judge)]
+    results = [score("input", degraded, clean, degraded, 0.0, judge)]
     with torch.inference_mode():
         for method, fn, src in (("irn", lambda x: to_uint8(model.irn(to_tensor(x))), degraded),
                                 ("autoencoder", lambda x: to_uint8(model.vqgan(to_tensor(x))[0]), clean)):
             t = time.monotonic()
             images[method] = batched(fn, src, batch_size)
-            results.append(score(method, images[method], clean, time.monotonic() - t, judge))
+            results.append(score(method, images[method], clean, degraded, time.monotonic() - t, judge))
     identity_net = default_identity_net(torch.device("cpu")) if guidance else None
     restorer = CLRFaceRestorer(model, "cpu", fidelity, identity_net=identity_net)
     label = "clrface" if identity_net is not None else "clrface (no guidance)"
@@ -133,16 +137,17 @@ def evaluate(weights: Path, data_dir: Path, *, count: int = 96, seed: int = 0, f
         t = time.monotonic()
         images[key] = batched(lambda x, gate=gate: restorer.restore(
             RestoreBatch(x, seeds=np.zeros(len(x), np.int64), gate=gate)), degraded, batch_size)
-        results.append(score(label + key.removeprefix("clrface"), images[key], clean, time.monotonic() - t, judge))
+        results.append(score(label + key.removeprefix("clrface"), images[key], clean, degraded,
+                             time.monotonic() - t, judge))
     return results, images
 
 
 def table(results: list[MethodResult]) -> str:
-    lines = ["| method | faces | PSNR (dB) | SSIM | identity (dlib judge) | sharpness | seconds |",
-             "|---|---|---|---|---|---|---|"]
+    lines = ["| method | faces | PSNR (dB) | SSIM | identity (dlib judge) | sharpness | to input | seconds |",
+             "|---|---|---|---|---|---|---|---|"]
     for r in results:
         lines.append(f"| {r.method} | {r.faces} | {r.psnr:.2f} | {r.ssim:.3f} | {r.identity_judge:.3f} | "
-                     f"{r.sharpness:.0f} | {r.seconds:.0f} |")
+                     f"{r.sharpness:.0f} | {r.to_input:.2f} | {r.seconds:.0f} |")
     return "\n".join(lines)
 
 
