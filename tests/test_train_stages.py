@@ -274,3 +274,33 @@ def test_a_gate_is_added_to_a_model_trained_without_one_and_exported_only_once_t
                  weights=WEIGHTS, identity_net=TinyIdentity())
     export_model(third, tmp_path / "untrained.safetensors", fp16=False)
     assert CLRFaceModel.load(tmp_path / "untrained.safetensors").gate is None
+
+
+def test_gate_inputs_fits_a_new_gate_over_a_file_whose_gate_looks_at_the_restoration(
+        data_dir: Path, tmp_path: Path) -> None:
+    """train --stage gate --gate-inputs degraded --init-from FILE: the file's 'both' gate is not seeded; a new
+    gate on the degraded face alone is trained from step 0 and exported with every other weight unchanged.
+    A run whose gate is trained already refuses to switch kinds."""
+    first = tmp_path / "first"
+    run(data_dir, first, ("autoencoder", "irn", "prior", "mask"), steps=1)
+    both = TrainOptions(config="tiny", steps=1, batch_size=2, device="cpu", log_every=1, threads=1,
+                        gate_inputs="both")
+    train_stages(data_dir, first, ("gate",), both, echo=None, weights=WEIGHTS, identity_net=TinyIdentity())
+    shipped = tmp_path / "shipped.safetensors"
+    export_model(first, shipped, fp16=False)
+    assert CLRFaceModel.load(shipped).cfg.gate.inputs == "both"
+    options = replace(both, steps=2, init_from=shipped, gate_inputs="degraded")
+    second = tmp_path / "second"
+    state = train_stages(data_dir, second, ("gate",), options, echo=None, weights=WEIGHTS,
+                         identity_net=TinyIdentity())["gate"]
+    assert state.step == 2  # from 0, not on from the file's gate step
+    out = tmp_path / "degraded.safetensors"
+    export_model(second, out, fp16=False)
+    model, before = CLRFaceModel.load(out), CLRFaceModel.load(shipped)
+    assert model.cfg.gate == replace(GateConfig.tiny(), inputs="degraded") and model.gate.features[0].in_channels == 3
+    assert all(torch.equal(v, model.state_dict()[k]) for k, v in before.state_dict().items() if not k.startswith("gate."))
+    from clrface_video.errors import ClrfaceError
+
+    with pytest.raises(ClrfaceError, match="holds a blend gate trained on --gate-inputs degraded"):
+        train_stages(data_dir, second, ("gate",), replace(options, init_from=None, resume=True, gate_inputs="both"),
+                     echo=None, weights=WEIGHTS, identity_net=TinyIdentity())

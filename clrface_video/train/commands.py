@@ -58,6 +58,9 @@ def prepare_faces_command(src_dir: Path, out_dir: Path, size: int, holdout_fract
 @click.option("--decoder-input", type=click.Choice(("clean", "restored")), default="clean", show_default=True,
               help="decoder: decode the clean face's codes, or the latents the sampler restores from the degraded "
                    "face (needs trained irn and prior stages in the run folder)")
+@click.option("--gate-inputs", type=click.Choice(("degraded", "both")), default=None,
+              help="gate stage: what the blend gate looks at, the degraded face alone (a new gate's default) or "
+                   "also its restoration; a gate of the other kind in an --init-from file is replaced by a new one")
 @click.option("--identity-weight", type=click.FloatRange(0.0), default=None,
               help="irn: weight of the FaceNet identity loss (default 0.1; 0 trains without FaceNet)")
 @click.option("--identity-samples", type=click.IntRange(0), default=0, show_default=True,
@@ -80,7 +83,8 @@ def prepare_faces_command(src_dir: Path, out_dir: Path, size: int, holdout_fract
 def train_command(data_dir: Path, stage: str, run_dir: Path, config_name: str, max_minutes: float | None,
                   steps: int | None, batch_size: int | None, lr: float | None, device: str, seed: int,
                   threads: int | None, disc_start: int | None, gan_weight: float | None,
-                  feature_matching_weight: float | None, decoder_input: str, identity_weight: float | None,
+                  feature_matching_weight: float | None, decoder_input: str, gate_inputs: str | None,
+                  identity_weight: float | None,
                   identity_samples: int, noise_draws: int, crop: int | None, codec_prob: float | None,
                   workers: int | None, log_every: int, resume: bool, init_from: Path | None) -> None:
     """Train the CLR-Face stages on a folder written by prepare-faces."""
@@ -89,7 +93,7 @@ def train_command(data_dir: Path, stage: str, run_dir: Path, config_name: str, m
     options = TrainOptions(config=config_name, max_minutes=max_minutes, steps=steps, batch_size=batch_size, lr=lr,
                            device=device, seed=seed, log_every=log_every, resume=resume, threads=threads, crop=crop,
                            codec_prob=codec_prob, workers=workers, init_from=init_from,
-                           decoder_input=decoder_input)
+                           decoder_input=decoder_input, gate_inputs=gate_inputs)
     weights = LossWeights(identity_samples=identity_samples, prior_draws=noise_draws)
     if identity_weight is not None:
         weights = replace(weights, identity=identity_weight)

@@ -49,6 +49,7 @@ class TrainOptions:
     checkpoint_minutes: float = 5.0
     init_from: Path | None = None  # an exported model that seeds a new run folder (see init_run_from_model)
     decoder_input: str = "clean"  # decoder stage: "clean" codes or "restored" sampler latents (DecoderStage)
+    gate_inputs: str | None = None  # gate stage: GateConfig.inputs of the gate to fit (None: the run's, or a new default)
 
 
 @dataclass(frozen=True)
@@ -293,12 +294,22 @@ def make_config(name: str) -> CLRFaceConfig:
                          identity_size=160)
 
 
-def add_gate(run_dir: Path, name: str) -> CLRFaceConfig:
+def add_gate(run_dir: Path, name: str, inputs: str | None = None) -> CLRFaceConfig:
     """The run's config with a blend gate (restore.gate) added, written back, for the gate stage: the gate is
-    an add-on, so a run (or a model it was seeded from) trained without one takes it without changing anything else."""
+    an add-on, so a run (or a model it was seeded from) trained without one takes it without changing anything else.
+
+    inputs: what the gate looks at (GateConfig.inputs; None: the run's gate as it is, or a new gate's default).
+    A run whose gate looks at other inputs takes a new one only while that gate is untrained.
+    """
     cfg = load_run_config(run_dir, name)
+    if cfg.gate is not None and inputs not in (None, cfg.gate.inputs):
+        if load_state(run_dir / "gate", "gate").step > 0:
+            raise ClrfaceError(f"{run_dir} holds a blend gate trained on --gate-inputs {cfg.gate.inputs}; "
+                               f"start a new --run-dir (with --init-from, a file's gate of the other kind is replaced)")
+        cfg = replace(cfg, gate=None)
     if cfg.gate is None:
-        cfg = replace(cfg, gate=GateConfig.tiny() if name == "tiny" else GateConfig())
+        gate = GateConfig.tiny() if name == "tiny" else GateConfig()
+        cfg = replace(cfg, gate=gate if inputs is None else replace(gate, inputs=inputs))
         path = run_dir / "config.json"
         save_json(path, {**json.loads(path.read_text()), "model": cfg.to_dict()})
     return cfg
@@ -318,11 +329,13 @@ def load_run_config(run_dir: Path, name: str) -> CLRFaceConfig:
     return cfg
 
 
-def init_run_from_model(run_dir: Path, model_path: Path, preset: str) -> dict[str, int]:
+def init_run_from_model(run_dir: Path, model_path: Path, preset: str, gate_inputs: str | None = None) -> dict[str, int]:
     """Seed a new run folder from an exported model file: config.json from the file's config, and every
     stage the file was trained in as that stage's checkpoint (its weights, and its step count from the
     file's training metadata) with no optimizer or discriminator state. `train --resume` then continues
     each stage from there. Returns {stage: step}. Refuses a folder that already has a config.json.
+
+    gate_inputs: a file's blend gate that looks at other inputs is left out (the gate stage fits a new one).
     """
     from ..errors import ModelError
     from ..restore.model import read_metadata
@@ -335,6 +348,8 @@ def init_run_from_model(run_dir: Path, model_path: Path, preset: str) -> dict[st
     except ModelError as exc:
         raise ClrfaceError(str(exc)) from None
     cfg, want = model.cfg, make_config(preset)
+    if cfg.gate is not None and gate_inputs not in (None, cfg.gate.inputs):
+        cfg = replace(cfg, gate=None)
     if (cfg.vqgan, cfg.score, cfg.irn, cfg.mask_factored) != (want.vqgan, want.score, want.irn, want.mask_factored):
         raise ClrfaceError(f"{model_path} is not a --config {preset} model (its architecture differs); "
                            "pass the --config it was trained with")
@@ -344,7 +359,8 @@ def init_run_from_model(run_dir: Path, model_path: Path, preset: str) -> dict[st
     run_dir.mkdir(parents=True, exist_ok=True)
     steps = {}
     for stage in STAGE_ORDER:
-        if stage in untrained or (stage in OPTIONAL_STAGES and stage not in training):
+        if stage in untrained or (stage in OPTIONAL_STAGES and stage not in training) or \
+                (stage == "gate" and cfg.gate is None):  # a gate of the other kind is left out
             continue
         sdir = run_dir / stage
         sdir.mkdir(exist_ok=True)

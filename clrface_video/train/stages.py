@@ -155,13 +155,14 @@ def train_stages(data_dir: Path, run_dir: Path, stages: Sequence[str], options: 
         options = replace(options, resume=True)
     if world.main:  # rank 0 writes config.json; the others read it once it is there
         if options.init_from is not None:
-            seeded = loop.init_run_from_model(Path(run_dir), Path(options.init_from), options.config)
+            seeded = loop.init_run_from_model(Path(run_dir), Path(options.init_from), options.config,
+                                              options.gate_inputs if "gate" in stages else None)
             if echo:
                 echo(f"{run_dir}: started from {options.init_from} (" +
                      ", ".join(f"{s} at step {n}" for s, n in seeded.items()) + ")")
         load_run_config(Path(run_dir), options.config)
         if "gate" in stages:
-            add_gate(Path(run_dir), options.config)
+            add_gate(Path(run_dir), options.config, options.gate_inputs)
     loop.barrier(world)
     cfg = load_run_config(Path(run_dir), options.config)
     results = {}
