@@ -188,16 +188,19 @@ def test_shipped_model_moves_toward_input_as_fidelity_rises() -> None:
     hq = [cv2.resize(cv2.imread(str(f))[:, :, ::-1], (s, s), interpolation=cv2.INTER_AREA) for f in files]
     lq = np.stack([cv2.resize(cv2.resize(im, (s // 4, s // 4), interpolation=cv2.INTER_AREA), (s, s),
                               interpolation=cv2.INTER_CUBIC) for im in hq])
-    # the method's knob: whole restored faces (--strength 1); the blend gate of --strength auto takes back
-    # part of what a lower fidelity adds, so there each face stays nearer the input at every fidelity
+    # the method's knob: whole restored faces (--strength 1)
     whole = RestoreBatch(lq, seeds=np.arange(len(lq)), gate=False)
     dists = [np.abs(CLRFaceRestorer(model, "cpu", f).restore(whole).astype(np.float32) - lq).mean()
              for f in (0.0, 0.5, 1.0)]
     assert dists[0] >= dists[1] - 0.25 and dists[1] >= dists[2] - 0.25 and dists[0] > dists[2]
-    if model.gate is not None:
+    if model.gate is not None:  # --strength auto: each face keeps a share of its restoration, so it stays nearer
         gated = RestoreBatch(lq, seeds=np.arange(len(lq)))
-        for f, whole_dist in zip((0.0, 0.5, 1.0), dists):
-            assert np.abs(CLRFaceRestorer(model, "cpu", f).restore(gated).astype(np.float32) - lq).mean() < whole_dist
+        gated_dists = [np.abs(CLRFaceRestorer(model, "cpu", f).restore(gated).astype(np.float32) - lq).mean()
+                       for f in (0.0, 0.5, 1.0)]
+        assert all(g < w for g, w in zip(gated_dists, dists)), (gated_dists, dists)
+        if model.gate.cfg.inputs == "degraded":  # a share that does not depend on the restoration keeps the order
+            assert gated_dists[0] >= gated_dists[1] - 0.25 and gated_dists[1] >= gated_dists[2] - 0.25 \
+                and gated_dists[0] > gated_dists[2], gated_dists
 
 
 @pytest.mark.slow
