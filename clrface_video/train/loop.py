@@ -305,7 +305,7 @@ def add_gate(run_dir: Path, name: str, inputs: str | None = None) -> CLRFaceConf
     if cfg.gate is not None and inputs not in (None, cfg.gate.inputs):
         if load_state(run_dir / "gate", "gate").step > 0:
             raise ClrfaceError(f"{run_dir} holds a blend gate trained on --gate-inputs {cfg.gate.inputs}; "
-                               f"start a new --run-dir (with --init-from, a file's gate of the other kind is replaced)")
+                               "start a new --run-dir (with --init-from, a file's gate of the other kind is replaced)")
         cfg = replace(cfg, gate=None)
     if cfg.gate is None:
         gate = GateConfig.tiny() if name == "tiny" else GateConfig()
