@@ -40,10 +40,11 @@ def test_pack_faces_keeps_every_row_and_the_pixels(packed: tuple[Path, Path]) ->
         assert 10 * np.log10(255**2 / ((a - b) ** 2).mean()) > 35  # a faithful copy, not a re-degradation
 
 
-def test_gpu_recipe_runs_its_three_phases_and_exports(packed: tuple[Path, Path], tmp_path: Path) -> None:
-    run = tmp_path / "run"
+def test_gpu_recipe_runs_its_phases_and_exports(packed: tuple[Path, Path], tmp_path: Path) -> None:
+    run, out = tmp_path / "run", tmp_path / "out"
     env = {**os.environ, "PYTHON": sys.executable, "DEVICE": "cpu", "P1": "0.02", "P2": "0.02", "P3": "0.02",
-           "BATCH": "2", "WORKERS": "0", "CODEC_PROB": "0", "FACENET": "0", "LOG_EVERY": "1"}
+           "P4": "0.02", "BATCH": "2", "WORKERS": "0", "CODEC_PROB": "0", "FACENET": "0", "LOG_EVERY": "1",
+           "OUT_DIR": str(out)}
     done = subprocess.run(["bash", str(ROOT / "scripts/train_gpu_128.sh"), str(packed[1]), str(run)], env=env, check=False,
                           cwd=ROOT, capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stdout + done.stderr
@@ -54,5 +55,10 @@ def test_gpu_recipe_runs_its_three_phases_and_exports(packed: tuple[Path, Path],
     assert len(starts) == 2 and starts[0] == 0 and starts[1] >= 1  # phase 2 resumed the IRN of phase 1
     model = CLRFaceModel.load(run / "clrface-128.safetensors")
     assert model.cfg.resolution == 128
+    assert model.gate is not None and model.cfg.gate.inputs == "degraded"  # phase 4 fitted a gate to these weights
+    # what comes back from a lent machine's $OUT: the export and one log per stage run (no mask without FaceNet)
+    assert sorted(p.name for p in out.iterdir()) == ["autoencoder.log", "clrface-128.safetensors", "gate.log",
+                                                      "irn.log", "prior.log"]
+    assert (out / "clrface-128.safetensors").read_bytes() == (run / "clrface-128.safetensors").read_bytes()
     with torch.inference_mode():
         assert torch.isfinite(model.irn(torch.zeros(1, 3, 128, 128))).all()

@@ -285,7 +285,8 @@ def test_gate_inputs_fits_a_new_gate_over_a_file_whose_gate_looks_at_the_restora
     run(data_dir, first, ("autoencoder", "irn", "prior", "mask"), steps=1)
     both = TrainOptions(config="tiny", steps=1, batch_size=2, device="cpu", log_every=1, threads=1,
                         gate_inputs="both")
-    train_stages(data_dir, first, ("gate",), both, echo=None, weights=WEIGHTS, identity_net=TinyIdentity())
+    train_stages(data_dir, first, ("gate",), replace(both, steps=3), echo=None, weights=WEIGHTS,
+                 identity_net=TinyIdentity())
     shipped = tmp_path / "shipped.safetensors"
     export_model(first, shipped, fp16=False)
     assert CLRFaceModel.load(shipped).cfg.gate.inputs == "both"
@@ -293,7 +294,7 @@ def test_gate_inputs_fits_a_new_gate_over_a_file_whose_gate_looks_at_the_restora
     second = tmp_path / "second"
     state = train_stages(data_dir, second, ("gate",), options, echo=None, weights=WEIGHTS,
                          identity_net=TinyIdentity())["gate"]
-    assert state.step == 2  # from 0, not on from the file's gate step
+    assert state.step == 2  # from 0: the file's gate, at step 3, was not seeded
     out = tmp_path / "degraded.safetensors"
     export_model(second, out, fp16=False)
     model, before = CLRFaceModel.load(out), CLRFaceModel.load(shipped)
