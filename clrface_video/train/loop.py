@@ -294,6 +294,11 @@ def make_config(name: str) -> CLRFaceConfig:
                          identity_size=160)
 
 
+def gate_of_other_kind(cfg: CLRFaceConfig, inputs: str | None) -> bool:
+    """Whether cfg has a blend gate that looks at other inputs than `inputs` (None: any kind will do)."""
+    return cfg.gate is not None and inputs not in (None, cfg.gate.inputs)
+
+
 def add_gate(run_dir: Path, name: str, inputs: str | None = None) -> CLRFaceConfig:
     """The run's config with a blend gate (restore.gate) added, written back, for the gate stage: the gate is
     an add-on, so a run (or a model it was seeded from) trained without one takes it without changing anything else.
@@ -302,7 +307,7 @@ def add_gate(run_dir: Path, name: str, inputs: str | None = None) -> CLRFaceConf
     A run whose gate looks at other inputs takes a new one only while that gate is untrained.
     """
     cfg = load_run_config(run_dir, name)
-    if cfg.gate is not None and inputs not in (None, cfg.gate.inputs):
+    if gate_of_other_kind(cfg, inputs):
         if load_state(run_dir / "gate", "gate").step > 0:
             raise ClrfaceError(f"{run_dir} holds a blend gate trained on --gate-inputs {cfg.gate.inputs}; "
                                "start a new --run-dir (with --init-from, a file's gate of the other kind is replaced)")
@@ -348,7 +353,7 @@ def init_run_from_model(run_dir: Path, model_path: Path, preset: str, gate_input
     except ModelError as exc:
         raise ClrfaceError(str(exc)) from None
     cfg, want = model.cfg, make_config(preset)
-    if cfg.gate is not None and gate_inputs not in (None, cfg.gate.inputs):
+    if gate_of_other_kind(cfg, gate_inputs):
         cfg = replace(cfg, gate=None)
     if (cfg.vqgan, cfg.score, cfg.irn, cfg.mask_factored) != (want.vqgan, want.score, want.irn, want.mask_factored):
         raise ClrfaceError(f"{model_path} is not a --config {preset} model (its architecture differs); "
