@@ -117,6 +117,22 @@ def test_a_gate_on_the_degraded_face_alone_gives_a_face_the_same_share_whatever_
     assert both.features[0].in_channels == 9 and not torch.allclose(both(lq, a), both(lq, b))
 
 
+def test_a_face_and_its_mirror_image_get_the_same_share_and_a_pixel_moves_it_less_than_one_view() -> None:
+    """The share is averaged over the face's views (mirrored; moved by a pixel), so a mirrored face gets
+    exactly its share, and a crop moved by one pixel changes it less than it changes the single view."""
+    from clrface_video.restore.gate import view
+
+    torch.manual_seed(2)
+    gate = BlendGate(GateConfig.tiny())
+    torch.nn.init.normal_(gate.head.weight, std=0.1)  # shares near 0.6, where they move
+    x = torch.rand(16, 3, 32, 32) * 2 - 1
+    single = torch.sigmoid(gate.logits(x, None))
+    assert (single - torch.sigmoid(gate.logits(x.flip(3), None))).abs().mean() > 1e-3  # one view is not symmetric
+    assert torch.allclose(gate(x.flip(3), None), gate(x, None), atol=1e-6)
+    moved = view(x, False, 0, 1)
+    assert (gate(moved, None) - gate(x, None)).abs().mean() < (torch.sigmoid(gate.logits(moved, None)) - single).abs().mean()
+
+
 def test_weights_saved_before_the_gate_had_inputs_load_as_a_gate_that_sees_both(tmp_path) -> None:
     import json
 

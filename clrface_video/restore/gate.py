@@ -58,16 +58,36 @@ class BlendGate(nn.Module):
         share = min(max(cfg.init_share, 1e-3), 1 - 1e-3)
         nn.init.constant_(self.head.bias, float(torch.logit(torch.tensor(share))))
 
-    def logits(self, lq: torch.Tensor, restored: torch.Tensor) -> torch.Tensor:
-        """(N,) log-odds of the share (what the gate stage trains)."""
+    def logits(self, lq: torch.Tensor, restored: torch.Tensor | None) -> torch.Tensor:
+        """(N,) log-odds of the share for the faces as given, one view (what the gate stage trains)."""
         x = lq if self.cfg.inputs == "degraded" else torch.cat([lq, restored, restored - lq], dim=1)
         h = self.features(x).float()
         # mean and log energy per channel: noise and detail levels span decades, which a log keeps in scale
         pooled = torch.cat([h.mean(dim=(2, 3)), torch.log(h.pow(2).mean(dim=(2, 3)) + 1e-4)], dim=1)
         return self.head(pooled.to(self.head.weight.dtype)).squeeze(1)
 
-    def forward(self, lq: torch.Tensor, restored: torch.Tensor) -> torch.Tensor:
-        return torch.sigmoid(self.logits(lq, restored))
+    def forward(self, lq: torch.Tensor, restored: torch.Tensor | None) -> torch.Tensor:
+        """(N,) share: the log-odds averaged over the face's VIEWS (mirrored, shifted by a pixel), so a
+        face gets the same share whichever way round it is and wherever its crop falls to the pixel."""
+        views = [self.logits(view(lq, flip, dx, dy), None if restored is None else view(restored, flip, dx, dy))
+                 for flip, dx, dy in VIEWS]
+        return torch.sigmoid(torch.stack(views).mean(dim=0))
+
+
+# The views a share is averaged over: the face and its mirror image, each as aligned and moved by one pixel
+# right, down, and both. One trained view alone changes its share by 0.1-0.2 between a face and its mirror
+# image or a one-pixel shift of the crop (benchmarks/gate_share.py), as much as from frame to frame.
+VIEWS = tuple((flip, dx, dy) for flip in (False, True) for dx, dy in ((0, 0), (1, 0), (0, 1), (1, 1)))
+
+
+def view(x: torch.Tensor, flip: bool, dx: int, dy: int) -> torch.Tensor:
+    """(N, C, H, W) mirrored left-right when flip, then moved dx pixels right and dy down (edges repeated)."""
+    if flip:
+        x = x.flip(3)
+    if dx or dy:
+        h, w = x.shape[2:]
+        x = F.pad(x, (dx, 0, dy, 0), mode="replicate")[:, :, :h, :w]
+    return x
 
 
 def blend(lq: torch.Tensor, restored: torch.Tensor, share: torch.Tensor) -> torch.Tensor:

@@ -8,7 +8,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from ..restore.gate import best_share, blend, blend_log_mse, gate_loss
+from ..restore.gate import VIEWS, best_share, blend, blend_log_mse, gate_loss, view
 from ..restore.model import CLRFaceConfig, CLRFaceModel, Knobs, fidelity_to_knobs
 from ..restore.schedules import karras_sigmas, sample_sigmas_lognormal, truncate_sigmas
 from . import loop
@@ -388,7 +388,8 @@ class GateStage(Stage):
     costs far more than the gate, so each step's faces join a replay of the most recent ones
     (weights.gate_replay) and the gate takes weights.gate_updates steps on 32 faces drawn from it. Half
     the faces are degraded lightly (degrade.LIGHT), so the gate also sees faces the model would make
-    worse: clean, sharp or large ones scaled down to the crop.
+    worse: clean, sharp or large ones scaled down to the crop. Each update sees its faces in one of the
+    views the restorer averages the share over (restore.gate.VIEWS), so it learns to give them one share.
     """
 
     name, light_prob = "gate", 0.5
@@ -419,7 +420,9 @@ class GateStage(Stage):
             if self.replay else [lq, out, hq]
         for _ in range(self.ctx.weights.gate_updates):
             pick = torch.randint(len(self.replay[0]), (min(32, len(self.replay[0])),), generator=self.generator)
-            r_lq, r_out, r_hq = (t[pick.to(t.device)] for t in self.replay)
+            # one of the views the gate's share is averaged over (restore.gate.VIEWS), the same for all three
+            flip, dx, dy = VIEWS[int(torch.randint(len(VIEWS), (1,), generator=self.generator))]
+            r_lq, r_out, r_hq = (view(t[pick.to(t.device)], flip, dx, dy) for t in self.replay)
             loss = gate_loss(self.trained.logits(r_lq, r_out), r_lq, r_out, r_hq)
             self.update("main", loss, self.params, step)
         return {"bce": loss.detach(), **logs}
