@@ -124,10 +124,7 @@ def _restore_videos(source: Path, target: Path, videos: list[Path], config: Rest
         else:
             report.model, report.device = done.model, done.device
             report.videos += 1
-            report.frames += done.frames
-            report.faces += done.faces
-            report.faces_left_alone += done.faces_left_alone
-            report.tracks += done.tracks
+            report.add_counts(done)
             for stage, seconds in done.stages.items():
                 report.stages[stage] = round(report.stages.get(stage, 0.0) + seconds, 4)
         if progress is not None:

@@ -74,6 +74,13 @@ class RestoreReport:
     stages: dict[str, float] = field(default_factory=lambda: dict.fromkeys(STAGES, 0.0))
     deinterlaced: bool = False
 
+    def add_counts(self, done: RestoreReport) -> None:
+        """Fold a finished job's frames, faces and tracks into this folder's report (its seconds are the caller's)."""
+        self.frames += done.frames
+        self.faces += done.faces
+        self.faces_left_alone += done.faces_left_alone
+        self.tracks += done.tracks
+
     def to_dict(self) -> dict:
         return asdict(self)
 

@@ -60,9 +60,7 @@ def restore_folder_ray(ray: Any, actors: list[Any], input: str | Path, output: s
                 report.failed.append(result)
                 continue
             report.images += 1  # also a photo written by an attempt that was then killed (its retry skipped it)
-            report.faces += result.faces
-            report.faces_left_alone += result.faces_left_alone
-            report.tracks += result.tracks
+            report.add_counts(result)
             for stage, seconds in result.stages.items():
                 timer.add(stage, seconds)
     return finish_report(report, None, timer, start)  # face counts summed from the workers' reports
