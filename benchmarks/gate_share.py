@@ -7,12 +7,14 @@ per frame: the share the restorer uses (0: the input is kept, 1: the whole resto
 pipeline averages it along the track. Then, for that share and for the gate's single view (the crop as
 aligned, as the gate stage trains it; restore.gate.VIEWS): the mean and range, the mean change from one
 frame to the next, and the mean change when the crop is mirrored and moved by one pixel (which should
-not change what a face needs). Only gates that look at the degraded crop alone (session 10 on) are
-measured, so no restoration is run.
+not change what a face needs). Last, the time the gate takes for all those crops in one batch, over its
+eight views and over one. Only gates that look at the degraded crop alone (session 10 on) are measured,
+so no restoration is run.
 """
 from __future__ import annotations
 
 import argparse
+import time
 from pathlib import Path
 
 import numpy as np
@@ -60,6 +62,20 @@ def main() -> None:
         steps = np.abs(np.diff(shares)).mean() if len(shares) > 1 else 0.0
         print(f"  {name:21s} mean {shares.mean():.2f}, range {shares.min():.2f}-{shares.max():.2f}; "
               f"change frame to frame {steps:.3f}, mirrored and moved 1 px {np.abs(shares - other).mean():.3f}")
+    with torch.no_grad():
+        print(f"  gate time for {len(crops)} crops in one batch: eight views {seconds(lambda: gate(lq, None)) * 1e3:.1f} ms, "
+              f"one view {seconds(lambda: gate.logits(lq, None)) * 1e3:.1f} ms")
+
+
+def seconds(call, repeats: int = 5) -> float:
+    """The best of `repeats` timings of `call()`, after one untimed warm-up call."""
+    call()
+    best = float("inf")
+    for _ in range(repeats):
+        start = time.perf_counter()
+        call()
+        best = min(best, time.perf_counter() - start)
+    return best
 
 
 if __name__ == "__main__":
