@@ -57,6 +57,8 @@ def _fail(error: ClrfaceError) -> None:
               help="Side the faces are evaluated at (resized; restorers at other sizes are resized to and from).")
 @click.option("--max-frames", type=click.IntRange(2), default=24, show_default=True,
               help="Videos: evaluate the first N frames.")
+@click.option("--fidelity", type=click.FloatRange(0.0, 1.0), default=0.5, show_default=True,
+              help="The model's --fidelity, as in restore: 0 trusts the face prior, 1 stays close to the input.")
 @click.option("--device", default="auto", show_default=True, help="auto, cpu, cuda or cuda:N.")
 @click.option("--out", "out_dir", type=click.Path(file_okay=False, path_type=Path), default=Path("eval-out"),
               show_default=True, help="Folder for result.json, report.md and the pictures.")
@@ -65,8 +67,8 @@ def _fail(error: ClrfaceError) -> None:
                    "image sets).")
 def eval_command(source: Path | None, clean: Path | None, degraded: Path | None, unpaired: bool,
                  degrade_video: bool, models: str,
-                 limit: int | None, seed: int, size: int, max_frames: int, device: str, out_dir: Path,
-                 compare: Path | None) -> None:
+                 limit: int | None, seed: int, size: int, max_frames: int, fidelity: float, device: str,
+                 out_dir: Path, compare: Path | None) -> None:
     """Quality, identity and temporal figures of the input, the baseline and the model, side by side.
 
     SOURCE is a folder of clean aligned faces (degraded with the seeded training recipe), a folder of
@@ -91,9 +93,10 @@ def eval_command(source: Path | None, clean: Path | None, degraded: Path | None,
             if not is_video_path(source):
                 raise ClrfaceError(f"{source.name} is neither a folder of faces nor a video")
             result = temporal.evaluate_video(source, names, clean=clean, degrade_seed=seed if degrade_video else None,
-                                             max_frames=max_frames, config=RestoreConfig(device=device))
+                                             max_frames=max_frames,
+                                             config=RestoreConfig(device=device, fidelity=fidelity))
         else:
-            restorers = paired.make_restorers(names, device)
+            restorers = paired.make_restorers(names, device, fidelity)
             if clean is not None and degraded is not None:
                 result = paired.evaluate_existing_pairs(clean, degraded, restorers, size=size, limit=limit)
             elif source is None:
