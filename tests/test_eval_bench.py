@@ -50,3 +50,30 @@ def test_reduced_precision_is_skipped_on_the_cpu(precision):
 
     rows, notes = restorer_speed("baseline-bicubic-sharpen", "cpu", [1], ["fp32", precision], min_seconds=0.01)
     assert [r.precision for r in rows] == ["fp32"] and precision in notes[0]
+
+
+def test_bench_compile_reaches_the_restorer_alone_and_the_end_to_end_run(tmp_path, monkeypatch):
+    """bench --compile times what restore --compile runs: torch.compile wraps the score network both in the
+    restorer-alone timing and in the end-to-end child (here in-process, with torch.compile recorded, not run)."""
+    import torch
+    from tiny_models import randomised_model
+
+    from clrface_video.eval import bench
+    from clrface_video.restore import restorer as restorer_mod
+
+    compiled = []
+    monkeypatch.setattr(torch, "compile", lambda module, *a, **k: compiled.append(type(module).__name__) or module)
+    monkeypatch.setattr(restorer_mod, "default_identity_net", lambda device: None)
+    path = tmp_path / "tiny.safetensors"
+    randomised_model().save(path)
+
+    bench.restorer_speed(str(path), "cpu", [1], ["fp32"], min_seconds=0.01, compile=False)
+    assert compiled == []
+    rows, _ = bench.restorer_speed(str(path), "cpu", [1], ["fp32"], min_seconds=0.01, compile=True)
+    assert compiled == ["Denoiser"] and rows[0].faces_per_s > 0
+
+    clip = bench.make_clip(tmp_path / "clip.mp4", frames=2)
+    args = {"video": str(clip), "work": str(tmp_path), "model": str(path), "device": "cpu", "batch_size": 2,
+            "plain": False, "compile": True}
+    done = bench._child(args)
+    assert compiled == ["Denoiser", "Denoiser"] and done["frames"] == 2

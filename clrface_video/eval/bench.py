@@ -77,6 +77,7 @@ class BenchResult:
     memory: tuple[MemoryPoint, ...]
     memory_growth_mib: float | None  # peak RSS of the long clip minus the short one
     notes: tuple[str, ...] = ()
+    compile: bool = False  # the restorer's network ran under torch.compile (restore --compile)
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -146,7 +147,7 @@ def _child(args: dict) -> dict:
 
     video, work = Path(args["video"]), Path(args["work"])
     config = RestoreConfig(model=args["model"], device=args["device"], batch_size=args["batch_size"],
-                           overwrite=True, quiet=True)
+                           compile=args.get("compile", False), overwrite=True, quiet=True)
     plain_frames, plain_seconds = plain_transcode(video, work / "plain.mp4", config.crf) if args["plain"] else (0, 0.0)
     cuda = config.device.startswith("cuda") or (config.device == "auto" and torch.cuda.is_available())
     if cuda:
@@ -161,11 +162,12 @@ def _child(args: dict) -> dict:
             "peak_gpu_mib": torch.cuda.max_memory_allocated() / 2**20 if cuda else None}
 
 
-def run_child(video: Path, model: str, device: str, batch_size: int = 16, plain: bool = True) -> dict:
+def run_child(video: Path, model: str, device: str, batch_size: int = 16, plain: bool = True,
+              compile: bool = False) -> dict:
     """_child in a fresh `python -m clrface_video.eval.bench` process (so peak RSS is this job's alone)."""
     with tempfile.TemporaryDirectory(prefix="clrface-bench-") as work:
         args = {"video": str(video), "work": work, "model": model, "device": device, "batch_size": batch_size,
-                "plain": plain}
+                "plain": plain, "compile": compile}
         done = subprocess.run([sys.executable, "-m", "clrface_video.eval.bench", json.dumps(args)],
                               capture_output=True, text=True, check=False)
     if done.returncode != 0:
@@ -174,8 +176,9 @@ def run_child(video: Path, model: str, device: str, batch_size: int = 16, plain:
     return json.loads(done.stdout.strip().splitlines()[-1])
 
 
-def end_to_end(video: Path, model: str, device: str, batch_size: int = 16) -> EndToEnd:
-    r = run_child(video, model, device, batch_size)
+def end_to_end(video: Path, model: str, device: str, batch_size: int = 16, compile: bool = False) -> EndToEnd:
+    """One timed restore_video of `video` (with compile, the compiler's first-batch wait is in the seconds)."""
+    r = run_child(video, model, device, batch_size, compile=compile)
     fps = r["frames"] / r["seconds"] if r["seconds"] else float("nan")
     plain_fps = r["plain_frames"] / r["plain_seconds"] if r["plain_seconds"] else float("nan")
     return EndToEnd(r["video"], r["model"], r["device"], r["frames"], r["width"], r["height"], r["faces"],
@@ -212,15 +215,17 @@ def sample_crops(count: int, size: int) -> np.ndarray:
 
 
 def restorer_speed(model: str, device: str, batch_sizes: Sequence[int], precisions: Sequence[str],
-                   min_seconds: float = MIN_SECONDS) -> tuple[tuple[RestorerSpeed, ...], tuple[str, ...]]:
-    """faces/s of the restorer alone for each batch size and precision (autocast; fp32 only on the CPU)."""
+                   min_seconds: float = MIN_SECONDS, compile: bool = False,
+                   ) -> tuple[tuple[RestorerSpeed, ...], tuple[str, ...]]:
+    """faces/s of the restorer alone for each batch size and precision (autocast; fp32 only on the CPU);
+    each size's warm-up call, untimed, also takes the compiler's wait when compile is on."""
     import torch
 
     from ..device import pick_device
     from ..restore.base import RestoreBatch, make_restorer
 
     dev = pick_device(device)
-    restorer = make_restorer(model, device=dev)
+    restorer = make_restorer(model, device=dev, compile=compile)
     rows, notes = [], []
     for precision in precisions:
         if precision not in PRECISIONS:
@@ -249,20 +254,20 @@ def restorer_speed(model: str, device: str, batch_sizes: Sequence[int], precisio
 
 def run_bench(video: Path | None, *, model: str, device: str, batch_sizes: Sequence[int],
               precisions: Sequence[str], memory: bool, clip_frames: int = 12,
-              clip_size: tuple[int, int] = (192, 192)) -> BenchResult:
+              clip_size: tuple[int, int] = (192, 192), compile: bool = False) -> BenchResult:
     """The whole bench: end to end on `video` (a generated clip when None), restorer alone, memory growth."""
     notes: list[str] = []
     with tempfile.TemporaryDirectory(prefix="clrface-clip-") as tmp:
         if video is None:
             video = make_clip(Path(tmp) / "astronaut.mp4", clip_frames, clip_size)
             notes.append(f"generated clip: {clip_frames} frames, {clip_size[0]}x{clip_size[1]}, astronaut pan")
-        e2e = end_to_end(video, model, device)
-    speed, speed_notes = restorer_speed(model, device, batch_sizes, precisions)
+        e2e = end_to_end(video, model, device, compile=compile)
+    speed, speed_notes = restorer_speed(model, device, batch_sizes, precisions, compile=compile)
     notes += speed_notes
     points = memory_growth(model, device, clip_frames, 10, clip_size) if memory else ()
     growth = round(points[1].peak_rss_mib - points[0].peak_rss_mib, 1) if points else None
     machine = f"{platform.machine()}, {os.cpu_count()} CPU threads, torch {__import__('torch').__version__}"
-    return BenchResult("bench", model, device, machine, e2e, speed, points, growth, tuple(notes))
+    return BenchResult("bench", model, device, machine, e2e, speed, points, growth, tuple(notes), compile)
 
 
 if __name__ == "__main__":

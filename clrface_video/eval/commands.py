@@ -141,10 +141,12 @@ def _write_compare(result, path: Path) -> None:
 @click.option("--memory", is_flag=True, help="Also measure peak RSS on a short and a 10x longer generated clip.")
 @click.option("--clip-frames", type=click.IntRange(2), default=12, show_default=True,
               help="Frames of the generated clip (used when VIDEO is not given, and for --memory).")
+@click.option("--compile", "compile_", is_flag=True,
+              help="Time the restorer under torch.compile, as restore --compile runs it.")
 @click.option("--out", "out_dir", type=click.Path(file_okay=False, path_type=Path), default=Path("bench-out"),
               show_default=True, help="Folder for result.json, report.md and the plot.")
 def bench_command(video: Path | None, model: str, device: str, batch_sizes: list[int] | None,
-                  precisions: str | None, memory: bool, clip_frames: int, out_dir: Path) -> None:
+                  precisions: str | None, memory: bool, clip_frames: int, compile_: bool, out_dir: Path) -> None:
     """Speed and memory: end to end against plain PyAV decode+encode, the restorer alone, memory growth."""
     from ..device import pick_device
     from . import bench, report
@@ -154,7 +156,7 @@ def bench_command(video: Path | None, model: str, device: str, batch_sizes: list
         sizes = batch_sizes or ([1, 4, 16, 64, 256] if cuda else [1, 4, 16])
         precs = _names(precisions) if precisions else (["fp32", "bf16", "fp16"] if cuda else ["fp32"])
         result = bench.run_bench(video, model=model, device=device, batch_sizes=sizes, precisions=precs,
-                                 memory=memory, clip_frames=clip_frames)
+                                 memory=memory, clip_frames=clip_frames, compile=compile_)
         files = report.write_report(result, out_dir, _command_line("bench"))
     except ClrfaceError as error:
         _fail(error)

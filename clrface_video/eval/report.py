@@ -228,7 +228,8 @@ def _markdown(result: Result, images: dict[str, Path], command: str) -> list[str
         out += ["## Temporal figures", ""]
         out += table(result.rows) + [""]
     else:
-        out += [f"Model `{result.model}` on `{result.device}` ({result.machine}).", ""]
+        compiled = ", its network under torch.compile" if result.compile else ""
+        out += [f"Model `{result.model}` on `{result.device}`{compiled} ({result.machine}).", ""]
         if result.end_to_end is not None:
             e = result.end_to_end
             out += ["## End to end", ""] + table([e]) + ["", "Seconds per stage:", ""]
