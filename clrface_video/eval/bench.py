@@ -177,7 +177,7 @@ def run_child(video: Path, model: str, device: str, batch_size: int = 16, plain:
 
 
 def end_to_end(video: Path, model: str, device: str, batch_size: int = 16, compile: bool = False) -> EndToEnd:
-    """One timed restore_video of `video` (with compile, the compiler's first-batch wait is in the seconds)."""
+    """One timed restore_video of `video` (with compile, the compiler's waits are in the seconds)."""
     r = run_child(video, model, device, batch_size, compile=compile)
     fps = r["frames"] / r["seconds"] if r["seconds"] else float("nan")
     plain_fps = r["plain_frames"] / r["plain_seconds"] if r["plain_seconds"] else float("nan")
