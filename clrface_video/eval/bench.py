@@ -147,7 +147,7 @@ def _child(args: dict) -> dict:
 
     video, work = Path(args["video"]), Path(args["work"])
     config = RestoreConfig(model=args["model"], device=args["device"], batch_size=args["batch_size"],
-                           compile=args.get("compile", False), overwrite=True, quiet=True)
+                           compile=args["compile"], overwrite=True, quiet=True)
     plain_frames, plain_seconds = plain_transcode(video, work / "plain.mp4", config.crf) if args["plain"] else (0, 0.0)
     cuda = config.device.startswith("cuda") or (config.device == "auto" and torch.cuda.is_available())
     if cuda:
@@ -189,13 +189,13 @@ def end_to_end(video: Path, model: str, device: str, batch_size: int = 16, compi
 
 
 def memory_growth(model: str, device: str, frames: int = 12, factor: int = 10,
-                  size: tuple[int, int] = (192, 192)) -> tuple[MemoryPoint, ...]:
+                  size: tuple[int, int] = (192, 192), compile: bool = False) -> tuple[MemoryPoint, ...]:
     """Peak RSS of restoring a generated clip and one `factor` times longer, each in a fresh process."""
     points = []
     with tempfile.TemporaryDirectory(prefix="clrface-mem-") as tmp:
         for n in (frames, frames * factor):
             clip = make_clip(Path(tmp) / f"clip_{n}.mp4", n, size)
-            r = run_child(clip, model, device, plain=False)
+            r = run_child(clip, model, device, plain=False, compile=compile)
             points.append(MemoryPoint(r["frames"], round(r["seconds"], 3), round(r["peak_rss_mib"], 1)))
     return tuple(points)
 
@@ -264,7 +264,7 @@ def run_bench(video: Path | None, *, model: str, device: str, batch_sizes: Seque
         e2e = end_to_end(video, model, device, compile=compile)
     speed, speed_notes = restorer_speed(model, device, batch_sizes, precisions, compile=compile)
     notes += speed_notes
-    points = memory_growth(model, device, clip_frames, 10, clip_size) if memory else ()
+    points = memory_growth(model, device, clip_frames, 10, clip_size, compile=compile) if memory else ()
     growth = round(points[1].peak_rss_mib - points[0].peak_rss_mib, 1) if points else None
     machine = f"{platform.machine()}, {os.cpu_count()} CPU threads, torch {__import__('torch').__version__}"
     return BenchResult("bench", model, device, machine, e2e, speed, points, growth, tuple(notes), compile)
