@@ -8,11 +8,11 @@ same cost). Guidance uses faces.identity's FaceNet when it can be loaded, else t
 from __future__ import annotations
 
 import argparse
-import time
 from pathlib import Path
 
 import numpy as np
 import torch
+from timing import best_seconds
 
 from clrface_video.device import pick_device
 from clrface_video.restore.base import RestoreBatch
@@ -24,17 +24,8 @@ from clrface_video.restore.schedules import karras_sigmas, truncate_sigmas
 def timed(restorer: CLRFaceRestorer, crops: np.ndarray, repeats: int) -> float:
     """Best wall time of `repeats` calls (after one warm-up call), seconds."""
     batch = RestoreBatch(crops, seeds=np.arange(len(crops)))
-    restorer.restore(batch)
-    if restorer.device.type == "cuda":
-        torch.cuda.synchronize()
-    best = float("inf")
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        restorer.restore(batch)
-        if restorer.device.type == "cuda":
-            torch.cuda.synchronize()
-        best = min(best, time.perf_counter() - t0)
-    return best
+    sync = torch.cuda.synchronize if restorer.device.type == "cuda" else (lambda: None)
+    return best_seconds(lambda: restorer.restore(batch), repeats, sync)
 
 
 def main() -> None:

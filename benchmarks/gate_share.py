@@ -14,11 +14,11 @@ so no restoration is run.
 from __future__ import annotations
 
 import argparse
-import time
 from pathlib import Path
 
 import numpy as np
 import torch
+from timing import best_seconds
 
 
 def main() -> None:
@@ -63,19 +63,8 @@ def main() -> None:
         print(f"  {name:21s} mean {shares.mean():.2f}, range {shares.min():.2f}-{shares.max():.2f}; "
               f"change frame to frame {steps:.3f}, mirrored and moved 1 px {np.abs(shares - other).mean():.3f}")
     with torch.no_grad():
-        print(f"  gate time for {len(crops)} crops in one batch: eight views {seconds(lambda: gate(lq, None)) * 1e3:.1f} ms, "
-              f"one view {seconds(lambda: gate.logits(lq, None)) * 1e3:.1f} ms")
-
-
-def seconds(call, repeats: int = 5) -> float:
-    """The best of `repeats` timings of `call()`, after one untimed warm-up call."""
-    call()
-    best = float("inf")
-    for _ in range(repeats):
-        start = time.perf_counter()
-        call()
-        best = min(best, time.perf_counter() - start)
-    return best
+        print(f"  gate time for {len(crops)} crops in one batch: eight views {best_seconds(lambda: gate(lq, None), 5) * 1e3:.1f} ms, "
+              f"one view {best_seconds(lambda: gate.logits(lq, None), 5) * 1e3:.1f} ms")
 
 
 if __name__ == "__main__":

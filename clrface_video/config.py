@@ -30,7 +30,7 @@ class RestoreConfig:
     track_identity: bool = True  # per-track identity target (False: per-frame)
     temporal_smoothing: float = 0.0  # video: weight of a track's previous latent in each frame's (0 = off)
     # faces larger in the frame than the model's crop: share of the input's detail finer than the crop's
-    # pixels laid back over the restored face (the model cannot draw it; README, "Large faces")
+    # pixels laid back over the restored face (the model cannot draw it; docs/results.md, "Large faces")
     keep_detail: float = 1.0
     # video: run interlaced frames through bwdif before anything else (auto: when the first frame is flagged
     # interlaced; on: every frame, for captures that lost their flags; off: never)
@@ -45,9 +45,9 @@ class RestoreConfig:
     overwrite: bool = False
     seed: int = 0
     quiet: bool = False
-    compile: bool = False  # torch.compile the CLR-Face score network (pays off on GPUs, long videos)
+    compile: bool = False  # torch.compile the CLR-Face score network (meant for long videos on a GPU; not on a CPU)
     # quantise each face's final latent against the codebook (the method's last step); None = yes for
-    # photos, no for videos, where the unquantised latent flickers less (README, "The shipped model")
+    # photos, no for videos, where the unquantised latent flickers less (docs/results.md, "Real video")
     snap_to_codebook: bool | None = None
 
     def span(self) -> TimeSpan | None:
