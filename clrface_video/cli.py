@@ -165,6 +165,11 @@ def cli() -> None:
               help="Face detector: retinaface ships with the package; insightface needs --insightface-root.")
 @click.option("--insightface-root", type=click.Path(path_type=Path), default=None,
               help="Folder with an InsightFace model pack (e.g. buffalo_l) for --detector insightface.")
+@click.option("--detection-threshold", type=click.FloatRange(0.0, 1.0, min_open=True, max_open=True), default=0.6,
+              show_default=True, metavar="SCORE",
+              help="Faces the detector scores below this are left alone: raise it when hands or patterns are "
+                   "restored as faces, lower it for small or blurred faces it misses (`clrface-video detect` "
+                   "prints the scores).")
 @click.option("--min-face", type=click.IntRange(min=0), default=16, show_default=True, metavar="PIXELS",
               help="Faces whose eye-to-mouth span is under this fade out of restoration (left alone below 75% of it).")
 @click.option("--max-upscale", type=click.FloatRange(min=0.0, min_open=True), default=4.0, show_default=True,
@@ -210,7 +215,8 @@ def cli() -> None:
               help="Ray workers, each loading the models once  [default: one per GPU, else one per CPU].")
 def restore(input: Path, output: Path | None, model: str, fidelity: float, strength: float | None, device: str,
             batch_size: int,
-            compile_model: bool, detector: str, insightface_root: Path | None, min_face: int, max_upscale: float,
+            compile_model: bool, detector: str, insightface_root: Path | None, detection_threshold: float,
+            min_face: int, max_upscale: float,
             start: float, duration: float | None, fps: float | None, codec: str, crf: int, overwrite: bool,
             track_identity: bool, temporal_smoothing: float, keep_detail: float, deinterlace: str,
             snap_to_codebook: bool | None, report_path: Path | None, quiet: bool, backend: str, ray_address: str | None, workers: int | None) -> None:
@@ -223,7 +229,7 @@ def restore(input: Path, output: Path | None, model: str, fidelity: float, stren
 
     config = make_config(model=model, fidelity=fidelity, strength=strength, device=device, batch_size=batch_size,
                          compile=compile_model, detector=detector, insightface_root=insightface_root,
-                         min_face=min_face, max_upscale=max_upscale, start=start, duration=duration, fps=fps,
+                         det_threshold=detection_threshold, min_face=min_face, max_upscale=max_upscale, start=start, duration=duration, fps=fps,
                          codec=codec,
                          crf=crf, overwrite=overwrite, track_identity=track_identity,
                          temporal_smoothing=temporal_smoothing, keep_detail=keep_detail, deinterlace=deinterlace,
@@ -250,8 +256,9 @@ def restore(input: Path, output: Path | None, model: str, fidelity: float, stren
 @click.option("--detector", type=click.Choice(DETECTORS), default="retinaface", show_default=True)
 @click.option("--insightface-root", type=click.Path(path_type=Path), default=None,
               help="Folder with an InsightFace model pack, for --detector insightface.")
-@click.option("--threshold", type=click.FloatRange(0.0, 1.0, min_open=True, max_open=True), default=0.6,
-              show_default=True, help="Detection score threshold.")
+@click.option("--threshold", "--detection-threshold", "threshold",
+              type=click.FloatRange(0.0, 1.0, min_open=True, max_open=True), default=0.6, show_default=True,
+              help="Detection score threshold (restore's --detection-threshold).")
 @click.option("--draw", type=click.Path(path_type=Path, dir_okay=False), default=None,
               help="Also save a copy of IMAGE with boxes and landmarks drawn (debugging).")
 def detect(image: Path, detector: str, insightface_root: Path | None, threshold: float, draw: Path | None) -> None:

@@ -117,6 +117,7 @@ def test_output_folder_inside_input_folder_is_refused(tmp_path):
     (["--start", "-1"], ["--start"]),
     (["--start", "1", "--backend", "ray"], ["--backend local"]),
     (["--min-face", "-1"], ["--min-face"]),
+    (["--detection-threshold", "1"], ["--detection-threshold"]),
     (["--strength", "0"], ["--strength"]),
     (["--strength", "half"], ["--strength", "half"]),
     (["--report", "/no/such/folder/r.json"], ["--report", "/no/such/folder"]),
@@ -138,6 +139,25 @@ def test_face_size_limits_reach_the_job(tmp_path, astronaut):
         assert run("restore", photo, "-o", out, option, value, "--report", report, *BASELINE).exit_code == 0
         assert json.loads(report.read_text())["faces_left_alone"] == 1
         assert np.array_equal(np.asarray(Image.open(out)), astronaut)
+
+
+def test_detection_threshold_leaves_low_scoring_detections_alone(tmp_path):
+    """The shipped sample photo's spacesuit scores 0.61 as a face; --detection-threshold 0.7 leaves it untouched."""
+    from PIL import Image
+
+    sample = Path(__file__).parents[1] / "samples" / "astronaut.jpg"
+    original = np.asarray(Image.open(sample).convert("RGB")).astype(int)
+    suit, face = (slice(300, 500), slice(100, 400)), (slice(80, 160), slice(190, 265))
+    found = run("detect", sample, "--detection-threshold", "0.7")
+    assert found.exit_code == 0 and found.output.startswith("1 face in"), found.output
+    for threshold, faces, suit_changed in ((None, 2, True), ("0.7", 1, False)):
+        out, report = tmp_path / f"out-{threshold}.png", tmp_path / f"r-{threshold}.json"
+        option = [] if threshold is None else ["--detection-threshold", threshold]
+        assert run("restore", sample, "-o", out, "--report", report, *option, *BASELINE).exit_code == 0
+        assert json.loads(report.read_text())["faces"] == faces
+        restored = np.asarray(Image.open(out)).astype(int)
+        assert np.abs(restored[face] - original[face]).mean() > 1.0
+        assert bool(np.abs(restored[suit] - original[suit]).mean() > 0.5) == suit_changed
 
 
 def test_image_sequence_mistakes_are_one_line_errors(tmp_path, small_clip):
@@ -174,7 +194,7 @@ def test_help_names_every_restore_option():
     for option in ("--output", "--model", "--fidelity", "--device", "--batch-size", "--detector",
                    "--insightface-root", "--codec", "--crf", "--overwrite", "--no-track-identity", "--keep-detail",
                    "--deinterlace", "--min-face", "--max-upscale", "--start", "--duration", "--fps",
-                   "--report", "--quiet", "--strength"):
+                   "--report", "--quiet", "--strength", "--detection-threshold"):
         assert option in result.output, option
 
 

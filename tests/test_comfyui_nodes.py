@@ -71,7 +71,8 @@ def test_mappings_and_declared_inputs(plugin, nodes):
     required = node.INPUT_TYPES()["required"]
     assert required["clrface_model"][0] == loader.RETURN_TYPES[0] and required["images"][0] == "IMAGE"
     assert {"fidelity", "detector", "min_face", "max_upscale", "batch_is_video"} <= set(required)
-    assert set(nodes.CLRFaceRestore.INPUT_TYPES()["optional"]) == {"temporal_smoothing", "keep_detail", "strength"}
+    assert set(nodes.CLRFaceRestore.INPUT_TYPES()["optional"]) == {"temporal_smoothing", "keep_detail", "strength",
+                                                                       "detection_threshold"}
     assert node.RETURN_TYPES == ("IMAGE", "MASK") and callable(getattr(node(), node.FUNCTION))
     assert nodes.folder_paths is None and nodes.model_management is None  # no ComfyUI here
 
@@ -125,7 +126,9 @@ def test_batch_as_video_tracks_one_person_without_flicker(plugin, model, astrona
     assert runs[-1][0]["keep_detail"] == 0.25 and runs[-2][0]["keep_detail"] == 1.0
     assert runs[-1][0]["strength"] is None  # 0, the default, is auto
     restore(plugin, model, images, strength=0.5)
-    assert runs[-1][0]["strength"] == 0.5
+    assert runs[-1][0]["strength"] == 0.5 and runs[-1][0]["det_threshold"] == 0.6
+    restore(plugin, model, images, detection_threshold=0.8)
+    assert runs[-1][0]["det_threshold"] == 0.8
 
 
 def test_options_reach_the_pipeline(plugin, model, astronaut):
