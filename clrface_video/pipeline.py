@@ -56,7 +56,7 @@ def load_models(config: RestoreConfig, *, video: bool) -> Models:
                              threshold=config.det_threshold, device=str(device))
     restorer = make_restorer(config.model, device=device, fidelity=config.fidelity, compile=config.compile)
     identity = None
-    if video and config.track_identity and getattr(restorer, "uses_identity", True):
+    if video and config.track_identity and config.identity_guidance and getattr(restorer, "uses_identity", True):
         identity = load_identity_encoder(str(device))
     return Models(device=device, detector=detector, restorer=restorer, identity=identity)
 
@@ -218,7 +218,8 @@ class FaceRestorer:
             batch = RestoreBatch(crops=np.stack([job.crop for job in chunk]), identity=identity,
                                  seeds=np.array([job.seed for job in chunk], np.int64),
                                  tracks=np.array([job.track for job in chunk], np.int64), memory=self.memory,
-                                 snap=self.snap, gate=self.config.strength is None, gate_memory=self.share_memory)
+                                 snap=self.snap, guidance=self.config.identity_guidance,
+                                 gate=self.config.strength is None, gate_memory=self.share_memory)
             with self.timer("restore"):
                 restored = self.models.restorer.restore(batch)
             for job, face in zip(chunk, restored):

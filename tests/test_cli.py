@@ -194,7 +194,8 @@ def test_help_names_every_restore_option():
     for option in ("--output", "--model", "--fidelity", "--device", "--batch-size", "--detector",
                    "--insightface-root", "--codec", "--crf", "--overwrite", "--no-track-identity", "--keep-detail",
                    "--deinterlace", "--min-face", "--max-upscale", "--start", "--duration", "--fps",
-                   "--report", "--quiet", "--strength", "--detection-threshold"):
+                   "--report", "--quiet", "--strength", "--detection-threshold",
+                   "--no-identity-guidance"):
         assert option in result.output, option
 
 

@@ -72,7 +72,7 @@ def test_mappings_and_declared_inputs(plugin, nodes):
     assert required["clrface_model"][0] == loader.RETURN_TYPES[0] and required["images"][0] == "IMAGE"
     assert {"fidelity", "detector", "min_face", "max_upscale", "batch_is_video"} <= set(required)
     assert set(nodes.CLRFaceRestore.INPUT_TYPES()["optional"]) == {"temporal_smoothing", "keep_detail", "strength",
-                                                                       "detection_threshold"}
+                                                                       "identity_guidance", "detection_threshold"}
     assert node.RETURN_TYPES == ("IMAGE", "MASK") and callable(getattr(node(), node.FUNCTION))
     assert nodes.folder_paths is None and nodes.model_management is None  # no ComfyUI here
 
@@ -128,7 +128,9 @@ def test_batch_as_video_tracks_one_person_without_flicker(plugin, model, astrona
     restore(plugin, model, images, strength=0.5)
     assert runs[-1][0]["strength"] == 0.5 and runs[-1][0]["det_threshold"] == 0.6
     restore(plugin, model, images, detection_threshold=0.8)
-    assert runs[-1][0]["det_threshold"] == 0.8
+    assert runs[-1][0]["det_threshold"] == 0.8 and runs[-1][0]["identity_guidance"] is True
+    restore(plugin, model, images, identity_guidance=False)
+    assert runs[-1][0]["identity_guidance"] is False
 
 
 def test_options_reach_the_pipeline(plugin, model, astronaut):

@@ -109,6 +109,32 @@ def test_eval_command_passes_fidelity_to_the_model(tmp_path):
     assert result.exit_code == 2 and "--fidelity" in result.output
 
 
+def test_eval_command_passes_identity_guidance_to_the_model(tmp_path, astronaut):
+    from click.testing import CliRunner
+
+    from clrface_video.eval.commands import eval_command
+    from clrface_video.restore.base import RestoreBatch, register_restorer
+    from clrface_video.restore.baseline import BicubicSharpenRestorer
+
+    asked: list[bool] = []
+
+    class Recorder(BicubicSharpenRestorer):
+        def restore(self, batch: RestoreBatch) -> np.ndarray:
+            asked.append(batch.guidance)
+            return super().restore(batch)
+
+    register_restorer("test-eval-guidance", "test only")(lambda device, fidelity=0.5, path=None: Recorder())
+    faces = tmp_path / "faces"
+    faces.mkdir()
+    Image.fromarray(_astronaut_face(astronaut)).save(faces / "a.png")
+    for option, wanted in ((None, True), ("--no-identity-guidance", False)):
+        asked.clear()
+        args = [str(faces), "--models", "test-eval-guidance", "--device", "cpu", "--out", str(tmp_path / f"o{wanted}")]
+        result = CliRunner().invoke(eval_command, args + ([option] if option else []))
+        assert result.exit_code == 0, result.output
+        assert asked == [wanted]
+
+
 def test_eval_command_explains_inconsistent_options(tmp_path):
     from click.testing import CliRunner
 

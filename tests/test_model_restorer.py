@@ -126,6 +126,17 @@ def test_zero_mask_makes_guidance_a_no_op_end_to_end() -> None:
     assert np.array_equal(plain, gated)
 
 
+def test_a_batch_without_guidance_is_restored_as_by_a_restorer_without_it() -> None:
+    model = randomised_model()
+    knobs = Knobs(t_star=1.0, guidance_weight=0.2, steps=4)
+    crops, seeds = _crops(2), np.array([1, 2])
+    plain = CLRFaceRestorer(model, "cpu", identity_net=None, knobs=knobs).restore(RestoreBatch(crops, seeds=seeds))
+    r = CLRFaceRestorer(model, "cpu", identity_net=TinyIdentity(), knobs=knobs)
+    guided = r.restore(RestoreBatch(crops, seeds=seeds))
+    skipped = r.restore(RestoreBatch(crops, seeds=seeds, guidance=False))
+    assert np.array_equal(skipped, plain) and not np.array_equal(guided, plain)
+
+
 def test_track_identity_target_is_used() -> None:
     r = CLRFaceRestorer(randomised_model(), "cpu", identity_net=TinyIdentity(), knobs=Knobs(t_star=1.0, guidance_weight=0.3, steps=4))
     crops, seeds = _crops(2), np.array([1, 1])

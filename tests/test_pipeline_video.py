@@ -104,6 +104,30 @@ def test_each_track_hands_one_facenet_identity_to_the_restorer(talk, tmp_path):
     assert float((targets @ targets.mean(axis=0)).min()) > 0.95  # one person, one target along the track
 
 
+class _GuidanceRecorder(BicubicSharpenRestorer):
+    """The baseline, declared identity-aware, keeping what each batch asks of the identity guidance."""
+
+    name = "test-guidance-recorder"
+    uses_identity = True
+    seen: ClassVar[list[tuple[bool, bool]]] = []
+
+    def restore(self, batch: RestoreBatch) -> np.ndarray:
+        self.seen.append((batch.guidance, batch.identity is not None))
+        return super().restore(batch)
+
+
+register_restorer(_GuidanceRecorder.name, "test only")(lambda device, fidelity=0.5, path=None: _GuidanceRecorder())
+
+
+def test_without_identity_guidance_no_identity_is_computed_or_asked_for(talk, tmp_path):
+    for guidance in (True, False):
+        _GuidanceRecorder.seen.clear()
+        report = restore_video(talk, tmp_path / f"o-{guidance}.mp4", config(
+            model=_GuidanceRecorder.name, track_identity=True, identity_guidance=guidance, batch_size=4))
+        assert report.faces == 12 and (report.stages["identity"] > 0) is guidance
+        assert _GuidanceRecorder.seen == [(guidance, guidance)] * 3
+
+
 def test_variable_frame_rate_keeps_every_timestamp(tmp_path):
     clip = make_clip(tmp_path / "vfr.mkv", frames=9, size=SIZE, vfr=True)
     out = tmp_path / "vfr_out.mkv"

@@ -59,6 +59,8 @@ def _fail(error: ClrfaceError) -> None:
               help="Videos: evaluate the first N frames.")
 @click.option("--fidelity", type=click.FloatRange(0.0, 1.0), default=0.5, show_default=True,
               help="The model's --fidelity, as in restore: 0 trusts the face prior, 1 stays close to the input.")
+@click.option("--identity-guidance/--no-identity-guidance", default=True, show_default=True,
+              help="The model's identity guidance, as in restore.")
 @click.option("--device", default="auto", show_default=True, help="auto, cpu, cuda or cuda:N.")
 @click.option("--out", "out_dir", type=click.Path(file_okay=False, path_type=Path), default=Path("eval-out"),
               show_default=True, help="Folder for result.json, report.md and the pictures.")
@@ -67,7 +69,8 @@ def _fail(error: ClrfaceError) -> None:
                    "image sets).")
 def eval_command(source: Path | None, clean: Path | None, degraded: Path | None, unpaired: bool,
                  degrade_video: bool, models: str,
-                 limit: int | None, seed: int, size: int, max_frames: int, fidelity: float, device: str,
+                 limit: int | None, seed: int, size: int, max_frames: int, fidelity: float,
+                 identity_guidance: bool, device: str,
                  out_dir: Path, compare: Path | None) -> None:
     """Quality, identity and temporal figures of the input, the baseline and the model, side by side.
 
@@ -94,9 +97,10 @@ def eval_command(source: Path | None, clean: Path | None, degraded: Path | None,
                 raise ClrfaceError(f"{source.name} is neither a folder of faces nor a video")
             result = temporal.evaluate_video(source, names, clean=clean, degrade_seed=seed if degrade_video else None,
                                              max_frames=max_frames,
-                                             config=RestoreConfig(device=device, fidelity=fidelity))
+                                             config=RestoreConfig(device=device, fidelity=fidelity,
+                                                                  identity_guidance=identity_guidance))
         else:
-            restorers = paired.make_restorers(names, device, fidelity)
+            restorers = paired.make_restorers(names, device, fidelity, guidance=identity_guidance)
             if clean is not None and degraded is not None:
                 result = paired.evaluate_existing_pairs(clean, degraded, restorers, size=size, limit=limit)
             elif source is None:

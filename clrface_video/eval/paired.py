@@ -142,9 +142,11 @@ class Restorers:
     names: tuple[str, ...]
     restorers: tuple  # Restorer objects, same order
     skipped: tuple[str, ...]
+    guidance: bool = True  # run their identity guidance (RestoreBatch.guidance)
 
 
-def make_restorers(models: Sequence[str], device: str = "auto", fidelity: float = 0.5) -> Restorers:
+def make_restorers(models: Sequence[str], device: str = "auto", fidelity: float = 0.5, *,
+                   guidance: bool = True) -> Restorers:
     """Build each requested restorer; one that cannot be built (e.g. 'clrface' before its weights land) is
     skipped and listed as "name: reason"."""
     from ..device import pick_device
@@ -161,10 +163,10 @@ def make_restorers(models: Sequence[str], device: str = "auto", fidelity: float 
         names.append(model)
     if not names:
         raise ClrfaceError(f"none of --models could be built ({'; '.join(skipped) or 'none given'})")
-    return Restorers(tuple(names), tuple(built), tuple(skipped))
+    return Restorers(tuple(names), tuple(built), tuple(skipped), guidance)
 
 
-def run_restorer(restorer, faces: np.ndarray, batch_size: int = 16) -> np.ndarray:
+def run_restorer(restorer, faces: np.ndarray, batch_size: int = 16, *, guidance: bool = True) -> np.ndarray:
     """Restore (N, S, S, 3) faces in batches, resizing to and from the restorer's resolution."""
     from ..restore.base import RestoreBatch
 
@@ -175,7 +177,7 @@ def run_restorer(restorer, faces: np.ndarray, batch_size: int = 16) -> np.ndarra
         chunk = faces[start:start + batch_size]
         if res != size:
             chunk = np.stack([cv2.resize(f, (res, res), interpolation=cv2.INTER_AREA) for f in chunk])
-        restored = restorer.restore(RestoreBatch(crops=np.ascontiguousarray(chunk)))
+        restored = restorer.restore(RestoreBatch(crops=np.ascontiguousarray(chunk), guidance=guidance))
         if res != size:
             restored = np.stack([cv2.resize(f, (size, size), interpolation=cv2.INTER_CUBIC) for f in restored])
         out[start:start + len(chunk)] = restored
@@ -306,7 +308,7 @@ def evaluate_pairs(names: Sequence[str], clean: np.ndarray, degraded: np.ndarray
     outputs = {INPUT: degraded}
     for name, restorer in zip(restorers.names, restorers.restorers):
         start = time.perf_counter()
-        outputs[name] = run_restorer(restorer, degraded)
+        outputs[name] = run_restorer(restorer, degraded, guidance=restorers.guidance)
         seconds[f"restore:{name}"] = round(time.perf_counter() - start, 4)
     rows: list[ImageScore] = []
     start = time.perf_counter()

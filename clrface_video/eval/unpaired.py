@@ -74,7 +74,7 @@ def evaluate_unpaired(folder: Path, restorers: Restorers, *, size: int, limit: i
     outputs = {INPUT: faces}
     for name, restorer in zip(restorers.names, restorers.restorers):
         start = time.perf_counter()
-        outputs[name] = run_restorer(restorer, faces)
+        outputs[name] = run_restorer(restorer, faces, guidance=restorers.guidance)
         seconds[f"restore:{name}"] = round(time.perf_counter() - start, 4)
     start = time.perf_counter()
     ref_j, ref_f = judge.judge_embeddings(faces), facenet_embeddings(faces)

@@ -27,6 +27,8 @@ class RestoreBatch:
         restorers without latents ignore it.
     snap: quantise the final latent against the codebook before decoding (the method's last step);
         False decodes the latent as the prior left it, which changes less from frame to frame.
+    guidance: a restorer with identity guidance runs it; False skips it for this batch (faster; identity
+        is then not needed).
     gate: a restorer with a blend gate (restore.gate) keeps of each face the share its gate chooses;
         False keeps every restored face whole (the pipeline does so when --strength is a number).
     gate_memory: the video's share-smoothing state (a TrackMemory over the gate's shares, with tracks),
@@ -39,6 +41,7 @@ class RestoreBatch:
     tracks: np.ndarray | None = None
     memory: TrackMemory | None = None
     snap: bool = True
+    guidance: bool = True
     gate: bool = True
     gate_memory: TrackMemory | None = None
 
