@@ -109,3 +109,5 @@ def test_video_methods_compare_whole_faces_only_for_models_with_a_blend_gate():
     extra = [m for m in gated if m not in plain]
     assert [m.name for m in extra] == ["clrface (track identity, strength 1)"] and len(gated) == len(plain) + 1
     assert extra[0].strength == 1.0 and all(m.strength is None for m in plain)
+    unguided = video_methods(["clrface", "baseline-bicubic-sharpen"], guided=False)
+    assert [m.name for m in plain if m not in unguided] == ["clrface (per-frame identity)"]

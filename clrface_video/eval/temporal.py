@@ -181,19 +181,22 @@ SMOOTHING = 0.5  # the latent-smoothing strength the video evaluation compares a
 
 
 def video_methods(models: Sequence[str], baseline: str = "baseline-bicubic-sharpen",
-                  gated: Sequence[str] = ()) -> list[VideoMethod]:
+                  gated: Sequence[str] = (), guided: bool = True) -> list[VideoMethod]:
     """input, then for each model: per-track identity, per-frame identity, per-track identity with latent
     smoothing (SMOOTHING), per-track identity with the final latent snapped to the codebook (the
     photo default), and per-track identity without the input's finer detail over large faces
     (keep_detail 0), and for models with a blend gate (`gated`) per-track identity with whole restored
-    faces (strength 1); one run for the baseline, which has neither identity nor latents."""
+    faces (strength 1); one run for the baseline, which has neither identity nor latents. Without identity
+    guidance (`guided` False) there is no identity target, so the per-frame run is left out."""
     methods = [VideoMethod(INPUT, None)]
     for m in models:
         if m == baseline:
             methods.append(VideoMethod(m, m, True))
         else:
-            methods += [VideoMethod(f"{m} (track identity)", m, True), VideoMethod(f"{m} (per-frame identity)", m, False),
-                        VideoMethod(f"{m} (track identity, smoothing {SMOOTHING})", m, True, SMOOTHING),
+            methods.append(VideoMethod(f"{m} (track identity)", m, True))
+            if guided:
+                methods.append(VideoMethod(f"{m} (per-frame identity)", m, False))
+            methods += [VideoMethod(f"{m} (track identity, smoothing {SMOOTHING})", m, True, SMOOTHING),
                         VideoMethod(f"{m} (track identity, snapped to the codebook)", m, True, snap=True),
                         VideoMethod(f"{m} (track identity, keep detail 0)", m, True, detail=0.0)]
             if m in gated:
@@ -289,7 +292,7 @@ def evaluate_video(video: Path, models: Sequence[str], *, clean: Path | None = N
     usable = make_restorers(models, config.device, config.fidelity)
     outputs: dict[str, list[np.ndarray]] = {}
     gated = [n for n, r in zip(usable.names, usable.restorers) if getattr(getattr(r, "model", None), "gate", None)]
-    for method in video_methods(usable.names, gated=gated):
+    for method in video_methods(usable.names, gated=gated, guided=config.identity_guidance):
         start = time.perf_counter()
         if method.model is None:
             outputs[method.name] = inputs
