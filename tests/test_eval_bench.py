@@ -5,6 +5,7 @@ import importlib.util
 import json
 import math
 
+import numpy as np
 import pytest
 
 
@@ -77,3 +78,28 @@ def test_bench_compile_reaches_the_restorer_alone_and_the_end_to_end_run(tmp_pat
             "plain": False, "compile": True}
     done = bench._child(args)
     assert compiled == ["Denoiser", "Denoiser"] and done["frames"] == 2
+
+
+def test_bench_identity_guidance_reaches_the_restorer_alone_and_the_end_to_end_run(tmp_path):
+    """bench --no-identity-guidance times what restore --no-identity-guidance runs, in both timings."""
+    from clrface_video.eval import bench
+    from clrface_video.restore.base import RestoreBatch, register_restorer
+    from clrface_video.restore.baseline import BicubicSharpenRestorer
+
+    asked: list[bool] = []
+
+    class Recorder(BicubicSharpenRestorer):
+        def restore(self, batch: RestoreBatch) -> np.ndarray:
+            asked.append(batch.guidance)
+            return super().restore(batch)
+
+    register_restorer("test-bench-guidance", "test only")(lambda device, fidelity=0.5, path=None: Recorder())
+    for guidance in (True, False):
+        asked.clear()
+        bench.restorer_speed("test-bench-guidance", "cpu", [1], ["fp32"], min_seconds=0.01, identity_guidance=guidance)
+        assert asked and set(asked) == {guidance}
+    clip = bench.make_clip(tmp_path / "clip.mp4", frames=2)
+    args = {"video": str(clip), "work": str(tmp_path), "model": "test-bench-guidance", "device": "cpu",
+            "batch_size": 2, "plain": False, "compile": False, "identity_guidance": False}
+    asked.clear()
+    assert bench._child(args)["frames"] == 2 and asked == [False]

@@ -78,6 +78,7 @@ class BenchResult:
     memory_growth_mib: float | None  # peak RSS of the long clip minus the short one
     notes: tuple[str, ...] = ()
     compile: bool = False  # the restorer's network ran under torch.compile (restore --compile)
+    identity_guidance: bool = True  # restore --identity-guidance / --no-identity-guidance
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -147,7 +148,8 @@ def _child(args: dict) -> dict:
 
     video, work = Path(args["video"]), Path(args["work"])
     config = RestoreConfig(model=args["model"], device=args["device"], batch_size=args["batch_size"],
-                           compile=args["compile"], overwrite=True, quiet=True)
+                           compile=args["compile"], identity_guidance=args.get("identity_guidance", True),
+                           overwrite=True, quiet=True)
     plain_frames, plain_seconds = plain_transcode(video, work / "plain.mp4", config.crf) if args["plain"] else (0, 0.0)
     cuda = config.device.startswith("cuda") or (config.device == "auto" and torch.cuda.is_available())
     if cuda:
@@ -163,11 +165,11 @@ def _child(args: dict) -> dict:
 
 
 def run_child(video: Path, model: str, device: str, batch_size: int = 16, plain: bool = True,
-              compile: bool = False) -> dict:
+              compile: bool = False, identity_guidance: bool = True) -> dict:
     """_child in a fresh `python -m clrface_video.eval.bench` process (so peak RSS is this job's alone)."""
     with tempfile.TemporaryDirectory(prefix="clrface-bench-") as work:
         args = {"video": str(video), "work": work, "model": model, "device": device, "batch_size": batch_size,
-                "plain": plain, "compile": compile}
+                "plain": plain, "compile": compile, "identity_guidance": identity_guidance}
         done = subprocess.run([sys.executable, "-m", "clrface_video.eval.bench", json.dumps(args)],
                               capture_output=True, text=True, check=False)
     if done.returncode != 0:
@@ -176,9 +178,10 @@ def run_child(video: Path, model: str, device: str, batch_size: int = 16, plain:
     return json.loads(done.stdout.strip().splitlines()[-1])
 
 
-def end_to_end(video: Path, model: str, device: str, batch_size: int = 16, compile: bool = False) -> EndToEnd:
+def end_to_end(video: Path, model: str, device: str, batch_size: int = 16, compile: bool = False,
+               identity_guidance: bool = True) -> EndToEnd:
     """One timed restore_video of `video` (with compile, the compiler's waits are in the seconds)."""
-    r = run_child(video, model, device, batch_size, compile=compile)
+    r = run_child(video, model, device, batch_size, compile=compile, identity_guidance=identity_guidance)
     fps = r["frames"] / r["seconds"] if r["seconds"] else float("nan")
     plain_fps = r["plain_frames"] / r["plain_seconds"] if r["plain_seconds"] else float("nan")
     return EndToEnd(r["video"], r["model"], r["device"], r["frames"], r["width"], r["height"], r["faces"],
@@ -189,13 +192,14 @@ def end_to_end(video: Path, model: str, device: str, batch_size: int = 16, compi
 
 
 def memory_growth(model: str, device: str, frames: int = 12, factor: int = 10,
-                  size: tuple[int, int] = (192, 192), compile: bool = False) -> tuple[MemoryPoint, ...]:
+                  size: tuple[int, int] = (192, 192), compile: bool = False,
+                  identity_guidance: bool = True) -> tuple[MemoryPoint, ...]:
     """Peak RSS of restoring a generated clip and one `factor` times longer, each in a fresh process."""
     points = []
     with tempfile.TemporaryDirectory(prefix="clrface-mem-") as tmp:
         for n in (frames, frames * factor):
             clip = make_clip(Path(tmp) / f"clip_{n}.mp4", n, size)
-            r = run_child(clip, model, device, plain=False, compile=compile)
+            r = run_child(clip, model, device, plain=False, compile=compile, identity_guidance=identity_guidance)
             points.append(MemoryPoint(r["frames"], round(r["seconds"], 3), round(r["peak_rss_mib"], 1)))
     return tuple(points)
 
@@ -215,7 +219,7 @@ def sample_crops(count: int, size: int) -> np.ndarray:
 
 
 def restorer_speed(model: str, device: str, batch_sizes: Sequence[int], precisions: Sequence[str],
-                   min_seconds: float = MIN_SECONDS, compile: bool = False,
+                   min_seconds: float = MIN_SECONDS, compile: bool = False, identity_guidance: bool = True,
                    ) -> tuple[tuple[RestorerSpeed, ...], tuple[str, ...]]:
     """faces/s of the restorer alone for each batch size and precision (autocast; fp32 only on the CPU);
     each size's warm-up call, untimed, also takes the compiler's wait when compile is on."""
@@ -235,7 +239,7 @@ def restorer_speed(model: str, device: str, batch_sizes: Sequence[int], precisio
             continue
         for bs in batch_sizes:
             batch = RestoreBatch(crops=sample_crops(bs, int(restorer.resolution)),
-                                 seeds=np.arange(bs, dtype=np.int64))
+                                 seeds=np.arange(bs, dtype=np.int64), guidance=identity_guidance)
             dtype = getattr(torch, PRECISIONS[precision]) if PRECISIONS[precision] else None
             if dev.type == "cuda":
                 torch.cuda.reset_peak_memory_stats(dev)
@@ -254,20 +258,24 @@ def restorer_speed(model: str, device: str, batch_sizes: Sequence[int], precisio
 
 def run_bench(video: Path | None, *, model: str, device: str, batch_sizes: Sequence[int],
               precisions: Sequence[str], memory: bool, clip_frames: int = 12,
-              clip_size: tuple[int, int] = (192, 192), compile: bool = False) -> BenchResult:
+              clip_size: tuple[int, int] = (192, 192), compile: bool = False,
+              identity_guidance: bool = True) -> BenchResult:
     """The whole bench: end to end on `video` (a generated clip when None), restorer alone, memory growth."""
     notes: list[str] = []
     with tempfile.TemporaryDirectory(prefix="clrface-clip-") as tmp:
         if video is None:
             video = make_clip(Path(tmp) / "astronaut.mp4", clip_frames, clip_size)
             notes.append(f"generated clip: {clip_frames} frames, {clip_size[0]}x{clip_size[1]}, astronaut pan")
-        e2e = end_to_end(video, model, device, compile=compile)
-    speed, speed_notes = restorer_speed(model, device, batch_sizes, precisions, compile=compile)
+        e2e = end_to_end(video, model, device, compile=compile, identity_guidance=identity_guidance)
+    speed, speed_notes = restorer_speed(model, device, batch_sizes, precisions, compile=compile,
+                                        identity_guidance=identity_guidance)
     notes += speed_notes
-    points = memory_growth(model, device, clip_frames, 10, clip_size, compile=compile) if memory else ()
+    points = memory_growth(model, device, clip_frames, 10, clip_size, compile=compile,
+                           identity_guidance=identity_guidance) if memory else ()
     growth = round(points[1].peak_rss_mib - points[0].peak_rss_mib, 1) if points else None
     machine = f"{platform.machine()}, {os.cpu_count()} CPU threads, torch {__import__('torch').__version__}"
-    return BenchResult("bench", model, device, machine, e2e, speed, points, growth, tuple(notes), compile)
+    return BenchResult("bench", model, device, machine, e2e, speed, points, growth, tuple(notes), compile,
+                       identity_guidance)
 
 
 if __name__ == "__main__":

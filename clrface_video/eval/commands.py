@@ -147,10 +147,13 @@ def _write_compare(result, path: Path) -> None:
               help="Frames of the generated clip (used when VIDEO is not given, and for --memory).")
 @click.option("--compile", "compile_", is_flag=True,
               help="Time the restorer under torch.compile, as restore --compile runs it.")
+@click.option("--identity-guidance/--no-identity-guidance", default=True, show_default=True,
+              help="Time the restorer with or without its identity guidance, as restore does.")
 @click.option("--out", "out_dir", type=click.Path(file_okay=False, path_type=Path), default=Path("bench-out"),
               show_default=True, help="Folder for result.json, report.md and the plot.")
 def bench_command(video: Path | None, model: str, device: str, batch_sizes: list[int] | None,
-                  precisions: str | None, memory: bool, clip_frames: int, compile_: bool, out_dir: Path) -> None:
+                  precisions: str | None, memory: bool, clip_frames: int, compile_: bool, identity_guidance: bool,
+                  out_dir: Path) -> None:
     """Speed and memory: end to end against plain PyAV decode+encode, the restorer alone, memory growth."""
     from ..device import pick_device
     from . import bench, report
@@ -160,7 +163,8 @@ def bench_command(video: Path | None, model: str, device: str, batch_sizes: list
         sizes = batch_sizes or ([1, 4, 16, 64, 256] if cuda else [1, 4, 16])
         precs = _names(precisions) if precisions else (["fp32", "bf16", "fp16"] if cuda else ["fp32"])
         result = bench.run_bench(video, model=model, device=device, batch_sizes=sizes, precisions=precs,
-                                 memory=memory, clip_frames=clip_frames, compile=compile_)
+                                 memory=memory, clip_frames=clip_frames, compile=compile_,
+                                 identity_guidance=identity_guidance)
         files = report.write_report(result, out_dir, _command_line("bench"))
     except ClrfaceError as error:
         _fail(error)

@@ -229,6 +229,7 @@ def _markdown(result: Result, images: dict[str, Path], command: str) -> list[str
         out += table(result.rows) + [""]
     else:
         compiled = ", its network under torch.compile" if result.compile else ""
+        compiled += "" if result.identity_guidance else ", without identity guidance"
         out += [f"Model `{result.model}` on `{result.device}`{compiled} ({result.machine}).", ""]
         if result.end_to_end is not None:
             e = result.end_to_end
