@@ -170,10 +170,11 @@ class Session:
         return self._identity
 
     def models(self, config: RestoreConfig, *, video: bool) -> Models:
-        """The pipeline's Models for one call (the identity encoder only for videos with track identity)."""
+        """The pipeline's Models for one call (the identity encoder only for videos with track identity, and
+        only when the restorer's identity guidance runs and so needs a target)."""
         restorer = self.restorer_at(config.fidelity)
-        wanted = video and config.track_identity and config.identity_guidance and getattr(restorer, "uses_identity", True)
-        identity = self.identity_encoder() if wanted else None
+        guided = config.identity_guidance and getattr(restorer, "uses_identity", True)
+        identity = self.identity_encoder() if video and config.track_identity and guided else None
         return Models(device=self.device, detector=self.detector(config), restorer=restorer, identity=identity)
 
     def restore_frames(self, frames: Iterable[np.ndarray], *, as_video: bool = True,

@@ -232,10 +232,9 @@ def restore(input: Path, output: Path | None, model: str, fidelity: float, stren
 
     config = make_config(model=model, fidelity=fidelity, strength=strength, device=device, batch_size=batch_size,
                          compile=compile_model, detector=detector, insightface_root=insightface_root,
-                         det_threshold=detection_threshold, min_face=min_face, max_upscale=max_upscale, start=start, duration=duration, fps=fps,
-                         codec=codec,
-                         crf=crf, overwrite=overwrite, identity_guidance=identity_guidance,
-                         track_identity=track_identity,
+                         det_threshold=detection_threshold, min_face=min_face, max_upscale=max_upscale,
+                         start=start, duration=duration, fps=fps, codec=codec, crf=crf, overwrite=overwrite,
+                         identity_guidance=identity_guidance, track_identity=track_identity,
                          temporal_smoothing=temporal_smoothing, keep_detail=keep_detail, deinterlace=deinterlace,
                          snap_to_codebook=snap_to_codebook, quiet=quiet)
     _show_warnings(quiet)
