@@ -197,7 +197,8 @@ def test_video_batch_is_tracked_and_every_frame_saved(server, astronaut_rgb):
         "3": {"class_type": "CLRFaceModelLoader", "inputs": {"model_name": "baseline-bicubic-sharpen"}},
         "4": {"class_type": "CLRFaceRestore", "inputs": {
             "clrface_model": ["3", 0], "images": ["2", 0], "fidelity": 0.3, "detector": "retinaface",
-            "min_face": 16, "max_upscale": 4.0, "batch_is_video": True}},
+            "min_face": 16, "max_upscale": 4.0, "batch_is_video": True,
+            "identity_guidance": False, "detection_threshold": 0.7}},  # optional inputs pass ComfyUI's checks
         "5": {"class_type": "SaveImage", "inputs": {"images": ["4", 0], "filename_prefix": "clrface_video"}},
     }
     entry = run_prompt(server, prompt)
