@@ -190,7 +190,8 @@ def cli() -> None:
 @click.option("--overwrite", is_flag=True, help="Redo outputs that already exist (they are kept otherwise).")
 @click.option("--identity-guidance/--no-identity-guidance", default=True, show_default=True,
               help="The method's identity guidance (a face-recognition gradient at each sampler step); off is "
-                   "about 5x faster on a CPU, with a little less steady identity in video.")
+                   "about 5x faster on a CPU and keeps a little less of the person's identity at low fidelity "
+                   "and along a video.")
 @click.option("--track-identity/--no-track-identity", default=True, show_default=True,
               help="One identity target per tracked person (video) instead of one per frame.")
 @click.option("--temporal-smoothing", type=click.FloatRange(0.0, MAX_SMOOTHING), default=0.0, show_default=True,

@@ -171,7 +171,7 @@ class CLRFaceRestore:
                                               "model's blend gate chooses per face (the CLI's --strength)."}),
             "identity_guidance": ("BOOLEAN", {"default": True,
                                               "tooltip": "The method's identity guidance; off is about 5x faster on "
-                                                         "a CPU, with a little less steady identity in video."}),
+                                                         "a CPU and keeps a little less of the person's identity."}),
             "detection_threshold": ("FLOAT", {"default": 0.6, "min": 0.05, "max": 0.99, "step": 0.01,
                                               "tooltip": "Faces the detector scores below this are left alone: "
                                                          "raise it when hands or patterns are restored as faces."}),
