@@ -103,6 +103,11 @@ def to_uint8(image: np.ndarray) -> np.ndarray:
     return ((image.astype(np.uint32) + 128) // 257).astype(np.uint8)
 
 
+def out_of_memory(error: BaseException) -> bool:
+    """Whether a restorer's error is the device running out of memory (CUDA's allocator, or the CPU's)."""
+    return isinstance(error, torch.OutOfMemoryError) or "can't allocate memory" in str(error)
+
+
 def size_weight(span: float, min_span: float, footprint: float, max_footprint: float) -> float:
     """1 for min_span <= span and footprint <= max_footprint, fading linearly to 0 at (1 - SIZE_FADE) x min_span
     and at (1 + SIZE_FADE) x max_footprint."""
@@ -141,6 +146,7 @@ class FaceRestorer:
         self.pixel_aspect = pixel_aspect
         self.size = models.restorer.resolution
         self.window = max(1, config.batch_size)
+        self.batch_size = max(1, config.batch_size)  # halved for the rest of the job when a batch runs out of memory
         self.counts = Counts()
         self.stills_seen = 0
         self.tracking = _Tracking(models.identity, config, timer) if (video if track is None else track) else None
@@ -210,9 +216,9 @@ class FaceRestorer:
 
     def restore(self, jobs: list[_FaceJob]) -> None:
         """Run the restorer on the gathered crops, batch_size at a time (one device crossing each)."""
-        step = self.config.batch_size
-        for start in range(0, len(jobs), step):
-            chunk = jobs[start:start + step]
+        start = 0
+        while start < len(jobs):
+            chunk = jobs[start:start + self.batch_size]
             identities = [job.identity for job in chunk]
             identity = np.stack(identities).astype(np.float32) if all(i is not None for i in identities) else None
             batch = RestoreBatch(crops=np.stack([job.crop for job in chunk]), identity=identity,
@@ -221,10 +227,35 @@ class FaceRestorer:
                                  snap=self.snap, guidance=self.config.identity_guidance,
                                  gate=self.config.strength is None, gate_memory=self.share_memory)
             with self.timer("restore"):
-                restored = self.models.restorer.restore(batch)
+                restored = self.restore_fitting(batch)
+            if restored is None:
+                continue  # out of memory: the same faces again, in the halved batch size
             for job, face in zip(chunk, restored):
                 job.restored = face
             self.counts.faces += len(chunk)
+            start += len(chunk)
+
+    def restore_fitting(self, batch: RestoreBatch) -> np.ndarray | None:
+        """The restored batch, or None when it ran out of memory: then the batch size is halved for the rest
+        of the job (with a warning) and the smoothing states are as before the call, so the caller can retry."""
+        states = [(m, dict(m.latents)) for m in (self.memory, self.share_memory) if m is not None]
+        try:
+            return self.models.restorer.restore(batch)
+        except RuntimeError as error:  # torch.OutOfMemoryError is one
+            if not out_of_memory(error):
+                raise
+            for memory, latents in states:
+                memory.latents = latents
+            if torch.cuda.is_available():
+                torch.cuda.empty_cache()
+            n = len(batch.crops)
+            if n == 1:
+                raise ClrfaceError("out of memory restoring a single face; close other programs using the "
+                                   "device, or run with --device cpu") from error
+            self.batch_size = n // 2
+            log.warning("out of memory restoring %d faces at once: going on with batches of %d "
+                        "(pass --batch-size %d to start there)", n, self.batch_size, self.batch_size)
+            return None
 
     def paste(self, item: _Waiting) -> tuple[Frame, np.ndarray | None]:
         """Paste the restored faces into the frame at its own bit depth (and its mask); faceless frames pass through."""

@@ -454,3 +454,37 @@ def test_real_talk_show_clip(tmp_path):
     assert report.frames == probe_video(source).frames and pts_of(out) == pts_of(source)
     assert report.faces >= report.frames * 0.9 and 1 <= report.tracks <= 3
 
+
+
+class _OutOfMemoryAbove(BicubicSharpenRestorer):
+    """The baseline on a device that runs out of memory for batches larger than `limit` faces."""
+
+    name = "test-out-of-memory"
+    limit: ClassVar[int] = 2
+    sizes: ClassVar[list[int]] = []
+
+    def restore(self, batch: RestoreBatch) -> np.ndarray:
+        self.sizes.append(len(batch.crops))
+        if len(batch.crops) > self.limit:
+            import torch
+
+            raise torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB")
+        return super().restore(batch)
+
+
+register_restorer(_OutOfMemoryAbove.name, "test only")(lambda device, fidelity=0.5, path=None: _OutOfMemoryAbove())
+
+
+def test_a_batch_that_runs_out_of_memory_is_restored_in_halves(talk, warnings_logged):
+    frames = [frame.image for frame in read_frames(talk)]
+    expected = list(restore_frames(frames, config(batch_size=8), as_video=True))
+    _OutOfMemoryAbove.limit, _OutOfMemoryAbove.sizes = 2, []
+    got = list(restore_frames(frames, config(model=_OutOfMemoryAbove.name, batch_size=8), as_video=True))
+    assert len(got) == len(expected) == 12 and all(np.array_equal(a, b) for a, b in zip(got, expected, strict=True))
+    assert _OutOfMemoryAbove.sizes == [8, 4, 2, 2, 2, 2, 2, 2]  # halved once for good, not retried per batch
+    warned = {r.getMessage().split(":")[1].split("(")[0].strip() for r in warnings_logged.records
+              if "out of memory" in r.getMessage()}
+    assert warned == {"going on with batches of 4", "going on with batches of 2"}
+    _OutOfMemoryAbove.limit = 0
+    with pytest.raises(ClrfaceError, match="out of memory restoring a single face"):
+        list(restore_frames(frames, config(model=_OutOfMemoryAbove.name, batch_size=4), as_video=True))
