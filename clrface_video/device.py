@@ -7,15 +7,27 @@ from .errors import ClrfaceError
 
 
 def pick_device(name: str = "auto") -> torch.device:
-    """'auto' takes the first CUDA GPU when there is one, else the CPU."""
+    """'auto' takes the first CUDA GPU when there is one, else the CPU; 'cpu', 'cuda' and 'cuda:N' ask for one.
+
+    Other torch device types (mps, xpu, ...) are refused with a one-line error: the restorer is built and
+    tested for CUDA and the CPU only."""
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if name.startswith("cuda") and not torch.cuda.is_available():
-        raise ClrfaceError(f"--device {name} asked for, but torch sees no CUDA GPU; use --device cpu")
     try:
-        return torch.device(name)
+        device = torch.device(name)
     except RuntimeError:
-        raise ClrfaceError(f"unknown --device {name!r}; use auto, cpu, cuda or cuda:N") from None
+        device = None
+    if device is None or device.type not in ("cpu", "cuda"):
+        raise ClrfaceError(f"unknown --device {name!r}; use auto, cpu, cuda or cuda:N (only NVIDIA GPUs, through "
+                           "CUDA, and the CPU are supported)")
+    if device.type == "cuda":
+        count = torch.cuda.device_count() if torch.cuda.is_available() else 0
+        if count == 0:
+            raise ClrfaceError(f"--device {name} asked for, but torch sees no CUDA GPU; use --device cpu")
+        if device.index is not None and device.index >= count:
+            raise ClrfaceError(f"--device {name} asked for, but torch sees {count} CUDA GPU(s): cuda:0 to "
+                               f"cuda:{count - 1}")
+    return device
 
 
 def compute_dtype(device: torch.device) -> torch.dtype:

@@ -110,6 +110,7 @@ def test_output_folder_inside_input_folder_is_refused(tmp_path):
     (["--detector", "mtcnn"], ["--detector"]),
     (["--model", "no-such-model"], ["no-such-model"]),
     (["--device", "tpu"], ["tpu"]),
+    (["--device", "mps"], ["mps", "cuda:N"]),
     (["--keep-detail", "-0.1"], ["--keep-detail"]),
     (["--deinterlace", "yes"], ["--deinterlace"]),
     (["--max-upscale", "0"], ["--max-upscale"]),

@@ -1,0 +1,31 @@
+"""--device: what a user may type, and the one-line errors for what cannot run."""
+from __future__ import annotations
+
+import pytest
+import torch
+
+from clrface_video.device import compute_dtype, pick_device
+from clrface_video.errors import ClrfaceError
+
+
+def test_cpu_and_auto_without_a_gpu(monkeypatch):
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    assert pick_device("cpu") == torch.device("cpu") and pick_device("auto") == torch.device("cpu")
+    assert compute_dtype(torch.device("cpu")) == torch.float32
+    with pytest.raises(ClrfaceError, match="torch sees no CUDA GPU"):
+        pick_device("cuda")
+
+
+@pytest.mark.parametrize("name", ["mps", "xpu", "tpu", "gpu", "cuda:x"])
+def test_other_devices_are_refused_in_one_line(name):
+    with pytest.raises(ClrfaceError, match="use auto, cpu, cuda or cuda:N") as caught:
+        pick_device(name)
+    assert "\n" not in str(caught.value)
+
+
+def test_a_gpu_index_past_the_last_gpu_is_refused(monkeypatch):
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 2)
+    assert pick_device("cuda:1") == torch.device("cuda:1") and pick_device("cuda") == torch.device("cuda")
+    with pytest.raises(ClrfaceError, match="sees 2 CUDA GPU"):
+        pick_device("cuda:2")
