@@ -5,7 +5,6 @@ import importlib.util
 import json
 import math
 
-import numpy as np
 import pytest
 
 
@@ -82,18 +81,11 @@ def test_bench_compile_reaches_the_restorer_alone_and_the_end_to_end_run(tmp_pat
 
 def test_bench_identity_guidance_reaches_the_restorer_alone_and_the_end_to_end_run(tmp_path):
     """bench --no-identity-guidance times what restore --no-identity-guidance runs, in both timings."""
+    from tiny_models import register_guidance_recorder
+
     from clrface_video.eval import bench
-    from clrface_video.restore.base import RestoreBatch, register_restorer
-    from clrface_video.restore.baseline import BicubicSharpenRestorer
 
-    asked: list[bool] = []
-
-    class Recorder(BicubicSharpenRestorer):
-        def restore(self, batch: RestoreBatch) -> np.ndarray:
-            asked.append(batch.guidance)
-            return super().restore(batch)
-
-    register_restorer("test-bench-guidance", "test only")(lambda device, fidelity=0.5, path=None: Recorder())
+    asked = register_guidance_recorder("test-bench-guidance")
     for guidance in (True, False):
         asked.clear()
         bench.restorer_speed("test-bench-guidance", "cpu", [1], ["fp32"], min_seconds=0.01, identity_guidance=guidance)

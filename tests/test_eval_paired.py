@@ -111,19 +111,11 @@ def test_eval_command_passes_fidelity_to_the_model(tmp_path):
 
 def test_eval_command_passes_identity_guidance_to_the_model(tmp_path, astronaut):
     from click.testing import CliRunner
+    from tiny_models import register_guidance_recorder
 
     from clrface_video.eval.commands import eval_command
-    from clrface_video.restore.base import RestoreBatch, register_restorer
-    from clrface_video.restore.baseline import BicubicSharpenRestorer
 
-    asked: list[bool] = []
-
-    class Recorder(BicubicSharpenRestorer):
-        def restore(self, batch: RestoreBatch) -> np.ndarray:
-            asked.append(batch.guidance)
-            return super().restore(batch)
-
-    register_restorer("test-eval-guidance", "test only")(lambda device, fidelity=0.5, path=None: Recorder())
+    asked = register_guidance_recorder("test-eval-guidance")
     faces = tmp_path / "faces"
     faces.mkdir()
     Image.fromarray(_astronaut_face(astronaut)).save(faces / "a.png")

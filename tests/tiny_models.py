@@ -1,6 +1,7 @@
 """Tiny stand-ins shared by the model tests (not the components under test)."""
 from __future__ import annotations
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -30,3 +31,20 @@ def randomised_model(cfg: CLRFaceConfig | None = None) -> CLRFaceModel:
         model.score_net.conv_out.weight.normal_(std=0.05)
         model.irn.conv_out.weight.normal_(std=0.05)
     return model.eval()
+
+
+def register_guidance_recorder(name: str) -> list[bool]:
+    """Register, under `name`, the classical baseline wrapped to note each batch's `guidance` switch; returns
+    the list it appends to (for tests that an option reaches the restorer)."""
+    from clrface_video.restore.base import RestoreBatch, register_restorer
+    from clrface_video.restore.baseline import BicubicSharpenRestorer
+
+    asked: list[bool] = []
+
+    class Recorder(BicubicSharpenRestorer):
+        def restore(self, batch: RestoreBatch) -> np.ndarray:
+            asked.append(batch.guidance)
+            return super().restore(batch)
+
+    register_restorer(name, "test only")(lambda device, fidelity=0.5, path=None: Recorder())
+    return asked
