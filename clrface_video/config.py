@@ -29,7 +29,7 @@ class RestoreConfig:
     max_upscale: float = 4.0
     # the method's identity guidance (a FaceNet gradient at every solver step); False skips it: about 5x faster
     # on a CPU; with the shipped model the same held-out figures at the default fidelity, a little lower
-    # identity at fidelity 0 and a little less steady identity along a video track (docs/results.md)
+    # identity at fidelity 0 and a little less steady identity of whole faces along a video track (docs/results.md)
     identity_guidance: bool = True
     track_identity: bool = True  # per-track identity target (False: per-frame)
     temporal_smoothing: float = 0.0  # video: weight of a track's previous latent in each frame's (0 = off)
