@@ -110,4 +110,6 @@ def test_video_methods_compare_whole_faces_only_for_models_with_a_blend_gate():
     assert [m.name for m in extra] == ["clrface (track identity, strength 1)"] and len(gated) == len(plain) + 1
     assert extra[0].strength == 1.0 and all(m.strength is None for m in plain)
     unguided = video_methods(["clrface", "baseline-bicubic-sharpen"], guided=False)
-    assert [m.name for m in plain if m not in unguided] == ["clrface (per-frame identity)"]
+    assert len(unguided) == len(plain) - 1 and not any("identity)" in m.name for m in unguided)
+    assert [m.name for m in unguided[1:3]] == ["clrface (no identity guidance)",
+                                               "clrface (no identity guidance, smoothing 0.5)"]

@@ -187,20 +187,22 @@ def video_methods(models: Sequence[str], baseline: str = "baseline-bicubic-sharp
     photo default), and per-track identity without the input's finer detail over large faces
     (keep_detail 0), and for models with a blend gate (`gated`) per-track identity with whole restored
     faces (strength 1); one run for the baseline, which has neither identity nor latents. Without identity
-    guidance (`guided` False) there is no identity target, so the per-frame run is left out."""
+    guidance (`guided` False) there is no identity target: the per-frame run is left out and the rows say
+    "no identity guidance" where they say "track identity"."""
     methods = [VideoMethod(INPUT, None)]
     for m in models:
         if m == baseline:
             methods.append(VideoMethod(m, m, True))
         else:
-            methods.append(VideoMethod(f"{m} (track identity)", m, True))
+            who = "track identity" if guided else "no identity guidance"
+            methods.append(VideoMethod(f"{m} ({who})", m, True))
             if guided:
                 methods.append(VideoMethod(f"{m} (per-frame identity)", m, False))
-            methods += [VideoMethod(f"{m} (track identity, smoothing {SMOOTHING})", m, True, SMOOTHING),
-                        VideoMethod(f"{m} (track identity, snapped to the codebook)", m, True, snap=True),
-                        VideoMethod(f"{m} (track identity, keep detail 0)", m, True, detail=0.0)]
+            methods += [VideoMethod(f"{m} ({who}, smoothing {SMOOTHING})", m, True, SMOOTHING),
+                        VideoMethod(f"{m} ({who}, snapped to the codebook)", m, True, snap=True),
+                        VideoMethod(f"{m} ({who}, keep detail 0)", m, True, detail=0.0)]
             if m in gated:
-                methods.append(VideoMethod(f"{m} (track identity, strength 1)", m, True, strength=1.0))
+                methods.append(VideoMethod(f"{m} ({who}, strength 1)", m, True, strength=1.0))
     return methods
 
 
