@@ -132,8 +132,9 @@ class CLRFaceRestorer:
             drawn = seeded_noise(np.asarray(seeds), shape[1:]).to(self.device, self.dtype)
             return drawn.contiguous(memory_format=torch.channels_last)
 
+        weight = knobs.guidance_weight if batch.guidance else 0.0
         z, x_irn = sample_latents(m, lq, knobs, noise, self.sampler, self.denoiser,
-                                  guidance=lambda x_irn: self._guidance(batch, x_irn, knobs.guidance_weight if batch.guidance else 0.0))
+                                  guidance=lambda x_irn: self._guidance(batch, x_irn, weight))
         # 6. optional smoothing along each track
         if batch.memory is not None and batch.tracks is not None:
             z = batch.memory.smooth(z, np.asarray(batch.tracks))

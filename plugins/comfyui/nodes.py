@@ -186,7 +186,8 @@ class CLRFaceRestore:
     def restore(self, clrface_model: Session, images: torch.Tensor, fidelity: float, detector: str, min_face: int,
                 max_upscale: float, batch_is_video: bool,
                 temporal_smoothing: float = 0.0, keep_detail: float = 1.0,
-                strength: float = 0.0, identity_guidance: bool = True, detection_threshold: float = 0.6) -> tuple[torch.Tensor, torch.Tensor]:
+                strength: float = 0.0, identity_guidance: bool = True,
+                detection_threshold: float = 0.6) -> tuple[torch.Tensor, torch.Tensor]:
         if images.ndim != 4 or images.shape[-1] not in (3, 4):
             raise ClrfaceError(f"CLR-Face Restore takes IMAGE [B, H, W, 3 or 4], got {list(images.shape)}")
         batch = images.detach().to("cpu", torch.float32)  # no-op for ComfyUI's CPU float32 images
