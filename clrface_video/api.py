@@ -15,7 +15,7 @@ from .config import RestoreConfig
 from .errors import ClrfaceError, InputError
 from .faces.detect import FaceDetector
 from .faces.identity import IdentityEncoder
-from .pipeline import FaceRestorer, Models
+from .pipeline import FaceRestorer, Models, needs_identity_encoder
 from .report import Progress, RestoreReport, StageTimer
 from .restore.base import Restorer
 
@@ -173,8 +173,7 @@ class Session:
         """The pipeline's Models for one call (the identity encoder only for videos with track identity, and
         only when the restorer's identity guidance runs and so needs a target)."""
         restorer = self.restorer_at(config.fidelity)
-        guided = config.identity_guidance and getattr(restorer, "uses_identity", True)
-        identity = self.identity_encoder() if video and config.track_identity and guided else None
+        identity = self.identity_encoder() if needs_identity_encoder(config, restorer, video=video) else None
         return Models(device=self.device, detector=self.detector(config), restorer=restorer, identity=identity)
 
     def restore_frames(self, frames: Iterable[np.ndarray], *, as_video: bool = True,

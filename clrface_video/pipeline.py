@@ -55,10 +55,15 @@ def load_models(config: RestoreConfig, *, video: bool) -> Models:
     detector = make_detector(config.detector, insightface_root=config.insightface_root,
                              threshold=config.det_threshold, device=str(device))
     restorer = make_restorer(config.model, device=device, fidelity=config.fidelity, compile=config.compile)
-    identity = None
-    if video and config.track_identity and config.identity_guidance and getattr(restorer, "uses_identity", True):
-        identity = load_identity_encoder(str(device))
+    identity = load_identity_encoder(str(device)) if needs_identity_encoder(config, restorer, video=video) else None
     return Models(device=device, detector=detector, restorer=restorer, identity=identity)
+
+
+def needs_identity_encoder(config: RestoreConfig, restorer: Restorer, *, video: bool) -> bool:
+    """Whether a job computes per-track identity targets: videos with track identity, for a restorer whose
+    identity guidance runs (and so needs a target)."""
+    guided = config.identity_guidance and getattr(restorer, "uses_identity", True)
+    return video and config.track_identity and guided
 
 
 # -- the frame story (steps 2-6), shared by videos, photos and restore_frames ---------------------
