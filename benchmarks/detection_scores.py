@@ -29,10 +29,10 @@ def sources(paths: list[Path]) -> list[Path]:
 def images_of(path: Path, frames: int):
     """(label, RGB image) of a photo, or of a video's first `frames` frames."""
     from clrface_video.eval.temporal import read_clip
-    from clrface_video.io.decode import IMAGE_EXTENSIONS
+    from clrface_video.io.decode import is_image_path
     from clrface_video.io.image import read_photo
 
-    if path.suffix.lower() in IMAGE_EXTENSIONS:
+    if is_image_path(path):
         yield path.name, read_photo(path).image
     else:
         for frame in read_clip(path, frames):

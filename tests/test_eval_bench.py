@@ -74,7 +74,7 @@ def test_bench_compile_reaches_the_restorer_alone_and_the_end_to_end_run(tmp_pat
 
     clip = bench.make_clip(tmp_path / "clip.mp4", frames=2)
     args = {"video": str(clip), "work": str(tmp_path), "model": str(path), "device": "cpu", "batch_size": 2,
-            "plain": False, "compile": True}
+            "plain": False, "compile": True, "identity_guidance": True}
     done = bench._child(args)
     assert compiled == ["Denoiser", "Denoiser"] and done["frames"] == 2
 

@@ -148,7 +148,7 @@ def _child(args: dict) -> dict:
 
     video, work = Path(args["video"]), Path(args["work"])
     config = RestoreConfig(model=args["model"], device=args["device"], batch_size=args["batch_size"],
-                           compile=args["compile"], identity_guidance=args.get("identity_guidance", True),
+                           compile=args["compile"], identity_guidance=args["identity_guidance"],
                            overwrite=True, quiet=True)
     plain_frames, plain_seconds = plain_transcode(video, work / "plain.mp4", config.crf) if args["plain"] else (0, 0.0)
     cuda = config.device.startswith("cuda") or (config.device == "auto" and torch.cuda.is_available())
