@@ -255,8 +255,9 @@ class FaceRestorer:
                 torch.cuda.empty_cache()
             n = len(batch.crops)
             if n == 1:
-                raise ClrfaceError("out of memory restoring a single face; close other programs using the "
-                                   "device, or run with --device cpu") from error
+                advice = ("close other programs to free memory" if self.models.device.type == "cpu" else
+                          "close other programs using the GPU, or run with --device cpu")
+                raise ClrfaceError(f"out of memory restoring a single face; {advice}") from error
             self.batch_size = n // 2
             log.warning("out of memory restoring %d faces at once: going on with batches of %d "
                         "(pass --batch-size %d to start there)", n, self.batch_size, self.batch_size)
