@@ -91,6 +91,8 @@ def _pix_fmt(codec: str, bit_depth: int, width: int, height: int) -> str:
         return "yuv444p10le" if odd else "yuv422p10le"
     if codec == "ffv1":
         return "yuv444p10le" if bit_depth > 8 else "yuv444p" if odd else "yuv420p"
+    if codec == "gif":
+        return "rgb8"  # a fixed 256-colour palette, as in a GIF made by an old tool
     chroma = "yuv444p" if odd else "yuv420p"
     return chroma + "10le" if bit_depth > 8 else chroma
 

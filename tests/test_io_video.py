@@ -130,7 +130,7 @@ def test_rotation_is_metadata_not_pixels(tmp_path):
 
 
 def test_path_kinds():
-    assert is_video_path("a/b.MP4") and is_video_path("x.mts") and not is_video_path("x.jpg")
+    assert is_video_path("a/b.MP4") and is_video_path("x.mts") and is_video_path("x.gif") and not is_video_path("x.jpg")
     assert is_image_path("x.JPEG") and is_image_path("y.tiff") and not is_image_path("z.mkv")
 
 
@@ -436,6 +436,30 @@ def test_constant_rate_encoders_get_a_frame_rate_time_base(tmp_path):
     src = make_clip(tmp_path / "in.mpg", frames=6, size=SMALL, codec="mpeg2video", audio_codec="mp2")
     out = copy_video(src, tmp_path / "out.mpg", codec="mpeg2video")
     assert pts_of(out) == pts_of(src) and read_packets(out, "audio") == read_packets(src, "audio")
+
+
+def test_a_gif_comes_back_a_gif_with_its_frames_delays_and_colours(tmp_path):
+    src = make_clip(tmp_path / "in.gif", frames=6, size=SMALL, fps=10, codec="gif", audio=False)
+    out = copy_video(src, tmp_path / "out.gif")  # libx264 asked for, as the CLI's default: a GIF takes gif
+    info = probe_video(out)
+    assert info.codec == "gif" and (info.width, info.height, info.frames) == (*SMALL, 6)
+    assert pts_of(out) == pts_of(src) == [0, 10, 20, 30, 40, 50]  # centiseconds
+    # A frame of at most 256 colours gets a palette of its own that holds every one of them.
+    assert mean_abs_diff(src, out) == 0.0
+
+
+@pytest.mark.parametrize("bit_depth", [8, 10])
+def test_a_video_becomes_a_gif_with_its_times_and_without_its_audio(tmp_path, bit_depth, warnings_logged):
+    src = make_clip(tmp_path / "in.mkv", frames=12, size=SMALL, vfr=True, bit_depth=bit_depth, codec="ffv1")
+    out = copy_video(src, tmp_path / "out.gif")
+    seconds = [float(f.pts * f.time_base) for f in read_frames(src)]
+    # GIF keeps time in centiseconds
+    assert [float(f.pts * f.time_base) for f in read_frames(out)] == pytest.approx(seconds, abs=0.0051)
+    scale = 257 if bit_depth > 8 else 1  # a GIF has 8 bits a channel
+    diffs = [np.abs(a.image / scale - b.image).mean() for a, b in zip(read_frames(src), read_frames(out), strict=True)]
+    assert max(diffs) < 4.0  # each frame's own 256 colours, dithered
+    assert probe_video(out).other_streams == 0
+    assert "cannot be stored in .gif" in warnings_logged.text
 
 
 def test_crf_changes_the_size(tmp_path):

@@ -228,6 +228,26 @@ def test_a_folder_of_photos_and_videos_restores_both(tmp_path, astronaut):
     assert json.loads((tmp_path / "r2.json").read_text())["skipped"] == 2  # the photo and the video are done
 
 
+def test_an_animated_gif_in_a_folder_comes_back_a_gif_with_its_faces_restored(tmp_path):
+    from clrface_video.io.decode import probe_video, read_frames
+    from tests.media import make_clip
+
+    root = tmp_path / "album"
+    root.mkdir()
+    gif = make_clip(root / "party.gif", frames=4, size=(256, 192), fps=10, codec="gif", audio=False)
+    result = run_cli("restore", root, "--model", "baseline-bicubic-sharpen", "--no-track-identity")
+    assert result.exit_code == 0, result.output
+    out = tmp_path / "album_restored" / "party.gif"
+    assert probe_video(out).codec == "gif"
+    before, after = list(read_frames(gif)), list(read_frames(out))
+    assert [f.pts for f in after] == [f.pts for f in before] == [0, 10, 20, 30]
+    for a, b in zip(before, after, strict=True):
+        footprint = crop_footprints(a.image)
+        diff = np.abs(a.image.astype(np.int16) - b.image).max(axis=-1)
+        assert diff[footprint].mean() > 2  # the face was restored
+        assert (diff[~footprint] > 0).mean() < 0.05  # the rest keeps its colours in the frame's new palette
+
+
 def test_output_name_chooses_the_format(tmp_path, astronaut):
     source = tmp_path / "astronaut.png"
     Image.fromarray(astronaut).save(source)

@@ -63,6 +63,15 @@ def ffv1_local(clip) -> Path:
     return local
 
 
+@pytest.mark.parametrize("suffix", [".avi", ".gif"])
+def test_outputs_segments_cannot_make_are_refused_before_any_work(clip, tmp_path, suffix):
+    from clrface_video.errors import ClrfaceError
+
+    with pytest.raises(ClrfaceError, match="--backend ray cannot write"):
+        ray_video.restore_video_ray(None, [], clip, tmp_path / f"out{suffix}", config())
+    assert list(tmp_path.iterdir()) == []  # no job folder, no output
+
+
 def test_ffv1_segments_join_to_exactly_the_local_output(ray_cluster, clip, ffv1_local, tmp_path):
     assert len(plan_segments(clip, 8)) == 3
     report = restore_path_ray(clip, tmp_path / "ray.mkv", config(codec="ffv1"), workers=2)

@@ -16,6 +16,7 @@ from ..config import RestoreConfig
 from ..errors import ClrfaceError
 from ..io.decode import VideoInfo, probe_video
 from ..io.deinterlace import bwdif_deint
+from ..io.palette import is_gif
 from ..paths import resolve_paths
 from ..pipeline import _already_done, finish_report
 from ..report import Progress, RestoreReport, StageTimer
@@ -90,6 +91,8 @@ def restore_video_ray(ray: Any, actors: list[Any], input: str | Path, output: st
         return _already_done(source, target, "video", config)
     if target.suffix.lower() == ".avi":
         raise ClrfaceError("--backend ray cannot write .avi (segments are joined with B-frames); use .mp4 or .mkv")
+    if is_gif(target):
+        raise ClrfaceError("--backend ray cannot write a GIF; restore it with --backend local (the default)")
     target.parent.mkdir(parents=True, exist_ok=True)
     job = JobFolder(source, target, config)
     job.open()

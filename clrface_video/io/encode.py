@@ -31,6 +31,7 @@ from clrface_video.io.decode import (
     one_line,
 )
 from clrface_video.io.image import luma
+from clrface_video.io.palette import PaletteFilter, is_gif
 from clrface_video.io.sequence import (
     COUNTER,
     find_sequence,
@@ -168,6 +169,13 @@ def _gray_frame(image: np.ndarray, pix_fmt: str) -> av.VideoFrame:
     return av.VideoFrame.from_ndarray(luma(image), format="gray")
 
 
+def _to_uint8(image: np.ndarray) -> np.ndarray:
+    """8 bits a channel (a 16-bit frame rounded down to its top byte, with rounding)."""
+    if image.dtype == np.uint8:
+        return np.ascontiguousarray(image)
+    return ((image.astype(np.uint32) + 128) // 257).astype(np.uint8)
+
+
 def _kept_tags(metadata: dict[str, str]) -> dict[str, str]:
     def muxer_written(key: str) -> bool:
         name = key.lower().split("-")[0]  # mkvmerge writes "BPS-eng", "DURATION-eng", ...
@@ -249,6 +257,7 @@ class VideoWriter:
         self._packets: Iterator[av.Packet] = iter(())
         self._next_packet: av.Packet | None = None
         self._pix_fmt = ""
+        self._palette: PaletteFilter | None = None  # a GIF's per-frame palettes
         self._reformatter = VideoReformatter()  # one swscale context for the whole stream
 
     # -- context manager ---------------------------------------------------------------------------
@@ -287,6 +296,9 @@ class VideoWriter:
             self.partial.parent.mkdir(exist_ok=True)
             self._out = av.open(str(self.partial), "w", format="image2", options={"start_number": str(first)})
         else:
+            if is_gif(self.output):  # the gif muxer takes only the gif encoder's 256-colour frames
+                self.codec, pix_fmt = "gif", "pal8"
+
             try:
                 self._out = av.open(str(self.partial), "w")
             except ValueError as error:
@@ -295,6 +307,8 @@ class VideoWriter:
         _check_codec(self.codec)
         self._video = _add_video_stream(self._out, self.info, self.codec, self.crf, pix_fmt)
         self._pix_fmt = self._video.pix_fmt
+        if self._pix_fmt == "pal8":
+            self._palette = PaletteFilter(self.info.width, self.info.height, self._video.codec_context.time_base)
         self._open_source()
         try:
             self._out.start_encoding()  # writes the header now, so set-up errors surface here
@@ -326,7 +340,7 @@ class VideoWriter:
         video_frame = self._to_video_frame(frame, seconds)
         try:
             self._mux_copies_until(seconds)
-            self._out.mux(self._video.encode(video_frame))
+            self._encode(video_frame)
         except av.error.FFmpegError as error:
             raise ClrfaceError(f"encoding frame {frame.index} into {self.output.name} failed: "
                                f"{one_line(error)}") from error
@@ -350,6 +364,8 @@ class VideoWriter:
                              f"({self.info.height}, {self.info.width}, 3)")
         if self._pix_fmt.startswith("gray"):
             yuv = _gray_frame(image, self._pix_fmt)
+        elif self._palette is not None:  # rgb24 for the palette filters (a GIF has 8 bits a channel)
+            yuv = av.VideoFrame.from_ndarray(_to_uint8(image), format="rgb24")
         else:
             rgb_format = "rgb48le" if image.dtype == np.uint16 else "rgb24"
             rgb = av.VideoFrame.from_ndarray(np.ascontiguousarray(image, dtype=image.dtype), format=rgb_format)
@@ -367,6 +383,17 @@ class VideoWriter:
         yuv.pts = round((seconds - (self._shift or 0)) / codec_tb)
         yuv.time_base = codec_tb
         return yuv
+
+    def _encode(self, frame: av.VideoFrame | None) -> None:
+        """Encode and mux one frame (None: flush the encoder), through the GIF palette filters if any."""
+        assert self._out is not None and self._video is not None
+        if self._palette is None:
+            self._out.mux(self._video.encode(frame))
+            return
+        for paletted in self._palette.push(frame) if frame is not None else self._palette.flush():
+            self._out.mux(self._video.encode(paletted))
+        if frame is None:
+            self._out.mux(self._video.encode(None))
 
     # -- copied streams ----------------------------------------------------------------------------
     def _mux_copies_until(self, limit: Fraction | None) -> None:
@@ -400,7 +427,7 @@ class VideoWriter:
         assert self._out is not None and self._video is not None
         if self.frames_written == 0:
             raise ClrfaceError(f"no frames were written to {self.output.name}")
-        self._out.mux(self._video.encode(None))
+        self._encode(None)
         self._mux_copies_until(self._end)
         self._close_containers()
         if is_sequence(self.output):  # each finished frame into place, then the hidden folder goes
