@@ -1,4 +1,5 @@
-"""A real ComfyUI server (headless, CPU, 127.0.0.1) runs LoadImage -> CLR-Face -> SaveImage from POST /prompt."""
+"""A real ComfyUI server (headless, CPU, 127.0.0.1) runs LoadImage -> CLR-Face -> SaveImage, and the shipped
+video workflow, from POST /prompt."""
 from __future__ import annotations
 
 import importlib.util
@@ -19,6 +20,8 @@ from typing import Any
 import numpy as np
 import pytest
 from PIL import Image
+
+from tests.media import make_clip
 
 # Runs only when CLRFACE_COMFYUI_DIR points at a ComfyUI checkout (v0.8.0 is tested) and this Python
 # has ComfyUI's requirements; otherwise it is skipped with a message. See README, "Tests and research data".
@@ -115,6 +118,7 @@ def server(tmp_path_factory: pytest.TempPathFactory, astronaut_rgb: np.ndarray) 
     (base / "custom_nodes" / "clrface-video").symlink_to(REPO / "plugins" / "comfyui", target_is_directory=True)
     (base / "input").mkdir()
     Image.fromarray(astronaut_rgb).save(base / "input" / "astronaut.png")
+    make_clip(base / "input" / "talk.mp4", frames=12, size=(256, 192))  # the astronaut, with an aac track
     for sub, name in (("clrface", "my-clrface.safetensors"), ("facerestore_models", "other.safetensors")):
         (base / "models" / sub).mkdir(parents=True)
         (base / "models" / sub / name).write_bytes(b"")  # only listed, never loaded
@@ -154,9 +158,14 @@ def run_prompt(server: Server, prompt: dict[str, Any]) -> dict[str, Any]:
 
 
 def saved_image(server: Server, entry: dict[str, Any], node: str) -> np.ndarray:
-    (info,) = entry["outputs"][node]["images"]
-    png = server.get("/view", filename=info["filename"], subfolder=info["subfolder"], type=info["type"])
-    return np.asarray(Image.open(io.BytesIO(png)).convert("RGB"))
+    (image,) = saved_images(server, entry, node)
+    return image
+
+
+def saved_images(server: Server, entry: dict[str, Any], node: str) -> list[np.ndarray]:
+    return [np.asarray(Image.open(io.BytesIO(server.get("/view", filename=i["filename"], subfolder=i["subfolder"],
+                                                        type=i["type"]))).convert("RGB"))
+            for i in entry["outputs"][node]["images"]]
 
 
 def test_nodes_are_registered_with_their_model_folders(server):
@@ -202,11 +211,48 @@ def test_video_batch_is_tracked_and_every_frame_saved(server, astronaut_rgb):
         "5": {"class_type": "SaveImage", "inputs": {"images": ["4", 0], "filename_prefix": "clrface_video"}},
     }
     entry = run_prompt(server, prompt)
-    infos = entry["outputs"]["5"]["images"]
-    assert len(infos) == 3
-    frames = [np.asarray(Image.open(io.BytesIO(server.get("/view", filename=i["filename"], subfolder=i["subfolder"],
-                                                           type=i["type"]))).convert("RGB")) for i in infos]
+    frames = saved_images(server, entry, "5")
+    assert len(frames) == 3
     assert all(f.shape == astronaut_rgb.shape for f in frames)
     assert not np.array_equal(frames[0][FACE], astronaut_rgb[FACE])
     assert np.array_equal(frames[1], frames[0]) and np.array_equal(frames[2], frames[0])  # one track, one seed
     assert "clrface: loaded" in server.log_tail(200) and server.log.read_text().count("clrface: loaded") == 1
+
+
+def test_shipped_video_workflow_keeps_the_frames_rate_and_audio(server):
+    """plugins/comfyui/workflows/restore_video_api.json as shipped: Load Video -> Get Video Components ->
+    CLR-Face Restore (the shipped model) -> Create Video with the source's audio and rate -> Save Video."""
+    from clrface_video.io.decode import probe_video, read_frames
+
+    prompt = json.loads((REPO / "plugins" / "comfyui" / "workflows" / "restore_video_api.json").read_text())
+    assert prompt["1"]["inputs"]["file"] == "movie.mp4" and prompt["3"]["inputs"]["model_name"] == "shipped"
+    prompt["1"]["inputs"]["file"] = "talk.mp4"
+    prompt["7"] = {"class_type": "SaveImage", "inputs": {"images": ["2", 0], "filename_prefix": "frames_in"}}
+    prompt["8"] = {"class_type": "SaveImage", "inputs": {"images": ["4", 0], "filename_prefix": "frames_out"}}
+    entry = run_prompt(server, prompt)
+    frames_in, frames_out = saved_images(server, entry, "7"), saved_images(server, entry, "8")
+    assert len(frames_in) == len(frames_out) == 12
+    face, far = (slice(30, 100), slice(100, 170)), (slice(130, 192), slice(0, 60))  # rows, columns
+    for a, b in zip(frames_in, frames_out, strict=True):
+        diff = np.abs(a.astype(np.int16) - b)
+        assert diff[face].mean() > 2.0 and diff[far].max() == 0  # the face restored, the rest bit for bit
+    saved = saved_video(server, entry, "6")
+    source = server.base / "input" / "talk.mp4"
+    src, out = probe_video(source), probe_video(saved)
+    assert (out.width, out.height, out.fps) == (src.width, src.height, src.fps)
+    assert len(list(read_frames(saved))) == len(list(read_frames(source))) == 12
+    assert audio_seconds(saved) == pytest.approx(audio_seconds(source), abs=0.05), "the audio was lost or cut"
+
+
+def saved_video(server: Server, entry: dict[str, Any], node: str) -> Path:
+    (info,) = entry["outputs"][node]["images"]
+    return server.base / "output" / info["subfolder"] / info["filename"]
+
+
+def audio_seconds(path: Path) -> float:
+    """Decoded length of the first audio stream (ComfyUI re-encodes the audio, so its bytes differ)."""
+    import av
+
+    with av.open(str(path)) as container:
+        (stream,) = container.streams.audio
+        return sum(frame.samples for frame in container.decode(stream)) / stream.sample_rate

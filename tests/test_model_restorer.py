@@ -45,6 +45,20 @@ def test_t_star_zero_is_the_decoded_irn_estimate() -> None:
     assert np.array_equal(out, ref)
 
 
+def test_a_restorer_built_and_run_in_inference_mode_still_guides() -> None:
+    """ComfyUI loads and runs nodes inside torch.inference_mode: the guidance gradient must still flow."""
+    knobs, crops, seeds = Knobs(t_star=1.0, guidance_weight=0.3, steps=4), _crops(2), np.array([3, 4])
+    outside = CLRFaceRestorer(randomised_model(), "cpu", identity_net=TinyIdentity(), knobs=knobs)
+    expected = outside.restore(RestoreBatch(crops, seeds=seeds))
+    with torch.inference_mode():
+        inside = CLRFaceRestorer(randomised_model(), "cpu", identity_net=TinyIdentity(), knobs=knobs)
+        assert next(inside.model.parameters()).is_inference() is False
+        got = inside.restore(RestoreBatch(crops, seeds=seeds))
+    assert np.array_equal(got, expected)
+    unguided = CLRFaceRestorer(randomised_model(), "cpu", knobs=Knobs(t_star=1.0, guidance_weight=0.0, steps=4))
+    assert not np.array_equal(got, unguided.restore(RestoreBatch(crops, seeds=seeds)))  # the guidance acted
+
+
 def test_without_snap_the_final_latent_is_decoded_unquantised() -> None:
     """snap=False (the video default) skips the codebook: at t* = 0 the output is decode(encode(IRN))."""
     model = randomised_model()

@@ -32,6 +32,22 @@ class LatentMask(nn.Module):
         return torch.sigmoid(self.logits)
 
 
+def autograd_ready(module: nn.Module) -> nn.Module:
+    """`module` with every parameter and buffer made in torch.inference_mode replaced by a normal copy, in place.
+
+    The guidance takes a gradient through the decoder and the recognition network, which autograd refuses
+    for inference tensors; hosts such as ComfyUI build and run nodes inside inference mode."""
+    with torch.inference_mode(False):
+        for part in module.modules():
+            for name, param in list(part._parameters.items()):
+                if param is not None and param.is_inference():
+                    part._parameters[name] = nn.Parameter(param.clone(), requires_grad=param.requires_grad)
+            for name, buffer in list(part._buffers.items()):
+                if buffer is not None and buffer.is_inference():
+                    part._buffers[name] = buffer.clone()
+    return module
+
+
 def identity_loss(embedding: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
     """Per-sample 1 - cos(embedding, target): (N, D), (N, D) -> (N,)."""
     return 1.0 - F.cosine_similarity(embedding.float(), target.float(), dim=1)

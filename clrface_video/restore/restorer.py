@@ -15,7 +15,7 @@ from ..device import compute_dtype
 from ..errors import ClrfaceError, ModelError
 from .base import RestoreBatch, register_restorer
 from .gate import blend
-from .guidance import embed_images, identity_guidance
+from .guidance import autograd_ready, embed_images, identity_guidance
 from .model import CLRFaceModel, Knobs, fidelity_to_knobs
 from .samplers import SAMPLERS, Guidance, Sampler
 from .schedules import karras_sigmas, truncate_sigmas
@@ -105,6 +105,9 @@ class CLRFaceRestorer:
         self.model = model.to(self.device, self.dtype).to(memory_format=torch.channels_last).eval()
         self.model.requires_grad_(False)
         self.identity_net = identity_net.to(self.device).eval() if identity_net is not None else None
+        if self.identity_net is not None:  # the guidance's gradient runs through both, whoever built them
+            autograd_ready(self.model)
+            autograd_ready(self.identity_net)
         self.sampler = SAMPLERS[model.cfg.sampler]
         self.denoiser: nn.Module = self.model.denoiser
         if compile:
