@@ -5,7 +5,7 @@ import logging
 import time
 from collections import deque
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -21,7 +21,7 @@ from .faces.paste import paste_faces
 from .io.decode import VideoInfo, is_image_path, probe_video, read_frames
 from .io.deinterlace import bwdif_deint
 from .io.encode import VideoWriter, output_exists
-from .io.image import Photo, format_for, read_photo, write_photo
+from .io.image import Photo, fit_format, format_for, read_photo, write_photo
 from .io.sequence import is_sequence
 from .paths import resolve_paths
 from .report import Progress, RestoreReport, StageTimer
@@ -410,9 +410,13 @@ def restore_image(input: str | Path, output: str | Path | None = None, config: R
 
 
 def output_format(photo: Photo, target: Path) -> Photo:
-    """The photo's write-back settings, in the format its output name asks for (photo.png -o out.jpg: JPEG)."""
+    """The photo's write-back settings, in the format its output name asks for (photo.png -o out.jpg: JPEG),
+    with what that format cannot hold converted (io.image.fit_format)."""
     wanted = format_for(target)
-    return replace(photo, format=wanted) if wanted and wanted != photo.format else photo
+    if wanted is None:
+        raise ClrfaceError(f"a photo cannot be written as {target.suffix or target.name!r}; name the output "
+                           ".jpg, .png, .tif, .webp or another image extension")
+    return fit_format(photo, wanted, target.name) if wanted != photo.format else photo
 
 
 def restore_photo_array(story: FaceRestorer, image: np.ndarray) -> np.ndarray:

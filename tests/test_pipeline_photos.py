@@ -257,6 +257,43 @@ def test_output_name_chooses_the_format(tmp_path, astronaut):
     assert report.output == str(tmp_path / "plain.png") and Image.open(tmp_path / "plain.png").format == "PNG"
 
 
+def test_a_format_change_converts_what_the_new_format_cannot_hold(tmp_path, astronaut, warnings_logged):
+    """PNG with transparency -> JPEG: flattened onto white; 16-bit PNG -> JPEG: 8 bits; CMYK JPEG -> PNG: RGB."""
+    alpha = np.tile(np.linspace(0, 255, astronaut.shape[1]).round().astype(np.uint8), (astronaut.shape[0], 1))
+    clear = tmp_path / "clear.png"
+    Image.fromarray(np.dstack([astronaut, alpha])).save(clear)
+    restore_image(clear, tmp_path / "clear.jpg", BASELINE)
+    flat = np.asarray(Image.open(tmp_path / "clear.jpg"))
+    expected = astronaut * (alpha[..., None] / 255) + 255 * (1 - alpha[..., None] / 255)
+    far = (slice(400, 512), slice(0, 512))  # away from the face
+    assert Image.open(tmp_path / "clear.jpg").mode == "RGB"
+    assert np.abs(flat[far] - expected[far]).mean() < 3  # JPEG's own loss only
+    assert "transparency flattened onto white" in warnings_logged.text
+
+    deep = tmp_path / "deep.png"
+    cv2.imwrite(str(deep), (astronaut.astype(np.uint16) * 257)[..., ::-1])
+    restore_image(deep, tmp_path / "deep.jpg", BASELINE)
+    assert Image.open(tmp_path / "deep.jpg").format == "JPEG"  # not TIFF bytes under a .jpg name
+    assert np.abs(np.asarray(Image.open(tmp_path / "deep.jpg")).astype(int)[far] - astronaut[far]).mean() < 3
+
+    cmyk = tmp_path / "print.jpg"
+    Image.fromarray(astronaut).convert("CMYK").save(cmyk, quality=95)
+    restore_image(cmyk, tmp_path / "print.png", BASELINE)
+    png = Image.open(tmp_path / "print.png")
+    assert png.mode == "RGB"
+    as_rgb = np.asarray(Image.open(cmyk).convert("RGB")).astype(int)
+    assert np.array_equal(np.asarray(png)[far], as_rgb[far])  # the same conversion, lossless from there
+
+
+@pytest.mark.parametrize("name", ["photo.xyz", "photo.mp4", "photo.psd"])
+def test_a_photo_is_not_written_under_a_name_no_image_format_has(tmp_path, astronaut, name):
+    source = tmp_path / "astronaut.png"
+    Image.fromarray(astronaut).save(source)
+    result = run_cli("restore", source, "-o", tmp_path / name, "--model", "baseline-bicubic-sharpen")
+    assert result.exit_code == 2 and "a photo cannot be written as" in result.output
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["astronaut.png"]
+
+
 def test_a_phone_library_of_heic_photos_is_restored_as_heic(tmp_path, astronaut):
     pytest.importorskip("pillow_heif", reason="HEIC needs pillow-heif (the test extra installs it)")
     album = tmp_path / "iphone" / "2024"

@@ -2,10 +2,11 @@
 from __future__ import annotations
 
 import io
+import logging
 import os
 import struct
 import zlib
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import cache
 from pathlib import Path
 from typing import Any
@@ -26,6 +27,9 @@ IJG_LUMA = np.array([16, 11, 10, 16, 24, 40, 51, 61, 12, 12, 14, 19, 26, 58, 60,
 READ_ERRORS = (UnidentifiedImageError, OSError, SyntaxError, ValueError, Image.DecompressionBombError)
 HEIF_SUFFIXES = frozenset({".heic", ".heif"})  # phone photos; Pillow reads and writes them through pillow-heif
 LOSSY_QUALITY = {"WEBP": 95, "HEIF": 90, "AVIF": 90}  # quality of the formats without a quality to copy
+DEEP_FORMATS = frozenset({"PNG", "TIFF"})  # the formats written at 16 bits per channel
+WHITE = 255
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -74,11 +78,54 @@ def _need_heif(path: Path) -> None:
 
 
 def format_for(path: Path | str) -> str | None:
-    """The Pillow format a file name asks for (out.jpg: JPEG, out.heic: HEIF), or None for an unknown one."""
+    """The Pillow format a file name asks for (out.jpg: JPEG, out.heic: HEIF), or None for one Pillow does not write."""
     path = Path(path)
     if path.suffix.lower() in HEIF_SUFFIXES:
         _need_heif(path)
-    return Image.registered_extensions().get(path.suffix.lower())
+    fmt = Image.registered_extensions().get(path.suffix.lower())
+    return fmt if fmt in Image.SAVE else None
+
+
+@cache
+def can_write(mode: str, fmt: str) -> bool:
+    """Whether Pillow writes an image of `mode` as `fmt` (tried on a 1 x 1 image in memory)."""
+    try:
+        Image.new(mode, (1, 1)).save(io.BytesIO(), format=fmt)
+    except (KeyError, ValueError, OSError):
+        return False
+    return True
+
+
+def fit_format(photo: Photo, fmt: str, name: str = "") -> Photo:
+    """`photo` to be written as `fmt`, with what that format cannot hold converted, each change warned once:
+    16 bits to 8 (outside PNG and TIFF), transparency flattened onto white, CMYK or grey modes to RGB or L."""
+    changes: list[str] = []
+    image, alpha, mode, depth = photo.image, photo.alpha, photo.mode, photo.bit_depth
+    gray = mode in GRAY_MODES
+    if depth == 16 and fmt not in DEEP_FORMATS:
+        image, depth = _to_depth(image, 8), 8
+        alpha = None if alpha is None else _to_depth(alpha, 8)
+        mode = "L" if gray else "RGB"
+        changes.append("16 bits per channel to 8")
+    if alpha is not None and not can_write("LA" if gray else "RGBA", fmt):
+        share = alpha.astype(np.float32)[..., None] / np.iinfo(alpha.dtype).max
+        image = np.rint(image * share + np.iinfo(image.dtype).max * (1.0 - share)).astype(image.dtype)
+        alpha, mode = None, "L" if gray else "RGB"
+        changes.append("transparency flattened onto white")
+    written = _written_mode(mode, alpha is not None, depth)
+    if depth == 8 and not can_write(written, fmt):
+        mode = "L" if gray and can_write("L", fmt) else "RGB"
+        changes.append(f"mode {written} to {mode}")
+    if changes:
+        log.warning("%s: written as %s with %s", name or "photo", fmt, ", ".join(changes))
+    return replace(photo, image=image, alpha=alpha, mode=mode, bit_depth=depth, format=fmt)
+
+
+def _written_mode(mode: str, alpha: bool, depth: int) -> str:
+    """The Pillow mode write_photo hands to the encoder for a photo of `mode` (see _pil_image)."""
+    if mode in GRAY_MODES:
+        return "LA" if alpha else "I;16" if depth == 16 else "1" if mode == "1" else "L"
+    return "RGBA" if alpha else "CMYK" if mode == "CMYK" else "RGB"
 
 
 # -- reading ---------------------------------------------------------------------------------------
@@ -317,6 +364,8 @@ def _encode_16bit_rgb(rgb: np.ndarray, like: Photo) -> bytes:
     bgr = rgb[..., ::-1]
     if alpha is not None:
         bgr = np.dstack([bgr, alpha])
+    if like.format not in DEEP_FORMATS:
+        raise ValueError(f"{like.format} is not written at 16 bits per channel")
     suffix = ".png" if like.format == "PNG" else ".tif"
     ok, encoded = cv2.imencode(suffix, np.ascontiguousarray(bgr))
     if not ok:
