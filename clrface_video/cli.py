@@ -124,13 +124,6 @@ def _strength(ctx: click.Context, param: click.Parameter, value: str) -> float |
     return share
 
 
-def _writable_file(path: Path | None) -> Path | None:
-    """Check at the edge that a file can be created there, before hours of work are spent."""
-    if path is not None and not path.expanduser().parent.is_dir():
-        raise click.BadParameter(f"folder {path.expanduser().parent} does not exist", param_hint="'--report'")
-    return path
-
-
 @click.group(cls=ClrfaceGroup, context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
 @click.version_option(__version__, prog_name="clrface-video")
 def cli() -> None:
@@ -208,7 +201,6 @@ def cli() -> None:
               help="Quantise each face's final latent against the codebook (the CLR-Face paper's last step)  "
                    "[default: yes for photos; no for videos, where the unquantised latent flickers less]")
 @click.option("--report", "report_path", type=click.Path(path_type=Path, dir_okay=False), default=None,
-              callback=lambda ctx, param, value: _writable_file(value),
               help="Write a JSON report (counts, model, device, seconds per stage) to this file.")
 @click.option("-q", "--quiet", is_flag=True, help="No progress bar and no warnings.")
 @click.option("--backend", type=click.Choice(("local", "ray")), default="local", show_default=True,
@@ -227,9 +219,13 @@ def restore(input: Path, output: Path | None, model: str, fidelity: float, stren
     """Restore the faces in INPUT: a video, an image sequence (scan_%06d.dpx), a photo, or a folder of photos
     and videos (recursive)."""
     from .api import make_config, restore_video
+    from .paths import check_side_output, resolve_paths
 
     if backend == "local" and (ray_address is not None or workers is not None):
         raise click.UsageError("--ray-address and --workers need --backend ray")
+    if report_path is not None:  # before hours of work: never over the input or the output, in a writable folder
+        source, target = resolve_paths(input, output)
+        check_side_output(report_path, "--report", [source], target)
 
     config = make_config(model=model, fidelity=fidelity, strength=strength, device=device, batch_size=batch_size,
                          compile=compile_model, detector=detector, insightface_root=insightface_root,
@@ -267,8 +263,15 @@ def restore(input: Path, output: Path | None, model: str, fidelity: float, stren
               help="Also save a copy of IMAGE with boxes and landmarks drawn (debugging).")
 def detect(image: Path, detector: str, insightface_root: Path | None, threshold: float, draw: Path | None) -> None:
     """Print the faces found in IMAGE: score, box and the 5 landmarks."""
+    import cv2
+
+    from .paths import check_side_output
     from .photos import detect_faces, draw_faces
 
+    if draw is not None:
+        check_side_output(draw, "--draw", [image])
+        if not cv2.haveImageWriter(str(draw)):
+            raise ClrfaceError(f"--draw {draw}: not an image name OpenCV writes; use .png or .jpg")
     config = RestoreConfig(detector=detector, insightface_root=insightface_root, det_threshold=threshold)
     pixels, faces = detect_faces(image, config)
     click.echo(f"{len(faces)} face{'s' if len(faces) != 1 else ''} in {image}")

@@ -2,6 +2,8 @@
 from __future__ import annotations
 
 import os
+import tempfile
+from collections.abc import Iterable
 from pathlib import Path
 
 from .errors import ClrfaceError, InputError
@@ -22,6 +24,39 @@ def default_output(path: Path) -> Path:
     return path.with_name(path.stem + SUFFIX + path.suffix)
 
 
+def _same_file(a: Path, b: Path) -> bool:
+    return a.resolve() == b.resolve() or (a.exists() and b.exists() and os.path.samefile(a, b))
+
+
+def check_writable(folder: Path) -> None:
+    """A file can be created in `folder`, or in the nearest folder above it that exists (it will be made)."""
+    existing = folder.expanduser().absolute()
+    while not existing.exists() and existing != existing.parent:
+        existing = existing.parent
+    if not existing.is_dir():
+        raise ClrfaceError(f"cannot write in {folder}: {existing} is a file, not a folder")
+    try:
+        with tempfile.TemporaryFile(dir=existing):
+            pass
+    except OSError as error:
+        raise ClrfaceError(f"cannot write in {existing} ({error.strerror or error})") from error
+
+
+def check_side_output(path: Path, option: str, inputs: Iterable[Path], output: Path | None = None) -> Path:
+    """A side file the user names (a report, a drawing, a comparison) never replaces an input or the job's output,
+    and its folder is writable; checked before any work."""
+    path = path.expanduser()
+    for other, what in [(p, "input") for p in inputs] + ([(output, "output")] if output is not None else []):
+        if _same_file(path, other):
+            raise ClrfaceError(f"{option} {path} is the {what}; choose another file name for it")
+    if path.is_dir():
+        raise ClrfaceError(f"{option} {path} is a folder; give a file name")
+    if not path.parent.is_dir():
+        raise ClrfaceError(f"{option}: folder {path.parent} does not exist")
+    check_writable(path.parent)
+    return path
+
+
 def resolve_paths(input: str | Path, output: str | Path | None) -> tuple[Path, Path]:
     """Check INPUT exists and OUTPUT is not INPUT (nor inside an input folder); fill in the default OUTPUT."""
     source = Path(input).expanduser()
@@ -35,16 +70,18 @@ def resolve_paths(input: str | Path, output: str | Path | None) -> tuple[Path, P
     if not source.is_dir() and not target.suffix:
         target = target.with_name(target.name + source.suffix)  # -o result  ->  result.mp4
     real_source, real_target = source.resolve(), target.resolve()
-    if real_target == real_source or (target.exists() and source.exists() and os.path.samefile(source, target)):
+    if _same_file(source, target):
         raise ClrfaceError(f"output {target} is the input; choose another -o OUTPUT (the input is never changed)")
     if is_sequence(target):
         sequence_codec(target)  # an extension an encoder writes, checked before any work
-    elif not source.is_dir() and not is_image_path(source) and target.suffix.lower() in CODECS:  # a video's frames
-        raise ClrfaceError(f"{target.name} is one file; name the frames with a counter to write an image sequence "
-                           f"(for example {target.stem}_%06d{target.suffix})")
+    elif not source.is_dir() and not is_image_path(source) and is_image_path(target):  # a video's frames
+        suffix = target.suffix if target.suffix.lower() in CODECS else ".png"
+        raise ClrfaceError(f"{target.name} is one picture; name the frames with a counter to write an image sequence "
+                           f"(for example {target.stem}_%06d{suffix})")
     if source.is_dir():
         if real_target.is_relative_to(real_source):
             raise ClrfaceError(f"output folder {target} is inside the input folder {source}; choose one outside it")
         if target.exists() and not target.is_dir():
             raise ClrfaceError(f"output {target} is a file but the input is a folder; give a folder for -o")
+    check_writable(target if source.is_dir() else target.parent)
     return source, target

@@ -138,6 +138,8 @@ def detect_faces(path: str | Path, config: RestoreConfig | None = None) -> tuple
     source = Path(path).expanduser()
     if not source.exists():
         raise InputError(f"input not found: {source}")
+    if source.is_dir():
+        raise InputError(f"{source} is a folder; detect looks at one photo")
     image = to_uint8(read_photo(source).image)
     detector = make_detector(config.detector, insightface_root=config.insightface_root,
                              threshold=config.det_threshold, device=str(pick_device(config.device)))

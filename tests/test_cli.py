@@ -97,6 +97,47 @@ def test_output_equal_to_input_is_refused(small_clip):
     assert small_clip.read_bytes() == original
 
 
+def test_side_files_never_replace_an_input_or_the_output(tmp_path, small_clip):
+    """--report, detect --draw and eval --compare name files too: none may land on what the job reads or writes."""
+    from shutil import copyfile
+
+    clip = Path(copyfile(small_clip, tmp_path / "talk.mp4"))
+    photo = tmp_path / "face.png"
+    from PIL import Image
+
+    Image.fromarray(np.zeros((64, 64, 3), np.uint8)).save(photo)
+    (tmp_path / "link.png").symlink_to(photo)
+    originals = {p: p.read_bytes() for p in (clip, photo)}
+    before = files_in(tmp_path)
+    for args, words in [
+        (["restore", clip, "--report", clip], ["--report", "is the input"]),
+        (["restore", clip, "-o", tmp_path / "out.mp4", "--report", tmp_path / "out.mp4"], ["is the output"]),
+        (["restore", clip, "--report", tmp_path / "talk_restored.mp4"], ["is the output"]),  # the default name
+        (["restore", photo, "--report", tmp_path / "link.png"], ["is the input"]),
+        (["detect", photo, "--draw", photo], ["--draw", "is the input"]),
+        (["detect", photo, "--draw", tmp_path / "link.png"], ["is the input"]),
+        (["detect", photo, "--draw", tmp_path / "faces.xyz"], ["--draw", ".png"]),
+        (["eval", clip, "--degrade-video", "--out", tmp_path / "ev", "--compare", clip], ["--compare", "is the input"]),
+    ]:
+        assert_one_line_error(run(*args, *(BASELINE if args[0] == "restore" else [])), *words)
+    assert files_in(tmp_path) == before
+    assert all(p.read_bytes() == data for p, data in originals.items())
+
+
+def test_an_output_under_a_file_or_a_folder_given_to_detect_are_one_line_errors(tmp_path, small_clip):
+    assert_one_line_error(run("restore", small_clip, "-o", small_clip / "x.mp4", *BASELINE), "is a file, not a folder")
+    assert_one_line_error(run("detect", tmp_path), "is a folder")
+
+
+def test_a_file_name_with_an_escaped_space_is_a_file_not_a_sequence(tmp_path, small_clip):
+    from shutil import copyfile
+
+    clip = Path(copyfile(small_clip, tmp_path / "party%20dance.mp4"))
+    result = run("restore", clip, *BASELINE)
+    assert result.exit_code == 0, result.output
+    assert (tmp_path / "party%20dance_restored.mp4").is_file()
+
+
 def test_output_folder_inside_input_folder_is_refused(tmp_path):
     (tmp_path / "album").mkdir()
     result = run("restore", tmp_path / "album", "-o", tmp_path / "album" / "out", *BASELINE)
@@ -122,6 +163,8 @@ def test_output_folder_inside_input_folder_is_refused(tmp_path):
     (["--strength", "0"], ["--strength"]),
     (["--strength", "half"], ["--strength", "half"]),
     (["--report", "/no/such/folder/r.json"], ["--report", "/no/such/folder"]),
+    (["-o", "/tmp/x.jpg"], ["one picture", "x_%06d.png"]),
+    (["-o", "/tmp/x.webp"], ["one picture", "x_%06d.png"]),
 ])
 def test_bad_options_give_one_line_error(small_clip, option, words):
     before = files_in(small_clip.parent)

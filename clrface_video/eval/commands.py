@@ -80,10 +80,13 @@ def eval_command(source: Path | None, clean: Path | None, degraded: Path | None,
     """
     from ..config import RestoreConfig
     from ..io.decode import is_video_path
+    from ..paths import check_side_output
     from . import paired, report, temporal
     from . import unpaired as unpaired_eval
 
     try:
+        if compare is not None:  # before the evaluation: never over an input, in a writable folder
+            check_side_output(compare, "--compare", [p for p in (source, clean, degraded) if p is not None])
         names = _names(models)
         is_video = source is not None and source.is_file()
         if degrade_video and not is_video:

@@ -9,7 +9,8 @@ from pathlib import Path
 
 from clrface_video.errors import ClrfaceError, InputError
 
-COUNTER = re.compile(r"%0?(\d*)d")  # FFmpeg's image2 counter: %d, %04d, %06d, ...
+# FFmpeg's image2 counter: %d, %04d, %06d, ... (not %20d: that is a URL-escaped space in a file name)
+COUNTER = re.compile(r"%(?:0(\d+))?d")
 DEFAULT_FPS = Fraction(24)  # film; --fps for anything else
 # The still-image encoder for each sequence extension, and its RGB pixel formats by bit depth.
 CODECS = {".dpx": "dpx", ".png": "png", ".tif": "tiff", ".tiff": "tiff"}
