@@ -14,6 +14,15 @@ from .errors import ClrfaceError
 
 EXIT_USER_ERROR = 2
 EXIT_INTERRUPTED = 130
+EXIT_TERMINATED = 128 + 15  # what a shell reports for a process ended by SIGTERM
+
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM (kill, timeout, systemd, docker stop), raised where the job is, so that it cleans up as for Ctrl-C."""
+
+
+def _raise_terminated(signum: int, frame: object) -> None:
+    raise Terminated()
 
 
 def _media_errors() -> tuple[type[BaseException], ...]:
@@ -38,12 +47,14 @@ class ClrfaceGroup(click.Group):
 
     def main(self, args: Any = None, prog_name: str | None = None, complete_var: str | None = None,
              standalone_mode: bool = True, **extra: Any) -> Any:
+        if not (sys.argv[1:] if args is None else list(args)):
+            args = ["--help"]  # no command: the whole help, as click printed it before 8.2 (not an error line)
         try:
             result = super().main(args, prog_name, complete_var, standalone_mode=False, **extra)
-        except click.exceptions.Abort:  # click turns KeyboardInterrupt into Abort
-            click.echo("interrupted; no partial output was left", err=True)
-            sys.exit(EXIT_INTERRUPTED)
-        except KeyboardInterrupt:
+        except (click.exceptions.Abort, KeyboardInterrupt) as error:  # click turns KeyboardInterrupt into Abort
+            if isinstance(error, Terminated) or isinstance(error.__cause__, Terminated):
+                click.echo("terminated; no partial output was left", err=True)
+                sys.exit(EXIT_TERMINATED)
             click.echo("interrupted; no partial output was left", err=True)
             sys.exit(EXIT_INTERRUPTED)
         except click.ClickException as error:
@@ -312,4 +323,7 @@ _add_subcommands(cli)
 
 def main() -> None:
     """Console-script entry point (`clrface-video`)."""
+    import signal
+
+    signal.signal(signal.SIGTERM, _raise_terminated)
     cli(prog_name="clrface-video")

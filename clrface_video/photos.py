@@ -41,6 +41,15 @@ def find_videos(folder: Path) -> Iterator[Path]:
     return _find(folder, is_video_path)
 
 
+def folder_contents(folder: Path) -> tuple[list[Path], list[Path]]:
+    """The photos and the videos under `folder`; InputError when it holds neither."""
+    photos, videos = list(find_photos(folder)), list(find_videos(folder))
+    if not photos and not videos:
+        raise InputError(f"no photos or videos in {folder} (photos by their extension: .jpg, .png, .tif, .webp, "
+                         ".heic, ...; videos: .mp4, .mov, .mkv, .avi, .gif, ...)")
+    return photos, videos
+
+
 def _find(folder: Path, wanted: Callable[[Path], bool]) -> Iterator[Path]:
     for path in sorted(folder.rglob("*")):
         relative = path.relative_to(folder)
@@ -72,7 +81,7 @@ def restore_folder(input: str | Path, output: str | Path | None = None, config: 
     def undone(paths: list[Path]) -> list[Path]:  # outputs not there yet (all of them with --overwrite)
         return [p for p in paths if config.overwrite or not (target / p.relative_to(source)).exists()]
 
-    photos, videos = list(find_photos(source)), list(find_videos(source))
+    photos, videos = folder_contents(source)
     todo, videos_todo = undone(photos), undone(videos)
     timer = StageTimer()
     models = models or (load_models(config, video=False) if todo else None)

@@ -102,13 +102,13 @@ class RestoreReport:
         if self.kind != "folder" and self.skipped:
             return f"already restored, left as is (pass --overwrite to redo it) -> {self.output}"
         if self.kind == "video":
-            done = f"{self.faces} face crops in {self.frames} frames ({self.tracks} track{'s' if self.tracks != 1 else ''})"
+            done = f"{_count(self.faces, 'face crop')} in {_count(self.frames, 'frame')} ({_count(self.tracks, 'track')})"
             if self.deinterlaced:
                 done += ", deinterlaced"
         else:
-            done = f"{self.faces} faces in {self.images} image{'s' if self.images != 1 else ''}"
+            done = f"{_count(self.faces, 'face')} in {_count(self.images, 'image')}"
             if self.videos:
-                done += f" and {self.videos} video{'s' if self.videos != 1 else ''} ({self.frames} frames)"
+                done += f" and {_count(self.videos, 'video')} ({_count(self.frames, 'frame')})"
             if self.skipped:
                 done += f", {self.skipped} already done"
             if self.failed:
@@ -116,3 +116,7 @@ class RestoreReport:
         if self.faces_left_alone:
             done += f"; {self.faces_left_alone} left alone (too small or too large for the model)"
         return f"restored {done} with {self.model} in {self.seconds:.1f} s -> {self.output}"
+
+
+def _count(n: int, noun: str) -> str:
+    return f"{n} {noun}{'' if n == 1 else 's'}"

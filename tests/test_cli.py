@@ -138,6 +138,13 @@ def test_a_file_name_with_an_escaped_space_is_a_file_not_a_sequence(tmp_path, sm
     assert (tmp_path / "party%20dance_restored.mp4").is_file()
 
 
+def test_a_folder_with_nothing_to_restore_says_so(tmp_path):
+    (tmp_path / "notes").mkdir()
+    (tmp_path / "notes" / "readme.txt").write_text("no pictures here")
+    assert_one_line_error(run("restore", tmp_path / "notes", *BASELINE), "no photos or videos in")
+    assert not (tmp_path / "notes_restored").exists()
+
+
 def test_output_folder_inside_input_folder_is_refused(tmp_path):
     (tmp_path / "album").mkdir()
     result = run("restore", tmp_path / "album", "-o", tmp_path / "album" / "out", *BASELINE)
@@ -164,6 +171,7 @@ def test_output_folder_inside_input_folder_is_refused(tmp_path):
     (["--strength", "half"], ["--strength", "half"]),
     (["--report", "/no/such/folder/r.json"], ["--report", "/no/such/folder"]),
     (["-o", "/tmp/x.jpg"], ["one picture", "x_%06d.png"]),
+    (["--crf", "60"], ["--crf 60", "libx264", "0-51"]),
     (["-o", "/tmp/x.webp"], ["one picture", "x_%06d.png"]),
 ])
 def test_bad_options_give_one_line_error(small_clip, option, words):
@@ -224,6 +232,12 @@ def test_insightface_without_model_folder_names_the_folder(small_clip, tmp_path)
 
 
 # -- commands --------------------------------------------------------------------------------------
+
+def test_no_arguments_print_the_help():
+    result = run()
+    assert result.exit_code == 0 and result.output.startswith("Usage:")
+    assert "restore" in result.output and len(result.output.splitlines()) > 10
+
 
 def test_models_lists_the_baseline_and_marks_the_default():
     result = run("models")

@@ -155,6 +155,19 @@ def test_missing_empty_and_non_media_files(tmp_path, call):
     one_line_input_error(call, tmp_path / "text.mp4")
 
 
+def test_a_photo_with_exif_under_a_video_name_opens_as_one_frame(tmp_path):
+    """FFmpeg hands a JPEG's EXIF over as frame side data of a type PyAV cannot name; that is no error."""
+    from PIL import Image
+
+    exif = Image.Exif()
+    exif[0x010F] = "Camera"
+    path = tmp_path / "holiday.mp4"
+    Image.fromarray(clip_image(0, 1, SMALL)).save(path, format="JPEG", exif=exif.tobytes())
+    info = probe_video(path)
+    assert (info.width, info.height, info.display_matrix) == (*SMALL, None)
+    assert len(list(read_frames(path))) == 1
+
+
 def test_no_video_stream(tmp_path):
     audio = make_audio_only(tmp_path / "tone.m4a")
     assert "no video stream" in one_line_input_error(probe_video, audio)

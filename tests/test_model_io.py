@@ -79,6 +79,19 @@ def test_load_errors_are_model_errors(tmp_path: Path) -> None:
         CLRFaceConfig.from_dict(data)
 
 
+def test_a_tensor_of_the_wrong_shape_is_a_model_error(tmp_path: Path) -> None:
+    from safetensors.torch import load_file, save_file
+
+    good = tmp_path / "good.safetensors"
+    randomised_model().save(good)
+    tensors, metadata = load_file(str(good)), read_metadata(good)
+    name = next(iter(tensors))
+    tensors[name] = torch.zeros(1, 1, 1, 1)
+    save_file(tensors, str(tmp_path / "bad.safetensors"), metadata=metadata)
+    with pytest.raises(ModelError, match=f"does not match its config: size mismatch for {name}"):
+        CLRFaceModel.load(tmp_path / "bad.safetensors")
+
+
 def test_fidelity_knobs_are_monotonic_and_documented_ends() -> None:
     cfg = CLRFaceConfig.small_128()
     knobs = [fidelity_to_knobs(cfg, f / 10) for f in range(11)]

@@ -426,7 +426,9 @@ def test_console_script_restores_and_fails_cleanly(talk, tmp_path):
 
 
 @pytest.mark.slow
-def test_ctrl_c_exits_130_and_leaves_no_partial_file(tmp_path):
+@pytest.mark.parametrize(("sent", "code", "word"), [(signal.SIGINT, 130, "interrupted"),
+                                                    (signal.SIGTERM, 143, "terminated")], ids=["ctrl-c", "kill"])
+def test_a_stopped_job_exits_with_its_signal_and_leaves_no_partial_file(tmp_path, sent, code, word):
     # 600 frames: the job still has about 10 s of work (unloaded, 2 cores) when the signal comes
     # 0.5 s after the partial file appears; with 150 frames it sometimes finished first under load.
     clip = make_clip(tmp_path / "long.mp4", frames=600, size=SIZE)
@@ -439,11 +441,11 @@ def test_ctrl_c_exits_130_and_leaves_no_partial_file(tmp_path):
     while not any(out.parent.iterdir()) and time.monotonic() < deadline and process.poll() is None:
         time.sleep(0.05)  # wait until the partial output exists: the job is mid-way
     time.sleep(0.5)
-    process.send_signal(signal.SIGINT)
+    process.send_signal(sent)
     _, stderr = process.communicate(timeout=120)
-    assert process.returncode == 130, stderr
+    assert process.returncode == code, stderr
     assert list(out.parent.iterdir()) == []
-    assert "Traceback" not in stderr
+    assert "Traceback" not in stderr and stderr.strip().splitlines()[-1].startswith(word)
 
 
 @pytest.mark.slow

@@ -8,7 +8,7 @@ from typing import Any
 
 from ..config import RestoreConfig
 from ..paths import resolve_paths
-from ..photos import find_photos, find_videos
+from ..photos import folder_contents
 from ..pipeline import finish_report
 from ..report import Progress, RestoreReport, StageTimer
 from .cluster import run_all
@@ -31,11 +31,11 @@ def restore_folder_ray(ray: Any, actors: list[Any], input: str | Path, output: s
     config = config or RestoreConfig()
     start = time.perf_counter()
     source, target = resolve_paths(input, output)
-    photos = list(find_photos(source))
-    videos = sum(1 for _ in find_videos(source))
+    photos, videos = folder_contents(source)
     if videos:
         log.warning("%s: %d video%s not restored: --backend ray restores a folder's photos; restore each video "
-                    "on its own, or the whole folder with --backend local", source, videos, "s" if videos > 1 else "")
+                    "on its own, or the whole folder with --backend local", source, len(videos),
+                    "s" if len(videos) > 1 else "")
     todo = [p.relative_to(source) for p in photos
             if config.overwrite or not (target / p.relative_to(source)).exists()]
     report = RestoreReport(input=str(source), output=str(target), kind="folder", model=config.model,

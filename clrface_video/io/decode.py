@@ -199,7 +199,11 @@ def _check_complete(container: av.container.InputContainer, stream: av.video.str
 
 
 def _display_matrix(frame: av.VideoFrame) -> tuple[int, ...] | None:
-    for side_data in frame.side_data:
+    try:
+        found = list(frame.side_data)
+    except ValueError:  # a side-data type this PyAV has no name for (a JPEG's EXIF): frame.rotation still holds
+        return None
+    for side_data in found:
         if side_data.type == av.sidedata.sidedata.Type.DISPLAYMATRIX and side_data.buffer_size == 36:
             return tuple(int(v) for v in np.frombuffer(bytes(side_data), dtype="<i4"))
     return None

@@ -1,6 +1,7 @@
 """VideoWriter: encode RGB frames, copy the source's other streams bit for bit, rename atomically on close."""
 from __future__ import annotations
 
+import errno
 import io
 import logging
 import math
@@ -49,6 +50,8 @@ log = logging.getLogger(__name__)
 
 CFR_ONLY_CODECS = frozenset({"mpeg1video", "mpeg2video", "mpeg4", "msmpeg4", "msmpeg4v2", "h263", "h263p"})
 CRF_CODECS = frozenset({"libx264", "libx265", "libsvtav1", "libvpx", "libvpx-vp9", "libaom-av1"})
+CRF_MAX = {"libx264": 51, "libx265": 51}  # the others take 0-63
+WRITE_ERRNOS = frozenset({errno.EACCES, errno.EPERM, errno.ENOSPC, errno.EROFS, errno.EDQUOT})
 QUIET_OPTIONS = {"libx265": {"x265-params": "log-level=error"}}
 # Tags a muxer or the source's encoder wrote about the file itself (brands, writing application, mkvmerge's
 # per-stream statistics, length): the output's muxer writes its own. Every other tag is copied.
@@ -124,6 +127,8 @@ def _add_video_stream(out: av.container.OutputContainer, info: VideoInfo, codec:
     ctx.color_primaries, ctx.color_trc = info.color_primaries, info.color_trc
     ctx.colorspace, ctx.color_range = info.colorspace, info.color_range
     options = dict(QUIET_OPTIONS.get(codec, {}))
+    if crf > CRF_MAX.get(codec, 63) and codec in CRF_CODECS:
+        raise ClrfaceError(f"--crf {crf} is beyond {codec}'s range (0-{CRF_MAX[codec]})")
     if codec in CRF_CODECS:
         options["crf"] = str(crf)
     if codec == "libvpx-vp9":
@@ -313,6 +318,8 @@ class VideoWriter:
         try:
             self._out.start_encoding()  # writes the header now, so set-up errors surface here
         except av.error.FFmpegError as error:
+            if error.errno in WRITE_ERRNOS:
+                raise ClrfaceError(f"cannot write {self.output.parent}: {error.strerror}") from error
             raise ClrfaceError(f"a {self.output.suffix} file cannot hold {self.codec} video ({one_line(error)}); "
                                "use .mkv or .mov, or another --codec") from error
 

@@ -186,7 +186,11 @@ class CLRFaceModel(nn.Module):
             raise ModelError(f"{path} has an invalid config: {exc}") from None
         model = cls(cfg)
         state = {k: v.float() if v.is_floating_point() else v for k, v in state.items()}
-        missing, unexpected = model.load_state_dict(state, strict=False)
+        try:
+            missing, unexpected = model.load_state_dict(state, strict=False)
+        except RuntimeError as exc:  # a tensor whose shape the config does not give
+            mismatch = next((line.strip() for line in str(exc).splitlines() if "size mismatch" in line), str(exc))
+            raise ModelError(f"{path} does not match its config: {mismatch}") from None
         if missing or unexpected:
             raise ModelError(f"{path} does not match its config: missing {missing[:3]}, unexpected {unexpected[:3]}")
         return model.to(map_location).eval()
