@@ -14,7 +14,7 @@ from .device import pick_device
 from .errors import ClrfaceError, InputError
 from .faces.detect import make_detector
 from .io.decode import is_image_path, is_video_path
-from .io.image import read_photo, write_photo
+from .io.image import read_photo
 from .paths import resolve_paths
 from .pipeline import (
     FaceRestorer,
@@ -23,6 +23,7 @@ from .pipeline import (
     load_models,
     restore_photo_array,
     restore_video,
+    save_photo,
     to_uint8,
 )
 from .report import Progress, RestoreReport, StageTimer
@@ -107,7 +108,7 @@ def restore_folder(input: str | Path, output: str | Path | None = None, config: 
             destination = target / relative
             destination.parent.mkdir(parents=True, exist_ok=True)
             with timer("encode"):
-                write_photo(destination, image, like=photo)  # 7 write (temporary name, then rename)
+                save_photo(path, destination, image, photo)  # 7 write (temporary name, then rename)
             report.images += 1
         if progress is not None:
             progress.advance()

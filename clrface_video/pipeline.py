@@ -21,7 +21,7 @@ from .faces.paste import paste_faces
 from .io.decode import VideoInfo, is_image_path, probe_video, read_frames
 from .io.deinterlace import bwdif_deint
 from .io.encode import VideoWriter, output_exists
-from .io.image import Photo, fit_format, format_for, read_photo, write_photo
+from .io.image import Photo, copy_photo, fit_format, format_for, read_photo, write_photo
 from .io.sequence import is_sequence
 from .paths import resolve_paths
 from .report import Progress, RestoreReport, StageTimer
@@ -393,7 +393,8 @@ def restore_image(input: str | Path, output: str | Path | None = None, config: R
         return _already_done(source, target, "image", config)
     timer = StageTimer()
     with timer("decode"):
-        photo = output_format(read_photo(source), target)  # 1 read (orientation applied)
+        original = read_photo(source)  # 1 read (orientation applied)
+        photo = output_format(original, target)
     models = models or load_models(config, video=False)
     story = FaceRestorer(models, config, timer, video=False)
     report = _new_report(source, target, "image", models)
@@ -402,11 +403,20 @@ def restore_image(input: str | Path, output: str | Path | None = None, config: R
     image = restore_photo_array(story, photo.image)  # 2-6
     target.parent.mkdir(parents=True, exist_ok=True)
     with timer("encode"):
-        write_photo(target, image, like=photo)  # 7 write (atomic)
+        save_photo(source, target, image, photo, unchanged=photo is original)  # 7 write (atomic)
     report.images = 1
     if progress is not None:
         progress.advance()
     return finish_report(report, story, timer, start)
+
+
+def save_photo(source: Path, target: Path, image: np.ndarray, photo: Photo, *, unchanged: bool = True) -> None:
+    """Write the restored photo; one whose pixels nothing changed (no face, or none restored), in its own format
+    (`unchanged`), is copied byte for byte instead of encoded again."""
+    if unchanged and np.array_equal(image, photo.image):
+        copy_photo(source, target)
+    else:
+        write_photo(target, image, like=photo)
 
 
 def output_format(photo: Photo, target: Path) -> Photo:

@@ -257,6 +257,23 @@ def test_output_name_chooses_the_format(tmp_path, astronaut):
     assert report.output == str(tmp_path / "plain.png") and Image.open(tmp_path / "plain.png").format == "PNG"
 
 
+def test_a_photo_without_faces_comes_out_byte_for_byte(tmp_path, astronaut):
+    """Nothing to restore: the file is copied, not encoded again (a JPEG keeps its exact bytes and quality)."""
+    sky = tmp_path / "album" / "sky.jpg"
+    sky.parent.mkdir()
+    Image.fromarray(np.full((96, 128, 3), (90, 140, 220), np.uint8)).save(sky, quality=70)
+    face = tmp_path / "album" / "face.jpg"
+    Image.fromarray(astronaut).save(face, quality=70)
+    restore_image(sky, tmp_path / "one.jpg", BASELINE)
+    assert (tmp_path / "one.jpg").read_bytes() == sky.read_bytes()
+    assert run_cli("restore", sky.parent, "--model", "baseline-bicubic-sharpen").exit_code == 0
+    out = tmp_path / "album_restored"
+    assert (out / "sky.jpg").read_bytes() == sky.read_bytes()
+    assert (out / "face.jpg").read_bytes() != face.read_bytes()  # restored, so encoded
+    restore_image(sky, tmp_path / "sky.png", BASELINE)  # another format: encoded, pixels kept
+    assert np.array_equal(np.asarray(Image.open(tmp_path / "sky.png")), np.asarray(Image.open(sky)))
+
+
 def test_a_format_change_converts_what_the_new_format_cannot_hold(tmp_path, astronaut, warnings_logged):
     """PNG with transparency -> JPEG: flattened onto white; 16-bit PNG -> JPEG: 8 bits; CMYK JPEG -> PNG: RGB."""
     alpha = np.tile(np.linspace(0, 255, astronaut.shape[1]).round().astype(np.uint8), (astronaut.shape[0], 1))

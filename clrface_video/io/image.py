@@ -4,6 +4,7 @@ from __future__ import annotations
 import io
 import logging
 import os
+import shutil
 import struct
 import zlib
 from dataclasses import dataclass, replace
@@ -380,6 +381,19 @@ def _encode(image: np.ndarray, like: Photo, path: Path) -> None:
         path.write_bytes(_encode_16bit_rgb(rgb, like))
         return
     _pil_image(rgb, like).save(path, **_save_options(like))
+
+
+def copy_photo(source: Path | str, path: Path | str) -> Path:
+    """`source`'s bytes at `path` (a photo with nothing restored: no re-encoding), atomically as write_photo."""
+    path = Path(path)
+    partial = path.with_name(f".{path.stem}.partial{path.suffix}")
+    try:
+        shutil.copyfile(source, partial)
+        os.replace(partial, path)
+    except BaseException:
+        partial.unlink(missing_ok=True)
+        raise
+    return path
 
 
 def write_photo(path: Path | str, image: np.ndarray, like: Photo) -> Path:
