@@ -387,7 +387,9 @@ def test_a_stretch_is_restored_with_its_own_audio_and_subtitles_from_zero(tmp_pa
         assert kept == expected and kept, kind
     with pytest.raises(ClrfaceError, match="--start"):
         restore_video(clip, tmp_path / "late.mp4", config(start=5.0))
-    assert not (tmp_path / "late.mp4").exists()
+    with pytest.raises(ClrfaceError, match="fall between two frames"):  # 0.51-0.52 s: no frame starts there
+        restore_video(clip, tmp_path / "gap.mp4", config(start=0.51, duration=0.01))
+    assert not (tmp_path / "late.mp4").exists() and not (tmp_path / "gap.mp4").exists()
 
 
 def test_no_track_identity_still_restores_every_face(talk, tmp_path):

@@ -308,6 +308,9 @@ def read_frames(path: Path | str, deint: str | None = None, fps: Fraction | None
                 if seconds < Fraction(span.start) - SPAN_TOLERANCE:
                     continue
                 if span.end is not None and seconds >= Fraction(span.end) - SPAN_TOLERANCE:
+                    if index == 0:
+                        raise InputError(f"{path.name} has no frame from {span.start:g} s to {float(span.end):g} s "
+                                         "(--start and --duration fall between two frames; give a longer --duration)")
                     return  # the rest of the file is not read, so it is not checked either
             if high_depth is None:
                 high_depth = _bit_depth(frame.format.name) > 8

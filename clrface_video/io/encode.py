@@ -156,7 +156,8 @@ def _copy_streams(source: av.container.InputContainer, out: av.container.OutputC
         name = ctx.codec.canonical_name if ctx is not None and ctx.codec is not None else None
         if not name or not _muxer_accepts(out.format.name, stream):
             log.warning("%s stream %d (%s) cannot be stored in %s; it is left out",
-                        stream.type, stream.index, name, output.suffix)
+                        stream.type, stream.index, name or stream.metadata.get("handler_name") or "no codec",
+                        output.suffix)
             continue
         try:
             mapping[stream.index] = out.add_stream_from_template(stream)
