@@ -127,7 +127,7 @@ def _add_video_stream(out: av.container.OutputContainer, info: VideoInfo, codec:
     ctx.color_primaries, ctx.color_trc = info.color_primaries, info.color_trc
     ctx.colorspace, ctx.color_range = info.colorspace, info.color_range
     options = dict(QUIET_OPTIONS.get(codec, {}))
-    if crf > CRF_MAX.get(codec, 63) and codec in CRF_CODECS:
+    if codec in CRF_MAX and crf > CRF_MAX[codec]:
         raise ClrfaceError(f"--crf {crf} is beyond {codec}'s range (0-{CRF_MAX[codec]})")
     if codec in CRF_CODECS:
         options["crf"] = str(crf)
@@ -304,7 +304,6 @@ class VideoWriter:
         else:
             if is_gif(self.output):  # the gif muxer takes only the gif encoder's 256-colour frames
                 self.codec, pix_fmt = "gif", "pal8"
-
             try:
                 self._out = av.open(str(self.partial), "w")
             except ValueError as error:

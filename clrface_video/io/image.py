@@ -29,7 +29,6 @@ READ_ERRORS = (UnidentifiedImageError, OSError, SyntaxError, ValueError, Image.D
 HEIF_SUFFIXES = frozenset({".heic", ".heif"})  # phone photos; Pillow reads and writes them through pillow-heif
 LOSSY_QUALITY = {"WEBP": 95, "HEIF": 90, "AVIF": 90}  # quality of the formats without a quality to copy
 DEEP_FORMATS = frozenset({"PNG", "TIFF"})  # the formats written at 16 bits per channel
-WHITE = 255
 log = logging.getLogger(__name__)
 
 
@@ -383,10 +382,15 @@ def _encode(image: np.ndarray, like: Photo, path: Path) -> None:
     _pil_image(rgb, like).save(path, **_save_options(like))
 
 
+def _partial(path: Path) -> Path:
+    """The hidden name a photo is written under before it is renamed into place."""
+    return path.with_name(f".{path.stem}.partial{path.suffix}")
+
+
 def copy_photo(source: Path | str, path: Path | str) -> Path:
     """`source`'s bytes at `path` (a photo with nothing restored: no re-encoding), atomically as write_photo."""
     path = Path(path)
-    partial = path.with_name(f".{path.stem}.partial{path.suffix}")
+    partial = _partial(path)
     try:
         shutil.copyfile(source, partial)
         os.replace(partial, path)
@@ -408,7 +412,7 @@ def write_photo(path: Path | str, image: np.ndarray, like: Photo) -> Path:
         raise ValueError(f"expected an (H, W, 3) RGB image, got {image.shape}")
     if not path.parent.is_dir():
         raise ClrfaceError(f"output folder does not exist: {path.parent}")
-    partial = path.with_name(f".{path.stem}.partial{path.suffix}")
+    partial = _partial(path)
     try:
         _encode(image, like, partial)
         os.replace(partial, path)
