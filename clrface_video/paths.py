@@ -3,7 +3,8 @@ from __future__ import annotations
 
 import os
 import tempfile
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 from .errors import ClrfaceError, InputError
@@ -40,6 +41,27 @@ def check_writable(folder: Path) -> None:
             pass
     except OSError as error:
         raise ClrfaceError(f"cannot write in {existing} ({error.strerror or error})") from error
+
+
+@contextmanager
+def output_folder(folder: Path) -> Iterator[Path]:
+    """Create `folder` and its missing parents for a job's output; if the job fails or is stopped, remove the
+    ones it created that are still empty, so that a failure leaves nothing behind."""
+    created: list[Path] = []
+    missing = folder
+    while not missing.exists() and missing != missing.parent:
+        created.append(missing)  # deepest first
+        missing = missing.parent
+    folder.mkdir(parents=True, exist_ok=True)
+    try:
+        yield folder
+    except BaseException:
+        for made in created:
+            try:
+                made.rmdir()
+            except OSError:  # not empty (or gone): keep it and everything above it
+                break
+        raise
 
 
 def check_side_output(path: Path, option: str, inputs: Iterable[Path], output: Path | None = None) -> Path:

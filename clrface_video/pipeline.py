@@ -23,7 +23,7 @@ from .io.deinterlace import bwdif_deint
 from .io.encode import VideoWriter, output_exists
 from .io.image import Photo, copy_photo, fit_format, format_for, read_photo, write_photo
 from .io.sequence import is_sequence
-from .paths import resolve_paths
+from .paths import output_folder, resolve_paths
 from .report import Progress, RestoreReport, StageTimer
 from .restore.base import RestoreBatch, Restorer, make_restorer
 from .restore.temporal import TrackMemory
@@ -365,10 +365,10 @@ def restore_video(input: str | Path, output: str | Path | None = None, config: R
     span = config.span()
     if progress is not None:
         progress.start(_frames_in(info, span), "frames")
-    target.parent.mkdir(parents=True, exist_ok=True)
     deint = bwdif_deint(config.deinterlace, info.interlaced)
     report.deinterlaced = deint is not None
-    with VideoWriter(target, source, info, codec=config.codec, crf=config.crf, span=span) as writer:
+    with output_folder(target.parent), \
+            VideoWriter(target, source, info, codec=config.codec, crf=config.crf, span=span) as writer:
         frames = _timed(read_frames(source, deint, config.fps, span), timer, "decode")  # 1 decode, deinterlace
         for frame in story.run(frames):  # 2 detect, 3 track, 4 align, 5 restore, 6 paste
             with timer("encode"):
@@ -401,8 +401,7 @@ def restore_image(input: str | Path, output: str | Path | None = None, config: R
     if progress is not None:
         progress.start(1, "images")
     image = restore_photo_array(story, photo.image)  # 2-6
-    target.parent.mkdir(parents=True, exist_ok=True)
-    with timer("encode"):
+    with output_folder(target.parent), timer("encode"):
         save_photo(source, target, image, photo, unchanged=photo is original)  # 7 write (atomic)
     report.images = 1
     if progress is not None:

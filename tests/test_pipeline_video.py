@@ -434,19 +434,20 @@ def test_a_stopped_job_exits_with_its_signal_and_leaves_no_partial_file(tmp_path
     # 600 frames: the job still has about 10 s of work (unloaded, 2 cores) when the signal comes
     # 0.5 s after the partial file appears; with 150 frames it sometimes finished first under load.
     clip = make_clip(tmp_path / "long.mp4", frames=600, size=SIZE)
-    out = tmp_path / "out" / "long_out.mp4"
-    out.parent.mkdir()
+    out = tmp_path / "out" / "new" / "long_out.mp4"  # two folders the job makes, and removes when stopped
+    (tmp_path / "out").mkdir()
     process = subprocess.Popen([shutil.which("clrface-video"), "restore", str(clip), "-o", str(out),
                                 "--model", "baseline-bicubic-sharpen", "--batch-size", "2"],
                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     deadline = time.monotonic() + 120
-    while not any(out.parent.iterdir()) and time.monotonic() < deadline and process.poll() is None:
+    while not (out.parent.is_dir() and any(out.parent.iterdir())) and time.monotonic() < deadline \
+            and process.poll() is None:
         time.sleep(0.05)  # wait until the partial output exists: the job is mid-way
     time.sleep(0.5)
     process.send_signal(sent)
     _, stderr = process.communicate(timeout=120)
     assert process.returncode == code, stderr
-    assert list(out.parent.iterdir()) == []
+    assert list((tmp_path / "out").iterdir()) == []
     assert "Traceback" not in stderr and stderr.strip().splitlines()[-1].startswith(word)
 
 

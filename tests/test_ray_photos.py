@@ -31,9 +31,10 @@ def album(tmp_path_factory, astronaut) -> tuple[Path, Path, RestoreReport]:
     (root / "2009" / "summer").mkdir(parents=True)
     face.save(root / "a.png")
     exif = Image.Exif()
-    exif[0x0112] = 6  # rotated: the pixels are turned upright and the tag reset to 1
+    exif[0x0112] = 6  # stored on its side, shown upright: the pixels are turned upright and the tag reset to 1
     icc = ImageCms.ImageCmsProfile(ImageCms.createProfile("sRGB")).tobytes()
-    face.save(root / "2009" / "b.jpg", quality=92, exif=exif.tobytes(), icc_profile=icc)
+    face.transpose(Image.Transpose.ROTATE_90).save(root / "2009" / "b.jpg", quality=92, exif=exif.tobytes(),
+                                                   icc_profile=icc)
     face.transpose(Image.Transpose.FLIP_LEFT_RIGHT).save(root / "2009" / "summer" / "c.jpg", quality=90)
     Image.fromarray(np.full((64, 64, 3), 90, np.uint8)).save(root / "2009" / "summer" / "wall.png")
     face.resize((200, 200)).save(root / "d.webp")
