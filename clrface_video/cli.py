@@ -15,6 +15,8 @@ from .errors import ClrfaceError
 EXIT_USER_ERROR = 2
 EXIT_INTERRUPTED = 130
 EXIT_TERMINATED = 128 + 15  # what a shell reports for a process ended by SIGTERM
+STOPPED = {"restore": "; no partial output was left",  # what a stopped command leaves, by command
+           "train": "; the run folder keeps its last checkpoint (continue with --resume)"}
 
 
 class Terminated(KeyboardInterrupt):
@@ -47,16 +49,16 @@ class ClrfaceGroup(click.Group):
 
     def main(self, args: Any = None, prog_name: str | None = None, complete_var: str | None = None,
              standalone_mode: bool = True, **extra: Any) -> Any:
-        if not (sys.argv[1:] if args is None else list(args)):
+        argv = [str(a) for a in (sys.argv[1:] if args is None else args)]
+        if not argv:
             args = ["--help"]  # no command: the whole help, as click printed it before 8.2 (not an error line)
+        command = next((a for a in argv if not a.startswith("-")), "")
         try:
             result = super().main(args, prog_name, complete_var, standalone_mode=False, **extra)
         except (click.exceptions.Abort, KeyboardInterrupt) as error:  # click turns KeyboardInterrupt into Abort
-            if isinstance(error, Terminated) or isinstance(error.__cause__, Terminated):
-                click.echo("terminated; no partial output was left", err=True)
-                sys.exit(EXIT_TERMINATED)
-            click.echo("interrupted; no partial output was left", err=True)
-            sys.exit(EXIT_INTERRUPTED)
+            killed = isinstance(error, Terminated) or isinstance(error.__cause__, Terminated)
+            click.echo(f"{'terminated' if killed else 'interrupted'}{STOPPED.get(command, '')}", err=True)
+            sys.exit(EXIT_TERMINATED if killed else EXIT_INTERRUPTED)
         except click.ClickException as error:
             where = error.ctx.command_path if isinstance(error, click.UsageError) and error.ctx else ""
             hint = f" (see {where} --help)" if where else ""
@@ -146,6 +148,7 @@ def cli() -> None:
     clrface-video restore ~/Pictures/2009      -> ~/Pictures/2009_restored/
     clrface-video restore "reel1/r_%06d.dpx"   -> reel1_restored/r_%06d.dpx
     """
+    _show_warnings(quiet=False)  # library warnings as `warning:` lines, for every command (restore -q hides them)
 
 
 @cli.command()

@@ -21,7 +21,7 @@ from .faces.paste import paste_faces
 from .io.decode import VideoInfo, is_image_path, probe_video, read_frames
 from .io.deinterlace import bwdif_deint
 from .io.encode import VideoWriter, output_exists
-from .io.image import Photo, copy_photo, fit_format, format_for, read_photo, write_photo
+from .io.image import Photo, copy_photo, fit_format, format_for, read_photo, to_uint8, write_photo
 from .io.sequence import is_sequence
 from .paths import output_folder, resolve_paths
 from .report import Progress, RestoreReport, StageTimer
@@ -97,15 +97,6 @@ class Counts:
     faces: int = 0  # crops restored
     left_alone: int = 0  # faces too small or too large for the model
     track_ids: set[int] = field(default_factory=set)
-
-
-def to_uint8(image: np.ndarray) -> np.ndarray:
-    """Detection and alignment work on uint8; uint16 and float32 (0..1) frames are scaled down with rounding."""
-    if image.dtype == np.uint8:
-        return image
-    if image.dtype == np.float32:
-        return np.clip(image * 255.0 + 0.5, 0.0, 255.0).astype(np.uint8)
-    return ((image.astype(np.uint32) + 128) // 257).astype(np.uint8)
 
 
 def out_of_memory(error: BaseException) -> bool:

@@ -52,6 +52,33 @@ def test_prepare_writes_aligned_crops_and_a_disjoint_split(source_tree: Path, tm
         assert next(csv.reader(fh))[:5] == ["file", "source", "identity", "dataset", "split"]
 
 
+def test_own_faces_same_names_bad_files_and_bad_folders(tmp_path: Path, astronaut: np.ndarray,
+                                                        warnings_logged) -> None:
+    """A user's own folder: names that would collide get their own crops, unreadable files are named and
+    skipped (a truncated JPEG is not a face with grey rows), and nothing is written where no face is found."""
+    from clrface_video.errors import ClrfaceError
+
+    face = cv2.resize(astronaut[0:300, 100:400], (200, 200), interpolation=cv2.INTER_AREA)
+    src = tmp_path / "mine"
+    write(src / "x" / "face.jpg", face)
+    write(src / "x" / "face.png", face[:, ::-1])
+    write(src / "y" / "x" / "face.jpg", face)
+    good = (src / "x" / "face.jpg").read_bytes()
+    (src / "x" / "cut.jpg").write_bytes(good[: len(good) // 2])
+    (src / "x" / "empty.png").write_bytes(b"")
+    rows = prepare_faces(src, tmp_path / "out", PrepareConfig(size=64))
+    assert sorted(r.file for r in rows) == ["train/x_face.jpg", "train/x_face_2.jpg", "train/x_face_3.jpg"]
+    assert all((tmp_path / "out" / r.file).is_file() for r in rows)
+    assert "cut.jpg" in warnings_logged.text and "empty.png" in warnings_logged.text
+    with pytest.raises(ClrfaceError, match="inside the input folder"):
+        prepare_faces(src, src / "prepared", PrepareConfig(size=64))
+    blank = tmp_path / "walls"
+    write(blank / "wall.png", np.full((64, 64, 3), 128, np.uint8))
+    with pytest.raises(ClrfaceError, match="no face was found"):
+        prepare_faces(blank, tmp_path / "nothing", PrepareConfig(size=64))
+    assert not (src / "prepared").exists() and not (tmp_path / "nothing").exists()
+
+
 def test_split_is_stable_and_about_the_fraction() -> None:
     from clrface_video.train.prepare import SourceImage
 

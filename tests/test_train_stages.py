@@ -15,7 +15,7 @@ from torch import nn
 from clrface_video.restore.gate import GateConfig
 from clrface_video.restore.model import CLRFaceModel
 from clrface_video.train.loop import TrainOptions
-from clrface_video.train.prepare import PreparedFace, write_manifest
+from clrface_video.train.prepare import PreparedFace, read_manifest, write_manifest
 from clrface_video.train.stages import STAGE_ORDER, LossWeights, export_model, make_config, train_stages
 
 
@@ -102,6 +102,66 @@ def test_one_step_per_stage_changes_weights_and_stays_finite(data_dir: Path, tmp
     assert anchored.cfg.anchor_range == (1.0, 2.5) and anchored.fidelity_to_knobs(1.0).anchor_sigma == 1.0
     assert anchored.cfg.t_star_range == (0.1, 0.3) and anchored.fidelity_to_knobs(0.0).t_star == 0.3
     assert torch.equal(anchored.irn.conv_out.weight, model.irn.conv_out.weight)
+
+
+def test_data_that_cannot_train_is_refused_before_the_run_folder_is_made(tmp_path: Path, astronaut: np.ndarray) -> None:
+    from clrface_video.errors import ClrfaceError
+
+    def refused(data: Path, match: str, *, resume: bool = False, batch: int = 2) -> None:
+        options = TrainOptions(config="tiny", steps=1, batch_size=batch, device="cpu", resume=resume, threads=1)
+        with pytest.raises(ClrfaceError, match=match):
+            train_stages(data, tmp_path / "run", ("autoencoder",), options, echo=None, weights=WEIGHTS,
+                         identity_net=TinyIdentity())
+        assert not (tmp_path / "run").exists()
+
+    (tmp_path / "photos").mkdir()
+    refused(tmp_path / "photos", "not a prepare-faces folder")
+    refused(make_prepared(tmp_path / "few", astronaut, count=6), "3 training faces, fewer than one batch of 8", batch=8)
+    refused(make_prepared(tmp_path / "big", astronaut, size=64), "are 64 px and this --config trains at 32 px")
+    refused(make_prepared(tmp_path / "ok", astronaut), "not a run folder", resume=True)
+
+
+def test_batches_of_a_dataset_smaller_than_one_batch_stop_with_an_error_instead_of_looping() -> None:
+    from torch.utils.data import TensorDataset
+
+    from clrface_video.errors import ClrfaceError
+    from clrface_video.train.loop import Dist, endless_batches
+
+    batches = endless_batches(TensorDataset(torch.zeros(3, 1)), 4, seed=0, start_epoch=0, world=Dist(), workers=0)
+    with pytest.raises(ClrfaceError, match="3 training faces give no full batch of 4"):
+        next(batches)
+
+
+def test_export_writes_only_a_safetensors_file_outside_the_checkpoints(data_dir: Path, tmp_path: Path,
+                                                                     warnings_logged) -> None:
+    from clrface_video.errors import ClrfaceError
+
+    run_dir = tmp_path / "run"
+    run(data_dir, run_dir, ("autoencoder",), steps=1)
+    config = (run_dir / "config.json").read_bytes()
+    for out, match in [(run_dir / "config.json", "NAME.safetensors"), (tmp_path / "notes.txt", "NAME.safetensors"),
+                       (run_dir / "autoencoder" / "weights.safetensors", "inside a stage folder")]:
+        with pytest.raises(ClrfaceError, match=match):
+            export_model(run_dir, out)
+    with pytest.raises(ClrfaceError, match="not a run folder"):
+        export_model(data_dir, tmp_path / "x.safetensors")
+    assert (run_dir / "config.json").read_bytes() == config and not (tmp_path / "notes.txt").exists()
+    export_model(run_dir, run_dir / "model.safetensors")  # beside the stage folders, as the GPU recipe does
+    assert "irn, prior, mask never trained" in warnings_logged.text
+
+
+def test_a_folder_without_held_out_faces_previews_training_faces(tmp_path: Path, astronaut: np.ndarray) -> None:
+    """Your own faces (no LFW person folders): nothing is held out, and training still runs and draws previews."""
+    data = make_prepared(tmp_path / "mine", astronaut)
+    rows = read_manifest(data / "manifest.csv")
+    for r in rows:
+        if r.split == "heldout":
+            (data / r.file).rename(data / r.file.replace("heldout/", "train/"))
+    write_manifest(data / "manifest.csv", [replace(r, split="train", file=r.file.replace("heldout/", "train/"))
+                                           for r in rows])
+    results = run(data, tmp_path / "run", ("autoencoder",), steps=1)
+    assert results["autoencoder"].step == 1
+    assert list((tmp_path / "run" / "autoencoder").glob("preview_*.png"))
 
 
 def test_resume_continues_from_saved_step(data_dir: Path, tmp_path: Path) -> None:

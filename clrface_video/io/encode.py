@@ -31,7 +31,7 @@ from clrface_video.io.decode import (
     _video_stream,
     one_line,
 )
-from clrface_video.io.image import luma
+from clrface_video.io.image import luma, to_uint8
 from clrface_video.io.palette import PaletteFilter, is_gif
 from clrface_video.io.sequence import (
     COUNTER,
@@ -173,13 +173,6 @@ def _gray_frame(image: np.ndarray, pix_fmt: str) -> av.VideoFrame:
         frame = av.VideoFrame.from_ndarray(luma(image).astype("<u2"), format="gray16le")
         return frame if pix_fmt == "gray16le" else frame.reformat(format=pix_fmt)
     return av.VideoFrame.from_ndarray(luma(image), format="gray")
-
-
-def _to_uint8(image: np.ndarray) -> np.ndarray:
-    """8 bits a channel (a 16-bit frame rounded down to its top byte, with rounding)."""
-    if image.dtype == np.uint8:
-        return np.ascontiguousarray(image)
-    return ((image.astype(np.uint32) + 128) // 257).astype(np.uint8)
 
 
 def _kept_tags(metadata: dict[str, str]) -> dict[str, str]:
@@ -372,7 +365,7 @@ class VideoWriter:
         if self._pix_fmt.startswith("gray"):
             yuv = _gray_frame(image, self._pix_fmt)
         elif self._palette is not None:  # rgb24 for the palette filters (a GIF has 8 bits a channel)
-            yuv = av.VideoFrame.from_ndarray(_to_uint8(image), format="rgb24")
+            yuv = av.VideoFrame.from_ndarray(np.ascontiguousarray(to_uint8(image)), format="rgb24")
         else:
             rgb_format = "rgb48le" if image.dtype == np.uint16 else "rgb24"
             rgb = av.VideoFrame.from_ndarray(np.ascontiguousarray(image, dtype=image.dtype), format=rgb_format)

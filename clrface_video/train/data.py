@@ -8,8 +8,30 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
+from ..errors import ClrfaceError
 from .degrade import DegradeConfig, degrade
 from .prepare import MANIFEST, PreparedFace, read_manifest
+
+
+def check_prepared(data_dir: Path, resolution: int, batch_size: int) -> str:
+    """Check, before a run folder is touched, that `data_dir` is a prepare-faces folder with at least one batch of
+    training faces at the model's side; returns the split the preview grids use ('heldout', else 'train')."""
+    manifest = Path(data_dir) / MANIFEST
+    if not manifest.is_file():
+        raise ClrfaceError(f"{data_dir} is not a prepare-faces folder (no {MANIFEST}); run "
+                           f"`clrface-video prepare-faces YOUR_IMAGES {data_dir} --size {resolution}` first")
+    rows = read_manifest(manifest)
+    train = [r for r in rows if r.split == "train"]
+    if len(train) < batch_size:
+        raise ClrfaceError(f"{data_dir} has {len(train)} training faces, fewer than one batch of {batch_size}; "
+                           "add faces or lower --batch-size")
+    first = cv2.imread(str(Path(data_dir) / train[0].file), cv2.IMREAD_UNCHANGED)
+    if first is None:
+        raise ClrfaceError(f"prepared crop missing or unreadable: {Path(data_dir) / train[0].file}")
+    if first.shape[:2] != (resolution, resolution):
+        raise ClrfaceError(f"the faces in {data_dir} are {first.shape[1]} px and this --config trains at "
+                           f"{resolution} px; prepare them with --size {resolution}")
+    return "heldout" if any(r.split == "heldout" for r in rows) else "train"
 
 
 def load_crops(data_dir: Path, rows: list[PreparedFace]) -> np.ndarray:

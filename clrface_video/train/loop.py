@@ -156,8 +156,13 @@ def endless_batches(dataset: Dataset, batch_size: int, *, seed: int, start_epoch
         indices = list(sampler)[skip * batch_size:]
         loader = DataLoader(dataset, batch_size=batch_size, sampler=indices, num_workers=workers, drop_last=True,
                             persistent_workers=False, pin_memory=False)
-        for i, batch in enumerate(loader, skip + 1):
-            yield epoch, i, batch
+        batches = 0
+        for batches, batch in enumerate(loader, skip + 1):
+            yield epoch, batches, batch
+        if batches == 0 and skip == 0:  # fewer faces than one batch (per process): every epoch would be empty
+            raise ClrfaceError(f"{len(dataset)} training faces give no full batch of {batch_size}"
+                               f"{f' on each of {world.world} processes' if world.world > 1 else ''}; "
+                               "add faces or lower --batch-size")
         epoch += 1
 
 
@@ -407,7 +412,13 @@ def export_model(run_dir: Path, out: Path, *, fp16: bool = True, anchor_range: t
 
     anchor_range, t_star_range: inference-time fidelity mappings stored with the weights (None: the run's).
     """
-    run_dir = Path(run_dir)
+    run_dir, out = Path(run_dir), Path(out)
+    if not (run_dir / "config.json").is_file():
+        raise ClrfaceError(f"{run_dir} is not a run folder (no config.json); give the --run-dir of `clrface-video train`")
+    if out.suffix != ".safetensors":
+        raise ClrfaceError(f"{out.name}: name the exported model NAME.safetensors")
+    if out.resolve().parent != run_dir.resolve() and out.resolve().is_relative_to(run_dir.resolve()):
+        raise ClrfaceError(f"{out} is inside a stage folder of {run_dir}, among its checkpoints; export it elsewhere")
     data = json.loads((run_dir / "config.json").read_text())
     cfg = CLRFaceConfig.from_dict(data["model"])
     if anchor_range is not None:
@@ -421,6 +432,9 @@ def export_model(run_dir: Path, out: Path, *, fp16: bool = True, anchor_range: t
     missing = [s for s in STAGE_ORDER if s not in loaded and s not in OPTIONAL_STAGES]
     if "autoencoder" in missing:
         raise ClrfaceError(f"{run_dir} has no trained autoencoder; train --stage autoencoder first")
+    if missing:
+        log.warning("%s: %s never trained; the exported model keeps their initial weights", run_dir,
+                    ", ".join(missing))
     states = {s: load_state(run_dir / s, s) for s in loaded}
     meta = {"training": json.dumps({s: {"step": st.step, "minutes": round(st.seconds / 60, 1)}
                                     for s, st in states.items()}),

@@ -1,8 +1,10 @@
 """Data preparation: detect the largest face of each image, align it to the template, write crops and a manifest."""
 from __future__ import annotations
 
+import contextlib
 import csv
 import hashlib
+import logging
 import os
 import re
 import time
@@ -14,6 +16,10 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from ..errors import ClrfaceError
+from ..paths import output_folder
+
+log = logging.getLogger(__name__)
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".webp")
 MANIFEST = "manifest.csv"
 MANIFEST_FIELDS = ("file", "source", "identity", "dataset", "split", "score", "coverage")
@@ -98,6 +104,21 @@ def output_name(source: SourceImage) -> str:
     return f"{stem}.jpg"
 
 
+def output_names(sources: list[SourceImage]) -> list[str]:
+    """output_name of each source, with _2, _3, ... added where two sources would share one (x/face.jpg and
+    x/face.png, or a/x/face.jpg and b/x/face.jpg), so that no crop overwrites another."""
+    taken: set[str] = set()
+    names = []
+    for source in sources:
+        name = output_name(source)
+        stem, n = name[:-len(".jpg")], 2
+        while name in taken:
+            name, n = f"{stem}_{n}.jpg", n + 1
+        taken.add(name)
+        names.append(name)
+    return names
+
+
 def largest_face(faces: list) -> object | None:
     if not faces:
         return None
@@ -122,19 +143,21 @@ class _Worker:
         self.out_dir = out_dir
         self.detector = make_detector(config.detector, threshold=config.threshold)
 
-    def __call__(self, item: tuple[SourceImage, str]) -> PreparedFace | None:
+    def __call__(self, item: tuple[SourceImage, str, str]) -> PreparedFace | str | None:
+        """The prepared face, None when no face is found, or why the image could not be read."""
         from ..faces.align import align_face
+        from ..io.image import read_photo, to_uint8
 
-        source, split = item
-        bgr = cv2.imread(str(source.path), cv2.IMREAD_COLOR)
-        if bgr is None:
-            return None
-        rgb = np.ascontiguousarray(bgr[..., ::-1])
+        source, split, name = item
+        try:
+            rgb = to_uint8(read_photo(source.path).image)  # upright; a truncated file is an error, not grey rows
+        except ClrfaceError as error:
+            return " ".join(str(error).split())
         face = largest_face(self.detector.detect(rgb))
         if face is None:
             return None
         crop = align_face(rgb, face.landmarks, self.config.size, border=self.config.border)
-        rel = f"{split}/{output_name(source)}"
+        rel = f"{split}/{name}"
         ok = cv2.imwrite(str(self.out_dir / rel), np.ascontiguousarray(crop.image[..., ::-1]),
                          [cv2.IMWRITE_JPEG_QUALITY, self.config.jpeg_quality])
         if not ok:
@@ -152,12 +175,13 @@ def _init_process(config: PrepareConfig, out_dir: Path) -> None:
     _PROCESS_WORKER = _Worker(config, out_dir)
 
 
-def _run_in_process(item: tuple[SourceImage, str]) -> PreparedFace | None:
+def _run_in_process(item: tuple[SourceImage, str, str]) -> PreparedFace | str | None:
     assert _PROCESS_WORKER is not None
     return _PROCESS_WORKER(item)
 
 
-def _results(items: list[tuple[SourceImage, str]], config: PrepareConfig, out_dir: Path) -> Iterator[PreparedFace | None]:
+def _results(items: list[tuple[SourceImage, str, str]], config: PrepareConfig,
+             out_dir: Path) -> Iterator[PreparedFace | str | None]:
     if config.workers <= 1:
         worker = _Worker(config, out_dir)
         yield from map(worker, items)
@@ -170,26 +194,44 @@ def prepare_faces(src: Path, out_dir: Path, config: PrepareConfig = PrepareConfi
                   progress: Callable[[str], None] | None = None) -> list[PreparedFace]:
     """Align the largest face of every image under src into out_dir/{train,heldout}/ and write the manifest.
 
-    Images without a detected face are skipped (counted in the progress messages). Returns the rows written.
+    Images without a detected face are skipped (counted in the progress messages); an image that cannot be read
+    is skipped with a warning. Returns the rows written; ClrfaceError when there are none.
     """
     src, out_dir = Path(src), Path(out_dir)
+    if out_dir.resolve() == src.resolve() or out_dir.resolve().is_relative_to(src.resolve()):
+        raise ClrfaceError(f"output folder {out_dir} is inside the input folder {src}; choose one outside it")
     sources = scan_sources(src)
     if not sources:
-        raise FileNotFoundError(f"no images found under {src}")
+        raise ClrfaceError(f"no images found under {src} ({', '.join(IMAGE_SUFFIXES)})")
+    with output_folder(out_dir):  # a run that writes no face leaves no folder it made
+        rows = _prepare(src, out_dir, sources, config, progress)
+    write_manifest(out_dir / MANIFEST, rows)
+    return rows
+
+
+def _prepare(src: Path, out_dir: Path, sources: list[SourceImage], config: PrepareConfig,
+             progress: Callable[[str], None] | None) -> list[PreparedFace]:
     for split in ("train", "heldout"):
-        (out_dir / split).mkdir(parents=True, exist_ok=True)
-    items = [(s, split_of(s, config.holdout_fraction)) for s in sources]
+        (out_dir / split).mkdir(exist_ok=True)
+    items = [(s, split_of(s, config.holdout_fraction), name) for s, name in zip(sources, output_names(sources))]
     rows: list[PreparedFace] = []
-    start, skipped = time.monotonic(), 0
-    for i, row in enumerate(_results(items, config, out_dir), 1):
-        if row is None:
+    start, skipped, unreadable = time.monotonic(), 0, 0
+    for i, ((source, _, _), row) in enumerate(zip(items, _results(items, config, out_dir)), 1):
+        if isinstance(row, str):
+            unreadable += 1
+            log.warning("skipped %s: %s", source.path, row)
+        elif row is None:
             skipped += 1
         else:
             rows.append(row)
         if progress and (i % 2000 == 0 or i == len(items)):
             progress(f"{i}/{len(items)} images, {len(rows)} faces, {skipped} without a face, "
-                     f"{time.monotonic() - start:.0f} s")
-    write_manifest(out_dir / MANIFEST, rows)
+                     f"{unreadable} unreadable, {time.monotonic() - start:.0f} s")
+    if not rows:
+        for split in ("train", "heldout"):
+            with contextlib.suppress(OSError):  # kept when an earlier run wrote faces there
+                (out_dir / split).rmdir()
+        raise ClrfaceError(f"no face was found in the {len(items)} images under {src}; nothing written")
     return rows
 
 

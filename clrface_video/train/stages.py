@@ -1,6 +1,7 @@
 """Staged CLR-Face training over one run folder: per-stage defaults, the loop, checkpoints, and train_stages()."""
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
@@ -12,9 +13,9 @@ from torch import nn
 
 from ..device import pick_device
 from ..errors import ClrfaceError
-from ..restore.model import CLRFaceModel
+from ..restore.model import CLRFaceConfig, CLRFaceModel, read_metadata
 from . import loop
-from .data import FaceDataset, fixed_pairs, to_tensor, to_uint8
+from .data import FaceDataset, check_prepared, fixed_pairs, to_tensor, to_uint8
 from .degrade import DegradeConfig
 from .loop import (
     STAGE_ORDER,
@@ -96,7 +97,7 @@ def run_stage(ctx: Context, stage_name: str) -> StageState:
     workers = opts.workers if opts.workers is not None else (4 if ctx.device.type == "cuda" else 0)
     batches = loop.endless_batches(data, batch_size, seed=opts.seed, start_epoch=state.epoch, world=ctx.world,
                                    workers=workers, skip_batches=state.batch_in_epoch)
-    preview_hq, preview_lq = fixed_pairs(ctx.data_dir, "heldout", count=8, degrade_config=degrade_config)
+    preview_hq, preview_lq = fixed_pairs(ctx.data_dir, ctx.preview_split, count=8, degrade_config=degrade_config)
     log = RunLog(sdir / "log.jsonl", ctx.echo, ctx.world.main)
     if ctx.world.main and ctx.echo:
         ctx.echo(f"[{stage_name}] {len(data)} faces, batch {batch_size} x {ctx.world.world}, from step {state.step}, "
@@ -134,6 +135,16 @@ def save_checkpoint(sdir: Path, stage: Stage, state: StageState) -> None:
     loop.save_state(sdir, state)
 
 
+def _model_config(path: Path | None) -> CLRFaceConfig | None:
+    """The config stored in an exported model (the one --init-from starts a run from), or None."""
+    if path is None:
+        return None
+    try:
+        return CLRFaceConfig.from_dict(json.loads(read_metadata(path)["config"]))
+    except Exception:  # noqa: BLE001 - any unreadable file: init_run_from_model says what is wrong with it
+        return None
+
+
 def train_stages(data_dir: Path, run_dir: Path, stages: Sequence[str], options: TrainOptions,
                  echo: Echo | None = print, weights: LossWeights | None = None,
                  identity_net: nn.Module | None = None) -> dict[str, StageState]:
@@ -151,6 +162,13 @@ def train_stages(data_dir: Path, run_dir: Path, stages: Sequence[str], options: 
         device = torch.device("cuda", world.local_rank)
         torch.cuda.set_device(device)
     loop.set_seed(options.seed + world.rank)
+    started = (Path(run_dir) / "config.json").is_file()
+    if options.resume and options.init_from is None and not started:
+        raise ClrfaceError(f"--resume: {run_dir} is not a run folder (no config.json); leave --resume out to start it")
+    planned = load_run_config(Path(run_dir), options.config) if started else \
+        _model_config(options.init_from) or make_config(options.config)
+    preview_split = check_prepared(Path(data_dir), planned.resolution,  # before the run folder is touched
+                                   max(options.batch_size or DEFAULTS[name].batch_size for name in stages))
     if options.init_from is not None:
         options = replace(options, resume=True)
     if world.main:  # rank 0 writes config.json; the others read it once it is there
@@ -170,7 +188,7 @@ def train_stages(data_dir: Path, run_dir: Path, stages: Sequence[str], options: 
         model = CLRFaceModel(cfg)
         load_finished_stages(model, Path(run_dir))
         ctx = Context(Path(run_dir), Path(data_dir), cfg, model.to(device), device, world, options, weights, echo,
-                      identity_net)
+                      identity_net, preview_split=preview_split)
         results[name] = run_stage(ctx, name)
     loop.finish_distributed(world)
     return results

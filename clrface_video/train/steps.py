@@ -58,6 +58,7 @@ class Context:
     echo: Echo | None
     identity_net: nn.Module | None = None
     start_step: int = 0  # the step this call resumes from (re-seeds the stage's noise generators)
+    preview_split: str = "heldout"  # the faces of the preview grids ('train' when none are held out)
 
     def stage_dir(self, stage: str) -> Path:
         path = self.run_dir / stage
