@@ -15,13 +15,12 @@ from .config import RestoreConfig
 from .errors import ClrfaceError, InputError
 from .faces.detect import FaceDetector
 from .faces.identity import IdentityEncoder
-from .pipeline import FaceRestorer, Models, needs_identity_encoder
+from .pipeline import FaceRestorer, Models, check_image, needs_identity_encoder
 from .report import Progress, RestoreReport, StageTimer
 from .restore.base import Restorer
 
 OPTIONS = tuple(f.name for f in fields(RestoreConfig))  # the keyword options, named as in RestoreConfig
 FIXED_AT_LOAD = ("model", "device", "compile")  # options that pick the loaded models; the rest may change per call
-DTYPES = (np.uint8, np.uint16, np.float32)
 
 
 def make_config(base: RestoreConfig | None = None, **options: Any) -> RestoreConfig:
@@ -66,14 +65,6 @@ def _checked(name: str, value: Any, default: Any) -> Any:
             or (name == "device" and isinstance(value, torch.device)):
         return str(value)
     raise ClrfaceError(f"{name} must be a string, got {value!r}")
-
-
-def check_image(image: Any, where: str) -> np.ndarray:
-    """An (H, W, 3) RGB uint8, uint16 or float32 (0..1) array, or a one-line InputError naming `where`."""
-    if not isinstance(image, np.ndarray) or image.ndim != 3 or image.shape[2] != 3 or image.dtype not in DTYPES:
-        got = f"{getattr(image, 'shape', type(image).__name__)} {getattr(image, 'dtype', '')}".strip()
-        raise InputError(f"{where} takes RGB (H, W, 3) uint8, uint16 or float32 (0..1) arrays, got {got}")
-    return np.ascontiguousarray(image)
 
 
 class RestoredFrames(Iterator[np.ndarray]):

@@ -2,11 +2,13 @@
 from __future__ import annotations
 
 import logging
+import math
 import time
 from collections import deque
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -32,6 +34,8 @@ from .types import Face, Frame, TimeSpan, TrackedFace
 log = logging.getLogger(__name__)
 # Beyond min_face and max_upscale a face's restoration fades out over this share of the limit instead of
 # stopping at it (a face hovering at a limit would otherwise pop in and out of restoration).
+DTYPES = (np.uint8, np.uint16, np.float32)  # the images the pipeline takes (float32 in 0..1)
+FLOAT_MAX = 2.0  # a float32 image above this is on the 0..255 scale, not 0..1
 SIZE_FADE = 0.25
 # Video: the blend gate's share for a face is averaged along its track (an exponential moving average,
 # restore.temporal.TrackMemory), so the restoration's strength does not pulse from frame to frame.
@@ -435,7 +439,7 @@ def restore_frames(frames: Iterable[np.ndarray], config: RestoreConfig | None = 
     config = config or RestoreConfig()
     models = load_models(config, video=as_video)
     story = FaceRestorer(models, config, StageTimer(), video=as_video)
-    wrapped = (Frame(image=_check_array(image), index=i) for i, image in enumerate(frames))
+    wrapped = (Frame(image=check_image(image, "restore_frames"), index=i) for i, image in enumerate(frames))
     for frame in story.run(wrapped):
         yield frame.image
 
@@ -457,12 +461,22 @@ def restore_path(input: str | Path, output: str | Path | None = None, config: Re
     return restore_video(source, output, config, progress=progress)
 
 
-def _check_array(image: np.ndarray) -> np.ndarray:
-    if not isinstance(image, np.ndarray) or image.ndim != 3 or image.shape[2] != 3 \
-            or image.dtype not in (np.uint8, np.uint16, np.float32):
-        got = f"{getattr(image, 'shape', type(image))} {getattr(image, 'dtype', '')}"
-        raise InputError(f"restore_frames takes RGB (H, W, 3) uint8, uint16 or float32 (0..1) arrays, got {got}")
-    return image
+def check_image(image: Any, where: str) -> np.ndarray:
+    """An (H, W, 3) RGB uint8, uint16 or float32 (0..1) array with pixels, or a one-line InputError naming `where`."""
+    if not isinstance(image, np.ndarray) or image.ndim != 3 or image.shape[2] != 3 or image.dtype not in DTYPES:
+        got = f"{getattr(image, 'shape', type(image).__name__)} {getattr(image, 'dtype', '')}".strip()
+        hint = "; a single image given as the frames is read row by row: pass a list of frames" \
+            if isinstance(image, np.ndarray) and image.ndim == 2 and image.shape[-1] == 3 else ""
+        raise InputError(f"{where} takes RGB (H, W, 3) uint8, uint16 or float32 (0..1) arrays, got {got}{hint}")
+    if image.shape[0] == 0 or image.shape[1] == 0:
+        raise InputError(f"{where}: the image is empty ({image.shape[0]} x {image.shape[1]} pixels)")
+    if image.dtype == np.float32:
+        top = float(image.max(initial=0.0))  # NaN propagates
+        if not math.isfinite(top) or not np.isfinite(image.min()):
+            raise InputError(f"{where}: the float32 image holds NaN or infinite values")
+        if top > FLOAT_MAX:
+            raise InputError(f"{where}: float32 images are 0..1 and this one reaches {top:g}; divide it by 255")
+    return np.ascontiguousarray(image)
 
 
 def _already_done(source: Path, target: Path, kind: str, config: RestoreConfig) -> RestoreReport:

@@ -8,7 +8,8 @@ import numpy as np
 import pytest
 
 import clrface_video
-from clrface_video import api
+from clrface_video import api, pipeline
+from clrface_video.config import RestoreConfig
 from clrface_video.errors import ClrfaceError, InputError, ModelError
 from tests.media import make_clip
 
@@ -139,6 +140,18 @@ def test_bad_model_and_bad_frames(session, astronaut):
     frames = session.restore_frames([astronaut, astronaut[..., :2]], as_video=False)
     with pytest.raises(InputError, match="restore_frames takes RGB"):
         list(frames)
+    with pytest.raises(InputError, match="the image is empty"):
+        session.restore_image(np.zeros((0, 0, 3), np.uint8))
+    spoilt = astronaut.astype(np.float32) / 255
+    spoilt[5, 5] = np.nan
+    with pytest.raises(InputError, match="NaN"):
+        session.restore_image(spoilt)
+    with pytest.raises(InputError, match="divide it by 255"):
+        session.restore_image(astronaut.astype(np.float32))
+    with pytest.raises(InputError, match="pass a list of frames"):
+        list(session.restore_frames(astronaut))
+    with pytest.raises(InputError, match="restore_frames takes RGB"):
+        list(pipeline.restore_frames([astronaut[..., 0]], RestoreConfig(model="baseline-bicubic-sharpen", device="cpu")))
 
 
 def test_restore_video_writes_a_clip(tmp_path):

@@ -150,3 +150,10 @@ def test_alpha_passes_through_and_bad_shapes_fail(plugin, model, astronaut):
     assert torch.equal(out[..., :3], restore(plugin, model, rgb)[0])
     with pytest.raises(ClrfaceError, match=r"IMAGE \[B, H, W, 3 or 4\]"):
         restore(plugin, model, rgb[0])
+    with pytest.raises(ClrfaceError, match="empty IMAGE batch"):
+        restore(plugin, model, rgb[:0])
+
+
+def test_insightface_without_a_model_pack_names_where_to_put_it(plugin, model, astronaut):
+    with pytest.raises(ClrfaceError, match="insightface/models/buffalo_l"):
+        restore(plugin, model, image_batch(astronaut, 1), detector="insightface")

@@ -5,6 +5,7 @@ import importlib.util
 import json
 import math
 
+import numpy as np
 import pytest
 
 
@@ -42,6 +43,35 @@ def test_bench_rejects_bad_batch_sizes():
 
     result = CliRunner().invoke(bench_command, ["--batch-sizes", "1,x"])
     assert result.exit_code == 2 and "comma-separated integers" in result.output
+
+
+def test_bench_and_eval_refuse_bad_inputs_in_one_line_before_any_work(tmp_path):
+    from click.testing import CliRunner
+    from PIL import Image
+
+    from clrface_video.cli import cli
+    from tests.media import make_clip
+
+    notes, photo = tmp_path / "notes.txt", tmp_path / "face.jpg"
+    notes.write_text("not a video")
+    Image.fromarray(np.zeros((32, 32, 3), np.uint8)).save(photo)
+    clip = make_clip(tmp_path / "clip.mp4", frames=2, size=(64, 48), audio=False)
+    faces = tmp_path / "faces"
+    faces.mkdir()
+    before = sorted(p.name for p in tmp_path.iterdir())
+    for args, words in [
+        (["bench", notes, "--model", "baseline-bicubic-sharpen", "--device", "cpu"], ["notes.txt", "Invalid data"]),
+        (["bench", clip, "--model", "nosuch"], ["unknown --model 'nosuch'"]),
+        (["bench", photo], ["is a photo"]),
+        (["eval", clip, "--degrade-video", "--compare", tmp_path / "side.txt"], ["--compare", ".mp4"]),
+        (["eval", faces, "--out", faces / "report"], ["--out", "inside the input"]),
+    ]:
+        result = CliRunner().invoke(cli, [str(a) for a in args])
+        lines = result.stderr.strip().splitlines()
+        assert result.exit_code == 2 and len(lines) == 1 and lines[0].startswith("error: "), result.output
+        assert "av.error" not in lines[0] and "clrface_video." not in lines[0], lines[0]
+        assert all(word in lines[0] for word in words), lines[0]
+    assert sorted(p.name for p in tmp_path.iterdir()) == before
 
 
 @pytest.mark.parametrize("precision", ["fp16"])

@@ -17,6 +17,8 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import ClrfaceError
+from ..io.decode import is_image_path
+from ..restore.base import available_restorers
 
 PRECISIONS = {"fp32": None, "bf16": "bfloat16", "fp16": "float16"}
 MIN_SECONDS = 0.5  # each (batch size, precision) is timed for at least this long, after one warm-up call
@@ -173,8 +175,8 @@ def run_child(video: Path, model: str, device: str, batch_size: int = 16, plain:
         done = subprocess.run([sys.executable, "-m", "clrface_video.eval.bench", json.dumps(args)],
                               capture_output=True, text=True, check=False)
     if done.returncode != 0:
-        tail = done.stderr.strip().splitlines()[-1:] or ["no output"]
-        raise ClrfaceError(f"bench: restoring {video.name} failed: {tail[0]}")
+        tail = (done.stderr.strip().splitlines()[-1:] or ["no output"])[0].removeprefix("error: ")
+        raise ClrfaceError(f"bench: restoring {video.name} failed: {tail}")
     return json.loads(done.stdout.strip().splitlines()[-1])
 
 
@@ -262,6 +264,11 @@ def run_bench(video: Path | None, *, model: str, device: str, batch_sizes: Seque
               identity_guidance: bool = True) -> BenchResult:
     """The whole bench: end to end on `video` (a generated clip when None), restorer alone, memory growth."""
     notes: list[str] = []
+    if model != "auto" and model not in available_restorers() and not model.endswith(".safetensors"):
+        raise ClrfaceError(f"unknown --model {model!r}; choose one of: {', '.join(sorted(available_restorers()))}, "
+                           "or a .safetensors path")
+    if video is not None and is_image_path(video):
+        raise ClrfaceError(f"bench times videos; {video.name} is a photo (leave VIDEO out to time a generated clip)")
     with tempfile.TemporaryDirectory(prefix="clrface-clip-") as tmp:
         if video is None:
             video = make_clip(Path(tmp) / "astronaut.mp4", clip_frames, clip_size)
@@ -278,5 +285,17 @@ def run_bench(video: Path | None, *, model: str, device: str, batch_sizes: Seque
                        identity_guidance)
 
 
+def _child_main() -> int:
+    """The child process: its result as a JSON line, or a user error as one `error:` line (exit 2)."""
+    import av
+
+    try:
+        print(json.dumps(_child(json.loads(sys.argv[1]))))
+    except (ClrfaceError, av.error.FFmpegError, OSError) as error:
+        print(f"error: {' '.join(str(error).split())}", file=sys.stderr)
+        return 2
+    return 0
+
+
 if __name__ == "__main__":
-    print(json.dumps(_child(json.loads(sys.argv[1]))))
+    sys.exit(_child_main())

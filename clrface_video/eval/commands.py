@@ -40,6 +40,9 @@ def _fail(error: ClrfaceError) -> None:
     sys.exit(2)
 
 
+COMPARE_SUFFIXES = (".mp4", ".mkv", ".mov")  # containers that hold the H.264 side-by-side video
+
+
 @click.command("eval")
 @click.argument("source", required=False, type=click.Path(exists=True, path_type=Path))
 @click.option("--clean", type=click.Path(exists=True, path_type=Path),
@@ -85,8 +88,14 @@ def eval_command(source: Path | None, clean: Path | None, degraded: Path | None,
     from . import unpaired as unpaired_eval
 
     try:
-        if compare is not None:  # before the evaluation: never over an input, in a writable folder
-            check_side_output(compare, "--compare", [p for p in (source, clean, degraded) if p is not None])
+        inputs = [p for p in (source, clean, degraded) if p is not None]
+        if compare is not None:  # before the evaluation: never over an input, in a writable folder, an H.264 file
+            check_side_output(compare, "--compare", inputs)
+            if compare.suffix.lower() not in COMPARE_SUFFIXES:
+                raise ClrfaceError(f"--compare {compare.name}: name the side-by-side video .mp4, .mkv or .mov")
+        for given in inputs:
+            if out_dir.resolve() == given.resolve() or out_dir.resolve().is_relative_to(given.resolve()):
+                raise ClrfaceError(f"--out {out_dir} is inside the input {given}; choose a folder outside it")
         names = _names(models)
         is_video = source is not None and source.is_file()
         if degrade_video and not is_video:

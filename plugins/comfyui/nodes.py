@@ -190,6 +190,8 @@ class CLRFaceRestore:
                 detection_threshold: float = 0.6) -> tuple[torch.Tensor, torch.Tensor]:
         if images.ndim != 4 or images.shape[-1] not in (3, 4):
             raise ClrfaceError(f"CLR-Face Restore takes IMAGE [B, H, W, 3 or 4], got {list(images.shape)}")
+        if images.shape[0] == 0:
+            raise ClrfaceError("CLR-Face Restore got an empty IMAGE batch (no frames)")
         batch = images.detach().to("cpu", torch.float32)  # no-op for ComfyUI's CPU float32 images
         frames = batch[..., :3].numpy()  # a view: the input tensor is never written
         options = {"fidelity": float(fidelity), "detector": detector, "min_face": int(min_face),
@@ -198,6 +200,10 @@ class CLRFaceRestore:
                    "identity_guidance": bool(identity_guidance), "det_threshold": float(detection_threshold)}
         if detector == "insightface":
             options["insightface_root"] = insightface_root()
+            if options["insightface_root"] is None:
+                home = Path(folder_paths.models_dir) if folder_paths is not None else Path("ComfyUI/models")
+                raise ClrfaceError(f"detector insightface: no model pack in {home / 'insightface/models/buffalo_l'} "
+                                   "(put InsightFace's buffalo_l folder there, or choose retinaface)")
         if model_management is not None:
             model_management.free_memory(WORK_MEMORY, clrface_model.device)  # let ComfyUI offload other models
         bar = ProgressBar(len(frames)) if ProgressBar is not None else None
