@@ -107,10 +107,11 @@ def test_one_step_per_stage_changes_weights_and_stays_finite(data_dir: Path, tmp
 def test_data_that_cannot_train_is_refused_before_the_run_folder_is_made(tmp_path: Path, astronaut: np.ndarray) -> None:
     from clrface_video.errors import ClrfaceError
 
-    def refused(data: Path, match: str, *, resume: bool = False, batch: int = 2) -> None:
+    def refused(data: Path, match: str, *, resume: bool = False, batch: int = 2,
+                stages: tuple[str, ...] = ("autoencoder",)) -> None:
         options = TrainOptions(config="tiny", steps=1, batch_size=batch, device="cpu", resume=resume, threads=1)
         with pytest.raises(ClrfaceError, match=match):
-            train_stages(data, tmp_path / "run", ("autoencoder",), options, echo=None, weights=WEIGHTS,
+            train_stages(data, tmp_path / "run", stages, options, echo=None, weights=WEIGHTS,
                          identity_net=TinyIdentity())
         assert not (tmp_path / "run").exists()
 
@@ -119,6 +120,8 @@ def test_data_that_cannot_train_is_refused_before_the_run_folder_is_made(tmp_pat
     refused(make_prepared(tmp_path / "few", astronaut, count=6), "3 training faces, fewer than one batch of 8", batch=8)
     refused(make_prepared(tmp_path / "big", astronaut, size=64), "are 64 px and this --config trains at 32 px")
     refused(make_prepared(tmp_path / "ok", astronaut), "not a run folder", resume=True)
+    refused(tmp_path / "ok", "--stage prior builds on autoencoder, not trained", stages=("prior",))
+    refused(tmp_path / "ok", "--stage mask builds on prior", stages=("autoencoder", "irn", "mask"))
 
 
 def test_batches_of_a_dataset_smaller_than_one_batch_stop_with_an_error_instead_of_looping() -> None:

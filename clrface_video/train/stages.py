@@ -135,6 +135,22 @@ def save_checkpoint(sdir: Path, stage: Stage, state: StageState) -> None:
     loop.save_state(sdir, state)
 
 
+# what a stage builds on: it needs these trained first, in the run folder or earlier in the same call
+NEEDS = {"prior": ("autoencoder",), "decoder": ("autoencoder",), "mask": ("autoencoder", "irn", "prior"),
+         "gate": ("autoencoder", "irn", "prior")}
+
+
+def check_stage_order(run_dir: Path, stages: Sequence[str], options: TrainOptions) -> None:
+    """Refuse a stage whose inputs were never trained (a prior over a random autoencoder learns nothing useful)."""
+    for i, name in enumerate(stages):
+        needs = NEEDS.get(name, ()) + (("irn", "prior") if name == "decoder" and options.decoder_input == "restored"
+                                       else ())
+        untrained = [s for s in needs if s not in stages[:i] and loop.load_state(run_dir / s, s).step == 0]
+        if untrained:
+            raise ClrfaceError(f"--stage {name} builds on {', '.join(untrained)}, not trained in {run_dir}; "
+                               f"train {' and '.join(untrained)} first (or --stage all)")
+
+
 def _model_config(path: Path | None) -> CLRFaceConfig | None:
     """The config stored in an exported model (the one --init-from starts a run from), or None."""
     if path is None:
@@ -165,6 +181,8 @@ def train_stages(data_dir: Path, run_dir: Path, stages: Sequence[str], options: 
     started = (Path(run_dir) / "config.json").is_file()
     if options.resume and options.init_from is None and not started:
         raise ClrfaceError(f"--resume: {run_dir} is not a run folder (no config.json); leave --resume out to start it")
+    if options.init_from is None:
+        check_stage_order(Path(run_dir), stages, options)
     planned = load_run_config(Path(run_dir), options.config) if started else \
         _model_config(options.init_from) or make_config(options.config)
     preview_split = check_prepared(Path(data_dir), planned.resolution,  # before the run folder is touched
