@@ -15,6 +15,8 @@ FACE_CENTER = (215.0, 125.0)  # (x, y) of the astronaut's face in the 512x512 im
 BT709 = (1, 1, 1, 1)  # (primaries, transfer, matrix, range) as FFmpeg numbers: BT.709, limited range
 BT601_FULL = (6, 6, 6, 2)  # SMPTE 170M everything, full (JPEG) range
 BT2020_PQ = (9, 16, 9, 1)  # HDR10 tags: BT.2020 primaries and matrix, PQ transfer, limited range
+MASTER_DISPLAY = "G(13250,34500)B(7500,3000)R(34000,16000)WP(15635,16450)L(10000000,1)"  # a P3 display, 1000 nits
+HDR10 = f"hdr10=1:master-display={MASTER_DISPLAY}:max-cll=1000,400"  # x265 options for make_clip(hdr10=...)
 SWS_MATRIX = {1: 1, 5: 5, 6: 5, 9: 9}  # FFmpeg colour matrix -> swscale matrix
 
 
@@ -168,7 +170,7 @@ def make_clip(path: Path | str, *, frames: int = 24, size: tuple[int, int] = (25
               color: tuple[int, int, int, int] = BT709, audio_codec: str = "aac", mirror: bool = False,
               grey: bool = False, interlaced: bool = False, sar: Fraction | None = None,
               tagged: bool = False, gop: int | None = None, timecode: str | None = None,
-              sideways: bool = False) -> Path:
+              sideways: bool = False, hdr10: str | None = None) -> Path:
     """Write a small real clip and return its path.
 
     size is (width, height); the container comes from the suffix (.mp4, .mkv, .mov).
@@ -185,6 +187,7 @@ def make_clip(path: Path | str, *, frames: int = 24, size: tuple[int, int] = (25
     timecode: the start timecode ("HH:MM:SS:FF"); mov and mp4 store it as a timecode track.
     sideways: the picture is stored turned against `rotation` so that it shows upright, as a phone stores
     a portrait clip (size stays the stored size).
+    hdr10: x265 options that write HDR10 metadata (with codec="libx265"), e.g. HDR10 below.
     """
     path = Path(path)
     pts, time_base = _frame_pts(frames, fps, vfr)
@@ -195,6 +198,8 @@ def make_clip(path: Path | str, *, frames: int = 24, size: tuple[int, int] = (25
             ([f"keyint={gop}", f"min-keyint={gop}", "scenecut=0"] if gop else [])
         if x264:
             video.options = {**video.options, "x264-params": ":".join(x264)}
+        if hdr10:
+            video.options = {**video.options, "x265-params": f"{video.options['x265-params']}:{hdr10}"}
         if sar is not None:
             video.codec_context.sample_aspect_ratio = sar
         if timecode is not None:

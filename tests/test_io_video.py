@@ -399,6 +399,20 @@ def test_mirrored_rotation_keeps_the_whole_display_matrix(tmp_path, suffix):
     assert out.display_matrix == source.display_matrix and out.rotation == 90
 
 
+@pytest.mark.parametrize("codec", ["libx265", "libx264"])
+def test_hdr10_mastering_metadata_is_kept(tmp_path, codec, warnings_logged):
+    from tests.media import HDR10, MASTER_DISPLAY
+
+    src = make_clip(tmp_path / "hdr.mkv", frames=3, size=SMALL, codec="libx265", bit_depth=10, color=BT2020_PQ,
+                    hdr10=HDR10, audio=False)
+    info = probe_video(src)
+    assert info.hdr10 is not None and (info.hdr10.master_display, info.hdr10.max_cll) == (MASTER_DISPLAY, "1000,400")
+    out = probe_video(copy_video(src, tmp_path / "out.mkv", codec=codec))
+    assert out.hdr10 == info.hdr10 and out.bit_depth == 10 and out.color_trc == 16
+    assert probe_video(copy_video(src, tmp_path / "lossless.mkv", codec="ffv1")).hdr10 is None
+    assert "HDR10 mastering metadata is written by libx264 and libx265 only" in warnings_logged.text
+
+
 def test_ten_bit_in_gives_ten_bit_out(tmp_path):
     src = make_clip(tmp_path / "in.mp4", frames=4, size=SMALL, audio=False, bit_depth=10)
     out = copy_video(src, tmp_path / "out.mp4")

@@ -33,6 +33,15 @@ SWS_THREADS = 1
 
 
 @dataclass(frozen=True)
+class Hdr10:
+    """HDR10 static metadata in x265's notation (x264's too): master_display "G(x,y)B(x,y)R(x,y)WP(x,y)L(max,min)"
+    (chromaticity in 0.00002, luminance in 0.0001 cd/m2), max_cll "MaxCLL,MaxFALL" (cd/m2); either may be None."""
+
+    master_display: str | None
+    max_cll: str | None
+
+
+@dataclass(frozen=True)
 class VideoInfo:
     """What a writer needs to reproduce a video's geometry, timing and colour.
 
@@ -46,6 +55,7 @@ class VideoInfo:
     interlaced: the first frame is flagged interlaced (fields, as from DV, VHS or broadcast captures).
     sample_aspect_ratio: the shape of a pixel (width / height) when it is not square (anamorphic DV,
     DVD), or None.
+    hdr10: the mastering display and content light levels of an HDR10 source (from its first frame), or None.
     """
 
     path: Path
@@ -68,6 +78,7 @@ class VideoInfo:
     display_matrix: tuple[int, ...] | None = None
     interlaced: bool = False
     sample_aspect_ratio: Fraction | None = None
+    hdr10: Hdr10 | None = None
 
     @property
     def pixel_aspect(self) -> float:
@@ -198,15 +209,38 @@ def _check_complete(container: av.container.InputContainer, stream: av.video.str
                          f"({end_s:.2f} s of {declared:.2f} s)")
 
 
-def _display_matrix(frame: av.VideoFrame) -> tuple[int, ...] | None:
+def _side_data(frame: av.VideoFrame) -> dict[str, bytes]:
+    """The frame's side data by type name; {} when PyAV has no name for one of its types (a JPEG's EXIF)."""
     try:
-        found = list(frame.side_data)
-    except ValueError:  # a side-data type this PyAV has no name for (a JPEG's EXIF): frame.rotation still holds
-        return None
-    for side_data in found:
-        if side_data.type == av.sidedata.sidedata.Type.DISPLAYMATRIX and side_data.buffer_size == 36:
-            return tuple(int(v) for v in np.frombuffer(bytes(side_data), dtype="<i4"))
-    return None
+        return {data.type.name: bytes(data) for data in frame.side_data}
+    except ValueError:
+        return {}
+
+
+def _display_matrix(side_data: dict[str, bytes]) -> tuple[int, ...] | None:
+    matrix = side_data.get("DISPLAYMATRIX")
+    return tuple(int(v) for v in np.frombuffer(matrix, dtype="<i4")) if matrix and len(matrix) == 36 else None
+
+
+def _hdr10(side_data: dict[str, bytes]) -> Hdr10 | None:
+    """AVMasteringDisplayMetadata (10 rationals r, g, b, white point xy, min and max luminance; two flags) and
+    AVContentLightMetadata (MaxCLL, MaxFALL), as x265 writes them."""
+    master, light = side_data.get("MASTERING_DISPLAY_METADATA"), side_data.get("CONTENT_LIGHT_LEVEL")
+    display = None
+    if master is not None and len(master) >= 88:
+        values = np.frombuffer(master[:80], dtype="<i4").reshape(10, 2).astype(np.float64)
+        has_primaries, has_luminance = np.frombuffer(master[80:88], dtype="<i4")
+        if has_primaries and has_luminance and (values[:, 1] != 0).all():
+            ratio = values[:, 0] / values[:, 1]
+            xy = [round(v * 50_000) for v in ratio[:8]]  # r, g, b, white point
+            lum = [round(v * 10_000) for v in ratio[8:]]  # min, max
+            display = (f"G({xy[2]},{xy[3]})B({xy[4]},{xy[5]})R({xy[0]},{xy[1]})WP({xy[6]},{xy[7]})"
+                       f"L({lum[1]},{lum[0]})")
+    cll = None
+    if light is not None and len(light) >= 8:
+        max_cll, max_fall = np.frombuffer(light[:8], dtype="<u4")
+        cll = f"{max_cll},{max_fall}"
+    return Hdr10(display, cll) if display or cll else None
 
 
 def probe_video(path: Path | str, fps: Fraction | None = None) -> VideoInfo:
@@ -223,6 +257,7 @@ def probe_video(path: Path | str, fps: Fraction | None = None) -> VideoInfo:
         if _index_beyond_eof(stream, path):
             raise InputError(f"{path.name} is truncated: its index points past the end of the file")
         first = _first_frame(container, stream, path)
+        side_data = _side_data(first)
         pix_fmt = first.format.name
         return VideoInfo(
             path=path,
@@ -242,7 +277,8 @@ def probe_video(path: Path | str, fps: Fraction | None = None) -> VideoInfo:
             has_audio=bool(container.streams.audio),
             other_streams=sum(1 for s in container.streams if s.type in COPY_STREAM_TYPES),
             codec=ctx.name,
-            display_matrix=_display_matrix(first),
+            display_matrix=_display_matrix(side_data),
+            hdr10=_hdr10(side_data),
             interlaced=bool(first.interlaced_frame),
             sample_aspect_ratio=_sample_aspect_ratio(stream),
         )

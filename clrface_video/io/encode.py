@@ -26,6 +26,7 @@ from clrface_video.io.decode import (
     SWS_BT601,
     SWS_MATRIX,
     SWS_THREADS,
+    Hdr10,
     VideoInfo,
     _open_input,
     _video_stream,
@@ -133,6 +134,8 @@ def _add_video_stream(out: av.container.OutputContainer, info: VideoInfo, codec:
         options["crf"] = str(crf)
     if codec == "libvpx-vp9":
         options["b"] = "0"
+    if info.hdr10 is not None:
+        _add_hdr10(options, codec, info.hdr10)
     stream.options = options
     if info.sample_aspect_ratio is not None:
         ctx.sample_aspect_ratio = info.sample_aspect_ratio  # anamorphic pixels stay anamorphic
@@ -141,6 +144,23 @@ def _add_video_stream(out: av.container.OutputContainer, info: VideoInfo, codec:
     elif info.rotation:
         stream.set_display_rotation(info.rotation)
     return stream
+
+
+def _add_hdr10(options: dict[str, str], codec: str, hdr10: Hdr10) -> None:
+    """The source's HDR10 mastering display and light levels, as the x264 / x265 options that write them."""
+    if codec == "libx265":
+        extra = ["hdr10=1"] + ([f"master-display={hdr10.master_display}"] if hdr10.master_display else []) \
+            + ([f"max-cll={hdr10.max_cll}"] if hdr10.max_cll else [])
+        key = "x265-params"
+    elif codec == "libx264":
+        extra = ([f"mastering-display={hdr10.master_display}"] if hdr10.master_display else []) \
+            + ([f"cll={hdr10.max_cll}"] if hdr10.max_cll else [])
+        key = "x264-params"
+    else:
+        log.warning("the source's HDR10 mastering metadata is written by libx264 and libx265 only; the %s output "
+                    "keeps its colour tags without it", codec)
+        return
+    options[key] = ":".join(filter(None, [options.get(key, "")] + extra))
 
 
 def _copy_streams(source: av.container.InputContainer, out: av.container.OutputContainer,
