@@ -162,7 +162,7 @@ def cli() -> None:
 @click.option("--strength", default="auto", show_default=True, metavar="auto|SHARE", callback=_strength,
               help="Share of each restored face pasted over the input: auto lets the model's blend gate choose per "
                    "face (little for faces already clean or sharp, most for badly degraded ones); 1 = all of it.")
-@click.option("--device", default="auto", show_default=True, metavar="auto|cpu|cuda",
+@click.option("--device", default="auto", show_default=True, metavar="auto|cpu|cuda|cuda:N",
               help="Where the restorer runs; auto takes a CUDA GPU when there is one.")
 @click.option("--batch-size", type=click.IntRange(min=1), default=16, show_default=True,
               help="Face crops per restorer call (frames wait for their batch).")

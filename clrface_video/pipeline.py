@@ -6,7 +6,7 @@ import math
 import time
 from collections import deque
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -266,7 +266,7 @@ class FaceRestorer:
             image, mask = paste_faces(item.frame.image, [job.restored for job in item.jobs],
                                       [job.matrix for job in item.jobs], originals=[job.crop for job in item.jobs],
                                       detail=self.config.keep_detail, weights=[job.weight for job in item.jobs])
-        return Frame(image=image, index=item.frame.index, pts=item.frame.pts, time_base=item.frame.time_base), mask
+        return replace(item.frame, image=image), mask
 
 
 class _Tracking:

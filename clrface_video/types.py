@@ -13,12 +13,14 @@ class Frame:
 
     image: (H, W, 3) RGB, uint8, or uint16 for high bit depth (full 0..65535 scale).
     pts / time_base: the source timestamp, passed through untouched (None for photos).
+    duration: how long the frame shows, in time_base units, when the source says (a GIF's last delay).
     """
 
     image: np.ndarray
     index: int = 0
     pts: int | None = None
     time_base: Fraction | None = None
+    duration: int | None = None
 
 
 @dataclass(frozen=True)

@@ -229,6 +229,7 @@ def test_insightface_without_model_folder_names_the_folder(small_clip, tmp_path)
     missing = tmp_path / "buffalo_l"
     result = run("restore", small_clip, "--detector", "insightface", "--insightface-root", missing, *BASELINE)
     assert_one_line_error(result, str(missing))
+    assert_one_line_error(run("restore", small_clip, "--detector", "insightface", *BASELINE), "--insightface-root DIR")
 
 
 # -- commands --------------------------------------------------------------------------------------

@@ -475,6 +475,25 @@ def test_a_gif_comes_back_a_gif_with_its_frames_delays_and_colours(tmp_path):
     assert mean_abs_diff(src, out) == 0.0
 
 
+def test_a_gifs_uneven_delays_are_kept_the_last_one_too(tmp_path):
+    """Delays of 0.1, 1, 0.1 and 0.37 s: the gif muxer would give the last frame the mean delay unless told."""
+    src = tmp_path / "slide.gif"
+    delays = [10, 100, 10, 37]  # centiseconds
+    with av.open(str(src), "w") as out:
+        stream = out.add_stream("gif", rate=10)
+        stream.width, stream.height, stream.pix_fmt = *SMALL, "rgb8"
+        stream.time_base = stream.codec_context.time_base = Fraction(1, 100)
+        for i, delay in enumerate(delays):
+            frame = av.VideoFrame.from_ndarray(clip_image(i, 4, SMALL), format="rgb24").reformat(format="rgb8")
+            frame.pts, frame.time_base = sum(delays[:i]), Fraction(1, 100)
+            for packet in stream.encode(frame):
+                packet.duration = delay
+                out.mux(packet)
+    assert [f.duration for f in read_frames(src)] == delays
+    out = copy_video(src, tmp_path / "out.gif")
+    assert [(f.pts, f.duration) for f in read_frames(out)] == [(f.pts, f.duration) for f in read_frames(src)]
+
+
 @pytest.mark.parametrize("bit_depth", [8, 10])
 def test_a_video_becomes_a_gif_with_its_times_and_without_its_audio(tmp_path, bit_depth, warnings_logged):
     src = make_clip(tmp_path / "in.mkv", frames=12, size=SMALL, vfr=True, bit_depth=bit_depth, codec="ffv1")

@@ -168,7 +168,9 @@ class InsightFaceDetector:
                  det_size: int = 640) -> None:
         folder = Path(root).expanduser() if root else None
         need = "a detection model (e.g. det_10g.onnx from buffalo_l)"
-        if folder is None or not folder.is_dir() or not any(folder.rglob("*.onnx")):
+        if folder is None:
+            raise ModelError(f"the insightface detector needs --insightface-root DIR, a model pack holding {need}")
+        if not folder.is_dir() or not any(folder.rglob("*.onnx")):
             raise ModelError(f"insightface detector: model folder {folder} not found or empty; it should hold {need}")
         try:
             from insightface.app import FaceAnalysis  # type: ignore[import-not-found]

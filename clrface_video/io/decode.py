@@ -351,7 +351,7 @@ def read_frames(path: Path | str, deint: str | None = None, fps: Fraction | None
             if high_depth is None:
                 high_depth = _bit_depth(frame.format.name) > 8
             image = frame_to_array(frame, high_depth, reformatter)
-            yield Frame(image=image, index=index, pts=frame.pts, time_base=time_base)
+            yield Frame(image=image, index=index, pts=frame.pts, time_base=time_base, duration=frame.duration or None)
             index += 1
             if frame.pts is not None:
                 end_s = float((frame.pts + (frame.duration or 0)) * time_base)

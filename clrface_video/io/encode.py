@@ -386,6 +386,8 @@ class VideoWriter:
             yuv = _gray_frame(image, self._pix_fmt)
         elif self._palette is not None:  # rgb24 for the palette filters (a GIF has 8 bits a channel)
             yuv = av.VideoFrame.from_ndarray(np.ascontiguousarray(to_uint8(image)), format="rgb24")
+            if frame.duration and frame.time_base is not None:  # a GIF stores each frame's delay, the last one too
+                yuv.duration = round(frame.duration * frame.time_base / self._video.codec_context.time_base)
         else:
             rgb_format = "rgb48le" if image.dtype == np.uint16 else "rgb24"
             rgb = av.VideoFrame.from_ndarray(np.ascontiguousarray(image, dtype=image.dtype), format=rgb_format)
@@ -411,7 +413,9 @@ class VideoWriter:
             self._out.mux(self._video.encode(frame))
             return
         for paletted in self._palette.push(frame) if frame is not None else self._palette.flush():
-            self._out.mux(self._video.encode(paletted))
+            for packet in self._video.encode(paletted):  # one packet a frame, at once: the frame's delay is its
+                packet.duration = paletted.duration or packet.duration
+                self._out.mux(packet)
         if frame is None:
             self._out.mux(self._video.encode(None))
 
