@@ -364,7 +364,7 @@ def restore_video(input: str | Path, output: str | Path | None = None, config: R
     report.deinterlaced = deint is not None
     with output_folder(target.parent), \
             VideoWriter(target, source, info, codec=config.codec, crf=config.crf, span=span) as writer:
-        frames = _timed(read_frames(source, deint, config.fps, span), timer, "decode")  # 1 decode, deinterlace
+        frames = _timed(read_frames(source, deint, config.fps, span, alpha=info.alpha), timer, "decode")  # 1 decode
         for frame in story.run(frames):  # 2 detect, 3 track, 4 align, 5 restore, 6 paste
             with timer("encode"):
                 writer.write(frame)  # 7 encode

@@ -14,6 +14,7 @@ class Frame:
     image: (H, W, 3) RGB, uint8, or uint16 for high bit depth (full 0..65535 scale).
     pts / time_base: the source timestamp, passed through untouched (None for photos).
     duration: how long the frame shows, in time_base units, when the source says (a GIF's last delay).
+    alpha: (H, W) transparency with the image's dtype, for a video that has it (ProRes 4444, FFV1), else None.
     """
 
     image: np.ndarray
@@ -21,6 +22,7 @@ class Frame:
     pts: int | None = None
     time_base: Fraction | None = None
     duration: int | None = None
+    alpha: np.ndarray | None = None
 
 
 @dataclass(frozen=True)

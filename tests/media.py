@@ -292,3 +292,29 @@ def read_packets(path: Path | str, kind: str) -> list[tuple[bytes, int | None, F
             return []
         return [(bytes(p), p.pts, p.time_base) for p in container.demux(streams[0])
                 if p.dts is not None and p.size > 0]
+
+
+def make_alpha_clip(path: Path | str, *, frames: int = 4, size: tuple[int, int] = (256, 192), codec: str = "ffv1",
+                    pix_fmt: str = "yuva420p", opaque: bool = False) -> tuple[Path, list[np.ndarray]]:
+    """A clip with transparency (FFV1 in .mkv, or prores_ks with yuva444p10le in .mov): the astronaut pan over
+    an alpha plane that is opaque in a centre band and a gradient at the sides (all opaque with opaque=True).
+    Returns the path and the 8-bit alpha planes written."""
+    path = Path(path)
+    width, height = size
+    planes = []
+    with av.open(str(path), "w") as out:
+        stream = out.add_stream(codec, rate=24)
+        stream.width, stream.height, stream.pix_fmt = width, height, pix_fmt
+        if codec == "prores_ks":
+            stream.options = {"profile": "4444"}
+        for i in range(frames):
+            alpha = np.tile(np.linspace(0, 255, width).round().astype(np.uint8), (height, 1))
+            alpha[:, width // 5: 4 * width // 5] = 255
+            alpha = np.full_like(alpha, 255) if opaque else alpha
+            planes.append(alpha)
+            rgba = np.dstack([clip_image(i, frames, size), alpha])
+            frame = av.VideoFrame.from_ndarray(rgba, format="rgba").reformat(format=pix_fmt, threads=1)
+            frame.pts = i
+            out.mux(stream.encode(frame))
+        out.mux(stream.encode(None))
+    return path, planes

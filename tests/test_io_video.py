@@ -34,8 +34,9 @@ SMALL = (128, 96)
 
 def copy_video(src: Path, dst: Path, **options) -> Path:
     """Decode src and encode every frame unchanged into dst."""
-    with VideoWriter(dst, src, probe_video(src), **options) as writer:
-        for frame in read_frames(src):
+    info = probe_video(src)
+    with VideoWriter(dst, src, info, **options) as writer:
+        for frame in read_frames(src, alpha=info.alpha):
             writer.write(frame)
     return writer.output
 
@@ -411,6 +412,34 @@ def test_hdr10_mastering_metadata_is_kept(tmp_path, codec, warnings_logged):
     assert out.hdr10 == info.hdr10 and out.bit_depth == 10 and out.color_trc == 16
     assert probe_video(copy_video(src, tmp_path / "lossless.mkv", codec="ffv1")).hdr10 is None
     assert "HDR10 mastering metadata is written by libx264 and libx265 only" in warnings_logged.text
+
+
+def test_an_alpha_channel_is_read_and_written_again_by_encoders_that_store_one(tmp_path, warnings_logged):
+    from PIL import Image
+
+    from clrface_video.io.image import to_uint8
+    from tests.media import make_alpha_clip
+
+    src, planes = make_alpha_clip(tmp_path / "keyed.mkv", size=SMALL)
+    info = probe_video(src)
+    assert info.alpha and not probe_video(make_alpha_clip(tmp_path / "solid.mkv", size=SMALL, opaque=True)[0]).alpha
+    read = list(read_frames(src, alpha=True))
+    assert max(np.abs(f.alpha.astype(int) - p).max() for f, p in zip(read, planes, strict=True)) <= 1  # swscale's
+    assert all(f.alpha is None for f in read_frames(src))
+    for codec, name in [("ffv1", "out.mkv"), ("prores_ks", "out.mov")]:
+        out = copy_video(src, tmp_path / name, codec=codec)
+        assert probe_video(out).alpha
+        back = list(read_frames(out, alpha=True))
+        eight = [to_uint8(f.alpha).astype(int) for f in back]  # ProRes 4444 comes back at 10 bits
+        assert max(np.abs(a - f.alpha).max() for a, f in zip(eight, read, strict=True)) <= 1, codec
+        assert max(np.abs(to_uint8(f.image).astype(int) - g.image).mean() for f, g in zip(back, read)) < 4.0
+    (tmp_path / "frames").mkdir()
+    copy_video(src, tmp_path / "frames" / "f_%04d.png")  # a PNG sequence keeps it too, as RGBA frames
+    with Image.open(tmp_path / "frames" / "f_0001.png") as first:
+        assert first.mode == "RGBA" and np.abs(np.asarray(first)[..., 3].astype(int) - read[0].alpha).max() <= 1
+    assert not warnings_logged.text
+    assert not probe_video(copy_video(src, tmp_path / "flat.mp4")).alpha  # libx264 stores no alpha ...
+    assert "alpha channel is left out: libx264" in warnings_logged.text  # ... and says so
 
 
 def test_ten_bit_in_gives_ten_bit_out(tmp_path):

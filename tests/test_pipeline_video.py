@@ -146,6 +146,20 @@ def test_rotation_and_colour_tags_are_kept(tmp_path):
     assert [getattr(dst, c) for c in colour] == [getattr(src, c) for c in colour]
 
 
+def test_a_keyed_clip_keeps_its_alpha_channel_while_its_face_is_restored(tmp_path):
+    """Keyed talent in ProRes 4444 or FFV1: the transparency passes through (within swscale's one level), the face
+    is restored."""
+    from tests.media import make_alpha_clip
+
+    clip, _ = make_alpha_clip(tmp_path / "keyed.mkv", size=SIZE)
+    out = tmp_path / "restored.mkv"
+    report = restore_video(clip, out, config(codec="ffv1"))
+    assert report.faces == 4 and probe_video(out).alpha
+    before, after = list(read_frames(clip, alpha=True)), list(read_frames(out, alpha=True))
+    assert max(np.abs(a.alpha.astype(int) - b.alpha).max() for a, b in zip(before, after, strict=True)) <= 1
+    assert all(np.abs(a.image.astype(int) - b.image).max() > 20 for a, b in zip(before, after))  # faces restored
+
+
 def test_10bit_input_gives_10bit_output(tmp_path):
     clip = make_clip(tmp_path / "deep.mkv", frames=4, size=SIZE, bit_depth=10, codec="libx265", audio=False)
     out = tmp_path / "deep_out.mkv"

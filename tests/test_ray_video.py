@@ -63,6 +63,16 @@ def ffv1_local(clip) -> Path:
     return local
 
 
+def test_a_clip_with_alpha_is_refused_before_any_work(tmp_path):
+    from clrface_video.errors import ClrfaceError
+    from tests.media import make_alpha_clip
+
+    clip, _ = make_alpha_clip(tmp_path / "keyed.mkv", size=(128, 96))
+    with pytest.raises(ClrfaceError, match="alpha channel"):
+        ray_video.restore_video_ray(None, [], clip, tmp_path / "out.mkv", config())
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["keyed.mkv"]
+
+
 @pytest.mark.parametrize("suffix", [".avi", ".gif"])
 def test_outputs_segments_cannot_make_are_refused_before_any_work(clip, tmp_path, suffix):
     from clrface_video.errors import ClrfaceError

@@ -91,6 +91,8 @@ def restore_video_ray(ray: Any, actors: list[Any], input: str | Path, output: st
         return _already_done(source, target, "video", config)
     if target.suffix.lower() == ".avi":
         raise ClrfaceError("--backend ray cannot write .avi (segments are joined with B-frames); use .mp4 or .mkv")
+    if info.alpha:
+        raise ClrfaceError("--backend ray does not carry a video's alpha channel; restore it with --backend local")
     if is_gif(target):
         raise ClrfaceError("--backend ray cannot write a GIF; restore it with --backend local (the default)")
     target.parent.mkdir(parents=True, exist_ok=True)

@@ -56,6 +56,7 @@ class VideoInfo:
     sample_aspect_ratio: the shape of a pixel (width / height) when it is not square (anamorphic DV,
     DVD), or None.
     hdr10: the mastering display and content light levels of an HDR10 source (from its first frame), or None.
+    alpha: the frames carry transparency (a pixel format with alpha, and a first frame not wholly opaque).
     """
 
     path: Path
@@ -79,6 +80,7 @@ class VideoInfo:
     interlaced: bool = False
     sample_aspect_ratio: Fraction | None = None
     hdr10: Hdr10 | None = None
+    alpha: bool = False
 
     @property
     def pixel_aspect(self) -> float:
@@ -209,6 +211,12 @@ def _check_complete(container: av.container.InputContainer, stream: av.video.str
                          f"({end_s:.2f} s of {declared:.2f} s)")
 
 
+def _transparent(frame: av.VideoFrame, high_depth: bool) -> bool:
+    """Whether any pixel of the frame is less than opaque (a GIF's or a camera's alpha plane is often all opaque)."""
+    alpha = frame_to_array(frame, high_depth, alpha=True)[..., 3]
+    return bool(alpha.min() < 0.99 * np.iinfo(alpha.dtype).max)  # 12-bit opaque comes back as 65520, not 65535
+
+
 def _side_data(frame: av.VideoFrame) -> dict[str, bytes]:
     """The frame's side data by type name; {} when PyAV has no name for one of its types (a JPEG's EXIF)."""
     try:
@@ -259,6 +267,7 @@ def probe_video(path: Path | str, fps: Fraction | None = None) -> VideoInfo:
         first = _first_frame(container, stream, path)
         side_data = _side_data(first)
         pix_fmt = first.format.name
+        transparent = has_alpha(pix_fmt) and _transparent(first, _bit_depth(pix_fmt) > 8)
         return VideoInfo(
             path=path,
             width=first.width,
@@ -279,14 +288,21 @@ def probe_video(path: Path | str, fps: Fraction | None = None) -> VideoInfo:
             codec=ctx.name,
             display_matrix=_display_matrix(side_data),
             hdr10=_hdr10(side_data),
+            alpha=transparent,
             interlaced=bool(first.interlaced_frame),
             sample_aspect_ratio=_sample_aspect_ratio(stream),
         )
 
 
+def has_alpha(pix_fmt: str) -> bool:
+    """Whether an FFmpeg pixel format carries transparency (yuva444p10le, rgba, bgra, gbrap, ya8, ...)."""
+    return len(av.VideoFormat(pix_fmt).components) in (2, 4)
+
+
 def frame_to_array(frame: av.VideoFrame, high_depth: bool,
-                   reformatter: VideoReformatter | None = None) -> np.ndarray:
+                   reformatter: VideoReformatter | None = None, *, alpha: bool = False) -> np.ndarray:
     """(H, W, 3) RGB: uint8, or uint16 full scale (rgb48) when high_depth; uses the frame's colour tags.
+    With alpha, (H, W, 4) RGBA (the frame's transparency last; opaque where the frame has none).
 
     The matrix and range are passed to swscale explicitly, and it runs on one thread: FFmpeg 8's
     threaded swscale intermittently writes wrong pixels at slice starts (see SWS_THREADS).
@@ -297,7 +313,8 @@ def frame_to_array(frame: av.VideoFrame, high_depth: bool,
     range_ = int(frame.color_range)
     if range_ not in (RANGE_MPEG, RANGE_JPEG) and frame.format.name.startswith("gray"):
         range_ = RANGE_JPEG  # an untagged grey still (a black-and-white scan) uses the whole range
-    rgb = reformatter.reformat(frame, format="rgb48le" if high_depth else "rgb24",
+    formats = ("rgba64le", "rgba") if alpha else ("rgb48le", "rgb24")
+    rgb = reformatter.reformat(frame, format=formats[0] if high_depth else formats[1],
                                src_colorspace=SWS_MATRIX.get(int(frame.colorspace)),  # None: the frame's own tag
                                src_color_range=range_ if range_ in (RANGE_MPEG, RANGE_JPEG) else None,
                                threads=SWS_THREADS)
@@ -305,7 +322,7 @@ def frame_to_array(frame: av.VideoFrame, high_depth: bool,
 
 
 def read_frames(path: Path | str, deint: str | None = None, fps: Fraction | None = None,
-                span: TimeSpan | None = None) -> Iterator[Frame]:
+                span: TimeSpan | None = None, *, alpha: bool = False) -> Iterator[Frame]:
     """Yield the frames of a video one at a time, decoded with threads.
 
     Frames are RGB uint8 for 8-bit sources and uint16 (rgb48, full scale) for deeper ones.
@@ -315,6 +332,7 @@ def read_frames(path: Path | str, deint: str | None = None, fps: Fraction | None
     ("interlaced" or "all", see io.deinterlace.bwdif_deint) to deinterlace the frames, None not to.
     fps: the frame rate of a numbered image sequence (see probe_video). span: only the frames whose time
     from the first frame lies in it (a seek to the keyframe before its start, then decoding to its end).
+    alpha: also hand over each frame's transparency (Frame.alpha; see VideoInfo.alpha).
     """
     path = Path(path)
     with _open_input(path, fps) as container:
@@ -350,8 +368,10 @@ def read_frames(path: Path | str, deint: str | None = None, fps: Fraction | None
                     return  # the rest of the file is not read, so it is not checked either
             if high_depth is None:
                 high_depth = _bit_depth(frame.format.name) > 8
-            image = frame_to_array(frame, high_depth, reformatter)
-            yield Frame(image=image, index=index, pts=frame.pts, time_base=time_base, duration=frame.duration or None)
+            image = frame_to_array(frame, high_depth, reformatter, alpha=alpha)
+            yield Frame(image=np.ascontiguousarray(image[..., :3]), index=index, pts=frame.pts, time_base=time_base,
+                        duration=frame.duration or None,
+                        alpha=np.ascontiguousarray(image[..., 3]) if alpha else None)
             index += 1
             if frame.pts is not None:
                 end_s = float((frame.pts + (frame.duration or 0)) * time_base)

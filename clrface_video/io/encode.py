@@ -30,6 +30,7 @@ from clrface_video.io.decode import (
     VideoInfo,
     _open_input,
     _video_stream,
+    has_alpha,
     one_line,
 )
 from clrface_video.io.image import luma, to_uint8
@@ -80,13 +81,16 @@ def output_exists(output: Path) -> bool:
     return bool(frame_numbers(output)) if is_sequence(output) else output.exists()
 
 
-def choose_pix_fmt(codec: str, bit_depth: int, width: int, height: int) -> str:
-    """The encoder pixel format: 4:2:0 at the source depth, 4:4:4 when a side is odd (4:2:0 needs even sizes)."""
+def choose_pix_fmt(codec: str, bit_depth: int, width: int, height: int, alpha: bool = False) -> str:
+    """The encoder pixel format: 4:2:0 at the source depth, 4:4:4 when a side is odd (4:2:0 needs even sizes);
+    with alpha, the same with an alpha plane first (yuva444p10le for ProRes 4444), then without."""
     odd = width % 2 == 1 or height % 2 == 1
     chromas = ("yuv444p",) if odd else ("yuv420p", "yuv422p", "yuv444p")
     # Same depth first; 8-bit may go up to 10 (prores_ks has no 8-bit format); deeper falls back to 8.
     depths = {8: ("", "10le"), 10: ("10le", "12le", "")}.get(bit_depth, ("12le", "10le", "16le", ""))
     candidates = [chroma + depth for depth in depths for chroma in chromas]
+    if alpha:
+        candidates = [name.replace("yuv", "yuva") for name in candidates] + candidates
     supported = {f.name for f in (av.Codec(codec, "w").video_formats or [])}
     for name in candidates:
         if not supported or name in supported:
@@ -119,7 +123,10 @@ def _add_video_stream(out: av.container.OutputContainer, info: VideoInfo, codec:
     except ValueError as error:
         raise ClrfaceError(f"{one_line(error)}; use .mkv or .mov, or another --codec") from error
     stream.width, stream.height = info.width, info.height
-    stream.pix_fmt = pix_fmt or choose_pix_fmt(codec, info.bit_depth, info.width, info.height)
+    stream.pix_fmt = pix_fmt or choose_pix_fmt(codec, info.bit_depth, info.width, info.height, info.alpha)
+    if info.alpha and not has_alpha(stream.pix_fmt):
+        log.warning("the source's alpha channel is left out: %s stores none; --codec prores_ks (.mov) or ffv1 "
+                    "(.mkv) keep it", codec)
     stream.time_base = info.time_base
     ctx = stream.codec_context
     ctx.time_base = codec_time_base(codec, info)
@@ -308,7 +315,8 @@ class VideoWriter:
         pix_fmt = None
         if is_sequence(self.output):  # numbered stills, in the encoder their extension names, at the source depth
             self.codec = sequence_codec(self.output)
-            pix_fmt = sequence_pix_fmt(self.codec, self.info.bit_depth, gray=self.info.pix_fmt.startswith("gray"))
+            pix_fmt = sequence_pix_fmt(self.codec, self.info.bit_depth, gray=self.info.pix_fmt.startswith("gray"),
+                                       alpha=self.info.alpha)
             first = find_sequence(self.source).first if is_sequence(self.source) else 1
             if self.span is not None and is_sequence(self.source) and self.info.fps:  # keep the scan's numbers
                 first += math.ceil(self.span.start * self.info.fps - float(SPAN_TOLERANCE * self.info.fps))
@@ -389,7 +397,12 @@ class VideoWriter:
             if frame.duration and frame.time_base is not None:  # a GIF stores each frame's delay, the last one too
                 yuv.duration = round(frame.duration * frame.time_base / self._video.codec_context.time_base)
         else:
-            rgb_format = "rgb48le" if image.dtype == np.uint16 else "rgb24"
+            deep = image.dtype == np.uint16
+            rgb_format = "rgb48le" if deep else "rgb24"
+            if has_alpha(self._pix_fmt):  # the frame's transparency beside its colours (opaque where it has none)
+                opaque = np.iinfo(image.dtype).max
+                alpha = frame.alpha if frame.alpha is not None else np.full(image.shape[:2], opaque, image.dtype)
+                image, rgb_format = np.dstack([image, alpha.astype(image.dtype)]), "rgba64le" if deep else "rgba"
             rgb = av.VideoFrame.from_ndarray(np.ascontiguousarray(image, dtype=image.dtype), format=rgb_format)
             matrix = SWS_MATRIX.get(self.info.colorspace, SWS_BT601)
             # Everything explicit, one swscale thread (see SWS_THREADS); transfer and primaries are only

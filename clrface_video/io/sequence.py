@@ -16,6 +16,7 @@ DEFAULT_FPS = Fraction(24)  # film; --fps for anything else
 CODECS = {".dpx": "dpx", ".png": "png", ".tif": "tiff", ".tiff": "tiff"}
 RGB_FORMATS = {("dpx", 8): "rgb24", ("dpx", 10): "gbrp10le", ("dpx", 12): "gbrp12le", ("dpx", 16): "rgb48le",
                ("png", 8): "rgb24", ("png", 16): "rgb48be", ("tiff", 8): "rgb24", ("tiff", 16): "rgb48le"}
+RGBA_FORMATS = {("png", 8): "rgba", ("png", 16): "rgba64be", ("tiff", 8): "rgba", ("tiff", 16): "rgba64le"}
 GRAY_FORMATS = {("dpx", 8): "gray", ("dpx", 16): "gray16le", ("png", 8): "gray", ("png", 16): "gray16be",
                 ("tiff", 8): "gray", ("tiff", 16): "gray16le"}  # black-and-white film scans stay one channel
 
@@ -89,9 +90,11 @@ def sequence_codec(pattern: Path) -> str:
     return codec
 
 
-def sequence_pix_fmt(codec: str, bit_depth: int, gray: bool = False) -> str:
-    """The pixel format for `codec` closest to `bit_depth` (10-bit DPX stays 10-bit), one channel when `gray`."""
-    formats = GRAY_FORMATS if gray else RGB_FORMATS
+def sequence_pix_fmt(codec: str, bit_depth: int, gray: bool = False, alpha: bool = False) -> str:
+    """The pixel format for `codec` closest to `bit_depth` (10-bit DPX stays 10-bit), one channel when `gray`,
+    with an alpha plane when `alpha` and the format has one (PNG, TIFF)."""
+    formats = RGBA_FORMATS if alpha and any(name == codec for name, _ in RGBA_FORMATS) else \
+        GRAY_FORMATS if gray else RGB_FORMATS
     depths = sorted({depth for name, depth in formats if name == codec})
     depth = next((d for d in depths if d >= bit_depth), depths[-1])
     return formats[(codec, depth)]
