@@ -14,6 +14,7 @@ from .errors import ClrfaceError
 
 EXIT_USER_ERROR = 2
 EXIT_INTERRUPTED = 130
+EXIT_SOME_FAILED = 3  # a folder was restored except for files that could not be read (listed, and in the report)
 EXIT_TERMINATED = 128 + 15  # what a shell reports for a process ended by SIGTERM
 STOPPED = {"restore": "; no partial output was left",  # what a stopped command leaves, by command
            "train": "; the run folder keeps its last checkpoint (continue with --resume)"}
@@ -263,6 +264,8 @@ def restore(input: Path, output: Path | None, model: str, fidelity: float, stren
     if report_path is not None:
         report.write(report_path)
     click.echo(report.summary())
+    if report.failed:  # a folder finished, but some of its files could not be restored (each named above)
+        sys.exit(EXIT_SOME_FAILED)
 
 
 @cli.command()
