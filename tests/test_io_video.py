@@ -5,6 +5,7 @@ import inspect
 import shutil
 import subprocess
 from fractions import Fraction
+from itertools import pairwise
 from pathlib import Path
 
 import av
@@ -463,6 +464,9 @@ def test_pixel_format_choice_by_codec_depth_and_parity():
     assert choose_pix_fmt("libx264", 8, 321, 241) == "yuv444p"
     assert choose_pix_fmt("libx264", 10, 320, 240) == "yuv420p10le"
     assert choose_pix_fmt("prores_ks", 8, 320, 240) == "yuv422p10le"
+    assert choose_pix_fmt("ffv1", 10, 320, 240, source="yuv422p10le") == "yuv422p10le"  # an archive keeps 4:2:2
+    assert choose_pix_fmt("ffv1", 8, 320, 240, source="yuv444p") == "yuv444p"
+    assert choose_pix_fmt("libx264", 10, 320, 240, source="yuv422p10le") == "yuv420p10le"  # delivery: 4:2:0
     with pytest.raises(ClrfaceError):
         choose_pix_fmt("libsvtav1", 8, 321, 241)
 
@@ -535,6 +539,22 @@ def test_a_video_becomes_a_gif_with_its_times_and_without_its_audio(tmp_path, bi
     assert max(diffs) < 4.0  # each frame's own 256 colours, dithered
     assert probe_video(out).other_streams == 0
     assert "cannot be stored in .gif" in warnings_logged.text
+
+
+def test_a_4_2_2_master_says_when_its_chroma_is_halved(tmp_path, warnings_logged):
+    src = make_clip(tmp_path / "master.mov", frames=2, size=SMALL, codec="prores_ks", audio=False)
+    assert probe_video(copy_video(src, tmp_path / "archive.mkv", codec="ffv1")).pix_fmt == "yuv422p10le"
+    assert not warnings_logged.text
+    assert probe_video(copy_video(src, tmp_path / "web.mp4")).pix_fmt == "yuv420p10le"
+    assert "4:2:2 chroma is written 4:2:0 by libx264" in warnings_logged.text
+
+
+def test_an_avi_holds_its_frames_one_frame_apart(tmp_path):
+    """AVI times frames by their count: its clock is the frame rate, so the spacing stays the source's (the last
+    frame too), whatever clock the source had (mp4's 1/12288 here)."""
+    src = make_clip(tmp_path / "in.mp4", frames=8, size=SMALL, fps=24, audio=False)
+    times = [f.pts * f.time_base for f in read_frames(copy_video(src, tmp_path / "out.avi"))]
+    assert len(times) == 8 and {b - a for a, b in pairwise(times)} == {Fraction(1, 24)}
 
 
 def test_crf_changes_the_size(tmp_path):
@@ -641,6 +661,16 @@ def test_a_sequence_becomes_a_video_at_its_frame_rate(tmp_path):
             writer.write(frame)
     assert probe_video(out).fps == 25
     assert [frame.pts * frame.time_base for frame in read_frames(out)] == [Fraction(i, 25) for i in range(5)]
+
+
+def test_an_rgb_scan_becomes_yuv_video_tagged_and_converted_with_bt709(tmp_path):
+    """A 10-bit DPX scan is RGB (matrix 0); H.264 frames are YUV, so the output says BT.709, which it used."""
+    pattern = make_sequence(tmp_path / "dpx" / "r_%06d.dpx", frames=2, size=SMALL, bit_depth=10)
+    assert probe_video(pattern).colorspace == 0
+    out = copy_video(pattern, tmp_path / "reel.mov")
+    assert probe_video(out).colorspace == 1
+    diffs = [np.abs(a.image.astype(int) - b.image).mean() / 257 for a, b in zip(read_frames(pattern), read_frames(out))]
+    assert max(diffs) < 8  # in 8-bit levels, 4:2:0 chroma included; with matrix 0 on YUV planes the colours are lost
 
 
 def test_a_failed_sequence_write_leaves_no_frames(tmp_path):

@@ -50,6 +50,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
+CFR_CONTAINERS = frozenset({"avi"})  # containers that time frames by their count at one rate
 CFR_ONLY_CODECS = frozenset({"mpeg1video", "mpeg2video", "mpeg4", "msmpeg4", "msmpeg4v2", "h263", "h263p"})
 CRF_CODECS = frozenset({"libx264", "libx265", "libsvtav1", "libvpx", "libvpx-vp9", "libaom-av1"})
 CRF_MAX = {"libx264": 51, "libx265": 51}  # the others take 0-63
@@ -81,11 +82,16 @@ def output_exists(output: Path) -> bool:
     return bool(frame_numbers(output)) if is_sequence(output) else output.exists()
 
 
-def choose_pix_fmt(codec: str, bit_depth: int, width: int, height: int, alpha: bool = False) -> str:
+def choose_pix_fmt(codec: str, bit_depth: int, width: int, height: int, alpha: bool = False,
+                   source: str = "") -> str:
     """The encoder pixel format: 4:2:0 at the source depth, 4:4:4 when a side is odd (4:2:0 needs even sizes);
-    with alpha, the same with an alpha plane first (yuva444p10le for ProRes 4444), then without."""
+    with alpha, the same with an alpha plane first (yuva444p10le for ProRes 4444), then without. An archival or
+    editing encoder (not a CRF one) keeps a `source` pixel format's 4:2:2 or 4:4:4 chroma where it can."""
     odd = width % 2 == 1 or height % 2 == 1
     chromas = ("yuv444p",) if odd else ("yuv420p", "yuv422p", "yuv444p")
+    kept = _chroma(source)
+    if kept != "yuv420p" and codec not in CRF_CODECS and not odd:
+        chromas = (kept, *[c for c in ("yuv444p", "yuv422p", "yuv420p") if c != kept])
     # Same depth first; 8-bit may go up to 10 (prores_ks has no 8-bit format); deeper falls back to 8.
     depths = {8: ("", "10le"), 10: ("10le", "12le", "")}.get(bit_depth, ("12le", "10le", "16le", ""))
     candidates = [chroma + depth for depth in depths for chroma in chromas]
@@ -97,6 +103,26 @@ def choose_pix_fmt(codec: str, bit_depth: int, width: int, height: int, alpha: b
             return name
     raise ClrfaceError(f"codec {codec} cannot encode {width}x{height} frames at {bit_depth}-bit "
                        f"(it supports {', '.join(sorted(supported))}); try --codec libx264")
+
+
+COLORSPACE_RGB, COLORSPACE_BT709 = 0, 1  # AVColorSpace values
+CHROMA_NAMES = {"yuv420p": "4:2:0", "yuv422p": "4:2:2", "yuv444p": "4:4:4"}
+
+
+def yuv_colorspace(colorspace: int, pix_fmt: str) -> int:
+    """The matrix to convert with and to tag: an RGB source's (FFmpeg's 0, a DPX or TIFF scan) turned into YUV
+    frames takes BT.709, since matrix 0 on YUV means 'these planes are G, B, R' to a player."""
+    return COLORSPACE_BT709 if colorspace == COLORSPACE_RGB and pix_fmt.startswith("yuv") else colorspace
+
+
+def _chroma(pix_fmt: str) -> str:
+    """The YUV chroma layout of a pixel format: yuv422p for 4:2:2 (ProRes 422, DNxHR, DV50), yuv444p for 4:4:4 YUV,
+    else yuv420p (RGB sources, for which 4:2:0 is the delivery default)."""
+    if pix_fmt.startswith(("yuv422", "yuva422", "yuvj422")):
+        return "yuv422p"
+    if pix_fmt.startswith(("yuv444", "yuva444", "yuvj444")):
+        return "yuv444p"
+    return "yuv420p"
 
 
 def codec_time_base(codec: str, info: VideoInfo) -> Fraction:
@@ -123,17 +149,24 @@ def _add_video_stream(out: av.container.OutputContainer, info: VideoInfo, codec:
     except ValueError as error:
         raise ClrfaceError(f"{one_line(error)}; use .mkv or .mov, or another --codec") from error
     stream.width, stream.height = info.width, info.height
-    stream.pix_fmt = pix_fmt or choose_pix_fmt(codec, info.bit_depth, info.width, info.height, info.alpha)
+    stream.pix_fmt = pix_fmt or choose_pix_fmt(codec, info.bit_depth, info.width, info.height, info.alpha,
+                                               info.pix_fmt)
+    if _chroma(info.pix_fmt) != "yuv420p" and _chroma(stream.pix_fmt) == "yuv420p" and stream.pix_fmt.startswith("yuv"):
+        log.warning("the source's %s chroma is written 4:2:0 by %s (as players expect); --codec prores_ks or ffv1 "
+                    "keeps it", CHROMA_NAMES[_chroma(info.pix_fmt)], codec)
     if info.alpha and not has_alpha(stream.pix_fmt):
         log.warning("the source's alpha channel is left out: %s stores none; --codec prores_ks (.mov) or ffv1 "
                     "(.mkv) keep it", codec)
-    stream.time_base = info.time_base
     ctx = stream.codec_context
-    ctx.time_base = codec_time_base(codec, info)
-    if out.format.name == "avi":
+    if out.format.name in CFR_CONTAINERS and info.fps:  # frames stored by their number: a clock of one frame
+        stream.time_base = ctx.time_base = 1 / info.fps
+    else:
+        stream.time_base = info.time_base
+        ctx.time_base = codec_time_base(codec, info)
+    if out.format.name in CFR_CONTAINERS:
         ctx.max_b_frames = 0  # AVI stores no pts: reordered frames would come back out of order
     ctx.color_primaries, ctx.color_trc = info.color_primaries, info.color_trc
-    ctx.colorspace, ctx.color_range = info.colorspace, info.color_range
+    ctx.colorspace, ctx.color_range = yuv_colorspace(info.colorspace, stream.pix_fmt), info.color_range
     options = dict(QUIET_OPTIONS.get(codec, {}))
     if codec in CRF_MAX and crf > CRF_MAX[codec]:
         raise ClrfaceError(f"--crf {crf} is beyond {codec}'s range (0-{CRF_MAX[codec]})")
@@ -404,7 +437,7 @@ class VideoWriter:
                 alpha = frame.alpha if frame.alpha is not None else np.full(image.shape[:2], opaque, image.dtype)
                 image, rgb_format = np.dstack([image, alpha.astype(image.dtype)]), "rgba64le" if deep else "rgba"
             rgb = av.VideoFrame.from_ndarray(np.ascontiguousarray(image, dtype=image.dtype), format=rgb_format)
-            matrix = SWS_MATRIX.get(self.info.colorspace, SWS_BT601)
+            matrix = SWS_MATRIX.get(yuv_colorspace(self.info.colorspace, self._pix_fmt), SWS_BT601)
             # Everything explicit, one swscale thread (see SWS_THREADS); transfer and primaries are only
             # tagged below, never converted.
             yuv = self._reformatter.reformat(
@@ -413,7 +446,7 @@ class VideoWriter:
                 dst_color_range=RANGE_JPEG if self.info.color_range == RANGE_JPEG else RANGE_MPEG,
                 threads=SWS_THREADS)
         yuv.color_primaries, yuv.color_trc = self.info.color_primaries, self.info.color_trc
-        yuv.colorspace, yuv.color_range = self.info.colorspace, self.info.color_range
+        yuv.colorspace, yuv.color_range = yuv_colorspace(self.info.colorspace, self._pix_fmt), self.info.color_range
         codec_tb = self._video.codec_context.time_base
         yuv.pts = round((seconds - (self._shift or 0)) / codec_tb)
         yuv.time_base = codec_tb
