@@ -191,8 +191,9 @@ def cli() -> None:
                    "[default: to the end]")
 @click.option("--fps", type=click.FloatRange(min=0.0, min_open=True), default=None,
               help="Frame rate of an image-sequence INPUT (frames named like scan_%06d.dpx)  [default: 24]")
-@click.option("--codec", default="libx264", show_default=True, help="Video encoder (libx265, ...; image "
-              "sequences are written by their extension's encoder: .dpx, .png, .tif; a .gif by the gif encoder).")
+@click.option("--codec", default="auto", show_default=True, help="Video encoder (libx264, libx265, ffv1, prores_ks, "
+              "...); auto: libx264, or what the output's format takes (.webm: libvpx-vp9, .dv: dvvideo, .gif: gif, "
+              "image sequences by their extension: .dpx, .png, .tif).")
 @click.option("--crf", type=click.IntRange(0, 63), default=18, show_default=True,
               help="Video quality for the encoder (lower is better and bigger).")
 @click.option("--overwrite", is_flag=True, help="Redo outputs that already exist (they are kept otherwise).")

@@ -44,7 +44,7 @@ class RestoreConfig:
     # output starts at 0 with the audio and subtitles of that stretch
     start: float = 0.0
     duration: float | None = None
-    codec: str = "libx264"
+    codec: str = "auto"
     crf: int = 18
     overwrite: bool = False
     seed: int = 0

@@ -16,6 +16,7 @@ from ..config import RestoreConfig
 from ..errors import ClrfaceError
 from ..io.decode import VideoInfo, probe_video
 from ..io.deinterlace import bwdif_deint
+from ..io.encode import AUTO, auto_codec
 from ..io.palette import is_gif
 from ..paths import resolve_paths
 from ..pipeline import _already_done, finish_report
@@ -93,6 +94,9 @@ def restore_video_ray(ray: Any, actors: list[Any], input: str | Path, output: st
         raise ClrfaceError("--backend ray cannot write .avi (segments are joined with B-frames); use .mp4 or .mkv")
     if info.alpha:
         raise ClrfaceError("--backend ray does not carry a video's alpha channel; restore it with --backend local")
+    if config.codec == AUTO and auto_codec(target) != "libx264":
+        raise ClrfaceError(f"--backend ray: give --codec for a {target.suffix} output, or restore it with "
+                           "--backend local")
     if is_gif(target):
         raise ClrfaceError("--backend ray cannot write a GIF; restore it with --backend local (the default)")
     target.parent.mkdir(parents=True, exist_ok=True)

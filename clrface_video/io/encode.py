@@ -50,6 +50,8 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
+AUTO = "auto"
+AUTO_CODECS = {".webm": "libvpx-vp9", ".dv": "dvvideo"}  # containers that hold no H.264
 CFR_CONTAINERS = frozenset({"avi"})  # containers that time frames by their count at one rate
 CFR_ONLY_CODECS = frozenset({"mpeg1video", "mpeg2video", "mpeg4", "msmpeg4", "msmpeg4v2", "h263", "h263p"})
 CRF_CODECS = frozenset({"libx264", "libx265", "libsvtav1", "libvpx", "libvpx-vp9", "libaom-av1"})
@@ -123,6 +125,11 @@ def _chroma(pix_fmt: str) -> str:
     if pix_fmt.startswith(("yuv444", "yuva444", "yuvj444")):
         return "yuv444p"
     return "yuv420p"
+
+
+def auto_codec(output: Path) -> str:
+    """The encoder `--codec auto` takes for an output file: libx264, unless its container holds other video only."""
+    return AUTO_CODECS.get(output.suffix.lower(), "libx264")
 
 
 def codec_time_base(codec: str, info: VideoInfo) -> Fraction:
@@ -214,7 +221,8 @@ def _copy_streams(source: av.container.InputContainer, out: av.container.OutputC
             continue  # a QuickTime timecode track: the muxer rebuilds it from the video's timecode tag
         ctx = stream.codec_context
         name = ctx.codec.canonical_name if ctx is not None and ctx.codec is not None else None
-        if not name or not _muxer_accepts(out.format.name, stream):
+        same_kind = out.format.name == source.format.name  # its own container held it: DV, MXF muxers need video
+        if not name or not (same_kind or _muxer_accepts(out.format.name, stream)):  # to try a stream alone
             log.warning("%s stream %d (%s) cannot be stored in %s; it is left out",
                         stream.type, stream.index, name or stream.metadata.get("handler_name") or "no codec",
                         output.suffix)
@@ -298,7 +306,7 @@ class VideoWriter:
     """
 
     def __init__(self, output: Path | str, source: Path | str, info: VideoInfo, *,
-                 codec: str = "libx264", crf: int = 18, span: TimeSpan | None = None) -> None:
+                 codec: str = "auto", crf: int = 18, span: TimeSpan | None = None) -> None:
         self.output = default_output_path(output, source)
         self.source = Path(source)
         self.info = info
@@ -358,6 +366,8 @@ class VideoWriter:
         else:
             if is_gif(self.output):  # the gif muxer takes only the gif encoder's 256-colour frames
                 self.codec, pix_fmt = "gif", "pal8"
+            elif self.codec == AUTO:
+                self.codec = auto_codec(self.output)
             try:
                 self._out = av.open(str(self.partial), "w")
             except ValueError as error:
