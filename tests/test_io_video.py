@@ -573,6 +573,13 @@ def test_auto_codec_writes_webm_and_dv_with_their_audio(tmp_path):
     assert probe_video(out).codec == "dvvideo" and read_packets(out, "audio") == read_packets(dv, "audio")
 
 
+@pytest.mark.parametrize(("bit_depth", "pix_fmt"), [(8, "yuv422p"), (10, "yuv422p10le")])
+def test_dnxhd_writes_dnxhr_at_the_source_depth(tmp_path, bit_depth, pix_fmt):
+    src = make_clip(tmp_path / "in.mp4", frames=2, size=(256, 192), bit_depth=bit_depth)  # DNxHR HQ / HQX
+    out = probe_video(copy_video(src, tmp_path / "out.mov", codec="dnxhd"))
+    assert (out.codec, out.pix_fmt, out.frames) == ("dnxhd", pix_fmt, 2)
+
+
 def test_an_avi_holds_its_frames_one_frame_apart(tmp_path):
     """AVI times frames by their count: its clock is the frame rate, so the spacing stays the source's (the last
     frame too), whatever clock the source had (mp4's 1/12288 here)."""
@@ -604,10 +611,13 @@ def test_unknown_codec_and_container_are_one_line_errors(tmp_path):
     src = make_clip(tmp_path / "in.mp4", frames=2, size=SMALL, audio=False)
     info = probe_video(src)
     for output, codec in [(tmp_path / "o.mp4", "nosuchcodec"), (tmp_path / "o.mp4", "aac"),
-                          (tmp_path / "o.mp4", "prores_ks"), (tmp_path / "o.qqq", "libx264")]:
+                          (tmp_path / "o.mp4", "prores_ks"), (tmp_path / "o.qqq", "libx264"),
+                          (tmp_path / "o.avi", "mjpeg")]:
         with pytest.raises(ClrfaceError) as caught, VideoWriter(output, src, info, codec=codec):
             pass
         assert "\n" not in str(caught.value)
+        if codec == "mjpeg":  # the encoder refuses limited-range frames: not the container's fault
+            assert "the mjpeg encoder would not open" in str(caught.value)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["in.mp4"]
 
 

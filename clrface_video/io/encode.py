@@ -181,6 +181,9 @@ def _add_video_stream(out: av.container.OutputContainer, info: VideoInfo, codec:
         options["crf"] = str(crf)
     if codec == "libvpx-vp9":
         options["b"] = "0"
+    if codec == "dnxhd":  # DNxHR at any size: HQ for 8-bit 4:2:2, HQX for 10-bit, 444 for 4:4:4
+        options["profile"] = "dnxhr_444" if "444" in stream.pix_fmt else \
+            "dnxhr_hqx" if "10" in stream.pix_fmt else "dnxhr_hq"
     if info.hdr10 is not None:
         _add_hdr10(options, codec, info.hdr10)
     stream.options = options
@@ -384,6 +387,10 @@ class VideoWriter:
         except av.error.FFmpegError as error:
             if error.errno in WRITE_ERRNOS:
                 raise ClrfaceError(f"cannot write {self.output.parent}: {error.strerror}") from error
+            if "avcodec_open2" in str(error):  # the encoder itself refused these frames, not the container
+                raise ClrfaceError(f"the {self.codec} encoder would not open for {self.info.width}x{self.info.height} "
+                                   f"{self._pix_fmt} ({one_line(error)}); try --codec prores_ks, ffv1 or libx264") \
+                    from error
             raise ClrfaceError(f"a {self.output.suffix} file cannot hold {self.codec} video ({one_line(error)}); "
                                "use .mkv or .mov, or another --codec") from error
 
