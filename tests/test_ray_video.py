@@ -82,6 +82,35 @@ def test_outputs_segments_cannot_make_are_refused_before_any_work(clip, tmp_path
     assert list(tmp_path.iterdir()) == []  # no job folder, no output
 
 
+@pytest.mark.parametrize(("error", "kept"), [(RuntimeError("a worker died"), True), (None, False)])
+def test_the_job_folder_is_kept_for_a_rerun_only_when_one_could_finish(clip, tmp_path, monkeypatch, error, kept):
+    """A crash keeps the finished parts for the rerun; a fault of the video or settings (ClrfaceError) would
+    stop the rerun too, so its job folder goes."""
+    from clrface_video.errors import ClrfaceError
+
+    def stopped(ray, actors, job, *args):
+        job.save("segments.pkl", [])
+        raise error or ClrfaceError("a keyframe segment decoded to no frames")
+
+    monkeypatch.setattr(ray_video, "_run_job", stopped)
+    with pytest.raises((RuntimeError, ClrfaceError)):
+        ray_video.restore_video_ray(None, [], clip, tmp_path / "out.mp4", config())
+    assert [p.name for p in tmp_path.iterdir()] == ([".out.mp4.ray-job"] if kept else [])
+
+
+def test_a_clip_with_a_timecode_is_joined_with_it(ray_cluster, tmp_path):
+    """An editor's clip starting at 01:00:00:00: the joined file's timecode track needs the video's frame rate."""
+    import av
+
+    clip = make_clip(tmp_path / "tc.mp4", frames=12, size=SIZE, gop=4, timecode="01:00:00:00")
+    out = tmp_path / "out" / "tc.mp4"
+    report = restore_path_ray(clip, out, config(), workers=2)
+    assert report.frames == 12 and [f.pts for f in frames_of(out)] == [f.pts for f in frames_of(clip)]
+    assert read_packets(out, "audio") == read_packets(clip, "audio")
+    with av.open(str(out)) as container:
+        assert container.streams.video[0].metadata.get("timecode") == "01:00:00:00"
+
+
 def test_ffv1_segments_join_to_exactly_the_local_output(ray_cluster, clip, ffv1_local, tmp_path):
     assert len(plan_segments(clip, 8)) == 3
     report = restore_path_ray(clip, tmp_path / "ray.mkv", config(codec="ffv1"), workers=2)

@@ -173,6 +173,8 @@ class PacketWriter(VideoWriter):
             raise ClrfaceError(f"output folder does not exist: {self.output.parent}")
         self._out = av.open(str(self.partial), "w")
         self._video = self._out.add_stream_from_template(self.template)
+        if self.info.fps:  # a QuickTime timecode track counts frames at the video's rate
+            self._video.codec_context.framerate = self.info.fps
         if self.info.display_matrix is not None:
             self._video.set_display_matrix(self.info.display_matrix)
         elif self.info.rotation:

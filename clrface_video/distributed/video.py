@@ -102,12 +102,23 @@ def restore_video_ray(ray: Any, actors: list[Any], input: str | Path, output: st
     target.parent.mkdir(parents=True, exist_ok=True)
     job = JobFolder(source, target, config)
     job.open()
+    timer = StageTimer()
+    try:
+        report = _run_job(ray, actors, job, source, target, info, config, progress, timer)
+    except ClrfaceError:  # a fault in this video or these settings: a rerun would meet it again, so nothing to keep
+        job.remove()
+        raise
+    return finish_report(report, None, timer, start)  # counts come from the plan, not a local FaceRestorer
+
+
+def _run_job(ray: Any, actors: list[Any], job: JobFolder, source: Path, target: Path, info: VideoInfo,
+             config: RestoreConfig, progress: Progress | None, timer: StageTimer) -> RestoreReport:
+    """Steps 1-7 of restore_video_ray in its job folder (kept on a crash, so that a rerun resumes)."""
     segments = job.load("segments.pkl")
     if segments is None:
         segments = plan_segments(source, SEGMENTS_PER_WORKER * len(actors))  # 1 split at keyframes
         job.save("segments.pkl", segments)
     name, device, resolution, with_identity = ray.get(actors[0].describe.remote())
-    timer = StageTimer()
     with timer("detect"):
         pts, detections = _detect(ray, actors, job, source, info, segments)  # 2 detect, per segment
     first_index = np.cumsum([0] + [len(p) for p in pts]).tolist()
@@ -131,7 +142,7 @@ def restore_video_ray(ray: Any, actors: list[Any], input: str | Path, output: st
     report.faces = sum(len(faces) for faces in plan.faces)
     report.faces_left_alone = plan.left_alone
     report.tracks = len(plan.track_ids)
-    return finish_report(report, None, timer, start)  # counts come from the plan, not a local FaceRestorer
+    return report
 
 
 def _detect(ray: Any, actors: list[Any], job: JobFolder, source: Path, info: VideoInfo,
