@@ -476,8 +476,8 @@ class VideoWriter:
             self._out.mux(self._video.encode(frame))
             return
         for paletted in self._palette.push(frame) if frame is not None else self._palette.flush():
-            for packet in self._video.encode(paletted):  # one packet a frame, at once: the frame's delay is its
-                packet.duration = paletted.duration or packet.duration
+            for packet in self._video.encode(paletted):  # the gif encoder answers each frame with its packet at
+                packet.duration = paletted.duration or packet.duration  # once: the packet carries the frame's delay
                 self._out.mux(packet)
         if frame is None:
             self._out.mux(self._video.encode(None))
