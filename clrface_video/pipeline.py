@@ -36,6 +36,7 @@ log = logging.getLogger(__name__)
 # stopping at it (a face hovering at a limit would otherwise pop in and out of restoration).
 DTYPES = (np.uint8, np.uint16, np.float32)  # the images the pipeline takes (float32 in 0..1)
 FLOAT_MAX = 2.0  # a float32 image above this is on the 0..255 scale, not 0..1
+PROGRESSIVE = 1  # AVFieldOrder of deinterlaced frames
 SIZE_FADE = 0.25
 # Video: the blend gate's share for a face is averaged along its track (an exponential moving average,
 # restore.temporal.TrackMemory), so the restoration's strength does not pulse from frame to frame.
@@ -362,8 +363,9 @@ def restore_video(input: str | Path, output: str | Path | None = None, config: R
         progress.start(_frames_in(info, span), "frames")
     deint = bwdif_deint(config.deinterlace, info.interlaced)
     report.deinterlaced = deint is not None
+    written = info if deint is None else replace(info, interlaced=False, field_order=PROGRESSIVE)  # fields kept?
     with output_folder(target.parent), \
-            VideoWriter(target, source, info, codec=config.codec, crf=config.crf, span=span) as writer:
+            VideoWriter(target, source, written, codec=config.codec, crf=config.crf, span=span) as writer:
         frames = _timed(read_frames(source, deint, config.fps, span, alpha=info.alpha), timer, "decode")  # 1 decode
         for frame in story.run(frames):  # 2 detect, 3 track, 4 align, 5 restore, 6 paste
             with timer("encode"):

@@ -258,6 +258,10 @@ def test_an_interlaced_capture_is_deinterlaced_before_the_faces_are_found(tmp_pa
     combed = tmp_path / "combed.mp4"
     kept = restore_video(clip, combed, config(deinterlace="off"))
     assert not kept.deinterlaced and min(comb(frame.image) for frame in read_frames(combed)) > 10
+    # fields kept are coded and flagged as fields, top first as in the source; deinterlaced ones as progressive
+    assert (probe_video(clip).interlaced, probe_video(clip).field_order) == (True, 2)
+    assert (probe_video(combed).interlaced, probe_video(combed).field_order) == (True, 2)
+    assert (probe_video(out).interlaced, probe_video(out).field_order) == (False, 1)
 
 
 class _CropRecorder(BicubicSharpenRestorer):

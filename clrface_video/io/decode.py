@@ -57,6 +57,8 @@ class VideoInfo:
     DVD), or None.
     hdr10: the mastering display and content light levels of an HDR10 source (from its first frame), or None.
     alpha: the frames carry transparency (a pixel format with alpha, and a first frame not wholly opaque).
+    field_order: FFmpeg's AVFieldOrder of the stream (0 unknown, 1 progressive, 2 top first, 3 bottom first, 4-5
+    mixed), for writing interlaced frames back as such.
     """
 
     path: Path
@@ -81,6 +83,7 @@ class VideoInfo:
     sample_aspect_ratio: Fraction | None = None
     hdr10: Hdr10 | None = None
     alpha: bool = False
+    field_order: int = 0
 
     @property
     def pixel_aspect(self) -> float:
@@ -289,6 +292,7 @@ def probe_video(path: Path | str, fps: Fraction | None = None) -> VideoInfo:
             display_matrix=_display_matrix(side_data),
             hdr10=_hdr10(side_data),
             alpha=transparent,
+            field_order=int(ctx.field_order or 0),
             interlaced=bool(first.interlaced_frame),
             sample_aspect_ratio=_sample_aspect_ratio(stream),
         )

@@ -50,6 +50,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
+FIELDS_TOP_FIRST, FIELDS_BOTTOM_FIRST = (2, 5), (3, 4)  # AVFieldOrder: TT, BT (top shown first); BB, TB
 AUTO = "auto"
 AUTO_CODECS = {".webm": "libvpx-vp9", ".dv": "dvvideo"}  # containers that hold no H.264
 CFR_CONTAINERS = frozenset({"avi"})  # containers that time frames by their count at one rate
@@ -186,6 +187,11 @@ def _add_video_stream(out: av.container.OutputContainer, info: VideoInfo, codec:
             "dnxhr_hqx" if "10" in stream.pix_fmt else "dnxhr_hq"
     if info.hdr10 is not None:
         _add_hdr10(options, codec, info.hdr10)
+    if info.interlaced and info.field_order in FIELDS_TOP_FIRST + FIELDS_BOTTOM_FIRST:  # fields kept (not
+        ctx.field_order = info.field_order  # deinterlaced): coded and flagged as fields, in the source's order
+        if codec == "libx264":
+            fields = "tff=1" if info.field_order in FIELDS_TOP_FIRST else "bff=1"
+            options["x264-params"] = ":".join(filter(None, [options.get("x264-params", ""), "interlaced=1", fields]))
     stream.options = options
     if info.sample_aspect_ratio is not None:
         ctx.sample_aspect_ratio = info.sample_aspect_ratio  # anamorphic pixels stay anamorphic
