@@ -363,7 +363,8 @@ def restore_video(input: str | Path, output: str | Path | None = None, config: R
         progress.start(_frames_in(info, span), "frames")
     deint = bwdif_deint(config.deinterlace, info.interlaced)
     report.deinterlaced = deint is not None
-    written = info if deint is None else replace(info, interlaced=False, field_order=PROGRESSIVE)  # fields kept?
+    # what the output holds: the source's fields as they are, or progressive frames once deinterlaced
+    written = info if deint is None else replace(info, interlaced=False, field_order=PROGRESSIVE)
     with output_folder(target.parent), \
             VideoWriter(target, source, written, codec=config.codec, crf=config.crf, span=span) as writer:
         frames = _timed(read_frames(source, deint, config.fps, span, alpha=info.alpha), timer, "decode")  # 1 decode
