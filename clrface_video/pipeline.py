@@ -352,6 +352,8 @@ def restore_video(input: str | Path, output: str | Path | None = None, config: R
     start = time.perf_counter()
     source, target = resolve_paths(input, output)  # 0 check the input before loading anything
     info = probe_video(source, config.fps)
+    if config.fps is not None and not is_sequence(source):
+        log.warning("--fps sets the rate of an image sequence; %s keeps its own timestamps", source.name)
     if output_exists(target) and not config.overwrite:
         return _already_done(source, target, "video", config)
     models = models or load_models(config, video=True)

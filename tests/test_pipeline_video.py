@@ -128,6 +128,13 @@ def test_without_identity_guidance_no_identity_is_computed_or_asked_for(talk, tm
         assert _GuidanceRecorder.seen == [(guidance, guidance)] * 3
 
 
+def test_fps_on_a_video_says_it_keeps_its_own_timing(tmp_path, warnings_logged):
+    clip = make_clip(tmp_path / "in.mp4", frames=3, size=SIZE, audio=False)
+    restore_video(clip, tmp_path / "out.mp4", config(fps=50.0))
+    assert pts_of(tmp_path / "out.mp4") == pts_of(clip)
+    assert "--fps sets the rate of an image sequence" in warnings_logged.text
+
+
 def test_variable_frame_rate_keeps_every_timestamp(tmp_path):
     clip = make_clip(tmp_path / "vfr.mkv", frames=9, size=SIZE, vfr=True)
     out = tmp_path / "vfr_out.mkv"
