@@ -64,6 +64,12 @@ def output_folder(folder: Path) -> Iterator[Path]:
         raise
 
 
+def check_outside(folder: Path, source: Path, what: str = "output folder") -> None:
+    """An output folder may be neither the input folder nor inside it (its outputs would be read as inputs)."""
+    if Path(folder).resolve().is_relative_to(Path(source).resolve()):
+        raise ClrfaceError(f"{what} {folder} is inside the input folder {source}; choose one outside it")
+
+
 def check_side_output(path: Path, option: str, inputs: Iterable[Path], output: Path | None = None) -> Path:
     """A side file the user names (a report, a drawing, a comparison) never replaces an input or the job's output,
     and its folder is writable; checked before any work."""
@@ -91,7 +97,6 @@ def resolve_paths(input: str | Path, output: str | Path | None) -> tuple[Path, P
         target = target / source.name  # into that folder, under the input's name (a sequence's frame names)
     if not source.is_dir() and not target.suffix:
         target = target.with_name(target.name + source.suffix)  # -o result  ->  result.mp4
-    real_source, real_target = source.resolve(), target.resolve()
     if _same_file(source, target):
         raise ClrfaceError(f"output {target} is the input; choose another -o OUTPUT (the input is never changed)")
     if is_sequence(target):
@@ -101,8 +106,7 @@ def resolve_paths(input: str | Path, output: str | Path | None) -> tuple[Path, P
         raise ClrfaceError(f"{target.name} is one picture; name the frames with a counter to write an image sequence "
                            f"(for example {target.stem}_%06d{suffix})")
     if source.is_dir():
-        if real_target.is_relative_to(real_source):
-            raise ClrfaceError(f"output folder {target} is inside the input folder {source}; choose one outside it")
+        check_outside(target, source)
         if target.exists() and not target.is_dir():
             raise ClrfaceError(f"output {target} is a file but the input is a folder; give a folder for -o")
     check_writable(target if source.is_dir() else target.parent)

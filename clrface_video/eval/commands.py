@@ -83,7 +83,7 @@ def eval_command(source: Path | None, clean: Path | None, degraded: Path | None,
     """
     from ..config import RestoreConfig
     from ..io.decode import is_video_path
-    from ..paths import check_side_output
+    from ..paths import check_outside, check_side_output
     from . import paired, report, temporal
     from . import unpaired as unpaired_eval
 
@@ -93,9 +93,8 @@ def eval_command(source: Path | None, clean: Path | None, degraded: Path | None,
             check_side_output(compare, "--compare", inputs)
             if compare.suffix.lower() not in COMPARE_SUFFIXES:
                 raise ClrfaceError(f"--compare {compare.name}: name the side-by-side video .mp4, .mkv or .mov")
-        for given in inputs:
-            if out_dir.resolve() == given.resolve() or out_dir.resolve().is_relative_to(given.resolve()):
-                raise ClrfaceError(f"--out {out_dir} is inside the input {given}; choose a folder outside it")
+        for given in (p for p in inputs if p.is_dir()):  # an --out that is a file click refuses itself
+            check_outside(out_dir, given, "--out")
         names = _names(models)
         is_video = source is not None and source.is_file()
         if degrade_video and not is_video:

@@ -17,7 +17,7 @@ import cv2
 import numpy as np
 
 from ..errors import ClrfaceError
-from ..paths import output_folder
+from ..paths import check_outside, output_folder
 
 log = logging.getLogger(__name__)
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".webp")
@@ -198,8 +198,7 @@ def prepare_faces(src: Path, out_dir: Path, config: PrepareConfig = PrepareConfi
     is skipped with a warning. Returns the rows written; ClrfaceError when there are none.
     """
     src, out_dir = Path(src), Path(out_dir)
-    if out_dir.resolve() == src.resolve() or out_dir.resolve().is_relative_to(src.resolve()):
-        raise ClrfaceError(f"output folder {out_dir} is inside the input folder {src}; choose one outside it")
+    check_outside(out_dir, src)
     sources = scan_sources(src)
     if not sources:
         raise ClrfaceError(f"no images found under {src} ({', '.join(IMAGE_SUFFIXES)})")
