@@ -18,7 +18,7 @@ import numpy as np
 
 from ..errors import ClrfaceError
 from ..io.decode import is_image_path
-from ..restore.base import available_restorers
+from ..restore.base import check_model_name
 
 PRECISIONS = {"fp32": None, "bf16": "bfloat16", "fp16": "float16"}
 MIN_SECONDS = 0.5  # each (batch size, precision) is timed for at least this long, after one warm-up call
@@ -264,9 +264,7 @@ def run_bench(video: Path | None, *, model: str, device: str, batch_sizes: Seque
               identity_guidance: bool = True) -> BenchResult:
     """The whole bench: end to end on `video` (a generated clip when None), restorer alone, memory growth."""
     notes: list[str] = []
-    if model != "auto" and model not in available_restorers() and not model.endswith(".safetensors"):
-        raise ClrfaceError(f"unknown --model {model!r}; choose one of: {', '.join(sorted(available_restorers()))}, "
-                           "or a .safetensors path")
+    check_model_name(model)  # before any timing
     if video is not None and is_image_path(video):
         raise ClrfaceError(f"bench times videos; {video.name} is a photo (leave VIDEO out to time a generated clip)")
     with tempfile.TemporaryDirectory(prefix="clrface-clip-") as tmp:

@@ -82,6 +82,15 @@ def available_restorers() -> dict[str, RestorerSpec]:
     return dict(_REGISTRY)
 
 
+def check_model_name(model: str) -> None:
+    """ModelError unless `model` names a restorer make_restorer can build: 'auto', a registered name or a
+    .safetensors path (checked cheaply, before any model is loaded)."""
+    _load_builtin()
+    if model != "auto" and model not in _REGISTRY and not model.endswith(".safetensors"):
+        names = ", ".join(sorted(_REGISTRY))
+        raise ModelError(f"unknown --model {model!r}; choose one of: {names}, or a .safetensors path")
+
+
 def make_restorer(model: str, *, device: torch.device, fidelity: float = 0.5, compile: bool = False) -> Restorer:
     """Build a restorer from a registered name, 'auto', or a path to CLR-Face .safetensors weights.
 
@@ -94,9 +103,7 @@ def make_restorer(model: str, *, device: torch.device, fidelity: float = 0.5, co
         return _REGISTRY["clrface"].factory(device=device, fidelity=fidelity, path=model, **extra)
     if model == "auto":
         model = "clrface" if "clrface" in _REGISTRY and _shipped_clrface_present() else "baseline-bicubic-sharpen"
-    if model not in _REGISTRY:
-        names = ", ".join(sorted(_REGISTRY))
-        raise ModelError(f"unknown --model {model!r}; choose one of: {names}, or a .safetensors path")
+    check_model_name(model)
     return _REGISTRY[model].factory(device=device, fidelity=fidelity, path=None, **extra)
 
 
