@@ -20,7 +20,7 @@ from .faces.align import align_face, estimate_similarity, face_footprint
 from .faces.detect import FaceDetector, make_detector, upright
 from .faces.identity import IdentityEncoder, load_identity_encoder
 from .faces.paste import paste_faces
-from .io.decode import VideoInfo, is_image_path, probe_video, read_frames
+from .io.decode import FIELD_PROGRESSIVE, VideoInfo, is_image_path, probe_video, read_frames
 from .io.deinterlace import bwdif_deint
 from .io.encode import VideoWriter, output_exists
 from .io.image import Photo, copy_photo, fit_format, format_for, read_photo, to_uint8, write_photo
@@ -32,11 +32,10 @@ from .restore.temporal import TrackMemory
 from .types import Face, Frame, TimeSpan, TrackedFace
 
 log = logging.getLogger(__name__)
-# Beyond min_face and max_upscale a face's restoration fades out over this share of the limit instead of
-# stopping at it (a face hovering at a limit would otherwise pop in and out of restoration).
 DTYPES = (np.uint8, np.uint16, np.float32)  # the images the pipeline takes (float32 in 0..1)
 FLOAT_MAX = 2.0  # a float32 image above this is on the 0..255 scale, not 0..1
-PROGRESSIVE = 1  # AVFieldOrder of deinterlaced frames
+# Beyond min_face and max_upscale a face's restoration fades out over this share of the limit instead of
+# stopping at it (a face hovering at a limit would otherwise pop in and out of restoration).
 SIZE_FADE = 0.25
 # Video: the blend gate's share for a face is averaged along its track (an exponential moving average,
 # restore.temporal.TrackMemory), so the restoration's strength does not pulse from frame to frame.
@@ -366,7 +365,7 @@ def restore_video(input: str | Path, output: str | Path | None = None, config: R
     deint = bwdif_deint(config.deinterlace, info.interlaced)
     report.deinterlaced = deint is not None
     # what the output holds: the source's fields as they are, or progressive frames once deinterlaced
-    written = info if deint is None else replace(info, interlaced=False, field_order=PROGRESSIVE)
+    written = info if deint is None else replace(info, interlaced=False, field_order=FIELD_PROGRESSIVE)
     with output_folder(target.parent), \
             VideoWriter(target, source, written, codec=config.codec, crf=config.crf, span=span) as writer:
         frames = _timed(read_frames(source, deint, config.fps, span, alpha=info.alpha), timer, "decode")  # 1 decode

@@ -25,6 +25,8 @@ SWS_BT601 = 5
 NEAR_SQUARE = 0.01  # pixel aspect ratios this close to 1 are aligned as square
 SPAN_TOLERANCE = Fraction(1, 1000)  # seconds: a frame this close to a span's edge counts as on it
 RANGE_MPEG, RANGE_JPEG = 1, 2
+# AVFieldOrder (VideoInfo.field_order): progressive, and the orders that show the top or the bottom field first
+FIELD_PROGRESSIVE, FIELDS_TOP_FIRST, FIELDS_BOTTOM_FIRST = 1, (2, 5), (3, 4)
 # Every RGB<->YUV conversion runs swscale on one thread. With FFmpeg 8 (PyAV 18's sws_scale_frame),
 # threaded swscale converting rgb48le to 10-bit YUV intermittently writes wrong values into the
 # first pixels of each slice (rows h/3 and 2h/3 with 3 threads), differently from run to run, so

@@ -20,6 +20,8 @@ from av.video.reformatter import VideoReformatter
 from clrface_video.errors import ClrfaceError
 from clrface_video.io.decode import (
     COPY_STREAM_TYPES,
+    FIELDS_BOTTOM_FIRST,
+    FIELDS_TOP_FIRST,
     RANGE_JPEG,
     RANGE_MPEG,
     SPAN_TOLERANCE,
@@ -50,7 +52,6 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-FIELDS_TOP_FIRST, FIELDS_BOTTOM_FIRST = (2, 5), (3, 4)  # AVFieldOrder: TT, BT (top shown first); BB, TB
 AUTO = "auto"
 AUTO_CODECS = {".webm": "libvpx-vp9", ".dv": "dvvideo"}  # containers that hold no H.264
 CFR_CONTAINERS = frozenset({"avi"})  # containers that time frames by their count at one rate
