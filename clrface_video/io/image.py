@@ -266,9 +266,7 @@ def _xmp(image: Image.Image) -> bytes | None:
 def _to_depth(array: np.ndarray, bit_depth: int) -> np.ndarray:
     if bit_depth == 16:
         return array if array.dtype == np.uint16 else array.astype(np.uint16) * 257
-    if array.dtype == np.uint16:
-        return ((array.astype(np.uint32) + 128) // 257).astype(np.uint8)
-    return array.astype(np.uint8, copy=False)
+    return to_uint8(array)
 
 
 def to_uint8(image: np.ndarray) -> np.ndarray:
