@@ -294,6 +294,51 @@ def read_packets(path: Path | str, kind: str) -> list[tuple[bytes, int | None, F
                 if p.dts is not None and p.size > 0]
 
 
+def read_cues(path: Path | str) -> list[tuple[Fraction, Fraction, bytes]]:
+    """(start relative to the first video frame, duration, ASS dialogue text) of every cue of the first subtitle
+    stream, as FFmpeg's decoder for its codec reads it (so mov_text, SubRip and WebVTT compare as text)."""
+    with av.open(str(path)) as container:
+        video = container.streams.video[0]
+        first = next(p.pts for p in container.demux(video) if p.pts is not None) * video.time_base
+        container.seek(0)
+        stream = container.streams.subtitles[0]
+        cues = []
+        for packet in container.demux(stream):
+            if packet.pts is None or packet.size == 0:
+                continue
+            for cue in stream.decode(packet):
+                cues.append((packet.pts * packet.time_base - first, packet.duration * packet.time_base,
+                             cue.dialogue))
+        return cues
+
+
+def add_ass_track(src: Path | str, dst: Path | str, lines: list[str]) -> Path:
+    """`src` remuxed into `dst` (.mkv) with an ASS subtitle track: one Dialogue text of `lines` per half second."""
+    header = ("[Script Info]\nScriptType: v4.00+\nPlayResX: 384\nPlayResY: 288\n\n[V4+ Styles]\n"
+              "Format: Name, Fontname, Fontsize, PrimaryColour, SecondaryColour, OutlineColour, BackColour, Bold, "
+              "Italic, Underline, StrikeOut, ScaleX, ScaleY, Spacing, Angle, BorderStyle, Outline, Shadow, "
+              "Alignment, MarginL, MarginR, MarginV, Encoding\n"
+              "Style: Default,Arial,16,&Hffffff,&Hffffff,&H0,&H0,0,0,0,0,100,100,0,0,1,1,0,2,10,10,10,0\n\n"
+              "[Events]\nFormat: Layer, Start, End, Style, Name, MarginL, MarginR, MarginV, Effect, Text\n")
+    with av.open(str(src)) as source, av.open(str(dst), "w") as out:
+        copies = {s.index: out.add_stream_from_template(s) for s in source.streams}
+        track = out.add_stream("ass")
+        track.codec_context.subtitle_header = header.encode()
+        track.time_base = Fraction(1, 1000)
+        out.start_encoding()
+        for i, line in enumerate(lines):
+            event = av.subtitles.subtitle.SubtitleSet.create(f"{i},0,Default,,0,0,0,,{line}".encode(), 0, 400)
+            packet = track.codec_context.encode_subtitle(event)
+            packet.pts = packet.dts = i * 500
+            packet.duration, packet.time_base, packet.stream = 400, Fraction(1, 1000), track
+            out.mux(packet)
+        for packet in source.demux():
+            if packet.dts is not None:
+                packet.stream = copies[packet.stream_index]
+                out.mux(packet)
+    return Path(dst)
+
+
 def make_alpha_clip(path: Path | str, *, frames: int = 4, size: tuple[int, int] = (256, 192), codec: str = "ffv1",
                     pix_fmt: str = "yuva420p", opaque: bool = False) -> tuple[Path, list[np.ndarray]]:
     """A clip with transparency (FFV1 in .mkv, or prores_ks with yuva444p10le in .mov): the astronaut pan over

@@ -23,10 +23,12 @@ from tests.media import (
     BT2020_PQ,
     CHAPTERS,
     TAGS,
+    add_ass_track,
     clip_image,
     make_audio_only,
     make_clip,
     make_sequence,
+    read_cues,
     read_packets,
 )
 
@@ -262,6 +264,35 @@ def test_subtitle_packets_are_copied(tmp_path, suffix):
     cues = read_packets(src, "subtitle")
     assert len(cues) >= 2 and read_packets(out, "subtitle") == cues
     assert read_packets(out, "audio") == read_packets(src, "audio")
+
+
+@pytest.mark.parametrize(("source", "output", "codec"), [(".mp4", ".mkv", "subrip"), (".mkv", ".mp4", "mov_text"),
+                                                     (".mov", ".webm", "webvtt")])
+def test_text_subtitles_are_converted_for_a_container_that_cannot_hold_them(tmp_path, source, output, codec):
+    src = make_clip(tmp_path / f"in{source}", frames=30, size=SMALL, subtitles=True)
+    out = copy_video(src, tmp_path / f"out{output}")
+    with av.open(str(out)) as container:
+        assert [s.codec_context.codec.canonical_name for s in container.streams.subtitles] == [codec]
+    cues = read_cues(src)
+    assert len(cues) >= 2 and [c[2] for c in cues] == [f"cue {i}: hello astronaut".encode() for i in range(len(cues))]
+    assert read_cues(out) == cues  # the same text at the same time, for as long
+
+
+def test_ass_subtitles_keep_their_text_and_italics_in_mp4(tmp_path, caplog):
+    clip = make_clip(tmp_path / "in.mkv", frames=30, size=SMALL)
+    src = add_ass_track(clip, tmp_path / "ass.mkv", [r"{\i1}hello{\i0} world", r"{\pos(10,10)}one\Ntwo"])
+    out = copy_video(src, tmp_path / "out.mp4")
+    assert [c[2] for c in read_cues(out)] == [rb"{\i1}hello{\r} world", b"one\ntwo"]  # mov_text has no positions
+    assert [c[:2] for c in read_cues(out)] == [c[:2] for c in read_cues(src)]
+    assert "positions and effects are not" in caplog.text
+
+
+def test_bitmap_or_unconvertible_subtitles_are_left_out_with_a_warning(tmp_path, caplog):
+    src = make_clip(tmp_path / "in.mp4", frames=12, size=SMALL, subtitles=True)
+    out = copy_video(src, tmp_path / "out.avi", codec="mpeg4")
+    with av.open(str(out)) as container:
+        assert not container.streams.subtitles
+    assert "cannot be stored in .avi" in caplog.text
 
 
 def test_copied_packets_are_interleaved_with_video(tmp_path):

@@ -11,9 +11,10 @@ from pathlib import Path
 import av
 
 from ..errors import ClrfaceError
+from ..io.copies import packet_time
 from ..io.decode import VideoInfo, _open_input, _video_stream, frame_to_array, one_line
 from ..io.deinterlace import deinterlaced
-from ..io.encode import VideoWriter, _packet_time
+from ..io.encode import VideoWriter
 from ..types import Frame
 
 TIME_TOLERANCE = Fraction(1, 200)  # seconds a container may move a segment's frames
@@ -194,7 +195,7 @@ class PacketWriter(VideoWriter):
             if packet.pts is not None and packet.dts > packet.pts:
                 raise ClrfaceError("segments cannot be joined (decode timestamps overlap); use --backend local")
         self._last_dts = packet.dts
-        self._mux_copies_until(_packet_time(packet) if packet.dts is not None or packet.pts is not None else None)
+        self._mux_copies_until(packet_time(packet) if packet.dts is not None or packet.pts is not None else None)
         packet.stream = self._video
         try:
             self._out.mux(packet)

@@ -2,12 +2,10 @@
 from __future__ import annotations
 
 import errno
-import io
 import logging
 import math
 import os
 import shutil
-from collections.abc import Iterator
 from fractions import Fraction
 from pathlib import Path
 from types import TracebackType
@@ -18,8 +16,8 @@ import numpy as np
 from av.video.reformatter import VideoReformatter
 
 from clrface_video.errors import ClrfaceError
+from clrface_video.io.copies import CopiedStreams, copy_metadata
 from clrface_video.io.decode import (
-    COPY_STREAM_TYPES,
     FIELDS_BOTTOM_FIRST,
     FIELDS_TOP_FIRST,
     RANGE_JPEG,
@@ -60,10 +58,6 @@ CRF_CODECS = frozenset({"libx264", "libx265", "libsvtav1", "libvpx", "libvpx-vp9
 CRF_MAX = {"libx264": 51, "libx265": 51}  # the others take 0-63
 WRITE_ERRNOS = frozenset({errno.EACCES, errno.EPERM, errno.ENOSPC, errno.EROFS, errno.EDQUOT})
 QUIET_OPTIONS = {"libx265": {"x265-params": "log-level=error"}}
-# Tags a muxer or the source's encoder wrote about the file itself (brands, writing application, mkvmerge's
-# per-stream statistics, length): the output's muxer writes its own. Every other tag is copied.
-MUXER_TAGS = frozenset({"major_brand", "minor_version", "compatible_brands", "encoder", "vendor_id", "duration",
-                        "bps", "number_of_frames", "number_of_bytes"})
 
 
 def default_output_path(output: Path | str, source: Path | str) -> Path:
@@ -220,30 +214,6 @@ def _add_hdr10(options: dict[str, str], codec: str, hdr10: Hdr10) -> None:
     options[key] = ":".join(filter(None, [options.get(key, "")] + extra))
 
 
-def _copy_streams(source: av.container.InputContainer, out: av.container.OutputContainer,
-                  output: Path) -> dict[int, av.stream.Stream]:
-    """Output streams for the source's audio, subtitle and data streams, by input stream index."""
-    mapping: dict[int, av.stream.Stream] = {}
-    for stream in source.streams:
-        if stream.type not in COPY_STREAM_TYPES:
-            continue
-        if stream.type == "data" and "timecode" in stream.metadata:
-            continue  # a QuickTime timecode track: the muxer rebuilds it from the video's timecode tag
-        ctx = stream.codec_context
-        name = ctx.codec.canonical_name if ctx is not None and ctx.codec is not None else None
-        same_kind = out.format.name == source.format.name  # its own container held it: DV, MXF muxers need video
-        if not name or not (same_kind or _muxer_accepts(out.format.name, stream)):  # to try a stream alone
-            log.warning("%s stream %d (%s) cannot be stored in %s; it is left out",
-                        stream.type, stream.index, name or stream.metadata.get("handler_name") or "no codec",
-                        output.suffix)
-            continue
-        try:
-            mapping[stream.index] = out.add_stream_from_template(stream)
-        except (av.error.FFmpegError, ValueError) as error:
-            log.warning("%s stream %d cannot be copied (%s); it is left out", stream.type, stream.index, error)
-    return mapping
-
-
 def _gray_frame(image: np.ndarray, pix_fmt: str) -> av.VideoFrame:
     """A one-channel frame of an RGB image's BT.601 luma (io.image.luma), in numpy: swscale's rgb48 -> gray16
     path scales by 65535/65280, so a grey scan would not come back as it went in."""
@@ -251,56 +221,6 @@ def _gray_frame(image: np.ndarray, pix_fmt: str) -> av.VideoFrame:
         frame = av.VideoFrame.from_ndarray(luma(image).astype("<u2"), format="gray16le")
         return frame if pix_fmt == "gray16le" else frame.reformat(format=pix_fmt)
     return av.VideoFrame.from_ndarray(luma(image), format="gray")
-
-
-def _kept_tags(metadata: dict[str, str]) -> dict[str, str]:
-    def muxer_written(key: str) -> bool:
-        name = key.lower().split("-")[0]  # mkvmerge writes "BPS-eng", "DURATION-eng", ...
-        return name in MUXER_TAGS or name.startswith("_statistics")
-
-    return {key: value for key, value in metadata.items() if not muxer_written(key)}
-
-
-def copy_metadata(source: av.container.InputContainer, out: av.container.OutputContainer,
-                  video: av.stream.Stream, copies: dict[int, av.stream.Stream], path: Path, *,
-                  chapters: bool = True) -> None:
-    """The source's tags (title, creation time, languages, ...) on the file and on each stream, the streams'
-    dispositions (default, forced, ...), and its chapters (unless `chapters` is False: a cut-out stretch),
-    onto the output before its header is written."""
-    out.metadata.update(_kept_tags(dict(source.metadata)))
-    pairs = [(_video_stream(source, path), video)] + [(source.streams[i], copy) for i, copy in copies.items()]
-    for original, copy in pairs:
-        copy.metadata.update(_kept_tags(dict(original.metadata)))
-        copy.disposition = original.disposition
-    marks = source.chapters() if chapters else []
-    if marks:
-        out.set_chapters(marks)
-
-
-def _muxer_accepts(format_name: str, template: av.stream.Stream) -> bool:
-    """Whether a muxer can store a copy of `template` (tried on a throwaway in-memory file)."""
-    trial = av.open(io.BytesIO(), "w", format=format_name.split(",")[0])
-    try:
-        trial.add_stream_from_template(template)
-        trial.start_encoding()
-        return True
-    except (av.error.FFmpegError, ValueError):
-        return False
-    finally:
-        try:
-            trial.close()
-        except (av.error.FFmpegError, ValueError):
-            pass
-
-
-def _is_mov_text_gap(packet: av.Packet, stream: av.stream.Stream) -> bool:
-    """An empty mov_text cue: the mp4/mov muxer writes its own gap cues, so copying them would double them."""
-    return packet.size == 2 and stream.codec_context.name == "mov_text" and bytes(packet) == b"\x00\x00"
-
-
-def _packet_time(packet: av.Packet) -> Fraction:
-    stamp = packet.dts if packet.dts is not None else packet.pts
-    return Fraction(stamp) * packet.time_base
 
 
 class VideoWriter:
@@ -330,9 +250,7 @@ class VideoWriter:
         self._out: av.container.OutputContainer | None = None
         self._source: av.container.InputContainer | None = None
         self._video: av.video.stream.VideoStream | None = None
-        self._copies: dict[int, av.stream.Stream] = {}
-        self._packets: Iterator[av.Packet] = iter(())
-        self._next_packet: av.Packet | None = None
+        self._copied: CopiedStreams | None = None  # the source's audio, subtitles and data
         self._pix_fmt = ""
         self._palette: PaletteFilter | None = None  # a GIF's per-frame palettes
         self._reformatter = VideoReformatter()  # one swscale context for the whole stream
@@ -404,11 +322,9 @@ class VideoWriter:
     def _open_source(self) -> None:
         """Streams to copy from the source (when info says it has any), then its tags and chapters."""
         self._source = _open_input(self.source, self.info.fps)  # an image sequence needs its first number
-        if self.info.other_streams:
-            self._copies = _copy_streams(self._source, self._out, self.output)
-            if self._copies:
-                self._packets = self._source.demux([s for s in self._source.streams if s.index in self._copies])
-        copy_metadata(self._source, self._out, self._video, self._copies, self.source, chapters=self.span is None)
+        self._copied = CopiedStreams(self._source, self._out, self.output, any_streams=bool(self.info.other_streams))
+        copy_metadata(self._source, self._out, self._video, self._copied.copies, self.source,
+                      chapters=self.span is None)
         if self.span is not None and self.span.end is not None:
             video = _video_stream(self._source, self.source)
             # copies stop just before the span's end (a packet at its end belongs to what follows)
@@ -492,29 +408,8 @@ class VideoWriter:
     # -- copied streams ----------------------------------------------------------------------------
     def _mux_copies_until(self, limit: Fraction | None) -> None:
         """Mux the source's copied packets whose time is <= limit (all of them when limit is None)."""
-        assert self._out is not None
-        while True:
-            if self._next_packet is None:
-                self._next_packet = next(self._packets, None)
-                if self._next_packet is None:
-                    return
-            packet = self._next_packet
-            target = self._copies.get(packet.stream_index)
-            if packet.dts is None or target is None or _is_mov_text_gap(packet, target):
-                self._next_packet = None
-                continue
-            if limit is not None and _packet_time(packet) > limit:
-                return
-            if self._shift is not None:  # a span: packets before it are left out, the rest move with the frames
-                if _packet_time(packet) < self._shift:
-                    self._next_packet = None
-                    continue
-                move = round(self._shift / packet.time_base)
-                packet.pts = None if packet.pts is None else packet.pts - move
-                packet.dts = None if packet.dts is None else packet.dts - move
-            packet.stream = target
-            self._out.mux(packet)
-            self._next_packet = None
+        if self._copied is not None:
+            self._copied.mux_until(limit, self._shift)
 
     # -- closing -----------------------------------------------------------------------------------
     def _finish(self) -> None:
