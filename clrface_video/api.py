@@ -12,7 +12,7 @@ import numpy as np
 import torch
 
 from .config import RestoreConfig
-from .errors import ClrfaceError, InputError
+from .errors import ClrfaceError
 from .faces.detect import FaceDetector
 from .faces.identity import IdentityEncoder
 from .pipeline import FaceRestorer, Models, check_image, needs_identity_encoder
@@ -186,22 +186,13 @@ class Session:
 
     def restore_video(self, input: str | Path, output: str | Path | None = None, *,
                       progress: Progress | None = None, **options: Any) -> RestoreReport:
-        """Restore a video file (or a photo, or a folder of photos) to `output`, as the CLI does."""
-        from . import pipeline
-        from .photos import restore_folder
+        """Restore a video, an image sequence, a photo or a folder to `output`, as the CLI does, with this
+        session's models."""
+        from .pipeline import restore_path
 
         config = self.options(**options)
-        source = Path(input).expanduser()
-        if not source.exists():
-            raise InputError(f"input not found: {source}")
-        if source.is_dir():
-            return restore_folder(source, output, config, progress=progress, models=self.models(config, video=False))
-        if pipeline.is_image(source):
-            return pipeline.restore_image(source, output, config, progress=progress,
-                                          models=self.models(config, video=False))
-        pipeline.resolve_paths(source, output)  # check the paths before the identity encoder loads
-        return pipeline.restore_video(source, output, config, progress=progress,
-                                      models=self.models(config, video=True))
+        return restore_path(input, output, config, progress=progress,
+                            models_for=lambda video: self.models(config, video=video))
 
     def close(self) -> None:
         """Drop the models (the caller frees device memory, e.g. torch.cuda.empty_cache())."""

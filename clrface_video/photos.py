@@ -19,6 +19,7 @@ from .paths import resolve_paths
 from .pipeline import (
     FaceRestorer,
     Models,
+    ModelsFor,
     finish_report,
     load_models,
     restore_photo_array,
@@ -68,24 +69,27 @@ def _unreadable() -> tuple[type[BaseException], ...]:
 
 
 def restore_folder(input: str | Path, output: str | Path | None = None, config: RestoreConfig | None = None, *,
-                   progress: Progress | None = None, models: Models | None = None) -> RestoreReport:
+                   progress: Progress | None = None, models_for: ModelsFor | None = None) -> RestoreReport:
     """Restore every photo, then every video, under INPUT into the same tree under OUTPUT (default INPUT_restored/).
 
     Files whose output exists are skipped unless config.overwrite, so a rerun after a crash or
     Ctrl-C continues where it stopped (each output is written to a temporary name, then renamed).
     A file that cannot be read is reported in one line, counted in report.failed, and skipped.
-    Each video is restore_video's job, with the video models loaded once for all of them.
+    Each video is restore_video's job, with the video models loaded once for all of them
+    (`models_for(video)` gives models already loaded, a Session's).
     """
     config = config or RestoreConfig()
+    models_for = models_for or (lambda video: load_models(config, video=video))
     start = time.perf_counter()
     source, target = resolve_paths(input, output)
+
     def undone(paths: list[Path]) -> list[Path]:  # outputs not there yet (all of them with --overwrite)
         return [p for p in paths if config.overwrite or not (target / p.relative_to(source)).exists()]
 
     photos, videos = folder_contents(source)
     todo, videos_todo = undone(photos), undone(videos)
     timer = StageTimer()
-    models = models or (load_models(config, video=False) if todo else None)
+    models = models_for(False) if todo else None
     report = RestoreReport(input=str(source), output=str(target), kind="folder",
                            model=getattr(models.restorer, "name", config.model) if models else config.model,
                            device=str(models.device) if models else config.device,
@@ -113,18 +117,18 @@ def restore_folder(input: str | Path, output: str | Path | None = None, config: 
         if progress is not None:
             progress.advance()
     finish_report(report, story, timer, start)
-    _restore_videos(source, target, videos_todo, config, report, progress)
+    _restore_videos(source, target, videos_todo, config, report, progress, models_for)
     report.seconds = round(time.perf_counter() - start, 4)
     return report
 
 
 def _restore_videos(source: Path, target: Path, videos: list[Path], config: RestoreConfig, report: RestoreReport,
-                    progress: Progress | None) -> None:
+                    progress: Progress | None, models_for: ModelsFor) -> None:
     """The folder's videos, one restore_video each into the mirrored tree, added into the folder's report."""
     models: Models | None = None
     for path in videos:
         relative = path.relative_to(source)
-        models = models or load_models(config, video=True)
+        models = models or models_for(True)
         try:
             done = restore_video(path, target / relative, config, models=models)
         except ClrfaceError as error:  # this video (unreadable, truncated, unwritable), not the folder

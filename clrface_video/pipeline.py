@@ -5,7 +5,7 @@ import logging
 import math
 import time
 from collections import deque
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -51,6 +51,9 @@ class Models:
     detector: FaceDetector
     restorer: Restorer
     identity: IdentityEncoder | None = None  # per-track identity in videos
+
+
+ModelsFor = Callable[[bool], Models]  # the loaded models for a video job (True) or a photo job (False)
 
 
 def load_models(config: RestoreConfig, *, video: bool) -> Models:
@@ -449,20 +452,23 @@ def restore_frames(frames: Iterable[np.ndarray], config: RestoreConfig | None = 
 
 
 def restore_path(input: str | Path, output: str | Path | None = None, config: RestoreConfig | None = None, *,
-                 progress: Progress | None = None) -> RestoreReport:
-    """Restore a video, an image sequence (scan_%06d.dpx), a photo or a folder, whichever INPUT is."""
+                 progress: Progress | None = None, models_for: ModelsFor | None = None) -> RestoreReport:
+    """Restore a video, an image sequence (scan_%06d.dpx), a photo or a folder, whichever INPUT is.
+
+    `models_for(video)` gives models loaded once for many calls (a Session's); without it each job loads its own."""
     source = Path(input).expanduser()
-    if is_sequence(source):
-        return restore_video(source, output, config, progress=progress)
-    if not source.exists():
+    video = is_sequence(source) or (source.is_file() and not is_image_path(source))
+    if not video and not source.exists():
         raise InputError(f"input not found: {source}")
     if source.is_dir():
         from .photos import restore_folder
 
-        return restore_folder(source, output, config, progress=progress)
-    if is_image_path(source):
-        return restore_image(source, output, config, progress=progress)
-    return restore_video(source, output, config, progress=progress)
+        return restore_folder(source, output, config, progress=progress, models_for=models_for)
+    if video and models_for is not None:
+        resolve_paths(source, output)  # check the paths before the identity encoder loads
+    models = None if models_for is None else models_for(video)
+    job = restore_video if video else restore_image
+    return job(source, output, config, progress=progress, models=models)
 
 
 def check_image(image: Any, where: str) -> np.ndarray:

@@ -6,11 +6,14 @@ import sys
 
 import numpy as np
 import pytest
+from PIL import Image
 
 import clrface_video
-from clrface_video import api, pipeline
+from clrface_video import api, photos, pipeline
 from clrface_video.config import RestoreConfig
 from clrface_video.errors import ClrfaceError, InputError, ModelError
+from clrface_video.io.decode import read_frames
+from clrface_video.io.image import read_photo
 from tests.media import make_clip
 
 BASELINE = {"model": "baseline-bicubic-sharpen", "device": "cpu"}
@@ -152,6 +155,27 @@ def test_bad_model_and_bad_frames(session, astronaut):
         list(session.restore_frames(astronaut))
     with pytest.raises(InputError, match="restore_frames takes RGB"):
         list(pipeline.restore_frames([astronaut[..., 0]], RestoreConfig(model="baseline-bicubic-sharpen", device="cpu")))
+
+
+def test_a_session_restores_a_clip_a_photo_and_a_folder_with_its_own_models(tmp_path, session, monkeypatch,
+                                                                            astronaut):
+    (tmp_path / "album").mkdir()
+    clip = make_clip(tmp_path / "album" / "in.mp4", frames=4, size=(192, 192), audio=False)
+    photo = tmp_path / "album" / "photo.png"
+    Image.fromarray(astronaut).save(photo)
+    expected = api.restore_video(clip, tmp_path / "plain.mp4", **BASELINE)  # models loaded for the call
+    monkeypatch.setattr(pipeline, "load_models", lambda *a, **k: pytest.fail("a session loaded its models again"))
+    monkeypatch.setattr(photos, "load_models", pipeline.load_models)
+    video = session.restore_video(clip, tmp_path / "out.mp4")
+    assert video.kind == "video" and video.frames == 4 and video.tracks == expected.tracks == 1
+    assert [f.image.tobytes() for f in read_frames(tmp_path / "out.mp4")] == \
+        [f.image.tobytes() for f in read_frames(tmp_path / "plain.mp4")]
+    image = session.restore_video(photo, tmp_path / "photo_out.png")
+    assert image.kind == "image" and image.faces == 1
+    assert np.array_equal(read_photo(tmp_path / "photo_out.png").image, session.restore_image(astronaut))
+    folder = session.restore_video(tmp_path / "album", tmp_path / "album_out")
+    assert (folder.images, folder.videos) == (1, 1)
+    assert (tmp_path / "album_out" / "in.mp4").is_file() and (tmp_path / "album_out" / "photo.png").is_file()
 
 
 def test_restore_video_writes_a_clip(tmp_path):
