@@ -305,12 +305,10 @@ def detect(image: Path, detector: str, insightface_root: Path | None, threshold:
 @cli.command()
 def models() -> None:
     """List the registered restorers and say which one `--model auto` uses."""
-    import torch
-
-    from .restore.base import available_restorers, make_restorer
+    from .restore.base import available_restorers, default_model_name
 
     specs = available_restorers()
-    default = make_restorer("auto", device=torch.device("cpu")).name  # exactly what --model auto builds
+    default = default_model_name()
     for name, spec in sorted(specs.items()):
         mark = "  (default: --model auto)" if name == default else ""
         click.echo(f"{name}: {spec.description}{mark}")

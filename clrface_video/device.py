@@ -1,6 +1,8 @@
 """The one place that turns a user's --device into a torch device and a compute dtype."""
 from __future__ import annotations
 
+from contextlib import AbstractContextManager, nullcontext
+
 import torch
 
 from .errors import ClrfaceError
@@ -28,6 +30,14 @@ def pick_device(name: str = "auto") -> torch.device:
             raise ClrfaceError(f"--device {name} asked for, but torch sees {count} CUDA GPU(s): cuda:0 to "
                                f"cuda:{count - 1}")
     return device
+
+
+def training_autocast(device: torch.device) -> AbstractContextManager:
+    """Mixed precision for training: bf16 autocast on GPUs that support it. Elsewhere fp32: fp16 would need
+    loss scaling, which the training loop does not do."""
+    if device.type == "cuda" and torch.cuda.is_bf16_supported():
+        return torch.autocast("cuda", dtype=torch.bfloat16)
+    return nullcontext()
 
 
 def compute_dtype(device: torch.device) -> torch.dtype:

@@ -4,7 +4,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from clrface_video.device import compute_dtype, pick_device
+from clrface_video.device import compute_dtype, pick_device, training_autocast
 from clrface_video.errors import ClrfaceError
 
 
@@ -29,3 +29,18 @@ def test_a_gpu_index_past_the_last_gpu_is_refused(monkeypatch):
     assert pick_device("cuda:1") == torch.device("cuda:1") and pick_device("cuda") == torch.device("cuda")
     with pytest.raises(ClrfaceError, match="sees 2 CUDA GPU"):
         pick_device("cuda:2")
+
+
+@pytest.mark.parametrize(("device", "bf16"), [("cpu", True), ("cuda", False)])
+def test_training_stays_fp32_where_bf16_is_missing(monkeypatch, device, bf16):
+    monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda *a, **k: bf16)
+    with training_autocast(torch.device(device)):  # the CPU, or a GPU without bf16 (fp16 needs loss scaling)
+        product = torch.ones(2, 2) @ torch.ones(2, 2)
+    assert product.dtype == torch.float32 and not torch.is_autocast_enabled("cuda")
+
+
+@pytest.mark.filterwarnings("ignore:CUDA is not available")  # the context is only built here, never entered
+def test_training_autocasts_to_bf16_on_a_gpu_that_has_it(monkeypatch):
+    monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda *a, **k: True)
+    context = training_autocast(torch.device("cuda"))
+    assert isinstance(context, torch.autocast) and context.fast_dtype == torch.bfloat16

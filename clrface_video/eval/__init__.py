@@ -1,0 +1,1 @@
+"""Measuring restorers: paired and unpaired evaluation, temporal consistency, identity judges, reports, benchmarks."""

@@ -145,6 +145,7 @@ def _child(args: dict) -> dict:
     import torch
 
     from ..config import RestoreConfig
+    from ..device import pick_device
     from ..io.decode import probe_video
     from ..pipeline import restore_video
 
@@ -153,7 +154,7 @@ def _child(args: dict) -> dict:
                            compile=args["compile"], identity_guidance=args["identity_guidance"],
                            overwrite=True, quiet=True)
     plain_frames, plain_seconds = plain_transcode(video, work / "plain.mp4", config.crf) if args["plain"] else (0, 0.0)
-    cuda = config.device.startswith("cuda") or (config.device == "auto" and torch.cuda.is_available())
+    cuda = pick_device(config.device).type == "cuda"
     if cuda:
         torch.cuda.reset_peak_memory_stats()
     report = restore_video(video, work / "restored.mp4", config)

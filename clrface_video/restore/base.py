@@ -102,9 +102,15 @@ def make_restorer(model: str, *, device: torch.device, fidelity: float = 0.5, co
     if model.endswith(".safetensors"):
         return _REGISTRY["clrface"].factory(device=device, fidelity=fidelity, path=model, **extra)
     if model == "auto":
-        model = "clrface" if "clrface" in _REGISTRY and _shipped_clrface_present() else "baseline-bicubic-sharpen"
+        model = default_model_name()
     check_model_name(model)
     return _REGISTRY[model].factory(device=device, fidelity=fidelity, path=None, **extra)
+
+
+def default_model_name() -> str:
+    """What `--model auto` builds: the shipped CLR-Face model where its weights are installed, else the baseline."""
+    _load_builtin()
+    return "clrface" if "clrface" in _REGISTRY and _shipped_clrface_present() else "baseline-bicubic-sharpen"
 
 
 def _shipped_clrface_present() -> bool:

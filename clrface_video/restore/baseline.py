@@ -1,4 +1,6 @@
-"""A classical baseline restorer (bicubic down/up plus unsharp mask): no learning, honest about it."""
+"""A classical baseline restorer (edge-preserving denoise plus unsharp mask): no learning, honest about it.
+
+Its registered name, baseline-bicubic-sharpen, is kept for the scripts and reports that use it."""
 from __future__ import annotations
 
 import cv2

@@ -1,0 +1,1 @@
+"""Training CLR-Face: face preparation, degradations, losses, the staged training loop, export."""

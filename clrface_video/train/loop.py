@@ -7,7 +7,6 @@ import math
 import os
 import time
 from collections.abc import Callable, Iterator
-from contextlib import AbstractContextManager, nullcontext
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
@@ -129,13 +128,6 @@ def broadcast_module(module: nn.Module, world: Dist) -> None:
     if world.world > 1:
         for t in list(module.parameters()) + list(module.buffers()):
             dist.broadcast(t.data, 0)
-
-
-def autocast(device: torch.device) -> AbstractContextManager:
-    """bf16 autocast on CUDA; full fp32 on the CPU."""
-    if device.type == "cuda":
-        return torch.autocast("cuda", dtype=torch.bfloat16)
-    return nullcontext()
 
 
 def endless_batches(dataset: Dataset, batch_size: int, *, seed: int, start_epoch: int, world: Dist,

@@ -8,6 +8,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from ..device import training_autocast
 from ..restore.gate import VIEWS, best_share, blend, blend_log_mse, gate_loss, view
 from ..restore.model import CLRFaceConfig, CLRFaceModel, Knobs, fidelity_to_knobs
 from ..restore.schedules import karras_sigmas, sample_sigmas_lognormal, truncate_sigmas
@@ -144,7 +145,7 @@ class AutoencoderStage(Stage):
 
     def step(self, hq: torch.Tensor, lq: torch.Tensor, step: int) -> dict[str, torch.Tensor]:
         hq = self.random_crop(hq)
-        with loop.autocast(self.ctx.device):
+        with training_autocast(self.ctx.device):
             recon, vq = self.model.vqgan(hq)
             losses = {"l1": pixel_loss(recon, hq), "vq": codebook_loss(vq)}
         losses = adversarial_update(self, recon, hq, losses, step)
@@ -217,7 +218,7 @@ class DecoderStage(Stage):
         return vq.quantize(z).z_q if snap else z
 
     def step(self, hq: torch.Tensor, lq: torch.Tensor, step: int) -> dict[str, torch.Tensor]:
-        with loop.autocast(self.ctx.device):
+        with training_autocast(self.ctx.device):
             z = self.latents(hq, lq, self.generator)
             recon = self.trained.decode(z)
             losses = {"l1": pixel_loss(recon, hq)}
@@ -236,7 +237,7 @@ def adversarial_update(stage: Stage, fake: torch.Tensor, real: torch.Tensor, los
     total = sum(losses.values())
     adversarial = step >= w.disc_start
     if adversarial:
-        with loop.autocast(stage.ctx.device):
+        with training_autocast(stage.ctx.device):
             losses = {**losses, **generator_losses(stage.disc, fake, real)}  # type: ignore[attr-defined]
         total = total + w.gan * losses["g"] + w.feature_matching * losses["fm"]
     stage.update("main", total, stage.params, step)
@@ -258,7 +259,7 @@ def discriminator_step(stage: Stage, fake: torch.Tensor, real: torch.Tensor, ste
     """One hinge update of stage.disc on real vs the detached fake; returns the loss."""
     disc = stage.disc  # type: ignore[attr-defined]
     disc.requires_grad_(True)
-    with loop.autocast(stage.ctx.device):
+    with training_autocast(stage.ctx.device):
         real_logits, _ = disc(real)
         fake_logits, _ = disc(fake.detach())
         loss = hinge_d_loss(real_logits.float(), fake_logits.float())
@@ -273,7 +274,7 @@ class IRNStage(Stage):
 
     def step(self, hq: torch.Tensor, lq: torch.Tensor, step: int) -> dict[str, torch.Tensor]:
         w = self.ctx.weights
-        with loop.autocast(self.ctx.device):
+        with training_autocast(self.ctx.device):
             x = self.model.irn(lq)
             losses = {"l1": pixel_loss(x, hq)}
             if w.identity > 0:
@@ -299,7 +300,7 @@ class PriorStage(Stage):
         self.generator = torch.Generator().manual_seed(ctx.options.seed * 7919 + ctx.world.rank + 1_000_003 * ctx.start_step)
 
     def step(self, hq: torch.Tensor, lq: torch.Tensor, step: int) -> dict[str, torch.Tensor]:
-        with loop.autocast(self.ctx.device):
+        with training_autocast(self.ctx.device):
             with torch.no_grad():
                 z0 = self.model.vqgan.encode(hq).float()
                 z_d = self.model.vqgan.encode(lq)
