@@ -30,7 +30,7 @@ def images_of(path: Path, frames: int):
     """(label, RGB image) of a photo, or of a video's first `frames` frames."""
     from clrface_video.eval.temporal import read_clip
     from clrface_video.io.decode import is_image_path
-    from clrface_video.io.image import read_photo
+    from clrface_video.io.photo_read import read_photo
 
     if is_image_path(path):
         yield path.name, read_photo(path).image

@@ -14,7 +14,7 @@ from .device import pick_device
 from .errors import ClrfaceError, InputError
 from .faces.detect import make_detector
 from .io.decode import is_image_path, is_video_path
-from .io.image import read_photo
+from .io.photo_read import read_photo
 from .paths import resolve_paths
 from .pipeline import (
     FaceRestorer,

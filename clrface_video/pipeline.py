@@ -23,7 +23,9 @@ from .faces.paste import paste_faces
 from .io.decode import FIELD_PROGRESSIVE, VideoInfo, is_image_path, probe_video, read_frames
 from .io.deinterlace import bwdif_deint
 from .io.encode import VideoWriter, output_exists
-from .io.image import Photo, copy_photo, fit_format, format_for, read_photo, to_uint8, write_photo
+from .io.photo_read import Photo, read_photo
+from .io.photo_write import copy_photo, fit_format, format_for, write_photo
+from .io.pixels import to_uint8
 from .io.sequence import is_sequence
 from .paths import output_folder, resolve_paths
 from .report import Progress, RestoreReport, StageTimer
@@ -422,7 +424,7 @@ def save_photo(source: Path, target: Path, image: np.ndarray, photo: Photo, *, u
 
 def output_format(photo: Photo, target: Path) -> Photo:
     """The photo's write-back settings, in the format its output name asks for (photo.png -o out.jpg: JPEG),
-    with what that format cannot hold converted (io.image.fit_format)."""
+    with what that format cannot hold converted (io.photo_write.fit_format)."""
     wanted = format_for(target)
     if wanted is None:
         raise ClrfaceError(f"a photo cannot be written as {target.suffix or target.name!r}; name the output "

@@ -13,7 +13,7 @@ from clrface_video import api, photos, pipeline
 from clrface_video.config import RestoreConfig
 from clrface_video.errors import ClrfaceError, InputError, ModelError
 from clrface_video.io.decode import read_frames
-from clrface_video.io.image import read_photo
+from clrface_video.io.photo_read import read_photo
 from tests.media import make_clip
 
 BASELINE = {"model": "baseline-bicubic-sharpen", "device": "cpu"}

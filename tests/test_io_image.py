@@ -10,9 +10,10 @@ import pytest
 from PIL import Image, ImageCms, ImageOps
 
 from clrface_video.errors import ClrfaceError, InputError
-from clrface_video.io import image as image_io
+from clrface_video.io import photo_read
 from clrface_video.io.decode import is_image_path
-from clrface_video.io.image import Photo, format_for, orient_array, read_photo, write_photo
+from clrface_video.io.photo_read import Photo, orient_array, read_photo
+from clrface_video.io.photo_write import format_for, write_photo
 
 MAKE, MODEL, ORIENTATION = 0x010F, 0x0110, 0x0112
 
@@ -196,7 +197,7 @@ def test_other_formats_round_trip(tmp_path, rgb, suffix):
 
 def test_phone_heic_comes_upright_and_goes_back_heic_with_its_metadata(tmp_path, rgb, icc):
     pytest.importorskip("pillow_heif", reason="HEIC needs pillow-heif (the test extra installs it)")
-    assert image_io.heif_support() and is_image_path("IMG_0001.HEIC") and format_for("x.heic") == "HEIF"
+    assert photo_read.heif_support() and is_image_path("IMG_0001.HEIC") and format_for("x.heic") == "HEIF"
     path = tmp_path / "IMG_0001.heic"
     # EXIF as bytes, as a camera writes it (pillow-heif treats an Image.Exif object differently)
     Image.fromarray(rgb).save(path, quality=95, exif=camera_exif(orientation=6).tobytes(), icc_profile=icc)
@@ -222,7 +223,7 @@ def test_avif_round_trip_keeps_exif_and_comes_upright(tmp_path, rgb):
 
 
 def test_heic_without_pillow_heif_is_a_one_line_input_error(tmp_path, monkeypatch):
-    monkeypatch.setattr(image_io, "heif_support", lambda: False)
+    monkeypatch.setattr(photo_read, "heif_support", lambda: False)
     path = tmp_path / "IMG_0002.HEIC"
     path.write_bytes(b"\x00\x00\x00\x18ftypheic" + bytes(100))
     with pytest.raises(InputError, match="pip install pillow-heif") as caught:

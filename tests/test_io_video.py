@@ -449,7 +449,7 @@ def test_hdr10_mastering_metadata_is_kept(tmp_path, codec, warnings_logged):
 def test_an_alpha_channel_is_read_and_written_again_by_encoders_that_store_one(tmp_path, warnings_logged):
     from PIL import Image
 
-    from clrface_video.io.image import to_uint8
+    from clrface_video.io.pixels import to_uint8
     from tests.media import make_alpha_clip
 
     src, planes = make_alpha_clip(tmp_path / "keyed.mkv", size=SMALL)

@@ -33,8 +33,8 @@ from clrface_video.io.decode import (
     has_alpha,
     one_line,
 )
-from clrface_video.io.image import luma, to_uint8
 from clrface_video.io.palette import PaletteFilter, is_gif
+from clrface_video.io.pixels import luma, to_uint8
 from clrface_video.io.sequence import (
     COUNTER,
     find_sequence,
@@ -215,7 +215,7 @@ def _add_hdr10(options: dict[str, str], codec: str, hdr10: Hdr10) -> None:
 
 
 def _gray_frame(image: np.ndarray, pix_fmt: str) -> av.VideoFrame:
-    """A one-channel frame of an RGB image's BT.601 luma (io.image.luma), in numpy: swscale's rgb48 -> gray16
+    """A one-channel frame of an RGB image's BT.601 luma (io.pixels.luma), in numpy: swscale's rgb48 -> gray16
     path scales by 65535/65280, so a grey scan would not come back as it went in."""
     if image.dtype == np.uint16:
         frame = av.VideoFrame.from_ndarray(luma(image).astype("<u2"), format="gray16le")

@@ -146,7 +146,8 @@ class _Worker:
     def __call__(self, item: tuple[SourceImage, str, str]) -> PreparedFace | str | None:
         """The prepared face, None when no face is found, or why the image could not be read."""
         from ..faces.align import align_face
-        from ..io.image import read_photo, to_uint8
+        from ..io.photo_read import read_photo
+        from ..io.pixels import to_uint8
 
         source, split, name = item
         try:
