@@ -10,7 +10,7 @@ import click
 
 from . import __version__
 from .config import DEINTERLACE, DETECTORS, MAX_SMOOTHING, RestoreConfig
-from .errors import ClrfaceError
+from .errors import ClrfaceError, one_line
 
 EXIT_USER_ERROR = 2
 EXIT_INTERRUPTED = 130
@@ -36,10 +36,6 @@ def _media_errors() -> tuple[type[BaseException], ...]:
     return (av.error.FFmpegError, UnidentifiedImageError, OSError, EOFError)
 
 
-def _one_line(error: BaseException) -> str:
-    return " ".join(str(error).split()) or type(error).__name__
-
-
 def _fail(message: str, code: int) -> None:
     click.echo(f"error: {message}", err=True)
     sys.exit(code)
@@ -63,15 +59,15 @@ class ClrfaceGroup(click.Group):
         except click.ClickException as error:
             where = error.ctx.command_path if isinstance(error, click.UsageError) and error.ctx else ""
             hint = f" (see {where} --help)" if where else ""
-            _fail(_one_line(click.unstyle(error.format_message())) + hint, error.exit_code)
+            _fail(one_line(click.unstyle(error.format_message())) + hint, error.exit_code)
         except ClrfaceError as error:
-            _fail(_one_line(error), EXIT_USER_ERROR)
+            _fail(one_line(error), EXIT_USER_ERROR)
         except _media_errors() as error:
-            _fail(_one_line(error), EXIT_USER_ERROR)
+            _fail(one_line(error), EXIT_USER_ERROR)
         except Exception as error:  # a bug: still one line, traceback on request
             if _debug():
                 raise
-            _fail(f"unexpected {type(error).__name__}: {_one_line(error)} (set CLRFACE_DEBUG=1 for a traceback)", 1)
+            _fail(f"unexpected {type(error).__name__}: {one_line(error)} (set CLRFACE_DEBUG=1 for a traceback)", 1)
         code = result if isinstance(result, int) else 0
         if standalone_mode:
             sys.exit(code)
@@ -114,7 +110,7 @@ class _WarningLine(logging.Handler):
     def emit(self, record: logging.LogRecord) -> None:
         from tqdm import tqdm
 
-        tqdm.write(f"warning: {_one_line(Exception(record.getMessage()))}", file=sys.stderr)
+        tqdm.write(f"warning: {one_line(Exception(record.getMessage()))}", file=sys.stderr)
 
 
 def _show_warnings(quiet: bool) -> None:

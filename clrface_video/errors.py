@@ -1,6 +1,11 @@
 """User-facing errors: one clear line for the CLI, never a traceback."""
 
 
+def one_line(error: BaseException) -> str:
+    """An exception's message on one line (FFmpeg and Pillow messages may carry newlines), else its type's name."""
+    return " ".join(str(error).split()) or type(error).__name__
+
+
 class ClrfaceError(Exception):
     """An error caused by the user's input or set-up; its message is one line that says what to do."""
 

@@ -11,7 +11,7 @@ import numpy as np
 
 from .config import RestoreConfig
 from .device import pick_device
-from .errors import ClrfaceError, InputError
+from .errors import ClrfaceError, InputError, one_line
 from .faces.detect import make_detector
 from .io.decode import is_image_path, is_video_path
 from .io.photo_read import read_photo
@@ -61,13 +61,6 @@ def _find(folder: Path, wanted: Callable[[Path], bool]) -> Iterator[Path]:
             yield path
 
 
-def _unreadable() -> tuple[type[BaseException], ...]:
-    """What reading or decoding one bad photo can raise (reported and skipped, not fatal)."""
-    from PIL import UnidentifiedImageError
-
-    return (ClrfaceError, UnidentifiedImageError, OSError, ValueError, SyntaxError)
-
-
 def restore_folder(input: str | Path, output: str | Path | None = None, config: RestoreConfig | None = None, *,
                    progress: Progress | None = None, models_for: ModelsFor | None = None) -> RestoreReport:
     """Restore every photo, then every video, under INPUT into the same tree under OUTPUT (default INPUT_restored/).
@@ -100,19 +93,13 @@ def restore_folder(input: str | Path, output: str | Path | None = None, config: 
     for path in todo:
         relative = path.relative_to(source)
         try:
-            with timer("decode"):
-                photo = read_photo(path)  # 1 read
-        except _unreadable() as error:
-            message = " ".join(str(error).split()) or type(error).__name__
+            assert story is not None
+            _restore_one(story, path, target / relative, timer)
+        except Exception as error:  # noqa: BLE001 - this photo (unreadable, unwritable, odd metadata), not the folder
+            message = one_line(error)
             log.warning("skipped %s: %s", relative, message)
             report.failed.append(f"{relative}: {message}")
         else:
-            assert story is not None
-            image = restore_photo_array(story, photo.image)  # 2 detect, 4 align, 5 restore, 6 paste
-            destination = target / relative
-            destination.parent.mkdir(parents=True, exist_ok=True)
-            with timer("encode"):
-                save_photo(path, destination, image, photo)  # 7 write (temporary name, then rename)
             report.images += 1
         if progress is not None:
             progress.advance()
@@ -120,6 +107,16 @@ def restore_folder(input: str | Path, output: str | Path | None = None, config: 
     _restore_videos(source, target, videos_todo, config, report, progress, models_for)
     report.seconds = round(time.perf_counter() - start, 4)
     return report
+
+
+def _restore_one(story: FaceRestorer, path: Path, destination: Path, timer: StageTimer) -> None:
+    """One photo of a folder: read, restore, write into the mirrored tree."""
+    with timer("decode"):
+        photo = read_photo(path)  # 1 read
+    image = restore_photo_array(story, photo.image)  # 2 detect, 4 align, 5 restore, 6 paste
+    destination.parent.mkdir(parents=True, exist_ok=True)
+    with timer("encode"):
+        save_photo(path, destination, image, photo)  # 7 write (temporary name, then rename)
 
 
 def _restore_videos(source: Path, target: Path, videos: list[Path], config: RestoreConfig, report: RestoreReport,
@@ -132,7 +129,7 @@ def _restore_videos(source: Path, target: Path, videos: list[Path], config: Rest
         try:
             done = restore_video(path, target / relative, config, models=models)
         except ClrfaceError as error:  # this video (unreadable, truncated, unwritable), not the folder
-            message = " ".join(str(error).split())
+            message = one_line(error)
             log.warning("skipped %s: %s", relative, message)
             report.failed.append(f"{relative}: {message}")
         else:

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import logging
 import math
+import os
 import time
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
@@ -414,12 +415,14 @@ def restore_image(input: str | Path, output: str | Path | None = None, config: R
 
 
 def save_photo(source: Path, target: Path, image: np.ndarray, photo: Photo, *, unchanged: bool = True) -> None:
-    """Write the restored photo; one whose pixels nothing changed (no face, or none restored), in its own format
-    (`unchanged`), is copied byte for byte instead of encoded again."""
+    """Write the restored photo with the source's modification time; one whose pixels nothing changed (no face,
+    or none restored), in its own format (`unchanged`), is copied byte for byte instead of encoded again."""
     if unchanged and np.array_equal(image, photo.image):
         copy_photo(source, target)
     else:
         write_photo(target, image, like=photo)
+    stat = source.stat()  # the photo's own date, which albums and backups sort by
+    os.utime(target, ns=(stat.st_atime_ns, stat.st_mtime_ns))
 
 
 def output_format(photo: Photo, target: Path) -> Photo:
@@ -475,6 +478,9 @@ def restore_path(input: str | Path, output: str | Path | None = None, config: Re
 
 def check_image(image: Any, where: str) -> np.ndarray:
     """An (H, W, 3) RGB uint8, uint16 or float32 (0..1) array with pixels, or a one-line InputError naming `where`."""
+    if isinstance(image, (str, Path)):
+        raise InputError(f"{where} takes an RGB array; for a file (photo, video or folder) use "
+                         "clrface_video.restore_video(path), which restores whichever it is")
     if not isinstance(image, np.ndarray) or image.ndim != 3 or image.shape[2] != 3 or image.dtype not in DTYPES:
         got = f"{getattr(image, 'shape', type(image).__name__)} {getattr(image, 'dtype', '')}".strip()
         hint = "; a single image given as the frames is read row by row: pass a list of frames" \

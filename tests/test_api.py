@@ -145,6 +145,8 @@ def test_bad_model_and_bad_frames(session, astronaut):
         list(frames)
     with pytest.raises(InputError, match="the image is empty"):
         session.restore_image(np.zeros((0, 0, 3), np.uint8))
+    with pytest.raises(InputError, match=r"for a file .* use clrface_video.restore_video\(path\)"):
+        clrface_video.restore_image("holiday.jpg")
     spoilt = astronaut.astype(np.float32) / 255
     spoilt[5, 5] = np.nan
     with pytest.raises(InputError, match="NaN"):

@@ -1,6 +1,7 @@
 """Photo I/O round trips on real files: EXIF, ICC, orientation, format, mode, alpha, 16-bit, CMYK, errors."""
 from __future__ import annotations
 
+import re
 from dataclasses import replace
 from pathlib import Path
 
@@ -274,3 +275,168 @@ def test_sixteen_bit_png_orientation_is_applied(tmp_path, rgb):
     assert exif[ORIENTATION] == 1 and exif[MAKE] == "NASA"
     with Image.open(tmp_path / "tagged.png") as image:
         assert image.getexif()[ORIENTATION] == 6
+
+
+def marked(image: np.ndarray) -> np.ndarray:
+    """The image with a black 16 x 16 square at its centre: what a restorer changed, as write_photo must show it."""
+    out = image.copy()
+    h, w = image.shape[0] // 2, image.shape[1] // 2
+    out[h - 8:h + 8, w - 8:w + 8] = 0
+    return out
+
+
+@pytest.mark.parametrize(("suffix", "mode", "tolerance"), [(".jpg", "RGB", 6.0), (".jpg", "CMYK", 8.0), (".png", "RGB", 0.0),
+                                                           (".webp", "RGB", 6.0), (".tif", "RGB", 0.0)])
+def test_write_photo_writes_the_restored_pixels_not_the_source(tmp_path, rgb, suffix, mode, tolerance):
+    path = tmp_path / f"a{suffix}"
+    Image.fromarray(rgb).convert(mode).save(path, **({"quality": 95} if suffix == ".jpg" else {}))
+    photo = read_photo(path)
+    changed = marked(photo.image)
+    again = read_photo(write_photo(tmp_path / f"out{suffix}", changed, photo))
+    centre = (slice(42, 54), slice(26, 38))  # inside the square, clear of JPEG ringing at its edges
+    assert again.image[centre].mean() <= 10 and photo.image[centre].mean() > 100  # the new square is there
+    assert float(np.abs(again.image.astype(float) - changed.astype(float)).mean()) <= tolerance + 1e-9
+
+
+def tiff_with_exif_date(path: Path, rgb: np.ndarray, orientation: int = 1) -> Path:
+    """A deflate-compressed TIFF with maker, orientation and an Exif sub-IFD holding DateTimeOriginal, as a
+    scanner or Lightroom writes one: tifffile writes a placeholder tag, which becomes the sub-IFD's pointer."""
+    import struct
+
+    import tifffile
+
+    tifffile.imwrite(path, rgb, photometric="rgb", compression="zlib", metadata=None,
+                     extratags=[(271, "s", 0, "Epson", True), (274, "H", 1, orientation, True),
+                                (65000, "I", 1, 0xDEADBEEF, True)])
+    data = bytearray(path.read_bytes())
+    placeholder = data.find(struct.pack("<HHII", 65000, 4, 1, 0xDEADBEEF))
+    data += b"\x00" * (len(data) & 1)
+    offset = len(data)
+    date = b"1962:07:14 10:00:00\x00"
+    data += struct.pack("<HHHII", 1, 0x9003, 2, len(date), offset + 18) + struct.pack("<I", 0) + date
+    data[placeholder:placeholder + 12] = struct.pack("<HHII", 0x8769, 4, 1, offset)
+    path.write_bytes(bytes(data))
+    return path
+
+
+def test_a_compressed_tiff_with_exif_date_and_orientation_is_written_whole(tmp_path, rgb, warnings_logged):
+    path = tiff_with_exif_date(tmp_path / "scan.tif", np.ascontiguousarray(np.rot90(rgb, 1)), orientation=6)
+    with Image.open(path) as source:
+        assert source.info["compression"] == "tiff_adobe_deflate"
+        assert source.getexif().get_ifd(0x8769)[0x9003] == "1962:07:14 10:00:00"
+    photo = read_photo(path)
+    out = write_photo(tmp_path / "out.tif", marked(photo.image), photo)  # libtiff refused its EXIF before
+    with Image.open(out) as written:
+        exif = written.getexif()
+        assert exif.get_ifd(0x8769)[0x9003] == "1962:07:14 10:00:00" and exif[MAKE] == "Epson"
+        assert exif.get(ORIENTATION, 1) == 1 and written.size == (photo.image.shape[1], photo.image.shape[0])
+    assert np.array_equal(read_photo(out).image, marked(photo.image))
+    assert "uncompressed TIFF to keep its EXIF" in warnings_logged.text
+
+
+def test_exif_with_a_damaged_tag_is_kept_as_it_came(tmp_path, rgb):
+    exif = camera_exif()
+    exif[0x011A] = 72.0  # XResolution (RATIONAL) ...
+    raw = bytearray(exif.tobytes())  # big-endian ("MM"), each entry: tag, type 5 (RATIONAL), ...
+    at = raw.find(b"\x01\x1a\x00\x05")  # ... renumbered Threshholding (a SHORT): Pillow cannot write it again
+    raw[at:at + 2] = b"\x01\x07"
+    path = tmp_path / "phone.jpg"
+    Image.fromarray(rgb).save(path, exif=bytes(raw))
+    photo = read_photo(path)
+    out = write_photo(tmp_path / "out.jpg", marked(photo.image), photo)
+    with Image.open(out) as written:
+        assert written.info["exif"] == Image.open(path).info["exif"] and written.getexif()[MAKE] == "NASA"
+
+
+def test_xmp_orientation_is_reset_with_the_exif_one(tmp_path, rgb):
+    xmp = b'<x:xmpmeta xmlns:x="adobe:ns:meta/"><rdf:Description tiff:Orientation="6" ' \
+          b'xmlns:tiff="http://ns.adobe.com/tiff/1.0/"/></x:xmpmeta>'
+    path = tmp_path / "side.jpg"
+    Image.fromarray(np.ascontiguousarray(np.rot90(rgb, 1))).save(path, exif=camera_exif(6), xmp=xmp)
+    photo = read_photo(path)
+    assert photo.image.shape == rgb.shape and b'tiff:Orientation="1"' in photo.xmp
+    with Image.open(write_photo(tmp_path / "out.jpg", photo.image, photo)) as written:
+        assert b'tiff:Orientation="1"' in written.info["xmp"] and written.getexif()[ORIENTATION] == 1
+
+
+def test_lossless_webp_stays_lossless(tmp_path, rgb):
+    path = tmp_path / "a.webp"
+    Image.fromarray(rgb).save(path, lossless=True)
+    photo = read_photo(path)
+    out = write_photo(tmp_path / "out.webp", marked(photo.image), photo)
+    assert b"VP8L" in out.read_bytes()[:64] and np.array_equal(read_photo(out).image, marked(photo.image))
+    lossy = tmp_path / "b.webp"
+    Image.fromarray(rgb).save(lossy, quality=80)
+    assert b"VP8L" not in write_photo(tmp_path / "out_b.webp", rgb, read_photo(lossy)).read_bytes()[:64]
+
+
+def test_jpeg_keeps_progressive_comment_and_iptc(tmp_path, rgb):
+    caption = b"\x1c\x02\x78\x00\x0cGrandma 1962"  # IPTC record 2, dataset 120 (caption)
+    resource = b"8BIM\x04\x04\x00\x00" + len(caption).to_bytes(4, "big") + caption
+    app13 = b"Photoshop 3.0\x00" + resource
+    path = tmp_path / "family.jpg"
+    Image.fromarray(rgb).save(path, progressive=True, comment=b"family 2001",
+                              extra=b"\xff\xed" + (len(app13) + 2).to_bytes(2, "big") + app13)
+    photo = read_photo(path)
+    out = write_photo(tmp_path / "out.jpg", marked(photo.image), photo)
+    with Image.open(out) as written:
+        assert written.info.get("progressive") and written.info["comment"] == b"family 2001"
+        assert ("APP13", app13) in written.applist
+
+
+def test_png_keeps_its_text_and_xmp(tmp_path, rgb):
+    from PIL.PngImagePlugin import PngInfo
+
+    xmp = '<x:xmpmeta xmlns:x="adobe:ns:meta/"><rdf:li>grandma</rdf:li></x:xmpmeta>'
+    info = PngInfo()
+    info.add_text("Description", "Grandma 1962")
+    info.add_itxt("Copyright", "J. Dœ")
+    info.add_itxt("XML:com.adobe.xmp", xmp)
+    path = tmp_path / "a.png"
+    Image.fromarray(rgb).save(path, pnginfo=info)
+    out = write_photo(tmp_path / "out.png", marked(read_photo(path).image), read_photo(path))
+    with Image.open(out) as written:
+        assert written.text == {"Description": "Grandma 1962", "Copyright": "J. Dœ", "XML:com.adobe.xmp": xmp}
+
+
+def test_sixteen_bit_tiff_keeps_its_text_tags_and_xmp(tmp_path, rgb):
+    import tifffile
+
+    xmp = b'<x:xmpmeta xmlns:x="adobe:ns:meta/"><rdf:li>grandma</rdf:li></x:xmpmeta>'
+    path = tmp_path / "scan16.tif"
+    tifffile.imwrite(path, rgb.astype(np.uint16) * 257, photometric="rgb", compression="zlib", metadata=None,
+                     description="Grandma 1962", extratags=[(271, "s", 0, "Epson", True),
+                                                            (33432, "s", 0, "(c) J. Doe", True),
+                                                            (700, "B", len(xmp), xmp, True)])
+    photo = read_photo(path)
+    assert photo.bit_depth == 16
+    out = write_photo(tmp_path / "out.tif", marked(photo.image), photo)
+    with tifffile.TiffFile(out) as written:
+        tags = {tag.code: tag.value for tag in written.pages[0].tags}
+    assert (tags[271], tags[33432], tags[270], bytes(tags[700])) == ("Epson", "(c) J. Doe", "Grandma 1962", xmp)
+    assert np.array_equal(read_photo(out).image, marked(photo.image))
+
+
+@pytest.mark.parametrize(("name", "words"), [("anim.png", "3 frames (an animation)"), ("anim.webp", "3 frames"),
+                                             ("scan.tif", "3 pages (a multi-page scan)")])
+def test_animations_and_multi_page_scans_are_refused_not_cut_to_one_picture(tmp_path, rgb, name, words):
+    pictures = [Image.fromarray(np.roll(rgb, 8 * i, axis=1)) for i in range(3)]
+    path = tmp_path / name
+    pictures[0].save(path, save_all=True, append_images=pictures[1:])
+    with pytest.raises(InputError, match=re.escape(words)):
+        read_photo(path)
+
+
+def test_a_tiff_with_a_preview_page_is_one_picture(tmp_path, rgb):
+    import tifffile
+
+    path = tmp_path / "scan.tif"
+    with tifffile.TiffWriter(path) as tiff:
+        tiff.write(rgb, photometric="rgb")
+        tiff.write(rgb[::4, ::4], photometric="rgb", subfiletype=1)  # a reduced-resolution preview
+    assert np.array_equal(read_photo(path).image, rgb)
+
+
+def test_a_folder_given_as_one_photo_says_so(tmp_path):
+    with pytest.raises(InputError, match="is a folder"):
+        read_photo(tmp_path)

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 from typing import ClassVar
 
@@ -11,6 +12,7 @@ import pytest
 from click.testing import CliRunner
 from PIL import Image, ImageCms
 
+from clrface_video import photos
 from clrface_video.cli import cli
 from clrface_video.config import RestoreConfig
 from clrface_video.faces.align import crop_corners_in_frame, estimate_similarity
@@ -175,6 +177,24 @@ def test_folder_is_mirrored_with_metadata_and_a_bad_file_is_skipped(album, tmp_p
     assert report["kind"] == "folder" and report["skipped"] == 0
 
 
+def test_a_photo_that_fails_to_be_written_does_not_stop_the_folder(album, tmp_path, monkeypatch):
+    write = photos.save_photo
+
+    def save_photo(source, target, *args, **kwargs):  # as Pillow's libtiff writer fails on an odd scan
+        if source.name == "b.png":
+            raise RuntimeError("Error setting from dictionary")
+        return write(source, target, *args, **kwargs)
+
+    monkeypatch.setattr(photos, "save_photo", save_photo)
+    result = run_cli("restore", album, "--model", "baseline-bicubic-sharpen")
+    assert result.exit_code == 3, result.output
+    out = tmp_path / "album_restored"
+    assert sorted(str(p.relative_to(out)) for p in out.rglob("*") if p.is_file()) == ["2009/summer/c.jpg", "a.jpg"]
+    assert [line for line in result.stderr.splitlines() if "b.png" in line] == \
+        ["warning: skipped 2009/b.png: Error setting from dictionary"]
+    assert "2 failed" in result.stdout  # the summary line counts it with the broken jpeg
+
+
 def test_folder_rerun_skips_done_files_and_overwrite_redoes_them(album, tmp_path):
     out = tmp_path / "done"
     first = restore_folder(album, out, BASELINE)
@@ -272,6 +292,20 @@ def test_a_photo_without_faces_comes_out_byte_for_byte(tmp_path, astronaut):
     assert (out / "face.jpg").read_bytes() != face.read_bytes()  # restored, so encoded
     restore_image(sky, tmp_path / "sky.png", BASELINE)  # another format: encoded, pixels kept
     assert np.array_equal(np.asarray(Image.open(tmp_path / "sky.png")), np.asarray(Image.open(sky)))
+
+
+def test_restored_and_copied_photos_keep_the_source_date(tmp_path, astronaut):
+    """Albums and backups sort scans without EXIF by their file date: the output keeps the source's."""
+    album = tmp_path / "album"
+    album.mkdir()
+    Image.fromarray(astronaut).save(album / "face.jpg")
+    Image.fromarray(np.full((96, 128, 3), 90, np.uint8)).save(album / "sky.png")
+    for i, path in enumerate(sorted(album.iterdir())):
+        os.utime(path, (1_000_000_000 + i, 1_000_000_000 + i))  # 2001
+    assert run_cli("restore", album, "--model", "baseline-bicubic-sharpen").exit_code == 0
+    for path in sorted(album.iterdir()):
+        assert (tmp_path / "album_restored" / path.name).stat().st_mtime == path.stat().st_mtime
+    assert (tmp_path / "album_restored" / "face.jpg").read_bytes() != (album / "face.jpg").read_bytes()
 
 
 def test_a_format_change_converts_what_the_new_format_cannot_hold(tmp_path, astronaut, warnings_logged):

@@ -10,9 +10,9 @@ from pathlib import Path
 
 import av
 
-from ..errors import ClrfaceError
+from ..errors import ClrfaceError, one_line
 from ..io.copies import packet_time
-from ..io.decode import VideoInfo, _open_input, _video_stream, frame_to_array, one_line
+from ..io.decode import VideoInfo, _open_input, _video_stream, frame_to_array
 from ..io.deinterlace import deinterlaced
 from ..io.encode import VideoWriter
 from ..types import Frame

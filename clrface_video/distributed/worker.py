@@ -8,12 +8,12 @@ from pathlib import Path
 import numpy as np
 
 from ..config import RestoreConfig
+from ..errors import one_line
 from ..faces.align import align_face
 from ..faces.detect import upright
 from ..io.decode import VideoInfo
 from ..io.deinterlace import bwdif_deint
 from ..io.encode import VideoWriter
-from ..photos import _unreadable
 from ..pipeline import FaceRestorer, Models, _FaceJob, load_models, restore_image, to_uint8
 from ..report import RestoreReport, StageTimer
 from ..types import Face, Frame
@@ -150,8 +150,8 @@ class RestoreWorker:
             destination.parent.mkdir(parents=True, exist_ok=True)
             try:
                 out.append(restore_image(source / relative, destination, self.config, models=self.models))
-            except _unreadable() as error:
-                out.append(f"{relative}: {' '.join(str(error).split()) or type(error).__name__}")
+            except Exception as error:  # noqa: BLE001 - this photo, not the shard (as a local folder run does)
+                out.append(f"{relative}: {one_line(error)}")
             _crash_once_for_tests()
         return out
 

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..errors import ClrfaceError
+from ..errors import ClrfaceError, one_line
 from ..io.decode import is_image_path
 from ..restore.base import check_model_name
 
@@ -291,7 +291,7 @@ def _child_main() -> int:
     try:
         print(json.dumps(_child(json.loads(sys.argv[1]))))
     except (ClrfaceError, av.error.FFmpegError, OSError) as error:
-        print(f"error: {' '.join(str(error).split())}", file=sys.stderr)
+        print(f"error: {one_line(error)}", file=sys.stderr)
         return 2
     return 0
 

@@ -10,8 +10,9 @@ from pathlib import Path
 
 import av
 
+from clrface_video.errors import one_line
 from clrface_video.io import subtitles
-from clrface_video.io.decode import COPY_STREAM_TYPES, _video_stream, one_line
+from clrface_video.io.decode import COPY_STREAM_TYPES, _video_stream
 
 log = logging.getLogger(__name__)
 

@@ -10,7 +10,7 @@ import av
 import numpy as np
 from av.video.reformatter import VideoReformatter
 
-from clrface_video.errors import InputError
+from clrface_video.errors import InputError, one_line
 from clrface_video.io.deinterlace import deinterlaced
 from clrface_video.io.sequence import find_sequence, is_sequence, open_options
 from clrface_video.types import Frame, TimeSpan
@@ -103,11 +103,6 @@ def is_video_path(path: Path | str) -> bool:
 def is_image_path(path: Path | str) -> bool:
     """True when the file name has a common still-image extension."""
     return Path(path).suffix.lower() in IMAGE_EXTENSIONS
-
-
-def one_line(error: BaseException) -> str:
-    """An exception's message on one line (FFmpeg messages may carry newlines)."""
-    return " ".join(str(error).split()) or type(error).__name__
 
 
 def _open_input(path: Path, fps: Fraction | None = None) -> av.container.InputContainer:

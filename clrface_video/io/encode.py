@@ -15,7 +15,7 @@ import av
 import numpy as np
 from av.video.reformatter import VideoReformatter
 
-from clrface_video.errors import ClrfaceError
+from clrface_video.errors import ClrfaceError, one_line
 from clrface_video.io.copies import CopiedStreams, copy_metadata
 from clrface_video.io.decode import (
     FIELDS_BOTTOM_FIRST,
@@ -31,7 +31,6 @@ from clrface_video.io.decode import (
     _open_input,
     _video_stream,
     has_alpha,
-    one_line,
 )
 from clrface_video.io.palette import PaletteFilter, is_gif
 from clrface_video.io.pixels import luma, to_uint8

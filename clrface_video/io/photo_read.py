@@ -2,6 +2,8 @@
 from __future__ import annotations
 
 import logging
+import re
+import struct
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
@@ -10,9 +12,14 @@ import cv2
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
-from clrface_video.errors import InputError
+from clrface_video.errors import InputError, one_line
 
 ORIENTATION_TAG = 0x0112
+XMP_ORIENTATION = re.compile(rb'(tiff:Orientation\s*=\s*["\']|<tiff:Orientation>\s*)[1-8](["\']|\s*</tiff:Orientation>)')
+# TIFF tags that describe how the file's own pixels are laid out (sizes, strips, tiles, compression, samples,
+# colour map, the ICC profile written separately): they are not carried over to the written file.
+TIFF_LAYOUT_TAGS = frozenset({254, 255, 256, 257, 258, 259, 262, 263, 266, 273, 277, 278, 279, 280, 281, 284, 317,
+                              320, 322, 323, 324, 325, 338, 339, 530, 531, 532, 34675})
 GRAY_MODES = frozenset({"1", "L", "LA", "I;16", "I;16B", "I;16L", "I"})
 ALPHA_MODES = frozenset({"RGBA", "LA", "PA", "RGBa", "La"})
 # IJG standard luminance quantisation table (compared sorted, so its order does not matter).
@@ -36,6 +43,9 @@ class Photo:
     quality / subsampling: JPEG quality guessed from the quantisation tables, and Pillow's
     subsampling code (0 = 4:4:4, 1 = 4:2:2, 2 = 4:2:0), or None.
     bit_depth: 8 or 16 bits per channel.
+    lossless: a lossless WebP (VP8L). progressive: a progressive JPEG.
+    comment / iptc: a JPEG's COM text and its APP13 (Photoshop IPTC: caption, keywords, credit) payload.
+    text: a PNG's text chunks (key, value), XMP among them.
     """
 
     image: np.ndarray
@@ -50,6 +60,11 @@ class Photo:
     dpi: tuple[float, float] | None = None
     compression: str | None = None
     xmp: bytes | None = None
+    lossless: bool = False
+    progressive: bool = False
+    comment: bytes | None = None
+    iptc: bytes | None = None
+    text: tuple[tuple[str, str], ...] = ()
 
 
 @cache
@@ -73,6 +88,8 @@ def _need_heif(path: Path) -> None:
 
 def _open(path: Path) -> tuple[Image.Image, bool]:
     """The loaded image, and whether it is 16-bit RGB(A) (only visible before loading)."""
+    if path.is_dir():
+        raise InputError(f"{path} is a folder: restore_path (or the CLI) restores a folder, restore_image one photo")
     if not path.is_file():
         raise InputError(f"image not found: {path}")
     if path.stat().st_size == 0:
@@ -80,11 +97,33 @@ def _open(path: Path) -> tuple[Image.Image, bool]:
     _need_heif(path)
     try:
         image = Image.open(path)
+        pictures = _pictures(image)
         deep = _is_16bit_rgb(image)
         image.load()
     except READ_ERRORS as error:
-        raise InputError(f"cannot read {path.name} as an image ({' '.join(str(error).split())})") from error
+        raise InputError(f"cannot read {path.name} as an image ({one_line(error)})") from error
+    if pictures > 1:  # written back, it would keep the first one only
+        what, hint = ("pages (a multi-page scan)", "save them as separate files") if image.format == "TIFF" else \
+            ("frames (an animation)", "save it as a GIF or a video")
+        raise InputError(f"{path.name} holds {pictures} {what}, and only single pictures and videos are restored: "
+                         f"{hint}")
     return image, deep
+
+
+def _pictures(image: Image.Image) -> int:
+    """How many full pictures an animated PNG or WebP, or a TIFF, holds (a TIFF's reduced-resolution pages,
+    previews, do not count; a phone's MPO JPEG is one photo and its preview)."""
+    count = getattr(image, "n_frames", 1)
+    if count <= 1 or image.format not in ("PNG", "WEBP", "TIFF"):
+        return 1
+    if image.format != "TIFF":
+        return count
+    full = 0
+    for page in range(count):
+        image.seek(page)
+        full += not int(image.tag_v2.get(254, 0)) & 1  # NewSubfileType bit 0: a reduced-resolution copy
+    image.seek(0)
+    return full
 
 
 def _is_16bit_rgb(image: Image.Image) -> bool:
@@ -122,13 +161,27 @@ def _jpeg_subsampling(image: Image.Image) -> int | None:
     return sampling if sampling >= 0 else None
 
 
-def _upright_exif(image: Image.Image) -> bytes | None:
+def _upright_exif(image: Image.Image, name: str) -> bytes | None:
+    """The photo's EXIF with orientation 1 (its pixels are read upright), or None. A TIFF's first IFD holds its
+    strip layout too, which is the source's, not the output's: only the descriptive tags are kept. EXIF that
+    cannot be written again (a damaged tag) is kept as it came when nothing needs changing, else left out."""
     exif = image.getexif()
+    if image.format == "TIFF":
+        for tag in TIFF_LAYOUT_TAGS & set(exif):
+            del exif[tag]
     if not exif:
         return None
+    turned = exif.get(ORIENTATION_TAG, 1) not in (1, None)
     if ORIENTATION_TAG in exif:
         exif[ORIENTATION_TAG] = 1
-    return exif.tobytes()
+    try:
+        return exif.tobytes()
+    except (struct.error, ValueError, TypeError, AttributeError, KeyError) as error:
+        raw = image.info.get("exif")
+        if raw and not turned and image.format != "TIFF":
+            return raw
+        log.warning("%s: its EXIF cannot be written again (%s); it is left out", name, one_line(error))
+        return None
 
 
 def orient_array(array: np.ndarray, orientation: int) -> np.ndarray:
@@ -183,22 +236,40 @@ def read_photo(path: Path | str) -> Photo:
         else:
             rgb, alpha, depth = _split_8bit_or_gray16(ImageOps.exif_transpose(source))
     except READ_ERRORS as error:
-        raise InputError(f"cannot decode {path.name} ({' '.join(str(error).split())})") from error
+        raise InputError(f"cannot decode {path.name} ({one_line(error)})") from error
     dpi = source.info.get("dpi")
     return Photo(
-        image=rgb, alpha=alpha, mode=mode, format=fmt, exif=_upright_exif(source),
+        image=rgb, alpha=alpha, mode=mode, format=fmt, exif=_upright_exif(source, path.name),
         icc=source.info.get("icc_profile") or None, quality=guess_jpeg_quality(source),
         subsampling=_jpeg_subsampling(source), bit_depth=depth,
         dpi=(float(dpi[0]), float(dpi[1])) if dpi else None,
         compression=source.info.get("compression") if fmt == "TIFF" else None,
         xmp=_xmp(source),
+        lossless=fmt == "WEBP" and _webp_lossless(path),
+        progressive=bool(source.info.get("progressive")),
+        comment=source.info.get("comment") if fmt == "JPEG" else None,
+        iptc=next((data for marker, data in getattr(source, "applist", []) if marker == "APP13"), None),
+        text=tuple((key, str(value)) for key, value in getattr(source, "text", {}).items()) if fmt == "PNG" else (),
     )
 
 
+def _webp_lossless(path: Path) -> bool:
+    """Whether a WebP's image data is lossless (a VP8L chunk) rather than lossy (VP8)."""
+    data = path.read_bytes()
+    offset = 12  # after "RIFF", the size and "WEBP"
+    while offset + 8 <= len(data):
+        kind, size = data[offset:offset + 4], struct.unpack("<I", data[offset + 4:offset + 8])[0]
+        if kind in (b"VP8 ", b"VP8L"):
+            return kind == b"VP8L"
+        offset += 8 + size + (size & 1)
+    return False
+
+
 def _xmp(image: Image.Image) -> bytes | None:
+    """The XMP packet, its copy of the orientation set to 1 as the EXIF one is (the pixels are read upright)."""
     xmp = image.info.get("xmp") or image.info.get("XML:com.adobe.xmp")
     if isinstance(xmp, str):
         xmp = xmp.encode()
-    return xmp or None
+    return XMP_ORIENTATION.sub(rb"\g<1>1\g<2>", xmp) if xmp else None
 
 

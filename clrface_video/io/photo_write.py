@@ -15,13 +15,19 @@ from typing import Any
 import cv2
 import numpy as np
 from PIL import Image
+from PIL.PngImagePlugin import PngInfo
 
-from clrface_video.errors import ClrfaceError
+from clrface_video.errors import ClrfaceError, one_line
 from clrface_video.io.photo_read import GRAY_MODES, HEIF_SUFFIXES, Photo, _need_heif
 from clrface_video.io.pixels import luma, to_depth
 
 LOSSY_QUALITY = {"WEBP": 95, "HEIF": 90, "AVIF": 90}  # quality of the formats without a quality to copy
 DEEP_FORMATS = frozenset({"PNG", "TIFF"})  # the formats written at 16 bits per channel
+XMP_PNG_KEY = "XML:com.adobe.xmp"
+# descriptive text of a TIFF's first IFD that tifffile takes as extra tags: document name, make, model, date,
+# artist, host computer, copyright (it writes the description, 270, and software, 305, itself)
+TIFF_TEXT_TAGS = frozenset({269, 271, 272, 306, 315, 316, 33432})
+EXIF_SUB_IFDS = frozenset({0x8769, 0x8825})  # pointers to the Exif and GPS IFDs
 log = logging.getLogger(__name__)
 
 
@@ -116,11 +122,33 @@ def _save_options(like: Photo) -> dict[str, Any]:
         options["quality"] = min(100, max(95, like.quality or 95))
         if like.subsampling is not None:
             options["subsampling"] = like.subsampling
+        options["progressive"] = like.progressive
+        if like.comment:
+            options["comment"] = like.comment
+        if like.iptc:  # APP13, after Pillow's own segments
+            options["extra"] = b"\xff\xed" + struct.pack(">H", len(like.iptc) + 2) + like.iptc
+    elif like.format == "WEBP" and like.lossless:
+        options["lossless"] = True
     elif like.format in LOSSY_QUALITY:
         options["quality"] = LOSSY_QUALITY[like.format]
+    elif like.format == "PNG" and (like.text or like.xmp):
+        options["pnginfo"] = _png_text(like)
     elif like.format == "TIFF" and like.compression:
         options["compression"] = like.compression
     return options
+
+
+def _png_text(like: Photo) -> PngInfo:
+    """The PNG's text chunks (UTF-8 iTXt), with the XMP packet under its registered key when it came from
+    another format."""
+    info = PngInfo()
+    keys = set()
+    for key, value in like.text:
+        info.add_itxt(key, value)
+        keys.add(key)
+    if like.xmp and XMP_PNG_KEY not in keys:
+        info.add_itxt(XMP_PNG_KEY, like.xmp.decode("utf-8", "replace"))
+    return info
 
 
 def _png_chunk(kind: bytes, data: bytes) -> bytes:
@@ -139,8 +167,27 @@ def _png_with_metadata(png: bytes, like: Photo) -> bytes:
     return png[:end_of_ihdr] + extra + png[end_of_ihdr:]
 
 
-def _tiff_16bit(rgb: np.ndarray, alpha: np.ndarray | None, like: Photo) -> bytes | None:
-    """16-bit RGB(A) TIFF bytes with the ICC profile, via tifffile (scikit-image's dependency) if present."""
+def _tiff_tags(like: Photo, name: str) -> dict[str, Any]:
+    """tifffile keywords for a 16-bit TIFF: the EXIF's descriptive first-IFD text (maker, model, date, artist,
+    copyright, description, software) and the XMP packet. Its Exif and GPS sub-IFDs cannot go along (warned)."""
+    tags: list[tuple[int, str, int, Any, bool]] = []
+    text: dict[int, str] = {}
+    if like.exif:
+        exif = Image.Exif()
+        exif.load(like.exif)
+        text = {tag: value for tag, value in exif.items() if isinstance(value, str) and value.strip("\x00 ")}
+        tags += [(tag, "s", 0, text[tag], True) for tag in sorted(TIFF_TEXT_TAGS & set(text))]
+        if EXIF_SUB_IFDS & set(exif):
+            log.warning("%s: its EXIF camera and GPS tags are left out (a 16-bit TIFF is written by tifffile, "
+                        "which writes no EXIF sub-IFDs)", name)
+    if like.xmp:
+        tags.append((700, "B", len(like.xmp), like.xmp, True))
+    return {"extratags": tags, "description": text.get(270), "software": text.get(305, False)}
+
+
+def _tiff_16bit(rgb: np.ndarray, alpha: np.ndarray | None, like: Photo, name: str) -> bytes | None:
+    """16-bit RGB(A) TIFF bytes with the ICC profile, text tags and XMP, via tifffile (scikit-image's
+    dependency) if present."""
     try:
         import tifffile
     except ImportError:
@@ -149,15 +196,17 @@ def _tiff_16bit(rgb: np.ndarray, alpha: np.ndarray | None, like: Photo) -> bytes
     buffer = io.BytesIO()
     compression = "zlib" if like.compression not in (None, "raw") else None  # lossless, no extra codecs
     tifffile.imwrite(buffer, pixels, photometric="rgb", iccprofile=like.icc, compression=compression,
-                     extrasamples=("unassalpha",) if alpha is not None else None)
+                     extrasamples=("unassalpha",) if alpha is not None else None,
+                     resolution=like.dpi, resolutionunit="INCH" if like.dpi else None, metadata=None,
+                     **_tiff_tags(like, name))
     return buffer.getvalue()
 
 
-def _encode_16bit_rgb(rgb: np.ndarray, like: Photo) -> bytes:
+def _encode_16bit_rgb(rgb: np.ndarray, like: Photo, name: str) -> bytes:
     """16-bit RGB(A) PNG or TIFF bytes (Pillow cannot write 16-bit RGB): OpenCV, or tifffile for TIFF."""
     alpha = _alpha_for(like, rgb.shape[:2])
     if like.format == "TIFF":
-        tiff = _tiff_16bit(rgb, alpha, like)
+        tiff = _tiff_16bit(rgb, alpha, like, name)
         if tiff is not None:
             return tiff
     bgr = rgb[..., ::-1]
@@ -173,12 +222,27 @@ def _encode_16bit_rgb(rgb: np.ndarray, like: Photo) -> bytes:
     return _png_with_metadata(data, like) if like.format == "PNG" else data
 
 
-def _encode(image: np.ndarray, like: Photo, path: Path) -> None:
+def _has_sub_ifds(exif: bytes | None) -> bool:
+    """Whether EXIF bytes point to an Exif or GPS sub-IFD (camera settings, DateTimeOriginal, location)."""
+    if not exif:
+        return False
+    parsed = Image.Exif()
+    parsed.load(exif)
+    return bool(EXIF_SUB_IFDS & set(parsed))
+
+
+def _encode(image: np.ndarray, like: Photo, path: Path, name: str) -> None:
     rgb = to_depth(image, like.bit_depth)
     if like.bit_depth == 16 and like.mode not in GRAY_MODES:
-        path.write_bytes(_encode_16bit_rgb(rgb, like))
+        path.write_bytes(_encode_16bit_rgb(rgb, like, name))
         return
-    _pil_image(rgb, like).save(path, **_save_options(like))
+    options = _save_options(like)
+    if options.get("compression") not in (None, "raw") and _has_sub_ifds(like.exif):
+        # libtiff (Pillow's writer of compressed TIFF) cannot place EXIF sub-IFDs; keep the metadata whole
+        log.warning("%s: written as an uncompressed TIFF to keep its EXIF (compressed, its camera and date "
+                    "tags would be lost)", name)
+        options["compression"] = None
+    _pil_image(rgb, like).save(path, **options)
 
 
 def _partial(path: Path) -> Path:
@@ -213,11 +277,11 @@ def write_photo(path: Path | str, image: np.ndarray, like: Photo) -> Path:
         raise ClrfaceError(f"output folder does not exist: {path.parent}")
     partial = _partial(path)
     try:
-        _encode(image, like, partial)
+        _encode(image, like, partial, path.name)
         os.replace(partial, path)
-    except (KeyError, ValueError, OSError) as error:
+    except (KeyError, ValueError, OSError, RuntimeError, struct.error) as error:  # Pillow's and libtiff's
         partial.unlink(missing_ok=True)
-        raise ClrfaceError(f"cannot write {path.name} as {like.format} ({' '.join(str(error).split())})") \
+        raise ClrfaceError(f"cannot write {path.name} as {like.format} ({one_line(error)})") \
             from error
     except BaseException:
         partial.unlink(missing_ok=True)

@@ -16,7 +16,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from ..errors import ClrfaceError
+from ..errors import ClrfaceError, one_line
 from ..paths import check_outside, output_folder
 
 log = logging.getLogger(__name__)
@@ -153,7 +153,7 @@ class _Worker:
         try:
             rgb = to_uint8(read_photo(source.path).image)  # upright; a truncated file is an error, not grey rows
         except ClrfaceError as error:
-            return " ".join(str(error).split())
+            return one_line(error)
         face = largest_face(self.detector.detect(rgb))
         if face is None:
             return None
