@@ -150,7 +150,7 @@ def cli() -> None:
 
 @cli.command()
 @click.argument("input", type=click.Path(path_type=Path))
-@click.option("-o", "--output", type=click.Path(path_type=Path), default=None,
+@click.option("-o", "--output", type=click.Path(), default=None,  # a str: "new/" keeps the slash that makes it a folder
               help="Output file or folder.  [default: INPUT with a _restored suffix, beside it]")
 @click.option("--model", default="auto", show_default=True, metavar="NAME_OR_PATH",
               help="Restorer name (see `clrface-video models`) or CLR-Face .safetensors weights.")
@@ -221,7 +221,7 @@ def cli() -> None:
               help="Ray cluster to join (e.g. 10.0.0.5:6379 or auto) [default: start a local Ray on 127.0.0.1].")
 @click.option("--workers", type=click.IntRange(min=1), default=None,
               help="Ray workers, each loading the models once  [default: one per GPU, else one per CPU].")
-def restore(input: Path, output: Path | None, model: str, fidelity: float, strength: float | None, device: str,
+def restore(input: Path, output: str | None, model: str, fidelity: float, strength: float | None, device: str,
             batch_size: int,
             compile_model: bool, detector: str, insightface_root: Path | None, detection_threshold: float,
             min_face: int, max_upscale: float,

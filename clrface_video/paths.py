@@ -93,7 +93,8 @@ def resolve_paths(input: str | Path, output: str | Path | None) -> tuple[Path, P
     elif not source.exists():
         raise InputError(f"input not found: {source}")
     target = default_output(source) if output is None else Path(output).expanduser()
-    if not source.is_dir() and (target.is_dir() or (is_sequence(source) and not target.suffix)):
+    folder = output is not None and str(output).endswith(("/", os.sep))  # -o new/ : a folder, made if need be
+    if not source.is_dir() and (folder or target.is_dir() or (is_sequence(source) and not target.suffix)):
         target = target / source.name  # into that folder, under the input's name (a sequence's frame names)
     if not source.is_dir() and not target.suffix:
         target = target.with_name(target.name + source.suffix)  # -o result  ->  result.mp4

@@ -339,6 +339,39 @@ def add_ass_track(src: Path | str, dst: Path | str, lines: list[str]) -> Path:
     return Path(dst)
 
 
+def add_extras(src: Path | str, dst: Path | str, *, telemetry: bool = False, apple_keys: bool = False,
+               font: bool = False) -> Path:
+    """`src` remuxed into `dst` with what cameras and editors add: a codec-less telemetry track ("GoPro MET",
+    bin_data) with three packets, a phone's QuickTime keys (make, model, creation date with its zone), or
+    an attached font (.mkv)."""
+    options = {"movflags": "use_metadata_tags"} if apple_keys else {}
+    with av.open(str(src)) as source, av.open(str(dst), "w", options=options) as out:
+        copies = {s.index: out.add_stream_from_template(s) for s in source.streams}
+        data = out.add_data_stream("bin_data") if telemetry else None
+        if data is not None:
+            data.metadata["handler_name"] = "GoPro MET"
+        if apple_keys:
+            out.metadata.update(APPLE_KEYS)
+        if font:
+            out.add_attachment("DejaVuSans.ttf", "application/x-truetype-font", FONT)
+        out.start_encoding()
+        for i in range(3 if data is not None else 0):
+            packet = av.Packet(bytes([i + 1]) * 16)
+            packet.pts = packet.dts = i * 100
+            packet.time_base, packet.stream = Fraction(1, 1000), data
+            out.mux(packet)
+        for packet in source.demux():
+            if packet.dts is not None:
+                packet.stream = copies[packet.stream_index]
+                out.mux(packet)
+    return Path(dst)
+
+
+APPLE_KEYS = {"com.apple.quicktime.make": "Apple", "com.apple.quicktime.model": "iPhone 12",
+              "com.apple.quicktime.creationdate": "2021-06-01T12:00:00+0200"}
+FONT = b"\x00\x01\x00\x00" + b"not really a font" * 20
+
+
 def make_alpha_clip(path: Path | str, *, frames: int = 4, size: tuple[int, int] = (256, 192), codec: str = "ffv1",
                     pix_fmt: str = "yuva420p", opaque: bool = False) -> tuple[Path, list[np.ndarray]]:
     """A clip with transparency (FFV1 in .mkv, or prores_ks with yuva444p10le in .mov): the astronaut pan over

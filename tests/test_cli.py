@@ -346,3 +346,9 @@ def test_progress_bar_on_a_terminal_only(tmp_path, astronaut):
     shown = stderr_on_tty()
     assert "2/2" in shown and "image/s" in shown and "<" in shown  # count, rate, ETA
     assert stderr_on_tty("--quiet") == ""
+
+
+def test_an_output_ending_in_a_slash_is_a_new_folder(small_clip, tmp_path):
+    result = run("restore", small_clip, "-o", f"{tmp_path / 'new'}/", *BASELINE)
+    assert result.exit_code == 0, result.output
+    assert (tmp_path / "new" / small_clip.name).is_file() and not (tmp_path / "new.mp4").exists()

@@ -18,12 +18,15 @@ from clrface_video.io.deinterlace import bwdif_deint
 from clrface_video.io.encode import VideoWriter, choose_pix_fmt, default_output_path, partial_path
 from clrface_video.types import Frame
 from tests.media import (
+    APPLE_KEYS,
     BT601_FULL,
     BT709,
     BT2020_PQ,
     CHAPTERS,
+    FONT,
     TAGS,
     add_ass_track,
+    add_extras,
     clip_image,
     make_audio_only,
     make_clip,
@@ -293,6 +296,114 @@ def test_bitmap_or_unconvertible_subtitles_are_left_out_with_a_warning(tmp_path,
     with av.open(str(out)) as container:
         assert not container.streams.subtitles
     assert "cannot be stored in .avi" in caplog.text
+
+
+def test_stereo_pcm_from_matroska_goes_into_mp4(tmp_path):
+    """Matroska stores no channel order; MP4 refused such a track when it closed the file, after the whole job."""
+    src = make_clip(tmp_path / "master.mkv", frames=6, size=SMALL, audio=False)
+    with av.open(str(src)) as source, av.open(str(tmp_path / "pcm.mkv"), "w") as out:
+        video = out.add_stream_from_template(source.streams.video[0])
+        audio = out.add_stream("pcm_s16le", rate=48000, layout="stereo")
+        samples = (np.arange(2 * 9600) % 2000 - 1000).astype(np.int16).reshape(1, -1)  # interleaved: s16, packed
+        frame = av.AudioFrame.from_ndarray(samples, format="s16", layout="stereo")
+        frame.sample_rate, frame.pts = 48000, 0
+        out.mux(audio.encode(frame) + audio.encode(None))
+        for packet in source.demux(source.streams.video[0]):
+            if packet.dts is not None:
+                packet.stream = video
+                out.mux(packet)
+    with av.open(str(tmp_path / "pcm.mkv")) as check:
+        assert [c.name for c in check.streams.audio[0].codec_context.layout.channels] == ["NONE", "NONE"]
+    out = copy_video(tmp_path / "pcm.mkv", tmp_path / "pcm.mp4")
+    assert b"".join(p[0] for p in read_packets(out, "audio")) == samples.tobytes()  # every sample, bit for bit
+    with av.open(str(out)) as container:
+        assert container.streams.audio[0].codec_context.layout.name == "stereo"
+
+
+def test_telemetry_and_a_phones_quicktime_keys_are_kept(tmp_path):
+    clip = make_clip(tmp_path / "in.mp4", frames=8, size=SMALL)
+    src = add_extras(clip, tmp_path / "GOPR0001.MP4", telemetry=True, apple_keys=True)
+    out = copy_video(src, tmp_path / "out.mp4")
+    assert read_packets(out, "data") == read_packets(src, "data") and len(read_packets(src, "data")) >= 2
+    with av.open(str(out)) as container:
+        assert {k: v for k, v in container.metadata.items() if k in APPLE_KEYS} == APPLE_KEYS
+        assert [s.metadata.get("handler_name") for s in container.streams.data] == ["GoPro MET"]
+
+
+def test_an_attached_font_is_kept_in_mkv_and_said_to_be_left_out_of_mp4(tmp_path, caplog):
+    src = add_extras(make_clip(tmp_path / "in.mkv", frames=6, size=SMALL), tmp_path / "font.mkv", font=True)
+    with av.open(str(copy_video(src, tmp_path / "out.mkv"))) as container:
+        fonts = [s for s in container.streams if s.type == "attachment"]
+        assert [(s.name, bytes(s.data)) for s in fonts] == [("DejaVuSans.ttf", FONT)]
+    copy_video(src, tmp_path / "out.mp4")
+    assert "attachment DejaVuSans.ttf cannot be stored in .mp4" in caplog.text
+
+
+def test_chapters_of_an_mp4_bring_no_false_warning(tmp_path, caplog):
+    src = make_clip(tmp_path / "in.mp4", frames=12, size=SMALL, tagged=True)
+    with av.open(str(src)) as container:
+        assert [s.type for s in container.streams].count("data") == 1  # QuickTime's chapter text track
+    with av.open(str(copy_video(src, tmp_path / "out.mp4"))) as container:
+        assert len(container.chapters()) == len(CHAPTERS)
+    assert "left out" not in caplog.text
+
+
+def test_a_german_track_keeps_its_language_in_mov(tmp_path):
+    src = make_clip(tmp_path / "in.mp4", frames=6, size=SMALL)
+    tagged = tmp_path / "deu.mp4"
+    with av.open(str(src)) as source, av.open(str(tagged), "w") as out:
+        copies = {s.index: out.add_stream_from_template(s) for s in source.streams}
+        copies[1].metadata["language"] = "deu"
+        for packet in source.demux():
+            if packet.dts is not None:
+                packet.stream = copies[packet.stream_index]
+                out.mux(packet)
+    with av.open(str(copy_video(tagged, tmp_path / "out.mov"))) as container:
+        assert container.streams.audio[0].metadata.get("language") == "ger"  # QuickTime's name for German
+    with av.open(str(copy_video(tagged, tmp_path / "out.mkv"))) as container:
+        assert container.streams.audio[0].metadata.get("language") == "deu"
+
+
+def test_overlapping_cues_in_mov_text_are_cut_not_pushed_later(tmp_path, caplog):
+    clip = make_clip(tmp_path / "in.mkv", frames=24, size=SMALL)
+    src = tmp_path / "subs.mkv"
+    with av.open(str(clip)) as source, av.open(str(src), "w") as out:
+        copies = {s.index: out.add_stream_from_template(s) for s in source.streams}
+        cues = out.add_mux_stream("subrip")
+        cues.time_base = Fraction(1, 1000)
+        for i, (start, end) in enumerate([(0, 150), (100, 700), (200, 350)]):  # the second overlaps both others
+            packet = av.Packet(f"cue {i}".encode())
+            packet.pts = packet.dts = start
+            packet.duration, packet.time_base, packet.stream = end - start, Fraction(1, 1000), cues
+            out.mux(packet)
+        for packet in source.demux():
+            if packet.dts is not None:
+                packet.stream = copies[packet.stream_index]
+                out.mux(packet)
+    starts = [(float(start), text) for start, _, text in read_cues(copy_video(src, tmp_path / "out.mp4"))]
+    assert starts == [(0.0, b"cue 0"), (0.1, b"cue 1"), (0.2, b"cue 2")]  # each when it was due
+    assert "2 overlapping subtitle cues were cut" in caplog.text
+
+
+def test_subtitles_that_cannot_be_converted_are_left_out_not_the_file(tmp_path, caplog):
+    clip = make_clip(tmp_path / "in.mkv", frames=12, size=SMALL)
+    src = tmp_path / "bare_ass.mkv"
+    with av.open(str(clip)) as source, av.open(str(src), "w") as out:  # an ASS track without its script header
+        copies = {s.index: out.add_stream_from_template(s) for s in source.streams}
+        cues = out.add_mux_stream("ass")
+        cues.time_base = Fraction(1, 1000)
+        packet = av.Packet(b"0,0,Default,,0,0,0,,hello")
+        packet.pts = packet.dts = 0
+        packet.duration, packet.time_base, packet.stream = 400, Fraction(1, 1000), cues
+        out.mux(packet)
+        for packet in source.demux():
+            if packet.dts is not None:
+                packet.stream = copies[packet.stream_index]
+                out.mux(packet)
+    out = copy_video(src, tmp_path / "out.mp4")
+    with av.open(str(out)) as container:
+        assert [s.type for s in container.streams] == ["video", "audio"]
+    assert read_packets(out, "audio") and "subtitle stream 2 (ass) cannot be stored in .mp4" in caplog.text
 
 
 def test_copied_packets_are_interleaved_with_video(tmp_path):

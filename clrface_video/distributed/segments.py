@@ -11,7 +11,7 @@ from pathlib import Path
 import av
 
 from ..errors import ClrfaceError, one_line
-from ..io.copies import packet_time
+from ..io.copies import muxer_options, packet_time
 from ..io.decode import VideoInfo, _open_input, _video_stream, frame_to_array
 from ..io.deinterlace import deinterlaced
 from ..io.encode import VideoWriter
@@ -172,7 +172,8 @@ class PacketWriter(VideoWriter):
     def _open(self) -> None:
         if not self.output.parent.is_dir():
             raise ClrfaceError(f"output folder does not exist: {self.output.parent}")
-        self._out = av.open(str(self.partial), "w")
+        self._source = _open_input(self.source, self.info.fps)
+        self._out = av.open(str(self.partial), "w", options=muxer_options(self._source, self.output))
         self._video = self._out.add_stream_from_template(self.template)
         if self.info.fps:  # a QuickTime timecode track counts frames at the video's rate
             self._video.codec_context.framerate = self.info.fps
@@ -208,7 +209,8 @@ class PacketWriter(VideoWriter):
         assert self._out is not None
         if self.frames_written == 0:
             raise ClrfaceError(f"no frames were written to {self.output.name}")
-        self._mux_copies_until(None)
+        if self._copied is not None:
+            self._copied.finish(None)
         self._close_containers()
         os.replace(self.partial, self.output)
 

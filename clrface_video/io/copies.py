@@ -16,6 +16,13 @@ from clrface_video.io.decode import COPY_STREAM_TYPES, _video_stream
 
 log = logging.getLogger(__name__)
 
+QUICKTIME_SUFFIXES = frozenset({".mov", ".mp4", ".m4v", ".3gp"})
+# ISO 639-2/T codes that QuickTime's language table knows only by their /B form (deu is stored as ger); MP4
+# and Matroska take either. Measured: the mov muxer drops each /T code here and keeps its /B one.
+MOV_LANGUAGES = {"sqi": "alb", "hye": "arm", "eus": "baq", "mya": "bur", "zho": "chi", "nld": "dut", "kat": "geo",
+                 "deu": "ger", "ell": "gre", "isl": "ice", "mkd": "mac", "msa": "may", "fas": "per", "bod": "tib",
+                 "cym": "wel"}
+DEFAULT_LAYOUTS = {1: "mono", 2: "stereo", 3: "2.1", 4: "4.0", 5: "5.0", 6: "5.1", 7: "6.1", 8: "7.1"}
 # Tags a muxer or the source's encoder wrote about the file itself (brands, writing application, mkvmerge's
 # per-stream statistics, length): the output's muxer writes its own. Every other tag is copied.
 MUXER_TAGS = frozenset({"major_brand", "minor_version", "compatible_brands", "encoder", "vendor_id", "duration",
@@ -47,10 +54,14 @@ def _muxer_accepts(format_name: str, template: av.stream.Stream) -> bool:
     except (av.error.FFmpegError, ValueError):
         return False
     finally:
-        try:
-            trial.close()
-        except (av.error.FFmpegError, ValueError):
-            pass
+        _close_quietly(trial)
+
+
+def _close_quietly(container: av.container.OutputContainer) -> None:
+    try:
+        container.close()
+    except (av.error.FFmpegError, ValueError):
+        pass
 
 
 def _converted_subtitles(stream: av.stream.Stream, name: str, out: av.container.OutputContainer,
@@ -59,13 +70,17 @@ def _converted_subtitles(stream: av.stream.Stream, name: str, out: av.container.
     target = subtitles.target_codec(name, out.supported_codecs)
     if target is None:
         return None
-    try:
-        encoded = out.add_stream(target)
-        converted = Copy(encoded, subtitles.CueConverter(stream, encoded))
+    trial = av.open(io.BytesIO(), "w", format=out.format.name.split(",")[0])
+    try:  # on a throwaway file first: a stream added to the output cannot be taken back
+        subtitles.CueConverter(stream, trial.add_stream(target))
     except (av.error.FFmpegError, ValueError) as error:
-        log.warning("subtitle stream %d (%s) cannot be converted to %s (%s); it is left out",
-                    stream.index, name, target, one_line(error))
+        log.info("subtitle stream %d (%s) cannot be converted to %s (%s)", stream.index, name, target,
+                 one_line(error))  # the caller warns that it is left out
         return None
+    finally:
+        _close_quietly(trial)
+    encoded = out.add_stream(target)
+    converted = Copy(encoded, subtitles.CueConverter(stream, encoded))
     if name in subtitles.STYLED:
         log.warning("subtitle stream %d (%s) is converted to %s for %s: its text is kept, its positions and "
                     "effects are not", stream.index, name, target, output.suffix)
@@ -74,21 +89,44 @@ def _converted_subtitles(stream: av.stream.Stream, name: str, out: av.container.
     return converted
 
 
+def muxer_options(source: av.container.InputContainer, output: Path) -> dict[str, str]:
+    """Options for the output's muxer: a phone's QuickTime "keys" metadata (com.apple.quicktime.make, .model,
+    .creationdate, .location.ISO6709) is written by the MP4/QuickTime muxer only with use_metadata_tags."""
+    if output.suffix.lower() in QUICKTIME_SUFFIXES and any("." in key for key in source.metadata):
+        return {"movflags": "use_metadata_tags"}
+    return {}
+
+
 def add_copies(source: av.container.InputContainer, out: av.container.OutputContainer,
                output: Path) -> dict[int, Copy]:
-    """Output streams for the source's audio, subtitle and data streams, by input stream index."""
+    """Output streams for the source's audio, subtitle and data streams and cover pictures, by input stream
+    index; its attachments (fonts) go along where the output's container holds them. What cannot be stored
+    is left out with a warning."""
     copies: dict[int, Copy] = {}
+    main = _video_stream(source, output)
+    chapter_track = bool(source.chapters())
     for stream in source.streams:
-        if stream.type not in COPY_STREAM_TYPES:
+        if stream.index == main.index:
+            continue
+        if stream.type == "attachment":
+            _add_attachment(stream, out, output)
+            continue
+        cover = stream.type == "video" and bool(stream.disposition & av.stream.Disposition.attached_pic)
+        if stream.type not in COPY_STREAM_TYPES and not cover:
+            log.warning("%s stream %d is left out (only the first video is restored and written)", stream.type,
+                        stream.index)
             continue
         if stream.type == "data" and "timecode" in stream.metadata:
             continue  # a QuickTime timecode track: the muxer rebuilds it from the video's timecode tag
         ctx = stream.codec_context
         name = ctx.codec.canonical_name if ctx is not None and ctx.codec is not None else None
+        if stream.type == "data" and name is None and chapter_track and stream.frames == len(source.chapters()):
+            continue  # a QuickTime chapter text track: the muxer writes one from the chapters
         same_kind = out.format.name == source.format.name  # its own container held it: DV, MXF muxers need video
-        if name and (same_kind or _muxer_accepts(out.format.name, stream)):  # to try a stream alone
+        # data without a decoder (camera telemetry such as GoPro GPMF) is copied as it is, like any other packets
+        if (name or stream.type == "data") and (same_kind or _muxer_accepts(out.format.name, stream)):
             try:
-                copies[stream.index] = Copy(out.add_stream_from_template(stream))
+                copies[stream.index] = Copy(_template_copy(stream, out))
             except (av.error.FFmpegError, ValueError) as error:
                 log.warning("%s stream %d cannot be copied (%s); it is left out", stream.type, stream.index, error)
             continue
@@ -97,9 +135,29 @@ def add_copies(source: av.container.InputContainer, out: av.container.OutputCont
             copies[stream.index] = converted
             continue
         log.warning("%s stream %d (%s) cannot be stored in %s; it is left out",
-                    stream.type, stream.index, name or stream.metadata.get("handler_name") or "no codec",
-                    output.suffix)
+                    "cover picture" if cover else stream.type, stream.index,
+                    name or stream.metadata.get("handler_name") or "no codec", output.suffix)
     return copies
+
+
+def _template_copy(stream: av.stream.Stream, out: av.container.OutputContainer) -> av.stream.Stream:
+    """An output stream with `stream`'s codec parameters. Audio whose channels have no order (Matroska stores
+    none for PCM) gets the usual layout for its channel count, which MP4 and QuickTime need."""
+    copy = out.add_stream_from_template(stream)
+    if stream.type == "audio":
+        layout = stream.codec_context.layout
+        if all(channel.name == "NONE" for channel in layout.channels) and len(layout.channels) in DEFAULT_LAYOUTS:
+            copy.codec_context.layout = DEFAULT_LAYOUTS[len(layout.channels)]
+    return copy
+
+
+def _add_attachment(stream: av.stream.Stream, out: av.container.OutputContainer, output: Path) -> None:
+    """A Matroska attachment (an ASS subtitle's font, a cover image) into an output that holds attachments."""
+    name = getattr(stream, "name", None) or stream.metadata.get("filename") or f"attachment{stream.index}"
+    if not out.format.name.startswith("matroska"):
+        log.warning("attachment %s cannot be stored in %s; it is left out (.mkv keeps it)", name, output.suffix)
+        return
+    out.add_attachment(name, getattr(stream, "mimetype", None) or "application/octet-stream", stream.data)
 
 
 def _kept_tags(metadata: dict[str, str]) -> dict[str, str]:
@@ -121,6 +179,9 @@ def copy_metadata(source: av.container.InputContainer, out: av.container.OutputC
     for original, copy in pairs:
         copy.metadata.update(_kept_tags(dict(original.metadata)))
         copy.disposition = original.disposition
+        language = copy.metadata.get("language")
+        if out.format.name == "mov" and language in MOV_LANGUAGES:
+            copy.metadata["language"] = MOV_LANGUAGES[language]
     marks = source.chapters() if chapters else []
     if marks:
         out.set_chapters(marks)
@@ -156,6 +217,8 @@ class CopiedStreams:
                     return
             packet = self._next
             copy = self.copies.get(packet.stream_index)
+            if packet.dts is None and copy is not None and copy.stream.type == "video" and packet.size:
+                packet.pts = packet.dts = 0  # a cover picture: one untimed packet, placed at the start
             if packet.dts is None or copy is None or _is_mov_text_gap(packet, copy):
                 self._next = None
                 continue
@@ -168,9 +231,19 @@ class CopiedStreams:
                 move = round(shift / packet.time_base)
                 packet.pts = None if packet.pts is None else packet.pts - move
                 packet.dts = None if packet.dts is None else packet.dts - move
-            if copy.converter is not None:
-                packet = copy.converter.convert(packet)
-                if packet is None:
-                    continue
-            packet.stream = copy.stream
-            self.out.mux(packet)
+            for ready in copy.converter.convert(packet) if copy.converter is not None else [packet]:
+                ready.stream = copy.stream
+                self.out.mux(ready)
+
+    def finish(self, limit: Fraction | None, shift: Fraction | None = None) -> None:
+        """Mux what is left up to `limit` (None: all), then the cues the converters still hold."""
+        self.mux_until(limit, shift)
+        for copy in self.copies.values():
+            if copy.converter is None:
+                continue
+            for ready in copy.converter.flush():
+                ready.stream = copy.stream
+                self.out.mux(ready)
+            if copy.converter.cut:
+                log.warning("%d overlapping subtitle cues were cut where the next one starts (mov_text shows one "
+                            "cue at a time)", copy.converter.cut)

@@ -51,7 +51,8 @@ class VideoInfo:
     rotation: counter-clockwise display rotation in degrees (pixels are never rotated).
     color_*: FFmpeg enum values (AVColorPrimaries, AVColorTransferCharacteristic,
     AVColorSpace, AVColorRange) as PyAV exposes them.
-    other_streams: how many audio, subtitle and data streams a writer copies.
+    other_streams: how many streams besides the restored video (audio, subtitles, data, attachments, cover
+    pictures) a writer has to carry over or say it leaves out.
     codec: the source's video decoder name.
     display_matrix: the 9 int32 of FFmpeg's display matrix (rotation and mirroring), or None.
     interlaced: the first frame is flagged interlaced (fields, as from DV, VHS or broadcast captures).
@@ -284,7 +285,7 @@ def probe_video(path: Path | str, fps: Fraction | None = None) -> VideoInfo:
             color_range=int(first.color_range or ctx.color_range),
             duration_s=_duration_s(container, stream),
             has_audio=bool(container.streams.audio),
-            other_streams=sum(1 for s in container.streams if s.type in COPY_STREAM_TYPES),
+            other_streams=sum(1 for s in container.streams if s.index != stream.index),
             codec=ctx.name,
             display_matrix=_display_matrix(side_data),
             hdr10=_hdr10(side_data),

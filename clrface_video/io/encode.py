@@ -16,7 +16,7 @@ import numpy as np
 from av.video.reformatter import VideoReformatter
 
 from clrface_video.errors import ClrfaceError, one_line
-from clrface_video.io.copies import CopiedStreams, copy_metadata
+from clrface_video.io.copies import CopiedStreams, copy_metadata, muxer_options
 from clrface_video.io.decode import (
     FIELDS_BOTTOM_FIRST,
     FIELDS_TOP_FIRST,
@@ -295,8 +295,9 @@ class VideoWriter:
                 self.codec, pix_fmt = "gif", "pal8"
             elif self.codec == AUTO:
                 self.codec = auto_codec(self.output)
+            self._source = _open_input(self.source, self.info.fps)
             try:
-                self._out = av.open(str(self.partial), "w")
+                self._out = av.open(str(self.partial), "w", options=muxer_options(self._source, self.output))
             except ValueError as error:
                 raise ClrfaceError(f"unknown output container for {self.output.name}; use .mp4, .mkv or .mov") \
                     from error
@@ -320,7 +321,8 @@ class VideoWriter:
 
     def _open_source(self) -> None:
         """Streams to copy from the source (when info says it has any), then its tags and chapters."""
-        self._source = _open_input(self.source, self.info.fps)  # an image sequence needs its first number
+        if self._source is None:
+            self._source = _open_input(self.source, self.info.fps)  # an image sequence needs its first number
         self._copied = CopiedStreams(self._source, self._out, self.output, any_streams=bool(self.info.other_streams))
         copy_metadata(self._source, self._out, self._video, self._copied.copies, self.source,
                       chapters=self.span is None)
@@ -416,7 +418,8 @@ class VideoWriter:
         if self.frames_written == 0:
             raise ClrfaceError(f"no frames were written to {self.output.name}")
         self._encode(None)
-        self._mux_copies_until(self._end)
+        if self._copied is not None:
+            self._copied.finish(self._end, self._shift)
         self._close_containers()
         if is_sequence(self.output):  # each finished frame into place, then the hidden folder goes
             for frame in sorted(self.partial.parent.iterdir()):
