@@ -9,6 +9,7 @@ import pytest
 from click.testing import CliRunner
 
 from clrface_video.cli import cli
+from clrface_video.config import RestoreConfig
 from tests.media import make_audio_only, make_clip
 
 BASELINE = ["--model", "baseline-bicubic-sharpen", "--device", "cpu"]
@@ -352,3 +353,41 @@ def test_an_output_ending_in_a_slash_is_a_new_folder(small_clip, tmp_path):
     result = run("restore", small_clip, "-o", f"{tmp_path / 'new'}/", *BASELINE)
     assert result.exit_code == 0, result.output
     assert (tmp_path / "new" / small_clip.name).is_file() and not (tmp_path / "new.mp4").exists()
+
+
+@pytest.mark.parametrize(("flags", "expected"), [
+    (["--fidelity", "0.8", "--strength", "1", "--batch-size", "7", "--device", "cpu", "--model", "clrface"],
+     {"fidelity": 0.8, "strength": 1.0, "batch_size": 7, "device": "cpu", "model": "clrface"}),
+    (["--codec", "libx265", "--crf", "23", "--overwrite", "--start", "1.5", "--duration", "2", "--deinterlace", "off"],
+     {"codec": "libx265", "crf": 23, "overwrite": True, "start": 1.5, "duration": 2.0, "deinterlace": "off"}),
+    (["--no-identity-guidance", "--no-track-identity", "--temporal-smoothing", "0.3", "--keep-detail", "0",
+      "--snap-to-codebook"],
+     {"identity_guidance": False, "track_identity": False, "temporal_smoothing": 0.3, "keep_detail": 0.0,
+      "snap_to_codebook": True}),
+    (["--min-face", "40", "--max-upscale", "3", "--detection-threshold", "0.7", "--compile", "-q"],
+     {"min_face": 40, "max_upscale": 3.0, "det_threshold": 0.7, "compile": True, "quiet": True}),
+])
+def test_every_restore_option_reaches_the_job(small_clip, monkeypatch, flags, expected):
+    from clrface_video import api
+    from clrface_video.report import RestoreReport
+
+    seen = []
+
+    def restore_video(input, output, *, progress=None, config=None):
+        seen.append(config)
+        return RestoreReport(input=str(input), output=str(output), kind="video", model=config.model,
+                             device=config.device)
+
+    monkeypatch.setattr(api, "restore_video", restore_video)
+    result = run("restore", small_clip, *flags)
+    assert result.exit_code == 0, result.output
+    (config,) = seen
+    assert {name: getattr(config, name) for name in expected} == expected
+    defaults = RestoreConfig()
+    assert all(getattr(config, name) == getattr(defaults, name) for name in vars(defaults) if name not in expected)
+
+
+@pytest.mark.skipif(not Path("/proc/self").is_dir(), reason="needs Linux's /proc, a folder nobody can write in")
+def test_an_output_folder_nobody_can_write_in_is_refused_before_any_work(small_clip):
+    result = run("restore", small_clip, "-o", "/proc/clrface_out.mp4", *BASELINE)
+    assert_one_line_error(result, "cannot write in /proc")

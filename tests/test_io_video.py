@@ -16,7 +16,7 @@ from clrface_video.errors import ClrfaceError, InputError
 from clrface_video.io.decode import is_image_path, is_video_path, probe_video, read_frames
 from clrface_video.io.deinterlace import bwdif_deint
 from clrface_video.io.encode import VideoWriter, choose_pix_fmt, default_output_path, partial_path
-from clrface_video.types import Frame
+from clrface_video.types import Frame, TimeSpan
 from tests.media import (
     APPLE_KEYS,
     BT601_FULL,
@@ -116,11 +116,25 @@ def test_deinterlace_modes():
         bwdif_deint("yes", True)
 
 
-def test_read_frames_can_stop_early(tmp_path):
-    clip = make_clip(tmp_path / "a.mp4", frames=12, size=SMALL, audio=False)
+def test_read_frames_streams_one_frame_at_a_time(tmp_path, monkeypatch):
+    """Peak memory must not grow with the video's length: the first frame comes before the rest are decoded."""
+    from clrface_video.io import decode
+
+    pulled = []
+
+    def counting(frames, stream, deint):
+        for frame in frames:
+            pulled.append(frame.pts)
+            yield frame
+
+    monkeypatch.setattr(decode, "deinterlaced", counting)
+    clip = make_clip(tmp_path / "a.mp4", frames=48, size=SMALL, audio=False)
     frames = read_frames(clip)
-    next(frames)
-    frames.close()  # closes the container; nothing else was decoded into memory
+    first = next(frames)
+    assert first.index == 0 and len(pulled) == 1  # nothing decoded ahead of what was asked for
+    frames.close()  # closes the container
+    assert len(pulled) == 1
+    assert len(list(read_frames(clip))) == 48 and len(pulled) == 49
 
 
 def test_ten_bit_frames_are_uint16_full_scale(tmp_path):
@@ -281,21 +295,21 @@ def test_text_subtitles_are_converted_for_a_container_that_cannot_hold_them(tmp_
     assert read_cues(out) == cues  # the same text at the same time, for as long
 
 
-def test_ass_subtitles_keep_their_text_and_italics_in_mp4(tmp_path, caplog):
+def test_ass_subtitles_keep_their_text_and_italics_in_mp4(tmp_path, warnings_logged):
     clip = make_clip(tmp_path / "in.mkv", frames=30, size=SMALL)
     src = add_ass_track(clip, tmp_path / "ass.mkv", [r"{\i1}hello{\i0} world", r"{\pos(10,10)}one\Ntwo"])
     out = copy_video(src, tmp_path / "out.mp4")
     assert [c[2] for c in read_cues(out)] == [rb"{\i1}hello{\r} world", b"one\ntwo"]  # mov_text has no positions
     assert [c[:2] for c in read_cues(out)] == [c[:2] for c in read_cues(src)]
-    assert "positions and effects are not" in caplog.text
+    assert "positions and effects are not" in warnings_logged.text
 
 
-def test_bitmap_or_unconvertible_subtitles_are_left_out_with_a_warning(tmp_path, caplog):
+def test_bitmap_or_unconvertible_subtitles_are_left_out_with_a_warning(tmp_path, warnings_logged):
     src = make_clip(tmp_path / "in.mp4", frames=12, size=SMALL, subtitles=True)
     out = copy_video(src, tmp_path / "out.avi", codec="mpeg4")
     with av.open(str(out)) as container:
         assert not container.streams.subtitles
-    assert "cannot be stored in .avi" in caplog.text
+    assert "cannot be stored in .avi" in warnings_logged.text
 
 
 def test_stereo_pcm_from_matroska_goes_into_mp4(tmp_path):
@@ -330,22 +344,22 @@ def test_telemetry_and_a_phones_quicktime_keys_are_kept(tmp_path):
         assert [s.metadata.get("handler_name") for s in container.streams.data] == ["GoPro MET"]
 
 
-def test_an_attached_font_is_kept_in_mkv_and_said_to_be_left_out_of_mp4(tmp_path, caplog):
+def test_an_attached_font_is_kept_in_mkv_and_said_to_be_left_out_of_mp4(tmp_path, warnings_logged):
     src = add_extras(make_clip(tmp_path / "in.mkv", frames=6, size=SMALL), tmp_path / "font.mkv", font=True)
     with av.open(str(copy_video(src, tmp_path / "out.mkv"))) as container:
         fonts = [s for s in container.streams if s.type == "attachment"]
         assert [(s.name, bytes(s.data)) for s in fonts] == [("DejaVuSans.ttf", FONT)]
     copy_video(src, tmp_path / "out.mp4")
-    assert "attachment DejaVuSans.ttf cannot be stored in .mp4" in caplog.text
+    assert "attachment DejaVuSans.ttf cannot be stored in .mp4" in warnings_logged.text
 
 
-def test_chapters_of_an_mp4_bring_no_false_warning(tmp_path, caplog):
+def test_chapters_of_an_mp4_bring_no_false_warning(tmp_path, warnings_logged):
     src = make_clip(tmp_path / "in.mp4", frames=12, size=SMALL, tagged=True)
     with av.open(str(src)) as container:
         assert [s.type for s in container.streams].count("data") == 1  # QuickTime's chapter text track
     with av.open(str(copy_video(src, tmp_path / "out.mp4"))) as container:
         assert len(container.chapters()) == len(CHAPTERS)
-    assert "left out" not in caplog.text
+    assert "left out" not in warnings_logged.text
 
 
 def test_a_german_track_keeps_its_language_in_mov(tmp_path):
@@ -364,7 +378,7 @@ def test_a_german_track_keeps_its_language_in_mov(tmp_path):
         assert container.streams.audio[0].metadata.get("language") == "deu"
 
 
-def test_overlapping_cues_in_mov_text_are_cut_not_pushed_later(tmp_path, caplog):
+def test_overlapping_cues_in_mov_text_are_cut_not_pushed_later(tmp_path, warnings_logged):
     clip = make_clip(tmp_path / "in.mkv", frames=24, size=SMALL)
     src = tmp_path / "subs.mkv"
     with av.open(str(clip)) as source, av.open(str(src), "w") as out:
@@ -382,10 +396,10 @@ def test_overlapping_cues_in_mov_text_are_cut_not_pushed_later(tmp_path, caplog)
                 out.mux(packet)
     starts = [(float(start), text) for start, _, text in read_cues(copy_video(src, tmp_path / "out.mp4"))]
     assert starts == [(0.0, b"cue 0"), (0.1, b"cue 1"), (0.2, b"cue 2")]  # each when it was due
-    assert "2 overlapping subtitle cues were cut" in caplog.text
+    assert "2 overlapping subtitle cues were cut" in warnings_logged.text
 
 
-def test_subtitles_that_cannot_be_converted_are_left_out_not_the_file(tmp_path, caplog):
+def test_subtitles_that_cannot_be_converted_are_left_out_not_the_file(tmp_path, warnings_logged):
     clip = make_clip(tmp_path / "in.mkv", frames=12, size=SMALL)
     src = tmp_path / "bare_ass.mkv"
     with av.open(str(clip)) as source, av.open(str(src), "w") as out:  # an ASS track without its script header
@@ -403,7 +417,19 @@ def test_subtitles_that_cannot_be_converted_are_left_out_not_the_file(tmp_path, 
     out = copy_video(src, tmp_path / "out.mp4")
     with av.open(str(out)) as container:
         assert [s.type for s in container.streams] == ["video", "audio"]
-    assert read_packets(out, "audio") and "subtitle stream 2 (ass) cannot be stored in .mp4" in caplog.text
+    assert read_packets(out, "audio") and "subtitle stream 2 (ass) cannot be stored in .mp4" in warnings_logged.text
+
+
+def test_a_stretch_keeps_the_tags_but_not_the_chapters(tmp_path):
+    src = make_clip(tmp_path / "in.mkv", frames=24, size=SMALL, tagged=True)
+    span = TimeSpan(0.25, 0.75)
+    info = probe_video(src)
+    with VideoWriter(tmp_path / "part.mkv", src, info, span=span) as writer:
+        for frame in read_frames(src, span=span):
+            writer.write(frame)
+    with av.open(str(src)) as whole, av.open(str(writer.output)) as part:
+        assert len(whole.chapters()) == len(CHAPTERS) and part.chapters() == []  # they would point past its end
+        assert part.metadata["title"] == whole.metadata["title"]
 
 
 def test_copied_packets_are_interleaved_with_video(tmp_path):

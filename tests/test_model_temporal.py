@@ -110,14 +110,29 @@ class _MemoryRecorder(BicubicSharpenRestorer):
     name = "test-memory-recorder"
     calls: ClassVar[list[tuple[np.ndarray, TrackMemory | None]]] = []
     snaps: ClassVar[list[bool]] = []
+    gates: ClassVar[list[tuple[bool, object]]] = []
 
     def restore(self, batch: RestoreBatch) -> np.ndarray:
         self.calls.append((np.array(batch.tracks), batch.memory))
         self.snaps.append(batch.snap)
+        self.gates.append((batch.gate, batch.gate_memory))
         return super().restore(batch)
 
 
 register_restorer(_MemoryRecorder.name, "test only")(lambda device, fidelity=0.5, path=None: _MemoryRecorder())
+
+
+@pytest.mark.parametrize(("strength", "gated"), [(None, True), (1.0, False), (0.5, False)])
+def test_the_blend_gate_acts_only_at_auto_strength_with_one_share_memory_per_video(tmp_path, strength, gated):
+    """--strength auto leaves the share to the gate, averaged along each track (one memory per video, so it does
+    not pulse); a number pastes that share of the whole restoration, the gate left out."""
+    clip = make_clip(tmp_path / "c.mp4", frames=8, size=(256, 192))
+    _MemoryRecorder.gates.clear()
+    cfg = RestoreConfig(device="cpu", model=_MemoryRecorder.name, track_identity=False, batch_size=2, strength=strength)
+    restore_video(clip, tmp_path / "o.mp4", cfg)
+    assert len(_MemoryRecorder.gates) == 4 and {gate for gate, _ in _MemoryRecorder.gates} == {gated}
+    memories = {id(memory) for _, memory in _MemoryRecorder.gates}
+    assert len(memories) == 1 and (_MemoryRecorder.gates[0][1] is not None) == gated
 
 
 @pytest.mark.parametrize("strength", [0.0, 0.5])

@@ -141,7 +141,8 @@ def test_restore_frames_for_api_users(astronaut):
 
 @pytest.fixture()
 def album(tmp_path, astronaut) -> Path:
-    """album/a.jpg (EXIF + ICC), album/2009/b.png, album/2009/summer/c.jpg, a text file and a broken jpeg."""
+    """album/a.jpg (EXIF + ICC), album/2009/b.png, album/2009/summer/c.jpg, a text file, a broken jpeg, and
+    hidden files (an AppleDouble ._a.jpg, a .thumbnails folder) that are not the album's."""
     root = tmp_path / "album"
     (root / "2009" / "summer").mkdir(parents=True)
     exif = Image.Exif()
@@ -152,6 +153,9 @@ def album(tmp_path, astronaut) -> Path:
     Image.fromarray(astronaut[::2, ::2]).save(root / "2009" / "summer" / "c.jpg")
     (root / "notes.txt").write_text("not a photo")
     (root / "2009" / "broken.jpg").write_bytes(b"\xff\xd8\xff\xe0 this is not a jpeg")
+    (root / "._a.jpg").write_bytes(b"\x00\x05\x16\x07 a macOS AppleDouble file, not a photo")  # hidden: ignored
+    (root / ".thumbnails").mkdir()
+    Image.fromarray(astronaut[::4, ::4]).save(root / ".thumbnails" / "a.jpg")
     return root
 
 
@@ -199,17 +203,17 @@ def test_folder_rerun_skips_done_files_and_overwrite_redoes_them(album, tmp_path
     out = tmp_path / "done"
     first = restore_folder(album, out, BASELINE)
     assert first.images == 3
-    stamps = {p: p.stat().st_mtime_ns for p in out.rglob("*") if p.is_file()}
+    stamps = {p: p.stat().st_ino for p in out.rglob("*") if p.is_file()}  # a rewrite renames a new file in
     (out / "2009" / "b.png").unlink()  # as if the first run had stopped before it
     (out / "2009" / ".b.partial.png").write_bytes(b"half")  # and left a temporary file behind
     again = restore_folder(album, out, BASELINE)
     assert again.images == 1 and again.skipped == 2
     for path, stamp in stamps.items():
         if path.name != "b.png":
-            assert path.stat().st_mtime_ns == stamp
+            assert path.stat().st_ino == stamp
     redo = restore_folder(album, out, RestoreConfig(model="baseline-bicubic-sharpen", device="cpu", overwrite=True))
     assert redo.images == 3 and redo.skipped == 0
-    assert all(path.stat().st_mtime_ns != stamp for path, stamp in stamps.items() if path.name != "b.png")
+    assert all(path.stat().st_ino != stamp for path, stamp in stamps.items() if path.name != "b.png")
 
 
 def test_faces_outside_the_model_range_are_left_alone(tmp_path, astronaut):
@@ -292,6 +296,15 @@ def test_a_photo_without_faces_comes_out_byte_for_byte(tmp_path, astronaut):
     assert (out / "face.jpg").read_bytes() != face.read_bytes()  # restored, so encoded
     restore_image(sky, tmp_path / "sky.png", BASELINE)  # another format: encoded, pixels kept
     assert np.array_equal(np.asarray(Image.open(tmp_path / "sky.png")), np.asarray(Image.open(sky)))
+
+
+def test_an_existing_folder_as_output_takes_the_photo_under_its_own_name(tmp_path, astronaut):
+    source = tmp_path / "me.png"
+    Image.fromarray(astronaut).save(source)
+    (tmp_path / "outdir").mkdir()
+    report = restore_image(source, tmp_path / "outdir", BASELINE)
+    assert report.output == str(tmp_path / "outdir" / "me.png") and (tmp_path / "outdir" / "me.png").is_file()
+    assert not (tmp_path / "outdir.png").exists()
 
 
 def test_restored_and_copied_photos_keep_the_source_date(tmp_path, astronaut):

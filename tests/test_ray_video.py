@@ -89,7 +89,7 @@ def test_the_job_folder_is_kept_for_a_rerun_only_when_one_could_finish(clip, tmp
     from clrface_video.errors import ClrfaceError
 
     def stopped(ray, actors, job, *args):
-        job.save("segments.pkl", [])
+        job.save("segments.json", [])
         raise error or ClrfaceError("a keyframe segment decoded to no frames")
 
     monkeypatch.setattr(ray_video, "_run_job", stopped)
@@ -171,7 +171,8 @@ def test_a_restarted_driver_keeps_the_segments_already_done(ray_cluster, clip, f
     segments = sorted(job.glob("segment_*.mkv"))
     assert len(segments) >= 2 and not out.exists()
     segments[-1].unlink()  # this one was not finished when the driver died
-    kept = {p: p.stat().st_mtime_ns for p in segments[:-1] + sorted(job.glob("detect_*.pkl"))}
+    assert sorted(job.glob("detect_*.json")) and not list(job.glob("*.pkl"))  # state as JSON: nothing to unpickle
+    kept = {p: p.stat().st_mtime_ns for p in segments[:-1] + sorted(job.glob("detect_*.json"))}
     restored = {}
     original_join = ray_video.join_segments
 

@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import json
 import os
-import pickle
 import shutil
 import time
 from dataclasses import asdict
@@ -28,7 +27,29 @@ from .segments import Segment, join_segments, plan_segments, segment_complete, s
 from .worker import PlannedFace, SegmentResult
 
 SEGMENTS_PER_WORKER = 4  # more segments than workers, so a slow segment does not hold up the others
-JOB_VERSION = 1
+JOB_VERSION = 2  # 2: JSON and .npy state (1 pickled it)
+
+
+def _to_json(value: Any) -> Any:
+    """Segments, faces, tuples and lists as JSON values, tagged so that _from_json rebuilds them."""
+    if isinstance(value, Segment):
+        return {"segment": [value.number, value.start, value.end]}
+    if isinstance(value, Face):
+        return {"face": [value.box.tolist(), value.landmarks.tolist(), float(value.score)]}
+    if isinstance(value, (list, tuple)):
+        return [_to_json(item) for item in value]
+    return value
+
+
+def _from_json(value: Any) -> Any:
+    if isinstance(value, dict) and "segment" in value:
+        return Segment(*value["segment"])
+    if isinstance(value, dict) and "face" in value:
+        box, landmarks, score = value["face"]
+        return Face(np.array(box, np.float32), np.array(landmarks, np.float32), score)
+    if isinstance(value, list):
+        return [_from_json(item) for item in value]
+    return value
 
 
 class JobFolder:
@@ -62,17 +83,23 @@ class JobFolder:
         os.replace(temp, self.path / name)
 
     def save(self, name: str, value: Any) -> None:
+        """JSON (segments, detections) or, for a .npy name, an array (identity embeddings); never a pickle,
+        so a job folder holds no code to run."""
         temp = self.path / f".{name}.tmp"
-        with open(temp, "wb") as file:
-            pickle.dump(value, file, protocol=pickle.HIGHEST_PROTOCOL)
+        if name.endswith(".npy"):
+            with open(temp, "wb") as file:
+                np.save(file, np.asarray(value), allow_pickle=False)
+        else:
+            temp.write_text(json.dumps(_to_json(value)))
         os.replace(temp, self.path / name)
 
     def load(self, name: str) -> Any:
         path = self.path / name
         if not path.exists():
             return None
-        with open(path, "rb") as file:
-            return pickle.load(file)
+        if name.endswith(".npy"):
+            return np.load(path, allow_pickle=False)
+        return _from_json(json.loads(path.read_text()))
 
     def segment_file(self, segment: Segment) -> Path:
         return self.path / f"segment_{segment.number:05d}{self.suffix}"
@@ -114,10 +141,10 @@ def restore_video_ray(ray: Any, actors: list[Any], input: str | Path, output: st
 def _run_job(ray: Any, actors: list[Any], job: JobFolder, source: Path, target: Path, info: VideoInfo,
              config: RestoreConfig, progress: Progress | None, timer: StageTimer) -> RestoreReport:
     """Steps 1-7 of restore_video_ray in its job folder (kept on a crash, so that a rerun resumes)."""
-    segments = job.load("segments.pkl")
+    segments = job.load("segments.json")
     if segments is None:
         segments = plan_segments(source, SEGMENTS_PER_WORKER * len(actors))  # 1 split at keyframes
-        job.save("segments.pkl", segments)
+        job.save("segments.json", segments)
     name, device, resolution, with_identity = ray.get(actors[0].describe.remote())
     with timer("detect"):
         pts, detections = _detect(ray, actors, job, source, info, segments)  # 2 detect, per segment
@@ -148,7 +175,7 @@ def _run_job(ray: Any, actors: list[Any], job: JobFolder, source: Path, target: 
 def _detect(ray: Any, actors: list[Any], job: JobFolder, source: Path, info: VideoInfo,
             segments: list[Segment]) -> tuple[list[list[int | None]], list[list[list[Face]]]]:
     """Per segment: frame pts and faces; each result is saved as it arrives, and kept by a rerun."""
-    names = [f"detect_{s.number:05d}.pkl" for s in segments]
+    names = [f"detect_{s.number:05d}.json" for s in segments]
     found = [job.load(name) for name in names]
     todo = [i for i, value in enumerate(found) if value is None]
     run_all(ray, actors, "detect", [(source, segments[i], info) for i in todo],
@@ -164,7 +191,7 @@ def _identities(ray: Any, actors: list[Any], job: JobFolder, source: Path, info:
     """The identity of every track at every sample, from embeddings of the due faces (saved for a rerun)."""
     if not plan.samples:
         return {}
-    embeddings = job.load("identity.pkl")
+    embeddings = job.load("identity.npy")
     if embeddings is None or len(embeddings) != len(plan.samples):
         owner = np.searchsorted(first_index, [s.index for s in plan.samples], side="right") - 1
         parts = sorted(set(owner.tolist()))
@@ -172,7 +199,7 @@ def _identities(ray: Any, actors: list[Any], job: JobFolder, source: Path, info:
                  [(s.index, s.landmarks) for s, o in zip(plan.samples, owner) if o == k]) for k in parts]
         found = run_all(ray, actors, "embed", jobs)
         embeddings = np.concatenate(found)  # segments in order, samples within each in order
-        job.save("identity.pkl", embeddings)
+        job.save("identity.npy", embeddings)
     return identity_versions(plan.samples, embeddings)
 
 

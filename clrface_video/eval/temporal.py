@@ -11,6 +11,7 @@ import numpy as np
 
 from ..config import RestoreConfig
 from ..errors import ClrfaceError
+from ..io.pixels import to_uint8
 from ..types import Face, Frame
 from . import judge, metrics
 from .paired import INPUT, facenet_embeddings, nanmean
@@ -159,11 +160,8 @@ def _grown(box: np.ndarray, shape: tuple[int, int]) -> tuple[int, int, int, int]
 # ----------------------------------------------------------------------------- restoring the clip
 
 
-def to_uint8(image: np.ndarray) -> np.ndarray:
-    return (image >> 8).astype(np.uint8) if image.dtype == np.uint16 else image
-
-
 def read_clip(path: Path, max_frames: int) -> list[Frame]:
+    """The clip's first frames at 8 bits (a 10-bit clip rounded as the pipeline rounds it for detection)."""
     from ..io.decode import read_frames
 
     frames = list(islice(read_frames(path), max_frames))
