@@ -15,7 +15,7 @@ import torch.distributed as dist
 import torch.multiprocessing as mp
 from torch import nn
 
-from clrface_video.train.loop import Dist, broadcast_module, sync_gradients
+from clrface_video.train.ddp import Dist, broadcast_module, sync_gradients
 from tests.test_train_stages import make_prepared
 
 

@@ -14,9 +14,11 @@ from torch import nn
 
 from clrface_video.restore.gate import GateConfig
 from clrface_video.restore.model import CLRFaceModel
-from clrface_video.train.loop import TrainOptions
+from clrface_video.train.options import TrainOptions
 from clrface_video.train.prepare import PreparedFace, read_manifest, write_manifest
-from clrface_video.train.stages import STAGE_ORDER, LossWeights, export_model, make_config, train_stages
+from clrface_video.train.run_folder import STAGE_ORDER, export_model, preset_config
+from clrface_video.train.runner import train_stages
+from clrface_video.train.stages import LossWeights
 
 
 class TinyIdentity(nn.Module):
@@ -68,7 +70,7 @@ def stage_weights(run_dir: Path, stage: str) -> dict[str, torch.Tensor]:
 
 def test_one_step_per_stage_changes_weights_and_stays_finite(data_dir: Path, tmp_path: Path) -> None:
     run_dir = tmp_path / "run"
-    fresh = CLRFaceModel(replace(make_config("tiny"), gate=GateConfig.tiny()))
+    fresh = CLRFaceModel(replace(preset_config("tiny"), gate=GateConfig.tiny()))
     torch.manual_seed(0)
     states = run(data_dir, run_dir, STAGE_ORDER, steps=1)
     for stage in STAGE_ORDER:
@@ -128,7 +130,8 @@ def test_batches_of_a_dataset_smaller_than_one_batch_stop_with_an_error_instead_
     from torch.utils.data import TensorDataset
 
     from clrface_video.errors import ClrfaceError
-    from clrface_video.train.loop import Dist, endless_batches
+    from clrface_video.train.ddp import Dist
+    from clrface_video.train.loop import endless_batches
 
     batches = endless_batches(TensorDataset(torch.zeros(3, 1)), 4, seed=0, start_epoch=0, world=Dist(), workers=0)
     with pytest.raises(ClrfaceError, match="3 training faces give no full batch of 4"):
@@ -268,9 +271,9 @@ def test_init_from_an_exported_model_continues_each_stage_with_a_fresh_warm_up(d
 
 def test_decoder_on_restored_latents_trains_only_the_decoder_on_what_the_sampler_makes_of_the_degraded_face(
         data_dir: Path, tmp_path: Path) -> None:
-    from clrface_video.train.loop import Dist, load_finished_stages
-    from clrface_video.train.stages import load_run_config
-    from clrface_video.train.steps import STAGES, Context
+    from clrface_video.train.ddp import Dist
+    from clrface_video.train.run_folder import load_finished_stages, load_run_config
+    from clrface_video.train.stages import STAGES, Context
 
     run_dir = tmp_path / "run"
     run(data_dir, run_dir, ("autoencoder", "irn", "prior"), steps=1)

@@ -88,7 +88,9 @@ def train_command(data_dir: Path, stage: str, run_dir: Path, config_name: str, m
                   identity_samples: int, noise_draws: int, crop: int | None, codec_prob: float | None,
                   workers: int | None, log_every: int, resume: bool, init_from: Path | None) -> None:
     """Train the CLR-Face stages on a folder written by prepare-faces."""
-    from .stages import LossWeights, TrainOptions, train_stages
+    from .options import TrainOptions
+    from .runner import train_stages
+    from .stages import LossWeights
 
     options = TrainOptions(config=config_name, max_minutes=max_minutes, steps=steps, batch_size=batch_size, lr=lr,
                            device=device, seed=seed, log_every=log_every, resume=resume, threads=threads, crop=crop,
@@ -119,7 +121,7 @@ def train_command(data_dir: Path, stage: str, run_dir: Path, config_name: str, m
 def export_command(run_dir: Path, out: Path, fp16: bool, anchor_range: tuple[float, float] | None,
                    t_star_range: tuple[float, float] | None) -> None:
     """Assemble the stages of RUN_DIR into one CLRFaceModel safetensors file."""
-    from .stages import export_model
+    from .run_folder import export_model
 
     size = export_model(run_dir, out, fp16=fp16, anchor_range=anchor_range, t_star_range=t_star_range)
     click.echo(f"wrote {out} ({size / 1e6:.1f} MB)")

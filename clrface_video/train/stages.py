@@ -1,212 +1,453 @@
-"""Staged CLR-Face training over one run folder: per-stage defaults, the loop, checkpoints, and train_stages()."""
+"""The CLR-Face training stages: what each trains, its losses per step, and its preview."""
 from __future__ import annotations
 
-import json
-import time
-from collections.abc import Sequence
-from dataclasses import dataclass, replace
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
-import numpy as np
 import torch
 from torch import nn
 
-from ..device import pick_device
-from ..errors import ClrfaceError
-from ..restore.model import CLRFaceConfig, CLRFaceModel, read_metadata
-from . import loop
-from .data import FaceDataset, check_prepared, fixed_pairs, to_tensor, to_uint8
-from .degrade import DegradeConfig
-from .loop import (
-    STAGE_ORDER,
-    Budget,
-    Echo,
-    RunLog,
-    StageState,
-    TrainOptions,
-    add_gate,
-    export_model,
-    load_finished_stages,
-    load_run_config,
-    make_config,
+from ..device import training_autocast
+from ..restore.gate import VIEWS, best_share, blend, blend_log_mse, gate_loss, view
+from ..restore.model import CLRFaceConfig, CLRFaceModel, Knobs, fidelity_to_knobs
+from ..restore.schedules import karras_sigmas, sample_sigmas_lognormal, truncate_sigmas
+from .checkpoint import load_module
+from .ddp import Dist, broadcast_module, sync_gradients
+from .losses import (
+    PatchDiscriminator,
+    codebook_loss,
+    feature_matching_loss,
+    hinge_d_loss,
+    hinge_g_loss,
+    identity_loss,
+    mask_sparsity,
+    pixel_loss,
 )
-from .steps import STAGES, Context, LossWeights, Stage
+from .options import Echo, TrainOptions
+from .run_folder import STAGE_MODULE
 
-__all__ = ["STAGE_ORDER", "LossWeights", "TrainOptions", "export_model", "make_config", "train_stages"]
+
+def lr_at(step: int, base: float, warmup: int = 25) -> float:
+    """Linear warm-up over `warmup` steps from step 0, then constant (CPU runs are too short for a decay
+    to matter); steps before 0 get the first warm-up rate."""
+    return base * min(1.0, (max(step, 0) + 1) / max(warmup, 1))
+
+
+def set_lr(optimizer: torch.optim.Optimizer, lr: float) -> None:
+    for group in optimizer.param_groups:
+        group["lr"] = lr
 
 
 @dataclass(frozen=True)
-class StageDefaults:
-    """Per-stage defaults, used where the command line leaves an option unset."""
+class LossWeights:
+    """Weights of the loss terms; the adversarial terms start at step disc_start of the autoencoder and decoder stages."""
 
-    batch_size: int
-    lr: float
-    steps: int
-
-
-DEFAULTS = {
-    "autoencoder": StageDefaults(batch_size=8, lr=2e-4, steps=100_000),
-    "decoder": StageDefaults(batch_size=8, lr=1e-4, steps=20_000),
-    "irn": StageDefaults(batch_size=8, lr=2e-4, steps=50_000),
-    "prior": StageDefaults(batch_size=16, lr=2e-4, steps=100_000),
-    "mask": StageDefaults(batch_size=4, lr=5e-2, steps=2_000),
-    "gate": StageDefaults(batch_size=8, lr=3e-3, steps=3_000),
-}
-
-
-# ----------------------------------------------------------------------------- the loop
+    gan: float = 0.1
+    feature_matching: float = 1.0
+    disc_start: int = 2_000
+    identity: float = 0.1
+    prior_draws: int = 1  # prior: noise levels drawn per encoded (clean, degraded) pair; >1 amortises encoding
+    identity_samples: int = 0  # IRN: identity loss on the first n faces of each batch only (0: all); CPU saver
+    mask_identity: float = 1.0
+    mask_sparsity: float = 0.01
+    mask_unroll: int = 2
+    mask_fidelity: float = 0.5
+    gate_replay: int = 1024  # gate: the most recent restored faces kept for its updates
+    gate_updates: int = 4  # gate: optimizer steps per new batch of restored faces, each on 32 faces from the replay
 
 
-def save_preview(path: Path, stage: Stage, hq: np.ndarray, lq: np.ndarray, device: torch.device) -> None:
-    """A PNG grid: rows of clean, degraded and the stage's output for a few fixed held-out faces."""
-    import cv2
+@dataclass
+class Context:
+    """What every stage needs: the model, data, device and the run folder (mutable holder, per call)."""
 
-    out = to_uint8(stage.preview(to_tensor(hq).to(device), to_tensor(lq).to(device)))
-    rows = [np.concatenate(list(a), axis=1) for a in (hq, lq if stage.needs_lq else hq, out)]
-    cv2.imwrite(str(path), np.concatenate(rows, axis=0)[..., ::-1])
+    run_dir: Path
+    data_dir: Path
+    cfg: CLRFaceConfig
+    model: CLRFaceModel
+    device: torch.device
+    world: Dist
+    options: TrainOptions
+    weights: LossWeights
+    echo: Echo | None
+    identity_net: nn.Module | None = None
+    start_step: int = 0  # the step this call resumes from (re-seeds the stage's noise generators)
+    preview_split: str = "heldout"  # the faces of the preview grids ('train' when none are held out)
 
+    def stage_dir(self, stage: str) -> Path:
+        path = self.run_dir / stage
+        path.mkdir(parents=True, exist_ok=True)
+        return path
 
-def run_stage(ctx: Context, stage_name: str) -> StageState:
-    """Train one stage until its step count or time budget; checkpoints, logs and previews in RUN/<stage>/."""
-    opts, defaults = ctx.options, DEFAULTS[stage_name]
-    sdir = ctx.stage_dir(stage_name)
-    state = loop.load_state(sdir, stage_name)
-    if state.step > 0 and not opts.resume:
-        raise ClrfaceError(f"{sdir} already holds {state.step} steps of '{stage_name}'; pass --resume or a new --run")
-    ctx.start_step = state.step if opts.resume else 0
-    stage = STAGES[stage_name](ctx, opts.lr or defaults.lr)
-    if opts.resume and state.step > 0:
-        loop.load_module(sdir / "weights.safetensors", stage.trained)
-        for name, module in stage.extra_modules().items():
-            loop.load_module(sdir / f"{name}.safetensors", module)
-        if not loop.load_optimizers(sdir / "optim.pt", stage.optimizers):  # seeded by --init-from
-            stage.lr_origin = {k: max(v, state.step) for k, v in stage.lr_origin.items()}
-    loop.broadcast_module(stage.trained, ctx.world)
-    # the gate fits the restorations of the other stages as they are now; export checks they still are
-    over = {s: loop.load_state(ctx.run_dir / s, s).step for s in loop.STAGE_ORDER if s != "gate"} \
-        if stage_name == "gate" else {}
-    over = {s: n for s, n in over.items() if n > 0}
-    budget = Budget(opts.steps or defaults.steps, opts.max_minutes)
-    if budget.over(state.step, time.monotonic()):
-        return state
-    batch_size = opts.batch_size or defaults.batch_size
-    degrade_config = DegradeConfig(light_prob=stage.light_prob)
-    if opts.codec_prob is not None:
-        degrade_config = replace(degrade_config, codec_prob=opts.codec_prob)
-    data = FaceDataset(ctx.data_dir, "train", seed=opts.seed, degrade=stage.needs_lq, degrade_config=degrade_config)
-    workers = opts.workers if opts.workers is not None else (4 if ctx.device.type == "cuda" else 0)
-    batches = loop.endless_batches(data, batch_size, seed=opts.seed, start_epoch=state.epoch, world=ctx.world,
-                                   workers=workers, skip_batches=state.batch_in_epoch)
-    preview_hq, preview_lq = fixed_pairs(ctx.data_dir, ctx.preview_split, count=8, degrade_config=degrade_config)
-    log = RunLog(sdir / "log.jsonl", ctx.echo, ctx.world.main)
-    if ctx.world.main and ctx.echo:
-        ctx.echo(f"[{stage_name}] {len(data)} faces, batch {batch_size} x {ctx.world.world}, from step {state.step}, "
-                 f"{sum(p.numel() for p in stage.params) / 1e6:.2f} M trained parameters, device {ctx.device}")
-    t0 = seg_start = last_ckpt = time.monotonic()
-    step, epoch, in_epoch = state.step, state.epoch, state.batch_in_epoch
-    for epoch, in_epoch, (hq, lq) in batches:
-        hq, lq = hq.to(ctx.device, non_blocking=True), lq.to(ctx.device, non_blocking=True)
-        losses = stage.step(hq, lq, step)
-        if not loop.finite(losses):
-            raise FloatingPointError(f"[{stage_name}] non-finite loss at step {step}: "
-                                     f"{ {k: float(v) for k, v in losses.items()} }")
-        step += 1
-        log.add({k: float(v.detach()) if torch.is_tensor(v) else float(v) for k, v in losses.items()})
-        stop = budget.over(step, t0)
-        if step % opts.log_every == 0 or stop:
-            log.flush(stage_name, step, state.seconds + time.monotonic() - seg_start)
-        if stop or time.monotonic() - last_ckpt > opts.checkpoint_minutes * 60:
-            state = StageState(stage_name, step, epoch, in_epoch, state.seconds + time.monotonic() - seg_start,
-                               done=step >= budget.steps, over=over)
-            seg_start = last_ckpt = time.monotonic()
-            if ctx.world.main:
-                save_checkpoint(sdir, stage, state)
-                save_preview(sdir / f"preview_{step:06d}.png", stage, preview_hq, preview_lq, ctx.device)
-            if stop:
-                break
-    return state
+    def identity(self) -> nn.Module:
+        if self.identity_net is None:
+            from ..faces.identity import load_identity_encoder
+
+            self.identity_net = load_identity_encoder(str(self.device))
+        return self.identity_net
 
 
-def save_checkpoint(sdir: Path, stage: Stage, state: StageState) -> None:
-    loop.save_module(sdir / "weights.safetensors", stage.trained)
-    for name, module in stage.extra_modules().items():
-        loop.save_module(sdir / f"{name}.safetensors", module)
-    loop.save_optimizers(sdir / "optim.pt", stage.optimizers)
-    loop.save_state(sdir, state)
+# ----------------------------------------------------------------------------- one step per stage
 
 
-# what a stage builds on: it needs these trained first, in the run folder or earlier in the same call
-NEEDS = {"prior": ("autoencoder",), "decoder": ("autoencoder",), "mask": ("autoencoder", "irn", "prior"),
-         "gate": ("autoencoder", "irn", "prior")}
+class Stage:
+    """One stage: the modules it trains, its optimizers and its step. Subclasses fill step()."""
+
+    name = ""
+    needs_lq = True
+    light_prob = 0.0  # share of training faces degraded lightly (degrade.LIGHT) instead of with the full recipe
+
+    def __init__(self, ctx: Context, lr: float) -> None:
+        self.ctx = ctx
+        self.model = ctx.model
+        self.model.requires_grad_(False)
+        self.trained = getattr(self.model, STAGE_MODULE[self.name])
+        self.trained.requires_grad_(True).train()
+        self.params = [p for p in self.trained.parameters() if p.requires_grad]
+        self.optimizers: dict[str, torch.optim.Optimizer] = {"main": torch.optim.Adam(self.params, lr, betas=(0.9, 0.99))}
+        self.lr = lr
+        self.lr_origin = {"main": 0}  # per optimizer: the step its learning-rate warm-up starts from
+
+    def extra_modules(self) -> dict[str, nn.Module]:
+        return {}
+
+    def update(self, name: str, loss: torch.Tensor, params: list[nn.Parameter], step: int) -> None:
+        opt = self.optimizers[name]
+        set_lr(opt, lr_at(step - self.lr_origin.get(name, 0), self.lr))
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        sync_gradients(params, self.ctx.world)
+        torch.nn.utils.clip_grad_norm_(params, 1.0)
+        opt.step()
+
+    def step(self, hq: torch.Tensor, lq: torch.Tensor, step: int) -> dict[str, torch.Tensor]:
+        raise NotImplementedError
+
+    @torch.no_grad()
+    def preview(self, hq: torch.Tensor, lq: torch.Tensor) -> torch.Tensor:
+        raise NotImplementedError
 
 
-def check_stage_order(run_dir: Path, stages: Sequence[str], options: TrainOptions) -> None:
-    """Refuse a stage whose inputs were never trained (a prior over a random autoencoder learns nothing useful)."""
-    for i, name in enumerate(stages):
-        needs = NEEDS.get(name, ()) + (("irn", "prior") if name == "decoder" and options.decoder_input == "restored"
-                                       else ())
-        untrained = [s for s in needs if s not in stages[:i] and loop.load_state(run_dir / s, s).step == 0]
-        if untrained:
-            raise ClrfaceError(f"--stage {name} builds on {', '.join(untrained)}, not trained in {run_dir}; "
-                               f"train {' and '.join(untrained)} first (or --stage all)")
+class AutoencoderStage(Stage):
+    """VQGAN on clean faces: L1 + codebook/commitment, then hinge GAN + feature matching after a warm-up."""
+
+    name, needs_lq = "autoencoder", False
+
+    def __init__(self, ctx: Context, lr: float) -> None:
+        super().__init__(ctx, lr)
+        self.disc = PatchDiscriminator().to(ctx.device).train()
+        broadcast_module(self.disc, ctx.world)
+        self.d_params = list(self.disc.parameters())
+        self.optimizers["main"] = torch.optim.Adam(self.params, lr, betas=(0.5, 0.9))
+        self.optimizers["disc"] = torch.optim.Adam(self.d_params, lr, betas=(0.5, 0.9))
+        self.lr_origin["disc"] = ctx.weights.disc_start
+        self.generator = torch.Generator().manual_seed(ctx.options.seed * 15_485_863 + ctx.world.rank + 1_000_003 * ctx.start_step)
+
+    def extra_modules(self) -> dict[str, nn.Module]:
+        return {"disc": self.disc}
+
+    def random_crop(self, x: torch.Tensor) -> torch.Tensor:
+        """One random square crop of side options.crop for the whole batch (the VQGAN is fully convolutional)."""
+        side, size = self.ctx.options.crop, x.shape[-1]
+        if side is None or side >= size:
+            return x
+        f = self.ctx.cfg.vqgan.downsample_factor
+        side = max(f, side // f * f)
+        top, left = (int(v) * f for v in torch.randint(0, (size - side) // f + 1, (2,), generator=self.generator))
+        return x[..., top:top + side, left:left + side]
+
+    def step(self, hq: torch.Tensor, lq: torch.Tensor, step: int) -> dict[str, torch.Tensor]:
+        hq = self.random_crop(hq)
+        with training_autocast(self.ctx.device):
+            recon, vq = self.model.vqgan(hq)
+            losses = {"l1": pixel_loss(recon, hq), "vq": codebook_loss(vq)}
+        losses = adversarial_update(self, recon, hq, losses, step)
+        losses["codes"] = torch.tensor(float(vq.indices.unique().numel()))
+        return losses
+
+    @torch.no_grad()
+    def preview(self, hq: torch.Tensor, lq: torch.Tensor) -> torch.Tensor:
+        return self.model.vqgan(hq)[0]
 
 
-def _model_config(path: Path | None) -> CLRFaceConfig | None:
-    """The config stored in an exported model (the one --init-from starts a run from), or None."""
-    if path is None:
-        return None
-    try:
-        return CLRFaceConfig.from_dict(json.loads(read_metadata(path)["config"]))
-    except Exception:  # noqa: BLE001 - any unreadable file: init_run_from_model says what is wrong with it
-        return None
+@torch.no_grad()
+def sample_at_random(model: CLRFaceModel, lq: torch.Tensor,
+                     generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor, Knobs, bool]:
+    """The sampler's latents for degraded faces as `restore` makes them, at a fidelity drawn from
+    `generator`, without identity guidance: (final unsnapped latent, IRN estimate, knobs, whether to snap,
+    drawn as photos do and videos do not, half the time)."""
+    from ..restore.restorer import sample_latents
+    from ..restore.samplers import SAMPLERS
+
+    cfg = model.cfg
+    fidelity, snap = torch.rand(2, generator=generator).tolist()
+    knobs = fidelity_to_knobs(cfg, fidelity)
+    z, x_irn = sample_latents(model, lq, knobs, lambda shape: torch.randn(shape, generator=generator).to(lq.device),
+                              SAMPLERS[cfg.sampler], model.denoiser)
+    return z, x_irn, knobs, snap < 0.5
 
 
-def train_stages(data_dir: Path, run_dir: Path, stages: Sequence[str], options: TrainOptions,
-                 echo: Echo | None = print, weights: LossWeights | None = None,
-                 identity_net: nn.Module | None = None) -> dict[str, StageState]:
-    """Run the named stages in order; each starts from the weights of every earlier stage in the run folder.
+class DecoderStage(Stage):
+    """VQGAN decoder fine-tune on whole faces, encoder and codebook frozen: the codes, and so the prior
+    trained on them, stay valid. L1, then hinge GAN + feature matching from step disc_start (the
+    discriminator starts from the autoencoder stage's when the run folder has one).
 
-    identity_net: the frozen recognition network for the identity losses (default: FaceNet, faces.identity).
+    options.decoder_input picks what is decoded: "clean", the clean face's codes (mends what crop training
+    leaves at the full face size; the adversarial terms give back the detail L1 averages away), or
+    "restored", the latents the sampler makes from the degraded face (sample_latents at a random fidelity,
+    no identity guidance, snapped to the codebook half the time as photos are and videos are not), so the
+    decoder learns to turn the prior's smooth latents into the clean face.
     """
-    weights = weights or LossWeights()
-    device = pick_device(options.device)
-    if options.threads is not None:
-        torch.set_num_threads(options.threads)
-    world = loop.init_distributed(device)
-    torch.backends.cudnn.benchmark = device.type == "cuda"  # fixed input shapes: let cuDNN pick kernels once
-    if device.type == "cuda" and world.world > 1:
-        device = torch.device("cuda", world.local_rank)
-        torch.cuda.set_device(device)
-    loop.set_seed(options.seed + world.rank)
-    started = (Path(run_dir) / "config.json").is_file()
-    if options.resume and options.init_from is None and not started:
-        raise ClrfaceError(f"--resume: {run_dir} is not a run folder (no config.json); leave --resume out to start it")
-    if options.init_from is None:
-        check_stage_order(Path(run_dir), stages, options)
-    planned = load_run_config(Path(run_dir), options.config) if started else \
-        _model_config(options.init_from) or make_config(options.config)
-    preview_split = check_prepared(Path(data_dir), planned.resolution,  # before the run folder is touched
-                                   max(options.batch_size or DEFAULTS[name].batch_size for name in stages))
-    if options.init_from is not None:
-        options = replace(options, resume=True)
-    if world.main:  # rank 0 writes config.json; the others read it once it is there
-        if options.init_from is not None:
-            seeded = loop.init_run_from_model(Path(run_dir), Path(options.init_from), options.config,
-                                              options.gate_inputs if "gate" in stages else None)
-            if echo:
-                echo(f"{run_dir}: started from {options.init_from} (" +
-                     ", ".join(f"{s} at step {n}" for s, n in seeded.items()) + ")")
-        load_run_config(Path(run_dir), options.config)
-        if "gate" in stages:
-            add_gate(Path(run_dir), options.config, options.gate_inputs)
-    loop.barrier(world)
-    cfg = load_run_config(Path(run_dir), options.config)
-    results = {}
-    for name in stages:
-        model = CLRFaceModel(cfg)
-        load_finished_stages(model, Path(run_dir))
-        ctx = Context(Path(run_dir), Path(data_dir), cfg, model.to(device), device, world, options, weights, echo,
-                      identity_net, preview_split=preview_split)
-        results[name] = run_stage(ctx, name)
-    loop.finish_distributed(world)
-    return results
+
+    name = "decoder"
+
+    def __init__(self, ctx: Context, lr: float) -> None:
+        super().__init__(ctx, lr)
+        self.needs_lq = ctx.options.decoder_input == "restored"
+        self.trained.requires_grad_(False)
+        self.trained.decoder.requires_grad_(True)
+        self.params = list(self.trained.decoder.parameters())
+        self.disc = PatchDiscriminator().to(ctx.device).train()
+        load_module(ctx.run_dir / "autoencoder" / "disc.safetensors", self.disc)
+        broadcast_module(self.disc, ctx.world)
+        self.d_params = list(self.disc.parameters())
+        self.optimizers = {"main": torch.optim.Adam(self.params, lr, betas=(0.5, 0.9)),
+                           "disc": torch.optim.Adam(self.d_params, lr, betas=(0.5, 0.9))}
+        self.lr_origin["disc"] = ctx.weights.disc_start
+        self.model.irn.eval()
+        self.model.denoiser.eval()
+        self.generator = torch.Generator().manual_seed(ctx.options.seed * 32_452_843 + ctx.world.rank + 1_000_003 * ctx.start_step)
+
+    def extra_modules(self) -> dict[str, nn.Module]:
+        return {"disc": self.disc}
+
+    @torch.no_grad()
+    def latents(self, hq: torch.Tensor, lq: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+        """What the decoder is trained to turn into hq (see the class docstring)."""
+        vq = self.trained
+        if not self.needs_lq:
+            return vq.quantize(vq.encode(hq)).z_q
+        z, _, _, snap = sample_at_random(self.model, lq, generator)
+        return vq.quantize(z).z_q if snap else z
+
+    def step(self, hq: torch.Tensor, lq: torch.Tensor, step: int) -> dict[str, torch.Tensor]:
+        with training_autocast(self.ctx.device):
+            z = self.latents(hq, lq, self.generator)
+            recon = self.trained.decode(z)
+            losses = {"l1": pixel_loss(recon, hq)}
+        return adversarial_update(self, recon, hq, losses, step)
+
+    @torch.no_grad()
+    def preview(self, hq: torch.Tensor, lq: torch.Tensor) -> torch.Tensor:
+        return self.trained.decode(self.latents(hq, lq, torch.Generator().manual_seed(0)))
+
+
+def adversarial_update(stage: Stage, fake: torch.Tensor, real: torch.Tensor, losses: dict[str, torch.Tensor],
+                       step: int) -> dict[str, torch.Tensor]:
+    """The generator update on the sum of `losses`, plus from step disc_start the weighted hinge GAN "g" and
+    feature-matching "fm" terms and then one discriminator update "d"; returns the losses with those added."""
+    w = stage.ctx.weights
+    total = sum(losses.values())
+    adversarial = step >= w.disc_start
+    if adversarial:
+        with training_autocast(stage.ctx.device):
+            losses = {**losses, **generator_losses(stage.disc, fake, real)}  # type: ignore[attr-defined]
+        total = total + w.gan * losses["g"] + w.feature_matching * losses["fm"]
+    stage.update("main", total, stage.params, step)
+    if adversarial:
+        losses["d"] = discriminator_step(stage, fake, real, step)
+    return losses
+
+
+def generator_losses(disc: nn.Module, fake: torch.Tensor, real: torch.Tensor) -> dict[str, torch.Tensor]:
+    """Hinge generator loss "g" and feature matching "fm" of `fake`, the discriminator frozen for it."""
+    disc.requires_grad_(False)
+    fake_logits, fake_feats = disc(fake)
+    with torch.no_grad():
+        _, real_feats = disc(real)
+    return {"g": hinge_g_loss(fake_logits.float()), "fm": feature_matching_loss(real_feats, fake_feats)}
+
+
+def discriminator_step(stage: Stage, fake: torch.Tensor, real: torch.Tensor, step: int) -> torch.Tensor:
+    """One hinge update of stage.disc on real vs the detached fake; returns the loss."""
+    disc = stage.disc  # type: ignore[attr-defined]
+    disc.requires_grad_(True)
+    with training_autocast(stage.ctx.device):
+        real_logits, _ = disc(real)
+        fake_logits, _ = disc(fake.detach())
+        loss = hinge_d_loss(real_logits.float(), fake_logits.float())
+    stage.update("disc", loss, stage.d_params, step)  # type: ignore[attr-defined]
+    return loss
+
+
+class IRNStage(Stage):
+    """Identity Recovery Network: LQ -> HQ estimate with L1 + identity (1 - cos FaceNet) loss."""
+
+    name = "irn"
+
+    def step(self, hq: torch.Tensor, lq: torch.Tensor, step: int) -> dict[str, torch.Tensor]:
+        w = self.ctx.weights
+        with training_autocast(self.ctx.device):
+            x = self.model.irn(lq)
+            losses = {"l1": pixel_loss(x, hq)}
+            if w.identity > 0:
+                n = w.identity_samples or len(x)
+                losses["id"] = identity_loss(self.ctx.identity(), x[:n], hq[:n])
+        total = losses["l1"] + w.identity * losses.get("id", 0.0)
+        self.update("main", total, self.params, step)
+        return losses
+
+    @torch.no_grad()
+    def preview(self, hq: torch.Tensor, lq: torch.Tensor) -> torch.Tensor:
+        return self.model.irn(lq)
+
+
+class PriorStage(Stage):
+    """Score prior over clean pre-quantisation latents conditioned on the LQ latent (EDM loss); VQGAN frozen."""
+
+    name = "prior"
+
+    def __init__(self, ctx: Context, lr: float) -> None:
+        super().__init__(ctx, lr)
+        self.model.vqgan.eval()
+        self.generator = torch.Generator().manual_seed(ctx.options.seed * 7919 + ctx.world.rank + 1_000_003 * ctx.start_step)
+
+    def step(self, hq: torch.Tensor, lq: torch.Tensor, step: int) -> dict[str, torch.Tensor]:
+        with training_autocast(self.ctx.device):
+            with torch.no_grad():
+                z0 = self.model.vqgan.encode(hq).float()
+                z_d = self.model.vqgan.encode(lq)
+                draws = max(1, self.ctx.weights.prior_draws)
+                z0, z_d = z0.repeat(draws, 1, 1, 1), z_d.repeat(draws, 1, 1, 1)
+            sigma = sample_sigmas_lognormal(len(z0), generator=self.generator, device=hq.device)
+            noise = torch.randn(z0.shape, generator=self.generator).to(hq.device)
+            loss = self.model.denoiser.loss(z0, z_d, sigma, noise).mean()
+        self.update("main", loss, self.params, step)
+        return {"edm": loss}
+
+    @torch.no_grad()
+    def preview(self, hq: torch.Tensor, lq: torch.Tensor) -> torch.Tensor:
+        from ..restore.restorer import sample_latents
+        from ..restore.samplers import sample_euler
+
+        m, generator = self.model, torch.Generator().manual_seed(0)
+        z, _ = sample_latents(m, lq, fidelity_to_knobs(self.ctx.cfg, 0.5),
+                              lambda shape: torch.randn(shape, generator=generator).to(lq.device), sample_euler,
+                              m.denoiser)
+        return m.vqgan.decode(m.vqgan.quantize(z).z_q)
+
+
+class MaskStage(Stage):
+    """Latent mask: unroll guided denoising from a noised IRN-estimate latent; L1 + identity + sparsity."""
+
+    name = "mask"
+
+    def __init__(self, ctx: Context, lr: float) -> None:
+        super().__init__(ctx, lr)
+        self.model.eval()
+        self.model.mask.requires_grad_(True)
+        self.generator = torch.Generator().manual_seed(ctx.options.seed * 104_729 + ctx.world.rank + 1_000_003 * ctx.start_step)
+
+    def restore(self, lq: torch.Tensor, fidelity: float, with_grad: bool) -> torch.Tensor:
+        """A few guided Euler steps from the IRN latent at t*; the last denoised latent, decoded."""
+        from ..restore.guidance import embed_images, identity_guidance
+        from ..restore.samplers import guided_denoise
+
+        m, cfg, w = self.model, self.ctx.cfg, self.ctx.weights
+        knobs = fidelity_to_knobs(cfg, fidelity)
+        sigmas = truncate_sigmas(karras_sigmas(knobs.steps, cfg.sigma_min, cfg.sigma_max, cfg.rho), knobs.t_star)
+        sigmas = sigmas[: w.mask_unroll + 1].to(lq.device)
+        with torch.no_grad():
+            z_d = m.vqgan.encode(lq)
+            x_irn = m.irn(lq)
+            target = embed_images(self.ctx.identity(), x_irn, cfg.identity_size).float()
+            z = m.vqgan.encode(x_irn)
+        noise = torch.randn(z.shape, generator=self.generator).to(z.device)
+        x = z + sigmas[0] * noise
+        with torch.set_grad_enabled(with_grad):
+            guidance = identity_guidance(m.vqgan.decode, self.ctx.identity(), target, m.mask(),
+                                         max(knobs.guidance_weight, 1e-3), cfg.identity_size)
+            denoised = x
+            for i in range(len(sigmas) - 1):
+                denoised = guided_denoise(lambda v, s: m.denoiser(v, s, z_d), x, sigmas[i], guidance)
+                if sigmas[i + 1] > 0:
+                    x = x + (x - denoised) / sigmas[i] * (sigmas[i + 1] - sigmas[i])
+            return m.vqgan.decode(m.vqgan.quantize(denoised).z_q)
+
+    def step(self, hq: torch.Tensor, lq: torch.Tensor, step: int) -> dict[str, torch.Tensor]:
+        w = self.ctx.weights
+        out = self.restore(lq, w.mask_fidelity, with_grad=True)
+        losses = {"l1": pixel_loss(out, hq), "id": identity_loss(self.ctx.identity(), out, hq),
+                  "sparsity": mask_sparsity(self.mask_logits())}
+        total = losses["l1"] + w.mask_identity * losses["id"] + w.mask_sparsity * losses["sparsity"]
+        self.update("main", total, self.params, step)
+        losses["mask_mean"] = self.model.mask().mean().detach()
+        return losses
+
+    def mask_logits(self) -> torch.Tensor:
+        mask = self.model.mask
+        if mask.factored:
+            return mask.channel_logits + mask.spatial_logits
+        return mask.logits
+
+    @torch.no_grad()
+    def preview(self, hq: torch.Tensor, lq: torch.Tensor) -> torch.Tensor:
+        return self.restore(lq, self.ctx.weights.mask_fidelity, with_grad=False).detach()
+
+
+class GateStage(Stage):
+    """Blend gate (restore.gate) over the frozen model. Each degraded face is restored as `restore` does
+    (sample_latents and decode_latents at a random fidelity, snapped half the time, no identity guidance),
+    and the gate learns the share of that restoration to keep over the input: each face's best share
+    (restore.gate.best_share, the least-squares blend against the clean face) is its target. Restoring
+    costs far more than the gate, so each step's faces join a replay of the most recent ones
+    (weights.gate_replay) and the gate takes weights.gate_updates steps on 32 faces drawn from it. Half
+    the faces are degraded lightly (degrade.LIGHT), so the gate also sees faces the model would make
+    worse: clean, sharp or large ones scaled down to the crop. Each update sees its faces in one of the
+    views the restorer averages the share over (restore.gate.VIEWS), so it learns to give them one share.
+    """
+
+    name, light_prob = "gate", 0.5
+
+    def __init__(self, ctx: Context, lr: float) -> None:
+        super().__init__(ctx, lr)
+        self.model.eval()
+        self.trained.train()
+        self.generator = torch.Generator().manual_seed(ctx.options.seed * 15_485_863 + ctx.world.rank + 1_000_003 * ctx.start_step)
+        self.replay: list[torch.Tensor] = []  # lq, restored, hq of the most recent faces (not checkpointed)
+
+    @torch.no_grad()
+    def restored(self, lq: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+        from ..restore.restorer import decode_latents
+
+        z, x_irn, knobs, snap = sample_at_random(self.model, lq, generator)
+        return decode_latents(self.model, z, x_irn, knobs, snap).clamp(-1, 1)
+
+    def step(self, hq: torch.Tensor, lq: torch.Tensor, step: int) -> dict[str, torch.Tensor]:
+        out = self.restored(lq, self.generator)
+        with torch.no_grad():  # how this new batch fares before the gate learns from it
+            share = self.trained(lq, out)
+            logs = {"share": share.mean(), "best_share": best_share(lq, out, hq).mean(),
+                    "log_mse": blend_log_mse(lq, out, share, hq),
+                    "log_mse_whole": blend_log_mse(lq, out, torch.ones_like(share), hq)}
+        # restoring is the expensive part: each batch joins a replay of recent ones the gate learns from
+        self.replay = [torch.cat([kept, new])[-self.ctx.weights.gate_replay:] for kept, new in zip(self.replay, (lq, out, hq))] \
+            if self.replay else [lq, out, hq]
+        for _ in range(self.ctx.weights.gate_updates):
+            pick = torch.randint(len(self.replay[0]), (min(32, len(self.replay[0])),), generator=self.generator)
+            # one of the views the gate's share is averaged over (restore.gate.VIEWS), the same for all three
+            flip, dx, dy = VIEWS[int(torch.randint(len(VIEWS), (1,), generator=self.generator))]
+            r_lq, r_out, r_hq = (view(t[pick.to(t.device)], flip, dx, dy) for t in self.replay)
+            loss = gate_loss(self.trained.logits(r_lq, r_out), r_lq, r_out, r_hq)
+            self.update("main", loss, self.params, step)
+        return {"bce": loss.detach(), **logs}
+
+    @torch.no_grad()
+    def preview(self, hq: torch.Tensor, lq: torch.Tensor) -> torch.Tensor:
+        out = self.restored(lq, torch.Generator().manual_seed(0))
+        return blend(lq, out, self.trained(lq, out))
+
+
+STAGES: dict[str, Callable[[Context, float], Stage]] = {
+    "autoencoder": AutoencoderStage, "decoder": DecoderStage, "irn": IRNStage, "prior": PriorStage,
+    "mask": MaskStage, "gate": GateStage}

@@ -1,0 +1,50 @@
+"""What a training run is asked to do: the command line's options and each stage's defaults."""
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+Echo = Callable[[str], None]
+
+
+@dataclass(frozen=True)
+class TrainOptions:
+    """Command-line options of `clrface-video train`; None means the stage's default."""
+
+    config: str = "small_128"
+    max_minutes: float | None = None
+    steps: int | None = None
+    batch_size: int | None = None
+    lr: float | None = None
+    device: str = "auto"
+    seed: int = 0
+    log_every: int = 20
+    resume: bool = False
+    workers: int | None = None
+    threads: int | None = None  # torch intra-op threads (None: torch's default)
+    crop: int | None = None  # autoencoder: random square crops of this side instead of whole faces
+    codec_prob: float | None = None  # share of compressed faces given x264 artefacts (None: DegradeConfig's)
+    checkpoint_minutes: float = 5.0
+    init_from: Path | None = None  # an exported model that seeds a new run folder (see init_run_from_model)
+    decoder_input: str = "clean"  # decoder stage: "clean" codes or "restored" sampler latents (DecoderStage)
+    gate_inputs: str | None = None  # gate stage: GateConfig.inputs of the gate to fit (None: the run's, or a new default)
+
+
+@dataclass(frozen=True)
+class StageDefaults:
+    """Per-stage defaults, used where the command line leaves an option unset."""
+
+    batch_size: int
+    lr: float
+    steps: int
+
+
+DEFAULTS = {
+    "autoencoder": StageDefaults(batch_size=8, lr=2e-4, steps=100_000),
+    "decoder": StageDefaults(batch_size=8, lr=1e-4, steps=20_000),
+    "irn": StageDefaults(batch_size=8, lr=2e-4, steps=50_000),
+    "prior": StageDefaults(batch_size=16, lr=2e-4, steps=100_000),
+    "mask": StageDefaults(batch_size=4, lr=5e-2, steps=2_000),
+    "gate": StageDefaults(batch_size=8, lr=3e-3, steps=3_000),
+}
