@@ -21,6 +21,7 @@ from .faces.align import align_face, estimate_similarity, face_footprint
 from .faces.detect import FaceDetector, make_detector, upright
 from .faces.identity import IdentityEncoder, load_identity_encoder
 from .faces.paste import paste_faces
+from .faces.track import FaceTracker, IdentitySchedule, TrackerParams
 from .io.decode import FIELD_PROGRESSIVE, VideoInfo, is_image_path, probe_video, read_frames
 from .io.deinterlace import bwdif_deint
 from .io.encode import VideoWriter, output_exists
@@ -128,6 +129,17 @@ def eye_mouth_span(landmarks: np.ndarray) -> float:
     return float(np.linalg.norm(marks[3:5].mean(0) - marks[0:2].mean(0)))
 
 
+def paste_weight(landmarks: np.ndarray, config: RestoreConfig, size: int, pixel_aspect: float = 1.0) -> float:
+    """How much of a restored face is pasted: --strength when it is a number (auto leaves the share to the
+    restorer's blend gate), times the size weight: 1 inside the range the model handles (config.min_face,
+    config.max_upscale), fading to 0 over the SIZE_FADE beyond either limit, so a face whose size hovers at a
+    limit is not restored in one frame and left alone in the next."""
+    strength = 1.0 if config.strength is None else config.strength
+    return strength * size_weight(eye_mouth_span(landmarks), config.min_face,
+                                  face_footprint(estimate_similarity(landmarks, size, pixel_aspect), size),
+                                  config.max_upscale * size)
+
+
 class FaceRestorer:
     """Steps 2-6 over a stream of frames, restoring crops in batches within a bounded window.
 
@@ -211,14 +223,7 @@ class FaceRestorer:
         return jobs
 
     def paste_weight(self, landmarks: np.ndarray) -> float:
-        """How much of the restored face is pasted: --strength when it is a number (auto leaves the share to
-        the restorer's blend gate), times the size weight: 1 inside the range the model handles
-        (config.min_face, config.max_upscale), fading to 0 over the SIZE_FADE beyond either limit, so a
-        face whose size hovers at a limit is not restored in one frame and left alone in the next."""
-        strength = 1.0 if self.config.strength is None else self.config.strength
-        return strength * size_weight(eye_mouth_span(landmarks), self.config.min_face,
-                           face_footprint(estimate_similarity(landmarks, self.size, self.pixel_aspect), self.size),
-                           self.config.max_upscale * self.size)
+        return paste_weight(landmarks, self.config, self.size, self.pixel_aspect)
 
     def restore(self, jobs: list[_FaceJob]) -> None:
         """Run the restorer on the gathered crops, batch_size at a time (one device crossing each)."""
@@ -276,25 +281,14 @@ class FaceRestorer:
 
 
 class _Tracking:
-    """Step 3 for videos: FaceTracker ids and smoothed landmarks, and each track's running-mean identity.
-
-    Embedding every face of every frame would cost more than restoring it on a CPU, so a track's
-    identity is fed from its first frame, then from up to IDENTITY_SAMPLES good frames
-    IDENTITY_GAP frames apart, then one good frame every IDENTITY_REFRESH frames.
-    """
-
-    IDENTITY_SAMPLES = 5
-    IDENTITY_GAP = 3
-    IDENTITY_REFRESH = 48
-    FIRST_WEIGHT = 1e-3  # a track's first embedding counts even on a poor frame, but good frames outweigh it
+    """Step 3 for videos: FaceTracker ids and smoothed landmarks, and each track's running-mean identity,
+    fed from the faces IdentitySchedule picks."""
 
     def __init__(self, encoder: IdentityEncoder | None, config: RestoreConfig, timer: StageTimer) -> None:
-        from .faces.track import FaceTracker, TrackerParams
-
         self.tracker = FaceTracker(TrackerParams(base_seed=config.seed))
+        self.schedule = IdentitySchedule()
         self.encoder = encoder  # None: no per-track identity (the restorer takes it from each crop)
         self.timer = timer
-        self.sampled: dict[int, tuple[int, int]] = {}  # track id -> (embeddings folded in, frame of the last)
 
     def update(self, index: int, faces: list[Face]) -> list[TrackedFace]:
         with self.timer("track"):
@@ -305,18 +299,12 @@ class _Tracking:
         track = self.tracker.tracks[face.track_id]
         if self.encoder is None:
             return None, track.seed
-        count, last = self.sampled.get(face.track_id, (0, index))
-        quality = self.tracker.face_quality(face.face)
-        since = index - last
-        due = track.identity is None or quality > 0 and (
-            (count < self.IDENTITY_SAMPLES and since >= self.IDENTITY_GAP) or since >= self.IDENTITY_REFRESH)
-        if due:
+        weight = self.schedule.due(index, face.track_id, self.tracker.face_quality(face.face))
+        if weight is not None:
             with self.timer("identity"):
                 embedding = self.encoder.embed(crop[None])[0]
-            self.tracker.add_identity(face.track_id, embedding, max(quality, self.FIRST_WEIGHT))
-            self.sampled[face.track_id] = (count + 1, index)
-            if len(self.sampled) > 4 * len(self.tracker.tracks) + 64:  # forget tracks the tracker forgot
-                self.sampled = {i: v for i, v in self.sampled.items() if i in self.tracker.tracks}
+            self.tracker.add_identity(face.track_id, embedding, weight)
+            self.schedule.forget(self.tracker.tracks)
         return track.identity, track.seed
 
 

@@ -8,7 +8,7 @@ import numpy as np
 
 from clrface_video.faces.align import FFHQ_TEMPLATE_512
 from clrface_video.faces.detect import make_detector
-from clrface_video.faces.track import NO_MATCH, FaceTracker, TrackerParams, assign
+from clrface_video.faces.track import NO_MATCH, FaceTracker, IdentitySchedule, TrackerParams, assign
 from clrface_video.types import Face
 from tests.conftest import shared_file
 
@@ -140,3 +140,14 @@ def test_real_video_keeps_one_id_and_smooths():
     capture.release()
     assert len(ids) == 1
     assert jitter(np.array(smooth)) < jitter(np.array(raw))
+
+
+def test_identity_schedule_takes_the_first_face_then_good_ones_spaced_then_a_refresh():
+    schedule = IdentitySchedule(samples=3, gap=2, refresh=10)
+    assert schedule.due(0, 7, 0.0) == schedule.first_weight  # a poor first face still starts the identity
+    assert schedule.due(1, 7, 2.0) is None  # too soon
+    assert schedule.due(2, 7, 0.0) is None  # not a good face
+    assert schedule.due(2, 7, 2.0) == 2.0 and schedule.due(4, 7, 1.5) == 1.5 and schedule.count(7) == 3
+    assert [schedule.due(i, 7, 2.0) for i in range(5, 14)] == [None] * 9  # samples used up: wait for the refresh
+    assert schedule.due(14, 7, 2.0) == 2.0 and schedule.count(7) == 4
+    assert schedule.due(14, 8, 1.0) == 1.0 and schedule.count(8) == 1  # each track on its own

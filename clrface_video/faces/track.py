@@ -2,7 +2,8 @@
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from collections.abc import Iterable
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -238,3 +239,37 @@ class FaceTracker:
     def live_ids(self) -> list[int]:
         """Ids of tracks that can still be matched."""
         return list(self._live)
+
+
+@dataclass
+class IdentitySchedule:
+    """Which faces feed their track's identity: a track's first face, then up to `samples` good faces `gap`
+    frames apart, then one good face every `refresh` frames (embedding every face of every frame would cost
+    more than restoring it on a CPU). It sees frame indices and face qualities (FaceTracker.face_quality),
+    never pixels, so the Ray driver replays it over the detections alone."""
+
+    samples: int = 5
+    gap: int = 3
+    refresh: int = 48
+    first_weight: float = 1e-3  # a track's first embedding counts even on a poor frame; good frames outweigh it
+    taken: dict[int, tuple[int, int]] = field(default_factory=dict)  # track id -> (embeddings taken, last frame)
+
+    def due(self, index: int, track_id: int, quality: float) -> float | None:
+        """The weight of this face's embedding in its track's identity if it is due now (and counts it as
+        taken), else None."""
+        count, last = self.taken.get(track_id, (0, index))
+        since = index - last
+        if count and not (quality > 0 and ((count < self.samples and since >= self.gap) or since >= self.refresh)):
+            return None
+        self.taken[track_id] = (count + 1, index)
+        return max(quality, self.first_weight)
+
+    def count(self, track_id: int) -> int:
+        """Embeddings taken for a track so far (the version of its identity)."""
+        return self.taken.get(track_id, (0, 0))[0]
+
+    def forget(self, kept: Iterable[int]) -> None:
+        """Drop the tracks the tracker no longer keeps, once many have gone (a long video's memory stays flat)."""
+        kept = set(kept)
+        if len(self.taken) > 4 * len(kept) + 64:
+            self.taken = {i: v for i, v in self.taken.items() if i in kept}
