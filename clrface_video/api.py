@@ -15,9 +15,10 @@ from .config import RestoreConfig
 from .errors import ClrfaceError
 from .faces.detect import FaceDetector
 from .faces.identity import IdentityEncoder
-from .pipeline import FaceRestorer, Models, check_image, needs_identity_encoder
+from .pipeline import check_image, needs_identity_encoder
 from .report import Progress, RestoreReport, StageTimer
 from .restore.base import Restorer
+from .story import FrameStory, Models
 
 OPTIONS = tuple(f.name for f in fields(RestoreConfig))  # the keyword options, named as in RestoreConfig
 FIXED_AT_LOAD = ("model", "device", "compile")  # options that pick the loaded models; the rest may change per call
@@ -74,7 +75,7 @@ class RestoredFrames(Iterator[np.ndarray]):
     (H, W) float32 in 0..1: where restored faces were pasted (0 elsewhere, pixels there are unchanged).
     """
 
-    def __init__(self, story: FaceRestorer, frames: Iterable[np.ndarray], where: str) -> None:
+    def __init__(self, story: FrameStory, frames: Iterable[np.ndarray], where: str) -> None:
         from .types import Frame
 
         self._story = story
@@ -175,7 +176,7 @@ class Session:
         person, so faces do not flicker); False restores each frame as an unrelated photo.
         """
         config = self.options(**options)
-        story = FaceRestorer(self.models(config, video=as_video), config, StageTimer(), video=as_video)
+        story = FrameStory(self.models(config, video=as_video), config, StageTimer(), video=as_video)
         return RestoredFrames(story, frames, "restore_frames")
 
     def restore_image(self, image: np.ndarray, **options: Any) -> np.ndarray:

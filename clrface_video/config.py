@@ -24,7 +24,7 @@ class RestoreConfig:
     insightface_root: Path | None = None
     det_threshold: float = 0.6
     # faces whose eye-to-mouth span is under min_face pixels, or whose footprint is over max_upscale x the
-    # model resolution, fade out of restoration over the next 25% (pipeline.SIZE_FADE) and are then left alone
+    # model resolution, fade out of restoration over the next 25% (faces.align.SIZE_FADE) and are then left alone
     min_face: int = 16
     max_upscale: float = 4.0
     # the method's identity guidance (a FaceNet gradient at every solver step); False skips it: about 5x faster

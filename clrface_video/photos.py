@@ -15,19 +15,11 @@ from .errors import ClrfaceError, InputError, one_line
 from .faces.detect import make_detector
 from .io.decode import is_image_path, is_video_path
 from .io.photo_read import read_photo
+from .io.pixels import to_uint8
 from .paths import resolve_paths
-from .pipeline import (
-    FaceRestorer,
-    Models,
-    ModelsFor,
-    finish_report,
-    load_models,
-    restore_photo_array,
-    restore_video,
-    save_photo,
-    to_uint8,
-)
+from .pipeline import ModelsFor, finish_report, load_models, restore_video, save_photo
 from .report import Progress, RestoreReport, StageTimer
+from .story import FrameStory, Models, restore_photo_array
 from .types import Face
 
 log = logging.getLogger(__name__)
@@ -89,7 +81,7 @@ def restore_folder(input: str | Path, output: str | Path | None = None, config: 
                            skipped=len(photos) - len(todo) + len(videos) - len(videos_todo))
     if progress is not None:
         progress.start(len(todo) + len(videos_todo), "files" if videos_todo else "images")
-    story = FaceRestorer(models, config, timer, video=False) if models else None
+    story = FrameStory(models, config, timer, video=False) if models else None
     for path in todo:
         relative = path.relative_to(source)
         try:
@@ -109,7 +101,7 @@ def restore_folder(input: str | Path, output: str | Path | None = None, config: 
     return report
 
 
-def _restore_one(story: FaceRestorer, path: Path, destination: Path, timer: StageTimer) -> None:
+def _restore_one(story: FrameStory, path: Path, destination: Path, timer: StageTimer) -> None:
     """One photo of a folder: read, restore, write into the mirrored tree."""
     with timer("decode"):
         photo = read_photo(path)  # 1 read

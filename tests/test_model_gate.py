@@ -88,8 +88,8 @@ class FixedShares(torch.nn.Module):
 def test_in_video_the_share_is_averaged_along_each_track() -> None:
     """Frames of one track whose gate says 0, 1, 1 get 0, 0.1, 0.19 (SHARE_SMOOTHING 0.9), so the
     restoration's strength does not jump; a second track starts from its own first share."""
-    from clrface_video.pipeline import SHARE_SMOOTHING
     from clrface_video.restore.temporal import TrackMemory
+    from clrface_video.story import SHARE_SMOOTHING
 
     lq, seeds = crops(4), np.array([1, 1, 1, 2])
     model = gated_model()

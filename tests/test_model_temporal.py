@@ -176,7 +176,8 @@ def test_ray_segments_restore_as_a_video_from_the_plan_without_tracking_again(tm
     plan's track ids and seeds, and no detection or tracking of its own."""
     from clrface_video.distributed.worker import PlannedFace, PlannedRestorer
     from clrface_video.io.decode import read_frames
-    from clrface_video.pipeline import load_models, to_uint8
+    from clrface_video.io.pixels import to_uint8
+    from clrface_video.pipeline import load_models
     from clrface_video.report import StageTimer
 
     clip = make_clip(tmp_path / "c.mp4", frames=4, size=(256, 192))

@@ -331,7 +331,7 @@ def test_a_phone_clip_stored_on_its_side_is_restored_as_shown(tmp_path, rotation
 
 
 def test_restoration_fades_at_the_size_limits_instead_of_popping():
-    from clrface_video.pipeline import SIZE_FADE, size_weight
+    from clrface_video.faces.align import SIZE_FADE, size_weight
 
     assert size_weight(20, 16, 500, 512) == 1.0  # inside both limits
     assert size_weight(16, 16, 512, 512) == 1.0  # at them

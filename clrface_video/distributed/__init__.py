@@ -8,7 +8,7 @@ from ..errors import ClrfaceError, InputError
 from ..io.decode import is_image_path, probe_video
 from ..io.sequence import is_sequence
 from ..paths import resolve_paths
-from ..pipeline import _already_done
+from ..pipeline import already_done
 from ..report import Progress, RestoreReport
 from .cluster import ray_session, run_all, start_workers
 from .photos import restore_folder_ray
@@ -38,7 +38,7 @@ def restore_path_ray(input: str | Path, output: str | Path | None = None, config
         source, target = resolve_paths(source, output)
         probe_video(source)
         if target.exists() and not config.overwrite:
-            return _already_done(source, target, "video", config)
+            return already_done(source, target, "video", config)
     with ray_session(address) as ray:
         actors = start_workers(ray, config, video=video, workers=workers if video or source.is_dir() else 1)
         try:

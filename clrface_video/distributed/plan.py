@@ -7,7 +7,7 @@ import numpy as np
 
 from ..config import RestoreConfig
 from ..faces.track import FaceTracker, IdentitySchedule, TrackerParams
-from ..pipeline import paste_weight
+from ..story import paste_weight
 from ..types import Face, FaceTrack
 
 
@@ -23,7 +23,7 @@ class FacePlan:
     landmarks: np.ndarray
     seed: int
     samples: int
-    weight: float = 1.0  # pipeline.paste_weight: the share of the restored face that is pasted
+    weight: float = 1.0  # story.paste_weight: the share of the restored face that is pasted
 
 
 @dataclass(frozen=True)

@@ -18,7 +18,7 @@ from ..io.deinterlace import bwdif_deint
 from ..io.encode import AUTO, auto_codec
 from ..io.palette import is_gif
 from ..paths import resolve_paths
-from ..pipeline import _already_done, finish_report
+from ..pipeline import already_done, finish_report
 from ..report import Progress, RestoreReport, StageTimer
 from ..types import Face
 from .cluster import run_all
@@ -116,7 +116,7 @@ def restore_video_ray(ray: Any, actors: list[Any], input: str | Path, output: st
     source, target = resolve_paths(input, output)  # 0 check the input before any work
     info = probe_video(source)
     if target.exists() and not config.overwrite:
-        return _already_done(source, target, "video", config)
+        return already_done(source, target, "video", config)
     if target.suffix.lower() == ".avi":
         raise ClrfaceError("--backend ray cannot write .avi (segments are joined with B-frames); use .mp4 or .mkv")
     if info.alpha:
@@ -135,7 +135,7 @@ def restore_video_ray(ray: Any, actors: list[Any], input: str | Path, output: st
     except ClrfaceError:  # a fault in this video or these settings: a rerun would meet it again, so nothing to keep
         job.remove()
         raise
-    return finish_report(report, None, timer, start)  # counts come from the plan, not a local FaceRestorer
+    return finish_report(report, None, timer, start)  # counts come from the plan, not a local FrameStory
 
 
 def _run_job(ray: Any, actors: list[Any], job: JobFolder, source: Path, target: Path, info: VideoInfo,

@@ -14,8 +14,10 @@ from ..faces.detect import upright
 from ..io.decode import VideoInfo
 from ..io.deinterlace import bwdif_deint
 from ..io.encode import VideoWriter
-from ..pipeline import FaceRestorer, Models, _FaceJob, load_models, restore_image, to_uint8
+from ..io.pixels import to_uint8
+from ..pipeline import load_models, restore_image
 from ..report import RestoreReport, StageTimer
+from ..story import FaceJob, FrameStory, Models
 from ..types import Face, Frame
 from .segments import Segment, read_segment
 
@@ -30,7 +32,7 @@ class PlannedFace:
     track: int
     seed: int
     identity: tuple[int, int] | None  # (track id, samples folded), or None: no per-track identity
-    weight: float = 1.0  # FaceRestorer.paste_weight
+    weight: float = 1.0  # story.paste_weight
 
 
 @dataclass(frozen=True)
@@ -43,8 +45,8 @@ class SegmentResult:
     stages: dict[str, float]
 
 
-class PlannedRestorer(FaceRestorer):
-    """FaceRestorer whose faces come from the whole-video plan (no detection or tracking on the worker).
+class PlannedRestorer(FrameStory):
+    """FrameStory whose faces come from the whole-video plan (no detection or tracking on the worker).
 
     Batching, the bounded frame window and paste-back are the local ones; only step 2-4 differ.
     """
@@ -57,7 +59,7 @@ class PlannedRestorer(FaceRestorer):
         self.planned = faces
         self.identities = identities
 
-    def faces_of(self, frame: Frame) -> list[_FaceJob]:
+    def faces_of(self, frame: Frame) -> list[FaceJob]:
         image = to_uint8(frame.image)
         jobs = []
         for face in self.planned.get(frame.index, ()):
@@ -65,7 +67,7 @@ class PlannedRestorer(FaceRestorer):
                 crop = align_face(image, face.landmarks, self.size,  # 4 align, from the planned landmarks
                                   pixel_aspect=self.pixel_aspect)
             identity = None if face.identity is None else self.identities[face.identity]
-            jobs.append(_FaceJob(crop.image, crop.matrix, identity, face.seed, face.track, face.weight))
+            jobs.append(FaceJob(crop.image, crop.matrix, identity, face.seed, face.track, face.weight))
         return jobs
 
 

@@ -141,3 +141,22 @@ def crops_to_batch(crops: Sequence[AlignedCrop]) -> np.ndarray:
     if not crops:
         return np.zeros((0, 0, 0, 3), np.uint8)
     return np.stack([c.image for c in crops])
+
+
+# Beyond min_face and max_upscale a face's restoration fades out over this share of the limit instead of
+# stopping at it (a face hovering at a limit would otherwise pop in and out of restoration).
+SIZE_FADE = 0.25
+
+
+def size_weight(span: float, min_span: float, footprint: float, max_footprint: float) -> float:
+    """1 for min_span <= span and footprint <= max_footprint, fading linearly to 0 at (1 - SIZE_FADE) x min_span
+    and at (1 + SIZE_FADE) x max_footprint."""
+    small = 1.0 if min_span <= 0 else (span / min_span - (1.0 - SIZE_FADE)) / SIZE_FADE
+    large = ((1.0 + SIZE_FADE) - footprint / max_footprint) / SIZE_FADE
+    return float(np.clip(min(small, large), 0.0, 1.0))
+
+
+def eye_mouth_span(landmarks: np.ndarray) -> float:
+    """Distance in pixels from the midpoint of the eyes to the midpoint of the mouth corners."""
+    marks = np.asarray(landmarks, np.float64)
+    return float(np.linalg.norm(marks[3:5].mean(0) - marks[0:2].mean(0)))

@@ -1,0 +1,262 @@
+"""Steps 2-6 over a stream of frames: detect, track, align, restore in bounded batches, paste."""
+from __future__ import annotations
+
+import logging
+from collections import deque
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field, replace
+
+import numpy as np
+import torch
+
+from .config import RestoreConfig
+from .errors import ClrfaceError
+from .faces.align import align_face, estimate_similarity, eye_mouth_span, face_footprint, size_weight
+from .faces.detect import FaceDetector, upright
+from .faces.identity import IdentityEncoder
+from .faces.paste import paste_faces
+from .faces.track import FaceTracker, IdentitySchedule, TrackerParams
+from .io.pixels import to_uint8
+from .report import StageTimer
+from .restore.base import RestoreBatch, Restorer
+from .restore.temporal import TrackMemory
+from .types import Face, Frame, TrackedFace
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Models:
+    """What a job loads once: the face detector, the restorer, and (videos) the identity encoder."""
+
+    device: torch.device
+    detector: FaceDetector
+    restorer: Restorer
+    identity: IdentityEncoder | None = None  # per-track identity in videos
+
+
+# Video: the blend gate's share for a face is averaged along its track (an exponential moving average,
+# restore.temporal.TrackMemory), so the restoration's strength does not pulse from frame to frame.
+SHARE_SMOOTHING = 0.9
+
+
+@dataclass
+class FaceJob:
+    """One aligned face waiting for the restorer, and where its result goes."""
+
+    crop: np.ndarray  # (S, S, 3) uint8
+    matrix: np.ndarray  # (2, 3) frame -> crop
+    identity: np.ndarray | None  # (D,) track identity, or None: the restorer takes it from the crop
+    seed: int
+    track: int
+    weight: float = 1.0  # share of the restored face pasted over the input (paste_weight)
+    restored: np.ndarray | None = None
+
+
+@dataclass
+class _Waiting:
+    """A frame queued until all of its faces are restored."""
+
+    frame: Frame
+    jobs: list[FaceJob] = field(default_factory=list)
+
+    @property
+    def ready(self) -> bool:
+        return all(job.restored is not None for job in self.jobs)
+
+
+@dataclass
+class Counts:
+    faces: int = 0  # crops restored
+    left_alone: int = 0  # faces too small or too large for the model
+    track_ids: set[int] = field(default_factory=set)
+
+
+def out_of_memory(error: BaseException) -> bool:
+    """Whether a restorer's error is the device running out of memory (CUDA's allocator, or the CPU's)."""
+    return isinstance(error, torch.OutOfMemoryError) or "can't allocate memory" in str(error)
+
+
+def paste_weight(landmarks: np.ndarray, config: RestoreConfig, size: int, pixel_aspect: float = 1.0) -> float:
+    """How much of a restored face is pasted: --strength when it is a number (auto leaves the share to the
+    restorer's blend gate), times the size weight: 1 inside the range the model handles (config.min_face,
+    config.max_upscale), fading to 0 over the SIZE_FADE beyond either limit, so a face whose size hovers at a
+    limit is not restored in one frame and left alone in the next."""
+    strength = 1.0 if config.strength is None else config.strength
+    return strength * size_weight(eye_mouth_span(landmarks), config.min_face,
+                                  face_footprint(estimate_similarity(landmarks, size, pixel_aspect), size),
+                                  config.max_upscale * size)
+
+
+class FrameStory:
+    """Steps 2-6 over a stream of frames, restoring crops in batches within a bounded window.
+
+    Frames wait in a queue until their faces are restored; a batch is run as soon as
+    `batch_size` crops are gathered or `batch_size` frames are waiting, so memory holds at most
+    about `batch_size` frames whatever the length of the video.
+    video=True: the frames are a video's (latent smoothing along tracks, latents decoded unsnapped by
+    default) and faces are tracked across them (identity and noise seed per track) unless track=False
+    says the tracks come from elsewhere; video=False treats every frame as an unrelated photo.
+    pixel_aspect: width over height of the frames' pixels (VideoInfo.pixel_aspect); faces in anamorphic
+    frames are aligned unsqueezed and pasted back squeezed.
+    rotation: the frames' display rotation in degrees (VideoInfo.rotation); faces are looked for in
+    frames turned upright, and aligned, restored and pasted in the frames as stored.
+    """
+
+    def __init__(self, models: Models, config: RestoreConfig, timer: StageTimer, *, video: bool,
+                 track: bool | None = None, pixel_aspect: float = 1.0, rotation: int = 0) -> None:
+        self.models = models
+        self.detector = upright(models.detector, rotation)
+        self.config = config
+        self.timer = timer
+        self.pixel_aspect = pixel_aspect
+        self.size = models.restorer.resolution
+        self.window = max(1, config.batch_size)
+        self.batch_size = max(1, config.batch_size)  # halved for the rest of the job when a batch runs out of memory
+        self.counts = Counts()
+        self.stills_seen = 0
+        self.tracking = _Tracking(models.identity, config, timer) if (video if track is None else track) else None
+        smooth = video and config.temporal_smoothing > 0
+        self.memory = TrackMemory(config.temporal_smoothing) if smooth else None  # latents along each track
+        gated = video and config.strength is None
+        self.share_memory = TrackMemory(SHARE_SMOOTHING) if gated else None  # blend-gate shares along each track
+        self.snap = config.snaps(video)
+
+    def run(self, frames: Iterable[Frame]) -> Iterator[Frame]:
+        for frame, _ in self.run_masked(frames):
+            yield frame
+
+    def run_masked(self, frames: Iterable[Frame]) -> Iterator[tuple[Frame, np.ndarray | None]]:
+        """run(), also yielding each frame's (H, W) float32 paste mask in 0..1 (None: nothing pasted)."""
+        waiting: deque[_Waiting] = deque()
+        batch: list[FaceJob] = []
+        for frame in frames:
+            item = _Waiting(frame, self.faces_of(frame))  # 2 detect, 3 track, 4 align
+            waiting.append(item)
+            batch.extend(item.jobs)
+            if len(batch) >= self.config.batch_size or len(waiting) >= self.window:
+                self.restore(batch)  # 5 restore
+                batch = []
+            while waiting and waiting[0].ready:
+                yield self.paste(waiting.popleft())  # 6 paste
+        self.restore(batch)
+        while waiting:
+            yield self.paste(waiting.popleft())
+
+    def faces_of(self, frame: Frame) -> list[FaceJob]:
+        """Detect, track and align the faces of one frame; faces the model cannot take are left alone."""
+        image = to_uint8(frame.image)
+        with self.timer("detect"):
+            faces = self.detector.detect(image)  # 2 detect
+        if self.tracking is not None:
+            tracked = self.tracking.update(frame.index, faces)  # 3 track: ids and smoothed landmarks
+        else:  # a photo: every face is its own track; noise seeds count from config.seed in each photo
+            first, self.stills_seen = self.stills_seen, self.stills_seen + len(faces)
+            tracked = [TrackedFace(face, first + i, face.landmarks) for i, face in enumerate(faces)]
+        jobs = []
+        for number, face in enumerate(tracked):
+            weight = self.paste_weight(face.landmarks)
+            if weight == 0.0:
+                self.counts.left_alone += 1
+                continue
+            with self.timer("align"):
+                crop = align_face(image, face.landmarks, self.size, pixel_aspect=self.pixel_aspect)  # 4 align
+            if self.tracking is not None:
+                identity, seed = self.tracking.identity_and_seed(frame.index, face, crop.image)
+            else:
+                # the face's number in its photo: the same seed whichever folder, shard or rerun restores it
+                identity, seed = None, self.config.seed + number
+            jobs.append(FaceJob(crop.image, crop.matrix, identity, seed, face.track_id, weight))
+            self.counts.track_ids.add(face.track_id)
+        return jobs
+
+    def paste_weight(self, landmarks: np.ndarray) -> float:
+        return paste_weight(landmarks, self.config, self.size, self.pixel_aspect)
+
+    def restore(self, jobs: list[FaceJob]) -> None:
+        """Run the restorer on the gathered crops, batch_size at a time (one device crossing each)."""
+        start = 0
+        while start < len(jobs):
+            chunk = jobs[start:start + self.batch_size]
+            identities = [job.identity for job in chunk]
+            identity = np.stack(identities).astype(np.float32) if all(i is not None for i in identities) else None
+            batch = RestoreBatch(crops=np.stack([job.crop for job in chunk]), identity=identity,
+                                 seeds=np.array([job.seed for job in chunk], np.int64),
+                                 tracks=np.array([job.track for job in chunk], np.int64), memory=self.memory,
+                                 snap=self.snap, guidance=self.config.identity_guidance,
+                                 gate=self.config.strength is None, gate_memory=self.share_memory)
+            with self.timer("restore"):
+                restored = self.restore_fitting(batch)
+            if restored is None:
+                continue  # out of memory: the same faces again, in the halved batch size
+            for job, face in zip(chunk, restored):
+                job.restored = face
+            self.counts.faces += len(chunk)
+            start += len(chunk)
+
+    def restore_fitting(self, batch: RestoreBatch) -> np.ndarray | None:
+        """The restored batch, or None when it ran out of memory: then the batch size is halved for the rest
+        of the job (with a warning) and the smoothing states are as before the call, so the caller can retry."""
+        states = [(m, dict(m.latents)) for m in (self.memory, self.share_memory) if m is not None]
+        try:
+            return self.models.restorer.restore(batch)
+        except RuntimeError as error:  # torch.OutOfMemoryError is one
+            if not out_of_memory(error):
+                raise
+            for memory, latents in states:
+                memory.latents = latents
+            if torch.cuda.is_available():
+                torch.cuda.empty_cache()
+            n = len(batch.crops)
+            if n == 1:
+                advice = ("close other programs to free memory" if self.models.device.type == "cpu" else
+                          "close other programs using the GPU, or run with --device cpu")
+                raise ClrfaceError(f"out of memory restoring a single face; {advice}") from error
+            self.batch_size = n // 2
+            log.warning("out of memory restoring %d faces at once: going on with batches of %d "
+                        "(pass --batch-size %d to start there)", n, self.batch_size, self.batch_size)
+            return None
+
+    def paste(self, item: _Waiting) -> tuple[Frame, np.ndarray | None]:
+        """Paste the restored faces into the frame at its own bit depth (and its mask); faceless frames pass through."""
+        if not item.jobs:
+            return item.frame, None
+        with self.timer("paste"):
+            image, mask = paste_faces(item.frame.image, [job.restored for job in item.jobs],
+                                      [job.matrix for job in item.jobs], originals=[job.crop for job in item.jobs],
+                                      detail=self.config.keep_detail, weights=[job.weight for job in item.jobs])
+        return replace(item.frame, image=image), mask
+
+
+class _Tracking:
+    """Step 3 for videos: FaceTracker ids and smoothed landmarks, and each track's running-mean identity,
+    fed from the faces IdentitySchedule picks."""
+
+    def __init__(self, encoder: IdentityEncoder | None, config: RestoreConfig, timer: StageTimer) -> None:
+        self.tracker = FaceTracker(TrackerParams(base_seed=config.seed))
+        self.schedule = IdentitySchedule()
+        self.encoder = encoder  # None: no per-track identity (the restorer takes it from each crop)
+        self.timer = timer
+
+    def update(self, index: int, faces: list[Face]) -> list[TrackedFace]:
+        with self.timer("track"):
+            return self.tracker.update(index, faces)
+
+    def identity_and_seed(self, index: int, face: TrackedFace, crop: np.ndarray) -> tuple[np.ndarray | None, int]:
+        """The track's identity target (updated from this aligned crop when due) and its noise seed."""
+        track = self.tracker.tracks[face.track_id]
+        if self.encoder is None:
+            return None, track.seed
+        weight = self.schedule.due(index, face.track_id, self.tracker.face_quality(face.face))
+        if weight is not None:
+            with self.timer("identity"):
+                embedding = self.encoder.embed(crop[None])[0]
+            self.tracker.add_identity(face.track_id, embedding, weight)
+            self.schedule.forget(self.tracker.tracks)
+        return track.identity, track.seed
+
+
+def restore_photo_array(story: FrameStory, image: np.ndarray) -> np.ndarray:
+    """Steps 2-6 for one still image (RGB uint8 or uint16)."""
+    (frame,) = story.run([Frame(image=image)])
+    return frame.image
