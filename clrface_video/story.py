@@ -91,9 +91,10 @@ def paste_weight(landmarks: np.ndarray, config: RestoreConfig, size: int, pixel_
 class FrameStory:
     """Steps 2-6 over a stream of frames, restoring crops in batches within a bounded window.
 
-    Frames wait in a queue until their faces are restored; a batch is run as soon as
-    `batch_size` crops are gathered or `batch_size` frames are waiting, so memory holds at most
-    about `batch_size` frames whatever the length of the video.
+    Frames wait in a queue until their faces are restored; whole batches of `batch_size` crops are run
+    as soon as they are gathered (a remainder waits for the next frames' faces), and everything
+    gathered once `batch_size` frames are waiting, so memory holds at most about `batch_size` frames
+    whatever the length of the video.
     video=True: the frames are a video's (latent smoothing along tracks, latents decoded unsnapped by
     default) and faces are tracked across them (identity and noise seed per track) unless track=False
     says the tracks come from elsewhere; video=False treats every frame as an unrelated photo.
@@ -134,9 +135,13 @@ class FrameStory:
             item = _Waiting(frame, self.faces_of(frame))  # 2 detect, 3 track, 4 align
             waiting.append(item)
             batch.extend(item.jobs)
-            if len(batch) >= self.config.batch_size or len(waiting) >= self.window:
+            if len(waiting) >= self.window:  # the frame window is full: restore all, to let frames go
                 self.restore(batch)  # 5 restore
                 batch = []
+            elif len(batch) >= self.batch_size:  # whole batches; the rest waits for the next frame's faces
+                whole = len(batch) // self.batch_size * self.batch_size
+                self.restore(batch[:whole])  # 5 restore
+                batch = batch[whole:]
             while waiting and waiting[0].ready:
                 yield self.paste(waiting.popleft())  # 6 paste
         self.restore(batch)

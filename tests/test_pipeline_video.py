@@ -93,6 +93,29 @@ class _IdentityRecorder(BicubicSharpenRestorer):
 register_restorer(_IdentityRecorder.name, "test only")(lambda device, fidelity=0.5, path=None: _IdentityRecorder())
 
 
+class _BatchRecorder(BicubicSharpenRestorer):
+    """The baseline, keeping how many crops each call gets."""
+
+    name = "test-batch-recorder"
+    sizes: ClassVar[list[int]] = []
+
+    def restore(self, batch: RestoreBatch) -> np.ndarray:
+        self.sizes.append(len(batch.crops))
+        return super().restore(batch)
+
+
+register_restorer(_BatchRecorder.name, "test only")(lambda device, fidelity=0.5, path=None: _BatchRecorder())
+
+
+def test_faces_are_restored_in_whole_batches_not_in_leftover_scraps(astronaut):
+    """Three faces a frame, batches of four: six calls of four for eight frames (not 4, 2, 4, 2, ... as the
+    leftovers of each frame were sent on their own), and every frame comes back."""
+    crowd = np.concatenate([astronaut[:, 96:416]] * 3, axis=1)  # three astronauts side by side
+    _BatchRecorder.sizes.clear()
+    out = list(restore_frames([crowd] * 8, config(model=_BatchRecorder.name, batch_size=4, track_identity=False)))
+    assert len(out) == 8 and _BatchRecorder.sizes == [4] * 6
+
+
 def test_each_track_hands_one_facenet_identity_to_the_restorer(talk, tmp_path):
     _IdentityRecorder.seen.clear()
     report = restore_video(talk, tmp_path / "o.mp4",

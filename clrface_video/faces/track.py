@@ -86,6 +86,10 @@ def assign(cost: np.ndarray) -> list[tuple[int, int]]:
     """Minimum-cost one-to-one pairs under NO_MATCH gating: Hungarian (scipy) or greedy."""
     if cost.size == 0:
         return []
+    if min(cost.shape) == 1:  # one track or one face (most frames): the cheapest pair, without scipy's import
+        flat = int(np.argmin(cost))
+        pairs = [divmod(flat, cost.shape[1])]
+        return [(r, c) for r, c in pairs if cost[r, c] < NO_MATCH]
     try:
         from scipy.optimize import linear_sum_assignment
 
