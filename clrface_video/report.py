@@ -2,13 +2,14 @@
 from __future__ import annotations
 
 import json
-import os
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Protocol
+
+from .atomic import atomic
 
 # The stages of the story, in the order they run; every report names all of them.
 STAGES = ("decode", "detect", "track", "align", "identity", "restore", "paste", "encode")
@@ -89,13 +90,8 @@ class RestoreReport:
 
     def write(self, path: str | Path) -> None:
         """Write the JSON report atomically (temporary name, then rename)."""
-        path = Path(path)
-        temp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-        try:
+        with atomic(path) as temp:
             temp.write_text(self.to_json() + "\n", encoding="utf-8")
-            os.replace(temp, path)
-        finally:
-            temp.unlink(missing_ok=True)
 
     def summary(self) -> str:
         """One line for the terminal: what was done and where the output is."""

@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import json
-import os
 import shutil
 import time
 from dataclasses import asdict
@@ -11,6 +10,7 @@ from typing import Any
 
 import numpy as np
 
+from ..atomic import atomic
 from ..config import RestoreConfig
 from ..errors import ClrfaceError
 from ..io.decode import VideoInfo, probe_video
@@ -78,20 +78,18 @@ class JobFolder:
             self.save_text("job.json", json.dumps(self.key, indent=1))
 
     def save_text(self, name: str, text: str) -> None:
-        temp = self.path / f".{name}.tmp"
-        temp.write_text(text)
-        os.replace(temp, self.path / name)
+        with atomic(self.path / name) as temp:
+            temp.write_text(text)
 
     def save(self, name: str, value: Any) -> None:
         """JSON (segments, detections) or, for a .npy name, an array (identity embeddings); never a pickle,
         so a job folder holds no code to run."""
-        temp = self.path / f".{name}.tmp"
-        if name.endswith(".npy"):
-            with open(temp, "wb") as file:
-                np.save(file, np.asarray(value), allow_pickle=False)
-        else:
-            temp.write_text(json.dumps(_to_json(value)))
-        os.replace(temp, self.path / name)
+        with atomic(self.path / name) as temp:
+            if name.endswith(".npy"):
+                with open(temp, "wb") as file:
+                    np.save(file, np.asarray(value), allow_pickle=False)
+            else:
+                temp.write_text(json.dumps(_to_json(value)))
 
     def load(self, name: str) -> Any:
         path = self.path / name

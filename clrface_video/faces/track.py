@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from ..types import Face, FaceTrack, TrackedFace
+from .detect import iou_matrix
 
 NO_MATCH = 1e6  # association cost of a pair that the gates forbid
 
@@ -68,18 +69,6 @@ def one_euro_step(state: OneEuroState | None, raw: np.ndarray, frame: int, scale
     magnitude = float(np.linalg.norm(speed, axis=1).mean()) / max(scale, 1.0)
     a = smoothing_factor(params.min_cutoff + params.beta * magnitude, dt)
     return OneEuroState(state.value + a * (raw - state.value), speed, frame)
-
-
-def iou_matrix(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """Pairwise IoU of x1y1x2y2 boxes, (len(a), len(b))."""
-    if len(a) == 0 or len(b) == 0:
-        return np.zeros((len(a), len(b)))
-    lt = np.maximum(a[:, None, :2], b[None, :, :2])
-    rb = np.minimum(a[:, None, 2:], b[None, :, 2:])
-    inter = np.prod(np.clip(rb - lt, 0, None), axis=2)
-    area_a = np.prod(a[:, 2:] - a[:, :2], axis=1)
-    area_b = np.prod(b[:, 2:] - b[:, :2], axis=1)
-    return inter / np.maximum(area_a[:, None] + area_b[None] - inter, 1e-9)
 
 
 def assign(cost: np.ndarray) -> list[tuple[int, int]]:

@@ -10,6 +10,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from ..atomic import atomic
 from ..errors import ClrfaceError, ModelError
 from .denoiser import Denoiser
 from .gate import BlendGate, GateConfig
@@ -159,9 +160,8 @@ class CLRFaceModel(nn.Module):
         metadata.update(extra_metadata or {})
         path = Path(path)
         path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(path.name + ".tmp")
-        save_file(state, str(tmp), metadata=metadata)
-        tmp.replace(path)
+        with atomic(path) as tmp:
+            save_file(state, str(tmp), metadata=metadata)
 
     @classmethod
     def load(cls, path: str | Path, map_location: str | torch.device = "cpu") -> CLRFaceModel:

@@ -9,6 +9,8 @@ from typing import TYPE_CHECKING
 import torch
 from torch import nn
 
+from ..atomic import atomic
+
 if TYPE_CHECKING:
     from .stages import Stage
 
@@ -27,9 +29,8 @@ class StageState:
 
 
 def save_json(path: Path, data: dict) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(data, indent=1))
-    tmp.replace(path)
+    with atomic(path) as tmp:
+        tmp.write_text(json.dumps(data, indent=1))
 
 
 def load_state(stage_dir: Path, stage: str) -> StageState:
@@ -45,9 +46,8 @@ def save_state(stage_dir: Path, state: StageState) -> None:
 
 def save_optimizers(path: Path, optimizers: dict[str, torch.optim.Optimizer]) -> None:
     """Our own resume file inside the run folder (torch.save; only ever read back by load_optimizers)."""
-    tmp = path.with_name(path.name + ".tmp")
-    torch.save({k: o.state_dict() for k, o in optimizers.items()}, tmp)
-    tmp.replace(path)
+    with atomic(path) as tmp:
+        torch.save({k: o.state_dict() for k, o in optimizers.items()}, tmp)
 
 
 def load_optimizers(path: Path, optimizers: dict[str, torch.optim.Optimizer]) -> bool:
@@ -64,9 +64,8 @@ def load_optimizers(path: Path, optimizers: dict[str, torch.optim.Optimizer]) ->
 def save_module(path: Path, module: nn.Module) -> None:
     from safetensors.torch import save_file
 
-    tmp = path.with_name(path.name + ".tmp")
-    save_file({k: v.detach().cpu().contiguous() for k, v in module.state_dict().items()}, str(tmp))
-    tmp.replace(path)
+    with atomic(path) as tmp:
+        save_file({k: v.detach().cpu().contiguous() for k, v in module.state_dict().items()}, str(tmp))
 
 
 def load_module(path: Path, module: nn.Module) -> bool:

@@ -16,6 +16,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from ..atomic import atomic
 from ..errors import ClrfaceError, one_line
 from ..paths import check_outside, output_folder
 
@@ -236,13 +237,11 @@ def _prepare(src: Path, out_dir: Path, sources: list[SourceImage], config: Prepa
 
 
 def write_manifest(path: Path, rows: Iterable[PreparedFace]) -> None:
-    tmp = path.with_suffix(".csv.tmp")
-    with open(tmp, "w", newline="") as fh:
+    with atomic(path) as tmp, open(tmp, "w", newline="") as fh:
         writer = csv.writer(fh)
         writer.writerow(MANIFEST_FIELDS)
         for r in rows:
             writer.writerow([r.file, r.source, r.identity, r.dataset, r.split, f"{r.score:.4f}", f"{r.coverage:.4f}"])
-    tmp.replace(path)
 
 
 def read_manifest(path: Path) -> list[PreparedFace]:
