@@ -11,13 +11,14 @@ from pathlib import Path
 
 import cv2
 import numpy as np
-from PIL import Image
 
 from ..errors import ClrfaceError
+from ..io.decode import IMAGE_EXTENSIONS, is_image_path
+from ..io.photo_read import read_photo
+from ..io.pixels import to_uint8
 from ..train.degrade import DegradeConfig, degrade
 from . import judge, metrics
 
-IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp", ".bmp")
 INPUT = "input"  # the degraded face as it is, the "method" every restorer must beat
 # The eval recipe: the training family (train/degrade.py), its ranges pinned here (the training defaults of
 # 2026-11) so that later changes to the training defaults do not move the eval; face i draws from
@@ -110,15 +111,15 @@ def list_images(folder: Path, limit: int | None = None) -> list[Path]:
     """Image files of a folder (not recursive), sorted by name, the first `limit`."""
     if not folder.is_dir():
         raise ClrfaceError(f"not a folder of faces: {folder}")
-    files = sorted(p for p in folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
+    files = sorted(p for p in folder.iterdir() if is_image_path(p) and not p.name.startswith("."))
     if not files:
-        raise ClrfaceError(f"no images ({', '.join(IMAGE_SUFFIXES)}) in {folder}")
+        raise ClrfaceError(f"no images ({', '.join(sorted(IMAGE_EXTENSIONS))}) in {folder}")
     return files[:limit] if limit else files
 
 
 def load_face(path: Path, size: int) -> np.ndarray:
     """An aligned face file as (S, S, 3) uint8 RGB, area-resized to S."""
-    image = np.asarray(Image.open(path).convert("RGB"))
+    image = to_uint8(read_photo(path).image)  # upright, any mode or depth, HEIC too
     if image.shape[0] != image.shape[1]:
         raise ClrfaceError(f"{path.name} is {image.shape[1]}x{image.shape[0]}; eval expects square aligned faces")
     if image.shape[0] != size:

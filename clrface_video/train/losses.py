@@ -8,6 +8,9 @@ import torch.nn.functional as F
 from torch import nn
 from torch.nn.utils.parametrizations import spectral_norm
 
+from ..restore.guidance import embed_images
+from ..restore.guidance import identity_loss as per_face_identity_loss
+
 
 @dataclass(frozen=True)
 class DiscriminatorConfig:
@@ -66,21 +69,16 @@ def codebook_loss(vq: object) -> torch.Tensor:
     return vq.codebook_loss + vq.commitment_loss  # type: ignore[attr-defined]
 
 
-def identity_embed(encoder: nn.Module, images: torch.Tensor) -> torch.Tensor:
-    """Embeddings of (N, 3, S, S) images in [-1, 1] with an IdentityEncoder that takes [0, 1]."""
-    return encoder(((images.float() + 1.0) * 0.5).clamp(0.0, 1.0))
-
-
 def identity_loss(encoder: nn.Module, output: torch.Tensor, target: torch.Tensor | None = None, *,
                   target_embedding: torch.Tensor | None = None) -> torch.Tensor:
-    """Mean 1 - cos(E(output), E(target)); the target side carries no gradient."""
+    """Mean 1 - cos(E(output), E(target)) over the batch (the guidance's per-face loss); the target side carries
+    no gradient."""
     if target_embedding is None:
         if target is None:
             raise ValueError("identity_loss needs a target image or a target embedding")
         with torch.no_grad():
-            target_embedding = identity_embed(encoder, target)
-    emb = identity_embed(encoder, output)
-    return (1.0 - F.cosine_similarity(emb, target_embedding.detach().to(emb.dtype), dim=1)).mean()
+            target_embedding = embed_images(encoder, target)
+    return per_face_identity_loss(embed_images(encoder, output), target_embedding.detach()).mean()
 
 
 def mask_sparsity(mask_logits: torch.Tensor) -> torch.Tensor:

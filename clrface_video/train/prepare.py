@@ -18,10 +18,10 @@ import numpy as np
 
 from ..atomic import atomic
 from ..errors import ClrfaceError, one_line
+from ..io.decode import IMAGE_EXTENSIONS, is_image_path
 from ..paths import check_outside, output_folder
 
 log = logging.getLogger(__name__)
-IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".webp")
 MANIFEST = "manifest.csv"
 MANIFEST_FIELDS = ("file", "source", "identity", "dataset", "split", "score", "coverage")
 # LFW identities starting with these letters are reserved for independent evaluation: never read.
@@ -85,7 +85,7 @@ def scan_sources(root: Path) -> list[SourceImage]:
             continue
         for name in sorted(filenames):
             path = here / name
-            if path.suffix.lower() in IMAGE_SUFFIXES and not is_reserved(path):
+            if is_image_path(path) and not path.name.startswith(".") and not is_reserved(path):
                 found.append(identity_of(path, root))
     return found
 
@@ -203,7 +203,7 @@ def prepare_faces(src: Path, out_dir: Path, config: PrepareConfig = PrepareConfi
     check_outside(out_dir, src)
     sources = scan_sources(src)
     if not sources:
-        raise ClrfaceError(f"no images found under {src} ({', '.join(IMAGE_SUFFIXES)})")
+        raise ClrfaceError(f"no images found under {src} ({', '.join(sorted(IMAGE_EXTENSIONS))})")
     with output_folder(out_dir):  # a run that writes no face leaves no folder it made
         rows = _prepare(src, out_dir, sources, config, progress)
     write_manifest(out_dir / MANIFEST, rows)
