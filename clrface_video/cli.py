@@ -10,6 +10,8 @@ import click
 
 from . import __version__
 from .config import DEINTERLACE, DETECTORS, MAX_SMOOTHING, RestoreConfig
+
+DEFAULT = RestoreConfig()  # the options' defaults are the library's
 from .errors import ClrfaceError, one_line
 
 EXIT_USER_ERROR = 2
@@ -154,14 +156,14 @@ def cli() -> None:
               help="Output file or folder.  [default: INPUT with a _restored suffix, beside it]")
 @click.option("--model", default="auto", show_default=True, metavar="NAME_OR_PATH",
               help="Restorer name (see `clrface-video models`) or CLR-Face .safetensors weights.")
-@click.option("--fidelity", type=click.FloatRange(0.0, 1.0), default=0.5, show_default=True,
+@click.option("--fidelity", type=click.FloatRange(0.0, 1.0), default=DEFAULT.fidelity, show_default=True,
               help="0 trusts the face prior (quality), 1 stays close to the input.")
 @click.option("--strength", default="auto", show_default=True, metavar="auto|SHARE", callback=_strength,
               help="Share of each restored face pasted over the input: auto lets the model's blend gate choose per "
                    "face (little for faces already clean or sharp, most for badly degraded ones); 1 = all of it.")
 @click.option("--device", default="auto", show_default=True, metavar="auto|cpu|cuda|cuda:N",
               help="Where the restorer runs; auto takes a CUDA GPU when there is one.")
-@click.option("--batch-size", type=click.IntRange(min=1), default=16, show_default=True,
+@click.option("--batch-size", type=click.IntRange(min=1), default=DEFAULT.batch_size, show_default=True,
               help="Face crops per restorer call (frames wait for their batch).")
 @click.option("--compile", "compile_model", is_flag=True,
               help="torch.compile the CLR-Face network: a slow first batch, faster later ones (GPU, long videos).")
@@ -169,14 +171,15 @@ def cli() -> None:
               help="Face detector: retinaface ships with the package; insightface needs --insightface-root.")
 @click.option("--insightface-root", type=click.Path(path_type=Path), default=None,
               help="Folder with an InsightFace model pack (e.g. buffalo_l) for --detector insightface.")
-@click.option("--detection-threshold", type=click.FloatRange(0.0, 1.0, min_open=True, max_open=True), default=0.6,
+@click.option("--detection-threshold", type=click.FloatRange(0.0, 1.0, min_open=True, max_open=True),
+              default=DEFAULT.det_threshold,
               show_default=True, metavar="SCORE",
               help="Faces the detector scores below this are left alone: raise it when hands or patterns are "
                    "restored as faces, lower it for small or blurred faces it misses (`clrface-video detect` "
                    "prints the scores).")
-@click.option("--min-face", type=click.IntRange(min=0), default=16, show_default=True, metavar="PIXELS",
+@click.option("--min-face", type=click.IntRange(min=0), default=DEFAULT.min_face, show_default=True, metavar="PIXELS",
               help="Faces whose eye-to-mouth span is under this fade out of restoration (left alone below 75% of it).")
-@click.option("--max-upscale", type=click.FloatRange(min=0.0, min_open=True), default=4.0, show_default=True,
+@click.option("--max-upscale", type=click.FloatRange(min=0.0, min_open=True), default=DEFAULT.max_upscale, show_default=True,
               metavar="FACTOR",
               help="Faces larger than FACTOR x the model's crop (128 px for the shipped model) fade out of "
                    "restoration (left alone above 1.25 x it).")
@@ -190,7 +193,7 @@ def cli() -> None:
 @click.option("--codec", default="auto", show_default=True, help="Video encoder (libx264, libx265, ffv1, prores_ks, "
               "...); auto: libx264, or what the output's format takes (.webm: libvpx-vp9, .dv: dvvideo, .gif: gif, "
               "image sequences by their extension: .dpx, .png, .tif).")
-@click.option("--crf", type=click.IntRange(0, 63), default=18, show_default=True,
+@click.option("--crf", type=click.IntRange(0, 63), default=DEFAULT.crf, show_default=True,
               help="Video quality for the encoder (lower is better and bigger).")
 @click.option("--overwrite", is_flag=True, help="Redo outputs that already exist (they are kept otherwise).")
 @click.option("--identity-guidance/--no-identity-guidance", default=True, show_default=True,
@@ -199,10 +202,10 @@ def cli() -> None:
                    "and along a video.")
 @click.option("--track-identity/--no-track-identity", default=True, show_default=True,
               help="One identity target per tracked person (video) instead of one per frame.")
-@click.option("--temporal-smoothing", type=click.FloatRange(0.0, MAX_SMOOTHING), default=0.0, show_default=True,
+@click.option("--temporal-smoothing", type=click.FloatRange(0.0, MAX_SMOOTHING), default=DEFAULT.temporal_smoothing, show_default=True,
               help="Video: blend each face's latent with the same person's previous frames (0 = off; "
                    "0.3-0.6 steadies still faces, more smears moving mouths).")
-@click.option("--keep-detail", type=click.FloatRange(0.0, 1.0), default=1.0, show_default=True,
+@click.option("--keep-detail", type=click.FloatRange(0.0, 1.0), default=DEFAULT.keep_detail, show_default=True,
               help="Faces larger in the frame than the model's crop: share of the input's detail finer than the "
                    "crop's pixels kept over the restored face (0 = the model's face alone).")
 @click.option("--deinterlace", type=click.Choice(DEINTERLACE), default="auto", show_default=True,
@@ -271,7 +274,8 @@ def restore(input: Path, output: str | None, model: str, fidelity: float, streng
 @click.option("--insightface-root", type=click.Path(path_type=Path), default=None,
               help="Folder with an InsightFace model pack, for --detector insightface.")
 @click.option("--threshold", "--detection-threshold", "threshold",
-              type=click.FloatRange(0.0, 1.0, min_open=True, max_open=True), default=0.6, show_default=True,
+              type=click.FloatRange(0.0, 1.0, min_open=True, max_open=True), default=DEFAULT.det_threshold,
+              show_default=True,
               help="Detection score threshold (restore's --detection-threshold).")
 @click.option("--draw", type=click.Path(path_type=Path, dir_okay=False), default=None,
               help="Also save a copy of IMAGE with boxes and landmarks drawn (debugging).")

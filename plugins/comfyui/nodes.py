@@ -10,7 +10,7 @@ import numpy as np
 import torch
 
 from clrface_video.api import Session, load_restorer
-from clrface_video.config import DETECTORS, MAX_SMOOTHING
+from clrface_video.config import DETECTORS, MAX_SMOOTHING, RestoreConfig
 from clrface_video.errors import ClrfaceError
 
 try:  # ComfyUI's modules; absent when the nodes are unit-tested on their own
@@ -27,6 +27,7 @@ except ImportError:
 log = logging.getLogger(__name__)
 
 CATEGORY = "image/restoration"
+DEFAULT = RestoreConfig()  # the inputs' defaults are the library's
 MODEL_TYPE = "CLRFACE_MODEL"
 FOLDER = "clrface"  # models/clrface/*.safetensors: CLR-Face weights
 SHARED_FOLDER = "facerestore_models"  # the folder other face-restoration node packs use
@@ -145,34 +146,34 @@ class CLRFaceRestore:
         return {"required": {
             "clrface_model": (MODEL_TYPE,),
             "images": ("IMAGE",),
-            "fidelity": ("FLOAT", {"default": 0.5, "min": 0.0, "max": 1.0, "step": 0.01,
+            "fidelity": ("FLOAT", {"default": DEFAULT.fidelity, "min": 0.0, "max": 1.0, "step": 0.01,
                                    "tooltip": "0 trusts the face prior (quality), 1 stays close to the input."}),
             "detector": (list(DETECTORS), {"default": DETECTORS[0],
                                            "tooltip": "retinaface ships with the package; insightface needs "
                                                       "models/insightface/models/buffalo_l."}),
-            "min_face": ("INT", {"default": 16, "min": 0, "max": 4096, "step": 1,
+            "min_face": ("INT", {"default": DEFAULT.min_face, "min": 0, "max": 4096, "step": 1,
                                  "tooltip": "Faces whose eye-to-mouth span is under this many pixels fade out of restoration "
                                             "(left alone below 75% of it)."}),
-            "max_upscale": ("FLOAT", {"default": 4.0, "min": 0.1, "max": 64.0, "step": 0.1,
+            "max_upscale": ("FLOAT", {"default": DEFAULT.max_upscale, "min": 0.1, "max": 64.0, "step": 0.1,
                                       "tooltip": "Faces over this many times the model's resolution fade out of restoration "
                                                  "(left alone above 1.25 x it)."}),
             "batch_is_video": ("BOOLEAN", {"default": True,
                                            "tooltip": "Track faces across the batch (video frames: no flicker); "
                                                       "off: every image is restored on its own."}),
         }, "optional": {
-            "temporal_smoothing": ("FLOAT", {"default": 0.0, "min": 0.0, "max": MAX_SMOOTHING, "step": 0.05,
+            "temporal_smoothing": ("FLOAT", {"default": DEFAULT.temporal_smoothing, "min": 0.0, "max": MAX_SMOOTHING, "step": 0.05,
                                              "tooltip": "Video: blend each face's latent with the same person's "
                                                         "earlier frames (0 = off; 0.3-0.6 steadies still faces)."}),
-            "keep_detail": ("FLOAT", {"default": 1.0, "min": 0.0, "max": 1.0, "step": 0.05,
+            "keep_detail": ("FLOAT", {"default": DEFAULT.keep_detail, "min": 0.0, "max": 1.0, "step": 0.05,
                                       "tooltip": "Faces larger than the model's crop: share of the input's finer "
                                                  "detail kept over the restored face (0 = the model's face alone)."}),
             "strength": ("FLOAT", {"default": 0.0, "min": 0.0, "max": 1.0, "step": 0.05,
                                    "tooltip": "Share of each restored face pasted over the input; 0 = auto: the "
                                               "model's blend gate chooses per face (the CLI's --strength)."}),
-            "identity_guidance": ("BOOLEAN", {"default": True,
+            "identity_guidance": ("BOOLEAN", {"default": DEFAULT.identity_guidance,
                                               "tooltip": "The method's identity guidance; off is about 5x faster on "
                                                          "a CPU and keeps a little less of the person's identity."}),
-            "detection_threshold": ("FLOAT", {"default": 0.6, "min": 0.05, "max": 0.99, "step": 0.01,
+            "detection_threshold": ("FLOAT", {"default": DEFAULT.det_threshold, "min": 0.05, "max": 0.99, "step": 0.01,
                                               "tooltip": "Faces the detector scores below this are left alone: "
                                                          "raise it when hands or patterns are restored as faces."}),
         }}
