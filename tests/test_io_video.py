@@ -546,7 +546,7 @@ def test_rgb_yuv_conversions_are_deterministic(tmp_path):
     info = probe_video(src)
     image = next(read_frames(src)).image
     with VideoWriter(tmp_path / "out.mkv", src, info, codec="ffv1") as writer:
-        planes = [yuv_planes(writer._to_video_frame(Frame(image=image, index=0))) for _ in range(40)]
+        planes = [yuv_planes(writer._to_video_frame(Frame(image=image, index=0), Fraction(0))) for _ in range(40)]
         writer.write(Frame(image=image, index=0))
     assert all(np.array_equal(p, planes[0]) for p in planes)
     decoded = [next(read_frames(src)).image for _ in range(40)]

@@ -156,7 +156,7 @@ def _run_job(ray: Any, actors: list[Any], job: JobFolder, source: Path, target: 
                            deinterlaced=bwdif_deint(config.deinterlace, info.interlaced) is not None)
     if progress is not None:
         progress.start(sum(len(p) for p in pts), "frames")
-    results = _restore(ray, actors, job, source, info, config, segments, first_index, plan, identities, pts,
+    results = _restore(ray, actors, job, source, info, segments, first_index, plan, identities, pts,
                        progress)  # 4 align, 5 restore, 6 paste, 7 encode: one file per segment
     with timer("encode"):
         report.frames = join_segments([job.segment_file(s) for s in segments], pts, target, source, info)  # join
@@ -218,7 +218,7 @@ def planned_faces(plan: VideoPlan, identities: dict[tuple[int, int], np.ndarray]
     return faces, table
 
 
-def _restore(ray: Any, actors: list[Any], job: JobFolder, source: Path, info: VideoInfo, config: RestoreConfig,
+def _restore(ray: Any, actors: list[Any], job: JobFolder, source: Path, info: VideoInfo,
              segments: list[Segment], first_index: list[int], plan: VideoPlan,
              identities: dict[tuple[int, int], np.ndarray], pts: list[list[int | None]],
              progress: Progress | None) -> list[SegmentResult]:

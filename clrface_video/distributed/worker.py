@@ -84,9 +84,6 @@ class RestoreWorker:
         return (getattr(restorer, "name", type(restorer).__name__), str(self.models.device), restorer.resolution,
                 self.models.identity is not None)
 
-    def pid(self) -> int:
-        return os.getpid()
-
     def deint(self, info: VideoInfo) -> str | None:
         """The deinterlacing of this job's video (io.deinterlace.bwdif_deint), the same in every segment."""
         return bwdif_deint(self.config.deinterlace, info.interlaced)

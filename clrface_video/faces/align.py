@@ -136,13 +136,6 @@ def align_faces(image: np.ndarray, landmarks: Sequence[np.ndarray], size: int, *
     return [align_face(image, marks, size, border=border) for marks in landmarks]
 
 
-def crops_to_batch(crops: Sequence[AlignedCrop]) -> np.ndarray:
-    """Stack aligned crops into one (N, S, S, 3) array (N may be 0: shape (0, 0, 0, 3))."""
-    if not crops:
-        return np.zeros((0, 0, 0, 3), np.uint8)
-    return np.stack([c.image for c in crops])
-
-
 # Beyond min_face and max_upscale a face's restoration fades out over this share of the limit instead of
 # stopping at it (a face hovering at a limit would otherwise pop in and out of restoration).
 SIZE_FADE = 0.25

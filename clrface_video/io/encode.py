@@ -356,10 +356,8 @@ class VideoWriter:
             return frame.pts
         return round(frame.pts * frame.time_base / self.info.time_base)
 
-    def _to_video_frame(self, frame: Frame, seconds: Fraction | None = None) -> av.VideoFrame:
-        """The frame in the encoder's pixel format and clock; `seconds` is its source time (from its pts when None)."""
-        if seconds is None:
-            seconds = self._frame_pts(frame) * self.info.time_base
+    def _to_video_frame(self, frame: Frame, seconds: Fraction) -> av.VideoFrame:
+        """The frame in the encoder's pixel format and clock; `seconds` is its source time."""
         image = frame.image
         if image.shape != (self.info.height, self.info.width, 3):
             raise ValueError(f"frame {frame.index} is {image.shape}, expected "
