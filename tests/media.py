@@ -312,6 +312,15 @@ def read_cues(path: Path | str) -> list[tuple[Fraction, Fraction, bytes]]:
         return cues
 
 
+def mux_all(source: av.container.InputContainer, out: av.container.OutputContainer,
+            copies: dict[int, av.stream.Stream]) -> None:
+    """Every timed packet of `source` into its copy stream of `out` (copies: add_stream_from_template's, by index)."""
+    for packet in source.demux():
+        if packet.dts is not None:
+            packet.stream = copies[packet.stream_index]
+            out.mux(packet)
+
+
 def add_ass_track(src: Path | str, dst: Path | str, lines: list[str]) -> Path:
     """`src` remuxed into `dst` (.mkv) with an ASS subtitle track: one Dialogue text of `lines` per half second."""
     header = ("[Script Info]\nScriptType: v4.00+\nPlayResX: 384\nPlayResY: 288\n\n[V4+ Styles]\n"
@@ -332,10 +341,7 @@ def add_ass_track(src: Path | str, dst: Path | str, lines: list[str]) -> Path:
             packet.pts = packet.dts = i * 500
             packet.duration, packet.time_base, packet.stream = 400, Fraction(1, 1000), track
             out.mux(packet)
-        for packet in source.demux():
-            if packet.dts is not None:
-                packet.stream = copies[packet.stream_index]
-                out.mux(packet)
+        mux_all(source, out, copies)
     return Path(dst)
 
 
@@ -360,10 +366,7 @@ def add_extras(src: Path | str, dst: Path | str, *, telemetry: bool = False, app
             packet.pts = packet.dts = i * 100
             packet.time_base, packet.stream = Fraction(1, 1000), data
             out.mux(packet)
-        for packet in source.demux():
-            if packet.dts is not None:
-                packet.stream = copies[packet.stream_index]
-                out.mux(packet)
+        mux_all(source, out, copies)
     return Path(dst)
 
 

@@ -31,6 +31,7 @@ from tests.media import (
     make_audio_only,
     make_clip,
     make_sequence,
+    mux_all,
     read_cues,
     read_packets,
 )
@@ -368,10 +369,7 @@ def test_a_german_track_keeps_its_language_in_mov(tmp_path):
     with av.open(str(src)) as source, av.open(str(tagged), "w") as out:
         copies = {s.index: out.add_stream_from_template(s) for s in source.streams}
         copies[1].metadata["language"] = "deu"
-        for packet in source.demux():
-            if packet.dts is not None:
-                packet.stream = copies[packet.stream_index]
-                out.mux(packet)
+        mux_all(source, out, copies)
     with av.open(str(copy_video(tagged, tmp_path / "out.mov"))) as container:
         assert container.streams.audio[0].metadata.get("language") == "ger"  # QuickTime's name for German
     with av.open(str(copy_video(tagged, tmp_path / "out.mkv"))) as container:
@@ -390,10 +388,7 @@ def test_overlapping_cues_in_mov_text_are_cut_not_pushed_later(tmp_path, warning
             packet.pts = packet.dts = start
             packet.duration, packet.time_base, packet.stream = end - start, Fraction(1, 1000), cues
             out.mux(packet)
-        for packet in source.demux():
-            if packet.dts is not None:
-                packet.stream = copies[packet.stream_index]
-                out.mux(packet)
+        mux_all(source, out, copies)
     starts = [(float(start), text) for start, _, text in read_cues(copy_video(src, tmp_path / "out.mp4"))]
     assert starts == [(0.0, b"cue 0"), (0.1, b"cue 1"), (0.2, b"cue 2")]  # each when it was due
     assert "2 overlapping subtitle cues were cut" in warnings_logged.text
@@ -410,10 +405,7 @@ def test_subtitles_that_cannot_be_converted_are_left_out_not_the_file(tmp_path, 
         packet.pts = packet.dts = 0
         packet.duration, packet.time_base, packet.stream = 400, Fraction(1, 1000), cues
         out.mux(packet)
-        for packet in source.demux():
-            if packet.dts is not None:
-                packet.stream = copies[packet.stream_index]
-                out.mux(packet)
+        mux_all(source, out, copies)
     out = copy_video(src, tmp_path / "out.mp4")
     with av.open(str(out)) as container:
         assert [s.type for s in container.streams] == ["video", "audio"]
