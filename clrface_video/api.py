@@ -45,6 +45,10 @@ def _checked(name: str, value: Any, default: Any) -> Any:
         if value is None or isinstance(value, (bool, np.bool_)):
             return None if value is None else bool(value)
         raise ClrfaceError(f"snap_to_codebook must be True, False or None, got {value!r}")
+    if name == "preset":  # None = the encoder's own
+        if value is None or isinstance(value, str):
+            return value
+        raise ClrfaceError(f"preset must be a name such as 'veryfast', or None, got {value!r}")
     if name in ("fps", "duration", "strength"):  # None = 24 fps, the rate of film; to the end; auto
         if value is None or (name == "strength" and value == "auto"):
             return None

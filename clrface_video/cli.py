@@ -9,7 +9,7 @@ from typing import Any
 import click
 
 from . import __version__
-from .config import DEINTERLACE, DETECTORS, MAX_SMOOTHING, RestoreConfig
+from .config import DEINTERLACE, DETECTORS, MAX_SMOOTHING, PRESETS, RestoreConfig
 
 DEFAULT = RestoreConfig()  # the options' defaults are the library's
 from .errors import ClrfaceError, one_line
@@ -195,6 +195,9 @@ def cli() -> None:
               "image sequences by their extension: .dpx, .png, .tif).")
 @click.option("--crf", type=click.IntRange(0, 63), default=DEFAULT.crf, show_default=True,
               help="Video quality for the encoder (lower is better and bigger).")
+@click.option("--preset", type=click.Choice(PRESETS), default=None,
+              help="libx264/libx265 speed preset: faster ones encode faster, into larger or slightly worse files "
+                   "at the same --crf (docs/results.md, Encoding presets).  [default: the encoder's, medium]")
 @click.option("--overwrite", is_flag=True, help="Redo outputs that already exist (they are kept otherwise).")
 @click.option("--identity-guidance/--no-identity-guidance", default=True, show_default=True,
               help="The method's identity guidance (a face-recognition gradient at each sampler step); off is "
@@ -228,7 +231,8 @@ def restore(input: Path, output: str | None, model: str, fidelity: float, streng
             batch_size: int,
             compile_model: bool, detector: str, insightface_root: Path | None, detection_threshold: float,
             min_face: int, max_upscale: float,
-            start: float, duration: float | None, fps: float | None, codec: str, crf: int, overwrite: bool,
+            start: float, duration: float | None, fps: float | None, codec: str, crf: int, preset: str | None,
+            overwrite: bool,
             identity_guidance: bool, track_identity: bool, temporal_smoothing: float, keep_detail: float, deinterlace: str,
             snap_to_codebook: bool | None, report_path: Path | None, quiet: bool, backend: str, ray_address: str | None, workers: int | None) -> None:
     """Restore the faces in INPUT: a video, an image sequence (scan_%06d.dpx), a photo, or a folder of photos
@@ -245,7 +249,7 @@ def restore(input: Path, output: str | None, model: str, fidelity: float, streng
     config = make_config(model=model, fidelity=fidelity, strength=strength, device=device, batch_size=batch_size,
                          compile=compile_model, detector=detector, insightface_root=insightface_root,
                          det_threshold=detection_threshold, min_face=min_face, max_upscale=max_upscale,
-                         start=start, duration=duration, fps=fps, codec=codec, crf=crf, overwrite=overwrite,
+                         start=start, duration=duration, fps=fps, codec=codec, crf=crf, preset=preset, overwrite=overwrite,
                          identity_guidance=identity_guidance, track_identity=track_identity,
                          temporal_smoothing=temporal_smoothing, keep_detail=keep_detail, deinterlace=deinterlace,
                          snap_to_codebook=snap_to_codebook, quiet=quiet)

@@ -7,6 +7,7 @@ from pathlib import Path
 from .types import TimeSpan
 
 DETECTORS = ("retinaface", "insightface")
+PRESETS = ("ultrafast", "superfast", "veryfast", "faster", "fast", "medium", "slow", "slower", "veryslow")
 DEINTERLACE = ("auto", "on", "off")
 MAX_SMOOTHING = 0.95  # latent smoothing above this would freeze a face
 
@@ -46,6 +47,7 @@ class RestoreConfig:
     duration: float | None = None
     codec: str = "auto"
     crf: int = 18
+    preset: str | None = None  # libx264/libx265 speed preset (ultrafast ... veryslow); None: the encoder's (medium)
     overwrite: bool = False
     seed: int = 0
     quiet: bool = False
@@ -75,6 +77,8 @@ class RestoreConfig:
             raise ClrfaceError(f"--batch-size must be at least 1, got {self.batch_size}")
         if not 0 <= self.crf <= 63:
             raise ClrfaceError(f"--crf must be between 0 and 63, got {self.crf}")
+        if self.preset is not None and self.preset not in PRESETS:
+            raise ClrfaceError(f"--preset must be one of {', '.join(PRESETS)}, got {self.preset!r}")
         if self.detector not in DETECTORS:
             raise ClrfaceError(f"detector must be one of {', '.join(DETECTORS)}, got {self.detector!r}")
         if not 0.0 < self.det_threshold < 1.0:

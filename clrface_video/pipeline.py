@@ -108,7 +108,8 @@ def restore_video(input: str | Path, output: str | Path | None = None, config: R
     # what the output holds: the source's fields as they are, or progressive frames once deinterlaced
     written = info if deint is None else replace(info, interlaced=False, field_order=FIELD_PROGRESSIVE)
     with output_folder(target.parent), \
-            VideoWriter(target, source, written, codec=config.codec, crf=config.crf, span=span) as writer:
+            VideoWriter(target, source, written, codec=config.codec, crf=config.crf, span=span,
+                        preset=config.preset) as writer:
         frames = _timed(read_frames(source, deint, config.fps, span, alpha=info.alpha), timer, "decode")  # 1 decode
         for frame in story.run(frames):  # 2 detect, 3 track, 4 align, 5 restore, 6 paste
             with timer("encode"):

@@ -358,8 +358,10 @@ def test_an_output_ending_in_a_slash_is_a_new_folder(small_clip, tmp_path):
 @pytest.mark.parametrize(("flags", "expected"), [
     (["--fidelity", "0.8", "--strength", "1", "--batch-size", "7", "--device", "cpu", "--model", "clrface"],
      {"fidelity": 0.8, "strength": 1.0, "batch_size": 7, "device": "cpu", "model": "clrface"}),
-    (["--codec", "libx265", "--crf", "23", "--overwrite", "--start", "1.5", "--duration", "2", "--deinterlace", "off"],
-     {"codec": "libx265", "crf": 23, "overwrite": True, "start": 1.5, "duration": 2.0, "deinterlace": "off"}),
+    (["--codec", "libx265", "--crf", "23", "--overwrite", "--start", "1.5", "--duration", "2", "--deinterlace", "off",
+      "--preset", "veryfast"],
+     {"codec": "libx265", "crf": 23, "overwrite": True, "start": 1.5, "duration": 2.0, "deinterlace": "off",
+      "preset": "veryfast"}),
     (["--no-identity-guidance", "--no-track-identity", "--temporal-smoothing", "0.3", "--keep-detail", "0",
       "--snap-to-codebook"],
      {"identity_guidance": False, "track_identity": False, "temporal_smoothing": 0.3, "keep_detail": 0.0,

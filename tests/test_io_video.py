@@ -424,6 +424,15 @@ def test_a_stretch_keeps_the_tags_but_not_the_chapters(tmp_path):
         assert part.metadata["title"] == whole.metadata["title"]
 
 
+def test_the_preset_reaches_x264_and_other_encoders_warn(tmp_path, warnings_logged):
+    src = make_clip(tmp_path / "in.mp4", frames=6, size=SMALL, audio=False)
+    fast = copy_video(src, tmp_path / "fast.mp4", preset="ultrafast")
+    plain = copy_video(src, tmp_path / "plain.mp4")
+    assert b"cabac=0" in fast.read_bytes() and b"cabac=1" in plain.read_bytes()  # x264's own settings record
+    copy_video(src, tmp_path / "lossless.mkv", codec="ffv1", preset="fast")
+    assert "--preset is for libx264 and libx265; ffv1 takes none" in warnings_logged.text
+
+
 def test_copied_packets_are_interleaved_with_video(tmp_path):
     src = make_clip(tmp_path / "in.mkv", frames=24, size=SMALL)
     out = copy_video(src, tmp_path / "out.mkv")

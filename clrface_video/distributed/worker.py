@@ -127,7 +127,7 @@ class RestoreWorker:
         story = PlannedRestorer(self.models, self.config, timer, faces, identities, info.pixel_aspect)
         frames = 0
         with VideoWriter(output, source, replace(info, other_streams=0), codec=self.config.codec,
-                         crf=self.config.crf) as writer:
+                         crf=self.config.crf, preset=self.config.preset) as writer:
             decoded = read_segment(source, segment, info.bit_depth > 8, first_index, self.deint(info))
             for frame in story.run(decoded):
                 with timer("encode"):

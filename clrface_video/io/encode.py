@@ -54,6 +54,7 @@ AUTO_CODECS = {".webm": "libvpx-vp9", ".dv": "dvvideo"}  # containers that hold 
 CFR_CONTAINERS = frozenset({"avi"})  # containers that time frames by their count at one rate
 CFR_ONLY_CODECS = frozenset({"mpeg1video", "mpeg2video", "mpeg4", "msmpeg4", "msmpeg4v2", "h263", "h263p"})
 CRF_CODECS = frozenset({"libx264", "libx265", "libsvtav1", "libvpx", "libvpx-vp9", "libaom-av1"})
+PRESET_CODECS = frozenset({"libx264", "libx265"})  # the encoders --preset speeds up or slows down
 CRF_MAX = {"libx264": 51, "libx265": 51}  # the others take 0-63
 WRITE_ERRNOS = frozenset({errno.EACCES, errno.EPERM, errno.ENOSPC, errno.EROFS, errno.EDQUOT})
 QUIET_OPTIONS = {"libx265": {"x265-params": "log-level=error"}}
@@ -145,7 +146,7 @@ def _check_codec(codec: str) -> None:
 
 
 def _add_video_stream(out: av.container.OutputContainer, info: VideoInfo, codec: str, crf: int,
-                      pix_fmt: str | None = None) -> av.video.stream.VideoStream:
+                      pix_fmt: str | None = None, preset: str | None = None) -> av.video.stream.VideoStream:
     try:
         stream = out.add_stream(codec, rate=info.fps or Fraction(25))
     except ValueError as error:
@@ -174,6 +175,11 @@ def _add_video_stream(out: av.container.OutputContainer, info: VideoInfo, codec:
         raise ClrfaceError(f"--crf {crf} is beyond {codec}'s range (0-{CRF_MAX[codec]})")
     if codec in CRF_CODECS:
         options["crf"] = str(crf)
+    if preset is not None:
+        if codec in PRESET_CODECS:
+            options["preset"] = preset
+        else:
+            log.warning("--preset is for libx264 and libx265; %s takes none, so it is ignored", codec)
     if codec == "libvpx-vp9":
         options["b"] = "0"
     if codec == "dnxhd":  # DNxHR at any size: HQ for 8-bit 4:2:2, HQX for 10-bit, 444 for 4:4:4
@@ -235,12 +241,13 @@ class VideoWriter:
     """
 
     def __init__(self, output: Path | str, source: Path | str, info: VideoInfo, *,
-                 codec: str = "auto", crf: int = 18, span: TimeSpan | None = None) -> None:
+                 codec: str = "auto", crf: int = 18, span: TimeSpan | None = None, preset: str | None = None) -> None:
         self.output = default_output_path(output, source)
         self.source = Path(source)
         self.info = info
         self.codec = codec
         self.crf = crf
+        self.preset = preset
         self.span = span  # only this stretch of the source: its frames and copied packets move to start at 0
         self._shift: Fraction | None = None  # seconds taken off every timestamp (the first frame's time)
         self._end: Fraction | None = None  # source time where the copied packets stop
@@ -302,7 +309,7 @@ class VideoWriter:
                 raise ClrfaceError(f"unknown output container for {self.output.name}; use .mp4, .mkv or .mov") \
                     from error
         _check_codec(self.codec)
-        self._video = _add_video_stream(self._out, self.info, self.codec, self.crf, pix_fmt)
+        self._video = _add_video_stream(self._out, self.info, self.codec, self.crf, pix_fmt, self.preset)
         self._pix_fmt = self._video.pix_fmt
         if self._pix_fmt == "pal8":
             self._palette = PaletteFilter(self.info.width, self.info.height, self._video.codec_context.time_base)
