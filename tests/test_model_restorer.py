@@ -248,3 +248,25 @@ def test_compile_gives_the_eager_output(tmp_path: Path, monkeypatch: pytest.Monk
 
     piped = load_models(RestoreConfig(model=str(path), device="cpu", compile=True), video=False).restorer
     assert piped.denoiser is not piped.model.denoiser  # restore --compile reaches the restorer
+
+
+def test_the_identity_network_is_loaded_only_when_a_batch_asks_for_guidance() -> None:
+    """A job run with --no-identity-guidance never loads FaceNet (time and memory); the first guided batch does,
+    and then guides as a restorer built with the network does."""
+    loads = []
+
+    def load() -> TinyIdentity:
+        loads.append(1)
+        return TinyIdentity()
+
+    model, knobs = randomised_model(), Knobs(t_star=1.0, guidance_weight=0.3, steps=4)
+    lazy = CLRFaceRestorer(model, "cpu", identity_net=load, knobs=knobs)
+    crops, seeds = _crops(2), np.array([3, 4])
+    assert lazy.uses_identity
+    unguided = lazy.restore(RestoreBatch(crops, seeds=seeds, guidance=False))
+    assert loads == [] and lazy.identity_net is None
+    guided = lazy.restore(RestoreBatch(crops, seeds=seeds))
+    assert loads == [1] and lazy.identity_net is not None
+    assert np.abs(guided.astype(int) - unguided).mean() > 0.1  # the guidance acts
+    lazy.restore(RestoreBatch(crops, seeds=seeds))
+    assert loads == [1]  # once

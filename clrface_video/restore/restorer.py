@@ -88,15 +88,17 @@ class CLRFaceRestorer:
 
     model: the trained model (moved to device once, eval, channels-last, device.compute_dtype).
     fidelity: 0..1, mapped to (t*, guidance weight, steps) by fidelity_to_knobs; knobs overrides it.
-    identity_net: (N, 3, S, S) in [0, 1] -> (N, D) L2-normalised (faces.identity.IdentityEncoder), or
-        None to run without identity guidance.
+    identity_net: (N, 3, S, S) in [0, 1] -> (N, D) L2-normalised (faces.identity.IdentityEncoder), a
+        function that loads one when a batch first asks for guidance (so a job run without it never loads
+        it), or None to run without identity guidance.
     compile: wrap the score network in torch.compile (worth it on GPUs for long videos).
     """
 
     name = "clrface"
 
     def __init__(self, model: CLRFaceModel, device: torch.device | str = "cpu", fidelity: float = 0.5, *,
-                 identity_net: nn.Module | None = None, knobs: Knobs | None = None, compile: bool = False) -> None:
+                 identity_net: nn.Module | Callable[[], nn.Module | None] | None = None, knobs: Knobs | None = None,
+                 compile: bool = False) -> None:
         self.device = torch.device(device)
         self.dtype = compute_dtype(self.device)
         self.cfg = model.cfg
@@ -104,19 +106,27 @@ class CLRFaceRestorer:
         self.knobs = knobs or fidelity_to_knobs(model.cfg, fidelity)
         self.model = model.to(self.device, self.dtype).to(memory_format=torch.channels_last).eval()
         self.model.requires_grad_(False)
-        self.identity_net = identity_net.to(self.device).eval() if identity_net is not None else None
-        if self.identity_net is not None:  # the guidance's gradient runs through both, whoever built them
-            autograd_ready(self.model)
-            autograd_ready(self.identity_net)
+        self.identity_net: nn.Module | None = None
+        self._load_identity: Callable[[], nn.Module | None] | None = None
+        if isinstance(identity_net, nn.Module):
+            self._use_identity(identity_net)
+        else:
+            self._load_identity = identity_net
         self.sampler = SAMPLERS[model.cfg.sampler]
         self.denoiser: nn.Module = self.model.denoiser
         if compile:
             self.denoiser = torch.compile(self.model.denoiser)  # type: ignore[assignment]
 
+    def _use_identity(self, net: nn.Module) -> None:
+        self.identity_net = net.to(self.device).eval()
+        autograd_ready(self.model)  # the guidance's gradient runs through both, whoever built them
+        autograd_ready(self.identity_net)
+
     @property
     def uses_identity(self) -> bool:
         """Whether batch.identity is used (identity guidance is on), so the pipeline need not embed tracks otherwise."""
-        return self.identity_net is not None and self.knobs.guidance_weight > 0
+        has_net = self.identity_net is not None or self._load_identity is not None
+        return has_net and self.knobs.guidance_weight > 0
 
     @torch.inference_mode()
     def restore(self, batch: RestoreBatch, knobs: Knobs | None = None) -> np.ndarray:
@@ -157,7 +167,15 @@ class CLRFaceRestorer:
 
     def _guidance(self, batch: RestoreBatch, x_irn: torch.Tensor, weight: float) -> Guidance | None:
         """The identity-guidance hook, or None without an identity network or with zero weight."""
-        if self.identity_net is None or weight <= 0.0:
+        if weight <= 0.0:
+            return None
+        if self.identity_net is None and self._load_identity is not None:  # the first guided batch
+            with torch.inference_mode(False):
+                net = self._load_identity()
+                self._load_identity = None
+                if net is not None:
+                    self._use_identity(net)
+        if self.identity_net is None:
             return None
         if batch.identity is not None:
             target = torch.as_tensor(np.asarray(batch.identity, dtype=np.float32), device=self.device)
@@ -206,4 +224,4 @@ def make_clrface(device: torch.device, fidelity: float = 0.5, path: str | None =
                              "or pass --model PATH.safetensors")
         raise ModelError(f"CLR-Face weights not found: {weights}")
     model = CLRFaceModel.load(weights)
-    return CLRFaceRestorer(model, device, fidelity, identity_net=default_identity_net(device), compile=compile)
+    return CLRFaceRestorer(model, device, fidelity, identity_net=lambda: default_identity_net(device), compile=compile)
