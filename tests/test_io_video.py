@@ -885,3 +885,13 @@ def test_a_failed_sequence_write_leaves_no_frames(tmp_path):
             writer.write(frame)
         raise RuntimeError("stop")
     assert list(out.parent.iterdir()) == []  # nor the hidden folder the frames were written into
+
+
+def test_a_stretch_of_a_raw_h264_stream_without_timestamps(tmp_path):
+    """A raw .h264 stream (DVRs, some cameras) has no timestamps and cannot seek: the stretch is counted in
+    frames at its rate, from the start."""
+    clip = make_clip(tmp_path / "cam.h264", frames=15, size=SMALL, fps=25, audio=False)
+    whole = list(read_frames(clip))
+    assert len(whole) == 15 and {f.pts for f in whole} == {None}
+    part = list(read_frames(clip, span=TimeSpan(0.1, 0.3)))  # frames 3 to 7 (at 0.12 ... 0.28 s)
+    assert [f.image.tobytes() for f in part] == [f.image.tobytes() for f in whole[3:8]]

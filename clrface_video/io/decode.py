@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from contextlib import ExitStack
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
@@ -337,7 +338,8 @@ def read_frames(path: Path | str, deint: str | None = None, fps: Fraction | None
     alpha: also hand over each frame's transparency (Frame.alpha; see VideoInfo.alpha).
     """
     path = Path(path)
-    with _open_input(path, fps) as container:
+    with ExitStack() as open_files:
+        container = open_files.enter_context(_open_input(path, fps))
         stream = _video_stream(container, path)
         stream.thread_type = "AUTO"
         time_base = Fraction(stream.time_base)
@@ -345,8 +347,12 @@ def read_frames(path: Path | str, deint: str | None = None, fps: Fraction | None
         if span is not None and span.start > 0:
             try:
                 container.seek(origin + int(Fraction(span.start) / time_base), stream=stream, backward=True)
-            except (av.error.FFmpegError, ValueError):
-                pass  # not seekable: decode from the start; the frames before the span are skipped below
+            except (av.error.FFmpegError, ValueError):  # not seekable (a raw .h264 stream): decode from the
+                container = open_files.enter_context(_open_input(path, fps))  # start, anew (the failed seek
+                stream = _video_stream(container, path)  # may have read to the end); frames before the span
+                stream.thread_type = "AUTO"  # are skipped below
+        rate = Fraction(stream.average_rate or stream.guessed_rate or fps or 25)
+        counted = 0  # frames decoded so far, for the time of frames that carry no pts
         index = 0
         high_depth: bool | None = None
         reformatter = VideoReformatter()
@@ -359,8 +365,9 @@ def read_frames(path: Path | str, deint: str | None = None, fps: Fraction | None
                 break
             except av.error.FFmpegError as error:
                 raise InputError(f"{path.name}: decoding failed at frame {index} ({one_line(error)})") from error
-            if span is not None and frame.pts is not None:
-                seconds = (frame.pts - origin) * time_base
+            counted += 1
+            if span is not None:
+                seconds = (frame.pts - origin) * time_base if frame.pts is not None else (counted - 1) / rate
                 if seconds < Fraction(span.start) - SPAN_TOLERANCE:
                     continue
                 if span.end is not None and seconds >= Fraction(span.end) - SPAN_TOLERANCE:
