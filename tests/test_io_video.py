@@ -376,7 +376,7 @@ def test_a_german_track_keeps_its_language_in_mov(tmp_path):
         assert container.streams.audio[0].metadata.get("language") == "deu"
 
 
-def test_overlapping_cues_in_mov_text_are_cut_not_pushed_later(tmp_path, warnings_logged):
+def test_overlapping_cues_in_mov_text_are_shown_together_not_pushed_later(tmp_path):
     clip = make_clip(tmp_path / "in.mkv", frames=24, size=SMALL)
     src = tmp_path / "subs.mkv"
     with av.open(str(clip)) as source, av.open(str(src), "w") as out:
@@ -389,9 +389,10 @@ def test_overlapping_cues_in_mov_text_are_cut_not_pushed_later(tmp_path, warning
             packet.duration, packet.time_base, packet.stream = end - start, Fraction(1, 1000), cues
             out.mux(packet)
         mux_all(source, out, copies)
-    starts = [(float(start), text) for start, _, text in read_cues(copy_video(src, tmp_path / "out.mp4"))]
-    assert starts == [(0.0, b"cue 0"), (0.1, b"cue 1"), (0.2, b"cue 2")]  # each when it was due
-    assert "2 overlapping subtitle cues were cut" in warnings_logged.text
+    shown = [(float(start), float(start + length), text)
+             for start, length, text in read_cues(copy_video(src, tmp_path / "out.mp4"))]
+    assert shown == [(0.0, 0.1, b"cue 0"), (0.1, 0.15, b"cue 0\ncue 1"), (0.15, 0.2, b"cue 1"),
+                     (0.2, 0.35, b"cue 1\ncue 2"), (0.35, 0.7, b"cue 1")]  # every cue on screen for its time
 
 
 def test_subtitles_that_cannot_be_converted_are_left_out_not_the_file(tmp_path, warnings_logged):

@@ -244,6 +244,6 @@ class CopiedStreams:
             for ready in copy.converter.flush():
                 ready.stream = copy.stream
                 self.out.mux(ready)
-            if copy.converter.cut:
-                log.warning("%d overlapping subtitle cues were cut where the next one starts (mov_text shows one "
-                            "cue at a time)", copy.converter.cut)
+            if copy.converter.overlaps:
+                log.info("%d stretches of overlapping subtitle cues show them together (mov_text shows one sample "
+                         "at a time)", copy.converter.overlaps)

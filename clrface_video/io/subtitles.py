@@ -1,6 +1,8 @@
 """Text subtitles carried between containers: each cue decoded from one format and encoded in the one the output takes."""
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import av
 
 # Text subtitle codecs (FFmpeg's canonical names); bitmap subtitles (DVD, PGS) cannot be converted to text.
@@ -18,12 +20,25 @@ def target_codec(codec: str, accepted: set[str] | frozenset[str]) -> str | None:
     return next((target for target in TARGETS if target in accepted), None)
 
 
+ASS_FIELDS_BEFORE_TEXT = 8  # a Dialogue event's ReadOrder, Layer, Style, Name, MarginL, MarginR, MarginV, Effect
+
+
+@dataclass
+class _Cue:
+    """A decoded cue on screen from start to end (the stream's time base), as its ASS event lines."""
+
+    start: int
+    end: int
+    event: av.subtitles.subtitle.SubtitleSet
+
+
 class CueConverter:
     """Re-encodes a text subtitle stream's cues for another container, as FFmpeg's own conversion does: each
-    packet is decoded (to an ASS event) and encoded again; the cue's timing is the packet's.
+    packet is decoded (to ASS events) and encoded again, with the packet's timing.
 
-    mov_text samples follow one another: a cue that overlaps the next is cut where the next starts (else the
-    muxer would push every later cue back), so each cue is held until the next one's start is known."""
+    mov_text shows one sample at a time: where cues overlap (a song's lyrics over dialogue), the time is cut
+    into stretches, each showing every cue on screen then, one above the other, so that no cue is shown
+    late or for less than its time. Cues are therefore held until the next one's start is known."""
 
     def __init__(self, source: av.subtitles.stream.SubtitleStream, target: av.subtitles.stream.SubtitleStream) -> None:
         self.decoder = source.codec_context
@@ -32,32 +47,58 @@ class CueConverter:
         self.encoder = target.codec_context
         self.encoder.subtitle_header = self.decoder.subtitle_header  # the styles the cues refer to
         target.time_base = source.time_base
+        self.time_base = source.time_base
         self.encoder.open(strict=False)  # now, so that a cue format it cannot take fails here, not the file
         self.sequential = self.encoder.name == "mov_text"
-        self._held: av.Packet | None = None
-        self.cut = 0  # cues shortened so as not to overlap the next
+        self._on_screen: list[_Cue] = []
+        self._shown_to = 0  # where the stretches written so far end
+        self.overlaps = 0  # stretches that show two cues or more
 
     def convert(self, packet: av.Packet) -> list[av.Packet]:
         """The cues ready to mux after `packet`: its own for the target codec (none for an empty one; mov_text
-        writes gaps as cues), or, for mov_text, the one held before it."""
+        writes gaps as cues), or, for mov_text, the stretches before its start."""
         cues = self.decoder.decode2(packet)
         if cues is None or len(cues) == 0 or not any(cue.ass.strip() for cue in cues):
             return []
-        converted = self.encoder.encode_subtitle(cues)
-        converted.pts, converted.dts = packet.pts, packet.dts
-        converted.duration, converted.time_base = packet.duration, packet.time_base
-        if not self.sequential:
-            return [converted]
-        ready, self._held = self._held, converted
-        if ready is None:
-            return []
-        if ready.pts is not None and converted.pts is not None and ready.duration \
-                and ready.pts + ready.duration > converted.pts:
-            ready.duration = max(1, converted.pts - ready.pts)
-            self.cut += 1
-        return [ready]
+        if not self.sequential or packet.pts is None or not packet.duration:
+            return [self._encode(cues, packet.pts, packet.duration)]
+        ready = self._until(packet.pts)
+        self._on_screen.append(_Cue(packet.pts, packet.pts + packet.duration, cues))
+        return ready
 
     def flush(self) -> list[av.Packet]:
-        """The cue still held (mov_text), at the end of the stream."""
-        held, self._held = self._held, None
-        return [held] if held is not None else []
+        """The stretches still held (mov_text), at the end of the stream."""
+        return self._until(None)
+
+    def _until(self, time: int | None) -> list[av.Packet]:
+        """The stretches from where the last one ended to `time` (None: until every cue on screen has ended)."""
+        out = []
+        while self._on_screen:
+            end = min(cue.end for cue in self._on_screen)
+            if time is not None and end > time:
+                out += self._stretch(time)
+                break
+            out += self._stretch(end)
+            self._on_screen = [cue for cue in self._on_screen if cue.end > end]
+        self._shown_to = max(self._shown_to, time or 0)
+        return out
+
+    def _stretch(self, end: int) -> list[av.Packet]:
+        start = max(self._shown_to, min(cue.start for cue in self._on_screen))
+        self._shown_to = max(self._shown_to, end)
+        if end <= start:
+            return []
+        if len(self._on_screen) == 1:
+            return [self._encode(self._on_screen[0].event, start, end - start)]
+        self.overlaps += 1  # one event whose text holds every cue's, one per line
+        lines = [rect.ass for cue in self._on_screen for rect in cue.event]
+        texts = [line.split(b",", ASS_FIELDS_BEFORE_TEXT)[-1] for line in lines]
+        head = lines[0].split(b",", ASS_FIELDS_BEFORE_TEXT)[:ASS_FIELDS_BEFORE_TEXT]
+        merged = av.subtitles.subtitle.SubtitleSet.create(b",".join([*head, b"\\N".join(texts)]), 0, end - start)
+        return [self._encode(merged, start, end - start)]
+
+    def _encode(self, event: av.subtitles.subtitle.SubtitleSet, pts: int | None, duration: int | None) -> av.Packet:
+        packet = self.encoder.encode_subtitle(event)
+        packet.pts = packet.dts = pts
+        packet.duration, packet.time_base = duration or 0, self.time_base
+        return packet
