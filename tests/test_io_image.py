@@ -440,3 +440,33 @@ def test_a_tiff_with_a_preview_page_is_one_picture(tmp_path, rgb):
 def test_a_folder_given_as_one_photo_says_so(tmp_path):
     with pytest.raises(InputError, match="is a folder"):
         read_photo(tmp_path)
+
+
+XMP_SIDEWAYS = b'<x:xmpmeta xmlns:x="adobe:ns:meta/"><rdf:Description tiff:Orientation="6" ' \
+               b'xmlns:tiff="http://ns.adobe.com/tiff/1.0/"/></x:xmpmeta>'
+
+
+def test_a_sideways_tiff_with_xmp_comes_out_upright_once(tmp_path, rgb):
+    """Lightroom repeats the orientation in the XMP tag: both must say 1 after the pixels are turned, or a
+    viewer (and a second run) turns the picture again."""
+    path = tmp_path / "side.tif"
+    Image.fromarray(np.ascontiguousarray(np.rot90(rgb, 1))).save(path, exif=camera_exif(6), tiffinfo={700: XMP_SIDEWAYS})
+    photo = read_photo(path)
+    assert photo.image.shape == rgb.shape
+    out = write_photo(tmp_path / "out.tif", photo.image, photo)
+    again = read_photo(out)
+    assert np.array_equal(again.image, photo.image)  # not turned a second time
+    with Image.open(out) as written:
+        assert written.getexif()[ORIENTATION] == 1 and b'tiff:Orientation="1"' in written.tag_v2[700]
+
+
+def test_a_pngs_xmp_chunk_gets_orientation_1_with_its_exif(tmp_path, rgb):
+    from PIL.PngImagePlugin import PngInfo
+
+    info = PngInfo()
+    info.add_itxt("XML:com.adobe.xmp", XMP_SIDEWAYS.decode())
+    path = tmp_path / "side.png"
+    Image.fromarray(np.ascontiguousarray(np.rot90(rgb, 1))).save(path, exif=camera_exif(6), pnginfo=info)
+    photo = read_photo(path)
+    with Image.open(write_photo(tmp_path / "out.png", photo.image, photo)) as written:
+        assert 'tiff:Orientation="1"' in written.text["XML:com.adobe.xmp"] and written.getexif()[ORIENTATION] == 1

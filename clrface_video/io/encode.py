@@ -434,10 +434,13 @@ class VideoWriter:
             os.replace(self.partial, self.output)
 
     def _close_containers(self) -> None:
-        for container in (self._out, self._source):
-            if container is not None:
-                container.close()
-        self._out = self._source = None
+        out, source, self._out, self._source = self._out, self._source, None, None
+        try:
+            if out is not None:
+                out.close()
+        finally:
+            if source is not None:
+                source.close()
 
     def _abort(self) -> None:
         try:

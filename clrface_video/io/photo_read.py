@@ -15,6 +15,7 @@ from PIL import Image, ImageOps, UnidentifiedImageError
 from clrface_video.errors import InputError, one_line
 
 ORIENTATION_TAG = 0x0112
+XMP_TAG = 700  # a TIFF's XMP packet, among its tags
 XMP_ORIENTATION = re.compile(rb'(tiff:Orientation\s*=\s*["\']|<tiff:Orientation>\s*)[1-8](["\']|\s*</tiff:Orientation>)')
 # TIFF tags that describe how the file's own pixels are laid out (sizes, strips, tiles, compression, samples,
 # colour map, the ICC profile written separately): they are not carried over to the written file.
@@ -161,18 +162,22 @@ def _jpeg_subsampling(image: Image.Image) -> int | None:
     return sampling if sampling >= 0 else None
 
 
-def _upright_exif(image: Image.Image, name: str) -> bytes | None:
-    """The photo's EXIF with orientation 1 (its pixels are read upright), or None. A TIFF's first IFD holds its
-    strip layout too, which is the source's, not the output's: only the descriptive tags are kept. EXIF that
-    cannot be written again (a damaged tag) is kept as it came when nothing needs changing, else left out."""
+def _upright_exif(image: Image.Image, name: str, orientation: int) -> bytes | None:
+    """The photo's EXIF with orientation 1 (its pixels are read upright; `orientation` is the one read before
+    turning them, which turning a TIFF removes from its tags), or None. A TIFF's first IFD holds its strip
+    layout too, which is the source's, not the output's: only the descriptive tags are kept, and its XMP
+    (tag 700) gets orientation 1 as well. EXIF that cannot be written again (a damaged tag) is kept as it came
+    when nothing needs changing, else left out."""
     exif = image.getexif()
     if image.format == "TIFF":
         for tag in TIFF_LAYOUT_TAGS & set(exif):
             del exif[tag]
+        if isinstance(exif.get(XMP_TAG), bytes):
+            exif[XMP_TAG] = XMP_ORIENTATION.sub(rb"\g<1>1\g<2>", exif[XMP_TAG])
     if not exif:
         return None
-    turned = exif.get(ORIENTATION_TAG, 1) not in (1, None)
-    if ORIENTATION_TAG in exif:
+    turned = orientation != 1
+    if ORIENTATION_TAG in exif or turned:
         exif[ORIENTATION_TAG] = 1
     try:
         return exif.tobytes()
@@ -239,7 +244,7 @@ def read_photo(path: Path | str) -> Photo:
         raise InputError(f"cannot decode {path.name} ({one_line(error)})") from error
     dpi = source.info.get("dpi")
     return Photo(
-        image=rgb, alpha=alpha, mode=mode, format=fmt, exif=_upright_exif(source, path.name),
+        image=rgb, alpha=alpha, mode=mode, format=fmt, exif=_upright_exif(source, path.name, orientation),
         icc=source.info.get("icc_profile") or None, quality=guess_jpeg_quality(source),
         subsampling=_jpeg_subsampling(source), bit_depth=depth,
         dpi=(float(dpi[0]), float(dpi[1])) if dpi else None,

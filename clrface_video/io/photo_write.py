@@ -144,7 +144,7 @@ def _png_text(like: Photo) -> PngInfo:
     info = PngInfo()
     keys = set()
     for key, value in like.text:
-        info.add_itxt(key, value)
+        info.add_itxt(key, like.xmp.decode("utf-8", "replace") if key == XMP_PNG_KEY and like.xmp else value)
         keys.add(key)
     if like.xmp and XMP_PNG_KEY not in keys:
         info.add_itxt(XMP_PNG_KEY, like.xmp.decode("utf-8", "replace"))
