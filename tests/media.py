@@ -1,6 +1,7 @@
 """Generate tiny real test clips with PyAV from the public-domain astronaut (scikit-image, NASA)."""
 from __future__ import annotations
 
+import io
 from fractions import Fraction
 from functools import lru_cache
 from pathlib import Path
@@ -8,6 +9,7 @@ from pathlib import Path
 import av
 import cv2
 import numpy as np
+from PIL import Image
 
 AUDIO_RATE = 48000
 AUDIO_FRAME = 1024  # aac frame size
@@ -346,10 +348,10 @@ def add_ass_track(src: Path | str, dst: Path | str, lines: list[str]) -> Path:
 
 
 def add_extras(src: Path | str, dst: Path | str, *, telemetry: bool = False, apple_keys: bool = False,
-               font: bool = False) -> Path:
+               font: bool = False, cover: bool = False) -> Path:
     """`src` remuxed into `dst` with what cameras and editors add: a codec-less telemetry track ("GoPro MET",
-    bin_data) with three packets, a phone's QuickTime keys (make, model, creation date with its zone), or
-    an attached font (.mkv)."""
+    bin_data) with three packets, a phone's QuickTime keys (make, model, creation date with its zone), an
+    attached font (.mkv), or a cover picture (COVER, a JPEG, as an MP4's attached picture)."""
     options = {"movflags": "use_metadata_tags"} if apple_keys else {}
     with av.open(str(src)) as source, av.open(str(dst), "w", options=options) as out:
         copies = {s.index: out.add_stream_from_template(s) for s in source.streams}
@@ -360,6 +362,10 @@ def add_extras(src: Path | str, dst: Path | str, *, telemetry: bool = False, app
             out.metadata.update(APPLE_KEYS)
         if font:
             out.add_attachment("DejaVuSans.ttf", "application/x-truetype-font", FONT)
+        picture = out.add_stream("mjpeg") if cover else None
+        if picture is not None:
+            picture.width, picture.height, picture.pix_fmt = 32, 32, "yuvj420p"
+            picture.disposition = av.stream.Disposition.attached_pic
         out.start_encoding()
         for i in range(3 if data is not None else 0):
             packet = av.Packet(bytes([i + 1]) * 16)
@@ -367,9 +373,20 @@ def add_extras(src: Path | str, dst: Path | str, *, telemetry: bool = False, app
             packet.time_base, packet.stream = Fraction(1, 1000), data
             out.mux(packet)
         mux_all(source, out, copies)
+        if picture is not None:  # one untimed packet
+            packet = av.Packet(COVER)
+            packet.stream = picture
+            out.mux(packet)
     return Path(dst)
 
 
+def _cover() -> bytes:
+    buffer = io.BytesIO()
+    Image.new("RGB", (32, 32), (200, 10, 10)).save(buffer, "JPEG")
+    return buffer.getvalue()
+
+
+COVER = _cover()
 APPLE_KEYS = {"com.apple.quicktime.make": "Apple", "com.apple.quicktime.model": "iPhone 12",
               "com.apple.quicktime.creationdate": "2021-06-01T12:00:00+0200"}
 FONT = b"\x00\x01\x00\x00" + b"not really a font" * 20

@@ -23,6 +23,7 @@ from tests.media import (
     BT709,
     BT2020_PQ,
     CHAPTERS,
+    COVER,
     FONT,
     TAGS,
     add_ass_track,
@@ -335,14 +336,21 @@ def test_stereo_pcm_from_matroska_goes_into_mp4(tmp_path):
         assert container.streams.audio[0].codec_context.layout.name == "stereo"
 
 
-def test_telemetry_and_a_phones_quicktime_keys_are_kept(tmp_path):
-    clip = make_clip(tmp_path / "in.mp4", frames=8, size=SMALL)
-    src = add_extras(clip, tmp_path / "GOPR0001.MP4", telemetry=True, apple_keys=True)
+def test_telemetry_is_kept(tmp_path):
+    src = add_extras(make_clip(tmp_path / "in.mp4", frames=8, size=SMALL), tmp_path / "GOPR0001.MP4", telemetry=True)
     out = copy_video(src, tmp_path / "out.mp4")
     assert read_packets(out, "data") == read_packets(src, "data") and len(read_packets(src, "data")) >= 2
     with av.open(str(out)) as container:
-        assert {k: v for k, v in container.metadata.items() if k in APPLE_KEYS} == APPLE_KEYS
         assert [s.metadata.get("handler_name") for s in container.streams.data] == ["GoPro MET"]
+
+
+def test_a_phones_quicktime_keys_are_kept_in_mov_and_said_to_be_left_out_of_mp4(tmp_path, warnings_logged):
+    src = add_extras(make_clip(tmp_path / "in.mov", frames=8, size=SMALL), tmp_path / "IMG_0001.MOV", apple_keys=True)
+    with av.open(str(copy_video(src, tmp_path / "out.mov"))) as container:
+        assert {k: v for k, v in container.metadata.items() if k in APPLE_KEYS} == APPLE_KEYS
+    with av.open(str(copy_video(src, tmp_path / "out.mp4"))) as container:
+        assert not APPLE_KEYS.keys() & set(container.metadata)
+    assert "QuickTime keys (make, model, creation date, location) are kept in .mov only" in warnings_logged.text
 
 
 def test_an_attached_font_is_kept_in_mkv_and_said_to_be_left_out_of_mp4(tmp_path, warnings_logged):
@@ -352,6 +360,18 @@ def test_an_attached_font_is_kept_in_mkv_and_said_to_be_left_out_of_mp4(tmp_path
         assert [(s.name, bytes(s.data)) for s in fonts] == [("DejaVuSans.ttf", FONT)]
     copy_video(src, tmp_path / "out.mp4")
     assert "attachment DejaVuSans.ttf cannot be stored in .mp4" in warnings_logged.text
+
+
+def test_a_cover_picture_is_kept_in_mp4_and_mkv_and_said_to_be_left_out_of_mov(tmp_path, warnings_logged):
+    src = add_extras(make_clip(tmp_path / "in.mp4", frames=6, size=SMALL), tmp_path / "song.mp4", cover=True)
+    for suffix in (".mp4", ".mkv"):  # an MP4's covr atom; Matroska's cover.jpg attachment
+        with av.open(str(copy_video(src, tmp_path / f"out{suffix}"))) as container:
+            pictures = [s.disposition & av.stream.Disposition.attached_pic for s in container.streams.video]
+            assert [bool(p) for p in pictures] == [False, True]  # the restored video, and the cover (not a track)
+            cover = container.streams.video[1]
+            assert [bytes(p) for p in container.demux(cover) if p.size] == [COVER]
+    copy_video(src, tmp_path / "out.mov")
+    assert "the cover picture cannot be stored in .mov" in warnings_logged.text
 
 
 def test_chapters_of_an_mp4_bring_no_false_warning(tmp_path, warnings_logged):
@@ -432,6 +452,18 @@ def test_the_preset_reaches_x264_and_other_encoders_warn(tmp_path, warnings_logg
     assert b"cabac=0" in fast.read_bytes() and b"cabac=1" in plain.read_bytes()  # x264's own settings record
     copy_video(src, tmp_path / "lossless.mkv", codec="ffv1", preset="fast")
     assert "--preset is for libx264 and libx265; ffv1 takes none" in warnings_logged.text
+
+
+def test_a_cue_on_screen_when_a_stretch_starts_opens_it(tmp_path):
+    """Cues at 0.5-0.9 s and 1.0-1.4 s; a stretch from 0.75 s (frame 18 at 24 fps) starts with the first one's
+    last 0.15 s."""
+    src = make_clip(tmp_path / "in.mkv", frames=48, size=SMALL, subtitles=True)
+    span = TimeSpan(0.75, 1.5)
+    with VideoWriter(tmp_path / "part.mkv", src, probe_video(src), span=span) as writer:
+        for frame in read_frames(src, span=span):
+            writer.write(frame)
+    shown = [(float(start), float(length), text) for start, length, text in read_cues(writer.output)]
+    assert shown == [(0.0, 0.15, b"cue 1: hello astronaut"), (0.25, 0.4, b"cue 2: hello astronaut")]
 
 
 def test_copied_packets_are_interleaved_with_video(tmp_path):

@@ -16,12 +16,13 @@ from clrface_video.io.decode import COPY_STREAM_TYPES, _video_stream
 
 log = logging.getLogger(__name__)
 
-QUICKTIME_SUFFIXES = frozenset({".mov", ".mp4", ".m4v", ".3gp"})
 # ISO 639-2/T codes that QuickTime's language table knows only by their /B form (deu is stored as ger); MP4
 # and Matroska take either. Measured: the mov muxer drops each /T code here and keeps its /B one.
 MOV_LANGUAGES = {"sqi": "alb", "hye": "arm", "eus": "baq", "mya": "bur", "zho": "chi", "nld": "dut", "kat": "geo",
                  "deu": "ger", "ell": "gre", "isl": "ice", "mkd": "mac", "msa": "may", "fas": "per", "bod": "tib",
                  "cym": "wel"}
+COVER_MUXERS = frozenset({"mp4", "ipod"})  # muxers that store an attached picture as a cover (covr)
+COVER_FILES = {"mjpeg": ("cover.jpg", "image/jpeg"), "png": ("cover.png", "image/png")}  # Matroska's cover names
 DEFAULT_LAYOUTS = {1: "mono", 2: "stereo", 3: "2.1", 4: "4.0", 5: "5.0", 6: "5.1", 7: "6.1", 8: "7.1"}
 # Tags a muxer or the source's encoder wrote about the file itself (brands, writing application, mkvmerge's
 # per-stream statistics, length): the output's muxer writes its own. Every other tag is copied.
@@ -91,9 +92,15 @@ def _converted_subtitles(stream: av.stream.Stream, name: str, out: av.container.
 
 def muxer_options(source: av.container.InputContainer, output: Path) -> dict[str, str]:
     """Options for the output's muxer: a phone's QuickTime "keys" metadata (com.apple.quicktime.make, .model,
-    .creationdate, .location.ISO6709) is written by the MP4/QuickTime muxer only with use_metadata_tags."""
-    if output.suffix.lower() in QUICKTIME_SUFFIXES and any("." in key for key in source.metadata):
+    .creationdate, .location.ISO6709) is written by the QuickTime muxer only with use_metadata_tags, which
+    writes every tag as such a key (as the phone did). An MP4 keeps its iTunes-style tags instead, without
+    the keys (warned)."""
+    if not any(key.startswith("com.apple.quicktime.") for key in source.metadata):
+        return {}
+    if output.suffix.lower() == ".mov":
         return {"movflags": "use_metadata_tags"}
+    log.warning("the phone's QuickTime keys (make, model, creation date, location) are kept in .mov only; "
+                "%s leaves them out", output.suffix)
     return {}
 
 
@@ -112,6 +119,9 @@ def add_copies(source: av.container.InputContainer, out: av.container.OutputCont
             _add_attachment(stream, out, output)
             continue
         cover = stream.type == "video" and bool(stream.disposition & av.stream.Disposition.attached_pic)
+        if cover and out.format.name.split(",")[0] not in COVER_MUXERS:
+            _add_cover_attachment(source, stream, out, output)
+            continue
         if stream.type not in COPY_STREAM_TYPES and not cover:
             log.warning("%s stream %d is left out (only the first video is restored and written)", stream.type,
                         stream.index)
@@ -149,6 +159,21 @@ def _template_copy(stream: av.stream.Stream, out: av.container.OutputContainer) 
         if all(channel.name == "NONE" for channel in layout.channels) and len(layout.channels) in DEFAULT_LAYOUTS:
             copy.codec_context.layout = DEFAULT_LAYOUTS[len(layout.channels)]
     return copy
+
+
+def _add_cover_attachment(source: av.container.InputContainer, stream: av.stream.Stream,
+                          out: av.container.OutputContainer, output: Path) -> None:
+    """A cover picture (an MP4's attached picture) as Matroska keeps one: an attachment named cover.jpg or .png;
+    other containers cannot hold it (QuickTime's muxer drops it unsaid), and a warning says so."""
+    kind = COVER_FILES.get(stream.codec_context.name if stream.codec_context else "")
+    if not out.format.name.startswith("matroska") or kind is None:
+        log.warning("the cover picture cannot be stored in %s; it is left out (.mp4, .m4v and .mkv keep it)",
+                    output.suffix)
+        return
+    with av.open(source.name) as again:  # its one packet, read apart from the packets copied with the video
+        data = next((bytes(p) for p in again.demux(again.streams[stream.index]) if p.size), None)
+    if data is not None:
+        out.add_attachment(kind[0], kind[1], data)
 
 
 def _add_attachment(stream: av.stream.Stream, out: av.container.OutputContainer, output: Path) -> None:
@@ -193,6 +218,18 @@ def _is_mov_text_gap(packet: av.Packet, copy: Copy) -> bool:
             and bytes(packet) == b"\x00\x00")
 
 
+def _still_shown(packet: av.Packet, shift: Fraction, copy: Copy) -> bool:
+    """Whether a subtitle cue that starts before a stretch is still on screen at its start; if so, it is made
+    to start there (shortened by as much), so the stretch opens with the line being spoken."""
+    if copy.stream.type != "subtitle" or not packet.duration or packet.pts is None:
+        return False
+    late = round(shift / packet.time_base) - packet.pts  # ticks of the cue before the stretch
+    if late >= packet.duration:
+        return False
+    packet.pts, packet.dts, packet.duration = packet.pts + late, packet.pts + late, packet.duration - late
+    return True
+
+
 class CopiedStreams:
     """The copied streams' packets, demuxed from the source once and muxed into the output in time order.
 
@@ -226,7 +263,7 @@ class CopiedStreams:
                 return
             self._next = None
             if shift is not None:  # a stretch: packets before it are left out, the rest move with the frames
-                if packet_time(packet) < shift:
+                if packet_time(packet) < shift and not _still_shown(packet, shift, copy):
                     continue
                 move = round(shift / packet.time_base)
                 packet.pts = None if packet.pts is None else packet.pts - move
