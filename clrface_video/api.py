@@ -52,7 +52,11 @@ def _checked(name: str, value: Any, default: Any) -> Any:
     if name in ("fps", "duration", "strength"):  # None = 24 fps, the rate of film; to the end; auto
         if value is None or (name == "strength" and value == "auto"):
             return None
-        return _checked(f"{name} as a number", value, 0.0)
+        if isinstance(value, (int, float, np.integer, np.floating)) and not isinstance(value, bool) \
+                and math.isfinite(value):
+            return float(value)
+        allowed = "None, 'auto' or a share above 0 and at most 1" if name == "strength" else "a number or None"
+        raise ClrfaceError(f"{name} must be {allowed}, got {value!r}")
     if isinstance(default, bool):
         if isinstance(value, (bool, np.bool_)):
             return bool(value)

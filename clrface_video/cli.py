@@ -186,10 +186,10 @@ def cli() -> None:
 @click.option("--start", type=click.FloatRange(min=0.0), default=0.0, show_default=True, metavar="SECONDS",
               help="Video: restore from this time on (with --duration: a preview of the settings on a short stretch).")
 @click.option("--duration", type=click.FloatRange(min=0.0, min_open=True), default=None, metavar="SECONDS",
-              help="Video: restore only this many seconds; the output starts at 0 with that stretch's audio  "
+              help="Video: restore only this many seconds; the output starts at 0 with that stretch's audio.  "
                    "[default: to the end]")
 @click.option("--fps", type=click.FloatRange(min=0.0, min_open=True), default=None,
-              help="Frame rate of an image-sequence INPUT (frames named like scan_%06d.dpx)  [default: 24]")
+              help="Frame rate of an image-sequence INPUT (frames named like scan_%06d.dpx).  [default: 24]")
 @click.option("--codec", default="auto", show_default=True, help="Video encoder (libx264, libx265, ffv1, prores_ks, "
               "...); auto: libx264, or what the output's format takes (.webm: libvpx-vp9, .dv: dvvideo, .gif: gif, "
               "image sequences by their extension: .dpx, .png, .tif).")

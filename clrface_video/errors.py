@@ -1,9 +1,12 @@
 """User-facing errors: one clear line for the CLI, never a traceback."""
+import re
+
+FFMPEG_ERRNO = re.compile(r"\[Errno -?\d+\] ")  # PyAV's prefix to FFmpeg's messages: a number users cannot use
 
 
 def one_line(error: BaseException) -> str:
     """An exception's message on one line (FFmpeg and Pillow messages may carry newlines), else its type's name."""
-    return " ".join(str(error).split()) or type(error).__name__
+    return FFMPEG_ERRNO.sub("", " ".join(str(error).split())) or type(error).__name__
 
 
 class ClrfaceError(Exception):

@@ -18,7 +18,7 @@ def default_output(path: Path) -> Path:
     """Beside the input with a _restored suffix: movie_restored.mp4, photo_restored.jpg, folder_restored/,
     and an image sequence's frames under the same names in its folder's _restored twin."""
     if is_sequence(path):
-        folder = path.parent.resolve()
+        folder = path.parent if path.parent.name not in ("", "..") else path.parent.resolve()  # "." has no name
         return folder.with_name(folder.name + SUFFIX) / path.name
     if path.is_dir():
         return path.with_name(path.name + SUFFIX)

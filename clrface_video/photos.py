@@ -143,6 +143,8 @@ def detect_faces(path: str | Path, config: RestoreConfig | None = None) -> tuple
         raise InputError(f"input not found: {source}")
     if source.is_dir():
         raise InputError(f"{source} is a folder; detect looks at one photo")
+    if is_video_path(source):
+        raise InputError(f"{source.name} is a video; detect looks at one photo (restore takes videos)")
     image = to_uint8(read_photo(source).image)
     detector = make_detector(config.detector, insightface_root=config.insightface_root,
                              threshold=config.det_threshold, device=str(pick_device(config.device)))

@@ -228,7 +228,7 @@ def check_image(image: Any, where: str) -> np.ndarray:
 
 
 def already_done(source: Path, target: Path, kind: str, config: RestoreConfig) -> RestoreReport:
-    log.warning("%s already exists; left as is (pass --overwrite to redo it)", target)
+    log.info("%s already exists; left as is (pass --overwrite to redo it)", target)  # the report says so
     return RestoreReport(input=str(source), output=str(target), kind=kind, model=config.model,
                          device=config.device, skipped=1)
 

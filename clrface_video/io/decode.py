@@ -353,6 +353,7 @@ def read_frames(path: Path | str, deint: str | None = None, fps: Fraction | None
                 stream.thread_type = "AUTO"  # are skipped below
         rate = Fraction(stream.average_rate or stream.guessed_rate or fps or 25)
         counted = 0  # frames decoded so far, for the time of frames that carry no pts
+        last_seen = Fraction(0)  # where the last decoded frame ends, for a --start past the end
         index = 0
         high_depth: bool | None = None
         reformatter = VideoReformatter()
@@ -368,6 +369,8 @@ def read_frames(path: Path | str, deint: str | None = None, fps: Fraction | None
             counted += 1
             if span is not None:
                 seconds = (frame.pts - origin) * time_base if frame.pts is not None else (counted - 1) / rate
+                last_seen = seconds + Fraction(frame.duration or 0) * time_base if frame.pts is not None else \
+                    counted / rate
                 if seconds < Fraction(span.start) - SPAN_TOLERANCE:
                     continue
                 if span.end is not None and seconds >= Fraction(span.end) - SPAN_TOLERANCE:
@@ -385,7 +388,8 @@ def read_frames(path: Path | str, deint: str | None = None, fps: Fraction | None
             if frame.pts is not None:
                 end_s = float((frame.pts + (frame.duration or 0)) * time_base)
         if index == 0 and span is not None:
-            raise InputError(f"{path.name} has no frames from {span.start:g} s on (--start is past its end)")
+            raise InputError(f"{path.name} has no frames from {span.start:g} s on: it ends at {float(last_seen):.3g} s "
+                             "(--start is past its end)")
         if index == 0:
             raise InputError(f"{path.name} has no video frames (zero-length video)")
         _check_complete(container, stream, path, index, end_s)
