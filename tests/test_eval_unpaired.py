@@ -5,7 +5,6 @@ import numpy as np
 import pytest
 from conftest import shared_file
 
-pytest.importorskip("dlib", reason="eval needs dlib-bin and face-recognition-models")
 
 
 def test_noise_estimate_is_zero_on_a_plane_and_finds_added_noise():
@@ -20,6 +19,7 @@ def test_noise_estimate_is_zero_on_a_plane_and_finds_added_noise():
 
 
 def test_unpaired_eval_on_two_real_faces():
+    pytest.importorskip("dlib", reason="eval needs dlib-bin and face-recognition-models")
     from clrface_video.eval.paired import INPUT, make_restorers
     from clrface_video.eval.unpaired import evaluate_unpaired
 
