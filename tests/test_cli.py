@@ -203,7 +203,7 @@ def test_detection_threshold_leaves_low_scoring_detections_alone(tmp_path):
     suit, face = (slice(300, 500), slice(100, 400)), (slice(80, 160), slice(190, 265))
     found = run("detect", sample, "--detection-threshold", "0.7")
     assert found.exit_code == 0 and found.output.startswith("1 face in"), found.output
-    for threshold, faces, suit_changed in (("0.5", 2, True), ("0.7", 1, False)):  # clear of its 0.61 both ways
+    for threshold, faces, suit_changed in (("0.56", 2, True), ("0.7", 1, False)):  # suit 0.61, a blob 0.52
         out, report = tmp_path / f"out-{threshold}.png", tmp_path / f"r-{threshold}.json"
         option = ["--detection-threshold", threshold]
         assert run("restore", sample, "-o", out, "--report", report, *option, *BASELINE).exit_code == 0
