@@ -270,3 +270,26 @@ def test_the_identity_network_is_loaded_only_when_a_batch_asks_for_guidance() ->
     assert np.abs(guided.astype(int) - unguided).mean() > 0.1  # the guidance acts
     lazy.restore(RestoreBatch(crops, seeds=seeds))
     assert loads == [1]  # once
+
+
+def test_the_fidelity_knob_moves_the_shipped_model_toward_its_input_on_the_astronaut(astronaut) -> None:
+    """The same check as above on the public-domain astronaut, so it runs without the research data: the
+    astronaut's face and its mirror image, aligned, shrunk 4x."""
+    if not restorer_mod.SHIPPED_WEIGHTS.is_file():
+        pytest.skip(f"shipped weights absent: {restorer_mod.SHIPPED_WEIGHTS}")
+    import cv2
+
+    from clrface_video.faces.align import align_face
+    from clrface_video.faces.detect import make_detector
+
+    model = CLRFaceModel.load(restorer_mod.SHIPPED_WEIGHTS)
+    s = model.cfg.resolution
+    (face,) = [f for f in make_detector("retinaface").detect(astronaut) if f.score > 0.9]
+    crop = align_face(astronaut, face.landmarks, s).image
+    hq = [crop, np.ascontiguousarray(crop[:, ::-1])]
+    lq = np.stack([cv2.resize(cv2.resize(im, (s // 4, s // 4), interpolation=cv2.INTER_AREA), (s, s),
+                              interpolation=cv2.INTER_CUBIC) for im in hq])
+    whole = RestoreBatch(lq, seeds=np.arange(len(lq)), gate=False)
+    dists = [np.abs(CLRFaceRestorer(model, "cpu", f).restore(whole).astype(np.float32) - lq).mean()
+             for f in (0.0, 0.5, 1.0)]
+    assert dists[0] >= dists[1] - 0.25 and dists[1] >= dists[2] - 0.25 and dists[0] > dists[2] + 0.5, dists
