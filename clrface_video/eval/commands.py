@@ -81,11 +81,8 @@ def eval_command(source: Path | None, clean: Path | None, degraded: Path | None,
     real degraded faces with --unpaired, or a video (with --clean CLEAN.mp4, or --degrade-video for a clean
     one, for PSNR/SSIM in face regions).
     """
-    from ..config import RestoreConfig
-    from ..io.decode import is_video_path
     from ..paths import check_outside, check_side_output
-    from . import paired, report, temporal
-    from . import unpaired as unpaired_eval
+    from . import report, run
 
     try:
         inputs = [p for p in (source, clean, degraded) if p is not None]
@@ -95,31 +92,9 @@ def eval_command(source: Path | None, clean: Path | None, degraded: Path | None,
                 raise ClrfaceError(f"--compare {compare.name}: name the side-by-side video .mp4, .mkv or .mov")
         for given in (p for p in inputs if p.is_dir()):  # an --out that is a file click refuses itself
             check_outside(out_dir, given, "--out")
-        names = _names(models)
-        is_video = source is not None and source.is_file()
-        if degrade_video and not is_video:
-            raise ClrfaceError("--degrade-video needs a video SOURCE")
-        if (degraded is not None or unpaired) and is_video:
-            raise ClrfaceError("--degraded and --unpaired are for folders of faces; SOURCE is a video")
-        if not is_video and (clean is None) != (degraded is None):
-            raise ClrfaceError("give both --clean DIR and --degraded DIR for an existing pair of folders")
-        if is_video:
-            if not is_video_path(source):
-                raise ClrfaceError(f"{source.name} is neither a folder of faces nor a video")
-            result = temporal.evaluate_video(source, names, clean=clean, degrade_seed=seed if degrade_video else None,
-                                             max_frames=max_frames,
-                                             config=RestoreConfig(device=device, fidelity=fidelity,
-                                                                  identity_guidance=identity_guidance))
-        else:
-            restorers = paired.make_restorers(names, device, fidelity, guidance=identity_guidance)
-            if clean is not None and degraded is not None:
-                result = paired.evaluate_existing_pairs(clean, degraded, restorers, size=size, limit=limit)
-            elif source is None:
-                raise ClrfaceError("give SOURCE (a folder of faces or a video), or --clean DIR --degraded DIR")
-            elif unpaired:
-                result = unpaired_eval.evaluate_unpaired(source, restorers, size=size, limit=limit)
-            else:
-                result = paired.evaluate_folder(source, restorers, size=size, seed=seed, limit=limit)
+        result = run.evaluate(source, _names(models), clean=clean, degraded=degraded, unpaired=unpaired,
+                              degrade_video=degrade_video, limit=limit, seed=seed, size=size, max_frames=max_frames,
+                              fidelity=fidelity, identity_guidance=identity_guidance, device=device)
         for skipped in result.skipped_models:
             click.echo(f"warning: skipped {skipped}", err=True)
         files = report.write_report(result, out_dir, _command_line("eval"))
