@@ -6,7 +6,6 @@ import pytest
 from conftest import shared_file
 
 
-
 def test_noise_estimate_is_zero_on_a_plane_and_finds_added_noise():
     from clrface_video.eval.unpaired import noise_sigma
 

@@ -6,7 +6,11 @@ from pathlib import Path
 
 import click
 
+from .degrade import DegradeConfig
+from .options import LossWeights
 from .prepare import PrepareConfig, prepare_faces
+
+LOSSES = LossWeights()  # the defaults the help names
 
 STAGES = ("autoencoder", "decoder", "irn", "prior", "mask", "gate", "all")
 ALL = ("autoencoder", "irn", "prior", "mask", "gate")  # --stage all; decoder is an optional fine-tune
@@ -50,11 +54,12 @@ def prepare_faces_command(src_dir: Path, out_dir: Path, size: int, holdout_fract
               help="torch CPU threads (on a shared CPU, 1 can beat oversubscribed 2)")
 @click.option("--disc-start", type=click.IntRange(0), default=None,
               help="autoencoder / decoder step at which the adversarial + feature-matching losses start "
-                   "(default 2000)")
+                   f"(default {LOSSES.disc_start})")
 @click.option("--gan-weight", type=click.FloatRange(0.0), default=None,
-              help="autoencoder / decoder: weight of the hinge GAN loss (default 0.1)")
+              help=f"autoencoder / decoder: weight of the hinge GAN loss (default {LOSSES.gan})")
 @click.option("--feature-matching-weight", type=click.FloatRange(0.0), default=None,
-              help="autoencoder / decoder: weight of the discriminator feature-matching loss (default 1.0)")
+              help="autoencoder / decoder: weight of the discriminator feature-matching loss "
+                   f"(default {LOSSES.feature_matching})")
 @click.option("--decoder-input", type=click.Choice(("clean", "restored")), default="clean", show_default=True,
               help="decoder: decode the clean face's codes, or the latents the sampler restores from the degraded "
                    "face (needs trained irn and prior stages in the run folder)")
@@ -62,7 +67,7 @@ def prepare_faces_command(src_dir: Path, out_dir: Path, size: int, holdout_fract
               help="gate stage: what the blend gate looks at, the degraded face alone (a new gate's default) or "
                    "also its restoration; a gate of the other kind in an --init-from file is replaced by a new one")
 @click.option("--identity-weight", type=click.FloatRange(0.0), default=None,
-              help="irn: weight of the FaceNet identity loss (default 0.1; 0 trains without FaceNet)")
+              help=f"irn: weight of the FaceNet identity loss (default {LOSSES.identity}; 0 trains without FaceNet)")
 @click.option("--identity-samples", type=click.IntRange(0), default=0, show_default=True,
               help="irn: identity loss on the first N faces of each batch only (0: all); saves CPU time")
 @click.option("--noise-draws", type=click.IntRange(1), default=1, show_default=True,
@@ -70,7 +75,8 @@ def prepare_faces_command(src_dir: Path, out_dir: Path, size: int, holdout_fract
 @click.option("--crop", type=click.IntRange(8), default=None,
               help="autoencoder: train on random square crops of this side (fully convolutional; faster on CPU)")
 @click.option("--codec-prob", type=click.FloatRange(0.0, 1.0), default=None,
-              help="share of compressed training faces given x264 artefacts instead of JPEG (default 0.35; "
+              help="share of compressed training faces given x264 artefacts instead of JPEG "
+                   f"(default {DegradeConfig().codec_prob}; "
                    "0 where PyAV is not installed)")
 @click.option("--workers", type=click.IntRange(0), default=None,
               help="data-loader processes (default: 4 on CUDA, 0 on the CPU)")
@@ -90,7 +96,6 @@ def train_command(data_dir: Path, stage: str, run_dir: Path, config_name: str, m
     """Train the CLR-Face stages on a folder written by prepare-faces."""
     from .options import TrainOptions
     from .runner import train_stages
-    from .stages import LossWeights
 
     options = TrainOptions(config=config_name, max_minutes=max_minutes, steps=steps, batch_size=batch_size, lr=lr,
                            device=device, seed=seed, log_every=log_every, resume=resume, threads=threads, crop=crop,

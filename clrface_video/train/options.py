@@ -48,3 +48,21 @@ DEFAULTS = {
     "mask": StageDefaults(batch_size=4, lr=5e-2, steps=2_000),
     "gate": StageDefaults(batch_size=8, lr=3e-3, steps=3_000),
 }
+
+
+@dataclass(frozen=True)
+class LossWeights:
+    """Weights of the loss terms; the adversarial terms start at step disc_start of the autoencoder and decoder stages."""
+
+    gan: float = 0.1
+    feature_matching: float = 1.0
+    disc_start: int = 2_000
+    identity: float = 0.1
+    prior_draws: int = 1  # prior: noise levels drawn per encoded (clean, degraded) pair; >1 amortises encoding
+    identity_samples: int = 0  # IRN: identity loss on the first n faces of each batch only (0: all); CPU saver
+    mask_identity: float = 1.0
+    mask_sparsity: float = 0.01
+    mask_unroll: int = 2
+    mask_fidelity: float = 0.5
+    gate_replay: int = 1024  # gate: the most recent restored faces kept for its updates
+    gate_updates: int = 4  # gate: optimizer steps per new batch of restored faces, each on 32 faces from the replay

@@ -16,9 +16,9 @@ from .checkpoint import StageState, load_state
 from .data import check_prepared
 from .ddp import barrier, finish_distributed, init_distributed
 from .loop import run_stage, set_seed
-from .options import DEFAULTS, Echo, TrainOptions
+from .options import DEFAULTS, Echo, LossWeights, TrainOptions
 from .run_folder import add_gate, init_run_from_model, load_finished_stages, load_run_config, preset_config
-from .stages import Context, LossWeights
+from .stages import Context
 
 # what a stage builds on: it needs these trained first, in the run folder or earlier in the same call
 NEEDS = {"prior": ("autoencoder",), "decoder": ("autoencoder",), "mask": ("autoencoder", "irn", "prior"),

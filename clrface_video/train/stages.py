@@ -24,7 +24,7 @@ from .losses import (
     mask_sparsity,
     pixel_loss,
 )
-from .options import Echo, TrainOptions
+from .options import Echo, LossWeights, TrainOptions
 from .run_folder import STAGE_MODULE
 
 
@@ -37,24 +37,6 @@ def lr_at(step: int, base: float, warmup: int = 25) -> float:
 def set_lr(optimizer: torch.optim.Optimizer, lr: float) -> None:
     for group in optimizer.param_groups:
         group["lr"] = lr
-
-
-@dataclass(frozen=True)
-class LossWeights:
-    """Weights of the loss terms; the adversarial terms start at step disc_start of the autoencoder and decoder stages."""
-
-    gan: float = 0.1
-    feature_matching: float = 1.0
-    disc_start: int = 2_000
-    identity: float = 0.1
-    prior_draws: int = 1  # prior: noise levels drawn per encoded (clean, degraded) pair; >1 amortises encoding
-    identity_samples: int = 0  # IRN: identity loss on the first n faces of each batch only (0: all); CPU saver
-    mask_identity: float = 1.0
-    mask_sparsity: float = 0.01
-    mask_unroll: int = 2
-    mask_fidelity: float = 0.5
-    gate_replay: int = 1024  # gate: the most recent restored faces kept for its updates
-    gate_updates: int = 4  # gate: optimizer steps per new batch of restored faces, each on 32 faces from the replay
 
 
 @dataclass
