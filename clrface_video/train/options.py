@@ -1,4 +1,4 @@
-"""What a training run is asked to do: the command line's options and each stage's defaults."""
+"""What a training run is asked to do: the command line's options, each stage's defaults, the loss weights."""
 from __future__ import annotations
 
 from collections.abc import Callable
