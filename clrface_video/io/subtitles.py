@@ -11,6 +11,7 @@ TEXT_CODECS = frozenset({"mov_text", "subrip", "ass", "ssa", "webvtt", "text"})
 # QuickTime, WebVTT in WebM.
 TARGETS = ("subrip", "mov_text", "webvtt")
 STYLED = frozenset({"ass", "ssa"})  # positions, effects and most of their styling do not survive the others
+ASS_FIELDS_BEFORE_TEXT = 8  # a Dialogue event's ReadOrder, Layer, Style, Name, MarginL, MarginR, MarginV, Effect
 
 
 def target_codec(codec: str, accepted: set[str] | frozenset[str]) -> str | None:
@@ -20,12 +21,9 @@ def target_codec(codec: str, accepted: set[str] | frozenset[str]) -> str | None:
     return next((target for target in TARGETS if target in accepted), None)
 
 
-ASS_FIELDS_BEFORE_TEXT = 8  # a Dialogue event's ReadOrder, Layer, Style, Name, MarginL, MarginR, MarginV, Effect
-
-
 @dataclass
 class _Cue:
-    """A decoded cue on screen from start to end (the stream's time base), as its ASS event lines."""
+    """A decoded cue (its ASS events) on screen from start to end, in the stream's time base."""
 
     start: int
     end: int
@@ -51,7 +49,7 @@ class CueConverter:
         self.encoder.open(strict=False)  # now, so that a cue format it cannot take fails here, not the file
         self.sequential = self.encoder.name == "mov_text"
         self._on_screen: list[_Cue] = []
-        self._shown_to = 0  # where the stretches written so far end
+        self._shown_to: int | None = None  # where the stretches written so far end
         self.overlaps = 0  # stretches that show two cues or more
 
     def convert(self, packet: av.Packet) -> list[av.Packet]:
@@ -80,12 +78,14 @@ class CueConverter:
                 break
             out += self._stretch(end)
             self._on_screen = [cue for cue in self._on_screen if cue.end > end]
-        self._shown_to = max(self._shown_to, time or 0)
+        if time is not None:
+            self._shown_to = time if self._shown_to is None else max(self._shown_to, time)
         return out
 
     def _stretch(self, end: int) -> list[av.Packet]:
-        start = max(self._shown_to, min(cue.start for cue in self._on_screen))
-        self._shown_to = max(self._shown_to, end)
+        start = min(cue.start for cue in self._on_screen)
+        start = start if self._shown_to is None else max(self._shown_to, start)
+        self._shown_to = end if self._shown_to is None else max(self._shown_to, end)
         if end <= start:
             return []
         if len(self._on_screen) == 1:
