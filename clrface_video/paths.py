@@ -8,7 +8,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from .errors import ClrfaceError, InputError
-from .io.decode import is_image_path
+from .io.decode import is_animated_png, is_image_path
 from .io.sequence import CODECS, find_sequence, is_sequence, sequence_codec
 
 SUFFIX = "_restored"
@@ -102,7 +102,8 @@ def resolve_paths(input: str | Path, output: str | Path | None) -> tuple[Path, P
         raise ClrfaceError(f"output {target} is the input; choose another -o OUTPUT (the input is never changed)")
     if is_sequence(target):
         sequence_codec(target)  # an extension an encoder writes, checked before any work
-    elif not source.is_dir() and not is_image_path(source) and is_image_path(target):  # a video's frames
+    elif not source.is_dir() and not is_image_path(source) and is_image_path(target) \
+            and not (is_animated_png(source) and target.suffix.lower() == ".png"):  # a video's frames
         suffix = target.suffix if target.suffix.lower() in CODECS else ".png"
         raise ClrfaceError(f"{target.name} is one picture; name the frames with a counter to write an image sequence "
                            f"(for example {target.stem}_%06d{suffix})")

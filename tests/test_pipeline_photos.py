@@ -272,6 +272,35 @@ def test_an_animated_gif_in_a_folder_comes_back_a_gif_with_its_faces_restored(tm
         assert (diff[~footprint] > 0).mean() < 0.05  # the rest keeps its colours in the frame's new palette
 
 
+@pytest.mark.parametrize("alpha", [False, True])
+def test_an_animated_png_comes_back_animated_with_its_delays_loop_and_transparency(tmp_path, astronaut, alpha):
+    """An APNG is restored as a video into an APNG: every frame, each frame's delay (the last one's too), its
+    loop count and its alpha, the faces restored and every other pixel exact (the format is lossless)."""
+    small = astronaut[::2, ::2]
+    mode = "RGBA" if alpha else "RGB"
+    shade = np.tile(np.linspace(64, 255, small.shape[1]).astype(np.uint8), (small.shape[0], 1))
+    frames = [Image.fromarray(np.dstack([np.roll(small, 4 * i, axis=1), shade]) if alpha else
+                              np.roll(small, 4 * i, axis=1), mode) for i in range(4)]
+    (tmp_path / "album").mkdir()
+    source = tmp_path / "album" / "wave.png"
+    frames[0].save(source, save_all=True, append_images=frames[1:], duration=[100, 200, 100, 300], loop=2)
+    result = run_cli("restore", tmp_path / "album", "--model", "baseline-bicubic-sharpen", "--no-track-identity")
+    assert result.exit_code == 0, result.output
+    out = tmp_path / "album_restored" / "wave.png"
+    with Image.open(source) as before, Image.open(out) as after:
+        assert after.n_frames == 4 and after.info.get("loop") == 2 and after.mode == mode
+        for i in range(4):
+            before.seek(i)
+            after.seek(i)
+            assert after.info["duration"] == before.info["duration"]
+            a, b = np.asarray(before.convert(mode)).astype(int), np.asarray(after.convert(mode)).astype(int)
+            footprint = crop_footprints(a[..., :3].astype(np.uint8))
+            diff = np.abs(a - b).max(axis=-1)
+            assert diff[footprint].mean() > 2 and (diff[~footprint] == 0).all()
+            if alpha:
+                assert np.array_equal(a[..., 3], b[..., 3])
+
+
 def test_output_name_chooses_the_format(tmp_path, astronaut):
     source = tmp_path / "astronaut.png"
     Image.fromarray(astronaut).save(source)

@@ -12,6 +12,7 @@ from typing import ClassVar
 import cv2
 import numpy as np
 import pytest
+from PIL import Image
 
 from clrface_video.config import RestoreConfig
 from clrface_video.errors import ClrfaceError
@@ -541,3 +542,11 @@ def test_a_batch_that_runs_out_of_memory_is_restored_in_halves(talk, warnings_lo
     _OutOfMemoryAbove.limit = 0
     with pytest.raises(ClrfaceError, match="out of memory restoring a single face"):
         list(restore_frames(frames, config(model=_OutOfMemoryAbove.name, batch_size=4), as_video=True))
+
+
+def test_a_video_named_apng_becomes_an_animated_png(tmp_path):
+    clip = make_clip(tmp_path / "in.mp4", frames=6, size=SIZE, fps=12)
+    report = restore_video(clip, tmp_path / "loop.apng", config())
+    with Image.open(tmp_path / "loop.apng") as out:
+        assert report.frames == 6 and out.format == "PNG" and out.n_frames == 6
+        assert out.info["duration"] == pytest.approx(1000 / 12, abs=1)

@@ -122,8 +122,9 @@ def restore_video_ray(ray: Any, actors: list[Any], input: str | Path, output: st
     if config.codec == AUTO and auto_codec(target) != "libx264":
         raise ClrfaceError(f"--backend ray: give --codec for a {target.suffix} output, or restore it with "
                            "--backend local")
-    if is_gif(target):
-        raise ClrfaceError("--backend ray cannot write a GIF; restore it with --backend local (the default)")
+    if is_gif(target) or target.suffix.lower() in (".png", ".apng"):
+        raise ClrfaceError("--backend ray cannot write a GIF or an animated PNG; restore it with --backend local "
+                           "(the default)")
     target.parent.mkdir(parents=True, exist_ok=True)
     job = JobFolder(source, target, config)
     job.open()

@@ -17,7 +17,7 @@ from clrface_video.io.sequence import find_sequence, is_sequence, open_options
 from clrface_video.types import Frame, TimeSpan
 
 VIDEO_EXTENSIONS = frozenset({".mp4", ".mov", ".mkv", ".avi", ".webm", ".m4v", ".mpg", ".mpeg", ".ts", ".mts",
-                              ".gif"})  # an animated GIF is restored as a video, into a GIF
+                              ".gif", ".apng"})  # an animated GIF or PNG is restored as a video, into its format
 IMAGE_EXTENSIONS = frozenset({".jpg", ".jpeg", ".png", ".webp", ".tif", ".tiff", ".bmp", ".heic", ".heif", ".avif"})
 COPY_STREAM_TYPES = ("audio", "subtitle", "data")
 # AVColorSpace -> swscale matrix (PyAV's Colorspace values); unknown tags use swscale's default (BT.601).
@@ -98,13 +98,34 @@ class VideoInfo:
 
 
 def is_video_path(path: Path | str) -> bool:
-    """True when the file name has a common video extension."""
-    return Path(path).suffix.lower() in VIDEO_EXTENSIONS
+    """True when the file name has a common video extension, or it is an animated PNG."""
+    return Path(path).suffix.lower() in VIDEO_EXTENSIONS or is_animated_png(path)
 
 
 def is_image_path(path: Path | str) -> bool:
-    """True when the file name has a common still-image extension."""
-    return Path(path).suffix.lower() in IMAGE_EXTENSIONS
+    """True when the file name has a common still-image extension (and it is not an animated PNG)."""
+    return Path(path).suffix.lower() in IMAGE_EXTENSIONS and not is_animated_png(path)
+
+
+def is_animated_png(path: Path | str) -> bool:
+    """Whether a file is an animated PNG (APNG: an animation control chunk before the image data)."""
+    path = Path(path)
+    if path.suffix.lower() not in (".png", ".apng") or not path.is_file():
+        return False
+    with open(path, "rb") as file:
+        head = file.read(1 << 16)
+    control, data = head.find(b"acTL"), head.find(b"IDAT")
+    return control != -1 and (data == -1 or control < data)
+
+
+def apng_plays(path: Path | str) -> int:
+    """How many times an animated PNG plays (its acTL chunk; 0: for ever); 0 for any other file."""
+    if not is_animated_png(path):
+        return 0
+    with open(path, "rb") as file:
+        head = file.read(1 << 16)
+    at = head.find(b"acTL")
+    return int.from_bytes(head[at + 8:at + 12], "big")  # after the chunk type: frame count, then plays
 
 
 def _open_input(path: Path, fps: Fraction | None = None) -> av.container.InputContainer:

@@ -16,6 +16,7 @@ import numpy as np
 from av.video.reformatter import VideoReformatter
 
 from clrface_video.errors import ClrfaceError, one_line
+from clrface_video.io.apng import is_apng_output, set_last_delay
 from clrface_video.io.copies import CopiedStreams, copy_metadata, muxer_options
 from clrface_video.io.decode import (
     FIELDS_BOTTOM_FIRST,
@@ -30,6 +31,7 @@ from clrface_video.io.decode import (
     VideoInfo,
     _open_input,
     _video_stream,
+    apng_plays,
     has_alpha,
 )
 from clrface_video.io.palette import PaletteFilter, is_gif
@@ -50,6 +52,7 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 AUTO = "auto"
+RGB_FORMATS = frozenset({"rgb24", "rgba"})  # encoder pixel formats the frames are handed in as they are
 AUTO_CODECS = {".webm": "libvpx-vp9", ".dv": "dvvideo"}  # containers that hold no H.264
 CFR_CONTAINERS = frozenset({"avi"})  # containers that time frames by their count at one rate
 CFR_ONLY_CODECS = frozenset({"mpeg1video", "mpeg2video", "mpeg4", "msmpeg4", "msmpeg4v2", "h263", "h263p"})
@@ -259,6 +262,8 @@ class VideoWriter:
         self._copied: CopiedStreams | None = None  # the source's audio, subtitles and data
         self._pix_fmt = ""
         self._palette: PaletteFilter | None = None  # a GIF's per-frame palettes
+        self._delays: dict[int, int] = {}  # frame durations by pts, for packets that come out without them
+        self._last_delay: Fraction | None = None  # seconds the last frame of a GIF or APNG is shown
         self._reformatter = VideoReformatter()  # one swscale context for the whole stream
 
     # -- context manager ---------------------------------------------------------------------------
@@ -298,13 +303,19 @@ class VideoWriter:
             self.partial.parent.mkdir(exist_ok=True)
             self._out = av.open(str(self.partial), "w", format="image2", options={"start_number": str(first)})
         else:
+            muxer = None
             if is_gif(self.output):  # the gif muxer takes only the gif encoder's 256-colour frames
                 self.codec, pix_fmt = "gif", "pal8"
+            elif is_apng_output(self.output):  # an animated PNG: lossless RGB(A) frames
+                self.codec, pix_fmt, muxer = "apng", "rgba" if self.info.alpha else "rgb24", "apng"
             elif self.codec == AUTO:
                 self.codec = auto_codec(self.output)
             self._source = _open_input(self.source, self.info.fps)
+            options = muxer_options(self._source, self.output)
+            if muxer == "apng":
+                options["plays"] = str(apng_plays(self.source))
             try:
-                self._out = av.open(str(self.partial), "w", options=muxer_options(self._source, self.output))
+                self._out = av.open(str(self.partial), "w", format=muxer, options=options)
             except ValueError as error:
                 raise ClrfaceError(f"unknown output container for {self.output.name}; use .mp4, .mkv or .mov") \
                     from error
@@ -371,10 +382,16 @@ class VideoWriter:
                              f"({self.info.height}, {self.info.width}, 3)")
         if self._pix_fmt.startswith("gray"):
             yuv = _gray_frame(image, self._pix_fmt)
-        elif self._palette is not None:  # rgb24 for the palette filters (a GIF has 8 bits a channel)
-            yuv = av.VideoFrame.from_ndarray(np.ascontiguousarray(to_uint8(image)), format="rgb24")
-            if frame.duration and frame.time_base is not None:  # a GIF stores each frame's delay, the last one too
+        elif self._palette is not None or self._pix_fmt in RGB_FORMATS:  # a GIF's palette filters, an APNG
+            pixels = to_uint8(image)  # both 8 bits a channel
+            if self._pix_fmt == "rgba":
+                pixels = np.dstack([pixels, to_uint8(frame.alpha) if frame.alpha is not None else
+                                    np.full(pixels.shape[:2], 255, np.uint8)])
+            yuv = av.VideoFrame.from_ndarray(np.ascontiguousarray(pixels), format="rgba" if pixels.shape[2] == 4
+                                             else "rgb24")
+            if frame.duration and frame.time_base is not None:  # each frame's delay is stored, the last one's too
                 yuv.duration = round(frame.duration * frame.time_base / self._video.codec_context.time_base)
+                self._last_delay = frame.duration * frame.time_base
         else:
             deep = image.dtype == np.uint16
             rgb_format = "rgb48le" if deep else "rgb24"
@@ -402,7 +419,11 @@ class VideoWriter:
         """Encode and mux one frame (None: flush the encoder), through the GIF palette filters if any."""
         assert self._out is not None and self._video is not None
         if self._palette is None:
-            self._out.mux(self._video.encode(frame))
+            if frame is not None and frame.duration:
+                self._delays[frame.pts] = frame.duration
+            for packet in self._video.encode(frame):  # the apng encoder answers a frame later, with no duration:
+                packet.duration = self._delays.pop(packet.pts, None) or packet.duration  # the frame's delay
+                self._out.mux(packet)
             return
         for paletted in self._palette.push(frame) if frame is not None else self._palette.flush():
             for packet in self._video.encode(paletted):  # the gif encoder answers each frame with its packet at
@@ -426,6 +447,8 @@ class VideoWriter:
         if self._copied is not None:
             self._copied.finish(self._end, self._shift)
         self._close_containers()
+        if self.codec == "apng" and self._last_delay is not None:
+            set_last_delay(self.partial, self._last_delay)
         if is_sequence(self.output):  # each finished frame into place, then the hidden folder goes
             for frame in sorted(self.partial.parent.iterdir()):
                 os.replace(frame, self.output.parent / frame.name)

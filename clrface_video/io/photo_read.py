@@ -105,7 +105,7 @@ def _open(path: Path) -> tuple[Image.Image, bool]:
         raise InputError(f"cannot read {path.name} as an image ({one_line(error)})") from error
     if pictures > 1:  # written back, it would keep the first one only
         what, hint = ("pages (a multi-page scan)", "save them as separate files") if image.format == "TIFF" else \
-            ("frames (an animation)", "save it as a GIF or a video")
+            ("frames (an animation)", "save it as a GIF, an animated PNG or a video, which restore takes")
         raise InputError(f"{path.name} holds {pictures} {what}, and only single pictures and videos are restored: "
                          f"{hint}")
     return image, deep
