@@ -466,6 +466,14 @@ def test_a_cue_on_screen_when_a_stretch_starts_opens_it(tmp_path):
     assert shown == [(0.0, 0.15, b"cue 1: hello astronaut"), (0.25, 0.4, b"cue 2: hello astronaut")]
 
 
+@pytest.mark.parametrize("suffix", [".ts", ".gif"])
+def test_chapters_and_tags_a_container_cannot_hold_are_said_to_be_left_out(tmp_path, warnings_logged, suffix):
+    src = make_clip(tmp_path / "in.mkv", frames=6, size=SMALL, tagged=True, audio=False)
+    copy_video(src, tmp_path / f"out{suffix}")
+    assert f"{len(CHAPTERS)} chapters cannot be stored in {suffix}" in warnings_logged.text
+    assert f"cannot be stored in {suffix}; they are left out" in warnings_logged.text
+
+
 def test_copied_packets_are_interleaved_with_video(tmp_path):
     src = make_clip(tmp_path / "in.mkv", frames=24, size=SMALL)
     out = copy_video(src, tmp_path / "out.mkv")

@@ -23,6 +23,8 @@ MOV_LANGUAGES = {"sqi": "alb", "hye": "arm", "eus": "baq", "mya": "bur", "zho": 
                  "cym": "wel"}
 COVER_MUXERS = frozenset({"mp4", "ipod"})  # muxers that store an attached picture as a cover (covr)
 COVER_FILES = {"mjpeg": ("cover.jpg", "image/jpeg"), "png": ("cover.png", "image/png")}  # Matroska's cover names
+CHAPTER_MUXERS = frozenset({"mp4", "mov", "ipod", "matroska", "webm", "ogg"})  # the muxers that store chapters
+TAGLESS_MUXERS = frozenset({"mpegts", "mxf", "dv", "apng", "gif", "image2"})  # measured: they write no file tags
 DEFAULT_LAYOUTS = {1: "mono", 2: "stereo", 3: "2.1", 4: "4.0", 5: "5.0", 6: "5.1", 7: "6.1", 8: "7.1"}
 # Tags a muxer or the source's encoder wrote about the file itself (brands, writing application, mkvmerge's
 # per-stream statistics, length): the output's muxer writes its own. Every other tag is copied.
@@ -199,7 +201,12 @@ def copy_metadata(source: av.container.InputContainer, out: av.container.OutputC
     """The source's tags (title, creation time, languages, ...) on the file and on each stream, the streams'
     dispositions (default, forced, ...), and its chapters (unless `chapters` is False: a cut-out stretch),
     onto the output before its header is written."""
-    out.metadata.update(_kept_tags(dict(source.metadata)))
+    tags = _kept_tags(dict(source.metadata))
+    muxer = out.format.name.split(",")[0]
+    if tags and muxer in TAGLESS_MUXERS:
+        log.warning("the file's tags (%s) cannot be stored in %s; they are left out (.mkv, .mp4 and .mov keep "
+                    "them)", ", ".join(sorted(tags)[:4]), path_suffix(out))
+    out.metadata.update(tags)
     pairs = [(_video_stream(source, path), video)] + [(source.streams[i], c.stream) for i, c in copies.items()]
     for original, copy in pairs:
         copy.metadata.update(_kept_tags(dict(original.metadata)))
@@ -208,8 +215,16 @@ def copy_metadata(source: av.container.InputContainer, out: av.container.OutputC
         if out.format.name == "mov" and language in MOV_LANGUAGES:
             copy.metadata["language"] = MOV_LANGUAGES[language]
     marks = source.chapters() if chapters else []
-    if marks:
+    if marks and muxer not in CHAPTER_MUXERS:
+        log.warning("%d chapters cannot be stored in %s; they are left out (.mkv, .mp4 and .mov keep them)",
+                    len(marks), path_suffix(out))
+    elif marks:
         out.set_chapters(marks)
+
+
+def path_suffix(out: av.container.OutputContainer) -> str:
+    """The output's file extension, for messages (its partial name keeps it)."""
+    return Path(str(out.name)).suffix or out.format.name
 
 
 def _is_mov_text_gap(packet: av.Packet, copy: Copy) -> bool:
