@@ -162,11 +162,11 @@ class Session:
                               fidelity: with_fidelity(self.restorer, fidelity, self.config.model, self.device)}
         return self._variants[fidelity]
 
-    def identity_encoder(self) -> IdentityEncoder:
-        from .faces.identity import load_identity_encoder
+    def identity_encoder(self) -> IdentityEncoder | None:
+        from .faces.identity import identity_encoder_or_none
 
         if self._identity is None:
-            self._identity = load_identity_encoder(str(self.device))
+            self._identity = identity_encoder_or_none(str(self.device))
         return self._identity
 
     def models(self, config: RestoreConfig, *, video: bool) -> Models:

@@ -16,7 +16,7 @@ from .config import RestoreConfig
 from .device import pick_device
 from .errors import ClrfaceError, InputError
 from .faces.detect import make_detector
-from .faces.identity import load_identity_encoder
+from .faces.identity import identity_encoder_or_none
 from .io.decode import FIELD_PROGRESSIVE, VideoInfo, is_image_path, probe_video, read_frames
 from .io.deinterlace import bwdif_deint
 from .io.encode import VideoWriter, output_exists
@@ -44,7 +44,8 @@ def load_models(config: RestoreConfig, *, video: bool) -> Models:
     detector = make_detector(config.detector, insightface_root=config.insightface_root,
                              threshold=config.det_threshold, device=str(device))
     restorer = make_restorer(config.model, device=device, fidelity=config.fidelity, compile=config.compile)
-    identity = load_identity_encoder(str(device)) if needs_identity_encoder(config, restorer, video=video) else None
+    identity = identity_encoder_or_none(str(device)) if needs_identity_encoder(config, restorer, video=video) \
+        else None
     return Models(device=device, detector=detector, restorer=restorer, identity=identity)
 
 

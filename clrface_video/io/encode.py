@@ -307,7 +307,9 @@ class VideoWriter:
             if is_gif(self.output):  # the gif muxer takes only the gif encoder's 256-colour frames
                 self.codec, pix_fmt = "gif", "pal8"
             elif is_apng_output(self.output):  # an animated PNG: lossless RGB(A) frames
-                self.codec, pix_fmt, muxer = "apng", "rgba" if self.info.alpha else "rgb24", "apng"
+                deep = self.info.bit_depth > 8
+                pix_fmt = ("rgba64be" if deep else "rgba") if self.info.alpha else ("rgb48be" if deep else "rgb24")
+                self.codec, muxer = "apng", "apng"
             elif self.codec == AUTO:
                 self.codec = auto_codec(self.output)
             self._source = _open_input(self.source, self.info.fps)

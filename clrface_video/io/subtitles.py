@@ -58,8 +58,10 @@ class CueConverter:
         cues = self.decoder.decode2(packet)
         if cues is None or len(cues) == 0 or not any(cue.ass.strip() for cue in cues):
             return []
-        if not self.sequential or packet.pts is None or not packet.duration:
+        if not self.sequential:
             return [self._encode(cues, packet.pts, packet.duration)]
+        if packet.pts is None or not packet.duration:  # never on screen in a sample track
+            return []
         ready = self._until(packet.pts)
         self._on_screen.append(_Cue(packet.pts, packet.pts + packet.duration, cues))
         return ready

@@ -204,13 +204,9 @@ class CLRFaceRestorer:
 
 def default_identity_net(device: torch.device) -> nn.Module | None:
     """The FaceNet identity encoder from faces.identity, or None (no guidance) when it cannot be loaded."""
-    try:
-        from ..faces.identity import load_identity_encoder
+    from ..faces.identity import identity_encoder_or_none
 
-        return load_identity_encoder(str(device))
-    except (ImportError, ModelError) as exc:
-        log.warning("identity guidance off: %s", exc)
-        return None
+    return identity_encoder_or_none(str(device))
 
 
 @register_restorer("clrface", "CLR-Face: VQGAN latent diffusion prior with identity guidance (shipped 128 px model)")
