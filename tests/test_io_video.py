@@ -510,6 +510,20 @@ def test_a_raw_h264_stream_keeps_the_rate_its_headers_give(tmp_path):
     assert len(list(read_frames(clip, span=TimeSpan(0.5, 0.8)))) == 3  # frames 5, 6 and 7
 
 
+def test_stream_flags_mov_cannot_hold_are_said_to_be_left_out(tmp_path, warnings_logged):
+    src = make_clip(tmp_path / "in.mkv", frames=6, size=SMALL)
+    flagged = tmp_path / "commentary.mkv"
+    with av.open(str(src)) as source, av.open(str(flagged), "w") as out:
+        copies = {s.index: out.add_stream_from_template(s) for s in source.streams}
+        copies[1].disposition = av.stream.Disposition.comment
+        mux_all(source, out, copies)
+    with av.open(str(copy_video(flagged, tmp_path / "out.mkv"))) as container:
+        assert container.streams.audio[0].disposition & av.stream.Disposition.comment
+    assert "cannot be stored in .mov" not in warnings_logged.text
+    copy_video(flagged, tmp_path / "out.mov")
+    assert "stream flags (comment) cannot be stored in .mov" in warnings_logged.text
+
+
 def test_copied_packets_are_interleaved_with_video(tmp_path):
     src = make_clip(tmp_path / "in.mkv", frames=24, size=SMALL)
     out = copy_video(src, tmp_path / "out.mkv")

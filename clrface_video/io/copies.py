@@ -208,12 +208,18 @@ def copy_metadata(source: av.container.InputContainer, out: av.container.OutputC
                     "them)", ", ".join(sorted(tags)[:4]), path_suffix(out))
     out.metadata.update(tags)
     pairs = [(_video_stream(source, path), video)] + [(source.streams[i], c.stream) for i, c in copies.items()]
+    lost = av.stream.Disposition(0)
     for original, copy in pairs:
         copy.metadata.update(_kept_tags(dict(original.metadata)))
         copy.disposition = original.disposition
+        if muxer == "mov":
+            lost |= original.disposition & ~(av.stream.Disposition.default | av.stream.Disposition.attached_pic)
         language = copy.metadata.get("language")
         if out.format.name == "mov" and language in MOV_LANGUAGES:
             copy.metadata["language"] = MOV_LANGUAGES[language]
+    if lost:
+        log.warning("stream flags (%s) cannot be stored in .mov; they are left out (.mp4 and .mkv keep them)",
+                    ", ".join(flag.name for flag in av.stream.Disposition if flag & lost and flag.name))
     marks = source.chapters() if chapters else []
     if marks and muxer not in CHAPTER_MUXERS:
         log.warning("%d chapters cannot be stored in %s; they are left out (.mkv, .mp4 and .mov keep them)",
