@@ -323,6 +323,21 @@ def mux_all(source: av.container.InputContainer, out: av.container.OutputContain
             out.mux(packet)
 
 
+def add_srt_cues(src: Path | str, dst: Path | str, cues: list[tuple[int, int, bytes]]) -> Path:
+    """`src` remuxed into `dst` (.mkv) with a SubRip track of (start ms, duration ms, text) cues, in that order."""
+    with av.open(str(src)) as source, av.open(str(dst), "w") as out:
+        copies = {s.index: out.add_stream_from_template(s) for s in source.streams}
+        track = out.add_mux_stream("subrip")
+        track.time_base = Fraction(1, 1000)
+        for start, length, text in cues:
+            packet = av.Packet(text)
+            packet.pts = packet.dts = start
+            packet.duration, packet.time_base, packet.stream = length, Fraction(1, 1000), track
+            out.mux(packet)
+        mux_all(source, out, copies)
+    return Path(dst)
+
+
 def add_ass_track(src: Path | str, dst: Path | str, lines: list[str]) -> Path:
     """`src` remuxed into `dst` (.mkv) with an ASS subtitle track: one Dialogue text of `lines` per half second."""
     header = ("[Script Info]\nScriptType: v4.00+\nPlayResX: 384\nPlayResY: 288\n\n[V4+ Styles]\n"

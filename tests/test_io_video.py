@@ -28,6 +28,7 @@ from tests.media import (
     TAGS,
     add_ass_track,
     add_extras,
+    add_srt_cues,
     clip_image,
     make_audio_only,
     make_clip,
@@ -398,17 +399,8 @@ def test_a_german_track_keeps_its_language_in_mov(tmp_path):
 
 def test_overlapping_cues_in_mov_text_are_shown_together_not_pushed_later(tmp_path):
     clip = make_clip(tmp_path / "in.mkv", frames=24, size=SMALL)
-    src = tmp_path / "subs.mkv"
-    with av.open(str(clip)) as source, av.open(str(src), "w") as out:
-        copies = {s.index: out.add_stream_from_template(s) for s in source.streams}
-        cues = out.add_mux_stream("subrip")
-        cues.time_base = Fraction(1, 1000)
-        for i, (start, end) in enumerate([(0, 150), (100, 700), (200, 350)]):  # the second overlaps both others
-            packet = av.Packet(f"cue {i}".encode())
-            packet.pts = packet.dts = start
-            packet.duration, packet.time_base, packet.stream = end - start, Fraction(1, 1000), cues
-            out.mux(packet)
-        mux_all(source, out, copies)
+    src = add_srt_cues(clip, tmp_path / "subs.mkv",  # the second overlaps both others
+                       [(0, 150, b"cue 0"), (100, 600, b"cue 1"), (200, 150, b"cue 2")])
     shown = [(float(start), float(start + length), text)
              for start, length, text in read_cues(copy_video(src, tmp_path / "out.mp4"))]
     assert shown == [(0.0, 0.1, b"cue 0"), (0.1, 0.15, b"cue 0\ncue 1"), (0.15, 0.2, b"cue 1"),
@@ -476,17 +468,7 @@ def test_chapters_and_tags_a_container_cannot_hold_are_said_to_be_left_out(tmp_p
 
 def test_a_cue_without_duration_is_left_out_of_mov_text_not_the_file(tmp_path):
     clip = make_clip(tmp_path / "in.mkv", frames=48, size=SMALL)
-    src = tmp_path / "subs.mkv"
-    with av.open(str(clip)) as source, av.open(str(src), "w") as out:
-        copies = {s.index: out.add_stream_from_template(s) for s in source.streams}
-        cues = out.add_mux_stream("subrip")
-        cues.time_base = Fraction(1, 1000)
-        for start, length, text in [(0, 1500, b"A"), (500, 0, b"flash"), (1000, 1000, b"B")]:
-            packet = av.Packet(text)
-            packet.pts = packet.dts = start
-            packet.duration, packet.time_base, packet.stream = length, Fraction(1, 1000), cues
-            out.mux(packet)
-        mux_all(source, out, copies)
+    src = add_srt_cues(clip, tmp_path / "subs.mkv", [(0, 1500, b"A"), (500, 0, b"flash"), (1000, 1000, b"B")])
     shown = [(float(start), float(start + length), text) for start, length, text in
              read_cues(copy_video(src, tmp_path / "out.mp4"))]
     assert shown == [(0.0, 1.0, b"A"), (1.0, 1.5, b"A\nB"), (1.5, 2.0, b"B")]
