@@ -87,8 +87,8 @@ def restore_folder(input: str | Path, output: str | Path | None = None, config: 
         try:
             assert story is not None
             _restore_one(story, path, target / relative, timer)
-        except Exception as error:  # noqa: BLE001 - this photo (unreadable, unwritable, odd metadata), not the folder
-            message = one_line(error)
+        except _PhotoFault as fault:  # this photo (unreadable, unwritable, odd metadata), not the folder
+            message = one_line(fault.__cause__ or fault)
             log.warning("skipped %s: %s", relative, message)
             report.failed.append(f"{relative}: {message}")
         else:
@@ -101,14 +101,29 @@ def restore_folder(input: str | Path, output: str | Path | None = None, config: 
     return report
 
 
+class _PhotoFault(Exception):
+    """One photo of a folder could not be read or written (the folder goes on without it)."""
+
+
 def _restore_one(story: FrameStory, path: Path, destination: Path, timer: StageTimer) -> None:
-    """One photo of a folder: read, restore, write into the mirrored tree."""
-    with timer("decode"):
-        photo = read_photo(path)  # 1 read
-    image = restore_photo_array(story, photo.image)  # 2 detect, 4 align, 5 restore, 6 paste
-    destination.parent.mkdir(parents=True, exist_ok=True)
-    with timer("encode"):
-        save_photo(path, destination, image, photo)  # 7 write (temporary name, then rename)
+    """One photo of a folder: read, restore, write into the mirrored tree. A fault of the file (reading it,
+    its metadata, writing it) is this photo's alone; one of the restorer (the model, the device) stops the
+    folder, since every photo after it would meet it too."""
+    try:
+        with timer("decode"):
+            photo = read_photo(path)  # 1 read
+    except Exception as error:
+        raise _PhotoFault() from error
+    try:
+        image = restore_photo_array(story, photo.image)  # 2 detect, 4 align, 5 restore, 6 paste
+    except ClrfaceError as error:
+        raise _PhotoFault() from error
+    try:
+        destination.parent.mkdir(parents=True, exist_ok=True)
+        with timer("encode"):
+            save_photo(path, destination, image, photo)  # 7 write (temporary name, then rename)
+    except Exception as error:
+        raise _PhotoFault() from error
 
 
 def _restore_videos(source: Path, target: Path, videos: list[Path], config: RestoreConfig, report: RestoreReport,

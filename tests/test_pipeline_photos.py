@@ -200,6 +200,24 @@ def test_a_photo_that_fails_to_be_written_does_not_stop_the_folder(album, tmp_pa
     assert "2 failed" in result.stdout  # the summary line counts it with the broken jpeg
 
 
+class _BrokenRestorer(BicubicSharpenRestorer):
+    """A restorer whose device has gone away: every call fails."""
+
+    name = "test-broken-restorer"
+
+    def restore(self, batch: RestoreBatch) -> np.ndarray:
+        raise RuntimeError("CUDA error: device lost (test)")
+
+
+register_restorer(_BrokenRestorer.name, "test only")(lambda device, fidelity=0.5, path=None: _BrokenRestorer())
+
+
+def test_a_restorer_fault_stops_the_folder_instead_of_failing_every_photo(album, tmp_path):
+    with pytest.raises(RuntimeError, match="device lost"):
+        restore_folder(album, tmp_path / "out", RestoreConfig(model=_BrokenRestorer.name, device="cpu"))
+    assert not [p for p in (tmp_path / "out").rglob("*") if p.is_file()]
+
+
 def test_folder_rerun_skips_done_files_and_overwrite_redoes_them(album, tmp_path):
     out = tmp_path / "done"
     first = restore_folder(album, out, BASELINE)
