@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 
 from ..config import RestoreConfig
-from ..errors import one_line
+from ..errors import ClrfaceError, one_line
 from ..faces.align import align_face
 from ..faces.detect import upright
 from ..io.decode import VideoInfo
@@ -149,7 +149,7 @@ class RestoreWorker:
             destination.parent.mkdir(parents=True, exist_ok=True)
             try:
                 out.append(restore_image(source / relative, destination, self.config, models=self.models))
-            except Exception as error:  # noqa: BLE001 - this photo, not the shard (as a local folder run does)
+            except ClrfaceError as error:  # this photo's file (read, metadata, write), not the shard: as locally
                 out.append(f"{relative}: {one_line(error)}")
             _crash_once_for_tests()
         return out
