@@ -8,7 +8,8 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from .errors import ClrfaceError, InputError
-from .io.decode import is_animated_png, is_image_path
+from .io.apng import is_animated_png
+from .io.decode import is_image_path
 from .io.sequence import CODECS, find_sequence, is_sequence, sequence_codec
 
 SUFFIX = "_restored"

@@ -323,7 +323,8 @@ def test_an_animated_png_comes_back_animated_with_its_delays_loop_and_transparen
 def test_an_animated_png_with_a_long_header_or_16_bits_is_still_an_animation(tmp_path, astronaut):
     from PIL.PngImagePlugin import PngInfo
 
-    from clrface_video.io.decode import is_animated_png, probe_video
+    from clrface_video.io.apng import is_animated_png
+    from clrface_video.io.decode import probe_video
 
     frames = [Image.fromarray(np.roll(astronaut[::2, ::2], 4 * i, axis=1)) for i in range(3)]
     info = PngInfo()

@@ -12,6 +12,7 @@ import numpy as np
 from av.video.reformatter import VideoReformatter
 
 from clrface_video.errors import InputError, one_line
+from clrface_video.io.apng import is_animated_png
 from clrface_video.io.deinterlace import deinterlaced
 from clrface_video.io.sequence import find_sequence, is_sequence, open_options
 from clrface_video.types import Frame, TimeSpan
@@ -106,36 +107,6 @@ def is_video_path(path: Path | str) -> bool:
 def is_image_path(path: Path | str) -> bool:
     """True when the file name has a common still-image extension (and it is not an animated PNG)."""
     return Path(path).suffix.lower() in IMAGE_EXTENSIONS and not is_animated_png(path)
-
-
-def is_animated_png(path: Path | str) -> bool:
-    """Whether a file is an animated PNG (APNG: an animation control chunk before the image data)."""
-    return _animation_control(Path(path)) is not None
-
-
-def _animation_control(path: Path) -> bytes | None:
-    """An APNG's acTL chunk data (frame count, plays), found by walking the chunks up to the first IDAT."""
-    if path.suffix.lower() not in (".png", ".apng") or not path.is_file():
-        return None
-    with open(path, "rb") as file:
-        if file.read(8) != b"\x89PNG\r\n\x1a\n":
-            return None
-        while True:
-            head = file.read(8)
-            if len(head) < 8:
-                return None
-            length, kind = int.from_bytes(head[:4], "big"), head[4:]
-            if kind == b"acTL":
-                return file.read(length)
-            if kind == b"IDAT":
-                return None
-            file.seek(length + 4, 1)  # the chunk's data and CRC
-
-
-def apng_plays(path: Path | str) -> int:
-    """How many times an animated PNG plays (its acTL chunk; 0: for ever); 0 for any other file."""
-    control = _animation_control(Path(path))
-    return int.from_bytes(control[4:8], "big") if control is not None and len(control) >= 8 else 0
 
 
 def _open_input(path: Path, fps: Fraction | None = None) -> av.container.InputContainer:

@@ -16,7 +16,7 @@ import numpy as np
 from av.video.reformatter import VideoReformatter
 
 from clrface_video.errors import ClrfaceError, one_line
-from clrface_video.io.apng import is_apng_output, set_last_delay
+from clrface_video.io.apng import apng_plays, is_apng_output, set_last_delay
 from clrface_video.io.copies import CopiedStreams, copy_metadata, muxer_options
 from clrface_video.io.decode import (
     FIELDS_BOTTOM_FIRST,
@@ -31,7 +31,6 @@ from clrface_video.io.decode import (
     VideoInfo,
     _open_input,
     _video_stream,
-    apng_plays,
     has_alpha,
 )
 from clrface_video.io.palette import PaletteFilter, is_gif
