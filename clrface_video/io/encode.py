@@ -418,20 +418,23 @@ class VideoWriter:
 
     def _encode(self, frame: av.VideoFrame | None) -> None:
         """Encode and mux one frame (None: flush the encoder), through the GIF palette filters if any."""
-        assert self._out is not None and self._video is not None
         if self._palette is None:
-            if frame is not None and frame.duration:
-                self._delays[frame.pts] = frame.duration
-            for packet in self._video.encode(frame):  # the apng encoder answers a frame later, with no duration:
-                packet.duration = self._delays.pop(packet.pts, None) or packet.duration  # the frame's delay
-                self._out.mux(packet)
+            self._encode_frame(frame)
             return
         for paletted in self._palette.push(frame) if frame is not None else self._palette.flush():
-            for packet in self._video.encode(paletted):  # the gif encoder answers each frame with its packet at
-                packet.duration = paletted.duration or packet.duration  # once: the packet carries the frame's delay
-                self._out.mux(packet)
+            self._encode_frame(paletted)
         if frame is None:
-            self._out.mux(self._video.encode(None))
+            self._encode_frame(None)
+
+    def _encode_frame(self, frame: av.VideoFrame | None) -> None:
+        """Encode one frame (None: flush) and mux its packets, each with its frame's duration, which the GIF and
+        APNG muxers store as the frame's delay (the apng encoder answers a frame later, and with none)."""
+        assert self._out is not None and self._video is not None
+        if frame is not None and frame.duration:
+            self._delays[frame.pts] = frame.duration
+        for packet in self._video.encode(frame):
+            packet.duration = self._delays.pop(packet.pts, None) or packet.duration
+            self._out.mux(packet)
 
     # -- copied streams ----------------------------------------------------------------------------
     def _mux_copies_until(self, limit: Fraction | None) -> None:
