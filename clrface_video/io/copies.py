@@ -41,6 +41,11 @@ class Copy:
     converter: subtitles.CueConverter | None = None
 
 
+def _suffix(out: av.container.OutputContainer) -> str:
+    """The output's file extension, for messages (its partial name keeps it)."""
+    return Path(str(out.name)).suffix or out.format.name
+
+
 def packet_time(packet: av.Packet) -> Fraction:
     """A packet's time in seconds (its dts, else its pts)."""
     stamp = packet.dts if packet.dts is not None else packet.pts
@@ -67,8 +72,7 @@ def _close_quietly(container: av.container.OutputContainer) -> None:
         pass
 
 
-def _converted_subtitles(stream: av.stream.Stream, name: str, out: av.container.OutputContainer,
-                         output: Path) -> Copy | None:
+def _converted_subtitles(stream: av.stream.Stream, name: str, out: av.container.OutputContainer) -> Copy | None:
     """A text subtitle stream the output's container cannot hold as it is, in the text codec it takes."""
     target = subtitles.target_codec(name, out.supported_codecs)
     if target is None:
@@ -86,9 +90,9 @@ def _converted_subtitles(stream: av.stream.Stream, name: str, out: av.container.
     converted = Copy(encoded, subtitles.CueConverter(stream, encoded))
     if name in subtitles.STYLED:
         log.warning("subtitle stream %d (%s) is converted to %s for %s: its text is kept, its positions and "
-                    "effects are not", stream.index, name, target, output.suffix)
+                    "effects are not", stream.index, name, target, _suffix(out))
     else:
-        log.info("subtitle stream %d (%s) is converted to %s for %s", stream.index, name, target, output.suffix)
+        log.info("subtitle stream %d (%s) is converted to %s for %s", stream.index, name, target, _suffix(out))
     return converted
 
 
@@ -106,23 +110,22 @@ def muxer_options(source: av.container.InputContainer, output: Path) -> dict[str
     return {}
 
 
-def add_copies(source: av.container.InputContainer, out: av.container.OutputContainer,
-               output: Path) -> dict[int, Copy]:
+def add_copies(source: av.container.InputContainer, out: av.container.OutputContainer) -> dict[int, Copy]:
     """Output streams for the source's audio, subtitle and data streams and cover pictures, by input stream
     index; its attachments (fonts) go along where the output's container holds them. What cannot be stored
     is left out with a warning."""
     copies: dict[int, Copy] = {}
-    main = _video_stream(source, output)
+    main = _video_stream(source, Path(source.name))
     chapter_track = bool(source.chapters())
     for stream in source.streams:
         if stream.index == main.index:
             continue
         if stream.type == "attachment":
-            _add_attachment(stream, out, output)
+            _add_attachment(stream, out)
             continue
         cover = stream.type == "video" and bool(stream.disposition & av.stream.Disposition.attached_pic)
         if cover and out.format.name.split(",")[0] not in COVER_MUXERS:
-            _add_cover_attachment(source, stream, out, output)
+            _add_cover_attachment(source, stream, out)
             continue
         if stream.type not in COPY_STREAM_TYPES and not cover:
             log.warning("%s stream %d is left out (only the first video is restored and written)", stream.type,
@@ -142,13 +145,13 @@ def add_copies(source: av.container.InputContainer, out: av.container.OutputCont
             except (av.error.FFmpegError, ValueError) as error:
                 log.warning("%s stream %d cannot be copied (%s); it is left out", stream.type, stream.index, error)
             continue
-        converted = _converted_subtitles(stream, name, out, output) if stream.type == "subtitle" and name else None
+        converted = _converted_subtitles(stream, name, out) if stream.type == "subtitle" and name else None
         if converted is not None:
             copies[stream.index] = converted
             continue
         log.warning("%s stream %d (%s) cannot be stored in %s; it is left out",
                     "cover picture" if cover else stream.type, stream.index,
-                    name or stream.metadata.get("handler_name") or "no codec", output.suffix)
+                    name or stream.metadata.get("handler_name") or "no codec", _suffix(out))
     return copies
 
 
@@ -164,13 +167,13 @@ def _template_copy(stream: av.stream.Stream, out: av.container.OutputContainer) 
 
 
 def _add_cover_attachment(source: av.container.InputContainer, stream: av.stream.Stream,
-                          out: av.container.OutputContainer, output: Path) -> None:
+                          out: av.container.OutputContainer) -> None:
     """A cover picture (an MP4's attached picture) as Matroska keeps one: an attachment named cover.jpg or .png;
     other containers cannot hold it (QuickTime's muxer drops it unsaid), and a warning says so."""
     kind = COVER_FILES.get(stream.codec_context.name if stream.codec_context else "")
     if not out.format.name.startswith("matroska") or kind is None:
         log.warning("the cover picture cannot be stored in %s; it is left out (.mp4, .m4v and .mkv keep it)",
-                    output.suffix)
+                    _suffix(out))
         return
     with av.open(source.name) as again:  # its one packet, read apart from the packets copied with the video
         data = next((bytes(p) for p in again.demux(again.streams[stream.index]) if p.size), None)
@@ -178,11 +181,11 @@ def _add_cover_attachment(source: av.container.InputContainer, stream: av.stream
         out.add_attachment(kind[0], kind[1], data)
 
 
-def _add_attachment(stream: av.stream.Stream, out: av.container.OutputContainer, output: Path) -> None:
+def _add_attachment(stream: av.stream.Stream, out: av.container.OutputContainer) -> None:
     """A Matroska attachment (an ASS subtitle's font, a cover image) into an output that holds attachments."""
     name = getattr(stream, "name", None) or stream.metadata.get("filename") or f"attachment{stream.index}"
     if not out.format.name.startswith("matroska"):
-        log.warning("attachment %s cannot be stored in %s; it is left out (.mkv keeps it)", name, output.suffix)
+        log.warning("attachment %s cannot be stored in %s; it is left out (.mkv keeps it)", name, _suffix(out))
         return
     out.add_attachment(name, getattr(stream, "mimetype", None) or "application/octet-stream", stream.data)
 
@@ -205,7 +208,7 @@ def copy_metadata(source: av.container.InputContainer, out: av.container.OutputC
     muxer = out.format.name.split(",")[0]
     if tags and muxer in TAGLESS_MUXERS:
         log.warning("the file's tags (%s) cannot be stored in %s; they are left out (.mkv, .mp4 and .mov keep "
-                    "them)", ", ".join(sorted(tags)[:4]), path_suffix(out))
+                    "them)", ", ".join(sorted(tags)[:4]), _suffix(out))
     out.metadata.update(tags)
     pairs = [(_video_stream(source, path), video)] + [(source.streams[i], c.stream) for i, c in copies.items()]
     lost = av.stream.Disposition(0)
@@ -223,14 +226,9 @@ def copy_metadata(source: av.container.InputContainer, out: av.container.OutputC
     marks = source.chapters() if chapters else []
     if marks and muxer not in CHAPTER_MUXERS:
         log.warning("%d chapters cannot be stored in %s; they are left out (.mkv, .mp4 and .mov keep them)",
-                    len(marks), path_suffix(out))
+                    len(marks), _suffix(out))
     elif marks:
         out.set_chapters(marks)
-
-
-def path_suffix(out: av.container.OutputContainer) -> str:
-    """The output's file extension, for messages (its partial name keeps it)."""
-    return Path(str(out.name)).suffix or out.format.name
 
 
 def _is_mov_text_gap(packet: av.Packet, copy: Copy) -> bool:
@@ -257,10 +255,10 @@ class CopiedStreams:
     `shift` (seconds) is taken off every timestamp when only a stretch of the source is written: packets
     before it are left out."""
 
-    def __init__(self, source: av.container.InputContainer, out: av.container.OutputContainer, output: Path,
+    def __init__(self, source: av.container.InputContainer, out: av.container.OutputContainer,
                  *, any_streams: bool = True) -> None:
         self.out = out
-        self.copies = add_copies(source, out, output) if any_streams else {}
+        self.copies = add_copies(source, out) if any_streams else {}
         self._packets: Iterator[av.Packet] = iter(())
         if self.copies:
             self._packets = source.demux([s for s in source.streams if s.index in self.copies])

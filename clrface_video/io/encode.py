@@ -342,7 +342,7 @@ class VideoWriter:
         """Streams to copy from the source (when info says it has any), then its tags and chapters."""
         if self._source is None:
             self._source = _open_input(self.source, self.info.fps)  # an image sequence needs its first number
-        self._copied = CopiedStreams(self._source, self._out, self.output, any_streams=bool(self.info.other_streams))
+        self._copied = CopiedStreams(self._source, self._out, any_streams=bool(self.info.other_streams))
         copy_metadata(self._source, self._out, self._video, self._copied.copies, self.source,
                       chapters=self.span is None)
         if self.span is not None and self.span.end is not None:
