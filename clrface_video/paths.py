@@ -30,11 +30,20 @@ def _same_file(a: Path, b: Path) -> bool:
     return a.resolve() == b.resolve() or (a.exists() and b.exists() and os.path.samefile(a, b))
 
 
+def _missing(folder: Path) -> list[Path]:
+    """`folder` and those of its parents that do not exist yet, deepest first."""
+    missing = []
+    while not folder.exists() and folder != folder.parent:
+        missing.append(folder)
+        folder = folder.parent
+    return missing
+
+
 def check_writable(folder: Path) -> None:
     """A file can be created in `folder`, or in the nearest folder above it that exists (it will be made)."""
-    existing = folder.expanduser().absolute()
-    while not existing.exists() and existing != existing.parent:
-        existing = existing.parent
+    where = folder.expanduser().absolute()
+    missing = _missing(where)
+    existing = missing[-1].parent if missing else where
     if not existing.is_dir():
         raise ClrfaceError(f"cannot write in {folder}: {existing} is a file, not a folder")
     try:
@@ -48,11 +57,7 @@ def check_writable(folder: Path) -> None:
 def output_folder(folder: Path) -> Iterator[Path]:
     """Create `folder` and its missing parents for a job's output; if the job fails or is stopped, remove the
     ones it created that are still empty, so that a failure leaves nothing behind."""
-    created: list[Path] = []
-    missing = folder
-    while not missing.exists() and missing != missing.parent:
-        created.append(missing)  # deepest first
-        missing = missing.parent
+    created = _missing(folder)
     folder.mkdir(parents=True, exist_ok=True)
     try:
         yield folder

@@ -173,7 +173,7 @@ def _upright_exif(image: Image.Image, name: str, orientation: int) -> bytes | No
         for tag in TIFF_LAYOUT_TAGS & set(exif):
             del exif[tag]
         if isinstance(exif.get(XMP_TAG), bytes):
-            exif[XMP_TAG] = XMP_ORIENTATION.sub(rb"\g<1>1\g<2>", exif[XMP_TAG])
+            exif[XMP_TAG] = _upright_xmp(exif[XMP_TAG])
     if not exif:
         return None
     turned = orientation != 1
@@ -275,6 +275,11 @@ def _xmp(image: Image.Image) -> bytes | None:
     xmp = image.info.get("xmp") or image.info.get("XML:com.adobe.xmp")
     if isinstance(xmp, str):
         xmp = xmp.encode()
-    return XMP_ORIENTATION.sub(rb"\g<1>1\g<2>", xmp) if xmp else None
+    return _upright_xmp(xmp) if xmp else None
+
+
+def _upright_xmp(xmp: bytes) -> bytes:
+    """An XMP packet whose copy of the orientation says 1, as the EXIF one does once the pixels are upright."""
+    return XMP_ORIENTATION.sub(rb"\g<1>1\g<2>", xmp)
 
 
