@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import numpy as np
@@ -13,7 +12,7 @@ from .config import RestoreConfig
 from .device import pick_device
 from .errors import ClrfaceError, InputError, one_line
 from .faces.detect import make_detector
-from .io.decode import is_image_path, is_video_path
+from .io.decode import is_video_path, media_kind
 from .io.photo_read import read_photo
 from .io.pixels import to_uint8
 from .paths import resolve_paths
@@ -25,32 +24,20 @@ from .types import Face
 log = logging.getLogger(__name__)
 
 
-def find_photos(folder: Path) -> Iterator[Path]:
-    """Every photo under `folder`, recursively, in a stable order; hidden files and other files are ignored."""
-    return _find(folder, is_image_path)
-
-
-def find_videos(folder: Path) -> Iterator[Path]:
-    """Every video under `folder` (by its extension, io.decode.VIDEO_EXTENSIONS), as find_photos."""
-    return _find(folder, is_video_path)
-
-
 def folder_contents(folder: Path) -> tuple[list[Path], list[Path]]:
-    """The photos and the videos under `folder`; InputError when it holds neither."""
-    photos, videos = list(find_photos(folder)), list(find_videos(folder))
-    if not photos and not videos:
+    """The photos and the videos under `folder`, recursively, each in a stable order (io.decode.media_kind:
+    by extension; an animated PNG is a video); hidden files and other files are ignored. InputError when it
+    holds neither."""
+    found: dict[str | None, list[Path]] = {"photo": [], "video": [], None: []}
+    for path in sorted(folder.rglob("*")):
+        if any(part.startswith(".") for part in path.relative_to(folder).parts):
+            continue  # hidden files, and the .partial files of an interrupted run
+        if path.is_file():
+            found[media_kind(path)].append(path)
+    if not found["photo"] and not found["video"]:
         raise InputError(f"no photos or videos in {folder} (photos by their extension: .jpg, .png, .tif, .webp, "
                          ".heic, ...; videos: .mp4, .mov, .mkv, .avi, .gif, ...)")
-    return photos, videos
-
-
-def _find(folder: Path, wanted: Callable[[Path], bool]) -> Iterator[Path]:
-    for path in sorted(folder.rglob("*")):
-        relative = path.relative_to(folder)
-        if any(part.startswith(".") for part in relative.parts):
-            continue  # hidden files, and the .partial files of an interrupted run
-        if path.is_file() and wanted(path):
-            yield path
+    return found["photo"], found["video"]
 
 
 def restore_folder(input: str | Path, output: str | Path | None = None, config: RestoreConfig | None = None, *,

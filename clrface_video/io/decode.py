@@ -99,14 +99,24 @@ class VideoInfo:
         return 1.0 if abs(ratio - 1.0) < NEAR_SQUARE else ratio
 
 
+def media_kind(path: Path | str) -> str | None:
+    """"video" or "photo" by the file's extension (an animated PNG is a video), None for other files."""
+    suffix = Path(path).suffix.lower()
+    if suffix in VIDEO_EXTENSIONS:
+        return "video"
+    if suffix in IMAGE_EXTENSIONS:
+        return "video" if is_animated_png(path) else "photo"
+    return None
+
+
 def is_video_path(path: Path | str) -> bool:
     """True when the file name has a common video extension, or it is an animated PNG."""
-    return Path(path).suffix.lower() in VIDEO_EXTENSIONS or is_animated_png(path)
+    return media_kind(path) == "video"
 
 
 def is_image_path(path: Path | str) -> bool:
     """True when the file name has a common still-image extension (and it is not an animated PNG)."""
-    return Path(path).suffix.lower() in IMAGE_EXTENSIONS and not is_animated_png(path)
+    return media_kind(path) == "photo"
 
 
 def _open_input(path: Path, fps: Fraction | None = None) -> av.container.InputContainer:
