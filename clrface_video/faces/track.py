@@ -76,9 +76,8 @@ def assign(cost: np.ndarray) -> list[tuple[int, int]]:
     if cost.size == 0:
         return []
     if min(cost.shape) == 1:  # one track or one face (most frames): the cheapest pair, without scipy's import
-        flat = int(np.argmin(cost))
-        pairs = [divmod(flat, cost.shape[1])]
-        return [(r, c) for r, c in pairs if cost[r, c] < NO_MATCH]
+        r, c = divmod(int(np.argmin(cost)), cost.shape[1])
+        return [(r, c)] if cost[r, c] < NO_MATCH else []
     try:
         from scipy.optimize import linear_sum_assignment
 

@@ -1,7 +1,6 @@
 """CLRFaceRestorer: a batch of aligned LQ crops -> restored crops, the CLR-Face sampling story in numbered steps."""
 from __future__ import annotations
 
-import logging
 import math
 from collections.abc import Callable
 from pathlib import Path
@@ -19,8 +18,6 @@ from .guidance import autograd_ready, embed_images, identity_guidance
 from .model import CLRFaceModel, Knobs, fidelity_to_knobs
 from .samplers import SAMPLERS, Guidance, Sampler
 from .schedules import karras_sigmas, truncate_sigmas
-
-log = logging.getLogger(__name__)
 
 SHIPPED_WEIGHTS = Path(__file__).resolve().parents[1] / "weights" / "clrface-128.safetensors"
 
