@@ -15,7 +15,7 @@ from .config import RestoreConfig
 from .errors import ClrfaceError
 from .faces.detect import FaceDetector
 from .faces.identity import IdentityEncoder
-from .pipeline import check_image, needs_identity_encoder
+from .pipeline import check_image, detector_for, needs_identity_encoder
 from .report import Progress, RestoreReport, StageTimer
 from .restore.base import Restorer
 from .story import FrameStory, Models
@@ -147,12 +147,9 @@ class Session:
         return make_config(self.config, **overrides)
 
     def detector(self, config: RestoreConfig) -> FaceDetector:
-        from .faces.detect import make_detector
-
         key = (config.detector, config.insightface_root, config.det_threshold)
         if key not in self._detectors:
-            self._detectors[key] = make_detector(config.detector, insightface_root=config.insightface_root,
-                                                 threshold=config.det_threshold, device=str(self.device))
+            self._detectors[key] = detector_for(config, self.device)
         return self._detectors[key]
 
     def restorer_at(self, fidelity: float) -> Restorer:

@@ -11,12 +11,11 @@ import numpy as np
 from .config import RestoreConfig
 from .device import pick_device
 from .errors import ClrfaceError, InputError, one_line
-from .faces.detect import make_detector
 from .io.decode import is_video_path, media_kind
 from .io.photo_read import read_photo
 from .io.pixels import to_uint8
 from .paths import resolve_paths
-from .pipeline import ModelsFor, finish_report, load_models, restore_video, save_photo
+from .pipeline import ModelsFor, detector_for, finish_report, load_models, restore_video, save_photo
 from .report import Progress, RestoreReport, StageTimer
 from .story import FrameStory, Models, restore_photo_array
 from .types import Face
@@ -148,9 +147,7 @@ def detect_faces(path: str | Path, config: RestoreConfig | None = None) -> tuple
     if is_video_path(source):
         raise InputError(f"{source.name} is a video; detect looks at one photo (restore takes videos)")
     image = to_uint8(read_photo(source).image)
-    detector = make_detector(config.detector, insightface_root=config.insightface_root,
-                             threshold=config.det_threshold, device=str(pick_device(config.device)))
-    return image, detector.detect(image)
+    return image, detector_for(config, pick_device(config.device)).detect(image)
 
 
 def draw_faces(image: np.ndarray, faces: list[Face], path: str | Path) -> None:

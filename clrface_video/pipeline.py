@@ -8,14 +8,14 @@ import time
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from .config import RestoreConfig
 from .device import pick_device
 from .errors import ClrfaceError, InputError
-from .faces.detect import make_detector
+from .faces.detect import FaceDetector, make_detector
 from .faces.identity import identity_encoder_or_none
 from .io.decode import FIELD_PROGRESSIVE, VideoInfo, is_image_path, probe_video, read_frames
 from .io.deinterlace import bwdif_deint
@@ -29,6 +29,9 @@ from .restore.base import Restorer, make_restorer
 from .story import FrameStory, Models, restore_photo_array
 from .types import Frame, TimeSpan
 
+if TYPE_CHECKING:
+    import torch
+
 log = logging.getLogger(__name__)
 DTYPES = (np.uint8, np.uint16, np.float32)  # the images the pipeline takes (float32 in 0..1)
 FLOAT_MAX = 2.0  # a float32 image above this is on the 0..255 scale, not 0..1
@@ -38,11 +41,16 @@ FLOAT_MAX = 2.0  # a float32 image above this is on the 0..255 scale, not 0..1
 ModelsFor = Callable[[bool], Models]  # the loaded models for a video job (True) or a photo job (False)
 
 
+def detector_for(config: RestoreConfig, device: torch.device) -> FaceDetector:
+    """The face detector a job's settings name (kind, threshold, insightface models), on `device`."""
+    return make_detector(config.detector, insightface_root=config.insightface_root,
+                         threshold=config.det_threshold, device=str(device))
+
+
 def load_models(config: RestoreConfig, *, video: bool) -> Models:
     """Build detector, restorer and (for videos with track identity) the identity encoder."""
     device = pick_device(config.device)
-    detector = make_detector(config.detector, insightface_root=config.insightface_root,
-                             threshold=config.det_threshold, device=str(device))
+    detector = detector_for(config, device)
     restorer = make_restorer(config.model, device=device, fidelity=config.fidelity, compile=config.compile)
     identity = identity_encoder_or_none(str(device)) if needs_identity_encoder(config, restorer, video=video) \
         else None

@@ -174,7 +174,8 @@ def test_videos_skip_the_codebook_snap_and_photos_keep_it_unless_told(tmp_path, 
 def test_ray_segments_restore_as_a_video_from_the_plan_without_tracking_again(tmp_path) -> None:
     """PlannedRestorer (a Ray worker's segment): video latents (unsnapped, one memory for the segment), the
     plan's track ids and seeds, and no detection or tracking of its own."""
-    from clrface_video.distributed.worker import PlannedFace, PlannedRestorer
+    from clrface_video.distributed.plan import FacePlan
+    from clrface_video.distributed.worker import PlannedRestorer
     from clrface_video.io.decode import read_frames
     from clrface_video.io.pixels import to_uint8
     from clrface_video.pipeline import load_models
@@ -184,7 +185,7 @@ def test_ray_segments_restore_as_a_video_from_the_plan_without_tracking_again(tm
     cfg = RestoreConfig(device="cpu", model=_MemoryRecorder.name, track_identity=False, temporal_smoothing=0.5)
     models = load_models(cfg, video=True)
     frames = list(read_frames(clip))
-    plan = {f.index: [PlannedFace(face.landmarks, 7, 123, None) for face in models.detector.detect(to_uint8(f.image))]
+    plan = {f.index: [FacePlan(7, face.landmarks, 123, 0) for face in models.detector.detect(to_uint8(f.image))]
             for f in frames}
     assert all(len(faces) == 1 for faces in plan.values())
     models.detector.detect = None  # the worker must not detect again

@@ -25,6 +25,11 @@ class FacePlan:
     samples: int
     weight: float = 1.0  # story.paste_weight: the share of the restored face that is pasted
 
+    @property
+    def identity_key(self) -> tuple[int, int] | None:
+        """The key of this face's identity version in a job's identity table, None without per-track identity."""
+        return (self.track_id, self.samples) if self.samples else None
+
 
 @dataclass(frozen=True)
 class IdentitySample:

@@ -22,9 +22,9 @@ from ..pipeline import already_done, finish_report
 from ..report import Progress, RestoreReport, StageTimer
 from ..types import Face
 from .cluster import run_all
-from .plan import VideoPlan, identity_versions, track_video
+from .plan import FacePlan, VideoPlan, identity_versions, track_video
 from .segments import Segment, join_segments, plan_segments, segment_complete, segment_suffix
-from .worker import PlannedFace, SegmentResult
+from .worker import SegmentResult
 
 SEGMENTS_PER_WORKER = 4  # more segments than workers, so a slow segment does not hold up the others
 JOB_VERSION = 2  # 2: JSON and .npy state (1 pickled it)
@@ -203,19 +203,11 @@ def _identities(ray: Any, actors: list[Any], job: JobFolder, source: Path, info:
 
 
 def planned_faces(plan: VideoPlan, identities: dict[tuple[int, int], np.ndarray], start: int,
-                  stop: int) -> tuple[dict[int, list[PlannedFace]], dict[tuple[int, int], np.ndarray]]:
+                  stop: int) -> tuple[dict[int, list[FacePlan]], dict[tuple[int, int], np.ndarray]]:
     """The faces of frames start..stop-1 for a worker, and the identity versions they refer to."""
-    faces: dict[int, list[PlannedFace]] = {}
-    table: dict[tuple[int, int], np.ndarray] = {}
-    for index in range(start, stop):
-        planned = []
-        for face in plan.faces[index]:
-            key = (face.track_id, face.samples) if face.samples else None
-            if key is not None:
-                table[key] = identities[key]
-            planned.append(PlannedFace(face.landmarks, face.track_id, face.seed, key, face.weight))
-        if planned:
-            faces[index] = planned
+    faces = {index: plan.faces[index] for index in range(start, stop) if plan.faces[index]}
+    keys = {face.identity_key for planned in faces.values() for face in planned} - {None}
+    table = {key: identities[key] for key in keys}
     return faces, table
 
 

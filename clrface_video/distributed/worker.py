@@ -19,20 +19,10 @@ from ..pipeline import load_models, restore_image
 from ..report import RestoreReport, StageTimer
 from ..story import FaceJob, FrameStory, Models
 from ..types import Face, Frame
+from .plan import FacePlan
 from .segments import Segment, read_segment
 
 CRASH_ONCE = "CLRFACE_RAY_CRASH_ONCE"  # tests: a marker path; the first restore call that finds it absent exits
-
-
-@dataclass(frozen=True)
-class PlannedFace:
-    """What the restore pass needs of one face: landmarks (5, 2) float32, track, seed, key into the identity table."""
-
-    landmarks: np.ndarray
-    track: int
-    seed: int
-    identity: tuple[int, int] | None  # (track id, samples folded), or None: no per-track identity
-    weight: float = 1.0  # story.paste_weight
 
 
 @dataclass(frozen=True)
@@ -52,7 +42,7 @@ class PlannedRestorer(FrameStory):
     """
 
     def __init__(self, models: Models, config: RestoreConfig, timer: StageTimer,
-                 faces: dict[int, list[PlannedFace]], identities: dict[tuple[int, int], np.ndarray],
+                 faces: dict[int, list[FacePlan]], identities: dict[tuple[int, int], np.ndarray],
                  pixel_aspect: float = 1.0) -> None:
         super().__init__(models, config, timer, video=True, track=False,  # smoothing restarts with each segment
                          pixel_aspect=pixel_aspect)
@@ -66,8 +56,9 @@ class PlannedRestorer(FrameStory):
             with self.timer("align"):
                 crop = align_face(image, face.landmarks, self.size,  # 4 align, from the planned landmarks
                                   pixel_aspect=self.pixel_aspect)
-            identity = None if face.identity is None else self.identities[face.identity]
-            jobs.append(FaceJob(crop.image, crop.matrix, identity, face.seed, face.track, face.weight))
+            key = face.identity_key
+            identity = None if key is None else self.identities[key]
+            jobs.append(FaceJob(crop.image, crop.matrix, identity, face.seed, face.track_id, face.weight))
         return jobs
 
 
@@ -120,7 +111,7 @@ class RestoreWorker:
         return out
 
     def restore_segment(self, source: Path, segment: Segment, info: VideoInfo, first_index: int,
-                        faces: dict[int, list[PlannedFace]], identities: dict[tuple[int, int], np.ndarray],
+                        faces: dict[int, list[FacePlan]], identities: dict[tuple[int, int], np.ndarray],
                         output: Path) -> SegmentResult:
         """Steps 4-7 on one segment into its own file (written under a temporary name, then renamed)."""
         timer = StageTimer()

@@ -1,7 +1,6 @@
 """Paired image evaluation: clean faces, seeded degradation, each restorer, full-reference and identity figures."""
 from __future__ import annotations
 
-import logging
 import math
 import time
 from collections.abc import Sequence
@@ -30,7 +29,6 @@ EVAL_DEGRADE = DegradeConfig(
     compress_prob=0.9, codec_prob=0.35, jpeg_quality=(20, 90), crf=(30, 48), codec_frames=1,
 )
 GRID_IMAGES = 6  # faces kept for the before/after grid
-log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
