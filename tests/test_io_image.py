@@ -399,6 +399,27 @@ def test_png_keeps_its_text_and_xmp(tmp_path, rgb):
         assert written.text == {"Description": "Grandma 1962", "Copyright": "J. Dœ", "XML:com.adobe.xmp": xmp}
 
 
+def test_sixteen_bit_png_keeps_its_text_and_xmp(tmp_path, rgb):
+    """A 16-bit RGB PNG is written through OpenCV, which writes no text chunks: they are added to its bytes."""
+    import struct
+    import zlib
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+    xmp = '<x:xmpmeta xmlns:x="adobe:ns:meta/"><rdf:li>grandma</rdf:li></x:xmpmeta>'
+    png = _write_cv2(tmp_path / "deep.png", rgb.astype(np.uint16) * 257).read_bytes()
+    texts = chunk(b"tEXt", b"Description\x00Grandma 1962") + \
+        chunk(b"iTXt", b"XML:com.adobe.xmp\x00\x00\x00\x00\x00" + xmp.encode())
+    (tmp_path / "deep.png").write_bytes(png[:33] + texts + png[33:])
+    photo = read_photo(tmp_path / "deep.png")
+    assert photo.bit_depth == 16
+    out = write_photo(tmp_path / "out.png", marked(photo.image), photo)
+    with Image.open(out) as written:
+        assert written.text == {"Description": "Grandma 1962", "XML:com.adobe.xmp": xmp}
+    assert np.array_equal(read_photo(out).image, marked(photo.image))
+
+
 def test_sixteen_bit_tiff_keeps_its_text_tags_and_xmp(tmp_path, rgb):
     import tifffile
 

@@ -138,16 +138,21 @@ def _save_options(like: Photo) -> dict[str, Any]:
     return options
 
 
-def _png_text(like: Photo) -> PngInfo:
-    """The PNG's text chunks (UTF-8 iTXt), with the XMP packet under its registered key when it came from
+def _png_texts(like: Photo) -> list[tuple[str, str]]:
+    """The PNG's text chunks (key, value), with the XMP packet under its registered key when it came from
     another format."""
+    xmp = like.xmp.decode("utf-8", "replace") if like.xmp else None
+    texts = [(key, xmp if key == XMP_PNG_KEY and xmp else value) for key, value in like.text]
+    if xmp and XMP_PNG_KEY not in {key for key, _ in like.text}:
+        texts.append((XMP_PNG_KEY, xmp))
+    return texts
+
+
+def _png_text(like: Photo) -> PngInfo:
+    """The PNG's text chunks as Pillow writes them (UTF-8 iTXt)."""
     info = PngInfo()
-    keys = set()
-    for key, value in like.text:
-        info.add_itxt(key, like.xmp.decode("utf-8", "replace") if key == XMP_PNG_KEY and like.xmp else value)
-        keys.add(key)
-    if like.xmp and XMP_PNG_KEY not in keys:
-        info.add_itxt(XMP_PNG_KEY, like.xmp.decode("utf-8", "replace"))
+    for key, value in _png_texts(like):
+        info.add_itxt(key, value)
     return info
 
 
@@ -156,13 +161,15 @@ def _png_chunk(kind: bytes, data: bytes) -> bytes:
 
 
 def _png_with_metadata(png: bytes, like: Photo) -> bytes:
-    """Insert iCCP and eXIf chunks right after IHDR (OpenCV writes neither)."""
+    """Insert iCCP, eXIf and the text chunks (UTF-8 iTXt, XMP among them) right after IHDR (OpenCV writes none)."""
     extra = b""
     if like.icc:
         extra += _png_chunk(b"iCCP", b"icc\x00\x00" + zlib.compress(like.icc))
     if like.exif:
         exif = like.exif[6:] if like.exif.startswith(b"Exif\x00\x00") else like.exif
         extra += _png_chunk(b"eXIf", exif)
+    for key, value in _png_texts(like):  # keyword, uncompressed, no language or translated keyword, the text
+        extra += _png_chunk(b"iTXt", key.encode("latin-1", "replace") + b"\x00\x00\x00\x00\x00" + value.encode("utf-8"))
     end_of_ihdr = 8 + 8 + 13 + 4
     return png[:end_of_ihdr] + extra + png[end_of_ihdr:]
 
