@@ -132,6 +132,16 @@ def test_palette_with_transparency_gets_alpha(tmp_path, rgb):
     assert photo.mode == "P" and photo.alpha is not None and photo.image.shape == (96, 64, 3)
 
 
+def test_a_palette_photo_is_written_in_full_colour_and_says_so(tmp_path, rgb, warnings_logged):
+    """256 palette colours would band a restored face: it comes back RGB(A), pixels exact, with a warning."""
+    path = tmp_path / "pal.png"
+    Image.fromarray(rgb).quantize(16).save(path, transparency=0)
+    photo = read_photo(path)
+    out = write_photo(tmp_path / "out.png", marked(photo.image), photo)
+    assert Image.open(out).mode == "RGBA" and np.array_equal(read_photo(out).image, marked(photo.image))
+    assert "out.png: a palette image, written in full colour (RGBA)" in warnings_logged.text
+
+
 def test_sixteen_bit_rgb_png_stays_sixteen_bit(tmp_path, rgb, icc):
     deep = rgb.astype(np.uint16) * 257 + 7
     path = tmp_path / "deep.png"

@@ -282,6 +282,9 @@ def write_photo(path: Path | str, image: np.ndarray, like: Photo) -> Path:
         raise ValueError(f"expected an (H, W, 3) RGB image, got {image.shape}")
     if not path.parent.is_dir():
         raise ClrfaceError(f"output folder does not exist: {path.parent}")
+    if like.mode in ("P", "PA"):
+        log.warning("%s: a palette image, written in full colour (%s) so that the restored face keeps its shades",
+                    path.name, "RGBA" if like.alpha is not None else "RGB")
     partial = _partial(path)
     try:
         _encode(image, like, partial, path.name)
