@@ -4,6 +4,9 @@
 #   scripts/train_gpu_128.sh DATA RUN        (DATA: a prepare-faces folder; RUN: a new run folder)
 #
 # phase 1: autoencoder | irn     phase 2: prior | irn (resumed)     phase 3: mask     phase 4: blend gate
+# Before phase 4 the four stages are exported with the shipped file's fidelity mappings (ANCHOR, default
+# "0.5 1.5" px of low-frequency anchoring; TSTAR, default "0.4 0.8"), and the gate is fitted to that file's
+# restorations in RUN/gated (train --init-from), so the gate and the exported mappings agree.
 # Minutes per phase come from P1, P2, P3, P4 (default 3, 2.5, 0.75, 0.75: 7 minutes of training; with each
 # stage's start-up (about half a minute on this CPU) and the export, sized to end inside
 # one 10-minute call of a lent GPU machine, whose session budget is 15 minutes with the machine's start).
@@ -19,9 +22,11 @@ P1=${P1:-3} P2=${P2:-2.5} P3=${P3:-0.75} P4=${P4:-0.75}
 DEVICE=${DEVICE:-cuda}
 BATCH=${BATCH:-32}
 mkdir -p "$RUN"
-train() {  # train STAGE ARGS...  (output appended to RUN/STAGE.log)
+ANCHOR=${ANCHOR:-0.5 1.5} TSTAR=${TSTAR:-0.4 0.8}
+RUNDIR=$RUN
+train() {  # train STAGE ARGS...  (in RUNDIR; output appended to RUN/STAGE.log)
     local stage=$1; shift
-    $PY -m clrface_video train "$DATA" --stage "$stage" --run "$RUN" --config small_128 --device "$DEVICE" \
+    $PY -m clrface_video train "$DATA" --stage "$stage" --run "$RUNDIR" --config small_128 --device "$DEVICE" \
         --codec-prob "${CODEC_PROB:-0.35}" --workers "${WORKERS:-6}" --log-every "${LOG_EVERY:-200}" "$@" \
         >>"$RUN/$stage.log" 2>&1
 }
@@ -54,8 +59,11 @@ else
     echo "$(date -u +%T) phase 3 skipped: FaceNet not available (train the mask stage where it is)"
 fi
 echo "$(date -u +%T) phase 4: blend gate on the degraded face ($P4 min)"
-train gate --max-minutes "$P4" --batch-size "$BATCH" --gate-inputs degraded
-$PY -m clrface_video export "$RUN" "$RUN/clrface-128.safetensors"
+# shellcheck disable=SC2086  # ANCHOR and TSTAR are two numbers each
+$PY -m clrface_video export "$RUN" "$RUN/stages.safetensors" --fp32 --anchor-range $ANCHOR --t-star-range $TSTAR
+RUNDIR=$RUN/gated
+train gate --max-minutes "$P4" --batch-size "$BATCH" --gate-inputs degraded --init-from "$RUN/stages.safetensors"
+$PY -m clrface_video export "$RUNDIR" "$RUN/clrface-128.safetensors"
 if [ -n "${OUT_DIR:-}" ]; then
     mkdir -p "$OUT_DIR"
     cp "$RUN/clrface-128.safetensors" "$RUN"/*.log "$OUT_DIR"/

@@ -56,6 +56,9 @@ def test_gpu_recipe_runs_its_phases_and_exports(packed: tuple[Path, Path], tmp_p
     model = CLRFaceModel.load(run / "clrface-128.safetensors")
     assert model.cfg.resolution == 128
     assert model.gate is not None and model.cfg.gate.inputs == "degraded"  # phase 4 fitted a gate to these weights
+    # ... restored with the shipped file's fidelity mappings, which the exported file carries
+    assert model.cfg.anchor_range == (0.5, 1.5) and model.cfg.t_star_range == (0.4, 0.8)
+    assert (run / "gated" / "gate" / "weights.safetensors").is_file()
     # what comes back from a lent machine's $OUT: the export and one log per stage run (no mask without FaceNet)
     assert sorted(p.name for p in out.iterdir()) == ["autoencoder.log", "clrface-128.safetensors", "gate.log",
                                                       "irn.log", "prior.log"]
