@@ -43,6 +43,7 @@ from clrface_video.io.sequence import (
     sequence_codec,
     sequence_pix_fmt,
 )
+from clrface_video.io.timecode import quicktime_timecode_rate
 from clrface_video.types import Frame, TimeSpan
 
 if TYPE_CHECKING:
@@ -54,11 +55,15 @@ AUTO = "auto"
 RGB_FORMATS = frozenset({"rgb24", "rgba"})  # encoder pixel formats the frames are handed in as they are
 AUTO_CODECS = {".webm": "libvpx-vp9", ".dv": "dvvideo"}  # containers that hold no H.264
 CFR_CONTAINERS = frozenset({"avi"})  # containers that time frames by their count at one rate
+# containers whose H.264 FFmpeg reads back with the wrong times when frames are reordered (AVI stores no pts;
+# MXF's index gives them in decode order): their video is written without B-frames
+NO_REORDER_CONTAINERS = frozenset({"avi", "mxf"})
 CFR_ONLY_CODECS = frozenset({"mpeg1video", "mpeg2video", "mpeg4", "msmpeg4", "msmpeg4v2", "h263", "h263p"})
 CRF_CODECS = frozenset({"libx264", "libx265", "libsvtav1", "libvpx", "libvpx-vp9", "libaom-av1"})
 PRESET_CODECS = frozenset({"libx264", "libx265"})  # the encoders --preset speeds up or slows down
 CRF_MAX = {"libx264": 51, "libx265": 51}  # the others take 0-63
 WRITE_ERRNOS = frozenset({errno.EACCES, errno.EPERM, errno.ENOSPC, errno.EROFS, errno.EDQUOT})
+TIMECODE_MUXERS = frozenset({"mov", "mp4", "ipod"})  # muxers that write the timecode tag as a track counted in frames
 QUIET_OPTIONS = {"libx265": {"x265-params": "log-level=error"}}
 
 
@@ -168,8 +173,8 @@ def _add_video_stream(out: av.container.OutputContainer, info: VideoInfo, codec:
     else:
         stream.time_base = info.time_base
         ctx.time_base = codec_time_base(codec, info)
-    if out.format.name in CFR_CONTAINERS:
-        ctx.max_b_frames = 0  # AVI stores no pts: reordered frames would come back out of order
+    if out.format.name in NO_REORDER_CONTAINERS:
+        ctx.max_b_frames = 0  # reordered frames would come back at the wrong times
     ctx.color_primaries, ctx.color_trc = info.color_primaries, info.color_trc
     ctx.colorspace, ctx.color_range = yuv_colorspace(info.colorspace, stream.pix_fmt), info.color_range
     options = dict(QUIET_OPTIONS.get(codec, {}))
@@ -345,10 +350,22 @@ class VideoWriter:
         self._copied = CopiedStreams(self._source, self._out, any_streams=bool(self.info.other_streams))
         copy_metadata(self._source, self._out, self._video, self._copied.copies, self.source,
                       chapters=self.span is None)
+        self._count_timecode()
         if self.span is not None and self.span.end is not None:
             video = _video_stream(self._source, self.source)
             # copies stop just before the span's end (a packet at its end belongs to what follows)
             self._end = (video.start_time or 0) * Fraction(video.time_base) + Fraction(self.span.end) - Fraction(1, 10**6)
+
+    def _count_timecode(self) -> None:
+        """A QuickTime timecode track counts frames at the video's rate: give it the source's timecode rate, which
+        for a variable-rate clip is not its average rate (a 24 fps timecode would be recounted at 19.88)."""
+        assert self._out is not None and self._video is not None
+        if "timecode" not in self._video.metadata or self._out.format.name not in TIMECODE_MUXERS \
+                or is_sequence(self.source):
+            return
+        rate = quicktime_timecode_rate(self.source)
+        if rate is not None:
+            self._video.codec_context.framerate = rate
 
     # -- frames ------------------------------------------------------------------------------------
     def write(self, frame: Frame) -> None:
@@ -391,7 +408,6 @@ class VideoWriter:
             yuv = av.VideoFrame.from_ndarray(np.ascontiguousarray(pixels), format="rgba" if pixels.shape[2] == 4
                                              else "rgb24")
             if frame.duration and frame.time_base is not None:  # each frame's delay is stored, the last one's too
-                yuv.duration = round(frame.duration * frame.time_base / self._video.codec_context.time_base)
                 self._last_delay = frame.duration * frame.time_base
         else:
             deep = image.dtype == np.uint16
@@ -414,6 +430,8 @@ class VideoWriter:
         codec_tb = self._video.codec_context.time_base
         yuv.pts = round((seconds - (self._shift or 0)) / codec_tb)
         yuv.time_base = codec_tb
+        if frame.duration and frame.time_base is not None:  # the muxer stores it: the last frame keeps its length
+            yuv.duration = max(1, round(frame.duration * frame.time_base / codec_tb))
         return yuv
 
     def _encode(self, frame: av.VideoFrame | None) -> None:

@@ -1,0 +1,86 @@
+"""Decoded frames with their presentation times, where a demuxer gives none, gives them late or out of order."""
+from __future__ import annotations
+
+import heapq
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from fractions import Fraction
+
+import av
+
+# AVI stores no pts, only the chunk count (each packet's dts); FFmpeg guesses an H.264 frame's pts from it one
+# frame late, so a frame takes the next dts in display order instead.
+DTS_CLOCK_FORMATS = frozenset({"avi"})
+# MXF can hand over long-GOP H.264 packets with their decode-order count as pts, which the decoder then puts in
+# display order (0, 3, 2, 4, 1, ...): a frame takes the smallest pts not yet given out.
+SORTED_CLOCK_FORMATS = frozenset({"mxf"})
+MAX_GAP = 64  # frames without a time held back at most, waiting for the next one that has a time
+
+
+@dataclass
+class _Gap:
+    """Frames without a time (MPEG-PS stores a pts only on some packets), held until the next timed frame and
+    then spaced evenly from the last timed one to it, or one `step` apart after the last when the stream ends."""
+
+    step: int | None  # ticks of one frame at the stream's rate, for a gap with no timed frame on one side
+    last: int | None = None  # the time of the last timed frame
+    spacing: int | None = None  # ticks between the last two timed frames
+    held: list[av.VideoFrame] = field(default_factory=list)
+
+    def add(self, frame: av.VideoFrame) -> list[av.VideoFrame]:
+        """The frames ready to go on after `frame` (frame.pts None: it waits), in order."""
+        if frame.pts is None:
+            self.held.append(frame)
+            return self.release() if len(self.held) > MAX_GAP else []
+        if self.held and (self.last is not None or self.step):
+            ends = (self.last, frame.pts) if self.last is not None else \
+                (frame.pts - (len(self.held) + 1) * self.step, frame.pts)  # type: ignore[operator]
+            count = len(self.held) + 1
+            for i, held in enumerate(self.held, 1):
+                held.pts = ends[0] + round(Fraction(i * (ends[1] - ends[0]), count))
+        if self.last is not None and frame.pts > self.last:
+            self.spacing = round(Fraction(frame.pts - self.last, len(self.held) + 1))
+        ready, self.held, self.last = [*self.held, frame], [], frame.pts
+        return ready
+
+    def release(self) -> list[av.VideoFrame]:
+        """The held frames, each a step after the one before (None still when nothing gives their time)."""
+        step = self.spacing or self.step
+        if self.held and self.last is not None and step:
+            for i, held in enumerate(self.held, 1):
+                held.pts = self.last + i * step
+            self.last = self.held[-1].pts
+        ready, self.held = self.held, []
+        return ready
+
+
+def _stamp(packet: av.Packet, clock: str) -> int | None:
+    if not packet.size or clock == "pts":
+        return None
+    return packet.dts if clock == "dts" else packet.pts
+
+
+def timed_frames(container: av.container.InputContainer, stream: av.video.stream.VideoStream,
+                 rate: Fraction | None) -> Iterator[av.VideoFrame]:
+    """Decode `stream` in display order, each frame with its time (pts, in stream.time_base ticks).
+
+    Where the demuxer's pts are trusted the decoder's frame pts are kept as they are. AVI and MXF frames take
+    the packets' timestamps in sorted order instead (DTS_CLOCK_FORMATS, SORTED_CLOCK_FORMATS): frames leave
+    a decoder in display order, so the n-th frame shows at the n-th smallest time. Frames that still have no
+    time are spaced evenly between their timed neighbours (`rate`, frames per second, where only one side
+    has one).
+    """
+    name = container.format.name
+    clock = "dts" if name in DTS_CLOCK_FORMATS else "sorted" if name in SORTED_CLOCK_FORMATS else "pts"
+    step = round(1 / (rate * stream.time_base)) if rate and stream.time_base else None
+    stamps: list[int] = []  # the packets' times not yet given to a frame (a heap)
+    gap = _Gap(step)
+    for packet in container.demux(stream):
+        stamp = _stamp(packet, clock)
+        if stamp is not None:
+            heapq.heappush(stamps, stamp)
+        for frame in packet.decode():
+            if clock != "pts" and stamps and (clock == "dts" or frame.pts is not None):
+                frame.pts = heapq.heappop(stamps)
+            yield from gap.add(frame)
+    yield from gap.release()
