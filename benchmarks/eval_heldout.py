@@ -49,7 +49,7 @@ class MethodResult:
 def heldout_faces(data_dir: Path, count: int, size: int) -> tuple[list[str], np.ndarray]:
     """The first `count` held-out crops (manifest order), one per identity first, as (N, S, S, 3) uint8."""
     from clrface_video.train.data import load_crops
-    from clrface_video.train.prepare import MANIFEST, read_manifest
+    from clrface_video.train.manifest import MANIFEST, read_manifest
 
     rows = [r for r in read_manifest(Path(data_dir) / MANIFEST) if r.split == "heldout"]
     seen: set[str] = set()

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import cv2
 
-from clrface_video.train.prepare import MANIFEST, read_manifest, write_manifest
+from clrface_video.train.manifest import MANIFEST, read_manifest, write_manifest
 
 
 def pack(src: Path, dst: Path, quality: int) -> tuple[int, int]:

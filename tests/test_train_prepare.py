@@ -9,7 +9,8 @@ import numpy as np
 import pytest
 from conftest import SHARED_DATA
 
-from clrface_video.train.prepare import PrepareConfig, prepare_faces, read_manifest, scan_sources, split_of
+from clrface_video.train.manifest import read_manifest
+from clrface_video.train.prepare import PrepareConfig, prepare_faces, scan_sources, split_of
 
 
 def write(path: Path, rgb: np.ndarray) -> None:

@@ -13,7 +13,7 @@ import pytest
 import torch
 
 from clrface_video.restore.model import CLRFaceModel
-from clrface_video.train.prepare import read_manifest
+from clrface_video.train.manifest import read_manifest
 from tests.test_train_stages import make_prepared
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -41,10 +41,13 @@ def test_pack_faces_keeps_every_row_and_the_pixels(packed: tuple[Path, Path]) ->
 
 
 def test_gpu_recipe_runs_its_phases_and_exports(packed: tuple[Path, Path], tmp_path: Path) -> None:
-    run, out = tmp_path / "run", tmp_path / "out"
+    """As on a lent GPU machine, which has neither FaceNet's package nor PyAV: `import av` fails there."""
+    run, out, no_av = tmp_path / "run", tmp_path / "out", tmp_path / "no_av"
+    (no_av / "av").mkdir(parents=True)
+    (no_av / "av" / "__init__.py").write_text("raise ImportError('PyAV is not installed on this machine')\n")
     env = {**os.environ, "PYTHON": sys.executable, "DEVICE": "cpu", "P1": "0.02", "P2": "0.02", "P3": "0.02",
            "P4": "0.02", "BATCH": "2", "WORKERS": "0", "CODEC_PROB": "0", "FACENET": "0", "LOG_EVERY": "1",
-           "OUT_DIR": str(out)}
+           "OUT_DIR": str(out), "PYTHONPATH": os.pathsep.join(filter(None, (str(no_av), os.environ.get("PYTHONPATH"))))}
     done = subprocess.run(["bash", str(ROOT / "scripts/train_gpu_128.sh"), str(packed[1]), str(run)], env=env, check=False,
                           cwd=ROOT, capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stdout + done.stderr

@@ -14,8 +14,8 @@ from torch import nn
 
 from clrface_video.restore.gate import GateConfig
 from clrface_video.restore.model import CLRFaceModel
+from clrface_video.train.manifest import PreparedFace, read_manifest, write_manifest
 from clrface_video.train.options import LossWeights, TrainOptions
-from clrface_video.train.prepare import PreparedFace, read_manifest, write_manifest
 from clrface_video.train.run_folder import STAGE_ORDER, export_model, preset_config
 from clrface_video.train.runner import train_stages
 

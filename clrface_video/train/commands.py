@@ -8,7 +8,6 @@ import click
 
 from .degrade import DegradeConfig
 from .options import LossWeights
-from .prepare import PrepareConfig, prepare_faces
 
 LOSSES = LossWeights()  # the defaults the help names
 
@@ -27,6 +26,8 @@ CONFIGS = ("tiny", "small_128", "base_256", "base_512")
 @click.option("--workers", default=1, show_default=True, type=click.IntRange(1, 64), help="detector processes")
 def prepare_faces_command(src_dir: Path, out_dir: Path, size: int, holdout_fraction: float, workers: int) -> None:
     """Detect, align and write the largest face of every image in SRC_DIR to OUT_DIR, with manifest.csv."""
+    from .prepare import PrepareConfig, prepare_faces  # detector and PyAV: training itself needs neither
+
     config = PrepareConfig(size=size, holdout_fraction=holdout_fraction, workers=workers)
     rows = prepare_faces(src_dir, out_dir, config, progress=click.echo)
     held = {r.identity for r in rows if r.split == "heldout"}

@@ -10,7 +10,7 @@ from torch.utils.data import Dataset
 
 from ..errors import ClrfaceError
 from .degrade import DegradeConfig, degrade
-from .prepare import MANIFEST, PreparedFace, read_manifest
+from .manifest import MANIFEST, PreparedFace, read_manifest
 
 
 def check_prepared(data_dir: Path, resolution: int, batch_size: int) -> str:

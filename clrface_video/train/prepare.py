@@ -2,13 +2,12 @@
 from __future__ import annotations
 
 import contextlib
-import csv
 import hashlib
 import logging
 import os
 import re
 import time
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterator
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -16,14 +15,12 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from ..atomic import atomic
 from ..errors import ClrfaceError, one_line
 from ..io.decode import IMAGE_EXTENSIONS, is_image_path
 from ..paths import check_outside, output_folder
+from .manifest import MANIFEST, PreparedFace, write_manifest
 
 log = logging.getLogger(__name__)
-MANIFEST = "manifest.csv"
-MANIFEST_FIELDS = ("file", "source", "identity", "dataset", "split", "score", "coverage")
 # LFW identities starting with these letters are reserved for independent evaluation: never read.
 RESERVED_LFW_INITIALS = tuple("TUVWXYZ")
 
@@ -48,17 +45,6 @@ class SourceImage:
     path: Path
     identity: str
     dataset: str
-
-
-@dataclass(frozen=True)
-class PreparedFace:
-    file: str  # relative to the output folder
-    source: str
-    identity: str
-    dataset: str
-    split: str  # 'train' or 'heldout'
-    score: float
-    coverage: float  # share of the crop that lies inside the source image
 
 
 def is_reserved(path: Path) -> bool:
@@ -234,17 +220,3 @@ def _prepare(src: Path, out_dir: Path, sources: list[SourceImage], config: Prepa
                 (out_dir / split).rmdir()
         raise ClrfaceError(f"no face was found in the {len(items)} images under {src}; nothing written")
     return rows
-
-
-def write_manifest(path: Path, rows: Iterable[PreparedFace]) -> None:
-    with atomic(path) as tmp, open(tmp, "w", newline="") as fh:
-        writer = csv.writer(fh)
-        writer.writerow(MANIFEST_FIELDS)
-        for r in rows:
-            writer.writerow([r.file, r.source, r.identity, r.dataset, r.split, f"{r.score:.4f}", f"{r.coverage:.4f}"])
-
-
-def read_manifest(path: Path) -> list[PreparedFace]:
-    with open(path, newline="") as fh:
-        return [PreparedFace(r["file"], r["source"], r["identity"], r["dataset"], r["split"], float(r["score"]),
-                             float(r["coverage"])) for r in csv.DictReader(fh)]
