@@ -1,7 +1,7 @@
 """Held-out evaluation of a CLR-Face checkpoint on prepared faces: degraded input vs IRN vs full model.
 
     python benchmarks/eval_heldout.py WEIGHTS DATA_DIR [--count 96] [--seed 0] [--fidelity 0.5]
-        [--recipe eval|light|none] [--no-guidance] [--threads 1] [--json OUT.json] [--grid OUT.png]
+        [--recipe eval|light|none] [--no-guidance] [--threads N] [--json OUT.json] [--grid OUT.png]
 
 DATA_DIR is a folder written by `clrface-video prepare-faces`; only its 'heldout' split is read (LFW
 identities kept out of training by name hash). Faces are degraded with the eval recipe of

@@ -1,6 +1,6 @@
 """Pick the low-frequency anchor, the start time t* and the guidance weight of a CLR-Face checkpoint on held-out faces the reports do not use.
 
-    python benchmarks/tune_anchor.py WEIGHTS DATA_DIR [--start 200] [--count 48] [--sigmas 1,2,3]
+    python benchmarks/tune_anchor.py WEIGHTS DATA_DIR [--start 200] [--count 48] [--sigmas 0,1,2,3]
         [--t-stars 0.2,0.4] [--guidance-weights 0,0.1] [--whole] [--threads 1]
 
 Faces start..start+count of the held-out split (eval_heldout.py reports on the first 96), degraded with

@@ -1,7 +1,7 @@
 """Re-encode a prepare-faces folder as WebP with its manifest, to move training data to a remote GPU.
 
-The prepared JPEGs (q95) of the 22k faces take about 180 MB; WebP at quality 85 keeps about 40 dB
-PSNR against them at a quarter of the size. Usage:
+The prepared JPEGs (q95) of the 22k faces take about 130 MB; WebP at quality 85 keeps about 40 dB
+PSNR against them at about a third of the size (45.5 MiB). Usage:
 
     python scripts/pack_faces.py runs/data runs/data-webp --quality 85
 """

@@ -10,7 +10,7 @@
 # Minutes per phase come from P1, P2, P3, P4 (default 3, 2.5, 0.75, 0.75: 7 minutes of training; with each
 # stage's start-up (about half a minute on this CPU) and the export, sized to end inside
 # one 10-minute call of a lent GPU machine, whose session budget is 15 minutes with the machine's start).
-# With OUT_DIR set, the exported file and the stages' logs are copied there (8 files at most).
+# With OUT_DIR set, the exported file and the stages' logs are copied there (6 files at most).
 # FaceNet (the identity loss and the mask stage) is used where faces.identity can load it; without
 # it the IRN trains on L1 alone and the mask stage is skipped. CODEC_PROB=0 where PyAV is missing.
 # Each stage logs to RUN/<stage>.log; the script stops at the first stage that fails.

@@ -121,9 +121,11 @@ def train_command(data_dir: Path, stage: str, run_dir: Path, config_name: str, m
 @click.option("--fp16/--fp32", default=True, show_default=True)
 @click.option("--anchor-range", nargs=2, type=click.FloatRange(0.0), default=None, metavar="LO HI",
               help="low-frequency anchoring to the IRN estimate, Gaussian sigma in pixels at --fidelity 1 and 0 "
-                   "(default: off); benchmarks/tune_anchor.py measures candidates")
+                   "(default: the run's: off for a new run, the file's for an --init-from run; the shipped file "
+                   "has 0.5 1.5); benchmarks/tune_anchor.py measures candidates")
 @click.option("--t-star-range", nargs=2, type=click.FloatRange(0.0, 1.0), default=None, metavar="LO HI",
-              help="the sampler's start time t* at --fidelity 1 and 0 (default: the config's, 0.2 0.6)")
+              help="the sampler's start time t* at --fidelity 1 and 0 (default: the run's: 0.2 0.6 for a new run, the "
+                   "file's for an --init-from run; the shipped file has 0.4 0.8)")
 def export_command(run_dir: Path, out: Path, fp16: bool, anchor_range: tuple[float, float] | None,
                    t_star_range: tuple[float, float] | None) -> None:
     """Assemble the stages of RUN_DIR into one CLRFaceModel safetensors file."""
