@@ -11,6 +11,7 @@ from .errors import ClrfaceError, InputError
 from .io.apng import is_animated_png
 from .io.decode import is_image_path
 from .io.sequence import CODECS, find_sequence, is_sequence, sequence_codec
+from .io.webp_anim import is_animated_webp
 
 SUFFIX = "_restored"
 
@@ -24,6 +25,12 @@ def default_output(path: Path) -> Path:
     if path.is_dir():
         return path.with_name(path.name + SUFFIX)
     return path.with_name(path.stem + SUFFIX + path.suffix)
+
+
+def _animation_into_its_format(source: Path, target: Path) -> bool:
+    """Whether an animated PNG or WebP (restored as a video) is written as one again, which is one file."""
+    suffix = target.suffix.lower()
+    return (is_animated_png(source) and suffix == ".png") or (is_animated_webp(source) and suffix == ".webp")
 
 
 def _same_file(a: Path, b: Path) -> bool:
@@ -109,7 +116,7 @@ def resolve_paths(input: str | Path, output: str | Path | None) -> tuple[Path, P
     if is_sequence(target):
         sequence_codec(target)  # an extension an encoder writes, checked before any work
     elif not source.is_dir() and not is_image_path(source) and is_image_path(target) \
-            and not (is_animated_png(source) and target.suffix.lower() == ".png"):  # a video's frames
+            and not _animation_into_its_format(source, target):  # a video's frames
         suffix = target.suffix if target.suffix.lower() in CODECS else ".png"
         raise ClrfaceError(f"{target.name} is one picture; name the frames with a counter to write an image sequence "
                            f"(for example {target.stem}_%06d{suffix})")

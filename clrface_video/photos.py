@@ -14,8 +14,17 @@ from .errors import ClrfaceError, InputError, one_line
 from .io.decode import is_video_path, media_kind
 from .io.photo_read import read_photo
 from .io.pixels import to_uint8
+from .io.tiff_pages import tiff_pages
 from .paths import resolve_paths
-from .pipeline import ModelsFor, detector_for, finish_report, load_models, restore_video, save_photo
+from .pipeline import (
+    ModelsFor,
+    detector_for,
+    finish_report,
+    load_models,
+    restore_pages,
+    restore_video,
+    save_photo,
+)
 from .report import Progress, RestoreReport, StageTimer
 from .story import FrameStory, Models, restore_photo_array
 from .types import Face
@@ -95,6 +104,13 @@ def _restore_one(story: FrameStory, path: Path, destination: Path, timer: StageT
     """One photo of a folder: read, restore, write into the mirrored tree. A fault of the file (reading it,
     its metadata, writing it) is this photo's alone; one of the restorer (the model, the device) stops the
     folder, since every photo after it would meet it too."""
+    if tiff_pages(path) > 1:  # a multi-page scan: read, restored and written page by page
+        try:
+            destination.parent.mkdir(parents=True, exist_ok=True)
+            restore_pages(story, path, destination, timer)
+        except (ClrfaceError, OSError) as error:
+            raise _PhotoFault() from error
+        return
     try:
         with timer("decode"):
             photo = read_photo(path)  # 1 read

@@ -23,6 +23,9 @@ from .io.encode import VideoWriter, output_exists
 from .io.photo_read import Photo, read_photo
 from .io.photo_write import copy_photo, fit_format, format_for, write_photo
 from .io.sequence import is_sequence
+from .io.tiff_pages import PageWriter, preview_of, read_pages, tiff_pages
+from .io.webp_anim import is_animated_webp, is_webp_output
+from .io.webp_frames import WebpWriter, probe_webp, read_webp_frames
 from .paths import output_folder, resolve_paths
 from .report import Progress, RestoreReport, StageTimer
 from .restore.base import Restorer, make_restorer
@@ -100,7 +103,8 @@ def restore_video(input: str | Path, output: str | Path | None = None, config: R
     config = config or RestoreConfig()
     start = time.perf_counter()
     source, target = resolve_paths(input, output)  # 0 check the input before loading anything
-    info = probe_video(source, config.fps)
+    animated_webp = is_animated_webp(source)  # FFmpeg cannot decode it: Pillow reads (and writes) it
+    info = probe_webp(source) if animated_webp else probe_video(source, config.fps)
     if config.fps is not None and not is_sequence(source):
         log.warning("--fps sets the rate of an image sequence; %s keeps its own timestamps", source.name)
     if output_exists(target) and not config.overwrite:
@@ -116,10 +120,13 @@ def restore_video(input: str | Path, output: str | Path | None = None, config: R
     report.deinterlaced = deint is not None
     # what the output holds: the source's fields as they are, or progressive frames once deinterlaced
     written = info if deint is None else replace(info, interlaced=False, field_order=FIELD_PROGRESSIVE)
+    writer_type = WebpWriter if is_webp_output(target) else VideoWriter
     with output_folder(target.parent), \
-            VideoWriter(target, source, written, codec=config.codec, crf=config.crf, span=span,
+            writer_type(target, source, written, codec=config.codec, crf=config.crf, span=span,
                         preset=config.preset) as writer:
-        frames = _timed(read_frames(source, deint, config.fps, span, alpha=info.alpha), timer, "decode")  # 1 decode
+        decoded = read_webp_frames(source, span, alpha=info.alpha) if animated_webp else \
+            read_frames(source, deint, config.fps, span, alpha=info.alpha)
+        frames = _timed(decoded, timer, "decode")  # 1 decode
         for frame in story.run(frames):  # 2 detect, 3 track, 4 align, 5 restore, 6 paste
             with timer("encode"):
                 writer.write(frame)  # 7 encode
@@ -142,17 +149,24 @@ def restore_image(input: str | Path, output: str | Path | None = None, config: R
     if target.exists() and not config.overwrite:
         return already_done(source, target, "image", config)
     timer = StageTimer()
+    pages = tiff_pages(source)
+    if pages > 1 and format_for(target) != "TIFF":
+        raise ClrfaceError(f"{source.name} holds {pages} pages, which only a TIFF holds; name the output .tif")
     with timer("decode"):
-        original = read_photo(source)  # 1 read (orientation applied)
-        photo = output_format(original, target)
+        original = read_photo(source) if pages == 1 else None  # 1 read (orientation applied)
+        photo = output_format(original, target) if original is not None else None
     models = models or load_models(config, video=False)
     story = FrameStory(models, config, timer, video=False)
     report = _new_report(source, target, "image", models)
     if progress is not None:
         progress.start(1, "images")
-    image = restore_photo_array(story, photo.image)  # 2-6
-    with output_folder(target.parent), timer("encode"):
-        save_photo(source, target, image, photo, unchanged=photo is original)  # 7 write (atomic)
+    if photo is None:
+        with output_folder(target.parent):
+            restore_pages(story, source, target, timer)  # 1-7, page by page
+    else:
+        image = restore_photo_array(story, photo.image)  # 2-6
+        with output_folder(target.parent), timer("encode"):
+            save_photo(source, target, image, photo, unchanged=photo is original)  # 7 write (atomic)
     report.images = 1
     if progress is not None:
         progress.advance()
@@ -167,6 +181,23 @@ def save_photo(source: Path, target: Path, image: np.ndarray, photo: Photo, *, u
     else:
         write_photo(target, image, like=photo)
     stat = source.stat()  # the photo's own date, which albums and backups sort by
+    os.utime(target, ns=(stat.st_atime_ns, stat.st_mtime_ns))
+
+
+def restore_pages(story: FrameStory, source: Path, target: Path, timer: StageTimer) -> None:
+    """A multi-page TIFF, page by page: each full page restored as a photo, each reduced-resolution preview
+    scaled down from the restored page before it, all written into one TIFF with the source's date."""
+    full: tuple[np.ndarray, np.ndarray] | None = None  # the last full page, as read and as restored
+    with PageWriter(target, source) as writer:
+        for page in _timed(read_pages(source), timer, "decode"):  # 1 read
+            if page.reduced:
+                image = preview_of(page, full)
+            else:
+                image = restore_photo_array(story, page.photo.image)  # 2-6
+                full = (page.photo.image, image)
+            with timer("encode"):
+                writer.write(image, page)  # 7 write (atomic, when the last page is done)
+    stat = source.stat()
     os.utime(target, ns=(stat.st_atime_ns, stat.st_mtime_ns))
 
 

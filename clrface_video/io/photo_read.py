@@ -104,10 +104,9 @@ def _open(path: Path) -> tuple[Image.Image, bool]:
     except READ_ERRORS as error:
         raise InputError(f"cannot read {path.name} as an image ({one_line(error)})") from error
     if pictures > 1:  # written back, it would keep the first one only
-        what, hint = ("pages (a multi-page scan)", "save them as separate files") if image.format == "TIFF" else \
-            ("frames (an animation)", "save it as a GIF, an animated PNG or a video, which restore takes")
-        raise InputError(f"{path.name} holds {pictures} {what}, and only single pictures and videos are restored: "
-                         f"{hint}")
+        what = "pages (a multi-page scan)" if image.format == "TIFF" else "frames (an animation)"
+        raise InputError(f"{path.name} holds {pictures} {what}, and this reads single pictures: "
+                         "`clrface-video restore` restores every one of them")
     return image, deep
 
 
@@ -198,8 +197,13 @@ def orient_array(array: np.ndarray, orientation: int) -> np.ndarray:
     return np.ascontiguousarray(op(array)) if op else array
 
 
-def _read_16bit_rgb(path: Path, orientation: int) -> tuple[np.ndarray, np.ndarray | None]:
-    data = cv2.imdecode(np.fromfile(path, dtype=np.uint8), cv2.IMREAD_UNCHANGED)
+def _read_16bit_rgb(path: Path, orientation: int, page: int = 0) -> tuple[np.ndarray, np.ndarray | None]:
+    """A 16-bit RGB(A) picture (page `page` of a multi-page TIFF) through OpenCV, which keeps its 16 bits."""
+    if page:
+        read, pages = cv2.imreadmulti(str(path), page, 1, flags=cv2.IMREAD_UNCHANGED)
+        data = pages[0] if read and pages else None
+    else:
+        data = cv2.imdecode(np.fromfile(path, dtype=np.uint8), cv2.IMREAD_UNCHANGED)
     if data is None or data.dtype != np.uint16 or data.ndim != 3:
         raise InputError(f"cannot read {path.name} as a 16-bit RGB image")
     data = orient_array(data, orientation)
@@ -232,11 +236,17 @@ def read_photo(path: Path | str) -> Photo:
     """
     path = Path(path)
     source, deep = _open(path)
+    return photo_of(source, path, deep)
+
+
+def photo_of(source: Image.Image, path: Path, deep: bool, page: int = 0) -> Photo:
+    """The Photo of a loaded Pillow image (of `path`, at page `page` of a multi-page TIFF); deep: it is 16-bit
+    RGB(A), which Pillow decodes to 8 bits (see _is_16bit_rgb)."""
     orientation = int(source.getexif().get(ORIENTATION_TAG, 1) or 1)
     mode, fmt = source.mode, "JPEG" if source.format == "MPO" else (source.format or "PNG")
     try:
         if deep:
-            rgb, alpha = _read_16bit_rgb(path, orientation)
+            rgb, alpha = _read_16bit_rgb(path, orientation, page)
             depth = 16
         else:
             rgb, alpha, depth = _split_8bit_or_gray16(ImageOps.exif_transpose(source))

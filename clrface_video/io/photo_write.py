@@ -10,7 +10,7 @@ import zlib
 from dataclasses import replace
 from functools import cache
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 import cv2
 import numpy as np
@@ -238,10 +238,16 @@ def _has_sub_ifds(exif: bytes | None) -> bool:
     return bool(EXIF_SUB_IFDS & set(parsed))
 
 
-def _encode(image: np.ndarray, like: Photo, path: Path, name: str) -> None:
+def encode_photo(image: np.ndarray, like: Photo, target: Path | BinaryIO, name: str) -> None:
+    """Encode an RGB image in `like`'s format, mode and metadata into a file, or an open file object (a page
+    of io.tiff_pages' multi-page writer); `name` is the photo's name for warnings."""
     rgb = to_depth(image, like.bit_depth)
     if like.bit_depth == 16 and like.mode not in GRAY_MODES:
-        path.write_bytes(_encode_16bit_rgb(rgb, like, name))
+        data = _encode_16bit_rgb(rgb, like, name)
+        if isinstance(target, Path):
+            target.write_bytes(data)
+        else:
+            target.write(data)
         return
     options = _save_options(like)
     if options.get("compression") not in (None, "raw") and _has_sub_ifds(like.exif):
@@ -249,7 +255,7 @@ def _encode(image: np.ndarray, like: Photo, path: Path, name: str) -> None:
         log.warning("%s: written as an uncompressed TIFF to keep its EXIF (compressed, its camera and date "
                     "tags would be lost)", name)
         options["compression"] = None
-    _pil_image(rgb, like).save(path, **options)
+    _pil_image(rgb, like).save(target, **options)
 
 
 def _partial(path: Path) -> Path:
@@ -287,7 +293,7 @@ def write_photo(path: Path | str, image: np.ndarray, like: Photo) -> Path:
                     path.name, "RGBA" if like.alpha is not None else "RGB")
     partial = _partial(path)
     try:
-        _encode(image, like, partial, path.name)
+        encode_photo(image, like, partial, path.name)
         os.replace(partial, path)
     except (KeyError, ValueError, OSError, RuntimeError, struct.error) as error:  # Pillow's and libtiff's
         partial.unlink(missing_ok=True)

@@ -1,0 +1,80 @@
+"""Animated WebP: telling one from a still WebP, and the settings it is written back with (loop, lossless, metadata)."""
+from __future__ import annotations
+
+import struct
+from dataclasses import dataclass
+from pathlib import Path
+
+from PIL import Image
+
+WEBP_SUFFIX = ".webp"
+ANIMATION_FLAG = 0x02  # in the VP8X chunk's flags: ANIM and ANMF chunks follow
+ANMF_HEADER = 16  # an ANMF chunk's frame position, size, duration and flags, before the frame's own chunks
+LOSSLESS, LOSSY = b"VP8L", b"VP8 "
+
+
+@dataclass(frozen=True)
+class WebpAnimation:
+    """What an animated WebP carries besides its frames.
+
+    loop: how many times it plays (0: for ever). background: the canvas colour, RGBA.
+    lossless: every frame is lossless (VP8L); mixed: some are and some are not (the encoder picks per frame).
+    icc / exif / xmp: the file's ICC profile, EXIF and XMP, or None.
+    """
+
+    loop: int = 0
+    background: tuple[int, int, int, int] = (0, 0, 0, 0)
+    lossless: bool = False
+    mixed: bool = False
+    icc: bytes | None = None
+    exif: bytes | None = None
+    xmp: bytes | None = None
+
+
+def _chunks(data: bytes, offset: int, end: int) -> list[tuple[bytes, int, int]]:
+    """(type, data offset, data length) of the RIFF chunks in data[offset:end]."""
+    found = []
+    while offset + 8 <= end:
+        kind, size = data[offset:offset + 4], struct.unpack("<I", data[offset + 4:offset + 8])[0]
+        found.append((kind, offset + 8, size))
+        offset += 8 + size + (size & 1)
+    return found
+
+
+def is_animated_webp(path: Path | str) -> bool:
+    """Whether a .webp file is an animation (its VP8X header says so), which FFmpeg cannot decode."""
+    path = Path(path)
+    if path.suffix.lower() != WEBP_SUFFIX or not path.is_file():
+        return False
+    with open(path, "rb") as file:
+        head = file.read(21)  # RIFF, size, WEBP, then VP8X, its size and its flags byte
+    return len(head) == 21 and head[:4] == b"RIFF" and head[8:16] == b"WEBPVP8X" and bool(head[20] & ANIMATION_FLAG)
+
+
+def is_webp_output(path: Path | str) -> bool:
+    """Whether an output path names a WebP file (an animated WebP's own format)."""
+    return Path(path).suffix.lower() == WEBP_SUFFIX
+
+
+def frame_kinds(path: Path) -> set[bytes]:
+    """The kinds of image data (LOSSLESS, LOSSY) the frames of an animated WebP hold."""
+    data = path.read_bytes()
+    kinds = set()
+    for kind, start, size in _chunks(data, 12, len(data)):
+        if kind == b"ANMF":
+            inner = _chunks(data, start + ANMF_HEADER, min(start + size, len(data)))
+            kinds |= {k for k, _, _ in inner if k in (LOSSLESS, LOSSY)}
+    return kinds
+
+
+def read_settings(path: Path, image: Image.Image) -> WebpAnimation:
+    """An animated WebP's settings, from its chunks and the Pillow image opened on it."""
+    kinds = frame_kinds(path)
+    background = image.info.get("background", (0, 0, 0, 0))
+    xmp = image.info.get("xmp")
+    return WebpAnimation(
+        loop=int(image.info.get("loop", 0)),
+        background=tuple(background) if isinstance(background, tuple) and len(background) == 4 else (0, 0, 0, 0),
+        lossless=kinds == {LOSSLESS}, mixed=len(kinds) > 1,
+        icc=image.info.get("icc_profile") or None, exif=image.info.get("exif") or None,
+        xmp=(xmp.encode() if isinstance(xmp, str) else xmp) or None)

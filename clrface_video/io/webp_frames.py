@@ -1,0 +1,151 @@
+"""Animated WebP through Pillow (FFmpeg cannot decode it): probe, a frame reader and a writer for the video job."""
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterator
+from fractions import Fraction
+from pathlib import Path
+from types import TracebackType
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+from PIL import Image
+
+from clrface_video.atomic import atomic
+from clrface_video.errors import ClrfaceError, InputError, one_line
+from clrface_video.io.decode import SPAN_TOLERANCE, VideoInfo
+from clrface_video.io.photo_read import READ_ERRORS
+from clrface_video.io.pixels import to_uint8
+from clrface_video.io.webp_anim import WebpAnimation, is_animated_webp, read_settings
+from clrface_video.types import Frame, TimeSpan
+
+if TYPE_CHECKING:
+    from typing_extensions import Self
+
+log = logging.getLogger(__name__)
+MILLISECOND = Fraction(1, 1000)  # a WebP frame's duration is whole milliseconds: the frames' time base
+LOSSY_QUALITY = 95  # a lossy animation's frames, re-encoded (WebP stores no quality to copy)
+UNSPECIFIED, RANGE_JPEG = 2, 2  # AVColorPrimaries / AVColorTransferCharacteristic / AVColorSpace; AVColorRange
+
+
+def _open(path: Path) -> Image.Image:
+    """The animated WebP opened with Pillow, or a one-line InputError."""
+    if not path.is_file():
+        raise InputError(f"input not found: {path}")
+    try:
+        image = Image.open(path)
+        image.load()  # the first frame: a damaged header or frame fails here
+    except READ_ERRORS + (EOFError,) as error:
+        raise InputError(f"cannot read {path.name} as an animated WebP ({one_line(error)})") from error
+    return image
+
+
+def probe_webp(path: Path | str) -> VideoInfo:
+    """An animated WebP's geometry as a video's (8-bit RGB, alpha when its frames have it, millisecond clock)."""
+    path = Path(path)
+    with _open(path) as image:
+        alpha = image.mode == "RGBA"  # the file's header says its frames carry alpha
+        return VideoInfo(path=path, width=image.width, height=image.height, frames=image.n_frames, fps=None,
+                         time_base=MILLISECOND, pix_fmt="rgba" if alpha else "rgb24", bit_depth=8, rotation=0,
+                         color_primaries=UNSPECIFIED, color_trc=UNSPECIFIED, colorspace=UNSPECIFIED,
+                         color_range=RANGE_JPEG, duration_s=None, has_audio=False, other_streams=0, codec="webp",
+                         alpha=alpha)
+
+
+def read_webp_frames(path: Path | str, span: TimeSpan | None = None, *, alpha: bool = False) -> Iterator[Frame]:
+    """Yield an animated WebP's frames one at a time (RGB uint8; pts and duration in milliseconds), as
+    io.decode.read_frames does a video's; a frame that cannot be decoded raises InputError naming it."""
+    path = Path(path)
+    with _open(path) as image:
+        pts, index = 0, 0
+        for number in range(image.n_frames):
+            try:
+                image.seek(number)
+                image.load()
+                rgba = np.asarray(image.convert("RGBA"))
+            except READ_ERRORS + (EOFError,) as error:
+                raise InputError(f"{path.name}: decoding failed at frame {number} ({one_line(error)})") from error
+            duration = int(image.info.get("duration") or 0)
+            if _in_span(Fraction(pts) * MILLISECOND, span):
+                yield Frame(image=np.ascontiguousarray(rgba[..., :3]), index=index, pts=pts, time_base=MILLISECOND,
+                            duration=duration or None, alpha=np.ascontiguousarray(rgba[..., 3]) if alpha else None)
+                index += 1
+            pts += duration
+    if index == 0:
+        raise InputError(f"{path.name} has no frames in the stretch asked for (--start and --duration)")
+
+
+def _in_span(seconds: Fraction, span: TimeSpan | None) -> bool:
+    if span is None:
+        return True
+    after_start = seconds >= Fraction(span.start) - SPAN_TOLERANCE
+    return after_start and (span.end is None or seconds < Fraction(span.end) - SPAN_TOLERANCE)
+
+
+class WebpWriter:
+    """Write restored frames as one animated WebP with the source's loop count, background, lossless or lossy
+    coding and ICC/EXIF/XMP, each frame shown as long as in the source; atomically, on a clean exit.
+
+    Pillow encodes an animation in one call, so the frames (8-bit) are held until the block ends.
+    Takes VideoWriter's arguments; codec, crf and preset do not apply to WebP.
+    """
+
+    def __init__(self, output: Path | str, source: Path | str, info: VideoInfo, **_video_options: Any) -> None:
+        self.output, self.source, self.info = Path(output), Path(source), info
+        self.frames_written = 0
+        self._images: list[Image.Image] = []
+        self._starts: list[Fraction] = []  # each frame's time, in seconds
+        self._last: Fraction | None = None  # how long the last frame written is shown, when it says
+        self._settings = WebpAnimation()
+
+    def __enter__(self) -> Self:
+        if not self.output.parent.is_dir():
+            raise ClrfaceError(f"output folder does not exist: {self.output.parent}")
+        if is_animated_webp(self.source):
+            with _open(self.source) as image:
+                self._settings = read_settings(self.source, image)
+        if self.info.other_streams:
+            log.warning("%s: the source's audio and other streams are left out (an animated WebP holds pictures "
+                        "only)", self.output.name)
+        return self
+
+    def write(self, frame: Frame) -> None:
+        """Keep one restored frame (RGB uint8 or uint16, with its alpha when the source has one)."""
+        pixels = to_uint8(frame.image)
+        if self.info.alpha:
+            alpha = to_uint8(frame.alpha) if frame.alpha is not None else np.full(pixels.shape[:2], 255, np.uint8)
+            pixels = np.dstack([pixels, alpha])
+        self._images.append(Image.fromarray(np.ascontiguousarray(pixels)))
+        time_base = frame.time_base or self.info.time_base
+        fps = self.info.fps or Fraction(25)
+        self._starts.append(frame.pts * time_base if frame.pts is not None else frame.index / fps)
+        self._last = frame.duration * time_base if frame.duration else None
+        self.frames_written += 1
+
+    def _durations(self) -> list[int]:
+        """Each frame's duration in milliseconds: until the next frame, and the last one's own (else the one
+        before it)."""
+        gaps = [later - earlier for earlier, later in zip(self._starts, self._starts[1:])]
+        last = self._last if self._last is not None else (gaps[-1] if gaps else Fraction(1, 10))
+        return [max(0, round(seconds * 1000)) for seconds in [*gaps, last]]
+
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
+                 tb: TracebackType | None) -> None:
+        if exc_type is not None:
+            return  # nothing was written yet
+        if not self._images:
+            raise ClrfaceError(f"no frames were written to {self.output.name}")
+        settings = self._settings
+        options: dict[str, Any] = {"loop": settings.loop, "background": settings.background,
+                                   "lossless": settings.lossless, "allow_mixed": settings.mixed}
+        if not settings.lossless:
+            options["quality"] = LOSSY_QUALITY
+        options.update({key: value for key, value in (("icc_profile", settings.icc), ("exif", settings.exif),
+                                                      ("xmp", settings.xmp)) if value})
+        first, *rest = self._images
+        try:
+            with atomic(self.output) as partial:
+                first.save(partial, format="WEBP", save_all=True, append_images=rest, duration=self._durations(),
+                           **options)
+        except (OSError, ValueError) as error:
+            raise ClrfaceError(f"writing {self.output.name} failed: {one_line(error)}") from error

@@ -1,0 +1,200 @@
+"""Animated WebP and multi-page TIFF end to end: every frame or page restored, written back whole in its format."""
+from __future__ import annotations
+
+import json
+
+import cv2
+import numpy as np
+import pytest
+import tifffile
+from PIL import Image, ImageCms
+
+from clrface_video.io.webp_anim import LOSSLESS, LOSSY, frame_kinds, is_animated_webp
+from tests.test_pipeline_photos import crop_footprints, run_cli
+
+MODEL = ("--model", "baseline-bicubic-sharpen")
+DURATIONS = [100, 250, 40, 700]  # milliseconds
+SRGB = ImageCms.ImageCmsProfile(ImageCms.createProfile("sRGB")).tobytes()
+XMP = b'<x:xmpmeta xmlns:x="adobe:ns:meta/"><dc:title>party</dc:title></x:xmpmeta>'
+
+
+def make_webp(path, astronaut, *, lossless: bool, alpha: bool) -> list[np.ndarray]:
+    """A 4-frame animated WebP of the astronaut moving sideways; returns its frames (RGB or RGBA)."""
+    small = astronaut[::2, ::2]
+    shade = np.tile(np.linspace(64, 255, small.shape[1]).astype(np.uint8), (small.shape[0], 1))
+    frames = [np.roll(small, 4 * i, axis=1) for i in range(4)]
+    frames = [np.dstack([frame, shade]) for frame in frames] if alpha else frames
+    images = [Image.fromarray(frame) for frame in frames]
+    exif = Image.Exif()
+    exif[0x010F] = "Party cam"  # Make
+    images[0].save(path, save_all=True, append_images=images[1:], duration=DURATIONS, loop=3, lossless=lossless,
+                   quality=80, background=(10, 20, 30, 255), icc_profile=SRGB, exif=exif.tobytes(), xmp=XMP)
+    return frames
+
+
+def webp_frames(path, mode: str = "RGB") -> tuple[list[np.ndarray], list[int], dict]:
+    with Image.open(path) as image:
+        frames, durations = [], []
+        for index in range(image.n_frames):
+            image.seek(index)
+            image.load()
+            frames.append(np.asarray(image.convert(mode)).copy())
+            durations.append(image.info["duration"])
+        return frames, durations, dict(image.info)
+
+
+def test_an_animated_webp_comes_back_animated_with_its_timing_loop_alpha_and_metadata(tmp_path, astronaut):
+    """Every frame restored as a video's (one track), each frame's duration, the loop count, the background,
+    the alpha, losslessness, ICC, EXIF and XMP kept; pixels away from the faces exact (the file is lossless)."""
+    source = tmp_path / "wave.webp"
+    before = make_webp(source, astronaut, lossless=True, alpha=True)
+    assert is_animated_webp(source)
+    out = tmp_path / "wave_restored.webp"
+    result = run_cli("restore", source, *MODEL, "--report", tmp_path / "r.json")
+    assert result.exit_code == 0, result.output
+    report = json.loads((tmp_path / "r.json").read_text())
+    assert (report["frames"], report["faces"], report["tracks"]) == (4, 4, 1)  # tracked like a video
+    after, durations, info = webp_frames(out, "RGBA")
+    assert len(after) == 4 and durations == DURATIONS and info["loop"] == 3
+    assert info["background"] == (10, 20, 30, 255) and frame_kinds(out) == {LOSSLESS}
+    assert info["icc_profile"] == SRGB and info["xmp"] == XMP and Image.open(out).getexif()[0x010F] == "Party cam"
+    for a, b in zip(before, after, strict=True):
+        assert b.shape == a.shape  # RGBA
+        footprint = crop_footprints(np.ascontiguousarray(a[..., :3]))
+        diff = np.abs(a.astype(int) - b).max(axis=-1)
+        assert diff[footprint].mean() > 2 and (diff[~footprint] == 0).all()
+        assert np.array_equal(a[..., 3], b[..., 3])
+
+
+def test_a_lossy_animated_webp_in_a_folder_comes_back_lossy_and_animated(tmp_path, astronaut):
+    root = tmp_path / "album"
+    root.mkdir()
+    make_webp(root / "party.webp", astronaut, lossless=False, alpha=False)
+    before, _, _ = webp_frames(root / "party.webp")
+    result = run_cli("restore", root, *MODEL, "--no-track-identity")
+    assert result.exit_code == 0, result.output
+    out = tmp_path / "album_restored" / "party.webp"
+    after, durations, info = webp_frames(out)
+    assert len(after) == 4 and durations == DURATIONS and info["loop"] == 3 and frame_kinds(out) == {LOSSY}
+    for a, b in zip(before, after, strict=True):
+        footprint = crop_footprints(a)
+        diff = np.abs(a.astype(int) - b).max(axis=-1)
+        assert diff[footprint].mean() > diff[~footprint].mean() + 1  # the face restored, the rest only re-encoded
+
+
+def test_a_truncated_animated_webp_is_one_line_and_no_output(tmp_path, astronaut):
+    whole = tmp_path / "whole.webp"
+    make_webp(whole, astronaut, lossless=True, alpha=False)
+    cut = tmp_path / "cut.webp"
+    cut.write_bytes(whole.read_bytes()[:len(whole.read_bytes()) // 2])
+    result = run_cli("restore", cut, *MODEL)
+    assert result.exit_code != 0 and "cut.webp" in result.output and "WebP" in result.output
+    assert "Traceback" not in result.output and len(result.output.strip().splitlines()) == 1
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["cut.webp", "whole.webp"]  # nothing half-written
+
+
+# -- multi-page TIFF ---------------------------------------------------------------------------------------
+def make_album(path, astronaut) -> list[np.ndarray]:
+    """Four pages: an RGB page (deflate, 300 dpi, ICC, described), its reduced-resolution preview, a grey page
+    (uncompressed, 600 dpi) and a 16-bit RGB page; returns the pages' pixels."""
+    small = np.ascontiguousarray(astronaut[::2, ::2])
+    grey = cv2.cvtColor(small, cv2.COLOR_RGB2GRAY)
+    deep = small.astype(np.uint16) * 257
+    preview = cv2.resize(small, (64, 64), interpolation=cv2.INTER_AREA)
+    with tifffile.TiffWriter(path) as tiff:
+        tiff.write(small, photometric="rgb", compression="zlib", resolution=(300, 300), resolutionunit="INCH",
+                   iccprofile=SRGB, description="page one", metadata=None)
+        tiff.write(preview, photometric="rgb", subfiletype=1, metadata=None)
+        tiff.write(grey, photometric="minisblack", resolution=(600, 600), resolutionunit="INCH",
+                   description="page two", metadata=None)
+        tiff.write(deep, photometric="rgb", compression="zlib", description="page three", metadata=None)
+    return [small, preview, grey, deep]
+
+
+def test_a_multi_page_tiff_keeps_every_page_its_mode_compression_and_tags(tmp_path, astronaut):
+    source = tmp_path / "album.tif"
+    before = make_album(source, astronaut)
+    result = run_cli("restore", source, *MODEL)
+    assert result.exit_code == 0, result.output
+    out = tmp_path / "album_restored.tif"
+    with tifffile.TiffFile(out) as tiff:
+        pages = list(tiff.pages)
+        after = [page.asarray() for page in pages]
+        tags = [{tag.code: tag.value for tag in page.tags} for page in pages]
+    assert len(pages) == 4
+    assert [a.shape for a in after] == [b.shape for b in before] and [a.dtype for a in after] == [b.dtype for b in before]
+    assert [t.get(270) for t in (tags[0], tags[2], tags[3])] == ["page one", "page two", "page three"]
+    assert [int(t[259]) for t in tags] == [8, 1, 1, 8]  # deflate, none, none, deflate: as they came
+    assert tags[0][282] == (300, 1) and tags[2][282] == (600, 1) and bytes(tags[0][34675]) == SRGB
+    assert 34675 not in tags[2] and int(tags[1][254]) == 1  # only page 1 has a profile; page 2 is a preview
+    for index in (0, 2):  # full 8-bit pages: the face restored, every other pixel exact
+        rgb = before[index] if before[index].ndim == 3 else np.dstack([before[index]] * 3)
+        footprint = crop_footprints(rgb)
+        diff = np.abs(before[index].astype(int) - after[index])
+        diff = diff.max(axis=-1) if diff.ndim == 3 else diff
+        assert diff[footprint].mean() > 2 and (diff[~footprint] == 0).all()
+    restored_preview = cv2.resize(after[0], (64, 64), interpolation=cv2.INTER_AREA)
+    assert np.array_equal(after[1], restored_preview)  # the preview shows the restored page
+    deep_diff = np.abs(before[3].astype(int) - after[3]).max(axis=-1)
+    footprint = crop_footprints(before[0])
+    assert deep_diff[footprint].mean() > 2 * 257 and (deep_diff[~footprint] == 0).all()  # 16 bits kept
+
+
+def test_a_multi_page_tiff_in_a_folder_and_one_without_faces(tmp_path, astronaut):
+    root = tmp_path / "scans"
+    root.mkdir()
+    make_album(root / "album.tiff", astronaut)
+    blank = root / "blank.tif"
+    with tifffile.TiffWriter(blank) as tiff:
+        for shade in (40, 200):
+            tiff.write(np.full((64, 96, 3), shade, np.uint8), photometric="rgb", metadata=None)
+    result = run_cli("restore", root, *MODEL)
+    assert result.exit_code == 0, result.output
+    with tifffile.TiffFile(tmp_path / "scans_restored" / "album.tiff") as tiff:
+        assert len(tiff.pages) == 4
+    assert (tmp_path / "scans_restored" / "blank.tif").read_bytes() == blank.read_bytes()  # nothing to restore
+
+
+def test_a_multi_page_tiff_asked_as_a_jpeg_or_cut_short_is_one_line(tmp_path, astronaut):
+    source = tmp_path / "album.tif"
+    make_album(source, astronaut)
+    result = run_cli("restore", source, *MODEL, "-o", tmp_path / "album.jpg")
+    assert result.exit_code != 0 and "4 pages" in result.output and ".tif" in result.output
+    cut = tmp_path / "cut.tif"
+    cut.write_bytes(source.read_bytes()[:int(source.stat().st_size * 0.8)])
+    result = run_cli("restore", cut, *MODEL)
+    assert result.exit_code != 0 and "cut.tif" in result.output and "Traceback" not in result.output
+    assert len(result.output.strip().splitlines()) == 1
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["album.tif", "cut.tif"]  # nothing half-written
+
+
+def test_exif_sub_ifds_after_the_first_page_are_left_out_in_one_warning(tmp_path, astronaut, warnings_logged):
+    from PIL.TiffImagePlugin import AppendingTiffWriter
+
+    source = tmp_path / "camera.tif"
+    with open(source, "w+b") as file, AppendingTiffWriter(file, new=True) as tiff:
+        for index in range(3):
+            exif = Image.Exif()
+            exif[0x010F] = "Canon"
+            exif.get_ifd(0x8769)[0x9003] = f"2001:02:03 04:05:0{index}"  # DateTimeOriginal
+            Image.fromarray(np.roll(astronaut[::2, ::2], 8 * index, axis=1)).save(tiff, format="TIFF",
+                                                                                  exif=exif.tobytes())
+            tiff.newFrame()
+    result = run_cli("restore", source, *MODEL)
+    assert result.exit_code == 0, result.output
+    with Image.open(tmp_path / "camera_restored.tif") as out:
+        assert out.n_frames == 3 and out.getexif().get_ifd(0x8769)[0x9003] == "2001:02:03 04:05:00"
+        out.seek(2)
+        assert out.getexif()[0x010F] == "Canon" and 0x8769 not in out.getexif()
+    said = [r.getMessage() for r in warnings_logged.records if "left out" in r.getMessage()]
+    assert said == ["camera_restored.tif: left out of the written pages: the EXIF camera and GPS tags (page 2, 3)"]
+
+
+@pytest.mark.parametrize("name", ["anim.webp", "scan.tif"])
+def test_the_old_refusal_is_gone(tmp_path, astronaut, name):
+    pictures = [Image.fromarray(np.roll(astronaut[::2, ::2], 8 * i, axis=1)) for i in range(3)]
+    pictures[0].save(tmp_path / name, save_all=True, append_images=pictures[1:])
+    result = run_cli("restore", tmp_path / name, *MODEL)
+    assert result.exit_code == 0, result.output
+    with Image.open(tmp_path / name.replace(".", "_restored.")) as out:
+        assert out.n_frames == 3
