@@ -15,6 +15,7 @@ from .faces.align import align_face, estimate_similarity, eye_mouth_span, face_f
 from .faces.detect import FaceDetector, upright
 from .faces.identity import IdentityEncoder
 from .faces.paste import paste_faces
+from .faces.shots import is_cut, thumbnail
 from .faces.track import FaceTracker, IdentitySchedule, TrackerParams
 from .io.pixels import to_uint8
 from .report import StageTimer
@@ -154,7 +155,7 @@ class FrameStory:
         with self.timer("detect"):
             faces = self.detector.detect(image)  # 2 detect
         if self.tracking is not None:
-            tracked = self.tracking.update(frame.index, faces)  # 3 track: ids and smoothed landmarks
+            tracked = self.tracking.update(frame.index, faces, image)  # 3 track: ids and smoothed landmarks
         else:  # a photo: every face is its own track; noise seeds count from config.seed in each photo
             first, self.stills_seen = self.stills_seen, self.stills_seen + len(faces)
             tracked = [TrackedFace(face, first + i, face.landmarks) for i, face in enumerate(faces)]
@@ -242,9 +243,15 @@ class _Tracking:
         self.schedule = IdentitySchedule()
         self.encoder = encoder  # None: no per-track identity (the restorer takes it from each crop)
         self.timer = timer
+        self.last_thumbnail: np.ndarray | None = None  # the frame before's (faces.shots), to see cuts
 
-    def update(self, index: int, faces: list[Face]) -> list[TrackedFace]:
+    def update(self, index: int, faces: list[Face], image: np.ndarray) -> list[TrackedFace]:
+        """The faces of the frame `image` (RGB uint8) with their tracks; a cut before it ends every track."""
         with self.timer("track"):
+            thumb = thumbnail(image)
+            if is_cut(self.last_thumbnail, thumb):
+                self.tracker.cut()
+            self.last_thumbnail = thumb
             return self.tracker.update(index, faces)
 
     def identity_and_seed(self, index: int, face: TrackedFace, crop: np.ndarray) -> tuple[np.ndarray | None, int]:

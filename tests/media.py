@@ -39,6 +39,12 @@ def astronaut() -> np.ndarray:
 
 def _face_view(index: int, total: int, width: int, height: int) -> np.ndarray:
     """A slow pan and zoom over the astronaut that keeps the face in view."""
+    return cv2.warpAffine(astronaut(), _face_view_matrix(index, total, width, height), (width, height),
+                          flags=cv2.INTER_AREA, borderMode=cv2.BORDER_REFLECT)
+
+
+def _face_view_matrix(index: int, total: int, width: int, height: int) -> np.ndarray:
+    """The (2, 3) affine from the astronaut photo to frame `index` of _face_view."""
     t = index / max(total - 1, 1)
     span = 360.0 - 60.0 * t  # zoom in slowly
     cx = FACE_CENTER[0] + 20.0 * np.sin(2 * np.pi * t)
@@ -47,9 +53,32 @@ def _face_view(index: int, total: int, width: int, height: int) -> np.ndarray:
     half_w, half_h = span * aspect / 2, span / 2
     src = np.float32([[cx - half_w, cy - half_h], [cx + half_w, cy - half_h], [cx - half_w, cy + half_h]])
     dst = np.float32([[0, 0], [width, 0], [0, height]])
-    matrix = cv2.getAffineTransform(src, dst)
-    return cv2.warpAffine(astronaut(), matrix, (width, height), flags=cv2.INTER_AREA,
-                          borderMode=cv2.BORDER_REFLECT)
+    return cv2.getAffineTransform(src, dst)
+
+
+@lru_cache(maxsize=1)
+def grace_hopper() -> np.ndarray:
+    """matplotlib's sample photo of Grace Hopper (US Navy, public domain): (600, 512, 3) uint8 RGB."""
+    from matplotlib import cbook
+
+    with Image.open(cbook.get_sample_data("grace_hopper.jpg")) as photo:
+        image = np.asarray(photo.convert("RGB"))
+    image.setflags(write=False)
+    return image
+
+
+GRACE_FACE = ((266.0, 217.0), 221.0)  # her face's centre (x, y) and height in that photo; the astronaut's: 120
+
+
+def _other_person_view(index: int, total: int, width: int, height: int) -> np.ndarray:
+    """Grace Hopper's face where _face_view shows the astronaut's, at its size: the shot after a cut."""
+    (gx, gy), side = GRACE_FACE
+    scale = 120.0 / side
+    to_astronaut = np.array([[scale, 0, FACE_CENTER[0] - scale * gx], [0, scale, FACE_CENTER[1] - scale * gy],
+                             [0, 0, 1]])
+    view = _face_view_matrix(index, total, width, height)
+    return cv2.warpAffine(grace_hopper(), (np.vstack([view, [0, 0, 1]]) @ to_astronaut)[:2], (width, height),
+                          flags=cv2.INTER_AREA, borderMode=cv2.BORDER_REFLECT)
 
 
 def _texture(index: int, width: int, height: int) -> np.ndarray:
@@ -63,10 +92,17 @@ def _texture(index: int, width: int, height: int) -> np.ndarray:
     return np.clip(np.stack([r, g, b], axis=-1) + noise, 0, 255).astype(np.uint8)
 
 
-def clip_image(index: int, total: int, size: tuple[int, int], face: bool = True, grey: bool = False) -> np.ndarray:
-    """Frame `index` of a generated clip as (H, W, 3) uint8 RGB; size is (width, height); grey: its luma in all three."""
+def clip_image(index: int, total: int, size: tuple[int, int], face: bool = True, grey: bool = False,
+               cut_at: int | None = None) -> np.ndarray:
+    """Frame `index` of a generated clip as (H, W, 3) uint8 RGB; size is (width, height); grey: its luma in all three;
+    cut_at: from this frame on, another person's face in the same place (a cut between two close-ups)."""
     width, height = size
-    image = _face_view(index, total, width, height) if face else _texture(index, width, height)
+    if not face:
+        image = _texture(index, width, height)
+    elif cut_at is not None and index >= cut_at:
+        image = _other_person_view(index, total, width, height)
+    else:
+        image = _face_view(index, total, width, height)
     return np.repeat(cv2.cvtColor(image, cv2.COLOR_RGB2GRAY)[..., None], 3, axis=2) if grey else image
 
 
@@ -172,7 +208,7 @@ def make_clip(path: Path | str, *, frames: int = 24, size: tuple[int, int] = (25
               color: tuple[int, int, int, int] = BT709, audio_codec: str = "aac", mirror: bool = False,
               grey: bool = False, interlaced: bool = False, sar: Fraction | None = None,
               tagged: bool = False, gop: int | None = None, timecode: str | None = None,
-              sideways: bool = False, hdr10: str | None = None) -> Path:
+              sideways: bool = False, hdr10: str | None = None, cut_at: int | None = None) -> Path:
     """Write a small real clip and return its path.
 
     size is (width, height); the container comes from the suffix (.mp4, .mkv, .mov).
@@ -190,6 +226,7 @@ def make_clip(path: Path | str, *, frames: int = 24, size: tuple[int, int] = (25
     sideways: the picture is stored turned against `rotation` so that it shows upright, as a phone stores
     a portrait clip (size stays the stored size).
     hdr10: x265 options that write HDR10 metadata (with codec="libx265"), e.g. HDR10 below.
+    cut_at: a cut before this frame, to Grace Hopper's face where the astronaut's was (other options aside).
     """
     path = Path(path)
     pts, time_base = _frame_pts(frames, fps, vfr)
@@ -229,7 +266,7 @@ def make_clip(path: Path | str, *, frames: int = 24, size: tuple[int, int] = (25
                 shown = size[::-1] if turns % 2 else size
                 image = np.ascontiguousarray(np.rot90(clip_image(i, frames, shown, face, grey), -turns))
             else:
-                image = clip_image(i, frames, size, face, grey)
+                image = clip_image(i, frames, size, face, grey, cut_at)
             frame = _video_frame(image, bit_depth, video.pix_fmt, p, time_base, color)
             out.mux(video.encode(frame))
             now = p * time_base

@@ -58,6 +58,15 @@ def test_survives_a_three_frame_miss_but_not_a_long_one():
     assert first not in tracker.live_ids and first in tracker.tracks
 
 
+def test_a_cut_ends_every_live_track():
+    tracker = FaceTracker()
+    before = [r.track_id for r in tracker.update(0, [synthetic_face(200, 200), synthetic_face(400, 200)])]
+    tracker.cut()
+    after = [r.track_id for r in tracker.update(1, [synthetic_face(200, 200), synthetic_face(400, 200)])]
+    assert not set(before) & set(after) and set(tracker.live_ids) == set(after)
+    assert all(i in tracker.tracks for i in before)  # ended, still known for late look-ups
+
+
 def test_one_euro_lowers_jitter_when_still_and_follows_fast_motion():
     rng = np.random.default_rng(0)
     tracker = FaceTracker()

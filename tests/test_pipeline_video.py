@@ -128,6 +128,20 @@ def test_each_track_hands_one_facenet_identity_to_the_restorer(talk, tmp_path):
     assert float((targets @ targets.mean(axis=0)).min()) > 0.95  # one person, one target along the track
 
 
+def test_a_cut_ends_the_track_so_the_next_face_gets_its_own_identity(tmp_path):
+    """A cut from the astronaut to Grace Hopper at the same place (the boxes overlap by IoU 0.86): two tracks,
+    and the faces after the cut are restored toward her identity, not toward the astronaut's."""
+    clip = make_clip(tmp_path / "cut.mp4", frames=12, size=SIZE, cut_at=6, audio=False)
+    _IdentityRecorder.seen.clear()
+    report = restore_video(clip, tmp_path / "o.mp4", config(model=_IdentityRecorder.name, track_identity=True,
+                                                             batch_size=4))
+    assert report.tracks == 2 and report.faces == 12
+    targets = np.stack(_IdentityRecorder.seen)
+    before, after = targets[:6], targets[6:]
+    assert float((before @ before.mean(axis=0)).min()) > 0.95 and float((after @ after.mean(axis=0)).min()) > 0.95
+    assert float((after @ before.mean(axis=0)).max()) < 0.5  # two people, two targets
+
+
 class _GuidanceRecorder(BicubicSharpenRestorer):
     """The baseline, declared identity-aware, keeping what each batch asks of the identity guidance."""
 

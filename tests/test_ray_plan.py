@@ -9,7 +9,7 @@ import pytest
 from clrface_video.config import RestoreConfig
 from clrface_video.distributed.plan import identity_versions, track_video
 from clrface_video.distributed.segments import plan_segments, read_segment
-from clrface_video.distributed.video import planned_faces
+from clrface_video.distributed.video import planned_faces, shot_cuts
 from clrface_video.distributed.worker import RestoreWorker
 from clrface_video.io.decode import probe_video, read_frames
 from clrface_video.pipeline import restore_video
@@ -36,8 +36,12 @@ register_restorer(_Targets.name, "test only")(lambda device, fidelity=0.5, path=
 
 
 @pytest.mark.slow
-def test_segments_restore_with_the_identity_and_seed_of_a_local_run(tmp_path):
-    clip = short_gop(make_clip(tmp_path / "src.mp4", frames=12, size=(256, 192)), tmp_path / "clip.mp4", gop=4)
+@pytest.mark.parametrize("cut_at", [None, 4, 6], ids=["one-shot", "cut-between-segments", "cut-inside-a-segment"])
+def test_segments_restore_with_the_identity_and_seed_of_a_local_run(tmp_path, cut_at):
+    """The same identity target and seed for every face as a local run, also when a cut (faces.shots) ends the
+    track at a segment's first frame or inside a segment."""
+    source = make_clip(tmp_path / "src.mp4", frames=12, size=(256, 192), cut_at=cut_at)
+    clip = short_gop(source, tmp_path / "clip.mp4", gop=4)
     config = RestoreConfig(model=_Targets.name, device="cpu", track_identity=True, batch_size=4)
     _Targets.seen.clear()
     restore_video(clip, tmp_path / "local.mp4", config)
@@ -49,8 +53,9 @@ def test_segments_restore_with_the_identity_and_seed_of_a_local_run(tmp_path):
     segments = plan_segments(clip, 8)
     assert len(segments) == 3
     detected = [worker.detect(clip, segment, info) for segment in segments]
-    first = np.cumsum([0] + [len(pts) for pts, _ in detected]).tolist()
-    plan = track_video([faces for _, part in detected for faces in part], config, worker.describe()[2], True)
+    first = np.cumsum([0] + [len(pts) for pts, *_ in detected]).tolist()
+    plan = track_video([faces for _, part, *_ in detected for faces in part], config, worker.describe()[2], True,
+                       cuts=shot_cuts(detected))
     owner = np.searchsorted(first, [s.index for s in plan.samples], side="right") - 1
     assert len(set(owner.tolist())) >= 2  # identity samples come from more than one segment
     embeddings = np.concatenate([
@@ -62,7 +67,7 @@ def test_segments_restore_with_the_identity_and_seed_of_a_local_run(tmp_path):
         faces, table = planned_faces(plan, identities, first[k], first[k + 1])
         worker.restore_segment(clip, segment, info, first[k], faces, table, tmp_path / f"segment_{k}.mov")
 
-    assert len(plan.track_ids) == 1 and len(_Targets.seen) == len(local) == 12
+    assert len(plan.track_ids) == (1 if cut_at is None else 2) and len(_Targets.seen) == len(local) == 12
     # every face is well inside the size limits: pasted whole, also on the frames that fed the identity
     assert plan.samples and all(face.weight == 1.0 for faces in plan.faces for face in faces)
     for (seed, identity), (local_seed, local_identity) in zip(_Targets.seen, local):

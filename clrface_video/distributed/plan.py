@@ -52,7 +52,7 @@ class VideoPlan:
 
 
 def track_video(detections: list[list[Face]], config: RestoreConfig, resolution: int, identity: bool,
-                pixel_aspect: float = 1.0) -> VideoPlan:
+                pixel_aspect: float = 1.0, cuts: set[int] | frozenset[int] = frozenset()) -> VideoPlan:
     """Replay step 3 (track) and the size check of step 4 over every frame's detections, as locally.
 
     Why this keeps track identity across segments, exactly as one machine would:
@@ -71,11 +71,14 @@ def track_video(detections: list[list[Face]], config: RestoreConfig, resolution:
 
     identity: whether the workers have an identity encoder (per-track identity is on and the
     restorer uses it), exactly when a local run would embed faces.
+    cuts: indices of the frames that start a new shot (faces.shots), where every track ends, as locally.
     """
     tracker = FaceTracker(TrackerParams(base_seed=config.seed))
     schedule = IdentitySchedule() if identity else None
     plan = VideoPlan()
     for index, faces in enumerate(detections):
+        if index in cuts:
+            tracker.cut()
         jobs = []
         for face in tracker.update(index, faces):
             weight = paste_weight(face.landmarks, config, resolution, pixel_aspect)

@@ -13,6 +13,7 @@ import numpy as np
 from ..atomic import atomic
 from ..config import RestoreConfig
 from ..errors import ClrfaceError
+from ..faces.shots import is_cut
 from ..io.decode import VideoInfo, probe_video
 from ..io.deinterlace import bwdif_deint
 from ..io.encode import AUTO, auto_codec
@@ -27,7 +28,7 @@ from .segments import Segment, join_segments, plan_segments, segment_complete, s
 from .worker import SegmentResult
 
 SEGMENTS_PER_WORKER = 4  # more segments than workers, so a slow segment does not hold up the others
-JOB_VERSION = 2  # 2: JSON and .npy state (1 pickled it)
+JOB_VERSION = 3  # 2: JSON and .npy state (1 pickled it); 3: detections carry shot cuts
 
 
 def _to_json(value: Any) -> Any:
@@ -146,11 +147,11 @@ def _run_job(ray: Any, actors: list[Any], job: JobFolder, source: Path, target: 
         job.save("segments.json", segments)
     name, device, resolution, with_identity = ray.get(actors[0].describe.remote())
     with timer("detect"):
-        pts, detections = _detect(ray, actors, job, source, info, segments)  # 2 detect, per segment
+        pts, detections, cuts = _detect(ray, actors, job, source, info, segments)  # 2 detect, per segment
     first_index = np.cumsum([0] + [len(p) for p in pts]).tolist()
     with timer("track"):
         plan = track_video([faces for part in detections for faces in part], config, resolution,
-                           with_identity, info.pixel_aspect)  # 3 track
+                           with_identity, info.pixel_aspect, cuts)  # 3 track
     with timer("identity"):
         identities = _identities(ray, actors, job, source, info, segments, first_index, plan)
     report = RestoreReport(input=str(source), output=str(target), kind="video", model=name, device=device,
@@ -172,17 +173,32 @@ def _run_job(ray: Any, actors: list[Any], job: JobFolder, source: Path, target: 
 
 
 def _detect(ray: Any, actors: list[Any], job: JobFolder, source: Path, info: VideoInfo,
-            segments: list[Segment]) -> tuple[list[list[int | None]], list[list[list[Face]]]]:
-    """Per segment: frame pts and faces; each result is saved as it arrives, and kept by a rerun."""
+            segments: list[Segment]) -> tuple[list[list[int | None]], list[list[list[Face]]], set[int]]:
+    """Per segment: frame pts and faces (each result is saved as it arrives, and kept by a rerun); and the
+    (global) indices of the frames that start a new shot, a segment's first frame included."""
     names = [f"detect_{s.number:05d}.json" for s in segments]
     found = [job.load(name) for name in names]
     todo = [i for i, value in enumerate(found) if value is None]
     run_all(ray, actors, "detect", [(source, segments[i], info) for i in todo],
             on_done=lambda position, result: job.save(names[todo[position]], result))
     found = [job.load(name) for name in names]
-    if any(not p for p, _ in found):
+    if any(not p for p, *_ in found):
         raise ClrfaceError(f"{source.name}: a keyframe segment decoded to no frames; use --backend local")
-    return [p for p, _ in found], [faces for _, faces in found]
+    return [p for p, *_ in found], [faces for _, faces, *_ in found], shot_cuts(found)
+
+
+def shot_cuts(found: list[Any]) -> set[int]:
+    """The global indices of the frames that start a new shot, from the segments' detect results in order: the
+    cuts each worker saw inside its segment, and a segment's first frame where it differs from the last
+    frame of the segment before as a cut does (faces.shots)."""
+    cuts: set[int] = set()
+    start, last = 0, None
+    for pts, _, inside, (first, final) in found:
+        cuts.update(start + position for position in inside)
+        if is_cut(last, np.asarray(first, np.uint8)):
+            cuts.add(start)
+        start, last = start + len(pts), np.asarray(final, np.uint8)
+    return cuts
 
 
 def _identities(ray: Any, actors: list[Any], job: JobFolder, source: Path, info: VideoInfo,

@@ -4,6 +4,7 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -11,6 +12,7 @@ from ..config import RestoreConfig
 from ..errors import ClrfaceError, one_line
 from ..faces.align import align_face
 from ..faces.detect import upright
+from ..faces.shots import is_cut, thumbnail
 from ..io.decode import VideoInfo
 from ..io.deinterlace import bwdif_deint
 from ..io.encode import VideoWriter
@@ -80,14 +82,23 @@ class RestoreWorker:
         return bwdif_deint(self.config.deinterlace, info.interlaced)
 
     # -- videos ------------------------------------------------------------------------------------
-    def detect(self, source: Path, segment: Segment, info: VideoInfo) -> tuple[list[int | None], list[list[Face]]]:
-        """Step 2 on one segment: each frame's pts and detected faces, in presentation order."""
-        pts, faces = [], []
+    def detect(self, source: Path, segment: Segment,
+               info: VideoInfo) -> tuple[list[int | None], list[list[Face]], list[int], list[list[Any]]]:
+        """Step 2 on one segment: each frame's pts and detected faces, in presentation order; the positions of
+        the frames after a cut (faces.shots), and the first and last frames' thumbnails (as lists), with which
+        the driver sees a cut between two segments."""
+        pts, faces, cuts = [], [], []
+        first = before = None
         detector = upright(self.models.detector, info.rotation)  # faces looked for upright, kept in stored pixels
-        for frame in read_segment(source, segment, info.bit_depth > 8, 0, self.deint(info)):
+        for position, frame in enumerate(read_segment(source, segment, info.bit_depth > 8, 0, self.deint(info))):
+            image = to_uint8(frame.image)
             pts.append(frame.pts)
-            faces.append(detector.detect(to_uint8(frame.image)))
-        return pts, faces
+            faces.append(detector.detect(image))
+            thumb = thumbnail(image)
+            if is_cut(before, thumb):
+                cuts.append(position)
+            first, before = thumb if first is None else first, thumb
+        return pts, faces, cuts, [] if first is None or before is None else [first.tolist(), before.tolist()]
 
     def embed(self, source: Path, segment: Segment, info: VideoInfo, first_index: int,
               samples: list[tuple[int, np.ndarray]]) -> np.ndarray:

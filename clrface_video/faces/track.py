@@ -1,4 +1,4 @@
-"""Face tracking: IoU + embedding association, survival over short misses, One-Euro landmark smoothing, track identity."""
+"""Face tracking: IoU + embedding association, survival over short misses, ends at cuts, One-Euro landmarks, identity."""
 from __future__ import annotations
 
 import math
@@ -188,11 +188,19 @@ class FaceTracker:
         return track_id
 
     def _retire(self, frame: int) -> None:
-        for track_id in [i for i, t in self._live.items() if frame - t.info.last_frame > self.params.max_age]:
+        self._end([i for i, t in self._live.items() if frame - t.info.last_frame > self.params.max_age])
+
+    def _end(self, track_ids: list[int]) -> None:
+        for track_id in track_ids:
             self._live.pop(track_id).info.history.clear()
             self._dead.append(track_id)
         while len(self._dead) > self.params.keep_dead:
             self.tracks.pop(self._dead.pop(0), None)
+
+    def cut(self) -> None:
+        """A shot change (faces.shots): every live track ends, so the faces after it start tracks of their own
+        (new ids, noise seeds and identities) instead of taking over those of whoever stood there before."""
+        self._end(list(self._live))
 
     def update(self, frame_index: int, faces: list[Face], embeddings: np.ndarray | None = None) -> list[TrackedFace]:
         """Match this frame's faces to tracks (new ids for the rest); results in the order of `faces`.
