@@ -131,7 +131,7 @@ class Session:
         self._variants: dict[float, Restorer] = {config.fidelity: self.restorer}
         self._detectors: dict[tuple[str, Path | None, float], FaceDetector] = {}
         self._identity: IdentityEncoder | None = None
-        self.detector(config)  # load the default detector now, so a missing one fails at load time
+        self.detector(config, video=False)  # load a detector now, so a missing one fails at load time
 
     @property
     def model_name(self) -> str:
@@ -146,10 +146,10 @@ class Session:
                                    "for another session")
         return make_config(self.config, **overrides)
 
-    def detector(self, config: RestoreConfig) -> FaceDetector:
-        key = (config.detector, config.insightface_root, config.det_threshold)
+    def detector(self, config: RestoreConfig, *, video: bool) -> FaceDetector:
+        key = (config.detector, config.insightface_root, config.detection_floor(video))
         if key not in self._detectors:
-            self._detectors[key] = detector_for(config, self.device)
+            self._detectors[key] = detector_for(config, self.device, video=video)
         return self._detectors[key]
 
     def restorer_at(self, fidelity: float) -> Restorer:
@@ -171,7 +171,7 @@ class Session:
         only when the restorer's identity guidance runs and so needs a target)."""
         restorer = self.restorer_at(config.fidelity)
         identity = self.identity_encoder() if needs_identity_encoder(config, restorer, video=video) else None
-        return Models(device=self.device, detector=self.detector(config), restorer=restorer, identity=identity)
+        return Models(device=self.device, detector=self.detector(config, video=video), restorer=restorer, identity=identity)
 
     def restore_frames(self, frames: Iterable[np.ndarray], *, as_video: bool = True,
                        **options: Any) -> RestoredFrames:

@@ -12,6 +12,12 @@ DEINTERLACE = ("auto", "on", "off")
 MAX_SMOOTHING = 0.95  # latent smoothing above this would freeze a face
 
 
+# Video: a face that continues a track counts down to this far below det_threshold (measured on
+# face_recognition_hamilton.mp4: a singer's score hovered at 0.41-0.81 while her restoration blinked off).
+DETECTION_HYSTERESIS = 0.25
+MIN_DETECTION_FLOOR = 0.05
+
+
 @dataclass(frozen=True)
 class RestoreConfig:
     model: str = "auto"  # registered restorer name or a .safetensors path; "auto" = shipped CLR-Face, else baseline
@@ -23,6 +29,8 @@ class RestoreConfig:
     batch_size: int = 16  # aligned crops per restorer call
     detector: str = "retinaface"  # retinaface (ships offline) | insightface
     insightface_root: Path | None = None
+    # faces the detector scores at or below this are left alone; in videos a face that continues a track counts
+    # down to DETECTION_HYSTERESIS lower, pasted at a share that falls to 0 there (detection_floor)
     det_threshold: float = 0.6
     # faces whose eye-to-mouth span is under min_face pixels, or whose footprint is over max_upscale x the
     # model resolution, fade out of restoration over the next 25% (faces.align.SIZE_FADE) and are then left alone
@@ -61,6 +69,20 @@ class RestoreConfig:
         if self.start == 0 and self.duration is None:
             return None
         return TimeSpan(self.start, None if self.duration is None else self.start + self.duration)
+
+    def detection_floor(self, video: bool) -> float:
+        """The detector's own threshold for a job: det_threshold for photos; for videos DETECTION_HYSTERESIS
+        lower, so that a face whose score dips below det_threshold for a few frames is not restored in one
+        frame and left alone in the next, as long as it continues a track (faces.track.FaceTracker.update)."""
+        return max(MIN_DETECTION_FLOOR, self.det_threshold - DETECTION_HYSTERESIS) if video else self.det_threshold
+
+    def confidence_weight(self, score: float) -> float:
+        """The share of a face pasted for its detector score: 1 above det_threshold, falling linearly to 0 at
+        the video floor (a track's face that is losing its score fades out instead of switching off)."""
+        floor = self.detection_floor(video=True)
+        if score > self.det_threshold:
+            return 1.0
+        return min(1.0, max(0.0, (score - floor) / max(self.det_threshold - floor, 1e-6)))
 
     def snaps(self, video: bool) -> bool:
         """Whether faces of a video (or of photos) are snapped to the codebook under this config."""

@@ -163,7 +163,7 @@ def detect_faces(path: str | Path, config: RestoreConfig | None = None) -> tuple
     if is_video_path(source):
         raise InputError(f"{source.name} is a video; detect looks at one photo (restore takes videos)")
     image = to_uint8(read_photo(source).image)
-    return image, detector_for(config, pick_device(config.device)).detect(image)
+    return image, detector_for(config, pick_device(config.device), video=False).detect(image)
 
 
 def draw_faces(image: np.ndarray, faces: list[Face], path: str | Path) -> None:

@@ -44,16 +44,17 @@ FLOAT_MAX = 2.0  # a float32 image above this is on the 0..255 scale, not 0..1
 ModelsFor = Callable[[bool], Models]  # the loaded models for a video job (True) or a photo job (False)
 
 
-def detector_for(config: RestoreConfig, device: torch.device) -> FaceDetector:
-    """The face detector a job's settings name (kind, threshold, insightface models), on `device`."""
+def detector_for(config: RestoreConfig, device: torch.device, *, video: bool) -> FaceDetector:
+    """The face detector a job's settings name (kind, threshold, insightface models), on `device`; a video's
+    finds faces down to its floor (RestoreConfig.detection_floor), which tracking sorts out."""
     return make_detector(config.detector, insightface_root=config.insightface_root,
-                         threshold=config.det_threshold, device=str(device))
+                         threshold=config.detection_floor(video), device=str(device))
 
 
 def load_models(config: RestoreConfig, *, video: bool) -> Models:
     """Build detector, restorer and (for videos with track identity) the identity encoder."""
     device = pick_device(config.device)
-    detector = detector_for(config, device)
+    detector = detector_for(config, device, video=video)
     restorer = make_restorer(config.model, device=device, fidelity=config.fidelity, compile=config.compile)
     identity = identity_encoder_or_none(str(device)) if needs_identity_encoder(config, restorer, video=video) \
         else None

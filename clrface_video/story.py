@@ -78,15 +78,17 @@ def out_of_memory(error: BaseException) -> bool:
     return isinstance(error, torch.OutOfMemoryError) or "can't allocate memory" in str(error)
 
 
-def paste_weight(landmarks: np.ndarray, config: RestoreConfig, size: int, pixel_aspect: float = 1.0) -> float:
+def paste_weight(landmarks: np.ndarray, config: RestoreConfig, size: int, pixel_aspect: float = 1.0,
+                 score: float = 1.0) -> float:
     """How much of a restored face is pasted: --strength when it is a number (auto leaves the share to the
     restorer's blend gate), times the size weight: 1 inside the range the model handles (config.min_face,
     config.max_upscale), fading to 0 over the SIZE_FADE beyond either limit, so a face whose size hovers at a
-    limit is not restored in one frame and left alone in the next."""
+    limit is not restored in one frame and left alone in the next; times the weight of its detector score
+    (RestoreConfig.confidence_weight), for the same reason when its score hovers at the threshold."""
     strength = 1.0 if config.strength is None else config.strength
-    return strength * size_weight(eye_mouth_span(landmarks), config.min_face,
-                                  face_footprint(estimate_similarity(landmarks, size, pixel_aspect), size),
-                                  config.max_upscale * size)
+    return strength * config.confidence_weight(score) * size_weight(
+        eye_mouth_span(landmarks), config.min_face,
+        face_footprint(estimate_similarity(landmarks, size, pixel_aspect), size), config.max_upscale * size)
 
 
 class FrameStory:
@@ -157,11 +159,12 @@ class FrameStory:
         if self.tracking is not None:
             tracked = self.tracking.update(frame.index, faces, image)  # 3 track: ids and smoothed landmarks
         else:  # a photo: every face is its own track; noise seeds count from config.seed in each photo
+            faces = [face for face in faces if face.score > self.config.det_threshold]  # no track to continue
             first, self.stills_seen = self.stills_seen, self.stills_seen + len(faces)
             tracked = [TrackedFace(face, first + i, face.landmarks) for i, face in enumerate(faces)]
         jobs = []
         for number, face in enumerate(tracked):
-            weight = self.paste_weight(face.landmarks)
+            weight = self.paste_weight(face.landmarks, face.face.score)
             if weight == 0.0:
                 self.counts.left_alone += 1
                 continue
@@ -176,8 +179,8 @@ class FrameStory:
             self.counts.track_ids.add(face.track_id)
         return jobs
 
-    def paste_weight(self, landmarks: np.ndarray) -> float:
-        return paste_weight(landmarks, self.config, self.size, self.pixel_aspect)
+    def paste_weight(self, landmarks: np.ndarray, score: float = 1.0) -> float:
+        return paste_weight(landmarks, self.config, self.size, self.pixel_aspect, score)
 
     def restore(self, jobs: list[FaceJob]) -> None:
         """Run the restorer on the gathered crops, batch_size at a time (one device crossing each)."""
@@ -240,6 +243,7 @@ class _Tracking:
 
     def __init__(self, encoder: IdentityEncoder | None, config: RestoreConfig, timer: StageTimer) -> None:
         self.tracker = FaceTracker(TrackerParams(base_seed=config.seed))
+        self.weak_below = config.det_threshold  # faces found under it only continue tracks
         self.schedule = IdentitySchedule()
         self.encoder = encoder  # None: no per-track identity (the restorer takes it from each crop)
         self.timer = timer
@@ -252,7 +256,7 @@ class _Tracking:
             if is_cut(self.last_thumbnail, thumb):
                 self.tracker.cut()
             self.last_thumbnail = thumb
-            return self.tracker.update(index, faces)
+            return self.tracker.update(index, faces, weak_below=self.weak_below)
 
     def identity_and_seed(self, index: int, face: TrackedFace, crop: np.ndarray) -> tuple[np.ndarray | None, int]:
         """The track's identity target (updated from this aligned crop when due) and its noise seed."""

@@ -142,6 +142,46 @@ def test_a_cut_ends_the_track_so_the_next_face_gets_its_own_identity(tmp_path):
     assert float((after @ before.mean(axis=0)).max()) < 0.5  # two people, two targets
 
 
+class _Scripted:
+    """A detector that finds the astronaut's face in every frame with the next of the given scores."""
+
+    def __init__(self, face, scores: list[float]) -> None:
+        self.face, self.scores, self.threshold = face, list(scores), 0.35
+
+    def detect(self, image: np.ndarray) -> list:
+        from clrface_video.types import Face
+
+        return [Face(self.face.box, self.face.landmarks, self.scores.pop(0))]
+
+
+def test_a_tracked_face_whose_score_dips_under_the_threshold_fades_instead_of_blinking(astronaut):
+    """Detection hysteresis: in a video, a face scored under --detection-threshold (0.6) but over the floor
+    (0.35) still counts when it continues a track, pasted at a share falling linearly to 0 at the floor; it
+    starts no track, and in a photo it is left alone. The Ray driver's plan gives the same shares."""
+    from dataclasses import replace
+
+    from clrface_video.distributed.plan import track_video
+    from clrface_video.pipeline import load_models
+    from clrface_video.report import StageTimer
+    from clrface_video.story import FrameStory
+    from clrface_video.types import Frame
+
+    cfg = config(strength=1.0)
+    models = load_models(cfg, video=True)
+    assert models.detector.threshold == pytest.approx(0.35)  # a video's detector looks down to the floor
+    assert load_models(cfg, video=False).detector.threshold == pytest.approx(0.6)
+    (face,) = models.detector.detect(astronaut)
+    scores = [0.5, 0.9, 0.5, 0.45, 0.3, 0.9, 0.55]
+    story = FrameStory(replace(models, detector=_Scripted(face, scores)), cfg, StageTimer(), video=True)
+    weights = [[job.weight for job in story.faces_of(Frame(astronaut, i))] for i in range(len(scores))]
+    assert weights == [[], [1.0], [pytest.approx(0.6)], [pytest.approx(0.4)], [], [1.0], [pytest.approx(0.8)]]
+    assert story.counts.track_ids == {0}
+    plan = track_video([[replace(face, score=s)] for s in scores], cfg, models.restorer.resolution, False)
+    assert [[f.weight for f in frame] for frame in plan.faces] == weights
+    photo = FrameStory(replace(models, detector=_Scripted(face, [0.5])), cfg, StageTimer(), video=False)
+    assert photo.faces_of(Frame(astronaut)) == []
+
+
 class _GuidanceRecorder(BicubicSharpenRestorer):
     """The baseline, declared identity-aware, keeping what each batch asks of the identity guidance."""
 

@@ -80,8 +80,8 @@ def track_video(detections: list[list[Face]], config: RestoreConfig, resolution:
         if index in cuts:
             tracker.cut()
         jobs = []
-        for face in tracker.update(index, faces):
-            weight = paste_weight(face.landmarks, config, resolution, pixel_aspect)
+        for face in tracker.update(index, faces, weak_below=config.det_threshold):
+            weight = paste_weight(face.landmarks, config, resolution, pixel_aspect, face.face.score)
             if weight == 0.0:
                 plan.left_alone += 1
                 continue

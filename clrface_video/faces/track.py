@@ -202,11 +202,14 @@ class FaceTracker:
         (new ids, noise seeds and identities) instead of taking over those of whoever stood there before."""
         self._end(list(self._live))
 
-    def update(self, frame_index: int, faces: list[Face], embeddings: np.ndarray | None = None) -> list[TrackedFace]:
+    def update(self, frame_index: int, faces: list[Face], embeddings: np.ndarray | None = None, *,
+               weak_below: float | None = None) -> list[TrackedFace]:
         """Match this frame's faces to tracks (new ids for the rest); results in the order of `faces`.
 
         embeddings: optional (N, D) per face; used for association and, on good frames, folded
         into the track identity (so do not also pass them to add_identity).
+        weak_below: a face scored at or below this only continues a live track; it starts none, and is left
+        out of the results when it matches none (detection hysteresis: RestoreConfig.detection_floor).
         """
         if embeddings is not None and len(embeddings) != len(faces):
             raise ValueError("update: one embedding per face is needed")
@@ -216,6 +219,8 @@ class FaceTracker:
         out = []
         for c, face in enumerate(faces):
             track_id = owner.get(c)
+            if track_id is None and weak_below is not None and face.score <= weak_below:
+                continue
             if track_id is None:
                 track_id = self._start(frame_index, face)
             live = self._live[track_id]
