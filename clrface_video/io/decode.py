@@ -13,6 +13,7 @@ from av.video.reformatter import VideoReformatter
 
 from clrface_video.errors import InputError, one_line
 from clrface_video.io.apng import is_animated_png
+from clrface_video.io.clock import timed_frames
 from clrface_video.io.deinterlace import deinterlaced
 from clrface_video.io.sequence import find_sequence, is_sequence, open_options
 from clrface_video.types import Frame, TimeSpan
@@ -374,7 +375,7 @@ def read_frames(path: Path | str, deint: str | None = None, fps: Fraction | None
         high_depth: bool | None = None
         reformatter = VideoReformatter()
         end_s: float | None = None
-        decoded = deinterlaced(container.decode(stream), stream, deint)
+        decoded = deinterlaced(timed_frames(container, stream, _fps(stream)), stream, deint)
         while True:
             try:
                 frame = next(decoded)

@@ -1,0 +1,153 @@
+"""Archival containers (AVI, MPEG-PS, MPEG-TS, MXF, DV) keep every frame at its source time, and the audio in sync."""
+from __future__ import annotations
+
+from fractions import Fraction
+from pathlib import Path
+
+import av
+import numpy as np
+import pytest
+
+from clrface_video.io.decode import probe_video, read_frames
+from clrface_video.io.timecode import quicktime_timecode_rate
+from tests.media import BT601_FULL, clip_image, make_clip, read_packets
+from tests.test_io_video import copy_video
+
+SMALL = (128, 96)
+
+
+def times(path: Path) -> list[Fraction]:
+    """Each frame's time in seconds, as the pipeline reads it."""
+    return [f.pts * f.time_base for f in read_frames(path)]
+
+
+def ffmpeg_times(path: Path) -> list[Fraction | None]:
+    """Each frame's time as FFmpeg's demuxer and decoder give it, without the pipeline's clock."""
+    with av.open(str(path)) as container:
+        stream = container.streams.video[0]
+        return [None if f.pts is None else f.pts * stream.time_base for f in container.decode(stream)]
+
+
+def audio_start(path: Path) -> Fraction:
+    packets = read_packets(path, "audio")
+    return packets[0][1] * packets[0][2]
+
+
+def assert_same_timing(src: Path, out: Path, frames: int) -> None:
+    """Same frame count, the same spacing (within a tick of 90 kHz), the same audio bytes and a/v offset."""
+    before, after = times(src), times(out)
+    assert len(before) == len(after) == frames
+    assert np.allclose(np.diff([float(t) for t in after]), np.diff([float(t) for t in before]), atol=1 / 90000)
+    assert [p[0] for p in read_packets(out, "audio")] == [p[0] for p in read_packets(src, "audio")]
+    assert float(after[0] - audio_start(out)) == pytest.approx(float(before[0] - audio_start(src)), abs=1 / 90000)
+
+
+def reordered_clip(path: Path, frames: int = 12) -> Path:
+    """H.264 with B-frames (x264's "fast" preset), 24 fps, no audio."""
+    with av.open(str(path), "w") as out:
+        stream = out.add_stream("libx264", rate=24)
+        stream.width, stream.height, stream.pix_fmt = *SMALL, "yuv420p"
+        stream.options = {"preset": "fast", "threads": "1"}
+        for i in range(frames):
+            frame = av.VideoFrame.from_ndarray(clip_image(i, frames, SMALL), format="rgb24").reformat(format="yuv420p")
+            frame.pts, frame.time_base = i, Fraction(1, 24)
+            out.mux(stream.encode(frame))
+        out.mux(stream.encode(None))
+    return path
+
+
+# -- the faults FFmpeg's demuxers leave -------------------------------------------------------------
+
+def test_h264_in_avi_is_read_at_its_chunk_times_not_a_frame_late(tmp_path):
+    src = make_clip(tmp_path / "in.avi", frames=12, size=SMALL, audio_codec="pcm_s16le")
+    assert ffmpeg_times(src)[0] == Fraction(1, 24)  # FFmpeg guesses its first frame one frame late
+    assert times(src) == [Fraction(i, 24) for i in range(12)]
+    out = copy_video(src, tmp_path / "out.avi")
+    assert times(out) == times(src) and read_packets(out, "audio") == read_packets(src, "audio")
+
+
+def test_mjpeg_in_avi_with_pcm_becomes_h264_in_avi_at_the_same_times(tmp_path):
+    src = make_clip(tmp_path / "in.avi", frames=12, size=SMALL, codec="mjpeg", audio_codec="pcm_s16le",
+                    color=BT601_FULL)
+    out = copy_video(src, tmp_path / "out.avi")
+    assert probe_video(out).codec == "h264"
+    assert times(out) == times(src) == [Fraction(i, 24) for i in range(12)]
+    assert_same_timing(src, out, 12)
+
+
+def test_h264_in_mpeg_ps_gets_a_time_for_every_frame(tmp_path):
+    """The PS muxer stores a pts on some packets only; FFmpeg leaves the others' frames without one."""
+    src = make_clip(tmp_path / "in.mpg", frames=12, size=SMALL, audio_codec="mp2")
+    assert None in ffmpeg_times(src)
+    step = Fraction(1, 24)
+    assert np.diff(times(src)).tolist() == [step] * 11
+    out = copy_video(src, tmp_path / "out.mpg")  # failed: the untimed frames went out of order
+    assert_same_timing(src, out, 12)
+
+
+def test_h264_in_mxf_is_written_and_read_in_order(tmp_path):
+    src = make_clip(tmp_path / "in.mp4", frames=12, size=SMALL, audio=False)
+    out = copy_video(src, tmp_path / "out.mxf")
+    assert ffmpeg_times(out) == times(src)  # written without B-frames: FFmpeg reads it right too
+    assert times(out) == times(src)
+
+
+def test_h264_with_b_frames_in_mxf_is_read_in_order(tmp_path):
+    src = reordered_clip(tmp_path / "in.mxf")
+    assert ffmpeg_times(src) != sorted(ffmpeg_times(src))  # FFmpeg's: 0, 3, 2, 4, 1, ...
+    assert times(src) == [Fraction(i, 24) for i in range(12)]
+
+
+def test_a_vfr_clips_timecode_counts_at_its_own_rate_not_the_average(tmp_path):
+    src = make_clip(tmp_path / "in.mov", frames=12, size=SMALL, vfr=True, timecode="01:00:00:00")
+    assert quicktime_timecode_rate(src) == 24 and probe_video(src).fps != 24  # 192000/9659 on average
+    out = copy_video(src, tmp_path / "out.mov")
+    assert quicktime_timecode_rate(out) == 24
+    with av.open(str(out)) as container:
+        assert container.streams.video[0].metadata["timecode"] == "01:00:00:00"
+        assert [bytes(p) for p in container.demux(container.streams.data[0]) if p.size] == \
+            [(3600 * 24).to_bytes(4, "big")]  # the frame count of 01:00:00:00 at 24 fps
+    with av.open(str(src)) as a, av.open(str(out)) as b:
+        assert b.streams.video[0].duration == a.streams.video[0].duration  # the last frame keeps its length
+    assert times(out) == times(src)
+
+
+# -- the usual archival files ----------------------------------------------------------------------
+
+@pytest.mark.parametrize(("suffix", "audio_codec"), [(".mpg", "mp2"), (".ts", "mp2"), (".ts", "ac3")])
+def test_mpeg2_with_mpeg_audio_keeps_its_timing(tmp_path, suffix, audio_codec):
+    src = make_clip(tmp_path / f"in{suffix}", frames=12, size=SMALL, codec="mpeg2video", audio_codec=audio_codec)
+    assert times(src)[0] > 0  # the first frame is not at 0
+    assert_same_timing(src, copy_video(src, tmp_path / f"out{suffix}"), 12)
+    assert_same_timing(src, copy_video(src, tmp_path / f"mpeg2{suffix}", codec="mpeg2video"), 12)
+
+
+@pytest.mark.parametrize("suffix", [".avi", ".dv"])
+def test_dv_keeps_its_frames_and_audio(tmp_path, suffix):
+    src = tmp_path / f"tape{suffix}"
+    with av.open(str(src), "w") as container:
+        video = container.add_stream("dvvideo", rate=25)
+        video.width, video.height, video.pix_fmt = 720, 576, "yuv420p"
+        audio = container.add_stream("pcm_s16le", rate=48000, layout="stereo")
+        for i in range(4):
+            frame = av.VideoFrame.from_ndarray(clip_image(i, 4, (720, 576)), format="rgb24").reformat(format="yuv420p")
+            frame.pts = i
+            container.mux(video.encode(frame))
+            tone = (np.arange(2 * 1920) % 200 * 50).astype(np.int16)[None]
+            sound = av.AudioFrame.from_ndarray(tone, format="s16", layout="stereo")
+            sound.sample_rate, sound.pts = 48000, i * 1920
+            container.mux(audio.encode(sound))
+        container.mux(video.encode(None))
+        container.mux(audio.encode(None))
+    out = copy_video(src, tmp_path / f"out{suffix}", codec="dvvideo")
+    assert times(out) == times(src) == [Fraction(i, 25) for i in range(4)]
+    assert read_packets(out, "audio") == read_packets(src, "audio")
+
+
+@pytest.mark.parametrize("suffix", [".mp4", ".mkv", ".ts"])
+def test_b_frames_keep_their_times(tmp_path, suffix):
+    src = copy_video(reordered_clip(tmp_path / "in.mp4"), tmp_path / f"in{suffix}", codec="libx264")
+    out = copy_video(src, tmp_path / f"out{suffix}")
+    tick = float(probe_video(src).time_base)  # Matroska's millisecond
+    assert np.allclose(np.diff([float(t) for t in times(src)]), 1 / 24, atol=tick)
+    assert np.allclose([float(t) for t in times(out)], [float(t) for t in times(src)], atol=tick)
