@@ -16,6 +16,7 @@ from clrface_video.io.apng import is_animated_png
 from clrface_video.io.clock import timed_frames
 from clrface_video.io.deinterlace import deinterlaced
 from clrface_video.io.sequence import find_sequence, is_sequence, open_options
+from clrface_video.io.webp_anim import is_animated_webp
 from clrface_video.types import Frame, TimeSpan
 
 VIDEO_EXTENSIONS = frozenset({".mp4", ".mov", ".mkv", ".avi", ".webm", ".m4v", ".mpg", ".mpeg", ".ts", ".mts",
@@ -101,12 +102,12 @@ class VideoInfo:
 
 
 def media_kind(path: Path | str) -> str | None:
-    """"video" or "photo" by the file's extension (an animated PNG is a video), None for other files."""
+    """"video" or "photo" by the file's extension (an animated PNG or WebP is a video), None for other files."""
     suffix = Path(path).suffix.lower()
     if suffix in VIDEO_EXTENSIONS:
         return "video"
     if suffix in IMAGE_EXTENSIONS:
-        return "video" if is_animated_png(path) else "photo"
+        return "video" if is_animated_png(path) or is_animated_webp(path) else "photo"
     return None
 
 
