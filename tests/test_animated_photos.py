@@ -93,6 +93,18 @@ def test_a_truncated_animated_webp_is_one_line_and_no_output(tmp_path, astronaut
     assert sorted(p.name for p in tmp_path.iterdir()) == ["cut.webp", "whole.webp"]  # nothing half-written
 
 
+def test_an_animated_webp_on_ray_is_one_line_before_ray_starts(tmp_path, astronaut, monkeypatch):
+    from clrface_video import distributed
+
+    clip = tmp_path / "anim.webp"
+    make_webp(clip, astronaut, lossless=True, alpha=False)
+    monkeypatch.setattr(distributed, "ray_session", None)  # it must not get that far
+    result = run_cli("restore", clip, *MODEL, "--backend", "ray")
+    assert result.exit_code != 0 and "--backend local" in result.output and "Traceback" not in result.output
+    assert len(result.output.strip().splitlines()) == 1
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["anim.webp"]
+
+
 # -- multi-page TIFF ---------------------------------------------------------------------------------------
 def make_album(path, astronaut) -> list[np.ndarray]:
     """Four pages: an RGB page (deflate, 300 dpi, ICC, described), its reduced-resolution preview, a grey page

@@ -7,6 +7,7 @@ from ..config import RestoreConfig
 from ..errors import ClrfaceError, InputError
 from ..io.decode import is_image_path, probe_video
 from ..io.sequence import is_sequence
+from ..io.webp_anim import is_animated_webp
 from ..paths import resolve_paths
 from ..pipeline import already_done
 from ..report import Progress, RestoreReport
@@ -34,6 +35,9 @@ def restore_path_ray(input: str | Path, output: str | Path | None = None, config
     if not source.exists():
         raise InputError(f"input not found: {source}")
     video = not source.is_dir() and not is_image_path(source)
+    if video and is_animated_webp(source):
+        raise ClrfaceError(f"{source.name}: --backend ray restores video files in keyframe segments, which an "
+                           "animated WebP (read by Pillow) has none of; restore it with --backend local")
     if video:  # check the input before starting Ray
         source, target = resolve_paths(source, output)
         probe_video(source)
