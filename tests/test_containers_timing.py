@@ -144,6 +144,28 @@ def test_dv_keeps_its_frames_and_audio(tmp_path, suffix):
     assert read_packets(out, "audio") == read_packets(src, "audio")
 
 
+@pytest.mark.parametrize(("suffix", "codec", "pix_fmt"), [(".dv", "dvvideo", "yuv420p"),
+                                                          (".mxf", "mpeg2video", "yuv422p")])
+def test_dv_and_mxf_keep_their_timecode_without_a_false_warning(tmp_path, suffix, codec, pix_fmt,
+                                                                  warnings_logged):
+    """Both muxers write the timecode into the file; an MXF writer's own identity tags are not the source's."""
+    src = tmp_path / f"tape{suffix}"
+    with av.open(str(src), "w") as container:
+        container.metadata["timecode"] = "01:02:03:04"
+        video = container.add_stream(codec, rate=25)
+        video.width, video.height, video.pix_fmt = 720, 576, pix_fmt
+        for i in range(3):
+            container.mux(video.encode(av.VideoFrame.from_ndarray(clip_image(i, 3, (720, 576)), format="rgb24")))
+        container.mux(video.encode(None))
+    out = copy_video(src, tmp_path / f"out{suffix}", codec=codec)
+    with av.open(str(out)) as written:
+        assert written.metadata["timecode"] == "01:02:03:04"
+    assert "left out" not in warnings_logged.text
+    if suffix == ".mxf":  # into an .mp4: the MXF muxer's name is not carried as if it were the film's
+        with av.open(str(copy_video(src, tmp_path / "out.mp4"))) as mp4:
+            assert "company_name" not in mp4.metadata and "product_name" not in mp4.metadata
+
+
 @pytest.mark.parametrize("suffix", [".mp4", ".mkv", ".ts"])
 def test_b_frames_keep_their_times(tmp_path, suffix):
     src = copy_video(reordered_clip(tmp_path / "in.mp4"), tmp_path / f"in{suffix}", codec="libx264")

@@ -25,11 +25,16 @@ COVER_MUXERS = frozenset({"mp4", "ipod"})  # muxers that store an attached pictu
 COVER_FILES = {"mjpeg": ("cover.jpg", "image/jpeg"), "png": ("cover.png", "image/png")}  # Matroska's cover names
 CHAPTER_MUXERS = frozenset({"mp4", "mov", "ipod", "matroska", "webm", "ogg"})  # the muxers that store chapters
 TAGLESS_MUXERS = frozenset({"mpegts", "mxf", "dv", "apng", "gif", "image2"})  # measured: they write no file tags
+TIMECODE_MUXERS = frozenset({"mxf", "dv"})  # ... but these two write the "timecode" tag into the file (measured)
 DEFAULT_LAYOUTS = {1: "mono", 2: "stereo", 3: "2.1", 4: "4.0", 5: "5.0", 6: "5.1", 7: "6.1", 8: "7.1"}
 # Tags a muxer or the source's encoder wrote about the file itself (brands, writing application, mkvmerge's
-# per-stream statistics, length): the output's muxer writes its own. Every other tag is copied.
+# per-stream statistics, length, an MXF writer's identity and package ids): the output's muxer writes its
+# own. Every other tag is copied.
 MUXER_TAGS = frozenset({"major_brand", "minor_version", "compatible_brands", "encoder", "vendor_id", "duration",
-                        "bps", "number_of_frames", "number_of_bytes"})
+                        "bps", "number_of_frames", "number_of_bytes", "operational_pattern_ul", "uid",
+                        "generation_uid", "company_name", "product_name", "product_version", "product_version_num",
+                        "product_uid", "toolkit_version_num", "application_platform", "modification_date",
+                        "material_package_umid", "file_package_umid"})
 
 
 @dataclass(frozen=True)
@@ -206,9 +211,10 @@ def copy_metadata(source: av.container.InputContainer, out: av.container.OutputC
     onto the output before its header is written."""
     tags = _kept_tags(dict(source.metadata))
     muxer = out.format.name.split(",")[0]
-    if tags and muxer in TAGLESS_MUXERS:
+    lost = sorted(set(tags) - ({"timecode"} if muxer in TIMECODE_MUXERS else set()))
+    if lost and muxer in TAGLESS_MUXERS:
         log.warning("the file's tags (%s) cannot be stored in %s; they are left out (.mkv, .mp4 and .mov keep "
-                    "them)", ", ".join(sorted(tags)[:4]), _suffix(out))
+                    "them)", ", ".join(lost[:4]), _suffix(out))
     out.metadata.update(tags)
     pairs = [(_video_stream(source, path), video)] + [(source.streams[i], c.stream) for i, c in copies.items()]
     lost = av.stream.Disposition(0)
