@@ -271,6 +271,25 @@ def test_a_folder_of_photos_and_videos_restores_both(tmp_path, astronaut):
     assert json.loads((tmp_path / "r2.json").read_text())["skipped"] == 2  # the photo and the video are done
 
 
+def test_a_folder_takes_dvd_camcorder_and_phone_files(tmp_path):
+    """.vob (DVD), .m2ts (AVCHD) and .3gp (old phones) are videos of a folder too, not unknown files."""
+    from clrface_video.io.decode import read_frames
+    from tests.media import make_clip
+    from tests.test_io_video import copy_video
+
+    root = tmp_path / "box"
+    root.mkdir()
+    clip = make_clip(tmp_path / "clip.mp4", frames=4, size=(256, 192), audio=False)
+    for name, codec in (("dvd.vob", "mpeg2video"), ("camcorder.m2ts", "libx264"), ("phone.3gp", "libx264")):
+        copy_video(clip, root / name, codec=codec)
+    result = run_cli("restore", root, "--model", "baseline-bicubic-sharpen")
+    assert result.exit_code == 0, result.output
+    out = tmp_path / "box_restored"
+    assert sorted(p.name for p in out.iterdir()) == ["camcorder.m2ts", "dvd.vob", "phone.3gp"]
+    assert all(len(list(read_frames(p))) == 4 for p in out.iterdir())
+    assert "3 videos (12 frames)" in result.stdout
+
+
 def test_an_animated_gif_in_a_folder_comes_back_a_gif_with_its_faces_restored(tmp_path):
     from clrface_video.io.decode import probe_video, read_frames
     from tests.media import make_clip

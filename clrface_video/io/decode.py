@@ -20,7 +20,7 @@ from clrface_video.io.webp_anim import is_animated_webp
 from clrface_video.types import Frame, TimeSpan
 
 VIDEO_EXTENSIONS = frozenset({".mp4", ".mov", ".mkv", ".avi", ".webm", ".m4v", ".mpg", ".mpeg", ".ts", ".mts",
-                              ".gif", ".apng"})  # an animated GIF or PNG is restored as a video, into its format
+                              ".m2ts", ".vob", ".mxf", ".dv", ".3gp", ".gif", ".apng"})  # an animated GIF or PNG is restored as a video, into its format
 IMAGE_EXTENSIONS = frozenset({".jpg", ".jpeg", ".png", ".webp", ".tif", ".tiff", ".bmp", ".heic", ".heif", ".avif"})
 COPY_STREAM_TYPES = ("audio", "subtitle", "data")
 RAW_STREAM_FORMATS = frozenset({"h264", "hevc", "mpegvideo", "m4v", "rawvideo", "obu", "vvc"})  # no container clock
