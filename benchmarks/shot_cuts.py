@@ -2,7 +2,7 @@
 
     python benchmarks/shot_cuts.py VIDEO [VIDEO ...] [--frames 400] [--top 4]
 
-For each video, the frames with the largest luma and colour changes from the frame before, and the
+For each video, the frames with the largest layout (normalised luma) and colour changes from the frame before, and the
 frames faces.shots.is_cut takes for cuts (where face tracks end).
 """
 from __future__ import annotations
@@ -10,13 +10,13 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from clrface_video.faces.shots import CUT_COLOUR, CUT_LUMA, is_cut, shot_change, thumbnail
+from clrface_video.faces.shots import CUT_COLOUR, CUT_LAYOUT, is_cut, shot_change, thumbnail
 from clrface_video.io.decode import read_frames
 from clrface_video.io.pixels import to_uint8
 
 
 def _listed(rows: list[tuple[int, float, float, bool]]) -> str:
-    return ", ".join(f"{index}: {luma:.1f} / {colour:.2f}" for index, luma, colour, _ in rows)
+    return ", ".join(f"{index}: {layout:.2f} / {colour:.2f}" for index, layout, colour, _ in rows)
 
 
 def main() -> None:
@@ -25,7 +25,7 @@ def main() -> None:
     parser.add_argument("--frames", type=int, default=400, help="frames read from the start of each video")
     parser.add_argument("--top", type=int, default=4)
     args = parser.parse_args()
-    print(f"cut when luma >= {CUT_LUMA} grey levels and colour >= {CUT_COLOUR}")
+    print(f"cut when layout >= {CUT_LAYOUT} and colour >= {CUT_COLOUR}")
     for video in args.videos:
         rows, before = [], None
         for frame in read_frames(video):
@@ -36,7 +36,7 @@ def main() -> None:
                 rows.append((frame.index, *shot_change(before, thumb), is_cut(before, thumb)))
             before = thumb
         print(f"{video.name}: {len(rows) + 1} frames; cuts at {[r[0] for r in rows if r[3]]}")
-        print(f"  largest luma change (frame: luma / colour): {_listed(sorted(rows, key=lambda r: -r[1])[:args.top])}")
+        print(f"  largest layout change (frame: layout / colour): {_listed(sorted(rows, key=lambda r: -r[1])[:args.top])}")
         print(f"  largest colour change: {_listed(sorted(rows, key=lambda r: -r[2])[:args.top])}")
 
 

@@ -67,6 +67,18 @@ def test_a_cut_ends_every_live_track():
     assert all(i in tracker.tracks for i in before)  # ended, still known for late look-ups
 
 
+def test_a_cut_is_a_new_picture_not_a_pan_or_a_camera_flash():
+    from clrface_video.faces.shots import is_cut, thumbnail
+    from tests.media import clip_image
+
+    pan = [thumbnail(clip_image(i, 12, (256, 192))) for i in range(12)]  # a fast pan and zoom over the astronaut
+    assert not any(is_cut(a, b) for a, b in zip(pan, pan[1:]))
+    flash = np.clip(clip_image(6, 12, (256, 192)).astype(np.float32) * 1.3 + 30, 0, 255).astype(np.uint8)
+    assert not is_cut(pan[5], thumbnail(flash)) and not is_cut(thumbnail(flash), pan[7])
+    other = thumbnail(clip_image(6, 12, (256, 192), cut_at=6))  # Grace Hopper where the astronaut was
+    assert is_cut(pan[5], other) and not is_cut(None, other)
+
+
 def test_one_euro_lowers_jitter_when_still_and_follows_fast_motion():
     rng = np.random.default_rng(0)
     tracker = FaceTracker()
