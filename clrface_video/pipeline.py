@@ -23,7 +23,7 @@ from .io.encode import VideoWriter, output_exists
 from .io.photo_read import Photo, read_photo
 from .io.photo_write import copy_photo, fit_format, format_for, write_photo
 from .io.sequence import is_sequence
-from .io.tiff_pages import PageWriter, preview_of, read_pages, tiff_pages
+from .io.tiff_pages import PageWriter, full_pages, preview_of, read_pages, tiff_pages
 from .io.webp_anim import is_animated_webp, is_webp_output
 from .io.webp_frames import WebpWriter, probe_webp, read_webp_frames
 from .paths import output_folder, resolve_paths
@@ -152,7 +152,9 @@ def restore_image(input: str | Path, output: str | Path | None = None, config: R
     timer = StageTimer()
     pages = tiff_pages(source)
     if pages > 1 and format_for(target) != "TIFF":
-        raise ClrfaceError(f"{source.name} holds {pages} pages, which only a TIFF holds; name the output .tif")
+        if (full := full_pages(source)) > 1:
+            raise ClrfaceError(f"{source.name} holds {full} pages, which only a TIFF holds; name the output .tif")
+        pages = 1  # one picture and its previews: the picture, into the format asked for
     with timer("decode"):
         original = read_photo(source) if pages == 1 else None  # 1 read (orientation applied)
         photo = output_format(original, target) if original is not None else None

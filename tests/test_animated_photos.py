@@ -7,7 +7,7 @@ import cv2
 import numpy as np
 import pytest
 import tifffile
-from PIL import Image, ImageCms
+from PIL import Image, ImageCms, features
 
 from clrface_video.io.webp_anim import LOSSLESS, LOSSY, frame_kinds, is_animated_webp
 from tests.test_pipeline_photos import crop_footprints, run_cli
@@ -171,7 +171,7 @@ def test_a_multi_page_tiff_asked_as_a_jpeg_or_cut_short_is_one_line(tmp_path, as
     source = tmp_path / "album.tif"
     make_album(source, astronaut)
     result = run_cli("restore", source, *MODEL, "-o", tmp_path / "album.jpg")
-    assert result.exit_code != 0 and "4 pages" in result.output and ".tif" in result.output
+    assert result.exit_code != 0 and "3 pages" in result.output and ".tif" in result.output  # the preview is none
     cut = tmp_path / "cut.tif"
     cut.write_bytes(source.read_bytes()[:int(source.stat().st_size * 0.8)])
     result = run_cli("restore", cut, *MODEL)
@@ -210,3 +210,29 @@ def test_the_old_refusal_is_gone(tmp_path, astronaut, name):
     assert result.exit_code == 0, result.output
     with Image.open(tmp_path / name.replace(".", "_restored.")) as out:
         assert out.n_frames == 3
+
+
+def test_one_picture_with_a_preview_page_still_goes_to_a_jpeg(tmp_path, astronaut):
+    """A scanner's TIFF of one picture and its reduced-resolution preview is one photo: `-o x.jpg` works (the
+    page-by-page path is for scans of several pictures, which only a TIFF holds)."""
+    path = tmp_path / "scan.tif"
+    tifffile.imwrite(path, astronaut, photometric="rgb")
+    tifffile.imwrite(path, astronaut[::4, ::4], photometric="rgb", subfiletype=1, append=True)
+    result = run_cli("restore", path, "-o", tmp_path / "scan.jpg", *MODEL)
+    assert result.exit_code == 0, result.output
+    with Image.open(tmp_path / "scan.jpg") as out:
+        assert out.size == (512, 512)
+    album = tmp_path / "album.tif"
+    make_album(album, astronaut)
+    result = run_cli("restore", album, "-o", tmp_path / "album.jpg", *MODEL)
+    assert result.exit_code != 0 and "name the output .tif" in result.output
+
+
+@pytest.mark.skipif(not features.check("avif"), reason="this Pillow reads no AVIF")
+def test_an_animated_avif_is_refused_in_one_line_not_cut_to_its_first_frame(tmp_path, astronaut):
+    frames = [Image.fromarray(np.roll(astronaut[::2, ::2], 8 * i, axis=1)) for i in range(3)]
+    frames[0].save(tmp_path / "anim.avif", save_all=True, append_images=frames[1:])
+    result = run_cli("restore", tmp_path / "anim.avif", *MODEL)
+    assert result.exit_code != 0 and "3 frames (an animated AVIF)" in result.output
+    assert len(result.output.strip().splitlines()) == 1
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["anim.avif"]

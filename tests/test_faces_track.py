@@ -1,6 +1,7 @@
 """Tracking: consistent ids, survival over short misses, smoother landmarks, identity per track."""
 from __future__ import annotations
 
+import itertools
 import sys
 
 import cv2
@@ -72,7 +73,7 @@ def test_a_cut_is_a_new_picture_not_a_pan_or_a_camera_flash():
     from tests.media import clip_image
 
     pan = [thumbnail(clip_image(i, 12, (256, 192))) for i in range(12)]  # a fast pan and zoom over the astronaut
-    assert not any(is_cut(a, b) for a, b in zip(pan, pan[1:]))
+    assert not any(is_cut(a, b) for a, b in itertools.pairwise(pan))
     flash = np.clip(clip_image(6, 12, (256, 192)).astype(np.float32) * 1.3 + 30, 0, 255).astype(np.uint8)
     assert not is_cut(pan[5], thumbnail(flash)) and not is_cut(thumbnail(flash), pan[7])
     other = thumbnail(clip_image(6, 12, (256, 192), cut_at=6))  # Grace Hopper where the astronaut was

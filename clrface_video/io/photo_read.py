@@ -98,23 +98,26 @@ def _open(path: Path) -> tuple[Image.Image, bool]:
     _need_heif(path)
     try:
         image = Image.open(path)
-        pictures = _pictures(image)
-        deep = _is_16bit_rgb(image)
+        count = pictures(image)
+        deep = is_16bit_rgb(image)
         image.load()
     except READ_ERRORS as error:
         raise InputError(f"cannot read {path.name} as an image ({one_line(error)})") from error
-    if pictures > 1:  # written back, it would keep the first one only
+    if count > 1 and image.format == "AVIF":  # written back, it would keep the first frame only
+        raise InputError(f"{path.name} holds {count} frames (an animated AVIF), which restore cannot write back: "
+                         "save it as a GIF, an animated PNG or WebP, or a video, which restore takes")
+    if count > 1:
         what = "pages (a multi-page scan)" if image.format == "TIFF" else "frames (an animation)"
-        raise InputError(f"{path.name} holds {pictures} {what}, and this reads single pictures: "
+        raise InputError(f"{path.name} holds {count} {what}, and this reads single pictures: "
                          "`clrface-video restore` restores every one of them")
     return image, deep
 
 
-def _pictures(image: Image.Image) -> int:
-    """How many full pictures an animated PNG or WebP, or a TIFF, holds (a TIFF's reduced-resolution pages,
+def pictures(image: Image.Image) -> int:
+    """How many full pictures an animated PNG, WebP or AVIF, or a TIFF, holds (a TIFF's reduced-resolution pages,
     previews, do not count; a phone's MPO JPEG is one photo and its preview)."""
     count = getattr(image, "n_frames", 1)
-    if count <= 1 or image.format not in ("PNG", "WEBP", "TIFF"):
+    if count <= 1 or image.format not in ("PNG", "WEBP", "TIFF", "AVIF"):
         return 1
     if image.format != "TIFF":
         return count
@@ -126,7 +129,7 @@ def _pictures(image: Image.Image) -> int:
     return full
 
 
-def _is_16bit_rgb(image: Image.Image) -> bool:
+def is_16bit_rgb(image: Image.Image) -> bool:
     """Pillow decodes 16-bit RGB(A) PNG/TIFF to 8 bits; its tile rawmode still says ';16'."""
     if image.mode not in ("RGB", "RGBA") or not image.tile:
         return False
@@ -241,7 +244,7 @@ def read_photo(path: Path | str) -> Photo:
 
 def photo_of(source: Image.Image, path: Path, deep: bool, page: int = 0) -> Photo:
     """The Photo of a loaded Pillow image (of `path`, at page `page` of a multi-page TIFF); deep: it is 16-bit
-    RGB(A), which Pillow decodes to 8 bits (see _is_16bit_rgb)."""
+    RGB(A), which Pillow decodes to 8 bits (see is_16bit_rgb)."""
     orientation = int(source.getexif().get(ORIENTATION_TAG, 1) or 1)
     mode, fmt = source.mode, "JPEG" if source.format == "MPO" else (source.format or "PNG")
     try:

@@ -17,7 +17,7 @@ from PIL.TiffImagePlugin import AppendingTiffWriter
 
 from clrface_video.atomic import atomic
 from clrface_video.errors import ClrfaceError, InputError, one_line
-from clrface_video.io.photo_read import READ_ERRORS, Photo, _is_16bit_rgb, photo_of
+from clrface_video.io.photo_read import READ_ERRORS, Photo, is_16bit_rgb, photo_of, pictures
 from clrface_video.io.photo_write import encode_photo
 from clrface_video.io.pixels import to_depth
 
@@ -58,6 +58,15 @@ def tiff_pages(path: Path | str) -> int:
         return 1
 
 
+def full_pages(path: Path | str) -> int:
+    """How many full pages (previews left out) a TIFF holds; 1 for a file Pillow cannot open."""
+    try:
+        with Image.open(path) as image:
+            return pictures(image)
+    except READ_ERRORS:
+        return 1
+
+
 def read_pages(path: Path | str) -> Iterator[Page]:
     """Yield a multi-page TIFF's pages one at a time; a page that cannot be read raises InputError naming it."""
     path = Path(path)
@@ -71,7 +80,7 @@ def read_pages(path: Path | str) -> Iterator[Page]:
                 if number:  # the page's own resolution, ICC profile and XMP, not the page before's
                     image.info.clear()
                     image.seek(number)
-                deep = _is_16bit_rgb(image)
+                deep = is_16bit_rgb(image)
                 image.load()
                 photo = photo_of(image, path, deep, number)
             except READ_ERRORS + (EOFError, InputError) as error:
