@@ -75,6 +75,20 @@ def test_segments_restore_with_the_identity_and_seed_of_a_local_run(tmp_path, cu
         assert np.array_equal(identity, local_identity)  # the running-mean identity the track had locally
 
 
+@pytest.mark.parametrize("codec", ["libx264", "mpeg4"])
+def test_an_avi_is_one_segment_read_at_the_same_times_as_locally(tmp_path, codec):
+    """FFmpeg reads H.264 in AVI a frame late and io.clock counts the frames from the file's start, which a
+    segment seeked into cannot: the Ray backend reads an AVI as one segment, at the local reader's times."""
+    from tests.test_io_video import copy_video
+
+    source = make_clip(tmp_path / "src.avi", frames=12, size=(128, 96), audio_codec="pcm_s16le", gop=4)
+    clip = copy_video(source, tmp_path / "clip.avi", codec=codec)
+    segments = plan_segments(clip, 3)
+    assert len(segments) == 1
+    local = [frame.pts for frame in read_frames(clip)]
+    assert [frame.pts for frame in read_segment(clip, segments[0], False)] == local == list(range(12))
+
+
 def test_segments_deinterlace_as_the_whole_file_does_but_at_their_first_frame(tmp_path):
     """bwdif reads a frame's neighbours: a segment's first frame has no earlier one, every other frame matches."""
     from tests.test_io_video import comb

@@ -11,8 +11,9 @@ from pathlib import Path
 import av
 
 from ..errors import ClrfaceError, one_line
+from ..io.clock import DTS_CLOCK_FORMATS, SORTED_CLOCK_FORMATS, timed_frames
 from ..io.copies import muxer_options, packet_time
-from ..io.decode import VideoInfo, _open_input, _video_stream, frame_to_array
+from ..io.decode import VideoInfo, _fps, _open_input, _video_stream, frame_to_array
 from ..io.deinterlace import deinterlaced
 from ..io.encode import VideoWriter
 from ..types import Frame
@@ -49,9 +50,13 @@ class Segment:
 def list_keyframes(path: Path) -> tuple[list[int], list[int]] | None:
     """(sorted pts of every video packet, sorted pts of the keyframe packets), by demuxing only (no decode).
 
-    None when some packet has no pts (the video cannot be split by time and stays one segment).
+    None when some packet has no pts (the video cannot be split by time and stays one segment), and for AVI
+    and MXF, whose frames take their times from the packets in sorted order from the start of the file
+    (io.clock: FFmpeg's own are a frame late, or in decode order), which a segment seeked into cannot count.
     """
     with _open_input(path) as container:
+        if container.format.name in DTS_CLOCK_FORMATS | SORTED_CLOCK_FORMATS:
+            return None
         stream = _video_stream(container, path)
         every, keys = [], []
         for packet in container.demux(stream):
@@ -115,7 +120,7 @@ def _decode_range(path: Path, segment: Segment, high_depth: bool, first_index: i
             container.seek(segment.start, stream=stream, backward=True, any_frame=False)
         index = first_index
         try:
-            for frame in deinterlaced(container.decode(stream), stream, deint):
+            for frame in deinterlaced(timed_frames(container, stream, _fps(stream)), stream, deint):
                 if segment.end is not None and frame.pts is not None and frame.pts >= segment.end:
                     return
                 if not segment.holds(frame.pts):
