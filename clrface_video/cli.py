@@ -176,7 +176,8 @@ def cli() -> None:
               show_default=True, metavar="SCORE",
               help="Faces the detector scores below this are left alone: raise it when hands or patterns are "
                    "restored as faces, lower it for small or blurred faces it misses (`clrface-video detect` "
-                   "prints the scores).")
+                   "prints the scores). In video a face that continues a track counts down to 0.25 below it, "
+                   "fading out, so that its restoration does not blink.")
 @click.option("--min-face", type=click.IntRange(min=0), default=DEFAULT.min_face, show_default=True, metavar="PIXELS",
               help="Faces whose eye-to-mouth span is under this fade out of restoration (left alone below 75% of it).")
 @click.option("--max-upscale", type=click.FloatRange(min=0.0, min_open=True), default=DEFAULT.max_upscale, show_default=True,

@@ -66,6 +66,21 @@ def test_an_animated_webp_comes_back_animated_with_its_timing_loop_alpha_and_met
         assert np.array_equal(a[..., 3], b[..., 3])
 
 
+def test_an_opaque_animated_webp_has_no_alpha_to_leave_out(tmp_path, astronaut, warnings_logged):
+    """Pillow reads every animated WebP as RGBA (and flags alpha in opaque ones): only a frame that is not
+    opaque makes it a video with alpha. A codec asked for a WebP output is said not to apply."""
+    from clrface_video.io.webp_frames import probe_webp
+
+    opaque, clear = tmp_path / "opaque.webp", tmp_path / "clear.webp"
+    make_webp(opaque, astronaut, lossless=True, alpha=False)
+    make_webp(clear, astronaut, lossless=True, alpha=True)
+    assert not probe_webp(opaque).alpha and probe_webp(clear).alpha
+    assert run_cli("restore", opaque, "-o", tmp_path / "opaque.mp4", *MODEL).exit_code == 0
+    assert "alpha" not in warnings_logged.text
+    assert run_cli("restore", opaque, "--codec", "libx264", *MODEL).exit_code == 0
+    assert "--codec and --preset do not apply to an animated WebP" in warnings_logged.text
+
+
 def test_a_lossy_animated_webp_in_a_folder_comes_back_lossy_and_animated(tmp_path, astronaut):
     root = tmp_path / "album"
     root.mkdir()

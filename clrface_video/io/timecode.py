@@ -1,4 +1,4 @@
-"""The rate a source's timecode counts frames at, and a timecode moved on by a stretch's start."""
+"""The rate a source's timecode counts frames at: a QuickTime timecode track's own, not the video's average."""
 from __future__ import annotations
 
 import struct

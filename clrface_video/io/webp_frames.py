@@ -40,11 +40,24 @@ def _open(path: Path) -> Image.Image:
     return image
 
 
+def _has_transparency(image: Image.Image) -> bool:
+    """Whether any frame has a pixel that is not opaque (Pillow reads every animated WebP as RGBA, and its
+    writer flags alpha in the header of opaque ones too)."""
+    try:
+        for number in range(image.n_frames):
+            image.seek(number)
+            if image.getchannel("A").getextrema()[0] < 255:
+                return True
+        return False
+    finally:
+        image.seek(0)
+
+
 def probe_webp(path: Path | str) -> VideoInfo:
     """An animated WebP's geometry as a video's (8-bit RGB, alpha when its frames have it, millisecond clock)."""
     path = Path(path)
     with _open(path) as image:
-        alpha = image.mode == "RGBA"  # the file's header says its frames carry alpha
+        alpha = image.mode == "RGBA" and _has_transparency(image)
         return VideoInfo(path=path, width=image.width, height=image.height, frames=image.n_frames, fps=None,
                          time_base=MILLISECOND, pix_fmt="rgba" if alpha else "rgb24", bit_depth=8, rotation=0,
                          color_primaries=UNSPECIFIED, color_trc=UNSPECIFIED, colorspace=UNSPECIFIED,
@@ -87,11 +100,14 @@ class WebpWriter:
     coding and ICC/EXIF/XMP, each frame shown as long as in the source; atomically, on a clean exit.
 
     Pillow encodes an animation in one call, so the frames (8-bit) are held until the block ends.
-    Takes VideoWriter's arguments; codec, crf and preset do not apply to WebP.
+    Takes VideoWriter's arguments; a codec or preset asked for does not apply to WebP, and a warning says so.
     """
 
-    def __init__(self, output: Path | str, source: Path | str, info: VideoInfo, **_video_options: Any) -> None:
+    def __init__(self, output: Path | str, source: Path | str, info: VideoInfo, **video_options: Any) -> None:
         self.output, self.source, self.info = Path(output), Path(source), info
+        if video_options.get("codec", "auto") != "auto" or video_options.get("preset") is not None:
+            log.warning("%s: --codec and --preset do not apply to an animated WebP; it is written by Pillow, lossless "
+                        "or lossy as its source", self.output.name)
         self.frames_written = 0
         self._images: list[Image.Image] = []
         self._starts: list[Fraction] = []  # each frame's time, in seconds
