@@ -131,7 +131,7 @@ class Session:
         self._variants: dict[float, Restorer] = {config.fidelity: self.restorer}
         self._detectors: dict[tuple[str, Path | None, float], FaceDetector] = {}
         self._identity: IdentityEncoder | None = None
-        self.detector(config, video=False)  # load a detector now, so a missing one fails at load time
+        self.detector(config)  # load the detector now, so a missing one fails at load time
 
     @property
     def model_name(self) -> str:
@@ -146,10 +146,12 @@ class Session:
                                    "for another session")
         return make_config(self.config, **overrides)
 
-    def detector(self, config: RestoreConfig, *, video: bool) -> FaceDetector:
-        key = (config.detector, config.insightface_root, config.detection_floor(video))
+    def detector(self, config: RestoreConfig) -> FaceDetector:
+        """One detector for photos and videos: it finds faces down to the video floor, and a photo's story keeps
+        those over the threshold (story.FrameStory), so a session holds one per detector setting, not two."""
+        key = (config.detector, config.insightface_root, config.detection_floor(video=True))
         if key not in self._detectors:
-            self._detectors[key] = detector_for(config, self.device, video=video)
+            self._detectors[key] = detector_for(config, self.device, video=True)
         return self._detectors[key]
 
     def restorer_at(self, fidelity: float) -> Restorer:
@@ -171,7 +173,7 @@ class Session:
         only when the restorer's identity guidance runs and so needs a target)."""
         restorer = self.restorer_at(config.fidelity)
         identity = self.identity_encoder() if needs_identity_encoder(config, restorer, video=video) else None
-        return Models(device=self.device, detector=self.detector(config, video=video), restorer=restorer, identity=identity)
+        return Models(device=self.device, detector=self.detector(config), restorer=restorer, identity=identity)
 
     def restore_frames(self, frames: Iterable[np.ndarray], *, as_video: bool = True,
                        **options: Any) -> RestoredFrames:

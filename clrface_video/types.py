@@ -6,6 +6,8 @@ from fractions import Fraction
 
 import numpy as np
 
+SPAN_TOLERANCE = Fraction(1, 1000)  # seconds: a frame this close to a stretch's edge counts as on it
+
 
 @dataclass(frozen=True)
 class Frame:
@@ -31,6 +33,14 @@ class TimeSpan:
 
     start: float = 0.0
     end: float | None = None
+
+    def not_yet(self, seconds: Fraction) -> bool:
+        """Whether a frame at `seconds` comes before the stretch (SPAN_TOLERANCE from its start counts as on it)."""
+        return seconds < Fraction(self.start) - SPAN_TOLERANCE
+
+    def past(self, seconds: Fraction) -> bool:
+        """Whether a frame at `seconds` comes at or after the stretch's end (the same tolerance)."""
+        return self.end is not None and seconds >= Fraction(self.end) - SPAN_TOLERANCE
 
 
 @dataclass(frozen=True)

@@ -217,6 +217,17 @@ def test_exif_sub_ifds_after_the_first_page_are_left_out_in_one_warning(tmp_path
     assert said == ["camera_restored.tif: left out of the written pages: the EXIF camera and GPS tags (page 2, 3)"]
 
 
+def test_palette_pages_of_a_scan_are_said_once_to_come_back_in_full_colour(tmp_path, astronaut, warnings_logged):
+    pages = [Image.fromarray(np.roll(astronaut[::2, ::2], 8 * i, axis=1)).quantize(64) for i in range(3)]
+    pages[0].save(tmp_path / "scan.tif", save_all=True, append_images=pages[1:])
+    assert run_cli("restore", tmp_path / "scan.tif", *MODEL).exit_code == 0
+    with Image.open(tmp_path / "scan_restored.tif") as out:
+        assert out.n_frames == 3 and out.mode == "RGB"
+    said = [r.getMessage() for r in warnings_logged.records if "palette" in r.getMessage()]
+    palette = "the palette (the page is written in full colour) (page 1, 2, 3)"
+    assert said == [f"scan_restored.tif: left out of the written pages: {palette}"]
+
+
 @pytest.mark.parametrize("name", ["anim.webp", "scan.tif"])
 def test_the_old_refusal_is_gone(tmp_path, astronaut, name):
     pictures = [Image.fromarray(np.roll(astronaut[::2, ::2], 8 * i, axis=1)) for i in range(3)]

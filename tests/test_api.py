@@ -85,11 +85,11 @@ def test_restore_frames_tracks_one_person_consistently(session, astronaut):
 
 
 def test_session_reuses_models_and_changes_options_per_call(session, astronaut):
-    detector, restorer = session.detector(session.config, video=False), session.restorer
+    detector, restorer = session.detector(session.config), session.restorer
     sharp = session.restore_image(astronaut, fidelity=0.0)
     soft = session.restore_image(astronaut, fidelity=1.0)
     assert np.abs(sharp.astype(int) - astronaut).sum() > np.abs(soft.astype(int) - astronaut).sum()
-    assert session.detector(session.config, video=False) is detector and session.restorer is restorer
+    assert session.detector(session.config) is detector and session.restorer is restorer
     assert np.array_equal(session.restore_image(astronaut, min_face=400), astronaut)  # face too small: left alone
     with pytest.raises(ClrfaceError, match="fixed when the models are loaded"):
         session.restore_image(astronaut, model="clrface")

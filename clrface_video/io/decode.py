@@ -28,7 +28,6 @@ RAW_STREAM_FORMATS = frozenset({"h264", "hevc", "mpegvideo", "m4v", "rawvideo", 
 SWS_MATRIX = {1: 1, 4: 4, 5: 5, 6: 5, 7: 7, 9: 9, 10: 9}
 SWS_BT601 = 5
 NEAR_SQUARE = 0.01  # pixel aspect ratios this close to 1 are aligned as square
-SPAN_TOLERANCE = Fraction(1, 1000)  # seconds: a frame this close to a span's edge counts as on it
 RANGE_MPEG, RANGE_JPEG = 1, 2
 # AVFieldOrder (VideoInfo.field_order): progressive, and the orders that show the top or the bottom field first
 FIELD_PROGRESSIVE, FIELDS_TOP_FIRST, FIELDS_BOTTOM_FIRST = 1, (2, 5), (3, 4)
@@ -389,9 +388,9 @@ def read_frames(path: Path | str, deint: str | None = None, fps: Fraction | None
                 seconds = (frame.pts - origin) * time_base if frame.pts is not None else (counted - 1) / rate
                 last_seen = seconds + Fraction(frame.duration or 0) * time_base if frame.pts is not None else \
                     counted / rate
-                if seconds < Fraction(span.start) - SPAN_TOLERANCE:
+                if span.not_yet(seconds):
                     continue
-                if span.end is not None and seconds >= Fraction(span.end) - SPAN_TOLERANCE:
+                if span.past(seconds):
                     if index == 0:
                         raise InputError(f"{path.name} has no frame from {span.start:g} s to {float(span.end):g} s "
                                          "(--start and --duration fall between two frames; give a longer --duration)")

@@ -23,7 +23,6 @@ from clrface_video.io.decode import (
     FIELDS_TOP_FIRST,
     RANGE_JPEG,
     RANGE_MPEG,
-    SPAN_TOLERANCE,
     SWS_BT601,
     SWS_MATRIX,
     SWS_THREADS,
@@ -44,7 +43,7 @@ from clrface_video.io.sequence import (
     sequence_pix_fmt,
 )
 from clrface_video.io.timecode import quicktime_timecode_rate
-from clrface_video.types import Frame, TimeSpan
+from clrface_video.types import SPAN_TOLERANCE, Frame, TimeSpan
 
 if TYPE_CHECKING:
     from typing_extensions import Self

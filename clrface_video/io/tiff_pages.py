@@ -152,6 +152,8 @@ class PageWriter:
             raise RuntimeError("PageWriter.write called outside its with block")
         self.changed = self.changed or not np.array_equal(image, page.photo.image)
         like = replace(page.photo, exif=self._page_exif(page))
+        if like.mode in ("P", "PA"):  # as io.photo_write says of a palette photo
+            self._left_out.setdefault("the palette (the page is written in full colour)", []).append(page.number + 1)
         try:
             encode_photo(image, like, self._tiff, f"{self.output.name} page {page.number + 1}")
             self._tiff.newFrame()

@@ -13,7 +13,7 @@ from PIL import Image
 
 from clrface_video.atomic import atomic
 from clrface_video.errors import ClrfaceError, InputError, one_line
-from clrface_video.io.decode import SPAN_TOLERANCE, VideoInfo
+from clrface_video.io.decode import VideoInfo
 from clrface_video.io.photo_read import READ_ERRORS
 from clrface_video.io.pixels import to_uint8
 from clrface_video.io.webp_anim import WebpAnimation, is_animated_webp, read_settings
@@ -79,20 +79,13 @@ def read_webp_frames(path: Path | str, span: TimeSpan | None = None, *, alpha: b
             except READ_ERRORS + (EOFError,) as error:
                 raise InputError(f"{path.name}: decoding failed at frame {number} ({one_line(error)})") from error
             duration = int(image.info.get("duration") or 0)
-            if _in_span(Fraction(pts) * MILLISECOND, span):
+            if span is None or not (span.not_yet(pts * MILLISECOND) or span.past(pts * MILLISECOND)):
                 yield Frame(image=np.ascontiguousarray(rgba[..., :3]), index=index, pts=pts, time_base=MILLISECOND,
                             duration=duration or None, alpha=np.ascontiguousarray(rgba[..., 3]) if alpha else None)
                 index += 1
             pts += duration
     if index == 0:
         raise InputError(f"{path.name} has no frames in the stretch asked for (--start and --duration)")
-
-
-def _in_span(seconds: Fraction, span: TimeSpan | None) -> bool:
-    if span is None:
-        return True
-    after_start = seconds >= Fraction(span.start) - SPAN_TOLERANCE
-    return after_start and (span.end is None or seconds < Fraction(span.end) - SPAN_TOLERANCE)
 
 
 class WebpWriter:
