@@ -126,12 +126,19 @@ class Session:
 
         self.config = config
         self.device: torch.device = pick_device(config.device)
-        self.restorer: Restorer = make_restorer(config.model, device=self.device, fidelity=config.fidelity,
-                                                compile=config.compile)
-        self._variants: dict[float, Restorer] = {config.fidelity: self.restorer}
+        self._restorer: Restorer | None = make_restorer(config.model, device=self.device,
+                                                        fidelity=config.fidelity, compile=config.compile)
+        self._variants: dict[float, Restorer] = {config.fidelity: self._restorer}
         self._detectors: dict[tuple[str, Path | None, float], FaceDetector] = {}
         self._identity: IdentityEncoder | None = None
         self.detector(config)  # load the detector now, so a missing one fails at load time
+
+    @property
+    def restorer(self) -> Restorer:
+        """The loaded restorer at the session's own fidelity."""
+        if self._restorer is None:
+            raise ClrfaceError("this session was closed; load_restorer() makes a new one")
+        return self._restorer
 
     @property
     def model_name(self) -> str:
@@ -203,7 +210,10 @@ class Session:
                             models_for=lambda video: self.models(config, video=video))
 
     def close(self) -> None:
-        """Drop the models (the caller frees device memory, e.g. torch.cuda.empty_cache())."""
+        """Drop the models; the session cannot restore after this (the caller frees device memory, e.g.
+        torch.cuda.empty_cache()). FaceNet, which the identity guidance uses, stays loaded once per device
+        for every session (faces.identity)."""
+        self._restorer = None
         self._variants.clear()
         self._detectors.clear()
         self._identity = None

@@ -16,6 +16,7 @@ MAX_SMOOTHING = 0.95  # latent smoothing above this would freeze a face
 # face_recognition_hamilton.mp4: a singer's score hovered at 0.41-0.81 while her restoration blinked off).
 DETECTION_HYSTERESIS = 0.25
 MIN_DETECTION_FLOOR = 0.05
+MAX_SEED = 2**32  # noise seeds are counted on from it per face and per track (numpy's SeedSequence, int64 arrays)
 
 
 @dataclass(frozen=True)
@@ -74,7 +75,9 @@ class RestoreConfig:
         """The detector's own threshold for a job: det_threshold for photos; for videos DETECTION_HYSTERESIS
         lower, so that a face whose score dips below det_threshold for a few frames is not restored in one
         frame and left alone in the next, as long as it continues a track (faces.track.FaceTracker.update)."""
-        return max(MIN_DETECTION_FLOOR, self.det_threshold - DETECTION_HYSTERESIS) if video else self.det_threshold
+        if not video:
+            return self.det_threshold
+        return min(self.det_threshold, max(MIN_DETECTION_FLOOR, self.det_threshold - DETECTION_HYSTERESIS))
 
     def confidence_weight(self, score: float) -> float:
         """The share of a face pasted for its detector score: 1 above det_threshold, falling linearly to 0 at
@@ -105,6 +108,8 @@ class RestoreConfig:
             raise ClrfaceError(f"detector must be one of {', '.join(DETECTORS)}, got {self.detector!r}")
         if not 0.0 < self.det_threshold < 1.0:
             raise ClrfaceError(f"det_threshold must be between 0 and 1, got {self.det_threshold}")
+        if not 0 <= self.seed < MAX_SEED:
+            raise ClrfaceError(f"seed must be a whole number from 0 to 2**32 - 1, got {self.seed}")
         if self.min_face < 0:
             raise ClrfaceError(f"min_face must be 0 or more pixels, got {self.min_face}")
         if not 0.0 <= self.temporal_smoothing <= MAX_SMOOTHING:

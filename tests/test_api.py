@@ -128,11 +128,37 @@ def test_large_faces_keep_the_input_detail_finer_than_the_model(session, astrona
     ({"snap_to_codebook": "auto"}, "snap_to_codebook must be True, False or None"),
     ({"keep_detail": 1.5}, "keep-detail must be between 0 and 1"),
     ({"device": 3}, "device must be a string"),
+    ({"seed": -1}, "seed must be a whole number from 0 to 2"),
+    ({"seed": 2**63}, "seed must be a whole number from 0 to 2"),
 ])
 def test_bad_options_are_one_line_errors(astronaut, options, words):
     with pytest.raises(ClrfaceError, match=words) as caught:
         api.restore_image(astronaut, **options)
     assert "\n" not in str(caught.value)
+
+
+def test_a_closed_session_lets_its_models_go_and_says_so(astronaut):
+    import gc
+    import weakref
+
+    session = api.load_restorer(**BASELINE)
+    session.restore_image(astronaut, fidelity=0.9)  # a second fidelity's restorer, kept beside the first
+    restorers = [weakref.ref(r) for r in session._variants.values()]
+    session.close()
+    gc.collect()
+    assert len(restorers) == 2 and all(ref() is None for ref in restorers)
+    with pytest.raises(ClrfaceError, match="session was closed"):
+        session.restore_image(astronaut)
+
+
+def test_a_threshold_under_the_floor_is_its_own_floor():
+    """The video floor never rises above --detection-threshold: a very low threshold finds the same faces in
+    video as in photos (and a Session's one detector serves both)."""
+    from clrface_video.config import RestoreConfig
+
+    low = RestoreConfig(det_threshold=0.01)
+    assert low.detection_floor(video=True) == low.detection_floor(video=False) == 0.01
+    assert RestoreConfig().detection_floor(video=True) == pytest.approx(0.35)
 
 
 def test_bad_model_and_bad_frames(session, astronaut):
