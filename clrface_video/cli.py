@@ -243,10 +243,6 @@ def restore(input: Path, output: str | None, model: str, fidelity: float, streng
 
     if backend == "local" and (ray_address is not None or workers is not None):
         raise click.UsageError("--ray-address and --workers need --backend ray")
-    if report_path is not None:  # before hours of work: never over the input or the output, in a writable folder
-        source, target = resolve_paths(input, output)
-        check_side_output(report_path, "--report", [source], target)
-
     config = make_config(model=model, fidelity=fidelity, strength=strength, device=device, batch_size=batch_size,
                          compile=compile_model, detector=detector, insightface_root=insightface_root,
                          det_threshold=detection_threshold, min_face=min_face, max_upscale=max_upscale,
@@ -254,6 +250,9 @@ def restore(input: Path, output: str | None, model: str, fidelity: float, streng
                          identity_guidance=identity_guidance, track_identity=track_identity,
                          temporal_smoothing=temporal_smoothing, keep_detail=keep_detail, deinterlace=deinterlace,
                          snap_to_codebook=snap_to_codebook, quiet=quiet)
+    if report_path is not None:  # before hours of work: never over the input or the output, in a writable folder
+        source, target = resolve_paths(input, output, config.span())
+        check_side_output(report_path, "--report", [source], target)
     _show_warnings(quiet)
     progress = TqdmProgress(enabled=not quiet and sys.stderr.isatty())
     try:

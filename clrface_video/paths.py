@@ -12,19 +12,28 @@ from .io.apng import is_animated_png
 from .io.decode import is_image_path
 from .io.sequence import CODECS, find_sequence, is_sequence, sequence_codec
 from .io.webp_anim import is_animated_webp
+from .types import TimeSpan
 
 SUFFIX = "_restored"
 
 
-def default_output(path: Path) -> Path:
+def default_output(path: Path, span: TimeSpan | None = None) -> Path:
     """Beside the input with a _restored suffix: movie_restored.mp4, photo_restored.jpg, folder_restored/,
-    and an image sequence's frames under the same names in its folder's _restored twin."""
+    and an image sequence's frames under the same names in its folder's _restored twin. A stretch of a video
+    (--start, --duration) says which in its name, movie_restored_90-100s.mp4, so that the whole video's run
+    later does not take the preview for its own finished output."""
     if is_sequence(path):
-        folder = path.parent if path.parent.name not in ("", "..") else path.parent.resolve()  # "." has no name
-        return folder.with_name(folder.name + SUFFIX) / path.name
+        return _named(path.parent).with_name(_named(path.parent).name + SUFFIX) / path.name
     if path.is_dir():
-        return path.with_name(path.name + SUFFIX)
-    return path.with_name(path.stem + SUFFIX + path.suffix)
+        return _named(path).with_name(_named(path).name + SUFFIX)
+    stretch = "" if span is None else f"_from_{span.start:g}s" if span.end is None else \
+        f"_{span.start:g}-{span.end:g}s"
+    return path.with_name(path.stem + SUFFIX + stretch + path.suffix)
+
+
+def _named(folder: Path) -> Path:
+    """The folder under its own name ("." and ".." have none to add _restored to)."""
+    return folder if folder.name not in ("", "..") else folder.resolve()
 
 
 def _animation_into_its_format(source: Path, target: Path) -> bool:
@@ -98,14 +107,16 @@ def check_side_output(path: Path, option: str, inputs: Iterable[Path], output: P
     return path
 
 
-def resolve_paths(input: str | Path, output: str | Path | None) -> tuple[Path, Path]:
-    """Check INPUT exists and OUTPUT is not INPUT (nor inside an input folder); fill in the default OUTPUT."""
+def resolve_paths(input: str | Path, output: str | Path | None,
+                  span: TimeSpan | None = None) -> tuple[Path, Path]:
+    """Check INPUT exists and OUTPUT is not INPUT (nor inside an input folder); fill in the default OUTPUT
+    (for the stretch `span` of a video, when one is restored)."""
     source = Path(input).expanduser()
     if is_sequence(source):
         find_sequence(source)  # frames there, none missing
     elif not source.exists():
         raise InputError(f"input not found: {source}")
-    target = default_output(source) if output is None else Path(output).expanduser()
+    target = default_output(source, span) if output is None else Path(output).expanduser()
     folder = output is not None and str(output).endswith(("/", os.sep))  # -o new/ : a folder, made if need be
     if not source.is_dir() and (folder or target.is_dir() or (is_sequence(source) and not target.suffix)):
         target = target / source.name  # into that folder, under the input's name (a sequence's frame names)

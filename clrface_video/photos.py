@@ -24,6 +24,7 @@ from .pipeline import (
     restore_pages,
     restore_video,
     save_photo,
+    would_run,
 )
 from .report import Progress, RestoreReport, StageTimer
 from .story import FrameStory, Models, restore_photo_array
@@ -70,9 +71,9 @@ def restore_folder(input: str | Path, output: str | Path | None = None, config: 
     todo, videos_todo = undone(photos), undone(videos)
     timer = StageTimer()
     models = models_for(False) if todo else None
-    report = RestoreReport(input=str(source), output=str(target), kind="folder",
-                           model=getattr(models.restorer, "name", config.model) if models else config.model,
-                           device=str(models.device) if models else config.device,
+    model, device = (getattr(models.restorer, "name", config.model), str(models.device)) if models else \
+        would_run(config)
+    report = RestoreReport(input=str(source), output=str(target), kind="folder", model=model, device=device,
                            skipped=len(photos) - len(todo) + len(videos) - len(videos_todo))
     if progress is not None:
         progress.start(len(todo) + len(videos_todo), "files" if videos_todo else "images")

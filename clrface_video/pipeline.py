@@ -28,7 +28,7 @@ from .io.webp_anim import is_animated_webp, is_webp_output
 from .io.webp_frames import WebpWriter, probe_webp, read_webp_frames
 from .paths import output_folder, resolve_paths
 from .report import Progress, RestoreReport, StageTimer
-from .restore.base import Restorer, make_restorer
+from .restore.base import Restorer, default_model_name, make_restorer
 from .story import FrameStory, Models, restore_photo_array
 from .types import Frame, TimeSpan
 
@@ -103,7 +103,7 @@ def restore_video(input: str | Path, output: str | Path | None = None, config: R
     """Restore every face of a video into a new file with the same timing, streams and colour tags."""
     config = config or RestoreConfig()
     start = time.perf_counter()
-    source, target = resolve_paths(input, output)  # 0 check the input before loading anything
+    source, target = resolve_paths(input, output, config.span())  # 0 check the input before loading anything
     animated_webp = is_animated_webp(source)  # FFmpeg cannot decode it: Pillow reads (and writes) it
     info = probe_webp(source) if animated_webp else probe_video(source, config.fps)
     if config.fps is not None and not is_sequence(source):
@@ -270,10 +270,20 @@ def check_image(image: Any, where: str) -> np.ndarray:
     return np.ascontiguousarray(image)
 
 
-def already_done(source: Path, target: Path, kind: str, config: RestoreConfig) -> RestoreReport:
+def already_done(source: Path, target: Path, kind: str, config: RestoreConfig, *, local: bool = True) -> RestoreReport:
+    """The report of a job whose output exists; the settings are still checked (a wrong --device is an error
+    whether or not there is work to do), and name the model and device that would run."""
+    model, device = would_run(config, local=local)
     log.info("%s already exists; left as is (pass --overwrite to redo it)", target)  # the report says so
-    return RestoreReport(input=str(source), output=str(target), kind=kind, model=config.model,
-                         device=config.device, skipped=1)
+    return RestoreReport(input=str(source), output=str(target), kind=kind, model=model, device=device, skipped=1)
+
+
+def would_run(config: RestoreConfig, *, local: bool = True) -> tuple[str, str]:
+    """The model and device a job with these settings runs, found without loading either (for the report of
+    a job with nothing left to do); a wrong --device is an error here too. Not local (a Ray driver): the
+    device is the workers' to pick, and stays as asked."""
+    model = default_model_name() if config.model == "auto" else config.model
+    return model, str(pick_device(config.device)) if local else config.device
 
 
 def finish_report(report: RestoreReport, story: FrameStory | None, timer: StageTimer,

@@ -286,6 +286,52 @@ def test_restore_video_prints_output_and_writes_report(small_clip, tmp_path):
     assert "it/s" not in result.stderr and "frame/s" not in result.stderr
 
 
+def test_a_preview_stretch_is_named_as_one_and_does_not_stand_in_for_the_whole_video(small_clip, tmp_path):
+    """Without -o, --start/--duration write movie_restored_<start>-<end>s.mp4: the whole video's run after it
+    restores the whole video instead of finding movie_restored.mp4 there and leaving it."""
+    from clrface_video.io.decode import read_frames
+
+    clip = tmp_path / "movie.mp4"
+    clip.write_bytes(small_clip.read_bytes())
+    preview = run("restore", clip, "--start", "0.1", "--duration", "0.1", *BASELINE)
+    assert preview.exit_code == 0, preview.output
+    assert (tmp_path / "movie_restored_0.1-0.2s.mp4").is_file() and not (tmp_path / "movie_restored.mp4").exists()
+    whole = run("restore", clip, *BASELINE)
+    assert whole.exit_code == 0 and "already" not in whole.stdout
+    assert len(list(read_frames(tmp_path / "movie_restored.mp4"))) == len(list(read_frames(clip)))
+    assert run("restore", clip, "--start", "0.1", *BASELINE).exit_code == 0
+    assert (tmp_path / "movie_restored_from_0.1s.mp4").is_file()
+
+
+def test_a_finished_output_still_checks_the_settings_and_names_what_would_run(small_clip, tmp_path):
+    out = tmp_path / "out.mp4"
+    assert run("restore", small_clip, "-o", out, *BASELINE).exit_code == 0
+    wrong = run("restore", small_clip, "-o", out, "--model", "baseline-bicubic-sharpen", "--device", "mps")
+    assert wrong.exit_code == 2 and "unknown --device 'mps'" in wrong.output
+    again = run("restore", small_clip, "-o", out, "--report", tmp_path / "r.json")
+    report = json.loads((tmp_path / "r.json").read_text())
+    assert again.exit_code == 0 and report["skipped"] == 1
+    assert report["model"] in ("clrface", "baseline-bicubic-sharpen") and report["device"] == "cpu"
+
+
+def test_the_current_folder_is_restored_beside_itself(tmp_path, monkeypatch):
+    """`restore .` from inside a photo folder writes ../<folder>_restored (it failed on '.' having no name)."""
+    from PIL import Image
+
+    from tests.media import astronaut
+
+    album = tmp_path / "album"
+    (album / "sub").mkdir(parents=True)
+    Image.fromarray(astronaut()).save(album / "a.jpg")
+    monkeypatch.chdir(album)
+    result = run("restore", ".", *BASELINE)
+    assert result.exit_code == 0, result.output
+    assert (tmp_path / "album_restored" / "a.jpg").is_file()
+    monkeypatch.chdir(album / "sub")
+    again = run("restore", "..", *BASELINE)
+    assert again.exit_code == 0 and "already" in again.stdout
+
+
 def test_existing_output_is_kept_unless_overwrite(small_clip, tmp_path):
     out = tmp_path / "out.mp4"
     fast = [*BASELINE, "--no-track-identity"]

@@ -42,7 +42,7 @@ def restore_path_ray(input: str | Path, output: str | Path | None = None, config
         source, target = resolve_paths(source, output)
         probe_video(source)
         if target.exists() and not config.overwrite:
-            return already_done(source, target, "video", config)
+            return already_done(source, target, "video", config, local=False)
     with ray_session(address) as ray:
         actors = start_workers(ray, config, video=video, workers=workers if video or source.is_dir() else 1)
         try:

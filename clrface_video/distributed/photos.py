@@ -9,7 +9,7 @@ from typing import Any
 from ..config import RestoreConfig
 from ..paths import resolve_paths
 from ..photos import folder_contents
-from ..pipeline import finish_report
+from ..pipeline import finish_report, would_run
 from ..report import Progress, RestoreReport, StageTimer
 from .cluster import run_all
 
@@ -38,8 +38,9 @@ def restore_folder_ray(ray: Any, actors: list[Any], input: str | Path, output: s
                     "s" if len(videos) > 1 else "")
     todo = [p.relative_to(source) for p in photos
             if config.overwrite or not (target / p.relative_to(source)).exists()]
-    report = RestoreReport(input=str(source), output=str(target), kind="folder", model=config.model,
-                           device=config.device, skipped=len(photos) - len(todo))
+    model, device = would_run(config, local=False)  # the workers' own, once there is work for them
+    report = RestoreReport(input=str(source), output=str(target), kind="folder", model=model, device=device,
+                           skipped=len(photos) - len(todo))
     if progress is not None:
         progress.start(len(todo), "images")
     if todo:

@@ -115,7 +115,7 @@ def restore_video_ray(ray: Any, actors: list[Any], input: str | Path, output: st
     source, target = resolve_paths(input, output)  # 0 check the input before any work
     info = probe_video(source)
     if target.exists() and not config.overwrite:
-        return already_done(source, target, "video", config)
+        return already_done(source, target, "video", config, local=False)
     if target.suffix.lower() == ".avi":
         raise ClrfaceError("--backend ray cannot write .avi (segments are joined with B-frames); use .mp4 or .mkv")
     if info.alpha:
