@@ -165,6 +165,9 @@ def main() -> None:
     parser.add_argument("--json", type=Path, default=None)
     parser.add_argument("--grid", type=Path, default=None, help="PNG: clean / input / irn / clrface rows, 8 faces")
     args = parser.parse_args()
+    if not (args.data_dir / "manifest.csv").is_file():
+        parser.error(f"{args.data_dir} is not a prepare-faces folder (no manifest.csv); make it first with "
+                     f"`clrface-video prepare-faces ../shared/data/faces-train {args.data_dir} --size 128`")
     if args.threads:
         torch.set_num_threads(args.threads)
     results, images = evaluate(args.weights, args.data_dir, count=args.count, seed=args.seed,
