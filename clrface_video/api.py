@@ -122,22 +122,23 @@ class Session:
 
     def __init__(self, config: RestoreConfig) -> None:
         from .device import pick_device
-        from .restore.base import make_restorer
 
         self.config = config
         self.device: torch.device = pick_device(config.device)
-        self._restorer: Restorer | None = make_restorer(config.model, device=self.device,
-                                                        fidelity=config.fidelity, compile=config.compile)
-        self._variants: dict[float, Restorer] = {config.fidelity: self._restorer}
+        self._restorer: Restorer | None = None
+        self._variants: dict[float, Restorer] = {config.fidelity: self.restorer}
         self._detectors: dict[tuple[str, Path | None, float], FaceDetector] = {}
         self._identity: IdentityEncoder | None = None
         self.detector(config)  # load the detector now, so a missing one fails at load time
 
     @property
     def restorer(self) -> Restorer:
-        """The loaded restorer at the session's own fidelity."""
+        """The restorer at the session's own fidelity, loaded now if it is not (at first, or after close())."""
         if self._restorer is None:
-            raise ClrfaceError("this session was closed; load_restorer() makes a new one")
+            from .restore.base import make_restorer
+
+            self._restorer = make_restorer(self.config.model, device=self.device, fidelity=self.config.fidelity,
+                                           compile=self.config.compile)
         return self._restorer
 
     @property
@@ -210,9 +211,9 @@ class Session:
                             models_for=lambda video: self.models(config, video=video))
 
     def close(self) -> None:
-        """Drop the models; the session cannot restore after this (the caller frees device memory, e.g.
-        torch.cuda.empty_cache()). FaceNet, which the identity guidance uses, stays loaded once per device
-        for every session (faces.identity)."""
+        """Drop the loaded models to free their memory (the caller then frees the device's, e.g.
+        torch.cuda.empty_cache()); a later call loads them again. FaceNet, which the identity guidance uses,
+        stays loaded once per device for every session (faces.identity)."""
         self._restorer = None
         self._variants.clear()
         self._detectors.clear()

@@ -22,12 +22,12 @@ def default_output(path: Path, span: TimeSpan | None = None) -> Path:
     and an image sequence's frames under the same names in its folder's _restored twin. A stretch of a video
     (--start, --duration) says which in its name, movie_restored_90-100s.mp4, so that the whole video's run
     later does not take the preview for its own finished output."""
-    if is_sequence(path):
-        return _named(path.parent).with_name(_named(path.parent).name + SUFFIX) / path.name
-    if path.is_dir():
-        return _named(path).with_name(_named(path).name + SUFFIX)
     stretch = "" if span is None else f"_from_{span.start:g}s" if span.end is None else \
         f"_{span.start:g}-{span.end:g}s"
+    if is_sequence(path):
+        return _named(path.parent).with_name(_named(path.parent).name + SUFFIX + stretch) / path.name
+    if path.is_dir():
+        return _named(path).with_name(_named(path).name + SUFFIX)
     return path.with_name(path.stem + SUFFIX + stretch + path.suffix)
 
 

@@ -60,6 +60,9 @@ def restore_folder(input: str | Path, output: str | Path | None = None, config: 
     (`models_for(video)` gives models already loaded, a Session's).
     """
     config = config or RestoreConfig()
+    if config.span() is not None:
+        raise ClrfaceError("--start and --duration pick a stretch of one video; a folder is restored whole (give "
+                           "one of its videos to try the settings on)")
     models_for = models_for or (lambda video: load_models(config, video=video))
     start = time.perf_counter()
     source, target = resolve_paths(input, output)

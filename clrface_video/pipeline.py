@@ -23,7 +23,7 @@ from .io.encode import VideoWriter, output_exists
 from .io.photo_read import Photo, read_photo
 from .io.photo_write import copy_photo, fit_format, format_for, write_photo
 from .io.sequence import is_sequence
-from .io.tiff_pages import PageWriter, full_pages, preview_of, read_pages, tiff_pages
+from .io.tiff_pages import PageWriter, first_full_page, full_pages, preview_of, read_pages, tiff_pages
 from .io.webp_anim import is_animated_webp, is_webp_output
 from .io.webp_frames import WebpWriter, probe_webp, read_webp_frames
 from .paths import output_folder, resolve_paths
@@ -151,12 +151,11 @@ def restore_image(input: str | Path, output: str | Path | None = None, config: R
         return already_done(source, target, "image", config)
     timer = StageTimer()
     pages = tiff_pages(source)
-    if pages > 1 and format_for(target) != "TIFF":
-        if (full := full_pages(source)) > 1:
-            raise ClrfaceError(f"{source.name} holds {full} pages, which only a TIFF holds; name the output .tif")
-        pages = 1  # one picture and its previews: the picture, into the format asked for
-    with timer("decode"):
-        original = read_photo(source) if pages == 1 else None  # 1 read (orientation applied)
+    one_of_pages = pages > 1 and format_for(target) != "TIFF"  # one picture and its previews: the picture
+    if one_of_pages and (full := full_pages(source)) > 1:
+        raise ClrfaceError(f"{source.name} holds {full} pages, which only a TIFF holds; name the output .tif")
+    with timer("decode"):  # 1 read (orientation applied)
+        original = first_full_page(source) if one_of_pages else read_photo(source) if pages == 1 else None
         photo = output_format(original, target) if original is not None else None
     models = models or load_models(config, video=False)
     story = FrameStory(models, config, timer, video=False)

@@ -81,6 +81,19 @@ def _other_person_view(index: int, total: int, width: int, height: int) -> np.nd
                           flags=cv2.INTER_AREA, borderMode=cv2.BORDER_REFLECT)
 
 
+def crop_footprints(rgb: np.ndarray, resolution: int = 128) -> np.ndarray:
+    """(H, W) bool: where the aligned crops (of a restorer of `resolution`) of the faces found in `rgb` lie in
+    the image (paste can only touch these)."""
+    from clrface_video.faces.align import crop_corners_in_frame, estimate_similarity
+    from clrface_video.faces.detect import make_detector
+
+    region = np.zeros(rgb.shape[:2], np.uint8)
+    for face in make_detector().detect(rgb):
+        corners = crop_corners_in_frame(estimate_similarity(face.landmarks, resolution), resolution)
+        cv2.fillConvexPoly(region, np.round(corners).astype(np.int32), 1)
+    return cv2.dilate(region, np.ones((5, 5), np.uint8)).astype(bool)
+
+
 def _texture(index: int, width: int, height: int) -> np.ndarray:
     """A faceless moving colour texture (sines plus fixed noise)."""
     y, x = np.mgrid[0:height, 0:width].astype(np.float32)

@@ -7,15 +7,21 @@ import cv2
 import numpy as np
 import pytest
 import tifffile
+from click.testing import CliRunner
 from PIL import Image, ImageCms, features
 
+from clrface_video.cli import cli
 from clrface_video.io.webp_anim import LOSSLESS, LOSSY, frame_kinds, is_animated_webp
-from tests.test_pipeline_photos import crop_footprints, run_cli
+from tests.media import crop_footprints
 
 MODEL = ("--model", "baseline-bicubic-sharpen")
 DURATIONS = [100, 250, 40, 700]  # milliseconds
 SRGB = ImageCms.ImageCmsProfile(ImageCms.createProfile("sRGB")).tobytes()
 XMP = b'<x:xmpmeta xmlns:x="adobe:ns:meta/"><dc:title>party</dc:title></x:xmpmeta>'
+
+
+def run_cli(*args):
+    return CliRunner().invoke(cli, [str(a) for a in args], catch_exceptions=False)
 
 
 def make_webp(path, astronaut, *, lossless: bool, alpha: bool) -> list[np.ndarray]:
@@ -247,6 +253,12 @@ def test_one_picture_with_a_preview_page_still_goes_to_a_jpeg(tmp_path, astronau
     result = run_cli("restore", path, "-o", tmp_path / "scan.jpg", *MODEL)
     assert result.exit_code == 0, result.output
     with Image.open(tmp_path / "scan.jpg") as out:
+        assert out.size == (512, 512)
+    first = tmp_path / "preview_first.tif"  # some scanners put the preview first
+    tifffile.imwrite(first, astronaut[::4, ::4], photometric="rgb", subfiletype=1)
+    tifffile.imwrite(first, astronaut, photometric="rgb", append=True)
+    assert run_cli("restore", first, "-o", tmp_path / "first.png", *MODEL).exit_code == 0
+    with Image.open(tmp_path / "first.png") as out:
         assert out.size == (512, 512)
     album = tmp_path / "album.tif"
     make_album(album, astronaut)

@@ -303,6 +303,20 @@ def test_a_preview_stretch_is_named_as_one_and_does_not_stand_in_for_the_whole_v
     assert (tmp_path / "movie_restored_from_0.1s.mp4").is_file()
 
 
+def test_a_sequence_preview_is_named_as_one_and_a_folder_takes_no_stretch(tmp_path):
+    from tests.media import make_sequence
+
+    make_sequence(tmp_path / "scan" / "f_%04d.png", frames=6)
+    pattern = tmp_path / "scan" / "f_%04d.png"
+    preview = run("restore", pattern, "--start", "0.0833", "--duration", "0.0833", "--fps", "12", *BASELINE)
+    assert preview.exit_code == 0, preview.output
+    assert sorted(p.parent.name for p in tmp_path.glob("scan_restored*/*.png")) == ["scan_restored_0.0833-0.1666s"]
+    assert run("restore", pattern, "--fps", "12", *BASELINE).exit_code == 0
+    assert len(list((tmp_path / "scan_restored").glob("*.png"))) == 6  # the whole run, not skipped
+    folder = run("restore", tmp_path / "scan", "--start", "1", *BASELINE)
+    assert folder.exit_code == 2 and "a folder is restored whole" in folder.output
+
+
 def test_a_finished_output_still_checks_the_settings_and_names_what_would_run(small_clip, tmp_path):
     out = tmp_path / "out.mp4"
     assert run("restore", small_clip, "-o", out, *BASELINE).exit_code == 0

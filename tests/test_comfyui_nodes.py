@@ -86,6 +86,20 @@ def test_loader_caches_and_runs_on_the_expected_device(plugin, nodes, model):
         nodes.model_option("missing.safetensors")
 
 
+def test_two_loaders_on_one_device_both_restore(plugin, astronaut):
+    """An A/B workflow: loading model B closes A's session on the device (to free its memory), and A's restore
+    node, which still holds that session, gets its model loaded again instead of an error."""
+    loader = plugin.NODE_CLASS_MAPPINGS["CLRFaceModelLoader"]()
+    (a,) = loader.load(BASELINE)
+    first, _ = restore(plugin, a, image_batch(astronaut, 1), batch_is_video=False)
+    (b,) = loader.load("shipped")
+    assert b is not a
+    for session in (b, a):
+        out, _ = restore(plugin, session, image_batch(astronaut, 1), batch_is_video=False)
+        assert out.shape == first.shape
+    assert torch.equal(restore(plugin, a, image_batch(astronaut, 1), batch_is_video=False)[0], first)
+
+
 def test_restore_keeps_shape_range_precision_and_background(plugin, model, astronaut):
     images = image_batch(astronaut, 2)
     before = images.clone()

@@ -16,25 +16,15 @@ from PIL import Image, ImageCms
 from clrface_video import photos
 from clrface_video.cli import cli
 from clrface_video.config import RestoreConfig
-from clrface_video.faces.align import crop_corners_in_frame, estimate_similarity
-from clrface_video.faces.detect import make_detector
 from clrface_video.photos import restore_folder
 from clrface_video.pipeline import restore_frames, restore_image, restore_path
 from clrface_video.restore.base import RestoreBatch, register_restorer
 from clrface_video.restore.baseline import BicubicSharpenRestorer
 from tests.conftest import shared_file
+from tests.media import crop_footprints
 
 BASELINE = RestoreConfig(model="baseline-bicubic-sharpen", device="cpu")
 RESOLUTION = 128  # the baseline restorer's crop side
-
-
-def crop_footprints(rgb: np.ndarray) -> np.ndarray:
-    """(H, W) bool: where the aligned crops of the faces found in `rgb` lie in the image (paste can only touch these)."""
-    region = np.zeros(rgb.shape[:2], np.uint8)
-    for face in make_detector().detect(rgb):
-        corners = crop_corners_in_frame(estimate_similarity(face.landmarks, RESOLUTION), RESOLUTION)
-        cv2.fillConvexPoly(region, np.round(corners).astype(np.int32), 1)
-    return cv2.dilate(region, np.ones((5, 5), np.uint8)).astype(bool)
 
 
 def assert_only_faces_changed(before: np.ndarray, after: np.ndarray, faces_rgb: np.ndarray) -> None:

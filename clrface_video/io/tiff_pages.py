@@ -67,6 +67,11 @@ def full_pages(path: Path | str) -> int:
         return 1
 
 
+def first_full_page(path: Path | str) -> Photo:
+    """The first page that is not a reduced-resolution preview (a scanner may put its preview first)."""
+    return next(page.photo for page in read_pages(path) if not page.reduced)
+
+
 def read_pages(path: Path | str) -> Iterator[Page]:
     """Yield a multi-page TIFF's pages one at a time; a page that cannot be read raises InputError naming it."""
     path = Path(path)
