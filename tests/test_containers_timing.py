@@ -66,6 +66,17 @@ def test_h264_in_avi_is_read_at_its_chunk_times_not_a_frame_late(tmp_path):
     assert times(out) == times(src) and read_packets(out, "audio") == read_packets(src, "audio")
 
 
+@pytest.mark.parametrize("audio_codec", ["aac", "libmp3lame"])
+def test_an_mp4_with_compressed_audio_goes_into_avi_without_a_gap(tmp_path, audio_codec):
+    """An MP3 or AAC track's encoder delay made FFmpeg's AVI muxer move every frame half a frame later: the
+    second frame was stored at chunk 2 and the first shown twice. Now the frames keep their chunks, and the
+    audio packets are the source's."""
+    src = make_clip(tmp_path / "in.mp4", frames=12, size=SMALL, audio_codec=audio_codec)
+    out = copy_video(src, tmp_path / "out.avi")
+    assert times(out) == times(src) == [Fraction(i, 24) for i in range(12)]
+    assert [data for data, *_ in read_packets(out, "audio")] == [data for data, *_ in read_packets(src, "audio")]
+
+
 def test_mjpeg_in_avi_with_pcm_becomes_h264_in_avi_at_the_same_times(tmp_path):
     src = make_clip(tmp_path / "in.avi", frames=12, size=SMALL, codec="mjpeg", audio_codec="pcm_s16le",
                     color=BT601_FULL)

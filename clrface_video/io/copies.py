@@ -105,14 +105,17 @@ def muxer_options(source: av.container.InputContainer, output: Path) -> dict[str
     """Options for the output's muxer: a phone's QuickTime "keys" metadata (com.apple.quicktime.make, .model,
     .creationdate, .location.ISO6709) is written by the QuickTime muxer only with use_metadata_tags, which
     writes every tag as such a key (as the phone did). An MP4 keeps its iTunes-style tags instead, without
-    the keys (warned)."""
+    the keys (warned). AVI stores frames by their count: FFmpeg would move every stream by a copied MP3 or AAC
+    track's encoder delay (a start before 0), half a frame, and so show the first frame twice; there the
+    audio starts at the file's start instead (its delay, about 20 ms, is heard late)."""
+    options = {"avoid_negative_ts": "disabled"} if output.suffix.lower() == ".avi" else {}
     if not any(key.startswith("com.apple.quicktime.") for key in source.metadata):
-        return {}
+        return options
     if output.suffix.lower() == ".mov":
-        return {"movflags": "use_metadata_tags"}
+        return {**options, "movflags": "use_metadata_tags"}
     log.warning("the phone's QuickTime keys (make, model, creation date, location) are kept in .mov only; "
                 "%s leaves them out", output.suffix)
-    return {}
+    return options
 
 
 def add_copies(source: av.container.InputContainer, out: av.container.OutputContainer) -> dict[int, Copy]:
