@@ -329,6 +329,25 @@ def test_an_animated_png_comes_back_animated_with_its_delays_loop_and_transparen
                 assert np.array_equal(a[..., 3], b[..., 3])
 
 
+def test_an_animated_png_keeps_its_zero_delays(tmp_path, astronaut):
+    """A zero delay ("as fast as it can"), which FFmpeg reads as 1/15 s, comes back zero: the source's delays
+    are written into the restored APNG as they were stored."""
+    from clrface_video.io.apng import frame_delays
+
+    frames = [Image.fromarray(np.roll(astronaut[::2, ::2], 4 * i, axis=1)) for i in range(4)]
+    source = tmp_path / "flip.png"
+    frames[0].save(source, save_all=True, append_images=frames[1:], duration=[0, 100, 0, 300], loop=0)
+    assert run_cli("restore", source, "--model", "baseline-bicubic-sharpen").exit_code == 0
+    out = tmp_path / "flip_restored.png"
+    assert frame_delays(out) == frame_delays(source)
+    with Image.open(out) as after:
+        durations = []
+        for i in range(after.n_frames):
+            after.seek(i)
+            durations.append(after.info["duration"])
+    assert durations == [0, 100, 0, 300]
+
+
 def test_an_animated_png_with_a_long_header_or_16_bits_is_still_an_animation(tmp_path, astronaut):
     from PIL.PngImagePlugin import PngInfo
 

@@ -1,4 +1,4 @@
-"""Animated PNG: telling one from a still PNG, its loop count, and (on output) the last frame's own delay."""
+"""Animated PNG: telling one from a still PNG, its loop count and frame delays, and writing delays back on output."""
 from __future__ import annotations
 
 import io
@@ -54,19 +54,52 @@ def is_apng_output(path: Path | str) -> bool:
     return Path(path).suffix.lower() in APNG_SUFFIXES
 
 
+DELAY = slice(20, 24)  # in a fcTL chunk's data: sequence, width, height, x, y (4 bytes each), then the delay's
+# numerator and denominator (2 bytes each)
+
+
+def _controls(data: bytes) -> list[int]:
+    """The offsets of the frame control chunks (fcTL), in order."""
+    return [offset for offset, kind, _ in _chunks(io.BytesIO(data)) if kind == b"fcTL"]
+
+
+def frame_delays(path: Path | str) -> list[bytes]:
+    """Each frame's delay as its APNG stores it (numerator and denominator, 4 bytes); [] for another file.
+    A zero delay ("as fast as it can") is kept as it is, where FFmpeg reads it as 1/15 s."""
+    if not is_animated_png(path):
+        return []
+    data = Path(path).read_bytes()
+    return [data[offset + 8:][DELAY] for offset in _controls(data)]
+
+
+def _rewrite_delays(path: Path, delays: dict[int, bytes]) -> None:
+    """Write `delays` (frame number -> the 4 delay bytes) into the APNG at `path`, in place, with new CRCs."""
+    data = bytearray(path.read_bytes())
+    controls = _controls(bytes(data))
+    for number, delay in delays.items():
+        start = controls[number]
+        length, body = struct.unpack(">I", data[start:start + 4])[0], start + 8
+        data[body + DELAY.start:body + DELAY.stop] = delay
+        crc = zlib.crc32(bytes(data[start + 4:body + length])) & 0xFFFFFFFF
+        data[body + length:body + length + 4] = struct.pack(">I", crc)
+    path.write_bytes(bytes(data))
+
+
+def copy_delays(path: Path, delays: list[bytes]) -> bool:
+    """Give the APNG at `path` the source's frame delays (frame_delays) when it has as many frames; whether
+    it did."""
+    if not delays or len(_controls(path.read_bytes())) != len(delays):
+        return False
+    _rewrite_delays(path, dict(enumerate(delays)))
+    return True
+
+
 def set_last_delay(path: Path, seconds: Fraction) -> None:
     """Rewrite the delay of the last frame control chunk (fcTL) of the APNG at `path` to `seconds`, in place."""
-    data = bytearray(path.read_bytes())
-    controls = [offset for offset, kind, _ in _chunks(io.BytesIO(data)) if kind == b"fcTL"]
-    if not controls:
+    count = len(_controls(path.read_bytes()))
+    if not count:
         return
-    last = controls[-1]
-    length, body = struct.unpack(">I", data[last:last + 4])[0], last + 8
     seconds = min(Fraction(seconds), Fraction(65535)).limit_denominator(65535)  # the longest delay a fcTL holds
     while seconds.numerator > 65535:
         seconds = Fraction(seconds).limit_denominator(max(1, seconds.denominator // 2))
-    # sequence, width, height, x, y (4 bytes each), then the delay's numerator and denominator (2 bytes each)
-    data[body + 20:body + 24] = struct.pack(">HH", seconds.numerator, seconds.denominator)
-    crc = zlib.crc32(bytes(data[last + 4:body + length])) & 0xFFFFFFFF
-    data[body + length:body + length + 4] = struct.pack(">I", crc)
-    path.write_bytes(bytes(data))
+    _rewrite_delays(path, {count - 1: struct.pack(">HH", seconds.numerator, seconds.denominator)})

@@ -16,7 +16,7 @@ import numpy as np
 from av.video.reformatter import VideoReformatter
 
 from clrface_video.errors import ClrfaceError, one_line
-from clrface_video.io.apng import apng_plays, is_apng_output, set_last_delay
+from clrface_video.io.apng import apng_plays, copy_delays, frame_delays, is_apng_output, set_last_delay
 from clrface_video.io.copies import CopiedStreams, copy_metadata, muxer_options
 from clrface_video.io.decode import (
     FIELDS_BOTTOM_FIRST,
@@ -468,8 +468,10 @@ class VideoWriter:
         if self._copied is not None:
             self._copied.finish(self._end, self._shift)
         self._close_containers()
-        if self.codec == "apng" and self._last_delay is not None:
-            set_last_delay(self.partial, self._last_delay)
+        if self.codec == "apng":  # the source APNG's own delays (a zero one too), or at least the last frame's
+            copied = self.span is None and copy_delays(self.partial, frame_delays(self.source))
+            if not copied and self._last_delay is not None:
+                set_last_delay(self.partial, self._last_delay)
         if is_sequence(self.output):  # each finished frame into place, then the hidden folder goes
             for frame in sorted(self.partial.parent.iterdir()):
                 os.replace(frame, self.output.parent / frame.name)
