@@ -13,6 +13,7 @@ import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
 from clrface_video.errors import InputError, one_line
+from clrface_video.io.webp_anim import LOSSLESS, frame_kinds
 
 ORIENTATION_TAG = 0x0112
 XMP_TAG = 700  # a TIFF's XMP packet, among its tags
@@ -263,24 +264,12 @@ def photo_of(source: Image.Image, path: Path, deep: bool, page: int = 0) -> Phot
         dpi=(float(dpi[0]), float(dpi[1])) if dpi else None,
         compression=source.info.get("compression") if fmt == "TIFF" else None,
         xmp=_xmp(source),
-        lossless=fmt == "WEBP" and _webp_lossless(path),
+        lossless=fmt == "WEBP" and frame_kinds(path) == {LOSSLESS},
         progressive=bool(source.info.get("progressive")),
         comment=source.info.get("comment") if fmt == "JPEG" else None,
         iptc=next((data for marker, data in getattr(source, "applist", []) if marker == "APP13"), None),
         text=tuple((key, str(value)) for key, value in getattr(source, "text", {}).items()) if fmt == "PNG" else (),
     )
-
-
-def _webp_lossless(path: Path) -> bool:
-    """Whether a WebP's image data is lossless (a VP8L chunk) rather than lossy (VP8)."""
-    data = path.read_bytes()
-    offset = 12  # after "RIFF", the size and "WEBP"
-    while offset + 8 <= len(data):
-        kind, size = data[offset:offset + 4], struct.unpack("<I", data[offset + 4:offset + 8])[0]
-        if kind in (b"VP8 ", b"VP8L"):
-            return kind == b"VP8L"
-        offset += 8 + size + (size & 1)
-    return False
 
 
 def _xmp(image: Image.Image) -> bytes | None:

@@ -1,4 +1,4 @@
-"""Animated WebP: telling one from a still WebP, and the settings it is written back with (loop, lossless, metadata)."""
+"""WebP files: telling an animated one from a still one, the kinds of image data they hold, and an animation's settings."""
 from __future__ import annotations
 
 import struct
@@ -57,11 +57,13 @@ def is_webp_output(path: Path | str) -> bool:
 
 
 def frame_kinds(path: Path) -> set[bytes]:
-    """The kinds of image data (LOSSLESS, LOSSY) the frames of an animated WebP hold."""
+    """The kinds of image data (LOSSLESS, LOSSY) the frames of an animated WebP hold, or a still one's picture."""
     data = path.read_bytes()
     kinds = set()
-    for kind, start, size in _chunks(data, 12, len(data)):
-        if kind == b"ANMF":
+    for kind, start, size in _chunks(data, 12, len(data)):  # after "RIFF", the size and "WEBP"
+        if kind in (LOSSLESS, LOSSY):
+            kinds.add(kind)
+        elif kind == b"ANMF":
             inner = _chunks(data, start + ANMF_HEADER, min(start + size, len(data)))
             kinds |= {k for k, _, _ in inner if k in (LOSSLESS, LOSSY)}
     return kinds
