@@ -13,7 +13,8 @@ MAX_SMOOTHING = 0.95  # latent smoothing above this would freeze a face
 
 
 # Video: a face that continues a track counts down to this far below det_threshold (measured on
-# face_recognition_hamilton.mp4: a singer's score hovered at 0.41-0.81 while her restoration blinked off).
+# face_recognition_hamilton.mp4 by benchmarks/track_scores.py: a singer's score hovered at 0.41-0.81, and her
+# restoration blinked off in each frame under 0.6).
 DETECTION_HYSTERESIS = 0.25
 MIN_DETECTION_FLOOR = 0.05
 MAX_SEED = 2**32  # noise seeds are counted on from it per face and per track (numpy's SeedSequence, int64 arrays)
