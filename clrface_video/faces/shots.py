@@ -7,9 +7,9 @@ import numpy as np
 THUMBNAIL = (32, 18)  # width, height: enough to tell two shots apart, cheap for any frame size
 # A cut changes both the picture's layout and its colours. The layout is compared on luma scaled to zero mean
 # and unit spread, so that a camera flash or a change of exposure, which brightens the same picture, is not
-# one. Measured with benchmarks/shot_cuts.py on the research clips and generated ones: the five cuts gave
-# 0.82-0.97 and 0.19-0.63; camera moves, fast motion, talking heads and a flash frame at most 0.41 and 0.12
-# (the flash 0.40 and 0.25).
+# one. Measured with benchmarks/shot_cuts.py on the research clips: hamilton's three cuts gave 0.82-0.92 and
+# 0.32-0.61; camera moves, fast motion and talking heads in every clip at most 0.34 and 0.12. A flash frame
+# (x1.3 + 30, as in tests/test_faces_track.py) gave 0.40 and 0.25, the generated cut there 0.97 and 0.63.
 CUT_LAYOUT = 0.6  # mean absolute difference of the thumbnails' normalised luma (in units of its spread)
 CUT_COLOUR = 0.15  # share of the hue-saturation histogram that moved (total variation distance)
 FLAT = 4.0  # grey levels: the least spread luma is divided by (a black frame is not blown up into noise)
