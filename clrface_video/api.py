@@ -165,8 +165,9 @@ class Session:
     def restorer_at(self, fidelity: float) -> Restorer:
         """The loaded restorer at another fidelity (the session's own plus at most one other is kept)."""
         if fidelity not in self._variants:
-            self._variants = {self.config.fidelity: self.restorer,
-                              fidelity: with_fidelity(self.restorer, fidelity, self.config.model, self.device)}
+            self._variants = {self.config.fidelity: self.restorer}  # after close() the own one is loaded again too
+            if fidelity != self.config.fidelity:
+                self._variants[fidelity] = with_fidelity(self.restorer, fidelity, self.config.model, self.device)
         return self._variants[fidelity]
 
     def identity_encoder(self) -> IdentityEncoder | None:

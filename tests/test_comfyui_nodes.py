@@ -86,18 +86,31 @@ def test_loader_caches_and_runs_on_the_expected_device(plugin, nodes, model):
         nodes.model_option("missing.safetensors")
 
 
-def test_two_loaders_on_one_device_both_restore(plugin, astronaut):
-    """An A/B workflow: loading model B closes A's session on the device (to free its memory), and A's restore
-    node, which still holds that session, gets its model loaded again instead of an error."""
+def test_two_loaders_on_one_device_stay_loaded_and_a_third_closes_the_oldest(plugin, nodes, astronaut, monkeypatch):
+    """An A/B workflow: models A and B both stay loaded on the device, so running the graph again loads nothing;
+    a third model closes the least recently loaded (A), whose restore node then loads it again instead of failing."""
+    from clrface_video.restore import base
+
+    loads = []
+    real = base.make_restorer
+    monkeypatch.setattr(base, "make_restorer", lambda model, **kw: loads.append(model) or real(model, **kw))
+    nodes._LOADED.clear()
     loader = plugin.NODE_CLASS_MAPPINGS["CLRFaceModelLoader"]()
     (a,) = loader.load(BASELINE)
     first, _ = restore(plugin, a, image_batch(astronaut, 1), batch_is_video=False)
     (b,) = loader.load("shipped")
     assert b is not a
-    for session in (b, a):
-        out, _ = restore(plugin, session, image_batch(astronaut, 1), batch_is_video=False)
-        assert out.shape == first.shape
+    for _ in range(2):  # the graph run twice: each node reuses its loaded model
+        for session in (a, b):
+            assert loader.load(session.config.model if session is a else "shipped")[0] is session
+            restore(plugin, session, image_batch(astronaut, 1), batch_is_video=False)
+    assert loads == [BASELINE, "auto"], loads
+    weights = str(Path(base.__file__).resolve().parents[1] / "weights" / "clrface-128.safetensors")
+    (c,) = loader.load(weights)
+    assert a._restorer is None and b._restorer is not None and c._restorer is not None
+    assert [k[0] for k in nodes._LOADED] == [BASELINE, "shipped", weights][1:]
     assert torch.equal(restore(plugin, a, image_batch(astronaut, 1), batch_is_video=False)[0], first)
+    assert loads == [BASELINE, "auto", weights, BASELINE], loads
 
 
 def test_restore_keeps_shape_range_precision_and_background(plugin, model, astronaut):

@@ -35,7 +35,8 @@ SHIPPED = "shipped"  # the package's own weights, or the classical baseline when
 BASELINE = "baseline-bicubic-sharpen"
 WORK_MEMORY = 1 << 30  # bytes asked of ComfyUI's memory manager before a run (crops, VQGAN activations)
 
-_LOADED: dict[tuple[str, str], Session] = {}  # (choice, device) -> session; one per device is kept
+KEPT_PER_DEVICE = 2  # an A/B workflow's two models stay loaded; a third choice closes the least recently used
+_LOADED: dict[tuple[str, str], Session] = {}  # (choice, device) -> session, least recently used first
 
 
 def register_folders() -> None:
@@ -96,14 +97,19 @@ def empty_cache() -> None:
 
 
 def load_cached(choice: str, device: str) -> Session:
-    """The session for (choice, device), loaded on first use; loading another model on a device drops the old."""
+    """The session for (choice, device), loaded on first use. Up to KEPT_PER_DEVICE stay loaded on a device (FaceNet
+    is shared between them); loading one more closes the least recently used, whose nodes reload it if run again."""
     key = (choice, device)
-    if key not in _LOADED:
-        for old in [k for k in _LOADED if k[1] == device]:
+    if key in _LOADED:
+        _LOADED[key] = _LOADED.pop(key)  # now the most recently used
+        return _LOADED[key]
+    on_device = [k for k in _LOADED if k[1] == device]
+    if len(on_device) >= KEPT_PER_DEVICE:
+        for old in on_device[:len(on_device) - KEPT_PER_DEVICE + 1]:
             _LOADED.pop(old).close()
         empty_cache()
-        _LOADED[key] = load_restorer(model=model_option(choice), device=device)
-        log.info("clrface: loaded %s (%s) on %s", choice, _LOADED[key].model_name, device)
+    _LOADED[key] = load_restorer(model=model_option(choice), device=device)
+    log.info("clrface: loaded %s (%s) on %s", choice, _LOADED[key].model_name, device)
     return _LOADED[key]
 
 
