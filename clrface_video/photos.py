@@ -90,6 +90,8 @@ def restore_folder(input: str | Path, output: str | Path | None = None, config: 
             message = one_line(fault.__cause__ or fault)
             log.warning("skipped %s: %s", relative, message)
             report.failed.append(f"{relative}: {message}")
+        except _RestorerFault as fault:  # the model or the device: every photo after it would meet it too
+            raise fault.error
         else:
             report.images += 1
         if progress is not None:
@@ -104,32 +106,46 @@ class _PhotoFault(Exception):
     """One photo of a folder could not be read or written (the folder goes on without it)."""
 
 
+class _RestorerFault(Exception):
+    """The restorer failed on a picture (the model, the device): carried out of the page writer, which removes
+    its partial output, and raised again as it came, which stops the folder."""
+
+    def __init__(self, error: Exception) -> None:
+        super().__init__(one_line(error))
+        self.error = error
+
+
 def _restore_one(story: FrameStory, path: Path, destination: Path, timer: StageTimer) -> None:
     """One photo of a folder: read, restore, write into the mirrored tree. A fault of the file (reading it,
     its metadata, writing it) is this photo's alone; one of the restorer (the model, the device) stops the
-    folder, since every photo after it would meet it too."""
-    if tiff_pages(path) > 1:  # a multi-page scan: read, restored and written page by page
-        try:
-            destination.parent.mkdir(parents=True, exist_ok=True)
-            restore_pages(story, path, destination, timer)
-        except (ClrfaceError, OSError) as error:
-            raise _PhotoFault() from error
-        return
+    folder, since every photo after it would meet it too. A multi-page scan is read, restored and written page
+    by page, each page's restoration told apart from its file's faults as a single photo's is (_restored)."""
     try:
+        if tiff_pages(path) > 1:
+            destination.parent.mkdir(parents=True, exist_ok=True)
+            restore_pages(story, path, destination, timer, restore=_restored)  # 1-7, page by page
+            return
         with timer("decode"):
             photo = read_photo(path)  # 1 read
-    except Exception as error:
-        raise _PhotoFault() from error
-    try:
-        image = restore_photo_array(story, photo.image)  # 2 detect, 4 align, 5 restore, 6 paste
-    except ClrfaceError as error:
-        raise _PhotoFault() from error
-    try:
+        image = _restored(story, photo.image)  # 2 detect, 4 align, 5 restore, 6 paste
         destination.parent.mkdir(parents=True, exist_ok=True)
         with timer("encode"):
             save_photo(path, destination, image, photo)  # 7 write (temporary name, then rename)
-    except Exception as error:
+    except (_PhotoFault, _RestorerFault):
+        raise
+    except Exception as error:  # reading the file, its metadata, writing it
         raise _PhotoFault() from error
+
+
+def _restored(story: FrameStory, image: np.ndarray) -> np.ndarray:
+    """Steps 2-6 for one picture of a folder: a ClrfaceError is the picture's fault (_PhotoFault), any other
+    error the restorer's (_RestorerFault)."""
+    try:
+        return restore_photo_array(story, image)
+    except ClrfaceError as error:
+        raise _PhotoFault() from error
+    except Exception as error:
+        raise _RestorerFault(error) from error
 
 
 def _restore_videos(source: Path, target: Path, videos: list[Path], config: RestoreConfig, report: RestoreReport,

@@ -186,16 +186,18 @@ def save_photo(source: Path, target: Path, image: np.ndarray, photo: Photo, *, u
     os.utime(target, ns=(stat.st_atime_ns, stat.st_mtime_ns))
 
 
-def restore_pages(story: FrameStory, source: Path, target: Path, timer: StageTimer) -> None:
-    """A multi-page TIFF, page by page: each full page restored as a photo, each reduced-resolution preview
-    scaled down from the restored page before it, all written into one TIFF with the source's date."""
+def restore_pages(story: FrameStory, source: Path, target: Path, timer: StageTimer, *,
+                  restore: Callable[[FrameStory, np.ndarray], np.ndarray] = restore_photo_array) -> None:
+    """A multi-page TIFF, page by page: each full page restored as a photo (by `restore`, steps 2-6), each
+    reduced-resolution preview scaled down from the restored page before it, all written into one TIFF with the
+    source's date; nothing is written when any page fails."""
     full: tuple[np.ndarray, np.ndarray] | None = None  # the last full page, as read and as restored
     with PageWriter(target, source) as writer:
         for page in _timed(read_pages(source), timer, "decode"):  # 1 read
             if page.reduced:
                 image = preview_of(page, full)
             else:
-                image = restore_photo_array(story, page.photo.image)  # 2-6
+                image = restore(story, page.photo.image)  # 2-6
                 full = (page.photo.image, image)
             with timer("encode"):
                 writer.write(image, page)  # 7 write (atomic, when the last page is done)

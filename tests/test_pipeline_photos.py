@@ -10,6 +10,7 @@ import av
 import cv2
 import numpy as np
 import pytest
+import tifffile
 from click.testing import CliRunner
 from PIL import Image, ImageCms
 
@@ -206,6 +207,95 @@ def test_a_restorer_fault_stops_the_folder_instead_of_failing_every_photo(album,
     with pytest.raises(RuntimeError, match="device lost"):
         restore_folder(album, tmp_path / "out", RestoreConfig(model=_BrokenRestorer.name, device="cpu"))
     assert not [p for p in (tmp_path / "out").rglob("*") if p.is_file()]
+
+
+class _DiskFullOnSecondCall(BicubicSharpenRestorer):
+    """A restorer whose second call fails as a compiler writing its cache to a full disk would: an OSError, which
+    the CLI reports as a one-line error (exit 2) and which every picture after it would meet too."""
+
+    name = "test-disk-full-restorer"
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.calls = 0
+
+    def restore(self, batch: RestoreBatch) -> np.ndarray:
+        self.calls += 1
+        if self.calls == 2:
+            raise OSError(28, "No space left on device (test)")
+        return super().restore(batch)
+
+
+register_restorer(_DiskFullOnSecondCall.name, "test only")(
+    lambda device, fidelity=0.5, path=None: _DiskFullOnSecondCall())
+
+
+def _two_page_scan(path: Path, image: np.ndarray) -> Path:
+    """A multi-page TIFF of two face pages (the second shifted), as tifffile writes it: each page's tags first."""
+    tifffile.imwrite(path, image, photometric="rgb")
+    tifffile.imwrite(path, np.roll(image, 8, axis=1), photometric="rgb", append=True)
+    return path
+
+
+def _files_under(folder: Path) -> list[str]:
+    """Every file under `folder`, hidden partial files included."""
+    return sorted(str(p.relative_to(folder)) for p in folder.rglob("*") if p.is_file()) if folder.exists() else []
+
+
+def test_a_restorer_fault_on_a_scans_page_stops_the_folder_as_on_a_photo(tmp_path, astronaut):
+    small = np.ascontiguousarray(astronaut[::2, ::2])
+    photos_only, scans = tmp_path / "photos", tmp_path / "scans"
+    for folder in (photos_only, scans):
+        folder.mkdir()
+        Image.fromarray(small).save(folder / "b.jpg")
+    Image.fromarray(small).save(photos_only / "a.jpg")  # the restorer fails on b.jpg, the folder's second picture
+    scan = _two_page_scan(scans / "a_scan.tif", small)  # ... and here on the scan's second page
+    original = scan.read_bytes()
+    on_photo = run_cli("restore", photos_only, "--model", _DiskFullOnSecondCall.name, "--device", "cpu")
+    on_page = run_cli("restore", scans, "--model", _DiskFullOnSecondCall.name, "--device", "cpu")
+    assert on_photo.exit_code == 2 and on_photo.stderr == "error: No space left on device (test)\n"
+    assert (on_page.exit_code, on_page.stderr) == (on_photo.exit_code, on_photo.stderr)
+    assert _files_under(tmp_path / "photos_restored") == ["a.jpg"]  # done before the fault
+    assert _files_under(tmp_path / "scans_restored") == []  # no half-written scan, and b.jpg never reached
+    assert scan.read_bytes() == original
+
+
+def _without_width(scan: Path) -> None:
+    """Damage the second page's tags: its ImageWidth entry renamed to a private tag (Pillow: 'Missing dimensions')."""
+    data = bytearray(scan.read_bytes())
+    with tifffile.TiffFile(scan) as tiff:
+        ifd = tiff.pages[1].offset
+    for entry in range(int.from_bytes(data[ifd:ifd + 2], "little")):
+        at = ifd + 2 + 12 * entry
+        if int.from_bytes(data[at:at + 2], "little") == 256:
+            data[at:at + 2] = (65000).to_bytes(2, "little")
+    scan.write_bytes(bytes(data))
+
+
+def _truncated(scan: Path) -> None:
+    """Cut the file in the middle of the second page's pixels."""
+    with tifffile.TiffFile(scan) as tiff:
+        middle = tiff.pages[1].dataoffsets[0] + tiff.pages[1].databytecounts[0] // 2
+    scan.write_bytes(scan.read_bytes()[:middle])
+
+
+@pytest.mark.parametrize("damage", [_without_width, _truncated])
+def test_a_scan_with_a_damaged_page_is_skipped_and_the_folder_goes_on(tmp_path, astronaut, damage):
+    small = np.ascontiguousarray(astronaut[::2, ::2])
+    folder = tmp_path / "scans"
+    folder.mkdir()
+    scan = _two_page_scan(folder / "a_scan.tif", small)
+    damage(scan)
+    damaged = scan.read_bytes()
+    Image.fromarray(small).save(folder / "b.jpg")
+    result = run_cli("restore", folder, "--model", "baseline-bicubic-sharpen", "--device", "cpu")
+    assert result.exit_code == 3, result.output  # done, except for the damaged scan
+    assert [line for line in result.stderr.splitlines() if "a_scan.tif" in line] == \
+        [line for line in result.stderr.splitlines() if line.startswith("warning: skipped a_scan.tif: ")] != []
+    assert _files_under(tmp_path / "scans_restored") == ["b.jpg"]
+    before = np.asarray(Image.open(folder / "b.jpg"))
+    assert np.any(np.asarray(Image.open(tmp_path / "scans_restored" / "b.jpg")) != before)  # its face restored
+    assert scan.read_bytes() == damaged
 
 
 def test_folder_rerun_skips_done_files_and_overwrite_redoes_them(album, tmp_path):
