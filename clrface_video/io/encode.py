@@ -42,7 +42,13 @@ from clrface_video.io.sequence import (
     sequence_codec,
     sequence_pix_fmt,
 )
-from clrface_video.io.timecode import quicktime_timecode_rate
+from clrface_video.io.timecode import (
+    first_kept_offset,
+    move_timecodes,
+    quicktime_timecode_rate,
+    timecode_frames,
+    timecode_rate,
+)
 from clrface_video.types import SPAN_TOLERANCE, Frame, TimeSpan
 
 if TYPE_CHECKING:
@@ -350,6 +356,7 @@ class VideoWriter:
         copy_metadata(self._source, self._out, self._video, self._copied.copies, self.source,
                       chapters=self.span is None)
         self._count_timecode()
+        self._move_timecode()
         if self.span is not None and self.span.end is not None:
             video = _video_stream(self._source, self.source)
             # copies stop just before the span's end (a packet at its end belongs to what follows)
@@ -365,6 +372,17 @@ class VideoWriter:
         rate = quicktime_timecode_rate(self.source)
         if rate is not None:
             self._video.codec_context.framerate = rate
+
+    def _move_timecode(self) -> None:
+        """With --start, the output's timecode tags name its own first frame (an editor relinks a preview to its
+        source by it): the source's start timecode plus the timecode frames up to the first frame kept."""
+        assert self._out is not None
+        if self.span is None or self.span.start <= 0 or is_sequence(self.source) or is_sequence(self.output):
+            return
+        tags = [self._out.metadata, *(stream.metadata for stream in self._out.streams)]
+        if any(key.lower() == "timecode" for metadata in tags for key in metadata):  # Matroska's is TIMECODE
+            rate = timecode_rate(self.source, self.info.fps)
+            move_timecodes(tags, timecode_frames(first_kept_offset(self.source, self.span), rate), rate)
 
     # -- frames ------------------------------------------------------------------------------------
     def write(self, frame: Frame) -> None:
