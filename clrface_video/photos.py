@@ -11,8 +11,8 @@ import numpy as np
 from .config import RestoreConfig
 from .device import pick_device
 from .errors import ClrfaceError, InputError, one_line
-from .io.decode import is_video_path, media_kind
-from .io.photo_read import read_photo
+from .io.decode import VIDEO_EXTENSIONS, media_kind
+from .io.photo_read import first_picture, read_photo
 from .io.pixels import to_uint8
 from .io.tiff_pages import tiff_pages
 from .paths import resolve_paths
@@ -31,6 +31,7 @@ from .story import FrameStory, Models, restore_photo_array
 from .types import Face
 
 log = logging.getLogger(__name__)
+PILLOW_ANIMATIONS = frozenset({".gif", ".apng"})  # video extensions of files Pillow reads too (detect: frame 1)
 
 
 def folder_contents(folder: Path) -> tuple[list[Path], list[Path]]:
@@ -180,9 +181,13 @@ def detect_faces(path: str | Path, config: RestoreConfig | None = None) -> tuple
         raise InputError(f"input not found: {source}")
     if source.is_dir():
         raise InputError(f"{source} is a folder; detect looks at one photo")
-    if is_video_path(source):
+    if source.suffix.lower() in VIDEO_EXTENSIONS - PILLOW_ANIMATIONS:
         raise InputError(f"{source.name} is a video; detect looks at one photo (restore takes videos)")
-    image = to_uint8(read_photo(source).image)
+    photo, count = first_picture(source)  # an animation's first frame, a scan's first page
+    if count > 1:
+        what = "pages" if photo.format == "TIFF" else "frames"
+        log.warning("%s: only the first of its %d %s was read (detect looks at one picture)", source.name, count, what)
+    image = to_uint8(photo.image)
     return image, detector_for(config, pick_device(config.device), video=False).detect(image)
 
 

@@ -10,7 +10,7 @@ from click.testing import CliRunner
 
 from clrface_video.cli import cli
 from clrface_video.config import RestoreConfig
-from tests.media import make_audio_only, make_clip
+from tests.media import grace_hopper, make_audio_only, make_clip
 
 BASELINE = ["--model", "baseline-bicubic-sharpen", "--device", "cpu"]
 
@@ -269,6 +269,44 @@ def test_detect_prints_the_astronaut_and_draws(tmp_path, astronaut):
     assert result.exit_code == 0, result.output
     assert result.output.startswith("1 face in")
     assert "landmarks" in result.output and drawn.is_file()
+
+
+def _detected_boxes(output: str) -> list[list[float]]:
+    """The boxes `detect` printed, one per face."""
+    return [[float(v) for v in line.split("box [")[1].split("]")[0].split(", ")]
+            for line in output.splitlines() if "box [" in line]
+
+
+@pytest.mark.parametrize(("suffix", "what"), [("avif", "frames"), ("gif", "frames"), ("webp", "frames"),
+                                              ("png", "frames"), ("tif", "pages")])
+def test_detect_reads_the_first_picture_of_an_animation_or_a_scan_and_says_so(tmp_path, suffix, what,
+                                                                               warnings_logged):
+    """detect only looks: an animated AVIF (which restore refuses), GIF, WebP or PNG, or a multi-page TIFF, is read
+    on its first frame or page, with one warning line; the frames after it hold no face."""
+    from PIL import Image, features
+
+    face = Image.fromarray(np.ascontiguousarray(grace_hopper()))
+    still, moving = tmp_path / "still.png", tmp_path / f"moving.{suffix}"
+    face.save(still)
+    blanks = [Image.new("RGB", face.size, (shade,) * 3) for shade in (100, 150)]  # unequal: a GIF merges equal ones
+    try:
+        face.save(moving, save_all=True, append_images=blanks, duration=100)
+    except (KeyError, OSError, ValueError) as error:  # a Pillow built without an AVIF encoder
+        pytest.skip(f"this Pillow cannot write an animated {suffix} ({error}; features.check: "
+                    f"{features.check(suffix) if suffix == 'avif' else 'n/a'})")
+    expected = _detected_boxes(run("detect", still).output)
+    warnings_logged.clear()
+    result = run("detect", moving)
+    assert result.exit_code == 0, result.output
+    assert result.stdout.startswith(f"1 face in {moving}")
+    (box,) = _detected_boxes(result.stdout)
+    assert np.allclose(box, expected[0], atol=3.0), (box, expected)  # the face of frame 1, through a lossy codec
+    assert [r.getMessage() for r in warnings_logged.records] == \
+        [f"moving.{suffix}: only the first of its 3 {what} was read (detect looks at one picture)"]
+    if suffix == "avif":  # restore cannot write an animated AVIF back: still one line, nothing written
+        refused = run("restore", moving, *BASELINE)
+        assert_one_line_error(refused, "3 frames (an animated AVIF)", "cannot write back")
+        assert files_in(tmp_path) == {"still.png", "moving.avif"}
 
 
 def test_restore_video_prints_output_and_writes_report(small_clip, tmp_path):

@@ -88,8 +88,8 @@ def _need_heif(path: Path) -> None:
 
 # -- reading ---------------------------------------------------------------------------------------
 
-def _open(path: Path) -> tuple[Image.Image, bool]:
-    """The loaded image, and whether it is 16-bit RGB(A) (only visible before loading)."""
+def _check_file(path: Path) -> None:
+    """InputError unless `path` is a non-empty file (a HEIC/HEIF one with pillow-heif there to read it)."""
     if path.is_dir():
         raise InputError(f"{path} is a folder: restore_path (or the CLI) restores a folder, restore_image one photo")
     if not path.is_file():
@@ -97,6 +97,11 @@ def _open(path: Path) -> tuple[Image.Image, bool]:
     if path.stat().st_size == 0:
         raise InputError(f"image is empty (0 bytes): {path}")
     _need_heif(path)
+
+
+def _open(path: Path) -> tuple[Image.Image, bool]:
+    """The loaded image, and whether it is 16-bit RGB(A) (only visible before loading)."""
+    _check_file(path)
     try:
         image = Image.open(path)
         count = pictures(image)
@@ -117,17 +122,41 @@ def _open(path: Path) -> tuple[Image.Image, bool]:
 def pictures(image: Image.Image) -> int:
     """How many full pictures an animated PNG, WebP or AVIF, or a TIFF, holds (a TIFF's reduced-resolution pages,
     previews, do not count; a phone's MPO JPEG is one photo and its preview)."""
+    return len(_full_pictures(image)) if image.format != "GIF" else 1  # a GIF is restored as a video
+
+
+def _full_pictures(image: Image.Image) -> list[int]:
+    """The frame numbers of an image's full pictures: every frame of an animated GIF, PNG, WebP or AVIF, the
+    pages of a TIFF that are not reduced-resolution previews, frame 0 of anything else."""
     count = getattr(image, "n_frames", 1)
-    if count <= 1 or image.format not in ("PNG", "WEBP", "TIFF", "AVIF"):
-        return 1
+    if count <= 1 or image.format not in ("GIF", "PNG", "WEBP", "TIFF", "AVIF"):
+        return [0]
     if image.format != "TIFF":
-        return count
-    full = 0
+        return list(range(count))
+    full = []
     for page in range(count):
         image.seek(page)
-        full += not int(image.tag_v2.get(254, 0)) & 1  # NewSubfileType bit 0: a reduced-resolution copy
+        if not int(image.tag_v2.get(254, 0)) & 1:  # NewSubfileType bit 0: a reduced-resolution copy
+            full.append(page)
     image.seek(0)
     return full
+
+
+def first_picture(path: Path | str) -> tuple[Photo, int]:
+    """The first full picture of an image file (an animation's first frame, a multi-page TIFF's first page that is
+    not a preview), read as read_photo reads a photo, and how many full pictures the file holds: for `detect`,
+    which only looks at one."""
+    path = Path(path)
+    _check_file(path)
+    try:
+        with Image.open(path) as image:
+            numbers = _full_pictures(image)
+            image.seek(numbers[0])
+            deep = is_16bit_rgb(image)
+            image.load()
+            return photo_of(image, path, deep, numbers[0]), len(numbers)
+    except READ_ERRORS as error:
+        raise InputError(f"cannot read {path.name} as an image ({one_line(error)})") from error
 
 
 def is_16bit_rgb(image: Image.Image) -> bool:
