@@ -298,6 +298,21 @@ def test_a_scan_with_a_damaged_page_is_skipped_and_the_folder_goes_on(tmp_path, 
     assert scan.read_bytes() == damaged
 
 
+def test_a_scan_with_broken_page_tags_alone_is_refused_in_one_line(tmp_path, astronaut):
+    """Pillow raises TypeError on a page without its width: restore (to a scan or a JPEG) and detect say so in one
+    line with the input-error status, write nothing and leave the scan as it was."""
+    scan = _two_page_scan(tmp_path / "a_scan.tif", np.ascontiguousarray(astronaut[::2, ::2]))
+    _without_width(scan)
+    damaged = scan.read_bytes()
+    fast = ["--model", "baseline-bicubic-sharpen", "--device", "cpu"]
+    for command in (["restore", scan, "-o", tmp_path / "out.tif", *fast],
+                    ["restore", scan, "-o", tmp_path / "out.jpg", *fast], ["detect", scan]):
+        result = run_cli(*command)
+        assert result.exit_code == 2, result.output
+        assert result.stderr == "error: cannot read a_scan.tif as an image (Missing dimensions)\n"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a_scan.tif"] and scan.read_bytes() == damaged
+
+
 def test_folder_rerun_skips_done_files_and_overwrite_redoes_them(album, tmp_path):
     out = tmp_path / "done"
     first = restore_folder(album, out, BASELINE)

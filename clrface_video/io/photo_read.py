@@ -28,7 +28,10 @@ ALPHA_MODES = frozenset({"RGBA", "LA", "PA", "RGBa", "La"})
 IJG_LUMA = np.array([16, 11, 10, 16, 24, 40, 51, 61, 12, 12, 14, 19, 26, 58, 60, 55, 14, 13, 16, 24, 40, 57, 69, 56,
                      14, 17, 22, 29, 51, 87, 80, 62, 18, 22, 37, 56, 68, 109, 103, 77, 24, 35, 55, 64, 81, 104, 113,
                      92, 49, 64, 78, 87, 103, 121, 120, 101, 72, 92, 95, 98, 112, 100, 103, 99])
-READ_ERRORS = (UnidentifiedImageError, OSError, SyntaxError, ValueError, Image.DecompressionBombError)
+# what Pillow raises on a file it cannot read; its TIFF plugin raises TypeError ("Missing dimensions") or
+# KeyError on a page whose tags are missing or broken
+READ_ERRORS = (UnidentifiedImageError, OSError, SyntaxError, ValueError, TypeError, KeyError,
+               Image.DecompressionBombError)
 HEIF_SUFFIXES = frozenset({".heic", ".heif"})  # phone photos; Pillow reads and writes them through pillow-heif
 log = logging.getLogger(__name__)
 
