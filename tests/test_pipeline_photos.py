@@ -453,6 +453,29 @@ def test_an_animated_png_keeps_its_zero_delays(tmp_path, astronaut):
     assert durations == [0, 100, 0, 300]
 
 
+def test_a_stretch_of_an_animated_png_keeps_its_frames_stored_delays(tmp_path, astronaut):
+    """--start/--duration on an APNG: the kept frames keep the delays the source stores for them, a zero one
+    too (FFmpeg alone writes it as 1/15 s), the last kept frame its own."""
+    from clrface_video.io.apng import frame_delays
+
+    frames = [Image.fromarray(np.roll(astronaut[::2, ::2], 4 * i, axis=1)) for i in range(6)]
+    source = tmp_path / "flip.png"
+    frames[0].save(source, save_all=True, append_images=frames[1:], duration=[100, 0, 200, 0, 300, 100], loop=0)
+    with av.open(str(source)) as container:  # where FFmpeg puts frames 1 and 4 (it reads a zero delay as 1/15 s)
+        times = [float(p.pts * p.time_base) for p in container.demux(video=0) if p.pts is not None]
+    out = tmp_path / "cut.png"
+    result = run_cli("restore", source, "-o", out, "--model", "baseline-bicubic-sharpen", "--start", times[1],
+                     "--duration", times[4] - times[1] + 0.01)
+    assert result.exit_code == 0, result.output
+    assert frame_delays(out) == frame_delays(source)[1:5]
+    with Image.open(out) as after:
+        durations = []
+        for i in range(after.n_frames):
+            after.seek(i)
+            durations.append(after.info["duration"])
+    assert durations == [0, 200, 0, 300]
+
+
 def test_an_animated_png_with_a_long_header_or_16_bits_is_still_an_animation(tmp_path, astronaut):
     from PIL.PngImagePlugin import PngInfo
 

@@ -85,12 +85,13 @@ def _rewrite_delays(path: Path, delays: dict[int, bytes]) -> None:
     path.write_bytes(bytes(data))
 
 
-def copy_delays(path: Path, delays: list[bytes]) -> bool:
-    """Give the APNG at `path` the source's frame delays (frame_delays) when it has as many frames; whether
-    it did."""
-    if not delays or len(_controls(path.read_bytes())) != len(delays):
+def copy_delays(path: Path, delays: list[bytes], kept: list[int]) -> bool:
+    """Give the APNG at `path`, whose frames are the source's frames numbered `kept` (all of them, or a --start
+    stretch's), those frames' delays as the source stores them (frame_delays); whether it did (not when a
+    number is unknown or the APNG holds another count of frames)."""
+    if not delays or len(_controls(path.read_bytes())) != len(kept) or not all(0 <= n < len(delays) for n in kept):
         return False
-    _rewrite_delays(path, dict(enumerate(delays)))
+    _rewrite_delays(path, {number: delays[source] for number, source in enumerate(kept)})
     return True
 
 

@@ -273,6 +273,7 @@ class VideoWriter:
         self._palette: PaletteFilter | None = None  # a GIF's per-frame palettes
         self._delays: dict[int, int] = {}  # frame durations by pts, for packets that come out without them
         self._last_delay: Fraction | None = None  # seconds the last frame of a GIF or APNG is shown
+        self._written_pts: list[int] = []  # an APNG's frames, by source pts, to copy their stored delays
         self._reformatter = VideoReformatter()  # one swscale context for the whole stream
 
     # -- context manager ---------------------------------------------------------------------------
@@ -389,7 +390,10 @@ class VideoWriter:
         """Encode one RGB frame (uint8 or uint16) at its pts, after the copied packets that precede it."""
         if self._out is None or self._video is None:
             raise RuntimeError("VideoWriter.write called outside its with block")
-        seconds = self._frame_pts(frame) * self.info.time_base  # in the source's clock
+        pts = self._frame_pts(frame)
+        seconds = pts * self.info.time_base  # in the source's clock
+        if self.codec == "apng":
+            self._written_pts.append(pts)
         if self.span is not None and self._shift is None:
             self._shift = seconds
         video_frame = self._to_video_frame(frame, seconds)
@@ -487,7 +491,8 @@ class VideoWriter:
             self._copied.finish(self._end, self._shift)
         self._close_containers()
         if self.codec == "apng":  # the source APNG's own delays (a zero one too), or at least the last frame's
-            copied = self.span is None and copy_delays(self.partial, frame_delays(self.source))
+            delays = frame_delays(self.source)  # none unless the source is an APNG
+            copied = bool(delays) and copy_delays(self.partial, delays, self._source_numbers())
             if not copied and self._last_delay is not None:
                 set_last_delay(self.partial, self._last_delay)
         if is_sequence(self.output):  # each finished frame into place, then the hidden folder goes
@@ -496,6 +501,14 @@ class VideoWriter:
             self.partial.parent.rmdir()
         else:
             os.replace(self.partial, self.output)
+
+    def _source_numbers(self) -> list[int]:
+        """The source frame number of each frame written, by its pts among the source's packets (-1: none)."""
+        with _open_input(self.source) as container:
+            stream = _video_stream(container, self.source)
+            numbers = {round(packet.pts * stream.time_base / self.info.time_base): number for number, packet
+                       in enumerate(p for p in container.demux(stream) if p.pts is not None)}
+        return [numbers.get(pts, -1) for pts in self._written_pts]
 
     def _close_containers(self) -> None:
         out, source, self._out, self._source = self._out, self._source, None, None
