@@ -23,7 +23,9 @@ VIDEO_EXTENSIONS = frozenset({".mp4", ".mov", ".mkv", ".avi", ".webm", ".m4v", "
                               ".m2ts", ".vob", ".mxf", ".dv", ".3gp", ".gif", ".apng"})  # an animated GIF or PNG is restored as a video, into its format
 IMAGE_EXTENSIONS = frozenset({".jpg", ".jpeg", ".png", ".webp", ".tif", ".tiff", ".bmp", ".heic", ".heif", ".avif"})
 COPY_STREAM_TYPES = ("audio", "subtitle", "data")
-RAW_STREAM_FORMATS = frozenset({"h264", "hevc", "mpegvideo", "m4v", "rawvideo", "obu", "vvc"})  # no container clock
+# Streams whose demuxer's average rate is not the video's: raw elementary streams (no container clock: it reports
+# a default 25) and raw DV (its average is its clock's tick, 60000, not the DV system's 25 or 30000/1001).
+RAW_STREAM_FORMATS = frozenset({"h264", "hevc", "mpegvideo", "m4v", "rawvideo", "obu", "vvc", "dv"})
 # AVColorSpace -> swscale matrix (PyAV's Colorspace values); unknown tags use swscale's default (BT.601).
 SWS_MATRIX = {1: 1, 4: 4, 5: 5, 6: 5, 7: 7, 9: 9, 10: 9}
 SWS_BT601 = 5
@@ -175,8 +177,8 @@ def _duration_s(container: av.container.InputContainer, stream: av.video.stream.
 
 
 def _fps(stream: av.video.stream.VideoStream) -> Fraction | None:
-    """The frame rate: the container's average, or for a raw elementary stream (whose demuxer reports a
-    default 25) the rate its own headers give."""
+    """The frame rate: the container's average, or for a raw stream (RAW_STREAM_FORMATS) the rate its own
+    headers give."""
     raw = stream.container.format.name in RAW_STREAM_FORMATS
     rate = (stream.guessed_rate or stream.average_rate) if raw else \
         (stream.average_rate or stream.guessed_rate or stream.base_rate)

@@ -144,15 +144,9 @@ def moved_timecode(text: str, frames: int, rate: Fraction) -> str:
 
 def timecode_rate(path: Path, fps: Fraction | None) -> Fraction:
     """Frames per second a video's start timecode counts: its QuickTime timecode track's, else the video's rate
-    `fps`; a raw DV file's is its DV system's (25 or 30000/1001), as FFmpeg gives its average as 60000."""
+    `fps` (a raw DV file's is its DV system's, see io.decode._fps)."""
     rate = quicktime_timecode_rate(path)
-    if rate is not None:
-        return rate
-    with _open_input(path) as container:
-        stream = _video_stream(container, path)
-        if container.format.name == "dv" and stream.guessed_rate:
-            return Fraction(stream.guessed_rate)
-    return fps or Fraction(25)
+    return rate if rate is not None else fps or Fraction(25)
 
 
 def timecode_frames(seconds: Fraction, rate: Fraction) -> int:
