@@ -32,6 +32,7 @@ from clrface_video.io.decode import (
     _video_stream,
     has_alpha,
 )
+from clrface_video.io.dv import DV_CODEC, dv_pix_fmt
 from clrface_video.io.palette import PaletteFilter, is_gif
 from clrface_video.io.pixels import luma, to_uint8
 from clrface_video.io.sequence import (
@@ -159,6 +160,8 @@ def _check_codec(codec: str) -> None:
 
 def _add_video_stream(out: av.container.OutputContainer, info: VideoInfo, codec: str, crf: int,
                       pix_fmt: str | None = None, preset: str | None = None) -> av.video.stream.VideoStream:
+    if codec == DV_CODEC and pix_fmt is None:  # DV's fixed sizes and rates are checked before any stream is added
+        pix_fmt = dv_pix_fmt(info.width, info.height, info.fps, info.pix_fmt)
     try:
         stream = out.add_stream(codec, rate=info.fps or Fraction(25))
     except ValueError as error:
