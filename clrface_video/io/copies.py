@@ -26,6 +26,7 @@ COVER_FILES = {"mjpeg": ("cover.jpg", "image/jpeg"), "png": ("cover.png", "image
 CHAPTER_MUXERS = frozenset({"mp4", "mov", "ipod", "matroska", "webm", "ogg"})  # the muxers that store chapters
 TAGLESS_MUXERS = frozenset({"mpegts", "mxf", "dv", "apng", "gif", "image2"})  # measured: they write no file tags
 TIMECODE_MUXERS = frozenset({"mxf", "dv"})  # ... but these two write the "timecode" tag into the file (measured)
+VIDEO_MUXERS = frozenset({"mxf", "dv"})  # measured: they refuse a file of audio alone
 DEFAULT_LAYOUTS = {1: "mono", 2: "stereo", 3: "2.1", 4: "4.0", 5: "5.0", 6: "5.1", 7: "6.1", 8: "7.1"}
 # Tags a muxer or the source's encoder wrote about the file itself (brands, writing application, mkvmerge's
 # per-stream statistics, length, an MXF writer's identity and package ids): the output's muxer writes its
@@ -57,10 +58,13 @@ def packet_time(packet: av.Packet) -> Fraction:
     return Fraction(stamp) * packet.time_base
 
 
-def _muxer_accepts(format_name: str, template: av.stream.Stream) -> bool:
-    """Whether a muxer can store a copy of `template` (tried on a throwaway in-memory file)."""
-    trial = av.open(io.BytesIO(), "w", format=format_name.split(",")[0])
+def _muxer_accepts(out: av.container.OutputContainer, template: av.stream.Stream) -> bool:
+    """Whether the output's muxer can store a copy of `template`, tried on a throwaway in-memory file (beside a
+    stream like the output's video, for a muxer that needs one)."""
+    trial = av.open(io.BytesIO(), "w", format=out.format.name.split(",")[0])
     try:
+        if out.format.name in VIDEO_MUXERS and out.streams.video:
+            _add_like(trial, out.streams.video[0].codec_context)
         trial.add_stream_from_template(template)
         trial.start_encoding()
         return True
@@ -68,6 +72,12 @@ def _muxer_accepts(format_name: str, template: av.stream.Stream) -> bool:
         return False
     finally:
         _close_quietly(trial)
+
+
+def _add_like(trial: av.container.OutputContainer, video: av.video.codeccontext.VideoCodecContext) -> None:
+    """A video stream coded as `video` is (its encoder, frame size, pixel format and rate)."""
+    stream = trial.add_stream(video.name, rate=video.framerate or Fraction(25))
+    stream.width, stream.height, stream.pix_fmt = video.width, video.height, video.pix_fmt
 
 
 def _close_quietly(container: av.container.OutputContainer) -> None:
@@ -147,7 +157,7 @@ def add_copies(source: av.container.InputContainer, out: av.container.OutputCont
             continue  # a QuickTime chapter text track: the muxer writes one from the chapters
         same_kind = out.format.name == source.format.name  # its own container held it: DV, MXF muxers need video
         # data without a decoder (camera telemetry such as GoPro GPMF) is copied as it is, like any other packets
-        if (name or stream.type == "data") and (same_kind or _muxer_accepts(out.format.name, stream)):
+        if (name or stream.type == "data") and (same_kind or _muxer_accepts(out, stream)):
             try:
                 copies[stream.index] = Copy(_template_copy(stream, out))
             except (av.error.FFmpegError, ValueError) as error:
