@@ -207,6 +207,9 @@ def _add_video_stream(out: av.container.OutputContainer, info: VideoInfo, codec:
         if codec == "libx264":
             fields = "tff=1" if info.field_order in FIELDS_TOP_FIRST else "bff=1"
             options["x264-params"] = ":".join(filter(None, [options.get("x264-params", ""), "interlaced=1", fields]))
+    if codec == "libx264":  # the stream's own timing (VUI) gives the frame rate, not the clock's tick (1/12800 said
+        # 12800 fps to decoders); the frames keep their times, a variable rate's too
+        options["x264-params"] = ":".join(filter(None, [options.get("x264-params", ""), "force-cfr=1"]))
     stream.options = options
     if info.sample_aspect_ratio is not None:
         ctx.sample_aspect_ratio = info.sample_aspect_ratio  # anamorphic pixels stay anamorphic
