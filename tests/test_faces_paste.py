@@ -10,6 +10,7 @@ from clrface_video.faces.align import FFHQ_TEMPLATE_512, align_face, matrix_scal
 from clrface_video.faces.detect import make_detector
 from clrface_video.faces.paste import (
     colour_region,
+    crop_masks,
     detail_gain,
     face_mask,
     is_monochrome,
@@ -74,6 +75,37 @@ def grey(image: np.ndarray) -> np.ndarray:
 
 def chroma(image: np.ndarray) -> np.ndarray:
     return image.max(axis=2).astype(int) - image.min(axis=2)
+
+
+def test_crop_masks_are_made_once_per_size_and_cannot_be_changed():
+    masks = crop_masks(96)
+    assert crop_masks(96) is masks
+    assert np.array_equal(masks.paste, face_mask(96))
+    assert np.array_equal(masks.colour, colour_region(96) * face_mask(96))
+    with pytest.raises(ValueError, match="read-only"):
+        masks.colour[48, 48] = 0.0
+
+
+def plain_match_colour(restored: np.ndarray, original: np.ndarray, weights: np.ndarray) -> np.ndarray:
+    """match_colour as first written: numpy's weighted sums over the whole (S, S, 3) crop."""
+    sigma = max(0.5, restored.shape[0] / 64)
+    low_r, low_o = (cv2.GaussianBlur(image, (0, 0), sigma) for image in (restored, original))
+    w = weights[..., None] / max(float(weights.sum()), 1e-6)
+    mean_r, mean_o = (low_r * w).sum((0, 1)), (low_o * w).sum((0, 1))
+    std_r = np.sqrt(((low_r - mean_r) ** 2 * w).sum((0, 1)))
+    std_o = np.sqrt(((low_o - mean_o) ** 2 * w).sum((0, 1)))
+    gain = np.clip(std_o / np.maximum(std_r, 1e-6), 0.75, 1.33)
+    return ((restored - mean_r) * gain + mean_o).astype(np.float32)
+
+
+@pytest.mark.parametrize("scale", [1, 257])  # a uint8 frame's scale, and a uint16 frame's
+def test_colour_matching_gives_the_plain_sums_bit_for_bit(astronaut, astronaut_face, scale):
+    crop = align_face(astronaut, astronaut_face.landmarks, 128).image.astype(np.float32) * scale
+    painted = np.ascontiguousarray(crop[::-1]) * np.float32(0.8) + 20 * scale  # another face, darker
+    rng = np.random.default_rng(2)
+    sparse = crop_masks(128).colour * (rng.random((128, 128)) < 0.5)
+    for weights in (crop_masks(128).colour, sparse, np.ones((128, 128), np.float32), np.zeros((128, 128), np.float32)):
+        assert np.array_equal(match_colour(painted, crop, weights), plain_match_colour(painted, crop, weights))
 
 
 def test_a_black_and_white_face_stays_black_and_white(astronaut, astronaut_face):
