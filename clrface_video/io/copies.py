@@ -155,6 +155,10 @@ def add_copies(source: av.container.InputContainer, out: av.container.OutputCont
         name = ctx.codec.canonical_name if ctx is not None and ctx.codec is not None else None
         if stream.type == "data" and name is None and chapter_track and stream.frames == len(source.chapters()):
             continue  # a QuickTime chapter text track: the muxer writes one from the chapters
+        if stream.type == "audio" and not (ctx.sample_rate and ctx.channels):
+            log.warning("audio stream %d (%s) is left out: its sample rate and channels cannot be read (damaged or "
+                        "cut short)", stream.index, name or "no codec")
+            continue
         same_kind = out.format.name == source.format.name  # its own container held it: DV, MXF muxers need video
         # data without a decoder (camera telemetry such as GoPro GPMF) is copied as it is, like any other packets
         if (name or stream.type == "data") and (same_kind or _muxer_accepts(out, stream)):
