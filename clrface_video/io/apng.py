@@ -49,6 +49,12 @@ def apng_plays(path: Path | str) -> int:
     return int.from_bytes(control[4:8], "big") if control is not None and len(control) >= 8 else 0
 
 
+def apng_frame_count(path: Path | str) -> int | None:
+    """How many frames an animated PNG says it holds (its acTL chunk), None for any other file."""
+    control = _animation_control(Path(path))
+    return int.from_bytes(control[:4], "big") if control is not None and len(control) >= 4 else None
+
+
 def is_apng_output(path: Path | str) -> bool:
     """Whether a video's output path names an animated PNG."""
     return Path(path).suffix.lower() in APNG_SUFFIXES

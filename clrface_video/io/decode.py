@@ -12,10 +12,10 @@ import numpy as np
 from av.video.reformatter import VideoReformatter
 
 from clrface_video.errors import InputError, one_line
-from clrface_video.io.apng import is_animated_png
+from clrface_video.io.apng import apng_frame_count, is_animated_png
 from clrface_video.io.clock import timed_frames
 from clrface_video.io.deinterlace import deinterlaced
-from clrface_video.io.sequence import find_sequence, is_sequence, open_options
+from clrface_video.io.sequence import find_sequence, frame_path, is_sequence, open_options
 from clrface_video.io.webp_anim import is_animated_webp
 from clrface_video.types import Frame, TimeSpan
 
@@ -192,12 +192,30 @@ def _sample_aspect_ratio(stream: av.video.stream.VideoStream) -> Fraction | None
 
 
 def _index_beyond_eof(stream: av.video.stream.VideoStream, path: Path) -> bool:
-    """True when the container's sample index (mp4/mov moov) points past the end of the file."""
+    """True when the container's sample index (mp4/mov moov), or an AVI's RIFF header, points past the end of
+    the file."""
     if is_sequence(path):
         return False  # one file per frame: find_sequence checked that none is missing
     entries = stream.index_entries or []
     ends = [entry.pos + entry.size for entry in entries if entry.pos >= 0]
-    return bool(ends) and max(ends) > path.stat().st_size
+    return bool(ends) and max(ends) > path.stat().st_size or _riff_beyond_eof(path)
+
+
+def _riff_beyond_eof(path: Path) -> bool:
+    """True when an AVI's RIFF chunk says it is longer than the file (FFmpeg reads on until the data stops and
+    rebuilds the lost index from what it found, so a cut file decodes short without an error). A size of 0 or
+    0xFFFFFFFF is a recorder's placeholder, not a length."""
+    with open(path, "rb") as file:
+        head = file.read(12)
+    if len(head) < 12 or head[:4] != b"RIFF" or head[8:12] != b"AVI ":
+        return False
+    size = int.from_bytes(head[4:8], "little")
+    return 0 < size < 0xFFFFFFFF and 8 + size > path.stat().st_size
+
+
+def _declared_frames(path: Path) -> int | None:
+    """The frame count a file states for certain: a numbered sequence's files, an animated PNG's acTL."""
+    return find_sequence(path).count if is_sequence(path) else apng_frame_count(path)
 
 
 def _declared_end_s(stream: av.video.stream.VideoStream) -> float | None:
@@ -218,12 +236,20 @@ def _check_complete(container: av.container.InputContainer, stream: av.video.str
                     frames: int, end_s: float | None) -> None:
     """Raise InputError when the file was cut short (decoding simply stops early otherwise).
 
-    Only mp4/mov and matroska/webm store a trustworthy stream length; elsewhere (ts, mpg, avi)
-    FFmpeg may estimate it from the bit rate, so only the index check applies.
+    Only mp4/mov, matroska/webm and mxf store a trustworthy stream length; elsewhere (ts, mpg, avi)
+    FFmpeg may estimate it from the bit rate, so only the index (and AVI's RIFF size) check applies. A numbered
+    sequence and an animated PNG state their frame count, which must all decode.
     """
     if _index_beyond_eof(stream, path):
         raise InputError(f"{path.name} is truncated: decoding stopped after {frames} frames")
-    if not any(name in container.format.name for name in ("mov", "matroska")):
+    declared = _declared_frames(path)
+    if declared is not None and frames < declared:
+        if is_sequence(path):
+            stopped = frame_path(path, find_sequence(path).first + frames).name
+            raise InputError(f"{stopped} cannot be read: the sequence {path.name} stopped there, after {frames} of "
+                             f"its {declared} frames")
+        raise InputError(f"{path.name} is truncated: decoding stopped after {frames} of its {declared} frames")
+    if not any(name in container.format.name for name in ("mov", "matroska", "mxf")):
         return
     declared = _declared_end_s(stream)
     fps = _fps(stream) or Fraction(25)
@@ -284,7 +310,7 @@ def probe_video(path: Path | str, fps: Fraction | None = None) -> VideoInfo:
         stream = _video_stream(container, path)
         ctx = stream.codec_context
         if _index_beyond_eof(stream, path):
-            raise InputError(f"{path.name} is truncated: its index points past the end of the file")
+            raise InputError(f"{path.name} is truncated: its index or header points past the end of the file")
         first = _first_frame(container, stream, path)
         side_data = _side_data(first)
         pix_fmt = first.format.name
@@ -343,6 +369,16 @@ def frame_to_array(frame: av.VideoFrame, high_depth: bool,
     return rgb.to_ndarray()
 
 
+def _size_changed(path: Path, index: int, first: tuple[int, ...], now: tuple[int, ...]) -> InputError:
+    """The error for a frame whose size is not the first frame's: one output video cannot hold both."""
+    sizes = f"{now[1]}x{now[0]}, where the first frame is {first[1]}x{first[0]}"
+    if is_sequence(path):
+        name = frame_path(path, find_sequence(path).first + index).name
+        return InputError(f"{name} is {sizes}: every frame of the sequence {path.name} must have one size")
+    return InputError(f"{path.name} changes its frame size at frame {index} (to {sizes}), which one output "
+                      "video cannot hold; cut it there and restore each part")
+
+
 def read_frames(path: Path | str, deint: str | None = None, fps: Fraction | None = None,
                 span: TimeSpan | None = None, *, alpha: bool = False) -> Iterator[Frame]:
     """Yield the frames of a video one at a time, decoded with threads.
@@ -375,6 +411,7 @@ def read_frames(path: Path | str, deint: str | None = None, fps: Fraction | None
         last_seen = Fraction(0)  # where the last decoded frame ends, for a --start past the end
         index = 0
         high_depth: bool | None = None
+        size: tuple[int, ...] | None = None  # (height, width) of the first frame, which every frame must keep
         reformatter = VideoReformatter()
         end_s: float | None = None
         decoded = deinterlaced(timed_frames(container, stream, _fps(stream)), stream, deint)
@@ -400,6 +437,9 @@ def read_frames(path: Path | str, deint: str | None = None, fps: Fraction | None
             if high_depth is None:
                 high_depth = _bit_depth(frame.format.name) > 8
             image = frame_to_array(frame, high_depth, reformatter, alpha=alpha)
+            size = size or image.shape[:2]
+            if image.shape[:2] != size:
+                raise _size_changed(path, index, size, image.shape[:2])
             yield Frame(image=np.ascontiguousarray(image[..., :3]), index=index, pts=frame.pts, time_base=time_base,
                         duration=frame.duration or None,
                         alpha=np.ascontiguousarray(image[..., 3]) if alpha else None)

@@ -72,6 +72,10 @@ def find_sequence(pattern: Path) -> Sequence:
         raise InputError(f"{frame_path(pattern, missing).name} is missing from the sequence {pattern.name} "
                          f"({len(numbers)} frames from {numbers[0]} to {numbers[-1]}); restore each unbroken run "
                          "on its own")
+    empty = next((n for n in numbers if frame_path(pattern, n).stat().st_size == 0), None)
+    if empty is not None:
+        raise InputError(f"{frame_path(pattern, empty).name} is empty (0 bytes): frame {empty - numbers[0] + 1} of "
+                         f"the {len(numbers)} of the sequence {pattern.name} cannot be read")
     return Sequence(pattern, numbers[0], len(numbers))
 
 

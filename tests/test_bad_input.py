@@ -1,0 +1,131 @@
+"""Damaged inputs found by a sweep of cut, garbled and mixed files: one line, exit 2, no output, input unchanged."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import av
+import numpy as np
+from click.testing import CliRunner
+from PIL import Image
+
+from clrface_video.cli import cli
+from clrface_video.io.apng import _chunks
+from tests.media import astronaut, make_clip, make_sequence
+
+BASELINE = ["--model", "baseline-bicubic-sharpen", "--device", "cpu", "--no-identity-guidance"]
+
+
+def restore(*args: object):
+    return CliRunner().invoke(cli, ["restore", *(str(a) for a in args), *BASELINE], catch_exceptions=False)
+
+
+def snapshot(folder: Path) -> dict[str, bytes]:
+    return {str(p.relative_to(folder)): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
+def assert_refused(folder: Path, source: Path, line: str, *extra: object) -> None:
+    """restore SOURCE ends with exactly `line` on stderr and status 2, leaving the folder as it was."""
+    before = snapshot(folder)
+    result = restore(source, *extra)
+    assert result.exit_code == 2, result.output
+    assert result.stderr.strip() == f"error: {line}"
+    assert snapshot(folder) == before  # no output, no hidden partial file, the input untouched
+
+
+def test_a_sequence_frame_of_another_size_is_named(tmp_path):
+    """It ended 'unexpected ValueError: frame 2 is (48, 64, 3), expected (96, 128, 3)' with exit 1."""
+    pattern = make_sequence(tmp_path / "scan" / "f_%06d.png", frames=4, size=(128, 96))
+    Image.fromarray(astronaut()[:48, :64]).save(tmp_path / "scan" / "f_000003.png")
+    line = "f_000003.png is 64x48, where the first frame is 128x96: every frame of the sequence f_%06d.png " \
+           "must have one size"
+    assert_refused(tmp_path, pattern, line)
+    assert_refused(tmp_path, pattern, line, "-o", tmp_path / "scan.mp4")
+
+
+def test_a_video_that_changes_its_frame_size_is_one_line(tmp_path):
+    """Two broadcasts joined (MPEG-TS files concatenate): it ended 'unexpected ValueError' with exit 1."""
+    first = make_clip(tmp_path / "a.ts", frames=4, size=(128, 96), audio=False)
+    second = make_clip(tmp_path / "b.ts", frames=4, size=(96, 64), audio=False)
+    joined = tmp_path / "joined.ts"
+    joined.write_bytes(first.read_bytes() + second.read_bytes())
+    assert_refused(tmp_path, joined, "joined.ts changes its frame size at frame 4 (to 96x64, where the first frame "
+                                     "is 128x96), which one output video cannot hold; cut it there and restore "
+                                     "each part", "-o", tmp_path / "out.mp4")
+
+
+def test_an_empty_frame_file_in_a_sequence_is_refused_before_any_work(tmp_path):
+    """image2 stopped at it: the old code wrote the 2 frames before it and exited 0."""
+    pattern = make_sequence(tmp_path / "scan" / "f_%06d.png", frames=4, size=(128, 96))
+    (tmp_path / "scan" / "f_000003.png").write_bytes(b"")
+    assert_refused(tmp_path, pattern, "f_000003.png is empty (0 bytes): frame 3 of the 4 of the sequence "
+                                      "f_%06d.png cannot be read")
+
+
+def _apng(path: Path) -> Path:
+    frames = [Image.fromarray(np.roll(astronaut()[::4, ::4], 8 * i, axis=1)) for i in range(4)]
+    frames[0].save(path, save_all=True, append_images=frames[1:], duration=100, loop=0)
+    return path
+
+
+def test_a_truncated_animated_png_is_refused(tmp_path):
+    """Cut before its third frame: the old code restored the 2 frames that decode and exited 0."""
+    source = _apng(tmp_path / "full.png")
+    with open(source, "rb") as file:
+        controls = [offset for offset, kind, _ in _chunks(file) if kind == b"fcTL"]
+    cut = tmp_path / "party.png"
+    cut.write_bytes(source.read_bytes()[:controls[2] + 100])
+    source.unlink()
+    assert_refused(tmp_path, cut, "party.png is truncated: decoding stopped after 2 of its 4 frames")
+
+
+def test_a_truncated_avi_is_refused(tmp_path):
+    """Its index is lost with its end and FFmpeg rebuilds one from what is left: the old code restored 3 of its
+    8 frames and exited 0."""
+    source = make_clip(tmp_path / "full.avi", frames=8, size=(128, 96), audio_codec="pcm_s16le")
+    cut = tmp_path / "tape.avi"
+    cut.write_bytes(source.read_bytes()[: source.stat().st_size // 2])
+    source.unlink()
+    assert_refused(tmp_path, cut, "tape.avi is truncated: its index or header points past the end of the file")
+
+
+def test_a_truncated_mxf_is_refused(tmp_path):
+    """MXF states its length like Matroska: the old code restored the one frame that decoded and exited 0."""
+    source = make_clip(tmp_path / "full.mxf", frames=8, size=(128, 96), codec="mpeg2video", audio=False)
+    cut = tmp_path / "tape.mxf"
+    cut.write_bytes(source.read_bytes()[: source.stat().st_size // 2])
+    source.unlink()
+    assert_refused(tmp_path, cut, "tape.mxf is truncated: decoding stopped after 1 frames (0.08 s of 0.33 s)")
+
+
+def _garbled_audio(source: Path, target: Path) -> Path:
+    """`source` remuxed with every audio packet's bytes replaced by noise (the video packets kept)."""
+    noise = np.random.default_rng(0)
+    with av.open(str(source)) as inp, av.open(str(target), "w") as out:
+        streams = {s.index: out.add_stream_from_template(s) for s in inp.streams}
+        for packet in inp.demux():
+            if packet.dts is None:
+                continue
+            index = packet.stream.index
+            if packet.stream.type == "audio":
+                garbled = av.Packet(noise.integers(0, 256, packet.size, dtype=np.uint8).tobytes())
+                garbled.pts, garbled.dts, garbled.time_base = packet.pts, packet.dts, packet.time_base
+                packet = garbled
+            packet.stream = streams[index]
+            out.mux(packet)
+    return target
+
+
+def test_a_ts_whose_audio_cannot_be_read_is_restored_without_it_and_says_so(tmp_path, warnings_logged):
+    """The old code copied the unreadable track, the muxer refused it, and the error blamed the video codec
+    ('a .ts file cannot hold libx264 video'), with exit 2 and no output."""
+    clean = make_clip(tmp_path / "clean.ts", frames=8, size=(128, 96), audio_codec="mp2")
+    source = _garbled_audio(clean, tmp_path / "news.ts")
+    original = source.read_bytes()
+    result = restore(source, "-o", tmp_path / "out.ts")
+    assert result.exit_code == 0, result.output
+    assert source.read_bytes() == original
+    with av.open(str(tmp_path / "out.ts")) as out:
+        assert [s.type for s in out.streams] == ["video"]
+        assert sum(1 for _ in out.decode(video=0)) == 8
+    assert "audio stream 1 (mp3) is left out: its sample rate and channels cannot be read (damaged or cut short)" \
+        in warnings_logged.text
