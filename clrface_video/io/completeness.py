@@ -1,0 +1,90 @@
+"""Whether a decoded video is whole: an index or header past the end of the file, fewer frames or seconds than the
+file states, a frame size that changes on the way (each a one-line InputError)."""
+from __future__ import annotations
+
+from fractions import Fraction
+from pathlib import Path
+
+import av
+
+from clrface_video.errors import InputError
+from clrface_video.io.apng import apng_frame_count
+from clrface_video.io.sequence import find_sequence, frame_path, is_sequence
+
+
+def index_beyond_eof(stream: av.video.stream.VideoStream, path: Path) -> bool:
+    """True when the container's sample index (mp4/mov moov), or an AVI's RIFF header, points past the end of
+    the file."""
+    if is_sequence(path):
+        return False  # one file per frame: find_sequence checked that none is missing
+    entries = stream.index_entries or []
+    ends = [entry.pos + entry.size for entry in entries if entry.pos >= 0]
+    return bool(ends) and max(ends) > path.stat().st_size or _riff_beyond_eof(path)
+
+
+def _riff_beyond_eof(path: Path) -> bool:
+    """True when an AVI's RIFF chunk says it is longer than the file (FFmpeg reads on until the data stops and
+    rebuilds the lost index from what it found, so a cut file decodes short without an error). A size of 0 or
+    0xFFFFFFFF is a recorder's placeholder, not a length."""
+    with open(path, "rb") as file:
+        head = file.read(12)
+    if len(head) < 12 or head[:4] != b"RIFF" or head[8:12] != b"AVI ":
+        return False
+    size = int.from_bytes(head[4:8], "little")
+    return 0 < size < 0xFFFFFFFF and 8 + size > path.stat().st_size
+
+
+def _declared_frames(path: Path) -> int | None:
+    """The frame count a file states for certain: a numbered sequence's files, an animated PNG's acTL."""
+    return find_sequence(path).count if is_sequence(path) else apng_frame_count(path)
+
+
+def _declared_end_s(stream: av.video.stream.VideoStream) -> float | None:
+    """The video stream's own declared length (matroska DURATION tag, or stream.duration)."""
+    tag = stream.metadata.get("DURATION") or stream.metadata.get("duration")
+    if tag:
+        try:
+            hours, minutes, seconds = tag.split(":")
+            return int(hours) * 3600 + int(minutes) * 60 + float(seconds)
+        except ValueError:
+            pass
+    if stream.duration is not None and stream.time_base is not None:
+        return float((stream.start_time or 0) * stream.time_base + stream.duration * stream.time_base)
+    return None
+
+
+def check_complete(container: av.container.InputContainer, stream: av.video.stream.VideoStream, path: Path,
+                   frames: int, end_s: float | None, fps: Fraction | None) -> None:
+    """Raise InputError when the file was cut short (decoding simply stops early otherwise).
+
+    Only mp4/mov, matroska/webm and mxf store a trustworthy stream length; elsewhere (ts, mpg, avi)
+    FFmpeg may estimate it from the bit rate, so only the index (and AVI's RIFF size) check applies. A numbered
+    sequence and an animated PNG state their frame count, which must all decode. fps: the stream's frame rate
+    (25 when None), for the slack allowed at the end.
+    """
+    if index_beyond_eof(stream, path):
+        raise InputError(f"{path.name} is truncated: decoding stopped after {frames} frames")
+    declared = _declared_frames(path)
+    if declared is not None and frames < declared:
+        if is_sequence(path):
+            stopped = frame_path(path, find_sequence(path).first + frames).name
+            raise InputError(f"{stopped} cannot be read: the sequence {path.name} stopped there, after {frames} of "
+                             f"its {declared} frames")
+        raise InputError(f"{path.name} is truncated: decoding stopped after {frames} of its {declared} frames")
+    if not any(name in container.format.name for name in ("mov", "matroska", "mxf")):
+        return
+    declared = _declared_end_s(stream)
+    rate = fps or Fraction(25)
+    if declared is not None and end_s is not None and end_s < declared - 3 / float(rate) - 0.05:
+        raise InputError(f"{path.name} is truncated: decoding stopped after {frames} frames "
+                         f"({end_s:.2f} s of {declared:.2f} s)")
+
+
+def size_changed(path: Path, index: int, first: tuple[int, ...], now: tuple[int, ...]) -> InputError:
+    """The error for a frame whose size is not the first frame's: one output video cannot hold both."""
+    sizes = f"{now[1]}x{now[0]}, where the first frame is {first[1]}x{first[0]}"
+    if is_sequence(path):
+        name = frame_path(path, find_sequence(path).first + index).name
+        return InputError(f"{name} is {sizes}: every frame of the sequence {path.name} must have one size")
+    return InputError(f"{path.name} changes its frame size at frame {index} (to {sizes}), which one output "
+                      "video cannot hold; cut it there and restore each part")
