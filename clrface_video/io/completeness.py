@@ -1,5 +1,4 @@
-"""Whether a decoded video is whole: an index or header past the end of the file, fewer frames or seconds than the
-file states, a frame size that changes on the way (each a one-line InputError)."""
+"""Whether a decoded video is whole: not cut short, no index past the end of the file, one frame size."""
 from __future__ import annotations
 
 from fractions import Fraction
