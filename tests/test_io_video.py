@@ -15,7 +15,8 @@ import pytest
 from clrface_video.errors import ClrfaceError, InputError
 from clrface_video.io.decode import is_image_path, is_video_path, probe_video, read_frames
 from clrface_video.io.deinterlace import bwdif_deint
-from clrface_video.io.encode import VideoWriter, choose_pix_fmt, default_output_path, partial_path
+from clrface_video.io.encode import VideoWriter, default_output_path, partial_path
+from clrface_video.io.output_stream import choose_pix_fmt
 from clrface_video.types import Frame, TimeSpan
 from tests.media import (
     APPLE_KEYS,

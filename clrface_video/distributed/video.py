@@ -16,7 +16,8 @@ from ..errors import ClrfaceError
 from ..faces.shots import is_cut
 from ..io.decode import VideoInfo, probe_video
 from ..io.deinterlace import bwdif_deint
-from ..io.encode import AUTO, auto_codec
+from ..io.encode import AUTO
+from ..io.output_stream import auto_codec
 from ..io.palette import is_gif
 from ..paths import resolve_paths
 from ..pipeline import already_done, finish_report

@@ -19,20 +19,17 @@ from clrface_video.errors import ClrfaceError, one_line
 from clrface_video.io.apng import apng_plays, copy_delays, frame_delays, is_apng_output, set_last_delay
 from clrface_video.io.copies import CopiedStreams, copy_metadata, muxer_options
 from clrface_video.io.decode import (
-    FIELDS_BOTTOM_FIRST,
-    FIELDS_TOP_FIRST,
     RANGE_JPEG,
     RANGE_MPEG,
     SWS_BT601,
     SWS_MATRIX,
     SWS_THREADS,
-    Hdr10,
     VideoInfo,
     _open_input,
     _video_stream,
     has_alpha,
 )
-from clrface_video.io.dv import DV_CODEC, dv_pix_fmt
+from clrface_video.io.output_stream import add_video_stream, auto_codec, check_codec, yuv_colorspace
 from clrface_video.io.palette import PaletteFilter, is_gif
 from clrface_video.io.pixels import luma, to_uint8
 from clrface_video.io.sequence import (
@@ -59,18 +56,8 @@ log = logging.getLogger(__name__)
 
 AUTO = "auto"
 RGB_FORMATS = frozenset({"rgb24", "rgba"})  # encoder pixel formats the frames are handed in as they are
-AUTO_CODECS = {".webm": "libvpx-vp9", ".dv": "dvvideo"}  # containers that hold no H.264
-CFR_CONTAINERS = frozenset({"avi"})  # containers that time frames by their count at one rate
-# containers whose H.264 FFmpeg reads back with the wrong times when frames are reordered (AVI stores no pts;
-# MXF's index gives them in decode order): their video is written without B-frames
-NO_REORDER_CONTAINERS = frozenset({"avi", "mxf"})
-CFR_ONLY_CODECS = frozenset({"mpeg1video", "mpeg2video", "mpeg4", "msmpeg4", "msmpeg4v2", "h263", "h263p"})
-CRF_CODECS = frozenset({"libx264", "libx265", "libsvtav1", "libvpx", "libvpx-vp9", "libaom-av1"})
-PRESET_CODECS = frozenset({"libx264", "libx265"})  # the encoders --preset speeds up or slows down
-CRF_MAX = {"libx264": 51, "libx265": 51}  # the others take 0-63
 WRITE_ERRNOS = frozenset({errno.EACCES, errno.EPERM, errno.ENOSPC, errno.EROFS, errno.EDQUOT})
 TIMECODE_MUXERS = frozenset({"mov", "mp4", "ipod"})  # muxers that write the timecode tag as a track counted in frames
-QUIET_OPTIONS = {"libx265": {"x265-params": "log-level=error"}}
 
 
 def default_output_path(output: Path | str, source: Path | str) -> Path:
@@ -91,150 +78,6 @@ def partial_path(output: Path) -> Path:
 def output_exists(output: Path) -> bool:
     """Whether `output` (a file, or any frame of an image sequence) is already there."""
     return bool(frame_numbers(output)) if is_sequence(output) else output.exists()
-
-
-def choose_pix_fmt(codec: str, bit_depth: int, width: int, height: int, alpha: bool = False,
-                   source: str = "") -> str:
-    """The encoder pixel format: 4:2:0 at the source depth, 4:4:4 when a side is odd (4:2:0 needs even sizes);
-    with alpha, the same with an alpha plane first (yuva444p10le for ProRes 4444), then without. An archival or
-    editing encoder (not a CRF one) keeps a `source` pixel format's 4:2:2 or 4:4:4 chroma where it can."""
-    odd = width % 2 == 1 or height % 2 == 1
-    chromas = ("yuv444p",) if odd else ("yuv420p", "yuv422p", "yuv444p")
-    kept = _chroma(source)
-    if kept != "yuv420p" and codec not in CRF_CODECS and not odd:
-        chromas = (kept, *[c for c in ("yuv444p", "yuv422p", "yuv420p") if c != kept])
-    # Same depth first; 8-bit may go up to 10 (prores_ks has no 8-bit format); deeper falls back to 8.
-    depths = {8: ("", "10le"), 10: ("10le", "12le", "")}.get(bit_depth, ("12le", "10le", "16le", ""))
-    candidates = [chroma + depth for depth in depths for chroma in chromas]
-    if alpha:
-        candidates = [name.replace("yuv", "yuva") for name in candidates] + candidates
-    supported = {f.name for f in (av.Codec(codec, "w").video_formats or [])}
-    for name in candidates:
-        if not supported or name in supported:
-            return name
-    raise ClrfaceError(f"codec {codec} cannot encode {width}x{height} frames at {bit_depth}-bit "
-                       f"(it supports {', '.join(sorted(supported))}); try --codec libx264")
-
-
-COLORSPACE_RGB, COLORSPACE_BT709 = 0, 1  # AVColorSpace values
-CHROMA_NAMES = {"yuv420p": "4:2:0", "yuv422p": "4:2:2", "yuv444p": "4:4:4"}
-
-
-def yuv_colorspace(colorspace: int, pix_fmt: str) -> int:
-    """The matrix to convert with and to tag: an RGB source's (FFmpeg's 0, a DPX or TIFF scan) turned into YUV
-    frames takes BT.709, since matrix 0 on YUV means 'these planes are G, B, R' to a player."""
-    return COLORSPACE_BT709 if colorspace == COLORSPACE_RGB and pix_fmt.startswith("yuv") else colorspace
-
-
-def _chroma(pix_fmt: str) -> str:
-    """The YUV chroma layout of a pixel format: yuv422p for 4:2:2 (ProRes 422, DNxHR, DV50), yuv444p for 4:4:4 YUV,
-    else yuv420p (RGB sources, for which 4:2:0 is the delivery default)."""
-    if pix_fmt.startswith(("yuv422", "yuva422", "yuvj422")):
-        return "yuv422p"
-    if pix_fmt.startswith(("yuv444", "yuva444", "yuvj444")):
-        return "yuv444p"
-    return "yuv420p"
-
-
-def auto_codec(output: Path) -> str:
-    """The encoder `--codec auto` takes for an output file: libx264, unless its container holds other video only."""
-    return AUTO_CODECS.get(output.suffix.lower(), "libx264")
-
-
-def codec_time_base(codec: str, info: VideoInfo) -> Fraction:
-    """The source time base, or 1/fps for the MPEG-1/2/4 family, which only encodes constant rates."""
-    if codec in CFR_ONLY_CODECS and info.fps:
-        return 1 / info.fps
-    return info.time_base
-
-
-def _check_codec(codec: str) -> None:
-    try:
-        found = av.Codec(codec, "w")
-    except ValueError as error:
-        raise ClrfaceError(f"unknown video encoder {codec!r} (try libx264, libx265, libsvtav1, ffv1, prores_ks)") \
-            from error
-    if found.type != "video":
-        raise ClrfaceError(f"{codec!r} is not a video encoder (try libx264)")
-
-
-def _add_video_stream(out: av.container.OutputContainer, info: VideoInfo, codec: str, crf: int,
-                      pix_fmt: str | None = None, preset: str | None = None) -> av.video.stream.VideoStream:
-    if codec == DV_CODEC and pix_fmt is None:  # DV's fixed sizes and rates are checked before any stream is added
-        pix_fmt = dv_pix_fmt(info.width, info.height, info.fps, info.pix_fmt)
-    try:
-        stream = out.add_stream(codec, rate=info.fps or Fraction(25))
-    except ValueError as error:
-        raise ClrfaceError(f"{one_line(error)}; use .mkv or .mov, or another --codec") from error
-    stream.width, stream.height = info.width, info.height
-    stream.pix_fmt = pix_fmt or choose_pix_fmt(codec, info.bit_depth, info.width, info.height, info.alpha,
-                                               info.pix_fmt)
-    if _chroma(info.pix_fmt) != "yuv420p" and _chroma(stream.pix_fmt) == "yuv420p" and stream.pix_fmt.startswith("yuv"):
-        log.warning("the source's %s chroma is written 4:2:0 by %s (as players expect); --codec prores_ks or ffv1 "
-                    "keeps it", CHROMA_NAMES[_chroma(info.pix_fmt)], codec)
-    if info.alpha and not has_alpha(stream.pix_fmt):
-        log.warning("the source's alpha channel is left out: %s stores none; --codec prores_ks (.mov) or ffv1 "
-                    "(.mkv) keep it", codec)
-    ctx = stream.codec_context
-    if out.format.name in CFR_CONTAINERS and info.fps:  # frames stored by their number: a clock of one frame
-        stream.time_base = ctx.time_base = 1 / info.fps
-    else:
-        stream.time_base = info.time_base
-        ctx.time_base = codec_time_base(codec, info)
-    if out.format.name in NO_REORDER_CONTAINERS:
-        ctx.max_b_frames = 0  # reordered frames would come back at the wrong times
-    ctx.color_primaries, ctx.color_trc = info.color_primaries, info.color_trc
-    ctx.colorspace, ctx.color_range = yuv_colorspace(info.colorspace, stream.pix_fmt), info.color_range
-    options = dict(QUIET_OPTIONS.get(codec, {}))
-    if codec in CRF_MAX and crf > CRF_MAX[codec]:
-        raise ClrfaceError(f"--crf {crf} is beyond {codec}'s range (0-{CRF_MAX[codec]})")
-    if codec in CRF_CODECS:
-        options["crf"] = str(crf)
-    if preset is not None:
-        if codec in PRESET_CODECS:
-            options["preset"] = preset
-        else:
-            log.warning("--preset is for libx264 and libx265; %s takes none, so it is ignored", codec)
-    if codec == "libvpx-vp9":
-        options["b"] = "0"
-    if codec == "dnxhd":  # DNxHR at any size: HQ for 8-bit 4:2:2, HQX for 10-bit, 444 for 4:4:4
-        options["profile"] = "dnxhr_444" if "444" in stream.pix_fmt else \
-            "dnxhr_hqx" if "10" in stream.pix_fmt else "dnxhr_hq"
-    if info.hdr10 is not None:
-        _add_hdr10(options, codec, info.hdr10)
-    if info.interlaced and info.field_order in FIELDS_TOP_FIRST + FIELDS_BOTTOM_FIRST:  # fields kept (not
-        ctx.field_order = info.field_order  # deinterlaced): coded and flagged as fields, in the source's order
-        if codec == "libx264":
-            fields = "tff=1" if info.field_order in FIELDS_TOP_FIRST else "bff=1"
-            options["x264-params"] = ":".join(filter(None, [options.get("x264-params", ""), "interlaced=1", fields]))
-    if codec == "libx264":  # the stream's own timing (VUI) gives the frame rate, not the clock's tick (1/12800 said
-        # 12800 fps to decoders); the frames keep their times, a variable rate's too
-        options["x264-params"] = ":".join(filter(None, [options.get("x264-params", ""), "force-cfr=1"]))
-    stream.options = options
-    if info.sample_aspect_ratio is not None:
-        ctx.sample_aspect_ratio = info.sample_aspect_ratio  # anamorphic pixels stay anamorphic
-    if info.display_matrix is not None:
-        stream.set_display_matrix(info.display_matrix)  # rotation and mirroring, exactly
-    elif info.rotation:
-        stream.set_display_rotation(info.rotation)
-    return stream
-
-
-def _add_hdr10(options: dict[str, str], codec: str, hdr10: Hdr10) -> None:
-    """The source's HDR10 mastering display and light levels, as the x264 / x265 options that write them."""
-    if codec == "libx265":
-        extra = ["hdr10=1"] + ([f"master-display={hdr10.master_display}"] if hdr10.master_display else []) \
-            + ([f"max-cll={hdr10.max_cll}"] if hdr10.max_cll else [])
-        key = "x265-params"
-    elif codec == "libx264":
-        extra = ([f"mastering-display={hdr10.master_display}"] if hdr10.master_display else []) \
-            + ([f"cll={hdr10.max_cll}"] if hdr10.max_cll else [])
-        key = "x264-params"
-    else:
-        log.warning("the source's HDR10 mastering metadata is written by libx264 and libx265 only; the %s output "
-                    "keeps its colour tags without it", codec)
-        return
-    options[key] = ":".join(filter(None, [options.get(key, "")] + extra))
 
 
 def _gray_frame(image: np.ndarray, pix_fmt: str) -> av.VideoFrame:
@@ -337,8 +180,8 @@ class VideoWriter:
             except ValueError as error:
                 raise ClrfaceError(f"unknown output container for {self.output.name}; use .mp4, .mkv or .mov") \
                     from error
-        _check_codec(self.codec)
-        self._video = _add_video_stream(self._out, self.info, self.codec, self.crf, pix_fmt, self.preset)
+        check_codec(self.codec)
+        self._video = add_video_stream(self._out, self.info, self.codec, self.crf, pix_fmt, self.preset)
         self._pix_fmt = self._video.pix_fmt
         if self._pix_fmt == "pal8":
             self._palette = PaletteFilter(self.info.width, self.info.height, self._video.codec_context.time_base)
