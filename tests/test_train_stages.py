@@ -272,7 +272,8 @@ def test_decoder_on_restored_latents_trains_only_the_decoder_on_what_the_sampler
         data_dir: Path, tmp_path: Path) -> None:
     from clrface_video.train.ddp import Dist
     from clrface_video.train.run_folder import load_finished_stages, load_run_config
-    from clrface_video.train.stages import STAGES, Context
+    from clrface_video.train.stage_context import Context
+    from clrface_video.train.stages import STAGES
 
     run_dir = tmp_path / "run"
     run(data_dir, run_dir, ("autoencoder", "irn", "prior"), steps=1)

@@ -19,7 +19,8 @@ from .ddp import Dist, broadcast_module
 from .degrade import DegradeConfig
 from .options import DEFAULTS, Echo
 from .run_folder import STAGE_ORDER
-from .stages import STAGES, Context, Stage
+from .stage_context import Context
+from .stages import STAGES, Stage
 
 
 def endless_batches(dataset: Dataset, batch_size: int, *, seed: int, start_epoch: int, world: Dist,

@@ -18,7 +18,7 @@ from .ddp import barrier, finish_distributed, init_distributed
 from .loop import run_stage, set_seed
 from .options import DEFAULTS, Echo, LossWeights, TrainOptions
 from .run_folder import add_gate, init_run_from_model, load_finished_stages, load_run_config, preset_config
-from .stages import Context
+from .stage_context import Context
 
 # what a stage builds on: it needs these trained first, in the run folder or earlier in the same call
 NEEDS = {"prior": ("autoencoder",), "decoder": ("autoencoder",), "mask": ("autoencoder", "irn", "prior"),

@@ -2,30 +2,26 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
-from pathlib import Path
 
 import torch
 from torch import nn
 
 from ..device import training_autocast
 from ..restore.gate import VIEWS, best_share, blend, blend_log_mse, gate_loss, view
-from ..restore.model import CLRFaceConfig, CLRFaceModel, Knobs, fidelity_to_knobs
+from ..restore.model import CLRFaceModel, Knobs, fidelity_to_knobs
 from ..restore.schedules import karras_sigmas, sample_sigmas_lognormal, truncate_sigmas
+from .adversarial import adversarial_update
 from .checkpoint import load_module
-from .ddp import Dist, broadcast_module, sync_gradients
+from .ddp import broadcast_module, sync_gradients
 from .losses import (
     PatchDiscriminator,
     codebook_loss,
-    feature_matching_loss,
-    hinge_d_loss,
-    hinge_g_loss,
     identity_loss,
     mask_sparsity,
     pixel_loss,
 )
-from .options import Echo, LossWeights, TrainOptions
 from .run_folder import STAGE_MODULE
+from .stage_context import Context
 
 
 def lr_at(step: int, base: float, warmup: int = 25) -> float:
@@ -37,36 +33,6 @@ def lr_at(step: int, base: float, warmup: int = 25) -> float:
 def set_lr(optimizer: torch.optim.Optimizer, lr: float) -> None:
     for group in optimizer.param_groups:
         group["lr"] = lr
-
-
-@dataclass
-class Context:
-    """What every stage needs: the model, data, device and the run folder (mutable holder, per call)."""
-
-    run_dir: Path
-    data_dir: Path
-    cfg: CLRFaceConfig
-    model: CLRFaceModel
-    device: torch.device
-    world: Dist
-    options: TrainOptions
-    weights: LossWeights
-    echo: Echo | None
-    identity_net: nn.Module | None = None
-    start_step: int = 0  # the step this call resumes from (re-seeds the stage's noise generators)
-    preview_split: str = "heldout"  # the faces of the preview grids ('train' when none are held out)
-
-    def stage_dir(self, stage: str) -> Path:
-        path = self.run_dir / stage
-        path.mkdir(parents=True, exist_ok=True)
-        return path
-
-    def identity(self) -> nn.Module:
-        if self.identity_net is None:
-            from ..faces.identity import load_identity_encoder
-
-            self.identity_net = load_identity_encoder(str(self.device))
-        return self.identity_net
 
 
 # ----------------------------------------------------------------------------- one step per stage
@@ -222,44 +188,6 @@ class DecoderStage(Stage):
     @torch.no_grad()
     def preview(self, hq: torch.Tensor, lq: torch.Tensor) -> torch.Tensor:
         return self.trained.decode(self.latents(hq, lq, torch.Generator().manual_seed(0)))
-
-
-def adversarial_update(stage: Stage, fake: torch.Tensor, real: torch.Tensor, losses: dict[str, torch.Tensor],
-                       step: int) -> dict[str, torch.Tensor]:
-    """The generator update on the sum of `losses`, plus from step disc_start the weighted hinge GAN "g" and
-    feature-matching "fm" terms and then one discriminator update "d"; returns the losses with those added."""
-    w = stage.ctx.weights
-    total = sum(losses.values())
-    adversarial = step >= w.disc_start
-    if adversarial:
-        with training_autocast(stage.ctx.device):
-            losses = {**losses, **generator_losses(stage.disc, fake, real)}  # type: ignore[attr-defined]
-        total = total + w.gan * losses["g"] + w.feature_matching * losses["fm"]
-    stage.update("main", total, stage.params, step)
-    if adversarial:
-        losses["d"] = discriminator_step(stage, fake, real, step)
-    return losses
-
-
-def generator_losses(disc: nn.Module, fake: torch.Tensor, real: torch.Tensor) -> dict[str, torch.Tensor]:
-    """Hinge generator loss "g" and feature matching "fm" of `fake`, the discriminator frozen for it."""
-    disc.requires_grad_(False)
-    fake_logits, fake_feats = disc(fake)
-    with torch.no_grad():
-        _, real_feats = disc(real)
-    return {"g": hinge_g_loss(fake_logits.float()), "fm": feature_matching_loss(real_feats, fake_feats)}
-
-
-def discriminator_step(stage: Stage, fake: torch.Tensor, real: torch.Tensor, step: int) -> torch.Tensor:
-    """One hinge update of stage.disc on real vs the detached fake; returns the loss."""
-    disc = stage.disc  # type: ignore[attr-defined]
-    disc.requires_grad_(True)
-    with training_autocast(stage.ctx.device):
-        real_logits, _ = disc(real)
-        fake_logits, _ = disc(fake.detach())
-        loss = hinge_d_loss(real_logits.float(), fake_logits.float())
-    stage.update("disc", loss, stage.d_params, step)  # type: ignore[attr-defined]
-    return loss
 
 
 class IRNStage(Stage):

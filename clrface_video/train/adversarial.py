@@ -1,0 +1,61 @@
+"""The adversarial update the autoencoder and decoder stages share: hinge GAN and feature matching."""
+from __future__ import annotations
+
+from typing import Protocol
+
+import torch
+from torch import nn
+
+from ..device import training_autocast
+from .losses import feature_matching_loss, hinge_d_loss, hinge_g_loss
+from .stage_context import Context
+
+
+class AdversarialStage(Protocol):
+    """A stage trained against a discriminator (stages.AutoencoderStage, stages.DecoderStage)."""
+
+    ctx: Context
+    disc: nn.Module
+    params: list[nn.Parameter]
+    d_params: list[nn.Parameter]
+
+    def update(self, name: str, loss: torch.Tensor, params: list[nn.Parameter], step: int) -> None: ...
+
+
+def adversarial_update(stage: AdversarialStage, fake: torch.Tensor, real: torch.Tensor,
+                       losses: dict[str, torch.Tensor], step: int) -> dict[str, torch.Tensor]:
+    """The generator update on the sum of `losses`, plus from step disc_start the weighted hinge GAN "g" and
+    feature-matching "fm" terms and then one discriminator update "d"; returns the losses with those added."""
+    w = stage.ctx.weights
+    total = sum(losses.values())
+    adversarial = step >= w.disc_start
+    if adversarial:
+        with training_autocast(stage.ctx.device):
+            losses = {**losses, **generator_losses(stage.disc, fake, real)}
+        total = total + w.gan * losses["g"] + w.feature_matching * losses["fm"]
+    stage.update("main", total, stage.params, step)
+    if adversarial:
+        losses["d"] = discriminator_step(stage, fake, real, step)
+    return losses
+
+
+def generator_losses(disc: nn.Module, fake: torch.Tensor, real: torch.Tensor) -> dict[str, torch.Tensor]:
+    """Hinge generator loss "g" and feature matching "fm" of `fake`, the discriminator frozen for it."""
+    disc.requires_grad_(False)
+    fake_logits, fake_feats = disc(fake)
+    with torch.no_grad():
+        _, real_feats = disc(real)
+    return {"g": hinge_g_loss(fake_logits.float()), "fm": feature_matching_loss(real_feats, fake_feats)}
+
+
+def discriminator_step(stage: AdversarialStage, fake: torch.Tensor, real: torch.Tensor,
+                       step: int) -> torch.Tensor:
+    """One hinge update of stage.disc on real vs the detached fake; returns the loss."""
+    disc = stage.disc
+    disc.requires_grad_(True)
+    with training_autocast(stage.ctx.device):
+        real_logits, _ = disc(real)
+        fake_logits, _ = disc(fake.detach())
+        loss = hinge_d_loss(real_logits.float(), fake_logits.float())
+    stage.update("disc", loss, stage.d_params, step)
+    return loss
