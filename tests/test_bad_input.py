@@ -78,6 +78,20 @@ def test_a_truncated_animated_png_is_refused(tmp_path):
     assert_refused(tmp_path, cut, "party.png is truncated: decoding stopped after 2 of its 4 frames")
 
 
+def test_a_whole_animated_png_or_sequence_from_start_is_not_taken_for_a_cut_one(tmp_path):
+    """--start skips the first frames, which the stated frame count still counts: the count check had called
+    both files truncated ('decoding stopped after 2 of its 4 frames')."""
+    animation = _apng(tmp_path / "wave.png")  # 4 frames of 0.1 s
+    result = restore(animation, "--start", 0.15, "-o", tmp_path / "cut.png")
+    assert result.exit_code == 0, result.output
+    with Image.open(tmp_path / "cut.png") as image:
+        assert image.n_frames == 2
+    pattern = make_sequence(tmp_path / "scan" / "f_%06d.png", frames=4, size=(128, 96))  # read at 24 fps
+    result = restore(pattern, "--start", 1.5 / 24, "-o", tmp_path / "out" / "g_%06d.png")
+    assert result.exit_code == 0, result.output
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["g_000003.png", "g_000004.png"]
+
+
 def test_a_truncated_avi_is_refused(tmp_path):
     """Its index is lost with its end and FFmpeg rebuilds one from what is left: the old code restored 3 of its
     8 frames and exited 0."""

@@ -53,23 +53,24 @@ def _declared_end_s(stream: av.video.stream.VideoStream) -> float | None:
 
 
 def check_complete(container: av.container.InputContainer, stream: av.video.stream.VideoStream, path: Path,
-                   frames: int, end_s: float | None, fps: Fraction | None) -> None:
+                   frames: int, end_s: float | None, fps: Fraction | None, *, decoded: int | None) -> None:
     """Raise InputError when the file was cut short (decoding simply stops early otherwise).
 
     Only mp4/mov, matroska/webm and mxf store a trustworthy stream length; elsewhere (ts, mpg, avi)
     FFmpeg may estimate it from the bit rate, so only the index (and AVI's RIFF size) check applies. A numbered
-    sequence and an animated PNG state their frame count, which must all decode. fps: the stream's frame rate
-    (25 when None), for the slack allowed at the end.
+    sequence and an animated PNG state their frame count, which must all decode. frames: those read (a --start
+    stretch's); decoded: the frames decoded from the file's first one, None after a seek (--start), which
+    leaves the count unchecked. fps: the stream's frame rate (25 when None), for the slack allowed at the end.
     """
     if index_beyond_eof(stream, path):
         raise InputError(f"{path.name} is truncated: decoding stopped after {frames} frames")
     declared = _declared_frames(path)
-    if declared is not None and frames < declared:
+    if declared is not None and decoded is not None and decoded < declared:
         if is_sequence(path):
-            stopped = frame_path(path, find_sequence(path).first + frames).name
-            raise InputError(f"{stopped} cannot be read: the sequence {path.name} stopped there, after {frames} of "
+            stopped = frame_path(path, find_sequence(path).first + decoded).name
+            raise InputError(f"{stopped} cannot be read: the sequence {path.name} stopped there, after {decoded} of "
                              f"its {declared} frames")
-        raise InputError(f"{path.name} is truncated: decoding stopped after {frames} of its {declared} frames")
+        raise InputError(f"{path.name} is truncated: decoding stopped after {decoded} of its {declared} frames")
     if not any(name in container.format.name for name in ("mov", "matroska", "mxf")):
         return
     declared = _declared_end_s(stream)

@@ -375,4 +375,5 @@ def read_frames(path: Path | str, deint: str | None = None, fps: Fraction | None
                              "(--start is past its end)")
         if index == 0:
             raise InputError(f"{path.name} has no video frames (zero-length video)")
-        check_complete(container, stream, path, index, end_s, _fps(stream))
+        whole = span is None or span.start <= 0  # decoded from the first frame, so `counted` is the file's count
+        check_complete(container, stream, path, index, end_s, _fps(stream), decoded=counted if whole else None)
