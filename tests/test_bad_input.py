@@ -92,6 +92,16 @@ def test_a_whole_animated_png_or_sequence_from_start_is_not_taken_for_a_cut_one(
     assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["g_000003.png", "g_000004.png"]
 
 
+def test_a_photo_named_as_a_video_is_refused_with_its_extension(tmp_path):
+    """A JPEG named .mp4 was restored as a one-frame H.264 video, its EXIF and JPEG quality lost (in a folder
+    without a word); a PNG named .mov likewise."""
+    for kind, name, suffix in (("JPEG", "holiday.mp4", "jpg"), ("PNG", "scan.mov", "png")):
+        Image.fromarray(astronaut()[::4, ::4]).save(tmp_path / name, format=kind)
+        assert_refused(tmp_path, tmp_path / name, f"{name} holds one {kind} picture, not a video: give it the "
+                                                  f"picture's extension (.{suffix}) to restore it as a photo, its "
+                                                  "metadata kept")
+
+
 def test_a_truncated_avi_is_refused(tmp_path):
     """Its index is lost with its end and FFmpeg rebuilds one from what is left: the old code restored 3 of its
     8 frames and exited 0."""

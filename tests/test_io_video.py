@@ -180,16 +180,16 @@ def test_missing_empty_and_non_media_files(tmp_path, call):
     one_line_input_error(call, tmp_path / "text.mp4")
 
 
-def test_a_photo_with_exif_under_a_video_name_opens_as_one_frame(tmp_path):
-    """FFmpeg hands a JPEG's EXIF over as frame side data of a type PyAV cannot name; that is no error."""
+def test_a_photo_with_exif_under_a_video_name_is_sent_to_its_extension(tmp_path):
+    """probe_video says a JPEG named .mp4 is one picture (restored as a video it lost its EXIF and quality);
+    reading its frame is still no error (FFmpeg hands its EXIF over as side data PyAV cannot name)."""
     from PIL import Image
 
     exif = Image.Exif()
     exif[0x010F] = "Camera"
     path = tmp_path / "holiday.mp4"
     Image.fromarray(clip_image(0, 1, SMALL)).save(path, format="JPEG", exif=exif.tobytes())
-    info = probe_video(path)
-    assert (info.width, info.height, info.display_matrix) == (*SMALL, None)
+    assert "holds one JPEG picture, not a video" in one_line_input_error(probe_video, path)
     assert len(list(read_frames(path))) == 1
 
 

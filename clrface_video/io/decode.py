@@ -103,6 +103,9 @@ class VideoInfo:
         return 1.0 if abs(ratio - 1.0) < NEAR_SQUARE else ratio
 
 
+STILL_SUFFIXES = {"jpeg": "jpg", "tiff": "tif", "jpegls": "jls"}  # a still picture's usual extension, by reader
+
+
 def media_kind(path: Path | str) -> str | None:
     """"video" or "photo" by the file's extension (an animated PNG or WebP is a video), None for other files."""
     suffix = Path(path).suffix.lower()
@@ -243,6 +246,11 @@ def probe_video(path: Path | str, fps: Fraction | None = None) -> VideoInfo:
     with _open_input(path, fps) as container:
         stream = _video_stream(container, path)
         ctx = stream.codec_context
+        still = container.format.name.removesuffix("_pipe")  # FFmpeg's readers of one still picture: jpeg_pipe ...
+        if still != container.format.name and not is_sequence(path):
+            raise InputError(f"{path.name} holds one {still.upper()} picture, not a video: give it the picture's "
+                             f"extension (.{STILL_SUFFIXES.get(still, still)}) to restore it as a photo, its "
+                             "metadata kept")
         if index_beyond_eof(stream, path):
             raise InputError(f"{path.name} is truncated: its index or header points past the end of the file")
         first = _first_frame(container, stream, path)
