@@ -153,3 +153,36 @@ def test_a_ts_whose_audio_cannot_be_read_is_restored_without_it_and_says_so(tmp_
         assert sum(1 for _ in out.decode(video=0)) == 8
     assert "audio stream 1 (mp3) is left out: its sample rate and channels cannot be read (damaged or cut short)" \
         in warnings_logged.text
+
+
+def _pes_pts(data: bytearray, stream_id: int) -> list[int]:
+    """Offsets of the 5-byte PTS fields of an MPEG-TS file's PES packets of one stream id (0xC0: the first
+    audio), in file order."""
+    found = []
+    for at in range(0, len(data) - 188 + 1, 188):
+        head = data[at:at + 4]
+        if head[0] != 0x47 or not head[1] & 0x40:  # a packet that starts a PES
+            continue
+        start = at + 4 + (1 + data[at + 4] if head[3] & 0x20 else 0)  # after the adaptation field
+        if data[start:start + 3] == b"\x00\x00\x01" and data[start + 3] == stream_id and data[start + 7] & 0x80:
+            found.append(start + 9)
+    return found
+
+
+def test_copied_audio_whose_times_run_backwards_is_left_out_and_said(tmp_path, warnings_logged):
+    """A broadcast recording with a damaged audio timestamp (one PES's PTS set back to an earlier one's): the
+    muxer refused the packet and the run ended 'encoding frame 5 into out.ts failed: Invalid argument', blaming
+    the output. Now the packet is left out, in one warning, and every frame is restored."""
+    source = make_clip(tmp_path / "in.ts", frames=12, size=(128, 96), audio_codec="mp2")
+    data = bytearray(source.read_bytes())
+    fields = _pes_pts(data, 0xC0)
+    assert len(fields) > 6
+    data[fields[5]:fields[5] + 5] = data[fields[2]:fields[2] + 5]
+    damaged = tmp_path / "damaged.ts"
+    damaged.write_bytes(bytes(data))
+    result = restore(damaged, "-o", tmp_path / "out.ts")
+    assert result.exit_code == 0, result.output
+    assert [r.getMessage() for r in warnings_logged.records] == \
+        ["stream #1 (audio): 1 packet left out, its time runs backwards (damaged data)"]
+    with av.open(str(tmp_path / "out.ts")) as out:
+        assert sum(1 for _ in out.decode(video=0)) == 12

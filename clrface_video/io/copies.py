@@ -25,6 +25,7 @@ COVER_MUXERS = frozenset({"mp4", "ipod"})  # muxers that store an attached pictu
 COVER_FILES = {"mjpeg": ("cover.jpg", "image/jpeg"), "png": ("cover.png", "image/png")}  # Matroska's cover names
 CHAPTER_MUXERS = frozenset({"mp4", "mov", "ipod", "matroska", "webm", "ogg"})  # the muxers that store chapters
 TAGLESS_MUXERS = frozenset({"mpegts", "mxf", "dv", "apng", "gif", "image2"})  # measured: they write no file tags
+TS_NONSTRICT = 0x20000  # FFmpeg's AVFMT_TS_NONSTRICT: a muxer that takes two packets of one stream at one dts
 TIMECODE_MUXERS = frozenset({"mxf", "dv"})  # ... but these two write the "timecode" tag into the file (measured)
 VIDEO_MUXERS = frozenset({"mxf", "dv"})  # measured: they refuse a file of audio alone
 DEFAULT_LAYOUTS = {1: "mono", 2: "stereo", 3: "2.1", 4: "4.0", 5: "5.0", 6: "5.1", 7: "6.1", 8: "7.1"}
@@ -286,6 +287,20 @@ class CopiedStreams:
         if self.copies:
             self._packets = source.demux([s for s in source.streams if s.index in self.copies])
         self._next: av.Packet | None = None
+        self._last_dts: dict[int, int] = {}  # per copied stream, the dts of the last packet muxed
+        self._backwards: dict[int, int] = {}  # per copied stream, packets left out for a dts that ran backwards
+
+    def _runs_backwards(self, packet: av.Packet, copy: Copy) -> bool:
+        """Whether a packet's dts runs backwards from its stream's last one, as the muxer judges it (a repeated
+        dts too, for sound and pictures in a muxer without FFmpeg's AVFMT_TS_NONSTRICT): damaged data, which the
+        muxer would refuse with an error that blames the output. Counted, to be said at the end."""
+        last = self._last_dts.get(packet.stream_index)
+        repeat_refused = copy.stream.type in ("audio", "video") and not self.out.format.flags & TS_NONSTRICT
+        if last is not None and (packet.dts < last or packet.dts == last and repeat_refused):
+            self._backwards[packet.stream_index] = self._backwards.get(packet.stream_index, 0) + 1
+            return True
+        self._last_dts[packet.stream_index] = packet.dts
+        return False
 
     def mux_until(self, limit: Fraction | None, shift: Fraction | None = None) -> None:
         """Mux the packets whose time is <= limit (all of them when limit is None)."""
@@ -305,6 +320,8 @@ class CopiedStreams:
             if limit is not None and packet_time(packet) > limit:
                 return
             self._next = None
+            if not cover and self._runs_backwards(packet, copy):
+                continue
             if shift is not None and not cover:  # a stretch: packets before it are left out, the rest move
                 if packet_time(packet) < shift and not _still_shown(packet, shift, copy):
                     continue
@@ -318,6 +335,10 @@ class CopiedStreams:
     def finish(self, limit: Fraction | None, shift: Fraction | None = None) -> None:
         """Mux what is left up to `limit` (None: all), then the cues the converters still hold."""
         self.mux_until(limit, shift)
+        for index, count in self._backwards.items():
+            log.warning("stream #%d (%s): %d %s left out, %s backwards (damaged data)", index,
+                        self.copies[index].stream.type, count, "packet" if count == 1 else "packets",
+                        "its time runs" if count == 1 else "their times run")
         for copy in self.copies.values():
             if copy.converter is None:
                 continue
