@@ -1,6 +1,7 @@
 """Damaged inputs found by a sweep of cut, garbled and mixed files: one line, exit 2, no output, input unchanged."""
 from __future__ import annotations
 
+from fractions import Fraction
 from pathlib import Path
 
 import av
@@ -51,6 +52,40 @@ def test_a_video_that_changes_its_frame_size_is_one_line(tmp_path):
     assert_refused(tmp_path, joined, "joined.ts changes its frame size at frame 4 (to 96x64, where the first frame "
                                      "is 128x96), which one output video cannot hold; cut it there and restore "
                                      "each part", "-o", tmp_path / "out.mp4")
+
+
+def test_with_start_the_frame_of_another_size_is_named_in_the_file_not_the_stretch(tmp_path):
+    """With --start the file was named by its place in the stretch: f_000001.png for the fifth file."""
+    pattern = make_sequence(tmp_path / "scan" / "f_%06d.png", frames=6, size=(128, 96))
+    Image.fromarray(astronaut()[:48, :64]).save(tmp_path / "scan" / "f_000005.png")
+    assert_refused(tmp_path, pattern, "f_000005.png is 64x48, where the first frame is 128x96: every frame of the "
+                                      "sequence f_%06d.png must have one size", "--start", 3 / 24)
+
+
+def _ts_part(path: Path, size: tuple[int, int], first_pts: int) -> bytes:
+    """Four frames of one size as an MPEG-TS, numbered on from `first_pts` at 24 fps (a recording's next part)."""
+    with av.open(str(path), "w") as out:
+        stream = out.add_stream("libx264", rate=24)
+        stream.width, stream.height, stream.pix_fmt = *size, "yuv420p"
+        stream.options = {"bf": "0"}  # no B-frames: both parts start at the muxer's one delay
+        for number in range(first_pts, first_pts + 4):
+            frame = av.VideoFrame.from_ndarray(astronaut()[:size[1], :size[0]], format="rgb24")
+            frame.pts, frame.time_base = number, Fraction(1, 24)
+            out.mux(stream.encode(frame))
+        out.mux(stream.encode(None))
+    return path.read_bytes()
+
+
+def test_a_stretch_after_a_frame_size_change_is_refused_in_one_line(tmp_path):
+    """The output is made the size of the file's first frame: a --start stretch of frames of another size ended
+    'unexpected ValueError: frame 0 is (64, 96, 3), expected (96, 128, 3)' with exit 1."""
+    joined = tmp_path / "joined.ts"
+    joined.write_bytes(_ts_part(tmp_path / "a.ts", (128, 96), 0) + _ts_part(tmp_path / "b.ts", (96, 64), 4))
+    (tmp_path / "a.ts").unlink(), (tmp_path / "b.ts").unlink()
+    line = "joined.ts changes its frame size at {} (to 96x64, where the first frame is 128x96), which one output " \
+           "video cannot hold; cut it there and restore each part"
+    assert_refused(tmp_path, joined, line.format("frame 4"), "-o", tmp_path / "out.mp4")
+    assert_refused(tmp_path, joined, line.format("0.208 s"), "-o", tmp_path / "out.mp4", "--start", 0.2)
 
 
 def test_an_empty_frame_file_in_a_sequence_is_refused_before_any_work(tmp_path):

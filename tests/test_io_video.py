@@ -972,3 +972,16 @@ def test_a_stretch_of_a_raw_h264_stream_without_timestamps(tmp_path):
     assert len(whole) == 15 and {f.pts for f in whole} == {None}
     part = list(read_frames(clip, span=TimeSpan(0.1, 0.3)))  # frames 3 to 7 (at 0.12 ... 0.28 s)
     assert [f.image.tobytes() for f in part] == [f.image.tobytes() for f in whole[3:8]]
+
+
+@pytest.mark.parametrize("start, gop", [(1.1, 12), (0.1, None)])
+def test_a_stretch_of_a_ts_keeps_every_frame_where_the_seek_lands_late(tmp_path, start, gop):
+    """MPEG-TS seeks by guessed byte positions: to 1.1 s it landed on the keyframe at 1.5 s, and the frames from
+    1.1 s went missing without a word; in a clip with one keyframe it landed at the end ('--start is past its
+    end'). Every frame of the stretch comes, as a read from the first frame gives them."""
+    clip = make_clip(tmp_path / "rec.ts", frames=48, size=SMALL, fps=24, audio=False, gop=gop)
+    whole = list(read_frames(clip))
+    part = list(read_frames(clip, span=TimeSpan(start, 1.9)))
+    kept = [f for f in whole if start <= (f.pts - whole[0].pts) * f.time_base < 1.9]
+    assert [f.pts for f in part] == [f.pts for f in kept] and len(kept) > 15
+    assert all(np.array_equal(a.image, b.image) for a, b in zip(part, kept, strict=True))

@@ -80,11 +80,18 @@ def check_complete(container: av.container.InputContainer, stream: av.video.stre
                          f"({end_s:.2f} s of {declared:.2f} s)")
 
 
-def size_changed(path: Path, index: int, first: tuple[int, ...], now: tuple[int, ...]) -> InputError:
-    """The error for a frame whose size is not the first frame's: one output video cannot hold both."""
+def size_changed(path: Path, frame: av.VideoFrame, origin: int, counted: int | None, first: tuple[int, ...],
+                 now: tuple[int, ...]) -> InputError:
+    """The error for a frame whose size is not the first frame's: one output video cannot hold both. The frame is
+    named by its number in the file: a sequence's pts counts its files from the first (origin), and `counted`
+    (frames decoded from the file's first, None after a seek) a video's; else by its time."""
     sizes = f"{now[1]}x{now[0]}, where the first frame is {first[1]}x{first[0]}"
-    if is_sequence(path):
-        name = frame_path(path, find_sequence(path).first + index).name
+    if is_sequence(path) and frame.pts is not None:
+        name = frame_path(path, find_sequence(path).first + frame.pts - origin).name
         return InputError(f"{name} is {sizes}: every frame of the sequence {path.name} must have one size")
-    return InputError(f"{path.name} changes its frame size at frame {index} (to {sizes}), which one output "
+    if counted is not None:
+        where = f"frame {counted - 1}"
+    else:
+        where = "a frame after --start" if frame.pts is None else f"{float((frame.pts - origin) * frame.time_base):.3f} s"
+    return InputError(f"{path.name} changes its frame size at {where} (to {sizes}), which one output "
                       "video cannot hold; cut it there and restore each part")

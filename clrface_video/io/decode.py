@@ -5,6 +5,7 @@ from collections.abc import Iterator
 from contextlib import ExitStack
 from dataclasses import dataclass
 from fractions import Fraction
+from itertools import chain
 from pathlib import Path
 
 import av
@@ -18,7 +19,7 @@ from clrface_video.io.completeness import check_complete, index_beyond_eof, size
 from clrface_video.io.deinterlace import deinterlaced
 from clrface_video.io.sequence import find_sequence, is_sequence, open_options
 from clrface_video.io.webp_anim import is_animated_webp
-from clrface_video.types import Frame, TimeSpan
+from clrface_video.types import SPAN_TOLERANCE, Frame, TimeSpan
 
 VIDEO_EXTENSIONS = frozenset({".mp4", ".mov", ".mkv", ".avi", ".webm", ".m4v", ".mpg", ".mpeg", ".ts", ".mts",
                               ".m2ts", ".vob", ".mxf", ".dv", ".3gp", ".gif", ".apng"})  # an animated GIF or PNG is restored as a video, into its format
@@ -311,6 +312,38 @@ def frame_to_array(frame: av.VideoFrame, high_depth: bool,
     return rgb.to_ndarray()
 
 
+def _first_size(path: Path, fps: Fraction | None) -> tuple[int, int]:
+    """(height, width) of a video's first frame, read on its own."""
+    with _open_input(path, fps) as container:
+        first = _first_frame(container, _video_stream(container, path), path)
+        return first.height, first.width
+
+
+Decoding = tuple[av.container.InputContainer, av.video.stream.VideoStream, Iterator[av.VideoFrame]]
+
+
+def _decoding(open_files: ExitStack, path: Path, fps: Fraction | None, start: float | None) -> Decoding:
+    """The video opened in `open_files`, its stream and its frames (timed_frames): from the keyframe at or before
+    `start` seconds, or from the first frame when `start` is None, the file cannot seek (a raw .h264 stream) or
+    its seek lands past `start` (MPEG-TS seeks by guessed byte positions and can land a keyframe late, or at
+    the end), so that no frame of the stretch is lost."""
+    container = open_files.enter_context(_open_input(path, fps))
+    stream = _video_stream(container, path)
+    stream.thread_type = "AUTO"
+    frames = timed_frames(container, stream, _fps(stream))
+    if start is None:
+        return container, stream, frames
+    origin, time_base = stream.start_time or 0, Fraction(stream.time_base)
+    try:
+        container.seek(origin + int(Fraction(start) / time_base), stream=stream, backward=True)
+        first = next(frames, None)
+    except (av.error.FFmpegError, ValueError):
+        first = None
+    if first is not None and (first.pts is None or (first.pts - origin) * time_base <= start + SPAN_TOLERANCE):
+        return container, stream, chain([first], frames)
+    return _decoding(open_files, path, fps, None)  # anew from the first frame; those before `start` are skipped
+
+
 def read_frames(path: Path | str, deint: str | None = None, fps: Fraction | None = None,
                 span: TimeSpan | None = None, *, alpha: bool = False) -> Iterator[Frame]:
     """Yield the frames of a video one at a time, decoded with threads.
@@ -326,27 +359,20 @@ def read_frames(path: Path | str, deint: str | None = None, fps: Fraction | None
     """
     path = Path(path)
     with ExitStack() as open_files:
-        container = open_files.enter_context(_open_input(path, fps))
-        stream = _video_stream(container, path)
-        stream.thread_type = "AUTO"
+        whole = span is None or span.start <= 0  # decoded from the first frame, so `counted` is the file's count
+        container, stream, timed = _decoding(open_files, path, fps, None if span is None or whole else span.start)
         time_base = Fraction(stream.time_base)
         origin = stream.start_time or 0  # pts of the first frame
-        if span is not None and span.start > 0:
-            try:
-                container.seek(origin + int(Fraction(span.start) / time_base), stream=stream, backward=True)
-            except (av.error.FFmpegError, ValueError):  # not seekable (a raw .h264 stream): decode from the
-                container = open_files.enter_context(_open_input(path, fps))  # start, anew (the failed seek
-                stream = _video_stream(container, path)  # may have read to the end); frames before the span
-                stream.thread_type = "AUTO"  # are skipped below
         rate = _fps(stream) or Fraction(fps or 25)
         counted = 0  # frames decoded so far, for the time of frames that carry no pts
         last_seen = Fraction(0)  # where the last decoded frame ends, for a --start past the end
         index = 0
         high_depth: bool | None = None
-        size: tuple[int, ...] | None = None  # (height, width) of the first frame, which every frame must keep
+        size = None if whole else _first_size(path, fps)  # (height, width) of the file's first frame, which every
+        # frame must keep (the output is made that size, even for a stretch that starts after a change)
         reformatter = VideoReformatter()
         end_s: float | None = None
-        decoded = deinterlaced(timed_frames(container, stream, _fps(stream)), stream, deint)
+        decoded = deinterlaced(timed, stream, deint)
         while True:
             try:
                 frame = next(decoded)
@@ -371,7 +397,7 @@ def read_frames(path: Path | str, deint: str | None = None, fps: Fraction | None
             image = frame_to_array(frame, high_depth, reformatter, alpha=alpha)
             size = size or image.shape[:2]
             if image.shape[:2] != size:
-                raise size_changed(path, index, size, image.shape[:2])
+                raise size_changed(path, frame, origin, counted if whole else None, size, image.shape[:2])
             yield Frame(image=np.ascontiguousarray(image[..., :3]), index=index, pts=frame.pts, time_base=time_base,
                         duration=frame.duration or None,
                         alpha=np.ascontiguousarray(image[..., 3]) if alpha else None)
@@ -383,5 +409,4 @@ def read_frames(path: Path | str, deint: str | None = None, fps: Fraction | None
                              "(--start is past its end)")
         if index == 0:
             raise InputError(f"{path.name} has no video frames (zero-length video)")
-        whole = span is None or span.start <= 0  # decoded from the first frame, so `counted` is the file's count
         check_complete(container, stream, path, index, end_s, _fps(stream), decoded=counted if whole else None)
