@@ -434,6 +434,16 @@ def test_an_animated_png_comes_back_animated_with_its_delays_loop_and_transparen
                 assert np.array_equal(a[..., 3], b[..., 3])
 
 
+def pillow_durations(path: Path) -> list[int]:
+    """Each frame's delay in ms of an animated PNG, as Pillow reads it."""
+    with Image.open(path) as animation:
+        durations = []
+        for number in range(animation.n_frames):
+            animation.seek(number)
+            durations.append(animation.info["duration"])
+    return durations
+
+
 def test_an_animated_png_keeps_its_zero_delays(tmp_path, astronaut):
     """A zero delay ("as fast as it can"), which FFmpeg reads as 1/15 s, comes back zero: the source's delays
     are written into the restored APNG as they were stored."""
@@ -445,12 +455,7 @@ def test_an_animated_png_keeps_its_zero_delays(tmp_path, astronaut):
     assert run_cli("restore", source, "--model", "baseline-bicubic-sharpen").exit_code == 0
     out = tmp_path / "flip_restored.png"
     assert frame_delays(out) == frame_delays(source)
-    with Image.open(out) as after:
-        durations = []
-        for i in range(after.n_frames):
-            after.seek(i)
-            durations.append(after.info["duration"])
-    assert durations == [0, 100, 0, 300]
+    assert pillow_durations(out) == [0, 100, 0, 300]
 
 
 def test_a_stretch_of_an_animated_png_keeps_its_frames_stored_delays(tmp_path, astronaut):
@@ -468,12 +473,7 @@ def test_a_stretch_of_an_animated_png_keeps_its_frames_stored_delays(tmp_path, a
                      "--duration", times[4] - times[1] + 0.01)
     assert result.exit_code == 0, result.output
     assert frame_delays(out) == frame_delays(source)[1:5]
-    with Image.open(out) as after:
-        durations = []
-        for i in range(after.n_frames):
-            after.seek(i)
-            durations.append(after.info["duration"])
-    assert durations == [0, 200, 0, 300]
+    assert pillow_durations(out) == [0, 200, 0, 300]
 
 
 def test_an_animated_png_with_a_long_header_or_16_bits_is_still_an_animation(tmp_path, astronaut):
