@@ -129,12 +129,17 @@ def test_a_whole_animated_png_or_sequence_from_start_is_not_taken_for_a_cut_one(
 
 def test_a_photo_named_as_a_video_is_refused_with_its_extension(tmp_path):
     """A JPEG named .mp4 was restored as a one-frame H.264 video, its EXIF and JPEG quality lost (in a folder
-    without a word); a PNG named .mov likewise."""
-    for kind, name, suffix in (("JPEG", "holiday.mp4", "jpg"), ("PNG", "scan.mov", "png")):
-        Image.fromarray(astronaut()[::4, ::4]).save(tmp_path / name, format=kind)
-        assert_refused(tmp_path, tmp_path / name, f"{name} holds one {kind} picture, not a video: give it the "
-                                                  f"picture's extension (.{suffix}) to restore it as a photo, its "
-                                                  "metadata kept")
+    without a word); a PNG named .mov likewise; an animated WebP named .mp4 is sent to .webp, where it is
+    restored as the animation it is."""
+    frames = [Image.fromarray(np.roll(astronaut()[::4, ::4], 8 * i, axis=1)) for i in range(3)]
+    frames[0].save(tmp_path / "party.mp4", format="WEBP", save_all=True, append_images=frames[1:], duration=100)
+    for kind, name, suffix in (("JPEG", "holiday.mp4", "jpg"), ("PNG", "scan.mov", "png"), ("WEBP", "party.mp4",
+                                                                                            "webp")):
+        if kind != "WEBP":
+            frames[0].save(tmp_path / name, format=kind)
+        assert_refused(tmp_path, tmp_path / name, f"{name} is a {kind} image, not a video file: name it .{suffix} "
+                                                  "and restore it as the image it is (its metadata kept, an "
+                                                  "animation too)")
 
 
 def test_a_truncated_avi_is_refused(tmp_path):

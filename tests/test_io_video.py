@@ -189,7 +189,7 @@ def test_a_photo_with_exif_under_a_video_name_is_sent_to_its_extension(tmp_path)
     exif[0x010F] = "Camera"
     path = tmp_path / "holiday.mp4"
     Image.fromarray(clip_image(0, 1, SMALL)).save(path, format="JPEG", exif=exif.tobytes())
-    assert "holds one JPEG picture, not a video" in one_line_input_error(probe_video, path)
+    assert "is a JPEG image, not a video file: name it .jpg" in one_line_input_error(probe_video, path)
     assert len(list(read_frames(path))) == 1
 
 

@@ -249,9 +249,9 @@ def probe_video(path: Path | str, fps: Fraction | None = None) -> VideoInfo:
         ctx = stream.codec_context
         still = container.format.name.removesuffix("_pipe")  # FFmpeg's readers of one still picture: jpeg_pipe ...
         if still != container.format.name and not is_sequence(path):
-            raise InputError(f"{path.name} holds one {still.upper()} picture, not a video: give it the picture's "
-                             f"extension (.{STILL_SUFFIXES.get(still, still)}) to restore it as a photo, its "
-                             "metadata kept")
+            raise InputError(f"{path.name} is a {still.upper()} image, not a video file: name it "
+                             f".{STILL_SUFFIXES.get(still, still)} and restore it as the image it is (its metadata "
+                             "kept, an animation too)")
         if index_beyond_eof(stream, path):
             raise InputError(f"{path.name} is truncated: its index or header points past the end of the file")
         first = _first_frame(container, stream, path)
