@@ -18,6 +18,7 @@ from clrface_video.io.clock import timed_frames
 from clrface_video.io.completeness import check_complete, index_beyond_eof, size_changed
 from clrface_video.io.deinterlace import deinterlaced
 from clrface_video.io.sequence import find_sequence, is_sequence, open_options
+from clrface_video.io.side_data import Hdr10, display_matrix, frame_side_data, hdr10
 from clrface_video.io.webp_anim import is_animated_webp
 from clrface_video.types import SPAN_TOLERANCE, Frame, TimeSpan
 
@@ -40,15 +41,6 @@ FIELD_PROGRESSIVE, FIELDS_TOP_FIRST, FIELDS_BOTTOM_FIRST = 1, (2, 5), (3, 4)
 # first pixels of each slice (rows h/3 and 2h/3 with 3 threads), differently from run to run, so
 # results depended on timing and on what else ran in the process.
 SWS_THREADS = 1
-
-
-@dataclass(frozen=True)
-class Hdr10:
-    """HDR10 static metadata in x265's notation (x264's too): master_display "G(x,y)B(x,y)R(x,y)WP(x,y)L(max,min)"
-    (chromaticity in 0.00002, luminance in 0.0001 cd/m2), max_cll "MaxCLL,MaxFALL" (cd/m2); either may be None."""
-
-    master_display: str | None
-    max_cll: str | None
 
 
 @dataclass(frozen=True)
@@ -202,40 +194,6 @@ def _transparent(frame: av.VideoFrame, high_depth: bool) -> bool:
     return bool(alpha.min() < 0.99 * np.iinfo(alpha.dtype).max)  # 12-bit opaque comes back as 65520, not 65535
 
 
-def _side_data(frame: av.VideoFrame) -> dict[str, bytes]:
-    """The frame's side data by type name; {} when PyAV has no name for one of its types (a JPEG's EXIF)."""
-    try:
-        return {data.type.name: bytes(data) for data in frame.side_data}
-    except ValueError:
-        return {}
-
-
-def _display_matrix(side_data: dict[str, bytes]) -> tuple[int, ...] | None:
-    matrix = side_data.get("DISPLAYMATRIX")
-    return tuple(int(v) for v in np.frombuffer(matrix, dtype="<i4")) if matrix and len(matrix) == 36 else None
-
-
-def _hdr10(side_data: dict[str, bytes]) -> Hdr10 | None:
-    """AVMasteringDisplayMetadata (10 rationals r, g, b, white point xy, min and max luminance; two flags) and
-    AVContentLightMetadata (MaxCLL, MaxFALL), as x265 writes them."""
-    master, light = side_data.get("MASTERING_DISPLAY_METADATA"), side_data.get("CONTENT_LIGHT_LEVEL")
-    display = None
-    if master is not None and len(master) >= 88:
-        values = np.frombuffer(master[:80], dtype="<i4").reshape(10, 2).astype(np.float64)
-        has_primaries, has_luminance = np.frombuffer(master[80:88], dtype="<i4")
-        if has_primaries and has_luminance and (values[:, 1] != 0).all():
-            ratio = values[:, 0] / values[:, 1]
-            xy = [round(v * 50_000) for v in ratio[:8]]  # r, g, b, white point
-            lum = [round(v * 10_000) for v in ratio[8:]]  # min, max
-            display = (f"G({xy[2]},{xy[3]})B({xy[4]},{xy[5]})R({xy[0]},{xy[1]})WP({xy[6]},{xy[7]})"
-                       f"L({lum[1]},{lum[0]})")
-    cll = None
-    if light is not None and len(light) >= 8:
-        max_cll, max_fall = np.frombuffer(light[:8], dtype="<u4")
-        cll = f"{max_cll},{max_fall}"
-    return Hdr10(display, cll) if display or cll else None
-
-
 def probe_video(path: Path | str, fps: Fraction | None = None) -> VideoInfo:
     """Read a video's geometry, timing, colour and stream layout (decodes one frame).
 
@@ -255,7 +213,7 @@ def probe_video(path: Path | str, fps: Fraction | None = None) -> VideoInfo:
         if index_beyond_eof(stream, path):
             raise InputError(f"{path.name} is truncated: its index or header points past the end of the file")
         first = _first_frame(container, stream, path)
-        side_data = _side_data(first)
+        side_data = frame_side_data(first)
         pix_fmt = first.format.name
         transparent = has_alpha(pix_fmt) and _transparent(first, _bit_depth(pix_fmt) > 8)
         return VideoInfo(
@@ -276,8 +234,8 @@ def probe_video(path: Path | str, fps: Fraction | None = None) -> VideoInfo:
             has_audio=bool(container.streams.audio),
             other_streams=sum(1 for s in container.streams if s.index != stream.index),
             codec=ctx.name,
-            display_matrix=_display_matrix(side_data),
-            hdr10=_hdr10(side_data),
+            display_matrix=display_matrix(side_data),
+            hdr10=hdr10(side_data),
             alpha=transparent,
             field_order=int(ctx.field_order or 0),
             interlaced=bool(first.interlaced_frame),

@@ -8,8 +8,9 @@ from pathlib import Path
 import av
 
 from clrface_video.errors import ClrfaceError, one_line
-from clrface_video.io.decode import FIELDS_BOTTOM_FIRST, FIELDS_TOP_FIRST, Hdr10, VideoInfo, has_alpha
+from clrface_video.io.decode import FIELDS_BOTTOM_FIRST, FIELDS_TOP_FIRST, VideoInfo, has_alpha
 from clrface_video.io.dv import DV_CODEC, dv_pix_fmt
+from clrface_video.io.side_data import Hdr10
 
 log = logging.getLogger(__name__)
 
