@@ -95,6 +95,7 @@ def test_two_loaders_on_one_device_stay_loaded_and_a_third_closes_the_oldest(plu
     real = base.make_restorer
     monkeypatch.setattr(base, "make_restorer", lambda model, **kw: loads.append(model) or real(model, **kw))
     nodes._LOADED.clear()
+    nodes._MADE.clear()
     loader = plugin.NODE_CLASS_MAPPINGS["CLRFaceModelLoader"]()
     (a,) = loader.load(BASELINE)
     first, _ = restore(plugin, a, image_batch(astronaut, 1), batch_is_video=False)
@@ -110,6 +111,9 @@ def test_two_loaders_on_one_device_stay_loaded_and_a_third_closes_the_oldest(plu
     assert a._restorer is None and b._restorer is not None and c._restorer is not None
     assert [k[0] for k in nodes._LOADED] == [BASELINE, "shipped", weights][1:]
     assert torch.equal(restore(plugin, a, image_batch(astronaut, 1), batch_is_video=False)[0], first)
+    assert loads == [BASELINE, "auto", weights, BASELINE], loads
+    assert loader.load(BASELINE)[0] is a  # A's loader again: the session its node reloaded, not a second one
+    assert b._restorer is None and [k[0] for k in nodes._LOADED] == [weights, BASELINE]
     assert loads == [BASELINE, "auto", weights, BASELINE], loads
 
 

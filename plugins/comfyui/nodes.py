@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import logging
 import os
+import weakref
 from pathlib import Path
 from typing import Any
 
@@ -37,6 +38,7 @@ WORK_MEMORY = 1 << 30  # bytes asked of ComfyUI's memory manager before a run (c
 
 KEPT_PER_DEVICE = 2  # an A/B workflow's two models stay loaded; a third choice closes the least recently used
 _LOADED: dict[tuple[str, str], Session] = {}  # (choice, device) -> session, least recently used first
+_MADE: weakref.WeakValueDictionary[tuple[str, str], Session] = weakref.WeakValueDictionary()  # every live session
 
 
 def register_folders() -> None:
@@ -108,7 +110,8 @@ def load_cached(choice: str, device: str) -> Session:
         for old in on_device[:len(on_device) - KEPT_PER_DEVICE + 1]:
             _LOADED.pop(old).close()
         empty_cache()
-    _LOADED[key] = load_restorer(model=model_option(choice), device=device)
+    closed = _MADE.get(key)  # closed earlier but still held by a node: the same session, not a second one
+    _LOADED[key] = _MADE[key] = closed or load_restorer(model=model_option(choice), device=device)
     log.info("clrface: loaded %s (%s) on %s", choice, _LOADED[key].model_name, device)
     return _LOADED[key]
 
