@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from fractions import Fraction
+from io import BytesIO
 from pathlib import Path
 
 import av
@@ -140,6 +141,36 @@ def test_a_photo_named_as_a_video_is_refused_with_its_extension(tmp_path):
         assert_refused(tmp_path, tmp_path / name, f"{name} is a {kind} image, not a video file: name it .{suffix} "
                                                   "and restore it as the image it is (its metadata kept, an "
                                                   "animation too)")
+
+
+def _png_bytes(level: int) -> bytes:
+    with BytesIO() as out:
+        Image.fromarray(np.full((48, 64, 3), level, np.uint8)).save(out, format="PNG")
+        return out.getvalue()
+
+
+def _one_frame_apng(path: Path, level: int) -> Path:
+    with av.open(str(path), "w", format="apng") as out:
+        stream = out.add_stream("apng", rate=10)
+        stream.width, stream.height, stream.pix_fmt = 64, 48, "rgb24"
+        frame = av.VideoFrame.from_ndarray(np.full((48, 64, 3), level, np.uint8), format="rgb24")
+        for packet in [*stream.encode(frame), *stream.encode()]:
+            out.mux(packet)
+    return path
+
+
+def test_pictures_read_as_a_video_by_a_picture_reader_are_still_videos(tmp_path):
+    """FFmpeg reads a one-frame .apng and PNG frames stored one after another with its PNG picture reader
+    (png_pipe), as it reads a lone PNG: both were refused as 'a PNG image, not a video file'."""
+    (tmp_path / "frames.mp4").write_bytes(b"".join(_png_bytes(level) for level in (40, 120, 200)))
+    sources = {_one_frame_apng(tmp_path / "still.apng", 90): [90], tmp_path / "frames.mp4": [40, 120, 200]}
+    for source, levels in sources.items():
+        target = tmp_path / f"out{source.suffix}"
+        result = restore(source, "-o", target)
+        assert result.exit_code == 0, result.output
+        with av.open(str(target)) as out:
+            means = [frame.to_ndarray(format="rgb24").mean() for frame in out.decode(video=0)]
+        assert np.allclose(means, levels, atol=3)
 
 
 def test_a_truncated_avi_is_refused(tmp_path):

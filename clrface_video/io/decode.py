@@ -194,6 +194,19 @@ def _transparent(frame: av.VideoFrame, high_depth: bool) -> bool:
     return bool(alpha.min() < 0.99 * np.iinfo(alpha.dtype).max)  # 12-bit opaque comes back as 65520, not 65535
 
 
+def _still_picture(container: av.container.InputContainer, path: Path, fps: Fraction | None) -> str | None:
+    """The format ("jpeg", "png", "webp", ...) of a file that is one still picture under another name, read by
+    FFmpeg's picture readers (jpeg_pipe, ...); None for a video. Those readers also read pictures stored one
+    after another (a capture of PNG frames), which is a video, as is an .apng of one frame (FFmpeg's APNG
+    reader takes only an animated one), and a numbered image sequence."""
+    still = container.format.name.removesuffix("_pipe")
+    if still == container.format.name or is_sequence(path) or path.suffix.lower() == ".apng":
+        return None
+    with _open_input(path, fps) as again:
+        pictures = (packet for packet in again.demux(again.streams.video[0]) if packet.size)
+        return still if next(pictures, None) is None or next(pictures, None) is None else None
+
+
 def probe_video(path: Path | str, fps: Fraction | None = None) -> VideoInfo:
     """Read a video's geometry, timing, colour and stream layout (decodes one frame).
 
@@ -205,8 +218,8 @@ def probe_video(path: Path | str, fps: Fraction | None = None) -> VideoInfo:
     with _open_input(path, fps) as container:
         stream = _video_stream(container, path)
         ctx = stream.codec_context
-        still = container.format.name.removesuffix("_pipe")  # FFmpeg's readers of one still picture: jpeg_pipe ...
-        if still != container.format.name and not is_sequence(path):
+        still = _still_picture(container, path, fps)
+        if still is not None:
             raise InputError(f"{path.name} is a {still.upper()} image, not a video file: name it "
                              f".{STILL_SUFFIXES.get(still, still)} and restore it as the image it is (its metadata "
                              "kept, an animation too)")
