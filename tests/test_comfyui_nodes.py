@@ -117,6 +117,25 @@ def test_two_loaders_on_one_device_stay_loaded_and_a_third_closes_the_oldest(plu
     assert loads == [BASELINE, "auto", weights, BASELINE], loads
 
 
+def test_restore_nodes_of_three_loaders_keep_two_models_loaded(plugin, nodes, astronaut):
+    """ComfyUI does not run a loader again while its choice is unchanged: its restore node gets the same session
+    from ComfyUI's cache. With three loaders the first was closed by the third and reloaded by its restore node
+    beside the other two, so all three stayed loaded; each restore node now makes room as a loader does."""
+    from clrface_video.restore import base
+
+    nodes._LOADED.clear()
+    nodes._MADE.clear()
+    loader = plugin.NODE_CLASS_MAPPINGS["CLRFaceModelLoader"]()
+    weights = str(Path(base.__file__).resolve().parents[1] / "weights" / "clrface-128.safetensors")
+    sessions = [loader.load(choice)[0] for choice in (BASELINE, "shipped", weights)]  # the loaders, run once
+    for _ in range(2):  # the graph run twice with new images: only the restore nodes run
+        for session in sessions:
+            restore(plugin, session, image_batch(astronaut, 1), batch_is_video=False)
+            loaded = [s for s in sessions if s._restorer is not None]
+            assert session in loaded and len(loaded) == nodes.KEPT_PER_DEVICE
+    assert [k[0] for k in nodes._LOADED] == ["shipped", weights]
+
+
 def test_restore_keeps_shape_range_precision_and_background(plugin, model, astronaut):
     images = image_batch(astronaut, 2)
     before = images.clone()

@@ -98,22 +98,46 @@ def empty_cache() -> None:
         torch.cuda.empty_cache()
 
 
+def _make_room(key: tuple[str, str]) -> None:
+    """Close the least recently used sessions on key's device, so that with key's own at most KEPT_PER_DEVICE are
+    loaded there."""
+    others = [k for k in _LOADED if k[1] == key[1] and k != key]
+    stale = others[:max(0, len(others) - KEPT_PER_DEVICE + 1)]
+    for old in stale:
+        _LOADED.pop(old).close()
+    if stale:
+        empty_cache()
+
+
+def _use(key: tuple[str, str], session: Session) -> Session:
+    """`session` as the most recently used on its device; one closed to make room (its models load again when it
+    runs) first makes room in turn."""
+    if _LOADED.pop(key, None) is None:
+        _make_room(key)
+    _LOADED[key] = session
+    return session
+
+
 def load_cached(choice: str, device: str) -> Session:
     """The session for (choice, device), loaded on first use. Up to KEPT_PER_DEVICE stay loaded on a device (FaceNet
     is shared between them); loading one more closes the least recently used, whose nodes reload it if run again."""
     key = (choice, device)
-    if key in _LOADED:
-        _LOADED[key] = _LOADED.pop(key)  # now the most recently used
-        return _LOADED[key]
-    on_device = [k for k in _LOADED if k[1] == device]
-    if len(on_device) >= KEPT_PER_DEVICE:
-        for old in on_device[:len(on_device) - KEPT_PER_DEVICE + 1]:
-            _LOADED.pop(old).close()
-        empty_cache()
-    closed = _MADE.get(key)  # closed earlier but still held by a node: the same session, not a second one
-    _LOADED[key] = _MADE[key] = closed or load_restorer(model=model_option(choice), device=device)
-    log.info("clrface: loaded %s (%s) on %s", choice, _LOADED[key].model_name, device)
-    return _LOADED[key]
+    session = _MADE.get(key)  # closed earlier but still held by a node: the same session, not a second one
+    if session is None:
+        _make_room(key)
+        session = _MADE[key] = load_restorer(model=model_option(choice), device=device)
+        log.info("clrface: loaded %s (%s) on %s", choice, session.model_name, device)
+    return _use(key, session)
+
+
+def in_use(session: Session) -> None:
+    """A restore node is about to run `session`: it becomes the most recently used, and where it was closed to make
+    room it makes room in turn. ComfyUI does not run a loader again while its choice is unchanged, so its restore
+    nodes hand the session back here; otherwise a graph of three loaders reloaded all three models in its
+    restore nodes, past KEPT_PER_DEVICE."""
+    key = next((k for k, made in _MADE.items() if made is session), None)
+    if key is not None:
+        _use(key, session)
 
 
 def insightface_root() -> Path | None:
@@ -214,6 +238,7 @@ class CLRFaceRestore:
                 home = Path(folder_paths.models_dir) if folder_paths is not None else Path("ComfyUI/models")
                 raise ClrfaceError(f"detector insightface: no model pack in {home / 'insightface/models/buffalo_l'} "
                                    "(put InsightFace's buffalo_l folder there, or choose retinaface)")
+        in_use(clrface_model)
         if model_management is not None:
             model_management.free_memory(WORK_MEMORY, clrface_model.device)  # let ComfyUI offload other models
         bar = ProgressBar(len(frames)) if ProgressBar is not None else None
