@@ -985,3 +985,20 @@ def test_a_stretch_of_a_ts_keeps_every_frame_where_the_seek_lands_late(tmp_path,
     kept = [f for f in whole if start <= (f.pts - whole[0].pts) * f.time_base < 1.9]
     assert [f.pts for f in part] == [f.pts for f in kept] and len(kept) > 15
     assert all(np.array_equal(a.image, b.image) for a, b in zip(part, kept, strict=True))
+
+
+def test_a_late_stretch_of_a_ts_is_not_decoded_from_the_first_frame(tmp_path, monkeypatch):
+    """Where the TS seek lands late, the seek goes back a second, then two ... before falling back to the first
+    frame: a stretch from 1.6 s decoded all 47 frames up to its end (a long recording's every frame before it)."""
+    from clrface_video.io import decode
+
+    clip = make_clip(tmp_path / "rec.ts", frames=48, size=SMALL, fps=24, audio=False, gop=12)
+    whole = list(read_frames(clip))
+    decoded = []
+    timed = decode.timed_frames
+    monkeypatch.setattr(decode, "timed_frames", lambda *args: (decoded.append(f) or f for f in timed(*args)))
+    part = list(read_frames(clip, span=TimeSpan(1.6, 1.9)))
+    kept = [f for f in whole if 1.6 <= (f.pts - whole[0].pts) * f.time_base < 1.9]
+    assert [f.pts for f in part] == [f.pts for f in kept] and len(kept) == 7
+    assert all(np.array_equal(a.image, b.image) for a, b in zip(part, kept, strict=True))
+    assert len(decoded) <= 24  # none before 1 s, the keyframe the seek lands on is at 1 s or 1.5 s

@@ -293,25 +293,36 @@ def _first_size(path: Path, fps: Fraction | None) -> tuple[int, int]:
 Decoding = tuple[av.container.InputContainer, av.video.stream.VideoStream, Iterator[av.VideoFrame]]
 
 
+def _seek(container: av.container.InputContainer, stream: av.video.stream.VideoStream,
+          seconds: float) -> tuple[av.VideoFrame | None, Iterator[av.VideoFrame]] | None:
+    """The first frame decoded after a seek to the keyframe at or before `seconds` from the stream's start (None
+    at the end), and the frames after it; None when the file cannot seek."""
+    target = (stream.start_time or 0) + int(Fraction(seconds) / Fraction(stream.time_base))
+    frames = timed_frames(container, stream, _fps(stream))
+    try:
+        container.seek(target, stream=stream, backward=True)
+        return next(frames, None), frames
+    except (av.error.FFmpegError, ValueError):
+        return None
+
+
 def _decoding(open_files: ExitStack, path: Path, fps: Fraction | None, start: float | None) -> Decoding:
     """The video opened in `open_files`, its stream and its frames (timed_frames): from the keyframe at or before
-    `start` seconds, or from the first frame when `start` is None, the file cannot seek (a raw .h264 stream) or
-    its seek lands past `start` (MPEG-TS seeks by guessed byte positions and can land a keyframe late, or at
-    the end), so that no frame of the stretch is lost."""
+    `start` seconds, or from the first frame when `start` is None or the file cannot seek (a raw .h264 stream).
+    MPEG-TS seeks by guessed byte positions and can land a keyframe late, or at the end: the seek goes back
+    1, 2, 4 ... s before `start` until it lands at or before it (from the first frame at worst), so that no
+    frame of the stretch is lost and a long recording is not decoded from its start."""
     container = open_files.enter_context(_open_input(path, fps))
     stream = _video_stream(container, path)
     stream.thread_type = "AUTO"
-    frames = timed_frames(container, stream, _fps(stream))
     if start is None:
-        return container, stream, frames
-    origin, time_base = stream.start_time or 0, Fraction(stream.time_base)
-    try:
-        container.seek(origin + int(Fraction(start) / time_base), stream=stream, backward=True)
-        first = next(frames, None)
-    except (av.error.FFmpegError, ValueError):
-        first = None
-    if first is not None and (first.pts is None or (first.pts - origin) * time_base <= start + SPAN_TOLERANCE):
-        return container, stream, chain([first], frames)
+        return container, stream, timed_frames(container, stream, _fps(stream))
+    origin, time_base, back = stream.start_time or 0, Fraction(stream.time_base), 0.0
+    while back < start and (landed := _seek(container, stream, start - back)) is not None:
+        first, frames = landed
+        if first is not None and (first.pts is None or (first.pts - origin) * time_base <= start + SPAN_TOLERANCE):
+            return container, stream, chain([first], frames)
+        back = back * 2 or 1.0
     return _decoding(open_files, path, fps, None)  # anew from the first frame; those before `start` are skipped
 
 
