@@ -171,6 +171,13 @@ def test_pictures_read_as_a_video_by_a_picture_reader_are_still_videos(tmp_path)
         with av.open(str(target)) as out:
             means = [frame.to_ndarray(format="rgb24").mean() for frame in out.decode(video=0)]
         assert np.allclose(means, levels, atol=3)
+    with BytesIO() as view, BytesIO() as second:  # an MPO or a phone photo: a JPEG, then its other view
+        Image.fromarray(astronaut()[::4, ::4]).save(view, format="JPEG")
+        Image.fromarray(astronaut()[::16, ::16]).save(second, format="JPEG")
+        (tmp_path / "stereo.mp4").write_bytes(view.getvalue() + second.getvalue())
+    assert_refused(tmp_path, tmp_path / "stereo.mp4", "stereo.mp4 is a JPEG image, not a video file: name it .jpg "
+                                                      "and restore it as the image it is (its metadata kept, an "
+                                                      "animation too)")
 
 
 def test_a_truncated_avi_is_refused(tmp_path):

@@ -198,10 +198,14 @@ def _still_picture(container: av.container.InputContainer, path: Path, fps: Frac
     """The format ("jpeg", "png", "webp", ...) of a file that is one still picture under another name, read by
     FFmpeg's picture readers (jpeg_pipe, ...); None for a video. Those readers also read pictures stored one
     after another (a capture of PNG frames), which is a video, as is an .apng of one frame (FFmpeg's APNG
-    reader takes only an animated one), and a numbered image sequence."""
+    reader takes only an animated one), and a numbered image sequence. Not so a JPEG followed by another: FFmpeg
+    reads a JPEG stream with its mjpeg reader, and jpeg_pipe's second picture is a photo's own (an MPO's
+    other view, a phone's depth map)."""
     still = container.format.name.removesuffix("_pipe")
     if still == container.format.name or is_sequence(path) or path.suffix.lower() == ".apng":
         return None
+    if still == "jpeg":
+        return still
     with _open_input(path, fps) as again:
         pictures = (packet for packet in again.demux(again.streams.video[0]) if packet.size)
         return still if next(pictures, None) is None or next(pictures, None) is None else None
