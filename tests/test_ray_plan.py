@@ -89,6 +89,29 @@ def test_an_avi_is_one_segment_read_at_the_same_times_as_locally(tmp_path, codec
     assert [frame.pts for frame in read_segment(clip, segments[0], False)] == local == list(range(12))
 
 
+def test_ts_segments_seek_back_where_the_seek_lands_late_instead_of_decoding_from_the_start(tmp_path, monkeypatch):
+    """MPEG-TS seeks by guessed byte positions and can land a keyframe late, where a segment was decoded from the
+    file's first frame; it now seeks again a second, two ... earlier. The seeks to these keyframes land exactly
+    (also on the old code, which this does not tell apart): the segments give the local reader's frames, each
+    decoding its own frames and not the file's."""
+    from clrface_video.distributed import segments as module
+
+    clip = make_clip(tmp_path / "rec.ts", frames=96, size=(128, 96), fps=24, audio=False, gop=12)
+    parts = plan_segments(clip, 4)
+    assert len(parts) >= 3
+    whole = list(read_frames(clip))
+    decoded = []
+    timed = module.timed_frames
+    monkeypatch.setattr(module, "timed_frames", lambda *args: (decoded.append(f) or f for f in timed(*args)))
+    frames = []
+    for part in parts:
+        decoded.clear()
+        frames += list(read_segment(clip, part, False))
+        assert len(decoded) <= 48 + 24, (part, len(decoded))  # its own frames and at most a second before them
+    assert [f.pts for f in frames] == [f.pts for f in whole]
+    assert all(np.array_equal(a.image, b.image) for a, b in zip(frames, whole, strict=True))
+
+
 def test_segments_deinterlace_as_the_whole_file_does_but_at_their_first_frame(tmp_path):
     """bwdif reads a frame's neighbours: a segment's first frame has no earlier one, every other frame matches."""
     from tests.test_io_video import comb

@@ -94,30 +94,42 @@ def read_segment(path: Path, segment: Segment, high_depth: bool, first_index: in
 
     Seeks to the keyframe at the segment start and keeps frames with start <= pts < end; frames of an
     open GOP's leading pictures (pts before the next keyframe, decoded after it) stay in this segment.
-    If the seek lands after the start, the segment is decoded from the beginning of the file instead.
+    If the seek lands after the start (MPEG-TS seeks by guessed byte positions), it seeks again 1, 2, 4 ... s
+    earlier, the frames before the start left out, and decodes from the file's first frame when that reaches it.
     deint: deinterlace as read_frames does; a segment's first frame has no earlier neighbour to read.
     """
-    for seek in (segment.start is not None, False):
-        frames = _decode_range(path, segment, high_depth, first_index, seek, deint)
+    target, back = segment.start, 0.0
+    while True:
+        frames = _decode_range(path, segment, high_depth, first_index, target, deint)
         first = next(frames, None)
-        if first is None:
-            return
-        if seek and first.pts != segment.start:
+        if target is not None and (first is None or first.pts != segment.start):  # landed late
             frames.close()
+            back = back * 2 or 1.0
+            target = _earlier(path, segment.start, back)
             continue
-        yield first
-        yield from frames
+        if first is not None:
+            yield first
+            yield from frames
         return
 
 
+def _earlier(path: Path, pts: int, seconds: float) -> int | None:
+    """The pts `seconds` before `pts` in the video's clock; None when that is at or before its first frame."""
+    with _open_input(path) as container:
+        stream = _video_stream(container, path)
+        earlier = pts - round(Fraction(seconds) / Fraction(stream.time_base))
+        return earlier if earlier > (stream.start_time or 0) else None
+
+
 def _decode_range(path: Path, segment: Segment, high_depth: bool, first_index: int,
-                  seek: bool, deint: str | None) -> Iterator[Frame]:
+                  seek: int | None, deint: str | None) -> Iterator[Frame]:
+    """The segment's frames, decoded from the keyframe at or before pts `seek` (None: from the first frame)."""
     with _open_input(path) as container:
         stream = _video_stream(container, path)
         stream.thread_type = "AUTO"
         time_base = Fraction(stream.time_base)
-        if seek:
-            container.seek(segment.start, stream=stream, backward=True, any_frame=False)
+        if seek is not None:
+            container.seek(seek, stream=stream, backward=True, any_frame=False)
         index = first_index
         try:
             for frame in deinterlaced(timed_frames(container, stream, _fps(stream)), stream, deint):
