@@ -13,7 +13,7 @@ import av
 from ..errors import ClrfaceError, one_line
 from ..io.clock import DTS_CLOCK_FORMATS, SORTED_CLOCK_FORMATS, timed_frames
 from ..io.copies import muxer_options, packet_time
-from ..io.decode import VideoInfo, _fps, _open_input, _video_stream, frame_to_array
+from ..io.decode import VideoInfo, frame_to_array, open_input, stream_fps, video_stream
 from ..io.deinterlace import deinterlaced
 from ..io.encode import VideoWriter
 from ..types import Frame
@@ -54,10 +54,10 @@ def list_keyframes(path: Path) -> tuple[list[int], list[int]] | None:
     and MXF, whose frames take their times from the packets in sorted order from the start of the file
     (io.clock: FFmpeg's own are a frame late, or in decode order), which a segment seeked into cannot count.
     """
-    with _open_input(path) as container:
+    with open_input(path) as container:
         if container.format.name in DTS_CLOCK_FORMATS | SORTED_CLOCK_FORMATS:
             return None
-        stream = _video_stream(container, path)
+        stream = video_stream(container, path)
         every, keys = [], []
         for packet in container.demux(stream):
             if packet.size == 0:
@@ -115,8 +115,8 @@ def read_segment(path: Path, segment: Segment, high_depth: bool, first_index: in
 
 def _earlier(path: Path, pts: int, seconds: float) -> int | None:
     """The pts `seconds` before `pts` in the video's clock; None when that is at or before its first frame."""
-    with _open_input(path) as container:
-        stream = _video_stream(container, path)
+    with open_input(path) as container:
+        stream = video_stream(container, path)
         earlier = pts - round(Fraction(seconds) / Fraction(stream.time_base))
         return earlier if earlier > (stream.start_time or 0) else None
 
@@ -124,15 +124,15 @@ def _earlier(path: Path, pts: int, seconds: float) -> int | None:
 def _decode_range(path: Path, segment: Segment, high_depth: bool, first_index: int,
                   seek: int | None, deint: str | None) -> Iterator[Frame]:
     """The segment's frames, decoded from the keyframe at or before pts `seek` (None: from the first frame)."""
-    with _open_input(path) as container:
-        stream = _video_stream(container, path)
+    with open_input(path) as container:
+        stream = video_stream(container, path)
         stream.thread_type = "AUTO"
         time_base = Fraction(stream.time_base)
         if seek is not None:
             container.seek(seek, stream=stream, backward=True, any_frame=False)
         index = first_index
         try:
-            for frame in deinterlaced(timed_frames(container, stream, _fps(stream)), stream, deint):
+            for frame in deinterlaced(timed_frames(container, stream, stream_fps(stream)), stream, deint):
                 if segment.end is not None and frame.pts is not None and frame.pts >= segment.end:
                     return
                 if not segment.holds(frame.pts):
@@ -189,7 +189,7 @@ class PacketWriter(VideoWriter):
     def _open(self) -> None:
         if not self.output.parent.is_dir():
             raise ClrfaceError(f"output folder does not exist: {self.output.parent}")
-        self._source = _open_input(self.source, self.info.fps)
+        self._source = open_input(self.source, self.info.fps)
         self._out = av.open(str(self.partial), "w", options=muxer_options(self._source, self.output))
         self._video = self._out.add_stream_from_template(self.template)
         if self.info.fps:  # a QuickTime timecode track counts frames at the video's rate

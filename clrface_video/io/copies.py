@@ -12,7 +12,7 @@ import av
 
 from clrface_video.errors import one_line
 from clrface_video.io import subtitles
-from clrface_video.io.decode import COPY_STREAM_TYPES, _video_stream
+from clrface_video.io.decode import COPY_STREAM_TYPES, video_stream
 
 log = logging.getLogger(__name__)
 
@@ -134,7 +134,7 @@ def add_copies(source: av.container.InputContainer, out: av.container.OutputCont
     index; its attachments (fonts) go along where the output's container holds them. What cannot be stored
     is left out with a warning."""
     copies: dict[int, Copy] = {}
-    main = _video_stream(source, Path(source.name))
+    main = video_stream(source, Path(source.name))
     chapter_track = bool(source.chapters())
     for stream in source.streams:
         if stream.index == main.index:
@@ -234,7 +234,7 @@ def copy_metadata(source: av.container.InputContainer, out: av.container.OutputC
         log.warning("the file's tags (%s) cannot be stored in %s; they are left out (.mkv, .mp4 and .mov keep "
                     "them)", ", ".join(lost[:4]), _suffix(out))
     out.metadata.update(tags)
-    pairs = [(_video_stream(source, path), video)] + [(source.streams[i], c.stream) for i, c in copies.items()]
+    pairs = [(video_stream(source, path), video)] + [(source.streams[i], c.stream) for i, c in copies.items()]
     lost = av.stream.Disposition(0)
     for original, copy in pairs:
         copy.metadata.update(_kept_tags(dict(original.metadata)))

@@ -119,7 +119,7 @@ def is_image_path(path: Path | str) -> bool:
     return media_kind(path) == "photo"
 
 
-def _open_input(path: Path, fps: Fraction | None = None) -> av.container.InputContainer:
+def open_input(path: Path, fps: Fraction | None = None) -> av.container.InputContainer:
     """Open a media file, or a numbered image sequence (read at `fps`, 24 when None), turning every failure
     into a one-line InputError."""
     if is_sequence(path):
@@ -140,7 +140,7 @@ def _open_input(path: Path, fps: Fraction | None = None) -> av.container.InputCo
         raise InputError(f"cannot read {path.name} as a video ({one_line(error)})") from error
 
 
-def _video_stream(container: av.container.InputContainer, path: Path) -> av.video.stream.VideoStream:
+def video_stream(container: av.container.InputContainer, path: Path) -> av.video.stream.VideoStream:
     """The first video stream that is not a cover picture (mp4/mkv "attached_pic")."""
     moving = [s for s in container.streams.video if not s.disposition & av.stream.Disposition.attached_pic]
     if not moving:
@@ -173,7 +173,7 @@ def _duration_s(container: av.container.InputContainer, stream: av.video.stream.
     return None
 
 
-def _fps(stream: av.video.stream.VideoStream) -> Fraction | None:
+def stream_fps(stream: av.video.stream.VideoStream) -> Fraction | None:
     """The frame rate: the container's average, or for a raw stream (RAW_STREAM_FORMATS) the rate its own
     headers give."""
     raw = stream.container.format.name in RAW_STREAM_FORMATS
@@ -206,7 +206,7 @@ def _still_picture(container: av.container.InputContainer, path: Path, fps: Frac
         return None
     if still == "jpeg":
         return still
-    with _open_input(path, fps) as again:
+    with open_input(path, fps) as again:
         pictures = (packet for packet in again.demux(again.streams.video[0]) if packet.size)
         return still if next(pictures, None) is None or next(pictures, None) is None else None
 
@@ -219,8 +219,8 @@ def probe_video(path: Path | str, fps: Fraction | None = None) -> VideoInfo:
     (io.sequence), read at `fps` frames per second (24 when None).
     """
     path = Path(path)
-    with _open_input(path, fps) as container:
-        stream = _video_stream(container, path)
+    with open_input(path, fps) as container:
+        stream = video_stream(container, path)
         ctx = stream.codec_context
         still = _still_picture(container, path, fps)
         if still is not None:
@@ -238,7 +238,7 @@ def probe_video(path: Path | str, fps: Fraction | None = None) -> VideoInfo:
             width=first.width,
             height=first.height,
             frames=find_sequence(path).count if is_sequence(path) else stream.frames or None,
-            fps=_fps(stream),
+            fps=stream_fps(stream),
             time_base=Fraction(stream.time_base),
             pix_fmt=pix_fmt,
             bit_depth=_bit_depth(pix_fmt),
@@ -289,8 +289,8 @@ def frame_to_array(frame: av.VideoFrame, high_depth: bool,
 
 def _first_size(path: Path, fps: Fraction | None) -> tuple[int, int]:
     """(height, width) of a video's first frame, read on its own."""
-    with _open_input(path, fps) as container:
-        first = _first_frame(container, _video_stream(container, path), path)
+    with open_input(path, fps) as container:
+        first = _first_frame(container, video_stream(container, path), path)
         return first.height, first.width
 
 
@@ -302,7 +302,7 @@ def _seek(container: av.container.InputContainer, stream: av.video.stream.VideoS
     """The first frame decoded after a seek to the keyframe at or before `seconds` from the stream's start (None
     at the end), and the frames after it; None when the file cannot seek."""
     target = (stream.start_time or 0) + int(Fraction(seconds) / Fraction(stream.time_base))
-    frames = timed_frames(container, stream, _fps(stream))
+    frames = timed_frames(container, stream, stream_fps(stream))
     try:
         container.seek(target, stream=stream, backward=True)
         return next(frames, None), frames
@@ -316,11 +316,11 @@ def _decoding(open_files: ExitStack, path: Path, fps: Fraction | None, start: fl
     MPEG-TS seeks by guessed byte positions and can land a keyframe late, or at the end: the seek goes back
     1, 2, 4 ... s before `start` until it lands at or before it (from the first frame at worst), so that no
     frame of the stretch is lost and a long recording is not decoded from its start."""
-    container = open_files.enter_context(_open_input(path, fps))
-    stream = _video_stream(container, path)
+    container = open_files.enter_context(open_input(path, fps))
+    stream = video_stream(container, path)
     stream.thread_type = "AUTO"
     if start is None:
-        return container, stream, timed_frames(container, stream, _fps(stream))
+        return container, stream, timed_frames(container, stream, stream_fps(stream))
     origin, time_base, back = stream.start_time or 0, Fraction(stream.time_base), 0.0
     while back < start and (landed := _seek(container, stream, start - back)) is not None:
         first, frames = landed
@@ -349,7 +349,7 @@ def read_frames(path: Path | str, deint: str | None = None, fps: Fraction | None
         container, stream, timed = _decoding(open_files, path, fps, None if span is None or whole else span.start)
         time_base = Fraction(stream.time_base)
         origin = stream.start_time or 0  # pts of the first frame
-        rate = _fps(stream) or Fraction(fps or 25)
+        rate = stream_fps(stream) or Fraction(fps or 25)
         counted = 0  # frames decoded so far, for the time of frames that carry no pts
         last_seen = Fraction(0)  # where the last decoded frame ends, for a --start past the end
         index = 0
@@ -395,4 +395,4 @@ def read_frames(path: Path | str, deint: str | None = None, fps: Fraction | None
                              "(--start is past its end)")
         if index == 0:
             raise InputError(f"{path.name} has no video frames (zero-length video)")
-        check_complete(container, stream, path, index, end_s, _fps(stream), decoded=counted if whole else None)
+        check_complete(container, stream, path, index, end_s, stream_fps(stream), decoded=counted if whole else None)

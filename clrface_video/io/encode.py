@@ -25,9 +25,9 @@ from clrface_video.io.decode import (
     SWS_MATRIX,
     SWS_THREADS,
     VideoInfo,
-    _open_input,
-    _video_stream,
     has_alpha,
+    open_input,
+    video_stream,
 )
 from clrface_video.io.output_stream import add_video_stream, auto_codec, check_codec, yuv_colorspace
 from clrface_video.io.palette import PaletteFilter, is_gif
@@ -171,7 +171,7 @@ class VideoWriter:
                 self.codec, muxer = "apng", "apng"
             elif self.codec == AUTO:
                 self.codec = auto_codec(self.output)
-            self._source = _open_input(self.source, self.info.fps)
+            self._source = open_input(self.source, self.info.fps)
             options = muxer_options(self._source, self.output)
             if muxer == "apng":
                 options["plays"] = str(apng_plays(self.source))
@@ -201,14 +201,14 @@ class VideoWriter:
     def _open_source(self) -> None:
         """Streams to copy from the source (when info says it has any), then its tags and chapters."""
         if self._source is None:
-            self._source = _open_input(self.source, self.info.fps)  # an image sequence needs its first number
+            self._source = open_input(self.source, self.info.fps)  # an image sequence needs its first number
         self._copied = CopiedStreams(self._source, self._out, any_streams=bool(self.info.other_streams))
         copy_metadata(self._source, self._out, self._video, self._copied.copies, self.source,
                       chapters=self.span is None)
         self._count_timecode()
         self._move_timecode()
         if self.span is not None and self.span.end is not None:
-            video = _video_stream(self._source, self.source)
+            video = video_stream(self._source, self.source)
             # copies stop just before the span's end (a packet at its end belongs to what follows)
             self._end = (video.start_time or 0) * Fraction(video.time_base) + Fraction(self.span.end) - Fraction(1, 10**6)
 
@@ -353,8 +353,8 @@ class VideoWriter:
 
     def _source_numbers(self) -> list[int]:
         """The source frame number of each frame written, by its pts among the source's packets (-1: none)."""
-        with _open_input(self.source) as container:
-            stream = _video_stream(container, self.source)
+        with open_input(self.source) as container:
+            stream = video_stream(container, self.source)
             numbers = {round(packet.pts * stream.time_base / self.info.time_base): number for number, packet
                        in enumerate(p for p in container.demux(stream) if p.pts is not None)}
         return [numbers.get(pts, -1) for pts in self._written_pts]

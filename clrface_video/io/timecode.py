@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
 
-from clrface_video.io.decode import _open_input, _video_stream, read_frames
+from clrface_video.io.decode import open_input, read_frames, video_stream
 from clrface_video.types import TimeSpan
 
 log = logging.getLogger(__name__)
@@ -144,7 +144,7 @@ def moved_timecode(text: str, frames: int, rate: Fraction) -> str:
 
 def timecode_rate(path: Path, fps: Fraction | None) -> Fraction:
     """Frames per second a video's start timecode counts: its QuickTime timecode track's, else the video's rate
-    `fps` (a raw DV file's is its DV system's, see io.decode._fps)."""
+    `fps` (a raw DV file's is its DV system's, see io.decode.stream_fps)."""
     rate = quicktime_timecode_rate(path)
     return rate if rate is not None else fps or Fraction(25)
 
@@ -159,8 +159,8 @@ def timecode_frames(seconds: Fraction, rate: Fraction) -> int:
 def first_kept_offset(path: Path, span: TimeSpan) -> Fraction:
     """Seconds from a video's first frame to the first frame `span` keeps, picked as read_frames picks it (a
     seek, then decoding up to it): an output's header, with its timecode, is written before any frame comes."""
-    with _open_input(path) as container:
-        origin = _video_stream(container, path).start_time or 0  # read_frames' origin, in the frames' time base
+    with open_input(path) as container:
+        origin = video_stream(container, path).start_time or 0  # read_frames' origin, in the frames' time base
     frames = read_frames(path, span=span)
     try:
         first = next(frames)
