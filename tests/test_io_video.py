@@ -274,6 +274,45 @@ def test_round_trip_keeps_frames_pts_and_audio_bytes(tmp_path, suffix, vfr):
             assert container.streams.video[0].codec_context.framerate == 24
 
 
+class _LacedAudio:
+    """A source container whose demuxer gives only every third audio packet a time, as FFmpeg's Matroska demuxer
+    does for the later frames of a laced block without a default duration (mkvmerge laces audio)."""
+
+    def __init__(self, container: av.container.InputContainer) -> None:
+        self._container = container
+
+    def __getattr__(self, name: str):
+        return getattr(self._container, name)
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._container.close()
+
+    def demux(self, *args, **kwargs):
+        number = 0
+        for packet in self._container.demux(*args, **kwargs):
+            if packet.stream.type == "audio" and packet.size:
+                if number % 3:
+                    packet.pts = packet.dts = None
+                number += 1
+            yield packet
+
+
+def test_audio_packets_without_a_time_follow_the_one_before(tmp_path, monkeypatch, warnings_logged):
+    """Untimed audio packets (a laced Matroska block's later frames) were left out without a word: two thirds of
+    the sound gone. Each now follows its stream's last packet, as FFmpeg's stream copy places it."""
+    from clrface_video.io import encode
+
+    src = make_clip(tmp_path / "in.mkv", frames=12, size=SMALL)
+    real = encode.open_input
+    monkeypatch.setattr(encode, "open_input", lambda *args: _LacedAudio(real(*args)))
+    out = copy_video(src, tmp_path / "out.mkv")
+    assert len(read_packets(src, "audio")) > 10 and read_packets(out, "audio") == read_packets(src, "audio")
+    assert not warnings_logged.records
+
+
 @pytest.mark.parametrize(("audio_codec", "suffix"), [("libmp3lame", ".mkv"), ("libopus", ".mp4"), ("flac", ".mkv")])
 def test_other_audio_codecs_are_copied_bit_for_bit(tmp_path, audio_codec, suffix):
     src = make_clip(tmp_path / f"in{suffix}", frames=6, size=SMALL, audio_codec=audio_codec)

@@ -289,6 +289,19 @@ class CopiedStreams:
         self._next: av.Packet | None = None
         self._last_dts: dict[int, int] = {}  # per copied stream, the dts of the last packet muxed
         self._backwards: dict[int, int] = {}  # per copied stream, packets left out for a dts that ran backwards
+        self._ends: dict[int, int | None] = {}  # per copied stream, where its last packet ends (None: unknown)
+        self._untimed: dict[int, int] = {}  # per copied stream, packets left out for want of a time
+
+    def _give_time(self, packet: av.Packet) -> None:
+        """A packet the demuxer gives no time (the later frames of a laced Matroska block) follows its stream's
+        last packet, as FFmpeg's own stream copy places it; where that one's length is unknown it stays untimed
+        and is counted, to be said at the end."""
+        end = self._ends.get(packet.stream_index)
+        if end is None:
+            self._untimed[packet.stream_index] = self._untimed.get(packet.stream_index, 0) + 1
+            return
+        packet.dts = end
+        packet.pts = end if packet.pts is None else packet.pts
 
     def _runs_backwards(self, packet: av.Packet, copy: Copy) -> bool:
         """Whether a packet's dts runs backwards from its stream's last one, as the muxer judges it (a repeated
@@ -314,6 +327,8 @@ class CopiedStreams:
             cover = packet.dts is None and copy is not None and copy.stream.type == "video" and packet.size > 0
             if cover:
                 packet.pts = packet.dts = 0  # a cover picture: one untimed packet, placed at the start
+            elif packet.dts is None and copy is not None and packet.size > 0 and copy.stream.type == "audio":
+                self._give_time(packet)
             if packet.dts is None or copy is None or _is_mov_text_gap(packet, copy):
                 self._next = None
                 continue
@@ -322,6 +337,7 @@ class CopiedStreams:
             self._next = None
             if not cover and self._runs_backwards(packet, copy):
                 continue
+            self._ends[packet.stream_index] = packet.dts + packet.duration if packet.duration else None
             if shift is not None and not cover:  # a stretch: packets before it are left out, the rest move
                 if packet_time(packet) < shift and not _still_shown(packet, shift, copy):
                     continue
@@ -339,6 +355,10 @@ class CopiedStreams:
             log.warning("stream #%d (%s): %d %s left out, %s backwards (damaged data)", index,
                         self.copies[index].stream.type, count, "packet" if count == 1 else "packets",
                         "its time runs" if count == 1 else "their times run")
+        for index, count in self._untimed.items():
+            log.warning("stream #%d (%s): %d %s left out, without a time the output could give %s", index,
+                        self.copies[index].stream.type, count, "packet" if count == 1 else "packets",
+                        "it" if count == 1 else "them")
         for copy in self.copies.values():
             if copy.converter is None:
                 continue
