@@ -94,7 +94,7 @@ def test_ts_segments_seek_back_where_the_seek_lands_late_instead_of_decoding_fro
     file's first frame; it now seeks again a second, two ... earlier. The seeks to these keyframes land exactly
     (also on the old code, which this does not tell apart): the segments give the local reader's frames, each
     decoding its own frames and not the file's."""
-    from clrface_video.distributed import segments as module
+    from clrface_video.io import decode as module  # where the segments' frames are decoded
 
     clip = make_clip(tmp_path / "rec.ts", frames=96, size=(128, 96), fps=24, audio=False, gop=12)
     parts = plan_segments(clip, 4)

@@ -4,6 +4,7 @@ from __future__ import annotations
 import bisect
 import os
 from collections.abc import Iterator
+from contextlib import ExitStack
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
@@ -11,9 +12,9 @@ from pathlib import Path
 import av
 
 from ..errors import ClrfaceError, one_line
-from ..io.clock import DTS_CLOCK_FORMATS, SORTED_CLOCK_FORMATS, timed_frames
+from ..io.clock import DTS_CLOCK_FORMATS, SORTED_CLOCK_FORMATS
 from ..io.copies import muxer_options, packet_time
-from ..io.decode import VideoInfo, frame_to_array, open_input, stream_fps, video_stream
+from ..io.decode import VideoInfo, decoding, frame_to_array, open_input, video_stream
 from ..io.deinterlace import deinterlaced
 from ..io.encode import VideoWriter
 from ..types import Frame
@@ -92,47 +93,17 @@ def read_segment(path: Path, segment: Segment, high_depth: bool, first_index: in
                  deint: str | None = None) -> Iterator[Frame]:
     """Decode the frames of one segment in presentation order; index counts on from first_index.
 
-    Seeks to the keyframe at the segment start and keeps frames with start <= pts < end; frames of an
-    open GOP's leading pictures (pts before the next keyframe, decoded after it) stay in this segment.
-    If the seek lands after the start (MPEG-TS seeks by guessed byte positions), it seeks again 1, 2, 4 ... s
-    earlier, the frames before the start left out, and decodes from the file's first frame when that reaches it.
+    Seeks to the keyframe at the segment start as read_frames seeks (io.decode.decoding: earlier where the seek
+    lands after it, as MPEG-TS's can) and keeps frames with start <= pts < end; frames of an open GOP's leading
+    pictures (pts before the next keyframe, decoded after it) stay in this segment.
     deint: deinterlace as read_frames does; a segment's first frame has no earlier neighbour to read.
     """
-    target, back = segment.start, 0.0
-    while True:
-        frames = _decode_range(path, segment, high_depth, first_index, target, deint)
-        first = next(frames, None)
-        if target is not None and (first is None or first.pts != segment.start):  # landed late
-            frames.close()
-            back = back * 2 or 1.0
-            target = _earlier(path, segment.start, back)
-            continue
-        if first is not None:
-            yield first
-            yield from frames
-        return
-
-
-def _earlier(path: Path, pts: int, seconds: float) -> int | None:
-    """The pts `seconds` before `pts` in the video's clock; None when that is at or before its first frame."""
-    with open_input(path) as container:
-        stream = video_stream(container, path)
-        earlier = pts - round(Fraction(seconds) / Fraction(stream.time_base))
-        return earlier if earlier > (stream.start_time or 0) else None
-
-
-def _decode_range(path: Path, segment: Segment, high_depth: bool, first_index: int,
-                  seek: int | None, deint: str | None) -> Iterator[Frame]:
-    """The segment's frames, decoded from the keyframe at or before pts `seek` (None: from the first frame)."""
-    with open_input(path) as container:
-        stream = video_stream(container, path)
-        stream.thread_type = "AUTO"
+    with ExitStack() as open_files:
+        _, stream, timed = decoding(open_files, path, None, None, start_pts=segment.start)
         time_base = Fraction(stream.time_base)
-        if seek is not None:
-            container.seek(seek, stream=stream, backward=True, any_frame=False)
         index = first_index
         try:
-            for frame in deinterlaced(timed_frames(container, stream, stream_fps(stream)), stream, deint):
+            for frame in deinterlaced(timed, stream, deint):
                 if segment.end is not None and frame.pts is not None and frame.pts >= segment.end:
                     return
                 if not segment.holds(frame.pts):

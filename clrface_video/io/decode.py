@@ -298,7 +298,7 @@ Decoding = tuple[av.container.InputContainer, av.video.stream.VideoStream, Itera
 
 
 def _seek(container: av.container.InputContainer, stream: av.video.stream.VideoStream,
-          seconds: float) -> tuple[av.VideoFrame | None, Iterator[av.VideoFrame]] | None:
+          seconds: float | Fraction) -> tuple[av.VideoFrame | None, Iterator[av.VideoFrame]] | None:
     """The first frame decoded after a seek to the keyframe at or before `seconds` from the stream's start (None
     at the end), and the frames after it; None when the file cannot seek."""
     target = (stream.start_time or 0) + int(Fraction(seconds) / Fraction(stream.time_base))
@@ -310,24 +310,29 @@ def _seek(container: av.container.InputContainer, stream: av.video.stream.VideoS
         return None
 
 
-def _decoding(open_files: ExitStack, path: Path, fps: Fraction | None, start: float | None) -> Decoding:
+def decoding(open_files: ExitStack, path: Path, fps: Fraction | None, start: float | Fraction | None, *,
+             start_pts: int | None = None) -> Decoding:
     """The video opened in `open_files`, its stream and its frames (timed_frames): from the keyframe at or before
-    `start` seconds, or from the first frame when `start` is None or the file cannot seek (a raw .h264 stream).
-    MPEG-TS seeks by guessed byte positions and can land a keyframe late, or at the end: the seek goes back
-    1, 2, 4 ... s before `start` until it lands at or before it (from the first frame at worst), so that no
-    frame of the stretch is lost and a long recording is not decoded from its start."""
+    `start` seconds from its first frame (or at or before pts `start_pts`: a Ray segment's keyframe), or from the
+    first frame when neither is given or the file cannot seek (a raw .h264 stream). MPEG-TS seeks by guessed byte
+    positions and can land a keyframe late, or at the end: the seek goes back 1, 2, 4 ... s before the start
+    until it lands at or before it (from the first frame at worst), so that no frame of the stretch is lost and
+    a long recording is not decoded from its start. The caller leaves out the frames before its start."""
     container = open_files.enter_context(open_input(path, fps))
     stream = video_stream(container, path)
     stream.thread_type = "AUTO"
+    origin, time_base = stream.start_time or 0, Fraction(stream.time_base)
+    if start_pts is not None:
+        start = (start_pts - origin) * time_base
     if start is None:
         return container, stream, timed_frames(container, stream, stream_fps(stream))
-    origin, time_base, back = stream.start_time or 0, Fraction(stream.time_base), 0.0
+    back = 0
     while back < start and (landed := _seek(container, stream, start - back)) is not None:
         first, frames = landed
         if first is not None and (first.pts is None or (first.pts - origin) * time_base <= start + SPAN_TOLERANCE):
             return container, stream, chain([first], frames)
-        back = back * 2 or 1.0
-    return _decoding(open_files, path, fps, None)  # anew from the first frame; those before `start` are skipped
+        back = back * 2 or 1
+    return decoding(open_files, path, fps, None)  # anew from the first frame
 
 
 def read_frames(path: Path | str, deint: str | None = None, fps: Fraction | None = None,
@@ -346,7 +351,7 @@ def read_frames(path: Path | str, deint: str | None = None, fps: Fraction | None
     path = Path(path)
     with ExitStack() as open_files:
         whole = span is None or span.start <= 0  # decoded from the first frame, so `counted` is the file's count
-        container, stream, timed = _decoding(open_files, path, fps, None if span is None or whole else span.start)
+        container, stream, timed = decoding(open_files, path, fps, None if span is None or whole else span.start)
         time_base = Fraction(stream.time_base)
         origin = stream.start_time or 0  # pts of the first frame
         rate = stream_fps(stream) or Fraction(fps or 25)
