@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import io
 import logging
+from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass
 from fractions import Fraction
@@ -25,6 +26,10 @@ COVER_MUXERS = frozenset({"mp4", "ipod"})  # muxers that store an attached pictu
 COVER_FILES = {"mjpeg": ("cover.jpg", "image/jpeg"), "png": ("cover.png", "image/png")}  # Matroska's cover names
 CHAPTER_MUXERS = frozenset({"mp4", "mov", "ipod", "matroska", "webm", "ogg"})  # the muxers that store chapters
 TAGLESS_MUXERS = frozenset({"mpegts", "mxf", "dv", "apng", "gif", "image2"})  # measured: they write no file tags
+LEFT_OUT = {  # why copied packets were left out, said for one packet and for several
+    "backwards": ("its time runs backwards (damaged data)", "their times run backwards (damaged data)"),
+    "untimed": ("without a time the output could give it", "without a time the output could give them"),
+}
 TS_NONSTRICT = 0x20000  # FFmpeg's AVFMT_TS_NONSTRICT: a muxer that takes two packets of one stream at one dts
 TIMECODE_MUXERS = frozenset({"mxf", "dv"})  # ... but these two write the "timecode" tag into the file (measured)
 VIDEO_MUXERS = frozenset({"mxf", "dv"})  # measured: they refuse a file of audio alone
@@ -287,18 +292,16 @@ class CopiedStreams:
         if self.copies:
             self._packets = source.demux([s for s in source.streams if s.index in self.copies])
         self._next: av.Packet | None = None
-        self._last_dts: dict[int, int] = {}  # per copied stream, the dts of the last packet muxed
-        self._backwards: dict[int, int] = {}  # per copied stream, packets left out for a dts that ran backwards
-        self._ends: dict[int, int | None] = {}  # per copied stream, where its last packet ends (None: unknown)
-        self._untimed: dict[int, int] = {}  # per copied stream, packets left out for want of a time
+        self._last: dict[int, tuple[int, int | None]] = {}  # per copied stream, its last packet's dts and end
+        self._left_out: Counter[tuple[int, str]] = Counter()  # (stream, LEFT_OUT reason): packets, said at the end
 
     def _give_time(self, packet: av.Packet) -> None:
         """A packet the demuxer gives no time (the later frames of a laced Matroska block) follows its stream's
         last packet, as FFmpeg's own stream copy places it; where that one's length is unknown it stays untimed
-        and is counted, to be said at the end."""
-        end = self._ends.get(packet.stream_index)
+        and is counted."""
+        end = self._last.get(packet.stream_index, (0, None))[1]
         if end is None:
-            self._untimed[packet.stream_index] = self._untimed.get(packet.stream_index, 0) + 1
+            self._left_out[packet.stream_index, "untimed"] += 1
             return
         packet.dts = end
         packet.pts = end if packet.pts is None else packet.pts
@@ -306,13 +309,13 @@ class CopiedStreams:
     def _runs_backwards(self, packet: av.Packet, copy: Copy) -> bool:
         """Whether a packet's dts runs backwards from its stream's last one, as the muxer judges it (a repeated
         dts too, for sound and pictures in a muxer without FFmpeg's AVFMT_TS_NONSTRICT): damaged data, which the
-        muxer would refuse with an error that blames the output. Counted, to be said at the end."""
-        last = self._last_dts.get(packet.stream_index)
+        muxer would refuse with an error that blames the output. Counted; else it becomes the stream's last."""
+        last = self._last.get(packet.stream_index)
         repeat_refused = copy.stream.type in ("audio", "video") and not self.out.format.flags & TS_NONSTRICT
-        if last is not None and (packet.dts < last or packet.dts == last and repeat_refused):
-            self._backwards[packet.stream_index] = self._backwards.get(packet.stream_index, 0) + 1
+        if last is not None and (packet.dts < last[0] or packet.dts == last[0] and repeat_refused):
+            self._left_out[packet.stream_index, "backwards"] += 1
             return True
-        self._last_dts[packet.stream_index] = packet.dts
+        self._last[packet.stream_index] = (packet.dts, packet.dts + packet.duration if packet.duration else None)
         return False
 
     def mux_until(self, limit: Fraction | None, shift: Fraction | None = None) -> None:
@@ -337,7 +340,6 @@ class CopiedStreams:
             self._next = None
             if not cover and self._runs_backwards(packet, copy):
                 continue
-            self._ends[packet.stream_index] = packet.dts + packet.duration if packet.duration else None
             if shift is not None and not cover:  # a stretch: packets before it are left out, the rest move
                 if packet_time(packet) < shift and not _still_shown(packet, shift, copy):
                     continue
@@ -351,14 +353,9 @@ class CopiedStreams:
     def finish(self, limit: Fraction | None, shift: Fraction | None = None) -> None:
         """Mux what is left up to `limit` (None: all), then the cues the converters still hold."""
         self.mux_until(limit, shift)
-        for index, count in self._backwards.items():
-            log.warning("stream #%d (%s): %d %s left out, %s backwards (damaged data)", index,
-                        self.copies[index].stream.type, count, "packet" if count == 1 else "packets",
-                        "its time runs" if count == 1 else "their times run")
-        for index, count in self._untimed.items():
-            log.warning("stream #%d (%s): %d %s left out, without a time the output could give %s", index,
-                        self.copies[index].stream.type, count, "packet" if count == 1 else "packets",
-                        "it" if count == 1 else "them")
+        for (index, reason), count in self._left_out.items():
+            log.warning("stream #%d (%s): %d %s left out, %s", index, self.copies[index].stream.type, count,
+                        "packet" if count == 1 else "packets", LEFT_OUT[reason][count != 1])
         for copy in self.copies.values():
             if copy.converter is None:
                 continue
