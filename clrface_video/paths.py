@@ -25,15 +25,16 @@ def default_output(path: Path, span: TimeSpan | None = None) -> Path:
     stretch = "" if span is None else f"_from_{span.start:g}s" if span.end is None else \
         f"_{span.start:g}-{span.end:g}s"
     if is_sequence(path):
-        return _named(path.parent).with_name(_named(path.parent).name + SUFFIX + stretch) / path.name
+        return _twin(path.parent, stretch) / path.name
     if path.is_dir():
-        return _named(path).with_name(_named(path).name + SUFFIX)
+        return _twin(path)
     return path.with_name(path.stem + SUFFIX + stretch + path.suffix)
 
 
-def _named(folder: Path) -> Path:
-    """The folder under its own name ("." and ".." have none to add _restored to)."""
-    return folder if folder.name not in ("", "..") else folder.resolve()
+def _twin(folder: Path, stretch: str = "") -> Path:
+    """The folder's _restored twin beside it (under its own name: "." and ".." have none to add it to)."""
+    named = folder if folder.name not in ("", "..") else folder.resolve()
+    return named.with_name(named.name + SUFFIX + stretch)
 
 
 def _animation_into_its_format(source: Path, target: Path) -> bool:
