@@ -71,3 +71,26 @@ def test_torchrun_two_cpu_processes_train_and_rank_0_writes(tmp_path: Path, astr
 
     weights = load_file(str(run / "irn" / "weights.safetensors"))
     assert all(torch.isfinite(v).all() for v in weights.values())
+
+
+def test_every_rank_waits_for_a_stage_to_be_written_before_loading_it_for_the_next(
+        tmp_path: Path, astronaut: np.ndarray, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Rank 0 alone writes a stage's weights when the stage ends; the next stage loads every finished stage on every
+    rank. Without a barrier in between, rank 1 loaded the autoencoder before (or while) rank 0 wrote it, and trained
+    the next stage over other frozen weights than rank 0's. Two ranks are stood in for by one process that records
+    the order of the calls."""
+    from clrface_video.train import runner
+    from clrface_video.train.checkpoint import StageState
+    from clrface_video.train.options import TrainOptions
+
+    calls: list[str] = []
+    monkeypatch.setattr(runner, "init_distributed", lambda device: Dist(0, 2, 0))
+    monkeypatch.setattr(runner, "barrier", lambda world: calls.append("barrier"))
+    monkeypatch.setattr(runner, "finish_distributed", lambda world: calls.append("finish"))
+    monkeypatch.setattr(runner, "load_finished_stages", lambda model, run_dir: calls.append("load") or [])
+    monkeypatch.setattr(runner, "run_stage", lambda ctx, name: calls.append(f"run {name}") or StageState(name, 1))
+    data = make_prepared(tmp_path / "data", astronaut)
+    options = TrainOptions(config="tiny", steps=1, batch_size=2, device="cpu", threads=1)
+    runner.train_stages(data, tmp_path / "run", ("autoencoder", "irn"), options, echo=None)
+    second = calls.index("run autoencoder") + 1
+    assert "barrier" in calls[second:calls.index("load", second)], calls

@@ -93,5 +93,6 @@ def train_stages(data_dir: Path, run_dir: Path, stages: Sequence[str], options: 
         ctx = Context(Path(run_dir), Path(data_dir), cfg, model.to(device), device, world, options, weights, echo,
                       identity_net, preview_split=preview_split)
         results[name] = run_stage(ctx, name)
+        barrier(world)  # rank 0 has written this stage's weights before any rank loads them for the next
     finish_distributed(world)
     return results
