@@ -94,3 +94,33 @@ def test_every_rank_waits_for_a_stage_to_be_written_before_loading_it_for_the_ne
     runner.train_stages(data, tmp_path / "run", ("autoencoder", "irn"), options, echo=None)
     second = calls.index("run autoencoder") + 1
     assert "barrier" in calls[second:calls.index("load", second)], calls
+
+
+def _stop_worker(rank: int, port: int, data: str, run: str, out: str) -> None:
+    from datetime import timedelta
+
+    from clrface_video.train import loop
+    from clrface_video.train.options import LossWeights, TrainOptions
+    from clrface_video.train.runner import train_stages
+
+    os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port), WORLD_SIZE="2", RANK=str(rank),
+                      LOCAL_RANK=str(rank))
+    dist.init_process_group("gloo", rank=rank, world_size=2, timeout=timedelta(seconds=30))
+    # --max-minutes runs out on rank 0's clock after step 2, and not yet on rank 1's
+    over = loop.Budget.over
+    loop.Budget.over = lambda self, step, started: over(self, step, started) or (rank == 0 and step >= 2)
+    options = TrainOptions(config="tiny", steps=5, batch_size=2, device="cpu", threads=1, codec_prob=0.0,
+                           max_minutes=60.0)
+    states = train_stages(Path(data), Path(run), ("irn",), options, echo=None, weights=LossWeights(identity=0.0))
+    Path(out, f"rank{rank}.json").write_text(json.dumps(states["irn"].step))
+    dist.destroy_process_group()
+
+
+def test_a_time_budget_that_runs_out_on_one_rank_stops_every_rank_at_the_same_step(
+        tmp_path: Path, astronaut: np.ndarray) -> None:
+    """--max-minutes is read off each rank's own clock; a rank that stopped alone left the others in a gradient
+    all_reduce no rank answered (a hang with nccl, a timeout with gloo)."""
+    data = make_prepared(tmp_path / "data", astronaut)
+    mp.spawn(_stop_worker, args=(_free_port(), str(data), str(tmp_path / "run"), str(tmp_path)), nprocs=2, join=True)
+    assert [json.loads((tmp_path / f"rank{r}.json").read_text()) for r in (0, 1)] == [2, 2]
+    assert json.loads((tmp_path / "run" / "irn" / "state.json").read_text())["step"] == 2

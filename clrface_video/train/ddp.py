@@ -51,6 +51,16 @@ def barrier(world: Dist) -> None:
         dist.barrier()
 
 
+def any_rank(flag: bool, world: Dist, device: torch.device) -> bool:
+    """Whether `flag` holds on any rank (the flag itself in a single process), so that every rank takes a decision
+    made on its own clock together; the flag travels on `device`, as nccl needs a GPU tensor."""
+    if world.world <= 1:
+        return flag
+    t = torch.tensor([float(flag)], device=device)
+    dist.all_reduce(t, op=dist.ReduceOp.MAX)
+    return bool(t.item())
+
+
 def sync_gradients(params: list[nn.Parameter], world: Dist) -> None:
     """Average gradients over ranks (data-parallel); no-op in a single process.
 

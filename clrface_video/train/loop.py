@@ -15,7 +15,7 @@ from torch.utils.data import DataLoader, Dataset, DistributedSampler, RandomSamp
 from ..errors import ClrfaceError
 from .checkpoint import StageState, load_module, load_optimizers, load_state, save_checkpoint
 from .data import FaceDataset, fixed_pairs, to_tensor, to_uint8
-from .ddp import Dist, broadcast_module
+from .ddp import Dist, any_rank, broadcast_module
 from .degrade import DegradeConfig
 from .options import DEFAULTS, Echo
 from .run_folder import STAGE_ORDER
@@ -156,7 +156,7 @@ def run_stage(ctx: Context, stage_name: str) -> StageState:
                                      f"{ {k: float(v) for k, v in losses.items()} }")
         step += 1
         log.add({k: float(v.detach()) if torch.is_tensor(v) else float(v) for k, v in losses.items()})
-        stop = budget.over(step, t0)
+        stop = any_rank(budget.over(step, t0), ctx.world, ctx.device)  # --max-minutes: each rank's own clock
         if step % opts.log_every == 0 or stop:
             log.flush(stage_name, step, state.seconds + time.monotonic() - seg_start)
         if stop or time.monotonic() - last_ckpt > opts.checkpoint_minutes * 60:
