@@ -74,8 +74,9 @@ class Counts:
 
 
 def out_of_memory(error: BaseException) -> bool:
-    """Whether a restorer's error is the device running out of memory (CUDA's allocator, or the CPU's)."""
-    return isinstance(error, torch.OutOfMemoryError) or "can't allocate memory" in str(error)
+    """Whether a restorer's error is the device running out of memory (CUDA's allocator, or the CPU's).
+    torch.cuda.OutOfMemoryError is torch.OutOfMemoryError from torch 2.4, and the only name before it."""
+    return isinstance(error, torch.cuda.OutOfMemoryError) or "can't allocate memory" in str(error)
 
 
 def paste_weight(landmarks: np.ndarray, config: RestoreConfig, size: int, pixel_aspect: float = 1.0,
