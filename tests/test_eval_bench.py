@@ -125,3 +125,23 @@ def test_bench_identity_guidance_reaches_the_restorer_alone_and_the_end_to_end_r
             "batch_size": 2, "plain": False, "compile": False, "identity_guidance": False}
     asked.clear()
     assert bench._child(args)["frames"] == 2 and asked == [False]
+
+
+def test_bench_reads_the_peak_gpu_memory_of_the_gpu_the_job_runs_on(tmp_path, monkeypatch):
+    """bench --device cuda:1 measured cuda:0 (torch's current device), which the job never touched. No GPU here:
+    the end-to-end child is told it runs on cuda:1 and the peak-memory calls are recorded (the restore itself
+    runs on the CPU)."""
+    import torch
+
+    from clrface_video import device as device_mod
+    from clrface_video.eval import bench
+
+    asked: list[object] = []
+    monkeypatch.setattr(device_mod, "pick_device", lambda name="auto": torch.device("cuda", 1))
+    monkeypatch.setattr(torch.cuda, "reset_peak_memory_stats", lambda device=None: asked.append(device))
+    monkeypatch.setattr(torch.cuda, "max_memory_allocated", lambda device=None: asked.append(device) or 2**20)
+    clip = bench.make_clip(tmp_path / "clip.mp4", frames=2)
+    args = {"video": str(clip), "work": str(tmp_path), "model": "baseline-bicubic-sharpen", "device": "cpu",
+            "batch_size": 2, "plain": False, "compile": False, "identity_guidance": False}
+    done = bench._child(args)
+    assert asked == [torch.device("cuda", 1)] * 2 and done["peak_gpu_mib"] == 1.0

@@ -154,9 +154,10 @@ def _child(args: dict) -> dict:
                            compile=args["compile"], identity_guidance=args["identity_guidance"],
                            overwrite=True, quiet=True)
     plain_frames, plain_seconds = plain_transcode(video, work / "plain.mp4", config.crf) if args["plain"] else (0, 0.0)
-    cuda = pick_device(config.device).type == "cuda"
-    if cuda:
-        torch.cuda.reset_peak_memory_stats()
+    device = pick_device(config.device)
+    cuda = device.type == "cuda"
+    if cuda:  # the device the job runs on (--device cuda:1), not the current one
+        torch.cuda.reset_peak_memory_stats(device)
     report = restore_video(video, work / "restored.mp4", config)
     info = probe_video(video)
     return {"video": str(video), "model": report.model, "device": report.device, "frames": report.frames,
@@ -164,7 +165,7 @@ def _child(args: dict) -> dict:
             "seconds": report.seconds, "stages": report.stages, "plain_frames": plain_frames,
             "plain_seconds": plain_seconds,
             "peak_rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,  # KiB on Linux
-            "peak_gpu_mib": torch.cuda.max_memory_allocated() / 2**20 if cuda else None}
+            "peak_gpu_mib": torch.cuda.max_memory_allocated(device) / 2**20 if cuda else None}
 
 
 def run_child(video: Path, model: str, device: str, batch_size: int = 16, plain: bool = True,
