@@ -134,3 +134,26 @@ def test_unknown_detector_and_missing_insightface(tmp_path):
         make_detector("insightface", insightface_root=tmp_path)
     with pytest.raises(ModelError):
         make_detector("insightface")
+
+
+def test_retinaface_runs_on_the_gpu_the_device_names(monkeypatch):
+    """--device cuda:1 put the restorer on GPU 1 and RetinaFace on GPU 0 (onnxruntime's CUDA provider without a
+    device_id). No GPU here: onnxruntime is told it has the CUDA provider and the sessions it is asked for are
+    recorded."""
+    import onnxruntime
+
+    from clrface_video.faces import detect
+
+    made: list[list] = []
+    monkeypatch.setattr(onnxruntime, "get_available_providers", lambda: ["CUDAExecutionProvider", "CPUExecutionProvider"])
+    monkeypatch.setattr(onnxruntime, "InferenceSession", lambda path, sess_options=None, providers=None:
+                        made.append(providers) or object())
+    detect._retinaface_session.cache_clear()
+    try:
+        for device in ("cuda:1", "cuda", "cpu"):
+            make_detector("retinaface", device=device)
+    finally:
+        detect._retinaface_session.cache_clear()  # the fakes out of the shared cache
+    cpu = "CPUExecutionProvider"
+    assert made == [[("CUDAExecutionProvider", {"device_id": 1}), cpu], [("CUDAExecutionProvider", {"device_id": 0}), cpu],
+                    [cpu]]

