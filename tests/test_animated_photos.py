@@ -1,17 +1,25 @@
 """Animated WebP and multi-page TIFF end to end: every frame or page restored, written back whole in its format."""
 from __future__ import annotations
 
+import gc
+import itertools
 import json
+import os
+from fractions import Fraction
 
 import cv2
 import numpy as np
 import pytest
 import tifffile
 from click.testing import CliRunner
-from PIL import Image, ImageCms, features
+from PIL import Image, ImageCms, WebPImagePlugin, features
 
 from clrface_video.cli import cli
+from clrface_video.errors import ClrfaceError
+from clrface_video.io import webp_frames as webp_module
 from clrface_video.io.webp_anim import LOSSLESS, LOSSY, frame_kinds, is_animated_webp
+from clrface_video.io.webp_frames import LOSSY_QUALITY, WebpWriter, probe_webp
+from clrface_video.types import Frame
 from tests.media import crop_footprints
 
 MODEL = ("--model", "baseline-bicubic-sharpen")
@@ -124,6 +132,123 @@ def test_an_animated_webp_on_ray_is_one_line_before_ray_starts(tmp_path, astrona
     assert result.exit_code != 0 and "--backend local" in result.output and "Traceback" not in result.output
     assert len(result.output.strip().splitlines()) == 1
     assert sorted(p.name for p in tmp_path.iterdir()) == ["anim.webp"]
+
+
+# -- the animated WebP writer -------------------------------------------------------------------------------
+def live_images() -> int:
+    return sum(issubclass(type(thing), Image.Image) for thing in gc.get_objects())  # type(): no lazy __class__
+
+
+def restored_frames(astronaut, count: int, *, alpha: bool) -> list[Frame]:
+    """`count` frames as the pipeline hands them to the writer: RGB, alpha when asked, millisecond pts with
+    uneven gaps, the last frame's own duration."""
+    small = astronaut[::4, ::4]
+    shade = np.tile(np.linspace(0, 255, small.shape[1]).astype(np.uint8), (small.shape[0], 1))
+    gaps = [40 + 10 * (i % 5) for i in range(count)]
+    starts = np.cumsum([0, *gaps[:-1]])
+    return [Frame(image=np.roll(small, 3 * i, axis=1), index=i, pts=int(starts[i]), time_base=Fraction(1, 1000),
+                  duration=gaps[i] if i == count - 1 else None, alpha=np.roll(shade, i, axis=0) if alpha else None)
+            for i in range(count)]
+
+
+@pytest.mark.parametrize(("lossless", "alpha", "count"), [(True, True, 40), (False, False, 40), (True, False, 1)])
+def test_the_webp_writer_holds_no_frames_and_writes_what_pillow_would(tmp_path, astronaut, monkeypatch,
+                                                                      lossless, alpha, count):
+    """No frame is kept as an image while frames arrive, nor all of them while Pillow encodes (one at a time);
+    the file is byte for byte what one Pillow save of all the frames as images writes (the writer's old way)."""
+    source = tmp_path / "source.webp"
+    make_webp(source, astronaut, lossless=lossless, alpha=alpha)
+    frames = restored_frames(astronaut, count, alpha=alpha)
+    encoding = []  # the images alive as Pillow encodes each frame
+    encoder = WebPImagePlugin._webp.WebPAnimEncoder
+
+    class Counting:
+        def __init__(self, *args):
+            self.encoder = encoder(*args)
+
+        def add(self, *args):
+            encoding.append(live_images())
+            return self.encoder.add(*args)
+
+        def assemble(self, *args):
+            return self.encoder.assemble(*args)
+
+    monkeypatch.setattr(WebPImagePlugin._webp, "WebPAnimEncoder", Counting)
+    gc.collect()
+    before = live_images()
+    with WebpWriter(tmp_path / "out.webp", source, probe_webp(source)) as writer:
+        for frame in frames:
+            writer.write(frame)
+        assert live_images() == before  # the old writer kept every frame (count more)
+    assert len(encoding) == (count + 1 if count > 1 else 0)  # each frame and the flush (one frame: a still)
+    assert max(encoding, default=before) <= before + 1  # the old one: all of them and the one Pillow is on
+    assert live_images() == before
+
+    settings = webp_module.read_settings(source, Image.open(source))
+    images = [Image.fromarray(np.dstack([f.image, f.alpha]) if alpha else f.image) for f in frames]
+    gaps = [later.pts - earlier.pts for earlier, later in itertools.pairwise(frames)]
+    durations = [*gaps, frames[-1].duration]
+    extra = {} if lossless else {"quality": LOSSY_QUALITY}
+    images[0].save(tmp_path / "pillow.webp", format="WEBP", save_all=True, append_images=images[1:],
+                   duration=durations, loop=settings.loop, background=settings.background,
+                   lossless=settings.lossless, allow_mixed=settings.mixed, icc_profile=settings.icc,
+                   exif=settings.exif, xmp=settings.xmp, **extra)
+    assert (tmp_path / "out.webp").read_bytes() == (tmp_path / "pillow.webp").read_bytes()
+    after, written_durations, info = webp_frames(tmp_path / "out.webp", "RGBA")
+    assert len(after) == count
+    if count > 1:  # (one frame is written as a still, as Pillow does)
+        assert written_durations == durations and info["loop"] == 3 and frame_kinds(tmp_path / "out.webp") == {
+            LOSSLESS if lossless else LOSSY}
+    if lossless:
+        for frame, pixels in zip(frames, after, strict=True):
+            opacity = frame.alpha if alpha else np.full(frame.image.shape[:2], 255)
+            assert np.array_equal(pixels[..., 3], opacity)
+            assert np.array_equal(pixels[opacity > 0, :3], frame.image[opacity > 0])  # WebP drops clear colours
+
+
+@pytest.mark.parametrize("stop", [None, RuntimeError, KeyboardInterrupt])
+def test_the_webp_writers_spool_is_gone_when_it_ends(tmp_path, astronaut, monkeypatch, stop):
+    """The frames are spooled beside the output in a file with no name there, closed (so gone) however the
+    block ends: a clean exit, an error, Ctrl-C."""
+    source = tmp_path / "source.webp"
+    make_webp(source, astronaut, lossless=True, alpha=True)
+    spools = []
+    temporary_file = webp_module.tempfile.TemporaryFile
+
+    def recorded(*args, **kwargs):
+        spools.append(temporary_file(*args, **kwargs))
+        return spools[-1]
+
+    monkeypatch.setattr(webp_module.tempfile, "TemporaryFile", recorded)
+    out = tmp_path / "out.webp"
+    with pytest.raises(stop or ClrfaceError):  # ClrfaceError: not raised on a clean exit (checked below)
+        with WebpWriter(out, source, probe_webp(source)) as writer:
+            for frame in restored_frames(astronaut, 5, alpha=True):
+                writer.write(frame)
+            assert len(spools) == 1 and spools[0].tell() > 0 and not spools[0].closed
+            if os.name == "posix":
+                assert sorted(p.name for p in tmp_path.iterdir()) == ["source.webp"]  # the spool has no name
+            if stop is not None:
+                raise stop("stopped")
+        if stop is None:
+            raise ClrfaceError("clean exit")
+    assert len(spools) == 1 and spools[0].closed
+    assert sorted(p.name for p in tmp_path.iterdir()) == (["source.webp"] if stop else ["out.webp", "source.webp"])
+    assert len(webp_frames(out)[0]) == 5 if stop is None else not out.exists()
+
+
+def test_the_webp_writer_refuses_no_frames_and_a_frame_of_another_size(tmp_path, astronaut):
+    source = tmp_path / "source.webp"
+    make_webp(source, astronaut, lossless=True, alpha=False)
+    with pytest.raises(ClrfaceError, match="no frames were written to none.webp"), \
+            WebpWriter(tmp_path / "none.webp", source, probe_webp(source)):
+        pass
+    first, second = restored_frames(astronaut, 2, alpha=False)
+    with pytest.raises(ClrfaceError, match=r"writing odd.webp failed: frame 1 is 128x64, the first 128x128"), \
+            WebpWriter(tmp_path / "odd.webp", source, probe_webp(source)) as writer:
+        writer.write(first)
+        writer.write(Frame(image=second.image[:64], index=1, pts=second.pts, time_base=second.time_base))
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["source.webp"]
 
 
 # -- multi-page TIFF ---------------------------------------------------------------------------------------
