@@ -145,3 +145,47 @@ def test_bench_reads_the_peak_gpu_memory_of_the_gpu_the_job_runs_on(tmp_path, mo
             "batch_size": 2, "plain": False, "compile": False, "identity_guidance": False}
     done = bench._child(args)
     assert asked == [torch.device("cuda", 1)] * 2 and done["peak_gpu_mib"] == 1.0
+
+
+def test_bench_and_eval_import_without_the_resource_module():
+    """Windows has no `resource` module: bench imported it at the top, and eval's report imports bench, so both
+    commands stopped with ModuleNotFoundError there. Here `resource` is made unimportable, as on Windows."""
+    import subprocess
+    import sys
+
+    code = ("import sys; sys.modules['resource'] = None\n"
+            "import clrface_video.eval.bench, clrface_video.eval.report, clrface_video.eval.run\n")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=False)
+    assert done.returncode == 0, done.stderr
+
+
+def test_peak_rss_is_in_mib_on_macos_and_windows(monkeypatch):
+    """ru_maxrss is bytes on macOS (KiB on Linux): bench reported macOS figures 1024 times too large. Windows reads
+    the peak working set from psapi (faked here: ctypes has no windll on Linux)."""
+    import ctypes
+    import resource
+    import sys
+    from types import SimpleNamespace
+
+    from clrface_video.eval import bench
+
+    usage = SimpleNamespace(ru_maxrss=3 * 2**30)  # 3 GiB, in bytes as macOS counts it
+    monkeypatch.setattr(resource, "getrusage", lambda who: usage)
+    monkeypatch.setattr(sys, "platform", "darwin")
+    assert bench.peak_rss_mib() == 3072
+    usage.ru_maxrss = 3 * 2**20  # the same 3 GiB in KiB, as Linux counts it
+    monkeypatch.setattr(sys, "platform", "linux")
+    assert bench.peak_rss_mib() == 3072
+
+    asked = []
+
+    def memory_info(process, counters, size):
+        asked.append((process.value, size == ctypes.sizeof(counters._obj)))
+        counters._obj.PeakWorkingSetSize = 3 * 2**30
+        return 1
+
+    windll = SimpleNamespace(psapi=SimpleNamespace(GetProcessMemoryInfo=memory_info))
+    monkeypatch.setattr(ctypes, "windll", windll, raising=False)
+    monkeypatch.setattr(sys, "platform", "win32")
+    assert bench.peak_rss_mib() == 3072
+    assert asked == [(ctypes.c_void_p(-1).value, True)]  # this process (GetCurrentProcess's pseudo handle)

@@ -4,7 +4,6 @@ from __future__ import annotations
 import json
 import os
 import platform
-import resource
 import subprocess
 import sys
 import tempfile
@@ -30,7 +29,7 @@ class EndToEnd:
     """restore_video on one file, in a fresh process, next to a plain PyAV decode+encode of the same file.
 
     stages: the pipeline report's seconds per stage; ratio_to_plain: restore seconds / plain seconds;
-    peak_rss_mib: ru_maxrss of that process; peak_gpu_mib: torch's peak allocation (None on the CPU).
+    peak_rss_mib: that process's peak resident memory (peak_rss_mib()); peak_gpu_mib: torch's peak allocation (None on the CPU).
     """
 
     video: str
@@ -140,6 +139,36 @@ def plain_transcode(video: Path, output: Path, crf: int = 18) -> tuple[int, floa
     return frames, time.perf_counter() - start
 
 
+def peak_rss_mib() -> float:
+    """This process's peak resident memory in MiB. ru_maxrss counts KiB on Linux and bytes on macOS; Windows has no
+    `resource` module, and gives its peak working set through psapi's GetProcessMemoryInfo."""
+    if sys.platform == "win32":
+        return _peak_working_set() / 2**20
+    import resource
+
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return peak / 2**20 if sys.platform == "darwin" else peak / 1024
+
+
+def _peak_working_set() -> int:
+    """PeakWorkingSetSize of this process, in bytes (Windows only)."""
+    import ctypes
+    from ctypes import wintypes
+
+    class Counters(ctypes.Structure):  # PROCESS_MEMORY_COUNTERS
+        _fields_ = [("cb", wintypes.DWORD), ("PageFaultCount", wintypes.DWORD),
+                    *((name, ctypes.c_size_t) for name in (
+                        "PeakWorkingSetSize", "WorkingSetSize", "QuotaPeakPagedPoolUsage", "QuotaPagedPoolUsage",
+                        "QuotaPeakNonPagedPoolUsage", "QuotaNonPagedPoolUsage", "PagefileUsage", "PeakPagefileUsage"))]
+
+    counters = Counters()
+    counters.cb = ctypes.sizeof(counters)
+    this_process = wintypes.HANDLE(-1)  # what GetCurrentProcess() returns
+    if not ctypes.windll.psapi.GetProcessMemoryInfo(this_process, ctypes.byref(counters), counters.cb):
+        raise OSError("GetProcessMemoryInfo failed")
+    return int(counters.PeakWorkingSetSize)
+
+
 def _child(args: dict) -> dict:
     """Run in a fresh interpreter: the plain transcode, then restore_video; print one JSON line."""
     import torch
@@ -164,7 +193,7 @@ def _child(args: dict) -> dict:
             "width": info.width, "height": info.height, "faces": report.faces, "tracks": report.tracks,
             "seconds": report.seconds, "stages": report.stages, "plain_frames": plain_frames,
             "plain_seconds": plain_seconds,
-            "peak_rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,  # KiB on Linux
+            "peak_rss_mib": peak_rss_mib(),
             "peak_gpu_mib": torch.cuda.max_memory_allocated(device) / 2**20 if cuda else None}
 
 
