@@ -97,3 +97,28 @@ def test_shared_training_folder_has_no_reserved_identities() -> None:
     assert sources and not any(s.identity[4:5] in "TUVWXYZ" for s in sources if s.dataset == "lfw")
     few = [s for s in sources if s.dataset == "lfw"][:6] + [s for s in sources if s.dataset != "lfw"][:6]
     assert all(s.path.is_file() for s in few)
+
+
+def test_the_manifest_is_utf8_whatever_the_locale(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """manifest.csv was opened in the locale's encoding, cp1252 on Windows: a source or identity named in another
+    script stopped prepare-faces with UnicodeEncodeError once every face was aligned, and a manifest made on Linux
+    (UTF-8) could not be read there. Here open() in the manifest module defaults to cp1252, as on Windows."""
+    import builtins
+
+    from clrface_video.train import manifest as manifest_module
+    from clrface_video.train.manifest import PreparedFace, write_manifest
+
+    def windows_open(file, mode="r", *args, **kwargs):
+        if "b" not in mode:
+            kwargs.setdefault("encoding", "cp1252")
+        return builtins.open(file, mode, *args, **kwargs)
+
+    monkeypatch.setattr(manifest_module, "open", windows_open, raising=False)
+    row = PreparedFace("train/photos_1.jpg", "C:/Fotos/张伟/1.jpg", "photos/张伟", "photos", "train", 0.9, 1.0)
+    path = tmp_path / "manifest.csv"
+    write_manifest(path, [row])
+    assert read_manifest(path) == [row]
+    assert "张伟" in path.read_text(encoding="utf-8")  # the same bytes as a manifest written on Linux or macOS
+    path.write_text("file,source,identity,dataset,split,score,coverage\n"
+                    "train/a.jpg,/data/Ýr/a.jpg,lfw/Ýr,lfw,train,0.9000,1.0000\n", encoding="utf-8")
+    assert read_manifest(path)[0].identity == "lfw/Ýr"  # UTF-8 'Ý' holds a byte cp1252 leaves undefined

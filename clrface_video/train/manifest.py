@@ -24,7 +24,7 @@ class PreparedFace:
 
 
 def write_manifest(path: Path, rows: Iterable[PreparedFace]) -> None:
-    with atomic(path) as tmp, open(tmp, "w", newline="") as fh:
+    with atomic(path) as tmp, open(tmp, "w", newline="", encoding="utf-8") as fh:
         writer = csv.writer(fh)
         writer.writerow(MANIFEST_FIELDS)
         for r in rows:
@@ -32,6 +32,6 @@ def write_manifest(path: Path, rows: Iterable[PreparedFace]) -> None:
 
 
 def read_manifest(path: Path) -> list[PreparedFace]:
-    with open(path, newline="") as fh:
+    with open(path, newline="", encoding="utf-8") as fh:
         return [PreparedFace(r["file"], r["source"], r["identity"], r["dataset"], r["split"], float(r["score"]),
                              float(r["coverage"])) for r in csv.DictReader(fh)]
