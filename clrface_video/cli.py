@@ -335,4 +335,9 @@ def main() -> None:
     import signal
 
     signal.signal(signal.SIGTERM, _raise_terminated)
+    # Python writes a redirected stdout (> log.txt, a pipe) in the locale's encoding, which on Windows is a code
+    # page such as cp1252, and strictly: a path it cannot spell stopped the command after its work was done.
+    # Such characters come out as \uXXXX escapes instead, as Python already writes them on stderr.
+    if hasattr(sys.stdout, "reconfigure"):
+        sys.stdout.reconfigure(errors="backslashreplace")
     cli(prog_name="clrface-video")

@@ -491,3 +491,22 @@ def test_every_restore_option_reaches_the_job(small_clip, monkeypatch, flags, ex
 def test_an_output_folder_nobody_can_write_in_is_refused_before_any_work(small_clip):
     result = run("restore", small_clip, "-o", "/proc/clrface_out.mp4", *BASELINE)
     assert_one_line_error(result, "cannot write in /proc")
+
+
+def test_a_name_the_console_code_page_cannot_spell_does_not_fail_the_command(tmp_path):
+    """Windows writes a redirected stdout (> log.txt, a pipe from a script) in its ANSI code page, cp1252 here, and
+    Python's stdout is strict there: the summary line naming 张.png stopped the command with exit 1 after the work
+    was done. PYTHONIOENCODING=cp1252 gives this Linux run the same stdout."""
+    import os
+    import subprocess
+    import sys
+
+    from PIL import Image
+
+    for name in ("张.png", "张_restored.png"):  # already restored: the summary line without the restoring
+        Image.new("RGB", (32, 32)).save(tmp_path / name)
+    done = subprocess.run([sys.executable, "-m", "clrface_video", "restore", str(tmp_path / "张.png"), *BASELINE],
+                          capture_output=True, env={**os.environ, "PYTHONIOENCODING": "cp1252"}, timeout=120,
+                          check=False)
+    assert done.returncode == 0, done.stderr.decode("cp1252")
+    assert done.stdout.decode("cp1252").startswith("already restored") and b"\\u5f20_restored.png" in done.stdout
