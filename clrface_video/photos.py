@@ -195,6 +195,8 @@ def draw_faces(image: np.ndarray, faces: list[Face], path: str | Path) -> None:
     """Save a copy of `image` with each face's box and its 5 landmarks drawn on it."""
     import cv2
 
+    from .io import cv_files
+
     canvas = np.ascontiguousarray(image[..., ::-1])
     colours = [(255, 0, 0), (0, 0, 255), (0, 255, 0), (255, 0, 255), (0, 255, 255)]  # BGR, per landmark
     thickness = max(1, round(max(image.shape[:2]) / 400))
@@ -204,7 +206,7 @@ def draw_faces(image: np.ndarray, faces: list[Face], path: str | Path) -> None:
         for (x, y), colour in zip(face.landmarks, colours):
             cv2.circle(canvas, (round(float(x)), round(float(y))), 2 * thickness, colour, -1)
     try:
-        written = cv2.imwrite(str(path), canvas)
+        written = cv_files.imwrite(path, canvas)
     except cv2.error:
         written = False
     if not written:

@@ -49,3 +49,16 @@ def warnings_logged(caplog):
     yield caplog
     logger.removeHandler(caplog.handler)
     logger.setLevel(level)
+
+
+@pytest.fixture()
+def opencv_as_on_windows(monkeypatch):
+    """cv2.imread and cv2.imwrite as OpenCV's Windows builds behave: they open a path in the ANSI code
+    page, so one with another character (any non-ASCII one here) reads as missing and is not written."""
+    import cv2
+
+    def ascii_only(real, failed):
+        return lambda path, *args, **kwargs: real(path, *args, **kwargs) if str(path).isascii() else failed
+
+    monkeypatch.setattr(cv2, "imread", ascii_only(cv2.imread, None))
+    monkeypatch.setattr(cv2, "imwrite", ascii_only(cv2.imwrite, False))

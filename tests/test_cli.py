@@ -271,6 +271,20 @@ def test_detect_prints_the_astronaut_and_draws(tmp_path, astronaut):
     assert "landmarks" in result.output and drawn.is_file()
 
 
+def test_detect_draws_into_a_folder_opencv_cannot_name_on_windows(tmp_path, astronaut, opencv_as_on_windows):
+    """detect --draw wrote with cv2.imwrite, which on Windows cannot open a path outside the ANSI code page
+    (C:/Users/Zoë/...): 'cannot write'. The fixture makes OpenCV behave so here."""
+    from PIL import Image
+
+    folder = tmp_path / "Zoë"
+    folder.mkdir()
+    photo, drawn = folder / "astronaut.png", folder / "drawn.png"
+    Image.fromarray(astronaut).save(photo)
+    result = run("detect", photo, "--draw", drawn)
+    assert result.exit_code == 0, result.output
+    assert Image.open(drawn).size == (512, 512)
+
+
 def _detected_boxes(output: str) -> list[list[float]]:
     """The boxes `detect` printed, one per face."""
     return [[float(v) for v in line.split("box [")[1].split("]")[0].split(", ")]

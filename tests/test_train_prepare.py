@@ -122,3 +122,31 @@ def test_the_manifest_is_utf8_whatever_the_locale(tmp_path: Path, monkeypatch: p
     path.write_text("file,source,identity,dataset,split,score,coverage\n"
                     "train/a.jpg,/data/Ýr/a.jpg,lfw/Ýr,lfw,train,0.9000,1.0000\n", encoding="utf-8")
     assert read_manifest(path)[0].identity == "lfw/Ýr"  # UTF-8 'Ý' holds a byte cp1252 leaves undefined
+
+
+def test_prepare_and_train_in_a_folder_opencv_cannot_name_on_windows(tmp_path: Path, astronaut: np.ndarray,
+                                                                     opencv_as_on_windows) -> None:
+    """prepare-faces wrote its crops, and training read them and wrote its previews, with cv2.imwrite/imread, which
+    on Windows cannot open a path outside the ANSI code page (C:/Users/Zoë/...): prepare-faces stopped with 'could
+    not write', training found every crop 'missing or unreadable'. The fixture makes OpenCV behave so here."""
+    from types import SimpleNamespace
+
+    import torch
+    from PIL import Image
+
+    from clrface_video.train.data import FaceDataset, check_prepared
+    from clrface_video.train.loop import save_preview
+
+    src = tmp_path / "Zoë" / "photos"
+    src.mkdir(parents=True)
+    Image.fromarray(astronaut).save(src / "astronaut.png")
+    Image.fromarray(np.ascontiguousarray(astronaut[:, ::-1])).save(src / "mirrored.png")
+    out = tmp_path / "Zoë" / "faces"
+    rows = prepare_faces(src, out, PrepareConfig(size=64))
+    assert len(rows) == 2 and all((out / r.file).is_file() for r in rows)
+    assert check_prepared(out, 64, 2) == "train"
+    data = FaceDataset(out, "train", degrade=False)
+    assert data.images.shape == (2, 64, 64, 3)
+    stage = SimpleNamespace(needs_lq=True, preview=lambda hq, lq: lq)
+    save_preview(out / "preview.png", stage, data.images, data.images, torch.device("cpu"))
+    assert Image.open(out / "preview.png").size == (128, 192)

@@ -9,6 +9,7 @@ import torch
 from torch.utils.data import Dataset
 
 from ..errors import ClrfaceError
+from ..io import cv_files
 from .degrade import DegradeConfig, degrade
 from .manifest import MANIFEST, PreparedFace, read_manifest
 
@@ -25,7 +26,7 @@ def check_prepared(data_dir: Path, resolution: int, batch_size: int) -> str:
     if len(train) < batch_size:
         raise ClrfaceError(f"{data_dir} has {len(train)} training faces, fewer than one batch of {batch_size}; "
                            "add faces or lower --batch-size")
-    first = cv2.imread(str(Path(data_dir) / train[0].file), cv2.IMREAD_UNCHANGED)
+    first = cv_files.imread(Path(data_dir) / train[0].file, cv2.IMREAD_UNCHANGED)
     if first is None:
         raise ClrfaceError(f"prepared crop missing or unreadable: {Path(data_dir) / train[0].file}")
     if first.shape[:2] != (resolution, resolution):
@@ -38,7 +39,7 @@ def load_crops(data_dir: Path, rows: list[PreparedFace]) -> np.ndarray:
     """All crops of `rows` as one (N, S, S, 3) uint8 RGB array."""
     images = []
     for row in rows:
-        bgr = cv2.imread(str(Path(data_dir) / row.file), cv2.IMREAD_COLOR)
+        bgr = cv_files.imread(Path(data_dir) / row.file, cv2.IMREAD_COLOR)
         if bgr is None:
             raise FileNotFoundError(f"prepared crop missing or unreadable: {Path(data_dir) / row.file}")
         images.append(bgr[..., ::-1])

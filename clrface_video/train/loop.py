@@ -103,11 +103,11 @@ def finite(losses: dict[str, torch.Tensor]) -> bool:
 
 def save_preview(path: Path, stage: Stage, hq: np.ndarray, lq: np.ndarray, device: torch.device) -> None:
     """A PNG grid: rows of clean, degraded and the stage's output for a few fixed held-out faces."""
-    import cv2
+    from ..io import cv_files
 
     out = to_uint8(stage.preview(to_tensor(hq).to(device), to_tensor(lq).to(device)))
     rows = [np.concatenate(list(a), axis=1) for a in (hq, lq if stage.needs_lq else hq, out)]
-    cv2.imwrite(str(path), np.concatenate(rows, axis=0)[..., ::-1])
+    cv_files.imwrite(path, np.concatenate(rows, axis=0)[..., ::-1])
 
 
 def run_stage(ctx: Context, stage_name: str) -> StageState:

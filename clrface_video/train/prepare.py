@@ -16,6 +16,7 @@ import cv2
 import numpy as np
 
 from ..errors import ClrfaceError, one_line
+from ..io import cv_files
 from ..io.decode import IMAGE_EXTENSIONS, is_image_path
 from ..paths import check_outside, output_folder
 from .manifest import MANIFEST, PreparedFace, write_manifest
@@ -146,7 +147,7 @@ class _Worker:
             return None
         crop = align_face(rgb, face.landmarks, self.config.size, border=self.config.border)
         rel = f"{split}/{name}"
-        ok = cv2.imwrite(str(self.out_dir / rel), np.ascontiguousarray(crop.image[..., ::-1]),
+        ok = cv_files.imwrite(self.out_dir / rel, np.ascontiguousarray(crop.image[..., ::-1]),
                          [cv2.IMWRITE_JPEG_QUALITY, self.config.jpeg_quality])
         if not ok:
             raise OSError(f"could not write {self.out_dir / rel}")
