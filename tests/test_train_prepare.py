@@ -150,3 +150,15 @@ def test_prepare_and_train_in_a_folder_opencv_cannot_name_on_windows(tmp_path: P
     stage = SimpleNamespace(needs_lq=True, preview=lambda hq, lq: lq)
     save_preview(out / "preview.png", stage, data.images, data.images, torch.device("cpu"))
     assert Image.open(out / "preview.png").size == (128, 192)
+
+
+def test_crop_names_that_differ_only_in_case_are_told_apart() -> None:
+    """IMG_1.JPG and img_1.png in one folder got the crop names photos_IMG_1.jpg and photos_img_1.jpg: one file on
+    macOS's and Windows' file systems, so the second face overwrote the first and both manifest rows showed it."""
+    from clrface_video.train.prepare import SourceImage, output_names
+
+    sources = [SourceImage(Path(f"/src/photos/{name}"), f"photos/{name.split('.')[0]}", "photos")
+               for name in ("IMG_1.JPG", "img_1.png", "Img_1.jpeg")]
+    names = output_names(sources)
+    assert names == ["photos_IMG_1.jpg", "photos_img_1_2.jpg", "photos_Img_1_3.jpg"]
+    assert len({name.lower() for name in names}) == 3

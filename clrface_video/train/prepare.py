@@ -94,15 +94,16 @@ def output_name(source: SourceImage) -> str:
 
 def output_names(sources: list[SourceImage]) -> list[str]:
     """output_name of each source, with _2, _3, ... added where two sources would share one (x/face.jpg and
-    x/face.png, or a/x/face.jpg and b/x/face.jpg), so that no crop overwrites another."""
-    taken: set[str] = set()
+    x/face.png, or a/x/face.jpg and b/x/face.jpg), so that no crop overwrites another; names that differ only in
+    case count as one, as they are one file on macOS and Windows (x/Face.jpg and x/face.png)."""
+    taken: set[str] = set()  # lower-cased
     names = []
     for source in sources:
         name = output_name(source)
         stem, n = name[:-len(".jpg")], 2
-        while name in taken:
+        while name.lower() in taken:
             name, n = f"{stem}_{n}.jpg", n + 1
-        taken.add(name)
+        taken.add(name.lower())
         names.append(name)
     return names
 
