@@ -124,3 +124,21 @@ def test_a_time_budget_that_runs_out_on_one_rank_stops_every_rank_at_the_same_st
     mp.spawn(_stop_worker, args=(_free_port(), str(data), str(tmp_path / "run"), str(tmp_path)), nprocs=2, join=True)
     assert [json.loads((tmp_path / f"rank{r}.json").read_text()) for r in (0, 1)] == [2, 2]
     assert json.loads((tmp_path / "run" / "irn" / "state.json").read_text())["step"] == 2
+
+
+def test_torchrun_on_gpus_without_nccl_uses_gloo(monkeypatch: pytest.MonkeyPatch) -> None:
+    """torch's Windows builds have no NCCL: train under torchrun on CUDA asked for it and stopped with 'Distributed
+    package doesn't have NCCL built in'. Gloo (which takes CUDA tensors too) is used there; NCCL where it exists."""
+    from clrface_video.train import ddp
+
+    asked: list[str] = []
+    monkeypatch.setenv("WORLD_SIZE", "2")
+    monkeypatch.setattr(dist, "is_initialized", lambda: False)
+    monkeypatch.setattr(dist, "init_process_group", lambda backend, **kwargs: asked.append(backend))
+    monkeypatch.setattr(dist, "get_rank", lambda *args: 0)
+    monkeypatch.setattr(dist, "get_world_size", lambda *args: 2)
+    for nccl in (False, True):
+        monkeypatch.setattr(dist, "is_nccl_available", lambda nccl=nccl: nccl)
+        assert ddp.init_distributed(torch.device("cuda", 0)).world == 2
+    ddp.init_distributed(torch.device("cpu"))
+    assert asked == ["gloo", "nccl", "gloo"]

@@ -26,13 +26,14 @@ class Dist:
 
 
 def init_distributed(device: torch.device) -> Dist:
-    """init_process_group when launched by torchrun with WORLD_SIZE > 1 (nccl on CUDA, gloo on CPU)."""
+    """init_process_group when launched by torchrun with WORLD_SIZE > 1 (nccl on CUDA, gloo on CPU, and on CUDA
+    where torch has no NCCL: its Windows builds)."""
     world = int(os.environ.get("WORLD_SIZE", "1"))
     if world <= 1:
         return Dist()
     opened = not dist.is_initialized()
     if opened:
-        dist.init_process_group("nccl" if device.type == "cuda" else "gloo")
+        dist.init_process_group("nccl" if device.type == "cuda" and dist.is_nccl_available() else "gloo")
     return Dist(dist.get_rank(), dist.get_world_size(), int(os.environ.get("LOCAL_RANK", "0")), opened)
 
 
