@@ -34,6 +34,9 @@ def default_output(path: Path, span: TimeSpan | None = None) -> Path:
 def _twin(folder: Path, stretch: str = "") -> Path:
     """The folder's _restored twin beside it (under its own name: "." and ".." have none to add it to)."""
     named = folder if folder.name not in ("", "..") else folder.resolve()
+    if not named.name:  # a drive's root (E:\ of a memory card) or /: nothing beside it to hold the twin
+        raise ClrfaceError(f"{folder} is the root of its drive, with no folder beside it for the restored copy; "
+                           "give one with -o OUTPUT")
     return named.with_name(named.name + SUFFIX + stretch)
 
 

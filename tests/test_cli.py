@@ -524,3 +524,10 @@ def test_a_name_the_console_code_page_cannot_spell_does_not_fail_the_command(tmp
                           check=False)
     assert done.returncode == 0, done.stderr.decode("cp1252")
     assert done.stdout.decode("cp1252").startswith("already restored") and b"\\u5f20_restored.png" in done.stdout
+
+
+def test_a_drive_root_without_an_output_asks_for_one():
+    """restore E:\\ (a memory card's root on Windows; / elsewhere) has no folder beside it for E:\\_restored: the
+    default output name failed as 'unexpected ValueError: ... has an empty name', exit 1."""
+    root = Path(Path.cwd().anchor)
+    assert_one_line_error(run("restore", root, *BASELINE), "root of its drive", "-o OUTPUT")
