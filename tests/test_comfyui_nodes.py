@@ -207,3 +207,19 @@ def test_alpha_passes_through_and_bad_shapes_fail(plugin, model, astronaut):
 def test_insightface_without_a_model_pack_names_where_to_put_it(plugin, model, astronaut):
     with pytest.raises(ClrfaceError, match="insightface/models/buffalo_l"):
         restore(plugin, model, image_batch(astronaut, 1), detector="insightface")
+
+
+def test_the_loader_takes_the_cpu_where_comfyui_runs_on_apple_silicon(plugin, nodes, monkeypatch):
+    """On a Mac ComfyUI's device is Apple's mps, which clrface_video refuses: the Load CLR-Face Model node failed
+    there with "unknown --device 'mps'". It loads on the CPU where ComfyUI's device is neither CUDA nor the CPU."""
+    from types import SimpleNamespace
+
+    def comfyui_on(device: str) -> SimpleNamespace:
+        return SimpleNamespace(get_torch_device=lambda: torch.device(device), soft_empty_cache=lambda: None)
+
+    for device, expected in (("mps", "cpu"), ("xpu:0", "cpu"), ("cpu", "cpu"), ("cuda:1", "cuda:1")):
+        monkeypatch.setattr(nodes, "model_management", comfyui_on(device))
+        assert nodes.comfy_device() == expected
+    monkeypatch.setattr(nodes, "model_management", comfyui_on("mps"))
+    (session,) = plugin.NODE_CLASS_MAPPINGS["CLRFaceModelLoader"]().load(BASELINE)
+    assert session.device.type == "cpu"

@@ -86,8 +86,12 @@ def model_option(choice: str) -> str:
 
 
 def comfy_device() -> str:
-    """ComfyUI's torch device (--cpu gives cpu); outside ComfyUI, clrface_video's own choice."""
-    return str(model_management.get_torch_device()) if model_management is not None else "auto"
+    """ComfyUI's torch device (--cpu gives cpu), or the CPU where that is another kind than CUDA (Apple silicon's mps,
+    Intel's xpu, DirectML), which clrface_video refuses; outside ComfyUI, clrface_video's own choice."""
+    if model_management is None:
+        return "auto"
+    device = model_management.get_torch_device()
+    return str(device) if torch.device(device).type in ("cpu", "cuda") else "cpu"
 
 
 def empty_cache() -> None:
