@@ -159,3 +159,33 @@ def test_joined_matroska_segments_keep_timing_tags_chapters_and_pixel_shape(tmp_
     decoded = [frame.image for path in paths for frame in read_frames(path)]
     assert all(np.array_equal(a, frame.image) for a, frame in zip(decoded, read_frames(out), strict=True))
     assert_archive_tags_kept(clip, out)
+
+
+def test_the_local_ray_on_macos_keeps_its_socket_paths_short(tmp_path, monkeypatch):
+    """macOS's per-user temp folder (/var/folders/xx/<28 characters>/T/) left Ray's socket paths
+    (<temp>/session_<date>_<pid>/sockets/plasma_store) past macOS's 103 bytes: a local Ray could not start there
+    ('AF_UNIX path length cannot exceed 103 bytes'). Ray itself uses /tmp on macOS; so does its temp folder now.
+    Ray is faked here (it checks the length only on the platform it runs on)."""
+    import sys
+    import tempfile
+
+    from clrface_video.distributed import cluster
+
+    mac_temp = tmp_path / "var" / "folders" / "zz" / "zyxvpxvq6csfxvn_n0000000000000" / "T"
+    mac_temp.mkdir(parents=True)
+    monkeypatch.setattr(tempfile, "tempdir", str(mac_temp))
+    monkeypatch.setattr(sys, "platform", "darwin")
+    for name, value in cluster.LOCAL_SETTINGS.items():
+        monkeypatch.setenv(name, value)
+    started: list[str] = []
+
+    class FakeRay:
+        is_initialized = staticmethod(lambda: False)
+        init = staticmethod(lambda **options: started.append(options["_temp_dir"]))
+        shutdown = staticmethod(lambda: None)
+
+    monkeypatch.setattr(cluster, "import_ray", FakeRay)
+    with cluster.ray_session():
+        pass
+    socket = f"{started[0]}/session_2025-01-31_12-34-56_123456_12345/sockets/plasma_store"
+    assert len(socket.encode()) <= 103, socket

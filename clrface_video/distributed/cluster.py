@@ -54,7 +54,9 @@ def ray_session(address: str | None = None, *, num_cpus: int | None = None) -> I
         if too_late:
             log.warning("Ray was imported before RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER=0 was set; "
                         "the local Ray may listen on every interface")
-        temp_dir = tempfile.mkdtemp(prefix="clrray-")  # short: Ray's socket paths must stay under ~107 chars
+        # short: Ray's socket paths must stay under 107 bytes (103 on macOS, whose per-user temp folder,
+        # /var/folders/xx/.../T/, leaves too little of them: Ray itself uses /tmp there)
+        temp_dir = tempfile.mkdtemp(prefix="clrray-", dir="/tmp" if sys.platform == "darwin" else None)
         ray.init(num_cpus=num_cpus, include_dashboard=False, _node_ip_address="127.0.0.1", _temp_dir=temp_dir,
                  object_store_memory=1 << 30, log_to_driver=False, logging_level=logging.WARNING)
     try:
