@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import csv
+import sys
 from pathlib import Path
 
 import cv2
@@ -162,3 +163,30 @@ def test_crop_names_that_differ_only_in_case_are_told_apart() -> None:
     names = output_names(sources)
     assert names == ["photos_IMG_1.jpg", "photos_img_1_2.jpg", "photos_Img_1_3.jpg"]
     assert len({name.lower() for name in names}) == 3
+
+
+def test_prepare_faces_on_windows_asks_for_no_more_processes_than_a_windows_pool_takes(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """prepare-faces --workers takes up to 64, and on Windows a ProcessPoolExecutor refuses more than 61
+    ('max_workers must be <= 61'): --workers 62 to 64 stopped there. The pool is recorded, not started."""
+    from concurrent.futures import process
+
+    from clrface_video.train import prepare
+
+    asked: list[int] = []
+
+    class Recorded(Exception):
+        pass
+
+    def pool(max_workers, **kwargs):
+        asked.append(max_workers)
+        raise Recorded
+
+    monkeypatch.setattr(prepare, "ProcessPoolExecutor", pool)
+    monkeypatch.setattr(sys, "platform", "win32")
+    with pytest.raises(Recorded):
+        next(prepare._results([], PrepareConfig(workers=64), tmp_path))
+    monkeypatch.setattr(sys, "platform", "linux")
+    with pytest.raises(Recorded):
+        next(prepare._results([], PrepareConfig(workers=64), tmp_path))
+    assert asked == [process._MAX_WINDOWS_WORKERS, 64]

@@ -6,6 +6,7 @@ import hashlib
 import logging
 import os
 import re
+import sys
 import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import ProcessPoolExecutor
@@ -176,7 +177,8 @@ def _results(items: list[tuple[SourceImage, str, str]], config: PrepareConfig,
         worker = _Worker(config, out_dir)
         yield from map(worker, items)
         return
-    with ProcessPoolExecutor(config.workers, initializer=_init_process, initargs=(config, out_dir)) as pool:
+    workers = min(config.workers, 61) if sys.platform == "win32" else config.workers  # Windows' pools take 61 at most
+    with ProcessPoolExecutor(workers, initializer=_init_process, initargs=(config, out_dir)) as pool:
         yield from pool.map(_run_in_process, items, chunksize=64)
 
 
