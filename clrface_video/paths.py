@@ -50,6 +50,13 @@ def _same_file(a: Path, b: Path) -> bool:
     return a.resolve() == b.resolve() or (a.exists() and b.exists() and os.path.samefile(a, b))
 
 
+def _same_folder(a: Path, b: Path) -> bool:
+    try:
+        return os.path.samefile(a, b)
+    except OSError:  # one of them does not exist (yet)
+        return False
+
+
 def _missing(folder: Path) -> list[Path]:
     """`folder` and those of its parents that do not exist yet, deepest first."""
     missing = []
@@ -91,8 +98,10 @@ def output_folder(folder: Path) -> Iterator[Path]:
 
 
 def check_outside(folder: Path, source: Path, what: str = "output folder") -> None:
-    """An output folder may be neither the input folder nor inside it (its outputs would be read as inputs)."""
-    if Path(folder).resolve().is_relative_to(Path(source).resolve()):
+    """An output folder may be neither the input folder nor inside it (its outputs would be read as inputs). Its
+    folders that exist are compared as files, not names: on macOS's file system Photos/out is inside photos."""
+    inside, within = Path(folder).resolve(), Path(source).resolve()
+    if inside.is_relative_to(within) or any(_same_folder(above, within) for above in (inside, *inside.parents)):
         raise ClrfaceError(f"{what} {folder} is inside the input folder {source}; choose one outside it")
 
 

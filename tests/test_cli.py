@@ -153,6 +153,26 @@ def test_output_folder_inside_input_folder_is_refused(tmp_path):
     assert not (tmp_path / "album" / "out").exists()
 
 
+def test_an_output_folder_inside_the_input_spelled_in_another_case_is_refused(tmp_path, monkeypatch):
+    """On macOS's (and Windows') file systems Album and album are one folder: -o album/restored for the input Album
+    was not seen to be inside it (the names were compared), so a rerun read the restored photos as inputs. Linux
+    folders are case-sensitive: os.path.samefile is made to compare as macOS does."""
+    import os
+
+    from PIL import Image
+
+    def samefile_as_on_macos(a, b):
+        return str(Path(a).resolve()).lower() == str(Path(b).resolve()).lower()
+
+    (tmp_path / "Album").mkdir()
+    Image.new("RGB", (32, 32)).save(tmp_path / "Album" / "a.png")
+    monkeypatch.setattr(os.path, "samefile", samefile_as_on_macos)
+    result = run("restore", tmp_path / "Album", "-o", tmp_path / "album" / "restored", *BASELINE)
+    assert_one_line_error(result, "inside the input folder")
+    assert not (tmp_path / "album").exists()
+    assert run("restore", tmp_path / "Album", "-o", tmp_path / "Album_restored", *BASELINE).exit_code == 0
+
+
 @pytest.mark.parametrize("option, words", [
     (["--fidelity", "1.5"], ["--fidelity"]),
     (["--batch-size", "0"], ["--batch-size"]),
