@@ -13,6 +13,7 @@ from pathlib import Path
 
 import cv2
 
+from clrface_video.io.cv_files import imread
 from clrface_video.train.manifest import MANIFEST, read_manifest, write_manifest
 
 
@@ -20,7 +21,7 @@ def pack(src: Path, dst: Path, quality: int) -> tuple[int, int]:
     """Write every face of src's manifest to dst as WebP; returns (faces, bytes written)."""
     rows, out, total = read_manifest(src / MANIFEST), [], 0
     for row in rows:
-        image = cv2.imread(str(src / row.file), cv2.IMREAD_COLOR)
+        image = imread(src / row.file, cv2.IMREAD_COLOR)  # any path, on Windows too
         if image is None:
             raise SystemExit(f"error: cannot read {src / row.file}")
         name = str(Path(row.file).with_suffix(".webp"))
