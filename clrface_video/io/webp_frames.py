@@ -103,6 +103,8 @@ class _SpooledFrames(Image.Image):
         # Pillow internals, as its own file plugins do: an image's mode and size live in _mode and _size (the
         # public mode and size are read-only), its pixels in .im (one buffer, refilled by frombytes on each seek)
         self._mode, self._size = mode, size
+        if self.mode != mode:  # Pillow 10.0 (pyproject allows it): mode is a plain attribute, not one over _mode
+            self.mode = mode
         self.im = Image.new(mode, size).im
         self._spool, self._offsets, self._frame = spool, offsets, -1
         self.seek(0)
