@@ -1,10 +1,13 @@
 """Animated WebP and multi-page TIFF end to end: every frame or page restored, written back whole in its format."""
 from __future__ import annotations
 
+import errno
 import gc
+import io
 import itertools
 import json
 import os
+from dataclasses import replace
 from fractions import Fraction
 
 import cv2
@@ -235,6 +238,59 @@ def test_the_webp_writers_spool_is_gone_when_it_ends(tmp_path, astronaut, monkey
     assert len(spools) == 1 and spools[0].closed
     assert sorted(p.name for p in tmp_path.iterdir()) == (["source.webp"] if stop else ["out.webp", "source.webp"])
     assert len(webp_frames(out)[0]) == 5 if stop is None else not out.exists()
+
+
+class _FullDisk(io.RawIOBase):
+    """A spool's file on a disk with `room` bytes left: writes past it fail with ENOSPC."""
+
+    def __init__(self, room: int) -> None:
+        super().__init__()
+        self.data, self.room = io.BytesIO(), room
+
+    def readable(self) -> bool:
+        return True
+
+    def writable(self) -> bool:
+        return True
+
+    def seekable(self) -> bool:
+        return True
+
+    def write(self, data) -> int:
+        left = self.room - self.data.tell()
+        if left <= 0:
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+        return self.data.write(bytes(data)[:left])
+
+    def readinto(self, buffer) -> int:
+        data = self.data.read(len(buffer))
+        buffer[:len(data)] = data
+        return len(data)
+
+    def seek(self, offset: int, whence: int = 0) -> int:
+        return self.data.seek(offset, whence)
+
+    def tell(self) -> int:
+        return self.data.tell()
+
+
+@pytest.mark.parametrize("photo_last", [True, False])
+def test_a_full_disk_under_the_webp_spool_is_one_line(tmp_path, astronaut, monkeypatch, photo_last):
+    """The spool is buffered: frames of flat colour (a few hundred bytes compressed) wait in its buffer and reach
+    the disk with a later, larger write, or when Pillow is handed the frames, and at close. A full disk there was
+    'unexpected OSError' (when Pillow was handed them), or replaced the one-line error of the write that found it
+    full (at close); it is the one-line error either way, and nothing is written."""
+    source = tmp_path / "source.webp"
+    make_webp(source, astronaut, lossless=True, alpha=False)
+    disk = _FullDisk(room=0)
+    monkeypatch.setattr(webp_module.tempfile, "TemporaryFile", lambda **kwargs: io.BufferedRandom(disk))
+    frames = restored_frames(astronaut, 6, alpha=False)
+    flat = [replace(frame, image=np.full_like(frame.image, 40 * frame.index)) for frame in frames[:5]]
+    with pytest.raises(ClrfaceError, match="writing out.webp failed: .*No space left on device"), \
+            WebpWriter(tmp_path / "out.webp", source, probe_webp(source)) as writer:
+        for frame in flat + (frames[5:] if photo_last else []):
+            writer.write(frame)
+    assert disk.closed and disk.data.tell() == 0 and sorted(p.name for p in tmp_path.iterdir()) == ["source.webp"]
 
 
 def test_the_webp_writer_refuses_no_frames_and_a_frame_of_another_size(tmp_path, astronaut):

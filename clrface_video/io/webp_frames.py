@@ -1,6 +1,7 @@
 """Animated WebP through Pillow (FFmpeg cannot decode it): probe, a frame reader and a writer for the video job."""
 from __future__ import annotations
 
+import contextlib
 import logging
 import tempfile
 import zlib
@@ -212,7 +213,8 @@ class WebpWriter:
                 self._encode(spool)
         finally:
             if spool is not None:
-                spool.close()  # the spool goes with it
+                with contextlib.suppress(OSError):  # flushing its buffer to a full disk: the frames go anyway
+                    spool.close()  # the spool goes with it
 
     def _encode(self, spool: IO[bytes]) -> None:
         """Encode the spooled frames into the output, atomically."""
@@ -226,11 +228,14 @@ class WebpWriter:
         options.update({key: value for key, value in (("icc_profile", settings.icc), ("exif", settings.exif),
                                                       ("xmp", settings.xmp)) if value})
         height, width, channels = self._shape
-        frames = _SpooledFrames(spool, self._offsets, "RGBA" if channels == 4 else "RGB", (width, height))
+        frames = None
         try:
+            # reading frame 0 back flushes the spool's buffer (a full disk fails here)
+            frames = _SpooledFrames(spool, self._offsets, "RGBA" if channels == 4 else "RGB", (width, height))
             with atomic(self.output) as partial:
                 frames.save(partial, format="WEBP", save_all=True, duration=self._durations(), **options)
         except (OSError, ValueError, zlib.error) as error:
             raise ClrfaceError(f"writing {self.output.name} failed: {one_line(error)}") from error
         finally:
-            frames.close()
+            if frames is not None:
+                frames.close()
