@@ -51,8 +51,10 @@ def _same_file(a: Path, b: Path) -> bool:
 
 
 def _same_folder(a: Path, b: Path) -> bool:
+    """Whether two existing folders are one. A file system without file ids gives every folder st_ino 0 (on
+    Windows: sshfs-win, some network and cloud drives), where samefile calls any two on it one: not trusted."""
     try:
-        return os.path.samefile(a, b)
+        return os.path.samefile(a, b) and os.stat(b).st_ino != 0
     except OSError:  # one of them does not exist (yet)
         return False
 

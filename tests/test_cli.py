@@ -173,6 +173,31 @@ def test_an_output_folder_inside_the_input_spelled_in_another_case_is_refused(tm
     assert run("restore", tmp_path / "Album", "-o", tmp_path / "Album_restored", *BASELINE).exit_code == 0
 
 
+def test_an_output_folder_beside_the_input_on_a_drive_without_file_ids_is_not_refused(tmp_path, monkeypatch):
+    """Some Windows file systems have no file ids (sshfs-win, some network and cloud drives): every folder's st_ino
+    is 0 there, and os.path.samefile calls any two folders on the drive one, so comparing the output's folders with
+    the input by samefile refused every output on that drive. os.stat is made to answer so."""
+    import os
+
+    real_stat = os.stat
+
+    def without_file_ids(path, *args, **kwargs):
+        st = real_stat(path, *args, **kwargs)
+        rest = {name: getattr(st, name) for name in dir(st) if name.endswith("_ns") or name == "st_blocks"}
+        return os.stat_result((st.st_mode, 0, st.st_dev, st.st_nlink, st.st_uid, st.st_gid, st.st_size,
+                               st.st_atime, st.st_mtime, st.st_ctime), rest)
+
+    from PIL import Image
+
+    (tmp_path / "Album").mkdir()
+    Image.new("RGB", (32, 32)).save(tmp_path / "Album" / "a.png")
+    monkeypatch.setattr(os, "stat", without_file_ids)
+    assert run("restore", tmp_path / "Album", "-o", tmp_path / "Album_restored", *BASELINE).exit_code == 0
+    assert (tmp_path / "Album_restored" / "a.png").is_file()
+    result = run("restore", tmp_path / "Album", "-o", tmp_path / "Album" / "restored", *BASELINE)
+    assert_one_line_error(result, "inside the input folder")  # the names still tell that one
+
+
 @pytest.mark.parametrize("option, words", [
     (["--fidelity", "1.5"], ["--fidelity"]),
     (["--batch-size", "0"], ["--batch-size"]),
