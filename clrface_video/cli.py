@@ -337,7 +337,8 @@ def main() -> None:
     signal.signal(signal.SIGTERM, _raise_terminated)
     # Python writes a redirected stdout (> log.txt, a pipe) in the locale's encoding, which on Windows is a code
     # page such as cp1252, and strictly: a path it cannot spell stopped the command after its work was done.
-    # Such characters come out as \uXXXX escapes instead, as Python already writes them on stderr.
-    if hasattr(sys.stdout, "reconfigure"):
+    # Such characters come out as \uXXXX escapes instead, as Python already writes them on stderr. Where stdout is
+    # not strict (surrogateescape in Python's UTF-8 mode and C locale: a Linux name's own bytes), it is left so.
+    if hasattr(sys.stdout, "reconfigure") and getattr(sys.stdout, "errors", None) == "strict":
         sys.stdout.reconfigure(errors="backslashreplace")
     cli(prog_name="clrface-video")

@@ -576,3 +576,22 @@ def test_a_drive_root_without_an_output_asks_for_one():
     default output name failed as 'unexpected ValueError: ... has an empty name', exit 1."""
     root = Path(Path.cwd().anchor)
     assert_one_line_error(run("restore", root, *BASELINE), "root of its drive", "-o OUTPUT")
+
+
+def test_a_linux_file_name_that_is_not_utf8_is_printed_as_its_own_bytes(tmp_path):
+    """Where Python writes stdout with surrogateescape (its UTF-8 mode, a C or POSIX locale), a file name that is not
+    UTF-8 came out as its own bytes, as other tools expect of a path; stdout's backslashreplace, meant for a strict
+    code page, turned it into the text \\udce9. It is only set where stdout is strict."""
+    import os
+    import subprocess
+    import sys
+
+    from PIL import Image
+
+    for name in (b"\xe9.png", b"\xe9_restored.png"):  # Latin-1 'é', not UTF-8; already restored
+        Image.new("RGB", (32, 32)).save(tmp_path / os.fsdecode(name))
+    done = subprocess.run([sys.executable, "-m", "clrface_video", "restore", tmp_path / os.fsdecode(b"\xe9.png"),
+                           *BASELINE], capture_output=True, env={**os.environ, "PYTHONUTF8": "1"}, timeout=120,
+                          check=False)
+    assert done.returncode == 0, done.stderr
+    assert b"/\xe9_restored.png" in done.stdout and b"\\udce9" not in done.stdout, done.stdout
