@@ -110,9 +110,15 @@ def test_every_stage_trains_under_the_bf16_autocast_a_gpu_gets(data_dir: Path, t
     """On a GPU with bf16, device.training_autocast runs the stages' forward passes in bf16; no GPU has run
     them yet, so the CPU's bf16 autocast stands in: every stage's losses stay finite and its weights, kept
     in fp32, move."""
-    from clrface_video.train import adversarial, stages
+    from clrface_video.train import adversarial, loop, stages
 
     entered: list[torch.dtype] = []
+    started: list[dict[str, torch.Tensor]] = []  # each stage's trained weights as it starts, in STAGE_ORDER
+    broadcast = loop.broadcast_module
+
+    def recorded(module: torch.nn.Module, world) -> None:
+        broadcast(module, world)
+        started.append({k: v.detach().clone() for k, v in module.state_dict().items()})
 
     def bf16_autocast(device: torch.device) -> torch.autocast:
         entered.append(torch.bfloat16)
@@ -120,17 +126,15 @@ def test_every_stage_trains_under_the_bf16_autocast_a_gpu_gets(data_dir: Path, t
 
     monkeypatch.setattr(stages, "training_autocast", bf16_autocast)
     monkeypatch.setattr(adversarial, "training_autocast", bf16_autocast)
-    fresh = CLRFaceModel(replace(preset_config("tiny"), gate=GateConfig.tiny()))
+    monkeypatch.setattr(loop, "broadcast_module", recorded)
     run_dir = tmp_path / "run"
     run(data_dir, run_dir, STAGE_ORDER, steps=2)
     assert len(entered) >= 8  # autoencoder, decoder, irn and prior steps, and the discriminator's
-    for stage in STAGE_ORDER:
+    assert len(started) == len(STAGE_ORDER)
+    for stage, before in zip(STAGE_ORDER, started):
         record = json.loads((run_dir / stage / "log.jsonl").read_text().splitlines()[-1])
         assert record["step"] == 2 and all(np.isfinite(v) for v in record.values() if isinstance(v, float)), record
         after = stage_weights(run_dir, stage)
-        module = {"autoencoder": "vqgan", "decoder": "vqgan", "irn": "irn", "prior": "denoiser", "mask": "mask",
-                  "gate": "gate"}[stage]
-        before = getattr(fresh, module).state_dict()
         floats = [k for k in before if before[k].is_floating_point()]
         assert all(after[k].dtype == torch.float32 and torch.isfinite(after[k]).all() for k in floats), stage
         assert any(not torch.equal(before[k], after[k]) for k in floats), stage
