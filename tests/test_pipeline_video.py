@@ -598,7 +598,6 @@ def test_a_batch_that_runs_out_of_memory_is_restored_in_halves(talk, warnings_lo
         list(restore_frames(frames, config(model=_OutOfMemoryAbove.name, batch_size=4), as_video=True))
 
 
-
 def test_a_cuda_out_of_memory_is_told_apart_on_a_torch_without_torch_out_of_memory_error(monkeypatch):
     """torch 2.1 to 2.3 (pyproject allows >= 2.1) name CUDA's out-of-memory error torch.cuda.OutOfMemoryError only;
     asking for torch.OutOfMemoryError there turned a GPU's out-of-memory into an AttributeError, not a halved batch."""
@@ -609,6 +608,7 @@ def test_a_cuda_out_of_memory_is_told_apart_on_a_torch_without_torch_out_of_memo
     error = torch.cuda.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB")
     monkeypatch.delattr(torch, "OutOfMemoryError")  # as on torch 2.1 to 2.3
     assert out_of_memory(error) and not out_of_memory(RuntimeError("expected all tensors on the same device"))
+
 
 def test_a_video_named_apng_becomes_an_animated_png(tmp_path):
     clip = make_clip(tmp_path / "in.mp4", frames=6, size=SIZE, fps=12)

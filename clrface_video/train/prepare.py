@@ -150,7 +150,7 @@ class _Worker:
         crop = align_face(rgb, face.landmarks, self.config.size, border=self.config.border)
         rel = f"{split}/{name}"
         ok = cv_files.imwrite(self.out_dir / rel, np.ascontiguousarray(crop.image[..., ::-1]),
-                         [cv2.IMWRITE_JPEG_QUALITY, self.config.jpeg_quality])
+                              [cv2.IMWRITE_JPEG_QUALITY, self.config.jpeg_quality])
         if not ok:
             raise OSError(f"could not write {self.out_dir / rel}")
         return PreparedFace(rel, str(source.path), source.identity, source.dataset, split, float(face.score),
