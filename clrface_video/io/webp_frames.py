@@ -218,7 +218,7 @@ class WebpWriter:
 
     def _encode(self, spool: IO[bytes]) -> None:
         """Encode the spooled frames into the output, atomically."""
-        if self.frames_written == 0 or self._shape is None:
+        if self._shape is None:  # the first frame's, so none were written
             raise ClrfaceError(f"no frames were written to {self.output.name}")
         settings = self._settings
         options: dict[str, Any] = {"loop": settings.loop, "background": settings.background,
