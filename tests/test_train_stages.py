@@ -214,7 +214,12 @@ def test_resume_continues_from_saved_step(data_dir: Path, tmp_path: Path) -> Non
     steps = [json.loads(line)["step"] for line in (run_dir / "irn" / "log.jsonl").read_text().splitlines()]
     assert steps == [1, 2, 3, 4]
     assert (run_dir / "irn" / "optim.pt").is_file()
-    assert run(data_dir, run_dir, ("irn",), steps=4, resume=True)["irn"].step == 4  # already done: no-op
+    said: list[str] = []
+    options = TrainOptions(config="tiny", steps=4, batch_size=2, device="cpu", resume=True, threads=1)
+    again = train_stages(data_dir, run_dir, ("irn",), options, echo=said.append, weights=WEIGHTS,
+                         identity_net=TinyIdentity())
+    assert again["irn"].step == 4  # already done: no step taken, and the user is told why
+    assert said == ["[irn] already at step 4 of its 4: nothing to train (raise --steps to go on)"]
 
 
 def test_resume_sees_the_same_batches_as_one_run(data_dir: Path, tmp_path: Path) -> None:

@@ -132,6 +132,9 @@ def run_stage(ctx: Context, stage_name: str) -> StageState:
     over = {s: n for s, n in over.items() if n > 0}
     budget = Budget(opts.steps or defaults.steps, opts.max_minutes)
     if budget.over(state.step, time.monotonic()):
+        if ctx.world.main and ctx.echo:
+            ctx.echo(f"[{stage_name}] already at step {state.step} of its {budget.steps}: nothing to train "
+                     "(raise --steps to go on)")
         return state
     batch_size = opts.batch_size or defaults.batch_size
     degrade_config = DegradeConfig(light_prob=stage.light_prob)
