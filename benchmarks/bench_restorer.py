@@ -3,7 +3,7 @@
     python benchmarks/bench_restorer.py 1 16 [--device cpu] [--fidelity 0.5] [--weights PATH] [--repeats 2]
 
 Uses the shipped weights when present, else a randomly initialised small_128 model (same architecture,
-same cost). Guidance uses faces.identity's FaceNet when it can be loaded, else the row says n/a.
+same cost); on CUDA also the peak GPU memory allocated by torch in each row. Guidance uses faces.identity's FaceNet when it can be loaded, else the row says n/a.
 """
 from __future__ import annotations
 
@@ -55,15 +55,19 @@ def main() -> None:
                               compile=args.compile) if ident is not None else None,
     }
     rng = np.random.default_rng(0)
-    print(f"{'batch':>5}  {'guidance':>8}  {'s/call':>8}  {'faces/s':>8}")
+    cuda = device.type == "cuda"
+    print(f"{'batch':>5}  {'guidance':>8}  {'s/call':>8}  {'faces/s':>8}" + ("  peak GPU MiB" if cuda else ""))
     for n in args.sizes:
         crops = rng.integers(0, 256, (n, cfg.resolution, cfg.resolution, 3), dtype=np.uint8)
         for name, restorer in restorers.items():
             if restorer is None:
                 print(f"{n:>5}  {name:>8}  {'n/a':>8}  {'n/a':>8}")
                 continue
+            if cuda:
+                torch.cuda.reset_peak_memory_stats(device)
             seconds = timed(restorer, crops, args.repeats)
-            print(f"{n:>5}  {name:>8}  {seconds:>8.2f}  {n / seconds:>8.2f}", flush=True)
+            peak = f"  {torch.cuda.max_memory_allocated(device) / 2**20:>12.0f}" if cuda else ""
+            print(f"{n:>5}  {name:>8}  {seconds:>8.2f}  {n / seconds:>8.2f}{peak}", flush=True)
 
 
 if __name__ == "__main__":
