@@ -3,7 +3,8 @@
     python benchmarks/bench_restorer.py 1 16 [--device cpu] [--fidelity 0.5] [--weights PATH] [--repeats 2]
 
 Uses the shipped weights when present, else a randomly initialised small_128 model (same architecture,
-same cost); on CUDA also the peak GPU memory allocated by torch in each row. Guidance uses faces.identity's FaceNet when it can be loaded, else the row says n/a.
+same cost); on CUDA also the peak GPU memory allocated by torch in each row. Guidance uses
+faces.identity's FaceNet when it can be loaded, else the row says n/a.
 """
 from __future__ import annotations
 

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
 
@@ -55,10 +56,11 @@ def data_dir(tmp_path: Path, astronaut: np.ndarray) -> Path:
 WEIGHTS = LossWeights(disc_start=0, mask_unroll=2, prior_draws=2, identity_samples=1)
 
 
-def run(data_dir: Path, run_dir: Path, stages: tuple[str, ...], steps: int, resume: bool = False) -> dict:
+def run(data_dir: Path, run_dir: Path, stages: tuple[str, ...], steps: int, resume: bool = False,
+        echo: Callable[[str], None] | None = None) -> dict:
     options = TrainOptions(config="tiny", steps=steps, batch_size=2, device="cpu", log_every=1, resume=resume,
                            threads=1)
-    return train_stages(data_dir, run_dir, stages, options, echo=None, weights=WEIGHTS, identity_net=TinyIdentity())
+    return train_stages(data_dir, run_dir, stages, options, echo=echo, weights=WEIGHTS, identity_net=TinyIdentity())
 
 
 def stage_weights(run_dir: Path, stage: str) -> dict[str, torch.Tensor]:
@@ -215,10 +217,8 @@ def test_resume_continues_from_saved_step(data_dir: Path, tmp_path: Path) -> Non
     assert steps == [1, 2, 3, 4]
     assert (run_dir / "irn" / "optim.pt").is_file()
     said: list[str] = []
-    options = TrainOptions(config="tiny", steps=4, batch_size=2, device="cpu", resume=True, threads=1)
-    again = train_stages(data_dir, run_dir, ("irn",), options, echo=said.append, weights=WEIGHTS,
-                         identity_net=TinyIdentity())
-    assert again["irn"].step == 4  # already done: no step taken, and the user is told why
+    # already done: no step taken, and the user is told why
+    assert run(data_dir, run_dir, ("irn",), steps=4, resume=True, echo=said.append)["irn"].step == 4
     assert said == ["[irn] already at step 4 of its 4: nothing to train (raise --steps to go on)"]
 
 
