@@ -157,3 +157,30 @@ def test_retinaface_runs_on_the_gpu_the_device_names(monkeypatch):
     cpu = "CPUExecutionProvider"
     assert made == [[("CUDAExecutionProvider", {"device_id": 1}), cpu], [("CUDAExecutionProvider", {"device_id": 0}), cpu],
                     [cpu]]
+
+
+def test_insightface_runs_on_the_gpu_the_device_names(monkeypatch, tmp_path):
+    """The same for a user's InsightFace pack: it was always given GPU 0 (ctx_id 0, no device_id). insightface
+    is not installed here, so a stand-in FaceAnalysis records what the detector asks it for."""
+    import sys
+    import types
+
+    asked: list[tuple] = []
+
+    class FaceAnalysis:
+        def __init__(self, name, allowed_modules, providers, root=None):
+            asked.append(("providers", providers))
+
+        def prepare(self, ctx_id, det_thresh, det_size):
+            asked.append(("ctx_id", ctx_id))
+
+    app = types.ModuleType("insightface.app")
+    app.FaceAnalysis = FaceAnalysis  # type: ignore[attr-defined]
+    monkeypatch.setitem(sys.modules, "insightface", types.ModuleType("insightface"))
+    monkeypatch.setitem(sys.modules, "insightface.app", app)
+    (tmp_path / "det_10g.onnx").write_bytes(b"")
+    for device in ("cuda:1", "cpu"):
+        make_detector("insightface", insightface_root=tmp_path, device=device)
+    cpu = "CPUExecutionProvider"
+    assert asked == [("providers", [("CUDAExecutionProvider", {"device_id": 1}), cpu]), ("ctx_id", 1),
+                     ("providers", [cpu]), ("ctx_id", -1)]

@@ -166,7 +166,7 @@ class InsightFaceDetector:
     name = "insightface"
 
     def __init__(self, root: str | Path | None, threshold: float = 0.6, *, use_cuda: bool = False,
-                 det_size: int = 640) -> None:
+                 det_size: int = 640, gpu: int = 0) -> None:
         folder = Path(root).expanduser() if root else None
         need = "a detection model (e.g. det_10g.onnx from buffalo_l)"
         if folder is None:
@@ -178,13 +178,15 @@ class InsightFaceDetector:
         except ImportError:
             raise ModelError(f"insightface detector: the insightface package is not installed (pip install insightface); "
                              f"model folder {folder} should hold {need}") from None
-        providers = (["CUDAExecutionProvider"] if use_cuda else []) + ["CPUExecutionProvider"]
+        # the GPU asked for, not always the first: insightface hands providers to onnxruntime as given
+        cuda = [("CUDAExecutionProvider", {"device_id": gpu})] if use_cuda else []
+        providers = [*cuda, "CPUExecutionProvider"]
         try:  # insightface >= 0.7.3 takes root/models/<name>/; 2.x takes name=<abs folder>
             self.app = FaceAnalysis(name=str(folder.resolve()), allowed_modules=["detection"], providers=providers)
         except (TypeError, AssertionError, FileNotFoundError):
             self.app = FaceAnalysis(name=folder.name, root=str(folder.parent.parent),
                                     allowed_modules=["detection"], providers=providers)
-        self.app.prepare(ctx_id=0 if use_cuda else -1, det_thresh=threshold, det_size=(det_size, det_size))
+        self.app.prepare(ctx_id=gpu if use_cuda else -1, det_thresh=threshold, det_size=(det_size, det_size))
 
     def detect(self, image: np.ndarray) -> list[Face]:
         check_rgb_uint8(image)
@@ -245,9 +247,9 @@ def make_detector(name: str = "retinaface", *, insightface_root: str | Path | No
     max_side: RetinaFace sees images shrunk to at most this side (raise it for tiny faces in huge photos).
     """
     use_cuda = bool(device) and str(device).startswith("cuda")
+    gpu = int(str(device).partition(":")[2] or 0) if use_cuda else 0
     if name == "retinaface":
-        gpu = int(str(device).partition(":")[2] or 0) if use_cuda else 0
         return RetinaFaceDetector(threshold, max_side=max_side, use_cuda=use_cuda, gpu=gpu)
     if name == "insightface":
-        return InsightFaceDetector(insightface_root, threshold, use_cuda=use_cuda)
+        return InsightFaceDetector(insightface_root, threshold, use_cuda=use_cuda, gpu=gpu)
     raise ClrfaceError(f"unknown face detector {name!r}; choose one of {', '.join(DETECTORS)}")
