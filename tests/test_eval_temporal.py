@@ -90,8 +90,11 @@ def test_video_eval_scores_input_and_baseline_on_a_tiny_clip(tmp_path):
                             config=RestoreConfig(device="cpu"))
     assert result.frames == 4 and result.tracks == 1 and result.faces == 4
     assert result.methods == ("input", "baseline-bicubic-sharpen")
-    source, baseline = result.rows
+    clean, source, baseline = result.rows
+    assert clean.method == "clean (reference)" and source.method == "input"
     assert source.psnr == float("inf") and source.ssim == 1.0  # the clean video is the input itself
+    # the clean frames are the input's here, so their reference row is the input's, figure for figure
+    assert clean.warping_error_per_frame == source.warping_error_per_frame and clean.sharpness == source.sharpness
     assert np.isfinite(baseline.psnr) and baseline.ssim < 1.0
     for row in result.rows:
         assert len(row.warping_error_per_frame) == 3
@@ -113,3 +116,18 @@ def test_video_methods_compare_whole_faces_only_for_models_with_a_blend_gate():
     assert len(unguided) == len(plain) - 1 and not any("identity)" in m.name for m in unguided)
     assert [m.name for m in unguided[1:3]] == ["clrface (no identity guidance)",
                                                "clrface (no identity guidance, smoothing 0.5)"]
+
+
+def test_a_video_degraded_here_is_scored_beside_its_clean_frames(tmp_path):
+    pytest.importorskip("dlib", reason="eval needs dlib-bin and face-recognition-models")
+    from clrface_video.config import RestoreConfig
+    from clrface_video.eval.bench import make_clip
+    from clrface_video.eval.temporal import CLEAN, evaluate_video
+
+    clip = make_clip(tmp_path / "clip.mp4", frames=4, size=(160, 160))
+    result = evaluate_video(clip, ["baseline-bicubic-sharpen"], degrade_seed=0, max_frames=4,
+                            config=RestoreConfig(device="cpu"))
+    clean, source, _ = result.rows
+    assert clean.method == CLEAN and source.method == "input"
+    assert clean.psnr == float("inf") and np.isfinite(source.psnr) and source.psnr < 40
+    assert clean.sharpness != source.sharpness and clean.landmark_jitter_added != 0.0

@@ -17,6 +17,7 @@ from ..types import Face, Frame
 from . import judge, metrics
 from .paired import INPUT, facenet_embeddings, nanmean
 
+CLEAN = "clean (reference)"  # the row of a paired video's clean frames
 TRACK_IOU = 0.3  # a face continues a track when its box overlaps the track's last box this much
 TRACK_GAP = 2  # frames a track may miss and still continue
 BOX_MARGIN = 0.1  # face regions are the detected boxes grown by this fraction per side
@@ -80,7 +81,7 @@ class TemporalResult:
     tracks: int
     faces: int
     methods: tuple[str, ...]
-    rows: tuple[VideoScore, ...]
+    rows: tuple[VideoScore, ...]  # paired: the clean frames' row (CLEAN) first, then one per method
     skipped_models: tuple[str, ...] = ()
     restore_path: str = ""
     seconds: dict[str, float] = field(default_factory=dict)
@@ -303,7 +304,10 @@ def evaluate_video(video: Path, models: Sequence[str], *, clean: Path | None = N
         seconds[f"restore:{method.name}"] = round(time.perf_counter() - start, 4)
     input_marks = trajectories(inputs, tracks, detector)
     rows = []
-    for name, outs in outputs.items():
+    # paired: the clean frames scored the same way, what a perfect restorer would get (their own detail
+    # moves too, so a warping error above the input's is not flicker as long as it stays near this one)
+    scored = ({CLEAN: clean_frames} if clean_frames is not None else {}) | outputs
+    for name, outs in scored.items():
         start = time.perf_counter()
         rows.append(score_outputs(name, outs, flows, regions, tracks, detector, input_marks, clean_frames))
         seconds[f"score:{name}"] = round(time.perf_counter() - start, 4)
