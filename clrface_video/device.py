@@ -32,6 +32,14 @@ def pick_device(name: str = "auto") -> torch.device:
     return device
 
 
+def same_device_name(device: torch.device | str) -> str:
+    """One name per device, for caches keyed by it: 'cuda' (the current GPU) becomes 'cuda:N'."""
+    device = torch.device(device)
+    if device.type == "cuda" and device.index is None:
+        device = torch.device("cuda", torch.cuda.current_device())
+    return str(device)
+
+
 def training_autocast(device: torch.device) -> AbstractContextManager:
     """Mixed precision for training: bf16 autocast on GPUs that support it. Elsewhere fp32: fp16 would need
     loss scaling, which the training loop does not do."""

