@@ -47,12 +47,19 @@ def _animation_into_its_format(source: Path, target: Path) -> bool:
 
 
 def _same_file(a: Path, b: Path) -> bool:
-    return a.resolve() == b.resolve() or (a.exists() and b.exists() and os.path.samefile(a, b))
+    """Whether two paths name one file: the same resolved path, or (hard links) the same file id."""
+    return a.resolve() == b.resolve() or _same_id(a, b)
 
 
 def _same_folder(a: Path, b: Path) -> bool:
-    """Whether two existing folders are one. A file system without file ids gives every folder st_ino 0 (on
-    Windows: sshfs-win, some network and cloud drives), where samefile calls any two on it one: not trusted."""
+    """Whether two existing folders are one (by file id)."""
+    return _same_id(a, b)
+
+
+def _same_id(a: Path, b: Path) -> bool:
+    """Whether two existing paths have one file id. A file system without file ids gives every file and folder
+    st_ino 0 (on Windows: sshfs-win, some network and cloud drives), where samefile calls any two on it one:
+    not trusted."""
     try:
         return os.path.samefile(a, b) and os.stat(b).st_ino != 0
     except OSError:  # one of them does not exist (yet)

@@ -173,10 +173,10 @@ def test_an_output_folder_inside_the_input_spelled_in_another_case_is_refused(tm
     assert run("restore", tmp_path / "Album", "-o", tmp_path / "Album_restored", *BASELINE).exit_code == 0
 
 
-def test_an_output_folder_beside_the_input_on_a_drive_without_file_ids_is_not_refused(tmp_path, monkeypatch):
-    """Some Windows file systems have no file ids (sshfs-win, some network and cloud drives): every folder's st_ino
-    is 0 there, and os.path.samefile calls any two folders on the drive one, so comparing the output's folders with
-    the input by samefile refused every output on that drive. os.stat is made to answer so."""
+@pytest.fixture
+def no_file_ids(monkeypatch):
+    """Some Windows file systems have no file ids (sshfs-win, some network and cloud drives): every file's and
+    folder's st_ino is 0 there, and os.path.samefile calls any two on the drive one. os.stat is made to answer so."""
     import os
 
     real_stat = os.stat
@@ -187,15 +187,31 @@ def test_an_output_folder_beside_the_input_on_a_drive_without_file_ids_is_not_re
         return os.stat_result((st.st_mode, 0, st.st_dev, st.st_nlink, st.st_uid, st.st_gid, st.st_size,
                                st.st_atime, st.st_mtime, st.st_ctime), rest)
 
+    monkeypatch.setattr(os, "stat", without_file_ids)
+
+
+def test_an_output_folder_beside_the_input_on_a_drive_without_file_ids_is_not_refused(tmp_path, no_file_ids):
+    """Comparing the output's folders with the input by samefile refused every output on such a drive."""
     from PIL import Image
 
     (tmp_path / "Album").mkdir()
     Image.new("RGB", (32, 32)).save(tmp_path / "Album" / "a.png")
-    monkeypatch.setattr(os, "stat", without_file_ids)
     assert run("restore", tmp_path / "Album", "-o", tmp_path / "Album_restored", *BASELINE).exit_code == 0
     assert (tmp_path / "Album_restored" / "a.png").is_file()
     result = run("restore", tmp_path / "Album", "-o", tmp_path / "Album" / "restored", *BASELINE)
     assert_one_line_error(result, "inside the input folder")  # the names still tell that one
+
+
+def test_an_existing_output_file_on_a_drive_without_file_ids_is_not_called_the_input(tmp_path, no_file_ids):
+    """The same for files: -o b.png --overwrite beside a.png was refused as 'the input' there."""
+    from PIL import Image
+
+    Image.new("RGB", (32, 32), (200, 30, 30)).save(tmp_path / "a.png")
+    Image.new("RGB", (32, 32)).save(tmp_path / "b.png")
+    assert run("restore", tmp_path / "a.png", "-o", tmp_path / "b.png", "--overwrite", *BASELINE).exit_code == 0
+    assert np.asarray(Image.open(tmp_path / "b.png"))[0, 0].tolist() == [200, 30, 30]  # a.png's, restored
+    result = run("restore", tmp_path / "a.png", "-o", tmp_path / "a.png", "--overwrite", *BASELINE)
+    assert_one_line_error(result, "is the input")  # the names still tell that one
 
 
 @pytest.mark.parametrize("option, words", [
