@@ -411,3 +411,32 @@ def test_gate_inputs_fits_a_new_gate_over_a_file_whose_gate_looks_at_the_restora
     with pytest.raises(ClrfaceError, match="holds a blend gate trained on --gate-inputs degraded"):
         train_stages(data_dir, second, ("gate",), replace(options, init_from=None, resume=True, gate_inputs="both"),
                      echo=None, weights=WEIGHTS, identity_net=TinyIdentity())
+
+
+def test_an_autoencoder_trained_on_after_its_decoder_fine_tune_is_what_later_stages_and_export_use(
+        data_dir: Path, tmp_path: Path) -> None:
+    """The decoder stage stores the whole autoencoder and overrode it: an autoencoder trained on after a decoder
+    fine-tune (as a run started from the shipped file and given more GPU steps is) was silently replaced by the
+    older copy, in the export and under the prior. A fine-tune resumed after that tunes the new autoencoder."""
+    from clrface_video.train.run_folder import load_finished_stages, load_run_config
+
+    run_dir = tmp_path / "run"
+    run(data_dir, run_dir, ("autoencoder", "decoder"), steps=2)
+    tuned = stage_weights(run_dir, "decoder")
+    assert json.loads((run_dir / "decoder" / "state.json").read_text())["over"] == {"autoencoder": 2}
+    run(data_dir, run_dir, ("autoencoder",), steps=3, resume=True)
+    newer = stage_weights(run_dir, "autoencoder")
+    assert not all(torch.equal(newer[k], tuned[k]) for k in newer)
+    model = CLRFaceModel(load_run_config(run_dir, "tiny"))
+    assert load_finished_stages(model, run_dir) == ["autoencoder"]
+    assert all(torch.equal(v, newer[k]) for k, v in model.vqgan.state_dict().items())
+    export_model(run_dir, tmp_path / "m.safetensors", fp16=False)
+    exported = CLRFaceModel.load(tmp_path / "m.safetensors").vqgan.state_dict()
+    assert all(torch.equal(v, newer[k]) for k, v in exported.items())
+    # the fine-tune resumed starts from the new autoencoder (its encoder and codebook stay as they are)
+    lines: list[str] = []
+    run(data_dir, run_dir, ("decoder",), steps=3, resume=True, echo=lines.append)
+    assert any("autoencoder trained on since" in line for line in lines)
+    retuned = stage_weights(run_dir, "decoder")
+    assert all(torch.equal(retuned[k], newer[k]) for k in newer if not k.startswith("decoder."))
+    assert load_finished_stages(CLRFaceModel(load_run_config(run_dir, "tiny")), run_dir) == ["autoencoder", "decoder"]

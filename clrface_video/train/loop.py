@@ -18,7 +18,7 @@ from .data import FaceDataset, fixed_pairs, to_tensor, to_uint8
 from .ddp import Dist, any_rank, broadcast_module
 from .degrade import DegradeConfig
 from .options import DEFAULTS, Echo
-from .run_folder import STAGE_ORDER
+from .run_folder import moved_since, over_now
 from .stage_context import Context
 from .stages import STAGES, Stage
 
@@ -119,17 +119,23 @@ def run_stage(ctx: Context, stage_name: str) -> StageState:
         raise ClrfaceError(f"{sdir} already holds {state.step} steps of '{stage_name}'; pass --resume or a new --run")
     ctx.start_step = state.step if opts.resume else 0
     stage = STAGES[stage_name](ctx, opts.lr or defaults.lr)
-    if opts.resume and state.step > 0:
+    resuming = opts.resume and state.step > 0
+    stale = moved_since(ctx.run_dir, stage_name) if resuming else []
+    if stale and ctx.world.main and ctx.echo:  # a decoder tuned over an earlier autoencoder: tune this one
+        ctx.echo(f"[{stage_name}] {' and '.join(stale)} trained on since: going on from its weights, "
+                 "with new optimizers")
+    new_optimizers = True
+    if resuming and not stale:
         load_module(sdir / "weights.safetensors", stage.trained)
         for name, module in stage.extra_modules().items():
             load_module(sdir / f"{name}.safetensors", module)
-        if not load_optimizers(sdir / "optim.pt", stage.optimizers):  # seeded by --init-from
-            stage.lr_origin = {k: max(v, state.step) for k, v in stage.lr_origin.items()}
+        new_optimizers = not load_optimizers(sdir / "optim.pt", stage.optimizers)  # none: seeded by --init-from
+    if resuming and new_optimizers:  # the learning rates warm up again from here
+        stage.lr_origin = {k: max(v, state.step) for k, v in stage.lr_origin.items()}
     broadcast_module(stage.trained, ctx.world)
-    # the gate fits the restorations of the other stages as they are now; export checks they still are
-    over = {s: load_state(ctx.run_dir / s, s).step for s in STAGE_ORDER if s != "gate"} \
-        if stage_name == "gate" else {}
-    over = {s: n for s, n in over.items() if n > 0}
+    # what the stage is trained over (the gate: every other stage's restorations; the decoder: the
+    # autoencoder it overrides) as it is now; export and later stages check it still is
+    over = over_now(ctx.run_dir, stage_name)
     budget = Budget(opts.steps or defaults.steps, opts.max_minutes)
     if budget.over(state.step, time.monotonic()):
         if ctx.world.main and ctx.echo:

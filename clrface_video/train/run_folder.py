@@ -22,6 +22,10 @@ log = logging.getLogger(__name__)
 STAGE_ORDER = ("autoencoder", "decoder", "irn", "prior", "mask", "gate")
 
 
+# stages trained over others' weights, which they supersede or depend on: the steps of those stages are
+# recorded with them (StageState.over) so a stage trained over weights that have moved since is known stale
+TRAINED_OVER = {"decoder": ("autoencoder",), "gate": tuple(s for s in STAGE_ORDER if s != "gate")}
+
 STAGE_MODULE = {"autoencoder": "vqgan", "decoder": "vqgan", "irn": "irn", "prior": "denoiser", "mask": "mask",
                 "gate": "gate"}
 
@@ -117,17 +121,36 @@ def init_run_from_model(run_dir: Path, model_path: Path, preset: str, gate_input
         save_module(sdir / "weights.safetensors", getattr(model, STAGE_MODULE[stage]))
         steps[stage] = int(training.get(stage, {}).get("step", 0))
         minutes = float(training.get(stage, {}).get("minutes", 0.0))
-        over = {s: n for s, n in steps.items() if s != stage} if stage == "gate" else {}  # the file's own stages
+        over = {s: n for s, n in steps.items() if s in TRAINED_OVER.get(stage, ())}  # the file's own stages
         save_state(sdir, StageState(stage, step=steps[stage], seconds=minutes * 60.0, over=over))
     save_json(run_dir / "config.json", {"preset": preset, "model": cfg.to_dict(), "init_from": str(model_path)})
     return steps
 
 
+def over_now(run_dir: Path, stage: str) -> dict[str, int]:
+    """The steps, now, of the trained stages `stage` is trained over (TRAINED_OVER), to record with it."""
+    steps = {s: load_state(run_dir / s, s).step for s in TRAINED_OVER.get(stage, ())}
+    return {s: n for s, n in steps.items() if n > 0}
+
+
+def moved_since(run_dir: Path, stage: str) -> list[str]:
+    """The stages trained on since `stage` was trained over them (none for a state saved without a record)."""
+    state = load_state(run_dir / stage, stage)
+    return [s for s, n in state.over.items() if load_state(run_dir / s, s).step != n]
+
+
 def load_finished_stages(model: CLRFaceModel, run_dir: Path) -> list[str]:
-    """Load every stage's weights found in the run folder into the model; returns the stages loaded."""
+    """Load every stage's weights found in the run folder into the model; returns the stages loaded.
+
+    A decoder fine-tune holds the whole autoencoder and overrides it, unless the autoencoder was trained on
+    since (then its copy is stale and left out, with a warning)."""
     loaded = []
     for stage in STAGE_ORDER:
         module = getattr(model, STAGE_MODULE[stage])
+        if stage == "decoder" and moved_since(run_dir, stage):
+            log.warning("%s: the decoder fine-tune was trained over an earlier autoencoder and is left out; "
+                        "train --stage decoder --resume to tune this one", run_dir)
+            continue
         if module is not None and load_module(run_dir / stage / "weights.safetensors", module):
             loaded.append(stage)
     return loaded
@@ -139,7 +162,7 @@ def stale_gate(run_dir: Path) -> bool:
     gate = load_state(run_dir / "gate", "gate")
     if gate.step == 0:
         return True
-    moved = [s for s, n in gate.over.items() if load_state(run_dir / s, s).step != n]
+    moved = moved_since(run_dir, "gate")
     if moved:
         log.warning("%s: the blend gate was trained over other %s weights and is left out of the export; "
                     "train --stage gate again to fit one to these", run_dir, " and ".join(moved))
