@@ -14,6 +14,9 @@
 # FaceNet (the identity loss and the mask stage) is used where faces.identity can load it; without
 # it the IRN trains on L1 alone and the mask stage is skipped. CODEC_PROB=0 where PyAV is missing.
 # Each stage logs to RUN/<stage>.log; the script stops at the first stage that fails.
+# With INIT_FROM=FILE (an exported small_128 model, e.g. the shipped one) the run folder starts from that
+# file's weights and every stage of phases 1-3 continues from there instead of starting afresh; the
+# autoencoder's adversarial terms (a new discriminator) then start at once (DISC_START defaults to 0).
 set -euo pipefail
 DATA=${1:?usage: train_gpu_128.sh DATA RUN}
 RUN=${2:?usage: train_gpu_128.sh DATA RUN}
@@ -38,23 +41,31 @@ identity_weight() {  # the IRN's identity-loss weight: 0.1 where FaceNet loads, 
     ID=0; has_facenet && ID=0.1
     echo "$(date -u +%T) irn identity weight $ID"
 }
+GO_ON=()  # --resume for the stages of phases 1-3 of a run started from INIT_FROM
+if [ -n "${INIT_FROM:-}" ]; then
+    echo "$(date -u +%T) run folder started from $INIT_FROM"
+    train autoencoder --init-from "$INIT_FROM" --steps 1 --batch-size "$BATCH"  # seeds RUN, trains nothing
+    GO_ON=(--resume)
+    DISC_START=${DISC_START:-0}  # the file's decoder is GAN-tuned: L1 alone would blur it again
+fi
 echo "$(date -u +%T) phase 1: autoencoder | irn ($P1 min)"
 identity_weight
-train autoencoder --max-minutes "$P1" --batch-size "$BATCH" --lr 2e-4 --disc-start "${DISC_START:-6000}" &
+train autoencoder "${GO_ON[@]}" --max-minutes "$P1" --batch-size "$BATCH" --lr 2e-4 \
+    --disc-start "${DISC_START:-6000}" &
 ae=$!
-train irn --max-minutes "$P1" --batch-size "$BATCH" --lr 4e-4 --identity-weight "$ID" &
+train irn "${GO_ON[@]}" --max-minutes "$P1" --batch-size "$BATCH" --lr 4e-4 --identity-weight "$ID" &
 irn=$!
 wait $ae; wait $irn
 echo "$(date -u +%T) phase 2: prior | irn resumed ($P2 min)"
 identity_weight
-train prior --max-minutes "$P2" --batch-size "$((BATCH * 2))" --noise-draws 2 --lr 4e-4 &
+train prior "${GO_ON[@]}" --max-minutes "$P2" --batch-size "$((BATCH * 2))" --noise-draws 2 --lr 4e-4 &
 prior=$!
 train irn --resume --max-minutes "$P2" --batch-size "$BATCH" --lr 4e-4 --identity-weight "$ID" &
 irn=$!
 wait $prior; wait $irn
 if has_facenet; then
     echo "$(date -u +%T) phase 3: mask ($P3 min)"
-    train mask --max-minutes "$P3" --batch-size 16
+    train mask "${GO_ON[@]}" --max-minutes "$P3" --batch-size 16
 else
     echo "$(date -u +%T) phase 3 skipped: FaceNet not available (train the mask stage where it is)"
 fi

@@ -1,6 +1,7 @@
 """scripts/: the WebP packer and the GPU training recipe, run end to end on the CPU with tiny budgets."""
 from __future__ import annotations
 
+import json
 import os
 import re
 import subprocess
@@ -68,3 +69,31 @@ def test_gpu_recipe_runs_its_phases_and_exports(packed: tuple[Path, Path], tmp_p
     assert (out / "clrface-128.safetensors").read_bytes() == (run / "clrface-128.safetensors").read_bytes()
     with torch.inference_mode():
         assert torch.isfinite(model.irn(torch.zeros(1, 3, 128, 128))).all()
+
+
+def test_gpu_recipe_continues_every_stage_of_an_init_from_file(packed: tuple[Path, Path], tmp_path: Path) -> None:
+    """INIT_FROM: the run starts from the shipped file's weights, each stage from the file's step count."""
+    from clrface_video.restore.model import read_metadata
+    from clrface_video.restore.restorer import SHIPPED_WEIGHTS
+
+    if not SHIPPED_WEIGHTS.is_file():
+        pytest.skip(f"shipped weights absent: {SHIPPED_WEIGHTS}")
+    trained = {s: v["step"] for s, v in json.loads(read_metadata(SHIPPED_WEIGHTS)["training"]).items()}
+    run = tmp_path / "run"
+    env = {**os.environ, "PYTHON": sys.executable, "DEVICE": "cpu", "P1": "0.02", "P2": "0.02", "P3": "0.02",
+           "P4": "0.02", "BATCH": "2", "WORKERS": "0", "CODEC_PROB": "0", "FACENET": "0", "LOG_EVERY": "1",
+           "INIT_FROM": str(SHIPPED_WEIGHTS)}
+    done = subprocess.run(["bash", str(ROOT / "scripts/train_gpu_128.sh"), str(packed[1]), str(run)], env=env,
+                          check=False, cwd=ROOT, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert f"already at step {trained['autoencoder']} of its 1: nothing to train" in (run / "autoencoder.log").read_text()
+    for stage, runs in (("autoencoder", 1), ("irn", 2), ("prior", 1)):  # phase 2 resumes the IRN of phase 1
+        starts = [int(m) for m in re.findall(r"from step (\d+)", (run / f"{stage}.log").read_text())]
+        assert len(starts) == runs and starts[0] == trained[stage] and starts[-1] > starts[0] - (runs == 1), \
+            (stage, starts)
+    first = re.search(r"\[autoencoder\] step \d+ .*", (run / "autoencoder.log").read_text())
+    assert first and " g=" in first.group(0)  # the adversarial terms on from the first step: DISC_START 0
+    model, shipped = CLRFaceModel.load(run / "clrface-128.safetensors"), CLRFaceModel.load(SHIPPED_WEIGHTS)
+    moved = [not torch.equal(a.float(), b.float()) for a, b in zip(model.vqgan.parameters(), shipped.vqgan.parameters())]
+    assert any(moved)  # trained on, not just copied
+    assert json.loads(read_metadata(run / "clrface-128.safetensors")["training"])["irn"]["step"] > trained["irn"]
