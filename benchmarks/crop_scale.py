@@ -6,8 +6,9 @@ The first frames of a clean VIDEO are degraded with the video eval's recipe (tra
 EVAL_DEGRADE, default_rng(seed)); the first face of each frame is aligned, from the clean frame's landmarks,
 in both. Prints the mean PSNR against the clean crop of: the degraded crop; the autoencoder alone on the
 clean crop (unquantised and snapped: the ceiling of anything the decoder draws); the IRN estimate; and the
-restorer at fidelity 0, 0.5 and 1 (unsnapped, as for videos). A model whose autoencoder line is below the
-degraded line cannot beat the input on that footage, whatever the sampler does.
+restorer at fidelity 0, 0.5 and 1 (unsnapped, as for videos, with the model's blend gate). The autoencoder
+line bounds what the decoder draws; the restorer's output can pass it, as its colour and shading below the
+anchor scale come from the IRN estimate and its gate blends it with the degraded crop.
 """
 from __future__ import annotations
 
