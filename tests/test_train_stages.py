@@ -174,6 +174,47 @@ def test_batches_of_a_dataset_smaller_than_one_batch_stop_with_an_error_instead_
         next(batches)
 
 
+class WhoMadeIt(torch.utils.data.Dataset):
+    """Item (epoch, i) -> (epoch, i, the id of the process that made it)."""
+
+    def __len__(self) -> int:
+        return 6
+
+    def item_at(self, epoch: int, index: int) -> torch.Tensor:
+        import os
+
+        return torch.tensor([epoch, index, os.getpid()])
+
+
+def test_one_set_of_loader_workers_serves_every_epoch_with_the_same_batches_as_none() -> None:
+    """The loader was rebuilt each epoch, so its workers started again each epoch (and, where workers are
+    spawned, copied the whole in-memory dataset again). Now items are asked for as (epoch, index)."""
+    import os
+    from itertools import islice
+
+    from clrface_video.train.ddp import Dist
+    from clrface_video.train.loop import endless_batches
+
+    def first(n: int, workers: int, start_epoch: int = 0, skip: int = 0) -> list:
+        batches = endless_batches(WhoMadeIt(), 2, seed=5, start_epoch=start_epoch, world=Dist(), workers=workers,
+                                  skip_batches=skip)
+        return list(islice(batches, n))
+
+    made = first(9, workers=2)  # three epochs of three batches
+    assert [(e, n) for e, n, _ in made] == [(e, n) for e in range(3) for n in (1, 2, 3)]
+    items = torch.cat([b for _, _, b in made])
+    assert (items[:, 0] == torch.tensor([e for e, _, _ in made]).repeat_interleave(2)).all()  # each epoch's items
+    for e in range(3):  # each epoch: every face once, in an order of its own
+        assert sorted(items[items[:, 0] == e, 1].tolist()) == list(range(6))
+    assert items[:6, 1].tolist() != items[6:12, 1].tolist()
+    makers = set(items[:, 2].tolist())
+    assert len(makers) <= 2 and os.getpid() not in makers  # two workers for all three epochs
+    alone = torch.cat([b for _, _, b in first(9, workers=0)])
+    assert torch.equal(alone[:, :2], items[:, :2])  # the same batches, with or without workers
+    resumed = torch.cat([b for _, _, b in first(4, workers=0, start_epoch=1, skip=2)])
+    assert torch.equal(resumed[:, :2], items[10:18, :2])  # resume mid-epoch: the rest of epoch 1, then epoch 2
+
+
 def test_export_writes_only_a_safetensors_file_outside_the_checkpoints(data_dir: Path, tmp_path: Path,
                                                                      warnings_logged) -> None:
     from clrface_video.errors import ClrfaceError

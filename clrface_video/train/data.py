@@ -92,7 +92,11 @@ class FaceDataset(Dataset):
         return len(self.images)
 
     def __getitem__(self, index: int) -> tuple[torch.Tensor, torch.Tensor]:
-        rng = np.random.default_rng((self.seed, self.epoch, int(index)))
+        return self.item_at(self.epoch, index)
+
+    def item_at(self, epoch: int, index: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """Item `index` as epoch `epoch` draws it (what the training loader asks for)."""
+        rng = np.random.default_rng((self.seed, int(epoch), int(index)))
         hq = self.images[index]
         if self.flip and rng.random() < 0.5:
             hq = hq[:, ::-1]

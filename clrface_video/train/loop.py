@@ -26,29 +26,50 @@ from .stages import STAGES, Stage
 def endless_batches(dataset: Dataset, batch_size: int, *, seed: int, start_epoch: int, world: Dist,
                     workers: int, skip_batches: int = 0) -> Iterator[tuple[int, int, tuple[torch.Tensor, ...]]]:
     """(epoch, batch index in epoch, batch) forever; epoch e shuffles with seed + e and re-seeds the
-    degradations. The first `skip_batches` batches of start_epoch are skipped (resume mid-epoch)."""
-    epoch = start_epoch
-    while True:
-        if hasattr(dataset, "set_epoch"):
-            dataset.set_epoch(epoch)
-        if world.world > 1:
-            sampler: torch.utils.data.Sampler = DistributedSampler(dataset, world.world, world.rank, shuffle=True,
-                                                                   seed=seed, drop_last=True)
-            sampler.set_epoch(epoch)
-        else:
-            sampler = RandomSampler(dataset, generator=torch.Generator().manual_seed(seed * 100_003 + epoch))
-        skip = skip_batches if epoch == start_epoch else 0
-        indices = list(sampler)[skip * batch_size:]
-        loader = DataLoader(dataset, batch_size=batch_size, sampler=indices, num_workers=workers, drop_last=True,
-                            persistent_workers=False, pin_memory=False)
-        batches = 0
-        for batches, batch in enumerate(loader, skip + 1):
-            yield epoch, batches, batch
-        if batches == 0 and skip == 0:  # fewer faces than one batch (per process): every epoch would be empty
-            raise ClrfaceError(f"{len(dataset)} training faces give no full batch of {batch_size}"
-                               f"{f' on each of {world.world} processes' if world.world > 1 else ''}; "
-                               "add faces or lower --batch-size")
-        epoch += 1
+    degradations. The first `skip_batches` batches of start_epoch are skipped (resume mid-epoch).
+
+    One loader serves every epoch: items are asked for as (epoch, index), so its workers start once instead
+    of once per epoch (where workers are spawned, as on Windows and macOS, each start copied the dataset)."""
+
+    def batches() -> Iterator[tuple[int, int, list[tuple[int, int]]]]:
+        epoch = start_epoch
+        while True:
+            if world.world > 1:
+                sampler: torch.utils.data.Sampler = DistributedSampler(dataset, world.world, world.rank,
+                                                                       shuffle=True, seed=seed, drop_last=True)
+                sampler.set_epoch(epoch)
+            else:
+                sampler = RandomSampler(dataset, generator=torch.Generator().manual_seed(seed * 100_003 + epoch))
+            order = list(sampler)
+            full = len(order) // batch_size
+            if full == 0:  # fewer faces than one batch (per process): every epoch would be empty
+                raise ClrfaceError(f"{len(dataset)} training faces give no full batch of {batch_size}"
+                                   f"{f' on each of {world.world} processes' if world.world > 1 else ''}; "
+                                   "add faces or lower --batch-size")
+            for b in range(skip_batches if epoch == start_epoch else 0, full):
+                yield epoch, b + 1, [(epoch, i) for i in order[b * batch_size:(b + 1) * batch_size]]
+            epoch += 1
+
+    loader = DataLoader(EpochItems(dataset), batch_sampler=(keys for _, _, keys in batches()),
+                        num_workers=workers, pin_memory=False)
+    for (epoch, number, _), batch in zip(batches(), loader):
+        yield epoch, number, batch
+
+
+class EpochItems(Dataset):
+    """A dataset's items asked for as (epoch, index): its item_at(epoch, index) where it has one (the
+    degradations of an epoch are seeded by it), else dataset[index]."""
+
+    def __init__(self, dataset: Dataset) -> None:
+        self.dataset = dataset
+
+    def __len__(self) -> int:
+        return len(self.dataset)  # type: ignore[arg-type]
+
+    def __getitem__(self, key: tuple[int, int]):
+        epoch, index = key
+        item_at = getattr(self.dataset, "item_at", None)
+        return item_at(epoch, index) if item_at is not None else self.dataset[index]
 
 
 class RunLog:
