@@ -87,7 +87,7 @@ def test_every_rank_waits_for_a_stage_to_be_written_before_loading_it_for_the_ne
     monkeypatch.setattr(runner, "init_distributed", lambda device: Dist(0, 2, 0))
     monkeypatch.setattr(runner, "barrier", lambda world: calls.append("barrier"))
     monkeypatch.setattr(runner, "finish_distributed", lambda world: calls.append("finish"))
-    monkeypatch.setattr(runner, "load_finished_stages", lambda model, run_dir: calls.append("load") or [])
+    monkeypatch.setattr(runner, "load_finished_stages", lambda model, run_dir, training=(): calls.append("load") or [])
     monkeypatch.setattr(runner, "run_stage", lambda ctx, name: calls.append(f"run {name}") or StageState(name, 1))
     data = make_prepared(tmp_path / "data", astronaut)
     options = TrainOptions(config="tiny", steps=1, batch_size=2, device="cpu", threads=1)

@@ -455,7 +455,7 @@ def test_gate_inputs_fits_a_new_gate_over_a_file_whose_gate_looks_at_the_restora
 
 
 def test_an_autoencoder_trained_on_after_its_decoder_fine_tune_is_what_later_stages_and_export_use(
-        data_dir: Path, tmp_path: Path) -> None:
+        data_dir: Path, tmp_path: Path, warnings_logged) -> None:
     """The decoder stage stores the whole autoencoder and overrode it: an autoencoder trained on after a decoder
     fine-tune (as a run started from the shipped file and given more GPU steps is) was silently replaced by the
     older copy, in the export and under the prior. A fine-tune resumed after that tunes the new autoencoder."""
@@ -471,13 +471,18 @@ def test_an_autoencoder_trained_on_after_its_decoder_fine_tune_is_what_later_sta
     model = CLRFaceModel(load_run_config(run_dir, "tiny"))
     assert load_finished_stages(model, run_dir) == ["autoencoder"]
     assert all(torch.equal(v, newer[k]) for k, v in model.vqgan.state_dict().items())
+    warnings_logged.clear()
     export_model(run_dir, tmp_path / "m.safetensors", fp16=False)
     exported = CLRFaceModel.load(tmp_path / "m.safetensors").vqgan.state_dict()
     assert all(torch.equal(v, newer[k]) for k, v in exported.items())
-    # the fine-tune resumed starts from the new autoencoder (its encoder and codebook stay as they are)
+    assert any("decoder fine-tune was trained over an earlier" in r.getMessage() for r in warnings_logged.records)
+    # the fine-tune resumed starts from the new autoencoder (its encoder and codebook stay as they are); the
+    # stage it is tuning is not warned about
     lines: list[str] = []
+    warnings_logged.clear()
     run(data_dir, run_dir, ("decoder",), steps=3, resume=True, echo=lines.append)
     assert any("autoencoder trained on since" in line for line in lines)
+    assert not [r for r in warnings_logged.records if "decoder fine-tune" in r.getMessage()]
     retuned = stage_weights(run_dir, "decoder")
     assert all(torch.equal(retuned[k], newer[k]) for k in newer if not k.startswith("decoder."))
     assert load_finished_stages(CLRFaceModel(load_run_config(run_dir, "tiny")), run_dir) == ["autoencoder", "decoder"]

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import json
 import logging
+from collections.abc import Sequence
 from dataclasses import replace
 from pathlib import Path
 
@@ -139,17 +140,18 @@ def moved_since(run_dir: Path, stage: str) -> list[str]:
     return [s for s, n in state.over.items() if load_state(run_dir / s, s).step != n]
 
 
-def load_finished_stages(model: CLRFaceModel, run_dir: Path) -> list[str]:
+def load_finished_stages(model: CLRFaceModel, run_dir: Path, training: Sequence[str] = ()) -> list[str]:
     """Load every stage's weights found in the run folder into the model; returns the stages loaded.
 
     A decoder fine-tune holds the whole autoencoder and overrides it, unless the autoencoder was trained on
-    since (then its copy is stale and left out, with a warning)."""
+    since (then its copy is stale and left out, with a warning unless it is among the stages `training`)."""
     loaded = []
     for stage in STAGE_ORDER:
         module = getattr(model, STAGE_MODULE[stage])
         if stage == "decoder" and moved_since(run_dir, stage):
-            log.warning("%s: the decoder fine-tune was trained over an earlier autoencoder and is left out; "
-                        "train --stage decoder --resume to tune this one", run_dir)
+            if stage not in training:
+                log.warning("%s: the decoder fine-tune was trained over an earlier autoencoder and is left out; "
+                            "train --stage decoder --resume to tune this one", run_dir)
             continue
         if module is not None and load_module(run_dir / stage / "weights.safetensors", module):
             loaded.append(stage)

@@ -89,7 +89,7 @@ def train_stages(data_dir: Path, run_dir: Path, stages: Sequence[str], options: 
     results = {}
     for name in stages:
         model = CLRFaceModel(cfg)
-        load_finished_stages(model, Path(run_dir))
+        load_finished_stages(model, Path(run_dir), training=stages)
         ctx = Context(Path(run_dir), Path(data_dir), cfg, model.to(device), device, world, options, weights, echo,
                       identity_net, preview_split=preview_split)
         results[name] = run_stage(ctx, name)
