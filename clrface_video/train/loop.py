@@ -143,8 +143,8 @@ def run_stage(ctx: Context, stage_name: str) -> StageState:
     resuming = opts.resume and state.step > 0
     stale = moved_since(ctx.run_dir, stage_name) if resuming else []
     if stale and ctx.world.main and ctx.echo:  # a decoder tuned over an earlier autoencoder: tune this one
-        ctx.echo(f"[{stage_name}] {' and '.join(stale)} trained on since: going on from its weights, "
-                 "with new optimizers")
+        ctx.echo(f"[{stage_name}] {' and '.join(stale)} trained on since this stage was: it goes on over them "
+                 "as they are now, with new optimizers")
     new_optimizers = True
     if resuming and not stale:
         load_module(sdir / "weights.safetensors", stage.trained)
