@@ -51,11 +51,6 @@ def _same_file(a: Path, b: Path) -> bool:
     return a.resolve() == b.resolve() or _same_id(a, b)
 
 
-def _same_folder(a: Path, b: Path) -> bool:
-    """Whether two existing folders are one (by file id)."""
-    return _same_id(a, b)
-
-
 def _same_id(a: Path, b: Path) -> bool:
     """Whether two existing paths have one file id. A file system without file ids gives every file and folder
     st_ino 0 (on Windows: sshfs-win, some network and cloud drives), where samefile calls any two on it one:
@@ -110,7 +105,7 @@ def check_outside(folder: Path, source: Path, what: str = "output folder") -> No
     """An output folder may be neither the input folder nor inside it (its outputs would be read as inputs). Its
     folders that exist are compared as files, not names: on macOS's file system Photos/out is inside photos."""
     inside, within = Path(folder).resolve(), Path(source).resolve()
-    if inside.is_relative_to(within) or any(_same_folder(above, within) for above in (inside, *inside.parents)):
+    if inside.is_relative_to(within) or any(_same_id(above, within) for above in (inside, *inside.parents)):
         raise ClrfaceError(f"{what} {folder} is inside the input folder {source}; choose one outside it")
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 import json
 import math
 import time
+from collections import deque
 from collections.abc import Iterator
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -31,7 +32,9 @@ def endless_batches(dataset: Dataset, batch_size: int, *, seed: int, start_epoch
     One loader serves every epoch: items are asked for as (epoch, index), so its workers start once instead
     of once per epoch (where workers are spawned, as on Windows and macOS, each start copied the dataset)."""
 
-    def batches() -> Iterator[tuple[int, int, list[tuple[int, int]]]]:
+    numbers: deque[tuple[int, int]] = deque()  # (epoch, batch number) of each batch asked for, in order
+
+    def batches() -> Iterator[list[tuple[int, int]]]:
         epoch = start_epoch
         while True:
             if world.world > 1:
@@ -47,12 +50,13 @@ def endless_batches(dataset: Dataset, batch_size: int, *, seed: int, start_epoch
                                    f"{f' on each of {world.world} processes' if world.world > 1 else ''}; "
                                    "add faces or lower --batch-size")
             for b in range(skip_batches if epoch == start_epoch else 0, full):
-                yield epoch, b + 1, [(epoch, i) for i in order[b * batch_size:(b + 1) * batch_size]]
+                numbers.append((epoch, b + 1))
+                yield [(epoch, i) for i in order[b * batch_size:(b + 1) * batch_size]]
             epoch += 1
 
-    loader = DataLoader(EpochItems(dataset), batch_sampler=(keys for _, _, keys in batches()),
-                        num_workers=workers, pin_memory=False)
-    for (epoch, number, _), batch in zip(batches(), loader):
+    # the loader hands batches back in the order it asked for them (it may ask a few ahead)
+    for batch in DataLoader(EpochItems(dataset), batch_sampler=batches(), num_workers=workers, pin_memory=False):
+        epoch, number = numbers.popleft()
         yield epoch, number, batch
 
 
