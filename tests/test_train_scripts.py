@@ -41,17 +41,24 @@ def test_pack_faces_keeps_every_row_and_the_pixels(packed: tuple[Path, Path]) ->
         assert 10 * np.log10(255**2 / ((a - b) ** 2).mean()) > 35  # a faithful copy, not a re-degradation
 
 
+def run_recipe(data: Path, run: Path, **env: str) -> subprocess.CompletedProcess:
+    """scripts/train_gpu_128.sh on the CPU with phases of about a second and `env` added; it must succeed."""
+    tiny = {"PYTHON": sys.executable, "DEVICE": "cpu", "P1": "0.02", "P2": "0.02", "P3": "0.02", "P4": "0.02",
+            "BATCH": "2", "WORKERS": "0", "CODEC_PROB": "0", "FACENET": "0", "LOG_EVERY": "1"}
+    done = subprocess.run(["bash", str(ROOT / "scripts/train_gpu_128.sh"), str(data), str(run)],
+                          env={**os.environ, **tiny, **env}, check=False, cwd=ROOT, capture_output=True, text=True,
+                          timeout=600)
+    assert done.returncode == 0, done.stdout + done.stderr
+    return done
+
+
 def test_gpu_recipe_runs_its_phases_and_exports(packed: tuple[Path, Path], tmp_path: Path) -> None:
     """As on a lent GPU machine, which has neither FaceNet's package nor PyAV: `import av` fails there."""
     run, out, no_av = tmp_path / "run", tmp_path / "out", tmp_path / "no_av"
     (no_av / "av").mkdir(parents=True)
     (no_av / "av" / "__init__.py").write_text("raise ImportError('PyAV is not installed on this machine')\n")
-    env = {**os.environ, "PYTHON": sys.executable, "DEVICE": "cpu", "P1": "0.02", "P2": "0.02", "P3": "0.02",
-           "P4": "0.02", "BATCH": "2", "WORKERS": "0", "CODEC_PROB": "0", "FACENET": "0", "LOG_EVERY": "1",
-           "OUT_DIR": str(out), "PYTHONPATH": os.pathsep.join(filter(None, (str(no_av), os.environ.get("PYTHONPATH"))))}
-    done = subprocess.run(["bash", str(ROOT / "scripts/train_gpu_128.sh"), str(packed[1]), str(run)], env=env, check=False,
-                          cwd=ROOT, capture_output=True, text=True, timeout=600)
-    assert done.returncode == 0, done.stdout + done.stderr
+    done = run_recipe(packed[1], run, OUT_DIR=str(out),
+                      PYTHONPATH=os.pathsep.join(filter(None, (str(no_av), os.environ.get("PYTHONPATH")))))
     assert "phase 3 skipped: FaceNet not available" in done.stdout
     for stage in ("autoencoder", "irn", "prior"):
         assert (run / stage / "weights.safetensors").is_file() and (run / f"{stage}.log").is_file()
@@ -80,12 +87,7 @@ def test_gpu_recipe_continues_every_stage_of_an_init_from_file(packed: tuple[Pat
         pytest.skip(f"shipped weights absent: {SHIPPED_WEIGHTS}")
     trained = {s: v["step"] for s, v in json.loads(read_metadata(SHIPPED_WEIGHTS)["training"]).items()}
     run = tmp_path / "run"
-    env = {**os.environ, "PYTHON": sys.executable, "DEVICE": "cpu", "P1": "0.02", "P2": "0.02", "P3": "0.02",
-           "P4": "0.02", "BATCH": "2", "WORKERS": "0", "CODEC_PROB": "0", "FACENET": "0", "LOG_EVERY": "1",
-           "INIT_FROM": str(SHIPPED_WEIGHTS)}
-    done = subprocess.run(["bash", str(ROOT / "scripts/train_gpu_128.sh"), str(packed[1]), str(run)], env=env,
-                          check=False, cwd=ROOT, capture_output=True, text=True, timeout=600)
-    assert done.returncode == 0, done.stdout + done.stderr
+    run_recipe(packed[1], run, INIT_FROM=str(SHIPPED_WEIGHTS))
     assert f"already at step {trained['autoencoder']} of its 1: nothing to train" in (run / "autoencoder.log").read_text()
     for stage, runs in (("autoencoder", 1), ("irn", 2), ("prior", 1)):  # phase 2 resumes the IRN of phase 1
         starts = [int(m) for m in re.findall(r"from step (\d+)", (run / f"{stage}.log").read_text())]
