@@ -32,6 +32,20 @@ def pick_device(name: str = "auto") -> torch.device:
     return device
 
 
+def gpu_index(device: torch.device | str | None) -> int | None:
+    """The CUDA GPU that `device` names, or None for the CPU (or no device): 'cuda:N' is N, a plain 'cuda'
+    the current GPU, as torch reads it. What onnxruntime's CUDA provider is handed, so the detector runs
+    on the restorer's GPU."""
+    if device is None or str(device) in ("", "cpu"):
+        return None
+    device = torch.device(device)
+    if device.type != "cuda":
+        return None
+    if device.index is not None:
+        return device.index
+    return torch.cuda.current_device() if torch.cuda.is_available() else 0
+
+
 def same_device_name(device: torch.device | str) -> str:
     """One name per device, for caches keyed by it: 'cuda' (the current GPU) becomes 'cuda:N'."""
     device = torch.device(device)

@@ -4,7 +4,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from clrface_video.device import compute_dtype, pick_device, training_autocast
+from clrface_video.device import compute_dtype, gpu_index, pick_device, training_autocast
 from clrface_video.errors import ClrfaceError
 
 
@@ -29,6 +29,15 @@ def test_a_gpu_index_past_the_last_gpu_is_refused(monkeypatch):
     assert pick_device("cuda:1") == torch.device("cuda:1") and pick_device("cuda") == torch.device("cuda")
     with pytest.raises(ClrfaceError, match="sees 2 CUDA GPU"):
         pick_device("cuda:2")
+
+
+def test_the_detector_gets_the_gpu_the_device_names(monkeypatch):
+    """onnxruntime's CUDA provider is handed the restorer's GPU: N for cuda:N, torch's current GPU for cuda."""
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "current_device", lambda: 1)
+    assert gpu_index("cuda:3") == 3 and gpu_index(torch.device("cuda", 2)) == 2
+    assert gpu_index("cuda") == 1
+    assert gpu_index("cpu") is None and gpu_index(None) is None and gpu_index(torch.device("cpu")) is None
 
 
 @pytest.mark.parametrize(("device", "bf16"), [("cpu", True), ("cuda", False)])

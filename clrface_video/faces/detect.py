@@ -242,12 +242,15 @@ def upright(detector: FaceDetector, rotation: float) -> FaceDetector:
 
 def make_detector(name: str = "retinaface", *, insightface_root: str | Path | None = None,
                   threshold: float = 0.6, device: str | None = None, max_side: int = 1280) -> FaceDetector:
-    """The detector called `name`; device 'cuda...' asks onnxruntime for its CUDA provider ('cuda:N': on GPU N).
+    """The detector called `name`; a CUDA device asks onnxruntime for its CUDA provider on that GPU
+    (device.gpu_index: 'cuda:N' is GPU N, a plain 'cuda' torch's current GPU).
 
     max_side: RetinaFace sees images shrunk to at most this side (raise it for tiny faces in huge photos).
     """
-    use_cuda = bool(device) and str(device).startswith("cuda")
-    gpu = int(str(device).partition(":")[2] or 0) if use_cuda else 0
+    from ..device import gpu_index  # torch, only once a detector is made
+
+    index = gpu_index(device)
+    use_cuda, gpu = index is not None, index or 0
     if name == "retinaface":
         return RetinaFaceDetector(threshold, max_side=max_side, use_cuda=use_cuda, gpu=gpu)
     if name == "insightface":
