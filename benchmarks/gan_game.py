@@ -5,7 +5,7 @@
 The training logs print the discriminator's hinge loss near 2.0 (chance) all through the autoencoder and
 decoder stages. That reading alone cannot tell "the discriminator cannot learn" from "the decoder keeps
 up with it". This script tells them apart on what the decoder stage (`train --stage decoder
---decoder-input restored`) trains on: the sampler's latents for degraded faces (stages.sample_at_random,
+--decoder-input restored`) trains on: the sampler's latents for degraded faces (stages.restored_latents,
 training faces of DATA_DIR's train split degraded by the eval recipe), decoded toward the clean face.
 
 Three runs of --steps steps (batch 8, Adam at the decoder stage's rate), each from WEIGHTS's decoder and a
@@ -61,18 +61,14 @@ class GameStage:
 
 
 def sampler_latents(model, clean: np.ndarray, seed: int) -> torch.Tensor:
-    """The latents the decoder stage decodes: sample_at_random over the clean faces degraded by the eval recipe."""
+    """The latents the decoder stage decodes (stages.restored_latents) for the clean faces degraded by the eval recipe."""
     from clrface_video.eval.paired import degrade_faces
     from clrface_video.train.data import to_tensor
-    from clrface_video.train.stages import sample_at_random
+    from clrface_video.train.stages import restored_latents
 
     degraded = to_tensor(degrade_faces(clean, seed))
-    gen, out = torch.Generator().manual_seed(seed), []
-    with torch.no_grad():
-        for i in range(0, len(degraded), 32):
-            z, _, _, snap = sample_at_random(model, degraded[i:i + 32], gen)
-            out.append(model.vqgan.quantize(z).z_q if snap else z)
-    return torch.cat(out)
+    gen = torch.Generator().manual_seed(seed)
+    return torch.cat([restored_latents(model, degraded[i:i + 32], gen) for i in range(0, len(degraded), 32)])
 
 
 def watch(decoder: nn.Module, disc: nn.Module, clean: torch.Tensor, latents: torch.Tensor) -> str:

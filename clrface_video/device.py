@@ -36,7 +36,7 @@ def gpu_index(device: torch.device | str | None) -> int | None:
     """The CUDA GPU that `device` names, or None for the CPU (or no device): 'cuda:N' is N, a plain 'cuda'
     the current GPU, as torch reads it. What onnxruntime's CUDA provider is handed, so the detector runs
     on the restorer's GPU."""
-    if device is None or str(device) in ("", "cpu"):
+    if not device:
         return None
     device = torch.device(device)
     if device.type != "cuda":

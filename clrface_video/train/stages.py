@@ -135,6 +135,14 @@ def sample_at_random(model: CLRFaceModel, lq: torch.Tensor,
     return z, x_irn, knobs, snap < 0.5
 
 
+@torch.no_grad()
+def restored_latents(model: CLRFaceModel, lq: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+    """What `--decoder-input restored` decodes: sample_at_random's final latent, snapped to the codebook
+    when the draw says so."""
+    z, _, _, snap = sample_at_random(model, lq, generator)
+    return model.vqgan.quantize(z).z_q if snap else z
+
+
 class DecoderStage(Stage):
     """VQGAN decoder fine-tune on whole faces, encoder and codebook frozen: the codes, and so the prior
     trained on them, stay valid. L1, then hinge GAN + feature matching from step disc_start (the
@@ -172,11 +180,9 @@ class DecoderStage(Stage):
     @torch.no_grad()
     def latents(self, hq: torch.Tensor, lq: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
         """What the decoder is trained to turn into hq (see the class docstring)."""
-        vq = self.trained
         if not self.needs_lq:
-            return vq.quantize(vq.encode(hq)).z_q
-        z, _, _, snap = sample_at_random(self.model, lq, generator)
-        return vq.quantize(z).z_q if snap else z
+            return self.trained.quantize(self.trained.encode(hq)).z_q
+        return restored_latents(self.model, lq, generator)
 
     def step(self, hq: torch.Tensor, lq: torch.Tensor, step: int) -> dict[str, torch.Tensor]:
         with training_autocast(self.ctx.device):
