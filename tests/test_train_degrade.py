@@ -5,7 +5,15 @@ import cv2
 import numpy as np
 import pytest
 
-from clrface_video.train.degrade import DegradeConfig, degrade, degrade_batch, degrade_sequence, jpeg, x264
+from clrface_video.train.degrade import (
+    DegradeConfig,
+    degrade,
+    degrade_batch,
+    degrade_sequence,
+    jpeg,
+    paint_flat_region,
+    x264,
+)
 
 
 @pytest.fixture(scope="module")
@@ -59,3 +67,25 @@ def test_batch_is_per_sample_seeded(face: np.ndarray) -> None:
     assert np.array_equal(out[1], degrade(batch[1], np.random.default_rng(4)))
     with pytest.raises(ValueError):
         degrade_batch(batch, [1])
+
+
+def test_flat_region_is_the_same_flat_patch_in_both_faces_entering_from_a_side(face: np.ndarray) -> None:
+    lq = degrade(face, np.random.default_rng(0))
+    sides = set()
+    for seed in range(16):
+        hq2, lq2 = paint_flat_region(face, lq, np.random.default_rng(seed))
+        assert hq2.shape == face.shape and hq2.dtype == lq2.dtype == np.uint8
+        again = paint_flat_region(face, lq, np.random.default_rng(seed))
+        assert np.array_equal(again[0], hq2) and np.array_equal(again[1], lq2)
+        inside = (hq2 != face).any(-1) & (lq2 != lq).any(-1)
+        # fully painted pixels hold one colour in both faces; the rest of each face is untouched
+        colour = np.median(hq2[inside], axis=0)
+        solid = np.all(hq2 == colour, -1) & np.all(lq2 == colour, -1) & inside
+        assert solid.sum() > 0.8 * inside.sum() > 0
+        outside = ~((hq2 != face).any(-1) | (lq2 != lq).any(-1))
+        assert outside.mean() > 0.6  # at most 30% of the side deep, plus a pixel of ramp
+        # the region touches one side of the crop, and only one
+        touched = [solid[0].any(), solid[-1].any(), solid[:, 0].any(), solid[:, -1].any()]
+        sides.add(int(np.argmax([solid[0].sum(), solid[-1].sum(), solid[:, 0].sum(), solid[:, -1].sum()])))
+        assert any(touched)
+    assert sides == {0, 1, 2, 3}

@@ -289,6 +289,30 @@ def test_dataset_pairs_are_seeded_and_in_range(data_dir: Path) -> None:
     assert torch.equal(clean[0], clean[1])
 
 
+def test_dataset_flat_regions_go_into_both_faces_and_leave_other_pairs_as_they_were(data_dir: Path) -> None:
+    from dataclasses import replace
+
+    from clrface_video.train.data import FaceDataset
+    from clrface_video.train.degrade import DegradeConfig
+
+    plain = FaceDataset(data_dir, "train", seed=3)
+    flat = FaceDataset(data_dir, "train", seed=3, degrade_config=replace(DegradeConfig(), flat_prob=1.0))
+    unpainted = FaceDataset(data_dir, "train", seed=3, degrade=False)
+    for i in range(len(plain)):
+        (hq, lq), (hq2, lq2) = plain[i], flat[i]
+        assert torch.equal(hq, unpainted[i][0])
+        changed_hq, changed_lq = (hq2 != hq).any(0), (lq2 != lq).any(0)
+        # the painted pixels are the same in the clean and the degraded face (but for the edge's one-pixel ramp)
+        both = changed_hq & changed_lq
+        same = (hq2 - lq2).abs().amax(0) <= 2 / 255
+        assert both.sum() > 0 and same[both].float().mean() > 0.6
+    # the degradation itself is drawn before the region: the degraded faces differ only where painted
+    hq, lq = plain[4]
+    hq2, lq2 = flat[4]
+    untouched = ~(hq2 != hq).any(0)
+    assert torch.equal(lq2[:, untouched], lq[:, untouched])
+
+
 def test_decoder_adversarial_terms_start_at_disc_start_from_the_autoencoder_discriminator(
         data_dir: Path, tmp_path: Path) -> None:
     from dataclasses import replace

@@ -7,7 +7,7 @@ from pathlib import Path
 import click
 
 from .degrade import DegradeConfig
-from .options import LossWeights
+from .options import LossWeights, TrainOptions
 
 LOSSES = LossWeights()  # the defaults the help names
 
@@ -79,6 +79,10 @@ def prepare_faces_command(src_dir: Path, out_dir: Path, size: int, holdout_fract
               help="share of compressed training faces given x264 artefacts instead of JPEG "
                    f"(default {DegradeConfig().codec_prob}; "
                    "0 where PyAV is not installed)")
+@click.option("--flat-region-prob", "flat_prob", type=click.FloatRange(0.0, 1.0), default=TrainOptions.flat_prob,
+              show_default=True,
+              help="share of degraded training faces given a flat, sharp-edged region (a padded frame's edge, a "
+                   "letterbox bar), the same in the clean face, so the restorer judges blur from the face alone")
 @click.option("--workers", type=click.IntRange(0), default=None,
               help="data-loader processes (default: 4 on CUDA, 0 on the CPU)")
 @click.option("--log-every", type=click.IntRange(1), default=20, show_default=True)
@@ -93,14 +97,13 @@ def train_command(data_dir: Path, stage: str, run_dir: Path, config_name: str, m
                   feature_matching_weight: float | None, decoder_input: str, gate_inputs: str | None,
                   identity_weight: float | None,
                   identity_samples: int, noise_draws: int, crop: int | None, codec_prob: float | None,
-                  workers: int | None, log_every: int, resume: bool, init_from: Path | None) -> None:
+                  flat_prob: float, workers: int | None, log_every: int, resume: bool, init_from: Path | None) -> None:
     """Train the CLR-Face stages on a folder written by prepare-faces."""
-    from .options import TrainOptions
     from .runner import train_stages
 
     options = TrainOptions(config=config_name, max_minutes=max_minutes, steps=steps, batch_size=batch_size, lr=lr,
                            device=device, seed=seed, log_every=log_every, resume=resume, threads=threads, crop=crop,
-                           codec_prob=codec_prob, workers=workers, init_from=init_from,
+                           codec_prob=codec_prob, flat_prob=flat_prob, workers=workers, init_from=init_from,
                            decoder_input=decoder_input, gate_inputs=gate_inputs)
     weights = LossWeights(identity_samples=identity_samples, prior_draws=noise_draws)
     if identity_weight is not None:

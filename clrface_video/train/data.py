@@ -10,7 +10,7 @@ from torch.utils.data import Dataset
 
 from ..errors import ClrfaceError
 from ..io import cv_files
-from .degrade import DegradeConfig, degrade
+from .degrade import DegradeConfig, degrade, paint_flat_region
 from .manifest import MANIFEST, PreparedFace, read_manifest
 
 
@@ -65,7 +65,8 @@ class FaceDataset(Dataset):
 
     Item i -> (hq, lq): (3, S, S) float32 tensors in [-1, 1]. The flip and the degradation of item i
     in epoch e come from a generator seeded by (seed, e, i), so a run is reproducible whatever the
-    number of loader workers. With degrade=False, lq is hq (autoencoder stage).
+    number of loader workers. With degrade=False, lq is hq (autoencoder stage). A share
+    degrade_config.flat_prob of the pairs get a flat region painted into both faces after the degradation.
     """
 
     def __init__(self, data_dir: Path | str, split: str = "train", *, seed: int = 0, flip: bool = True,
@@ -102,6 +103,8 @@ class FaceDataset(Dataset):
             hq = hq[:, ::-1]
         hq = np.ascontiguousarray(hq)
         lq = degrade(hq, rng, self.degrade_config) if self.degrade else hq
+        if self.degrade and self.degrade_config.flat_prob > 0 and rng.random() < self.degrade_config.flat_prob:
+            hq, lq = paint_flat_region(hq, lq, rng)
         return to_tensor(hq), to_tensor(lq)
 
 

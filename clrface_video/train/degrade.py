@@ -39,6 +39,7 @@ class DegradeConfig:
     crf: tuple[int, int] = (30, 48)  # x264 constant rate factor; 51 is the worst
     codec_frames: int = 1  # frames per x264 sequence when degrading one image (1 = intra frame only)
     light_prob: float = 0.0  # share of faces given LIGHT's ranges instead (0 draws nothing extra: seeds unchanged)
+    flat_prob: float = 0.0  # share of training pairs given a flat region in both faces (paint_flat_region; degrade() ignores it)
 
 
 # What a decent camera, or a large face scaled down to the crop, leaves: each step with probability 0.5-0.7, all
@@ -161,6 +162,31 @@ def degrade(image: np.ndarray, rng: np.random.Generator, config: DegradeConfig =
     if x.shape[:2] != (h, w):
         x = resize(x, w, h, UPSAMPLE_INTERPOLATIONS[int(rng.integers(len(UPSAMPLE_INTERPOLATIONS)))])
     return np.ascontiguousarray(x)
+
+
+def paint_flat_region(hq: np.ndarray, lq: np.ndarray, rng: np.random.Generator,
+                      depth: tuple[float, float] = (0.0, 0.3)) -> tuple[np.ndarray, np.ndarray]:
+    """Paint one flat, sharp-edged region into both faces of a (clean, degraded) pair, the same in each.
+
+    It enters from a random side with a straight, slanted edge, each end of the edge `depth` x side in from that
+    side: what an aligned crop shows where the frame it came from was padded (as KEEP's aligned clips are) or
+    had a letterbox bar. Its colour is a random grey or a random colour. A restorer trained without it judges a
+    face's blur by the sharpest edge in the crop and leaves blurred faces next to such an edge unrestored.
+    """
+    s = hq.shape[0]
+    near, far = rng.uniform(depth[0] * s, depth[1] * s, size=2)
+    edge = near + (far - near) * (np.arange(s) + 0.5) / s  # the edge's depth at each column, for the top side
+    rows = np.arange(s)[:, None] + 0.5
+    alpha = np.clip(edge[None, :] - rows + 0.5, 0.0, 1.0)  # 1 inside, 0 outside, one pixel of ramp at the edge
+    alpha = np.rot90(alpha, int(rng.integers(4)))[..., None].astype(np.float32)
+    colour = np.full(3, rng.uniform(0, 255)) if rng.random() < 0.5 else rng.uniform(0, 255, size=3)
+    colour = colour.astype(np.float32)
+
+    def paint(image: np.ndarray) -> np.ndarray:
+        out = image.astype(np.float32) * (1.0 - alpha) + colour * alpha
+        return np.clip(np.round(out), 0, 255).astype(np.uint8)
+
+    return paint(hq), paint(lq)
 
 
 def degrade_batch(images: np.ndarray, seeds: Sequence[int], config: DegradeConfig = DegradeConfig()) -> np.ndarray:

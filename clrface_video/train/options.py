@@ -25,6 +25,7 @@ class TrainOptions:
     threads: int | None = None  # torch intra-op threads (None: torch's default)
     crop: int | None = None  # autoencoder: random square crops of this side instead of whole faces
     codec_prob: float | None = None  # share of compressed faces given x264 artefacts (None: DegradeConfig's)
+    flat_prob: float = 0.1  # share of degraded training pairs given a flat region in both faces (degrade.paint_flat_region)
     checkpoint_minutes: float = 5.0
     init_from: Path | None = None  # an exported model that seeds a new run folder (see init_run_from_model)
     decoder_input: str = "clean"  # decoder stage: "clean" codes or "restored" sampler latents (DecoderStage)
