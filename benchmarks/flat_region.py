@@ -9,8 +9,10 @@ alike (train.degrade.paint_flat_region, face i from default_rng((7, i))): the sa
 straight edge more in the crop. PSNR is taken over the face region only, the pixels more than 4 px from the
 painted region, so both columns score the same pixels. Methods: the degraded input, the IRN estimate alone,
 the whole restoration at the default fidelity, and the gated one (as `restore --strength auto`); no identity
-guidance (it does not see the region and costs CPU time). A restorer that judges blur from the face alone gains
-about as much with the region as without; the shipped file of session 21 lost most of its gain on a blurred face.
+guidance (it does not see the region and costs CPU time). Each is run twice: on the crops as they are
+(hide_padding=False) and as the restorer runs by default, with the band where such padding meets the picture
+blurred before the networks see it and the padding put back after (restore.padding). A restorer that judges blur
+from the face alone gains about as much with the region as without.
 """
 from __future__ import annotations
 
@@ -71,14 +73,14 @@ def main() -> None:
     torch.set_num_threads(args.threads)
     model = CLRFaceModel.load(args.weights or SHIPPED_WEIGHTS)
     _, clean = heldout_faces(args.data, args.count, model.cfg.resolution)
-    restorer = CLRFaceRestorer(model, "cpu", identity_net=None)
+    restorers = {hide: CLRFaceRestorer(model, "cpu", identity_net=None, hide_padding=hide) for hide in (False, True)}
     knobs = fidelity_to_knobs(model.cfg, 0.5)
     methods = {"IRN alone": (replace(knobs, t_star=0.0), False), "whole": (knobs, False)}
     if model.gate is not None:
         methods["gated"] = (knobs, True)
 
-    def run(lq: np.ndarray, knobs, gate: bool) -> np.ndarray:
-        seeds = np.zeros(len(lq), np.int64)
+    def run(lq: np.ndarray, knobs, gate: bool, hide: bool) -> np.ndarray:
+        seeds, restorer = np.zeros(len(lq), np.int64), restorers[hide]
         return np.concatenate([restorer.restore(RestoreBatch(lq[i:i + 16], seeds=seeds[i:i + 16], gate=gate,
                                                              guidance=False), knobs)
                                for i in range(0, len(lq), 16)])
@@ -91,16 +93,19 @@ def main() -> None:
     for recipe in RECIPES:
         lq = degraded(clean, recipe)
         hq2, lq2, keep = painted(clean, lq)
-        cells = [f"{masked_psnr(lq, clean, keep):.2f} / {masked_psnr(lq2, hq2, keep):.2f}"]
-        for name, (k, gate) in methods.items():
-            plain, flat = run(lq, k, gate), run(lq2, k, gate)
-            cells.append(f"{masked_psnr(plain, clean, keep):.2f} / {masked_psnr(flat, hq2, keep):.2f}")
-            if name == "whole":
-                grid.append(np.concatenate([np.concatenate([lq2[i], flat[i], hq2[i]], 1) for i in range(4)], 0))
-        print(f"| {recipe} | " + " | ".join(cells) + " |", flush=True)
+        for hide in (False, True):
+            cells = [f"{masked_psnr(lq, clean, keep):.2f} / {masked_psnr(lq2, hq2, keep):.2f}"]
+            for name, (k, gate) in methods.items():
+                plain, flat = run(lq, k, gate, hide), run(lq2, k, gate, hide)
+                cells.append(f"{masked_psnr(plain, clean, keep):.2f} / {masked_psnr(flat, hq2, keep):.2f}")
+                if name == "whole":
+                    grid.append(np.concatenate([np.concatenate([lq2[i], flat[i], hq2[i]], 1) for i in range(4)], 0))
+            label = "padding hidden (the default)" if hide else "crop as it is (hide_padding=False)"
+            print(f"| {recipe}, {label} | " + " | ".join(cells) + " |", flush=True)
     if args.grid:
         cv2.imwrite(str(args.grid), cv2.cvtColor(np.concatenate(grid, 1), cv2.COLOR_RGB2BGR))
-        print(f"grid (per recipe: degraded with the region, restored whole, clean): {args.grid}")
+        print(f"grid (per recipe, the crop as it is then the padding hidden: degraded with the region, restored "
+              f"whole, clean): {args.grid}")
 
 
 if __name__ == "__main__":

@@ -16,6 +16,7 @@ from .base import RestoreBatch, register_restorer
 from .gate import blend
 from .guidance import autograd_ready, embed_images, identity_guidance
 from .model import CLRFaceModel, Knobs, fidelity_to_knobs
+from .padding import flat_padding, hide_padding, restore_padding
 from .samplers import SAMPLERS, Guidance, Sampler
 from .schedules import karras_sigmas, truncate_sigmas
 
@@ -89,13 +90,15 @@ class CLRFaceRestorer:
         function that loads one when a batch first asks for guidance (so a job run without it never loads
         it), or None to run without identity guidance.
     compile: wrap the score network in torch.compile (worth it on GPUs for long videos).
+    hide_padding: blur where flat padding reaching a crop's border meets the picture before the networks see
+        the crop, and put the padding back after (restore.padding); False shows them the crop as it is.
     """
 
     name = "clrface"
 
     def __init__(self, model: CLRFaceModel, device: torch.device | str = "cpu", fidelity: float = 0.5, *,
                  identity_net: nn.Module | Callable[[], nn.Module | None] | None = None, knobs: Knobs | None = None,
-                 compile: bool = False) -> None:
+                 compile: bool = False, hide_padding: bool = True) -> None:
         self.device = torch.device(device)
         self.dtype = compute_dtype(self.device)
         self.cfg = model.cfg
@@ -109,6 +112,7 @@ class CLRFaceRestorer:
             self._use_identity(identity_net)
         else:
             self._load_identity = identity_net
+        self.hide_padding = hide_padding
         self.sampler = SAMPLERS[model.cfg.sampler]
         self.denoiser: nn.Module = self.model.denoiser
         if compile:
@@ -135,6 +139,10 @@ class CLRFaceRestorer:
         # 1. to the device once: (N, 3, R, R) in [-1, 1], channels-last, compute dtype
         lq = torch.from_numpy(np.ascontiguousarray(batch.crops)).to(self.device, non_blocking=True)
         lq = (lq.permute(0, 3, 1, 2).to(self.dtype) / 127.5 - 1.0).contiguous(memory_format=torch.channels_last)
+        # 1b. flat padding reaching the crop's border (a pre-aligned clip's fill, a letterbox bar): its edge with
+        #     the picture blurred, so the networks judge the face's blur by the face (restore.padding)
+        padding = flat_padding(lq) if self.hide_padding else None
+        seen = hide_padding(lq, padding) if padding is not None else lq
         # 2-5. the IRN estimate, noised to t* with per-face seeded noise, then the guided reverse process
         seeds = batch.seeds if batch.seeds is not None else np.full(n, self.cfg.seed, dtype=np.int64)
 
@@ -143,7 +151,7 @@ class CLRFaceRestorer:
             return drawn.contiguous(memory_format=torch.channels_last)
 
         weight = knobs.guidance_weight if batch.guidance else 0.0
-        z, x_irn = sample_latents(m, lq, knobs, noise, self.sampler, self.denoiser,
+        z, x_irn = sample_latents(m, seen, knobs, noise, self.sampler, self.denoiser,
                                   guidance=lambda x_irn: self._guidance(batch, x_irn, weight))
         # 6. optional smoothing along each track
         if batch.memory is not None and batch.tracks is not None:
@@ -154,10 +162,13 @@ class CLRFaceRestorer:
         #    chooses over the degraded input (a face that needs nothing keeps its input)
         out = out.clamp(-1, 1)
         if m.gate is not None and batch.gate:
-            share = m.gate(lq, out)
+            share = m.gate(seen, out)
             if batch.gate_memory is not None and batch.tracks is not None:  # video: steady along each track
                 share = batch.gate_memory.smooth(share.view(-1, 1, 1, 1), np.asarray(batch.tracks)).view(-1)
             out = blend(lq, out, share)
+        # 8b. the padding's own pixels back
+        if padding is not None:
+            out = restore_padding(out, lq, padding)
         # 9. back to uint8 (N, R, R, 3)
         out = ((out.float().clamp(-1, 1) + 1.0) * 127.5).round().to(torch.uint8)
         return out.permute(0, 2, 3, 1).cpu().numpy()

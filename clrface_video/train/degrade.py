@@ -171,7 +171,8 @@ def paint_flat_region(hq: np.ndarray, lq: np.ndarray, rng: np.random.Generator,
     It enters from a random side with a straight, slanted edge, each end of the edge `depth` x side in from that
     side: what an aligned crop shows where the frame it came from was padded (as KEEP's aligned clips are) or
     had a letterbox bar. Its colour is a random grey or a random colour. A restorer trained without it judges a
-    face's blur by the sharpest edge in the crop and leaves blurred faces next to such an edge unrestored.
+    face's blur by the sharpest edge in the crop and restores a blurred face beside such an edge much less
+    (benchmarks/flat_region.py).
     """
     s = hq.shape[0]
     near, far = rng.uniform(depth[0] * s, depth[1] * s, size=2)
