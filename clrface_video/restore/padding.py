@@ -59,12 +59,12 @@ def hide_padding(crops: torch.Tensor, padding: torch.Tensor) -> torch.Tensor:
     size = crops.shape[-1]
     band = _dilate(padding, max(1, size // 20))
     width = max(3, size // 18) | 1
-    blurred, soft = crops.float(), band
+    x = crops.float()
+    blurred, soft = x, band
     for _ in range(3):
         blurred = F.avg_pool2d(F.pad(blurred, [width // 2] * 4, mode="replicate"), width, 1)
         soft = F.avg_pool2d(F.pad(soft, [width // 2] * 4, mode="replicate"), width, 1)
-    out = crops.float() + soft * (blurred - crops.float())
-    return out.to(crops.dtype)
+    return (x + soft * (blurred - x)).to(crops.dtype)
 
 
 def restore_padding(restored: torch.Tensor, crops: torch.Tensor, padding: torch.Tensor) -> torch.Tensor:
