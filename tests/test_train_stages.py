@@ -336,6 +336,33 @@ def test_decoder_adversarial_terms_start_at_disc_start_from_the_autoencoder_disc
     assert any(not torch.equal(ae_disc[k], trained[k]) for k in ae_disc if trained[k].is_floating_point())
 
 
+def test_an_adversarial_irn_trains_against_its_own_discriminator_from_disc_start(data_dir: Path,
+                                                                                   tmp_path: Path) -> None:
+    from safetensors.torch import load_file
+
+    options = TrainOptions(config="tiny", steps=1, batch_size=2, device="cpu", log_every=1, threads=1)
+    plain = replace(WEIGHTS, identity=0.0)
+    adversarial = replace(plain, irn_adversarial=True, disc_start=1)
+    for run_dir, weights in ((tmp_path / "plain", plain), (tmp_path / "adversarial", adversarial)):
+        torch.manual_seed(0)
+        train_stages(data_dir, run_dir, ("irn",), options, echo=None, weights=weights)
+    # before disc_start the step is the plain L1 one, and only the adversarial run has a discriminator
+    first = stage_weights(tmp_path / "plain", "irn"), stage_weights(tmp_path / "adversarial", "irn")
+    assert all(torch.equal(first[0][k], first[1][k]) for k in first[0])
+    assert not (tmp_path / "plain" / "irn" / "disc.safetensors").exists()
+    disc = load_file(str(tmp_path / "adversarial" / "irn" / "disc.safetensors"))
+    for run_dir, weights in ((tmp_path / "plain", plain), (tmp_path / "adversarial", adversarial)):
+        train_stages(data_dir, run_dir, ("irn",), replace(options, steps=3, resume=True), echo=None, weights=weights)
+    records = [json.loads(line) for line in (tmp_path / "adversarial" / "irn" / "log.jsonl").read_text().splitlines()]
+    assert [("g" in r, "fm" in r, "d" in r) for r in records] == [(False, False, False)] + [(True, True, True)] * 2
+    assert all("g" not in json.loads(line) for line in (tmp_path / "plain" / "irn" / "log.jsonl").read_text().splitlines())
+    trained = load_file(str(tmp_path / "adversarial" / "irn" / "disc.safetensors"))
+    assert any(not torch.equal(disc[k], trained[k]) for k in disc if disc[k].is_floating_point())
+    # from disc_start the discriminator's terms move the IRN away from where L1 alone takes it
+    last = stage_weights(tmp_path / "plain", "irn"), stage_weights(tmp_path / "adversarial", "irn")
+    assert any(not torch.equal(last[0][k], last[1][k]) for k in last[0] if last[0][k].is_floating_point())
+
+
 def test_init_from_an_exported_model_continues_each_stage_with_a_fresh_warm_up(data_dir: Path,
                                                                                 tmp_path: Path) -> None:
     from dataclasses import replace

@@ -1,4 +1,4 @@
-"""The adversarial update the autoencoder and decoder stages share: hinge GAN and feature matching."""
+"""The adversarial update the autoencoder, decoder and (optionally) IRN stages share: hinge GAN and feature matching."""
 from __future__ import annotations
 
 from typing import Protocol
@@ -12,7 +12,7 @@ from .stage_context import Context
 
 
 class AdversarialStage(Protocol):
-    """A stage trained against a discriminator (stages.AutoencoderStage, stages.DecoderStage)."""
+    """A stage trained against a discriminator (stages.AutoencoderStage, stages.DecoderStage, stages.IRNStage)."""
 
     ctx: Context
     disc: nn.Module
@@ -23,11 +23,13 @@ class AdversarialStage(Protocol):
 
 
 def adversarial_update(stage: AdversarialStage, fake: torch.Tensor, real: torch.Tensor,
-                       losses: dict[str, torch.Tensor], step: int) -> dict[str, torch.Tensor]:
-    """The generator update on the sum of `losses`, plus from step disc_start the weighted hinge GAN "g" and
-    feature-matching "fm" terms and then one discriminator update "d"; returns the losses with those added."""
+                       losses: dict[str, torch.Tensor], step: int,
+                       total: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
+    """The generator update on `total` (default: the sum of `losses`), plus from step disc_start the weighted
+    hinge GAN "g" and feature-matching "fm" terms, and then one discriminator update "d"; returns the losses
+    with those added."""
     w = stage.ctx.weights
-    total = sum(losses.values())
+    total = sum(losses.values()) if total is None else total
     adversarial = step >= w.disc_start
     if adversarial:
         with training_autocast(stage.ctx.device):

@@ -54,12 +54,12 @@ def prepare_faces_command(src_dir: Path, out_dir: Path, size: int, holdout_fract
 @click.option("--threads", type=click.IntRange(1), default=None,
               help="torch CPU threads (on a shared CPU, 1 can beat oversubscribed 2)")
 @click.option("--disc-start", type=click.IntRange(0), default=None,
-              help="autoencoder / decoder step at which the adversarial + feature-matching losses start "
+              help="autoencoder / decoder / adversarial irn: step at which the adversarial + feature-matching losses start "
                    f"(default {LOSSES.disc_start})")
 @click.option("--gan-weight", type=click.FloatRange(0.0), default=None,
-              help=f"autoencoder / decoder: weight of the hinge GAN loss (default {LOSSES.gan})")
+              help=f"autoencoder / decoder / adversarial irn: weight of the hinge GAN loss (default {LOSSES.gan})")
 @click.option("--feature-matching-weight", type=click.FloatRange(0.0), default=None,
-              help="autoencoder / decoder: weight of the discriminator feature-matching loss "
+              help="autoencoder / decoder / adversarial irn: weight of the discriminator feature-matching loss "
                    f"(default {LOSSES.feature_matching})")
 @click.option("--decoder-input", type=click.Choice(("clean", "restored")), default="clean", show_default=True,
               help="decoder: decode the clean face's codes, or the latents the sampler restores from the degraded "
@@ -69,6 +69,9 @@ def prepare_faces_command(src_dir: Path, out_dir: Path, size: int, holdout_fract
                    "also its restoration; a gate of the other kind in an --init-from file is replaced by a new one")
 @click.option("--identity-weight", type=click.FloatRange(0.0), default=None,
               help=f"irn: weight of the FaceNet identity loss (default {LOSSES.identity}; 0 trains without FaceNet)")
+@click.option("--irn-adversarial/--no-irn-adversarial", default=False, show_default=True,
+              help="irn: also train against a patch discriminator of its own (hinge GAN and feature matching, from "
+                   "--disc-start), for a sharper estimate than L1 alone gives")
 @click.option("--identity-samples", type=click.IntRange(0), default=0, show_default=True,
               help="irn: identity loss on the first N faces of each batch only (0: all); saves CPU time")
 @click.option("--noise-draws", type=click.IntRange(1), default=1, show_default=True,
@@ -95,7 +98,7 @@ def train_command(data_dir: Path, stage: str, run_dir: Path, config_name: str, m
                   steps: int | None, batch_size: int | None, lr: float | None, device: str, seed: int,
                   threads: int | None, disc_start: int | None, gan_weight: float | None,
                   feature_matching_weight: float | None, decoder_input: str, gate_inputs: str | None,
-                  identity_weight: float | None,
+                  identity_weight: float | None, irn_adversarial: bool,
                   identity_samples: int, noise_draws: int, crop: int | None, codec_prob: float | None,
                   flat_prob: float, workers: int | None, log_every: int, resume: bool, init_from: Path | None) -> None:
     """Train the CLR-Face stages on a folder written by prepare-faces."""
@@ -105,7 +108,7 @@ def train_command(data_dir: Path, stage: str, run_dir: Path, config_name: str, m
                            device=device, seed=seed, log_every=log_every, resume=resume, threads=threads, crop=crop,
                            codec_prob=codec_prob, flat_prob=flat_prob, workers=workers, init_from=init_from,
                            decoder_input=decoder_input, gate_inputs=gate_inputs)
-    weights = LossWeights(identity_samples=identity_samples, prior_draws=noise_draws)
+    weights = LossWeights(identity_samples=identity_samples, prior_draws=noise_draws, irn_adversarial=irn_adversarial)
     if identity_weight is not None:
         weights = replace(weights, identity=identity_weight)
     if disc_start is not None:

@@ -197,9 +197,24 @@ class DecoderStage(Stage):
 
 
 class IRNStage(Stage):
-    """Identity Recovery Network: LQ -> HQ estimate with L1 + identity (1 - cos FaceNet) loss."""
+    """Identity Recovery Network: LQ -> HQ estimate with L1 + identity (1 - cos FaceNet) loss; with
+    weights.irn_adversarial, also hinge GAN + feature matching from step disc_start against a patch
+    discriminator of its own (L1 alone averages the plausible clean faces into a blur)."""
 
     name = "irn"
+
+    def __init__(self, ctx: Context, lr: float) -> None:
+        super().__init__(ctx, lr)
+        self.disc: nn.Module | None = None
+        if ctx.weights.irn_adversarial:
+            self.disc = PatchDiscriminator().to(ctx.device).train()
+            broadcast_module(self.disc, ctx.world)
+            self.d_params = list(self.disc.parameters())
+            self.optimizers["disc"] = torch.optim.Adam(self.d_params, lr, betas=(0.5, 0.9))
+            self.lr_origin["disc"] = ctx.weights.disc_start
+
+    def extra_modules(self) -> dict[str, nn.Module]:
+        return {} if self.disc is None else {"disc": self.disc}
 
     def step(self, hq: torch.Tensor, lq: torch.Tensor, step: int) -> dict[str, torch.Tensor]:
         w = self.ctx.weights
@@ -210,6 +225,8 @@ class IRNStage(Stage):
                 n = w.identity_samples or len(x)
                 losses["id"] = identity_loss(self.ctx.identity(), x[:n], hq[:n])
         total = losses["l1"] + w.identity * losses.get("id", 0.0)
+        if self.disc is not None:
+            return adversarial_update(self, x, hq, losses, step, total=total)
         self.update("main", total, self.params, step)
         return losses
 
