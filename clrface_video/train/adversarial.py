@@ -1,13 +1,16 @@
 """The adversarial update the autoencoder, decoder and (optionally) IRN stages share: hinge GAN and feature matching."""
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Protocol
 
 import torch
 from torch import nn
 
 from ..device import training_autocast
-from .losses import feature_matching_loss, hinge_d_loss, hinge_g_loss
+from .checkpoint import load_module
+from .ddp import broadcast_module
+from .losses import PatchDiscriminator, feature_matching_loss, hinge_d_loss, hinge_g_loss
 from .stage_context import Context
 
 
@@ -18,8 +21,23 @@ class AdversarialStage(Protocol):
     disc: nn.Module
     params: list[nn.Parameter]
     d_params: list[nn.Parameter]
+    optimizers: dict[str, torch.optim.Optimizer]
+    lr_origin: dict[str, int]
 
     def update(self, name: str, loss: torch.Tensor, params: list[nn.Parameter], step: int) -> None: ...
+
+
+def attach_discriminator(stage: AdversarialStage, lr: float, start_from: Path | None = None) -> None:
+    """Give `stage` a new patch discriminator (its weights from `start_from` where that file exists), the same
+    on every rank, and its Adam optimizer "disc", whose learning-rate warm-up starts at disc_start."""
+    ctx = stage.ctx
+    stage.disc = PatchDiscriminator().to(ctx.device).train()
+    if start_from is not None:
+        load_module(start_from, stage.disc)
+    broadcast_module(stage.disc, ctx.world)
+    stage.d_params = list(stage.disc.parameters())
+    stage.optimizers["disc"] = torch.optim.Adam(stage.d_params, lr, betas=(0.5, 0.9))
+    stage.lr_origin["disc"] = ctx.weights.disc_start
 
 
 def adversarial_update(stage: AdversarialStage, fake: torch.Tensor, real: torch.Tensor,

@@ -10,11 +10,9 @@ from ..device import training_autocast
 from ..restore.gate import VIEWS, best_share, blend, blend_log_mse, gate_loss, view
 from ..restore.model import CLRFaceModel, Knobs, fidelity_to_knobs
 from ..restore.schedules import karras_sigmas, sample_sigmas_lognormal, truncate_sigmas
-from .adversarial import adversarial_update
-from .checkpoint import load_module
-from .ddp import broadcast_module, sync_gradients
+from .adversarial import adversarial_update, attach_discriminator
+from .ddp import sync_gradients
 from .losses import (
-    PatchDiscriminator,
     codebook_loss,
     identity_loss,
     mask_sparsity,
@@ -44,6 +42,7 @@ class Stage:
     name = ""
     needs_lq = True
     light_prob = 0.0  # share of training faces degraded lightly (degrade.LIGHT) instead of with the full recipe
+    disc: nn.Module | None = None  # the adversarial stages' discriminator (adversarial.attach_discriminator)
 
     def __init__(self, ctx: Context, lr: float) -> None:
         self.ctx = ctx
@@ -57,7 +56,8 @@ class Stage:
         self.lr_origin = {"main": 0}  # per optimizer: the step its learning-rate warm-up starts from
 
     def extra_modules(self) -> dict[str, nn.Module]:
-        return {}
+        """Modules checkpointed beside the trained one: the discriminator, where the stage has one."""
+        return {} if self.disc is None else {"disc": self.disc}
 
     def update(self, name: str, loss: torch.Tensor, params: list[nn.Parameter], step: int) -> None:
         opt = self.optimizers[name]
@@ -83,16 +83,9 @@ class AutoencoderStage(Stage):
 
     def __init__(self, ctx: Context, lr: float) -> None:
         super().__init__(ctx, lr)
-        self.disc = PatchDiscriminator().to(ctx.device).train()
-        broadcast_module(self.disc, ctx.world)
-        self.d_params = list(self.disc.parameters())
         self.optimizers["main"] = torch.optim.Adam(self.params, lr, betas=(0.5, 0.9))
-        self.optimizers["disc"] = torch.optim.Adam(self.d_params, lr, betas=(0.5, 0.9))
-        self.lr_origin["disc"] = ctx.weights.disc_start
+        attach_discriminator(self, lr)
         self.generator = torch.Generator().manual_seed(ctx.options.seed * 15_485_863 + ctx.world.rank + 1_000_003 * ctx.start_step)
-
-    def extra_modules(self) -> dict[str, nn.Module]:
-        return {"disc": self.disc}
 
     def random_crop(self, x: torch.Tensor) -> torch.Tensor:
         """One random square crop of side options.crop for the whole batch (the VQGAN is fully convolutional)."""
@@ -163,19 +156,11 @@ class DecoderStage(Stage):
         self.trained.requires_grad_(False)
         self.trained.decoder.requires_grad_(True)
         self.params = list(self.trained.decoder.parameters())
-        self.disc = PatchDiscriminator().to(ctx.device).train()
-        load_module(ctx.run_dir / "autoencoder" / "disc.safetensors", self.disc)
-        broadcast_module(self.disc, ctx.world)
-        self.d_params = list(self.disc.parameters())
-        self.optimizers = {"main": torch.optim.Adam(self.params, lr, betas=(0.5, 0.9)),
-                           "disc": torch.optim.Adam(self.d_params, lr, betas=(0.5, 0.9))}
-        self.lr_origin["disc"] = ctx.weights.disc_start
+        self.optimizers = {"main": torch.optim.Adam(self.params, lr, betas=(0.5, 0.9))}
+        attach_discriminator(self, lr, start_from=ctx.run_dir / "autoencoder" / "disc.safetensors")
         self.model.irn.eval()
         self.model.denoiser.eval()
         self.generator = torch.Generator().manual_seed(ctx.options.seed * 32_452_843 + ctx.world.rank + 1_000_003 * ctx.start_step)
-
-    def extra_modules(self) -> dict[str, nn.Module]:
-        return {"disc": self.disc}
 
     @torch.no_grad()
     def latents(self, hq: torch.Tensor, lq: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
@@ -205,16 +190,8 @@ class IRNStage(Stage):
 
     def __init__(self, ctx: Context, lr: float) -> None:
         super().__init__(ctx, lr)
-        self.disc: nn.Module | None = None
         if ctx.weights.irn_adversarial:
-            self.disc = PatchDiscriminator().to(ctx.device).train()
-            broadcast_module(self.disc, ctx.world)
-            self.d_params = list(self.disc.parameters())
-            self.optimizers["disc"] = torch.optim.Adam(self.d_params, lr, betas=(0.5, 0.9))
-            self.lr_origin["disc"] = ctx.weights.disc_start
-
-    def extra_modules(self) -> dict[str, nn.Module]:
-        return {} if self.disc is None else {"disc": self.disc}
+            attach_discriminator(self, lr)
 
     def step(self, hq: torch.Tensor, lq: torch.Tensor, step: int) -> dict[str, torch.Tensor]:
         w = self.ctx.weights
