@@ -363,6 +363,32 @@ def test_an_adversarial_irn_trains_against_its_own_discriminator_from_disc_start
     assert any(not torch.equal(last[0][k], last[1][k]) for k in last[0] if last[0][k].is_floating_point())
 
 
+def test_a_new_discriminator_warms_up_alone_over_the_frozen_irn_from_where_the_run_resumes(data_dir: Path,
+                                                                                            tmp_path: Path) -> None:
+    from safetensors.torch import load_file
+
+    run_dir = tmp_path / "run"
+    options = TrainOptions(config="tiny", steps=1, batch_size=2, device="cpu", log_every=1, threads=1)
+    plain = replace(WEIGHTS, identity=0.0)
+    train_stages(data_dir, run_dir, ("irn",), options, echo=None, weights=plain)
+    before = stage_weights(run_dir, "irn")
+    # resumed with a discriminator it never had: disc_start (0) is past, so the discriminator starts here and
+    # trains alone for disc_warmup steps while the IRN stays exactly as it was
+    warm = replace(plain, irn_adversarial=True, disc_start=0, disc_warmup=2)
+    train_stages(data_dir, run_dir, ("irn",), replace(options, steps=3, resume=True), echo=None, weights=warm)
+    frozen = stage_weights(run_dir, "irn")
+    assert all(torch.equal(before[k], frozen[k]) for k in before)
+    disc = load_file(str(run_dir / "irn" / "disc.safetensors"))
+    # resumed again mid-run: the discriminator's own checkpoint carries on, and the adversarial terms start
+    train_stages(data_dir, run_dir, ("irn",), replace(options, steps=5, resume=True), echo=None, weights=warm)
+    records = [json.loads(line) for line in (run_dir / "irn" / "log.jsonl").read_text().splitlines()]
+    assert [("g" in r, "fm" in r, "d" in r) for r in records] == [(False, False, False)] + \
+        [(False, False, True)] * 2 + [(True, True, True)] * 2
+    after, trained = stage_weights(run_dir, "irn"), load_file(str(run_dir / "irn" / "disc.safetensors"))
+    assert any(not torch.equal(frozen[k], after[k]) for k in frozen if frozen[k].is_floating_point())
+    assert any(not torch.equal(disc[k], trained[k]) for k in disc if disc[k].is_floating_point())
+
+
 def test_init_from_an_exported_model_continues_each_stage_with_a_fresh_warm_up(data_dir: Path,
                                                                                 tmp_path: Path) -> None:
     from dataclasses import replace

@@ -29,7 +29,8 @@ class AdversarialStage(Protocol):
 
 def attach_discriminator(stage: AdversarialStage, lr: float, start_from: Path | None = None) -> None:
     """Give `stage` a new patch discriminator (its weights from `start_from` where that file exists), the same
-    on every rank, and its Adam optimizer "disc", whose learning-rate warm-up starts at disc_start."""
+    on every rank, and its Adam optimizer "disc", whose learning-rate warm-up starts at disc_start (the step it
+    first trains; loop.run_stage moves it to where a resumed run gives it a fresh optimizer)."""
     ctx = stage.ctx
     stage.disc = PatchDiscriminator().to(ctx.device).train()
     if start_from is not None:
@@ -43,18 +44,21 @@ def attach_discriminator(stage: AdversarialStage, lr: float, start_from: Path | 
 def adversarial_update(stage: AdversarialStage, fake: torch.Tensor, real: torch.Tensor,
                        losses: dict[str, torch.Tensor], step: int,
                        total: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
-    """The generator update on `total` (default: the sum of `losses`), plus from step disc_start the weighted
-    hinge GAN "g" and feature-matching "fm" terms, and then one discriminator update "d"; returns the losses
-    with those added."""
+    """The generator update on `total` (default: the sum of `losses`), and one discriminator update "d" from
+    the step the discriminator starts (lr_origin["disc"]). For the disc_warmup steps after that start the
+    discriminator trains alone, the generator frozen; from then on the generator's update also has the
+    weighted hinge GAN "g" and feature-matching "fm" terms. Returns the losses with those added."""
     w = stage.ctx.weights
     total = sum(losses.values()) if total is None else total
-    adversarial = step >= w.disc_start
-    if adversarial:
-        with training_autocast(stage.ctx.device):
-            losses = {**losses, **generator_losses(stage.disc, fake, real)}
-        total = total + w.gan * losses["g"] + w.feature_matching * losses["fm"]
-    stage.update("main", total, stage.params, step)
-    if adversarial:
+    disc_from = stage.lr_origin["disc"]
+    if step < disc_from or step >= disc_from + w.disc_warmup:
+        adversarial = step >= disc_from
+        if adversarial:
+            with training_autocast(stage.ctx.device):
+                losses = {**losses, **generator_losses(stage.disc, fake, real)}
+            total = total + w.gan * losses["g"] + w.feature_matching * losses["fm"]
+        stage.update("main", total, stage.params, step)
+    if step >= disc_from:
         losses["d"] = discriminator_step(stage, fake, real, step)
     return losses
 

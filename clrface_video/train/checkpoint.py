@@ -50,15 +50,16 @@ def save_optimizers(path: Path, optimizers: dict[str, torch.optim.Optimizer]) ->
         torch.save({k: o.state_dict() for k, o in optimizers.items()}, tmp)
 
 
-def load_optimizers(path: Path, optimizers: dict[str, torch.optim.Optimizer]) -> bool:
-    """Load the optimizers' states saved by save_optimizers; False when the file is absent (fresh states)."""
+def load_optimizers(path: Path, optimizers: dict[str, torch.optim.Optimizer]) -> set[str]:
+    """Load the optimizers' states saved by save_optimizers; returns the names loaded (none where the file
+    is absent, or a new optimizer such as a discriminator's is not in it: those keep fresh states)."""
     if not path.is_file():
-        return False
+        return set()
     states = torch.load(path, map_location="cpu", weights_only=True)
     for k, o in optimizers.items():
         if k in states:
             o.load_state_dict(states[k])
-    return True
+    return set(optimizers) & set(states)
 
 
 def save_module(path: Path, module: nn.Module) -> None:

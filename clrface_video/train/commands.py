@@ -56,6 +56,10 @@ def prepare_faces_command(src_dir: Path, out_dir: Path, size: int, holdout_fract
 @click.option("--disc-start", type=click.IntRange(0), default=None,
               help="autoencoder / decoder / adversarial irn: step at which the adversarial + feature-matching losses start "
                    f"(default {LOSSES.disc_start})")
+@click.option("--disc-warmup", type=click.IntRange(0), default=0, show_default=True,
+              help="autoencoder / decoder / adversarial irn: steps the discriminator trains alone, the network it "
+                   "judges frozen, before the adversarial losses start (a head start for a new discriminator; it "
+                   "starts at --disc-start, or where a resumed or --init-from run gives it a new one)")
 @click.option("--gan-weight", type=click.FloatRange(0.0), default=None,
               help=f"autoencoder / decoder / adversarial irn: weight of the hinge GAN loss (default {LOSSES.gan})")
 @click.option("--feature-matching-weight", type=click.FloatRange(0.0), default=None,
@@ -96,7 +100,7 @@ def prepare_faces_command(src_dir: Path, out_dir: Path, size: int, holdout_fract
                    "and discriminator states, a new learning-rate warm-up); give a new --seed for new data order")
 def train_command(data_dir: Path, stage: str, run_dir: Path, config_name: str, max_minutes: float | None,
                   steps: int | None, batch_size: int | None, lr: float | None, device: str, seed: int,
-                  threads: int | None, disc_start: int | None, gan_weight: float | None,
+                  threads: int | None, disc_start: int | None, disc_warmup: int, gan_weight: float | None,
                   feature_matching_weight: float | None, decoder_input: str, gate_inputs: str | None,
                   identity_weight: float | None, irn_adversarial: bool,
                   identity_samples: int, noise_draws: int, crop: int | None, codec_prob: float | None,
@@ -108,7 +112,8 @@ def train_command(data_dir: Path, stage: str, run_dir: Path, config_name: str, m
                            device=device, seed=seed, log_every=log_every, resume=resume, threads=threads, crop=crop,
                            codec_prob=codec_prob, flat_prob=flat_prob, workers=workers, init_from=init_from,
                            decoder_input=decoder_input, gate_inputs=gate_inputs)
-    weights = LossWeights(identity_samples=identity_samples, prior_draws=noise_draws, irn_adversarial=irn_adversarial)
+    weights = LossWeights(identity_samples=identity_samples, prior_draws=noise_draws, irn_adversarial=irn_adversarial,
+                          disc_warmup=disc_warmup)
     if identity_weight is not None:
         weights = replace(weights, identity=identity_weight)
     if disc_start is not None:

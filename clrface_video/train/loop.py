@@ -149,14 +149,14 @@ def run_stage(ctx: Context, stage_name: str) -> StageState:
     if stale and ctx.world.main and ctx.echo:  # a decoder tuned over an earlier autoencoder: tune this one
         ctx.echo(f"[{stage_name}] {' and '.join(stale)} trained on since this stage was: it goes on over them "
                  "as they are now, with new optimizers")
-    new_optimizers = True
+    loaded: set[str] = set()  # the optimizers resumed; the others (all, in a folder seeded by --init-from) are new
     if resuming and not stale:
         load_module(sdir / "weights.safetensors", stage.trained)
         for name, module in stage.extra_modules().items():
             load_module(sdir / f"{name}.safetensors", module)
-        new_optimizers = not load_optimizers(sdir / "optim.pt", stage.optimizers)  # none: seeded by --init-from
-    if resuming and new_optimizers:  # the learning rates warm up again from here
-        stage.lr_origin = {k: max(v, state.step) for k, v in stage.lr_origin.items()}
+        loaded = load_optimizers(sdir / "optim.pt", stage.optimizers)
+    if resuming:  # a new optimizer's learning rate warms up again from here (a new discriminator starts here)
+        stage.lr_origin = {k: v if k in loaded else max(v, state.step) for k, v in stage.lr_origin.items()}
     broadcast_module(stage.trained, ctx.world)
     # what the stage is trained over (the gate: every other stage's restorations; the decoder: the
     # autoencoder it overrides) as it is now; export and later stages check it still is

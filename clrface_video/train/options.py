@@ -53,12 +53,14 @@ DEFAULTS = {
 
 @dataclass(frozen=True)
 class LossWeights:
-    """Weights of the loss terms; the adversarial terms start at step disc_start of the autoencoder and decoder stages,
-    and of the IRN stage when irn_adversarial is set."""
+    """Weights of the loss terms; the discriminator starts at step disc_start of the autoencoder and decoder stages,
+    and of the IRN stage when irn_adversarial is set (or where a resumed run gives it a new one), and the
+    adversarial terms disc_warmup steps later."""
 
     gan: float = 0.1
     feature_matching: float = 1.0
     disc_start: int = 2_000
+    disc_warmup: int = 0  # steps the discriminator trains alone, the generator frozen, before the adversarial terms
     identity: float = 0.1
     irn_adversarial: bool = False  # IRN: add the gan and feature_matching terms against its own patch discriminator
     prior_draws: int = 1  # prior: noise levels drawn per encoded (clean, degraded) pair; >1 amortises encoding
