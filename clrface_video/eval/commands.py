@@ -55,6 +55,8 @@ COMPARE_SUFFIXES = (".mp4", ".mkv", ".mov")  # containers that hold the H.264 si
 @click.option("--models", default=DEFAULT_MODELS, show_default=True,
               help="Comma-separated restorers to compare with the input; unavailable ones are skipped.")
 @click.option("--limit", type=click.IntRange(1), default=None, help="Use the first N faces (by file name).")
+@click.option("--blurriest", type=click.IntRange(1), default=None,
+              help="With --unpaired: only the N faces whose input is least sharp, where softness shows most.")
 @click.option("--seed", type=int, default=0, show_default=True, help="Seed of the degradation recipe.")
 @click.option("--size", type=click.IntRange(16, 1024), default=128, show_default=True,
               help="Side the faces are evaluated at (resized; restorers at other sizes are resized to and from).")
@@ -72,7 +74,7 @@ COMPARE_SUFFIXES = (".mp4", ".mkv", ".mov")  # containers that hold the H.264 si
                    "image sets).")
 def eval_command(source: Path | None, clean: Path | None, degraded: Path | None, unpaired: bool,
                  degrade_video: bool, models: str,
-                 limit: int | None, seed: int, size: int, max_frames: int, fidelity: float,
+                 limit: int | None, blurriest: int | None, seed: int, size: int, max_frames: int, fidelity: float,
                  identity_guidance: bool, device: str,
                  out_dir: Path, compare: Path | None) -> None:
     """Quality, identity and temporal figures of the input, the baseline and the model, side by side.
@@ -93,8 +95,9 @@ def eval_command(source: Path | None, clean: Path | None, degraded: Path | None,
         for given in (p for p in inputs if p.is_dir()):  # an --out that is a file click refuses itself
             check_outside(out_dir, given, "--out")
         result = run.evaluate(source, _names(models), clean=clean, degraded=degraded, unpaired=unpaired,
-                              degrade_video=degrade_video, limit=limit, seed=seed, size=size, max_frames=max_frames,
-                              fidelity=fidelity, identity_guidance=identity_guidance, device=device)
+                              degrade_video=degrade_video, limit=limit, blurriest=blurriest, seed=seed, size=size,
+                              max_frames=max_frames, fidelity=fidelity, identity_guidance=identity_guidance,
+                              device=device)
         for skipped in result.skipped_models:
             click.echo(f"warning: skipped {skipped}", err=True)
         files = report.write_report(result, out_dir, _command_line("eval"))

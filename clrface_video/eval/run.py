@@ -11,7 +11,8 @@ from . import unpaired as unpaired_eval
 
 
 def evaluate(source: Path | None, names: list[str], *, clean: Path | None = None, degraded: Path | None = None,
-             unpaired: bool = False, degrade_video: bool = False, limit: int | None = None, seed: int = 0,
+             unpaired: bool = False, degrade_video: bool = False, limit: int | None = None,
+             blurriest: int | None = None, seed: int = 0,
              size: int = 128, max_frames: int = 48, fidelity: float = 0.5, identity_guidance: bool = True,
              device: str = "auto") -> paired.PairedResult | temporal.TemporalResult:
     """The input, then each named restorer, on SOURCE: a folder of clean aligned faces (degraded with the seeded
@@ -20,6 +21,8 @@ def evaluate(source: Path | None, names: list[str], *, clean: Path | None = None
     is_video = source is not None and source.is_file()
     if degrade_video and not is_video:
         raise ClrfaceError("--degrade-video needs a video SOURCE")
+    if blurriest is not None and not unpaired:
+        raise ClrfaceError("--blurriest picks among real degraded faces: give it with --unpaired")
     if (degraded is not None or unpaired) and is_video:
         raise ClrfaceError("--degraded and --unpaired are for folders of faces; SOURCE is a video")
     if not is_video and (clean is None) != (degraded is None):
@@ -38,5 +41,5 @@ def evaluate(source: Path | None, names: list[str], *, clean: Path | None = None
     if source is None:
         raise ClrfaceError("give SOURCE (a folder of faces or a video), or --clean DIR --degraded DIR")
     if unpaired:
-        return unpaired_eval.evaluate_unpaired(source, restorers, size=size, limit=limit)
+        return unpaired_eval.evaluate_unpaired(source, restorers, size=size, limit=limit, blurriest=blurriest)
     return paired.evaluate_folder(source, restorers, size=size, seed=seed, limit=limit)

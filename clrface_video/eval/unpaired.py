@@ -65,11 +65,16 @@ def noise_sigma(image: np.ndarray) -> float:
     return float(np.sqrt(np.pi / 2) / 6 * np.abs(response).mean())
 
 
-def evaluate_unpaired(folder: Path, restorers: Restorers, *, size: int, limit: int | None = None) -> PairedResult:
-    """Real degraded aligned faces -> each restorer -> sharpness, noise, identity kept from the input."""
+def evaluate_unpaired(folder: Path, restorers: Restorers, *, size: int, limit: int | None = None,
+                      blurriest: int | None = None) -> PairedResult:
+    """Real degraded aligned faces -> each restorer -> sharpness, noise, identity kept from the input; with
+    `blurriest`, only that many faces, those whose input is least sharp (where softness shows most)."""
     files = list_images(folder, limit)
-    names = [p.stem for p in files]
     faces = np.stack([load_face(p, size) for p in files])
+    if blurriest is not None:
+        keep = least_sharp(faces, blurriest)
+        files, faces = [files[i] for i in keep], faces[keep]
+    names = [p.stem for p in files]
     seconds: dict[str, float] = {}
     outputs = {INPUT: faces}
     for name, restorer in zip(restorers.names, restorers.restorers):
@@ -94,6 +99,11 @@ def evaluate_unpaired(folder: Path, restorers: Restorers, *, size: int, limit: i
     return PairedResult("unpaired", str(folder), size, None, None, methods, tuple(rows),
                         summarise_unpaired(rows, methods), restorers.skipped, seconds, facenet_backend(),
                         grid=grid, deltas=paired_deltas(rows, methods, ("sharpness", "noise_sigma")))
+
+
+def least_sharp(faces: np.ndarray, count: int) -> np.ndarray:
+    """Indices of the `count` least sharp of (N, S, S, 3) faces (all of them if fewer), in their own order."""
+    return np.sort(np.argsort([metrics.sharpness(f) for f in faces], kind="stable")[:count])
 
 
 def summarise_unpaired(rows: Sequence[UnpairedScore], methods: Sequence[str]) -> tuple[UnpairedSummary, ...]:
