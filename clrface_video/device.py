@@ -48,10 +48,8 @@ def gpu_index(device: torch.device | str | None) -> int | None:
 
 def same_device_name(device: torch.device | str) -> str:
     """One name per device, for caches keyed by it: 'cuda' (the current GPU) becomes 'cuda:N'."""
-    device = torch.device(device)
-    if device.type == "cuda" and device.index is None:
-        device = torch.device("cuda", torch.cuda.current_device())
-    return str(device)
+    index = gpu_index(device)
+    return str(torch.device(device)) if index is None else f"cuda:{index}"
 
 
 def training_autocast(device: torch.device) -> AbstractContextManager:

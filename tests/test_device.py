@@ -4,7 +4,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from clrface_video.device import compute_dtype, gpu_index, pick_device, training_autocast
+from clrface_video.device import compute_dtype, gpu_index, pick_device, same_device_name, training_autocast
 from clrface_video.errors import ClrfaceError
 
 
@@ -32,12 +32,15 @@ def test_a_gpu_index_past_the_last_gpu_is_refused(monkeypatch):
 
 
 def test_the_detector_gets_the_gpu_the_device_names(monkeypatch):
-    """onnxruntime's CUDA provider is handed the restorer's GPU: N for cuda:N, torch's current GPU for cuda."""
+    """onnxruntime's CUDA provider is handed the restorer's GPU: N for cuda:N, torch's current GPU for cuda;
+    the shared FaceNet is cached under the same GPU's one name."""
     monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
     monkeypatch.setattr(torch.cuda, "current_device", lambda: 1)
     assert gpu_index("cuda:3") == 3 and gpu_index(torch.device("cuda", 2)) == 2
     assert gpu_index("cuda") == 1
     assert gpu_index("cpu") is None and gpu_index(None) is None and gpu_index(torch.device("cpu")) is None
+    assert same_device_name("cuda") == same_device_name("cuda:1") == "cuda:1" != same_device_name("cuda:3")
+    assert same_device_name(torch.device("cpu")) == "cpu"
 
 
 @pytest.mark.parametrize(("device", "bf16"), [("cpu", True), ("cuda", False)])

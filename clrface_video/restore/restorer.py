@@ -138,10 +138,11 @@ class CLRFaceRestorer:
         knobs, m = knobs or self.knobs, self.model
         # 1. to the device once: (N, 3, R, R) in [-1, 1], channels-last, compute dtype
         pixels = torch.from_numpy(np.ascontiguousarray(batch.crops)).to(self.device, non_blocking=True).permute(0, 3, 1, 2)
-        lq = (pixels.to(self.dtype) / 127.5 - 1.0).contiguous(memory_format=torch.channels_last)
+        scaled = pixels.float() / 127.5 - 1.0  # float32 once: bf16 would round the grey levels padding compares
+        lq = scaled.to(self.dtype).contiguous(memory_format=torch.channels_last)
         # 1b. flat padding reaching the crop's border (a pre-aligned clip's fill, a letterbox bar): its edge with
         #     the picture blurred, so the networks judge the face's blur by the face (restore.padding)
-        padding = flat_padding(pixels.float() / 127.5 - 1.0) if self.hide_padding else None  # in float32: bf16 rounds grey levels
+        padding = flat_padding(scaled) if self.hide_padding else None
         seen = hide_padding(lq, padding) if padding is not None else lq
         # 2-5. the IRN estimate, noised to t* with per-face seeded noise, then the guided reverse process
         seeds = batch.seeds if batch.seeds is not None else np.full(n, self.cfg.seed, dtype=np.int64)
