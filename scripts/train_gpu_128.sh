@@ -17,6 +17,8 @@
 # With INIT_FROM=FILE (an exported small_128 model, e.g. the shipped one) the run folder starts from that
 # file's weights and every stage of phases 1-3 continues from there instead of starting afresh; the
 # autoencoder's adversarial terms (a new discriminator) then start at once (DISC_START defaults to 0).
+# IRN_ARGS adds options to both IRN runs, e.g. the adversarial IRN of model card sessions 25-26:
+#   IRN_ARGS="--irn-adversarial --gan-weight 0.02 --feature-matching-weight 0.5 --disc-warmup 200"
 set -euo pipefail
 DATA=${1:?usage: train_gpu_128.sh DATA RUN}
 RUN=${2:?usage: train_gpu_128.sh DATA RUN}
@@ -53,14 +55,16 @@ identity_weight
 train autoencoder "${GO_ON[@]}" --max-minutes "$P1" --batch-size "$BATCH" --lr 2e-4 \
     --disc-start "${DISC_START:-6000}" &
 ae=$!
-train irn "${GO_ON[@]}" --max-minutes "$P1" --batch-size "$BATCH" --lr 4e-4 --identity-weight "$ID" &
+# shellcheck disable=SC2086  # IRN_ARGS is a list of options
+train irn "${GO_ON[@]}" --max-minutes "$P1" --batch-size "$BATCH" --lr 4e-4 --identity-weight "$ID" ${IRN_ARGS:-} &
 irn=$!
 wait $ae; wait $irn
 echo "$(date -u +%T) phase 2: prior | irn resumed ($P2 min)"
 identity_weight
 train prior "${GO_ON[@]}" --max-minutes "$P2" --batch-size "$((BATCH * 2))" --noise-draws 2 --lr 4e-4 &
 prior=$!
-train irn --resume --max-minutes "$P2" --batch-size "$BATCH" --lr 4e-4 --identity-weight "$ID" &
+# shellcheck disable=SC2086
+train irn --resume --max-minutes "$P2" --batch-size "$BATCH" --lr 4e-4 --identity-weight "$ID" ${IRN_ARGS:-} &
 irn=$!
 wait $prior; wait $irn
 if has_facenet; then

@@ -79,7 +79,8 @@ def test_gpu_recipe_runs_its_phases_and_exports(packed: tuple[Path, Path], tmp_p
 
 
 def test_gpu_recipe_continues_every_stage_of_an_init_from_file(packed: tuple[Path, Path], tmp_path: Path) -> None:
-    """INIT_FROM: the run starts from the shipped file's weights, each stage from the file's step count."""
+    """INIT_FROM: the run starts from the shipped file's weights, each stage from the file's step count;
+    IRN_ARGS reaches both IRN runs (here the adversarial IRN, its new discriminator warmed up one step)."""
     from clrface_video.restore.model import read_metadata
     from clrface_video.restore.restorer import SHIPPED_WEIGHTS
 
@@ -87,12 +88,16 @@ def test_gpu_recipe_continues_every_stage_of_an_init_from_file(packed: tuple[Pat
         pytest.skip(f"shipped weights absent: {SHIPPED_WEIGHTS}")
     trained = {s: v["step"] for s, v in json.loads(read_metadata(SHIPPED_WEIGHTS)["training"]).items()}
     run = tmp_path / "run"
-    run_recipe(packed[1], run, INIT_FROM=str(SHIPPED_WEIGHTS))
+    run_recipe(packed[1], run, INIT_FROM=str(SHIPPED_WEIGHTS),
+               IRN_ARGS="--irn-adversarial --gan-weight 0.02 --feature-matching-weight 0.5 --disc-warmup 1")
     assert f"already at step {trained['autoencoder']} of its 1: nothing to train" in (run / "autoencoder.log").read_text()
     for stage, runs in (("autoencoder", 1), ("irn", 2), ("prior", 1)):  # phase 2 resumes the IRN of phase 1
         starts = [int(m) for m in re.findall(r"from step (\d+)", (run / f"{stage}.log").read_text())]
         assert len(starts) == runs and starts[0] == trained[stage] and starts[-1] > starts[0] - (runs == 1), \
             (stage, starts)
+    irn_steps = re.findall(r"\[irn\] step \d+ .*", (run / "irn.log").read_text())
+    assert " d=" in irn_steps[0] and " g=" not in irn_steps[0]  # the discriminator's step alone first
+    assert " g=" in irn_steps[-1] and (run / "irn" / "disc.safetensors").is_file()  # then the adversarial IRN
     first = re.search(r"\[autoencoder\] step \d+ .*", (run / "autoencoder.log").read_text())
     assert first and " g=" in first.group(0)  # the adversarial terms on from the first step: DISC_START 0
     model, shipped = CLRFaceModel.load(run / "clrface-128.safetensors"), CLRFaceModel.load(SHIPPED_WEIGHTS)
