@@ -41,6 +41,43 @@ def test_pack_faces_keeps_every_row_and_the_pixels(packed: tuple[Path, Path]) ->
         assert 10 * np.log10(255**2 / ((a - b) ** 2).mean()) > 35  # a faithful copy, not a re-degradation
 
 
+def test_pack_faces_max_train_keeps_every_held_out_face_and_spreads_the_rest(tmp_path: Path,
+                                                                           astronaut: np.ndarray) -> None:
+    source = make_prepared(tmp_path / "data", astronaut, size=32, count=8)  # faces 0-4 train, 5-7 held out
+    out = tmp_path / "webp"
+    subprocess.run([sys.executable, str(ROOT / "scripts/pack_faces.py"), str(source), str(out), "--max-train", "2"],
+                   check=True, capture_output=True, cwd=ROOT)
+    rows = read_manifest(out / "manifest.csv")
+    assert [Path(r.file).stem for r in rows] == ["face_00", "face_02", "face_05", "face_06", "face_07"]
+    assert sorted(p.name for p in (out / "train").iterdir()) == ["face_00.webp", "face_02.webp"]
+
+
+def test_pack_facenet_int8_unpacks_to_weights_that_embed_as_fp32_does(tmp_path: Path, astronaut: np.ndarray) -> None:
+    from safetensors import safe_open
+    from safetensors.torch import load_file
+
+    from clrface_video.faces.identity import CACHE_NAME, IdentityEncoder
+
+    faces = make_prepared(tmp_path / "data", astronaut, size=128, count=8) / "train"
+    packed, unpacked = tmp_path / "fn8", tmp_path / "fn"
+    script = [sys.executable, str(ROOT / "scripts/pack_facenet.py")]
+    said = subprocess.run([*script, str(packed), "--int8", "--check", str(faces)], check=True, capture_output=True,
+                          text=True, cwd=ROOT).stdout
+    small = packed / CACHE_NAME.replace(".safetensors", ".int8.safetensors")
+    assert small.stat().st_size < 25e6  # fits a 64 MiB upload beside 30 MiB of faces and the working tree
+    with safe_open(str(small), "pt") as f:
+        assert f.get_tensor("bottleneck.weight").dtype == torch.int8
+    assert float(re.search(r"cosine to the fp32 embeddings min ([0-9.]+)", said).group(1)) > 0.999
+    subprocess.run([*script, str(unpacked), "--unpack", str(small)], check=True, capture_output=True, cwd=ROOT)
+    state = load_file(str(unpacked / CACHE_NAME))
+    assert all(v.dtype == torch.float16 for v in state.values())
+    reference = IdentityEncoder()
+    crops = np.stack([cv2.imread(str(p))[..., ::-1] for p in sorted(faces.iterdir())])
+    a, b = reference.embed(crops), IdentityEncoder(state).embed(crops)
+    assert (a * b).sum(axis=1).min() > 0.999
+    assert state.keys() == reference.net.state_dict().keys()
+
+
 def run_recipe(data: Path, run: Path, **env: str) -> subprocess.CompletedProcess:
     """scripts/train_gpu_128.sh on the CPU with phases of about a second and `env` added; it must succeed."""
     tiny = {"PYTHON": sys.executable, "DEVICE": "cpu", "P1": "0.02", "P2": "0.02", "P3": "0.02", "P4": "0.02",
