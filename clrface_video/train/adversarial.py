@@ -51,14 +51,14 @@ def adversarial_update(stage: AdversarialStage, fake: torch.Tensor, real: torch.
     w = stage.ctx.weights
     total = sum(losses.values()) if total is None else total
     disc_from = stage.lr_origin["disc"]
-    if step < disc_from or step >= disc_from + w.disc_warmup:
-        adversarial = step >= disc_from
-        if adversarial:
-            with training_autocast(stage.ctx.device):
-                losses = {**losses, **generator_losses(stage.disc, fake, real)}
-            total = total + w.gan * losses["g"] + w.feature_matching * losses["fm"]
+    disc_on, warming_up = step >= disc_from, disc_from <= step < disc_from + w.disc_warmup
+    if disc_on and not warming_up:
+        with training_autocast(stage.ctx.device):
+            losses = {**losses, **generator_losses(stage.disc, fake, real)}
+        total = total + w.gan * losses["g"] + w.feature_matching * losses["fm"]
+    if not warming_up:  # while the discriminator warms up the generator stays as it is
         stage.update("main", total, stage.params, step)
-    if step >= disc_from:
+    if disc_on:
         losses["d"] = discriminator_step(stage, fake, real, step)
     return losses
 
