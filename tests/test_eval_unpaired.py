@@ -35,9 +35,11 @@ def test_blurriest_is_refused_without_unpaired(tmp_path):
 
     from clrface_video.eval.commands import eval_command
 
-    result = CliRunner().invoke(eval_command, [str(tmp_path), "--blurriest", "3"])
+    faces, out = tmp_path / "faces", tmp_path / "report"
+    faces.mkdir()
+    result = CliRunner().invoke(eval_command, [str(faces), "--blurriest", "3", "--out", str(out)])
     assert result.exit_code == 2 and "give it with --unpaired" in result.output
-    assert not (tmp_path / "eval-out").exists()
+    assert not out.exists()
 
 
 def test_unpaired_eval_on_two_real_faces():
