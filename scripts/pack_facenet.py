@@ -57,15 +57,17 @@ def dequantise(packed: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
 
 def check(folder: Path, reference: dict[str, torch.Tensor], packed: dict[str, torch.Tensor]) -> None:
     """Print how close the packed weights' embeddings of up to 64 faces of `folder` are to the reference's."""
-    import cv2
     import numpy as np
 
+    from clrface_video.errors import ClrfaceError
+    from clrface_video.eval.paired import list_images, load_face
     from clrface_video.faces.identity import IdentityEncoder
 
-    files = sorted(p for p in folder.iterdir() if p.suffix.lower() in (".jpg", ".png", ".webp"))[:64]
-    if not files:
-        raise SystemExit(f"error: no .jpg, .png or .webp faces in {folder}")
-    faces = np.stack([cv2.resize(cv2.imread(str(p)), (128, 128))[..., ::-1] for p in files])
+    try:
+        files = list_images(folder, 64)
+        faces = np.stack([load_face(p, 128) for p in files])
+    except ClrfaceError as error:
+        raise SystemExit(f"error: {error}") from None
     a, b = (IdentityEncoder({k: v.float() for k, v in s.items()}).embed(faces) for s in (reference, packed))
     cosine = (a * b).sum(axis=1)
     print(f"{len(files)} faces of {folder}: cosine to the fp32 embeddings min {cosine.min():.5f}, "
