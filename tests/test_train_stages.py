@@ -290,13 +290,10 @@ def test_dataset_pairs_are_seeded_and_in_range(data_dir: Path) -> None:
 
 
 def test_dataset_flat_regions_go_into_both_faces_and_leave_other_pairs_as_they_were(data_dir: Path) -> None:
-    from dataclasses import replace
-
     from clrface_video.train.data import FaceDataset
-    from clrface_video.train.degrade import DegradeConfig
 
     plain = FaceDataset(data_dir, "train", seed=3)
-    flat = FaceDataset(data_dir, "train", seed=3, degrade_config=replace(DegradeConfig(), flat_prob=1.0))
+    flat = FaceDataset(data_dir, "train", seed=3, flat_prob=1.0)
     unpainted = FaceDataset(data_dir, "train", seed=3, degrade=False)
     for i in range(len(plain)):
         (hq, lq), (hq2, lq2) = plain[i], flat[i]

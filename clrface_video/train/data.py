@@ -65,12 +65,12 @@ class FaceDataset(Dataset):
 
     Item i -> (hq, lq): (3, S, S) float32 tensors in [-1, 1]. The flip and the degradation of item i
     in epoch e come from a generator seeded by (seed, e, i), so a run is reproducible whatever the
-    number of loader workers. With degrade=False, lq is hq (autoencoder stage). A share
-    degrade_config.flat_prob of the pairs get a flat region painted into both faces after the degradation.
+    number of loader workers. With degrade=False, lq is hq (autoencoder stage). A share flat_prob of
+    the degraded pairs get a flat region painted into both faces after the degradation (paint_flat_region).
     """
 
     def __init__(self, data_dir: Path | str, split: str = "train", *, seed: int = 0, flip: bool = True,
-                 degrade: bool = True, degrade_config: DegradeConfig | None = None,
+                 degrade: bool = True, degrade_config: DegradeConfig | None = None, flat_prob: float = 0.0,
                  limit: int | None = None) -> None:
         self.data_dir = Path(data_dir)
         rows = [r for r in read_manifest(self.data_dir / MANIFEST) if r.split == split]
@@ -84,6 +84,7 @@ class FaceDataset(Dataset):
         self.flip = flip
         self.degrade = degrade
         self.degrade_config = degrade_config or DegradeConfig()
+        self.flat_prob = flat_prob
         self.epoch = 0
 
     def set_epoch(self, epoch: int) -> None:
@@ -103,7 +104,7 @@ class FaceDataset(Dataset):
             hq = hq[:, ::-1]
         hq = np.ascontiguousarray(hq)
         lq = degrade(hq, rng, self.degrade_config) if self.degrade else hq
-        if self.degrade and self.degrade_config.flat_prob > 0 and rng.random() < self.degrade_config.flat_prob:
+        if self.degrade and self.flat_prob > 0 and rng.random() < self.flat_prob:
             hq, lq = paint_flat_region(hq, lq, rng)
         return to_tensor(hq), to_tensor(lq)
 

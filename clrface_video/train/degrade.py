@@ -39,7 +39,6 @@ class DegradeConfig:
     crf: tuple[int, int] = (30, 48)  # x264 constant rate factor; 51 is the worst
     codec_frames: int = 1  # frames per x264 sequence when degrading one image (1 = intra frame only)
     light_prob: float = 0.0  # share of faces given LIGHT's ranges instead (0 draws nothing extra: seeds unchanged)
-    flat_prob: float = 0.0  # share of training pairs given a flat region in both faces (paint_flat_region; degrade() ignores it)
 
 
 # What a decent camera, or a large face scaled down to the crop, leaves: each step with probability 0.5-0.7, all

@@ -172,7 +172,7 @@ def run_stage(ctx: Context, stage_name: str) -> StageState:
     if opts.codec_prob is not None:
         degrade_config = replace(degrade_config, codec_prob=opts.codec_prob)
     data = FaceDataset(ctx.data_dir, "train", seed=opts.seed, degrade=stage.needs_lq,
-                       degrade_config=replace(degrade_config, flat_prob=opts.flat_prob))
+                       degrade_config=degrade_config, flat_prob=opts.flat_prob)
     workers = opts.workers if opts.workers is not None else (4 if ctx.device.type == "cuda" else 0)
     batches = endless_batches(data, batch_size, seed=opts.seed, start_epoch=state.epoch, world=ctx.world,
                                    workers=workers, skip_batches=state.batch_in_epoch)
