@@ -18,7 +18,7 @@ class AdversarialStage(Protocol):
     """A stage trained against a discriminator (stages.AutoencoderStage, stages.DecoderStage, stages.IRNStage)."""
 
     ctx: Context
-    disc: nn.Module
+    disc: nn.Module | None  # None until attach_discriminator gives it one
     params: list[nn.Parameter]
     d_params: list[nn.Parameter]
     optimizers: dict[str, torch.optim.Optimizer]
@@ -49,6 +49,8 @@ def adversarial_update(stage: AdversarialStage, fake: torch.Tensor, real: torch.
     discriminator trains alone, the generator frozen; from then on the generator's update also has the
     weighted hinge GAN "g" and feature-matching "fm" terms. Returns the losses with those added."""
     w = stage.ctx.weights
+    if stage.disc is None:
+        raise RuntimeError(f"{type(stage).__name__} has no discriminator: call attach_discriminator first")
     total = sum(losses.values()) if total is None else total
     disc_from = stage.lr_origin["disc"]
     disc_on, warming_up = step >= disc_from, disc_from <= step < disc_from + w.disc_warmup
@@ -76,6 +78,7 @@ def discriminator_step(stage: AdversarialStage, fake: torch.Tensor, real: torch.
                        step: int) -> torch.Tensor:
     """One hinge update of stage.disc on real vs the detached fake; returns the loss."""
     disc = stage.disc
+    assert disc is not None, "adversarial_update checks the stage has a discriminator"
     disc.requires_grad_(True)
     with training_autocast(stage.ctx.device):
         real_logits, _ = disc(real)
