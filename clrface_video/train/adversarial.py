@@ -49,20 +49,26 @@ def adversarial_update(stage: AdversarialStage, fake: torch.Tensor, real: torch.
     discriminator trains alone, the generator frozen; from then on the generator's update also has the
     weighted hinge GAN "g" and feature-matching "fm" terms. Returns the losses with those added."""
     w = stage.ctx.weights
-    if stage.disc is None:
-        raise RuntimeError(f"{type(stage).__name__} has no discriminator: call attach_discriminator first")
+    disc = discriminator_of(stage)
     total = sum(losses.values()) if total is None else total
     disc_from = stage.lr_origin["disc"]
     disc_on, warming_up = step >= disc_from, disc_from <= step < disc_from + w.disc_warmup
     if disc_on and not warming_up:
         with training_autocast(stage.ctx.device):
-            losses = {**losses, **generator_losses(stage.disc, fake, real)}
+            losses = {**losses, **generator_losses(disc, fake, real)}
         total = total + w.gan * losses["g"] + w.feature_matching * losses["fm"]
     if not warming_up:  # while the discriminator warms up the generator stays as it is
         stage.update("main", total, stage.params, step)
     if disc_on:
         losses["d"] = discriminator_step(stage, fake, real, step)
     return losses
+
+
+def discriminator_of(stage: AdversarialStage) -> nn.Module:
+    """stage.disc, or a one-line error where attach_discriminator has not given the stage one."""
+    if stage.disc is None:
+        raise RuntimeError(f"{type(stage).__name__} has no discriminator: call attach_discriminator first")
+    return stage.disc
 
 
 def generator_losses(disc: nn.Module, fake: torch.Tensor, real: torch.Tensor) -> dict[str, torch.Tensor]:
@@ -77,8 +83,7 @@ def generator_losses(disc: nn.Module, fake: torch.Tensor, real: torch.Tensor) ->
 def discriminator_step(stage: AdversarialStage, fake: torch.Tensor, real: torch.Tensor,
                        step: int) -> torch.Tensor:
     """One hinge update of stage.disc on real vs the detached fake; returns the loss."""
-    disc = stage.disc
-    assert disc is not None, "adversarial_update checks the stage has a discriminator"
+    disc = discriminator_of(stage)
     disc.requires_grad_(True)
     with training_autocast(stage.ctx.device):
         real_logits, _ = disc(real)
