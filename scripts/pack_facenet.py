@@ -83,6 +83,8 @@ def main() -> None:
     parser.add_argument("--check", type=Path, default=None, metavar="FACES_DIR",
                         help="with --int8: compare the copy's embeddings of these aligned faces with fp32's")
     args = parser.parse_args()
+    if args.check is not None and not (args.int8 and args.unpack is None):
+        parser.error("--check compares an int8 copy with fp32: give it with --int8 (and without --unpack)")
     source = args.unpack or cache_dir() / CACHE_NAME
     if args.unpack is not None:
         state = dequantise(load_file(str(source)))

@@ -78,6 +78,14 @@ def test_pack_facenet_int8_unpacks_to_weights_that_embed_as_fp32_does(tmp_path: 
     assert state.keys() == reference.net.state_dict().keys()
 
 
+def test_pack_facenet_check_without_int8_is_refused_before_anything_is_written(tmp_path: Path) -> None:
+    out = tmp_path / "fn"
+    said = subprocess.run([sys.executable, str(ROOT / "scripts/pack_facenet.py"), str(out), "--check", str(tmp_path)],
+                          check=False, capture_output=True, text=True, cwd=ROOT)
+    assert said.returncode == 2 and "give it with --int8" in said.stderr.splitlines()[-1]
+    assert not out.exists()  # no fp16 copy written while the asked-for check silently never ran
+
+
 def run_recipe(data: Path, run: Path, **env: str) -> subprocess.CompletedProcess:
     """scripts/train_gpu_128.sh on the CPU with phases of about a second and `env` added; it must succeed."""
     tiny = {"PYTHON": sys.executable, "DEVICE": "cpu", "P1": "0.02", "P2": "0.02", "P3": "0.02", "P4": "0.02",
