@@ -109,6 +109,20 @@ def check_outside(folder: Path, source: Path, what: str = "output folder") -> No
         raise ClrfaceError(f"{what} {folder} is inside the input folder {source}; choose one outside it")
 
 
+def check_mirror_apart(folder: Path, source: Path) -> None:
+    """A folder's restored tree, mirrored under `folder`, lands on none of its inputs. With the input folder
+    inside the output folder (photos/2009 restored into photos) the copy of 2009/x goes to photos/x, which is
+    an input where 2009 holds a folder named as it is within photos (2009/2009/x): refused, the inputs would
+    be overwritten or taken for finished outputs."""
+    above, within = Path(folder).resolve(), Path(source).resolve()
+    if within == above or not within.is_relative_to(above):
+        return
+    step = within.relative_to(above)
+    if (within / step).exists():
+        raise ClrfaceError(f"output folder {folder} holds the input folder {source} and the restored copy of "
+                           f"{source / step} would be written over its inputs; choose another output folder")
+
+
 def check_side_output(path: Path, option: str, inputs: Iterable[Path], output: Path | None = None) -> Path:
     """A side file the user names (a report, a drawing, a comparison) never replaces an input or the job's output,
     and its folder is writable; checked before any work."""
@@ -150,6 +164,7 @@ def resolve_paths(input: str | Path, output: str | Path | None,
                            f"(for example {target.stem}_%06d{suffix})")
     if source.is_dir():
         check_outside(target, source)
+        check_mirror_apart(target, source)
         if target.exists() and not target.is_dir():
             raise ClrfaceError(f"output {target} is a file but the input is a folder; give a folder for -o")
     check_writable(target if source.is_dir() else target.parent)

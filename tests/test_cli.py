@@ -153,6 +153,25 @@ def test_output_folder_inside_input_folder_is_refused(tmp_path):
     assert not (tmp_path / "album" / "out").exists()
 
 
+def test_an_output_folder_holding_the_input_is_refused_where_the_copy_would_land_on_the_inputs(tmp_path):
+    """Photos/Photos, as photo exports nest them: Photos restored into its parent would write Photos/Photos/a.jpg's
+    copy over Photos/a.jpg (with --overwrite) or take that input for its finished output (without)."""
+    from PIL import Image
+
+    album = tmp_path / "Photos"
+    (album / "Photos").mkdir(parents=True)
+    Image.new("RGB", (32, 32), (200, 10, 10)).save(album / "a.png")
+    Image.new("RGB", (32, 32), (10, 10, 200)).save(album / "Photos" / "a.png")
+    before = {p: p.read_bytes() for p in album.rglob("*.png")}
+    for extra in ((), ("--overwrite",)):
+        assert_one_line_error(run("restore", album, "-o", tmp_path, *extra, *BASELINE), "over its inputs")
+    assert {p: p.read_bytes() for p in album.rglob("*.png")} == before
+    inner = run("restore", album / "Photos", "-o", album.parent / "elsewhere", *BASELINE)
+    assert inner.exit_code == 0 and (album.parent / "elsewhere" / "a.png").is_file()
+    beside = run("restore", album / "Photos", "-o", album / "Photos_restored", *BASELINE)  # inside the parent, apart
+    assert beside.exit_code == 0 and (album / "Photos_restored" / "a.png").is_file()
+
+
 def test_an_output_folder_inside_the_input_spelled_in_another_case_is_refused(tmp_path, monkeypatch):
     """On macOS's (and Windows') file systems Album and album are one folder: -o album/restored for the input Album
     was not seen to be inside it (the names were compared), so a rerun read the restored photos as inputs. Linux
