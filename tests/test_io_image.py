@@ -358,6 +358,33 @@ def test_exif_with_a_damaged_tag_is_kept_as_it_came(tmp_path, rgb):
         assert written.info["exif"] == Image.open(path).info["exif"] and written.getexif()[MAKE] == "NASA"
 
 
+COPYRIGHT, ARTIST, LENS = 0x8298, 0x013B, 0xA434
+
+
+@pytest.mark.parametrize("suffix", [".jpg", ".png", ".webp", ".tif"])
+def test_exif_text_in_utf8_or_latin1_is_kept_byte_for_byte(tmp_path, rgb, suffix):
+    """Cameras and editors write UTF-8 (or Latin-1) into EXIF's ASCII tags (a copyright's ©). Written again through
+    Pillow's tags it came out as '?' for every byte above 127; a turned photo keeps every byte but the orientation."""
+    exif = camera_exif(orientation=6)
+    exif[COPYRIGHT], exif[ARTIST] = "© 2009 José Müller".encode(), "Zo\xeb".encode("latin-1")
+    if suffix != ".tif":  # a TIFF's writer (Pillow's) types the Exif IFD's bytes as numbers: its text is ASCII
+        exif.get_ifd(0x8769)[LENS] = "Objektiv Grosse! 50"  # made UTF-8 below, where Pillow would type bytes
+    path = tmp_path / f"family{suffix}"
+    raw = exif.tobytes().replace(b"Grosse!", "Größe".encode())
+    Image.fromarray(np.ascontiguousarray(np.rot90(rgb, 1))).save(path, exif=raw if suffix != ".tif" else exif)
+    photo = read_photo(path)
+    out = write_photo(tmp_path / f"out{suffix}", marked(photo.image), photo)
+    with Image.open(out) as written:
+        kept = written.getexif()
+        assert kept[COPYRIGHT].encode("latin-1") == "© 2009 José Müller".encode()
+        assert kept[ARTIST].encode("latin-1") == b"Zo\xeb" and kept[MAKE] == "NASA" and kept.get(ORIENTATION, 1) == 1
+        if suffix != ".tif":  # the rest of the bytes as they came (a TIFF's first IFD also holds its pixel layout)
+            assert kept.get_ifd(0x8769)[LENS].encode("latin-1") == "Objektiv Größe 50".encode()
+            before, after = (Image.open(path).info["exif"], written.info["exif"])
+            moved = [i for i, (a, b) in enumerate(zip(before, after)) if a != b]
+            assert len(before) == len(after) and len(moved) == 1 and (before[moved[0]], after[moved[0]]) == (6, 1)
+
+
 def test_xmp_orientation_is_reset_with_the_exif_one(tmp_path, rgb):
     xmp = b'<x:xmpmeta xmlns:x="adobe:ns:meta/"><rdf:Description tiff:Orientation="6" ' \
           b'xmlns:tiff="http://ns.adobe.com/tiff/1.0/"/></x:xmpmeta>'

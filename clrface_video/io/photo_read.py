@@ -7,10 +7,11 @@ import struct
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
+from typing import Any
 
 import cv2
 import numpy as np
-from PIL import Image, ImageOps, UnidentifiedImageError
+from PIL import ExifTags, Image, ImageOps, TiffTags, UnidentifiedImageError
 
 from clrface_video.errors import InputError, one_line
 from clrface_video.io.webp_anim import LOSSLESS, frame_kinds
@@ -199,11 +200,18 @@ def _jpeg_subsampling(image: Image.Image) -> int | None:
 
 def _upright_exif(image: Image.Image, name: str, orientation: int) -> bytes | None:
     """The photo's EXIF with orientation 1 (its pixels are read upright; `orientation` is the one read before
-    turning them, which turning a TIFF removes from its tags), or None. A TIFF's first IFD holds its strip
+    turning them, which turning a TIFF removes from its tags), or None. A JPEG's, PNG's or WebP's EXIF keeps
+    every byte but that number (_upright_raw_exif); otherwise it is written again from its tags, text kept as
+    the bytes it was (keep_text). A TIFF's first IFD holds its strip
     layout too, which is the source's, not the output's: only the descriptive tags are kept, and its XMP
     (tag 700) gets orientation 1 as well. EXIF that cannot be written again (a damaged tag) is kept as it came
     when nothing needs changing, else left out."""
-    exif = image.getexif()
+    raw = image.info.get("exif")
+    if image.format != "TIFF" and isinstance(raw, bytes) and raw:
+        patched = _upright_raw_exif(raw)
+        if patched is not None:
+            return patched
+    exif = keep_text(image.getexif())
     if image.format == "TIFF":
         for tag in TIFF_LAYOUT_TAGS & set(exif):
             del exif[tag]
@@ -222,6 +230,44 @@ def _upright_exif(image: Image.Image, name: str, orientation: int) -> bytes | No
             return raw
         log.warning("%s: its EXIF cannot be written again (%s); it is left out", name, one_line(error))
         return None
+
+
+def _upright_raw_exif(raw: bytes) -> bytes | None:
+    """EXIF bytes as they came, every byte kept (maker notes, text in any encoding), but the first IFD's
+    orientation set to 1; None when that IFD cannot be read or its orientation is not one inline number."""
+    start = 6 if raw.startswith(b"Exif\x00\x00") else 0
+    order = {b"II": "<", b"MM": ">"}.get(raw[start:start + 2])
+    if order is None:
+        return None
+    try:
+        ifd = start + struct.unpack_from(order + "I", raw, start + 4)[0]
+        for entry in range(ifd + 2, ifd + 2 + 12 * struct.unpack_from(order + "H", raw, ifd)[0], 12):
+            tag, kind, count = struct.unpack_from(order + "HHI", raw, entry)
+            if tag == ORIENTATION_TAG:
+                if count != 1 or kind not in (3, 4):  # SHORT, or LONG as some writers have it
+                    return None
+                one = struct.pack(order + ("H" if kind == 3 else "I"), 1)
+                return raw[:entry + 8] + one + raw[entry + 8 + len(one):]
+    except struct.error:
+        return None
+    return raw  # no orientation tag: nothing to change
+
+
+def keep_text(exif: Image.Exif) -> Image.Exif:
+    """`exif` with its text tags (first IFD, Exif, GPS and interoperability IFDs) as the bytes they were read
+    from, so that writing it again keeps them: Pillow reads EXIF text as Latin-1 and writes it back as ASCII,
+    '?' for every other character (the UTF-8 of © 2009 José became ?? 2009 Jos??)."""
+    camera = exif.get_ifd(ExifTags.IFD.Exif) if ExifTags.IFD.Exif in exif else {}
+    ifds: list[tuple[Any, int | None]] = [(exif, None), (camera, ExifTags.IFD.Exif)]
+    if ExifTags.IFD.GPSInfo in exif:
+        ifds.append((exif.get_ifd(ExifTags.IFD.GPSInfo), ExifTags.IFD.GPSInfo))
+    if ExifTags.IFD.Interop in camera:
+        ifds.append((exif.get_ifd(ExifTags.IFD.Interop), ExifTags.IFD.Interop))
+    for tags, group in ifds:
+        for tag, value in list(tags.items()):
+            if isinstance(value, str) and TiffTags.lookup(tag, group).type == TiffTags.ASCII:
+                tags[tag] = value.encode("latin-1", "replace")
+    return exif
 
 
 def orient_array(array: np.ndarray, orientation: int) -> np.ndarray:

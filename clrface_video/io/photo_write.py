@@ -18,7 +18,7 @@ from PIL import Image
 from PIL.PngImagePlugin import PngInfo
 
 from clrface_video.errors import ClrfaceError, one_line
-from clrface_video.io.photo_read import GRAY_MODES, HEIF_SUFFIXES, Photo, _need_heif
+from clrface_video.io.photo_read import GRAY_MODES, HEIF_SUFFIXES, Photo, _need_heif, keep_text
 from clrface_video.io.pixels import luma, to_depth
 
 LOSSY_QUALITY = {"WEBP": 95, "HEIF": 90, "AVIF": 90}  # quality of the formats without a quality to copy
@@ -110,8 +110,8 @@ def _pil_image(rgb: np.ndarray, like: Photo) -> Image.Image:
 
 def _save_options(like: Photo) -> dict[str, Any]:
     options: dict[str, Any] = {"format": like.format}
-    if like.exif:
-        options["exif"] = like.exif
+    if like.exif:  # a TIFF's writer reads the bytes back into tags: given them with their text kept
+        options["exif"] = like.exif if like.format != "TIFF" else keep_text(_exif_of(like.exif))
     if like.icc:
         options["icc_profile"] = like.icc
     if like.dpi:
@@ -180,8 +180,7 @@ def _tiff_tags(like: Photo, name: str) -> dict[str, Any]:
     tags: list[tuple[int, str, int, Any, bool]] = []
     text: dict[int, str] = {}
     if like.exif:
-        exif = Image.Exif()
-        exif.load(like.exif)
+        exif = _exif_of(like.exif)
         text = {tag: value for tag, value in exif.items() if isinstance(value, str) and value.strip("\x00 ")}
         tags += [(tag, "s", 0, text[tag], True) for tag in sorted(TIFF_TEXT_TAGS & set(text))]
         if EXIF_SUB_IFDS & set(exif):
@@ -229,13 +228,15 @@ def _encode_16bit_rgb(rgb: np.ndarray, like: Photo, name: str) -> bytes:
     return _png_with_metadata(data, like) if like.format == "PNG" else data
 
 
+def _exif_of(data: bytes) -> Image.Exif:
+    exif = Image.Exif()
+    exif.load(data)
+    return exif
+
+
 def _has_sub_ifds(exif: bytes | None) -> bool:
     """Whether EXIF bytes point to an Exif or GPS sub-IFD (camera settings, DateTimeOriginal, location)."""
-    if not exif:
-        return False
-    parsed = Image.Exif()
-    parsed.load(exif)
-    return bool(EXIF_SUB_IFDS & set(parsed))
+    return bool(exif) and bool(EXIF_SUB_IFDS & set(_exif_of(exif)))
 
 
 def encode_photo(image: np.ndarray, like: Photo, target: Path | BinaryIO, name: str) -> None:
