@@ -14,6 +14,7 @@ from clrface_video.faces.detect import (
     retinaface_priors,
     stored_points,
     upright,
+    visible_scale,
 )
 from tests.conftest import shared_file
 
@@ -94,6 +95,29 @@ def test_max_side_is_configurable(astronaut):
     small = make_detector(max_side=256).detect(astronaut)  # runs on a 256 x 256 copy
     assert len(small) == 1
     assert np.abs(small[0].box - make_detector().detect(astronaut)[0].box).max() < 12
+
+
+def test_small_faces_in_a_large_photo_are_found_as_photos_are_scanned(astronaut):
+    """A 24 MP group photo: faces with a 21 px eye-to-mouth span (above --min-face 16) shrank to 4 px at 1280 px,
+    which no detector sees. A photo is scanned at visible_scale(min_face) of its size; a video frame still at
+    1280 px (every frame is scanned)."""
+    from clrface_video.config import RestoreConfig
+    from clrface_video.faces.align import eye_mouth_span
+    from clrface_video.pipeline import detector_for
+
+    face = cv2.resize(astronaut[20:260, 130:330], (100, 120), interpolation=cv2.INTER_AREA)
+    photo = np.full((4000, 6000, 3), 96, np.uint8)
+    spots = [(400 + 1500 * i, 500 + 1400 * j) for i in range(4) for j in range(3)]
+    for x, y in spots:
+        photo[y:y + 120, x:x + 100] = face
+    config = RestoreConfig()
+    found = detector_for(config, "cpu", video=False).detect(photo)
+    assert len(found) == len(spots)
+    for f, (x, y) in zip(sorted(found, key=lambda f: (f.box[0] // 500, f.box[1])), spots):  # each in its own patch
+        assert x - 4 < f.box[0] < f.box[2] < x + 104 and y - 4 < f.box[1] < f.box[3] < y + 124
+    assert min(eye_mouth_span(f.landmarks) for f in found) > config.min_face  # faces the restorer takes
+    assert detector_for(config, "cpu", video=True).detect(photo) == []
+    assert visible_scale(config.min_face) == 0.625 and visible_scale(0) == 1.0
 
 
 def test_six_faces_of_insightface_t1(detector):

@@ -20,6 +20,10 @@ RETINAFACE_BGR_MEAN = np.array([104.0, 117.0, 123.0], dtype=np.float32)
 RETINAFACE_LEVELS: tuple[tuple[int, tuple[int, int]], ...] = ((8, (16, 32)), (16, (64, 128)), (32, (256, 512)))
 RETINAFACE_VARIANCES = (0.1, 0.2)  # centre offsets, log-size offsets
 RETINAFACE_STRIDE_MULTIPLE = 32  # the input is padded to a multiple of the coarsest stride
+# The eye-to-mouth span (pixels at RetinaFace's input) it still finds: 23 of 24 faces-hq faces at 10 px, 15 at 8
+# (benchmarks/detection_scale.py); and the longest side a photo is scanned at to find faces down to a span.
+SMALLEST_SPAN = 10.0
+MAX_SIDE = 4096
 
 
 class FaceDetector(Protocol):
@@ -112,20 +116,22 @@ class RetinaFaceDetector:
 
     name = "retinaface"
 
-    def __init__(self, threshold: float = 0.6, *, max_side: int = 1280, nms_iou: float = 0.4,
+    def __init__(self, threshold: float = 0.6, *, max_side: int = 1280, min_scale: float = 0.0, nms_iou: float = 0.4,
                  min_face: float = 8.0, use_cuda: bool = False, gpu: int = 0) -> None:
         if not 0.0 < threshold < 1.0:
             raise ClrfaceError(f"detector threshold must be between 0 and 1, got {threshold}")
         self.threshold = threshold
         self.max_side = max_side
+        self.min_scale = min_scale
         self.nms_iou = nms_iou
         self.min_face = min_face
         self.session = _retinaface_session(use_cuda, gpu)
 
     def _network_input(self, image: np.ndarray) -> tuple[np.ndarray, float]:
-        """Resized (to max_side), BGR, mean-subtracted, padded NCHW input and the resize factor."""
+        """Resized (to max_side, or to min_scale of its size up to MAX_SIDE), BGR, mean-subtracted, padded NCHW
+        input and the resize factor."""
         h, w = image.shape[:2]
-        scale = min(1.0, self.max_side / max(h, w))
+        scale = min(1.0, max(self.max_side / max(h, w), min(self.min_scale, MAX_SIDE / max(h, w))))
         if scale < 1.0:
             image = cv2.resize(image, (max(1, round(w * scale)), max(1, round(h * scale))), interpolation=cv2.INTER_AREA)
         rh, rw = image.shape[:2]
@@ -240,19 +246,27 @@ def upright(detector: FaceDetector, rotation: float) -> FaceDetector:
     return UprightDetector(detector, turns) if turns else detector
 
 
+def visible_scale(min_face: float) -> float:
+    """The least share of a picture's size at which RetinaFace still finds faces whose eye-to-mouth span is
+    `min_face` pixels (at least SMALLEST_SPAN at its input); 1 for min_face 0 (every face)."""
+    return 1.0 if min_face <= SMALLEST_SPAN else SMALLEST_SPAN / min_face
+
+
 def make_detector(name: str = "retinaface", *, insightface_root: str | Path | None = None,
-                  threshold: float = 0.6, device: str | None = None, max_side: int = 1280) -> FaceDetector:
+                  threshold: float = 0.6, device: str | None = None, max_side: int = 1280,
+                  min_scale: float = 0.0) -> FaceDetector:
     """The detector called `name`; a CUDA device asks onnxruntime for its CUDA provider on that GPU
     (device.gpu_index: 'cuda:N' is GPU N, a plain 'cuda' torch's current GPU).
 
-    max_side: RetinaFace sees images shrunk to at most this side (raise it for tiny faces in huge photos).
+    max_side: RetinaFace sees images shrunk to at most this side; min_scale: but never below this share of
+    their size (up to MAX_SIDE), so that faces of a given size stay visible in large photos (visible_scale).
     """
     from ..device import gpu_index  # torch, only once a detector is made
 
     index = gpu_index(device)
     use_cuda, gpu = index is not None, index or 0
     if name == "retinaface":
-        return RetinaFaceDetector(threshold, max_side=max_side, use_cuda=use_cuda, gpu=gpu)
+        return RetinaFaceDetector(threshold, max_side=max_side, min_scale=min_scale, use_cuda=use_cuda, gpu=gpu)
     if name == "insightface":
         return InsightFaceDetector(insightface_root, threshold, use_cuda=use_cuda, gpu=gpu)
     raise ClrfaceError(f"unknown face detector {name!r}; choose one of {', '.join(DETECTORS)}")
