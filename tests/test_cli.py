@@ -630,3 +630,16 @@ def test_a_linux_file_name_that_is_not_utf8_is_printed_as_its_own_bytes(tmp_path
                           check=False)
     assert done.returncode == 0, done.stderr
     assert b"/\xe9_restored.png" in done.stdout and b"\\udce9" not in done.stdout, done.stdout
+
+
+def test_training_options_out_of_range_are_usage_errors_before_any_work(tmp_path):
+    """--max-minutes 0 used to run no step and blame --steps; a reversed range reached export as a traceback-class
+    'unexpected ValueError'."""
+    (tmp_path / "run").mkdir()
+    assert_one_line_error(run("train", tmp_path, "--config", "tiny", "--run-dir", tmp_path / "new", "--max-minutes", "0"),
+                          "--max-minutes")
+    assert not (tmp_path / "new").exists()
+    for option, values in (("--anchor-range", ("2", "1")), ("--t-star-range", ("0.9", "0.1"))):
+        result = run("export", tmp_path / "run", tmp_path / "x.safetensors", option, *values)
+        assert_one_line_error(result, option, "give LO first")
+    assert not (tmp_path / "x.safetensors").exists()

@@ -421,6 +421,10 @@ def test_init_from_an_exported_model_continues_each_stage_with_a_fresh_warm_up(d
         train_stages(data_dir, tmp_path / "third", ("irn",), replace(options, config="small_128"), echo=None,
                      weights=WEIGHTS, identity_net=TinyIdentity())
     assert not (tmp_path / "third" / "config.json").exists()
+    shipped = Path(__file__).parents[1] / "clrface_video" / "weights" / "clrface-128.safetensors"
+    with pytest.raises(ClrfaceError, match="not a --config tiny model \\(a 128 px model"):  # not: "prepare --size 128"
+        train_stages(data_dir, tmp_path / "fourth", ("irn",), replace(options, init_from=shipped), echo=None,
+                     weights=WEIGHTS, identity_net=TinyIdentity())
 
 
 def test_decoder_on_restored_latents_trains_only_the_decoder_on_what_the_sampler_makes_of_the_degraded_face(

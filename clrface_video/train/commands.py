@@ -45,7 +45,8 @@ def prepare_faces_command(src_dir: Path, out_dir: Path, size: int, holdout_fract
               help="run folder: checkpoints, logs, sample grids (under torchrun spell it --run-dir: torchrun "
                    "reads --run as its own --run-path)")
 @click.option("--config", "config_name", type=click.Choice(CONFIGS), default="small_128", show_default=True)
-@click.option("--max-minutes", type=float, default=None, help="wall-clock budget per stage")
+@click.option("--max-minutes", type=click.FloatRange(0.0, min_open=True), default=None,
+              help="wall-clock budget per stage")
 @click.option("--steps", type=click.IntRange(1), default=None, help="optimizer steps per stage (total, with resume)")
 @click.option("--batch-size", type=click.IntRange(1), default=None)
 @click.option("--lr", type=float, default=None)
@@ -126,15 +127,23 @@ def train_command(data_dir: Path, stage: str, run_dir: Path, config_name: str, m
                  weights=weights)
 
 
+def _ordered(ctx: click.Context, param: click.Parameter, value: tuple[float, float] | None):
+    """A LO HI pair with LO at most HI (the figure at --fidelity 1, then at 0)."""
+    if value is not None and value[0] > value[1]:
+        raise click.BadParameter(f"{value[0]:g} {value[1]:g}: give LO first (the value at --fidelity 1, at most HI)")
+    return value
+
+
 @click.command("export")
 @click.argument("run_dir", type=click.Path(exists=True, file_okay=False, path_type=Path))
 @click.argument("out", type=click.Path(dir_okay=False, path_type=Path))
 @click.option("--fp16/--fp32", default=True, show_default=True)
-@click.option("--anchor-range", nargs=2, type=click.FloatRange(0.0), default=None, metavar="LO HI",
+@click.option("--anchor-range", nargs=2, type=click.FloatRange(0.0), default=None, metavar="LO HI", callback=_ordered,
               help="low-frequency anchoring to the IRN estimate, Gaussian sigma in pixels at --fidelity 1 and 0 "
                    "(default: the run's: off for a new run, the file's for an --init-from run; the shipped file "
                    "has 0.5 1.5); benchmarks/tune_anchor.py measures candidates")
 @click.option("--t-star-range", nargs=2, type=click.FloatRange(0.0, 1.0), default=None, metavar="LO HI",
+              callback=_ordered,
               help="the sampler's start time t* at --fidelity 1 and 0 (default: the run's: 0.2 0.6 for a new run, the "
                    "file's for an --init-from run; the shipped file has 0.4 0.8)")
 def export_command(run_dir: Path, out: Path, fp16: bool, anchor_range: tuple[float, float] | None,

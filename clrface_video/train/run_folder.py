@@ -84,6 +84,15 @@ def load_run_config(run_dir: Path, name: str) -> CLRFaceConfig:
     return cfg
 
 
+def check_preset(cfg: CLRFaceConfig, preset: str, model_path: Path) -> None:
+    """A model file's config (an --init-from file's) has the architecture of --config `preset`."""
+    want = preset_config(preset)
+    if (cfg.vqgan, cfg.score, cfg.irn, cfg.mask_factored) != (want.vqgan, want.score, want.irn, want.mask_factored):
+        size = f"a {cfg.resolution} px model, " if cfg.resolution != want.resolution else ""
+        raise ClrfaceError(f"{model_path} is not a --config {preset} model ({size}its architecture differs); "
+                           "pass the --config it was trained with")
+
+
 def init_run_from_model(run_dir: Path, model_path: Path, preset: str, gate_inputs: str | None = None) -> dict[str, int]:
     """Seed a new run folder from an exported model file: config.json from the file's config, and every
     stage the file was trained in as that stage's checkpoint (its weights, and its step count from the
@@ -102,12 +111,10 @@ def init_run_from_model(run_dir: Path, model_path: Path, preset: str, gate_input
         model = CLRFaceModel.load(model_path)
     except ModelError as exc:
         raise ClrfaceError(str(exc)) from None
-    cfg, want = model.cfg, preset_config(preset)
+    cfg = model.cfg
     if gate_of_other_kind(cfg, gate_inputs):
         cfg = replace(cfg, gate=None)
-    if (cfg.vqgan, cfg.score, cfg.irn, cfg.mask_factored) != (want.vqgan, want.score, want.irn, want.mask_factored):
-        raise ClrfaceError(f"{model_path} is not a --config {preset} model (its architecture differs); "
-                           "pass the --config it was trained with")
+    check_preset(cfg, preset, model_path)
     meta = read_metadata(model_path)
     training = json.loads(meta.get("training", "{}"))
     untrained = set(filter(None, meta.get("untrained_stages", "").split(",")))

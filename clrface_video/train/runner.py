@@ -17,7 +17,14 @@ from .data import check_prepared
 from .ddp import barrier, finish_distributed, init_distributed
 from .loop import run_stage, set_seed
 from .options import DEFAULTS, Echo, LossWeights, TrainOptions
-from .run_folder import add_gate, init_run_from_model, load_finished_stages, load_run_config, preset_config
+from .run_folder import (
+    add_gate,
+    check_preset,
+    init_run_from_model,
+    load_finished_stages,
+    load_run_config,
+    preset_config,
+)
 from .stage_context import Context
 
 # what a stage builds on: it needs these trained first, in the run folder or earlier in the same call
@@ -70,6 +77,8 @@ def train_stages(data_dir: Path, run_dir: Path, stages: Sequence[str], options: 
         check_stage_order(Path(run_dir), stages, options)
     planned = load_run_config(Path(run_dir), options.config) if started else \
         _model_config(options.init_from) or preset_config(options.config)
+    if options.init_from is not None and not started:
+        check_preset(planned, options.config, Path(options.init_from))  # before the data is judged by its size
     preview_split = check_prepared(Path(data_dir), planned.resolution,  # before the run folder is touched
                                    max(options.batch_size or DEFAULTS[name].batch_size for name in stages))
     if options.init_from is not None:
