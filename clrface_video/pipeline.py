@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from .atomic import file_mode
 from .config import RestoreConfig
 from .device import pick_device
 from .errors import ClrfaceError, InputError
@@ -179,14 +180,16 @@ def restore_image(input: str | Path, output: str | Path | None = None, config: R
 
 
 def save_photo(source: Path, target: Path, image: np.ndarray, photo: Photo, *, unchanged: bool = True) -> None:
-    """Write the restored photo with the source's modification time; one whose pixels nothing changed (no face,
-    or none restored), in its own format (`unchanged`), is copied byte for byte instead of encoded again."""
+    """Write the restored photo with the source's modification time and permissions; one whose pixels nothing
+    changed (no face, or none restored), in its own format (`unchanged`), is copied byte for byte instead of
+    encoded again."""
     if unchanged and np.array_equal(image, photo.image):
         copy_photo(source, target)
     else:
         write_photo(target, image, like=photo)
     stat = source.stat()  # the photo's own date, which albums and backups sort by
     os.utime(target, ns=(stat.st_atime_ns, stat.st_mtime_ns))
+    os.chmod(target, file_mode(source))
 
 
 def restore_pages(story: FrameStory, source: Path, target: Path, timer: StageTimer, *,

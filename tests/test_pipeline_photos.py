@@ -113,6 +113,28 @@ def test_exif_orientation_is_honoured_and_metadata_kept(tmp_path, astronaut):
     assert out.info.get("icc_profile") == icc
 
 
+def test_a_private_photo_stays_private_and_a_model_file_is_readable_by_others(tmp_path, astronaut):
+    """A restored copy of a 0600 photo was 0644 (readable by every user), and an exported model 0600 (safetensors
+    writes its files private: ComfyUI running as another user could not load it). Both as cp gives them now."""
+    import os
+    import stat
+
+    from clrface_video.restore.model import CLRFaceConfig, CLRFaceModel
+
+    mask = os.umask(0o022)
+    try:
+        for mode, face in ((0o600, astronaut), (0o640, np.zeros_like(astronaut))):  # restored, and copied as is
+            source = tmp_path / f"photo_{mode:o}.png"
+            Image.fromarray(face).save(source)
+            source.chmod(mode)
+            restore_image(source, tmp_path / f"out_{mode:o}.png", BASELINE)
+            assert stat.S_IMODE((tmp_path / f"out_{mode:o}.png").stat().st_mode) == mode
+        CLRFaceModel(CLRFaceConfig.tiny()).save(tmp_path / "model.safetensors")
+        assert stat.S_IMODE((tmp_path / "model.safetensors").stat().st_mode) == 0o644
+    finally:
+        os.umask(mask)
+
+
 def test_group_photo_gets_all_six_faces(tmp_path):
     group = shared_file("photos/insightface_t1.jpg")
     report = restore_image(group, tmp_path / "t1.jpg", BASELINE)
