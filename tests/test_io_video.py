@@ -489,6 +489,19 @@ def test_the_preset_reaches_x264_and_other_encoders_warn(tmp_path, warnings_logg
     assert "--preset is for libx264 and libx265; ffv1 takes none" in warnings_logged.text
 
 
+@pytest.mark.parametrize(("name", "encoder"), [("h264", "libx264"), ("hevc", "libx265")])
+def test_a_formats_name_as_codec_is_its_encoder_with_crf_and_preset(tmp_path, name, encoder, warnings_logged):
+    """FFmpeg encodes --codec hevc with libx265; --crf and --preset went by the lib names only, so hevc and h264
+    were written at the encoder's own CRF 28 whatever was asked, and --preset was refused."""
+    src = make_clip(tmp_path / "in.mp4", frames=6, size=SMALL, audio=False)
+    fine = copy_video(src, tmp_path / "fine.mkv", codec=name, crf=5, preset="ultrafast")
+    coarse = copy_video(src, tmp_path / "coarse.mkv", codec=name, crf=45)
+    assert fine.stat().st_size > 2 * coarse.stat().st_size
+    with av.open(str(fine)) as out:
+        assert out.streams.video[0].codec_context.name == name
+    assert "--preset is for" not in warnings_logged.text
+
+
 def test_a_cue_on_screen_when_a_stretch_starts_opens_it(tmp_path):
     """Cues at 0.5-0.9 s and 1.0-1.4 s; a stretch from 0.75 s (frame 18 at 24 fps) starts with the first one's
     last 0.15 s."""

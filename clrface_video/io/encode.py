@@ -180,7 +180,7 @@ class VideoWriter:
             except ValueError as error:
                 raise ClrfaceError(f"unknown output container for {self.output.name}; use .mp4, .mkv or .mov") \
                     from error
-        check_codec(self.codec)
+        self.codec = check_codec(self.codec)
         self._video = add_video_stream(self._out, self.info, self.codec, self.crf, pix_fmt, self.preset)
         self._pix_fmt = self._video.pix_fmt
         if self._pix_fmt == "pal8":

@@ -81,7 +81,9 @@ def codec_time_base(codec: str, info: VideoInfo) -> Fraction:
     return info.time_base
 
 
-def check_codec(codec: str) -> None:
+def check_codec(codec: str) -> str:
+    """The encoder FFmpeg picks for a `--codec` name: itself, or for a format's name the encoder behind it
+    (h264 is libx264, hevc libx265, vp9 libvpx-vp9, av1 libsvtav1), whose --crf and --preset then apply."""
     try:
         found = av.Codec(codec, "w")
     except ValueError as error:
@@ -89,6 +91,7 @@ def check_codec(codec: str) -> None:
             from error
     if found.type != "video":
         raise ClrfaceError(f"{codec!r} is not a video encoder (try libx264)")
+    return found.name
 
 
 def add_video_stream(out: av.container.OutputContainer, info: VideoInfo, codec: str, crf: int,
