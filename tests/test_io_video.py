@@ -595,6 +595,25 @@ def test_tags_chapters_languages_and_pixel_shape_are_kept(tmp_path, suffix):
     assert not probe_video(make_clip(tmp_path / f"square{suffix}", frames=2, audio=False)).sample_aspect_ratio
 
 
+@pytest.mark.parametrize(("codec", "suffix"), [("ffv1", ".mkv"), ("libvpx-vp9", ".webm"), ("libx264", ".mkv"),
+                                              ("prores_ks", ".mov")])
+def test_a_pixel_shape_the_output_cannot_carry_is_warned_of_exactly_where_it_is_lost(tmp_path, codec, suffix,
+                                                                                    warnings_logged):
+    """An anamorphic DV transfer into FFV1 in Matroska (the archival choice) played squeezed, without a word:
+    Matroska and WebM get the shape from the bitstream only, which x264 carries and FFV1 does not."""
+    clip = make_clip(tmp_path / "dv.mov", frames=3, size=SMALL, audio=False, sar=Fraction(16, 15))
+    out = copy_video(clip, tmp_path / f"out{suffix}", codec=codec)
+    kept = probe_video(out).sample_aspect_ratio == Fraction(16, 15)
+    assert kept != ("pixel aspect ratio (16/15) is left out" in warnings_logged.text)
+
+
+@pytest.mark.parametrize("suffix", [".avi", ".mkv"])
+def test_a_rotation_the_output_cannot_carry_is_warned_of_exactly_where_it_is_lost(tmp_path, suffix, warnings_logged):
+    clip = make_clip(tmp_path / "phone.mp4", frames=3, size=SMALL, audio=False, rotation=90)
+    kept = probe_video(copy_video(clip, tmp_path / f"out{suffix}")).rotation == 90
+    assert kept == (suffix == ".mkv") and kept != ("rotation is left out" in warnings_logged.text)
+
+
 @pytest.mark.parametrize("suffix", [".mov", ".mp4"])
 def test_an_editors_timecode_is_kept_without_a_warning(tmp_path, suffix, warnings_logged):
     clip = make_clip(tmp_path / "take.mov", frames=5, size=SMALL, timecode="01:02:03:04")

@@ -24,6 +24,11 @@ CRF_CODECS = frozenset({"libx264", "libx265", "libsvtav1", "libvpx", "libvpx-vp9
 PRESET_CODECS = frozenset({"libx264", "libx265"})  # the encoders --preset speeds up or slows down
 CRF_MAX = {"libx264": 51, "libx265": 51}  # the others take 0-63
 QUIET_OPTIONS = {"libx265": {"x265-params": "log-level=error"}}
+# where a non-square pixel shape survives: in the bitstream of these encoders, or in these containers' own tag
+# for any encoder (Matroska, WebM and AVI take it from the bitstream only, as PyAV writes them)
+SAR_IN_BITSTREAM = frozenset({"libx264", "libx265", "mpeg4", "mpeg2video", "mpeg1video", "mjpeg"})
+SAR_CONTAINERS = frozenset({"mov", "mp4", "ipod", "3gp", "3g2"})
+ROTATION_CONTAINERS = SAR_CONTAINERS | {"matroska", "webm"}  # those that store a display matrix (rotation)
 
 
 def choose_pix_fmt(codec: str, bit_depth: int, width: int, height: int, alpha: bool = False,
@@ -149,6 +154,13 @@ def add_video_stream(out: av.container.OutputContainer, info: VideoInfo, codec: 
     stream.options = options
     if info.sample_aspect_ratio is not None:
         ctx.sample_aspect_ratio = info.sample_aspect_ratio  # anamorphic pixels stay anamorphic
+        if info.sample_aspect_ratio != 1 and codec not in SAR_IN_BITSTREAM and out.format.name not in SAR_CONTAINERS:
+            log.warning("the source's pixel aspect ratio (%s) is left out: %s in a %s file does not carry it, so "
+                        "players will show the frames squeezed; .mov or .mp4 keep it, or --codec libx264",
+                        info.sample_aspect_ratio, codec, out.format.name)
+    if (info.display_matrix is not None or info.rotation) and out.format.name not in ROTATION_CONTAINERS:
+        log.warning("the source's rotation is left out: a %s file does not store it, so players will show the "
+                    "frames turned; .mp4, .mov or .mkv keep it", out.format.name)
     if info.display_matrix is not None:
         stream.set_display_matrix(info.display_matrix)  # rotation and mirroring, exactly
     elif info.rotation:
