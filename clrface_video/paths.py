@@ -155,7 +155,7 @@ def resolve_paths(input: str | Path, output: str | Path | None,
         target = target.with_name(target.name + source.suffix)  # -o result  ->  result.mp4
     if _same_file(source, target):
         raise ClrfaceError(f"output {target} is the input; choose another -o OUTPUT (the input is never changed)")
-    if is_sequence(target):
+    if is_sequence(target) and not (is_image_path(source) and not is_sequence(source)):  # a photo's is a photo
         sequence_codec(target)  # an extension an encoder writes, checked before any work
     elif not source.is_dir() and not is_image_path(source) and is_image_path(target) \
             and not _animation_into_its_format(source, target):  # a video's frames

@@ -4,6 +4,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import av
 import numpy as np
 import pytest
 from click.testing import CliRunner
@@ -643,3 +644,20 @@ def test_training_options_out_of_range_are_usage_errors_before_any_work(tmp_path
         result = run("export", tmp_path / "run", tmp_path / "x.safetensors", option, *values)
         assert_one_line_error(result, option, "give LO first")
     assert not (tmp_path / "x.safetensors").exists()
+
+
+def test_a_file_whose_name_looks_like_a_frame_counter_is_that_file(tmp_path, small_clip):
+    """'50%done.mp4' was read as an image sequence's pattern ('no frames match'), and so was a photo named so."""
+    import shutil
+
+    from PIL import Image
+
+    video = shutil.copy(small_clip, tmp_path / "50%done.mp4")
+    result = run("restore", video, "-o", tmp_path / "save 50%done.mp4", *BASELINE)
+    assert result.exit_code == 0, result.output
+    with av.open(str(tmp_path / "save 50%done.mp4")) as out:
+        assert sum(1 for _ in out.decode(video=0)) == 6
+    photo = tmp_path / "shot_%03d.jpg"
+    Image.fromarray(grace_hopper()).save(photo)
+    assert run("restore", photo, *BASELINE).exit_code == 0
+    assert Image.open(tmp_path / "shot_%03d_restored.jpg").size == Image.open(photo).size

@@ -35,8 +35,13 @@ class Sequence:
 
 
 def is_sequence(path: Path | str) -> bool:
-    """True when the file name holds an image2 counter (scan_%06d.dpx)."""
-    return COUNTER.search(Path(path).name) is not None
+    """True when the file name holds an image2 counter (scan_%06d.dpx), unless it names a video
+    (`50%done.mp4`: frames are stills) or a file that is there under that very name."""
+    from clrface_video.io.decode import VIDEO_EXTENSIONS  # decode reads sequences too
+
+    path = Path(path)
+    return COUNTER.search(path.name) is not None and path.suffix.lower() not in VIDEO_EXTENSIONS \
+        and not path.is_file()
 
 
 def frame_path(pattern: Path, number: int) -> Path:
