@@ -184,3 +184,34 @@ def test_b_frames_keep_their_times(tmp_path, suffix):
     tick = float(probe_video(src).time_base)  # Matroska's millisecond
     assert np.allclose(np.diff([float(t) for t in times(src)]), 1 / 24, atol=tick)
     assert np.allclose([float(t) for t in times(out)], [float(t) for t in times(src)], atol=tick)
+
+
+def gap_clip(path: Path, frames: int = 16, gap_after: int = 6) -> Path:
+    """A 25 fps camera's clip that dropped 0.72 s after frame `gap_after` (a variable rate: its average is 12)."""
+    with av.open(str(path), "w") as out:
+        stream = out.add_stream("libx264", rate=25)
+        stream.width, stream.height, stream.pix_fmt = *SMALL, "yuv420p"
+        stream.time_base = Fraction(1, 1000)
+        for i in range(frames):
+            frame = av.VideoFrame.from_ndarray(clip_image(i, frames, SMALL), format="rgb24").reformat(format="yuv420p")
+            frame.pts, frame.time_base = 40 * i + (720 if i > gap_after else 0), Fraction(1, 1000)
+            out.mux(stream.encode(frame))
+        out.mux(stream.encode(None))
+    return path
+
+
+def test_a_variable_rate_goes_into_avi_at_its_base_rate_every_frame_at_its_time(tmp_path):
+    """At the average rate (12 fps) two of the 25 fps frames fell on one AVI chunk, and the muxer stopped the run
+    part-way ('Invalid argument'). At the base rate each frame keeps its time and the gap is empty chunks."""
+    src = gap_clip(tmp_path / "dropped.mp4")
+    assert probe_video(src).fps < 20 and probe_video(src).base_fps == 25
+    out = copy_video(src, tmp_path / "out.avi")
+    assert times(out) == times(src) == [Fraction(40 * i + (720 if i > 6 else 0), 1000) for i in range(16)]
+
+
+def test_a_rate_mxf_cannot_hold_is_said_in_one_line(tmp_path):
+    from clrface_video.errors import ClrfaceError
+
+    with pytest.raises(ClrfaceError, match=r"only broadcast frame rates .* runs at 11.8 fps"):
+        copy_video(gap_clip(tmp_path / "dropped.mp4"), tmp_path / "out.mxf")
+    assert list(tmp_path.iterdir()) == [tmp_path / "dropped.mp4"]

@@ -60,6 +60,8 @@ class VideoInfo:
     DVD), or None.
     hdr10: the mastering display and content light levels of an HDR10 source (from its first frame), or None.
     alpha: the frames carry transparency (a pixel format with alpha, and a first frame not wholly opaque).
+    base_fps: the rate of the stream's finest regular tick, which a variable rate's frames fall on (25 for a
+    25 fps camera that dropped frames, whose average rate `fps` is lower); a constant-rate file's clock.
     field_order: FFmpeg's AVFieldOrder of the stream (0 unknown, 1 progressive, 2 top first, 3 bottom first, 4-5
     mixed), for writing interlaced frames back as such.
     """
@@ -87,6 +89,7 @@ class VideoInfo:
     hdr10: Hdr10 | None = None
     alpha: bool = False
     field_order: int = 0
+    base_fps: Fraction | None = None  # the rate every frame's time is a multiple of (FFmpeg's r_frame_rate)
 
     @property
     def pixel_aspect(self) -> float:
@@ -257,6 +260,7 @@ def probe_video(path: Path | str, fps: Fraction | None = None) -> VideoInfo:
             field_order=int(ctx.field_order or 0),
             interlaced=bool(first.interlaced_frame),
             sample_aspect_ratio=_sample_aspect_ratio(stream),
+            base_fps=Fraction(stream.guessed_rate) if stream.guessed_rate else None,
         )
 
 

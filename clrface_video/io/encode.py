@@ -29,7 +29,14 @@ from clrface_video.io.decode import (
     open_input,
     video_stream,
 )
-from clrface_video.io.output_stream import add_video_stream, auto_codec, check_codec, yuv_colorspace
+from clrface_video.io.output_stream import (
+    CFR_CONTAINERS,
+    MXF_RATES,
+    add_video_stream,
+    auto_codec,
+    check_codec,
+    yuv_colorspace,
+)
 from clrface_video.io.palette import PaletteFilter, is_gif
 from clrface_video.io.pixels import luma, to_uint8
 from clrface_video.io.sequence import (
@@ -124,6 +131,7 @@ class VideoWriter:
         self._last_delay: Fraction | None = None  # seconds the last frame of a GIF or APNG is shown
         self._written_pts: list[int] = []  # an APNG's frames, by source pts, to copy their stored delays
         self._reformatter = VideoReformatter()  # one swscale context for the whole stream
+        self._last_pts = -1  # the last frame's number in a constant-rate container (AVI)
 
     # -- context manager ---------------------------------------------------------------------------
     def __enter__(self) -> Self:
@@ -195,6 +203,9 @@ class VideoWriter:
                 raise ClrfaceError(f"the {self.codec} encoder would not open for {self.info.width}x{self.info.height} "
                                    f"{self._pix_fmt} ({one_line(error)}); try --codec prores_ks, ffv1 or libx264") \
                     from error
+            if self._out.format.name == "mxf" and self.info.fps not in MXF_RATES:
+                raise ClrfaceError(f"a .mxf file holds only broadcast frame rates (23.976 to 60 fps), and this video "
+                                   f"runs at {float(self.info.fps or 0):.3g} fps; use .mkv or .mov") from error
             raise ClrfaceError(f"a {self.output.suffix} file cannot hold {self.codec} video ({one_line(error)}); "
                                "use .mkv or .mov, or another --codec") from error
 
@@ -299,6 +310,9 @@ class VideoWriter:
         yuv.colorspace, yuv.color_range = yuv_colorspace(self.info.colorspace, self._pix_fmt), self.info.color_range
         codec_tb = self._video.codec_context.time_base
         yuv.pts = round((seconds - (self._shift or 0)) / codec_tb)
+        if self._out is not None and self._out.format.name in CFR_CONTAINERS:  # frames counted at the average rate:
+            yuv.pts = max(yuv.pts, self._last_pts + 1)  # two of a variable rate's can round to one number
+            self._last_pts = yuv.pts
         yuv.time_base = codec_tb
         if frame.duration and frame.time_base is not None:  # the muxer stores it: the last frame keeps its length
             yuv.duration = max(1, round(frame.duration * frame.time_base / codec_tb))

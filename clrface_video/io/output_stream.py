@@ -16,6 +16,8 @@ log = logging.getLogger(__name__)
 
 AUTO_CODECS = {".webm": "libvpx-vp9", ".dv": "dvvideo"}  # containers that hold no H.264
 CFR_CONTAINERS = frozenset({"avi"})  # containers that time frames by their count at one rate
+MXF_RATES = frozenset(Fraction(n, d) for n, d in ((24000, 1001), (24, 1), (25, 1), (30000, 1001), (30, 1),
+                                                  (50, 1), (60000, 1001), (60, 1)))  # those FFmpeg's MXF writer takes
 # containers whose H.264 FFmpeg reads back with the wrong times when frames are reordered (AVI stores no pts;
 # MXF's index gives them in decode order): their video is written without B-frames
 NO_REORDER_CONTAINERS = frozenset({"avi", "mxf"})
@@ -26,7 +28,7 @@ CRF_MAX = {"libx264": 51, "libx265": 51}  # the others take 0-63
 QUIET_OPTIONS = {"libx265": {"x265-params": "log-level=error"}}
 # where a non-square pixel shape survives: in the bitstream of these encoders, or in these containers' own tag
 # for any encoder (Matroska, WebM and AVI take it from the bitstream only, as PyAV writes them)
-SAR_IN_BITSTREAM = frozenset({"libx264", "libx265", "mpeg4", "mpeg2video", "mpeg1video", "mjpeg"})
+SAR_IN_BITSTREAM = frozenset({"libx264", "libx265", "mpeg4", "mpeg2video", "mpeg1video", "mjpeg", "dvvideo"})
 SAR_CONTAINERS = frozenset({"mov", "mp4", "ipod", "3gp", "3g2"})
 ROTATION_CONTAINERS = SAR_CONTAINERS | {"matroska", "webm"}  # those that store a display matrix (rotation)
 
@@ -79,6 +81,13 @@ def auto_codec(output: Path) -> str:
     return AUTO_CODECS.get(output.suffix.lower(), "libx264")
 
 
+def cfr_rate(info: VideoInfo) -> Fraction:
+    """The frame rate a constant-rate container (AVI) is written at: the source's base rate where its average
+    is lower (a variable rate: each frame keeps its time, each gap its length), else the average."""
+    assert info.fps
+    return info.base_fps if info.base_fps and info.fps < info.base_fps <= 4 * info.fps else info.fps
+
+
 def codec_time_base(codec: str, info: VideoInfo) -> Fraction:
     """The source time base, or 1/fps for the MPEG-1/2/4 family, which only encodes constant rates."""
     if codec in CFR_ONLY_CODECS and info.fps:
@@ -117,8 +126,8 @@ def add_video_stream(out: av.container.OutputContainer, info: VideoInfo, codec: 
         log.warning("the source's alpha channel is left out: %s stores none; --codec prores_ks (.mov) or ffv1 "
                     "(.mkv) keep it", codec)
     ctx = stream.codec_context
-    if out.format.name in CFR_CONTAINERS and info.fps:  # frames stored by their number: a clock of one frame
-        stream.time_base = ctx.time_base = 1 / info.fps
+    if out.format.name in CFR_CONTAINERS and info.fps:  # frames stored by their number: a clock of one frame,
+        stream.time_base = ctx.time_base = 1 / cfr_rate(info)  # the gaps of a variable rate left as empty frames
     else:
         stream.time_base = info.time_base
         ctx.time_base = codec_time_base(codec, info)
