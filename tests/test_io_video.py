@@ -788,6 +788,31 @@ def test_pixel_format_choice_by_codec_depth_and_parity():
         choose_pix_fmt("libsvtav1", 8, 321, 241)
 
 
+@pytest.mark.parametrize(("pix_fmt", "deep"), [("bgr0", False), ("gbrp16le", True), ("gray", False),
+                                               ("gray16le", True)])
+def test_ffv1_keeps_an_rgb_or_grey_sources_pixels_exactly(tmp_path, pix_fmt, deep):
+    """An RGB scan into FFV1 came out 4:2:0, a 16-bit one 12-bit, a greyscale one as colour 4:2:0: an archival
+    copy that was not lossless. Now FFV1 writes the source's own format, and every pixel comes back."""
+    rng = np.random.default_rng(0)
+    src = tmp_path / "scan.mkv"
+    with av.open(str(src), "w") as out:
+        stream = out.add_stream("ffv1", rate=24)
+        stream.width, stream.height, stream.pix_fmt = 64, 48, pix_fmt
+        for i in range(3):
+            pixels = rng.integers(0, 65535 if deep else 255, (48, 64, 3), dtype=np.uint16 if deep else np.uint8)
+            frame = av.VideoFrame.from_ndarray(pixels, format="rgb48le" if deep else "rgb24").reformat(format=pix_fmt)
+            frame.pts, frame.time_base = i, Fraction(1, 24)
+            out.mux(stream.encode(frame))
+        out.mux(stream.encode(None))
+    copy = copy_video(src, tmp_path / "copy.mkv", codec="ffv1")
+    as_rgb = "rgb48le" if deep else "rgb24"
+    with av.open(str(src)) as a, av.open(str(copy)) as b:
+        assert b.streams.video[0].codec_context.pix_fmt == pix_fmt
+        pairs = list(zip(a.decode(video=0), b.decode(video=0), strict=True))
+        assert len(pairs) == 3 and all(np.array_equal(x.to_ndarray(format=as_rgb), y.to_ndarray(format=as_rgb))
+                                       for x, y in pairs)
+
+
 @pytest.mark.parametrize(("codec", "suffix", "pix_fmt"), [
     ("libx265", ".mp4", "yuv420p"), ("ffv1", ".mkv", "yuv420p"), ("prores_ks", ".mov", "yuv422p10le"),
 ])

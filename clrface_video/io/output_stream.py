@@ -31,13 +31,24 @@ QUIET_OPTIONS = {"libx265": {"x265-params": "log-level=error"}}
 SAR_IN_BITSTREAM = frozenset({"libx264", "libx265", "mpeg4", "mpeg2video", "mpeg1video", "mjpeg", "dvvideo"})
 SAR_CONTAINERS = frozenset({"mov", "mp4", "ipod", "3gp", "3g2"})
 ROTATION_CONTAINERS = SAR_CONTAINERS | {"matroska", "webm"}  # those that store a display matrix (rotation)
+LOSSLESS_CODECS = frozenset({"ffv1", "utvideo", "huffyuv", "ffvhuff"})  # they keep the source's pixel format
+RGB_PREFIXES = ("rgb", "bgr", "gbr", "argb", "abgr", "0rgb", "0bgr")
+LOSSLESS_FORMATS = {  # by the frames' bit depth, an RGB or grey source's formats in a lossless encoder's terms
+    "rgb": {8: ("bgr0", "gbrp", "rgb24"), 10: ("gbrp10le",), 12: ("gbrp12le",), 16: ("gbrp16le", "rgb48le")},
+    "rgba": {8: ("bgra", "gbrap", "rgba"), 10: ("gbrap10le",), 12: ("gbrap12le",), 16: ("gbrap16le", "rgba64le")},
+    "gray": {8: ("gray",), 10: ("gray10le",), 12: ("gray12le",), 16: ("gray16le",)},
+}
 
 
 def choose_pix_fmt(codec: str, bit_depth: int, width: int, height: int, alpha: bool = False,
                    source: str = "") -> str:
     """The encoder pixel format: 4:2:0 at the source depth, 4:4:4 when a side is odd (4:2:0 needs even sizes);
     with alpha, the same with an alpha plane first (yuva444p10le for ProRes 4444), then without. An archival or
-    editing encoder (not a CRF one) keeps a `source` pixel format's 4:2:2 or 4:4:4 chroma where it can."""
+    editing encoder (not a CRF one) keeps a `source` pixel format's 4:2:2 or 4:4:4 chroma where it can, and a
+    lossless one (FFV1) the source's own format, or for RGB and greyscale sources one of theirs at their depth."""
+    lossless = _lossless_pix_fmt(codec, bit_depth, alpha, source)
+    if lossless is not None:
+        return lossless
     odd = width % 2 == 1 or height % 2 == 1
     chromas = ("yuv444p",) if odd else ("yuv420p", "yuv422p", "yuv444p")
     kept = _chroma(source)
@@ -54,6 +65,18 @@ def choose_pix_fmt(codec: str, bit_depth: int, width: int, height: int, alpha: b
             return name
     raise ClrfaceError(f"codec {codec} cannot encode {width}x{height} frames at {bit_depth}-bit "
                        f"(it supports {', '.join(sorted(supported))}); try --codec libx264")
+
+
+def _lossless_pix_fmt(codec: str, bit_depth: int, alpha: bool, source: str) -> str | None:
+    """For a lossless encoder: the source's pixel format, or the RGB or grey one of its depth that the encoder
+    takes (an RGB scan is not subsampled to 4:2:0, a 16-bit one not cut to 12 bits); None otherwise."""
+    if codec not in LOSSLESS_CODECS or not source:
+        return None
+    supported = {f.name for f in (av.Codec(codec, "w").video_formats or [])}
+    family = "rgba" if source.startswith(RGB_PREFIXES) and alpha else "rgb" if source.startswith(RGB_PREFIXES) \
+        else "gray" if source.startswith("gray") else None
+    wanted = [source] + (list(LOSSLESS_FORMATS[family].get(bit_depth, ())) if family else [])
+    return next((name for name in wanted if name in supported), None)
 
 
 COLORSPACE_RGB, COLORSPACE_BT709 = 0, 1  # AVColorSpace values
