@@ -2,9 +2,11 @@
 from __future__ import annotations
 
 import heapq
+import logging
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from fractions import Fraction
+from pathlib import PurePath
 
 import av
 
@@ -15,6 +17,15 @@ DTS_CLOCK_FORMATS = frozenset({"avi"})
 # display order (0, 3, 2, 4, 1, ...): a frame takes the smallest pts not yet given out.
 SORTED_CLOCK_FORMATS = frozenset({"mxf"})
 MAX_GAP = 64  # frames without a time held back at most, waiting for the next one that has a time
+MAX_DAMAGED = 25  # packets the decoder refuses that are passed over (bit rot) before the file counts as corrupt
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class Damage:
+    """The packets of a stream the decoder refused and that were passed over (their frames left out)."""
+
+    packets: int = 0
 
 
 @dataclass
@@ -61,14 +72,15 @@ def _stamp(packet: av.Packet, clock: str) -> int | None:
 
 
 def timed_frames(container: av.container.InputContainer, stream: av.video.stream.VideoStream,
-                 rate: Fraction | None) -> Iterator[av.VideoFrame]:
+                 rate: Fraction | None, damage: Damage | None = None) -> Iterator[av.VideoFrame]:
     """Decode `stream` in display order, each frame with its time (pts, in stream.time_base ticks).
 
     Where the demuxer's pts are trusted the decoder's frame pts are kept as they are. AVI and MXF frames take
     the packets' timestamps in sorted order instead (DTS_CLOCK_FORMATS, SORTED_CLOCK_FORMATS): frames leave
     a decoder in display order, so the n-th frame shows at the n-th smallest time. Frames that still have no
     time are spaced evenly between their timed neighbours (`rate`, frames per second, where only one side
-    has one).
+    has one). With `damage`, a packet the decoder refuses as invalid data (a few flipped bytes in an old file)
+    is passed over with a warning and counted there, as FFmpeg's players do, up to MAX_DAMAGED of them.
     """
     name = container.format.name
     clock = "dts" if name in DTS_CLOCK_FORMATS else "sorted" if name in SORTED_CLOCK_FORMATS else "pts"
@@ -79,7 +91,19 @@ def timed_frames(container: av.container.InputContainer, stream: av.video.stream
         stamp = _stamp(packet, clock)
         if stamp is not None:
             heapq.heappush(stamps, stamp)
-        for frame in packet.decode():
+        try:
+            frames = packet.decode()
+        except av.error.InvalidDataError:
+            if damage is None or damage.packets >= MAX_DAMAGED or packet.pts is None:
+                raise
+            damage.packets += 1
+            if stamp is not None:  # no frame takes its time
+                stamps.remove(stamp)
+                heapq.heapify(stamps)
+            log.warning("%s: a damaged video packet at %.3f s is passed over (its frame is left out)",
+                        PurePath(container.name).name, float((packet.pts - (stream.start_time or 0)) * stream.time_base))
+            continue
+        for frame in frames:
             if clock != "pts" and stamps and (clock == "dts" or frame.pts is not None):
                 frame.pts = heapq.heappop(stamps)
             yield from gap.add(frame)

@@ -14,7 +14,7 @@ from av.video.reformatter import VideoReformatter
 
 from clrface_video.errors import InputError, one_line
 from clrface_video.io.apng import is_animated_png
-from clrface_video.io.clock import timed_frames
+from clrface_video.io.clock import Damage, timed_frames
 from clrface_video.io.completeness import check_complete, index_beyond_eof, size_changed
 from clrface_video.io.deinterlace import deinterlaced
 from clrface_video.io.sequence import find_sequence, is_sequence, open_options
@@ -302,11 +302,12 @@ Decoding = tuple[av.container.InputContainer, av.video.stream.VideoStream, Itera
 
 
 def _seek(container: av.container.InputContainer, stream: av.video.stream.VideoStream,
-          seconds: float | Fraction) -> tuple[av.VideoFrame | None, Iterator[av.VideoFrame]] | None:
+          seconds: float | Fraction, damage: Damage | None = None
+          ) -> tuple[av.VideoFrame | None, Iterator[av.VideoFrame]] | None:
     """The first frame decoded after a seek to the keyframe at or before `seconds` from the stream's start (None
     at the end), and the frames after it; None when the file cannot seek."""
     target = (stream.start_time or 0) + int(Fraction(seconds) / Fraction(stream.time_base))
-    frames = timed_frames(container, stream, stream_fps(stream))
+    frames = timed_frames(container, stream, stream_fps(stream), damage)
     try:
         container.seek(target, stream=stream, backward=True)
         return next(frames, None), frames
@@ -315,13 +316,14 @@ def _seek(container: av.container.InputContainer, stream: av.video.stream.VideoS
 
 
 def decoding(open_files: ExitStack, path: Path, fps: Fraction | None, start: float | Fraction | None, *,
-             start_pts: int | None = None) -> Decoding:
+             start_pts: int | None = None, damage: Damage | None = None) -> Decoding:
     """The video opened in `open_files`, its stream and its frames (timed_frames): from the keyframe at or before
     `start` seconds from its first frame (or at or before pts `start_pts`: a Ray segment's keyframe), or from the
     first frame when neither is given or the file cannot seek (a raw .h264 stream). MPEG-TS seeks by guessed byte
     positions and can land a keyframe late, or at the end: the seek goes back 1, 2, 4 ... s before the start
     until it lands at or before it (from the first frame at worst), so that no frame of the stretch is lost and
-    a long recording is not decoded from its start. The caller leaves out the frames before its start."""
+    a long recording is not decoded from its start. The caller leaves out the frames before its start.
+    damage: where damaged packets passed over are counted (timed_frames); None: the first one raises."""
     container = open_files.enter_context(open_input(path, fps))
     stream = video_stream(container, path)
     stream.thread_type = "AUTO"
@@ -329,14 +331,14 @@ def decoding(open_files: ExitStack, path: Path, fps: Fraction | None, start: flo
     if start_pts is not None:
         start = (start_pts - origin) * time_base
     if start is None:
-        return container, stream, timed_frames(container, stream, stream_fps(stream))
+        return container, stream, timed_frames(container, stream, stream_fps(stream), damage)
     back = 0
-    while back < start and (landed := _seek(container, stream, start - back)) is not None:
+    while back < start and (landed := _seek(container, stream, start - back, damage)) is not None:
         first, frames = landed
         if first is not None and (first.pts is None or (first.pts - origin) * time_base <= start + SPAN_TOLERANCE):
             return container, stream, chain([first], frames)
         back = back * 2 or 1
-    return decoding(open_files, path, fps, None)  # anew from the first frame
+    return decoding(open_files, path, fps, None, damage=damage)  # anew from the first frame
 
 
 def read_frames(path: Path | str, deint: str | None = None, fps: Fraction | None = None,
@@ -346,7 +348,8 @@ def read_frames(path: Path | str, deint: str | None = None, fps: Fraction | None
     Frames are RGB uint8 for 8-bit sources and uint16 (rgb48, full scale) for deeper ones.
     pts and time_base are the source's, untouched; index counts from 0. Rotation is not
     applied to the pixels (see VideoInfo.rotation). A corrupt or truncated stream raises
-    InputError naming the frame index where decoding failed. deint: bwdif's frame selection
+    InputError naming the frame index where decoding failed; a few damaged packets are passed over with a
+    warning (io.clock.timed_frames), their frames left out. deint: bwdif's frame selection
     ("interlaced" or "all", see io.deinterlace.bwdif_deint) to deinterlace the frames, None not to.
     fps: the frame rate of a numbered image sequence (see probe_video). span: only the frames whose time
     from the first frame lies in it (a seek to the keyframe before its start, then decoding to its end).
@@ -355,7 +358,9 @@ def read_frames(path: Path | str, deint: str | None = None, fps: Fraction | None
     path = Path(path)
     with ExitStack() as open_files:
         whole = span is None or span.start <= 0  # decoded from the first frame, so `counted` is the file's count
-        container, stream, timed = decoding(open_files, path, fps, None if span is None or whole else span.start)
+        damage = Damage()
+        container, stream, timed = decoding(open_files, path, fps, None if span is None or whole else span.start,
+                                            damage=damage)
         time_base = Fraction(stream.time_base)
         origin = stream.start_time or 0  # pts of the first frame
         rate = stream_fps(stream) or Fraction(fps or 25)
@@ -404,4 +409,5 @@ def read_frames(path: Path | str, deint: str | None = None, fps: Fraction | None
                              "(--start is past its end)")
         if index == 0:
             raise InputError(f"{path.name} has no video frames (zero-length video)")
-        check_complete(container, stream, path, index, end_s, stream_fps(stream), decoded=counted if whole else None)
+        check_complete(container, stream, path, index, end_s, stream_fps(stream),
+                       decoded=counted + damage.packets if whole else None)
