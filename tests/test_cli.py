@@ -661,3 +661,9 @@ def test_a_file_whose_name_looks_like_a_frame_counter_is_that_file(tmp_path, sma
     Image.fromarray(grace_hopper()).save(photo)
     assert run("restore", photo, *BASELINE).exit_code == 0
     assert Image.open(tmp_path / "shot_%03d_restored.jpg").size == Image.open(photo).size
+
+
+def test_a_container_that_cannot_hold_the_codec_suggests_another_container(tmp_path, small_clip):
+    result = run("restore", small_clip, "--codec", "ffv1", "-o", tmp_path / "archive.mov", *BASELINE)
+    assert_one_line_error(result, "use .mkv,")  # not ".mkv or .mov": .mov is the one that failed
+    assert files_in(tmp_path) == set()

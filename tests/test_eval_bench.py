@@ -50,9 +50,10 @@ def test_bench_and_eval_refuse_bad_inputs_in_one_line_before_any_work(tmp_path):
     from PIL import Image
 
     from clrface_video.cli import cli
-    from tests.media import make_clip
+    from tests.media import make_audio_only, make_clip
 
     notes, photo = tmp_path / "notes.txt", tmp_path / "face.jpg"
+    sound = make_audio_only(tmp_path / "sound.m4a")
     notes.write_text("not a video")
     Image.fromarray(np.zeros((32, 32, 3), np.uint8)).save(photo)
     clip = make_clip(tmp_path / "clip.mp4", frames=2, size=(64, 48), audio=False)
@@ -63,6 +64,7 @@ def test_bench_and_eval_refuse_bad_inputs_in_one_line_before_any_work(tmp_path):
         (["bench", notes, "--model", "baseline-bicubic-sharpen", "--device", "cpu"], ["notes.txt", "Invalid data"]),
         (["bench", clip, "--model", "nosuch"], ["unknown --model 'nosuch'"]),
         (["bench", photo], ["is a photo"]),
+        (["bench", sound, "--model", "baseline-bicubic-sharpen", "--device", "cpu"], ["has no video stream"]),
         (["eval", clip, "--degrade-video", "--compare", tmp_path / "side.txt"], ["--compare", ".mp4"]),
         (["eval", faces, "--out", faces / "report"], ["--out", "inside the input"]),
     ]:

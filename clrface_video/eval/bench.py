@@ -298,6 +298,10 @@ def run_bench(video: Path | None, *, model: str, device: str, batch_sizes: Seque
     check_model_name(model)  # before any timing
     if video is not None and is_image_path(video):
         raise ClrfaceError(f"bench times videos; {video.name} is a photo (leave VIDEO out to time a generated clip)")
+    if video is not None:
+        from ..io.decode import probe_video
+
+        probe_video(video)  # a file with no video, or none readable, said in one line before any timing
     with tempfile.TemporaryDirectory(prefix="clrface-clip-") as tmp:
         if video is None:
             video = make_clip(Path(tmp) / "astronaut.mp4", clip_frames, clip_size)

@@ -99,6 +99,11 @@ def _chroma(pix_fmt: str) -> str:
     return "yuv420p"
 
 
+def other_containers(name: str | Path) -> str:
+    """The roomy containers to suggest for a file that cannot hold what was asked, less its own kind."""
+    return " or ".join(s for s in (".mkv", ".mov") if s != Path(name).suffix.lower())
+
+
 def auto_codec(output: Path) -> str:
     """The encoder `--codec auto` takes for an output file: libx264, unless its container holds other video only."""
     return AUTO_CODECS.get(output.suffix.lower(), "libx264")
@@ -138,7 +143,7 @@ def add_video_stream(out: av.container.OutputContainer, info: VideoInfo, codec: 
     try:
         stream = out.add_stream(codec, rate=info.fps or Fraction(25))
     except ValueError as error:
-        raise ClrfaceError(f"{one_line(error)}; use .mkv or .mov, or another --codec") from error
+        raise ClrfaceError(f"{one_line(error)}; use {other_containers(out.name)}, or another --codec") from error
     stream.width, stream.height = info.width, info.height
     stream.pix_fmt = pix_fmt or choose_pix_fmt(codec, info.bit_depth, info.width, info.height, info.alpha,
                                                info.pix_fmt)
