@@ -623,6 +623,14 @@ def test_a_pixel_shape_the_output_cannot_carry_is_warned_of_exactly_where_it_is_
     assert kept != ("pixel aspect ratio (16/15) is left out" in warnings_logged.text)
 
 
+@pytest.mark.parametrize("suffix", [".webm", ".mkv"])
+def test_a_bit_depth_the_encoder_cannot_keep_is_warned_of(tmp_path, suffix, warnings_logged):
+    """10-bit into WebM came out 8-bit (this libvpx has no 10-bit) without a word, while 4:2:2 to 4:2:0 warned."""
+    clip = make_clip(tmp_path / "in.mkv", frames=2, size=SMALL, audio=False, bit_depth=10)
+    depth = probe_video(copy_video(clip, tmp_path / f"out{suffix}")).bit_depth
+    assert (depth == 10) != ("10-bit depth is written at 8 bits" in warnings_logged.text)
+
+
 @pytest.mark.parametrize("suffix", [".avi", ".mkv"])
 def test_a_rotation_the_output_cannot_carry_is_warned_of_exactly_where_it_is_lost(tmp_path, suffix, warnings_logged):
     clip = make_clip(tmp_path / "phone.mp4", frames=3, size=SMALL, audio=False, rotation=90)

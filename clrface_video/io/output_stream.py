@@ -150,6 +150,10 @@ def add_video_stream(out: av.container.OutputContainer, info: VideoInfo, codec: 
     if _chroma(info.pix_fmt) != "yuv420p" and _chroma(stream.pix_fmt) == "yuv420p" and stream.pix_fmt.startswith("yuv"):
         log.warning("the source's %s chroma is written 4:2:0 by %s (as players expect); --codec prores_ks or ffv1 "
                     "keeps it", CHROMA_NAMES[_chroma(info.pix_fmt)], codec)
+    depth = av.VideoFormat(stream.pix_fmt).components[0].bits
+    if depth < info.bit_depth and stream.pix_fmt != "pal8":
+        log.warning("the source's %d-bit depth is written at %d bits by %s; --codec ffv1 (.mkv) or libx265 keep it",
+                    info.bit_depth, depth, codec)
     if info.alpha and not has_alpha(stream.pix_fmt):
         log.warning("the source's alpha channel is left out: %s stores none; --codec prores_ks (.mov) or ffv1 "
                     "(.mkv) keep it", codec)
