@@ -231,6 +231,14 @@ def test_export_writes_only_a_safetensors_file_outside_the_checkpoints(data_dir:
     assert (run_dir / "config.json").read_bytes() == config and not (tmp_path / "notes.txt").exists()
     export_model(run_dir, run_dir / "model.safetensors")  # beside the stage folders, as the GPU recipe does
     assert "irn, prior, mask never trained" in warnings_logged.text
+    from clrface_video.restore.restorer import make_clrface
+
+    warnings_logged.clear()
+    make_clrface(torch.device("cpu"), path=str(run_dir / "model.safetensors"))  # restore says so too
+    assert "model.safetensors was exported with stages never trained (irn, prior, mask)" in warnings_logged.text
+    said = warnings_logged.text
+    make_clrface(torch.device("cpu"))
+    assert warnings_logged.text == said  # the shipped file: nothing to say
 
 
 def test_a_folder_without_held_out_faces_previews_training_faces(tmp_path: Path, astronaut: np.ndarray) -> None:

@@ -1,6 +1,7 @@
 """CLRFaceRestorer: a batch of aligned LQ crops -> restored crops, the CLR-Face sampling story in numbered steps."""
 from __future__ import annotations
 
+import logging
 import math
 from collections.abc import Callable
 from pathlib import Path
@@ -15,11 +16,12 @@ from ..errors import ClrfaceError, ModelError
 from .base import RestoreBatch, register_restorer
 from .gate import blend
 from .guidance import autograd_ready, embed_images, identity_guidance
-from .model import CLRFaceModel, Knobs, fidelity_to_knobs
+from .model import CLRFaceModel, Knobs, fidelity_to_knobs, read_metadata
 from .padding import flat_padding, hide_padding, restore_padding
 from .samplers import SAMPLERS, Guidance, Sampler
 from .schedules import karras_sigmas, truncate_sigmas
 
+log = logging.getLogger(__name__)
 SHIPPED_WEIGHTS = Path(__file__).resolve().parents[1] / "weights" / "clrface-128.safetensors"
 
 
@@ -229,4 +231,9 @@ def make_clrface(device: torch.device, fidelity: float = 0.5, path: str | None =
                              "or pass --model PATH.safetensors")
         raise ModelError(f"CLR-Face weights not found: {weights}")
     model = CLRFaceModel.load(weights)
+    untrained = [s for s in read_metadata(weights).get("untrained_stages", "").split(",") if s]
+    if untrained:  # exported with stages missing: those networks are as initialised
+        log.warning("%s was exported with stages never trained (%s), which keep their initial weights: its faces "
+                    "will be poor (noise where the irn or prior is one of them); train them and export again",
+                    weights.name, ", ".join(untrained))
     return CLRFaceRestorer(model, device, fidelity, identity_net=lambda: default_identity_net(device), compile=compile)
