@@ -1122,3 +1122,17 @@ def test_a_late_stretch_of_a_ts_is_not_decoded_from_the_first_frame(tmp_path, mo
     assert [f.pts for f in part] == [f.pts for f in kept] and len(kept) == 7
     assert all(np.array_equal(a.image, b.image) for a, b in zip(part, kept, strict=True))
     assert len(decoded) <= 24  # none before 1 s, the keyframe the seek lands on is at 1 s or 1.5 s
+
+
+def test_svt_av1_prints_no_banner_of_its_own(tmp_path):
+    """libsvtav1 wrote some 20 lines of banner to stderr on every run, -q or not (x265's are silenced by option)."""
+    import os
+    import sys
+
+    src = make_clip(tmp_path / "in.mp4", frames=3, size=SMALL, audio=False)
+    env = {k: v for k, v in os.environ.items() if k != "SVT_LOG"}
+    script = ("import sys; from pathlib import Path; from tests.test_io_video import copy_video; "
+              "copy_video(Path(sys.argv[1]), Path(sys.argv[2]), codec='libsvtav1')")
+    done = subprocess.run([sys.executable, "-c", script, str(src), str(tmp_path / "out.mkv")], capture_output=True,
+                          text=True, env=env, cwd=Path(__file__).parents[1], check=True)
+    assert "Svt[info]" not in done.stderr and probe_video(tmp_path / "out.mkv").codec in ("av1", "libdav1d")

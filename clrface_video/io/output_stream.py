@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import logging
+import os
 from fractions import Fraction
 from pathlib import Path
 
@@ -168,6 +169,8 @@ def add_video_stream(out: av.container.OutputContainer, info: VideoInfo, codec: 
     ctx.color_primaries, ctx.color_trc = info.color_primaries, info.color_trc
     ctx.colorspace, ctx.color_range = yuv_colorspace(info.colorspace, stream.pix_fmt), info.color_range
     options = dict(QUIET_OPTIONS.get(codec, {}))
+    if codec == "libsvtav1":  # SVT-AV1 takes its log level from the environment only (its banner: 20 lines)
+        os.environ.setdefault("SVT_LOG", "1")
     if codec in CRF_MAX and crf > CRF_MAX[codec]:
         raise ClrfaceError(f"--crf {crf} is beyond {codec}'s range (0-{CRF_MAX[codec]})")
     if codec in CRF_CODECS:
