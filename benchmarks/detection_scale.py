@@ -5,8 +5,8 @@
 Part 1 (FACES_DIR, default ../shared/data/faces-hq): each face is shrunk until its eye-to-mouth span is
 4-14 px, set on a grey canvas, and detected at full size: how many are found at each span. It sets
 faces.detect.SMALLEST_SPAN. Part 2: a generated 6000 x 4000 photo holding 12 copies of the public-domain
-astronaut's face (21 px span) is detected as a video frame is (1280 px) and as a photo is (at
-visible_scale(--min-face 16) of its size), with the time each takes.
+astronaut's face (21 px span) is detected as a video frame is (1280 px) and as a photo is (at 1280 px,
+then for small faces at visible_scale(--min-face 16) of its size), with the time each takes.
 """
 from __future__ import annotations
 

@@ -120,6 +120,18 @@ def test_small_faces_in_a_large_photo_are_found_as_photos_are_scanned(astronaut)
     assert visible_scale(config.min_face) == 0.625 and visible_scale(0) == 1.0
 
 
+def test_a_close_up_in_a_large_photo_is_one_face_not_its_parts(astronaut):
+    """Scanned whole at 4096 px, a face of 1000 px (a phone selfie) outgrows the network's largest anchor and
+    comes apart into boxes on its eyes, cheeks and chin (11 here); the finer pass only adds small faces."""
+    from clrface_video.config import RestoreConfig
+    from clrface_video.pipeline import detector_for
+
+    close_up = cv2.resize(astronaut, (4096, 4096), interpolation=cv2.INTER_CUBIC)
+    assert len(make_detector(max_side=4096).detect(close_up)) > 3  # what one pass at the finer scale gives
+    found = detector_for(RestoreConfig(), "cpu", video=False).detect(close_up)
+    assert len(found) == 1 and np.abs(found[0].box / 8 - make_detector().detect(astronaut)[0].box).max() < 6
+
+
 def test_six_faces_of_insightface_t1(detector):
     path = shared_file("photos/insightface_t1.jpg")
     image = cv2.cvtColor(cv2.imread(str(path)), cv2.COLOR_BGR2RGB)

@@ -24,6 +24,7 @@ RETINAFACE_STRIDE_MULTIPLE = 32  # the input is padded to a multiple of the coar
 # (benchmarks/detection_scale.py); and the longest side a photo is scanned at to find faces down to a span.
 SMALLEST_SPAN = 10.0
 MAX_SIDE = 4096
+SMALLEST_BOX = 40  # px at the network's input: a face box under this in the whole picture is looked for finer
 
 
 class FaceDetector(Protocol):
@@ -127,11 +128,16 @@ class RetinaFaceDetector:
         self.min_face = min_face
         self.session = _retinaface_session(use_cuda, gpu)
 
-    def _network_input(self, image: np.ndarray) -> tuple[np.ndarray, float]:
-        """Resized (to max_side, or to min_scale of its size up to MAX_SIDE), BGR, mean-subtracted, padded NCHW
-        input and the resize factor."""
+    def scales(self, height: int, width: int) -> tuple[float, float]:
+        """The picture's scale for its faces of every size (at most max_side), and the larger one its small faces
+        are looked for at (min_scale of its size, up to MAX_SIDE; the first where that is no larger)."""
+        side = max(height, width)
+        whole = min(1.0, self.max_side / side)
+        return whole, max(whole, min(1.0, self.min_scale, MAX_SIDE / side))
+
+    def _network_input(self, image: np.ndarray, scale: float) -> np.ndarray:
+        """The image resized by `scale`, BGR, mean-subtracted and padded: the network's NCHW input."""
         h, w = image.shape[:2]
-        scale = min(1.0, max(self.max_side / max(h, w), min(self.min_scale, MAX_SIDE / max(h, w))))
         if scale < 1.0:
             image = cv2.resize(image, (max(1, round(w * scale)), max(1, round(h * scale))), interpolation=cv2.INTER_AREA)
         rh, rw = image.shape[:2]
@@ -140,11 +146,28 @@ class RetinaFaceDetector:
         net = np.zeros((1, 3, ph, pw), dtype=np.float32)  # padding = the mean colour after subtraction
         for plane, channel in enumerate((2, 1, 0)):  # BGR planes written straight into the NCHW input
             np.subtract(image[..., channel], RETINAFACE_BGR_MEAN[plane], out=net[0, plane, :rh, :rw], dtype=np.float32)
-        return net, scale
+        return net
 
     def detect(self, image: np.ndarray) -> list[Face]:
+        """The faces in an RGB uint8 image, best first. A large photo (min_scale) is also searched at a larger
+        scale for the faces too small to be found in the whole picture at max_side; only those are taken from
+        that pass, since at that scale a face larger than the network's largest anchor comes apart into several
+        (a close-up selfie's face gave six boxes, a print on a shirt one more)."""
         check_rgb_uint8(image)
-        net, scale = self._network_input(image)
+        whole, fine = self.scales(*image.shape[:2])
+        faces = self._detect_at(image, whole)
+        if fine > whole:
+            small = [f for f in self._detect_at(image, fine)
+                     if min(f.box[2] - f.box[0], f.box[3] - f.box[1]) * whole < SMALLEST_BOX]
+            if faces and small:
+                small = [f for f, overlap in zip(small, iou_matrix(np.stack([f.box for f in small]),
+                                                                    np.stack([f.box for f in faces])).max(axis=1))
+                         if overlap < self.nms_iou]
+            faces = sorted(faces + small, key=lambda f: -f.score)
+        return faces
+
+    def _detect_at(self, image: np.ndarray, scale: float) -> list[Face]:
+        net = self._network_input(image, scale)
         loc, conf, marks = self.session.run(None, {"input": net})
         scores = conf[0, :, 1]
         chosen = np.flatnonzero(scores > self.threshold)
