@@ -48,8 +48,8 @@ ModelsFor = Callable[[bool], Models]  # the loaded models for a video job (True)
 def detector_for(config: RestoreConfig, device: torch.device, *, video: bool) -> FaceDetector:
     """The face detector a job's settings name (kind, threshold, insightface models), on `device`; a video's
     finds faces down to its floor (RestoreConfig.detection_floor), which tracking sorts out. A photo is scanned
-    large enough to find faces down to config.min_face (a group photo of 24 MP: at 0.625 of its size, not 1280
-    px); a video's frames at 1280 px, where detection runs every frame."""
+    at 1280 px and, for its small faces, large enough to find faces down to config.min_face (a group photo of
+    24 MP: also at 0.625 of its size); a video's frames at 1280 px only, where detection runs every frame."""
     return make_detector(config.detector, insightface_root=config.insightface_root,
                          threshold=config.detection_floor(video), device=str(device),
                          min_scale=0.0 if video else visible_scale(config.min_face))
