@@ -385,6 +385,29 @@ def test_exif_text_in_utf8_or_latin1_is_kept_byte_for_byte(tmp_path, rgb, suffix
             assert len(before) == len(after) and len(moved) == 1 and (before[moved[0]], after[moved[0]]) == (6, 1)
 
 
+def test_a_turned_photos_thumbnail_is_unlinked_and_an_upright_ones_kept(tmp_path, rgb):
+    """The EXIF thumbnail (IFD1) of a photo stored sideways is sideways too: kept beside orientation 1 it would
+    show turned in file browsers that use it. It is unlinked where the photo was turned, kept where it was not."""
+    import struct
+
+    for orientation in (6, 1):
+        raw = bytearray(camera_exif(orientation).tobytes())  # "Exif\0\0", big-endian TIFF
+        entries = struct.unpack_from(">H", raw, 6 + 8)[0]
+        link = 6 + 8 + 2 + 12 * entries  # the first IFD's "next IFD" offset
+        thumbnail_ifd = len(raw) - 6  # from the TIFF header
+        struct.pack_into(">I", raw, link, thumbnail_ifd)
+        raw += struct.pack(">HHHII", 1, 0x0103, 3, 1, 6 << 16) + struct.pack(">I", 0)  # IFD1: JPEG compression
+        path = tmp_path / f"o{orientation}.jpg"
+        Image.fromarray(rgb).save(path, exif=bytes(raw))
+        photo = read_photo(path)
+        kept = Image.Exif()
+        kept.load(photo.exif)
+        assert kept.get(ORIENTATION) == 1 and kept[MAKE] == "NASA"
+        assert struct.unpack_from(">I", photo.exif, link)[0] == (0 if orientation == 6 else thumbnail_ifd)
+        if orientation == 1:
+            assert photo.exif == bytes(raw)
+
+
 def test_xmp_orientation_is_reset_with_the_exif_one(tmp_path, rgb):
     xmp = b'<x:xmpmeta xmlns:x="adobe:ns:meta/"><rdf:Description tiff:Orientation="6" ' \
           b'xmlns:tiff="http://ns.adobe.com/tiff/1.0/"/></x:xmpmeta>'

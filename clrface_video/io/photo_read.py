@@ -234,20 +234,27 @@ def _upright_exif(image: Image.Image, name: str, orientation: int) -> bytes | No
 
 def _upright_raw_exif(raw: bytes) -> bytes | None:
     """EXIF bytes as they came, every byte kept (maker notes, text in any encoding), but the first IFD's
-    orientation set to 1; None when that IFD cannot be read or its orientation is not one inline number."""
+    orientation set to 1, and where it was another, the link to the thumbnail's IFD cut (the thumbnail is
+    stored turned as the photo was); None when that IFD cannot be read or its orientation is not one number."""
     start = 6 if raw.startswith(b"Exif\x00\x00") else 0
     order = {b"II": "<", b"MM": ">"}.get(raw[start:start + 2])
     if order is None:
         return None
     try:
         ifd = start + struct.unpack_from(order + "I", raw, start + 4)[0]
-        for entry in range(ifd + 2, ifd + 2 + 12 * struct.unpack_from(order + "H", raw, ifd)[0], 12):
+        entries = struct.unpack_from(order + "H", raw, ifd)[0]
+        for entry in range(ifd + 2, ifd + 2 + 12 * entries, 12):
             tag, kind, count = struct.unpack_from(order + "HHI", raw, entry)
             if tag == ORIENTATION_TAG:
                 if count != 1 or kind not in (3, 4):  # SHORT, or LONG as some writers have it
                     return None
-                one = struct.pack(order + ("H" if kind == 3 else "I"), 1)
-                return raw[:entry + 8] + one + raw[entry + 8 + len(one):]
+                number = order + ("H" if kind == 3 else "I")
+                if struct.unpack_from(number, raw, entry + 8)[0] == 1:
+                    return raw
+                out = bytearray(raw)
+                struct.pack_into(number, out, entry + 8, 1)
+                struct.pack_into(order + "I", out, ifd + 2 + 12 * entries, 0)  # no next IFD: no sideways thumbnail
+                return bytes(out)
     except struct.error:
         return None
     return raw  # no orientation tag: nothing to change
