@@ -800,6 +800,19 @@ def test_odd_size_keeps_size_count_and_content(tmp_path):
     assert mean_abs_diff(src, out) < 4.0
 
 
+def test_a_lossless_copy_keeps_the_brightness_of_every_pixel(tmp_path):
+    """Read and written again (FFV1, lossless), every restored video's frames came out about 1 luma level darker,
+    background and all: swscale's default YUV to RGB path rounds down. The luma planes now match."""
+    src = make_clip(tmp_path / "in.mkv", frames=3, size=SMALL, audio=False, codec="ffv1")
+    copy = copy_video(src, tmp_path / "copy.mkv", codec="ffv1")
+    with av.open(str(src)) as a, av.open(str(copy)) as b:
+        assert b.streams.video[0].codec_context.pix_fmt == "yuv420p"
+        lumas = [(x.to_ndarray()[:SMALL[1]].astype(float), y.to_ndarray()[:SMALL[1]].astype(float))
+                 for x, y in zip(a.decode(video=0), b.decode(video=0), strict=True)]
+    assert abs(np.mean([after - before for before, after in lumas])) < 0.05
+    assert np.mean([np.abs(after - before).mean() for before, after in lumas]) < 0.1  # not only on average
+
+
 def test_pixel_format_choice_by_codec_depth_and_parity():
     assert choose_pix_fmt("libx264", 8, 320, 240) == "yuv420p"
     assert choose_pix_fmt("libx264", 8, 321, 241) == "yuv444p"
