@@ -43,8 +43,8 @@ FIELD_PROGRESSIVE, FIELDS_TOP_FIRST, FIELDS_BOTTOM_FIRST = 1, (2, 5), (3, 4)
 SWS_THREADS = 1
 # YUV to RGB with chroma interpolated at full width and rounding done right: swscale's default path came out
 # about 1 level darker (luma -1.04 to -1.08 on liveportrait_s20 and the 1080p crowd clip, read and written again;
-# with these flags -0.02 to +0.003), a shift every restored video carried in all its pixels. It costs about
-# 10 ms more for a 1080p frame on one thread. 8-bit YUV only (_plain_yuv).
+# with these flags -0.02 to +0.004), a shift every restored video carried in all its pixels. It costs about
+# 13 ms more for a 1080p frame on one thread (benchmarks/yuv_to_rgb.py). 8-bit YUV only (_plain_yuv).
 YUV_TO_RGB = Interpolation.BILINEAR | Interpolation.ACCURATE_RND | Interpolation.FULL_CHR_H_INT
 
 
