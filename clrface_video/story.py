@@ -92,6 +92,33 @@ def paste_weight(landmarks: np.ndarray, config: RestoreConfig, size: int, pixel_
         face_footprint(estimate_similarity(landmarks, size, pixel_aspect), size), config.max_upscale * size)
 
 
+FADE_FRAMES = 8  # a track's paste weight moves by at most 1/8 a frame: about a third of a second at 24 fps
+
+
+class WeightRamp:
+    """Each video track's paste weight, moved at most 1/FADE_FRAMES a frame towards the weight its face has now
+    (paste_weight), so that a restoration fades in where a track starts mid-shot, or where its face grows past
+    --min-face or its score past the threshold within a frame or two, instead of appearing in one frame (eyes
+    and a mouth popping into a background face); and fades out the same way while the face is still found.
+    Tracks that start with a shot (the first frame, or the one after a cut) start at their full weight."""
+
+    def __init__(self) -> None:
+        self.last: dict[int, tuple[int, float]] = {}  # track id -> (frame, weight pasted there)
+        self.shot_start = 0
+
+    def __call__(self, track_id: int, frame: int, weight: float) -> float:
+        if track_id not in self.last and frame == self.shot_start:
+            self.last[track_id] = (frame, weight)
+            return weight
+        seen, before = self.last.get(track_id, (frame - 1, 0.0))
+        step = (frame - seen) / FADE_FRAMES
+        weight = min(max(weight, before - step), before + step)
+        self.last[track_id] = (frame, weight)
+        if len(self.last) > 1024:  # tracks long gone
+            self.last = {t: kept for t, kept in self.last.items() if kept[0] > frame - 4 * FADE_FRAMES}
+        return weight
+
+
 class FrameStory:
     """Steps 2-6 over a stream of frames, restoring crops in batches within a bounded window.
 
@@ -166,6 +193,8 @@ class FrameStory:
         jobs = []
         for number, face in enumerate(tracked):
             weight = self.paste_weight(face.landmarks, face.face.score)
+            if self.tracking is not None:
+                weight = self.tracking.ramp(face.track_id, frame.index, weight)
             if weight == 0.0:
                 self.counts.left_alone += 1
                 continue
@@ -249,13 +278,17 @@ class _Tracking:
         self.encoder = encoder  # None: no per-track identity (the restorer takes it from each crop)
         self.timer = timer
         self.last_thumbnail: np.ndarray | None = None  # the frame before's (faces.shots), to see cuts
+        self.ramp = WeightRamp()
 
     def update(self, index: int, faces: list[Face], image: np.ndarray) -> list[TrackedFace]:
         """The faces of the frame `image` (RGB uint8) with their tracks; a cut before it ends every track."""
         with self.timer("track"):
             thumb = thumbnail(image)
-            if is_cut(self.last_thumbnail, thumb):
+            cut = is_cut(self.last_thumbnail, thumb)
+            if cut:
                 self.tracker.cut()
+            if cut or self.last_thumbnail is None:  # a shot starts: its faces are restored from its first frame
+                self.ramp.shot_start = index
             self.last_thumbnail = thumb
             return self.tracker.update(index, faces, weak_below=self.weak_below)
 

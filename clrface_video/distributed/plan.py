@@ -7,7 +7,7 @@ import numpy as np
 
 from ..config import RestoreConfig
 from ..faces.track import FaceTracker, IdentitySchedule, TrackerParams
-from ..story import paste_weight
+from ..story import WeightRamp, paste_weight
 from ..types import Face, FaceTrack
 
 
@@ -75,13 +75,16 @@ def track_video(detections: list[list[Face]], config: RestoreConfig, resolution:
     """
     tracker = FaceTracker(TrackerParams(base_seed=config.seed))
     schedule = IdentitySchedule() if identity else None
+    ramp = WeightRamp()
     plan = VideoPlan()
     for index, faces in enumerate(detections):
         if index in cuts:
             tracker.cut()
+            ramp.shot_start = index
         jobs = []
         for face in tracker.update(index, faces, weak_below=config.det_threshold):
-            weight = paste_weight(face.landmarks, config, resolution, pixel_aspect, face.face.score)
+            weight = ramp(face.track_id, index,
+                          paste_weight(face.landmarks, config, resolution, pixel_aspect, face.face.score))
             if weight == 0.0:
                 plan.left_alone += 1
                 continue
