@@ -189,3 +189,19 @@ def test_the_local_ray_on_macos_keeps_its_socket_paths_short(tmp_path, monkeypat
         pass
     socket = f"{started[0]}/session_2025-01-31_12-34-56_123456_12345/sockets/plasma_store"
     assert len(socket.encode()) <= 103, socket
+
+
+def test_a_bad_model_or_device_is_refused_before_ray_starts(tmp_path, monkeypatch):
+    """--model nosuch reached every Ray worker, which died and was retried three times before one 'unexpected
+    ActorDiedError' line; the driver now checks what it can, and Ray is never started."""
+    from click.testing import CliRunner
+
+    from clrface_video import distributed
+    from clrface_video.cli import cli
+
+    monkeypatch.setattr(distributed, "ray_session", lambda address: pytest.fail("Ray was started"))
+    clip = make_clip(tmp_path / "in.mp4", frames=2, size=(64, 48), audio=False)
+    for option, said in ((["--model", "nosuch"], "unknown --model 'nosuch'"), (["--device", "cuda:7"], "--device cuda:7")):
+        result = CliRunner().invoke(cli, ["restore", str(clip), "--backend", "ray", *option])
+        assert result.exit_code == 2 and said in result.stderr and "Traceback" not in result.output
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["in.mp4"]

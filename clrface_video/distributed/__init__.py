@@ -4,6 +4,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from ..config import RestoreConfig
+from ..device import pick_device
 from ..errors import ClrfaceError, InputError
 from ..io.decode import is_image_path, probe_video
 from ..io.sequence import is_sequence
@@ -11,6 +12,7 @@ from ..io.webp_anim import is_animated_webp
 from ..paths import resolve_paths
 from ..pipeline import already_done
 from ..report import Progress, RestoreReport
+from ..restore.base import check_model_name
 from .cluster import ray_session, run_all, start_workers
 from .photos import restore_folder_ray
 from .video import restore_video_ray
@@ -27,6 +29,9 @@ def restore_path_ray(input: str | Path, output: str | Path | None = None, config
     """
     config = config or RestoreConfig()
     source = Path(input).expanduser()
+    check_model_name(config.model)  # before Ray starts: a bad name failed in every worker, retried, as a traceback
+    if address is None:  # a private Ray on this machine: its workers have this machine's devices
+        pick_device(config.device)
     if config.span() is not None:
         raise ClrfaceError("--start and --duration are for --backend local (a stretch is one worker's job)")
     if is_sequence(source) or (output is not None and is_sequence(Path(output))):
