@@ -3,6 +3,7 @@ from __future__ import annotations
 
 from fractions import Fraction
 
+import av
 import numpy as np
 import pytest
 
@@ -159,6 +160,39 @@ def test_joined_matroska_segments_keep_timing_tags_chapters_and_pixel_shape(tmp_
     decoded = [frame.image for path in paths for frame in read_frames(path)]
     assert all(np.array_equal(a, frame.image) for a, frame in zip(decoded, read_frames(out), strict=True))
     assert_archive_tags_kept(clip, out)
+
+
+@pytest.mark.parametrize(("source", "output"), [(".mp4", ".mkv"), (".mkv", ".mp4")])
+def test_joined_segments_keep_each_frames_length_across_clocks(tmp_path, source, output):
+    """Segments in Matroska (a 1 ms clock) joined into an output on an .mp4's clock kept their packet durations
+    as numbers: each frame lasted 3 ms, or in the other direction the last one 0.67 s and the video outran the
+    audio. Each frame's length in seconds is now the source's, the last one's too."""
+    from dataclasses import replace
+
+    from clrface_video.distributed.segments import join_segments, segment_suffix
+    from clrface_video.io.encode import VideoWriter
+
+    clip = make_clip(tmp_path / f"clip{source}", frames=12, size=(128, 96), gop=4, audio=False)
+    info = probe_video(clip)
+    out = tmp_path / f"joined{output}"
+    paths, expected = [], []
+    for segment in plan_segments(clip, 3):
+        path = tmp_path / f"segment_{segment.number}{segment_suffix(out)}"
+        frames = list(read_segment(clip, segment, False))
+        with VideoWriter(path, clip, replace(info, other_streams=0)) as writer:
+            for frame in frames:
+                writer.write(frame)
+        paths.append(path)
+        expected.append([frame.pts for frame in frames])
+    assert join_segments(paths, expected, out, clip, info) == 12
+
+    def lengths(path):
+        with av.open(str(path)) as container:
+            stream = container.streams.video[0]
+            return sorted((p.pts * stream.time_base, p.duration * stream.time_base)
+                          for p in container.demux(stream) if p.size)
+
+    assert [d for _, d in lengths(out)] == pytest.approx([float(Fraction(1, 24))] * 12, abs=1e-3)
 
 
 def test_the_local_ray_on_macos_keeps_its_socket_paths_short(tmp_path, monkeypatch):

@@ -246,6 +246,8 @@ def _retimed(packets: list[av.Packet], wanted: list[int | None], time_base: Frac
     rebuilt = _decode_times([exact[p.pts] for p in packets]) if any(p.dts is None for p in packets) else None
     for i, packet in enumerate(packets):
         dts = rebuilt[i] if rebuilt is not None else round(Fraction(packet.dts) * time_base / target + offset)
+        if packet.duration:  # each frame's length, in the new clock too (a 1 ms Matroska tick is not 1/16000 s)
+            packet.duration = max(1, round(Fraction(packet.duration) * time_base / target))
         packet.time_base = target
         packet.pts, packet.dts = exact[packet.pts], dts
     return packets
