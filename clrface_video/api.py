@@ -12,7 +12,7 @@ import numpy as np
 import torch
 
 from .config import RestoreConfig
-from .errors import ClrfaceError
+from .errors import ClrfaceError, InputError
 from .faces.detect import FaceDetector
 from .faces.identity import IdentityEncoder
 from .pipeline import check_image, detector_for, needs_identity_encoder
@@ -87,6 +87,9 @@ class RestoredFrames(Iterator[np.ndarray]):
         from .types import Frame
 
         self._story = story
+        if not isinstance(frames, Iterable) or isinstance(frames, (str, Path)):
+            raise InputError(f"{where} takes an iterable of RGB frames (a list, a generator, an (N, H, W, 3) "
+                             f"array), not {type(frames).__name__}; for a file use clrface_video.restore_video(path)")
         checked = (Frame(image=check_image(image, where), index=i) for i, image in enumerate(frames))
         self._pairs = story.run_masked(checked)
 

@@ -182,6 +182,9 @@ def test_bad_model_and_bad_frames(session, astronaut):
         session.restore_image(astronaut.astype(np.float32))
     with pytest.raises(InputError, match="pass a list of frames"):
         list(session.restore_frames(astronaut))
+    for nothing in (None, "clip.mp4"):  # was a bare "'NoneType' object is not iterable"; a path read letter by letter
+        with pytest.raises(InputError, match="restore_frames takes an iterable of RGB frames"):
+            session.restore_frames(nothing)
     with pytest.raises(InputError, match="restore_frames takes RGB"):
         list(pipeline.restore_frames([astronaut[..., 0]], RestoreConfig(model="baseline-bicubic-sharpen", device="cpu")))
 
