@@ -239,3 +239,16 @@ def test_a_bad_model_or_device_is_refused_before_ray_starts(tmp_path, monkeypatc
         result = CliRunner().invoke(cli, ["restore", str(clip), "--backend", "ray", *option])
         assert result.exit_code == 2 and said in result.stderr and "Traceback" not in result.output
     assert sorted(p.name for p in tmp_path.iterdir()) == ["in.mp4"]
+
+
+def test_segments_go_in_a_container_that_holds_their_codec():
+    """FFV1 into an .mp4 (which takes it) went into .mov segments (which do not): every segment was restored and
+    the job failed when joining them. Such segments go in Matroska, and an output that cannot hold the codec
+    is refused before any work (restore_video_ray)."""
+    from pathlib import Path
+
+    from clrface_video.distributed.segments import container_takes, segment_suffix
+
+    assert segment_suffix(Path("out.mp4")) == ".mov" and segment_suffix(Path("out.mkv"), "ffv1") == ".mkv"
+    assert segment_suffix(Path("out.mp4"), "ffv1") == ".mkv" and container_takes(".mp4", "ffv1")
+    assert not container_takes(".mov", "ffv1") and container_takes(".mov", "hevc")

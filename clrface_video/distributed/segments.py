@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import bisect
 import os
+import tempfile
 from collections.abc import Iterator
 from contextlib import ExitStack
 from dataclasses import dataclass
@@ -23,11 +24,27 @@ TIME_TOLERANCE = Fraction(1, 200)  # seconds a container may move a segment's fr
 MATROSKA = frozenset({".mkv", ".webm", ".mka"})
 
 
-def segment_suffix(output: Path) -> str:
+def segment_suffix(output: Path, codec: str = "libx264") -> str:
     """Segment files go in Matroska for a Matroska output (same codecs, same 1 ms clock), else in .mov
 
-    (which keeps the source time base, or an exact multiple of it)."""
-    return ".mkv" if output.suffix.lower() in MATROSKA else ".mov"
+    (which keeps the source time base, or an exact multiple of it), unless QuickTime cannot hold the codec
+    (ffv1 into an .mp4): Matroska then, its clock put back to the source's when the segments are joined."""
+    if output.suffix.lower() in MATROSKA or not container_takes(".mov", codec):
+        return ".mkv"
+    return ".mov"
+
+
+def container_takes(suffix: str, codec: str) -> bool:
+    """Whether FFmpeg's muxer for files named *`suffix` takes a video stream of encoder `codec`."""
+    with tempfile.TemporaryDirectory(prefix="clrface-probe-") as folder:
+        out = av.open(str(Path(folder) / f"probe{suffix}"), "w")
+        try:
+            out.add_stream(codec, rate=25)
+        except ValueError:
+            return False
+        finally:
+            out.close()
+    return True
 
 
 @dataclass(frozen=True)

@@ -17,7 +17,7 @@ from ..faces.shots import is_cut
 from ..io.decode import VideoInfo, probe_video
 from ..io.deinterlace import bwdif_deint
 from ..io.encode import AUTO
-from ..io.output_stream import auto_codec
+from ..io.output_stream import auto_codec, check_codec, other_containers
 from ..io.palette import is_gif
 from ..paths import resolve_paths
 from ..pipeline import already_done, finish_report
@@ -25,7 +25,7 @@ from ..report import Progress, RestoreReport, StageTimer
 from ..types import Face
 from .cluster import run_all
 from .plan import FacePlan, VideoPlan, identity_versions, track_video
-from .segments import Segment, join_segments, plan_segments, segment_complete, segment_suffix
+from .segments import Segment, container_takes, join_segments, plan_segments, segment_complete, segment_suffix
 from .worker import SegmentResult
 
 SEGMENTS_PER_WORKER = 4  # more segments than workers, so a slow segment does not hold up the others
@@ -64,7 +64,7 @@ class JobFolder:
 
     def __init__(self, source: Path, target: Path, config: RestoreConfig) -> None:
         self.path = target.with_name(f".{target.name}.ray-job")
-        self.suffix = segment_suffix(target)
+        self.suffix = segment_suffix(target, config.codec if config.codec != AUTO else auto_codec(target))
         stat = source.stat()
         settings = {k: (str(v) if isinstance(v, Path) else v) for k, v in asdict(config).items()
                     if k not in ("overwrite", "quiet")}
@@ -127,6 +127,10 @@ def restore_video_ray(ray: Any, actors: list[Any], input: str | Path, output: st
     if is_gif(target) or target.suffix.lower() in (".png", ".apng"):
         raise ClrfaceError("--backend ray cannot write a GIF or an animated PNG; restore it with --backend local "
                            "(the default)")
+    codec = check_codec(config.codec if config.codec != AUTO else auto_codec(target))
+    if not container_takes(target.suffix, codec):  # before the segments are restored, not when they are joined
+        raise ClrfaceError(f"a {target.suffix} file cannot hold {codec} video; use {other_containers(target)}, "
+                           "or another --codec")
     target.parent.mkdir(parents=True, exist_ok=True)
     job = JobFolder(source, target, config)
     job.open()
