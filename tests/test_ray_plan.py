@@ -252,3 +252,13 @@ def test_segments_go_in_a_container_that_holds_their_codec():
     assert segment_suffix(Path("out.mp4")) == ".mov" and segment_suffix(Path("out.mkv"), "ffv1") == ".mkv"
     assert segment_suffix(Path("out.mp4"), "ffv1") == ".mkv" and container_takes(".mp4", "ffv1")
     assert not container_takes(".mov", "ffv1") and container_takes(".mov", "hevc")
+
+
+def test_a_malformed_ray_address_is_a_one_line_error():
+    """'--ray-address "not a host"' ended as 'unexpected ValueError: Invalid address format' (exit 1)."""
+    from clrface_video.distributed.cluster import ray_session
+    from clrface_video.errors import ClrfaceError
+
+    with pytest.raises(ClrfaceError, match="--ray-address not a host: Invalid address format"), \
+            ray_session("not a host"):
+        pass

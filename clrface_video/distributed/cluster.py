@@ -11,7 +11,7 @@ from contextlib import contextmanager
 from typing import Any
 
 from ..config import RestoreConfig
-from ..errors import ClrfaceError
+from ..errors import ClrfaceError, one_line
 from .worker import CRASH_ONCE, RestoreWorker
 
 RETRIES = 3  # restarts of a dead worker process, and retries of the segment or shard it was running
@@ -49,7 +49,11 @@ def ray_session(address: str | None = None, *, num_cpus: int | None = None) -> I
         return
     temp_dir = None
     if address:
-        ray.init(address=address, log_to_driver=False, logging_level=logging.WARNING)
+        try:
+            ray.init(address=address, log_to_driver=False, logging_level=logging.WARNING)
+        except (ValueError, ConnectionError) as error:  # a malformed address, or no Ray cluster there
+            raise ClrfaceError(f"--ray-address {address}: {one_line(error)} (give HOST:PORT of a running Ray "
+                               "cluster's head, or leave it out for a Ray on this machine)") from error
     else:
         if too_late:
             log.warning("Ray was imported before RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER=0 was set; "
