@@ -57,12 +57,15 @@ def main() -> None:
     parser.add_argument("--grid", type=Path, default=Path("doubtful.png"))
     args = parser.parse_args()
 
-    from clrface_video.faces.detect import make_detector
+    from clrface_video.faces.detect import make_detector, visible_scale
+    from clrface_video.io.decode import is_image_path
 
-    detector = make_detector(threshold=args.floor)
+    # as the pipeline scans them (pipeline.detector_for): photos also finer for their small faces
+    video, photo = make_detector(threshold=args.floor), make_detector(threshold=args.floor, min_scale=visible_scale(16))
     tiles = []
     for path in sources(args.paths):
         scores = []
+        detector = photo if is_image_path(path) else video
         for label, image in images_of(path, args.frames):
             for face in detector.detect(image):
                 scores.append(face.score)
