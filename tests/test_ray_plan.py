@@ -134,26 +134,35 @@ def test_segments_deinterlace_as_the_whole_file_does_but_at_their_first_frame(tm
                 assert np.array_equal(frame.image, by_pts[frame.pts]), (number, position)
 
 
-def test_joined_matroska_segments_keep_timing_tags_chapters_and_pixel_shape(tmp_path):
+def encoded_segments(clip, suffix: str, count: int = 3):
+    """The clip's segments each decoded and encoded into a file beside it, as the workers write them, and the
+    source pts of each one's frames."""
     from dataclasses import replace
 
-    from clrface_video.distributed.segments import join_segments
     from clrface_video.io.encode import VideoWriter
-    from tests.test_io_video import assert_archive_tags_kept
 
-    clip = make_clip(tmp_path / "clip.mkv", frames=12, size=(256, 192), sar=Fraction(16, 15), tagged=True, gop=4)
     info = probe_video(clip)
-    segments = plan_segments(clip, 3)
-    assert len(segments) == 3
     paths, expected = [], []
-    for segment in segments:
-        path = tmp_path / f"segment_{segment.number}.mkv"
+    for segment in plan_segments(clip, count):
+        path = clip.with_name(f"segment_{segment.number}{suffix}")
         frames = list(read_segment(clip, segment, False))
         with VideoWriter(path, clip, replace(info, other_streams=0)) as writer:
             for frame in frames:
                 writer.write(frame)
         paths.append(path)
         expected.append([frame.pts for frame in frames])
+    return paths, expected
+
+
+def test_joined_matroska_segments_keep_timing_tags_chapters_and_pixel_shape(tmp_path):
+
+    from clrface_video.distributed.segments import join_segments
+    from tests.test_io_video import assert_archive_tags_kept
+
+    clip = make_clip(tmp_path / "clip.mkv", frames=12, size=(256, 192), sar=Fraction(16, 15), tagged=True, gop=4)
+    info = probe_video(clip)
+    paths, expected = encoded_segments(clip, ".mkv")
+    assert len(paths) == 3
     out = tmp_path / "joined.mkv"
     assert join_segments(paths, expected, out, clip, info) == 12  # libx264 B-frames in Matroska: no stored dts
     assert [frame.pts for frame in read_frames(out)] == [frame.pts for frame in read_frames(clip)]
@@ -167,23 +176,13 @@ def test_joined_segments_keep_each_frames_length_across_clocks(tmp_path, source,
     """Segments in Matroska (a 1 ms clock) joined into an output on an .mp4's clock kept their packet durations
     as numbers: each frame lasted 3 ms, or in the other direction the last one 0.67 s and the video outran the
     audio. Each frame's length in seconds is now the source's, the last one's too."""
-    from dataclasses import replace
 
     from clrface_video.distributed.segments import join_segments, segment_suffix
-    from clrface_video.io.encode import VideoWriter
 
     clip = make_clip(tmp_path / f"clip{source}", frames=12, size=(128, 96), gop=4, audio=False)
     info = probe_video(clip)
     out = tmp_path / f"joined{output}"
-    paths, expected = [], []
-    for segment in plan_segments(clip, 3):
-        path = tmp_path / f"segment_{segment.number}{segment_suffix(out)}"
-        frames = list(read_segment(clip, segment, False))
-        with VideoWriter(path, clip, replace(info, other_streams=0)) as writer:
-            for frame in frames:
-                writer.write(frame)
-        paths.append(path)
-        expected.append([frame.pts for frame in frames])
+    paths, expected = encoded_segments(clip, segment_suffix(out))
     assert join_segments(paths, expected, out, clip, info) == 12
 
     def lengths(path):
