@@ -26,7 +26,11 @@ class Terminated(KeyboardInterrupt):
     """SIGTERM (kill, timeout, systemd, docker stop), raised where the job is, so that it cleans up as for Ctrl-C."""
 
 
+_SIGTERM_SEEN: list[int] = []  # set by the handler: Ray's get() turns the Terminated it meets into a plain interrupt
+
+
 def _raise_terminated(signum: int, frame: object) -> None:
+    _SIGTERM_SEEN.append(signum)
     raise Terminated()
 
 
@@ -55,7 +59,7 @@ class ClrfaceGroup(click.Group):
         try:
             result = super().main(args, prog_name, complete_var, standalone_mode=False, **extra)
         except (click.exceptions.Abort, KeyboardInterrupt) as error:  # click turns KeyboardInterrupt into Abort
-            killed = isinstance(error, Terminated) or isinstance(error.__cause__, Terminated)
+            killed = isinstance(error, Terminated) or isinstance(error.__cause__, Terminated) or bool(_SIGTERM_SEEN)
             click.echo(f"{'terminated' if killed else 'interrupted'}{STOPPED.get(command, '')}", err=True)
             sys.exit(EXIT_TERMINATED if killed else EXIT_INTERRUPTED)
         except click.ClickException as error:

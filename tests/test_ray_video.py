@@ -186,3 +186,29 @@ def test_a_restarted_driver_keeps_the_segments_already_done(ray_cluster, clip, f
     assert restored == kept  # complete segments and detections were not redone
     assert report.frames == 12 and not job.exists()
     assert_same_video(out, ffv1_local, )
+
+
+@pytest.mark.slow
+def test_kill_stops_a_ray_job_as_it_stops_a_local_one(tmp_path):
+    """SIGTERM (kill, timeout, systemd) to a --backend ray run: Ray's core worker had taken the signal over and
+    dumped its stack traces before aborting (exit -6), or Ray's get() turned the stop into a plain interrupt
+    (exit 1 or 130). Now the command's own handler runs: 'terminated', exit 143, and no output file."""
+    import shutil
+    import signal
+    import subprocess
+    import time
+
+    clip = short_gop(make_clip(tmp_path / "long.mp4", frames=240, size=(192, 160)), tmp_path / "clip.mp4", gop=24)
+    out = tmp_path / "out.mkv"
+    process = subprocess.Popen([shutil.which("clrface-video"), "restore", str(clip), "-o", str(out), "--backend", "ray",
+                                "--workers", "2", "--codec", "ffv1", "--model", "baseline-bicubic-sharpen",
+                                "--device", "cpu"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    job = tmp_path / ".out.mkv.ray-job"
+    deadline = time.monotonic() + 120
+    while not (job.is_dir() and any(job.iterdir())) and time.monotonic() < deadline and process.poll() is None:
+        time.sleep(0.05)  # the job folder is being filled: Ray is up and the job mid-way
+    process.send_signal(signal.SIGTERM)
+    _, stderr = process.communicate(timeout=120)
+    assert process.returncode == 143, stderr[-2000:]
+    assert stderr.strip().splitlines()[-1].startswith("terminated") and "SIGTERM received" not in stderr
+    assert not out.exists()

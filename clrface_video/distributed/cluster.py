@@ -4,8 +4,10 @@ from __future__ import annotations
 import logging
 import os
 import shutil
+import signal
 import sys
 import tempfile
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -48,6 +50,7 @@ def ray_session(address: str | None = None, *, num_cpus: int | None = None) -> I
         yield ray
         return
     temp_dir = None
+    on_term = signal.getsignal(signal.SIGTERM)  # the command's (cli: Terminated), which Ray's core worker replaces
     if address:
         try:
             ray.init(address=address, log_to_driver=False, logging_level=logging.WARNING)
@@ -63,6 +66,8 @@ def ray_session(address: str | None = None, *, num_cpus: int | None = None) -> I
         temp_dir = tempfile.mkdtemp(prefix="clrray-", dir="/tmp" if sys.platform == "darwin" else None)
         ray.init(num_cpus=num_cpus, include_dashboard=False, _node_ip_address="127.0.0.1", _temp_dir=temp_dir,
                  object_store_memory=1 << 30, log_to_driver=False, logging_level=logging.WARNING)
+    if callable(on_term) and threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGTERM, on_term)  # kill, timeout, systemd: cleaned up and exit 143, as locally
     try:
         yield ray
     finally:
