@@ -12,7 +12,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from clrface_video.config import RestoreConfig
+from clrface_video.config import VIDEO_THRESHOLD, RestoreConfig
 from clrface_video.io.decode import read_frames
 from clrface_video.io.pixels import to_uint8
 from clrface_video.pipeline import load_models
@@ -26,7 +26,7 @@ def main() -> None:
     parser.add_argument("video", type=Path)
     parser.add_argument("--start", type=float, default=0.0)
     parser.add_argument("--duration", type=float, default=2.0)
-    parser.add_argument("--threshold", type=float, default=RestoreConfig().det_threshold)
+    parser.add_argument("--threshold", type=float, default=VIDEO_THRESHOLD)
     args = parser.parse_args()
     config = RestoreConfig(model="baseline-bicubic-sharpen", device="cpu", det_threshold=args.threshold)
     story = FrameStory(load_models(config, video=True), config, StageTimer(), video=True)

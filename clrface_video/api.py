@@ -49,7 +49,7 @@ def _checked(name: str, value: Any, default: Any) -> Any:
         if value is None or isinstance(value, str):
             return value
         raise ClrfaceError(f"preset must be a name such as 'veryfast', or None, got {value!r}")
-    if name in ("fps", "duration", "strength"):  # None = 24 fps, the rate of film; to the end; auto
+    if name in ("fps", "duration", "strength", "det_threshold"):  # None = 24 fps; to the end; auto; by kind
         if value is None or (name == "strength" and value == "auto"):
             return None
         if isinstance(value, (int, float, np.integer, np.floating)) and not isinstance(value, bool) \

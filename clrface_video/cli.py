@@ -9,7 +9,15 @@ from typing import Any
 import click
 
 from . import __version__
-from .config import DEINTERLACE, DETECTORS, MAX_SMOOTHING, PRESETS, RestoreConfig
+from .config import (
+    DEINTERLACE,
+    DETECTORS,
+    MAX_SMOOTHING,
+    PHOTO_THRESHOLD,
+    PRESETS,
+    VIDEO_THRESHOLD,
+    RestoreConfig,
+)
 
 DEFAULT = RestoreConfig()  # the options' defaults are the library's
 from .errors import ClrfaceError, one_line
@@ -177,7 +185,7 @@ def cli() -> None:
               help="Folder with an InsightFace model pack (e.g. buffalo_l) for --detector insightface.")
 @click.option("--detection-threshold", type=click.FloatRange(0.0, 1.0, min_open=True, max_open=True),
               default=DEFAULT.det_threshold,
-              show_default=True, metavar="SCORE",
+              show_default=f"{PHOTO_THRESHOLD} for photos, {VIDEO_THRESHOLD} for video", metavar="SCORE",
               help="Faces the detector scores below this are left alone: raise it when hands or patterns are "
                    "restored as faces, lower it for small or blurred faces it misses (`clrface-video detect` "
                    "prints the scores). In video a face that continues a track counts down to 0.25 below it, "
@@ -283,7 +291,7 @@ def restore(input: Path, output: str | None, model: str, fidelity: float, streng
               help="Folder with an InsightFace model pack, for --detector insightface.")
 @click.option("--threshold", "--detection-threshold", "threshold",
               type=click.FloatRange(0.0, 1.0, min_open=True, max_open=True), default=DEFAULT.det_threshold,
-              show_default=True,
+              show_default=f"{PHOTO_THRESHOLD}, as for photos",
               help="Detection score threshold (restore's --detection-threshold).")
 @click.option("--draw", type=click.Path(path_type=Path, dir_okay=False), default=None,
               help="Also save a copy of IMAGE with boxes and landmarks drawn (debugging).")

@@ -16,6 +16,10 @@ MAX_SMOOTHING = 0.95  # latent smoothing above this would freeze a face
 # face_recognition_hamilton.mp4 by benchmarks/track_scores.py: a singer's score hovered at 0.41-0.81, and her
 # restoration blinked off in each frame under 0.6).
 DETECTION_HYSTERESIS = 0.25
+# The default thresholds (det_threshold None): in the 25 research photos every detection scoring 0.6-0.7 was a
+# non-face (two hands, a pearl: benchmarks/detection_scores.py), while in video a face missed in some frames
+# would flicker between restored and not (README, --detection-threshold).
+PHOTO_THRESHOLD, VIDEO_THRESHOLD = 0.7, 0.6
 MIN_DETECTION_FLOOR = 0.05
 MAX_SEED = 2**32  # noise seeds are counted on from it per face and per track (numpy's SeedSequence, int64 arrays)
 
@@ -32,8 +36,9 @@ class RestoreConfig:
     detector: str = "retinaface"  # retinaface (ships offline) | insightface
     insightface_root: Path | None = None
     # faces the detector scores at or below this are left alone; in videos a face that continues a track counts
-    # down to DETECTION_HYSTERESIS lower, pasted at a share that falls to 0 there (detection_floor)
-    det_threshold: float = 0.6
+    # down to DETECTION_HYSTERESIS lower, pasted at a share that falls to 0 there (detection_floor).
+    # None: PHOTO_THRESHOLD for photos, VIDEO_THRESHOLD for a video's frames (threshold())
+    det_threshold: float | None = None
     # faces whose eye-to-mouth span is under min_face pixels, or whose footprint is over max_upscale x the
     # model resolution, fade out of restoration over the next 25% (faces.align.SIZE_FADE) and are then left alone
     min_face: int = 16
@@ -72,21 +77,29 @@ class RestoreConfig:
             return None
         return TimeSpan(self.start, None if self.duration is None else self.start + self.duration)
 
-    def detection_floor(self, video: bool) -> float:
-        """The detector's own threshold for a job: det_threshold for photos; for videos DETECTION_HYSTERESIS
-        lower, so that a face whose score dips below det_threshold for a few frames is not restored in one
-        frame and left alone in the next, as long as it continues a track (faces.track.FaceTracker.update)."""
-        if not video:
+    def threshold(self, video: bool) -> float:
+        """The detection threshold of a job: det_threshold, or by default PHOTO_THRESHOLD for photos and
+        VIDEO_THRESHOLD for a video's frames."""
+        if self.det_threshold is not None:
             return self.det_threshold
-        return min(self.det_threshold, max(MIN_DETECTION_FLOOR, self.det_threshold - DETECTION_HYSTERESIS))
+        return VIDEO_THRESHOLD if video else PHOTO_THRESHOLD
+
+    def detection_floor(self, video: bool) -> float:
+        """The detector's own threshold for a job: the threshold for photos; for videos DETECTION_HYSTERESIS
+        lower, so that a face whose score dips below the threshold for a few frames is not restored in one
+        frame and left alone in the next, as long as it continues a track (faces.track.FaceTracker.update)."""
+        threshold = self.threshold(video)
+        if not video:
+            return threshold
+        return min(threshold, max(MIN_DETECTION_FLOOR, threshold - DETECTION_HYSTERESIS))
 
     def confidence_weight(self, score: float) -> float:
-        """The share of a face pasted for its detector score: 1 above det_threshold, falling linearly to 0 at
-        the video floor (a track's face that is losing its score fades out instead of switching off)."""
-        floor = self.detection_floor(video=True)
-        if score > self.det_threshold:
+        """The share of a video's face pasted for its detector score: 1 above the threshold, falling linearly
+        to 0 at the video floor (a track's face that is losing its score fades out instead of switching off)."""
+        threshold, floor = self.threshold(video=True), self.detection_floor(video=True)
+        if score > threshold:
             return 1.0
-        return min(1.0, max(0.0, (score - floor) / max(self.det_threshold - floor, 1e-6)))
+        return min(1.0, max(0.0, (score - floor) / max(threshold - floor, 1e-6)))
 
     def snaps(self, video: bool) -> bool:
         """Whether faces of a video (or of photos) are snapped to the codebook under this config."""
@@ -107,7 +120,7 @@ class RestoreConfig:
             raise ClrfaceError(f"--preset must be one of {', '.join(PRESETS)}, got {self.preset!r}")
         if self.detector not in DETECTORS:
             raise ClrfaceError(f"detector must be one of {', '.join(DETECTORS)}, got {self.detector!r}")
-        if not 0.0 < self.det_threshold < 1.0:
+        if self.det_threshold is not None and not 0.0 < self.det_threshold < 1.0:
             raise ClrfaceError(f"det_threshold must be between 0 and 1, got {self.det_threshold}")
         if not 0 <= self.seed < MAX_SEED:
             raise ClrfaceError(f"seed must be a whole number from 0 to 2**32 - 1, got {self.seed}")

@@ -187,7 +187,7 @@ class FrameStory:
         if self.tracking is not None:
             tracked = self.tracking.update(frame.index, faces, image)  # 3 track: ids and smoothed landmarks
         else:  # a photo: every face is its own track; noise seeds count from config.seed in each photo
-            faces = [face for face in faces if face.score > self.config.det_threshold]  # no track to continue
+            faces = [face for face in faces if face.score > self.config.threshold(video=False)]  # no track to continue
             first, self.stills_seen = self.stills_seen, self.stills_seen + len(faces)
             tracked = [TrackedFace(face, first + i, face.landmarks) for i, face in enumerate(faces)]
         jobs = []
@@ -273,7 +273,7 @@ class _Tracking:
 
     def __init__(self, encoder: IdentityEncoder | None, config: RestoreConfig, timer: StageTimer) -> None:
         self.tracker = FaceTracker(TrackerParams(base_seed=config.seed))
-        self.weak_below = config.det_threshold  # faces found under it only continue tracks
+        self.weak_below = config.threshold(video=True)  # faces found under it only continue tracks
         self.schedule = IdentitySchedule()
         self.encoder = encoder  # None: no per-track identity (the restorer takes it from each crop)
         self.timer = timer

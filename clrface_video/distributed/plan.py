@@ -82,7 +82,7 @@ def track_video(detections: list[list[Face]], config: RestoreConfig, resolution:
             tracker.cut()
             ramp.shot_start = index
         jobs = []
-        for face in tracker.update(index, faces, weak_below=config.det_threshold):
+        for face in tracker.update(index, faces, weak_below=config.threshold(video=True)):
             weight = ramp(face.track_id, index,
                           paste_weight(face.landmarks, config, resolution, pixel_aspect, face.face.score))
             if weight == 0.0:

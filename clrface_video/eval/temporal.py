@@ -281,7 +281,7 @@ def evaluate_video(video: Path, models: Sequence[str], *, clean: Path | None = N
         clean_frames, inputs = inputs, degrade_sequence(inputs, np.random.default_rng(degrade_seed), EVAL_DEGRADE)
     if clean_frames is not None and (len(clean_frames) < len(inputs) or clean_frames[0].shape != inputs[0].shape):
         raise ClrfaceError(f"clean video {clean} must have at least {len(inputs)} frames of {inputs[0].shape[:2]}")
-    detector = make_detector(config.detector, threshold=config.det_threshold)
+    detector = make_detector(config.detector, threshold=config.threshold(video=True))
     start = time.perf_counter()
     detections = [detector.detect(clean_frames[t] if clean_frames else im) for t, im in enumerate(inputs)]
     tracks = link_tracks(detections)

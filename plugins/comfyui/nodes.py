@@ -11,7 +11,7 @@ import numpy as np
 import torch
 
 from clrface_video.api import Session, load_restorer
-from clrface_video.config import DETECTORS, MAX_SMOOTHING, RestoreConfig
+from clrface_video.config import DETECTORS, MAX_SMOOTHING, VIDEO_THRESHOLD, RestoreConfig
 from clrface_video.errors import ClrfaceError
 
 try:  # ComfyUI's modules; absent when the nodes are unit-tested on their own
@@ -210,7 +210,7 @@ class CLRFaceRestore:
             "identity_guidance": ("BOOLEAN", {"default": DEFAULT.identity_guidance,
                                               "tooltip": "The method's identity guidance; off is about 5x faster on "
                                                          "a CPU and keeps a little less of the person's identity."}),
-            "detection_threshold": ("FLOAT", {"default": DEFAULT.det_threshold, "min": 0.05, "max": 0.99, "step": 0.01,
+            "detection_threshold": ("FLOAT", {"default": VIDEO_THRESHOLD, "min": 0.05, "max": 0.99, "step": 0.01,
                                               "tooltip": "Faces the detector scores below this are left alone: "
                                                          "raise it when hands or patterns are restored as faces."}),
         }}
