@@ -187,7 +187,13 @@ def save_photo(source: Path, target: Path, image: np.ndarray, photo: Photo, *, u
         copy_photo(source, target)
     else:
         write_photo(target, image, like=photo)
-    stat = source.stat()  # the photo's own date, which albums and backups sort by
+    _keep_date_and_mode(source, target)
+
+
+def _keep_date_and_mode(source: Path, target: Path) -> None:
+    """The restored photo's date and permissions are its source's: albums and backups sort by the date, and
+    a private photo's copy stays private."""
+    stat = source.stat()
     os.utime(target, ns=(stat.st_atime_ns, stat.st_mtime_ns))
     os.chmod(target, file_mode(source))
 
@@ -196,7 +202,7 @@ def restore_pages(story: FrameStory, source: Path, target: Path, timer: StageTim
                   restore: Callable[[FrameStory, np.ndarray], np.ndarray] = restore_photo_array) -> None:
     """A multi-page TIFF, page by page: each full page restored as a photo (by `restore`, steps 2-6), each
     reduced-resolution preview scaled down from the restored page before it, all written into one TIFF with the
-    source's date; nothing is written when any page fails."""
+    source's date and permissions; nothing is written when any page fails."""
     full: tuple[np.ndarray, np.ndarray] | None = None  # the last full page, as read and as restored
     with PageWriter(target, source) as writer:
         for page in _timed(read_pages(source), timer, "decode"):  # 1 read
@@ -207,8 +213,7 @@ def restore_pages(story: FrameStory, source: Path, target: Path, timer: StageTim
                 full = (page.photo.image, image)
             with timer("encode"):
                 writer.write(image, page)  # 7 write (atomic, when the last page is done)
-    stat = source.stat()
-    os.utime(target, ns=(stat.st_atime_ns, stat.st_mtime_ns))
+    _keep_date_and_mode(source, target)
 
 
 def output_format(photo: Photo, target: Path) -> Photo:

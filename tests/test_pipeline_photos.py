@@ -129,6 +129,11 @@ def test_a_private_photo_stays_private_and_a_model_file_is_readable_by_others(tm
             source.chmod(mode)
             restore_image(source, tmp_path / f"out_{mode:o}.png", BASELINE)
             assert stat.S_IMODE((tmp_path / f"out_{mode:o}.png").stat().st_mode) == mode
+        scan = tmp_path / "scan.tif"  # a multi-page TIFF, written page by page
+        Image.fromarray(astronaut).save(scan, save_all=True, append_images=[Image.fromarray(astronaut[:, ::-1])])
+        scan.chmod(0o600)
+        restore_image(scan, tmp_path / "scan_out.tif", BASELINE)
+        assert stat.S_IMODE((tmp_path / "scan_out.tif").stat().st_mode) == 0o600
         CLRFaceModel(CLRFaceConfig.tiny()).save(tmp_path / "model.safetensors")
         assert stat.S_IMODE((tmp_path / "model.safetensors").stat().st_mode) == 0o644
     finally:
