@@ -18,6 +18,7 @@ from ..io.copies import muxer_options, packet_time
 from ..io.decode import VideoInfo, decoding, frame_to_array, open_input, video_stream
 from ..io.deinterlace import deinterlaced
 from ..io.encode import VideoWriter
+from ..io.output_stream import other_containers
 from ..types import Frame
 
 TIME_TOLERANCE = Fraction(1, 200)  # seconds a container may move a segment's frames
@@ -191,7 +192,7 @@ class PacketWriter(VideoWriter):
             self._out.start_encoding()
         except av.error.FFmpegError as error:
             raise ClrfaceError(f"a {self.output.suffix} file cannot hold this video ({one_line(error)}); "
-                               "use .mkv or .mov") from error
+                               f"use {other_containers(self.output)}") from error
 
     def write_packet(self, packet: av.Packet) -> None:
         """Mux one encoded video packet (timestamps in its own time base) after the copies that precede it."""

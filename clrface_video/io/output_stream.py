@@ -41,6 +41,11 @@ LOSSLESS_FORMATS = {  # by the frames' bit depth, an RGB or grey source's format
 }
 
 
+def encoder_formats(codec: str) -> set[str]:
+    """The pixel formats encoder `codec` takes (empty where FFmpeg does not list them)."""
+    return {f.name for f in (av.Codec(codec, "w").video_formats or [])}
+
+
 def choose_pix_fmt(codec: str, bit_depth: int, width: int, height: int, alpha: bool = False,
                    source: str = "") -> str:
     """The encoder pixel format: 4:2:0 at the source depth, 4:4:4 when a side is odd (4:2:0 needs even sizes);
@@ -60,7 +65,7 @@ def choose_pix_fmt(codec: str, bit_depth: int, width: int, height: int, alpha: b
     candidates = [chroma + depth for depth in depths for chroma in chromas]
     if alpha:
         candidates = [name.replace("yuv", "yuva") for name in candidates] + candidates
-    supported = {f.name for f in (av.Codec(codec, "w").video_formats or [])}
+    supported = encoder_formats(codec)
     for name in candidates:
         if not supported or name in supported:
             return name
@@ -73,7 +78,7 @@ def _lossless_pix_fmt(codec: str, bit_depth: int, alpha: bool, source: str) -> s
     takes (an RGB scan is not subsampled to 4:2:0, a 16-bit one not cut to 12 bits); None otherwise."""
     if codec not in LOSSLESS_CODECS or not source:
         return None
-    supported = {f.name for f in (av.Codec(codec, "w").video_formats or [])}
+    supported = encoder_formats(codec)
     family = "rgba" if source.startswith(RGB_PREFIXES) and alpha else "rgb" if source.startswith(RGB_PREFIXES) \
         else "gray" if source.startswith("gray") else None
     wanted = [source] + (list(LOSSLESS_FORMATS[family].get(bit_depth, ())) if family else [])
