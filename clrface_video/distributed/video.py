@@ -62,9 +62,9 @@ class JobFolder:
     when the output has been joined.
     """
 
-    def __init__(self, source: Path, target: Path, config: RestoreConfig) -> None:
+    def __init__(self, source: Path, target: Path, config: RestoreConfig, codec: str) -> None:
         self.path = target.with_name(f".{target.name}.ray-job")
-        self.suffix = segment_suffix(target, config.codec if config.codec != AUTO else auto_codec(target))
+        self.suffix = segment_suffix(target, codec)  # the encoder the segments are written with
         stat = source.stat()
         settings = {k: (str(v) if isinstance(v, Path) else v) for k, v in asdict(config).items()
                     if k not in ("overwrite", "quiet")}
@@ -132,7 +132,7 @@ def restore_video_ray(ray: Any, actors: list[Any], input: str | Path, output: st
         raise ClrfaceError(f"a {target.suffix} file cannot hold {codec} video; use {other_containers(target)}, "
                            "or another --codec")
     target.parent.mkdir(parents=True, exist_ok=True)
-    job = JobFolder(source, target, config)
+    job = JobFolder(source, target, config, codec)
     job.open()
     timer = StageTimer()
     try:
