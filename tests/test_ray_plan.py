@@ -246,7 +246,8 @@ def test_segments_go_in_a_container_that_holds_their_codec():
     is refused before any work (restore_video_ray)."""
     from pathlib import Path
 
-    from clrface_video.distributed.segments import container_takes, segment_suffix
+    from clrface_video.distributed.segments import segment_suffix
+    from clrface_video.io.output_stream import container_takes
 
     assert segment_suffix(Path("out.mp4")) == ".mov" and segment_suffix(Path("out.mkv"), "ffv1") == ".mkv"
     assert segment_suffix(Path("out.mp4"), "ffv1") == ".mkv" and container_takes(".mp4", "ffv1")

@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import bisect
 import os
-import tempfile
 from collections.abc import Iterator
 from contextlib import ExitStack
 from dataclasses import dataclass
@@ -18,7 +17,7 @@ from ..io.copies import muxer_options, packet_time
 from ..io.decode import VideoInfo, decoding, frame_to_array, open_input, video_stream
 from ..io.deinterlace import deinterlaced
 from ..io.encode import VideoWriter
-from ..io.output_stream import other_containers
+from ..io.output_stream import container_takes, other_containers
 from ..types import Frame
 
 TIME_TOLERANCE = Fraction(1, 200)  # seconds a container may move a segment's frames
@@ -34,18 +33,6 @@ def segment_suffix(output: Path, codec: str = "libx264") -> str:
         return ".mkv"
     return ".mov"
 
-
-def container_takes(suffix: str, codec: str) -> bool:
-    """Whether FFmpeg's muxer for files named *`suffix` takes a video stream of encoder `codec`."""
-    with tempfile.TemporaryDirectory(prefix="clrface-probe-") as folder:
-        out = av.open(str(Path(folder) / f"probe{suffix}"), "w")
-        try:
-            out.add_stream(codec, rate=25)
-        except ValueError:
-            return False
-        finally:
-            out.close()
-    return True
 
 
 @dataclass(frozen=True)

@@ -17,7 +17,7 @@ from ..faces.shots import is_cut
 from ..io.decode import VideoInfo, probe_video
 from ..io.deinterlace import bwdif_deint
 from ..io.encode import AUTO
-from ..io.output_stream import auto_codec, check_codec, other_containers
+from ..io.output_stream import auto_codec, check_codec, container_takes, other_containers
 from ..io.palette import is_gif
 from ..paths import resolve_paths
 from ..pipeline import already_done, finish_report
@@ -25,7 +25,7 @@ from ..report import Progress, RestoreReport, StageTimer
 from ..types import Face
 from .cluster import run_all
 from .plan import FacePlan, VideoPlan, identity_versions, track_video
-from .segments import Segment, container_takes, join_segments, plan_segments, segment_complete, segment_suffix
+from .segments import Segment, join_segments, plan_segments, segment_complete, segment_suffix
 from .worker import SegmentResult
 
 SEGMENTS_PER_WORKER = 4  # more segments than workers, so a slow segment does not hold up the others

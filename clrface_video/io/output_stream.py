@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import logging
 import os
+import tempfile
 from fractions import Fraction
 from pathlib import Path
 
@@ -108,6 +109,19 @@ def _chroma(pix_fmt: str) -> str:
 def other_containers(name: str | Path) -> str:
     """The roomy containers to suggest for a file that cannot hold what was asked, less its own kind."""
     return " or ".join(s for s in (".mkv", ".mov") if s != Path(name).suffix.lower())
+
+
+def container_takes(suffix: str, codec: str) -> bool:
+    """Whether FFmpeg's muxer for files named *`suffix` takes a video stream of encoder `codec`."""
+    with tempfile.TemporaryDirectory(prefix="clrface-probe-") as folder:
+        out = av.open(str(Path(folder) / f"probe{suffix}"), "w")
+        try:
+            out.add_stream(codec, rate=25)
+        except ValueError:
+            return False
+        finally:
+            out.close()
+    return True
 
 
 def auto_codec(output: Path) -> str:
