@@ -57,11 +57,14 @@ def main() -> None:
     parser.add_argument("--grid", type=Path, default=Path("doubtful.png"))
     args = parser.parse_args()
 
-    from clrface_video.faces.detect import make_detector, visible_scale
+    from clrface_video.config import RestoreConfig
+    from clrface_video.faces.detect import make_detector
     from clrface_video.io.decode import is_image_path
+    from clrface_video.pipeline import detector_for
 
-    # as the pipeline scans them (pipeline.detector_for): photos also finer for their small faces
-    video, photo = make_detector(threshold=args.floor), make_detector(threshold=args.floor, min_scale=visible_scale(16))
+    # photos as the pipeline scans them (also finer for their small faces); video frames at 1280 px, both at FLOOR
+    video = make_detector(threshold=args.floor)
+    photo = detector_for(RestoreConfig(det_threshold=args.floor), "cpu", video=False)
     tiles = []
     for path in sources(args.paths):
         scores = []
