@@ -551,3 +551,29 @@ def test_a_pngs_xmp_chunk_gets_orientation_1_with_its_exif(tmp_path, rgb):
     photo = read_photo(path)
     with Image.open(write_photo(tmp_path / "out.png", photo.image, photo)) as written:
         assert 'tiff:Orientation="1"' in written.text["XML:com.adobe.xmp"] and written.getexif()[ORIENTATION] == 1
+
+
+def _cmyk_with_black(rgb: np.ndarray) -> np.ndarray:
+    """Ink values with the grey component in K, as a print workflow separates (Pillow's convert sets K to 0)."""
+    black = 255 - rgb.max(axis=2)
+    light = np.maximum(255 - black, 1)[..., None].astype(np.float32)
+    cmy = 255 - 255 * rgb.astype(np.float32) / light
+    return np.rint(np.clip(np.dstack([cmy, black]), 0, 255)).astype(np.uint8)
+
+
+def test_cmyk_keeps_its_black_where_nothing_changed_and_as_far_as_it_can_where_a_face_did(tmp_path, rgb):
+    inks = _cmyk_with_black(rgb)
+    path = tmp_path / "print.tif"
+    Image.fromarray(inks, "CMYK").save(path)
+    photo = read_photo(path)
+    restored = photo.image.copy()
+    restored[20:50, 10:40] = np.clip(restored[20:50, 10:40].astype(np.int16) + 30, 0, 255)  # a brighter "face"
+    out = write_photo(tmp_path / "out.tif", restored, photo)
+    written = np.asarray(Image.open(out))
+    outside = np.ones(rgb.shape[:2], bool)
+    outside[20:50, 10:40] = False
+    assert np.array_equal(written[outside], inks[outside])  # every ink of every unchanged pixel, K included
+    face = written[20:50, 10:40]
+    assert np.all(face[..., 3] <= inks[20:50, 10:40, 3]) and face[..., 3].mean() > 0.5 * inks[20:50, 10:40, 3].mean()
+    shown = np.asarray(Image.fromarray(written, "CMYK").convert("RGB")).astype(np.int16)
+    assert np.abs(shown[20:50, 10:40] - restored[20:50, 10:40]).max() <= 1  # the new colour reads back

@@ -52,6 +52,8 @@ class Photo:
     lossless: a lossless WebP (VP8L). progressive: a progressive JPEG.
     comment / iptc: a JPEG's COM text and its APP13 (Photoshop IPTC: caption, keywords, credit) payload.
     text: a PNG's text chunks (key, value), XMP among them.
+    cmyk: a CMYK source's upright ink values (H, W, 4) uint8, so that what no face changed is written back as
+    it was (Pillow's RGB -> CMYK would set every pixel's black to 0), or None.
     """
 
     image: np.ndarray
@@ -71,6 +73,7 @@ class Photo:
     comment: bytes | None = None
     iptc: bytes | None = None
     text: tuple[tuple[str, str], ...] = ()
+    cmyk: np.ndarray | None = None
 
 
 @cache
@@ -333,12 +336,15 @@ def photo_of(source: Image.Image, path: Path, deep: bool, page: int = 0) -> Phot
     RGB(A), which Pillow decodes to 8 bits (see is_16bit_rgb)."""
     orientation = int(source.getexif().get(ORIENTATION_TAG, 1) or 1)
     mode, fmt = source.mode, "JPEG" if source.format == "MPO" else (source.format or "PNG")
+    cmyk = None
     try:
         if deep:
             rgb, alpha = _read_16bit_rgb(path, orientation, page)
             depth = 16
         else:
-            rgb, alpha, depth = _split_8bit_or_gray16(ImageOps.exif_transpose(source))
+            upright = ImageOps.exif_transpose(source)
+            rgb, alpha, depth = _split_8bit_or_gray16(upright)
+            cmyk = np.asarray(upright).copy() if upright.mode == "CMYK" else None
     except READ_ERRORS as error:
         raise InputError(f"cannot decode {path.name} ({one_line(error)})") from error
     dpi = source.info.get("dpi")
@@ -354,6 +360,7 @@ def photo_of(source: Image.Image, path: Path, deep: bool, page: int = 0) -> Phot
         comment=source.info.get("comment") if fmt == "JPEG" else None,
         iptc=next((data for marker, data in getattr(source, "applist", []) if marker == "APP13"), None),
         text=tuple((key, str(value)) for key, value in getattr(source, "text", {}).items()) if fmt == "PNG" else (),
+        cmyk=cmyk,
     )
 
 

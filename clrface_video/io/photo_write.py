@@ -105,7 +105,25 @@ def _pil_image(rgb: np.ndarray, like: Photo) -> Image.Image:
     if alpha is not None:
         image.putalpha(Image.fromarray(alpha))
         return image
-    return image.convert("CMYK") if like.mode == "CMYK" else image
+    return Image.fromarray(to_cmyk(rgb, like), "CMYK") if like.mode == "CMYK" else image
+
+
+def to_cmyk(rgb: np.ndarray, like: Photo) -> np.ndarray:
+    """(H, W, 4) ink values of an 8-bit RGB image for a CMYK source: the source's own where the pixel is
+    unchanged, elsewhere its black kept as far as the new colour allows (no lighter than 255 - K can show)
+    and C, M, Y solved so that Pillow's CMYK -> RGB reads the new colour back. Pillow's RGB -> CMYK, used
+    where the source's inks are unknown, sets K to 0: a print file's black would move into C, M and Y."""
+    if like.cmyk is None or like.cmyk.shape[:2] != rgb.shape[:2] or like.image.shape != rgb.shape:
+        return np.asarray(Image.fromarray(rgb).convert("CMYK"))
+    inks = like.cmyk.copy()
+    changed = np.any(rgb != like.image, axis=-1)
+    colour = rgb[changed].astype(np.float32)
+    black = np.minimum(like.cmyk[changed][:, 3].astype(np.float32), 255.0 - colour.max(axis=1))
+    light = 255.0 - black  # Pillow: channel = (255 - K) * (255 - ink) / 255
+    cmy = 255.0 - 255.0 * colour / np.maximum(light, 1.0)[:, None]
+    cmy[light < 1.0] = like.cmyk[changed][light < 1.0, :3]  # full black shows no other ink: the source's stays
+    inks[changed] = np.rint(np.clip(np.column_stack([cmy, black]), 0, 255)).astype(np.uint8)
+    return inks
 
 
 def _save_options(like: Photo) -> dict[str, Any]:
