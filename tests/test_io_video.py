@@ -16,7 +16,7 @@ from clrface_video.errors import ClrfaceError, InputError
 from clrface_video.io.decode import is_image_path, is_video_path, probe_video, read_frames
 from clrface_video.io.deinterlace import bwdif_deint
 from clrface_video.io.encode import VideoWriter, default_output_path, partial_path
-from clrface_video.io.output_stream import choose_pix_fmt
+from clrface_video.io.output_stream import auto_codec, choose_pix_fmt
 from clrface_video.types import Frame, TimeSpan
 from tests.media import (
     APPLE_KEYS,
@@ -1149,3 +1149,15 @@ def test_svt_av1_prints_no_banner_of_its_own(tmp_path):
     done = subprocess.run([sys.executable, "-c", script, str(src), str(tmp_path / "out.mkv")], capture_output=True,
                           text=True, env=env, cwd=Path(__file__).parents[1], check=True)
     assert "Svt[info]" not in done.stderr and probe_video(tmp_path / "out.mkv").codec in ("av1", "libdav1d")
+
+
+@pytest.mark.parametrize("color, codec", [(BT2020_PQ, "hevc"), ((9, 18, 9, 1), "hevc"), ((1, 1, 1, 1), "h264")])
+def test_codec_auto_writes_an_hdr_source_as_hevc_and_sdr_as_h264(tmp_path, color, codec):
+    src = make_clip(tmp_path / "in.mkv", frames=3, size=SMALL, codec="libx265", bit_depth=10, color=color, audio=False)
+    out = tmp_path / "out.mp4"
+    copy_video(src, out)  # --codec auto
+    with av.open(str(out)) as container:
+        stream = container.streams.video[0]
+        assert stream.codec_context.name == codec and stream.codec_context.color_trc == color[1]
+    assert probe_video(out).bit_depth == 10
+    assert auto_codec(Path("x.webm"), probe_video(src)) == "libvpx-vp9"  # a container's own codec still comes first

@@ -127,7 +127,7 @@ def restore_video_ray(ray: Any, actors: list[Any], input: str | Path, output: st
     if is_gif(target) or target.suffix.lower() in (".png", ".apng"):
         raise ClrfaceError("--backend ray cannot write a GIF or an animated PNG; restore it with --backend local "
                            "(the default)")
-    codec = check_codec(config.codec if config.codec != AUTO else auto_codec(target))
+    codec = check_codec(config.codec if config.codec != AUTO else auto_codec(target, info))
     if not container_takes(target.suffix, codec):  # before the segments are restored, not when they are joined
         raise ClrfaceError(f"a {target.suffix} file cannot hold {codec} video; use {other_containers(target)}, "
                            "or another --codec")

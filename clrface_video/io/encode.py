@@ -179,7 +179,7 @@ class VideoWriter:
                 pix_fmt = ("rgba64be" if deep else "rgba") if self.info.alpha else ("rgb48be" if deep else "rgb24")
                 self.codec, muxer = "apng", "apng"
             elif self.codec == AUTO:
-                self.codec = auto_codec(self.output)
+                self.codec = auto_codec(self.output, self.info)
             self._source = open_input(self.source, self.info.fps)
             options = muxer_options(self._source, self.output)
             if muxer == "apng":

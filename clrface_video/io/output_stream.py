@@ -17,6 +17,7 @@ from clrface_video.io.side_data import Hdr10
 log = logging.getLogger(__name__)
 
 AUTO_CODECS = {".webm": "libvpx-vp9", ".dv": "dvvideo"}  # containers that hold no H.264
+HDR_TRANSFERS = frozenset({16, 18})  # AVColorTransferCharacteristic: SMPTE ST 2084 (PQ), ARIB STD-B67 (HLG)
 CFR_CONTAINERS = frozenset({"avi"})  # containers that time frames by their count at one rate
 MXF_RATES = frozenset(Fraction(n, d) for n, d in ((24000, 1001), (24, 1), (25, 1), (30000, 1001), (30, 1),
                                                   (50, 1), (60000, 1001), (60, 1)))  # those FFmpeg's MXF writer takes
@@ -124,9 +125,16 @@ def container_takes(suffix: str, codec: str) -> bool:
     return True
 
 
-def auto_codec(output: Path) -> str:
-    """The encoder `--codec auto` takes for an output file: libx264, unless its container holds other video only."""
-    return AUTO_CODECS.get(output.suffix.lower(), "libx264")
+def auto_codec(output: Path, info: VideoInfo | None = None) -> str:
+    """The encoder `--codec auto` takes for an output file: what its container holds where that is not H.264,
+    libx265 for an HDR source (PQ or HLG: TVs, phones and browsers play HDR from HEVC, and few of them
+    decode the 10-bit H.264 that libx264 would write), else libx264."""
+    suffix = output.suffix.lower()
+    if suffix in AUTO_CODECS:
+        return AUTO_CODECS[suffix]
+    if info is not None and info.color_trc in HDR_TRANSFERS and container_takes(suffix, "libx265"):
+        return "libx265"
+    return "libx264"
 
 
 def cfr_rate(info: VideoInfo) -> Fraction:
