@@ -660,3 +660,36 @@ def test_a_photo_gets_the_same_noise_seeds_alone_or_in_a_folder(tmp_path, astron
     _SeedRecorder.seen.clear()
     restore_image(folder / "c.png", tmp_path / "c_alone.png", config)
     assert in_folder == [[7], [7], [7]] and _SeedRecorder.seen == [[7]]
+
+
+def test_a_name_at_the_file_systems_limit_is_restored(tmp_path, astronaut):
+    """A photo named with 247-255 bytes failed with 'File name too long': the hidden temporary name added a dot,
+    the process id and '.partial' to it. Restored, copied (no face) and mirrored in a folder, in ASCII and in
+    three-byte characters (85 Chinese ones are 255 bytes), leaving no temporary file behind."""
+    album = tmp_path / "album"
+    album.mkdir()
+    names = ["b" * 251 + ".jpg", "文" * 83 + "ab.png", "c" * 251 + ".png"]
+    assert [len(os.fsencode(name)) for name in names] == [255, 255, 255]
+    Image.fromarray(astronaut).save(album / names[0])
+    Image.fromarray(astronaut).save(album / names[1])
+    Image.fromarray(np.full((64, 64, 3), 90, np.uint8)).save(album / names[2])  # no face: copied byte for byte
+    out = tmp_path / "out"
+    out.mkdir()
+    for name in names:
+        restore_image(album / name, out / name, BASELINE)
+    assert sorted(p.name for p in out.iterdir()) == sorted(names)
+    assert (out / names[2]).read_bytes() == (album / names[2]).read_bytes()
+    report = restore_folder(album, tmp_path / "mirror", BASELINE)
+    assert report.images == 3 and not report.failed
+    assert sorted(p.name for p in (tmp_path / "mirror").iterdir()) == sorted(names)
+
+
+def test_long_names_alike_get_temporary_names_of_their_own(tmp_path):
+    """A temporary name cut to fit keeps the extension, stays hidden, and tells apart names that begin alike."""
+    from clrface_video.atomic import hidden_name
+
+    first, second = (hidden_name(tmp_path / ("d" * 240 + tail + ".tif")) for tail in ("_1", "_2"))
+    assert first != second and first.parent == tmp_path
+    for temp in (first, second):
+        assert temp.name.startswith(".") and temp.suffix == ".tif" and len(os.fsencode(temp.name)) <= 255
+    assert hidden_name(tmp_path / "short.jpg") == tmp_path / ".short.partial.jpg"  # short names as before
