@@ -264,3 +264,23 @@ def test_copied_audio_whose_times_run_backwards_is_left_out_and_said(tmp_path, w
         ["stream #1 (audio): 1 packet left out, its time runs backwards (damaged data)"]
     with av.open(str(tmp_path / "out.ts")) as out:
         assert sum(1 for _ in out.decode(video=0)) == 12
+
+
+def test_an_output_name_past_the_limit_is_one_line_before_any_work(tmp_path):
+    """A legal 250-byte name with _restored added is 259 bytes: it ended as 'File name too long' and the full
+    path, with no way out named. Said with -o OUTPUT as the way out, for a photo, a folder and a name that -o
+    gives without its extension; nothing is written."""
+    photo = tmp_path / ("e" * 246 + ".jpg")
+    Image.fromarray(astronaut()).save(photo)
+    shown = "e" * 40 + "..." + "eee_restored.jpg"
+    assert_refused(tmp_path, photo, f"the output name {shown} is 259 bytes (_restored added to the input's name), "
+                                    "more than the 255 a file name may have there; give a shorter one with -o OUTPUT")
+    album = tmp_path / ("f" * 250)
+    album.mkdir()
+    Image.fromarray(astronaut()).save(album / "a.jpg")
+    assert_refused(tmp_path, album, f"the output name {'f' * 40}...{'f' * 7}_restored is 259 bytes (_restored "
+                                    "added to the input's name), more than the 255 a file name may have there; "
+                                    "give a shorter one with -o OUTPUT")
+    assert_refused(tmp_path, photo, f"the output name {'g' * 40}...{'g' * 12}.jpg is 257 bytes, more than the "
+                                    "255 a file name may have there; give a shorter one with -o OUTPUT",
+                   "-o", tmp_path / ("g" * 253))
