@@ -693,3 +693,24 @@ def test_long_names_alike_get_temporary_names_of_their_own(tmp_path):
     for temp in (first, second):
         assert temp.name.startswith(".") and temp.suffix == ".tif" and len(os.fsencode(temp.name)) <= 255
     assert hidden_name(tmp_path / "short.jpg") == tmp_path / ".short.partial.jpg"  # short names as before
+
+
+def test_a_still_gif_keeps_its_date_and_permissions_as_photos_do(tmp_path, astronaut):
+    """A one-frame GIF is restored by the video job (.gif is a video extension), which gave its copy the time of
+    the run and 0644 where a private PNG beside it kept 2001 and 0600: alone and in a folder."""
+    import stat
+
+    album = tmp_path / "album"
+    album.mkdir()
+    Image.fromarray(astronaut[::2, ::2]).save(album / "still.gif")
+    (album / "still.gif").chmod(0o600)
+    os.utime(album / "still.gif", (1_000_000_000, 1_000_000_000))  # 2001
+    mask = os.umask(0o022)
+    try:
+        report = restore_path(album / "still.gif", tmp_path / "alone.gif", BASELINE)
+        assert report.frames == 1 and report.faces == 1
+        assert run_cli("restore", album, "--model", "baseline-bicubic-sharpen").exit_code == 0
+    finally:
+        os.umask(mask)
+    for out in (tmp_path / "alone.gif", tmp_path / "album_restored" / "still.gif"):
+        assert out.stat().st_mtime == 1_000_000_000 and stat.S_IMODE(out.stat().st_mode) == 0o600
