@@ -284,3 +284,33 @@ def test_an_output_name_past_the_limit_is_one_line_before_any_work(tmp_path):
     assert_refused(tmp_path, photo, f"the output name {'g' * 40}...{'g' * 12}.jpg is 257 bytes, more than the "
                                     "255 a file name may have there; give a shorter one with -o OUTPUT",
                    "-o", tmp_path / ("g" * 253))
+
+
+def _png_claiming(width: int, height: int) -> bytes:
+    """A PNG whose header gives a size and whose data is a few rows: restore must refuse it before decoding."""
+    import struct
+    import zlib
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+    header = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
+    rows = zlib.compress(b"\0" * (3 * width + 1) * 4)
+    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", rows) + chunk(b"IEND", b"")
+
+
+def test_a_photo_past_the_size_limit_is_named_in_one_line(tmp_path):
+    """Past 179 MP Pillow refused a photo with its own 'could be decompression bomb DOS attack' message; past
+    restore's own 400 MP (its memory) the line names the size, alone and in a folder, whose other photos go on."""
+    album = tmp_path / "album"
+    album.mkdir()
+    huge = album / "panorama.png"
+    huge.write_bytes(_png_claiming(25000, 16400))
+    line = ("panorama.png is 25000 x 16400 pixels (410 MP), more than the 400 MP restore takes (18-30 bytes of "
+            "memory a pixel); scale it down or cut it into parts")
+    assert_refused(tmp_path, huge, line)
+    Image.fromarray(astronaut()).save(album / "face.jpg")
+    result = restore(album)
+    assert result.exit_code == 3, result.output  # a folder restored but for the files it names
+    assert f"warning: skipped panorama.png: {line}" in result.stderr
+    assert sorted(p.name for p in (tmp_path / "album_restored").iterdir()) == ["face.jpg"]

@@ -714,3 +714,28 @@ def test_a_still_gif_keeps_its_date_and_permissions_as_photos_do(tmp_path, astro
         os.umask(mask)
     for out in (tmp_path / "alone.gif", tmp_path / "album_restored" / "still.gif"):
         assert out.stat().st_mtime == 1_000_000_000 and stat.S_IMODE(out.stat().st_mode) == 0o600
+
+
+def test_a_photo_past_pillows_own_limit_is_restored_and_the_limit_put_back(tmp_path, astronaut, monkeypatch):
+    """Pillow refused photos past 179 MP (twice Image.MAX_IMAGE_PIXELS) as decompression bombs and warned past
+    89 MP: large scans and panoramas could not be restored. Pillow's limit is lowered here so that a 512 x 512
+    photo is past it: a photo, a multi-page scan, a folder and `detect` read it, and the limit is back after."""
+    import warnings
+
+    from clrface_video.photos import detect_faces
+
+    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 100_000)  # 262,144 pixels: past twice that
+    Image.fromarray(astronaut).save(tmp_path / "scan.png")
+    Image.fromarray(astronaut).save(tmp_path / "pages.tif", save_all=True,
+                                    append_images=[Image.fromarray(astronaut[:, ::-1])])
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", Image.DecompressionBombWarning)
+        assert restore_image(tmp_path / "scan.png", tmp_path / "out.png", BASELINE).faces == 1
+        assert restore_image(tmp_path / "pages.tif", tmp_path / "out.tif", BASELINE).faces == 2
+        assert len(detect_faces(tmp_path / "pages.tif", BASELINE)[1]) == 1
+        album = tmp_path / "album"
+        album.mkdir()
+        (tmp_path / "scan.png").rename(album / "scan.png")
+        report = restore_folder(album, tmp_path / "mirror", BASELINE)
+        assert report.images == 1 and not report.failed
+    assert Image.MAX_IMAGE_PIXELS == 100_000
