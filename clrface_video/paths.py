@@ -139,6 +139,17 @@ def check_mirror_apart(folder: Path, source: Path) -> None:
                            f"{source / step} would be written over its inputs; choose another output folder")
 
 
+def check_within(path: Path, folder: Path) -> None:
+    """A file of a folder's restored tree, `path` under the output `folder`, is written inside it: a link in the
+    output tree to another folder (the input's album, say) would have its restored copy replace an original."""
+    if path.parent.resolve().is_relative_to(folder.resolve()):
+        return
+    link = next((above for above in (path.parent, *path.parent.parents) if above.is_symlink()), None)
+    where = f"is a link to {os.readlink(link)}" if link is not None else f"leads to {path.parent.resolve()}"
+    raise ClrfaceError(f"{link or path.parent} in the output folder {where}, out of it: the restored copy could "
+                       "replace an original there; remove the link or choose another output folder")
+
+
 def check_side_output(path: Path, option: str, inputs: Iterable[Path], output: Path | None = None) -> Path:
     """A side file the user names (a report, a drawing, a comparison) never replaces an input or the job's output,
     and its folder is writable; checked before any work."""

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import json
 import os
+from dataclasses import replace
 from pathlib import Path
 from typing import ClassVar
 
@@ -739,3 +740,62 @@ def test_a_photo_past_pillows_own_limit_is_restored_and_the_limit_put_back(tmp_p
         report = restore_folder(album, tmp_path / "mirror", BASELINE)
         assert report.images == 1 and not report.failed
     assert Image.MAX_IMAGE_PIXELS == 100_000
+
+
+def _linked_library(tmp_path: Path, astronaut: np.ndarray) -> tuple[Path, Path]:
+    """library/2009/a.jpg, and linked into it from elsewhere: an album folder, a photo; and links that must not
+    be followed twice or at all: a loop back up, a second name for 2009 and for a.jpg, a broken link."""
+    library, elsewhere = tmp_path / "library", tmp_path / "elsewhere"
+    (library / "2009").mkdir(parents=True)
+    (elsewhere / "album").mkdir(parents=True)
+    Image.fromarray(astronaut).save(library / "2009" / "a.jpg")
+    Image.fromarray(astronaut[:, ::-1]).save(elsewhere / "album" / "b.jpg")
+    Image.fromarray(astronaut[::-1]).save(elsewhere / "c.jpg")
+    (library / "album").symlink_to(elsewhere / "album", target_is_directory=True)
+    (library / "c.jpg").symlink_to(elsewhere / "c.jpg")
+    (library / "2009" / "loop").symlink_to(library, target_is_directory=True)
+    (library / "again").symlink_to(library / "2009", target_is_directory=True)
+    (library / "favourite.jpg").symlink_to(library / "2009" / "a.jpg")
+    (library / "gone.jpg").symlink_to(tmp_path / "deleted.jpg")
+    return library, elsewhere
+
+
+def test_linked_albums_and_photos_are_restored_once_each(tmp_path, astronaut):
+    """A library that links its albums in lost them without a word (rglob does not enter linked folders). They
+    are followed now, the tree's own names first; a loop, a second name and a broken link are one warning each."""
+    library, elsewhere = _linked_library(tmp_path, astronaut)
+    originals = {p: p.read_bytes() for p in (library / "2009" / "a.jpg", elsewhere / "album" / "b.jpg",
+                                             elsewhere / "c.jpg")}
+    out = tmp_path / "out"
+    result = run_cli("restore", library, "-o", out, "--model", "baseline-bicubic-sharpen")
+    assert result.exit_code == 0, result.output
+    done = sorted(str(p.relative_to(out)) for p in out.rglob("*") if p.is_file())
+    assert done == ["2009/a.jpg", "album/b.jpg", "c.jpg"]
+    assert not any(p.is_symlink() for p in out.rglob("*"))  # restored copies, not links to the originals
+    assert all(path.read_bytes() == data for path, data in originals.items())
+    assert sorted(line for line in result.stderr.splitlines() if line.startswith("warning:")) == [
+        "warning: skipped 2009/loop: a link to the input folder, restored already",
+        "warning: skipped again: a link to 2009, restored already",
+        "warning: skipped favourite.jpg: a link to 2009/a.jpg, restored already",
+        f"warning: skipped gone.jpg: a link to {tmp_path / 'deleted.jpg'}, which does not exist",
+    ]
+
+
+def test_a_link_into_or_out_of_the_output_folder_is_never_followed(tmp_path, astronaut, warnings_logged):
+    """A link in the output tree to an input folder (out/2009 -> library/2009, out/album -> the linked album) had
+    --overwrite write each restored copy over its original; a link in the input to the output folder would have
+    outputs read as inputs."""
+    library, elsewhere = _linked_library(tmp_path, astronaut)
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "2009").symlink_to(library / "2009", target_is_directory=True)
+    (out / "album").symlink_to(elsewhere / "album", target_is_directory=True)
+    (library / "restored").symlink_to(out, target_is_directory=True)
+    originals = {p: p.read_bytes() for p in (library / "2009" / "a.jpg", elsewhere / "album" / "b.jpg")}
+    report = restore_folder(library, out, replace(BASELINE, overwrite=True))
+    assert all(path.read_bytes() == data for path, data in originals.items())
+    why = "out of it: the restored copy could replace an original there; remove the link or choose another output folder"
+    assert report.images == 1 and report.failed == [
+        f"2009/a.jpg: {out / '2009'} in the output folder is a link to {library / '2009'}, {why}",
+        f"album/b.jpg: {out / 'album'} in the output folder is a link to {elsewhere / 'album'}, {why}"]
+    assert f"skipped restored: a link into the output folder {out}" in [r.getMessage() for r in warnings_logged.records]
