@@ -82,9 +82,9 @@ def _walk(folder: Path, output: Path | None) -> list[Path]:
             log.warning("skipped %s: %s", named(current), one_line(error))
             continue
         for entry in sorted(entries):
-            via_link = through_link or entry.is_symlink()
             if entry.name.startswith("."):
                 continue
+            via_link = through_link or entry.is_symlink()
             if entry.is_symlink() and not entry.exists():
                 log.warning("skipped %s: a link to %s, which does not exist", named(entry), os.readlink(entry))
             elif via_link and output is not None and entry.resolve().is_relative_to(output.resolve()):
