@@ -7,6 +7,7 @@ from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+from .atomic import name_max, name_size
 from .errors import ClrfaceError, InputError
 from .io.apng import is_animated_png
 from .io.decode import is_image_path
@@ -70,6 +71,21 @@ def _missing(folder: Path) -> list[Path]:
     return missing
 
 
+def check_name_lengths(target: Path, *, default: bool) -> None:
+    """Each name in the output's path fits its file system's limit (a longer one failed as 'File name too long'
+    with no hint). A legal input name may not fit with _restored added to it: the default name is not cut
+    (two long names that begin alike would share one, and a rerun take the other's output for its own), the
+    user names the output instead."""
+    where = next((folder for folder in target.absolute().parents if os.path.isdir(folder)), Path.cwd())
+    limit = name_max(where)
+    for name in target.parts:
+        if (size := name_size(name)) > limit:
+            shown = name if len(name) <= 60 else f"{name[:40]}...{name[-16:]}"
+            why = f" ({SUFFIX} added to the input's name)" if default else ""
+            raise ClrfaceError(f"the output name {shown} is {size} bytes{why}, more than the {limit} a file "
+                               "name may have there; give a shorter one with -o OUTPUT")
+
+
 def check_writable(folder: Path) -> None:
     """A file can be created in `folder`, or in the nearest folder above it that exists (it will be made)."""
     where = folder.expanduser().absolute()
@@ -123,6 +139,17 @@ def check_mirror_apart(folder: Path, source: Path) -> None:
                            f"{source / step} would be written over its inputs; choose another output folder")
 
 
+def check_within(path: Path, folder: Path) -> None:
+    """A file of a folder's restored tree, `path` under the output `folder`, is written inside it: a link in the
+    output tree to another folder (the input's album, say) would have its restored copy replace an original."""
+    if path.parent.resolve().is_relative_to(folder.resolve()):
+        return
+    link = next((above for above in (path.parent, *path.parent.parents) if above.is_symlink()), None)
+    where = f"is a link to {os.readlink(link)}" if link is not None else f"leads to {path.parent.resolve()}"
+    raise ClrfaceError(f"{link or path.parent} in the output folder {where}, out of it: the restored copy could "
+                       "replace an original there; remove the link or choose another output folder")
+
+
 def check_side_output(path: Path, option: str, inputs: Iterable[Path], output: Path | None = None) -> Path:
     """A side file the user names (a report, a drawing, a comparison) never replaces an input or the job's output,
     and its folder is writable; checked before any work."""
@@ -148,11 +175,13 @@ def resolve_paths(input: str | Path, output: str | Path | None,
     elif not source.exists():
         raise InputError(f"input not found: {source}")
     target = default_output(source, span) if output is None else Path(output).expanduser()
+    check_name_lengths(target, default=output is None)
     folder = output is not None and str(output).endswith(("/", os.sep))  # -o new/ : a folder, made if need be
     if not source.is_dir() and (folder or target.is_dir() or (is_sequence(source) and not target.suffix)):
         target = target / source.name  # into that folder, under the input's name (a sequence's frame names)
     if not source.is_dir() and not target.suffix:
         target = target.with_name(target.name + source.suffix)  # -o result  ->  result.mp4
+        check_name_lengths(target, default=False)
     if _same_file(source, target):
         raise ClrfaceError(f"output {target} is the input; choose another -o OUTPUT (the input is never changed)")
     if is_sequence(target) and not (is_image_path(source) and not is_sequence(source)):  # a photo's is a photo

@@ -3,6 +3,7 @@ debugging helpers."""
 from __future__ import annotations
 
 import logging
+import os
 import time
 from pathlib import Path
 
@@ -15,7 +16,7 @@ from .io.decode import VIDEO_EXTENSIONS, media_kind
 from .io.photo_read import first_picture, read_photo
 from .io.pixels import to_uint8
 from .io.tiff_pages import tiff_pages
-from .paths import resolve_paths
+from .paths import check_within, resolve_paths
 from .pipeline import (
     ModelsFor,
     detector_for,
@@ -34,20 +35,73 @@ log = logging.getLogger(__name__)
 PILLOW_ANIMATIONS = frozenset({".gif", ".apng"})  # video extensions of files Pillow reads too (detect: frame 1)
 
 
-def folder_contents(folder: Path) -> tuple[list[Path], list[Path]]:
+def folder_contents(folder: Path, output: Path | None = None) -> tuple[list[Path], list[Path]]:
     """The photos and the videos under `folder`, recursively, each in a stable order (io.decode.media_kind:
     by extension; an animated PNG is a video); hidden files and other files are ignored. InputError when it
-    holds neither."""
+    holds neither. Linked folders and files are followed (a library that links its albums in), each file
+    taken once (_walk); a link into `output` is not (its restored files would be read as inputs)."""
     found: dict[str | None, list[Path]] = {"photo": [], "video": [], None: []}
-    for path in sorted(folder.rglob("*")):
-        if any(part.startswith(".") for part in path.relative_to(folder).parts):
-            continue  # hidden files, and the .partial files of an interrupted run
-        if path.is_file():
-            found[media_kind(path)].append(path)
+    for path in _walk(folder, output):
+        found[media_kind(path)].append(path)
     if not found["photo"] and not found["video"]:
         raise InputError(f"no photos or videos in {folder} (photos by their extension: .jpg, .png, .tif, .webp, "
                          ".heic, ...; videos: .mp4, .mov, .mkv, .avi, .gif, ...)")
     return found["photo"], found["video"]
+
+
+def _file_id(path: Path) -> tuple[int, int] | str:
+    """What tells one file or folder from another, whatever way it is reached: its device and inode, or its
+    resolved path on a file system without inodes (every st_ino 0: some network and cloud drives)."""
+    stat = path.stat()
+    return (stat.st_dev, stat.st_ino) if stat.st_ino else str(path.resolve())
+
+
+def _walk(folder: Path, output: Path | None) -> list[Path]:
+    """Every file under `folder` but hidden ones (and the .partial files of an interrupted run), in path order,
+    under the names they have there. The folder's own tree is walked before any link is followed, so that a
+    folder or file reached both ways keeps its own name; a link to a folder already walked (a loop back up the
+    tree, a second link to an album), a linked file found already, a link into the output folder and a broken
+    link are each skipped with a one-line warning. Hard links are two files of the tree: both are restored."""
+    own, linked = [folder], []  # folders to walk: the tree's own, then those reached through a link
+    walked: dict[tuple[int, int] | str, Path] = {}
+    files: list[tuple[bool, Path]] = []  # (reached through a link, path)
+
+    def named(path: Path) -> str:
+        return str(path.relative_to(folder)) if path != folder else "the input folder"
+
+    while own or linked:
+        through_link = not own
+        current = own.pop() if own else linked.pop(linked.index(min(linked)))
+        first = walked.setdefault(_file_id(current), current)
+        if first != current:
+            log.warning("skipped %s: a link to %s, restored already", named(current), named(first))
+            continue
+        try:
+            entries = list(current.iterdir())
+        except OSError as error:
+            log.warning("skipped %s: %s", named(current), one_line(error))
+            continue
+        for entry in sorted(entries):
+            if entry.name.startswith("."):
+                continue
+            via_link = through_link or entry.is_symlink()
+            if entry.is_symlink() and not entry.exists():
+                log.warning("skipped %s: a link to %s, which does not exist", named(entry), os.readlink(entry))
+            elif via_link and output is not None and entry.resolve().is_relative_to(output.resolve()):
+                log.warning("skipped %s: a link into the output folder %s", named(entry), output)
+            elif entry.is_dir():
+                (linked if via_link else own).append(entry)
+            elif entry.is_file():
+                files.append((via_link, entry))
+    kept: list[Path] = []
+    found: dict[tuple[int, int] | str, Path] = {}
+    for via_link, path in sorted(files):  # the tree's own files first
+        first = found.setdefault(_file_id(path), path)
+        if via_link and first != path:
+            log.warning("skipped %s: a link to %s, restored already", named(path), named(first))
+        else:
+            kept.append(path)
+    return sorted(kept)
 
 
 def restore_folder(input: str | Path, output: str | Path | None = None, config: RestoreConfig | None = None, *,
@@ -71,7 +125,7 @@ def restore_folder(input: str | Path, output: str | Path | None = None, config: 
     def undone(paths: list[Path]) -> list[Path]:  # outputs not there yet (all of them with --overwrite)
         return [p for p in paths if config.overwrite or not (target / p.relative_to(source)).exists()]
 
-    photos, videos = folder_contents(source)
+    photos, videos = folder_contents(source, target)
     todo, videos_todo = undone(photos), undone(videos)
     timer = StageTimer()
     models = models_for(False) if todo else None
@@ -86,7 +140,7 @@ def restore_folder(input: str | Path, output: str | Path | None = None, config: 
         relative = path.relative_to(source)
         try:
             assert story is not None
-            _restore_one(story, path, target / relative, timer)
+            _restore_one(story, path, target / relative, timer, within=target)
         except _PhotoFault as fault:  # this photo (unreadable, unwritable, odd metadata), not the folder
             message = one_line(fault.__cause__ or fault)
             log.warning("skipped %s: %s", relative, message)
@@ -116,12 +170,14 @@ class _RestorerFault(Exception):
         self.error = error
 
 
-def _restore_one(story: FrameStory, path: Path, destination: Path, timer: StageTimer) -> None:
+def _restore_one(story: FrameStory, path: Path, destination: Path, timer: StageTimer, *, within: Path) -> None:
     """One photo of a folder: read, restore, write into the mirrored tree. A fault of the file (reading it,
     its metadata, writing it) is this photo's alone; one of the restorer (the model, the device) stops the
     folder, since every photo after it would meet it too. A multi-page scan is read, restored and written page
-    by page, each page's restoration told apart from its file's faults as a single photo's is (_restored)."""
+    by page, each page's restoration told apart from its file's faults as a single photo's is (_restored). It is
+    written inside the output folder `within`, never through a link out of it."""
     try:
+        check_within(destination, within)
         if tiff_pages(path) > 1:
             destination.parent.mkdir(parents=True, exist_ok=True)
             restore_pages(story, path, destination, timer, restore=_restored)  # 1-7, page by page
@@ -157,6 +213,7 @@ def _restore_videos(source: Path, target: Path, videos: list[Path], config: Rest
         relative = path.relative_to(source)
         models = models or models_for(True)
         try:
+            check_within(target / relative, target)
             done = restore_video(path, target / relative, config, models=models)
         except ClrfaceError as error:  # this video (unreadable, truncated, unwritable), not the folder
             message = one_line(error)

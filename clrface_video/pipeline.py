@@ -21,6 +21,7 @@ from .faces.identity import identity_encoder_or_none
 from .io.decode import FIELD_PROGRESSIVE, VideoInfo, is_image_path, probe_video, read_frames
 from .io.deinterlace import bwdif_deint
 from .io.encode import VideoWriter, output_exists
+from .io.palette import is_gif
 from .io.photo_read import Photo, read_photo
 from .io.photo_write import copy_photo, fit_format, format_for, write_photo
 from .io.sequence import is_sequence
@@ -140,6 +141,8 @@ def restore_video(input: str | Path, output: str | Path | None = None, config: R
                 progress.advance()
         flushed_from = time.perf_counter()
     timer.add("encode", time.perf_counter() - flushed_from)  # the flush and atomic rename on close
+    if is_gif(source) and is_gif(target) and span is None and report.frames == 1:
+        _keep_date_and_mode(source, target)  # a still GIF is a photo, restored here as GIFs are (a video)
     return finish_report(report, story, timer, start)
 
 

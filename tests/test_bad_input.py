@@ -264,3 +264,53 @@ def test_copied_audio_whose_times_run_backwards_is_left_out_and_said(tmp_path, w
         ["stream #1 (audio): 1 packet left out, its time runs backwards (damaged data)"]
     with av.open(str(tmp_path / "out.ts")) as out:
         assert sum(1 for _ in out.decode(video=0)) == 12
+
+
+def test_an_output_name_past_the_limit_is_one_line_before_any_work(tmp_path):
+    """A legal 250-byte name with _restored added is 259 bytes: it ended as 'File name too long' and the full
+    path, with no way out named. Said with -o OUTPUT as the way out, for a photo, a folder and a name that -o
+    gives without its extension; nothing is written."""
+    photo = tmp_path / ("e" * 246 + ".jpg")
+    Image.fromarray(astronaut()).save(photo)
+    shown = "e" * 40 + "..." + "eee_restored.jpg"
+    assert_refused(tmp_path, photo, f"the output name {shown} is 259 bytes (_restored added to the input's name), "
+                                    "more than the 255 a file name may have there; give a shorter one with -o OUTPUT")
+    album = tmp_path / ("f" * 250)
+    album.mkdir()
+    Image.fromarray(astronaut()).save(album / "a.jpg")
+    assert_refused(tmp_path, album, f"the output name {'f' * 40}...{'f' * 7}_restored is 259 bytes (_restored "
+                                    "added to the input's name), more than the 255 a file name may have there; "
+                                    "give a shorter one with -o OUTPUT")
+    assert_refused(tmp_path, photo, f"the output name {'g' * 40}...{'g' * 12}.jpg is 257 bytes, more than the "
+                                    "255 a file name may have there; give a shorter one with -o OUTPUT",
+                   "-o", tmp_path / ("g" * 253))
+
+
+def _png_claiming(width: int, height: int) -> bytes:
+    """A PNG whose header gives a size and whose data is a few rows: restore must refuse it before decoding."""
+    import struct
+    import zlib
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+    header = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
+    rows = zlib.compress(b"\0" * (3 * width + 1) * 4)
+    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", rows) + chunk(b"IEND", b"")
+
+
+def test_a_photo_past_the_size_limit_is_named_in_one_line(tmp_path):
+    """Past 179 MP Pillow refused a photo with its own 'could be decompression bomb DOS attack' message; past
+    restore's own 400 MP (its memory) the line names the size, alone and in a folder, whose other photos go on."""
+    album = tmp_path / "album"
+    album.mkdir()
+    huge = album / "panorama.png"
+    huge.write_bytes(_png_claiming(25000, 16400))
+    line = ("panorama.png is 25000 x 16400 pixels (410 MP), more than the 400 MP restore takes (18-30 bytes of "
+            "memory a pixel); scale it down or cut it into parts")
+    assert_refused(tmp_path, huge, line)
+    Image.fromarray(astronaut()).save(album / "face.jpg")
+    result = restore(album)
+    assert result.exit_code == 3, result.output  # a folder restored but for the files it names
+    assert f"warning: skipped panorama.png: {line}" in result.stderr
+    assert sorted(p.name for p in (tmp_path / "album_restored").iterdir()) == ["face.jpg"]

@@ -1013,6 +1013,15 @@ def test_output_paths(tmp_path):
     assert partial_path(tmp_path / "clip.mov") == tmp_path / ".clip.partial.mov"
 
 
+def test_a_video_named_at_the_file_systems_limit_is_written(tmp_path):
+    """A 255-byte output name failed with 'File name too long': its hidden partial name was 9 bytes longer."""
+    src = make_clip(tmp_path / "in.mp4", frames=2, size=SMALL, audio=False)
+    name = "v" * 251 + ".mp4"
+    out = copy_video(src, tmp_path / name)
+    assert out == tmp_path / name and len(list(read_frames(out))) == 2
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(["in.mp4", name])
+
+
 @pytest.mark.skipif(shutil.which("ffprobe") is None, reason="ffprobe not installed")
 def test_ffprobe_agrees(tmp_path):
     src = make_clip(tmp_path / "in.mp4", frames=6, size=SMALL, rotation=90, subtitles=True)

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import json
 import os
+from dataclasses import replace
 from pathlib import Path
 from typing import ClassVar
 
@@ -660,3 +661,141 @@ def test_a_photo_gets_the_same_noise_seeds_alone_or_in_a_folder(tmp_path, astron
     _SeedRecorder.seen.clear()
     restore_image(folder / "c.png", tmp_path / "c_alone.png", config)
     assert in_folder == [[7], [7], [7]] and _SeedRecorder.seen == [[7]]
+
+
+def test_a_name_at_the_file_systems_limit_is_restored(tmp_path, astronaut):
+    """A photo named with 247-255 bytes failed with 'File name too long': the hidden temporary name added a dot,
+    the process id and '.partial' to it. Restored, copied (no face) and mirrored in a folder, in ASCII and in
+    three-byte characters (85 Chinese ones are 255 bytes), leaving no temporary file behind."""
+    album = tmp_path / "album"
+    album.mkdir()
+    names = ["b" * 251 + ".jpg", "文" * 83 + "ab.png", "c" * 251 + ".png"]
+    assert [len(os.fsencode(name)) for name in names] == [255, 255, 255]
+    Image.fromarray(astronaut).save(album / names[0])
+    Image.fromarray(astronaut).save(album / names[1])
+    Image.fromarray(np.full((64, 64, 3), 90, np.uint8)).save(album / names[2])  # no face: copied byte for byte
+    out = tmp_path / "out"
+    out.mkdir()
+    for name in names:
+        restore_image(album / name, out / name, BASELINE)
+    assert sorted(p.name for p in out.iterdir()) == sorted(names)
+    assert (out / names[2]).read_bytes() == (album / names[2]).read_bytes()
+    report = restore_folder(album, tmp_path / "mirror", BASELINE)
+    assert report.images == 3 and not report.failed
+    assert sorted(p.name for p in (tmp_path / "mirror").iterdir()) == sorted(names)
+
+
+def test_long_names_alike_get_temporary_names_of_their_own(tmp_path):
+    """A temporary name cut to fit keeps the extension, stays hidden, and tells apart names that begin alike."""
+    from clrface_video.atomic import hidden_name
+
+    first, second = (hidden_name(tmp_path / ("d" * 240 + tail + ".tif")) for tail in ("_1", "_2"))
+    assert first != second and first.parent == tmp_path
+    for temp in (first, second):
+        assert temp.name.startswith(".") and temp.suffix == ".tif" and len(os.fsencode(temp.name)) <= 255
+    assert hidden_name(tmp_path / "short.jpg") == tmp_path / ".short.partial.jpg"  # short names as before
+
+
+def test_a_still_gif_keeps_its_date_and_permissions_as_photos_do(tmp_path, astronaut):
+    """A one-frame GIF is restored by the video job (.gif is a video extension), which gave its copy the time of
+    the run and 0644 where a private PNG beside it kept 2001 and 0600: alone and in a folder."""
+    import stat
+
+    album = tmp_path / "album"
+    album.mkdir()
+    Image.fromarray(astronaut[::2, ::2]).save(album / "still.gif")
+    (album / "still.gif").chmod(0o600)
+    os.utime(album / "still.gif", (1_000_000_000, 1_000_000_000))  # 2001
+    mask = os.umask(0o022)
+    try:
+        report = restore_path(album / "still.gif", tmp_path / "alone.gif", BASELINE)
+        assert report.frames == 1 and report.faces == 1
+        assert run_cli("restore", album, "--model", "baseline-bicubic-sharpen").exit_code == 0
+    finally:
+        os.umask(mask)
+    for out in (tmp_path / "alone.gif", tmp_path / "album_restored" / "still.gif"):
+        assert out.stat().st_mtime == 1_000_000_000 and stat.S_IMODE(out.stat().st_mode) == 0o600
+
+
+def test_a_photo_past_pillows_own_limit_is_restored_and_the_limit_put_back(tmp_path, astronaut, monkeypatch):
+    """Pillow refused photos past 179 MP (twice Image.MAX_IMAGE_PIXELS) as decompression bombs and warned past
+    89 MP: large scans and panoramas could not be restored. Pillow's limit is lowered here so that a 512 x 512
+    photo is past it: a photo, a multi-page scan, a folder and `detect` read it, and the limit is back after."""
+    import warnings
+
+    from clrface_video.photos import detect_faces
+
+    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 100_000)  # 262,144 pixels: past twice that
+    Image.fromarray(astronaut).save(tmp_path / "scan.png")
+    Image.fromarray(astronaut).save(tmp_path / "pages.tif", save_all=True,
+                                    append_images=[Image.fromarray(astronaut[:, ::-1])])
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", Image.DecompressionBombWarning)
+        assert restore_image(tmp_path / "scan.png", tmp_path / "out.png", BASELINE).faces == 1
+        assert restore_image(tmp_path / "pages.tif", tmp_path / "out.tif", BASELINE).faces == 2
+        assert len(detect_faces(tmp_path / "pages.tif", BASELINE)[1]) == 1
+        album = tmp_path / "album"
+        album.mkdir()
+        (tmp_path / "scan.png").rename(album / "scan.png")
+        report = restore_folder(album, tmp_path / "mirror", BASELINE)
+        assert report.images == 1 and not report.failed
+    assert Image.MAX_IMAGE_PIXELS == 100_000
+
+
+def _linked_library(tmp_path: Path, astronaut: np.ndarray) -> tuple[Path, Path]:
+    """library/2009/a.jpg, and linked into it from elsewhere: an album folder, a photo; and links that must not
+    be followed twice or at all: a loop back up, a second name for 2009 and for a.jpg, a broken link."""
+    library, elsewhere = tmp_path / "library", tmp_path / "elsewhere"
+    (library / "2009").mkdir(parents=True)
+    (elsewhere / "album").mkdir(parents=True)
+    Image.fromarray(astronaut).save(library / "2009" / "a.jpg")
+    Image.fromarray(astronaut[:, ::-1]).save(elsewhere / "album" / "b.jpg")
+    Image.fromarray(astronaut[::-1]).save(elsewhere / "c.jpg")
+    (library / "album").symlink_to(elsewhere / "album", target_is_directory=True)
+    (library / "c.jpg").symlink_to(elsewhere / "c.jpg")
+    (library / "2009" / "loop").symlink_to(library, target_is_directory=True)
+    (library / "again").symlink_to(library / "2009", target_is_directory=True)
+    (library / "favourite.jpg").symlink_to(library / "2009" / "a.jpg")
+    (library / "gone.jpg").symlink_to(tmp_path / "deleted.jpg")
+    return library, elsewhere
+
+
+def test_linked_albums_and_photos_are_restored_once_each(tmp_path, astronaut):
+    """A library that links its albums in lost them without a word (rglob does not enter linked folders). They
+    are followed now, the tree's own names first; a loop, a second name and a broken link are one warning each."""
+    library, elsewhere = _linked_library(tmp_path, astronaut)
+    originals = {p: p.read_bytes() for p in (library / "2009" / "a.jpg", elsewhere / "album" / "b.jpg",
+                                             elsewhere / "c.jpg")}
+    out = tmp_path / "out"
+    result = run_cli("restore", library, "-o", out, "--model", "baseline-bicubic-sharpen")
+    assert result.exit_code == 0, result.output
+    done = sorted(str(p.relative_to(out)) for p in out.rglob("*") if p.is_file())
+    assert done == ["2009/a.jpg", "album/b.jpg", "c.jpg"]
+    assert not any(p.is_symlink() for p in out.rglob("*"))  # restored copies, not links to the originals
+    assert all(path.read_bytes() == data for path, data in originals.items())
+    assert sorted(line for line in result.stderr.splitlines() if line.startswith("warning:")) == [
+        "warning: skipped 2009/loop: a link to the input folder, restored already",
+        "warning: skipped again: a link to 2009, restored already",
+        "warning: skipped favourite.jpg: a link to 2009/a.jpg, restored already",
+        f"warning: skipped gone.jpg: a link to {tmp_path / 'deleted.jpg'}, which does not exist",
+    ]
+
+
+def test_a_link_into_or_out_of_the_output_folder_is_never_followed(tmp_path, astronaut, warnings_logged):
+    """A link in the output tree to an input folder (out/2009 -> library/2009, out/album -> the linked album) had
+    --overwrite write each restored copy over its original; a link in the input to the output folder would have
+    outputs read as inputs."""
+    library, elsewhere = _linked_library(tmp_path, astronaut)
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "2009").symlink_to(library / "2009", target_is_directory=True)
+    (out / "album").symlink_to(elsewhere / "album", target_is_directory=True)
+    (library / "restored").symlink_to(out, target_is_directory=True)
+    originals = {p: p.read_bytes() for p in (library / "2009" / "a.jpg", elsewhere / "album" / "b.jpg")}
+    report = restore_folder(library, out, replace(BASELINE, overwrite=True))
+    assert all(path.read_bytes() == data for path, data in originals.items())
+    why = "out of it: the restored copy could replace an original there; remove the link or choose another output folder"
+    assert report.images == 1 and report.failed == [
+        f"2009/a.jpg: {out / '2009'} in the output folder is a link to {library / '2009'}, {why}",
+        f"album/b.jpg: {out / 'album'} in the output folder is a link to {elsewhere / 'album'}, {why}"]
+    assert f"skipped restored: a link into the output folder {out}" in [r.getMessage() for r in warnings_logged.records]

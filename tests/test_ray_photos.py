@@ -115,3 +115,21 @@ def test_the_local_ray_listens_on_loopback_only(ray_cluster):
     ours = [line.split()[3] for line in listening if re.search(r'"(gcs_server|raylet)"', line)]
     assert ours, "no Ray server found listening"
     assert all(re.match(r"(127\.0\.0\.1|\[::ffff:127\.0\.0\.1\]|\[::1\]):\d+$", address) for address in ours), ours
+
+
+def test_a_link_out_of_the_output_tree_is_not_written_through_on_ray(ray_cluster, tmp_path, astronaut):
+    """As locally: with out/2009 a link to the input's 2010, --overwrite had a worker write the restored copy of
+    2009/a.png over the original 2010/a.png (another photo: the check that an output is not its input passed)."""
+    source = tmp_path / "album"
+    for year, face in (("2009", astronaut), ("2010", astronaut[:, ::-1])):
+        (source / year).mkdir(parents=True)
+        Image.fromarray(face).resize((256, 256)).save(source / year / "a.png")
+    original = (source / "2010" / "a.png").read_bytes()
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "2009").symlink_to(source / "2010", target_is_directory=True)
+    config = RestoreConfig(model="baseline-bicubic-sharpen", device="cpu", overwrite=True)
+    report = restore_path_ray(source, out, config, workers=1)
+    assert (source / "2010" / "a.png").read_bytes() == original
+    assert report.images == 1 and len(report.failed) == 1
+    assert report.failed[0].startswith(f"2009/a.png: {out / '2009'} in the output folder is a link to ")

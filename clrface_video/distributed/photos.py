@@ -31,7 +31,7 @@ def restore_folder_ray(ray: Any, actors: list[Any], input: str | Path, output: s
     config = config or RestoreConfig()
     start = time.perf_counter()
     source, target = resolve_paths(input, output)
-    photos, videos = folder_contents(source)
+    photos, videos = folder_contents(source, target)
     if videos:
         log.warning("%s: %d video%s not restored: --backend ray restores a folder's photos; restore each video "
                     "on its own, or the whole folder with --backend local", source, len(videos),

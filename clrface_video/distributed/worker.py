@@ -17,6 +17,7 @@ from ..io.decode import VideoInfo
 from ..io.deinterlace import bwdif_deint
 from ..io.encode import VideoWriter
 from ..io.pixels import to_uint8
+from ..paths import check_within
 from ..pipeline import load_models, restore_image
 from ..report import RestoreReport, StageTimer
 from ..story import FaceJob, FrameStory, Models
@@ -148,8 +149,9 @@ class RestoreWorker:
         out: list[RestoreReport | str] = []
         for relative in relatives:
             destination = target / relative
-            destination.parent.mkdir(parents=True, exist_ok=True)
             try:
+                check_within(destination, target)  # never through a link in the output tree onto an original
+                destination.parent.mkdir(parents=True, exist_ok=True)
                 out.append(restore_image(source / relative, destination, self.config, models=self.models))
             except ClrfaceError as error:  # this photo's file (read, metadata, write), not the shard: as locally
                 out.append(f"{relative}: {one_line(error)}")

@@ -15,6 +15,7 @@ import av
 import numpy as np
 from av.video.reformatter import VideoReformatter
 
+from clrface_video.atomic import hidden_name
 from clrface_video.errors import ClrfaceError, one_line
 from clrface_video.io.apng import apng_plays, copy_delays, frame_delays, is_apng_output, set_last_delay
 from clrface_video.io.copies import CopiedStreams, copy_metadata, muxer_options
@@ -80,7 +81,7 @@ def partial_path(output: Path) -> Path:
     For an image sequence, the pattern inside a hidden folder beside the frames."""
     if is_sequence(output):
         return output.parent / f".{COUNTER.sub('', output.stem)}.partial" / output.name
-    return output.with_name(f".{output.stem}.partial{output.suffix}")
+    return hidden_name(output)
 
 
 def output_exists(output: Path) -> bool:

@@ -4,6 +4,9 @@ from __future__ import annotations
 import logging
 import re
 import struct
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
@@ -34,6 +37,13 @@ IJG_LUMA = np.array([16, 11, 10, 16, 24, 40, 51, 61, 12, 12, 14, 19, 26, 58, 60,
 READ_ERRORS = (UnidentifiedImageError, OSError, SyntaxError, ValueError, TypeError, KeyError,
                Image.DecompressionBombError)
 HEIF_SUFFIXES = frozenset({".heic", ".heif"})  # phone photos; Pillow reads and writes them through pillow-heif
+# The largest photo restored. Its working copies (decoded, RGB, restored, encoded) took about 18 bytes of memory
+# a pixel at 8 bits and 30 at 16 (peaks of 3.8 GB for a 200 MP JPEG and 3.3 GB for a 100 MP 16-bit TIFF with the
+# baseline restorer, 0.3 GB of them the process before the photo); the detector's pass is bounded (at most 4096
+# px a side). So 400 MP needs about 7.5 GB at 8 bits and 12.5 GB at 16: a 4x5-inch film scan at 4000 dpi (320 MP)
+# or a stitched panorama fits, where Pillow's own limit stopped at 179 MP.
+MAX_PIXELS = 400_000_000
+_PILLOW_LIMIT = threading.RLock()  # Image.MAX_IMAGE_PIXELS is Pillow's global: lifted by one reader at a time
 log = logging.getLogger(__name__)
 
 
@@ -106,14 +116,39 @@ def _check_file(path: Path) -> None:
     _need_heif(path)
 
 
+@contextmanager
+def pillow_unlimited() -> Iterator[None]:
+    """Pillow's decompression-bomb limit (a warning past 89 MP, an error past 179 MP, with its own multi-line
+    message) lifted while a photo is opened and decoded: a large scan or panorama is the user's own photo, and
+    check_size holds it to MAX_PIXELS instead. Put back after, for whatever else opens images in the process."""
+    with _PILLOW_LIMIT:
+        saved = Image.MAX_IMAGE_PIXELS
+        Image.MAX_IMAGE_PIXELS = None
+        try:
+            yield
+        finally:
+            Image.MAX_IMAGE_PIXELS = saved
+
+
+def check_size(image: Image.Image, path: Path) -> None:
+    """InputError naming the size of a picture past MAX_PIXELS, checked before it is decoded."""
+    width, height = image.size
+    if width * height > MAX_PIXELS:
+        raise InputError(f"{path.name} is {width} x {height} pixels ({width * height / 1e6:.0f} MP), more than the "
+                         f"{MAX_PIXELS // 1_000_000} MP restore takes (18-30 bytes of memory a pixel); scale it down "
+                         "or cut it into parts")
+
+
 def _open(path: Path) -> tuple[Image.Image, bool]:
     """The loaded image, and whether it is 16-bit RGB(A) (only visible before loading)."""
     _check_file(path)
     try:
-        image = Image.open(path)
-        count = pictures(image)
-        deep = is_16bit_rgb(image)
-        image.load()
+        with pillow_unlimited():
+            image = Image.open(path)
+            check_size(image, path)
+            count = pictures(image)
+            deep = is_16bit_rgb(image)
+            image.load()
     except READ_ERRORS as error:
         raise InputError(f"cannot read {path.name} as an image ({one_line(error)})") from error
     if count > 1 and image.format == "AVIF":  # written back, it would keep the first frame only
@@ -156,9 +191,10 @@ def first_picture(path: Path | str) -> tuple[Photo, int]:
     path = Path(path)
     _check_file(path)
     try:
-        with Image.open(path) as image:
+        with pillow_unlimited(), Image.open(path) as image:
             numbers = _full_pictures(image)
             image.seek(numbers[0])
+            check_size(image, path)
             deep = is_16bit_rgb(image)
             image.load()
             return photo_of(image, path, deep, numbers[0]), len(numbers)

@@ -17,7 +17,15 @@ from PIL.TiffImagePlugin import AppendingTiffWriter
 
 from clrface_video.atomic import atomic
 from clrface_video.errors import ClrfaceError, InputError, one_line
-from clrface_video.io.photo_read import READ_ERRORS, Photo, is_16bit_rgb, photo_of, pictures
+from clrface_video.io.photo_read import (
+    READ_ERRORS,
+    Photo,
+    check_size,
+    is_16bit_rgb,
+    photo_of,
+    pictures,
+    pillow_unlimited,
+)
 from clrface_video.io.photo_write import encode_photo
 from clrface_video.io.pixels import to_depth
 
@@ -52,7 +60,7 @@ def tiff_pages(path: Path | str) -> int:
     if path.suffix.lower() not in TIFF_SUFFIXES or not path.is_file():
         return 1
     try:
-        with Image.open(path) as image:
+        with pillow_unlimited(), Image.open(path) as image:
             return int(getattr(image, "n_frames", 1)) if image.format == "TIFF" else 1
     except READ_ERRORS:
         return 1
@@ -61,7 +69,7 @@ def tiff_pages(path: Path | str) -> int:
 def full_pages(path: Path | str) -> int:
     """How many full pages (previews left out) a TIFF holds; 1 for a file Pillow cannot open."""
     try:
-        with Image.open(path) as image:
+        with pillow_unlimited(), Image.open(path) as image:
             return pictures(image)
     except READ_ERRORS:
         return 1
@@ -76,17 +84,20 @@ def read_pages(path: Path | str) -> Iterator[Page]:
     """Yield a multi-page TIFF's pages one at a time; a page that cannot be read raises InputError naming it."""
     path = Path(path)
     try:
-        image = Image.open(path)
+        with pillow_unlimited():
+            image = Image.open(path)
     except READ_ERRORS as error:
         raise InputError(f"cannot read {path.name} as a TIFF ({one_line(error)})") from error
     with image:
         for number in range(image.n_frames):
             try:
-                if number:  # the page's own resolution, ICC profile and XMP, not the page before's
-                    image.info.clear()
-                    image.seek(number)
-                deep = is_16bit_rgb(image)
-                image.load()
+                with pillow_unlimited():
+                    if number:  # the page's own resolution, ICC profile and XMP, not the page before's
+                        image.info.clear()
+                        image.seek(number)
+                    check_size(image, path)
+                    deep = is_16bit_rgb(image)
+                    image.load()
                 photo = photo_of(image, path, deep, number)
             except READ_ERRORS + (EOFError, InputError) as error:
                 raise InputError(f"{path.name}: page {number + 1} cannot be read ({one_line(error)})") from error
