@@ -52,6 +52,9 @@ class Photo:
     lossless: a lossless WebP (VP8L). progressive: a progressive JPEG.
     comment / iptc: a JPEG's COM text and its APP13 (Photoshop IPTC: caption, keywords, credit) payload.
     text: a PNG's text chunks (key, value), XMP among them.
+    gamma / chromaticity / srgb: a PNG's gAMA (file gamma), cHRM (white point and primaries, x and y) and sRGB
+    (rendering intent) chunks as Pillow reads them, or None: without an ICC profile they are what a
+    colour-managed viewer renders by (a linear PNG, gAMA 1.0, looks dark once its gAMA is gone).
     """
 
     image: np.ndarray
@@ -71,6 +74,9 @@ class Photo:
     comment: bytes | None = None
     iptc: bytes | None = None
     text: tuple[tuple[str, str], ...] = ()
+    gamma: float | None = None
+    chromaticity: tuple[float, ...] | None = None
+    srgb: int | None = None
 
 
 @cache
@@ -354,6 +360,9 @@ def photo_of(source: Image.Image, path: Path, deep: bool, page: int = 0) -> Phot
         comment=source.info.get("comment") if fmt == "JPEG" else None,
         iptc=next((data for marker, data in getattr(source, "applist", []) if marker == "APP13"), None),
         text=tuple((key, str(value)) for key, value in getattr(source, "text", {}).items()) if fmt == "PNG" else (),
+        gamma=source.info.get("gamma") if fmt == "PNG" else None,
+        chromaticity=source.info.get("chromaticity") if fmt == "PNG" else None,
+        srgb=source.info.get("srgb") if fmt == "PNG" else None,
     )
 
 
