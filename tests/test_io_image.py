@@ -513,6 +513,16 @@ def test_png_keeps_its_gamma_chromaticity_and_srgb_chunks(tmp_path, rgb, depth, 
     assert np.array_equal(read_photo(out).image, marked(photo.image))
 
 
+@pytest.mark.parametrize("depth", ["8-bit", "16-bit", "16-bit grey"])
+def test_png_keeps_its_resolution(tmp_path, rgb, depth):
+    """pHYs (pixels per metre, here 72 x 144 dpi) comes back byte for byte, a 16-bit RGB PNG's (OpenCV's writer)
+    as Pillow's PNGs'."""
+    phys = (b"pHYs", struct.pack(">IIB", 2835, 5669, 1))
+    photo = read_photo(add_png_chunks(png_at_depth(tmp_path / "a.png", rgb, depth), [phys]))
+    out = write_photo(tmp_path / "out.png", marked(photo.image), photo)
+    assert png_chunks(out).get(b"pHYs") == phys[1]
+
+
 @pytest.mark.parametrize("depth", ["8-bit", "16-bit"])
 def test_png_with_an_icc_profile_keeps_gamma_and_chromaticity_but_not_srgb(tmp_path, rgb, icc, depth,
                                                                             warnings_logged):

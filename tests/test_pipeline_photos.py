@@ -70,12 +70,12 @@ def test_16bit_png_stays_16bit(tmp_path, astronaut):
 
 
 @pytest.mark.parametrize("deep", [False, True], ids=["8-bit", "16-bit"])
-def test_a_restored_png_keeps_its_colour_chunks(tmp_path, astronaut, deep):
+def test_a_restored_png_keeps_its_colour_chunks_and_resolution(tmp_path, astronaut, deep):
     """gAMA, cHRM and sRGB come back byte for byte through a restore: without them (and with no ICC profile) a
-    colour-managed viewer would render the restored photo otherwise."""
+    colour-managed viewer would render the restored photo otherwise; pHYs (300 dpi) too."""
     chunks = [(b"gAMA", struct.pack(">I", 45455)),
               (b"cHRM", struct.pack(">8I", 31270, 32900, 64000, 33000, 30000, 60000, 15000, 6000)),
-              (b"sRGB", b"\x01")]
+              (b"sRGB", b"\x01"), (b"pHYs", struct.pack(">IIB", 11811, 11811, 1))]
     source = tmp_path / "linear.png"
     if deep:
         cv2.imwrite(str(source), astronaut[..., ::-1].astype(np.uint16) * 257 + 100)

@@ -180,11 +180,14 @@ def _png_chunk(kind: bytes, data: bytes) -> bytes:
 
 
 def _png_with_metadata(png: bytes, like: Photo, name: str) -> bytes:
-    """Insert the colour chunks (gAMA, cHRM, sRGB), iCCP, eXIf and the text chunks (UTF-8 iTXt, XMP among them)
-    right after IHDR (OpenCV writes none)."""
+    """Insert the colour chunks (gAMA, cHRM, sRGB), iCCP, pHYs (the resolution in pixels per metre, rounded as
+    Pillow's writer rounds it), eXIf and the text chunks (UTF-8 iTXt, XMP among them) right after IHDR (OpenCV
+    writes none)."""
     extra = b"".join(_png_chunk(kind, data) for kind, data in _png_colour(like, name))
     if like.icc:
         extra += _png_chunk(b"iCCP", b"icc\x00\x00" + zlib.compress(like.icc))
+    if like.dpi:
+        extra += _png_chunk(b"pHYs", struct.pack(">IIB", *(int(dpi / 0.0254 + 0.5) for dpi in like.dpi), 1))
     if like.exif:
         exif = like.exif[6:] if like.exif.startswith(b"Exif\x00\x00") else like.exif
         extra += _png_chunk(b"eXIf", exif)
