@@ -1,7 +1,9 @@
-"""Generate tiny real test clips with PyAV from the public-domain astronaut (scikit-image, NASA)."""
+"""Generate tiny real test clips with PyAV from the public-domain astronaut (scikit-image, NASA); PNG chunks."""
 from __future__ import annotations
 
 import io
+import struct
+import zlib
 from fractions import Fraction
 from functools import lru_cache
 from pathlib import Path
@@ -481,3 +483,29 @@ def make_alpha_clip(path: Path | str, *, frames: int = 4, size: tuple[int, int] 
             out.mux(stream.encode(frame))
         out.mux(stream.encode(None))
     return path, planes
+
+
+def png_chunk(kind: bytes, data: bytes) -> bytes:
+    """One PNG chunk: length, kind, data, CRC."""
+    return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+
+def add_png_chunks(path: Path | str, chunks: list[tuple[bytes, bytes]]) -> Path:
+    """The PNG at `path` with `chunks` (kind, data) written right after its IHDR, as a file of its own writer."""
+    path = Path(path)
+    png = path.read_bytes()
+    end_of_ihdr = 8 + 8 + 13 + 4
+    path.write_bytes(png[:end_of_ihdr] + b"".join(png_chunk(kind, data) for kind, data in chunks) + png[end_of_ihdr:])
+    return path
+
+
+def png_chunks(path: Path | str) -> dict[bytes, bytes]:
+    """The chunks a PNG holds before its first IDAT (those that can describe its pixels), kind -> data."""
+    png, at, chunks = Path(path).read_bytes(), 8, {}
+    while at < len(png):
+        length, kind = struct.unpack_from(">I4s", png, at)
+        if kind == b"IDAT":
+            break
+        chunks[kind] = png[at + 8:at + 8 + length]
+        at += 12 + length
+    return chunks

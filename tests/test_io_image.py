@@ -2,6 +2,8 @@
 from __future__ import annotations
 
 import re
+import struct
+import zlib
 from dataclasses import replace
 from pathlib import Path
 
@@ -15,6 +17,7 @@ from clrface_video.io import photo_read
 from clrface_video.io.decode import is_image_path
 from clrface_video.io.photo_read import Photo, orient_array, read_photo
 from clrface_video.io.photo_write import format_for, write_photo
+from tests.media import add_png_chunks, png_chunks
 
 MAKE, MODEL, ORIENTATION = 0x010F, 0x0110, 0x0112
 
@@ -478,6 +481,63 @@ def test_sixteen_bit_png_keeps_its_text_and_xmp(tmp_path, rgb):
     with Image.open(out) as written:
         assert written.text == {"Description": "Grandma 1962", "XML:com.adobe.xmp": xmp}
     assert np.array_equal(read_photo(out).image, marked(photo.image))
+
+
+# a PNG's colour chunks: file gamma (x 100000), white point and primaries (BT.709, D65), sRGB rendering intent
+GAMA_LINEAR, GAMA_SRGB = (b"gAMA", struct.pack(">I", 100000)), (b"gAMA", struct.pack(">I", 45455))
+CHRM_709 = (b"cHRM", struct.pack(">8I", 31270, 32900, 64000, 33000, 30000, 60000, 15000, 6000))
+SRGB_PERCEPTUAL = (b"sRGB", b"\x00")  # intent 0: a falsy number, kept all the same
+COLOUR_CHUNKS = (b"gAMA", b"cHRM", b"sRGB")
+
+
+def png_at_depth(path: Path, rgb: np.ndarray, depth: str) -> Path:
+    """`rgb` as an 8-bit RGB, 16-bit RGB (OpenCV's writer) or 16-bit grey (Pillow's) PNG: write_photo's three
+    ways of writing one."""
+    if depth == "16-bit":
+        return _write_cv2(path, rgb.astype(np.uint16) * 257 + 3)
+    Image.fromarray(rgb if depth == "8-bit" else rgb[..., 1].astype(np.uint16) * 257 + 3).save(path)
+    return path
+
+
+@pytest.mark.parametrize("depth", ["8-bit", "16-bit", "16-bit grey"])
+@pytest.mark.parametrize("chunks", [[GAMA_LINEAR], [GAMA_SRGB, CHRM_709, SRGB_PERCEPTUAL]], ids=["linear", "srgb"])
+def test_png_keeps_its_gamma_chromaticity_and_srgb_chunks(tmp_path, rgb, depth, chunks):
+    """Without an ICC profile, gAMA, cHRM and sRGB are how a colour-managed viewer renders a PNG: each comes back
+    byte for byte before the pixels, and none that the source did not have."""
+    path = add_png_chunks(png_at_depth(tmp_path / "a.png", rgb, depth), chunks)
+    photo = read_photo(path)
+    assert photo.bit_depth == (8 if depth == "8-bit" else 16)
+    out = write_photo(tmp_path / "out.png", marked(photo.image), photo)
+    written = {kind: data for kind, data in png_chunks(out).items() if kind in COLOUR_CHUNKS}
+    assert written == dict(chunks)
+    assert np.array_equal(read_photo(out).image, marked(photo.image))
+
+
+@pytest.mark.parametrize("depth", ["8-bit", "16-bit", "16-bit grey"])
+def test_png_keeps_its_resolution(tmp_path, rgb, depth):
+    """pHYs (pixels per metre, here 72 x 144 dpi) comes back byte for byte, a 16-bit RGB PNG's (OpenCV's writer)
+    as Pillow's PNGs'."""
+    phys = (b"pHYs", struct.pack(">IIB", 2835, 5669, 1))
+    photo = read_photo(add_png_chunks(png_at_depth(tmp_path / "a.png", rgb, depth), [phys]))
+    out = write_photo(tmp_path / "out.png", marked(photo.image), photo)
+    assert png_chunks(out).get(b"pHYs") == phys[1]
+
+
+@pytest.mark.parametrize("depth", ["8-bit", "16-bit"])
+def test_png_with_an_icc_profile_keeps_gamma_and_chromaticity_but_not_srgb(tmp_path, rgb, icc, depth,
+                                                                            warnings_logged):
+    """iCCP overrides gAMA and cHRM, which stay as the source had them; the PNG spec forbids sRGB beside iCCP,
+    so a source with both loses its sRGB, with a warning, and keeps its profile."""
+    iccp = (b"iCCP", b"icc\x00\x00" + zlib.compress(icc))
+    path = add_png_chunks(png_at_depth(tmp_path / "a.png", rgb, depth),
+                          [GAMA_LINEAR, CHRM_709, SRGB_PERCEPTUAL, iccp])
+    photo = read_photo(path)
+    assert photo.icc == icc
+    out = write_photo(tmp_path / "out.png", marked(photo.image), photo)
+    written = png_chunks(out)
+    assert {kind: written[kind] for kind in COLOUR_CHUNKS if kind in written} == dict([GAMA_LINEAR, CHRM_709])
+    assert read_photo(out).icc == icc
+    assert "out.png: its sRGB chunk is left out: the PNG spec forbids it beside an ICC profile" in warnings_logged.text
 
 
 def test_sixteen_bit_tiff_keeps_its_text_tags_and_xmp(tmp_path, rgb):

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import json
 import os
+import struct
 from dataclasses import replace
 from pathlib import Path
 from typing import ClassVar
@@ -23,7 +24,7 @@ from clrface_video.pipeline import restore_frames, restore_image, restore_path
 from clrface_video.restore.base import RestoreBatch, register_restorer
 from clrface_video.restore.baseline import BicubicSharpenRestorer
 from tests.conftest import shared_file
-from tests.media import crop_footprints
+from tests.media import add_png_chunks, crop_footprints, png_chunks
 
 BASELINE = RestoreConfig(model="baseline-bicubic-sharpen", device="cpu")
 RESOLUTION = 128  # the baseline restorer's crop side
@@ -67,6 +68,26 @@ def test_16bit_png_stays_16bit(tmp_path, astronaut):
     out = cv2.imread(str(tmp_path / "deep_restored.png"), cv2.IMREAD_UNCHANGED)[..., ::-1]
     assert out.dtype == np.uint16
     assert_only_faces_changed(deep, out, astronaut)
+
+
+@pytest.mark.parametrize("deep", [False, True], ids=["8-bit", "16-bit"])
+def test_a_restored_png_keeps_its_colour_chunks_and_resolution(tmp_path, astronaut, deep):
+    """gAMA, cHRM and sRGB come back byte for byte through a restore: without them (and with no ICC profile) a
+    colour-managed viewer would render the restored photo otherwise; pHYs (300 dpi) too."""
+    chunks = [(b"gAMA", struct.pack(">I", 45455)),
+              (b"cHRM", struct.pack(">8I", 31270, 32900, 64000, 33000, 30000, 60000, 15000, 6000)),
+              (b"sRGB", b"\x01"), (b"pHYs", struct.pack(">IIB", 11811, 11811, 1))]
+    source = tmp_path / "linear.png"
+    if deep:
+        cv2.imwrite(str(source), astronaut[..., ::-1].astype(np.uint16) * 257 + 100)
+    else:
+        Image.fromarray(astronaut).save(source)
+    add_png_chunks(source, chunks)
+    report = restore_image(source, None, BASELINE)
+    assert report.faces == 1
+    written = png_chunks(tmp_path / "linear_restored.png")
+    assert {kind: written.get(kind) for kind, _ in chunks} == dict(chunks)
+    assert written[b"IHDR"][8] == (16 if deep else 8)  # bit depth
 
 
 def test_grayscale_photo_stays_grayscale(tmp_path, astronaut):

@@ -64,6 +64,9 @@ class Photo:
     text: a PNG's text chunks (key, value), XMP among them.
     cmyk: a CMYK source's upright ink values (H, W, 4) uint8, so that what no face changed is written back as
     it was (Pillow's RGB -> CMYK would set every pixel's black to 0), or None.
+    gamma / chromaticity / srgb: a PNG's gAMA (file gamma), cHRM (white point and primaries, x and y) and sRGB
+    (rendering intent) chunks as Pillow reads them, or None: without an ICC profile they are what a
+    colour-managed viewer renders by (a linear PNG, gAMA 1.0, looks dark once its gAMA is gone).
     """
 
     image: np.ndarray
@@ -84,6 +87,9 @@ class Photo:
     iptc: bytes | None = None
     text: tuple[tuple[str, str], ...] = ()
     cmyk: np.ndarray | None = None
+    gamma: float | None = None
+    chromaticity: tuple[float, ...] | None = None
+    srgb: int | None = None
 
 
 @cache
@@ -397,6 +403,9 @@ def photo_of(source: Image.Image, path: Path, deep: bool, page: int = 0) -> Phot
         iptc=next((data for marker, data in getattr(source, "applist", []) if marker == "APP13"), None),
         text=tuple((key, str(value)) for key, value in getattr(source, "text", {}).items()) if fmt == "PNG" else (),
         cmyk=cmyk,
+        gamma=source.info.get("gamma") if fmt == "PNG" else None,
+        chromaticity=source.info.get("chromaticity") if fmt == "PNG" else None,
+        srgb=source.info.get("srgb") if fmt == "PNG" else None,
     )
 
 

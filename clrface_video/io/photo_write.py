@@ -127,7 +127,7 @@ def to_cmyk(rgb: np.ndarray, like: Photo) -> np.ndarray:
     return inks
 
 
-def _save_options(like: Photo) -> dict[str, Any]:
+def _save_options(like: Photo, name: str) -> dict[str, Any]:
     options: dict[str, Any] = {"format": like.format}
     if like.exif:  # a TIFF's writer reads the bytes back into tags: given them with their text kept
         options["exif"] = like.exif if like.format != "TIFF" else keep_text(_exif_of(like.exif))
@@ -150,8 +150,8 @@ def _save_options(like: Photo) -> dict[str, Any]:
         options["lossless"] = True
     elif like.format in LOSSY_QUALITY:
         options["quality"] = LOSSY_QUALITY[like.format]
-    elif like.format == "PNG" and (like.text or like.xmp):
-        options["pnginfo"] = _png_text(like)
+    elif like.format == "PNG" and (info := _png_info(like, name)).chunks:
+        options["pnginfo"] = info
     elif like.format == "TIFF" and like.compression:
         options["compression"] = like.compression
     return options
@@ -167,9 +167,28 @@ def _png_texts(like: Photo) -> list[tuple[str, str]]:
     return texts
 
 
-def _png_text(like: Photo) -> PngInfo:
-    """The PNG's text chunks as Pillow writes them (UTF-8 iTXt)."""
+def _png_colour(like: Photo, name: str) -> list[tuple[bytes, bytes]]:
+    """The source PNG's gAMA, cHRM and sRGB chunks (kind, data), written back as it had them: without them a
+    colour-managed viewer renders the photo otherwise (a linear PNG, gAMA 1.0, would look dark). None is made
+    up; an sRGB chunk beside the ICC profile is left out, warned, as the PNG spec asks (the profile rules)."""
+    chunks = []
+    if like.gamma is not None:
+        chunks.append((b"gAMA", struct.pack(">I", round(like.gamma * 100000))))
+    if like.chromaticity is not None:
+        chunks.append((b"cHRM", struct.pack(">8I", *(round(value * 100000) for value in like.chromaticity))))
+    if like.srgb is not None and like.icc:
+        log.warning("%s: its sRGB chunk is left out: the PNG spec forbids it beside an ICC profile, which is kept",
+                    name)
+    elif like.srgb is not None:
+        chunks.append((b"sRGB", bytes([like.srgb])))
+    return chunks
+
+
+def _png_info(like: Photo, name: str) -> PngInfo:
+    """The PNG's colour chunks (_png_colour) and text chunks as Pillow writes them (UTF-8 iTXt)."""
     info = PngInfo()
+    for kind, data in _png_colour(like, name):
+        info.add(kind, data)
     for key, value in _png_texts(like):
         info.add_itxt(key, value)
     return info
@@ -179,11 +198,15 @@ def _png_chunk(kind: bytes, data: bytes) -> bytes:
     return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data) & 0xFFFFFFFF)
 
 
-def _png_with_metadata(png: bytes, like: Photo) -> bytes:
-    """Insert iCCP, eXIf and the text chunks (UTF-8 iTXt, XMP among them) right after IHDR (OpenCV writes none)."""
-    extra = b""
+def _png_with_metadata(png: bytes, like: Photo, name: str) -> bytes:
+    """Insert the colour chunks (gAMA, cHRM, sRGB), iCCP, pHYs (the resolution in pixels per metre, rounded as
+    Pillow's writer rounds it), eXIf and the text chunks (UTF-8 iTXt, XMP among them) right after IHDR (OpenCV
+    writes none)."""
+    extra = b"".join(_png_chunk(kind, data) for kind, data in _png_colour(like, name))
     if like.icc:
         extra += _png_chunk(b"iCCP", b"icc\x00\x00" + zlib.compress(like.icc))
+    if like.dpi:
+        extra += _png_chunk(b"pHYs", struct.pack(">IIB", *(int(dpi / 0.0254 + 0.5) for dpi in like.dpi), 1))
     if like.exif:
         exif = like.exif[6:] if like.exif.startswith(b"Exif\x00\x00") else like.exif
         extra += _png_chunk(b"eXIf", exif)
@@ -244,7 +267,7 @@ def _encode_16bit_rgb(rgb: np.ndarray, like: Photo, name: str) -> bytes:
     if not ok:
         raise ClrfaceError(f"cannot encode a 16-bit {like.format} image")
     data = encoded.tobytes()
-    return _png_with_metadata(data, like) if like.format == "PNG" else data
+    return _png_with_metadata(data, like, name) if like.format == "PNG" else data
 
 
 def _exif_of(data: bytes) -> Image.Exif:
@@ -269,7 +292,7 @@ def encode_photo(image: np.ndarray, like: Photo, target: Path | BinaryIO, name: 
         else:
             target.write(data)
         return
-    options = _save_options(like)
+    options = _save_options(like, name)
     if options.get("compression") not in (None, "raw") and _has_sub_ifds(like.exif):
         # libtiff (Pillow's writer of compressed TIFF) cannot place EXIF sub-IFDs; keep the metadata whole
         log.warning("%s: written as an uncompressed TIFF to keep its EXIF (compressed, its camera and date "
