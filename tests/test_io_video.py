@@ -733,6 +733,52 @@ def test_full_range_bt601_tags_survive_libx264(tmp_path):
     assert mean_abs_diff(src, tmp_path / "out.mp4") < 4.0
 
 
+def plane_means(path: Path) -> np.ndarray:
+    """Each decoded frame's mean Y, Cb and Cr in 8-bit code values (a 10-bit plane divided by 1023 / 255)."""
+    means = []
+    with av.open(str(path)) as container:
+        for frame in container.decode(video=0):
+            bits = frame.format.components[0].bits
+            dtype = np.uint8 if bits == 8 else np.dtype("<u2")
+            means.append([np.frombuffer(p, dtype).reshape(p.height, -1)[:, :p.width].mean() * 255 / ((1 << bits) - 1)
+                          for p in frame.planes])
+    return np.array(means)
+
+
+@pytest.mark.parametrize("depth", [8, 10])
+def test_full_range_chroma_mean_survives_a_copy(tmp_path, depth):
+    """Regression: swscale truncated full-range chroma, so a phone or webcam clip came out 0.5-0.7 code values
+    low in Cb and Cr on every pixel after each restore (a green cast), and 10-bit neutral grey at 511."""
+    src = make_clip(tmp_path / "in.mkv", frames=3, size=SMALL, audio=False, color=BT601_FULL, codec="ffv1",
+                    bit_depth=depth)
+    shift = plane_means(copy_video(src, tmp_path / "out.mkv", codec="ffv1")) - plane_means(src)
+    # the fix leaves 0.1 (8 bits) and 0.06 (10 bits, in 8-bit units); truncation lost 0.5-0.6 and 0.23
+    assert np.abs(shift[:, 1:]).max() < (0.25 if depth == 8 else 0.12), shift
+
+
+@pytest.mark.parametrize(("depth", "rgb", "yuv"), [
+    (8, (139, 152, 171), (150, 140, 120)),  # BT.601 full range: 150.28, 139.69, 119.96
+    (8, (128, 128, 128), (128, 128, 128)),
+    (8, (10, 200, 30), (124, 75, 47)),  # 123.81, 75.06, 46.82
+    (10, (128, 128, 128), (None, 512, 512)),  # neutral chroma is 512 at 10 bits (swscale gave 511)
+    (10, (139, 152, 171), (None, 559, 480)),  # 558.92 and 479.75
+])
+def test_full_range_yuv_is_rounded_not_truncated(tmp_path, depth, rgb, yuv):
+    src = make_clip(tmp_path / "in.mkv", frames=1, size=SMALL, audio=False, color=BT601_FULL, codec="ffv1",
+                    bit_depth=depth)
+    image = np.zeros((SMALL[1], SMALL[0], 3), np.uint8) + np.array(rgb, np.uint8)
+    if depth > 8:  # rgb48's luma is swscale's own (its gain is 256/255 from rgb48 either range): not checked
+        image = image.astype(np.uint16) * 257
+    with VideoWriter(tmp_path / "out.mkv", src, probe_video(src), codec="ffv1") as writer:
+        frame = writer._to_video_frame(Frame(image=image, index=0), Fraction(0))
+        writer.write(Frame(image=image, index=0))
+    dtype = np.uint8 if depth == 8 else np.dtype("<u2")
+    got = [set(np.unique(np.frombuffer(p, dtype).reshape(p.height, -1)[:, :p.width]).tolist())
+           for p in frame.planes]
+    assert frame.format.name.startswith("yuv") and frame.format.components[0].bits == depth
+    assert [g for g, want in zip(got, yuv, strict=True) if want is not None] == [{v} for v in yuv if v is not None]
+
+
 @pytest.mark.parametrize("suffix", [".mp4", ".mkv"])
 def test_mirrored_rotation_keeps_the_whole_display_matrix(tmp_path, suffix):
     src = make_clip(tmp_path / f"in{suffix}", frames=3, size=SMALL, audio=False, rotation=90, mirror=True)

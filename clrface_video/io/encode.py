@@ -30,6 +30,7 @@ from clrface_video.io.decode import (
     open_input,
     video_stream,
 )
+from clrface_video.io.full_range import to_full_range, wide_format
 from clrface_video.io.output_stream import (
     CFR_CONTAINERS,
     MXF_RATES,
@@ -303,11 +304,14 @@ class VideoWriter:
             matrix = SWS_MATRIX.get(yuv_colorspace(self.info.colorspace, self._pix_fmt), SWS_BT601)
             # Everything explicit, one swscale thread (see SWS_THREADS); transfer and primaries are only
             # tagged below, never converted.
-            yuv = self._reformatter.reformat(
-                rgb, format=self._pix_fmt, src_colorspace=matrix, dst_colorspace=matrix,
-                src_color_range=RANGE_JPEG,
-                dst_color_range=RANGE_JPEG if self.info.color_range == RANGE_JPEG else RANGE_MPEG,
-                threads=SWS_THREADS)
+            if self.info.color_range == RANGE_JPEG and wide_format(self._pix_fmt) is not None:
+                yuv = to_full_range(self._reformatter, rgb, self._pix_fmt, matrix)  # chroma rounded, not cut
+            else:
+                yuv = self._reformatter.reformat(
+                    rgb, format=self._pix_fmt, src_colorspace=matrix, dst_colorspace=matrix,
+                    src_color_range=RANGE_JPEG,
+                    dst_color_range=RANGE_JPEG if self.info.color_range == RANGE_JPEG else RANGE_MPEG,
+                    threads=SWS_THREADS)
         yuv.color_primaries, yuv.color_trc = self.info.color_primaries, self.info.color_trc
         yuv.colorspace, yuv.color_range = yuv_colorspace(self.info.colorspace, self._pix_fmt), self.info.color_range
         codec_tb = self._video.codec_context.time_base

@@ -1,0 +1,81 @@
+"""The colour a video keeps when read to RGB and written back to YUV, and the time the writing takes per frame.
+
+    python benchmarks/rgb_to_yuv.py VIDEO [--frames 6] [--full-range] [--depth 10]
+
+Each of the first FRAMES frames (re-encoded in memory to full range with --full-range, the way a phone, webcam or
+MJPEG clip is stored, and to 10 bits with --depth 10) is read to RGB as the pipeline reads it (io.decode), then
+turned back into YUV of its own format and range by swscale alone (the writer before io/full_range.py) and by the
+writer's path (io.full_range for full range); printed: the mean Y, Cb and Cr differences against the source frame
+in 8-bit code values (0 = kept) and the median milliseconds the RGB to YUV conversion took per frame, one
+thread (the median, as other jobs on a shared machine stretch some frames).
+"""
+from __future__ import annotations
+
+import argparse
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import av
+import numpy as np
+from av.video.reformatter import Interpolation, VideoReformatter
+
+
+def planes(frame: av.VideoFrame) -> list[np.ndarray]:
+    """Y, Cb and Cr of a planar YUV frame as float64 in 8-bit code values, without the row padding."""
+    bits = frame.format.components[0].bits
+    dtype = np.uint8 if bits <= 8 else np.dtype("<u2")
+    return [np.frombuffer(p, dtype).reshape(p.height, -1)[:, :p.width].astype(np.float64) * 255 / ((1 << bits) - 1)
+            for p in frame.planes[:3]]
+
+
+def main() -> None:
+    from clrface_video.io.decode import RANGE_JPEG, RANGE_MPEG, SWS_BT601, SWS_MATRIX, frame_to_array
+    from clrface_video.io.full_range import to_full_range, wide_format
+
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("video", type=Path)
+    parser.add_argument("--frames", type=int, default=6)
+    parser.add_argument("--full-range", action="store_true", help="re-encode the frames to full range first")
+    parser.add_argument("--depth", type=int, choices=(8, 10), default=8)
+    args = parser.parse_args()
+    with av.open(str(args.video)) as container:
+        frames = [f for _, f in zip(range(args.frames), container.decode(video=0))]
+    pix_fmt = "yuv420p" if args.depth == 8 else "yuv420p10le"
+    range_ = RANGE_JPEG if args.full_range else RANGE_MPEG
+    sources = []
+    for frame in frames:  # the source's own matrix tag, or BT.601 where it has none
+        matrix = SWS_MATRIX.get(int(frame.colorspace), SWS_BT601)  # also its AVColorSpace value
+        source = VideoReformatter().reformat(
+            frame, format=pix_fmt, src_colorspace=matrix, dst_colorspace=matrix, src_color_range=RANGE_MPEG,
+            dst_color_range=range_, interpolation=Interpolation.BILINEAR | Interpolation.ACCURATE_RND, threads=1)
+        source.colorspace, source.color_range = matrix, range_
+        sources.append(source)
+    first = sources[0]
+    print(f"{args.video.name}: {first.width}x{first.height} {pix_fmt} "
+          f"{'full' if args.full_range else 'limited'} range, {len(sources)} frames")
+    rgbs = [frame_to_array(f, args.depth > 8) for f in sources]
+    rgb_format = "rgb48le" if args.depth > 8 else "rgb24"
+
+    def swscale(reformatter: VideoReformatter, rgb: av.VideoFrame, matrix: int) -> av.VideoFrame:
+        return reformatter.reformat(rgb, format=pix_fmt, src_colorspace=matrix, dst_colorspace=matrix,
+                                    src_color_range=RANGE_JPEG, dst_color_range=range_, threads=1)
+
+    paths: list[tuple[str, Callable[[VideoReformatter, av.VideoFrame, int], av.VideoFrame]]] = [
+        ("swscale alone", swscale)]
+    if args.full_range and wide_format(pix_fmt) is not None:
+        paths.append(("io.full_range", lambda r, rgb, m: to_full_range(r, rgb, pix_fmt, m)))
+    for label, convert in paths:
+        reformatter, shifts, seconds = VideoReformatter(), [], []
+        for source, rgb in zip(sources, rgbs, strict=True):
+            start = time.perf_counter()
+            back = convert(reformatter, av.VideoFrame.from_ndarray(rgb, format=rgb_format), int(source.colorspace))
+            seconds.append(time.perf_counter() - start)
+            shifts.append([float((b - a).mean()) for a, b in zip(planes(source), planes(back), strict=True)])
+        y, cb, cr = np.mean(shifts, axis=0)
+        print(f"  {label:16s} Y {y:+.3f}  Cb {cb:+.3f}  Cr {cr:+.3f}  to YUV {1000 * np.median(seconds):.1f} "
+              f"ms/frame")
+
+
+if __name__ == "__main__":
+    main()

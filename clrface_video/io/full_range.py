@@ -1,0 +1,54 @@
+"""RGB to full-range YUV frames with the chroma rounded: swscale at 16 bits, cut to the output depth in numpy."""
+from __future__ import annotations
+
+import av
+import numpy as np
+from av.video.reformatter import VideoReformatter
+
+from clrface_video.io.decode import RANGE_JPEG, SWS_THREADS
+
+DEEP = 16
+CHROMA_PLANES = (1, 2)  # Cb and Cr; plane 0 is luma and plane 3 alpha, both scaled 0..max
+
+
+def wide_format(pix_fmt: str) -> str | None:
+    """The 16-bit planar YUV format with `pix_fmt`'s planes and subsampling (yuv420p -> yuv420p16le, yuvj422p ->
+    yuv422p16le, yuva444p10le -> yuva444p16le), or None where `pix_fmt` is not planar YUV below 16 bits, or
+    FFmpeg has no 16-bit twin (yuv411p)."""
+    fmt = av.VideoFormat(pix_fmt)
+    if not pix_fmt.startswith("yuv") or fmt.is_bit_stream or fmt.components[0].bits >= DEEP:
+        return None
+    family = pix_fmt.replace("yuvj", "yuv").split("p", 1)[0]  # yuv420, yuva444, ...
+    wide = f"{family}p16le"
+    try:
+        av.VideoFormat(wide)
+    except ValueError:
+        return None
+    return wide if [(c.width, c.height) for c in av.VideoFormat(wide, 16, 16).components] == \
+        [(c.width, c.height) for c in av.VideoFormat(pix_fmt, 16, 16).components] else None
+
+
+def to_full_range(reformatter: VideoReformatter, rgb: av.VideoFrame, pix_fmt: str, matrix: int) -> av.VideoFrame:
+    """`rgb` as a full-range `pix_fmt` frame (wide_format(pix_fmt) must not be None), chroma unbiased.
+
+    Why: swscale's RGB to full-range 8-bit or 10-bit YUV truncates chroma instead of rounding it, with any flags
+    (RGB 139,152,171 gives Cb 139 and Cr 119 where BT.601 says 139.69 and 119.96; 10-bit neutral grey gives 511),
+    so every restored full-range video came out about half a code value low in Cb and Cr, a green cast that grew
+    with each run (benchmarks/rgb_to_yuv.py). At 16 bits its values are right; they are rounded to the output depth
+    here by the full-range definition, scale 2^n - 1 about the chroma centre 2^(n-1)."""
+    wide = reformatter.reformat(rgb, format=wide_format(pix_fmt), src_colorspace=matrix, dst_colorspace=matrix,
+                                src_color_range=RANGE_JPEG, dst_color_range=RANGE_JPEG, threads=SWS_THREADS)
+    out = av.VideoFrame(rgb.width, rgb.height, pix_fmt)
+    top = (1 << av.VideoFormat(pix_fmt).components[0].bits) - 1
+    dtype = np.uint8 if top < 256 else np.dtype("<u2")
+    for index, (source, target) in enumerate(zip(wide.planes, out.planes, strict=True)):
+        samples = np.frombuffer(source, "<u2").reshape(source.height, -1)[:, :source.width].astype(np.uint32)
+        # round(v * top / 65535), and for chroma round(2^(n-1) + (v - 32768) * top / 65535), in integers, in place
+        offset = (1 << (DEEP - 1)) - 1
+        if index in CHROMA_PLANES:
+            offset += ((top + 1) // 2) * 65535 - (1 << (DEEP - 1)) * top
+        samples *= top
+        samples += offset
+        samples //= 65535
+        np.frombuffer(target, dtype).reshape(target.height, -1)[:, :target.width] = samples
+    return out
