@@ -530,6 +530,32 @@ def test_a_cue_on_screen_when_a_stretch_starts_opens_it(tmp_path):
     assert shown == [(0.0, 0.15, b"cue 1: hello astronaut"), (0.25, 0.4, b"cue 2: hello astronaut")]
 
 
+def audio_spans(path: Path) -> list[tuple[bytes, Fraction, Fraction]]:
+    """(bytes, start, end) in seconds of every audio packet, as the demuxer times them."""
+    with av.open(str(path)) as container:
+        return [(bytes(p), p.pts * p.time_base, (p.pts + p.duration) * p.time_base)
+                for p in container.demux(container.streams.audio[0]) if p.size and p.pts is not None]
+
+
+@pytest.mark.parametrize(("source", "audio_codec", "suffix"),
+                         [(".mp4", "aac", ".mp4"), (".mp4", "aac", ".mov"), (".mkv", "aac", ".mkv"),
+                          (".mkv", "flac", ".mkv")])
+def test_a_stretch_keeps_the_audio_packet_that_sounds_at_its_start(tmp_path, source, audio_codec, suffix):
+    """The audio packet that starts before a stretch and ends inside it was left out, so the stretch opened
+    with up to a packet of silence (76 ms of FLAC). It is kept whole, before the first frame and in sync."""
+    src = make_clip(tmp_path / f"in{source}", frames=48, size=SMALL, audio_codec=audio_codec)
+    span = TimeSpan(0.5, 1.5)
+    with VideoWriter(tmp_path / f"part{suffix}", src, probe_video(src), span=span) as writer:
+        for frame in read_frames(src, span=span):
+            writer.write(frame)
+    heard = [packet for packet in audio_spans(src) if packet[2] > Fraction(1, 2) and packet[1] < Fraction(3, 2)]
+    assert heard[0][1] < Fraction(1, 2)  # the stretch starts inside a packet
+    out = audio_spans(writer.output)
+    assert [data for data, *_ in out] == [data for data, *_ in heard]
+    video_start = next(read_frames(writer.output)).pts * probe_video(writer.output).time_base
+    assert float(out[0][1] - video_start) == pytest.approx(float(heard[0][1] - Fraction(1, 2)), abs=1e-3)
+
+
 @pytest.mark.parametrize("suffix", [".ts", ".gif"])
 def test_chapters_and_tags_a_container_cannot_hold_are_said_to_be_left_out(tmp_path, warnings_logged, suffix):
     src = make_clip(tmp_path / "in.mkv", frames=6, size=SMALL, tagged=True, audio=False)

@@ -278,11 +278,20 @@ def _still_shown(packet: av.Packet, shift: Fraction, copy: Copy) -> bool:
     return True
 
 
+def _still_heard(packet: av.Packet, shift: Fraction, copy: Copy) -> bool:
+    """Whether an audio packet that starts before a stretch still sounds at its start: it is kept whole (its
+    time then lies a little before the video's first frame), so the sound covers the stretch from its first
+    frame. MP4 and QuickTime start playback at the frame by an edit list, Matroska within an AAC or Opus track's
+    codec delay; elsewhere FFmpeg's muxer starts every stream as much later (measured: FLAC in .mkv)."""
+    return copy.stream.type == "audio" and bool(packet.duration) and \
+        packet_time(packet) + Fraction(packet.duration) * packet.time_base > shift
+
+
 class CopiedStreams:
     """The copied streams' packets, demuxed from the source once and muxed into the output in time order.
 
     `shift` (seconds) is taken off every timestamp when only a stretch of the source is written: packets
-    before it are left out."""
+    before it are left out, but for an audio packet still sounding there and a subtitle cue still shown."""
 
     def __init__(self, source: av.container.InputContainer, out: av.container.OutputContainer,
                  *, any_streams: bool = True) -> None:
@@ -341,7 +350,8 @@ class CopiedStreams:
             if not cover and self._runs_backwards(packet, copy):
                 continue
             if shift is not None and not cover:  # a stretch: packets before it are left out, the rest move
-                if packet_time(packet) < shift and not _still_shown(packet, shift, copy):
+                if packet_time(packet) < shift and not _still_shown(packet, shift, copy) \
+                        and not _still_heard(packet, shift, copy):
                     continue
                 move = round(shift / packet.time_base)
                 packet.pts = None if packet.pts is None else packet.pts - move
