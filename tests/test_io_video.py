@@ -135,10 +135,31 @@ def test_read_frames_streams_one_frame_at_a_time(tmp_path, monkeypatch):
     clip = make_clip(tmp_path / "a.mp4", frames=48, size=SMALL, audio=False)
     frames = read_frames(clip)
     first = next(frames)
-    assert first.index == 0 and len(pulled) == 1  # nothing decoded ahead of what was asked for
+    assert first.index == 0 and len(pulled) == 2  # one frame decoded ahead: its time ends the first's duration
     frames.close()  # closes the container
-    assert len(pulled) == 1
-    assert len(list(read_frames(clip))) == 48 and len(pulled) == 49
+    assert len(pulled) == 2
+    assert len(list(read_frames(clip))) == 48 and len(pulled) == 50
+
+
+def test_a_frame_lasts_until_the_next_and_one_before_a_decoding_error_still_comes():
+    """io.clock.lasting holds one frame back for its duration; the frame decoded before an error is handed on
+    before it is raised, so read_frames' error names the frame that failed."""
+    import errno
+
+    from clrface_video.io.clock import lasting
+
+    def decoded():
+        for pts in (0, 10, 25):
+            frame = av.VideoFrame(16, 16, "yuv420p")
+            frame.pts, frame.duration = pts, 3
+            yield frame
+        raise av.error.InvalidDataError(errno.EINVAL, "damaged")
+
+    handed = []
+    with pytest.raises(av.error.InvalidDataError):
+        for frame in lasting(decoded()):
+            handed.append((frame.pts, frame.duration))
+    assert handed == [(0, 10), (10, 15), (25, 3)]
 
 
 def test_ten_bit_frames_are_uint16_full_scale(tmp_path):
@@ -288,6 +309,23 @@ def test_round_trip_keeps_frames_pts_and_audio_bytes(tmp_path, suffix, vfr):
     if not vfr:  # the H.264 stream's own timing says 24 fps, not its clock's tick (1/12800: 12800 fps)
         with av.open(str(out)) as container:
             assert container.streams.video[0].codec_context.framerate == 24
+
+
+@pytest.mark.parametrize("suffix", [".mkv", ".mp4"])
+def test_a_vfr_stretchs_last_frame_lasts_until_the_sources_next_frame(tmp_path, suffix):
+    """Matroska gives each frame of a variable rate the track's default duration (1/24 s here), so a stretch's
+    last frame, shown 83 ms in the source, was written 41 ms long: the output ended 42 ms early."""
+    src = make_clip(tmp_path / "in.mkv", frames=12, size=SMALL, vfr=True, audio=False)
+    source = pts_of(src)[:6]  # ms: 0, 42, 125, 146, 188, 271
+    span = TimeSpan(0.0, 0.25)
+    with VideoWriter(tmp_path / f"part{suffix}", src, probe_video(src), span=span) as writer:
+        for frame in read_frames(src, span=span):
+            writer.write(frame)
+    with av.open(str(writer.output)) as out:
+        assert out.duration == source[5] * 1000  # microseconds
+    if suffix == ".mkv":  # each block keeps its frame's duration (an MP4 stores steps between dts)
+        assert [(f.pts, f.duration) for f in read_frames(writer.output)] == \
+            [(pts, after - pts) for pts, after in pairwise(source)]
 
 
 class _LacedAudio:
