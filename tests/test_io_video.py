@@ -575,6 +575,17 @@ def audio_spans(path: Path) -> list[tuple[bytes, Fraction, Fraction]]:
                 for p in container.demux(container.streams.audio[0]) if p.size and p.pts is not None]
 
 
+@pytest.mark.parametrize("suffix", [".mov", ".mp4"])
+def test_alac_from_matroska_keeps_its_last_packet_in_mov_and_mp4(tmp_path, suffix):
+    """Matroska gives ALAC packets no duration; FFmpeg's MP4/QuickTime muxer then ended the track at the last
+    packet's start, and the demuxer (as a plain PyAV remux shows) left that packet out."""
+    src = make_clip(tmp_path / "in.mkv", frames=24, size=SMALL, audio_codec="alac")
+    out = copy_video(src, tmp_path / f"out{suffix}")
+    assert [data for data, *_ in read_packets(out, "audio")] == [data for data, *_ in read_packets(src, "audio")]
+    last = audio_spans(out)[-1]
+    assert last[2] - last[1] == Fraction(3072, 48000)  # the clip's 47 x 1024 samples less 11 ALAC frames of 4096
+
+
 @pytest.mark.parametrize(("source", "audio_codec", "suffix"),
                          [(".mp4", "aac", ".mp4"), (".mp4", "aac", ".mov"), (".mkv", "aac", ".mkv"),
                           (".mkv", "flac", ".mkv")])

@@ -33,6 +33,9 @@ LEFT_OUT = {  # why copied packets were left out, said for one packet and for se
 TS_NONSTRICT = 0x20000  # FFmpeg's AVFMT_TS_NONSTRICT: a muxer that takes two packets of one stream at one dts
 TIMECODE_MUXERS = frozenset({"mxf", "dv"})  # ... but these two write the "timecode" tag into the file (measured)
 VIDEO_MUXERS = frozenset({"mxf", "dv"})  # measured: they refuse a file of audio alone
+# Muxers that end a track at its last packet's dts plus its duration, in an edit list: a last audio packet
+# without a duration (ALAC in Matroska) lies past that end, and FFmpeg's demuxer and players leave it out.
+TRACK_END_MUXERS = frozenset({"mov", "mp4", "ipod", "3gp"})
 DEFAULT_LAYOUTS = {1: "mono", 2: "stereo", 3: "2.1", 4: "4.0", 5: "5.0", 6: "5.1", 7: "6.1", 8: "7.1"}
 # Tags a muxer or the source's encoder wrote about the file itself (brands, writing application, mkvmerge's
 # per-stream statistics, length, an MXF writer's identity and package ids): the output's muxer writes its
@@ -303,6 +306,8 @@ class CopiedStreams:
         self._next: av.Packet | None = None
         self._last: dict[int, tuple[int, int | None]] = {}  # per copied stream, its last packet's dts and end
         self._left_out: Counter[tuple[int, str]] = Counter()  # (stream, LEFT_OUT reason): packets, said at the end
+        self._sources = {index: source.streams[index] for index in self.copies}
+        self._waiting: dict[int, av.Packet] = {}  # per copied stream, an audio packet without a duration (_mux)
 
     def _give_time(self, packet: av.Packet) -> None:
         """A packet the demuxer gives no time (the later frames of a laced Matroska block) follows its stream's
@@ -356,13 +361,47 @@ class CopiedStreams:
                 move = round(shift / packet.time_base)
                 packet.pts = None if packet.pts is None else packet.pts - move
                 packet.dts = None if packet.dts is None else packet.dts - move
+            index = packet.stream_index
             for ready in copy.converter.convert(packet) if copy.converter is not None else [packet]:
                 ready.stream = copy.stream
-                self.out.mux(ready)
+                self._mux(ready, index)
+
+    def _mux(self, packet: av.Packet, index: int) -> None:
+        """Mux a copied packet of source stream `index`. Where the muxer ends a track at its last packet
+        (TRACK_END_MUXERS), an audio packet the demuxer gives no duration waits for its stream's next one, whose
+        dts gives it its length; the last such packet gets its decoded samples' length in finish()."""
+        waiting = self._waiting.pop(index, None)
+        if waiting is not None:
+            waiting.duration = packet.dts - waiting.dts
+            self.out.mux(waiting)
+        if not packet.duration and self._sources[index].type == "audio" \
+                and self.out.format.name.split(",")[0] in TRACK_END_MUXERS:
+            self._waiting[index] = packet
+        else:
+            self.out.mux(packet)
+
+    def _mux_last(self, packet: av.Packet, index: int) -> None:
+        """A stream's last audio packet without a duration, given the length of the samples it decodes to (ALAC
+        frames decode alone); where none can be read it is muxed as it is, with a warning that it may be lost."""
+        decoder = self._sources[index].codec_context
+        try:
+            samples = sum(frame.samples for frame in decoder.decode(packet))
+        except (av.error.FFmpegError, ValueError):
+            samples = 0
+        if samples and decoder.sample_rate:
+            packet.duration = max(1, round(Fraction(samples, decoder.sample_rate) / packet.time_base))
+        else:
+            log.warning("stream #%d (audio): its last packet's length is unknown, so %s players may leave it out "
+                        "(.mkv keeps it)", index, _suffix(self.out))
+        self.out.mux(packet)
 
     def finish(self, limit: Fraction | None, shift: Fraction | None = None) -> None:
-        """Mux what is left up to `limit` (None: all), then the cues the converters still hold."""
+        """Mux what is left up to `limit` (None: all), the audio packets still waiting for a duration, then the
+        cues the converters still hold."""
         self.mux_until(limit, shift)
+        for index, packet in list(self._waiting.items()):
+            del self._waiting[index]
+            self._mux_last(packet, index)
         for (index, reason), count in self._left_out.items():
             log.warning("stream #%d (%s): %d %s left out, %s", index, self.copies[index].stream.type, count,
                         "packet" if count == 1 else "packets", LEFT_OUT[reason][count != 1])
