@@ -575,6 +575,36 @@ def audio_spans(path: Path) -> list[tuple[bytes, Fraction, Fraction]]:
                 for p in container.demux(container.streams.audio[0]) if p.size and p.pts is not None]
 
 
+def decoded_audio(path: Path) -> tuple[Fraction, np.ndarray]:
+    """The first decoded audio sample's time less the first video frame's, and every sample decoded."""
+    with av.open(str(path)) as container:
+        frames = list(container.decode(container.streams.audio[0]))
+    video = next(read_frames(path))
+    return frames[0].pts * frames[0].time_base - video.pts * video.time_base, \
+        np.concatenate([frame.to_ndarray() for frame in frames], axis=1)
+
+
+@pytest.mark.parametrize(("source", "suffix"), [(".mp4", ".mp4"), (".mov", ".mp4"), (".mkv", ".mkv"),
+                                                (".mkv", ".mp4"), (".mp4", ".mkv")])
+def test_aacs_encoder_delay_is_kept_or_said_to_be_heard(tmp_path, source, suffix, warnings_logged):
+    """An AAC track's 1024 priming samples are skipped by the decoder as the source says (an MP4 edit list,
+    Matroska's CodecDelay): the same samples come out of a restored file, at the same time from its first
+    frame. From .mp4 into .mkv FFmpeg cannot mark them (PyAV cannot give the stream an initial padding), so the
+    muxer starts every stream 21 ms later and they are heard: said in one line."""
+    src = make_clip(tmp_path / f"in{source}", frames=12, size=SMALL)
+    out = copy_video(src, tmp_path / f"out{suffix}")
+    assert [data for data, *_ in read_packets(out, "audio")] == [data for data, *_ in read_packets(src, "audio")]
+    (start, samples), (kept_start, kept) = decoded_audio(src), decoded_audio(out)
+    said = "its encoder delay (1024 samples) cannot be marked in .mkv, so those 21 ms are heard"
+    if (source, suffix) == (".mp4", ".mkv"):
+        assert said in warnings_logged.text and kept.shape[1] == samples.shape[1] + 1024
+        assert np.array_equal(kept[:, 1024:], samples)  # after them, in sync with the frames:
+        assert float(kept_start) == pytest.approx(float(start - Fraction(1024, 48000)), abs=1e-3)
+    else:
+        assert said not in warnings_logged.text and np.array_equal(kept, samples)
+        assert float(kept_start) == pytest.approx(float(start), abs=1e-3)
+
+
 @pytest.mark.parametrize("suffix", [".mov", ".mp4"])
 def test_alac_from_matroska_keeps_its_last_packet_in_mov_and_mp4(tmp_path, suffix):
     """Matroska gives ALAC packets no duration; FFmpeg's MP4/QuickTime muxer then ended the track at the last

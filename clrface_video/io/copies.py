@@ -36,6 +36,7 @@ VIDEO_MUXERS = frozenset({"mxf", "dv"})  # measured: they refuse a file of audio
 # Muxers that end a track at its last packet's dts plus its duration, in an edit list: a last audio packet
 # without a duration (ALAC in Matroska) lies past that end, and FFmpeg's demuxer and players leave it out.
 TRACK_END_MUXERS = frozenset({"mov", "mp4", "ipod", "3gp"})
+MATROSKA_MUXERS = frozenset({"matroska", "webm"})
 DEFAULT_LAYOUTS = {1: "mono", 2: "stereo", 3: "2.1", 4: "4.0", 5: "5.0", 6: "5.1", 7: "6.1", 8: "7.1"}
 # Tags a muxer or the source's encoder wrote about the file itself (brands, writing application, mkvmerge's
 # per-stream statistics, length, an MXF writer's identity and package ids): the output's muxer writes its
@@ -370,6 +371,7 @@ class CopiedStreams:
         """Mux a copied packet of source stream `index`. Where the muxer ends a track at its last packet
         (TRACK_END_MUXERS), an audio packet the demuxer gives no duration waits for its stream's next one, whose
         dts gives it its length; the last such packet gets its decoded samples' length in finish()."""
+        self._say_unmarked_delay(packet, index)
         waiting = self._waiting.pop(index, None)
         if waiting is not None:
             waiting.duration = packet.dts - waiting.dts
@@ -379,6 +381,23 @@ class CopiedStreams:
             self._waiting[index] = packet
         else:
             self.out.mux(packet)
+
+    def _say_unmarked_delay(self, packet: av.Packet, index: int) -> None:
+        """Warn where an audio packet's encoder delay (the samples its decoder skips: an MP4 edit list's AAC
+        priming, as FFmpeg's skip_samples) cannot be kept. Matroska stores one only as the track's CodecDelay,
+        which FFmpeg's muxer writes from the stream's initial padding, and the MP4 demuxer gives none (PyAV
+        cannot set it): the muxer moves every stream later by as much, in sync, and the delay is heard.
+        Measured with a plain PyAV remux too."""
+        source = self._sources[index]
+        if self.out.format.name not in MATROSKA_MUXERS or source.type != "audio" or source.codec_context.delay \
+                or not packet.has_sidedata("skip_samples"):
+            return
+        skipped = int.from_bytes(bytes(packet.get_sidedata("skip_samples"))[:4], "little")
+        rate = source.codec_context.sample_rate
+        if skipped and rate:
+            log.warning("audio stream %d (%s): its encoder delay (%d samples) cannot be marked in %s, so those "
+                        "%.0f ms are heard and every stream starts that much later, in sync (.mp4 and .mov keep "
+                        "it)", index, source.codec_context.codec.canonical_name, skipped, _suffix(self.out), 1000 * skipped / rate)
 
     def _mux_last(self, packet: av.Packet, index: int) -> None:
         """A stream's last audio packet without a duration, given the length of the samples it decodes to (ALAC
