@@ -135,10 +135,31 @@ def test_read_frames_streams_one_frame_at_a_time(tmp_path, monkeypatch):
     clip = make_clip(tmp_path / "a.mp4", frames=48, size=SMALL, audio=False)
     frames = read_frames(clip)
     first = next(frames)
-    assert first.index == 0 and len(pulled) == 1  # nothing decoded ahead of what was asked for
+    assert first.index == 0 and len(pulled) == 2  # one frame decoded ahead: its time ends the first's duration
     frames.close()  # closes the container
-    assert len(pulled) == 1
-    assert len(list(read_frames(clip))) == 48 and len(pulled) == 49
+    assert len(pulled) == 2
+    assert len(list(read_frames(clip))) == 48 and len(pulled) == 50
+
+
+def test_a_frame_lasts_until_the_next_and_one_before_a_decoding_error_still_comes():
+    """io.clock.lasting holds one frame back for its duration; the frame decoded before an error is handed on
+    before it is raised, so read_frames' error names the frame that failed."""
+    import errno
+
+    from clrface_video.io.clock import lasting
+
+    def decoded():
+        for pts in (0, 10, 25):
+            frame = av.VideoFrame(16, 16, "yuv420p")
+            frame.pts, frame.duration = pts, 3
+            yield frame
+        raise av.error.InvalidDataError(errno.EINVAL, "damaged")
+
+    handed = []
+    with pytest.raises(av.error.InvalidDataError):
+        for frame in lasting(decoded()):
+            handed.append((frame.pts, frame.duration))
+    assert handed == [(0, 10), (10, 15), (25, 3)]
 
 
 def test_ten_bit_frames_are_uint16_full_scale(tmp_path):
@@ -288,6 +309,23 @@ def test_round_trip_keeps_frames_pts_and_audio_bytes(tmp_path, suffix, vfr):
     if not vfr:  # the H.264 stream's own timing says 24 fps, not its clock's tick (1/12800: 12800 fps)
         with av.open(str(out)) as container:
             assert container.streams.video[0].codec_context.framerate == 24
+
+
+@pytest.mark.parametrize("suffix", [".mkv", ".mp4"])
+def test_a_vfr_stretchs_last_frame_lasts_until_the_sources_next_frame(tmp_path, suffix):
+    """Matroska gives each frame of a variable rate the track's default duration (1/24 s here), so a stretch's
+    last frame, shown 83 ms in the source, was written 41 ms long: the output ended 42 ms early."""
+    src = make_clip(tmp_path / "in.mkv", frames=12, size=SMALL, vfr=True, audio=False)
+    source = pts_of(src)[:6]  # ms: 0, 42, 125, 146, 188, 271
+    span = TimeSpan(0.0, 0.25)
+    with VideoWriter(tmp_path / f"part{suffix}", src, probe_video(src), span=span) as writer:
+        for frame in read_frames(src, span=span):
+            writer.write(frame)
+    with av.open(str(writer.output)) as out:
+        assert out.duration == source[5] * 1000  # microseconds
+    if suffix == ".mkv":  # each block keeps its frame's duration (an MP4 stores steps between dts)
+        assert [(f.pts, f.duration) for f in read_frames(writer.output)] == \
+            [(pts, after - pts) for pts, after in pairwise(source)]
 
 
 class _LacedAudio:
@@ -528,6 +566,73 @@ def test_a_cue_on_screen_when_a_stretch_starts_opens_it(tmp_path):
             writer.write(frame)
     shown = [(float(start), float(length), text) for start, length, text in read_cues(writer.output)]
     assert shown == [(0.0, 0.15, b"cue 1: hello astronaut"), (0.25, 0.4, b"cue 2: hello astronaut")]
+
+
+def audio_spans(path: Path) -> list[tuple[bytes, Fraction, Fraction]]:
+    """(bytes, start, end) in seconds of every audio packet, as the demuxer times them."""
+    with av.open(str(path)) as container:
+        return [(bytes(p), p.pts * p.time_base, (p.pts + p.duration) * p.time_base)
+                for p in container.demux(container.streams.audio[0]) if p.size and p.pts is not None]
+
+
+def decoded_audio(path: Path) -> tuple[Fraction, np.ndarray]:
+    """The first decoded audio sample's time less the first video frame's, and every sample decoded."""
+    with av.open(str(path)) as container:
+        frames = list(container.decode(container.streams.audio[0]))
+    video = next(read_frames(path))
+    return frames[0].pts * frames[0].time_base - video.pts * video.time_base, \
+        np.concatenate([frame.to_ndarray() for frame in frames], axis=1)
+
+
+@pytest.mark.parametrize(("source", "suffix"), [(".mp4", ".mp4"), (".mov", ".mp4"), (".mkv", ".mkv"),
+                                                (".mkv", ".mp4"), (".mp4", ".mkv")])
+def test_aacs_encoder_delay_is_kept_or_said_to_be_heard(tmp_path, source, suffix, warnings_logged):
+    """An AAC track's 1024 priming samples are skipped by the decoder as the source says (an MP4 edit list,
+    Matroska's CodecDelay): the same samples come out of a restored file, at the same time from its first
+    frame. From .mp4 into .mkv FFmpeg cannot mark them (PyAV cannot give the stream an initial padding), so the
+    muxer starts every stream 21 ms later and they are heard: said in one line."""
+    src = make_clip(tmp_path / f"in{source}", frames=12, size=SMALL)
+    out = copy_video(src, tmp_path / f"out{suffix}")
+    assert [data for data, *_ in read_packets(out, "audio")] == [data for data, *_ in read_packets(src, "audio")]
+    (start, samples), (kept_start, kept) = decoded_audio(src), decoded_audio(out)
+    said = "its encoder delay (1024 samples) cannot be marked in .mkv, so those 21 ms are heard"
+    if (source, suffix) == (".mp4", ".mkv"):
+        assert said in warnings_logged.text and kept.shape[1] == samples.shape[1] + 1024
+        assert np.array_equal(kept[:, 1024:], samples)  # after them, in sync with the frames:
+        assert float(kept_start) == pytest.approx(float(start - Fraction(1024, 48000)), abs=1e-3)
+    else:
+        assert said not in warnings_logged.text and np.array_equal(kept, samples)
+        assert float(kept_start) == pytest.approx(float(start), abs=1e-3)
+
+
+@pytest.mark.parametrize("suffix", [".mov", ".mp4"])
+def test_alac_from_matroska_keeps_its_last_packet_in_mov_and_mp4(tmp_path, suffix):
+    """Matroska gives ALAC packets no duration; FFmpeg's MP4/QuickTime muxer then ended the track at the last
+    packet's start, and the demuxer (as a plain PyAV remux shows) left that packet out."""
+    src = make_clip(tmp_path / "in.mkv", frames=24, size=SMALL, audio_codec="alac")
+    out = copy_video(src, tmp_path / f"out{suffix}")
+    assert [data for data, *_ in read_packets(out, "audio")] == [data for data, *_ in read_packets(src, "audio")]
+    last = audio_spans(out)[-1]
+    assert last[2] - last[1] == Fraction(3072, 48000)  # the clip's 47 x 1024 samples less 11 ALAC frames of 4096
+
+
+@pytest.mark.parametrize(("source", "audio_codec", "suffix"),
+                         [(".mp4", "aac", ".mp4"), (".mp4", "aac", ".mov"), (".mkv", "aac", ".mkv"),
+                          (".mkv", "flac", ".mkv")])
+def test_a_stretch_keeps_the_audio_packet_that_sounds_at_its_start(tmp_path, source, audio_codec, suffix):
+    """The audio packet that starts before a stretch and ends inside it was left out, so the stretch opened
+    with up to a packet of silence (76 ms of FLAC). It is kept whole, before the first frame and in sync."""
+    src = make_clip(tmp_path / f"in{source}", frames=48, size=SMALL, audio_codec=audio_codec)
+    span = TimeSpan(0.5, 1.5)
+    with VideoWriter(tmp_path / f"part{suffix}", src, probe_video(src), span=span) as writer:
+        for frame in read_frames(src, span=span):
+            writer.write(frame)
+    heard = [packet for packet in audio_spans(src) if packet[2] > Fraction(1, 2) and packet[1] < Fraction(3, 2)]
+    assert heard[0][1] < Fraction(1, 2)  # the stretch starts inside a packet
+    out = audio_spans(writer.output)
+    assert [data for data, *_ in out] == [data for data, *_ in heard]
+    video_start = next(read_frames(writer.output)).pts * probe_video(writer.output).time_base
+    assert float(out[0][1] - video_start) == pytest.approx(float(heard[0][1] - Fraction(1, 2)), abs=1e-3)
 
 
 @pytest.mark.parametrize("suffix", [".ts", ".gif"])

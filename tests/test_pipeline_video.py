@@ -24,7 +24,16 @@ from clrface_video.pipeline import restore_frames, restore_video
 from clrface_video.restore.base import RestoreBatch, register_restorer
 from clrface_video.restore.baseline import BicubicSharpenRestorer
 from tests.conftest import shared_file
-from tests.media import astronaut, clip_image, display_size, make_clip, make_sequence, read_packets
+from tests.media import (
+    AUDIO_FRAME,
+    AUDIO_RATE,
+    astronaut,
+    clip_image,
+    display_size,
+    make_clip,
+    make_sequence,
+    read_packets,
+)
 
 SIZE = (256, 192)
 
@@ -471,14 +480,18 @@ def test_a_film_scan_sequence_is_restored_into_the_same_numbered_frames(tmp_path
     assert [p.name for p in part.parent.iterdir()] == ["reel1_086402.dpx"]
 
 
-def packets_between(path: Path, kind: str, start: Fraction, end: Fraction) -> list[tuple[bytes, Fraction]]:
-    """The payloads of a stream's packets whose time lies in [start, end), with their times from `start`."""
-    return [(data, time - start) for data, stamp, base in read_packets(path, kind)
-            if start <= (time := Fraction(stamp) * base) < end]
+def packets_between(path: Path, kind: str, start: Fraction, end: Fraction,
+                    lead: Fraction = Fraction(0)) -> list[tuple[bytes, Fraction]]:
+    """The payloads of a stream's packets whose time lies in [start, end), with their times from `start`; with a
+    `lead` (an audio packet's length), from just after start - lead: the packet still sounding at `start` too."""
+    timed = [(data, Fraction(stamp) * base) for data, stamp, base in read_packets(path, kind)]
+    return [(data, time - start) for data, time in timed
+            if (start - lead < time if lead else start <= time) and time < end]
 
 
 def test_a_stretch_is_restored_with_its_own_audio_and_subtitles_from_zero(tmp_path):
-    """--start 0.5 --duration 0.5 on a 2 s, 24 fps clip: frames 12-23, restored, with the audio and cues of that half second."""
+    """--start 0.5 --duration 0.5 on a 2 s, 24 fps clip: frames 12-23, restored, with the audio and cues of that half
+    second (and the audio packet still sounding at 0.5 s, whole)."""
     from fractions import Fraction
 
     clip = make_clip(tmp_path / "long.mp4", frames=48, size=SIZE, subtitles=True)
@@ -493,7 +506,8 @@ def test_a_stretch_is_restored_with_its_own_audio_and_subtitles_from_zero(tmp_pa
     half, one = Fraction(1, 2), Fraction(1)
     for kind in ("audio", "subtitle"):  # the same bytes, moved by 0.5 s (mov_text gap cues are the muxer's own)
         kept = [(data, Fraction(stamp) * base) for data, stamp, base in read_packets(out, kind) if data != b"\x00\x00"]
-        expected = [packet for packet in packets_between(clip, kind, half, one) if packet[0] != b"\x00\x00"]
+        lead = Fraction(AUDIO_FRAME, AUDIO_RATE) if kind == "audio" else Fraction(0)
+        expected = [packet for packet in packets_between(clip, kind, half, one, lead) if packet[0] != b"\x00\x00"]
         assert kept == expected and kept, kind
     with pytest.raises(ClrfaceError, match="--start"):
         restore_video(clip, tmp_path / "late.mp4", config(start=5.0))

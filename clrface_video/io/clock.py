@@ -1,4 +1,5 @@
-"""Decoded frames with their presentation times, where a demuxer gives none, gives them late or out of order."""
+"""Decoded frames with their presentation times, where a demuxer gives none, gives them late or out of order,
+and how long each is shown."""
 from __future__ import annotations
 
 import heapq
@@ -108,3 +109,27 @@ def timed_frames(container: av.container.InputContainer, stream: av.video.stream
                 frame.pts = heapq.heappop(stamps)
             yield from gap.add(frame)
     yield from gap.release()
+
+
+def lasting(frames: Iterator[av.VideoFrame]) -> Iterator[av.VideoFrame]:
+    """`frames` (in display order), each lasting until the next one's time, which is how long it is shown.
+
+    A demuxer's duration is not always that: Matroska gives every frame of a variable rate the track's default
+    duration (its nominal rate's), and an MP4 with B-frames the step between two frames' dts; so the last frame
+    of a stretch would have been written that long instead of its own. The file's last frame (or one whose next
+    frame's time is not later) keeps the duration the decoder gives it, as does the last frame before a decoding
+    error, which is handed on before the error is raised (so an error names the frame it happened at)."""
+    held: av.VideoFrame | None = None
+    try:
+        for frame in frames:
+            if held is not None:
+                if held.pts is not None and frame.pts is not None and frame.pts > held.pts:
+                    held.duration = frame.pts - held.pts
+                yield held
+            held = frame
+    except av.error.FFmpegError:
+        if held is not None:
+            yield held
+        raise
+    if held is not None:
+        yield held

@@ -33,6 +33,10 @@ LEFT_OUT = {  # why copied packets were left out, said for one packet and for se
 TS_NONSTRICT = 0x20000  # FFmpeg's AVFMT_TS_NONSTRICT: a muxer that takes two packets of one stream at one dts
 TIMECODE_MUXERS = frozenset({"mxf", "dv"})  # ... but these two write the "timecode" tag into the file (measured)
 VIDEO_MUXERS = frozenset({"mxf", "dv"})  # measured: they refuse a file of audio alone
+# Muxers that end a track at its last packet's dts plus its duration, in an edit list: a last audio packet
+# without a duration (ALAC in Matroska) lies past that end, and FFmpeg's demuxer and players leave it out.
+TRACK_END_MUXERS = frozenset({"mov", "mp4", "ipod", "3gp"})
+MATROSKA_MUXERS = frozenset({"matroska", "webm"})
 DEFAULT_LAYOUTS = {1: "mono", 2: "stereo", 3: "2.1", 4: "4.0", 5: "5.0", 6: "5.1", 7: "6.1", 8: "7.1"}
 # Tags a muxer or the source's encoder wrote about the file itself (brands, writing application, mkvmerge's
 # per-stream statistics, length, an MXF writer's identity and package ids): the output's muxer writes its
@@ -278,11 +282,20 @@ def _still_shown(packet: av.Packet, shift: Fraction, copy: Copy) -> bool:
     return True
 
 
+def _still_heard(packet: av.Packet, shift: Fraction, copy: Copy) -> bool:
+    """Whether an audio packet that starts before a stretch still sounds at its start: it is kept whole (its
+    time then lies a little before the video's first frame), so the sound covers the stretch from its first
+    frame. MP4 and QuickTime start playback at the frame by an edit list, Matroska within an AAC or Opus track's
+    codec delay; elsewhere FFmpeg's muxer starts every stream as much later (measured: FLAC in .mkv)."""
+    return copy.stream.type == "audio" and bool(packet.duration) and \
+        packet_time(packet) + Fraction(packet.duration) * packet.time_base > shift
+
+
 class CopiedStreams:
     """The copied streams' packets, demuxed from the source once and muxed into the output in time order.
 
     `shift` (seconds) is taken off every timestamp when only a stretch of the source is written: packets
-    before it are left out."""
+    before it are left out, but for an audio packet still sounding there and a subtitle cue still shown."""
 
     def __init__(self, source: av.container.InputContainer, out: av.container.OutputContainer,
                  *, any_streams: bool = True) -> None:
@@ -294,6 +307,8 @@ class CopiedStreams:
         self._next: av.Packet | None = None
         self._last: dict[int, tuple[int, int | None]] = {}  # per copied stream, its last packet's dts and end
         self._left_out: Counter[tuple[int, str]] = Counter()  # (stream, LEFT_OUT reason): packets, said at the end
+        self._sources = {index: source.streams[index] for index in self.copies}
+        self._waiting: dict[int, av.Packet] = {}  # per copied stream, an audio packet without a duration (_mux)
 
     def _give_time(self, packet: av.Packet) -> None:
         """A packet the demuxer gives no time (the later frames of a laced Matroska block) follows its stream's
@@ -341,18 +356,71 @@ class CopiedStreams:
             if not cover and self._runs_backwards(packet, copy):
                 continue
             if shift is not None and not cover:  # a stretch: packets before it are left out, the rest move
-                if packet_time(packet) < shift and not _still_shown(packet, shift, copy):
+                if packet_time(packet) < shift and not _still_shown(packet, shift, copy) \
+                        and not _still_heard(packet, shift, copy):
                     continue
                 move = round(shift / packet.time_base)
                 packet.pts = None if packet.pts is None else packet.pts - move
                 packet.dts = None if packet.dts is None else packet.dts - move
+            index = packet.stream_index
             for ready in copy.converter.convert(packet) if copy.converter is not None else [packet]:
                 ready.stream = copy.stream
-                self.out.mux(ready)
+                self._mux(ready, index)
+
+    def _mux(self, packet: av.Packet, index: int) -> None:
+        """Mux a copied packet of source stream `index`. Where the muxer ends a track at its last packet
+        (TRACK_END_MUXERS), an audio packet the demuxer gives no duration waits for its stream's next one, whose
+        dts gives it its length; the last such packet gets its decoded samples' length in finish()."""
+        self._say_unmarked_delay(packet, index)
+        waiting = self._waiting.pop(index, None)
+        if waiting is not None:
+            waiting.duration = packet.dts - waiting.dts
+            self.out.mux(waiting)
+        if not packet.duration and self._sources[index].type == "audio" \
+                and self.out.format.name.split(",")[0] in TRACK_END_MUXERS:
+            self._waiting[index] = packet
+        else:
+            self.out.mux(packet)
+
+    def _say_unmarked_delay(self, packet: av.Packet, index: int) -> None:
+        """Warn where an audio packet's encoder delay (the samples its decoder skips: an MP4 edit list's AAC
+        priming, as FFmpeg's skip_samples) cannot be kept. Matroska stores one only as the track's CodecDelay,
+        which FFmpeg's muxer writes from the stream's initial padding, and the MP4 demuxer gives none (PyAV
+        cannot set it): the muxer moves every stream later by as much, in sync, and the delay is heard.
+        Measured with a plain PyAV remux too."""
+        source = self._sources[index]
+        if self.out.format.name not in MATROSKA_MUXERS or source.type != "audio" or source.codec_context.delay \
+                or not packet.has_sidedata("skip_samples"):
+            return
+        skipped = int.from_bytes(bytes(packet.get_sidedata("skip_samples"))[:4], "little")
+        rate = source.codec_context.sample_rate
+        if skipped and rate:
+            log.warning("audio stream %d (%s): its encoder delay (%d samples) cannot be marked in %s, so those "
+                        "%.0f ms are heard and every stream starts that much later, in sync (.mp4 and .mov keep "
+                        "it)", index, source.codec_context.codec.canonical_name, skipped, _suffix(self.out), 1000 * skipped / rate)
+
+    def _mux_last(self, packet: av.Packet, index: int) -> None:
+        """A stream's last audio packet without a duration, given the length of the samples it decodes to (ALAC
+        frames decode alone); where none can be read it is muxed as it is, with a warning that it may be lost."""
+        decoder = self._sources[index].codec_context
+        try:
+            samples = sum(frame.samples for frame in decoder.decode(packet))
+        except (av.error.FFmpegError, ValueError):
+            samples = 0
+        if samples and decoder.sample_rate:
+            packet.duration = max(1, round(Fraction(samples, decoder.sample_rate) / packet.time_base))
+        else:
+            log.warning("stream #%d (audio): its last packet's length is unknown, so %s players may leave it out "
+                        "(.mkv keeps it)", index, _suffix(self.out))
+        self.out.mux(packet)
 
     def finish(self, limit: Fraction | None, shift: Fraction | None = None) -> None:
-        """Mux what is left up to `limit` (None: all), then the cues the converters still hold."""
+        """Mux what is left up to `limit` (None: all), the audio packets still waiting for a duration, then the
+        cues the converters still hold."""
         self.mux_until(limit, shift)
+        for index, packet in list(self._waiting.items()):
+            del self._waiting[index]
+            self._mux_last(packet, index)
         for (index, reason), count in self._left_out.items():
             log.warning("stream #%d (%s): %d %s left out, %s", index, self.copies[index].stream.type, count,
                         "packet" if count == 1 else "packets", LEFT_OUT[reason][count != 1])

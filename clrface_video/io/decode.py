@@ -14,7 +14,7 @@ from av.video.reformatter import Interpolation, VideoReformatter
 
 from clrface_video.errors import InputError, one_line
 from clrface_video.io.apng import is_animated_png
-from clrface_video.io.clock import Damage, timed_frames
+from clrface_video.io.clock import Damage, lasting, timed_frames
 from clrface_video.io.completeness import check_complete, index_beyond_eof, size_changed
 from clrface_video.io.deinterlace import deinterlaced
 from clrface_video.io.sequence import find_sequence, is_sequence, open_options
@@ -358,7 +358,8 @@ def read_frames(path: Path | str, deint: str | None = None, fps: Fraction | None
     """Yield the frames of a video one at a time, decoded with threads.
 
     Frames are RGB uint8 for 8-bit sources and uint16 (rgb48, full scale) for deeper ones.
-    pts and time_base are the source's, untouched; index counts from 0. Rotation is not
+    pts and time_base are the source's, untouched; a frame's duration lasts to the next frame's time
+    (io.clock.lasting); index counts from 0. Rotation is not
     applied to the pixels (see VideoInfo.rotation). A corrupt or truncated stream raises
     InputError naming the frame index where decoding failed; a few damaged packets are passed over with a
     warning (io.clock.timed_frames), their frames left out. deint: bwdif's frame selection
@@ -384,7 +385,7 @@ def read_frames(path: Path | str, deint: str | None = None, fps: Fraction | None
         # frame must keep (the output is made that size, even for a stretch that starts after a change)
         reformatter = VideoReformatter()
         end_s: float | None = None
-        decoded = deinterlaced(timed, stream, deint)
+        decoded = lasting(deinterlaced(timed, stream, deint))
         while True:
             try:
                 frame = next(decoded)
