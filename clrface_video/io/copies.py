@@ -374,7 +374,8 @@ class CopiedStreams:
         self._say_unmarked_delay(packet, index)
         waiting = self._waiting.pop(index, None)
         if waiting is not None:
-            waiting.duration = packet.dts - waiting.dts
+            if packet.dts is not None and waiting.dts is not None and packet.dts > waiting.dts:
+                waiting.duration = packet.dts - waiting.dts
             self.out.mux(waiting)
         if not packet.duration and self._sources[index].type == "audio" \
                 and self.out.format.name.split(",")[0] in TRACK_END_MUXERS:
