@@ -262,3 +262,28 @@ def test_a_malformed_ray_address_is_a_one_line_error():
     with pytest.raises(ClrfaceError, match="--ray-address not a host: Invalid address format"), \
             ray_session("not a host"):
         pass
+
+
+@pytest.mark.parametrize("output", [".mkv", ".mp4"])
+def test_joined_segments_of_a_variable_rate_keep_each_frames_own_length(tmp_path, output):
+    """A segment's frames were read without their lengths, so each segment's last frame was encoded at the
+    average rate's: where the source shows it 2x or 0.5x as long, the joined file did not (the video's end
+    moved too). Each frame now lasts until the source's next frame, as the local reader gives it."""
+
+    from clrface_video.distributed.segments import join_segments, segment_suffix
+
+    clip = make_clip(tmp_path / "clip.mkv", frames=12, size=(128, 96), gop=4, audio=False, vfr=True)
+    info = probe_video(clip)
+    out = tmp_path / f"joined{output}"
+    paths, expected = encoded_segments(clip, segment_suffix(out))
+    assert join_segments(paths, expected, out, clip, info) == 12
+    with av.open(str(out)) as container:
+        stream = container.streams.video[0]
+        joined = sorted((p.pts * stream.time_base, p.duration * stream.time_base)
+                        for p in container.demux(stream) if p.size)
+    local = [(f.pts * f.time_base, f.duration * f.time_base) for f in read_frames(clip)]
+    assert len({round(float(d), 2) for _, d in local}) == 3  # the test's clip really has three lengths
+    end = float(sum(local[-1]))
+    assert float(max(pts + duration for pts, duration in joined)) == pytest.approx(end, abs=1.5e-3)
+    if output == ".mkv":  # an MP4 stores the steps between decode times, and the last frame's length
+        assert [float(d) for _, d in joined] == pytest.approx([float(d) for _, d in local], abs=1.5e-3)

@@ -12,7 +12,7 @@ from pathlib import Path
 import av
 
 from ..errors import ClrfaceError, one_line
-from ..io.clock import DTS_CLOCK_FORMATS, SORTED_CLOCK_FORMATS
+from ..io.clock import DTS_CLOCK_FORMATS, SORTED_CLOCK_FORMATS, lasting
 from ..io.copies import muxer_options, packet_time
 from ..io.decode import VideoInfo, decoding, frame_to_array, open_input, video_stream
 from ..io.deinterlace import deinterlaced
@@ -108,12 +108,13 @@ def read_segment(path: Path, segment: Segment, high_depth: bool, first_index: in
         time_base = Fraction(stream.time_base)
         index = first_index
         try:
-            for frame in deinterlaced(timed, stream, deint):
+            for frame in lasting(deinterlaced(timed, stream, deint)):  # a segment's last one too, as read_frames
                 if segment.end is not None and frame.pts is not None and frame.pts >= segment.end:
                     return
                 if not segment.holds(frame.pts):
                     continue
-                yield Frame(image=frame_to_array(frame, high_depth), index=index, pts=frame.pts, time_base=time_base)
+                yield Frame(image=frame_to_array(frame, high_depth), index=index, pts=frame.pts, time_base=time_base,
+                            duration=frame.duration or None)
                 index += 1
         except av.error.FFmpegError as error:
             raise ClrfaceError(f"{path.name}: decoding segment {segment.number} failed at frame {index} "
