@@ -815,6 +815,19 @@ def test_a_vp9_webm_keeps_its_alpha_channel(tmp_path, warnings_logged):
     assert not warnings_logged.text
 
 
+def test_a_webm_alpha_mode_is_left_to_the_muxer_not_copied_as_a_tag(tmp_path):
+    """The source's alpha_mode was copied as a tag: an H.264 .mkv without alpha said ALPHA_MODE=1, and a WebM
+    had the tag beside the AlphaMode the muxer writes from the pixel format."""
+    from tests.media import make_alpha_clip
+
+    src, _ = make_alpha_clip(tmp_path / "keyed.webm", size=SMALL, codec="libvpx-vp9")
+    tags = {}
+    for name in ("flat.mkv", "keyed_out.webm"):
+        with av.open(str(copy_video(src, tmp_path / name))) as out:
+            tags[name] = {key: value for key, value in out.streams.video[0].metadata.items() if key != "DURATION"}
+    assert tags == {"flat.mkv": {}, "keyed_out.webm": {"alpha_mode": "1"}}
+
+
 def test_a_vp9_webm_alpha_that_cannot_be_read_is_said_to_be_left_out(tmp_path, warnings_logged, monkeypatch):
     """An FFmpeg built without libvpx has no decoder for a WebM's alpha: one warning line, then the colours."""
     from clrface_video.io import decode
