@@ -935,6 +935,64 @@ def test_an_alpha_channel_is_read_and_written_again_by_encoders_that_store_one(t
     assert "alpha channel is left out: libx264" in warnings_logged.text  # ... and says so
 
 
+def test_a_vp9_webm_keeps_its_alpha_channel(tmp_path, warnings_logged):
+    """WebM stores VP9's alpha beside each frame, which FFmpeg's own vp9 decoder leaves out: the alpha was dropped
+    without a word. libvpx's decoder reads it, with the same colours and times, and it reaches a WebM again (whose
+    copied tag then reads ALPHA_MODE), ProRes 4444 or a PNG sequence."""
+    from PIL import Image
+
+    from clrface_video.io.decode import frame_to_array
+    from clrface_video.io.pixels import to_uint8
+    from tests.media import make_alpha_clip
+
+    src, planes = make_alpha_clip(tmp_path / "keyed.webm", size=SMALL, codec="libvpx-vp9")
+    info = probe_video(src)
+    assert info.alpha and info.pix_fmt == "yuva420p"
+    read = list(read_frames(src, alpha=True))
+    assert max(np.abs(f.alpha.astype(int) - p).max() for f, p in zip(read, planes, strict=True)) <= 3  # lossy VP9
+    with av.open(str(src)) as native:
+        frames = list(native.decode(video=0))
+    assert [(f.pts, f.duration) for f in read] == [(f.pts, f.duration) for f in frames]
+    assert all(np.array_equal(f.image, frame_to_array(g, False)) for f, g in zip(read, frames, strict=True))
+    for codec, name in [("libvpx-vp9", "out.webm"), ("prores_ks", "out.mov")]:
+        out = copy_video(src, tmp_path / name, codec=codec)
+        assert probe_video(out).alpha, codec
+        back = list(read_frames(out, alpha=True))
+        assert max(np.abs(to_uint8(b.alpha).astype(int) - f.alpha).max() for b, f in zip(back, read)) <= 3, codec
+    (tmp_path / "frames").mkdir()
+    copy_video(src, tmp_path / "frames" / "f_%04d.png")
+    with Image.open(tmp_path / "frames" / "f_0001.png") as first:
+        assert first.mode == "RGBA" and np.array_equal(np.asarray(first)[..., 3], read[0].alpha)
+    assert not warnings_logged.text
+
+
+def test_a_webm_alpha_mode_is_left_to_the_muxer_not_copied_as_a_tag(tmp_path):
+    """The source's alpha_mode was copied as a tag: an H.264 .mkv without alpha said ALPHA_MODE=1, and a WebM
+    had the tag beside the AlphaMode the muxer writes from the pixel format."""
+    from tests.media import make_alpha_clip
+
+    src, _ = make_alpha_clip(tmp_path / "keyed.webm", size=SMALL, codec="libvpx-vp9")
+    tags = {}
+    for name in ("flat.mkv", "keyed_out.webm"):
+        with av.open(str(copy_video(src, tmp_path / name))) as out:
+            tags[name] = {key: value for key, value in out.streams.video[0].metadata.items() if key != "DURATION"}
+    assert tags == {"flat.mkv": {}, "keyed_out.webm": {"alpha_mode": "1"}}
+
+
+def test_a_vp9_webm_alpha_that_cannot_be_read_is_said_to_be_left_out(tmp_path, warnings_logged, monkeypatch):
+    """An FFmpeg built without libvpx has no decoder for a WebM's alpha: one warning line, then the colours."""
+    from clrface_video.io import decode
+    from tests.media import make_alpha_clip
+
+    src, _ = make_alpha_clip(tmp_path / "keyed.webm", size=SMALL, codec="libvpx-vp9")
+    monkeypatch.setattr(decode, "_can_decode", lambda name: False)
+    info = probe_video(src)
+    assert not info.alpha and len(list(read_frames(src))) == 4
+    said = {record: record.getMessage() for record in warnings_logged.records}  # caplog gets each twice (package, root)
+    assert list(said.values()) == \
+        ["keyed.webm: the video's alpha channel is left out: this FFmpeg has no libvpx-vp9 decoder to read it"]
+
+
 def test_ten_bit_in_gives_ten_bit_out(tmp_path):
     src = make_clip(tmp_path / "in.mp4", frames=4, size=SMALL, audio=False, bit_depth=10)
     out = copy_video(src, tmp_path / "out.mp4")

@@ -5,10 +5,11 @@ import logging
 import os
 import shutil
 import signal
+import socket
 import sys
 import tempfile
 import threading
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from typing import Any
 
@@ -21,6 +22,11 @@ LOCAL_SETTINGS = {  # a local Ray bound to loopback, without token auth files; R
     "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0",
     "RAY_AUTH_MODE": "disabled",
 }
+# Joining a cluster: Ray's defaults retry an address where no head answers 20 times, 41 s each (about 14 minutes).
+REACH_SECONDS = 5  # the head's port must accept a TCP connection within this
+JOIN_SETTINGS = {"RAY_py_gcs_connect_timeout_s": "10"}  # each try's wait for an answer; read when Ray is imported
+JOIN_TRIES = {"RAY_gcs_server_port_wait_time_s": "1"}  # one try; read by ray.init (a local head's start reads it too)
+ADDRESS_HINT = "give HOST:PORT of a running Ray cluster's head, or leave it out for a Ray on this machine"
 
 log = logging.getLogger(__name__)
 
@@ -33,6 +39,33 @@ def import_ray() -> Any:
     return ray
 
 
+def reach_head(address: str) -> None:
+    """Fail in seconds where nothing accepts a connection at HOST:PORT, before Ray's own longer tries.
+
+    'auto' and malformed addresses are left to Ray, which reads the one and explains the other.
+    """
+    host, _, port = address.rpartition(":")
+    if not host or not port.isdigit():
+        return
+    try:
+        socket.create_connection((host.strip("[]"), int(port)), timeout=REACH_SECONDS).close()
+    except OSError as error:  # refused, timed out, no route, unknown host
+        raise ClrfaceError(f"--ray-address {address}: cannot connect ({error.strerror or error}) "
+                           f"({ADDRESS_HINT})") from None
+
+
+@contextmanager
+def environment(values: Mapping[str, str]) -> Iterator[None]:
+    """Set environment variables the user has not set, for the block only (Ray reads some at each call)."""
+    added = {name: value for name, value in values.items() if name not in os.environ}
+    os.environ.update(added)
+    try:
+        yield
+    finally:
+        for name in added:
+            os.environ.pop(name, None)
+
+
 @contextmanager
 def ray_session(address: str | None = None, *, num_cpus: int | None = None) -> Iterator[Any]:
     """Yield the ray module connected to `address`, or to a new local Ray on 127.0.0.1; shut it down after.
@@ -40,11 +73,13 @@ def ray_session(address: str | None = None, *, num_cpus: int | None = None) -> I
     A Ray that this process already initialised is used as it is and left running. The local Ray
     listens on loopback only if LOCAL_SETTINGS are in the environment when Ray is first imported,
     which this function arranges unless the program imported Ray before (it then warns).
+    Joining `address` fails with one line within about 25 s where no Ray head answers there (about
+    45 s if the program imported Ray before: JOIN_SETTINGS then come too late).
     """
     if not address:
         too_late = "ray" in sys.modules and os.environ.get("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER") != "0"
-        for name, value in LOCAL_SETTINGS.items():
-            os.environ.setdefault(name, value)
+    for name, value in (JOIN_SETTINGS if address else LOCAL_SETTINGS).items():
+        os.environ.setdefault(name, value)
     ray = import_ray()
     if ray.is_initialized():
         yield ray
@@ -52,11 +87,12 @@ def ray_session(address: str | None = None, *, num_cpus: int | None = None) -> I
     temp_dir = None
     on_term = signal.getsignal(signal.SIGTERM)  # the command's (cli: Terminated), which Ray's core worker replaces
     if address:
+        reach_head(address)
         try:
-            ray.init(address=address, log_to_driver=False, logging_level=logging.WARNING)
+            with environment(JOIN_TRIES):
+                ray.init(address=address, log_to_driver=False, logging_level=logging.WARNING)
         except (ValueError, ConnectionError) as error:  # a malformed address, or no Ray cluster there
-            raise ClrfaceError(f"--ray-address {address}: {one_line(error)} (give HOST:PORT of a running Ray "
-                               "cluster's head, or leave it out for a Ray on this machine)") from error
+            raise ClrfaceError(f"--ray-address {address}: {one_line(error)} ({ADDRESS_HINT})") from error
     else:
         if too_late:
             log.warning("Ray was imported before RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER=0 was set; "

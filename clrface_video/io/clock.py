@@ -73,7 +73,8 @@ def _stamp(packet: av.Packet, clock: str) -> int | None:
 
 
 def timed_frames(container: av.container.InputContainer, stream: av.video.stream.VideoStream,
-                 rate: Fraction | None, damage: Damage | None = None) -> Iterator[av.VideoFrame]:
+                 rate: Fraction | None, damage: Damage | None = None,
+                 decoder: av.CodecContext | None = None) -> Iterator[av.VideoFrame]:
     """Decode `stream` in display order, each frame with its time (pts, in stream.time_base ticks).
 
     Where the demuxer's pts are trusted the decoder's frame pts are kept as they are. AVI and MXF frames take
@@ -82,6 +83,7 @@ def timed_frames(container: av.container.InputContainer, stream: av.video.stream
     time are spaced evenly between their timed neighbours (`rate`, frames per second, where only one side
     has one). With `damage`, a packet the decoder refuses as invalid data (a few flipped bytes in an old file)
     is passed over with a warning and counted there, as FFmpeg's players do, up to MAX_DAMAGED of them.
+    decoder: the codec context to decode with (a fresh one after a seek), when not the stream's own.
     """
     name = container.format.name
     clock = "dts" if name in DTS_CLOCK_FORMATS else "sorted" if name in SORTED_CLOCK_FORMATS else "pts"
@@ -93,7 +95,7 @@ def timed_frames(container: av.container.InputContainer, stream: av.video.stream
         if stamp is not None:
             heapq.heappush(stamps, stamp)
         try:
-            frames = packet.decode()
+            frames = decoder.decode(packet) if decoder is not None else packet.decode()
         except av.error.InvalidDataError:
             if damage is None or damage.packets >= MAX_DAMAGED or packet.pts is None:
                 raise

@@ -39,13 +39,14 @@ TRACK_END_MUXERS = frozenset({"mov", "mp4", "ipod", "3gp"})
 MATROSKA_MUXERS = frozenset({"matroska", "webm"})
 DEFAULT_LAYOUTS = {1: "mono", 2: "stereo", 3: "2.1", 4: "4.0", 5: "5.0", 6: "5.1", 7: "6.1", 8: "7.1"}
 # Tags a muxer or the source's encoder wrote about the file itself (brands, writing application, mkvmerge's
-# per-stream statistics, length, an MXF writer's identity and package ids): the output's muxer writes its
-# own. Every other tag is copied.
+# per-stream statistics, length, an MXF writer's identity and package ids, Matroska's AlphaMode): the output's
+# muxer writes its own (AlphaMode where the frames have alpha; a copied alpha_mode tag makes it say so always).
+# Every other tag is copied.
 MUXER_TAGS = frozenset({"major_brand", "minor_version", "compatible_brands", "encoder", "vendor_id", "duration",
                         "bps", "number_of_frames", "number_of_bytes", "operational_pattern_ul", "uid",
                         "generation_uid", "company_name", "product_name", "product_version", "product_version_num",
                         "product_uid", "toolkit_version_num", "application_platform", "modification_date",
-                        "material_package_umid", "file_package_umid"})
+                        "material_package_umid", "file_package_umid", "alpha_mode"})
 
 
 @dataclass(frozen=True)

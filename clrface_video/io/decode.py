@@ -1,10 +1,12 @@
 """Probe videos and stream their frames as RGB arrays with the source timestamps untouched."""
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterator
 from contextlib import ExitStack
 from dataclasses import dataclass
 from fractions import Fraction
+from functools import cache
 from itertools import chain
 from pathlib import Path
 
@@ -46,6 +48,10 @@ SWS_THREADS = 1
 # with these flags -0.02 to +0.004), a shift every restored video carried in all its pixels. It costs about
 # 13 ms more for a 1080p frame on one thread (benchmarks/yuv_to_rgb.py). 8-bit YUV only (_plain_yuv).
 YUV_TO_RGB = Interpolation.BILINEAR | Interpolation.ACCURATE_RND | Interpolation.FULL_CHR_H_INT
+# WebM keeps a VP8/VP9 frame's alpha in a second picture beside it (Matroska BlockAdditional, the track tagged
+# alpha_mode=1); FFmpeg's own vp8/vp9 decoders leave it out, libvpx's read it (yuva420p frames).
+ALPHA_DECODERS = {"vp8": "libvpx", "vp9": "libvpx-vp9"}
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -156,6 +162,37 @@ def video_stream(container: av.container.InputContainer, path: Path) -> av.video
     return moving[0]
 
 
+def frame_decoder(stream: av.video.stream.VideoStream) -> av.CodecContext:
+    """A decoder for the stream's packets: its own, or for WebM VP8/VP9 with alpha a new libvpx one (ALPHA_DECODERS)
+    so that the alpha reaches the frames; warns that it is left out where FFmpeg was built without libvpx."""
+    name = ALPHA_DECODERS.get(stream.codec_context.name)
+    tagged = any(key.lower() == "alpha_mode" and value == "1" for key, value in stream.metadata.items())
+    if name is None or not tagged:  # the key is ALPHA_MODE where a tag of that name was written too (a copy's)
+        return stream.codec_context
+    if not _can_decode(name):
+        _alpha_left_out(stream.container.name, name)
+        return stream.codec_context
+    decoder = av.CodecContext.create(name, "r")
+    decoder.thread_type = stream.codec_context.thread_type
+    return decoder
+
+
+@cache
+def _can_decode(name: str) -> bool:
+    try:
+        av.Codec(name, "r")
+    except av.error.FFmpegError:
+        return False
+    return True
+
+
+@cache
+def _alpha_left_out(path: str, decoder: str) -> None:
+    """Say once per file (it is opened to probe it, then to read it) that its alpha is not read."""
+    log.warning("%s: the video's alpha channel is left out: this FFmpeg has no %s decoder to read it",
+                Path(path).name, decoder)
+
+
 def _bit_depth(pix_fmt: str) -> int:
     try:
         return max(8, av.VideoFormat(pix_fmt).components[0].bits)
@@ -165,9 +202,11 @@ def _bit_depth(pix_fmt: str) -> int:
 
 def _first_frame(container: av.container.InputContainer, stream: av.video.stream.VideoStream,
                  path: Path) -> av.VideoFrame:
+    decoder = frame_decoder(stream)
     try:
-        for frame in container.decode(stream):
-            return frame
+        for packet in container.demux(stream):
+            for frame in decoder.decode(packet):
+                return frame
     except av.error.FFmpegError as error:
         raise InputError(f"{path.name}: cannot decode the first frame ({one_line(error)})") from error
     raise InputError(f"{path.name} has no video frames (zero-length video)")
@@ -319,7 +358,7 @@ def _seek(container: av.container.InputContainer, stream: av.video.stream.VideoS
     """The first frame decoded after a seek to the keyframe at or before `seconds` from the stream's start (None
     at the end), and the frames after it; None when the file cannot seek."""
     target = (stream.start_time or 0) + int(Fraction(seconds) / Fraction(stream.time_base))
-    frames = timed_frames(container, stream, stream_fps(stream), damage)
+    frames = timed_frames(container, stream, stream_fps(stream), damage, frame_decoder(stream))
     try:
         container.seek(target, stream=stream, backward=True)
         return next(frames, None), frames
@@ -343,7 +382,7 @@ def decoding(open_files: ExitStack, path: Path, fps: Fraction | None, start: flo
     if start_pts is not None:
         start = (start_pts - origin) * time_base
     if start is None:
-        return container, stream, timed_frames(container, stream, stream_fps(stream), damage)
+        return container, stream, timed_frames(container, stream, stream_fps(stream), damage, frame_decoder(stream))
     back = 0
     while back < start and (landed := _seek(container, stream, start - back, damage)) is not None:
         first, frames = landed

@@ -1,0 +1,78 @@
+"""--ray-address where no Ray head answers: the command ends with one line, in bounded time, and writes nothing."""
+from __future__ import annotations
+
+import socket
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.media import make_clip
+
+pytest.importorskip("ray", reason="Ray backend tests need ray: pip install -c constraints.txt \"ray[data]\"")
+
+
+def restore_at(address: str, tmp_path: Path) -> tuple[subprocess.CompletedProcess, float]:
+    """Run the command (Ray imported afresh, as a user's run does) against `address`; its result and seconds."""
+    clip = make_clip(tmp_path / "in.mp4", frames=6, audio=False)
+    start = time.monotonic()
+    done = subprocess.run([sys.executable, "-m", "clrface_video", "restore", str(clip), "-o", str(tmp_path / "out.mp4"),
+                           "--backend", "ray", "--ray-address", address, "--model", "baseline-bicubic-sharpen",
+                           "--device", "cpu"], check=False, capture_output=True, text=True, timeout=60)
+    return done, time.monotonic() - start
+
+
+@pytest.fixture
+def silent_port() -> Iterator[int]:
+    """A TCP port that accepts connections and never answers (not a Ray head); on every interface, as Ray
+    replaces 127.0.0.1 with this machine's address."""
+    server = socket.create_server(("", 0))
+    held: list[socket.socket] = []
+
+    def accept() -> None:
+        while True:
+            try:
+                held.append(server.accept()[0])
+            except OSError:
+                return
+
+    threading.Thread(target=accept, daemon=True).start()
+    try:
+        yield server.getsockname()[1]
+    finally:
+        server.close()
+        for connection in held:
+            connection.close()
+
+
+def closed_port() -> int:
+    """A loopback port that nothing listens on (connections are refused)."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def test_an_address_that_refuses_connections_fails_in_seconds(tmp_path):
+    """An address where nothing listens was retried by Ray 20 times, 41 s each (about 14 minutes)."""
+    port = closed_port()
+    done, seconds = restore_at(f"127.0.0.1:{port}", tmp_path)
+    assert done.returncode == 2, done.stderr[-2000:]
+    assert done.stderr.strip() == (f"error: --ray-address 127.0.0.1:{port}: cannot connect (Connection refused) "
+                                   "(give HOST:PORT of a running Ray cluster's head, or leave it out for a Ray "
+                                   "on this machine)")
+    assert seconds < 30 and sorted(p.name for p in tmp_path.iterdir()) == ["in.mp4"]
+
+
+@pytest.mark.slow
+def test_a_port_that_is_not_ray_fails_after_one_try(tmp_path, silent_port):
+    """A listening port that is not a Ray head took the same 20 tries of 41 s; now one try of about 21 s."""
+    done, seconds = restore_at(f"127.0.0.1:{silent_port}", tmp_path)
+    assert done.returncode == 2, done.stderr[-2000:]
+    last = done.stderr.strip().splitlines()[-1]
+    assert last.startswith(f"error: --ray-address 127.0.0.1:{silent_port}: Failed to connect to Ray cluster at ")
+    assert "Traceback" not in done.stderr
+    assert seconds < 40 and sorted(p.name for p in tmp_path.iterdir()) == ["in.mp4"]
