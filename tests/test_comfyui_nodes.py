@@ -176,7 +176,7 @@ def test_batch_as_video_tracks_one_person_without_flicker(plugin, model, astrona
     assert runs[-1][0]["keep_detail"] == 0.25 and runs[-2][0]["keep_detail"] == 1.0
     assert runs[-1][0]["strength"] is None  # 0, the default, is auto
     restore(plugin, model, images, strength=0.5)
-    assert runs[-1][0]["strength"] == 0.5 and runs[-1][0]["det_threshold"] == 0.6
+    assert runs[-1][0]["strength"] == 0.5 and runs[-1][0]["det_threshold"] is None  # 0, the default, is auto
     restore(plugin, model, images, detection_threshold=0.8)
     assert runs[-1][0]["det_threshold"] == 0.8 and runs[-1][0]["identity_guidance"] is True
     restore(plugin, model, images, identity_guidance=False)
@@ -223,3 +223,19 @@ def test_the_loader_takes_the_cpu_where_comfyui_runs_on_apple_silicon(plugin, no
     monkeypatch.setattr(nodes, "model_management", comfyui_on("mps"))
     (session,) = plugin.NODE_CLASS_MAPPINGS["CLRFaceModelLoader"]().load(BASELINE)
     assert session.device.type == "cpu"
+
+
+def test_the_detection_threshold_is_auto_by_default_as_the_clis(plugin, nodes, model, astronaut):
+    """The node's threshold was 0.6 whatever it restored: on one image it restored the sample's spacesuit (the
+    detector gives it 0.61) as a face, which `clrface-video restore` leaves alone at the photos' 0.7."""
+    from PIL import Image
+
+    assert nodes.CLRFaceRestore.INPUT_TYPES()["optional"]["detection_threshold"][1]["default"] == 0.0
+    sample = np.asarray(Image.open(Path(__file__).parents[1] / "samples" / "astronaut.jpg").convert("RGB"))
+    images = image_batch(sample, 1)
+    _, auto = restore(plugin, model, images, batch_is_video=False)
+    _, low = restore(plugin, model, images, batch_is_video=False, detection_threshold=0.6)
+    outside = torch.ones_like(auto, dtype=torch.bool)
+    outside[0, 10:210, 130:320] = False  # the face and its feathered edge
+    assert auto[0, FACE[0], FACE[1]].max() > 0 and auto[outside].max() == 0  # the face alone
+    assert low[outside].max() > 0  # asked for, 0.6 still finds the suit

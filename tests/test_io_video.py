@@ -953,7 +953,7 @@ def test_a_vp9_webm_keeps_its_alpha_channel(tmp_path, warnings_logged):
     with av.open(str(src)) as native:
         frames = list(native.decode(video=0))
     assert [f.pts for f in read] == [f.pts for f in frames]  # each lasting until the next (io.clock.lasting)
-    assert [f.duration for f in read] == [b.pts - a.pts for a, b in zip(frames, frames[1:])] + [frames[-1].duration]
+    assert [f.duration for f in read] == [b.pts - a.pts for a, b in pairwise(frames)] + [frames[-1].duration]
     assert all(np.array_equal(f.image, frame_to_array(g, False)) for f, g in zip(read, frames, strict=True))
     for codec, name in [("libvpx-vp9", "out.webm"), ("prores_ks", "out.mov")]:
         out = copy_video(src, tmp_path / name, codec=codec)

@@ -11,7 +11,7 @@ import numpy as np
 import torch
 
 from clrface_video.api import Session, load_restorer
-from clrface_video.config import DETECTORS, MAX_SMOOTHING, VIDEO_THRESHOLD, RestoreConfig
+from clrface_video.config import DETECTORS, MAX_SMOOTHING, PHOTO_THRESHOLD, VIDEO_THRESHOLD, RestoreConfig
 from clrface_video.errors import ClrfaceError
 
 try:  # ComfyUI's modules; absent when the nodes are unit-tested on their own
@@ -210,9 +210,11 @@ class CLRFaceRestore:
             "identity_guidance": ("BOOLEAN", {"default": DEFAULT.identity_guidance,
                                               "tooltip": "The method's identity guidance; off is about 5x faster on "
                                                          "a CPU and keeps a little less of the person's identity."}),
-            "detection_threshold": ("FLOAT", {"default": VIDEO_THRESHOLD, "min": 0.05, "max": 0.99, "step": 0.01,
+            "detection_threshold": ("FLOAT", {"default": 0.0, "min": 0.0, "max": 0.99, "step": 0.01,
                                               "tooltip": "Faces the detector scores below this are left alone: "
-                                                         "raise it when hands or patterns are restored as faces."}),
+                                                         "raise it when hands or patterns are restored as faces. "
+                                                         f"0 = auto: {PHOTO_THRESHOLD} for images, "
+                                                         f"{VIDEO_THRESHOLD} for a batch restored as a video."}),
         }}
 
     RETURN_TYPES = ("IMAGE", "MASK")
@@ -225,7 +227,7 @@ class CLRFaceRestore:
                 max_upscale: float, batch_is_video: bool,
                 temporal_smoothing: float = 0.0, keep_detail: float = 1.0,
                 strength: float = 0.0, identity_guidance: bool = True,
-                detection_threshold: float = 0.6) -> tuple[torch.Tensor, torch.Tensor]:
+                detection_threshold: float = 0.0) -> tuple[torch.Tensor, torch.Tensor]:
         if images.ndim != 4 or images.shape[-1] not in (3, 4):
             raise ClrfaceError(f"CLR-Face Restore takes IMAGE [B, H, W, 3 or 4], got {list(images.shape)}")
         if images.shape[0] == 0:
@@ -235,7 +237,8 @@ class CLRFaceRestore:
         options = {"fidelity": float(fidelity), "detector": detector, "min_face": int(min_face),
                    "max_upscale": float(max_upscale), "temporal_smoothing": float(temporal_smoothing),
                    "keep_detail": float(keep_detail), "strength": float(strength) if strength > 0 else None,
-                   "identity_guidance": bool(identity_guidance), "det_threshold": float(detection_threshold)}
+                   "identity_guidance": bool(identity_guidance),
+                   "det_threshold": float(detection_threshold) if detection_threshold > 0 else None}  # None: auto
         if detector == "insightface":
             options["insightface_root"] = insightface_root()
             if options["insightface_root"] is None:
