@@ -172,6 +172,13 @@ def test_unknown_detector_and_missing_insightface(tmp_path):
         make_detector("insightface")
 
 
+def test_retinaface_threads_sleep_between_frames(detector):
+    """onnxruntime's threads busy-waited after every run, taking a core from the decoder, OpenCV, torch and x264
+    between one frame's detection and the next (on a 2-core CPU the crowd clip's detection took twice as long)."""
+    assert detector.session.get_session_options().get_session_config_entry(
+        "session.intra_op.allow_spinning") == "0"
+
+
 def test_retinaface_runs_on_the_gpu_the_device_names(monkeypatch):
     """--device cuda:1 put the restorer on GPU 1 and RetinaFace on GPU 0 (onnxruntime's CUDA provider without a
     device_id). No GPU here: onnxruntime is told it has the CUDA provider and the sessions it is asked for are

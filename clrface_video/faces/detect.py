@@ -25,6 +25,7 @@ RETINAFACE_STRIDE_MULTIPLE = 32  # the input is padded to a multiple of the coar
 SMALLEST_SPAN = 10.0
 MAX_SIDE = 4096
 SMALLEST_BOX = 40  # px at the network's input: a face box under this in the whole picture is looked for finer
+SPINNING = "session.intra_op.allow_spinning"  # onnxruntime's switch for its threads' busy-waiting
 
 
 class FaceDetector(Protocol):
@@ -109,6 +110,10 @@ def _retinaface_session(use_cuda: bool, gpu: int = 0):  # -> onnxruntime.Inferen
         providers.insert(0, ("CUDAExecutionProvider", {"device_id": gpu}))  # the GPU asked for, not always the first
     options = ort.SessionOptions()
     options.log_severity_level = 3
+    # onnxruntime's worker threads busy-wait after each run for the next one; a video's detector runs once a
+    # frame between decoding, OpenCV, torch and x264's own threads, whose cores that wait took (on a shared
+    # 2-core CPU, benchmarks/stage_times.py: hamilton 3 s, 106-121 -> 56-71 ms a frame, the same output)
+    options.add_session_config_entry(SPINNING, "0")
     return ort.InferenceSession(WEIGHTS, sess_options=options, providers=providers)
 
 
