@@ -4,8 +4,9 @@
 
 Detection and tracking as `clrface-video restore` runs them (shot cuts end tracks; a face scored under the
 threshold but within the video floor counts when it continues a track), without restoring anything. A
-share under 1 is a face scored under the threshold, fading out instead of being left alone; "-" is a
-frame where the track's face was not found.
+share is what is pasted, as the restore's story computes it: under 1 for a face scored under the threshold,
+fading out instead of being left alone, and moved at most 1/8 a frame (story.WeightRamp), so a track found
+mid-shot fades in; "-" is a frame where the track's face was not found.
 """
 from __future__ import annotations
 
@@ -37,8 +38,8 @@ def main() -> None:
         image = to_uint8(frame.image)
         indices.append(frame.index)
         for face in story.tracking.update(frame.index, story.detector.detect(image), image):
-            seen.setdefault(face.track_id, {})[frame.index] = (face.face.score,
-                                                               story.paste_weight(face.landmarks, face.face.score))
+            share = story.tracking.ramp(face.track_id, frame.index, story.paste_weight(face.landmarks, face.face.score))
+            seen.setdefault(face.track_id, {})[frame.index] = (face.face.score, share)
     print(f"{args.video.name}: frames {indices[0]}-{indices[-1]}, threshold {config.det_threshold}, video floor "
           f"{config.detection_floor(video=True):.2f}")
     for track, faces in seen.items():
