@@ -259,9 +259,21 @@ def restore_path(input: str | Path, output: str | Path | None = None, config: Re
         return restore_folder(source, output, config, progress=progress, models_for=models_for)
     if video and models_for is not None:
         resolve_paths(source, output)  # check the paths before the identity encoder loads
+    if not video:
+        _say_video_only(source, config or RestoreConfig())
     models = None if models_for is None else models_for(video)
     job = restore_video if video else restore_image
     return job(source, output, config, progress=progress, models=models)
+
+
+def _say_video_only(source: Path, config: RestoreConfig) -> None:
+    """Warn that video encoder options given for a photo are not used (in a folder they are its videos')."""
+    given = [name for name, asked in (("--codec", config.codec != RestoreConfig.codec),
+                                      ("--crf", config.crf != RestoreConfig.crf),
+                                      ("--preset", config.preset is not None)) if asked]
+    if given:
+        log.warning("%s: %s %s for video; a photo is written in its own format, or the one -o names", source.name,
+                    ", ".join(given), "is" if len(given) == 1 else "are")
 
 
 def check_image(image: Any, where: str) -> np.ndarray:

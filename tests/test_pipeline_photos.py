@@ -820,3 +820,19 @@ def test_a_link_into_or_out_of_the_output_folder_is_never_followed(tmp_path, ast
         f"2009/a.jpg: {out / '2009'} in the output folder is a link to {library / '2009'}, {why}",
         f"album/b.jpg: {out / 'album'} in the output folder is a link to {elsewhere / 'album'}, {why}"]
     assert f"skipped restored: a link into the output folder {out}" in [r.getMessage() for r in warnings_logged.records]
+
+
+def test_video_encoder_options_given_for_a_photo_are_said_to_be_unused(tmp_path, astronaut, warnings_logged):
+    """`restore photo.jpg --codec libx265 --crf 30` wrote the JPEG without a word about the two options; a folder's
+    photos say nothing (there the options are its videos')."""
+    source = tmp_path / "a.png"
+    Image.fromarray(astronaut).save(source)
+    report = restore_path(source, tmp_path / "b.png", replace(BASELINE, codec="libx265", crf=30))
+    assert report.images == 1 and (tmp_path / "b.png").is_file()
+    assert "a.png: --codec, --crf are for video; a photo is written in its own format" in warnings_logged.text
+    warnings_logged.clear()
+    restore_path(source, tmp_path / "c.png", BASELINE)
+    (tmp_path / "album").mkdir()
+    Image.fromarray(astronaut).save(tmp_path / "album" / "d.png")
+    restore_path(tmp_path / "album", tmp_path / "out", replace(BASELINE, codec="libx265"))
+    assert "for video" not in warnings_logged.text
