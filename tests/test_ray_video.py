@@ -73,6 +73,23 @@ def test_a_clip_with_alpha_is_refused_before_any_work(tmp_path):
     assert sorted(p.name for p in tmp_path.iterdir()) == ["keyed.mkv"]
 
 
+@pytest.mark.parametrize("output", ["out.mkv", "out.avi"])
+def test_what_segments_cannot_carry_is_refused_before_ray_starts(tmp_path, monkeypatch, output):
+    """An alpha channel or an .avi output was refused only once a private Ray had started (about 15 s)."""
+    from clrface_video import distributed
+    from clrface_video.errors import ClrfaceError
+    from tests.media import make_alpha_clip
+
+    def no_ray(*args, **kwargs):
+        raise AssertionError("Ray was started")
+
+    monkeypatch.setattr(distributed, "ray_session", no_ray)
+    clip, _ = make_alpha_clip(tmp_path / "keyed.mkv", size=(128, 96))
+    with pytest.raises(ClrfaceError, match="alpha channel|cannot write .avi"):
+        restore_path_ray(clip, tmp_path / output, config())
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["keyed.mkv"]
+
+
 @pytest.mark.parametrize("suffix", [".avi", ".gif"])
 def test_outputs_segments_cannot_make_are_refused_before_any_work(clip, tmp_path, suffix):
     from clrface_video.errors import ClrfaceError

@@ -15,7 +15,7 @@ from ..report import Progress, RestoreReport
 from ..restore.base import check_model_name
 from .cluster import ray_session, run_all, start_workers
 from .photos import restore_folder_ray
-from .video import restore_video_ray
+from .video import ray_codec, restore_video_ray
 
 __all__ = ["ray_session", "restore_folder_ray", "restore_path_ray", "restore_video_ray", "start_workers"]
 
@@ -45,9 +45,10 @@ def restore_path_ray(input: str | Path, output: str | Path | None = None, config
                            "animated WebP (read by Pillow) has none of; restore it with --backend local")
     if video:  # check the input before starting Ray
         source, target = resolve_paths(source, output)
-        probe_video(source)
+        info = probe_video(source)
         if target.exists() and not config.overwrite:
             return already_done(source, target, "video", config, local=False)
+        ray_codec(target, info, config)  # what segments cannot carry, said before Ray starts (15 s on a CPU)
     with ray_session(address) as ray:
         actors = start_workers(ray, config, video=video, workers=workers if video or source.is_dir() else 1)
         try:

@@ -108,15 +108,9 @@ class JobFolder:
         shutil.rmtree(self.path, ignore_errors=True)
 
 
-def restore_video_ray(ray: Any, actors: list[Any], input: str | Path, output: str | Path | None = None,
-                      config: RestoreConfig | None = None, *, progress: Progress | None = None) -> RestoreReport:
-    """Restore a video on the worker actors; the output matches restore_video's frames, timestamps and streams."""
-    config = config or RestoreConfig()
-    start = time.perf_counter()
-    source, target = resolve_paths(input, output)  # 0 check the input before any work
-    info = probe_video(source)
-    if target.exists() and not config.overwrite:
-        return already_done(source, target, "video", config, local=False)
+def ray_codec(target: Path, info: VideoInfo, config: RestoreConfig) -> str:
+    """The encoder of a video job on Ray, or a one-line error for what its segments cannot carry (an alpha
+    channel, .avi, a GIF or animated PNG, a container that cannot hold the codec); asked before Ray starts."""
     if target.suffix.lower() == ".avi":
         raise ClrfaceError("--backend ray cannot write .avi (segments are joined with B-frames); use .mp4 or .mkv")
     if info.alpha:
@@ -131,6 +125,19 @@ def restore_video_ray(ray: Any, actors: list[Any], input: str | Path, output: st
     if not container_takes(target.suffix, codec):  # before the segments are restored, not when they are joined
         raise ClrfaceError(f"a {target.suffix} file cannot hold {codec} video; use {other_containers(target)}, "
                            "or another --codec")
+    return codec
+
+
+def restore_video_ray(ray: Any, actors: list[Any], input: str | Path, output: str | Path | None = None,
+                      config: RestoreConfig | None = None, *, progress: Progress | None = None) -> RestoreReport:
+    """Restore a video on the worker actors; the output matches restore_video's frames, timestamps and streams."""
+    config = config or RestoreConfig()
+    start = time.perf_counter()
+    source, target = resolve_paths(input, output)  # 0 check the input before any work
+    info = probe_video(source)
+    if target.exists() and not config.overwrite:
+        return already_done(source, target, "video", config, local=False)
+    codec = ray_codec(target, info, config)
     target.parent.mkdir(parents=True, exist_ok=True)
     job = JobFolder(source, target, config, codec)
     job.open()
