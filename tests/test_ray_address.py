@@ -1,6 +1,7 @@
 """--ray-address where no Ray head answers: the command ends with one line, in bounded time, and writes nothing."""
 from __future__ import annotations
 
+import importlib.util
 import socket
 import subprocess
 import sys
@@ -13,7 +14,10 @@ import pytest
 
 from tests.media import make_clip
 
-pytest.importorskip("ray", reason="Ray backend tests need ray: pip install -c constraints.txt \"ray[data]\"")
+# Ray is looked for, not imported: imported here, at collection, it would read its settings before tests.ray_local
+# sets them, and the tests' own local Ray would listen on every interface (test_ray_photos checks it does not)
+if importlib.util.find_spec("ray") is None:
+    pytest.skip("Ray backend tests need ray: pip install -c constraints.txt \"ray[data]\"", allow_module_level=True)
 
 
 def restore_at(address: str, tmp_path: Path) -> tuple[subprocess.CompletedProcess, float]:
