@@ -1378,5 +1378,6 @@ def test_codec_auto_writes_an_hdr_source_as_hevc_and_sdr_as_h264(tmp_path, color
     with av.open(str(out)) as container:
         stream = container.streams.video[0]
         assert stream.codec_context.name == codec and stream.codec_context.color_trc == color[1]
+        assert stream.codec_context.codec_tag == ("hvc1" if codec == "hevc" else "avc1")  # what Apple plays
     assert probe_video(out).bit_depth == 10
     assert auto_codec(Path("x.webm"), probe_video(src)) == "libvpx-vp9"  # a container's own codec still comes first

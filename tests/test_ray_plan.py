@@ -287,3 +287,18 @@ def test_joined_segments_of_a_variable_rate_keep_each_frames_own_length(tmp_path
     assert float(max(pts + duration for pts, duration in joined)) == pytest.approx(end, abs=1.5e-3)
     if output == ".mkv":  # an MP4 stores the steps between decode times, and the last frame's length
         assert [float(d) for _, d in joined] == pytest.approx([float(d) for _, d in local], abs=1.5e-3)
+
+
+def test_joined_hevc_segments_are_tagged_hvc1_in_mp4(tmp_path):
+    """The joiner's stream, made from a segment's, came out hev1 (its tag is not copied): Apple's players refuse it."""
+    from clrface_video.distributed.segments import join_segments, segment_suffix
+    from tests.media import BT2020_PQ
+
+    clip = make_clip(tmp_path / "hdr.mkv", frames=6, size=(128, 96), gop=3, audio=False, codec="libx265",
+                     bit_depth=10, color=BT2020_PQ)
+    out = tmp_path / "joined.mp4"
+    paths, expected = encoded_segments(clip, segment_suffix(out, "libx265"))  # --codec auto: HEVC for PQ
+    join_segments(paths, expected, out, clip, probe_video(clip))
+    with av.open(str(out)) as container:
+        video = container.streams.video[0].codec_context
+        assert (video.name, video.codec_tag) == ("hevc", "hvc1")

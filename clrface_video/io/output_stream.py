@@ -17,6 +17,8 @@ from clrface_video.io.side_data import Hdr10
 log = logging.getLogger(__name__)
 
 AUTO_CODECS = {".webm": "libvpx-vp9", ".dv": "dvvideo"}  # containers that hold no H.264
+# MP4/QuickTime muxers tag HEVC hev1 by default, which Apple's players (QuickTime, Safari, iOS) refuse: hvc1
+HVC1_MUXERS = frozenset({"mov", "mp4", "ipod"})
 HDR_TRANSFERS = frozenset({16, 18})  # AVColorTransferCharacteristic: SMPTE ST 2084 (PQ), ARIB STD-B67 (HLG)
 CFR_CONTAINERS = frozenset({"avi"})  # containers that time frames by their count at one rate
 MXF_RATES = frozenset(Fraction(n, d) for n, d in ((24000, 1001), (24, 1), (25, 1), (30000, 1001), (30, 1),
@@ -164,6 +166,13 @@ def check_codec(codec: str) -> str:
     return found.name
 
 
+def tag_for_apple(out: av.container.OutputContainer, stream: av.video.stream.VideoStream) -> None:
+    """HEVC in an MP4 or QuickTime file tagged hvc1 (parameter sets in the sample description), which Apple's
+    players need; FFmpeg's muxers write hev1 unless told."""
+    if stream.codec_context.codec.canonical_name == "hevc" and out.format.name.split(",")[0] in HVC1_MUXERS:
+        stream.codec_tag = "hvc1"
+
+
 def add_video_stream(out: av.container.OutputContainer, info: VideoInfo, codec: str, crf: int,
                       pix_fmt: str | None = None, preset: str | None = None) -> av.video.stream.VideoStream:
     if codec == DV_CODEC and pix_fmt is None:  # DV's fixed sizes and rates are checked before any stream is added
@@ -172,6 +181,7 @@ def add_video_stream(out: av.container.OutputContainer, info: VideoInfo, codec: 
         stream = out.add_stream(codec, rate=info.fps or Fraction(25))
     except ValueError as error:
         raise ClrfaceError(f"{one_line(error)}; use {other_containers(out.name)}, or another --codec") from error
+    tag_for_apple(out, stream)
     stream.width, stream.height = info.width, info.height
     stream.pix_fmt = pix_fmt or choose_pix_fmt(codec, info.bit_depth, info.width, info.height, info.alpha,
                                                info.pix_fmt)
