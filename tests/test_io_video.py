@@ -314,7 +314,8 @@ def test_round_trip_keeps_frames_pts_and_audio_bytes(tmp_path, suffix, vfr):
 @pytest.mark.parametrize("suffix", [".mkv", ".mp4"])
 def test_a_vfr_stretchs_last_frame_lasts_until_the_sources_next_frame(tmp_path, suffix):
     """Matroska gives each frame of a variable rate the track's default duration (1/24 s here), so a stretch's
-    last frame, shown 83 ms in the source, was written 41 ms long: the output ended 42 ms early."""
+    last frame, shown 83 ms in the source, was written 41 ms long: the output ended 21 ms before the stretch's
+    end (0.25 s), where it now ends (and no later: the frame's next one comes at 271 ms)."""
     src = make_clip(tmp_path / "in.mkv", frames=12, size=SMALL, vfr=True, audio=False)
     source = pts_of(src)[:6]  # ms: 0, 42, 125, 146, 188, 271
     span = TimeSpan(0.0, 0.25)
@@ -322,10 +323,10 @@ def test_a_vfr_stretchs_last_frame_lasts_until_the_sources_next_frame(tmp_path, 
         for frame in read_frames(src, span=span):
             writer.write(frame)
     with av.open(str(writer.output)) as out:
-        assert out.duration == source[5] * 1000  # microseconds
+        assert out.duration == 250 * 1000  # microseconds: the stretch's end, inside the last frame's 83 ms
     if suffix == ".mkv":  # each block keeps its frame's duration (an MP4 stores steps between dts)
         assert [(f.pts, f.duration) for f in read_frames(writer.output)] == \
-            [(pts, after - pts) for pts, after in pairwise(source)]
+            [(pts, after - pts) for pts, after in pairwise(source[:5])] + [(188, 250 - 188)]
 
 
 class _LacedAudio:
@@ -1381,3 +1382,14 @@ def test_codec_auto_writes_an_hdr_source_as_hevc_and_sdr_as_h264(tmp_path, color
         assert stream.codec_context.codec_tag == ("hvc1" if codec == "hevc" else "avc1")  # what Apple plays
     assert probe_video(out).bit_depth == 10
     assert auto_codec(Path("x.webm"), probe_video(src)) == "libvpx-vp9"  # a container's own codec still comes first
+
+
+def test_a_stretchs_last_frame_is_shown_to_the_stretchs_end_not_past_it(tmp_path):
+    """Each frame lasts until the source's next one, but a stretch that ends inside a long gap of a variable
+    rate wrote its last frame on to the next frame's time: the video ran past --duration, and past the audio."""
+    clip = make_clip(tmp_path / "vfr.mkv", frames=12, size=SMALL, audio=False, vfr=True)
+    whole = [(f.pts, f.duration) for f in read_frames(clip)]
+    assert (188, 83) in whole  # a frame shown 83 ms, its next at 271 ms
+    stretch = [(f.pts, f.duration) for f in read_frames(clip, span=TimeSpan(0.15, 0.23))]
+    assert stretch == [(188, 42)]  # to 230 ms, the stretch's end
+    assert [(f.pts, f.duration) for f in read_frames(clip, span=TimeSpan(0.15, 0.3))] == [(188, 83), (271, 21), (292, 8)]

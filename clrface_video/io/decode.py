@@ -444,6 +444,9 @@ def read_frames(path: Path | str, deint: str | None = None, fps: Fraction | None
                         raise InputError(f"{path.name} has no frame from {span.start:g} s to {float(span.end):g} s "
                                          "(--start and --duration fall between two frames; give a longer --duration)")
                     return  # the rest of the file is not read, so it is not checked either
+                if span.end is not None and frame.pts is not None and frame.duration:  # shown to the next frame,
+                    room = (Fraction(span.end) - seconds) / time_base  # but not past the stretch (a VFR gap)
+                    frame.duration = max(1, min(frame.duration, round(room)))
             if high_depth is None:
                 high_depth = _bit_depth(frame.format.name) > 8
             image = frame_to_array(frame, high_depth, reformatter, alpha=alpha)
