@@ -306,7 +306,7 @@ def test_a_photo_past_the_size_limit_is_named_in_one_line(tmp_path):
     album.mkdir()
     huge = album / "panorama.png"
     huge.write_bytes(_png_claiming(25000, 16400))
-    line = ("panorama.png is 25000 x 16400 pixels (410 MP), more than the 400 MP restore takes (18-30 bytes of "
+    line = ("panorama.png is 25000 x 16400 pixels (410,000,000), more than the 400,000,000 restore takes (18-30 bytes of "
             "memory a pixel); scale it down or cut it into parts")
     assert_refused(tmp_path, huge, line)
     Image.fromarray(astronaut()).save(album / "face.jpg")

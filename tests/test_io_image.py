@@ -637,3 +637,20 @@ def test_cmyk_keeps_its_black_where_nothing_changed_and_as_far_as_it_can_where_a
     assert np.all(face[..., 3] <= inks[20:50, 10:40, 3]) and face[..., 3].mean() > 0.5 * inks[20:50, 10:40, 3].mean()
     shown = np.asarray(Image.fromarray(written, "CMYK").convert("RGB")).astype(np.int16)
     assert np.abs(shown[20:50, 10:40] - restored[20:50, 10:40]).max() <= 1  # the new colour reads back
+
+
+@pytest.mark.parametrize(("gamma", "warned"), [(100000, True), (45455, False)])
+def test_a_png_whose_gamma_is_not_srgb_says_so_when_written_as_another_format(tmp_path, rgb, warnings_logged,
+                                                                              gamma, warned):
+    """A linear PNG (gAMA 1.0) written as a JPEG lost its gamma without a word, and looks darker in colour-managed
+    viewers; sRGB's own gamma (what they assume anyway) is dropped quietly."""
+    from clrface_video.io.photo_write import fit_format
+
+    path = tmp_path / "lin.png"
+    Image.fromarray(rgb).save(path)
+    photo = read_photo(add_png_chunks(path, [(b"gAMA", struct.pack(">I", gamma))]))
+    fit_format(photo, "JPEG", "lin.png")
+    assert ("gamma and primaries (gAMA, cHRM) left out" in warnings_logged.text) == warned
+    warnings_logged.clear()
+    fit_format(photo, "PNG", "lin.png")
+    assert "gAMA" not in warnings_logged.text

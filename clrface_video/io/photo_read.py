@@ -140,8 +140,8 @@ def check_size(image: Image.Image, path: Path) -> None:
     """InputError naming the size of a picture past MAX_PIXELS, checked before it is decoded."""
     width, height = image.size
     if width * height > MAX_PIXELS:
-        raise InputError(f"{path.name} is {width} x {height} pixels ({width * height / 1e6:.0f} MP), more than the "
-                         f"{MAX_PIXELS // 1_000_000} MP restore takes (18-30 bytes of memory a pixel); scale it down "
+        raise InputError(f"{path.name} is {width} x {height} pixels ({width * height:,}), more than the "
+                         f"{MAX_PIXELS:,} restore takes (18-30 bytes of memory a pixel); scale it down "
                          "or cut it into parts")
 
 

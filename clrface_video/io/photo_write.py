@@ -71,9 +71,24 @@ def fit_format(photo: Photo, fmt: str, name: str = "") -> Photo:
     if depth == 8 and not can_write(written, fmt):
         mode = "L" if gray and can_write("L", fmt) else "RGB"
         changes.append(f"mode {written} to {mode}")
+    if fmt != "PNG" and photo.icc is None and not _srgb_like(photo):
+        changes.append("its PNG gamma and primaries (gAMA, cHRM) left out, which it has no place for: "
+                       "colour-managed viewers will show it as sRGB")
     if changes:
         log.warning("%s: written as %s with %s", name or "photo", fmt, ", ".join(changes))
     return replace(photo, image=image, alpha=alpha, mode=mode, bit_depth=depth, format=fmt)
+
+
+SRGB_GAMMA = 1 / 2.2  # a PNG's gAMA for sRGB (0.45455)
+SRGB_CHROMATICITY = (0.3127, 0.3290, 0.64, 0.33, 0.30, 0.60, 0.15, 0.06)  # white point, red, green, blue (x, y)
+
+
+def _srgb_like(photo: Photo) -> bool:
+    """Whether a PNG's gAMA and cHRM (if any) say what a viewer assumes anyway without them: sRGB."""
+    gamma_ok = photo.gamma is None or abs(photo.gamma - SRGB_GAMMA) < 0.005
+    primaries_ok = photo.chromaticity is None or \
+        all(abs(a - b) < 0.005 for a, b in zip(photo.chromaticity, SRGB_CHROMATICITY, strict=False))
+    return gamma_ok and primaries_ok
 
 
 def _written_mode(mode: str, alpha: bool, depth: int) -> str:
