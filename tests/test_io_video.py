@@ -1393,3 +1393,14 @@ def test_a_stretchs_last_frame_is_shown_to_the_stretchs_end_not_past_it(tmp_path
     stretch = [(f.pts, f.duration) for f in read_frames(clip, span=TimeSpan(0.15, 0.23))]
     assert stretch == [(188, 42)]  # to 230 ms, the stretch's end
     assert [(f.pts, f.duration) for f in read_frames(clip, span=TimeSpan(0.15, 0.3))] == [(188, 83), (271, 21), (292, 8)]
+
+
+def test_a_start_within_the_last_frame_is_told_apart_from_one_past_the_end(tmp_path):
+    """A one-frame clip (0 to 0.04 s) with --start 0.01 was told 'no frames from 0.01 s on: it ends at 0.04 s
+    (--start is past its end)', which the message itself contradicts: a stretch begins at a frame."""
+    clip = make_clip(tmp_path / "one.mkv", frames=1, size=SMALL, fps=25, audio=False)
+    with pytest.raises(InputError, match=r"^one.mkv has no frame starting at 0.01 s or later: its last frame starts "
+                                         r"at 0 s \(give an earlier --start\)$"):
+        list(read_frames(clip, span=TimeSpan(0.01, None)))
+    with pytest.raises(InputError, match=r"no frames from 0.5 s on: it ends at 0.04 s \(--start is past its end\)$"):
+        list(read_frames(clip, span=TimeSpan(0.5, None)))
