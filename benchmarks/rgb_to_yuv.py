@@ -63,8 +63,9 @@ def main() -> None:
 
     paths: list[tuple[str, Callable[[VideoReformatter, av.VideoFrame, int], av.VideoFrame]]] = [
         ("swscale alone", swscale)]
-    if args.full_range and wide_format(pix_fmt) is not None:
-        paths.append(("io.full_range", lambda r, rgb, m: to_full_range(r, rgb, pix_fmt, m)))
+    wide = wide_format(pix_fmt)
+    if args.full_range and wide is not None:
+        paths.append(("io.full_range", lambda r, rgb, m: to_full_range(r, rgb, pix_fmt, wide, m)))
     for label, convert in paths:
         reformatter, shifts, seconds = VideoReformatter(), [], []
         for source, rgb in zip(sources, rgbs, strict=True):

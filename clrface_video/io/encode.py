@@ -129,6 +129,7 @@ class VideoWriter:
         self._video: av.video.stream.VideoStream | None = None
         self._copied: CopiedStreams | None = None  # the source's audio, subtitles and data
         self._pix_fmt = ""
+        self._wide: str | None = None  # full-range output: its 16-bit twin format (io.full_range), set once
         self._palette: PaletteFilter | None = None  # a GIF's per-frame palettes
         self._delays: dict[int, int] = {}  # frame durations by pts, for packets that come out without them
         self._last_delay: Fraction | None = None  # seconds the last frame of a GIF or APNG is shown
@@ -194,6 +195,7 @@ class VideoWriter:
         self.codec = check_codec(self.codec)
         self._video = add_video_stream(self._out, self.info, self.codec, self.crf, pix_fmt, self.preset)
         self._pix_fmt = self._video.pix_fmt
+        self._wide = wide_format(self._pix_fmt) if self.info.color_range == RANGE_JPEG else None
         if self._pix_fmt == "pal8":
             self._palette = PaletteFilter(self.info.width, self.info.height, self._video.codec_context.time_base)
         self._open_source()
@@ -304,8 +306,8 @@ class VideoWriter:
             matrix = SWS_MATRIX.get(yuv_colorspace(self.info.colorspace, self._pix_fmt), SWS_BT601)
             # Everything explicit, one swscale thread (see SWS_THREADS); transfer and primaries are only
             # tagged below, never converted.
-            if self.info.color_range == RANGE_JPEG and wide_format(self._pix_fmt) is not None:
-                yuv = to_full_range(self._reformatter, rgb, self._pix_fmt, matrix)  # chroma rounded, not cut
+            if self._wide is not None:
+                yuv = to_full_range(self._reformatter, rgb, self._pix_fmt, self._wide, matrix)  # chroma rounded
             else:
                 yuv = self._reformatter.reformat(
                     rgb, format=self._pix_fmt, src_colorspace=matrix, dst_colorspace=matrix,

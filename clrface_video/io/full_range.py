@@ -28,20 +28,21 @@ def wide_format(pix_fmt: str) -> str | None:
         [(c.width, c.height) for c in av.VideoFormat(pix_fmt, 16, 16).components] else None
 
 
-def to_full_range(reformatter: VideoReformatter, rgb: av.VideoFrame, pix_fmt: str, matrix: int) -> av.VideoFrame:
-    """`rgb` as a full-range `pix_fmt` frame (wide_format(pix_fmt) must not be None), chroma unbiased.
+def to_full_range(reformatter: VideoReformatter, rgb: av.VideoFrame, pix_fmt: str, wide: str,
+                  matrix: int) -> av.VideoFrame:
+    """`rgb` as a full-range `pix_fmt` frame by way of `wide`, its wide_format (not None), chroma unbiased.
 
     Why: swscale's RGB to full-range 8-bit or 10-bit YUV truncates chroma instead of rounding it, with any flags
     (RGB 139,152,171 gives Cb 139 and Cr 119 where BT.601 says 139.69 and 119.96; 10-bit neutral grey gives 511),
     so every restored full-range video came out about half a code value low in Cb and Cr, a green cast that grew
     with each run (benchmarks/rgb_to_yuv.py). At 16 bits its values are right; they are rounded to the output depth
     here by the full-range definition, scale 2^n - 1 about the chroma centre 2^(n-1)."""
-    wide = reformatter.reformat(rgb, format=wide_format(pix_fmt), src_colorspace=matrix, dst_colorspace=matrix,
+    deep = reformatter.reformat(rgb, format=wide, src_colorspace=matrix, dst_colorspace=matrix,
                                 src_color_range=RANGE_JPEG, dst_color_range=RANGE_JPEG, threads=SWS_THREADS)
     out = av.VideoFrame(rgb.width, rgb.height, pix_fmt)
     top = (1 << av.VideoFormat(pix_fmt).components[0].bits) - 1
     dtype = np.uint8 if top < 256 else np.dtype("<u2")
-    for index, (source, target) in enumerate(zip(wide.planes, out.planes, strict=True)):
+    for index, (source, target) in enumerate(zip(deep.planes, out.planes, strict=True)):
         samples = np.frombuffer(source, "<u2").reshape(source.height, -1)[:, :source.width].astype(np.uint32)
         # round(v * top / 65535), and for chroma round(2^(n-1) + (v - 32768) * top / 65535), in integers, in place
         offset = (1 << (DEEP - 1)) - 1

@@ -133,11 +133,11 @@ def to_cmyk(rgb: np.ndarray, like: Photo) -> np.ndarray:
         return np.asarray(Image.fromarray(rgb).convert("CMYK"))
     inks = like.cmyk.copy()
     changed = np.any(rgb != like.image, axis=-1)
-    colour = rgb[changed].astype(np.float32)
-    black = np.minimum(like.cmyk[changed][:, 3].astype(np.float32), 255.0 - colour.max(axis=1))
+    colour, source = rgb[changed].astype(np.float32), like.cmyk[changed]
+    black = np.minimum(source[:, 3].astype(np.float32), 255.0 - colour.max(axis=1))
     light = 255.0 - black  # Pillow: channel = (255 - K) * (255 - ink) / 255
     cmy = 255.0 - 255.0 * colour / np.maximum(light, 1.0)[:, None]
-    cmy[light < 1.0] = like.cmyk[changed][light < 1.0, :3]  # full black shows no other ink: the source's stays
+    cmy[light < 1.0] = source[light < 1.0, :3]  # full black shows no other ink: the source's stays
     inks[changed] = np.rint(np.clip(np.column_stack([cmy, black]), 0, 255)).astype(np.uint8)
     return inks
 
