@@ -117,6 +117,13 @@ def test_the_local_ray_listens_on_loopback_only(ray_cluster):
     assert all(re.match(r"(127\.0\.0\.1|\[::ffff:127\.0\.0\.1\]|\[::1\]):\d+$", address) for address in ours), ours
 
 
+def test_a_ray_head_passes_the_grpc_check(ray_cluster):
+    """The check that tells a Ray head from another server lets a real head's GCS address through."""
+    from clrface_video.distributed.cluster import reach_head
+
+    reach_head(ray_cluster.get_runtime_context().gcs_address)
+
+
 def test_a_link_out_of_the_output_tree_is_not_written_through_on_ray(ray_cluster, tmp_path, astronaut):
     """As locally: with out/2009 a link to the input's 2010, --overwrite had a worker write the restored copy of
     2009/a.png over the original 2010/a.png (another photo: the check that an output is not its input passed)."""

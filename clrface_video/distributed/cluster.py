@@ -26,6 +26,8 @@ LOCAL_SETTINGS = {  # a local Ray bound to loopback, without token auth files; R
 REACH_SECONDS = 5  # the head's port must accept a TCP connection within this
 JOIN_SETTINGS = {"RAY_py_gcs_connect_timeout_s": "10"}  # each try's wait for an answer; read when Ray is imported
 JOIN_TRIES = {"RAY_gcs_server_port_wait_time_s": "1"}  # one try; read by ray.init (a local head's start reads it too)
+# what an HTTP/2 client sends first: the fixed preface, then an empty SETTINGS frame (RFC 9113, section 3.4)
+HTTP2_PREFACE = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n" + bytes([0, 0, 0, 4, 0, 0, 0, 0, 0])
 ADDRESS_HINT = "give HOST:PORT of a running Ray cluster's head, or leave it out for a Ray on this machine"
 
 log = logging.getLogger(__name__)
@@ -40,18 +42,40 @@ def import_ray() -> Any:
 
 
 def reach_head(address: str) -> None:
-    """Fail in seconds where nothing accepts a connection at HOST:PORT, before Ray's own longer tries.
+    """Fail in seconds where nothing at HOST:PORT accepts a connection, or nothing there speaks gRPC as a Ray
+    head's GCS does, before Ray's own longer tries (which also print Ray's C++ warnings for the second).
 
-    'auto' and malformed addresses are left to Ray, which reads the one and explains the other.
+    'auto' and malformed addresses are left to Ray, which reads the one and explains the other; so is a cluster
+    with TLS on (RAY_USE_TLS), whose handshake comes before any gRPC.
     """
     host, _, port = address.rpartition(":")
     if not host or not port.isdigit():
         return
     try:
-        socket.create_connection((host.strip("[]"), int(port)), timeout=REACH_SECONDS).close()
+        with socket.create_connection((host.strip("[]"), int(port)), timeout=REACH_SECONDS) as connection:
+            speaks = os.environ.get("RAY_USE_TLS", "0").lower() in ("1", "true") or answers_grpc(connection)
     except OSError as error:  # refused, timed out, no route, unknown host
         raise ClrfaceError(f"--ray-address {address}: cannot connect ({error.strerror or error}) "
                            f"({ADDRESS_HINT})") from None
+    if not speaks:
+        raise ClrfaceError(f"--ray-address {address}: something listens there but it is not a Ray head "
+                           f"(no gRPC answer within {REACH_SECONDS} s) ({ADDRESS_HINT})")
+
+
+def answers_grpc(connection: socket.socket) -> bool:
+    """Whether the server on `connection` answers an HTTP/2 client preface with its SETTINGS frame, as every
+    gRPC server (a Ray head's GCS among them) does at once; False on silence, another protocol or a close."""
+    connection.sendall(HTTP2_PREFACE)
+    header = b""
+    try:
+        while len(header) < 9:  # a frame header: 3 bytes of length, its type, flags, 4 bytes of stream id
+            chunk = connection.recv(9 - len(header))
+            if not chunk:
+                return False
+            header += chunk
+    except TimeoutError:
+        return False
+    return header[3] == 0x04 and header[4] & 0x01 == 0  # SETTINGS, not an ACK
 
 
 @contextmanager
@@ -73,8 +97,9 @@ def ray_session(address: str | None = None, *, num_cpus: int | None = None) -> I
     A Ray that this process already initialised is used as it is and left running. The local Ray
     listens on loopback only if LOCAL_SETTINGS are in the environment when Ray is first imported,
     which this function arranges unless the program imported Ray before (it then warns).
-    Joining `address` fails with one line within about 25 s where no Ray head answers there (about
-    45 s if the program imported Ray before: JOIN_SETTINGS then come too late).
+    Joining `address` fails with one line within 5 s where nothing there answers in gRPC as a Ray head
+    does; a gRPC server that is not one is left to Ray's single try (JOIN_SETTINGS, which come too late
+    where the program imported Ray before).
     """
     if not address:
         too_late = "ray" in sys.modules and os.environ.get("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER") != "0"
