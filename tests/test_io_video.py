@@ -495,6 +495,21 @@ def test_a_german_track_keeps_its_language_in_mov(tmp_path):
         assert container.streams.audio[0].metadata.get("language") == "deu"
 
 
+@pytest.mark.parametrize("suffix", [".mp4", ".mov", ".mkv"])
+def test_an_mp4_tracks_title_is_kept(tmp_path, suffix):
+    """Named audio tracks ("English", "Commentary") of an MP4 came back untitled: the demuxer calls the title
+    `name`, which no muxer writes."""
+    src = make_clip(tmp_path / "in.mp4", frames=6, size=SMALL)
+    named = tmp_path / "named.mp4"
+    with av.open(str(src)) as source, av.open(str(named), "w") as out:
+        copies = {s.index: out.add_stream_from_template(s) for s in source.streams}
+        copies[1].metadata["title"] = "Commentary"
+        mux_all(source, out, copies)
+    with av.open(str(copy_video(named, tmp_path / f"out{suffix}"))) as container:
+        tags = container.streams.audio[0].metadata
+        assert tags.get("title" if suffix == ".mkv" else "name") == "Commentary" and len(container.streams) == 2
+
+
 def test_overlapping_cues_in_mov_text_are_shown_together_not_pushed_later(tmp_path):
     clip = make_clip(tmp_path / "in.mkv", frames=24, size=SMALL)
     src = add_srt_cues(clip, tmp_path / "subs.mkv",  # the second overlaps both others

@@ -231,6 +231,14 @@ def _kept_tags(metadata: dict[str, str]) -> dict[str, str]:
     return {key: value for key, value in metadata.items() if not muxer_written(key)}
 
 
+def _track_title(tags: dict[str, str], source: av.container.InputContainer) -> dict[str, str]:
+    """A track's tags with an MP4/QuickTime track name ("English", "Commentary") under `title`, the key every
+    muxer writes it from: the demuxer reads it as `name`, which no muxer writes back, so it was lost."""
+    if source.format.name.startswith("mov,") and "name" in tags and "title" not in tags:
+        tags["title"] = tags.pop("name")
+    return tags
+
+
 def copy_metadata(source: av.container.InputContainer, out: av.container.OutputContainer,
                   video: av.stream.Stream, copies: dict[int, Copy], path: Path, *,
                   chapters: bool = True) -> None:
@@ -247,7 +255,7 @@ def copy_metadata(source: av.container.InputContainer, out: av.container.OutputC
     pairs = [(video_stream(source, path), video)] + [(source.streams[i], c.stream) for i, c in copies.items()]
     lost = av.stream.Disposition(0)
     for original, copy in pairs:
-        copy.metadata.update(_kept_tags(dict(original.metadata)))
+        copy.metadata.update(_track_title(_kept_tags(dict(original.metadata)), source))
         copy.disposition = original.disposition
         if muxer == "mov":
             lost |= original.disposition & ~(av.stream.Disposition.default | av.stream.Disposition.attached_pic)
