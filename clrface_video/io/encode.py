@@ -136,6 +136,7 @@ class VideoWriter:
         self._written_pts: list[int] = []  # an APNG's frames, by source pts, to copy their stored delays
         self._reformatter = VideoReformatter()  # one swscale context for the whole stream
         self._last_pts = -1  # the last frame's number in a constant-rate container (AVI)
+        self._crowded = 0  # frames left out of a constant-rate container: each less than a frame after the last
 
     # -- context manager ---------------------------------------------------------------------------
     def __enter__(self) -> Self:
@@ -261,7 +262,11 @@ class VideoWriter:
             self._written_pts.append(pts)
         if self.span is not None and self._shift is None:
             self._shift = seconds
-        video_frame = self._to_video_frame(frame, seconds)
+        number = self._cfr_number(seconds)
+        if number is None:
+            self._crowded += 1
+            return
+        video_frame = self._to_video_frame(frame, seconds, number)
         try:
             self._mux_copies_until(seconds)
             self._encode(video_frame)
@@ -278,8 +283,24 @@ class VideoWriter:
             return frame.pts
         return round(frame.pts * frame.time_base / self.info.time_base)
 
-    def _to_video_frame(self, frame: Frame, seconds: Fraction) -> av.VideoFrame:
-        """The frame in the encoder's pixel format and clock; `seconds` is its source time."""
+    def _cfr_number(self, seconds: Fraction) -> int | None:
+        """A frame's number in a constant-rate container (AVI), whose frames are timed by their count: the one
+        its time rounds to, or the next free one (two of a variable rate's can round to one number) while that
+        is less than a frame late; None past that (the frame is left out), so that no frame is shown a frame or
+        more late and the frames after it do not drift off their times and the audio. -1 in other containers."""
+        assert self._out is not None and self._video is not None
+        if self._out.format.name not in CFR_CONTAINERS:
+            return -1
+        exact = (seconds - (self._shift or 0)) / self._video.codec_context.time_base
+        number = max(round(exact), self._last_pts + 1)
+        if number - exact >= 1:
+            return None
+        self._last_pts = number
+        return number
+
+    def _to_video_frame(self, frame: Frame, seconds: Fraction, number: int = -1) -> av.VideoFrame:
+        """The frame in the encoder's pixel format and clock; `seconds` is its source time, `number` its number
+        in a constant-rate container (_cfr_number), -1 elsewhere."""
         image = frame.image
         if image.shape != (self.info.height, self.info.width, 3):
             raise ValueError(f"frame {frame.index} is {image.shape}, expected "
@@ -317,10 +338,7 @@ class VideoWriter:
         yuv.color_primaries, yuv.color_trc = self.info.color_primaries, self.info.color_trc
         yuv.colorspace, yuv.color_range = yuv_colorspace(self.info.colorspace, self._pix_fmt), self.info.color_range
         codec_tb = self._video.codec_context.time_base
-        yuv.pts = round((seconds - (self._shift or 0)) / codec_tb)
-        if self._out is not None and self._out.format.name in CFR_CONTAINERS:  # frames counted at the average rate:
-            yuv.pts = max(yuv.pts, self._last_pts + 1)  # two of a variable rate's can round to one number
-            self._last_pts = yuv.pts
+        yuv.pts = number if number >= 0 else round((seconds - (self._shift or 0)) / codec_tb)
         yuv.time_base = codec_tb
         if frame.duration and frame.time_base is not None:  # the muxer stores it: the last frame keeps its length
             yuv.duration = max(1, round(frame.duration * frame.time_base / codec_tb))
@@ -358,6 +376,11 @@ class VideoWriter:
         if self.frames_written == 0:
             raise ClrfaceError(f"no frames were written to {self.output.name}")
         self._encode(None)
+        if self._crowded:
+            rate = 1 / self._video.codec_context.time_base
+            log.warning("%d frames of the variable rate are left out of %s: each came less than 1/%s s after the one "
+                        "before, and a %s file shows one frame per 1/%s s; .mkv or .mp4 keep every frame",
+                        self._crowded, self.output.name, f"{float(rate):g}", self.output.suffix, f"{float(rate):g}")
         if self._copied is not None:
             self._copied.finish(self._end, self._shift)
         self._close_containers()
