@@ -11,6 +11,7 @@ import pytest
 
 from clrface_video.io.decode import probe_video, read_frames
 from clrface_video.io.encode import VideoWriter
+from clrface_video.io.quicktime import track_end
 from clrface_video.io.timecode import quicktime_timecode_rate
 from tests.media import BT601_FULL, clip_image, make_clip, read_packets
 from tests.test_io_video import copy_video
@@ -272,3 +273,56 @@ def test_frames_closer_than_an_avis_frame_are_left_out_not_pushed_late(tmp_path,
     assert 6 <= len(kept) == len(sent) < 18
     assert all(-step / 2 <= t - s < step for t, s in zip(kept, sent, strict=True))
     assert f"{18 - len(kept)} frames of the variable rate are left out of out.avi" in warnings_logged.text
+
+
+def vfr_b_frames_clip(path: Path, last: int = 80) -> Path:
+    """A variable-rate MP4 with B-frames (x264's "fast" preset) whose last frame is shown `last` ms: each packet
+    muxed with its frame's length, so the track ends at 0.68 s, where FFmpeg reads the last frame's length as
+    its packet's dts step (20 ms)."""
+    pts = [0, 40, 120, 140, 180, 260, 300, 380, 400, 440, 520, 600]
+    lengths = dict(zip(pts, [*np.diff(pts).tolist(), last], strict=True))
+    with av.open(str(path), "w") as out:
+        stream = out.add_stream("libx264", rate=25)
+        stream.width, stream.height, stream.pix_fmt = *SMALL, "yuv420p"
+        stream.time_base = stream.codec_context.time_base = Fraction(1, 1000)
+        stream.options = {"preset": "fast", "threads": "1"}
+        for i, p in enumerate([*pts, None]):
+            frame = None
+            if p is not None:
+                image = clip_image(i, len(pts), SMALL)
+                frame = av.VideoFrame.from_ndarray(image, format="rgb24").reformat(format="yuv420p")
+                frame.pts, frame.time_base = p, Fraction(1, 1000)
+            for packet in stream.encode(frame):
+                packet.duration = lengths[packet.pts]
+                out.mux(packet)
+    return path
+
+
+def read_packets_of(path: Path) -> list[av.Packet]:
+    """The video stream's packets as stored (decode order)."""
+    with av.open(str(path)) as container:
+        return [p for p in container.demux(container.streams.video[0]) if p.size]
+
+
+def last_frame_end(path: Path) -> Fraction:
+    last = list(read_frames(path))[-1]
+    return (last.pts + last.duration) * last.time_base
+
+
+@pytest.mark.parametrize("suffix", [".mp4", ".mkv"])
+def test_a_vfr_mp4_with_b_frames_keeps_its_last_frames_length(tmp_path, suffix):
+    """FFmpeg gives the last frame of a B-frame MP4 its packet's dts step (20 ms here) and no later frame to last
+    to; the track's end in the file (0.68 s) is where it stops. The output ended at 0.62 s, now at 0.68 s."""
+    src = vfr_b_frames_clip(tmp_path / "phone.mp4")
+    stored = [p.pts for p in read_packets_of(src)]
+    assert stored != sorted(stored)  # B-frames: stored out of display order
+    with av.open(str(src)) as container:
+        stream = container.streams.video[0]
+        assert [(f.pts, f.duration) for f in container.decode(stream)][-1] == (9600, 320)  # 1/16000 s ticks
+    assert track_end(src, 1) == (Fraction(68, 100), Fraction(1, 1000))
+    assert last_frame_end(src) == Fraction(68, 100)
+    out = copy_video(src, tmp_path / f"out{suffix}")
+    assert times(out) == times(src)
+    assert last_frame_end(out) == Fraction(68, 100)
+    if suffix == ".mp4":
+        assert track_end(out, 1) == track_end(src, 1)
