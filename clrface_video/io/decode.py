@@ -433,7 +433,6 @@ def read_frames(path: Path | str, deint: str | None = None, fps: Fraction | None
         rate = stream_fps(stream) or Fraction(fps or 25)
         counted = 0  # frames decoded so far, for the time of frames that carry no pts
         last_seen = Fraction(0)  # where the last decoded frame ends, for a --start past the end
-        last_start = Fraction(0)  # and where it starts
         index = 0
         high_depth: bool | None = None
         size = None if whole else _first_size(path, fps)  # (height, width) of the file's first frame, which every
@@ -453,8 +452,7 @@ def read_frames(path: Path | str, deint: str | None = None, fps: Fraction | None
                 seconds = (frame.pts - origin) * time_base if frame.pts is not None else (counted - 1) / rate
                 last_seen = seconds + Fraction(frame.duration or 0) * time_base if frame.pts is not None else \
                     counted / rate
-                last_start = seconds
-                if span.not_yet(seconds):
+                if span.not_yet(seconds, last_seen if frame.pts is not None and frame.duration else None):
                     continue
                 if span.past(seconds):
                     if index == 0:
@@ -477,9 +475,6 @@ def read_frames(path: Path | str, deint: str | None = None, fps: Fraction | None
             if frame.pts is not None:
                 end_s = float((frame.pts + (frame.duration or 0)) * time_base)
         if index == 0 and span is not None:
-            if last_seen > span.start:  # --start falls within the last frame: a stretch begins at a frame
-                raise InputError(f"{path.name} has no frame starting at {span.start:g} s or later: its last frame "
-                                 f"starts at {float(last_start):g} s (give an earlier --start)")
             raise InputError(f"{path.name} has no frames from {span.start:g} s on: it ends at {float(last_seen):g} s "
                              "(--start is past its end)")
         if index == 0:

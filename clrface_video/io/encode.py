@@ -6,6 +6,7 @@ import logging
 import math
 import os
 import shutil
+from dataclasses import replace
 from fractions import Fraction
 from pathlib import Path
 from types import TracebackType
@@ -33,6 +34,7 @@ from clrface_video.io.decode import (
 from clrface_video.io.full_range import to_full_range, wide_format
 from clrface_video.io.output_stream import (
     CFR_CONTAINERS,
+    CFR_ONLY_CODECS,
     MXF_RATES,
     add_video_stream,
     auto_codec,
@@ -120,7 +122,9 @@ class VideoWriter:
         self.crf = crf
         self.preset = preset
         self.span = span  # only this stretch of the source: its frames and copied packets move to start at 0
-        self._shift: Fraction | None = None  # seconds taken off every timestamp (the first frame's time)
+        self._shift: Fraction | None = None  # seconds taken off every timestamp (the first frame's time, or the
+        # stretch's start where the frame on screen then began before it)
+        self._start: Fraction | None = None  # source time where the stretch starts
         self._end: Fraction | None = None  # source time where the copied packets stop
         self.partial = partial_path(self.output)
         self.frames_written = 0
@@ -171,7 +175,7 @@ class VideoWriter:
                                        alpha=self.info.alpha)
             first = find_sequence(self.source).first if is_sequence(self.source) else 1
             if self.span is not None and is_sequence(self.source) and self.info.fps:  # keep the scan's numbers
-                first += math.ceil(self.span.start * self.info.fps - float(SPAN_TOLERANCE * self.info.fps))
+                first += math.floor((Fraction(self.span.start) + SPAN_TOLERANCE) * self.info.fps)  # on screen then
             self.partial.parent.mkdir(exist_ok=True)
             self._out = av.open(str(self.partial), "w", format="image2", options={"start_number": str(first)})
         else:
@@ -224,10 +228,12 @@ class VideoWriter:
                       chapters=self.span is None)
         self._count_timecode()
         self._move_timecode()
-        if self.span is not None and self.span.end is not None:
+        if self.span is not None:
             video = video_stream(self._source, self.source)
-            # copies stop just before the span's end (a packet at its end belongs to what follows)
-            self._end = (video.start_time or 0) * Fraction(video.time_base) + Fraction(self.span.end) - Fraction(1, 10**6)
+            origin = (video.start_time or 0) * Fraction(video.time_base)
+            self._start = origin + Fraction(self.span.start)
+            if self.span.end is not None:  # copies stop just before its end (a packet at its end belongs to what follows)
+                self._end = origin + Fraction(self.span.end) - Fraction(1, 10**6)
 
     def _count_timecode(self) -> None:
         """A QuickTime timecode track counts frames at the video's rate: give it the source's timecode rate, which
@@ -261,7 +267,10 @@ class VideoWriter:
         if self.codec == "apng":
             self._written_pts.append(pts)
         if self.span is not None and self._shift is None:
-            self._shift = seconds
+            began = self._start is not None and seconds < self._start - SPAN_TOLERANCE  # before the stretch, on screen
+            self._shift = self._start if began else seconds  # when it starts: from the stretch's start
+        if self._shift is not None and seconds < self._shift:
+            frame, seconds = self._from_start(frame, seconds), self._shift
         number = self._cfr_number(seconds)
         if number is None:
             self._crowded += 1
@@ -283,13 +292,27 @@ class VideoWriter:
             return frame.pts
         return round(frame.pts * frame.time_base / self.info.time_base)
 
+    def _counts_frames(self) -> bool:
+        """Whether the output times frames by their count at one rate: its container (AVI) or its encoder."""
+        assert self._out is not None
+        return self._out.format.name in CFR_CONTAINERS or self.codec in CFR_ONLY_CODECS
+
+    def _from_start(self, frame: Frame, seconds: Fraction) -> Frame:
+        """The frame on screen when the stretch starts, which began `seconds` before it: shown from the stretch's
+        start (the output's 0, where its audio starts too) to its own end, as its last frame is cut at its end."""
+        if not frame.duration or frame.time_base is None:
+            return frame
+        cut = round((self._shift - seconds) / frame.time_base)  # type: ignore[operator]
+        return replace(frame, duration=max(1, frame.duration - cut))
+
     def _cfr_number(self, seconds: Fraction) -> int | None:
         """A frame's number in a constant-rate container (AVI), whose frames are timed by their count: the one
         its time rounds to, or the next free one (two of a variable rate's can round to one number) while that
         is less than a frame late; None past that (the frame is left out), so that no frame is shown a frame or
-        more late and the frames after it do not drift off their times and the audio. -1 in other containers."""
+        more late and the frames after it do not drift off their times and the audio. The same for an encoder that
+        counts frames at one rate (CFR_ONLY_CODECS: MPEG-4 Part 2 and the like). -1 for the others."""
         assert self._out is not None and self._video is not None
-        if self._out.format.name not in CFR_CONTAINERS:
+        if not self._counts_frames():
             return -1
         exact = (seconds - (self._shift or 0)) / self._video.codec_context.time_base
         number = max(round(exact), self._last_pts + 1)
@@ -377,10 +400,11 @@ class VideoWriter:
             raise ClrfaceError(f"no frames were written to {self.output.name}")
         self._encode(None)
         if self._crowded:
-            rate = 1 / self._video.codec_context.time_base
+            rate = f"{float(1 / self._video.codec_context.time_base):g}"
+            counter = f"a {self.output.suffix} file" if self._out.format.name in CFR_CONTAINERS else self.codec
             log.warning("%d frames of the variable rate are left out of %s: each came less than 1/%s s after the one "
-                        "before, and a %s file shows one frame per 1/%s s; .mkv or .mp4 keep every frame",
-                        self._crowded, self.output.name, f"{float(rate):g}", self.output.suffix, f"{float(rate):g}")
+                        "before, and %s counts frames at %s fps; .mkv or .mp4 with libx264 keep every frame",
+                        self._crowded, self.output.name, rate, counter, rate)
         if self._copied is not None:
             self._copied.finish(self._end, self._shift)
         self._close_containers()
