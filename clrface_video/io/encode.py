@@ -139,8 +139,8 @@ class VideoWriter:
         self._last_delay: Fraction | None = None  # seconds the last frame of a GIF or APNG is shown
         self._written_pts: list[int] = []  # an APNG's frames, by source pts, to copy their stored delays
         self._reformatter = VideoReformatter()  # one swscale context for the whole stream
-        self._last_pts = -1  # the last frame's number in a constant-rate container (AVI)
-        self._crowded = 0  # frames left out of a constant-rate container: each less than a frame after the last
+        self._last_pts = -1  # the last frame's number where frames are counted at one rate (AVI, mpeg4)
+        self._crowded = 0  # frames left out there: each less than a frame after the one before (_cfr_number)
 
     # -- context manager ---------------------------------------------------------------------------
     def __enter__(self) -> Self:
@@ -293,24 +293,24 @@ class VideoWriter:
         return round(frame.pts * frame.time_base / self.info.time_base)
 
     def _counts_frames(self) -> bool:
-        """Whether the output times frames by their count at one rate: its container (AVI) or its encoder."""
+        """Whether the output times frames by their count at one rate: its container (AVI) or its encoder
+        (CFR_ONLY_CODECS: MPEG-4 Part 2 and the like)."""
         assert self._out is not None
         return self._out.format.name in CFR_CONTAINERS or self.codec in CFR_ONLY_CODECS
 
     def _from_start(self, frame: Frame, seconds: Fraction) -> Frame:
         """The frame on screen when the stretch starts, which began `seconds` before it: shown from the stretch's
         start (the output's 0, where its audio starts too) to its own end, as its last frame is cut at its end."""
-        if not frame.duration or frame.time_base is None:
+        if not frame.duration or frame.time_base is None or self._shift is None:
             return frame
-        cut = round((self._shift - seconds) / frame.time_base)  # type: ignore[operator]
+        cut = round((self._shift - seconds) / frame.time_base)
         return replace(frame, duration=max(1, frame.duration - cut))
 
     def _cfr_number(self, seconds: Fraction) -> int | None:
-        """A frame's number in a constant-rate container (AVI), whose frames are timed by their count: the one
+        """A frame's number where frames are timed by their count at one rate (_counts_frames): the one
         its time rounds to, or the next free one (two of a variable rate's can round to one number) while that
         is less than a frame late; None past that (the frame is left out), so that no frame is shown a frame or
-        more late and the frames after it do not drift off their times and the audio. The same for an encoder that
-        counts frames at one rate (CFR_ONLY_CODECS: MPEG-4 Part 2 and the like). -1 for the others."""
+        more late and the frames after it do not drift off their times and the audio. -1 for other outputs."""
         assert self._out is not None and self._video is not None
         if not self._counts_frames():
             return -1
@@ -323,7 +323,7 @@ class VideoWriter:
 
     def _to_video_frame(self, frame: Frame, seconds: Fraction, number: int = -1) -> av.VideoFrame:
         """The frame in the encoder's pixel format and clock; `seconds` is its source time, `number` its number
-        in a constant-rate container (_cfr_number), -1 elsewhere."""
+        where frames are counted (_cfr_number), -1 elsewhere."""
         image = frame.image
         if image.shape != (self.info.height, self.info.width, 3):
             raise ValueError(f"frame {frame.index} is {image.shape}, expected "
