@@ -34,9 +34,14 @@ class TimeSpan:
     start: float = 0.0
     end: float | None = None
 
-    def not_yet(self, seconds: Fraction) -> bool:
-        """Whether a frame at `seconds` comes before the stretch (SPAN_TOLERANCE from its start counts as on it)."""
-        return seconds < Fraction(self.start) - SPAN_TOLERANCE
+    def not_yet(self, seconds: Fraction, until: Fraction | None = None) -> bool:
+        """Whether a frame shown from `seconds` until `until` is over before the stretch starts: the stretch begins
+        with the frame on screen at its start, as it ends with the one on screen at its end (a frame that ends
+        within SPAN_TOLERANCE of its start is over). A frame whose end is not known (None) is before it when it
+        starts before its start (by more than that tolerance)."""
+        if until is None or until <= seconds:
+            return seconds < Fraction(self.start) - SPAN_TOLERANCE
+        return until <= Fraction(self.start) + SPAN_TOLERANCE
 
     def past(self, seconds: Fraction) -> bool:
         """Whether a frame at `seconds` comes at or after the stretch's end (the same tolerance)."""

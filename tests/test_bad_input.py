@@ -86,7 +86,7 @@ def test_a_stretch_after_a_frame_size_change_is_refused_in_one_line(tmp_path):
     line = "joined.ts changes its frame size at {} (to 96x64, where the first frame is 128x96), which one output " \
            "video cannot hold; cut it there and restore each part"
     assert_refused(tmp_path, joined, line.format("frame 4"), "-o", tmp_path / "out.mp4")
-    assert_refused(tmp_path, joined, line.format("0.208 s"), "-o", tmp_path / "out.mp4", "--start", 0.2)
+    assert_refused(tmp_path, joined, line.format("0.167 s"), "-o", tmp_path / "out.mp4", "--start", 0.2)  # on screen
 
 
 def test_an_empty_frame_file_in_a_sequence_is_refused_before_any_work(tmp_path):
@@ -116,16 +116,17 @@ def test_a_truncated_animated_png_is_refused(tmp_path):
 
 def test_a_whole_animated_png_or_sequence_from_start_is_not_taken_for_a_cut_one(tmp_path):
     """--start skips the first frames, which the stated frame count still counts: the count check had called
-    both files truncated ('decoding stopped after 2 of its 4 frames')."""
+    both files truncated ('decoding stopped after 2 of its 4 frames'). The stretch starts with the frame on
+    screen at --start (the second, from 0.1 s; from 1/24 s in the sequence)."""
     animation = _apng(tmp_path / "wave.png")  # 4 frames of 0.1 s
     result = restore(animation, "--start", 0.15, "-o", tmp_path / "cut.png")
     assert result.exit_code == 0, result.output
     with Image.open(tmp_path / "cut.png") as image:
-        assert image.n_frames == 2
+        assert image.n_frames == 3
     pattern = make_sequence(tmp_path / "scan" / "f_%06d.png", frames=4, size=(128, 96))  # read at 24 fps
     result = restore(pattern, "--start", 1.5 / 24, "-o", tmp_path / "out" / "g_%06d.png")
     assert result.exit_code == 0, result.output
-    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["g_000003.png", "g_000004.png"]
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["g_000002.png", "g_000003.png", "g_000004.png"]
 
 
 def test_a_photo_named_as_a_video_is_refused_with_its_extension(tmp_path):

@@ -1,6 +1,7 @@
 """Archival containers (AVI, MPEG-PS, MPEG-TS, MXF, DV) keep every frame at its source time, and the audio in sync."""
 from __future__ import annotations
 
+from dataclasses import replace
 from fractions import Fraction
 from pathlib import Path
 
@@ -9,6 +10,8 @@ import numpy as np
 import pytest
 
 from clrface_video.io.decode import probe_video, read_frames
+from clrface_video.io.encode import VideoWriter
+from clrface_video.io.quicktime import track_end
 from clrface_video.io.timecode import quicktime_timecode_rate
 from tests.media import BT601_FULL, clip_image, make_clip, read_packets
 from tests.test_io_video import copy_video
@@ -215,3 +218,112 @@ def test_a_rate_mxf_cannot_hold_is_said_in_one_line(tmp_path):
     with pytest.raises(ClrfaceError, match=r"only broadcast frame rates .* runs at 11.8 fps"):
         copy_video(gap_clip(tmp_path / "dropped.mp4"), tmp_path / "out.mxf")
     assert list(tmp_path.iterdir()) == [tmp_path / "dropped.mp4"]
+
+
+def burst_clip(path: Path, bursts: int = 3, burst: int = 6, pause: int = 2000) -> Path:
+    """A screen recording's rhythm: bursts of 25 fps frames with 2 s still between them (its base rate, 25, is more
+    than 4 times its average, 3.8), with PCM audio throughout (AVI keeps its start, which an AAC's priming loses)."""
+    pts = [b * (40 * burst + pause) + 40 * i for b in range(bursts) for i in range(burst)]
+    with av.open(str(path), "w") as out:
+        stream = out.add_stream("libx264", rate=25)
+        stream.width, stream.height, stream.pix_fmt = *SMALL, "yuv420p"
+        stream.time_base = Fraction(1, 1000)
+        stream.options = {"preset": "ultrafast", "threads": "1"}
+        audio = out.add_stream("pcm_s16le", rate=48000, layout="mono")
+        for i, p in enumerate(pts):
+            frame = av.VideoFrame.from_ndarray(clip_image(i, len(pts), SMALL), format="rgb24").reformat(format="yuv420p")
+            frame.pts, frame.time_base = p, Fraction(1, 1000)
+            out.mux(stream.encode(frame))
+        out.mux(stream.encode(None))
+        for start in range(0, 48 * (pts[-1] + 40), 1920):
+            tone = (np.arange(start, start + 1920) % 200 * 50).astype(np.int16)[None]
+            sound = av.AudioFrame.from_ndarray(tone, format="s16", layout="mono")
+            sound.sample_rate, sound.pts = 48000, start
+            out.mux(audio.encode(sound))
+        out.mux(audio.encode(None))
+    return path
+
+
+def test_bursts_far_above_the_average_rate_go_into_avi_each_frame_at_its_time(tmp_path):
+    """At the average rate (3.8 fps, taken where the base rate was over 4x it) each burst's frames were pushed on
+    one number each: 1.23 s late by a burst's end, and off the audio. At the base rate they keep their times."""
+    src = burst_clip(tmp_path / "bursts.mov")
+    info = probe_video(src)
+    assert info.base_fps == 25 and info.base_fps > 4 * info.fps
+    out = copy_video(src, tmp_path / "out.avi")
+    assert times(out) == times(src)
+    assert_same_timing(src, out, 18)
+
+
+def test_frames_closer_than_an_avis_frame_are_left_out_not_pushed_late(tmp_path, warnings_logged):
+    """Where no base rate gives each frame its own number (none known here, so the average, 3.8 fps), a frame is
+    pushed at most to less than one frame late, and one that would be later is left out, said in one line: the
+    frames kept stay at their times (pushed on, they drifted 1.23 s by a burst's end)."""
+    src = burst_clip(tmp_path / "bursts.mov")
+    info = replace(probe_video(src), base_fps=None)
+    sent = []  # the source time of each frame the writer kept
+    with VideoWriter(tmp_path / "out.avi", src, info) as writer:
+        for frame in read_frames(src):
+            written = writer.frames_written
+            writer.write(frame)
+            if writer.frames_written > written:
+                sent.append(frame.pts * frame.time_base)
+    step = 1 / info.fps
+    kept = times(writer.output)
+    assert 6 <= len(kept) == len(sent) < 18
+    assert all(-step / 2 <= t - s < step for t, s in zip(kept, sent, strict=True))
+    assert f"{18 - len(kept)} frames of the variable rate are left out of out.avi: each came less than 1/3.81356 s " \
+        "after the one before, and a .avi file counts frames at 3.81356 fps" in warnings_logged.text
+
+
+def vfr_b_frames_clip(path: Path, last: int = 80) -> Path:
+    """A variable-rate MP4 with B-frames (x264's "fast" preset) whose last frame is shown `last` ms: each packet
+    muxed with its frame's length, so the track ends at 0.68 s, where FFmpeg reads the last frame's length as
+    its packet's dts step (20 ms)."""
+    pts = [0, 40, 120, 140, 180, 260, 300, 380, 400, 440, 520, 600]
+    lengths = dict(zip(pts, [*np.diff(pts).tolist(), last], strict=True))
+    with av.open(str(path), "w") as out:
+        stream = out.add_stream("libx264", rate=25)
+        stream.width, stream.height, stream.pix_fmt = *SMALL, "yuv420p"
+        stream.time_base = stream.codec_context.time_base = Fraction(1, 1000)
+        stream.options = {"preset": "fast", "threads": "1"}
+        for i, p in enumerate([*pts, None]):
+            frame = None
+            if p is not None:
+                image = clip_image(i, len(pts), SMALL)
+                frame = av.VideoFrame.from_ndarray(image, format="rgb24").reformat(format="yuv420p")
+                frame.pts, frame.time_base = p, Fraction(1, 1000)
+            for packet in stream.encode(frame):
+                packet.duration = lengths[packet.pts]
+                out.mux(packet)
+    return path
+
+
+def read_packets_of(path: Path) -> list[av.Packet]:
+    """The video stream's packets as stored (decode order)."""
+    with av.open(str(path)) as container:
+        return [p for p in container.demux(container.streams.video[0]) if p.size]
+
+
+def last_frame_end(path: Path) -> Fraction:
+    last = list(read_frames(path))[-1]
+    return (last.pts + last.duration) * last.time_base
+
+
+@pytest.mark.parametrize("suffix", [".mp4", ".mkv"])
+def test_a_vfr_mp4_with_b_frames_keeps_its_last_frames_length(tmp_path, suffix):
+    """FFmpeg gives the last frame of a B-frame MP4 its packet's dts step (20 ms here) and no later frame to last
+    to; the track's end in the file (0.68 s) is where it stops. The output ended at 0.62 s, now at 0.68 s."""
+    src = vfr_b_frames_clip(tmp_path / "phone.mp4")
+    stored = [p.pts for p in read_packets_of(src)]
+    assert stored != sorted(stored)  # B-frames: stored out of display order
+    with av.open(str(src)) as container:
+        stream = container.streams.video[0]
+        assert [(f.pts, f.duration) for f in container.decode(stream)][-1] == (9600, 320)  # 1/16000 s ticks
+    assert track_end(src, 1) == (Fraction(68, 100), Fraction(1, 1000))
+    assert last_frame_end(src) == Fraction(68, 100)
+    out = copy_video(src, tmp_path / f"out{suffix}")
+    assert times(out) == times(src)
+    assert last_frame_end(out) == Fraction(68, 100)
+    if suffix == ".mp4":
+        assert track_end(out, 1) == track_end(src, 1)

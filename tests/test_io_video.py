@@ -1350,7 +1350,8 @@ def test_a_stretch_of_a_ts_keeps_every_frame_where_the_seek_lands_late(tmp_path,
     clip = make_clip(tmp_path / "rec.ts", frames=48, size=SMALL, fps=24, audio=False, gop=gop)
     whole = list(read_frames(clip))
     part = list(read_frames(clip, span=TimeSpan(start, 1.9)))
-    kept = [f for f in whole if start <= (f.pts - whole[0].pts) * f.time_base < 1.9]
+    kept = [f for f in whole if start < (f.pts + f.duration - whole[0].pts) * f.time_base and
+            (f.pts - whole[0].pts) * f.time_base < 1.9]  # from the frame on screen at the start
     assert [f.pts for f in part] == [f.pts for f in kept] and len(kept) > 15
     assert all(np.array_equal(a.image, b.image) for a, b in zip(part, kept, strict=True))
 
@@ -1366,8 +1367,9 @@ def test_a_late_stretch_of_a_ts_is_not_decoded_from_the_first_frame(tmp_path, mo
     timed = decode.timed_frames
     monkeypatch.setattr(decode, "timed_frames", lambda *args: (decoded.append(f) or f for f in timed(*args)))
     part = list(read_frames(clip, span=TimeSpan(1.6, 1.9)))
-    kept = [f for f in whole if 1.6 <= (f.pts - whole[0].pts) * f.time_base < 1.9]
-    assert [f.pts for f in part] == [f.pts for f in kept] and len(kept) == 7
+    kept = [f for f in whole if 1.6 < (f.pts + f.duration - whole[0].pts) * f.time_base and
+            (f.pts - whole[0].pts) * f.time_base < 1.9]  # from the frame on screen at 1.6 s, which began at 1.583 s
+    assert [f.pts for f in part] == [f.pts for f in kept] and len(kept) == 8
     assert all(np.array_equal(a.image, b.image) for a, b in zip(part, kept, strict=True))
     assert len(decoded) <= 24  # none before 1 s, the keyframe the seek lands on is at 1 s or 1.5 s
 
@@ -1406,16 +1408,51 @@ def test_a_stretchs_last_frame_is_shown_to_the_stretchs_end_not_past_it(tmp_path
     whole = [(f.pts, f.duration) for f in read_frames(clip)]
     assert (188, 83) in whole  # a frame shown 83 ms, its next at 271 ms
     stretch = [(f.pts, f.duration) for f in read_frames(clip, span=TimeSpan(0.15, 0.23))]
-    assert stretch == [(188, 42)]  # to 230 ms, the stretch's end
-    assert [(f.pts, f.duration) for f in read_frames(clip, span=TimeSpan(0.15, 0.3))] == [(188, 83), (271, 21), (292, 8)]
+    assert stretch == [(146, 42), (188, 42)]  # from the frame on screen at 150 ms, to 230 ms, the stretch's end
+    assert [(f.pts, f.duration) for f in read_frames(clip, span=TimeSpan(0.15, 0.3))] == \
+        [(146, 42), (188, 83), (271, 21), (292, 8)]
 
 
-def test_a_start_within_the_last_frame_is_told_apart_from_one_past_the_end(tmp_path):
-    """A one-frame clip (0 to 0.04 s) with --start 0.01 was told 'no frames from 0.01 s on: it ends at 0.04 s
-    (--start is past its end)', which the message itself contradicts: a stretch begins at a frame."""
+@pytest.mark.parametrize("suffix", [".mp4", ".mkv"])
+def test_a_stretch_starts_with_the_frame_on_screen_at_its_start(tmp_path, suffix):
+    """--start 1.25 --duration 1 on a 2 fps clip: the frame shown at 1.25 s (from 1 s) opens the output, from 0 to
+    0.25 s, as the one shown at 2.25 s closes it, cut at 1 s; the audio starts at 1.25 s too. The stretch used
+    to start at the first frame at or after 1.25 s (1.5 s), the audio with it."""
+    src = make_clip(tmp_path / "in.mp4", frames=8, size=SMALL, fps=2)
+    span = TimeSpan(1.25, 2.25)
+    with VideoWriter(tmp_path / f"part{suffix}", src, probe_video(src), span=span) as writer:
+        for frame in read_frames(src, span=span):
+            writer.write(frame)
+    whole, part = list(read_frames(src)), list(read_frames(writer.output))
+    first = part[0].pts * part[0].time_base
+    assert [(f.pts * f.time_base - first, f.duration * f.time_base) for f in part] == \
+        [(0, Fraction(1, 4)), (Fraction(1, 4), Fraction(1, 2)), (Fraction(3, 4), Fraction(1, 4))]
+    shown = [min(range(8), key=lambda i: np.abs(whole[i].image.astype(int) - f.image).mean()) for f in part]
+    assert shown == [2, 3, 4]  # the source's frames at 1, 1.5 and 2 s
+    heard = [packet for packet in audio_spans(src) if packet[2] > Fraction(5, 4)]
+    out = audio_spans(writer.output)
+    assert out[0][0] == heard[0][0] and heard[0][1] < Fraction(5, 4)  # the packet sounding at 1.25 s, whole
+    assert float(out[0][1] - first) == pytest.approx(float(heard[0][1] - Fraction(5, 4)), abs=1e-3)
+
+
+def test_a_stretch_into_an_encoder_that_counts_frames_keeps_each_within_a_frame(tmp_path):
+    """MPEG-4 Part 2 counts frames at one rate: the frame on screen at 1.25 s, at 0, and the next (due at 0.25 s)
+    round to one number, which the encoder refuses ('Invalid argument'). It goes on the next number, less than
+    a frame late."""
+    src = make_clip(tmp_path / "in.mp4", frames=8, size=SMALL, fps=2, audio=False)
+    span = TimeSpan(1.25, 2.25)
+    with VideoWriter(tmp_path / "part.mkv", src, probe_video(src), span=span, codec="mpeg4") as writer:
+        for frame in read_frames(src, span=span):
+            writer.write(frame)
+    part = list(read_frames(writer.output))
+    first = part[0].pts * part[0].time_base
+    assert [f.pts * f.time_base - first for f in part] == [0, Fraction(1, 2), 1]  # due at 0, 0.25 and 0.75 s
+
+
+def test_a_start_within_the_last_frame_starts_the_stretch_with_it(tmp_path):
+    """A one-frame clip (0 to 0.04 s) with --start 0.01: the frame on screen then begins the stretch (it was
+    refused, 'no frame starting at 0.01 s or later'); a --start past its end is told so."""
     clip = make_clip(tmp_path / "one.mkv", frames=1, size=SMALL, fps=25, audio=False)
-    with pytest.raises(InputError, match=r"^one.mkv has no frame starting at 0.01 s or later: its last frame starts "
-                                         r"at 0 s \(give an earlier --start\)$"):
-        list(read_frames(clip, span=TimeSpan(0.01, None)))
+    assert [f.pts for f in read_frames(clip, span=TimeSpan(0.01, None))] == [0]
     with pytest.raises(InputError, match=r"no frames from 0.5 s on: it ends at 0.04 s \(--start is past its end\)$"):
         list(read_frames(clip, span=TimeSpan(0.5, None)))

@@ -511,9 +511,11 @@ def test_a_stretch_is_restored_with_its_own_audio_and_subtitles_from_zero(tmp_pa
         assert kept == expected and kept, kind
     with pytest.raises(ClrfaceError, match="--start"):
         restore_video(clip, tmp_path / "late.mp4", config(start=5.0))
-    with pytest.raises(ClrfaceError, match="fall between two frames"):  # 0.51-0.52 s: no frame starts there
-        restore_video(clip, tmp_path / "gap.mp4", config(start=0.51, duration=0.01))
-    assert not (tmp_path / "late.mp4").exists() and not (tmp_path / "gap.mp4").exists()
+    assert not (tmp_path / "late.mp4").exists()
+    # 0.51-0.52 s, where no frame starts: the frame on screen then (frame 12, from 0.5 s), shown those 10 ms
+    assert restore_video(clip, tmp_path / "short.mp4", config(start=0.51, duration=0.01)).frames == 1
+    (only,) = read_frames(tmp_path / "short.mp4")
+    assert only.pts == 0 and float(only.duration * only.time_base) == pytest.approx(0.01, abs=1 / 12288)  # a tick
 
 
 def test_no_track_identity_still_restores_every_face(talk, tmp_path):

@@ -135,9 +135,12 @@ def test_a_drop_frame_stretch_counts_past_the_skipped_numbers(tmp_path, suffix, 
 
 def test_a_variable_rate_stretch_counts_its_time_at_the_timecodes_rate(tmp_path):
     """Frames at 0, 42, 125, 146, 188, 271, 292, 333 ms under a 24 fps timecode: from 0.3 s the first frame is
-    at 333 ms, 7.99 timecode frames in, so 01:00:00:08."""
+    the one on screen then, at 292 ms, 7.01 timecode frames in, so 01:00:00:07; from 0.34 s the one at 333 ms,
+    7.99 frames in, so 01:00:00:08."""
     src = make_clip(tmp_path / "in.mov", frames=9, size=SMALL, vfr=True, timecode="01:00:00:00", audio=False)
     out = restore(src, tmp_path / "out.mov", "--start", "0.3")
+    assert timecode_of(out) == "01:00:00:07" and timecode_track(out) == 24 * 3600 + 7
+    out = restore(src, tmp_path / "later.mov", "--start", "0.34")
     assert timecode_of(out) == "01:00:00:08" and timecode_track(out) == 24 * 3600 + 8
 
 

@@ -14,7 +14,7 @@ import av
 from ..errors import ClrfaceError, one_line
 from ..io.clock import DTS_CLOCK_FORMATS, SORTED_CLOCK_FORMATS, lasting
 from ..io.copies import muxer_options, packet_time
-from ..io.decode import VideoInfo, decoding, frame_to_array, open_input, video_stream
+from ..io.decode import VideoInfo, decoding, frame_to_array, open_input, stated_end, video_stream
 from ..io.deinterlace import deinterlaced
 from ..io.encode import VideoWriter
 from ..io.output_stream import container_takes, other_containers, tag_for_apple
@@ -108,7 +108,7 @@ def read_segment(path: Path, segment: Segment, high_depth: bool, first_index: in
         time_base = Fraction(stream.time_base)
         index = first_index
         try:
-            for frame in lasting(deinterlaced(timed, stream, deint)):  # a segment's last one too, as read_frames
+            for frame in lasting(deinterlaced(timed, stream, deint), stated_end(path, stream)):  # as read_frames
                 if segment.end is not None and frame.pts is not None and frame.pts >= segment.end:
                     return
                 if not segment.holds(frame.pts):

@@ -113,14 +113,17 @@ def timed_frames(container: av.container.InputContainer, stream: av.video.stream
     yield from gap.release()
 
 
-def lasting(frames: Iterator[av.VideoFrame]) -> Iterator[av.VideoFrame]:
+def lasting(frames: Iterator[av.VideoFrame], end: tuple[int, int] | None = None) -> Iterator[av.VideoFrame]:
     """`frames` (in display order), each lasting until the next one's time, which is how long it is shown.
 
     A demuxer's duration is not always that: Matroska gives every frame of a variable rate the track's default
     duration (its nominal rate's), and an MP4 with B-frames the step between two frames' dts; so the last frame
-    of a stretch would have been written that long instead of its own. The file's last frame (or one whose next
-    frame's time is not later) keeps the duration the decoder gives it, as does the last frame before a decoding
-    error, which is handed on before the error is raised (so an error names the frame it happened at)."""
+    of a stretch would have been written that long instead of its own. The file's last frame lasts to `end`,
+    where the file states where its video ends ((ticks, precision in ticks): an MP4's track end, see
+    io.quicktime.track_end) and the decoder's duration ends elsewhere by more than that precision; else it
+    keeps the duration the decoder gives it (one whose next frame's time is not later too), as does the last
+    frame before a decoding error, which is handed on before the error is raised (so an error names the frame
+    it happened at)."""
     held: av.VideoFrame | None = None
     try:
         for frame in frames:
@@ -134,4 +137,7 @@ def lasting(frames: Iterator[av.VideoFrame]) -> Iterator[av.VideoFrame]:
             yield held
         raise
     if held is not None:
+        if end is not None and held.pts is not None and end[0] > held.pts \
+                and abs(held.pts + (held.duration or 0) - end[0]) > end[1]:
+            held.duration = end[0] - held.pts
         yield held

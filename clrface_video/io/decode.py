@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import logging
+import math
 from collections.abc import Iterator
 from contextlib import ExitStack
 from dataclasses import dataclass
@@ -19,6 +20,7 @@ from clrface_video.io.apng import is_animated_png
 from clrface_video.io.clock import Damage, lasting, timed_frames
 from clrface_video.io.completeness import check_complete, index_beyond_eof, size_changed
 from clrface_video.io.deinterlace import deinterlaced
+from clrface_video.io.quicktime import track_end
 from clrface_video.io.sequence import find_sequence, is_sequence, open_options
 from clrface_video.io.side_data import Hdr10, display_matrix, frame_side_data, hdr10
 from clrface_video.io.webp_anim import is_animated_webp
@@ -349,6 +351,19 @@ def _first_size(path: Path, fps: Fraction | None) -> tuple[int, int]:
         return first.height, first.width
 
 
+def stated_end(path: Path, stream: av.video.stream.VideoStream) -> tuple[int, int] | None:
+    """Where a QuickTime/MP4 file states its video track ends, in the stream's ticks, and that figure's
+    precision in ticks (io.clock.lasting's `end`); None for other containers, or a file that states none."""
+    if stream.container.format.name.split(",")[0] != "mov" or is_sequence(path):
+        return None
+    found = track_end(path, stream.id)
+    if found is None:
+        return None
+    seconds, precision = found
+    time_base = Fraction(stream.time_base)
+    return round(seconds / time_base), max(1, math.ceil(precision / time_base))
+
+
 Decoding = tuple[av.container.InputContainer, av.video.stream.VideoStream, Iterator[av.VideoFrame]]
 
 
@@ -418,14 +433,13 @@ def read_frames(path: Path | str, deint: str | None = None, fps: Fraction | None
         rate = stream_fps(stream) or Fraction(fps or 25)
         counted = 0  # frames decoded so far, for the time of frames that carry no pts
         last_seen = Fraction(0)  # where the last decoded frame ends, for a --start past the end
-        last_start = Fraction(0)  # and where it starts
         index = 0
         high_depth: bool | None = None
         size = None if whole else _first_size(path, fps)  # (height, width) of the file's first frame, which every
         # frame must keep (the output is made that size, even for a stretch that starts after a change)
         reformatter = VideoReformatter()
         end_s: float | None = None
-        decoded = lasting(deinterlaced(timed, stream, deint))
+        decoded = lasting(deinterlaced(timed, stream, deint), stated_end(path, stream))
         while True:
             try:
                 frame = next(decoded)
@@ -438,8 +452,7 @@ def read_frames(path: Path | str, deint: str | None = None, fps: Fraction | None
                 seconds = (frame.pts - origin) * time_base if frame.pts is not None else (counted - 1) / rate
                 last_seen = seconds + Fraction(frame.duration or 0) * time_base if frame.pts is not None else \
                     counted / rate
-                last_start = seconds
-                if span.not_yet(seconds):
+                if span.not_yet(seconds, last_seen if frame.pts is not None and frame.duration else None):
                     continue
                 if span.past(seconds):
                     if index == 0:
@@ -462,9 +475,6 @@ def read_frames(path: Path | str, deint: str | None = None, fps: Fraction | None
             if frame.pts is not None:
                 end_s = float((frame.pts + (frame.duration or 0)) * time_base)
         if index == 0 and span is not None:
-            if last_seen > span.start:  # --start falls within the last frame: a stretch begins at a frame
-                raise InputError(f"{path.name} has no frame starting at {span.start:g} s or later: its last frame "
-                                 f"starts at {float(last_start):g} s (give an earlier --start)")
             raise InputError(f"{path.name} has no frames from {span.start:g} s on: it ends at {float(last_seen):g} s "
                              "(--start is past its end)")
         if index == 0:

@@ -6,6 +6,7 @@ import logging
 import math
 import os
 import shutil
+from dataclasses import replace
 from fractions import Fraction
 from pathlib import Path
 from types import TracebackType
@@ -33,6 +34,7 @@ from clrface_video.io.decode import (
 from clrface_video.io.full_range import to_full_range, wide_format
 from clrface_video.io.output_stream import (
     CFR_CONTAINERS,
+    CFR_ONLY_CODECS,
     MXF_RATES,
     add_video_stream,
     auto_codec,
@@ -120,7 +122,9 @@ class VideoWriter:
         self.crf = crf
         self.preset = preset
         self.span = span  # only this stretch of the source: its frames and copied packets move to start at 0
-        self._shift: Fraction | None = None  # seconds taken off every timestamp (the first frame's time)
+        self._shift: Fraction | None = None  # seconds taken off every timestamp (the first frame's time, or the
+        # stretch's start where the frame on screen then began before it)
+        self._start: Fraction | None = None  # source time where the stretch starts
         self._end: Fraction | None = None  # source time where the copied packets stop
         self.partial = partial_path(self.output)
         self.frames_written = 0
@@ -135,7 +139,8 @@ class VideoWriter:
         self._last_delay: Fraction | None = None  # seconds the last frame of a GIF or APNG is shown
         self._written_pts: list[int] = []  # an APNG's frames, by source pts, to copy their stored delays
         self._reformatter = VideoReformatter()  # one swscale context for the whole stream
-        self._last_pts = -1  # the last frame's number in a constant-rate container (AVI)
+        self._last_pts = -1  # the last frame's number where frames are counted at one rate (AVI, mpeg4)
+        self._crowded = 0  # frames left out there: each less than a frame after the one before (_cfr_number)
 
     # -- context manager ---------------------------------------------------------------------------
     def __enter__(self) -> Self:
@@ -170,7 +175,7 @@ class VideoWriter:
                                        alpha=self.info.alpha)
             first = find_sequence(self.source).first if is_sequence(self.source) else 1
             if self.span is not None and is_sequence(self.source) and self.info.fps:  # keep the scan's numbers
-                first += math.ceil(self.span.start * self.info.fps - float(SPAN_TOLERANCE * self.info.fps))
+                first += math.floor((Fraction(self.span.start) + SPAN_TOLERANCE) * self.info.fps)  # on screen then
             self.partial.parent.mkdir(exist_ok=True)
             self._out = av.open(str(self.partial), "w", format="image2", options={"start_number": str(first)})
         else:
@@ -223,10 +228,12 @@ class VideoWriter:
                       chapters=self.span is None)
         self._count_timecode()
         self._move_timecode()
-        if self.span is not None and self.span.end is not None:
+        if self.span is not None:
             video = video_stream(self._source, self.source)
-            # copies stop just before the span's end (a packet at its end belongs to what follows)
-            self._end = (video.start_time or 0) * Fraction(video.time_base) + Fraction(self.span.end) - Fraction(1, 10**6)
+            origin = (video.start_time or 0) * Fraction(video.time_base)
+            self._start = origin + Fraction(self.span.start)
+            if self.span.end is not None:  # copies stop just before its end (a packet at its end belongs to what follows)
+                self._end = origin + Fraction(self.span.end) - Fraction(1, 10**6)
 
     def _count_timecode(self) -> None:
         """A QuickTime timecode track counts frames at the video's rate: give it the source's timecode rate, which
@@ -260,8 +267,15 @@ class VideoWriter:
         if self.codec == "apng":
             self._written_pts.append(pts)
         if self.span is not None and self._shift is None:
-            self._shift = seconds
-        video_frame = self._to_video_frame(frame, seconds)
+            began = self._start is not None and seconds < self._start - SPAN_TOLERANCE  # before the stretch, on screen
+            self._shift = self._start if began else seconds  # when it starts: from the stretch's start
+        if self._shift is not None and seconds < self._shift:
+            frame, seconds = self._from_start(frame, seconds), self._shift
+        number = self._cfr_number(seconds)
+        if number is None:
+            self._crowded += 1
+            return
+        video_frame = self._to_video_frame(frame, seconds, number)
         try:
             self._mux_copies_until(seconds)
             self._encode(video_frame)
@@ -278,8 +292,38 @@ class VideoWriter:
             return frame.pts
         return round(frame.pts * frame.time_base / self.info.time_base)
 
-    def _to_video_frame(self, frame: Frame, seconds: Fraction) -> av.VideoFrame:
-        """The frame in the encoder's pixel format and clock; `seconds` is its source time."""
+    def _counts_frames(self) -> bool:
+        """Whether the output times frames by their count at one rate: its container (AVI) or its encoder
+        (CFR_ONLY_CODECS: MPEG-4 Part 2 and the like)."""
+        assert self._out is not None
+        return self._out.format.name in CFR_CONTAINERS or self.codec in CFR_ONLY_CODECS
+
+    def _from_start(self, frame: Frame, seconds: Fraction) -> Frame:
+        """The frame on screen when the stretch starts, which began `seconds` before it: shown from the stretch's
+        start (the output's 0, where its audio starts too) to its own end, as its last frame is cut at its end."""
+        if not frame.duration or frame.time_base is None or self._shift is None:
+            return frame
+        cut = round((self._shift - seconds) / frame.time_base)
+        return replace(frame, duration=max(1, frame.duration - cut))
+
+    def _cfr_number(self, seconds: Fraction) -> int | None:
+        """A frame's number where frames are timed by their count at one rate (_counts_frames): the one
+        its time rounds to, or the next free one (two of a variable rate's can round to one number) while that
+        is less than a frame late; None past that (the frame is left out), so that no frame is shown a frame or
+        more late and the frames after it do not drift off their times and the audio. -1 for other outputs."""
+        assert self._out is not None and self._video is not None
+        if not self._counts_frames():
+            return -1
+        exact = (seconds - (self._shift or 0)) / self._video.codec_context.time_base
+        number = max(round(exact), self._last_pts + 1)
+        if number - exact >= 1:
+            return None
+        self._last_pts = number
+        return number
+
+    def _to_video_frame(self, frame: Frame, seconds: Fraction, number: int = -1) -> av.VideoFrame:
+        """The frame in the encoder's pixel format and clock; `seconds` is its source time, `number` its number
+        where frames are counted (_cfr_number), -1 elsewhere."""
         image = frame.image
         if image.shape != (self.info.height, self.info.width, 3):
             raise ValueError(f"frame {frame.index} is {image.shape}, expected "
@@ -317,10 +361,7 @@ class VideoWriter:
         yuv.color_primaries, yuv.color_trc = self.info.color_primaries, self.info.color_trc
         yuv.colorspace, yuv.color_range = yuv_colorspace(self.info.colorspace, self._pix_fmt), self.info.color_range
         codec_tb = self._video.codec_context.time_base
-        yuv.pts = round((seconds - (self._shift or 0)) / codec_tb)
-        if self._out is not None and self._out.format.name in CFR_CONTAINERS:  # frames counted at the average rate:
-            yuv.pts = max(yuv.pts, self._last_pts + 1)  # two of a variable rate's can round to one number
-            self._last_pts = yuv.pts
+        yuv.pts = number if number >= 0 else round((seconds - (self._shift or 0)) / codec_tb)
         yuv.time_base = codec_tb
         if frame.duration and frame.time_base is not None:  # the muxer stores it: the last frame keeps its length
             yuv.duration = max(1, round(frame.duration * frame.time_base / codec_tb))
@@ -358,6 +399,12 @@ class VideoWriter:
         if self.frames_written == 0:
             raise ClrfaceError(f"no frames were written to {self.output.name}")
         self._encode(None)
+        if self._crowded:
+            rate = f"{float(1 / self._video.codec_context.time_base):g}"
+            counter = f"a {self.output.suffix} file" if self._out.format.name in CFR_CONTAINERS else self.codec
+            log.warning("%d frames of the variable rate are left out of %s: each came less than 1/%s s after the one "
+                        "before, and %s counts frames at %s fps; .mkv or .mp4 with libx264 keep every frame",
+                        self._crowded, self.output.name, rate, counter, rate)
         if self._copied is not None:
             self._copied.finish(self._end, self._shift)
         self._close_containers()

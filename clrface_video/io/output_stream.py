@@ -21,6 +21,7 @@ AUTO_CODECS = {".webm": "libvpx-vp9", ".dv": "dvvideo"}  # containers that hold 
 HVC1_MUXERS = frozenset({"mov", "mp4", "ipod"})
 HDR_TRANSFERS = frozenset({16, 18})  # AVColorTransferCharacteristic: SMPTE ST 2084 (PQ), ARIB STD-B67 (HLG)
 CFR_CONTAINERS = frozenset({"avi"})  # containers that time frames by their count at one rate
+MAX_CFR_RATE = 240  # frames per second: the fastest cameras record (slow motion); a base rate above it is a tick
 MXF_RATES = frozenset(Fraction(n, d) for n, d in ((24000, 1001), (24, 1), (25, 1), (30000, 1001), (30, 1),
                                                   (50, 1), (60000, 1001), (60, 1)))  # those FFmpeg's MXF writer takes
 # containers whose H.264 FFmpeg reads back with the wrong times when frames are reordered (AVI stores no pts;
@@ -141,9 +142,10 @@ def auto_codec(output: Path, info: VideoInfo | None = None) -> str:
 
 def cfr_rate(info: VideoInfo) -> Fraction:
     """The frame rate a constant-rate container (AVI) is written at: the source's base rate where its average
-    is lower (a variable rate: each frame keeps its time, each gap its length), else the average."""
+    is lower (a variable rate: each frame keeps its time, each gap its length, however long the gaps are), else
+    the average. A base rate above MAX_CFR_RATE is a clock's tick (jittered times), not a rate frames fall on."""
     assert info.fps
-    return info.base_fps if info.base_fps and info.fps < info.base_fps <= 4 * info.fps else info.fps
+    return info.base_fps if info.base_fps and info.fps < info.base_fps <= MAX_CFR_RATE else info.fps
 
 
 def codec_time_base(codec: str, info: VideoInfo) -> Fraction:

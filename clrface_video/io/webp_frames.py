@@ -84,7 +84,8 @@ def read_webp_frames(path: Path | str, span: TimeSpan | None = None, *, alpha: b
             except READ_ERRORS + (EOFError,) as error:
                 raise InputError(f"{path.name}: decoding failed at frame {number} ({one_line(error)})") from error
             duration = int(image.info.get("duration") or 0)
-            if span is None or not (span.not_yet(pts * MILLISECOND) or span.past(pts * MILLISECOND)):
+            shown = (pts + duration) * MILLISECOND if duration else None
+            if span is None or not (span.not_yet(pts * MILLISECOND, shown) or span.past(pts * MILLISECOND)):
                 yield Frame(image=np.ascontiguousarray(rgba[..., :3]), index=index, pts=pts, time_base=MILLISECOND,
                             duration=duration or None, alpha=np.ascontiguousarray(rgba[..., 3]) if alpha else None)
                 index += 1
