@@ -276,13 +276,13 @@ def test_frames_closer_than_an_avis_frame_are_left_out_not_pushed_late(tmp_path,
         "after the one before, and a .avi file counts frames at 3.81356 fps" in warnings_logged.text
 
 
-def vfr_b_frames_clip(path: Path, last: int = 80) -> Path:
+def vfr_b_frames_clip(path: Path, last: int = 80, edit_list: bool = True) -> Path:
     """A variable-rate MP4 with B-frames (x264's "fast" preset) whose last frame is shown `last` ms: each packet
     muxed with its frame's length, so the track ends at 0.68 s, where FFmpeg reads the last frame's length as
-    its packet's dts step (20 ms)."""
+    its packet's dts step (20 ms). Without an edit list its times start at the first frame's composition offset."""
     pts = [0, 40, 120, 140, 180, 260, 300, 380, 400, 440, 520, 600]
     lengths = dict(zip(pts, [*np.diff(pts).tolist(), last], strict=True))
-    with av.open(str(path), "w") as out:
+    with av.open(str(path), "w", options={} if edit_list else {"use_editlist": "0"}) as out:
         stream = out.add_stream("libx264", rate=25)
         stream.width, stream.height, stream.pix_fmt = *SMALL, "yuv420p"
         stream.time_base = stream.codec_context.time_base = Fraction(1, 1000)
@@ -308,6 +308,16 @@ def read_packets_of(path: Path) -> list[av.Packet]:
 def last_frame_end(path: Path) -> Fraction:
     last = list(read_frames(path))[-1]
     return (last.pts + last.duration) * last.time_base
+
+
+def test_a_track_end_is_not_taken_from_an_mp4_without_an_edit_list(tmp_path):
+    """Without an edit list FFmpeg's times start at the first frame's composition offset (0.12 s here), not at the
+    0 that the track's stated length (0.68 s) is counted from: that end would cut the last frame, so none is read."""
+    src = vfr_b_frames_clip(tmp_path / "no_edits.mp4", edit_list=False)
+    with av.open(str(src)) as container:
+        assert container.streams.video[0].start_time > 0
+    assert track_end(src, 1) is None
+    assert last_frame_end(src) > Fraction(68, 100)
 
 
 @pytest.mark.parametrize("suffix", [".mp4", ".mkv"])

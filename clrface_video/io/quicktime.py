@@ -45,14 +45,16 @@ def track_end(path: Path, track_id: int) -> tuple[Fraction, Fraction] | None:
     and that figure's precision (a tick of the movie's timescale): its tkhd duration, which is the sum of its
     edits (or its media's length without an edit list), so the end players show it to. FFmpeg reports its own
     figures instead (a stream duration that can end before the last frame of a B-frame stream does). None
-    where the file has no such track or states no length (a fragmented MP4's is 0)."""
+    where the file has no such track, states no length (a fragmented MP4's is 0) or has no edit list (its
+    frames' times are then not on the presentation's clock that length is measured on)."""
     movie = moov(path)
     header = next(((start, end) for kind, start, end in boxes(movie, 0, len(movie)) if kind == b"mvhd"), None)
     if header is None or header[1] - header[0] < 20:
         return None
     scale = struct.unpack_from(">I", movie, header[0] + (20 if movie[header[0]] == 1 else 12))[0]
     for start, end in ((start, end) for kind, start, end in boxes(movie, 0, len(movie)) if kind == b"trak"):
-        for kind, body, stop in boxes(movie, start, end):
+        parts = boxes(movie, start, end)
+        for kind, body, stop in parts:
             if kind != b"tkhd" or stop - body < 24:
                 continue
             long = movie[body] == 1  # version 1: 64-bit times
@@ -62,6 +64,8 @@ def track_end(path: Path, track_id: int) -> tuple[Fraction, Fraction] | None:
             duration = struct.unpack_from(">Q" if long else ">I", movie, body + (28 if long else 20))[0]
             if found != track_id:
                 break
+            if not any(kind == b"edts" for kind, _, _ in parts):  # FFmpeg's times are then the media's, which
+                return None  # start at the first frame's composition offset, not at the presentation's 0
             if not scale or not duration or duration in UNKNOWN_DURATION:
                 return None
             return Fraction(duration, scale), Fraction(1, scale)
