@@ -333,7 +333,25 @@ def frame_to_array(frame: av.VideoFrame, high_depth: bool,
                                src_color_range=range_ if range_ in (RANGE_MPEG, RANGE_JPEG) else None,
                                interpolation=YUV_TO_RGB if _plain_yuv(frame.format.name) and not high_depth
                                else None, threads=SWS_THREADS)
-    return rgb.to_ndarray()
+    array = rgb.to_ndarray()
+    bits = _bit_depth(frame.format.name)
+    if high_depth and range_ == RANGE_JPEG and 8 < bits < 16:
+        array[..., :3] = _full_scale(array[..., :3], bits)
+    return array
+
+
+def _full_scale(rgb: np.ndarray, bits: int) -> np.ndarray:
+    """rgb48 read by swscale from full-range YUV or grey of `bits` (9-15) bits, stretched to full scale.
+
+    Why: swscale reads those samples by x2^(16 - bits), not x65535/(2^bits - 1), so 10-bit white came out
+    65472 and every colour 0.1% dark (all three channels alike: the conversion is linear); with its rgb48 to YUV
+    gain of 256/255 (io.full_range) a full-range 10-bit clip came back +0.3 luma codes brighter each run."""
+    read = ((1 << bits) - 1) << (16 - bits)  # what swscale makes of full scale
+    wide = rgb.astype(np.uint32)
+    wide *= 65535
+    wide += read // 2
+    wide //= read
+    return np.minimum(wide, 65535).astype(np.uint16)
 
 
 def _plain_yuv(pix_fmt: str) -> bool:

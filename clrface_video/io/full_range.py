@@ -9,6 +9,7 @@ from clrface_video.io.decode import RANGE_JPEG, SWS_THREADS
 
 DEEP = 16
 CHROMA_PLANES = (1, 2)  # Cb and Cr; plane 0 is luma and plane 3 alpha, both scaled 0..max
+DEEP_RGB = frozenset({"rgb48le", "rgba64le"})  # the writer's 16-bit RGB(A) frames
 
 
 def wide_format(pix_fmt: str) -> str | None:
@@ -31,12 +32,15 @@ def wide_format(pix_fmt: str) -> str | None:
 def to_full_range(reformatter: VideoReformatter, rgb: av.VideoFrame, pix_fmt: str, wide: str,
                   matrix: int) -> av.VideoFrame:
     """`rgb` as a full-range `pix_fmt` frame by way of `wide`, its wide_format (not None), chroma unbiased.
+    A 16-bit `rgb` frame's colour samples are scaled in place.
 
     Why: swscale's RGB to full-range 8-bit or 10-bit YUV truncates chroma instead of rounding it, with any flags
     (RGB 139,152,171 gives Cb 139 and Cr 119 where BT.601 says 139.69 and 119.96; 10-bit neutral grey gives 511),
     so every restored full-range video came out about half a code value low in Cb and Cr, a green cast that grew
     with each run (benchmarks/rgb_to_yuv.py). At 16 bits its values are right; they are rounded to the output depth
     here by the full-range definition, scale 2^n - 1 about the chroma centre 2^(n-1)."""
+    if rgb.format.name in DEEP_RGB:
+        _undo_rgb48_gain(rgb)
     deep = reformatter.reformat(rgb, format=wide, src_colorspace=matrix, dst_colorspace=matrix,
                                 src_color_range=RANGE_JPEG, dst_color_range=RANGE_JPEG, threads=SWS_THREADS)
     out = av.VideoFrame(rgb.width, rgb.height, pix_fmt)
@@ -53,3 +57,16 @@ def to_full_range(reformatter: VideoReformatter, rgb: av.VideoFrame, pix_fmt: st
         samples //= 65535
         np.frombuffer(target, dtype).reshape(target.height, -1)[:, :target.width] = samples
     return out
+
+
+def _undo_rgb48_gain(rgb: av.VideoFrame) -> None:
+    """Scale a 16-bit RGB(A) frame's colour samples by 255/256 (rounded), in place, alpha left alone.
+
+    Why: swscale's rgb48 to YUV multiplies by 256/255 in any range (rgb48 grey 32896 gives 16-bit luma 33024,
+    and everything above 65280 clips to 65535), so 10-bit full-range output came out 0.4% bright; its rgb24
+    input and its alpha are scaled right. round(x * 255 / 256) = x - round(x / 256), in 16 bits."""
+    channels = 4 if rgb.format.name == "rgba64le" else 3
+    plane = rgb.planes[0]
+    samples = np.frombuffer(plane, "<u2").reshape(rgb.height, -1)[:, :rgb.width * channels]
+    colours = samples.reshape(rgb.height, rgb.width, channels)[..., :3]
+    colours -= ((colours >> 7) + 1) >> 1
