@@ -862,10 +862,10 @@ def test_full_range_chroma_mean_survives_a_copy(tmp_path, depth):
     assert np.abs(shift[:, 1:]).max() < (0.25 if depth == 8 else 0.12), shift
 
 
-@pytest.mark.parametrize("pix_fmt", ["yuv420p10le"])
+@pytest.mark.parametrize("pix_fmt", ["yuv420p10le", "yuv440p10le", "yuv411p", "yuv440p"])
 def test_a_full_range_copy_keeps_mean_luma_and_chroma(tmp_path, pix_fmt):
     """Regression: a 10-bit full-range clip came back +0.3 luma codes brighter (swscale reads it x64 and writes
-    rgb48 x256/255)."""
+    rgb48 x256/255), and 4:1:1 and 4:4:0 ones, which have no 16-bit twin format, with chroma truncated (-0.5)."""
     depth = 10 if pix_fmt.endswith("10le") else 8
     src = make_clip(tmp_path / "in.mkv", frames=3, size=SMALL, audio=False, color=BT601_FULL, codec="ffv1",
                     bit_depth=depth, pix_fmt=pix_fmt)
@@ -894,6 +894,9 @@ def test_full_range_deep_frames_are_read_to_full_scale():
     ("yuv420p", (10, 200, 30), (124, 75, 47)),  # 123.81, 75.06, 46.82
     ("yuv444p10le", (128, 128, 128), (513, 512, 512)),  # neutral chroma is 512 at 10 bits (swscale gave 511)
     ("yuv444p10le", (139, 152, 171), (603, 559, 480)),  # 602.87, 558.92 and 479.75 (swscale's luma gave 605)
+    ("yuv411p", (139, 152, 171), (150, 140, 120)),  # no 16-bit 4:1:1, 4:1:0 or 4:4:0: by way of 4:4:4
+    ("yuv410p", (10, 200, 30), (124, 75, 47)),
+    ("yuv440p10le", (139, 152, 171), (603, 559, 480)),
 ])
 def test_full_range_yuv_is_rounded_not_truncated(tmp_path, pix_fmt, rgb, yuv):
     depth = av.VideoFormat(pix_fmt).components[0].bits
