@@ -78,7 +78,10 @@ def _undo_rgb48_gain(rgb: av.VideoFrame) -> None:
     plane = rgb.planes[0]
     samples = np.frombuffer(plane, "<u2").reshape(rgb.height, -1)[:, :rgb.width * channels]
     colours = samples.reshape(rgb.height, rgb.width, channels)[..., :3]
-    colours -= ((colours >> 7) + 1) >> 1
+    rounded = colours >> 7
+    rounded += 1
+    rounded >>= 1
+    colours -= rounded
 
 
 def _block_sums(samples: np.ndarray, block: tuple[int, int], height: int, width: int) -> tuple[int, np.ndarray]:
