@@ -876,11 +876,13 @@ def test_a_full_range_copy_keeps_mean_luma_and_chroma(tmp_path, pix_fmt):
 
 
 def test_full_range_deep_frames_are_read_to_full_scale():
-    """Regression: swscale reads 9-15 bit full-range YUV and grey by x2^(16 - n): 10-bit white came out 65472."""
+    """Regression: swscale reads 9-15 bit full-range YUV and grey by x2^(16 - n): 10-bit white came out 65472.
+    RGB of those depths it reads right, full-range tag or not."""
     from clrface_video.io.decode import RANGE_JPEG, frame_to_array
 
     for pix_fmt, samples, want in [("yuv420p10le", (1023, 512, 512), 65535), ("yuv420p10le", (512, 512, 512), 32800),
-                                   ("yuv444p12le", (4095, 2048, 2048), 65535), ("gray10le", (1023,), 65535)]:
+                                   ("yuv444p12le", (4095, 2048, 2048), 65535), ("gray10le", (1023,), 65535),
+                                   ("gbrp10le", (512, 512, 512), 32800)]:
         frame = av.VideoFrame(16, 8, pix_fmt)
         for plane, value in zip(frame.planes, samples, strict=True):
             np.frombuffer(plane, "<u2")[:] = value

@@ -335,7 +335,7 @@ def frame_to_array(frame: av.VideoFrame, high_depth: bool,
                                else None, threads=SWS_THREADS)
     array = rgb.to_ndarray()
     bits = _bit_depth(frame.format.name)
-    if high_depth and range_ == RANGE_JPEG and 8 < bits < 16:
+    if high_depth and range_ == RANGE_JPEG and 8 < bits < 16 and not frame.format.is_rgb:  # RGB is read right
         _full_scale(array[..., :3], bits)
     return array
 
