@@ -890,6 +890,29 @@ def test_full_range_deep_frames_are_read_to_full_scale():
         assert set(np.unique(frame_to_array(frame, True)).tolist()) == {want}, pix_fmt
 
 
+def test_a_full_range_ten_bit_alpha_stays_opaque(tmp_path):
+    """Regression: swscale reads 10-bit alpha x64 (1023 -> 65472) and the full-range writer scaled it back by
+    1023/65535, so an opaque full-range yuva444p10le clip came back 1022, no longer opaque."""
+    src, size = tmp_path / "in.mkv", (64, 48)
+    with av.open(str(src), "w") as out:
+        stream = out.add_stream("ffv1", rate=24)
+        stream.width, stream.height, stream.pix_fmt = *size, "yuva444p10le"
+        stream.codec_context.color_range = 2
+        frame = av.VideoFrame(*size, "yuva444p10le")
+        for plane, value in zip(frame.planes, (600, 400, 700, 1023), strict=True):
+            np.frombuffer(plane, "<u2")[:] = value
+        np.frombuffer(frame.planes[3], "<u2").reshape(size[1], -1)[:, :10] = 512  # half transparent at the left
+        frame.color_range, frame.pts = 2, 0
+        out.mux(stream.encode(frame))
+        out.mux(stream.encode(None))
+    with av.open(str(copy_video(src, tmp_path / "out.mkv", codec="ffv1"))) as container:
+        back = next(container.decode(video=0))
+    def samples(picture: av.VideoFrame) -> list[list[int]]:
+        return [np.frombuffer(p, "<u2").reshape(p.height, -1)[:, :p.width].tolist() for p in picture.planes]
+
+    assert back.format.name == "yuva444p10le" and samples(back) == samples(frame)
+
+
 @pytest.mark.parametrize(("pix_fmt", "rgb", "yuv"), [
     ("yuv420p", (139, 152, 171), (150, 140, 120)),  # BT.601 full range: 150.28, 139.69, 119.96
     ("yuv420p", (128, 128, 128), (128, 128, 128)),

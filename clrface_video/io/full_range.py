@@ -9,6 +9,7 @@ from clrface_video.io.decode import RANGE_JPEG, SWS_THREADS
 
 DEEP = 16
 CHROMA_PLANES = (1, 2)  # Cb and Cr; plane 0 is luma and plane 3 alpha, both scaled 0..max
+ALPHA_PLANE = 3
 DEEP_RGB = frozenset({"rgb48le", "rgba64le"})  # the writer's 16-bit RGB(A) frames
 
 
@@ -40,8 +41,11 @@ def to_full_range(reformatter: VideoReformatter, rgb: av.VideoFrame, pix_fmt: st
     with each run (benchmarks/rgb_to_yuv.py). At 16 bits its values are right; they are rounded to the output depth
     here by the full-range definition, scale 2^n - 1 about the chroma centre 2^(n-1). Where the output's
     subsampling has no 16-bit format (4:1:1, 4:1:0, 4:4:0), each output chroma sample is the mean of the 4:4:4
-    samples it covers, rounded the same way."""
-    if rgb.format.name in DEEP_RGB:
+    samples it covers, rounded the same way. A 16-bit frame's alpha is cut to the output depth as swscale cuts
+    it, round(v / 2^(16 - n)): swscale reads a deep alpha plane by x2^(16 - n) (10-bit 1023 gives 65472, which
+    io.decode keeps), and scaled by 2^n - 1 an opaque 10-bit alpha came back 1022."""
+    deep_rgb = rgb.format.name in DEEP_RGB
+    if deep_rgb:
         _undo_rgb48_gain(rgb)
     deep = reformatter.reformat(rgb, format=wide, src_colorspace=matrix, dst_colorspace=matrix,
                                 src_color_range=RANGE_JPEG, dst_color_range=RANGE_JPEG, threads=SWS_THREADS)
@@ -52,6 +56,11 @@ def to_full_range(reformatter: VideoReformatter, rgb: av.VideoFrame, pix_fmt: st
     block = (64 // fmt.chroma_height(64), 64 // fmt.chroma_width(64))  # the output's chroma subsampling
     for index, (source, target) in enumerate(zip(deep.planes, out.planes, strict=True)):
         samples = np.frombuffer(source, "<u2").reshape(source.height, -1)[:, :source.width]
+        if index == ALPHA_PLANE and deep_rgb:
+            shift = DEEP - top.bit_length()
+            samples = np.minimum((samples.astype(np.uint32) + (1 << shift >> 1)) >> shift, top)
+            np.frombuffer(target, dtype).reshape(target.height, -1)[:, :target.width] = samples
+            continue
         if (source.height, source.width) == (target.height, target.width):
             count, samples = 1, samples.astype(np.uint32)
         else:  # 4:4:4 chroma of an output without a 16-bit format
