@@ -1,13 +1,15 @@
 """The colour a video keeps when read to RGB and written back to YUV, and the time the writing takes per frame.
 
-    python benchmarks/rgb_to_yuv.py VIDEO [--frames 6] [--full-range] [--depth 10]
+    python benchmarks/rgb_to_yuv.py VIDEO [--frames 6] [--full-range] [--depth 10 | --pix-fmt yuv411p]
 
 Each of the first FRAMES frames (re-encoded in memory to full range with --full-range, the way a phone, webcam or
-MJPEG clip is stored, and to 10 bits with --depth 10) is read to RGB as the pipeline reads it (io.decode), then
-turned back into YUV of its own format and range by swscale alone (the writer before io/full_range.py) and by the
-writer's path (io.full_range for full range); printed: the mean Y, Cb and Cr differences against the source frame
-in 8-bit code values (0 = kept) and the median milliseconds the RGB to YUV conversion took per frame, one
-thread (the median, as other jobs on a shared machine stretch some frames).
+MJPEG clip is stored, and to 10 bits with --depth 10, or to any YUV format with --pix-fmt: yuv411p for DV,
+yuv440p, nv12, ...) is read to RGB as the pipeline reads it (io.decode), then turned back into YUV of its own
+format and range by swscale alone (the writer before io/full_range.py) and by the writer's path (io.full_range
+for full range; there is none for nv12, which the writer never writes); printed: the mean Y, Cb and Cr
+differences against the source frame in 8-bit code values (0 = kept) and the median milliseconds the YUV to RGB
+read and the RGB to YUV conversion took per frame, one thread (the median, as other jobs on a shared machine
+stretch some frames). Run it with PYTHONPATH set to an older checkout to see that checkout's figures.
 """
 from __future__ import annotations
 
@@ -22,10 +24,18 @@ from av.video.reformatter import Interpolation, VideoReformatter
 
 
 def planes(frame: av.VideoFrame) -> list[np.ndarray]:
-    """Y, Cb and Cr of a planar YUV frame as float64 in 8-bit code values, without the row padding."""
+    """Y, Cb and Cr of a planar or semi-planar (nv12, nv21) 8-10 bit YUV frame as float64 in 8-bit code values,
+    without the row padding."""
     bits = frame.format.components[0].bits
     dtype = np.uint8 if bits <= 8 else np.dtype("<u2")
-    return [np.frombuffer(p, dtype).reshape(p.height, -1)[:, :p.width].astype(np.float64) * 255 / ((1 << bits) - 1)
+    scale = 255 / ((1 << bits) - 1)
+    if frame.format.name.startswith("nv"):  # one plane of interleaved chroma, Cr first in nv21 and nv42
+        luma, chroma = (np.frombuffer(p, dtype).reshape(p.height, -1)[:, :p.width * (1 + i)].astype(np.float64)
+                        for i, p in enumerate(frame.planes))
+        first, second = chroma[:, 0::2], chroma[:, 1::2]
+        cb, cr = (second, first) if frame.format.name in ("nv21", "nv42") else (first, second)
+        return [luma * scale, cb * scale, cr * scale]
+    return [np.frombuffer(p, dtype).reshape(p.height, -1)[:, :p.width].astype(np.float64) * scale
             for p in frame.planes[:3]]
 
 
@@ -38,10 +48,12 @@ def main() -> None:
     parser.add_argument("--frames", type=int, default=6)
     parser.add_argument("--full-range", action="store_true", help="re-encode the frames to full range first")
     parser.add_argument("--depth", type=int, choices=(8, 10), default=8)
+    parser.add_argument("--pix-fmt", help="the frames' YUV format (default yuv420p, or yuv420p10le with --depth 10)")
     args = parser.parse_args()
     with av.open(str(args.video)) as container:
         frames = [f for _, f in zip(range(args.frames), container.decode(video=0))]
-    pix_fmt = "yuv420p" if args.depth == 8 else "yuv420p10le"
+    pix_fmt = args.pix_fmt or ("yuv420p" if args.depth == 8 else "yuv420p10le")
+    deep = av.VideoFormat(pix_fmt).components[0].bits > 8
     range_ = RANGE_JPEG if args.full_range else RANGE_MPEG
     sources = []
     for frame in frames:  # the source's own matrix tag, or BT.601 where it has none
@@ -54,8 +66,13 @@ def main() -> None:
     first = sources[0]
     print(f"{args.video.name}: {first.width}x{first.height} {pix_fmt} "
           f"{'full' if args.full_range else 'limited'} range, {len(sources)} frames")
-    rgbs = [frame_to_array(f, args.depth > 8) for f in sources]
-    rgb_format = "rgb48le" if args.depth > 8 else "rgb24"
+    reader, rgbs, reads = VideoReformatter(), [], []
+    for source in sources:
+        start = time.perf_counter()
+        rgbs.append(frame_to_array(source, deep, reader))
+        reads.append(time.perf_counter() - start)
+    print(f"  read to RGB (io.decode) {1000 * np.median(reads):.1f} ms/frame")
+    rgb_format = "rgb48le" if deep else "rgb24"
 
     def swscale(reformatter: VideoReformatter, rgb: av.VideoFrame, matrix: int) -> av.VideoFrame:
         return reformatter.reformat(rgb, format=pix_fmt, src_colorspace=matrix, dst_colorspace=matrix,

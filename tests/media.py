@@ -223,7 +223,8 @@ def make_clip(path: Path | str, *, frames: int = 24, size: tuple[int, int] = (25
               color: tuple[int, int, int, int] = BT709, audio_codec: str = "aac", mirror: bool = False,
               grey: bool = False, interlaced: bool = False, sar: Fraction | None = None,
               tagged: bool = False, gop: int | None = None, timecode: str | None = None,
-              sideways: bool = False, hdr10: str | None = None, cut_at: int | None = None) -> Path:
+              sideways: bool = False, hdr10: str | None = None, cut_at: int | None = None,
+              pix_fmt: str | None = None) -> Path:
     """Write a small real clip and return its path.
 
     size is (width, height); the container comes from the suffix (.mp4, .mkv, .mov).
@@ -242,12 +243,15 @@ def make_clip(path: Path | str, *, frames: int = 24, size: tuple[int, int] = (25
     a portrait clip (size stays the stored size).
     hdr10: x265 options that write HDR10 metadata (with codec="libx265"), e.g. HDR10 below.
     cut_at: a cut before this frame, to Grace Hopper's face where the astronaut's was (other options aside).
+    pix_fmt: the stored pixel format, where the codec's default for bit_depth is not wanted (ffv1's yuv411p).
     """
     path = Path(path)
     pts, time_base = _frame_pts(frames, fps, vfr)
     seconds = (pts[-1] * time_base + Fraction(1, fps)) if frames else 0
     with av.open(str(path), "w") as out:
         video = _add_video(out, codec, fps, time_base, size, bit_depth, rotation, mirror, color)
+        if pix_fmt is not None:
+            video.pix_fmt = pix_fmt
         x264 = (["interlaced=1", "tff=1"] if interlaced else []) + \
             ([f"keyint={gop}", f"min-keyint={gop}", "scenecut=0"] if gop else [])
         if x264:

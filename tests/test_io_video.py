@@ -877,18 +877,73 @@ def test_full_range_chroma_mean_survives_a_copy(tmp_path, depth):
     assert np.abs(shift[:, 1:]).max() < (0.25 if depth == 8 else 0.12), shift
 
 
-@pytest.mark.parametrize(("depth", "rgb", "yuv"), [
-    (8, (139, 152, 171), (150, 140, 120)),  # BT.601 full range: 150.28, 139.69, 119.96
-    (8, (128, 128, 128), (128, 128, 128)),
-    (8, (10, 200, 30), (124, 75, 47)),  # 123.81, 75.06, 46.82
-    (10, (128, 128, 128), (None, 512, 512)),  # neutral chroma is 512 at 10 bits (swscale gave 511)
-    (10, (139, 152, 171), (None, 559, 480)),  # 558.92 and 479.75
+@pytest.mark.parametrize("pix_fmt", ["yuv420p10le", "yuv440p10le", "yuv411p", "yuv440p"])
+def test_a_full_range_copy_keeps_mean_luma_and_chroma(tmp_path, pix_fmt):
+    """Regression: a 10-bit full-range clip came back +0.3 luma codes brighter (swscale reads it x64 and writes
+    rgb48 x256/255), and 4:1:1 and 4:4:0 ones, which have no 16-bit twin format, with chroma truncated (-0.5)."""
+    depth = 10 if pix_fmt.endswith("10le") else 8
+    src = make_clip(tmp_path / "in.mkv", frames=3, size=SMALL, audio=False, color=BT601_FULL, codec="ffv1",
+                    bit_depth=depth, pix_fmt=pix_fmt)
+    out = copy_video(src, tmp_path / "out.mkv", codec="ffv1")
+    assert probe_video(out).pix_fmt == pix_fmt
+    shift = plane_means(out) - plane_means(src)  # 8-bit code values
+    assert np.abs(shift[:, 0]).max() < 0.05 and np.abs(shift[:, 1:]).max() < 0.1, shift
+
+
+def test_full_range_deep_frames_are_read_to_full_scale():
+    """Regression: swscale reads 9-15 bit full-range YUV and grey by x2^(16 - n): 10-bit white came out 65472.
+    RGB of those depths it reads right, full-range tag or not."""
+    from clrface_video.io.decode import RANGE_JPEG, frame_to_array
+
+    for pix_fmt, samples, want in [("yuv420p10le", (1023, 512, 512), 65535), ("yuv420p10le", (512, 512, 512), 32800),
+                                   ("yuv444p12le", (4095, 2048, 2048), 65535), ("gray10le", (1023,), 65535),
+                                   ("gbrp10le", (512, 512, 512), 32800)]:
+        frame = av.VideoFrame(16, 8, pix_fmt)
+        for plane, value in zip(frame.planes, samples, strict=True):
+            np.frombuffer(plane, "<u2")[:] = value
+        frame.color_range = RANGE_JPEG
+        assert set(np.unique(frame_to_array(frame, True)).tolist()) == {want}, pix_fmt
+
+
+def test_a_full_range_ten_bit_alpha_stays_opaque(tmp_path):
+    """Regression: swscale reads 10-bit alpha x64 (1023 -> 65472) and the full-range writer scaled it back by
+    1023/65535, so an opaque full-range yuva444p10le clip came back 1022, no longer opaque."""
+    src, size = tmp_path / "in.mkv", (64, 48)
+    with av.open(str(src), "w") as out:
+        stream = out.add_stream("ffv1", rate=24)
+        stream.width, stream.height, stream.pix_fmt = *size, "yuva444p10le"
+        stream.codec_context.color_range = 2
+        frame = av.VideoFrame(*size, "yuva444p10le")
+        for plane, value in zip(frame.planes, (600, 400, 700, 1023), strict=True):
+            np.frombuffer(plane, "<u2")[:] = value
+        np.frombuffer(frame.planes[3], "<u2").reshape(size[1], -1)[:, :10] = 512  # half transparent at the left
+        frame.color_range, frame.pts = 2, 0
+        out.mux(stream.encode(frame))
+        out.mux(stream.encode(None))
+    with av.open(str(copy_video(src, tmp_path / "out.mkv", codec="ffv1"))) as container:
+        back = next(container.decode(video=0))
+    def samples(picture: av.VideoFrame) -> list[list[int]]:
+        return [np.frombuffer(p, "<u2").reshape(p.height, -1)[:, :p.width].tolist() for p in picture.planes]
+
+    assert back.format.name == "yuva444p10le" and samples(back) == samples(frame)
+
+
+@pytest.mark.parametrize(("pix_fmt", "rgb", "yuv"), [
+    ("yuv420p", (139, 152, 171), (150, 140, 120)),  # BT.601 full range: 150.28, 139.69, 119.96
+    ("yuv420p", (128, 128, 128), (128, 128, 128)),
+    ("yuv420p", (10, 200, 30), (124, 75, 47)),  # 123.81, 75.06, 46.82
+    ("yuv444p10le", (128, 128, 128), (513, 512, 512)),  # neutral chroma is 512 at 10 bits (swscale gave 511)
+    ("yuv444p10le", (139, 152, 171), (603, 559, 480)),  # 602.87, 558.92 and 479.75 (swscale's luma gave 605)
+    ("yuv411p", (139, 152, 171), (150, 140, 120)),  # no 16-bit 4:1:1, 4:1:0 or 4:4:0: by way of 4:4:4
+    ("yuv410p", (10, 200, 30), (124, 75, 47)),
+    ("yuv440p10le", (139, 152, 171), (603, 559, 480)),
 ])
-def test_full_range_yuv_is_rounded_not_truncated(tmp_path, depth, rgb, yuv):
+def test_full_range_yuv_is_rounded_not_truncated(tmp_path, pix_fmt, rgb, yuv):
+    depth = av.VideoFormat(pix_fmt).components[0].bits
     src = make_clip(tmp_path / "in.mkv", frames=1, size=SMALL, audio=False, color=BT601_FULL, codec="ffv1",
-                    bit_depth=depth)
+                    bit_depth=depth, pix_fmt=pix_fmt)
     image = np.zeros((SMALL[1], SMALL[0], 3), np.uint8) + np.array(rgb, np.uint8)
-    if depth > 8:  # rgb48's luma is swscale's own (its gain is 256/255 from rgb48 either range): not checked
+    if depth > 8:
         image = image.astype(np.uint16) * 257
     with VideoWriter(tmp_path / "out.mkv", src, probe_video(src), codec="ffv1") as writer:
         frame = writer._to_video_frame(Frame(image=image, index=0), Fraction(0))
@@ -896,8 +951,7 @@ def test_full_range_yuv_is_rounded_not_truncated(tmp_path, depth, rgb, yuv):
     dtype = np.uint8 if depth == 8 else np.dtype("<u2")
     got = [set(np.unique(np.frombuffer(p, dtype).reshape(p.height, -1)[:, :p.width]).tolist())
            for p in frame.planes]
-    assert frame.format.name.startswith("yuv") and frame.format.components[0].bits == depth
-    assert [g for g, want in zip(got, yuv, strict=True) if want is not None] == [{v} for v in yuv if v is not None]
+    assert frame.format.name == pix_fmt and got == [{v} for v in yuv]
 
 
 @pytest.mark.parametrize("suffix", [".mp4", ".mkv"])

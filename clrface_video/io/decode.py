@@ -335,7 +335,30 @@ def frame_to_array(frame: av.VideoFrame, high_depth: bool,
                                src_color_range=range_ if range_ in (RANGE_MPEG, RANGE_JPEG) else None,
                                interpolation=YUV_TO_RGB if _plain_yuv(frame.format.name) and not high_depth
                                else None, threads=SWS_THREADS)
-    return rgb.to_ndarray()
+    array = rgb.to_ndarray()
+    bits = _bit_depth(frame.format.name)
+    if high_depth and range_ == RANGE_JPEG and 8 < bits < 16 and not frame.format.is_rgb:  # RGB is read right
+        _full_scale(array[..., :3], bits)
+    return array
+
+
+def _full_scale(rgb: np.ndarray, bits: int) -> None:
+    """Stretch, in place, rgb48 samples that swscale read from full-range YUV or grey of `bits` (9-15) bits to
+    full scale.
+
+    Why: swscale reads those samples by x2^(16 - bits), not x65535/(2^bits - 1), so 10-bit white came out
+    65472 and every colour 0.1% dark (all three channels alike: the conversion is linear); with its rgb48 to YUV
+    gain of 256/255 (io.full_range) a full-range 10-bit clip came back 0.3 luma codes (8-bit) brighter each run.
+    x * 65535 / (top << shift) = x + x * (2^shift - 1) / (top << shift); the second term is taken from x's top
+    `bits` bits, which keeps it in 16-bit integers (a third of the time of uint32 arithmetic) and within one
+    16-bit step of exact."""
+    shift, top = 16 - bits, (1 << bits) - 1
+    extra = rgb >> shift
+    extra *= (1 << shift) - 1
+    extra += top // 2
+    extra //= top
+    np.minimum(rgb, 65535 - extra, out=rgb)  # colours swscale clipped at 65535 stay there
+    rgb += extra
 
 
 def _plain_yuv(pix_fmt: str) -> bool:

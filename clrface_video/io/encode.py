@@ -133,7 +133,7 @@ class VideoWriter:
         self._video: av.video.stream.VideoStream | None = None
         self._copied: CopiedStreams | None = None  # the source's audio, subtitles and data
         self._pix_fmt = ""
-        self._wide: str | None = None  # full-range output: its 16-bit twin format (io.full_range), set once
+        self._wide: str | None = None  # full-range output: its 16-bit format (io.full_range.wide_format), set once
         self._palette: PaletteFilter | None = None  # a GIF's per-frame palettes
         self._delays: dict[int, int] = {}  # frame durations by pts, for packets that come out without them
         self._last_delay: Fraction | None = None  # seconds the last frame of a GIF or APNG is shown
