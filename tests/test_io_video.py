@@ -609,6 +609,43 @@ def test_aacs_encoder_delay_is_kept_or_said_to_be_heard(tmp_path, source, suffix
         assert float(kept_start) == pytest.approx(float(start), abs=1e-3)
 
 
+def edit_list_audio(path: Path) -> tuple[list[av.Packet], np.ndarray]:
+    """An MP4/QuickTime file's audio packets, and the samples a player that follows its edit list plays from
+    the start: every packet decoded whole, less the samples the list skips (FFmpeg's first packet time)."""
+    with av.open(str(path)) as container:
+        stream = container.streams.audio[0]
+        packets = [p for p in container.demux(stream) if p.size]
+        decoder = av.CodecContext.create(stream.codec_context.name, "r")
+        decoder.extradata = stream.codec_context.extradata
+        frames = [f for p in [*packets, None] for f in decoder.decode(None if p is None else av.Packet(bytes(p)))]
+    return packets, np.concatenate([frame.to_ndarray() for frame in frames], axis=1)[:, -packets[0].pts:]
+
+
+@pytest.mark.parametrize("suffix", [".mp4", ".mov"])
+@pytest.mark.parametrize("start", [0, 0.5])
+def test_aac_from_matroska_skips_exactly_its_priming_in_mp4(tmp_path, suffix, start):
+    """Matroska times AAC to the millisecond: its 1024 priming samples (21.33 ms) read as -21 ms, so an .mp4's
+    edit list skipped 1008 samples and played 16 of the priming, and its frames lasted 1008 and 1056 samples.
+    Each packet is now put on its 1024-sample frame grid: the list skips the 1024 (with --start, up to the
+    first frame's sample) and a player hears the source's samples from the output's first frame."""
+    src = make_clip(tmp_path / "in.mkv", frames=48, size=SMALL)
+    span = TimeSpan(start, None)
+    with VideoWriter(tmp_path / f"out{suffix}", src, probe_video(src), span=span if start else None) as writer:
+        for frame in read_frames(src, span=span):
+            writer.write(frame)
+    packets, heard = edit_list_audio(writer.output)
+    assert packets[0].time_base == Fraction(1, 48000) and next(read_frames(writer.output)).pts == 0
+    assert {p.duration for p in packets[:-1]} == {1024}
+    assert -packets[0].pts == (448 if start else 1024)  # 0.5 s is 448 samples into the frame from 23552 on
+    source_start, samples = decoded_audio(src)
+    assert source_start == 0
+    from_first_frame = samples[:, round(start * 48000):]
+    # half a second past the first frame; a stretch's first frame decodes without the one before it, and from
+    # there the samples differ by < 1e-5 from the source's decoded from its start (16 samples late: up to 0.28)
+    middle = slice(2048, 2048 + 24000)
+    assert np.allclose(heard[:, middle], from_first_frame[:, middle], rtol=0, atol=1e-4)
+
+
 @pytest.mark.parametrize("suffix", [".mov", ".mp4"])
 def test_alac_from_matroska_keeps_its_last_packet_in_mov_and_mp4(tmp_path, suffix):
     """Matroska gives ALAC packets no duration; FFmpeg's MP4/QuickTime muxer then ended the track at the last

@@ -293,6 +293,33 @@ def _still_heard(packet: av.Packet, shift: Fraction, copy: Copy) -> bool:
         packet_time(packet) + Fraction(packet.duration) * packet.time_base > shift
 
 
+def _on_frame_grid(packet: av.Packet, stream: av.stream.Stream) -> None:
+    """Time an audio packet in samples where its stream's clock ticks slower than its samples (but faster than
+    its frames), on the grid its codec's fixed-size frames lie on from the encoder delay (-delay, -delay +
+    frame_size, ...) wherever that lies within the clock's rounding of its time, else at that time to the
+    nearest sample. Matroska times packets to the millisecond: an AAC track's 1024 priming samples at 48 kHz
+    (21.33 ms) read as -21 ms, which an MP4's edit list turned into 1008 samples skipped (16 priming samples
+    heard), and its frames into 1008 and 1056 samples. Codecs that report no frame size keep their clock's."""
+    if stream.type != "audio":
+        return
+    context = stream.codec_context
+    rate, size = context.sample_rate, context.frame_size
+    if not rate or not size or not Fraction(1, rate) < packet.time_base < Fraction(size, rate):
+        return
+    half_tick = packet.time_base * rate / 2  # in samples: how far the clock's rounding may have moved a time
+
+    def on_grid(ticks: int, anchor: int) -> int:
+        exact = ticks * packet.time_base * rate
+        nearest = anchor + round((exact - anchor) / size) * size
+        return nearest if abs(nearest - exact) <= half_tick else round(exact)
+
+    delay = context.delay or 0
+    packet.pts = None if packet.pts is None else on_grid(packet.pts, -delay)
+    packet.dts = None if packet.dts is None else on_grid(packet.dts, -delay)
+    packet.duration = on_grid(packet.duration, 0)
+    packet.time_base = Fraction(1, rate)
+
+
 class CopiedStreams:
     """The copied streams' packets, demuxed from the source once and muxed into the output in time order.
 
@@ -358,6 +385,7 @@ class CopiedStreams:
             if cover:
                 self._place(packet, copy, None)
             elif not self._runs_backwards(packet, copy):
+                _on_frame_grid(packet, self._sources[packet.stream_index])
                 for ready in self._lengthened(packet, copy):
                     self._place(ready, copy, shift)
 
