@@ -585,10 +585,13 @@ def test_a_cue_on_screen_when_a_stretch_starts_opens_it(tmp_path):
 
 
 def audio_spans(path: Path) -> list[tuple[bytes, Fraction, Fraction]]:
-    """(bytes, start, end) in seconds of every audio packet, as the demuxer times them."""
+    """(bytes, start, end) in seconds of every audio packet, as the demuxer times them; one it gives no duration
+    (ALAC in Matroska) ends where the next one starts (the last such one where it starts)."""
     with av.open(str(path)) as container:
-        return [(bytes(p), p.pts * p.time_base, (p.pts + p.duration) * p.time_base)
-                for p in container.demux(container.streams.audio[0]) if p.size and p.pts is not None]
+        packets = [p for p in container.demux(container.streams.audio[0]) if p.size and p.pts is not None]
+    ends = [p.pts + p.duration if p.duration or after is None else after.pts
+            for p, after in zip(packets, [*packets[1:], None])]
+    return [(bytes(p), p.pts * p.time_base, end * p.time_base) for p, end in zip(packets, ends)]
 
 
 def decoded_audio(path: Path) -> tuple[Fraction, np.ndarray]:
@@ -621,6 +624,43 @@ def test_aacs_encoder_delay_is_kept_or_said_to_be_heard(tmp_path, source, suffix
         assert float(kept_start) == pytest.approx(float(start), abs=1e-3)
 
 
+def edit_list_audio(path: Path) -> tuple[list[av.Packet], np.ndarray]:
+    """An MP4/QuickTime file's audio packets, and the samples a player that follows its edit list plays from
+    the start: every packet decoded whole, less the samples the list skips (FFmpeg's first packet time)."""
+    with av.open(str(path)) as container:
+        stream = container.streams.audio[0]
+        packets = [p for p in container.demux(stream) if p.size]
+        decoder = av.CodecContext.create(stream.codec_context.name, "r")
+        decoder.extradata = stream.codec_context.extradata
+        frames = [f for p in [*packets, None] for f in decoder.decode(None if p is None else av.Packet(bytes(p)))]
+    return packets, np.concatenate([frame.to_ndarray() for frame in frames], axis=1)[:, -packets[0].pts:]
+
+
+@pytest.mark.parametrize("suffix", [".mp4", ".mov"])
+@pytest.mark.parametrize("start", [0, 0.5])
+def test_aac_from_matroska_skips_exactly_its_priming_in_mp4(tmp_path, suffix, start):
+    """Matroska times AAC to the millisecond: its 1024 priming samples (21.33 ms) read as -21 ms, so an .mp4's
+    edit list skipped 1008 samples and played 16 of the priming, and its frames lasted 1008 and 1056 samples.
+    Each packet is now put on its 1024-sample frame grid: the list skips the 1024 (with --start, up to the
+    first frame's sample) and a player hears the source's samples from the output's first frame."""
+    src = make_clip(tmp_path / "in.mkv", frames=48, size=SMALL)
+    span = TimeSpan(start, None)
+    with VideoWriter(tmp_path / f"out{suffix}", src, probe_video(src), span=span if start else None) as writer:
+        for frame in read_frames(src, span=span):
+            writer.write(frame)
+    packets, heard = edit_list_audio(writer.output)
+    assert packets[0].time_base == Fraction(1, 48000) and next(read_frames(writer.output)).pts == 0
+    assert {p.duration for p in packets[:-1]} == {1024}
+    assert -packets[0].pts == (448 if start else 1024)  # 0.5 s is 448 samples into the frame from 23552 on
+    source_start, samples = decoded_audio(src)
+    assert source_start == 0
+    from_first_frame = samples[:, round(start * 48000):]
+    # half a second past the first frame; a stretch's first frame decodes without the one before it, and from
+    # there the samples differ by < 1e-5 from the source's decoded from its start (16 samples late: up to 0.28)
+    middle = slice(2048, 2048 + 24000)
+    assert np.allclose(heard[:, middle], from_first_frame[:, middle], rtol=0, atol=1e-4)
+
+
 @pytest.mark.parametrize("suffix", [".mov", ".mp4"])
 def test_alac_from_matroska_keeps_its_last_packet_in_mov_and_mp4(tmp_path, suffix):
     """Matroska gives ALAC packets no duration; FFmpeg's MP4/QuickTime muxer then ended the track at the last
@@ -634,10 +674,12 @@ def test_alac_from_matroska_keeps_its_last_packet_in_mov_and_mp4(tmp_path, suffi
 
 @pytest.mark.parametrize(("source", "audio_codec", "suffix"),
                          [(".mp4", "aac", ".mp4"), (".mp4", "aac", ".mov"), (".mkv", "aac", ".mkv"),
-                          (".mkv", "flac", ".mkv")])
+                          (".mkv", "flac", ".mkv"), (".mkv", "alac", ".mkv"), (".mkv", "alac", ".mp4"),
+                          (".mkv", "libopus", ".mkv")])
 def test_a_stretch_keeps_the_audio_packet_that_sounds_at_its_start(tmp_path, source, audio_codec, suffix):
     """The audio packet that starts before a stretch and ends inside it was left out, so the stretch opened
-    with up to a packet of silence (76 ms of FLAC). It is kept whole, before the first frame and in sync."""
+    with up to a packet of silence (76 ms of FLAC). It is kept whole, before the first frame and in sync. ALAC
+    in Matroska has no packet durations: the next packet's time gives one (it opened 12 ms late)."""
     src = make_clip(tmp_path / f"in{source}", frames=48, size=SMALL, audio_codec=audio_codec)
     span = TimeSpan(0.5, 1.5)
     with VideoWriter(tmp_path / f"part{suffix}", src, probe_video(src), span=span) as writer:

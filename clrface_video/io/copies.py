@@ -295,9 +295,37 @@ def _still_heard(packet: av.Packet, shift: Fraction, copy: Copy) -> bool:
     """Whether an audio packet that starts before a stretch still sounds at its start: it is kept whole (its
     time then lies a little before the video's first frame), so the sound covers the stretch from its first
     frame. MP4 and QuickTime start playback at the frame by an edit list, Matroska within an AAC or Opus track's
-    codec delay; elsewhere FFmpeg's muxer starts every stream as much later (measured: FLAC in .mkv)."""
+    codec delay; elsewhere FFmpeg's muxer starts every stream as much later (measured: FLAC in .mkv). A packet
+    the demuxer gives no duration has its length from its stream's next packet by now (_lengthened)."""
     return copy.stream.type == "audio" and bool(packet.duration) and \
         packet_time(packet) + Fraction(packet.duration) * packet.time_base > shift
+
+
+def _on_frame_grid(packet: av.Packet, stream: av.stream.Stream) -> None:
+    """Time an audio packet in samples where its stream's clock ticks slower than its samples (but faster than
+    its frames), on the grid its codec's fixed-size frames lie on from the encoder delay (-delay, -delay +
+    frame_size, ...) wherever that lies within the clock's rounding of its time, else at that time to the
+    nearest sample. Matroska times packets to the millisecond: an AAC track's 1024 priming samples at 48 kHz
+    (21.33 ms) read as -21 ms, which an MP4's edit list turned into 1008 samples skipped (16 priming samples
+    heard), and its frames into 1008 and 1056 samples. Codecs that report no frame size keep their clock's."""
+    if stream.type != "audio":
+        return
+    context = stream.codec_context
+    rate, size = context.sample_rate, context.frame_size
+    if not rate or not size or not Fraction(1, rate) < packet.time_base < Fraction(size, rate):
+        return
+    half_tick = packet.time_base * rate / 2  # in samples: how far the clock's rounding may have moved a time
+
+    def on_grid(ticks: int, anchor: int) -> int:
+        exact = ticks * packet.time_base * rate
+        nearest = anchor + round((exact - anchor) / size) * size
+        return nearest if abs(nearest - exact) <= half_tick else round(exact)
+
+    delay = context.delay or 0
+    packet.pts = None if packet.pts is None else on_grid(packet.pts, -delay)
+    packet.dts = None if packet.dts is None else on_grid(packet.dts, -delay)
+    packet.duration = on_grid(packet.duration, 0)
+    packet.time_base = Fraction(1, rate)
 
 
 class CopiedStreams:
@@ -317,7 +345,7 @@ class CopiedStreams:
         self._last: dict[int, tuple[int, int | None]] = {}  # per copied stream, its last packet's dts and end
         self._left_out: Counter[tuple[int, str]] = Counter()  # (stream, LEFT_OUT reason): packets, said at the end
         self._sources = {index: source.streams[index] for index in self.copies}
-        self._waiting: dict[int, av.Packet] = {}  # per copied stream, an audio packet without a duration (_mux)
+        self._waiting: dict[int, av.Packet] = {}  # per copied stream, an audio packet without a duration (_lengthened)
 
     def _give_time(self, packet: av.Packet) -> None:
         """A packet the demuxer gives no time (the later frames of a laced Matroska block) follows its stream's
@@ -362,35 +390,48 @@ class CopiedStreams:
             if limit is not None and packet_time(packet) > limit:
                 return
             self._next = None
-            if not cover and self._runs_backwards(packet, copy):
-                continue
-            if shift is not None and not cover:  # a stretch: packets before it are left out, the rest move
-                if packet_time(packet) < shift and not _still_shown(packet, shift, copy) \
-                        and not _still_heard(packet, shift, copy):
-                    continue
-                move = round(shift / packet.time_base)
-                packet.pts = None if packet.pts is None else packet.pts - move
-                packet.dts = None if packet.dts is None else packet.dts - move
-            index = packet.stream_index
-            for ready in copy.converter.convert(packet) if copy.converter is not None else [packet]:
-                ready.stream = copy.stream
-                self._mux(ready, index)
+            if cover:
+                self._place(packet, copy, None)
+            elif not self._runs_backwards(packet, copy):
+                _on_frame_grid(packet, self._sources[packet.stream_index])
+                for ready in self._lengthened(packet, copy):
+                    self._place(ready, copy, shift)
 
-    def _mux(self, packet: av.Packet, index: int) -> None:
-        """Mux a copied packet of source stream `index`. Where the muxer ends a track at its last packet
-        (TRACK_END_MUXERS), an audio packet the demuxer gives no duration waits for its stream's next one, whose
-        dts gives it its length; the last such packet gets its decoded samples' length in finish()."""
-        self._say_unmarked_delay(packet, index)
-        waiting = self._waiting.pop(index, None)
+    def _lengthened(self, packet: av.Packet, copy: Copy) -> list[av.Packet]:
+        """The packets of `packet`'s stream ready to be placed. An audio packet the demuxer gives no duration
+        (ALAC in Matroska) waits for its stream's next one, whose dts gives its length: a stretch then knows
+        whether it still sounds at its start (_still_heard), and an MP4 or QuickTime track ends after it
+        (TRACK_END_MUXERS). The stream's last such packet is given its decoded samples' length in finish()."""
+        if copy.stream.type != "audio":
+            return [packet]
+        ready = []
+        waiting = self._waiting.pop(packet.stream_index, None)
         if waiting is not None:
-            if packet.dts is not None and waiting.dts is not None and packet.dts > waiting.dts:
+            if packet.dts > waiting.dts:
                 waiting.duration = packet.dts - waiting.dts
-            self.out.mux(waiting)
-        if not packet.duration and self._sources[index].type == "audio" \
-                and self.out.format.name.split(",")[0] in TRACK_END_MUXERS:
-            self._waiting[index] = packet
+            ready.append(waiting)
+        if packet.duration:
+            ready.append(packet)
         else:
-            self.out.mux(packet)
+            self._waiting[packet.stream_index] = packet
+        return ready
+
+    def _place(self, packet: av.Packet, copy: Copy, shift: Fraction | None) -> None:
+        """Mux a packet (through its stream's cue converter, if any). With a stretch's `shift`, one before the
+        stretch is left out, but for an audio packet still heard and a cue still shown at its start, and every
+        one kept moves earlier by the shift."""
+        if shift is not None:
+            if packet_time(packet) < shift and not _still_shown(packet, shift, copy) \
+                    and not _still_heard(packet, shift, copy):
+                return
+            move = round(shift / packet.time_base)
+            packet.pts = None if packet.pts is None else packet.pts - move
+            packet.dts = None if packet.dts is None else packet.dts - move
+        index = packet.stream_index
+        for ready in copy.converter.convert(packet) if copy.converter is not None else [packet]:
+            ready.stream = copy.stream
+            self._say_unmarked_delay(ready, index)
+            self.out.mux(ready)
 
     def _say_unmarked_delay(self, packet: av.Packet, index: int) -> None:
         """Warn where an audio packet's encoder delay (the samples its decoder skips: an MP4 edit list's AAC
@@ -409,9 +450,9 @@ class CopiedStreams:
                         "%.0f ms are heard and every stream starts that much later, in sync (.mp4 and .mov keep "
                         "it)", index, source.codec_context.codec.canonical_name, skipped, _suffix(self.out), 1000 * skipped / rate)
 
-    def _mux_last(self, packet: av.Packet, index: int) -> None:
+    def _lengthen_last(self, packet: av.Packet, index: int) -> None:
         """A stream's last audio packet without a duration, given the length of the samples it decodes to (ALAC
-        frames decode alone); where none can be read it is muxed as it is, with a warning that it may be lost."""
+        frames decode alone); where none can be read it keeps none, with a warning where that may lose it."""
         decoder = self._sources[index].codec_context
         try:
             samples = sum(frame.samples for frame in decoder.decode(packet))
@@ -419,10 +460,9 @@ class CopiedStreams:
             samples = 0
         if samples and decoder.sample_rate:
             packet.duration = max(1, round(Fraction(samples, decoder.sample_rate) / packet.time_base))
-        else:
+        elif self.out.format.name.split(",")[0] in TRACK_END_MUXERS:
             log.warning("stream #%d (audio): its last packet's length is unknown, so %s players may leave it out "
                         "(.mkv keeps it)", index, _suffix(self.out))
-        self.out.mux(packet)
 
     def finish(self, limit: Fraction | None, shift: Fraction | None = None) -> None:
         """Mux what is left up to `limit` (None: all), the audio packets still waiting for a duration, then the
@@ -430,7 +470,8 @@ class CopiedStreams:
         self.mux_until(limit, shift)
         for index, packet in list(self._waiting.items()):
             del self._waiting[index]
-            self._mux_last(packet, index)
+            self._lengthen_last(packet, index)
+            self._place(packet, self.copies[index], shift)
         for (index, reason), count in self._left_out.items():
             log.warning("stream #%d (%s): %d %s left out, %s", index, self.copies[index].stream.type, count,
                         "packet" if count == 1 else "packets", LEFT_OUT[reason][count != 1])
