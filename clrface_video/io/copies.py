@@ -407,7 +407,7 @@ class CopiedStreams:
         ready = []
         waiting = self._waiting.pop(packet.stream_index, None)
         if waiting is not None:
-            if packet.dts > waiting.dts:
+            if packet.dts is not None and waiting.dts is not None and packet.dts > waiting.dts:
                 waiting.duration = packet.dts - waiting.dts
             ready.append(waiting)
         if packet.duration:
