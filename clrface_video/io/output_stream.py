@@ -62,7 +62,7 @@ def choose_pix_fmt(codec: str, bit_depth: int, width: int, height: int, alpha: b
     odd = width % 2 == 1 or height % 2 == 1
     chromas = ("yuv444p",) if odd else ("yuv420p", "yuv422p", "yuv444p")
     kept = _chroma(source)
-    if kept != "yuv420p" and codec not in CRF_CODECS and not odd:
+    if kept in ("yuv422p", "yuv444p") and codec not in CRF_CODECS and not odd:  # 4:1:1 goes 4:2:2 by the order
         chromas = (kept, *[c for c in ("yuv444p", "yuv422p", "yuv420p") if c != kept])
     # Same depth first; 8-bit may go up to 10 (prores_ks has no 8-bit format); deeper falls back to 8.
     depths = {8: ("", "10le"), 10: ("10le", "12le", "")}.get(bit_depth, ("12le", "10le", "16le", ""))
@@ -90,7 +90,9 @@ def _lossless_pix_fmt(codec: str, bit_depth: int, alpha: bool, source: str) -> s
 
 
 COLORSPACE_RGB, COLORSPACE_BT709 = 0, 1  # AVColorSpace values
-CHROMA_NAMES = {"yuv420p": "4:2:0", "yuv422p": "4:2:2", "yuv444p": "4:4:4"}
+CHROMA_NAMES = {"yuv420p": "4:2:0", "yuv422p": "4:2:2", "yuv444p": "4:4:4", "yuv411p": "4:1:1"}
+# what keeps a source's chroma that a 4:2:0 output halves (prores_ks has no 4:1:1: its 4:2:2 holds all of NTSC DV's)
+CHROMA_KEEPERS = {"yuv411p": "--codec ffv1 keeps it (prores_ks as 4:2:2)"}
 
 
 def yuv_colorspace(colorspace: int, pix_fmt: str) -> int:
@@ -101,7 +103,10 @@ def yuv_colorspace(colorspace: int, pix_fmt: str) -> int:
 
 def _chroma(pix_fmt: str) -> str:
     """The YUV chroma layout of a pixel format: yuv422p for 4:2:2 (ProRes 422, DNxHR, DV50), yuv444p for 4:4:4 YUV,
-    else yuv420p (RGB sources, for which 4:2:0 is the delivery default)."""
+    yuv411p for 4:1:1 (NTSC DV: full height, a quarter of the width, which 4:2:0 halves in height), else yuv420p
+    (RGB sources, for which 4:2:0 is the delivery default)."""
+    if pix_fmt.startswith(("yuv411", "yuvj411")):
+        return "yuv411p"
     if pix_fmt.startswith(("yuv422", "yuva422", "yuvj422")):
         return "yuv422p"
     if pix_fmt.startswith(("yuv444", "yuva444", "yuvj444")):
@@ -186,8 +191,9 @@ def add_video_stream(out: av.container.OutputContainer, info: VideoInfo, codec: 
     stream.pix_fmt = pix_fmt or choose_pix_fmt(codec, info.bit_depth, info.width, info.height, info.alpha,
                                                info.pix_fmt)
     if _chroma(info.pix_fmt) != "yuv420p" and _chroma(stream.pix_fmt) == "yuv420p" and stream.pix_fmt.startswith("yuv"):
-        log.warning("the source's %s chroma is written 4:2:0 by %s (as players expect); --codec prores_ks or ffv1 "
-                    "keeps it", CHROMA_NAMES[_chroma(info.pix_fmt)], codec)
+        log.warning("the source's %s chroma is written 4:2:0 by %s (as players expect); %s",
+                    CHROMA_NAMES[_chroma(info.pix_fmt)], codec,
+                    CHROMA_KEEPERS.get(_chroma(info.pix_fmt), "--codec prores_ks or ffv1 keeps it"))
     depth = av.VideoFormat(stream.pix_fmt).components[0].bits
     if depth < info.bit_depth and stream.pix_fmt != "pal8":
         log.warning("the source's %d-bit depth is written at %d bits by %s; --codec ffv1 (.mkv) or libx265 keep it",
