@@ -1185,6 +1185,17 @@ def test_crf_changes_the_size(tmp_path):
     assert small < large
 
 
+@pytest.mark.parametrize(("codec", "suffix"), [("mpeg2video", ".mpg"), ("mpeg4", ".avi")])
+def test_crf_reaches_the_mpeg_encoders(tmp_path, codec, suffix):
+    """MPEG-2 and MPEG-4 Part 2 wrote every frame at quantiser 2 whatever --crf said (the same bytes at 10 and
+    40); the default 18 keeps that quantiser."""
+    src = make_clip(tmp_path / "in.mkv", frames=4, size=SMALL, audio=False, codec="ffv1")
+    sizes = {crf: copy_video(src, tmp_path / f"{crf}{suffix}", codec=codec, crf=crf).stat().st_size
+             for crf in (10, 18, 40)}
+    assert sizes[10] >= sizes[18] > sizes[40]
+    assert mean_abs_diff(src, tmp_path / f"40{suffix}") > mean_abs_diff(src, tmp_path / f"18{suffix}")
+
+
 def test_exception_inside_with_leaves_no_file(tmp_path):
     src = make_clip(tmp_path / "in.mp4", frames=6, size=SMALL)
     out = tmp_path / "out.mp4"

@@ -30,6 +30,9 @@ CFR_ONLY_CODECS = frozenset({"mpeg1video", "mpeg2video", "mpeg4", "msmpeg4", "ms
 CRF_CODECS = frozenset({"libx264", "libx265", "libsvtav1", "libvpx", "libvpx-vp9", "libaom-av1"})
 PRESET_CODECS = frozenset({"libx264", "libx265"})  # the encoders --preset speeds up or slows down
 CRF_MAX = {"libx264": 51, "libx265": 51}  # the others take 0-63
+# FFmpeg's MPEG-1/2/4 Part 2 encoders ignored --crf (each frame at quantiser 2, PyAV setting no bit rate): it
+# sets them a fixed quantiser instead
+QSCALE_CODECS = frozenset({"mpeg1video", "mpeg2video", "mpeg4"})
 QUIET_OPTIONS = {"libx265": {"x265-params": "log-level=error"}}
 # where a non-square pixel shape survives: in the bitstream of these encoders, or in these containers' own tag
 # for any encoder (Matroska, WebM and AVI take it from the bitstream only, as PyAV writes them)
@@ -171,6 +174,12 @@ def check_codec(codec: str) -> str:
     return found.name
 
 
+def mpeg_quantiser(crf: int) -> int:
+    """The fixed quantiser (1 best to 31) an MPEG-1/2/4 Part 2 encoder gets for --crf: a ninth of it, so the
+    default 18 gives 2, what these encoders wrote before --crf reached them, and 51 gives 6."""
+    return max(1, min(31, round(crf / 9)))
+
+
 def tag_for_apple(out: av.container.OutputContainer, stream: av.video.stream.VideoStream) -> None:
     """HEVC in an MP4 or QuickTime file tagged hvc1 (parameter sets in the sample description), which Apple's
     players need; FFmpeg's muxers write hev1 unless told."""
@@ -218,6 +227,9 @@ def add_video_stream(out: av.container.OutputContainer, info: VideoInfo, codec: 
         raise ClrfaceError(f"--crf {crf} is beyond {codec}'s range (0-{CRF_MAX[codec]})")
     if codec in CRF_CODECS:
         options["crf"] = str(crf)
+    if codec in QSCALE_CODECS:  # bounded both ways: PyAV's frames carry no quality of their own to ask for
+        quantiser = str(mpeg_quantiser(crf))
+        options.update(flags="+qscale", qmin=quantiser, qmax=quantiser)
     if preset is not None:
         if codec in PRESET_CODECS:
             options["preset"] = preset
