@@ -1163,6 +1163,31 @@ def test_auto_codec_writes_webm_and_dv_with_their_audio(tmp_path):
     assert probe_video(out).codec == "dvvideo" and read_packets(out, "audio") == read_packets(dv, "audio")
 
 
+@pytest.mark.parametrize(("source", "output", "codec", "pix_fmt"), [
+    (("prores_ks", ".mov", 8), ".mov", "prores", "yuv422p10le"),  # an editor's master comes back ProRes 422
+    (("prores_ks", ".mov", 8), ".mkv", "prores", "yuv422p10le"),
+    (("prores_ks", ".mov", 8), ".mp4", "h264", "yuv420p10le"),  # an .mp4 (no ProRes) is for delivery
+    (("ffv1", ".mkv", 10), ".mkv", "ffv1", "yuv444p10le"),  # a lossless archive stays lossless, pixels and all
+    (("ffv1", ".mkv", 8), ".avi", "ffv1", "yuv420p"),
+    (("libx264", ".mp4", 8), ".mpg", "mpeg2video", "yuv420p"),  # what DVD and MPEG-PS tools take
+    (("libx264", ".mp4", 8), ".vob", "mpeg2video", "yuv420p"),
+    (("libx264", ".mp4", 8), ".mxf", "mpeg2video", "yuv420p"),
+    (("libx264", ".mp4", 8), ".ts", "h264", "yuv420p"),  # H.264 in .ts is broadcast's too: it stays
+    (("mpeg2video", ".ts", 8), ".ts", "mpeg2video", "yuv420p"),
+    (("mpeg2video", ".ts", 8), ".mkv", "h264", "yuv420p"),
+])
+def test_codec_auto_keeps_an_intra_or_lossless_source_codec_and_what_the_container_expects(
+        tmp_path, source, output, codec, pix_fmt):
+    """A ProRes .mov came back as 10-bit 4:2:0 H.264 (QuickTime plays none), an FFV1 .mkv as lossy H.264, and
+    .mpg, .vob and .mxf outputs as H.264, which DVD and broadcast tools refuse."""
+    encoder, suffix, bit_depth = source
+    src = make_clip(tmp_path / f"in{suffix}", frames=2, size=SMALL, fps=25, audio=False, codec=encoder,
+                    bit_depth=bit_depth)
+    out = copy_video(src, tmp_path / f"out{output}")  # --codec auto
+    info = probe_video(out)
+    assert (info.codec, info.pix_fmt, len(pts_of(out))) == (codec, pix_fmt, 2)
+
+
 @pytest.mark.parametrize(("bit_depth", "pix_fmt"), [(8, "yuv422p"), (10, "yuv422p10le")])
 def test_dnxhd_writes_dnxhr_at_the_source_depth(tmp_path, bit_depth, pix_fmt):
     src = make_clip(tmp_path / "in.mp4", frames=2, size=(256, 192), bit_depth=bit_depth)  # DNxHR HQ / HQX

@@ -16,7 +16,16 @@ from clrface_video.io.side_data import Hdr10
 
 log = logging.getLogger(__name__)
 
-AUTO_CODECS = {".webm": "libvpx-vp9", ".dv": "dvvideo"}  # containers that hold no H.264
+# containers that hold no H.264, or whose players and tools expect MPEG-2 (DVD, MPEG program streams, XDCAM MXF)
+AUTO_CODECS = {".webm": "libvpx-vp9", ".dv": "dvvideo", ".mpg": "mpeg2video", ".mpeg": "mpeg2video",
+               ".vob": "mpeg2video", ".m2v": "mpeg2video", ".mxf": "mpeg2video"}
+# a source's intra, lossless or broadcast codec that --codec auto keeps (as this encoder) in these outputs, where
+# an editor or an archive expects it back (each pairing written and read back; FFmpeg's MXF, MPEG-PS and -TS
+# muxers accept any codec when the stream is added and refuse most when the header is written)
+KEPT_CODECS = {"prores": ("prores_ks", (".mov", ".mkv", ".mxf")), "ffv1": ("ffv1", (".mkv", ".avi", ".mxf")),
+               "dnxhd": ("dnxhd", (".mov", ".mxf")), "huffyuv": ("huffyuv", (".avi",)),
+               "ffvhuff": ("ffvhuff", (".avi",)), "utvideo": ("utvideo", (".avi",)),
+               "mpeg2video": ("mpeg2video", (".ts", ".m2ts"))}
 # MP4/QuickTime muxers tag HEVC hev1 by default, which Apple's players (QuickTime, Safari, iOS) refuse: hvc1
 HVC1_MUXERS = frozenset({"mov", "mp4", "ipod"})
 HDR_TRANSFERS = frozenset({16, 18})  # AVColorTransferCharacteristic: SMPTE ST 2084 (PQ), ARIB STD-B67 (HLG)
@@ -136,10 +145,15 @@ def container_takes(suffix: str, codec: str) -> bool:
 
 
 def auto_codec(output: Path, info: VideoInfo | None = None) -> str:
-    """The encoder `--codec auto` takes for an output file: what its container holds where that is not H.264,
+    """The encoder `--codec auto` takes for an output file: the source's own codec where it is an intra,
+    lossless or MPEG-2 one that the output's container is known to hold (a ProRes master comes back ProRes,
+    an FFV1 archive lossless), what its container holds where that is not H.264 or where MPEG-2 is expected,
     libx265 for an HDR source (PQ or HLG: TVs, phones and browsers play HDR from HEVC, and few of them
     decode the 10-bit H.264 that libx264 would write), else libx264."""
     suffix = output.suffix.lower()
+    kept = KEPT_CODECS.get(info.codec) if info is not None else None
+    if kept is not None and suffix in kept[1]:
+        return kept[0]
     if suffix in AUTO_CODECS:
         return AUTO_CODECS[suffix]
     if info is not None and info.color_trc in HDR_TRANSFERS and container_takes(suffix, "libx265"):
