@@ -717,16 +717,22 @@ def test_tags_chapters_languages_and_pixel_shape_are_kept(tmp_path, suffix):
     assert not probe_video(make_clip(tmp_path / f"square{suffix}", frames=2, audio=False)).sample_aspect_ratio
 
 
-@pytest.mark.parametrize(("codec", "suffix"), [("ffv1", ".mkv"), ("libvpx-vp9", ".webm"), ("libx264", ".mkv"),
+@pytest.mark.parametrize(("codec", "suffix"), [("ffv1", ".mkv"), ("libvpx-vp9", ".webm"), ("libx264", ".mkv"), ("prores_ks", ".mkv"),
                                               ("prores_ks", ".mov")])
 def test_a_pixel_shape_the_output_cannot_carry_is_warned_of_exactly_where_it_is_lost(tmp_path, codec, suffix,
                                                                                     warnings_logged):
     """An anamorphic DV transfer into FFV1 in Matroska (the archival choice) played squeezed, without a word:
-    Matroska and WebM get the shape from the bitstream only, which x264 carries and FFV1 does not."""
+    Matroska and WebM get the shape from the bitstream only, which x264 carries and FFV1 does not. The warning's
+    advice holds for the codec: it said '.mov or .mp4 keep it' to FFV1, which a .mov cannot hold."""
     clip = make_clip(tmp_path / "dv.mov", frames=3, size=SMALL, audio=False, sar=Fraction(16, 15))
     out = copy_video(clip, tmp_path / f"out{suffix}", codec=codec)
     kept = probe_video(out).sample_aspect_ratio == Fraction(16, 15)
     assert kept != ("pixel aspect ratio (16/15) is left out" in warnings_logged.text)
+    if not kept:  # each container the warning names keeps the shape with the same codec
+        advice = warnings_logged.text.split("squeezed; ")[1].split(" keep")[0]
+        for other in advice.split(" or "):
+            assert probe_video(copy_video(clip, tmp_path / f"advised{other}", codec=codec)).sample_aspect_ratio \
+                == Fraction(16, 15)
 
 
 @pytest.mark.parametrize("suffix", [".webm", ".mkv"])

@@ -161,6 +161,14 @@ def auto_codec(output: Path, info: VideoInfo | None = None) -> str:
     return "libx264"
 
 
+def sar_advice(codec: str) -> str:
+    """Where a pixel shape `codec` cannot carry in its bitstream survives: an .mp4 where it takes the codec
+    (FFV1 and VP9 too, which a .mov refuses when its header is written), else a .mov (ProRes, DNxHR), or another
+    codec. Matroska's display size comes from a stream field PyAV cannot set, so an .mkv is never the answer."""
+    keeper = next((suffix for suffix in (".mp4", ".mov") if container_takes(suffix, codec)), None)
+    return f"{keeper} keeps it, or --codec libx264" if keeper else "--codec libx264 keeps it"
+
+
 def cfr_rate(info: VideoInfo) -> Fraction:
     """The frame rate a constant-rate container (AVI) is written at: the source's base rate where its average
     is lower (a variable rate: each frame keeps its time, each gap its length), else the average."""
@@ -269,8 +277,8 @@ def add_video_stream(out: av.container.OutputContainer, info: VideoInfo, codec: 
         ctx.sample_aspect_ratio = info.sample_aspect_ratio  # anamorphic pixels stay anamorphic
         if info.sample_aspect_ratio != 1 and codec not in SAR_IN_BITSTREAM and out.format.name not in SAR_CONTAINERS:
             log.warning("the source's pixel aspect ratio (%s) is left out: %s in a %s file does not carry it, so "
-                        "players will show the frames squeezed; .mov or .mp4 keep it, or --codec libx264",
-                        info.sample_aspect_ratio, codec, out.format.name)
+                        "players will show the frames squeezed; %s", info.sample_aspect_ratio, codec,
+                        out.format.name, sar_advice(codec))
     if (info.display_matrix is not None or info.rotation) and out.format.name not in ROTATION_CONTAINERS:
         log.warning("the source's rotation is left out: a %s file does not store it, so players will show the "
                     "frames turned; .mp4, .mov or .mkv keep it", out.format.name)
