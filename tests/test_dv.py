@@ -148,3 +148,19 @@ def test_a_dv_tapes_pcm_goes_into_mxf_too(tmp_path):
     """MXF's muxer also takes no audio without video (the PCM track was left out)."""
     src = make_tape(tmp_path / "tape.mov", PAL)
     assert_kept(src, restore(src, tmp_path / "out.mxf"), PAL)
+
+
+@pytest.mark.parametrize(("codec", "suffix", "pix_fmt"), [(None, ".mp4", "yuv420p"), ("ffv1", ".mkv", "yuv411p"),
+                                                          ("prores_ks", ".mov", "yuv422p10le")])
+def test_ntsc_dvs_4_1_1_chroma_is_kept_or_its_halving_is_warned_of(tmp_path, codec, suffix, pix_fmt,
+                                                                   warnings_logged):
+    """4:1:1 (full height, a quarter of the width) written 4:2:0 loses half its height without a word, while a
+    4:2:2 source was warned of; ffv1 keeps it exactly and prores_ks holds it in 4:2:2, with no warning."""
+    from tests.test_io_video import copy_video
+
+    src = make_tape(tmp_path / "tape.dv", NTSC, frames=2)
+    out = copy_video(src, tmp_path / f"out{suffix}", **({"codec": codec} if codec else {}))
+    assert probe_video(out).pix_fmt == pix_fmt
+    warned = "the source's 4:1:1 chroma is written 4:2:0 by libx264 (as players expect); --codec ffv1 keeps it " \
+             "(prores_ks as 4:2:2)"
+    assert (warned in warnings_logged.text) == (pix_fmt == "yuv420p")

@@ -774,16 +774,22 @@ def test_tags_chapters_languages_and_pixel_shape_are_kept(tmp_path, suffix):
     assert not probe_video(make_clip(tmp_path / f"square{suffix}", frames=2, audio=False)).sample_aspect_ratio
 
 
-@pytest.mark.parametrize(("codec", "suffix"), [("ffv1", ".mkv"), ("libvpx-vp9", ".webm"), ("libx264", ".mkv"),
+@pytest.mark.parametrize(("codec", "suffix"), [("ffv1", ".mkv"), ("libvpx-vp9", ".webm"), ("libx264", ".mkv"), ("prores_ks", ".mkv"),
                                               ("prores_ks", ".mov")])
 def test_a_pixel_shape_the_output_cannot_carry_is_warned_of_exactly_where_it_is_lost(tmp_path, codec, suffix,
                                                                                     warnings_logged):
     """An anamorphic DV transfer into FFV1 in Matroska (the archival choice) played squeezed, without a word:
-    Matroska and WebM get the shape from the bitstream only, which x264 carries and FFV1 does not."""
+    Matroska and WebM get the shape from the bitstream only, which x264 carries and FFV1 does not. The warning's
+    advice holds for the codec: it said '.mov or .mp4 keep it' to FFV1, which a .mov cannot hold."""
     clip = make_clip(tmp_path / "dv.mov", frames=3, size=SMALL, audio=False, sar=Fraction(16, 15))
     out = copy_video(clip, tmp_path / f"out{suffix}", codec=codec)
     kept = probe_video(out).sample_aspect_ratio == Fraction(16, 15)
     assert kept != ("pixel aspect ratio (16/15) is left out" in warnings_logged.text)
+    if not kept:  # each container the warning names keeps the shape with the same codec
+        advice = warnings_logged.text.split("squeezed; ")[1].split(" keep")[0]
+        for other in advice.split(" or "):
+            assert probe_video(copy_video(clip, tmp_path / f"advised{other}", codec=codec)).sample_aspect_ratio \
+                == Fraction(16, 15)
 
 
 @pytest.mark.parametrize("suffix", [".webm", ".mkv"])
@@ -1274,6 +1280,31 @@ def test_auto_codec_writes_webm_and_dv_with_their_audio(tmp_path):
     assert probe_video(out).codec == "dvvideo" and read_packets(out, "audio") == read_packets(dv, "audio")
 
 
+@pytest.mark.parametrize(("source", "output", "codec", "pix_fmt"), [
+    (("prores_ks", ".mov", 8), ".mov", "prores", "yuv422p10le"),  # an editor's master comes back ProRes 422
+    (("prores_ks", ".mov", 8), ".mkv", "prores", "yuv422p10le"),
+    (("prores_ks", ".mov", 8), ".mp4", "h264", "yuv420p10le"),  # an .mp4 (no ProRes) is for delivery
+    (("ffv1", ".mkv", 10), ".mkv", "ffv1", "yuv444p10le"),  # a lossless archive stays lossless, pixels and all
+    (("ffv1", ".mkv", 8), ".avi", "ffv1", "yuv420p"),
+    (("libx264", ".mp4", 8), ".mpg", "mpeg2video", "yuv420p"),  # what DVD and MPEG-PS tools take
+    (("libx264", ".mp4", 8), ".vob", "mpeg2video", "yuv420p"),
+    (("libx264", ".mp4", 8), ".mxf", "mpeg2video", "yuv420p"),
+    (("libx264", ".mp4", 8), ".ts", "h264", "yuv420p"),  # H.264 in .ts is broadcast's too: it stays
+    (("mpeg2video", ".ts", 8), ".ts", "mpeg2video", "yuv420p"),
+    (("mpeg2video", ".ts", 8), ".mkv", "h264", "yuv420p"),
+])
+def test_codec_auto_keeps_an_intra_or_lossless_source_codec_and_what_the_container_expects(
+        tmp_path, source, output, codec, pix_fmt):
+    """A ProRes .mov came back as 10-bit 4:2:0 H.264 (QuickTime plays none), an FFV1 .mkv as lossy H.264, and
+    .mpg, .vob and .mxf outputs as H.264, which DVD and broadcast tools refuse."""
+    encoder, suffix, bit_depth = source
+    src = make_clip(tmp_path / f"in{suffix}", frames=2, size=SMALL, fps=25, audio=False, codec=encoder,
+                    bit_depth=bit_depth)
+    out = copy_video(src, tmp_path / f"out{output}")  # --codec auto
+    info = probe_video(out)
+    assert (info.codec, info.pix_fmt, len(pts_of(out))) == (codec, pix_fmt, 2)
+
+
 @pytest.mark.parametrize(("bit_depth", "pix_fmt"), [(8, "yuv422p"), (10, "yuv422p10le")])
 def test_dnxhd_writes_dnxhr_at_the_source_depth(tmp_path, bit_depth, pix_fmt):
     src = make_clip(tmp_path / "in.mp4", frames=2, size=(256, 192), bit_depth=bit_depth)  # DNxHR HQ / HQX
@@ -1294,6 +1325,17 @@ def test_crf_changes_the_size(tmp_path):
     small = copy_video(src, tmp_path / "low.mp4", crf=40).stat().st_size
     large = copy_video(src, tmp_path / "high.mp4", crf=10).stat().st_size
     assert small < large
+
+
+@pytest.mark.parametrize(("codec", "suffix"), [("mpeg2video", ".mpg"), ("mpeg4", ".avi")])
+def test_crf_reaches_the_mpeg_encoders(tmp_path, codec, suffix):
+    """MPEG-2 and MPEG-4 Part 2 wrote every frame at quantiser 2 whatever --crf said (the same bytes at 10 and
+    40); the default 18 keeps that quantiser."""
+    src = make_clip(tmp_path / "in.mkv", frames=4, size=SMALL, audio=False, codec="ffv1")
+    sizes = {crf: copy_video(src, tmp_path / f"{crf}{suffix}", codec=codec, crf=crf).stat().st_size
+             for crf in (10, 18, 40)}
+    assert sizes[10] >= sizes[18] > sizes[40]
+    assert mean_abs_diff(src, tmp_path / f"40{suffix}") > mean_abs_diff(src, tmp_path / f"18{suffix}")
 
 
 def test_exception_inside_with_leaves_no_file(tmp_path):

@@ -16,7 +16,16 @@ from clrface_video.io.side_data import Hdr10
 
 log = logging.getLogger(__name__)
 
-AUTO_CODECS = {".webm": "libvpx-vp9", ".dv": "dvvideo"}  # containers that hold no H.264
+# containers that hold no H.264, or whose players and tools expect MPEG-2 (DVD, MPEG program streams, XDCAM MXF)
+AUTO_CODECS = {".webm": "libvpx-vp9", ".dv": "dvvideo", ".mpg": "mpeg2video", ".mpeg": "mpeg2video",
+               ".vob": "mpeg2video", ".m2v": "mpeg2video", ".mxf": "mpeg2video"}
+# a source's intra, lossless or broadcast codec that --codec auto keeps (as this encoder) in these outputs, where
+# an editor or an archive expects it back (each pairing written and read back; FFmpeg's MXF, MPEG-PS and -TS
+# muxers accept any codec when the stream is added and refuse most when the header is written)
+KEPT_CODECS = {"prores": ("prores_ks", (".mov", ".mkv", ".mxf")), "ffv1": ("ffv1", (".mkv", ".avi", ".mxf")),
+               "dnxhd": ("dnxhd", (".mov", ".mxf")), "huffyuv": ("huffyuv", (".avi",)),
+               "ffvhuff": ("ffvhuff", (".avi",)), "utvideo": ("utvideo", (".avi",)),
+               "mpeg2video": ("mpeg2video", (".ts", ".m2ts"))}
 # MP4/QuickTime muxers tag HEVC hev1 by default, which Apple's players (QuickTime, Safari, iOS) refuse: hvc1
 HVC1_MUXERS = frozenset({"mov", "mp4", "ipod"})
 HDR_TRANSFERS = frozenset({16, 18})  # AVColorTransferCharacteristic: SMPTE ST 2084 (PQ), ARIB STD-B67 (HLG)
@@ -31,6 +40,9 @@ CFR_ONLY_CODECS = frozenset({"mpeg1video", "mpeg2video", "mpeg4", "msmpeg4", "ms
 CRF_CODECS = frozenset({"libx264", "libx265", "libsvtav1", "libvpx", "libvpx-vp9", "libaom-av1"})
 PRESET_CODECS = frozenset({"libx264", "libx265"})  # the encoders --preset speeds up or slows down
 CRF_MAX = {"libx264": 51, "libx265": 51}  # the others take 0-63
+# FFmpeg's MPEG-1/2/4 Part 2 encoders ignored --crf (each frame at quantiser 2, PyAV setting no bit rate): it
+# sets them a fixed quantiser instead
+QSCALE_CODECS = frozenset({"mpeg1video", "mpeg2video", "mpeg4"})
 QUIET_OPTIONS = {"libx265": {"x265-params": "log-level=error"}}
 # where a non-square pixel shape survives: in the bitstream of these encoders, or in these containers' own tag
 # for any encoder (Matroska, WebM and AVI take it from the bitstream only, as PyAV writes them)
@@ -63,7 +75,7 @@ def choose_pix_fmt(codec: str, bit_depth: int, width: int, height: int, alpha: b
     odd = width % 2 == 1 or height % 2 == 1
     chromas = ("yuv444p",) if odd else ("yuv420p", "yuv422p", "yuv444p")
     kept = _chroma(source)
-    if kept != "yuv420p" and codec not in CRF_CODECS and not odd:
+    if kept in ("yuv422p", "yuv444p") and codec not in CRF_CODECS and not odd:  # 4:1:1 goes 4:2:2 by the order
         chromas = (kept, *[c for c in ("yuv444p", "yuv422p", "yuv420p") if c != kept])
     # Same depth first; 8-bit may go up to 10 (prores_ks has no 8-bit format); deeper falls back to 8.
     depths = {8: ("", "10le"), 10: ("10le", "12le", "")}.get(bit_depth, ("12le", "10le", "16le", ""))
@@ -91,7 +103,9 @@ def _lossless_pix_fmt(codec: str, bit_depth: int, alpha: bool, source: str) -> s
 
 
 COLORSPACE_RGB, COLORSPACE_BT709 = 0, 1  # AVColorSpace values
-CHROMA_NAMES = {"yuv420p": "4:2:0", "yuv422p": "4:2:2", "yuv444p": "4:4:4"}
+CHROMA_NAMES = {"yuv420p": "4:2:0", "yuv422p": "4:2:2", "yuv444p": "4:4:4", "yuv411p": "4:1:1"}
+# what keeps a source's chroma that a 4:2:0 output halves (prores_ks has no 4:1:1: its 4:2:2 holds all of NTSC DV's)
+CHROMA_KEEPERS = {"yuv411p": "--codec ffv1 keeps it (prores_ks as 4:2:2)"}
 
 
 def yuv_colorspace(colorspace: int, pix_fmt: str) -> int:
@@ -102,7 +116,10 @@ def yuv_colorspace(colorspace: int, pix_fmt: str) -> int:
 
 def _chroma(pix_fmt: str) -> str:
     """The YUV chroma layout of a pixel format: yuv422p for 4:2:2 (ProRes 422, DNxHR, DV50), yuv444p for 4:4:4 YUV,
-    else yuv420p (RGB sources, for which 4:2:0 is the delivery default)."""
+    yuv411p for 4:1:1 (NTSC DV: full height, a quarter of the width, which 4:2:0 halves in height), else yuv420p
+    (RGB sources, for which 4:2:0 is the delivery default)."""
+    if pix_fmt.startswith(("yuv411", "yuvj411")):
+        return "yuv411p"
     if pix_fmt.startswith(("yuv422", "yuva422", "yuvj422")):
         return "yuv422p"
     if pix_fmt.startswith(("yuv444", "yuva444", "yuvj444")):
@@ -129,15 +146,28 @@ def container_takes(suffix: str, codec: str) -> bool:
 
 
 def auto_codec(output: Path, info: VideoInfo | None = None) -> str:
-    """The encoder `--codec auto` takes for an output file: what its container holds where that is not H.264,
+    """The encoder `--codec auto` takes for an output file: the source's own codec where it is an intra,
+    lossless or MPEG-2 one that the output's container is known to hold (a ProRes master comes back ProRes,
+    an FFV1 archive lossless), what its container holds where that is not H.264 or where MPEG-2 is expected,
     libx265 for an HDR source (PQ or HLG: TVs, phones and browsers play HDR from HEVC, and few of them
     decode the 10-bit H.264 that libx264 would write), else libx264."""
     suffix = output.suffix.lower()
+    kept = KEPT_CODECS.get(info.codec) if info is not None else None
+    if kept is not None and suffix in kept[1]:
+        return kept[0]
     if suffix in AUTO_CODECS:
         return AUTO_CODECS[suffix]
     if info is not None and info.color_trc in HDR_TRANSFERS and container_takes(suffix, "libx265"):
         return "libx265"
     return "libx264"
+
+
+def sar_advice(codec: str) -> str:
+    """Where a pixel shape `codec` cannot carry in its bitstream survives: an .mp4 where it takes the codec
+    (FFV1 and VP9 too, which a .mov refuses when its header is written), else a .mov (ProRes, DNxHR), or another
+    codec. Matroska's display size comes from a stream field PyAV cannot set, so an .mkv is never the answer."""
+    keeper = next((suffix for suffix in (".mp4", ".mov") if container_takes(suffix, codec)), None)
+    return f"{keeper} keeps it, or --codec libx264" if keeper else "--codec libx264 keeps it"
 
 
 def cfr_rate(info: VideoInfo) -> Fraction:
@@ -168,6 +198,12 @@ def check_codec(codec: str) -> str:
     return found.name
 
 
+def mpeg_quantiser(crf: int) -> int:
+    """The fixed quantiser (1 best to 31) an MPEG-1/2/4 Part 2 encoder gets for --crf: a ninth of it, so the
+    default 18 gives 2, what these encoders wrote before --crf reached them, and 51 gives 6."""
+    return max(1, min(31, round(crf / 9)))
+
+
 def tag_for_apple(out: av.container.OutputContainer, stream: av.video.stream.VideoStream) -> None:
     """HEVC in an MP4 or QuickTime file tagged hvc1 (parameter sets in the sample description), which Apple's
     players need; FFmpeg's muxers write hev1 unless told."""
@@ -188,8 +224,9 @@ def add_video_stream(out: av.container.OutputContainer, info: VideoInfo, codec: 
     stream.pix_fmt = pix_fmt or choose_pix_fmt(codec, info.bit_depth, info.width, info.height, info.alpha,
                                                info.pix_fmt)
     if _chroma(info.pix_fmt) != "yuv420p" and _chroma(stream.pix_fmt) == "yuv420p" and stream.pix_fmt.startswith("yuv"):
-        log.warning("the source's %s chroma is written 4:2:0 by %s (as players expect); --codec prores_ks or ffv1 "
-                    "keeps it", CHROMA_NAMES[_chroma(info.pix_fmt)], codec)
+        log.warning("the source's %s chroma is written 4:2:0 by %s (as players expect); %s",
+                    CHROMA_NAMES[_chroma(info.pix_fmt)], codec,
+                    CHROMA_KEEPERS.get(_chroma(info.pix_fmt), "--codec prores_ks or ffv1 keeps it"))
     depth = av.VideoFormat(stream.pix_fmt).components[0].bits
     if depth < info.bit_depth and stream.pix_fmt != "pal8":
         log.warning("the source's %d-bit depth is written at %d bits by %s; --codec ffv1 (.mkv) or libx265 keep it",
@@ -214,6 +251,9 @@ def add_video_stream(out: av.container.OutputContainer, info: VideoInfo, codec: 
         raise ClrfaceError(f"--crf {crf} is beyond {codec}'s range (0-{CRF_MAX[codec]})")
     if codec in CRF_CODECS:
         options["crf"] = str(crf)
+    if codec in QSCALE_CODECS:  # bounded both ways: PyAV's frames carry no quality of their own to ask for
+        quantiser = str(mpeg_quantiser(crf))
+        options.update(flags="+qscale", qmin=quantiser, qmax=quantiser)
     if preset is not None:
         if codec in PRESET_CODECS:
             options["preset"] = preset
@@ -239,8 +279,8 @@ def add_video_stream(out: av.container.OutputContainer, info: VideoInfo, codec: 
         ctx.sample_aspect_ratio = info.sample_aspect_ratio  # anamorphic pixels stay anamorphic
         if info.sample_aspect_ratio != 1 and codec not in SAR_IN_BITSTREAM and out.format.name not in SAR_CONTAINERS:
             log.warning("the source's pixel aspect ratio (%s) is left out: %s in a %s file does not carry it, so "
-                        "players will show the frames squeezed; .mov or .mp4 keep it, or --codec libx264",
-                        info.sample_aspect_ratio, codec, out.format.name)
+                        "players will show the frames squeezed; %s", info.sample_aspect_ratio, codec,
+                        out.format.name, sar_advice(codec))
     if (info.display_matrix is not None or info.rotation) and out.format.name not in ROTATION_CONTAINERS:
         log.warning("the source's rotation is left out: a %s file does not store it, so players will show the "
                     "frames turned; .mp4, .mov or .mkv keep it", out.format.name)
