@@ -1305,6 +1305,14 @@ def test_codec_auto_keeps_an_intra_or_lossless_source_codec_and_what_the_contain
     assert (info.codec, info.pix_fmt, len(pts_of(out))) == (codec, pix_fmt, 2)
 
 
+def test_codec_auto_writes_a_variable_rate_into_mpg_with_libx264(tmp_path):
+    """MPEG-2 codes only broadcast rates: a phone's variable-rate clip (20.9 fps on average) into .mpg made auto's
+    mpeg2video refuse to open; it gets libx264 there, every frame kept."""
+    src = make_clip(tmp_path / "phone.mp4", frames=12, size=SMALL, audio=False, vfr=True)
+    out = copy_video(src, tmp_path / "out.mpg")
+    assert (probe_video(out).codec, len(pts_of(out))) == ("h264", 12)
+
+
 @pytest.mark.parametrize(("bit_depth", "pix_fmt"), [(8, "yuv422p"), (10, "yuv422p10le")])
 def test_dnxhd_writes_dnxhr_at_the_source_depth(tmp_path, bit_depth, pix_fmt):
     src = make_clip(tmp_path / "in.mp4", frames=2, size=(256, 192), bit_depth=bit_depth)  # DNxHR HQ / HQX

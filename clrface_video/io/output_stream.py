@@ -32,7 +32,8 @@ HDR_TRANSFERS = frozenset({16, 18})  # AVColorTransferCharacteristic: SMPTE ST 2
 CFR_CONTAINERS = frozenset({"avi"})  # containers that time frames by their count at one rate
 MAX_CFR_RATE = 240  # frames per second: the fastest cameras record (slow motion); a base rate above it is a tick
 MXF_RATES = frozenset(Fraction(n, d) for n, d in ((24000, 1001), (24, 1), (25, 1), (30000, 1001), (30, 1),
-                                                  (50, 1), (60000, 1001), (60, 1)))  # those FFmpeg's MXF writer takes
+                                                  (50, 1), (60000, 1001), (60, 1)))  # those FFmpeg's MXF writer
+# takes, and MPEG-2's own frame rate codes (which --codec auto's mpeg2video needs)
 # containers whose H.264 FFmpeg reads back with the wrong times when frames are reordered (AVI stores no pts;
 # MXF's index gives them in decode order): their video is written without B-frames
 NO_REORDER_CONTAINERS = frozenset({"avi", "mxf"})
@@ -150,12 +151,13 @@ def auto_codec(output: Path, info: VideoInfo | None = None) -> str:
     lossless or MPEG-2 one that the output's container is known to hold (a ProRes master comes back ProRes,
     an FFV1 archive lossless), what its container holds where that is not H.264 or where MPEG-2 is expected,
     libx265 for an HDR source (PQ or HLG: TVs, phones and browsers play HDR from HEVC, and few of them
-    decode the 10-bit H.264 that libx264 would write), else libx264."""
+    decode the 10-bit H.264 that libx264 would write), else libx264. MPEG-2 is written only at the broadcast
+    rates it codes (MXF_RATES): a variable-rate phone clip's average rate would not open the encoder."""
     suffix = output.suffix.lower()
     kept = KEPT_CODECS.get(info.codec) if info is not None else None
     if kept is not None and suffix in kept[1]:
         return kept[0]
-    if suffix in AUTO_CODECS:
+    if suffix in AUTO_CODECS and (AUTO_CODECS[suffix] != "mpeg2video" or info is None or info.fps in MXF_RATES):
         return AUTO_CODECS[suffix]
     if info is not None and info.color_trc in HDR_TRANSFERS and container_takes(suffix, "libx265"):
         return "libx265"
