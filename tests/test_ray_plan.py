@@ -254,6 +254,24 @@ def test_segments_go_in_a_container_that_holds_their_codec():
     assert not container_takes(".mov", "ffv1") and container_takes(".mov", "hevc")
 
 
+def test_codec_auto_on_ray_writes_mpeg2_into_mpg_as_locally(tmp_path):
+    """Once --codec auto wrote MPEG-2 into .mpg, a Ray job there was refused ('give --codec'), though MPEG-2
+    segments join (a .mpg and a .mxf were written and read back, 50 frames each); a variable rate keeps libx264."""
+    from pathlib import Path
+
+    from clrface_video.config import RestoreConfig
+    from clrface_video.distributed.video import ray_codec
+    from clrface_video.errors import ClrfaceError
+    from clrface_video.io.decode import probe_video
+
+    steady = probe_video(make_clip(tmp_path / "tape.mp4", frames=2, size=(64, 48), fps=25, audio=False))
+    phone = probe_video(make_clip(tmp_path / "phone.mp4", frames=6, size=(64, 48), audio=False, vfr=True))
+    assert ray_codec(Path("out.mpg"), steady, RestoreConfig()) == "mpeg2video"
+    assert ray_codec(Path("out.mpg"), phone, RestoreConfig()) == "libx264"
+    with pytest.raises(ClrfaceError, match="give --codec for a .webm output"):
+        ray_codec(Path("out.webm"), steady, RestoreConfig())
+
+
 def test_a_malformed_ray_address_is_a_one_line_error():
     """'--ray-address "not a host"' ended as 'unexpected ValueError: Invalid address format' (exit 1)."""
     from clrface_video.distributed.cluster import ray_session

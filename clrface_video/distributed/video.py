@@ -108,6 +108,9 @@ class JobFolder:
         shutil.rmtree(self.path, ignore_errors=True)
 
 
+JOINED_AUTO_CODECS = frozenset({"libx264", "mpeg2video"})  # what --codec auto may give segments that are joined
+
+
 def ray_codec(target: Path, info: VideoInfo, config: RestoreConfig) -> str:
     """The encoder of a video job on Ray, or a one-line error for what its segments cannot carry (an alpha
     channel, .avi, a GIF or animated PNG, a container that cannot hold the codec); asked before Ray starts."""
@@ -115,7 +118,7 @@ def ray_codec(target: Path, info: VideoInfo, config: RestoreConfig) -> str:
         raise ClrfaceError("--backend ray cannot write .avi (segments are joined with B-frames); use .mp4 or .mkv")
     if info.alpha:
         raise ClrfaceError("--backend ray does not carry a video's alpha channel; restore it with --backend local")
-    if config.codec == AUTO and auto_codec(target) != "libx264":
+    if config.codec == AUTO and auto_codec(target) not in JOINED_AUTO_CODECS:
         raise ClrfaceError(f"--backend ray: give --codec for a {target.suffix} output, or restore it with "
                            "--backend local")
     if is_gif(target) or target.suffix.lower() in (".png", ".apng"):
