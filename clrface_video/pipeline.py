@@ -28,7 +28,7 @@ from .io.sequence import is_sequence
 from .io.tiff_pages import PageWriter, first_full_page, full_pages, preview_of, read_pages, tiff_pages
 from .io.webp_anim import is_animated_webp, is_webp_output
 from .io.webp_frames import WebpWriter, probe_webp, read_webp_frames
-from .paths import output_folder, resolve_paths
+from .paths import gif_as_photo, output_folder, resolve_paths
 from .report import Progress, RestoreReport, StageTimer
 from .restore.base import Restorer, default_model_name, make_restorer
 from .story import FrameStory, Models, restore_photo_array
@@ -257,6 +257,8 @@ def restore_path(input: str | Path, output: str | Path | None = None, config: Re
         from .photos import restore_folder
 
         return restore_folder(source, output, config, progress=progress, models_for=models_for)
+    if video and is_gif(source) and gif_as_photo(*resolve_paths(source, output)):
+        video = False  # a still GIF written as a photo (still.gif -o still.png): a photo's job
     if video and models_for is not None:
         resolve_paths(source, output)  # check the paths before the identity encoder loads
     if not video:

@@ -173,6 +173,17 @@ def pictures(image: Image.Image) -> int:
     return len(_full_pictures(image)) if image.format != "GIF" else 1  # a GIF is restored as a video
 
 
+def is_still_gif(path: Path) -> bool:
+    """Whether a file is a GIF of one picture, which can be written as a photo (still.gif -o still.png); False
+    for an animation or a file Pillow cannot read as a GIF (the video job then says why). Its frames are counted
+    by Pillow: FFmpeg's GIF reader takes frames without a graphic control block (a GIF87a's) for one picture."""
+    try:
+        with pillow_unlimited(), Image.open(path) as image:
+            return image.format == "GIF" and getattr(image, "n_frames", 1) == 1
+    except READ_ERRORS + (EOFError,):
+        return False
+
+
 def _full_pictures(image: Image.Image) -> list[int]:
     """The frame numbers of an image's full pictures: every frame of an animated GIF, PNG, WebP or AVIF, the
     pages of a TIFF that are not reduced-resolution previews, frame 0 of anything else."""
