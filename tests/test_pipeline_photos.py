@@ -832,6 +832,27 @@ def test_linked_albums_and_photos_are_restored_once_each(tmp_path, astronaut):
     ]
 
 
+def test_a_folder_reached_twice_through_links_keeps_its_shorter_path(tmp_path, astronaut):
+    """library/trips and library/zoo link to two albums, and trips holds a link back up to the folder above
+    it (up -> ..): zoo is reached as zoo and as trips/up/zoo. Linked folders were walked in name order, so zoo's
+    photo was restored as trips/up/zoo/z.jpg and zoo itself skipped; the shorter way is kept now."""
+    library, elsewhere = tmp_path / "library", tmp_path / "elsewhere"
+    library.mkdir()
+    for album in ("trips", "zoo"):
+        (elsewhere / album).mkdir(parents=True)
+        Image.fromarray(astronaut[::4, ::4]).save(elsewhere / album / f"{album[0]}.jpg")
+        (library / album).symlink_to(elsewhere / album, target_is_directory=True)
+    (elsewhere / "trips" / "up").symlink_to("..", target_is_directory=True)
+    out = tmp_path / "out"
+    result = run_cli("restore", library, "-o", out, "--model", "baseline-bicubic-sharpen")
+    assert result.exit_code == 0, result.output
+    assert sorted(str(p.relative_to(out)) for p in out.rglob("*") if p.is_file()) == ["trips/t.jpg", "zoo/z.jpg"]
+    assert sorted(line for line in result.stderr.splitlines() if line.startswith("warning:")) == [
+        "warning: skipped trips/up/trips: a link to trips, restored already",
+        "warning: skipped trips/up/zoo: a link to zoo, restored already",
+    ]
+
+
 def test_a_link_into_or_out_of_the_output_folder_is_never_followed(tmp_path, astronaut, warnings_logged):
     """A link in the output tree to an input folder (out/2009 -> library/2009, out/album -> the linked album) had
     --overwrite write each restored copy over its original; a link in the input to the output folder would have
