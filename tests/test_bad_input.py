@@ -335,3 +335,14 @@ def test_an_animated_webp_past_pillows_limit_is_held_to_a_photos_size(tmp_path, 
     monkeypatch.setattr(photo_read, "MAX_PIXELS", 200_000)
     assert_refused(tmp_path, source, "party.webp is 512 x 512 pixels (262,144), more than the 200,000 restore takes "
                    "(18-30 bytes of memory a pixel); scale it down or cut it into parts")
+
+
+def test_a_gif_whose_frames_ffmpeg_joins_into_one_is_refused(tmp_path):
+    """A GIF87a (Pillow writes one when given no delays) stores its frames without graphic control blocks, which
+    FFmpeg's GIF reader joins into one: restored, its copy was the first frame alone, without a word."""
+    source = tmp_path / "flip.gif"
+    Image.fromarray(astronaut()).save(source, save_all=True, append_images=[Image.fromarray(astronaut()[::-1])])
+    assert source.read_bytes()[:6] == b"GIF87a" and Image.open(source).n_frames == 2
+    assert_refused(tmp_path, source, "flip.gif holds 2 frames, of which FFmpeg reads 1 (it joins frames stored "
+                   "without a graphic control block, as a GIF87a stores them, into one); save it again as a GIF89a "
+                   "with frame delays, an animated PNG or a video")

@@ -190,15 +190,20 @@ def pictures(image: Image.Image) -> int:
     return len(_full_pictures(image)) if image.format != "GIF" else 1  # a GIF is restored as a video
 
 
-def is_still_gif(path: Path) -> bool:
-    """Whether a file is a GIF of one picture, which can be written as a photo (still.gif -o still.png); False
-    for an animation or a file Pillow cannot read as a GIF (the video job then says why). Its frames are counted
-    by Pillow: FFmpeg's GIF reader takes frames without a graphic control block (a GIF87a's) for one picture."""
+def gif_frames(path: Path) -> int | None:
+    """How many frames a GIF holds, counted by Pillow, or None for a file Pillow cannot read as a GIF. FFmpeg's
+    GIF reader is not asked: it takes frames stored without a graphic control block (a GIF87a's) for one."""
     try:
         with pillow_unlimited(), Image.open(path) as image:
-            return image.format == "GIF" and getattr(image, "n_frames", 1) == 1
+            return int(getattr(image, "n_frames", 1)) if image.format == "GIF" else None
     except READ_ERRORS + (EOFError,):
-        return False
+        return None
+
+
+def is_still_gif(path: Path) -> bool:
+    """Whether a file is a GIF of one picture, which can be written as a photo (still.gif -o still.png); False
+    for an animation or a file Pillow cannot read as a GIF (the video job then says why)."""
+    return gif_frames(path) == 1
 
 
 def _full_pictures(image: Image.Image) -> list[int]:
