@@ -11,6 +11,8 @@ from .atomic import name_max, name_size
 from .errors import ClrfaceError, InputError
 from .io.apng import is_animated_png
 from .io.decode import is_image_path
+from .io.palette import is_gif
+from .io.photo_read import is_still_gif
 from .io.sequence import CODECS, find_sequence, is_sequence, sequence_codec
 from .io.webp_anim import is_animated_webp
 from .types import TimeSpan
@@ -45,6 +47,12 @@ def _animation_into_its_format(source: Path, target: Path) -> bool:
     """Whether an animated PNG or WebP (restored as a video) is written as one again, which is one file."""
     suffix = target.suffix.lower()
     return (is_animated_png(source) and suffix == ".png") or (is_animated_webp(source) and suffix == ".webp")
+
+
+def gif_as_photo(source: Path, target: Path) -> bool:
+    """Whether a GIF is restored as a photo: a still (one-frame) one whose output names a photo format
+    (still.gif -o still.png), converted as any photo's format is. Into a GIF or a video it is the video job's."""
+    return is_gif(source) and is_image_path(target) and not is_sequence(target) and is_still_gif(source)
 
 
 def _same_file(a: Path, b: Path) -> bool:
@@ -187,7 +195,8 @@ def resolve_paths(input: str | Path, output: str | Path | None,
     if is_sequence(target) and not (is_image_path(source) and not is_sequence(source)):  # a photo's is a photo
         sequence_codec(target)  # an extension an encoder writes, checked before any work
     elif not source.is_dir() and not is_image_path(source) and is_image_path(target) \
-            and not _animation_into_its_format(source, target):  # a video's frames
+            and not _animation_into_its_format(source, target) \
+            and not gif_as_photo(source, target):  # a video's frames
         suffix = target.suffix if target.suffix.lower() in CODECS else ".png"
         raise ClrfaceError(f"{target.name} is one picture; name the frames with a counter to write an image sequence "
                            f"(for example {target.stem}_%06d{suffix})")

@@ -56,10 +56,18 @@ def _file_id(path: Path) -> tuple[int, int] | str:
     return (stat.st_dev, stat.st_ino) if stat.st_ino else str(path.resolve())
 
 
+def _shortest(path: Path) -> tuple[int, Path]:
+    """The order folders reached through links are walked in: fewest names first, then by name, so that of two
+    ways to one folder (and so to its files) the shorter is kept, whichever sorts first."""
+    return len(path.parts), path
+
+
 def _walk(folder: Path, output: Path | None) -> list[Path]:
     """Every file under `folder` but hidden ones (and the .partial files of an interrupted run), in path order,
     under the names they have there. The folder's own tree is walked before any link is followed, so that a
-    folder or file reached both ways keeps its own name; a link to a folder already walked (a loop back up the
+    folder or file reached both ways keeps its own name, and linked folders are walked shortest path first
+    (_shortest), so that one reached through two links keeps the shorter way (zoo/x, not trips/up/zoo/x
+    through a link back up from trips); a link to a folder already walked (a loop back up the
     tree, a second link to an album), a linked file found already, a link into the output folder and a broken
     link are each skipped with a one-line warning. Hard links are two files of the tree: both are restored."""
     own, linked = [folder], []  # folders to walk: the tree's own, then those reached through a link
@@ -71,7 +79,7 @@ def _walk(folder: Path, output: Path | None) -> list[Path]:
 
     while own or linked:
         through_link = not own
-        current = own.pop() if own else linked.pop(linked.index(min(linked)))
+        current = own.pop() if own else linked.pop(linked.index(min(linked, key=_shortest)))
         first = walked.setdefault(_file_id(current), current)
         if first != current:
             log.warning("skipped %s: a link to %s, restored already", named(current), named(first))

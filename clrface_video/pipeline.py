@@ -28,7 +28,7 @@ from .io.sequence import is_sequence
 from .io.tiff_pages import PageWriter, first_full_page, full_pages, preview_of, read_pages, tiff_pages
 from .io.webp_anim import is_animated_webp, is_webp_output
 from .io.webp_frames import WebpWriter, probe_webp, read_webp_frames
-from .paths import output_folder, resolve_paths
+from .paths import gif_as_photo, output_folder, resolve_paths
 from .report import Progress, RestoreReport, StageTimer
 from .restore.base import Restorer, default_model_name, make_restorer
 from .story import FrameStory, Models, restore_photo_array
@@ -141,8 +141,8 @@ def restore_video(input: str | Path, output: str | Path | None = None, config: R
                 progress.advance()
         flushed_from = time.perf_counter()
     timer.add("encode", time.perf_counter() - flushed_from)  # the flush and atomic rename on close
-    if is_gif(source) and is_gif(target) and span is None and report.frames == 1:
-        _keep_date_and_mode(source, target)  # a still GIF is a photo, restored here as GIFs are (a video)
+    if not is_sequence(source) and not is_sequence(target):  # one file from one file, as a photo's copy
+        keep_date_and_mode(source, target)
     return finish_report(report, story, timer, start)
 
 
@@ -190,12 +190,12 @@ def save_photo(source: Path, target: Path, image: np.ndarray, photo: Photo, *, u
         copy_photo(source, target)
     else:
         write_photo(target, image, like=photo)
-    _keep_date_and_mode(source, target)
+    keep_date_and_mode(source, target)
 
 
-def _keep_date_and_mode(source: Path, target: Path) -> None:
-    """The restored photo's date and permissions are its source's: albums and backups sort by the date, and
-    a private photo's copy stays private."""
+def keep_date_and_mode(source: Path, target: Path) -> None:
+    """A restored photo's or video's date and permissions are its source's: albums and backups sort by the
+    date, and a private file's copy stays private."""
     stat = source.stat()
     os.utime(target, ns=(stat.st_atime_ns, stat.st_mtime_ns))
     os.chmod(target, file_mode(source))
@@ -216,7 +216,7 @@ def restore_pages(story: FrameStory, source: Path, target: Path, timer: StageTim
                 full = (page.photo.image, image)
             with timer("encode"):
                 writer.write(image, page)  # 7 write (atomic, when the last page is done)
-    _keep_date_and_mode(source, target)
+    keep_date_and_mode(source, target)
 
 
 def output_format(photo: Photo, target: Path) -> Photo:
@@ -257,6 +257,8 @@ def restore_path(input: str | Path, output: str | Path | None = None, config: Re
         from .photos import restore_folder
 
         return restore_folder(source, output, config, progress=progress, models_for=models_for)
+    if video and is_gif(source) and gif_as_photo(*resolve_paths(source, output)):
+        video = False  # a still GIF written as a photo (still.gif -o still.png): a photo's job
     if video and models_for is not None:
         resolve_paths(source, output)  # check the paths before the identity encoder loads
     if not video:

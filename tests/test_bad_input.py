@@ -315,3 +315,35 @@ def test_a_photo_past_the_size_limit_is_named_in_one_line(tmp_path):
     assert result.exit_code == 3, result.output  # a folder restored but for the files it names
     assert f"warning: skipped panorama.png: {line}" in result.stderr
     assert sorted(p.name for p in (tmp_path / "album_restored").iterdir()) == ["face.jpg"]
+
+
+def test_an_animated_webp_past_pillows_limit_is_held_to_a_photos_size(tmp_path, monkeypatch):
+    """An animated WebP (read by Pillow, restored as a video) past Pillow's limit (179 MP; lowered here, as is
+    restore's 400 MP, for a 512 x 512 one) ended 'cannot read ... (Image size (262144 pixels) exceeds limit of
+    200000 pixels, could be decompression bomb DOS attack.)'. Its frames are held to a photo's size instead:
+    restored under restore's limit, past it refused in restore's own line."""
+    from clrface_video.io import photo_read
+    from clrface_video.io.webp_frames import probe_webp
+
+    frames = [Image.fromarray(astronaut()), Image.fromarray(astronaut()[:, ::-1])]
+    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 100_000)
+    source = tmp_path / "party.webp"
+    frames[0].save(source, save_all=True, append_images=frames[1:], duration=100)
+    result = restore(source, "-o", tmp_path / "out.webp")
+    assert result.exit_code == 0, result.output
+    assert probe_webp(tmp_path / "out.webp").frames == 2
+    (tmp_path / "out.webp").unlink()
+    monkeypatch.setattr(photo_read, "MAX_PIXELS", 200_000)
+    assert_refused(tmp_path, source, "party.webp is 512 x 512 pixels (262,144), more than the 200,000 restore takes "
+                   "(18-30 bytes of memory a pixel); scale it down or cut it into parts")
+
+
+def test_a_gif_whose_frames_ffmpeg_joins_into_one_is_refused(tmp_path):
+    """A GIF87a (Pillow writes one when given no delays) stores its frames without graphic control blocks, which
+    FFmpeg's GIF reader joins into one: restored, its copy was the first frame alone, without a word."""
+    source = tmp_path / "flip.gif"
+    Image.fromarray(astronaut()).save(source, save_all=True, append_images=[Image.fromarray(astronaut()[::-1])])
+    assert source.read_bytes()[:6] == b"GIF87a" and Image.open(source).n_frames == 2
+    assert_refused(tmp_path, source, "flip.gif holds 2 frames, of which FFmpeg reads 1 (it joins frames stored "
+                   "without a graphic control block, as a GIF87a stores them, into one); save it again as a GIF89a "
+                   "with frame delays, an animated PNG or a video")

@@ -654,3 +654,31 @@ def test_a_png_whose_gamma_is_not_srgb_says_so_when_written_as_another_format(tm
     warnings_logged.clear()
     fit_format(photo, "PNG", "lin.png")
     assert "gAMA" not in warnings_logged.text
+
+
+def test_pillows_limit_is_lifted_in_the_reading_thread_only(tmp_path, rgb, monkeypatch):
+    """pillow_unlimited set Image.MAX_IMAGE_PIXELS, Pillow's process-wide global, to None: while one thread read
+    a large photo, another thread's Image.open (ComfyUI's own loaders) took any size unchecked. The limit is
+    lifted in the reading thread only now; the other thread's open is refused as Pillow refuses it."""
+    import threading
+
+    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 1000)  # 96 x 64 = 6,144 pixels: past twice that
+    path = tmp_path / "large.png"
+    Image.fromarray(rgb).save(path)
+    inside, leave = threading.Event(), threading.Event()
+
+    def reading() -> None:
+        with photo_read.pillow_unlimited():
+            inside.set()
+            leave.wait(10)
+
+    reader = threading.Thread(target=reading)
+    reader.start()
+    try:
+        assert inside.wait(10)
+        with pytest.raises(Image.DecompressionBombError):
+            Image.open(path)
+    finally:
+        leave.set()
+        reader.join()
+    assert Image.MAX_IMAGE_PIXELS == 1000 and np.array_equal(read_photo(path).image, rgb)  # ours: not limited

@@ -738,6 +738,36 @@ def test_a_still_gif_keeps_its_date_and_permissions_as_photos_do(tmp_path, astro
         assert out.stat().st_mtime == 1_000_000_000 and stat.S_IMODE(out.stat().st_mode) == 0o600
 
 
+def test_a_still_gif_is_written_as_a_photo_in_the_format_asked(tmp_path, astronaut):
+    """still.gif -o out.png was refused as a video into one picture ('name the frames with a counter'). A
+    one-frame GIF goes to a photo format as a photo does: its palette to RGBA, its transparency kept, not a word
+    (no colour is lost); into a JPEG, the transparency flattened, said in one line. An animation is still refused."""
+    palette = Image.fromarray(astronaut[::2, ::2]).quantize(255)
+    indices = np.asarray(palette).copy()
+    indices[:16, :16] = 255  # a transparent corner
+    still = Image.fromarray(indices, "P")
+    still.putpalette(palette.getpalette())
+    still.save(tmp_path / "still.gif", transparency=255)
+    source = np.asarray(Image.open(tmp_path / "still.gif").convert("RGBA"))
+    model = ("--model", "baseline-bicubic-sharpen")
+    result = run_cli("restore", tmp_path / "still.gif", "-o", tmp_path / "out.png", *model)
+    assert result.exit_code == 0 and "warning" not in result.output, result.output
+    out = Image.open(tmp_path / "out.png")
+    assert out.format == "PNG" and out.mode == "RGBA"
+    pixels = np.asarray(out)
+    assert np.array_equal(pixels[..., 3], source[..., 3]) and not pixels[:16, :16, 3].any()
+    assert_only_faces_changed(source[..., :3], pixels[..., :3], source[..., :3])
+    result = run_cli("restore", tmp_path / "still.gif", "-o", tmp_path / "out.jpg", *model)
+    assert result.exit_code == 0 and Image.open(tmp_path / "out.jpg").format == "JPEG"
+    assert [line for line in result.output.splitlines() if "warning" in line] == \
+        ["warning: out.jpg: written as JPEG with transparency flattened onto white"]
+    Image.fromarray(astronaut).save(tmp_path / "moving.gif", save_all=True,
+                                    append_images=[Image.fromarray(astronaut[::-1])])
+    result = run_cli("restore", tmp_path / "moving.gif", "-o", tmp_path / "moving.png", *model)
+    assert result.exit_code == 2 and "moving.png is one picture; name the frames with a counter" in result.output
+    assert not (tmp_path / "moving.png").exists()
+
+
 def test_a_photo_past_pillows_own_limit_is_restored_and_the_limit_put_back(tmp_path, astronaut, monkeypatch):
     """Pillow refused photos past 179 MP (twice Image.MAX_IMAGE_PIXELS) as decompression bombs and warned past
     89 MP: large scans and panoramas could not be restored. Pillow's limit is lowered here so that a 512 x 512
@@ -799,6 +829,27 @@ def test_linked_albums_and_photos_are_restored_once_each(tmp_path, astronaut):
         "warning: skipped again: a link to 2009, restored already",
         "warning: skipped favourite.jpg: a link to 2009/a.jpg, restored already",
         f"warning: skipped gone.jpg: a link to {tmp_path / 'deleted.jpg'}, which does not exist",
+    ]
+
+
+def test_a_folder_reached_twice_through_links_keeps_its_shorter_path(tmp_path, astronaut):
+    """library/trips and library/zoo link to two albums, and trips holds a link back up to the folder above
+    it (up -> ..): zoo is reached as zoo and as trips/up/zoo. Linked folders were walked in name order, so zoo's
+    photo was restored as trips/up/zoo/z.jpg and zoo itself skipped; the shorter way is kept now."""
+    library, elsewhere = tmp_path / "library", tmp_path / "elsewhere"
+    library.mkdir()
+    for album in ("trips", "zoo"):
+        (elsewhere / album).mkdir(parents=True)
+        Image.fromarray(astronaut[::4, ::4]).save(elsewhere / album / f"{album[0]}.jpg")
+        (library / album).symlink_to(elsewhere / album, target_is_directory=True)
+    (elsewhere / "trips" / "up").symlink_to("..", target_is_directory=True)
+    out = tmp_path / "out"
+    result = run_cli("restore", library, "-o", out, "--model", "baseline-bicubic-sharpen")
+    assert result.exit_code == 0, result.output
+    assert sorted(str(p.relative_to(out)) for p in out.rglob("*") if p.is_file()) == ["trips/t.jpg", "zoo/z.jpg"]
+    assert sorted(line for line in result.stderr.splitlines() if line.startswith("warning:")) == [
+        "warning: skipped trips/up/trips: a link to trips, restored already",
+        "warning: skipped trips/up/zoo: a link to zoo, restored already",
     ]
 
 

@@ -269,6 +269,25 @@ def test_10bit_input_gives_10bit_output(tmp_path):
     assert next(iter(read_frames(out))).image.dtype == np.uint16
 
 
+def test_a_videos_copy_keeps_its_date_and_permissions_as_a_photos_does(tmp_path):
+    """A restored photo (and a still GIF into a GIF) kept its source's date and permissions; a video's copy, a
+    still GIF's into an .mp4 among them, had the run's time and a new file's 0644 beside a private 0600 source."""
+    import os
+    import stat
+
+    clip = make_clip(tmp_path / "private.mp4", frames=3, size=SIZE, audio=False)
+    Image.fromarray(astronaut()[::2, ::2]).save(tmp_path / "still.gif")
+    mask = os.umask(0o022)
+    try:
+        for source, out in ((clip, tmp_path / "private_out.mkv"), (tmp_path / "still.gif", tmp_path / "still.mp4")):
+            source.chmod(0o600)
+            os.utime(source, (1_000_000_000, 1_000_000_000))  # 2001
+            assert restore_video(source, out, config()).faces >= 1
+            assert out.stat().st_mtime == 1_000_000_000 and stat.S_IMODE(out.stat().st_mode) == 0o600
+    finally:
+        os.umask(mask)
+
+
 def test_odd_frame_size_video(tmp_path):
     clip = make_clip(tmp_path / "odd.mp4", frames=4, size=(251, 187))
     out = tmp_path / "nested" / "odd_out.mp4"  # the output folder is created

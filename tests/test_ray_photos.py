@@ -97,6 +97,16 @@ def test_cli_backend_ray_on_one_photo(ray_cluster, album, tmp_path):
     assert (tmp_path / "a.png").read_bytes() == (local / "a.png").read_bytes()
 
 
+def test_a_still_gif_into_a_photo_format_is_a_photo_on_ray_too(ray_cluster, tmp_path, astronaut):
+    """still.gif -o still.png went to the video job on Ray, refused as 'cannot write a GIF or an animated PNG'."""
+    Image.fromarray(astronaut[::2, ::2]).save(tmp_path / "still.gif")
+    result = CliRunner().invoke(cli, ["restore", str(tmp_path / "still.gif"), "-o", str(tmp_path / "still.png"),
+                                      "--model", "baseline-bicubic-sharpen", "--device", "cpu",
+                                      "--backend", "ray", "--workers", "1", "-q"])
+    assert result.exit_code == 0, result.output
+    assert Image.open(tmp_path / "still.png").format == "PNG"
+
+
 def test_cli_ray_options_need_the_ray_backend(tmp_path, album):
     source, _, _ = album
     result = CliRunner().invoke(cli, ["restore", str(source), "--workers", "2"])

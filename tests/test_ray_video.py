@@ -134,6 +134,7 @@ def test_ffv1_segments_join_to_exactly_the_local_output(ray_cluster, clip, ffv1_
     assert report.frames == 12 and report.faces == 12 and report.tracks == 1
     assert_same_video(tmp_path / "ray.mkv", ffv1_local, )
     assert [p.name for p in tmp_path.iterdir()] == ["ray.mkv"]  # the job folder is gone
+    assert (tmp_path / "ray.mkv").stat().st_mtime_ns == clip.stat().st_mtime_ns  # the source's date, as locally
 
 
 def test_h264_segments_join_without_reencoding(ray_cluster, clip, ffv1_local, tmp_path):

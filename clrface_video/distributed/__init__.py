@@ -7,9 +7,10 @@ from ..config import RestoreConfig
 from ..device import pick_device
 from ..errors import ClrfaceError, InputError
 from ..io.decode import is_image_path, probe_video
+from ..io.palette import is_gif
 from ..io.sequence import is_sequence
 from ..io.webp_anim import is_animated_webp
-from ..paths import resolve_paths
+from ..paths import gif_as_photo, resolve_paths
 from ..pipeline import already_done
 from ..report import Progress, RestoreReport
 from ..restore.base import check_model_name
@@ -40,6 +41,8 @@ def restore_path_ray(input: str | Path, output: str | Path | None = None, config
     if not source.exists():
         raise InputError(f"input not found: {source}")
     video = not source.is_dir() and not is_image_path(source)
+    if video and is_gif(source) and gif_as_photo(*resolve_paths(source, output)):
+        video = False  # a still GIF written as a photo (still.gif -o still.png), as restore_path has it
     if video and is_animated_webp(source):
         raise ClrfaceError(f"{source.name}: --backend ray restores video files in keyframe segments, which an "
                            "animated WebP (read by Pillow) has none of; restore it with --backend local")

@@ -20,7 +20,7 @@ from ..io.encode import AUTO
 from ..io.output_stream import auto_codec, check_codec, container_takes, other_containers
 from ..io.palette import is_gif
 from ..paths import resolve_paths
-from ..pipeline import already_done, finish_report
+from ..pipeline import already_done, finish_report, keep_date_and_mode
 from ..report import Progress, RestoreReport, StageTimer
 from ..types import Face
 from .cluster import run_all
@@ -177,6 +177,7 @@ def _run_job(ray: Any, actors: list[Any], job: JobFolder, source: Path, target: 
                        progress)  # 4 align, 5 restore, 6 paste, 7 encode: one file per segment
     with timer("encode"):
         report.frames = join_segments([job.segment_file(s) for s in segments], pts, target, source, info)  # join
+    keep_date_and_mode(source, target)  # as restore_video's copy
     job.remove()
     for result in results:
         for stage, seconds in result.stages.items():

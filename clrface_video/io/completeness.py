@@ -1,4 +1,5 @@
-"""Whether a decoded video is whole: not cut short, no index past the end of the file, one frame size."""
+"""Whether a decoded video is whole: not cut short, no index past the end of the file, every frame of a GIF read,
+one frame size."""
 from __future__ import annotations
 
 from fractions import Fraction
@@ -8,6 +9,7 @@ import av
 
 from clrface_video.errors import InputError
 from clrface_video.io.apng import apng_frame_count
+from clrface_video.io.photo_read import gif_frames
 from clrface_video.io.sequence import find_sequence, frame_path, is_sequence
 
 
@@ -71,6 +73,10 @@ def check_complete(container: av.container.InputContainer, stream: av.video.stre
             raise InputError(f"{stopped} cannot be read: the sequence {path.name} stopped there, after {decoded} of "
                              f"its {declared} frames")
         raise InputError(f"{path.name} is truncated: decoding stopped after {decoded} of its {declared} frames")
+    if container.format.name == "gif" and decoded is not None and decoded < (held := gif_frames(path) or 0):
+        raise InputError(f"{path.name} holds {held} frames, of which FFmpeg reads {decoded} (it joins frames stored "
+                         "without a graphic control block, as a GIF87a stores them, into one); save it again as a "
+                         "GIF89a with frame delays, an animated PNG or a video")
     if not any(name in container.format.name for name in ("mov", "matroska", "mxf")):
         return
     declared = _declared_end_s(stream)

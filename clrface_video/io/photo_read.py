@@ -5,10 +5,10 @@ import logging
 import re
 import struct
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from functools import cache
+from functools import cache, wraps
 from pathlib import Path
 from typing import Any
 
@@ -43,7 +43,8 @@ HEIF_SUFFIXES = frozenset({".heic", ".heif"})  # phone photos; Pillow reads and 
 # px a side). So 400 MP needs about 7.5 GB at 8 bits and 12.5 GB at 16: a 4x5-inch film scan at 4000 dpi (320 MP)
 # or a stitched panorama fits, where Pillow's own limit stopped at 179 MP.
 MAX_PIXELS = 400_000_000
-_PILLOW_LIMIT = threading.RLock()  # Image.MAX_IMAGE_PIXELS is Pillow's global: lifted by one reader at a time
+_UNLIMITED = threading.local()  # .depth: how many pillow_unlimited blocks this thread is in
+_WRAPPING = threading.Lock()  # Pillow's check is wrapped once
 log = logging.getLogger(__name__)
 
 
@@ -122,18 +123,34 @@ def _check_file(path: Path) -> None:
     _need_heif(path)
 
 
+def _check_unless_unlimited(check: Callable[..., None]) -> Callable[..., None]:
+    """Pillow's decompression-bomb check, `check`, skipped in a thread inside pillow_unlimited."""
+    @wraps(check)
+    def checked(*args: Any, **kwargs: Any) -> None:
+        if not getattr(_UNLIMITED, "depth", 0):
+            check(*args, **kwargs)
+
+    checked.unless_unlimited = True  # type: ignore[attr-defined]
+    return checked
+
+
 @contextmanager
 def pillow_unlimited() -> Iterator[None]:
     """Pillow's decompression-bomb limit (a warning past 89 MP, an error past 179 MP, with its own multi-line
-    message) lifted while a photo is opened and decoded: a large scan or panorama is the user's own photo, and
-    check_size holds it to MAX_PIXELS instead. Put back after, for whatever else opens images in the process."""
-    with _PILLOW_LIMIT:
-        saved = Image.MAX_IMAGE_PIXELS
-        Image.MAX_IMAGE_PIXELS = None
-        try:
-            yield
-        finally:
-            Image.MAX_IMAGE_PIXELS = saved
+    message) lifted in this thread while a photo is opened and decoded: a large scan or panorama is the user's
+    own photo, and check_size holds it to MAX_PIXELS instead. Image.MAX_IMAGE_PIXELS is left alone: it is the
+    whole process's, and set to None it let every other thread's Image.open (ComfyUI's own loaders, a server's)
+    through unchecked meanwhile. Pillow's check (Image._decompression_bomb_check, which Image.open and its
+    plugins call) is wrapped once instead, to be skipped only in a thread inside this block."""
+    if not getattr(Image._decompression_bomb_check, "unless_unlimited", False):
+        with _WRAPPING:
+            if not getattr(Image._decompression_bomb_check, "unless_unlimited", False):
+                Image._decompression_bomb_check = _check_unless_unlimited(Image._decompression_bomb_check)
+    _UNLIMITED.depth = getattr(_UNLIMITED, "depth", 0) + 1
+    try:
+        yield
+    finally:
+        _UNLIMITED.depth -= 1
 
 
 def check_size(image: Image.Image, path: Path) -> None:
@@ -171,6 +188,22 @@ def pictures(image: Image.Image) -> int:
     """How many full pictures an animated PNG, WebP or AVIF, or a TIFF, holds (a TIFF's reduced-resolution pages,
     previews, do not count; a phone's MPO JPEG is one photo and its preview)."""
     return len(_full_pictures(image)) if image.format != "GIF" else 1  # a GIF is restored as a video
+
+
+def gif_frames(path: Path) -> int | None:
+    """How many frames a GIF holds, counted by Pillow, or None for a file Pillow cannot read as a GIF. FFmpeg's
+    GIF reader is not asked: it takes frames stored without a graphic control block (a GIF87a's) for one."""
+    try:
+        with pillow_unlimited(), Image.open(path) as image:
+            return int(getattr(image, "n_frames", 1)) if image.format == "GIF" else None
+    except READ_ERRORS + (EOFError,):
+        return None
+
+
+def is_still_gif(path: Path) -> bool:
+    """Whether a file is a GIF of one picture, which can be written as a photo (still.gif -o still.png); False
+    for an animation or a file Pillow cannot read as a GIF (the video job then says why)."""
+    return gif_frames(path) == 1
 
 
 def _full_pictures(image: Image.Image) -> list[int]:

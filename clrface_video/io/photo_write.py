@@ -53,9 +53,12 @@ def can_write(mode: str, fmt: str) -> bool:
 
 def fit_format(photo: Photo, fmt: str, name: str = "") -> Photo:
     """`photo` to be written as `fmt`, with what that format cannot hold converted, each change warned once:
-    16 bits to 8 (outside PNG and TIFF), transparency flattened onto white, CMYK or grey modes to RGB or L."""
+    16 bits to 8 (outside PNG and TIFF), transparency flattened onto white, CMYK or grey modes to RGB or L. A
+    palette photo (a GIF, a PNG) goes to full colour, RGB or RGBA, unwarned: every colour of it is kept."""
     changes: list[str] = []
     image, alpha, mode, depth = photo.image, photo.alpha, photo.mode, photo.bit_depth
+    if mode in ("P", "PA"):
+        mode = "RGBA" if alpha is not None else "RGB"
     gray = mode in GRAY_MODES
     if depth == 16 and fmt not in DEEP_FORMATS:
         image, depth = to_depth(image, 8), 8

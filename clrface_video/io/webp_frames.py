@@ -17,7 +17,7 @@ from PIL import Image
 from clrface_video.atomic import atomic
 from clrface_video.errors import ClrfaceError, InputError, one_line
 from clrface_video.io.decode import VideoInfo
-from clrface_video.io.photo_read import READ_ERRORS
+from clrface_video.io.photo_read import READ_ERRORS, check_size, pillow_unlimited
 from clrface_video.io.pixels import to_uint8
 from clrface_video.io.webp_anim import WebpAnimation, is_animated_webp, read_settings
 from clrface_video.types import Frame, TimeSpan
@@ -34,12 +34,16 @@ SPOOL_LEVEL = 1  # zlib level of the frames spooled to disk until the animation 
 
 
 def _open(path: Path) -> Image.Image:
-    """The animated WebP opened with Pillow, or a one-line InputError."""
+    """The animated WebP opened with Pillow, or a one-line InputError; its frames held to a photo's size
+    (check_size: MAX_PIXELS, said in one line) rather than Pillow's limit, whose own error (past 179 MP) read
+    'could be decompression bomb DOS attack' where a photo of that size was restored."""
     if not path.is_file():
         raise InputError(f"input not found: {path}")
     try:
-        image = Image.open(path)
-        image.load()  # the first frame: a damaged header or frame fails here
+        with pillow_unlimited():
+            image = Image.open(path)
+            check_size(image, path)
+            image.load()  # the first frame: a damaged header or frame fails here
     except READ_ERRORS + (EOFError,) as error:
         raise InputError(f"cannot read {path.name} as an animated WebP ({one_line(error)})") from error
     return image
