@@ -682,3 +682,13 @@ def test_pillows_limit_is_lifted_in_the_reading_thread_only(tmp_path, rgb, monke
         leave.set()
         reader.join()
     assert Image.MAX_IMAGE_PIXELS == 1000 and np.array_equal(read_photo(path).image, rgb)  # ours: not limited
+
+
+def test_a_pillow_without_its_private_check_gets_its_limit_lifted_for_the_read(monkeypatch):
+    """pillow_unlimited wraps a private Pillow function; a Pillow without it must still read large photos (its
+    global limit lifted for the block and put back after), not fail on an AttributeError."""
+    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 1000)
+    monkeypatch.delattr(Image, "_decompression_bomb_check")
+    with photo_read.pillow_unlimited():
+        assert Image.MAX_IMAGE_PIXELS is None
+    assert Image.MAX_IMAGE_PIXELS == 1000

@@ -44,7 +44,7 @@ HEIF_SUFFIXES = frozenset({".heic", ".heif"})  # phone photos; Pillow reads and 
 # or a stitched panorama fits, where Pillow's own limit stopped at 179 MP.
 MAX_PIXELS = 400_000_000
 _UNLIMITED = threading.local()  # .depth: how many pillow_unlimited blocks this thread is in
-_WRAPPING = threading.Lock()  # Pillow's check is wrapped once
+_WRAPPING = threading.RLock()  # Pillow's check is wrapped once (or, without it, its limit lifted by one reader)
 log = logging.getLogger(__name__)
 
 
@@ -141,8 +141,18 @@ def pillow_unlimited() -> Iterator[None]:
     own photo, and check_size holds it to MAX_PIXELS instead. Image.MAX_IMAGE_PIXELS is left alone: it is the
     whole process's, and set to None it let every other thread's Image.open (ComfyUI's own loaders, a server's)
     through unchecked meanwhile. Pillow's check (Image._decompression_bomb_check, which Image.open and its
-    plugins call) is wrapped once instead, to be skipped only in a thread inside this block."""
-    if not getattr(Image._decompression_bomb_check, "unless_unlimited", False):
+    plugins call) is wrapped once instead, to be skipped only in a thread inside this block. A Pillow without
+    that function has its global limit lifted for the block, one reader at a time, as before."""
+    check = getattr(Image, "_decompression_bomb_check", None)
+    if check is None:
+        with _WRAPPING:
+            saved, Image.MAX_IMAGE_PIXELS = Image.MAX_IMAGE_PIXELS, None
+            try:
+                yield
+            finally:
+                Image.MAX_IMAGE_PIXELS = saved
+        return
+    if not getattr(check, "unless_unlimited", False):
         with _WRAPPING:
             if not getattr(Image._decompression_bomb_check, "unless_unlimited", False):
                 Image._decompression_bomb_check = _check_unless_unlimited(Image._decompression_bomb_check)
