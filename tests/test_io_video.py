@@ -1153,6 +1153,16 @@ def test_pixel_format_choice_by_codec_depth_and_parity():
         choose_pix_fmt("libsvtav1", 8, 321, 241)
 
 
+@pytest.mark.parametrize("suffix", [".mkv", ".avi"])
+def test_ffv1_is_written_as_archives_write_it_every_frame_a_keyframe(tmp_path, suffix):
+    """FFmpeg's FFV1 default carried the coder's state over 12 frames, so one damaged frame spoiled the next 11;
+    archival practice (and now the writer) makes each frame decode alone."""
+    src = make_clip(tmp_path / "in.mp4", frames=14, size=SMALL, audio=False)
+    with av.open(str(copy_video(src, tmp_path / f"out{suffix}", codec="ffv1"))) as container:
+        keys = [packet.is_keyframe for packet in container.demux(video=0) if packet.size]
+    assert len(keys) == 14 and all(keys)
+
+
 @pytest.mark.parametrize(("pix_fmt", "deep"), [("bgr0", False), ("gbrp16le", True), ("gray", False),
                                                ("gray16le", True)])
 def test_ffv1_keeps_an_rgb_or_grey_sources_pixels_exactly(tmp_path, pix_fmt, deep):
