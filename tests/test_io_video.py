@@ -1315,6 +1315,16 @@ def test_codec_auto_keeps_an_intra_or_lossless_source_codec_and_what_the_contain
     assert (info.codec, info.pix_fmt, len(pts_of(out))) == (codec, pix_fmt, 2)
 
 
+@pytest.mark.parametrize(("output", "pix_fmt"), [(".vob", "yuv420p"), (".mpg", "yuv420p"), (".mxf", "yuv422p")])
+def test_mpeg2_for_players_is_4_2_0_and_keeps_4_2_2_for_broadcast(tmp_path, output, pix_fmt, warnings_logged):
+    """A 4:2:2 master into .vob came out 4:2:2 MPEG-2 (422 Profile), which DVD players do not decode; program
+    streams get Main Profile's 4:2:0 (warned of), XDCAM-style .mxf keeps 4:2:2."""
+    src = make_clip(tmp_path / "master.mkv", frames=2, size=SMALL, fps=25, audio=False, pix_fmt="yuv422p")  # x264
+    out = probe_video(copy_video(src, tmp_path / f"out{output}"))
+    assert (out.codec, out.pix_fmt) == ("mpeg2video", pix_fmt)
+    assert ("4:2:2 chroma is written 4:2:0 by mpeg2video" in warnings_logged.text) == (pix_fmt == "yuv420p")
+
+
 def test_codec_auto_writes_a_variable_rate_into_mpg_with_libx264(tmp_path):
     """MPEG-2 codes only broadcast rates: a phone's variable-rate clip (20.9 fps on average) into .mpg made auto's
     mpeg2video refuse to open; it gets libx264 there, every frame kept."""

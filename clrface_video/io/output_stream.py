@@ -44,6 +44,10 @@ CRF_MAX = {"libx264": 51, "libx265": 51}  # the others take 0-63
 # FFmpeg's MPEG-1/2/4 Part 2 encoders ignored --crf (each frame at quantiser 2, PyAV setting no bit rate): it
 # sets them a fixed quantiser instead
 QSCALE_CODECS = frozenset({"mpeg1video", "mpeg2video", "mpeg4"})
+MPEG_VIDEO_CODECS = frozenset({"mpeg1video", "mpeg2video"})
+# FFmpeg's program-stream muxers (.mpg, .vob, ...): files for DVD and VCD players, which decode MPEG-2's Main
+# Profile, 4:2:0 only; a 4:2:2 source's chroma is halved there (and warned of), kept in .mxf or .ts
+PLAYER_MPEG_MUXERS = frozenset({"mpeg", "vcd", "svcd", "vob", "dvd"})
 QUIET_OPTIONS = {"libx265": {"x265-params": "log-level=error"}}
 # where a non-square pixel shape survives: in the bitstream of these encoders, or in these containers' own tag
 # for any encoder (Matroska, WebM and AVI take it from the bitstream only, as PyAV writes them)
@@ -223,6 +227,9 @@ def add_video_stream(out: av.container.OutputContainer, info: VideoInfo, codec: 
         raise ClrfaceError(f"{one_line(error)}; use {other_containers(out.name)}, or another --codec") from error
     tag_for_apple(out, stream)
     stream.width, stream.height = info.width, info.height
+    if pix_fmt is None and codec in MPEG_VIDEO_CODECS and out.format.name in PLAYER_MPEG_MUXERS \
+            and info.width % 2 == 0 and info.height % 2 == 0:
+        pix_fmt = "yuv420p"
     stream.pix_fmt = pix_fmt or choose_pix_fmt(codec, info.bit_depth, info.width, info.height, info.alpha,
                                                info.pix_fmt)
     if _chroma(info.pix_fmt) != "yuv420p" and _chroma(stream.pix_fmt) == "yuv420p" and stream.pix_fmt.startswith("yuv"):
