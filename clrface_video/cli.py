@@ -130,8 +130,10 @@ class _WarningLine(logging.Handler):
 def _show_warnings(quiet: bool) -> None:
     logger = logging.getLogger("clrface_video")
     logger.handlers = [handler for handler in logger.handlers if not isinstance(handler, _WarningLine)]
-    logger.addHandler(_WarningLine())
-    logger.setLevel(logging.ERROR if quiet else logging.WARNING)
+    shown = _WarningLine()
+    shown.setLevel(logging.ERROR if quiet else logging.WARNING)  # -q hides them here; --report still lists them
+    logger.addHandler(shown)
+    logger.setLevel(logging.WARNING)
     logger.propagate = False
 
 
@@ -232,7 +234,8 @@ def cli() -> None:
               help="Quantise each face's final latent against the codebook (the CLR-Face paper's last step)  "
                    "[default: yes for photos; no for videos, where the unquantised latent flickers less]")
 @click.option("--report", "report_path", type=click.Path(path_type=Path, dir_okay=False), default=None,
-              help="Write a JSON report (counts, model, device, seconds per stage) to this file.")
+              help="Write a JSON report (counts, model, device, seconds per stage, the settings used, the warnings) to "
+                   "this file.")
 @click.option("-q", "--quiet", is_flag=True, help="No progress bar and no warnings.")
 @click.option("--backend", type=click.Choice(("local", "ray")), default="local", show_default=True,
               help="local: this machine; ray: workers on a Ray cluster (needs `pip install \"ray[data]\"`).")

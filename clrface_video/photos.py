@@ -21,13 +21,14 @@ from .pipeline import (
     ModelsFor,
     detector_for,
     finish_report,
+    job_settings,
     load_models,
     restore_pages,
     restore_video,
     save_photo,
     would_run,
 )
-from .report import Progress, RestoreReport, StageTimer
+from .report import Progress, RestoreReport, StageTimer, reports_warnings, with_codec_of
 from .story import FrameStory, Models, restore_photo_array
 from .types import Face
 
@@ -112,6 +113,7 @@ def _walk(folder: Path, output: Path | None) -> list[Path]:
     return sorted(kept)
 
 
+@reports_warnings
 def restore_folder(input: str | Path, output: str | Path | None = None, config: RestoreConfig | None = None, *,
                    progress: Progress | None = None, models_for: ModelsFor | None = None) -> RestoreReport:
     """Restore every photo, then every video, under INPUT into the same tree under OUTPUT (default INPUT_restored/).
@@ -144,6 +146,7 @@ def restore_folder(input: str | Path, output: str | Path | None = None, config: 
     if progress is not None:
         progress.start(len(todo) + len(videos_todo), "files" if videos_todo else "images")
     story = FrameStory(models, config, timer, video=False) if models else None
+    report.settings = job_settings(config, models, video=False) if models else None
     for path in todo:
         relative = path.relative_to(source)
         try:
@@ -229,6 +232,8 @@ def _restore_videos(source: Path, target: Path, videos: list[Path], config: Rest
             report.failed.append(f"{relative}: {message}")
         else:
             report.model, report.device = done.model, done.device
+            if done.settings is not None:
+                report.video_settings = with_codec_of(report.video_settings, done.settings)
             report.videos += 1
             report.add_counts(done)
             for stage, seconds in done.stages.items():

@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from . import __version__
 from .atomic import file_mode
 from .config import RestoreConfig
 from .device import pick_device
@@ -21,6 +22,7 @@ from .faces.identity import identity_encoder_or_none
 from .io.decode import FIELD_PROGRESSIVE, VideoInfo, is_image_path, probe_video, read_frames
 from .io.deinterlace import bwdif_deint
 from .io.encode import VideoWriter, output_exists
+from .io.output_stream import encoder_settings
 from .io.palette import is_gif
 from .io.photo_read import Photo, read_photo
 from .io.photo_write import copy_photo, fit_format, format_for, write_photo
@@ -29,7 +31,7 @@ from .io.tiff_pages import PageWriter, first_full_page, full_pages, preview_of, 
 from .io.webp_anim import is_animated_webp, is_webp_output
 from .io.webp_frames import WebpWriter, probe_webp, read_webp_frames
 from .paths import gif_as_photo, output_folder, resolve_paths
-from .report import Progress, RestoreReport, StageTimer
+from .report import JobSettings, Progress, RestoreReport, StageTimer, reports_warnings
 from .restore.base import Restorer, default_model_name, make_restorer
 from .story import FrameStory, Models, restore_photo_array
 from .types import Frame, TimeSpan
@@ -79,6 +81,23 @@ def _new_report(source: Path, target: Path, kind: str, models: Models) -> Restor
                          device=str(models.device))
 
 
+def job_settings(config: RestoreConfig, models: Models, *, video: bool, codec: str | None = None) -> JobSettings:
+    """What a job with these models runs with, as it takes effect (its report's settings): the threshold and
+    codebook snapping of photos or of a video's frames, identity guidance only where the restorer has it, and
+    for a video the encoder the writer chose (`codec`) with the --crf and --preset it takes."""
+    crf, preset = (None, None) if codec is None else encoder_settings(codec, config.crf, config.preset)
+    return JobSettings(
+        version=__version__, model=getattr(models.restorer, "name", type(models.restorer).__name__),
+        device=str(models.device), fidelity=config.fidelity, strength=config.strength,
+        identity_guidance=config.identity_guidance and getattr(models.restorer, "uses_identity", True),
+        track_identity=video and config.track_identity, detector=config.detector,
+        detection_threshold=config.threshold(video), min_face=config.min_face, max_upscale=config.max_upscale,
+        keep_detail=config.keep_detail, temporal_smoothing=config.temporal_smoothing,
+        snap_to_codebook=config.snaps(video), batch_size=config.batch_size, seed=config.seed,
+        deinterlace=config.deinterlace, start=config.start, duration=config.duration, codec=codec, crf=crf,
+        preset=preset)
+
+
 def _frames_in(info: VideoInfo, span: TimeSpan | None) -> int | None:
     """How many frames a job will write (for the progress bar), or None when that is not known."""
     if span is None:
@@ -103,6 +122,7 @@ def _timed(frames: Iterable[Frame], timer: StageTimer, stage: str) -> Iterator[F
 
 
 # -- the jobs ---------------------------------------------------------------------------------------
+@reports_warnings
 def restore_video(input: str | Path, output: str | Path | None = None, config: RestoreConfig | None = None, *,
                   progress: Progress | None = None, models: Models | None = None) -> RestoreReport:
     """Restore every face of a video into a new file with the same timing, streams and colour tags."""
@@ -141,11 +161,13 @@ def restore_video(input: str | Path, output: str | Path | None = None, config: R
                 progress.advance()
         flushed_from = time.perf_counter()
     timer.add("encode", time.perf_counter() - flushed_from)  # the flush and atomic rename on close
+    report.settings = job_settings(config, models, video=True, codec=writer.codec)
     if not is_sequence(source) and not is_sequence(target):  # one file from one file, as a photo's copy
         keep_date_and_mode(source, target)
     return finish_report(report, story, timer, start)
 
 
+@reports_warnings
 def restore_image(input: str | Path, output: str | Path | None = None, config: RestoreConfig | None = None, *,
                   progress: Progress | None = None, models: Models | None = None) -> RestoreReport:
     """Restore every face of one photo; EXIF, ICC profile and format are kept."""
@@ -177,6 +199,7 @@ def restore_image(input: str | Path, output: str | Path | None = None, config: R
         with output_folder(target.parent), timer("encode"):
             save_photo(source, target, image, photo, unchanged=photo is original)  # 7 write (atomic)
     report.images = 1
+    report.settings = job_settings(config, models, video=False)
     if progress is not None:
         progress.advance()
     return finish_report(report, story, timer, start)
@@ -244,6 +267,7 @@ def restore_frames(frames: Iterable[np.ndarray], config: RestoreConfig | None = 
         yield frame.image
 
 
+@reports_warnings
 def restore_path(input: str | Path, output: str | Path | None = None, config: RestoreConfig | None = None, *,
                  progress: Progress | None = None, models_for: ModelsFor | None = None) -> RestoreReport:
     """Restore a video, an image sequence (scan_%06d.dpx), a photo or a folder, whichever INPUT is.

@@ -1,15 +1,20 @@
-"""What a restore job reports: the JSON report, per-stage timers and the progress hook."""
+"""What a restore job reports: the JSON report (settings used, warnings logged), per-stage timers, the progress hook."""
 from __future__ import annotations
 
+import functools
 import json
+import logging
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
-from typing import Protocol
+from typing import ParamSpec, Protocol
 
 from .atomic import atomic
+from .errors import one_line
+
+P = ParamSpec("P")
 
 # The stages of the story, in the order they run; every report names all of them.
 STAGES = ("decode", "detect", "track", "align", "identity", "restore", "paste", "encode")
@@ -46,6 +51,83 @@ class StageTimer:
         return {name: round(value, 4) for name, value in self.seconds.items()}
 
 
+@dataclass(frozen=True)
+class JobSettings:
+    """The settings a job ran with, as they took effect (a report's `settings`), so that an archive can tell from
+    the report what was done to a file: 'auto' and defaults resolved (the encoder used, the detection threshold
+    of photos or of video frames, codebook snapping), identity guidance on only where the restorer has it, --crf
+    and --preset only where the encoder takes them (None otherwise, and codec None for a photo)."""
+
+    version: str  # clrface-video's
+    model: str
+    device: str
+    fidelity: float
+    strength: float | None  # None: auto, each face's share chosen by the model's blend gate
+    identity_guidance: bool
+    track_identity: bool  # one identity target per tracked person (videos)
+    detector: str
+    detection_threshold: float
+    min_face: int
+    max_upscale: float
+    keep_detail: float
+    temporal_smoothing: float
+    snap_to_codebook: bool
+    batch_size: int
+    seed: int
+    deinterlace: str  # as asked (auto, on, off); the report's `deinterlaced` says whether it ran
+    start: float
+    duration: float | None
+    codec: str | None = None
+    crf: int | None = None
+    preset: str | None = None
+
+
+def with_codec_of(settings: JobSettings | None, done: JobSettings) -> JobSettings:
+    """A folder's video settings after one more video: the first video's, with every codec used named (an HDR
+    video's auto codec is libx265, the others' libx264)."""
+    if settings is None:
+        return done
+    codecs = (settings.codec or "").split(", ")
+    return settings if done.codec in codecs else replace(settings, codec=", ".join([*codecs, str(done.codec)]))
+
+
+class _WarningLines(logging.Handler):
+    """Collects the package's warnings as the lines the CLI prints (without `warning: `), in order."""
+
+    def __init__(self) -> None:
+        super().__init__(logging.WARNING)
+        self.lines: list[str] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.lines.append(one_line(Exception(record.getMessage())))
+
+
+@contextmanager
+def warnings_logged() -> Iterator[list[str]]:
+    """The warnings the package logs inside the block (a job's), gathered while they are also shown as usual."""
+    logger = logging.getLogger("clrface_video")
+    handler = _WarningLines()
+    logger.addHandler(handler)
+    try:
+        yield handler.lines
+    finally:
+        logger.removeHandler(handler)
+
+
+def reports_warnings(job: Callable[P, RestoreReport]) -> Callable[P, RestoreReport]:
+    """Give the report a job returns the warnings logged while it ran (its `warnings`); an outer job's list,
+    set last, holds its inner jobs' too (restore_path's, a photo's --codec warning before restore_image)."""
+
+    @functools.wraps(job)
+    def run(*args: P.args, **kwargs: P.kwargs) -> RestoreReport:
+        with warnings_logged() as lines:
+            report = job(*args, **kwargs)
+        report.warnings = list(lines)
+        return report
+
+    return run
+
+
 @dataclass
 class RestoreReport:
     """The outcome of one job; `to_json()` is what `--report report.json` writes.
@@ -56,6 +138,10 @@ class RestoreReport:
     skipped: photos already done and left alone; failed: "path: reason" for photos that could not be read;
     stages: seconds per stage (decode, detect, track, align, identity, restore, paste, encode).
     deinterlaced: the video's frames went through the deinterlacer (--deinterlace) before the faces were found.
+    settings: what the job ran with, resolved (JobSettings; for a folder its photos', None for a job that found
+    its output done); video_settings: a folder's videos' (their codecs joined when they differ), else None.
+    warnings: every warning line logged while the job ran, in order (on Ray: the driver's only; the workers'
+    logs do not reach it).
     """
 
     input: str
@@ -74,6 +160,9 @@ class RestoreReport:
     seconds: float = 0.0
     stages: dict[str, float] = field(default_factory=lambda: dict.fromkeys(STAGES, 0.0))
     deinterlaced: bool = False
+    settings: JobSettings | None = None
+    video_settings: JobSettings | None = None
+    warnings: list[str] = field(default_factory=list)
 
     def add_counts(self, done: RestoreReport) -> None:
         """Fold a finished job's frames, faces and tracks into this folder's report (its seconds are the caller's)."""

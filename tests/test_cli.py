@@ -421,6 +421,44 @@ def test_restore_video_prints_output_and_writes_report(small_clip, tmp_path):
     assert "it/s" not in result.stderr and "frame/s" not in result.stderr
 
 
+def test_the_report_names_the_settings_that_took_effect_and_every_warning_even_when_quiet(tmp_path):
+    """An archive tells from --report what was done to a file: the encoder 'auto' chose, the threshold used,
+    identity guidance as it ran (the baseline has none), and the warnings, which -q only keeps off the terminal."""
+    from clrface_video import __version__
+
+    clip = make_clip(tmp_path / "studio.mov", frames=3, size=(192, 160), codec="prores_ks", audio=False)  # 4:2:2
+    report = tmp_path / "r.json"
+    result = run("restore", clip, "-o", tmp_path / "out.mp4", "--report", report, "--fidelity", "0.8", "-q",
+                 *BASELINE)
+    assert result.exit_code == 0 and "warning" not in result.stderr, result.output
+    data = json.loads(report.read_text())
+    assert [line for line in data["warnings"] if "chroma" in line] == \
+        ["the source's 4:2:2 chroma is written 4:2:0 by libx264 (as players expect); --codec prores_ks or ffv1 keeps it"]
+    settings = data["settings"]
+    assert settings["codec"] == "libx264" and settings["crf"] == 18 and settings["preset"] is None
+    assert settings["fidelity"] == 0.8 and settings["strength"] is None and settings["detection_threshold"] == 0.6
+    assert settings["device"] == "cpu" and settings["model"] == "baseline-bicubic-sharpen"
+    assert settings["identity_guidance"] is False and settings["snap_to_codebook"] is False
+    assert settings["version"] == __version__ and settings["deinterlace"] == "auto" and data["video_settings"] is None
+
+
+def test_the_report_of_a_photo_lists_the_warning_said_before_its_job(tmp_path, astronaut):
+    """--codec on a photo is warned of before the photo's job starts; the report still lists it, and says that
+    no encoder ran and which threshold photos got."""
+    from PIL import Image
+
+    photo, report = tmp_path / "face.png", tmp_path / "r.json"
+    Image.fromarray(astronaut).save(photo)
+    result = run("restore", photo, "--codec", "ffv1", "--report", report, *BASELINE)
+    assert result.exit_code == 0, result.output
+    data = json.loads(report.read_text())
+    line = "face.png: --codec is for video; a photo is written in its own format, or the one -o names"
+    assert data["warnings"] == [line] and f"warning: {line}" in result.stderr
+    settings = data["settings"]
+    assert settings["codec"] is None and settings["crf"] is None and settings["detection_threshold"] == 0.7
+    assert settings["snap_to_codebook"] is True and settings["fidelity"] == 0.5
+
+
 def test_a_preview_stretch_is_named_as_one_and_does_not_stand_in_for_the_whole_video(small_clip, tmp_path):
     """Without -o, --start/--duration write movie_restored_<start>-<end>s.mp4: the whole video's run after it
     restores the whole video instead of finding movie_restored.mp4 there and leaving it."""

@@ -816,7 +816,27 @@ def test_an_editors_timecode_is_kept_without_a_warning(tmp_path, suffix, warning
     with av.open(str(out)) as copied:
         assert copied.streams.video[0].metadata.get("timecode") == "01:02:03:04"
         assert [s.metadata.get("timecode") for s in copied.streams.data] == ["01:02:03:04"]
+        # each track keeps its own name: the muxer named the timecode track it builds after the video (VideoHandler)
+        assert [s.metadata.get("handler_name") for s in copied.streams if s.type != "audio"] == \
+            ["VideoHandler", "TimeCodeHandler"]
     assert not [r for r in warnings_logged.records if r.levelname == "WARNING"]
+
+
+def test_a_timecode_track_name_the_muxer_cannot_keep_is_warned_of(tmp_path, warnings_logged):
+    """A camera's own timecode track name cannot be written beside FFmpeg's video track name (the muxer names
+    the timecode track it builds after the video's, or TimeCodeHandler): one line says so."""
+    clip = make_clip(tmp_path / "take.mov", frames=3, size=SMALL, audio=False, timecode="01:02:03:04")
+    data = clip.read_bytes()
+    assert data.count(b"TimeCodeHandler") == 1
+    clip.write_bytes(data.replace(b"TimeCodeHandler", b"Tape 7 timecode"))  # the same length: still a valid hdlr
+    with av.open(str(clip)) as source:
+        assert source.streams.data[0].metadata["handler_name"] == "Tape 7 timecode"
+    out = copy_video(clip, tmp_path / "out.mov")
+    with av.open(str(out)) as copied:
+        assert [s.metadata.get("handler_name") for s in copied.streams] == ["VideoHandler", "TimeCodeHandler"]
+    assert {r.getMessage() for r in warnings_logged.records} == \
+        {("the timecode track's name 'Tape 7 timecode' is written as 'TimeCodeHandler': FFmpeg names the timecode "
+          "track it builds after the video track")}
 
 
 def test_rotation_and_colour_tags_are_kept(tmp_path):

@@ -408,6 +408,10 @@ def test_a_folder_of_photos_and_videos_restores_both(tmp_path, astronaut):
     assert report["images"] == 1 and report["videos"] == 1 and report["frames"] == 6
     assert report["faces"] == 1 + 6 and len(report["failed"]) == 1 and report["failed"][0].startswith("tapes/chewed.mp4: ")
     assert "1 video (6 frames)" in result.stdout and "1 failed" in result.stdout
+    photos, videos = report["settings"], report["video_settings"]  # each kind's own threshold and snapping
+    assert (photos["detection_threshold"], photos["snap_to_codebook"], photos["codec"]) == (0.7, True, None)
+    assert (videos["detection_threshold"], videos["snap_to_codebook"], videos["codec"]) == (0.6, False, "libx264")
+    assert [line.startswith("skipped tapes/chewed.mp4: ") for line in report["warnings"]] == [True]
     assert [f.pts for f in read_frames(out / "tapes" / "1987.mp4")] == [f.pts for f in read_frames(tape)]
     assert read_packets(out / "tapes" / "1987.mp4", "audio") == read_packets(tape, "audio")
     assert probe_video(out / "tapes" / "1987.mp4").frames == 6

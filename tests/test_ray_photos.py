@@ -52,6 +52,7 @@ def test_folder_equals_the_local_backend_byte_for_byte(ray_cluster, album, tmp_p
     report = restore_path_ray(source, tmp_path / "out", BASELINE, workers=2)
     assert tree(tmp_path / "out") == tree(local)
     assert report.images == by_local.images == 5 and report.faces == by_local.faces > 0
+    assert report.settings == by_local.settings and report.settings.detection_threshold == 0.7
     assert report.failed == by_local.failed and len(report.failed) == 1
     assert report.failed[0].startswith("broken.jpg: ")
     with Image.open(tmp_path / "out" / "2009" / "b.jpg") as image:
@@ -68,6 +69,7 @@ def test_videos_in_a_folder_are_named_not_silently_dropped(ray_cluster, tmp_path
     report = restore_path_ray(root, tmp_path / "out", BASELINE, workers=1)
     assert report.images == 1 and sorted(p.name for p in (tmp_path / "out").iterdir()) == ["a.png"]
     assert any("1 video not restored" in r.getMessage() and "--backend local" in r.getMessage() for r in warnings_logged.records)
+    assert [line for line in report.warnings if "1 video not restored" in line]  # the driver's, in its report
 
 
 @pytest.mark.slow

@@ -139,9 +139,10 @@ def test_ffv1_segments_join_to_exactly_the_local_output(ray_cluster, clip, ffv1_
 
 def test_h264_segments_join_without_reencoding(ray_cluster, clip, ffv1_local, tmp_path):
     local = tmp_path / "local.mp4"
-    restore_video(clip, local, config())
+    by_local = restore_video(clip, local, config())
     report = restore_path_ray(clip, tmp_path / "ray.mp4", config(), workers=2)
     assert report.frames == 12 and report.tracks == 1
+    assert report.settings == by_local.settings and report.settings.codec == "libx264"  # as the workers ran
     ours, theirs, exact = frames_of(tmp_path / "ray.mp4"), frames_of(local), frames_of(ffv1_local)
     assert [f.pts for f in ours] == [f.pts for f in theirs]
     assert read_packets(tmp_path / "ray.mp4", "audio") == read_packets(local, "audio")

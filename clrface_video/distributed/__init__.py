@@ -12,7 +12,7 @@ from ..io.sequence import is_sequence
 from ..io.webp_anim import is_animated_webp
 from ..paths import gif_as_photo, resolve_paths
 from ..pipeline import already_done
-from ..report import Progress, RestoreReport
+from ..report import Progress, RestoreReport, reports_warnings
 from ..restore.base import check_model_name
 from .cluster import ray_session, run_all, start_workers
 from .photos import restore_folder_ray
@@ -21,6 +21,7 @@ from .video import ray_codec, restore_video_ray
 __all__ = ["ray_session", "restore_folder_ray", "restore_path_ray", "restore_video_ray", "start_workers"]
 
 
+@reports_warnings
 def restore_path_ray(input: str | Path, output: str | Path | None = None, config: RestoreConfig | None = None, *,
                      address: str | None = None, workers: int | None = None,
                      progress: Progress | None = None) -> RestoreReport:

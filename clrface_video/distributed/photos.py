@@ -10,7 +10,7 @@ from ..config import RestoreConfig
 from ..paths import resolve_paths
 from ..photos import folder_contents
 from ..pipeline import finish_report, would_run
-from ..report import Progress, RestoreReport, StageTimer
+from ..report import Progress, RestoreReport, StageTimer, reports_warnings
 from .cluster import run_all
 
 log = logging.getLogger("clrface_video.photos")
@@ -18,6 +18,7 @@ log = logging.getLogger("clrface_video.photos")
 SHARDS_PER_WORKER = 4  # small shards balance the load; each costs one actor call
 
 
+@reports_warnings
 def restore_folder_ray(ray: Any, actors: list[Any], input: str | Path, output: str | Path | None = None,
                        config: RestoreConfig | None = None, *, progress: Progress | None = None) -> RestoreReport:
     """restore_folder on Ray: the same output tree, formats, EXIF/ICC, skip-done and atomic writes.
@@ -61,6 +62,7 @@ def restore_folder_ray(ray: Any, actors: list[Any], input: str | Path, output: s
                 report.failed.append(result)
                 continue
             report.images += 1  # also a photo written by an attempt that was then killed (its retry skipped it)
+            report.settings = report.settings or result.settings  # each worker's restore_image's, the same
             report.add_counts(result)
             for stage, seconds in result.stages.items():
                 timer.add(stage, seconds)

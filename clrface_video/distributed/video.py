@@ -21,7 +21,7 @@ from ..io.output_stream import auto_codec, check_codec, container_takes, other_c
 from ..io.palette import is_gif
 from ..paths import resolve_paths
 from ..pipeline import already_done, finish_report, keep_date_and_mode
-from ..report import Progress, RestoreReport, StageTimer
+from ..report import Progress, RestoreReport, StageTimer, reports_warnings
 from ..types import Face
 from .cluster import run_all
 from .plan import FacePlan, VideoPlan, identity_versions, track_video
@@ -64,7 +64,8 @@ class JobFolder:
 
     def __init__(self, source: Path, target: Path, config: RestoreConfig, codec: str) -> None:
         self.path = target.with_name(f".{target.name}.ray-job")
-        self.suffix = segment_suffix(target, codec)  # the encoder the segments are written with
+        self.codec = codec  # the encoder the segments are written with
+        self.suffix = segment_suffix(target, codec)
         stat = source.stat()
         settings = {k: (str(v) if isinstance(v, Path) else v) for k, v in asdict(config).items()
                     if k not in ("overwrite", "quiet")}
@@ -131,6 +132,7 @@ def ray_codec(target: Path, info: VideoInfo, config: RestoreConfig) -> str:
     return codec
 
 
+@reports_warnings
 def restore_video_ray(ray: Any, actors: list[Any], input: str | Path, output: str | Path | None = None,
                       config: RestoreConfig | None = None, *, progress: Progress | None = None) -> RestoreReport:
     """Restore a video on the worker actors; the output matches restore_video's frames, timestamps and streams."""
@@ -170,7 +172,8 @@ def _run_job(ray: Any, actors: list[Any], job: JobFolder, source: Path, target: 
     with timer("identity"):
         identities = _identities(ray, actors, job, source, info, segments, first_index, plan)
     report = RestoreReport(input=str(source), output=str(target), kind="video", model=name, device=device,
-                           deinterlaced=bwdif_deint(config.deinterlace, info.interlaced) is not None)
+                           deinterlaced=bwdif_deint(config.deinterlace, info.interlaced) is not None,
+                           settings=ray.get(actors[0].settings.remote(job.codec)))
     if progress is not None:
         progress.start(sum(len(p) for p in pts), "frames")
     results = _restore(ray, actors, job, source, info, segments, first_index, plan, identities, pts,

@@ -18,8 +18,8 @@ from ..io.deinterlace import bwdif_deint
 from ..io.encode import VideoWriter
 from ..io.pixels import to_uint8
 from ..paths import check_within
-from ..pipeline import load_models, restore_image
-from ..report import RestoreReport, StageTimer
+from ..pipeline import job_settings, load_models, restore_image
+from ..report import JobSettings, RestoreReport, StageTimer
 from ..story import FaceJob, FrameStory, Models
 from ..types import Face, Frame
 from .plan import FacePlan
@@ -77,6 +77,10 @@ class RestoreWorker:
         restorer = self.models.restorer
         return (getattr(restorer, "name", type(restorer).__name__), str(self.models.device), restorer.resolution,
                 self.models.identity is not None)
+
+    def settings(self, codec: str) -> JobSettings:
+        """What a video job runs with on this worker's models, written with `codec` (the report's settings)."""
+        return job_settings(self.config, self.models, video=True, codec=codec)
 
     def deint(self, info: VideoInfo) -> str | None:
         """The deinterlacing of this job's video (io.deinterlace.bwdif_deint), the same in every segment."""

@@ -33,6 +33,11 @@ LEFT_OUT = {  # why copied packets were left out, said for one packet and for se
 TS_NONSTRICT = 0x20000  # FFmpeg's AVFMT_TS_NONSTRICT: a muxer that takes two packets of one stream at one dts
 TIMECODE_MUXERS = frozenset({"mxf", "dv"})  # ... but these two write the "timecode" tag into the file (measured)
 VIDEO_MUXERS = frozenset({"mxf", "dv"})  # measured: they refuse a file of audio alone
+# The mov/mp4 muxer builds a timecode track from the video's timecode tag and names it (its handler_name) after
+# the video track's handler_name tag, or, where the video has none, "TimeCodeHandler"; the video track untagged
+# is named "VideoHandler" (FFmpeg's movenc, measured: a source's TimeCodeHandler came out as VideoHandler).
+TMCD_MUXERS = frozenset({"mov", "mp4", "ipod"})
+MOV_VIDEO_HANDLER, MOV_TIMECODE_HANDLER = "VideoHandler", "TimeCodeHandler"
 # Muxers that end a track at its last packet's dts plus its duration, in an edit list: a last audio packet
 # without a duration (ALAC in Matroska) lies past that end, and FFmpeg's demuxer and players leave it out.
 TRACK_END_MUXERS = frozenset({"mov", "mp4", "ipod", "3gp"})
@@ -265,12 +270,31 @@ def copy_metadata(source: av.container.InputContainer, out: av.container.OutputC
     if lost:
         log.warning("stream flags (%s) cannot be stored in .mov; they are left out (.mp4 and .mkv keep them)",
                     ", ".join(flag.name for flag in av.stream.Disposition if flag & lost and flag.name))
+    if muxer in TMCD_MUXERS:
+        _name_timecode_track(source, video)
     marks = source.chapters() if chapters else []
     if marks and muxer not in CHAPTER_MUXERS:
         log.warning("%d chapters cannot be stored in %s; they are left out (.mkv, .mp4 and .mov keep them)",
                     len(marks), _suffix(out))
     elif marks:
         out.set_chapters(marks)
+
+
+def _name_timecode_track(source: av.container.InputContainer, video: av.stream.Stream) -> None:
+    """Keep the name (handler_name) of the source's QuickTime timecode track on the one the muxer builds, which
+    takes the video's: a video named FFmpeg's default is left untagged, so that each track gets its own default
+    name back (the video's is written all the same); where the two names cannot both be kept, a warning says so."""
+    if "timecode" not in video.metadata:
+        return
+    named = video.metadata.get("handler_name")
+    if named in (None, MOV_VIDEO_HANDLER):
+        video.metadata.pop("handler_name", None)
+        named = MOV_TIMECODE_HANDLER
+    wanted = next((stream.metadata.get("handler_name") for stream in source.streams.data
+                   if "timecode" in stream.metadata), None)
+    if wanted and wanted != named:
+        log.warning("the timecode track's name %r is written as %r: FFmpeg names the timecode track it builds after "
+                    "the video track", wanted, named)
 
 
 def _is_mov_text_gap(packet: av.Packet, copy: Copy) -> bool:

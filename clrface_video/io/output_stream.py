@@ -210,6 +210,12 @@ def mpeg_quantiser(crf: int) -> int:
     return max(1, min(31, round(crf / 9)))
 
 
+def encoder_settings(codec: str, crf: int, preset: str | None) -> tuple[int | None, str | None]:
+    """The --crf and --preset an encoder is given (add_video_stream), None for those it takes none of: what
+    a report says was used (an MPEG-1/2/4 Part 2 encoder's --crf is its quantiser, mpeg_quantiser)."""
+    return (crf if codec in CRF_CODECS | QSCALE_CODECS else None), (preset if codec in PRESET_CODECS else None)
+
+
 def tag_for_apple(out: av.container.OutputContainer, stream: av.video.stream.VideoStream) -> None:
     """HEVC in an MP4 or QuickTime file tagged hvc1 (parameter sets in the sample description), which Apple's
     players need; FFmpeg's muxers write hev1 unless told."""

@@ -149,6 +149,8 @@ class WebpWriter:
     Takes VideoWriter's arguments; a codec or preset asked for does not apply to WebP, and a warning says so.
     """
 
+    codec = "webp"  # what a report names as the encoder (Pillow's, libwebp), as VideoWriter.codec
+
     def __init__(self, output: Path | str, source: Path | str, info: VideoInfo, **video_options: Any) -> None:
         self.output, self.source, self.info = Path(output), Path(source), info
         if video_options.get("codec", "auto") != "auto" or video_options.get("preset") is not None:
