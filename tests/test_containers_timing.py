@@ -65,8 +65,37 @@ def test_h264_in_avi_is_read_at_its_chunk_times_not_a_frame_late(tmp_path):
     src = make_clip(tmp_path / "in.avi", frames=12, size=SMALL, audio_codec="pcm_s16le")
     assert ffmpeg_times(src)[0] == Fraction(1, 24)  # FFmpeg guesses its first frame one frame late
     assert times(src) == [Fraction(i, 24) for i in range(12)]
-    out = copy_video(src, tmp_path / "out.avi")
+    out = copy_video(src, tmp_path / "out.avi", codec="libx264")
     assert times(out) == times(src) and read_packets(out, "audio") == read_packets(src, "audio")
+
+
+def test_codec_auto_writes_xvid_into_avi_which_plain_ffmpeg_reads_at_the_source_times(tmp_path, warnings_logged):
+    """H.264 in AVI is read back by every FFmpeg-based player with a guessed decode delay: the first frame 40 ms
+    after the audio, the next ones out of order. MPEG-4 Part 2 (tagged XVID, as hardware players expect) is read
+    back at its chunk times by FFmpeg alone, video starting with the audio."""
+    src = make_clip(tmp_path / "in.mp4", frames=8, size=SMALL, fps=25, audio_codec="pcm_s16le")
+    out = copy_video(src, tmp_path / "out.avi")
+    with av.open(str(out)) as container:
+        stream = container.streams.video[0]
+        assert (stream.codec_context.name, stream.codec_context.codec_tag) == ("mpeg4", "XVID")
+    assert ffmpeg_times(out) == [Fraction(i, 25) for i in range(8)] == times(src)
+    assert audio_start(out) == 0 and read_packets(out, "audio") == read_packets(src, "audio")
+    assert not warnings_logged.records
+    copy_video(src, tmp_path / "h264.avi", codec="libx264")
+    assert ffmpeg_times(tmp_path / "h264.avi")[0] == Fraction(1, 25)  # what a player shows: a frame late
+    assert "FFmpeg-based players read H.264 in .avi a frame late and out of order" in warnings_logged.text
+
+
+def test_a_phone_clips_average_rate_opens_mpeg4_in_avi(tmp_path):
+    """MPEG-4 Part 2 codes its clock in 16 bits: a variable rate with no base rate goes into .avi at its average,
+    192000/9659 fps here, which the encoder refused; it takes the nearest clock it codes."""
+    src = make_clip(tmp_path / "phone.mp4", frames=12, size=SMALL, audio=False, vfr=True)
+    info = replace(probe_video(src), base_fps=None)
+    assert info.fps == Fraction(192000, 9659)
+    with VideoWriter(tmp_path / "out.avi", src, info) as writer:
+        for frame in read_frames(src):
+            writer.write(frame)
+    assert probe_video(writer.output).codec == "mpeg4" and len(ffmpeg_times(writer.output)) == writer.frames_written
 
 
 @pytest.mark.parametrize("audio_codec", ["aac", "libmp3lame"])
@@ -80,11 +109,11 @@ def test_an_mp4_with_compressed_audio_goes_into_avi_without_a_gap(tmp_path, audi
     assert [data for data, *_ in read_packets(out, "audio")] == [data for data, *_ in read_packets(src, "audio")]
 
 
-def test_mjpeg_in_avi_with_pcm_becomes_h264_in_avi_at_the_same_times(tmp_path):
+def test_mjpeg_in_avi_with_pcm_becomes_mpeg4_in_avi_at_the_same_times(tmp_path):
     src = make_clip(tmp_path / "in.avi", frames=12, size=SMALL, codec="mjpeg", audio_codec="pcm_s16le",
                     color=BT601_FULL)
     out = copy_video(src, tmp_path / "out.avi")
-    assert probe_video(out).codec == "h264"
+    assert probe_video(out).codec == "mpeg4"
     assert times(out) == times(src) == [Fraction(i, 24) for i in range(12)]
     assert_same_timing(src, out, 12)
 

@@ -16,9 +16,11 @@ from clrface_video.io.side_data import Hdr10
 
 log = logging.getLogger(__name__)
 
-# containers that hold no H.264, or whose players and tools expect MPEG-2 (DVD, MPEG program streams, XDCAM MXF)
+# containers that hold no H.264, whose players and tools expect MPEG-2 (DVD, MPEG program streams, XDCAM MXF), or
+# whose H.264 FFmpeg reads back wrong (AVI: it guesses a decode delay, so the first frame comes a frame late and
+# the next ones out of order; MPEG-4 Part 2, AVI's own Xvid family, reads back at its chunk times)
 AUTO_CODECS = {".webm": "libvpx-vp9", ".dv": "dvvideo", ".mpg": "mpeg2video", ".mpeg": "mpeg2video",
-               ".vob": "mpeg2video", ".m2v": "mpeg2video", ".mxf": "mpeg2video"}
+               ".vob": "mpeg2video", ".m2v": "mpeg2video", ".mxf": "mpeg2video", ".avi": "mpeg4"}
 # a source's intra, lossless or broadcast codec that --codec auto keeps (as this encoder) in these outputs, where
 # an editor or an archive expects it back (each pairing written and read back; FFmpeg's MXF, MPEG-PS and -TS
 # muxers accept any codec when the stream is added and refuse most when the header is written)
@@ -38,6 +40,9 @@ MXF_RATES = frozenset(Fraction(n, d) for n, d in ((24000, 1001), (24, 1), (25, 1
 # MXF's index gives them in decode order): their video is written without B-frames
 NO_REORDER_CONTAINERS = frozenset({"avi", "mxf"})
 CFR_ONLY_CODECS = frozenset({"mpeg1video", "mpeg2video", "mpeg4", "msmpeg4", "msmpeg4v2", "h263", "h263p"})
+MPEG4_MAX_CLOCK = 65535  # MPEG-4 Part 2 codes its ticks a second (vop_time_increment_resolution) in 16 bits
+# MPEG-4 Part 2 in AVI is tagged as Xvid wrote it: FFmpeg's default FMP4 is unknown to many hardware players
+AVI_MPEG4_TAG = "XVID"
 CRF_CODECS = frozenset({"libx264", "libx265", "libsvtav1", "libvpx", "libvpx-vp9", "libaom-av1"})
 PRESET_CODECS = frozenset({"libx264", "libx265"})  # the encoders --preset speeds up or slows down
 CRF_MAX = {"libx264": 51, "libx265": 51}  # the others take 0-63
@@ -153,10 +158,11 @@ def container_takes(suffix: str, codec: str) -> bool:
 def auto_codec(output: Path, info: VideoInfo | None = None) -> str:
     """The encoder `--codec auto` takes for an output file: the source's own codec where it is an intra,
     lossless or MPEG-2 one that the output's container is known to hold (a ProRes master comes back ProRes,
-    an FFV1 archive lossless), what its container holds where that is not H.264 or where MPEG-2 is expected,
-    libx265 for an HDR source (PQ or HLG: TVs, phones and browsers play HDR from HEVC, and few of them
-    decode the 10-bit H.264 that libx264 would write), else libx264. MPEG-2 is written only at the broadcast
-    rates it codes (MXF_RATES): a variable-rate phone clip's average rate would not open the encoder."""
+    an FFV1 archive lossless), what its container holds where that is not H.264, where MPEG-2 is expected, or
+    where FFmpeg reads H.264 back at the wrong times (.avi: MPEG-4 Part 2, 8-bit), libx265 for an HDR source
+    (PQ or HLG: TVs, phones and browsers play HDR from HEVC, and few of them decode the 10-bit H.264 that
+    libx264 would write), else libx264. MPEG-2 is written only at the broadcast rates it codes (MXF_RATES):
+    a variable-rate phone clip's average rate would not open the encoder."""
     suffix = output.suffix.lower()
     kept = KEPT_CODECS.get(info.codec) if info is not None else None
     if kept is not None and suffix in kept[1]:
@@ -189,6 +195,13 @@ def codec_time_base(codec: str, info: VideoInfo) -> Fraction:
     if codec in CFR_ONLY_CODECS and info.fps:
         return 1 / info.fps
     return info.time_base
+
+
+def fit_clock(codec: str, time_base: Fraction) -> Fraction:
+    """The encoder's clock: `time_base`, or for MPEG-4 Part 2 the nearest one it codes (MPEG4_MAX_CLOCK): a phone
+    clip's average rate (384000/19003 fps) would not open the encoder, and the nearest clock moves its frames by
+    less than 0.1 ms an hour."""
+    return time_base.limit_denominator(MPEG4_MAX_CLOCK) if codec == "mpeg4" else time_base
 
 
 def check_codec(codec: str) -> str:
@@ -251,12 +264,18 @@ def add_video_stream(out: av.container.OutputContainer, info: VideoInfo, codec: 
                     "(.mkv) keep it", codec)
     ctx = stream.codec_context
     if out.format.name in CFR_CONTAINERS and info.fps:  # frames stored by their number: a clock of one frame,
-        stream.time_base = ctx.time_base = 1 / cfr_rate(info)  # the gaps of a variable rate left as empty frames
+        stream.time_base = ctx.time_base = fit_clock(codec, 1 / cfr_rate(info))  # a variable rate's gaps empty
     else:
         stream.time_base = info.time_base
-        ctx.time_base = codec_time_base(codec, info)
+        ctx.time_base = fit_clock(codec, codec_time_base(codec, info))
     if out.format.name in NO_REORDER_CONTAINERS:
         ctx.max_b_frames = 0  # reordered frames would come back at the wrong times
+    if out.format.name == "avi" and codec == "mpeg4":
+        stream.codec_tag = AVI_MPEG4_TAG
+    if out.format.name == "avi" and ctx.codec.canonical_name == "h264":
+        log.warning("FFmpeg-based players read H.264 in .avi a frame late and out of order (they guess a decode "
+                    "delay AVI does not store); .mkv or .mp4 keep its times, or --codec auto writes MPEG-4 "
+                    "Part 2 (Xvid) into .avi")
     ctx.color_primaries, ctx.color_trc = info.color_primaries, info.color_trc
     ctx.colorspace, ctx.color_range = yuv_colorspace(info.colorspace, stream.pix_fmt), info.color_range
     options = dict(QUIET_OPTIONS.get(codec, {}))
