@@ -111,6 +111,65 @@ def test_interlaced_frames_are_flagged_and_deinterlaced_one_for_one(tmp_path):
     assert [frame.pts for frame in read_frames(clip, "all")] == [frame.pts for frame in raw]
 
 
+def interlaced_mpeg2(path: Path, parity: str, frames: int = 3) -> Path:
+    """An NTSC MPEG-2 capture coded as fields, in `parity` order ("tff" or "bff"), its frames flagged so by
+    FFmpeg's setfield (as a DVD or a broadcast recording is)."""
+    size, rate = (720, 480), Fraction(30000, 1001)
+    graph = av.filter.Graph()
+    source = graph.add_buffer(width=size[0], height=size[1], format="yuv420p", time_base=1 / rate)
+    fields, sink = graph.add("setfield", parity), graph.add("buffersink")
+    source.link_to(fields)
+    fields.link_to(sink)
+    graph.configure()
+    with av.open(str(path), "w") as out:
+        stream = out.add_stream("mpeg2video", rate=rate)
+        stream.width, stream.height, stream.pix_fmt = *size, "yuv420p"
+        stream.codec_context.flags |= av.codec.context.Flags.interlaced_dct | av.codec.context.Flags.interlaced_me
+        for i in range(frames):
+            image = clip_image(2 * i, 2 * frames, size)
+            image[1::2] = clip_image(2 * i + 1, 2 * frames, size)[1::2]
+            frame = av.VideoFrame.from_ndarray(image, format="rgb24").reformat(format="yuv420p")
+            frame.pts, frame.time_base = i, 1 / rate
+            graph.push(frame)
+            out.mux(stream.encode(graph.pull()))
+        out.mux(stream.encode(None))
+    return path
+
+
+def frame_fields(path: Path) -> str:
+    """Each decoded frame's fields as FFmpeg's showinfo filter names them: T (top first), B (bottom first) or
+    P (progressive); PyAV gives no frame's field order."""
+    level = av.logging.get_level()
+    av.logging.set_level(av.logging.INFO)
+    try:
+        with av.open(str(path)) as container, av.logging.Capture() as logs:
+            graph = av.filter.Graph()
+            source = graph.add_buffer(template=container.streams.video[0])
+            show, sink = graph.add("showinfo"), graph.add("buffersink")
+            source.link_to(show)
+            show.link_to(sink)
+            graph.configure()
+            for frame in container.decode(video=0):
+                graph.push(frame)
+                graph.pull()
+    finally:
+        av.logging.set_level(level)
+    return "".join(line.split(" i:")[1][0] for _, _, line in logs if " i:" in line)
+
+
+@pytest.mark.parametrize("parity", ["tff", "bff"])
+@pytest.mark.parametrize(("suffix", "codec"), [(".mpg", "auto"), (".mxf", "auto"), (".mov", "prores_ks"),
+                                                (".mkv", "ffv1"), (".avi", "auto")])
+def test_kept_fields_are_coded_as_fields_in_the_sources_order(tmp_path, parity, suffix, codec):
+    """--deinterlace off into mpeg2video (auto for .mpg/.mxf) wrote progressive frames, and prores_ks, ffv1 and
+    mpeg4 did too: fields flagged lost. These encoders take the field order from each frame's flags."""
+    src = interlaced_mpeg2(tmp_path / f"{parity}.mpg", parity)
+    assert frame_fields(src) == parity[0].upper() * 3
+    out = copy_video(src, tmp_path / f"out{suffix}", codec=codec)
+    assert frame_fields(out) == parity[0].upper() * 3
+    assert probe_video(out).interlaced
+
+
 def test_deinterlace_modes():
     assert bwdif_deint("auto", True) == "interlaced"
     assert bwdif_deint("auto", False) is None

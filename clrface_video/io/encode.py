@@ -36,9 +36,11 @@ from clrface_video.io.output_stream import (
     CFR_CONTAINERS,
     CFR_ONLY_CODECS,
     MXF_RATES,
+    FieldFlags,
     add_video_stream,
     auto_codec,
     check_codec,
+    field_parity,
     other_containers,
     yuv_colorspace,
 )
@@ -135,6 +137,7 @@ class VideoWriter:
         self._pix_fmt = ""
         self._wide: str | None = None  # full-range output: its 16-bit format (io.full_range.wide_format), set once
         self._palette: PaletteFilter | None = None  # a GIF's per-frame palettes
+        self._fields: FieldFlags | None = None  # kept interlaced frames flagged with their field order
         self._delays: dict[int, int] = {}  # frame durations by pts, for packets that come out without them
         self._last_delay: Fraction | None = None  # seconds the last frame of a GIF or APNG is shown
         self._written_pts: list[int] = []  # an APNG's frames, by source pts, to copy their stored delays
@@ -203,6 +206,10 @@ class VideoWriter:
         self._wide = wide_format(self._pix_fmt) if self.info.color_range == RANGE_JPEG else None
         if self._pix_fmt == "pal8":
             self._palette = PaletteFilter(self.info.width, self.info.height, self._video.codec_context.time_base)
+        parity = field_parity(self.info)
+        if parity is not None and self._palette is None:
+            self._fields = FieldFlags(parity, self.info.width, self.info.height, self._pix_fmt,
+                                      self._video.codec_context.time_base)
         self._open_source()
         try:
             self._out.start_encoding()  # writes the header now, so set-up errors surface here
@@ -365,7 +372,7 @@ class VideoWriter:
         yuv.time_base = codec_tb
         if frame.duration and frame.time_base is not None:  # the muxer stores it: the last frame keeps its length
             yuv.duration = max(1, round(frame.duration * frame.time_base / codec_tb))
-        return yuv
+        return self._fields.flag(yuv) if self._fields is not None else yuv
 
     def _encode(self, frame: av.VideoFrame | None) -> None:
         """Encode and mux one frame (None: flush the encoder), through the GIF palette filters if any."""

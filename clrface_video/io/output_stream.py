@@ -43,6 +43,9 @@ CFR_ONLY_CODECS = frozenset({"mpeg1video", "mpeg2video", "mpeg4", "msmpeg4", "ms
 MPEG4_MAX_CLOCK = 65535  # MPEG-4 Part 2 codes its ticks a second (vop_time_increment_resolution) in 16 bits
 # MPEG-4 Part 2 in AVI is tagged as Xvid wrote it: FFmpeg's default FMP4 is unknown to many hardware players
 AVI_MPEG4_TAG = "XVID"
+# encoders that code a picture as two fields only with interlaced DCT and motion on (else progressive: the fields
+# of a kept interlaced source were flagged lost); they, ffv1 and dvvideo take the field order from each frame
+FIELD_DCT_CODECS = frozenset({"mpeg2video", "mpeg4", "prores_ks"})
 CRF_CODECS = frozenset({"libx264", "libx265", "libsvtav1", "libvpx", "libvpx-vp9", "libaom-av1"})
 PRESET_CODECS = frozenset({"libx264", "libx265"})  # the encoders --preset speeds up or slows down
 CRF_MAX = {"libx264": 51, "libx265": 51}  # the others take 0-63
@@ -303,8 +306,10 @@ def add_video_stream(out: av.container.OutputContainer, info: VideoInfo, codec: 
             "dnxhr_hqx" if "10" in stream.pix_fmt else "dnxhr_hq"
     if info.hdr10 is not None:
         _add_hdr10(options, codec, info.hdr10)
-    if info.interlaced and info.field_order in FIELDS_TOP_FIRST + FIELDS_BOTTOM_FIRST:  # fields kept (not
-        ctx.field_order = info.field_order  # deinterlaced): coded and flagged as fields, in the source's order
+    if field_parity(info) is not None:  # fields kept (not deinterlaced): coded and flagged as fields, in the
+        ctx.field_order = info.field_order  # source's order (FieldFlags flags each frame)
+        if codec in FIELD_DCT_CODECS:
+            ctx.flags |= av.codec.context.Flags.interlaced_dct | av.codec.context.Flags.interlaced_me
         if codec == "libx264":
             fields = "tff=1" if info.field_order in FIELDS_TOP_FIRST else "bff=1"
             options["x264-params"] = ":".join(filter(None, [options.get("x264-params", ""), "interlaced=1", fields]))
@@ -326,6 +331,38 @@ def add_video_stream(out: av.container.OutputContainer, info: VideoInfo, codec: 
     elif info.rotation:
         stream.set_display_rotation(info.rotation)
     return stream
+
+
+def field_parity(info: VideoInfo) -> str | None:
+    """setfield's name for the order of the fields an output keeps ("tff", "bff"), or None where its frames are
+    progressive or deinterlaced, or their order is unknown (a DV tape's: dvvideo writes bottom first then)."""
+    if not info.interlaced or info.field_order not in FIELDS_TOP_FIRST + FIELDS_BOTTOM_FIRST:
+        return None
+    return "tff" if info.field_order in FIELDS_TOP_FIRST else "bff"
+
+
+class FieldFlags:
+    """Frames flagged interlaced in the source's field order, through FFmpeg's setfield (PyAV sets no frame
+    flags): mpeg2video, mpeg4, prores_ks, ffv1 and dvvideo code a picture's fields in the order its frame's
+    flags give, so unflagged frames came out progressive, or bottom field first from a top-first source."""
+
+    def __init__(self, parity: str, width: int, height: int, pix_fmt: str, time_base: Fraction) -> None:
+        self._graph = av.filter.Graph()
+        source = self._graph.add_buffer(width=width, height=height, format=pix_fmt, time_base=time_base)
+        fields = self._graph.add("setfield", parity)
+        sink = self._graph.add("buffersink")
+        source.link_to(fields)
+        fields.link_to(sink)
+        self._graph.configure()
+
+    def flag(self, frame: av.VideoFrame) -> av.VideoFrame:
+        """`frame` flagged, its time, length and colour tags kept."""
+        self._graph.push(frame)
+        flagged = self._graph.pull()
+        flagged.pts, flagged.time_base, flagged.duration = frame.pts, frame.time_base, frame.duration
+        flagged.color_primaries, flagged.color_trc = frame.color_primaries, frame.color_trc
+        flagged.colorspace, flagged.color_range = frame.colorspace, frame.color_range
+        return flagged
 
 
 def _add_hdr10(options: dict[str, str], codec: str, hdr10: Hdr10) -> None:
