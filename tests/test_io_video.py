@@ -20,6 +20,8 @@ from clrface_video.io.output_stream import auto_codec, choose_pix_fmt
 from clrface_video.types import Frame, TimeSpan
 from tests.media import (
     APPLE_KEYS,
+    AUDIO_FRAME,
+    AUDIO_RATE,
     BT601_FULL,
     BT709,
     BT2020_PQ,
@@ -641,6 +643,22 @@ def test_a_cue_on_screen_when_a_stretch_starts_opens_it(tmp_path):
             writer.write(frame)
     shown = [(float(start), float(length), text) for start, length, text in read_cues(writer.output)]
     assert shown == [(0.0, 0.15, b"cue 1: hello astronaut"), (0.25, 0.4, b"cue 2: hello astronaut")]
+
+
+def test_a_cue_on_screen_when_a_stretch_ends_ends_there(tmp_path):
+    """Cues at 0-0.4 s and 0.5-0.9 s; a stretch of 0.25-0.75 s kept the second one whole, so the .mp4's subtitle
+    track, and the file, lasted 0.65 s where its video lasts 0.5 s. That cue now ends with the stretch."""
+    src = make_clip(tmp_path / "in.mp4", frames=48, size=SMALL, subtitles=True)
+    span = TimeSpan(0.25, 0.75)
+    with VideoWriter(tmp_path / "part.mp4", src, probe_video(src), span=span) as writer:
+        for frame in read_frames(src, span=span):
+            writer.write(frame)
+    shown = [(float(start), float(length), text) for start, length, text in read_cues(writer.output)]
+    assert shown == [(0.0, 0.15, b"cue 0: hello astronaut"), (0.25, 0.25, b"cue 1: hello astronaut")]
+    with av.open(str(writer.output)) as container:
+        assert [float(s.duration * s.time_base) for s in container.streams if s.type != "audio"] == \
+            pytest.approx([0.5, 0.5], abs=0.001)  # the audio's last packet, kept whole, may end 21 ms later
+        assert container.duration / av.time_base < 0.5 + AUDIO_FRAME / AUDIO_RATE
 
 
 def audio_spans(path: Path) -> list[tuple[bytes, Fraction, Fraction]]:

@@ -315,6 +315,16 @@ def _still_shown(packet: av.Packet, shift: Fraction, copy: Copy) -> bool:
     return True
 
 
+def _cut_at_end(packet: av.Packet, end: Fraction, copy: Copy) -> None:
+    """A subtitle cue still on screen where a stretch ends is made to end there, as one shown where it starts
+    begins there (_still_shown): else an .mp4's subtitle track, and the file with it, ran past the stretch."""
+    if copy.stream.type != "subtitle" or not packet.duration or packet.pts is None:
+        return
+    shown = round(end / packet.time_base) - packet.pts  # ticks of the cue up to the stretch's end
+    if 0 < shown < packet.duration:
+        packet.duration = shown
+
+
 def _still_heard(packet: av.Packet, shift: Fraction, copy: Copy) -> bool:
     """Whether an audio packet that starts before a stretch still sounds at its start: it is kept whole (its
     time then lies a little before the video's first frame), so the sound covers the stretch from its first
@@ -356,11 +366,13 @@ class CopiedStreams:
     """The copied streams' packets, demuxed from the source once and muxed into the output in time order.
 
     `shift` (seconds) is taken off every timestamp when only a stretch of the source is written: packets
-    before it are left out, but for an audio packet still sounding there and a subtitle cue still shown."""
+    before it are left out, but for an audio packet still sounding there and a subtitle cue still shown. `end`
+    (seconds, the source's clock): where such a stretch ends, which a subtitle cue shown past it is cut to."""
 
     def __init__(self, source: av.container.InputContainer, out: av.container.OutputContainer,
-                 *, any_streams: bool = True) -> None:
+                 *, any_streams: bool = True, end: Fraction | None = None) -> None:
         self.out = out
+        self._end = end
         self.copies = add_copies(source, out) if any_streams else {}
         self._packets: Iterator[av.Packet] = iter(())
         if self.copies:
@@ -443,7 +455,9 @@ class CopiedStreams:
     def _place(self, packet: av.Packet, copy: Copy, shift: Fraction | None) -> None:
         """Mux a packet (through its stream's cue converter, if any). With a stretch's `shift`, one before the
         stretch is left out, but for an audio packet still heard and a cue still shown at its start, and every
-        one kept moves earlier by the shift."""
+        one kept moves earlier by the shift; a cue shown past the stretch's end is cut there."""
+        if self._end is not None:
+            _cut_at_end(packet, self._end, copy)
         if shift is not None:
             if packet_time(packet) < shift and not _still_shown(packet, shift, copy) \
                     and not _still_heard(packet, shift, copy):

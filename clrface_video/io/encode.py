@@ -230,17 +230,19 @@ class VideoWriter:
         """Streams to copy from the source (when info says it has any), then its tags and chapters."""
         if self._source is None:
             self._source = open_input(self.source, self.info.fps)  # an image sequence needs its first number
-        self._copied = CopiedStreams(self._source, self._out, any_streams=bool(self.info.other_streams))
-        copy_metadata(self._source, self._out, self._video, self._copied.copies, self.source,
-                      chapters=self.span is None)
-        self._count_timecode()
-        self._move_timecode()
+        end = None  # the stretch's end in the source's clock
         if self.span is not None:
             video = video_stream(self._source, self.source)
             origin = (video.start_time or 0) * Fraction(video.time_base)
             self._start = origin + Fraction(self.span.start)
             if self.span.end is not None:  # copies stop just before its end (a packet at its end belongs to what follows)
-                self._end = origin + Fraction(self.span.end) - Fraction(1, 10**6)
+                end = origin + Fraction(self.span.end)
+                self._end = end - Fraction(1, 10**6)
+        self._copied = CopiedStreams(self._source, self._out, any_streams=bool(self.info.other_streams), end=end)
+        copy_metadata(self._source, self._out, self._video, self._copied.copies, self.source,
+                      chapters=self.span is None)
+        self._count_timecode()
+        self._move_timecode()
 
     def _count_timecode(self) -> None:
         """A QuickTime timecode track counts frames at the video's rate: give it the source's timecode rate, which
