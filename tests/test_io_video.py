@@ -1719,3 +1719,15 @@ def test_a_start_within_the_last_frame_starts_the_stretch_with_it(tmp_path):
     assert [f.pts for f in read_frames(clip, span=TimeSpan(0.01, None))] == [0]
     with pytest.raises(InputError, match=r"no frames from 0.5 s on: it ends at 0.04 s \(--start is past its end\)$"):
         list(read_frames(clip, span=TimeSpan(0.5, None)))
+
+
+def test_a_start_within_a_millisecond_of_the_end_is_told_it_is_at_the_end(tmp_path):
+    """A 2 fps clip of 8 frames ends at 4 s: --start 3.99 opens with its last frame, shown 10 ms; at 3.999 that
+    frame ends within SPAN_TOLERANCE of the start, as a frame boundary that close counts as on it, so the stretch
+    has no frame, and the message said --start was past the end."""
+    clip = make_clip(tmp_path / "c2.mp4", frames=8, size=SMALL, fps=2, audio=False)
+    (last,) = read_frames(clip, span=TimeSpan(3.99, None))
+    assert last.index == 0 and last.pts * last.time_base == Fraction(7, 2)
+    with pytest.raises(InputError, match=r"^c2.mp4 has no frames from 3.999 s on: it ends at 4 s \(--start is within "
+                       r"1 ms of its end, which counts as at it\)$"):
+        list(read_frames(clip, span=TimeSpan(3.999, None)))

@@ -497,9 +497,11 @@ def read_frames(path: Path | str, deint: str | None = None, fps: Fraction | None
             index += 1
             if frame.pts is not None:
                 end_s = float((frame.pts + (frame.duration or 0)) * time_base)
-        if index == 0 and span is not None:
+        if index == 0 and span is not None:  # a start within SPAN_TOLERANCE of a frame's end is at that end
+            where = "--start is past its end" if last_seen <= span.start else \
+                f"--start is within {float(SPAN_TOLERANCE * 1000):g} ms of its end, which counts as at it"
             raise InputError(f"{path.name} has no frames from {span.start:g} s on: it ends at {float(last_seen):g} s "
-                             "(--start is past its end)")
+                             f"({where})")
         if index == 0:
             raise InputError(f"{path.name} has no video frames (zero-length video)")
         check_complete(container, stream, path, index, end_s, stream_fps(stream),
