@@ -65,6 +65,13 @@ def test_what_is_not_a_timecode_says_so(text, fps):
         timecode_to_frame(parse_timecode(text), fps)
 
 
+def test_a_one_digit_frame_count_is_a_timecode_written_back_alike():
+    """FFmpeg writes a timecode of 10 fps or less with one frame digit (01:00:00:0); it was 'not a timecode'."""
+    assert parse_timecode("01:00:00:0") == Timecode(1, 0, 0, 0, ":", digits=1)
+    assert moved_timecode("01:00:00:0", 25, Fraction(10)) == "01:00:02:5"
+    assert moved_timecode("01:00:00:00", 25, Fraction(10)) == "01:00:02:05"  # two digits stay two
+
+
 def test_a_timecode_keeps_its_separator():
     assert parse_timecode("00:59:59;28") == Timecode(0, 59, 59, 28, ";") and parse_timecode("00:59:59;28").drop
     assert not parse_timecode("01:00:00:00").drop
@@ -120,6 +127,18 @@ def test_a_stretch_names_its_first_frame_by_timecode(tmp_path, suffix):
     if suffix in (".mov", ".mp4"):
         assert timecode_track(out) == 90010
     assert timecode_of(restore(src, tmp_path / f"whole{suffix}")) == "01:00:00:00"  # without --start, the source's
+
+
+@pytest.mark.parametrize("suffix", [".mov", ".mkv"])
+def test_a_slow_clips_one_digit_timecode_names_its_first_frame(tmp_path, suffix):
+    """10 fps from 01:00:00:0, as FFmpeg writes it there: a stretch from 0.5 s opens on frame 5, 01:00:00:5
+    (the timecode was kept as it was, with a warning that it was not one)."""
+    src = tagged_clip(tmp_path / f"in{suffix}", Fraction(10), "01:00:00:0")
+    assert timecode_of(src) == "01:00:00:0"
+    out = restore(src, tmp_path / f"out{suffix}", "--start", "0.5", "--duration", "0.5")
+    assert timecode_of(out) == "01:00:00:5"
+    if suffix == ".mov":
+        assert timecode_track(out) == 36005
 
 
 @pytest.mark.parametrize(("suffix", "into"), [(".mov", ".mov"), (".mxf", ".mxf"), (".dv", ".dv")])

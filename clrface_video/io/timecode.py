@@ -5,7 +5,7 @@ import logging
 import math
 import re
 import struct
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from fractions import Fraction
 from pathlib import Path
 
@@ -16,7 +16,9 @@ from clrface_video.types import TimeSpan
 log = logging.getLogger(__name__)
 
 TMCD_ENTRY = struct.Struct(">I4s6sH4sIIIB")  # size, "tmcd", reserved, data ref, reserved, flags, scale, duration, n
-TIMECODE_TEXT = re.compile(r"(\d+):(\d{2}):(\d{2})([:;.,])(\d{2,})")  # FFmpeg's: anything but ':' drops frames
+# FFmpeg's: anything but ':' drops frames; the frames take as many digits as the rate's largest count (one at
+# 10 fps or less: 01:00:00:0)
+TIMECODE_TEXT = re.compile(r"(\d+):(\d{2}):(\d{2})([:;.,])(\d+)")
 DROP_FRAME_FPS = (30, 60)  # the counts drop-frame exists for (29.97 and 59.94 fps)
 DAY_S = 24 * 3600  # timecodes wrap past 23:59:59, as editors' tools do
 
@@ -41,13 +43,15 @@ def quicktime_timecode_rate(path: Path | str) -> Fraction | None:
 
 @dataclass(frozen=True)
 class Timecode:
-    """A SMPTE timecode's fields; separator is the one before the frames (';' for drop-frame, ':' for non-drop)."""
+    """A SMPTE timecode's fields; separator is the one before the frames (';' for drop-frame, ':' for non-drop),
+    digits the frames' least width as written (FFmpeg writes one at 10 fps or less)."""
 
     hours: int
     minutes: int
     seconds: int
     frames: int
     separator: str = ":"
+    digits: int = 2
 
     @property
     def drop(self) -> bool:
@@ -55,7 +59,7 @@ class Timecode:
         return self.separator != ":"
 
     def __str__(self) -> str:
-        return f"{self.hours:02d}:{self.minutes:02d}:{self.seconds:02d}{self.separator}{self.frames:02d}"
+        return f"{self.hours:02d}:{self.minutes:02d}:{self.seconds:02d}{self.separator}{self.frames:0{self.digits}d}"
 
 
 def parse_timecode(text: str) -> Timecode:
@@ -66,7 +70,7 @@ def parse_timecode(text: str) -> Timecode:
     hours, minutes, seconds, separator, frames = found.groups()
     if int(minutes) > 59 or int(seconds) > 59:
         raise ValueError(f"{text!r} is not a timecode (minutes and seconds run to 59)")
-    return Timecode(int(hours), int(minutes), int(seconds), int(frames), separator)
+    return Timecode(int(hours), int(minutes), int(seconds), int(frames), separator, len(frames))
 
 
 def _dropped_per_minute(fps: int) -> int:
@@ -106,10 +110,12 @@ def frame_to_timecode(number: int, fps: int, separator: str = ":") -> Timecode:
 
 def moved_timecode(text: str, frames: int, rate: Fraction) -> str:
     """A start timecode tag moved on by `frames` frames of a timecode counting at `rate` frames per second
-    (30000/1001 counts 30 a timecode second), in the tag's own style (';' stays drop-frame)."""
+    (30000/1001 counts 30 a timecode second), in the tag's own style (';' stays drop-frame, one frame digit one).
+    """
     start = parse_timecode(text)
     fps = max(1, math.floor(rate + Fraction(1, 2)))
-    return str(frame_to_timecode(timecode_to_frame(start, fps) + frames, fps, start.separator))
+    moved = frame_to_timecode(timecode_to_frame(start, fps) + frames, fps, start.separator)
+    return str(replace(moved, digits=start.digits))
 
 
 def timecode_rate(path: Path, fps: Fraction | None) -> Fraction:
