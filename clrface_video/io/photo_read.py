@@ -40,8 +40,8 @@ HEIF_SUFFIXES = frozenset({".heic", ".heif"})  # phone photos; Pillow reads and 
 # The largest photo restored. Its working copies (decoded, RGB, restored, encoded) took about 18 bytes of memory
 # a pixel at 8 bits and 30 at 16 (peaks of 3.8 GB for a 200 MP JPEG and 3.3 GB for a 100 MP 16-bit TIFF with the
 # baseline restorer, 0.3 GB of them the process before the photo); the detector's pass is bounded (at most 4096
-# px a side). So 400 MP needs about 7.5 GB at 8 bits and 12.5 GB at 16: a 4x5-inch film scan at 4000 dpi (320 MP)
-# or a stitched panorama fits, where Pillow's own limit stopped at 179 MP.
+# px a side, a panorama's tile by tile). So 400 MP needs about 7.5 GB at 8 bits and 12.5 GB at 16: a 4x5-inch
+# film scan at 4000 dpi (320 MP) or a stitched panorama fits, where Pillow's own limit stopped at 179 MP.
 MAX_PIXELS = 400_000_000
 _UNLIMITED = threading.local()  # .depth: how many pillow_unlimited blocks this thread is in
 _WRAPPING = threading.RLock()  # Pillow's check is wrapped once (or, without it, its limit lifted by one reader)
