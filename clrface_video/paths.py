@@ -10,7 +10,7 @@ from pathlib import Path
 from .atomic import name_max, name_size
 from .errors import ClrfaceError, InputError
 from .io.apng import is_animated_png
-from .io.decode import is_image_path
+from .io.decode import check_not_raw, is_image_path
 from .io.palette import is_gif
 from .io.photo_read import is_still_gif
 from .io.sequence import CODECS, find_sequence, is_sequence, sequence_codec
@@ -182,6 +182,7 @@ def resolve_paths(input: str | Path, output: str | Path | None,
         find_sequence(source)  # frames there, none missing
     elif not source.exists():
         raise InputError(f"input not found: {source}")
+    check_not_raw(source)
     target = default_output(source, span) if output is None else Path(output).expanduser()
     check_name_lengths(target, default=output is None)
     folder = output is not None and str(output).endswith(("/", os.sep))  # -o new/ : a folder, made if need be

@@ -12,7 +12,7 @@ import numpy as np
 from .config import RestoreConfig
 from .device import pick_device
 from .errors import ClrfaceError, InputError, one_line
-from .io.decode import VIDEO_EXTENSIONS, media_kind
+from .io.decode import VIDEO_EXTENSIONS, check_not_raw, media_kind
 from .io.photo_read import first_picture, read_photo
 from .io.pixels import to_uint8
 from .io.tiff_pages import tiff_pages
@@ -38,16 +38,27 @@ PILLOW_ANIMATIONS = frozenset({".gif", ".apng"})  # video extensions of files Pi
 
 def folder_contents(folder: Path, output: Path | None = None) -> tuple[list[Path], list[Path]]:
     """The photos and the videos under `folder`, recursively, each in a stable order (io.decode.media_kind:
-    by extension; an animated PNG is a video); hidden files and other files are ignored. InputError when it
-    holds neither. Linked folders and files are followed (a library that links its albums in), each file
+    by extension; an animated PNG is a video); hidden files and other files are ignored, camera RAW files
+    too, said in one warning. InputError when it holds neither. Linked folders and files are followed (a library that links its albums in), each file
     taken once (_walk); a link into `output` is not (its restored files would be read as inputs)."""
-    found: dict[str | None, list[Path]] = {"photo": [], "video": [], None: []}
+    found: dict[str | None, list[Path]] = {"photo": [], "video": [], "raw": [], None: []}
     for path in _walk(folder, output):
         found[media_kind(path)].append(path)
+    raw = found["raw"]
     if not found["photo"] and not found["video"]:
+        held = f"; it holds {_unread(raw, folder)}" if raw else ""
         raise InputError(f"no photos or videos in {folder} (photos by their extension: .jpg, .png, .tif, .webp, "
-                         ".heic, ...; videos: .mp4, .mov, .mkv, .avi, .gif, ...)")
+                         f".heic, ...; videos: .mp4, .mov, .mkv, .avi, .gif, ...){held}")
+    if raw:  # said once for the folder, whose report would otherwise look done
+        log.warning("left out %s", _unread(raw, folder))
     return found["photo"], found["video"]
+
+
+def _unread(raw: list[Path], folder: Path) -> str:
+    """A folder's camera RAW files for its warning: how many, the first, why and what to do."""
+    many = len(raw) > 1
+    return (f"{len(raw)} camera RAW file{'s' if many else ''} ({raw[0].relative_to(folder)}{', ...' if many else ''}),"
+            " which restore does not read: export TIFF or JPEG from the RAW developer and restore those")
 
 
 def _file_id(path: Path) -> tuple[int, int] | str:
@@ -253,6 +264,7 @@ def detect_faces(path: str | Path, config: RestoreConfig | None = None) -> tuple
         raise InputError(f"{source} is a folder; detect looks at one photo")
     if source.suffix.lower() in VIDEO_EXTENSIONS - PILLOW_ANIMATIONS:
         raise InputError(f"{source.name} is a video; detect looks at one photo (restore takes videos)")
+    check_not_raw(source)
     photo, count = first_picture(source)  # an animation's first frame, a scan's first page
     if count > 1:
         what = "pages" if photo.format == "TIFF" else "frames"

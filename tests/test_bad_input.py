@@ -347,3 +347,18 @@ def test_a_gif_whose_frames_ffmpeg_joins_into_one_is_refused(tmp_path):
     assert_refused(tmp_path, source, "flip.gif holds 2 frames, of which FFmpeg reads 1 (it joins frames stored "
                    "without a graphic control block, as a GIF87a stores them, into one); save it again as a GIF89a "
                    "with frame delays, an animated PNG or a video")
+
+
+def test_a_camera_raw_file_is_refused_as_raw_not_sent_to_be_renamed(tmp_path):
+    """`restore IMG_0001.CR2` said 'is a TIFF image, not a video file: name it .tif', which would restore the
+    RAW's small embedded preview; -o out.jpg said to name the frames with a counter."""
+    raw = tmp_path / "IMG_0001.CR2"
+    buffer = BytesIO()
+    Image.fromarray(astronaut()).save(buffer, format="TIFF")  # a CR2 is a TIFF inside, its preview first
+    raw.write_bytes(buffer.getvalue())
+    line = "IMG_0001.CR2 is a camera RAW file, which restore does not read: export a TIFF or JPEG from your RAW " \
+           "developer (Lightroom, darktable, RawTherapee, ...) and restore that"
+    assert_refused(tmp_path, raw, line)
+    assert_refused(tmp_path, raw, line, "-o", tmp_path / "out.jpg")
+    dng = raw.rename(tmp_path / "scan.dng")
+    assert_refused(tmp_path, dng, line.replace("IMG_0001.CR2", "scan.dng"))

@@ -120,6 +120,30 @@ def test_small_faces_in_a_large_photo_are_found_as_photos_are_scanned(astronaut)
     assert visible_scale(config.min_face) == 0.625 and visible_scale(0) == 1.0
 
 
+def test_a_wide_panorama_is_scanned_in_tiles_each_face_once(astronaut):
+    """A 20000 x 400 panorama was scanned for small faces at most 4096 px long, 82 px high, where faces with a
+    21 px eye-to-mouth span shrink to 4 px: none found. Scanned in overlapping tiles at the scale --min-face
+    asks, each of 100 faces (some cut by a tile's edge) is found once, in its own place."""
+    from clrface_video.config import RestoreConfig
+    from clrface_video.pipeline import detector_for
+
+    face = cv2.resize(astronaut[20:260, 130:330], (100, 120), interpolation=cv2.INTER_AREA)
+    strip = np.full((400, 20000, 3), 96, np.uint8)
+    spots = [50 + 200 * i for i in range(100)]
+    for x in spots:
+        strip[140:260, x:x + 100] = face
+    found = sorted(detector_for(RestoreConfig(), "cpu", video=False).detect(strip), key=lambda f: f.box[0])
+    assert len(found) == len(spots)
+    for f, x in zip(found, spots):
+        assert x - 4 < f.box[0] < f.box[2] < x + 104 and 136 < f.box[1] < f.box[3] < 264
+        assert x < f.landmarks[:, 0].min() and f.landmarks[:, 0].max() < x + 100
+    tall = np.full((20000, 400, 3), 96, np.uint8)  # a tall one is cut along its height
+    for y in spots:
+        tall[y:y + 120, 140:240] = face
+    found = sorted(detector_for(RestoreConfig(), "cpu", video=False).detect(tall), key=lambda f: f.box[1])
+    assert len(found) == len(spots) and all(y - 4 < f.box[1] < f.box[3] < y + 124 for f, y in zip(found, spots))
+
+
 def test_a_close_up_in_a_large_photo_is_one_face_not_its_parts(astronaut):
     """Scanned whole at 4096 px, a face of 1000 px (a phone selfie) outgrows the network's largest anchor and
     comes apart into boxes on its eyes, cheeks and chin (11 here); the finer pass only adds small faces."""

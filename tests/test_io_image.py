@@ -1,6 +1,7 @@
 """Photo I/O round trips on real files: EXIF, ICC, orientation, format, mode, alpha, 16-bit, CMYK, errors."""
 from __future__ import annotations
 
+import io
 import re
 import struct
 import zlib
@@ -409,6 +410,39 @@ def test_a_turned_photos_thumbnail_is_unlinked_and_an_upright_ones_kept(tmp_path
         assert struct.unpack_from(">I", photo.exif, link)[0] == (0 if orientation == 6 else thumbnail_ifd)
         if orientation == 1:
             assert photo.exif == bytes(raw)
+
+
+def test_a_turned_photos_size_tags_and_thumbnail_follow_its_written_pixels(tmp_path, rgb):
+    """A photo turned upright is written with its width and height swapped: the EXIF's PixelXDimension and
+    PixelYDimension and XMP's copies of the size say the written size, and its sideways thumbnail (IFD1) is not
+    left in the bytes; every other tag is kept."""
+    exif = camera_exif(orientation=6)
+    exif.get_ifd(0x8769).update({0xA002: 96, 0xA003: 64, 0x9003: "2019:07:04 12:00:00"})  # as stored: 96 x 64
+    raw = bytearray(exif.tobytes())  # "Exif\0\0", big-endian TIFF
+    entries = struct.unpack_from(">H", raw, 6 + 8)[0]
+    sideways = io.BytesIO()
+    Image.fromarray(np.ascontiguousarray(np.rot90(rgb, 1))[::8, ::8]).save(sideways, format="JPEG")
+    thumbnail_ifd = len(raw) - 6
+    struct.pack_into(">I", raw, 6 + 8 + 2 + 12 * entries, thumbnail_ifd)
+    raw += struct.pack(">H", 3) + struct.pack(">HHIHxx", 0x0103, 3, 1, 6) \
+        + struct.pack(">HHII", 0x0201, 4, 1, thumbnail_ifd + 2 + 36 + 4) \
+        + struct.pack(">HHII", 0x0202, 4, 1, len(sideways.getvalue())) + struct.pack(">I", 0) + sideways.getvalue()
+    xmp = b'<x:xmpmeta xmlns:x="adobe:ns:meta/"><rdf:Description tiff:Orientation="6" tiff:ImageWidth="96" ' \
+          b'tiff:ImageLength = "64" xmlns:tiff="http://ns.adobe.com/tiff/1.0/"><exif:PixelXDimension>96' \
+          b'</exif:PixelXDimension><exif:PixelYDimension>64</exif:PixelYDimension></rdf:Description></x:xmpmeta>'
+    path = tmp_path / "side.jpg"
+    Image.fromarray(np.ascontiguousarray(np.rot90(rgb, 1))).save(path, exif=bytes(raw), xmp=xmp)
+    assert path.read_bytes().count(b"\xff\xd8\xff") == 2  # the photo and its thumbnail
+    photo = read_photo(path)
+    out = write_photo(tmp_path / "out.jpg", marked(photo.image), photo)
+    with Image.open(out) as written:
+        kept, camera = written.getexif(), written.getexif().get_ifd(0x8769)
+        assert written.size == (64, 96) and (camera[0xA002], camera[0xA003]) == (64, 96)
+        assert kept[ORIENTATION] == 1 and kept[MAKE] == "NASA" and camera[0x9003] == "2019:07:04 12:00:00"
+        assert b'tiff:ImageWidth="64"' in written.info["xmp"] and b'tiff:ImageLength = "96"' in written.info["xmp"]
+        assert b"<exif:PixelXDimension>64<" in written.info["xmp"] and b">96</exif:PixelYDimension>" in \
+            written.info["xmp"]
+    assert out.read_bytes().count(b"\xff\xd8\xff") == 1  # no sideways thumbnail left in the EXIF
 
 
 def test_xmp_orientation_is_reset_with_the_exif_one(tmp_path, rgb):

@@ -19,6 +19,7 @@ from PIL import Image, ImageCms
 from clrface_video import photos
 from clrface_video.cli import cli
 from clrface_video.config import RestoreConfig
+from clrface_video.errors import InputError
 from clrface_video.photos import restore_folder
 from clrface_video.pipeline import restore_frames, restore_image, restore_path
 from clrface_video.restore.base import RestoreBatch, register_restorer
@@ -891,3 +892,21 @@ def test_video_encoder_options_given_for_a_photo_are_said_to_be_unused(tmp_path,
     Image.fromarray(astronaut).save(tmp_path / "album" / "d.png")
     restore_path(tmp_path / "album", tmp_path / "out", replace(BASELINE, codec="libx265"))
     assert "for video" not in warnings_logged.text
+
+
+def test_a_folders_camera_raw_files_are_said_once_not_passed_over(tmp_path, astronaut):
+    """A folder's .CR2 and .dng files were left out without a word, so a RAW library looked done; a folder of
+    RAW files alone was 'no photos or videos'."""
+    library = tmp_path / "library"
+    (library / "2019").mkdir(parents=True)
+    Image.fromarray(astronaut).save(library / "a.png")
+    for name in ("2019/IMG_0001.CR2", "2019/IMG_0002.CR2", "scan.dng"):
+        Image.fromarray(astronaut).save(library / name, format="TIFF")
+    report = restore_folder(library, tmp_path / "out", BASELINE)
+    line = "left out 3 camera RAW files (2019/IMG_0001.CR2, ...), which restore does not read: export TIFF or " \
+           "JPEG from the RAW developer and restore those"
+    assert report.images == 1 and report.warnings == [line] and report.failed == []
+    assert sorted(p.name for p in (tmp_path / "out").rglob("*") if p.is_file()) == ["a.png"]
+    (library / "a.png").unlink()
+    with pytest.raises(InputError, match=r"; it holds 3 camera RAW files \(2019/IMG_0001.CR2, ...\), which"):
+        restore_folder(library, tmp_path / "out2", BASELINE)

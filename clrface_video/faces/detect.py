@@ -4,6 +4,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 from functools import lru_cache
+from itertools import pairwise
 from pathlib import Path
 from typing import Protocol
 
@@ -21,9 +22,11 @@ RETINAFACE_LEVELS: tuple[tuple[int, tuple[int, int]], ...] = ((8, (16, 32)), (16
 RETINAFACE_VARIANCES = (0.1, 0.2)  # centre offsets, log-size offsets
 RETINAFACE_STRIDE_MULTIPLE = 32  # the input is padded to a multiple of the coarsest stride
 # The eye-to-mouth span (pixels at RetinaFace's input) it still finds: 23 of 24 faces-hq faces at 10 px, 15 at 8
-# (benchmarks/detection_scale.py); and the longest side a photo is scanned at to find faces down to a span.
+# (benchmarks/detection_scale.py); and the longest side a photo is scanned at to find faces down to a span, in
+# tiles for a picture wider than 3:2, which may have as many pixels scanned as a 3:2 one has (SCAN_PIXELS).
 SMALLEST_SPAN = 10.0
 MAX_SIDE = 4096
+SCAN_PIXELS = MAX_SIDE * MAX_SIDE * 2 // 3
 SMALLEST_BOX = 40  # px at the network's input: a face box under this in the whole picture is looked for finer
 SPINNING = "session.intra_op.allow_spinning"  # onnxruntime's switch for its threads' busy-waiting
 
@@ -135,10 +138,14 @@ class RetinaFaceDetector:
 
     def scales(self, height: int, width: int) -> tuple[float, float]:
         """The picture's scale for its faces of every size (at most max_side), and the larger one its small faces
-        are looked for at (min_scale of its size, up to MAX_SIDE; the first where that is no larger)."""
+        are looked for at (min_scale of its size, up to MAX_SIDE on the long side or, where that allows more,
+        SCAN_PIXELS; the first where that is no larger). A 3:2 photo or a squarer one is held to MAX_SIDE as
+        before; a wider one is not: held to it, a 20000 x 400 panorama was looked at 82 px high, where a group's
+        faces are lost (it is then scanned in tiles, _detect_tiled)."""
         side = max(height, width)
         whole = min(1.0, self.max_side / side)
-        return whole, max(whole, min(1.0, self.min_scale, MAX_SIDE / side))
+        bound = max(MAX_SIDE / side, math.sqrt(SCAN_PIXELS / (height * width)))
+        return whole, max(whole, min(1.0, self.min_scale, bound))
 
     def _network_input(self, image: np.ndarray, scale: float) -> np.ndarray:
         """The image resized by `scale`, BGR, mean-subtracted and padded: the network's NCHW input."""
@@ -162,7 +169,7 @@ class RetinaFaceDetector:
         whole, fine = self.scales(*image.shape[:2])
         faces = self._detect_at(image, whole)
         if fine > whole:
-            small = [f for f in self._detect_at(image, fine)
+            small = [f for f in self._detect_tiled(image, fine, math.ceil(1.5 * SMALLEST_BOX / whole))
                      if min(f.box[2] - f.box[0], f.box[3] - f.box[1]) * whole < SMALLEST_BOX]
             if faces and small:
                 small = [f for f, overlap in zip(small, iou_matrix(np.stack([f.box for f in small]),
@@ -170,6 +177,36 @@ class RetinaFaceDetector:
                          if overlap < self.nms_iou]
             faces = sorted(faces + small, key=lambda f: -f.score)
         return faces
+
+    def _detect_tiled(self, image: np.ndarray, scale: float, overlap: int) -> list[Face]:
+        """_detect_at over tiles along the picture's long side, each at most MAX_SIDE long at `scale` (one tile,
+        the whole picture, where it fits), overlapping by at least `overlap` px (a face of that size, cut by one
+        tile's edge, lies whole in the next), or by the short side if that is less. Each face is taken from the
+        tile that holds its centre away from the overlaps' middles, so a face cut by an edge is not taken in
+        part; NMS then merges what two tiles still both found."""
+        height, width = image.shape[:2]
+        length, longest = max(height, width), int(MAX_SIDE / scale)
+        if length <= longest:
+            return self._detect_at(image, scale)
+        overlap = min(overlap, height, width)
+        count = math.ceil((length - overlap) / (longest - overlap))
+        span = math.ceil((length + (count - 1) * overlap) / count)  # as short as `count` tiles can be
+        starts = [round(i * (length - span) / (count - 1)) for i in range(count)]
+        borders = [0.0] + [(start + previous + span) / 2 for previous, start in pairwise(starts)] + [length]
+        axis = 0 if width >= height else 1  # the coordinate (x or y) the tiles run along
+        faces = []
+        for start, low, high in zip(starts, borders, borders[1:]):
+            tile = image[:, start:start + span] if axis == 0 else image[start:start + span]
+            for face in self._detect_at(tile, scale):
+                shift = np.zeros(2, np.float32)
+                shift[axis] = start
+                box, points = face.box + np.tile(shift, 2), face.landmarks + shift
+                if low <= (box[axis] + box[axis + 2]) / 2 < high:
+                    faces.append(Face(box=box, landmarks=points, score=face.score))
+        if not faces:
+            return []
+        keep = nms(np.stack([f.box for f in faces]), np.array([f.score for f in faces]), self.nms_iou)
+        return [faces[i] for i in keep]
 
     def _detect_at(self, image: np.ndarray, scale: float) -> list[Face]:
         net = self._network_input(image, scale)

@@ -29,6 +29,12 @@ from clrface_video.types import SPAN_TOLERANCE, Frame, TimeSpan
 VIDEO_EXTENSIONS = frozenset({".mp4", ".mov", ".mkv", ".avi", ".webm", ".m4v", ".mpg", ".mpeg", ".ts", ".mts",
                               ".m2ts", ".vob", ".mxf", ".dv", ".3gp", ".gif", ".apng"})  # an animated GIF or PNG is restored as a video, into its format
 IMAGE_EXTENSIONS = frozenset({".jpg", ".jpeg", ".png", ".webp", ".tif", ".tiff", ".bmp", ".heic", ".heif", ".avif"})
+# Camera RAW files (Adobe DNG; Canon, Nikon, Sony, Olympus, Panasonic, Fujifilm, Pentax, Samsung, Sigma,
+# Hasselblad, Phase One, Epson, Kodak, Mamiya, Leaf, Minolta, Leica): most are TIFF inside, so Pillow and FFmpeg
+# read their small embedded preview as if it were the photo. restore does not develop RAW.
+RAW_EXTENSIONS = frozenset({".dng", ".cr2", ".cr3", ".crw", ".nef", ".nrw", ".arw", ".srf", ".sr2", ".orf", ".rw2",
+                            ".raf", ".pef", ".srw", ".x3f", ".3fr", ".fff", ".iiq", ".erf", ".kdc", ".dcr", ".mef",
+                            ".mos", ".mrw", ".rwl"})
 COPY_STREAM_TYPES = ("audio", "subtitle", "data")
 # Streams whose demuxer's average rate is not the video's: raw elementary streams (no container clock: it reports
 # a default 25) and raw DV (its average is its clock's tick, 60000, not the DV system's 25 or 30000/1001).
@@ -116,13 +122,24 @@ STILL_SUFFIXES = {"jpeg": "jpg", "tiff": "tif", "jpegls": "jls"}  # a still pict
 
 
 def media_kind(path: Path | str) -> str | None:
-    """"video" or "photo" by the file's extension (an animated PNG or WebP is a video), None for other files."""
+    """"video" or "photo" by the file's extension (an animated PNG or WebP is a video), "raw" for a camera RAW
+    file (which restore does not read: check_not_raw), None for other files."""
     suffix = Path(path).suffix.lower()
+    if suffix in RAW_EXTENSIONS:
+        return "raw"
     if suffix in VIDEO_EXTENSIONS:
         return "video"
     if suffix in IMAGE_EXTENSIONS:
         return "video" if is_animated_png(path) or is_animated_webp(path) else "photo"
     return None
+
+
+def check_not_raw(path: Path) -> None:
+    """InputError for a camera RAW file (RAW_EXTENSIONS), before anything reads it: read as a TIFF or a video it
+    gives its embedded preview, or a message that sends the user to rename it."""
+    if media_kind(path) == "raw":
+        raise InputError(f"{path.name} is a camera RAW file, which restore does not read: export a TIFF or JPEG "
+                         "from your RAW developer (Lightroom, darktable, RawTherapee, ...) and restore that")
 
 
 def is_video_path(path: Path | str) -> bool:

@@ -40,8 +40,8 @@ HEIF_SUFFIXES = frozenset({".heic", ".heif"})  # phone photos; Pillow reads and 
 # The largest photo restored. Its working copies (decoded, RGB, restored, encoded) took about 18 bytes of memory
 # a pixel at 8 bits and 30 at 16 (peaks of 3.8 GB for a 200 MP JPEG and 3.3 GB for a 100 MP 16-bit TIFF with the
 # baseline restorer, 0.3 GB of them the process before the photo); the detector's pass is bounded (at most 4096
-# px a side). So 400 MP needs about 7.5 GB at 8 bits and 12.5 GB at 16: a 4x5-inch film scan at 4000 dpi (320 MP)
-# or a stitched panorama fits, where Pillow's own limit stopped at 179 MP.
+# px a side, a panorama's tile by tile). So 400 MP needs about 7.5 GB at 8 bits and 12.5 GB at 16: a 4x5-inch
+# film scan at 4000 dpi (320 MP) or a stitched panorama fits, where Pillow's own limit stopped at 179 MP.
 MAX_PIXELS = 400_000_000
 _UNLIMITED = threading.local()  # .depth: how many pillow_unlimited blocks this thread is in
 _WRAPPING = threading.RLock()  # Pillow's check is wrapped once (or, without it, its limit lifted by one reader)
@@ -322,8 +322,9 @@ def _upright_exif(image: Image.Image, name: str, orientation: int) -> bytes | No
 
 def _upright_raw_exif(raw: bytes) -> bytes | None:
     """EXIF bytes as they came, every byte kept (maker notes, text in any encoding), but the first IFD's
-    orientation set to 1, and where it was another, the link to the thumbnail's IFD cut (the thumbnail is
-    stored turned as the photo was); None when that IFD cannot be read or its orientation is not one number."""
+    orientation set to 1, and where it was another, the link to the thumbnail's IFD cut and the thumbnail
+    blanked (_blank_thumbnail: it is stored turned as the photo was); None when that IFD cannot be read or its
+    orientation is not one number."""
     start = 6 if raw.startswith(b"Exif\x00\x00") else 0
     order = {b"II": "<", b"MM": ">"}.get(raw[start:start + 2])
     if order is None:
@@ -341,11 +342,28 @@ def _upright_raw_exif(raw: bytes) -> bytes | None:
                     return raw
                 out = bytearray(raw)
                 struct.pack_into(number, out, entry + 8, 1)
+                _blank_thumbnail(out, order, start, ifd + 2 + 12 * entries)
                 struct.pack_into(order + "I", out, ifd + 2 + 12 * entries, 0)  # no next IFD: no sideways thumbnail
                 return bytes(out)
     except struct.error:
         return None
     return raw  # no orientation tag: nothing to change
+
+
+def _blank_thumbnail(out: bytearray, order: str, start: int, link: int) -> None:
+    """Zero the JPEG thumbnail of the IFD that `link` (a first IFD's next-IFD offset) points to, in place: once
+    unlinked it would still lie in the file, stored sideways, for tools that look for JPEGs in the bytes. It is
+    not turned and kept: it shows the faces before restoring, and a new one would not fit the old one's bytes;
+    viewers make their own from the pixels when there is none. Offsets, and so every other tag, stay put."""
+    thumbnail = start + struct.unpack_from(order + "I", out, link)[0]
+    if thumbnail == start:
+        return
+    entries = struct.unpack_from(order + "H", out, thumbnail)[0]
+    tags = dict(struct.unpack_from(order + "HxxxxxxI", out, entry)
+                for entry in range(thumbnail + 2, thumbnail + 2 + 12 * entries, 12))
+    offset, length = start + tags.get(0x0201, 0), tags.get(0x0202, 0)  # JPEGInterchangeFormat(Length)
+    if start < offset and offset + length <= len(out):
+        out[offset:offset + length] = bytes(length)
 
 
 def keep_text(exif: Image.Exif) -> Image.Exif:

@@ -4,6 +4,7 @@ from __future__ import annotations
 import io
 import logging
 import os
+import re
 import shutil
 import struct
 import zlib
@@ -29,6 +30,14 @@ XMP_PNG_KEY = "XML:com.adobe.xmp"
 # artist, host computer, copyright (it writes the description, 270, and software, 305, itself)
 TIFF_TEXT_TAGS = frozenset({269, 271, 272, 306, 315, 316, 33432})
 EXIF_SUB_IFDS = frozenset({0x8769, 0x8825})  # pointers to the Exif and GPS IFDs
+EXIF_IFD = 0x8769
+# the EXIF tags that say how large the picture is, (width's, height's): the first IFD's ImageWidth and
+# ImageLength, the Exif IFD's PixelXDimension and PixelYDimension
+SIZE_TAGS = {None: (0x0100, 0x0101), EXIF_IFD: (0xA002, 0xA003)}
+# XMP's copies of them (tiff:ImageWidth, exif:PixelXDimension, ...), as an attribute or as an element
+XMP_SIZE = re.compile(rb'((tiff:ImageWidth|tiff:ImageLength|exif:PixelXDimension|exif:PixelYDimension)'
+                      rb'(?:\s*=\s*["\']|>\s*))\d+')
+XMP_WIDTH = (b"tiff:ImageWidth", b"exif:PixelXDimension")
 log = logging.getLogger(__name__)
 
 
@@ -299,10 +308,55 @@ def _has_sub_ifds(exif: bytes | None) -> bool:
     return bool(exif) and bool(EXIF_SUB_IFDS & set(_exif_of(exif)))
 
 
+def _sized_exif(exif: bytes, width: int, height: int) -> bytes:
+    """EXIF bytes whose size tags (SIZE_TAGS, where there) say `width` x `height`, every other byte as it came: a
+    photo turned upright, or restored at another size, is no longer the size the camera wrote. Bytes that cannot
+    be read as EXIF are returned as they are."""
+    start = 6 if exif.startswith(b"Exif\x00\x00") else 0
+    order = {b"II": "<", b"MM": ">"}.get(exif[start:start + 2])
+    if order is None:
+        return exif
+    out = bytearray(exif)
+    try:
+        camera = _size_ifd(out, order, start, struct.unpack_from(order + "I", exif, start + 4)[0], None,
+                           width, height)
+        if camera:
+            _size_ifd(out, order, start, camera, EXIF_IFD, width, height)
+    except struct.error:
+        return exif
+    return bytes(out)
+
+
+def _size_ifd(out: bytearray, order: str, start: int, ifd: int, group: int | None, width: int, height: int) -> int:
+    """Set the size tags of the IFD at `ifd` (from the TIFF header at `start`) in place; the Exif IFD's offset
+    where this IFD points to one, else 0."""
+    camera = 0
+    entries = struct.unpack_from(order + "H", out, start + ifd)[0]
+    for entry in range(start + ifd + 2, start + ifd + 2 + 12 * entries, 12):
+        tag, kind, count = struct.unpack_from(order + "HHI", out, entry)
+        if group is None and tag == EXIF_IFD and kind in (4, 13):
+            camera = struct.unpack_from(order + "I", out, entry + 8)[0]
+        elif tag in SIZE_TAGS[group] and count == 1 and kind in (3, 4):
+            size = width if tag == SIZE_TAGS[group][0] else height
+            kind = 3 if kind == 3 and size < 1 << 16 else 4  # a SHORT grown past 65535 becomes a LONG
+            struct.pack_into(order + "H", out, entry + 2, kind)
+            struct.pack_into(order + ("H" if kind == 3 else "I"), out, entry + 8, size)
+    return camera
+
+
+def _sized_xmp(xmp: bytes, width: int, height: int) -> bytes:
+    """An XMP packet whose copies of the picture's size (XMP_SIZE) say `width` x `height`, as _sized_exif."""
+    return XMP_SIZE.sub(lambda m: m.group(1) + str(width if m.group(2) in XMP_WIDTH else height).encode(), xmp)
+
+
 def encode_photo(image: np.ndarray, like: Photo, target: Path | BinaryIO, name: str) -> None:
     """Encode an RGB image in `like`'s format, mode and metadata into a file, or an open file object (a page
-    of io.tiff_pages' multi-page writer); `name` is the photo's name for warnings."""
+    of io.tiff_pages' multi-page writer); `name` is the photo's name for warnings. The EXIF and XMP are made
+    to give the written size (_sized_exif)."""
     rgb = to_depth(image, like.bit_depth)
+    height, width = rgb.shape[:2]
+    like = replace(like, exif=like.exif and _sized_exif(like.exif, width, height),
+                   xmp=like.xmp and _sized_xmp(like.xmp, width, height))
     if like.bit_depth == 16 and like.mode not in GRAY_MODES:
         data = _encode_16bit_rgb(rgb, like, name)
         if isinstance(target, Path):
