@@ -389,6 +389,43 @@ def test_exif_text_in_utf8_or_latin1_is_kept_byte_for_byte(tmp_path, rgb, suffix
             assert len(before) == len(after) and len(moved) == 1 and (before[moved[0]], after[moved[0]]) == (6, 1)
 
 
+EXIF_FORMATS = {"JPEG": ".jpg", "PNG": ".png", "WEBP": ".webp", "TIFF": ".tif", "HEIF": ".heic", "AVIF": ".avif"}
+
+
+def _can_hold_exif(fmt: str) -> bool:
+    """Whether this install reads and writes `fmt` (HEIC needs pillow-heif, AVIF a Pillow built with libavif)."""
+    if fmt == "HEIF":
+        return photo_read.heif_support()
+    return fmt != "AVIF" or __import__("PIL.features").features.check("avif")
+
+
+@pytest.mark.parametrize("target", EXIF_FORMATS)
+@pytest.mark.parametrize("source", EXIF_FORMATS)
+def test_a_photos_date_camera_and_place_survive_a_change_of_format(tmp_path, rgb, source, target):
+    """Each format that carries EXIF into each other one (restore x.webp -o x.jpg): the JPEG writer takes EXIF
+    with its APP1 header (Exif and two zero bytes), which a WebP's EXIF chunk has not; the JPEG came out with the bytes
+    but no header, and readers found no EXIF in it (no date, camera or place)."""
+    from clrface_video.pipeline import output_format
+
+    if not (_can_hold_exif(source) and _can_hold_exif(target)):
+        pytest.skip(f"this install does not write {source} and {target}")
+    exif = camera_exif(orientation=6)
+    exif.get_ifd(0x8769)[0x9003] = "2019:05:04 12:34:56"  # DateTimeOriginal
+    gps = exif.get_ifd(0x8825)
+    gps[1], gps[2] = "N", (51.0, 30.0, 0.0)  # GPSLatitudeRef, GPSLatitude
+    path = tmp_path / f"photo{EXIF_FORMATS[source]}"
+    Image.fromarray(np.ascontiguousarray(np.rot90(rgb, 1))).save(path, format=source, exif=exif.tobytes())
+    photo = read_photo(path)
+    out = tmp_path / f"out{EXIF_FORMATS[target]}"
+    written = output_format(photo, out)
+    write_photo(out, marked(written.image), written)
+    with Image.open(out) as again:  # a TIFF's sub-IFDs are read from the open file
+        kept = again.getexif()
+        camera, place = kept.get_ifd(0x8769), kept.get_ifd(0x8825)
+    assert (kept.get(MAKE), camera.get(0x9003)) == ("NASA", "2019:05:04 12:34:56")
+    assert (place.get(1), place.get(2)) == ("N", (51.0, 30.0, 0.0)) and kept.get(ORIENTATION, 1) == 1
+
+
 def test_a_turned_photos_thumbnail_is_unlinked_and_an_upright_ones_kept(tmp_path, rgb):
     """The EXIF thumbnail (IFD1) of a photo stored sideways is sideways too: kept beside orientation 1 it would
     show turned in file browsers that use it. It is unlinked where the photo was turned, kept where it was not."""

@@ -31,6 +31,7 @@ XMP_PNG_KEY = "XML:com.adobe.xmp"
 TIFF_TEXT_TAGS = frozenset({269, 271, 272, 306, 315, 316, 33432})
 EXIF_SUB_IFDS = frozenset({0x8769, 0x8825})  # pointers to the Exif and GPS IFDs
 EXIF_IFD = 0x8769
+EXIF_HEADER = b"Exif\x00\x00"  # what a JPEG's APP1 holds before the EXIF's TIFF header
 # the EXIF tags that say how large the picture is, (width's, height's): the first IFD's ImageWidth and
 # ImageLength, the Exif IFD's PixelXDimension and PixelYDimension
 SIZE_TAGS = {None: (0x0100, 0x0101), EXIF_IFD: (0xA002, 0xA003)}
@@ -157,7 +158,7 @@ def to_cmyk(rgb: np.ndarray, like: Photo) -> np.ndarray:
 def _save_options(like: Photo, name: str) -> dict[str, Any]:
     options: dict[str, Any] = {"format": like.format}
     if like.exif:  # a TIFF's writer reads the bytes back into tags: given them with their text kept
-        options["exif"] = like.exif if like.format != "TIFF" else keep_text(_exif_of(like.exif))
+        options["exif"] = _with_exif_header(like.exif) if like.format != "TIFF" else keep_text(_exif_of(like.exif))
     if like.icc:
         options["icc_profile"] = like.icc
     if like.dpi:
@@ -182,6 +183,13 @@ def _save_options(like: Photo, name: str) -> dict[str, Any]:
     elif like.format == "TIFF" and like.compression:
         options["compression"] = like.compression
     return options
+
+
+def _with_exif_header(exif: bytes) -> bytes:
+    """EXIF bytes that begin with the APP1 header (Exif and two zero bytes): Pillow's JPEG writer puts the bytes in
+    APP1 as they are, and a WebP's EXIF chunk comes without it, so a JPEG made from one had EXIF no
+    reader found. Pillow's PNG, WebP, HEIF and AVIF writers take the bytes either way."""
+    return exif if exif.startswith(EXIF_HEADER) else EXIF_HEADER + exif
 
 
 def _png_texts(like: Photo) -> list[tuple[str, str]]:
