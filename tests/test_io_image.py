@@ -493,6 +493,57 @@ def test_xmp_orientation_is_reset_with_the_exif_one(tmp_path, rgb):
         assert b'tiff:Orientation="1"' in written.info["xmp"] and written.getexif()[ORIENTATION] == 1
 
 
+def _regions_xmp(width: int, height: int, area: tuple[float, ...], rectangle: tuple[float, ...]) -> bytes:
+    """XMP with one face as an iPhone writes it (MWG region, elements, on the stored pixels: AppliedToDimensions is
+    the stored size) and as Windows Photo Gallery does (MP region, top-left rectangle, an attribute)."""
+    x, y, w, h = (str(value).encode() for value in area)
+    return b'<x:xmpmeta xmlns:x="adobe:ns:meta/"><rdf:RDF xmlns:rdf="http://www.w3.org/1999/02/22-rdf-syntax-ns#">' \
+        b'<rdf:Description rdf:about="" xmlns:mwg-rs="http://www.metadataworkinggroup.com/schemas/regions/" ' \
+        b'xmlns:stArea="http://ns.adobe.com/xmp/sType/Area#" xmlns:stDim="http://ns.adobe.com/xap/1.0/sType/' \
+        b'Dimensions#" xmlns:MP="http://ns.microsoft.com/photo/1.2/" xmlns:MPRI="http://ns.microsoft.com/photo/1.2/' \
+        b't/RegionInfo#" xmlns:MPReg="http://ns.microsoft.com/photo/1.2/t/Region#">' \
+        b'<mwg-rs:Regions rdf:parseType="Resource"><mwg-rs:RegionList><rdf:Seq><rdf:li rdf:parseType="Resource">' \
+        b'<mwg-rs:Area rdf:parseType="Resource"><stArea:y>' + y + b'</stArea:y><stArea:w>' + w + b'</stArea:w>' \
+        b'<stArea:x>' + x + b'</stArea:x><stArea:h>' + h + b'</stArea:h><stArea:unit>normalized</stArea:unit>' \
+        b'</mwg-rs:Area><mwg-rs:Type>Face</mwg-rs:Type></rdf:li></rdf:Seq></mwg-rs:RegionList>' \
+        b'<mwg-rs:AppliedToDimensions rdf:parseType="Resource"><stDim:h>' + str(height).encode() + \
+        b'</stDim:h><stDim:w>' + str(width).encode() + b'</stDim:w><stDim:unit>pixel</stDim:unit>' \
+        b'</mwg-rs:AppliedToDimensions></mwg-rs:Regions><MP:RegionInfo rdf:parseType="Resource"><MPRI:Regions>' \
+        b'<rdf:Bag><rdf:li MPReg:Rectangle="' + ", ".join(map(str, rectangle)).encode() + b'"/></rdf:Bag>' \
+        b'</MPRI:Regions></MP:RegionInfo></rdf:Description></rdf:RDF></x:xmpmeta>'
+
+
+@pytest.mark.parametrize("orientation", range(1, 9))
+def test_a_turned_photos_face_regions_follow_its_pixels(tmp_path, orientation):
+    """MWG regions are on the stored pixels ('Region metadata is applied to the stored image. When applying a
+    rotation by applying Exif Orientation, the rotation must be applied to the regions as well', MWG guidelines
+    2.0, 5.9), as an iPhone writes them (gpen_selfie_3.jpg, orientation 6: AppliedToDimensions 4032 x 3024, the
+    stored size, and its face box on the stored picture). Restored upright with orientation 1, a face's box (and a
+    Microsoft region's rectangle) stayed where the stored picture had it: on the chin and hands of the upright
+    one. Here a dark box stands for the face: the written regions must frame it in the written pixels."""
+    stored = np.full((60, 90, 3), 200, np.uint8)
+    stored[10:25, 50:80] = 0  # the "face", off centre, 30 x 15 in the stored pixels
+    area = (65 / 90, 17.5 / 60, 30 / 90, 15 / 60)  # MWG: centre and size, normalized
+    rectangle = (50 / 90, 10 / 60, 30 / 90, 15 / 60)  # MP: top-left corner and size
+    path = tmp_path / "side.jpg"
+    Image.fromarray(stored).save(path, quality=95, exif=camera_exif(orientation),
+                                 xmp=_regions_xmp(90, 60, area, rectangle))
+    photo = read_photo(path)
+    out = write_photo(tmp_path / "out.jpg", marked(photo.image), photo)
+    height, width = photo.image.shape[:2]
+    rows, columns = np.nonzero(photo.image[..., 0] < 100)
+    top, left = rows.min() / height, columns.min() / width
+    h, w = (rows.max() + 1) / height - top, (columns.max() + 1) / width - left
+    with Image.open(out) as written:
+        xmp = written.info["xmp"]
+    found = {key.decode(): float(value) for key, value in re.findall(rb"<stArea:([xywh])>([0-9.e-]+)<", xmp)}
+    assert found == pytest.approx({"x": left + w / 2, "y": top + h / 2, "w": w, "h": h}, abs=1e-6)
+    (windows,) = re.findall(rb'MPReg:Rectangle="([^"]+)"', xmp)
+    assert [float(value) for value in windows.split(b",")] == pytest.approx([left, top, w, h], abs=1e-6)
+    size = {key.decode(): int(value) for key, value in re.findall(rb"<stDim:([wh])>(\d+)<", xmp)}
+    assert size == {"w": width, "h": height}  # the size the regions apply to: the written one
+
+
 def test_lossless_webp_stays_lossless(tmp_path, rgb):
     path = tmp_path / "a.webp"
     Image.fromarray(rgb).save(path, lossless=True)

@@ -22,6 +22,14 @@ from clrface_video.io.webp_anim import LOSSLESS, frame_kinds
 ORIENTATION_TAG = 0x0112
 XMP_TAG = 700  # a TIFF's XMP packet, among its tags
 XMP_ORIENTATION = re.compile(rb'(tiff:Orientation\s*=\s*["\']|<tiff:Orientation>\s*)[1-8](["\']|\s*</tiff:Orientation>)')
+# XMP face regions: an MWG region's area (mwg-rs:Area: stArea:x and y, its centre, w and h, normalized) and a
+# Microsoft Photo region's rectangle (MPReg:Rectangle "x, y, w, h": top-left corner and size, normalized), as
+# attributes or elements. Both are on the stored pixels (MWG guidelines 2.0, 5.9: a rotation applied by the EXIF
+# orientation "must be applied to the regions as well"), so they are turned with the pixels.
+MWG_AREA = re.compile(rb'<mwg-rs:Area\b[^>]*?(?:/>|>.*?</mwg-rs:Area>)', re.DOTALL)
+AREA_VALUE = re.compile(rb'(stArea:([xywh])(?:\s*=\s*["\']|>)\s*)([-+]?[0-9.]+(?:[eE][-+]?[0-9]+)?)')
+AREA_UNIT = re.compile(rb'stArea:unit(?:\s*=\s*["\']|>)\s*([A-Za-z]+)')
+MP_RECTANGLE = re.compile(rb'(MPReg:Rectangle(?:\s*=\s*["\']|>)\s*)([-+0-9.eE\s]+(?:,[-+0-9.eE\s]+){3})')
 # TIFF tags that describe how the file's own pixels are laid out (sizes, strips, tiles, compression, samples,
 # colour map, the ICC profile written separately): they are not carried over to the written file.
 TIFF_LAYOUT_TAGS = frozenset({254, 255, 256, 257, 258, 259, 262, 263, 266, 273, 277, 278, 279, 280, 281, 284, 317,
@@ -304,7 +312,7 @@ def _upright_exif(image: Image.Image, name: str, orientation: int) -> bytes | No
         for tag in TIFF_LAYOUT_TAGS & set(exif):
             del exif[tag]
         if isinstance(exif.get(XMP_TAG), bytes):
-            exif[XMP_TAG] = _upright_xmp(exif[XMP_TAG])
+            exif[XMP_TAG] = _upright_xmp(exif[XMP_TAG], orientation)
     if not exif:
         return None
     turned = orientation != 1
@@ -457,7 +465,7 @@ def photo_of(source: Image.Image, path: Path, deep: bool, page: int = 0) -> Phot
         subsampling=_jpeg_subsampling(source), bit_depth=depth,
         dpi=(float(dpi[0]), float(dpi[1])) if dpi else None,
         compression=source.info.get("compression") if fmt == "TIFF" else None,
-        xmp=_xmp(source),
+        xmp=_xmp(source, orientation),
         lossless=fmt == "WEBP" and frame_kinds(path) == {LOSSLESS},
         progressive=bool(source.info.get("progressive")),
         comment=source.info.get("comment") if fmt == "JPEG" else None,
@@ -470,16 +478,60 @@ def photo_of(source: Image.Image, path: Path, deep: bool, page: int = 0) -> Phot
     )
 
 
-def _xmp(image: Image.Image) -> bytes | None:
-    """The XMP packet, its copy of the orientation set to 1 as the EXIF one is (the pixels are read upright)."""
+def _xmp(image: Image.Image, orientation: int) -> bytes | None:
+    """The XMP packet, its copy of the orientation set to 1 as the EXIF one is (the pixels are read upright), its
+    face regions turned as the pixels were (`orientation`)."""
     xmp = image.info.get("xmp") or image.info.get("XML:com.adobe.xmp")
     if isinstance(xmp, str):
         xmp = xmp.encode()
-    return _upright_xmp(xmp) if xmp else None
+    return _upright_xmp(xmp, orientation) if xmp else None
 
 
-def _upright_xmp(xmp: bytes) -> bytes:
-    """An XMP packet whose copy of the orientation says 1, as the EXIF one does once the pixels are upright."""
-    return XMP_ORIENTATION.sub(rb"\g<1>1\g<2>", xmp)
+def _upright_xmp(xmp: bytes, orientation: int) -> bytes:
+    """An XMP packet whose copy of the orientation says 1, as the EXIF one does once the pixels are upright, and
+    whose face regions (MWG_AREA, MP_RECTANGLE), on the stored pixels, are where the upright pixels have the faces."""
+    xmp = XMP_ORIENTATION.sub(rb"\g<1>1\g<2>", xmp)
+    if orientation not in range(2, 9):
+        return xmp
+    xmp = MWG_AREA.sub(lambda area: _upright_area(area.group(0), orientation), xmp)
+    return MP_RECTANGLE.sub(lambda found: found.group(1) + _upright_rectangle(found.group(2), orientation), xmp)
+
+
+def _upright_point(x: float, y: float, orientation: int) -> tuple[float, float]:
+    """Where a point of the stored picture (normalized x, y) lies in the picture turned upright by orient_array."""
+    return {2: (1 - x, y), 3: (1 - x, 1 - y), 4: (x, 1 - y), 5: (y, x), 6: (1 - y, x), 7: (1 - y, 1 - x),
+            8: (y, 1 - x)}.get(orientation, (x, y))
+
+
+def _number(value: float) -> bytes:
+    """A normalized coordinate as XMP text (six decimals, as exiftool and digiKam write them)."""
+    return (f"{value:.6f}".rstrip("0").rstrip(".") or "0").encode()
+
+
+def _upright_area(area: bytes, orientation: int) -> bytes:
+    """An MWG area (centre x, y and size w, h) turned as the pixels were; one in another unit than MWG's
+    normalized one is left as it is."""
+    unit = AREA_UNIT.search(area)
+    if unit is not None and unit.group(1) != b"normalized":
+        return area
+    values = {key.decode(): float(value) for _, key, value in AREA_VALUE.findall(area)}
+    turned = dict(values)
+    if "x" in values and "y" in values:
+        turned["x"], turned["y"] = _upright_point(values["x"], values["y"], orientation)
+    if orientation >= 5:  # a quarter turn: width and height trade places
+        turned.update({key: values[other] for key, other in (("w", "h"), ("h", "w")) if other in values})
+    return AREA_VALUE.sub(lambda found: found.group(1) + _number(turned.get(found.group(2).decode(), 0.0)), area)
+
+
+def _upright_rectangle(rectangle: bytes, orientation: int) -> bytes:
+    """A Microsoft region's "x, y, w, h" (top-left corner and size) turned as the pixels were."""
+    try:
+        x, y, w, h = (float(value) for value in rectangle.split(b","))
+    except ValueError:
+        return rectangle
+    corners = [_upright_point(x, y, orientation), _upright_point(x + w, y + h, orientation)]
+    left, top = min(c[0] for c in corners), min(c[1] for c in corners)
+    width, height = max(c[0] for c in corners) - left, max(c[1] for c in corners) - top
+    return b", ".join(_number(value) for value in (left, top, width, height))
 
 

@@ -39,6 +39,9 @@ SIZE_TAGS = {None: (0x0100, 0x0101), EXIF_IFD: (0xA002, 0xA003)}
 XMP_SIZE = re.compile(rb'((tiff:ImageWidth|tiff:ImageLength|exif:PixelXDimension|exif:PixelYDimension)'
                       rb'(?:\s*=\s*["\']|>\s*))\d+')
 XMP_WIDTH = (b"tiff:ImageWidth", b"exif:PixelXDimension")
+# the size an XMP's MWG face regions apply to (mwg-rs:AppliedToDimensions: stDim:w and h, in pixels)
+REGIONS_SIZE = re.compile(rb'<mwg-rs:AppliedToDimensions\b[^>]*?(?:/>|>.*?</mwg-rs:AppliedToDimensions>)', re.DOTALL)
+REGIONS_SIDE = re.compile(rb'(stDim:([wh])(?:\s*=\s*["\']|>)\s*)[0-9.]+')
 log = logging.getLogger(__name__)
 
 
@@ -353,8 +356,18 @@ def _size_ifd(out: bytearray, order: str, start: int, ifd: int, group: int | Non
 
 
 def _sized_xmp(xmp: bytes, width: int, height: int) -> bytes:
-    """An XMP packet whose copies of the picture's size (XMP_SIZE) say `width` x `height`, as _sized_exif."""
-    return XMP_SIZE.sub(lambda m: m.group(1) + str(width if m.group(2) in XMP_WIDTH else height).encode(), xmp)
+    """An XMP packet whose copies of the picture's size (XMP_SIZE, and the size its face regions apply to,
+    REGIONS_SIZE, where in pixels) say `width` x `height`, as _sized_exif: the regions, normalized, are turned
+    with the pixels (photo_read._upright_xmp), and the size they name must be the picture's they lie on."""
+    xmp = XMP_SIZE.sub(lambda m: m.group(1) + str(width if m.group(2) in XMP_WIDTH else height).encode(), xmp)
+    return REGIONS_SIZE.sub(lambda block: _pixel_sides(block.group(0), width, height), xmp)
+
+
+def _pixel_sides(block: bytes, width: int, height: int) -> bytes:
+    """An AppliedToDimensions block saying `width` x `height`; one in another unit than pixels is left alone."""
+    if re.search(rb'stDim:unit(?:\s*=\s*["\']|>)\s*pixel\b', block) is None and b"stDim:unit" in block:
+        return block
+    return REGIONS_SIDE.sub(lambda m: m.group(1) + str(width if m.group(2) == b"w" else height).encode(), block)
 
 
 def encode_photo(image: np.ndarray, like: Photo, target: Path | BinaryIO, name: str) -> None:
