@@ -129,6 +129,9 @@ def restore_video(input: str | Path, output: str | Path | None = None, config: R
     config = config or RestoreConfig()
     start = time.perf_counter()
     source, target = resolve_paths(input, output, config.span())  # 0 check the input before loading anything
+    if gif_as_photo(source, target):  # the video writer would write its frame without a photo's format handling
+        raise ClrfaceError(f"{source.name} is one picture and {target.name} a photo: restore it with restore_path "
+                           "(which restores whichever it is) or restore_image, not as a video")
     animated_webp = is_animated_webp(source)  # FFmpeg cannot decode it: Pillow reads (and writes) it
     info = probe_webp(source) if animated_webp else probe_video(source, config.fps)
     if config.fps is not None and not is_sequence(source):

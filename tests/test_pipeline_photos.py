@@ -773,6 +773,24 @@ def test_a_still_gif_is_written_as_a_photo_in_the_format_asked(tmp_path, astrona
     assert not (tmp_path / "moving.png").exists()
 
 
+@pytest.mark.parametrize("name", ["out.png", "out.jpg"])
+def test_the_video_job_refuses_a_still_gif_named_into_a_photo(tmp_path, astronaut, name):
+    """pipeline.restore_video(still.gif, out.png), called as a library, wrote the PNG through the video writer,
+    without the photo job's format handling (a palette's transparency, a JPEG's quality, a format's metadata), and
+    out.jpg failed as "'image2' format does not support 'libx264' codec". restore_path sends such a GIF to
+    restore_image; restore_video, a video's job, says so in one line and writes nothing."""
+    from clrface_video.errors import ClrfaceError
+    from clrface_video.pipeline import restore_video
+
+    Image.fromarray(astronaut[::2, ::2]).quantize(255).save(tmp_path / "still.gif")
+    with pytest.raises(ClrfaceError) as refused:
+        restore_video(tmp_path / "still.gif", tmp_path / name, BASELINE)
+    assert str(refused.value) == f"still.gif is one picture and {name} a photo: restore it with restore_path " \
+        "(which restores whichever it is) or restore_image, not as a video"
+    assert sorted(path.name for path in tmp_path.iterdir()) == ["still.gif"]
+    assert restore_path(tmp_path / "still.gif", tmp_path / name, BASELINE).images == 1
+
+
 def test_a_photo_past_pillows_own_limit_is_restored_and_the_limit_put_back(tmp_path, astronaut, monkeypatch):
     """Pillow refused photos past 179 MP (twice Image.MAX_IMAGE_PIXELS) as decompression bombs and warned past
     89 MP: large scans and panoramas could not be restored. Pillow's limit is lowered here so that a 512 x 512
