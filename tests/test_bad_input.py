@@ -7,6 +7,7 @@ from pathlib import Path
 
 import av
 import numpy as np
+import pytest
 from click.testing import CliRunner
 from PIL import Image
 
@@ -338,15 +339,38 @@ def test_an_animated_webp_past_pillows_limit_is_held_to_a_photos_size(tmp_path, 
                    "(18-30 bytes of memory a pixel); scale it down or cut it into parts")
 
 
-def test_a_gif_whose_frames_ffmpeg_joins_into_one_is_refused(tmp_path):
-    """A GIF87a (Pillow writes one when given no delays) stores its frames without graphic control blocks, which
-    FFmpeg's GIF reader joins into one: restored, its copy was the first frame alone, without a word."""
-    source = tmp_path / "flip.gif"
+JOINED_GIF = "flip.gif holds 2 frames, of which FFmpeg reads 1 (it joins frames stored without a graphic control " \
+    "block, as a GIF87a stores them, into one); save it again as a GIF89a with frame delays, an animated PNG or a video"
+
+
+def joined_gif(folder: Path) -> Path:
+    """A GIF87a (Pillow writes one when given no delays): its frames are stored without graphic control blocks,
+    which FFmpeg's GIF reader joins into one."""
+    source = folder / "flip.gif"
     Image.fromarray(astronaut()).save(source, save_all=True, append_images=[Image.fromarray(astronaut()[::-1])])
     assert source.read_bytes()[:6] == b"GIF87a" and Image.open(source).n_frames == 2
-    assert_refused(tmp_path, source, "flip.gif holds 2 frames, of which FFmpeg reads 1 (it joins frames stored "
-                   "without a graphic control block, as a GIF87a stores them, into one); save it again as a GIF89a "
-                   "with frame delays, an animated PNG or a video")
+    return source
+
+
+def test_a_gif_whose_frames_ffmpeg_joins_into_one_is_refused(tmp_path):
+    """Restored, its copy was the first frame alone, without a word."""
+    assert_refused(tmp_path, joined_gif(tmp_path), JOINED_GIF)
+
+
+def test_a_gif_whose_frames_ffmpeg_joins_into_one_is_refused_wherever_it_is_read(tmp_path):
+    """The check counted the frames decoded from the first one, so a --start stretch (decoded after a seek) and a
+    Ray segment (io.decode's frames read by distributed.segments) were restored from the joined picture."""
+    from clrface_video.distributed.segments import Segment, read_segment
+    from clrface_video.errors import InputError
+    from clrface_video.io.decode import read_frames
+    from clrface_video.types import TimeSpan
+
+    source = joined_gif(tmp_path)
+    assert_refused(tmp_path, source, JOINED_GIF, "--start", "0.05", "-o", tmp_path / "part.mp4")
+    for frames in (read_frames(source, span=TimeSpan(0.05, None)), read_segment(source, Segment(0, None, None), False)):
+        with pytest.raises(InputError) as refused:
+            next(iter(frames))
+        assert str(refused.value) == JOINED_GIF
 
 
 def test_a_camera_raw_file_is_refused_as_raw_not_sent_to_be_renamed(tmp_path):

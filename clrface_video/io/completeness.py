@@ -1,5 +1,5 @@
-"""Whether a decoded video is whole: not cut short, no index past the end of the file, every frame of a GIF read,
-one frame size."""
+"""Whether a decoded video is whole: not cut short, no index past the end of the file, every frame of a GIF read
+(checked before decoding), one frame size."""
 from __future__ import annotations
 
 from fractions import Fraction
@@ -73,10 +73,6 @@ def check_complete(container: av.container.InputContainer, stream: av.video.stre
             raise InputError(f"{stopped} cannot be read: the sequence {path.name} stopped there, after {decoded} of "
                              f"its {declared} frames")
         raise InputError(f"{path.name} is truncated: decoding stopped after {decoded} of its {declared} frames")
-    if container.format.name == "gif" and decoded is not None and decoded < (held := gif_frames(path) or 0):
-        raise InputError(f"{path.name} holds {held} frames, of which FFmpeg reads {decoded} (it joins frames stored "
-                         "without a graphic control block, as a GIF87a stores them, into one); save it again as a "
-                         "GIF89a with frame delays, an animated PNG or a video")
     if not any(name in container.format.name for name in ("mov", "matroska", "mxf")):
         return
     declared = _declared_end_s(stream)
@@ -84,6 +80,21 @@ def check_complete(container: av.container.InputContainer, stream: av.video.stre
     if declared is not None and end_s is not None and end_s < declared - 3 / float(rate) - 0.05:
         raise InputError(f"{path.name} is truncated: decoding stopped after {frames} frames "
                          f"({end_s:.2f} s of {declared:.2f} s)")
+
+
+def check_gif_frames(container: av.container.InputContainer, path: Path) -> None:
+    """Raise InputError when FFmpeg's GIF reader takes fewer frames from a GIF than it holds (Pillow's count): it
+    joins frames stored without a graphic control block, as a GIF87a stores them, into one picture, one packet.
+    Packets are counted, nothing decoded, before any frame is read: a --start stretch, a Ray segment and a whole
+    run alike would otherwise restore the joined picture alone, without a word."""
+    if container.format.name != "gif":
+        return
+    with av.open(str(path)) as again:
+        packets = sum(1 for packet in again.demux(again.streams.video[0]) if packet.size)
+    if packets < (held := gif_frames(path) or 0):
+        raise InputError(f"{path.name} holds {held} frames, of which FFmpeg reads {packets} (it joins frames stored "
+                         "without a graphic control block, as a GIF87a stores them, into one); save it again as a "
+                         "GIF89a with frame delays, an animated PNG or a video")
 
 
 def size_changed(path: Path, frame: av.VideoFrame, origin: int, counted: int | None, first: tuple[int, ...],

@@ -18,7 +18,7 @@ from av.video.reformatter import Interpolation, VideoReformatter
 from clrface_video.errors import InputError, one_line
 from clrface_video.io.apng import is_animated_png
 from clrface_video.io.clock import Damage, lasting, timed_frames
-from clrface_video.io.completeness import check_complete, index_beyond_eof, size_changed
+from clrface_video.io.completeness import check_complete, check_gif_frames, index_beyond_eof, size_changed
 from clrface_video.io.deinterlace import deinterlaced
 from clrface_video.io.quicktime import track_end
 from clrface_video.io.sequence import find_sequence, is_sequence, open_options
@@ -295,6 +295,7 @@ def probe_video(path: Path | str, fps: Fraction | None = None) -> VideoInfo:
                              "kept, an animation too)")
         if index_beyond_eof(stream, path):
             raise InputError(f"{path.name} is truncated: its index or header points past the end of the file")
+        check_gif_frames(container, path)  # before any model loads or Ray starts
         first = _first_frame(container, stream, path)
         side_data = frame_side_data(first)
         pix_fmt = first.format.name
@@ -432,6 +433,7 @@ def decoding(open_files: ExitStack, path: Path, fps: Fraction | None, start: flo
     damage: where damaged packets passed over are counted (timed_frames); None: the first one raises."""
     container = open_files.enter_context(open_input(path, fps))
     stream = video_stream(container, path)
+    check_gif_frames(container, path)  # whether from the first frame, a --start or a Ray segment's keyframe
     stream.thread_type = "AUTO"
     origin, time_base = stream.start_time or 0, Fraction(stream.time_base)
     if start_pts is not None:
