@@ -426,6 +426,31 @@ def test_a_photos_date_camera_and_place_survive_a_change_of_format(tmp_path, rgb
     assert (place.get(1), place.get(2)) == ("N", (51.0, 30.0, 0.0)) and kept.get(ORIENTATION, 1) == 1
 
 
+@pytest.mark.parametrize("bulk", ["maker note", "comment"])
+def test_exif_past_a_jpegs_64_kb_is_trimmed_not_the_photo_refused(tmp_path, rgb, warnings_logged, bulk):
+    """A PNG whose EXIF holds 70 KB (a camera's maker note, or a long comment) failed as a whole into a JPEG
+    ("EXIF data is too long"); the maker note is left out, or where that is not enough the EXIF, each warned of."""
+    from clrface_video.pipeline import output_format
+
+    exif = camera_exif()
+    exif.get_ifd(0x8769)[0x9003] = "2019:05:04 12:34:56"  # DateTimeOriginal
+    exif.get_ifd(0x8769)[0x927C if bulk == "maker note" else 0x9286] = bytes(70_000)  # MakerNote, UserComment
+    path = tmp_path / "scan.png"
+    Image.fromarray(rgb).save(path, exif=exif.tobytes())
+    photo = read_photo(path)
+    out = tmp_path / "scan.jpg"
+    written = output_format(photo, out)
+    write_photo(out, marked(written.image), written)
+    with Image.open(out) as again:
+        kept = again.getexif()
+        assert again.size == (rgb.shape[1], rgb.shape[0])
+    if bulk == "maker note":
+        assert kept.get(MAKE) == "NASA" and kept.get_ifd(0x8769).get(0x9003) == "2019:05:04 12:34:56"
+        assert 0x927C not in kept.get_ifd(0x8769) and "without the camera's maker note" in warnings_logged.text
+    else:
+        assert not kept and "its EXIF (68 KB) left out, which a JPEG holds 64 KB of" in warnings_logged.text
+
+
 def test_a_turned_photos_thumbnail_is_unlinked_and_an_upright_ones_kept(tmp_path, rgb):
     """The EXIF thumbnail (IFD1) of a photo stored sideways is sideways too: kept beside orientation 1 it would
     show turned in file browsers that use it. It is unlinked where the photo was turned, kept where it was not."""

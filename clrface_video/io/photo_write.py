@@ -32,6 +32,8 @@ TIFF_TEXT_TAGS = frozenset({269, 271, 272, 306, 315, 316, 33432})
 EXIF_SUB_IFDS = frozenset({0x8769, 0x8825})  # pointers to the Exif and GPS IFDs
 EXIF_IFD = 0x8769
 EXIF_HEADER = b"Exif\x00\x00"  # what a JPEG's APP1 holds before the EXIF's TIFF header
+JPEG_MARKER_BYTES = 65533  # the most a JPEG marker segment (the EXIF's APP1) holds: its length field's 65535, less 2
+MAKER_NOTE = 0x927C  # the Exif IFD's tag for the camera maker's own block
 # the EXIF tags that say how large the picture is, (width's, height's): the first IFD's ImageWidth and
 # ImageLength, the Exif IFD's PixelXDimension and PixelYDimension
 SIZE_TAGS = {None: (0x0100, 0x0101), EXIF_IFD: (0xA002, 0xA003)}
@@ -87,12 +89,29 @@ def fit_format(photo: Photo, fmt: str, name: str = "") -> Photo:
     if depth == 8 and not can_write(written, fmt):
         mode = "L" if gray and can_write("L", fmt) else "RGB"
         changes.append(f"mode {written} to {mode}")
+    exif = photo.exif
+    if fmt == "JPEG" and exif and len(_with_exif_header(exif)) > JPEG_MARKER_BYTES:
+        exif = _without_maker_note(exif)
+        changes.append(f"its EXIF ({len(photo.exif) // 1024} KB) " + (
+            "without the camera's maker note" if exif else "left out") + ", which a JPEG holds 64 KB of")
     if fmt != "PNG" and photo.icc is None and not _srgb_like(photo):
         changes.append("its PNG gamma and primaries (gAMA, cHRM) left out, which it has no place for: "
                        "colour-managed viewers will show it as sRGB")
     if changes:
         log.warning("%s: written as %s with %s", name or "photo", fmt, ", ".join(changes))
-    return replace(photo, image=image, alpha=alpha, mode=mode, bit_depth=depth, format=fmt)
+    return replace(photo, image=image, alpha=alpha, mode=mode, bit_depth=depth, format=fmt, exif=exif)
+
+
+def _without_maker_note(exif: bytes) -> bytes | None:
+    """EXIF bytes without the Exif IFD's MakerNote (a camera's own block, often tens of KB), its text kept as it
+    was, where that fits a JPEG's APP1 marker; None where even that does not (Pillow refused the whole photo)."""
+    try:
+        tags = keep_text(_exif_of(exif))
+        tags.get_ifd(EXIF_IFD).pop(MAKER_NOTE, None)
+        smaller = _with_exif_header(tags.tobytes())
+    except (ValueError, KeyError, struct.error):
+        return None
+    return smaller if len(smaller) <= JPEG_MARKER_BYTES else None
 
 
 SRGB_GAMMA = 1 / 2.2  # a PNG's gAMA for sRGB (0.45455)
