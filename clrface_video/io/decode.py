@@ -354,8 +354,11 @@ def frame_to_array(frame: av.VideoFrame, high_depth: bool,
                                else None, threads=SWS_THREADS)
     array = rgb.to_ndarray()
     bits = _bit_depth(frame.format.name)
-    if high_depth and range_ == RANGE_JPEG and 8 < bits < 16 and not frame.format.is_rgb:  # RGB is read right
-        _full_scale(array[..., :3], bits)
+    if high_depth and bits > 8 and not frame.format.is_rgb:  # RGB is read right
+        if bits < 16 and range_ == RANGE_JPEG:
+            _full_scale(array[..., :3], bits)
+        elif not frame.format.name.startswith("gray") and range_ != RANGE_JPEG:
+            _limited_scale(array[..., :3])
     return array
 
 
@@ -375,6 +378,22 @@ def _full_scale(rgb: np.ndarray, bits: int) -> None:
     extra += top // 2
     extra //= top
     np.minimum(rgb, 65535 - extra, out=rgb)  # colours swscale clipped at 65535 stay there
+    rgb += extra
+
+
+def _limited_scale(rgb: np.ndarray) -> None:
+    """Scale, in place, rgb48 samples that swscale read from limited-range YUV of 9-16 bits by 256/255.
+
+    Why: swscale reads those by 255/256 of full scale (10-bit white 940 gave 65283, mid grey 502 gave 32641 for
+    32767.5, every colour 0.4% dark, all three channels alike), which a copy back into YUV hid (rgb48 to YUV
+    gains 256/255: io.full_range.undo_rgb48_gain) but a 16-bit PNG, TIFF or DPX sequence kept. x * 256 / 255 =
+    x + x / 255, the second term as ((x >> 1) + (x >> 9) + 64) >> 7 in 16-bit integers, within one 16-bit step
+    of round(x / 255); colours swscale clipped at 65535 (super-white) stay there."""
+    extra = rgb >> 1
+    extra += rgb >> 9
+    extra += 64
+    extra >>= 7
+    np.minimum(rgb, 65535 - extra, out=rgb)
     rgb += extra
 
 

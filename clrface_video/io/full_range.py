@@ -1,4 +1,4 @@
-"""RGB to full-range YUV frames with the chroma rounded: swscale at 16 bits, cut to the output depth in numpy."""
+"""RGB to YUV where swscale is off: 16-bit RGB's gain undone for either range, full range with the chroma rounded."""
 from __future__ import annotations
 
 import av
@@ -46,7 +46,7 @@ def to_full_range(reformatter: VideoReformatter, rgb: av.VideoFrame, pix_fmt: st
     io.decode keeps), and scaled by 2^n - 1 an opaque 10-bit alpha came back 1022."""
     deep_rgb = rgb.format.name in DEEP_RGB
     if deep_rgb:
-        _undo_rgb48_gain(rgb)
+        undo_rgb48_gain(rgb)
     deep = reformatter.reformat(rgb, format=wide, src_colorspace=matrix, dst_colorspace=matrix,
                                 src_color_range=RANGE_JPEG, dst_color_range=RANGE_JPEG, threads=SWS_THREADS)
     out = av.VideoFrame(rgb.width, rgb.height, pix_fmt)
@@ -77,12 +77,14 @@ def to_full_range(reformatter: VideoReformatter, rgb: av.VideoFrame, pix_fmt: st
     return out
 
 
-def _undo_rgb48_gain(rgb: av.VideoFrame) -> None:
-    """Scale a 16-bit RGB(A) frame's colour samples by 255/256 (rounded), in place, alpha left alone.
+def undo_rgb48_gain(rgb: av.VideoFrame) -> None:
+    """Scale a 16-bit RGB(A) frame's colour samples by 255/256 (rounded), in place, alpha left alone, before
+    swscale turns it into YUV of either range.
 
     Why: swscale's rgb48 to YUV multiplies by 256/255 in any range (rgb48 grey 32896 gives 16-bit luma 33024,
-    and everything above 65280 clips to 65535), so 10-bit full-range output came out 0.4% bright; its rgb24
-    input and its alpha are scaled right. round(x * 255 / 256) = x - round(x / 256), in 16 bits."""
+    and everything above 65280 clips to 65535; 65535 gave limited 10-bit luma 943), so 10-bit output came out
+    0.4% bright; its rgb24 input and its alpha are scaled right. round(x * 255 / 256) = x - round(x / 256), in
+    16 bits."""
     channels = 4 if rgb.format.name == "rgba64le" else 3
     plane = rgb.planes[0]
     samples = np.frombuffer(plane, "<u2").reshape(rgb.height, -1)[:, :rgb.width * channels]
