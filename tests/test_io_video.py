@@ -1152,6 +1152,62 @@ def test_a_limited_ten_bit_copy_keeps_every_sample(tmp_path):
     assert np.abs(shift).max() < 0.05, shift  # 8-bit code values
 
 
+def test_deep_alpha_is_read_to_full_scale():
+    """Regression: swscale reads a 9-15 bit YUV frame's alpha by x2^(16 - n), in either range: 10-bit opaque
+    1023 came out 65472, so a 16-bit RGBA output of a ProRes 4444 or yuva444p10le clip was not opaque."""
+    from clrface_video.io.decode import frame_to_array
+
+    for pix_fmt, samples, want in [("yuva444p10le", (502, 512, 512, 1023), 65535),
+                                   ("yuva444p10le", (502, 512, 512, 512), 32800),
+                                   ("yuva444p12le", (2008, 2048, 2048, 4095), 65535),
+                                   ("yuva444p16le", (32768, 32768, 32768, 65535), 65535)]:
+        for color_range in (1, 2):
+            frame = av.VideoFrame(16, 8, pix_fmt)
+            for plane, value in zip(frame.planes, samples, strict=True):
+                np.frombuffer(plane, "<u2")[:] = value
+            frame.color_range = color_range
+            alpha = frame_to_array(frame, True, alpha=True)[..., 3]
+            assert set(np.unique(alpha).tolist()) == {want}, (pix_fmt, samples, color_range)
+
+
+@pytest.mark.parametrize("color_range", [1, 2])
+def test_a_ten_bit_alpha_gives_an_opaque_16_bit_png_and_an_exact_copy(tmp_path, color_range):
+    """Regression: a 16-bit PNG sequence of a yuva444p10le clip stored opaque 1023 as 65472 (and 512 as 32768,
+    exact 32800); read to full scale, the alpha must still come back exact in a 10-bit copy (swscale cuts
+    rgba64 alpha to 10 bits by round(v / 64), which made 32800 513)."""
+    columns = [(940, 512, 512, 1023), (502, 512, 512, 512), (600, 400, 700, 1000)]
+    src = flat_ffv1(tmp_path / "in.mkv", "yuva444p10le", columns, color_range)
+    pattern = tmp_path / "frames" / "f_%04d.png"
+    pattern.parent.mkdir()
+    copy_video(src, pattern)
+    with av.open(str(pattern.parent / "f_0001.png")) as container:
+        stored = next(container.decode(video=0))
+    assert stored.format.name == "rgba64be"
+    alpha = stored.to_ndarray()[..., 3]
+    assert [set(np.unique(alpha[:, n * 32:(n + 1) * 32]).tolist()) for n in range(3)] == [{65535}, {32800}, {64062}]
+    out = copy_video(src, tmp_path / "out.mkv", codec="ffv1")
+    with av.open(str(src)) as a, av.open(str(out)) as b:
+        source, copy = next(a.decode(video=0)), next(b.decode(video=0))
+    assert copy.format.name == "yuva444p10le"
+    for before, after in zip(source.planes, copy.planes, strict=True):
+        assert np.array_equal(np.frombuffer(before, "<u2"), np.frombuffer(after, "<u2"))
+
+
+def test_a_prores_4444_clip_gives_an_opaque_16_bit_png(tmp_path):
+    """The opaque band of a ProRes 4444 clip (decoded as yuva444p12le) is 65535 in a 16-bit PNG sequence (it was
+    65520: swscale reads 12-bit alpha x16)."""
+    from tests.media import make_alpha_clip
+
+    clip, _ = make_alpha_clip(tmp_path / "keyed.mov", frames=1, size=SMALL, codec="prores_ks",
+                              pix_fmt="yuva444p10le")
+    pattern = tmp_path / "frames" / "f_%04d.png"
+    pattern.parent.mkdir()
+    copy_video(clip, pattern)
+    with av.open(str(pattern.parent / "f_0001.png")) as container:
+        alpha = next(container.decode(video=0)).to_ndarray()[..., 3]
+    assert alpha.dtype == np.uint16 and set(np.unique(alpha[:, 40:88]).tolist()) == {65535}
+
+
 @pytest.mark.parametrize(("pix_fmt", "rgb", "yuv"), [
     ("yuv420p", (139, 152, 171), (150, 140, 120)),  # BT.601 full range: 150.28, 139.69, 119.96
     ("yuv420p", (128, 128, 128), (128, 128, 128)),

@@ -257,7 +257,7 @@ def _sample_aspect_ratio(stream: av.video.stream.VideoStream) -> Fraction | None
 def _transparent(frame: av.VideoFrame, high_depth: bool) -> bool:
     """Whether any pixel of the frame is less than opaque (a GIF's or a camera's alpha plane is often all opaque)."""
     alpha = frame_to_array(frame, high_depth, alpha=True)[..., 3]
-    return bool(alpha.min() < 0.99 * np.iinfo(alpha.dtype).max)  # 12-bit opaque comes back as 65520, not 65535
+    return bool(alpha.min() < 0.99 * np.iinfo(alpha.dtype).max)  # within 1% of opaque counts as opaque
 
 
 def _still_picture(container: av.container.InputContainer, path: Path, fps: Fraction | None) -> str | None:
@@ -359,12 +359,14 @@ def frame_to_array(frame: av.VideoFrame, high_depth: bool,
             _full_scale(array[..., :3], bits)
         elif not frame.format.name.startswith("gray") and range_ != RANGE_JPEG:
             _limited_scale(array[..., :3])
+        if alpha and bits < 16:  # swscale reads a YUV frame's alpha x2^(16 - bits), in either range
+            _full_scale(array[..., 3], bits)
     return array
 
 
 def _full_scale(rgb: np.ndarray, bits: int) -> None:
-    """Stretch, in place, rgb48 samples that swscale read from full-range YUV or grey of `bits` (9-15) bits to
-    full scale.
+    """Stretch, in place, rgb48 samples that swscale read from full-range YUV or grey of `bits` (9-15) bits, or
+    alpha from YUV of any range (10-bit opaque 1023 gave 65472), to full scale.
 
     Why: swscale reads those samples by x2^(16 - bits), not x65535/(2^bits - 1), so 10-bit white came out
     65472 and every colour 0.1% dark (all three channels alike: the conversion is linear); with its rgb48 to YUV
@@ -386,7 +388,7 @@ def _limited_scale(rgb: np.ndarray) -> None:
 
     Why: swscale reads those by 255/256 of full scale (10-bit white 940 gave 65283, mid grey 502 gave 32641 for
     32767.5, every colour 0.4% dark, all three channels alike), which a copy back into YUV hid (rgb48 to YUV
-    gains 256/255: io.full_range.undo_rgb48_gain) but a 16-bit PNG, TIFF or DPX sequence kept. x * 256 / 255 =
+    gains 256/255: io.full_range.ready_deep_rgb) but a 16-bit PNG, TIFF or DPX sequence kept. x * 256 / 255 =
     x + x / 255, the second term as ((x >> 1) + (x >> 9) + 64) >> 7 in 16-bit integers, within one 16-bit step
     of round(x / 255); colours swscale clipped at 65535 (super-white) stay there."""
     extra = rgb >> 1

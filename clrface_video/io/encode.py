@@ -31,7 +31,7 @@ from clrface_video.io.decode import (
     open_input,
     video_stream,
 )
-from clrface_video.io.full_range import to_full_range, undo_rgb48_gain, wide_format
+from clrface_video.io.full_range import ready_deep_rgb, to_full_range, wide_format
 from clrface_video.io.output_stream import (
     CFR_CONTAINERS,
     CFR_ONLY_CODECS,
@@ -362,8 +362,9 @@ class VideoWriter:
             if self._wide is not None:
                 yuv = to_full_range(self._reformatter, rgb, self._pix_fmt, self._wide, matrix)  # chroma rounded
             else:
-                if deep and not av.VideoFormat(self._pix_fmt).is_rgb:  # 16-bit RGB into YUV: swscale's gain undone
-                    undo_rgb48_gain(rgb)
+                output = av.VideoFormat(self._pix_fmt)
+                if deep and not output.is_rgb:  # 16-bit RGB into YUV: swscale's gain undone, alpha kept exact
+                    ready_deep_rgb(rgb, output.components[0].bits)
                 yuv = self._reformatter.reformat(
                     rgb, format=self._pix_fmt, src_colorspace=matrix, dst_colorspace=matrix,
                     src_color_range=RANGE_JPEG,
