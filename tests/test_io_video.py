@@ -1208,6 +1208,20 @@ def test_a_prores_4444_clip_gives_an_opaque_16_bit_png(tmp_path):
     assert alpha.dtype == np.uint16 and set(np.unique(alpha[:, 40:88]).tolist()) == {65535}
 
 
+@pytest.mark.parametrize("color_range", [1, 2])
+def test_a_ten_bit_grey_copy_keeps_every_code(tmp_path, color_range):
+    """Regression: a limited-range gray10le copy lost 0.66 codes on average: swscale reads grey as full range
+    whatever its tag, by x64 (940 gave 60160), and the writer's cut to 10 bits took those samples as full scale
+    (60160 is 939.1). Every code 0-1023 goes through, in either range."""
+    ramp = [(code,) for code in range(1024)]
+    src = flat_ffv1(tmp_path / "in.mkv", "gray10le", ramp, color_range, size=(1024, 4))
+    out = copy_video(src, tmp_path / "out.mkv", codec="ffv1")
+    with av.open(str(src)) as a, av.open(str(out)) as b:
+        source, copy = next(a.decode(video=0)), next(b.decode(video=0))
+    assert copy.format.name == "gray10le"
+    assert np.array_equal(np.frombuffer(source.planes[0], "<u2"), np.frombuffer(copy.planes[0], "<u2"))
+
+
 @pytest.mark.parametrize(("pix_fmt", "rgb", "yuv"), [
     ("yuv420p", (139, 152, 171), (150, 140, 120)),  # BT.601 full range: 150.28, 139.69, 119.96
     ("yuv420p", (128, 128, 128), (128, 128, 128)),

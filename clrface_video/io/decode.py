@@ -355,9 +355,10 @@ def frame_to_array(frame: av.VideoFrame, high_depth: bool,
     array = rgb.to_ndarray()
     bits = _bit_depth(frame.format.name)
     if high_depth and bits > 8 and not frame.format.is_rgb:  # RGB is read right
-        if bits < 16 and range_ == RANGE_JPEG:
+        gray = frame.format.name.startswith("gray")
+        if bits < 16 and (gray or range_ == RANGE_JPEG):  # swscale reads grey as full range, whatever its tag
             _full_scale(array[..., :3], bits)
-        elif not frame.format.name.startswith("gray") and range_ != RANGE_JPEG:
+        elif not gray and range_ != RANGE_JPEG:
             _limited_scale(array[..., :3])
         if alpha and bits < 16:  # swscale reads a YUV frame's alpha x2^(16 - bits), in either range
             _full_scale(array[..., 3], bits)
@@ -365,8 +366,9 @@ def frame_to_array(frame: av.VideoFrame, high_depth: bool,
 
 
 def _full_scale(rgb: np.ndarray, bits: int) -> None:
-    """Stretch, in place, rgb48 samples that swscale read from full-range YUV or grey of `bits` (9-15) bits, or
-    alpha from YUV of any range (10-bit opaque 1023 gave 65472), to full scale.
+    """Stretch, in place, rgb48 samples that swscale read from full-range YUV or grey of `bits` (9-15) bits (grey
+    of either range: swscale reads a limited grey as full range, as at 8 bits), or alpha from YUV of any range
+    (10-bit opaque 1023 gave 65472), to full scale.
 
     Why: swscale reads those samples by x2^(16 - bits), not x65535/(2^bits - 1), so 10-bit white came out
     65472 and every colour 0.1% dark (all three channels alike: the conversion is linear); with its rgb48 to YUV
