@@ -82,23 +82,29 @@ def ready_deep_rgb(rgb: av.VideoFrame, bits: int) -> None:
 
     Why: swscale's rgb48 to YUV multiplies by 256/255 in any range (rgb48 grey 32896 gives 16-bit luma 33024,
     and everything above 65280 clips to 65535; 65535 gave limited 10-bit luma 943), so 10-bit output came out
-    0.4% bright; its rgb24 input is scaled right. round(x * 255 / 256) = x - round(x / 256), in 16 bits. Alpha
-    it cuts by round(v / 2^(16 - n)), the inverse of its reading by x2^(16 - n), not of full scale (io.decode
-    reads alpha to full scale: 10-bit 512 is 32800, which it cut to 513); on the grid round(v * (2^n - 1) /
-    65535) x 2^(16 - n) that cut is exact."""
+    0.4% bright; its rgb24 input is scaled right. round(x * 255 / 256) = x - round(x / 256), in 16 bits, on the
+    whole plane (strided over the colours alone it took 8x as long), alpha put back after. Alpha swscale cuts by
+    round(v / 2^(16 - n)), the inverse of its reading by x2^(16 - n), not of full scale (io.decode reads alpha to
+    full scale: 10-bit 512 is 32800, which it cut to 513); on the grid round(v * (2^n - 1) / 65535) x 2^(16 - n)
+    that cut is exact. That rounding is taken as (v - (v >> n) + 2^(15 - n)) >> (16 - n), in 16 bits, which
+    gives back every n-bit alpha (9-14 bits) that io.decode read."""
     channels = 4 if rgb.format.name == "rgba64le" else 3
     plane = rgb.planes[0]
     samples = np.frombuffer(plane, "<u2").reshape(rgb.height, -1)[:, :rgb.width * channels]
-    pixels = samples.reshape(rgb.height, rgb.width, channels)
-    colours = pixels[..., :3]
-    rounded = colours >> 7
+    alpha = samples[:, 3::4].copy() if channels == 4 else None
+    rounded = samples >> 7
     rounded += 1
     rounded >>= 1
-    colours -= rounded
-    if channels == 4 and bits < DEEP:
-        top = (1 << bits) - 1
-        alpha = (pixels[..., 3].astype(np.uint32) * top + 32767) // 65535
-        pixels[..., 3] = alpha << (DEEP - bits)
+    samples -= rounded
+    if alpha is None:
+        return
+    if bits < DEEP:
+        shift = DEEP - bits
+        alpha -= alpha >> bits
+        alpha += 1 << (shift - 1)
+        alpha >>= shift
+        alpha <<= shift
+    samples[:, 3::4] = alpha
 
 
 def _block_sums(samples: np.ndarray, block: tuple[int, int], height: int, width: int) -> tuple[int, np.ndarray]:
