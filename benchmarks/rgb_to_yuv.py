@@ -6,7 +6,8 @@ Each of the first FRAMES frames (re-encoded in memory to full range with --full-
 MJPEG clip is stored, and to 10 bits with --depth 10, or to any YUV format with --pix-fmt: yuv411p for DV,
 yuv440p, nv12, ...) is read to RGB as the pipeline reads it (io.decode), then turned back into YUV of its own
 format and range by swscale alone (the writer before io/full_range.py) and by the writer's path (io.full_range
-for full range; there is none for nv12, which the writer never writes); printed: the mean Y, Cb and Cr
+for full range, io.full_range.ready_deep_rgb then swscale for limited 10-bit; there is none for nv12, which the
+writer never writes); printed: the mean Y, Cb and Cr
 differences against the source frame in 8-bit code values (0 = kept) and the median milliseconds the YUV to RGB
 read and the RGB to YUV conversion took per frame, one thread (the median, as other jobs on a shared machine
 stretch some frames). Run it with PYTHONPATH set to an older checkout to see that checkout's figures.
@@ -83,6 +84,18 @@ def main() -> None:
     wide = wide_format(pix_fmt)
     if args.full_range and wide is not None:
         paths.append(("io.full_range", lambda r, rgb, m: to_full_range(r, rgb, pix_fmt, wide, m)))
+    try:  # the writer's limited-range path for 16-bit RGB (not in checkouts before it)
+        from clrface_video.io.full_range import ready_deep_rgb
+    except ImportError:
+        ready_deep_rgb = None
+    if deep and not args.full_range and ready_deep_rgb is not None:
+        bits = av.VideoFormat(pix_fmt).components[0].bits
+
+        def writer(reformatter: VideoReformatter, rgb: av.VideoFrame, matrix: int) -> av.VideoFrame:
+            ready_deep_rgb(rgb, bits)
+            return swscale(reformatter, rgb, matrix)
+
+        paths.append(("writer (limited)", writer))
     for label, convert in paths:
         reformatter, shifts, seconds = VideoReformatter(), [], []
         for source, rgb in zip(sources, rgbs, strict=True):

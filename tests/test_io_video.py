@@ -1073,6 +1073,157 @@ def test_a_full_range_ten_bit_alpha_stays_opaque(tmp_path):
     assert back.format.name == "yuva444p10le" and samples(back) == samples(frame)
 
 
+def flat_ffv1(path: Path, pix_fmt: str, columns: list[tuple[int, ...]], color_range: int,
+              size: tuple[int, int] = (96, 48)) -> Path:
+    """A one-frame BT.709 FFV1 clip whose planes hold `columns`: side-by-side bands of (Y, Cb, Cr[, A]) or (Y,)
+    samples, each band a whole number of chroma samples wide."""
+    with av.open(str(path), "w") as out:
+        stream = out.add_stream("ffv1", rate=24)
+        stream.width, stream.height, stream.pix_fmt = *size, pix_fmt
+        stream.codec_context.color_range, stream.codec_context.colorspace = color_range, 1
+        frame = av.VideoFrame(*size, pix_fmt)
+        for index, plane in enumerate(frame.planes):
+            samples = np.frombuffer(plane, "<u2").reshape(plane.height, -1)[:, :plane.width]
+            band = plane.width // len(columns)
+            for number, values in enumerate(columns):
+                samples[:, number * band:] = values[index]
+        frame.color_range, frame.colorspace, frame.pts = color_range, 1, 0
+        out.mux(stream.encode(frame))
+        out.mux(stream.encode(None))
+    return path
+
+
+def bt709_limited_rgb(y: int, cb: int, cr: int) -> np.ndarray:
+    """The exact 16-bit RGB of 10-bit limited-range BT.709 Y, Cb, Cr (unclipped)."""
+    luma, pb, pr = (y - 64) / 876, (cb - 512) / 896, (cr - 512) / 896
+    red, blue = luma + 1.5748 * pr, luma + 1.8556 * pb
+    return np.array([red, (luma - 0.2126 * red - 0.0722 * blue) / 0.7152, blue]) * 65535
+
+
+def test_limited_deep_frames_are_read_to_full_scale():
+    """Regression: swscale reads 9-16 bit limited-range YUV 255/256 of full scale: 10-bit white 940 came out
+    65283, mid grey 502 32641 (exact 32767.5), so every RGB output of a 10-bit clip was 0.4% dark."""
+    from clrface_video.io.decode import RANGE_MPEG, frame_to_array
+
+    for pix_fmt, samples, color_range, want in [
+            ("yuv420p10le", (940, 512, 512), RANGE_MPEG, {65535}), ("yuv420p10le", (64, 512, 512), RANGE_MPEG, {0}),
+            ("yuv420p10le", (502, 512, 512), RANGE_MPEG, {32767, 32768, 32769}),
+            ("yuv420p10le", (940, 512, 512), None, {65535}),  # untagged YUV is limited
+            ("yuv444p12le", (3760, 2048, 2048), RANGE_MPEG, {65535}),
+            ("yuv444p16le", (60160, 32768, 32768), RANGE_MPEG, {65535})]:
+        frame = av.VideoFrame(16, 8, pix_fmt)
+        for plane, value in zip(frame.planes, samples, strict=True):
+            np.frombuffer(plane, "<u2")[:] = value
+        if color_range is not None:
+            frame.color_range = color_range
+        assert set(np.unique(frame_to_array(frame, True)).tolist()) <= want, (pix_fmt, samples)
+
+
+@pytest.mark.parametrize("suffix", [".png", ".tif"])
+def test_a_limited_ten_bit_clip_gives_a_full_scale_16_bit_sequence(tmp_path, suffix):
+    """Regression: a 16-bit PNG or TIFF sequence of a limited-range 10-bit clip came out 0.4% dark (white
+    65283, mid grey 32641): swscale reads limited 10-bit YUV 255/256 of full scale."""
+    columns = [(940, 512, 512), (502, 512, 512), (600, 400, 700)]  # white, mid grey, a colour
+    src = flat_ffv1(tmp_path / "in.mkv", "yuv422p10le", columns, 1)
+    pattern = tmp_path / "frames" / f"f_%04d{suffix}"
+    pattern.parent.mkdir()
+    copy_video(src, pattern)
+    with av.open(str(pattern.parent / f"f_0001{suffix}")) as container:
+        image = next(container.decode(video=0)).to_ndarray(format="rgb48le").astype(np.float64)
+    for number, values in enumerate(columns):
+        got = image[:, number * 32 + 4:number * 32 + 28].reshape(-1, 3).mean(axis=0)
+        assert np.abs(got - np.clip(bt709_limited_rgb(*values), 0, 65535)).max() < 4, (values, got)
+
+
+def test_a_limited_ten_bit_copy_keeps_every_sample(tmp_path):
+    """The YUV round trip of limited 10-bit video stays exact with both of swscale's 256/255 errors corrected:
+    reading limited YUV to rgb48 (x255/256) and writing rgb48 to YUV (x256/255; white 65535 gave luma 943)."""
+    columns = [(940, 512, 512), (502, 512, 512), (600, 400, 700), (64, 512, 512)]
+    src = flat_ffv1(tmp_path / "in.mkv", "yuv422p10le", columns, 1, size=(128, 48))
+    out = copy_video(src, tmp_path / "out.mkv", codec="ffv1")
+    with av.open(str(src)) as a, av.open(str(out)) as b:
+        source, copy = next(a.decode(video=0)), next(b.decode(video=0))
+    assert copy.format.name == "yuv422p10le"
+    for before, after in zip(source.planes, copy.planes, strict=True):
+        assert np.array_equal(np.frombuffer(before, "<u2"), np.frombuffer(after, "<u2"))
+    clip = make_clip(tmp_path / "clip.mkv", frames=3, size=SMALL, audio=False, color=BT709, codec="ffv1",
+                     bit_depth=10)
+    shift = plane_means(copy_video(clip, tmp_path / "clip_copy.mkv", codec="ffv1")) - plane_means(clip)
+    assert np.abs(shift).max() < 0.05, shift  # 8-bit code values
+
+
+def test_deep_alpha_is_read_to_full_scale():
+    """Regression: swscale reads a 9-15 bit YUV frame's alpha by x2^(16 - n), in either range: 10-bit opaque
+    1023 came out 65472, so a 16-bit RGBA output of a ProRes 4444 or yuva444p10le clip was not opaque."""
+    from clrface_video.io.decode import frame_to_array
+
+    for pix_fmt, samples, want in [("yuva444p10le", (502, 512, 512, 1023), 65535),
+                                   ("yuva444p10le", (502, 512, 512, 512), 32800),
+                                   ("yuva444p12le", (2008, 2048, 2048, 4095), 65535),
+                                   ("yuva444p16le", (32768, 32768, 32768, 65535), 65535)]:
+        for color_range in (1, 2):
+            frame = av.VideoFrame(16, 8, pix_fmt)
+            for plane, value in zip(frame.planes, samples, strict=True):
+                np.frombuffer(plane, "<u2")[:] = value
+            frame.color_range = color_range
+            alpha = frame_to_array(frame, True, alpha=True)[..., 3]
+            assert set(np.unique(alpha).tolist()) == {want}, (pix_fmt, samples, color_range)
+
+
+@pytest.mark.parametrize("color_range", [1, 2])
+def test_a_ten_bit_alpha_gives_an_opaque_16_bit_png_and_an_exact_copy(tmp_path, color_range):
+    """Regression: a 16-bit PNG sequence of a yuva444p10le clip stored opaque 1023 as 65472 (and 512 as 32768,
+    exact 32800); read to full scale, the alpha must still come back exact in a 10-bit copy (swscale cuts
+    rgba64 alpha to 10 bits by round(v / 64), which made 32800 513)."""
+    columns = [(940, 512, 512, 1023), (502, 512, 512, 512), (600, 400, 700, 1000)]
+    src = flat_ffv1(tmp_path / "in.mkv", "yuva444p10le", columns, color_range)
+    pattern = tmp_path / "frames" / "f_%04d.png"
+    pattern.parent.mkdir()
+    copy_video(src, pattern)
+    with av.open(str(pattern.parent / "f_0001.png")) as container:
+        stored = next(container.decode(video=0))
+    assert stored.format.name == "rgba64be"
+    alpha = stored.to_ndarray()[..., 3]
+    assert [set(np.unique(alpha[:, n * 32:(n + 1) * 32]).tolist()) for n in range(3)] == [{65535}, {32800}, {64062}]
+    out = copy_video(src, tmp_path / "out.mkv", codec="ffv1")
+    with av.open(str(src)) as a, av.open(str(out)) as b:
+        source, copy = next(a.decode(video=0)), next(b.decode(video=0))
+    assert copy.format.name == "yuva444p10le"
+    for before, after in zip(source.planes, copy.planes, strict=True):
+        assert np.array_equal(np.frombuffer(before, "<u2"), np.frombuffer(after, "<u2"))
+
+
+def test_a_prores_4444_clip_gives_an_opaque_16_bit_png(tmp_path):
+    """The opaque band of a ProRes 4444 clip (decoded as yuva444p12le) is 65535 in a 16-bit PNG sequence (it was
+    65520: swscale reads 12-bit alpha x16)."""
+    from tests.media import make_alpha_clip
+
+    clip, _ = make_alpha_clip(tmp_path / "keyed.mov", frames=1, size=SMALL, codec="prores_ks",
+                              pix_fmt="yuva444p10le")
+    pattern = tmp_path / "frames" / "f_%04d.png"
+    pattern.parent.mkdir()
+    copy_video(clip, pattern)
+    with av.open(str(pattern.parent / "f_0001.png")) as container:
+        alpha = next(container.decode(video=0)).to_ndarray()[..., 3]
+    assert alpha.dtype == np.uint16 and set(np.unique(alpha[:, 40:88]).tolist()) == {65535}
+
+
+@pytest.mark.parametrize(("pix_fmt", "color_range"), [("gray10le", 1), ("gray10le", 2), ("gray12le", 2),
+                                                     ("gray14le", 1)])
+def test_a_deep_grey_copy_keeps_every_code(tmp_path, pix_fmt, color_range):
+    """Regression: a limited-range gray10le copy lost 0.66 codes on average: swscale reads grey as full range
+    whatever its tag, by x64 (940 gave 60160), and the writer's cut to 10 bits took those samples as full scale
+    (60160 is 939.1); swscale's own cut to 12 or 14 bits dithers, changing 3-4% of the codes by one. Every code
+    goes through, in either range."""
+    codes = 1 << av.VideoFormat(pix_fmt).components[0].bits
+    src = flat_ffv1(tmp_path / "in.mkv", pix_fmt, [(code,) for code in range(codes)], color_range, size=(codes, 2))
+    out = copy_video(src, tmp_path / "out.mkv", codec="ffv1")
+    with av.open(str(src)) as a, av.open(str(out)) as b:
+        source, copy = next(a.decode(video=0)), next(b.decode(video=0))
+    assert copy.format.name == pix_fmt
+    assert np.array_equal(np.frombuffer(source.planes[0], "<u2"), np.frombuffer(copy.planes[0], "<u2"))
+
+
 @pytest.mark.parametrize(("pix_fmt", "rgb", "yuv"), [
     ("yuv420p", (139, 152, 171), (150, 140, 120)),  # BT.601 full range: 150.28, 139.69, 119.96
     ("yuv420p", (128, 128, 128), (128, 128, 128)),

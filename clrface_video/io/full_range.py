@@ -1,4 +1,4 @@
-"""RGB to full-range YUV frames with the chroma rounded: swscale at 16 bits, cut to the output depth in numpy."""
+"""RGB to YUV where swscale is off: 16-bit RGB readied for either range, full range with the chroma rounded."""
 from __future__ import annotations
 
 import av
@@ -33,7 +33,7 @@ def wide_format(pix_fmt: str) -> str | None:
 def to_full_range(reformatter: VideoReformatter, rgb: av.VideoFrame, pix_fmt: str, wide: str,
                   matrix: int) -> av.VideoFrame:
     """`rgb` as a full-range `pix_fmt` frame by way of `wide`, its wide_format (not None), chroma unbiased.
-    A 16-bit `rgb` frame's colour samples are scaled in place.
+    A 16-bit `rgb` frame is changed in place (ready_deep_rgb).
 
     Why: swscale's RGB to full-range 8-bit or 10-bit YUV truncates chroma instead of rounding it, with any flags
     (RGB 139,152,171 gives Cb 139 and Cr 119 where BT.601 says 139.69 and 119.96; 10-bit neutral grey gives 511),
@@ -41,12 +41,11 @@ def to_full_range(reformatter: VideoReformatter, rgb: av.VideoFrame, pix_fmt: st
     with each run (benchmarks/rgb_to_yuv.py). At 16 bits its values are right; they are rounded to the output depth
     here by the full-range definition, scale 2^n - 1 about the chroma centre 2^(n-1). Where the output's
     subsampling has no 16-bit format (4:1:1, 4:1:0, 4:4:0), each output chroma sample is the mean of the 4:4:4
-    samples it covers, rounded the same way. A 16-bit frame's alpha is cut to the output depth as swscale cuts
-    it, round(v / 2^(16 - n)): swscale reads a deep alpha plane by x2^(16 - n) (10-bit 1023 gives 65472, which
-    io.decode keeps), and scaled by 2^n - 1 an opaque 10-bit alpha came back 1022."""
+    samples it covers, rounded the same way. A 16-bit frame's alpha, put on the output depth's grid by
+    ready_deep_rgb, is cut as swscale cuts it, round(v / 2^(16 - n)), which keeps it exactly."""
     deep_rgb = rgb.format.name in DEEP_RGB
     if deep_rgb:
-        _undo_rgb48_gain(rgb)
+        ready_deep_rgb(rgb, av.VideoFormat(pix_fmt).components[0].bits)
     deep = reformatter.reformat(rgb, format=wide, src_colorspace=matrix, dst_colorspace=matrix,
                                 src_color_range=RANGE_JPEG, dst_color_range=RANGE_JPEG, threads=SWS_THREADS)
     out = av.VideoFrame(rgb.width, rgb.height, pix_fmt)
@@ -77,20 +76,35 @@ def to_full_range(reformatter: VideoReformatter, rgb: av.VideoFrame, pix_fmt: st
     return out
 
 
-def _undo_rgb48_gain(rgb: av.VideoFrame) -> None:
-    """Scale a 16-bit RGB(A) frame's colour samples by 255/256 (rounded), in place, alpha left alone.
+def ready_deep_rgb(rgb: av.VideoFrame, bits: int) -> None:
+    """Ready a 16-bit RGB(A) frame, in place, for swscale's conversion to `bits`-bit YUV of either range: its
+    colour samples scaled by 255/256 (rounded), its alpha rounded to `bits` bits and shifted back up.
 
     Why: swscale's rgb48 to YUV multiplies by 256/255 in any range (rgb48 grey 32896 gives 16-bit luma 33024,
-    and everything above 65280 clips to 65535), so 10-bit full-range output came out 0.4% bright; its rgb24
-    input and its alpha are scaled right. round(x * 255 / 256) = x - round(x / 256), in 16 bits."""
+    and everything above 65280 clips to 65535; 65535 gave limited 10-bit luma 943), so 10-bit output came out
+    0.4% bright; its rgb24 input is scaled right. round(x * 255 / 256) = x - round(x / 256), in 16 bits, on the
+    whole plane (strided over the colours alone it took 8x as long), alpha put back after. Alpha swscale cuts by
+    round(v / 2^(16 - n)), the inverse of its reading by x2^(16 - n), not of full scale (io.decode reads alpha to
+    full scale: 10-bit 512 is 32800, which it cut to 513); on the grid round(v * (2^n - 1) / 65535) x 2^(16 - n)
+    that cut is exact. That rounding is taken as (v - (v >> n) + 2^(15 - n)) >> (16 - n), in 16 bits, which
+    gives back every n-bit alpha (9-14 bits) that io.decode read."""
     channels = 4 if rgb.format.name == "rgba64le" else 3
     plane = rgb.planes[0]
     samples = np.frombuffer(plane, "<u2").reshape(rgb.height, -1)[:, :rgb.width * channels]
-    colours = samples.reshape(rgb.height, rgb.width, channels)[..., :3]
-    rounded = colours >> 7
+    alpha = samples[:, 3::4].copy() if channels == 4 else None
+    rounded = samples >> 7
     rounded += 1
     rounded >>= 1
-    colours -= rounded
+    samples -= rounded
+    if alpha is None:
+        return
+    if bits < DEEP:
+        shift = DEEP - bits
+        alpha -= alpha >> bits
+        alpha += 1 << (shift - 1)
+        alpha >>= shift
+        alpha <<= shift
+    samples[:, 3::4] = alpha
 
 
 def _block_sums(samples: np.ndarray, block: tuple[int, int], height: int, width: int) -> tuple[int, np.ndarray]:
