@@ -2,8 +2,10 @@
 from __future__ import annotations
 
 import inspect
+import os
 import shutil
 import subprocess
+import sys
 from fractions import Fraction
 from itertools import pairwise
 from pathlib import Path
@@ -1499,7 +1501,44 @@ def test_no_frames_written_is_an_error_and_leaves_nothing(tmp_path):
 def test_output_paths(tmp_path):
     assert default_output_path(tmp_path / "out", tmp_path / "in.mkv") == tmp_path / "out.mkv"
     assert default_output_path(tmp_path / "o.mp4", tmp_path / "in.mkv") == tmp_path / "o.mp4"
-    assert partial_path(tmp_path / "clip.mov") == tmp_path / ".clip.partial.mov"
+    assert partial_path(tmp_path / "clip.mov") == tmp_path / f".clip.{os.getpid()}.partial.mov"
+    assert partial_path(tmp_path / "f_%04d.png") == tmp_path / f".f_.{os.getpid()}.partial" / "f_%04d.png"
+
+
+def test_a_killed_runs_temporary_output_is_removed_and_a_live_runs_kept(tmp_path):
+    """Each run writes under a name with its process id (two runs at once shared one); a run killed mid-way
+    (SIGKILL) leaves its file, which the next run for the same output removes: only where its process is gone,
+    for a video, an image sequence and a photo. A live run's, another output's and other hidden files stay."""
+    from PIL import Image
+
+    from clrface_video.io.photo_read import read_photo
+    from clrface_video.io.photo_write import write_photo
+
+    src = make_clip(tmp_path / "in.mp4", frames=2, size=SMALL, audio=False)
+    ended = subprocess.Popen([sys.executable, "-c", "pass"])
+    ended.wait()
+    alive = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    out = tmp_path / "out"
+    out.mkdir()
+    try:
+        video, sequence, photo = out / "v.mp4", out / "f_%04d.png", out / "p.png"
+        dead = [out / f".v.{ended.pid}.partial.mp4", out / f".p.{ended.pid}.partial.png",
+                out / f".f_.{ended.pid}.partial" / "f_0001.png"]
+        kept = [out / f".v.{alive.pid}.partial.mp4", out / f".other.{ended.pid}.partial.mp4", out / ".v.partial.mp4"]
+        for leftover in dead + kept:
+            leftover.parent.mkdir(exist_ok=True)
+            leftover.write_bytes(b"half")
+        copy_video(src, video)
+        copy_video(src, sequence)
+        Image.fromarray(next(read_frames(src)).image).save(tmp_path / "p.png")
+        write_photo(photo, read_photo(tmp_path / "p.png").image, read_photo(tmp_path / "p.png"))
+        assert not any(path.exists() for path in dead) and not dead[2].parent.exists()
+        assert all(path.read_bytes() == b"half" for path in kept)
+        assert sorted(p.name for p in out.iterdir() if not p.name.startswith(".")) == \
+            ["f_0001.png", "f_0002.png", "p.png", "v.mp4"]
+    finally:
+        alive.kill()
+        alive.wait()
 
 
 def test_a_video_named_at_the_file_systems_limit_is_written(tmp_path):
