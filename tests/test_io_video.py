@@ -1770,3 +1770,48 @@ def test_a_start_within_a_millisecond_of_the_end_is_told_it_is_at_the_end(tmp_pa
     with pytest.raises(InputError, match=r"^c2.mp4 has no frames from 3.999 s on: it ends at 4 s \(--start is within "
                        r"1 ms of its end, which counts as at it\)$"):
         list(read_frames(clip, span=TimeSpan(3.999, None)))
+
+
+def _two_videos(path: Path, second_default: bool = True) -> Path:
+    """A Matroska file of two video streams: a grey 64x48 preview first, then the face clip (SMALL) marked as
+    the default one, as a file with a preview track or a second camera angle has them."""
+    faces = [frame.image for frame in read_frames(make_clip(path.with_name("faces.mp4"), frames=6, size=SMALL,
+                                                            audio=False))]
+    with av.open(str(path), "w") as out:
+        preview, main = out.add_stream("libx264", rate=24), out.add_stream("libx264", rate=24)
+        preview.width, preview.height, preview.pix_fmt = 64, 48, "yuv420p"
+        main.width, main.height, main.pix_fmt = *SMALL, "yuv420p"
+        preview.disposition = av.stream.Disposition(0)
+        main.disposition = av.stream.Disposition.default if second_default else av.stream.Disposition(0)
+        for number, image in enumerate(faces):
+            grey = av.VideoFrame.from_ndarray(np.full((48, 64, 3), 40 * number, np.uint8), format="rgb24")
+            shown = av.VideoFrame.from_ndarray(image, format="rgb24")
+            for stream, frame in ((preview, grey), (main, shown)):
+                frame.pts, frame.time_base = number, Fraction(1, 24)
+                out.mux(stream.encode(frame))
+        out.mux(preview.encode(None))
+        out.mux(main.encode(None))
+    return path
+
+
+def test_the_default_video_stream_is_restored_and_the_others_copied(tmp_path, warnings_logged):
+    """Of two video streams the first was restored though the second was the default (the one players show), and
+    the other was dropped with a warning. The default one is restored now, and the other copied bit for bit."""
+    src = _two_videos(tmp_path / "two.mkv")
+    with av.open(str(src)) as container:
+        assert [bool(s.disposition & av.stream.Disposition.default) for s in container.streams.video] == [False, True]
+        preview = [bytes(p) for p in container.demux(container.streams.video[0]) if p.size]
+    info = probe_video(src)
+    assert (info.width, info.height) == SMALL
+    out = copy_video(src, tmp_path / "out.mkv")
+    with av.open(str(out)) as container:
+        restored, copied = container.streams.video
+        assert (restored.width, restored.height, copied.width, copied.height) == (*SMALL, 64, 48)
+        assert bool(restored.disposition & av.stream.Disposition.default)
+        assert [bytes(p) for p in container.demux(copied) if p.size] == preview
+    assert len(list(read_frames(out))) == 6
+    in_mp4 = copy_video(src, tmp_path / "out.mp4")  # a muxer that stores each packet's dts, which Matroska gave none
+    with av.open(str(in_mp4)) as container:
+        assert [(s.width, s.height) for s in container.streams.video] == [SMALL, (64, 48)]
+        assert len(list(container.decode(container.streams.video[1]))) == 6
+    assert not [line for line in warnings_logged.messages if "left out" in line]
