@@ -1,10 +1,13 @@
-"""Files written whole or not at all: a hidden temporary name beside the file, renamed into place at the end."""
+"""Files written whole or not at all: under a hidden name of this run beside them, renamed into place at the end."""
 from __future__ import annotations
 
 import hashlib
 import os
+import re
+import shutil
 import stat
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from functools import cache
 from pathlib import Path
@@ -62,13 +65,68 @@ def hidden_name(path: Path, tag: str = "partial") -> Path:
     return path.with_name(f".{stem}~{mark}.{tag}{path.suffix}")
 
 
+PARTIAL = "partial"
+LEFTOVER = re.compile(r"^\..*\.(\d+)\.partial(\.[^.]*)?$")  # .STEM.PID.partial.SUFFIX: a run's temporary name
+STALE_S = 24 * 3600  # where no process can be asked about (Windows): a temporary file this old is a leftover
+
+
+def partial_name(path: Path, pid: int | None = None) -> Path:
+    """The hidden name this process (or process `pid`) writes `path` under: hidden_name with the process id in
+    its tag, so that two runs writing one output at once each write their own file; with one shared name, the
+    run that finished first renamed both runs' writing into place and the other failed ('No such file or
+    directory: .same.partial.mp4 -> same.mp4')."""
+    return hidden_name(path, f"{os.getpid() if pid is None else pid}.{PARTIAL}")
+
+
+def _gone(pid: int, entry: Path) -> bool:
+    """Whether the run that wrote the temporary `entry` has ended: no process `pid` on this machine (a killed run;
+    an unrelated process that took its number keeps it for now). Windows cannot be asked without ending the
+    process (os.kill): there an entry untouched for STALE_S is taken for a leftover."""
+    if pid == os.getpid():
+        return False
+    if os.name == "nt":
+        return time.time() - entry.stat().st_mtime > STALE_S
+    try:
+        os.kill(pid, 0)  # signal 0: asks whether it exists, sends nothing
+    except ProcessLookupError:
+        return True
+    except OSError:  # EPERM: another user's process, alive
+        return False
+    return False
+
+
+def remove_leftovers(folder: Path, name_for: Callable[[int], str] | None = None) -> None:
+    """Remove the temporary files (and a sequence's hidden folders) in `folder` of runs killed before they could
+    remove them (SIGKILL, a power cut): those whose process id in the name (partial_name) is no live process.
+    With `name_for` only those of one output, named `name_for(pid)`. A live run's are never touched, whoever's;
+    a run on another machine writing into a shared folder at the same time is not seen, and the folder is
+    assumed to be written from one machine at a time."""
+    try:
+        entries = list(os.scandir(folder))
+    except OSError:  # not there yet, or not readable: nothing to clean
+        return
+    for entry in entries:
+        match = LEFTOVER.match(entry.name)
+        if match is None:
+            continue
+        pid, path = int(match.group(1)), Path(entry.path)
+        if (name_for is not None and name_for(pid) != entry.name) or not _gone(pid, path):
+            continue
+        if entry.is_dir(follow_symlinks=False):
+            shutil.rmtree(path, ignore_errors=True)
+        else:
+            path.unlink(missing_ok=True)
+
+
 @contextmanager
 def atomic(path: Path | str) -> Iterator[Path]:
     """The name to write `path`'s content to: hidden, beside it, with its extension (so that writers that go
     by the extension pick the right format). Renamed to `path` when the block ends, with a new file's
-    permissions (writers such as safetensors' make theirs private); removed if it fails."""
+    permissions (writers such as safetensors' make theirs private); removed if it fails. A killed run's
+    temporary file for the same path is removed first (remove_leftovers)."""
     path = Path(path)
-    temp = hidden_name(path, f"{os.getpid()}.partial")
+    remove_leftovers(path.parent, lambda pid: partial_name(path, pid).name)
+    temp = partial_name(path)
     try:
         yield temp
         os.chmod(temp, file_mode())

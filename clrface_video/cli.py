@@ -255,6 +255,7 @@ def restore(input: Path, output: str | None, model: str, fidelity: float, streng
     and videos (recursive)."""
     from .api import make_config, restore_video
     from .paths import check_side_output, resolve_paths
+    from .report import Stopped
 
     if backend == "local" and (ray_address is not None or workers is not None):
         raise click.UsageError("--ray-address and --workers need --backend ray")
@@ -278,6 +279,10 @@ def restore(input: Path, output: str | None, model: str, fidelity: float, streng
                                       progress=progress)
         else:
             report = restore_video(input, output, progress=progress, config=config)
+    except Stopped as stopped:  # a folder stopped part way (the disk full): its report says what was done
+        if report_path is not None:
+            stopped.report.write(report_path)
+        raise
     finally:
         progress.close()
     if report_path is not None:

@@ -1,4 +1,5 @@
 """User-facing errors: one clear line for the CLI, never a traceback."""
+import errno
 import re
 
 FFMPEG_ERRNO = re.compile(r"\[Errno -?\d+\] ")  # PyAV's prefix to FFmpeg's messages: a number users cannot use
@@ -19,3 +20,17 @@ class InputError(ClrfaceError):
 
 class ModelError(ClrfaceError):
     """A model or weights file is missing, unknown or does not match."""
+
+
+FULL_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT})  # no room left: the disk, or the user's quota on it
+
+
+def disk_full(error: BaseException | None) -> bool:
+    """Whether `error`, or an error it was raised from, says the disk (or the quota) is full: every file after it
+    would fail the same way, so a folder stops there instead of failing each one."""
+    seen = 0
+    while error is not None and seen < 16:
+        if getattr(error, "errno", None) in FULL_ERRNOS:
+            return True
+        error, seen = error.__cause__ or error.__context__, seen + 1
+    return False

@@ -18,6 +18,7 @@ from .io.webp_anim import is_animated_webp
 from .types import TimeSpan
 
 SUFFIX = "_restored"
+STDIO = "-"  # the name that means standard input or output to many tools: a video needs seeking, so never here
 
 
 def default_output(path: Path, span: TimeSpan | None = None) -> Path:
@@ -173,10 +174,21 @@ def check_side_output(path: Path, option: str, inputs: Iterable[Path], output: P
     return path
 
 
+def check_files_only(input: str | Path, output: str | Path | None) -> None:
+    """Refuse `-` for the input or output: tools read it as standard input or output, which a job does not use
+    (a video is read by seeking and written under a temporary name); it was taken as a file named -, written
+    as -.mp4 or reported as an input not found."""
+    if str(input) == STDIO:
+        raise InputError("input -: reading standard input is not supported; give an input file or folder")
+    if output is not None and str(output) == STDIO:
+        raise ClrfaceError("-o -: writing to standard output is not supported; give an output file or folder")
+
+
 def resolve_paths(input: str | Path, output: str | Path | None,
                   span: TimeSpan | None = None) -> tuple[Path, Path]:
     """Check INPUT exists and OUTPUT is not INPUT (nor inside an input folder); fill in the default OUTPUT
     (for the stretch `span` of a video, when one is restored)."""
+    check_files_only(input, output)
     source = Path(input).expanduser()
     if is_sequence(source):
         find_sequence(source)  # frames there, none missing

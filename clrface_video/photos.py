@@ -11,7 +11,7 @@ import numpy as np
 
 from .config import RestoreConfig
 from .device import pick_device
-from .errors import ClrfaceError, InputError, one_line
+from .errors import ClrfaceError, InputError, disk_full, one_line
 from .io.decode import VIDEO_EXTENSIONS, check_not_raw, media_kind
 from .io.photo_read import first_picture, read_photo
 from .io.pixels import to_uint8
@@ -28,7 +28,7 @@ from .pipeline import (
     save_photo,
     would_run,
 )
-from .report import Progress, RestoreReport, StageTimer, reports_warnings, with_codec_of
+from .report import Progress, RestoreReport, StageTimer, Stopped, reports_warnings, with_codec_of
 from .story import FrameStory, Models, restore_photo_array
 from .types import Face
 
@@ -165,8 +165,11 @@ def restore_folder(input: str | Path, output: str | Path | None = None, config: 
             _restore_one(story, path, target / relative, timer, within=target)
         except _PhotoFault as fault:  # this photo (unreadable, unwritable, odd metadata), not the folder
             message = one_line(fault.__cause__ or fault)
-            log.warning("skipped %s: %s", relative, message)
             report.failed.append(f"{relative}: {message}")
+            if disk_full(fault):
+                finish_report(report, story, timer, start)
+                raise _stopped(relative, report) from fault
+            log.warning("skipped %s: %s", relative, message)
         except _RestorerFault as fault:  # the model or the device: every photo after it would meet it too
             raise fault.error
         else:
@@ -177,6 +180,15 @@ def restore_folder(input: str | Path, output: str | Path | None = None, config: 
     _restore_videos(source, target, videos_todo, config, report, progress, models_for)
     report.seconds = round(time.perf_counter() - start, 4)
     return report
+
+
+def _stopped(relative: Path, report: RestoreReport) -> Stopped:
+    """The folder's stop where the disk is full: every file after it would fail the same way (each was tried
+    and failed, a warning each). The files finished before it are kept, and a rerun goes on from there."""
+    done = report.images + report.videos
+    return Stopped(f"no space left on device writing {relative}; the folder is stopped there ({done} restored "
+                   f"file{'' if done == 1 else 's'} kept): free some space and run it again to go on",
+                   report)
 
 
 class _PhotoFault(Exception):
@@ -239,8 +251,10 @@ def _restore_videos(source: Path, target: Path, videos: list[Path], config: Rest
             done = restore_video(path, target / relative, config, models=models)
         except ClrfaceError as error:  # this video (unreadable, truncated, unwritable), not the folder
             message = one_line(error)
-            log.warning("skipped %s: %s", relative, message)
             report.failed.append(f"{relative}: {message}")
+            if disk_full(error):
+                raise _stopped(relative, report) from error
+            log.warning("skipped %s: %s", relative, message)
         else:
             report.model, report.device = done.model, done.device
             if done.settings is not None:

@@ -30,7 +30,7 @@ from .io.sequence import is_sequence
 from .io.tiff_pages import PageWriter, first_full_page, full_pages, preview_of, read_pages, tiff_pages
 from .io.webp_anim import is_animated_webp, is_webp_output
 from .io.webp_frames import WebpWriter, probe_webp, read_webp_frames
-from .paths import gif_as_photo, output_folder, resolve_paths
+from .paths import check_files_only, gif_as_photo, output_folder, resolve_paths
 from .report import JobSettings, Progress, RestoreReport, StageTimer, reports_warnings
 from .restore.base import Restorer, default_model_name, make_restorer
 from .story import FrameStory, Models, restore_photo_array
@@ -276,6 +276,7 @@ def restore_path(input: str | Path, output: str | Path | None = None, config: Re
     """Restore a video, an image sequence (scan_%06d.dpx), a photo or a folder, whichever INPUT is.
 
     `models_for(video)` gives models loaded once for many calls (a Session's); without it each job loads its own."""
+    check_files_only(input, output)
     source = Path(input).expanduser()
     video = is_sequence(source) or (source.is_file() and not is_image_path(source))
     if not video and not source.exists():

@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import ParamSpec, Protocol
 
 from .atomic import atomic
-from .errors import one_line
+from .errors import ClrfaceError, one_line
 
 P = ParamSpec("P")
 
@@ -121,11 +121,24 @@ def reports_warnings(job: Callable[P, RestoreReport]) -> Callable[P, RestoreRepo
     @functools.wraps(job)
     def run(*args: P.args, **kwargs: P.kwargs) -> RestoreReport:
         with warnings_logged() as lines:
-            report = job(*args, **kwargs)
+            try:
+                report = job(*args, **kwargs)
+            except Stopped as stopped:  # the report of what was done before it, with its warnings too
+                stopped.report.warnings = list(lines)
+                raise
         report.warnings = list(lines)
         return report
 
     return run
+
+
+class Stopped(ClrfaceError):
+    """A folder's job stopped part way (the disk is full), with the report of what it had done: the CLI still
+    writes --report from it."""
+
+    def __init__(self, message: str, report: RestoreReport) -> None:
+        super().__init__(message)
+        self.report = report
 
 
 @dataclass

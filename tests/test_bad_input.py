@@ -386,3 +386,17 @@ def test_a_camera_raw_file_is_refused_as_raw_not_sent_to_be_renamed(tmp_path):
     assert_refused(tmp_path, raw, line, "-o", tmp_path / "out.jpg")
     dng = raw.rename(tmp_path / "scan.dng")
     assert_refused(tmp_path, dng, line.replace("IMG_0001.CR2", "scan.dng"))
+
+
+def test_a_dash_for_standard_input_or_output_is_refused(tmp_path, monkeypatch):
+    """-o - wrote a file named -.mp4 (-.jpg for a photo) and input - said 'input not found: -': a job reads and
+    writes files only."""
+    monkeypatch.chdir(tmp_path)
+    clip = make_clip(tmp_path / "clip.mp4", frames=2, size=(64, 48), audio=False)
+    Image.fromarray(astronaut()[:48, :64]).save(tmp_path / "photo.jpg")
+    output = "-o -: writing to standard output is not supported; give an output file or folder"
+    assert_refused(tmp_path, clip.name, output, "-o", "-")
+    assert_refused(tmp_path, "photo.jpg", output, "-o", "-")
+    assert_refused(tmp_path, "-", "input -: reading standard input is not supported; give an input file or folder")
+    assert_refused(tmp_path, "-", "input -: reading standard input is not supported; give an input file or folder",
+                   "-o", "out.mp4")

@@ -707,3 +707,36 @@ def test_a_container_that_cannot_hold_the_codec_suggests_another_container(tmp_p
     result = run("restore", small_clip, "--codec", "ffv1", "-o", tmp_path / "archive.mov", *BASELINE)
     assert_one_line_error(result, "use .mkv,")  # not ".mkv or .mov": .mov is the one that failed
     assert files_in(tmp_path) == set()
+
+
+def test_a_full_disk_stops_a_folder_at_the_first_file_it_cannot_write(tmp_path, astronaut, monkeypatch):
+    """With the disk full (ENOSPC) a folder went on failing every file left, each a warning; it stops at the first,
+    in one line with exit 2, keeping the photos finished before it and writing --report with what was done."""
+    import errno
+
+    from PIL import Image
+
+    from clrface_video.io import photo_write
+
+    album = tmp_path / "album"
+    album.mkdir()
+    for name in ("a.jpg", "b.jpg", "c.jpg", "d.jpg"):
+        Image.fromarray(astronaut).save(album / name)
+    encode, calls = photo_write.encode_photo, []
+
+    def full_from_the_second(*args, **kwargs):
+        calls.append(args[2])
+        if len(calls) > 1:
+            raise OSError(errno.ENOSPC, "No space left on device")
+        return encode(*args, **kwargs)
+
+    monkeypatch.setattr(photo_write, "encode_photo", full_from_the_second)
+    out, report = tmp_path / "out", tmp_path / "report.json"
+    result = run("restore", album, "-o", out, "--report", report, *BASELINE)
+    assert result.exit_code == 2, result.output
+    assert result.stderr.strip().splitlines()[-1] == (
+        "error: no space left on device writing b.jpg; the folder is stopped there (1 restored file kept): "
+        "free some space and run it again to go on")
+    assert len(calls) == 2 and sorted(p.name for p in out.iterdir()) == ["a.jpg"]
+    done = json.loads(report.read_text())
+    assert done["images"] == 1 and done["failed"] == ["b.jpg: cannot write b.jpg as JPEG (No space left on device)"]

@@ -2,8 +2,10 @@
 from __future__ import annotations
 
 import inspect
+import os
 import shutil
 import subprocess
+import sys
 from fractions import Fraction
 from itertools import pairwise
 from pathlib import Path
@@ -1650,7 +1652,44 @@ def test_no_frames_written_is_an_error_and_leaves_nothing(tmp_path):
 def test_output_paths(tmp_path):
     assert default_output_path(tmp_path / "out", tmp_path / "in.mkv") == tmp_path / "out.mkv"
     assert default_output_path(tmp_path / "o.mp4", tmp_path / "in.mkv") == tmp_path / "o.mp4"
-    assert partial_path(tmp_path / "clip.mov") == tmp_path / ".clip.partial.mov"
+    assert partial_path(tmp_path / "clip.mov") == tmp_path / f".clip.{os.getpid()}.partial.mov"
+    assert partial_path(tmp_path / "f_%04d.png") == tmp_path / f".f_.{os.getpid()}.partial" / "f_%04d.png"
+
+
+def test_a_killed_runs_temporary_output_is_removed_and_a_live_runs_kept(tmp_path):
+    """Each run writes under a name with its process id (two runs at once shared one); a run killed mid-way
+    (SIGKILL) leaves its file, which the next run for the same output removes: only where its process is gone,
+    for a video, an image sequence and a photo. A live run's, another output's and other hidden files stay."""
+    from PIL import Image
+
+    from clrface_video.io.photo_read import read_photo
+    from clrface_video.io.photo_write import write_photo
+
+    src = make_clip(tmp_path / "in.mp4", frames=2, size=SMALL, audio=False)
+    ended = subprocess.Popen([sys.executable, "-c", "pass"])
+    ended.wait()
+    alive = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    out = tmp_path / "out"
+    out.mkdir()
+    try:
+        video, sequence, photo = out / "v.mp4", out / "f_%04d.png", out / "p.png"
+        dead = [out / f".v.{ended.pid}.partial.mp4", out / f".p.{ended.pid}.partial.png",
+                out / f".f_.{ended.pid}.partial" / "f_0001.png"]
+        kept = [out / f".v.{alive.pid}.partial.mp4", out / f".other.{ended.pid}.partial.mp4", out / ".v.partial.mp4"]
+        for leftover in dead + kept:
+            leftover.parent.mkdir(exist_ok=True)
+            leftover.write_bytes(b"half")
+        copy_video(src, video)
+        copy_video(src, sequence)
+        Image.fromarray(next(read_frames(src)).image).save(tmp_path / "p.png")
+        write_photo(photo, read_photo(tmp_path / "p.png").image, read_photo(tmp_path / "p.png"))
+        assert not any(path.exists() for path in dead) and not dead[2].parent.exists()
+        assert all(path.read_bytes() == b"half" for path in kept)
+        assert sorted(p.name for p in out.iterdir() if not p.name.startswith(".")) == \
+            ["f_0001.png", "f_0002.png", "p.png", "v.mp4"]
+    finally:
+        alive.kill()
+        alive.wait()
 
 
 def test_a_video_named_at_the_file_systems_limit_is_written(tmp_path):
@@ -1882,3 +1921,48 @@ def test_a_start_within_a_millisecond_of_the_end_is_told_it_is_at_the_end(tmp_pa
     with pytest.raises(InputError, match=r"^c2.mp4 has no frames from 3.999 s on: it ends at 4 s \(--start is within "
                        r"1 ms of its end, which counts as at it\)$"):
         list(read_frames(clip, span=TimeSpan(3.999, None)))
+
+
+def _two_videos(path: Path, second_default: bool = True) -> Path:
+    """A Matroska file of two video streams: a grey 64x48 preview first, then the face clip (SMALL) marked as
+    the default one, as a file with a preview track or a second camera angle has them."""
+    faces = [frame.image for frame in read_frames(make_clip(path.with_name("faces.mp4"), frames=6, size=SMALL,
+                                                            audio=False))]
+    with av.open(str(path), "w") as out:
+        preview, main = out.add_stream("libx264", rate=24), out.add_stream("libx264", rate=24)
+        preview.width, preview.height, preview.pix_fmt = 64, 48, "yuv420p"
+        main.width, main.height, main.pix_fmt = *SMALL, "yuv420p"
+        preview.disposition = av.stream.Disposition(0)
+        main.disposition = av.stream.Disposition.default if second_default else av.stream.Disposition(0)
+        for number, image in enumerate(faces):
+            grey = av.VideoFrame.from_ndarray(np.full((48, 64, 3), 40 * number, np.uint8), format="rgb24")
+            shown = av.VideoFrame.from_ndarray(image, format="rgb24")
+            for stream, frame in ((preview, grey), (main, shown)):
+                frame.pts, frame.time_base = number, Fraction(1, 24)
+                out.mux(stream.encode(frame))
+        out.mux(preview.encode(None))
+        out.mux(main.encode(None))
+    return path
+
+
+def test_the_default_video_stream_is_restored_and_the_others_copied(tmp_path, warnings_logged):
+    """Of two video streams the first was restored though the second was the default (the one players show), and
+    the other was dropped with a warning. The default one is restored now, and the other copied bit for bit."""
+    src = _two_videos(tmp_path / "two.mkv")
+    with av.open(str(src)) as container:
+        assert [bool(s.disposition & av.stream.Disposition.default) for s in container.streams.video] == [False, True]
+        preview = [bytes(p) for p in container.demux(container.streams.video[0]) if p.size]
+    info = probe_video(src)
+    assert (info.width, info.height) == SMALL
+    out = copy_video(src, tmp_path / "out.mkv")
+    with av.open(str(out)) as container:
+        restored, copied = container.streams.video
+        assert (restored.width, restored.height, copied.width, copied.height) == (*SMALL, 64, 48)
+        assert bool(restored.disposition & av.stream.Disposition.default)
+        assert [bytes(p) for p in container.demux(copied) if p.size] == preview
+    assert len(list(read_frames(out))) == 6
+    in_mp4 = copy_video(src, tmp_path / "out.mp4")  # a muxer that stores each packet's dts, which Matroska gave none
+    with av.open(str(in_mp4)) as container:
+        assert [(s.width, s.height) for s in container.streams.video] == [SMALL, (64, 48)]
+        assert len(list(container.decode(container.streams.video[1]))) == 6
+    assert not [line for line in warnings_logged.messages if "left out" in line]

@@ -4,6 +4,7 @@ from __future__ import annotations
 import shutil
 import signal
 import subprocess
+import sys
 import time
 from fractions import Fraction
 from pathlib import Path
@@ -601,6 +602,30 @@ def test_a_stopped_job_exits_with_its_signal_and_leaves_no_partial_file(tmp_path
     assert process.returncode == code, stderr
     assert list((tmp_path / "out").iterdir()) == []
     assert "Traceback" not in stderr and stderr.strip().splitlines()[-1].startswith(word)
+
+
+def test_two_runs_writing_one_output_at_once_both_finish_with_a_whole_video(tmp_path):
+    """Two runs writing one output at once shared one temporary file (.same.partial.mp4): one failed with 'No
+    such file or directory: .same.partial.mp4 -> same.mp4', or the first to finish renamed the two runs'
+    writing into place. Each now writes its own; the output is one run's whole video (told apart by --crf)."""
+    clip = make_clip(tmp_path / "clip.mp4", frames=96, size=SIZE, audio=False)
+
+    def runs(*outputs: Path) -> list[subprocess.CompletedProcess]:
+        started = [subprocess.Popen([sys.executable, "-m", "clrface_video", "restore", str(clip), "-o", str(out),
+                                     "--crf", str(crf), "--overwrite", "--model", "baseline-bicubic-sharpen",
+                                     "--device", "cpu", "--no-identity-guidance", "-q"],
+                                    stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                   for out, crf in zip(outputs, (20, 40))]
+        return [subprocess.CompletedProcess(p.args, p.wait(timeout=300), *p.communicate()) for p in started]
+
+    same = tmp_path / "same.mp4"
+    for done in runs(same, same):
+        assert done.returncode == 0 and done.stderr == "", done.stderr
+    for done in runs(tmp_path / "alone_20.mp4", tmp_path / "alone_40.mp4"):
+        assert done.returncode == 0, done.stderr
+    assert same.read_bytes() in ((tmp_path / "alone_20.mp4").read_bytes(), (tmp_path / "alone_40.mp4").read_bytes())
+    assert len(list(read_frames(same))) == 96
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["alone_20.mp4", "alone_40.mp4", "clip.mp4", "same.mp4"]
 
 
 @pytest.mark.slow

@@ -10,7 +10,7 @@ from ..io.decode import is_image_path, probe_video
 from ..io.palette import is_gif
 from ..io.sequence import is_sequence
 from ..io.webp_anim import is_animated_webp
-from ..paths import gif_as_photo, resolve_paths
+from ..paths import check_files_only, gif_as_photo, resolve_paths
 from ..pipeline import already_done
 from ..report import Progress, RestoreReport, reports_warnings
 from ..restore.base import check_model_name
@@ -30,6 +30,7 @@ def restore_path_ray(input: str | Path, output: str | Path | None = None, config
     workers: actors to start (default: one per GPU, or one per CPU on a CPU-only cluster).
     """
     config = config or RestoreConfig()
+    check_files_only(input, output)
     source = Path(input).expanduser()
     check_model_name(config.model)  # before Ray starts: a bad name failed in every worker, retried, as a traceback
     if address is None:  # a private Ray on this machine: its workers have this machine's devices

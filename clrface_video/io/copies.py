@@ -1,4 +1,4 @@
-"""The source's audio, subtitle and data streams, tags and chapters, carried onto an output as its video advances."""
+"""The source's audio, subtitle, data and other video streams, tags and chapters, carried onto an output as it advances."""
 from __future__ import annotations
 
 import io
@@ -145,9 +145,10 @@ def muxer_options(source: av.container.InputContainer, output: Path) -> dict[str
 
 
 def add_copies(source: av.container.InputContainer, out: av.container.OutputContainer) -> dict[int, Copy]:
-    """Output streams for the source's audio, subtitle and data streams and cover pictures, by input stream
-    index; its attachments (fonts) go along where the output's container holds them. What cannot be stored
-    is left out with a warning."""
+    """Output streams for the source's audio, subtitle and data streams, cover pictures and other video streams
+    (a second angle, a preview: copied as they are, only the main one is restored), by input stream index; its
+    attachments (fonts) go along where the output's container holds them. What cannot be stored is left out
+    with a warning."""
     copies: dict[int, Copy] = {}
     main = video_stream(source, Path(source.name))
     chapter_track = bool(source.chapters())
@@ -161,8 +162,8 @@ def add_copies(source: av.container.InputContainer, out: av.container.OutputCont
         if cover and out.format.name.split(",")[0] not in COVER_MUXERS:
             _add_cover_attachment(source, stream, out)
             continue
-        if stream.type not in COPY_STREAM_TYPES and not cover:
-            log.warning("%s stream %d is left out (only the first video is restored and written)", stream.type,
+        if stream.type not in COPY_STREAM_TYPES and stream.type != "video":
+            log.warning("%s stream %d is left out (it is not audio, video, subtitles or data)", stream.type,
                         stream.index)
             continue
         if stream.type == "data" and "timecode" in stream.metadata:
@@ -382,6 +383,7 @@ class CopiedStreams:
         self._left_out: Counter[tuple[int, str]] = Counter()  # (stream, LEFT_OUT reason): packets, said at the end
         self._sources = {index: source.streams[index] for index in self.copies}
         self._waiting: dict[int, av.Packet] = {}  # per copied stream, an audio packet without a duration (_lengthened)
+        self._keyed: set[int] = set()  # copied video streams that have had their first keyframe (_place)
 
     def _give_time(self, packet: av.Packet) -> None:
         """A packet the demuxer gives no time (the later frames of a laced Matroska block) follows its stream's
@@ -415,12 +417,15 @@ class CopiedStreams:
                     return
             packet = self._next
             copy = self.copies.get(packet.stream_index)
-            cover = packet.dts is None and copy is not None and copy.stream.type == "video" and packet.size > 0
+            cover = packet.dts is None and copy is not None and packet.size > 0 and \
+                bool(self._sources[packet.stream_index].disposition & av.stream.Disposition.attached_pic)
             if cover:
                 packet.pts = packet.dts = 0  # a cover picture: one untimed packet, placed at the start
             elif packet.dts is None and copy is not None and packet.size > 0 and copy.stream.type == "audio":
                 self._give_time(packet)
-            if packet.dts is None or copy is None or _is_mov_text_gap(packet, copy):
+            undecoded = packet.dts is None and packet.pts is not None and copy is not None and packet.size > 0 \
+                and copy.stream.type == "video"  # Matroska's B-frame video: no dts, which the muxer works out
+            if (packet.dts is None and not undecoded) or copy is None or _is_mov_text_gap(packet, copy):
                 self._next = None
                 continue
             if limit is not None and packet_time(packet) > limit:
@@ -428,6 +433,8 @@ class CopiedStreams:
             self._next = None
             if cover:
                 self._place(packet, copy, None)
+            elif undecoded:
+                self._place(packet, copy, shift)
             elif not self._runs_backwards(packet, copy):
                 _on_frame_grid(packet, self._sources[packet.stream_index])
                 for ready in self._lengthened(packet, copy):
@@ -462,6 +469,10 @@ class CopiedStreams:
             if packet_time(packet) < shift and not _still_shown(packet, shift, copy) \
                     and not _still_heard(packet, shift, copy):
                 return
+            if copy.stream.type == "video" and packet.stream_index not in self._keyed:
+                if not packet.is_keyframe:  # a copied video starts at a keyframe: none before it decodes
+                    return
+                self._keyed.add(packet.stream_index)
             move = round(shift / packet.time_base)
             packet.pts = None if packet.pts is None else packet.pts - move
             packet.dts = None if packet.dts is None else packet.dts - move

@@ -175,11 +175,14 @@ def open_input(path: Path, fps: Fraction | None = None) -> av.container.InputCon
 
 
 def video_stream(container: av.container.InputContainer, path: Path) -> av.video.stream.VideoStream:
-    """The first video stream that is not a cover picture (mp4/mkv "attached_pic")."""
+    """The video stream restored: of those that are not a cover picture (mp4/mkv "attached_pic"), the first one
+    marked default (the one players show: a file may put a preview or another angle first), else the first.
+    Every reader of the source (probe_video, read_frames, the writer's copies, Ray's segments) asks here."""
     moving = [s for s in container.streams.video if not s.disposition & av.stream.Disposition.attached_pic]
     if not moving:
         raise InputError(f"{path.name} has no video stream")
-    return moving[0]
+    shown = [s for s in moving if s.disposition & av.stream.Disposition.default]
+    return (shown or moving)[0]
 
 
 def frame_decoder(stream: av.video.stream.VideoStream) -> av.CodecContext:

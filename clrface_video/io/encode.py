@@ -16,7 +16,7 @@ import av
 import numpy as np
 from av.video.reformatter import VideoReformatter
 
-from clrface_video.atomic import hidden_name
+from clrface_video.atomic import PARTIAL, partial_name, remove_leftovers
 from clrface_video.errors import ClrfaceError, one_line
 from clrface_video.io.apng import apng_plays, copy_delays, frame_delays, is_apng_output, set_last_delay
 from clrface_video.io.copies import CopiedStreams, copy_metadata, muxer_options
@@ -80,13 +80,15 @@ def default_output_path(output: Path | str, source: Path | str) -> Path:
     return output if output.suffix else output.with_name(output.name + Path(source).suffix)
 
 
-def partial_path(output: Path) -> Path:
-    """Hidden temporary name next to `output` that keeps its extension (so the muxer is chosen right).
+def partial_path(output: Path, pid: int | None = None) -> Path:
+    """Hidden temporary name next to `output` that keeps its extension (so the muxer is chosen right), this
+    process's own (atomic.partial_name: two runs writing one output at once do not share it), or process `pid`'s.
 
     For an image sequence, the pattern inside a hidden folder beside the frames."""
     if is_sequence(output):
-        return output.parent / f".{COUNTER.sub('', output.stem)}.partial" / output.name
-    return hidden_name(output)
+        run = os.getpid() if pid is None else pid
+        return output.parent / f".{COUNTER.sub('', output.stem)}.{run}.{PARTIAL}" / output.name
+    return partial_name(output, pid)
 
 
 def output_exists(output: Path) -> bool:
@@ -156,6 +158,11 @@ class VideoWriter:
         self._last_pts = -1  # the last frame's number where frames are counted at one rate (AVI, mpeg4)
         self._crowded = 0  # frames left out there: each less than a frame after the one before (_cfr_number)
 
+    def _partial_name(self, pid: int) -> str:
+        """The name of process `pid`'s temporary file (a sequence's: folder) for this output."""
+        partial = partial_path(self.output, pid)
+        return partial.parent.name if is_sequence(self.output) else partial.name
+
     # -- context manager ---------------------------------------------------------------------------
     def __enter__(self) -> Self:
         try:
@@ -182,6 +189,7 @@ class VideoWriter:
     def _open(self) -> None:
         if not self.output.parent.is_dir():
             raise ClrfaceError(f"output folder does not exist: {self.output.parent}")
+        remove_leftovers(self.output.parent, self._partial_name)  # a killed run's, for this output
         pix_fmt = None
         if is_sequence(self.output):  # numbered stills, in the encoder their extension names, at the source depth
             self.codec = sequence_codec(self.output)

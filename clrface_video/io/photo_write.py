@@ -18,7 +18,7 @@ import numpy as np
 from PIL import Image
 from PIL.PngImagePlugin import PngInfo
 
-from clrface_video.atomic import hidden_name
+from clrface_video.atomic import partial_name, remove_leftovers
 from clrface_video.errors import ClrfaceError, one_line
 from clrface_video.io.photo_read import GRAY_MODES, HEIF_SUFFIXES, Photo, _need_heif, keep_text
 from clrface_video.io.pixels import luma, to_depth
@@ -414,8 +414,10 @@ def encode_photo(image: np.ndarray, like: Photo, target: Path | BinaryIO, name: 
 
 
 def _partial(path: Path) -> Path:
-    """The hidden name a photo is written under before it is renamed into place."""
-    return hidden_name(path)
+    """The hidden name a photo is written under before it is renamed into place, this process's own
+    (atomic.partial_name); a killed run's for the same photo is removed first."""
+    remove_leftovers(path.parent, lambda pid: partial_name(path, pid).name)
+    return partial_name(path)
 
 
 def copy_photo(source: Path | str, path: Path | str) -> Path:
