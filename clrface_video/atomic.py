@@ -6,6 +6,7 @@ import os
 import re
 import shutil
 import stat
+import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -95,27 +96,48 @@ def _gone(pid: int, entry: Path) -> bool:
     return False
 
 
+_FOUND: dict[Path, dict[str, int]] = {}  # per folder: the temporary names in it when first looked (name -> pid)
+_FOUND_LOCK = threading.Lock()
+
+
+def _temporaries(folder: Path) -> dict[str, int]:
+    """The temporary names (partial_name) in `folder` and their process ids, listed once a process: a folder run
+    writes thousands of photos into one folder, and listing it for each made the run quadratic. A run killed later
+    than the listing is a live one then, whose file a later run finds."""
+    with _FOUND_LOCK:
+        found = _FOUND.get(folder)
+        if found is None:
+            try:
+                with os.scandir(folder) as entries:
+                    found = {entry.name: int(match.group(1)) for entry in entries
+                             if (match := LEFTOVER.match(entry.name)) is not None}
+            except OSError:  # not there yet, or not readable: nothing to clean
+                return {}
+            _FOUND[folder] = found
+        return found
+
+
 def remove_leftovers(folder: Path, name_for: Callable[[int], str] | None = None) -> None:
     """Remove the temporary files (and a sequence's hidden folders) in `folder` of runs killed before they could
     remove them (SIGKILL, a power cut): those whose process id in the name (partial_name) is no live process.
     With `name_for` only those of one output, named `name_for(pid)`. A live run's are never touched, whoever's;
     a run on another machine writing into a shared folder at the same time is not seen, and the folder is
-    assumed to be written from one machine at a time."""
-    try:
-        entries = list(os.scandir(folder))
-    except OSError:  # not there yet, or not readable: nothing to clean
-        return
-    for entry in entries:
-        match = LEFTOVER.match(entry.name)
-        if match is None:
+    assumed to be written from one machine at a time. The folder is listed once a process (_temporaries)."""
+    found = _temporaries(folder)
+    for name, pid in list(found.items()):
+        path = folder / name
+        if name_for is not None and name_for(pid) != name:
             continue
-        pid, path = int(match.group(1)), Path(entry.path)
-        if (name_for is not None and name_for(pid) != entry.name) or not _gone(pid, path):
+        if not path.exists() and not path.is_symlink():
+            found.pop(name, None)
             continue
-        if entry.is_dir(follow_symlinks=False):
+        if not _gone(pid, path):
+            continue
+        if path.is_dir() and not path.is_symlink():
             shutil.rmtree(path, ignore_errors=True)
         else:
             path.unlink(missing_ok=True)
+        found.pop(name, None)
 
 
 @contextmanager

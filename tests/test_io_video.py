@@ -1966,3 +1966,29 @@ def test_the_default_video_stream_is_restored_and_the_others_copied(tmp_path, wa
         assert [(s.width, s.height) for s in container.streams.video] == [SMALL, (64, 48)]
         assert len(list(container.decode(container.streams.video[1]))) == 6
     assert not [line for line in warnings_logged.messages if "left out" in line]
+
+
+def test_a_folder_is_looked_through_for_leftovers_once_not_for_every_file(tmp_path, monkeypatch):
+    """Each photo written listed its whole output folder for a killed run's leftovers: a folder of n photos took
+    n listings of up to n names. It is listed once; a leftover found then is still removed when its output is."""
+    from PIL import Image
+
+    from clrface_video import atomic
+    from clrface_video.io.photo_read import read_photo
+    from clrface_video.io.photo_write import write_photo
+
+    src = make_clip(tmp_path / "in.mp4", frames=2, size=SMALL, audio=False)
+    Image.fromarray(next(read_frames(src)).image).save(tmp_path / "p.png")
+    photo = read_photo(tmp_path / "p.png")
+    ended = subprocess.Popen([sys.executable, "-c", "pass"])
+    ended.wait()
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / f".p7.{ended.pid}.partial.png").write_bytes(b"half")
+    listed = []
+    scandir = os.scandir
+    monkeypatch.setattr(atomic.os, "scandir", lambda folder: listed.append(folder) or scandir(folder))
+    for number in range(8):
+        write_photo(out / f"p{number}.png", photo.image, photo)
+    assert listed == [out] and not (out / f".p7.{ended.pid}.partial.png").exists()
+    assert sorted(p.name for p in out.iterdir()) == [f"p{n}.png" for n in range(8)]
