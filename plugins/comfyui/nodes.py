@@ -12,7 +12,8 @@ import torch
 
 from clrface_video.api import Session, load_restorer
 from clrface_video.config import DETECTORS, MAX_SMOOTHING, PHOTO_THRESHOLD, VIDEO_THRESHOLD, RestoreConfig
-from clrface_video.errors import ClrfaceError
+from clrface_video.errors import ClrfaceError, OptionError
+from clrface_video.pipeline import check_image
 
 try:  # ComfyUI's modules; absent when the nodes are unit-tested on their own
     import folder_paths  # type: ignore[import-not-found]
@@ -34,6 +35,7 @@ FOLDER = "clrface"  # models/clrface/*.safetensors: CLR-Face weights
 SHARED_FOLDER = "facerestore_models"  # the folder other face-restoration node packs use
 SHIPPED = "shipped"  # the package's own weights, or the classical baseline when none ship
 BASELINE = "baseline-bicubic-sharpen"
+INPUT_NAMES = {"det_threshold": "detection_threshold"}  # the restore node's inputs named unlike clrface_video's options
 WORK_MEMORY = 1 << 30  # bytes asked of ComfyUI's memory manager before a run (crops, VQGAN activations)
 
 KEPT_PER_DEVICE = 2  # an A/B workflow's two models stay loaded; a third choice closes the least recently used
@@ -234,6 +236,8 @@ class CLRFaceRestore:
             raise ClrfaceError("CLR-Face Restore got an empty IMAGE batch (no frames)")
         batch = images.detach().to("cpu", torch.float32)  # no-op for ComfyUI's CPU float32 images
         frames = batch[..., :3].numpy()  # a view: the input tensor is never written
+        for frame in frames:  # NaN, or 0..255 values: said of `images`, before any frame is restored
+            check_image(frame, "images")
         options = {"fidelity": float(fidelity), "detector": detector, "min_face": int(min_face),
                    "max_upscale": float(max_upscale), "temporal_smoothing": float(temporal_smoothing),
                    "keep_detail": float(keep_detail), "strength": float(strength) if strength > 0 else None,
@@ -260,6 +264,8 @@ class CLRFaceRestore:
                 masks.append(mask)
                 if bar is not None:
                     bar.update(1)
+        except OptionError as error:  # a value clrface_video checked, named as this node's input
+            raise error.named(INPUT_NAMES) from None
         finally:
             empty_cache()
         out = torch.from_numpy(np.stack(restored))
