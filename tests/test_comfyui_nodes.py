@@ -86,6 +86,24 @@ def test_loader_caches_and_runs_on_the_expected_device(plugin, nodes, model):
         nodes.model_option("missing.safetensors")
 
 
+def test_the_loader_loads_facenet_so_a_graphs_first_run_does_not(plugin, nodes, astronaut, monkeypatch):
+    """The shipped model's identity guidance loaded FaceNet in the first guided batch: a graph's first restore took
+    about 0.9 s longer on a CPU. The loader loads it (once per device, shared); the baseline, which has no
+    guidance, does not."""
+    from clrface_video.faces import identity
+
+    monkeypatch.setattr(nodes, "_LOADED", {})
+    monkeypatch.setattr(nodes, "_MADE", type(nodes._MADE)())
+    identity._shared_encoder.cache_clear()
+    loader = plugin.NODE_CLASS_MAPPINGS["CLRFaceModelLoader"]()
+    loader.load(BASELINE)
+    assert identity._shared_encoder.cache_info().currsize == 0
+    (session,) = loader.load("shipped")
+    assert session.model_name == "clrface" and identity._shared_encoder.cache_info().misses == 1
+    restore(plugin, session, image_batch(astronaut, 1))
+    assert session.restorer.identity_net is not None and identity._shared_encoder.cache_info().misses == 1
+
+
 def test_two_loaders_on_one_device_stay_loaded_and_a_third_closes_the_oldest(plugin, nodes, astronaut, monkeypatch):
     """An A/B workflow: models A and B both stay loaded on the device, so running the graph again loads nothing;
     a third model closes the least recently loaded (A), whose restore node then loads it again instead of failing."""
