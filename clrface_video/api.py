@@ -12,7 +12,7 @@ import numpy as np
 import torch
 
 from .config import RestoreConfig
-from .errors import ClrfaceError, InputError
+from .errors import ClrfaceError, InputError, OptionError
 from .faces.detect import FaceDetector
 from .faces.identity import IdentityEncoder
 from .pipeline import check_image, detector_for, needs_identity_encoder
@@ -36,19 +36,19 @@ def make_config(base: RestoreConfig | None = None, **options: Any) -> RestoreCon
 
 
 def _checked(name: str, value: Any, default: Any) -> Any:
-    """`value` converted to the type of the option's default, or a one-line error naming the option."""
+    """`value` converted to the type of the option's default, or a one-line OptionError."""
     if name == "insightface_root":
         if value is None or isinstance(value, (str, Path)):
             return None if value is None else Path(value).expanduser()
-        raise ClrfaceError(f"insightface_root must be a folder path or None, got {type(value).__name__}")
+        raise OptionError("insightface_root", f"must be a folder path or None, got {type(value).__name__}")
     if name == "snap_to_codebook":  # None = the default for photos or videos
         if value is None or isinstance(value, (bool, np.bool_)):
             return None if value is None else bool(value)
-        raise ClrfaceError(f"snap_to_codebook must be True, False or None, got {value!r}")
+        raise OptionError("snap_to_codebook", f"must be True, False or None, got {value!r}")
     if name == "preset":  # None = the encoder's own
         if value is None or isinstance(value, str):
             return value
-        raise ClrfaceError(f"preset must be a name such as 'veryfast', or None, got {value!r}")
+        raise OptionError("preset", f"must be a name such as 'veryfast', or None, got {value!r}")
     if name in ("fps", "duration", "strength", "det_threshold"):  # None = 24 fps; to the end; auto; by kind
         if value is None or (name == "strength" and value == "auto"):
             return None
@@ -56,24 +56,24 @@ def _checked(name: str, value: Any, default: Any) -> Any:
                 and math.isfinite(value):
             return float(value)
         allowed = "None, 'auto' or a share above 0 and at most 1" if name == "strength" else "a number or None"
-        raise ClrfaceError(f"{name} must be {allowed}, got {value!r}")
+        raise OptionError(name, f"must be {allowed}, got {value!r}")
     if isinstance(default, bool):
         if isinstance(value, (bool, np.bool_)):
             return bool(value)
-        raise ClrfaceError(f"{name} must be True or False, got {value!r}")
+        raise OptionError(name, f"must be True or False, got {value!r}")
     if isinstance(default, int):
         if isinstance(value, (int, np.integer)) and not isinstance(value, (bool, np.bool_)):
             return int(value)
-        raise ClrfaceError(f"{name} must be a whole number, got {value!r}")
+        raise OptionError(name, f"must be a whole number, got {value!r}")
     if isinstance(default, float):
         if isinstance(value, (int, float, np.integer, np.floating)) and not isinstance(value, bool) \
                 and math.isfinite(value):
             return float(value)
-        raise ClrfaceError(f"{name} must be a number, got {value!r}")
+        raise OptionError(name, f"must be a number, got {value!r}")
     if isinstance(value, str) or (name == "model" and isinstance(value, Path)) \
             or (name == "device" and isinstance(value, torch.device)):
         return str(value)
-    raise ClrfaceError(f"{name} must be a string, got {value!r}")
+    raise OptionError(name, f"must be a string, got {value!r}")
 
 
 class RestoredFrames(Iterator[np.ndarray]):

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import logging
 import sys
+from dataclasses import fields
 from pathlib import Path
 from typing import Any
 
@@ -20,7 +21,11 @@ from .config import (
 )
 
 DEFAULT = RestoreConfig()  # the options' defaults are the library's
-from .errors import ClrfaceError, one_line
+from .errors import ClrfaceError, OptionError, one_line
+
+# the library's options as the command line names them, for its errors about their values (errors.OptionError)
+FLAGS = {field.name: "--" + field.name.replace("_", "-") for field in fields(RestoreConfig)} \
+    | {"det_threshold": "--detection-threshold"}
 
 EXIT_USER_ERROR = 2
 EXIT_INTERRUPTED = 130
@@ -75,7 +80,7 @@ class ClrfaceGroup(click.Group):
             hint = f" (see {where} --help)" if where else ""
             _fail(one_line(click.unstyle(error.format_message())) + hint, error.exit_code)
         except ClrfaceError as error:
-            _fail(one_line(error), EXIT_USER_ERROR)
+            _fail(one_line(error.named(FLAGS) if isinstance(error, OptionError) else error), EXIT_USER_ERROR)
         except _media_errors() as error:
             _fail(one_line(error), EXIT_USER_ERROR)
         except Exception as error:  # a bug: still one line, traceback on request

@@ -106,37 +106,37 @@ class RestoreConfig:
         return (not video) if self.snap_to_codebook is None else self.snap_to_codebook
 
     def __post_init__(self) -> None:
-        from .errors import ClrfaceError
+        from .errors import OptionError
 
         if not 0.0 <= self.fidelity <= 1.0:
-            raise ClrfaceError(f"--fidelity must be between 0 and 1, got {self.fidelity}")
+            raise OptionError("fidelity", f"must be between 0 and 1, got {self.fidelity}")
         if self.strength is not None and not 0.0 < self.strength <= 1.0:
-            raise ClrfaceError(f"--strength must be auto or a share above 0 and at most 1, got {self.strength}")
+            raise OptionError("strength", f"must be auto or a share above 0 and at most 1, got {self.strength}")
         if self.batch_size < 1:
-            raise ClrfaceError(f"--batch-size must be at least 1, got {self.batch_size}")
+            raise OptionError("batch_size", f"must be at least 1, got {self.batch_size}")
         if not 0 <= self.crf <= 63:
-            raise ClrfaceError(f"--crf must be between 0 and 63, got {self.crf}")
+            raise OptionError("crf", f"must be between 0 and 63, got {self.crf}")
         if self.preset is not None and self.preset not in PRESETS:
-            raise ClrfaceError(f"--preset must be one of {', '.join(PRESETS)}, got {self.preset!r}")
+            raise OptionError("preset", f"must be one of {', '.join(PRESETS)}, got {self.preset!r}")
         if self.detector not in DETECTORS:
-            raise ClrfaceError(f"detector must be one of {', '.join(DETECTORS)}, got {self.detector!r}")
+            raise OptionError("detector", f"must be one of {', '.join(DETECTORS)}, got {self.detector!r}")
         if self.det_threshold is not None and not 0.0 < self.det_threshold < 1.0:
-            raise ClrfaceError(f"det_threshold must be between 0 and 1, got {self.det_threshold}")
+            raise OptionError("det_threshold", f"must be between 0 and 1, got {self.det_threshold}")
         if not 0 <= self.seed < MAX_SEED:
-            raise ClrfaceError(f"seed must be a whole number from 0 to 2**32 - 1, got {self.seed}")
+            raise OptionError("seed", f"must be a whole number from 0 to 2**32 - 1, got {self.seed}")
         if self.min_face < 0:
-            raise ClrfaceError(f"min_face must be 0 or more pixels, got {self.min_face}")
+            raise OptionError("min_face", f"must be 0 or more pixels, got {self.min_face}")
         if not 0.0 <= self.temporal_smoothing <= MAX_SMOOTHING:
-            raise ClrfaceError(f"--temporal-smoothing must be between 0 and {MAX_SMOOTHING}, got {self.temporal_smoothing}")
+            raise OptionError("temporal_smoothing", f"must be between 0 and {MAX_SMOOTHING}, got {self.temporal_smoothing}")
         if not 0.0 <= self.keep_detail <= 1.0:
-            raise ClrfaceError(f"--keep-detail must be between 0 and 1, got {self.keep_detail}")
+            raise OptionError("keep_detail", f"must be between 0 and 1, got {self.keep_detail}")
         if not self.start >= 0:
-            raise ClrfaceError(f"--start must be 0 or more seconds, got {self.start}")
+            raise OptionError("start", f"must be 0 or more seconds, got {self.start}")
         if self.duration is not None and not self.duration > 0:
-            raise ClrfaceError(f"--duration must be above 0 seconds, got {self.duration}")
+            raise OptionError("duration", f"must be above 0 seconds, got {self.duration}")
         if self.fps is not None and not self.fps > 0:
-            raise ClrfaceError(f"--fps must be above 0, got {self.fps}")
+            raise OptionError("fps", f"must be above 0, got {self.fps}")
         if self.deinterlace not in DEINTERLACE:
-            raise ClrfaceError(f"--deinterlace must be one of {', '.join(DEINTERLACE)}, got {self.deinterlace!r}")
+            raise OptionError("deinterlace", f"must be one of {', '.join(DEINTERLACE)}, got {self.deinterlace!r}")
         if self.max_upscale <= 0:
-            raise ClrfaceError(f"max_upscale must be above 0, got {self.max_upscale}")
+            raise OptionError("max_upscale", f"must be above 0, got {self.max_upscale}")

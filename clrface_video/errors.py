@@ -1,6 +1,9 @@
 """User-facing errors: one clear line for the CLI, never a traceback."""
+from __future__ import annotations
+
 import errno
 import re
+from collections.abc import Mapping
 
 FFMPEG_ERRNO = re.compile(r"\[Errno -?\d+\] ")  # PyAV's prefix to FFmpeg's messages: a number users cannot use
 
@@ -12,6 +15,23 @@ def one_line(error: BaseException) -> str:
 
 class ClrfaceError(Exception):
     """An error caused by the user's input or set-up; its message is one line that says what to do."""
+
+
+class OptionError(ClrfaceError):
+    """An option's value is wrong. `option` is its RestoreConfig name, `problem` what is wrong with the value; the
+    message names the option as a Python caller passes it (fidelity=...), and named() words it for a front end
+    whose user knows it by another name (a ComfyUI node's input), so that the value is checked in one place."""
+
+    def __init__(self, option: str, problem: str, name: str | None = None) -> None:
+        super().__init__(f"{name or option} {problem}")
+        self.option, self.problem, self.name = option, problem, name
+
+    def __reduce__(self) -> tuple[type[OptionError], tuple[str, str, str | None]]:
+        return type(self), (self.option, self.problem, self.name)  # pickled whole (Ray), not by its message
+
+    def named(self, names: Mapping[str, str]) -> OptionError:
+        """The same error with the option named as `names` has it (an option not in `names` keeps its own name)."""
+        return OptionError(self.option, self.problem, names.get(self.option))
 
 
 class InputError(ClrfaceError):

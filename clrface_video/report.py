@@ -153,8 +153,8 @@ class RestoreReport:
     deinterlaced: the video's frames went through the deinterlacer (--deinterlace) before the faces were found.
     settings: what the job ran with, resolved (JobSettings; for a folder its photos', None for a job that found
     its output done); video_settings: a folder's videos' (their codecs joined when they differ), else None.
-    warnings: every warning line logged while the job ran, in order (on Ray: the driver's only; the workers'
-    logs do not reach it).
+    warnings: every warning line logged while the job ran, in order (on Ray the workers' too: each segment or
+    shard of photos brings back its lines, which the driver logs once each).
     """
 
     input: str

@@ -421,6 +421,18 @@ def test_restore_video_prints_output_and_writes_report(small_clip, tmp_path):
     assert "it/s" not in result.stderr and "frame/s" not in result.stderr
 
 
+def test_a_value_the_library_refuses_is_named_as_the_commands_option(tmp_path):
+    """click's ranges let nan through to the library, whose errors named its keyword ('fidelity must be a number',
+    'det_threshold must be between 0 and 1'): the command names its own option."""
+    photo = Path(__file__).parents[1] / "samples" / "astronaut.jpg"
+    result = run("restore", photo, "-o", tmp_path / "out.jpg", "--fidelity", "nan", *BASELINE)
+    assert_one_line_error(result)
+    assert result.stderr == "error: --fidelity must be a number, got nan\n" and not (tmp_path / "out.jpg").exists()
+    result = run("detect", photo, "--threshold", "nan")
+    assert_one_line_error(result)
+    assert result.stderr == "error: --detection-threshold must be between 0 and 1, got nan\n"
+
+
 def test_the_report_names_the_settings_that_took_effect_and_every_warning_even_when_quiet(tmp_path):
     """An archive tells from --report what was done to a file: the encoder 'auto' chose, the threshold used,
     identity guidance as it ran (the baseline has none), and the warnings, which -q only keeps off the terminal."""

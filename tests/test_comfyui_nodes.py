@@ -86,6 +86,24 @@ def test_loader_caches_and_runs_on_the_expected_device(plugin, nodes, model):
         nodes.model_option("missing.safetensors")
 
 
+def test_the_loader_loads_facenet_so_a_graphs_first_run_does_not(plugin, nodes, astronaut, monkeypatch):
+    """The shipped model's identity guidance loaded FaceNet in the first guided batch: a graph's first restore took
+    about 0.9 s longer on a CPU. The loader loads it (once per device, shared); the baseline, which has no
+    guidance, does not."""
+    from clrface_video.faces import identity
+
+    monkeypatch.setattr(nodes, "_LOADED", {})
+    monkeypatch.setattr(nodes, "_MADE", type(nodes._MADE)())
+    identity._shared_encoder.cache_clear()
+    loader = plugin.NODE_CLASS_MAPPINGS["CLRFaceModelLoader"]()
+    loader.load(BASELINE)
+    assert identity._shared_encoder.cache_info().currsize == 0
+    (session,) = loader.load("shipped")
+    assert session.model_name == "clrface" and identity._shared_encoder.cache_info().misses == 1
+    restore(plugin, session, image_batch(astronaut, 1))
+    assert session.restorer.identity_net is not None and identity._shared_encoder.cache_info().misses == 1
+
+
 def test_two_loaders_on_one_device_stay_loaded_and_a_third_closes_the_oldest(plugin, nodes, astronaut, monkeypatch):
     """An A/B workflow: models A and B both stay loaded on the device, so running the graph again loads nothing;
     a third model closes the least recently loaded (A), whose restore node then loads it again instead of failing."""
@@ -202,6 +220,32 @@ def test_alpha_passes_through_and_bad_shapes_fail(plugin, model, astronaut):
         restore(plugin, model, rgb[0])
     with pytest.raises(ClrfaceError, match="empty IMAGE batch"):
         restore(plugin, model, rgb[:0])
+
+
+@pytest.mark.parametrize(("inputs", "words"), [
+    ({"fidelity": 2.0}, "fidelity must be between 0 and 1, got 2.0"),
+    ({"temporal_smoothing": 1.5}, "temporal_smoothing must be between 0 and 0.95, got 1.5"),
+    ({"detection_threshold": 1.0}, "detection_threshold must be between 0 and 1, got 1.0"),
+])
+def test_a_bad_input_is_named_as_the_nodes_input(plugin, model, astronaut, inputs, words):
+    """A value out of range (from a linked node, which ComfyUI's widget limits do not hold) was said in the CLI's
+    words: '--fidelity must be between 0 and 1', '--temporal-smoothing ...', 'det_threshold ...'."""
+    with pytest.raises(ClrfaceError) as caught:
+        restore(plugin, model, image_batch(astronaut, 1), **inputs)
+    assert str(caught.value) == words
+
+
+@pytest.mark.parametrize(("value", "words"), [
+    (float("nan"), "images: the float32 image holds NaN or infinite values"),
+    (255.0, "images: float32 images are 0..1 and this one reaches 255; divide it by 255"),
+])
+def test_bad_pixels_are_said_of_the_images_input(plugin, model, astronaut, value, words):
+    """The node's IMAGE check was said as the library function's ('restore_frames: the float32 image holds NaN')."""
+    images = image_batch(astronaut, 2)
+    images[1, 0, 0, 0] = value
+    with pytest.raises(ClrfaceError) as caught:
+        restore(plugin, model, images)
+    assert str(caught.value) == words
 
 
 def test_insightface_without_a_model_pack_names_where_to_put_it(plugin, model, astronaut):

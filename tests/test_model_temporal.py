@@ -57,7 +57,7 @@ def test_zero_strength_is_a_no_op_and_bad_strengths_are_refused() -> None:
     for bad in (-0.1, 1.0):
         with pytest.raises(ValueError, match="smoothing strength"):
             TrackMemory(bad)
-    with pytest.raises(ClrfaceError, match="--temporal-smoothing"):
+    with pytest.raises(ClrfaceError, match="^temporal_smoothing must be between 0 and 0.95, got 0.99"):
         RestoreConfig(temporal_smoothing=0.99)
 
 

@@ -1,6 +1,7 @@
 """Photo folders on a local 2-CPU Ray: the same tree and bytes as the local backend, retried workers, resumed jobs."""
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import numpy as np
@@ -97,6 +98,25 @@ def test_cli_backend_ray_on_one_photo(ray_cluster, album, tmp_path):
                                       "--backend", "ray", "--workers", "1", "-q"])
     assert result.exit_code == 0, result.output
     assert (tmp_path / "a.png").read_bytes() == (local / "a.png").read_bytes()
+
+
+@pytest.mark.parametrize("one", [False, True], ids=["folder", "photo"])
+def test_a_workers_photo_warning_is_printed_once_and_listed_in_the_report(ray_cluster, tmp_path, astronaut, one):
+    """A palette PNG's warning, logged by restore_image on a worker, was neither printed nor reported (Ray brings
+    no worker's log to the driver); it comes back with the shard's (or the photo's) result and is said once."""
+    root = tmp_path / "scans"
+    root.mkdir()
+    Image.fromarray(astronaut).resize((256, 256)).convert("P").save(root / "p.png")
+    Image.fromarray(astronaut).resize((256, 256)).save(root / "a.png")
+    report = tmp_path / "r.json"
+    source, output = (root / "p.png", tmp_path / "p.png") if one else (root, tmp_path / "out")
+    result = CliRunner().invoke(cli, ["restore", str(source), "-o", str(output), "--report", str(report),
+                                      "--model", "baseline-bicubic-sharpen", "--device", "cpu",
+                                      "--backend", "ray", "--workers", "2"])
+    assert result.exit_code == 0, result.output
+    warned = "p.png: a palette image, written in full colour (RGB) so that the restored face keeps its shades"
+    assert result.stderr.count(f"warning: {warned}\n") == 1, result.stderr
+    assert json.loads(report.read_text())["warnings"] == [warned]
 
 
 def test_a_still_gif_into_a_photo_format_is_a_photo_on_ray_too(ray_cluster, tmp_path, astronaut):

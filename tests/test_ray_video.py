@@ -1,12 +1,15 @@
 """Videos on a local 2-CPU Ray: keyframe segments joined without re-encoding equal the local backend's output."""
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import av
 import numpy as np
 import pytest
+from click.testing import CliRunner
 
+from clrface_video.cli import cli
 from clrface_video.config import RestoreConfig
 from clrface_video.io.decode import read_frames
 from clrface_video.pipeline import restore_video
@@ -164,6 +167,20 @@ def test_a_phone_clip_stored_on_its_side_is_restored_as_locally(ray_cluster, tmp
     report = restore_path_ray(clip, tmp_path / "ray.mkv", config(codec="ffv1"), workers=2)
     assert report.faces == 8 and report.tracks == 1
     assert_same_video(tmp_path / "ray.mkv", local)
+
+
+def test_a_workers_warning_is_printed_once_and_listed_in_the_report(ray_cluster, tmp_path):
+    """Ray brings no worker's log to the driver: the chroma warning each segment's encoder gives was neither
+    printed nor reported. It comes back with each segment's result and is said once, as a local run says it."""
+    clip = make_clip(tmp_path / "master.mkv", frames=8, size=SIZE, gop=4, audio=False, pix_fmt="yuv422p")
+    report = tmp_path / "r.json"
+    result = CliRunner().invoke(cli, ["restore", str(clip), "-o", str(tmp_path / "out.mp4"), "--report", str(report),
+                                      "--model", "baseline-bicubic-sharpen", "--device", "cpu",
+                                      "--backend", "ray", "--workers", "2"])
+    assert result.exit_code == 0, result.output
+    warned = "the source's 4:2:2 chroma is written 4:2:0 by libx264 (as players expect); --codec prores_ks or ffv1 keeps it"
+    assert result.stderr.count(f"warning: {warned}\n") == 1, result.stderr
+    assert [line for line in json.loads(report.read_text())["warnings"] if "chroma" in line] == [warned]
 
 
 @pytest.mark.slow

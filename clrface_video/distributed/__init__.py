@@ -14,7 +14,7 @@ from ..paths import check_files_only, gif_as_photo, resolve_paths
 from ..pipeline import already_done
 from ..report import Progress, RestoreReport, reports_warnings
 from ..restore.base import check_model_name
-from .cluster import ray_session, run_all, start_workers
+from .cluster import ray_session, run_all, say_warnings, start_workers
 from .photos import restore_folder_ray
 from .video import ray_codec, restore_video_ray
 
@@ -62,6 +62,7 @@ def restore_path_ray(input: str | Path, output: str | Path | None = None, config
             if video:
                 return restore_video_ray(ray, actors, source, output, config, progress=progress)
             (report,) = run_all(ray, actors[:1], "restore_one", [(source, output)])
+            say_warnings(report.warnings, set())  # the worker's, said here (this job's report lists them again)
             return report
         finally:
             for actor in actors:

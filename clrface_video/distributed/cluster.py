@@ -1,4 +1,4 @@
-"""Connect to Ray (join a cluster, or start a private local one on 127.0.0.1) and build the pool of worker actors."""
+"""Connect to Ray (join a cluster, or start a private local one on 127.0.0.1), build the pool of worker actors, say their warnings."""
 from __future__ import annotations
 
 import logging
@@ -9,7 +9,7 @@ import socket
 import sys
 import tempfile
 import threading
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from typing import Any
 
@@ -185,3 +185,13 @@ def run_all(ray: Any, actors: list[Any], method: str, jobs: list[tuple], on_done
         if on_done is not None:
             on_done(position, results[position])
     return results
+
+
+def say_warnings(lines: Iterable[str], said: set[str]) -> None:
+    """Log on the driver the warning lines a worker's job gathered (Ray does not bring a worker's log here), each
+    line not in `said` (a job's lines so far) once: the CLI prints them and the job's report lists them, as when
+    the job runs locally, where a video's encoder warns once and not once per segment."""
+    for line in lines:
+        if line not in said:
+            said.add(line)
+            log.warning("%s", line)

@@ -11,7 +11,8 @@ from ..paths import resolve_paths
 from ..photos import folder_contents
 from ..pipeline import finish_report, would_run
 from ..report import Progress, RestoreReport, StageTimer, reports_warnings
-from .cluster import run_all
+from .cluster import run_all, say_warnings
+from .worker import ShardResult
 
 log = logging.getLogger("clrface_video.photos")
 
@@ -50,13 +51,16 @@ def restore_folder_ray(ray: Any, actors: list[Any], input: str | Path, output: s
     size = max(1, -(-len(todo) // (SHARDS_PER_WORKER * len(actors))))
     shards = [todo[i:i + size] for i in range(0, len(todo), size)]
 
-    def advance(position: int, results: list) -> None:
+    said: set[str] = set()
+
+    def advance(position: int, shard: ShardResult) -> None:
+        say_warnings(shard.warnings, said)  # as each shard comes back, as a local run says them as it goes
         if progress is not None:
-            progress.advance(len(results))
+            progress.advance(len(shard.photos))
 
     timer = StageTimer()
-    for results in run_all(ray, actors, "restore_photos", [(source, target, shard) for shard in shards], advance):
-        for result in results:
+    for returned in run_all(ray, actors, "restore_photos", [(source, target, shard) for shard in shards], advance):
+        for result in returned.photos:
             if isinstance(result, str):
                 log.warning("skipped %s", result)
                 report.failed.append(result)

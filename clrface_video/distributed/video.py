@@ -23,7 +23,7 @@ from ..paths import resolve_paths
 from ..pipeline import already_done, finish_report, keep_date_and_mode
 from ..report import Progress, RestoreReport, StageTimer, reports_warnings
 from ..types import Face
-from .cluster import run_all
+from .cluster import run_all, say_warnings
 from .plan import FacePlan, VideoPlan, identity_versions, track_video
 from .segments import Segment, join_segments, plan_segments, segment_complete, segment_suffix
 from .worker import SegmentResult
@@ -260,7 +260,10 @@ def _restore(ray: Any, actors: list[Any], job: JobFolder, source: Path, info: Vi
         faces, table = planned_faces(plan, identities, first_index[k], first_index[k + 1])
         jobs.append((source, segment, info, first_index[k], faces, table, job.segment_file(segment)))
 
+    said: set[str] = set()
+
     def done(position: int, result: SegmentResult) -> None:
+        say_warnings(result.warnings, said)
         if progress is not None:
             progress.advance(result.frames)
 

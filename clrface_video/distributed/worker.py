@@ -19,7 +19,7 @@ from ..io.encode import VideoWriter
 from ..io.pixels import to_uint8
 from ..paths import check_within
 from ..pipeline import job_settings, load_models, restore_image
-from ..report import JobSettings, RestoreReport, StageTimer
+from ..report import JobSettings, RestoreReport, StageTimer, warnings_logged
 from ..story import FaceJob, FrameStory, Models
 from ..types import Face, Frame
 from .plan import FacePlan
@@ -30,12 +30,23 @@ CRASH_ONCE = "CLRFACE_RAY_CRASH_ONCE"  # tests: a marker path; the first restore
 
 @dataclass(frozen=True)
 class SegmentResult:
-    """What restoring one segment reports back: frames written, crops restored, seconds per stage."""
+    """What restoring one segment reports back: frames written, crops restored, seconds per stage, and the
+    warning lines logged meanwhile (Ray does not bring a worker's log to the driver, which says them)."""
 
     number: int
     frames: int
     faces: int
     stages: dict[str, float]
+    warnings: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class ShardResult:
+    """What restoring a shard of photos reports back: each photo's report, or 'path: reason' where it could not be
+    restored, and the warning lines logged meanwhile (for the driver to say, as for a segment)."""
+
+    photos: list[RestoreReport | str]
+    warnings: tuple[str, ...] = ()
 
 
 class PlannedRestorer(FrameStory):
@@ -133,34 +144,36 @@ class RestoreWorker:
         timer = StageTimer()
         story = PlannedRestorer(self.models, self.config, timer, faces, identities, info.pixel_aspect)
         frames = 0
-        with VideoWriter(output, source, replace(info, other_streams=0), codec=self.config.codec,
-                         crf=self.config.crf, preset=self.config.preset) as writer:
+        with warnings_logged() as lines, VideoWriter(output, source, replace(info, other_streams=0),
+                                                     codec=self.config.codec, crf=self.config.crf,
+                                                     preset=self.config.preset) as writer:
             decoded = read_segment(source, segment, info.bit_depth > 8, first_index, self.deint(info))
             for frame in story.run(decoded):
                 with timer("encode"):
                     writer.write(frame)
                 frames += 1
                 _crash_once_for_tests()
-        return SegmentResult(segment.number, frames, story.counts.faces, timer.rounded())
+        return SegmentResult(segment.number, frames, story.counts.faces, timer.rounded(), tuple(lines))
 
     # -- photos ------------------------------------------------------------------------------------
     def restore_one(self, source: Path, output: Path | None) -> RestoreReport:
-        """One photo, exactly restore_image."""
+        """One photo, exactly restore_image (its report holds the warnings logged, for the driver to say)."""
         return restore_image(source, output, self.config, models=self.models)
 
-    def restore_photos(self, source: Path, target: Path, relatives: list[Path]) -> list[RestoreReport | str]:
+    def restore_photos(self, source: Path, target: Path, relatives: list[Path]) -> ShardResult:
         """The local per-photo job (restore_image) for each photo of a shard; 'path: reason' for unreadable ones."""
         out: list[RestoreReport | str] = []
-        for relative in relatives:
-            destination = target / relative
-            try:
-                check_within(destination, target)  # never through a link in the output tree onto an original
-                destination.parent.mkdir(parents=True, exist_ok=True)
-                out.append(restore_image(source / relative, destination, self.config, models=self.models))
-            except ClrfaceError as error:  # this photo's file (read, metadata, write), not the shard: as locally
-                out.append(f"{relative}: {one_line(error)}")
-            _crash_once_for_tests()
-        return out
+        with warnings_logged() as lines:  # a photo that failed may have warned before, as locally
+            for relative in relatives:
+                destination = target / relative
+                try:
+                    check_within(destination, target)  # never through a link in the output tree onto an original
+                    destination.parent.mkdir(parents=True, exist_ok=True)
+                    out.append(restore_image(source / relative, destination, self.config, models=self.models))
+                except ClrfaceError as error:  # this photo's file (read, metadata, write), not the shard: as locally
+                    out.append(f"{relative}: {one_line(error)}")
+                _crash_once_for_tests()
+        return ShardResult(out, tuple(lines))
 
 
 def _crash_once_for_tests() -> None:

@@ -12,7 +12,8 @@ import torch
 
 from clrface_video.api import Session, load_restorer
 from clrface_video.config import DETECTORS, MAX_SMOOTHING, PHOTO_THRESHOLD, VIDEO_THRESHOLD, RestoreConfig
-from clrface_video.errors import ClrfaceError
+from clrface_video.errors import ClrfaceError, OptionError
+from clrface_video.pipeline import check_image
 
 try:  # ComfyUI's modules; absent when the nodes are unit-tested on their own
     import folder_paths  # type: ignore[import-not-found]
@@ -34,6 +35,7 @@ FOLDER = "clrface"  # models/clrface/*.safetensors: CLR-Face weights
 SHARED_FOLDER = "facerestore_models"  # the folder other face-restoration node packs use
 SHIPPED = "shipped"  # the package's own weights, or the classical baseline when none ship
 BASELINE = "baseline-bicubic-sharpen"
+INPUT_NAMES = {"det_threshold": "detection_threshold"}  # the restore node's inputs named unlike clrface_video's options
 WORK_MEMORY = 1 << 30  # bytes asked of ComfyUI's memory manager before a run (crops, VQGAN activations)
 
 KEPT_PER_DEVICE = 2  # an A/B workflow's two models stay loaded; a third choice closes the least recently used
@@ -123,13 +125,16 @@ def _use(key: tuple[str, str], session: Session) -> Session:
 
 
 def load_cached(choice: str, device: str) -> Session:
-    """The session for (choice, device), loaded on first use. Up to KEPT_PER_DEVICE stay loaded on a device (FaceNet
-    is shared between them); loading one more closes the least recently used, whose nodes reload it if run again."""
+    """The session for (choice, device), loaded on first use, FaceNet too where its identity guidance uses it, so
+    that a graph's first run does not load models. Up to KEPT_PER_DEVICE stay loaded on a device (FaceNet is shared
+    between them); loading one more closes the least recently used, whose nodes reload it if run again."""
     key = (choice, device)
     session = _MADE.get(key)  # closed earlier but still held by a node: the same session, not a second one
     if session is None:
         _make_room(key)
         session = _MADE[key] = load_restorer(model=model_option(choice), device=device)
+        if getattr(session.restorer, "uses_identity", False):  # FaceNet, loaded by the first guided batch otherwise
+            session.identity_encoder()  # (0.9 s of a graph's first run on a CPU); shared per device, as the restorer's
         log.info("clrface: loaded %s (%s) on %s", choice, session.model_name, device)
     return _use(key, session)
 
@@ -234,6 +239,8 @@ class CLRFaceRestore:
             raise ClrfaceError("CLR-Face Restore got an empty IMAGE batch (no frames)")
         batch = images.detach().to("cpu", torch.float32)  # no-op for ComfyUI's CPU float32 images
         frames = batch[..., :3].numpy()  # a view: the input tensor is never written
+        for frame in frames:  # NaN, or 0..255 values: said of `images`, before any frame is restored
+            check_image(frame, "images")
         options = {"fidelity": float(fidelity), "detector": detector, "min_face": int(min_face),
                    "max_upscale": float(max_upscale), "temporal_smoothing": float(temporal_smoothing),
                    "keep_detail": float(keep_detail), "strength": float(strength) if strength > 0 else None,
@@ -260,6 +267,8 @@ class CLRFaceRestore:
                 masks.append(mask)
                 if bar is not None:
                     bar.update(1)
+        except OptionError as error:  # a value clrface_video checked, named as this node's input
+            raise error.named(INPUT_NAMES) from None
         finally:
             empty_cache()
         out = torch.from_numpy(np.stack(restored))
