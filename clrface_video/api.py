@@ -55,7 +55,7 @@ def _checked(name: str, value: Any, default: Any) -> Any:
         if isinstance(value, (int, float, np.integer, np.floating)) and not isinstance(value, bool) \
                 and math.isfinite(value):
             return float(value)
-        allowed = "None, 'auto' or a share above 0 and at most 1" if name == "strength" else "a number or None"
+        allowed = "auto or a share above 0 and at most 1" if name == "strength" else "a finite number"
         raise OptionError(name, f"must be {allowed}, got {value!r}")
     if isinstance(default, bool):
         if isinstance(value, (bool, np.bool_)):

@@ -226,10 +226,15 @@ def test_alpha_passes_through_and_bad_shapes_fail(plugin, model, astronaut):
     ({"fidelity": 2.0}, "fidelity must be between 0 and 1, got 2.0"),
     ({"temporal_smoothing": 1.5}, "temporal_smoothing must be between 0 and 0.95, got 1.5"),
     ({"detection_threshold": 1.0}, "detection_threshold must be between 0 and 1, got 1.0"),
+    ({"detection_threshold": -0.3}, "detection_threshold must be between 0 and 1, got -0.3"),
+    ({"detection_threshold": float("nan")}, "detection_threshold must be a finite number, got nan"),
+    ({"strength": float("nan")}, "strength must be auto or a share above 0 and at most 1, got nan"),
+    ({"strength": -0.5}, "strength must be auto or a share above 0 and at most 1, got -0.5"),
 ])
 def test_a_bad_input_is_named_as_the_nodes_input(plugin, model, astronaut, inputs, words):
     """A value out of range (from a linked node, which ComfyUI's widget limits do not hold) was said in the CLI's
-    words: '--fidelity must be between 0 and 1', '--temporal-smoothing ...', 'det_threshold ...'."""
+    words: '--fidelity must be between 0 and 1', '--temporal-smoothing ...', 'det_threshold ...'. A NaN or
+    negative strength or threshold (0 is auto) was taken for auto without a word."""
     with pytest.raises(ClrfaceError) as caught:
         restore(plugin, model, image_batch(astronaut, 1), **inputs)
     assert str(caught.value) == words

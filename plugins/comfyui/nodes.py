@@ -243,9 +243,10 @@ class CLRFaceRestore:
             check_image(frame, "images")
         options = {"fidelity": float(fidelity), "detector": detector, "min_face": int(min_face),
                    "max_upscale": float(max_upscale), "temporal_smoothing": float(temporal_smoothing),
-                   "keep_detail": float(keep_detail), "strength": float(strength) if strength > 0 else None,
+                   "keep_detail": float(keep_detail), "strength": None if strength == 0 else float(strength),
                    "identity_guidance": bool(identity_guidance),
-                   "det_threshold": float(detection_threshold) if detection_threshold > 0 else None}  # None: auto
+                   "det_threshold": None if detection_threshold == 0 else float(detection_threshold)}  # 0: auto; NaN or
+        # a negative value is checked (and refused) with the others, not taken for auto
         if detector == "insightface":
             options["insightface_root"] = insightface_root()
             if options["insightface_root"] is None:
