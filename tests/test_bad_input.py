@@ -400,3 +400,10 @@ def test_a_dash_for_standard_input_or_output_is_refused(tmp_path, monkeypatch):
     assert_refused(tmp_path, "-", "input -: reading standard input is not supported; give an input file or folder")
     assert_refused(tmp_path, "-", "input -: reading standard input is not supported; give an input file or folder",
                    "-o", "out.mp4")
+    assert_refused(tmp_path, clip.name, "-o /dev/stdout: writing to a device (/dev/stdout, ...) is not supported; "
+                   "give an output file or folder", "-o", "/dev/stdout")
+    (tmp_path / "-").write_bytes(clip.read_bytes())  # a video that is named -, given as ./-
+    done = CliRunner().invoke(cli, ["restore", "./-", "-o", "dash.mp4", "--model", "baseline-bicubic-sharpen", "-q"])
+    assert done.exit_code == 0, done.output
+    with av.open(str(tmp_path / "dash.mp4")) as copy:
+        assert copy.streams.video[0].frames == 2
