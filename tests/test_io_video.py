@@ -1923,22 +1923,22 @@ def test_a_start_within_a_millisecond_of_the_end_is_told_it_is_at_the_end(tmp_pa
         list(read_frames(clip, span=TimeSpan(3.999, None)))
 
 
-def _two_videos(path: Path, second_default: bool = True) -> Path:
-    """A Matroska file of two video streams: a grey 64x48 preview first, then the face clip (SMALL) marked as
-    the default one, as a file with a preview track or a second camera angle has them."""
-    faces = [frame.image for frame in read_frames(make_clip(path.with_name("faces.mp4"), frames=6, size=SMALL,
-                                                            audio=False))]
+def _two_videos(path: Path, second_default: bool = True, size: tuple[int, int] = SMALL, rate: int = 24) -> Path:
+    """A Matroska file of two video streams: a grey 64x48 preview first (x264's B-frames), then the face clip
+    (`size`) marked as the default one, as a file with a preview track or a second camera angle has them."""
+    faces = [frame.image for frame in read_frames(make_clip(path.with_name("faces.mp4"), frames=6, size=size,
+                                                            fps=rate, audio=False))]
     with av.open(str(path), "w") as out:
-        preview, main = out.add_stream("libx264", rate=24), out.add_stream("libx264", rate=24)
+        preview, main = out.add_stream("libx264", rate=rate), out.add_stream("libx264", rate=rate)
         preview.width, preview.height, preview.pix_fmt = 64, 48, "yuv420p"
-        main.width, main.height, main.pix_fmt = *SMALL, "yuv420p"
+        main.width, main.height, main.pix_fmt = *size, "yuv420p"
         preview.disposition = av.stream.Disposition(0)
         main.disposition = av.stream.Disposition.default if second_default else av.stream.Disposition(0)
         for number, image in enumerate(faces):
             grey = av.VideoFrame.from_ndarray(np.full((48, 64, 3), 40 * number, np.uint8), format="rgb24")
             shown = av.VideoFrame.from_ndarray(image, format="rgb24")
             for stream, frame in ((preview, grey), (main, shown)):
-                frame.pts, frame.time_base = number, Fraction(1, 24)
+                frame.pts, frame.time_base = number, Fraction(1, rate)
                 out.mux(stream.encode(frame))
         out.mux(preview.encode(None))
         out.mux(main.encode(None))
@@ -1966,6 +1966,30 @@ def test_the_default_video_stream_is_restored_and_the_others_copied(tmp_path, wa
         assert [(s.width, s.height) for s in container.streams.video] == [SMALL, (64, 48)]
         assert len(list(container.decode(container.streams.video[1]))) == 6
     assert not [line for line in warnings_logged.messages if "left out" in line]
+
+
+@pytest.mark.parametrize("suffix", [".avi", ".mxf", ".mpg", ".ts", ".webm", ".dv", ".gif", "_%04d.png"])
+def test_a_second_video_stream_is_copied_where_it_plays_else_left_out_with_a_warning(tmp_path, warnings_logged,
+                                                                                      suffix):
+    """A second H.264 stream with B-frames failed the whole write to .avi ('encoding frame 0 into two_0.avi
+    failed: Invalid data found'): the muxer took its codec but not its first packet. In .mpg it was written
+    as no reader could decode (its codec unknown). The copy is kept where it reads back (.ts), else left out
+    with a warning."""
+    src = _two_videos(tmp_path / "two.mkv", **({"size": (720, 576), "rate": 25} if suffix == ".dv" else {}))
+    out = copy_video(src, tmp_path / f"out{suffix}")
+    left_out = {line for line in warnings_logged.messages if "video stream 0 (h264)" in line}
+    if suffix.endswith(".png"):
+        assert len(list(tmp_path.glob("out_*.png"))) == 6
+        assert left_out == {"video stream 0 (h264) cannot be stored in .png; it is left out"}
+        return
+    with av.open(str(out)) as container:
+        assert len(list(container.decode(container.streams.video[0]))) == 6
+    with av.open(str(out)) as container:
+        copied = [len(list(container.decode(stream))) for stream in container.streams.video[1:]]
+    if suffix == ".ts":
+        assert copied == [6] and not left_out
+    else:
+        assert copied == [] and left_out == {f"video stream 0 (h264) cannot be stored in {suffix}; it is left out"}
 
 
 def test_a_folder_is_looked_through_for_leftovers_once_not_for_every_file(tmp_path, monkeypatch):

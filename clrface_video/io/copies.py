@@ -30,6 +30,7 @@ LEFT_OUT = {  # why copied packets were left out, said for one packet and for se
     "backwards": ("its time runs backwards (damaged data)", "their times run backwards (damaged data)"),
     "untimed": ("without a time the output could give it", "without a time the output could give them"),
 }
+TRIAL_PACKETS = 16  # a copied video's packets muxed and read back before it is copied (_muxer_accepts)
 TS_NONSTRICT = 0x20000  # FFmpeg's AVFMT_TS_NONSTRICT: a muxer that takes two packets of one stream at one dts
 TIMECODE_MUXERS = frozenset({"mxf", "dv"})  # ... but these two write the "timecode" tag into the file (measured)
 VIDEO_MUXERS = frozenset({"mxf", "dv"})  # measured: they refuse a file of audio alone
@@ -76,18 +77,49 @@ def packet_time(packet: av.Packet) -> Fraction:
 
 def _muxer_accepts(out: av.container.OutputContainer, template: av.stream.Stream) -> bool:
     """Whether the output's muxer can store a copy of `template`, tried on a throwaway in-memory file (beside a
-    stream like the output's video, for a muxer that needs one)."""
-    trial = av.open(io.BytesIO(), "w", format=out.format.name.split(",")[0])
+    stream like the output's video, for a muxer that needs one), with the output's muxer options. A video
+    stream's first packets are muxed there too and must read back as frames (_reads_back): the codec alone
+    passed an H.264 stream with B-frames for AVI, whose muxer then refused its first packet's negative dts
+    (avoid_negative_ts off, muxer_options) and failed the whole write, and Matroska's length-prefixed H.264
+    for MPEG-PS, which the muxer wrote as no player reads it."""
+    written = io.BytesIO()
+    trial = av.open(written, "w", format=out.format.name.split(",")[0], options=dict(out.options))
     try:
         if out.format.name in VIDEO_MUXERS and out.streams.video:
             _add_like(trial, out.streams.video[0].codec_context)
-        trial.add_stream_from_template(template)
+        copy = trial.add_stream_from_template(template)
         trial.start_encoding()
-        return True
+        if template.type != "video" or template.disposition & av.stream.Disposition.attached_pic:
+            return True
+        for packet in _first_packets(template):
+            packet.stream = copy
+            trial.mux(packet)
+        trial.close()
     except (av.error.FFmpegError, ValueError):
         return False
     finally:
         _close_quietly(trial)
+    return _reads_back(written.getvalue(), copy.index, template.codec_context.name)
+
+
+def _first_packets(stream: av.stream.Stream) -> list[av.Packet]:
+    """A video stream's first TRIAL_PACKETS timed packets (past its first keyframe's B-frames), read apart
+    from the packets copied with the video, untimed ones left to the muxer as mux_until leaves them."""
+    with av.open(stream.container.name) as again:
+        packets = (p for p in again.demux(again.streams[stream.index]) if p.size and p.pts is not None)
+        return [packet for _, packet in zip(range(TRIAL_PACKETS), packets)]
+
+
+def _reads_back(data: bytes, index: int, codec: str) -> bool:
+    """Whether stream `index` of the file `data` decodes to a frame of `codec`."""
+    try:
+        with av.open(io.BytesIO(data)) as written:
+            stream = written.streams[index]
+            if stream.codec_context is None or stream.codec_context.name != codec:
+                return False
+            return next(written.decode(stream), None) is not None
+    except (av.error.FFmpegError, ValueError, IndexError):
+        return False
 
 
 def _add_like(trial: av.container.OutputContainer, video: av.video.codeccontext.VideoCodecContext) -> None:
