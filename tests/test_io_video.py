@@ -1701,6 +1701,24 @@ def test_a_video_named_at_the_file_systems_limit_is_written(tmp_path):
     assert sorted(p.name for p in tmp_path.iterdir()) == sorted(["in.mp4", name])
 
 
+def test_a_sequence_named_near_the_file_systems_limit_is_written_and_its_leftover_removed(tmp_path):
+    """An image sequence's pattern near 255 bytes failed with 'File name too long': its hidden folder
+    .STEM.PID.partial was not cut to fit as a video's hidden name is. It is cut the same way, and a killed
+    run's folder under that cut name is still found and removed."""
+    src = make_clip(tmp_path / "in.mp4", frames=2, size=SMALL, audio=False)
+    out = tmp_path / "out"
+    out.mkdir()
+    pattern = out / ("b" * 241 + "_%04d.png")
+    ended = subprocess.Popen([sys.executable, "-c", "pass"])
+    ended.wait()
+    leftover = partial_path(pattern, ended.pid).parent
+    assert len(os.fsencode(leftover.name)) <= 255 and leftover.name.endswith(f".{ended.pid}.partial")
+    leftover.mkdir()
+    (leftover / "b_0001.png").write_bytes(b"half")
+    assert copy_video(src, pattern) == pattern
+    assert sorted(p.name for p in out.iterdir()) == ["b" * 241 + f"_{n:04d}.png" for n in (1, 2)]
+
+
 @pytest.mark.skipif(shutil.which("ffprobe") is None, reason="ffprobe not installed")
 def test_ffprobe_agrees(tmp_path):
     src = make_clip(tmp_path / "in.mp4", frames=6, size=SMALL, rotation=90, subtitles=True)

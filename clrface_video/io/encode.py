@@ -16,7 +16,7 @@ import av
 import numpy as np
 from av.video.reformatter import VideoReformatter
 
-from clrface_video.atomic import PARTIAL, partial_name, remove_leftovers
+from clrface_video.atomic import partial_folder, partial_name, remove_leftovers
 from clrface_video.errors import ClrfaceError, one_line
 from clrface_video.io.apng import apng_plays, copy_delays, frame_delays, is_apng_output, set_last_delay
 from clrface_video.io.copies import CopiedStreams, copy_metadata, muxer_options
@@ -86,8 +86,7 @@ def partial_path(output: Path, pid: int | None = None) -> Path:
 
     For an image sequence, the pattern inside a hidden folder beside the frames."""
     if is_sequence(output):
-        run = os.getpid() if pid is None else pid
-        return output.parent / f".{COUNTER.sub('', output.stem)}.{run}.{PARTIAL}" / output.name
+        return partial_folder(output.parent, COUNTER.sub("", output.stem), output.name, pid) / output.name
     return partial_name(output, pid)
 
 
