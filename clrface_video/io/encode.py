@@ -185,10 +185,15 @@ class VideoWriter:
             self._abort()
             raise
 
-    def _open(self) -> None:
+    def _ready_folder(self) -> None:
+        """Check the output folder is there and remove a killed run's temporary output for this output, before
+        any writer (this one, the Ray backend's PacketWriter) opens its own."""
         if not self.output.parent.is_dir():
             raise ClrfaceError(f"output folder does not exist: {self.output.parent}")
-        remove_leftovers(self.output.parent, self._partial_name)  # a killed run's, for this output
+        remove_leftovers(self.output.parent, self._partial_name)
+
+    def _open(self) -> None:
+        self._ready_folder()
         pix_fmt = None
         if is_sequence(self.output):  # numbered stills, in the encoder their extension names, at the source depth
             self.codec = sequence_codec(self.output)
