@@ -1941,19 +1941,23 @@ def test_a_start_within_a_millisecond_of_the_end_is_told_it_is_at_the_end(tmp_pa
         list(read_frames(clip, span=TimeSpan(3.999, None)))
 
 
-def _two_videos(path: Path, second_default: bool = True, size: tuple[int, int] = SMALL, rate: int = 24) -> Path:
-    """A Matroska file of two video streams: a grey 64x48 preview first (x264's B-frames), then the face clip
-    (`size`) marked as the default one, as a file with a preview track or a second camera angle has them."""
-    faces = [frame.image for frame in read_frames(make_clip(path.with_name("faces.mp4"), frames=6, size=size,
+def _two_videos(path: Path, second_default: bool = True, size: tuple[int, int] = SMALL, rate: int = 24,
+                frames: int = 6, preview_gop: int | None = None) -> Path:
+    """A Matroska file of two video streams: a grey 64x48 preview first (x264's B-frames, a keyframe each
+    `preview_gop` frames), then the face clip (`size`) marked as the default one, as a file with a preview track
+    or a second camera angle has them."""
+    faces = [frame.image for frame in read_frames(make_clip(path.with_name("faces.mp4"), frames=frames, size=size,
                                                             fps=rate, audio=False))]
     with av.open(str(path), "w") as out:
         preview, main = out.add_stream("libx264", rate=rate), out.add_stream("libx264", rate=rate)
         preview.width, preview.height, preview.pix_fmt = 64, 48, "yuv420p"
+        if preview_gop is not None:
+            preview.options = {"g": str(preview_gop), "bf": "3", "sc_threshold": "0"}
         main.width, main.height, main.pix_fmt = *size, "yuv420p"
         preview.disposition = av.stream.Disposition(0)
         main.disposition = av.stream.Disposition.default if second_default else av.stream.Disposition(0)
         for number, image in enumerate(faces):
-            grey = av.VideoFrame.from_ndarray(np.full((48, 64, 3), 40 * number, np.uint8), format="rgb24")
+            grey = av.VideoFrame.from_ndarray(np.full((48, 64, 3), 40 * number % 256, np.uint8), format="rgb24")
             shown = av.VideoFrame.from_ndarray(image, format="rgb24")
             for stream, frame in ((preview, grey), (main, shown)):
                 frame.pts, frame.time_base = number, Fraction(1, rate)
@@ -1984,6 +1988,34 @@ def test_the_default_video_stream_is_restored_and_the_others_copied(tmp_path, wa
         assert [(s.width, s.height) for s in container.streams.video] == [SMALL, (64, 48)]
         assert len(list(container.decode(container.streams.video[1]))) == 6
     assert not [line for line in warnings_logged.messages if "left out" in line]
+
+
+def test_a_stretchs_copied_video_begins_at_its_first_keyframe_shown_from_the_start(tmp_path, warnings_logged):
+    """With --start at a keyframe of a copied B-frame stream, that keyframe (decoded, by its dts, before the
+    start) was left out, and with it its group: 8 of 16 frames. The copy begins at the first keyframe shown at
+    or after the start (later where the start falls between keyframes); with none in the stretch it is left
+    out with a warning, not written empty."""
+    src = _two_videos(tmp_path / "two.mkv", frames=24, preview_gop=8)  # preview keyframes at frames 0, 8 and 16
+    info = probe_video(src)
+
+    def copied(start: float, suffix: str) -> list[tuple[float, int]]:
+        span = TimeSpan(start)
+        with VideoWriter(tmp_path / f"out{suffix}", src, info, span=span) as writer:
+            for frame in read_frames(src, span=span):
+                writer.write(frame)
+        with av.open(str(writer.output)) as container:
+            videos = container.streams.video
+            return [(round(f.time, 2), int(f.to_ndarray(format="rgb24")[0, 0, 0])) for s in videos[1:]
+                    for f in container.decode(s)]
+
+    for suffix in (".mkv", ".mp4"):
+        frames = copied(8 / 24, suffix)  # the preview's frame n is grey 40 * n % 256
+        assert len(frames) == 16 and frames[0] == (0.0, 64)
+    frames = copied(10 / 24, ".mkv")
+    assert len(frames) == 8 and frames[0] == (0.25, 128)  # from frame 16, 6 frames into the stretch
+    assert copied(18 / 24, ".mkv") == []
+    assert "video stream 0 is left out: it has no keyframe within the stretch, so none of its frames there can be " \
+        "copied" in warnings_logged.messages
 
 
 @pytest.mark.parametrize("suffix", [".avi", ".mxf", ".mpg", ".ts", ".webm", ".dv", ".gif", "_%04d.png"])

@@ -261,7 +261,8 @@ class VideoWriter:
             if self.span.end is not None:  # copies stop just before its end (a packet at its end belongs to what follows)
                 end = origin + Fraction(self.span.end)
                 self._end = end - Fraction(1, 10**6)
-        self._copied = CopiedStreams(self._source, self._out, any_streams=bool(self.info.other_streams), end=end)
+        self._copied = CopiedStreams(self._source, self._out, any_streams=bool(self.info.other_streams),
+                                     start=self._start, end=end)
         copy_metadata(self._source, self._out, self._video, self._copied.copies, self.source,
                       chapters=self.span is None)
         self._count_timecode()
