@@ -52,18 +52,24 @@ def hidden_name(path: Path, tag: str = "partial") -> Path:
     keeping the extension that writers go by. A legal name near the limit would pass it with the dot and the
     tag added: its stem is then cut to fit and marked with a hash of the whole name, so that two long names
     that begin alike still get two temporary names."""
-    name = f".{path.stem}.{tag}{path.suffix}"
-    limit = name_max(path.parent)
+    return path.with_name(_fitted(path.parent, path.name, path.stem, f".{tag}{path.suffix}"))
+
+
+def _fitted(folder: Path, whole: str, stem: str, tail: str) -> str:
+    """.STEM+TAIL, or where that passes `folder`'s name limit, the stem cut to fit and marked with a hash of
+    `whole` (the name it stands for)."""
+    name = f".{stem}{tail}"
+    limit = name_max(folder)
     if name_size(name) <= limit:
-        return path.with_name(name)
-    mark = hashlib.sha1(os.fsencode(path.name)).hexdigest()[:8]
-    room = limit - name_size(f".~{mark}.{tag}{path.suffix}")
-    stem = ""
-    for char in path.stem:
-        if name_size(stem + char) > room:
+        return name
+    mark = hashlib.sha1(os.fsencode(whole)).hexdigest()[:8]
+    room = limit - name_size(f".~{mark}{tail}")
+    cut = ""
+    for char in stem:
+        if name_size(cut + char) > room:
             break
-        stem += char
-    return path.with_name(f".{stem}~{mark}.{tag}{path.suffix}")
+        cut += char
+    return f".{cut}~{mark}{tail}"
 
 
 PARTIAL = "partial"
@@ -77,6 +83,14 @@ def partial_name(path: Path, pid: int | None = None) -> Path:
     run that finished first renamed both runs' writing into place and the other failed ('No such file or
     directory: .same.partial.mp4 -> same.mp4')."""
     return hidden_name(path, f"{os.getpid() if pid is None else pid}.{PARTIAL}")
+
+
+def partial_folder(folder: Path, stem: str, whole: str, pid: int | None = None) -> Path:
+    """The hidden folder in `folder` this process (or process `pid`) writes an image sequence into before its
+    frames are moved into place: .STEM.PID.partial, where `stem` is the pattern's name without its counter and
+    extension, cut to fit like hidden_name's (a pattern near the name limit failed with 'File name too
+    long'); `whole` is the pattern's name, whose hash marks a cut one."""
+    return folder / _fitted(folder, whole, stem, f".{os.getpid() if pid is None else pid}.{PARTIAL}")
 
 
 def _gone(pid: int, entry: Path) -> bool:

@@ -1701,6 +1701,24 @@ def test_a_video_named_at_the_file_systems_limit_is_written(tmp_path):
     assert sorted(p.name for p in tmp_path.iterdir()) == sorted(["in.mp4", name])
 
 
+def test_a_sequence_named_near_the_file_systems_limit_is_written_and_its_leftover_removed(tmp_path):
+    """An image sequence's pattern near 255 bytes failed with 'File name too long': its hidden folder
+    .STEM.PID.partial was not cut to fit as a video's hidden name is. It is cut the same way, and a killed
+    run's folder under that cut name is still found and removed."""
+    src = make_clip(tmp_path / "in.mp4", frames=2, size=SMALL, audio=False)
+    out = tmp_path / "out"
+    out.mkdir()
+    pattern = out / ("b" * 241 + "_%04d.png")
+    ended = subprocess.Popen([sys.executable, "-c", "pass"])
+    ended.wait()
+    leftover = partial_path(pattern, ended.pid).parent
+    assert len(os.fsencode(leftover.name)) <= 255 and leftover.name.endswith(f".{ended.pid}.partial")
+    leftover.mkdir()
+    (leftover / "b_0001.png").write_bytes(b"half")
+    assert copy_video(src, pattern) == pattern
+    assert sorted(p.name for p in out.iterdir()) == ["b" * 241 + f"_{n:04d}.png" for n in (1, 2)]
+
+
 @pytest.mark.skipif(shutil.which("ffprobe") is None, reason="ffprobe not installed")
 def test_ffprobe_agrees(tmp_path):
     src = make_clip(tmp_path / "in.mp4", frames=6, size=SMALL, rotation=90, subtitles=True)
@@ -1923,22 +1941,26 @@ def test_a_start_within_a_millisecond_of_the_end_is_told_it_is_at_the_end(tmp_pa
         list(read_frames(clip, span=TimeSpan(3.999, None)))
 
 
-def _two_videos(path: Path, second_default: bool = True) -> Path:
-    """A Matroska file of two video streams: a grey 64x48 preview first, then the face clip (SMALL) marked as
-    the default one, as a file with a preview track or a second camera angle has them."""
-    faces = [frame.image for frame in read_frames(make_clip(path.with_name("faces.mp4"), frames=6, size=SMALL,
-                                                            audio=False))]
+def _two_videos(path: Path, second_default: bool = True, size: tuple[int, int] = SMALL, rate: int = 24,
+                frames: int = 6, preview_gop: int | None = None) -> Path:
+    """A Matroska file of two video streams: a grey 64x48 preview first (x264's B-frames, a keyframe each
+    `preview_gop` frames), then the face clip (`size`) marked as the default one, as a file with a preview track
+    or a second camera angle has them."""
+    faces = [frame.image for frame in read_frames(make_clip(path.with_name("faces.mp4"), frames=frames, size=size,
+                                                            fps=rate, audio=False))]
     with av.open(str(path), "w") as out:
-        preview, main = out.add_stream("libx264", rate=24), out.add_stream("libx264", rate=24)
+        preview, main = out.add_stream("libx264", rate=rate), out.add_stream("libx264", rate=rate)
         preview.width, preview.height, preview.pix_fmt = 64, 48, "yuv420p"
-        main.width, main.height, main.pix_fmt = *SMALL, "yuv420p"
+        if preview_gop is not None:
+            preview.options = {"g": str(preview_gop), "bf": "3", "sc_threshold": "0"}
+        main.width, main.height, main.pix_fmt = *size, "yuv420p"
         preview.disposition = av.stream.Disposition(0)
         main.disposition = av.stream.Disposition.default if second_default else av.stream.Disposition(0)
         for number, image in enumerate(faces):
-            grey = av.VideoFrame.from_ndarray(np.full((48, 64, 3), 40 * number, np.uint8), format="rgb24")
+            grey = av.VideoFrame.from_ndarray(np.full((48, 64, 3), 40 * number % 256, np.uint8), format="rgb24")
             shown = av.VideoFrame.from_ndarray(image, format="rgb24")
             for stream, frame in ((preview, grey), (main, shown)):
-                frame.pts, frame.time_base = number, Fraction(1, 24)
+                frame.pts, frame.time_base = number, Fraction(1, rate)
                 out.mux(stream.encode(frame))
         out.mux(preview.encode(None))
         out.mux(main.encode(None))
@@ -1966,6 +1988,58 @@ def test_the_default_video_stream_is_restored_and_the_others_copied(tmp_path, wa
         assert [(s.width, s.height) for s in container.streams.video] == [SMALL, (64, 48)]
         assert len(list(container.decode(container.streams.video[1]))) == 6
     assert not [line for line in warnings_logged.messages if "left out" in line]
+
+
+def test_a_stretchs_copied_video_begins_at_its_first_keyframe_shown_from_the_start(tmp_path, warnings_logged):
+    """With --start at a keyframe of a copied B-frame stream, that keyframe (decoded, by its dts, before the
+    start) was left out, and with it its group: 8 of 16 frames. The copy begins at the first keyframe shown at
+    or after the start (later where the start falls between keyframes); with none in the stretch it is left
+    out with a warning, not written empty."""
+    src = _two_videos(tmp_path / "two.mkv", frames=24, preview_gop=8)  # preview keyframes at frames 0, 8 and 16
+    info = probe_video(src)
+
+    def copied(start: float, suffix: str) -> list[tuple[float, int]]:
+        span = TimeSpan(start)
+        with VideoWriter(tmp_path / f"out{suffix}", src, info, span=span) as writer:
+            for frame in read_frames(src, span=span):
+                writer.write(frame)
+        with av.open(str(writer.output)) as container:
+            videos = container.streams.video
+            return [(round(f.time, 2), int(f.to_ndarray(format="rgb24")[0, 0, 0])) for s in videos[1:]
+                    for f in container.decode(s)]
+
+    for suffix in (".mkv", ".mp4"):
+        frames = copied(8 / 24, suffix)  # the preview's frame n is grey 40 * n % 256
+        assert len(frames) == 16 and frames[0] == (0.0, 64)
+    frames = copied(10 / 24, ".mkv")
+    assert len(frames) == 8 and frames[0] == (0.25, 128)  # from frame 16, 6 frames into the stretch
+    assert copied(18 / 24, ".mkv") == []
+    assert "video stream 0 is left out: it has no keyframe within the stretch, so none of its frames there can be " \
+        "copied" in warnings_logged.messages
+
+
+@pytest.mark.parametrize("suffix", [".avi", ".mxf", ".mpg", ".ts", ".webm", ".dv", ".gif", "_%04d.png"])
+def test_a_second_video_stream_is_copied_where_it_plays_else_left_out_with_a_warning(tmp_path, warnings_logged,
+                                                                                      suffix):
+    """A second H.264 stream with B-frames failed the whole write to .avi ('encoding frame 0 into two_0.avi
+    failed: Invalid data found'): the muxer took its codec but not its first packet. In .mpg it was written
+    as no reader could decode (its codec unknown). The copy is kept where it reads back (.ts), else left out
+    with a warning."""
+    src = _two_videos(tmp_path / "two.mkv", **({"size": (720, 576), "rate": 25} if suffix == ".dv" else {}))
+    out = copy_video(src, tmp_path / f"out{suffix}")
+    left_out = {line for line in warnings_logged.messages if "video stream 0 (h264)" in line}
+    if suffix.endswith(".png"):
+        assert len(list(tmp_path.glob("out_*.png"))) == 6
+        assert left_out == {"video stream 0 (h264) cannot be stored in .png; it is left out"}
+        return
+    with av.open(str(out)) as container:
+        assert len(list(container.decode(container.streams.video[0]))) == 6
+    with av.open(str(out)) as container:
+        copied = [len(list(container.decode(stream))) for stream in container.streams.video[1:]]
+    if suffix == ".ts":
+        assert copied == [6] and not left_out
+    else:
+        assert copied == [] and left_out == {f"video stream 0 (h264) cannot be stored in {suffix}; it is left out"}
 
 
 def test_a_folder_is_looked_through_for_leftovers_once_not_for_every_file(tmp_path, monkeypatch):

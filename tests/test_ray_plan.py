@@ -1,6 +1,9 @@
 """The Ray backend's whole-video plan, run in-process (no Ray needed): tracks and identities cross segment boundaries."""
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 from fractions import Fraction
 
 import av
@@ -169,6 +172,24 @@ def test_joined_matroska_segments_keep_timing_tags_chapters_and_pixel_shape(tmp_
     decoded = [frame.image for path in paths for frame in read_frames(path)]
     assert all(np.array_equal(a, frame.image) for a, frame in zip(decoded, read_frames(out), strict=True))
     assert_archive_tags_kept(clip, out)
+
+
+def test_joining_segments_removes_a_killed_runs_temporary_output(tmp_path):
+    """--backend ray never removed a killed run's temporary output for its output (the local writer does):
+    PacketWriter opened its own without looking. A dead process's is removed now, a live one's kept."""
+    from clrface_video.distributed.segments import join_segments
+
+    clip = make_clip(tmp_path / "clip.mp4", frames=8, size=(128, 96), gop=4, audio=False)
+    paths, expected = encoded_segments(clip, ".mp4", count=2)
+    ended = subprocess.Popen([sys.executable, "-c", "pass"])
+    ended.wait()
+    out = tmp_path / "out"  # a folder this process has not written in yet (each one is listed once)
+    out.mkdir()
+    dead, alive = out / f".joined.{ended.pid}.partial.mp4", out / f".joined.{os.getppid()}.partial.mp4"
+    for leftover in (dead, alive):
+        leftover.write_bytes(b"half")
+    assert join_segments(paths, expected, out / "joined.mp4", clip, probe_video(clip)) == 8
+    assert not dead.exists() and alive.read_bytes() == b"half"
 
 
 @pytest.mark.parametrize(("source", "output"), [(".mp4", ".mkv"), (".mkv", ".mp4")])

@@ -164,8 +164,7 @@ class PacketWriter(VideoWriter):
         self._last_dts: int | None = None
 
     def _open(self) -> None:
-        if not self.output.parent.is_dir():
-            raise ClrfaceError(f"output folder does not exist: {self.output.parent}")
+        self._ready_folder()
         self._source = open_input(self.source, self.info.fps)
         self._out = av.open(str(self.partial), "w", options=muxer_options(self._source, self.output))
         self._video = self._out.add_stream_from_template(self.template)

@@ -30,6 +30,7 @@ LEFT_OUT = {  # why copied packets were left out, said for one packet and for se
     "backwards": ("its time runs backwards (damaged data)", "their times run backwards (damaged data)"),
     "untimed": ("without a time the output could give it", "without a time the output could give them"),
 }
+TRIAL_PACKETS = 16  # a copied video's packets muxed and read back before it is copied (_muxer_accepts)
 TS_NONSTRICT = 0x20000  # FFmpeg's AVFMT_TS_NONSTRICT: a muxer that takes two packets of one stream at one dts
 TIMECODE_MUXERS = frozenset({"mxf", "dv"})  # ... but these two write the "timecode" tag into the file (measured)
 VIDEO_MUXERS = frozenset({"mxf", "dv"})  # measured: they refuse a file of audio alone
@@ -76,18 +77,49 @@ def packet_time(packet: av.Packet) -> Fraction:
 
 def _muxer_accepts(out: av.container.OutputContainer, template: av.stream.Stream) -> bool:
     """Whether the output's muxer can store a copy of `template`, tried on a throwaway in-memory file (beside a
-    stream like the output's video, for a muxer that needs one)."""
-    trial = av.open(io.BytesIO(), "w", format=out.format.name.split(",")[0])
+    stream like the output's video, for a muxer that needs one), with the output's muxer options. A video
+    stream's first packets are muxed there too and must read back as frames (_reads_back): the codec alone
+    passed an H.264 stream with B-frames for AVI, whose muxer then refused its first packet's negative dts
+    (avoid_negative_ts off, muxer_options) and failed the whole write, and Matroska's length-prefixed H.264
+    for MPEG-PS, which the muxer wrote as no player reads it."""
+    written = io.BytesIO()
+    trial = av.open(written, "w", format=out.format.name.split(",")[0], options=dict(out.options))
     try:
         if out.format.name in VIDEO_MUXERS and out.streams.video:
             _add_like(trial, out.streams.video[0].codec_context)
-        trial.add_stream_from_template(template)
+        copy = trial.add_stream_from_template(template)
         trial.start_encoding()
-        return True
+        if template.type != "video" or template.disposition & av.stream.Disposition.attached_pic:
+            return True
+        for packet in _first_packets(template):
+            packet.stream = copy
+            trial.mux(packet)
+        trial.close()
     except (av.error.FFmpegError, ValueError):
         return False
     finally:
         _close_quietly(trial)
+    return _reads_back(written.getvalue(), copy.index, template.codec_context.name)
+
+
+def _first_packets(stream: av.stream.Stream) -> list[av.Packet]:
+    """A video stream's first TRIAL_PACKETS timed packets (past its first keyframe's B-frames), read apart
+    from the packets copied with the video, untimed ones left to the muxer as mux_until leaves them."""
+    with av.open(stream.container.name) as again:
+        packets = (p for p in again.demux(again.streams[stream.index]) if p.size and p.pts is not None)
+        return [packet for _, packet in zip(range(TRIAL_PACKETS), packets)]
+
+
+def _reads_back(data: bytes, index: int, codec: str) -> bool:
+    """Whether stream `index` of the file `data` decodes to a frame of `codec`."""
+    try:
+        with av.open(io.BytesIO(data)) as written:
+            stream = written.streams[index]
+            if stream.codec_context is None or stream.codec_context.name != codec:
+                return False
+            return next(written.decode(stream), None) is not None
+    except (av.error.FFmpegError, ValueError, IndexError):
+        return False
 
 
 def _add_like(trial: av.container.OutputContainer, video: av.video.codeccontext.VideoCodecContext) -> None:
@@ -144,11 +176,13 @@ def muxer_options(source: av.container.InputContainer, output: Path) -> dict[str
     return options
 
 
-def add_copies(source: av.container.InputContainer, out: av.container.OutputContainer) -> dict[int, Copy]:
+def add_copies(source: av.container.InputContainer, out: av.container.OutputContainer,
+               start: Fraction | None = None, end: Fraction | None = None) -> dict[int, Copy]:
     """Output streams for the source's audio, subtitle and data streams, cover pictures and other video streams
     (a second angle, a preview: copied as they are, only the main one is restored), by input stream index; its
     attachments (fonts) go along where the output's container holds them. What cannot be stored is left out
-    with a warning."""
+    with a warning, and so is another video stream with no keyframe shown within a stretch [start, end)
+    (source seconds), which would be an empty stream (CopiedStreams._keyframe_reached)."""
     copies: dict[int, Copy] = {}
     main = video_stream(source, Path(source.name))
     chapter_track = bool(source.chapters())
@@ -165,6 +199,10 @@ def add_copies(source: av.container.InputContainer, out: av.container.OutputCont
         if stream.type not in COPY_STREAM_TYPES and stream.type != "video":
             log.warning("%s stream %d is left out (it is not audio, video, subtitles or data)", stream.type,
                         stream.index)
+            continue
+        if stream.type == "video" and not cover and start is not None and not _keyframe_within(stream, start, end):
+            log.warning("video stream %d is left out: it has no keyframe within the stretch, so none of its frames "
+                        "there can be copied", stream.index)
             continue
         if stream.type == "data" and "timecode" in stream.metadata:
             continue  # a QuickTime timecode track: the muxer rebuilds it from the video's timecode tag
@@ -192,6 +230,21 @@ def add_copies(source: av.container.InputContainer, out: av.container.OutputCont
                     "cover picture" if cover else stream.type, stream.index,
                     name or stream.metadata.get("handler_name") or "no codec", _suffix(out))
     return copies
+
+
+def _keyframe_within(stream: av.stream.Stream, start: Fraction, end: Fraction | None) -> bool:
+    """Whether a video stream has a keyframe shown (by its pts, on its own clock) at or after `start` and before
+    `end`, the first packet a copy of it in that stretch can begin with; read apart from the packets copied
+    with the video."""
+    with av.open(stream.container.name) as again:
+        for packet in again.demux(again.streams[stream.index]):
+            if packet.pts is None or not packet.size:
+                continue
+            if end is not None and packet_time(packet) >= end:  # decoded after the end: shown after it too
+                return False
+            if packet.is_keyframe and packet.pts >= round(start / packet.time_base):
+                return True
+    return False
 
 
 def _template_copy(stream: av.stream.Stream, out: av.container.OutputContainer) -> av.stream.Stream:
@@ -367,14 +420,17 @@ class CopiedStreams:
     """The copied streams' packets, demuxed from the source once and muxed into the output in time order.
 
     `shift` (seconds) is taken off every timestamp when only a stretch of the source is written: packets
-    before it are left out, but for an audio packet still sounding there and a subtitle cue still shown. `end`
-    (seconds, the source's clock): where such a stretch ends, which a subtitle cue shown past it is cut to."""
+    before it are left out, but for an audio packet still sounding there and a subtitle cue still shown; a
+    copied video begins at its first keyframe shown at or after the stretch's `start` (seconds, the source's
+    clock; the shift where not given). `end` (seconds, the source's clock): where such a stretch ends, which a
+    subtitle cue shown past it is cut to."""
 
     def __init__(self, source: av.container.InputContainer, out: av.container.OutputContainer,
-                 *, any_streams: bool = True, end: Fraction | None = None) -> None:
+                 *, any_streams: bool = True, start: Fraction | None = None, end: Fraction | None = None) -> None:
         self.out = out
+        self._start = start
         self._end = end
-        self.copies = add_copies(source, out) if any_streams else {}
+        self.copies = add_copies(source, out, start, end) if any_streams else {}
         self._packets: Iterator[av.Packet] = iter(())
         if self.copies:
             self._packets = source.demux([s for s in source.streams if s.index in self.copies])
@@ -466,13 +522,12 @@ class CopiedStreams:
         if self._end is not None:
             _cut_at_end(packet, self._end, copy)
         if shift is not None:
-            if packet_time(packet) < shift and not _still_shown(packet, shift, copy) \
+            if copy.stream.type == "video":
+                if not self._keyframe_reached(packet, shift):
+                    return
+            elif packet_time(packet) < shift and not _still_shown(packet, shift, copy) \
                     and not _still_heard(packet, shift, copy):
                 return
-            if copy.stream.type == "video" and packet.stream_index not in self._keyed:
-                if not packet.is_keyframe:  # a copied video starts at a keyframe: none before it decodes
-                    return
-                self._keyed.add(packet.stream_index)
             move = round(shift / packet.time_base)
             packet.pts = None if packet.pts is None else packet.pts - move
             packet.dts = None if packet.dts is None else packet.dts - move
@@ -481,6 +536,22 @@ class CopiedStreams:
             ready.stream = copy.stream
             self._say_unmarked_delay(ready, index)
             self.out.mux(ready)
+
+    def _keyframe_reached(self, packet: av.Packet, shift: Fraction) -> bool:
+        """Whether a copied video's packet is kept in a stretch: every one in decode order from the stream's first
+        keyframe shown (by pts) at or after the stretch's start, none before it (they would not decode). Judged
+        by the dts, a B-frame stream's keyframe at the start came before it (decoded ahead of the frames shown
+        before it), and the copy began at the keyframe after. A keyframe before the start is not taken: its
+        frames up to the start would be shown from before 0, which most containers cannot hold. So a stretch
+        that starts between keyframes has the copied video begin later than the restored one."""
+        index = packet.stream_index
+        if index in self._keyed:
+            return True
+        start = self._start if self._start is not None else shift
+        if not packet.is_keyframe or packet.pts is None or packet.pts < round(start / packet.time_base):
+            return False  # on the stream's clock, as the shift moves it: Matroska's 333 ms is the frame at 1/3 s
+        self._keyed.add(index)
+        return True
 
     def _say_unmarked_delay(self, packet: av.Packet, index: int) -> None:
         """Warn where an audio packet's encoder delay (the samples its decoder skips: an MP4 edit list's AAC

@@ -16,7 +16,7 @@ import av
 import numpy as np
 from av.video.reformatter import VideoReformatter
 
-from clrface_video.atomic import PARTIAL, partial_name, remove_leftovers
+from clrface_video.atomic import partial_folder, partial_name, remove_leftovers
 from clrface_video.errors import ClrfaceError, one_line
 from clrface_video.io.apng import apng_plays, copy_delays, frame_delays, is_apng_output, set_last_delay
 from clrface_video.io.copies import CopiedStreams, copy_metadata, muxer_options
@@ -86,8 +86,7 @@ def partial_path(output: Path, pid: int | None = None) -> Path:
 
     For an image sequence, the pattern inside a hidden folder beside the frames."""
     if is_sequence(output):
-        run = os.getpid() if pid is None else pid
-        return output.parent / f".{COUNTER.sub('', output.stem)}.{run}.{PARTIAL}" / output.name
+        return partial_folder(output.parent, COUNTER.sub("", output.stem), output.name, pid) / output.name
     return partial_name(output, pid)
 
 
@@ -186,10 +185,15 @@ class VideoWriter:
             self._abort()
             raise
 
-    def _open(self) -> None:
+    def _ready_folder(self) -> None:
+        """Check the output folder is there and remove a killed run's temporary output for this output, before
+        any writer (this one, the Ray backend's PacketWriter) opens its own."""
         if not self.output.parent.is_dir():
             raise ClrfaceError(f"output folder does not exist: {self.output.parent}")
-        remove_leftovers(self.output.parent, self._partial_name)  # a killed run's, for this output
+        remove_leftovers(self.output.parent, self._partial_name)
+
+    def _open(self) -> None:
+        self._ready_folder()
         pix_fmt = None
         if is_sequence(self.output):  # numbered stills, in the encoder their extension names, at the source depth
             self.codec = sequence_codec(self.output)
@@ -257,7 +261,8 @@ class VideoWriter:
             if self.span.end is not None:  # copies stop just before its end (a packet at its end belongs to what follows)
                 end = origin + Fraction(self.span.end)
                 self._end = end - Fraction(1, 10**6)
-        self._copied = CopiedStreams(self._source, self._out, any_streams=bool(self.info.other_streams), end=end)
+        self._copied = CopiedStreams(self._source, self._out, any_streams=bool(self.info.other_streams),
+                                     start=self._start, end=end)
         copy_metadata(self._source, self._out, self._video, self._copied.copies, self.source,
                       chapters=self.span is None)
         self._count_timecode()
