@@ -127,7 +127,8 @@ class RestoreConfig:
         if self.min_face < 0:
             raise OptionError("min_face", f"must be 0 or more pixels, got {self.min_face}")
         if not 0.0 <= self.temporal_smoothing <= MAX_SMOOTHING:
-            raise OptionError("temporal_smoothing", f"must be between 0 and {MAX_SMOOTHING}, got {self.temporal_smoothing}")
+            raise OptionError("temporal_smoothing",
+                              f"must be between 0 and {MAX_SMOOTHING}, got {self.temporal_smoothing}")
         if not 0.0 <= self.keep_detail <= 1.0:
             raise OptionError("keep_detail", f"must be between 0 and 1, got {self.keep_detail}")
         if not self.start >= 0:

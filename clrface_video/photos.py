@@ -39,8 +39,9 @@ PILLOW_ANIMATIONS = frozenset({".gif", ".apng"})  # video extensions of files Pi
 def folder_contents(folder: Path, output: Path | None = None) -> tuple[list[Path], list[Path]]:
     """The photos and the videos under `folder`, recursively, each in a stable order (io.decode.media_kind:
     by extension; an animated PNG is a video); hidden files and other files are ignored, camera RAW files
-    too, said in one warning. InputError when it holds neither. Linked folders and files are followed (a library that links its albums in), each file
-    taken once (_walk); a link into `output` is not (its restored files would be read as inputs)."""
+    too, said in one warning. InputError when it holds neither. Linked folders and files are followed (a
+    library that links its albums in), each file taken once (_walk); a link into `output` is not (its restored
+    files would be read as inputs)."""
     found: dict[str | None, list[Path]] = {"photo": [], "video": [], "raw": [], None: []}
     for path in _walk(folder, output):
         found[media_kind(path)].append(path)
