@@ -1,5 +1,4 @@
-"""Connect to Ray (join a cluster, or start a private local one on 127.0.0.1), build the pool of worker actors,
-say their warnings."""
+"""Connect to Ray (join a cluster, or start a local one on 127.0.0.1); the pool of worker actors and their warnings."""
 from __future__ import annotations
 
 import logging
