@@ -192,6 +192,19 @@ def test_a_truncated_avi_is_refused(tmp_path):
     assert_refused(tmp_path, cut, "tape.avi is truncated: its index or header points past the end of the file")
 
 
+def test_an_mp4_cut_before_its_moov_is_said_to_be_truncated(tmp_path):
+    """A clip whose index (moov) is written last, cut in half as one still being copied or recorded is: it said
+    'cannot read trunc.mp4 as a video (Invalid data found when processing input...)'."""
+    source = make_clip(tmp_path / "full.mp4", frames=12, size=(128, 96))
+    data = source.read_bytes()
+    assert data.rfind(b"moov") > len(data) // 2  # the index is at the end, the cut loses it
+    cut = tmp_path / "trunc.mp4"
+    cut.write_bytes(data[: len(data) // 2])
+    source.unlink()
+    assert_refused(tmp_path, cut, "trunc.mp4 is truncated or still being written (its index, the moov box, is "
+                                  "missing)")
+
+
 def test_a_truncated_mxf_is_refused(tmp_path):
     """MXF states its length like Matroska: the old code restored the one frame that decoded and exited 0."""
     source = make_clip(tmp_path / "full.mxf", frames=8, size=(128, 96), codec="mpeg2video", audio=False)

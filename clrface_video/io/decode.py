@@ -20,7 +20,7 @@ from clrface_video.io.apng import is_animated_png
 from clrface_video.io.clock import Damage, lasting, timed_frames
 from clrface_video.io.completeness import check_complete, check_gif_frames, index_beyond_eof, size_changed
 from clrface_video.io.deinterlace import deinterlaced
-from clrface_video.io.quicktime import track_end
+from clrface_video.io.quicktime import moov_missing, track_end
 from clrface_video.io.sequence import find_sequence, is_sequence, open_options
 from clrface_video.io.side_data import Hdr10, display_matrix, frame_side_data, hdr10
 from clrface_video.io.webp_anim import is_animated_webp
@@ -155,7 +155,7 @@ def is_image_path(path: Path | str) -> bool:
 
 def open_input(path: Path, fps: Fraction | None = None) -> av.container.InputContainer:
     """Open a media file, or a numbered image sequence (read at `fps`, 24 when None), turning every failure
-    into a one-line InputError."""
+    into a one-line InputError (an MP4/MOV cut before its moov said to be truncated, not unreadable)."""
     if is_sequence(path):
         sequence = find_sequence(path)
         try:
@@ -171,6 +171,9 @@ def open_input(path: Path, fps: Fraction | None = None) -> av.container.InputCon
     try:
         return av.open(str(path))
     except (av.error.FFmpegError, UnicodeDecodeError, ValueError) as error:
+        if moov_missing(path):  # an MP4 or MOV whose index is written last, cut before it
+            raise InputError(f"{path.name} is truncated or still being written (its index, the moov box, is "
+                             "missing)") from error
         raise InputError(f"cannot read {path.name} as a video ({one_line(error)})") from error
 
 

@@ -1,5 +1,5 @@
-"""QuickTime / MP4 boxes read from the file itself, for what FFmpeg does not report: the moov, a track's boxes,
-where a track's presentation ends."""
+"""QuickTime / MP4 boxes read from the file itself, for what FFmpeg does not report: the moov (or that it is
+missing), a track's boxes, where a track's presentation ends."""
 from __future__ import annotations
 
 import struct
@@ -38,6 +38,41 @@ def moov(path: Path) -> bytes:
                 return file.read(size - HEADER.size)
             file.seek(size - HEADER.size, 1)
     return b""
+
+
+TOP_LEVEL_BOXES = (b"ftyp", b"wide", b"free", b"skip", b"mdat", b"pnot")  # those a QuickTime/MP4 file opens with
+
+
+def moov_missing(path: Path) -> bool:
+    """True for a QuickTime/MP4 file whose top-level boxes end without a moov (its sample index): a file whose
+    moov is written last, cut before it (still being copied or recorded), so its media data (mdat) runs to or
+    past the end of the file. FFmpeg then says only 'Invalid data found when processing input'. False for a
+    file that does not open with a QuickTime box."""
+    size_of_file = path.stat().st_size
+    with path.open("rb") as file:
+        position = 0
+        while header := file.read(HEADER.size):
+            if len(header) < HEADER.size:
+                return position > 0
+            size, kind = HEADER.unpack(header)
+            if position == 0 and kind not in TOP_LEVEL_BOXES:
+                return False
+            if kind == b"moov":
+                return False
+            if size == 1:  # a 64-bit size follows
+                wide = file.read(8)
+                if len(wide) < 8:
+                    return True
+                size = struct.unpack(">Q", wide)[0]
+            elif size == 0:  # the box runs to the end of the file: nothing comes after it
+                return True
+            if size < HEADER.size:
+                return False
+            position += size
+            if position >= size_of_file:
+                return True
+            file.seek(position)
+    return False
 
 
 def track_end(path: Path, track_id: int) -> tuple[Fraction, Fraction] | None:
