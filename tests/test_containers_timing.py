@@ -128,6 +128,22 @@ def test_h264_in_mpeg_ps_gets_a_time_for_every_frame(tmp_path):
     assert_same_timing(src, out, 12)
 
 
+def test_a_source_starting_after_0_goes_into_avi_with_its_frames_spacing_and_audio_offset(tmp_path):
+    """An MPEG-PS source starts at 0.5 s (audio) and 0.51 s (video). AVI stores no start: its audio's first sample
+    and its first chunk are shown at 0, and FFmpeg's muxer put the first frame in chunk 0 whatever its number, so
+    the frames came out at chunks 0, 13, 14, ... (the first shown for 0.54 s). Now every time moves back by the
+    source's start, as the audio's does: the frames keep their spacing and their offset from the audio."""
+    src = make_clip(tmp_path / "in.mpg", frames=12, size=SMALL, audio_codec="mp2")
+    with av.open(str(src)) as container:
+        audio = container.streams.audio[0]
+        audio_start = audio.start_time * audio.time_base
+    assert audio_start == Fraction(1, 2) and times(src)[0] > audio_start
+    out = copy_video(src, tmp_path / "out.avi")
+    assert times(out) == [Fraction(round((t - audio_start) * 24), 24) for t in times(src)] \
+        == [Fraction(i, 24) for i in range(12)]
+    assert [data for data, *_ in read_packets(out, "audio")] == [data for data, *_ in read_packets(src, "audio")]
+
+
 def test_h264_in_mxf_is_written_and_read_in_order(tmp_path):
     src = make_clip(tmp_path / "in.mp4", frames=12, size=SMALL, audio=False)
     out = copy_video(src, tmp_path / "out.mxf")

@@ -263,10 +263,25 @@ class VideoWriter:
                 self._end = end - Fraction(1, 10**6)
         self._copied = CopiedStreams(self._source, self._out, any_streams=bool(self.info.other_streams),
                                      start=self._start, end=end)
+        if self.span is None and self._out.format.name in CFR_CONTAINERS:
+            self._shift = self._counted_origin()
         copy_metadata(self._source, self._out, self._video, self._copied.copies, self.source,
                       chapters=self.span is None)
         self._count_timecode()
         self._move_timecode()
+
+    def _counted_origin(self) -> Fraction | None:
+        """An AVI's 0 in the source's clock: the earliest start of the video and the streams copied with it (None
+        at or before 0). AVI stores no start time: its first video chunk and its audio's first sample are both
+        shown at 0 (the muxer puts the first frame in chunk 0 whatever its number), so a source that starts
+        later (MPEG-PS and TS: 0.5 s or more) has every time moved back by its start, copies too, as a stretch's
+        are, keeping the frames' spacing and the audio's offset from them."""
+        assert self._source is not None and self._copied is not None
+        indices = {video_stream(self._source, self.source).index, *self._copied.copies}
+        starts = [stream.start_time * stream.time_base for stream in self._source.streams
+                  if stream.index in indices and stream.start_time is not None and stream.time_base is not None]
+        earliest = min(starts, default=0)
+        return Fraction(earliest) if earliest > 0 else None
 
     def _count_timecode(self) -> None:
         """A QuickTime timecode track counts frames at the video's rate: give it the source's timecode rate, which
