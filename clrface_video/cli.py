@@ -260,7 +260,7 @@ def restore(input: Path, output: str | None, model: str, fidelity: float, streng
     and videos (recursive)."""
     from .api import make_config, restore_video
     from .paths import check_side_output, resolve_paths
-    from .report import Stopped
+    from .report import Interrupted, Stopped
 
     if backend == "local" and (ray_address is not None or workers is not None):
         raise click.UsageError("--ray-address and --workers need --backend ray")
@@ -284,8 +284,8 @@ def restore(input: Path, output: str | None, model: str, fidelity: float, streng
                                       progress=progress)
         else:
             report = restore_video(input, output, progress=progress, config=config)
-    except Stopped as stopped:  # a folder stopped part way (the disk full): its report says what was done
-        if report_path is not None:
+    except (Stopped, Interrupted) as stopped:  # a folder stopped part way (the disk full, Ctrl-C, SIGTERM): its
+        if report_path is not None:  # report says what was done
             stopped.report.write(report_path)
         raise
     finally:

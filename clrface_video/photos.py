@@ -28,7 +28,7 @@ from .pipeline import (
     save_photo,
     would_run,
 )
-from .report import Progress, RestoreReport, StageTimer, Stopped, reports_warnings, with_codec_of
+from .report import Interrupted, Progress, RestoreReport, StageTimer, Stopped, reports_warnings, with_codec_of
 from .story import FrameStory, Models, restore_photo_array
 from .types import Face
 
@@ -159,6 +159,23 @@ def restore_folder(input: str | Path, output: str | Path | None = None, config: 
         progress.start(len(todo) + len(videos_todo), "files" if videos_todo else "images")
     story = FrameStory(models, config, timer, video=False) if models else None
     report.settings = job_settings(config, models, video=False) if models else None
+    try:
+        _restore_photos(source, target, todo, story, report, progress, timer, start)
+    except KeyboardInterrupt as stop:  # Ctrl-C or SIGTERM: the photos finished before it are reported
+        finish_report(report, story, timer, start)
+        raise _interrupted(report, start) from stop
+    finish_report(report, story, timer, start)
+    try:
+        _restore_videos(source, target, videos_todo, config, report, progress, models_for)
+    except KeyboardInterrupt as stop:  # the video being written is removed; those finished before it are reported
+        raise _interrupted(report, start) from stop
+    report.seconds = round(time.perf_counter() - start, 4)
+    return report
+
+
+def _restore_photos(source: Path, target: Path, todo: list[Path], story: FrameStory | None, report: RestoreReport,
+                    progress: Progress | None, timer: StageTimer, start: float) -> None:
+    """The folder's photos, each into the mirrored tree, counted in the folder's report (a full disk stops them)."""
     for path in todo:
         relative = path.relative_to(source)
         try:
@@ -177,10 +194,15 @@ def restore_folder(input: str | Path, output: str | Path | None = None, config: 
             report.images += 1
         if progress is not None:
             progress.advance()
-    finish_report(report, story, timer, start)
-    _restore_videos(source, target, videos_todo, config, report, progress, models_for)
+
+
+def _interrupted(report: RestoreReport, start: float) -> Interrupted:
+    """The folder's stop at Ctrl-C or SIGTERM, carrying its report marked interrupted: what was finished before
+    it is kept (each output renamed into place only when whole) and a rerun goes on from there, so --report
+    says what that is."""
+    report.interrupted = True
     report.seconds = round(time.perf_counter() - start, 4)
-    return report
+    return Interrupted(report)
 
 
 def _stopped(relative: Path, report: RestoreReport) -> Stopped:

@@ -123,7 +123,7 @@ def reports_warnings(job: Callable[P, RestoreReport]) -> Callable[P, RestoreRepo
         with warnings_logged() as lines:
             try:
                 report = job(*args, **kwargs)
-            except Stopped as stopped:  # the report of what was done before it, with its warnings too
+            except (Stopped, Interrupted) as stopped:  # the report of what was done before it, its warnings too
                 stopped.report.warnings = list(lines)
                 raise
         report.warnings = list(lines)
@@ -141,6 +141,15 @@ class Stopped(ClrfaceError):
         self.report = report
 
 
+class Interrupted(KeyboardInterrupt):
+    """A folder's job stopped by Ctrl-C or SIGTERM part way, with the report of what it had finished (marked
+    interrupted): the CLI still writes --report from it, then stops as for any interrupt."""
+
+    def __init__(self, report: RestoreReport) -> None:
+        super().__init__()
+        self.report = report
+
+
 @dataclass
 class RestoreReport:
     """The outcome of one job; `to_json()` is what `--report report.json` writes.
@@ -155,6 +164,7 @@ class RestoreReport:
     its output done); video_settings: a folder's videos' (their codecs joined when they differ), else None.
     warnings: every warning line logged while the job ran, in order (on Ray the workers' too: each segment or
     shard of photos brings back its lines, which the driver logs once each).
+    interrupted: a folder's job stopped by Ctrl-C or SIGTERM (Interrupted); the counts are the files it finished.
     """
 
     input: str
@@ -176,6 +186,7 @@ class RestoreReport:
     settings: JobSettings | None = None
     video_settings: JobSettings | None = None
     warnings: list[str] = field(default_factory=list)
+    interrupted: bool = False
 
     def add_counts(self, done: RestoreReport) -> None:
         """Fold a finished job's frames, faces and tracks into this folder's report (its seconds are the caller's)."""

@@ -2,6 +2,10 @@
 from __future__ import annotations
 
 import json
+import signal
+import subprocess
+import sys
+import time
 from pathlib import Path
 
 import av
@@ -752,3 +756,35 @@ def test_a_full_disk_stops_a_folder_at_the_first_file_it_cannot_write(tmp_path, 
     assert len(calls) == 2 and sorted(p.name for p in out.iterdir()) == ["a.jpg"]
     done = json.loads(report.read_text())
     assert done["images"] == 1 and done["failed"] == ["b.jpg: cannot write b.jpg as JPEG (No space left on device)"]
+
+
+@pytest.mark.parametrize(("sent", "code", "word"), [(signal.SIGINT, 130, "interrupted"),
+                                                    (signal.SIGTERM, 143, "terminated")], ids=["ctrl-c", "kill"])
+def test_a_folder_stopped_by_a_signal_writes_its_report_of_the_files_finished(tmp_path, astronaut, sent, code, word):
+    """Ctrl-C or SIGTERM mid-folder wrote no --report at all, though the photos finished before it are kept (a
+    full disk's stop writes one). It now says what was done, marked interrupted, and the command still ends
+    with the signal's status and one line."""
+    from PIL import Image
+
+    album, out, report = tmp_path / "album", tmp_path / "out", tmp_path / "report.json"
+    album.mkdir()
+    for n in range(80):
+        Image.fromarray(astronaut).save(album / f"p{n:02d}.jpg")
+    ignored = signal.signal(signal.SIGINT, signal.default_int_handler)  # Ctrl-C's default, as from a terminal
+    try:
+        process = subprocess.Popen([sys.executable, "-m", "clrface_video", "restore", str(album), "-o", str(out),
+                                    "--report", str(report), "-q", *BASELINE, "--no-identity-guidance"],
+                                   stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    finally:
+        signal.signal(signal.SIGINT, ignored)
+    deadline = time.monotonic() + 120
+    while not (out.is_dir() and any(out.glob("p*.jpg"))) and time.monotonic() < deadline and process.poll() is None:
+        time.sleep(0.05)  # wait for the first photo finished: the folder is mid-way
+    process.send_signal(sent)
+    _, stderr = process.communicate(timeout=120)
+    assert process.returncode == code, stderr
+    assert "Traceback" not in stderr and stderr.strip().splitlines()[-1].startswith(word)
+    kept = sorted(p.name for p in out.iterdir())
+    done = json.loads(report.read_text())
+    assert done["interrupted"] is True and done["kind"] == "folder"
+    assert 1 <= done["images"] == len(kept) < 80 and kept == [f"p{n:02d}.jpg" for n in range(len(kept))]
