@@ -177,15 +177,23 @@ def check_side_output(path: Path, option: str, inputs: Iterable[Path], output: P
 def check_files_only(input: str | Path, output: str | Path | None) -> None:
     """Refuse `-` for the input or output: tools read it as standard input or output, which a job does not use
     (a video is read by seeking and written under a temporary name); it was taken as a file named -, written
-    as -.mp4 or reported as an input not found. So is an output in /dev: -o /dev/stdout wrote /dev/stdout.mp4.
-    A file that is named - is read (given as ./-)."""
+    as -.mp4 or reported as an input not found. So is a device as the output (_a_device): -o /dev/stdout
+    wrote /dev/stdout.mp4. A file that is named - is read (given as ./-)."""
     if str(input) == STDIO and not Path(input).exists():  # a file named - (given as ./-, which Path makes -) is one
         raise InputError("input -: reading standard input is not supported; give an input file or folder")
     if output is not None and str(output) == STDIO:
         raise ClrfaceError("-o -: writing to standard output is not supported; give an output file or folder")
-    if output is not None and Path(output).expanduser().absolute().parts[:2] == ("/", "dev"):
+    if output is not None and _a_device(Path(output).expanduser()):
         raise ClrfaceError(f"-o {output}: writing to a device (/dev/stdout, ...) is not supported; give an output "
                            "file or folder")
+
+
+def _a_device(output: Path) -> bool:
+    """Whether an output names a device, a pipe or a socket (/dev/null, /dev/stdout), or a new file in /dev itself
+    (-o /dev/stdout became /dev/stdout.mp4); a file system mounted below /dev (/dev/shm) is a folder like others."""
+    if output.exists() and not (output.is_file() or output.is_dir()):
+        return True
+    return output.absolute().parent == Path("/dev")
 
 
 def resolve_paths(input: str | Path, output: str | Path | None,

@@ -1,6 +1,8 @@
 """Damaged inputs found by a sweep of cut, garbled and mixed files: one line, exit 2, no output, input unchanged."""
 from __future__ import annotations
 
+import shutil
+import tempfile
 from fractions import Fraction
 from io import BytesIO
 from pathlib import Path
@@ -415,6 +417,17 @@ def test_a_dash_for_standard_input_or_output_is_refused(tmp_path, monkeypatch):
                    "-o", "out.mp4")
     assert_refused(tmp_path, clip.name, "-o /dev/stdout: writing to a device (/dev/stdout, ...) is not supported; "
                    "give an output file or folder", "-o", "/dev/stdout")
+    assert_refused(tmp_path, clip.name, "-o /dev/null: writing to a device (/dev/stdout, ...) is not supported; "
+                   "give an output file or folder", "-o", "/dev/null")
+    if Path("/dev/shm").is_dir():  # a file system below /dev (RAM), a folder like any other
+        shm = Path(tempfile.mkdtemp(dir="/dev/shm"))
+        try:
+            done = CliRunner().invoke(cli, ["restore", clip.name, "-o", str(shm / "x.mp4"), "--model",
+                                            "baseline-bicubic-sharpen", "-q"])
+            assert done.exit_code == 0, done.output
+            assert (shm / "x.mp4").stat().st_size > 0
+        finally:
+            shutil.rmtree(shm)
     (tmp_path / "-").write_bytes(clip.read_bytes())  # a video that is named -, given as ./-
     done = CliRunner().invoke(cli, ["restore", "./-", "-o", "dash.mp4", "--model", "baseline-bicubic-sharpen", "-q"])
     assert done.exit_code == 0, done.output
