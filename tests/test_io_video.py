@@ -1998,8 +1998,8 @@ def test_a_stretchs_copied_video_begins_at_its_first_keyframe_shown_from_the_sta
     src = _two_videos(tmp_path / "two.mkv", frames=24, preview_gop=8)  # preview keyframes at frames 0, 8 and 16
     info = probe_video(src)
 
-    def copied(start: float, suffix: str) -> list[tuple[float, int]]:
-        span = TimeSpan(start)
+    def copied(start: float, suffix: str, end: float | None = None) -> list[tuple[float, int]]:
+        span = TimeSpan(start, end)
         with VideoWriter(tmp_path / f"out{suffix}", src, info, span=span) as writer:
             for frame in read_frames(src, span=span):
                 writer.write(frame)
@@ -2016,6 +2016,9 @@ def test_a_stretchs_copied_video_begins_at_its_first_keyframe_shown_from_the_sta
     assert copied(18 / 24, ".mkv") == []
     assert "video stream 0 is left out: it has no keyframe within the stretch, so none of its frames there can be " \
         "copied" in warnings_logged.messages
+    warnings_logged.clear()
+    assert copied(0.34, ".mkv", 0.64) == []  # its next keyframe (0.667 s) is decoded within it, shown after it
+    assert "video stream 0 is left out: it has no keyframe within the stretch" in warnings_logged.text
 
 
 @pytest.mark.parametrize("suffix", [".avi", ".mxf", ".mpg", ".ts", ".webm", ".dv", ".gif", "_%04d.png"])

@@ -243,7 +243,7 @@ def _keyframe_within(stream: av.stream.Stream, start: Fraction, end: Fraction | 
             if end is not None and packet_time(packet) >= end:  # decoded after the end: shown after it too
                 return False
             if packet.is_keyframe and packet.pts >= round(start / packet.time_base):
-                return True
+                return end is None or packet.pts < round(end / packet.time_base)  # shown within, not after it
     return False
 
 
