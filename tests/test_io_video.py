@@ -545,13 +545,19 @@ def test_chapters_of_an_mp4_bring_no_false_warning(tmp_path, warnings_logged):
     assert "left out" not in warnings_logged.text
 
 
-def test_a_german_track_keeps_its_language_in_mov(tmp_path):
+def audio_tagged(tmp_path: Path, key: str, value: str) -> Path:
+    """A small .mp4 whose audio track is tagged `key`=`value` (its packets copied from make_clip's)."""
     src = make_clip(tmp_path / "in.mp4", frames=6, size=SMALL)
-    tagged = tmp_path / "deu.mp4"
+    tagged = tmp_path / f"{key}.mp4"
     with av.open(str(src)) as source, av.open(str(tagged), "w") as out:
         copies = {s.index: out.add_stream_from_template(s) for s in source.streams}
-        copies[1].metadata["language"] = "deu"
+        copies[1].metadata[key] = value
         mux_all(source, out, copies)
+    return tagged
+
+
+def test_a_german_track_keeps_its_language_in_mov(tmp_path):
+    tagged = audio_tagged(tmp_path, "language", "deu")
     with av.open(str(copy_video(tagged, tmp_path / "out.mov"))) as container:
         assert container.streams.audio[0].metadata.get("language") == "ger"  # QuickTime's name for German
     with av.open(str(copy_video(tagged, tmp_path / "out.mkv"))) as container:
@@ -562,12 +568,7 @@ def test_a_german_track_keeps_its_language_in_mov(tmp_path):
 def test_an_mp4_tracks_title_is_kept(tmp_path, suffix):
     """Named audio tracks ("English", "Commentary") of an MP4 came back untitled: the demuxer calls the title
     `name`, which no muxer writes."""
-    src = make_clip(tmp_path / "in.mp4", frames=6, size=SMALL)
-    named = tmp_path / "named.mp4"
-    with av.open(str(src)) as source, av.open(str(named), "w") as out:
-        copies = {s.index: out.add_stream_from_template(s) for s in source.streams}
-        copies[1].metadata["title"] = "Commentary"
-        mux_all(source, out, copies)
+    named = audio_tagged(tmp_path, "title", "Commentary")
     with av.open(str(copy_video(named, tmp_path / f"out{suffix}"))) as container:
         tags = container.streams.audio[0].metadata
         assert tags.get("title" if suffix == ".mkv" else "name") == "Commentary" and len(container.streams) == 2
@@ -639,25 +640,26 @@ def test_a_cue_on_screen_when_a_stretch_starts_opens_it(tmp_path):
     """Cues at 0.5-0.9 s and 1.0-1.4 s; a stretch from 0.75 s (frame 18 at 24 fps) starts with the first one's
     last 0.15 s."""
     src = make_clip(tmp_path / "in.mkv", frames=48, size=SMALL, subtitles=True)
-    span = TimeSpan(0.75, 1.5)
-    with VideoWriter(tmp_path / "part.mkv", src, probe_video(src), span=span) as writer:
+    assert shown_cues(src, tmp_path / "part.mkv", TimeSpan(0.75, 1.5)) == [(0.0, 0.15, b"cue 1: hello astronaut"),
+                                                                           (0.25, 0.4, b"cue 2: hello astronaut")]
+
+
+def shown_cues(src: Path, part: Path, span: TimeSpan) -> list[tuple[float, float, bytes]]:
+    """The stretch `span` of `src` written to `part`: its cues (start, length in seconds, text)."""
+    with VideoWriter(part, src, probe_video(src), span=span) as writer:
         for frame in read_frames(src, span=span):
             writer.write(frame)
-    shown = [(float(start), float(length), text) for start, length, text in read_cues(writer.output)]
-    assert shown == [(0.0, 0.15, b"cue 1: hello astronaut"), (0.25, 0.4, b"cue 2: hello astronaut")]
+    return [(float(start), float(length), text) for start, length, text in read_cues(part)]
 
 
 def test_a_cue_on_screen_when_a_stretch_ends_ends_there(tmp_path):
     """Cues at 0-0.4 s and 0.5-0.9 s; a stretch of 0.25-0.75 s kept the second one whole, so the .mp4's subtitle
     track, and the file, lasted 0.65 s where its video lasts 0.5 s. That cue now ends with the stretch."""
     src = make_clip(tmp_path / "in.mp4", frames=48, size=SMALL, subtitles=True)
-    span = TimeSpan(0.25, 0.75)
-    with VideoWriter(tmp_path / "part.mp4", src, probe_video(src), span=span) as writer:
-        for frame in read_frames(src, span=span):
-            writer.write(frame)
-    shown = [(float(start), float(length), text) for start, length, text in read_cues(writer.output)]
-    assert shown == [(0.0, 0.15, b"cue 0: hello astronaut"), (0.25, 0.25, b"cue 1: hello astronaut")]
-    with av.open(str(writer.output)) as container:
+    part = tmp_path / "part.mp4"
+    assert shown_cues(src, part, TimeSpan(0.25, 0.75)) == [(0.0, 0.15, b"cue 0: hello astronaut"),
+                                                           (0.25, 0.25, b"cue 1: hello astronaut")]
+    with av.open(str(part)) as container:
         assert [float(s.duration * s.time_base) for s in container.streams if s.type != "audio"] == \
             pytest.approx([0.5, 0.5], abs=0.001)  # the audio's last packet, kept whole, may end 21 ms later
         assert container.duration / av.time_base < 0.5 + AUDIO_FRAME / AUDIO_RATE
@@ -1137,17 +1139,22 @@ def test_a_limited_ten_bit_clip_gives_a_full_scale_16_bit_sequence(tmp_path, suf
         assert np.abs(got - np.clip(bt709_limited_rgb(*values), 0, 65535)).max() < 4, (values, got)
 
 
+def assert_ffv1_copy_exact(src: Path, out: Path, pix_fmt: str) -> None:
+    """An FFV1 copy of `src` into `out` is in `pix_fmt` with every sample of its first frame the source's."""
+    copy_video(src, out, codec="ffv1")
+    with av.open(str(src)) as a, av.open(str(out)) as b:
+        source, copy = next(a.decode(video=0)), next(b.decode(video=0))
+    assert copy.format.name == pix_fmt
+    for before, after in zip(source.planes, copy.planes, strict=True):
+        assert np.array_equal(np.frombuffer(before, "<u2"), np.frombuffer(after, "<u2"))
+
+
 def test_a_limited_ten_bit_copy_keeps_every_sample(tmp_path):
     """The YUV round trip of limited 10-bit video stays exact with both of swscale's 256/255 errors corrected:
     reading limited YUV to rgb48 (x255/256) and writing rgb48 to YUV (x256/255; white 65535 gave luma 943)."""
     columns = [(940, 512, 512), (502, 512, 512), (600, 400, 700), (64, 512, 512)]
     src = flat_ffv1(tmp_path / "in.mkv", "yuv422p10le", columns, 1, size=(128, 48))
-    out = copy_video(src, tmp_path / "out.mkv", codec="ffv1")
-    with av.open(str(src)) as a, av.open(str(out)) as b:
-        source, copy = next(a.decode(video=0)), next(b.decode(video=0))
-    assert copy.format.name == "yuv422p10le"
-    for before, after in zip(source.planes, copy.planes, strict=True):
-        assert np.array_equal(np.frombuffer(before, "<u2"), np.frombuffer(after, "<u2"))
+    assert_ffv1_copy_exact(src, tmp_path / "out.mkv", "yuv422p10le")
     clip = make_clip(tmp_path / "clip.mkv", frames=3, size=SMALL, audio=False, color=BT709, codec="ffv1",
                      bit_depth=10)
     shift = plane_means(copy_video(clip, tmp_path / "clip_copy.mkv", codec="ffv1")) - plane_means(clip)
@@ -1187,12 +1194,7 @@ def test_a_ten_bit_alpha_gives_an_opaque_16_bit_png_and_an_exact_copy(tmp_path, 
     assert stored.format.name == "rgba64be"
     alpha = stored.to_ndarray()[..., 3]
     assert [set(np.unique(alpha[:, n * 32:(n + 1) * 32]).tolist()) for n in range(3)] == [{65535}, {32800}, {64062}]
-    out = copy_video(src, tmp_path / "out.mkv", codec="ffv1")
-    with av.open(str(src)) as a, av.open(str(out)) as b:
-        source, copy = next(a.decode(video=0)), next(b.decode(video=0))
-    assert copy.format.name == "yuva444p10le"
-    for before, after in zip(source.planes, copy.planes, strict=True):
-        assert np.array_equal(np.frombuffer(before, "<u2"), np.frombuffer(after, "<u2"))
+    assert_ffv1_copy_exact(src, tmp_path / "out.mkv", "yuva444p10le")
 
 
 def test_a_prores_4444_clip_gives_an_opaque_16_bit_png(tmp_path):
