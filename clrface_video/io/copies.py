@@ -102,12 +102,16 @@ def _muxer_accepts(out: av.container.OutputContainer, template: av.stream.Stream
     return _reads_back(written.getvalue(), copy.index, template.codec_context.name)
 
 
-def _first_packets(stream: av.stream.Stream) -> list[av.Packet]:
-    """A video stream's first TRIAL_PACKETS timed packets (past its first keyframe's B-frames), read apart
-    from the packets copied with the video, untimed ones left to the muxer as mux_until leaves them."""
+def _timed_packets(stream: av.stream.Stream) -> Iterator[av.Packet]:
+    """A stream's packets that hold data and a pts, from the start, read from a second opening of its file: apart
+    from the packets copied with the video (untimed ones are left to the muxer, as mux_until leaves them)."""
     with av.open(stream.container.name) as again:
-        packets = (p for p in again.demux(again.streams[stream.index]) if p.size and p.pts is not None)
-        return [packet for _, packet in zip(range(TRIAL_PACKETS), packets)]
+        yield from (p for p in again.demux(again.streams[stream.index]) if p.size and p.pts is not None)
+
+
+def _first_packets(stream: av.stream.Stream) -> list[av.Packet]:
+    """A video stream's first TRIAL_PACKETS timed packets (past its first keyframe's B-frames)."""
+    return [packet for _, packet in zip(range(TRIAL_PACKETS), _timed_packets(stream))]
 
 
 def _reads_back(data: bytes, index: int, codec: str) -> bool:
@@ -234,16 +238,12 @@ def add_copies(source: av.container.InputContainer, out: av.container.OutputCont
 
 def _keyframe_within(stream: av.stream.Stream, start: Fraction, end: Fraction | None) -> bool:
     """Whether a video stream has a keyframe shown (by its pts, on its own clock) at or after `start` and before
-    `end`, the first packet a copy of it in that stretch can begin with; read apart from the packets copied
-    with the video."""
-    with av.open(stream.container.name) as again:
-        for packet in again.demux(again.streams[stream.index]):
-            if packet.pts is None or not packet.size:
-                continue
-            if end is not None and packet_time(packet) >= end:  # decoded after the end: shown after it too
-                return False
-            if packet.is_keyframe and packet.pts >= round(start / packet.time_base):
-                return end is None or packet.pts < round(end / packet.time_base)  # shown within, not after it
+    `end`, the first packet a copy of it in that stretch can begin with (_timed_packets)."""
+    for packet in _timed_packets(stream):
+        if end is not None and packet_time(packet) >= end:  # decoded after the end: shown after it too
+            return False
+        if packet.is_keyframe and packet.pts >= round(start / packet.time_base):
+            return end is None or packet.pts < round(end / packet.time_base)  # shown within, not after it
     return False
 
 
