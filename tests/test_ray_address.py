@@ -32,6 +32,15 @@ def restore_at(address: str, tmp_path: Path) -> tuple[subprocess.CompletedProces
     return done, time.monotonic() - start
 
 
+def refused_within(address: str, tmp_path: Path, seconds: float) -> str:
+    """The command's stderr against `address`, having asserted that it ended with status 2 in under `seconds`
+    and wrote nothing beside its input."""
+    done, took = restore_at(address, tmp_path)
+    assert done.returncode == 2, done.stderr[-2000:]
+    assert took < seconds and sorted(p.name for p in tmp_path.iterdir()) == ["in.mp4"]
+    return done.stderr.strip()
+
+
 @pytest.fixture
 def silent_port() -> Iterator[int]:
     """A TCP port that accepts connections and never answers (not a Ray head); on every interface, as Ray
@@ -65,23 +74,18 @@ def closed_port() -> int:
 def test_an_address_that_refuses_connections_fails_in_seconds(tmp_path):
     """An address where nothing listens was retried by Ray 20 times, 41 s each (about 14 minutes)."""
     port = closed_port()
-    done, seconds = restore_at(f"127.0.0.1:{port}", tmp_path)
-    assert done.returncode == 2, done.stderr[-2000:]
-    assert done.stderr.strip() == (f"error: --ray-address 127.0.0.1:{port}: cannot connect (Connection refused) "
-                                   "(give HOST:PORT of a running Ray cluster's head, or leave it out for a Ray "
-                                   "on this machine)")
-    assert seconds < 30 and sorted(p.name for p in tmp_path.iterdir()) == ["in.mp4"]
+    assert refused_within(f"127.0.0.1:{port}", tmp_path, 30) == (
+        f"error: --ray-address 127.0.0.1:{port}: cannot connect (Connection refused) (give HOST:PORT of a running "
+        "Ray cluster's head, or leave it out for a Ray on this machine)")
 
 
 def test_a_port_that_is_not_ray_fails_in_seconds_with_our_line_only(tmp_path, silent_port):
     """A listening port that is not a Ray head took Ray's 20 tries of 41 s, then one try of about 21 s that printed
     Ray's C++ warnings and named the address as Ray had rewritten it; now our own line, in seconds."""
-    done, seconds = restore_at(f"127.0.0.1:{silent_port}", tmp_path)
-    assert done.returncode == 2, done.stderr[-2000:]
-    assert done.stderr.strip() == (f"error: --ray-address 127.0.0.1:{silent_port}: something listens there but it "
-                                   "is not a Ray head (no gRPC answer within 5 s) (give HOST:PORT of a running Ray "
-                                   "cluster's head, or leave it out for a Ray on this machine)")
-    assert seconds < 20 and sorted(p.name for p in tmp_path.iterdir()) == ["in.mp4"]
+    assert refused_within(f"127.0.0.1:{silent_port}", tmp_path, 20) == (
+        f"error: --ray-address 127.0.0.1:{silent_port}: something listens there but it is not a Ray head (no gRPC "
+        "answer within 5 s) (give HOST:PORT of a running Ray cluster's head, or leave it out for a Ray on this "
+        "machine)")
 
 
 def test_a_server_of_another_protocol_is_told_apart_at_once():
