@@ -43,14 +43,14 @@ def to_full_range(reformatter: VideoReformatter, rgb: av.VideoFrame, pix_fmt: st
     subsampling has no 16-bit format (4:1:1, 4:1:0, 4:4:0), each output chroma sample is the mean of the 4:4:4
     samples it covers, rounded the same way. A 16-bit frame's alpha, put on the output depth's grid by
     ready_deep_rgb, is cut as swscale cuts it, round(v / 2^(16 - n)), which keeps it exactly."""
+    fmt = av.VideoFormat(pix_fmt)
+    top = (1 << fmt.components[0].bits) - 1
     deep_rgb = rgb.format.name in DEEP_RGB
     if deep_rgb:
-        ready_deep_rgb(rgb, av.VideoFormat(pix_fmt).components[0].bits)
+        ready_deep_rgb(rgb, fmt.components[0].bits)
     deep = reformatter.reformat(rgb, format=wide, src_colorspace=matrix, dst_colorspace=matrix,
                                 src_color_range=RANGE_JPEG, dst_color_range=RANGE_JPEG, threads=SWS_THREADS)
     out = av.VideoFrame(rgb.width, rgb.height, pix_fmt)
-    fmt = av.VideoFormat(pix_fmt)
-    top = (1 << fmt.components[0].bits) - 1
     dtype = np.uint8 if top < 256 else np.dtype("<u2")
     block = (64 // fmt.chroma_height(64), 64 // fmt.chroma_width(64))  # the output's chroma subsampling
     for index, (source, target) in enumerate(zip(deep.planes, out.planes, strict=True)):
