@@ -328,15 +328,26 @@ def _upright_exif(image: Image.Image, name: str, orientation: int) -> bytes | No
         return None
 
 
+EXIF_HEADER = b"Exif\x00\x00"  # what a JPEG's APP1 holds before the EXIF's TIFF header (a WebP's EXIF lacks it)
+
+
+def tiff_start(exif: bytes) -> tuple[int, str] | None:
+    """Where EXIF bytes' TIFF header starts (after EXIF_HEADER, if there) and its byte order for struct ('<' or
+    '>'), or None where it is not a TIFF header: what every walk of the raw EXIF bytes begins with."""
+    start = len(EXIF_HEADER) if exif.startswith(EXIF_HEADER) else 0
+    order = {b"II": "<", b"MM": ">"}.get(exif[start:start + 2])
+    return None if order is None else (start, order)
+
+
 def _upright_raw_exif(raw: bytes) -> bytes | None:
     """EXIF bytes as they came, every byte kept (maker notes, text in any encoding), but the first IFD's
     orientation set to 1, and where it was another, the link to the thumbnail's IFD cut and the thumbnail
     blanked (_blank_thumbnail: it is stored turned as the photo was); None when that IFD cannot be read or its
     orientation is not one number."""
-    start = 6 if raw.startswith(b"Exif\x00\x00") else 0
-    order = {b"II": "<", b"MM": ">"}.get(raw[start:start + 2])
-    if order is None:
+    header = tiff_start(raw)
+    if header is None:
         return None
+    start, order = header
     try:
         ifd = start + struct.unpack_from(order + "I", raw, start + 4)[0]
         entries = struct.unpack_from(order + "H", raw, ifd)[0]

@@ -20,7 +20,15 @@ from PIL.PngImagePlugin import PngInfo
 
 from clrface_video.atomic import partial_name, remove_leftovers
 from clrface_video.errors import ClrfaceError, one_line
-from clrface_video.io.photo_read import GRAY_MODES, HEIF_SUFFIXES, Photo, _need_heif, keep_text
+from clrface_video.io.photo_read import (
+    EXIF_HEADER,
+    GRAY_MODES,
+    HEIF_SUFFIXES,
+    Photo,
+    _need_heif,
+    keep_text,
+    tiff_start,
+)
 from clrface_video.io.pixels import luma, to_depth
 
 LOSSY_QUALITY = {"WEBP": 95, "HEIF": 90, "AVIF": 90}  # quality of the formats without a quality to copy
@@ -31,7 +39,6 @@ XMP_PNG_KEY = "XML:com.adobe.xmp"
 TIFF_TEXT_TAGS = frozenset({269, 271, 272, 306, 315, 316, 33432})
 EXIF_SUB_IFDS = frozenset({0x8769, 0x8825})  # pointers to the Exif and GPS IFDs
 EXIF_IFD = 0x8769
-EXIF_HEADER = b"Exif\x00\x00"  # what a JPEG's APP1 holds before the EXIF's TIFF header
 JPEG_MARKER_BYTES = 65533  # the most a JPEG marker segment (the EXIF's APP1) holds: its length field's 65535, less 2
 MAKER_NOTE = 0x927C  # the Exif IFD's tag for the camera maker's own block
 # the EXIF tags that say how large the picture is, (width's, height's): the first IFD's ImageWidth and
@@ -265,7 +272,7 @@ def _png_with_metadata(png: bytes, like: Photo, name: str) -> bytes:
     if like.dpi:
         extra += _png_chunk(b"pHYs", struct.pack(">IIB", *(int(dpi / 0.0254 + 0.5) for dpi in like.dpi), 1))
     if like.exif:
-        exif = like.exif[6:] if like.exif.startswith(b"Exif\x00\x00") else like.exif
+        exif = like.exif.removeprefix(EXIF_HEADER)
         extra += _png_chunk(b"eXIf", exif)
     for key, value in _png_texts(like):  # keyword, uncompressed, no language or translated keyword, the text
         extra += _png_chunk(b"iTXt", key.encode("latin-1", "replace") + b"\x00\x00\x00\x00\x00" + value.encode("utf-8"))
@@ -342,10 +349,10 @@ def _sized_exif(exif: bytes, width: int, height: int) -> bytes:
     """EXIF bytes whose size tags (SIZE_TAGS, where there) say `width` x `height`, every other byte as it came: a
     photo turned upright, or restored at another size, is no longer the size the camera wrote. Bytes that cannot
     be read as EXIF are returned as they are."""
-    start = 6 if exif.startswith(b"Exif\x00\x00") else 0
-    order = {b"II": "<", b"MM": ">"}.get(exif[start:start + 2])
-    if order is None:
+    header = tiff_start(exif)
+    if header is None:
         return exif
+    start, order = header
     out = bytearray(exif)
     try:
         camera = _size_ifd(out, order, start, struct.unpack_from(order + "I", exif, start + 4)[0], None,
