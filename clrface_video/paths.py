@@ -1,7 +1,8 @@
-"""Where outputs go: the default name beside the input, and the checks that the input is never overwritten."""
+"""Where outputs go: the default name beside the input, and checks that no input or read-only output is overwritten."""
 from __future__ import annotations
 
 import os
+import stat
 import tempfile
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
@@ -13,7 +14,7 @@ from .io.apng import is_animated_png
 from .io.decode import check_not_raw, is_image_path
 from .io.palette import is_gif
 from .io.photo_read import is_still_gif
-from .io.sequence import CODECS, find_sequence, is_sequence, sequence_codec
+from .io.sequence import CODECS, find_sequence, frame_numbers, frame_path, is_sequence, sequence_codec
 from .io.webp_anim import is_animated_webp
 from .types import TimeSpan
 
@@ -107,6 +108,29 @@ def check_writable(folder: Path) -> None:
             pass
     except OSError as error:
         raise ClrfaceError(f"cannot write in {existing} ({error.strerror or error})") from error
+
+
+def read_only(target: Path) -> str | None:
+    """Why an existing output may not be redone, or None: a file of it (a video, a photo, a frame of an image
+    sequence) that the user has made read-only, as a finished master is protected (chmod a-w). --overwrite
+    renamed the new file over it, which a folder's write permission allows whatever the file's; cp refuses to
+    write over it. Told by its mode (no write bit), which root's access check would ignore, or by that check."""
+    files = [frame_path(target, n) for n in frame_numbers(target)] if is_sequence(target) else [target]
+    for path in files:
+        try:
+            locked = not stat.S_IMODE(path.stat().st_mode) & 0o222 or not os.access(path, os.W_OK)
+        except OSError:  # not there: nothing to protect
+            continue
+        if locked:
+            return f"{path.name} is read-only; make it writable to redo it"
+    return None
+
+
+def check_replaceable(target: Path) -> None:
+    """An output --overwrite redoes is not one the user made read-only (read_only): ClrfaceError, before any work."""
+    why = read_only(target)
+    if why is not None:
+        raise ClrfaceError(why)
 
 
 @contextmanager

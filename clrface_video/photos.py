@@ -16,7 +16,7 @@ from .io.decode import VIDEO_EXTENSIONS, check_not_raw, media_kind
 from .io.photo_read import first_picture, read_photo
 from .io.pixels import to_uint8
 from .io.tiff_pages import tiff_pages
-from .paths import check_within, resolve_paths
+from .paths import check_within, read_only, resolve_paths
 from .pipeline import (
     ModelsFor,
     detector_for,
@@ -131,7 +131,8 @@ def restore_folder(input: str | Path, output: str | Path | None = None, config: 
     """Restore every photo, then every video, under INPUT into the same tree under OUTPUT (default INPUT_restored/).
 
     Files whose output exists are skipped unless config.overwrite, so a rerun after a crash or
-    Ctrl-C continues where it stopped (each output is written to a temporary name, then renamed).
+    Ctrl-C continues where it stopped (each output is written to a temporary name, then renamed); one made
+    read-only is skipped even then, with a warning.
     A file that cannot be read is reported in one line, counted in report.failed, and skipped.
     Each video is restore_video's job, with the video models loaded once for all of them
     (`models_for(video)` gives models already loaded, a Session's).
@@ -144,11 +145,8 @@ def restore_folder(input: str | Path, output: str | Path | None = None, config: 
     start = time.perf_counter()
     source, target = resolve_paths(input, output)
 
-    def undone(paths: list[Path]) -> list[Path]:  # outputs not there yet (all of them with --overwrite)
-        return [p for p in paths if config.overwrite or not (target / p.relative_to(source)).exists()]
-
     photos, videos = folder_contents(source, target)
-    todo, videos_todo = undone(photos), undone(videos)
+    todo, videos_todo = undone(photos, source, target, config), undone(videos, source, target, config)
     timer = StageTimer()
     models = models_for(False) if todo else None
     model, device = (getattr(models.restorer, "name", config.model), str(models.device)) if models else \
@@ -171,6 +169,21 @@ def restore_folder(input: str | Path, output: str | Path | None = None, config: 
         raise _interrupted(report, start) from stop
     report.seconds = round(time.perf_counter() - start, 4)
     return report
+
+
+def undone(paths: list[Path], source: Path, target: Path, config: RestoreConfig) -> list[Path]:
+    """The files of the folder `source` still to restore into `target`: those whose output is not there yet, and
+    with --overwrite those whose output is there too, but for one the user made read-only (a finished master),
+    which is skipped with a warning and counted with the files already done."""
+    todo = []
+    for path in paths:
+        output = target / path.relative_to(source)
+        why = read_only(output) if config.overwrite else None
+        if why is not None:
+            log.warning("skipped %s: %s", path.relative_to(source), why)
+        elif config.overwrite or not output.exists():
+            todo.append(path)
+    return todo
 
 
 def _restore_photos(source: Path, target: Path, todo: list[Path], story: FrameStory | None, report: RestoreReport,

@@ -547,6 +547,35 @@ def test_existing_output_is_kept_unless_overwrite(small_clip, tmp_path):
     assert redo.exit_code == 0 and out.stat().st_ino != file
 
 
+@pytest.mark.parametrize("name, locked", [("out.mp4", "out.mp4"), ("f_%04d.png", "f_0002.png"),
+                                          ("out.png", "out.png")])
+def test_overwrite_refuses_an_output_made_read_only(small_clip, tmp_path, name, locked):
+    """A finished master protected with chmod 444 (a video, a frame of an image sequence, a photo) was renamed
+    over by --overwrite, which the folder's permission allows; cp refuses. Now: one line, exit 2, nothing
+    written, the output's bytes, file and mode as they were."""
+    import os
+
+    from PIL import Image
+
+    source = small_clip
+    if name == "out.png":
+        source = tmp_path / "in" / "photo.png"
+        source.parent.mkdir()
+        Image.fromarray(grace_hopper()[::4, ::4]).save(source)
+    out = tmp_path / "out" / name
+    assert run("restore", source, "-o", out, *BASELINE).exit_code == 0
+    protected = out.parent / locked
+    os.chmod(protected, 0o444)
+    before = {p.name: (p.read_bytes(), p.stat().st_ino, p.stat().st_mode) for p in out.parent.iterdir()}
+    result = run("restore", source, "-o", out, "--overwrite", *BASELINE)
+    assert result.exit_code == 2, result.output
+    assert result.stderr == f"error: {locked} is read-only; make it writable to redo it\n"
+    assert {p.name: (p.read_bytes(), p.stat().st_ino, p.stat().st_mode) for p in out.parent.iterdir()} == before
+    os.chmod(protected, 0o644)  # made writable, it is redone
+    assert run("restore", source, "-o", out, "--overwrite", *BASELINE).exit_code == 0
+    assert protected.stat().st_ino != before[locked][1]
+
+
 def test_default_output_is_beside_the_input(tmp_path):
     clip = make_clip(tmp_path / "movie.mp4", frames=3, size=(128, 96), face=False, audio=False)
     result = run("restore", clip, *BASELINE, "--quiet")

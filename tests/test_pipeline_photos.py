@@ -380,6 +380,30 @@ def test_folder_rerun_skips_done_files_and_overwrite_redoes_them(album, tmp_path
     assert all(path.stat().st_ino != stamp for path, stamp in stamps.items() if path.name != "b.png")
 
 
+def test_folder_overwrite_skips_outputs_made_read_only(album, tmp_path):
+    """--overwrite over a folder renamed new files over the restored photos and videos the user had made
+    read-only (finished masters, chmod 444). Each is skipped now with one warning and counted with the files
+    already done, left byte for byte as it was; the others are redone, and nothing temporary is left."""
+    from tests.media import make_clip
+
+    make_clip(album / "2009" / "tape.mp4", frames=3, size=(128, 96), face=False, audio=False)
+    out = tmp_path / "done"
+    first = restore_folder(album, out, BASELINE)
+    assert (first.images, first.videos) == (3, 1)
+    locked = [out / "2009" / "b.png", out / "2009" / "tape.mp4"]
+    for path in locked:
+        os.chmod(path, 0o444)
+    before = {p: (p.read_bytes(), p.stat().st_ino, p.stat().st_mode) for p in out.rglob("*") if p.is_file()}
+    redo = restore_folder(album, out, replace(BASELINE, overwrite=True))
+    assert (redo.images, redo.videos, redo.skipped) == (2, 0, 2)
+    assert [line for line in redo.warnings if "read-only" in line] == [
+        "skipped 2009/b.png: b.png is read-only; make it writable to redo it",
+        "skipped 2009/tape.mp4: tape.mp4 is read-only; make it writable to redo it"]
+    after = {p: (p.read_bytes(), p.stat().st_ino, p.stat().st_mode) for p in out.rglob("*") if p.is_file()}
+    assert after.keys() == before.keys()  # no temporary file left
+    assert all((after[p] == before[p]) == (p in locked) for p in before)  # the others written anew
+
+
 def test_faces_outside_the_model_range_are_left_alone(tmp_path, astronaut):
     source = tmp_path / "astronaut.png"
     Image.fromarray(astronaut).save(source)
