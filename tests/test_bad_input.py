@@ -207,6 +207,32 @@ def test_an_mp4_cut_before_its_moov_is_said_to_be_truncated(tmp_path):
                                   "missing)")
 
 
+def test_moov_and_moov_missing_give_one_answer_at_a_cut_header(tmp_path):
+    """io.quicktime's moov and moov_missing walked the top-level boxes each on its own, and told a header apart
+    differently: a file cut in the 64-bit size of the box after its media data made moov raise struct.error (where
+    moov_missing said missing), and a moov running to the end of the file (size 0) was none to moov and present to
+    moov_missing. One walk (top_level) now answers both: a cut header, either size, is no moov and a missing one
+    (the file said to be truncated); a moov to the end is there for both, its body whole."""
+    from clrface_video.io.quicktime import moov, moov_missing, track_end
+
+    source = make_clip(tmp_path / "full.mp4", frames=12, size=(128, 96))
+    data = source.read_bytes()
+    source.unlink()
+    at = data.rfind(b"moov") - 4  # the moov's header, written last
+    head, body = data[:at], data[at + 8:]
+    cuts = {"short.mp4": data[:at + 5], "wide.mp4": head + b"\0\0\0\x01moov\0\0\0"}
+    for name, cut in cuts.items():
+        (tmp_path / name).write_bytes(cut)
+        assert (moov(tmp_path / name), moov_missing(tmp_path / name)) == (b"", True)
+        assert_refused(tmp_path, tmp_path / name, f"{name} is truncated or still being written (its index, the moov "
+                                                  "box, is missing)")
+        (tmp_path / name).unlink()
+    to_end = tmp_path / "to_end.mp4"
+    to_end.write_bytes(head + b"\0\0\0\0moov" + body)
+    assert (moov(to_end), moov_missing(to_end)) == (body, False)
+    assert track_end(to_end, 1) is not None
+
+
 def test_a_truncated_mxf_is_refused(tmp_path):
     """MXF states its length like Matroska: the old code restored the one frame that decoded and exited 0."""
     source = make_clip(tmp_path / "full.mxf", frames=8, size=(128, 96), codec="mpeg2video", audio=False)

@@ -3,6 +3,7 @@ missing), a track's boxes, where a track's presentation ends."""
 from __future__ import annotations
 
 import struct
+from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
 
@@ -23,56 +24,71 @@ def boxes(data: bytes, start: int, end: int) -> list[tuple[bytes, int, int]]:
     return found
 
 
+TOP_LEVEL_BOXES = (b"ftyp", b"wide", b"free", b"skip", b"mdat", b"pnot")  # those a QuickTime/MP4 file opens with
+LARGE_SIZE = struct.Struct(">Q")  # follows a header whose size is 1
+TO_THE_END = 0  # a header's size for a box that runs to the end of the file
+
+
+@dataclass(frozen=True)
+class TopLevel:
+    """What one walk over a file's top-level boxes found: the first box's type (None in a file too short for a
+    header), where the moov's body lies in the file (start, end; None where there is none), and whether the boxes
+    run to the file's end with no moov among them, cut mid header or mid box or not (else the walk stopped at a
+    size no box can have, or at the moov)."""
+
+    first: bytes | None
+    moov: tuple[int, int] | None
+    ended: bool
+
+
+def top_level(path: Path) -> TopLevel:
+    """One walk over `path`'s top-level boxes, skipping each by its size, for both moov and moov_missing: each
+    walking on its own, they took a cut 64-bit size or a moov that runs to the end (size 0) differently (the one
+    an error or no moov, the other a missing or a present one)."""
+    first = None
+    size_of_file = path.stat().st_size
+    with path.open("rb") as file:
+        position = 0
+        while position < size_of_file:
+            file.seek(position)
+            header = file.read(HEADER.size)
+            if len(header) < HEADER.size:  # cut mid header
+                break
+            size, kind = HEADER.unpack(header)
+            first = first or kind
+            length = HEADER.size
+            if size == 1:
+                wide = file.read(LARGE_SIZE.size)
+                if len(wide) < LARGE_SIZE.size:  # cut mid header
+                    break
+                size, length = LARGE_SIZE.unpack(wide)[0], HEADER.size + LARGE_SIZE.size
+            elif size == TO_THE_END:
+                size = size_of_file - position
+            if size < length:
+                return TopLevel(first, None, False)
+            if kind == b"moov":  # as far as the file holds it
+                return TopLevel(first, (position + length, min(position + size, size_of_file)), False)
+            position += size
+    return TopLevel(first, None, True)
+
+
 def moov(path: Path) -> bytes:
     """The bytes of a QuickTime file's moov box (b"" when there is none), read by skipping the other boxes."""
+    found = top_level(path).moov
+    if found is None:
+        return b""
     with path.open("rb") as file:
-        while header := file.read(HEADER.size):
-            if len(header) < HEADER.size:
-                return b""
-            size, kind = HEADER.unpack(header)
-            if size == 1:  # a 64-bit size follows
-                size = struct.unpack(">Q", file.read(8))[0] - 8
-            if size < HEADER.size:
-                return b""
-            if kind == b"moov":
-                return file.read(size - HEADER.size)
-            file.seek(size - HEADER.size, 1)
-    return b""
-
-
-TOP_LEVEL_BOXES = (b"ftyp", b"wide", b"free", b"skip", b"mdat", b"pnot")  # those a QuickTime/MP4 file opens with
+        file.seek(found[0])
+        return file.read(found[1] - found[0])
 
 
 def moov_missing(path: Path) -> bool:
     """True for a QuickTime/MP4 file whose top-level boxes end without a moov (its sample index): a file whose
     moov is written last, cut before it (still being copied or recorded), so its media data (mdat) runs to or
     past the end of the file. FFmpeg then says only 'Invalid data found when processing input'. False for a
-    file that does not open with a QuickTime box."""
-    size_of_file = path.stat().st_size
-    with path.open("rb") as file:
-        position = 0
-        while header := file.read(HEADER.size):
-            if len(header) < HEADER.size:
-                return position > 0
-            size, kind = HEADER.unpack(header)
-            if position == 0 and kind not in TOP_LEVEL_BOXES:
-                return False
-            if kind == b"moov":
-                return False
-            if size == 1:  # a 64-bit size follows
-                wide = file.read(8)
-                if len(wide) < 8:
-                    return True
-                size = struct.unpack(">Q", wide)[0]
-            elif size == 0:  # the box runs to the end of the file: nothing comes after it
-                return True
-            if size < HEADER.size:
-                return False
-            position += size
-            if position >= size_of_file:
-                return True
-            file.seek(position)
-    return False
+    file that does not open with a QuickTime box. Where this is True, moov is b"" (the same walk, top_level)."""
+    walk = top_level(path)
+    return walk.ended and walk.first in TOP_LEVEL_BOXES
 
 
 def track_end(path: Path, track_id: int) -> tuple[Fraction, Fraction] | None:
