@@ -1104,6 +1104,34 @@ def bt709_limited_rgb(y: int, cb: int, cr: int) -> np.ndarray:
     return np.array([red, (luma - 0.2126 * red - 0.0722 * blue) / 0.7152, blue]) * 65535
 
 
+def test_a_full_range_ten_bit_clip_keeps_its_levels_in_prores(tmp_path, warnings_logged):
+    """Regression: ProRes holds video range only (FFmpeg reads every ProRes frame as limited, in .mov and .mkv),
+    and a full-range yuv444p10le clip, or the 16-bit PNG sequence made of it, was written into it at full range:
+    its codes (grey 512, the colour's Y 700, black and white 4 and 1019 by the PNG frames) were read back as
+    limited, the levels stretched (grey 2.2% bright). Now written at video range: each level the full range's,
+    within a code (white 940, grey 502.4, black 64)."""
+    columns = [(1023, 512, 512), (512, 512, 512), (0, 512, 512), (700, 400, 650)]  # white, grey, black, a colour
+    src = flat_ffv1(tmp_path / "in.mkv", "yuv444p10le", columns, 2)
+    (tmp_path / "png").mkdir()
+    sequence = copy_video(src, tmp_path / "png" / "f_%04d.png")
+    with av.open(str(tmp_path / "png" / "f_0001.png")) as container:
+        png = next(container.decode(video=0)).to_ndarray()
+    assert [png[0, 24 * band + 12].tolist() for band in range(3)] == [[65535] * 3, [32800] * 3, [0] * 3]
+    want = [(64 + y * 876 / 1023, 512 + (cb - 512) * 896 / 1023, 512 + (cr - 512) * 896 / 1023)
+            for y, cb, cr in columns]  # the same levels at video range, in 10-bit codes
+    line = "the source's full-range levels are written video range by prores_ks (ProRes holds no other); " \
+           "--codec ffv1 (.mkv) keeps them"
+    for made_from, warned in ((sequence, set()), (src, {line})):  # the PNG frames' RGB has no YUV range to give up
+        warnings_logged.clear()
+        with av.open(str(copy_video(made_from, tmp_path / "out.mov", codec="prores_ks"))) as container:
+            back = next(container.decode(video=0))
+        scale = 1 << (back.format.components[0].bits - 10)  # ProRes 4444 is decoded at 12 bits
+        rows = [np.frombuffer(plane, "<u2")[:plane.width] / scale for plane in back.planes[:3]]  # a row of each
+        got = [[row[(24 * band + 12) * len(row) // back.width] for row in rows] for band in range(4)]
+        assert np.abs(np.array(got) - np.array(want)).max() <= 1, (made_from.name, got)
+        assert {r.getMessage() for r in warnings_logged.records if "full-range" in r.getMessage()} == warned
+
+
 def test_limited_deep_frames_are_read_to_full_scale():
     """Regression: swscale reads 9-16 bit limited-range YUV 255/256 of full scale: 10-bit white 940 came out
     65283, mid grey 502 32641 (exact 32767.5), so every RGB output of a 10-bit clip was 0.4% dark."""

@@ -147,6 +147,7 @@ class VideoWriter:
         self._video: av.video.stream.VideoStream | None = None
         self._copied: CopiedStreams | None = None  # the source's audio, subtitles and data
         self._pix_fmt = ""
+        self._range = 0  # the range the output is written at (output_stream.output_range), set once
         self._wide: str | None = None  # full-range output: its 16-bit format (io.full_range.wide_format), set once
         self._palette: PaletteFilter | None = None  # a GIF's per-frame palettes
         self._fields: FieldFlags | None = None  # kept interlaced frames flagged with their field order
@@ -226,7 +227,8 @@ class VideoWriter:
         self.codec = check_codec(self.codec)
         self._video = add_video_stream(self._out, self.info, self.codec, self.crf, pix_fmt, self.preset)
         self._pix_fmt = self._video.pix_fmt
-        self._wide = wide_format(self._pix_fmt) if self.info.color_range == RANGE_JPEG else None
+        self._range = self._video.codec_context.color_range  # the source's, or limited (output_stream.output_range)
+        self._wide = wide_format(self._pix_fmt) if self._range == RANGE_JPEG else None
         if self._pix_fmt == "pal8":
             self._palette = PaletteFilter(self.info.width, self.info.height, self._video.codec_context.time_base)
         parity = field_parity(self.info)
@@ -407,10 +409,10 @@ class VideoWriter:
                 yuv = self._reformatter.reformat(
                     rgb, format=self._pix_fmt, src_colorspace=matrix, dst_colorspace=matrix,
                     src_color_range=RANGE_JPEG,
-                    dst_color_range=RANGE_JPEG if self.info.color_range == RANGE_JPEG else RANGE_MPEG,
+                    dst_color_range=RANGE_JPEG if self._range == RANGE_JPEG else RANGE_MPEG,
                     threads=SWS_THREADS)
         yuv.color_primaries, yuv.color_trc = self.info.color_primaries, self.info.color_trc
-        yuv.colorspace, yuv.color_range = yuv_colorspace(self.info.colorspace, self._pix_fmt), self.info.color_range
+        yuv.colorspace, yuv.color_range = yuv_colorspace(self.info.colorspace, self._pix_fmt), self._range
         codec_tb = self._video.codec_context.time_base
         yuv.pts = number if number >= 0 else round((seconds - (self._shift or 0)) / codec_tb)
         yuv.time_base = codec_tb

@@ -10,7 +10,14 @@ from pathlib import Path
 import av
 
 from clrface_video.errors import ClrfaceError, one_line
-from clrface_video.io.decode import FIELDS_BOTTOM_FIRST, FIELDS_TOP_FIRST, VideoInfo, has_alpha
+from clrface_video.io.decode import (
+    FIELDS_BOTTOM_FIRST,
+    FIELDS_TOP_FIRST,
+    RANGE_JPEG,
+    RANGE_MPEG,
+    VideoInfo,
+    has_alpha,
+)
 from clrface_video.io.dv import DV_CODEC, dv_pix_fmt
 from clrface_video.io.side_data import Hdr10
 
@@ -113,6 +120,26 @@ def _lossless_pix_fmt(codec: str, bit_depth: int, alpha: bool, source: str) -> s
         else "gray" if source.startswith("gray") else None
     wanted = [source] + (list(LOSSLESS_FORMATS[family].get(bit_depth, ())) if family else [])
     return next((name for name in wanted if name in supported), None)
+
+
+VIDEO_RANGE_CODECS = frozenset({"prores_ks", "prores_aw"})  # ProRes: video (limited) range in any container
+
+
+def output_range(codec: str, info: VideoInfo) -> int:
+    """The range the output's YUV is written at (the writer's frames and the stream's tag): the source's, but
+    limited for an encoder whose streams are read as limited whatever they were written as (VIDEO_RANGE_CODECS),
+    with a warning where the source is full-range YUV.
+
+    Why: ProRes is video range by definition and FFmpeg's decoder says limited for every ProRes frame, in .mov
+    and .mkv alike; a full-range source (a phone's clip, a full-range FFV1 master, a 16-bit PNG sequence) was
+    written full and read back as limited, its levels stretched: 10-bit full-range grey 512 was stored as 512 and
+    read 2.2% bright, black and white clipped to 4 and 1019."""
+    if info.color_range != RANGE_JPEG or codec not in VIDEO_RANGE_CODECS:
+        return info.color_range
+    if not info.pix_fmt.startswith(RGB_PREFIXES + ("gray", "pal8")):  # YUV: its own full range is given up
+        log.warning("the source's full-range levels are written video range by %s (ProRes holds no other); "
+                    "--codec ffv1 (.mkv) keeps them", codec)
+    return RANGE_MPEG
 
 
 COLORSPACE_RGB, COLORSPACE_BT709 = 0, 1  # AVColorSpace values
@@ -280,7 +307,7 @@ def add_video_stream(out: av.container.OutputContainer, info: VideoInfo, codec: 
                     "delay AVI does not store); .mkv or .mp4 keep its times, or --codec auto writes MPEG-4 "
                     "Part 2 (Xvid) into .avi")
     ctx.color_primaries, ctx.color_trc = info.color_primaries, info.color_trc
-    ctx.colorspace, ctx.color_range = yuv_colorspace(info.colorspace, stream.pix_fmt), info.color_range
+    ctx.colorspace, ctx.color_range = yuv_colorspace(info.colorspace, stream.pix_fmt), output_range(codec, info)
     options = dict(QUIET_OPTIONS.get(codec, {}))
     if codec == "libsvtav1":  # SVT-AV1 takes its log level from the environment only (its banner: 20 lines)
         os.environ.setdefault("SVT_LOG", "1")
