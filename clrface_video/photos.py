@@ -178,7 +178,7 @@ def undone(paths: list[Path], source: Path, target: Path, config: RestoreConfig)
     todo = []
     for path in paths:
         output = target / path.relative_to(source)
-        why = read_only(output) if config.overwrite else None
+        why = read_only(output, path) if config.overwrite else None
         if why is not None:
             log.warning("skipped %s: %s", path.relative_to(source), why)
         elif config.overwrite or not output.exists():

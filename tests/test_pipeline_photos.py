@@ -404,6 +404,22 @@ def test_folder_overwrite_skips_outputs_made_read_only(album, tmp_path):
     assert all((after[p] == before[p]) == (p in locked) for p in before)  # the others written anew
 
 
+def test_folder_overwrite_redoes_the_output_of_a_read_only_original(album, tmp_path):
+    """An output is given its source's mode, so an archive's read-only original gives a read-only output: that is
+    the tool's doing, not the user's protecting a master, and --overwrite redoes it (it was refused once outputs
+    made read-only were protected)."""
+    original = album / "2009" / "b.png"
+    os.chmod(original, 0o444)
+    out = tmp_path / "done"
+    restore_folder(album, out, BASELINE)
+    assert (out / "2009" / "b.png").stat().st_mode & 0o777 == 0o444
+    inode = (out / "2009" / "b.png").stat().st_ino
+    redo = restore_folder(album, out, replace(BASELINE, overwrite=True))
+    assert (redo.images, redo.skipped) == (3, 0) and not [line for line in redo.warnings if "read-only" in line]
+    assert (out / "2009" / "b.png").stat().st_ino != inode
+    assert (out / "2009" / "b.png").stat().st_mode & 0o777 == 0o444
+
+
 def test_faces_outside_the_model_range_are_left_alone(tmp_path, astronaut):
     source = tmp_path / "astronaut.png"
     Image.fromarray(astronaut).save(source)
