@@ -74,9 +74,18 @@ def probe_webp(path: Path | str) -> VideoInfo:
                          alpha=alpha)
 
 
+def _within(span: TimeSpan | None, pts: int, duration: int) -> int:
+    """A frame's duration (ms) cut at the stretch's end, as io.decode.read_frames cuts a video's: the stretch's
+    last frame is shown to its end, not on past --duration."""
+    if span is None or span.end is None or not duration:
+        return duration
+    return max(1, min(duration, round((Fraction(span.end) - pts * MILLISECOND) / MILLISECOND)))
+
+
 def read_webp_frames(path: Path | str, span: TimeSpan | None = None, *, alpha: bool = False) -> Iterator[Frame]:
     """Yield an animated WebP's frames one at a time (RGB uint8; pts and duration in milliseconds), as
-    io.decode.read_frames does a video's; a frame that cannot be decoded raises InputError naming it."""
+    io.decode.read_frames does a video's, a stretch's last frame shown to its end; a frame that cannot be decoded
+    raises InputError naming it."""
     path = Path(path)
     with _open(path) as image:
         pts, index = 0, 0
@@ -91,7 +100,8 @@ def read_webp_frames(path: Path | str, span: TimeSpan | None = None, *, alpha: b
             shown = (pts + duration) * MILLISECOND if duration else None
             if span is None or not (span.not_yet(pts * MILLISECOND, shown) or span.past(pts * MILLISECOND)):
                 yield Frame(image=np.ascontiguousarray(rgba[..., :3]), index=index, pts=pts, time_base=MILLISECOND,
-                            duration=duration or None, alpha=np.ascontiguousarray(rgba[..., 3]) if alpha else None)
+                            duration=_within(span, pts, duration) or None,
+                            alpha=np.ascontiguousarray(rgba[..., 3]) if alpha else None)
                 index += 1
             pts += duration
     if index == 0:
