@@ -83,7 +83,7 @@ def test_an_animated_webp_comes_back_animated_with_its_timing_loop_alpha_and_met
         assert np.array_equal(a[..., 3], b[..., 3])
 
 
-@pytest.mark.parametrize("suffix", [".gif", ".apng"])
+@pytest.mark.parametrize("suffix", [".webp", ".gif", ".apng"])
 def test_a_stretch_of_an_animated_webp_shows_its_first_and_last_frames_only_within_it(tmp_path, astronaut, suffix):
     """--start 0.25 --duration 1 on 4 frames of 0.5 s: the frame on screen at 0.25 s is shown from there (0.25 s),
     the next whole, the one on screen at 1.25 s to there (0.25 s), as an MP4 of the stretch shows them. The last
