@@ -2023,6 +2023,33 @@ def test_a_stretchs_copied_video_begins_at_its_first_keyframe_shown_from_the_sta
     assert "video stream 0 is left out: it has no keyframe within the stretch" in warnings_logged.text
 
 
+def _shown_times(path: Path) -> list[list[float]]:
+    """Each video stream's frames' times in seconds, as decoded from the file."""
+    with av.open(str(path)) as container:
+        count = len(container.streams.video)
+    times = []
+    for index in range(count):  # each from the file's start: decoding one stream reads past the others' packets
+        with av.open(str(path)) as container:
+            times.append([float(frame.time) for frame in container.decode(container.streams.video[index])])
+    return times
+
+
+@pytest.mark.parametrize("suffix", [".mkv", ".mp4"])
+def test_a_stretchs_copied_b_frame_video_ends_with_the_frames_shown_before_its_end(tmp_path, suffix):
+    """A copied video was cut at a stretch's end by its packets' dts: x264's B-frame stream, decoded ahead of
+    showing, kept the frames shown up to 3 frames after the end (15 frames for a stretch of 12). It is cut by
+    when its frames are shown, as the restored ones are: both streams show the same frames' times."""
+    src = _two_videos(tmp_path / "two.mkv", frames=24, preview_gop=8)  # preview keyframes at frames 0, 8 and 16
+    for end in (20, 21):
+        span = TimeSpan(8 / 24, end / 24)
+        with VideoWriter(tmp_path / f"out{suffix}", src, probe_video(src), span=span) as writer:
+            for frame in read_frames(src, span=span):
+                writer.write(frame)
+        restored, copied = _shown_times(writer.output)
+        assert len(restored) == end - 8
+        assert copied == pytest.approx(restored, abs=1e-3)
+
+
 @pytest.mark.parametrize("suffix", [".avi", ".mxf", ".mpg", ".ts", ".webm", ".dv", ".gif", "_%04d.png"])
 def test_a_second_video_stream_is_copied_where_it_plays_else_left_out_with_a_warning(tmp_path, warnings_logged,
                                                                                       suffix):
