@@ -2050,6 +2050,42 @@ def test_a_stretchs_copied_b_frame_video_ends_with_the_frames_shown_before_its_e
         assert copied == pytest.approx(restored, abs=1e-3)
 
 
+def _late_preview(path: Path, first: int) -> Path:
+    """A Matroska file of 24 frames at 24 fps: an MPEG-4 Part 2 preview (which AVI takes as it is, a keyframe every
+    8 frames) from frame `first` on, and the face clip, the default stream."""
+    faces = [frame.image for frame in read_frames(make_clip(path.with_name("faces.mp4"), size=SMALL, audio=False))]
+    with av.open(str(path), "w") as out:
+        preview = out.add_stream("mpeg4", rate=24, options={"g": "8", "sc_threshold": "1000000000"})
+        main = out.add_stream("libx264", rate=24)
+        preview.width, preview.height, preview.pix_fmt = 64, 48, "yuv420p"
+        main.width, main.height, main.pix_fmt = *SMALL, "yuv420p"
+        preview.disposition, main.disposition = av.stream.Disposition(0), av.stream.Disposition.default
+        for number, image in enumerate(faces):
+            grey = av.VideoFrame.from_ndarray(np.full((48, 64, 3), 10 * number, np.uint8), format="rgb24")
+            shown = av.VideoFrame.from_ndarray(image, format="rgb24")
+            for stream, frame in ((preview, grey), (main, shown)) if number >= first else ((main, shown),):
+                frame.pts, frame.time_base = number, Fraction(1, 24)
+                out.mux(stream.encode(frame))
+        out.mux(preview.encode(None))
+        out.mux(main.encode(None))
+    return path
+
+
+@pytest.mark.parametrize(("first", "start"), [(6, None), (0, 10)])
+def test_a_copied_video_that_begins_after_an_avis_start_is_shown_from_its_time(tmp_path, first, start):
+    """AVI stores no start per stream: its muxer put a copied video's first frame at 0 whatever its time (a
+    preview track from 0.25 s on; a stretch from frame 10 whose copy begins at the keyframe of frame 16), and
+    held it until the second. The copy is shown from its own time, as in Matroska."""
+    src = _late_preview(tmp_path / "two.mkv", first)
+    span = None if start is None else TimeSpan(start / 24, None)
+    with VideoWriter(tmp_path / "out.avi", src, probe_video(src), span=span) as writer:
+        for frame in read_frames(src, span=span):
+            writer.write(frame)
+    restored, copied = _shown_times(writer.output)
+    assert len(restored) == 24 - (start or 0)
+    assert [round(time * 24, 1) for time in copied] == list(range(6, 6 + len(copied))) and len(copied) >= 8
+
+
 @pytest.mark.parametrize("suffix", [".avi", ".mxf", ".mpg", ".ts", ".webm", ".dv", ".gif", "_%04d.png"])
 def test_a_second_video_stream_is_copied_where_it_plays_else_left_out_with_a_warning(tmp_path, warnings_logged,
                                                                                       suffix):

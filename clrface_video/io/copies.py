@@ -14,6 +14,7 @@ import av
 from clrface_video.errors import one_line
 from clrface_video.io import subtitles
 from clrface_video.io.decode import COPY_STREAM_TYPES, video_stream
+from clrface_video.io.output_stream import CFR_CONTAINERS
 from clrface_video.types import SPAN_TOLERANCE
 
 log = logging.getLogger(__name__)
@@ -443,6 +444,7 @@ class CopiedStreams:
         self._keyed: set[int] = set()  # copied video streams that have had their first keyframe (_place)
         self._after_end: dict[int, list[av.Packet]] = {}  # per copied video, packets shown after a stretch's end,
         # held until one shown before it follows (_shown_by_end)
+        self._opened: set[int] = set()  # copied videos whose first packet is muxed (_open_at_its_time)
 
     def _give_time(self, packet: av.Packet) -> None:
         """A packet the demuxer gives no time (the later frames of a laced Matroska block) follows its stream's
@@ -537,10 +539,29 @@ class CopiedStreams:
                 kept.pts = None if kept.pts is None else kept.pts - move
                 kept.dts = None if kept.dts is None else kept.dts - move
             index = kept.stream_index
+            self._open_at_its_time(kept, copy)
             for ready in copy.converter.convert(kept) if copy.converter is not None else [kept]:
                 ready.stream = copy.stream
                 self._say_unmarked_delay(ready, index)
                 self.out.mux(ready)
+
+    def _open_at_its_time(self, packet: av.Packet, copy: Copy) -> None:
+        """Before a copied video's first packet in an AVI, an empty chunk at 0 where that packet comes later (a
+        stretch's copy begins at its first keyframe shown in it; a preview track can start after the film). AVI
+        times a stream's chunks by their count and stores no start: its muxer writes the first chunk at 0
+        whatever its time, and only the gaps after it as empty chunks (frames not shown), so the copy was
+        shown from 0, its first frame held until its second. An empty chunk opening the stream makes the
+        muxer fill the gap before the first packet too."""
+        if copy.stream.type != "video" or packet.stream_index in self._opened \
+                or self.out.format.name not in CFR_CONTAINERS:
+            return
+        self._opened.add(packet.stream_index)
+        stamp = packet.dts if packet.dts is not None else packet.pts
+        if stamp is None or round(stamp * packet.time_base / copy.stream.time_base) <= 0:
+            return
+        empty = av.Packet(b"")
+        empty.stream, empty.time_base, empty.pts, empty.dts = copy.stream, packet.time_base, 0, 0
+        self.out.mux(empty)
 
     def _shown_by_end(self, packet: av.Packet, copy: Copy) -> list[av.Packet]:
         """The packets to mux now, a copied video's cut at the stretch's end by when they are shown (pts), as the
