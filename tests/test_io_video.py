@@ -2050,9 +2050,9 @@ def test_a_stretchs_copied_b_frame_video_ends_with_the_frames_shown_before_its_e
         assert copied == pytest.approx(restored, abs=1e-3)
 
 
-def _late_preview(path: Path, first: int) -> Path:
+def _late_preview(path: Path, first: int, main_first: int = 0) -> Path:
     """A Matroska file of 24 frames at 24 fps: an MPEG-4 Part 2 preview (which AVI takes as it is, a keyframe every
-    8 frames) from frame `first` on, and the face clip, the default stream."""
+    8 frames) from frame `first` on, and the face clip, the default stream, from frame `main_first` on."""
     faces = [frame.image for frame in read_frames(make_clip(path.with_name("faces.mp4"), size=SMALL, audio=False))]
     with av.open(str(path), "w") as out:
         preview = out.add_stream("mpeg4", rate=24, options={"g": "8", "sc_threshold": "1000000000"})
@@ -2063,7 +2063,9 @@ def _late_preview(path: Path, first: int) -> Path:
         for number, image in enumerate(faces):
             grey = av.VideoFrame.from_ndarray(np.full((48, 64, 3), 10 * number, np.uint8), format="rgb24")
             shown = av.VideoFrame.from_ndarray(image, format="rgb24")
-            for stream, frame in ((preview, grey), (main, shown)) if number >= first else ((main, shown),):
+            for stream, frame in ((preview, grey), (main, shown)):
+                if number < (first if stream is preview else main_first):
+                    continue
                 frame.pts, frame.time_base = number, Fraction(1, 24)
                 out.mux(stream.encode(frame))
         out.mux(preview.encode(None))
@@ -2084,6 +2086,15 @@ def test_a_copied_video_that_begins_after_an_avis_start_is_shown_from_its_time(t
     restored, copied = _shown_times(writer.output)
     assert len(restored) == 24 - (start or 0)
     assert [round(time * 24, 1) for time in copied] == list(range(6, 6 + len(copied))) and len(copied) >= 8
+
+
+def test_a_restored_video_that_begins_after_a_copied_one_in_an_avi_is_shown_from_its_time(tmp_path):
+    """The face clip from frame 6 on beside a preview from 0: AVI's muxer put the restored video's first frame at
+    0 as it did a copied one's (held until frame 7); it is shown from frame 6, the preview from 0."""
+    src = _late_preview(tmp_path / "two.mkv", 0, main_first=6)
+    restored, copied = _shown_times(copy_video(src, tmp_path / "out.avi"))
+    assert [round(time * 24, 1) for time in restored] == list(range(6, 24))
+    assert [round(time * 24, 1) for time in copied] == list(range(24))
 
 
 @pytest.mark.parametrize("suffix", [".avi", ".mxf", ".mpg", ".ts", ".webm", ".dv", ".gif", "_%04d.png"])

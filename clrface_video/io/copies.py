@@ -249,6 +249,21 @@ def _keyframe_within(stream: av.stream.Stream, start: Fraction, end: Fraction | 
     return False
 
 
+def open_at_its_time(out: av.container.OutputContainer, stream: av.stream.Stream, packet: av.Packet) -> None:
+    """Before a video stream's first packet in an AVI, an empty chunk at 0 where that packet comes later. AVI
+    times a stream's chunks by their count and stores no start: its muxer writes the first chunk at 0 whatever
+    its time, and only the gaps after it as empty chunks (frames not shown), so a stream that began later was
+    shown from 0, its first frame held until its second. An empty chunk opening the stream makes the muxer
+    fill the gap before the first packet too."""
+    stamp = packet.dts if packet.dts is not None else packet.pts
+    if out.format.name not in CFR_CONTAINERS or stamp is None \
+            or round(stamp * packet.time_base / stream.time_base) <= 0:
+        return
+    empty = av.Packet(b"")
+    empty.stream, empty.time_base, empty.pts, empty.dts = stream, packet.time_base, 0, 0
+    out.mux(empty)
+
+
 def _template_copy(stream: av.stream.Stream, out: av.container.OutputContainer) -> av.stream.Stream:
     """An output stream with `stream`'s codec parameters. Audio whose channels have no order (Matroska stores
     none for PCM) gets the usual layout for its channel count, which MP4 and QuickTime need."""
@@ -546,22 +561,11 @@ class CopiedStreams:
                 self.out.mux(ready)
 
     def _open_at_its_time(self, packet: av.Packet, copy: Copy) -> None:
-        """Before a copied video's first packet in an AVI, an empty chunk at 0 where that packet comes later (a
-        stretch's copy begins at its first keyframe shown in it; a preview track can start after the film). AVI
-        times a stream's chunks by their count and stores no start: its muxer writes the first chunk at 0
-        whatever its time, and only the gaps after it as empty chunks (frames not shown), so the copy was
-        shown from 0, its first frame held until its second. An empty chunk opening the stream makes the
-        muxer fill the gap before the first packet too."""
-        if copy.stream.type != "video" or packet.stream_index in self._opened \
-                or self.out.format.name not in CFR_CONTAINERS:
-            return
-        self._opened.add(packet.stream_index)
-        stamp = packet.dts if packet.dts is not None else packet.pts
-        if stamp is None or round(stamp * packet.time_base / copy.stream.time_base) <= 0:
-            return
-        empty = av.Packet(b"")
-        empty.stream, empty.time_base, empty.pts, empty.dts = copy.stream, packet.time_base, 0, 0
-        self.out.mux(empty)
+        """A copied video's first packet in an AVI is shown at its time (open_at_its_time): a stretch's copy begins
+        at its first keyframe shown in it, a preview track can start after the film."""
+        if copy.stream.type == "video" and packet.stream_index not in self._opened:
+            self._opened.add(packet.stream_index)
+            open_at_its_time(self.out, copy.stream, packet)
 
     def _shown_by_end(self, packet: av.Packet, copy: Copy) -> list[av.Packet]:
         """The packets to mux now, a copied video's cut at the stretch's end by when they are shown (pts), as the

@@ -19,7 +19,7 @@ from av.video.reformatter import VideoReformatter
 from clrface_video.atomic import partial_folder, partial_name, remove_leftovers
 from clrface_video.errors import ClrfaceError, one_line
 from clrface_video.io.apng import apng_plays, copy_delays, frame_delays, is_apng_output, set_last_delay
-from clrface_video.io.copies import CopiedStreams, copy_metadata, muxer_options
+from clrface_video.io.copies import CopiedStreams, copy_metadata, muxer_options, open_at_its_time
 from clrface_video.io.decode import (
     RANGE_JPEG,
     RANGE_MPEG,
@@ -157,6 +157,7 @@ class VideoWriter:
         self._reformatter = VideoReformatter()  # one swscale context for the whole stream
         self._last_pts = -1  # the last frame's number where frames are counted at one rate (AVI, mpeg4)
         self._crowded = 0  # frames left out there: each less than a frame after the one before (_cfr_number)
+        self._muxed = False  # whether a video packet has been muxed
 
     def _partial_name(self, pid: int) -> str:
         """The name of process `pid`'s temporary file (a sequence's: folder) for this output."""
@@ -438,6 +439,9 @@ class VideoWriter:
             self._delays[frame.pts] = frame.duration
         for packet in self._video.encode(frame):
             packet.duration = self._delays.pop(packet.pts, None) or packet.duration
+            if not self._muxed:  # an AVI's video that begins after a copied stream: shown from its own time
+                open_at_its_time(self._out, self._video, packet)
+                self._muxed = True
             self._out.mux(packet)
 
     # -- copied streams ----------------------------------------------------------------------------
