@@ -365,6 +365,16 @@ def test_a_track_end_is_not_taken_from_an_mp4_without_an_edit_list(tmp_path):
     assert last_frame_end(src) > Fraction(68, 100)
 
 
+@pytest.mark.parametrize("suffix", [".mkv", ".webm", ".mp4"])
+def test_a_vfr_matroska_sources_last_frame_keeps_its_block_duration(tmp_path, suffix):
+    """Matroska stores a frame's length (BlockDuration) where it is not the track's default, and FFmpeg reads it:
+    a variable-rate MKV with B-frames keeps its last frame's 80 ms, to 0.68 s, in each output without the
+    stated track end that io.quicktime reads for an MP4 (measured with FFmpeg-written MKV and VP9 WebM)."""
+    src = vfr_b_frames_clip(tmp_path / "phone.mkv")
+    assert [(f.pts, f.duration) for f in read_frames(src)][-1] == (600, 80)
+    assert last_frame_end(copy_video(src, tmp_path / f"out{suffix}")) == Fraction(68, 100)
+
+
 @pytest.mark.parametrize("suffix", [".mp4", ".mkv"])
 def test_a_vfr_mp4_with_b_frames_keeps_its_last_frames_length(tmp_path, suffix):
     """FFmpeg gives the last frame of a B-frame MP4 its packet's dts step (20 ms here) and no later frame to last

@@ -2051,6 +2051,80 @@ def test_a_stretchs_copied_video_begins_at_its_first_keyframe_shown_from_the_sta
     assert "video stream 0 is left out: it has no keyframe within the stretch" in warnings_logged.text
 
 
+def _shown_times(path: Path) -> list[list[float]]:
+    """Each video stream's frames' times in seconds, as decoded from the file."""
+    with av.open(str(path)) as container:
+        count = len(container.streams.video)
+    times = []
+    for index in range(count):  # each from the file's start: decoding one stream reads past the others' packets
+        with av.open(str(path)) as container:
+            times.append([float(frame.time) for frame in container.decode(container.streams.video[index])])
+    return times
+
+
+@pytest.mark.parametrize("suffix", [".mkv", ".mp4"])
+def test_a_stretchs_copied_b_frame_video_ends_with_the_frames_shown_before_its_end(tmp_path, suffix):
+    """A copied video was cut at a stretch's end by its packets' dts: x264's B-frame stream, decoded ahead of
+    showing, kept the frames shown up to 3 frames after the end (15 frames for a stretch of 12). It is cut by
+    when its frames are shown, as the restored ones are: both streams show the same frames' times."""
+    src = _two_videos(tmp_path / "two.mkv", frames=24, preview_gop=8)  # preview keyframes at frames 0, 8 and 16
+    for end in (20, 21):
+        span = TimeSpan(8 / 24, end / 24)
+        with VideoWriter(tmp_path / f"out{suffix}", src, probe_video(src), span=span) as writer:
+            for frame in read_frames(src, span=span):
+                writer.write(frame)
+        restored, copied = _shown_times(writer.output)
+        assert len(restored) == end - 8
+        assert copied == pytest.approx(restored, abs=1e-3)
+
+
+def _late_preview(path: Path, first: int, main_first: int = 0) -> Path:
+    """A Matroska file of 24 frames at 24 fps: an MPEG-4 Part 2 preview (which AVI takes as it is, a keyframe every
+    8 frames) from frame `first` on, and the face clip, the default stream, from frame `main_first` on."""
+    faces = [frame.image for frame in read_frames(make_clip(path.with_name("faces.mp4"), size=SMALL, audio=False))]
+    with av.open(str(path), "w") as out:
+        preview = out.add_stream("mpeg4", rate=24, options={"g": "8", "sc_threshold": "1000000000"})
+        main = out.add_stream("libx264", rate=24)
+        preview.width, preview.height, preview.pix_fmt = 64, 48, "yuv420p"
+        main.width, main.height, main.pix_fmt = *SMALL, "yuv420p"
+        preview.disposition, main.disposition = av.stream.Disposition(0), av.stream.Disposition.default
+        for number, image in enumerate(faces):
+            grey = av.VideoFrame.from_ndarray(np.full((48, 64, 3), 10 * number, np.uint8), format="rgb24")
+            shown = av.VideoFrame.from_ndarray(image, format="rgb24")
+            for stream, frame in ((preview, grey), (main, shown)):
+                if number < (first if stream is preview else main_first):
+                    continue
+                frame.pts, frame.time_base = number, Fraction(1, 24)
+                out.mux(stream.encode(frame))
+        out.mux(preview.encode(None))
+        out.mux(main.encode(None))
+    return path
+
+
+@pytest.mark.parametrize(("first", "start"), [(6, None), (0, 10)])
+def test_a_copied_video_that_begins_after_an_avis_start_is_shown_from_its_time(tmp_path, first, start):
+    """AVI stores no start per stream: its muxer put a copied video's first frame at 0 whatever its time (a
+    preview track from 0.25 s on; a stretch from frame 10 whose copy begins at the keyframe of frame 16), and
+    held it until the second. The copy is shown from its own time, as in Matroska."""
+    src = _late_preview(tmp_path / "two.mkv", first)
+    span = None if start is None else TimeSpan(start / 24, None)
+    with VideoWriter(tmp_path / "out.avi", src, probe_video(src), span=span) as writer:
+        for frame in read_frames(src, span=span):
+            writer.write(frame)
+    restored, copied = _shown_times(writer.output)
+    assert len(restored) == 24 - (start or 0)
+    assert [round(time * 24, 1) for time in copied] == list(range(6, 6 + len(copied))) and len(copied) >= 8
+
+
+def test_a_restored_video_that_begins_after_a_copied_one_in_an_avi_is_shown_from_its_time(tmp_path):
+    """The face clip from frame 6 on beside a preview from 0: AVI's muxer put the restored video's first frame at
+    0 as it did a copied one's (held until frame 7); it is shown from frame 6, the preview from 0."""
+    src = _late_preview(tmp_path / "two.mkv", 0, main_first=6)
+    restored, copied = _shown_times(copy_video(src, tmp_path / "out.avi"))
+    assert [round(time * 24, 1) for time in restored] == list(range(6, 24))
+    assert [round(time * 24, 1) for time in copied] == list(range(24))
+
+
 @pytest.mark.parametrize("suffix", [".avi", ".mxf", ".mpg", ".ts", ".webm", ".dv", ".gif", "_%04d.png"])
 def test_a_second_video_stream_is_copied_where_it_plays_else_left_out_with_a_warning(tmp_path, warnings_logged,
                                                                                       suffix):

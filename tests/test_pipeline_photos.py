@@ -564,10 +564,24 @@ def test_a_stretch_of_an_animated_png_keeps_its_frames_stored_delays(tmp_path, a
         times = [float(p.pts * p.time_base) for p in container.demux(video=0) if p.pts is not None]
     out = tmp_path / "cut.png"
     result = run_cli("restore", source, "-o", out, "--model", "baseline-bicubic-sharpen", "--start", times[1],
-                     "--duration", times[4] - times[1] + 0.01)
+                     "--duration", times[5] - times[1])
     assert result.exit_code == 0, result.output
     assert frame_delays(out) == frame_delays(source)[1:5]
     assert pillow_durations(out) == [0, 200, 0, 300]
+
+
+def test_a_stretch_of_an_animated_png_shows_its_first_and_last_frames_only_within_it(tmp_path, astronaut):
+    """--start 0.25 --duration 1 on 4 frames of 0.5 s: the frame on screen at 0.25 s is shown from there, the one
+    on screen at 1.25 s to there, as an MP4 or GIF of the stretch shows them; the source's stored delays were
+    copied over both (500, 500, 500 ms)."""
+    frames = [Image.fromarray(np.roll(astronaut[::2, ::2], 8 * i, axis=1)) for i in range(4)]
+    source = tmp_path / "wave.png"
+    frames[0].save(source, save_all=True, append_images=frames[1:], duration=500, loop=0)
+    out = tmp_path / "cut.png"
+    result = run_cli("restore", source, "-o", out, "--model", "baseline-bicubic-sharpen", "--start", 0.25,
+                     "--duration", 1)
+    assert result.exit_code == 0, result.output
+    assert pillow_durations(out) == [250, 500, 250]
 
 
 def test_an_animated_png_with_a_long_header_or_16_bits_is_still_an_animation(tmp_path, astronaut):

@@ -60,6 +60,7 @@ def is_apng_output(path: Path | str) -> bool:
     return Path(path).suffix.lower() in APNG_SUFFIXES
 
 
+CUT_TOLERANCE = Fraction(1, 1000)  # seconds: a frame shown this much less than its stored delay was not cut
 DELAY = slice(20, 24)  # in a fcTL chunk's data: sequence, width, height, x, y (4 bytes each), then the delay's
 # numerator and denominator (2 bytes each)
 
@@ -91,22 +92,39 @@ def _rewrite_delays(path: Path, delays: dict[int, bytes]) -> None:
     path.write_bytes(bytes(data))
 
 
-def copy_delays(path: Path, delays: list[bytes], kept: list[int]) -> bool:
+def _delay_seconds(delay: bytes) -> Fraction:
+    """A stored delay (numerator, denominator) in seconds; a zero denominator means hundredths, as in the spec."""
+    numerator, denominator = struct.unpack(">HH", delay)
+    return Fraction(numerator, denominator or 100)
+
+
+def _delay_bytes(seconds: Fraction) -> bytes:
+    """`seconds` as a fcTL delay: the nearest fraction both of whose terms fit in 2 bytes (65535 s at most)."""
+    seconds = min(Fraction(seconds), Fraction(65535)).limit_denominator(65535)  # the longest delay a fcTL holds
+    while seconds.numerator > 65535:
+        seconds = Fraction(seconds).limit_denominator(max(1, seconds.denominator // 2))
+    return struct.pack(">HH", seconds.numerator, seconds.denominator)
+
+
+def copy_delays(path: Path, delays: list[bytes], kept: list[int], shown: list[Fraction | None]) -> bool:
     """Give the APNG at `path`, whose frames are the source's frames numbered `kept` (all of them, or a --start
     stretch's), those frames' delays as the source stores them (frame_delays); whether it did (not when a
-    number is unknown or the APNG holds another count of frames)."""
+    number is unknown or the APNG holds another count of frames). `shown`: the seconds each frame is shown in
+    the output (None: not known); a frame a stretch cut (the one on screen at --start, shown from there; the
+    last, to --duration's end) is shown for less than its stored delay, by more than a millisecond, and keeps
+    that shorter time, as a video output of the stretch does."""
     if not delays or len(_controls(path.read_bytes())) != len(kept) or not all(0 <= n < len(delays) for n in kept):
         return False
-    _rewrite_delays(path, {number: delays[source] for number, source in enumerate(kept)})
+    written: dict[int, bytes] = {}
+    for number, (source, seconds) in enumerate(zip(kept, shown, strict=True)):
+        cut = seconds is not None and seconds < _delay_seconds(delays[source]) - CUT_TOLERANCE
+        written[number] = _delay_bytes(seconds) if seconds is not None and cut else delays[source]
+    _rewrite_delays(path, written)
     return True
 
 
 def set_last_delay(path: Path, seconds: Fraction) -> None:
     """Rewrite the delay of the last frame control chunk (fcTL) of the APNG at `path` to `seconds`, in place."""
     count = len(_controls(path.read_bytes()))
-    if not count:
-        return
-    seconds = min(Fraction(seconds), Fraction(65535)).limit_denominator(65535)  # the longest delay a fcTL holds
-    while seconds.numerator > 65535:
-        seconds = Fraction(seconds).limit_denominator(max(1, seconds.denominator // 2))
-    _rewrite_delays(path, {count - 1: struct.pack(">HH", seconds.numerator, seconds.denominator)})
+    if count:
+        _rewrite_delays(path, {count - 1: _delay_bytes(seconds)})

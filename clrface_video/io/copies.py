@@ -14,6 +14,8 @@ import av
 from clrface_video.errors import one_line
 from clrface_video.io import subtitles
 from clrface_video.io.decode import COPY_STREAM_TYPES, video_stream
+from clrface_video.io.output_stream import CFR_CONTAINERS
+from clrface_video.types import SPAN_TOLERANCE
 
 log = logging.getLogger(__name__)
 
@@ -247,6 +249,21 @@ def _keyframe_within(stream: av.stream.Stream, start: Fraction, end: Fraction | 
     return False
 
 
+def open_at_its_time(out: av.container.OutputContainer, stream: av.stream.Stream, packet: av.Packet) -> None:
+    """Before a video stream's first packet in an AVI, an empty chunk at 0 where that packet comes later. AVI
+    times a stream's chunks by their count and stores no start: its muxer writes the first chunk at 0 whatever
+    its time, and only the gaps after it as empty chunks (frames not shown), so a stream that began later was
+    shown from 0, its first frame held until its second. An empty chunk opening the stream makes the muxer
+    fill the gap before the first packet too."""
+    stamp = packet.dts if packet.dts is not None else packet.pts
+    if out.format.name not in CFR_CONTAINERS or stamp is None \
+            or round(stamp * packet.time_base / stream.time_base) <= 0:
+        return
+    empty = av.Packet(b"")
+    empty.stream, empty.time_base, empty.pts, empty.dts = stream, packet.time_base, 0, 0
+    out.mux(empty)
+
+
 def _template_copy(stream: av.stream.Stream, out: av.container.OutputContainer) -> av.stream.Stream:
     """An output stream with `stream`'s codec parameters. Audio whose channels have no order (Matroska stores
     none for PCM) gets the usual layout for its channel count, which MP4 and QuickTime need."""
@@ -423,7 +440,7 @@ class CopiedStreams:
     before it are left out, but for an audio packet still sounding there and a subtitle cue still shown; a
     copied video begins at its first keyframe shown at or after the stretch's `start` (seconds, the source's
     clock; the shift where not given). `end` (seconds, the source's clock): where such a stretch ends, which a
-    subtitle cue shown past it is cut to."""
+    subtitle cue shown past it is cut to, and a copied video at the last frame shown before it (_shown_by_end)."""
 
     def __init__(self, source: av.container.InputContainer, out: av.container.OutputContainer,
                  *, any_streams: bool = True, start: Fraction | None = None, end: Fraction | None = None) -> None:
@@ -440,6 +457,9 @@ class CopiedStreams:
         self._sources = {index: source.streams[index] for index in self.copies}
         self._waiting: dict[int, av.Packet] = {}  # per copied stream, an audio packet without a duration (_lengthened)
         self._keyed: set[int] = set()  # copied video streams that have had their first keyframe (_place)
+        self._after_end: dict[int, list[av.Packet]] = {}  # per copied video, packets shown after a stretch's end,
+        # held until one shown before it follows (_shown_by_end)
+        self._opened: set[int] = set()  # copied videos whose first packet is muxed (_open_at_its_time)
 
     def _give_time(self, packet: av.Packet) -> None:
         """A packet the demuxer gives no time (the later frames of a laced Matroska block) follows its stream's
@@ -528,14 +548,42 @@ class CopiedStreams:
             elif packet_time(packet) < shift and not _still_shown(packet, shift, copy) \
                     and not _still_heard(packet, shift, copy):
                 return
-            move = round(shift / packet.time_base)
-            packet.pts = None if packet.pts is None else packet.pts - move
-            packet.dts = None if packet.dts is None else packet.dts - move
-        index = packet.stream_index
-        for ready in copy.converter.convert(packet) if copy.converter is not None else [packet]:
-            ready.stream = copy.stream
-            self._say_unmarked_delay(ready, index)
-            self.out.mux(ready)
+        for kept in self._shown_by_end(packet, copy):
+            if shift is not None:
+                move = round(shift / kept.time_base)
+                kept.pts = None if kept.pts is None else kept.pts - move
+                kept.dts = None if kept.dts is None else kept.dts - move
+            index = kept.stream_index
+            self._open_at_its_time(kept, copy)
+            for ready in copy.converter.convert(kept) if copy.converter is not None else [kept]:
+                ready.stream = copy.stream
+                self._say_unmarked_delay(ready, index)
+                self.out.mux(ready)
+
+    def _open_at_its_time(self, packet: av.Packet, copy: Copy) -> None:
+        """A copied video's first packet in an AVI is shown at its time (open_at_its_time): a stretch's copy begins
+        at its first keyframe shown in it, a preview track can start after the film."""
+        if copy.stream.type == "video" and packet.stream_index not in self._opened:
+            self._opened.add(packet.stream_index)
+            open_at_its_time(self.out, copy.stream, packet)
+
+    def _shown_by_end(self, packet: av.Packet, copy: Copy) -> list[av.Packet]:
+        """The packets to mux now, a copied video's cut at the stretch's end by when they are shown (pts), as the
+        restored frames are: one shown at or after the end (within SPAN_TOLERANCE) is held until one of its stream
+        shown before the end follows in decode order, which goes with it (a B-frame stream decodes the next
+        reference frame ahead of the frames shown before it, which need it), and what is still held when the
+        copy ends is left out. The muxed packets stop at the end by their dts, and a B-frame stream's last ones
+        were frames shown after it (measured: three of x264's at 24 fps). A reference frame a kept one needs is
+        shown past the end still: no muxer PyAV drives can mark a frame decoded but not shown."""
+        if self._end is None or copy.stream.type != "video" or packet.pts is None:
+            return [packet]
+        held = self._after_end.setdefault(packet.stream_index, [])
+        if packet.pts * packet.time_base >= self._end - SPAN_TOLERANCE:
+            held.append(packet)
+            return []
+        ready = [*held, packet]
+        held.clear()
+        return ready
 
     def _keyframe_reached(self, packet: av.Packet, shift: Fraction) -> bool:
         """Whether a copied video's packet is kept in a stretch: every one in decode order from the stream's first

@@ -19,7 +19,7 @@ from av.video.reformatter import VideoReformatter
 from clrface_video.atomic import partial_folder, partial_name, remove_leftovers
 from clrface_video.errors import ClrfaceError, one_line
 from clrface_video.io.apng import apng_plays, copy_delays, frame_delays, is_apng_output, set_last_delay
-from clrface_video.io.copies import CopiedStreams, copy_metadata, muxer_options
+from clrface_video.io.copies import CopiedStreams, copy_metadata, muxer_options, open_at_its_time
 from clrface_video.io.decode import (
     RANGE_JPEG,
     RANGE_MPEG,
@@ -154,9 +154,11 @@ class VideoWriter:
         self._delays: dict[int, int] = {}  # frame durations by pts, for packets that come out without them
         self._last_delay: Fraction | None = None  # seconds the last frame of a GIF or APNG is shown
         self._written_pts: list[int] = []  # an APNG's frames, by source pts, to copy their stored delays
+        self._shown: list[Fraction | None] = []  # and how long each is shown (a stretch's first and last: less)
         self._reformatter = VideoReformatter()  # one swscale context for the whole stream
         self._last_pts = -1  # the last frame's number where frames are counted at one rate (AVI, mpeg4)
         self._crowded = 0  # frames left out there: each less than a frame after the one before (_cfr_number)
+        self._muxed = False  # whether a video packet has been muxed
 
     def _partial_name(self, pid: int) -> str:
         """The name of process `pid`'s temporary file (a sequence's: folder) for this output."""
@@ -314,13 +316,14 @@ class VideoWriter:
             raise RuntimeError("VideoWriter.write called outside its with block")
         pts = self._frame_pts(frame)
         seconds = pts * self.info.time_base  # in the source's clock
-        if self.codec == "apng":
-            self._written_pts.append(pts)
         if self.span is not None and self._shift is None:
             began = self._start is not None and seconds < self._start - SPAN_TOLERANCE  # before the stretch, on screen
             self._shift = self._start if began else seconds  # when it starts: from the stretch's start
         if self._shift is not None and seconds < self._shift:
             frame, seconds = self._from_start(frame, seconds), self._shift
+        if self.codec == "apng":
+            self._written_pts.append(pts)
+            self._shown.append(frame.duration * frame.time_base if frame.duration and frame.time_base else None)
         number = self._cfr_number(seconds)
         if number is None:
             self._crowded += 1
@@ -438,6 +441,9 @@ class VideoWriter:
             self._delays[frame.pts] = frame.duration
         for packet in self._video.encode(frame):
             packet.duration = self._delays.pop(packet.pts, None) or packet.duration
+            if not self._muxed:  # an AVI's video that begins after a copied stream: shown from its own time
+                open_at_its_time(self._out, self._video, packet)
+                self._muxed = True
             self._out.mux(packet)
 
     # -- copied streams ----------------------------------------------------------------------------
@@ -463,7 +469,7 @@ class VideoWriter:
         self._close_containers()
         if self.codec == "apng":  # the source APNG's own delays (a zero one too), or at least the last frame's
             delays = frame_delays(self.source)  # none unless the source is an APNG
-            copied = bool(delays) and copy_delays(self.partial, delays, self._source_numbers())
+            copied = bool(delays) and copy_delays(self.partial, delays, self._source_numbers(), self._shown)
             if not copied and self._last_delay is not None:
                 set_last_delay(self.partial, self._last_delay)
         if is_sequence(self.output):  # each finished frame into place, then the hidden folder goes

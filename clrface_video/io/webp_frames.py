@@ -74,9 +74,18 @@ def probe_webp(path: Path | str) -> VideoInfo:
                          alpha=alpha)
 
 
+def _within(span: TimeSpan | None, pts: int, duration: int) -> int:
+    """A frame's duration (ms) cut at the stretch's end, as io.decode.read_frames cuts a video's: the stretch's
+    last frame is shown to its end, not on past --duration."""
+    if span is None or span.end is None or not duration:
+        return duration
+    return max(1, min(duration, round((Fraction(span.end) - pts * MILLISECOND) / MILLISECOND)))
+
+
 def read_webp_frames(path: Path | str, span: TimeSpan | None = None, *, alpha: bool = False) -> Iterator[Frame]:
     """Yield an animated WebP's frames one at a time (RGB uint8; pts and duration in milliseconds), as
-    io.decode.read_frames does a video's; a frame that cannot be decoded raises InputError naming it."""
+    io.decode.read_frames does a video's, a stretch's last frame shown to its end; a frame that cannot be decoded
+    raises InputError naming it."""
     path = Path(path)
     with _open(path) as image:
         pts, index = 0, 0
@@ -91,7 +100,8 @@ def read_webp_frames(path: Path | str, span: TimeSpan | None = None, *, alpha: b
             shown = (pts + duration) * MILLISECOND if duration else None
             if span is None or not (span.not_yet(pts * MILLISECOND, shown) or span.past(pts * MILLISECOND)):
                 yield Frame(image=np.ascontiguousarray(rgba[..., :3]), index=index, pts=pts, time_base=MILLISECOND,
-                            duration=duration or None, alpha=np.ascontiguousarray(rgba[..., 3]) if alpha else None)
+                            duration=_within(span, pts, duration) or None,
+                            alpha=np.ascontiguousarray(rgba[..., 3]) if alpha else None)
                 index += 1
             pts += duration
     if index == 0:
@@ -138,7 +148,8 @@ class _SpooledFrames(Image.Image):
 
 class WebpWriter:
     """Write restored frames as one animated WebP with the source's loop count, background, lossless or lossy
-    coding and ICC/EXIF/XMP, each frame shown as long as in the source; atomically, on a clean exit.
+    coding and ICC/EXIF/XMP, each frame shown as long as in the source (with --start, the frame on screen then
+    from there); atomically, on a clean exit.
 
     Pillow encodes an animation in one call, so the frames (8-bit, zlib-compressed) are spooled to an unnamed
     temporary file beside the output until the block ends, then handed to Pillow as one image whose frames are
@@ -160,8 +171,11 @@ class WebpWriter:
         self._spool: IO[bytes] | None = None  # the frames written, each zlib-compressed, one after another
         self._offsets = [0]  # where each frame starts in the spool, and where the last one ends
         self._shape: tuple[int, ...] | None = None  # the first frame's (height, width, channels): every frame's
-        self._starts: list[Fraction] = []  # each frame's time, in seconds
+        self._starts: list[Fraction] = []  # each frame's time, in seconds (from the stretch's start at the earliest)
         self._last: Fraction | None = None  # how long the last frame written is shown, when it says
+        span = video_options.get("span")
+        self._opening = Fraction(span.start) if span is not None else None  # where a --start stretch starts, in
+        # the frames' clock (read_webp_frames': 0 at the source's first frame)
         self._settings = WebpAnimation()
 
     def __enter__(self) -> Self:
@@ -201,8 +215,12 @@ class WebpWriter:
         self._offsets.append(self._spool.tell())
         time_base = frame.time_base or self.info.time_base
         fps = self.info.fps or Fraction(25)
-        self._starts.append(frame.pts * time_base if frame.pts is not None else frame.index / fps)
-        self._last = frame.duration * time_base if frame.duration else None
+        start = frame.pts * time_base if frame.pts is not None else frame.index / fps
+        end = start + frame.duration * time_base if frame.duration else None
+        if self._opening is not None and start < self._opening:  # on screen when the stretch starts: shown from
+            start = self._opening  # there, as VideoWriter shows it, not for its whole length
+        self._starts.append(start)
+        self._last = end - start if end is not None and end > start else None
         self.frames_written += 1
 
     def _durations(self) -> list[int]:
