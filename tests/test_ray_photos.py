@@ -2,6 +2,9 @@
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -172,3 +175,71 @@ def test_a_link_out_of_the_output_tree_is_not_written_through_on_ray(ray_cluster
     assert (source / "2010" / "a.png").read_bytes() == original
     assert report.images == 1 and len(report.failed) == 1
     assert report.failed[0].startswith(f"2009/a.png: {out / '2009'} in the output folder is a link to ")
+
+
+FULL_FROM = '''"""Run by every Python process of the command under test, its Ray workers too (a test's monkeypatch reaches no
+worker): the disk is full for photos named from {first!r} on, written (OSError ENOSPC from the encoder, as
+test_cli's local full-disk test has it) or copied as they were (no face: ENOSPC from the copy)."""
+import errno
+import shutil
+from pathlib import Path
+
+from clrface_video.io import photo_write
+
+_encode, _copy = photo_write.encode_photo, shutil.copyfile
+
+
+def _full_from(image, like, target, name):
+    if name >= {first!r}:
+        raise OSError(errno.ENOSPC, "No space left on device")
+    return _encode(image, like, target, name)
+
+
+def _copy_full_from(source, target, **kwargs):
+    if Path(source).name >= {first!r}:
+        raise OSError(errno.ENOSPC, "No space left on device")
+    return _copy(source, target, **kwargs)
+
+
+photo_write.encode_photo, shutil.copyfile = _full_from, _copy_full_from
+'''
+
+
+def ray_command(tmp_path: Path, *args: object, hook: str | None = None) -> subprocess.Popen:
+    """`clrface-video restore ... --backend ray` in its own process (with its own local Ray), whose Python
+    processes all run `hook` first (a sitecustomize module) where one is given."""
+    env = dict(os.environ)
+    if hook is not None:
+        (tmp_path / "hook").mkdir()
+        (tmp_path / "hook" / "sitecustomize.py").write_text(hook)
+        env["PYTHONPATH"] = os.pathsep.join(p for p in (str(tmp_path / "hook"), env.get("PYTHONPATH")) if p)
+    return subprocess.Popen([sys.executable, "-m", "clrface_video", "restore", *map(str, args), "--backend", "ray",
+                             "--model", "baseline-bicubic-sharpen", "--device", "cpu", "-q"],
+                            env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("faces", [True, False], ids=["written", "copied"])
+def test_a_full_disk_stops_a_ray_folder_as_it_stops_a_local_one(tmp_path, astronaut, faces):
+    """With --backend ray a full disk (ENOSPC) failed every photo left, a warning each, and the command ended
+    with exit 3 (a photo with no face, copied as it was, ended it with Ray's error instead); as locally, it
+    stops at the first photo it cannot write, in the same line with exit 2: the shard stops there, no shard is
+    started after it, and --report says what was done. One worker, shards of two photos: a-b done, c stopped,
+    d (the rest of its shard) and e-f (the next shards) never tried."""
+    album, out, report = tmp_path / "album", tmp_path / "out", tmp_path / "report.json"
+    album.mkdir()
+    face, flat = Image.fromarray(astronaut).resize((256, 256)), Image.new("RGB", (256, 256), (90, 90, 90))
+    for name in "abcdef":
+        (face if faces or name < "c" else flat).save(album / f"{name}.jpg")
+    process = ray_command(tmp_path, album, "-o", out, "--report", report, "--workers", "1",
+                         hook=FULL_FROM.format(first="c"))
+    _, stderr = process.communicate(timeout=300)
+    assert process.returncode == 2, stderr[-2000:]
+    assert stderr.strip().splitlines()[-1] == (
+        "error: no space left on device writing c.jpg; the folder is stopped there (2 restored files kept): "
+        "free some space and run it again to go on")
+    assert "Traceback" not in stderr and sorted(p.name for p in out.iterdir()) == ["a.jpg", "b.jpg"]
+    done = json.loads(report.read_text())
+    assert done["images"] == 2 and len(done["failed"]) == 1
+    assert done["failed"][0] == ("c.jpg: cannot write c.jpg as JPEG (No space left on device)" if faces else
+                                 "c.jpg: No space left on device")
