@@ -3,8 +3,10 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import numpy as np
@@ -243,3 +245,53 @@ def test_a_full_disk_stops_a_ray_folder_as_it_stops_a_local_one(tmp_path, astron
     assert done["images"] == 2 and len(done["failed"]) == 1
     assert done["failed"][0] == ("c.jpg: cannot write c.jpg as JPEG (No space left on device)" if faces else
                                  "c.jpg: No space left on device")
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(("sent", "code", "word"), [(signal.SIGINT, 130, "interrupted"),
+                                                    (signal.SIGTERM, 143, "terminated")], ids=["ctrl-c", "kill"])
+def test_a_ray_folder_stopped_by_a_signal_writes_its_report(tmp_path, astronaut, sent, code, word):
+    """Ctrl-C or SIGTERM to a --backend ray folder wrote no --report, though a local run's writes one of the
+    photos finished, marked interrupted. Now it does, and ends with the signal's status and one line: the
+    shards that came back are counted with their faces, and a shard still running (one worker, shards of 10
+    photos: stopped during the second) by the outputs its worker wrote before it was stopped."""
+    album, out, report = tmp_path / "album", tmp_path / "out", tmp_path / "report.json"
+    album.mkdir()
+    face = Image.fromarray(astronaut).resize((256, 256))
+    for n in range(40):
+        face.save(album / f"p{n:02d}.jpg")
+    ignored = signal.signal(signal.SIGINT, signal.default_int_handler)  # Ctrl-C's default, as from a terminal
+    try:
+        process = ray_command(tmp_path, album, "-o", out, "--report", report, "--workers", "1")
+    finally:
+        signal.signal(signal.SIGINT, ignored)
+    deadline = time.monotonic() + 240
+    while not (out.is_dir() and len(list(out.glob("p*.jpg"))) >= 12) and time.monotonic() < deadline \
+            and process.poll() is None:
+        time.sleep(0.05)  # the first shard done, the second one's photos being written
+    process.send_signal(sent)
+    _, stderr = process.communicate(timeout=120)
+    assert process.returncode == code, stderr[-2000:]
+    assert "Traceback" not in stderr and stderr.strip().splitlines()[-1].startswith(word)
+    kept = sorted(p.name for p in out.iterdir() if not p.name.startswith("."))  # a temporary file is no output
+    done = json.loads(report.read_text())
+    assert done["interrupted"] is True and done["kind"] == "folder" and done["faces"] <= done["images"]
+    assert 12 <= len(kept) < 40 and kept == [f"p{n:02d}.jpg" for n in range(len(kept))]
+    assert len(kept) - 1 <= done["images"] <= len(kept)  # less one where the kill landed as a photo was renamed
+
+
+def test_an_interrupted_ray_folder_counts_the_photos_a_running_shard_rewrote(tmp_path):
+    """With --overwrite the outputs of a shard still running at the interrupt were there before: only those the
+    run wrote again (renamed into place, another file) count as finished, not the old ones left."""
+    from clrface_video.distributed.photos import _inodes, _written
+
+    relatives = [Path("a.jpg"), Path("sub/b.jpg"), Path("c.jpg"), Path("d.jpg")]
+    (tmp_path / "sub").mkdir()
+    for relative in relatives[:3]:
+        (tmp_path / relative).write_bytes(b"old")
+    before = _inodes(tmp_path, relatives)
+    for relative in (relatives[1], relatives[3]):  # rewritten, and new
+        (tmp_path / relative.with_name(".partial")).write_bytes(b"new")
+        os.replace(tmp_path / relative.with_name(".partial"), tmp_path / relative)
+    assert list(before) == relatives[:3] and _written(tmp_path, relatives, before) == 2
+    assert _written(tmp_path, relatives, {}) == 4  # without --overwrite: every output there is the run's

@@ -8,7 +8,7 @@ from typing import Any
 
 from ..config import RestoreConfig
 from ..paths import resolve_paths
-from ..photos import folder_contents, stopped
+from ..photos import folder_contents, interrupted, stopped
 from ..pipeline import finish_report, would_run
 from ..report import Progress, RestoreReport, StageTimer, reports_warnings
 from .cluster import run_all, say_warnings
@@ -54,8 +54,11 @@ def restore_folder_ray(ray: Any, actors: list[Any], input: str | Path, output: s
     said: set[str] = set()
     timer = StageTimer()
     full: list[Path] = []  # the photos a worker could not write for a full disk
+    running = dict(enumerate(shards))  # the shards not come back yet
+    before = _inodes(target, todo) if config.overwrite else {}  # outputs a rewritten photo replaces
 
     def advance(position: int, shard: ShardResult) -> None:  # counted as each shard comes back
+        del running[position]
         say_warnings(shard.warnings, said)  # as a local run says them as it goes
         _count_shard(shard, report, timer)
         if shard.full is not None:
@@ -63,9 +66,15 @@ def restore_folder_ray(ray: Any, actors: list[Any], input: str | Path, output: s
         if progress is not None:
             progress.advance(len(shard.photos))
 
-    # a full disk stops the folder: no shard is started after it, one running ends at its first unwritable photo
-    run_all(ray, actors, "restore_photos", [(source, target, shard) for shard in shards], advance,
-            stop=lambda: bool(full))
+    try:  # a full disk stops the folder: no shard started after it, one running ends at its first unwritable photo
+        run_all(ray, actors, "restore_photos", [(source, target, shard) for shard in shards], advance,
+                stop=lambda: bool(full))
+    except KeyboardInterrupt as stop:  # Ctrl-C or SIGTERM: what was finished is reported, as locally
+        for actor in actors:  # first, so that (but for a photo renamed as the kill lands) none is written after
+            ray.kill(actor)
+        report.images += _written(target, [p for shard in running.values() for p in shard], before)
+        finish_report(report, None, timer, start)
+        raise interrupted(report, start) from stop
     finish_report(report, None, timer, start)  # face counts summed from the workers' reports
     if full:
         raise stopped(full[0], report)
@@ -87,3 +96,23 @@ def _count_shard(shard: ShardResult, report: RestoreReport, timer: StageTimer) -
         report.add_counts(result)
         for stage, seconds in result.stages.items():
             timer.add(stage, seconds)
+
+
+def _inodes(target: Path, relatives: list[Path]) -> dict[Path, int]:
+    """The inode of each of these photos' outputs that is there (--overwrite, before the photos are restored)."""
+    return {relative: (target / relative).stat().st_ino for relative in relatives if (target / relative).exists()}
+
+
+def _written(target: Path, relatives: list[Path], before: dict[Path, int]) -> int:
+    """How many of these photos (of shards that did not come back: their workers' reports never will) have an
+    output this run wrote: there now and, where one was there `before`, another file (each photo is written
+    under a temporary name and renamed into place, a new inode; on a file system without inodes none of those
+    is counted). Their faces and seconds are not known."""
+    written = 0
+    for relative in relatives:
+        try:
+            inode = (target / relative).stat().st_ino
+        except OSError:  # not written
+            continue
+        written += relative not in before or inode != before[relative]
+    return written
