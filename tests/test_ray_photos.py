@@ -295,3 +295,37 @@ def test_an_interrupted_ray_folder_counts_the_photos_a_running_shard_rewrote(tmp
         os.replace(tmp_path / relative.with_name(".partial"), tmp_path / relative)
     assert list(before) == relatives[:3] and _written(tmp_path, relatives, before) == 2
     assert _written(tmp_path, relatives, {}) == 4  # without --overwrite: every output there is the run's
+
+
+def header_only_png(path: Path, width: int, height: int) -> Path:
+    """A PNG whose header states width x height (1-bit grey) with a token of pixel data: a photo too large to
+    restore, refused by its header before any pixel is decoded, in a few bytes."""
+    import struct
+    import zlib
+
+    def chunk(kind: bytes, body: bytes) -> bytes:
+        return struct.pack(">I", len(body)) + kind + body + struct.pack(">I", zlib.crc32(kind + body))
+
+    path.write_bytes(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", width, height, 1, 0, 0, 0, 0))
+                     + chunk(b"IDAT", zlib.compress(bytes(64))) + chunk(b"IEND", b""))
+    return path
+
+
+@pytest.mark.parametrize("backend", ["local", "ray"])
+def test_a_photo_too_large_to_restore_is_named_in_a_folder(ray_cluster, tmp_path, astronaut, backend):
+    """A photo past MAX_PIXELS (400 MP) in a folder is named, with its size against the limit, in one warning
+    line and in --report's failed and warnings, on either backend; the folder goes on."""
+    album = tmp_path / "album"
+    (album / "scans").mkdir(parents=True)
+    Image.fromarray(astronaut).resize((256, 256)).save(album / "a.png")
+    header_only_png(album / "scans" / "wall.png", 20001, 20001)
+    report = tmp_path / "report.json"
+    ray = ["--backend", "ray", "--workers", "1"] if backend == "ray" else []
+    result = CliRunner().invoke(cli, ["restore", str(album), "-o", str(tmp_path / "out"), "--report", str(report),
+                                      "--model", "baseline-bicubic-sharpen", "--device", "cpu", *ray])
+    assert result.exit_code == 3, result.output  # restored but for a file that could not be
+    said = ("scans/wall.png: wall.png is 20001 x 20001 pixels (400,040,001), more than the 400,000,000 restore "
+            "takes (18-30 bytes of memory a pixel); scale it down or cut it into parts")
+    assert result.stderr.count(f"warning: skipped {said}\n") == 1, result.stderr
+    done = json.loads(report.read_text())
+    assert done["images"] == 1 and done["failed"] == [said] and done["warnings"] == [f"skipped {said}"]
