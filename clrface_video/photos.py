@@ -161,12 +161,12 @@ def restore_folder(input: str | Path, output: str | Path | None = None, config: 
         _restore_photos(source, target, todo, story, report, progress, timer, start)
     except KeyboardInterrupt as stop:  # Ctrl-C or SIGTERM: the photos finished before it are reported
         finish_report(report, story, timer, start)
-        raise _interrupted(report, start) from stop
+        raise interrupted(report, start) from stop
     finish_report(report, story, timer, start)
     try:
         _restore_videos(source, target, videos_todo, config, report, progress, models_for)
     except KeyboardInterrupt as stop:  # the video being written is removed; those finished before it are reported
-        raise _interrupted(report, start) from stop
+        raise interrupted(report, start) from stop
     report.seconds = round(time.perf_counter() - start, 4)
     return report
 
@@ -199,7 +199,7 @@ def _restore_photos(source: Path, target: Path, todo: list[Path], story: FrameSt
             report.failed.append(f"{relative}: {message}")
             if disk_full(fault):
                 finish_report(report, story, timer, start)
-                raise _stopped(relative, report) from fault
+                raise stopped(relative, report) from fault
             log.warning("skipped %s: %s", relative, message)
         except _RestorerFault as fault:  # the model or the device: every photo after it would meet it too
             raise fault.error
@@ -209,18 +209,19 @@ def _restore_photos(source: Path, target: Path, todo: list[Path], story: FrameSt
             progress.advance()
 
 
-def _interrupted(report: RestoreReport, start: float) -> Interrupted:
+def interrupted(report: RestoreReport, start: float) -> Interrupted:
     """The folder's stop at Ctrl-C or SIGTERM, carrying its report marked interrupted: what was finished before
     it is kept (each output renamed into place only when whole) and a rerun goes on from there, so --report
-    says what that is."""
+    says what that is. Both backends' (distributed.photos too)."""
     report.interrupted = True
     report.seconds = round(time.perf_counter() - start, 4)
     return Interrupted(report)
 
 
-def _stopped(relative: Path, report: RestoreReport) -> Stopped:
+def stopped(relative: Path, report: RestoreReport) -> Stopped:
     """The folder's stop where the disk is full: every file after it would fail the same way (each was tried
-    and failed, a warning each). The files finished before it are kept, and a rerun goes on from there."""
+    and failed, a warning each). The files finished before it are kept, and a rerun goes on from there. Both
+    backends' (distributed.photos too)."""
     done = report.images + report.videos
     return Stopped(f"no space left on device writing {relative}; the folder is stopped there ({done} restored "
                    f"file{'' if done == 1 else 's'} kept): free some space and run it again to go on",
@@ -289,7 +290,7 @@ def _restore_videos(source: Path, target: Path, videos: list[Path], config: Rest
             message = one_line(error)
             report.failed.append(f"{relative}: {message}")
             if disk_full(error):
-                raise _stopped(relative, report) from error
+                raise stopped(relative, report) from error
             log.warning("skipped %s: %s", relative, message)
         else:
             report.model, report.device = done.model, done.device

@@ -2,6 +2,11 @@
 from __future__ import annotations
 
 import json
+import os
+import signal
+import subprocess
+import sys
+import time
 from pathlib import Path
 
 import numpy as np
@@ -172,3 +177,155 @@ def test_a_link_out_of_the_output_tree_is_not_written_through_on_ray(ray_cluster
     assert (source / "2010" / "a.png").read_bytes() == original
     assert report.images == 1 and len(report.failed) == 1
     assert report.failed[0].startswith(f"2009/a.png: {out / '2009'} in the output folder is a link to ")
+
+
+FULL_FROM = '''"""Run by every Python process of the command under test, its Ray workers too (a test's monkeypatch reaches no
+worker): the disk is full for photos named from {first!r} on, written (OSError ENOSPC from the encoder, as
+test_cli's local full-disk test has it) or copied as they were (no face: ENOSPC from the copy)."""
+import errno
+import shutil
+from pathlib import Path
+
+from clrface_video.io import photo_write
+
+_encode, _copy = photo_write.encode_photo, shutil.copyfile
+
+
+def _full_from(image, like, target, name):
+    if name >= {first!r}:
+        raise OSError(errno.ENOSPC, "No space left on device")
+    return _encode(image, like, target, name)
+
+
+def _copy_full_from(source, target, **kwargs):
+    if Path(source).name >= {first!r}:
+        raise OSError(errno.ENOSPC, "No space left on device")
+    return _copy(source, target, **kwargs)
+
+
+photo_write.encode_photo, shutil.copyfile = _full_from, _copy_full_from
+'''
+
+
+def ray_command(tmp_path: Path, *args: object, hook: str | None = None) -> subprocess.Popen:
+    """`clrface-video restore ... --backend ray` in its own process (with its own local Ray), whose Python
+    processes all run `hook` first (a sitecustomize module) where one is given."""
+    env = dict(os.environ)
+    if hook is not None:
+        (tmp_path / "hook").mkdir()
+        (tmp_path / "hook" / "sitecustomize.py").write_text(hook)
+        env["PYTHONPATH"] = os.pathsep.join(p for p in (str(tmp_path / "hook"), env.get("PYTHONPATH")) if p)
+    return subprocess.Popen([sys.executable, "-m", "clrface_video", "restore", *map(str, args), "--backend", "ray",
+                             "--model", "baseline-bicubic-sharpen", "--device", "cpu", "-q"],
+                            env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("faces", [True, False], ids=["written", "copied"])
+def test_a_full_disk_stops_a_ray_folder_as_it_stops_a_local_one(tmp_path, astronaut, faces):
+    """With --backend ray a full disk (ENOSPC) failed every photo left, a warning each, and the command ended
+    with exit 3 (a photo with no face, copied as it was, ended it with Ray's error instead); as locally, it
+    stops at the first photo it cannot write, in the same line with exit 2: the shard stops there, no shard is
+    started after it, and --report says what was done. One worker, shards of two photos: a-b done, c stopped,
+    d (the rest of its shard) and e-f (the next shards) never tried."""
+    album, out, report = tmp_path / "album", tmp_path / "out", tmp_path / "report.json"
+    album.mkdir()
+    face, flat = Image.fromarray(astronaut).resize((256, 256)), Image.new("RGB", (256, 256), (90, 90, 90))
+    for name in "abcdef":
+        (face if faces or name < "c" else flat).save(album / f"{name}.jpg")
+    process = ray_command(tmp_path, album, "-o", out, "--report", report, "--workers", "1",
+                         hook=FULL_FROM.format(first="c"))
+    _, stderr = process.communicate(timeout=300)
+    assert process.returncode == 2, stderr[-2000:]
+    assert stderr.strip().splitlines()[-1] == (
+        "error: no space left on device writing c.jpg; the folder is stopped there (2 restored files kept): "
+        "free some space and run it again to go on")
+    assert "Traceback" not in stderr and sorted(p.name for p in out.iterdir()) == ["a.jpg", "b.jpg"]
+    done = json.loads(report.read_text())
+    assert done["images"] == 2 and len(done["failed"]) == 1
+    assert done["failed"][0] == ("c.jpg: cannot write c.jpg as JPEG (No space left on device)" if faces else
+                                 "c.jpg: No space left on device")
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(("sent", "code", "word"), [(signal.SIGINT, 130, "interrupted"),
+                                                    (signal.SIGTERM, 143, "terminated")], ids=["ctrl-c", "kill"])
+def test_a_ray_folder_stopped_by_a_signal_writes_its_report(tmp_path, astronaut, sent, code, word):
+    """Ctrl-C or SIGTERM to a --backend ray folder wrote no --report, though a local run's writes one of the
+    photos finished, marked interrupted. Now it does, and ends with the signal's status and one line: the
+    shards that came back are counted with their faces, and a shard still running (one worker, shards of 10
+    photos: stopped during the second) by the outputs its worker wrote before it was stopped."""
+    album, out, report = tmp_path / "album", tmp_path / "out", tmp_path / "report.json"
+    album.mkdir()
+    face = Image.fromarray(astronaut).resize((256, 256))
+    for n in range(40):
+        face.save(album / f"p{n:02d}.jpg")
+    ignored = signal.signal(signal.SIGINT, signal.default_int_handler)  # Ctrl-C's default, as from a terminal
+    try:
+        process = ray_command(tmp_path, album, "-o", out, "--report", report, "--workers", "1")
+    finally:
+        signal.signal(signal.SIGINT, ignored)
+    deadline = time.monotonic() + 240
+    while not (out.is_dir() and len(list(out.glob("p*.jpg"))) >= 12) and time.monotonic() < deadline \
+            and process.poll() is None:
+        time.sleep(0.05)  # the first shard done, the second one's photos being written
+    process.send_signal(sent)
+    _, stderr = process.communicate(timeout=120)
+    assert process.returncode == code, stderr[-2000:]
+    assert "Traceback" not in stderr and stderr.strip().splitlines()[-1].startswith(word)
+    kept = sorted(p.name for p in out.iterdir() if not p.name.startswith("."))  # a temporary file is no output
+    done = json.loads(report.read_text())
+    assert done["interrupted"] is True and done["kind"] == "folder" and done["faces"] <= done["images"]
+    assert 12 <= len(kept) < 40 and kept == [f"p{n:02d}.jpg" for n in range(len(kept))]
+    assert len(kept) - 1 <= done["images"] <= len(kept)  # less one where the kill landed as a photo was renamed
+
+
+def test_an_interrupted_ray_folder_counts_the_photos_a_running_shard_rewrote(tmp_path):
+    """With --overwrite the outputs of a shard still running at the interrupt were there before: only those the
+    run wrote again (renamed into place, another file) count as finished, not the old ones left."""
+    from clrface_video.distributed.photos import _inodes, _written
+
+    relatives = [Path("a.jpg"), Path("sub/b.jpg"), Path("c.jpg"), Path("d.jpg")]
+    (tmp_path / "sub").mkdir()
+    for relative in relatives[:3]:
+        (tmp_path / relative).write_bytes(b"old")
+    before = _inodes(tmp_path, relatives)
+    for relative in (relatives[1], relatives[3]):  # rewritten, and new
+        (tmp_path / relative.with_name(".partial")).write_bytes(b"new")
+        os.replace(tmp_path / relative.with_name(".partial"), tmp_path / relative)
+    assert list(before) == relatives[:3] and _written(tmp_path, relatives, before) == 2
+    assert _written(tmp_path, relatives, {}) == 4  # without --overwrite: every output there is the run's
+
+
+def header_only_png(path: Path, width: int, height: int) -> Path:
+    """A PNG whose header states width x height (1-bit grey) with a token of pixel data: a photo too large to
+    restore, refused by its header before any pixel is decoded, in a few bytes."""
+    import struct
+    import zlib
+
+    def chunk(kind: bytes, body: bytes) -> bytes:
+        return struct.pack(">I", len(body)) + kind + body + struct.pack(">I", zlib.crc32(kind + body))
+
+    path.write_bytes(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", width, height, 1, 0, 0, 0, 0))
+                     + chunk(b"IDAT", zlib.compress(bytes(64))) + chunk(b"IEND", b""))
+    return path
+
+
+@pytest.mark.parametrize("backend", ["local", "ray"])
+def test_a_photo_too_large_to_restore_is_named_in_a_folder(ray_cluster, tmp_path, astronaut, backend):
+    """A photo past MAX_PIXELS (400 MP) in a folder is named, with its size against the limit, in one warning
+    line and in --report's failed and warnings, on either backend; the folder goes on."""
+    album = tmp_path / "album"
+    (album / "scans").mkdir(parents=True)
+    Image.fromarray(astronaut).resize((256, 256)).save(album / "a.png")
+    header_only_png(album / "scans" / "wall.png", 20001, 20001)
+    report = tmp_path / "report.json"
+    ray = ["--backend", "ray", "--workers", "1"] if backend == "ray" else []
+    result = CliRunner().invoke(cli, ["restore", str(album), "-o", str(tmp_path / "out"), "--report", str(report),
+                                      "--model", "baseline-bicubic-sharpen", "--device", "cpu", *ray])
+    assert result.exit_code == 3, result.output  # restored but for a file that could not be
+    said = ("scans/wall.png: wall.png is 20001 x 20001 pixels (400,040,001), more than the 400,000,000 restore "
+            "takes (18-30 bytes of memory a pixel); scale it down or cut it into parts")
+    assert result.stderr.count(f"warning: skipped {said}\n") == 1, result.stderr
+    done = json.loads(report.read_text())
+    assert done["images"] == 1 and done["failed"] == [said] and done["warnings"] == [f"skipped {said}"]

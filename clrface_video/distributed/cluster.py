@@ -9,7 +9,7 @@ import socket
 import sys
 import tempfile
 import threading
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from typing import Any
 
@@ -159,20 +159,27 @@ def start_workers(ray: Any, config: RestoreConfig, *, video: bool, workers: int 
     return [remote.remote(config, video) for _ in range(count)]
 
 
-def run_all(ray: Any, actors: list[Any], method: str, jobs: list[tuple], on_done: Any = None) -> list[Any]:
+def run_all(ray: Any, actors: list[Any], method: str, jobs: list[tuple], on_done: Any = None, *,
+            stop: Callable[[], bool] | None = None) -> list[Any]:
     """Call `method(*job)` for every job on the actors, a job per idle actor; results in job order.
 
     on_done(position, result) is called on the driver as each job finishes (to save or count it).
+    stop() true after a job's on_done: no job is started after it, and those running are waited for (a folder
+    stopped by a full disk counts what its other workers finish meanwhile); the jobs never started get None.
     """
     results: list[Any] = [None] * len(jobs)
     pending: dict[Any, tuple[int, Any]] = {}
     idle = list(actors)
     queue = list(enumerate(jobs))
-    while queue or pending:
+    while True:
+        if stop is not None and stop():
+            queue.clear()
         while queue and idle:
             position, job = queue.pop(0)
             actor = idle.pop()
             pending[getattr(actor, method).remote(*job)] = (position, actor)
+        if not pending:  # every job done (or stopped)
+            return results
         done, _ = ray.wait(list(pending), num_returns=1)
         position, actor = pending.pop(done[0])
         try:
@@ -184,7 +191,6 @@ def run_all(ray: Any, actors: list[Any], method: str, jobs: list[tuple], on_done
         idle.append(actor)
         if on_done is not None:
             on_done(position, results[position])
-    return results
 
 
 def say_warnings(lines: Iterable[str], said: set[str]) -> None:

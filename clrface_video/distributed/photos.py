@@ -8,7 +8,7 @@ from typing import Any
 
 from ..config import RestoreConfig
 from ..paths import resolve_paths
-from ..photos import folder_contents, undone
+from ..photos import folder_contents, interrupted, stopped, undone
 from ..pipeline import finish_report, would_run
 from ..report import Progress, RestoreReport, StageTimer, reports_warnings
 from .cluster import run_all, say_warnings
@@ -51,22 +51,67 @@ def restore_folder_ray(ray: Any, actors: list[Any], input: str | Path, output: s
     shards = [todo[i:i + size] for i in range(0, len(todo), size)]
 
     said: set[str] = set()
+    timer = StageTimer()
+    full: list[Path] = []  # the photos a worker could not write for a full disk
+    running = dict(enumerate(shards))  # the shards not come back yet
+    before = _inodes(target, todo) if config.overwrite else {}  # outputs a rewritten photo replaces
 
-    def advance(position: int, shard: ShardResult) -> None:
-        say_warnings(shard.warnings, said)  # as each shard comes back, as a local run says them as it goes
+    def advance(position: int, shard: ShardResult) -> None:  # counted as each shard comes back
+        del running[position]
+        say_warnings(shard.warnings, said)  # as a local run says them as it goes
+        _count_shard(shard, report, timer)
+        if shard.full is not None:
+            full.append(shard.full)
         if progress is not None:
             progress.advance(len(shard.photos))
 
-    timer = StageTimer()
-    for returned in run_all(ray, actors, "restore_photos", [(source, target, shard) for shard in shards], advance):
-        for result in returned.photos:
-            if isinstance(result, str):
+    try:  # a full disk stops the folder: no shard started after it, one running ends at its first unwritable photo
+        run_all(ray, actors, "restore_photos", [(source, target, shard) for shard in shards], advance,
+                stop=lambda: bool(full))
+    except KeyboardInterrupt as stop:  # Ctrl-C or SIGTERM: what was finished is reported, as locally
+        for actor in actors:  # first, so that (but for a photo renamed as the kill lands) none is written after
+            ray.kill(actor)
+        report.images += _written(target, [p for shard in running.values() for p in shard], before)
+        finish_report(report, None, timer, start)
+        raise interrupted(report, start) from stop
+    finish_report(report, None, timer, start)  # face counts summed from the workers' reports
+    if full:
+        raise stopped(full[0], report)
+    return report
+
+
+def _count_shard(shard: ShardResult, report: RestoreReport, timer: StageTimer) -> None:
+    """Add a shard's photos into the folder's report: each restored one's counts and seconds, each failed one
+    named in `failed` and said in a warning, as locally (the one a full disk stopped the shard at is said by
+    the folder's stop instead)."""
+    for number, result in enumerate(shard.photos, 1):
+        if isinstance(result, str):
+            report.failed.append(result)
+            if shard.full is None or number < len(shard.photos):
                 log.warning("skipped %s", result)
-                report.failed.append(result)
-                continue
-            report.images += 1  # also a photo written by an attempt that was then killed (its retry skipped it)
-            report.settings = report.settings or result.settings  # each worker's restore_image's, the same
-            report.add_counts(result)
-            for stage, seconds in result.stages.items():
-                timer.add(stage, seconds)
-    return finish_report(report, None, timer, start)  # face counts summed from the workers' reports
+            continue
+        report.images += 1  # also a photo written by an attempt that was then killed (its retry skipped it)
+        report.settings = report.settings or result.settings  # each worker's restore_image's, the same
+        report.add_counts(result)
+        for stage, seconds in result.stages.items():
+            timer.add(stage, seconds)
+
+
+def _inodes(target: Path, relatives: list[Path]) -> dict[Path, int]:
+    """The inode of each of these photos' outputs that is there (--overwrite, before the photos are restored)."""
+    return {relative: (target / relative).stat().st_ino for relative in relatives if (target / relative).exists()}
+
+
+def _written(target: Path, relatives: list[Path], before: dict[Path, int]) -> int:
+    """How many of these photos (of shards that did not come back: their workers' reports never will) have an
+    output this run wrote: there now and, where one was there `before`, another file (each photo is written
+    under a temporary name and renamed into place, a new inode; on a file system without inodes none of those
+    is counted). Their faces and seconds are not known."""
+    written = 0
+    for relative in relatives:
+        try:
+            inode = (target / relative).stat().st_ino
+        except OSError:  # not written
+            continue
+        written += relative not in before or inode != before[relative]
+    return written

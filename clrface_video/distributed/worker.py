@@ -9,7 +9,7 @@ from typing import Any
 import numpy as np
 
 from ..config import RestoreConfig
-from ..errors import ClrfaceError, one_line
+from ..errors import ClrfaceError, disk_full, one_line
 from ..faces.align import align_face
 from ..faces.detect import upright
 from ..faces.shots import is_cut, thumbnail
@@ -43,10 +43,13 @@ class SegmentResult:
 @dataclass(frozen=True)
 class ShardResult:
     """What restoring a shard of photos reports back: each photo's report, or 'path: reason' where it could not be
-    restored, and the warning lines logged meanwhile (for the driver to say, as for a segment)."""
+    restored, and the warning lines logged meanwhile (for the driver to say, as for a segment); `full`: the photo
+    (its path in the folder) that could not be written for a full disk, where the shard stopped (the driver
+    stops the folder there, as a local run does)."""
 
     photos: list[RestoreReport | str]
     warnings: tuple[str, ...] = ()
+    full: Path | None = None
 
 
 class PlannedRestorer(FrameStory):
@@ -161,8 +164,10 @@ class RestoreWorker:
         return restore_image(source, output, self.config, models=self.models)
 
     def restore_photos(self, source: Path, target: Path, relatives: list[Path]) -> ShardResult:
-        """The local per-photo job (restore_image) for each photo of a shard; 'path: reason' for unreadable ones."""
+        """The local per-photo job (restore_image) for each photo of a shard; 'path: reason' for unreadable ones.
+        A full disk stops the shard at the photo it could not write: every photo after it would fail alike."""
         out: list[RestoreReport | str] = []
+        full: Path | None = None
         with warnings_logged() as lines:  # a photo that failed may have warned before, as locally
             for relative in relatives:
                 destination = target / relative
@@ -170,10 +175,15 @@ class RestoreWorker:
                     check_within(destination, target)  # never through a link in the output tree onto an original
                     destination.parent.mkdir(parents=True, exist_ok=True)
                     out.append(restore_image(source / relative, destination, self.config, models=self.models))
-                except ClrfaceError as error:  # this photo's file (read, metadata, write), not the shard: as locally
+                except (ClrfaceError, OSError) as error:  # this photo's file (read, metadata, write): as locally
+                    if not (isinstance(error, ClrfaceError) or disk_full(error)):
+                        raise  # a full disk is the file's too: a photo copied as it was (no face) meets it bare
                     out.append(f"{relative}: {one_line(error)}")
+                    if disk_full(error):  # told here, where the error's causes (its errno) still are
+                        full = relative
+                        break
                 _crash_once_for_tests()
-        return ShardResult(out, tuple(lines))
+        return ShardResult(out, tuple(lines), full)
 
 
 def _crash_once_for_tests() -> None:
