@@ -214,7 +214,8 @@ def ray_command(tmp_path: Path, *args: object, hook: str | None = None) -> subpr
     if hook is not None:
         (tmp_path / "hook").mkdir()
         (tmp_path / "hook" / "sitecustomize.py").write_text(hook)
-        env["PYTHONPATH"] = os.pathsep.join(p for p in (str(tmp_path / "hook"), env.get("PYTHONPATH")) if p)
+        project = str(Path(__file__).resolve().parents[1])  # the hook imports clrface_video, installed or not
+        env["PYTHONPATH"] = os.pathsep.join(p for p in (str(tmp_path / "hook"), project, env.get("PYTHONPATH")) if p)
     return subprocess.Popen([sys.executable, "-m", "clrface_video", "restore", *map(str, args), "--backend", "ray",
                              "--model", "baseline-bicubic-sharpen", "--device", "cpu", "-q"],
                             env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
