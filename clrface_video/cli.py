@@ -218,7 +218,8 @@ def cli() -> None:
 @click.option("--preset", type=click.Choice(PRESETS), default=None,
               help="libx264/libx265 speed preset: faster ones encode faster, into larger or slightly worse files "
                    "at the same --crf (docs/results.md, Encoding presets).  [default: the encoder's, medium]")
-@click.option("--overwrite", is_flag=True, help="Redo outputs that already exist (they are kept otherwise).")
+@click.option("--overwrite", is_flag=True, help="Redo outputs that already exist (kept otherwise, unless their "
+              "original changed since it was restored).")
 @click.option("--identity-guidance/--no-identity-guidance", default=True, show_default=True,
               help="The method's identity guidance (a face-recognition gradient at each sampler step); off is "
                    "about 5x faster on a CPU and keeps a little less of the person's identity at low fidelity "

@@ -22,6 +22,7 @@ from .pipeline import (
     detector_for,
     finish_report,
     job_settings,
+    left_as_is,
     load_models,
     restore_pages,
     restore_video,
@@ -131,7 +132,8 @@ def restore_folder(input: str | Path, output: str | Path | None = None, config: 
     """Restore every photo, then every video, under INPUT into the same tree under OUTPUT (default INPUT_restored/).
 
     Files whose output exists are skipped unless config.overwrite, so a rerun after a crash or
-    Ctrl-C continues where it stopped (each output is written to a temporary name, then renamed).
+    Ctrl-C continues where it stopped (each output is written to a temporary name, then renamed); one whose
+    original changed since it was restored is redone (pipeline.left_as_is).
     A file that cannot be read is reported in one line, counted in report.failed, and skipped.
     Each video is restore_video's job, with the video models loaded once for all of them
     (`models_for(video)` gives models already loaded, a Session's).
@@ -144,8 +146,9 @@ def restore_folder(input: str | Path, output: str | Path | None = None, config: 
     start = time.perf_counter()
     source, target = resolve_paths(input, output)
 
-    def undone(paths: list[Path]) -> list[Path]:  # outputs not there yet (all of them with --overwrite)
-        return [p for p in paths if config.overwrite or not (target / p.relative_to(source)).exists()]
+    def undone(paths: list[Path]) -> list[Path]:  # outputs not there yet or stale (all of them with --overwrite)
+        return [p for p in paths if not left_as_is(p, target / p.relative_to(source), config,
+                                                   str(p.relative_to(source)))]
 
     photos, videos = folder_contents(source, target)
     todo, videos_todo = undone(photos), undone(videos)

@@ -380,6 +380,48 @@ def test_folder_rerun_skips_done_files_and_overwrite_redoes_them(album, tmp_path
     assert all(path.stat().st_ino != stamp for path, stamp in stamps.items() if path.name != "b.png")
 
 
+def test_a_changed_original_is_redone_and_an_edited_output_kept(tmp_path, astronaut):
+    """A rerun kept every output that existed, so an original changed since it was restored (a better scan put
+    in its place) was never restored again. Each output has its original's date, so an original newer than its
+    output by more than FAT's 2 s step is redone, said in one warning; an output newer than its original (edited
+    after restoring) is kept, and so is one 2 s older (a FAT copy's date)."""
+    album, out = tmp_path / "album", tmp_path / "out"
+    (album / "2021").mkdir(parents=True)
+    photo, done = album / "2021" / "a.png", out / "2021" / "a.png"
+    Image.fromarray(astronaut).save(photo)
+    os.utime(photo, (1_600_000_000, 1_600_000_000))
+    assert restore_folder(album, out, BASELINE).images == 1
+    mirrored = np.ascontiguousarray(astronaut[:, ::-1])
+    Image.fromarray(mirrored).save(photo)  # the new scan, dated later
+    os.utime(photo, (1_600_000_100, 1_600_000_100))
+    again = restore_folder(album, out, BASELINE)
+    assert (again.images, again.skipped) == (1, 0)
+    assert again.warnings == ["redoing 2021/a.png: the original changed since it was restored"]
+    assert np.array_equal(np.asarray(Image.open(done))[400:], mirrored[400:])  # no face there: the new pixels
+    assert done.stat().st_mtime_ns == photo.stat().st_mtime_ns
+    for edited in (1_600_000_200, 1_600_000_098):  # touched after restoring; a date 2 s off, as FAT keeps it
+        os.utime(done, (edited, edited))
+        file = done.stat().st_ino
+        kept = restore_folder(album, out, BASELINE)
+        assert (kept.images, kept.skipped, kept.warnings) == (0, 1, [])
+        assert done.stat().st_ino == file and done.stat().st_mtime == edited
+
+
+def test_a_single_photos_job_redoes_its_output_when_the_original_changed(tmp_path, astronaut):
+    """restore_image took an output that existed as done, however much newer its original was: the same rule as a
+    folder's now (pipeline.left_as_is)."""
+    photo, out = tmp_path / "a.png", tmp_path / "a_out.png"
+    Image.fromarray(astronaut).save(photo)
+    os.utime(photo, (1_600_000_000, 1_600_000_000))
+    assert restore_image(photo, out, BASELINE).images == 1
+    os.utime(photo, (1_600_000_010, 1_600_000_010))  # retouched since
+    redone = restore_image(photo, out, BASELINE)
+    assert (redone.images, redone.skipped) == (1, 0)
+    assert redone.warnings == ["redoing a_out.png: the original changed since it was restored"]
+    assert out.stat().st_mtime == 1_600_000_010
+    assert restore_image(photo, out, BASELINE).skipped == 1
+
+
 def test_faces_outside_the_model_range_are_left_alone(tmp_path, astronaut):
     source = tmp_path / "astronaut.png"
     Image.fromarray(astronaut).save(source)

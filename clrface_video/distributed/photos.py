@@ -9,7 +9,7 @@ from typing import Any
 from ..config import RestoreConfig
 from ..paths import resolve_paths
 from ..photos import folder_contents
-from ..pipeline import finish_report, would_run
+from ..pipeline import finish_report, up_to_date, would_run
 from ..report import Progress, RestoreReport, StageTimer, reports_warnings
 from .cluster import run_all, say_warnings
 from .worker import ShardResult
@@ -38,8 +38,8 @@ def restore_folder_ray(ray: Any, actors: list[Any], input: str | Path, output: s
         log.warning("%s: %d video%s not restored: --backend ray restores a folder's photos; restore each video "
                     "on its own, or the whole folder with --backend local", source, len(videos),
                     "s" if len(videos) > 1 else "")
-    todo = [p.relative_to(source) for p in photos
-            if config.overwrite or not (target / p.relative_to(source)).exists()]
+    todo = [p.relative_to(source) for p in photos  # a stale output is redone, said by the worker's restore_image
+            if config.overwrite or not up_to_date(p, target / p.relative_to(source))]
     model, device = would_run(config, local=False)  # the workers' own, once there is work for them
     report = RestoreReport(input=str(source), output=str(target), kind="folder", model=model, device=device,
                            skipped=len(photos) - len(todo))
