@@ -307,7 +307,8 @@ def _tiff_16bit(rgb: np.ndarray, alpha: np.ndarray | None, like: Photo, name: st
         return None
     pixels = rgb if alpha is None else np.dstack([rgb, alpha])
     buffer = io.BytesIO()
-    compression = "zlib" if like.compression not in (None, "raw") else None  # lossless, no extra codecs
+    # lossless with what tifffile writes alone: LZW and PackBits need imagecodecs, which is not a dependency
+    compression = "zlib" if like.compression not in (None, "raw") else None
     tifffile.imwrite(buffer, pixels, photometric="rgb", iccprofile=like.icc, compression=compression,
                      extrasamples=("unassalpha",) if alpha is not None else None,
                      resolution=like.dpi, resolutionunit="INCH" if like.dpi else None, metadata=None,
