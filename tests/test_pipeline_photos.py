@@ -21,7 +21,7 @@ from clrface_video.cli import cli
 from clrface_video.config import RestoreConfig
 from clrface_video.errors import InputError
 from clrface_video.photos import restore_folder
-from clrface_video.pipeline import restore_frames, restore_image, restore_path
+from clrface_video.pipeline import load_models, restore_frames, restore_image, restore_path
 from clrface_video.restore.base import RestoreBatch, register_restorer
 from clrface_video.restore.baseline import BicubicSharpenRestorer
 from tests.conftest import shared_file
@@ -420,6 +420,24 @@ def test_a_single_photos_job_redoes_its_output_when_the_original_changed(tmp_pat
     assert redone.warnings == ["redoing a_out.png: the original changed since it was restored"]
     assert out.stat().st_mtime == 1_600_000_010
     assert restore_image(photo, out, BASELINE).skipped == 1
+
+
+def test_a_rerun_that_restores_nothing_loads_no_model_and_names_no_settings(album, tmp_path):
+    """A rerun with every photo done but a broken file, tried again and failing again, loaded the models and
+    reported their settings, as if it had restored with them. The models now load at the first photo read
+    whole, and the settings are named once a photo was restored: null here, as for a folder already done."""
+    out, loads = tmp_path / "out", []
+
+    def models_for(video: bool):
+        loads.append(video)
+        return load_models(BASELINE, video=video)
+
+    first = restore_folder(album, out, BASELINE, models_for=models_for)
+    assert first.images == 3 and first.settings is not None and loads == [False]
+    again = restore_folder(album, out, BASELINE, models_for=models_for)
+    assert (again.images, again.skipped, len(again.failed)) == (0, 3, 1) and loads == [False]
+    assert json.loads(again.to_json())["settings"] is None
+    assert (again.model, again.device) == ("baseline-bicubic-sharpen", "cpu")
 
 
 def test_faces_outside_the_model_range_are_left_alone(tmp_path, astronaut):
