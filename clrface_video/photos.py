@@ -229,10 +229,12 @@ def _restore_photos(source: Path, target: Path, todo: list[Path], story: _PhotoS
 def _interrupted(report: RestoreReport, start: float) -> Interrupted:
     """The folder's stop at Ctrl-C or SIGTERM, carrying its report marked interrupted: what was finished before
     it is kept (each output renamed into place only when whole) and a rerun goes on from there, so --report
-    says what that is."""
+    says what that is, and so does the line the CLI ends with."""
     report.interrupted = True
     report.seconds = round(time.perf_counter() - start, 4)
-    return Interrupted(report)
+    done = report.images + report.videos
+    return Interrupted(report, f"; {done} file{'' if done == 1 else 's'} finished and kept, no partial output was "
+                               "left: run it again to go on from there")
 
 
 def _stopped(relative: Path, report: RestoreReport) -> Stopped:

@@ -440,6 +440,21 @@ def test_a_rerun_that_restores_nothing_loads_no_model_and_names_no_settings(albu
     assert (again.model, again.device) == ("baseline-bicubic-sharpen", "cpu")
 
 
+def test_a_folders_empty_files_are_each_named_once_in_their_line(tmp_path, astronaut):
+    """A zero-byte photo's line named it twice, the second time by its full path ('skipped 2021/leer.jpg: image
+    is empty (0 bytes): /tmp/.../leer.jpg'), a zero-byte video's too: each message names its file as the
+    others do, by its name."""
+    album = tmp_path / "album"
+    (album / "2021").mkdir(parents=True)
+    Image.fromarray(astronaut[::2, ::2]).save(album / "a.jpg")
+    (album / "2021" / "leer.jpg").write_bytes(b"")
+    (album / "2021" / "leer.mp4").write_bytes(b"")
+    report = restore_folder(album, tmp_path / "out", BASELINE)
+    assert report.warnings == ["skipped 2021/leer.jpg: leer.jpg is empty (0 bytes)",
+                               "skipped 2021/leer.mp4: leer.mp4 is empty (0 bytes)"]
+    assert report.failed == ["2021/leer.jpg: leer.jpg is empty (0 bytes)", "2021/leer.mp4: leer.mp4 is empty (0 bytes)"]
+
+
 def test_faces_outside_the_model_range_are_left_alone(tmp_path, astronaut):
     source = tmp_path / "astronaut.png"
     Image.fromarray(astronaut).save(source)

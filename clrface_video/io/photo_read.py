@@ -129,7 +129,7 @@ def _check_file(path: Path) -> None:
     if not path.is_file():
         raise InputError(f"image not found: {path}")
     if path.stat().st_size == 0:
-        raise InputError(f"image is empty (0 bytes): {path}")
+        raise InputError(f"{path.name} is empty (0 bytes)")  # by its name, as a folder's line names its path
     _need_heif(path)
 
 
