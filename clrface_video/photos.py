@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import os
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -298,8 +299,10 @@ def _restored(story: FrameStory, image: np.ndarray) -> np.ndarray:
 
 def _restore_videos(source: Path, target: Path, videos: list[Path], config: RestoreConfig, report: RestoreReport,
                     progress: Progress | None, models_for: ModelsFor) -> None:
-    """The folder's videos, one restore_video each into the mirrored tree, added into the folder's report."""
+    """The folder's videos, one restore_video each into the mirrored tree, added into the folder's report. Each
+    is one the folder found not done (or stale, said once already): restore_video is not asked again."""
     models: Models | None = None
+    config = replace(config, overwrite=True)
     for path in videos:
         relative = path.relative_to(source)
         models = models or models_for(True)

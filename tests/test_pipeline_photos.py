@@ -25,7 +25,7 @@ from clrface_video.pipeline import load_models, restore_frames, restore_image, r
 from clrface_video.restore.base import RestoreBatch, register_restorer
 from clrface_video.restore.baseline import BicubicSharpenRestorer
 from tests.conftest import shared_file
-from tests.media import add_png_chunks, crop_footprints, png_chunks
+from tests.media import add_png_chunks, crop_footprints, make_clip, png_chunks
 
 BASELINE = RestoreConfig(model="baseline-bicubic-sharpen", device="cpu")
 RESOLUTION = 128  # the baseline restorer's crop side
@@ -405,6 +405,20 @@ def test_a_changed_original_is_redone_and_an_edited_output_kept(tmp_path, astron
         kept = restore_folder(album, out, BASELINE)
         assert (kept.images, kept.skipped, kept.warnings) == (0, 1, [])
         assert done.stat().st_ino == file and done.stat().st_mtime == edited
+
+
+def test_a_folders_changed_video_is_redone_with_one_warning(tmp_path):
+    """A folder's video whose original changed is redone as its photos are, said once (restore_video, asked
+    again by the folder, said it a second time under its file name alone)."""
+    album = tmp_path / "album"
+    album.mkdir()
+    clip = make_clip(album / "clip.mp4", frames=3, size=(128, 96), face=False, audio=False)
+    assert restore_folder(album, tmp_path / "out", BASELINE).videos == 1
+    os.utime(clip, (clip.stat().st_atime + 60, clip.stat().st_mtime + 60))
+    again = restore_folder(album, tmp_path / "out", BASELINE)
+    assert (again.videos, again.skipped) == (1, 0)
+    assert again.warnings == ["redoing clip.mp4: the original changed since it was restored"]
+    assert (tmp_path / "out" / "clip.mp4").stat().st_mtime_ns == clip.stat().st_mtime_ns
 
 
 def test_a_single_photos_job_redoes_its_output_when_the_original_changed(tmp_path, astronaut):
