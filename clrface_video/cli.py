@@ -73,7 +73,7 @@ class ClrfaceGroup(click.Group):
             result = super().main(args, prog_name, complete_var, standalone_mode=False, **extra)
         except (click.exceptions.Abort, KeyboardInterrupt) as error:  # click turns KeyboardInterrupt into Abort
             killed = isinstance(error, Terminated) or isinstance(error.__cause__, Terminated) or bool(_SIGTERM_SEEN)
-            click.echo(f"{'terminated' if killed else 'interrupted'}{STOPPED.get(command, '')}", err=True)
+            click.echo(f"{'terminated' if killed else 'interrupted'}{_left_by(error, command)}", err=True)
             sys.exit(EXIT_TERMINATED if killed else EXIT_INTERRUPTED)
         except click.ClickException as error:
             where = error.ctx.command_path if isinstance(error, click.UsageError) and error.ctx else ""
@@ -91,6 +91,15 @@ class ClrfaceGroup(click.Group):
         if standalone_mode:
             sys.exit(code)
         return code
+
+
+def _left_by(error: BaseException, command: str) -> str:
+    """What a stopped command leaves, for its last line: a folder's own count of the files it finished
+    (report.Interrupted, which click's Abort carries as its cause), else the command's STOPPED words."""
+    from .report import Interrupted
+
+    stopped = next((e for e in (error, error.__cause__) if isinstance(e, Interrupted)), None)
+    return stopped.left if stopped is not None else STOPPED.get(command, "")
 
 
 def _debug() -> bool:
@@ -218,7 +227,8 @@ def cli() -> None:
 @click.option("--preset", type=click.Choice(PRESETS), default=None,
               help="libx264/libx265 speed preset: faster ones encode faster, into larger or slightly worse files "
                    "at the same --crf (docs/results.md, Encoding presets).  [default: the encoder's, medium]")
-@click.option("--overwrite", is_flag=True, help="Redo outputs that already exist (they are kept otherwise).")
+@click.option("--overwrite", is_flag=True, help="Redo outputs that already exist (kept otherwise, unless their "
+              "original changed since it was restored).")
 @click.option("--identity-guidance/--no-identity-guidance", default=True, show_default=True,
               help="The method's identity guidance (a face-recognition gradient at each sampler step); off is "
                    "about 5x faster on a CPU and keeps a little less of the person's identity at low fidelity "

@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import os
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -22,10 +23,12 @@ from .pipeline import (
     detector_for,
     finish_report,
     job_settings,
+    left_as_is,
     load_models,
     restore_pages,
     restore_video,
     save_photo,
+    up_to_date,
     would_run,
 )
 from .report import Interrupted, Progress, RestoreReport, StageTimer, Stopped, reports_warnings, with_codec_of
@@ -131,8 +134,9 @@ def restore_folder(input: str | Path, output: str | Path | None = None, config: 
     """Restore every photo, then every video, under INPUT into the same tree under OUTPUT (default INPUT_restored/).
 
     Files whose output exists are skipped unless config.overwrite, so a rerun after a crash or
-    Ctrl-C continues where it stopped (each output is written to a temporary name, then renamed); one made
-    read-only is skipped even then, with a warning.
+    Ctrl-C continues where it stopped (each output is written to a temporary name, then renamed); one whose
+    original changed since it was restored is redone (pipeline.left_as_is), and one made read-only is
+    skipped even with --overwrite, with a warning (undone).
     A file that cannot be read is reported in one line, counted in report.failed, and skipped.
     Each video is restore_video's job, with the video models loaded once for all of them
     (`models_for(video)` gives models already loaded, a Session's).
@@ -148,21 +152,18 @@ def restore_folder(input: str | Path, output: str | Path | None = None, config: 
     photos, videos = folder_contents(source, target)
     todo, videos_todo = undone(photos, source, target, config), undone(videos, source, target, config)
     timer = StageTimer()
-    models = models_for(False) if todo else None
-    model, device = (getattr(models.restorer, "name", config.model), str(models.device)) if models else \
-        would_run(config)
+    model, device = would_run(config)  # the settings checked before any work; the models load at the first photo
     report = RestoreReport(input=str(source), output=str(target), kind="folder", model=model, device=device,
                            skipped=len(photos) - len(todo) + len(videos) - len(videos_todo))
     if progress is not None:
         progress.start(len(todo) + len(videos_todo), "files" if videos_todo else "images")
-    story = FrameStory(models, config, timer, video=False) if models else None
-    report.settings = job_settings(config, models, video=False) if models else None
+    story = _PhotoStory(models_for, config, timer, report)
     try:
         _restore_photos(source, target, todo, story, report, progress, timer, start)
     except KeyboardInterrupt as stop:  # Ctrl-C or SIGTERM: the photos finished before it are reported
-        finish_report(report, story, timer, start)
+        finish_report(report, story.story, timer, start)
         raise interrupted(report, start) from stop
-    finish_report(report, story, timer, start)
+    finish_report(report, story.story, timer, start)
     try:
         _restore_videos(source, target, videos_todo, config, report, progress, models_for)
     except KeyboardInterrupt as stop:  # the video being written is removed; those finished before it are reported
@@ -172,39 +173,71 @@ def restore_folder(input: str | Path, output: str | Path | None = None, config: 
 
 
 def undone(paths: list[Path], source: Path, target: Path, config: RestoreConfig) -> list[Path]:
-    """The files of the folder `source` still to restore into `target`: those whose output is not there yet, and
-    with --overwrite those whose output is there too, but for one the user made read-only (a finished master),
-    which is skipped with a warning and counted with the files already done."""
+    """The files of the folder `source` still to restore into `target`: those whose output is not there yet or
+    stale (its original changed since: pipeline.left_as_is, said in a warning), and with --overwrite those whose
+    output is there too, but for one the user made read-only (a finished master), which is skipped with a
+    warning and counted with the files already done."""
     todo = []
     for path in paths:
         output = target / path.relative_to(source)
-        why = read_only(output, path) if config.overwrite else None
+        redo = config.overwrite or not up_to_date(path, output)
+        why = read_only(output, path) if redo else None
         if why is not None:
             log.warning("skipped %s: %s", path.relative_to(source), why)
-        elif config.overwrite or not output.exists():
+        elif not left_as_is(path, output, config, str(path.relative_to(source))):
             todo.append(path)
     return todo
 
 
-def _restore_photos(source: Path, target: Path, todo: list[Path], story: FrameStory | None, report: RestoreReport,
+class _PhotoStory:
+    """A folder's photo story, its models loaded when the first photo has been read (`models_for`, as
+    restore_folder's): a rerun whose photos left to do all fail to read (broken files tried again) loads none.
+    The report names the model once loaded, and the settings once a photo is restored with it (JobSettings:
+    none for a run that restored nothing)."""
+
+    def __init__(self, models_for: ModelsFor, config: RestoreConfig, timer: StageTimer,
+                 report: RestoreReport) -> None:
+        self.models_for, self.config, self.timer, self.report = models_for, config, timer, report
+        self.story: FrameStory | None = None
+
+    def __call__(self) -> FrameStory:
+        """The story, its models loaded on the first call; a failure to load them stops the folder
+        (_RestorerFault: every photo would meet it), not this photo alone."""
+        if self.story is None:
+            try:
+                models = self.models_for(False)
+            except Exception as error:
+                raise _RestorerFault(error) from error
+            self.report.model = getattr(models.restorer, "name", self.config.model)
+            self.report.device = str(models.device)
+            self.story = FrameStory(models, self.config, self.timer, video=False)
+        return self.story
+
+    def restored_one(self) -> None:
+        """Count a restored photo, and name the settings it was restored with."""
+        assert self.story is not None
+        self.report.images += 1
+        self.report.settings = self.report.settings or job_settings(self.config, self.story.models, video=False)
+
+
+def _restore_photos(source: Path, target: Path, todo: list[Path], story: _PhotoStory, report: RestoreReport,
                     progress: Progress | None, timer: StageTimer, start: float) -> None:
     """The folder's photos, each into the mirrored tree, counted in the folder's report (a full disk stops them)."""
     for path in todo:
         relative = path.relative_to(source)
         try:
-            assert story is not None
             _restore_one(story, path, target / relative, timer, within=target)
         except _PhotoFault as fault:  # this photo (unreadable, unwritable, odd metadata), not the folder
             message = one_line(fault.__cause__ or fault)
             report.failed.append(f"{relative}: {message}")
             if disk_full(fault):
-                finish_report(report, story, timer, start)
+                finish_report(report, story.story, timer, start)
                 raise stopped(relative, report) from fault
             log.warning("skipped %s: %s", relative, message)
         except _RestorerFault as fault:  # the model or the device: every photo after it would meet it too
             raise fault.error
         else:
-            report.images += 1
+            story.restored_one()
         if progress is not None:
             progress.advance()
 
@@ -212,10 +245,12 @@ def _restore_photos(source: Path, target: Path, todo: list[Path], story: FrameSt
 def interrupted(report: RestoreReport, start: float) -> Interrupted:
     """The folder's stop at Ctrl-C or SIGTERM, carrying its report marked interrupted: what was finished before
     it is kept (each output renamed into place only when whole) and a rerun goes on from there, so --report
-    says what that is. Both backends' (distributed.photos too)."""
+    says what that is, and so does the line the CLI ends with. Both backends' (distributed.photos too)."""
     report.interrupted = True
     report.seconds = round(time.perf_counter() - start, 4)
-    return Interrupted(report)
+    done = report.images + report.videos
+    return Interrupted(report, f"; {done} file{'' if done == 1 else 's'} finished and kept, no partial output was "
+                               "left: run it again to go on from there")
 
 
 def stopped(relative: Path, report: RestoreReport) -> Stopped:
@@ -241,21 +276,23 @@ class _RestorerFault(Exception):
         self.error = error
 
 
-def _restore_one(story: FrameStory, path: Path, destination: Path, timer: StageTimer, *, within: Path) -> None:
+def _restore_one(story: _PhotoStory, path: Path, destination: Path, timer: StageTimer, *, within: Path) -> None:
     """One photo of a folder: read, restore, write into the mirrored tree. A fault of the file (reading it,
     its metadata, writing it) is this photo's alone; one of the restorer (the model, the device) stops the
     folder, since every photo after it would meet it too. A multi-page scan is read, restored and written page
     by page, each page's restoration told apart from its file's faults as a single photo's is (_restored). It is
-    written inside the output folder `within`, never through a link out of it."""
+    written inside the output folder `within`, never through a link out of it. The models are asked of `story`
+    once the photo is read (the first time, they load)."""
     try:
         check_within(destination, within)
         if tiff_pages(path) > 1:
+            pages = story()
             destination.parent.mkdir(parents=True, exist_ok=True)
-            restore_pages(story, path, destination, timer, restore=_restored)  # 1-7, page by page
+            restore_pages(pages, path, destination, timer, restore=_restored)  # 1-7, page by page
             return
         with timer("decode"):
             photo = read_photo(path)  # 1 read
-        image = _restored(story, photo.image)  # 2 detect, 4 align, 5 restore, 6 paste
+        image = _restored(story(), photo.image)  # 2 detect, 4 align, 5 restore, 6 paste
         destination.parent.mkdir(parents=True, exist_ok=True)
         with timer("encode"):
             save_photo(path, destination, image, photo)  # 7 write (temporary name, then rename)
@@ -278,8 +315,10 @@ def _restored(story: FrameStory, image: np.ndarray) -> np.ndarray:
 
 def _restore_videos(source: Path, target: Path, videos: list[Path], config: RestoreConfig, report: RestoreReport,
                     progress: Progress | None, models_for: ModelsFor) -> None:
-    """The folder's videos, one restore_video each into the mirrored tree, added into the folder's report."""
+    """The folder's videos, one restore_video each into the mirrored tree, added into the folder's report. Each
+    is one the folder found not done (or stale, said once already): restore_video is not asked again."""
     models: Models | None = None
+    config = replace(config, overwrite=True)
     for path in videos:
         relative = path.relative_to(source)
         models = models or models_for(True)

@@ -42,6 +42,7 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 DTYPES = (np.uint8, np.uint16, np.float32)  # the images the pipeline takes (float32 in 0..1)
 FLOAT_MAX = 2.0  # a float32 image above this is on the 0..255 scale, not 0..1
+MTIME_STEP_NS = 2_000_000_000  # FAT keeps modification times in 2 s steps: a copied date may move that much
 
 
 # -- models -----------------------------------------------------------------------------------------
@@ -136,7 +137,7 @@ def restore_video(input: str | Path, output: str | Path | None = None, config: R
     info = probe_webp(source) if animated_webp else probe_video(source, config.fps)
     if config.fps is not None and not is_sequence(source):
         log.warning("--fps sets the rate of an image sequence; %s keeps its own timestamps", source.name)
-    if output_exists(target) and not config.overwrite:
+    if left_as_is(source, target, config):
         return already_done(source, target, "video", config)
     check_replaceable(target, source)  # --overwrite: not over an output made read-only
     models = models or load_models(config, video=True)
@@ -180,7 +181,7 @@ def restore_image(input: str | Path, output: str | Path | None = None, config: R
         raise ClrfaceError("--start and --duration pick a stretch of a video; a photo is restored whole")
     start = time.perf_counter()
     source, target = resolve_paths(input, output)
-    if target.exists() and not config.overwrite:
+    if left_as_is(source, target, config):
         return already_done(source, target, "image", config)
     check_replaceable(target, source)  # --overwrite: not over an output made read-only
     timer = StageTimer()
@@ -327,6 +328,30 @@ def check_image(image: Any, where: str) -> np.ndarray:
         if top > FLOAT_MAX:
             raise InputError(f"{where}: float32 images are 0..1 and this one reaches {top:g}; divide it by 255")
     return np.ascontiguousarray(image)
+
+
+def up_to_date(source: Path, target: Path) -> bool:
+    """Whether `target` is there and still `source`'s restored output, by make's rule: every output is given its
+    source's modification time (keep_date_and_mode), so a source newer than it by more than FAT's 2 s step was
+    changed after it was restored, and the output is stale; an output newer than its source was edited after
+    restoring, and stands. An image sequence's frames are given the run's date: there, being there is enough."""
+    if not output_exists(target):
+        return False
+    if is_sequence(source) or is_sequence(target):
+        return True
+    return source.stat().st_mtime_ns - target.stat().st_mtime_ns <= MTIME_STEP_NS
+
+
+def left_as_is(source: Path, target: Path, config: RestoreConfig, name: str | None = None) -> bool:
+    """Whether a job leaves its output as it is (a rerun goes on past the files done): it is up to date
+    (up_to_date) and --overwrite is not given. A stale one is redone, said in one warning naming it (`name`, a
+    folder's path for it; the output's file name by default), so that a changed original is not passed over."""
+    if config.overwrite or not output_exists(target):
+        return False
+    if up_to_date(source, target):
+        return True
+    log.warning("redoing %s: the original changed since it was restored", name or target.name)
+    return False
 
 
 def already_done(source: Path, target: Path, kind: str, config: RestoreConfig, *, local: bool = True) -> RestoreReport:

@@ -143,11 +143,13 @@ class Stopped(ClrfaceError):
 
 class Interrupted(KeyboardInterrupt):
     """A folder's job stopped by Ctrl-C or SIGTERM part way, with the report of what it had finished (marked
-    interrupted): the CLI still writes --report from it, then stops as for any interrupt."""
+    interrupted) and what the stop leaves, for the line after 'interrupted' (`left`): the CLI still writes
+    --report from it, then stops as for any interrupt."""
 
-    def __init__(self, report: RestoreReport) -> None:
+    def __init__(self, report: RestoreReport, left: str) -> None:
         super().__init__()
         self.report = report
+        self.left = left
 
 
 @dataclass

@@ -812,8 +812,39 @@ def test_a_folder_stopped_by_a_signal_writes_its_report_of_the_files_finished(tm
     process.send_signal(sent)
     _, stderr = process.communicate(timeout=120)
     assert process.returncode == code, stderr
-    assert "Traceback" not in stderr and stderr.strip().splitlines()[-1].startswith(word)
     kept = sorted(p.name for p in out.iterdir())
     done = json.loads(report.read_text())
     assert done["interrupted"] is True and done["kind"] == "folder"
     assert 1 <= done["images"] == len(kept) < 80 and kept == [f"p{n:02d}.jpg" for n in range(len(kept))]
+    assert "Traceback" not in stderr and stderr.strip().splitlines()[-1] == (
+        f"{word}; {len(kept)} file{'' if len(kept) == 1 else 's'} finished and kept, no partial output was left: "
+        "run it again to go on from there")
+
+
+def test_a_folders_ctrl_c_line_says_how_many_files_were_finished(tmp_path, astronaut, monkeypatch):
+    """A folder's Ctrl-C ended on 'interrupted; no partial output was left', which said nothing of the files
+    restored before it, kept, nor that a rerun goes on from there: it now says both, and a rerun does the rest."""
+    from PIL import Image
+
+    from clrface_video import photos
+
+    album, out = tmp_path / "album", tmp_path / "out"
+    album.mkdir()
+    for name in ("a.jpg", "b.jpg", "c.jpg"):
+        Image.fromarray(astronaut[::2, ::2]).save(album / name)
+    save = photos.save_photo
+
+    def ctrl_c_at_the_third(source, target, *args, **kwargs):
+        if source.name == "c.jpg":
+            raise KeyboardInterrupt
+        return save(source, target, *args, **kwargs)
+
+    monkeypatch.setattr(photos, "save_photo", ctrl_c_at_the_third)
+    result = run("restore", album, "-o", out, *BASELINE)
+    assert result.exit_code == 130 and sorted(p.name for p in out.iterdir()) == ["a.jpg", "b.jpg"]
+    assert result.stderr.strip().splitlines()[-1] == (
+        "interrupted; 2 files finished and kept, no partial output was left: run it again to go on from there")
+    monkeypatch.undo()
+    again = run("restore", album, "-o", out, *BASELINE)
+    assert again.exit_code == 0 and again.stdout.startswith("restored 1 face in 1 image") and \
+        ", 2 already done" in again.stdout

@@ -670,6 +670,35 @@ def test_png_keeps_its_resolution(tmp_path, rgb, depth):
     assert png_chunks(out).get(b"pHYs") == phys[1]
 
 
+RESOLUTION_TAGS = (282, 283, 296)  # XResolution, YResolution, ResolutionUnit
+
+
+@pytest.mark.parametrize("dpi", [None, (300.0, 600.0)], ids=["none", "300x600"])
+@pytest.mark.parametrize("depth", ["8-bit", "16-bit"])
+def test_a_tiff_keeps_its_resolution_or_its_lack_of_one(tmp_path, rgb, depth, dpi):
+    """A TIFF without resolution tags came back with 1 x 1 dots per inch (Pillow reads a TIFF without them as 1
+    dpi; tifffile, the 16-bit writer, writes 1 x 1 of no unit where given none): a layout program read a scan as
+    hundreds of inches wide. Absent tags stay absent, given ones are kept (16-bit source: OpenCV's LZW writer)."""
+    import tifffile
+
+    path = tmp_path / "scan.tif"
+    if depth == "8-bit":
+        Image.fromarray(rgb).save(path, **({"dpi": dpi} if dpi else {}))
+    elif dpi:
+        tifffile.imwrite(path, rgb.astype(np.uint16) * 257, photometric="rgb", resolution=dpi,
+                         resolutionunit="INCH", metadata=None)
+    else:
+        cv2.imwrite(str(path), rgb[..., ::-1].astype(np.uint16) * 257)
+    with Image.open(path) as source:
+        assert all((tag in source.tag_v2) == bool(dpi) for tag in RESOLUTION_TAGS)
+    photo = read_photo(path)
+    out = write_photo(tmp_path / "out.tif", marked(photo.image), photo)
+    with Image.open(out) as written:
+        tags = {tag: written.tag_v2.get(tag) for tag in RESOLUTION_TAGS}
+    assert tags == ({282: dpi[0], 283: dpi[1], 296: 2} if dpi else dict.fromkeys(RESOLUTION_TAGS))
+    assert np.array_equal(read_photo(out).image, marked(photo.image))
+
+
 @pytest.mark.parametrize("depth", ["8-bit", "16-bit"])
 def test_png_with_an_icc_profile_keeps_gamma_and_chromaticity_but_not_srgb(tmp_path, rgb, icc, depth,
                                                                             warnings_logged):

@@ -21,11 +21,11 @@ from clrface_video.cli import cli
 from clrface_video.config import RestoreConfig
 from clrface_video.errors import InputError
 from clrface_video.photos import restore_folder
-from clrface_video.pipeline import restore_frames, restore_image, restore_path
+from clrface_video.pipeline import load_models, restore_frames, restore_image, restore_path
 from clrface_video.restore.base import RestoreBatch, register_restorer
 from clrface_video.restore.baseline import BicubicSharpenRestorer
 from tests.conftest import shared_file
-from tests.media import add_png_chunks, crop_footprints, png_chunks
+from tests.media import add_png_chunks, crop_footprints, make_clip, png_chunks
 
 BASELINE = RestoreConfig(model="baseline-bicubic-sharpen", device="cpu")
 RESOLUTION = 128  # the baseline restorer's crop side
@@ -418,6 +418,95 @@ def test_folder_overwrite_redoes_the_output_of_a_read_only_original(album, tmp_p
     assert (redo.images, redo.skipped) == (3, 0) and not [line for line in redo.warnings if "read-only" in line]
     assert (out / "2009" / "b.png").stat().st_ino != inode
     assert (out / "2009" / "b.png").stat().st_mode & 0o777 == 0o444
+
+
+def test_a_changed_original_is_redone_and_an_edited_output_kept(tmp_path, astronaut):
+    """A rerun kept every output that existed, so an original changed since it was restored (a better scan put
+    in its place) was never restored again. Each output has its original's date, so an original newer than its
+    output by more than FAT's 2 s step is redone, said in one warning; an output newer than its original (edited
+    after restoring) is kept, and so is one 2 s older (a FAT copy's date)."""
+    album, out = tmp_path / "album", tmp_path / "out"
+    (album / "2021").mkdir(parents=True)
+    photo, done = album / "2021" / "a.png", out / "2021" / "a.png"
+    Image.fromarray(astronaut).save(photo)
+    os.utime(photo, (1_600_000_000, 1_600_000_000))
+    assert restore_folder(album, out, BASELINE).images == 1
+    mirrored = np.ascontiguousarray(astronaut[:, ::-1])
+    Image.fromarray(mirrored).save(photo)  # the new scan, dated later
+    os.utime(photo, (1_600_000_100, 1_600_000_100))
+    again = restore_folder(album, out, BASELINE)
+    assert (again.images, again.skipped) == (1, 0)
+    assert again.warnings == ["redoing 2021/a.png: the original changed since it was restored"]
+    assert np.array_equal(np.asarray(Image.open(done))[400:], mirrored[400:])  # no face there: the new pixels
+    assert done.stat().st_mtime_ns == photo.stat().st_mtime_ns
+    for edited in (1_600_000_200, 1_600_000_098):  # touched after restoring; a date 2 s off, as FAT keeps it
+        os.utime(done, (edited, edited))
+        file = done.stat().st_ino
+        kept = restore_folder(album, out, BASELINE)
+        assert (kept.images, kept.skipped, kept.warnings) == (0, 1, [])
+        assert done.stat().st_ino == file and done.stat().st_mtime == edited
+
+
+def test_a_folders_changed_video_is_redone_with_one_warning(tmp_path):
+    """A folder's video whose original changed is redone as its photos are, said once (restore_video, asked
+    again by the folder, said it a second time under its file name alone)."""
+    album = tmp_path / "album"
+    album.mkdir()
+    clip = make_clip(album / "clip.mp4", frames=3, size=(128, 96), face=False, audio=False)
+    assert restore_folder(album, tmp_path / "out", BASELINE).videos == 1
+    os.utime(clip, (clip.stat().st_atime + 60, clip.stat().st_mtime + 60))
+    again = restore_folder(album, tmp_path / "out", BASELINE)
+    assert (again.videos, again.skipped) == (1, 0)
+    assert again.warnings == ["redoing clip.mp4: the original changed since it was restored"]
+    assert (tmp_path / "out" / "clip.mp4").stat().st_mtime_ns == clip.stat().st_mtime_ns
+
+
+def test_a_single_photos_job_redoes_its_output_when_the_original_changed(tmp_path, astronaut):
+    """restore_image took an output that existed as done, however much newer its original was: the same rule as a
+    folder's now (pipeline.left_as_is)."""
+    photo, out = tmp_path / "a.png", tmp_path / "a_out.png"
+    Image.fromarray(astronaut).save(photo)
+    os.utime(photo, (1_600_000_000, 1_600_000_000))
+    assert restore_image(photo, out, BASELINE).images == 1
+    os.utime(photo, (1_600_000_010, 1_600_000_010))  # retouched since
+    redone = restore_image(photo, out, BASELINE)
+    assert (redone.images, redone.skipped) == (1, 0)
+    assert redone.warnings == ["redoing a_out.png: the original changed since it was restored"]
+    assert out.stat().st_mtime == 1_600_000_010
+    assert restore_image(photo, out, BASELINE).skipped == 1
+
+
+def test_a_rerun_that_restores_nothing_loads_no_model_and_names_no_settings(album, tmp_path):
+    """A rerun with every photo done but a broken file, tried again and failing again, loaded the models and
+    reported their settings, as if it had restored with them. The models now load at the first photo read
+    whole, and the settings are named once a photo was restored: null here, as for a folder already done."""
+    out, loads = tmp_path / "out", []
+
+    def models_for(video: bool):
+        loads.append(video)
+        return load_models(BASELINE, video=video)
+
+    first = restore_folder(album, out, BASELINE, models_for=models_for)
+    assert first.images == 3 and first.settings is not None and loads == [False]
+    again = restore_folder(album, out, BASELINE, models_for=models_for)
+    assert (again.images, again.skipped, len(again.failed)) == (0, 3, 1) and loads == [False]
+    assert json.loads(again.to_json())["settings"] is None
+    assert (again.model, again.device) == ("baseline-bicubic-sharpen", "cpu")
+
+
+def test_a_folders_empty_files_are_each_named_once_in_their_line(tmp_path, astronaut):
+    """A zero-byte photo's line named it twice, the second time by its full path ('skipped 2021/leer.jpg: image
+    is empty (0 bytes): /tmp/.../leer.jpg'), a zero-byte video's too: each message names its file as the
+    others do, by its name."""
+    album = tmp_path / "album"
+    (album / "2021").mkdir(parents=True)
+    Image.fromarray(astronaut[::2, ::2]).save(album / "a.jpg")
+    (album / "2021" / "leer.jpg").write_bytes(b"")
+    (album / "2021" / "leer.mp4").write_bytes(b"")
+    report = restore_folder(album, tmp_path / "out", BASELINE)
+    assert report.warnings == ["skipped 2021/leer.jpg: leer.jpg is empty (0 bytes)",
+                               "skipped 2021/leer.mp4: leer.mp4 is empty (0 bytes)"]
+    assert report.failed == ["2021/leer.jpg: leer.jpg is empty (0 bytes)", "2021/leer.mp4: leer.mp4 is empty (0 bytes)"]
 
 
 def test_faces_outside_the_model_range_are_left_alone(tmp_path, astronaut):

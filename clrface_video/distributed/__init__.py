@@ -11,7 +11,7 @@ from ..io.palette import is_gif
 from ..io.sequence import is_sequence
 from ..io.webp_anim import is_animated_webp
 from ..paths import check_files_only, check_replaceable, gif_as_photo, resolve_paths
-from ..pipeline import already_done
+from ..pipeline import already_done, up_to_date
 from ..report import Progress, RestoreReport, reports_warnings
 from ..restore.base import check_model_name
 from .cluster import ray_session, run_all, say_warnings, start_workers
@@ -51,7 +51,7 @@ def restore_path_ray(input: str | Path, output: str | Path | None = None, config
     if video:  # check the input before starting Ray
         source, target = resolve_paths(source, output)
         info = probe_video(source)
-        if target.exists() and not config.overwrite:
+        if not config.overwrite and up_to_date(source, target):  # a stale one is said by restore_video_ray
             return already_done(source, target, "video", config, local=False)
         check_replaceable(target, source)  # --overwrite: not over an output made read-only
         ray_codec(target, info, config)  # what segments cannot carry, said before Ray starts (15 s on a CPU)

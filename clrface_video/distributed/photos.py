@@ -38,7 +38,7 @@ def restore_folder_ray(ray: Any, actors: list[Any], input: str | Path, output: s
         log.warning("%s: %d video%s not restored: --backend ray restores a folder's photos; restore each video "
                     "on its own, or the whole folder with --backend local", source, len(videos),
                     "s" if len(videos) > 1 else "")
-    todo = [p.relative_to(source) for p in undone(photos, source, target, config)]
+    todo = [p.relative_to(source) for p in undone(photos, source, target, config)]  # a stale one said there
     model, device = would_run(config, local=False)  # the workers' own, once there is work for them
     report = RestoreReport(input=str(source), output=str(target), kind="folder", model=model, device=device,
                            skipped=len(photos) - len(todo))
@@ -54,7 +54,7 @@ def restore_folder_ray(ray: Any, actors: list[Any], input: str | Path, output: s
     timer = StageTimer()
     full: list[Path] = []  # the photos a worker could not write for a full disk
     running = dict(enumerate(shards))  # the shards not come back yet
-    before = _inodes(target, todo) if config.overwrite else {}  # outputs a rewritten photo replaces
+    before = _inodes(target, todo)  # outputs a rewritten photo replaces (--overwrite, a stale one)
 
     def advance(position: int, shard: ShardResult) -> None:  # counted as each shard comes back
         del running[position]
@@ -98,7 +98,7 @@ def _count_shard(shard: ShardResult, report: RestoreReport, timer: StageTimer) -
 
 
 def _inodes(target: Path, relatives: list[Path]) -> dict[Path, int]:
-    """The inode of each of these photos' outputs that is there (--overwrite, before the photos are restored)."""
+    """The inode of each of these photos' outputs that is there (to be redone: --overwrite or stale), before the photos are restored."""
     return {relative: (target / relative).stat().st_ino for relative in relatives if (target / relative).exists()}
 
 

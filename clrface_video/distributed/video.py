@@ -20,7 +20,7 @@ from ..io.encode import AUTO
 from ..io.output_stream import auto_codec, check_codec, container_takes, other_containers
 from ..io.palette import is_gif
 from ..paths import resolve_paths
-from ..pipeline import already_done, finish_report, keep_date_and_mode
+from ..pipeline import already_done, finish_report, keep_date_and_mode, left_as_is
 from ..report import Progress, RestoreReport, StageTimer, reports_warnings
 from ..types import Face
 from .cluster import run_all, say_warnings
@@ -140,7 +140,7 @@ def restore_video_ray(ray: Any, actors: list[Any], input: str | Path, output: st
     start = time.perf_counter()
     source, target = resolve_paths(input, output)  # 0 check the input before any work
     info = probe_video(source)
-    if target.exists() and not config.overwrite:
+    if left_as_is(source, target, config):
         return already_done(source, target, "video", config, local=False)
     codec = ray_codec(target, info, config)
     target.parent.mkdir(parents=True, exist_ok=True)

@@ -168,13 +168,14 @@ class RestoreWorker:
         A full disk stops the shard at the photo it could not write: every photo after it would fail alike."""
         out: list[RestoreReport | str] = []
         full: Path | None = None
+        redo = replace(self.config, overwrite=True)  # each one the driver found not done or stale (photos.undone)
         with warnings_logged() as lines:  # a photo that failed may have warned before, as locally
             for relative in relatives:
                 destination = target / relative
                 try:
                     check_within(destination, target)  # never through a link in the output tree onto an original
                     destination.parent.mkdir(parents=True, exist_ok=True)
-                    out.append(restore_image(source / relative, destination, self.config, models=self.models))
+                    out.append(restore_image(source / relative, destination, redo, models=self.models))
                 except (ClrfaceError, OSError) as error:  # this photo's file (read, metadata, write): as locally
                     if not (isinstance(error, ClrfaceError) or disk_full(error)):
                         raise  # a full disk is the file's too: a photo copied as it was (no face) meets it bare

@@ -167,7 +167,7 @@ def open_input(path: Path, fps: Fraction | None = None) -> av.container.InputCon
     if not path.is_file():
         raise InputError(f"input is not a file: {path}")
     if path.stat().st_size == 0:
-        raise InputError(f"input is empty (0 bytes): {path}")
+        raise InputError(f"{path.name} is empty (0 bytes)")  # by its name, as a folder's line names its path
     try:
         return av.open(str(path))
     except (av.error.FFmpegError, UnicodeDecodeError, ValueError) as error:

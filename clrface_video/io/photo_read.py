@@ -21,6 +21,8 @@ from clrface_video.io.webp_anim import LOSSLESS, frame_kinds
 
 ORIENTATION_TAG = 0x0112
 XMP_TAG = 700  # a TIFF's XMP packet, among its tags
+RESOLUTION_UNIT, X_RESOLUTION, Y_RESOLUTION = 296, 282, 283  # a TIFF's resolution tags
+INCH, CENTIMETRE = 2, 3  # their units, as ResolutionUnit gives them
 XMP_ORIENTATION = re.compile(rb'(tiff:Orientation\s*=\s*["\']|<tiff:Orientation>\s*)[1-8](["\']|\s*</tiff:Orientation>)')
 # XMP face regions: an MWG region's area (mwg-rs:Area: stArea:x and y, its centre, w and h, normalized) and a
 # Microsoft Photo region's rectangle (MPReg:Rectangle "x, y, w, h": top-left corner and size, normalized), as
@@ -127,7 +129,7 @@ def _check_file(path: Path) -> None:
     if not path.is_file():
         raise InputError(f"image not found: {path}")
     if path.stat().st_size == 0:
-        raise InputError(f"image is empty (0 bytes): {path}")
+        raise InputError(f"{path.name} is empty (0 bytes)")  # by its name, as a folder's line names its path
     _need_heif(path)
 
 
@@ -469,7 +471,7 @@ def photo_of(source: Image.Image, path: Path, deep: bool, page: int = 0) -> Phot
             cmyk = np.asarray(upright).copy() if upright.mode == "CMYK" else None
     except READ_ERRORS as error:
         raise InputError(f"cannot decode {path.name} ({one_line(error)})") from error
-    dpi = source.info.get("dpi")
+    dpi = tiff_dpi(source) if fmt == "TIFF" else source.info.get("dpi")
     return Photo(
         image=rgb, alpha=alpha, mode=mode, format=fmt, exif=_upright_exif(source, path.name, orientation),
         icc=source.info.get("icc_profile") or None, quality=guess_jpeg_quality(source),
@@ -487,6 +489,18 @@ def photo_of(source: Image.Image, path: Path, deep: bool, page: int = 0) -> Phot
         chromaticity=source.info.get("chromaticity") if fmt == "PNG" else None,
         srgb=source.info.get("srgb") if fmt == "PNG" else None,
     )
+
+
+def tiff_dpi(image: Image.Image) -> tuple[float, float] | None:
+    """A TIFF page's resolution in dots per inch, when its tags give one in inches or centimetres; None when it
+    has none (Pillow's info then says 1 dpi, which written back made a layout program read a scan as over a
+    thousand inches wide)."""
+    unit = image.tag_v2.get(RESOLUTION_UNIT, INCH)
+    x, y = image.tag_v2.get(X_RESOLUTION), image.tag_v2.get(Y_RESOLUTION)
+    if not x or not y or unit not in (INCH, CENTIMETRE):
+        return None
+    scale = 2.54 if unit == CENTIMETRE else 1.0
+    return float(x) * scale, float(y) * scale
 
 
 def _xmp(image: Image.Image, orientation: int) -> bytes | None:

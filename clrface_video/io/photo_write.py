@@ -38,6 +38,7 @@ XMP_PNG_KEY = "XML:com.adobe.xmp"
 # artist, host computer, copyright (it writes the description, 270, and software, 305, itself)
 TIFF_TEXT_TAGS = frozenset({269, 271, 272, 306, 315, 316, 33432})
 EXIF_SUB_IFDS = frozenset({0x8769, 0x8825})  # pointers to the Exif and GPS IFDs
+RESOLUTION_TAGS = frozenset({282, 283, 296})  # a TIFF's XResolution, YResolution and ResolutionUnit
 EXIF_IFD = 0x8769
 JPEG_MARKER_BYTES = 65533  # the most a JPEG marker segment (the EXIF's APP1) holds: its length field's 65535, less 2
 MAKER_NOTE = 0x927C  # the Exif IFD's tag for the camera maker's own block
@@ -306,12 +307,32 @@ def _tiff_16bit(rgb: np.ndarray, alpha: np.ndarray | None, like: Photo, name: st
         return None
     pixels = rgb if alpha is None else np.dstack([rgb, alpha])
     buffer = io.BytesIO()
-    compression = "zlib" if like.compression not in (None, "raw") else None  # lossless, no extra codecs
+    # lossless with what tifffile writes alone: LZW and PackBits need imagecodecs, which is not a dependency
+    compression = "zlib" if like.compression not in (None, "raw") else None
     tifffile.imwrite(buffer, pixels, photometric="rgb", iccprofile=like.icc, compression=compression,
                      extrasamples=("unassalpha",) if alpha is not None else None,
                      resolution=like.dpi, resolutionunit="INCH" if like.dpi else None, metadata=None,
                      **_tiff_tags(like, name))
+    if like.dpi is None:  # tifffile writes 1 x 1 of no unit where it is given none: the source had none
+        with buffer.getbuffer() as tiff:
+            _drop_first_ifd_tags(tiff, RESOLUTION_TAGS)
     return buffer.getvalue()
+
+
+def _drop_first_ifd_tags(tiff: memoryview, tags: frozenset[int]) -> None:
+    """Remove `tags` from the first IFD of TIFF (or BigTIFF) bytes, in place: the entries after them move up and
+    the count and the next IFD's offset follow; the values the removed entries pointed to stay, unread."""
+    order = "<" if tiff[:2] == b"II" else ">"
+    big = struct.unpack_from(order + "H", tiff, 2)[0] == 43
+    count, entry_size, offset = ("Q", 20, "Q") if big else ("H", 12, "I")
+    ifd = struct.unpack_from(order + offset, tiff, 8 if big else 4)[0]
+    entries = struct.unpack_from(order + count, tiff, ifd)[0]
+    first = ifd + struct.calcsize(count)
+    end = first + entry_size * entries
+    kept = [bytes(tiff[at:at + entry_size]) for at in range(first, end, entry_size)
+            if struct.unpack_from(order + "H", tiff, at)[0] not in tags]
+    block = struct.pack(order + count, len(kept)) + b"".join(kept) + bytes(tiff[end:end + struct.calcsize(offset)])
+    tiff[ifd:ifd + len(block)] = block
 
 
 def _encode_16bit_rgb(rgb: np.ndarray, like: Photo, name: str) -> bytes:

@@ -35,8 +35,6 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 TIFF_SUFFIXES = frozenset({".tif", ".tiff"})
 NEW_SUBFILE_TYPE, REDUCED = 254, 1  # bit 0 of NewSubfileType: a reduced-resolution copy of a page (a preview)
-RESOLUTION_UNIT, X_RESOLUTION, Y_RESOLUTION = 296, 282, 283
-INCH, CENTIMETRE = 2, 3
 SUB_IFDS = 330  # a page's own pyramid of smaller images, which Pillow neither reads nor writes
 EXIF_SUB_IFDS = (0x8769, 0x8825)  # the Exif and GPS sub-IFDs: Pillow's appending writer misplaces them after page 1
 SAME_SHAPE = 0.02  # a preview whose aspect ratio is this close to its page's is that page, smaller
@@ -102,17 +100,7 @@ def read_pages(path: Path | str) -> Iterator[Page]:
             except READ_ERRORS + (EOFError, InputError) as error:
                 raise InputError(f"{path.name}: page {number + 1} cannot be read ({one_line(error)})") from error
             reduced = bool(int(image.tag_v2.get(NEW_SUBFILE_TYPE, 0)) & REDUCED)
-            yield Page(photo=replace(photo, dpi=_dpi(image)), number=number, reduced=reduced)
-
-
-def _dpi(image: Image.Image) -> tuple[float, float] | None:
-    """The page's resolution in dots per inch, when its tags give one in inches or centimetres."""
-    unit = image.tag_v2.get(RESOLUTION_UNIT, INCH)
-    x, y = image.tag_v2.get(X_RESOLUTION), image.tag_v2.get(Y_RESOLUTION)
-    if not x or not y or unit not in (INCH, CENTIMETRE):
-        return None
-    scale = 2.54 if unit == CENTIMETRE else 1.0
-    return float(x) * scale, float(y) * scale
+            yield Page(photo=photo, number=number, reduced=reduced)  # its resolution: photo_read.tiff_dpi
 
 
 def preview_of(page: Page, full: tuple[np.ndarray, np.ndarray] | None) -> np.ndarray:
