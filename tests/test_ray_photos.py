@@ -330,3 +330,25 @@ def test_a_photo_too_large_to_restore_is_named_in_a_folder(ray_cluster, tmp_path
     assert result.stderr.count(f"warning: skipped {said}\n") == 1, result.stderr
     done = json.loads(report.read_text())
     assert done["images"] == 1 and done["failed"] == [said] and done["warnings"] == [f"skipped {said}"]
+
+
+def test_a_changed_original_in_a_ray_folder_is_redone_and_named_once_by_its_path(ray_cluster, tmp_path, astronaut):
+    """A rerun on Ray redoes a photo whose original changed since it was restored (newer than its output), as a
+    local one does, and says so once, naming it by its path in the folder: the driver decides and says it, and
+    the worker redoes what it is sent (it had said it again, by the file's name alone)."""
+    root, out = tmp_path / "album", tmp_path / "out"
+    (root / "2009").mkdir(parents=True)
+    face = Image.fromarray(astronaut).resize((256, 256))
+    face.save(root / "2009" / "a.png")
+    face.save(root / "b.png")
+    restore_path_ray(root, out, BASELINE, workers=1)
+    face.transpose(Image.Transpose.FLIP_LEFT_RIGHT).save(root / "2009" / "a.png")
+    later = (root / "2009" / "a.png").stat().st_mtime + 60
+    os.utime(root / "2009" / "a.png", (later, later))
+    kept = (out / "b.png").stat().st_ino
+    again = restore_path_ray(root, out, BASELINE, workers=1)
+    assert (again.images, again.skipped) == (1, 1) and (out / "b.png").stat().st_ino == kept
+    assert [line for line in again.warnings if "redoing" in line] == [
+        "redoing 2009/a.png: the original changed since it was restored"]
+    local = restore_folder(root, tmp_path / "local", BASELINE)
+    assert local.images == 2 and tree(out) == tree(tmp_path / "local")
