@@ -509,6 +509,22 @@ def test_a_folders_empty_files_are_each_named_once_in_their_line(tmp_path, astro
     assert report.failed == ["2021/leer.jpg: leer.jpg is empty (0 bytes)", "2021/leer.mp4: leer.mp4 is empty (0 bytes)"]
 
 
+def test_a_stale_output_made_read_only_is_kept_not_redone(album, tmp_path):
+    """A rerun redoes an output whose original changed since, but not one the user made read-only: that is a
+    finished master, kept byte for byte with one warning naming it, and no 'redoing' line."""
+    out = tmp_path / "done"
+    restore_folder(album, out, BASELINE)
+    master = out / "2009" / "b.png"
+    os.chmod(master, 0o444)
+    kept = master.read_bytes()
+    later = (album / "2009" / "b.png").stat().st_mtime + 60
+    os.utime(album / "2009" / "b.png", (later, later))
+    again = restore_folder(album, out, BASELINE)
+    assert again.images == 0 and master.read_bytes() == kept
+    assert [line for line in again.warnings if "b.png" in line] == [
+        "skipped 2009/b.png: b.png is read-only; make it writable to redo it"]
+
+
 def test_faces_outside_the_model_range_are_left_alone(tmp_path, astronaut):
     source = tmp_path / "astronaut.png"
     Image.fromarray(astronaut).save(source)
