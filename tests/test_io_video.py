@@ -1078,16 +1078,19 @@ def test_a_full_range_ten_bit_alpha_stays_opaque(tmp_path):
 
 
 def flat_ffv1(path: Path, pix_fmt: str, columns: list[tuple[int, ...]], color_range: int,
-              size: tuple[int, int] = (96, 48)) -> Path:
+              size: tuple[int, int] = (96, 48), primaries_trc: int = 2) -> Path:
     """A one-frame BT.709 FFV1 clip whose planes hold `columns`: side-by-side bands of (Y, Cb, Cr[, A]) or (Y,)
-    samples, each band a whole number of chroma samples wide."""
+    samples, each band a whole number of chroma samples wide; its primaries and transfer `primaries_trc`
+    (unspecified, or 1: BT.709)."""
+    dtype = np.uint8 if av.VideoFormat(pix_fmt).components[0].bits == 8 else "<u2"
     with av.open(str(path), "w") as out:
         stream = out.add_stream("ffv1", rate=24)
         stream.width, stream.height, stream.pix_fmt = *size, pix_fmt
-        stream.codec_context.color_range, stream.codec_context.colorspace = color_range, 1
+        ctx = stream.codec_context
+        ctx.color_range, ctx.colorspace, ctx.color_primaries, ctx.color_trc = color_range, 1, primaries_trc, primaries_trc
         frame = av.VideoFrame(*size, pix_fmt)
         for index, plane in enumerate(frame.planes):
-            samples = np.frombuffer(plane, "<u2").reshape(plane.height, -1)[:, :plane.width]
+            samples = np.frombuffer(plane, dtype).reshape(plane.height, -1)[:, :plane.width]
             band = plane.width // len(columns)
             for number, values in enumerate(columns):
                 samples[:, number * band:] = values[index]
@@ -1119,8 +1122,8 @@ def test_a_full_range_ten_bit_clip_keeps_its_levels_in_prores(tmp_path, warnings
     assert [png[0, 24 * band + 12].tolist() for band in range(3)] == [[65535] * 3, [32800] * 3, [0] * 3]
     want = [(64 + y * 876 / 1023, 512 + (cb - 512) * 896 / 1023, 512 + (cr - 512) * 896 / 1023)
             for y, cb, cr in columns]  # the same levels at video range, in 10-bit codes
-    line = "the source's full-range levels are written video range by prores_ks (ProRes holds no other); " \
-           "--codec ffv1 (.mkv) keeps them"
+    line = "the source's full-range levels are written video range: prores_ks in .mov is read back as video " \
+           "range only; libx264 or ffv1 in .mkv keep them"
     for made_from, warned in ((sequence, set()), (src, {line})):  # the PNG frames' RGB has no YUV range to give up
         warnings_logged.clear()
         with av.open(str(copy_video(made_from, tmp_path / "out.mov", codec="prores_ks"))) as container:
@@ -1130,6 +1133,42 @@ def test_a_full_range_ten_bit_clip_keeps_its_levels_in_prores(tmp_path, warnings
         got = [[row[(24 * band + 12) * len(row) // back.width] for row in rows] for band in range(4)]
         assert np.abs(np.array(got) - np.array(want)).max() <= 1, (made_from.name, got)
         assert {r.getMessage() for r in warnings_logged.records if "full-range" in r.getMessage()} == warned
+
+
+FULL_RANGE_BANDS = [(235, 128, 128), (128, 128, 128), (30, 128, 128)]  # 8-bit: near white, grey, near black
+
+
+@pytest.mark.parametrize(("codec", "suffix", "pix_fmt", "primaries_trc", "warned"), [
+    ("mpeg4", ".avi", "yuv420p", 1, "mpeg4 in .avi"),  # AVI stores no range, MPEG-4 Part 2 none either
+    ("ffv1", ".avi", "yuv420p10le", 1, "ffv1 in .avi"),
+    ("huffyuv", ".avi", "yuv420p", 1, "huffyuv in .avi"),
+    ("mpeg2video", ".mxf", "yuv420p", 1, "mpeg2video in .mxf"),  # FFmpeg's MPEG-2 decoder says limited for every frame
+    ("cfhd", ".mov", "yuv420p10le", 1, "cfhd in .mov"),  # QuickTime's colour box holds no range
+    ("ffv1", ".mp4", "yuv420p", 2, "ffv1 in .mp4"),  # MP4's colour box written only with every colour tag known
+    ("ffv1", ".mp4", "yuv420p", 1, None),
+    ("libx264", ".mp4", "yuv420p", 2, None), ("libx264", ".mkv", "yuv420p", 2, None),
+    ("libx264", ".mov", "yuv420p10le", 2, None), ("ffv1", ".mkv", "yuv420p10le", 2, None),
+])
+def test_a_full_range_clip_keeps_its_levels_in_each_output(tmp_path, warnings_logged, codec, suffix, pix_fmt,
+                                                          primaries_trc, warned):
+    """Regression: outputs FFmpeg reads back as limited range (an .avi of mpeg4, ffv1 or huffyuv, MPEG-2 in .mxf,
+    CineForm in .mov, FFV1 in an .mp4 without colour tags) were written at a full-range source's range, so
+    its levels came back stretched: grey 128 as 130, near-black 30 as 16, near-white 235 as 255. They are
+    written at video range now, with one warning; .mkv, .mp4 and .mov of libx264 and .mkv of FFV1 keep full range."""
+    scale = 1 if pix_fmt == "yuv420p" else 4  # 10-bit: the same levels x4
+    src = flat_ffv1(tmp_path / "in.mkv", pix_fmt, [tuple(v * scale for v in band) for band in FULL_RANGE_BANDS], 2,
+                    primaries_trc=primaries_trc)
+    out = copy_video(src, tmp_path / f"out{suffix}", codec=codec)
+    image = next(read_frames(out)).image.astype(np.float64)
+    got = image[24, [16, 48, 80]] * (255 / 65535 if image.max() > 255 else 1)  # each band's RGB, 8-bit units
+    want = [band[0] * scale * 255 / (255 if scale == 1 else 1023) for band in FULL_RANGE_BANDS]
+    assert np.abs(got - np.array(want)[:, None]).max() <= 1.5, (got.tolist(), want)
+    lines = {r.getMessage() for r in warnings_logged.records if "full-range" in r.getMessage()}
+    line = f"the source's full-range levels are written video range: {warned} is read back as video range only; " \
+           "libx264 or ffv1 in .mkv keep them"
+    assert lines == ({line} if warned else set())
+    if warned is None:
+        assert probe_video(out).color_range == 2
 
 
 def test_limited_deep_frames_are_read_to_full_scale():

@@ -122,23 +122,42 @@ def _lossless_pix_fmt(codec: str, bit_depth: int, alpha: bool, source: str) -> s
     return next((name for name in wanted if name in supported), None)
 
 
-VIDEO_RANGE_CODECS = frozenset({"prores_ks", "prores_aw"})  # ProRes: video (limited) range in any container
+# Outputs FFmpeg reads back as limited range whatever range they were written at: by encoder, the muxers where
+# that happens (None: all of them). Each entry measured by benchmarks/range_readback.py (docs/results.md). ProRes,
+# MPEG-1/2 and VP8 (libvpx): the decoder says limited for every frame. The others store no range in their
+# bitstream, and AVI, DV and QuickTime's colour box (nclc) store none either; Matroska and MXF do (FFV1, MPEG-4
+# Part 2); the muxers not named refuse the encoder.
+LIMITED_OUTPUTS: dict[str, frozenset[str] | None] = {
+    "prores_ks": None, "prores_aw": None, "mpeg1video": None, "mpeg2video": None, "libvpx": None,
+    "mpeg4": frozenset({"avi", "mov"}), "cfhd": frozenset({"avi", "mov"}), "dvvideo": frozenset({"avi", "mov", "dv"}),
+    "ffv1": frozenset({"avi"}), "huffyuv": frozenset({"avi"}), "ffvhuff": frozenset({"avi"}),
+    "utvideo": frozenset({"avi"}),
+}
+# MP4 stores the range of those encoders in its colour box (colr nclx), which FFmpeg's muxer writes only where the
+# primaries, transfer and matrix are all known (measured: ffv1 and mpeg4 read back full with all three, else
+# unspecified, which is read as limited)
+COLR_MUXERS = frozenset({"mp4"})
+UNSPECIFIED = 2  # AVColorPrimaries, AVColorTransferCharacteristic and AVColorSpace's "unspecified"
 
 
-def output_range(codec: str, info: VideoInfo) -> int:
+def output_range(codec: str, out: av.container.OutputContainer, info: VideoInfo) -> int:
     """The range the output's YUV is written at (the writer's frames and the stream's tag): the source's, but
-    limited for an encoder whose streams are read as limited whatever they were written as (VIDEO_RANGE_CODECS),
-    with a warning where the source is full-range YUV.
+    limited where the (encoder, muxer) pairing is read back as limited whatever it was written as
+    (LIMITED_OUTPUTS, COLR_MUXERS), with a warning where the source is full-range YUV. An RGB or grey output
+    (lossless FFV1 of a scan) is written and read at full scale whatever its tag: its values are kept.
 
-    Why: ProRes is video range by definition and FFmpeg's decoder says limited for every ProRes frame, in .mov
-    and .mkv alike; a full-range source (a phone's clip, a full-range FFV1 master, a 16-bit PNG sequence) was
-    written full and read back as limited, its levels stretched: 10-bit full-range grey 512 was stored as 512 and
-    read 2.2% bright, black and white clipped to 4 and 1019."""
-    if info.color_range != RANGE_JPEG or codec not in VIDEO_RANGE_CODECS:
+    Why: a full-range source (a phone's or webcam's clip, a full-range FFV1 master, a 16-bit PNG sequence) was
+    written full and read back as limited, its levels stretched: 10-bit full-range grey 512 was stored as 512
+    and read 2.2% bright in ProRes, 8-bit grey 128 read as 130 and near-black 30 as 16 in an .avi."""
+    if info.color_range != RANGE_JPEG or codec not in LIMITED_OUTPUTS:
+        return info.color_range
+    muxers, muxer = LIMITED_OUTPUTS[codec], out.format.name
+    tagged = UNSPECIFIED not in (info.color_primaries, info.color_trc, info.colorspace)
+    if muxers is not None and muxer not in muxers and not (muxer in COLR_MUXERS and not tagged):
         return info.color_range
     if not info.pix_fmt.startswith(RGB_PREFIXES + ("gray", "pal8")):  # YUV: its own full range is given up
-        log.warning("the source's full-range levels are written video range by %s (ProRes holds no other); "
-                    "--codec ffv1 (.mkv) keeps them", codec)
+        log.warning("the source's full-range levels are written video range: %s in %s is read back as video range "
+                    "only; libx264 or ffv1 in .mkv keep them", codec, Path(str(out.name)).suffix or muxer)
     return RANGE_MPEG
 
 
@@ -307,7 +326,7 @@ def add_video_stream(out: av.container.OutputContainer, info: VideoInfo, codec: 
                     "delay AVI does not store); .mkv or .mp4 keep its times, or --codec auto writes MPEG-4 "
                     "Part 2 (Xvid) into .avi")
     ctx.color_primaries, ctx.color_trc = info.color_primaries, info.color_trc
-    ctx.colorspace, ctx.color_range = yuv_colorspace(info.colorspace, stream.pix_fmt), output_range(codec, info)
+    ctx.colorspace, ctx.color_range = yuv_colorspace(info.colorspace, stream.pix_fmt), output_range(codec, out, info)
     options = dict(QUIET_OPTIONS.get(codec, {}))
     if codec == "libsvtav1":  # SVT-AV1 takes its log level from the environment only (its banner: 20 lines)
         os.environ.setdefault("SVT_LOG", "1")
