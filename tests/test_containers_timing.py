@@ -144,6 +144,62 @@ def test_a_source_starting_after_0_goes_into_avi_with_its_frames_spacing_and_aud
     assert [data for data, *_ in read_packets(out, "audio")] == [data for data, *_ in read_packets(src, "audio")]
 
 
+def late_audio_clip(path: Path, audio_codec: str, start: Fraction = Fraction(1, 2)) -> Path:
+    """24 frames at 24 fps from 0, and a 440 Hz tone from `start` to their end (48 kHz mono), as a film whose
+    sound begins after its first frames."""
+    rate, frames = 48000, 24
+    with av.open(str(path), "w") as out:
+        video = out.add_stream("libx264", rate=24)
+        video.width, video.height, video.pix_fmt = *SMALL, "yuv420p"
+        audio = out.add_stream(audio_codec, rate=rate, layout="mono")
+        packets = []
+        for i in range(frames):
+            frame = av.VideoFrame.from_ndarray(clip_image(i, frames, SMALL), format="rgb24").reformat(format="yuv420p")
+            frame.pts, frame.time_base = i, Fraction(1, 24)
+            packets += video.encode(frame)
+        packets += video.encode(None)
+        size, first = audio.codec_context.frame_size or 1024, int(start * rate)
+        planar = audio.codec_context.codec.audio_formats[0].name == "fltp"  # AAC's; PCM takes s16
+        for at in range(first, frames * rate // 24 - size + 1, size):
+            tone = 0.5 * np.sin(2 * np.pi * 440 * np.arange(at, at + size) / rate)[None, :]
+            sound = av.AudioFrame.from_ndarray(tone.astype(np.float32) if planar else (tone * 32767).astype(np.int16),
+                                               format="fltp" if planar else "s16", layout="mono")
+            sound.sample_rate, sound.pts, sound.time_base = rate, at, Fraction(1, rate)
+            packets += audio.encode(sound)
+        packets += audio.encode(None)
+        for packet in sorted(packets, key=lambda p: p.dts * p.time_base):
+            out.mux(packet)
+    return path
+
+
+def decoded_samples(path: Path) -> np.ndarray:
+    """The first audio stream's samples from its first decoded frame's time on, in order."""
+    with av.open(str(path)) as container:
+        return np.concatenate([f.to_ndarray().reshape(-1) for f in container.decode(audio=0)])
+
+
+def test_pcm_that_starts_after_the_video_is_heard_at_its_time_in_avi(tmp_path, warnings_logged):
+    """Regression: AVI stores no start per stream, and FFmpeg's muxer put a soundtrack's first chunk at 0, so a
+    .mkv's PCM that began 0.5 s after the first frame was heard from 0, 0.5 s early. Now silence fills the gap:
+    the tone's first sample is sample 24000 (0.5 s), the source's samples follow unchanged."""
+    src = late_audio_clip(tmp_path / "in.mkv", "pcm_s16le")
+    out = copy_video(src, tmp_path / "out.avi")
+    heard, played = decoded_samples(src), decoded_samples(out)
+    assert np.flatnonzero(played)[0] == 24000 + np.flatnonzero(heard)[0]
+    assert np.array_equal(played[:24000], np.zeros(24000, played.dtype)) and np.array_equal(played[24000:], heard)
+    assert times(out) == [Fraction(i, 24) for i in range(24)] and not warnings_logged.records
+
+
+def test_compressed_audio_that_starts_after_the_video_in_avi_is_warned_of(tmp_path, warnings_logged):
+    """AAC cannot be given silence without re-encoding, and an empty chunk at 0 (which places a late video) leaves
+    AVI audio at 0: the 0.48 s the AAC track starts after the video (0.5 s, less its encoder delay) is said."""
+    src = late_audio_clip(tmp_path / "in.mkv", "aac")
+    copy_video(src, tmp_path / "out.avi")
+    line = "audio stream 1 (aac) starts at 0.48 s, which .avi cannot store for it: it is heard from 0, 0.48 s " \
+           "early; .mkv or .mp4 keep its start"
+    assert {r.getMessage() for r in warnings_logged.records} == {line}
+
+
 def test_h264_in_mxf_is_written_and_read_in_order(tmp_path):
     src = make_clip(tmp_path / "in.mp4", frames=12, size=SMALL, audio=False)
     out = copy_video(src, tmp_path / "out.mxf")

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import io
 import logging
+import re
 from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -32,6 +33,7 @@ LEFT_OUT = {  # why copied packets were left out, said for one packet and for se
     "backwards": ("its time runs backwards (damaged data)", "their times run backwards (damaged data)"),
     "untimed": ("without a time the output could give it", "without a time the output could give them"),
 }
+PCM_ZERO_SILENCE = re.compile(r"pcm_[sf](16|24|32|64)[lb]e")  # linear PCM whose silence is zero bytes (bits)
 TRIAL_PACKETS = 16  # a copied video's packets muxed and read back before it is copied (_muxer_accepts)
 TS_NONSTRICT = 0x20000  # FFmpeg's AVFMT_TS_NONSTRICT: a muxer that takes two packets of one stream at one dts
 TIMECODE_MUXERS = frozenset({"mxf", "dv"})  # ... but these two write the "timecode" tag into the file (measured)
@@ -561,11 +563,45 @@ class CopiedStreams:
                 self.out.mux(ready)
 
     def _open_at_its_time(self, packet: av.Packet, copy: Copy) -> None:
-        """A copied video's first packet in an AVI is shown at its time (open_at_its_time): a stretch's copy begins
-        at its first keyframe shown in it, a preview track can start after the film."""
-        if copy.stream.type == "video" and packet.stream_index not in self._opened:
-            self._opened.add(packet.stream_index)
+        """A copied video's or audio's first packet in an AVI is shown or heard at its time (open_at_its_time,
+        _heard_at_its_time): a stretch's copy begins at its first keyframe shown in it, a preview track can start
+        after the film, a soundtrack after the first frames."""
+        if copy.stream.type not in ("video", "audio") or packet.stream_index in self._opened:
+            return
+        self._opened.add(packet.stream_index)
+        if copy.stream.type == "video":
             open_at_its_time(self.out, copy.stream, packet)
+        else:
+            self._heard_at_its_time(packet, copy)
+
+    def _heard_at_its_time(self, packet: av.Packet, copy: Copy) -> None:
+        """Before an audio stream's first packet in an AVI that comes after 0: silence as long as the gap, where
+        it is linear PCM (AVI times its samples by their bytes, so it starts at the exact sample); else a warning.
+        AVI stores no start per stream, and FFmpeg's muxer put the first chunk at 0: a track that began 0.5 s
+        after the video was heard from 0, 0.5 s early (measured, AAC, MP3, AC-3 and PCM from .mp4 and .mkv). An
+        empty chunk at 0, which places a video (open_at_its_time), left the audio at 0. A compressed track is
+        timed by its packets' count there, so a gap shorter than one packet is no error to warn of."""
+        stamp = packet.dts if packet.dts is not None else packet.pts
+        source = self._sources[packet.stream_index].codec_context
+        if self.out.format.name not in CFR_CONTAINERS or stamp is None or not source.sample_rate:
+            return
+        rate = source.sample_rate
+        gap = round(stamp * packet.time_base * rate)  # samples before the first one
+        name = source.codec.canonical_name
+        pcm = PCM_ZERO_SILENCE.fullmatch(name)
+        if pcm is not None and gap > 0:
+            frame_bytes = int(pcm.group(1)) // 8 * source.channels
+            for start in range(0, gap, rate):  # a second's chunk at a time
+                count = min(rate, gap - start)
+                silent = av.Packet(bytes(count * frame_bytes))
+                silent.stream, silent.time_base = copy.stream, Fraction(1, rate)
+                silent.pts = silent.dts = start
+                silent.duration = count
+                self.out.mux(silent)
+        elif pcm is None and gap > 0 and gap >= (packet.duration or 0) * packet.time_base * rate:
+            log.warning("audio stream %d (%s) starts at %.2f s, which %s cannot store for it: it is heard from 0, "
+                        "%.2f s early; .mkv or .mp4 keep its start", packet.stream_index, name,
+                        gap / rate, _suffix(self.out), gap / rate)
 
     def _shown_by_end(self, packet: av.Packet, copy: Copy) -> list[av.Packet]:
         """The packets to mux now, a copied video's cut at the stretch's end by when they are shown (pts), as the
