@@ -217,3 +217,33 @@ def test_restore_video_writes_a_clip(tmp_path):
     assert report.kind == "video" and report.frames == 6 and report.tracks == 1 and (tmp_path / "out.mp4").is_file()
     with pytest.raises(InputError, match="input not found"):
         api.restore_video(tmp_path / "missing.mp4", **BASELINE)
+
+
+def test_a_report_lists_its_own_jobs_warnings_not_another_threads(tmp_path, session, astronaut):
+    """The package's logger is the process's: a script restoring two files in two threads had one job's warning
+    in the other's report. Here job B, which warns, runs in another thread while job A is running (from A's
+    progress hook, so the order is fixed); each report lists its own warnings only."""
+    import threading
+
+    plain, coded = tmp_path / "plain.png", tmp_path / "coded.png"
+    Image.fromarray(astronaut).save(plain)
+    Image.fromarray(astronaut).save(coded)
+    other: dict[str, api.RestoreReport] = {}
+
+    def other_job() -> None:
+        other["report"] = session.restore_video(coded, tmp_path / "coded_out.png", codec="libx265")
+
+    class RunTheOtherJob:
+        def start(self, total: int | None, unit: str) -> None:
+            thread = threading.Thread(target=other_job)
+            thread.start()
+            thread.join()
+
+        def advance(self, n: int = 1) -> None:
+            pass
+
+    mine = session.restore_video(plain, tmp_path / "plain_out.png", progress=RunTheOtherJob())
+    assert mine.images == 1 and mine.warnings == []
+    assert other["report"].images == 1
+    said = "coded.png: --codec is for video; a photo is written in its own format, or the one -o names"
+    assert other["report"].warnings == [said]
