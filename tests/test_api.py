@@ -247,3 +247,38 @@ def test_a_report_lists_its_own_jobs_warnings_not_another_threads(tmp_path, sess
     assert other["report"].images == 1
     said = "coded.png: --codec is for video; a photo is written in its own format, or the one -o names"
     assert other["report"].warnings == [said]
+
+
+def test_warnings_kept_off_the_console_as_the_readme_says_are_still_in_the_report(tmp_path, session, astronaut,
+                                                                                  monkeypatch, capsys):
+    """README (Python API): a report's warnings come through the clrface_video logger, so a logger set above
+    WARNING drops them from the report too; a NullHandler with propagate off keeps them off the console (and
+    off the root logger's handlers) and in the report."""
+    import logging
+
+    photo = tmp_path / "photo.png"
+    Image.fromarray(astronaut).save(photo)
+    said = "photo.png: --codec is for video; a photo is written in its own format, or the one -o names"
+    logger = logging.getLogger("clrface_video")
+    seen: list[str] = []
+
+    class Root(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            seen.append(record.getMessage())
+
+    root = Root(logging.WARNING)
+    logging.getLogger().addHandler(root)
+    try:
+        monkeypatch.setattr(logger, "handlers", [logging.NullHandler()])
+        monkeypatch.setattr(logger, "propagate", False)
+        quiet = session.restore_video(photo, tmp_path / "quiet.png", codec="libx265")
+        assert quiet.warnings == [said] and seen == [] and capsys.readouterr().err == ""
+        level = logger.level
+        logger.setLevel(logging.ERROR)  # setLevel, which clears the loggers' cached levels
+        try:
+            dropped = session.restore_video(photo, tmp_path / "dropped.png", codec="libx265")
+        finally:
+            logger.setLevel(level)
+        assert dropped.images == 1 and dropped.warnings == []
+    finally:
+        logging.getLogger().removeHandler(root)
