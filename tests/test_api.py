@@ -164,7 +164,7 @@ def test_a_threshold_under_the_floor_is_its_own_floor():
 
 
 def test_bad_model_and_bad_frames(session, astronaut):
-    with pytest.raises(ModelError, match="unknown --model 'nope'"):
+    with pytest.raises(ModelError, match="^model must be one of: .*, got 'nope'$"):
         api.load_restorer(model="nope", device="cpu")
     with pytest.raises(InputError, match=r"restore_image takes RGB \(H, W, 3\)"):
         session.restore_image(astronaut.astype(np.float64))
@@ -282,3 +282,20 @@ def test_warnings_kept_off_the_console_as_the_readme_says_are_still_in_the_repor
         assert dropped.images == 1 and dropped.warnings == []
     finally:
         logging.getLogger().removeHandler(root)
+
+
+@pytest.mark.parametrize("options, words", [
+    ({"model": "nope"}, "model must be one of: .*, got 'nope'"),
+    ({"device": "mps"}, r"device must be auto, cpu, cuda or cuda:N \(only NVIDIA GPUs"),
+    ({"device": "cuda"}, "device is 'cuda', but torch sees no CUDA GPU; use cpu"),
+    ({"detector": "insightface"}, "insightface_root is needed by the insightface detector"),
+])
+def test_model_and_device_errors_name_the_keyword_not_the_flag(astronaut, monkeypatch, options, words):
+    """These said `unknown --model`, `--device ... use --device cpu`, `needs --insightface-root DIR` to a Python
+    caller, who passes keywords (README: API errors name the keyword)."""
+    import torch
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    with pytest.raises(ClrfaceError, match=f"^{words}") as caught:
+        api.restore_image(astronaut, **{**BASELINE, **options})
+    assert "--" not in str(caught.value) and "\n" not in str(caught.value)
