@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import copy
 import math
+import os
 from collections.abc import Iterable, Iterator
 from dataclasses import fields
 from pathlib import Path
@@ -210,6 +211,7 @@ class Session:
         session's models."""
         from .pipeline import restore_path
 
+        check_job_arguments(input, output, progress)
         config = self.options(**options)
         return restore_path(input, output, config, progress=progress,
                             models_for=lambda video: self.models(config, video=video))
@@ -262,4 +264,25 @@ def restore_video(input: str | Path, output: str | Path | None = None, *, progre
     """
     from .pipeline import restore_path
 
+    check_job_arguments(input, output, progress)
+    if config is not None and not isinstance(config, RestoreConfig):
+        raise ClrfaceError(f"restore_video: config must be a RestoreConfig or None, got {_kind(config)}")
     return restore_path(input, output, make_config(config, **options), progress=progress)
+
+
+def check_job_arguments(input: Any, output: Any, progress: Any) -> None:
+    """restore_video's arguments, checked where a script passes them: a wrong type failed deep inside the job, as
+    pathlib's TypeError or an AttributeError, naming neither the argument nor what it takes."""
+    for name, value in (("input", input), ("output", output)):
+        if not (isinstance(value, (str, os.PathLike)) or (name == "output" and value is None)):
+            takes = "a file or folder path (str or pathlib.Path)" + (" or None" if name == "output" else "")
+            raise ClrfaceError(f"restore_video: {name} must be {takes}, got {_kind(value)}")
+    if progress is not None and not (callable(getattr(progress, "start", None))
+                                     and callable(getattr(progress, "advance", None))):
+        raise ClrfaceError("restore_video: progress must have start(total, unit) and advance(n) "
+                           f"(clrface_video.report.Progress) or be None, got {_kind(progress)}")
+
+
+def _kind(value: Any) -> str:
+    """A wrong argument as an error line shows it: small values as written, others by their type."""
+    return repr(value) if value is None or isinstance(value, (bool, int, float)) else type(value).__name__

@@ -299,3 +299,25 @@ def test_model_and_device_errors_name_the_keyword_not_the_flag(astronaut, monkey
     with pytest.raises(ClrfaceError, match=f"^{words}") as caught:
         api.restore_image(astronaut, **{**BASELINE, **options})
     assert "--" not in str(caught.value) and "\n" not in str(caught.value)
+
+
+@pytest.mark.parametrize("args, kwargs, words", [
+    ((None,), {}, "restore_video: input must be a file or folder path (str or pathlib.Path), got None"),
+    ((5,), {}, "restore_video: input must be a file or folder path (str or pathlib.Path), got 5"),
+    (("in.mp4", 5), {}, "restore_video: output must be a file or folder path (str or pathlib.Path) or None, got 5"),
+    (("in.mp4", "out.mp4"), {"config": "x"}, "restore_video: config must be a RestoreConfig or None, got str"),
+    (("in.mp4", "out.mp4"), {"progress": print}, "restore_video: progress must have start(total, unit) and advance"),
+])
+def test_wrong_argument_types_are_one_line_errors_naming_the_argument(tmp_path, monkeypatch, session, args, kwargs,
+                                                                     words):
+    """These failed deep inside the job: pathlib's TypeError, an AttributeError on the config."""
+    monkeypatch.chdir(tmp_path)
+    make_clip(tmp_path / "in.mp4", frames=2, size=(64, 48), audio=False)
+    calls = [lambda: api.restore_video(*args, **BASELINE, **kwargs)]
+    if "config" not in kwargs:  # a session has its own options, no config
+        calls.append(lambda: session.restore_video(*args, **kwargs))
+    for call in calls:
+        with pytest.raises(ClrfaceError) as caught:
+            call()
+        assert str(caught.value).startswith(words), str(caught.value)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["in.mp4"]
