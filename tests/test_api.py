@@ -167,7 +167,7 @@ def test_bad_model_and_bad_frames(session, astronaut):
     with pytest.raises(ModelError, match="^model must be one of: .*, got 'nope'$"):
         api.load_restorer(model="nope", device="cpu")
     with pytest.raises(InputError, match=r"restore_image takes RGB \(H, W, 3\)"):
-        session.restore_image(astronaut.astype(np.float64))
+        session.restore_image(astronaut.astype(np.float16))
     frames = session.restore_frames([astronaut, astronaut[..., :2]], as_video=False)
     with pytest.raises(InputError, match="restore_frames takes RGB"):
         list(frames)
@@ -321,3 +321,18 @@ def test_wrong_argument_types_are_one_line_errors_naming_the_argument(tmp_path, 
             call()
         assert str(caught.value).startswith(words), str(caught.value)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["in.mp4"]
+
+
+def test_float64_frames_as_numpy_makes_them_are_restored_and_come_back_float64(session, astronaut):
+    """`rgb / 255.0` is float64, which was refused without a hint. It is restored as the float32 copy would be
+    and returned float64, as every dtype comes back in its own; pixels outside the faces bit for bit."""
+    image = as_dtype(astronaut, np.float32).astype(np.float64) + 1e-12  # values float32 cannot hold exactly
+    ((out, mask),) = list(session.restore_frames([image], as_video=False).with_masks())
+    as32 = session.restore_image(image.astype(np.float32))
+    assert out.dtype == np.float64 and out.shape == image.shape
+    assert np.array_equal(out[mask == 0], image[mask == 0])  # not through float32
+    assert np.array_equal(out[mask > 0], as32[mask > 0].astype(np.float64)) and (mask > 0).sum() > 10_000
+    one = api.restore_image(image, **BASELINE)
+    assert one.dtype == np.float64 and np.array_equal(one, out)
+    with pytest.raises(InputError, match="divide it by 255"):
+        session.restore_image(astronaut.astype(np.float64))
