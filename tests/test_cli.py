@@ -347,6 +347,21 @@ def test_help_names_every_restore_option():
         assert option in result.output, option
 
 
+def test_the_codec_help_says_what_auto_does_as_the_readme_does():
+    """It said 'auto: libx264, or what the output's format takes', leaving out a kept intra or lossless source
+    codec, MPEG-2 for .mpg/.vob/.mxf, MPEG-4 for .avi and libx265 for HDR (io.output_stream.auto_codec)."""
+    from clrface_video.cli import restore
+
+    (codec,) = [param for param in restore.params if param.name == "codec"]
+    for words in ("the source's own where it is an intra or lossless codec", ".mpg/.vob/.mxf: mpeg2video",
+                  ".avi: mpeg4", "libx265 for an HDR source", "else libx264", "README"):
+        assert words in codec.help, words
+    shown = CliRunner().invoke(cli, ["restore", "--help"], env={"COLUMNS": "80"}).output  # --preset's was 81
+    assert max(len(line) for line in shown.splitlines()) <= 80
+    assert "speed preset (ultrafast, superfast, veryfast, faster, fast, medium, slow, slower, veryslow)" in \
+        " ".join(shown.split())
+
+
 def test_detect_prints_the_astronaut_and_draws(tmp_path, astronaut):
     from PIL import Image
 
