@@ -3,6 +3,8 @@ from __future__ import annotations
 
 import copy
 import math
+import os
+from collections import deque
 from collections.abc import Iterable, Iterator
 from dataclasses import fields
 from pathlib import Path
@@ -81,6 +83,7 @@ class RestoredFrames(Iterator[np.ndarray]):
 
     Iterate it for the frames, or iterate `.with_masks()` for (frame, mask) pairs, where mask is
     (H, W) float32 in 0..1: where restored faces were pasted (0 elsewhere, pixels there are unchanged).
+    A float64 frame is restored as float32 and comes back float64, its pixels outside the mask its own.
     """
 
     def __init__(self, story: FrameStory, frames: Iterable[np.ndarray], where: str) -> None:
@@ -90,15 +93,26 @@ class RestoredFrames(Iterator[np.ndarray]):
         if not isinstance(frames, Iterable) or isinstance(frames, (str, Path)):
             raise InputError(f"{where} takes an iterable of RGB frames (a list, a generator, an (N, H, W, 3) "
                              f"array), not {type(frames).__name__}; for a file use clrface_video.restore_video(path)")
-        checked = (Frame(image=check_image(image, where), index=i) for i, image in enumerate(frames))
+        self._float64: deque[np.ndarray | None] = deque()  # each frame in flight: as given where float64, else None
+        checked = (Frame(image=self._taken(image, where), index=i) for i, image in enumerate(frames))
         self._pairs = story.run_masked(checked)
+
+    def _taken(self, image: Any, where: str) -> np.ndarray:
+        """The frame as the story takes it (check_image), a float64 one kept for its return in its own dtype."""
+        self._float64.append(image if is_float64(image) else None)
+        return check_image(as_float32(image), where)
 
     def __next__(self) -> np.ndarray:
         return next(self.with_masks())[0]
 
     def with_masks(self) -> Iterator[tuple[np.ndarray, np.ndarray]]:
-        for frame, mask in self._pairs:
-            yield frame.image, mask if mask is not None else np.zeros(frame.image.shape[:2], np.float32)
+        for frame, mask in self._pairs:  # in input order, one for one
+            mask = mask if mask is not None else np.zeros(frame.image.shape[:2], np.float32)
+            given = self._float64.popleft()
+            if given is None:
+                yield frame.image, mask
+            else:  # the faces at float32's precision; every other pixel bit for bit
+                yield np.where(mask[..., None] > 0, frame.image.astype(np.float64), given), mask
 
     @property
     def faces(self) -> int:
@@ -114,6 +128,15 @@ class RestoredFrames(Iterator[np.ndarray]):
     def tracks(self) -> int:
         """People followed so far (as_video=False: one per face)."""
         return len(self._story.counts.track_ids)
+
+
+def is_float64(image: Any) -> bool:
+    return isinstance(image, np.ndarray) and image.dtype == np.float64
+
+
+def as_float32(image: Any) -> Any:
+    """A float64 image (NumPy's default float: `rgb / 255.0`) as the float32 the pipeline restores; others as given."""
+    return image.astype(np.float32) if is_float64(image) else image
 
 
 class Session:
@@ -189,7 +212,7 @@ class Session:
 
     def restore_frames(self, frames: Iterable[np.ndarray], *, as_video: bool = True,
                        **options: Any) -> RestoredFrames:
-        """RGB (H, W, 3) uint8/uint16/float32 frames in, restored frames of the same dtype out, in order.
+        """RGB (H, W, 3) uint8/uint16/float32/float64 frames in, restored frames of the same dtype out, in order.
 
         as_video=True tracks the faces across the frames (one identity target and noise seed per
         person, so faces do not flicker); False restores each frame as an unrelated photo.
@@ -199,8 +222,8 @@ class Session:
         return RestoredFrames(story, frames, "restore_frames")
 
     def restore_image(self, image: np.ndarray, **options: Any) -> np.ndarray:
-        """One RGB photo (H, W, 3) uint8/uint16/float32 in, restored copy of the same dtype out."""
-        image = check_image(image, "restore_image")
+        """One RGB photo (H, W, 3) uint8/uint16/float32/float64 in, restored copy of the same dtype out."""
+        check_image(as_float32(image), "restore_image")
         (restored,) = self.restore_frames([image], as_video=False, **options)
         return restored
 
@@ -210,6 +233,7 @@ class Session:
         session's models."""
         from .pipeline import restore_path
 
+        check_job_arguments(input, output, progress)
         config = self.options(**options)
         return restore_path(input, output, config, progress=progress,
                             models_for=lambda video: self.models(config, video=video))
@@ -244,8 +268,8 @@ def load_restorer(**options: Any) -> Session:
 
 
 def restore_image(image: np.ndarray, **options: Any) -> np.ndarray:
-    """Restore the faces of one RGB photo (H, W, 3) uint8/uint16/float32; returns a copy of the same dtype."""
-    image = check_image(image, "restore_image")
+    """Restore the faces of one RGB photo (H, W, 3) uint8/uint16/float32/float64; returns a copy of the same dtype."""
+    check_image(as_float32(image), "restore_image")  # before the models load
     return load_restorer(**options).restore_image(image)
 
 
@@ -262,4 +286,25 @@ def restore_video(input: str | Path, output: str | Path | None = None, *, progre
     """
     from .pipeline import restore_path
 
+    check_job_arguments(input, output, progress)
+    if config is not None and not isinstance(config, RestoreConfig):
+        raise ClrfaceError(f"restore_video: config must be a RestoreConfig or None, got {_kind(config)}")
     return restore_path(input, output, make_config(config, **options), progress=progress)
+
+
+def check_job_arguments(input: Any, output: Any, progress: Any) -> None:
+    """restore_video's arguments, checked where a script passes them: a wrong type failed deep inside the job, as
+    pathlib's TypeError or an AttributeError, naming neither the argument nor what it takes."""
+    for name, value in (("input", input), ("output", output)):
+        if not (isinstance(value, (str, os.PathLike)) or (name == "output" and value is None)):
+            takes = "a file or folder path (str or pathlib.Path)" + (" or None" if name == "output" else "")
+            raise ClrfaceError(f"restore_video: {name} must be {takes}, got {_kind(value)}")
+    if progress is not None and not (callable(getattr(progress, "start", None))
+                                     and callable(getattr(progress, "advance", None))):
+        raise ClrfaceError("restore_video: progress must have start(total, unit) and advance(n) "
+                           f"(clrface_video.report.Progress) or be None, got {_kind(progress)}")
+
+
+def _kind(value: Any) -> str:
+    """A wrong argument as an error line shows it: small values as written, others by their type."""
+    return repr(value) if value is None or isinstance(value, (bool, int, float)) else type(value).__name__

@@ -220,13 +220,16 @@ def cli() -> None:
 @click.option("--fps", type=click.FloatRange(min=0.0, min_open=True), default=None,
               help="Frame rate of an image-sequence INPUT (frames named like scan_%06d.dpx).  [default: 24]")
 @click.option("--codec", default="auto", show_default=True, help="Video encoder (libx264, libx265, ffv1, prores_ks, "
-              "...); auto: libx264, or what the output's format takes (.webm: libvpx-vp9, .dv: dvvideo, .gif: gif, "
-              "image sequences by their extension: .dpx, .png, .tif).")
+              "...); auto: the source's own where it is an intra or lossless codec the output holds (ProRes, FFV1, "
+              "...), what the output's format takes (.mpg/.vob/.mxf: mpeg2video, .avi: mpeg4, .webm: libvpx-vp9, "
+              ".dv, .gif, image sequences), libx265 for an HDR source, else libx264 (README: --codec).")
 @click.option("--crf", type=click.IntRange(0, 63), default=DEFAULT.crf, show_default=True,
               help="Video quality for the encoder (lower is better and bigger).")
-@click.option("--preset", type=click.Choice(PRESETS), default=None,
-              help="libx264/libx265 speed preset: faster ones encode faster, into larger or slightly worse files "
-                   "at the same --crf (docs/results.md, Encoding presets).  [default: the encoder's, medium]")
+@click.option("--preset", type=click.Choice(PRESETS), default=None, metavar="NAME",  # the choices, in the help:
+              # as the metavar they made an 81-column line that click does not wrap
+              help=f"libx264/libx265 speed preset ({', '.join(PRESETS)}): faster ones encode faster, into larger or "
+                   "slightly worse files at the same --crf (docs/results.md, Encoding presets).  [default: the "
+                   "encoder's, medium]")
 @click.option("--overwrite", is_flag=True, help="Redo outputs that already exist (kept otherwise, unless their "
               "original changed since it was restored).")
 @click.option("--identity-guidance/--no-identity-guidance", default=True, show_default=True,

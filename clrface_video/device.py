@@ -5,14 +5,15 @@ from contextlib import AbstractContextManager, nullcontext
 
 import torch
 
-from .errors import ClrfaceError
+from .errors import OptionError
 
 
 def pick_device(name: str = "auto") -> torch.device:
     """'auto' takes the first CUDA GPU when there is one, else the CPU; 'cpu', 'cuda' and 'cuda:N' ask for one.
 
     Other torch device types (mps, xpu, ...) are refused with a one-line error: the restorer is built and
-    tested for CUDA and the CPU only."""
+    tested for CUDA and the CPU only. Errors are OptionErrors, so that each front end names the option its way
+    (device=, --device)."""
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     try:
@@ -20,15 +21,14 @@ def pick_device(name: str = "auto") -> torch.device:
     except RuntimeError:
         device = None
     if device is None or device.type not in ("cpu", "cuda"):
-        raise ClrfaceError(f"unknown --device {name!r}; use auto, cpu, cuda or cuda:N (only NVIDIA GPUs, through "
-                           "CUDA, and the CPU are supported)")
+        raise OptionError("device", f"must be auto, cpu, cuda or cuda:N (only NVIDIA GPUs, through CUDA, and the CPU "
+                                    f"are supported), got {name!r}")
     if device.type == "cuda":
         count = torch.cuda.device_count() if torch.cuda.is_available() else 0
         if count == 0:
-            raise ClrfaceError(f"--device {name} asked for, but torch sees no CUDA GPU; use --device cpu")
+            raise OptionError("device", f"is {name!r}, but torch sees no CUDA GPU; use cpu (or auto)")
         if device.index is not None and device.index >= count:
-            raise ClrfaceError(f"--device {name} asked for, but torch sees {count} CUDA GPU(s): cuda:0 to "
-                               f"cuda:{count - 1}")
+            raise OptionError("device", f"is {name!r}, but torch sees {count} CUDA GPU(s): cuda:0 to cuda:{count - 1}")
     return device
 
 

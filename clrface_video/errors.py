@@ -31,7 +31,7 @@ class OptionError(ClrfaceError):
 
     def named(self, names: Mapping[str, str]) -> OptionError:
         """The same error with the option named as `names` has it (an option not in `names` keeps its own name)."""
-        return OptionError(self.option, self.problem, names.get(self.option))
+        return type(self)(self.option, self.problem, names.get(self.option))
 
 
 class InputError(ClrfaceError):
@@ -40,6 +40,11 @@ class InputError(ClrfaceError):
 
 class ModelError(ClrfaceError):
     """A model or weights file is missing, unknown or does not match."""
+
+
+class ModelOptionError(OptionError, ModelError):
+    """A model option is wrong (an unknown `model`, the insightface detector without `insightface_root`): a
+    ModelError, named as each front end names the option, as any OptionError."""
 
 
 FULL_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT})  # no room left: the disk, or the user's quota on it

@@ -4,6 +4,7 @@ from __future__ import annotations
 import functools
 import json
 import logging
+import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -92,19 +93,25 @@ def with_codec_of(settings: JobSettings | None, done: JobSettings) -> JobSetting
 
 
 class _WarningLines(logging.Handler):
-    """Collects the package's warnings as the lines the CLI prints (without `warning: `), in order."""
+    """Collects the package's warnings as the lines the CLI prints (without `warning: `), in order: those logged
+    by the thread that made it only. The logger is the process's, shared by every job; a job logs from the
+    thread it runs in (its steps run there, and on Ray the driver says its workers' lines there), so another
+    thread's job (a script restoring two files at once) keeps its warnings in its own report."""
 
     def __init__(self) -> None:
         super().__init__(logging.WARNING)
         self.lines: list[str] = []
+        self.thread = threading.get_ident()  # alive until the block ends, so no other thread has its id meanwhile
 
     def emit(self, record: logging.LogRecord) -> None:
-        self.lines.append(one_line(Exception(record.getMessage())))
+        if threading.get_ident() == self.thread:  # emit runs in the logging thread (record.thread may be unset)
+            self.lines.append(one_line(Exception(record.getMessage())))
 
 
 @contextmanager
 def warnings_logged() -> Iterator[list[str]]:
-    """The warnings the package logs inside the block (a job's), gathered while they are also shown as usual."""
+    """The warnings the package logs inside the block (a job's) from this thread, gathered while they are also
+    shown as usual."""
     logger = logging.getLogger("clrface_video")
     handler = _WarningLines()
     logger.addHandler(handler)

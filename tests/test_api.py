@@ -164,10 +164,10 @@ def test_a_threshold_under_the_floor_is_its_own_floor():
 
 
 def test_bad_model_and_bad_frames(session, astronaut):
-    with pytest.raises(ModelError, match="unknown --model 'nope'"):
+    with pytest.raises(ModelError, match="^model must be one of: .*, got 'nope'$"):
         api.load_restorer(model="nope", device="cpu")
     with pytest.raises(InputError, match=r"restore_image takes RGB \(H, W, 3\)"):
-        session.restore_image(astronaut.astype(np.float64))
+        session.restore_image(astronaut.astype(np.float16))
     frames = session.restore_frames([astronaut, astronaut[..., :2]], as_video=False)
     with pytest.raises(InputError, match="restore_frames takes RGB"):
         list(frames)
@@ -217,3 +217,122 @@ def test_restore_video_writes_a_clip(tmp_path):
     assert report.kind == "video" and report.frames == 6 and report.tracks == 1 and (tmp_path / "out.mp4").is_file()
     with pytest.raises(InputError, match="input not found"):
         api.restore_video(tmp_path / "missing.mp4", **BASELINE)
+
+
+def test_a_report_lists_its_own_jobs_warnings_not_another_threads(tmp_path, session, astronaut):
+    """The package's logger is the process's: a script restoring two files in two threads had one job's warning
+    in the other's report. Here job B, which warns, runs in another thread while job A is running (from A's
+    progress hook, so the order is fixed); each report lists its own warnings only."""
+    import threading
+
+    plain, coded = tmp_path / "plain.png", tmp_path / "coded.png"
+    Image.fromarray(astronaut).save(plain)
+    Image.fromarray(astronaut).save(coded)
+    other: dict[str, api.RestoreReport] = {}
+
+    def other_job() -> None:
+        other["report"] = session.restore_video(coded, tmp_path / "coded_out.png", codec="libx265")
+
+    class RunTheOtherJob:
+        def start(self, total: int | None, unit: str) -> None:
+            thread = threading.Thread(target=other_job)
+            thread.start()
+            thread.join()
+
+        def advance(self, n: int = 1) -> None:
+            pass
+
+    mine = session.restore_video(plain, tmp_path / "plain_out.png", progress=RunTheOtherJob())
+    assert mine.images == 1 and mine.warnings == []
+    assert other["report"].images == 1
+    said = "coded.png: --codec is for video; a photo is written in its own format, or the one -o names"
+    assert other["report"].warnings == [said]
+
+
+def test_warnings_kept_off_the_console_as_the_readme_says_are_still_in_the_report(tmp_path, session, astronaut,
+                                                                                  monkeypatch, capsys):
+    """README (Python API): a report's warnings come through the clrface_video logger, so a logger set above
+    WARNING drops them from the report too; a NullHandler with propagate off keeps them off the console (and
+    off the root logger's handlers) and in the report."""
+    import logging
+
+    photo = tmp_path / "photo.png"
+    Image.fromarray(astronaut).save(photo)
+    said = "photo.png: --codec is for video; a photo is written in its own format, or the one -o names"
+    logger = logging.getLogger("clrface_video")
+    seen: list[str] = []
+
+    class Root(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            seen.append(record.getMessage())
+
+    root = Root(logging.WARNING)
+    logging.getLogger().addHandler(root)
+    try:
+        monkeypatch.setattr(logger, "handlers", [logging.NullHandler()])
+        monkeypatch.setattr(logger, "propagate", False)
+        quiet = session.restore_video(photo, tmp_path / "quiet.png", codec="libx265")
+        assert quiet.warnings == [said] and seen == [] and capsys.readouterr().err == ""
+        level = logger.level
+        logger.setLevel(logging.ERROR)  # setLevel, which clears the loggers' cached levels
+        try:
+            dropped = session.restore_video(photo, tmp_path / "dropped.png", codec="libx265")
+        finally:
+            logger.setLevel(level)
+        assert dropped.images == 1 and dropped.warnings == []
+    finally:
+        logging.getLogger().removeHandler(root)
+
+
+@pytest.mark.parametrize("options, words", [
+    ({"model": "nope"}, "model must be one of: .*, got 'nope'"),
+    ({"device": "mps"}, r"device must be auto, cpu, cuda or cuda:N \(only NVIDIA GPUs"),
+    ({"device": "cuda"}, "device is 'cuda', but torch sees no CUDA GPU; use cpu"),
+    ({"detector": "insightface"}, "insightface_root is needed by the insightface detector"),
+])
+def test_model_and_device_errors_name_the_keyword_not_the_flag(astronaut, monkeypatch, options, words):
+    """These said `unknown --model`, `--device ... use --device cpu`, `needs --insightface-root DIR` to a Python
+    caller, who passes keywords (README: API errors name the keyword)."""
+    import torch
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    with pytest.raises(ClrfaceError, match=f"^{words}") as caught:
+        api.restore_image(astronaut, **{**BASELINE, **options})
+    assert "--" not in str(caught.value) and "\n" not in str(caught.value)
+
+
+@pytest.mark.parametrize("args, kwargs, words", [
+    ((None,), {}, "restore_video: input must be a file or folder path (str or pathlib.Path), got None"),
+    ((5,), {}, "restore_video: input must be a file or folder path (str or pathlib.Path), got 5"),
+    (("in.mp4", 5), {}, "restore_video: output must be a file or folder path (str or pathlib.Path) or None, got 5"),
+    (("in.mp4", "out.mp4"), {"config": "x"}, "restore_video: config must be a RestoreConfig or None, got str"),
+    (("in.mp4", "out.mp4"), {"progress": print}, "restore_video: progress must have start(total, unit) and advance"),
+])
+def test_wrong_argument_types_are_one_line_errors_naming_the_argument(tmp_path, monkeypatch, session, args, kwargs,
+                                                                     words):
+    """These failed deep inside the job: pathlib's TypeError, an AttributeError on the config."""
+    monkeypatch.chdir(tmp_path)
+    make_clip(tmp_path / "in.mp4", frames=2, size=(64, 48), audio=False)
+    calls = [lambda: api.restore_video(*args, **BASELINE, **kwargs)]
+    if "config" not in kwargs:  # a session has its own options, no config
+        calls.append(lambda: session.restore_video(*args, **kwargs))
+    for call in calls:
+        with pytest.raises(ClrfaceError) as caught:
+            call()
+        assert str(caught.value).startswith(words), str(caught.value)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["in.mp4"]
+
+
+def test_float64_frames_as_numpy_makes_them_are_restored_and_come_back_float64(session, astronaut):
+    """`rgb / 255.0` is float64, which was refused without a hint. It is restored as the float32 copy would be
+    and returned float64, as every dtype comes back in its own; pixels outside the faces bit for bit."""
+    image = as_dtype(astronaut, np.float32).astype(np.float64) + 1e-12  # values float32 cannot hold exactly
+    ((out, mask),) = list(session.restore_frames([image], as_video=False).with_masks())
+    as32 = session.restore_image(image.astype(np.float32))
+    assert out.dtype == np.float64 and out.shape == image.shape
+    assert np.array_equal(out[mask == 0], image[mask == 0])  # not through float32
+    assert np.array_equal(out[mask > 0], as32[mask > 0].astype(np.float64)) and (mask > 0).sum() > 10_000
+    one = api.restore_image(image, **BASELINE)
+    assert one.dtype == np.float64 and np.array_equal(one, out)
+    with pytest.raises(InputError, match="divide it by 255"):
+        session.restore_image(astronaut.astype(np.float64))

@@ -317,7 +317,8 @@ def test_insightface_without_model_folder_names_the_folder(small_clip, tmp_path)
     missing = tmp_path / "buffalo_l"
     result = run("restore", small_clip, "--detector", "insightface", "--insightface-root", missing, *BASELINE)
     assert_one_line_error(result, str(missing))
-    assert_one_line_error(run("restore", small_clip, "--detector", "insightface", *BASELINE), "--insightface-root DIR")
+    assert_one_line_error(run("restore", small_clip, "--detector", "insightface", *BASELINE),
+                          "error: --insightface-root is needed by the insightface detector")
 
 
 # -- commands --------------------------------------------------------------------------------------
@@ -344,6 +345,21 @@ def test_help_names_every_restore_option():
                    "--report", "--quiet", "--strength", "--detection-threshold",
                    "--no-identity-guidance"):
         assert option in result.output, option
+
+
+def test_the_codec_help_says_what_auto_does_as_the_readme_does():
+    """It said 'auto: libx264, or what the output's format takes', leaving out a kept intra or lossless source
+    codec, MPEG-2 for .mpg/.vob/.mxf, MPEG-4 for .avi and libx265 for HDR (io.output_stream.auto_codec)."""
+    from clrface_video.cli import restore
+
+    (codec,) = [param for param in restore.params if param.name == "codec"]
+    for words in ("the source's own where it is an intra or lossless codec", ".mpg/.vob/.mxf: mpeg2video",
+                  ".avi: mpeg4", "libx265 for an HDR source", "else libx264", "README"):
+        assert words in codec.help, words
+    shown = CliRunner().invoke(cli, ["restore", "--help"], env={"COLUMNS": "80"}).output  # --preset's was 81
+    assert max(len(line) for line in shown.splitlines()) <= 80
+    assert "speed preset (ultrafast, superfast, veryfast, faster, fast, medium, slow, slower, veryslow)" in \
+        " ".join(shown.split())
 
 
 def test_detect_prints_the_astronaut_and_draws(tmp_path, astronaut):
@@ -510,7 +526,7 @@ def test_a_finished_output_still_checks_the_settings_and_names_what_would_run(sm
     out = tmp_path / "out.mp4"
     assert run("restore", small_clip, "-o", out, *BASELINE).exit_code == 0
     wrong = run("restore", small_clip, "-o", out, "--model", "baseline-bicubic-sharpen", "--device", "mps")
-    assert wrong.exit_code == 2 and "unknown --device 'mps'" in wrong.output
+    assert wrong.exit_code == 2 and "error: --device must be auto, cpu, cuda or cuda:N" in wrong.output
     again = run("restore", small_clip, "-o", out, "--report", tmp_path / "r.json")
     report = json.loads((tmp_path / "r.json").read_text())
     assert again.exit_code == 0 and report["skipped"] == 1
@@ -848,3 +864,20 @@ def test_a_folders_ctrl_c_line_says_how_many_files_were_finished(tmp_path, astro
     again = run("restore", album, "-o", out, *BASELINE)
     assert again.exit_code == 0 and again.stdout.startswith("restored 1 face in 1 image") and \
         ", 2 already done" in again.stdout
+
+
+@pytest.mark.parametrize("options, said", [
+    (["--model", "nope"], "error: --model must be one of: "),
+    (["--device", "mps"], "error: --device must be auto, cpu, cuda or cuda:N"),
+    (["--device", "cuda"], "error: --device is 'cuda', but torch sees no CUDA GPU; use cpu"),
+    (["--detector", "insightface"], "error: --insightface-root is needed by the insightface detector"),
+])
+def test_model_and_device_errors_name_the_flags(small_clip, tmp_path, monkeypatch, options, said):
+    """The library words these errors with the keyword (model=, device=, insightface_root=); the command line
+    names its flags, as for every other option, and writes nothing."""
+    import torch
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    out = tmp_path / "out.mp4"
+    assert_one_line_error(run("restore", small_clip, "-o", out, *BASELINE, *options), said)
+    assert not out.exists()

@@ -288,3 +288,13 @@ def test_the_detection_threshold_is_auto_by_default_as_the_clis(plugin, nodes, m
     outside[0, 10:210, 130:320] = False  # the face and its feathered edge
     assert auto[0, FACE[0], FACE[1]].max() > 0 and auto[outside].max() == 0  # the face alone
     assert low[outside].max() > 0  # asked for, 0.6 still finds the suit
+
+
+def test_a_model_the_library_refuses_is_named_as_the_loaders_input(plugin, nodes, monkeypatch):
+    """The library's model error named its command-line flag (`unknown --model ...`); the loader names its own
+    input, model_name, as the restore node names its inputs."""
+    from clrface_video.errors import ModelError
+
+    monkeypatch.setattr(nodes, "model_option", lambda choice: "nosuch")  # a choice whose restorer is not registered
+    with pytest.raises(ModelError, match=r"^model_name must be one of: .*, got 'nosuch'$"):
+        plugin.NODE_CLASS_MAPPINGS["CLRFaceModelLoader"]().load("gone.safetensors")

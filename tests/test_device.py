@@ -18,7 +18,7 @@ def test_cpu_and_auto_without_a_gpu(monkeypatch):
 
 @pytest.mark.parametrize("name", ["mps", "xpu", "tpu", "gpu", "cuda:x"])
 def test_other_devices_are_refused_in_one_line(name):
-    with pytest.raises(ClrfaceError, match="use auto, cpu, cuda or cuda:N") as caught:
+    with pytest.raises(ClrfaceError, match="must be auto, cpu, cuda or cuda:N") as caught:
         pick_device(name)
     assert "\n" not in str(caught.value)
 

@@ -62,7 +62,7 @@ def test_bench_and_eval_refuse_bad_inputs_in_one_line_before_any_work(tmp_path):
     before = sorted(p.name for p in tmp_path.iterdir())
     for args, words in [
         (["bench", notes, "--model", "baseline-bicubic-sharpen", "--device", "cpu"], ["notes.txt", "Invalid data"]),
-        (["bench", clip, "--model", "nosuch"], ["unknown --model 'nosuch'"]),
+        (["bench", clip, "--model", "nosuch"], ["--model must be one of", "got 'nosuch'"]),
         (["bench", photo], ["is a photo"]),
         (["bench", sound, "--model", "baseline-bicubic-sharpen", "--device", "cpu"], ["has no video stream"]),
         (["eval", clip, "--degrade-video", "--compare", tmp_path / "side.txt"], ["--compare", ".mp4"]),

