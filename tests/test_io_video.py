@@ -1144,6 +1144,8 @@ FULL_RANGE_BANDS = [(235, 128, 128), (128, 128, 128), (30, 128, 128)]  # 8-bit: 
     ("huffyuv", ".avi", "yuv420p", 1, "huffyuv in .avi"),
     ("mpeg2video", ".mxf", "yuv420p", 1, "mpeg2video in .mxf"),  # FFmpeg's MPEG-2 decoder says limited for every frame
     ("cfhd", ".mov", "yuv420p10le", 1, "cfhd in .mov"),  # QuickTime's colour box holds no range
+    ("prores", ".mov", "yuv422p10le", 1, "prores in .mov"),  # FFmpeg's plain-named ProRes encoder (prores_aw's)
+    ("libvpx", ".webm", "yuv420p", 1, "libvpx in .webm"),  # VP8: its decoder says limited for every frame
     ("ffv1", ".mp4", "yuv420p", 2, "ffv1 in .mp4"),  # MP4's colour box written only with every colour tag known
     ("ffv1", ".mp4", "yuv420p", 1, None),
     ("libx264", ".mp4", "yuv420p", 2, None), ("libx264", ".mkv", "yuv420p", 2, None),

@@ -122,13 +122,14 @@ def _lossless_pix_fmt(codec: str, bit_depth: int, alpha: bool, source: str) -> s
     return next((name for name in wanted if name in supported), None)
 
 
-# Outputs FFmpeg reads back as limited range whatever range they were written at: by encoder, the muxers where
-# that happens (None: all of them). Each entry measured by benchmarks/range_readback.py (docs/results.md). ProRes,
+# Outputs FFmpeg reads back as limited range whatever range they were written at: by the format an encoder writes
+# (its codec's canonical name: `prores` covers prores_ks, prores_aw and the encoder FFmpeg names plain `prores`),
+# the muxers where that happens (None: all of them). Each entry measured by benchmarks/range_readback.py (docs/results.md). ProRes,
 # MPEG-1/2 and VP8 (libvpx): the decoder says limited for every frame. The others store no range in their
 # bitstream, and AVI, DV and QuickTime's colour box (nclc) store none either; Matroska and MXF do (FFV1, MPEG-4
 # Part 2); the muxers not named refuse the encoder.
 LIMITED_OUTPUTS: dict[str, frozenset[str] | None] = {
-    "prores_ks": None, "prores_aw": None, "mpeg1video": None, "mpeg2video": None, "libvpx": None,
+    "prores": None, "mpeg1video": None, "mpeg2video": None, "vp8": None,
     "mpeg4": frozenset({"avi", "mov"}), "cfhd": frozenset({"avi", "mov"}), "dvvideo": frozenset({"avi", "mov", "dv"}),
     "ffv1": frozenset({"avi"}), "huffyuv": frozenset({"avi"}), "ffvhuff": frozenset({"avi"}),
     "utvideo": frozenset({"avi"}),
@@ -149,9 +150,10 @@ def output_range(codec: str, out: av.container.OutputContainer, info: VideoInfo)
     Why: a full-range source (a phone's or webcam's clip, a full-range FFV1 master, a 16-bit PNG sequence) was
     written full and read back as limited, its levels stretched: 10-bit full-range grey 512 was stored as 512
     and read 2.2% bright in ProRes, 8-bit grey 128 read as 130 and near-black 30 as 16 in an .avi."""
-    if info.color_range != RANGE_JPEG or codec not in LIMITED_OUTPUTS:
+    written = av.Codec(codec, "w").canonical_name
+    if info.color_range != RANGE_JPEG or written not in LIMITED_OUTPUTS:
         return info.color_range
-    muxers, muxer = LIMITED_OUTPUTS[codec], out.format.name
+    muxers, muxer = LIMITED_OUTPUTS[written], out.format.name
     tagged = UNSPECIFIED not in (info.color_primaries, info.color_trc, info.colorspace)
     if muxers is not None and muxer not in muxers and not (muxer in COLR_MUXERS and not tagged):
         return info.color_range
