@@ -23,8 +23,10 @@ def _umask() -> int:
 
 def file_mode(like: Path | None = None) -> int:
     """The permission bits a new file gets: those of a plainly created file (0o666 less the umask), or with
-    `like`, that file's (a private photo's restored copy stays private), less the umask, as cp gives them."""
-    bits = 0o666 if like is None else stat.S_IMODE(os.stat(like).st_mode)
+    `like`, that file's (a private photo's restored copy stays private), less the umask, as cp gives them, but
+    writable by its owner: a copy is the user's to change, and an output without a write bit is one the user
+    protected (paths.read_only), not a read-only original's (an archive's, a CD's) copy."""
+    bits = 0o666 if like is None else stat.S_IMODE(os.stat(like).st_mode) | stat.S_IWUSR
     return bits & ~_umask()
 
 

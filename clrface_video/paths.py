@@ -110,19 +110,12 @@ def check_writable(folder: Path) -> None:
         raise ClrfaceError(f"cannot write in {existing} ({error.strerror or error})") from error
 
 
-def read_only(target: Path, source: Path) -> str | None:
+def read_only(target: Path) -> str | None:
     """Why an existing output may not be redone, or None: a file of it (a video, a photo, a frame of an image
     sequence) that the user has made read-only, as a finished master is protected (chmod a-w). --overwrite
     renamed the new file over it, which a folder's write permission allows whatever the file's; cp refuses to
-    write over it. Told by its mode bits (root's access check ignores them), and only where the source's mode
-    has a write bit: an output is given its source's mode (pipeline.keep_date_and_mode), so a read-only
-    original's output is read-only by our doing, not the user's, and is redone."""
-    try:
-        inherited = not stat.S_IMODE(source.stat().st_mode) & 0o222
-    except OSError:
-        inherited = False
-    if inherited:
-        return None
+    write over it. Told by its mode bits (root's access check ignores them): every output is written with its
+    owner's write bit (atomic.file_mode), a read-only original's too, so a read-only one is the user's doing."""
     files = [frame_path(target, n) for n in frame_numbers(target)] if is_sequence(target) else [target]
     for path in files:
         try:
@@ -134,9 +127,9 @@ def read_only(target: Path, source: Path) -> str | None:
     return None
 
 
-def check_replaceable(target: Path, source: Path) -> None:
+def check_replaceable(target: Path) -> None:
     """An output --overwrite redoes is not one the user made read-only (read_only): ClrfaceError, before any work."""
-    why = read_only(target, source)
+    why = read_only(target)
     if why is not None:
         raise ClrfaceError(why)
 

@@ -181,7 +181,7 @@ def undone(paths: list[Path], source: Path, target: Path, config: RestoreConfig)
     for path in paths:
         output = target / path.relative_to(source)
         redo = config.overwrite or not up_to_date(path, output)
-        why = read_only(output, path) if redo else None
+        why = read_only(output) if redo else None
         if why is not None:
             log.warning("skipped %s: %s", path.relative_to(source), why)
         elif not left_as_is(path, output, config, str(path.relative_to(source))):

@@ -139,7 +139,7 @@ def restore_video(input: str | Path, output: str | Path | None = None, config: R
         log.warning("--fps sets the rate of an image sequence; %s keeps its own timestamps", source.name)
     if left_as_is(source, target, config):
         return already_done(source, target, "video", config)
-    check_replaceable(target, source)  # --overwrite: not over an output made read-only
+    check_replaceable(target)  # --overwrite: not over an output made read-only
     models = models or load_models(config, video=True)
     timer = StageTimer()
     story = FrameStory(models, config, timer, video=True, pixel_aspect=info.pixel_aspect, rotation=info.rotation)
@@ -183,7 +183,7 @@ def restore_image(input: str | Path, output: str | Path | None = None, config: R
     source, target = resolve_paths(input, output)
     if left_as_is(source, target, config):
         return already_done(source, target, "image", config)
-    check_replaceable(target, source)  # --overwrite: not over an output made read-only
+    check_replaceable(target)  # --overwrite: not over an output made read-only
     timer = StageTimer()
     pages = tiff_pages(source)
     one_of_pages = pages > 1 and format_for(target) != "TIFF"  # one picture and its previews: the picture

@@ -53,7 +53,7 @@ def restore_path_ray(input: str | Path, output: str | Path | None = None, config
         info = probe_video(source)
         if not config.overwrite and up_to_date(source, target):  # a stale one is said by restore_video_ray
             return already_done(source, target, "video", config, local=False)
-        check_replaceable(target, source)  # --overwrite: not over an output made read-only
+        check_replaceable(target)  # --overwrite: not over an output made read-only
         ray_codec(target, info, config)  # what segments cannot carry, said before Ray starts (15 s on a CPU)
     with ray_session(address) as ray:
         actors = start_workers(ray, config, video=video, workers=workers if video or source.is_dir() else 1)
