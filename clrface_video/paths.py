@@ -127,13 +127,6 @@ def read_only(target: Path) -> str | None:
     return None
 
 
-def check_replaceable(target: Path) -> None:
-    """An output --overwrite redoes is not one the user made read-only (read_only): ClrfaceError, before any work."""
-    why = read_only(target)
-    if why is not None:
-        raise ClrfaceError(why)
-
-
 @contextmanager
 def output_folder(folder: Path) -> Iterator[Path]:
     """Create `folder` and its missing parents for a job's output; if the job fails or is stopped, remove the

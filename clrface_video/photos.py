@@ -17,7 +17,7 @@ from .io.decode import VIDEO_EXTENSIONS, check_not_raw, media_kind
 from .io.photo_read import first_picture, read_photo
 from .io.pixels import to_uint8
 from .io.tiff_pages import tiff_pages
-from .paths import check_within, read_only, resolve_paths
+from .paths import check_within, resolve_paths
 from .pipeline import (
     ModelsFor,
     detector_for,
@@ -25,10 +25,10 @@ from .pipeline import (
     job_settings,
     left_as_is,
     load_models,
+    protected,
     restore_pages,
     restore_video,
     save_photo,
-    up_to_date,
     would_run,
 )
 from .report import Interrupted, Progress, RestoreReport, StageTimer, Stopped, reports_warnings, with_codec_of
@@ -180,8 +180,7 @@ def undone(paths: list[Path], source: Path, target: Path, config: RestoreConfig)
     todo = []
     for path in paths:
         output = target / path.relative_to(source)
-        redo = config.overwrite or not up_to_date(path, output)
-        why = read_only(output) if redo else None
+        why = protected(path, output, config)
         if why is not None:
             log.warning("skipped %s: %s", path.relative_to(source), why)
         elif not left_as_is(path, output, config, str(path.relative_to(source))):

@@ -30,7 +30,7 @@ from .io.sequence import is_sequence
 from .io.tiff_pages import PageWriter, first_full_page, full_pages, preview_of, read_pages, tiff_pages
 from .io.webp_anim import is_animated_webp, is_webp_output
 from .io.webp_frames import WebpWriter, probe_webp, read_webp_frames
-from .paths import check_files_only, check_replaceable, gif_as_photo, output_folder, resolve_paths
+from .paths import check_files_only, gif_as_photo, output_folder, read_only, resolve_paths
 from .report import JobSettings, Progress, RestoreReport, StageTimer, reports_warnings
 from .restore.base import Restorer, default_model_name, make_restorer
 from .story import FrameStory, Models, restore_photo_array
@@ -139,7 +139,6 @@ def restore_video(input: str | Path, output: str | Path | None = None, config: R
         log.warning("--fps sets the rate of an image sequence; %s keeps its own timestamps", source.name)
     if left_as_is(source, target, config):
         return already_done(source, target, "video", config)
-    check_replaceable(target)  # --overwrite: not over an output made read-only
     models = models or load_models(config, video=True)
     timer = StageTimer()
     story = FrameStory(models, config, timer, video=True, pixel_aspect=info.pixel_aspect, rotation=info.rotation)
@@ -183,7 +182,6 @@ def restore_image(input: str | Path, output: str | Path | None = None, config: R
     source, target = resolve_paths(input, output)
     if left_as_is(source, target, config):
         return already_done(source, target, "image", config)
-    check_replaceable(target)  # --overwrite: not over an output made read-only
     timer = StageTimer()
     pages = tiff_pages(source)
     one_of_pages = pages > 1 and format_for(target) != "TIFF"  # one picture and its previews: the picture
@@ -345,13 +343,23 @@ def up_to_date(source: Path, target: Path) -> bool:
 def left_as_is(source: Path, target: Path, config: RestoreConfig, name: str | None = None) -> bool:
     """Whether a job leaves its output as it is (a rerun goes on past the files done): it is up to date
     (up_to_date) and --overwrite is not given. A stale one is redone, said in one warning naming it (`name`, a
-    folder's path for it; the output's file name by default), so that a changed original is not passed over."""
-    if config.overwrite or not output_exists(target):
-        return False
-    if up_to_date(source, target):
-        return True
-    log.warning("redoing %s: the original changed since it was restored", name or target.name)
+    folder's path for it; the output's file name by default), so that a changed original is not passed over;
+    but one the user made read-only (protected) is a ClrfaceError, before anything is said or done."""
+    if not output_exists(target) or not config.overwrite and up_to_date(source, target):
+        return output_exists(target)
+    why = protected(source, target, config)
+    if why is not None:
+        raise ClrfaceError(why)
+    if not config.overwrite:
+        log.warning("redoing %s: the original changed since it was restored", name or target.name)
     return False
+
+
+def protected(source: Path, target: Path, config: RestoreConfig) -> str | None:
+    """Why an output that is there, and would be redone (--overwrite, or stale), may not be, or None: the user
+    made it read-only (paths.read_only), said with the original's change where that is why it would be."""
+    why = read_only(target) if config.overwrite or not up_to_date(source, target) else None
+    return why if why is None or config.overwrite else f"{why} (its original changed since it was restored)"
 
 
 def already_done(source: Path, target: Path, kind: str, config: RestoreConfig, *, local: bool = True) -> RestoreReport:

@@ -592,6 +592,29 @@ def test_overwrite_refuses_an_output_made_read_only(small_clip, tmp_path, name, 
     assert protected.stat().st_ino != before[locked][1]
 
 
+def test_a_stale_output_made_read_only_is_one_error_line(tmp_path):
+    """A photo's original changed since it was restored, and its output was made read-only: the job said
+    "warning: redoing out.png" and then "error: out.png is read-only", one line taking back the other. Now one
+    error line, saying both, and nothing written."""
+    import os
+
+    from PIL import Image
+
+    source = tmp_path / "photo.png"
+    Image.fromarray(grace_hopper()[::4, ::4]).save(source)
+    out = tmp_path / "out.png"
+    assert run("restore", source, "-o", out, *BASELINE).exit_code == 0
+    os.chmod(out, 0o444)
+    later = source.stat().st_mtime + 60
+    os.utime(source, (later, later))
+    kept = out.read_bytes()
+    result = run("restore", source, "-o", out, *BASELINE)
+    assert result.exit_code == 2
+    assert result.stderr == ("error: out.png is read-only; make it writable to redo it (its original changed since "
+                             "it was restored)\n")
+    assert out.read_bytes() == kept and sorted(p.name for p in tmp_path.iterdir()) == ["out.png", "photo.png"]
+
+
 def test_default_output_is_beside_the_input(tmp_path):
     clip = make_clip(tmp_path / "movie.mp4", frames=3, size=(128, 96), face=False, audio=False)
     result = run("restore", clip, *BASELINE, "--quiet")

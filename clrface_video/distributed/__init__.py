@@ -10,8 +10,8 @@ from ..io.decode import is_image_path, probe_video
 from ..io.palette import is_gif
 from ..io.sequence import is_sequence
 from ..io.webp_anim import is_animated_webp
-from ..paths import check_files_only, check_replaceable, gif_as_photo, resolve_paths
-from ..pipeline import already_done, up_to_date
+from ..paths import check_files_only, gif_as_photo, resolve_paths
+from ..pipeline import already_done, protected, up_to_date
 from ..report import Progress, RestoreReport, reports_warnings
 from ..restore.base import check_model_name
 from .cluster import ray_session, run_all, say_warnings, start_workers
@@ -53,7 +53,8 @@ def restore_path_ray(input: str | Path, output: str | Path | None = None, config
         info = probe_video(source)
         if not config.overwrite and up_to_date(source, target):  # a stale one is said by restore_video_ray
             return already_done(source, target, "video", config, local=False)
-        check_replaceable(target)  # --overwrite: not over an output made read-only
+        if (why := protected(source, target, config)) is not None:  # --overwrite or stale: not a protected one
+            raise ClrfaceError(why)
         ray_codec(target, info, config)  # what segments cannot carry, said before Ray starts (15 s on a CPU)
     with ray_session(address) as ray:
         actors = start_workers(ray, config, video=video, workers=workers if video or source.is_dir() else 1)
