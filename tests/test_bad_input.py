@@ -233,6 +233,22 @@ def test_moov_and_moov_missing_give_one_answer_at_a_cut_header(tmp_path):
     assert track_end(to_end, 1) is not None
 
 
+@pytest.mark.parametrize("kept", [100, 1000, 1500, -8])
+def test_a_quicktime_file_cut_inside_its_moov_is_refused_as_truncated(tmp_path, kept):
+    """A .mov whose index (moov, written last) was cut short opened with what of it was there: cut 100 bytes in,
+    "has no video stream"; 1000 bytes in, an AttributeError from the copier (exit 1); 1500 bytes in or 8 bytes
+    before its end, restored with its timecode track lost in silence. Each is now the truncated file's line."""
+    source = make_clip(tmp_path / "full.mov", frames=12, size=(128, 96), timecode="01:00:00:00")
+    data = source.read_bytes()
+    source.unlink()
+    at = data.rfind(b"moov") - 4
+    assert at + 1500 < len(data) - 8  # the moov is longer than the cuts
+    cut = tmp_path / "tape.mov"
+    cut.write_bytes(data[:at + kept] if kept > 0 else data[:kept])
+    assert_refused(tmp_path, cut, "tape.mov is truncated or still being written (its index, the moov box, is cut "
+                                  "short)")
+
+
 def test_a_truncated_mxf_is_refused(tmp_path):
     """MXF states its length like Matroska: the old code restored the one frame that decoded and exited 0."""
     source = make_clip(tmp_path / "full.mxf", frames=8, size=(128, 96), codec="mpeg2video", audio=False)

@@ -20,7 +20,7 @@ from clrface_video.io.apng import is_animated_png
 from clrface_video.io.clock import Damage, lasting, timed_frames
 from clrface_video.io.completeness import check_complete, check_gif_frames, index_beyond_eof, size_changed
 from clrface_video.io.deinterlace import deinterlaced
-from clrface_video.io.quicktime import moov_missing, track_end
+from clrface_video.io.quicktime import moov_cut, moov_missing, track_end
 from clrface_video.io.sequence import find_sequence, is_sequence, open_options
 from clrface_video.io.side_data import Hdr10, display_matrix, frame_side_data, hdr10
 from clrface_video.io.webp_anim import is_animated_webp
@@ -168,6 +168,8 @@ def open_input(path: Path, fps: Fraction | None = None) -> av.container.InputCon
         raise InputError(f"input is not a file: {path}")
     if path.stat().st_size == 0:
         raise InputError(f"{path.name} is empty (0 bytes)")  # by its name, as a folder's line names its path
+    if moov_cut(path):  # FFmpeg would open what of its index is there, and read the file short
+        raise InputError(f"{path.name} is truncated or still being written (its index, the moov box, is cut short)")
     try:
         return av.open(str(path))
     except (av.error.FFmpegError, UnicodeDecodeError, ValueError) as error:

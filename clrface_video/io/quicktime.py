@@ -34,11 +34,12 @@ class TopLevel:
     """What one walk over a file's top-level boxes found: the first box's type (None in a file too short for a
     header), where the moov's body lies in the file (start, end; None where there is none), and whether the boxes
     run to the file's end with no moov among them, cut mid header or mid box or not (else the walk stopped at a
-    size no box can have, or at the moov)."""
+    size no box can have, or at the moov); `cut`: the moov runs past the file's end (its end is the file's)."""
 
     first: bytes | None
     moov: tuple[int, int] | None
     ended: bool
+    cut: bool = False
 
 
 def top_level(path: Path) -> TopLevel:
@@ -67,7 +68,8 @@ def top_level(path: Path) -> TopLevel:
             if size < length:
                 return TopLevel(first, None, False)
             if kind == b"moov":  # as far as the file holds it
-                return TopLevel(first, (position + length, min(position + size, size_of_file)), False)
+                return TopLevel(first, (position + length, min(position + size, size_of_file)), False,
+                                cut=position + size > size_of_file)
             position += size
     return TopLevel(first, None, True)
 
@@ -89,6 +91,14 @@ def moov_missing(path: Path) -> bool:
     file that does not open with a QuickTime box. Where this is True, moov is b"" (the same walk, top_level)."""
     walk = top_level(path)
     return walk.ended and walk.first in TOP_LEVEL_BOXES
+
+
+def moov_cut(path: Path) -> bool:
+    """True for a QuickTime/MP4 file whose moov (its sample index) runs past the end of the file: written last
+    and cut inside it (a copy or recording stopped). FFmpeg opens what of it is there, with tracks or samples
+    missing: a cut 1000 bytes in crashed the copier, one 1500 bytes in lost the timecode track in silence."""
+    walk = top_level(path)
+    return walk.cut and walk.first in TOP_LEVEL_BOXES
 
 
 def track_end(path: Path, track_id: int) -> tuple[Fraction, Fraction] | None:
