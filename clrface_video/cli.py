@@ -27,6 +27,7 @@ from .errors import ClrfaceError, OptionError, one_line
 FLAGS = {field.name: "--" + field.name.replace("_", "-") for field in fields(RestoreConfig)} \
     | {"det_threshold": "--detection-threshold"}
 
+log = logging.getLogger(__name__)
 EXIT_USER_ERROR = 2
 EXIT_INTERRUPTED = 130
 EXIT_SOME_FAILED = 3  # a folder was restored except for files that could not be read (listed, and in the report)
@@ -296,13 +297,19 @@ def restore(input: Path, output: str | None, model: str, fidelity: float, streng
             report = restore_video(input, output, progress=progress, config=config)
     except (Stopped, Interrupted) as stopped:  # a folder stopped part way (the disk full, Ctrl-C, SIGTERM): its
         if report_path is not None:  # report says what was done
-            stopped.report.write(report_path)
+            try:
+                stopped.report.write(report_path)
+            except ClrfaceError as error:  # the stop's own line still ends the command
+                log.warning("%s", error)
         raise
     finally:
         progress.close()
-    if report_path is not None:
-        report.write(report_path)
     click.echo(report.summary())
+    if report_path is not None:
+        try:
+            report.write(report_path)
+        except ClrfaceError as error:
+            raise ClrfaceError(f"{error}; what was restored is written (a rerun skips it)") from error
     if report.failed:  # a folder finished, but some of its files could not be restored (each named above)
         sys.exit(EXIT_SOME_FAILED)
 

@@ -908,6 +908,72 @@ def test_a_real_nearly_full_disk_leaves_no_output_and_says_so(tmp_path, astronau
     assert (small_disk / name).read_bytes() == whole.read_bytes()
 
 
+def _no_room_for_json(monkeypatch) -> None:
+    """A disk full for the report: writing a .json file fails with ENOSPC (what the job writes goes on)."""
+    import errno
+    import os
+
+    write_text = Path.write_text
+
+    def full(path: Path, *args, **kwargs):
+        if path.suffix == ".json":
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+        return write_text(path, *args, **kwargs)
+
+    monkeypatch.setattr(Path, "write_text", full)
+
+
+def test_a_report_the_disk_has_no_room_for_is_named_and_the_output_is_said_to_be_written(tmp_path, astronaut,
+                                                                                         monkeypatch):
+    """With the report's disk full the command ended on a bare 'error: No space left on device', after the photo
+    had been written, and said neither which file could not be written nor that the photo was done. The summary
+    line comes first, then the error names the report and says a rerun skips what was written."""
+    from PIL import Image
+
+    source, out, report = tmp_path / "a.jpg", tmp_path / "out.jpg", tmp_path / "reports" / "r.json"
+    Image.fromarray(astronaut[::2, ::2]).save(source)
+    report.parent.mkdir()
+    _no_room_for_json(monkeypatch)
+    result = run("restore", source, "-o", out, "--report", report, *BASELINE)
+    assert result.exit_code == 2 and result.stdout.startswith("restored 1 face in 1 image "), result.output
+    assert result.stderr == (f"error: cannot write the report {report} (No space left on device); what was restored "
+                             "is written (a rerun skips it)\n")
+    assert Image.open(out).size == (256, 256) and list(report.parent.iterdir()) == []
+    monkeypatch.undo()
+    assert run("restore", source, "-o", out, *BASELINE).stdout.startswith("already restored, left as is")
+
+
+def test_a_stopped_folders_report_the_disk_has_no_room_for_is_a_warning_before_the_stops_line(tmp_path, astronaut,
+                                                                                              monkeypatch):
+    """A folder stopped by a full disk writes --report; with no room for it either, the report's bare OSError
+    replaced the stop's line. The report's failure is now one warning naming it, and the stop's line ends it."""
+    import errno
+
+    from PIL import Image
+
+    from clrface_video.io import photo_write
+
+    album, out, report = tmp_path / "album", tmp_path / "out", tmp_path / "r.json"
+    album.mkdir()
+    for name in ("a.jpg", "b.jpg"):
+        Image.fromarray(astronaut[::2, ::2]).save(album / name)
+    encode = photo_write.encode_photo
+
+    def full_at_b(image, like, target, name):
+        if name == "b.jpg":
+            raise OSError(errno.ENOSPC, "No space left on device")
+        return encode(image, like, target, name)
+
+    monkeypatch.setattr(photo_write, "encode_photo", full_at_b)
+    _no_room_for_json(monkeypatch)
+    result = run("restore", album, "-o", out, "--report", report, *BASELINE)
+    assert result.exit_code == 2 and result.stderr.splitlines() == [
+        f"warning: cannot write the report {report} (No space left on device)",
+        ("error: no space left on device writing b.jpg; the folder is stopped there (1 restored file kept): "
+         "free some space and run it again to go on")], result.output
+    assert not report.exists() and sorted(p.name for p in out.iterdir()) == ["a.jpg"]
+
+
 @pytest.mark.parametrize(("sent", "code", "word"), [(signal.SIGINT, 130, "interrupted"),
                                                     (signal.SIGTERM, 143, "terminated")], ids=["ctrl-c", "kill"])
 def test_a_folder_stopped_by_a_signal_writes_its_report_of_the_files_finished(tmp_path, astronaut, sent, code, word):
