@@ -61,8 +61,20 @@ def _fail(message: str, code: int) -> None:
     sys.exit(code)
 
 
+class _Stopped(BaseException):
+    """Ctrl-C or SIGTERM (its KeyboardInterrupt the cause) carried past click's main, which answers a
+    KeyboardInterrupt with an empty line on stderr before its Abort: the stop is said in one line."""
+
+
 class ClrfaceGroup(click.Group):
     """A click group whose errors are one line on stderr: exit 2 for user errors, 130 for Ctrl-C."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        """The command; Ctrl-C or SIGTERM leaves it as _Stopped, for main's one line."""
+        try:
+            return super().invoke(ctx)
+        except KeyboardInterrupt as error:
+            raise _Stopped() from error
 
     def main(self, args: Any = None, prog_name: str | None = None, complete_var: str | None = None,
              standalone_mode: bool = True, **extra: Any) -> Any:
@@ -72,7 +84,7 @@ class ClrfaceGroup(click.Group):
         command = next((a for a in argv if not a.startswith("-")), "")
         try:
             result = super().main(args, prog_name, complete_var, standalone_mode=False, **extra)
-        except (click.exceptions.Abort, KeyboardInterrupt) as error:  # click turns KeyboardInterrupt into Abort
+        except (_Stopped, click.exceptions.Abort, KeyboardInterrupt) as error:  # each with the interrupt its cause
             killed = isinstance(error, Terminated) or isinstance(error.__cause__, Terminated) or bool(_SIGTERM_SEEN)
             click.echo(f"{'terminated' if killed else 'interrupted'}{_left_by(error, command)}", err=True)
             sys.exit(EXIT_TERMINATED if killed else EXIT_INTERRUPTED)
