@@ -1,6 +1,7 @@
 """Files written whole or not at all: under a hidden name of this run beside them, renamed into place at the end."""
 from __future__ import annotations
 
+import errno
 import hashlib
 import os
 import re
@@ -28,6 +29,23 @@ def file_mode(like: Path | None = None) -> int:
     protected (paths.read_only), not a read-only original's (an archive's, a CD's) copy."""
     bits = 0o666 if like is None else stat.S_IMODE(os.stat(like).st_mode) | stat.S_IWUSR
     return bits & ~_umask()
+
+
+def write_whole(path: Path, data: bytes | memoryview) -> None:
+    """Write `data` to a new file at `path`, every byte of it or an OSError. A write may take only part of what it
+    is given and say so by its count, as a disk with room for part of the file does; a writer that took one
+    write for done (Pillow's encoders writing to the file descriptor) left a cut-short photo, counted as
+    restored. Here the rest is written again until it is all in; a write that gets nothing in is a full disk."""
+    left = memoryview(data).cast("B")
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | getattr(os, "O_BINARY", 0), 0o666)
+    try:
+        while left:
+            written = os.write(fd, left)
+            if written <= 0:
+                raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+            left = left[written:]
+    finally:
+        os.close(fd)
 
 
 NAME_MAX = 255  # the longest name most file systems take (bytes on Linux and macOS, UTF-16 units on NTFS)

@@ -27,6 +27,7 @@ from .errors import ClrfaceError, OptionError, one_line
 FLAGS = {field.name: "--" + field.name.replace("_", "-") for field in fields(RestoreConfig)} \
     | {"det_threshold": "--detection-threshold"}
 
+log = logging.getLogger(__name__)
 EXIT_USER_ERROR = 2
 EXIT_INTERRUPTED = 130
 EXIT_SOME_FAILED = 3  # a folder was restored except for files that could not be read (listed, and in the report)
@@ -60,8 +61,20 @@ def _fail(message: str, code: int) -> None:
     sys.exit(code)
 
 
+class _Stopped(BaseException):
+    """Ctrl-C or SIGTERM (its KeyboardInterrupt the cause) carried past click's main, which answers a
+    KeyboardInterrupt with an empty line on stderr before its Abort: the stop is said in one line."""
+
+
 class ClrfaceGroup(click.Group):
     """A click group whose errors are one line on stderr: exit 2 for user errors, 130 for Ctrl-C."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        """The command; Ctrl-C or SIGTERM leaves it as _Stopped, for main's one line."""
+        try:
+            return super().invoke(ctx)
+        except KeyboardInterrupt as error:
+            raise _Stopped() from error
 
     def main(self, args: Any = None, prog_name: str | None = None, complete_var: str | None = None,
              standalone_mode: bool = True, **extra: Any) -> Any:
@@ -71,7 +84,7 @@ class ClrfaceGroup(click.Group):
         command = next((a for a in argv if not a.startswith("-")), "")
         try:
             result = super().main(args, prog_name, complete_var, standalone_mode=False, **extra)
-        except (click.exceptions.Abort, KeyboardInterrupt) as error:  # click turns KeyboardInterrupt into Abort
+        except (_Stopped, click.exceptions.Abort, KeyboardInterrupt) as error:  # each with the interrupt its cause
             killed = isinstance(error, Terminated) or isinstance(error.__cause__, Terminated) or bool(_SIGTERM_SEEN)
             click.echo(f"{'terminated' if killed else 'interrupted'}{_left_by(error, command)}", err=True)
             sys.exit(EXIT_TERMINATED if killed else EXIT_INTERRUPTED)
@@ -299,13 +312,19 @@ def restore(input: Path, output: str | None, model: str, fidelity: float, streng
             report = restore_video(input, output, progress=progress, config=config)
     except (Stopped, Interrupted) as stopped:  # a folder stopped part way (the disk full, Ctrl-C, SIGTERM): its
         if report_path is not None:  # report says what was done
-            stopped.report.write(report_path)
+            try:
+                stopped.report.write(report_path)
+            except ClrfaceError as error:  # the stop's own line still ends the command
+                log.warning("%s", error)
         raise
     finally:
         progress.close()
-    if report_path is not None:
-        report.write(report_path)
     click.echo(report.summary())
+    if report_path is not None:
+        try:
+            report.write(report_path)
+        except ClrfaceError as error:
+            raise ClrfaceError(f"{error}; what was restored is written (a rerun skips it)") from error
     if report.failed:  # a folder finished, but some of its files could not be restored (each named above)
         sys.exit(EXIT_SOME_FAILED)
 

@@ -211,9 +211,14 @@ class RestoreReport:
         return json.dumps(self.to_dict(), indent=2)
 
     def write(self, path: str | Path) -> None:
-        """Write the JSON report atomically (temporary name, then rename)."""
-        with atomic(path) as temp:
-            temp.write_text(self.to_json() + "\n", encoding="utf-8")
+        """Write the JSON report atomically (temporary name, then rename). A file system's refusal (a full disk)
+        is a one-line ClrfaceError that names the report: a bare 'No space left on device' after a job that
+        wrote its output did not say which file could not be written."""
+        try:
+            with atomic(path) as temp:
+                temp.write_text(self.to_json() + "\n", encoding="utf-8")
+        except OSError as error:
+            raise ClrfaceError(f"cannot write the report {path} ({error.strerror or one_line(error)})") from error
 
     def summary(self) -> str:
         """One line for the terminal: what was done and where the output is."""

@@ -1,6 +1,8 @@
 """Photos and photo folders end to end with real images: untouched pixels, formats, metadata, resumable folders."""
 from __future__ import annotations
 
+import errno
+import io
 import json
 import os
 import struct
@@ -290,6 +292,52 @@ def _two_page_scan(path: Path, image: np.ndarray) -> Path:
 def _files_under(folder: Path) -> list[str]:
     """Every file under `folder`, hidden partial files included."""
     return sorted(str(p.relative_to(folder)) for p in folder.rglob("*") if p.is_file()) if folder.exists() else []
+
+
+class _FileWithRoom(io.FileIO):
+    """A file on a disk with `room` bytes left (shared by the files open at once): a write past it takes what
+    fits and says so by its count, the next one fails with ENOSPC."""
+
+    room = 0
+
+    def write(self, data) -> int:
+        if _FileWithRoom.room <= 0:
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+        written = super().write(memoryview(data).cast("B")[:_FileWithRoom.room])
+        _FileWithRoom.room -= written
+        return written
+
+
+def test_a_scan_the_disk_is_full_under_is_one_line_and_no_file_wherever_the_disk_fills(tmp_path, astronaut,
+                                                                                        monkeypatch):
+    """The scan's pages go through a buffered file, whose last bytes reach the disk when it is closed: a full disk
+    met there was a bare OSError, which left the hidden partial file behind, and after a page's own error it
+    replaced that page's one-line error. Wherever the disk fills, it is now one ClrfaceError that says the disk
+    is full, and nothing is left in the folder."""
+    from clrface_video.errors import ClrfaceError, disk_full
+    from clrface_video.io import tiff_pages
+
+    small = np.ascontiguousarray(astronaut[::2, ::2])
+    source = _two_page_scan(tmp_path / "scan.tif", small)
+    out = tmp_path / "out"
+    out.mkdir()
+
+    def write_scan() -> None:
+        with tiff_pages.PageWriter(out / "scan.tif", source) as writer:
+            for page in tiff_pages.read_pages(source):
+                writer.write(255 - page.photo.image, page)
+
+    write_scan()
+    whole = (out / "scan.tif").stat().st_size
+    (out / "scan.tif").unlink()
+    monkeypatch.setattr(tiff_pages, "open", lambda path, mode: io.BufferedRandom(_FileWithRoom(path, "w+")),
+                        raising=False)
+    for room in range(0, whole, whole // 40):
+        _FileWithRoom.room = room
+        with pytest.raises(ClrfaceError, match=r"^cannot write (page \d of )?scan.tif \(No space left on device\)$") \
+                as raised:
+            write_scan()
+        assert disk_full(raised.value) and list(out.iterdir()) == [], room
 
 
 def test_a_restorer_fault_on_a_scans_page_stops_the_folder_as_on_a_photo(tmp_path, astronaut):

@@ -18,7 +18,7 @@ import numpy as np
 from PIL import Image
 from PIL.PngImagePlugin import PngInfo
 
-from clrface_video.atomic import partial_name, remove_leftovers
+from clrface_video.atomic import partial_name, remove_leftovers, write_whole
 from clrface_video.errors import ClrfaceError, one_line
 from clrface_video.io.photo_read import (
     EXIF_HEADER,
@@ -419,18 +419,27 @@ def _pixel_sides(block: bytes, width: int, height: int) -> bytes:
 
 def encode_photo(image: np.ndarray, like: Photo, target: Path | BinaryIO, name: str) -> None:
     """Encode an RGB image in `like`'s format, mode and metadata into a file, or an open file object (a page
-    of io.tiff_pages' multi-page writer); `name` is the photo's name for warnings. The EXIF and XMP are made
-    to give the written size (_sized_exif)."""
+    of io.tiff_pages' multi-page writer); `name` is the photo's name for warnings. A file is encoded in memory
+    and written whole (atomic.write_whole): given a file, Pillow's C encoders write to its descriptor and let
+    pass a write that took only part of the photo, as a nearly full disk does, and libtiff's 'encoder error'
+    hid that the disk was full."""
+    if not isinstance(target, Path):
+        _encode_into(image, like, target, name)
+        return
+    encoded = io.BytesIO()
+    _encode_into(image, like, encoded, name)
+    write_whole(target, encoded.getbuffer())
+
+
+def _encode_into(image: np.ndarray, like: Photo, target: BinaryIO, name: str) -> None:
+    """encode_photo's encoding into an open file object. The EXIF and XMP are made to give the written size
+    (_sized_exif)."""
     rgb = to_depth(image, like.bit_depth)
     height, width = rgb.shape[:2]
     like = replace(like, exif=like.exif and _sized_exif(like.exif, width, height),
                    xmp=like.xmp and _sized_xmp(like.xmp, width, height))
     if like.bit_depth == 16 and like.mode not in GRAY_MODES:
-        data = _encode_16bit_rgb(rgb, like, name)
-        if isinstance(target, Path):
-            target.write_bytes(data)
-        else:
-            target.write(data)
+        target.write(_encode_16bit_rgb(rgb, like, name))
         return
     options = _save_options(like, name)
     if options.get("compression") not in (None, "raw") and _has_sub_ifds(like.exif):

@@ -185,14 +185,20 @@ class PageWriter:
     def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
                  tb: TracebackType | None) -> None:
         assert self._file is not None and self._partial is not None
-        self._file.close()
+        try:
+            self._file.close()  # writes the last pages' bytes its buffer held: a full disk can answer only here
+            if exc_type is None and not self.changed and self.pages_written:
+                shutil.copyfile(self.source, self._partial)  # nothing restored: the source's own bytes
+        except OSError as error:
+            self._stack.__exit__(type(error), error, error.__traceback__)  # the partial file goes, whatever ended
+            if exc_type is None:
+                raise ClrfaceError(f"cannot write {self.output.name} ({one_line(error)})") from error
+            return  # the block's own error goes on
         if exc_type is None and self.pages_written == 0:
             exc_type, exc, tb = ClrfaceError, ClrfaceError(f"no pages were written to {self.output.name}"), None
             self._stack.__exit__(exc_type, exc, tb)  # the partial file goes
             raise exc
-        if exc_type is None and not self.changed:
-            shutil.copyfile(self.source, self._partial)  # nothing restored: the source's own bytes
-        elif exc_type is None and self._left_out:
+        if exc_type is None and self.changed and self._left_out:  # a copied source left nothing out
             said = "; ".join(f"{what} (page {', '.join(map(str, pages))})" for what, pages in self._left_out.items())
             log.warning("%s: left out of the written pages: %s", self.output.name, said)
         self._stack.__exit__(exc_type, exc, tb)  # renamed into place, or removed after an error
