@@ -66,15 +66,22 @@ class _Stopped(BaseException):
     KeyboardInterrupt with an empty line on stderr before its Abort: the stop is said in one line."""
 
 
+class _EndOfData(Exception):
+    """An EOFError out of a command (PyAV's end of data in a damaged file; its cause) carried past click's main,
+    which takes every EOFError for Ctrl-D at a prompt and said 'interrupted', exit 130."""
+
+
 class ClrfaceGroup(click.Group):
     """A click group whose errors are one line on stderr: exit 2 for user errors, 130 for Ctrl-C."""
 
     def invoke(self, ctx: click.Context) -> Any:
-        """The command; Ctrl-C or SIGTERM leaves it as _Stopped, for main's one line."""
+        """The command; Ctrl-C or SIGTERM leaves it as _Stopped, for main's one line, an EOFError as _EndOfData."""
         try:
             return super().invoke(ctx)
         except KeyboardInterrupt as error:
             raise _Stopped() from error
+        except EOFError as error:
+            raise _EndOfData() from error
 
     def main(self, args: Any = None, prog_name: str | None = None, complete_var: str | None = None,
              standalone_mode: bool = True, **extra: Any) -> Any:
@@ -96,6 +103,8 @@ class ClrfaceGroup(click.Group):
             _fail(one_line(error.named(FLAGS) if isinstance(error, OptionError) else error), EXIT_USER_ERROR)
         except _media_errors() as error:
             _fail(one_line(error), EXIT_USER_ERROR)
+        except _EndOfData as carried:  # a media error (_media_errors), as it is without click's main between
+            _fail(one_line(carried.__cause__), EXIT_USER_ERROR)
         except Exception as error:  # a bug: still one line, traceback on request
             if _debug():
                 raise

@@ -706,6 +706,22 @@ def test_every_restore_option_reaches_the_job(small_clip, monkeypatch, flags, ex
     assert all(getattr(config, name) == getattr(defaults, name) for name in vars(defaults) if name not in expected)
 
 
+def test_an_end_of_data_error_is_not_said_as_an_interrupt(small_clip, monkeypatch):
+    """click's main takes every EOFError for Ctrl-D at a prompt: PyAV's end-of-data error out of a damaged file
+    (av.EOFError is an EOFError) ended the command as "interrupted", exit 130. It is the file's error line now."""
+    import av
+
+    from clrface_video import api
+
+    def restore_video(input, output, *, progress=None, config=None):
+        raise av.error.EOFError(541478725, "End of file")
+
+    monkeypatch.setattr(api, "restore_video", restore_video)
+    result = run("restore", small_clip, *BASELINE)
+    assert result.exit_code == 2 and result.stderr.startswith("error: ") and "End of file" in result.stderr
+    assert len(result.stderr.splitlines()) == 1 and "interrupted" not in result.stderr
+
+
 @pytest.mark.skipif(not Path("/proc/self").is_dir(), reason="needs Linux's /proc, a folder nobody can write in")
 def test_an_output_folder_nobody_can_write_in_is_refused_before_any_work(small_clip):
     result = run("restore", small_clip, "-o", "/proc/clrface_out.mp4", *BASELINE)
