@@ -939,24 +939,26 @@ def _fill_leaving(disk: Path, room: int) -> None:
     (disk / "fill").write_bytes(bytes(max(0, stats.f_bavail * stats.f_frsize - room)))
 
 
-@pytest.mark.parametrize("name", ["one.jpg", "talk.mp4", "talk.gif"])
+@pytest.mark.parametrize("name", ["one.jpg", "wall.jpg", "talk.mp4", "talk.gif"])
 def test_a_real_nearly_full_disk_leaves_no_output_and_says_so(tmp_path, astronaut, small_clip, small_disk, name):
-    """On a real nearly full disk (a tmpfs) a JPEG was cut short and kept, exit 0; a video ended in one line. Each
+    """On a real nearly full disk (a tmpfs) a JPEG was cut short and kept, exit 0; a video ended in one line that
+    named its hidden temporary file, and a photo with no face (copied as it is) in an OSError naming both. Each
     ends in one line, exit 2, with nothing left on the disk but what filled it, and a rerun there restores it."""
     from PIL import Image
 
     source = small_clip
     if name.endswith(".jpg"):
-        source = tmp_path / "source.jpg"  # small: Pillow wrote a JPEG of under 64 KB to the disk in one write
-        Image.fromarray(astronaut[::2, ::2]).save(source)
-    whole = tmp_path / name
+        source = tmp_path / name  # small: Pillow wrote a JPEG of under 64 KB to the disk in one write
+        Image.fromarray(astronaut[::2, ::2] if name == "one.jpg" else np.full((300, 300, 3), 90, np.uint8)).save(source)
+    whole = tmp_path / f"whole_{name}"
     assert run("restore", source, "-o", whole, *BASELINE).exit_code == 0  # the size it is written at
     _fill_leaving(small_disk, whole.stat().st_size // 2)
     result = run("restore", source, "-o", small_disk / name, *BASELINE)
     assert result.exit_code == 2 and "Traceback" not in result.output, result.output
     last = result.stderr.splitlines()[-1]  # after a GIF's warning that the clip's audio is left out
-    assert last.startswith(f"error: writing {name} failed: No space left on device" if name.startswith("talk") else
-                           f"error: cannot write {name} as JPEG (No space left on device)"), result.stderr
+    assert last == {"one.jpg": "error: cannot write one.jpg as JPEG (No space left on device)",
+                    "wall.jpg": "error: cannot write wall.jpg (No space left on device)"}.get(
+        name, f"error: writing {name} failed: No space left on device"), result.stderr
     assert sorted(p.name for p in small_disk.iterdir()) == ["fill"]
     (small_disk / "fill").unlink()
     assert run("restore", source, "-o", small_disk / name, *BASELINE).exit_code == 0

@@ -183,7 +183,8 @@ class VideoWriter:
             self._finish()
         except av.error.FFmpegError as error:
             self._abort()
-            raise ClrfaceError(f"writing {self.output.name} failed: {one_line(error)}") from error
+            why = error.strerror or one_line(error)  # not the hidden temporary file's name FFmpeg's line gives
+            raise ClrfaceError(f"writing {self.output.name} failed: {why}") from error
         except BaseException:
             self._abort()
             raise

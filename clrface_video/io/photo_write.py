@@ -458,12 +458,16 @@ def _partial(path: Path) -> Path:
 
 
 def copy_photo(source: Path | str, path: Path | str) -> Path:
-    """`source`'s bytes at `path` (a photo with nothing restored: no re-encoding), atomically as write_photo."""
+    """`source`'s bytes at `path` (a photo with nothing restored: no re-encoding), atomically as write_photo; a
+    file system's refusal (a full disk) is write_photo's one line, not an OSError naming the temporary file."""
     path = Path(path)
     partial = _partial(path)
     try:
         shutil.copyfile(source, partial)
         os.replace(partial, path)
+    except OSError as error:
+        partial.unlink(missing_ok=True)
+        raise ClrfaceError(f"cannot write {path.name} ({error.strerror or one_line(error)})") from error
     except BaseException:
         partial.unlink(missing_ok=True)
         raise
