@@ -225,3 +225,19 @@ def test_an_unsure_iou_match_to_someone_else_is_refused_by_embedding():
     assert run(_unit(0.1, 1)) == [0, 0, 0, 0, 1]
     assert run(_unit(1, 0.2)) == [0] * 5
     assert run(_unit(0.1, 1), embed_on=False) == [0] * 5  # no encoder: IoU only, as before
+
+
+def test_a_young_track_started_by_a_half_hidden_face_hands_it_back_to_its_own_track():
+    """A face coming out from behind another is unlike its track on its first frame (a new track starts) and like
+    it on the next: the new track ends and the face goes on in its own, older track."""
+    tracker = FaceTracker()
+    a_id = tracker.update(0, [synthetic_face(200, 200)])[0].track_id
+    tracker.add_identity(a_id, _unit(1, 0), 1.0)
+    for t in range(1, 4):
+        tracker.update(t, [])
+    half = tracker.update(4, [synthetic_face(330, 200)], embed=lambda c: _unit(0.3, 1))[0].track_id
+    assert half != a_id
+    tracker.add_identity(half, _unit(0.3, 1), 1e-3)  # its first identity sample, as the schedule takes it
+    out = tracker.update(5, [synthetic_face(335, 200)], embed=lambda c: _unit(1, 0.1))
+    assert out[0].track_id == a_id and half not in tracker.live_ids
+    assert tracker.update(6, [synthetic_face(340, 200)], embed=lambda c: _unit(1, 0.1))[0].track_id == a_id

@@ -36,6 +36,7 @@ class TrackerParams:
     sure_iou: float = 0.5  # an IoU match below this (or see unsure_match) is checked by embedding when it can be
     score_drop: float = 0.3  # ... as is one whose detector score fell by more than this since the track's last face
     refuse_below: float = 0.4  # a checked IoU match less similar than this to the track's identity is refused
+    young: int = 3  # a track seen on fewer frames than this still hands its face to an older one it matches better
     iou_weight: float = 0.5  # cost = 1 - (w * IoU + (1 - w) * cosine) when both are known
     good_score: float = 0.8  # frames that feed the identity: detector score at least this...
     good_size: float = 40.0  # ... and face box side at least this many pixels (weight saturates at 4x)
@@ -225,8 +226,10 @@ class FaceTracker:
                             owner: dict[int, int], embed: Callable[[int], np.ndarray | None]) -> dict[int, int]:
         """Embeddings where IoU is not enough, asked for face by face (embed(c) -> (D,) or None; each at most
         once): an unsure IoU match to a track with an identity is refused when the face is unlike it, and faces
-        no track took are matched by embedding alone (min_similarity, max_jump) to unmatched tracks with an
-        identity, so a face hidden for a few frames, or refused, keeps or finds its own track."""
+        no track took, or only a young one, are matched by embedding alone (min_similarity, max_jump) to unmatched
+        tracks with an identity, so a face hidden for a few frames, or refused, keeps or finds its own track (a
+        face half out from behind another may be unlike its track on the first frame: the young track it
+        started then ends, handing its face back)."""
         p = self.params
         asked: dict[int, np.ndarray | None] = {}
 
@@ -244,7 +247,7 @@ class FaceTracker:
                     del owner[c]
         taken = set(owner.values())
         waiting = [t for t in ids if t not in taken and self.tracks[t].identity is not None]
-        loose = [c for c in range(len(faces)) if c not in owner]
+        loose = [c for c in range(len(faces)) if c not in owner or self.tracks[owner[c]].frames < p.young]
         if not waiting or not loose:
             return owner
         predicted = np.stack([self._live[t].predicted_box(frame) for t in waiting])
@@ -260,7 +263,9 @@ class FaceTracker:
                 sim = self._similarity(track_id, e)
                 if sim >= p.min_similarity and np.linalg.norm(centres[r] - centre) / sides[r] <= p.max_jump:
                     second[r, j] = 1.0 - sim
-        owner.update({loose[j]: waiting[r] for r, j in assign(second)})
+        pairs = assign(second)
+        self._end([owner[loose[j]] for _, j in pairs if loose[j] in owner])  # young tracks handed back
+        owner.update({loose[j]: waiting[r] for r, j in pairs})
         return owner
 
     def update(self, frame_index: int, faces: list[Face], embeddings: np.ndarray | None = None, *,
