@@ -209,10 +209,11 @@ class FaceTracker:
         self._end(list(self._live))
 
     def unsure_match(self, track_id: int, face: Face, iou: float, faces: list[Face]) -> bool:
-        """Whether an IoU match may be someone else: a low IoU, a detector score that fell (a face passing in
-        front of the tracked one is found worse), or another face of the frame overlapping this one."""
+        """Whether an IoU match may be someone else: a low IoU, a detector score under good_score or fallen
+        by more than score_drop (the detector finds a face that passes in front of the tracked one, or merges
+        with it, worse than either), or another face of the frame overlapping this one."""
         p = self.params
-        if iou < p.sure_iou or self._live[track_id].score - face.score > p.score_drop:
+        if iou < p.sure_iou or face.score < p.good_score or self._live[track_id].score - face.score > p.score_drop:
             return True
         others = [f.box for f in faces if f is not face]
         return bool(others) and float(iou_matrix(face.box[None], np.stack(others)).max()) > 0.0
