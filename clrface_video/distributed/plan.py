@@ -1,6 +1,7 @@
 """Whole-video face plan: replay local tracking over all detections on the driver, then fold in identities."""
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -33,12 +34,14 @@ class FacePlan:
 
 @dataclass(frozen=True)
 class IdentitySample:
-    """A face whose aligned crop feeds its track identity: frame index, landmarks (5, 2), weight."""
+    """A face whose aligned crop feeds its track identity: frame index, landmarks (5, 2), weight; and its
+    embedding where the driver embedded it (track_video's embedder), else None: the workers embed it."""
 
     index: int
     track_id: int
     landmarks: np.ndarray
     weight: float
+    embedding: np.ndarray | None = None
 
 
 @dataclass
@@ -51,8 +54,12 @@ class VideoPlan:
     track_ids: set[int] = field(default_factory=set)
 
 
+Embedder = Callable[[int, np.ndarray], np.ndarray]  # (frame index, landmarks (5, 2)) -> the aligned crop's embedding
+
+
 def track_video(detections: list[list[Face]], config: RestoreConfig, resolution: int, identity: bool,
-                pixel_aspect: float = 1.0, cuts: set[int] | frozenset[int] = frozenset()) -> VideoPlan:
+                pixel_aspect: float = 1.0, cuts: set[int] | frozenset[int] = frozenset(),
+                embedder: Embedder | None = None) -> VideoPlan:
     """Replay step 3 (track) and the size check of step 4 over every frame's detections, as locally.
 
     Why this keeps track identity across segments, exactly as one machine would:
@@ -72,6 +79,11 @@ def track_video(detections: list[list[Face]], config: RestoreConfig, resolution:
     identity: whether the workers have an identity encoder (per-track identity is on and the
     restorer uses it), exactly when a local run would embed faces.
     cuts: indices of the frames that start a new shot (faces.shots), where every track ends, as locally.
+    embedder: with identity, embeds a face of a frame as the pipeline does (story._Tracking), asked in frame
+    order. Locally the tracker asks for embeddings where IoU is not enough (FaceTracker.update's embed), which
+    depend on pixels and on the track identities: with an embedder the driver embeds those faces and the due
+    ones itself, in the same order, so its decisions are the local run's (without one, association is IoU
+    only, and differs from a local run wherever the local tracker would have asked).
     """
     tracker = FaceTracker(TrackerParams(base_seed=config.seed))
     schedule = IdentitySchedule() if identity else None
@@ -82,7 +94,8 @@ def track_video(detections: list[list[Face]], config: RestoreConfig, resolution:
             tracker.cut()
             ramp.shot_start = index
         jobs = []
-        for face in tracker.update(index, faces, weak_below=config.threshold(video=True)):
+        asks = _FrameEmbeddings(embedder, index, faces) if embedder is not None and schedule is not None else None
+        for face in tracker.update(index, faces, weak_below=config.threshold(video=True), embed=asks):
             weight = ramp(face.track_id, index,
                           paste_weight(face.landmarks, config, resolution, pixel_aspect, face.face.score))
             if weight == 0.0:
@@ -92,13 +105,36 @@ def track_video(detections: list[list[Face]], config: RestoreConfig, resolution:
             if schedule is not None:
                 due = schedule.due(index, face.track_id, tracker.face_quality(face.face))
                 if due is not None:
-                    plan.samples.append(IdentitySample(index, face.track_id, face.landmarks, due))
+                    embedding = None
+                    if asks is not None:
+                        embedding = asks.sample(face.face, face.landmarks)
+                        tracker.add_identity(face.track_id, embedding, due)
+                    plan.samples.append(IdentitySample(index, face.track_id, face.landmarks, due, embedding))
                     schedule.forget(tracker.tracks)
                 samples = schedule.count(face.track_id)
             jobs.append(FacePlan(face.track_id, face.landmarks, seed, samples, weight))
             plan.track_ids.add(face.track_id)
         plan.faces.append(jobs)
     return plan
+
+
+class _FrameEmbeddings:
+    """One frame's embeddings on the driver: those the tracker asks for (raw landmarks), kept so that a face's
+    is also its identity sample when one is due, as story._Tracking does (no face embedded twice)."""
+
+    def __init__(self, embedder: Embedder, index: int, faces: list[Face]) -> None:
+        self.embedder, self.index, self.faces = embedder, index, faces
+        self.asked: dict[int, np.ndarray] = {}  # id(face) -> embedding
+
+    def __call__(self, c: int) -> np.ndarray:
+        face = self.faces[c]
+        embedding = self.asked[id(face)] = self.embedder(self.index, face.landmarks)
+        return embedding
+
+    def sample(self, face: Face, landmarks: np.ndarray) -> np.ndarray:
+        """The identity sample of a due face: the tracker's embedding of it, else one of its smoothed crop."""
+        embedding = self.asked.get(id(face))
+        return self.embedder(self.index, landmarks) if embedding is None else embedding
 
 
 def identity_versions(samples: list[IdentitySample], embeddings: np.ndarray) -> dict[tuple[int, int], np.ndarray]:
