@@ -1,4 +1,4 @@
-"""Whole-video face plan: replay local tracking over all detections on the driver, then fold in identities."""
+"""Whole-video face plan: replay local tracking and its embeddings on the driver, then fold in identities."""
 from __future__ import annotations
 
 from collections.abc import Callable
@@ -66,13 +66,16 @@ def track_video(detections: list[list[Face]], config: RestoreConfig, resolution:
 
     1. Workers only *detect* faces per segment (detection is per frame, so it splits anywhere).
     2. The driver runs the local tracker (FaceTracker and IdentitySchedule, the same code and parameters
-       as the pipeline's) over the detections of the whole video in frame order. Association (IoU), track
-       ids, noise seeds, the One-Euro landmark smoothing and the choice of faces that feed a track's
-       identity depend only on the detections, never on embedding values, so no pixels are needed.
-    3. Workers embed just those due faces (aligned from the smoothed landmarks, one crop per call, as
-       locally), and the driver folds the embeddings into each track's running-mean identity with the
-       tracker's own `add_identity`, in the same order, so each face gets the identity its track had
-       at that frame in a local run.
+       as the pipeline's) over the detections of the whole video in frame order. Without per-track
+       identity, association (IoU), track ids, noise seeds, the One-Euro landmark smoothing and the choice
+       of faces that feed a track's identity depend only on the detections, so no pixels are needed.
+       With it, the tracker also asks for embeddings where IoU is not sure, which depend on pixels and
+       on the identities so far: the driver then embeds those faces and the due ones while it tracks
+       (`embedder`), as locally.
+    3. Otherwise (identity without an embedder) workers embed just the due faces (aligned from the smoothed
+       landmarks, one crop per call, as locally) after the plan. Either way the driver folds the embeddings
+       into each track's running-mean identity with the tracker's own `add_identity`, in the same order, so
+       each face gets the identity its track had at that frame in a local run.
     4. The restore pass gets, per frame, each face's landmarks, seed and identity: a track that crosses
        a segment boundary keeps its id, seed, smoothing state and identity, and no worker re-tracks.
 
