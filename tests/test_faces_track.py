@@ -212,19 +212,21 @@ def test_a_face_hidden_for_a_few_frames_comes_back_to_its_track_by_embedding_not
 def test_an_unsure_iou_match_to_someone_else_is_refused_by_embedding():
     """(b) A different face found over a track's box with a falling detector score starts its own track
     instead of taking the track's identity and seed; the same person with a falling score keeps it."""
-    def run(other: np.ndarray, embed_on: bool = True) -> list[int]:
+    def run(other: np.ndarray, embed_on: bool = True, score: float = 0.45) -> list[int]:
         tracker = FaceTracker()
         ids = [tracker.update(0, [synthetic_face(200, 200)])[0].track_id]
         tracker.add_identity(ids[0], _unit(1, 0), 1.0)
         for t in range(1, 4):
             ids.append(tracker.update(t, [synthetic_face(200, 200)], embed=lambda c: _unit(1, 0))[0].track_id)
         embed = (lambda c: other) if embed_on else None
-        ids.append(tracker.update(4, [synthetic_face(203, 200, score=0.45)], embed=embed)[0].track_id)
+        ids.append(tracker.update(4, [synthetic_face(203, 200, score=score)], embed=embed)[0].track_id)
         return ids
 
     assert run(_unit(0.1, 1)) == [0, 0, 0, 0, 1]
     assert run(_unit(1, 0.2)) == [0] * 5
     assert run(_unit(0.1, 1), embed_on=False) == [0] * 5  # no encoder: IoU only, as before
+    assert run(_unit(0.1, 1), score=0.75) == [0, 0, 0, 0, 1]  # a small fall, but under good_score: checked too
+    assert run(_unit(0.1, 1), score=0.95) == [0] * 5  # a sure match (alone, IoU 0.94, score kept): not embedded
 
 
 def test_a_young_track_started_by_a_half_hidden_face_hands_it_back_to_its_own_track():
