@@ -147,7 +147,8 @@ class FrameStory:
         self.batch_size = max(1, config.batch_size)  # halved for the rest of the job when a batch runs out of memory
         self.counts = Counts()
         self.stills_seen = 0
-        self.tracking = _Tracking(models.identity, config, timer) if (video if track is None else track) else None
+        tracked = video if track is None else track
+        self.tracking = _Tracking(models.identity, config, timer, self.size, pixel_aspect) if tracked else None
         smooth = video and config.temporal_smoothing > 0
         self.memory = TrackMemory(config.temporal_smoothing) if smooth else None  # latents along each track
         gated = video and config.strength is None
@@ -269,9 +270,11 @@ class FrameStory:
 
 class _Tracking:
     """Step 3 for videos: FaceTracker ids and smoothed landmarks, and each track's running-mean identity,
-    fed from the faces IdentitySchedule picks."""
+    fed from the faces IdentitySchedule picks; with an encoder, the tracker also asks for the embeddings of
+    faces that IoU alone cannot place (FaceTracker.update's embed)."""
 
-    def __init__(self, encoder: IdentityEncoder | None, config: RestoreConfig, timer: StageTimer) -> None:
+    def __init__(self, encoder: IdentityEncoder | None, config: RestoreConfig, timer: StageTimer, size: int = 512,
+                 pixel_aspect: float = 1.0) -> None:
         self.tracker = FaceTracker(TrackerParams(base_seed=config.seed))
         self.weak_below = config.threshold(video=True)  # faces found under it only continue tracks
         self.schedule = IdentitySchedule()
@@ -279,6 +282,8 @@ class _Tracking:
         self.timer = timer
         self.last_thumbnail: np.ndarray | None = None  # the frame before's (faces.shots), to see cuts
         self.ramp = WeightRamp()
+        self.size, self.pixel_aspect = size, pixel_aspect  # of the aligned crops identity_and_seed embeds
+        self.embedded: dict[int, np.ndarray] = {}  # id(face) -> the embedding the tracker asked for, this frame
 
     def update(self, index: int, faces: list[Face], image: np.ndarray) -> list[TrackedFace]:
         """The faces of the frame `image` (RGB uint8) with their tracks; a cut before it ends every track."""
@@ -290,7 +295,18 @@ class _Tracking:
             if cut or self.last_thumbnail is None:  # a shot starts: its faces are restored from its first frame
                 self.ramp.shot_start = index
             self.last_thumbnail = thumb
-            return self.tracker.update(index, faces, weak_below=self.weak_below)
+            self.embedded = {}
+            embed = None if self.encoder is None else lambda c: self.embed_for_tracker(image, faces[c])
+            return self.tracker.update(index, faces, weak_below=self.weak_below, embed=embed)
+
+    def embed_for_tracker(self, image: np.ndarray, face: Face) -> np.ndarray:
+        """A face's embedding for association, from its raw landmarks (it has no track, so no smoothed ones
+        yet), aligned as identity_and_seed aligns; kept so that it is also the frame's identity sample when
+        one is due, and no face is embedded twice. Counted in the "track" stage."""
+        assert self.encoder is not None
+        crop = align_face(image, face.landmarks, self.size, pixel_aspect=self.pixel_aspect)
+        embedding = self.embedded[id(face)] = self.encoder.embed(crop.image[None])[0]
+        return embedding
 
     def identity_and_seed(self, index: int, face: TrackedFace, crop: np.ndarray) -> tuple[np.ndarray | None, int]:
         """The track's identity target (updated from this aligned crop when due) and its noise seed."""
@@ -299,8 +315,10 @@ class _Tracking:
             return None, track.seed
         weight = self.schedule.due(index, face.track_id, self.tracker.face_quality(face.face))
         if weight is not None:
-            with self.timer("identity"):
-                embedding = self.encoder.embed(crop[None])[0]
+            embedding = self.embedded.get(id(face.face))
+            if embedding is None:
+                with self.timer("identity"):
+                    embedding = self.encoder.embed(crop[None])[0]
             self.tracker.add_identity(face.track_id, embedding, weight)
             self.schedule.forget(self.tracker.tracks)
         return track.identity, track.seed

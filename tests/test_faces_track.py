@@ -173,3 +173,73 @@ def test_identity_schedule_takes_the_first_face_then_good_ones_spaced_then_a_ref
     assert [schedule.due(i, 7, 2.0) for i in range(5, 14)] == [None] * 9  # samples used up: wait for the refresh
     assert schedule.due(14, 7, 2.0) == 2.0 and schedule.count(7) == 4
     assert schedule.due(14, 8, 1.0) == 1.0 and schedule.count(8) == 1  # each track on its own
+
+
+def _unit(*values: float) -> np.ndarray:
+    e = np.zeros(8, np.float32)
+    e[: len(values)] = values
+    return e / np.linalg.norm(e)
+
+
+def test_a_face_hidden_for_a_few_frames_comes_back_to_its_track_by_embedding_not_iou():
+    """(a) A face gone for 4 frames that reappears where IoU no longer reaches its track keeps its id when its
+    embedding matches the track's identity, and embeddings are asked for only on that frame."""
+    tracker, asked = FaceTracker(), []
+    a_id = tracker.update(0, [synthetic_face(200, 200)])[0].track_id
+    tracker.add_identity(a_id, _unit(1, 0), 1.0)
+    b_id = tracker.update(1, [synthetic_face(200, 200), synthetic_face(600, 200)])[1].track_id
+    tracker.add_identity(b_id, _unit(0, 1), 1.0)
+
+    def embed(c: int) -> np.ndarray:
+        asked.append(c)
+        return [_unit(0, 1), _unit(0.9, 0.1)][c]
+
+    for t in range(2, 4):
+        out = tracker.update(t, [synthetic_face(200, 200), synthetic_face(600, 200)], embed=embed)
+        assert [f.track_id for f in out] == [a_id, b_id]
+    for t in range(4, 8):  # A hidden
+        assert [f.track_id for f in tracker.update(t, [synthetic_face(600, 200)], embed=embed)] == [b_id]
+    assert asked == []  # sure IoU matches: nothing embedded
+    back = tracker.update(8, [synthetic_face(600, 200), synthetic_face(340, 200)], embed=embed)
+    assert [f.track_id for f in back] == [b_id, a_id] and asked == [1]
+    plain = FaceTracker()
+    plain.update(0, [synthetic_face(200, 200)])
+    for t in range(1, 5):
+        plain.update(t, [])
+    assert plain.update(5, [synthetic_face(340, 200)])[0].track_id != 0  # IoU alone: a new track
+
+
+def test_an_unsure_iou_match_to_someone_else_is_refused_by_embedding():
+    """(b) A different face found over a track's box with a falling detector score starts its own track
+    instead of taking the track's identity and seed; the same person with a falling score keeps it."""
+    def run(other: np.ndarray, embed_on: bool = True, score: float = 0.45) -> list[int]:
+        tracker = FaceTracker()
+        ids = [tracker.update(0, [synthetic_face(200, 200)])[0].track_id]
+        tracker.add_identity(ids[0], _unit(1, 0), 1.0)
+        for t in range(1, 4):
+            ids.append(tracker.update(t, [synthetic_face(200, 200)], embed=lambda c: _unit(1, 0))[0].track_id)
+        embed = (lambda c: other) if embed_on else None
+        ids.append(tracker.update(4, [synthetic_face(203, 200, score=score)], embed=embed)[0].track_id)
+        return ids
+
+    assert run(_unit(0.1, 1)) == [0, 0, 0, 0, 1]
+    assert run(_unit(1, 0.2)) == [0] * 5
+    assert run(_unit(0.1, 1), embed_on=False) == [0] * 5  # no encoder: IoU only, as before
+    assert run(_unit(0.1, 1), score=0.75) == [0, 0, 0, 0, 1]  # a small fall, but under good_score: checked too
+    assert run(_unit(0.1, 1), score=0.95) == [0] * 5  # a sure match (alone, IoU 0.94, score kept): not embedded
+
+
+def test_a_young_track_started_by_a_half_hidden_face_hands_it_back_to_its_own_track():
+    """A face coming out from behind another is unlike its track on its first frame (a new track starts) and like
+    it on the next: the new track ends and the face goes on in its own, older track."""
+    tracker = FaceTracker()
+    a_id = tracker.update(0, [synthetic_face(200, 200)])[0].track_id
+    tracker.add_identity(a_id, _unit(1, 0), 1.0)
+    for t in range(1, 4):
+        tracker.update(t, [])
+    half = tracker.update(4, [synthetic_face(330, 200)], embed=lambda c: _unit(0.3, 1))[0].track_id
+    assert half != a_id
+    tracker.add_identity(half, _unit(0.3, 1), 1e-3)  # its first identity sample, as the schedule takes it
+    out = tracker.update(5, [synthetic_face(335, 200)], embed=lambda c: _unit(1, 0.1))
+    assert out[0].track_id == a_id and half not in tracker.live_ids
+    assert tracker.update(6, [synthetic_face(340, 200)], embed=lambda c: _unit(1, 0.1))[0].track_id == a_id

@@ -715,3 +715,55 @@ def test_a_video_job_runs_without_guidance_when_facenet_cannot_be_had(tmp_path, 
     assert report.frames == 3 and report.faces == 3
     said = {r.created for r in warnings_logged.records if "FaceNet is not installed here (test)" in r.getMessage()}
     assert len(said) == 1  # once, though the tracks and the restorer both asked for FaceNet
+
+
+def _hide_and_return(astronaut: np.ndarray) -> list[np.ndarray]:
+    """14 frames: the astronaut's face still for 6, gone for 3, then back 130 px to the right (past the IoU
+    gate, within the embedding gate's max_jump) for 5."""
+    face = cv2.resize(astronaut[20:220, 130:330], (120, 120), interpolation=cv2.INTER_AREA)
+    frames = []
+    for t in range(14):
+        canvas = np.full((192, 320, 3), 110, np.uint8)
+        if not 6 <= t <= 8:
+            x = 20 if t < 6 else 150
+            canvas[36:156, x:x + 120] = face
+        frames.append(canvas)
+    return frames
+
+
+def test_a_face_gone_for_three_frames_comes_back_in_its_track_at_its_full_weight(astronaut, monkeypatch):
+    """With FaceNet (identity on), a face that comes back where IoU cannot find its track is found by embedding:
+    the same track (its seed and identity), pasted whole at once instead of fading in from 1/8 as a new track;
+    that embedding is also the identity sample due on that frame (nothing embedded twice). The Ray driver's plan takes the same decisions and
+    gives the same identity targets."""
+    from clrface_video.distributed.plan import identity_versions, track_video
+    from clrface_video.distributed.video import DriverEmbedder
+    from clrface_video.pipeline import load_models
+    from clrface_video.report import StageTimer
+    from clrface_video.story import FrameStory
+    from clrface_video.types import Frame
+
+    cfg = config(model=_IdentityRecorder.name, track_identity=True, strength=1.0)
+    models = load_models(cfg, video=True)
+    assert models.identity is not None
+    frames = _hide_and_return(astronaut)
+    story = FrameStory(models, cfg, StageTimer(), video=True)
+    embedded, embed = [], models.identity.embed
+    monkeypatch.setattr(models.identity, "embed", lambda crops: embedded.append(len(jobs)) or embed(crops))
+    jobs: list = []
+    for index, image in enumerate(frames):
+        jobs.append(story.faces_of(Frame(image, index)))
+    assert embedded == [0, 3, 9, 12]  # the schedule's samples (first face, then 3 frames apart); 9 by the tracker
+    assert [len(j) for j in jobs] == [1] * 6 + [0] * 3 + [1] * 5
+    assert {job.track for j in jobs for job in j} == {0} and story.counts.track_ids == {0}
+    assert all(job.weight == 1.0 for j in jobs for job in j)
+
+    embedder = DriverEmbedder(models.identity, iter([Frame(image, i) for i, image in enumerate(frames)]),
+                              models.restorer.resolution, 1.0)
+    plan = track_video([models.detector.detect(image) for image in frames], cfg, models.restorer.resolution, True,
+                       embedder=embedder)
+    assert [[(f.track_id, f.weight) for f in faces] for faces in plan.faces] == \
+        [[(job.track, job.weight) for job in j] for j in jobs]
+    identities = identity_versions(plan.samples, np.stack([s.embedding for s in plan.samples]))
+    targets = [identities[f.identity_key] for faces in plan.faces for f in faces]
+    assert all(np.array_equal(a, job.identity) for a, job in zip(targets, [job for j in jobs for job in j]))

@@ -13,7 +13,7 @@ import pytest
 from clrface_video.config import RestoreConfig
 from clrface_video.distributed.plan import identity_versions, track_video
 from clrface_video.distributed.segments import plan_segments, read_segment
-from clrface_video.distributed.video import planned_faces, shot_cuts
+from clrface_video.distributed.video import _driver_embedder, planned_faces, shot_cuts
 from clrface_video.distributed.worker import RestoreWorker
 from clrface_video.io.decode import probe_video, read_frames
 from clrface_video.pipeline import restore_video
@@ -40,10 +40,12 @@ register_restorer(_Targets.name, "test only")(lambda device, fidelity=0.5, path=
 
 
 @pytest.mark.slow
+@pytest.mark.parametrize("on_driver", [False, True], ids=["workers-embed", "driver-embeds"])
 @pytest.mark.parametrize("cut_at", [None, 4, 6], ids=["one-shot", "cut-between-segments", "cut-inside-a-segment"])
-def test_segments_restore_with_the_identity_and_seed_of_a_local_run(tmp_path, cut_at):
+def test_segments_restore_with_the_identity_and_seed_of_a_local_run(tmp_path, cut_at, on_driver):
     """The same identity target and seed for every face as a local run, also when a cut (faces.shots) ends the
-    track at a segment's first frame or inside a segment."""
+    track at a segment's first frame or inside a segment; whether the workers embed the due faces after the
+    plan, or the driver while it tracks (the frames read segment by segment, as the workers read them)."""
     source = make_clip(tmp_path / "src.mp4", frames=12, size=(256, 192), cut_at=cut_at)
     clip = short_gop(source, tmp_path / "clip.mp4", gop=4)
     config = RestoreConfig(model=_Targets.name, device="cpu", track_identity=True, batch_size=4)
@@ -58,13 +60,18 @@ def test_segments_restore_with_the_identity_and_seed_of_a_local_run(tmp_path, cu
     assert len(segments) == 3
     detected = [worker.detect(clip, segment, info) for segment in segments]
     first = np.cumsum([0] + [len(pts) for pts, *_ in detected]).tolist()
+    embedder = _driver_embedder(clip, info, config, segments, first, "cpu", worker.describe()[2]) if on_driver else None
     plan = track_video([faces for _, part, *_ in detected for faces in part], config, worker.describe()[2], True,
-                       cuts=shot_cuts(detected))
+                       cuts=shot_cuts(detected), embedder=embedder)
     owner = np.searchsorted(first, [s.index for s in plan.samples], side="right") - 1
     assert len(set(owner.tolist())) >= 2  # identity samples come from more than one segment
-    embeddings = np.concatenate([
-        worker.embed(clip, segments[k], info, first[k], [(s.index, s.landmarks) for s, o in zip(plan.samples, owner)
-                                                         if o == k]) for k in sorted(set(owner.tolist()))])
+    if on_driver:
+        embeddings = np.stack([s.embedding for s in plan.samples])
+    else:
+        embeddings = np.concatenate([
+            worker.embed(clip, segments[k], info, first[k], [(s.index, s.landmarks)
+                                                             for s, o in zip(plan.samples, owner) if o == k])
+            for k in sorted(set(owner.tolist()))])
     identities = identity_versions(plan.samples, embeddings)
     _Targets.seen.clear()
     for k, segment in enumerate(segments):

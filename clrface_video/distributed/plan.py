@@ -1,6 +1,7 @@
-"""Whole-video face plan: replay local tracking over all detections on the driver, then fold in identities."""
+"""Whole-video face plan: replay local tracking and its embeddings on the driver, then fold in identities."""
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -33,12 +34,14 @@ class FacePlan:
 
 @dataclass(frozen=True)
 class IdentitySample:
-    """A face whose aligned crop feeds its track identity: frame index, landmarks (5, 2), weight."""
+    """A face whose aligned crop feeds its track identity: frame index, landmarks (5, 2), weight; and its
+    embedding where the driver embedded it (track_video's embedder), else None: the workers embed it."""
 
     index: int
     track_id: int
     landmarks: np.ndarray
     weight: float
+    embedding: np.ndarray | None = None
 
 
 @dataclass
@@ -51,27 +54,39 @@ class VideoPlan:
     track_ids: set[int] = field(default_factory=set)
 
 
+Embedder = Callable[[int, np.ndarray], np.ndarray]  # (frame index, landmarks (5, 2)) -> the aligned crop's embedding
+
+
 def track_video(detections: list[list[Face]], config: RestoreConfig, resolution: int, identity: bool,
-                pixel_aspect: float = 1.0, cuts: set[int] | frozenset[int] = frozenset()) -> VideoPlan:
+                pixel_aspect: float = 1.0, cuts: set[int] | frozenset[int] = frozenset(),
+                embedder: Embedder | None = None) -> VideoPlan:
     """Replay step 3 (track) and the size check of step 4 over every frame's detections, as locally.
 
     Why this keeps track identity across segments, exactly as one machine would:
 
     1. Workers only *detect* faces per segment (detection is per frame, so it splits anywhere).
     2. The driver runs the local tracker (FaceTracker and IdentitySchedule, the same code and parameters
-       as the pipeline's) over the detections of the whole video in frame order. Association (IoU), track
-       ids, noise seeds, the One-Euro landmark smoothing and the choice of faces that feed a track's
-       identity depend only on the detections, never on embedding values, so no pixels are needed.
-    3. Workers embed just those due faces (aligned from the smoothed landmarks, one crop per call, as
-       locally), and the driver folds the embeddings into each track's running-mean identity with the
-       tracker's own `add_identity`, in the same order, so each face gets the identity its track had
-       at that frame in a local run.
+       as the pipeline's) over the detections of the whole video in frame order. Without per-track
+       identity, association (IoU), track ids, noise seeds, the One-Euro landmark smoothing and the choice
+       of faces that feed a track's identity depend only on the detections, so no pixels are needed.
+       With it, the tracker also asks for embeddings where IoU is not sure, which depend on pixels and
+       on the identities so far: the driver then embeds those faces and the due ones while it tracks
+       (`embedder`), as locally.
+    3. Otherwise (identity without an embedder) workers embed just the due faces (aligned from the smoothed
+       landmarks, one crop per call, as locally) after the plan. Either way the driver folds the embeddings
+       into each track's running-mean identity with the tracker's own `add_identity`, in the same order, so
+       each face gets the identity its track had at that frame in a local run.
     4. The restore pass gets, per frame, each face's landmarks, seed and identity: a track that crosses
        a segment boundary keeps its id, seed, smoothing state and identity, and no worker re-tracks.
 
     identity: whether the workers have an identity encoder (per-track identity is on and the
     restorer uses it), exactly when a local run would embed faces.
     cuts: indices of the frames that start a new shot (faces.shots), where every track ends, as locally.
+    embedder: with identity, embeds a face of a frame as the pipeline does (story._Tracking), asked in frame
+    order. Locally the tracker asks for embeddings where IoU is not enough (FaceTracker.update's embed), which
+    depend on pixels and on the track identities: with an embedder the driver embeds those faces and the due
+    ones itself, in the same order, so its decisions are the local run's (without one, association is IoU
+    only, and differs from a local run wherever the local tracker would have asked).
     """
     tracker = FaceTracker(TrackerParams(base_seed=config.seed))
     schedule = IdentitySchedule() if identity else None
@@ -82,7 +97,8 @@ def track_video(detections: list[list[Face]], config: RestoreConfig, resolution:
             tracker.cut()
             ramp.shot_start = index
         jobs = []
-        for face in tracker.update(index, faces, weak_below=config.threshold(video=True)):
+        asks = _FrameEmbeddings(embedder, index, faces) if embedder is not None and schedule is not None else None
+        for face in tracker.update(index, faces, weak_below=config.threshold(video=True), embed=asks):
             weight = ramp(face.track_id, index,
                           paste_weight(face.landmarks, config, resolution, pixel_aspect, face.face.score))
             if weight == 0.0:
@@ -92,13 +108,36 @@ def track_video(detections: list[list[Face]], config: RestoreConfig, resolution:
             if schedule is not None:
                 due = schedule.due(index, face.track_id, tracker.face_quality(face.face))
                 if due is not None:
-                    plan.samples.append(IdentitySample(index, face.track_id, face.landmarks, due))
+                    embedding = None
+                    if asks is not None:
+                        embedding = asks.sample(face.face, face.landmarks)
+                        tracker.add_identity(face.track_id, embedding, due)
+                    plan.samples.append(IdentitySample(index, face.track_id, face.landmarks, due, embedding))
                     schedule.forget(tracker.tracks)
                 samples = schedule.count(face.track_id)
             jobs.append(FacePlan(face.track_id, face.landmarks, seed, samples, weight))
             plan.track_ids.add(face.track_id)
         plan.faces.append(jobs)
     return plan
+
+
+class _FrameEmbeddings:
+    """One frame's embeddings on the driver: those the tracker asks for (raw landmarks), kept so that a face's
+    is also its identity sample when one is due, as story._Tracking does (no face embedded twice)."""
+
+    def __init__(self, embedder: Embedder, index: int, faces: list[Face]) -> None:
+        self.embedder, self.index, self.faces = embedder, index, faces
+        self.asked: dict[int, np.ndarray] = {}  # id(face) -> embedding
+
+    def __call__(self, c: int) -> np.ndarray:
+        face = self.faces[c]
+        embedding = self.asked[id(face)] = self.embedder(self.index, face.landmarks)
+        return embedding
+
+    def sample(self, face: Face, landmarks: np.ndarray) -> np.ndarray:
+        """The identity sample of a due face: the tracker's embedding of it, else one of its smoothed crop."""
+        embedding = self.asked.get(id(face))
+        return self.embedder(self.index, landmarks) if embedding is None else embedding
 
 
 def identity_versions(samples: list[IdentitySample], embeddings: np.ndarray) -> dict[tuple[int, int], np.ndarray]:

@@ -4,7 +4,9 @@ from __future__ import annotations
 import json
 import shutil
 import time
+from collections.abc import Iterator
 from dataclasses import asdict
+from itertools import chain
 from pathlib import Path
 from typing import Any
 
@@ -13,19 +15,22 @@ import numpy as np
 from ..atomic import atomic
 from ..config import RestoreConfig
 from ..errors import ClrfaceError
+from ..faces.align import align_face
+from ..faces.identity import IdentityEncoder, identity_encoder_or_none
 from ..faces.shots import is_cut
 from ..io.decode import VideoInfo, probe_video
 from ..io.deinterlace import bwdif_deint
 from ..io.encode import AUTO
 from ..io.output_stream import auto_codec, check_codec, container_takes, other_containers
 from ..io.palette import is_gif
+from ..io.pixels import to_uint8
 from ..paths import resolve_paths
 from ..pipeline import already_done, finish_report, keep_date_and_mode, left_as_is
 from ..report import Progress, RestoreReport, StageTimer, reports_warnings
-from ..types import Face
+from ..types import Face, Frame
 from .cluster import run_all, say_warnings
 from .plan import FacePlan, VideoPlan, identity_versions, track_video
-from .segments import Segment, join_segments, plan_segments, segment_complete, segment_suffix
+from .segments import Segment, join_segments, plan_segments, read_segment, segment_complete, segment_suffix
 from .worker import SegmentResult
 
 SEGMENTS_PER_WORKER = 4  # more segments than workers, so a slow segment does not hold up the others
@@ -166,9 +171,11 @@ def _run_job(ray: Any, actors: list[Any], job: JobFolder, source: Path, target: 
     with timer("detect"):
         pts, detections, cuts = _detect(ray, actors, job, source, info, segments)  # 2 detect, per segment
     first_index = np.cumsum([0] + [len(p) for p in pts]).tolist()
+    embedder = _driver_embedder(source, info, config, segments, first_index, device, resolution) \
+        if with_identity else None
     with timer("track"):
         plan = track_video([faces for part in detections for faces in part], config, resolution,
-                           with_identity, info.pixel_aspect, cuts)  # 3 track
+                           with_identity, info.pixel_aspect, cuts, embedder)  # 3 track
     with timer("identity"):
         identities = _identities(ray, actors, job, source, info, segments, first_index, plan)
     report = RestoreReport(input=str(source), output=str(target), kind="video", model=name, device=device,
@@ -225,6 +232,8 @@ def _identities(ray: Any, actors: list[Any], job: JobFolder, source: Path, info:
     """The identity of every track at every sample, from embeddings of the due faces (saved for a rerun)."""
     if not plan.samples:
         return {}
+    if all(s.embedding is not None for s in plan.samples):  # the driver embedded them while tracking
+        return identity_versions(plan.samples, np.stack([s.embedding for s in plan.samples]))  # type: ignore[misc]
     embeddings = job.load("identity.npy")
     if embeddings is None or len(embeddings) != len(plan.samples):
         owner = np.searchsorted(first_index, [s.index for s in plan.samples], side="right") - 1
@@ -235,6 +244,38 @@ def _identities(ray: Any, actors: list[Any], job: JobFolder, source: Path, info:
         embeddings = np.concatenate(found)  # segments in order, samples within each in order
         job.save("identity.npy", embeddings)
     return identity_versions(plan.samples, embeddings)
+
+
+class DriverEmbedder:
+    """Faces embedded on the driver, in frame order, from the frames read segment by segment as the workers read
+    them: the embeddings the tracking plan needs while it tracks (plan.track_video's embedder)."""
+
+    def __init__(self, encoder: IdentityEncoder, frames: Iterator[Frame], resolution: int,
+                 pixel_aspect: float) -> None:
+        self.encoder, self.frames, self.resolution, self.pixel_aspect = encoder, frames, resolution, pixel_aspect
+        self.index, self.image = -1, np.zeros((0, 0, 3), np.uint8)
+
+    def __call__(self, index: int, landmarks: np.ndarray) -> np.ndarray:
+        while self.index < index:
+            frame = next(self.frames)
+            self.index, self.image = frame.index, to_uint8(frame.image)
+        crop = align_face(self.image, landmarks, self.resolution, pixel_aspect=self.pixel_aspect)
+        return self.encoder.embed(crop.image[None])[0]
+
+
+def _driver_embedder(source: Path, info: VideoInfo, config: RestoreConfig, segments: list[Segment],
+                     first_index: list[int], device: str, resolution: int) -> DriverEmbedder | None:
+    """An embedder on the workers' device where the driver has it (else the CPU); None where the driver has no
+    FaceNet (identity_encoder_or_none warns): the plan then associates by IoU only."""
+    import torch
+
+    encoder = identity_encoder_or_none(device if device == "cpu" or torch.cuda.is_available() else "cpu")
+    if encoder is None:
+        return None
+    deint = bwdif_deint(config.deinterlace, info.interlaced)
+    frames = chain.from_iterable(read_segment(source, segment, info.bit_depth > 8, first_index[k], deint)
+                                 for k, segment in enumerate(segments))
+    return DriverEmbedder(encoder, frames, resolution, info.pixel_aspect)
 
 
 def planned_faces(plan: VideoPlan, identities: dict[tuple[int, int], np.ndarray], start: int,

@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -33,6 +33,10 @@ class TrackerParams:
     min_iou: float = 0.2  # IoU gate (with the track's predicted box)
     min_similarity: float = 0.55  # embedding gate when IoU alone fails
     max_jump: float = 2.5  # embedding-only matches must lie within this many face sizes
+    sure_iou: float = 0.5  # an IoU match below this (or see unsure_match) is checked by embedding when it can be
+    score_drop: float = 0.3  # ... as is one whose detector score fell by more than this since the track's last face
+    refuse_below: float = 0.4  # a checked IoU match less similar than this to the track's identity is refused
+    young: int = 3  # a track seen on fewer frames than this still hands its face to an older one it matches better
     iou_weight: float = 0.5  # cost = 1 - (w * IoU + (1 - w) * cosine) when both are known
     good_score: float = 0.8  # frames that feed the identity: detector score at least this...
     good_size: float = 40.0  # ... and face box side at least this many pixels (weight saturates at 4x)
@@ -111,6 +115,7 @@ class LiveTrack:
     box: np.ndarray  # last detected box
     velocity: np.ndarray  # box change per frame (smoothed)
     smooth: OneEuroState
+    score: float = 1.0  # detector score of the last face
 
     def predicted_box(self, frame: int) -> np.ndarray:
         return self.box + self.velocity * (frame - self.info.last_frame)
@@ -184,7 +189,8 @@ class FaceTracker:
         info = FaceTrack(track_id=track_id, first_frame=frame, last_frame=frame,
                          seed=track_seed(self.params.base_seed, track_id))
         self.tracks[track_id] = info
-        self._live[track_id] = LiveTrack(info, face.box.astype(np.float64), np.zeros(4), None)  # type: ignore[arg-type]
+        self._live[track_id] = LiveTrack(info, face.box.astype(np.float64), np.zeros(4), None,  # type: ignore[arg-type]
+                                         face.score)
         return track_id
 
     def _retire(self, frame: int) -> None:
@@ -202,20 +208,86 @@ class FaceTracker:
         (new ids, noise seeds and identities) instead of taking over those of whoever stood there before."""
         self._end(list(self._live))
 
+    def unsure_match(self, track_id: int, face: Face, iou: float, faces: list[Face]) -> bool:
+        """Whether an IoU match may be someone else: a low IoU, a detector score under good_score or fallen
+        by more than score_drop (the detector finds a face that passes in front of the tracked one, or merges
+        with it, worse than either), or another face of the frame overlapping this one."""
+        p = self.params
+        if iou < p.sure_iou or face.score < p.good_score or self._live[track_id].score - face.score > p.score_drop:
+            return True
+        others = [f.box for f in faces if f is not face]
+        return bool(others) and float(iou_matrix(face.box[None], np.stack(others)).max()) > 0.0
+
+    def _similarity(self, track_id: int, embedding: np.ndarray) -> float:
+        identity = self.tracks[track_id].identity
+        assert identity is not None
+        return float(identity @ embedding / max(float(np.linalg.norm(embedding)), 1e-12))
+
+    def _check_by_embedding(self, frame: int, faces: list[Face], ids: list[int], cost: np.ndarray,
+                            owner: dict[int, int], embed: Callable[[int], np.ndarray | None]) -> dict[int, int]:
+        """Embeddings where IoU is not enough, asked for face by face (embed(c) -> (D,) or None; each at most
+        once): an unsure IoU match to a track with an identity is refused when the face is unlike it, and faces
+        no track took, or only a young one, are matched by embedding alone (min_similarity, max_jump) to unmatched
+        tracks with an identity, so a face hidden for a few frames, or refused, keeps or finds its own track (a
+        face half out from behind another may be unlike its track on the first frame: the young track it
+        started then ends, handing its face back)."""
+        p = self.params
+        asked: dict[int, np.ndarray | None] = {}
+
+        def embedding(c: int) -> np.ndarray | None:
+            if c not in asked:
+                asked[c] = embed(c)
+            return asked[c]
+
+        for c, track_id in list(owner.items()):
+            if self.tracks[track_id].identity is None:
+                continue
+            if self.unsure_match(track_id, faces[c], 1.0 - cost[ids.index(track_id), c], faces):
+                e = embedding(c)
+                if e is not None and self._similarity(track_id, e) < p.refuse_below:
+                    del owner[c]
+        taken = set(owner.values())
+        waiting = [t for t in ids if t not in taken and self.tracks[t].identity is not None]
+        loose = [c for c in range(len(faces)) if c not in owner or self.tracks[owner[c]].frames < p.young]
+        if not waiting or not loose:
+            return owner
+        predicted = np.stack([self._live[t].predicted_box(frame) for t in waiting])
+        sides = np.array([box_side(b) for b in predicted])
+        centres = (predicted[:, :2] + predicted[:, 2:]) / 2
+        second = np.full((len(waiting), len(loose)), NO_MATCH)
+        for j, c in enumerate(loose):
+            e = embedding(c)
+            if e is None:
+                continue
+            centre = (faces[c].box[:2] + faces[c].box[2:]) / 2
+            for r, track_id in enumerate(waiting):
+                sim = self._similarity(track_id, e)
+                if sim >= p.min_similarity and np.linalg.norm(centres[r] - centre) / sides[r] <= p.max_jump:
+                    second[r, j] = 1.0 - sim
+        pairs = assign(second)
+        self._end([owner[loose[j]] for _, j in pairs if loose[j] in owner])  # young tracks handed back
+        owner.update({loose[j]: waiting[r] for r, j in pairs})
+        return owner
+
     def update(self, frame_index: int, faces: list[Face], embeddings: np.ndarray | None = None, *,
-               weak_below: float | None = None) -> list[TrackedFace]:
+               weak_below: float | None = None,
+               embed: Callable[[int], np.ndarray | None] | None = None) -> list[TrackedFace]:
         """Match this frame's faces to tracks (new ids for the rest); results in the order of `faces`.
 
         embeddings: optional (N, D) per face; used for association and, on good frames, folded
         into the track identity (so do not also pass them to add_identity).
         weak_below: a face scored at or below this only continues a live track; it starts none, and is left
         out of the results when it matches none (detection hysteresis: RestoreConfig.detection_floor).
+        embed: without `embeddings`, a face's embedding by its index, asked for only where IoU is not enough
+        and a track has an identity (_check_by_embedding); never folded into the identity here.
         """
         if embeddings is not None and len(embeddings) != len(faces):
             raise ValueError("update: one embedding per face is needed")
         self._retire(frame_index)
         ids, cost = self._cost(frame_index, faces, embeddings)
         owner = {c: ids[r] for r, c in assign(cost)}
+        if embed is not None and embeddings is None:
+            owner = self._check_by_embedding(frame_index, faces, ids, cost, owner, embed)
         out = []
         for c, face in enumerate(faces):
             track_id = owner.get(c)
@@ -229,7 +301,7 @@ class FaceTracker:
             box = face.box.astype(np.float64)
             if info.frames:
                 live.velocity = 0.5 * live.velocity + 0.5 * (box - live.box) / gap
-            live.box = box
+            live.box, live.score = box, face.score
             live.smooth = one_euro_step(live.smooth, face.landmarks, frame_index, box_side(box), self.smoothing)
             info.last_frame = frame_index
             info.frames += 1
