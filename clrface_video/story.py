@@ -106,6 +106,13 @@ class WeightRamp:
         self.last: dict[int, tuple[int, float]] = {}  # track id -> (frame, weight pasted there)
         self.shot_start = 0
 
+    def inherit(self, track_id: int, parent: int) -> None:
+        """A track started where `parent`'s face was refused by embedding (FaceTracker.split) goes on from the
+        weight `parent` was pasted at: the pixels there were restored at it, and a wrong refusal (a small face
+        FaceNet tells apart from itself) would otherwise fade the same face out to 1/FADE_FRAMES and back in."""
+        if track_id not in self.last and parent in self.last:
+            self.last[track_id] = self.last[parent]
+
     def __call__(self, track_id: int, frame: int, weight: float) -> float:
         if track_id not in self.last and frame == self.shot_start:
             self.last[track_id] = (frame, weight)
@@ -297,7 +304,10 @@ class _Tracking:
             self.last_thumbnail = thumb
             self.embedded = {}
             embed = None if self.encoder is None else lambda c: self.embed_for_tracker(image, faces[c])
-            return self.tracker.update(index, faces, weak_below=self.weak_below, embed=embed)
+            tracked = self.tracker.update(index, faces, weak_below=self.weak_below, embed=embed)
+            for track_id, parent in self.tracker.split.items():
+                self.ramp.inherit(track_id, parent)
+            return tracked
 
     def embed_for_tracker(self, image: np.ndarray, face: Face) -> np.ndarray:
         """A face's embedding for association, from its raw landmarks (it has no track, so no smoothed ones

@@ -243,3 +243,27 @@ def test_a_young_track_started_by_a_half_hidden_face_hands_it_back_to_its_own_tr
     out = tracker.update(5, [synthetic_face(335, 200)], embed=lambda c: _unit(1, 0.1))
     assert out[0].track_id == a_id and half not in tracker.live_ids
     assert tracker.update(6, [synthetic_face(340, 200)], embed=lambda c: _unit(1, 0.1))[0].track_id == a_id
+
+
+def test_a_track_started_by_a_refused_face_goes_on_from_the_weight_its_face_was_pasted_at():
+    """A face refused by embedding starts a new track (FaceTracker.split names the track it was refused from),
+    and the paste ramp carries that track's weight over: a new track fades in from 1/8, so a wrong refusal (FaceNet
+    telling a small face apart from itself) faded the same face out and back in; a track new by itself still
+    fades in."""
+    from clrface_video.story import WeightRamp
+
+    tracker, ramp = FaceTracker(), WeightRamp()
+    first = tracker.update(0, [synthetic_face(200, 200)])[0].track_id
+    tracker.add_identity(first, _unit(1, 0), 1.0)
+    for t in range(4):
+        assert tracker.update(t, [synthetic_face(200, 200)], embed=lambda c: _unit(1, 0))[0].track_id == first
+        assert ramp(first, t, 1.0) == 1.0
+    assert tracker.split == {}
+    (refused,) = tracker.update(4, [synthetic_face(203, 200, score=0.45)], embed=lambda c: _unit(0.1, 1))
+    assert refused.track_id != first and tracker.split == {refused.track_id: first}
+    for track_id, parent in tracker.split.items():
+        ramp.inherit(track_id, parent)
+    assert ramp(refused.track_id, 4, 1.0) == 1.0
+    assert ramp(99, 4, 1.0) == 1 / 8  # a track of its own: faded in
+    assert tracker.update(5, [synthetic_face(203, 200, score=0.45)], embed=lambda c: _unit(0.1, 1))[0].track_id \
+        == refused.track_id and tracker.split == {}

@@ -245,7 +245,7 @@ def test_a_full_disk_stops_a_ray_folder_as_it_stops_a_local_one(tmp_path, astron
     done = json.loads(report.read_text())
     assert done["images"] == 2 and len(done["failed"]) == 1
     assert done["failed"][0] == ("c.jpg: cannot write c.jpg as JPEG (No space left on device)" if faces else
-                                 "c.jpg: No space left on device")
+                                 "c.jpg: cannot write c.jpg (No space left on device)")
 
 
 @pytest.mark.slow

@@ -98,7 +98,10 @@ def track_video(detections: list[list[Face]], config: RestoreConfig, resolution:
             ramp.shot_start = index
         jobs = []
         asks = _FrameEmbeddings(embedder, index, faces) if embedder is not None and schedule is not None else None
-        for face in tracker.update(index, faces, weak_below=config.threshold(video=True), embed=asks):
+        tracked = tracker.update(index, faces, weak_below=config.threshold(video=True), embed=asks)
+        for track_id, parent in tracker.split.items():  # as story._Tracking does
+            ramp.inherit(track_id, parent)
+        for face in tracked:
             weight = ramp(face.track_id, index,
                           paste_weight(face.landmarks, config, resolution, pixel_aspect, face.face.score))
             if weight == 0.0:

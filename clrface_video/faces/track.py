@@ -134,6 +134,8 @@ class FaceTracker:
         self._live: dict[int, LiveTrack] = {}
         self._dead: list[int] = []
         self._next_id = 0
+        self._refused: dict[int, int] = {}  # this frame's faces refused by embedding -> the track IoU gave them
+        self.split: dict[int, int] = {}  # tracks started this frame by a refused face -> the track it was refused
 
     def add_identity(self, track_id: int, embedding: np.ndarray, quality: float) -> None:
         """Fold an embedding into the track's identity: running mean weighted by `quality`, re-normalised."""
@@ -245,7 +247,7 @@ class FaceTracker:
             if self.unsure_match(track_id, faces[c], 1.0 - cost[ids.index(track_id), c], faces):
                 e = embedding(c)
                 if e is not None and self._similarity(track_id, e) < p.refuse_below:
-                    del owner[c]
+                    self._refused[c] = owner.pop(c)
         taken = set(owner.values())
         waiting = [t for t in ids if t not in taken and self.tracks[t].identity is not None]
         loose = [c for c in range(len(faces)) if c not in owner or self.tracks[owner[c]].frames < p.young]
@@ -284,6 +286,7 @@ class FaceTracker:
         if embeddings is not None and len(embeddings) != len(faces):
             raise ValueError("update: one embedding per face is needed")
         self._retire(frame_index)
+        self._refused, self.split = {}, {}
         ids, cost = self._cost(frame_index, faces, embeddings)
         owner = {c: ids[r] for r, c in assign(cost)}
         if embed is not None and embeddings is None:
@@ -295,6 +298,8 @@ class FaceTracker:
                 continue
             if track_id is None:
                 track_id = self._start(frame_index, face)
+                if c in self._refused:
+                    self.split[track_id] = self._refused[c]
             live = self._live[track_id]
             info = live.info
             gap = max(frame_index - info.last_frame, 1)
