@@ -267,3 +267,23 @@ def test_a_track_started_by_a_refused_face_goes_on_from_the_weight_its_face_was_
     assert ramp(99, 4, 1.0) == 1 / 8  # a track of its own: faded in
     assert tracker.update(5, [synthetic_face(203, 200, score=0.45)], embed=lambda c: _unit(0.1, 1))[0].track_id \
         == refused.track_id and tracker.split == {}
+
+
+def test_a_face_refused_frame_after_frame_stays_in_the_one_track_it_started():
+    """A face scored under good_score and unlike a track's identity, found where that track's predicted box still
+    wins the IoU, was refused every frame and started a new track, a new noise seed, each frame (the young
+    track gets no identity from faces under good_score, so it could not take the face back by embedding). It
+    stays in the track it started on its first refused frame now."""
+    tracker = FaceTracker()
+    first = tracker.update(0, [synthetic_face(200, 200)])[0].track_id
+    tracker.add_identity(first, _unit(1, 0), 1.0)
+    for t in range(1, 4):
+        tracker.update(t, [synthetic_face(200 + t, 200)], embed=lambda c: _unit(1, 0))
+    ids, splits = [], []
+    for t in range(4, 10):
+        (face,) = tracker.update(t, [synthetic_face(200 + t, 200, score=0.7)], weak_below=0.6,
+                                 embed=lambda c: _unit(0, 1))
+        ids.append(face.track_id)
+        splits.append(dict(tracker.split))
+    assert first not in ids and len(set(ids)) == 1
+    assert splits == [{ids[0]: first}] + [{}] * 5

@@ -248,6 +248,7 @@ class FaceTracker:
                 e = embedding(c)
                 if e is not None and self._similarity(track_id, e) < p.refuse_below:
                     self._refused[c] = owner.pop(c)
+        self._rematch_refused(ids, cost, owner, embedding)
         taken = set(owner.values())
         waiting = [t for t in ids if t not in taken and self.tracks[t].identity is not None]
         loose = [c for c in range(len(faces)) if c not in owner or self.tracks[owner[c]].frames < p.young]
@@ -270,6 +271,31 @@ class FaceTracker:
         self._end([owner[loose[j]] for _, j in pairs if loose[j] in owner])  # young tracks handed back
         owner.update({loose[j]: waiting[r] for r, j in pairs})
         return owner
+
+    def _rematch_refused(self, ids: list[int], cost: np.ndarray, owner: dict[int, int],
+                         embedding: Callable[[int], np.ndarray | None]) -> None:
+        """A refused face goes, by IoU, to a track not matched this frame other than the one that refused it,
+        one without an identity or one the face is like: the track it started a frame before, whose identity
+        is not known yet where its faces score under good_score. Else the old track, whose predicted box still
+        wins the IoU, refused it again frame after frame, and each frame started a track with a seed of its own."""
+        refused, taken = list(self._refused), set(owner.values())
+        others = [t for t in ids if t not in taken]
+        if not refused or not others:
+            return
+        second = np.full((len(others), len(refused)), NO_MATCH)
+        for r, track_id in enumerate(others):
+            for j, c in enumerate(refused):
+                price = cost[ids.index(track_id), c]
+                if track_id == self._refused[c] or price >= NO_MATCH:
+                    continue
+                if self.tracks[track_id].identity is not None:
+                    e = embedding(c)
+                    if e is None or self._similarity(track_id, e) < self.params.refuse_below:
+                        continue
+                second[r, j] = price
+        for r, j in assign(second):
+            owner[refused[j]] = others[r]
+            del self._refused[refused[j]]
 
     def update(self, frame_index: int, faces: list[Face], embeddings: np.ndarray | None = None, *,
                weak_below: float | None = None,
