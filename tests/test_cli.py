@@ -965,6 +965,26 @@ def test_a_real_nearly_full_disk_leaves_no_output_and_says_so(tmp_path, astronau
     assert (small_disk / name).read_bytes() == whole.read_bytes()
 
 
+def test_a_full_disk_while_frames_are_muxed_names_the_output_not_its_temporary_file(small_clip, tmp_path,
+                                                                                     monkeypatch):
+    """FFmpeg's error for a full disk met while frames are muxed (an FFV1 .mkv on a nearly full disk) names the
+    file it writes, the output's hidden temporary one: the line said "... failed: No space left on device:
+    '/.../.v.18561.partial.mkv'". It names the output only, and nothing is left."""
+    import errno
+
+    from clrface_video.io.encode import VideoWriter
+
+    def full(self, frame):
+        raise av.error.FFmpegError(errno.ENOSPC, "No space left on device", str(self.partial))
+
+    monkeypatch.setattr(VideoWriter, "_encode", full)
+    out = tmp_path / "out" / "v.mkv"
+    result = run("restore", small_clip, "-o", out, *BASELINE)
+    assert result.exit_code == 2
+    assert result.stderr.splitlines()[-1] == "error: encoding frame 0 into v.mkv failed: No space left on device"
+    assert not out.parent.exists() or not any(out.parent.iterdir())
+
+
 def _no_room_for_json(monkeypatch) -> None:
     """A disk full for the report: writing a .json file fails with ENOSPC (what the job writes goes on)."""
     import errno

@@ -334,8 +334,8 @@ class VideoWriter:
             self._mux_copies_until(seconds)
             self._encode(video_frame)
         except av.error.FFmpegError as error:
-            raise ClrfaceError(f"encoding frame {frame.index} into {self.output.name} failed: "
-                               f"{one_line(error)}") from error
+            why = error.strerror or one_line(error)  # not the hidden temporary file's name FFmpeg's line gives
+            raise ClrfaceError(f"encoding frame {frame.index} into {self.output.name} failed: {why}") from error
         self.frames_written += 1
 
     def _frame_pts(self, frame: Frame) -> int:
