@@ -1,5 +1,5 @@
 """QuickTime / MP4 boxes read from the file itself, for what FFmpeg does not report: the moov (or that it is
-missing), a track's boxes, where a track's presentation ends."""
+missing or cut short), a track's boxes, where a track's presentation ends."""
 from __future__ import annotations
 
 import struct
