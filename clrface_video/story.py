@@ -314,8 +314,8 @@ class _Tracking:
         yet), aligned as identity_and_seed aligns; kept so that it is also the frame's identity sample when
         one is due, and no face is embedded twice. Counted in the "track" stage."""
         assert self.encoder is not None
-        crop = align_face(image, face.landmarks, self.size, pixel_aspect=self.pixel_aspect)
-        embedding = self.embedded[id(face)] = self.encoder.embed(crop.image[None])[0]
+        embedding = self.embedded[id(face)] = self.encoder.embed_face(image, face.landmarks, self.size,
+                                                                      self.pixel_aspect)
         return embedding
 
     def identity_and_seed(self, index: int, face: TrackedFace, crop: np.ndarray) -> tuple[np.ndarray | None, int]:

@@ -15,7 +15,6 @@ import numpy as np
 from ..atomic import atomic
 from ..config import RestoreConfig
 from ..errors import ClrfaceError
-from ..faces.align import align_face
 from ..faces.identity import IdentityEncoder, identity_encoder_or_none
 from ..faces.shots import is_cut
 from ..io.decode import VideoInfo, probe_video
@@ -259,8 +258,7 @@ class DriverEmbedder:
         while self.index < index:
             frame = next(self.frames)
             self.index, self.image = frame.index, to_uint8(frame.image)
-        crop = align_face(self.image, landmarks, self.resolution, pixel_aspect=self.pixel_aspect)
-        return self.encoder.embed(crop.image[None])[0]
+        return self.encoder.embed_face(self.image, landmarks, self.resolution, self.pixel_aspect)
 
 
 def _driver_embedder(source: Path, info: VideoInfo, config: RestoreConfig, segments: list[Segment],

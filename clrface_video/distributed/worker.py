@@ -130,9 +130,8 @@ class RestoreWorker:
         last = max(wanted)
         for frame in read_segment(source, segment, info.bit_depth > 8, first_index, self.deint(info)):
             for order, landmarks in wanted.get(frame.index, ()):
-                crop = align_face(to_uint8(frame.image), landmarks, self.models.restorer.resolution,
-                                  pixel_aspect=info.pixel_aspect)
-                embedding = self.models.identity.embed(crop.image[None])[0]
+                embedding = self.models.identity.embed_face(to_uint8(frame.image), landmarks,
+                                                            self.models.restorer.resolution, info.pixel_aspect)
                 if out.shape[1] == 0:
                     out = np.zeros((len(samples), len(embedding)), np.float32)
                 out[order] = embedding

@@ -16,6 +16,7 @@ from torch import nn
 
 from ..atomic import atomic
 from ..errors import ModelError
+from .align import align_face
 
 log = logging.getLogger(__name__)
 
@@ -309,6 +310,13 @@ class IdentityEncoder(nn.Module):
                 batch = batch.permute(0, 3, 1, 2).float() / 255.0
                 out.append(self(batch).float().cpu().numpy())
         return np.concatenate(out) if out else np.zeros((0, FACENET_DIM), np.float32)
+
+    def embed_face(self, image: np.ndarray, landmarks: np.ndarray, size: int, pixel_aspect: float = 1.0) -> np.ndarray:
+        """The (512,) embedding of one face of an RGB uint8 frame, aligned from `landmarks` at `size` as the
+        restorer's crops are: the pipeline's tracker, the Ray driver's plan and the Ray workers all embed a
+        face this one way, so that a local run and a Ray run track and identify it alike."""
+        crop = align_face(image, landmarks, size, pixel_aspect=pixel_aspect)
+        return self.embed(crop.image[None])[0]
 
 
 def load_identity_encoder(device: str = "cpu") -> IdentityEncoder:
