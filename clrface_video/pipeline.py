@@ -345,8 +345,10 @@ def left_as_is(source: Path, target: Path, config: RestoreConfig, name: str | No
     (up_to_date) and --overwrite is not given. A stale one is redone, said in one warning naming it (`name`, a
     folder's path for it; the output's file name by default), so that a changed original is not passed over;
     but one the user made read-only (protected) is a ClrfaceError, before anything is said or done."""
-    if not output_exists(target) or not config.overwrite and up_to_date(source, target):
-        return output_exists(target)
+    if not output_exists(target):
+        return False
+    if not config.overwrite and up_to_date(source, target):
+        return True
     why = protected(source, target, config)
     if why is not None:
         raise ClrfaceError(why)
