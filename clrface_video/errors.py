@@ -13,6 +13,12 @@ def one_line(error: BaseException) -> str:
     return FFMPEG_ERRNO.sub("", " ".join(str(error).split())) or type(error).__name__
 
 
+def reason(error: BaseException) -> str:
+    """What an OS or FFmpeg error says went wrong, without the file it names (often a run's hidden temporary
+    file, whose name means nothing to the user): its strerror ('No space left on device'), else its one line."""
+    return getattr(error, "strerror", None) or one_line(error)
+
+
 class ClrfaceError(Exception):
     """An error caused by the user's input or set-up; its message is one line that says what to do."""
 

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import ParamSpec, Protocol
 
 from .atomic import atomic
-from .errors import ClrfaceError, one_line
+from .errors import ClrfaceError, one_line, reason
 
 P = ParamSpec("P")
 
@@ -218,7 +218,7 @@ class RestoreReport:
             with atomic(path) as temp:
                 temp.write_text(self.to_json() + "\n", encoding="utf-8")
         except OSError as error:
-            raise ClrfaceError(f"cannot write the report {path} ({error.strerror or one_line(error)})") from error
+            raise ClrfaceError(f"cannot write the report {path} ({reason(error)})") from error
 
     def summary(self) -> str:
         """One line for the terminal: what was done and where the output is."""

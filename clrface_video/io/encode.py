@@ -17,7 +17,7 @@ import numpy as np
 from av.video.reformatter import VideoReformatter
 
 from clrface_video.atomic import partial_folder, partial_name, remove_leftovers
-from clrface_video.errors import ClrfaceError, one_line
+from clrface_video.errors import ClrfaceError, one_line, reason
 from clrface_video.io.apng import apng_plays, copy_delays, frame_delays, is_apng_output, set_last_delay
 from clrface_video.io.copies import CopiedStreams, copy_metadata, muxer_options, open_at_its_time
 from clrface_video.io.decode import (
@@ -183,8 +183,7 @@ class VideoWriter:
             self._finish()
         except av.error.FFmpegError as error:
             self._abort()
-            why = error.strerror or one_line(error)  # not the hidden temporary file's name FFmpeg's line gives
-            raise ClrfaceError(f"writing {self.output.name} failed: {why}") from error
+            raise ClrfaceError(f"writing {self.output.name} failed: {reason(error)}") from error
         except BaseException:
             self._abort()
             raise
@@ -334,8 +333,8 @@ class VideoWriter:
             self._mux_copies_until(seconds)
             self._encode(video_frame)
         except av.error.FFmpegError as error:
-            why = error.strerror or one_line(error)  # not the hidden temporary file's name FFmpeg's line gives
-            raise ClrfaceError(f"encoding frame {frame.index} into {self.output.name} failed: {why}") from error
+            raise ClrfaceError(f"encoding frame {frame.index} into {self.output.name} failed: {reason(error)}") \
+                from error
         self.frames_written += 1
 
     def _frame_pts(self, frame: Frame) -> int:

@@ -19,7 +19,7 @@ from PIL import Image
 from PIL.PngImagePlugin import PngInfo
 
 from clrface_video.atomic import partial_name, remove_leftovers, write_whole
-from clrface_video.errors import ClrfaceError, one_line
+from clrface_video.errors import ClrfaceError, one_line, reason
 from clrface_video.io.photo_read import (
     EXIF_HEADER,
     GRAY_MODES,
@@ -467,7 +467,7 @@ def copy_photo(source: Path | str, path: Path | str) -> Path:
         os.replace(partial, path)
     except OSError as error:
         partial.unlink(missing_ok=True)
-        raise ClrfaceError(f"cannot write {path.name} ({error.strerror or one_line(error)})") from error
+        raise ClrfaceError(f"cannot write {path.name} ({reason(error)})") from error
     except BaseException:
         partial.unlink(missing_ok=True)
         raise
