@@ -25,7 +25,6 @@ from .pipeline import (
     job_settings,
     left_as_is,
     load_models,
-    protected,
     restore_pages,
     restore_video,
     save_photo,
@@ -179,12 +178,12 @@ def undone(paths: list[Path], source: Path, target: Path, config: RestoreConfig)
     warning and counted with the files already done."""
     todo = []
     for path in paths:
-        output = target / path.relative_to(source)
-        why = protected(path, output, config)
-        if why is not None:
-            log.warning("skipped %s: %s", path.relative_to(source), why)
-        elif not left_as_is(path, output, config, str(path.relative_to(source))):
-            todo.append(path)
+        relative = path.relative_to(source)
+        try:
+            if not left_as_is(path, target / relative, config, str(relative)):
+                todo.append(path)
+        except ClrfaceError as protected:  # left_as_is's one refusal: an output the user made read-only
+            log.warning("skipped %s: %s", relative, protected)
     return todo
 
 
