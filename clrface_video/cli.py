@@ -351,8 +351,7 @@ def restore(input: Path, output: str | None, model: str, fidelity: float, streng
               help="Also save a copy of IMAGE with boxes and landmarks drawn (debugging).")
 def detect(image: Path, detector: str, insightface_root: Path | None, threshold: float, draw: Path | None) -> None:
     """Print the faces found in IMAGE: score, box and the 5 landmarks."""
-    import cv2
-
+    from .opencv import cv2
     from .paths import check_side_output
     from .photos import detect_faces, draw_faces
 

@@ -363,9 +363,8 @@ def detect_faces(path: str | Path, config: RestoreConfig | None = None) -> tuple
 
 def draw_faces(image: np.ndarray, faces: list[Face], path: str | Path) -> None:
     """Save a copy of `image` with each face's box and its 5 landmarks drawn on it."""
-    import cv2
-
     from .io import cv_files
+    from .opencv import cv2
 
     canvas = np.ascontiguousarray(image[..., ::-1])
     colours = [(255, 0, 0), (0, 0, 255), (0, 255, 0), (255, 0, 255), (0, 255, 255)]  # BGR, per landmark

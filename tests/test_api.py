@@ -1,6 +1,8 @@
 """The Python API on the public-domain astronaut with the baseline restorer: dtypes, untouched pixels, tracks, options."""
 from __future__ import annotations
 
+import json
+import os
 import subprocess
 import sys
 
@@ -336,3 +338,15 @@ def test_float64_frames_as_numpy_makes_them_are_restored_and_come_back_float64(s
     assert one.dtype == np.float64 and np.array_equal(one, out)
     with pytest.raises(InputError, match="divide it by 255"):
         session.restore_image(astronaut.astype(np.float64))
+
+
+def test_using_the_api_leaves_the_process_environment_as_it_was(tmp_path):
+    """A Qt program that restores through the API keeps its own Qt plugins: opencv-python, when it is the cv2
+    installed, sets QT_QPA_PLATFORM_PLUGIN_PATH and more on import, for windows this package never opens."""
+    code = ("import json, os, sys; before = dict(os.environ); import numpy as np; import clrface_video.api\n"
+            "import clrface_video.faces.detect, clrface_video.photos; import cv2\n"
+            "assert cv2.resize(np.zeros((4, 4), np.uint8), (2, 2)).shape == (2, 2)\n"
+            "json.dump({k: v for k, v in os.environ.items() if before.get(k) != v}, sys.stdout)")
+    env = {name: value for name, value in os.environ.items() if not name.startswith("QT_")}
+    done = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True)
+    assert json.loads(done.stdout) == {}

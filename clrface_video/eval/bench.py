@@ -91,8 +91,9 @@ class BenchResult:
 def make_clip(path: Path, frames: int = 12, size: tuple[int, int] = (192, 192), fps: int = 25) -> Path:
     """A slow pan over the public-domain astronaut, libx264 yuv420p: a face in every frame."""
     import av
-    import cv2
     from skimage import data
+
+    from ..opencv import cv2
 
     image = data.astronaut()
     width, height = size
@@ -242,8 +243,9 @@ def memory_growth(model: str, device: str, frames: int = 12, factor: int = 10,
 
 def sample_crops(count: int, size: int) -> np.ndarray:
     """`count` slightly different (S, S, 3) uint8 crops of the astronaut's face."""
-    import cv2
     from skimage import data
+
+    from ..opencv import cv2
 
     face = cv2.resize(data.astronaut()[20:240, 105:325], (size, size), interpolation=cv2.INTER_AREA)
     rng = np.random.default_rng(0)

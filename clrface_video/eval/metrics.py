@@ -1,9 +1,10 @@
 """Image and video quality figures: PSNR, SSIM, sharpness, flow-warping error. Pure numpy/OpenCV."""
 from __future__ import annotations
 
-import cv2
 import numpy as np
 from skimage.metrics import structural_similarity
+
+from ..opencv import cv2
 
 
 def psnr(a: np.ndarray, b: np.ndarray, peak: float = 255.0) -> float:

@@ -8,13 +8,13 @@ from dataclasses import asdict, dataclass, field
 from functools import lru_cache
 from pathlib import Path
 
-import cv2
 import numpy as np
 
 from ..errors import ClrfaceError
 from ..io.decode import IMAGE_EXTENSIONS, is_image_path
 from ..io.photo_read import read_photo
 from ..io.pixels import to_uint8
+from ..opencv import cv2
 from ..train.degrade import DegradeConfig, degrade
 from . import judge, metrics
 

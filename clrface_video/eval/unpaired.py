@@ -6,9 +6,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-import cv2
 import numpy as np
 
+from ..opencv import cv2
 from . import judge, metrics
 from .paired import (
     GRID_IMAGES,

@@ -3,9 +3,9 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-import cv2
 import numpy as np
 
+from ..opencv import cv2
 from ..types import AlignedCrop
 
 # Where the five landmarks (left eye, right eye, nose tip, left / right mouth corner, as seen in

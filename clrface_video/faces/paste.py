@@ -6,9 +6,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import lru_cache
 
-import cv2
 import numpy as np
 
+from ..opencv import cv2
 from .align import crop_corners_in_frame, matrix_scale, translate, warp_to_crop
 
 # Shape of the paste mask in crop space, as fractions of the crop side S: a rounded square

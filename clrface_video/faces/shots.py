@@ -1,8 +1,9 @@
 """Shot changes: a frame's thumbnail, and whether two consecutive frames lie on either side of a cut."""
 from __future__ import annotations
 
-import cv2
 import numpy as np
+
+from ..opencv import cv2
 
 THUMBNAIL = (32, 18)  # width, height: enough to tell two shots apart, cheap for any frame size
 # A cut changes both the picture's layout and its colours. The layout is compared on luma scaled to zero mean

@@ -6,8 +6,9 @@ from __future__ import annotations
 from collections.abc import Sequence
 from pathlib import Path
 
-import cv2
 import numpy as np
+
+from ..opencv import cv2
 
 
 def imread(path: Path | str, flags: int = cv2.IMREAD_COLOR) -> np.ndarray | None:

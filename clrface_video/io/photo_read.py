@@ -12,12 +12,13 @@ from functools import cache, wraps
 from pathlib import Path
 from typing import Any
 
-import cv2
 import numpy as np
 from PIL import ExifTags, Image, ImageOps, TiffTags, UnidentifiedImageError
 
 from clrface_video.errors import InputError, one_line
 from clrface_video.io.webp_anim import LOSSLESS, frame_kinds
+
+from ..opencv import cv2
 
 ORIENTATION_TAG = 0x0112
 XMP_TAG = 700  # a TIFF's XMP packet, among its tags

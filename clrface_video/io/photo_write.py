@@ -13,7 +13,6 @@ from functools import cache
 from pathlib import Path
 from typing import Any, BinaryIO
 
-import cv2
 import numpy as np
 from PIL import Image
 from PIL.PngImagePlugin import PngInfo
@@ -30,6 +29,8 @@ from clrface_video.io.photo_read import (
     tiff_start,
 )
 from clrface_video.io.pixels import luma, to_depth
+
+from ..opencv import cv2
 
 LOSSY_QUALITY = {"WEBP": 95, "HEIF": 90, "AVIF": 90}  # quality of the formats without a quality to copy
 DEEP_FORMATS = frozenset({"PNG", "TIFF"})  # the formats written at 16 bits per channel

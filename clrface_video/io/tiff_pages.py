@@ -10,7 +10,6 @@ from pathlib import Path
 from types import TracebackType
 from typing import TYPE_CHECKING, BinaryIO
 
-import cv2
 import numpy as np
 from PIL import Image
 from PIL.TiffImagePlugin import AppendingTiffWriter
@@ -28,6 +27,8 @@ from clrface_video.io.photo_read import (
 )
 from clrface_video.io.photo_write import encode_photo
 from clrface_video.io.pixels import to_depth
+
+from ..opencv import cv2
 
 if TYPE_CHECKING:
     from typing_extensions import Self

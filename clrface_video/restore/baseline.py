@@ -3,10 +3,10 @@
 Its registered name, baseline-bicubic-sharpen, is kept for the scripts and reports that use it."""
 from __future__ import annotations
 
-import cv2
 import numpy as np
 import torch
 
+from ..opencv import cv2
 from .base import RestoreBatch, register_restorer
 
 

@@ -3,13 +3,13 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import cv2
 import numpy as np
 import torch
 from torch.utils.data import Dataset
 
 from ..errors import ClrfaceError
 from ..io import cv_files
+from ..opencv import cv2
 from .degrade import DegradeConfig, degrade, paint_flat_region
 from .manifest import MANIFEST, PreparedFace, read_manifest
 

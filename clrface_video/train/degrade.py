@@ -5,8 +5,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from fractions import Fraction
 
-import cv2
 import numpy as np
+
+from ..opencv import cv2
 
 # Interpolations drawn at random for the downsampling step, and for the way back up (INTER_AREA and
 # INTER_NEAREST enlarge into blocks, which the pipeline's bilinear alignment warp never produces).

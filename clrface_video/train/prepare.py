@@ -13,12 +13,12 @@ from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
-import cv2
 import numpy as np
 
 from ..errors import ClrfaceError, one_line
 from ..io import cv_files
 from ..io.decode import IMAGE_EXTENSIONS, is_image_path
+from ..opencv import cv2
 from ..paths import check_outside, output_folder
 from .manifest import MANIFEST, PreparedFace, write_manifest
 
