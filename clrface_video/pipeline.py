@@ -43,6 +43,9 @@ log = logging.getLogger(__name__)
 DTYPES = (np.uint8, np.uint16, np.float32)  # the images the pipeline takes (float32 in 0..1)
 FLOAT_MAX = 2.0  # a float32 image above this is on the 0..255 scale, not 0..1
 MTIME_STEP_NS = 2_000_000_000  # FAT keeps modification times in 2 s steps: a copied date may move that much
+# FAT keeps local time, not UTC: after a change to or from daylight-saving time every date on a FAT card or
+# drive reads an hour off, the originals' and outputs' alike, unless one side lies on another disk
+HOUR_NS = 3600 * 1_000_000_000
 
 
 # -- models -----------------------------------------------------------------------------------------
@@ -332,12 +335,15 @@ def up_to_date(source: Path, target: Path) -> bool:
     """Whether `target` is there and still `source`'s restored output, by make's rule: every output is given its
     source's modification time (keep_date_and_mode), so a source newer than it by more than FAT's 2 s step was
     changed after it was restored, and the output is stale; an output newer than its source was edited after
-    restoring, and stands. An image sequence's frames are given the run's date: there, being there is enough."""
+    restoring, and stands. A source newer by an hour to within 2 s is FAT's daylight-saving shift (an album on
+    a card restored to an internal disk, read again in summer), not an edit: a changed original's date is the
+    time of the change. An image sequence's frames are given the run's date: there, being there is enough."""
     if not output_exists(target):
         return False
     if is_sequence(source) or is_sequence(target):
         return True
-    return source.stat().st_mtime_ns - target.stat().st_mtime_ns <= MTIME_STEP_NS
+    lag = source.stat().st_mtime_ns - target.stat().st_mtime_ns
+    return lag <= MTIME_STEP_NS or abs(lag - HOUR_NS) <= MTIME_STEP_NS
 
 
 def left_as_is(source: Path, target: Path, config: RestoreConfig, name: str | None = None) -> bool:
