@@ -159,11 +159,12 @@ def late_audio_clip(path: Path, audio_codec: str, start: Fraction = Fraction(1, 
             packets += video.encode(frame)
         packets += video.encode(None)
         size, first = audio.codec_context.frame_size or 1024, int(start * rate)
-        planar = audio.codec_context.codec.audio_formats[0].name == "fltp"  # AAC's; PCM takes s16
+        kind = audio.codec_context.codec.audio_formats[0].name  # AAC's fltp; PCM's s16, or u8 for pcm_u8
         for at in range(first, frames * rate // 24 - size + 1, size):
             tone = 0.5 * np.sin(2 * np.pi * 440 * np.arange(at, at + size) / rate)[None, :]
-            sound = av.AudioFrame.from_ndarray(tone.astype(np.float32) if planar else (tone * 32767).astype(np.int16),
-                                               format="fltp" if planar else "s16", layout="mono")
+            samples = {"fltp": tone.astype(np.float32), "u8": np.round(tone * 127 + 128).astype(np.uint8)}.get(
+                kind, (tone * 32767).astype(np.int16))
+            sound = av.AudioFrame.from_ndarray(samples, format=kind, layout="mono")
             sound.sample_rate, sound.pts, sound.time_base = rate, at, Fraction(1, rate)
             packets += audio.encode(sound)
         packets += audio.encode(None)
@@ -188,6 +189,25 @@ def test_pcm_that_starts_after_the_video_is_heard_at_its_time_in_avi(tmp_path, w
     assert np.flatnonzero(played)[0] == 24000 + np.flatnonzero(heard)[0]
     assert np.array_equal(played[:24000], np.zeros(24000, played.dtype)) and np.array_equal(played[24000:], heard)
     assert times(out) == [Fraction(i, 24) for i in range(24)] and not warnings_logged.records
+
+
+@pytest.mark.parametrize(("codec", "silence", "quiet"), [("pcm_u8", 0x80, 128), ("pcm_alaw", 0xD5, 8),
+                                                      ("pcm_mulaw", 0xFF, 0)])
+def test_8_bit_pcm_that_starts_late_in_avi_is_padded_with_its_own_silence(tmp_path, warnings_logged, codec,
+                                                                          silence, quiet):
+    """Regression: unsigned 8-bit, A-law and mu-law PCM (old AVI captures) that began 0.5 s after the first frame
+    were warned of and heard 0.5 s early in an .avi, and zero bytes, signed PCM's silence, would be a click or a
+    hum in them. Now each is padded with its own silent byte: 24000 of them (0.5 s), decoded as mid-scale 128,
+    A-law's nearest to 0 (+8 of 32768) and 0, then the source's bytes and samples unchanged."""
+    src = late_audio_clip(tmp_path / "in.mov", codec)  # Matroska takes no A-law or mu-law
+    assert audio_start(src) == Fraction(1, 2)
+    out = copy_video(src, tmp_path / "out.avi")
+    copied = b"".join(data for data, *_ in read_packets(out, "audio"))
+    assert copied == bytes([silence]) * 24000 + b"".join(data for data, *_ in read_packets(src, "audio"))
+    heard, played = decoded_samples(src), decoded_samples(out)
+    assert np.array_equal(played[:24000], np.full(24000, quiet, played.dtype)) and np.array_equal(played[24000:], heard)
+    assert audio_start(out) == 0 and times(out) == [Fraction(i, 24) for i in range(24)]
+    assert not warnings_logged.records
 
 
 def test_compressed_audio_that_starts_after_the_video_in_avi_is_warned_of(tmp_path, warnings_logged):

@@ -17,7 +17,7 @@ from clrface_video.errors import ClrfaceError, InputError
 from clrface_video.io import photo_read
 from clrface_video.io.decode import is_image_path
 from clrface_video.io.photo_read import Photo, orient_array, read_photo
-from clrface_video.io.photo_write import format_for, write_photo
+from clrface_video.io.photo_write import fit_format, format_for, write_photo
 from tests.media import add_png_chunks, png_chunks
 
 MAKE, MODEL, ORIENTATION = 0x010F, 0x0110, 0x0112
@@ -312,23 +312,26 @@ def test_write_photo_writes_the_restored_pixels_not_the_source(tmp_path, rgb, su
     assert float(np.abs(again.image.astype(float) - changed.astype(float)).mean()) <= tolerance + 1e-9
 
 
-def tiff_with_exif_date(path: Path, rgb: np.ndarray, orientation: int = 1) -> Path:
-    """A deflate-compressed TIFF with maker, orientation and an Exif sub-IFD holding DateTimeOriginal, as a
-    scanner or Lightroom writes one: tifffile writes a placeholder tag, which becomes the sub-IFD's pointer."""
-    import struct
-
+def tiff_with_exif_date(path: Path, rgb: np.ndarray, orientation: int = 1, bigtiff: bool = False) -> Path:
+    """A deflate-compressed TIFF (or BigTIFF: 64-bit counts and offsets) with maker, orientation and an Exif
+    sub-IFD holding DateTimeOriginal, as a scanner or Lightroom writes one: tifffile writes a placeholder tag,
+    which becomes the sub-IFD's pointer."""
     import tifffile
 
-    tifffile.imwrite(path, rgb, photometric="rgb", compression="zlib", metadata=None,
+    count, offset = ("<Q", "Q") if bigtiff else ("<H", "I")  # an IFD's entry count; an entry's count and value
+    entry = "<HH" + offset * 2
+    tifffile.imwrite(path, rgb, photometric="rgb", compression="zlib", metadata=None, bigtiff=bigtiff,
                      extratags=[(271, "s", 0, "Epson", True), (274, "H", 1, orientation, True),
-                                (65000, "I", 1, 0xDEADBEEF, True)])
+                                (65000, offset, 1, 0xDEADBEEF, True)])
     data = bytearray(path.read_bytes())
-    placeholder = data.find(struct.pack("<HHII", 65000, 4, 1, 0xDEADBEEF))
+    placeholder = data.find(struct.pack(entry, 65000, 16 if bigtiff else 4, 1, 0xDEADBEEF))  # LONG8 or LONG
     data += b"\x00" * (len(data) & 1)
-    offset = len(data)
+    at = len(data)
     date = b"1962:07:14 10:00:00\x00"
-    data += struct.pack("<HHHII", 1, 0x9003, 2, len(date), offset + 18) + struct.pack("<I", 0) + date
-    data[placeholder:placeholder + 12] = struct.pack("<HHII", 0x8769, 4, 1, offset)
+    last = bytes(struct.calcsize("<" + offset))  # the sub-IFD's next IFD: none
+    size = struct.calcsize(count) + struct.calcsize(entry) + len(last)
+    data += struct.pack(count, 1) + struct.pack(entry, 0x9003, 2, len(date), at + size) + last + date
+    data[placeholder:placeholder + struct.calcsize(entry)] = struct.pack(entry, 0x8769, 4, 1, at)
     path.write_bytes(bytes(data))
     return path
 
@@ -346,6 +349,40 @@ def test_a_compressed_tiff_with_exif_date_and_orientation_is_written_whole(tmp_p
         assert exif.get(ORIENTATION, 1) == 1 and written.size == (photo.image.shape[1], photo.image.shape[0])
     assert np.array_equal(read_photo(out).image, marked(photo.image))
     assert "uncompressed TIFF to keep its EXIF" in warnings_logged.text
+
+
+@pytest.mark.parametrize("depth", [8, 16])
+@pytest.mark.parametrize("bigtiff", [False, True])
+def test_a_bigtiff_with_exif_is_written_as_a_bigtiff_with_its_exif(tmp_path, rgb, warnings_logged, depth, bigtiff):
+    """Regression: a BigTIFF's EXIF was read as BigTIFF bytes, which Pillow cannot load again, so a scan in one
+    with EXIF was never written ("cannot write out.tif as TIFF (unpack requires a buffer of 8 bytes)"). Its EXIF
+    is now classic TIFF bytes, as everywhere, and it is written as a BigTIFF (a classic TIFF as one) at its own
+    depth, with what a classic TIFF keeps at that depth: at 8 bits its whole EXIF, at 16 its text tags (tifffile
+    writes no Exif sub-IFD: its camera tags left out, warned)."""
+    import tifffile
+
+    pixels = rgb if depth == 8 else rgb.astype(np.uint16) * 257
+    photo = read_photo(tiff_with_exif_date(tmp_path / "scan.tif", pixels, bigtiff=bigtiff))
+    assert photo.bit_depth == depth
+    out = write_photo(tmp_path / "out.tif", marked(photo.image), photo)
+    with tifffile.TiffFile(out) as written:
+        assert written.is_bigtiff == bigtiff and written.pages[0].dtype == pixels.dtype
+    with Image.open(out) as written:
+        exif = written.getexif()
+        assert exif[MAKE] == "Epson" and exif.get_ifd(0x8769).get(0x9003) == (
+            "1962:07:14 10:00:00" if depth == 8 else None)
+    assert np.array_equal(read_photo(out).image, marked(photo.image))
+    assert ("its EXIF camera and GPS tags are left out" in warnings_logged.text) == (depth == 16)
+
+
+def test_a_bigtiffs_exif_goes_into_a_jpeg_readable(tmp_path, rgb):
+    """Regression: a JPEG made from a BigTIFF held its EXIF as BigTIFF bytes, which no reader took: its maker
+    and date were gone. Now they are read back from the JPEG."""
+    photo = read_photo(tiff_with_exif_date(tmp_path / "scan.tif", rgb, bigtiff=True))
+    out = write_photo(tmp_path / "out.jpg", photo.image, fit_format(photo, "JPEG"))
+    with Image.open(out) as written:
+        exif = written.getexif()
+        assert exif[MAKE] == "Epson" and exif.get_ifd(0x8769)[0x9003] == "1962:07:14 10:00:00"
 
 
 def test_exif_with_a_damaged_tag_is_kept_as_it_came(tmp_path, rgb):
@@ -820,7 +857,6 @@ def test_a_png_whose_gamma_is_not_srgb_says_so_when_written_as_another_format(tm
                                                                               gamma, warned):
     """A linear PNG (gAMA 1.0) written as a JPEG lost its gamma without a word, and looks darker in colour-managed
     viewers; sRGB's own gamma (what they assume anyway) is dropped quietly."""
-    from clrface_video.io.photo_write import fit_format
 
     path = tmp_path / "lin.png"
     Image.fromarray(rgb).save(path)

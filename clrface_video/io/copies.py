@@ -34,6 +34,9 @@ LEFT_OUT = {  # why copied packets were left out, said for one packet and for se
     "untimed": ("without a time the output could give it", "without a time the output could give them"),
 }
 PCM_ZERO_SILENCE = re.compile(r"pcm_[sf](16|24|32|64)[lb]e")  # linear PCM whose silence is zero bytes (bits)
+# 8-bit PCM whose silence is another byte, measured by decoding it: unsigned 0x80 is mid-scale, mu-law 0xFF is 0,
+# A-law 0xD5 is +8 of 32768 (A-law has no 0; 0x55 is -8). Old AVI captures store these.
+PCM_BYTE_SILENCE = {"pcm_u8": b"\x80", "pcm_alaw": b"\xd5", "pcm_mulaw": b"\xff"}
 TRIAL_PACKETS = 16  # a copied video's packets muxed and read back before it is copied (_muxer_accepts)
 TS_NONSTRICT = 0x20000  # FFmpeg's AVFMT_TS_NONSTRICT: a muxer that takes two packets of one stream at one dts
 TIMECODE_MUXERS = frozenset({"mxf", "dv"})  # ... but these two write the "timecode" tag into the file (measured)
@@ -77,6 +80,14 @@ def packet_time(packet: av.Packet) -> Fraction:
     """A packet's time in seconds (its dts, else its pts)."""
     stamp = packet.dts if packet.dts is not None else packet.pts
     return Fraction(stamp) * packet.time_base
+
+
+def _silent_sample(codec: str) -> bytes | None:
+    """One channel's sample of silence in a PCM codec, so a late track can be padded with it (None for compressed
+    audio, which cannot be): zero bytes for signed and float PCM, but 8-bit unsigned and companded PCM would turn
+    zero bytes into a full-scale click (u8) or a loud hum (A-law 0x00 is -5504, mu-law's -32124, measured)."""
+    pcm = PCM_ZERO_SILENCE.fullmatch(codec)
+    return bytes(int(pcm.group(1)) // 8) if pcm is not None else PCM_BYTE_SILENCE.get(codec)
 
 
 def _muxer_accepts(out: av.container.OutputContainer, template: av.stream.Stream) -> bool:
@@ -576,7 +587,8 @@ class CopiedStreams:
 
     def _heard_at_its_time(self, packet: av.Packet, copy: Copy) -> None:
         """Before an audio stream's first packet in an AVI that comes after 0: silence as long as the gap, where
-        it is linear PCM (AVI times its samples by their bytes, so it starts at the exact sample); else a warning.
+        it is PCM, in its own silent byte (_silent_sample; AVI times its samples by their bytes, so it starts at
+        the exact sample); else a warning.
         AVI stores no start per stream, and FFmpeg's muxer put the first chunk at 0: a track that began 0.5 s
         after the video was heard from 0, 0.5 s early (measured, AAC, MP3, AC-3 and PCM from .mp4 and .mkv). An
         empty chunk at 0, which places a video (open_at_its_time), left the audio at 0. A compressed track is
@@ -588,17 +600,17 @@ class CopiedStreams:
         rate = source.sample_rate
         gap = round(stamp * packet.time_base * rate)  # samples before the first one
         name = source.codec.canonical_name
-        pcm = PCM_ZERO_SILENCE.fullmatch(name)
-        if pcm is not None and gap > 0:
-            frame_bytes = int(pcm.group(1)) // 8 * source.channels
+        silence = _silent_sample(name)
+        if silence is not None and gap > 0:
+            frame = silence * source.channels
             for start in range(0, gap, rate):  # a second's chunk at a time
                 count = min(rate, gap - start)
-                silent = av.Packet(bytes(count * frame_bytes))
+                silent = av.Packet(frame * count)
                 silent.stream, silent.time_base = copy.stream, Fraction(1, rate)
                 silent.pts = silent.dts = start
                 silent.duration = count
                 self.out.mux(silent)
-        elif pcm is None and gap > 0 and gap >= (packet.duration or 0) * packet.time_base * rate:
+        elif silence is None and gap > 0 and gap >= (packet.duration or 0) * packet.time_base * rate:
             log.warning("audio stream %d (%s) starts at %.2f s, which %s cannot store for it: it is heard from 0, "
                         "%.2f s early; .mkv or .mp4 keep its start", packet.stream_index, name,
                         gap / rate, _suffix(self.out), gap / rate)

@@ -37,6 +37,7 @@ MP_RECTANGLE = re.compile(rb'(MPReg:Rectangle(?:\s*=\s*["\']|>)\s*)([-+0-9.eE\s]
 # colour map, the ICC profile written separately): they are not carried over to the written file.
 TIFF_LAYOUT_TAGS = frozenset({254, 255, 256, 257, 258, 259, 262, 263, 266, 273, 277, 278, 279, 280, 281, 284, 317,
                               320, 322, 323, 324, 325, 338, 339, 530, 531, 532, 34675})
+BIGTIFF_HEADERS = (b"II+\x00", b"MM\x00+")  # a BigTIFF's byte order and version 43
 GRAY_MODES = frozenset({"1", "L", "LA", "I;16", "I;16B", "I;16L", "I"})
 ALPHA_MODES = frozenset({"RGBA", "LA", "PA", "RGBa", "La"})
 # IJG standard luminance quantisation table (compared sorted, so its order does not matter).
@@ -79,6 +80,8 @@ class Photo:
     gamma / chromaticity / srgb: a PNG's gAMA (file gamma), cHRM (white point and primaries, x and y) and sRGB
     (rendering intent) chunks as Pillow reads them, or None: without an ICC profile they are what a
     colour-managed viewer renders by (a linear PNG, gAMA 1.0, looks dark once its gAMA is gone).
+    bigtiff: a BigTIFF (64-bit offsets, which scanners and stitchers write for pictures past 4 GB), written back
+    as one, so the restored copy still opens where the source did and can grow as large.
     """
 
     image: np.ndarray
@@ -102,6 +105,7 @@ class Photo:
     gamma: float | None = None
     chromaticity: tuple[float, ...] | None = None
     srgb: int | None = None
+    bigtiff: bool = False
 
 
 @cache
@@ -312,6 +316,7 @@ def _upright_exif(image: Image.Image, name: str, orientation: int) -> bytes | No
             return patched
     exif = keep_text(image.getexif())
     if image.format == "TIFF":
+        exif.bigtiff = False  # EXIF is classic TIFF everywhere; Pillow cannot load the BigTIFF bytes it writes
         for tag in TIFF_LAYOUT_TAGS & set(exif):
             del exif[tag]
         if isinstance(exif.get(XMP_TAG), bytes):
@@ -489,7 +494,14 @@ def photo_of(source: Image.Image, path: Path, deep: bool, page: int = 0) -> Phot
         gamma=source.info.get("gamma") if fmt == "PNG" else None,
         chromaticity=source.info.get("chromaticity") if fmt == "PNG" else None,
         srgb=source.info.get("srgb") if fmt == "PNG" else None,
+        bigtiff=fmt == "TIFF" and _is_bigtiff(path),
     )
+
+
+def _is_bigtiff(path: Path) -> bool:
+    """Whether a TIFF file's header says BigTIFF (version 43, not 42)."""
+    with path.open("rb") as file:
+        return file.read(4) in BIGTIFF_HEADERS
 
 
 def tiff_dpi(image: Image.Image) -> tuple[float, float] | None:

@@ -213,6 +213,8 @@ def _save_options(like: Photo, name: str) -> dict[str, Any]:
         options["pnginfo"] = info
     elif like.format == "TIFF" and like.compression:
         options["compression"] = like.compression
+    if like.format == "TIFF" and like.bigtiff:
+        options["big_tiff"] = True
     return options
 
 
@@ -310,8 +312,8 @@ def _tiff_16bit(rgb: np.ndarray, alpha: np.ndarray | None, like: Photo, name: st
     buffer = io.BytesIO()
     # lossless with what tifffile writes alone: LZW and PackBits need imagecodecs, which is not a dependency
     compression = "zlib" if like.compression not in (None, "raw") else None
-    tifffile.imwrite(buffer, pixels, photometric="rgb", iccprofile=like.icc, compression=compression,
-                     extrasamples=("unassalpha",) if alpha is not None else None,
+    tifffile.imwrite(buffer, pixels, photometric="rgb", bigtiff=like.bigtiff, iccprofile=like.icc,
+                     compression=compression, extrasamples=("unassalpha",) if alpha is not None else None,
                      resolution=like.dpi, resolutionunit="INCH" if like.dpi else None, metadata=None,
                      **_tiff_tags(like, name))
     if like.dpi is None:  # tifffile writes 1 x 1 of no unit where it is given none: the source had none
