@@ -10,7 +10,7 @@ import stat
 import threading
 import time
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from functools import cache
 from pathlib import Path
 
@@ -174,6 +174,14 @@ def remove_leftovers(folder: Path, name_for: Callable[[int], str] | None = None)
         found.pop(name, None)
 
 
+def discard(temp: Path) -> None:
+    """Remove a failed write's temporary file, if it is there, without hiding why the write failed: on a
+    read-only file system (a locked card, an archive mounted read-only) removing a file that is not there fails
+    too (EROFS, not ENOENT), and that error, naming the hidden temporary file, replaced the write's own."""
+    with suppress(OSError):
+        temp.unlink()
+
+
 @contextmanager
 def atomic(path: Path | str) -> Iterator[Path]:
     """The name to write `path`'s content to: hidden, beside it, with its extension (so that writers that go
@@ -188,4 +196,4 @@ def atomic(path: Path | str) -> Iterator[Path]:
         os.chmod(temp, file_mode())
         os.replace(temp, path)
     finally:
-        temp.unlink(missing_ok=True)
+        discard(temp)
