@@ -30,7 +30,7 @@ from .io.sequence import is_sequence
 from .io.tiff_pages import PageWriter, first_full_page, full_pages, preview_of, read_pages, tiff_pages
 from .io.webp_anim import is_animated_webp, is_webp_output
 from .io.webp_frames import WebpWriter, probe_webp, read_webp_frames
-from .paths import check_files_only, gif_as_photo, output_folder, read_only, resolve_paths
+from .paths import check_files_only, check_writable, gif_as_photo, output_folder, read_only, resolve_paths
 from .report import JobSettings, Progress, RestoreReport, StageTimer, reports_warnings
 from .restore.base import Restorer, default_model_name, make_restorer
 from .story import FrameStory, Models, restore_photo_array
@@ -139,6 +139,7 @@ def restore_video(input: str | Path, output: str | Path | None = None, config: R
         log.warning("--fps sets the rate of an image sequence; %s keeps its own timestamps", source.name)
     if left_as_is(source, target, config):
         return already_done(source, target, "video", config)
+    check_writable(target.parent, target.name)  # one to redo: its folder is asked once it must be written
     models = models or load_models(config, video=True)
     timer = StageTimer()
     story = FrameStory(models, config, timer, video=True, pixel_aspect=info.pixel_aspect, rotation=info.rotation)
@@ -182,6 +183,7 @@ def restore_image(input: str | Path, output: str | Path | None = None, config: R
     source, target = resolve_paths(input, output)
     if left_as_is(source, target, config):
         return already_done(source, target, "image", config)
+    check_writable(target.parent, target.name)  # one to redo: its folder is asked once it must be written
     timer = StageTimer()
     pages = tiff_pages(source)
     one_of_pages = pages > 1 and format_for(target) != "TIFF"  # one picture and its previews: the picture

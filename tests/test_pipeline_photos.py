@@ -575,6 +575,71 @@ def test_a_stale_output_made_read_only_is_kept_not_redone(album, tmp_path):
          "restored)")]
 
 
+@pytest.fixture()
+def lock_folder():
+    """Make a folder read-only as a user meets one: its write bits taken off (chmod -R a-w); where the tests run
+    as root, whom those do not stop, a read-only bind mount of it instead, as an archive disk or a locked card
+    is (skipped where mount is not permitted)."""
+    import subprocess
+
+    locked: list[Path] = []
+
+    def lock(folder: Path) -> None:
+        if os.name != "posix":
+            pytest.skip("a read-only folder is made here with POSIX modes or a bind mount")
+        if os.geteuid() != 0:
+            for path in [folder, *folder.rglob("*")]:
+                os.chmod(path, path.stat().st_mode & ~0o222)
+        elif subprocess.run(["mount", "--bind", folder, folder], capture_output=True, check=False).returncode != 0:
+            pytest.skip("a read-only bind mount cannot be made here (needs mount)")
+        elif subprocess.run(["mount", "-o", "remount,bind,ro", folder], capture_output=True,
+                            check=False).returncode != 0:
+            subprocess.run(["umount", folder], check=True)
+            pytest.skip("a read-only bind mount cannot be made here (needs mount)")
+        locked.append(folder)
+
+    yield lock
+    for folder in locked:
+        if os.geteuid() == 0:
+            subprocess.run(["umount", folder], check=True)
+        else:
+            for path in [folder, *folder.rglob("*")]:
+                os.chmod(path, path.stat().st_mode | 0o200)
+
+
+def test_a_rerun_into_a_read_only_output_folder_writes_nothing_and_passes(album, tmp_path, lock_folder):
+    """An archived restored folder made read-only failed even a rerun with everything up to date ('cannot write
+    in done'), a single photo's too. Nothing needs writing, so each says it is done and exits 0; only an output
+    that must be written again fails, in one line naming it (no hidden temporary name), and so does a --report
+    asked into that folder. Originals and outputs stay as they were."""
+    (album / "2009" / "broken.jpg").unlink()
+    out = tmp_path / "done"
+    restore_folder(album, out, BASELINE)
+    lock_folder(out)
+    before = {p: p.read_bytes() for p in [*album.rglob("*"), *out.rglob("*")] if p.is_file()}
+    model = ["--model", "baseline-bicubic-sharpen", "--device", "cpu"]
+
+    again = run_cli("restore", album, "-o", out, *model, "--report", tmp_path / "r.json")
+    assert again.exit_code == 0 and again.stderr == "", again.output
+    assert "3 already done" in again.stdout and json.loads((tmp_path / "r.json").read_text())["skipped"] == 3
+    one = run_cli("restore", album / "a.jpg", "-o", out / "a.jpg", *model)
+    assert one.exit_code == 0 and one.stdout.startswith("already restored, left as is"), one.output
+
+    redo = run_cli("restore", album / "a.jpg", "-o", out / "a.jpg", *model, "--overwrite")
+    assert redo.exit_code == 2 and redo.stderr.startswith(f"error: cannot write a.jpg in {out} ("), redo.output
+    folder = run_cli("restore", album, "-o", out, *model, "--overwrite")
+    assert folder.exit_code == 3, folder.output
+    assert sorted(line.split(" (")[0] for line in folder.stderr.splitlines()) == [
+        "warning: skipped 2009/b.png: cannot write b.png as PNG",
+        "warning: skipped 2009/summer/c.jpg: cannot write c.jpg as JPEG",
+        "warning: skipped a.jpg: cannot write a.jpg as JPEG"]
+    assert ".partial" not in folder.stderr
+    report = run_cli("restore", album, "-o", out, *model, "--report", out / "r.json")
+    assert report.exit_code == 2 and len(report.output.splitlines()) == 1, report.output
+    assert report.stderr.startswith(f"error: cannot write the --report file r.json in {out} (")
+    assert {p: p.read_bytes() for p in [*album.rglob("*"), *out.rglob("*")] if p.is_file()} == before
+
+
 def test_faces_outside_the_model_range_are_left_alone(tmp_path, astronaut):
     source = tmp_path / "astronaut.png"
     Image.fromarray(astronaut).save(source)
