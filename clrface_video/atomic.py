@@ -31,6 +31,14 @@ def file_mode(like: Path | None = None) -> int:
     return bits & ~_umask()
 
 
+def keep_date_and_mode(source: Path, target: Path) -> None:
+    """A restored photo's or video's (or a photo's sidecar's) date and permissions are its source's: albums and
+    backups sort by the date, and a private file's copy stays private (file_mode)."""
+    found = source.stat()
+    os.utime(target, ns=(found.st_atime_ns, found.st_mtime_ns))
+    os.chmod(target, file_mode(source))
+
+
 def write_whole(path: Path, data: bytes | memoryview) -> None:
     """Write `data` to a new file at `path`, every byte of it or an OSError. A write may take only part of what it
     is given and say so by its count, as a disk with room for part of the file does; a writer that took one

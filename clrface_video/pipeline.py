@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import logging
 import math
-import os
 import time
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import replace
@@ -13,7 +12,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from . import __version__
-from .atomic import file_mode
+from .atomic import discard, keep_date_and_mode
 from .config import RestoreConfig
 from .device import pick_device
 from .errors import ClrfaceError, InputError
@@ -27,6 +26,7 @@ from .io.palette import is_gif
 from .io.photo_read import Photo, read_photo
 from .io.photo_write import copy_photo, fit_format, format_for, write_photo
 from .io.sequence import is_sequence
+from .io.sidecars import copy_sidecars
 from .io.tiff_pages import PageWriter, first_full_page, full_pages, preview_of, read_pages, tiff_pages
 from .io.webp_anim import is_animated_webp, is_webp_output
 from .io.webp_frames import WebpWriter, probe_webp, read_webp_frames
@@ -219,15 +219,19 @@ def save_photo(source: Path, target: Path, image: np.ndarray, photo: Photo, *, u
         copy_photo(source, target)
     else:
         write_photo(target, image, like=photo)
+    photo_written(source, target)
+
+
+def photo_written(source: Path, target: Path) -> None:
+    """A written photo's last step: its source's date and permissions, and its XMP sidecars copied beside it
+    (io.sidecars). Where a sidecar cannot be written the photo goes too, so that a rerun, which passes over a
+    photo that is there, does both again."""
     keep_date_and_mode(source, target)
-
-
-def keep_date_and_mode(source: Path, target: Path) -> None:
-    """A restored photo's or video's date and permissions are its source's: albums and backups sort by the
-    date, and a private file's copy stays private."""
-    stat = source.stat()
-    os.utime(target, ns=(stat.st_atime_ns, stat.st_mtime_ns))
-    os.chmod(target, file_mode(source))
+    try:
+        copy_sidecars(source, target)
+    except ClrfaceError:
+        discard(target)
+        raise
 
 
 def restore_pages(story: FrameStory, source: Path, target: Path, timer: StageTimer, *,
@@ -245,7 +249,7 @@ def restore_pages(story: FrameStory, source: Path, target: Path, timer: StageTim
                 full = (page.photo.image, image)
             with timer("encode"):
                 writer.write(image, page)  # 7 write (atomic, when the last page is done)
-    keep_date_and_mode(source, target)
+    photo_written(source, target)
 
 
 def output_format(photo: Photo, target: Path) -> Photo:

@@ -372,3 +372,21 @@ def test_a_folders_failed_photo_is_named_even_with_quiet(ray_cluster, tmp_path, 
     assert len(lines) == 1 and lines[0].startswith("warning: skipped broken.jpg: cannot read broken.jpg as an image ("), \
         result.stderr
     assert "2 images, 1 failed" in result.stdout
+
+
+def test_xmp_sidecars_are_copied_on_ray_as_locally(ray_cluster, tmp_path, astronaut):
+    """The workers restore each photo with restore_image, which copies its XMP sidecars beside its output as the
+    local folder does (io.sidecars): the two trees are the same, sidecars and their dates included."""
+    root = tmp_path / "album"
+    (root / "2009").mkdir(parents=True)
+    face = Image.fromarray(astronaut).resize((256, 256))
+    face.save(root / "a.png")
+    face.save(root / "2009" / "b.jpg", quality=92)
+    (root / "a.xmp").write_bytes(b"<x:xmpmeta xmp:Rating='4'/>")
+    (root / "2009" / "b.jpg.xmp").write_bytes(b"<x:xmpmeta darktable:history=''/>")
+    restore_path_ray(root, tmp_path / "ray", BASELINE, workers=1)
+    restore_folder(root, tmp_path / "local", BASELINE)
+    ray, local = tree(tmp_path / "ray"), tree(tmp_path / "local")
+    assert ray == local and ray["a.xmp"] == (root / "a.xmp").read_bytes()
+    assert ray["2009/b.jpg.xmp"] == (root / "2009" / "b.jpg.xmp").read_bytes()
+    assert (tmp_path / "ray" / "a.xmp").stat().st_mtime_ns == (root / "a.xmp").stat().st_mtime_ns

@@ -12,7 +12,7 @@ from typing import Any
 
 import numpy as np
 
-from ..atomic import atomic
+from ..atomic import atomic, keep_date_and_mode
 from ..config import RestoreConfig
 from ..errors import ClrfaceError
 from ..faces.identity import IdentityEncoder, identity_encoder_or_none
@@ -24,7 +24,7 @@ from ..io.output_stream import auto_codec, check_codec, container_takes, other_c
 from ..io.palette import is_gif
 from ..io.pixels import to_uint8
 from ..paths import check_writable, resolve_paths
-from ..pipeline import already_done, finish_report, keep_date_and_mode, left_as_is
+from ..pipeline import already_done, finish_report, left_as_is
 from ..report import Progress, RestoreReport, StageTimer, reports_warnings
 from ..types import Face, Frame
 from .cluster import run_all, say_warnings
