@@ -706,7 +706,8 @@ def test_a_photo_whose_sidecar_cannot_be_written_is_not_kept_without_it(tmp_path
 def test_a_turned_photos_sidecar_is_turned_with_it(tmp_path, astronaut):
     """A photo stored sideways (EXIF orientation 6) is written upright: its sidecar's orientation, size and MWG
     face region are made to match it, as its own XMP's are (a region at x 0.3, y 0.4 of the stored pixels lies
-    at x 0.6, y 0.3 of the upright ones, its width and height traded)."""
+    at x 0.6, y 0.3 of the upright ones, its width and height traded). One with no face, copied byte for byte,
+    still turned, keeps its sidecar's bytes too."""
     stored = Image.fromarray(astronaut[:400]).transpose(Image.Transpose.ROTATE_90)  # 400 wide, 512 high
     exif = Image.Exif()
     exif[0x0112] = 6
@@ -722,6 +723,10 @@ def test_a_turned_photos_sidecar_is_turned_with_it(tmp_path, astronaut):
         b'<rdf:Description tiff:Orientation="1" tiff:ImageWidth="512" tiff:ImageLength="400">'
         b'<mwg-rs:Area stArea:x="0.6" stArea:y="0.3" stArea:w="0.1" stArea:h="0.2" stArea:unit="normalized"/>'
         b'</rdf:Description>')
+    stored.resize((40, 51)).save(source, exif=exif.tobytes(), quality=95)  # no face: copied as it is, still turned
+    restore_image(source, tmp_path / "kept.jpg", BASELINE)
+    assert (tmp_path / "kept.jpg").read_bytes() == source.read_bytes()
+    assert (tmp_path / "kept.jpg.xmp").read_bytes() == (tmp_path / "sideways.jpg.xmp").read_bytes()
 
 
 def test_faces_outside_the_model_range_are_left_alone(tmp_path, astronaut):

@@ -37,9 +37,16 @@ def sidecars(photo: Path) -> list[Sidecar]:
     for whole_name in (True, False):
         for suffix in SIDECAR_SUFFIXES:
             path = photo.with_name((photo.name if whole_name else photo.stem) + suffix)
-            if path.is_file() and not any(_same_file(path, other.path) for other in found):
+            if _is_file(path) and not any(_same_file(path, other.path) for other in found):
                 found.append(Sidecar(path, whole_name))
     return found
+
+
+def _is_file(path: Path) -> bool:
+    try:
+        return path.is_file()
+    except OSError:  # no such name can be: a photo's own, of 252-255 bytes, with .xmp added passes the limit
+        return False
 
 
 def _same_file(a: Path, b: Path) -> bool:
@@ -73,15 +80,19 @@ def copy_sidecars(photo: Path, output: Path) -> None:
 
 
 def _turned(photo: Path, output: Path, xmp: bytes) -> bytes:
-    """A sidecar's XMP for the restored photo: its bytes, or where the photo was turned upright (its EXIF
-    orientation 2-8), its orientation 1, its face regions turned and its size tags the written size."""
-    with Image.open(photo) as source:
-        orientation = int(source.getexif().get(ORIENTATION_TAG, 1) or 1)
-    if orientation not in range(2, 9):
+    """A sidecar's XMP for the restored photo: its bytes, or where the photo was written upright from a turned
+    one (its EXIF orientation 2-8, the output's 1; one with no face restored is copied as it was, still
+    turned), its orientation 1, its face regions turned and its size tags the written size."""
+    orientation, _ = _orientation_and_size(photo)
+    written, (width, height) = _orientation_and_size(output)
+    if orientation not in range(2, 9) or written == orientation:
         return xmp
-    with Image.open(output) as written:
-        width, height = written.size
     return _sized_xmp(_upright_xmp(xmp, orientation), width, height)
+
+
+def _orientation_and_size(path: Path) -> tuple[int, tuple[int, int]]:
+    with Image.open(path) as image:
+        return int(image.getexif().get(ORIENTATION_TAG, 1) or 1), image.size
 
 
 def _write_copy(source: Path, target: Path, data: bytes) -> None:
