@@ -14,7 +14,7 @@ from clrface_video.io.photo_read import ORIENTATION_TAG, _upright_xmp
 from clrface_video.io.photo_write import _sized_xmp
 
 log = logging.getLogger(__name__)
-SIDECAR_SUFFIXES = (".xmp", ".XMP")  # as Lightroom, darktable and digiKam write them; a camera's own in capitals
+SIDECAR_SUFFIXES = (".xmp", ".XMP")  # in either case (a file system that tells them apart finds each)
 
 
 @dataclass(frozen=True)
