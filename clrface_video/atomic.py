@@ -10,7 +10,7 @@ import stat
 import threading
 import time
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from functools import cache
 from pathlib import Path
 
@@ -29,6 +29,14 @@ def file_mode(like: Path | None = None) -> int:
     protected (paths.read_only), not a read-only original's (an archive's, a CD's) copy."""
     bits = 0o666 if like is None else stat.S_IMODE(os.stat(like).st_mode) | stat.S_IWUSR
     return bits & ~_umask()
+
+
+def keep_date_and_mode(source: Path, target: Path) -> None:
+    """A restored photo's or video's (or a photo's sidecar's) date and permissions are its source's: albums and
+    backups sort by the date, and a private file's copy stays private (file_mode)."""
+    found = source.stat()
+    os.utime(target, ns=(found.st_atime_ns, found.st_mtime_ns))
+    os.chmod(target, file_mode(source))
 
 
 def write_whole(path: Path, data: bytes | memoryview) -> None:
@@ -174,6 +182,14 @@ def remove_leftovers(folder: Path, name_for: Callable[[int], str] | None = None)
         found.pop(name, None)
 
 
+def discard(temp: Path) -> None:
+    """Remove a failed write's temporary file, if it is there, without hiding why the write failed: on a
+    read-only file system (a locked card, an archive mounted read-only) removing a file that is not there fails
+    too (EROFS, not ENOENT), and that error, naming the hidden temporary file, replaced the write's own."""
+    with suppress(OSError):
+        temp.unlink()
+
+
 @contextmanager
 def atomic(path: Path | str) -> Iterator[Path]:
     """The name to write `path`'s content to: hidden, beside it, with its extension (so that writers that go
@@ -188,4 +204,4 @@ def atomic(path: Path | str) -> Iterator[Path]:
         os.chmod(temp, file_mode())
         os.replace(temp, path)
     finally:
-        temp.unlink(missing_ok=True)
+        discard(temp)

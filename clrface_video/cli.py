@@ -167,7 +167,8 @@ def _show_warnings(quiet: bool) -> None:
     logger = logging.getLogger("clrface_video")
     logger.handlers = [handler for handler in logger.handlers if not isinstance(handler, _WarningLine)]
     shown = _WarningLine()
-    shown.setLevel(logging.ERROR if quiet else logging.WARNING)  # -q hides them here; --report still lists them
+    # -q hides warnings here (--report still lists them), not a folder's files that failed (photos.say_failed)
+    shown.setLevel(logging.ERROR if quiet else logging.WARNING)
     logger.addHandler(shown)
     logger.setLevel(logging.WARNING)
     logger.propagate = False
@@ -276,7 +277,7 @@ def cli() -> None:
 @click.option("--report", "report_path", type=click.Path(path_type=Path, dir_okay=False), default=None,
               help="Write a JSON report (counts, model, device, seconds per stage, the settings used, the warnings) to "
                    "this file.")
-@click.option("-q", "--quiet", is_flag=True, help="No progress bar and no warnings.")
+@click.option("-q", "--quiet", is_flag=True, help="No progress bar and no warnings (a folder's files that failed are still named).")
 @click.option("--backend", type=click.Choice(("local", "ray")), default="local", show_default=True,
               help="local: this machine; ray: workers on a Ray cluster (needs `pip install \"ray[data]\"`).")
 @click.option("--ray-address", default=None, metavar="ADDR",

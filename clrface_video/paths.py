@@ -12,6 +12,7 @@ from .atomic import name_max, name_size
 from .errors import ClrfaceError, InputError
 from .io.apng import is_animated_png
 from .io.decode import check_not_raw, is_image_path
+from .io.encode import output_exists
 from .io.palette import is_gif
 from .io.photo_read import is_still_gif
 from .io.sequence import CODECS, find_sequence, frame_numbers, frame_path, is_sequence, sequence_codec
@@ -96,8 +97,9 @@ def check_name_lengths(target: Path, *, default: bool) -> None:
                                "name may have there; give a shorter one with -o OUTPUT")
 
 
-def check_writable(folder: Path) -> None:
-    """A file can be created in `folder`, or in the nearest folder above it that exists (it will be made)."""
+def check_writable(folder: Path, name: str = "") -> None:
+    """A file (`name`, for the message) can be created in `folder`, or in the nearest folder above it that exists
+    (it will be made)."""
     where = folder.expanduser().absolute()
     missing = _missing(where)
     existing = missing[-1].parent if missing else where
@@ -107,7 +109,8 @@ def check_writable(folder: Path) -> None:
         with tempfile.TemporaryFile(dir=existing):
             pass
     except OSError as error:
-        raise ClrfaceError(f"cannot write in {existing} ({error.strerror or error})") from error
+        raise ClrfaceError(f"cannot write {name + ' ' if name else ''}in {existing} ({error.strerror or error})") \
+            from error
 
 
 def read_only(target: Path) -> str | None:
@@ -188,7 +191,7 @@ def check_side_output(path: Path, option: str, inputs: Iterable[Path], output: P
         raise ClrfaceError(f"{option} {path} is a folder; give a file name")
     if not path.parent.is_dir():
         raise ClrfaceError(f"{option}: folder {path.parent} does not exist")
-    check_writable(path.parent)
+    check_writable(path.parent, f"the {option} file {path.name}")
     return path
 
 
@@ -217,7 +220,9 @@ def _a_device(output: Path) -> bool:
 def resolve_paths(input: str | Path, output: str | Path | None,
                   span: TimeSpan | None = None) -> tuple[Path, Path]:
     """Check INPUT exists and OUTPUT is not INPUT (nor inside an input folder); fill in the default OUTPUT
-    (for the stretch `span` of a video, when one is restored)."""
+    (for the stretch `span` of a video, when one is restored). A new OUTPUT's folder must be writable; one that
+    is there is asked only once something must be written to it (a job's output to redo, a folder's file as it
+    is written): a rerun with everything up to date writes nothing, and passed no read-only output folder."""
     check_files_only(input, output)
     source = Path(input).expanduser()
     if is_sequence(source):
@@ -248,5 +253,6 @@ def resolve_paths(input: str | Path, output: str | Path | None,
         check_mirror_apart(target, source)
         if target.exists() and not target.is_dir():
             raise ClrfaceError(f"output {target} is a file but the input is a folder; give a folder for -o")
-    check_writable(target if source.is_dir() else target.parent)
+    if not (target.is_dir() if source.is_dir() else output_exists(target)):  # one there: once it must be redone
+        check_writable(target if source.is_dir() else target.parent)  # (a no-op rerun passes in a read-only one)
     return source, target

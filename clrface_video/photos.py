@@ -231,13 +231,20 @@ def _restore_photos(source: Path, target: Path, todo: list[Path], story: _PhotoS
             if disk_full(fault):
                 finish_report(report, story.story, timer, start)
                 raise stopped(relative, report) from fault
-            log.warning("skipped %s: %s", relative, message)
+            say_failed(f"{relative}: {message}")
         except _RestorerFault as fault:  # the model or the device: every photo after it would meet it too
             raise fault.error
         else:
             story.restored_one()
         if progress is not None:
             progress.advance()
+
+
+def say_failed(line: str) -> None:
+    """Name a file of the folder that could not be restored ('path: reason', as its report's `failed` lists it):
+    logged as an error, which -q (that hides warnings) still prints, since a failure is not a warning and the
+    user must learn which files to look at without a --report. Both backends' (distributed.photos too)."""
+    log.error("skipped %s", line)
 
 
 def interrupted(report: RestoreReport, start: float) -> Interrupted:
@@ -328,7 +335,7 @@ def _restore_videos(source: Path, target: Path, videos: list[Path], config: Rest
             report.failed.append(f"{relative}: {message}")
             if disk_full(error):
                 raise stopped(relative, report) from error
-            log.warning("skipped %s: %s", relative, message)
+            say_failed(f"{relative}: {message}")
         else:
             report.model, report.device = done.model, done.device
             if done.settings is not None:

@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import logging
 import math
-import os
 import time
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import replace
@@ -13,7 +12,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from . import __version__
-from .atomic import file_mode
+from .atomic import discard, keep_date_and_mode
 from .config import RestoreConfig
 from .device import pick_device
 from .errors import ClrfaceError, InputError
@@ -27,10 +26,11 @@ from .io.palette import is_gif
 from .io.photo_read import Photo, read_photo
 from .io.photo_write import copy_photo, fit_format, format_for, write_photo
 from .io.sequence import is_sequence
+from .io.sidecars import copy_sidecars
 from .io.tiff_pages import PageWriter, first_full_page, full_pages, preview_of, read_pages, tiff_pages
 from .io.webp_anim import is_animated_webp, is_webp_output
 from .io.webp_frames import WebpWriter, probe_webp, read_webp_frames
-from .paths import check_files_only, gif_as_photo, output_folder, read_only, resolve_paths
+from .paths import check_files_only, check_writable, gif_as_photo, output_folder, read_only, resolve_paths
 from .report import JobSettings, Progress, RestoreReport, StageTimer, reports_warnings
 from .restore.base import Restorer, default_model_name, make_restorer
 from .story import FrameStory, Models, restore_photo_array
@@ -142,6 +142,7 @@ def restore_video(input: str | Path, output: str | Path | None = None, config: R
         log.warning("--fps sets the rate of an image sequence; %s keeps its own timestamps", source.name)
     if left_as_is(source, target, config):
         return already_done(source, target, "video", config)
+    check_writable(target.parent, target.name)  # one to redo: its folder is asked once it must be written
     models = models or load_models(config, video=True)
     timer = StageTimer()
     story = FrameStory(models, config, timer, video=True, pixel_aspect=info.pixel_aspect, rotation=info.rotation)
@@ -185,6 +186,7 @@ def restore_image(input: str | Path, output: str | Path | None = None, config: R
     source, target = resolve_paths(input, output)
     if left_as_is(source, target, config):
         return already_done(source, target, "image", config)
+    check_writable(target.parent, target.name)  # one to redo: its folder is asked once it must be written
     timer = StageTimer()
     pages = tiff_pages(source)
     one_of_pages = pages > 1 and format_for(target) != "TIFF"  # one picture and its previews: the picture
@@ -220,15 +222,19 @@ def save_photo(source: Path, target: Path, image: np.ndarray, photo: Photo, *, u
         copy_photo(source, target)
     else:
         write_photo(target, image, like=photo)
+    photo_written(source, target)
+
+
+def photo_written(source: Path, target: Path) -> None:
+    """A written photo's last step: its source's date and permissions, and its XMP sidecars copied beside it
+    (io.sidecars). Where a sidecar cannot be written the photo goes too, so that a rerun, which passes over a
+    photo that is there, does both again."""
     keep_date_and_mode(source, target)
-
-
-def keep_date_and_mode(source: Path, target: Path) -> None:
-    """A restored photo's or video's date and permissions are its source's: albums and backups sort by the
-    date, and a private file's copy stays private."""
-    stat = source.stat()
-    os.utime(target, ns=(stat.st_atime_ns, stat.st_mtime_ns))
-    os.chmod(target, file_mode(source))
+    try:
+        copy_sidecars(source, target)
+    except ClrfaceError:
+        discard(target)
+        raise
 
 
 def restore_pages(story: FrameStory, source: Path, target: Path, timer: StageTimer, *,
@@ -246,7 +252,7 @@ def restore_pages(story: FrameStory, source: Path, target: Path, timer: StageTim
                 full = (page.photo.image, image)
             with timer("encode"):
                 writer.write(image, page)  # 7 write (atomic, when the last page is done)
-    keep_date_and_mode(source, target)
+    photo_written(source, target)
 
 
 def output_format(photo: Photo, target: Path) -> Photo:

@@ -576,6 +576,160 @@ def test_a_stale_output_made_read_only_is_kept_not_redone(album, tmp_path):
          "restored)")]
 
 
+@pytest.fixture()
+def lock_folder():
+    """Make a folder read-only as a user meets one: its write bits taken off (chmod -R a-w); where the tests run
+    as root, whom those do not stop, a read-only bind mount of it instead, as an archive disk or a locked card
+    is (skipped where mount is not permitted)."""
+    import subprocess
+
+    locked: list[Path] = []
+
+    def lock(folder: Path) -> None:
+        if os.name != "posix":
+            pytest.skip("a read-only folder is made here with POSIX modes or a bind mount")
+        if os.geteuid() != 0:
+            for path in [folder, *folder.rglob("*")]:
+                os.chmod(path, path.stat().st_mode & ~0o222)
+        elif subprocess.run(["mount", "--bind", folder, folder], capture_output=True, check=False).returncode != 0:
+            pytest.skip("a read-only bind mount cannot be made here (needs mount)")
+        elif subprocess.run(["mount", "-o", "remount,bind,ro", folder], capture_output=True,
+                            check=False).returncode != 0:
+            subprocess.run(["umount", folder], check=True)
+            pytest.skip("a read-only bind mount cannot be made here (needs mount)")
+        locked.append(folder)
+
+    yield lock
+    for folder in locked:
+        if os.geteuid() == 0:
+            subprocess.run(["umount", folder], check=True)
+        else:
+            for path in [folder, *folder.rglob("*")]:
+                os.chmod(path, path.stat().st_mode | 0o200)
+
+
+def test_a_rerun_into_a_read_only_output_folder_writes_nothing_and_passes(album, tmp_path, lock_folder):
+    """An archived restored folder made read-only failed even a rerun with everything up to date ('cannot write
+    in done'), a single photo's too. Nothing needs writing, so each says it is done and exits 0; only an output
+    that must be written again fails, in one line naming it (no hidden temporary name), and so does a --report
+    asked into that folder. Originals and outputs stay as they were."""
+    (album / "2009" / "broken.jpg").unlink()
+    out = tmp_path / "done"
+    restore_folder(album, out, BASELINE)
+    lock_folder(out)
+    before = {p: p.read_bytes() for p in [*album.rglob("*"), *out.rglob("*")] if p.is_file()}
+    model = ["--model", "baseline-bicubic-sharpen", "--device", "cpu"]
+
+    again = run_cli("restore", album, "-o", out, *model, "--report", tmp_path / "r.json")
+    assert again.exit_code == 0 and again.stderr == "", again.output
+    assert "3 already done" in again.stdout and json.loads((tmp_path / "r.json").read_text())["skipped"] == 3
+    one = run_cli("restore", album / "a.jpg", "-o", out / "a.jpg", *model)
+    assert one.exit_code == 0 and one.stdout.startswith("already restored, left as is"), one.output
+
+    redo = run_cli("restore", album / "a.jpg", "-o", out / "a.jpg", *model, "--overwrite")
+    assert redo.exit_code == 2 and redo.stderr.startswith(f"error: cannot write a.jpg in {out} ("), redo.output
+    folder = run_cli("restore", album, "-o", out, *model, "--overwrite")
+    assert folder.exit_code == 3, folder.output
+    assert sorted(line.split(" (")[0] for line in folder.stderr.splitlines()) == [
+        "warning: skipped 2009/b.png: cannot write b.png as PNG",
+        "warning: skipped 2009/summer/c.jpg: cannot write c.jpg as JPEG",
+        "warning: skipped a.jpg: cannot write a.jpg as JPEG"]
+    assert ".partial" not in folder.stderr
+    report = run_cli("restore", album, "-o", out, *model, "--report", out / "r.json")
+    assert report.exit_code == 2 and len(report.output.splitlines()) == 1, report.output
+    assert report.stderr.startswith(f"error: cannot write the --report file r.json in {out} (")
+    assert {p: p.read_bytes() for p in [*album.rglob("*"), *out.rglob("*")] if p.is_file()} == before
+
+
+# -- XMP sidecars -----------------------------------------------------------------------------------
+
+LIGHTROOM_XMP = b'<x:xmpmeta xmlns:x="adobe:ns:meta/"><rdf:Description xmp:Rating="5" dc:subject="Oma"/></x:xmpmeta>'
+
+
+def test_a_folders_xmp_sidecars_are_copied_beside_their_restored_photos(album, tmp_path):
+    """A photo library's ratings, keywords, face tags and edits live in XMP sidecars beside each photo (Lightroom's
+    a.xmp, darktable's and digiKam's c.jpg.xmp): the restored folder had none. Each is copied beside its photo's
+    output under the same scheme, byte for byte, with its date and mode; a stray one (no photo) is neither an
+    input nor warned about, and the originals are untouched."""
+    (album / "a.xmp").write_bytes(LIGHTROOM_XMP)
+    darktable = album / "2009" / "summer" / "c.jpg.xmp"
+    darktable.write_bytes(b"<x:xmpmeta darktable:history='...'/>")
+    os.chmod(darktable, 0o600)
+    os.utime(darktable, (1_000_000_000, 1_000_000_000))
+    (album / "2009" / "stray.xmp").write_bytes(b"<x:xmpmeta/>")
+    originals = {p: (p.read_bytes(), p.stat().st_mtime_ns) for p in album.rglob("*") if p.is_file()}
+    out = tmp_path / "out"
+    report = restore_folder(album, out, BASELINE)
+    assert report.images == 3 and not [line for line in report.warnings if "xmp" in line]
+    copied = out / "2009" / "summer" / "c.jpg.xmp"
+    assert (out / "a.xmp").read_bytes() == LIGHTROOM_XMP and copied.read_bytes() == darktable.read_bytes()
+    assert copied.stat().st_mtime_ns == darktable.stat().st_mtime_ns and copied.stat().st_mode & 0o777 == 0o600
+    assert not (out / "2009" / "stray.xmp").exists()
+    assert sorted(p.name for p in out.rglob("*") if p.name.startswith(".")) == []  # no temporary file left
+    assert {p: (p.read_bytes(), p.stat().st_mtime_ns) for p in album.rglob("*") if p.is_file()} == originals
+
+
+def test_a_photos_sidecar_follows_it_into_another_format_and_a_read_only_copy_is_kept(tmp_path, astronaut):
+    """restore x.jpg -o out.png: the sidecars describe the photo, so they go along in their schemes (x.jpg.xmp ->
+    out.png.xmp, x.xmp -> out.xmp); a copy the user made read-only is not written over (one warning), and
+    x.jpg -o x.png beside it leaves x.xmp, which both share, as it is."""
+    source = tmp_path / "x.jpg"
+    Image.fromarray(astronaut[::2, ::2]).save(source)
+    (tmp_path / "x.jpg.xmp").write_bytes(b"darktable")
+    (tmp_path / "x.xmp").write_bytes(LIGHTROOM_XMP)
+    (tmp_path / "out").mkdir()
+    restore_image(source, tmp_path / "out" / "out.png", BASELINE)
+    assert (tmp_path / "out" / "out.png.xmp").read_bytes() == b"darktable"
+    assert (tmp_path / "out" / "out.xmp").read_bytes() == LIGHTROOM_XMP
+    os.chmod(tmp_path / "out" / "out.xmp", 0o444)
+    (tmp_path / "x.xmp").write_bytes(b"rated again")
+    again = restore_image(source, tmp_path / "out" / "out.png", replace(BASELINE, overwrite=True))
+    assert (tmp_path / "out" / "out.xmp").read_bytes() == LIGHTROOM_XMP
+    assert again.warnings == ["out.png: its sidecar out.xmp is read-only, kept as it is"]
+    restore_image(source, tmp_path / "x.png", BASELINE)
+    assert (tmp_path / "x.xmp").read_bytes() == b"rated again" and (tmp_path / "x.png.xmp").read_bytes() == b"darktable"
+
+
+def test_a_photo_whose_sidecar_cannot_be_written_is_not_kept_without_it(tmp_path, astronaut):
+    """A sidecar that cannot be written is a one-line error naming it, and the photo written before it goes too:
+    kept, a rerun would pass over it as done and never bring its sidecar."""
+    from clrface_video.errors import ClrfaceError
+
+    source = tmp_path / "x.jpg"
+    Image.fromarray(astronaut[::2, ::2]).save(source)
+    (tmp_path / "x.xmp").write_bytes(LIGHTROOM_XMP)
+    (tmp_path / "out" / "y.xmp").mkdir(parents=True)  # in the copy's way
+    with pytest.raises(ClrfaceError, match=r"^cannot write y\.xmp, the sidecar of y\.jpg \(.+\)$"):
+        restore_image(source, tmp_path / "out" / "y.jpg", BASELINE)
+    assert [p.name for p in (tmp_path / "out").iterdir()] == ["y.xmp"]
+
+
+def test_a_turned_photos_sidecar_is_turned_with_it(tmp_path, astronaut):
+    """A photo stored sideways (EXIF orientation 6) is written upright: its sidecar's orientation, size and MWG
+    face region are made to match it, as its own XMP's are (a region at x 0.3, y 0.4 of the stored pixels lies
+    at x 0.6, y 0.3 of the upright ones, its width and height traded). One with no face, copied byte for byte,
+    still turned, keeps its sidecar's bytes too."""
+    stored = Image.fromarray(astronaut[:400]).transpose(Image.Transpose.ROTATE_90)  # 400 wide, 512 high
+    exif = Image.Exif()
+    exif[0x0112] = 6
+    source = tmp_path / "sideways.jpg"
+    stored.save(source, exif=exif.tobytes(), quality=95)
+    (tmp_path / "sideways.jpg.xmp").write_bytes(
+        b'<rdf:Description tiff:Orientation="6" tiff:ImageWidth="400" tiff:ImageLength="512">'
+        b'<mwg-rs:Area stArea:x="0.3" stArea:y="0.4" stArea:w="0.2" stArea:h="0.1" stArea:unit="normalized"/>'
+        b'</rdf:Description>')
+    restore_image(source, tmp_path / "up.jpg", BASELINE)
+    assert Image.open(tmp_path / "up.jpg").size == (512, 400)
+    assert (tmp_path / "up.jpg.xmp").read_bytes() == (
+        b'<rdf:Description tiff:Orientation="1" tiff:ImageWidth="512" tiff:ImageLength="400">'
+        b'<mwg-rs:Area stArea:x="0.6" stArea:y="0.3" stArea:w="0.1" stArea:h="0.2" stArea:unit="normalized"/>'
+        b'</rdf:Description>')
+    stored.resize((40, 51)).save(source, exif=exif.tobytes(), quality=95)  # no face: copied as it is, still turned
+    restore_image(source, tmp_path / "kept.jpg", BASELINE)
+    assert (tmp_path / "kept.jpg").read_bytes() == source.read_bytes()
+    assert (tmp_path / "kept.jpg.xmp").read_bytes() == (tmp_path / "sideways.jpg.xmp").read_bytes()
+
+
 def test_faces_outside_the_model_range_are_left_alone(tmp_path, astronaut):
     source = tmp_path / "astronaut.png"
     Image.fromarray(astronaut).save(source)

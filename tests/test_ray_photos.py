@@ -352,3 +352,41 @@ def test_a_changed_original_in_a_ray_folder_is_redone_and_named_once_by_its_path
         "redoing 2009/a.png: the original changed since it was restored"]
     local = restore_folder(root, tmp_path / "local", BASELINE)
     assert local.images == 2 and tree(out) == tree(tmp_path / "local")
+
+
+@pytest.mark.parametrize("backend", ["local", "ray"])
+def test_a_folders_failed_photo_is_named_even_with_quiet(ray_cluster, tmp_path, astronaut, backend):
+    """-q hides warnings, and hid with them the one line naming a photo that failed: a folder with a corrupt
+    JPEG ended in exit 3 and '1 failed' with no word of which file, on either backend. The failure is named
+    with -q too, and only it: a real warning (a palette PNG's) stays hidden."""
+    album = tmp_path / "album"
+    album.mkdir()
+    Image.fromarray(astronaut).resize((256, 256)).save(album / "a.png")
+    Image.fromarray(astronaut).resize((256, 256)).convert("P").save(album / "p.png")  # warns: written in RGB
+    (album / "broken.jpg").write_bytes(b"\xff\xd8\xff\xe0 this is not a jpeg")
+    ray = ["--backend", "ray", "--workers", "1"] if backend == "ray" else []
+    result = CliRunner().invoke(cli, ["restore", str(album), "-o", str(tmp_path / "out"), "-q",
+                                      "--model", "baseline-bicubic-sharpen", "--device", "cpu", *ray])
+    assert result.exit_code == 3, result.output
+    lines = result.stderr.splitlines()
+    assert len(lines) == 1 and lines[0].startswith("warning: skipped broken.jpg: cannot read broken.jpg as an image ("), \
+        result.stderr
+    assert "2 images, 1 failed" in result.stdout
+
+
+def test_xmp_sidecars_are_copied_on_ray_as_locally(ray_cluster, tmp_path, astronaut):
+    """The workers restore each photo with restore_image, which copies its XMP sidecars beside its output as the
+    local folder does (io.sidecars): the two trees are the same, sidecars and their dates included."""
+    root = tmp_path / "album"
+    (root / "2009").mkdir(parents=True)
+    face = Image.fromarray(astronaut).resize((256, 256))
+    face.save(root / "a.png")
+    face.save(root / "2009" / "b.jpg", quality=92)
+    (root / "a.xmp").write_bytes(b"<x:xmpmeta xmp:Rating='4'/>")
+    (root / "2009" / "b.jpg.xmp").write_bytes(b"<x:xmpmeta darktable:history=''/>")
+    restore_path_ray(root, tmp_path / "ray", BASELINE, workers=1)
+    restore_folder(root, tmp_path / "local", BASELINE)
+    ray, local = tree(tmp_path / "ray"), tree(tmp_path / "local")
+    assert ray == local and ray["a.xmp"] == (root / "a.xmp").read_bytes()
+    assert ray["2009/b.jpg.xmp"] == (root / "2009" / "b.jpg.xmp").read_bytes()
+    assert (tmp_path / "ray" / "a.xmp").stat().st_mtime_ns == (root / "a.xmp").stat().st_mtime_ns

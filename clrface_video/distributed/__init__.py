@@ -10,7 +10,7 @@ from ..io.decode import is_image_path, probe_video
 from ..io.palette import is_gif
 from ..io.sequence import is_sequence
 from ..io.webp_anim import is_animated_webp
-from ..paths import check_files_only, gif_as_photo, resolve_paths
+from ..paths import check_files_only, check_writable, gif_as_photo, resolve_paths
 from ..pipeline import already_done, protected, up_to_date
 from ..report import Progress, RestoreReport, reports_warnings
 from ..restore.base import check_model_name
@@ -55,6 +55,7 @@ def restore_path_ray(input: str | Path, output: str | Path | None = None, config
             return already_done(source, target, "video", config, local=False)
         if (why := protected(source, target, config)) is not None:  # --overwrite or stale: not a protected one
             raise ClrfaceError(why)
+        check_writable(target.parent, target.name)  # one to redo (a no-op rerun passes in a read-only folder)
         ray_codec(target, info, config)  # what segments cannot carry, said before Ray starts (15 s on a CPU)
     with ray_session(address) as ray:
         actors = start_workers(ray, config, video=video, workers=workers if video or source.is_dir() else 1)

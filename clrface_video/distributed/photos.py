@@ -8,7 +8,7 @@ from typing import Any
 
 from ..config import RestoreConfig
 from ..paths import resolve_paths
-from ..photos import folder_contents, interrupted, stopped, undone
+from ..photos import folder_contents, interrupted, say_failed, stopped, undone
 from ..pipeline import finish_report, would_run
 from ..report import Progress, RestoreReport, StageTimer, reports_warnings
 from .cluster import run_all, say_warnings
@@ -82,13 +82,13 @@ def restore_folder_ray(ray: Any, actors: list[Any], input: str | Path, output: s
 
 def _count_shard(shard: ShardResult, report: RestoreReport, timer: StageTimer) -> None:
     """Add a shard's photos into the folder's report: each restored one's counts and seconds, each failed one
-    named in `failed` and said in a warning, as locally (the one a full disk stopped the shard at is said by
+    named in `failed` and said in a line (photos.say_failed), as locally (the one a full disk stopped the shard at is said by
     the folder's stop instead)."""
     for number, result in enumerate(shard.photos, 1):
         if isinstance(result, str):
             report.failed.append(result)
             if shard.full is None or number < len(shard.photos):
-                log.warning("skipped %s", result)
+                say_failed(result)
             continue
         report.images += 1  # also a photo written by an attempt that was then killed (its retry skipped it)
         report.settings = report.settings or result.settings  # each worker's restore_image's, the same

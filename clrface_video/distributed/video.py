@@ -12,7 +12,7 @@ from typing import Any
 
 import numpy as np
 
-from ..atomic import atomic
+from ..atomic import atomic, keep_date_and_mode
 from ..config import RestoreConfig
 from ..errors import ClrfaceError
 from ..faces.identity import IdentityEncoder, identity_encoder_or_none
@@ -23,8 +23,8 @@ from ..io.encode import AUTO
 from ..io.output_stream import auto_codec, check_codec, container_takes, other_containers
 from ..io.palette import is_gif
 from ..io.pixels import to_uint8
-from ..paths import resolve_paths
-from ..pipeline import already_done, finish_report, keep_date_and_mode, left_as_is
+from ..paths import check_writable, resolve_paths
+from ..pipeline import already_done, finish_report, left_as_is
 from ..report import Progress, RestoreReport, StageTimer, reports_warnings
 from ..types import Face, Frame
 from .cluster import run_all, say_warnings
@@ -146,6 +146,7 @@ def restore_video_ray(ray: Any, actors: list[Any], input: str | Path, output: st
     info = probe_video(source)
     if left_as_is(source, target, config):
         return already_done(source, target, "video", config, local=False)
+    check_writable(target.parent, target.name)  # one to redo: its folder is asked once it must be written
     codec = ray_codec(target, info, config)
     target.parent.mkdir(parents=True, exist_ok=True)
     job = JobFolder(source, target, config, codec)

@@ -16,7 +16,7 @@ import av
 import numpy as np
 from av.video.reformatter import VideoReformatter
 
-from clrface_video.atomic import partial_folder, partial_name, remove_leftovers
+from clrface_video.atomic import discard, partial_folder, partial_name, remove_leftovers
 from clrface_video.errors import ClrfaceError, one_line, reason
 from clrface_video.io.apng import apng_plays, copy_delays, frame_delays, is_apng_output, set_last_delay
 from clrface_video.io.copies import CopiedStreams, copy_metadata, muxer_options, open_at_its_time
@@ -504,4 +504,4 @@ class VideoWriter:
         if is_sequence(self.output):
             shutil.rmtree(self.partial.parent, ignore_errors=True)
         else:
-            self.partial.unlink(missing_ok=True)
+            discard(self.partial)

@@ -17,8 +17,8 @@ import numpy as np
 from PIL import Image
 from PIL.PngImagePlugin import PngInfo
 
-from clrface_video.atomic import partial_name, remove_leftovers, write_whole
-from clrface_video.errors import ClrfaceError, one_line, reason
+from clrface_video.atomic import discard, partial_name, remove_leftovers, write_whole
+from clrface_video.errors import ClrfaceError, reason
 from clrface_video.io.photo_read import (
     EXIF_HEADER,
     GRAY_MODES,
@@ -469,10 +469,10 @@ def copy_photo(source: Path | str, path: Path | str) -> Path:
         shutil.copyfile(source, partial)
         os.replace(partial, path)
     except OSError as error:
-        partial.unlink(missing_ok=True)
+        discard(partial)
         raise ClrfaceError(f"cannot write {path.name} ({reason(error)})") from error
     except BaseException:
-        partial.unlink(missing_ok=True)
+        discard(partial)
         raise
     return path
 
@@ -497,10 +497,9 @@ def write_photo(path: Path | str, image: np.ndarray, like: Photo) -> Path:
         encode_photo(image, like, partial, path.name)
         os.replace(partial, path)
     except (KeyError, ValueError, OSError, RuntimeError, struct.error) as error:  # Pillow's and libtiff's
-        partial.unlink(missing_ok=True)
-        raise ClrfaceError(f"cannot write {path.name} as {like.format} ({one_line(error)})") \
-            from error
+        discard(partial)
+        raise ClrfaceError(f"cannot write {path.name} as {like.format} ({reason(error)})") from error
     except BaseException:
-        partial.unlink(missing_ok=True)
+        discard(partial)
         raise
     return path
