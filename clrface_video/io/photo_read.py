@@ -320,7 +320,7 @@ def _upright_exif(image: Image.Image, name: str, orientation: int) -> bytes | No
         for tag in TIFF_LAYOUT_TAGS & set(exif):
             del exif[tag]
         if isinstance(exif.get(XMP_TAG), bytes):
-            exif[XMP_TAG] = _upright_xmp(exif[XMP_TAG], orientation)
+            exif[XMP_TAG] = upright_xmp(exif[XMP_TAG], orientation)
     if not exif:
         return None
     turned = orientation != 1
@@ -522,10 +522,10 @@ def _xmp(image: Image.Image, orientation: int) -> bytes | None:
     xmp = image.info.get("xmp") or image.info.get("XML:com.adobe.xmp")
     if isinstance(xmp, str):
         xmp = xmp.encode()
-    return _upright_xmp(xmp, orientation) if xmp else None
+    return upright_xmp(xmp, orientation) if xmp else None
 
 
-def _upright_xmp(xmp: bytes, orientation: int) -> bytes:
+def upright_xmp(xmp: bytes, orientation: int) -> bytes:
     """An XMP packet whose copy of the orientation says 1, as the EXIF one does once the pixels are upright, and
     whose face regions (MWG_AREA, MP_RECTANGLE), on the stored pixels, are where the upright pixels have the faces."""
     xmp = XMP_ORIENTATION.sub(rb"\g<1>1\g<2>", xmp)

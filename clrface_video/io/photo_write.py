@@ -405,10 +405,10 @@ def _size_ifd(out: bytearray, order: str, start: int, ifd: int, group: int | Non
     return camera
 
 
-def _sized_xmp(xmp: bytes, width: int, height: int) -> bytes:
+def sized_xmp(xmp: bytes, width: int, height: int) -> bytes:
     """An XMP packet whose copies of the picture's size (XMP_SIZE, and the size its face regions apply to,
     REGIONS_SIZE, where in pixels) say `width` x `height`, as _sized_exif: the regions, normalized, are turned
-    with the pixels (photo_read._upright_xmp), and the size they name must be the picture's they lie on."""
+    with the pixels (photo_read.upright_xmp), and the size they name must be the picture's they lie on."""
     xmp = XMP_SIZE.sub(lambda m: m.group(1) + str(width if m.group(2) in XMP_WIDTH else height).encode(), xmp)
     return REGIONS_SIZE.sub(lambda block: _pixel_sides(block.group(0), width, height), xmp)
 
@@ -440,7 +440,7 @@ def _encode_into(image: np.ndarray, like: Photo, target: BinaryIO, name: str) ->
     rgb = to_depth(image, like.bit_depth)
     height, width = rgb.shape[:2]
     like = replace(like, exif=like.exif and _sized_exif(like.exif, width, height),
-                   xmp=like.xmp and _sized_xmp(like.xmp, width, height))
+                   xmp=like.xmp and sized_xmp(like.xmp, width, height))
     if like.bit_depth == 16 and like.mode not in GRAY_MODES:
         target.write(_encode_16bit_rgb(rgb, like, name))
         return

@@ -8,10 +8,10 @@ from pathlib import Path
 
 from PIL import Image
 
-from clrface_video.atomic import atomic, keep_date_and_mode, write_whole
-from clrface_video.errors import ClrfaceError, reason
-from clrface_video.io.photo_read import ORIENTATION_TAG, _upright_xmp
-from clrface_video.io.photo_write import _sized_xmp
+from ..atomic import atomic, keep_date_and_mode, write_whole
+from ..errors import ClrfaceError, reason
+from .photo_read import ORIENTATION_TAG, upright_xmp
+from .photo_write import sized_xmp
 
 log = logging.getLogger(__name__)
 SIDECAR_SUFFIXES = (".xmp", ".XMP")  # in either case (a file system that tells them apart finds each)
@@ -63,7 +63,7 @@ def copy_sidecars(photo: Path, output: Path) -> None:
     `output` shares, x.jpg -o x.png beside it, is left as it is). A copy the user made read-only is kept, with a
     warning. The restored photo keeps its size, so a sidecar's bytes are its original's, but for a photo the
     reader turned upright: there its copies of the orientation, the size and the face regions are changed as
-    the photo's own XMP is (photo_read._upright_xmp, photo_write._sized_xmp). ClrfaceError where one cannot
+    the photo's own XMP is (photo_read.upright_xmp, photo_write.sized_xmp). ClrfaceError where one cannot
     be written."""
     for sidecar in sidecars(photo):
         target = sidecar.beside(output)
@@ -87,7 +87,7 @@ def _turned(photo: Path, output: Path, xmp: bytes) -> bytes:
     written, (width, height) = _orientation_and_size(output)
     if orientation not in range(2, 9) or written == orientation:
         return xmp
-    return _sized_xmp(_upright_xmp(xmp, orientation), width, height)
+    return sized_xmp(upright_xmp(xmp, orientation), width, height)
 
 
 def _orientation_and_size(path: Path) -> tuple[int, tuple[int, int]]:
