@@ -57,11 +57,12 @@ def extent(path: Path) -> Extent | None:
 def _stream_seconds(stream: av.video.stream.VideoStream) -> Fraction | None:
     if stream.duration is not None and stream.time_base is not None:
         return stream.duration * Fraction(stream.time_base)
-    tag = stream.metadata.get("DURATION")  # HH:MM:SS.nnnnnnnnn, which the Matroska muxer writes on each track
-    if not tag:
+    tag = stream.metadata.get("DURATION", "")  # HH:MM:SS.nnnnnnnnn, which the Matroska muxer writes on each track
+    try:
+        hours, minutes, seconds = tag.split(":")
+        return (int(hours) * 60 + int(minutes)) * 60 + Fraction(seconds)
+    except ValueError:  # none, or another tool's words
         return None
-    hours, minutes, seconds = tag.split(":")
-    return (int(hours) * 60 + int(minutes)) * 60 + Fraction(seconds)
 
 
 def other_stretch(source: Path, output: Path, span: TimeSpan | None) -> str | None:
