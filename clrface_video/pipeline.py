@@ -370,7 +370,10 @@ def left_as_is(source: Path, target: Path, config: RestoreConfig, name: str | No
 
 def protected(source: Path, target: Path, config: RestoreConfig) -> str | None:
     """Why an output that is there, and would be redone (--overwrite, or stale), may not be, or None: the user
-    made it read-only (paths.read_only), said with why it is stale where that is why it would be redone."""
+    made it read-only (paths.read_only), said with why it is stale where that is why it would be redone; None for
+    an output not there yet."""
+    if not output_exists(target):
+        return None
     return _refused(target, config, None if config.overwrite else stale(source, target, config.span()))
 
 
