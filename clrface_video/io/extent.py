@@ -55,14 +55,19 @@ def extent(path: Path) -> Extent | None:
 
 
 def _stream_seconds(stream: av.video.stream.VideoStream) -> Fraction | None:
-    if stream.duration is not None and stream.time_base is not None:
+    """The stream's length: its duration, or Matroska's DURATION tag (HH:MM:SS.nnnnnnnnn, written on each track),
+    which is where the track ends: less its start (a video that begins 0.85 s after its audio)."""
+    if stream.time_base is None:
+        return None
+    if stream.duration is not None:
         return stream.duration * Fraction(stream.time_base)
-    tag = stream.metadata.get("DURATION", "")  # HH:MM:SS.nnnnnnnnn, which the Matroska muxer writes on each track
+    tag = stream.metadata.get("DURATION", "")
     try:
         hours, minutes, seconds = tag.split(":")
-        return (int(hours) * 60 + int(minutes)) * 60 + Fraction(seconds)
+        end = (int(hours) * 60 + int(minutes)) * 60 + Fraction(seconds)
     except ValueError:  # none, or another tool's words
         return None
+    return end - (stream.start_time or 0) * Fraction(stream.time_base)
 
 
 def other_stretch(source: Path, output: Path, span: TimeSpan | None) -> str | None:
