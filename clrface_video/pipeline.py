@@ -357,7 +357,7 @@ def left_as_is(source: Path, target: Path, config: RestoreConfig, name: str | No
     a ClrfaceError, before anything is said or done."""
     if not output_exists(target):
         return False
-    why_stale = stale(source, target, config.span())
+    why_stale = None if config.overwrite else stale(source, target, config.span())
     if not config.overwrite and why_stale is None:
         return True
     why = _refused(target, config, why_stale)
