@@ -21,6 +21,7 @@ from .faces.identity import identity_encoder_or_none
 from .io.decode import FIELD_PROGRESSIVE, VideoInfo, is_image_path, probe_video, read_frames
 from .io.deinterlace import bwdif_deint
 from .io.encode import VideoWriter, output_exists
+from .io.extent import other_stretch
 from .io.output_stream import encoder_settings
 from .io.palette import is_gif
 from .io.photo_read import Photo, read_photo
@@ -337,43 +338,61 @@ def check_image(image: Any, where: str) -> np.ndarray:
     return np.ascontiguousarray(image)
 
 
-def up_to_date(source: Path, target: Path) -> bool:
-    """Whether `target` is there and still `source`'s restored output, by make's rule: every output is given its
-    source's modification time (keep_date_and_mode), so a source newer than it by more than FAT's 2 s step was
-    changed after it was restored, and the output is stale; an output newer than its source was edited after
-    restoring, and stands. A source newer by an hour to within 2 s is FAT's daylight-saving shift (an album on
-    a card restored to an internal disk, read again in summer), not an edit: a changed original's date is the
-    time of the change. An image sequence's frames are given the run's date: there, being there is enough."""
-    if not output_exists(target):
-        return False
+def up_to_date(source: Path, target: Path, span: TimeSpan | None = None) -> bool:
+    """Whether `target` is there and still `source`'s restored output, as asked now (the stretch `span` of a
+    video, all of it when None): see stale."""
+    return output_exists(target) and stale(source, target, span) is None
+
+
+def stale(source: Path, target: Path, span: TimeSpan | None = None) -> str | None:
+    """Why `target`, which is there, is not `source`'s restored output as asked now, or None while it is. By make's
+    rule: every output is given its source's modification time (keep_date_and_mode), so a source newer than it by
+    more than FAT's 2 s step was changed after it was restored; an output newer than its source was edited after
+    restoring, and stands. A source newer by an hour to within 2 s is FAT's daylight-saving shift (an album on a
+    card restored to an internal disk, read again in summer), not an edit: a changed original's date is the time of
+    the change. A video's output holds the stretch asked (io.extent.other_stretch): a try of ten
+    seconds is not a whole film, nor the other way round. An image sequence's frames are given the run's date:
+    there, being there is enough."""
     if is_sequence(source) or is_sequence(target):
-        return True
+        return None
     lag = source.stat().st_mtime_ns - target.stat().st_mtime_ns
-    return lag <= MTIME_STEP_NS or abs(lag - HOUR_NS) <= MTIME_STEP_NS
+    if lag > MTIME_STEP_NS and abs(lag - HOUR_NS) > MTIME_STEP_NS:
+        return "the original changed since it was restored"
+    return None if is_image_path(source) or is_image_path(target) else other_stretch(source, target, span)
 
 
 def left_as_is(source: Path, target: Path, config: RestoreConfig, name: str | None = None) -> bool:
     """Whether a job leaves its output as it is (a rerun goes on past the files done): it is up to date
     (up_to_date) and --overwrite is not given. A stale one is redone, said in one warning naming it (`name`, a
-    folder's path for it; the output's file name by default), so that a changed original is not passed over;
-    but one the user made read-only (protected) is a ClrfaceError, before anything is said or done."""
+    folder's path for it; the output's file name by default) and why, so that a changed original, or a stretch
+    left under the name a whole run asks for, is not passed over; but one the user made read-only (protected) is
+    a ClrfaceError, before anything is said or done."""
     if not output_exists(target):
         return False
-    if not config.overwrite and up_to_date(source, target):
+    why_stale = None if config.overwrite else stale(source, target, config.span())
+    if not config.overwrite and why_stale is None:
         return True
-    why = protected(source, target, config)
+    why = _refused(target, config, why_stale)
     if why is not None:
         raise ClrfaceError(why)
     if not config.overwrite:
-        log.warning("redoing %s: the original changed since it was restored", name or target.name)
+        log.warning("redoing %s: %s", name or target.name, why_stale)
     return False
 
 
 def protected(source: Path, target: Path, config: RestoreConfig) -> str | None:
     """Why an output that is there, and would be redone (--overwrite, or stale), may not be, or None: the user
-    made it read-only (paths.read_only), said with the original's change where that is why it would be."""
-    why = read_only(target) if config.overwrite or not up_to_date(source, target) else None
-    return why if why is None or config.overwrite else f"{why} (its original changed since it was restored)"
+    made it read-only (paths.read_only), said with why it is stale where that is why it would be redone; None for
+    an output not there yet."""
+    if not output_exists(target):
+        return None
+    return _refused(target, config, None if config.overwrite else stale(source, target, config.span()))
+
+
+def _refused(target: Path, config: RestoreConfig, why_stale: str | None) -> str | None:
+    """protected's answer, once why the output is stale (or None) is known."""
+    why = read_only(target) if config.overwrite or why_stale is not None else None
+    return why if why is None or why_stale is None else f"{why} ({why_stale})"
 
 
 def already_done(source: Path, target: Path, kind: str, config: RestoreConfig, *, local: bool = True) -> RestoreReport:

@@ -610,7 +610,7 @@ def test_a_stale_output_made_read_only_is_one_error_line(tmp_path):
     kept = out.read_bytes()
     result = run("restore", source, "-o", out, *BASELINE)
     assert result.exit_code == 2
-    assert result.stderr == ("error: out.png is read-only; make it writable to redo it (its original changed since "
+    assert result.stderr == ("error: out.png is read-only; make it writable to redo it (the original changed since "
                              "it was restored)\n")
     assert out.read_bytes() == kept and sorted(p.name for p in tmp_path.iterdir()) == ["out.png", "photo.png"]
 

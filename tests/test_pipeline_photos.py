@@ -572,7 +572,7 @@ def test_a_stale_output_made_read_only_is_kept_not_redone(album, tmp_path):
     again = restore_folder(album, out, BASELINE)
     assert again.images == 0 and master.read_bytes() == kept
     assert [line for line in again.warnings if "b.png" in line] == [
-        ("skipped 2009/b.png: b.png is read-only; make it writable to redo it (its original changed since it was "
+        ("skipped 2009/b.png: b.png is read-only; make it writable to redo it (the original changed since it was "
          "restored)")]
 
 

@@ -183,6 +183,35 @@ def test_a_workers_warning_is_printed_once_and_listed_in_the_report(ray_cluster,
     assert [line for line in json.loads(report.read_text())["warnings"] if "chroma" in line] == [warned]
 
 
+
+def test_a_try_left_under_the_name_is_redone_whole_as_locally(ray_cluster, clip, tmp_path):
+    """A local --start try, then the whole clip on Ray to the same name: Ray left the try as it was (by its date),
+    as the local backend did; now both redo it, saying why."""
+    out = tmp_path / "out.mp4"
+    assert restore_video(clip, out, config(start=0.25, duration=0.25)).frames == 6
+    report = restore_path_ray(clip, out, config(), workers=2)
+    assert (report.frames, report.skipped) == (12, 0)
+    assert [line for line in report.warnings if line.startswith("redoing")] == [
+        "redoing out.mp4: it holds 0.25 s of the video, not the 0.5 s asked (all of it)"]
+    assert [f.pts for f in frames_of(out)] == [f.pts for f in frames_of(clip)]
+    assert restore_path_ray(clip, out, config(), workers=2).skipped == 1  # whole now: left as is
+
+
+def test_a_read_only_try_is_refused_before_ray_starts(clip, tmp_path, monkeypatch):
+    from clrface_video import distributed
+    from clrface_video.errors import ClrfaceError
+
+    def no_ray(*args, **kwargs):
+        raise AssertionError("Ray was started")
+
+    monkeypatch.setattr(distributed, "ray_session", no_ray)
+    out = tmp_path / "out.mp4"
+    restore_video(clip, out, config(start=0.25, duration=0.25))
+    out.chmod(0o444)
+    with pytest.raises(ClrfaceError, match=r"read-only; make it writable to redo it \(it holds 0.25 s of the video"):
+        restore_path_ray(clip, out, config())
+
+
 @pytest.mark.slow
 def test_a_worker_killed_mid_segment_is_retried(ray_cluster, clip, ffv1_local, tmp_path, monkeypatch):
     marker = tmp_path / "crashed"

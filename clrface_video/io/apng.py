@@ -55,6 +55,13 @@ def apng_frame_count(path: Path | str) -> int | None:
     return int.from_bytes(control[:4], "big") if control is not None and len(control) >= 4 else None
 
 
+def apng_seconds(path: Path | str) -> Fraction | None:
+    """How long an animated PNG plays once: its frames' delays added up (FFmpeg reports no duration for one);
+    None for any other file."""
+    delays = frame_delays(path)
+    return sum(map(_delay_seconds, delays), Fraction(0)) if delays else None
+
+
 def is_apng_output(path: Path | str) -> bool:
     """Whether a video's output path names an animated PNG."""
     return Path(path).suffix.lower() in APNG_SUFFIXES

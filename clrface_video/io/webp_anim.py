@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import struct
 from dataclasses import dataclass
+from fractions import Fraction
 from pathlib import Path
 
 from PIL import Image
@@ -10,6 +11,7 @@ from PIL import Image
 WEBP_SUFFIX = ".webp"
 ANIMATION_FLAG = 0x02  # in the VP8X chunk's flags: ANIM and ANMF chunks follow
 ANMF_HEADER = 16  # an ANMF chunk's frame position, size, duration and flags, before the frame's own chunks
+ANMF_DURATION = 12  # where its duration (24 bits, milliseconds) lies in that header
 LOSSLESS, LOSSY = b"VP8L", b"VP8 "
 
 
@@ -67,6 +69,15 @@ def frame_kinds(path: Path) -> set[bytes]:
             inner = _chunks(data, start + ANMF_HEADER, min(start + size, len(data)))
             kinds |= {k for k, _, _ in inner if k in (LOSSLESS, LOSSY)}
     return kinds
+
+
+def webp_seconds(path: Path) -> Fraction | None:
+    """How long an animated WebP plays once: its frames' durations (milliseconds, in each ANMF header) added up;
+    None for a still one."""
+    data = path.read_bytes()
+    durations = [int.from_bytes(data[start + ANMF_DURATION:start + ANMF_DURATION + 3], "little")
+                 for kind, start, _ in _chunks(data, 12, len(data)) if kind == b"ANMF"]
+    return Fraction(sum(durations), 1000) if durations else None
 
 
 def read_settings(path: Path, image: Image.Image) -> WebpAnimation:

@@ -1,0 +1,94 @@
+"""How long a video file lasts, from its container's own figures (no frame decoded): what a rerun compares to
+tell whether an output holds the stretch of its source that is asked now."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from fractions import Fraction
+from pathlib import Path
+
+import av
+
+from clrface_video.errors import InputError
+from clrface_video.io.apng import apng_seconds, is_animated_png
+from clrface_video.io.decode import open_input, stream_fps, video_stream
+from clrface_video.io.webp_anim import is_animated_webp, webp_seconds
+from clrface_video.types import TimeSpan
+
+SLACK_FRAMES = 2  # lengths this many frames apart are one: containers round a stream's end (Matroska to 1 ms)
+DEFAULT_FRAME = Fraction(1, 24)  # a frame's length where the file gives no rate (an animated WebP's ms clock)
+
+
+@dataclass(frozen=True)
+class Extent:
+    """How long a file's restored video stream lasts, by its own figure (`seconds`, None where the file gives it
+    only for all its streams together) or the file's (`file_seconds`, the longest stream's), and one frame's length
+    at its rate."""
+
+    seconds: Fraction | None
+    file_seconds: Fraction | None
+    frame: Fraction
+
+    def like(self, other: Extent) -> tuple[Fraction | None, Fraction | None]:
+        """This length and `other`'s, each by the same figure: the streams' own where both have one, else the
+        files' (a source whose audio runs on past its video then reads as long as its output, which copies it)."""
+        if self.seconds is not None and other.seconds is not None:
+            return self.seconds, other.seconds
+        return self.file_seconds, other.file_seconds
+
+
+def extent(path: Path) -> Extent | None:
+    """The length of the video stream a job restores from or writes into `path`: the stream's duration, else
+    Matroska's per-track DURATION tag; the container's; an animated PNG's or WebP's delays added up (FFmpeg gives
+    none for the one and cannot read the other). None where the file cannot be read."""
+    if is_animated_webp(path) or is_animated_png(path):
+        seconds = webp_seconds(path) if is_animated_webp(path) else apng_seconds(path)
+        return Extent(seconds, seconds, DEFAULT_FRAME)
+    try:
+        with open_input(path) as container:
+            stream = video_stream(container, path)
+            fps = stream_fps(stream)
+            seconds = _stream_seconds(stream)
+            file_seconds = None if container.duration is None else Fraction(container.duration, av.time_base)
+    except (InputError, av.error.FFmpegError, OSError):
+        return None
+    return Extent(seconds, file_seconds, 1 / fps if fps else DEFAULT_FRAME)
+
+
+def _stream_seconds(stream: av.video.stream.VideoStream) -> Fraction | None:
+    """The stream's length: its duration, or Matroska's DURATION tag (HH:MM:SS.nnnnnnnnn, written on each track),
+    which is where the track ends: less its start (a video that begins 0.85 s after its audio)."""
+    if stream.time_base is None:
+        return None
+    if stream.duration is not None:
+        return stream.duration * Fraction(stream.time_base)
+    tag = stream.metadata.get("DURATION", "")
+    try:
+        hours, minutes, seconds = tag.split(":")
+        end = (int(hours) * 60 + int(minutes)) * 60 + Fraction(seconds)
+    except ValueError:  # none, or another tool's words
+        return None
+    return end - (stream.start_time or 0) * Fraction(stream.time_base)
+
+
+def other_stretch(source: Path, output: Path, span: TimeSpan | None) -> str | None:
+    """Why the video `output` does not hold the stretch `span` of `source` (all of it when None), its end cut at
+    the source's: a try of ten seconds left under the name a whole run now asks for, or the other way round; None
+    where it does, or where either length is not known. Lengths within SLACK_FRAMES frames of the source are one;
+    another stretch as long as this one is not told apart (nothing in the output says where it began)."""
+    source_extent, output_extent = extent(source), extent(output)
+    if source_extent is None or output_extent is None:
+        return None
+    held, whole = output_extent.like(source_extent)
+    if whole is None or held is None:
+        return None
+    start = Fraction(span.start) if span is not None else Fraction(0)
+    end = whole if span is None or span.end is None else min(Fraction(span.end), whole)
+    if abs(held - (end - start)) <= SLACK_FRAMES * source_extent.frame:
+        return None
+    asked = "all of it" if span is None else f"from {_s(start)} s" if span.end is None else \
+        f"{_s(start)}-{_s(end)} s"
+    return f"it holds {_s(held)} s of the video, not the {_s(end - start)} s asked ({asked})"
+
+
+def _s(seconds: Fraction) -> str:
+    return f"{round(float(seconds), 2):g}"

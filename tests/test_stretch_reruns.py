@@ -1,0 +1,172 @@
+"""Reruns after a --start/--duration try: an output holding another stretch than the one asked now is redone."""
+from __future__ import annotations
+
+import os
+from fractions import Fraction
+from pathlib import Path
+
+import av
+import pytest
+from click.testing import CliRunner
+from PIL import Image
+
+from clrface_video.cli import cli
+from clrface_video.config import RestoreConfig
+from clrface_video.errors import ClrfaceError
+from clrface_video.io.decode import read_frames
+from clrface_video.pipeline import restore_video
+from tests.media import clip_image, make_clip
+
+SIZE = (128, 96)
+WHOLE = "redoing out{suffix}: it holds 0.5 s of the video, not the 2 s asked (all of it)"
+PART = "redoing out{suffix}: it holds 2 s of the video, not the 0.5 s asked (0.5-1 s)"
+
+
+def config(**changes) -> RestoreConfig:
+    return RestoreConfig(model="baseline-bicubic-sharpen", device="cpu", track_identity=False, **changes)
+
+
+def frame_times(path: Path) -> list[Fraction]:
+    return [frame.pts * frame.time_base for frame in read_frames(path)]
+
+
+def video_late(source: Path, target: Path, late: Fraction) -> Path:
+    """The clip remuxed with its video starting `late` seconds after its audio (as a camera or an edit leaves it)."""
+    with av.open(str(source)) as src, av.open(str(target), "w") as out:
+        streams = {stream.index: out.add_stream_from_template(stream) for stream in src.streams}
+        for packet in src.demux():
+            if packet.dts is None:
+                continue
+            if packet.stream.type == "video":
+                shift = int(late / packet.time_base)
+                packet.pts, packet.dts = packet.pts + shift, packet.dts + shift
+            packet.stream = streams[packet.stream.index]
+            out.mux(packet)
+    return target
+
+
+def animated_webp(path: Path) -> Path:
+    """48 frames of 1/24 s (41 or 42 ms, 2 s in all), as make_clip's clip."""
+    images = [Image.fromarray(clip_image(i, 48, SIZE)) for i in range(48)]
+    durations = [round(1000 * (i + 1) / 24) - round(1000 * i / 24) for i in range(48)]
+    images[0].save(path, save_all=True, append_images=images[1:], duration=durations, lossless=True)
+    return path
+
+
+@pytest.fixture
+def clip(tmp_path) -> Path:
+    """2 s at 24 fps with audio: frames 12-23 are the stretch --start 0.5 --duration 0.5."""
+    return make_clip(tmp_path / "clip.mp4", frames=48, size=SIZE)
+
+
+def test_a_whole_run_redoes_a_stretch_left_under_its_name(clip, tmp_path):
+    """A try of 0.5 s, then the whole clip to the same name: the whole was 'already there; left as is', and the
+    user kept half a second of a two-second clip."""
+    out = tmp_path / "out.mp4"
+    assert restore_video(clip, out, config(start=0.5, duration=0.5)).frames == 12
+    report = restore_video(clip, out, config())
+    assert (report.frames, report.skipped) == (48, 0)
+    assert report.warnings == [WHOLE.format(suffix=".mp4")]
+    assert frame_times(out) == frame_times(clip)
+    with av.open(str(out)) as container:
+        assert float(container.streams.video[0].duration * container.streams.video[0].time_base) == 2.0
+    assert out.stat().st_mtime_ns == clip.stat().st_mtime_ns  # the original's date, as every output's
+
+
+def test_a_stretch_redoes_a_whole_output_under_its_name(clip, tmp_path):
+    out = tmp_path / "out.mp4"
+    restore_video(clip, out, config())
+    report = restore_video(clip, out, config(start=0.5, duration=0.5))
+    assert (report.frames, report.skipped) == (12, 0)
+    assert report.warnings == [PART.format(suffix=".mp4")]
+    assert frame_times(out) == [Fraction(i, 24) for i in range(12)]
+
+
+def test_the_same_stretch_again_is_left_as_is(clip, tmp_path):
+    """Not encoded again: the file is the one written first (same inode, same date, same bytes)."""
+    out = tmp_path / "out.mp4"
+    restore_video(clip, out, config(start=0.5, duration=0.5))
+    before = out.stat()
+    again = restore_video(clip, out, config(start=0.5, duration=0.5))
+    assert (again.frames, again.skipped, again.warnings) == (0, 1, [])
+    after = out.stat()
+    assert (after.st_ino, after.st_mtime_ns, after.st_size) == (before.st_ino, before.st_mtime_ns, before.st_size)
+    tail = restore_video(clip, tmp_path / "tail.mp4", config(start=1.5))  # to the end: 0.5 s
+    assert restore_video(clip, tmp_path / "tail.mp4", config(start=1.5)).skipped == 1 and tail.frames == 12
+    # a stretch past the end is the rest of the clip: a whole run finds it whole
+    assert restore_video(clip, tmp_path / "all.mp4", config(duration=60)).frames == 48
+    assert restore_video(clip, tmp_path / "all.mp4", config()).skipped == 1
+
+
+def test_a_read_only_stretch_is_not_redone_and_says_why_it_would_be(clip, tmp_path):
+    out = tmp_path / "out.mp4"
+    restore_video(clip, out, config(start=0.5, duration=0.5))
+    os.chmod(out, 0o444)
+    kept = out.read_bytes()
+    with pytest.raises(ClrfaceError, match=r"^out.mp4 is read-only; make it writable to redo it \(it holds 0.5 s "
+                                           r"of the video, not the 2 s asked \(all of it\)\)$"):
+        restore_video(clip, out, config())
+    assert out.read_bytes() == kept and sorted(p.name for p in tmp_path.iterdir()) == ["clip.mp4", "out.mp4"]
+
+
+@pytest.mark.parametrize("suffix", [".mkv", ".gif", ".apng"])
+def test_other_containers_tell_a_stretch_from_the_whole(tmp_path, suffix):
+    """Matroska keeps a track's length in a tag (to the millisecond), a GIF in its delays, an animated PNG in its
+    frame controls (which FFmpeg does not add up)."""
+    clip = make_clip(tmp_path / "clip.mp4", frames=48, size=SIZE, audio=False)
+    out = tmp_path / f"out{suffix}"
+    restore_video(clip, out, config(start=0.5, duration=0.5))
+    redone = restore_video(clip, out, config())
+    assert (redone.frames, redone.warnings) == (48, [WHOLE.format(suffix=suffix)])
+    assert restore_video(clip, out, config()).skipped == 1
+    assert len(list(read_frames(out))) == 48
+
+
+def test_an_animated_webp_tells_a_stretch_from_the_whole(tmp_path):
+    source = animated_webp(tmp_path / "loop.webp")
+    out = tmp_path / "out.webp"
+    restore_video(source, out, config(start=0.5, duration=0.5))
+    redone = restore_video(source, out, config())
+    assert (redone.frames, redone.warnings) == (48, [WHOLE.format(suffix=".webp")])
+    assert restore_video(source, out, config()).skipped == 1
+    with Image.open(out) as image:
+        assert image.n_frames == 48
+
+
+def test_the_cli_says_why_it_redoes_a_try(clip, tmp_path):
+    out = tmp_path / "out.mp4"
+    flags = ["--model", "baseline-bicubic-sharpen", "--device", "cpu"]
+    runner = CliRunner()
+    assert runner.invoke(cli, ["restore", str(clip), "-o", str(out), "--start", "0.5", "--duration", "0.5",
+                               *flags]).exit_code == 0
+    result = runner.invoke(cli, ["restore", str(clip), "-o", str(out), *flags])
+    assert result.exit_code == 0, result.output
+    assert f"warning: {WHOLE.format(suffix='.mp4')}\n" in result.stderr
+    assert frame_times(out) == frame_times(clip)
+
+
+def test_lengths_are_compared_by_the_same_figure():
+    """A source that gives its length only for all its streams together (audio running on 1 s past its video) is
+    compared by the output's whole file too, which carries the same audio: not taken for a longer video each run."""
+    from clrface_video.io.extent import Extent
+
+    frame = Fraction(1, 24)
+    source = Extent(None, Fraction(3), frame)
+    assert Extent(Fraction(2), Fraction(3), frame).like(source) == (3, 3)
+    assert Extent(Fraction(2), Fraction(3), frame).like(Extent(Fraction(2), Fraction(3), frame)) == (2, 2)
+    assert Extent(None, Fraction(5, 2), frame).like(Extent(Fraction(2), Fraction(3), frame)) == (Fraction(5, 2), 3)
+
+
+@pytest.mark.parametrize("suffix", [".mkv", ".mp4"])
+def test_a_video_that_starts_after_its_audio_is_done_once(clip, tmp_path, suffix):
+    """Matroska's DURATION tag is where a track ends: a video starting 0.85 s after its audio (the research clip
+    face_recognition_hamilton.mp4) read 0.85 s too long into .mkv, and each rerun redid it."""
+    late = video_late(clip, tmp_path / "late.mp4", Fraction(1, 2))
+    with av.open(str(late)) as container:
+        assert container.streams.video[0].start_time * container.streams.video[0].time_base == Fraction(1, 2)
+    out = tmp_path / f"out{suffix}"
+    assert restore_video(late, out, config()).frames == 48
+    before = out.stat()
+    again = restore_video(late, out, config())
+    assert (again.skipped, again.warnings) == (1, [])
+    assert (out.stat().st_ino, out.stat().st_mtime_ns) == (before.st_ino, before.st_mtime_ns)
