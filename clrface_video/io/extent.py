@@ -8,11 +8,11 @@ from pathlib import Path
 
 import av
 
-from clrface_video.errors import InputError
-from clrface_video.io.apng import apng_seconds, is_animated_png
-from clrface_video.io.decode import open_input, stream_fps, video_stream
-from clrface_video.io.webp_anim import is_animated_webp, webp_seconds
-from clrface_video.types import TimeSpan
+from ..errors import InputError
+from ..types import TimeSpan
+from .apng import apng_seconds, is_animated_png
+from .decode import open_input, stream_fps, video_stream
+from .webp_anim import is_animated_webp, webp_seconds
 
 SLACK_FRAMES = 2  # lengths this many frames apart are one: containers round a stream's end (Matroska to 1 ms)
 DEFAULT_FRAME = Fraction(1, 24)  # a frame's length where the file gives no rate (an animated WebP's ms clock)
