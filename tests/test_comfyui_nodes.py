@@ -216,10 +216,13 @@ def test_alpha_passes_through_and_bad_shapes_fail(plugin, model, astronaut):
     out, _ = restore(plugin, model, rgba)
     assert out.shape == rgba.shape and torch.equal(out[..., 3], rgba[..., 3])
     assert torch.equal(out[..., :3], restore(plugin, model, rgb)[0])
-    with pytest.raises(ClrfaceError, match=r"IMAGE \[B, H, W, 3 or 4\]"):
-        restore(plugin, model, rgb[0])
-    with pytest.raises(ClrfaceError, match="empty IMAGE batch"):
+    for wrong in (rgb[0], rgb[..., :1], rgb.permute(0, 3, 1, 2)):  # no batch axis, grey, channels first
+        with pytest.raises(ClrfaceError) as caught:
+            restore(plugin, model, wrong)
+        assert str(caught.value) == f"images: CLR-Face Restore takes IMAGE [B, H, W, 3 or 4], got {list(wrong.shape)}"
+    with pytest.raises(ClrfaceError) as caught:  # said of the input, as its other checks are (images: ... NaN)
         restore(plugin, model, rgb[:0])
+    assert str(caught.value) == "images: CLR-Face Restore got an empty IMAGE batch (no frames)"
 
 
 @pytest.mark.parametrize(("inputs", "words"), [

@@ -238,9 +238,9 @@ class CLRFaceRestore:
                 strength: float = 0.0, identity_guidance: bool = True,
                 detection_threshold: float = 0.0) -> tuple[torch.Tensor, torch.Tensor]:
         if images.ndim != 4 or images.shape[-1] not in (3, 4):
-            raise ClrfaceError(f"CLR-Face Restore takes IMAGE [B, H, W, 3 or 4], got {list(images.shape)}")
+            raise ClrfaceError(f"images: CLR-Face Restore takes IMAGE [B, H, W, 3 or 4], got {list(images.shape)}")
         if images.shape[0] == 0:
-            raise ClrfaceError("CLR-Face Restore got an empty IMAGE batch (no frames)")
+            raise ClrfaceError("images: CLR-Face Restore got an empty IMAGE batch (no frames)")
         batch = images.detach().to("cpu", torch.float32)  # no-op for ComfyUI's CPU float32 images
         frames = batch[..., :3].numpy()  # a view: the input tensor is never written
         for frame in frames:  # NaN, or 0..255 values: said of `images`, before any frame is restored
