@@ -225,6 +225,25 @@ def test_phone_heic_comes_upright_and_goes_back_heic_with_its_metadata(tmp_path,
     assert again.image.shape == (64, 96, 3) and close(again.image, photo.image, 3.0)
 
 
+def test_an_hdr_heifs_colour_description_is_kept_or_its_loss_said(tmp_path, rgb, warnings_logged):
+    """An HDR camera's or phone's HEIF (BT.2020 primaries, PQ or HLG transfer, in its nclx box) was written back
+    tagged sRGB, pillow-heif's default, over pixels coded for PQ: the whole photo looked washed out."""
+    pillow_heif = pytest.importorskip("pillow_heif", reason="HEIF needs pillow-heif (the test extra installs it)")
+    assert photo_read.heif_support()
+    hdr = {"color_primaries": 9, "transfer_characteristics": 16, "matrix_coefficients": 9, "full_range_flag": 1}
+    path = tmp_path / "camera.hif"
+    Image.fromarray(rgb).save(path, quality=95, nclx_profile=hdr)
+    photo = read_photo(path)
+    assert photo.format == "HEIF" and photo.nclx == (9, 16, 9, 1)
+    again, out = round_trip(photo, path)
+    written = pillow_heif.open_heif(out).info["nclx_profile"]
+    assert {key: written[key] for key in hdr} == hdr and again.nclx == photo.nclx
+    assert close(again.image, photo.image, 3.0) and not warnings_logged.records
+    fit_format(photo, "JPEG", "camera.jpg")  # a JPEG has no place for it: said, not silent
+    assert ("camera.jpg: written as JPEG with its HEIF colour description (primaries 9, transfer 16) left out"
+            in warnings_logged.text)
+
+
 @pytest.mark.skipif(not __import__("PIL.features").features.check("avif"), reason="this Pillow has no AVIF codec")
 def test_avif_round_trip_keeps_exif_and_comes_upright(tmp_path, rgb):
     path = tmp_path / "a.avif"

@@ -789,6 +789,26 @@ def test_a_folder_takes_dvd_camcorder_and_phone_files(tmp_path):
     assert "3 videos (12 frames)" in result.stdout
 
 
+def test_a_folder_takes_browser_jpegs_and_camera_heifs(tmp_path, astronaut):
+    """.jfif and .jpe (JPEGs saved by Windows browsers) and .hif (Canon's and Fujifilm's HEIF) are photos, restored
+    into their own format and name, not files left out of the mirrored tree, nor refused when restored alone."""
+    root = tmp_path / "downloads"
+    root.mkdir()
+    for name in ("saved.jfif", "old.jpe", "camera.hif"):
+        Image.fromarray(astronaut).save(root / name, "HEIF" if name.endswith(".hif") else "JPEG", quality=90)
+    result = run_cli("restore", root, "--model", "baseline-bicubic-sharpen")
+    assert result.exit_code == 0, result.output
+    out = tmp_path / "downloads_restored"
+    assert sorted(p.name for p in out.iterdir()) == ["camera.hif", "old.jpe", "saved.jfif"]
+    for name in ("saved.jfif", "old.jpe", "camera.hif"):
+        with Image.open(out / name) as restored, Image.open(root / name) as original:
+            assert restored.format == original.format and restored.size == original.size
+            assert np.abs(np.asarray(restored, np.int16) - np.asarray(original, np.int16)).max() > 20  # face changed
+    alone = run_cli("restore", root / "saved.jfif", "-o", tmp_path / "alone.jfif", "--model", "baseline-bicubic-sharpen")
+    assert alone.exit_code == 0, alone.output
+    assert Image.open(tmp_path / "alone.jfif").format == "JPEG"
+
+
 def test_an_animated_gif_in_a_folder_comes_back_a_gif_with_its_faces_restored(tmp_path):
     from clrface_video.io.decode import probe_video, read_frames
     from tests.media import make_clip

@@ -48,7 +48,9 @@ IJG_LUMA = np.array([16, 11, 10, 16, 24, 40, 51, 61, 12, 12, 14, 19, 26, 58, 60,
 # KeyError on a page whose tags are missing or broken
 READ_ERRORS = (UnidentifiedImageError, OSError, SyntaxError, ValueError, TypeError, KeyError,
                Image.DecompressionBombError)
-HEIF_SUFFIXES = frozenset({".heic", ".heif"})  # phone photos; Pillow reads and writes them through pillow-heif
+# A HEIF's colour description (nclx, ITU-T H.273 code points), which pillow-heif reads into info["nclx_profile"]
+NCLX_FIELDS = ("color_primaries", "transfer_characteristics", "matrix_coefficients", "full_range_flag")
+HEIF_SUFFIXES = frozenset({".heic", ".heif", ".hif"})  # phones, cameras; Pillow reads and writes them through pillow-heif
 # The largest photo restored. Its working copies (decoded, RGB, restored, encoded) took about 18 bytes of memory
 # a pixel at 8 bits and 30 at 16 (peaks of 3.8 GB for a 200 MP JPEG and 3.3 GB for a 100 MP 16-bit TIFF with the
 # baseline restorer, 0.3 GB of them the process before the photo); the detector's pass is bounded (at most 4096
@@ -82,6 +84,8 @@ class Photo:
     colour-managed viewer renders by (a linear PNG, gAMA 1.0, looks dark once its gAMA is gone).
     bigtiff: a BigTIFF (64-bit offsets, which scanners and stitchers write for pictures past 4 GB), written back
     as one, so the restored copy still opens where the source did and can grow as large.
+    nclx: a HEIF's colour description (NCLX_FIELDS: primaries, transfer, matrix, full range), or None: an HDR
+    camera's or phone's (BT.2020, PQ or HLG) pixels are coded for it, and shown as sRGB they look washed out.
     """
 
     image: np.ndarray
@@ -106,6 +110,7 @@ class Photo:
     chromaticity: tuple[float, ...] | None = None
     srgb: int | None = None
     bigtiff: bool = False
+    nclx: tuple[int, int, int, int] | None = None
 
 
 @cache
@@ -495,7 +500,14 @@ def photo_of(source: Image.Image, path: Path, deep: bool, page: int = 0) -> Phot
         chromaticity=source.info.get("chromaticity") if fmt == "PNG" else None,
         srgb=source.info.get("srgb") if fmt == "PNG" else None,
         bigtiff=fmt == "TIFF" and _is_bigtiff(path),
+        nclx=_nclx(source) if fmt == "HEIF" else None,
     )
+
+
+def _nclx(source: Image.Image) -> tuple[int, int, int, int] | None:
+    """A HEIF's nclx colour description (Photo.nclx), or None where it has an ICC profile or nothing instead."""
+    profile = source.info.get("nclx_profile")
+    return tuple(int(profile[field]) for field in NCLX_FIELDS) if profile else None
 
 
 def _is_bigtiff(path: Path) -> bool:

@@ -23,6 +23,7 @@ from clrface_video.io.photo_read import (
     EXIF_HEADER,
     GRAY_MODES,
     HEIF_SUFFIXES,
+    NCLX_FIELDS,
     Photo,
     _need_heif,
     keep_text,
@@ -106,6 +107,9 @@ def fit_format(photo: Photo, fmt: str, name: str = "") -> Photo:
     if fmt != "PNG" and photo.icc is None and not _srgb_like(photo):
         changes.append("its PNG gamma and primaries (gAMA, cHRM) left out, which it has no place for: "
                        "colour-managed viewers will show it as sRGB")
+    if fmt != "HEIF" and photo.nclx and not _srgb_nclx(photo.nclx):
+        changes.append(f"its HEIF colour description (primaries {photo.nclx[0]}, transfer {photo.nclx[1]}) left "
+                       "out, which it has no place for: viewers will show it as sRGB")
     if changes:
         log.warning("%s: written as %s with %s", name or "photo", fmt, ", ".join(changes))
     return replace(photo, image=image, alpha=alpha, mode=mode, bit_depth=depth, format=fmt, exif=exif)
@@ -125,6 +129,14 @@ def _without_maker_note(exif: bytes) -> bytes | None:
 
 SRGB_GAMMA = 1 / 2.2  # a PNG's gAMA for sRGB (0.45455)
 SRGB_CHROMATICITY = (0.3127, 0.3290, 0.64, 0.33, 0.30, 0.60, 0.15, 0.06)  # white point, red, green, blue (x, y)
+# H.273 code points an nclx shares with sRGB: primaries BT.709 or unspecified; transfer BT.709, unspecified,
+# BT.601 or sRGB (the first and third the same curve, close to sRGB's)
+SRGB_NCLX = (frozenset({1, 2}), frozenset({1, 2, 6, 13}))
+
+
+def _srgb_nclx(nclx: tuple[int, int, int, int]) -> bool:
+    """Whether a HEIF's nclx says what a viewer assumes anyway without it: sRGB (SRGB_NCLX)."""
+    return nclx[0] in SRGB_NCLX[0] and nclx[1] in SRGB_NCLX[1]
 
 
 def _srgb_like(photo: Photo) -> bool:
@@ -215,6 +227,8 @@ def _save_options(like: Photo, name: str) -> dict[str, Any]:
         options["compression"] = like.compression
     if like.format == "TIFF" and like.bigtiff:
         options["big_tiff"] = True
+    if like.format == "HEIF" and like.nclx:  # else pillow-heif tags it sRGB
+        options["nclx_profile"] = dict(zip(NCLX_FIELDS, like.nclx, strict=True))
     return options
 
 
