@@ -1129,3 +1129,21 @@ def test_model_and_device_errors_name_the_flags(small_clip, tmp_path, monkeypatc
     out = tmp_path / "out.mp4"
     assert_one_line_error(run("restore", small_clip, "-o", out, *BASELINE, *options), said)
     assert not out.exists()
+
+
+def test_opencvs_own_log_lines_stay_off_the_console(tmp_path):
+    """A 16-bit TIFF whose tags are out of order (tifffile's with a description) is read fine, but OpenCV printed
+    '[ WARN:0@2.7] global grfmt_tiff.cpp:123 TIFF_Warning ...' on stderr: no file named, not a `warning:` line."""
+    import os
+    import subprocess
+    import sys
+
+    import tifffile
+
+    rgb16 = np.random.default_rng(0).integers(0, 65535, (64, 64, 3), dtype=np.uint16)
+    tifffile.imwrite(tmp_path / "a.tif", rgb16, photometric="rgb", description="scan")
+    env = {name: value for name, value in os.environ.items() if name != "OPENCV_LOG_LEVEL"}
+    done = subprocess.run([sys.executable, "-m", "clrface_video", "restore", str(tmp_path / "a.tif"), *BASELINE],
+                          capture_output=True, text=True, env=env, timeout=120, check=False)
+    assert done.returncode == 0 and (tmp_path / "a_restored.tif").exists(), done.stderr
+    assert done.stderr == "", done.stderr
