@@ -448,3 +448,26 @@ def test_a_vfr_mp4_with_b_frames_keeps_its_last_frames_length(tmp_path, suffix):
     assert last_frame_end(out) == Fraction(68, 100)
     if suffix == ".mp4":
         assert track_end(out, 1) == track_end(src, 1)
+
+
+def dvd_rip(path: Path, frames: int = 12) -> Path:
+    """An MPEG-2 clip with MP2 audio muxed as a DVD's VOB is: with the navigation packets FFmpeg's demuxer gives as
+    a codec-less data stream (stream id 0x1bf)."""
+    src = make_clip(path.with_suffix(".ts"), frames=frames, size=SMALL, fps=25, codec="mpeg2video", audio_codec="mp2")
+    with av.open(str(src)) as source, av.open(str(path), "w", format="dvd") as out:
+        copies = {s.index: out.add_stream_from_template(s) for s in source.streams}
+        for packet in source.demux():
+            if packet.dts is not None:
+                packet.stream = copies[packet.stream_index]
+                out.mux(packet)
+    with av.open(str(path)) as ripped:
+        assert [s.type for s in ripped.streams].count("data") == 1
+    return path
+
+
+def test_a_dvd_rips_navigation_packets_are_left_out_of_an_mpg_not_its_whole_output(tmp_path, warnings_logged):
+    src = dvd_rip(tmp_path / "VTS_01_1.mpg")
+    out = copy_video(src, tmp_path / "out.mpg")
+    assert len(times(out)) == 12
+    assert [p[0] for p in read_packets(out, "audio")] == [p[0] for p in read_packets(src, "audio")]
+    assert "data stream 0 (no codec) cannot be stored in .mpg; it is left out" in warnings_logged.text
