@@ -237,6 +237,19 @@ def test_mpeg2_with_mpeg_audio_keeps_its_timing(tmp_path, suffix, audio_codec):
     assert_same_timing(src, copy_video(src, tmp_path / f"mpeg2{suffix}", codec="mpeg2video"), 12)
 
 
+@pytest.mark.parametrize(("suffix", "codec"), [(".mpg", "auto"), (".mkv", "mpeg2video"), (".mp4", "mpeg4")])
+def test_a_pal_mpeg_ps_whose_frames_begin_off_the_frame_grid_keeps_its_sync(tmp_path, suffix, codec):
+    """A PAL DVD's first frame lies 0.54 s into its clock, half a frame off 1/25 s: an encoder that counts frames
+    put every frame 20 ms late against the copied sound."""
+    src = make_clip(tmp_path / "in.mpg", frames=12, size=SMALL, fps=25, codec="mpeg2video", audio_codec="mp2")
+    assert times(src)[0] * 25 % 1 == Fraction(1, 2)
+    out = copy_video(src, tmp_path / f"out{suffix}", codec=codec)
+    before, after = times(src), times(out)
+    assert np.diff(after).tolist() == np.diff(before).tolist() == [Fraction(1, 25)] * 11
+    offset = float(after[0] - audio_start(out)) - float(before[0] - audio_start(src))
+    assert offset == pytest.approx(0, abs=0.0011)  # Matroska's and this MP4's clocks: a millisecond
+
+
 @pytest.mark.parametrize("suffix", [".avi", ".dv"])
 def test_dv_keeps_its_frames_and_audio(tmp_path, suffix):
     src = tmp_path / f"tape{suffix}"
