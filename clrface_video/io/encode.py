@@ -405,7 +405,7 @@ class VideoWriter:
                 alpha = frame.alpha if frame.alpha is not None else np.full(image.shape[:2], opaque, image.dtype)
                 image, rgb_format = np.dstack([image, alpha.astype(image.dtype)]), "rgba64le" if deep else "rgba"
             rgb = av.VideoFrame.from_ndarray(np.ascontiguousarray(image, dtype=image.dtype), format=rgb_format)
-            matrix = SWS_MATRIX.get(yuv_colorspace(self.info.colorspace, self._pix_fmt), SWS_BT601)
+            matrix = SWS_MATRIX.get(yuv_colorspace(self.info.colorspace, self.info.pix_fmt, self._pix_fmt), SWS_BT601)
             # Everything explicit, one swscale thread (see SWS_THREADS); transfer and primaries are only
             # tagged below, never converted.
             if self._wide is not None:
@@ -420,7 +420,7 @@ class VideoWriter:
                     dst_color_range=RANGE_JPEG if self._range == RANGE_JPEG else RANGE_MPEG,
                     threads=SWS_THREADS)
         yuv.color_primaries, yuv.color_trc = self.info.color_primaries, self.info.color_trc
-        yuv.colorspace, yuv.color_range = yuv_colorspace(self.info.colorspace, self._pix_fmt), self._range
+        yuv.colorspace, yuv.color_range = yuv_colorspace(self.info.colorspace, self.info.pix_fmt, self._pix_fmt), self._range
         codec_tb = self._video.codec_context.time_base
         yuv.pts = number if number >= 0 else round((seconds - (self._shift or 0)) / codec_tb)
         yuv.time_base = codec_tb

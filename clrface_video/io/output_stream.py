@@ -169,10 +169,13 @@ CHROMA_NAMES = {"yuv420p": "4:2:0", "yuv422p": "4:2:2", "yuv444p": "4:4:4", "yuv
 CHROMA_KEEPERS = {"yuv411p": "--codec ffv1 keeps it (prores_ks as 4:2:2)"}
 
 
-def yuv_colorspace(colorspace: int, pix_fmt: str) -> int:
-    """The matrix to convert with and to tag: an RGB source's (FFmpeg's 0, a DPX or TIFF scan) turned into YUV
-    frames takes BT.709, since matrix 0 on YUV means 'these planes are G, B, R' to a player."""
-    return COLORSPACE_BT709 if colorspace == COLORSPACE_RGB and pix_fmt.startswith("yuv") else colorspace
+def yuv_colorspace(colorspace: int, source_pix_fmt: str, pix_fmt: str) -> int:
+    """The matrix to convert with and to tag: an RGB source's (FFmpeg's 0, a DPX scan; or none, as FFmpeg's TIFF
+    decoder and an animated WebP give) turned into YUV frames takes BT.709, since matrix 0 on YUV means 'these
+    planes are G, B, R' to a player. An untagged TIFF scan was converted with BT.601 and left untagged, which
+    players take for BT.709 at HD sizes and up: its skin tones shifted."""
+    rgb = colorspace == COLORSPACE_RGB or (colorspace == UNSPECIFIED and source_pix_fmt.startswith(RGB_PREFIXES))
+    return COLORSPACE_BT709 if rgb and pix_fmt.startswith("yuv") else colorspace
 
 
 def _chroma(pix_fmt: str) -> str:
@@ -328,7 +331,7 @@ def add_video_stream(out: av.container.OutputContainer, info: VideoInfo, codec: 
                     "delay AVI does not store); .mkv or .mp4 keep its times, or --codec auto writes MPEG-4 "
                     "Part 2 (Xvid) into .avi")
     ctx.color_primaries, ctx.color_trc = info.color_primaries, info.color_trc
-    ctx.colorspace, ctx.color_range = yuv_colorspace(info.colorspace, stream.pix_fmt), output_range(codec, out, info)
+    ctx.colorspace, ctx.color_range = yuv_colorspace(info.colorspace, info.pix_fmt, stream.pix_fmt), output_range(codec, out, info)
     options = dict(QUIET_OPTIONS.get(codec, {}))
     if codec == "libsvtav1":  # SVT-AV1 takes its log level from the environment only (its banner: 20 lines)
         os.environ.setdefault("SVT_LOG", "1")
