@@ -46,6 +46,7 @@ NEAR_SQUARE = 0.01  # pixel aspect ratios this close to 1 are aligned as square
 RANGE_MPEG, RANGE_JPEG = 1, 2
 # AVFieldOrder (VideoInfo.field_order): progressive, and the orders that show the top or the bottom field first
 FIELD_PROGRESSIVE, FIELDS_TOP_FIRST, FIELDS_BOTTOM_FIRST = 1, (2, 5), (3, 4)
+DV_SD_HEIGHTS = (480, 576)  # NTSC and PAL DV (DV25, DVCPRO50): interlaced bottom field first
 # Every RGB<->YUV conversion runs swscale on one thread. With FFmpeg 8 (PyAV 18's sws_scale_frame),
 # threaded swscale converting rgb48le to 10-bit YUV intermittently writes wrong values into the
 # first pixels of each slice (rows h/3 and 2h/3 with 3 threads), differently from run to run, so
@@ -240,6 +241,15 @@ def _first_frame(container: av.container.InputContainer, stream: av.video.stream
     raise InputError(f"{path.name} has no video frames (zero-length video)")
 
 
+def _field_order(ctx: av.video.codeccontext.VideoCodecContext, first: av.VideoFrame) -> int:
+    """The stream's AVFieldOrder, or for an interlaced standard-definition DV tape, whose order FFmpeg does not
+    report, bottom field first (as DV 525/625 always is; PyAV does not give a frame's own flag): its fields kept by
+    --deinterlace off were written as progressive frames into every encoder but dvvideo."""
+    if ctx.field_order or not first.interlaced_frame or ctx.name != "dvvideo" or first.height not in DV_SD_HEIGHTS:
+        return int(ctx.field_order or 0)
+    return FIELDS_BOTTOM_FIRST[0]
+
+
 def _duration_s(container: av.container.InputContainer, stream: av.video.stream.VideoStream) -> float | None:
     if stream.duration is not None and stream.time_base is not None:
         return float(stream.duration * stream.time_base)
@@ -330,7 +340,7 @@ def probe_video(path: Path | str, fps: Fraction | None = None) -> VideoInfo:
             display_matrix=display_matrix(side_data),
             hdr10=hdr10(side_data),
             alpha=transparent,
-            field_order=int(ctx.field_order or 0),
+            field_order=_field_order(ctx, first),
             interlaced=bool(first.interlaced_frame),
             sample_aspect_ratio=_sample_aspect_ratio(stream),
             base_fps=Fraction(stream.guessed_rate) if stream.guessed_rate else None,

@@ -386,7 +386,8 @@ def add_video_stream(out: av.container.OutputContainer, info: VideoInfo, codec: 
 
 def field_parity(info: VideoInfo) -> str | None:
     """setfield's name for the order of the fields an output keeps ("tff", "bff"), or None where its frames are
-    progressive or deinterlaced, or their order is unknown (a DV tape's: dvvideo writes bottom first then)."""
+    progressive or deinterlaced, or their order is unknown (dvvideo writes bottom first then; a standard-definition
+    DV tape's is known: decode._field_order)."""
     if not info.interlaced or info.field_order not in FIELDS_TOP_FIRST + FIELDS_BOTTOM_FIRST:
         return None
     return "tff" if info.field_order in FIELDS_TOP_FIRST else "bff"
