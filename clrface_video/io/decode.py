@@ -21,7 +21,7 @@ from clrface_video.io.clock import Damage, lasting, timed_frames
 from clrface_video.io.completeness import check_complete, check_gif_frames, index_beyond_eof, size_changed
 from clrface_video.io.deinterlace import deinterlaced
 from clrface_video.io.quicktime import moov_cut, moov_missing, track_end
-from clrface_video.io.sequence import find_sequence, is_sequence, open_options
+from clrface_video.io.sequence import find_sequence, is_sequence, open_options, unreadable_frame
 from clrface_video.io.side_data import Hdr10, display_matrix, frame_side_data, hdr10
 from clrface_video.io.webp_anim import is_animated_webp
 from clrface_video.types import SPAN_TOLERANCE, Frame, TimeSpan
@@ -237,6 +237,8 @@ def _first_frame(container: av.container.InputContainer, stream: av.video.stream
             for frame in decoder.decode(packet):
                 return frame
     except av.error.FFmpegError as error:
+        if is_sequence(path):
+            raise unreadable_frame(path, 0) from error
         raise InputError(f"{path.name}: cannot decode the first frame ({one_line(error)})") from error
     raise InputError(f"{path.name} has no video frames (zero-length video)")
 
