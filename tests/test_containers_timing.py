@@ -86,6 +86,17 @@ def test_codec_auto_writes_xvid_into_avi_which_plain_ffmpeg_reads_at_the_source_
     assert "FFmpeg-based players read H.264 in .avi a frame late and out of order" in warnings_logged.text
 
 
+@pytest.mark.parametrize("suffix", [".wmv", ".asf"])
+def test_codec_auto_writes_wmv2_into_asf_which_ffmpeg_reads_at_the_source_times(tmp_path, suffix):
+    """ASF stores no pts either: H.264 (the old auto codec there) was read back a frame late and reordered frames
+    out of order, a home video's 0.44, 0.52, 0.48 s. WMV 8, which Windows' players expect there, keeps its times."""
+    src = make_clip(tmp_path / f"in{suffix}", frames=25, size=SMALL, fps=25, codec="wmv2", audio=False)
+    out = copy_video(src, tmp_path / f"out{suffix}")
+    assert ffmpeg_times(out) == times(out) == times(src) == [Fraction(i, 25) for i in range(25)]
+    with av.open(str(out)) as container:
+        assert container.streams.video[0].codec_context.name == "wmv2"
+
+
 def test_a_phone_clips_average_rate_opens_mpeg4_in_avi(tmp_path):
     """MPEG-4 Part 2 codes its clock in 16 bits: a variable rate with no base rate goes into .avi at its average,
     192000/9659 fps here, which the encoder refused; it takes the nearest clock it codes."""

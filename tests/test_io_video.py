@@ -1676,7 +1676,7 @@ def test_crf_changes_the_size(tmp_path):
     assert small < large
 
 
-@pytest.mark.parametrize(("codec", "suffix"), [("mpeg2video", ".mpg"), ("mpeg4", ".avi")])
+@pytest.mark.parametrize(("codec", "suffix"), [("mpeg2video", ".mpg"), ("mpeg4", ".avi"), ("wmv2", ".wmv")])
 def test_crf_reaches_the_mpeg_encoders(tmp_path, codec, suffix):
     """MPEG-2 and MPEG-4 Part 2 wrote every frame at quantiser 2 whatever --crf said (the same bytes at 10 and
     40); the default 18 keeps that quantiser."""

@@ -27,7 +27,8 @@ log = logging.getLogger(__name__)
 # whose H.264 FFmpeg reads back wrong (AVI: it guesses a decode delay, so the first frame comes a frame late and
 # the next ones out of order; MPEG-4 Part 2, AVI's own Xvid family, reads back at its chunk times)
 AUTO_CODECS = {".webm": "libvpx-vp9", ".dv": "dvvideo", ".mpg": "mpeg2video", ".mpeg": "mpeg2video",
-               ".vob": "mpeg2video", ".m2v": "mpeg2video", ".mxf": "mpeg2video", ".avi": "mpeg4"}
+               ".vob": "mpeg2video", ".m2v": "mpeg2video", ".mxf": "mpeg2video", ".avi": "mpeg4",
+               ".wmv": "wmv2", ".asf": "wmv2"}  # ASF stores no pts: FFmpeg reads H.264 there a frame late, reordered
 # a source's intra, lossless or broadcast codec that --codec auto keeps (as this encoder) in these outputs, where
 # an editor or an archive expects it back (each pairing written and read back; FFmpeg's MXF, MPEG-PS and -TS
 # muxers accept any codec when the stream is added and refuse most when the header is written)
@@ -58,7 +59,7 @@ PRESET_CODECS = frozenset({"libx264", "libx265"})  # the encoders --preset speed
 CRF_MAX = {"libx264": 51, "libx265": 51}  # the others take 0-63
 # FFmpeg's MPEG-1/2/4 Part 2 encoders ignored --crf (each frame at quantiser 2, PyAV setting no bit rate): it
 # sets them a fixed quantiser instead
-QSCALE_CODECS = frozenset({"mpeg1video", "mpeg2video", "mpeg4"})
+QSCALE_CODECS = frozenset({"mpeg1video", "mpeg2video", "mpeg4", "wmv2"})
 MPEG_VIDEO_CODECS = frozenset({"mpeg1video", "mpeg2video"})
 # FFmpeg's program-stream muxers (.mpg, .vob, ...): files for DVD and VCD players, which decode MPEG-2's Main
 # Profile, 4:2:0 only; a 4:2:2 source's chroma is halved there (and warned of), kept in .mxf or .ts
@@ -213,7 +214,7 @@ def auto_codec(output: Path, info: VideoInfo | None = None) -> str:
     """The encoder `--codec auto` takes for an output file: the source's own codec where it is an intra,
     lossless or MPEG-2 one that the output's container is known to hold (a ProRes master comes back ProRes,
     an FFV1 archive lossless), what its container holds where that is not H.264, where MPEG-2 is expected, or
-    where FFmpeg reads H.264 back at the wrong times (.avi: MPEG-4 Part 2, 8-bit), libx265 for an HDR source
+    where FFmpeg reads H.264 back at the wrong times (.avi: MPEG-4 Part 2, 8-bit; .wmv, .asf: WMV 8), libx265 for an HDR source
     (PQ or HLG: TVs, phones and browsers play HDR from HEVC, and few of them decode the 10-bit H.264 that
     libx264 would write), else libx264. MPEG-2 is written only at the broadcast rates it codes (MXF_RATES):
     a variable-rate phone clip's average rate would not open the encoder."""
