@@ -244,7 +244,7 @@ def cli() -> None:
               help="Frame rate of an image-sequence INPUT (frames named like scan_%06d.dpx).  [default: 24]")
 @click.option("--codec", default="auto", show_default=True, help="Video encoder (libx264, libx265, ffv1, prores_ks, "
               "...); auto: the source's own where it is an intra or lossless codec the output holds (ProRes, FFV1, "
-              "...), what the output's format takes (.mpg/.vob/.mxf: mpeg2video, .avi: mpeg4, .webm: libvpx-vp9, "
+              "...), what the output's format takes (.mpg/.vob/.mxf: mpeg2video, .avi: mpeg4, .wmv: wmv2, .webm: libvpx-vp9, "
               ".dv, .gif, image sequences), libx265 for an HDR source, else libx264 (README: --codec).")
 @click.option("--crf", type=click.IntRange(0, 63), default=DEFAULT.crf, show_default=True,
               help="Video quality for the encoder (lower is better and bigger).")

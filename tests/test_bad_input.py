@@ -100,6 +100,17 @@ def test_an_empty_frame_file_in_a_sequence_is_refused_before_any_work(tmp_path):
                                       "f_%06d.png cannot be read")
 
 
+@pytest.mark.parametrize("damaged", [1, 4, 6])
+def test_a_damaged_frame_file_in_a_scan_is_named_not_passed_over(tmp_path, damaged):
+    """Passed over as a damaged packet, it left a gap that every later frame filled: t_086404.tif's frame was
+    written as t_086403.tif, and so on, the last number missing, exit 0 (the warning naming a later frame's time)."""
+    pattern = make_sequence(tmp_path / "scan" / "t_%06d.tif", frames=8, start=86400, size=(128, 96), bit_depth=16)
+    frame = tmp_path / "scan" / f"t_{86399 + damaged:06d}.tif"
+    frame.write_bytes(frame.read_bytes()[:5000])
+    assert_refused(tmp_path, pattern, f"{frame.name} cannot be read (damaged or cut short): frame {damaged} of the 8 "
+                                      "of the sequence t_%06d.tif; scan it again, or restore each unbroken run on its own")
+
+
 def _apng(path: Path) -> Path:
     frames = [Image.fromarray(np.roll(astronaut()[::4, ::4], 8 * i, axis=1)) for i in range(4)]
     frames[0].save(path, save_all=True, append_images=frames[1:], duration=100, loop=0)

@@ -86,6 +86,17 @@ def test_codec_auto_writes_xvid_into_avi_which_plain_ffmpeg_reads_at_the_source_
     assert "FFmpeg-based players read H.264 in .avi a frame late and out of order" in warnings_logged.text
 
 
+@pytest.mark.parametrize("suffix", [".wmv", ".asf"])
+def test_codec_auto_writes_wmv2_into_asf_which_ffmpeg_reads_at_the_source_times(tmp_path, suffix):
+    """ASF stores no pts either: H.264 (the old auto codec there) was read back a frame late and reordered frames
+    out of order, a home video's 0.44, 0.52, 0.48 s. WMV 8, which Windows' players expect there, keeps its times."""
+    src = make_clip(tmp_path / f"in{suffix}", frames=25, size=SMALL, fps=25, codec="wmv2", audio=False)
+    out = copy_video(src, tmp_path / f"out{suffix}")
+    assert ffmpeg_times(out) == times(out) == times(src) == [Fraction(i, 25) for i in range(25)]
+    with av.open(str(out)) as container:
+        assert container.streams.video[0].codec_context.name == "wmv2"
+
+
 def test_a_phone_clips_average_rate_opens_mpeg4_in_avi(tmp_path):
     """MPEG-4 Part 2 codes its clock in 16 bits: a variable rate with no base rate goes into .avi at its average,
     192000/9659 fps here, which the encoder refused; it takes the nearest clock it codes."""
@@ -255,6 +266,19 @@ def test_mpeg2_with_mpeg_audio_keeps_its_timing(tmp_path, suffix, audio_codec):
     assert times(src)[0] > 0  # the first frame is not at 0
     assert_same_timing(src, copy_video(src, tmp_path / f"out{suffix}"), 12)
     assert_same_timing(src, copy_video(src, tmp_path / f"mpeg2{suffix}", codec="mpeg2video"), 12)
+
+
+@pytest.mark.parametrize(("suffix", "codec"), [(".mpg", "auto"), (".mkv", "mpeg2video"), (".mp4", "mpeg4")])
+def test_a_pal_mpeg_ps_whose_frames_begin_off_the_frame_grid_keeps_its_sync(tmp_path, suffix, codec):
+    """A PAL DVD's first frame lies 0.54 s into its clock, half a frame off 1/25 s: an encoder that counts frames
+    put every frame 20 ms late against the copied sound."""
+    src = make_clip(tmp_path / "in.mpg", frames=12, size=SMALL, fps=25, codec="mpeg2video", audio_codec="mp2")
+    assert times(src)[0] * 25 % 1 == Fraction(1, 2)
+    out = copy_video(src, tmp_path / f"out{suffix}", codec=codec)
+    before, after = times(src), times(out)
+    assert np.diff(after).tolist() == np.diff(before).tolist() == [Fraction(1, 25)] * 11
+    offset = float(after[0] - audio_start(out)) - float(before[0] - audio_start(src))
+    assert offset == pytest.approx(0, abs=0.0011)  # Matroska's and this MP4's clocks: a millisecond
 
 
 @pytest.mark.parametrize("suffix", [".avi", ".dv"])
@@ -468,3 +492,26 @@ def test_a_vfr_mp4_with_b_frames_keeps_its_last_frames_length(tmp_path, suffix):
     assert last_frame_end(out) == Fraction(68, 100)
     if suffix == ".mp4":
         assert track_end(out, 1) == track_end(src, 1)
+
+
+def dvd_rip(path: Path, frames: int = 12) -> Path:
+    """An MPEG-2 clip with MP2 audio muxed as a DVD's VOB is: with the navigation packets FFmpeg's demuxer gives as
+    a codec-less data stream (stream id 0x1bf)."""
+    src = make_clip(path.with_suffix(".ts"), frames=frames, size=SMALL, fps=25, codec="mpeg2video", audio_codec="mp2")
+    with av.open(str(src)) as source, av.open(str(path), "w", format="dvd") as out:
+        copies = {s.index: out.add_stream_from_template(s) for s in source.streams}
+        for packet in source.demux():
+            if packet.dts is not None:
+                packet.stream = copies[packet.stream_index]
+                out.mux(packet)
+    with av.open(str(path)) as ripped:
+        assert [s.type for s in ripped.streams].count("data") == 1
+    return path
+
+
+def test_a_dvd_rips_navigation_packets_are_left_out_of_an_mpg_not_its_whole_output(tmp_path, warnings_logged):
+    src = dvd_rip(tmp_path / "VTS_01_1.mpg")
+    out = copy_video(src, tmp_path / "out.mpg")
+    assert len(times(out)) == 12
+    assert [p[0] for p in read_packets(out, "audio")] == [p[0] for p in read_packets(src, "audio")]
+    assert "data stream 0 (no codec) cannot be stored in .mpg; it is left out" in warnings_logged.text

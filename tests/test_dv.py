@@ -14,6 +14,7 @@ from clrface_video.io.decode import probe_video
 from tests.media import clip_image
 from tests.test_cli import BASELINE, assert_one_line_error, files_in, run
 from tests.test_containers_timing import times
+from tests.test_io_video import copy_video, frame_fields
 
 FRAMES = 10
 
@@ -164,3 +165,15 @@ def test_ntsc_dvs_4_1_1_chroma_is_kept_or_its_halving_is_warned_of(tmp_path, cod
     warned = "the source's 4:1:1 chroma is written 4:2:0 by libx264 (as players expect); --codec ffv1 keeps it " \
              "(prores_ks as 4:2:2)"
     assert (warned in warnings_logged.text) == (pix_fmt == "yuv420p")
+
+
+@pytest.mark.parametrize(("suffix", "codec"), [(".avi", "auto"), (".mov", "prores_ks"), (".mkv", "ffv1"),
+                                                (".mp4", "auto")])
+def test_a_dv_tapes_fields_kept_are_written_bottom_field_first(tmp_path, suffix, codec):
+    """FFmpeg gives a DV stream no field order, and the fields --deinterlace off keeps were written as progressive
+    frames into any encoder but dvvideo: an editor then treats the combed frames as progressive."""
+    tape = make_tape(tmp_path / "tape.avi", PAL, frames=3)
+    assert frame_fields(tape) == "BBB"
+    out = copy_video(tape, tmp_path / f"out{suffix}", codec=codec)
+    assert frame_fields(out) == "BBB"
+    assert probe_video(out).interlaced

@@ -1676,7 +1676,7 @@ def test_crf_changes_the_size(tmp_path):
     assert small < large
 
 
-@pytest.mark.parametrize(("codec", "suffix"), [("mpeg2video", ".mpg"), ("mpeg4", ".avi")])
+@pytest.mark.parametrize(("codec", "suffix"), [("mpeg2video", ".mpg"), ("mpeg4", ".avi"), ("wmv2", ".wmv")])
 def test_crf_reaches_the_mpeg_encoders(tmp_path, codec, suffix):
     """MPEG-2 and MPEG-4 Part 2 wrote every frame at quantiser 2 whatever --crf said (the same bytes at 10 and
     40); the default 18 keeps that quantiser."""
@@ -1853,13 +1853,16 @@ def test_a_sequence_becomes_a_video_at_its_frame_rate(tmp_path):
     assert [frame.pts * frame.time_base for frame in read_frames(out)] == [Fraction(i, 25) for i in range(5)]
 
 
-def test_an_rgb_scan_becomes_yuv_video_tagged_and_converted_with_bt709(tmp_path):
-    """A 10-bit DPX scan is RGB (matrix 0); H.264 frames are YUV, so the output says BT.709, which it used."""
-    pattern = make_sequence(tmp_path / "dpx" / "r_%06d.dpx", frames=2, size=SMALL, bit_depth=10)
-    assert probe_video(pattern).colorspace == 0
+@pytest.mark.parametrize(("name", "depth", "matrix"), [("r_%06d.dpx", 10, 0), ("r_%06d.tif", 16, 2), ("r_%04d.tif", 8, 2)])
+def test_an_rgb_scan_becomes_yuv_video_tagged_and_converted_with_bt709(tmp_path, name, depth, matrix):
+    """A DPX scan is RGB (matrix 0), a TIFF scan untagged (2); H.264 frames are YUV, so the output says BT.709,
+    which it used (an untagged TIFF's was BT.601, untagged: players take BT.709 at HD sizes)."""
+    pattern = make_sequence(tmp_path / "scan" / name, frames=2, size=SMALL, bit_depth=depth)
+    assert probe_video(pattern).colorspace == matrix
     out = copy_video(pattern, tmp_path / "reel.mov")
     assert probe_video(out).colorspace == 1
-    diffs = [np.abs(a.image.astype(int) - b.image).mean() / 257 for a, b in zip(read_frames(pattern), read_frames(out))]
+    scale = 257 if depth > 8 else 1
+    diffs = [np.abs(a.image.astype(int) - b.image).mean() / scale for a, b in zip(read_frames(pattern), read_frames(out))]
     assert max(diffs) < 8  # in 8-bit levels, 4:2:0 chroma included; with matrix 0 on YUV planes the colours are lost
 
 

@@ -771,7 +771,8 @@ def test_a_folder_of_photos_and_videos_restores_both(tmp_path, astronaut):
 
 
 def test_a_folder_takes_dvd_camcorder_and_phone_files(tmp_path):
-    """.vob (DVD), .m2ts (AVCHD) and .3gp (old phones) are videos of a folder too, not unknown files."""
+    """.vob (DVD), .m2ts (AVCHD), .3gp (old phones) and .wmv (Windows Movie Maker, left out unsaid) are videos of a
+    folder too, not unknown files."""
     from clrface_video.io.decode import read_frames
     from tests.media import make_clip
     from tests.test_io_video import copy_video
@@ -779,14 +780,15 @@ def test_a_folder_takes_dvd_camcorder_and_phone_files(tmp_path):
     root = tmp_path / "box"
     root.mkdir()
     clip = make_clip(tmp_path / "clip.mp4", frames=4, size=(256, 192), audio=False)
-    for name, codec in (("dvd.vob", "mpeg2video"), ("camcorder.m2ts", "libx264"), ("phone.3gp", "libx264")):
+    for name, codec in (("dvd.vob", "mpeg2video"), ("camcorder.m2ts", "libx264"), ("phone.3gp", "libx264"),
+                        ("movie maker.wmv", "wmv2")):
         copy_video(clip, root / name, codec=codec)
     result = run_cli("restore", root, "--model", "baseline-bicubic-sharpen")
     assert result.exit_code == 0, result.output
     out = tmp_path / "box_restored"
-    assert sorted(p.name for p in out.iterdir()) == ["camcorder.m2ts", "dvd.vob", "phone.3gp"]
+    assert sorted(p.name for p in out.iterdir()) == ["camcorder.m2ts", "dvd.vob", "movie maker.wmv", "phone.3gp"]
     assert all(len(list(read_frames(p))) == 4 for p in out.iterdir())
-    assert "3 videos (12 frames)" in result.stdout
+    assert "4 videos (16 frames)" in result.stdout
 
 
 def test_a_folder_takes_browser_jpegs_and_camera_heifs(tmp_path, astronaut):

@@ -7,9 +7,11 @@ import logging
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from fractions import Fraction
-from pathlib import PurePath
+from pathlib import Path, PurePath
 
 import av
+
+from clrface_video.io.sequence import unreadable_frame
 
 # AVI stores no pts, only the chunk count (each packet's dts); FFmpeg guesses an H.264 frame's pts from it one
 # frame late, so a frame takes the next dts in display order instead.
@@ -90,13 +92,19 @@ def timed_frames(container: av.container.InputContainer, stream: av.video.stream
     step = round(1 / (rate * stream.time_base)) if rate and stream.time_base else None
     stamps: list[int] = []  # the packets' times not yet given to a frame (a heap)
     gap = _Gap(step)
+    first = decoded = None  # the first packet's pts and the last decoded frame's (a sequence's damaged frame)
     for packet in container.demux(stream):
+        first = packet.pts if first is None else first
         stamp = _stamp(packet, clock)
         if stamp is not None:
             heapq.heappush(stamps, stamp)
         try:
             frames = decoder.decode(packet) if decoder is not None else packet.decode()
-        except av.error.InvalidDataError:
+        except av.error.InvalidDataError as error:
+            if name == "image2":  # a frame file of a sequence: the one after the last decoded (a threaded decoder
+                # says so a few packets later, when that frame is due), or the first read
+                failed = first if decoded is None else decoded + 1
+                raise unreadable_frame(Path(container.name), (failed or 0) - (stream.start_time or 0)) from error
             if damage is None or damage.packets >= MAX_DAMAGED or packet.pts is None:
                 raise
             damage.packets += 1
@@ -107,6 +115,7 @@ def timed_frames(container: av.container.InputContainer, stream: av.video.stream
                         PurePath(container.name).name, float((packet.pts - (stream.start_time or 0)) * stream.time_base))
             continue
         for frame in frames:
+            decoded = frame.pts
             if clock != "pts" and stamps and (clock == "dts" or frame.pts is not None):
                 frame.pts = heapq.heappop(stamps)
             yield from gap.add(frame)

@@ -233,7 +233,9 @@ def add_copies(source: av.container.InputContainer, out: av.container.OutputCont
             log.warning("audio stream %d (%s) is left out: its sample rate and channels cannot be read (damaged or "
                         "cut short)", stream.index, name or "no codec")
             continue
-        same_kind = out.format.name == source.format.name  # its own container held it: DV, MXF muxers need video
+        # its own container held it (DV, MXF muxers need video); not a data stream: an MPEG-PS's DVD navigation
+        # packets, held by no muxer that FFmpeg writes an .mpg with, failed the whole output's header
+        same_kind = out.format.name == source.format.name and stream.type != "data"
         # data without a decoder (camera telemetry such as GoPro GPMF) is copied as it is, like any other packets
         if (name or stream.type == "data") and (same_kind or _muxer_accepts(out, stream)):
             try:

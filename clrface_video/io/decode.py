@@ -21,13 +21,13 @@ from clrface_video.io.clock import Damage, lasting, timed_frames
 from clrface_video.io.completeness import check_complete, check_gif_frames, index_beyond_eof, size_changed
 from clrface_video.io.deinterlace import deinterlaced
 from clrface_video.io.quicktime import moov_cut, moov_missing, track_end
-from clrface_video.io.sequence import find_sequence, is_sequence, open_options
+from clrface_video.io.sequence import find_sequence, is_sequence, open_options, unreadable_frame
 from clrface_video.io.side_data import Hdr10, display_matrix, frame_side_data, hdr10
 from clrface_video.io.webp_anim import is_animated_webp
 from clrface_video.types import SPAN_TOLERANCE, Frame, TimeSpan
 
 VIDEO_EXTENSIONS = frozenset({".mp4", ".mov", ".mkv", ".avi", ".webm", ".m4v", ".mpg", ".mpeg", ".ts", ".mts",
-                              ".m2ts", ".vob", ".mxf", ".dv", ".3gp", ".gif", ".apng"})  # an animated GIF or PNG is restored as a video, into its format
+                              ".m2ts", ".vob", ".mxf", ".dv", ".3gp", ".wmv", ".asf", ".gif", ".apng"})  # an animated GIF or PNG is restored as a video, into its format
 # .jfif and .jpe: JPEGs as Windows browsers save them; .hif: the HEIF photos of Canon and Fujifilm cameras
 IMAGE_EXTENSIONS = frozenset({".jpg", ".jpeg", ".jfif", ".jpe", ".png", ".webp", ".tif", ".tiff", ".bmp", ".heic",
                               ".heif", ".hif", ".avif"})
@@ -48,6 +48,7 @@ NEAR_SQUARE = 0.01  # pixel aspect ratios this close to 1 are aligned as square
 RANGE_MPEG, RANGE_JPEG = 1, 2
 # AVFieldOrder (VideoInfo.field_order): progressive, and the orders that show the top or the bottom field first
 FIELD_PROGRESSIVE, FIELDS_TOP_FIRST, FIELDS_BOTTOM_FIRST = 1, (2, 5), (3, 4)
+DV_SD_HEIGHTS = (480, 576)  # NTSC and PAL DV (DV25, DVCPRO50): interlaced bottom field first
 # Every RGB<->YUV conversion runs swscale on one thread. With FFmpeg 8 (PyAV 18's sws_scale_frame),
 # threaded swscale converting rgb48le to 10-bit YUV intermittently writes wrong values into the
 # first pixels of each slice (rows h/3 and 2h/3 with 3 threads), differently from run to run, so
@@ -238,8 +239,19 @@ def _first_frame(container: av.container.InputContainer, stream: av.video.stream
             for frame in decoder.decode(packet):
                 return frame
     except av.error.FFmpegError as error:
+        if is_sequence(path):
+            raise unreadable_frame(path, 0) from error
         raise InputError(f"{path.name}: cannot decode the first frame ({one_line(error)})") from error
     raise InputError(f"{path.name} has no video frames (zero-length video)")
+
+
+def _field_order(ctx: av.video.codeccontext.VideoCodecContext, first: av.VideoFrame) -> int:
+    """The stream's AVFieldOrder, or for an interlaced standard-definition DV tape, whose order FFmpeg does not
+    report, bottom field first (as DV 525/625 always is; PyAV does not give a frame's own flag): its fields kept by
+    --deinterlace off were written as progressive frames into every encoder but dvvideo."""
+    if ctx.field_order or not first.interlaced_frame or ctx.name != "dvvideo" or first.height not in DV_SD_HEIGHTS:
+        return int(ctx.field_order or 0)
+    return FIELDS_BOTTOM_FIRST[0]
 
 
 def _duration_s(container: av.container.InputContainer, stream: av.video.stream.VideoStream) -> float | None:
@@ -332,7 +344,7 @@ def probe_video(path: Path | str, fps: Fraction | None = None) -> VideoInfo:
             display_matrix=display_matrix(side_data),
             hdr10=hdr10(side_data),
             alpha=transparent,
-            field_order=int(ctx.field_order or 0),
+            field_order=_field_order(ctx, first),
             interlaced=bool(first.interlaced_frame),
             sample_aspect_ratio=_sample_aspect_ratio(stream),
             base_fps=Fraction(stream.guessed_rate) if stream.guessed_rate else None,

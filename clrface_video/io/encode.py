@@ -158,6 +158,7 @@ class VideoWriter:
         self._reformatter = VideoReformatter()  # one swscale context for the whole stream
         self._last_pts = -1  # the last frame's number where frames are counted at one rate (AVI, mpeg4)
         self._crowded = 0  # frames left out there: each less than a frame after the one before (_cfr_number)
+        self._phase: Fraction | None = None  # seconds the first frame lies off the encoder's frame grid (_cfr_number)
         self._muxed = False  # whether a video packet has been muxed
 
     def _partial_name(self, pid: int) -> str:
@@ -367,7 +368,11 @@ class VideoWriter:
         assert self._out is not None and self._video is not None
         if not self._counts_frames():
             return -1
-        exact = (seconds - (self._shift or 0)) / self._video.codec_context.time_base
+        tick = self._video.codec_context.time_base
+        since = seconds - (self._shift or 0)
+        if self._phase is None:  # AVI stores no start: its first frame is its first chunk
+            self._phase = Fraction(0) if self._out.format.name in CFR_CONTAINERS else since - round(since / tick) * tick
+        exact = (since - self._phase) / tick
         number = max(round(exact), self._last_pts + 1)
         if number - exact >= 1:
             return None
@@ -400,7 +405,7 @@ class VideoWriter:
                 alpha = frame.alpha if frame.alpha is not None else np.full(image.shape[:2], opaque, image.dtype)
                 image, rgb_format = np.dstack([image, alpha.astype(image.dtype)]), "rgba64le" if deep else "rgba"
             rgb = av.VideoFrame.from_ndarray(np.ascontiguousarray(image, dtype=image.dtype), format=rgb_format)
-            matrix = SWS_MATRIX.get(yuv_colorspace(self.info.colorspace, self._pix_fmt), SWS_BT601)
+            matrix = SWS_MATRIX.get(yuv_colorspace(self.info.colorspace, self.info.pix_fmt, self._pix_fmt), SWS_BT601)
             # Everything explicit, one swscale thread (see SWS_THREADS); transfer and primaries are only
             # tagged below, never converted.
             if self._wide is not None:
@@ -415,7 +420,7 @@ class VideoWriter:
                     dst_color_range=RANGE_JPEG if self._range == RANGE_JPEG else RANGE_MPEG,
                     threads=SWS_THREADS)
         yuv.color_primaries, yuv.color_trc = self.info.color_primaries, self.info.color_trc
-        yuv.colorspace, yuv.color_range = yuv_colorspace(self.info.colorspace, self._pix_fmt), self._range
+        yuv.colorspace, yuv.color_range = yuv_colorspace(self.info.colorspace, self.info.pix_fmt, self._pix_fmt), self._range
         codec_tb = self._video.codec_context.time_base
         yuv.pts = number if number >= 0 else round((seconds - (self._shift or 0)) / codec_tb)
         yuv.time_base = codec_tb
@@ -441,10 +446,25 @@ class VideoWriter:
             self._delays[frame.pts] = frame.duration
         for packet in self._video.encode(frame):
             packet.duration = self._delays.pop(packet.pts, None) or packet.duration
+            if self._phase:
+                self._off_grid(packet)
             if not self._muxed:  # an AVI's video that begins after a copied stream: shown from its own time
                 open_at_its_time(self._out, self._video, packet)
                 self._muxed = True
             self._out.mux(packet)
+
+    def _off_grid(self, packet: av.Packet) -> None:
+        """A packet of an encoder that counts frames (mpeg2video, mpeg4) moved by the first frame's phase, onto
+        the stream's own clock: counted from 0, a PAL DVD's frames, which begin half a frame off 1/25 s, were all
+        half a frame (20 ms) late against the copied sound."""
+        assert self._video is not None and self._phase is not None
+        clock = self._video.time_base
+        for name in ("pts", "dts"):
+            stamp = getattr(packet, name)
+            if stamp is not None:
+                setattr(packet, name, round((stamp * packet.time_base + self._phase) / clock))
+        packet.duration = round(packet.duration * packet.time_base / clock)
+        packet.time_base = clock
 
     # -- copied streams ----------------------------------------------------------------------------
     def _mux_copies_until(self, limit: Fraction | None) -> None:

@@ -27,7 +27,8 @@ log = logging.getLogger(__name__)
 # whose H.264 FFmpeg reads back wrong (AVI: it guesses a decode delay, so the first frame comes a frame late and
 # the next ones out of order; MPEG-4 Part 2, AVI's own Xvid family, reads back at its chunk times)
 AUTO_CODECS = {".webm": "libvpx-vp9", ".dv": "dvvideo", ".mpg": "mpeg2video", ".mpeg": "mpeg2video",
-               ".vob": "mpeg2video", ".m2v": "mpeg2video", ".mxf": "mpeg2video", ".avi": "mpeg4"}
+               ".vob": "mpeg2video", ".m2v": "mpeg2video", ".mxf": "mpeg2video", ".avi": "mpeg4",
+               ".wmv": "wmv2", ".asf": "wmv2"}  # ASF stores no pts: FFmpeg reads H.264 there a frame late, reordered
 # a source's intra, lossless or broadcast codec that --codec auto keeps (as this encoder) in these outputs, where
 # an editor or an archive expects it back (each pairing written and read back; FFmpeg's MXF, MPEG-PS and -TS
 # muxers accept any codec when the stream is added and refuse most when the header is written)
@@ -58,7 +59,7 @@ PRESET_CODECS = frozenset({"libx264", "libx265"})  # the encoders --preset speed
 CRF_MAX = {"libx264": 51, "libx265": 51}  # the others take 0-63
 # FFmpeg's MPEG-1/2/4 Part 2 encoders ignored --crf (each frame at quantiser 2, PyAV setting no bit rate): it
 # sets them a fixed quantiser instead
-QSCALE_CODECS = frozenset({"mpeg1video", "mpeg2video", "mpeg4"})
+QSCALE_CODECS = frozenset({"mpeg1video", "mpeg2video", "mpeg4", "wmv2"})
 MPEG_VIDEO_CODECS = frozenset({"mpeg1video", "mpeg2video"})
 # FFmpeg's program-stream muxers (.mpg, .vob, ...): files for DVD and VCD players, which decode MPEG-2's Main
 # Profile, 4:2:0 only; a 4:2:2 source's chroma is halved there (and warned of), kept in .mxf or .ts
@@ -169,10 +170,13 @@ CHROMA_NAMES = {"yuv420p": "4:2:0", "yuv422p": "4:2:2", "yuv444p": "4:4:4", "yuv
 CHROMA_KEEPERS = {"yuv411p": "--codec ffv1 keeps it (prores_ks as 4:2:2)"}
 
 
-def yuv_colorspace(colorspace: int, pix_fmt: str) -> int:
-    """The matrix to convert with and to tag: an RGB source's (FFmpeg's 0, a DPX or TIFF scan) turned into YUV
-    frames takes BT.709, since matrix 0 on YUV means 'these planes are G, B, R' to a player."""
-    return COLORSPACE_BT709 if colorspace == COLORSPACE_RGB and pix_fmt.startswith("yuv") else colorspace
+def yuv_colorspace(colorspace: int, source_pix_fmt: str, pix_fmt: str) -> int:
+    """The matrix to convert with and to tag: an RGB source's (FFmpeg's 0, a DPX scan; or none, as FFmpeg's TIFF
+    decoder and an animated WebP give) turned into YUV frames takes BT.709, since matrix 0 on YUV means 'these
+    planes are G, B, R' to a player. An untagged TIFF scan was converted with BT.601 and left untagged, which
+    players take for BT.709 at HD sizes and up: its skin tones shifted."""
+    rgb = colorspace == COLORSPACE_RGB or (colorspace == UNSPECIFIED and source_pix_fmt.startswith(RGB_PREFIXES))
+    return COLORSPACE_BT709 if rgb and pix_fmt.startswith("yuv") else colorspace
 
 
 def _chroma(pix_fmt: str) -> str:
@@ -210,7 +214,7 @@ def auto_codec(output: Path, info: VideoInfo | None = None) -> str:
     """The encoder `--codec auto` takes for an output file: the source's own codec where it is an intra,
     lossless or MPEG-2 one that the output's container is known to hold (a ProRes master comes back ProRes,
     an FFV1 archive lossless), what its container holds where that is not H.264, where MPEG-2 is expected, or
-    where FFmpeg reads H.264 back at the wrong times (.avi: MPEG-4 Part 2, 8-bit), libx265 for an HDR source
+    where FFmpeg reads H.264 back at the wrong times (.avi: MPEG-4 Part 2, 8-bit; .wmv, .asf: WMV 8), libx265 for an HDR source
     (PQ or HLG: TVs, phones and browsers play HDR from HEVC, and few of them decode the 10-bit H.264 that
     libx264 would write), else libx264. MPEG-2 is written only at the broadcast rates it codes (MXF_RATES):
     a variable-rate phone clip's average rate would not open the encoder."""
@@ -328,7 +332,7 @@ def add_video_stream(out: av.container.OutputContainer, info: VideoInfo, codec: 
                     "delay AVI does not store); .mkv or .mp4 keep its times, or --codec auto writes MPEG-4 "
                     "Part 2 (Xvid) into .avi")
     ctx.color_primaries, ctx.color_trc = info.color_primaries, info.color_trc
-    ctx.colorspace, ctx.color_range = yuv_colorspace(info.colorspace, stream.pix_fmt), output_range(codec, out, info)
+    ctx.colorspace, ctx.color_range = yuv_colorspace(info.colorspace, info.pix_fmt, stream.pix_fmt), output_range(codec, out, info)
     options = dict(QUIET_OPTIONS.get(codec, {}))
     if codec == "libsvtav1":  # SVT-AV1 takes its log level from the environment only (its banner: 20 lines)
         os.environ.setdefault("SVT_LOG", "1")
@@ -383,7 +387,8 @@ def add_video_stream(out: av.container.OutputContainer, info: VideoInfo, codec: 
 
 def field_parity(info: VideoInfo) -> str | None:
     """setfield's name for the order of the fields an output keeps ("tff", "bff"), or None where its frames are
-    progressive or deinterlaced, or their order is unknown (a DV tape's: dvvideo writes bottom first then)."""
+    progressive or deinterlaced, or their order is unknown (dvvideo writes bottom first then; a standard-definition
+    DV tape's is known: decode._field_order)."""
     if not info.interlaced or info.field_order not in FIELDS_TOP_FIRST + FIELDS_BOTTOM_FIRST:
         return None
     return "tff" if info.field_order in FIELDS_TOP_FIRST else "bff"

@@ -84,6 +84,16 @@ def find_sequence(pattern: Path) -> Sequence:
     return Sequence(pattern, numbers[0], len(numbers))
 
 
+def unreadable_frame(pattern: Path, offset: int) -> InputError:
+    """The error for frame `offset` (from the first) of a sequence, whose file does not decode (damaged, cut
+    short): named, as a missing one is. Passed over as a damaged packet of a video is, it left every later frame
+    written under the number before its own."""
+    sequence = find_sequence(pattern)
+    return InputError(f"{frame_path(pattern, sequence.first + offset).name} cannot be read (damaged or cut short): "
+                      f"frame {offset + 1} of the {sequence.count} of the sequence {pattern.name}; scan it again, or "
+                      "restore each unbroken run on its own")
+
+
 def open_options(sequence: Sequence, fps: Fraction | float | None) -> dict[str, str]:
     """image2 demuxer options for reading `sequence` at `fps` frames per second (24 when None)."""
     rate = Fraction(fps).limit_denominator(1001) if fps else DEFAULT_FPS
