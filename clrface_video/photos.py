@@ -28,6 +28,7 @@ from .pipeline import (
     restore_pages,
     restore_video,
     save_photo,
+    sidecars_brought_up_to_date,
     would_run,
 )
 from .report import Interrupted, Progress, RestoreReport, StageTimer, Stopped, reports_warnings, with_codec_of
@@ -154,6 +155,7 @@ def restore_folder(input: str | Path, output: str | Path | None = None, config: 
     model, device = would_run(config)  # the settings checked before any work; the models load at the first photo
     report = RestoreReport(input=str(source), output=str(target), kind="folder", model=model, device=device,
                            skipped=len(photos) - len(todo) + len(videos) - len(videos_todo))
+    sidecars_of_done(photos, todo, source, target, report)
     if progress is not None:
         progress.start(len(todo) + len(videos_todo), "files" if videos_todo else "images")
     story = _PhotoStory(models_for, config, timer, report)
@@ -185,6 +187,23 @@ def undone(paths: list[Path], source: Path, target: Path, config: RestoreConfig)
         except ClrfaceError as protected:  # left_as_is's one refusal: an output the user made read-only
             log.warning("skipped %s: %s", relative, protected)
     return todo
+
+
+def sidecars_of_done(photos: list[Path], todo: list[Path], source: Path, target: Path, report: RestoreReport) -> None:
+    """The XMP sidecar copies of the folder's photos left as they are (those not in `todo`) brought up to date
+    (pipeline.sidecars_brought_up_to_date: missing, or older than their sidecar), counted in report.sidecars;
+    one that cannot be written fails its photo (said, and in `failed`), whose restored copy lacks it. Both
+    backends' (distributed.photos too, on the driver)."""
+    redone = set(todo)
+    for path in photos:
+        if path in redone:
+            continue
+        relative = path.relative_to(source)
+        try:
+            report.sidecars += sidecars_brought_up_to_date(path, target / relative)
+        except ClrfaceError as error:
+            report.failed.append(f"{relative}: {one_line(error)}")
+            say_failed(report.failed[-1])
 
 
 class _PhotoStory:

@@ -690,6 +690,49 @@ def test_a_photos_sidecar_follows_it_into_another_format_and_a_read_only_copy_is
     assert (tmp_path / "x.xmp").read_bytes() == b"rated again" and (tmp_path / "x.png.xmp").read_bytes() == b"darktable"
 
 
+def test_a_rerun_brings_the_sidecars_of_photos_already_restored(album, tmp_path):
+    """A library restored before sidecars were copied, or a sidecar given a rating after the restore, never got
+    its copy: a photo left as it is looked at none. A rerun now copies each sidecar whose copy is missing or
+    older than it (the photos' own rule), counts them in the summary, leaves the photos as they are, keeps a
+    copy edited since (newer) and a read-only one, and a single photo's rerun does the same."""
+    (album / "2009" / "broken.jpg").unlink()
+    out = tmp_path / "out"
+    restore_folder(album, out, BASELINE)
+    photos_before = {p: (p.read_bytes(), p.stat().st_mtime_ns) for p in out.rglob("*.*")}
+    (album / "a.xmp").write_bytes(LIGHTROOM_XMP)
+    (album / "2009" / "summer" / "c.jpg.xmp").write_bytes(b"<x:xmpmeta darktable:history='...'/>")
+    model = ["--model", "baseline-bicubic-sharpen", "--device", "cpu"]
+
+    again = run_cli("restore", album, "-o", out, *model)
+    assert again.exit_code == 0 and again.stderr == "", again.output
+    assert again.stdout.startswith("restored 0 faces in 0 images, 3 already done, 2 sidecars brought up to date ")
+    assert (out / "a.xmp").read_bytes() == LIGHTROOM_XMP
+    assert (out / "2009" / "summer" / "c.jpg.xmp").read_bytes() == b"<x:xmpmeta darktable:history='...'/>"
+    assert (out / "a.xmp").stat().st_mtime_ns == (album / "a.xmp").stat().st_mtime_ns
+    assert {p: (p.read_bytes(), p.stat().st_mtime_ns) for p in photos_before} == photos_before  # not rewritten
+
+    rated = (album / "a.xmp").stat().st_mtime_ns + 10_000_000_000
+    (album / "a.xmp").write_bytes(b'<x:xmpmeta xmp:Rating="1"/>')  # rated again, later
+    os.utime(album / "a.xmp", ns=(rated, rated))
+    edited = out / "2009" / "summer" / "c.jpg.xmp"
+    edited.write_bytes(b"edited in the restored library")  # newer than its sidecar: stands
+    assert restore_folder(album, out, BASELINE).sidecars == 1
+    assert (out / "a.xmp").read_bytes() == b'<x:xmpmeta xmp:Rating="1"/>'
+    assert edited.read_bytes() == b"edited in the restored library"
+    assert restore_folder(album, out, BASELINE).sidecars == 0  # up to date now
+
+    os.chmod(out / "a.xmp", 0o444)
+    (album / "a.xmp").write_bytes(b"rated once more")
+    os.utime(album / "a.xmp", ns=(rated + 10_000_000_000,) * 2)
+    kept = restore_folder(album, out, BASELINE)
+    assert kept.sidecars == 0 and kept.warnings == ["a.jpg: its sidecar a.xmp is read-only, kept as it is"]
+    assert (out / "a.xmp").read_bytes() == b'<x:xmpmeta xmp:Rating="1"/>'
+    (album / "2009" / "b.png.xmp").write_bytes(b"tagged")
+    one = run_cli("restore", album / "2009" / "b.png", "-o", out / "2009" / "b.png", *model)
+    assert one.stdout.startswith("already restored, left as is, 1 sidecar brought up to date"), one.output
+    assert (out / "2009" / "b.png.xmp").read_bytes() == b"tagged"
+
+
 def test_a_photo_whose_sidecar_cannot_be_written_is_not_kept_without_it(tmp_path, astronaut):
     """A sidecar that cannot be written is a one-line error naming it, and the photo written before it goes too:
     kept, a rerun would pass over it as done and never bring its sidecar."""
