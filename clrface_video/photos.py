@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import os
 import time
+from copy import deepcopy
 from dataclasses import replace
 from pathlib import Path
 
@@ -32,7 +33,7 @@ from .pipeline import (
     would_run,
 )
 from .report import Interrupted, Progress, RestoreReport, StageTimer, Stopped, reports_warnings, with_codec_of
-from .story import FrameStory, Models, restore_photo_array
+from .story import Counts, FrameStory, Models, restore_photo_array
 from .types import Face
 
 log = logging.getLogger(__name__)
@@ -230,6 +231,15 @@ class _PhotoStory:
             self.story = FrameStory(models, self.config, self.timer, video=False)
         return self.story
 
+    def counts(self) -> Counts:
+        """The faces counted so far, a copy (none before the models load): uncount puts them back."""
+        return deepcopy(self.story.counts) if self.story is not None else Counts()
+
+    def uncount(self, before: Counts) -> None:
+        """Take back the faces counted since `before`: those of a photo that failed, which was not written."""
+        if self.story is not None:
+            self.story.counts = before
+
     def restored_one(self) -> None:
         """Count a restored photo, and name the settings it was restored with."""
         assert self.story is not None
@@ -242,9 +252,11 @@ def _restore_photos(source: Path, target: Path, todo: list[Path], story: _PhotoS
     """The folder's photos, each into the mirrored tree, counted in the folder's report (a full disk stops them)."""
     for path in todo:
         relative = path.relative_to(source)
+        before = story.counts()
         try:
             _restore_one(story, path, target / relative, timer, within=target)
         except _PhotoFault as fault:  # this photo (unreadable, unwritable, odd metadata), not the folder
+            story.uncount(before)  # its faces were restored, but are in no output
             message = one_line(fault.__cause__ or fault)
             report.failed.append(f"{relative}: {message}")
             if disk_full(fault):
