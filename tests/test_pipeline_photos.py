@@ -643,6 +643,28 @@ def test_a_rerun_into_a_read_only_output_folder_writes_nothing_and_passes(album,
     assert {p: p.read_bytes() for p in [*album.rglob("*"), *out.rglob("*")] if p.is_file()} == before
 
 
+def test_an_unreadable_subfolder_is_a_failure_of_the_folder(album, tmp_path, unreadable):
+    """A subfolder that cannot be read was one warning, which -q hid, and the folder passed (exit 0): a script
+    never learnt that part of the library was not looked at. It is now said as a file that failed (with -q
+    too), named in the report's `failed` with its reason, and the command ends in status 3; an input folder
+    that cannot be read at all is a one-line error."""
+    (album / "2009" / "broken.jpg").unlink()
+    unreadable(album / "2009" / "summer")
+    report_path = tmp_path / "r.json"
+    result = run_cli("restore", album, "-o", tmp_path / "out", "--model", "baseline-bicubic-sharpen", "-q",
+                     "--report", report_path)
+    assert result.exit_code == 3, result.output
+    assert result.stderr == "warning: skipped 2009/summer: cannot read the folder (Permission denied)\n"
+    assert result.stdout.startswith("restored 2 faces in 2 images, 1 failed "), result.stdout
+    assert json.loads(report_path.read_text())["failed"] == ["2009/summer: cannot read the folder (Permission denied)"]
+    assert sorted(str(p.relative_to(tmp_path / "out")) for p in (tmp_path / "out").rglob("*.*")) == [
+        "2009/b.png", "a.jpg"]
+
+    unreadable(album)
+    whole = run_cli("restore", album, "-o", tmp_path / "out", "--model", "baseline-bicubic-sharpen")
+    assert whole.exit_code == 2 and whole.stderr == f"error: cannot read the folder {album} (Permission denied)\n"
+
+
 # -- XMP sidecars -----------------------------------------------------------------------------------
 
 LIGHTROOM_XMP = b'<x:xmpmeta xmlns:x="adobe:ns:meta/"><rdf:Description xmp:Rating="5" dc:subject="Oma"/></x:xmpmeta>'
