@@ -324,8 +324,8 @@ def restore(input: Path, output: str | None, model: str, fidelity: float, streng
         if report_path is not None:  # report says what was done
             try:
                 stopped.report.write(report_path)
-            except ClrfaceError as error:  # the stop's own line still ends the command
-                log.warning("%s", error)
+            except ClrfaceError as error:  # the stop's own line still ends the command; -q shows it too (an error:
+                log.error("%s", error)  # what was done is not written down where the user asked)
         raise
     finally:
         progress.close()

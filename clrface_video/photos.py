@@ -5,14 +5,15 @@ from __future__ import annotations
 import logging
 import os
 import time
-from dataclasses import replace
+from copy import deepcopy
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
 
 from .config import RestoreConfig
 from .device import pick_device
-from .errors import ClrfaceError, InputError, disk_full, one_line
+from .errors import ClrfaceError, InputError, disk_full, one_line, reason
 from .io.decode import VIDEO_EXTENSIONS, check_not_raw, media_kind
 from .io.photo_read import first_picture, read_photo
 from .io.pixels import to_uint8
@@ -28,33 +29,56 @@ from .pipeline import (
     restore_pages,
     restore_video,
     save_photo,
+    sidecars_brought_up_to_date,
     would_run,
 )
 from .report import Interrupted, Progress, RestoreReport, StageTimer, Stopped, reports_warnings, with_codec_of
-from .story import FrameStory, Models, restore_photo_array
+from .story import Counts, FrameStory, Models, restore_photo_array
 from .types import Face
 
 log = logging.getLogger(__name__)
 PILLOW_ANIMATIONS = frozenset({".gif", ".apng"})  # video extensions of files Pillow reads too (detect: frame 1)
 
 
-def folder_contents(folder: Path, output: Path | None = None) -> tuple[list[Path], list[Path]]:
+@dataclass(frozen=True)
+class FolderContents:
+    """What a folder holds to restore: its photos and its videos, each in a stable order, and its subfolders that
+    could not be read ('path: reason', as `failed` lists a file: the files in them were never looked at)."""
+
+    photos: list[Path]
+    videos: list[Path]
+    unread: list[str]
+
+
+def folder_contents(folder: Path, output: Path | None = None) -> FolderContents:
     """The photos and the videos under `folder`, recursively, each in a stable order (io.decode.media_kind:
     by extension; an animated PNG is a video); hidden files and other files are ignored, camera RAW files
     too, said in one warning. InputError when it holds neither. Linked folders and files are followed (a
     library that links its albums in), each file taken once (_walk); a link into `output` is not (its restored
     files would be read as inputs)."""
     found: dict[str | None, list[Path]] = {"photo": [], "video": [], "raw": [], None: []}
-    for path in _walk(folder, output):
+    files, unread = _walk(folder, output)
+    for path in files:
         found[media_kind(path)].append(path)
     raw = found["raw"]
     if not found["photo"] and not found["video"]:
         held = f"; it holds {_unread(raw, folder)}" if raw else ""
+        held += f"; {len(unread)} of its folders could not be read ({unread[0]}{', ...' if len(unread) > 1 else ''})" \
+            if unread else ""
         raise InputError(f"no photos or videos in {folder} (photos by their extension: .jpg, .png, .tif, .webp, "
                          f".heic, ...; videos: .mp4, .mov, .mkv, .avi, .gif, ...){held}")
     if raw:  # said once for the folder, whose report would otherwise look done
         log.warning("left out %s", _unread(raw, folder))
-    return found["photo"], found["video"]
+    return FolderContents(found["photo"], found["video"], unread)
+
+
+def failed_folders(contents: FolderContents, report: RestoreReport) -> None:
+    """The folder's subfolders that could not be read, each said as a file that failed (say_failed: -q does not
+    hide it) and counted in `failed`, so that the command ends in status 3: part of the library was not looked
+    at, which a script must learn. Both backends' (distributed.photos too)."""
+    for line in contents.unread:
+        report.failed.append(line)
+        say_failed(line)
 
 
 def _unread(raw: list[Path], folder: Path) -> str:
@@ -77,17 +101,19 @@ def _shortest(path: Path) -> tuple[int, Path]:
     return len(path.parts), path
 
 
-def _walk(folder: Path, output: Path | None) -> list[Path]:
+def _walk(folder: Path, output: Path | None) -> tuple[list[Path], list[str]]:
     """Every file under `folder` but hidden ones (and the .partial files of an interrupted run), in path order,
     under the names they have there. The folder's own tree is walked before any link is followed, so that a
     folder or file reached both ways keeps its own name, and linked folders are walked shortest path first
     (_shortest), so that one reached through two links keeps the shorter way (zoo/x, not trips/up/zoo/x
     through a link back up from trips); a link to a folder already walked (a loop back up the
     tree, a second link to an album), a linked file found already, a link into the output folder and a broken
-    link are each skipped with a one-line warning. Hard links are two files of the tree: both are restored."""
+    link are each skipped with a one-line warning. Hard links are two files of the tree: both are restored.
+    Also the subfolders that could not be listed ('path: reason', for `failed`); `folder` itself is an InputError."""
     own, linked = [folder], []  # folders to walk: the tree's own, then those reached through a link
     walked: dict[tuple[int, int] | str, Path] = {}
     files: list[tuple[bool, Path]] = []  # (reached through a link, path)
+    unread: list[str] = []
 
     def named(path: Path) -> str:
         return str(path.relative_to(folder)) if path != folder else "the input folder"
@@ -102,7 +128,9 @@ def _walk(folder: Path, output: Path | None) -> list[Path]:
         try:
             entries = list(current.iterdir())
         except OSError as error:
-            log.warning("skipped %s: %s", named(current), one_line(error))
+            if current == folder:
+                raise InputError(f"cannot read the folder {folder} ({reason(error)})") from error
+            unread.append(f"{named(current)}: cannot read the folder ({reason(error)})")
             continue
         for entry in sorted(entries):
             if entry.name.startswith("."):
@@ -124,7 +152,7 @@ def _walk(folder: Path, output: Path | None) -> list[Path]:
             log.warning("skipped %s: a link to %s, restored already", named(path), named(first))
         else:
             kept.append(path)
-    return sorted(kept)
+    return sorted(kept), unread
 
 
 @reports_warnings
@@ -148,12 +176,15 @@ def restore_folder(input: str | Path, output: str | Path | None = None, config: 
     start = time.perf_counter()
     source, target = resolve_paths(input, output)
 
-    photos, videos = folder_contents(source, target)
+    contents = folder_contents(source, target)
+    photos, videos = contents.photos, contents.videos
     todo, videos_todo = undone(photos, source, target, config), undone(videos, source, target, config)
     timer = StageTimer()
     model, device = would_run(config)  # the settings checked before any work; the models load at the first photo
     report = RestoreReport(input=str(source), output=str(target), kind="folder", model=model, device=device,
                            skipped=len(photos) - len(todo) + len(videos) - len(videos_todo))
+    failed_folders(contents, report)
+    sidecars_of_done(photos, todo, source, target, report)
     if progress is not None:
         progress.start(len(todo) + len(videos_todo), "files" if videos_todo else "images")
     story = _PhotoStory(models_for, config, timer, report)
@@ -187,6 +218,23 @@ def undone(paths: list[Path], source: Path, target: Path, config: RestoreConfig)
     return todo
 
 
+def sidecars_of_done(photos: list[Path], todo: list[Path], source: Path, target: Path, report: RestoreReport) -> None:
+    """The XMP sidecar copies of the folder's photos left as they are (those not in `todo`) brought up to date
+    (pipeline.sidecars_brought_up_to_date: missing, or older than their sidecar), counted in report.sidecars;
+    one that cannot be written fails its photo (said, and in `failed`), whose restored copy lacks it. Both
+    backends' (distributed.photos too, on the driver)."""
+    redone = set(todo)
+    for path in photos:
+        if path in redone:
+            continue
+        relative = path.relative_to(source)
+        try:
+            report.sidecars += sidecars_brought_up_to_date(path, target / relative)
+        except ClrfaceError as error:
+            report.failed.append(f"{relative}: {one_line(error)}")
+            say_failed(report.failed[-1])
+
+
 class _PhotoStory:
     """A folder's photo story, its models loaded when the first photo has been read (`models_for`, as
     restore_folder's): a rerun whose photos left to do all fail to read (broken files tried again) loads none.
@@ -211,6 +259,15 @@ class _PhotoStory:
             self.story = FrameStory(models, self.config, self.timer, video=False)
         return self.story
 
+    def counts(self) -> Counts:
+        """The faces counted so far, a copy (none before the models load): uncount puts them back."""
+        return deepcopy(self.story.counts) if self.story is not None else Counts()
+
+    def uncount(self, before: Counts) -> None:
+        """Take back the faces counted since `before`: those of a photo that failed, which was not written."""
+        if self.story is not None:
+            self.story.counts = before
+
     def restored_one(self) -> None:
         """Count a restored photo, and name the settings it was restored with."""
         assert self.story is not None
@@ -223,9 +280,11 @@ def _restore_photos(source: Path, target: Path, todo: list[Path], story: _PhotoS
     """The folder's photos, each into the mirrored tree, counted in the folder's report (a full disk stops them)."""
     for path in todo:
         relative = path.relative_to(source)
+        before = story.counts()
         try:
             _restore_one(story, path, target / relative, timer, within=target)
         except _PhotoFault as fault:  # this photo (unreadable, unwritable, odd metadata), not the folder
+            story.uncount(before)  # its faces were restored, but are in no output
             message = one_line(fault.__cause__ or fault)
             report.failed.append(f"{relative}: {message}")
             if disk_full(fault):

@@ -186,7 +186,9 @@ def restore_image(input: str | Path, output: str | Path | None = None, config: R
     start = time.perf_counter()
     source, target = resolve_paths(input, output)
     if left_as_is(source, target, config):
-        return already_done(source, target, "image", config)
+        done = already_done(source, target, "image", config)
+        done.sidecars = sidecars_brought_up_to_date(source, target)
+        return done
     check_writable(target.parent, target.name)  # one to redo: its folder is asked once it must be written
     timer = StageTimer()
     pages = tiff_pages(source)
@@ -236,6 +238,14 @@ def photo_written(source: Path, target: Path) -> None:
     except ClrfaceError:
         discard(target)
         raise
+
+
+def sidecars_brought_up_to_date(source: Path, target: Path) -> int:
+    """For a photo left as it is (its output up to date), the copies of its XMP sidecars that are missing or
+    stale by the photos' own rule (up_to_date): a library restored before sidecars were copied, or a rating or
+    keyword given since, would otherwise never get them. Cheap: a sidecar's and its copy's dates are all that is
+    asked, the photo's header only for one to copy. The number written; ClrfaceError where one cannot be."""
+    return copy_sidecars(source, target, stale=lambda sidecar, copy: not up_to_date(sidecar, copy))
 
 
 def restore_pages(story: FrameStory, source: Path, target: Path, timer: StageTimer, *,

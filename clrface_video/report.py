@@ -166,7 +166,8 @@ class RestoreReport:
     frames: video frames written (a video, or the videos of a folder); images: photos restored (a photo or a
     folder); videos: videos restored (a folder);
     faces: face crops restored; tracks: face tracks (distinct people-in-time; one per face for photos);
-    skipped: photos already done and left alone; failed: "path: reason" for photos that could not be read;
+    skipped: photos already done and left alone; sidecars: XMP sidecar copies written beside those (missing, or
+    older than their sidecar: pipeline.sidecars_brought_up_to_date); failed: "path: reason" for photos that could not be read;
     stages: seconds per stage (decode, detect, track, align, identity, restore, paste, encode).
     deinterlaced: the video's frames went through the deinterlacer (--deinterlace) before the faces were found.
     settings: what the job ran with, resolved (JobSettings; for a folder its photos', None for a job that found
@@ -188,6 +189,7 @@ class RestoreReport:
     faces_left_alone: int = 0
     tracks: int = 0
     skipped: int = 0
+    sidecars: int = 0
     failed: list[str] = field(default_factory=list)
     seconds: float = 0.0
     stages: dict[str, float] = field(default_factory=lambda: dict.fromkeys(STAGES, 0.0))
@@ -222,8 +224,9 @@ class RestoreReport:
 
     def summary(self) -> str:
         """One line for the terminal: what was done and where the output is."""
+        brought = f", {_count(self.sidecars, 'sidecar')} brought up to date" if self.sidecars else ""
         if self.kind != "folder" and self.skipped:
-            return f"already restored, left as is (pass --overwrite to redo it) -> {self.output}"
+            return f"already restored, left as is{brought} (pass --overwrite to redo it) -> {self.output}"
         if self.kind == "video":
             done = f"{_count(self.faces, 'face crop')} in {_count(self.frames, 'frame')} ({_count(self.tracks, 'track')})"
             if self.deinterlaced:
@@ -233,7 +236,7 @@ class RestoreReport:
             if self.videos:
                 done += f" and {_count(self.videos, 'video')} ({_count(self.frames, 'frame')})"
             if self.skipped:
-                done += f", {self.skipped} already done"
+                done += f", {self.skipped} already done{brought}"
             if self.failed:
                 done += f", {len(self.failed)} failed"
         if self.faces_left_alone:

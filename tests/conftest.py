@@ -62,3 +62,31 @@ def opencv_as_on_windows(monkeypatch):
 
     monkeypatch.setattr(cv2, "imread", ascii_only(cv2.imread, None))
     monkeypatch.setattr(cv2, "imwrite", ascii_only(cv2.imwrite, False))
+
+
+@pytest.fixture()
+def unreadable(monkeypatch):
+    """Make a folder one that cannot be listed, as a user's chmod 000 makes it: its modes taken off; where the
+    tests run as root, whom modes do not stop, Path.iterdir made to refuse it as the file system would."""
+    import errno
+    import os
+
+    refused: list[Path] = []
+    iterdir = Path.iterdir
+
+    def refusing(self):
+        if self in refused:
+            raise PermissionError(errno.EACCES, "Permission denied", str(self))
+        return iterdir(self)
+
+    monkeypatch.setattr(Path, "iterdir", refusing)
+
+    def lock(folder: Path) -> None:
+        refused.append(folder)
+        if os.name == "posix" and os.geteuid() != 0:
+            os.chmod(folder, 0)
+
+    yield lock
+    for folder in refused:
+        if os.name == "posix" and os.geteuid() != 0:
+            os.chmod(folder, 0o755)

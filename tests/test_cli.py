@@ -1020,10 +1020,12 @@ def test_a_report_the_disk_has_no_room_for_is_named_and_the_output_is_said_to_be
     assert run("restore", source, "-o", out, *BASELINE).stdout.startswith("already restored, left as is")
 
 
+@pytest.mark.parametrize("quiet", [[], ["-q"]], ids=["", "quiet"])
 def test_a_stopped_folders_report_the_disk_has_no_room_for_is_a_warning_before_the_stops_line(tmp_path, astronaut,
-                                                                                              monkeypatch):
+                                                                                              monkeypatch, quiet):
     """A folder stopped by a full disk writes --report; with no room for it either, the report's bare OSError
-    replaced the stop's line. The report's failure is now one warning naming it, and the stop's line ends it."""
+    replaced the stop's line. The report's failure is now one warning naming it, and the stop's line ends it;
+    -q, which hides warnings, showed none (the user never learnt the report was not written): it shows it."""
     import errno
 
     from PIL import Image
@@ -1043,7 +1045,7 @@ def test_a_stopped_folders_report_the_disk_has_no_room_for_is_a_warning_before_t
 
     monkeypatch.setattr(photo_write, "encode_photo", full_at_b)
     _no_room_for_json(monkeypatch)
-    result = run("restore", album, "-o", out, "--report", report, *BASELINE)
+    result = run("restore", album, "-o", out, "--report", report, *BASELINE, *quiet)
     assert result.exit_code == 2 and result.stderr.splitlines() == [
         f"warning: cannot write the report {report} (No space left on device)",
         ("error: no space left on device writing b.jpg; the folder is stopped there (1 restored file kept): "

@@ -331,10 +331,12 @@ def test_write_photo_writes_the_restored_pixels_not_the_source(tmp_path, rgb, su
     assert float(np.abs(again.image.astype(float) - changed.astype(float)).mean()) <= tolerance + 1e-9
 
 
-def tiff_with_exif_date(path: Path, rgb: np.ndarray, orientation: int = 1, bigtiff: bool = False) -> Path:
+def tiff_with_exif_date(path: Path, rgb: np.ndarray, orientation: int = 1, bigtiff: bool = False,
+                        pointer: int = 4) -> Path:
     """A deflate-compressed TIFF (or BigTIFF: 64-bit counts and offsets) with maker, orientation and an Exif
     sub-IFD holding DateTimeOriginal, as a scanner or Lightroom writes one: tifffile writes a placeholder tag,
-    which becomes the sub-IFD's pointer."""
+    which becomes the sub-IFD's pointer, of type `pointer` (LONG; a BigTIFF's may be IFD8, 18, as libtiff and
+    tifffile write sub-IFD pointers in one)."""
     import tifffile
 
     count, offset = ("<Q", "Q") if bigtiff else ("<H", "I")  # an IFD's entry count; an entry's count and value
@@ -350,7 +352,7 @@ def tiff_with_exif_date(path: Path, rgb: np.ndarray, orientation: int = 1, bigti
     last = bytes(struct.calcsize("<" + offset))  # the sub-IFD's next IFD: none
     size = struct.calcsize(count) + struct.calcsize(entry) + len(last)
     data += struct.pack(count, 1) + struct.pack(entry, 0x9003, 2, len(date), at + size) + last + date
-    data[placeholder:placeholder + struct.calcsize(entry)] = struct.pack(entry, 0x8769, 4, 1, at)
+    data[placeholder:placeholder + struct.calcsize(entry)] = struct.pack(entry, 0x8769, pointer, 1, at)
     path.write_bytes(bytes(data))
     return path
 
@@ -402,6 +404,25 @@ def test_a_bigtiffs_exif_goes_into_a_jpeg_readable(tmp_path, rgb):
     with Image.open(out) as written:
         exif = written.getexif()
         assert exif[MAKE] == "Epson" and exif.get_ifd(0x8769)[0x9003] == "1962:07:14 10:00:00"
+
+
+@pytest.mark.parametrize("out", ["out.tif", "out.jpg"])
+def test_a_bigtiffs_exif_pointed_to_as_ifd8_is_kept(tmp_path, rgb, out):
+    """A BigTIFF's Exif pointer stored as IFD8 (type 18: tifffile writes sub-IFD pointers so in a BigTIFF) is one
+    Pillow does not know: its camera EXIF, DateTimeOriginal here, was left out without a word. It is read now
+    (io.bigtiff_exif), and written into a TIFF or a JPEG made from it, with the maker of the first IFD."""
+    import tifffile
+
+    source = tiff_with_exif_date(tmp_path / "scan.tif", rgb, bigtiff=True, pointer=18)
+    with tifffile.TiffFile(source) as tiff:  # as tifffile reads it: the date is there
+        assert tiff.pages[0].tags[34665].dtype == 18
+        assert tiff.pages[0].tags[34665].value["DateTimeOriginal"] == "1962:07:14 10:00:00"
+    photo = read_photo(source)
+    written = write_photo(tmp_path / out, marked(photo.image), photo if out.endswith(".tif") else
+                          fit_format(photo, "JPEG"))
+    with Image.open(written) as image:
+        exif = image.getexif()
+        assert exif[MAKE] == "Epson" and exif.get_ifd(0x8769).get(0x9003) == "1962:07:14 10:00:00"
 
 
 def test_exif_with_a_damaged_tag_is_kept_as_it_came(tmp_path, rgb):

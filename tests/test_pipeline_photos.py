@@ -240,7 +240,8 @@ def test_a_photo_that_fails_to_be_written_does_not_stop_the_folder(album, tmp_pa
     assert sorted(str(p.relative_to(out)) for p in out.rglob("*") if p.is_file()) == ["2009/summer/c.jpg", "a.jpg"]
     assert [line for line in result.stderr.splitlines() if "b.png" in line] == \
         ["warning: skipped 2009/b.png: Error setting from dictionary"]
-    assert "2 failed" in result.stdout  # the summary line counts it with the broken jpeg
+    # the summary line counts it with the broken jpeg, and its face, restored but in no output, is not counted
+    assert result.stdout.startswith("restored 2 faces in 2 images, 2 failed "), result.stdout
 
 
 class _BrokenRestorer(BicubicSharpenRestorer):
@@ -630,6 +631,7 @@ def test_a_rerun_into_a_read_only_output_folder_writes_nothing_and_passes(album,
     assert redo.exit_code == 2 and redo.stderr.startswith(f"error: cannot write a.jpg in {out} ("), redo.output
     folder = run_cli("restore", album, "-o", out, *model, "--overwrite")
     assert folder.exit_code == 3, folder.output
+    assert folder.stdout.startswith("restored 0 faces in 0 images, 3 failed "), folder.output  # none written
     assert sorted(line.split(" (")[0] for line in folder.stderr.splitlines()) == [
         "warning: skipped 2009/b.png: cannot write b.png as PNG",
         "warning: skipped 2009/summer/c.jpg: cannot write c.jpg as JPEG",
@@ -639,6 +641,28 @@ def test_a_rerun_into_a_read_only_output_folder_writes_nothing_and_passes(album,
     assert report.exit_code == 2 and len(report.output.splitlines()) == 1, report.output
     assert report.stderr.startswith(f"error: cannot write the --report file r.json in {out} (")
     assert {p: p.read_bytes() for p in [*album.rglob("*"), *out.rglob("*")] if p.is_file()} == before
+
+
+def test_an_unreadable_subfolder_is_a_failure_of_the_folder(album, tmp_path, unreadable):
+    """A subfolder that cannot be read was one warning, which -q hid, and the folder passed (exit 0): a script
+    never learnt that part of the library was not looked at. It is now said as a file that failed (with -q
+    too), named in the report's `failed` with its reason, and the command ends in status 3; an input folder
+    that cannot be read at all is a one-line error."""
+    (album / "2009" / "broken.jpg").unlink()
+    unreadable(album / "2009" / "summer")
+    report_path = tmp_path / "r.json"
+    result = run_cli("restore", album, "-o", tmp_path / "out", "--model", "baseline-bicubic-sharpen", "-q",
+                     "--report", report_path)
+    assert result.exit_code == 3, result.output
+    assert result.stderr == "warning: skipped 2009/summer: cannot read the folder (Permission denied)\n"
+    assert result.stdout.startswith("restored 2 faces in 2 images, 1 failed "), result.stdout
+    assert json.loads(report_path.read_text())["failed"] == ["2009/summer: cannot read the folder (Permission denied)"]
+    assert sorted(str(p.relative_to(tmp_path / "out")) for p in (tmp_path / "out").rglob("*.*")) == [
+        "2009/b.png", "a.jpg"]
+
+    unreadable(album)
+    whole = run_cli("restore", album, "-o", tmp_path / "out", "--model", "baseline-bicubic-sharpen")
+    assert whole.exit_code == 2 and whole.stderr == f"error: cannot read the folder {album} (Permission denied)\n"
 
 
 # -- XMP sidecars -----------------------------------------------------------------------------------
@@ -688,6 +712,49 @@ def test_a_photos_sidecar_follows_it_into_another_format_and_a_read_only_copy_is
     assert again.warnings == ["out.png: its sidecar out.xmp is read-only, kept as it is"]
     restore_image(source, tmp_path / "x.png", BASELINE)
     assert (tmp_path / "x.xmp").read_bytes() == b"rated again" and (tmp_path / "x.png.xmp").read_bytes() == b"darktable"
+
+
+def test_a_rerun_brings_the_sidecars_of_photos_already_restored(album, tmp_path):
+    """A library restored before sidecars were copied, or a sidecar given a rating after the restore, never got
+    its copy: a photo left as it is looked at none. A rerun now copies each sidecar whose copy is missing or
+    older than it (the photos' own rule), counts them in the summary, leaves the photos as they are, keeps a
+    copy edited since (newer) and a read-only one, and a single photo's rerun does the same."""
+    (album / "2009" / "broken.jpg").unlink()
+    out = tmp_path / "out"
+    restore_folder(album, out, BASELINE)
+    photos_before = {p: (p.read_bytes(), p.stat().st_mtime_ns) for p in out.rglob("*.*")}
+    (album / "a.xmp").write_bytes(LIGHTROOM_XMP)
+    (album / "2009" / "summer" / "c.jpg.xmp").write_bytes(b"<x:xmpmeta darktable:history='...'/>")
+    model = ["--model", "baseline-bicubic-sharpen", "--device", "cpu"]
+
+    again = run_cli("restore", album, "-o", out, *model)
+    assert again.exit_code == 0 and again.stderr == "", again.output
+    assert again.stdout.startswith("restored 0 faces in 0 images, 3 already done, 2 sidecars brought up to date ")
+    assert (out / "a.xmp").read_bytes() == LIGHTROOM_XMP
+    assert (out / "2009" / "summer" / "c.jpg.xmp").read_bytes() == b"<x:xmpmeta darktable:history='...'/>"
+    assert (out / "a.xmp").stat().st_mtime_ns == (album / "a.xmp").stat().st_mtime_ns
+    assert {p: (p.read_bytes(), p.stat().st_mtime_ns) for p in photos_before} == photos_before  # not rewritten
+
+    rated = (album / "a.xmp").stat().st_mtime_ns + 10_000_000_000
+    (album / "a.xmp").write_bytes(b'<x:xmpmeta xmp:Rating="1"/>')  # rated again, later
+    os.utime(album / "a.xmp", ns=(rated, rated))
+    edited = out / "2009" / "summer" / "c.jpg.xmp"
+    edited.write_bytes(b"edited in the restored library")  # newer than its sidecar: stands
+    assert restore_folder(album, out, BASELINE).sidecars == 1
+    assert (out / "a.xmp").read_bytes() == b'<x:xmpmeta xmp:Rating="1"/>'
+    assert edited.read_bytes() == b"edited in the restored library"
+    assert restore_folder(album, out, BASELINE).sidecars == 0  # up to date now
+
+    os.chmod(out / "a.xmp", 0o444)
+    (album / "a.xmp").write_bytes(b"rated once more")
+    os.utime(album / "a.xmp", ns=(rated + 10_000_000_000,) * 2)
+    kept = restore_folder(album, out, BASELINE)
+    assert kept.sidecars == 0 and kept.warnings == ["a.jpg: its sidecar a.xmp is read-only, kept as it is"]
+    assert (out / "a.xmp").read_bytes() == b'<x:xmpmeta xmp:Rating="1"/>'
+    (album / "2009" / "b.png.xmp").write_bytes(b"tagged")
+    one = run_cli("restore", album / "2009" / "b.png", "-o", out / "2009" / "b.png", *model)
+    assert one.stdout.startswith("already restored, left as is, 1 sidecar brought up to date"), one.output
+    assert (out / "2009" / "b.png.xmp").read_bytes() == b"tagged"
 
 
 def test_a_photo_whose_sidecar_cannot_be_written_is_not_kept_without_it(tmp_path, astronaut):

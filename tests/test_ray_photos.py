@@ -390,3 +390,29 @@ def test_xmp_sidecars_are_copied_on_ray_as_locally(ray_cluster, tmp_path, astron
     assert ray == local and ray["a.xmp"] == (root / "a.xmp").read_bytes()
     assert ray["2009/b.jpg.xmp"] == (root / "2009" / "b.jpg.xmp").read_bytes()
     assert (tmp_path / "ray" / "a.xmp").stat().st_mtime_ns == (root / "a.xmp").stat().st_mtime_ns
+
+
+def test_a_rerun_on_ray_brings_the_sidecars_of_photos_already_restored(ray_cluster, tmp_path, astronaut):
+    """A sidecar put beside a photo after its restore gets its copy on a rerun (the driver brings the copies of
+    photos left as they are, photos.sidecars_of_done), as a local rerun does; no photo is written again."""
+    root = tmp_path / "album"
+    root.mkdir()
+    Image.fromarray(astronaut).resize((256, 256)).save(root / "a.png")
+    restore_path_ray(root, tmp_path / "ray", BASELINE, workers=1)
+    written = (tmp_path / "ray" / "a.png").stat().st_mtime_ns, (tmp_path / "ray" / "a.png").stat().st_ino
+    (root / "a.png.xmp").write_bytes(b"<x:xmpmeta xmp:Rating='4'/>")
+    again = restore_path_ray(root, tmp_path / "ray", BASELINE, workers=1)
+    assert again.sidecars == 1 and again.images == 0 and again.skipped == 1
+    assert (tmp_path / "ray" / "a.png.xmp").read_bytes() == b"<x:xmpmeta xmp:Rating='4'/>"
+    assert ((tmp_path / "ray" / "a.png").stat().st_mtime_ns, (tmp_path / "ray" / "a.png").stat().st_ino) == written
+
+
+def test_an_unreadable_subfolder_fails_the_folder_on_ray_as_locally(ray_cluster, tmp_path, astronaut, unreadable):
+    """The driver walks the folder: a subfolder it cannot read is counted in `failed` and said as a failure, as
+    locally (photos.failed_folders), so the command ends in status 3."""
+    root = tmp_path / "album"
+    (root / "private").mkdir(parents=True)
+    Image.fromarray(astronaut).resize((256, 256)).save(root / "a.png")
+    unreadable(root / "private")
+    report = restore_path_ray(root, tmp_path / "ray", BASELINE, workers=1)
+    assert report.images == 1 and report.failed == ["private: cannot read the folder (Permission denied)"]

@@ -8,7 +8,15 @@ from typing import Any
 
 from ..config import RestoreConfig
 from ..paths import resolve_paths
-from ..photos import folder_contents, interrupted, say_failed, stopped, undone
+from ..photos import (
+    failed_folders,
+    folder_contents,
+    interrupted,
+    say_failed,
+    sidecars_of_done,
+    stopped,
+    undone,
+)
 from ..pipeline import finish_report, would_run
 from ..report import Progress, RestoreReport, StageTimer, reports_warnings
 from .cluster import run_all, say_warnings
@@ -33,15 +41,19 @@ def restore_folder_ray(ray: Any, actors: list[Any], input: str | Path, output: s
     config = config or RestoreConfig()
     start = time.perf_counter()
     source, target = resolve_paths(input, output)
-    photos, videos = folder_contents(source, target)
+    contents = folder_contents(source, target)
+    photos, videos = contents.photos, contents.videos
     if videos:
         log.warning("%s: %d video%s not restored: --backend ray restores a folder's photos; restore each video "
                     "on its own, or the whole folder with --backend local", source, len(videos),
                     "s" if len(videos) > 1 else "")
-    todo = [p.relative_to(source) for p in undone(photos, source, target, config)]  # a stale one said there
+    remaining = undone(photos, source, target, config)  # a stale one said there
+    todo = [p.relative_to(source) for p in remaining]
     model, device = would_run(config, local=False)  # the workers' own, once there is work for them
     report = RestoreReport(input=str(source), output=str(target), kind="folder", model=model, device=device,
                            skipped=len(photos) - len(todo))
+    failed_folders(contents, report)
+    sidecars_of_done(photos, remaining, source, target, report)
     if progress is not None:
         progress.start(len(todo), "images")
     if todo:

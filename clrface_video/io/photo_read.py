@@ -16,6 +16,7 @@ import numpy as np
 from PIL import ExifTags, Image, ImageOps, TiffTags, UnidentifiedImageError
 
 from clrface_video.errors import InputError, one_line
+from clrface_video.io.bigtiff_exif import with_ifd8_pointers
 from clrface_video.io.webp_anim import LOSSLESS, frame_kinds
 
 from ..opencv import cv2
@@ -469,8 +470,12 @@ def read_photo(path: Path | str) -> Photo:
 def photo_of(source: Image.Image, path: Path, deep: bool, page: int = 0) -> Photo:
     """The Photo of a loaded Pillow image (of `path`, at page `page` of a multi-page TIFF); deep: it is 16-bit
     RGB(A), which Pillow decodes to 8 bits (see is_16bit_rgb)."""
-    orientation = int(source.getexif().get(ORIENTATION_TAG, 1) or 1)
     mode, fmt = source.mode, "JPEG" if source.format == "MPO" else (source.format or "PNG")
+    bigtiff = fmt == "TIFF" and _is_bigtiff(path)
+    exif = source.getexif()  # Pillow keeps it: _upright_exif gets this one, its IFD8 sub-IFDs given
+    if bigtiff:
+        with_ifd8_pointers(exif, path, source.tag_v2.offset)
+    orientation = int(exif.get(ORIENTATION_TAG, 1) or 1)
     cmyk = None
     try:
         if deep:
@@ -499,7 +504,7 @@ def photo_of(source: Image.Image, path: Path, deep: bool, page: int = 0) -> Phot
         gamma=source.info.get("gamma") if fmt == "PNG" else None,
         chromaticity=source.info.get("chromaticity") if fmt == "PNG" else None,
         srgb=source.info.get("srgb") if fmt == "PNG" else None,
-        bigtiff=fmt == "TIFF" and _is_bigtiff(path),
+        bigtiff=bigtiff,
         nclx=_nclx(source) if fmt == "HEIF" else None,
     )
 

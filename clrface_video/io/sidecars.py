@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import logging
 import stat
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -56,18 +57,20 @@ def _same_file(a: Path, b: Path) -> bool:
         return False
 
 
-def copy_sidecars(photo: Path, output: Path) -> None:
+def copy_sidecars(photo: Path, output: Path, *, stale: Callable[[Path, Path], bool] | None = None) -> int:
     """Copy each XMP sidecar of `photo` beside its restored `output` (Sidecar.beside), whatever format the output
     is in: the sidecar describes the photo. Each is written whole or not at all (a temporary name, renamed), with
     its own date and mode (plus its owner's write bit, as every output), and the original is never touched (one
     `output` shares, x.jpg -o x.png beside it, is left as it is). A copy the user made read-only is kept, with a
     warning. The restored photo keeps its size, so a sidecar's bytes are its original's, but for a photo the
     reader turned upright: there its copies of the orientation, the size and the face regions are changed as
-    the photo's own XMP is (photo_read.upright_xmp, photo_write.sized_xmp). ClrfaceError where one cannot
-    be written."""
+    the photo's own XMP is (photo_read.upright_xmp, photo_write.sized_xmp). `stale(sidecar, copy)` picks the
+    copies to write (a rerun's photo left as it is: only those missing or older than their sidecar), every one
+    without it. The number written; ClrfaceError where one cannot be written."""
+    written = 0
     for sidecar in sidecars(photo):
         target = sidecar.beside(output)
-        if _same_file(target, sidecar.path):
+        if _same_file(target, sidecar.path) or (stale is not None and not stale(sidecar.path, target)):
             continue
         if target.exists() and not stat.S_IMODE(target.stat().st_mode) & 0o222:
             log.warning("%s: its sidecar %s is read-only, kept as it is", output.name, target.name)
@@ -77,6 +80,8 @@ def copy_sidecars(photo: Path, output: Path) -> None:
         except OSError as error:
             raise ClrfaceError(f"cannot write {target.name}, the sidecar of {output.name} ({reason(error)})") \
                 from error
+        written += 1
+    return written
 
 
 def _turned(photo: Path, output: Path, xmp: bytes) -> bytes:
