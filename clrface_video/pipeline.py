@@ -242,10 +242,11 @@ def photo_written(source: Path, target: Path) -> None:
 
 def sidecars_brought_up_to_date(source: Path, target: Path) -> int:
     """For a photo left as it is (its output up to date), the copies of its XMP sidecars that are missing or
-    stale by the photos' own rule (up_to_date): a library restored before sidecars were copied, or a rating or
+    stale by the photos' own rule (changed_since; a sidecar is not a video, whose length stale would read): a library restored before sidecars were copied, or a rating or
     keyword given since, would otherwise never get them. Cheap: a sidecar's and its copy's dates are all that is
     asked, the photo's header only for one to copy. The number written; ClrfaceError where one cannot be."""
-    return copy_sidecars(source, target, stale=lambda sidecar, copy: not up_to_date(sidecar, copy))
+    return copy_sidecars(source, target,
+                         stale=lambda sidecar, copy: not output_exists(copy) or changed_since(sidecar, copy))
 
 
 def restore_pages(story: FrameStory, source: Path, target: Path, timer: StageTimer, *,
@@ -354,6 +355,13 @@ def up_to_date(source: Path, target: Path, span: TimeSpan | None = None) -> bool
     return output_exists(target) and stale(source, target, span) is None
 
 
+def changed_since(source: Path, target: Path) -> bool:
+    """Whether `source` is newer than its copy `target`, which was given its date: by more than FAT's 2 s step,
+    and not by FAT's daylight-saving hour (see stale)."""
+    lag = source.stat().st_mtime_ns - target.stat().st_mtime_ns
+    return lag > MTIME_STEP_NS and abs(lag - HOUR_NS) > MTIME_STEP_NS
+
+
 def stale(source: Path, target: Path, span: TimeSpan | None = None) -> str | None:
     """Why `target`, which is there, is not `source`'s restored output as asked now, or None while it is. By make's
     rule: every output is given its source's modification time (keep_date_and_mode), so a source newer than it by
@@ -365,8 +373,7 @@ def stale(source: Path, target: Path, span: TimeSpan | None = None) -> str | Non
     there, being there is enough."""
     if is_sequence(source) or is_sequence(target):
         return None
-    lag = source.stat().st_mtime_ns - target.stat().st_mtime_ns
-    if lag > MTIME_STEP_NS and abs(lag - HOUR_NS) > MTIME_STEP_NS:
+    if changed_since(source, target):
         return "the original changed since it was restored"
     return None if is_image_path(source) or is_image_path(target) else other_stretch(source, target, span)
 
