@@ -331,7 +331,7 @@ class _Tracking:
             if embedding is None:
                 with self.timer("identity"):
                     embedding = self.encoder.embed(crop[None])[0]
-            self.tracker.sample(face.track_id, embedding, weight, quality > 0)
+            self.tracker.sample(face.track_id, embedding, weight, quality > 0 and self.encoder.informative(embedding))
             self.schedule.forget(self.tracker.tracks)
         return track.identity, track.seed
 

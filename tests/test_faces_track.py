@@ -351,3 +351,22 @@ def test_two_faces_seen_at_once_never_share_a_person():
     third = tracker.update(25, [synthetic_face(200, 200), synthetic_face(600, 200), synthetic_face(400, 500)],
                            np.stack([_unit(1, 0.1), _unit(1, 0.12), _unit(1, 0.11)]))
     assert len({tracker.tracks[f.track_id].person for f in third}) == 3
+
+
+def test_a_young_track_handed_back_is_no_one_who_may_come_back():
+    """A young track whose face went back to its older track was that older track's person all along: a face like
+    it afterwards does not take over its identity and seed (in the crowd clip such a one-frame track was re-joined
+    by someone else at 0.88 the next frame)."""
+    tracker = FaceTracker()
+    a_id = tracker.update(0, [synthetic_face(200, 200)])[0].track_id
+    tracker.add_identity(a_id, _unit(1, 0), 1.0)
+    for t in range(1, 4):
+        tracker.update(t, [])
+    half = tracker.update(4, [synthetic_face(330, 200)], embed=lambda c: _unit(0.3, 1))[0].track_id
+    assert tracker.sample(half, _unit(0.3, 1), 1.0, good=True) is None  # its first good face: no one gone yet
+    assert tracker.update(5, [synthetic_face(335, 200)], embed=lambda c: _unit(1, 0.1))[0].track_id == a_id
+    assert half not in tracker.live_ids
+    (new,) = tracker.update(6, [synthetic_face(335, 200), synthetic_face(700, 400)],
+                            embed=lambda c: [_unit(1, 0.1), _unit(0.3, 1)][c])[1:]
+    assert tracker.sample(new.track_id, _unit(0.3, 1), 1.0, good=True) is None
+    assert tracker.tracks[new.track_id].seed != tracker.tracks[half].seed

@@ -1,8 +1,8 @@
 """Whole-video face plan: replay local tracking and its embeddings on the driver, then fold in identities."""
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Protocol
 
 import numpy as np
 
@@ -56,7 +56,14 @@ class VideoPlan:
     track_ids: set[int] = field(default_factory=set)
 
 
-Embedder = Callable[[int, np.ndarray], np.ndarray]  # (frame index, landmarks (5, 2)) -> the aligned crop's embedding
+class Embedder(Protocol):
+    """Faces of the video embedded on the driver (video.DriverEmbedder)."""
+
+    def __call__(self, index: int, landmarks: np.ndarray) -> np.ndarray:
+        """(frame index, landmarks (5, 2)) -> the aligned crop's embedding."""
+
+    def informative(self, embedding: np.ndarray) -> bool:
+        """IdentityEncoder.informative: whether the embedding may re-identify a track."""
 
 
 def track_video(detections: list[list[Face]], config: RestoreConfig, resolution: int, identity: bool,
@@ -117,7 +124,8 @@ def track_video(detections: list[list[Face]], config: RestoreConfig, resolution:
                     embedding, joins = None, None
                     if asks is not None:
                         embedding = asks.sample(face.face, face.landmarks)
-                        joins = tracker.sample(face.track_id, embedding, due, quality > 0)
+                        joins = tracker.sample(face.track_id, embedding, due,
+                                               quality > 0 and asks.embedder.informative(embedding))
                     plan.samples.append(IdentitySample(index, face.track_id, face.landmarks, due, embedding, joins))
                     schedule.forget(tracker.tracks)
                 samples = schedule.count(face.track_id)

@@ -118,6 +118,7 @@ class LiveTrack:
     smooth: OneEuroState
     score: float = 1.0  # detector score of the last face
     known: bool = False  # a good face's embedding has been sampled (and the track re-identified by it)
+    joined: int | None = None  # the finished track it re-identified, if any
 
     def predicted_box(self, frame: int) -> np.ndarray:
         return self.box + self.velocity * (frame - self.info.last_frame)
@@ -166,7 +167,7 @@ class FaceTracker:
         joined = None
         if good and live is not None and not live.known:
             live.known = True
-            joined = self._rejoin(track_id, embedding)
+            joined = live.joined = self._rejoin(track_id, embedding)
         self.add_identity(track_id, embedding, weight)
         return joined
 
@@ -228,13 +229,17 @@ class FaceTracker:
     def _retire(self, frame: int) -> None:
         self._end([i for i, t in self._live.items() if frame - t.info.last_frame > self.params.max_age])
 
-    def _end(self, track_ids: list[int]) -> None:
+    def _end(self, track_ids: list[int], left: bool = True) -> None:
+        """End tracks; left=False: their faces went on in other tracks (a young track handed back), so they are no
+        person who may come back (sample), and a person such a track re-identified is as before it."""
         for track_id in track_ids:
             live = self._live.pop(track_id)
             live.info.history.clear()
             self._dead.append(track_id)
-            if live.known:
+            if live.known and left:
                 self._gone[live.info.person] = track_id
+            elif live.joined is not None and live.joined in self.tracks:
+                self._gone[live.info.person] = live.joined
         while len(self._dead) > self.params.keep_dead:
             gone = self.tracks.pop(self._dead.pop(0), None)
             if gone is not None and self._gone.get(gone.person) == gone.track_id:
@@ -304,7 +309,7 @@ class FaceTracker:
                 if sim >= p.min_similarity and np.linalg.norm(centres[r] - centre) / sides[r] <= p.max_jump:
                     second[r, j] = 1.0 - sim
         pairs = assign(second)
-        self._end([owner[loose[j]] for _, j in pairs if loose[j] in owner])  # young tracks handed back
+        self._end([owner[loose[j]] for _, j in pairs if loose[j] in owner], left=False)  # young tracks handed back
         owner.update({loose[j]: waiting[r] for r, j in pairs})
         return owner
 
