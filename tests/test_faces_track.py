@@ -229,15 +229,20 @@ def test_an_unsure_iou_match_to_someone_else_is_refused_by_embedding():
     assert run(_unit(0.1, 1), score=0.95) == [0] * 5  # a sure match (alone, IoU 0.94, score kept): not embedded
 
 
-def test_a_young_track_started_by_a_half_hidden_face_hands_it_back_to_its_own_track():
-    """A face coming out from behind another is unlike its track on its first frame (a new track starts) and like
-    it on the next: the new track ends and the face goes on in its own, older track."""
-    tracker = FaceTracker()
+def _half_hidden(tracker: FaceTracker) -> tuple[int, int]:
+    """Track A (identity _unit(1, 0)) at frame 0, hidden 1-3, half out at 4 (unlike A: a new young track). The ids."""
     a_id = tracker.update(0, [synthetic_face(200, 200)])[0].track_id
     tracker.add_identity(a_id, _unit(1, 0), 1.0)
     for t in range(1, 4):
         tracker.update(t, [])
-    half = tracker.update(4, [synthetic_face(330, 200)], embed=lambda c: _unit(0.3, 1))[0].track_id
+    return a_id, tracker.update(4, [synthetic_face(330, 200)], embed=lambda c: _unit(0.3, 1))[0].track_id
+
+
+def test_a_young_track_started_by_a_half_hidden_face_hands_it_back_to_its_own_track():
+    """A face coming out from behind another is unlike its track on its first frame (a new track starts) and like
+    it on the next: the new track ends and the face goes on in its own, older track."""
+    tracker = FaceTracker()
+    a_id, half = _half_hidden(tracker)
     assert half != a_id
     tracker.add_identity(half, _unit(0.3, 1), 1e-3)  # its first identity sample, as the schedule takes it
     out = tracker.update(5, [synthetic_face(335, 200)], embed=lambda c: _unit(1, 0.1))
@@ -358,11 +363,7 @@ def test_a_young_track_handed_back_is_no_one_who_may_come_back():
     it afterwards does not take over its identity and seed (in the crowd clip such a one-frame track was re-joined
     by someone else at 0.88 the next frame)."""
     tracker = FaceTracker()
-    a_id = tracker.update(0, [synthetic_face(200, 200)])[0].track_id
-    tracker.add_identity(a_id, _unit(1, 0), 1.0)
-    for t in range(1, 4):
-        tracker.update(t, [])
-    half = tracker.update(4, [synthetic_face(330, 200)], embed=lambda c: _unit(0.3, 1))[0].track_id
+    a_id, half = _half_hidden(tracker)
     assert tracker.sample(half, _unit(0.3, 1), 1.0, good=True) is None  # its first good face: no one gone yet
     assert tracker.update(5, [synthetic_face(335, 200)], embed=lambda c: _unit(1, 0.1))[0].track_id == a_id
     assert half not in tracker.live_ids
