@@ -42,7 +42,9 @@ class TrackerParams:
     good_size: float = 40.0  # ... and face box side at least this many pixels (weight saturates at 4x)
     history: int = 64  # frame indices kept per live track
     keep_dead: int = 256  # finished tracks kept (without history) for late identity look-ups
-    rejoin_similarity: float = 0.6  # a new track this like a finished person is that person (FaceTracker.sample)
+    # a new track this like a finished person is that person (FaceTracker.sample): 0.0095% of LFW's different-person
+    # pairs reach it, 80% of its same-person pairs (benchmarks/reid_threshold.py, docs/results.md)
+    rejoin_similarity: float = 0.6
     base_seed: int = 0
 
 
@@ -157,12 +159,13 @@ class FaceTracker:
         track.identity_weight = float(total)
 
     def sample(self, track_id: int, embedding: np.ndarray, weight: float, good: bool) -> int | None:
-        """Fold an identity sample into a track (add_identity), after re-identifying the track by it where it is the
-        first good face's (`good`: face_quality above 0) of a live track: a person who turned away, walked behind
-        someone or came back after a cut has a new track (new landmark smoothing, new paste ramp), which takes over
-        the identity target and noise seed of the most similar finished person at rejoin_similarity or above,
-        instead of a target built anew from few samples and a seed of its own. Only people none of whose tracks is
-        live are candidates, so two faces seen at once are never one person. Returns the track re-joined, or None."""
+        """Fold an identity sample into a track (add_identity), after re-identifying the track by it where it is a
+        live track's first good one (`good`: face_quality above 0 and IdentityEncoder.informative): a person who
+        turned away, walked behind someone or came back after a cut has a new track (new landmark smoothing, new
+        paste ramp), which takes over the identity target and noise seed of the most similar finished person at
+        rejoin_similarity or above, instead of a target built anew from few samples and a seed of its own. Only
+        people none of whose tracks is live are candidates, so two faces seen at once are never one person.
+        Returns the track re-joined, or None."""
         live = self._live.get(track_id)
         joined = None
         if good and live is not None and not live.known:
