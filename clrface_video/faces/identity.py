@@ -319,8 +319,10 @@ class IdentityEncoder(nn.Module):
     def informative(self, embedding: np.ndarray) -> bool:
         """Whether an embedding tells who the face is (under BLANK_SIMILARITY to a black crop's): the tracker
         re-identifies a person only from one that does (FaceTracker.sample's `good`)."""
-        if self._blank is None:
-            self._blank = self.embed(np.zeros((1, FACENET_INPUT, FACENET_INPUT, 3), np.uint8))[0]
+        if self._blank is None:  # once per encoder, not counted among the faces embedded
+            black = torch.zeros(1, 3, FACENET_INPUT, FACENET_INPUT, device=self.net.bottleneck.weight.device)
+            with torch.inference_mode():
+                self._blank = self(black)[0].float().cpu().numpy()
         embedding = np.asarray(embedding, np.float32).ravel()
         return float(self._blank @ embedding) < BLANK_SIMILARITY * max(float(np.linalg.norm(embedding)), 1e-12)
 
