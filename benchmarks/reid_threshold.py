@@ -9,7 +9,8 @@ photos of one person is a same-person pair; every pair of photos of two people, 
 Printed per threshold: the share of different-person pairs at or above it (false accepts: a re-join there pulls a face
 toward someone else) and of same-person pairs (true accepts; LFW's photos of one person are of other days and
 lights, so a video's returning face, same scene, is easier); then the chance that a newcomer is at or above it with
-at least one of K people gone before (the tracker compares a new track with every finished person), drawn at random.
+at least one of K people gone before (the tracker compares a new track with every finished person), drawn at random;
+and how many faces IdentityEncoder.informative turns down (those never re-identify a track).
 --scale 0.4: each photo shrunk to 40% and enlarged back first (a face about 45 px across, near the tracker's good_size).
 --people N: the first N people only (quick runs). Skips with a message where the data is absent.
 """
@@ -112,6 +113,11 @@ def main() -> None:
     above, same_total, different_total = pair_counts(embeddings, labels)
     print(f"{len(labels)} faces of {len(np.unique(labels))} people (scale {args.scale}; {missed} photos without a face "
           f"found): {same_total} same-person pairs, {different_total} different-person pairs")
+    from clrface_video.faces.identity import load_identity_encoder
+
+    encoder = load_identity_encoder("cpu")
+    dull = sum(not encoder.informative(e) for e in embeddings)
+    print(f"not informative (IdentityEncoder.informative): {dull} of {len(labels)} faces")
     best = newcomer_rates(embeddings, labels)
     print("threshold  false accepts (different pairs)  true accepts (same pairs)  "
           + "  ".join(f"newcomer matched, K={k}" for k in GALLERIES))
