@@ -2,11 +2,17 @@
 
     python benchmarks/track_identity.py VIDEO [--start 0] [--frames 45]   (frames counted from --start)
     python benchmarks/track_identity.py --crossing ../shared/data/videos [--start 8 --frames 14 --restore]
+    python benchmarks/track_identity.py VIDEO --frames 0 --crops /tmp/rejoins   (the whole video; re-join crops)
 
 Detection, tracking, alignment and identity as `clrface-video restore` runs them with the default model on the
 CPU (FaceNet embeds the faces the identity schedule picks, and those the tracker asks for), without restoring.
 Per track: its first and last frame, the frames it missed, and its shares under 1 (a new track fades in from
 1/8, story.WeightRamp); then FaceNet embeddings per frame and the stage seconds.
+Re-identification (FaceTracker.sample): each new track's first good face is compared with the finished people; each
+such look is printed (frame, track, the most similar finished track, similarity, re-joined or not) where a finished
+person was there to compare with. --crops DIR: for each look at 0.4 or above, the finished track's first and last
+crops beside the new track's crop that was compared (the frame and the tracks in the file name), to judge by eye
+whether it is the same person.
 --crossing: a synthetic 64-frame clip from the liveportrait d3, d19 and d9 clips in that folder: person A walks
 right behind person B (hidden frames 13-16), goes off the right edge (39-45) and comes back; a cut at 56.
 --restore: restore the faces too (the default model, CPU), and print the wall time of the whole run.
@@ -15,6 +21,7 @@ from __future__ import annotations
 
 import argparse
 import time
+from dataclasses import dataclass
 from itertools import pairwise
 from pathlib import Path
 
@@ -76,6 +83,53 @@ def crossing(folder: Path, side: int = 150) -> list[np.ndarray]:
     return frames
 
 
+@dataclass(frozen=True)
+class Look:
+    """A new track's first good face compared with the finished people (FaceTracker.sample)."""
+
+    frame: int
+    track: int
+    nearest: int  # the most similar finished person's last track
+    similarity: float
+    joined: bool
+
+
+def watch_rejoins(story: FrameStory, current: list[int]) -> list[Look]:
+    """The re-identification looks of the story's tracker, gathered as it samples identities."""
+    assert story.tracking is not None
+    tracker = story.tracking.tracker
+    sample, looks = tracker.sample, []
+
+    def sampled(track_id: int, embedding: np.ndarray, weight: float, good: bool) -> int | None:
+        live = tracker._live.get(track_id)
+        first = good and live is not None and not live.known
+        gone = list(tracker._gone.values())
+        joined = sample(track_id, embedding, weight, good)
+        if first and gone:
+            e = embedding / np.linalg.norm(embedding)
+            similarity = {t: float(tracker.tracks[t].identity @ e) for t in gone}
+            nearest = max(similarity, key=similarity.__getitem__)
+            looks.append(Look(current[0], track_id, nearest, similarity[nearest], joined is not None))
+        return joined
+
+    tracker.sample = sampled  # type: ignore[method-assign]
+    return looks
+
+
+def print_looks(looks: list[Look], crops: dict[int, dict[int, np.ndarray]], folder: Path | None) -> None:
+    joined = sum(look.joined for look in looks)
+    print(f"re-identification: {len(looks)} new tracks compared with finished people, {joined} re-joined")
+    for look in looks:
+        print(f"  frame {look.frame}: track {look.track} ~ track {look.nearest} {look.similarity:.3f}"
+              f"{' re-joined' if look.joined else ''}")
+        if folder is not None and look.similarity >= 0.4:
+            folder.mkdir(parents=True, exist_ok=True)
+            before = crops[look.nearest]
+            row = [before[min(before)], before[max(before)], crops[look.track][look.frame]]
+            name = f"{'joined' if look.joined else 'apart'}_{look.frame}_{look.nearest}_{look.track}.png"
+            cv2.imwrite(str(folder / name), np.hstack(row)[..., ::-1])
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("video", type=Path, nargs="?")
@@ -83,12 +137,13 @@ def main() -> None:
     parser.add_argument("--frames", type=int, help="how many (default: 45 of a video, the whole crossing)")
     parser.add_argument("--crossing", type=Path, help="folder of the liveportrait clips")
     parser.add_argument("--restore", action="store_true")
+    parser.add_argument("--crops", type=Path, help="folder for the crops of both sides of each re-identification look")
     args = parser.parse_args()
     if args.crossing is not None:
         images = crossing(args.crossing)[args.start:][:args.frames]
     else:
         frames = (to_uint8(f.image) for f in read_frames(args.video) if f.index >= args.start)
-        images = [image for _, image in zip(range(args.frames or 45), frames)]
+        images = [image for _, image in zip(range(45 if args.frames is None else args.frames or 10**9), frames)]
     config = RestoreConfig(device="cpu")
     models = load_models(config, video=True)
     assert models.identity is not None, "identity is off: nothing to measure"
@@ -100,6 +155,8 @@ def main() -> None:
     models.identity.embed = lambda crops: asked.append(current[0]) or embed(crops)  # type: ignore[method-assign]
     story = FrameStory(models, config, StageTimer(), video=True)
     tracks: dict[int, dict[int, float]] = {}  # track -> frame -> share pasted
+    crops: dict[int, dict[int, np.ndarray]] = {}  # track -> frame -> its aligned crop, 128 px
+    looks = watch_rejoins(story, current)
     faces_of = story.faces_of
 
     def tracked(frame: Frame) -> list:
@@ -107,6 +164,8 @@ def main() -> None:
         jobs = faces_of(frame)
         for job in jobs:
             tracks.setdefault(job.track, {})[frame.index] = job.weight
+            if args.crops is not None:
+                crops.setdefault(job.track, {})[frame.index] = cv2.resize(job.crop, (128, 128), cv2.INTER_AREA)
         return jobs
 
     story.faces_of = tracked  # type: ignore[method-assign]
@@ -129,6 +188,7 @@ def main() -> None:
     print(f"{len(images)} frames, FaceNet embeddings {len(asked)} ({len(asked) / len(images):.2f} a frame): "
           f"{' '.join(map(str, per_frame.tolist()))}")
     print(f"{seconds:.1f} s in all; by stage", {k: round(v, 2) for k, v in story.timer.seconds.items() if v})
+    print_looks(looks, crops, args.crops)
 
 
 if __name__ == "__main__":

@@ -319,17 +319,19 @@ class _Tracking:
         return embedding
 
     def identity_and_seed(self, index: int, face: TrackedFace, crop: np.ndarray) -> tuple[np.ndarray | None, int]:
-        """The track's identity target (updated from this aligned crop when due) and its noise seed."""
+        """The track's identity target (updated from this aligned crop when due) and its noise seed, both a
+        finished person's where this crop re-identifies the track as them (FaceTracker.sample)."""
         track = self.tracker.tracks[face.track_id]
         if self.encoder is None:
             return None, track.seed
-        weight = self.schedule.due(index, face.track_id, self.tracker.face_quality(face.face))
+        quality = self.tracker.face_quality(face.face)
+        weight = self.schedule.due(index, face.track_id, quality)
         if weight is not None:
             embedding = self.embedded.get(id(face.face))
             if embedding is None:
                 with self.timer("identity"):
                     embedding = self.encoder.embed(crop[None])[0]
-            self.tracker.add_identity(face.track_id, embedding, weight)
+            self.tracker.sample(face.track_id, embedding, weight, quality > 0 and self.encoder.informative(embedding))
             self.schedule.forget(self.tracker.tracks)
         return track.identity, track.seed
 

@@ -89,6 +89,8 @@ class FaceTrack:
 
     identity: (D,) float32 L2-normalised running mean of the embeddings of its good frames,
     or None before the first one.
+    person: the id of this person's first track; a track that re-identified a finished one (a face back after
+    a gap or a cut, FaceTracker.sample) has that track's person, and took over its identity and seed.
     """
 
     track_id: int
@@ -99,3 +101,4 @@ class FaceTrack:
     seed: int = 0
     frames: int = 0
     history: list[int] = field(default_factory=list)
+    person: int = -1  # set by the tracker when the track starts

@@ -108,13 +108,14 @@ def _texture(index: int, width: int, height: int) -> np.ndarray:
 
 
 def clip_image(index: int, total: int, size: tuple[int, int], face: bool = True, grey: bool = False,
-               cut_at: int | None = None) -> np.ndarray:
+               cut_at: int | None = None, cut_back: int | None = None) -> np.ndarray:
     """Frame `index` of a generated clip as (H, W, 3) uint8 RGB; size is (width, height); grey: its luma in all three;
-    cut_at: from this frame on, another person's face in the same place (a cut between two close-ups)."""
+    cut_at: from this frame on, another person's face in the same place (a cut between two close-ups);
+    cut_back: from this frame on, the first person again (shot / reverse shot)."""
     width, height = size
     if not face:
         image = _texture(index, width, height)
-    elif cut_at is not None and index >= cut_at:
+    elif cut_at is not None and cut_at <= index < (cut_back or index + 1):
         image = _other_person_view(index, total, width, height)
     else:
         image = _face_view(index, total, width, height)
@@ -224,7 +225,7 @@ def make_clip(path: Path | str, *, frames: int = 24, size: tuple[int, int] = (25
               grey: bool = False, interlaced: bool = False, sar: Fraction | None = None,
               tagged: bool = False, gop: int | None = None, timecode: str | None = None,
               sideways: bool = False, hdr10: str | None = None, cut_at: int | None = None,
-              pix_fmt: str | None = None) -> Path:
+              cut_back: int | None = None, pix_fmt: str | None = None) -> Path:
     """Write a small real clip and return its path.
 
     size is (width, height); the container comes from the suffix (.mp4, .mkv, .mov).
@@ -242,7 +243,8 @@ def make_clip(path: Path | str, *, frames: int = 24, size: tuple[int, int] = (25
     sideways: the picture is stored turned against `rotation` so that it shows upright, as a phone stores
     a portrait clip (size stays the stored size).
     hdr10: x265 options that write HDR10 metadata (with codec="libx265"), e.g. HDR10 below.
-    cut_at: a cut before this frame, to Grace Hopper's face where the astronaut's was (other options aside).
+    cut_at: a cut before this frame, to Grace Hopper's face where the astronaut's was (other options aside);
+    cut_back: a cut back to the astronaut before this frame.
     pix_fmt: the stored pixel format, where the codec's default for bit_depth is not wanted (ffv1's yuv411p).
     """
     path = Path(path)
@@ -285,7 +287,7 @@ def make_clip(path: Path | str, *, frames: int = 24, size: tuple[int, int] = (25
                 shown = size[::-1] if turns % 2 else size
                 image = np.ascontiguousarray(np.rot90(clip_image(i, frames, shown, face, grey), -turns))
             else:
-                image = clip_image(i, frames, size, face, grey, cut_at)
+                image = clip_image(i, frames, size, face, grey, cut_at, cut_back)
             frame = _video_frame(image, bit_depth, video.pix_fmt, p, time_base, color)
             out.mux(video.encode(frame))
             now = p * time_base

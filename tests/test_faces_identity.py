@@ -84,6 +84,20 @@ def test_same_face_flipped_is_close(encoder, detector, astronaut):
     assert emb[0] @ emb[1] > 0.85 and emb[0] @ emb[2] > 0.85
 
 
+def test_an_unlit_face_is_not_informative_since_unlit_faces_look_alike(encoder, detector, astronaut):
+    """Two different people darkened to 7% (an audience in the dark, mean luma about 9) are more alike to FaceNet
+    (above 0.9) than the tracker's re-identification threshold, whoever they are: such embeddings are not
+    informative, so they never re-identify a track (FaceTracker.sample's `good`); lit, the same faces are."""
+    from clrface_video.faces.track import TrackerParams
+    from tests.media import grace_hopper
+
+    crops = np.stack([aligned(detector, astronaut), aligned(detector, grace_hopper())])
+    lit, unlit = encoder.embed(crops), encoder.embed((crops * 0.07).astype(np.uint8))
+    assert lit[0] @ lit[1] < 0.3 and all(encoder.informative(e) for e in lit)
+    assert unlit[0] @ unlit[1] > TrackerParams().rejoin_similarity
+    assert not any(encoder.informative(e) for e in unlit)
+
+
 def lfw_person(name: str) -> list[np.ndarray]:
     folder = SHARED_DATA / "faces-train" / "lfw" / name
     if not folder.is_dir():

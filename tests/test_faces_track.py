@@ -229,15 +229,20 @@ def test_an_unsure_iou_match_to_someone_else_is_refused_by_embedding():
     assert run(_unit(0.1, 1), score=0.95) == [0] * 5  # a sure match (alone, IoU 0.94, score kept): not embedded
 
 
-def test_a_young_track_started_by_a_half_hidden_face_hands_it_back_to_its_own_track():
-    """A face coming out from behind another is unlike its track on its first frame (a new track starts) and like
-    it on the next: the new track ends and the face goes on in its own, older track."""
-    tracker = FaceTracker()
+def _half_hidden(tracker: FaceTracker) -> tuple[int, int]:
+    """Track A (identity _unit(1, 0)) at frame 0, hidden 1-3, half out at 4 (unlike A: a new young track). The ids."""
     a_id = tracker.update(0, [synthetic_face(200, 200)])[0].track_id
     tracker.add_identity(a_id, _unit(1, 0), 1.0)
     for t in range(1, 4):
         tracker.update(t, [])
-    half = tracker.update(4, [synthetic_face(330, 200)], embed=lambda c: _unit(0.3, 1))[0].track_id
+    return a_id, tracker.update(4, [synthetic_face(330, 200)], embed=lambda c: _unit(0.3, 1))[0].track_id
+
+
+def test_a_young_track_started_by_a_half_hidden_face_hands_it_back_to_its_own_track():
+    """A face coming out from behind another is unlike its track on its first frame (a new track starts) and like
+    it on the next: the new track ends and the face goes on in its own, older track."""
+    tracker = FaceTracker()
+    a_id, half = _half_hidden(tracker)
     assert half != a_id
     tracker.add_identity(half, _unit(0.3, 1), 1e-3)  # its first identity sample, as the schedule takes it
     out = tracker.update(5, [synthetic_face(335, 200)], embed=lambda c: _unit(1, 0.1))
@@ -287,3 +292,82 @@ def test_a_face_refused_frame_after_frame_stays_in_the_one_track_it_started():
         splits.append(dict(tracker.split))
     assert first not in ids and len(set(ids)) == 1
     assert splits == [{ids[0]: first}] + [{}] * 5
+
+
+def _come_back(tracker: FaceTracker, back: np.ndarray, gap: int = 30, cut: bool = False,
+               first: float = 0.99) -> tuple[int, int, list]:
+    """Person A (embedding _unit(1, 0)) on frames 0-9 at x=200; then nobody for `gap` frames (or a cut); then a face
+    at x=420 whose embeddings are `back`, its first face scored `first`, on 5 frames. (A's track, the new track, the
+    new track's TrackedFaces)."""
+    for t in range(10):
+        out = tracker.update(t, [synthetic_face(200, 200)], _unit(1, 0.05 * (t % 3))[None])
+    a_id = out[0].track_id
+    start = 10 + gap
+    if cut:
+        tracker.cut()
+    faces = []
+    for t in range(start, start + 5):
+        faces += tracker.update(t, [synthetic_face(420, 200, score=first if t == start else 0.99)], back[None])
+    return a_id, faces[0].track_id, faces
+
+
+def test_a_person_back_after_thirty_frames_takes_over_their_identity_and_seed():
+    """A face gone for 30 frames (max_age 10: its track has ended) comes back as a new track (new id, fresh landmark
+    smoothing) that takes over the person's identity target and noise seed at its first good embedding; someone
+    else there gets their own."""
+    tracker = FaceTracker()
+    a_id, back_id, faces = _come_back(tracker, _unit(1, 0.1))
+    a, back = tracker.tracks[a_id], tracker.tracks[back_id]
+    assert back_id != a_id and a_id not in tracker.live_ids
+    assert back.person == a.person == a_id and back.seed == a.seed
+    assert back.identity_weight > a.identity_weight and float(back.identity @ a.identity) > 0.99
+    assert np.array_equal(faces[0].landmarks, faces[0].face.landmarks)  # no smoothing from A's last place
+
+    other = FaceTracker()
+    a_id, new_id, _ = _come_back(other, _unit(0.3, 1))
+    assert other.tracks[new_id].person == new_id and other.tracks[new_id].seed != other.tracks[a_id].seed
+    assert float(other.tracks[new_id].identity @ _unit(1, 0)) < 0.5
+
+
+def test_a_person_back_after_a_cut_takes_over_their_identity_and_seed_at_their_first_good_face():
+    """Shot / reverse shot: A, a cut, A again. A's new track re-joins A by the first embedding of a good face (a
+    poor first face, under good_score, feeds the identity but does not decide)."""
+    tracker = FaceTracker()
+    a_id, back_id, _ = _come_back(tracker, _unit(1, 0.1), gap=1, cut=True)
+    assert tracker.tracks[back_id].person == a_id and tracker.tracks[back_id].seed == tracker.tracks[a_id].seed
+    poor = FaceTracker()
+    a_id, back_id, _ = _come_back(poor, _unit(1, 0.1), gap=1, cut=True, first=0.5)
+    assert poor.tracks[back_id].person == a_id and poor.tracks[back_id].seed == poor.tracks[a_id].seed
+    assert poor.sample(back_id, _unit(1, 0), 1.0, good=True) is None  # decided once, at the first good face
+
+
+def test_two_faces_seen_at_once_never_share_a_person():
+    """A ends; two look-alikes come at once: only one takes over A (the other starts a person of its own), and a
+    finished person whose new track is live is no candidate for a third face."""
+    tracker = FaceTracker()
+    for t in range(5):
+        tracker.update(t, [synthetic_face(200, 200)], _unit(1, 0)[None])
+    for t in range(20, 25):
+        out = tracker.update(t, [synthetic_face(200, 200), synthetic_face(600, 200)],
+                             np.stack([_unit(1, 0.1), _unit(1, 0.12)]))
+    people = [tracker.tracks[f.track_id].person for f in out]
+    assert people[0] == 0 and people[1] != 0
+    assert tracker.tracks[out[0].track_id].seed != tracker.tracks[out[1].track_id].seed
+    third = tracker.update(25, [synthetic_face(200, 200), synthetic_face(600, 200), synthetic_face(400, 500)],
+                           np.stack([_unit(1, 0.1), _unit(1, 0.12), _unit(1, 0.11)]))
+    assert len({tracker.tracks[f.track_id].person for f in third}) == 3
+
+
+def test_a_young_track_handed_back_is_no_one_who_may_come_back():
+    """A young track whose face went back to its older track was that older track's person all along: a face like
+    it afterwards does not take over its identity and seed (in the crowd clip such a one-frame track was re-joined
+    by someone else at 0.88 the next frame)."""
+    tracker = FaceTracker()
+    a_id, half = _half_hidden(tracker)
+    assert tracker.sample(half, _unit(0.3, 1), 1.0, good=True) is None  # its first good face: no one gone yet
+    assert tracker.update(5, [synthetic_face(335, 200)], embed=lambda c: _unit(1, 0.1))[0].track_id == a_id
+    assert half not in tracker.live_ids
+    (new,) = tracker.update(6, [synthetic_face(335, 200), synthetic_face(700, 400)],
+                            embed=lambda c: [_unit(1, 0.1), _unit(0.3, 1)][c])[1:]
+    assert tracker.sample(new.track_id, _unit(0.3, 1), 1.0, good=True) is None
+    assert tracker.tracks[new.track_id].seed != tracker.tracks[half].seed

@@ -41,12 +41,17 @@ register_restorer(_Targets.name, "test only")(lambda device, fidelity=0.5, path=
 
 @pytest.mark.slow
 @pytest.mark.parametrize("on_driver", [False, True], ids=["workers-embed", "driver-embeds"])
-@pytest.mark.parametrize("cut_at", [None, 4, 6], ids=["one-shot", "cut-between-segments", "cut-inside-a-segment"])
-def test_segments_restore_with_the_identity_and_seed_of_a_local_run(tmp_path, cut_at, on_driver):
+@pytest.mark.parametrize(("cut_at", "cut_back"), [(None, None), (4, None), (6, None), (4, 8)],
+                         ids=["one-shot", "cut-between-segments", "cut-inside-a-segment", "shot-reverse-shot"])
+def test_segments_restore_with_the_identity_and_seed_of_a_local_run(tmp_path, cut_at, cut_back, on_driver):
     """The same identity target and seed for every face as a local run, also when a cut (faces.shots) ends the
-    track at a segment's first frame or inside a segment; whether the workers embed the due faces after the
-    plan, or the driver while it tracks (the frames read segment by segment, as the workers read them)."""
-    source = make_clip(tmp_path / "src.mp4", frames=12, size=(256, 192), cut_at=cut_at)
+    track at a segment's first frame or inside a segment, and when the first person comes back after a cut (the
+    driver's embeddings re-join their new track to their first, FaceTracker.sample); whether the workers embed
+    the due faces after the plan, or the driver while it tracks (the frames read segment by segment, as the
+    workers read them)."""
+    if cut_back is not None and not on_driver:
+        pytest.skip("without the driver's embeddings the plan associates by IoU and re-identifies no one")
+    source = make_clip(tmp_path / "src.mp4", frames=12, size=(256, 192), cut_at=cut_at, cut_back=cut_back)
     clip = short_gop(source, tmp_path / "clip.mp4", gop=4)
     config = RestoreConfig(model=_Targets.name, device="cpu", track_identity=True, batch_size=4)
     _Targets.seen.clear()
@@ -78,7 +83,11 @@ def test_segments_restore_with_the_identity_and_seed_of_a_local_run(tmp_path, cu
         faces, table = planned_faces(plan, identities, first[k], first[k + 1])
         worker.restore_segment(clip, segment, info, first[k], faces, table, tmp_path / f"segment_{k}.mov")
 
-    assert len(plan.track_ids) == (1 if cut_at is None else 2) and len(_Targets.seen) == len(local) == 12
+    assert len(plan.track_ids) == 1 + (cut_at is not None) + (cut_back is not None)
+    assert len(_Targets.seen) == len(local) == 12
+    seeds = [seed for seed, _ in local]
+    if cut_back is not None:  # the astronaut back: her first shot's seed, Grace Hopper's own between
+        assert seeds[cut_back] == seeds[0] != seeds[cut_at]
     # every face is well inside the size limits: pasted whole, also on the frames that fed the identity
     assert plan.samples and all(face.weight == 1.0 for faces in plan.faces for face in faces)
     for (seed, identity), (local_seed, local_identity) in zip(_Targets.seen, local):

@@ -1,8 +1,8 @@
 """Whole-video face plan: replay local tracking and its embeddings on the driver, then fold in identities."""
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Protocol
 
 import numpy as np
 
@@ -35,13 +35,15 @@ class FacePlan:
 @dataclass(frozen=True)
 class IdentitySample:
     """A face whose aligned crop feeds its track identity: frame index, landmarks (5, 2), weight; and its
-    embedding where the driver embedded it (track_video's embedder), else None: the workers embed it."""
+    embedding where the driver embedded it (track_video's embedder), else None: the workers embed it.
+    joins: the finished track whose identity the track took over before this sample (FaceTracker.sample)."""
 
     index: int
     track_id: int
     landmarks: np.ndarray
     weight: float
     embedding: np.ndarray | None = None
+    joins: int | None = None
 
 
 @dataclass
@@ -54,7 +56,14 @@ class VideoPlan:
     track_ids: set[int] = field(default_factory=set)
 
 
-Embedder = Callable[[int, np.ndarray], np.ndarray]  # (frame index, landmarks (5, 2)) -> the aligned crop's embedding
+class Embedder(Protocol):
+    """Faces of the video embedded on the driver (video.DriverEmbedder)."""
+
+    def __call__(self, index: int, landmarks: np.ndarray) -> np.ndarray:
+        """(frame index, landmarks (5, 2)) -> the aligned crop's embedding."""
+
+    def informative(self, embedding: np.ndarray) -> bool:
+        """IdentityEncoder.informative: whether the embedding may re-identify a track."""
 
 
 def track_video(detections: list[list[Face]], config: RestoreConfig, resolution: int, identity: bool,
@@ -107,17 +116,20 @@ def track_video(detections: list[list[Face]], config: RestoreConfig, resolution:
             if weight == 0.0:
                 plan.left_alone += 1
                 continue
-            seed, samples = tracker.tracks[face.track_id].seed, 0
+            samples = 0
             if schedule is not None:
-                due = schedule.due(index, face.track_id, tracker.face_quality(face.face))
+                quality = tracker.face_quality(face.face)
+                due = schedule.due(index, face.track_id, quality)
                 if due is not None:
-                    embedding = None
+                    embedding, joins = None, None
                     if asks is not None:
                         embedding = asks.sample(face.face, face.landmarks)
-                        tracker.add_identity(face.track_id, embedding, due)
-                    plan.samples.append(IdentitySample(index, face.track_id, face.landmarks, due, embedding))
+                        joins = tracker.sample(face.track_id, embedding, due,
+                                               quality > 0 and asks.embedder.informative(embedding))
+                    plan.samples.append(IdentitySample(index, face.track_id, face.landmarks, due, embedding, joins))
                     schedule.forget(tracker.tracks)
                 samples = schedule.count(face.track_id)
+            seed = tracker.tracks[face.track_id].seed  # a re-joined person's (tracker.sample)
             jobs.append(FacePlan(face.track_id, face.landmarks, seed, samples, weight))
             plan.track_ids.add(face.track_id)
         plan.faces.append(jobs)
@@ -144,12 +156,16 @@ class _FrameEmbeddings:
 
 
 def identity_versions(samples: list[IdentitySample], embeddings: np.ndarray) -> dict[tuple[int, int], np.ndarray]:
-    """(track id, samples folded) -> the track identity then, folded with the tracker's own running mean."""
+    """(track id, samples folded) -> the track identity then, folded with the tracker's own running mean, from the
+    identity of the track it re-joined where it did (the plan's tracker decided, with the driver's embeddings)."""
     scratch = FaceTracker()
     versions: dict[tuple[int, int], np.ndarray] = {}
     counts: dict[int, int] = {}
     for sample, embedding in zip(samples, embeddings, strict=True):
         track = scratch.tracks.setdefault(sample.track_id, FaceTrack(sample.track_id, sample.index, sample.index))
+        if sample.joins is not None:
+            before = scratch.tracks[sample.joins]
+            track.identity, track.identity_weight = before.identity, before.identity_weight
         scratch.add_identity(sample.track_id, embedding, sample.weight)
         counts[sample.track_id] = counts.get(sample.track_id, 0) + 1
         assert track.identity is not None

@@ -261,6 +261,9 @@ class DriverEmbedder:
             self.index, self.image = frame.index, to_uint8(frame.image)
         return self.encoder.embed_face(self.image, landmarks, self.resolution, self.pixel_aspect)
 
+    def informative(self, embedding: np.ndarray) -> bool:
+        return self.encoder.informative(embedding)
+
 
 def _driver_embedder(source: Path, info: VideoInfo, config: RestoreConfig, segments: list[Segment],
                      first_index: list[int], device: str, resolution: int) -> DriverEmbedder | None:

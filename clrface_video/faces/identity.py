@@ -27,6 +27,10 @@ FACENET_MEAN, FACENET_STD = 127.5, 128.0  # FaceNet's fixed image standardisatio
 # about an MTCNN face box plus FaceNet's 32 px margin at LFW scale, squashed to 160 x 160 as in
 # training; chosen among nearby boxes for the best same/different separation on 40 LFW people.
 FACENET_REGION = (0.14, 0.12, 0.86, 0.95)
+# An embedding this similar to a black crop's (or more) shows too little of the face to say who it is: FaceNet maps
+# unlit faces (an audience in the dark) near that one direction, so two of them are alike whoever they are
+# (0.6-0.9 in face_recognition_hamilton.mp4's audience; benchmarks/reid_threshold.py counts LFW faces above it).
+BLANK_SIMILARITY = 0.5
 CACHE_NAME = "facenet_casia_irv1_v1.safetensors"
 GRAPH_FILE = "graph_final.pb"
 TF_ROOT = "InceptionResnetV1"
@@ -280,6 +284,7 @@ class IdentityEncoder(nn.Module):
         self.net.load_state_dict(load_facenet_state(cache_dir() / CACHE_NAME) if state is None else state)
         self.net.eval()
         self.requires_grad_(False)
+        self._blank: np.ndarray | None = None  # a black crop's embedding (informative), embedded once when asked
 
     def train(self, mode: bool = True) -> IdentityEncoder:
         return super().train(False)  # frozen, inference statistics only
@@ -310,6 +315,16 @@ class IdentityEncoder(nn.Module):
                 batch = batch.permute(0, 3, 1, 2).float() / 255.0
                 out.append(self(batch).float().cpu().numpy())
         return np.concatenate(out) if out else np.zeros((0, FACENET_DIM), np.float32)
+
+    def informative(self, embedding: np.ndarray) -> bool:
+        """Whether an embedding tells who the face is (under BLANK_SIMILARITY to a black crop's): the tracker
+        re-identifies a person only from one that does (FaceTracker.sample's `good`)."""
+        if self._blank is None:  # once per encoder, not counted among the faces embedded
+            black = torch.zeros(1, 3, FACENET_INPUT, FACENET_INPUT, device=self.net.bottleneck.weight.device)
+            with torch.inference_mode():
+                self._blank = self(black)[0].float().cpu().numpy()
+        embedding = np.asarray(embedding, np.float32).ravel()
+        return float(self._blank @ embedding) < BLANK_SIMILARITY * max(float(np.linalg.norm(embedding)), 1e-12)
 
     def embed_face(self, image: np.ndarray, landmarks: np.ndarray, size: int, pixel_aspect: float = 1.0) -> np.ndarray:
         """The (512,) embedding of one face of an RGB uint8 frame, aligned from `landmarks` at `size` as the

@@ -42,6 +42,9 @@ class TrackerParams:
     good_size: float = 40.0  # ... and face box side at least this many pixels (weight saturates at 4x)
     history: int = 64  # frame indices kept per live track
     keep_dead: int = 256  # finished tracks kept (without history) for late identity look-ups
+    # a new track this like a finished person is that person (FaceTracker.sample): 0.0095% of LFW's different-person
+    # pairs reach it, 80% of its same-person pairs (benchmarks/reid_threshold.py, docs/results.md)
+    rejoin_similarity: float = 0.6
     base_seed: int = 0
 
 
@@ -116,6 +119,8 @@ class LiveTrack:
     velocity: np.ndarray  # box change per frame (smoothed)
     smooth: OneEuroState
     score: float = 1.0  # detector score of the last face
+    known: bool = False  # a good face's embedding has been sampled (and the track re-identified by it)
+    joined: int | None = None  # the finished track it re-identified, if any
 
     def predicted_box(self, frame: int) -> np.ndarray:
         return self.box + self.velocity * (frame - self.info.last_frame)
@@ -133,6 +138,7 @@ class FaceTracker:
         self.tracks: dict[int, FaceTrack] = {}
         self._live: dict[int, LiveTrack] = {}
         self._dead: list[int] = []
+        self._gone: dict[int, int] = {}  # person with no live track -> their last track known by a good face
         self._next_id = 0
         self._refused: dict[int, int] = {}  # this frame's faces refused by embedding -> the track IoU gave them
         self.split: dict[int, int] = {}  # tracks started this frame by a refused face -> the track it was refused
@@ -151,6 +157,34 @@ class FaceTracker:
         mean = (track.identity * track.identity_weight + emb * quality) / total
         track.identity = (mean / max(float(np.linalg.norm(mean)), 1e-12)).astype(np.float32)
         track.identity_weight = float(total)
+
+    def sample(self, track_id: int, embedding: np.ndarray, weight: float, good: bool) -> int | None:
+        """Fold an identity sample into a track (add_identity), after re-identifying the track by it where it is a
+        live track's first good one (`good`: face_quality above 0 and IdentityEncoder.informative): a person who
+        turned away, walked behind someone or came back after a cut has a new track (new landmark smoothing, new
+        paste ramp), which takes over the identity target and noise seed of the most similar finished person at
+        rejoin_similarity or above, instead of a target built anew from few samples and a seed of its own. Only
+        people none of whose tracks is live are candidates, so two faces seen at once are never one person.
+        Returns the track re-joined, or None."""
+        live = self._live.get(track_id)
+        joined = None
+        if good and live is not None and not live.known:
+            live.known = True
+            joined = live.joined = self._rejoin(track_id, embedding)
+        self.add_identity(track_id, embedding, weight)
+        return joined
+
+    def _rejoin(self, track_id: int, embedding: np.ndarray) -> int | None:
+        similarity = {gone: self._similarity(gone, embedding) for gone in self._gone.values()}
+        best = max(similarity, key=similarity.__getitem__, default=None)
+        if best is None or similarity[best] < self.params.rejoin_similarity:
+            return None
+        track, before = self.tracks[track_id], self.tracks[best]
+        del self._gone[before.person]
+        assert before.identity is not None
+        track.person, track.seed = before.person, before.seed
+        track.identity, track.identity_weight = before.identity.copy(), before.identity_weight
+        return best
 
     def face_quality(self, face: Face) -> float:
         """Weight of a face's embedding in its track identity; 0 for frames that are not good."""
@@ -189,7 +223,7 @@ class FaceTracker:
         track_id = self._next_id
         self._next_id += 1
         info = FaceTrack(track_id=track_id, first_frame=frame, last_frame=frame,
-                         seed=track_seed(self.params.base_seed, track_id))
+                         seed=track_seed(self.params.base_seed, track_id), person=track_id)
         self.tracks[track_id] = info
         self._live[track_id] = LiveTrack(info, face.box.astype(np.float64), np.zeros(4), None,  # type: ignore[arg-type]
                                          face.score)
@@ -198,16 +232,26 @@ class FaceTracker:
     def _retire(self, frame: int) -> None:
         self._end([i for i, t in self._live.items() if frame - t.info.last_frame > self.params.max_age])
 
-    def _end(self, track_ids: list[int]) -> None:
+    def _end(self, track_ids: list[int], left: bool = True) -> None:
+        """End tracks; left=False: their faces went on in other tracks (a young track handed back), so they are no
+        person who may come back (sample), and a person such a track re-identified is as before it."""
         for track_id in track_ids:
-            self._live.pop(track_id).info.history.clear()
+            live = self._live.pop(track_id)
+            live.info.history.clear()
             self._dead.append(track_id)
+            if live.known and left:
+                self._gone[live.info.person] = track_id
+            elif live.joined is not None and live.joined in self.tracks:
+                self._gone[live.info.person] = live.joined
         while len(self._dead) > self.params.keep_dead:
-            self.tracks.pop(self._dead.pop(0), None)
+            gone = self.tracks.pop(self._dead.pop(0), None)
+            if gone is not None and self._gone.get(gone.person) == gone.track_id:
+                del self._gone[gone.person]
 
     def cut(self) -> None:
         """A shot change (faces.shots): every live track ends, so the faces after it start tracks of their own
-        (new ids, noise seeds and identities) instead of taking over those of whoever stood there before."""
+        (new ids and landmark smoothing) instead of taking over those of whoever stood there before; a face that
+        was in an earlier shot gets its person's identity and seed back by embedding (sample)."""
         self._end(list(self._live))
 
     def unsure_match(self, track_id: int, face: Face, iou: float, faces: list[Face]) -> bool:
@@ -268,7 +312,7 @@ class FaceTracker:
                 if sim >= p.min_similarity and np.linalg.norm(centres[r] - centre) / sides[r] <= p.max_jump:
                     second[r, j] = 1.0 - sim
         pairs = assign(second)
-        self._end([owner[loose[j]] for _, j in pairs if loose[j] in owner])  # young tracks handed back
+        self._end([owner[loose[j]] for _, j in pairs if loose[j] in owner], left=False)  # young tracks handed back
         owner.update({loose[j]: waiting[r] for r, j in pairs})
         return owner
 
@@ -339,7 +383,8 @@ class FaceTracker:
             info.history.append(frame_index)
             del info.history[:-self.params.history]
             if embeddings is not None:
-                self.add_identity(track_id, embeddings[c], self.face_quality(face))
+                quality = self.face_quality(face)
+                self.sample(track_id, embeddings[c], quality, quality > 0)
             out.append(TrackedFace(face=face, track_id=track_id, landmarks=live.smooth.value.astype(np.float32)))
         return out
 

@@ -1,0 +1,132 @@
+"""Re-identification threshold: FaceNet similarity of same-person and different-person LFW pairs, as the tracker sees them.
+
+    python benchmarks/reid_threshold.py [LFW_DIR] [--people 0] [--scale 1.0] [--cache /tmp/lfw_embeddings.npz]
+
+LFW_DIR (default ../shared/data/faces-train/lfw: identities A to S, up to 4 photos each; the T to Z ones are kept for
+independent evaluation and never read here). Each photo's face nearest its centre is found by the product's detector
+(RetinaFace) and embedded as the tracker embeds a face (IdentityEncoder.embed_face at 512, on the CPU). Every pair of
+photos of one person is a same-person pair; every pair of photos of two people, a different-person pair.
+Printed per threshold: the share of different-person pairs at or above it (false accepts: a re-join there pulls a face
+toward someone else) and of same-person pairs (true accepts; LFW's photos of one person are of other days and
+lights, so a video's returning face, same scene, is easier); then the chance that a newcomer is at or above it with
+at least one of K people gone before (the tracker compares a new track with every finished person), drawn at random;
+and how many faces IdentityEncoder.informative turns down (those never re-identify a track).
+--scale 0.4: each photo shrunk to 40% and enlarged back first (a face about 45 px across, near the tracker's good_size).
+--people N: the first N people only (quick runs). Skips with a message where the data is absent.
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+THRESHOLDS = (0.5, 0.55, 0.6, 0.65, 0.7, 0.75, 0.8)
+GALLERIES = (1, 10, 50)  # finished people a newcomer is compared with
+SIZE = 512  # the restorer's crop size, which the tracker embeds at
+
+
+def embed_folder(folder: Path, people: int, scale: float) -> tuple[np.ndarray, np.ndarray, int]:
+    """(N, 512) embeddings, (N,) person numbers, and how many photos had no face found."""
+    from clrface_video.faces.detect import make_detector
+    from clrface_video.faces.identity import load_identity_encoder
+
+    detector, encoder = make_detector("retinaface"), load_identity_encoder("cpu")
+    names = sorted(p for p in folder.iterdir() if p.is_dir())[:people or None]
+    embeddings, labels, missed = [], [], 0
+    start = time.perf_counter()
+    for number, person in enumerate(names):
+        for path in sorted(person.glob("*.jpg")):
+            image = cv2.cvtColor(cv2.imread(str(path)), cv2.COLOR_BGR2RGB)
+            if scale != 1.0:
+                h, w = image.shape[:2]
+                small = cv2.resize(image, (round(w * scale), round(h * scale)), interpolation=cv2.INTER_AREA)
+                image = cv2.resize(small, (w, h), interpolation=cv2.INTER_LINEAR)
+            faces = detector.detect(image)
+            if not faces:
+                missed += 1
+                continue
+            centre = np.array(image.shape[1::-1]) / 2
+            face = min(faces, key=lambda f: float(np.linalg.norm((f.box[:2] + f.box[2:]) / 2 - centre)))
+            embeddings.append(encoder.embed_face(image, face.landmarks, SIZE))
+            labels.append(number)
+        if number % 500 == 499:
+            print(f"  {number + 1} people, {len(labels)} faces, {time.perf_counter() - start:.0f} s", file=sys.stderr)
+    return np.stack(embeddings).astype(np.float32), np.array(labels), missed
+
+
+def pair_counts(embeddings: np.ndarray, labels: np.ndarray) -> tuple[dict[float, list[int]], int, int]:
+    """Per threshold [same pairs at or above, different pairs at or above]; and the numbers of pairs of each kind."""
+    above = {t: [0, 0] for t in THRESHOLDS}
+    same_total = different_total = 0
+    for start in range(0, len(labels), 512):  # the upper triangle in row blocks: never the whole N x N at once
+        sim = embeddings[start:start + 512] @ embeddings.T
+        rows = np.arange(start, min(start + 512, len(labels)))
+        upper = np.arange(len(labels))[None, :] > rows[:, None]
+        same = (labels[rows][:, None] == labels[None, :]) & upper
+        different = (labels[rows][:, None] != labels[None, :]) & upper
+        same_total += int(same.sum())
+        different_total += int(different.sum())
+        for t in THRESHOLDS:
+            above[t][0] += int((sim[same] >= t).sum())
+            above[t][1] += int((sim[different] >= t).sum())
+    return above, same_total, different_total
+
+
+def newcomer_rates(embeddings: np.ndarray, labels: np.ndarray, draws: int = 20000) -> dict[int, np.ndarray]:
+    """Per gallery size K: for `draws` random newcomers, the highest similarity to one photo each of K other people."""
+    rng = np.random.default_rng(0)
+    first = {int(label): int(np.flatnonzero(labels == label)[0]) for label in np.unique(labels)}
+    people = np.array(sorted(first))
+    best = {k: np.empty(draws, np.float32) for k in GALLERIES}
+    for d in range(draws):
+        probe = int(rng.integers(len(labels)))
+        others = people[people != labels[probe]]
+        gallery = rng.choice(others, max(GALLERIES), replace=False)
+        sims = embeddings[[first[int(p)] for p in gallery]] @ embeddings[probe]
+        for k in GALLERIES:
+            best[k][d] = sims[:k].max()
+    return best
+
+
+def main() -> None:
+    default = Path(__file__).resolve().parents[2] / "shared" / "data" / "faces-train" / "lfw"
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("lfw", nargs="?", type=Path, default=default)
+    parser.add_argument("--people", type=int, default=0, help="the first N people only (0: all)")
+    parser.add_argument("--scale", type=float, default=1.0, help="shrink each photo to this and enlarge it back")
+    parser.add_argument("--cache", type=Path, help="an .npz to keep the embeddings in (reused when it exists)")
+    args = parser.parse_args()
+    if not args.lfw.is_dir():
+        print(f"skipped: research data not found: {args.lfw} (pass the faces-train/lfw folder)")
+        return
+    if args.cache is not None and args.cache.exists():
+        saved = np.load(args.cache)
+        embeddings, labels, missed = saved["embeddings"], saved["labels"], int(saved["missed"])
+    else:
+        embeddings, labels, missed = embed_folder(args.lfw, args.people, args.scale)
+        if args.cache is not None:
+            np.savez(args.cache, embeddings=embeddings, labels=labels, missed=missed)
+    above, same_total, different_total = pair_counts(embeddings, labels)
+    print(f"{len(labels)} faces of {len(np.unique(labels))} people (scale {args.scale}; {missed} photos without a face "
+          f"found): {same_total} same-person pairs, {different_total} different-person pairs")
+    from clrface_video.faces.identity import load_identity_encoder
+
+    encoder = load_identity_encoder("cpu")
+    dull = sum(not encoder.informative(e) for e in embeddings)
+    print(f"not informative (IdentityEncoder.informative): {dull} of {len(labels)} faces")
+    best = newcomer_rates(embeddings, labels)
+    print("threshold  false accepts (different pairs)  true accepts (same pairs)  "
+          + "  ".join(f"newcomer matched, K={k}" for k in GALLERIES))
+    for t in THRESHOLDS:
+        same, different = above[t]
+        newcomer = "  ".join(f"{100 * float((best[k] >= t).mean()):20.3f}%" for k in GALLERIES)
+        print(f"{t:9.2f}  {different:12d} = {100 * different / different_total:8.4f}%  "
+              f"{same:9d} = {100 * same / same_total:6.2f}%  {newcomer}")
+
+
+if __name__ == "__main__":
+    main()
