@@ -1343,3 +1343,27 @@ def test_a_folder_leaves_out_the_outputs_earlier_runs_wrote_beside_their_origina
     assert result.stderr.splitlines() == [f"warning: {line}"]
     report = json.loads((tmp_path / "report.json").read_text())
     assert report["warnings"] == [line] and (report["images"], report["videos"]) == (3, 1)
+
+
+@pytest.mark.parametrize("name", ["hdr.heic", "pq.avif"])
+def test_an_hdr_photo_that_comes_back_8_bit_or_untagged_says_so_in_one_line(tmp_path, astronaut, name):
+    """A 10-bit HEIC came back 8-bit, and a 10-bit BT.2020/PQ AVIF 8-bit and tagged sRGB, without a word: each
+    restored photo says what it lost in one line, as the other 'written as' lines do; one with no face, copied
+    as it was, loses nothing and says nothing."""
+    from tests.media import make_hdr_photo
+
+    if name.endswith(".avif") and not Image.registered_extensions().get(".avif"):
+        pytest.skip("this Pillow has no AVIF codec")
+    face = make_hdr_photo(tmp_path / name, np.ascontiguousarray(astronaut[::2, ::2]))
+    wall = make_hdr_photo(tmp_path / f"wall{face.suffix}", np.full((64, 64, 3), 90, np.uint8))
+    flags = ["--model", "baseline-bicubic-sharpen", "--device", "cpu"]
+    result = CliRunner().invoke(cli, ["restore", str(face), *flags])
+    assert result.exit_code == 0, result.output
+    lost = "10 bits per channel to 8" + (", its AVIF colour description (primaries 9, transfer 16) left out, which "
+                                         "Pillow's AVIF writer does not write: viewers will show it as sRGB"
+                                         if name.endswith(".avif") else "")
+    kind = "AVIF" if name.endswith(".avif") else "HEIF"
+    assert result.stderr.splitlines() == [f"warning: {face.stem}_restored{face.suffix}: written as {kind} with {lost}"]
+    result = CliRunner().invoke(cli, ["restore", str(wall), *flags])
+    assert result.exit_code == 0 and result.stderr == "", result.output
+    assert (tmp_path / f"wall_restored{face.suffix}").read_bytes() == wall.read_bytes()
