@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import os
+import re
 import stat
 import tempfile
 from collections.abc import Iterable, Iterator
@@ -21,6 +22,8 @@ from .types import TimeSpan
 
 SUFFIX = "_restored"
 STDIO = "-"  # the name that means standard input or output to many tools: a video needs seeking, so never here
+_SECONDS = r"(\d+(?:\.\d+)?(?:e[+-]\d+)?)"  # a time as default_output writes it (:g)
+_STRETCH = re.compile(rf"_from_{_SECONDS}s|_{_SECONDS}-{_SECONDS}s")  # what it adds for a stretch of a video
 
 
 def default_output(path: Path, span: TimeSpan | None = None) -> Path:
@@ -35,6 +38,27 @@ def default_output(path: Path, span: TimeSpan | None = None) -> Path:
     if path.is_dir():
         return _twin(path)
     return path.with_name(path.stem + SUFFIX + stretch + path.suffix)
+
+
+def restored_from(path: Path) -> Path | None:
+    """The file (or folder) beside `path` whose default output `path` is named as, or None: p.jpg for
+    p_restored.jpg, movie.mp4 for movie_restored.mp4 or a stretch's movie_restored_90-100s.mp4, album for
+    album_restored. Such a file is an earlier run's output, which a folder run over them both restored again as
+    an original of its own; x_restored.jpg with no x.* beside it is the user's photo like any other. Told by
+    default_output itself, each way the name could be split at _restored tried."""
+    if SUFFIX not in path.name:
+        return None
+    stem, suffix = (path.name, "") if path.is_dir() else (path.stem, path.suffix)
+    for cut in (m.start() for m in re.finditer(re.escape(SUFFIX), stem)):
+        source, rest = path.with_name(stem[:cut] + suffix), stem[cut + len(SUFFIX):]
+        stretch = _STRETCH.fullmatch(rest)
+        if rest and stretch is None or not stem[:cut] or not source.exists() or source.is_dir() != path.is_dir():
+            continue
+        start, begin, end = stretch.groups() if stretch else (None, None, None)
+        span = None if stretch is None else TimeSpan(float(start)) if start else TimeSpan(float(begin), float(end))
+        if default_output(source, span) == path:
+            return source
+    return None
 
 
 def _twin(folder: Path, stretch: str = "") -> Path:

@@ -18,7 +18,7 @@ from .io.decode import VIDEO_EXTENSIONS, check_not_raw, media_kind
 from .io.photo_read import first_picture, read_photo
 from .io.pixels import to_uint8
 from .io.tiff_pages import tiff_pages
-from .paths import check_within, resolve_paths
+from .paths import check_within, resolve_paths, restored_from
 from .pipeline import (
     ModelsFor,
     detector_for,
@@ -53,22 +53,26 @@ class FolderContents:
 def folder_contents(folder: Path, output: Path | None = None) -> FolderContents:
     """The photos and the videos under `folder`, recursively, each in a stable order (io.decode.media_kind:
     by extension; an animated PNG is a video); hidden files and other files are ignored, camera RAW files
-    too, said in one warning. InputError when it holds neither. Linked folders and files are followed (a
-    library that links its albums in), each file taken once (_walk); a link into `output` is not (its restored
-    files would be read as inputs)."""
+    too, and earlier runs' outputs (_EarlierOutputs), each kind said in one warning. InputError when it holds
+    neither. Linked folders and files are followed (a library that links its albums in), each file taken once
+    (_walk); a link into `output` is not (its restored files would be read as inputs)."""
     found: dict[str | None, list[Path]] = {"photo": [], "video": [], "raw": [], None: []}
+    earlier = _EarlierOutputs(folder)
     files, unread = _walk(folder, output)
     for path in files:
-        found[media_kind(path)].append(path)
+        if not earlier.holds(path):
+            found[media_kind(path)].append(path)
     raw = found["raw"]
+    left_out = [_unread(raw, folder)] if raw else []
+    left_out += [earlier.said()] if earlier.files else []
     if not found["photo"] and not found["video"]:
-        held = f"; it holds {_unread(raw, folder)}" if raw else ""
+        held = f"; it holds {' and '.join(left_out)}" if left_out else ""
         held += f"; {len(unread)} of its folders could not be read ({unread[0]}{', ...' if len(unread) > 1 else ''})" \
             if unread else ""
         raise InputError(f"no photos or videos in {folder} (photos by their extension: .jpg, .png, .tif, .webp, "
                          f".heic, ...; videos: .mp4, .mov, .mkv, .avi, .gif, ...){held}")
-    if raw:  # said once for the folder, whose report would otherwise look done
-        log.warning("left out %s", _unread(raw, folder))
+    for line in left_out:  # each said once for the folder, whose report would otherwise look done or doubled
+        log.warning("left out %s", line)
     return FolderContents(found["photo"], found["video"], unread)
 
 
@@ -86,6 +90,36 @@ def _unread(raw: list[Path], folder: Path) -> str:
     many = len(raw) > 1
     return (f"{len(raw)} camera RAW file{'s' if many else ''} ({raw[0].relative_to(folder)}{', ...' if many else ''}),"
             " which restore does not read: export TIFF or JPEG from the RAW developer and restore those")
+
+
+class _EarlierOutputs:
+    """The files of a folder that earlier runs wrote: named as the default output of a file or folder beside them
+    (paths.restored_from: p_restored.jpg beside p.jpg, movie_restored.mp4 beside movie.mp4, album_restored/
+    beside album/). A folder run restored them again, as originals of their own, into restored-twice copies
+    nobody asked for. They are counted in one warning for the folder, which the report's warnings carry, not
+    listed a line each: a library restored photo by photo holds as many of them as originals."""
+
+    def __init__(self, folder: Path) -> None:
+        self.folder = folder
+        self.files: list[tuple[Path, Path, Path]] = []  # (file, the output it is or is in, that output's source)
+
+    def holds(self, path: Path) -> bool:
+        """Whether `path` is an earlier output or inside one (a restored folder's files), noted if it is."""
+        for above in (path, *path.relative_to(self.folder).parents[:-1]):
+            output = above if above == path else self.folder / above
+            if (source := restored_from(output)) is not None:
+                self.files.append((path, output, source))
+                return True
+        return False
+
+    def said(self) -> str:
+        """The warning's words: how many, the first and whose output it is, and how to restore one anyway."""
+        _, output, source = self.files[0]
+        many = len(self.files) > 1
+        return (f"{len(self.files)} file{'s earlier runs' if many else ' an earlier run'} wrote "
+                f"({output.relative_to(self.folder)}, the restored copy of {source.name} beside it"
+                f"{', ...' if many else ''}), not restored again: rename {'one' if many else 'it'} to restore it as "
+                "an original")
 
 
 def _file_id(path: Path) -> tuple[int, int] | str:

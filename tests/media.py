@@ -515,3 +515,29 @@ def png_chunks(path: Path | str) -> dict[bytes, bytes]:
         chunks[kind] = png[at + 8:at + 8 + length]
         at += 12 + length
     return chunks
+
+
+def make_hdr_photo(path: Path | str, rgb: np.ndarray) -> Path:
+    """A 10-bit photo as an HDR phone or camera writes it: a .heic (pillow-heif, 16-bit data saved at 10 bits,
+    tagged sRGB), or a .avif (PyAV: an AV1 still in yuv420p10le, tagged BT.2020 primaries, PQ transfer, BT.2020
+    matrix, limited range). Skips the test where the writer is missing."""
+    import pytest
+
+    path = Path(path)
+    if path.suffix == ".heic":
+        pillow_heif = pytest.importorskip("pillow_heif", reason="HEIF needs pillow-heif (the test extra installs it)")
+        deep = rgb.astype(np.uint16) * 257
+        pillow_heif.from_bytes(mode="RGB;16", size=(rgb.shape[1], rgb.shape[0]), data=deep.tobytes()).save(path)
+        return path
+    codec = next((name for name in ("libsvtav1", "libaom-av1") if name in av.codecs_available), None)
+    if codec is None:
+        pytest.skip("this FFmpeg has no AV1 encoder")
+    with av.open(str(path), "w", format="avif") as out:
+        stream = out.add_stream(codec, rate=1)
+        stream.width, stream.height, stream.pix_fmt = rgb.shape[1], rgb.shape[0], "yuv420p10le"
+        stream.codec_context.color_primaries, stream.codec_context.color_trc = 9, 16
+        stream.codec_context.colorspace = 9
+        frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(rgb), format="rgb24").reformat(format="yuv420p10le")
+        for packet in [*stream.encode(frame), *stream.encode()]:
+            out.mux(packet)
+    return path

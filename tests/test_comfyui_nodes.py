@@ -287,6 +287,23 @@ def test_bad_pixels_are_said_of_the_images_input(plugin, model, astronaut, value
     assert str(caught.value) == words
 
 
+def test_an_8_bit_image_from_a_custom_node_is_taken_as_comfyui_loads_it(plugin, model, astronaut):
+    """A custom node upstream may hand a uint8 IMAGE (0..255): it was refused as 'float32 images are 0..1 and this
+    one reaches 255', which read as if the values were wrong. It is restored as the float32 IMAGE ComfyUI's own
+    loader makes of those pixels (divided by 255), and a float32 IMAGE comes back; an integer type with no one
+    scale is refused, naming its dtype."""
+    pixels = torch.from_numpy(np.stack([astronaut, astronaut[:, ::-1].copy()]))
+    out, mask = restore(plugin, model, pixels)
+    loaded = torch.from_numpy(np.stack([astronaut, astronaut[:, ::-1]]).astype(np.float32) / 255.0)
+    as_float, float_mask = restore(plugin, model, loaded)
+    assert out.dtype == torch.float32 and torch.equal(out, as_float) and torch.equal(mask, float_mask)
+    assert mask.amax() > 0 and not torch.equal(out, loaded)  # a face was restored
+    with pytest.raises(ClrfaceError) as caught:
+        restore(plugin, model, pixels.to(torch.int64))
+    assert str(caught.value) == ("images: IMAGE must be float32 0..1, got int64; convert it to float32 and divide "
+                                 "it by its largest value (255 for 8 bits)")
+
+
 def test_insightface_without_a_model_pack_names_where_to_put_it(plugin, model, astronaut):
     with pytest.raises(ClrfaceError, match="insightface/models/buffalo_l"):
         restore(plugin, model, image_batch(astronaut, 1), detector="insightface")

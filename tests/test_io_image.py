@@ -8,6 +8,7 @@ import zlib
 from dataclasses import replace
 from pathlib import Path
 
+import av
 import cv2
 import numpy as np
 import pytest
@@ -18,7 +19,7 @@ from clrface_video.io import photo_read
 from clrface_video.io.decode import is_image_path
 from clrface_video.io.photo_read import Photo, orient_array, read_photo
 from clrface_video.io.photo_write import fit_format, format_for, write_photo
-from tests.media import add_png_chunks, png_chunks
+from tests.media import add_png_chunks, make_hdr_photo, png_chunks
 
 MAKE, MODEL, ORIENTATION = 0x010F, 0x0110, 0x0112
 
@@ -49,6 +50,11 @@ def round_trip(photo: Photo, path: Path) -> tuple[Photo, Path]:
     out = path.with_name("out_" + path.name)
     write_photo(out, photo.image, photo)
     return read_photo(out), out
+
+
+def said(logged: pytest.LogCaptureFixture) -> set[str]:
+    """The warnings logged (warnings_logged's handler and the root's each keep a record of one)."""
+    return {record.getMessage() for record in logged.records}
 
 
 def close(a: np.ndarray, b: np.ndarray, tolerance: float) -> bool:
@@ -242,6 +248,46 @@ def test_an_hdr_heifs_colour_description_is_kept_or_its_loss_said(tmp_path, rgb,
     fit_format(photo, "JPEG", "camera.jpg")  # a JPEG has no place for it: said, not silent
     assert ("camera.jpg: written as JPEG with its HEIF colour description (primaries 9, transfer 16) left out"
             in warnings_logged.text)
+
+
+def test_a_10_bit_heif_written_at_8_bits_says_so(tmp_path, rgb, warnings_logged):
+    """A 10-bit HEIC (an iPhone's HDR photo) came back 8-bit without a word: pillow-heif reads it at 8 bits and the
+    README's '8 bits per channel' was no line the user saw. The loss is said once, when it is written, by the
+    conversion's line where the format changes."""
+    pillow_heif = pytest.importorskip("pillow_heif", reason="HEIF needs pillow-heif (the test extra installs it)")
+    photo = read_photo(make_hdr_photo(tmp_path / "hdr.heic", rgb))
+    assert (photo.format, photo.bit_depth, photo.coded_bits) == ("HEIF", 8, 10) and not warnings_logged.records
+    _, out = round_trip(photo, tmp_path / "hdr.heic")
+    assert pillow_heif.open_heif(out, convert_hdr_to_8bit=False).info["bit_depth"] == 8
+    assert said(warnings_logged) == {"out_hdr.heic: written as HEIF with 10 bits per channel to 8"}
+    warnings_logged.clear()
+    as_png = fit_format(photo, "PNG", "hdr.png")  # said by the conversion's line, not again by the writer
+    write_photo(tmp_path / "hdr.png", as_png.image, as_png)
+    assert said(warnings_logged) == {"hdr.png: written as PNG with 10 bits per channel to 8"}
+
+
+@pytest.mark.skipif(not __import__("PIL.features").features.check("avif"), reason="this Pillow has no AVIF codec")
+def test_an_hdr_avifs_depth_and_colour_description_are_kept_in_a_heif_or_their_loss_said(tmp_path, rgb,
+                                                                                         warnings_logged):
+    """A 10-bit BT.2020/PQ AVIF came back as an 8-bit AVIF tagged sRGB without a word: Pillow's AVIF plugin
+    reads and writes no colour description, so PQ-coded pixels were shown as sRGB, washed out. Read from the
+    file's headers (FFmpeg's demuxer), the description is kept where the output is a HEIF and its loss said
+    elsewhere, with the depth's, in one line."""
+    photo = read_photo(make_hdr_photo(tmp_path / "pq.avif", rgb))
+    assert (photo.format, photo.coded_bits, photo.nclx) == ("AVIF", 10, (9, 16, 9, 0))
+    _, out = round_trip(photo, tmp_path / "pq.avif")
+    with av.open(str(out)) as written:
+        assert written.streams.video[0].codec_context.color_trc != 16  # Pillow's writer: what the line says
+    line = ("out_pq.avif: written as AVIF with 10 bits per channel to 8, its AVIF colour description (primaries 9, "
+            "transfer 16) left out, which Pillow's AVIF writer does not write: viewers will show it as sRGB")
+    assert said(warnings_logged) == {line}
+    pillow_heif = pytest.importorskip("pillow_heif", reason="HEIF needs pillow-heif (the test extra installs it)")
+    warnings_logged.clear()
+    as_heif = fit_format(photo, "HEIF", "pq.heic")
+    write_photo(tmp_path / "pq.heic", as_heif.image, as_heif)
+    nclx = pillow_heif.open_heif(tmp_path / "pq.heic").info["nclx_profile"]
+    assert (nclx["color_primaries"], nclx["transfer_characteristics"]) == (9, 16)
+    assert said(warnings_logged) == {"pq.heic: written as HEIF with 10 bits per channel to 8"}
 
 
 @pytest.mark.skipif(not __import__("PIL.features").features.check("avif"), reason="this Pillow has no AVIF codec")

@@ -1381,3 +1381,58 @@ def test_a_folders_camera_raw_files_are_said_once_not_passed_over(tmp_path, astr
     (library / "a.png").unlink()
     with pytest.raises(InputError, match=r"; it holds 3 camera RAW files \(2019/IMG_0001.CR2, ...\), which"):
         restore_folder(library, tmp_path / "out2", BASELINE)
+
+
+def test_a_folder_leaves_out_the_outputs_earlier_runs_wrote_beside_their_originals(tmp_path, astronaut):
+    """`restore album/p.jpg` writes album/p_restored.jpg beside it; `restore album` then took that for another
+    photo and wrote a restored-twice album_restored/p_restored.jpg, and so for a video's movie_restored.mp4, a
+    --start preview's and a subfolder's restored twin. They are left out, counted in one warning line (in the
+    report too); x_restored.jpg with no x.* beside it is the user's photo like any other."""
+    album = tmp_path / "album"
+    (album / "2009").mkdir(parents=True)
+    face = Image.fromarray(astronaut).resize((256, 256))
+    face.save(album / "p.jpg", quality=92)
+    face.save(album / "x_restored.jpg", quality=92)  # no x.* beside it
+    make_clip(album / "movie.mp4", frames=2, size=(128, 96), audio=False)
+    face.save(album / "2009" / "q.png")
+    flags = ["--model", "baseline-bicubic-sharpen", "--device", "cpu"]
+    runner = CliRunner()
+    for single in (["album/p.jpg"], ["album/movie.mp4"], ["album/movie.mp4", "--duration", "0.04"],
+                   ["album/2009"]):
+        done = runner.invoke(cli, ["restore", str(tmp_path / single[0]), *single[1:], *flags])
+        assert done.exit_code == 0, done.output
+    assert (album / "movie_restored_0-0.04s.mp4").is_file() and (album / "2009_restored" / "q.png").is_file()
+    result = runner.invoke(cli, ["restore", str(album), *flags, "--report", str(tmp_path / "report.json")])
+    assert result.exit_code == 0, result.output
+    written = sorted(str(p.relative_to(tmp_path / "album_restored"))
+                     for p in (tmp_path / "album_restored").rglob("*") if p.is_file())
+    assert written == ["2009/q.png", "movie.mp4", "p.jpg", "x_restored.jpg"]
+    line = ("left out 4 files earlier runs wrote (2009_restored, the restored copy of 2009 beside it, ...), not "
+            "restored again: rename one to restore it as an original")
+    assert result.stderr.splitlines() == [f"warning: {line}"]
+    report = json.loads((tmp_path / "report.json").read_text())
+    assert report["warnings"] == [line] and (report["images"], report["videos"]) == (3, 1)
+
+
+@pytest.mark.parametrize("name", ["hdr.heic", "pq.avif"])
+def test_an_hdr_photo_that_comes_back_8_bit_or_untagged_says_so_in_one_line(tmp_path, astronaut, name):
+    """A 10-bit HEIC came back 8-bit, and a 10-bit BT.2020/PQ AVIF 8-bit and tagged sRGB, without a word: each
+    restored photo says what it lost in one line, as the other 'written as' lines do; one with no face, copied
+    as it was, loses nothing and says nothing."""
+    from tests.media import make_hdr_photo
+
+    if name.endswith(".avif") and not Image.registered_extensions().get(".avif"):
+        pytest.skip("this Pillow has no AVIF codec")
+    face = make_hdr_photo(tmp_path / name, np.ascontiguousarray(astronaut[::2, ::2]))
+    wall = make_hdr_photo(tmp_path / f"wall{face.suffix}", np.full((64, 64, 3), 90, np.uint8))
+    flags = ["--model", "baseline-bicubic-sharpen", "--device", "cpu"]
+    result = CliRunner().invoke(cli, ["restore", str(face), *flags])
+    assert result.exit_code == 0, result.output
+    lost = "10 bits per channel to 8" + (", its AVIF colour description (primaries 9, transfer 16) left out, which "
+                                         "Pillow's AVIF writer does not write: viewers will show it as sRGB"
+                                         if name.endswith(".avif") else "")
+    kind = "AVIF" if name.endswith(".avif") else "HEIF"
+    assert result.stderr.splitlines() == [f"warning: {face.stem}_restored{face.suffix}: written as {kind} with {lost}"]
+    result = CliRunner().invoke(cli, ["restore", str(wall), *flags])
+    assert result.exit_code == 0 and result.stderr == "", result.output
+    assert (tmp_path / f"wall_restored{face.suffix}").read_bytes() == wall.read_bytes()

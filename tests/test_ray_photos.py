@@ -416,3 +416,23 @@ def test_an_unreadable_subfolder_fails_the_folder_on_ray_as_locally(ray_cluster,
     unreadable(root / "private")
     report = restore_path_ray(root, tmp_path / "ray", BASELINE, workers=1)
     assert report.images == 1 and report.failed == ["private: cannot read the folder (Permission denied)"]
+
+
+def test_a_ray_folder_leaves_out_the_outputs_earlier_runs_wrote_as_a_local_one_does(ray_cluster, tmp_path, astronaut):
+    """A photo's default output beside it (p_restored.jpg, from `restore album/p.jpg`) was sent to a worker as one
+    more photo and restored twice on Ray too; it is left out with the same one warning, x_restored.jpg with no
+    x.* beside it restored, and the two trees the same."""
+    root = tmp_path / "album"
+    root.mkdir()
+    face = Image.fromarray(astronaut).resize((256, 256))
+    face.save(root / "p.jpg", quality=92)
+    face.save(root / "x_restored.jpg", quality=92)
+    restore_path_ray(root / "p.jpg", None, BASELINE, workers=1)
+    assert (root / "p_restored.jpg").is_file()
+    report = restore_path_ray(root, tmp_path / "ray", BASELINE, workers=1)
+    line = ("left out 1 file an earlier run wrote (p_restored.jpg, the restored copy of p.jpg beside it), not restored "
+            "again: rename it to restore it as an original")
+    assert report.images == 2 and report.warnings == [line]
+    assert sorted(tree(tmp_path / "ray")) == ["p.jpg", "x_restored.jpg"]
+    restore_folder(root, tmp_path / "local", BASELINE)
+    assert tree(tmp_path / "ray") == tree(tmp_path / "local")

@@ -51,6 +51,7 @@ READ_ERRORS = (UnidentifiedImageError, OSError, SyntaxError, ValueError, TypeErr
                Image.DecompressionBombError)
 # A HEIF's colour description (nclx, ITU-T H.273 code points), which pillow-heif reads into info["nclx_profile"]
 NCLX_FIELDS = ("color_primaries", "transfer_characteristics", "matrix_coefficients", "full_range_flag")
+UNSPECIFIED, MPEG_RANGE = 2, 1  # H.273's unspecified colour code point; FFmpeg's limited (video) range
 HEIF_SUFFIXES = frozenset({".heic", ".heif", ".hif"})  # phones, cameras; Pillow reads and writes them through pillow-heif
 # The largest photo restored. Its working copies (decoded, RGB, restored, encoded) took about 18 bytes of memory
 # a pixel at 8 bits and 30 at 16 (peaks of 3.8 GB for a 200 MP JPEG and 3.3 GB for a 100 MP 16-bit TIFF with the
@@ -85,8 +86,10 @@ class Photo:
     colour-managed viewer renders by (a linear PNG, gAMA 1.0, looks dark once its gAMA is gone).
     bigtiff: a BigTIFF (64-bit offsets, which scanners and stitchers write for pictures past 4 GB), written back
     as one, so the restored copy still opens where the source did and can grow as large.
-    nclx: a HEIF's colour description (NCLX_FIELDS: primaries, transfer, matrix, full range), or None: an HDR
-    camera's or phone's (BT.2020, PQ or HLG) pixels are coded for it, and shown as sRGB they look washed out.
+    nclx: a HEIF's or AVIF's colour description (NCLX_FIELDS: primaries, transfer, matrix, full range), or None:
+    an HDR camera's or phone's (BT.2020, PQ or HLG) pixels are coded for it, and shown as sRGB they look washed out.
+    coded_bits: the bits per channel the file codes its pixels in, more than bit_depth where the reader gave
+    fewer (a 10- or 12-bit HEIF or AVIF, which pillow-heif and Pillow decode to 8): what writing it back loses.
     """
 
     image: np.ndarray
@@ -112,6 +115,7 @@ class Photo:
     srgb: int | None = None
     bigtiff: bool = False
     nclx: tuple[int, int, int, int] | None = None
+    coded_bits: int = 8
 
 
 @cache
@@ -488,6 +492,7 @@ def photo_of(source: Image.Image, path: Path, deep: bool, page: int = 0) -> Phot
     except READ_ERRORS as error:
         raise InputError(f"cannot decode {path.name} ({one_line(error)})") from error
     dpi = tiff_dpi(source) if fmt == "TIFF" else source.info.get("dpi")
+    coded_bits, nclx = _coding(source, path, fmt)
     return Photo(
         image=rgb, alpha=alpha, mode=mode, format=fmt, exif=_upright_exif(source, path.name, orientation),
         icc=source.info.get("icc_profile") or None, quality=guess_jpeg_quality(source),
@@ -505,8 +510,30 @@ def photo_of(source: Image.Image, path: Path, deep: bool, page: int = 0) -> Phot
         chromaticity=source.info.get("chromaticity") if fmt == "PNG" else None,
         srgb=source.info.get("srgb") if fmt == "PNG" else None,
         bigtiff=bigtiff,
-        nclx=_nclx(source) if fmt == "HEIF" else None,
+        nclx=nclx, coded_bits=max(depth, coded_bits),
     )
+
+
+def _coding(source: Image.Image, path: Path, fmt: str) -> tuple[int, tuple[int, int, int, int] | None]:
+    """The bits per channel a HEIF or an AVIF codes its pixels in, and its colour description (Photo.nclx): both
+    readers give 8 bits, and only pillow-heif says the rest; Pillow's AVIF reader says neither, FFmpeg's demuxer
+    reads both from the file's headers (nothing decoded). (8, None) for other formats."""
+    if fmt == "HEIF":
+        return int(source.info.get("bit_depth") or 8), _nclx(source)
+    if fmt != "AVIF":
+        return 8, None
+    import av
+
+    try:
+        with av.open(str(path)) as container:
+            context = container.streams.video[0].codec_context
+            bits = max(component.bits for component in av.VideoFormat(context.pix_fmt).components)
+            primaries, transfer, matrix, full = (context.color_primaries, context.color_trc, context.colorspace,
+                                                 context.color_range != MPEG_RANGE)
+    except (av.FFmpegError, IndexError, ValueError, TypeError):  # a file FFmpeg does not read: Pillow's word rules
+        return 8, None
+    described = not source.info.get("icc_profile") and (primaries, transfer) != (UNSPECIFIED, UNSPECIFIED)
+    return bits, (primaries, transfer, matrix, int(full)) if described else None
 
 
 def _nclx(source: Image.Image) -> tuple[int, int, int, int] | None:

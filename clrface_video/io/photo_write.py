@@ -107,12 +107,24 @@ def fit_format(photo: Photo, fmt: str, name: str = "") -> Photo:
     if fmt != "PNG" and photo.icc is None and not _srgb_like(photo):
         changes.append("its PNG gamma and primaries (gAMA, cHRM) left out, which it has no place for: "
                        "colour-managed viewers will show it as sRGB")
-    if fmt != "HEIF" and photo.nclx and not _srgb_nclx(photo.nclx):
-        changes.append(f"its HEIF colour description (primaries {photo.nclx[0]}, transfer {photo.nclx[1]}) left "
-                       "out, which it has no place for: viewers will show it as sRGB")
+    changes += unkept(photo, fmt)
     if changes:
         log.warning("%s: written as %s with %s", name or "photo", fmt, ", ".join(changes))
-    return replace(photo, image=image, alpha=alpha, mode=mode, bit_depth=depth, format=fmt, exif=exif)
+    return replace(photo, image=image, alpha=alpha, mode=mode, bit_depth=depth, format=fmt, exif=exif,
+                   coded_bits=depth, nclx=photo.nclx if fmt == "HEIF" else None)  # what is lost said once, here
+
+
+def unkept(photo: Photo, fmt: str) -> list[str]:
+    """What the source file codes that a photo written as `fmt` loses: a 10- or 12-bit HEIF's or AVIF's depth (read
+    at 8 bits), and a colour description (nclx) anywhere but in a HEIF (Pillow's AVIF writer takes none: an HDR
+    AVIF comes back tagged sRGB over pixels coded for PQ). Said by fit_format where the format changes, else by
+    write_photo (a photo copied as it was, nothing restored in it, loses nothing)."""
+    lost = [f"{photo.coded_bits} bits per channel to {photo.bit_depth}"] if photo.coded_bits > photo.bit_depth else []
+    if fmt != "HEIF" and photo.nclx and not _srgb_nclx(photo.nclx):
+        why = "which Pillow's AVIF writer does not write" if fmt == "AVIF" else "which it has no place for"
+        lost.append(f"its {photo.format} colour description (primaries {photo.nclx[0]}, transfer {photo.nclx[1]}) "
+                    f"left out, {why}: viewers will show it as sRGB")
+    return lost
 
 
 def _without_maker_note(exif: bytes) -> bytes | None:
@@ -506,6 +518,8 @@ def write_photo(path: Path | str, image: np.ndarray, like: Photo) -> Path:
     if like.mode in ("P", "PA"):
         log.warning("%s: a palette image, written in full colour (%s) so that the restored face keeps its shades",
                     path.name, "RGBA" if like.alpha is not None else "RGB")
+    if lost := unkept(like, like.format):  # written in its own format (fit_format said a conversion's)
+        log.warning("%s: written as %s with %s", path.name, like.format, ", ".join(lost))
     partial = _partial(path)
     try:
         encode_photo(image, like, partial, path.name)

@@ -240,7 +240,7 @@ class CLRFaceRestore:
             raise ClrfaceError(f"images: CLR-Face Restore takes IMAGE [B, H, W, 3 or 4], got {list(images.shape)}")
         if images.shape[0] == 0:
             raise ClrfaceError("images: CLR-Face Restore got an empty IMAGE batch (no frames)")
-        batch = images.detach().to("cpu", torch.float32)  # no-op for ComfyUI's CPU float32 images
+        batch = float_images(images)
         frames = batch[..., :3].numpy()  # a view: the input tensor is never written
         for frame in frames:  # NaN, or 0..255 values: said of `images`, before any frame is restored
             check_image(frame, "images")
@@ -280,6 +280,21 @@ class CLRFaceRestore:
             empty_cache()
         out[..., 3:] = batch[..., 3:]  # alpha passes through
         return out, masks
+
+
+def float_images(images: torch.Tensor) -> torch.Tensor:
+    """The IMAGE batch on the CPU as ComfyUI's float32 0..1 (a no-op for ComfyUI's own). A custom node upstream
+    may hand 8-bit pixels, uint8 0..255: they are taken as what they plainly are, divided by 255 as ComfyUI's
+    image loaders divide them, so the node returns a proper IMAGE to the nodes after it. They were cast to
+    float32 0..255 and refused as 'float32 images are 0..1 and this one reaches 255', as if the values were
+    wrong rather than the dtype. Other integer (or bool) types have no one scale: refused, naming the dtype."""
+    if images.dtype == torch.uint8:
+        return images.detach().to("cpu", torch.float32) / 255
+    if not images.dtype.is_floating_point:
+        got = str(images.dtype).removeprefix("torch.")
+        raise ClrfaceError(f"images: IMAGE must be float32 0..1, got {got}; convert it to float32 and divide it by "
+                           "its largest value (255 for 8 bits)")
+    return images.detach().to("cpu", torch.float32)
 
 
 NODE_CLASS_MAPPINGS = {"CLRFaceModelLoader": CLRFaceModelLoader, "CLRFaceRestore": CLRFaceRestore}
