@@ -797,6 +797,18 @@ def test_a_turned_photos_sidecar_is_turned_with_it(tmp_path, astronaut):
     assert (tmp_path / "kept.jpg.xmp").read_bytes() == (tmp_path / "sideways.jpg.xmp").read_bytes()
 
 
+def test_a_photo_past_pillows_limit_gets_its_sidecar(tmp_path, astronaut, monkeypatch):
+    """A photo past Pillow's decompression-bomb limit (179 MP: a film scan, a panorama) is read and restored, but
+    its sidecar's copy opened it again under that limit: 'unexpected DecompressionBombError', the restored photo
+    left without its sidecar. Pillow's limit is lowered here (to 1,000 pixels) so that a small photo passes it."""
+    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 1000)
+    source = tmp_path / "scan.jpg"
+    Image.fromarray(astronaut[::2, ::2]).save(source)
+    (tmp_path / "scan.xmp").write_bytes(LIGHTROOM_XMP)
+    report = restore_image(source, tmp_path / "out.jpg", BASELINE)
+    assert report.faces == 1 and (tmp_path / "out.xmp").read_bytes() == LIGHTROOM_XMP
+
+
 def test_faces_outside_the_model_range_are_left_alone(tmp_path, astronaut):
     source = tmp_path / "astronaut.png"
     Image.fromarray(astronaut).save(source)

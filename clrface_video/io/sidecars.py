@@ -11,7 +11,7 @@ from PIL import Image
 
 from ..atomic import atomic, keep_date_and_mode, write_whole
 from ..errors import ClrfaceError, reason
-from .photo_read import ORIENTATION_TAG, upright_xmp
+from .photo_read import ORIENTATION_TAG, pillow_unlimited, upright_xmp
 from .photo_write import sized_xmp
 
 log = logging.getLogger(__name__)
@@ -96,7 +96,9 @@ def _turned(photo: Path, output: Path, xmp: bytes) -> bytes:
 
 
 def _orientation_and_size(path: Path) -> tuple[int, tuple[int, int]]:
-    with Image.open(path) as image:
+    """Its EXIF orientation and stored size, from its header. Past Pillow's decompression-bomb limit too (179 MP: a
+    film scan or a panorama), as the photo itself was read (photo_read.pillow_unlimited)."""
+    with pillow_unlimited(), Image.open(path) as image:
         return int(image.getexif().get(ORIENTATION_TAG, 1) or 1), image.size
 
 
