@@ -109,6 +109,26 @@ def test_a_read_only_stretch_is_not_redone_and_says_why_it_would_be(clip, tmp_pa
     assert out.read_bytes() == kept and sorted(p.name for p in tmp_path.iterdir()) == ["clip.mp4", "out.mp4"]
 
 
+def test_a_start_past_the_end_is_said_as_on_a_first_run(clip, tmp_path, caplog):
+    """--start 5 on a 2 s clip whose output is there: the rerun said 'redoing out.mp4: it holds 0.5 s of the video,
+    not the -3 s asked' before the first run's error, and a read-only output was refused with 'make it writable to
+    redo it', which would only have led to that error. Now the first run's error, alone; the output untouched."""
+    from clrface_video.errors import InputError
+
+    out = tmp_path / "out.mp4"
+    past = r"^clip.mp4 has no frames from 5 s on: it ends at 2 s \(--start is past its end\)$"
+    with pytest.raises(InputError, match=past):
+        restore_video(clip, tmp_path / "first.mp4", config(start=5))
+    restore_video(clip, out, config(start=0.5, duration=0.5))
+    kept = out.read_bytes()
+    for mode in (0o644, 0o444):
+        os.chmod(out, mode)
+        with pytest.raises(InputError, match=past):
+            restore_video(clip, out, config(start=5))
+        assert "redoing" not in caplog.text
+        assert out.read_bytes() == kept
+
+
 @pytest.mark.parametrize("suffix", [".mkv", ".gif", ".apng"])
 def test_other_containers_tell_a_stretch_from_the_whole(tmp_path, suffix):
     """Matroska keeps a track's length in a tag (to the millisecond), a GIF in its delays, an animated PNG in its

@@ -74,7 +74,10 @@ def other_stretch(source: Path, output: Path, span: TimeSpan | None) -> str | No
     """Why the video `output` does not hold the stretch `span` of `source` (all of it when None), its end cut at
     the source's: a try of ten seconds left under the name a whole run now asks for, or the other way round; None
     where it does, or where either length is not known. Lengths within SLACK_FRAMES frames of the source are one;
-    another stretch as long as this one is not told apart (nothing in the output says where it began)."""
+    another stretch as long as this one is not told apart (nothing in the output says where it began). A `span`
+    starting at or past the source's end is an InputError, as the job would meet it, before the output is judged
+    (its warning had said it held more than the negative length asked, and a read-only one was 'make it
+    writable to redo it')."""
     source_extent, output_extent = extent(source), extent(output)
     if source_extent is None or output_extent is None:
         return None
@@ -82,6 +85,9 @@ def other_stretch(source: Path, output: Path, span: TimeSpan | None) -> str | No
     if whole is None or held is None:
         return None
     start = Fraction(span.start) if span is not None else Fraction(0)
+    if span is not None and start >= whole > 0:  # nothing is asked: said as a first run says it, not a stretch of -4 s
+        raise InputError(f"{source.name} has no frames from {span.start:g} s on: it ends at {_s(whole)} s "
+                         "(--start is past its end)")
     end = whole if span is None or span.end is None else min(Fraction(span.end), whole)
     if abs(held - (end - start)) <= SLACK_FRAMES * source_extent.frame:
         return None
