@@ -14,6 +14,7 @@ from clrface_video.cli import cli
 from clrface_video.config import RestoreConfig
 from clrface_video.errors import ClrfaceError
 from clrface_video.io.decode import read_frames
+from clrface_video.photos import restore_folder
 from clrface_video.pipeline import restore_video
 from tests.media import clip_image, make_clip
 
@@ -127,6 +128,33 @@ def test_a_start_past_the_end_is_said_as_on_a_first_run(clip, tmp_path, caplog):
             restore_video(clip, out, config(start=5))
         assert "redoing" not in caplog.text
         assert out.read_bytes() == kept
+
+
+@pytest.mark.parametrize("damage", ["cut short", "written over"])
+def test_an_output_that_cannot_be_read_is_redone(clip, tmp_path, damage):
+    """An output cut short by a copy (an .mp4's index is at its end) or written over since, given back its date:
+    'already restored, left as is' each rerun, exit 0, with a file no player opens. Now redone, with why; the
+    folder run too."""
+    out = tmp_path / "out.mp4"
+    restore_video(clip, out, config())
+    whole = frame_times(out)
+    out.write_bytes(out.read_bytes()[:4000] if damage == "cut short" else os.urandom(4000))
+    os.utime(out, ns=(clip.stat().st_atime_ns, clip.stat().st_mtime_ns))
+    report = restore_video(clip, out, config())
+    assert (report.frames, report.skipped) == (48, 0)
+    assert report.warnings == ["redoing out.mp4: it cannot be read as a video"]
+    assert frame_times(out) == whole
+    assert restore_video(clip, out, config()).skipped == 1
+
+    album = tmp_path / "album"
+    album.mkdir()
+    os.replace(clip, album / "clip.mp4")
+    done = tmp_path / "done"
+    restore_folder(album, done, config())
+    (done / "clip.mp4").write_bytes(b"\0" * 4000)
+    os.utime(done / "clip.mp4", ns=((album / "clip.mp4").stat().st_atime_ns, (album / "clip.mp4").stat().st_mtime_ns))
+    again = restore_folder(album, done, config())
+    assert (again.frames, again.skipped) == (48, 0) and frame_times(done / "clip.mp4") == whole
 
 
 @pytest.mark.parametrize("suffix", [".mkv", ".gif", ".apng"])

@@ -72,15 +72,18 @@ def _stream_seconds(stream: av.video.stream.VideoStream) -> Fraction | None:
 
 def other_stretch(source: Path, output: Path, span: TimeSpan | None) -> str | None:
     """Why the video `output` does not hold the stretch `span` of `source` (all of it when None), its end cut at
-    the source's: a try of ten seconds left under the name a whole run now asks for, or the other way round; None
-    where it does, or where either length is not known. Lengths within SLACK_FRAMES frames of the source are one;
-    another stretch as long as this one is not told apart (nothing in the output says where it began). A `span`
-    starting at or past the source's end is an InputError, as the job would meet it, before the output is judged
-    (its warning had said it held more than the negative length asked, and a read-only one was 'make it
-    writable to redo it')."""
+    the source's: a try of ten seconds left under the name a whole run now asks for, or the other way round, or
+    an output that cannot be opened at all (a copy cut short, written over since: each output is renamed into
+    place only when whole); None where it does, or where either length is not known. Lengths within
+    SLACK_FRAMES frames of the source are one; another stretch as long as this one is not told apart (nothing
+    in the output says where it began). A `span` starting at or past the source's end is an InputError, as the
+    job would meet it, before the output is judged (its warning had said it held more than the negative length
+    asked, and a read-only one was 'make it writable to redo it')."""
     source_extent, output_extent = extent(source), extent(output)
-    if source_extent is None or output_extent is None:
+    if source_extent is None:
         return None
+    if output_extent is None:
+        return "it cannot be read as a video"
     held, whole = output_extent.like(source_extent)
     if whole is None or held is None:
         return None
