@@ -35,7 +35,9 @@ from clrface_video.io.full_range import ready_deep_rgb, to_full_range, wide_form
 from clrface_video.io.output_stream import (
     CFR_CONTAINERS,
     CFR_ONLY_CODECS,
+    MPEG_VIDEO_CODECS,
     MXF_RATES,
+    PLAYER_MPEG_MUXERS,
     FieldFlags,
     add_video_stream,
     auto_codec,
@@ -45,6 +47,7 @@ from clrface_video.io.output_stream import (
     yuv_colorspace,
 )
 from clrface_video.io.palette import PaletteFilter, is_gif
+from clrface_video.io.picture_cut import PictureCut
 from clrface_video.io.pixels import luma, to_uint8
 from clrface_video.io.sequence import (
     COUNTER,
@@ -160,6 +163,7 @@ class VideoWriter:
         self._crowded = 0  # frames left out there: each less than a frame after the one before (_cfr_number)
         self._phase: Fraction | None = None  # seconds the first frame lies off the encoder's frame grid (_cfr_number)
         self._muxed = False  # whether a video packet has been muxed
+        self._cut: PictureCut | None = None  # MPEG-1/2 in a program stream: each packet from its picture start
 
     def _partial_name(self, pid: int) -> str:
         """The name of process `pid`'s temporary file (a sequence's: folder) for this output."""
@@ -234,6 +238,8 @@ class VideoWriter:
         self._wide = wide_format(self._pix_fmt) if self._range == RANGE_JPEG else None
         if self._pix_fmt == "pal8":
             self._palette = PaletteFilter(self.info.width, self.info.height, self._video.codec_context.time_base)
+        if self.codec in MPEG_VIDEO_CODECS and self._out.format.name in PLAYER_MPEG_MUXERS:
+            self._cut = PictureCut()
         parity = field_parity(self.info)
         if parity is not None and self._palette is None:
             self._fields = FieldFlags(parity, self.info.width, self.info.height, self._pix_fmt,
@@ -451,7 +457,9 @@ class VideoWriter:
             if not self._muxed:  # an AVI's video that begins after a copied stream: shown from its own time
                 open_at_its_time(self._out, self._video, packet)
                 self._muxed = True
-            self._out.mux(packet)
+            self._out.mux(self._cut.push(packet) if self._cut is not None else packet)
+        if frame is None and self._cut is not None:
+            self._out.mux(self._cut.flush())
 
     def _off_grid(self, packet: av.Packet) -> None:
         """A packet of an encoder that counts frames (mpeg2video, mpeg4) moved by the first frame's phase, onto
