@@ -41,6 +41,7 @@ from tests.media import (
     mux_all,
     read_cues,
     read_packets,
+    silent_clip,
 )
 
 SMALL = (128, 96)
@@ -1609,20 +1610,7 @@ def test_auto_codec_writes_webm_and_dv_with_their_audio(tmp_path):
     webm = make_clip(tmp_path / "in.webm", frames=3, size=SMALL, codec="libvpx-vp9", audio_codec="libopus")
     out = copy_video(webm, tmp_path / "out.webm")
     assert probe_video(out).codec == "vp9" and read_packets(out, "audio") == read_packets(webm, "audio")
-    dv = tmp_path / "tape.dv"
-    with av.open(str(dv), "w") as container:
-        video = container.add_stream("dvvideo", rate=25)
-        video.width, video.height, video.pix_fmt = 720, 576, "yuv420p"
-        audio = container.add_stream("pcm_s16le", rate=48000, layout="stereo")
-        for i in range(3):
-            frame = av.VideoFrame.from_ndarray(clip_image(i, 3, (720, 576)), format="rgb24").reformat(format="yuv420p")
-            frame.pts = i
-            container.mux(video.encode(frame))
-            sound = av.AudioFrame.from_ndarray(np.zeros((1, 2 * 1920), np.int16), format="s16", layout="stereo")
-            sound.sample_rate, sound.pts = 48000, i * 1920
-            container.mux(audio.encode(sound))
-        container.mux(video.encode(None))
-        container.mux(audio.encode(None))
+    dv = silent_clip(tmp_path / "tape.dv", "dvvideo", (720, 576), 3)
     out = copy_video(dv, tmp_path / "out.dv")
     assert probe_video(out).codec == "dvvideo" and read_packets(out, "audio") == read_packets(dv, "audio")
 

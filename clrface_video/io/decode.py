@@ -28,7 +28,9 @@ from clrface_video.io.webp_anim import is_animated_webp
 from clrface_video.types import SPAN_TOLERANCE, Frame, TimeSpan
 
 VIDEO_EXTENSIONS = frozenset({".mp4", ".mov", ".mkv", ".avi", ".webm", ".m4v", ".mpg", ".mpeg", ".ts", ".mts",
-                              ".m2ts", ".vob", ".mxf", ".dv", ".3gp", ".wmv", ".asf", ".gif", ".apng"})  # an animated GIF or PNG is restored as a video, into its format
+                              ".m2ts", ".vob", ".mxf", ".dv", ".3gp", ".wmv", ".asf", ".gif", ".apng",
+                              ".mod", ".tod"})  # an animated GIF or PNG is restored as a video, into its format;
+# .MOD and .TOD: SD and HD camcorders' MPEG-2, written as .mpg and .ts (output_stream.RENAMED_CONTAINERS)
 # .jfif and .jpe: JPEGs as Windows browsers save them; .hif: the HEIF photos of Canon and Fujifilm cameras
 IMAGE_EXTENSIONS = frozenset({".jpg", ".jpeg", ".jfif", ".jpe", ".png", ".webp", ".tif", ".tiff", ".bmp", ".heic",
                               ".heif", ".hif", ".avif"})

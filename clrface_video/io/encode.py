@@ -44,6 +44,7 @@ from clrface_video.io.output_stream import (
     check_codec,
     field_parity,
     other_containers,
+    renamed_muxer,
     yuv_colorspace,
 )
 from clrface_video.io.palette import PaletteFilter, is_gif
@@ -220,8 +221,10 @@ class VideoWriter:
                 deep = self.info.bit_depth > 8
                 pix_fmt = ("rgba64be" if deep else "rgba") if self.info.alpha else ("rgb48be" if deep else "rgb24")
                 self.codec, muxer = "apng", "apng"
-            elif self.codec == AUTO:
-                self.codec = auto_codec(self.output, self.info)
+            else:
+                muxer = renamed_muxer(self.output)  # a camcorder's .MOD or .TOD: its container, under its name
+                if self.codec == AUTO:
+                    self.codec = auto_codec(self.output, self.info)
             self._source = open_input(self.source, self.info.fps)
             options = muxer_options(self._source, self.output)
             if muxer == "apng":

@@ -29,6 +29,10 @@ log = logging.getLogger(__name__)
 AUTO_CODECS = {".webm": "libvpx-vp9", ".dv": "dvvideo", ".mpg": "mpeg2video", ".mpeg": "mpeg2video",
                ".vob": "mpeg2video", ".m2v": "mpeg2video", ".mxf": "mpeg2video", ".avi": "mpeg4",
                ".wmv": "wmv2", ".asf": "wmv2"}  # ASF stores no pts: FFmpeg reads H.264 there a frame late, reordered
+# camcorder files under extensions FFmpeg has no muxer for, by the extension players know their container by and
+# the muxer FFmpeg writes it with: JVC's and Panasonic's SD camcorders' .MOD (an MPEG-2 program stream, written
+# as .mpg is) and JVC's HD camcorders' .TOD (an MPEG-2 transport stream)
+RENAMED_CONTAINERS = {".mod": (".mpg", "mpeg"), ".tod": (".ts", "mpegts")}
 # a source's intra, lossless or broadcast codec that --codec auto keeps (as this encoder) in these outputs, where
 # an editor or an archive expects it back (each pairing written and read back; FFmpeg's MXF, MPEG-PS and -TS
 # muxers accept any codec when the stream is added and refuse most when the header is written)
@@ -197,10 +201,21 @@ def other_containers(name: str | Path) -> str:
     return " or ".join(s for s in (".mkv", ".mov") if s != Path(name).suffix.lower())
 
 
+def known_suffix(suffix: str) -> str:
+    """The extension FFmpeg knows a file's container by: `suffix`, or a camcorder's (.MOD, .TOD) stand-in."""
+    return RENAMED_CONTAINERS.get(suffix.lower(), (suffix, ""))[0]
+
+
+def renamed_muxer(path: Path) -> str | None:
+    """The muxer a file named with a camcorder's extension (RENAMED_CONTAINERS) is written with; None for others,
+    whose muxer FFmpeg picks by their extension."""
+    return RENAMED_CONTAINERS.get(path.suffix.lower(), ("", None))[1]
+
+
 def container_takes(suffix: str, codec: str) -> bool:
     """Whether FFmpeg's muxer for files named *`suffix` takes a video stream of encoder `codec`."""
     with tempfile.TemporaryDirectory(prefix="clrface-probe-") as folder:
-        out = av.open(str(Path(folder) / f"probe{suffix}"), "w")
+        out = av.open(str(Path(folder) / f"probe{known_suffix(suffix)}"), "w")
         try:
             out.add_stream(codec, rate=25)
         except ValueError:
@@ -218,7 +233,7 @@ def auto_codec(output: Path, info: VideoInfo | None = None) -> str:
     (PQ or HLG: TVs, phones and browsers play HDR from HEVC, and few of them decode the 10-bit H.264 that
     libx264 would write), else libx264. MPEG-2 is written only at the rates it codes (mpeg2_codes; an .mxf's,
     its broadcast ones, MXF_RATES): a variable-rate phone clip's average rate would not open the encoder."""
-    suffix = output.suffix.lower()
+    suffix = known_suffix(output.suffix).lower()
     kept = KEPT_CODECS.get(info.codec) if info is not None else None
     if kept is not None and suffix in kept[1]:
         return kept[0]
