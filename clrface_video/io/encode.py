@@ -35,9 +35,7 @@ from clrface_video.io.full_range import ready_deep_rgb, to_full_range, wide_form
 from clrface_video.io.output_stream import (
     CFR_CONTAINERS,
     CFR_ONLY_CODECS,
-    MPEG_VIDEO_CODECS,
     MXF_RATES,
-    PLAYER_MPEG_MUXERS,
     FieldFlags,
     add_video_stream,
     auto_codec,
@@ -48,7 +46,7 @@ from clrface_video.io.output_stream import (
     yuv_colorspace,
 )
 from clrface_video.io.palette import PaletteFilter, is_gif
-from clrface_video.io.picture_cut import PictureCut
+from clrface_video.io.picture_cut import CUT_CODECS, CUT_MUXERS, PictureCut
 from clrface_video.io.pixels import luma, to_uint8
 from clrface_video.io.sequence import (
     COUNTER,
@@ -241,7 +239,7 @@ class VideoWriter:
         self._wide = wide_format(self._pix_fmt) if self._range == RANGE_JPEG else None
         if self._pix_fmt == "pal8":
             self._palette = PaletteFilter(self.info.width, self.info.height, self._video.codec_context.time_base)
-        if self.codec in MPEG_VIDEO_CODECS and self._out.format.name in PLAYER_MPEG_MUXERS:
+        if self.codec in CUT_CODECS and self._out.format.name in CUT_MUXERS:
             self._cut = PictureCut()
         parity = field_parity(self.info)
         if parity is not None and self._palette is None:

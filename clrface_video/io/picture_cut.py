@@ -4,6 +4,10 @@ from __future__ import annotations
 import av
 
 PICTURE_START = b"\x00\x00\x01\x00"  # MPEG video's picture start code; no other bytes of the stream hold 00 00 01 00
+# FFmpeg's program-stream muxers that fill each pack with whatever packets come; not "dvd" (no extension picks it),
+# which starts a keyframe's packet on a pack of its own (a VOBU) that DVD players need to begin with its headers
+CUT_MUXERS = frozenset({"mpeg", "vcd", "svcd", "vob"})
+CUT_CODECS = frozenset({"mpeg1video", "mpeg2video"})
 
 
 def _with_data(packet: av.Packet, data: bytes) -> av.Packet:
