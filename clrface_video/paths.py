@@ -1,6 +1,7 @@
 """Where outputs go: the default name beside the input, and checks that no input or read-only output is overwritten."""
 from __future__ import annotations
 
+import logging
 import os
 import re
 import stat
@@ -14,11 +15,14 @@ from .errors import ClrfaceError, InputError
 from .io.apng import is_animated_png
 from .io.decode import check_not_raw, is_image_path
 from .io.encode import output_exists
+from .io.output_stream import known_suffix
 from .io.palette import is_gif
 from .io.photo_read import is_still_gif
 from .io.sequence import CODECS, find_sequence, frame_numbers, frame_path, is_sequence, sequence_codec
 from .io.webp_anim import is_animated_webp
 from .types import TimeSpan
+
+log = logging.getLogger(__name__)
 
 SUFFIX = "_restored"
 STDIO = "-"  # the name that means standard input or output to many tools: a video needs seeking, so never here
@@ -37,7 +41,35 @@ def default_output(path: Path, span: TimeSpan | None = None) -> Path:
         return _twin(path.parent, stretch) / path.name
     if path.is_dir():
         return _twin(path)
-    return path.with_name(path.stem + SUFFIX + stretch + path.suffix)
+    return path.with_name(path.stem + SUFFIX + stretch + output_suffix(path))
+
+
+def output_suffix(source: Path) -> str:
+    """The extension a video's output is named with: its own, or for a camcorder's file whose extension FFmpeg
+    writes no container under (MOV001.MOD, an MPEG program stream; .TOD, a transport stream) the one players and
+    editors know that container by (.mpg, .ts), unless a file by that name lies beside it (MOV001.mpg, whose
+    output would be the same). -o NAME.MOD writes the same container under the camcorder's extension."""
+    known = known_suffix(source.suffix)
+    return source.suffix if known == source.suffix or source.with_suffix(known).exists() else known
+
+
+def mirrored(path: Path, source: Path, target: Path) -> Path:
+    """Where a file of the folder `source` goes in its mirrored tree `target`: under its own name, a camcorder
+    file's with the extension players know (output_suffix), as it is when restored alone."""
+    relative = path.relative_to(source)
+    return target / relative.with_suffix(output_suffix(path))
+
+
+def say_renamed(videos: list[Path]) -> None:
+    """One warning for the camcorder files that are written under another extension (output_suffix)."""
+    renamed = [path for path in videos if output_suffix(path) != path.suffix]
+    if not renamed:
+        return
+    what = f"{len(renamed)} camcorder files ({renamed[0].name}, ...) are" if len(renamed) > 1 else \
+        f"the camcorder file {renamed[0].name} is"
+    names = ", ".join(sorted({f"{path.suffix} as {output_suffix(path)}" for path in renamed}))
+    log.warning("%s written under the extension players and editors know its container by (%s); -o NAME%s keeps "
+                "the camcorder's", what, names, renamed[0].suffix)
 
 
 def restored_from(path: Path) -> Path | None:

@@ -18,7 +18,7 @@ from .io.decode import VIDEO_EXTENSIONS, check_not_raw, media_kind
 from .io.photo_read import first_picture, read_photo
 from .io.pixels import to_uint8
 from .io.tiff_pages import tiff_pages
-from .paths import check_within, resolve_paths, restored_from
+from .paths import check_within, mirrored, resolve_paths, restored_from, say_renamed
 from .pipeline import (
     ModelsFor,
     detector_for,
@@ -212,6 +212,7 @@ def restore_folder(input: str | Path, output: str | Path | None = None, config: 
 
     contents = folder_contents(source, target)
     photos, videos = contents.photos, contents.videos
+    say_renamed(videos)
     todo, videos_todo = undone(photos, source, target, config), undone(videos, source, target, config)
     timer = StageTimer()
     model, device = would_run(config)  # the settings checked before any work; the models load at the first photo
@@ -245,7 +246,7 @@ def undone(paths: list[Path], source: Path, target: Path, config: RestoreConfig)
     for path in paths:
         relative = path.relative_to(source)
         try:
-            if not left_as_is(path, target / relative, config, str(relative)):
+            if not left_as_is(path, mirrored(path, source, target), config, str(relative)):
                 todo.append(path)
         except ClrfaceError as protected:  # left_as_is's one refusal: an output the user made read-only
             log.warning("skipped %s: %s", relative, protected)
@@ -421,8 +422,8 @@ def _restore_videos(source: Path, target: Path, videos: list[Path], config: Rest
         relative = path.relative_to(source)
         models = models or models_for(True)
         try:
-            check_within(target / relative, target)
-            done = restore_video(path, target / relative, config, models=models)
+            check_within(mirrored(path, source, target), target)
+            done = restore_video(path, mirrored(path, source, target), config, models=models)
         except ClrfaceError as error:  # this video (unreadable, truncated, unwritable), not the folder
             message = one_line(error)
             report.failed.append(f"{relative}: {message}")

@@ -31,7 +31,15 @@ from .io.sidecars import copy_sidecars
 from .io.tiff_pages import PageWriter, first_full_page, full_pages, preview_of, read_pages, tiff_pages
 from .io.webp_anim import is_animated_webp, is_webp_output
 from .io.webp_frames import WebpWriter, probe_webp, read_webp_frames
-from .paths import check_files_only, check_writable, gif_as_photo, output_folder, read_only, resolve_paths
+from .paths import (
+    check_files_only,
+    check_writable,
+    gif_as_photo,
+    output_folder,
+    read_only,
+    resolve_paths,
+    say_renamed,
+)
 from .report import JobSettings, Progress, RestoreReport, StageTimer, reports_warnings
 from .restore.base import Restorer, default_model_name, make_restorer
 from .story import FrameStory, Models, restore_photo_array
@@ -134,6 +142,8 @@ def restore_video(input: str | Path, output: str | Path | None = None, config: R
     config = config or RestoreConfig()
     start = time.perf_counter()
     source, target = resolve_paths(input, output, config.span())  # 0 check the input before loading anything
+    if output is None:
+        say_renamed([source])  # a camcorder's MOV001.MOD into MOV001_restored.mpg
     if gif_as_photo(source, target):  # the video writer would write its frame without a photo's format handling
         raise ClrfaceError(f"{source.name} is one picture and {target.name} a photo: restore it with restore_path "
                            "(which restores whichever it is) or restore_image, not as a video")

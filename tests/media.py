@@ -186,6 +186,26 @@ def _video_frame(image: np.ndarray, bit_depth: int, pix_fmt: str, pts: int, time
     return frame
 
 
+def silent_clip(path: Path, codec: str, size: tuple[int, int], frames: int, audio_codec: str = "pcm_s16le",
+                muxer: str | None = None) -> Path:
+    """`frames` frames of the generated clip in `codec` at 25 fps (4:2:0), each with a frame of silence (48 kHz
+    stereo) in `audio_codec`, in the container `muxer` names (by default its extension's): what make_clip's set-up
+    does not write, such as DV, or a camcorder's MPEG-2 under its own extension (.MOD)."""
+    with av.open(str(path), "w", format=muxer) as out:
+        video, audio = out.add_stream(codec, rate=25), out.add_stream(audio_codec, rate=48000, layout="stereo")
+        video.width, video.height, video.pix_fmt = *size, "yuv420p"
+        for i in range(frames):
+            frame = av.VideoFrame.from_ndarray(clip_image(i, frames, size), format="rgb24")
+            frame.pts = i
+            out.mux(video.encode(frame))
+            sound = av.AudioFrame.from_ndarray(np.zeros((1, 2 * 1920), np.int16), format="s16", layout="stereo")
+            sound.sample_rate, sound.pts = 48000, i * 1920
+            out.mux(audio.encode(sound))
+        out.mux(video.encode(None))
+        out.mux(audio.encode(None))
+    return path
+
+
 def _audio_frames(seconds: float) -> list[av.AudioFrame]:
     """A 440 Hz sine tone, mono fltp, in aac-sized frames."""
     count = int(np.ceil(seconds * AUDIO_RATE / AUDIO_FRAME))

@@ -268,6 +268,65 @@ def test_mpeg2_with_mpeg_audio_keeps_its_timing(tmp_path, suffix, audio_codec):
     assert_same_timing(src, copy_video(src, tmp_path / f"mpeg2{suffix}", codec="mpeg2video"), 12)
 
 
+def small_frames_clip(path: Path, frames: int = 300, fps: int = 20) -> Path:
+    """A 32x32 FFV1 clip at 20 fps (keep_real_3's rate, which no DVD plays) in which each frame changes a few
+    pixels of the one before: H.264 codes each in tens of bytes, so many frames begin in each 2 KB pack of an
+    MPEG-PS, and some pack boundaries split a frame's start code."""
+    rng = np.random.default_rng(4)
+    image = rng.integers(0, 256, (32, 32, 3), dtype=np.uint8)
+    with av.open(str(path), "w") as out:
+        video = out.add_stream("ffv1", rate=fps)
+        video.width, video.height, video.pix_fmt = 32, 32, "yuv420p"
+        for i in range(frames):
+            side = int(rng.integers(1, 8))
+            y, x = rng.integers(0, 32 - side, 2)
+            image[y:y + side, x:x + side] = rng.integers(0, 256, (side, side, 3))
+            frame = av.VideoFrame.from_ndarray(image, format="rgb24")
+            frame.pts = i
+            out.mux(video.encode(frame))
+        out.mux(video.encode(None))
+    return path
+
+
+def since_first(stamps: list) -> list[Fraction]:
+    return [t - stamps[0] for t in stamps]
+
+
+@pytest.mark.parametrize(("suffix", "codec"), [(".mpg", "mpeg2video"), (".vob", "mpeg2video"), (".ts", "h264")])
+def test_small_frames_at_20_fps_keep_their_times_in_mpeg_ps_and_ts(tmp_path, suffix, codec):
+    """keep_real_3 (20 fps) restored into .mpg got libx264 (MPEG-2 was kept to the DVD rates), and FFmpeg and
+    read_frames read its frame 5 at 0.35 s instead of 0.25 s. MPEG-2 codes 20 fps (60 x 1/3): --codec auto
+    writes it, and every frame comes back at its time, in FFmpeg and here."""
+    src = small_frames_clip(tmp_path / "in.mkv")
+    out = copy_video(src, tmp_path / f"out{suffix}")
+    assert probe_video(out).codec == codec
+    assert since_first(times(out)) == since_first(times(src)) == [Fraction(i, 20) for i in range(300)]
+    assert since_first(ffmpeg_times(out)) == since_first(times(src))
+
+
+def test_a_pal_vobs_keyframes_keep_their_times(tmp_path):
+    """The muxer stamps a pack with the first packet that begins in it, FFmpeg's parser with the first picture
+    start code: where a pack boundary fell in a keyframe's sequence and GOP headers, that keyframe took the next
+    frame's time and frames 119 to 125 were read a frame (40 ms) late. Each packet now begins at its picture."""
+    src = small_frames_clip(tmp_path / "in.mkv", fps=25)
+    out = copy_video(src, tmp_path / "out.vob")
+    assert probe_video(out).codec == "mpeg2video"
+    assert since_first(times(out)) == since_first(ffmpeg_times(out)) == [Fraction(i, 25) for i in range(300)]
+
+
+def test_h264_in_mpeg_ps_whose_pack_splits_a_start_code_is_read_at_its_times(tmp_path, warnings_logged):
+    """The muxer stamps a pack with the first frame that begins in it; FFmpeg's H.264 parser gives that stamp to
+    the frame before as well where the pack boundary splits that frame's start code. read_frames leaves such a
+    frame untimed, spaced between its neighbours, and the writer says what other players do."""
+    src = small_frames_clip(tmp_path / "in.mkv")
+    out = copy_video(src, tmp_path / "out.mpg", codec="libx264")
+    with av.open(str(out)) as container:
+        stamps = [p.pts for p in container.demux(video=0) if p.pts is not None]
+    assert len(stamps) > len(set(stamps))  # two frames with one time, as FFmpeg reads them
+    assert since_first(times(out)) == since_first(times(src))
+    assert "can show a frame of H.264 in .mpg at the next frame's time" in warnings_logged.text
+
+
 @pytest.mark.parametrize(("suffix", "codec"), [(".mpg", "auto"), (".mkv", "mpeg2video"), (".mp4", "mpeg4")])
 def test_a_pal_mpeg_ps_whose_frames_begin_off_the_frame_grid_keeps_its_sync(tmp_path, suffix, codec):
     """A PAL DVD's first frame lies 0.54 s into its clock, half a frame off 1/25 s: an encoder that counts frames

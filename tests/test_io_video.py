@@ -41,6 +41,7 @@ from tests.media import (
     mux_all,
     read_cues,
     read_packets,
+    silent_clip,
 )
 
 SMALL = (128, 96)
@@ -115,9 +116,10 @@ def test_interlaced_frames_are_flagged_and_deinterlaced_one_for_one(tmp_path):
     assert [frame.pts for frame in read_frames(clip, "all")] == [frame.pts for frame in raw]
 
 
-def interlaced_mpeg2(path: Path, parity: str, frames: int = 3) -> Path:
-    """An NTSC MPEG-2 capture coded as fields, in `parity` order ("tff" or "bff"), its frames flagged so by
-    FFmpeg's setfield (as a DVD or a broadcast recording is)."""
+def interlaced_capture(path: Path, parity: str, frames: int = 3, codec: str = "mpeg2video") -> Path:
+    """An NTSC capture coded as fields, in `parity` order ("tff" or "bff"), its frames flagged so by FFmpeg's
+    setfield (as a DVD or a broadcast recording is); in MPEG-2 by default. The stream itself states no order:
+    the muxer writes what the encoder's context says, which is left unset, as some capture tools leave it."""
     size, rate = (720, 480), Fraction(30000, 1001)
     graph = av.filter.Graph()
     source = graph.add_buffer(width=size[0], height=size[1], format="yuv420p", time_base=1 / rate)
@@ -126,7 +128,7 @@ def interlaced_mpeg2(path: Path, parity: str, frames: int = 3) -> Path:
     fields.link_to(sink)
     graph.configure()
     with av.open(str(path), "w") as out:
-        stream = out.add_stream("mpeg2video", rate=rate)
+        stream = out.add_stream(codec, rate=rate)
         stream.width, stream.height, stream.pix_fmt = *size, "yuv420p"
         stream.codec_context.flags |= av.codec.context.Flags.interlaced_dct | av.codec.context.Flags.interlaced_me
         for i in range(frames):
@@ -167,11 +169,26 @@ def frame_fields(path: Path) -> str:
 def test_kept_fields_are_coded_as_fields_in_the_sources_order(tmp_path, parity, suffix, codec):
     """--deinterlace off into mpeg2video (auto for .mpg/.mxf) wrote progressive frames, and prores_ks, ffv1 and
     mpeg4 did too: fields flagged lost. These encoders take the field order from each frame's flags."""
-    src = interlaced_mpeg2(tmp_path / f"{parity}.mpg", parity)
+    src = interlaced_capture(tmp_path / f"{parity}.mpg", parity)
     assert frame_fields(src) == parity[0].upper() * 3
     out = copy_video(src, tmp_path / f"out{suffix}", codec=codec)
     assert frame_fields(out) == parity[0].upper() * 3
     assert probe_video(out).interlaced
+
+
+@pytest.mark.parametrize(("parity", "order"), [("tff", 2), ("bff", 3)])
+def test_an_ffv1_whose_stream_states_no_field_order_keeps_its_fields(tmp_path, parity, order):
+    """Matroska's FFV1 carries the field order in each frame only (FFmpeg's stream says unknown), and PyAV gives
+    no frame's top-field-first flag: the fields kept were written progressive (P). The first frame's flag is now
+    read through FFmpeg's filters (io.field_order)."""
+    src = interlaced_capture(tmp_path / f"{parity}.mkv", parity, codec="ffv1")
+    with av.open(str(src)) as container:
+        assert container.streams.video[0].codec_context.field_order == 0  # the stream says nothing
+    assert frame_fields(src) == parity[0].upper() * 3
+    assert (probe_video(src).interlaced, probe_video(src).field_order) == (True, order)
+    out = copy_video(src, tmp_path / "out.mkv")
+    assert frame_fields(out) == parity[0].upper() * 3
+    assert (probe_video(out).interlaced, probe_video(out).field_order) == (True, order)
 
 
 def test_deinterlace_modes():
@@ -1593,20 +1610,7 @@ def test_auto_codec_writes_webm_and_dv_with_their_audio(tmp_path):
     webm = make_clip(tmp_path / "in.webm", frames=3, size=SMALL, codec="libvpx-vp9", audio_codec="libopus")
     out = copy_video(webm, tmp_path / "out.webm")
     assert probe_video(out).codec == "vp9" and read_packets(out, "audio") == read_packets(webm, "audio")
-    dv = tmp_path / "tape.dv"
-    with av.open(str(dv), "w") as container:
-        video = container.add_stream("dvvideo", rate=25)
-        video.width, video.height, video.pix_fmt = 720, 576, "yuv420p"
-        audio = container.add_stream("pcm_s16le", rate=48000, layout="stereo")
-        for i in range(3):
-            frame = av.VideoFrame.from_ndarray(clip_image(i, 3, (720, 576)), format="rgb24").reformat(format="yuv420p")
-            frame.pts = i
-            container.mux(video.encode(frame))
-            sound = av.AudioFrame.from_ndarray(np.zeros((1, 2 * 1920), np.int16), format="s16", layout="stereo")
-            sound.sample_rate, sound.pts = 48000, i * 1920
-            container.mux(audio.encode(sound))
-        container.mux(video.encode(None))
-        container.mux(audio.encode(None))
+    dv = silent_clip(tmp_path / "tape.dv", "dvvideo", (720, 576), 3)
     out = copy_video(dv, tmp_path / "out.dv")
     assert probe_video(out).codec == "dvvideo" and read_packets(out, "audio") == read_packets(dv, "audio")
 

@@ -870,6 +870,52 @@ def test_a_folder_takes_dvd_camcorder_and_phone_files(tmp_path):
     assert "4 videos (16 frames)" in result.stdout
 
 
+def camcorder_file(path: Path, muxer: str) -> Path:
+    """An SD camcorder's .MOD (muxer "vob": an MPEG-2 program stream) or an HD one's .TOD ("mpegts"): 4 frames of
+    MPEG-2 with MPEG audio, written under the camcorder's name."""
+    from tests.media import silent_clip
+
+    return silent_clip(path, "mpeg2video", (256, 192), 4, audio_codec="mp2", muxer=muxer)
+
+
+def test_camcorder_mod_and_tod_files_are_videos_written_as_mpg_and_ts(tmp_path):
+    """A JVC or Panasonic camcorder's .MOD (and a JVC HD one's .TOD) was left out of a folder without a word, and
+    restored alone failed with "unknown output container for MOV001_restored.MOD": FFmpeg writes no container under
+    those names. They are videos now, written as .mpg and .ts (what players and editors open), in a folder and
+    alone alike, said in one line; a .MOD beside an .mpg of its name keeps its extension (their outputs would be
+    one file), and -o NAME.MOD writes the same program stream under the camcorder's extension."""
+    from clrface_video.io.decode import probe_video, read_frames
+    from tests.test_containers_timing import times
+
+    root = tmp_path / "SD_VIDEO"
+    root.mkdir()
+    camcorder_file(root / "MOV001.MOD", "vob")
+    camcorder_file(root / "MOV002.TOD", "mpegts")
+    camcorder_file(root / "MOV003.MOD", "vob")
+    camcorder_file(root / "MOV003.mpg", "vob")
+    result = run_cli("restore", root, "--model", "baseline-bicubic-sharpen")
+    assert result.exit_code == 0, result.output
+    assert "4 videos (16 frames)" in result.stdout
+    assert "2 camcorder files (MOV001.MOD, ...) are written under the extension players and editors know its " \
+           "container by (.MOD as .mpg, .TOD as .ts)" in result.output
+    out = tmp_path / "SD_VIDEO_restored"
+    assert sorted(p.name for p in out.iterdir()) == ["MOV001.mpg", "MOV002.ts", "MOV003.MOD", "MOV003.mpg"]
+    for path in out.iterdir():
+        with av.open(str(path)) as written:
+            assert (written.format.name, [s.type for s in written.streams]) == \
+                ("mpegts" if path.suffix == ".ts" else "mpeg", ["video", "audio"])
+        assert probe_video(path).codec == "mpeg2video" and len(list(read_frames(path))) == 4
+
+    alone = run_cli("restore", root / "MOV001.MOD", "--model", "baseline-bicubic-sharpen")
+    assert alone.exit_code == 0, alone.output
+    assert "the camcorder file MOV001.MOD is written under the extension players and editors know its container " \
+           "by (.MOD as .mpg); -o NAME.MOD keeps the camcorder's" in alone.output
+    assert (root / "MOV001_restored.mpg").exists() and not (root / "MOV001_restored.MOD").exists()
+    named = run_cli("restore", root / "MOV001.MOD", "-o", tmp_path / "kept.MOD", "--model", "baseline-bicubic-sharpen")
+    assert named.exit_code == 0, named.output
+    assert times(tmp_path / "kept.MOD") == times(root / "MOV001_restored.mpg") == times(out / "MOV001.mpg")
+
+
 def test_a_folder_takes_browser_jpegs_and_camera_heifs(tmp_path, astronaut):
     """.jfif and .jpe (JPEGs saved by Windows browsers) and .hif (Canon's and Fujifilm's HEIF) are photos, restored
     into their own format and name, not files left out of the mirrored tree, nor refused when restored alone."""

@@ -17,7 +17,7 @@ from ..io.copies import muxer_options, packet_time
 from ..io.decode import VideoInfo, decoding, frame_to_array, open_input, stated_end, video_stream
 from ..io.deinterlace import deinterlaced
 from ..io.encode import VideoWriter
-from ..io.output_stream import container_takes, other_containers, tag_for_apple
+from ..io.output_stream import container_takes, other_containers, renamed_muxer, tag_for_apple
 from ..types import Frame
 
 TIME_TOLERANCE = Fraction(1, 200)  # seconds a container may move a segment's frames
@@ -166,7 +166,8 @@ class PacketWriter(VideoWriter):
     def _open(self) -> None:
         self._ready_folder()
         self._source = open_input(self.source, self.info.fps)
-        self._out = av.open(str(self.partial), "w", options=muxer_options(self._source, self.output))
+        self._out = av.open(str(self.partial), "w", format=renamed_muxer(self.output),  # a camcorder's .MOD too
+                            options=muxer_options(self._source, self.output))
         self._video = self._out.add_stream_from_template(self.template)
         tag_for_apple(self._out, self._video)  # the template's tag is not copied
         if self.info.fps:  # a QuickTime timecode track counts frames at the video's rate

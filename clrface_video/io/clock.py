@@ -19,6 +19,8 @@ DTS_CLOCK_FORMATS = frozenset({"avi"})
 # MXF can hand over long-GOP H.264 packets with their decode-order count as pts, which the decoder then puts in
 # display order (0, 3, 2, 4, 1, ...): a frame takes the smallest pts not yet given out.
 SORTED_CLOCK_FORMATS = frozenset({"mxf"})
+# MPEG-PS, where FFmpeg's H.264 parser can give one pack's stamp to two frames (_own_stamps)
+SHARED_STAMP_FORMATS = frozenset({"mpeg"})
 MAX_GAP = 64  # frames without a time held back at most, waiting for the next one that has a time
 MAX_DAMAGED = 25  # packets the decoder refuses that are passed over (bit rot) before the file counts as corrupt
 log = logging.getLogger(__name__)
@@ -68,6 +70,23 @@ class _Gap:
         return ready
 
 
+def _own_stamps(packets: Iterator[av.Packet]) -> Iterator[av.Packet]:
+    """`packets`, each stamp kept by the last of the packets that come with it, the others left untimed.
+
+    The MPEG-PS muxer stamps a pack with the first frame that begins in it; FFmpeg's H.264 parser gives that
+    stamp to the frame before as well where the pack boundary splits that frame's start code, so a frame of an
+    H.264 .mpg was shown at the next one's time (0.35 s for 0.25 s), and the frames up to it crowded there."""
+    held: av.Packet | None = None
+    for packet in packets:
+        if held is not None:
+            if held.pts is not None and held.pts == packet.pts:
+                held.pts = held.dts = None
+            yield held
+        held = packet
+    if held is not None:
+        yield held
+
+
 def _stamp(packet: av.Packet, clock: str) -> int | None:
     if not packet.size or clock == "pts":
         return None
@@ -93,7 +112,8 @@ def timed_frames(container: av.container.InputContainer, stream: av.video.stream
     stamps: list[int] = []  # the packets' times not yet given to a frame (a heap)
     gap = _Gap(step)
     first = decoded = None  # the first packet's pts and the last decoded frame's (a sequence's damaged frame)
-    for packet in container.demux(stream):
+    packets = container.demux(stream)
+    for packet in _own_stamps(packets) if name in SHARED_STAMP_FORMATS else packets:
         first = packet.pts if first is None else first
         stamp = _stamp(packet, clock)
         if stamp is not None:

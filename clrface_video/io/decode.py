@@ -20,6 +20,7 @@ from clrface_video.io.apng import is_animated_png
 from clrface_video.io.clock import Damage, lasting, timed_frames
 from clrface_video.io.completeness import check_complete, check_gif_frames, index_beyond_eof, size_changed
 from clrface_video.io.deinterlace import deinterlaced
+from clrface_video.io.field_order import frame_field_order
 from clrface_video.io.quicktime import moov_cut, moov_missing, track_end
 from clrface_video.io.sequence import find_sequence, is_sequence, open_options, unreadable_frame
 from clrface_video.io.side_data import Hdr10, display_matrix, frame_side_data, hdr10
@@ -27,7 +28,9 @@ from clrface_video.io.webp_anim import is_animated_webp
 from clrface_video.types import SPAN_TOLERANCE, Frame, TimeSpan
 
 VIDEO_EXTENSIONS = frozenset({".mp4", ".mov", ".mkv", ".avi", ".webm", ".m4v", ".mpg", ".mpeg", ".ts", ".mts",
-                              ".m2ts", ".vob", ".mxf", ".dv", ".3gp", ".wmv", ".asf", ".gif", ".apng"})  # an animated GIF or PNG is restored as a video, into its format
+                              ".m2ts", ".vob", ".mxf", ".dv", ".3gp", ".wmv", ".asf", ".gif", ".apng",
+                              ".mod", ".tod"})  # an animated GIF or PNG is restored as a video, into its format;
+# .MOD and .TOD: SD and HD camcorders' MPEG-2, written as .mpg and .ts (output_stream.RENAMED_CONTAINERS)
 # .jfif and .jpe: JPEGs as Windows browsers save them; .hif: the HEIF photos of Canon and Fujifilm cameras
 IMAGE_EXTENSIONS = frozenset({".jpg", ".jpeg", ".jfif", ".jpe", ".png", ".webp", ".tif", ".tiff", ".bmp", ".heic",
                               ".heif", ".hif", ".avif"})
@@ -246,12 +249,15 @@ def _first_frame(container: av.container.InputContainer, stream: av.video.stream
 
 
 def _field_order(ctx: av.video.codeccontext.VideoCodecContext, first: av.VideoFrame) -> int:
-    """The stream's AVFieldOrder, or for an interlaced standard-definition DV tape, whose order FFmpeg does not
-    report, bottom field first (as DV 525/625 always is; PyAV does not give a frame's own flag): its fields kept by
-    --deinterlace off were written as progressive frames into every encoder but dvvideo."""
-    if ctx.field_order or not first.interlaced_frame or ctx.name != "dvvideo" or first.height not in DV_SD_HEIGHTS:
+    """The stream's AVFieldOrder, or where it states none, an interlaced first frame's own: for a
+    standard-definition DV tape, bottom field first (as DV 525/625 always is), else the frame's flag
+    (io.field_order: an FFV1 in Matroska carries it in each frame only). Their fields kept by --deinterlace off
+    were written as progressive frames into every encoder but dvvideo."""
+    if ctx.field_order or not first.interlaced_frame:
         return int(ctx.field_order or 0)
-    return FIELDS_BOTTOM_FIRST[0]
+    if ctx.name == "dvvideo" and first.height in DV_SD_HEIGHTS:
+        return FIELDS_BOTTOM_FIRST[0]
+    return frame_field_order(first)
 
 
 def _duration_s(container: av.container.InputContainer, stream: av.video.stream.VideoStream) -> float | None:

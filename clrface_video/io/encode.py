@@ -42,9 +42,11 @@ from clrface_video.io.output_stream import (
     check_codec,
     field_parity,
     other_containers,
+    renamed_muxer,
     yuv_colorspace,
 )
 from clrface_video.io.palette import PaletteFilter, is_gif
+from clrface_video.io.picture_cut import CUT_CODECS, CUT_MUXERS, PictureCut
 from clrface_video.io.pixels import luma, to_uint8
 from clrface_video.io.sequence import (
     COUNTER,
@@ -160,6 +162,7 @@ class VideoWriter:
         self._crowded = 0  # frames left out there: each less than a frame after the one before (_cfr_number)
         self._phase: Fraction | None = None  # seconds the first frame lies off the encoder's frame grid (_cfr_number)
         self._muxed = False  # whether a video packet has been muxed
+        self._cut: PictureCut | None = None  # MPEG-1/2 in a program stream: each packet from its picture start
 
     def _partial_name(self, pid: int) -> str:
         """The name of process `pid`'s temporary file (a sequence's: folder) for this output."""
@@ -216,8 +219,10 @@ class VideoWriter:
                 deep = self.info.bit_depth > 8
                 pix_fmt = ("rgba64be" if deep else "rgba") if self.info.alpha else ("rgb48be" if deep else "rgb24")
                 self.codec, muxer = "apng", "apng"
-            elif self.codec == AUTO:
-                self.codec = auto_codec(self.output, self.info)
+            else:
+                muxer = renamed_muxer(self.output)  # a camcorder's .MOD or .TOD: its container, under its name
+                if self.codec == AUTO:
+                    self.codec = auto_codec(self.output, self.info)
             self._source = open_input(self.source, self.info.fps)
             options = muxer_options(self._source, self.output)
             if muxer == "apng":
@@ -234,6 +239,8 @@ class VideoWriter:
         self._wide = wide_format(self._pix_fmt) if self._range == RANGE_JPEG else None
         if self._pix_fmt == "pal8":
             self._palette = PaletteFilter(self.info.width, self.info.height, self._video.codec_context.time_base)
+        if self.codec in CUT_CODECS and self._out.format.name in CUT_MUXERS:
+            self._cut = PictureCut()
         parity = field_parity(self.info)
         if parity is not None and self._palette is None:
             self._fields = FieldFlags(parity, self.info.width, self.info.height, self._pix_fmt,
@@ -451,7 +458,9 @@ class VideoWriter:
             if not self._muxed:  # an AVI's video that begins after a copied stream: shown from its own time
                 open_at_its_time(self._out, self._video, packet)
                 self._muxed = True
-            self._out.mux(packet)
+            self._out.mux(self._cut.push(packet) if self._cut is not None else packet)
+        if frame is None and self._cut is not None:
+            self._out.mux(self._cut.flush())
 
     def _off_grid(self, packet: av.Packet) -> None:
         """A packet of an encoder that counts frames (mpeg2video, mpeg4) moved by the first frame's phase, onto

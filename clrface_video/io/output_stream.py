@@ -29,6 +29,10 @@ log = logging.getLogger(__name__)
 AUTO_CODECS = {".webm": "libvpx-vp9", ".dv": "dvvideo", ".mpg": "mpeg2video", ".mpeg": "mpeg2video",
                ".vob": "mpeg2video", ".m2v": "mpeg2video", ".mxf": "mpeg2video", ".avi": "mpeg4",
                ".wmv": "wmv2", ".asf": "wmv2"}  # ASF stores no pts: FFmpeg reads H.264 there a frame late, reordered
+# camcorder files under extensions FFmpeg has no muxer for, by the extension players know their container by and
+# the muxer FFmpeg writes it with: JVC's and Panasonic's SD camcorders' .MOD (an MPEG-2 program stream, written
+# as .mpg is) and JVC's HD camcorders' .TOD (an MPEG-2 transport stream)
+RENAMED_CONTAINERS = {".mod": (".mpg", "mpeg"), ".tod": (".ts", "mpegts")}
 # a source's intra, lossless or broadcast codec that --codec auto keeps (as this encoder) in these outputs, where
 # an editor or an archive expects it back (each pairing written and read back; FFmpeg's MXF, MPEG-PS and -TS
 # muxers accept any codec when the stream is added and refuse most when the header is written)
@@ -197,10 +201,21 @@ def other_containers(name: str | Path) -> str:
     return " or ".join(s for s in (".mkv", ".mov") if s != Path(name).suffix.lower())
 
 
+def known_suffix(suffix: str) -> str:
+    """The extension FFmpeg knows a file's container by: `suffix`, or a camcorder's (.MOD, .TOD) stand-in."""
+    return RENAMED_CONTAINERS.get(suffix.lower(), (suffix, ""))[0]
+
+
+def renamed_muxer(path: Path) -> str | None:
+    """The muxer a file named with a camcorder's extension (RENAMED_CONTAINERS) is written with; None for others,
+    whose muxer FFmpeg picks by their extension."""
+    return RENAMED_CONTAINERS.get(path.suffix.lower(), ("", None))[1]
+
+
 def container_takes(suffix: str, codec: str) -> bool:
     """Whether FFmpeg's muxer for files named *`suffix` takes a video stream of encoder `codec`."""
     with tempfile.TemporaryDirectory(prefix="clrface-probe-") as folder:
-        out = av.open(str(Path(folder) / f"probe{suffix}"), "w")
+        out = av.open(str(Path(folder) / f"probe{known_suffix(suffix)}"), "w")
         try:
             out.add_stream(codec, rate=25)
         except ValueError:
@@ -216,17 +231,36 @@ def auto_codec(output: Path, info: VideoInfo | None = None) -> str:
     an FFV1 archive lossless), what its container holds where that is not H.264, where MPEG-2 is expected, or
     where FFmpeg reads H.264 back at the wrong times (.avi: MPEG-4 Part 2, 8-bit; .wmv, .asf: WMV 8), libx265 for an HDR source
     (PQ or HLG: TVs, phones and browsers play HDR from HEVC, and few of them decode the 10-bit H.264 that
-    libx264 would write), else libx264. MPEG-2 is written only at the broadcast rates it codes (MXF_RATES):
-    a variable-rate phone clip's average rate would not open the encoder."""
-    suffix = output.suffix.lower()
+    libx264 would write), else libx264. MPEG-2 is written only at the rates it codes (mpeg2_codes; an .mxf's,
+    its broadcast ones, MXF_RATES): a variable-rate phone clip's average rate would not open the encoder."""
+    suffix = known_suffix(output.suffix).lower()
     kept = KEPT_CODECS.get(info.codec) if info is not None else None
     if kept is not None and suffix in kept[1]:
         return kept[0]
-    if suffix in AUTO_CODECS and (AUTO_CODECS[suffix] != "mpeg2video" or info is None or info.fps in MXF_RATES):
+    if suffix in AUTO_CODECS and (AUTO_CODECS[suffix] != "mpeg2video" or info is None or info.fps in MXF_RATES
+                                  or (suffix != ".mxf" and mpeg2_codes(info.fps))):
         return AUTO_CODECS[suffix]
     if info is not None and info.color_trc in HDR_TRANSFERS and container_takes(suffix, "libx265"):
         return "libx265"
     return "libx264"
+
+
+def mpeg2_codes(fps: Fraction | None) -> bool:
+    """Whether the MPEG-2 encoder codes frames at `fps`, asked of it: its frame rate codes (23.976 to 60) times
+    (n+1)/(d+1), so 20 fps (keep_real_3) too, but no variable rate's average. Such an .mpg got libx264 instead,
+    which FFmpeg reads back with a frame at another's time (read_frames mends it: io.clock): the muxer stamps a
+    pack with the first frame that begins in it, and FFmpeg's H.264 parser gives that stamp to a frame whose start
+    code the pack boundary splits, as well."""
+    if not fps:
+        return False
+    encoder = av.CodecContext.create("mpeg2video", "w")
+    encoder.width, encoder.height, encoder.pix_fmt = 16, 16, "yuv420p"
+    encoder.time_base, encoder.framerate = 1 / fps, fps
+    try:
+        encoder.open()
+    except (av.error.FFmpegError, ValueError):
+        return False
+    return True
 
 
 def sar_advice(codec: str) -> str:
@@ -331,6 +365,9 @@ def add_video_stream(out: av.container.OutputContainer, info: VideoInfo, codec: 
         log.warning("FFmpeg-based players read H.264 in .avi a frame late and out of order (they guess a decode "
                     "delay AVI does not store); .mkv or .mp4 keep its times, or --codec auto writes MPEG-4 "
                     "Part 2 (Xvid) into .avi")
+    if out.format.name in PLAYER_MPEG_MUXERS and ctx.codec.canonical_name == "h264":
+        log.warning("FFmpeg-based players can show a frame of H.264 in %s at the next frame's time (where a pack "
+                    "boundary splits its start code); .ts, .mkv or .mp4 keep its times", Path(str(out.name)).suffix)
     ctx.color_primaries, ctx.color_trc = info.color_primaries, info.color_trc
     ctx.colorspace, ctx.color_range = yuv_colorspace(info.colorspace, info.pix_fmt, stream.pix_fmt), output_range(codec, out, info)
     options = dict(QUIET_OPTIONS.get(codec, {}))
