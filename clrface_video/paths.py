@@ -1,6 +1,7 @@
 """Where outputs go: the default name beside the input, and checks that no input or read-only output is overwritten."""
 from __future__ import annotations
 
+import glob
 import logging
 import os
 import re
@@ -82,15 +83,24 @@ def restored_from(path: Path) -> Path | None:
         return None
     stem, suffix = (path.name, "") if path.is_dir() else (path.stem, path.suffix)
     for cut in (m.start() for m in re.finditer(re.escape(SUFFIX), stem)):
-        source, rest = path.with_name(stem[:cut] + suffix), stem[cut + len(SUFFIX):]
+        rest = stem[cut + len(SUFFIX):]
         stretch = _STRETCH.fullmatch(rest)
-        if rest and stretch is None or not stem[:cut] or not source.exists() or source.is_dir() != path.is_dir():
+        if rest and stretch is None or not stem[:cut]:
             continue
         start, begin, end = stretch.groups() if stretch else (None, None, None)
         span = None if stretch is None else TimeSpan(float(start)) if start else TimeSpan(float(begin), float(end))
-        if default_output(source, span) == path:
-            return source
+        for source in _named_beside(path, stem[:cut], suffix):
+            if source.is_dir() == path.is_dir() and default_output(source, span) == path:
+                return source
     return None
+
+
+def _named_beside(path: Path, stem: str, suffix: str) -> list[Path]:
+    """The files (or folder) beside `path` named `stem`: with its extension `suffix` first, then, for a file, with
+    any other (a camcorder's MOV001.MOD, whose output is MOV001_restored.mpg: output_suffix)."""
+    same = path.with_name(stem + suffix)
+    others = [] if path.is_dir() else [p for p in path.parent.glob(glob.escape(stem) + ".*") if p.suffix != suffix]
+    return ([same] if same.exists() else []) + sorted(others)
 
 
 def _twin(folder: Path, stretch: str = "") -> Path:

@@ -914,6 +914,11 @@ def test_camcorder_mod_and_tod_files_are_videos_written_as_mpg_and_ts(tmp_path):
     named = run_cli("restore", root / "MOV001.MOD", "-o", tmp_path / "kept.MOD", "--model", "baseline-bicubic-sharpen")
     assert named.exit_code == 0, named.output
     assert times(tmp_path / "kept.MOD") == times(root / "MOV001_restored.mpg") == times(out / "MOV001.mpg")
+    again = run_cli("restore", root, "-o", tmp_path / "again", "--model", "baseline-bicubic-sharpen")
+    assert again.exit_code == 0, again.output  # the single run's MOV001_restored.mpg is its output, not a video
+    assert "left out 1 file an earlier run wrote (MOV001_restored.mpg, the restored copy of MOV001.MOD beside it)" \
+        in again.output
+    assert sorted(p.name for p in (tmp_path / "again").iterdir()) == sorted(p.name for p in out.iterdir())
 
 
 def test_a_folder_takes_browser_jpegs_and_camera_heifs(tmp_path, astronaut):
