@@ -931,6 +931,26 @@ def test_rotation_and_colour_tags_are_kept(tmp_path):
         assert (ctx.color_primaries, ctx.colorspace, ctx.color_range) == (1, 1, 1)
 
 
+def test_a_prores_movs_colour_atom_is_kept_where_its_frame_headers_say_unspecified(tmp_path):
+    """FFmpeg's prores_ks writes its frames' tags into each frame header, so a clip tagged only on its stream
+    says BT.709 in the .mov's colr atom (what Resolve, Premiere and QuickTime read) and "unspecified" in its
+    frames; the output's atom must still say BT.709."""
+    src = make_clip(tmp_path / "in.mov", frames=2, size=SMALL, audio=False, codec="prores_ks", bit_depth=10)
+    with av.open(str(src)) as container:
+        stream = container.streams.video[0]
+        atom = (stream.codec_context.color_primaries, stream.codec_context.color_trc)
+        header = next(container.decode(stream))
+        assert atom == (1, 1) and (header.color_primaries, header.color_trc) == (2, 2)
+    info = probe_video(src)
+    assert (info.color_primaries, info.color_trc, info.colorspace, info.color_range) == BT709
+    out = copy_video(src, tmp_path / "out.mov")
+    with av.open(str(out)) as container:
+        ctx = container.streams.video[0].codec_context
+        assert (ctx.color_primaries, ctx.color_trc, ctx.colorspace, ctx.color_range) == BT709
+        written = next(container.decode(video=0))
+        assert (written.color_primaries, written.color_trc) == (1, 1)
+
+
 @pytest.mark.parametrize(("color", "depth"), [(BT709, 8), (BT601_FULL, 8), (BT2020_PQ, 10)],
                          ids=["bt709-limited", "bt601-full", "bt2020-pq-10bit"])
 def test_colours_decode_and_encode_with_the_tagged_matrix_and_range(tmp_path, color, depth):

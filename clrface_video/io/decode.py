@@ -35,6 +35,7 @@ IMAGE_EXTENSIONS = frozenset({".jpg", ".jpeg", ".png", ".webp", ".tif", ".tiff",
 RAW_EXTENSIONS = frozenset({".dng", ".cr2", ".cr3", ".crw", ".nef", ".nrw", ".arw", ".srf", ".sr2", ".orf", ".rw2",
                             ".raf", ".pef", ".srw", ".x3f", ".3fr", ".fff", ".iiq", ".erf", ".kdc", ".dcr", ".mef",
                             ".mos", ".mrw", ".rwl"})
+UNSPECIFIED = 2  # AVColorPrimaries, AVColorTransferCharacteristic and AVColorSpace's "unspecified"
 COPY_STREAM_TYPES = ("audio", "subtitle", "data")
 # Streams whose demuxer's average rate is not the video's: raw elementary streams (no container clock: it reports
 # a default 25) and raw DV (its average is its clock's tick, 60000, not the DV system's 25 or 30000/1001).
@@ -240,6 +241,19 @@ def _first_frame(container: av.container.InputContainer, stream: av.video.stream
     raise InputError(f"{path.name} has no video frames (zero-length video)")
 
 
+def _stated_colour(ctx: av.codec.context.CodecContext) -> tuple[int, int, int]:
+    """The container's primaries, transfer and matrix, read before a frame is decoded (a decoder overwrites
+    them with its frame header's)."""
+    return int(ctx.color_primaries), int(ctx.color_trc), int(ctx.colorspace)
+
+
+def _colour_tag(decoded: int, stated: int) -> int:
+    """The first frame's primaries, transfer or matrix, or the container's where the frame's is unspecified: a
+    ProRes frame header (FFmpeg's prores_ks writes its frames' tags, not the stream's) may say unspecified where
+    the .mov's colr atom, which editors and players read, names BT.709."""
+    return int(stated) if decoded == UNSPECIFIED and stated not in (0, UNSPECIFIED) else int(decoded)
+
+
 def _duration_s(container: av.container.InputContainer, stream: av.video.stream.VideoStream) -> float | None:
     if stream.duration is not None and stream.time_base is not None:
         return float(stream.duration * stream.time_base)
@@ -305,6 +319,7 @@ def probe_video(path: Path | str, fps: Fraction | None = None) -> VideoInfo:
         if index_beyond_eof(stream, path):
             raise InputError(f"{path.name} is truncated: its index or header points past the end of the file")
         check_gif_frames(container, path)  # before any model loads or Ray starts
+        stated = _stated_colour(ctx)
         first = _first_frame(container, stream, path)
         side_data = frame_side_data(first)
         pix_fmt = first.format.name
@@ -319,9 +334,9 @@ def probe_video(path: Path | str, fps: Fraction | None = None) -> VideoInfo:
             pix_fmt=pix_fmt,
             bit_depth=_bit_depth(pix_fmt),
             rotation=int(first.rotation),
-            color_primaries=int(first.color_primaries or ctx.color_primaries),
-            color_trc=int(first.color_trc or ctx.color_trc),
-            colorspace=int(first.colorspace or ctx.colorspace),
+            color_primaries=_colour_tag(first.color_primaries or ctx.color_primaries, stated[0]),
+            color_trc=_colour_tag(first.color_trc or ctx.color_trc, stated[1]),
+            colorspace=_colour_tag(first.colorspace or ctx.colorspace, stated[2]),
             color_range=int(first.color_range or ctx.color_range),
             duration_s=_duration_s(container, stream),
             has_audio=bool(container.streams.audio),
