@@ -483,20 +483,30 @@ def decoding(open_files: ExitStack, path: Path, fps: Fraction | None, start: flo
     damage: where damaged packets passed over are counted (timed_frames); None: the first one raises."""
     container = open_files.enter_context(open_input(path, fps))
     stream = video_stream(container, path)
+    matrix = _stated_colour(stream.codec_context)[2]
     check_gif_frames(container, path)  # whether from the first frame, a --start or a Ray segment's keyframe
     stream.thread_type = "AUTO"
     origin, time_base = stream.start_time or 0, Fraction(stream.time_base)
     if start_pts is not None:
         start = (start_pts - origin) * time_base
     if start is None:
-        return container, stream, timed_frames(container, stream, stream_fps(stream), damage, frame_decoder(stream))
+        frames = timed_frames(container, stream, stream_fps(stream), damage, frame_decoder(stream))
+        return container, stream, _in_stated_matrix(frames, matrix)
     back = 0
     while back < start and (landed := _seek(container, stream, start - back, damage)) is not None:
         first, frames = landed
         if first is not None and (first.pts is None or (first.pts - origin) * time_base <= start + SPAN_TOLERANCE):
-            return container, stream, chain([first], frames)
+            return container, stream, _in_stated_matrix(chain([first], frames), matrix)
         back = back * 2 or 1
     return decoding(open_files, path, fps, None, damage=damage)  # anew from the first frame
+
+
+def _in_stated_matrix(frames: Iterator[av.VideoFrame], matrix: int) -> Iterator[av.VideoFrame]:
+    """The frames, each whose matrix is unspecified tagged with the container's (_colour_tag), so that it is read
+    to RGB as editors read it, and as VideoInfo.colorspace writes it back."""
+    for frame in frames:
+        frame.colorspace = _colour_tag(int(frame.colorspace), matrix)
+        yield frame
 
 
 def read_frames(path: Path | str, deint: str | None = None, fps: Fraction | None = None,
