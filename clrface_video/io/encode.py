@@ -251,7 +251,7 @@ class VideoWriter:
                 raise ClrfaceError(f"a .mxf file holds only broadcast frame rates (23.976 to 60 fps), and this video "
                                    f"runs at {float(self.info.fps or 0):.3g} fps; use .mkv or .mov") from error
             raise ClrfaceError(f"a {self.output.suffix} file cannot hold {self.codec} video ({one_line(error)}); "
-                               f"use {other_containers(self.output)}, or another --codec") from error
+                               f"use {other_containers(self.output, self.codec)}, or another --codec") from error
 
     def _open_source(self) -> None:
         """Streams to copy from the source (when info says it has any), then its tags and chapters."""
