@@ -809,6 +809,32 @@ def test_a_container_that_cannot_hold_the_codec_suggests_another_container(tmp_p
     assert files_in(tmp_path) == set()
 
 
+@pytest.mark.parametrize(("codec", "output", "advice"), [("dnxhd", "master.mp4", "use .mov,"),
+                                                        ("dnxhd", "master.mkv", "use .mov,"),
+                                                        ("huffyuv", "capture.mp4", "use .avi,")])
+def test_the_container_suggested_for_a_codec_takes_it(tmp_path, codec, output, advice):
+    """'use .mkv or .mov' was said for DNxHD, which .mkv refuses too, and for HuffYUV, which only .avi takes."""
+    clip = make_clip(tmp_path / "talk.mp4", frames=2, size=(320, 240), audio=False)  # DNxHR's least size
+    result = run("restore", clip, "--codec", codec, "-o", tmp_path / output, *BASELINE)
+    assert_one_line_error(result, advice)
+    assert files_in(tmp_path) == {"talk.mp4"}
+    suggested = tmp_path / Path(output).with_suffix(advice.split()[1].rstrip(",")).name
+    assert run("restore", clip, "--codec", codec, "-o", suggested, *BASELINE).exit_code == 0
+    with av.open(str(suggested)) as written:
+        assert written.streams.video[0].codec_context.name == codec
+        assert sum(1 for _ in written.decode(video=0)) == 2
+
+
+@pytest.mark.parametrize("codec", ["libx265", "mpeg4"])
+def test_a_codec_mxf_refuses_is_not_called_an_unwritable_folder(tmp_path, codec):
+    """FFmpeg's MXF muxer refuses HEVC and MPEG-4 Part 2 with a bare -1, which reads as EPERM: the run said
+    'cannot write <folder>: Operation not permitted' of a folder it could write."""
+    clip = make_clip(tmp_path / "talk.mp4", frames=2, size=(192, 160), audio=False)
+    result = run("restore", clip, "--codec", codec, "-o", tmp_path / "master.mxf", *BASELINE)
+    assert_one_line_error(result, f"a .mxf file cannot hold {codec} video; use .mkv or .mov, or another --codec")
+    assert files_in(tmp_path) == {"talk.mp4"}
+
+
 def test_a_full_disk_stops_a_folder_at_the_first_file_it_cannot_write(tmp_path, astronaut, monkeypatch):
     """With the disk full (ENOSPC) a folder went on failing every file left, each a warning; it stops at the first,
     in one line with exit 2, keeping the photos finished before it and writing --report with what was done."""

@@ -384,6 +384,28 @@ def test_dv_and_mxf_keep_their_timecode_without_a_false_warning(tmp_path, suffix
             assert "company_name" not in mp4.metadata and "product_name" not in mp4.metadata
 
 
+def test_a_dnxhr_master_keeps_its_pcm_tracks_in_mxf(tmp_path, warnings_logged):
+    """Whether .mxf holds a track was tried beside a video stream like the output's, opened without the DNxHR
+    profile the dnxhd encoder needs: every audio track of a DNxHR master was 'cannot be stored' and left out."""
+    src = tmp_path / "master.mov"
+    with av.open(str(src), "w") as container:
+        video = container.add_stream("dnxhd", rate=25)
+        video.width, video.height, video.pix_fmt, video.options = 320, 240, "yuv422p", {"profile": "dnxhr_sq"}
+        audio = container.add_stream("pcm_s24le", rate=48000, layout="stereo")
+        for i in range(3):
+            container.mux(video.encode(av.VideoFrame.from_ndarray(clip_image(i, 3, (320, 240)), format="rgb24")))
+        samples = np.random.default_rng(0).integers(-2**31, 2**31 - 256, (1, 2 * 5760), dtype=np.int32)
+        sound = av.AudioFrame.from_ndarray(samples & ~255, format="s32", layout="stereo")  # 24 bits: the low 8 zero
+        sound.sample_rate, sound.pts = 48000, 0
+        container.mux(audio.encode(sound))
+        container.mux(video.encode(None))
+        container.mux(audio.encode(None))
+    out = copy_video(src, tmp_path / "out.mxf", codec="dnxhd")
+    assert "left out" not in warnings_logged.text
+    assert read_packets(out, "audio") != [] and b"".join(p[0] for p in read_packets(out, "audio")) == \
+        b"".join(p[0] for p in read_packets(src, "audio"))
+
+
 @pytest.mark.parametrize("suffix", [".mp4", ".mkv", ".ts"])
 def test_b_frames_keep_their_times(tmp_path, suffix):
     src = copy_video(reordered_clip(tmp_path / "in.mp4"), tmp_path / f"in{suffix}", codec="libx264")

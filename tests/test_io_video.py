@@ -948,6 +948,58 @@ def test_rotation_and_colour_tags_are_kept(tmp_path):
         assert (ctx.color_primaries, ctx.colorspace, ctx.color_range) == (1, 1, 1)
 
 
+def test_a_prores_movs_colour_atom_is_kept_where_its_frame_headers_say_unspecified(tmp_path):
+    """FFmpeg's prores_ks writes its frames' tags into each frame header, so a clip tagged only on its stream
+    says BT.709 in the .mov's colr atom (what Resolve, Premiere and QuickTime read) and "unspecified" in its
+    frames; the output's atom must still say BT.709."""
+    src = make_clip(tmp_path / "in.mov", frames=2, size=SMALL, audio=False, codec="prores_ks", bit_depth=10)
+    with av.open(str(src)) as container:
+        stream = container.streams.video[0]
+        atom = (stream.codec_context.color_primaries, stream.codec_context.color_trc)
+        header = next(container.decode(stream))
+        assert atom == (1, 1) and (header.color_primaries, header.color_trc) == (2, 2)
+    info = probe_video(src)
+    assert (info.color_primaries, info.color_trc, info.colorspace, info.color_range) == BT709
+    out = copy_video(src, tmp_path / "out.mov")
+    with av.open(str(out)) as container:
+        ctx = container.streams.video[0].codec_context
+        assert (ctx.color_primaries, ctx.color_trc, ctx.colorspace, ctx.color_range) == BT709
+        written = next(container.decode(video=0))
+        assert (written.color_primaries, written.color_trc) == (1, 1)
+
+
+def prores_tagged_on_its_stream_only(path: Path, frames: int = 2, size: tuple[int, int] = (128, 96)) -> Path:
+    """A BT.709 ProRes .mov whose colr atom says so and whose frame headers leave all three tags unspecified."""
+    with av.open(str(path), "w") as out:
+        stream = out.add_stream("prores_ks", rate=24)
+        stream.width, stream.height, stream.pix_fmt = *size, "yuv422p10le"
+        ctx = stream.codec_context
+        ctx.color_primaries, ctx.color_trc, ctx.colorspace, ctx.color_range = BT709
+        for index in range(frames):
+            frame = av.VideoFrame.from_ndarray(clip_image(index, frames, size), format="rgb24").reformat(
+                format="yuv422p10le", src_colorspace=1, dst_colorspace=1, src_color_range=2, dst_color_range=1,
+                threads=1)
+            frame.color_primaries = frame.color_trc = frame.colorspace = 2
+            frame.pts = index
+            out.mux(stream.encode(frame))
+        out.mux(stream.encode(None))
+    return path
+
+
+def test_a_prores_frame_without_a_matrix_is_read_in_its_movs_and_written_back_in_it(tmp_path):
+    """Read with swscale's default (BT.601) and written back tagged BT.709, every pixel's colour would shift."""
+    src = prores_tagged_on_its_stream_only(tmp_path / "in.mov")
+    decoded = next(read_frames(src)).image / 257  # 10-bit: read as 16-bit
+    shift = (decoded - clip_image(0, 2, (128, 96))).mean(axis=(0, 1))
+    assert np.abs(shift).max() < 1.0, shift  # read in BT.601: red and green 3 lower
+    out = copy_video(src, tmp_path / "out.mov")
+    with av.open(str(src)) as source, av.open(str(out)) as copy:
+        for before, after in zip(source.decode(video=0), copy.decode(video=0), strict=True):
+            for plane, (a, b) in enumerate(zip(before.planes, after.planes, strict=True)):
+                a, b = (np.frombuffer(p, "<u2").reshape(p.height, -1)[:, :p.width].astype(np.int32) for p in (a, b))
+                assert abs((b - a).mean()) < 2.0, plane  # 10-bit codes; Y 8 lower, read and written in two matrices
+
+
 @pytest.mark.parametrize(("color", "depth"), [(BT709, 8), (BT601_FULL, 8), (BT2020_PQ, 10)],
                          ids=["bt709-limited", "bt601-full", "bt2020-pq-10bit"])
 def test_colours_decode_and_encode_with_the_tagged_matrix_and_range(tmp_path, color, depth):

@@ -131,7 +131,7 @@ def ray_codec(target: Path, info: VideoInfo, config: RestoreConfig) -> str:
                            "(the default)")
     codec = check_codec(config.codec if config.codec != AUTO else auto_codec(target, info))
     if not container_takes(target.suffix, codec):  # before the segments are restored, not when they are joined
-        raise ClrfaceError(f"a {target.suffix} file cannot hold {codec} video; use {other_containers(target)}, "
+        raise ClrfaceError(f"a {target.suffix} file cannot hold {codec} video; use {other_containers(target, codec)}, "
                            "or another --codec")
     return codec
 

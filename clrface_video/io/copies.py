@@ -142,9 +142,11 @@ def _reads_back(data: bytes, index: int, codec: str) -> bool:
 
 
 def _add_like(trial: av.container.OutputContainer, video: av.video.codeccontext.VideoCodecContext) -> None:
-    """A video stream coded as `video` is (its encoder, frame size, pixel format and rate)."""
+    """A video stream coded as `video` is (its encoder, frame size, pixel format, rate and options: the dnxhd
+    encoder opens only with the DNxHR profile the output asks of it)."""
     stream = trial.add_stream(video.name, rate=video.framerate or Fraction(25))
     stream.width, stream.height, stream.pix_fmt = video.width, video.height, video.pix_fmt
+    stream.options = dict(video.options)
 
 
 def _close_quietly(container: av.container.OutputContainer) -> None:

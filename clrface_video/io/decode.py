@@ -40,6 +40,7 @@ IMAGE_EXTENSIONS = frozenset({".jpg", ".jpeg", ".jfif", ".jpe", ".png", ".webp",
 RAW_EXTENSIONS = frozenset({".dng", ".cr2", ".cr3", ".crw", ".nef", ".nrw", ".arw", ".srf", ".sr2", ".orf", ".rw2",
                             ".raf", ".pef", ".srw", ".x3f", ".3fr", ".fff", ".iiq", ".erf", ".kdc", ".dcr", ".mef",
                             ".mos", ".mrw", ".rwl"})
+UNSPECIFIED = 2  # AVColorPrimaries, AVColorTransferCharacteristic and AVColorSpace's "unspecified"
 COPY_STREAM_TYPES = ("audio", "subtitle", "data")
 # Streams whose demuxer's average rate is not the video's: raw elementary streams (no container clock: it reports
 # a default 25) and raw DV (its average is its clock's tick, 60000, not the DV system's 25 or 30000/1001).
@@ -260,6 +261,19 @@ def _field_order(ctx: av.video.codeccontext.VideoCodecContext, first: av.VideoFr
     return frame_field_order(first)
 
 
+def _stated_colour(ctx: av.codec.context.CodecContext) -> tuple[int, int, int]:
+    """The container's primaries, transfer and matrix, read before a frame is decoded (a decoder overwrites
+    them with its frame header's)."""
+    return int(ctx.color_primaries), int(ctx.color_trc), int(ctx.colorspace)
+
+
+def _colour_tag(decoded: int, stated: int) -> int:
+    """The first frame's primaries, transfer or matrix, or the container's where the frame's is unspecified: a
+    ProRes frame header (FFmpeg's prores_ks writes its frames' tags, not the stream's) may say unspecified where
+    the .mov's colr atom, which editors and players read, names BT.709."""
+    return int(stated) if decoded == UNSPECIFIED and stated not in (0, UNSPECIFIED) else int(decoded)
+
+
 def _duration_s(container: av.container.InputContainer, stream: av.video.stream.VideoStream) -> float | None:
     if stream.duration is not None and stream.time_base is not None:
         return float(stream.duration * stream.time_base)
@@ -325,6 +339,7 @@ def probe_video(path: Path | str, fps: Fraction | None = None) -> VideoInfo:
         if index_beyond_eof(stream, path):
             raise InputError(f"{path.name} is truncated: its index or header points past the end of the file")
         check_gif_frames(container, path)  # before any model loads or Ray starts
+        stated = _stated_colour(ctx)
         first = _first_frame(container, stream, path)
         side_data = frame_side_data(first)
         pix_fmt = first.format.name
@@ -339,9 +354,9 @@ def probe_video(path: Path | str, fps: Fraction | None = None) -> VideoInfo:
             pix_fmt=pix_fmt,
             bit_depth=_bit_depth(pix_fmt),
             rotation=int(first.rotation),
-            color_primaries=int(first.color_primaries or ctx.color_primaries),
-            color_trc=int(first.color_trc or ctx.color_trc),
-            colorspace=int(first.colorspace or ctx.colorspace),
+            color_primaries=_colour_tag(first.color_primaries or ctx.color_primaries, stated[0]),
+            color_trc=_colour_tag(first.color_trc or ctx.color_trc, stated[1]),
+            colorspace=_colour_tag(first.colorspace or ctx.colorspace, stated[2]),
             color_range=int(first.color_range or ctx.color_range),
             duration_s=_duration_s(container, stream),
             has_audio=bool(container.streams.audio),
@@ -488,20 +503,30 @@ def decoding(open_files: ExitStack, path: Path, fps: Fraction | None, start: flo
     damage: where damaged packets passed over are counted (timed_frames); None: the first one raises."""
     container = open_files.enter_context(open_input(path, fps))
     stream = video_stream(container, path)
+    matrix = _stated_colour(stream.codec_context)[2]
     check_gif_frames(container, path)  # whether from the first frame, a --start or a Ray segment's keyframe
     stream.thread_type = "AUTO"
     origin, time_base = stream.start_time or 0, Fraction(stream.time_base)
     if start_pts is not None:
         start = (start_pts - origin) * time_base
     if start is None:
-        return container, stream, timed_frames(container, stream, stream_fps(stream), damage, frame_decoder(stream))
+        frames = timed_frames(container, stream, stream_fps(stream), damage, frame_decoder(stream))
+        return container, stream, _in_stated_matrix(frames, matrix)
     back = 0
     while back < start and (landed := _seek(container, stream, start - back, damage)) is not None:
         first, frames = landed
         if first is not None and (first.pts is None or (first.pts - origin) * time_base <= start + SPAN_TOLERANCE):
-            return container, stream, chain([first], frames)
+            return container, stream, _in_stated_matrix(chain([first], frames), matrix)
         back = back * 2 or 1
     return decoding(open_files, path, fps, None, damage=damage)  # anew from the first frame
+
+
+def _in_stated_matrix(frames: Iterator[av.VideoFrame], matrix: int) -> Iterator[av.VideoFrame]:
+    """The frames, each whose matrix is unspecified tagged with the container's (_colour_tag), so that it is read
+    to RGB as editors read it, and as VideoInfo.colorspace writes it back."""
+    for frame in frames:
+        frame.colorspace = _colour_tag(int(frame.colorspace), matrix)
+        yield frame
 
 
 def read_frames(path: Path | str, deint: str | None = None, fps: Fraction | None = None,

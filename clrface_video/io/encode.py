@@ -117,6 +117,12 @@ def _gray_frame(image: np.ndarray, pix_fmt: str) -> av.VideoFrame:
     return av.VideoFrame.from_ndarray(luma(image), format="gray")
 
 
+def _muxer_refused(error: av.error.FFmpegError, out: av.container.OutputContainer) -> bool:
+    """Whether an EPERM from writing the header is a muxer's bare -1 (FFmpeg's MXF muxer refusing a codec it has no
+    essence label for, such as HEVC or MPEG-4 Part 2), not the file system's: the file was already open."""
+    return error.errno == errno.EPERM and Path(out.name).exists()
+
+
 class VideoWriter:
     """Encode frames into `output` with the timing, rotation and colour of `source`.
 
@@ -249,7 +255,8 @@ class VideoWriter:
         try:
             self._out.start_encoding()  # writes the header now, so set-up errors surface here
         except av.error.FFmpegError as error:
-            if error.errno in WRITE_ERRNOS:
+            refused = _muxer_refused(error, self._out)
+            if error.errno in WRITE_ERRNOS and not refused:
                 raise ClrfaceError(f"cannot write {self.output.parent}: {error.strerror}") from error
             if "avcodec_open2" in str(error):  # the encoder itself refused these frames, not the container
                 raise ClrfaceError(f"the {self.codec} encoder would not open for {self.info.width}x{self.info.height} "
@@ -258,8 +265,9 @@ class VideoWriter:
             if self._out.format.name == "mxf" and self.info.fps not in MXF_RATES:
                 raise ClrfaceError(f"a .mxf file holds only broadcast frame rates (23.976 to 60 fps), and this video "
                                    f"runs at {float(self.info.fps or 0):.3g} fps; use .mkv or .mov") from error
-            raise ClrfaceError(f"a {self.output.suffix} file cannot hold {self.codec} video ({one_line(error)}); "
-                               f"use {other_containers(self.output)}, or another --codec") from error
+            why = "" if refused else f" ({one_line(error)})"  # a bare -1 names only the hidden file and EPERM
+            raise ClrfaceError(f"a {self.output.suffix} file cannot hold {self.codec} video{why}; "
+                               f"use {other_containers(self.output, self.codec)}, or another --codec") from error
 
     def _open_source(self) -> None:
         """Streams to copy from the source (when info says it has any), then its tags and chapters."""

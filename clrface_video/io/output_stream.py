@@ -143,6 +143,7 @@ LIMITED_OUTPUTS: dict[str, frozenset[str] | None] = {
 # primaries, transfer and matrix are all known (measured: ffv1 and mpeg4 read back full with all three, else
 # unspecified, which is read as limited)
 COLR_MUXERS = frozenset({"mp4"})
+ROOMY_CONTAINERS = ((".mkv", ".mov"), (".avi",))  # suggested: the first pair, else .avi (HuffYUV, Ut Video)
 UNSPECIFIED = 2  # AVColorPrimaries, AVColorTransferCharacteristic and AVColorSpace's "unspecified"
 
 
@@ -196,9 +197,15 @@ def _chroma(pix_fmt: str) -> str:
     return "yuv420p"
 
 
-def other_containers(name: str | Path) -> str:
-    """The roomy containers to suggest for a file that cannot hold what was asked, less its own kind."""
-    return " or ".join(s for s in (".mkv", ".mov") if s != Path(name).suffix.lower())
+def other_containers(name: str | Path, codec: str | None = None) -> str:
+    """The roomy containers to suggest for a file that cannot hold what was asked, less its own kind; with
+    `codec`, those whose muxer takes it (DNxHD: .mov, not .mkv; HuffYUV: .avi), so that the advice works."""
+    own = Path(name).suffix.lower()
+    for kinds in ROOMY_CONTAINERS:
+        takers = [s for s in kinds if s != own and (codec is None or container_takes(s, codec))]
+        if takers:
+            return " or ".join(takers)
+    return " or ".join(s for s in ROOMY_CONTAINERS[0] if s != own)
 
 
 def known_suffix(suffix: str) -> str:
@@ -332,7 +339,8 @@ def add_video_stream(out: av.container.OutputContainer, info: VideoInfo, codec: 
     try:
         stream = out.add_stream(codec, rate=info.fps or Fraction(25))
     except ValueError as error:
-        raise ClrfaceError(f"{one_line(error)}; use {other_containers(out.name)}, or another --codec") from error
+        raise ClrfaceError(f"{one_line(error)}; use {other_containers(out.name, codec)}, or another --codec") \
+            from error
     tag_for_apple(out, stream)
     stream.width, stream.height = info.width, info.height
     if pix_fmt is None and codec in MPEG_VIDEO_CODECS and out.format.name in PLAYER_MPEG_MUXERS \
