@@ -13,6 +13,12 @@ at least one of K people gone before (the tracker compares a new track with ever
 and how many faces IdentityEncoder.informative turns down (those never re-identify a track).
 --scale 0.4: each photo shrunk to 40% and enlarged back first (a face about 45 px across, near the tracker's good_size).
 --people N: the first N people only (quick runs). Skips with a message where the data is absent.
+--mean: also a young track's running identity (the mean of its first k good samples) against a finished person's:
+each person with 4 photos, in each of 4 turns, gives one photo as the finished person's identity and the mean of the
+first k of the other 3 as the newcomer's, k = 1..3 (LFW has at most 4 photos a person); the different-person side
+compares those means with one photo of every other person. Printed per k and threshold: the accepts of the mean of
+k, and of the rule that re-checks at every sample (the first k means, any at or above: what a tracker that looks
+again at each good sample while the track is young accepts), with the newcomer chance among K people gone before.
 """
 from __future__ import annotations
 
@@ -85,11 +91,63 @@ def newcomer_rates(embeddings: np.ndarray, labels: np.ndarray, draws: int = 2000
     for d in range(draws):
         probe = int(rng.integers(len(labels)))
         others = people[people != labels[probe]]
-        gallery = rng.choice(others, max(GALLERIES), replace=False)
+        gallery = rng.choice(others, min(max(GALLERIES), len(others)), replace=False)  # --people: fewer
         sims = embeddings[[first[int(p)] for p in gallery]] @ embeddings[probe]
         for k in GALLERIES:
             best[k][d] = sims[:k].max()
     return best
+
+
+def running_means(embeddings: np.ndarray, labels: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(P, 3, D) newcomer means of the first k = 1..3 photos, (P, D) the finished person's photo, (P,) person; one row
+    per person with 4 photos and turn (which of the 4 is the finished person's)."""
+    means, gallery, person = [], [], []
+    for label in np.unique(labels):
+        rows = np.flatnonzero(labels == label)
+        if len(rows) != 4:
+            continue
+        for turn in range(4):
+            order = np.roll(rows, -turn)
+            total = np.cumsum(embeddings[order[:3]], axis=0)
+            means.append(total / np.linalg.norm(total, axis=1, keepdims=True))
+            gallery.append(embeddings[order[3]])
+            person.append(label)
+    return np.stack(means), np.stack(gallery), np.array(person)
+
+
+def print_running_means(embeddings: np.ndarray, labels: np.ndarray, draws: int = 10) -> None:
+    """The --mean table: per k and threshold, same-person and different-person accepts of the mean of k and of the
+    re-check rule (any of the first k means), and the rule's newcomer chance among K people gone before."""
+    means, gallery, person = running_means(embeddings, labels)
+    first = {int(label): int(np.flatnonzero(labels == label)[0]) for label in np.unique(labels)}
+    people = np.array(sorted(first))
+    others = embeddings[[first[int(p)] for p in people]]  # one photo of each person
+    same = np.einsum("pkd,pd->pk", means, gallery)  # (P, 3)
+    different = np.einsum("pkd,qd->kpq", means, others)  # (3, P, people)
+    different[:, person[:, None] == people[None, :]] = -1.0  # a person's own photo is no different-person pair
+    rule_same, rule_different = np.maximum.accumulate(same, axis=1), np.maximum.accumulate(different, axis=0)
+    pairs = int((different[0] > -1.0).sum())
+    rng = np.random.default_rng(0)
+    size = min(max(GALLERIES), len(people) - 1)  # --people: fewer
+    galleries = np.array([[rng.choice(np.flatnonzero(people != p), size, replace=False)
+                           for _ in range(draws)] for p in person])  # (P, draws, 50) columns of `others`
+    print(f"\nrunning means: {len(person)} newcomers (4-photo people x 4 turns), {pairs} different-person pairs a k")
+    print("k  threshold  mean of k: false accepts  true accepts | re-checked at 1..k: false accepts  true accepts  "
+          + "  ".join(f"newcomer K={k}" for k in GALLERIES))
+    for k in range(3):
+        for t in THRESHOLDS:
+            fa, ta = int((different[k] >= t).sum()), float((same[:, k] >= t).mean())
+            rfa, rta = int((rule_different[k] >= t).sum()), float((rule_same[:, k] >= t).mean())
+            best = np.maximum.accumulate(rule_different[k][np.arange(len(person))[:, None, None], galleries], axis=2)
+            newcomer = "  ".join(f"{100 * float((best[..., min(g, size) - 1] >= t).mean()):10.3f}%" for g in GALLERIES)
+            print(f"{k + 1}  {t:9.2f}  {fa:8d} = {100 * fa / pairs:7.4f}%  {100 * ta:6.2f}% | "
+                  f"{rfa:8d} = {100 * rfa / pairs:7.4f}%  {100 * rta:6.2f}%  {newcomer}")
+    first = 0.6  # the first look's threshold kept, the re-checks of the means of 2 and 3 at a higher one
+    for t in (0.65, 0.7):
+        fa = int(((different[0] >= first) | (different[1:].max(axis=0) >= t)).sum())
+        ta = float(((same[:, 0] >= first) | (same[:, 1:].max(axis=1) >= t)).mean())
+        print(f"first at {first}, means of 2 and 3 re-checked at {t}: false accepts {fa} = {100 * fa / pairs:.4f}%, "
+              f"true accepts {100 * ta:.2f}%")
 
 
 def main() -> None:
@@ -99,6 +157,7 @@ def main() -> None:
     parser.add_argument("--people", type=int, default=0, help="the first N people only (0: all)")
     parser.add_argument("--scale", type=float, default=1.0, help="shrink each photo to this and enlarge it back")
     parser.add_argument("--cache", type=Path, help="an .npz to keep the embeddings in (reused when it exists)")
+    parser.add_argument("--mean", action="store_true", help="also the running identity of a young track's first k samples")
     args = parser.parse_args()
     if not args.lfw.is_dir():
         print(f"skipped: research data not found: {args.lfw} (pass the faces-train/lfw folder)")
@@ -126,6 +185,8 @@ def main() -> None:
         newcomer = "  ".join(f"{100 * float((best[k] >= t).mean()):20.3f}%" for k in GALLERIES)
         print(f"{t:9.2f}  {different:12d} = {100 * different / different_total:8.4f}%  "
               f"{same:9d} = {100 * same / same_total:6.2f}%  {newcomer}")
+    if args.mean:
+        print_running_means(embeddings, labels)
 
 
 if __name__ == "__main__":

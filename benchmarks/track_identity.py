@@ -10,7 +10,8 @@ Per track: its first and last frame, the frames it missed, and its shares under 
 1/8, story.WeightRamp); then FaceNet embeddings per frame and the stage seconds.
 Re-identification (FaceTracker.sample): each new track's first good face is compared with the finished people; each
 such look is printed (frame, track, the most similar finished track, similarity, re-joined or not) where a finished
-person was there to compare with. --crops DIR: for each look at 0.4 or above, the finished track's first and last
+person was there to compare with; then the highest similarity of the track's own running identity (the weighted mean
+of its samples so far, as if it had not re-joined) to those people at each of its next 4 good samples. --crops DIR: for each look at 0.4 or above, the finished track's first and last
 crops beside the new track's crop that was compared (the frame and the tracks in the file name), to judge by eye
 whether it is the same person.
 --crossing: a synthetic 64-frame clip from the liveportrait d3, d19 and d9 clips in that folder: person A walks
@@ -21,7 +22,7 @@ from __future__ import annotations
 
 import argparse
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from itertools import pairwise
 from pathlib import Path
 
@@ -92,6 +93,10 @@ class Look:
     nearest: int  # the most similar finished person's last track
     similarity: float
     joined: bool
+    running: list[float] = field(default_factory=list)  # its own running identity's, at its next good samples
+
+
+YOUNG_SAMPLES = 5  # good samples of a new track after which its running identity is no longer followed
 
 
 def watch_rejoins(story: FrameStory, current: list[int]) -> list[Look]:
@@ -99,17 +104,31 @@ def watch_rejoins(story: FrameStory, current: list[int]) -> list[Look]:
     assert story.tracking is not None
     tracker = story.tracking.tracker
     sample, looks = tracker.sample, []
+    own: dict[int, np.ndarray] = {}  # track -> the weighted sum of its own samples (its running identity, unjoined)
+    young: dict[int, tuple[Look, list[int]]] = {}  # tracks followed after their first look -> it, its candidates
+
+    def nearest(gone: list[int], embedding: np.ndarray) -> tuple[int, float]:
+        e = embedding / np.linalg.norm(embedding)
+        similarity = {t: float(tracker.tracks[t].identity @ e) for t in gone}
+        best = max(similarity, key=similarity.__getitem__)
+        return best, similarity[best]
 
     def sampled(track_id: int, embedding: np.ndarray, weight: float, good: bool) -> int | None:
         live = tracker._live.get(track_id)
         first = good and live is not None and not live.known
         gone = list(tracker._gone.values())
         joined = sample(track_id, embedding, weight, good)
+        e = np.asarray(embedding, np.float32) / np.linalg.norm(embedding)
+        own[track_id] = own.get(track_id, 0.0) + weight * e
         if first and gone:
-            e = embedding / np.linalg.norm(embedding)
-            similarity = {t: float(tracker.tracks[t].identity @ e) for t in gone}
-            nearest = max(similarity, key=similarity.__getitem__)
-            looks.append(Look(current[0], track_id, nearest, similarity[nearest], joined is not None))
+            look = Look(current[0], track_id, *nearest(gone, embedding), joined is not None)
+            looks.append(look)
+            young[track_id] = look, gone
+        elif good and track_id in young:
+            look, candidates = young[track_id]
+            look.running.append(nearest(candidates, own[track_id])[1])
+            if len(look.running) >= YOUNG_SAMPLES - 1:
+                del young[track_id]
         return joined
 
     tracker.sample = sampled  # type: ignore[method-assign]
@@ -121,7 +140,9 @@ def print_looks(looks: list[Look], crops: dict[int, dict[int, np.ndarray]], fold
     print(f"re-identification: {len(looks)} new tracks compared with finished people, {joined} re-joined")
     for look in looks:
         print(f"  frame {look.frame}: track {look.track} ~ track {look.nearest} {look.similarity:.3f}"
-              f"{' re-joined' if look.joined else ''}")
+              f"{' re-joined' if look.joined else ''}"
+              + (f"; running identity at its next good samples: {' '.join(f'{v:.3f}' for v in look.running)}"
+                 if look.running else ""))
         if folder is not None and look.similarity >= 0.4:
             folder.mkdir(parents=True, exist_ok=True)
             before = crops[look.nearest]
