@@ -18,6 +18,16 @@ def shared_file(relative: str) -> Path:
     return path
 
 
+@pytest.fixture(autouse=True)
+def _scheduled_as_before():
+    """A test that encodes with libsvtav1 as root outside VideoWriter (which guards itself) would leave the test
+    process real-time, and every test after it, the training scripts' above all, starved the machine."""
+    from clrface_video.io.scheduling import scheduled_as_before
+
+    with scheduled_as_before():
+        yield
+
+
 @pytest.fixture(autouse=True, scope="session")
 def _one_torch_thread():
     """Tests use small tensors: one torch thread is as fast on 2 cores and never oversubscribes them."""

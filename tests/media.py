@@ -543,6 +543,8 @@ def make_hdr_photo(path: Path | str, rgb: np.ndarray) -> Path:
     matrix, limited range). Skips the test where the writer is missing."""
     import pytest
 
+    from clrface_video.io.scheduling import scheduled_as_before
+
     path = Path(path)
     if path.suffix == ".heic":
         pillow_heif = pytest.importorskip("pillow_heif", reason="HEIF needs pillow-heif (the test extra installs it)")
@@ -552,7 +554,8 @@ def make_hdr_photo(path: Path | str, rgb: np.ndarray) -> Path:
     codec = next((name for name in ("libsvtav1", "libaom-av1") if name in av.codecs_available), None)
     if codec is None:
         pytest.skip("this FFmpeg has no AV1 encoder")
-    with av.open(str(path), "w", format="avif") as out:
+    # libsvtav1 makes the test process real-time, which starved the rest of the run (io.scheduling)
+    with scheduled_as_before(), av.open(str(path), "w", format="avif") as out:
         stream = out.add_stream(codec, rate=1)
         stream.width, stream.height, stream.pix_fmt = rgb.shape[1], rgb.shape[0], "yuv420p10le"
         stream.codec_context.color_primaries, stream.codec_context.color_trc = 9, 16

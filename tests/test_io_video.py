@@ -1989,6 +1989,23 @@ def test_svt_av1_prints_no_banner_of_its_own(tmp_path):
     assert "Svt[info]" not in done.stderr and probe_video(tmp_path / "out.mkv").codec in ("av1", "libdav1d")
 
 
+def test_svt_av1_leaves_the_process_scheduled_as_it_was(tmp_path):
+    """libsvtav1, run by root (most containers), made the thread that encodes real-time (SCHED_FIFO 99) for good:
+    the model's threads then spun waiting on it, and a process that had written AV1 starved the machine. Run in a
+    process of its own, so that a failure does not leave the test run real-time. As another user SVT-AV1 changes
+    nothing, and neither does this test."""
+    if not hasattr(os, "sched_getscheduler"):
+        pytest.skip("this system has no os.sched_getscheduler")
+    src = make_clip(tmp_path / "in.mp4", frames=3, size=SMALL, audio=False)
+    script = ("import os, sys; from pathlib import Path; from tests.test_io_video import copy_video; "
+              "before = os.sched_getscheduler(0), os.sched_getparam(0).sched_priority; "
+              "copy_video(Path(sys.argv[1]), Path(sys.argv[2]), codec='libsvtav1'); "
+              "print(before == (os.sched_getscheduler(0), os.sched_getparam(0).sched_priority))")
+    done = subprocess.run([sys.executable, "-c", script, str(src), str(tmp_path / "out.mkv")], capture_output=True,
+                          text=True, cwd=Path(__file__).parents[1], check=True)
+    assert done.stdout.strip() == "True" and probe_video(tmp_path / "out.mkv").codec in ("av1", "libdav1d")
+
+
 @pytest.mark.parametrize("color, codec", [(BT2020_PQ, "hevc"), ((9, 18, 9, 1), "hevc"), ((1, 1, 1, 1), "h264")])
 def test_codec_auto_writes_an_hdr_source_as_hevc_and_sdr_as_h264(tmp_path, color, codec):
     src = make_clip(tmp_path / "in.mkv", frames=3, size=SMALL, codec="libx265", bit_depth=10, color=color, audio=False)

@@ -48,6 +48,7 @@ from clrface_video.io.output_stream import (
 from clrface_video.io.palette import PaletteFilter, is_gif
 from clrface_video.io.picture_cut import CUT_CODECS, CUT_MUXERS, PictureCut
 from clrface_video.io.pixels import luma, to_uint8
+from clrface_video.io.scheduling import scheduled_as_before
 from clrface_video.io.sequence import (
     COUNTER,
     find_sequence,
@@ -178,7 +179,8 @@ class VideoWriter:
     # -- context manager ---------------------------------------------------------------------------
     def __enter__(self) -> Self:
         try:
-            self._open()
+            with scheduled_as_before():  # libsvtav1 makes the thread real-time as it opens, encodes and closes
+                self._open()
         except BaseException:
             self._abort()
             raise
@@ -190,7 +192,8 @@ class VideoWriter:
             self._abort()
             return
         try:
-            self._finish()
+            with scheduled_as_before():
+                self._finish()
         except av.error.FFmpegError as error:
             self._abort()
             raise ClrfaceError(f"writing {self.output.name} failed: {reason(error)}") from error
@@ -459,7 +462,9 @@ class VideoWriter:
         assert self._out is not None and self._video is not None
         if frame is not None and frame.duration:
             self._delays[frame.pts] = frame.duration
-        for packet in self._video.encode(frame):
+        with scheduled_as_before():
+            packets = self._video.encode(frame)
+        for packet in packets:
             packet.duration = self._delays.pop(packet.pts, None) or packet.duration
             if self._phase:
                 self._off_grid(packet)
