@@ -50,6 +50,11 @@ MOV_VIDEO_HANDLER, MOV_TIMECODE_HANDLER = "VideoHandler", "TimeCodeHandler"
 # without a duration (ALAC in Matroska) lies past that end, and FFmpeg's demuxer and players leave it out.
 TRACK_END_MUXERS = frozenset({"mov", "mp4", "ipod", "3gp"})
 MATROSKA_MUXERS = frozenset({"matroska", "webm"})
+# Muxers that start every stream at 0 and store no earlier start: a stretch's first audio packet, kept whole from
+# before its first frame, is heard from 0, as late as it began early (measured, PCM from a DNxHR .mov at
+# --start 0.5: 472 samples, 9.8 ms, in .mxf and .avi; .mov and .mp4 skip them by an edit list, .mkv and .nut
+# start every stream as much later, in sync)
+NO_EARLY_START_MUXERS = frozenset({"mxf", "avi"})
 DEFAULT_LAYOUTS = {1: "mono", 2: "stereo", 3: "2.1", 4: "4.0", 5: "5.0", 6: "5.1", 7: "6.1", 8: "7.1"}
 # Tags a muxer or the source's encoder wrote about the file itself (brands, writing application, mkvmerge's
 # per-stream statistics, length, an MXF writer's identity and package ids, Matroska's AlphaMode): the output's
@@ -566,16 +571,36 @@ class CopiedStreams:
                     and not _still_heard(packet, shift, copy):
                 return
         for kept in self._shown_by_end(packet, copy):
+            index = kept.stream_index
             if shift is not None:
                 move = round(shift / kept.time_base)
                 kept.pts = None if kept.pts is None else kept.pts - move
                 kept.dts = None if kept.dts is None else kept.dts - move
-            index = kept.stream_index
+                kept = self._cut_to_start(kept, copy)
             self._open_at_its_time(kept, copy)
             for ready in copy.converter.convert(kept) if copy.converter is not None else [kept]:
                 ready.stream = copy.stream
                 self._say_unmarked_delay(ready, index)
                 self.out.mux(ready)
+
+    def _cut_to_start(self, packet: av.Packet, copy: Copy) -> av.Packet:
+        """A stretch's first PCM packet, moved to start before 0 (kept whole: _still_heard), cut at the stretch's
+        first sample where the output's muxer stores no earlier start (NO_EARLY_START_MUXERS), so its first sample
+        is the one sounding with the first frame. PCM can be cut on any sample boundary (a sample's bytes times
+        the channels); compressed audio cannot, and stays whole."""
+        source = self._sources[packet.stream_index]
+        context = source.codec_context
+        silence = _silent_sample(context.codec.canonical_name) if source.type == "audio" else None
+        if silence is None or self.out.format.name not in NO_EARLY_START_MUXERS or packet.pts is None \
+                or packet.pts >= 0 or copy.converter is not None or not context.sample_rate:
+            return packet
+        block = len(silence) * context.channels  # bytes per sample, all channels
+        early = round(-packet.pts * packet.time_base * context.sample_rate)  # samples before the stretch
+        cut = av.Packet(bytes(packet)[early * block:])
+        cut.stream, cut.time_base = source, Fraction(1, context.sample_rate)
+        cut.pts = cut.dts = 0
+        cut.duration = cut.size // block
+        return cut
 
     def _open_at_its_time(self, packet: av.Packet, copy: Copy) -> None:
         """A copied video's or audio's first packet in an AVI is shown or heard at its time (open_at_its_time,
