@@ -139,10 +139,14 @@ def _on_trial(out: av.container.OutputContainer,
 def _encoded_reads_back(out: av.container.OutputContainer, source: av.audio.stream.AudioStream, codec: str,
                         sample_format: str) -> bool:
     """Whether a frame of silence coded by `codec`, muxed on a trial file like the output, reads back as
-    `codec`: a muxer may take a stream it writes as no demuxer reads it (PCM in MPEG-TS comes back as data)."""
-    def write(trial: av.container.OutputContainer) -> tuple[int, str]:
+    `codec`: a muxer may take a stream it writes as no demuxer reads it (PCM in MPEG-TS comes back as data). In
+    .mxf and .dv, whose muxers refuse sound before the first picture (measured: invalid data), the codec is tried
+    as a copy's is, by the header alone."""
+    def write(trial: av.container.OutputContainer) -> tuple[int, str] | None:
         encoded = _add_encoder(trial, source, codec, sample_format)
         trial.start_encoding()
+        if out.format.name in VIDEO_MUXERS:
+            return None
         silence = av.AudioFrame(format=sample_format, layout=encoded.codec_context.layout,
                                 samples=encoded.codec_context.frame_size or 1024)
         for plane in silence.planes:
