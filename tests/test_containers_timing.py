@@ -13,6 +13,7 @@ from clrface_video.io.decode import probe_video, read_frames
 from clrface_video.io.encode import VideoWriter
 from clrface_video.io.quicktime import track_end
 from clrface_video.io.timecode import quicktime_timecode_rate
+from clrface_video.types import TimeSpan
 from tests.media import BT601_FULL, clip_image, make_clip, read_packets
 from tests.test_io_video import copy_video
 
@@ -384,26 +385,50 @@ def test_dv_and_mxf_keep_their_timecode_without_a_false_warning(tmp_path, suffix
             assert "company_name" not in mp4.metadata and "product_name" not in mp4.metadata
 
 
+def dnxhr_master(path: Path, frames: int = 3, packet: int = 5760, audio_codec: str = "pcm_s24le") -> Path:
+    """An editor's DNxHR master: `frames` frames at 25 fps (320 x 240, DNxHR's least size) and 48 kHz stereo of
+    random 24-bit samples (the low 8 bits of each s32 zero) as long as them, in packets of `packet` samples."""
+    with av.open(str(path), "w") as container:
+        video = container.add_stream("dnxhd", rate=25)
+        video.width, video.height, video.pix_fmt, video.options = 320, 240, "yuv422p", {"profile": "dnxhr_sq"}
+        audio = container.add_stream(audio_codec, rate=48000, layout="stereo")
+        for i in range(frames):
+            container.mux(video.encode(av.VideoFrame.from_ndarray(clip_image(i, frames, (320, 240)), format="rgb24")))
+        count = frames * 48000 // 25
+        samples = np.random.default_rng(0).integers(-2**31, 2**31 - 256, (1, 2 * count), dtype=np.int32) & ~255
+        for at in range(0, count, packet):
+            sound = av.AudioFrame.from_ndarray(samples[:, 2 * at:2 * (at + packet)], format="s32", layout="stereo")
+            sound.sample_rate, sound.pts = 48000, at
+            container.mux(audio.encode(sound))
+        container.mux(video.encode(None))
+        container.mux(audio.encode(None))
+    return path
+
+
 def test_a_dnxhr_master_keeps_its_pcm_tracks_in_mxf(tmp_path, warnings_logged):
     """Whether .mxf holds a track was tried beside a video stream like the output's, opened without the DNxHR
     profile the dnxhd encoder needs: every audio track of a DNxHR master was 'cannot be stored' and left out."""
-    src = tmp_path / "master.mov"
-    with av.open(str(src), "w") as container:
-        video = container.add_stream("dnxhd", rate=25)
-        video.width, video.height, video.pix_fmt, video.options = 320, 240, "yuv422p", {"profile": "dnxhr_sq"}
-        audio = container.add_stream("pcm_s24le", rate=48000, layout="stereo")
-        for i in range(3):
-            container.mux(video.encode(av.VideoFrame.from_ndarray(clip_image(i, 3, (320, 240)), format="rgb24")))
-        samples = np.random.default_rng(0).integers(-2**31, 2**31 - 256, (1, 2 * 5760), dtype=np.int32)
-        sound = av.AudioFrame.from_ndarray(samples & ~255, format="s32", layout="stereo")  # 24 bits: the low 8 zero
-        sound.sample_rate, sound.pts = 48000, 0
-        container.mux(audio.encode(sound))
-        container.mux(video.encode(None))
-        container.mux(audio.encode(None))
+    src = dnxhr_master(tmp_path / "master.mov")
     out = copy_video(src, tmp_path / "out.mxf", codec="dnxhd")
     assert "left out" not in warnings_logged.text
     assert read_packets(out, "audio") != [] and b"".join(p[0] for p in read_packets(out, "audio")) == \
         b"".join(p[0] for p in read_packets(src, "audio"))
+
+
+@pytest.mark.parametrize("suffix", [".mxf", ".avi"])
+def test_a_stretch_of_pcm_starts_at_its_first_frames_sample_where_no_stream_starts_before_0(tmp_path, suffix):
+    """With --start, the PCM packet sounding at the stretch's start was kept whole, from 448 samples before the
+    first frame; .mxf and .avi store no start before 0, so it was heard from the first frame, 9.3 ms late. It is
+    now cut at the stretch's first sample: the output's first sample is the source's at 0.5 s (sample 24000)."""
+    src = dnxhr_master(tmp_path / "master.mov", frames=25, packet=1024)
+    span = TimeSpan(0.5, 0.8)
+    with VideoWriter(tmp_path / f"part{suffix}", src, probe_video(src), span=span) as writer:
+        for frame in read_frames(src, span=span):
+            writer.write(frame)
+    assert times(writer.output)[0] == 0 and audio_start(writer.output) == 0
+    heard, played = decoded_samples(src), decoded_samples(writer.output)
+    assert len(played) >= 2 * 14400  # 0.3 s (MXF pads its last edit unit with silence)
+    assert np.array_equal(played[:2 * 14400], heard[2 * 24000:2 * (24000 + 14400)])
 
 
 @pytest.mark.parametrize("suffix", [".mp4", ".mkv", ".ts"])

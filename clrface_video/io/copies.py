@@ -5,7 +5,7 @@ import io
 import logging
 import re
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
@@ -13,7 +13,7 @@ from pathlib import Path
 import av
 
 from clrface_video.errors import one_line
-from clrface_video.io import subtitles
+from clrface_video.io import lossless_audio, subtitles
 from clrface_video.io.decode import COPY_STREAM_TYPES, video_stream
 from clrface_video.io.output_stream import CFR_CONTAINERS
 from clrface_video.types import SPAN_TOLERANCE
@@ -50,6 +50,11 @@ MOV_VIDEO_HANDLER, MOV_TIMECODE_HANDLER = "VideoHandler", "TimeCodeHandler"
 # without a duration (ALAC in Matroska) lies past that end, and FFmpeg's demuxer and players leave it out.
 TRACK_END_MUXERS = frozenset({"mov", "mp4", "ipod", "3gp"})
 MATROSKA_MUXERS = frozenset({"matroska", "webm"})
+# Muxers that start every stream at 0 and store no earlier start: a stretch's first audio packet, kept whole from
+# before its first frame, is heard from 0, as late as it began early (measured, PCM from a DNxHR .mov at
+# --start 0.5: 472 samples, 9.8 ms, in .mxf and .avi; .mov and .mp4 skip them by an edit list, .mkv and .nut
+# start every stream as much later, in sync)
+NO_EARLY_START_MUXERS = frozenset({"mxf", "avi"})
 DEFAULT_LAYOUTS = {1: "mono", 2: "stereo", 3: "2.1", 4: "4.0", 5: "5.0", 6: "5.1", 7: "6.1", 8: "7.1"}
 # Tags a muxer or the source's encoder wrote about the file itself (brands, writing application, mkvmerge's
 # per-stream statistics, length, an MXF writer's identity and package ids, Matroska's AlphaMode): the output's
@@ -68,7 +73,7 @@ class Copy:
     output's container cannot hold as they are, cues re-encoded by `converter`."""
 
     stream: av.stream.Stream
-    converter: subtitles.CueConverter | None = None
+    converter: subtitles.CueConverter | lossless_audio.SampleConverter | None = None
 
 
 def _suffix(out: av.container.OutputContainer) -> str:
@@ -97,24 +102,85 @@ def _muxer_accepts(out: av.container.OutputContainer, template: av.stream.Stream
     passed an H.264 stream with B-frames for AVI, whose muxer then refused its first packet's negative dts
     (avoid_negative_ts off, muxer_options) and failed the whole write, and Matroska's length-prefixed H.264
     for MPEG-PS, which the muxer wrote as no player reads it."""
+    def write(trial: av.container.OutputContainer) -> tuple[int, str] | None:
+        copy = trial.add_stream_from_template(template)
+        trial.start_encoding()
+        if template.type != "video" or template.disposition & av.stream.Disposition.attached_pic:
+            return None
+        for packet in _first_packets(template):
+            packet.stream = copy
+            trial.mux(packet)
+        return copy.index, template.codec_context.name
+
+    return _on_trial(out, write)
+
+
+def _on_trial(out: av.container.OutputContainer,
+              write: Callable[[av.container.OutputContainer], tuple[int, str] | None]) -> bool:
+    """Whether what `write` puts on a throwaway in-memory file like the output (its format and muxer options, and
+    a video stream like the output's for a muxer that needs one, VIDEO_MUXERS) is taken, and where it gives a
+    stream's (index, codec), whether that stream reads back as frames of the codec (_reads_back)."""
     written = io.BytesIO()
     trial = av.open(written, "w", format=out.format.name.split(",")[0], options=dict(out.options))
     try:
         if out.format.name in VIDEO_MUXERS and out.streams.video:
             _add_like(trial, out.streams.video[0].codec_context)
-        copy = trial.add_stream_from_template(template)
-        trial.start_encoding()
-        if template.type != "video" or template.disposition & av.stream.Disposition.attached_pic:
+        written_stream = write(trial)
+        if written_stream is None:
             return True
-        for packet in _first_packets(template):
-            packet.stream = copy
-            trial.mux(packet)
         trial.close()
     except (av.error.FFmpegError, ValueError):
         return False
     finally:
         _close_quietly(trial)
-    return _reads_back(written.getvalue(), copy.index, template.codec_context.name)
+    return _reads_back(written.getvalue(), *written_stream)
+
+
+def _encoded_reads_back(out: av.container.OutputContainer, source: av.audio.stream.AudioStream, codec: str,
+                        sample_format: str) -> bool:
+    """Whether a frame of silence coded by `codec`, muxed on a trial file like the output, reads back as
+    `codec`: a muxer may take a stream it writes as no demuxer reads it (PCM in MPEG-TS comes back as data). In
+    .mxf and .dv, whose muxers refuse sound before the first picture (measured: invalid data), the codec is tried
+    as a copy's is, by the header alone."""
+    def write(trial: av.container.OutputContainer) -> tuple[int, str] | None:
+        encoded = _add_encoder(trial, source, codec, sample_format)
+        trial.start_encoding()
+        if out.format.name in VIDEO_MUXERS:
+            return None
+        silence = av.AudioFrame(format=sample_format, layout=encoded.codec_context.layout,
+                                samples=encoded.codec_context.frame_size or 1024)
+        for plane in silence.planes:
+            plane.update(bytes(plane.buffer_size))
+        silence.sample_rate, silence.pts = source.codec_context.sample_rate, 0
+        for packet in [*encoded.encode(silence), *encoded.encode(None)]:
+            trial.mux(packet)
+        return encoded.index, codec
+
+    return _on_trial(out, write)
+
+
+def _add_encoder(out: av.container.OutputContainer, source: av.audio.stream.AudioStream, codec: str,
+                 sample_format: str) -> av.audio.stream.AudioStream:
+    """An audio stream coded by `codec` at the source's rate and channels, from samples in `sample_format`."""
+    stream = out.add_stream(codec, rate=source.codec_context.sample_rate,
+                            layout=_ordered_layout(source.codec_context.layout))
+    stream.codec_context.format = sample_format
+    return stream
+
+
+def _converted_audio(stream: av.audio.stream.AudioStream, name: str, out: av.container.OutputContainer) -> Copy | None:
+    """A lossless audio track the output's muxer refuses, coded again losslessly in the first codec it holds
+    (lossless_audio.encoders): left out, an editor's sound was lost. FLAC in .mov is refused even with strict
+    experimental (measured), though .mp4 holds it."""
+    muxer = out.format.name.split(",")[0]
+    found = next((pair for pair in lossless_audio.encoders(stream.codec_context, muxer)
+                  if _encoded_reads_back(out, stream, *pair)), None)
+    if found is None:
+        return None
+    encoded = _add_encoder(out, stream, *found)
+    log.warning("audio stream %d (%s) cannot be copied into %s; it is re-encoded losslessly as %s, every sample "
+                "kept", stream.index, name, _suffix(out), found[0])
+    return Copy(encoded, lossless_audio.SampleConverter(stream, encoded))
 
 
 def _timed_packets(stream: av.stream.Stream) -> Iterator[av.Packet]:
@@ -245,7 +311,11 @@ def add_copies(source: av.container.InputContainer, out: av.container.OutputCont
             except (av.error.FFmpegError, ValueError) as error:
                 log.warning("%s stream %d cannot be copied (%s); it is left out", stream.type, stream.index, error)
             continue
-        converted = _converted_subtitles(stream, name, out) if stream.type == "subtitle" and name else None
+        converted = None
+        if stream.type == "subtitle" and name:
+            converted = _converted_subtitles(stream, name, out)
+        elif stream.type == "audio" and name:
+            converted = _converted_audio(stream, name, out)
         if converted is not None:
             copies[stream.index] = converted
             continue
@@ -286,10 +356,16 @@ def _template_copy(stream: av.stream.Stream, out: av.container.OutputContainer) 
     none for PCM) gets the usual layout for its channel count, which MP4 and QuickTime need."""
     copy = out.add_stream_from_template(stream)
     if stream.type == "audio":
-        layout = stream.codec_context.layout
-        if all(channel.name == "NONE" for channel in layout.channels) and len(layout.channels) in DEFAULT_LAYOUTS:
-            copy.codec_context.layout = DEFAULT_LAYOUTS[len(layout.channels)]
+        copy.codec_context.layout = _ordered_layout(stream.codec_context.layout)
     return copy
+
+
+def _ordered_layout(layout: av.AudioLayout) -> av.AudioLayout | str:
+    """A channel layout, or where its channels have no order (Matroska stores none for PCM) the usual one for
+    its channel count."""
+    if all(channel.name == "NONE" for channel in layout.channels) and len(layout.channels) in DEFAULT_LAYOUTS:
+        return DEFAULT_LAYOUTS[len(layout.channels)]
+    return layout
 
 
 def _add_cover_attachment(source: av.container.InputContainer, stream: av.stream.Stream,
@@ -566,16 +642,36 @@ class CopiedStreams:
                     and not _still_heard(packet, shift, copy):
                 return
         for kept in self._shown_by_end(packet, copy):
+            index = kept.stream_index
             if shift is not None:
                 move = round(shift / kept.time_base)
                 kept.pts = None if kept.pts is None else kept.pts - move
                 kept.dts = None if kept.dts is None else kept.dts - move
-            index = kept.stream_index
+                kept = self._cut_to_start(kept, copy)
             self._open_at_its_time(kept, copy)
             for ready in copy.converter.convert(kept) if copy.converter is not None else [kept]:
                 ready.stream = copy.stream
                 self._say_unmarked_delay(ready, index)
                 self.out.mux(ready)
+
+    def _cut_to_start(self, packet: av.Packet, copy: Copy) -> av.Packet:
+        """A stretch's first PCM packet, moved to start before 0 (kept whole: _still_heard), cut at the stretch's
+        first sample where the output's muxer stores no earlier start (NO_EARLY_START_MUXERS), so its first sample
+        is the one sounding with the first frame. PCM can be cut on any sample boundary (a sample's bytes times
+        the channels); compressed audio cannot, and stays whole."""
+        source = self._sources[packet.stream_index]
+        context = source.codec_context
+        silence = _silent_sample(context.codec.canonical_name) if source.type == "audio" else None
+        if silence is None or self.out.format.name not in NO_EARLY_START_MUXERS or packet.pts is None \
+                or packet.pts >= 0 or copy.converter is not None or not context.sample_rate:
+            return packet
+        block = len(silence) * context.channels  # bytes per sample, all channels
+        early = round(-packet.pts * packet.time_base * context.sample_rate)  # samples before the stretch
+        cut = av.Packet(bytes(packet)[early * block:])
+        cut.stream, cut.time_base = source, Fraction(1, context.sample_rate)
+        cut.pts = cut.dts = 0
+        cut.duration = cut.size // block
+        return cut
 
     def _open_at_its_time(self, packet: av.Packet, copy: Copy) -> None:
         """A copied video's or audio's first packet in an AVI is shown or heard at its time (open_at_its_time,
@@ -701,6 +797,6 @@ class CopiedStreams:
             for ready in copy.converter.flush():
                 ready.stream = copy.stream
                 self.out.mux(ready)
-            if copy.converter.overlaps:
+            if isinstance(copy.converter, subtitles.CueConverter) and copy.converter.overlaps:
                 log.info("%d stretches of overlapping subtitle cues show them together (mov_text shows one sample "
                          "at a time)", copy.converter.overlaps)

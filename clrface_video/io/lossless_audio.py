@@ -1,0 +1,110 @@
+"""A lossless audio track that the output's container cannot hold as it is, coded again losslessly in one it holds."""
+from __future__ import annotations
+
+import re
+from fractions import Fraction
+
+import av
+import numpy as np
+
+PCM_DEPTH = re.compile(r"pcm_[su](16|24|32)[lb]e")  # the depth a PCM codec's name gives
+# Encoders for each depth of the decoded samples, in the order they are tried: PCM of the same depth first (what
+# editors' tools take in .mov and .mxf, and any depth is kept: FFmpeg's ALAC encoder codes 24 bits at most), then
+# the Blu-ray and DVD PCM that MPEG-TS and MPEG-PS hold, then ALAC and FLAC.
+ENCODERS = {
+    16: ("pcm_s16le", "pcm_s16be", "pcm_bluray", "pcm_dvd", "alac", "flac"),
+    24: ("pcm_s24le", "pcm_s24be", "pcm_bluray", "pcm_dvd", "alac", "flac"),
+    32: ("pcm_s32le", "pcm_s32be"),
+    "flt": ("pcm_f32le", "pcm_f32be"),
+    "dbl": ("pcm_f64le", "pcm_f64be"),
+}
+# MP4 muxers, where ALAC goes first: ISO PCM in an .mp4 (ipcm) is read by few players, ALAC by Apple's and FFmpeg's.
+MP4_MUXERS = frozenset({"mp4", "ipod"})
+SHORTEST_24_BIT = frozenset({"truehd", "mlp"})  # lossless codecs that code 24 bits at most, decoded as s32
+
+
+def _depth(context: av.audio.codeccontext.AudioCodecContext) -> int | str | None:
+    """The depth of a stream's decoded samples: 16, 24 or 32 bits, or "flt"/"dbl" for float; None for 8-bit and
+    other formats. 32-bit integers hold 24-bit samples too (FLAC's, PCM's, TrueHD's): where the codec's own
+    parameters do not say 24, all 32 bits are kept."""
+    kind = context.format.name.rstrip("p")
+    if kind in ("s16", "flt", "dbl"):
+        return 16 if kind == "s16" else kind
+    if kind != "s32":
+        return None
+    name = context.codec.canonical_name
+    pcm = PCM_DEPTH.fullmatch(name)
+    if pcm is not None:
+        return int(pcm.group(1))
+    if name == "flac" and context.extradata:  # STREAMINFO, after "fLaC" and a block header in Matroska's
+        info = context.extradata[8:] if context.extradata[:4] == b"fLaC" else context.extradata
+        return 24 if len(info) >= 34 and ((info[12] & 1) << 4 | info[13] >> 4) + 1 <= 24 else 32
+    return 24 if name in SHORTEST_24_BIT else 32
+
+
+def encoders(context: av.audio.codeccontext.AudioCodecContext, muxer: str) -> list[tuple[str, str]]:
+    """(encoder, sample format) pairs that code a lossless stream's decoded samples exactly, in the order to try
+    them for `muxer`; none for lossy audio (AAC, MP3, Opus: coding it again would lose more), whose copy is left
+    out where the container cannot hold it, nor for WavPack and DTS, which may be either."""
+    codec = context.codec
+    depth = _depth(context)
+    if codec is None or not codec.lossless or codec.lossy or depth is None:
+        return []
+    names = ENCODERS[depth]
+    if muxer in MP4_MUXERS and "alac" in names:
+        names = ("alac", *(name for name in names if name != "alac"))
+    width = context.format.bytes
+    pairs = []
+    for name in names:
+        if name not in av.codecs_available:
+            continue
+        kinds = [kind.name for kind in av.Codec(name, "w").audio_formats or []]
+        same = [kind for kind in kinds if kind.rstrip("p") == context.format.name.rstrip("p")]
+        if same and av.AudioFormat(same[0]).bytes == width:
+            pairs.append((name, same[0]))
+    return pairs
+
+
+class SampleConverter:
+    """A lossless track's packets decoded and coded again by the output stream's encoder, each sample as it was.
+    A stretch's first packet, moved to start before 0, loses its samples before 0: decoded, a track can be cut
+    at any sample, so it starts with the stretch's first frame in any container."""
+
+    def __init__(self, source: av.audio.stream.AudioStream, target: av.audio.stream.AudioStream) -> None:
+        self._decoder = source.codec_context
+        self._target = target
+        self._rate = source.codec_context.sample_rate
+        self._next = 0  # the sample after the last one decoded
+
+    def convert(self, packet: av.Packet) -> list[av.Packet]:
+        stamp = packet.pts if packet.pts is not None else packet.dts
+        at = round(stamp * packet.time_base * self._rate)
+        ready = []
+        for frame in self._decoder.decode(packet):  # one packet may hold several frames, one after another
+            ready += self._encode(frame, at)
+            at += frame.samples
+        return ready
+
+    def flush(self) -> list[av.Packet]:
+        ready = [packet for frame in self._decoder.decode(None) for packet in self._encode(frame, self._next)]
+        return ready + list(self._target.encode(None))
+
+    def _encode(self, frame: av.AudioFrame, at: int) -> list[av.Packet]:
+        """One decoded frame that starts at sample `at`, without its samples before 0."""
+        self._next = at + frame.samples
+        if self._next <= 0:
+            return []
+        if at < 0:
+            frame, at = _from_sample(frame, -at), 0
+        frame.pts, frame.time_base = at, Fraction(1, self._rate)
+        return list(self._target.encode(frame))
+
+
+def _from_sample(frame: av.AudioFrame, first: int) -> av.AudioFrame:
+    """A decoded frame's samples from `first` on."""
+    samples = frame.to_ndarray()
+    step = 1 if frame.format.is_planar else len(frame.layout.channels)  # packed: channels interleaved
+    cut = av.AudioFrame.from_ndarray(np.ascontiguousarray(samples[:, first * step:]), format=frame.format.name,
+                                     layout=frame.layout)
+    cut.sample_rate = frame.sample_rate
+    return cut
