@@ -5,6 +5,7 @@ import json
 import os
 import subprocess
 import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -301,6 +302,17 @@ def test_model_and_device_errors_name_the_keyword_not_the_flag(astronaut, monkey
     with pytest.raises(ClrfaceError, match=f"^{words}") as caught:
         api.restore_image(astronaut, **{**BASELINE, **options})
     assert "--" not in str(caught.value) and "\n" not in str(caught.value)
+
+
+def test_a_session_takes_its_own_device_and_model_as_load_restorer_takes_them(tmp_path, session, astronaut):
+    """load_restorer(device=torch.device("cpu")) is device "cpu", but the same value per call was refused as
+    another device ("device is fixed when the models are loaded"), and so was the model given as a Path."""
+    import torch
+
+    out = session.restore_image(astronaut, device=torch.device("cpu"), model=Path(BASELINE["model"]))
+    assert np.array_equal(out, session.restore_image(astronaut))
+    with pytest.raises(ClrfaceError, match="^device is fixed when the models are loaded"):
+        session.restore_image(astronaut, device=torch.device("cuda"))
 
 
 @pytest.mark.parametrize("args, kwargs, words", [
