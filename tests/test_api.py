@@ -315,6 +315,19 @@ def test_a_session_takes_its_own_device_and_model_as_load_restorer_takes_them(tm
         session.restore_image(astronaut, device=torch.device("cuda"))
 
 
+@pytest.mark.parametrize("options, words", [({"start": 1.0}, "start picks"), ({"duration": 2}, "duration picks")])
+def test_a_stretch_of_a_photo_or_folder_is_refused_naming_the_keyword(tmp_path, session, astronaut, options, words):
+    """From Python these said `--start and --duration pick a stretch ...`, flags a script never passed."""
+    photo = tmp_path / "in" / "a.png"
+    photo.parent.mkdir()
+    Image.fromarray(astronaut).save(photo)
+    for call in (lambda: session.restore_video(photo, tmp_path / "a.png", **options),
+                 lambda: api.restore_video(photo.parent, tmp_path / "out", **BASELINE, **options)):
+        with pytest.raises(ClrfaceError, match=f"^{words} a stretch of (a|one) video; a (photo|folder) is restored"):
+            call()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["in"]
+
+
 @pytest.mark.parametrize("args, kwargs, words", [
     ((None,), {}, "restore_video: input must be a file or folder path (str or pathlib.Path), got None"),
     ((5,), {}, "restore_video: input must be a file or folder path (str or pathlib.Path), got 5"),
