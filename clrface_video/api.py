@@ -174,8 +174,9 @@ class Session:
 
     def options(self, **overrides: Any) -> RestoreConfig:
         """This session's config with per-call overrides, checked; model and device cannot change."""
-        for name in FIXED_AT_LOAD:
-            if name in overrides and overrides[name] != getattr(self.config, name):
+        for name in FIXED_AT_LOAD:  # compared as load_restorer takes them: torch.device("cpu") is "cpu"
+            fixed = getattr(self.config, name)
+            if name in overrides and _checked(name, overrides[name], fixed) != fixed:
                 raise ClrfaceError(f"{name} is fixed when the models are loaded; call load_restorer({name}=...) "
                                    "for another session")
         return make_config(self.config, **overrides)

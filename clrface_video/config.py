@@ -77,6 +77,11 @@ class RestoreConfig:
             return None
         return TimeSpan(self.start, None if self.duration is None else self.start + self.duration)
 
+    def span_option(self) -> str:
+        """The option that asked for a stretch, for an error that names what the caller set: `start` (`--start`
+        from the command line) where it is set, else `duration`."""
+        return "start" if self.start != 0 else "duration"
+
     def threshold(self, video: bool) -> float:
         """The detection threshold of a job: det_threshold, or by default PHOTO_THRESHOLD for photos and
         VIDEO_THRESHOLD for a video's frames."""

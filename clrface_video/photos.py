@@ -13,7 +13,7 @@ import numpy as np
 
 from .config import RestoreConfig
 from .device import pick_device
-from .errors import ClrfaceError, InputError, disk_full, one_line, reason
+from .errors import ClrfaceError, InputError, OptionError, disk_full, one_line, reason
 from .io.decode import VIDEO_EXTENSIONS, check_not_raw, media_kind
 from .io.photo_read import first_picture, read_photo
 from .io.pixels import to_uint8
@@ -204,8 +204,8 @@ def restore_folder(input: str | Path, output: str | Path | None = None, config: 
     """
     config = config or RestoreConfig()
     if config.span() is not None:
-        raise ClrfaceError("--start and --duration pick a stretch of one video; a folder is restored whole (give "
-                           "one of its videos to try the settings on)")
+        raise OptionError(config.span_option(), "picks a stretch of one video; a folder is restored whole (give one "
+                          "of its videos to try the settings on)")
     models_for = models_for or (lambda video: load_models(config, video=video))
     start = time.perf_counter()
     source, target = resolve_paths(input, output)

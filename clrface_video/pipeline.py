@@ -15,7 +15,7 @@ from . import __version__
 from .atomic import discard, keep_date_and_mode
 from .config import RestoreConfig
 from .device import pick_device
-from .errors import ClrfaceError, InputError
+from .errors import ClrfaceError, InputError, OptionError
 from .faces.detect import FaceDetector, make_detector, visible_scale
 from .faces.identity import identity_encoder_or_none
 from .io.decode import FIELD_PROGRESSIVE, VideoInfo, is_image_path, probe_video, read_frames
@@ -192,7 +192,7 @@ def restore_image(input: str | Path, output: str | Path | None = None, config: R
     """Restore every face of one photo; EXIF, ICC profile and format are kept."""
     config = config or RestoreConfig()
     if config.span() is not None:
-        raise ClrfaceError("--start and --duration pick a stretch of a video; a photo is restored whole")
+        raise OptionError(config.span_option(), "picks a stretch of a video; a photo is restored whole")
     start = time.perf_counter()
     source, target = resolve_paths(input, output)
     if left_as_is(source, target, config):

@@ -5,6 +5,7 @@ import json
 import os
 import subprocess
 import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -301,6 +302,30 @@ def test_model_and_device_errors_name_the_keyword_not_the_flag(astronaut, monkey
     with pytest.raises(ClrfaceError, match=f"^{words}") as caught:
         api.restore_image(astronaut, **{**BASELINE, **options})
     assert "--" not in str(caught.value) and "\n" not in str(caught.value)
+
+
+def test_a_session_takes_its_own_device_and_model_as_load_restorer_takes_them(tmp_path, session, astronaut):
+    """load_restorer(device=torch.device("cpu")) is device "cpu", but the same value per call was refused as
+    another device ("device is fixed when the models are loaded"), and so was the model given as a Path."""
+    import torch
+
+    out = session.restore_image(astronaut, device=torch.device("cpu"), model=Path(BASELINE["model"]))
+    assert np.array_equal(out, session.restore_image(astronaut))
+    with pytest.raises(ClrfaceError, match="^device is fixed when the models are loaded"):
+        session.restore_image(astronaut, device=torch.device("cuda"))
+
+
+@pytest.mark.parametrize("options, words", [({"start": 1.0}, "start picks"), ({"duration": 2}, "duration picks")])
+def test_a_stretch_of_a_photo_or_folder_is_refused_naming_the_keyword(tmp_path, session, astronaut, options, words):
+    """From Python these said `--start and --duration pick a stretch ...`, flags a script never passed."""
+    photo = tmp_path / "in" / "a.png"
+    photo.parent.mkdir()
+    Image.fromarray(astronaut).save(photo)
+    for call in (lambda: session.restore_video(photo, tmp_path / "a.png", **options),
+                 lambda: api.restore_video(photo.parent, tmp_path / "out", **BASELINE, **options)):
+        with pytest.raises(ClrfaceError, match=f"^{words} a stretch of (a|one) video; a (photo|folder) is restored"):
+            call()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["in"]
 
 
 @pytest.mark.parametrize("args, kwargs, words", [

@@ -271,7 +271,8 @@ def test_face_size_limits_reach_the_job(tmp_path, astronaut):
 
     photo = tmp_path / "astronaut.png"
     Image.fromarray(astronaut).save(photo)
-    assert_one_line_error(run("restore", photo, "--duration", "2", *BASELINE), "photo is restored whole")
+    assert_one_line_error(run("restore", photo, "--duration", "2", *BASELINE),
+                          "error: --duration picks a stretch of a video; a photo is restored whole")
     for option, value in (("--max-upscale", "0.3"), ("--min-face", "400")):
         out, report = tmp_path / f"out{option}.png", tmp_path / f"r{option}.json"
         assert run("restore", photo, "-o", out, option, value, "--report", report, *BASELINE).exit_code == 0
@@ -519,7 +520,8 @@ def test_a_sequence_preview_is_named_as_one_and_a_folder_takes_no_stretch(tmp_pa
     assert run("restore", pattern, "--fps", "12", *BASELINE).exit_code == 0
     assert len(list((tmp_path / "scan_restored").glob("*.png"))) == 6  # the whole run, not skipped
     folder = run("restore", tmp_path / "scan", "--start", "1", *BASELINE)
-    assert folder.exit_code == 2 and "a folder is restored whole" in folder.output
+    assert folder.exit_code == 2
+    assert "error: --start picks a stretch of one video; a folder is restored whole" in folder.output
 
 
 def test_a_finished_output_still_checks_the_settings_and_names_what_would_run(small_clip, tmp_path):
