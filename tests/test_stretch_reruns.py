@@ -46,6 +46,22 @@ def video_late(source: Path, target: Path, late: Fraction) -> Path:
     return target
 
 
+def live_matroska(source: Path, target: Path) -> Path:
+    """The clip remuxed as Matroska written live (as a recorder streams it): no duration on the file, the
+    streams or in a DURATION tag, so only its packets' times tell how long it is."""
+    with av.open(str(source)) as src, av.open(str(target), "w", options={"live": "1"}) as out:
+        streams = {stream.index: out.add_stream_from_template(stream) for stream in src.streams}
+        for packet in src.demux():
+            if packet.dts is None:
+                continue
+            packet.stream = streams[packet.stream.index]
+            out.mux(packet)
+    with av.open(str(target)) as container:
+        assert container.duration is None
+        assert all(s.duration is None and "DURATION" not in s.metadata for s in container.streams)
+    return target
+
+
 def animated_webp(path: Path) -> Path:
     """48 frames of 1/24 s (41 or 42 ms, 2 s in all), as make_clip's clip."""
     images = [Image.fromarray(clip_image(i, 48, SIZE)) for i in range(48)]
@@ -218,3 +234,37 @@ def test_a_video_that_starts_after_its_audio_is_done_once(clip, tmp_path, suffix
     again = restore_video(late, out, config())
     assert (again.skipped, again.warnings) == (1, [])
     assert (out.stat().st_ino, out.stat().st_mtime_ns) == (before.st_ino, before.st_mtime_ns)
+
+
+@pytest.mark.parametrize("suffix", [".mkv", ".mp4"])
+def test_a_video_whose_file_gives_no_length_tells_a_stretch_from_the_whole(clip, tmp_path, suffix):
+    """A live-written Matroska states no length anywhere: nothing was compared, and a 0.5 s try kept under the
+    whole run's name was 'already restored, left as is'. Its packets' times give 2 s (B-frames out of order)."""
+    live = live_matroska(clip, tmp_path / "live.mkv")
+    out = tmp_path / f"out{suffix}"
+    assert restore_video(live, out, config(start=0.5, duration=0.5)).frames == 12
+    redone = restore_video(live, out, config())
+    assert (redone.frames, redone.skipped, redone.warnings) == (48, 0, [WHOLE.format(suffix=suffix)])
+    assert frame_times(out) == frame_times(live)
+    assert restore_video(live, out, config()).skipped == 1
+    part = restore_video(live, out, config(start=0.5, duration=0.5))
+    assert (part.frames, part.warnings) == (12, [PART.format(suffix=suffix)])
+    # a source too large to read through has no known length: its output is left as is, as before
+    from clrface_video.io import extent
+
+    assert float(extent.extent(live).seconds) == pytest.approx(2, abs=0.001)  # Matroska counts milliseconds
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(extent, "MAX_SCANNED_BYTES", live.stat().st_size - 1)
+        assert extent.extent(live).seconds is None
+        assert restore_video(live, out, config()).skipped == 1
+
+
+def test_a_raw_h264_dump_tells_a_stretch_from_the_whole(tmp_path):
+    """A raw .h264 stream (a DVR's, a camera's dump) has no times at all: its length is its frames' durations
+    added up. A whole output under the name a stretch asks for was kept as that stretch."""
+    dump = make_clip(tmp_path / "cam.h264", frames=48, size=SIZE, audio=False)
+    out = tmp_path / "out.mkv"
+    assert restore_video(dump, out, config()).frames == 48
+    assert restore_video(dump, out, config()).skipped == 1
+    redone = restore_video(dump, out, config(start=0.5, duration=0.5))
+    assert (redone.frames, redone.warnings) == (12, [PART.format(suffix=".mkv")])

@@ -7,10 +7,10 @@ from pathlib import Path
 from typing import Any
 
 from ..config import RestoreConfig
+from ..folder_walk import folder_contents
 from ..paths import resolve_paths
 from ..photos import (
     failed_folders,
-    folder_contents,
     interrupted,
     say_failed,
     sidecars_of_done,
