@@ -218,6 +218,8 @@ class Session:
         as_video=True tracks the faces across the frames (one identity target and noise seed per
         person, so faces do not flicker); False restores each frame as an unrelated photo.
         """
+        if not isinstance(as_video, (bool, np.bool_)):  # "no" or 0 as a truthy flag restored a photo list as video
+            raise ClrfaceError(f"restore_frames: as_video must be True or False, got {_kind(as_video)}")
         config = self.options(**options)
         story = FrameStory(self.models(config, video=as_video), config, StageTimer(), video=as_video)
         return RestoredFrames(story, frames, "restore_frames")

@@ -375,3 +375,10 @@ def test_using_the_api_leaves_the_process_environment_as_it_was(tmp_path):
     env = {name: value for name, value in os.environ.items() if not name.startswith("QT_")}
     done = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True)
     assert json.loads(done.stdout) == {}
+
+
+@pytest.mark.parametrize("flag", ["no", 0, None])
+def test_as_video_takes_true_or_false_only(session, astronaut, flag):
+    """as_video="no" is truthy: the frames were tracked as one video where the caller asked for photos."""
+    with pytest.raises(ClrfaceError, match="^restore_frames: as_video must be True or False, got "):
+        session.restore_frames([astronaut], as_video=flag)
