@@ -47,8 +47,9 @@ def extent(path: Path) -> Extent | None:
     none for the one and cannot read the other); where the file states none of these (a Matroska written live, a
     stream dump), its packets' times, for a file up to MAX_SCANNED_BYTES: without a length, a --start try left
     under a whole run's name was taken as done. None where the file cannot be read."""
-    if is_animated_webp(path) or is_animated_png(path):
-        seconds = webp_seconds(path) if is_animated_webp(path) else apng_seconds(path)
+    animated = webp_seconds if is_animated_webp(path) else apng_seconds if is_animated_png(path) else None
+    if animated is not None:
+        seconds = animated(path)
         return Extent(seconds, seconds, DEFAULT_FRAME)
     try:
         with open_input(path) as container:
