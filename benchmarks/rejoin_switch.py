@@ -2,6 +2,7 @@
 person's noise seed and identity target, against its change between neighbouring frames.
 
     python benchmarks/rejoin_switch.py VIDEO [--frames 62] [--after 6]
+    python benchmarks/rejoin_switch.py --crossing ../shared/data/videos   (track_identity.py's synthetic crossing)
 
 A re-join is decided at a new track's first good, informative face (FaceTracker.sample), which may come a few frames
 into the track (in facenet_crowd_1080p.mp4 track 12 starts at 45 and re-joins at 48): the frames before were given
@@ -10,12 +11,14 @@ default model on the CPU over frames 0..FRAMES-1; then only the faces of each tr
 are restored, from its first frame to AFTER frames past the switch, twice:
 
 - as run: the seeds and targets the story gave each frame;
-- joined throughout: the joined person's seed and target (as at the switch) on the frames before it too.
+- joined throughout: the joined person's seed and target (as at the switch) on the frames before it too;
+
+and the frames before the switch a third time with the joined seed and their own target (the seed's part).
 
 Per frame, against the frame before: the mean absolute difference (0-255) of the input crops, of the restored crops
 and of the pasted crops (share x restored + (1 - share) x input, the crop-space part of paste_faces), and the
-FaceNet similarity of the two restored faces; then, on the frames before the switch, the mean absolute difference
-between the two runs' restored crops of the same input (what the switch itself changes).
+FaceNet similarity of the two restored faces; then, on the frames before the switch, the difference between the
+runs' restored crops of the same input (what the switch itself changes), and how much of it the seed makes.
 """
 from __future__ import annotations
 
@@ -106,20 +109,32 @@ def report(story: FrameStory, jobs: list[FaceJob], switch: Switch, frames: list[
         mark = "  <- switch" if frames[i] == switch.frame else ""
         print(f"  {frames[i]:5d} {shares[i, 0, 0, 0]:5.2f} {mad(crops[i], crops[i - 1]):6.2f} "
               f"({p99(crops[i], crops[i - 1]):5.1f}) | {' | '.join(rows[name][i - 1] for name in runs)}{mark}")
-    own, other = runs["as run"], runs["joined throughout"]
-    print("  own against joined seed and target, same input (frames before the switch), restored mean (p99) "
-          "identity: " + ", ".join(f"{frames[i]}: {mad(own[i], other[i]):.2f} ({p99(own[i], other[i]):.1f}) "
-                                   f"{float(embedded['as run'][i] @ embedded['joined throughout'][i]):.3f}"
-                                   for i in range(len(jobs)) if before[i]))
+    own, seeded = runs["as run"], restored(story, [replace(job, seed=switch.seed) for job, early in zip(jobs, before)
+                                                   if early])
+    other, e = runs["joined throughout"], embedded
+    print("  frames before the switch, same input: own seed and target against the joined ones, restored mean (p99),"
+          " pasted mean and identity; the part of the seed (own target, joined seed) and of the target (joined seed,"
+          " both targets)")
+    for i in range(len(seeded)):
+        print(f"  {frames[i]:5d} {mad(own[i], other[i]):6.2f} ({p99(own[i], other[i]):4.1f}) "
+              f"{mad(shares[i] * own[i], shares[i] * other[i]):6.2f} "
+              f"{float(e['as run'][i] @ e['joined throughout'][i]):6.3f} | seed {mad(own[i], seeded[i]):5.2f} "
+              f"| target {mad(seeded[i], other[i]):5.2f}")
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("video", type=Path)
-    parser.add_argument("--frames", type=int, default=62, help="frames tracked from the first")
+    parser.add_argument("video", type=Path, nargs="?")
+    parser.add_argument("--crossing", type=Path, help="folder of the liveportrait clips")
+    parser.add_argument("--frames", type=int, default=64, help="frames tracked from the first")
     parser.add_argument("--after", type=int, default=6, help="frames restored past each switch")
     args = parser.parse_args()
-    images = [to_uint8(f.image) for _, f in zip(range(args.frames), read_frames(args.video))]
+    if args.crossing is not None:
+        from track_identity import crossing  # beside this script
+
+        images = crossing(args.crossing)[:args.frames]
+    else:
+        images = [to_uint8(f.image) for _, f in zip(range(args.frames), read_frames(args.video))]
     config = RestoreConfig(device="cpu")
     models = load_models(config, video=True)
     assert models.identity is not None, "identity is off: nothing to measure"
