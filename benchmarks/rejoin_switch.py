@@ -1,7 +1,7 @@
 """The switch at a late re-join: how much a re-joined track's restored face changes where it takes over a finished
 person's noise seed and identity target, against its change between neighbouring frames.
 
-    python benchmarks/rejoin_switch.py VIDEO [--frames 62] [--after 6]
+    python benchmarks/rejoin_switch.py VIDEO [--frames 64] [--after 6]
     python benchmarks/rejoin_switch.py --crossing ../shared/data/videos   (track_identity.py's synthetic crossing)
 
 A re-join is decided at a new track's first good, informative face (FaceTracker.sample), which may come a few frames
