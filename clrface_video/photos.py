@@ -15,6 +15,7 @@ from .device import pick_device
 from .errors import ClrfaceError, InputError, OptionError, disk_full, one_line
 from .folder_walk import FolderContents, folder_contents
 from .io.decode import VIDEO_EXTENSIONS, check_not_raw
+from .io.multi_picture import picture_count
 from .io.photo_read import first_picture, read_photo
 from .io.pixels import to_uint8
 from .io.tiff_pages import tiff_pages
@@ -244,7 +245,7 @@ def _restore_one(story: _PhotoStory, path: Path, destination: Path, timer: Stage
     once the photo is read (the first time, they load)."""
     try:
         check_within(destination, within)
-        if tiff_pages(path) > 1:
+        if tiff_pages(path) > 1 or picture_count(path) > 1:  # a scan's pages, an MPO's or a HEIF's pictures
             pages = story()
             destination.parent.mkdir(parents=True, exist_ok=True)
             restore_pages(pages, path, destination, timer, restore=_restored)  # 1-7, page by page

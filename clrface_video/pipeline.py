@@ -22,6 +22,7 @@ from .io.decode import FIELD_PROGRESSIVE, VideoInfo, is_image_path, probe_video,
 from .io.deinterlace import bwdif_deint
 from .io.encode import VideoWriter, output_exists
 from .io.extent import other_stretch
+from .io.multi_picture import PictureWriter, own_format, picture_count, read_pictures
 from .io.output_stream import encoder_settings
 from .io.palette import is_gif
 from .io.photo_read import Photo, read_photo
@@ -205,8 +206,10 @@ def restore_image(input: str | Path, output: str | Path | None = None, config: R
     one_of_pages = pages > 1 and format_for(target) != "TIFF"  # one picture and its previews: the picture
     if one_of_pages and (full := full_pages(source)) > 1:
         raise ClrfaceError(f"{source.name} holds {full} pages, which only a TIFF holds; name the output .tif")
+    if pages == 1 and not several_pictures(source, target):
+        pages = 0  # one picture, or an MPO's or a HEIF's several written as another format: its first
     with timer("decode"):  # 1 read (orientation applied)
-        original = first_full_page(source) if one_of_pages else read_photo(source) if pages == 1 else None
+        original = first_full_page(source) if one_of_pages else read_photo(source) if pages == 0 else None
         photo = output_format(original, target) if original is not None else None
     models = models or load_models(config, video=False)
     story = FrameStory(models, config, timer, video=False)
@@ -259,14 +262,27 @@ def sidecars_brought_up_to_date(source: Path, target: Path) -> int:
                          stale=lambda sidecar, copy: not output_exists(copy) or changed_since(sidecar, copy))
 
 
+def several_pictures(source: Path, target: Path) -> bool:
+    """Whether `source` is an MPO or a HEIF of several pictures (picture_count) that `target` keeps them in: one
+    of its own kind (JPEG for an MPO). Where it does not, the first (a HEIF's primary) is restored, warned."""
+    count, wanted = picture_count(source), format_for(target)
+    wanted = "JPEG" if wanted == "MPO" else wanted  # an .mpo output: a JPEG of several pictures
+    if count > 1 and wanted not in (None, own_format(source)):
+        log.warning("%s holds %d pictures, and a %s output one: only its first (primary) picture is written (an "
+                    "output named %s keeps them all)", source.name, count, wanted, source.suffix)
+    return count > 1 and wanted == own_format(source)
+
+
 def restore_pages(story: FrameStory, source: Path, target: Path, timer: StageTimer, *,
                   restore: Callable[[FrameStory, np.ndarray], np.ndarray] = restore_photo_array) -> None:
-    """A multi-page TIFF, page by page: each full page restored as a photo (by `restore`, steps 2-6), each
-    reduced-resolution preview scaled down from the restored page before it, all written into one TIFF with the
-    source's date and permissions; nothing is written when any page fails."""
+    """A multi-page TIFF, page by page, or an MPO's or a HEIF's pictures (io.multi_picture) one by one: each
+    full one restored as a photo (by `restore`, steps 2-6), each reduced-resolution preview scaled down from the
+    restored page before it, all written into one file with the source's date and permissions; nothing is
+    written when any page fails."""
     full: tuple[np.ndarray, np.ndarray] | None = None  # the last full page, as read and as restored
-    with PageWriter(target, source) as writer:
-        for page in _timed(read_pages(source), timer, "decode"):  # 1 read
+    pictures = tiff_pages(source) == 1
+    with (PictureWriter if pictures else PageWriter)(target, source) as writer:
+        for page in _timed((read_pictures if pictures else read_pages)(source), timer, "decode"):  # 1 read
             if page.reduced:
                 image = preview_of(page, full)
             else:

@@ -250,20 +250,24 @@ def test_an_hdr_heifs_colour_description_is_kept_or_its_loss_said(tmp_path, rgb,
             in warnings_logged.text)
 
 
-def test_a_10_bit_heif_written_at_8_bits_says_so(tmp_path, rgb, warnings_logged):
-    """A 10-bit HEIC (an iPhone's HDR photo) came back 8-bit without a word: pillow-heif reads it at 8 bits and the
-    README's '8 bits per channel' was no line the user saw. The loss is said once, when it is written, by the
-    conversion's line where the format changes."""
+def test_a_10_bit_heif_keeps_its_depth_and_says_where_it_cannot(tmp_path, rgb, warnings_logged):
+    """A 10-bit HEIC (an iPhone's HDR photo) came back 8-bit: pillow-heif reads it at 8 bits for Pillow. It is
+    read at 16 (its codes at full scale) and written back at 10 bits, code for code, or at 16 as a PNG; where the
+    format holds 8 (a JPEG), the conversion's line says so once."""
     pillow_heif = pytest.importorskip("pillow_heif", reason="HEIF needs pillow-heif (the test extra installs it)")
     photo = read_photo(make_hdr_photo(tmp_path / "hdr.heic", rgb))
-    assert (photo.format, photo.bit_depth, photo.coded_bits) == ("HEIF", 8, 10) and not warnings_logged.records
-    _, out = round_trip(photo, tmp_path / "hdr.heic")
-    assert pillow_heif.open_heif(out, convert_hdr_to_8bit=False).info["bit_depth"] == 8
-    assert said(warnings_logged) == {"out_hdr.heic: written as HEIF with 10 bits per channel to 8"}
-    warnings_logged.clear()
-    as_png = fit_format(photo, "PNG", "hdr.png")  # said by the conversion's line, not again by the writer
+    assert (photo.format, photo.bit_depth, photo.coded_bits) == ("HEIF", 16, 10) and not warnings_logged.records
+    codes = np.asarray(pillow_heif.open_heif(tmp_path / "hdr.heic", convert_hdr_to_8bit=False)) >> 6
+    assert np.array_equal(photo.image, (codes.astype(np.uint32) * 65535 * 2 + 1023) // 2046)
+    again, out = round_trip(photo, tmp_path / "hdr.heic")
+    written = pillow_heif.open_heif(out, convert_hdr_to_8bit=False)
+    assert written.info["bit_depth"] == 10 and again.bit_depth == 16 and close(again.image, photo.image, 257)
+    as_png = fit_format(photo, "PNG", "hdr.png")
     write_photo(tmp_path / "hdr.png", as_png.image, as_png)
-    assert said(warnings_logged) == {"hdr.png: written as PNG with 10 bits per channel to 8"}
+    assert np.array_equal(read_photo(tmp_path / "hdr.png").image, photo.image) and not warnings_logged.records
+    as_jpeg = fit_format(photo, "JPEG", "hdr.jpg")  # said by the conversion's line, not again by the writer
+    write_photo(tmp_path / "hdr.jpg", as_jpeg.image, as_jpeg)
+    assert said(warnings_logged) == {"hdr.jpg: written as JPEG with 10 bits per channel to 8"}
 
 
 @pytest.mark.skipif(not __import__("PIL.features").features.check("avif"), reason="this Pillow has no AVIF codec")

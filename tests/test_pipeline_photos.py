@@ -1479,9 +1479,9 @@ def test_a_folder_leaves_out_the_outputs_earlier_runs_wrote_beside_their_origina
 
 @pytest.mark.parametrize("name", ["hdr.heic", "pq.avif"])
 def test_an_hdr_photo_that_comes_back_8_bit_or_untagged_says_so_in_one_line(tmp_path, astronaut, name):
-    """A 10-bit HEIC came back 8-bit, and a 10-bit BT.2020/PQ AVIF 8-bit and tagged sRGB, without a word: each
-    restored photo says what it lost in one line, as the other 'written as' lines do; one with no face, copied
-    as it was, loses nothing and says nothing."""
+    """A 10-bit HEIC came back 8-bit, and a 10-bit BT.2020/PQ AVIF 8-bit and tagged sRGB, without a word: a
+    restored AVIF says what it lost in one line, as the other 'written as' lines do; a HEIC now keeps its 10 bits
+    and says nothing; one with no face, copied as it was, loses nothing and says nothing."""
     from tests.media import make_hdr_photo
 
     if name.endswith(".avif") and not Image.registered_extensions().get(".avif"):
@@ -1491,11 +1491,32 @@ def test_an_hdr_photo_that_comes_back_8_bit_or_untagged_says_so_in_one_line(tmp_
     flags = ["--model", "baseline-bicubic-sharpen", "--device", "cpu"]
     result = CliRunner().invoke(cli, ["restore", str(face), *flags])
     assert result.exit_code == 0, result.output
-    lost = "10 bits per channel to 8" + (", its AVIF colour description (primaries 9, transfer 16) left out, which "
-                                         "Pillow's AVIF writer does not write: viewers will show it as sRGB"
-                                         if name.endswith(".avif") else "")
-    kind = "AVIF" if name.endswith(".avif") else "HEIF"
-    assert result.stderr.splitlines() == [f"warning: {face.stem}_restored{face.suffix}: written as {kind} with {lost}"]
+    lost = ("10 bits per channel to 8, its AVIF colour description (primaries 9, transfer 16) left out, which "
+            "Pillow's AVIF writer does not write: viewers will show it as sRGB")
+    if name.endswith(".avif"):
+        assert result.stderr.splitlines() == [f"warning: {face.stem}_restored.avif: written as AVIF with {lost}"]
+    else:
+        assert result.stderr == ""
+        out = __import__("pillow_heif").open_heif(tmp_path / "hdr_restored.heic", convert_hdr_to_8bit=False)
+        assert out.info["bit_depth"] == 10
     result = CliRunner().invoke(cli, ["restore", str(wall), *flags])
     assert result.exit_code == 0 and result.stderr == "", result.output
     assert (tmp_path / f"wall_restored{face.suffix}").read_bytes() == wall.read_bytes()
+
+
+def test_a_10_bit_heif_comes_back_10_bit_with_its_fine_levels(tmp_path, astronaut, warnings_logged):
+    """An iPhone's HDR or a camera's 10-bit HEIC came back 8-bit, warned: a smooth sky's 500 levels became 126."""
+    pillow_heif = pytest.importorskip("pillow_heif", reason="HEIF needs pillow-heif (the test extra installs it)")
+    codes = (astronaut.astype(np.uint32) * 1023 // 255).astype(np.uint16)
+    codes[400:] = np.linspace(200, 700, 512).astype(np.uint16)[None, :, None]  # a smooth ramp under the face
+    source = tmp_path / "hdr.heic"
+    pillow_heif.from_bytes(mode="RGB;10", size=(512, 512), data=codes.tobytes()).save(source, quality=-1)
+    restore_image(source, tmp_path / "out.heic", BASELINE)
+    out = pillow_heif.open_heif(tmp_path / "out.heic", convert_hdr_to_8bit=False)
+    assert out.info["bit_depth"] == 10
+    restored = np.asarray(out) >> 6
+    assert len(np.unique(restored[410:500, :, 1])) > 256  # more levels than 8 bits hold, away from the face
+    assert np.abs(restored[410:500].astype(int) - codes[410:500]).mean() < 2
+    face = crop_footprints(astronaut)
+    assert np.abs(restored.astype(int) - codes).mean(axis=-1)[face].mean() > 8  # restored (4 levels at 8 bits)
+    assert not warnings_logged.records  # its depth not said lost

@@ -17,6 +17,7 @@ from PIL import ExifTags, Image, ImageOps, TiffTags, UnidentifiedImageError
 
 from clrface_video.errors import InputError, one_line
 from clrface_video.io.bigtiff_exif import with_ifd8_pointers
+from clrface_video.io.pixels import from_high_bits
 from clrface_video.io.webp_anim import LOSSLESS, frame_kinds
 
 from ..opencv import cv2
@@ -89,7 +90,8 @@ class Photo:
     nclx: a HEIF's or AVIF's colour description (NCLX_FIELDS: primaries, transfer, matrix, full range), or None:
     an HDR camera's or phone's (BT.2020, PQ or HLG) pixels are coded for it, and shown as sRGB they look washed out.
     coded_bits: the bits per channel the file codes its pixels in, more than bit_depth where the reader gave
-    fewer (a 10- or 12-bit HEIF or AVIF, which pillow-heif and Pillow decode to 8): what writing it back loses.
+    fewer (a 10- or 12-bit AVIF, or grey HEIF, which Pillow and pillow-heif decode to 8): what writing it back
+    loses. A 10- or 12-bit RGB HEIF is read at 16 (_read_deep_heif) and written back in its own 10 or 12.
     """
 
     image: np.ndarray
@@ -277,8 +279,13 @@ def first_picture(path: Path | str) -> tuple[Photo, int]:
 
 
 def is_16bit_rgb(image: Image.Image) -> bool:
-    """Pillow decodes 16-bit RGB(A) PNG/TIFF to 8 bits; its tile rawmode still says ';16'."""
-    if image.mode not in ("RGB", "RGBA") or not image.tile:
+    """Pillow decodes 16-bit RGB(A) PNG/TIFF to 8 bits; its tile rawmode still says ';16'. pillow-heif decodes a 10-
+    or 12-bit HEIF's RGB(A) to 8 bits too, and says its depth in info["bit_depth"]: read deep (_read_deep_heif)."""
+    if image.mode not in ("RGB", "RGBA"):
+        return False
+    if image.format == "HEIF":
+        return int(image.info.get("bit_depth") or 8) > 8
+    if not image.tile:
         return False
     args = image.tile[0].args
     rawmode = args[0] if isinstance(args, tuple) else args
@@ -429,6 +436,22 @@ def orient_array(array: np.ndarray, orientation: int) -> np.ndarray:
     return np.ascontiguousarray(op(array)) if op else array
 
 
+def _read_deep_heif(path: Path, orientation: int, picture: int) -> tuple[np.ndarray, np.ndarray | None]:
+    """A 10- or 12-bit HEIF's picture number `picture` (of a burst; its primary one alone), at full-scale 16 bits:
+    pillow-heif gives its codes in the high bits only where Pillow is not asked to decode it (RGB;16)."""
+    import pillow_heif
+
+    with pillow_unlimited():
+        heif = pillow_heif.open_heif(path, convert_hdr_to_8bit=False)[picture]
+        data = np.asarray(heif)
+        bits = int(heif.info.get("bit_depth") or 16)
+    if data.dtype != np.uint16 or data.ndim != 3:
+        raise InputError(f"cannot read {path.name} as a {bits}-bit HEIF")
+    data = orient_array(from_high_bits(data, bits), orientation)
+    alpha = np.ascontiguousarray(data[..., 3]) if data.shape[2] == 4 else None
+    return np.ascontiguousarray(data[..., :3]), alpha
+
+
 def _read_16bit_rgb(path: Path, orientation: int, page: int = 0) -> tuple[np.ndarray, np.ndarray | None]:
     """A 16-bit RGB(A) picture (page `page` of a multi-page TIFF) through OpenCV, which keeps its 16 bits."""
     if page:
@@ -483,7 +506,8 @@ def photo_of(source: Image.Image, path: Path, deep: bool, page: int = 0) -> Phot
     cmyk = None
     try:
         if deep:
-            rgb, alpha = _read_16bit_rgb(path, orientation, page)
+            read = _read_deep_heif if fmt == "HEIF" else _read_16bit_rgb
+            rgb, alpha = read(path, orientation, source.tell() if fmt == "HEIF" else page)  # a HEIF's primary
             depth = 16
         else:
             upright = ImageOps.exif_transpose(source)
@@ -510,7 +534,7 @@ def photo_of(source: Image.Image, path: Path, deep: bool, page: int = 0) -> Phot
         chromaticity=source.info.get("chromaticity") if fmt == "PNG" else None,
         srgb=source.info.get("srgb") if fmt == "PNG" else None,
         bigtiff=bigtiff,
-        nclx=nclx, coded_bits=max(depth, coded_bits),
+        nclx=nclx, coded_bits=coded_bits if fmt == "HEIF" else max(depth, coded_bits),  # a deep HEIF's 10 or 12
     )
 
 

@@ -29,12 +29,13 @@ from clrface_video.io.photo_read import (
     keep_text,
     tiff_start,
 )
-from clrface_video.io.pixels import luma, to_depth
+from clrface_video.io.pixels import luma, to_codes, to_depth
 
 from ..opencv import cv2
 
 LOSSY_QUALITY = {"WEBP": 95, "HEIF": 90, "AVIF": 90}  # quality of the formats without a quality to copy
 DEEP_FORMATS = frozenset({"PNG", "TIFF"})  # the formats written at 16 bits per channel
+HEIF_DEEP = (10, 12)  # the depths a deep RGB(A) picture is written in as a HEIF: HEVC's Main 10 and Main 12
 XMP_PNG_KEY = "XML:com.adobe.xmp"
 # descriptive text of a TIFF's first IFD that tifffile takes as extra tags: document name, make, model, date,
 # artist, host computer, copyright (it writes the description, 270, and software, 305, itself)
@@ -78,18 +79,20 @@ def can_write(mode: str, fmt: str) -> bool:
 
 def fit_format(photo: Photo, fmt: str, name: str = "") -> Photo:
     """`photo` to be written as `fmt`, with what that format cannot hold converted, each change warned once:
-    16 bits to 8 (outside PNG and TIFF), transparency flattened onto white, CMYK or grey modes to RGB or L. A
+    16 bits to 8 (outside PNG, TIFF and, in colour, HEIF; to 12 in a HEIF), transparency flattened onto white, CMYK or grey modes to RGB or L. A
     palette photo (a GIF, a PNG) goes to full colour, RGB or RGBA, unwarned: every colour of it is kept."""
     changes: list[str] = []
     image, alpha, mode, depth = photo.image, photo.alpha, photo.mode, photo.bit_depth
     if mode in ("P", "PA"):
         mode = "RGBA" if alpha is not None else "RGB"
     gray = mode in GRAY_MODES
-    if depth == 16 and fmt not in DEEP_FORMATS:
+    if depth == 16 and fmt not in DEEP_FORMATS and (fmt != "HEIF" or gray):
         image, depth = to_depth(image, 8), 8
         alpha = None if alpha is None else to_depth(alpha, 8)
         mode = "L" if gray else "RGB"
-        changes.append("16 bits per channel to 8")
+        changes.append(f"{photo.coded_bits} bits per channel to 8")  # a deep HEIF's own 10 or 12, else 16
+    elif depth == 16 and fmt == "HEIF" and photo.coded_bits > HEIF_DEEP[-1]:
+        changes.append(f"{photo.coded_bits} bits per channel to {HEIF_DEEP[-1]}")
     if alpha is not None and not can_write("LA" if gray else "RGBA", fmt):
         share = alpha.astype(np.float32)[..., None] / np.iinfo(alpha.dtype).max
         image = np.rint(image * share + np.iinfo(image.dtype).max * (1.0 - share)).astype(image.dtype)
@@ -210,7 +213,8 @@ def to_cmyk(rgb: np.ndarray, like: Photo) -> np.ndarray:
     return inks
 
 
-def _save_options(like: Photo, name: str) -> dict[str, Any]:
+def save_options(like: Photo, name: str) -> dict[str, Any]:
+    """Pillow's save keywords for a photo in `like`'s format, settings and metadata (`name`: for warnings)."""
     options: dict[str, Any] = {"format": like.format}
     if like.exif:  # a TIFF's writer reads the bytes back into tags: given them with their text kept
         options["exif"] = _with_exif_header(like.exif) if like.format != "TIFF" else keep_text(_exif_of(like.exif))
@@ -364,8 +368,36 @@ def _drop_first_ifd_tags(tiff: memoryview, tags: frozenset[int]) -> None:
     tiff[ifd:ifd + len(block)] = block
 
 
+def heif_bytes(pictures: list[tuple[np.ndarray, Photo]], primary: int = 0) -> bytes:
+    """HEIF bytes of one or more pictures ((restored) RGB, and its Photo: a burst's), the `primary` one shown
+    first, each in its own mode and metadata (EXIF, XMP, ICC profile or nclx) and depth: a 16-bit one in its
+    source's 10 or 12 bits (HEIF_DEEP), which pillow-heif writes from its codes (Pillow's own images hold 8)."""
+    import pillow_heif
+
+    heif = pillow_heif.HeifFile()
+    for rgb, like in pictures:
+        height, width = rgb.shape[:2]
+        if like.bit_depth == 16 and like.mode not in GRAY_MODES:
+            bits = HEIF_DEEP[0] if like.coded_bits <= HEIF_DEEP[0] else HEIF_DEEP[-1]
+            alpha = _alpha_for(like, (height, width))
+            pixels = rgb if alpha is None else np.dstack([rgb, alpha])
+            added = heif.add_frombytes(f"{'RGB' if alpha is None else 'RGBA'};{bits}", (width, height),
+                                       to_codes(np.ascontiguousarray(pixels), bits).tobytes())
+        else:
+            added = heif.add_from_pillow(_pil_image(to_depth(rgb, 8), replace(like, bit_depth=8)))
+        options = save_options(like, "")
+        added.info.update({key: options[key] for key in ("exif", "xmp", "icc_profile", "nclx_profile")
+                           if key in options})
+    buffer = io.BytesIO()
+    heif.save(buffer, quality=LOSSY_QUALITY["HEIF"], primary_index=primary)
+    return buffer.getvalue()
+
+
 def _encode_16bit_rgb(rgb: np.ndarray, like: Photo, name: str) -> bytes:
-    """16-bit RGB(A) PNG or TIFF bytes (Pillow cannot write 16-bit RGB): OpenCV, or tifffile for TIFF."""
+    """16-bit RGB(A) PNG or TIFF bytes (Pillow cannot write 16-bit RGB): OpenCV, or tifffile for TIFF; a HEIF's in
+    10 or 12 bits (heif_bytes)."""
+    if like.format == "HEIF":
+        return heif_bytes([(rgb, like)])
     alpha = _alpha_for(like, rgb.shape[:2])
     if like.format == "TIFF":
         tiff = _tiff_16bit(rgb, alpha, like, name)
@@ -446,6 +478,13 @@ def _pixel_sides(block: bytes, width: int, height: int) -> bytes:
     return REGIONS_SIDE.sub(lambda m: m.group(1) + str(width if m.group(2) == b"w" else height).encode(), block)
 
 
+def sized(like: Photo, rgb: np.ndarray) -> Photo:
+    """`like` with EXIF and XMP that give `rgb`'s size, the size written (_sized_exif, sized_xmp)."""
+    height, width = rgb.shape[:2]
+    return replace(like, exif=like.exif and _sized_exif(like.exif, width, height),
+                   xmp=like.xmp and sized_xmp(like.xmp, width, height))
+
+
 def encode_photo(image: np.ndarray, like: Photo, target: Path | BinaryIO, name: str) -> None:
     """Encode an RGB image in `like`'s format, mode and metadata into a file, or an open file object (a page
     of io.tiff_pages' multi-page writer); `name` is the photo's name for warnings. A file is encoded in memory
@@ -461,16 +500,13 @@ def encode_photo(image: np.ndarray, like: Photo, target: Path | BinaryIO, name: 
 
 
 def _encode_into(image: np.ndarray, like: Photo, target: BinaryIO, name: str) -> None:
-    """encode_photo's encoding into an open file object. The EXIF and XMP are made to give the written size
-    (_sized_exif)."""
+    """encode_photo's encoding into an open file object."""
     rgb = to_depth(image, like.bit_depth)
-    height, width = rgb.shape[:2]
-    like = replace(like, exif=like.exif and _sized_exif(like.exif, width, height),
-                   xmp=like.xmp and sized_xmp(like.xmp, width, height))
+    like = sized(like, rgb)
     if like.bit_depth == 16 and like.mode not in GRAY_MODES:
         target.write(_encode_16bit_rgb(rgb, like, name))
         return
-    options = _save_options(like, name)
+    options = save_options(like, name)
     if options.get("compression") not in (None, "raw") and _has_sub_ifds(like.exif):
         # libtiff (Pillow's writer of compressed TIFF) cannot place EXIF sub-IFDs; keep the metadata whole
         log.warning("%s: written as an uncompressed TIFF to keep its EXIF (compressed, its camera and date "

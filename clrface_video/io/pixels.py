@@ -24,3 +24,16 @@ def luma(rgb: np.ndarray) -> np.ndarray:
     """ITU-R 601 luma, as Pillow's convert('L') computes it, at the input's dtype."""
     weights = np.array([0.299, 0.587, 0.114])
     return np.clip(np.rint(rgb.astype(np.float64) @ weights), 0, np.iinfo(rgb.dtype).max).astype(rgb.dtype)
+
+
+def from_high_bits(array: np.ndarray, bits: int) -> np.ndarray:
+    """Full-scale 16-bit values of `bits`-bit codes stored in a uint16's high bits (pillow-heif's RGB;16 of a
+    10-bit HEIF: white 1023 << 6 = 65472), as photos carry deep pixels: 0 stays 0 and the top code is 65535."""
+    codes = (array >> (16 - bits)).astype(np.uint32)
+    return ((codes * 65535 * 2 + (1 << bits) - 1) // (2 * ((1 << bits) - 1))).astype(np.uint16)
+
+
+def to_codes(array: np.ndarray, bits: int) -> np.ndarray:
+    """`bits`-bit codes (uint16) of full-scale 16-bit values, rounded: from_high_bits's inverse, code for code."""
+    top = (1 << bits) - 1
+    return ((array.astype(np.uint32) * top * 2 + 65535) // (2 * 65535)).astype(np.uint16)

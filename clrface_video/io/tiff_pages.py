@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import logging
 import shutil
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import ExitStack
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -81,27 +81,39 @@ def first_full_page(path: Path | str) -> Photo:
 
 def read_pages(path: Path | str) -> Iterator[Page]:
     """Yield a multi-page TIFF's pages one at a time; a page that cannot be read raises InputError naming it."""
-    path = Path(path)
+    return each_picture(Path(path), lambda image, _: bool(int(image.tag_v2.get(NEW_SUBFILE_TYPE, 0)) & REDUCED),
+                        "page", " as a TIFF")  # a page's resolution: photo_read.tiff_dpi
+
+
+def each_picture(path: Path, reduced: Callable[[Image.Image, int], bool], what: str, kind: str = "") -> Iterator[Page]:
+    """Yield the pictures of a file of several one at a time (picture_at), each marked `reduced` (a preview) as
+    the predicate says of the open image at that picture and its number; InputError naming the file (read
+    `kind`: ' as a TIFF') where it cannot be opened."""
     try:
         with pillow_unlimited():
             image = Image.open(path)
     except READ_ERRORS as error:
-        raise InputError(f"cannot read {path.name} as a TIFF ({one_line(error)})") from error
+        raise InputError(f"cannot read {path.name}{kind} ({one_line(error)})") from error
     with image:
-        for number in range(image.n_frames):
-            try:
-                with pillow_unlimited():
-                    if number:  # the page's own resolution, ICC profile and XMP, not the page before's
-                        image.info.clear()
-                        image.seek(number)
-                    check_size(image, path)
-                    deep = is_16bit_rgb(image)
-                    image.load()
-                photo = photo_of(image, path, deep, number)
-            except READ_ERRORS + (EOFError, InputError) as error:
-                raise InputError(f"{path.name}: page {number + 1} cannot be read ({one_line(error)})") from error
-            reduced = bool(int(image.tag_v2.get(NEW_SUBFILE_TYPE, 0)) & REDUCED)
-            yield Page(photo=photo, number=number, reduced=reduced)  # its resolution: photo_read.tiff_dpi
+        for number in range(getattr(image, "n_frames", 1)):
+            photo = picture_at(image, path, number, what)
+            yield Page(photo=photo, number=number, reduced=reduced(image, number))
+
+
+def picture_at(image: Image.Image, path: Path, number: int, what: str = "page") -> Photo:
+    """Picture `number` of an open image of several (a TIFF's page, an MPO's or a HEIF's picture), read as
+    read_photo reads a photo; InputError naming it (`what`, numbered from 1) where it cannot be read."""
+    try:
+        with pillow_unlimited():
+            if image.tell() != number:  # the picture's own resolution, ICC profile and XMP, not the one before's
+                image.info.clear()
+                image.seek(number)
+            check_size(image, path)
+            deep = is_16bit_rgb(image)
+            image.load()
+        return photo_of(image, path, deep, number)
+    except READ_ERRORS + (EOFError, InputError) as error:
+        raise InputError(f"{path.name}: {what} {number + 1} cannot be read ({one_line(error)})") from error
 
 
 def preview_of(page: Page, full: tuple[np.ndarray, np.ndarray] | None) -> np.ndarray:
@@ -119,7 +131,33 @@ def preview_of(page: Page, full: tuple[np.ndarray, np.ndarray] | None) -> np.nda
     return to_depth(smaller, page.photo.bit_depth)
 
 
-class PageWriter:
+class OneFileWriter:
+    """What a writer of several pictures into one file (PageWriter, multi_picture.PictureWriter) shares: the output
+    written under a hidden name (atomic), renamed into place on a clean exit, removed after an error; counts of
+    the pictures taken, and whether any changed (else the source is copied, nothing encoded again)."""
+
+    def __init__(self, output: Path | str, source: Path | str) -> None:
+        self.output, self.source = Path(output), Path(source)
+        self.pages_written = 0
+        self.changed = False
+        self._stack = ExitStack()
+        self._partial: Path | None = None
+
+    def _begin(self) -> Path:
+        """The hidden name to write to, once the output's folder is known to be there."""
+        if not self.output.parent.is_dir():
+            raise ClrfaceError(f"output folder does not exist: {self.output.parent}")
+        self._partial = self._stack.enter_context(atomic(self.output))
+        return self._partial
+
+    def _none_written(self) -> None:
+        """A clean exit with no page written: the partial file removed, and a ClrfaceError."""
+        exc = ClrfaceError(f"no pages were written to {self.output.name}")
+        self._stack.__exit__(ClrfaceError, exc, None)
+        raise exc
+
+
+class PageWriter(OneFileWriter):
     """Write pages one at a time into a multi-page TIFF, each in its own mode, depth, compression and tags, under a
     hidden name renamed into place on a clean exit. When no page's pixels changed, the source is copied instead
     (nothing encoded again). What the pages' tags held that cannot be written is said in one warning.
@@ -130,19 +168,13 @@ class PageWriter:
     """
 
     def __init__(self, output: Path | str, source: Path | str) -> None:
-        self.output, self.source = Path(output), Path(source)
-        self.pages_written = 0
-        self.changed = False
+        super().__init__(output, source)
         self._left_out: dict[str, list[int]] = {}  # what was left out -> the pages (from 1) it was left out of
-        self._stack = ExitStack()
         self._tiff: AppendingTiffWriter | None = None
         self._file: BinaryIO | None = None
-        self._partial: Path | None = None
 
     def __enter__(self) -> Self:
-        if not self.output.parent.is_dir():
-            raise ClrfaceError(f"output folder does not exist: {self.output.parent}")
-        self._partial = self._stack.enter_context(atomic(self.output))
+        self._begin()
         try:
             self._file = open(self._partial, "w+b")  # closed in __exit__, before the rename
         except OSError as error:
@@ -196,9 +228,7 @@ class PageWriter:
                 raise ClrfaceError(f"cannot write {self.output.name} ({one_line(error)})") from error
             return  # the block's own error goes on
         if exc_type is None and self.pages_written == 0:
-            exc_type, exc, tb = ClrfaceError, ClrfaceError(f"no pages were written to {self.output.name}"), None
-            self._stack.__exit__(exc_type, exc, tb)  # the partial file goes
-            raise exc
+            self._none_written()
         if exc_type is None and self.changed and self._left_out:  # a copied source left nothing out
             said = "; ".join(f"{what} (page {', '.join(map(str, pages))})" for what, pages in self._left_out.items())
             log.warning("%s: left out of the written pages: %s", self.output.name, said)

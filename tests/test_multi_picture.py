@@ -1,0 +1,150 @@
+"""Files of several pictures (an MPO's 3D views, a HEIF burst) restored end to end, as a photo and in a folder:
+every picture restored, the file's structure and EXIF kept."""
+from __future__ import annotations
+
+import struct
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from clrface_video.config import RestoreConfig
+from clrface_video.photos import restore_folder
+from clrface_video.pipeline import restore_image
+from tests.media import crop_footprints
+
+pillow_heif = pytest.importorskip("pillow_heif", reason="HEIF files need pillow-heif")
+BASELINE = RestoreConfig(model="baseline-bicubic-sharpen", device="cpu")
+DISPARITY = 0x020002  # an MPO's MP type of a 3D camera's second view (CIPA DC-007)
+MAKE, MODEL, TAKEN = 0x010F, 0x0110, 0x9003  # EXIF: camera maker, model, DateTimeOriginal (Exif IFD)
+
+
+def _views(astronaut: np.ndarray) -> list[np.ndarray]:
+    """Two views of one face, as a 3D camera's lenses see it: the second shifted sideways."""
+    return [astronaut, np.ascontiguousarray(np.roll(astronaut, -24, axis=1))]
+
+
+def _exif() -> bytes:
+    exif = Image.Exif()
+    exif[MAKE], exif[MODEL] = "FUJIFILM", "FinePix REAL 3D W3"
+    exif.get_ifd(0x8769)[TAKEN] = "2011:07:04 12:00:00"
+    return exif.tobytes()
+
+
+def _stereo_mpo(path: Path, views: list[np.ndarray], kinds: tuple[int, ...] = (DISPARITY,)) -> Path:
+    """A 3D camera's MPO: Pillow writes the second view as 'Undefined', a camera as a disparity view, set here
+    (`kinds`: the MP types of the pictures after the first)."""
+    Image.fromarray(views[0]).save(path, "MPO", save_all=True, append_images=[Image.fromarray(v) for v in views[1:]],
+                                   exif=_exif(), quality=95)
+    with Image.open(path) as written:
+        size = written.mpinfo[0xB002][0]["Size"]
+    data = bytearray(path.read_bytes())
+    first = data.index(struct.pack("<IIIHH", 0x030000, size, 0, 0, 0))  # the primary picture's MP entry
+    for number, kind in enumerate(kinds, start=1):  # the next entries, the other pictures'
+        struct.pack_into("<I", data, first + 16 * number, kind)
+    path.write_bytes(bytes(data))
+    return path
+
+
+def _burst(path: Path, views: list[np.ndarray], primary: int = 0) -> Path:
+    Image.fromarray(views[0]).save(path, "HEIF", save_all=True, append_images=[Image.fromarray(views[1])],
+                                   exif=_exif(), quality=95, primary_index=primary)
+    return path
+
+
+def _pictures(path: Path) -> list[tuple[np.ndarray, Image.Exif]]:
+    """Each picture of a file, in its order, with its EXIF."""
+    pillow_heif.register_heif_opener()
+    with Image.open(path) as image:
+        pictures = []
+        for number in range(getattr(image, "n_frames", 1)):
+            image.seek(number)
+            pictures.append((np.asarray(image.convert("RGB")).astype(np.int16), image.getexif()))
+        return pictures
+
+
+def _restored(job: str, source: Path, tmp_path: Path) -> Path:
+    """`source` restored as one photo (into out.jpg, or out.heic), or with its folder (the mirrored copy)."""
+    if job == "photo":
+        restore_image(source, tmp_path / f"out{source.suffix}", BASELINE)
+        return tmp_path / f"out{source.suffix}"
+    restore_folder(source.parent, tmp_path / "restored", BASELINE)
+    return tmp_path / "restored" / source.name
+
+
+def _assert_each_restored(source: Path, output: Path, views: list[np.ndarray]) -> None:
+    """As many pictures as the source, each with its face changed and the rest as it was (to lossy coding's
+    noise), each with the camera's EXIF."""
+    before, after = _pictures(source), _pictures(output)
+    assert len(after) == len(before) == len(views)
+    for (old, _), (new, exif), view in zip(before, after, views, strict=True):
+        face = crop_footprints(view)
+        change = np.abs(new - old).mean(axis=-1)
+        assert change[face].mean() > 2.5, "the face was not restored"
+        assert change[~face].mean() < 1.5, "pixels away from the face changed"
+        assert (exif[MAKE], exif[MODEL]) == ("FUJIFILM", "FinePix REAL 3D W3")
+        assert exif.get_ifd(0x8769)[TAKEN] == "2011:07:04 12:00:00"
+
+
+@pytest.mark.parametrize("job", ["photo", "folder"])
+def test_every_view_of_a_3d_mpo_is_restored_into_an_mpo_that_stays_3d(tmp_path, astronaut, job):
+    """A Fujifilm W3's or a Nintendo 3DS's .jpg (or .mpo): the old code kept the first view alone, without a word,
+    so the restored file was no longer 3D."""
+    views = _views(astronaut)
+    folder = tmp_path / "album"
+    folder.mkdir()
+    source = _stereo_mpo(folder / "stereo.jpg", views)
+    output = _restored(job, source, tmp_path)
+    _assert_each_restored(source, output, views)
+    with Image.open(output) as mpo:
+        assert mpo.format == "MPO"
+        assert [entry["Attribute"]["MPType"] for entry in mpo.mpinfo[0xB002]] == \
+            ["Baseline MP Primary Image", "Multi-Frame Image: (Disparity)"]
+
+
+@pytest.mark.parametrize("job", ["photo", "folder"])
+def test_every_picture_of_a_heif_burst_is_restored_into_one_heif_with_its_primary(tmp_path, astronaut, job):
+    """A HEIF of several pictures (a burst, an image sequence) kept its primary one alone, without a word."""
+    views = _views(astronaut)
+    folder = tmp_path / "album"
+    folder.mkdir()
+    source = _burst(folder / "burst.heic", views, primary=1)
+    output = _restored(job, source, tmp_path)
+    _assert_each_restored(source, output, views)
+    assert pillow_heif.open_heif(output).primary_index == 1
+
+
+def test_several_pictures_written_as_another_format_keep_the_first_and_say_so(tmp_path, astronaut, warnings_logged):
+    views = _views(astronaut)
+    source = _stereo_mpo(tmp_path / "stereo.jpg", views)
+    restore_image(source, tmp_path / "left.png", BASELINE)
+    assert len(_pictures(tmp_path / "left.png")) == 1
+    said = {record.getMessage() for record in warnings_logged.records}
+    line = ("stereo.jpg holds 2 pictures, and a PNG output one: only its first (primary) picture is written (an "
+            "output named .jpg keeps them all)")
+    assert said == {line}
+
+
+def test_an_mpos_large_thumbnail_is_made_again_from_its_restored_view(tmp_path, astronaut):
+    """A camera's MPO may carry a smaller copy of a view (MP type 'Large Thumbnail'), which shows its faces too."""
+    views = [*_views(astronaut), astronaut[::2, ::2].copy()]
+    source = _stereo_mpo(tmp_path / "stereo.mpo", views, kinds=(DISPARITY, 0x010001))
+    restore_image(source, tmp_path / "out.mpo", BASELINE)
+    pictures = _pictures(tmp_path / "out.mpo")
+    assert len(pictures) == 3
+    restored_view = pictures[1][0].astype(np.uint8)  # the view before it, as the file has it
+    smaller = np.asarray(Image.fromarray(restored_view).resize((256, 256), Image.Resampling.BOX), np.int16)
+    assert np.abs(pictures[2][0] - smaller).mean() < 2.0  # the restored view scaled down, not the old copy
+    assert np.abs(pictures[2][0] - _pictures(source)[2][0]).max() > 20
+
+
+def test_a_phones_jpeg_with_a_gain_map_stays_one_photo(tmp_path, astronaut, warnings_logged):
+    """A phone's Ultra HDR JPEG keeps its gain map (or depth map) as a second, 'Undefined' picture, not a view:
+    Pillow's writer would give it the first picture's metadata, so it is a photo whose first picture is restored,
+    as before, not an MPO whose gain map lost its parameters."""
+    source = _stereo_mpo(tmp_path / "phone.jpg", [astronaut, astronaut[::4, ::4].copy()], kinds=(0,))
+    restore_image(source, tmp_path / "out.jpg", BASELINE)
+    with Image.open(tmp_path / "out.jpg") as out:
+        assert out.format == "JPEG"
+    assert not warnings_logged.records
