@@ -486,3 +486,24 @@ def test_a_dash_for_standard_input_or_output_is_refused(tmp_path, monkeypatch):
     assert done.exit_code == 0, done.output
     with av.open(str(tmp_path / "dash.mp4")) as copy:
         assert copy.streams.video[0].frames == 2
+
+
+def test_an_mpg_cut_short_is_restored_to_its_end_and_said(tmp_path, warnings_logged):
+    """An MPEG-PS states no length, so a copy cut off mid-transfer was restored to where it stops with exit 0 and
+    not a word: an archivist took it for the whole recording. Its last packet, cut short, says so: it is still
+    restored as far as it goes (what is there plays), with one line that names where it ends."""
+    whole = make_clip(tmp_path / "tape.mpg", frames=72, size=(128, 96), codec="mpeg2video", audio_codec="mp2")
+    data = whole.read_bytes()
+    cut = tmp_path / "tape_copy.mpg"
+    cut.write_bytes(data[:len(data) * 6 // 10])
+    result = restore(cut, "-o", tmp_path / "out.mkv")
+    assert result.exit_code == 0, result.output
+    with av.open(str(cut)) as source:
+        there = sum(1 for _ in source.decode(video=0))
+    with av.open(str(tmp_path / "out.mkv")) as out:
+        assert sum(1 for _ in out.decode(video=0)) == there < 72
+    said = (f"tape_copy.mpg ends mid-stream (its last packet is cut short: a copy or recording cut off), so it is "
+            f"restored up to {there / 24:.2f} s, where its pictures stop; what came after is not in the file")
+    assert {r.getMessage() for r in warnings_logged.records if "mid-stream" in r.getMessage()} == {said}
+    assert restore(whole, "-o", tmp_path / "whole.mkv").exit_code == 0  # the whole file: not a word
+    assert {r.getMessage() for r in warnings_logged.records if "mid-stream" in r.getMessage()} == {said}

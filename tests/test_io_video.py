@@ -1935,12 +1935,26 @@ def test_a_failed_sequence_write_leaves_no_frames(tmp_path):
 
 def test_a_stretch_of_a_raw_h264_stream_without_timestamps(tmp_path):
     """A raw .h264 stream (DVRs, some cameras) has no timestamps and cannot seek: the stretch is counted in
-    frames at its rate, from the start."""
+    frames at its rate, from the start, and each frame is given its count's time."""
     clip = make_clip(tmp_path / "cam.h264", frames=15, size=SMALL, fps=25, audio=False)
     whole = list(read_frames(clip))
-    assert len(whole) == 15 and {f.pts for f in whole} == {None}
-    part = list(read_frames(clip, span=TimeSpan(0.1, 0.3)))  # frames 3 to 7 (at 0.12 ... 0.28 s)
-    assert [f.image.tobytes() for f in part] == [f.image.tobytes() for f in whole[3:8]]
+    assert [f.pts * f.time_base for f in whole] == [Fraction(i, 25) for i in range(15)]
+    part = list(read_frames(clip, span=TimeSpan(0.1, 0.3)))  # frames 2 (on screen at 0.1 s, as in any container)
+    assert [f.image.tobytes() for f in part] == [f.image.tobytes() for f in whole[2:8]]  # to 7 (at 0.28 s)
+
+
+def test_a_stretch_of_a_raw_h264_stream_comes_out_at_its_frames_times(tmp_path):
+    """A raw .h264 stores no times: a --start stretch's frames were all written at 0 (one picture shown, the
+    stretch's length lost), as the writer took each untimed frame's place in the stretch for its place in the file."""
+    clip = make_clip(tmp_path / "cam.h264", frames=30, size=SMALL, fps=10, audio=False)
+    span = TimeSpan(1.0, 2.0)
+    with VideoWriter(tmp_path / "part.mp4", clip, probe_video(clip), span=span) as writer:
+        for frame in read_frames(clip, span=span):
+            writer.write(frame)
+    with av.open(str(writer.output)) as container:
+        stream = container.streams.video[0]
+        times = [frame.pts * stream.time_base for frame in container.decode(stream)]
+    assert times == [Fraction(i, 10) for i in range(10)]
 
 
 @pytest.mark.parametrize("start, gop", [(1.1, 12), (0.1, None)])

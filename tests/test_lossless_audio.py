@@ -1,13 +1,16 @@
 """A lossless audio track that the output's container cannot hold is coded again losslessly, never left out."""
 from __future__ import annotations
 
+from fractions import Fraction
+
 import av
+import numpy as np
 import pytest
 
 from clrface_video.io.decode import probe_video, read_frames
 from clrface_video.io.encode import VideoWriter
 from clrface_video.types import TimeSpan
-from tests.media import make_clip
+from tests.media import make_clip, read_packets, silent_clip
 from tests.test_containers_timing import audio_start, decoded_samples, times
 from tests.test_io_video import SMALL, copy_video
 
@@ -52,3 +55,55 @@ def test_lossy_audio_the_container_refuses_is_still_left_out_not_coded_again(tmp
     with av.open(str(out)) as container:
         assert not container.streams.audio
     assert "audio stream 1 (aac) cannot be stored in .mxf; it is left out" in warnings_logged.text
+
+
+def decoded_seconds(path) -> tuple[np.ndarray, float]:
+    """The first audio stream's decoded samples (float, first channel) and where it starts, in seconds."""
+    with av.open(str(path)) as container:
+        frames = list(container.decode(audio=0))
+    samples = np.concatenate([f.to_ndarray()[0].astype(np.float64) for f in frames])
+    if np.issubdtype(frames[0].to_ndarray().dtype, np.integer):
+        samples /= np.iinfo(frames[0].to_ndarray().dtype).max
+    return samples, float(frames[0].pts * frames[0].time_base)
+
+
+@pytest.mark.parametrize(("codec", "suffix"), [("pcm_s16le", ".mov"), ("flac", ".mkv")])
+def test_lossless_audio_into_ts_is_carried_as_ac3_not_as_data(tmp_path, warnings_logged, codec, suffix):
+    """Regression: FFmpeg's MPEG-TS muxer takes PCM and FLAC but writes them as data streams, so a .ts from an
+    editor's .mov or .mkv read back with no sound, and nothing said so. No lossless codec a .ts holds reads back,
+    so the track is coded once at AC-3's highest rate, said in one line: a real audio stream, as long as the video,
+    starting with it, carrying the source's 440 Hz tone."""
+    src = make_clip(tmp_path / f"in{suffix}", frames=24, size=SMALL, audio_codec=codec)
+    out = copy_video(src, tmp_path / "out.ts")
+    assert audio_codec(out) == "ac3"
+    played, start = decoded_seconds(out)
+    video = times(out)
+    assert abs(len(played) / 48000 - float(video[-1] - video[0] + Fraction(1, 24))) <= 1536 / 48000  # one AC-3 frame
+    assert abs(start - float(video[0])) < 1 / 24
+    heard, _ = decoded_seconds(src)
+    assert np.sqrt(np.mean(played ** 2)) == pytest.approx(np.sqrt(np.mean(heard ** 2)), rel=0.05)
+    assert np.argmax(np.abs(np.fft.rfft(played[:48000]))) == 440  # 1 Hz bins over one second
+    said = (f"audio stream 1 ({codec}) cannot be stored losslessly in .ts; it is re-encoded as ac3 at 640 kb/s "
+            "(lossy; .mkv and .mov keep it as it is)")
+    assert {r.getMessage() for r in warnings_logged.records if "audio" in r.getMessage()} == {said}  # that line only
+
+
+def test_lossless_audio_into_m2ts_is_kept_sample_for_sample_as_bluray_pcm(tmp_path, warnings_logged):
+    """An .m2ts (192-byte packets, as Blu-ray and AVCHD write) holds Blu-ray PCM as audio: FLAC goes there
+    losslessly, each decoded sample the source's. A .ts does not, so that track is not copied into one."""
+    src = make_clip(tmp_path / "in.mkv", frames=24, size=SMALL, audio_codec="flac")
+    out = copy_video(src, tmp_path / "out.m2ts")
+    assert audio_codec(out) == "pcm_bluray"
+    heard, played = decoded_samples(src), decoded_samples(out)
+    assert len(played) >= len(heard) and (played[:len(heard)] == heard).all()
+    assert "re-encoded losslessly as pcm_bluray, every sample kept" in warnings_logged.text
+    assert audio_codec(copy_video(out, tmp_path / "again.ts")) == "ac3"  # a .ts writes it as data: not copied
+
+
+def test_mpeg_audio_into_ts_is_still_copied(tmp_path, warnings_logged):
+    """A copy into .ts is read back before it is made; MP2 reads back as MP3 (the stream type says MPEG audio),
+    which is still its sound: copied packet for packet, not left out."""
+    src = silent_clip(tmp_path / "dvd.mpg", "mpeg2video", SMALL, 25, audio_codec="mp2")
+    out = copy_video(src, tmp_path / "out.ts")
+    assert [p[0] for p in read_packets(out, "audio")] == [p[0] for p in read_packets(src, "audio")]
+    assert "audio stream" not in warnings_logged.text

@@ -2,6 +2,7 @@
 (checked before decoding), one frame size."""
 from __future__ import annotations
 
+import logging
 from fractions import Fraction
 from pathlib import Path
 
@@ -10,7 +11,10 @@ import av
 from clrface_video.errors import InputError
 from clrface_video.io.apng import apng_frame_count
 from clrface_video.io.photo_read import gif_frames
+from clrface_video.io.program_stream import PS_FORMATS, cut_short
 from clrface_video.io.sequence import find_sequence, frame_path, is_sequence
+
+log = logging.getLogger(__name__)
 
 
 def index_beyond_eof(stream: av.video.stream.VideoStream, path: Path) -> bool:
@@ -59,7 +63,9 @@ def check_complete(container: av.container.InputContainer, stream: av.video.stre
     """Raise InputError when the file was cut short (decoding simply stops early otherwise).
 
     Only mp4/mov, matroska/webm and mxf store a trustworthy stream length; elsewhere (ts, mpg, avi)
-    FFmpeg may estimate it from the bit rate, so only the index (and AVI's RIFF size) check applies. A numbered
+    FFmpeg may estimate it from the bit rate, so only the index (and AVI's RIFF size) check applies. An MPEG-PS
+    whose last packet is cut short (io.program_stream) is restored as far as it goes, with a warning: its length
+    is not known, and what is there plays. A numbered
     sequence and an animated PNG state their frame count, which must all decode. frames: those read (a --start
     stretch's); decoded: the frames decoded from the file's first one, None after a seek (--start), which
     leaves the count unchecked. fps: the stream's frame rate (25 when None), for the slack allowed at the end.
@@ -73,6 +79,11 @@ def check_complete(container: av.container.InputContainer, stream: av.video.stre
             raise InputError(f"{stopped} cannot be read: the sequence {path.name} stopped there, after {decoded} of "
                              f"its {declared} frames")
         raise InputError(f"{path.name} is truncated: decoding stopped after {decoded} of its {declared} frames")
+    if container.format.name in PS_FORMATS and end_s is not None and cut_short(path):
+        start = float((stream.start_time or 0) * stream.time_base)
+        log.warning("%s ends mid-stream (its last packet is cut short: a copy or recording cut off), so it is "
+                    "restored up to %.2f s, where its pictures stop; what came after is not in the file",
+                    path.name, end_s - start)
     if not any(name in container.format.name for name in ("mov", "matroska", "mxf")):
         return
     declared = _declared_end_s(stream)

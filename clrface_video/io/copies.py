@@ -38,6 +38,12 @@ PCM_ZERO_SILENCE = re.compile(r"pcm_[sf](16|24|32|64)[lb]e")  # linear PCM whose
 # A-law 0xD5 is +8 of 32768 (A-law has no 0; 0x55 is -8). Old AVI captures store these.
 PCM_BYTE_SILENCE = {"pcm_u8": b"\x80", "pcm_alaw": b"\xd5", "pcm_mulaw": b"\xff"}
 TRIAL_PACKETS = 16  # a copied video's packets muxed and read back before it is copied (_muxer_accepts)
+TRIAL_AUDIO_PACKETS = 1  # an audio copy's: a frame of sound reads back as sound or as data
+# Muxers that take an audio stream they write as no demuxer reads it as audio: its copy is muxed on a trial file and
+# read back first, as a video's is. MPEG-TS wrote PCM, FLAC and ALAC as data streams (measured), a .ts's sound lost
+# unsaid; and its Blu-ray PCM only in an .m2ts's packets, so a copy from an .m2ts into a .ts is tried too.
+AUDIO_TRIAL_MUXERS = frozenset({"mpegts"})
+M2TS_SUFFIXES = frozenset({".m2ts", ".mts"})  # BDAV MPEG-TS: 192-byte packets (a camcorder's AVCHD files, Blu-ray)
 TS_NONSTRICT = 0x20000  # FFmpeg's AVFMT_TS_NONSTRICT: a muxer that takes two packets of one stream at one dts
 TIMECODE_MUXERS = frozenset({"mxf", "dv"})  # ... but these two write the "timecode" tag into the file (measured)
 VIDEO_MUXERS = frozenset({"mxf", "dv"})  # measured: they refuse a file of audio alone
@@ -98,25 +104,35 @@ def _silent_sample(codec: str) -> bytes | None:
 def _muxer_accepts(out: av.container.OutputContainer, template: av.stream.Stream) -> bool:
     """Whether the output's muxer can store a copy of `template`, tried on a throwaway in-memory file (beside a
     stream like the output's video, for a muxer that needs one), with the output's muxer options. A video
-    stream's first packets are muxed there too and must read back as frames (_reads_back): the codec alone
+    stream's first packets (an audio stream's in AUDIO_TRIAL_MUXERS) are muxed there too and must read back as
+    frames (_reads_back): the codec alone
     passed an H.264 stream with B-frames for AVI, whose muxer then refused its first packet's negative dts
     (avoid_negative_ts off, muxer_options) and failed the whole write, and Matroska's length-prefixed H.264
     for MPEG-PS, which the muxer wrote as no player reads it."""
-    def write(trial: av.container.OutputContainer) -> tuple[int, str] | None:
+    def write(trial: av.container.OutputContainer) -> tuple[int, str | None] | None:
         copy = trial.add_stream_from_template(template)
         trial.start_encoding()
-        if template.type != "video" or template.disposition & av.stream.Disposition.attached_pic:
+        if not _tried_on_packets(out, template):
             return None
         for packet in _first_packets(template):
             packet.stream = copy
             trial.mux(packet)
-        return copy.index, template.codec_context.name
+        # audio: any codec that decodes (MP2 in TS reads back as MP3: its stream type says MPEG audio), not data
+        return copy.index, template.codec_context.name if template.type == "video" else None
 
     return _on_trial(out, write)
 
 
+def _tried_on_packets(out: av.container.OutputContainer, stream: av.stream.Stream) -> bool:
+    """Whether a copy of `stream` must read back from a trial file before it is copied, not only open there: a
+    moving video's (cover pictures are stored apart), or audio's in AUDIO_TRIAL_MUXERS."""
+    if stream.type == "audio":
+        return out.format.name in AUDIO_TRIAL_MUXERS
+    return stream.type == "video" and not stream.disposition & av.stream.Disposition.attached_pic
+
+
 def _on_trial(out: av.container.OutputContainer,
-              write: Callable[[av.container.OutputContainer], tuple[int, str] | None]) -> bool:
+              write: Callable[[av.container.OutputContainer], tuple[int, str | None] | None]) -> bool:
     """Whether what `write` puts on a throwaway in-memory file like the output (its format and muxer options, and
     a video stream like the output's for a muxer that needs one, VIDEO_MUXERS) is taken, and where it gives a
     stream's (index, codec), whether that stream reads back as frames of the codec (_reads_back)."""
@@ -137,13 +153,13 @@ def _on_trial(out: av.container.OutputContainer,
 
 
 def _encoded_reads_back(out: av.container.OutputContainer, source: av.audio.stream.AudioStream, codec: str,
-                        sample_format: str) -> bool:
+                        sample_format: str, bit_rate: int | None = None) -> bool:
     """Whether a frame of silence coded by `codec`, muxed on a trial file like the output, reads back as
     `codec`: a muxer may take a stream it writes as no demuxer reads it (PCM in MPEG-TS comes back as data). In
     .mxf and .dv, whose muxers refuse sound before the first picture (measured: invalid data), the codec is tried
     as a copy's is, by the header alone."""
     def write(trial: av.container.OutputContainer) -> tuple[int, str] | None:
-        encoded = _add_encoder(trial, source, codec, sample_format)
+        encoded = _add_encoder(trial, source, codec, sample_format, bit_rate)
         trial.start_encoding()
         if out.format.name in VIDEO_MUXERS:
             return None
@@ -160,11 +176,14 @@ def _encoded_reads_back(out: av.container.OutputContainer, source: av.audio.stre
 
 
 def _add_encoder(out: av.container.OutputContainer, source: av.audio.stream.AudioStream, codec: str,
-                 sample_format: str) -> av.audio.stream.AudioStream:
-    """An audio stream coded by `codec` at the source's rate and channels, from samples in `sample_format`."""
+                 sample_format: str, bit_rate: int | None = None) -> av.audio.stream.AudioStream:
+    """An audio stream coded by `codec` at the source's rate and channels, from samples in `sample_format` (at
+    `bit_rate` bits per second, a lossy codec's)."""
     stream = out.add_stream(codec, rate=source.codec_context.sample_rate,
                             layout=_ordered_layout(source.codec_context.layout))
     stream.codec_context.format = sample_format
+    if bit_rate:
+        stream.codec_context.bit_rate = bit_rate
     return stream
 
 
@@ -175,11 +194,18 @@ def _converted_audio(stream: av.audio.stream.AudioStream, name: str, out: av.con
     muxer = out.format.name.split(",")[0]
     found = next((pair for pair in lossless_audio.encoders(stream.codec_context, muxer)
                   if _encoded_reads_back(out, stream, *pair)), None)
-    if found is None:
+    if found is not None:
+        encoded = _add_encoder(out, stream, *found)
+        log.warning("audio stream %d (%s) cannot be copied into %s; it is re-encoded losslessly as %s, every sample "
+                    "kept", stream.index, name, _suffix(out), found[0])
+        return Copy(encoded, lossless_audio.SampleConverter(stream, encoded))
+    lossy = next((entry for entry in lossless_audio.high_rate_encoders(stream.codec_context, muxer)
+                  if _encoded_reads_back(out, stream, *entry)), None)
+    if lossy is None:
         return None
-    encoded = _add_encoder(out, stream, *found)
-    log.warning("audio stream %d (%s) cannot be copied into %s; it is re-encoded losslessly as %s, every sample "
-                "kept", stream.index, name, _suffix(out), found[0])
+    encoded = _add_encoder(out, stream, *lossy)
+    log.warning("audio stream %d (%s) cannot be stored losslessly in %s; it is re-encoded as %s at %d kb/s (lossy; "
+                ".mkv and .mov keep it as it is)", stream.index, name, _suffix(out), lossy[0], lossy[2] // 1000)
     return Copy(encoded, lossless_audio.SampleConverter(stream, encoded))
 
 
@@ -191,16 +217,19 @@ def _timed_packets(stream: av.stream.Stream) -> Iterator[av.Packet]:
 
 
 def _first_packets(stream: av.stream.Stream) -> list[av.Packet]:
-    """A video stream's first TRIAL_PACKETS timed packets (past its first keyframe's B-frames)."""
-    return [packet for _, packet in zip(range(TRIAL_PACKETS), _timed_packets(stream))]
+    """A stream's first timed packets: a video's TRIAL_PACKETS (past its first keyframe's B-frames), an audio's
+    TRIAL_AUDIO_PACKETS (a damaged time further on, which the copy leaves out, failed the whole trial)."""
+    count = TRIAL_PACKETS if stream.type == "video" else TRIAL_AUDIO_PACKETS
+    return [packet for _, packet in zip(range(count), _timed_packets(stream))]
 
 
-def _reads_back(data: bytes, index: int, codec: str) -> bool:
-    """Whether stream `index` of the file `data` decodes to a frame of `codec`."""
+def _reads_back(data: bytes, index: int, codec: str | None) -> bool:
+    """Whether stream `index` of the file `data` decodes to a frame of `codec` (None: of any codec; a stream read
+    back as data has none)."""
     try:
         with av.open(io.BytesIO(data)) as written:
             stream = written.streams[index]
-            if stream.codec_context is None or stream.codec_context.name != codec:
+            if stream.codec_context is None or codec is not None and stream.codec_context.name != codec:
                 return False
             return next(written.decode(stream), None) is not None
     except (av.error.FFmpegError, ValueError, IndexError):
@@ -252,11 +281,15 @@ def muxer_options(source: av.container.InputContainer, output: Path) -> dict[str
     writes every tag as such a key (as the phone did). An MP4 keeps its iTunes-style tags instead, without
     the keys (warned). AVI stores frames by their count: FFmpeg would move every stream by a copied MP3 or AAC
     track's encoder delay (a start before 0), half a frame, and so show the first frame twice; there the
-    audio starts at the file's start instead (its delay, about 20 ms, is heard late)."""
-    options = {"avoid_negative_ts": "disabled"} if output.suffix.lower() == ".avi" else {}
+    audio starts at the file's start instead (its delay, about 20 ms, is heard late). An .m2ts or .mts (AVCHD, Blu-ray)
+    is written in 192-byte packets, as FFmpeg writes an .m2ts anyway, said so that a trial file's muxer writes the
+    same (only there does it write Blu-ray PCM as audio: _converted_audio)."""
+    suffix = output.suffix.lower()
+    options = {"avoid_negative_ts": "disabled"} if suffix == ".avi" else \
+        {"mpegts_m2ts_mode": "1"} if suffix in M2TS_SUFFIXES else {}
     if not any(key.startswith("com.apple.quicktime.") for key in source.metadata):
         return options
-    if output.suffix.lower() == ".mov":
+    if suffix == ".mov":
         return {**options, "movflags": "use_metadata_tags"}
     log.warning("the phone's QuickTime keys (make, model, creation date, location) are kept in .mov only; "
                 "%s leaves them out", output.suffix)
@@ -303,7 +336,8 @@ def add_copies(source: av.container.InputContainer, out: av.container.OutputCont
             continue
         # its own container held it (DV, MXF muxers need video); not a data stream: an MPEG-PS's DVD navigation
         # packets, held by no muxer that FFmpeg writes an .mpg with, failed the whole output's header
-        same_kind = out.format.name == source.format.name and stream.type != "data"
+        same_kind = out.format.name == source.format.name and stream.type != "data" and not \
+            (stream.type == "audio" and _tried_on_packets(out, stream))
         # data without a decoder (camera telemetry such as GoPro GPMF) is copied as it is, like any other packets
         if (name or stream.type == "data") and (same_kind or _muxer_accepts(out, stream)):
             try:

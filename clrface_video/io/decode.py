@@ -534,7 +534,8 @@ def read_frames(path: Path | str, deint: str | None = None, fps: Fraction | None
     """Yield the frames of a video one at a time, decoded with threads.
 
     Frames are RGB uint8 for 8-bit sources and uint16 (rgb48, full scale) for deeper ones.
-    pts and time_base are the source's, untouched; a frame's duration lasts to the next frame's time
+    pts and time_base are the source's, untouched (a stream that stores no times, a raw .h264's, gets its frames'
+    count at its rate, as a writer would time them); a frame's duration lasts to the next frame's time
     (io.clock.lasting); index counts from 0. Rotation is not
     applied to the pixels (see VideoInfo.rotation). A corrupt or truncated stream raises
     InputError naming the frame index where decoding failed; a few damaged packets are passed over with a
@@ -570,18 +571,19 @@ def read_frames(path: Path | str, deint: str | None = None, fps: Fraction | None
             except av.error.FFmpegError as error:
                 raise InputError(f"{path.name}: decoding failed at frame {index} ({one_line(error)})") from error
             counted += 1
+            if frame.pts is None:  # a stream with no times at all (a raw .h264 or .hevc): its count's at its rate, so
+                frame.pts = origin + round((counted - 1) / rate / time_base)  # a stretch's frames are not all at 0
             if span is not None:
-                seconds = (frame.pts - origin) * time_base if frame.pts is not None else (counted - 1) / rate
-                last_seen = seconds + Fraction(frame.duration or 0) * time_base if frame.pts is not None else \
-                    counted / rate
-                if span.not_yet(seconds, last_seen if frame.pts is not None and frame.duration else None):
+                seconds = (frame.pts - origin) * time_base
+                last_seen = seconds + Fraction(frame.duration or 0) * time_base
+                if span.not_yet(seconds, last_seen if frame.duration else None):
                     continue
                 if span.past(seconds):
                     if index == 0:
                         raise InputError(f"{path.name} has no frame from {span.start:g} s to {float(span.end):g} s "
                                          "(--start and --duration fall between two frames; give a longer --duration)")
                     return  # the rest of the file is not read, so it is not checked either
-                if span.end is not None and frame.pts is not None and frame.duration:  # shown to the next frame,
+                if span.end is not None and frame.duration:  # shown to the next frame,
                     room = (Fraction(span.end) - seconds) / time_base  # but not past the stretch (a VFR gap)
                     frame.duration = max(1, min(frame.duration, round(room)))
             if high_depth is None:
@@ -594,8 +596,7 @@ def read_frames(path: Path | str, deint: str | None = None, fps: Fraction | None
                         duration=frame.duration or None,
                         alpha=np.ascontiguousarray(image[..., 3]) if alpha else None)
             index += 1
-            if frame.pts is not None:
-                end_s = float((frame.pts + (frame.duration or 0)) * time_base)
+            end_s = float((frame.pts + (frame.duration or 0)) * time_base)
         if index == 0 and span is not None:  # a start within SPAN_TOLERANCE of a frame's end is at that end
             where = "--start is past its end" if last_seen <= span.start else \
                 f"--start is within {float(SPAN_TOLERANCE * 1000):g} ms of its end, which counts as at it"

@@ -1,4 +1,5 @@
-"""A lossless audio track that the output's container cannot hold as it is, coded again losslessly in one it holds."""
+"""A lossless audio track that the output's container cannot hold as it is, coded again losslessly in one it holds
+(or, in MPEG-TS, which holds none FFmpeg reads back, at a high rate in one its players read)."""
 from __future__ import annotations
 
 import re
@@ -21,6 +22,12 @@ ENCODERS = {
 # MP4 muxers, where ALAC goes first: ISO PCM in an .mp4 (ipcm) is read by few players, ALAC by Apple's and FFmpeg's.
 MP4_MUXERS = frozenset({"mp4", "ipod"})
 SHORTEST_24_BIT = frozenset({"truehd", "mlp"})  # lossless codecs that code 24 bits at most, decoded as s32
+# (encoder, sample format, bits per second) for a lossless track where no lossless codec reads back, tried in order.
+# FFmpeg's MPEG-TS muxer takes PCM, FLAC and ALAC but writes them as data streams (measured: read back, no audio),
+# and Blu-ray PCM only in an .m2ts's 192-byte packets (mpegts_m2ts_mode) at 48, 96 or 192 kHz; so a .ts gets AC-3
+# at its highest rate (what broadcast and Blu-ray players read; 32 to 48 kHz, up to 5.1), else AAC (any rate and
+# up to 7.1), rather than no sound at all.
+HIGH_RATE = {"mpegts": (("ac3", "fltp", 640_000), ("aac", "fltp", 512_000))}
 
 
 def _depth(context: av.audio.codeccontext.AudioCodecContext) -> int | str | None:
@@ -42,13 +49,18 @@ def _depth(context: av.audio.codeccontext.AudioCodecContext) -> int | str | None
     return 24 if name in SHORTEST_24_BIT else 32
 
 
+def _lossless(context: av.audio.codeccontext.AudioCodecContext) -> bool:
+    """Whether a stream's codec only codes losslessly (PCM, FLAC, ALAC, TrueHD; not WavPack or DTS, either)."""
+    codec = context.codec
+    return codec is not None and codec.lossless and not codec.lossy
+
+
 def encoders(context: av.audio.codeccontext.AudioCodecContext, muxer: str) -> list[tuple[str, str]]:
     """(encoder, sample format) pairs that code a lossless stream's decoded samples exactly, in the order to try
     them for `muxer`; none for lossy audio (AAC, MP3, Opus: coding it again would lose more), whose copy is left
     out where the container cannot hold it, nor for WavPack and DTS, which may be either."""
-    codec = context.codec
     depth = _depth(context)
-    if codec is None or not codec.lossless or codec.lossy or depth is None:
+    if not _lossless(context) or depth is None:
         return []
     names = ENCODERS[depth]
     if muxer in MP4_MUXERS and "alac" in names:
@@ -63,6 +75,14 @@ def encoders(context: av.audio.codeccontext.AudioCodecContext, muxer: str) -> li
         if same and av.AudioFormat(same[0]).bytes == width:
             pairs.append((name, same[0]))
     return pairs
+
+
+def high_rate_encoders(context: av.audio.codeccontext.AudioCodecContext, muxer: str) -> tuple[tuple[str, str, int], ...]:
+    """(encoder, sample format, bits per second) to try for a lossless stream that no lossless codec `muxer` holds
+    carries (HIGH_RATE): lossy, once; none for lossy audio, which is not coded twice (encoders)."""
+    if not _lossless(context):
+        return ()
+    return tuple(entry for entry in HIGH_RATE.get(muxer, ()) if entry[0] in av.codecs_available)
 
 
 class SampleConverter:
