@@ -15,7 +15,7 @@ from . import __version__
 from .atomic import discard, keep_date_and_mode
 from .config import RestoreConfig
 from .device import pick_device
-from .errors import ClrfaceError, InputError, OptionError
+from .errors import ClrfaceError, InputError, OptionError, option_name
 from .faces.detect import FaceDetector, make_detector, visible_scale
 from .faces.identity import identity_encoder_or_none
 from .io.decode import FIELD_PROGRESSIVE, VideoInfo, is_image_path, probe_video, read_frames
@@ -330,12 +330,12 @@ def restore_path(input: str | Path, output: str | Path | None = None, config: Re
 
 def _say_video_only(source: Path, config: RestoreConfig) -> None:
     """Warn that video encoder options given for a photo are not used (in a folder they are its videos')."""
-    given = [name for name, asked in (("--codec", config.codec != RestoreConfig.codec),
-                                      ("--crf", config.crf != RestoreConfig.crf),
-                                      ("--preset", config.preset is not None)) if asked]
+    given = [option_name(name) for name, asked in (("codec", config.codec != RestoreConfig.codec),
+                                                   ("crf", config.crf != RestoreConfig.crf),
+                                                   ("preset", config.preset is not None)) if asked]
     if given:
-        log.warning("%s: %s %s for video; a photo is written in its own format, or the one -o names", source.name,
-                    ", ".join(given), "is" if len(given) == 1 else "are")
+        log.warning("%s: %s %s for video; a photo is written in its own format, or the one %s names", source.name,
+                    ", ".join(given), "is" if len(given) == 1 else "are", option_name("output"))
 
 
 def check_image(image: Any, where: str) -> np.ndarray:

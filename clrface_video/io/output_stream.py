@@ -9,7 +9,7 @@ from pathlib import Path
 
 import av
 
-from clrface_video.errors import ClrfaceError, one_line
+from clrface_video.errors import ClrfaceError, one_line, option_name
 from clrface_video.io.decode import (
     FIELDS_BOTTOM_FIRST,
     FIELDS_TOP_FIRST,
@@ -382,7 +382,7 @@ def add_video_stream(out: av.container.OutputContainer, info: VideoInfo, codec: 
     if codec == "libsvtav1":  # SVT-AV1 takes its log level from the environment only (its banner: 20 lines)
         os.environ.setdefault("SVT_LOG", "1")
     if codec in CRF_MAX and crf > CRF_MAX[codec]:
-        raise ClrfaceError(f"--crf {crf} is beyond {codec}'s range (0-{CRF_MAX[codec]})")
+        raise ClrfaceError(f"{option_name('crf')} {crf} is beyond {codec}'s range (0-{CRF_MAX[codec]})")
     if codec in CRF_CODECS:
         options["crf"] = str(crf)
     if codec in QSCALE_CODECS:  # bounded both ways: PyAV's frames carry no quality of their own to ask for
@@ -392,7 +392,7 @@ def add_video_stream(out: av.container.OutputContainer, info: VideoInfo, codec: 
         if codec in PRESET_CODECS:
             options["preset"] = preset
         else:
-            log.warning("--preset is for libx264 and libx265; %s takes none, so it is ignored", codec)
+            log.warning("%s is for libx264 and libx265; %s takes none, so it is ignored", option_name("preset"), codec)
     if codec == "libvpx-vp9":
         options["b"] = "0"
     if codec == "ffv1":  # as archives write it: every frame decodes alone (FFmpeg's 12-frame default carried one
