@@ -393,6 +393,9 @@ def test_messages_to_a_script_name_its_keywords_not_the_command_lines_flags(tmp_
         api.restore_video(clip, clip, **BASELINE)
     with pytest.raises(InputError, match=r"from 5 s on: it ends at [\d.]+ s \(start is past its end\)$"):
         api.restore_video(clip, tmp_path / "late.mp4", start=5, **BASELINE)
+    with pytest.raises(ClrfaceError, match=r"format does not support 'libx264' codec; use .mkv or .mov, or another "
+                       r"codec$"):
+        api.restore_video(clip, tmp_path / "out.webm", codec="libx264", **BASELINE)
     lossless = api.restore_video(clip, tmp_path / "out.mkv", codec="ffv1", preset="fast", **BASELINE)
     assert lossless.warnings == ["preset is for libx264 and libx265; ffv1 takes none, so it is ignored"]
     photo = tmp_path / "face.png"

@@ -339,7 +339,8 @@ def add_video_stream(out: av.container.OutputContainer, info: VideoInfo, codec: 
     try:
         stream = out.add_stream(codec, rate=info.fps or Fraction(25))
     except ValueError as error:
-        raise ClrfaceError(f"{one_line(error)}; use {other_containers(out.name, codec)}, or another --codec") \
+        raise ClrfaceError(f"{one_line(error)}; use {other_containers(out.name, codec)}, or another "
+                           f"{option_name('codec')}") \
             from error
     tag_for_apple(out, stream)
     stream.width, stream.height = info.width, info.height
