@@ -403,3 +403,20 @@ def test_messages_to_a_script_name_its_keywords_not_the_command_lines_flags(tmp_
     still = api.restore_video(photo, tmp_path / "face_out.png", crf=20, **BASELINE)
     said = "face.png: crf is for video; a photo is written in its own format, or the one output names"
     assert still.warnings == [said]
+
+
+@pytest.mark.parametrize(("image", "said"), [
+    (np.full((8, 8, 3), 200.0), "restore_image: float64 images are 0..1 and this one reaches 200; divide it by 255"),
+    (np.full((8, 8, 3), np.nan), "restore_image: the float64 image holds NaN or infinite values"),
+    (np.zeros((8, 8, 3), np.int32),
+     "restore_image takes RGB (H, W, 3) uint8, uint16, float32 or float64 (0..1) arrays, got (8, 8, 3) int32"),
+])
+def test_a_wrong_image_is_said_in_the_dtype_the_caller_gave(session, image, said):
+    """NumPy's default float is float64 (rgb / 1.0 left on the 0..255 scale), which the API takes: it was told
+    'float32 images are 0..1' and that only uint8, uint16 or float32 arrays are taken, of a float64 it never made."""
+    with pytest.raises(InputError) as raised:
+        session.restore_image(image)
+    assert str(raised.value) == said
+    with pytest.raises(InputError) as raised:
+        api.restore_image(image, **BASELINE)
+    assert str(raised.value) == said
