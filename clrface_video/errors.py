@@ -54,6 +54,11 @@ def option_name(option: str) -> str:
     return _OPTION_NAMES.get().get(option, option)
 
 
+def option_names() -> Mapping[str, str]:
+    """The names in effect (named_as), for a worker process to word its messages as the driver's front end does."""
+    return dict(_OPTION_NAMES.get())
+
+
 @contextmanager
 def named_as(names: Mapping[str, str]) -> Iterator[None]:
     """Inside the block, messages name options as `names` has them (the CLI's flags); in this thread's context only,
