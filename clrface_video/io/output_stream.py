@@ -270,12 +270,16 @@ def mpeg2_codes(fps: Fraction | None) -> bool:
     return True
 
 
-def sar_advice(codec: str) -> str:
+def sar_advice(codec: str, suffix: str) -> str:
     """Where a pixel shape `codec` cannot carry in its bitstream survives: an .mp4 where it takes the codec
-    (FFV1 and VP9 too, which a .mov refuses when its header is written), else a .mov (ProRes, DNxHR), or another
-    codec. Matroska's display size comes from a stream field PyAV cannot set, so an .mkv is never the answer."""
-    keeper = next((suffix for suffix in (".mp4", ".mov") if container_takes(suffix, codec)), None)
-    return f"{keeper} keeps it, or --codec libx264" if keeper else "--codec libx264 keeps it"
+    (FFV1 and VP9 too, which a .mov refuses when its header is written), else a .mov (ProRes, DNxHR), or libx264
+    where the output's own format (`suffix`) takes it (a .webm does not: it was advised there too). Matroska's
+    display size comes from a stream field PyAV cannot set, so an .mkv is never the answer."""
+    keeper = next((other for other in (".mp4", ".mov") if container_takes(other, codec)), None)
+    x264 = f"{option_name('codec')} libx264"
+    ways = [way for way in (keeper, x264 if container_takes(suffix, "libx264") else None) if way] \
+        or [f".mp4 with {x264}"]
+    return f"{ways[0]} keeps it" + "".join(f", or {way}" for way in ways[1:])
 
 
 def cfr_rate(info: VideoInfo) -> Fraction:
@@ -420,7 +424,7 @@ def add_video_stream(out: av.container.OutputContainer, info: VideoInfo, codec: 
         if info.sample_aspect_ratio != 1 and codec not in SAR_IN_BITSTREAM and out.format.name not in SAR_CONTAINERS:
             log.warning("the source's pixel aspect ratio (%s) is left out: %s in a %s file does not carry it, so "
                         "players will show the frames squeezed; %s", info.sample_aspect_ratio, codec,
-                        out.format.name, sar_advice(codec))
+                        out.format.name, sar_advice(codec, Path(out.name).suffix))
     if (info.display_matrix is not None or info.rotation) and out.format.name not in ROTATION_CONTAINERS:
         log.warning("the source's rotation is left out: a %s file does not store it, so players will show the "
                     "frames turned; .mp4, .mov or .mkv keep it", out.format.name)
