@@ -17,13 +17,14 @@ from .config import RestoreConfig
 from .errors import ClrfaceError, InputError, OptionError
 from .faces.detect import FaceDetector
 from .faces.identity import IdentityEncoder
-from .pipeline import check_image, detector_for, needs_identity_encoder
+from .pipeline import DTYPES, check_image, detector_for, needs_identity_encoder
 from .report import Progress, RestoreReport, StageTimer
 from .restore.base import Restorer
 from .story import FrameStory, Models
 
 OPTIONS = tuple(f.name for f in fields(RestoreConfig))  # the keyword options, named as in RestoreConfig
 FIXED_AT_LOAD = ("model", "device", "compile")  # options that pick the loaded models; the rest may change per call
+FRAME_DTYPES = (*DTYPES, np.float64)  # the pipeline's, and NumPy's default float (rgb / 255.0), restored as float32
 
 
 def make_config(base: RestoreConfig | None = None, **options: Any) -> RestoreConfig:
@@ -100,7 +101,7 @@ class RestoredFrames(Iterator[np.ndarray]):
     def _taken(self, image: Any, where: str) -> np.ndarray:
         """The frame as the story takes it (check_image), a float64 one kept for its return in its own dtype."""
         self._float64.append(image if is_float64(image) else None)
-        return check_image(as_float32(image), where)
+        return as_float32(check_image(image, where, FRAME_DTYPES))
 
     def __next__(self) -> np.ndarray:
         return next(self.with_masks())[0]
@@ -226,7 +227,7 @@ class Session:
 
     def restore_image(self, image: np.ndarray, **options: Any) -> np.ndarray:
         """One RGB photo (H, W, 3) uint8/uint16/float32/float64 in, restored copy of the same dtype out."""
-        check_image(as_float32(image), "restore_image")
+        check_image(image, "restore_image", FRAME_DTYPES)
         (restored,) = self.restore_frames([image], as_video=False, **options)
         return restored
 
@@ -272,7 +273,7 @@ def load_restorer(**options: Any) -> Session:
 
 def restore_image(image: np.ndarray, **options: Any) -> np.ndarray:
     """Restore the faces of one RGB photo (H, W, 3) uint8/uint16/float32/float64; returns a copy of the same dtype."""
-    check_image(as_float32(image), "restore_image")  # before the models load
+    check_image(image, "restore_image", FRAME_DTYPES)  # before the models load
     return load_restorer(**options).restore_image(image)
 
 

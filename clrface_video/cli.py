@@ -21,11 +21,12 @@ from .config import (
 )
 
 DEFAULT = RestoreConfig()  # the options' defaults are the library's
-from .errors import ClrfaceError, OptionError, one_line
+from .errors import ClrfaceError, OptionError, named_as, one_line
 
-# the library's options as the command line names them, for its errors about their values (errors.OptionError)
+# the library's options as the command line names them, for its errors about their values (errors.OptionError) and
+# the messages that name them (errors.option_name)
 FLAGS = {field.name: "--" + field.name.replace("_", "-") for field in fields(RestoreConfig)} \
-    | {"det_threshold": "--detection-threshold"}
+    | {"det_threshold": "--detection-threshold", "output": "-o OUTPUT"}
 
 log = logging.getLogger(__name__)
 EXIT_USER_ERROR = 2
@@ -77,7 +78,8 @@ class ClrfaceGroup(click.Group):
     def invoke(self, ctx: click.Context) -> Any:
         """The command; Ctrl-C or SIGTERM leaves it as _Stopped, for main's one line, an EOFError as _EndOfData."""
         try:
-            return super().invoke(ctx)
+            with named_as(FLAGS):  # the library's messages name the command line's flags
+                return super().invoke(ctx)
         except KeyboardInterrupt as error:
             raise _Stopped() from error
         except EOFError as error:

@@ -3,7 +3,10 @@ from __future__ import annotations
 
 import errno
 import re
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from contextvars import ContextVar
+from types import MappingProxyType
 
 FFMPEG_ERRNO = re.compile(r"\[Errno -?\d+\] ")  # PyAV's prefix to FFmpeg's messages: a number users cannot use
 
@@ -38,6 +41,33 @@ class OptionError(ClrfaceError):
     def named(self, names: Mapping[str, str]) -> OptionError:
         """The same error with the option named as `names` has it (an option not in `names` keeps its own name)."""
         return type(self)(self.option, self.problem, names.get(self.option))
+
+
+_OPTION_NAMES: ContextVar[Mapping[str, str]] = ContextVar("option_names", default=MappingProxyType({}))
+
+
+def option_name(option: str) -> str:
+    """`option` (a RestoreConfig field, or `output`) as the front end running the job names it, for a message that
+    names it where it is raised: a warning, or advice inside an error (choose another -o OUTPUT), which a front end
+    cannot reword as it rewords an OptionError's lead (named). A Python caller's keyword unless named_as says
+    otherwise: a script was told to 'choose another -o OUTPUT' and that '--preset is for libx264'."""
+    return _OPTION_NAMES.get().get(option, option)
+
+
+def option_names() -> Mapping[str, str]:
+    """The names in effect (named_as), for a worker process to word its messages as the driver's front end does."""
+    return dict(_OPTION_NAMES.get())
+
+
+@contextmanager
+def named_as(names: Mapping[str, str]) -> Iterator[None]:
+    """Inside the block, messages name options as `names` has them (the CLI's flags); in this thread's context only,
+    and only until the block ends, so that a script that ran the CLI in its process (a test) is not told of flags."""
+    token = _OPTION_NAMES.set(names)
+    try:
+        yield
+    finally:
+        _OPTION_NAMES.reset(token)
 
 
 class InputError(ClrfaceError):

@@ -12,7 +12,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from .atomic import name_max, name_size
-from .errors import ClrfaceError, InputError
+from .errors import ClrfaceError, InputError, option_name
 from .io.apng import is_animated_png
 from .io.decode import check_not_raw, is_image_path
 from .io.encode import output_exists
@@ -305,7 +305,8 @@ def resolve_paths(input: str | Path, output: str | Path | None,
         target = target.with_name(target.name + source.suffix)  # -o result  ->  result.mp4
         check_name_lengths(target, default=False)
     if _same_file(source, target):
-        raise ClrfaceError(f"output {target} is the input; choose another -o OUTPUT (the input is never changed)")
+        raise ClrfaceError(f"output {target} is the input; choose another {option_name('output')} "
+                           "(the input is never changed)")
     if is_sequence(target) and not (is_image_path(source) and not is_sequence(source)):  # a photo's is a photo
         sequence_codec(target)  # an extension an encoder writes, checked before any work
     elif not source.is_dir() and not is_image_path(source) and is_image_path(target) \

@@ -15,7 +15,7 @@ from . import __version__
 from .atomic import discard, keep_date_and_mode
 from .config import RestoreConfig
 from .device import pick_device
-from .errors import ClrfaceError, InputError, OptionError
+from .errors import ClrfaceError, InputError, OptionError, option_name
 from .faces.detect import FaceDetector, make_detector, visible_scale
 from .faces.identity import identity_encoder_or_none
 from .io.decode import FIELD_PROGRESSIVE, VideoInfo, is_image_path, probe_video, read_frames
@@ -346,32 +346,35 @@ def restore_path(input: str | Path, output: str | Path | None = None, config: Re
 
 def _say_video_only(source: Path, config: RestoreConfig) -> None:
     """Warn that video encoder options given for a photo are not used (in a folder they are its videos')."""
-    given = [name for name, asked in (("--codec", config.codec != RestoreConfig.codec),
-                                      ("--crf", config.crf != RestoreConfig.crf),
-                                      ("--preset", config.preset is not None)) if asked]
+    given = [option_name(name) for name, asked in (("codec", config.codec != RestoreConfig.codec),
+                                                   ("crf", config.crf != RestoreConfig.crf),
+                                                   ("preset", config.preset is not None)) if asked]
     if given:
-        log.warning("%s: %s %s for video; a photo is written in its own format, or the one -o names", source.name,
-                    ", ".join(given), "is" if len(given) == 1 else "are")
+        log.warning("%s: %s %s for video; a photo is written in its own format, or the one %s names", source.name,
+                    ", ".join(given), "is" if len(given) == 1 else "are", option_name("output"))
 
 
-def check_image(image: Any, where: str) -> np.ndarray:
-    """An (H, W, 3) RGB uint8, uint16 or float32 (0..1) array with pixels, or a one-line InputError naming `where`."""
+def check_image(image: Any, where: str, dtypes: tuple[type, ...] = DTYPES) -> np.ndarray:
+    """An (H, W, 3) RGB array of one of `dtypes` (floats in 0..1) with pixels, or a one-line InputError naming
+    `where` and the dtype given (the API takes float64 too, and told a float64 caller of 'the float32 image')."""
     if isinstance(image, (str, Path)):
         raise InputError(f"{where} takes an RGB array; for a file (photo, video or folder) use "
                          "clrface_video.restore_video(path), which restores whichever it is")
-    if not isinstance(image, np.ndarray) or image.ndim != 3 or image.shape[2] != 3 or image.dtype not in DTYPES:
+    if not isinstance(image, np.ndarray) or image.ndim != 3 or image.shape[2] != 3 or image.dtype not in dtypes:
         got = f"{getattr(image, 'shape', type(image).__name__)} {getattr(image, 'dtype', '')}".strip()
         hint = "; a single image given as the frames is read row by row: pass a list of frames" \
             if isinstance(image, np.ndarray) and image.ndim == 2 and image.shape[-1] == 3 else ""
-        raise InputError(f"{where} takes RGB (H, W, 3) uint8, uint16 or float32 (0..1) arrays, got {got}{hint}")
+        names = [np.dtype(dtype).name for dtype in dtypes]
+        raise InputError(f"{where} takes RGB (H, W, 3) {', '.join(names[:-1])} or {names[-1]} (0..1) arrays, "
+                         f"got {got}{hint}")
     if image.shape[0] == 0 or image.shape[1] == 0:
         raise InputError(f"{where}: the image is empty ({image.shape[0]} x {image.shape[1]} pixels)")
-    if image.dtype == np.float32:
+    if image.dtype.kind == "f":
         top = float(image.max(initial=0.0))  # NaN propagates
         if not math.isfinite(top) or not np.isfinite(image.min()):
-            raise InputError(f"{where}: the float32 image holds NaN or infinite values")
+            raise InputError(f"{where}: the {image.dtype} image holds NaN or infinite values")
         if top > FLOAT_MAX:
-            raise InputError(f"{where}: float32 images are 0..1 and this one reaches {top:g}; divide it by 255")
+            raise InputError(f"{where}: {image.dtype} images are 0..1 and this one reaches {top:g}; divide it by 255")
     return np.ascontiguousarray(image)
 
 

@@ -248,7 +248,7 @@ def test_a_report_lists_its_own_jobs_warnings_not_another_threads(tmp_path, sess
     mine = session.restore_video(plain, tmp_path / "plain_out.png", progress=RunTheOtherJob())
     assert mine.images == 1 and mine.warnings == []
     assert other["report"].images == 1
-    said = "coded.png: --codec is for video; a photo is written in its own format, or the one -o names"
+    said = "coded.png: codec is for video; a photo is written in its own format, or the one output names"
     assert other["report"].warnings == [said]
 
 
@@ -261,7 +261,7 @@ def test_warnings_kept_off_the_console_as_the_readme_says_are_still_in_the_repor
 
     photo = tmp_path / "photo.png"
     Image.fromarray(astronaut).save(photo)
-    said = "photo.png: --codec is for video; a photo is written in its own format, or the one -o names"
+    said = "photo.png: codec is for video; a photo is written in its own format, or the one output names"
     logger = logging.getLogger("clrface_video")
     seen: list[str] = []
 
@@ -382,3 +382,41 @@ def test_as_video_takes_true_or_false_only(session, astronaut, flag):
     """as_video="no" is truthy: the frames were tracked as one video where the caller asked for photos."""
     with pytest.raises(ClrfaceError, match="^restore_frames: as_video must be True or False, got "):
         session.restore_frames([astronaut], as_video=flag)
+
+
+def test_messages_to_a_script_name_its_keywords_not_the_command_lines_flags(tmp_path, astronaut):
+    """A script that gave restore_video its input as output was told to 'choose another -o OUTPUT', one that gave
+    preset= for FFV1 that '--preset is for libx264', one whose start= was past the end of '--start': flags it has
+    none of. Each now names the keyword it passed (the CLI keeps its flags: test_cli)."""
+    clip = make_clip(tmp_path / "clip.mp4", frames=4, size=(96, 80), audio=False)
+    with pytest.raises(ClrfaceError, match=r"is the input; choose another output \(the input is never changed\)$"):
+        api.restore_video(clip, clip, **BASELINE)
+    with pytest.raises(InputError, match=r"from 5 s on: it ends at [\d.]+ s \(start is past its end\)$"):
+        api.restore_video(clip, tmp_path / "late.mp4", start=5, **BASELINE)
+    with pytest.raises(ClrfaceError, match=r"format does not support 'libx264' codec; use .mkv or .mov, or another "
+                       r"codec$"):
+        api.restore_video(clip, tmp_path / "out.webm", codec="libx264", **BASELINE)
+    lossless = api.restore_video(clip, tmp_path / "out.mkv", codec="ffv1", preset="fast", **BASELINE)
+    assert lossless.warnings == ["preset is for libx264 and libx265; ffv1 takes none, so it is ignored"]
+    photo = tmp_path / "face.png"
+    Image.fromarray(astronaut).save(photo)
+    still = api.restore_video(photo, tmp_path / "face_out.png", crf=20, **BASELINE)
+    said = "face.png: crf is for video; a photo is written in its own format, or the one output names"
+    assert still.warnings == [said]
+
+
+@pytest.mark.parametrize(("image", "said"), [
+    (np.full((8, 8, 3), 200.0), "restore_image: float64 images are 0..1 and this one reaches 200; divide it by 255"),
+    (np.full((8, 8, 3), np.nan), "restore_image: the float64 image holds NaN or infinite values"),
+    (np.zeros((8, 8, 3), np.int32),
+     "restore_image takes RGB (H, W, 3) uint8, uint16, float32 or float64 (0..1) arrays, got (8, 8, 3) int32"),
+])
+def test_a_wrong_image_is_said_in_the_dtype_the_caller_gave(session, image, said):
+    """NumPy's default float is float64 (rgb / 1.0 left on the 0..255 scale), which the API takes: it was told
+    'float32 images are 0..1' and that only uint8, uint16 or float32 arrays are taken, of a float64 it never made."""
+    with pytest.raises(InputError) as raised:
+        session.restore_image(image)
+    assert str(raised.value) == said
+    with pytest.raises(InputError) as raised:
+        api.restore_image(image, **BASELINE)
+    assert str(raised.value) == said

@@ -15,6 +15,7 @@ from click.testing import CliRunner
 
 from clrface_video.cli import cli
 from clrface_video.config import RestoreConfig
+from clrface_video.errors import ClrfaceError
 from tests.media import grace_hopper, make_audio_only, make_clip
 
 BASELINE = ["--model", "baseline-bicubic-sharpen", "--device", "cpu"]
@@ -97,10 +98,24 @@ def test_bad_input_gives_one_line_error_exit_2_and_no_output(tmp_path, make, wor
 def test_output_equal_to_input_is_refused(small_clip):
     original = small_clip.read_bytes()
     result = run("restore", small_clip, "-o", small_clip, *BASELINE)
-    assert_one_line_error(result, "is the input")
+    assert_one_line_error(result, "is the input; choose another -o OUTPUT")
     same_via_dots = small_clip.parent / ".." / small_clip.parent.name / small_clip.name
     assert_one_line_error(run("restore", small_clip, "-o", same_via_dots, *BASELINE), "is the input")
     assert small_clip.read_bytes() == original
+
+
+def test_the_librarys_messages_name_the_flags_on_the_command_line(tmp_path, small_clip):
+    """The library words a message for the front end that runs it (errors.option_name): the command line's flags
+    here, a script's keywords from Python (test_api), and the keywords again once a command is over."""
+    from clrface_video import api
+
+    result = run("restore", small_clip, "-o", tmp_path / "out.mkv", "--codec", "ffv1", "--preset", "fast", *BASELINE)
+    assert result.exit_code == 0, result.output
+    assert "warning: --preset is for libx264 and libx265; ffv1 takes none, so it is ignored" in result.stderr
+    assert_one_line_error(run("restore", small_clip, "-o", tmp_path / "late.mp4", "--start", "9", *BASELINE),
+                          "(--start is past its end)")
+    with pytest.raises(ClrfaceError, match=r"choose another output \(the input is never changed\)$"):
+        api.restore_video(small_clip, small_clip, model="baseline-bicubic-sharpen", device="cpu")
 
 
 def test_side_files_never_replace_an_input_or_the_output(tmp_path, small_clip):
@@ -485,7 +500,7 @@ def test_the_report_of_a_photo_lists_the_warning_said_before_its_job(tmp_path, a
     result = run("restore", photo, "--codec", "ffv1", "--report", report, *BASELINE)
     assert result.exit_code == 0, result.output
     data = json.loads(report.read_text())
-    line = "face.png: --codec is for video; a photo is written in its own format, or the one -o names"
+    line = "face.png: --codec is for video; a photo is written in its own format, or the one -o OUTPUT names"
     assert data["warnings"] == [line] and f"warning: {line}" in result.stderr
     settings = data["settings"]
     assert settings["codec"] is None and settings["crf"] is None and settings["detection_threshold"] == 0.7

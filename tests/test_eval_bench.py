@@ -191,3 +191,26 @@ def test_peak_rss_is_in_mib_on_macos_and_windows(monkeypatch):
     monkeypatch.setattr(sys, "platform", "win32")
     assert bench.peak_rss_mib() == 3072
     assert asked == [(ctypes.c_void_p(-1).value, True)]  # this process (GetCurrentProcess's pseudo handle)
+
+
+def test_bench_says_how_many_threads_torch_ran_on(tmp_path, monkeypatch):
+    """README's advice on a shared CPU is OMP_NUM_THREADS=1; a bench run so said '2 CPU threads' and nothing of the
+    one that torch used, so its figures read as the whole machine's."""
+    import torch
+    from click.testing import CliRunner
+
+    from clrface_video.eval.commands import bench_command
+
+    monkeypatch.setenv("OMP_NUM_THREADS", "1")  # the end-to-end child's threads
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # the restorer alone runs in this process
+    try:
+        result = CliRunner().invoke(bench_command, ["--model", "baseline-bicubic-sharpen", "--device", "cpu",
+                                                    "--batch-sizes", "1", "--clip-frames", "2", "--out",
+                                                    str(tmp_path / "bench")])
+    finally:
+        torch.set_num_threads(threads)
+    assert result.exit_code == 0, result.output
+    machine = json.loads((tmp_path / "bench" / "result.json").read_text())["machine"]
+    assert machine.endswith(" on 1 of them"), machine
+    assert "on 1 of them" in (tmp_path / "bench" / "report.md").read_text()

@@ -1419,7 +1419,7 @@ def test_video_encoder_options_given_for_a_photo_are_said_to_be_unused(tmp_path,
     Image.fromarray(astronaut).save(source)
     report = restore_path(source, tmp_path / "b.png", replace(BASELINE, codec="libx265", crf=30))
     assert report.images == 1 and (tmp_path / "b.png").is_file()
-    assert "a.png: --codec, --crf are for video; a photo is written in its own format" in warnings_logged.text
+    assert "a.png: codec, crf are for video; a photo is written in its own format" in warnings_logged.text
     warnings_logged.clear()
     restore_path(source, tmp_path / "c.png", BASELINE)
     (tmp_path / "album").mkdir()

@@ -184,6 +184,18 @@ def test_a_workers_warning_is_printed_once_and_listed_in_the_report(ray_cluster,
 
 
 
+def test_a_workers_message_names_the_flag_as_a_local_run_does(ray_cluster, clip, tmp_path):
+    """Messages name an option as the front end running the job does (errors.named_as), which held in the driver
+    alone: the workers' encoders said 'preset is for libx264 and libx265' to the command line, where a local run
+    says '--preset'."""
+    result = CliRunner().invoke(cli, ["restore", str(clip), "-o", str(tmp_path / "out.mkv"), "--codec", "ffv1",
+                                      "--preset", "fast", "--model", "baseline-bicubic-sharpen", "--device", "cpu",
+                                      "--backend", "ray", "--workers", "2"])
+    assert result.exit_code == 0, result.output
+    said = "warning: --preset is for libx264 and libx265; ffv1 takes none, so it is ignored\n"
+    assert result.stderr.count(said) == 1, result.stderr
+
+
 def test_a_try_left_under_the_name_is_redone_whole_as_locally(ray_cluster, clip, tmp_path):
     """A local --start try, then the whole clip on Ray to the same name: Ray left the try as it was (by its date),
     as the local backend did; now both redo it, saying why."""

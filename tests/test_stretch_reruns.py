@@ -133,7 +133,7 @@ def test_a_start_past_the_end_is_said_as_on_a_first_run(clip, tmp_path, caplog):
     from clrface_video.errors import InputError
 
     out = tmp_path / "out.mp4"
-    past = r"^clip.mp4 has no frames from 5 s on: it ends at 2 s \(--start is past its end\)$"
+    past = r"^clip.mp4 has no frames from 5 s on: it ends at 2 s \(start is past its end\)$"
     with pytest.raises(InputError, match=past):
         restore_video(clip, tmp_path / "first.mp4", config(start=5))
     restore_video(clip, out, config(start=0.5, duration=0.5))

@@ -190,3 +190,21 @@ def test_prepare_faces_on_windows_asks_for_no_more_processes_than_a_windows_pool
     with pytest.raises(Recorded):
         next(prepare._results([], PrepareConfig(workers=64), tmp_path))
     assert asked == [process._MAX_WINDOWS_WORKERS, 64]
+
+
+def test_linked_person_folders_are_scanned_once_and_a_loop_ends(tmp_path: Path) -> None:
+    """prepare-faces walked a folder without following its links: a face collection of linked person folders was
+    'no images found', where restore follows the same links. Each real folder is read once; a link back up ends."""
+    from PIL import Image
+
+    people, root = tmp_path / "people", tmp_path / "src"
+    for name in ("Anna", "Bert"):
+        (people / name).mkdir(parents=True)
+        Image.new("RGB", (8, 8)).save(people / name / f"{name}_1.jpg")
+    (root / "lfw").mkdir(parents=True)
+    (root / "lfw" / "Anna").symlink_to(people / "Anna", target_is_directory=True)
+    (root / "lfw" / "Bert").symlink_to(people / "Bert", target_is_directory=True)
+    (root / "lfw" / "Bert2").symlink_to(people / "Bert", target_is_directory=True)  # the same folder again
+    (people / "Anna" / "up").symlink_to(root, target_is_directory=True)  # a loop
+    found = scan_sources(root)
+    assert [(s.path.name, s.identity) for s in found] == [("Anna_1.jpg", "lfw/Anna"), ("Bert_1.jpg", "lfw/Bert")]

@@ -14,7 +14,7 @@ from contextlib import contextmanager
 from typing import Any
 
 from ..config import RestoreConfig
-from ..errors import ClrfaceError, one_line
+from ..errors import ClrfaceError, one_line, option_names
 from .worker import CRASH_ONCE, RestoreWorker
 
 RETRIES = 3  # restarts of a dead worker process, and retries of the segment or shard it was running
@@ -156,7 +156,7 @@ def start_workers(ray: Any, config: RestoreConfig, *, video: bool, workers: int 
     if env:
         options["runtime_env"] = {"env_vars": env}
     remote = ray.remote(RestoreWorker).options(max_restarts=RETRIES, max_task_retries=RETRIES, **options)
-    return [remote.remote(config, video) for _ in range(count)]
+    return [remote.remote(config, video, option_names()) for _ in range(count)]
 
 
 def run_all(ray: Any, actors: list[Any], method: str, jobs: list[tuple], on_done: Any = None, *,

@@ -1,7 +1,9 @@
 """The Ray worker: an actor that loads the models once and runs detect, identity and restore jobs on its share."""
 from __future__ import annotations
 
+import functools
 import os
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -9,7 +11,7 @@ from typing import Any
 import numpy as np
 
 from ..config import RestoreConfig
-from ..errors import ClrfaceError, disk_full, one_line
+from ..errors import ClrfaceError, disk_full, named_as, one_line
 from ..faces.align import align_face
 from ..faces.detect import upright
 from ..faces.shots import is_cut, thumbnail
@@ -79,11 +81,24 @@ class PlannedRestorer(FrameStory):
         return jobs
 
 
+def _named(job: Callable[..., Any]) -> Callable[..., Any]:
+    """A worker's job, its messages naming options as the driver's front end does (the CLI's --preset, not the
+    keyword preset): errors.named_as there holds in the driver's thread only."""
+
+    @functools.wraps(job)
+    def run(self: RestoreWorker, *args: Any, **kwargs: Any) -> Any:
+        with named_as(self.names):
+            return job(self, *args, **kwargs)
+
+    return run
+
+
 class RestoreWorker:
     """One worker process: models loaded once in __init__, then any number of segment or photo jobs."""
 
-    def __init__(self, config: RestoreConfig, video: bool) -> None:
+    def __init__(self, config: RestoreConfig, video: bool, names: Mapping[str, str] | None = None) -> None:
         self.config = config
+        self.names = names or {}
         self.models = load_models(config, video=video)
 
     def describe(self) -> tuple[str, str, int, bool]:
@@ -101,6 +116,7 @@ class RestoreWorker:
         return bwdif_deint(self.config.deinterlace, info.interlaced)
 
     # -- videos ------------------------------------------------------------------------------------
+    @_named
     def detect(self, source: Path, segment: Segment,
                info: VideoInfo) -> tuple[list[int | None], list[list[Face]], list[int], list[list[Any]]]:
         """Step 2 on one segment: each frame's pts and detected faces, in presentation order; the positions of
@@ -119,6 +135,7 @@ class RestoreWorker:
             first, before = thumb if first is None else first, thumb
         return pts, faces, cuts, [] if first is None or before is None else [first.tolist(), before.tolist()]
 
+    @_named
     def embed(self, source: Path, segment: Segment, info: VideoInfo, first_index: int,
               samples: list[tuple[int, np.ndarray]]) -> np.ndarray:
         """Identity embeddings of the due faces (frame index, landmarks) of a segment, one crop per call as locally."""
@@ -139,6 +156,7 @@ class RestoreWorker:
                 break
         return out
 
+    @_named
     def restore_segment(self, source: Path, segment: Segment, info: VideoInfo, first_index: int,
                         faces: dict[int, list[FacePlan]], identities: dict[tuple[int, int], np.ndarray],
                         output: Path) -> SegmentResult:
@@ -158,10 +176,12 @@ class RestoreWorker:
         return SegmentResult(segment.number, frames, story.counts.faces, timer.rounded(), tuple(lines))
 
     # -- photos ------------------------------------------------------------------------------------
+    @_named
     def restore_one(self, source: Path, output: Path | None) -> RestoreReport:
         """One photo, exactly restore_image (its report holds the warnings logged, for the driver to say)."""
         return restore_image(source, output, self.config, models=self.models)
 
+    @_named
     def restore_photos(self, source: Path, target: Path, relatives: list[Path]) -> ShardResult:
         """The local per-photo job (restore_image) for each photo of a shard; 'path: reason' for unreadable ones.
         A full disk stops the shard at the photo it could not write: every photo after it would fail alike."""

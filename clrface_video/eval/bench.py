@@ -315,7 +315,9 @@ def run_bench(video: Path | None, *, model: str, device: str, batch_sizes: Seque
     points = memory_growth(model, device, clip_frames, 10, clip_size, compile=compile,
                            identity_guidance=identity_guidance) if memory else ()
     growth = round(points[1].peak_rss_mib - points[0].peak_rss_mib, 1) if points else None
-    machine = f"{platform.machine()}, {os.cpu_count()} CPU threads, torch {__import__('torch').__version__}"
+    torch = __import__("torch")  # its threads, not the machine's: OMP_NUM_THREADS=1 on a shared CPU ran on one of 2
+    machine = f"{platform.machine()}, {os.cpu_count()} CPU threads, torch {torch.__version__} on " \
+              f"{torch.get_num_threads()} of them"
     return BenchResult("bench", model, device, machine, e2e, speed, points, growth, tuple(notes), compile,
                        identity_guidance)
 

@@ -15,7 +15,7 @@ import av
 import numpy as np
 from av.video.reformatter import Interpolation, VideoReformatter
 
-from clrface_video.errors import InputError, one_line
+from clrface_video.errors import InputError, one_line, option_name
 from clrface_video.io.apng import is_animated_png
 from clrface_video.io.clock import Damage, lasting, timed_frames
 from clrface_video.io.completeness import check_complete, check_gif_frames, index_beyond_eof, size_changed
@@ -581,7 +581,8 @@ def read_frames(path: Path | str, deint: str | None = None, fps: Fraction | None
                 if span.past(seconds):
                     if index == 0:
                         raise InputError(f"{path.name} has no frame from {span.start:g} s to {float(span.end):g} s "
-                                         "(--start and --duration fall between two frames; give a longer --duration)")
+                                         f"({option_name('start')} and {option_name('duration')} fall between two frames; "
+                                         f"give a longer {option_name('duration')})")
                     return  # the rest of the file is not read, so it is not checked either
                 if span.end is not None and frame.duration:  # shown to the next frame,
                     room = (Fraction(span.end) - seconds) / time_base  # but not past the stretch (a VFR gap)
@@ -598,8 +599,9 @@ def read_frames(path: Path | str, deint: str | None = None, fps: Fraction | None
             index += 1
             end_s = float((frame.pts + (frame.duration or 0)) * time_base)
         if index == 0 and span is not None:  # a start within SPAN_TOLERANCE of a frame's end is at that end
-            where = "--start is past its end" if last_seen <= span.start else \
-                f"--start is within {float(SPAN_TOLERANCE * 1000):g} ms of its end, which counts as at it"
+            option = option_name("start")
+            where = f"{option} is past its end" if last_seen <= span.start else \
+                f"{option} is within {float(SPAN_TOLERANCE * 1000):g} ms of its end, which counts as at it"
             raise InputError(f"{path.name} has no frames from {span.start:g} s on: it ends at {float(last_seen):g} s "
                              f"({where})")
         if index == 0:

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import av
 
-from ..errors import InputError
+from ..errors import InputError, option_name
 from ..types import TimeSpan
 from .apng import apng_seconds, is_animated_png
 from .decode import open_input, stream_fps, video_stream
@@ -135,7 +135,7 @@ def other_stretch(source: Path, output: Path, span: TimeSpan | None) -> str | No
     start = Fraction(span.start) if span is not None else Fraction(0)
     if span is not None and start >= whole > 0:  # nothing is asked: said as a first run says it, not a stretch of -4 s
         raise InputError(f"{source.name} has no frames from {span.start:g} s on: it ends at {_s(whole)} s "
-                         "(--start is past its end)")
+                         f"({option_name('start')} is past its end)")
     end = whole if span is None or span.end is None else min(Fraction(span.end), whole)
     if abs(held - (end - start)) <= SLACK_FRAMES * source_extent.frame:
         return None

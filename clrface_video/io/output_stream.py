@@ -9,7 +9,7 @@ from pathlib import Path
 
 import av
 
-from clrface_video.errors import ClrfaceError, one_line
+from clrface_video.errors import ClrfaceError, one_line, option_name
 from clrface_video.io.decode import (
     FIELDS_BOTTOM_FIRST,
     FIELDS_TOP_FIRST,
@@ -270,12 +270,16 @@ def mpeg2_codes(fps: Fraction | None) -> bool:
     return True
 
 
-def sar_advice(codec: str) -> str:
+def sar_advice(codec: str, suffix: str) -> str:
     """Where a pixel shape `codec` cannot carry in its bitstream survives: an .mp4 where it takes the codec
-    (FFV1 and VP9 too, which a .mov refuses when its header is written), else a .mov (ProRes, DNxHR), or another
-    codec. Matroska's display size comes from a stream field PyAV cannot set, so an .mkv is never the answer."""
-    keeper = next((suffix for suffix in (".mp4", ".mov") if container_takes(suffix, codec)), None)
-    return f"{keeper} keeps it, or --codec libx264" if keeper else "--codec libx264 keeps it"
+    (FFV1 and VP9 too, which a .mov refuses when its header is written), else a .mov (ProRes, DNxHR), or libx264
+    where the output's own format (`suffix`) takes it (a .webm does not: it was advised there too). Matroska's
+    display size comes from a stream field PyAV cannot set, so an .mkv is never the answer."""
+    keeper = next((other for other in (".mp4", ".mov") if container_takes(other, codec)), None)
+    x264 = f"{option_name('codec')} libx264"
+    ways = [way for way in (keeper, x264 if container_takes(suffix, "libx264") else None) if way] \
+        or [f".mp4 with {x264}"]
+    return f"{ways[0]} keeps it" + "".join(f", or {way}" for way in ways[1:])
 
 
 def cfr_rate(info: VideoInfo) -> Fraction:
@@ -339,7 +343,8 @@ def add_video_stream(out: av.container.OutputContainer, info: VideoInfo, codec: 
     try:
         stream = out.add_stream(codec, rate=info.fps or Fraction(25))
     except ValueError as error:
-        raise ClrfaceError(f"{one_line(error)}; use {other_containers(out.name, codec)}, or another --codec") \
+        raise ClrfaceError(f"{one_line(error)}; use {other_containers(out.name, codec)}, or another "
+                           f"{option_name('codec')}") \
             from error
     tag_for_apple(out, stream)
     stream.width, stream.height = info.width, info.height
@@ -382,7 +387,7 @@ def add_video_stream(out: av.container.OutputContainer, info: VideoInfo, codec: 
     if codec == "libsvtav1":  # SVT-AV1 takes its log level from the environment only (its banner: 20 lines)
         os.environ.setdefault("SVT_LOG", "1")
     if codec in CRF_MAX and crf > CRF_MAX[codec]:
-        raise ClrfaceError(f"--crf {crf} is beyond {codec}'s range (0-{CRF_MAX[codec]})")
+        raise ClrfaceError(f"{option_name('crf')} {crf} is beyond {codec}'s range (0-{CRF_MAX[codec]})")
     if codec in CRF_CODECS:
         options["crf"] = str(crf)
     if codec in QSCALE_CODECS:  # bounded both ways: PyAV's frames carry no quality of their own to ask for
@@ -392,7 +397,7 @@ def add_video_stream(out: av.container.OutputContainer, info: VideoInfo, codec: 
         if codec in PRESET_CODECS:
             options["preset"] = preset
         else:
-            log.warning("--preset is for libx264 and libx265; %s takes none, so it is ignored", codec)
+            log.warning("%s is for libx264 and libx265; %s takes none, so it is ignored", option_name("preset"), codec)
     if codec == "libvpx-vp9":
         options["b"] = "0"
     if codec == "ffv1":  # as archives write it: every frame decodes alone (FFmpeg's 12-frame default carried one
@@ -419,7 +424,7 @@ def add_video_stream(out: av.container.OutputContainer, info: VideoInfo, codec: 
         if info.sample_aspect_ratio != 1 and codec not in SAR_IN_BITSTREAM and out.format.name not in SAR_CONTAINERS:
             log.warning("the source's pixel aspect ratio (%s) is left out: %s in a %s file does not carry it, so "
                         "players will show the frames squeezed; %s", info.sample_aspect_ratio, codec,
-                        out.format.name, sar_advice(codec))
+                        out.format.name, sar_advice(codec, Path(out.name).suffix))
     if (info.display_matrix is not None or info.rotation) and out.format.name not in ROTATION_CONTAINERS:
         log.warning("the source's rotation is left out: a %s file does not store it, so players will show the "
                     "frames turned; .mp4, .mov or .mkv keep it", out.format.name)

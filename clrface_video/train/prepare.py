@@ -63,11 +63,18 @@ def identity_of(path: Path, root: Path) -> SourceImage:
 
 
 def scan_sources(root: Path) -> list[SourceImage]:
-    """Every image under root, sorted, without the reserved LFW identities."""
+    """Every image under root, sorted, without the reserved LFW identities. Linked folders are followed, as restore
+    follows them in a folder (a person's folder linked in was left out, or all of them: 'no images found'), each
+    real folder once (a link back up the tree would loop)."""
     found = []
-    for dirpath, dirnames, filenames in os.walk(root):
+    walked: set[str] = set()
+    for dirpath, dirnames, filenames in os.walk(root, followlinks=True):
         dirnames.sort()
         here = Path(dirpath)
+        if os.path.realpath(here) in walked:
+            dirnames.clear()
+            continue
+        walked.add(os.path.realpath(here))
         if here.parent.name.lower() == "lfw" and here.name[:1].upper() in RESERVED_LFW_INITIALS:
             dirnames.clear()
             continue
