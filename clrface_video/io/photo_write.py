@@ -30,6 +30,7 @@ from clrface_video.io.photo_read import (
     tiff_start,
 )
 from clrface_video.io.pixels import luma, to_codes, to_depth
+from clrface_video.io.ultra_hdr import gain_map_xmp, with_gain_map
 
 from ..opencv import cv2
 
@@ -114,15 +115,18 @@ def fit_format(photo: Photo, fmt: str, name: str = "") -> Photo:
     if changes:
         log.warning("%s: written as %s with %s", name or "photo", fmt, ", ".join(changes))
     return replace(photo, image=image, alpha=alpha, mode=mode, bit_depth=depth, format=fmt, exif=exif,
-                   coded_bits=depth, nclx=photo.nclx if fmt == "HEIF" else None)  # what is lost said once, here
+                   coded_bits=depth, nclx=photo.nclx if fmt == "HEIF" else None,  # what is lost said once, here
+                   gain_map=photo.gain_map if fmt == "JPEG" else None)
 
 
 def unkept(photo: Photo, fmt: str) -> list[str]:
     """What the source file codes that a photo written as `fmt` loses: a 10- or 12-bit HEIF's or AVIF's depth (read
-    at 8 bits), and a colour description (nclx) anywhere but in a HEIF (Pillow's AVIF writer takes none: an HDR
+    at 8 bits), an Ultra HDR JPEG's gain map (outside a JPEG), and a colour description (nclx) anywhere but in a HEIF (Pillow's AVIF writer takes none: an HDR
     AVIF comes back tagged sRGB over pixels coded for PQ). Said by fit_format where the format changes, else by
     write_photo (a photo copied as it was, nothing restored in it, loses nothing)."""
     lost = [f"{photo.coded_bits} bits per channel to {photo.bit_depth}"] if photo.coded_bits > photo.bit_depth else []
+    if fmt != "JPEG" and photo.gain_map is not None:
+        lost.append("its Ultra HDR gain map left out, which a JPEG output keeps: it comes back SDR")
     if fmt != "HEIF" and photo.nclx and not _srgb_nclx(photo.nclx):
         why = "which Pillow's AVIF writer does not write" if fmt == "AVIF" else "which it has no place for"
         lost.append(f"its {photo.format} colour description (primaries {photo.nclx[0]}, transfer {photo.nclx[1]}) "
@@ -506,13 +510,21 @@ def _encode_into(image: np.ndarray, like: Photo, target: BinaryIO, name: str) ->
     if like.bit_depth == 16 and like.mode not in GRAY_MODES:
         target.write(_encode_16bit_rgb(rgb, like, name))
         return
+    gain_map = like.gain_map if like.format == "JPEG" else None
+    if gain_map is not None:
+        like = replace(like, xmp=gain_map_xmp(like.xmp, gain_map))
     options = save_options(like, name)
     if options.get("compression") not in (None, "raw") and _has_sub_ifds(like.exif):
         # libtiff (Pillow's writer of compressed TIFF) cannot place EXIF sub-IFDs; keep the metadata whole
         log.warning("%s: written as an uncompressed TIFF to keep its EXIF (compressed, its camera and date "
                     "tags would be lost)", name)
         options["compression"] = None
-    _pil_image(rgb, like).save(target, **options)
+    if gain_map is None:
+        _pil_image(rgb, like).save(target, **options)
+        return
+    primary = io.BytesIO()  # an Ultra HDR JPEG: its gain map joined after the restored picture
+    _pil_image(rgb, like).save(primary, **options)
+    target.write(with_gain_map(primary.getvalue(), gain_map, (rgb.shape[1], rgb.shape[0]), name))
 
 
 def _partial(path: Path) -> Path:
