@@ -44,7 +44,8 @@ def picture_count(path: Path | str) -> int:
     cannot open (read_photo then says why). Only .jpg, .mpo and .heic-like names are opened. An MPO counts as one
     photo unless its MP index says another picture is a view (MULTI_FRAME): a phone's second picture is an HDR
     gain map (Ultra HDR) or a depth map, 'Undefined', whose metadata Pillow's writer would replace by the first
-    picture's; it stays left out, as before, and its previews with it."""
+    picture's: the photo is its first picture, a gain map joined back after it unchanged (io.ultra_hdr), a
+    depth map left out as before, and its previews with it."""
     path = Path(path)
     suffix = path.suffix.lower()
     if suffix not in JPEG_SUFFIXES | HEIF_SUFFIXES or not path.is_file() or (suffix in HEIF_SUFFIXES
