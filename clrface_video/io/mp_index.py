@@ -83,9 +83,10 @@ def joined(primary: bytes, others: list[tuple[int, bytes]]) -> bytes:
     segment_size = 2 + 2 + 4 + 8 + 2 + 3 * 12 + 4 + 16 * count  # marker, length, "MPF\0", header, IFD, entries
     header = at + 2 + 2 + 4  # where the index's offsets count from
     first_size = len(primary) + segment_size
-    ifd = struct.pack(">H", 3) + struct.pack(">HHI4s", MP_VERSION, 7, 4, b"0100") + \
-        struct.pack(">HHII", MP_COUNT, 4, 1, count) + struct.pack(">HHII", MP_ENTRIES, 7, 16 * count, 8 + 2 + 36 + 4) + \
-        struct.pack(">I", 0)
+    ifd = (struct.pack(">H", 3) + struct.pack(">HHI4s", MP_VERSION, 7, 4, b"0100")  # 3 tags: UNDEFINED, LONG, ...
+           + struct.pack(">HHII", MP_COUNT, 4, 1, count)
+           + struct.pack(">HHII", MP_ENTRIES, 7, 16 * count, 8 + 2 + 36 + 4)  # the entries, after the IFD
+           + struct.pack(">I", 0))  # no attribute IFD
     entries = struct.pack(">IIIHH", PRIMARY, first_size, 0, 0, 0)
     offset = first_size - header
     for kind, picture in others:

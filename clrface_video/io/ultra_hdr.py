@@ -86,7 +86,9 @@ def _unfit(gain_map: GainMap, size: tuple[int, int]) -> str | None:
     if not gain_map.jpeg:
         return "the file's MP index does not lead to it"
     if gain_map.orientation not in (0, 1):
-        return f"the photo is stored turned, EXIF orientation {gain_map.orientation}, and written upright; its gain map is not"
+        return (f"the photo is stored turned, EXIF orientation {gain_map.orientation}, and written upright; its gain "
+                "map is not")
     if size != gain_map.size:
-        return f"the photo is written at {size[0]} x {size[1]}, the gain map spans {gain_map.size[0]} x {gain_map.size[1]}"
+        return (f"the photo is written at {size[0]} x {size[1]}, the gain map spans {gain_map.size[0]} x "
+                f"{gain_map.size[1]}")
     return None
