@@ -91,8 +91,9 @@ class Photo:
     nclx: a HEIF's or AVIF's colour description (NCLX_FIELDS: primaries, transfer, matrix, full range), or None:
     an HDR camera's or phone's (BT.2020, PQ or HLG) pixels are coded for it, and shown as sRGB they look washed out.
     coded_bits: the bits per channel the file codes its pixels in, more than bit_depth where the reader gave
-    fewer (a 10- or 12-bit AVIF, or grey HEIF, which Pillow and pillow-heif decode to 8): what writing it back
-    loses. A 10- or 12-bit RGB HEIF is read at 16 (_read_deep_heif) and written back in its own 10 or 12.
+    fewer (a grey HEIF, which pillow-heif decodes to 8; an AVIF with alpha, or one FFmpeg cannot read as Pillow
+    does): what writing it back loses. A 10- or 12-bit RGB HEIF is read at 16 (_read_deep_heif) and written back
+    in its own 10 or 12; a 10- or 12-bit colour AVIF is read at 16 through FFmpeg (io.deep_avif) and written in 10.
     gain_map: an Ultra HDR JPEG's gain map (io.ultra_hdr), joined back after the restored picture so that it stays
     HDR, or None.
     """
@@ -521,6 +522,12 @@ def photo_of(source: Image.Image, path: Path, deep: bool, page: int = 0) -> Phot
         raise InputError(f"cannot decode {path.name} ({one_line(error)})") from error
     dpi = tiff_dpi(source) if fmt == "TIFF" else source.info.get("dpi")
     coded_bits, nclx = _coding(source, path, fmt)
+    if fmt == "AVIF" and coded_bits > depth and mode == "RGB" and orientation == 1:  # Pillow's plugin gives 8 bits
+        # imported here: io.decode, which deep_avif reads with, imports this module
+        from clrface_video.io.deep_avif import read_deep_avif
+
+        if (deep_rgb := read_deep_avif(path, rgb)) is not None:
+            rgb, depth = deep_rgb, 16
     xmp = _xmp(source, orientation)
     return Photo(
         image=rgb, alpha=alpha, mode=mode, format=fmt, exif=_upright_exif(source, path.name, orientation),
@@ -539,7 +546,7 @@ def photo_of(source: Image.Image, path: Path, deep: bool, page: int = 0) -> Phot
         chromaticity=source.info.get("chromaticity") if fmt == "PNG" else None,
         srgb=source.info.get("srgb") if fmt == "PNG" else None,
         bigtiff=bigtiff,
-        nclx=nclx, coded_bits=coded_bits if fmt == "HEIF" else max(depth, coded_bits),  # a deep HEIF's 10 or 12
+        nclx=nclx, coded_bits=coded_bits if fmt in ("HEIF", "AVIF") else max(depth, coded_bits),  # 10 or 12 bits
         gain_map=gain_map_of(path, xmp, source.size, orientation) if "mp" in source.info and not page else None,
     )
 
