@@ -141,3 +141,17 @@ def test_an_ultra_hdr_jpeg_written_as_png_says_it_comes_back_sdr(tmp_path, astro
     restore_image(source, tmp_path / "out.png", BASELINE)
     said = {record.getMessage() for record in warnings_logged.records}
     assert said == {"out.png: written as PNG with its Ultra HDR gain map left out, which a JPEG output keeps: it comes back SDR"}
+
+
+def test_an_ultra_hdr_jpeg_whose_mp_index_is_gone_comes_back_sdr_and_says_so(tmp_path, astronaut, warnings_logged):
+    """An editor that kept the XMP but dropped the MP index: the gain map cannot be found, which is said."""
+    source = tmp_path / "edited.jpg"
+    _ultra_hdr(source, astronaut)
+    data = source.read_bytes()
+    index = data.index(b"MPF\x00") - 4  # the APP2 segment's marker and length before it
+    source.write_bytes(data[:index] + data[index + 2 + struct.unpack_from(">H", data, index + 2)[0]:])
+    restore_image(source, tmp_path / "out.jpg", BASELINE)
+    assert len(_pictures(tmp_path / "out.jpg")) == 1
+    line = ("out.jpg: its Ultra HDR gain map is left out (the file's MP index does not lead to it): the photo comes "
+            "back SDR")
+    assert {record.getMessage() for record in warnings_logged.records} == {line}

@@ -547,7 +547,8 @@ def photo_of(source: Image.Image, path: Path, deep: bool, page: int = 0) -> Phot
         srgb=source.info.get("srgb") if fmt == "PNG" else None,
         bigtiff=bigtiff,
         nclx=nclx, coded_bits=coded_bits if fmt in ("HEIF", "AVIF") else max(depth, coded_bits),  # 10 or 12 bits
-        gain_map=gain_map_of(path, xmp, source.size, orientation) if "mp" in source.info and not page else None,
+        gain_map=gain_map_of(path, xmp, source.size, orientation, "mp" in source.info) if fmt == "JPEG" and not page
+        else None,
     )
 
 

@@ -41,12 +41,17 @@ class GainMap:
     orientation: int = 1
 
 
-def gain_map_of(path: Path, xmp: bytes | None, size: tuple[int, int], orientation: int) -> GainMap | None:
+def gain_map_of(path: Path, xmp: bytes | None, size: tuple[int, int], orientation: int,
+                indexed: bool) -> GainMap | None:
     """The gain map of a JPEG with an MP index (`xmp`: its primary's, `size` and `orientation`: the primary's
     stored size and its EXIF orientation): the first picture after the primary that is no view (MULTI_FRAME) and
     is marked a gain map (GAIN_MAP_MARKS); None where there is none (a 3D camera's views, a depth map). Pillow
     opens an Ultra HDR JPEG whose XMP says hdrgm:Version as an attribute, as Android writes it, as a plain JPEG of
-    one picture: the MP index is read here from the file's bytes."""
+    one picture: the MP index is read here from the file's bytes. A JPEG with neither an MP index (`indexed`, as
+    Pillow found it) nor hdrgm XMP is not read again."""
+    says_so = bool(xmp) and ULTRA_HDR in xmp
+    if not indexed and not says_so:
+        return None
     with path.open("rb") as file:
         data = file.read()
     for entry in mp_entries(data[:MP_HEADER_BYTES])[1:]:
@@ -54,7 +59,7 @@ def gain_map_of(path: Path, xmp: bytes | None, size: tuple[int, int], orientatio
         if entry.kind >> 16 != MULTI_FRAME and len(picture) == entry.size and picture.startswith(SOI) \
                 and any(mark in picture[:GAIN_MAP_HEAD] for mark in GAIN_MAP_MARKS):
             return GainMap(picture, size, orientation)
-    return GainMap(b"", size, orientation) if xmp and ULTRA_HDR in xmp else None
+    return GainMap(b"", size, orientation) if says_so else None
 
 
 def gain_map_xmp(xmp: bytes | None, gain_map: GainMap) -> bytes | None:
