@@ -26,7 +26,8 @@ from clrface_video.io.scheduling import scheduled_as_before
 AV1_ENCODERS = ("libsvtav1", "libaom-av1")  # FFmpeg's AV1 encoders of 10-bit stills, the first there is used
 AVIF_DEEP = 10  # the depth a deep AVIF is written in: AV1's main profile, which SVT-AV1 codes, holds 8 or 10
 PIX_FMT = "yuv420p10le"  # 4:2:0, as phones and cameras write an AVIF
-# the encoder's constant quality, Pillow's AVIF quality 90 (LOSSY_QUALITY): libavif's quantizer (100 - 90) x 63/100
+# the encoder's constant quality: as close to the photo as Pillow's AVIF quality 90 (LOSSY_QUALITY) or closer, on
+# each photo tried (benchmarks/avif_quality.py), where a higher crf fell behind it on some
 CRF = "7"
 BT601 = 6  # H.273's BT.601 matrix, libavif's where a file names none; the matrix of a source with an ICC profile
 SWS_TAGGED = frozenset({1, 4, 5, 6, 7, 9})  # the matrices swscale converts as tagged (SWS_MATRIX maps 10 to 9)
