@@ -123,15 +123,30 @@ def test_an_ultra_hdr_jpeg_keeps_its_gain_map_after_the_restored_picture(tmp_pat
     assert not warnings_logged.records
 
 
-def test_a_turned_ultra_hdr_jpeg_comes_back_sdr_and_says_so(tmp_path, astronaut, warnings_logged):
-    """A photo stored turned (EXIF orientation 6) is written upright; its gain map, stored turned, would lie
-    across the picture: it is left out, in one line."""
+def test_a_turned_ultra_hdr_jpegs_gain_map_is_turned_upright_with_it(tmp_path, astronaut, warnings_logged):
+    """A photo stored turned (EXIF orientation 6, as many phones store a portrait) is written upright; its gain map,
+    stored as the primary is, would lie across the picture unless turned with it. Its parameters (XMP) stay."""
     source = tmp_path / "turned.jpg"
-    _ultra_hdr(source, astronaut[:, :384].copy(), orientation=6)
+    gain_map = _ultra_hdr(source, astronaut[:, :384].copy(), orientation=6)
     restore_image(source, tmp_path / "out.jpg", BASELINE)
-    assert len(_pictures(tmp_path / "out.jpg")) == 1
-    line = ("out.jpg: its Ultra HDR gain map is left out (the photo is stored turned, EXIF orientation 6, and written "
-            "upright; its gain map is not): the photo comes back SDR")
+    pictures = _pictures(tmp_path / "out.jpg")
+    assert len(pictures) == 2
+    with Image.open(io.BytesIO(pictures[0])) as primary:
+        assert primary.size == (512, 384) and primary.getexif().get(ORIENTATION, 1) == 1
+    turned = np.rot90(_pixels(gain_map), -1)  # a quarter turn clockwise, as orientation 6 asks
+    assert _pixels(pictures[1]).shape == turned.shape == (96, 128, 3)
+    assert np.abs(_pixels(pictures[1]) - turned).mean() < 1.0
+    assert GAIN_MAP_XMP in pictures[1]
+    assert not warnings_logged.records
+
+
+def test_a_gain_map_of_another_size_is_left_out_and_said(warnings_logged):
+    """The restored picture is its source's size; were it not, the gain map would no longer lie over it."""
+    from clrface_video.io.ultra_hdr import GainMap, fitted
+
+    assert fitted(GainMap(b"\xff\xd8", (512, 384)), (256, 192), "out.jpg") is None
+    line = ("out.jpg: its Ultra HDR gain map is left out (the photo is written at 256 x 192, its gain map spans "
+            "512 x 384): the photo comes back SDR")
     assert {record.getMessage() for record in warnings_logged.records} == {line}
 
 

@@ -78,7 +78,7 @@ def joined(primary: bytes, others: list[tuple[int, bytes]]) -> bytes:
     """One MPO of a primary JPEG picture (with no MP index of its own) and the JPEG pictures after it, each
     (MP type, bytes) appended as it is: the primary given an MP index (big-endian, as cameras and phones write it)
     after its APPn segments, which points at each picture's SOI. ValueError where `primary` is no JPEG."""
-    at = _after_app_segments(primary)
+    at = after_app_segments(primary)
     count = 1 + len(others)
     segment_size = 2 + 2 + 4 + 8 + 2 + 3 * 12 + 4 + 16 * count  # marker, length, "MPF\0", header, IFD, entries
     header = at + 2 + 2 + 4  # where the index's offsets count from
@@ -97,14 +97,23 @@ def joined(primary: bytes, others: list[tuple[int, bytes]]) -> bytes:
     return primary[:at] + segment + primary[at:] + b"".join(picture for _, picture in others)
 
 
-def _after_app_segments(jpeg: bytes) -> int:
-    """The offset just past a JPEG's SOI and the APPn and COM segments that follow it (its metadata: JFIF, EXIF,
-    XMP, ICC), where an MP index goes; ValueError where the bytes are no JPEG of well-formed segments."""
+def app_segments(jpeg: bytes) -> list[tuple[int, int]]:
+    """Where a JPEG's APPn and COM segments that follow its SOI lie (its metadata: JFIF, EXIF, XMP, ICC, ...), each
+    (start, end) from its marker; ValueError where the bytes are no JPEG of well-formed segments."""
     if not jpeg.startswith(SOI):
         raise ValueError("not a JPEG")
-    at = 2
+    segments, at = [], 2
     while at + 4 <= len(jpeg) and jpeg[at] == 0xFF and (0xE0 <= jpeg[at + 1] <= 0xEF or jpeg[at + 1] == 0xFE):
-        at += 2 + struct.unpack_from(">H", jpeg, at + 2)[0]
+        end = at + 2 + struct.unpack_from(">H", jpeg, at + 2)[0]
+        segments.append((at, end))
+        at = end
     if at + 2 > len(jpeg) or jpeg[at] != 0xFF:
         raise ValueError("a JPEG segment runs past the end of its picture")
-    return at
+    return segments
+
+
+def after_app_segments(jpeg: bytes) -> int:
+    """The offset just past a JPEG's SOI and the APPn and COM segments that follow it (app_segments), where an MP
+    index, or another metadata segment, goes."""
+    segments = app_segments(jpeg)
+    return segments[-1][1] if segments else 2

@@ -31,7 +31,7 @@ from clrface_video.io.photo_read import (
     tiff_start,
 )
 from clrface_video.io.pixels import luma, to_codes, to_depth
-from clrface_video.io.ultra_hdr import gain_map_xmp, with_gain_map
+from clrface_video.io.ultra_hdr import fitted, gain_map_xmp, with_gain_map
 
 from ..opencv import cv2
 
@@ -531,9 +531,10 @@ def _encode_into(image: np.ndarray, like: Photo, target: BinaryIO, name: str) ->
     if like.bit_depth == 16 and like.mode not in GRAY_MODES:
         target.write(_encode_16bit_rgb(rgb, like, name))
         return
-    gain_map = like.gain_map if like.format == "JPEG" else None
+    gain_map = fitted(like.gain_map, (rgb.shape[1], rgb.shape[0]), name) \
+        if like.format == "JPEG" and like.gain_map is not None else None  # an Ultra HDR JPEG's
     if gain_map is not None:
-        like = replace(like, xmp=gain_map_xmp(like.xmp, gain_map))
+        like = replace(like, xmp=gain_map_xmp(like.xmp, len(gain_map)))
     options = save_options(like, name)
     if options.get("compression") not in (None, "raw") and _has_sub_ifds(like.exif):
         # libtiff (Pillow's writer of compressed TIFF) cannot place EXIF sub-IFDs; keep the metadata whole
@@ -545,7 +546,7 @@ def _encode_into(image: np.ndarray, like: Photo, target: BinaryIO, name: str) ->
         return
     primary = io.BytesIO()  # an Ultra HDR JPEG: its gain map joined after the restored picture
     _pil_image(rgb, like).save(primary, **options)
-    target.write(with_gain_map(primary.getvalue(), gain_map, (rgb.shape[1], rgb.shape[0]), name))
+    target.write(with_gain_map(primary.getvalue(), gain_map, name))
 
 
 def _partial(path: Path) -> Path:
