@@ -39,6 +39,10 @@ GAIN_MAP_XMP = RDF.format(
     ' hdrgm:BaseRenditionIsHDR="False">').encode()
 
 
+# ISO 21496-1's APP2 segment in the primary: its name, then the least version a reader needs and the writer's
+ISO_VERSION = b"\xff\xe2" + struct.pack(">H", 2 + 28 + 4) + b"urn:iso:std:iso:ts:21496:-1\x00" + bytes(4)
+
+
 def _jpeg(image: Image.Image, **options) -> bytes:
     buffer = io.BytesIO()
     image.save(buffer, "JPEG", **options)
@@ -58,6 +62,8 @@ def _ultra_hdr(path: Path, rgb: np.ndarray, orientation: int = 1, xmp: str = PRI
     at = 2
     while primary[at + 1] in range(0xE0, 0xF0):  # past Pillow's APP segments: JFIF, EXIF, XMP
         at += 2 + struct.unpack_from(">H", primary, at + 2)[0]
+    primary = primary[:at] + ISO_VERSION + primary[at:]  # as Android 15 adds it
+    at += len(ISO_VERSION)
     length = 2 + 4 + 8 + 2 + 3 * 12 + 4 + 2 * 16
     first = len(primary) + 2 + length
     index = (b"MPF\x00II*\x00" + struct.pack("<IH", 8, 3) + struct.pack("<HHI4s", 0xB000, 7, 4, b"0100")
@@ -116,6 +122,7 @@ def test_an_ultra_hdr_jpeg_keeps_its_gain_map_after_the_restored_picture(tmp_pat
         xmp, exif = restored.info["xmp"], restored.getexif()
     assert xmp == XMP_FORMS[form].replace("{length}", str(len(gain_map))).encode()  # hdrgm and GContainer kept
     assert exif[MAKE] == "Google"
+    assert ISO_VERSION in pictures[0]
     change = np.abs(_pixels(pictures[0]) - _pixels(_pictures(source)[0])).mean(axis=-1)
     face = crop_footprints(astronaut)
     assert change[face].mean() > 2.5, "the face was not restored"

@@ -546,7 +546,7 @@ def _encode_into(image: np.ndarray, like: Photo, target: BinaryIO, name: str) ->
         return
     primary = io.BytesIO()  # an Ultra HDR JPEG: its gain map joined after the restored picture
     _pil_image(rgb, like).save(primary, **options)
-    target.write(with_gain_map(primary.getvalue(), gain_map, name))
+    target.write(with_gain_map(primary.getvalue(), gain_map, like.gain_map.segments, name))
 
 
 def _partial(path: Path) -> Path:

@@ -23,7 +23,8 @@ from clrface_video.io.mp_index import (
 
 # what marks a JPEG picture as a gain map: the XMP namespace of its parameters (hdrgm:GainMapMin, GainMapMax, Gamma,
 # OffsetSDR, OffsetHDR, HDRCapacityMin, HDRCapacityMax), or ISO 21496-1's APP2 segment, which Android 15 adds
-GAIN_MAP_MARKS = (b"http://ns.adobe.com/hdr-gain-map/1.0/", b"urn:iso:std:iso:ts:21496:-1")
+ISO_GAIN_MAP = b"urn:iso:std:iso:ts:21496:-1\x00"  # ISO 21496-1's APP2 segments: the primary's says its version
+GAIN_MAP_MARKS = (b"http://ns.adobe.com/hdr-gain-map/1.0/", ISO_GAIN_MAP)
 GAIN_MAP_HEAD = 1 << 16  # how far into a picture its marks are looked for: its XMP and APP2 segments
 ULTRA_HDR = b"hdrgm:Version"  # the primary picture's XMP says it has a gain map
 # the primary's GContainer directory (Container:Directory): one Container:Item a picture, the gain map's
@@ -51,6 +52,8 @@ class GainMap:
     (scaled over it).
     orientation: the primary's EXIF orientation: the gain map is stored as the primary is, so a photo stored
     turned, written upright, has its gain map turned with it (fitted).
+    segments: the primary's ISO 21496-1 APP2 segments (its version, by which ISO readers look for a gain map),
+    which Pillow's writer leaves out: put back as they were (with_gain_map).
 
     It describes the whole picture's HDR boost, so a restored face, the same size in the same scene, keeps
     its fit: the boost of a face's highlights stays where they were (the face is sharper, not moved)."""
@@ -58,6 +61,7 @@ class GainMap:
     jpeg: bytes
     size: tuple[int, int]
     orientation: int = 1
+    segments: bytes = b""
 
 
 def gain_map_of(path: Path, xmp: bytes | None, size: tuple[int, int], orientation: int,
@@ -74,11 +78,16 @@ def gain_map_of(path: Path, xmp: bytes | None, size: tuple[int, int], orientatio
     upright = (size[1], size[0]) if orientation in QUARTER_TURNS else size
     with path.open("rb") as file:
         data = file.read()
+    try:
+        segments = b"".join(data[start:end] for start, end in app_segments(data)
+                            if data[start + 4:start + 4 + len(ISO_GAIN_MAP)] == ISO_GAIN_MAP)
+    except (ValueError, struct.error):  # Pillow read its header: this does not happen
+        segments = b""
     for entry in mp_entries(data[:MP_HEADER_BYTES])[1:]:
         picture = data[entry.start:entry.start + entry.size]
         if entry.kind >> 16 != MULTI_FRAME and len(picture) == entry.size and picture.startswith(SOI) \
                 and any(mark in picture[:GAIN_MAP_HEAD] for mark in GAIN_MAP_MARKS):
-            return GainMap(picture, upright, orientation)
+            return GainMap(picture, upright, orientation, segments)
     return GainMap(b"", upright, orientation) if says_so else None
 
 
@@ -114,12 +123,14 @@ def gain_map_xmp(xmp: bytes | None, length: int) -> bytes | None:
                               if GAIN_MAP_ITEM.search(item.group(0)) else item.group(0), xmp)
 
 
-def with_gain_map(primary: bytes, gain_map: bytes, name: str) -> bytes:
+def with_gain_map(primary: bytes, gain_map: bytes, segments: bytes, name: str) -> bytes:
     """The restored primary JPEG with the gain map's JPEG (fitted) appended and an MP index that points at it
-    (mp_index.joined: MP type 'Undefined', as phones write it); the primary alone where its segments cannot be
-    read, warned: the photo comes back SDR."""
+    (mp_index.joined: MP type 'Undefined', as phones write it), and the source primary's ISO 21496-1 `segments`
+    (GainMap.segments) after its own; the primary alone where its segments cannot be read, warned: the photo comes
+    back SDR."""
     try:
-        return joined(primary, [(0, gain_map)])
+        at = after_app_segments(primary)
+        return joined(primary[:at] + segments + primary[at:], [(0, gain_map)])
     except (ValueError, struct.error) as error:
         _dropped(name, f"the written JPEG's segments cannot be read: {error}")
         return primary
