@@ -15,7 +15,7 @@ import pytest
 from PIL import Image, ImageCms, ImageOps
 
 from clrface_video.errors import ClrfaceError, InputError
-from clrface_video.io import photo_read
+from clrface_video.io import deep_avif, photo_read, photo_write
 from clrface_video.io.decode import is_image_path
 from clrface_video.io.photo_read import Photo, orient_array, read_photo
 from clrface_video.io.photo_write import fit_format, format_for, write_photo
@@ -271,27 +271,40 @@ def test_a_10_bit_heif_keeps_its_depth_and_says_where_it_cannot(tmp_path, rgb, w
 
 
 @pytest.mark.skipif(not __import__("PIL.features").features.check("avif"), reason="this Pillow has no AVIF codec")
-def test_an_hdr_avifs_depth_and_colour_description_are_kept_in_a_heif_or_their_loss_said(tmp_path, rgb,
-                                                                                         warnings_logged):
-    """A 10-bit BT.2020/PQ AVIF came back as an 8-bit AVIF tagged sRGB without a word: Pillow's AVIF plugin
-    reads and writes no colour description, so PQ-coded pixels were shown as sRGB, washed out. Read from the
-    file's headers (FFmpeg's demuxer), the description is kept where the output is a HEIF and its loss said
-    elsewhere, with the depth's, in one line."""
+def test_an_hdr_avifs_depth_and_colour_description_are_kept_in_an_avif_or_a_heif(tmp_path, rgb, warnings_logged):
+    """A 10-bit BT.2020/PQ AVIF came back as an 8-bit AVIF tagged sRGB: Pillow's AVIF plugin reads and writes 8
+    bits and no colour description, so PQ-coded pixels were shown as sRGB, washed out. Read at 16 bits through
+    FFmpeg (io.deep_avif), it is written back in 10 with its description, and so is a HEIF made of it."""
     photo = read_photo(make_hdr_photo(tmp_path / "pq.avif", rgb))
-    assert (photo.format, photo.coded_bits, photo.nclx) == ("AVIF", 10, (9, 16, 9, 0))
+    assert (photo.format, photo.coded_bits, photo.bit_depth, photo.nclx) == ("AVIF", 10, 16, (9, 16, 9, 0))
     _, out = round_trip(photo, tmp_path / "pq.avif")
+    with av.open(str(out)) as written:
+        context = written.streams.video[0].codec_context
+        assert (context.pix_fmt, context.color_primaries, context.color_trc) == ("yuv420p10le", 9, 16)
+    assert not said(warnings_logged)
+    pillow_heif = pytest.importorskip("pillow_heif", reason="HEIF needs pillow-heif (the test extra installs it)")
+    as_heif = fit_format(photo, "HEIF", "pq.heic")
+    write_photo(tmp_path / "pq.heic", as_heif.image, as_heif)
+    heif = pillow_heif.open_heif(tmp_path / "pq.heic", convert_hdr_to_8bit=False)
+    assert (heif.info["nclx_profile"]["transfer_characteristics"], heif.info["bit_depth"]) == (16, 10)
+    assert not said(warnings_logged)
+
+
+@pytest.mark.skipif(not __import__("PIL.features").features.check("avif"), reason="this Pillow has no AVIF codec")
+def test_an_hdr_avif_without_an_av1_encoder_says_what_it_loses(tmp_path, rgb, warnings_logged, monkeypatch):
+    """Where FFmpeg has no AV1 encoder to write it back in 10 bits, it is read and written at 8, through Pillow,
+    and the depth and colour description lost are said in one line."""
+    path = make_hdr_photo(tmp_path / "pq.avif", rgb)
+    monkeypatch.setattr(deep_avif, "av1_encoder", lambda: None)
+    monkeypatch.setattr(photo_write, "av1_encoder", lambda: None)
+    photo = read_photo(path)
+    assert (photo.coded_bits, photo.bit_depth, photo.nclx) == (10, 8, (9, 16, 9, 0))
+    _, out = round_trip(photo, path)
     with av.open(str(out)) as written:
         assert written.streams.video[0].codec_context.color_trc != 16  # Pillow's writer: what the line says
     line = ("out_pq.avif: written as AVIF with 10 bits per channel to 8, its AVIF colour description (primaries 9, "
             "transfer 16) left out, which Pillow's AVIF writer does not write: viewers will show it as sRGB")
     assert said(warnings_logged) == {line}
-    pillow_heif = pytest.importorskip("pillow_heif", reason="HEIF needs pillow-heif (the test extra installs it)")
-    warnings_logged.clear()
-    as_heif = fit_format(photo, "HEIF", "pq.heic")
-    write_photo(tmp_path / "pq.heic", as_heif.image, as_heif)
-    nclx = pillow_heif.open_heif(tmp_path / "pq.heic").info["nclx_profile"]
-    assert (nclx["color_primaries"], nclx["transfer_characteristics"]) == (9, 16)
-    assert said(warnings_logged) == {"pq.heic: written as HEIF with 10 bits per channel to 8"}
 
 
 @pytest.mark.skipif(not __import__("PIL.features").features.check("avif"), reason="this Pillow has no AVIF codec")

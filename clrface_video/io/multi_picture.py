@@ -17,6 +17,7 @@ from PIL import Image
 
 from clrface_video.atomic import write_whole
 from clrface_video.errors import ClrfaceError, one_line
+from clrface_video.io.mp_index import MP_HEADER_BYTES, MULTI_FRAME, mp_entries, with_mp_types
 from clrface_video.io.photo_read import (
     HEIF_SUFFIXES,
     READ_ERRORS,
@@ -36,9 +37,6 @@ JPEG_SUFFIXES = frozenset({".jpg", ".jpeg", ".jpe", ".jfif", ".mpo"})
 SEVERAL = frozenset({"MPO", "HEIF"})  # the formats of files that hold several pictures
 # MP types (CIPA DC-007, the MP entry's low 24 bits) of a smaller copy of the first picture, a preview
 LARGE_THUMBNAILS = frozenset({0x010001, 0x010002})
-MP_ENTRIES = 0xB002  # the MP index IFD's tag of its entries, 16 bytes each: attribute, size, offset, 2 links
-MP_HEADER_BYTES = 1 << 20  # how far into an MPO its MP index is looked for: past the EXIF and ICC segments
-MULTI_FRAME = 0x02  # the MP types' high byte of a view (0x020001 panorama, 0x020002 3D, 0x020003 multi-angle)
 
 
 def picture_count(path: Path | str) -> int:
@@ -46,7 +44,8 @@ def picture_count(path: Path | str) -> int:
     cannot open (read_photo then says why). Only .jpg, .mpo and .heic-like names are opened. An MPO counts as one
     photo unless its MP index says another picture is a view (MULTI_FRAME): a phone's second picture is an HDR
     gain map (Ultra HDR) or a depth map, 'Undefined', whose metadata Pillow's writer would replace by the first
-    picture's; it stays left out, as before, and its previews with it."""
+    picture's: the photo is its first picture, a gain map joined back after it unchanged (io.ultra_hdr), a
+    depth map left out as before, and its previews with it."""
     path = Path(path)
     suffix = path.suffix.lower()
     if suffix not in JPEG_SUFFIXES | HEIF_SUFFIXES or not path.is_file() or (suffix in HEIF_SUFFIXES
@@ -83,45 +82,7 @@ def mp_types(path: Path) -> list[int]:
     [] for a file without one."""
     with path.open("rb") as file:
         head = file.read(MP_HEADER_BYTES)
-    found = _mp_entries(head)
-    if found is None:
-        return []
-    order, at, count = found
-    return [struct.unpack_from(order + "I", head, at + 16 * number)[0] & 0xFFFFFF for number in range(count)]
-
-
-def _mp_entries(mpo: bytes) -> tuple[str, int, int] | None:
-    """Where the MP entries of MPO bytes lie: the MP index's byte order for struct, the first entry's offset and
-    how many there are; None where there is no MP index (an APP2 segment "MPF") to read."""
-    start = mpo.find(b"MPF\x00")
-    order = {b"II": "<", b"MM": ">"}.get(mpo[start + 4:start + 6]) if start >= 0 else None
-    if order is None:
-        return None
-    header = start + 4
-    try:
-        ifd = header + struct.unpack_from(order + "I", mpo, header + 4)[0]
-        for entry in range(ifd + 2, ifd + 2 + 12 * struct.unpack_from(order + "H", mpo, ifd)[0], 12):
-            tag, _, size, offset = struct.unpack_from(order + "HHII", mpo, entry)
-            if tag == MP_ENTRIES and header + offset + size <= len(mpo):
-                return order, header + offset, size // 16
-    except struct.error:
-        return None
-    return None
-
-
-def with_mp_types(mpo: bytes, types: list[int]) -> bytes:
-    """MPO bytes whose MP entries have `types` (the source's, mp_types): Pillow's writer calls every picture after
-    the first 'Undefined', where a 3D camera's second is a disparity view (0x020002), by which 3D viewers show
-    it so. Each entry's flags and links stay as written."""
-    found = _mp_entries(mpo)
-    if found is None:
-        return mpo
-    order, at, count = found
-    out = bytearray(mpo)
-    for number, kind in enumerate(types[:count]):
-        attribute = struct.unpack_from(order + "I", mpo, at + 16 * number)[0]
-        struct.pack_into(order + "I", out, at + 16 * number, (attribute & 0xFF000000) | kind)
-    return bytes(out)
+    return [entry.kind for entry in mp_entries(head)]
 
 
 def _mpo_bytes(pictures: list[tuple[np.ndarray, Photo]], types: list[int], name: str) -> bytes:

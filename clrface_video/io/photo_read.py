@@ -18,6 +18,7 @@ from PIL import ExifTags, Image, ImageOps, TiffTags, UnidentifiedImageError
 from clrface_video.errors import InputError, one_line
 from clrface_video.io.bigtiff_exif import with_ifd8_pointers
 from clrface_video.io.pixels import from_high_bits
+from clrface_video.io.ultra_hdr import GainMap, gain_map_of
 from clrface_video.io.webp_anim import LOSSLESS, frame_kinds
 
 from ..opencv import cv2
@@ -90,8 +91,11 @@ class Photo:
     nclx: a HEIF's or AVIF's colour description (NCLX_FIELDS: primaries, transfer, matrix, full range), or None:
     an HDR camera's or phone's (BT.2020, PQ or HLG) pixels are coded for it, and shown as sRGB they look washed out.
     coded_bits: the bits per channel the file codes its pixels in, more than bit_depth where the reader gave
-    fewer (a 10- or 12-bit AVIF, or grey HEIF, which Pillow and pillow-heif decode to 8): what writing it back
-    loses. A 10- or 12-bit RGB HEIF is read at 16 (_read_deep_heif) and written back in its own 10 or 12.
+    fewer (a grey HEIF, which pillow-heif decodes to 8; an AVIF with alpha, or one FFmpeg cannot read as Pillow
+    does): what writing it back loses. A 10- or 12-bit RGB HEIF is read at 16 (_read_deep_heif) and written back
+    in its own 10 or 12; a 10- or 12-bit colour AVIF is read at 16 through FFmpeg (io.deep_avif) and written in 10.
+    gain_map: an Ultra HDR JPEG's gain map (io.ultra_hdr), joined back after the restored picture so that it stays
+    HDR, or None.
     """
 
     image: np.ndarray
@@ -118,6 +122,7 @@ class Photo:
     bigtiff: bool = False
     nclx: tuple[int, int, int, int] | None = None
     coded_bits: int = 8
+    gain_map: GainMap | None = None
 
 
 @cache
@@ -517,13 +522,20 @@ def photo_of(source: Image.Image, path: Path, deep: bool, page: int = 0) -> Phot
         raise InputError(f"cannot decode {path.name} ({one_line(error)})") from error
     dpi = tiff_dpi(source) if fmt == "TIFF" else source.info.get("dpi")
     coded_bits, nclx = _coding(source, path, fmt)
+    if fmt == "AVIF" and coded_bits > depth and mode == "RGB" and orientation == 1:  # Pillow's plugin gives 8 bits
+        # imported here: io.decode, which deep_avif reads with, imports this module
+        from clrface_video.io.deep_avif import read_deep_avif
+
+        if (deep_rgb := read_deep_avif(path, rgb)) is not None:
+            rgb, depth = deep_rgb, 16
+    xmp = _xmp(source, orientation)
     return Photo(
         image=rgb, alpha=alpha, mode=mode, format=fmt, exif=_upright_exif(source, path.name, orientation),
         icc=source.info.get("icc_profile") or None, quality=guess_jpeg_quality(source),
         subsampling=_jpeg_subsampling(source), bit_depth=depth,
         dpi=(float(dpi[0]), float(dpi[1])) if dpi else None,
         compression=source.info.get("compression") if fmt == "TIFF" else None,
-        xmp=_xmp(source, orientation),
+        xmp=xmp,
         lossless=fmt == "WEBP" and frame_kinds(path) == {LOSSLESS},
         progressive=bool(source.info.get("progressive")),
         comment=source.info.get("comment") if fmt == "JPEG" else None,
@@ -534,7 +546,9 @@ def photo_of(source: Image.Image, path: Path, deep: bool, page: int = 0) -> Phot
         chromaticity=source.info.get("chromaticity") if fmt == "PNG" else None,
         srgb=source.info.get("srgb") if fmt == "PNG" else None,
         bigtiff=bigtiff,
-        nclx=nclx, coded_bits=coded_bits if fmt == "HEIF" else max(depth, coded_bits),  # a deep HEIF's 10 or 12
+        nclx=nclx, coded_bits=coded_bits if fmt in ("HEIF", "AVIF") else max(depth, coded_bits),  # 10 or 12 bits
+        gain_map=gain_map_of(path, xmp, source.size, orientation, "mp" in source.info) if fmt == "JPEG" and not page
+        else None,
     )
 
 

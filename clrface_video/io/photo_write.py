@@ -19,6 +19,7 @@ from PIL.PngImagePlugin import PngInfo
 
 from clrface_video.atomic import discard, partial_name, remove_leftovers, write_whole
 from clrface_video.errors import ClrfaceError, reason
+from clrface_video.io.deep_avif import AVIF_DEEP, av1_encoder, avif_bytes
 from clrface_video.io.photo_read import (
     EXIF_HEADER,
     GRAY_MODES,
@@ -30,6 +31,7 @@ from clrface_video.io.photo_read import (
     tiff_start,
 )
 from clrface_video.io.pixels import luma, to_codes, to_depth
+from clrface_video.io.ultra_hdr import fitted, gain_map_xmp, with_gain_map
 
 from ..opencv import cv2
 
@@ -79,20 +81,22 @@ def can_write(mode: str, fmt: str) -> bool:
 
 def fit_format(photo: Photo, fmt: str, name: str = "") -> Photo:
     """`photo` to be written as `fmt`, with what that format cannot hold converted, each change warned once:
-    16 bits to 8 (outside PNG, TIFF and, in colour, HEIF; to 12 in a HEIF), transparency flattened onto white, CMYK or grey modes to RGB or L. A
-    palette photo (a GIF, a PNG) goes to full colour, RGB or RGBA, unwarned: every colour of it is kept."""
+    16 bits to 8 (outside PNG, TIFF and, in colour, HEIF and an AVIF without alpha; to 12 in a HEIF, 10 in an
+    AVIF), transparency flattened onto white, CMYK or grey modes to RGB or L. A palette photo (a GIF, a PNG) goes
+    to full colour, RGB or RGBA, unwarned: every colour of it is kept."""
     changes: list[str] = []
     image, alpha, mode, depth = photo.image, photo.alpha, photo.mode, photo.bit_depth
     if mode in ("P", "PA"):
         mode = "RGBA" if alpha is not None else "RGB"
     gray = mode in GRAY_MODES
-    if depth == 16 and fmt not in DEEP_FORMATS and (fmt != "HEIF" or gray):
+    deepest = None if gray else HEIF_DEEP[-1] if fmt == "HEIF" else AVIF_DEEP if _deep_avif(fmt, alpha) else None
+    if depth == 16 and fmt not in DEEP_FORMATS and deepest is None:
         image, depth = to_depth(image, 8), 8
         alpha = None if alpha is None else to_depth(alpha, 8)
         mode = "L" if gray else "RGB"
-        changes.append(f"{photo.coded_bits} bits per channel to 8")  # a deep HEIF's own 10 or 12, else 16
-    elif depth == 16 and fmt == "HEIF" and photo.coded_bits > HEIF_DEEP[-1]:
-        changes.append(f"{photo.coded_bits} bits per channel to {HEIF_DEEP[-1]}")
+        changes.append(f"{photo.coded_bits} bits per channel to 8")  # a deep HEIF's or AVIF's own 10 or 12, else 16
+    elif depth == 16 and deepest is not None and photo.coded_bits > deepest:
+        changes.append(f"{photo.coded_bits} bits per channel to {deepest}")
     if alpha is not None and not can_write("LA" if gray else "RGBA", fmt):
         share = alpha.astype(np.float32)[..., None] / np.iinfo(alpha.dtype).max
         image = np.rint(image * share + np.iinfo(image.dtype).max * (1.0 - share)).astype(image.dtype)
@@ -114,20 +118,39 @@ def fit_format(photo: Photo, fmt: str, name: str = "") -> Photo:
     if changes:
         log.warning("%s: written as %s with %s", name or "photo", fmt, ", ".join(changes))
     return replace(photo, image=image, alpha=alpha, mode=mode, bit_depth=depth, format=fmt, exif=exif,
-                   coded_bits=depth, nclx=photo.nclx if fmt == "HEIF" else None)  # what is lost said once, here
+                   coded_bits=photo.coded_bits if depth == 16 else depth,  # a 10-bit AVIF's 10 in a HEIF
+                   nclx=photo.nclx if _keeps_nclx(fmt, depth) else None,  # what is lost said once, here
+                   gain_map=photo.gain_map if fmt == "JPEG" else None)
 
 
 def unkept(photo: Photo, fmt: str) -> list[str]:
     """What the source file codes that a photo written as `fmt` loses: a 10- or 12-bit HEIF's or AVIF's depth (read
-    at 8 bits), and a colour description (nclx) anywhere but in a HEIF (Pillow's AVIF writer takes none: an HDR
-    AVIF comes back tagged sRGB over pixels coded for PQ). Said by fit_format where the format changes, else by
-    write_photo (a photo copied as it was, nothing restored in it, loses nothing)."""
+    at 8 bits; a 12-bit AVIF's written in 10), an Ultra HDR JPEG's gain map (outside a JPEG), and a colour
+    description (nclx) anywhere but in a HEIF or a deep AVIF (Pillow's AVIF writer takes none: an HDR AVIF comes
+    back tagged sRGB over pixels coded for PQ). Said by fit_format where the format changes, else by write_photo (a
+    photo copied as it was, nothing restored in it, loses nothing)."""
     lost = [f"{photo.coded_bits} bits per channel to {photo.bit_depth}"] if photo.coded_bits > photo.bit_depth else []
-    if fmt != "HEIF" and photo.nclx and not _srgb_nclx(photo.nclx):
+    if fmt == photo.format == "AVIF" and photo.bit_depth == 16 and photo.coded_bits > AVIF_DEEP:  # a 12-bit AVIF's
+        lost.append(f"{photo.coded_bits} bits per channel to {AVIF_DEEP}")
+    if fmt != "JPEG" and photo.gain_map is not None:
+        lost.append("its Ultra HDR gain map left out, which a JPEG output keeps: it comes back SDR")
+    if not _keeps_nclx(fmt, photo.bit_depth) and photo.nclx and not _srgb_nclx(photo.nclx):
         why = "which Pillow's AVIF writer does not write" if fmt == "AVIF" else "which it has no place for"
         lost.append(f"its {photo.format} colour description (primaries {photo.nclx[0]}, transfer {photo.nclx[1]}) "
                     f"left out, {why}: viewers will show it as sRGB")
     return lost
+
+
+def _deep_avif(fmt: str, alpha: np.ndarray | None) -> bool:
+    """Whether a 16-bit colour photo written as `fmt` is an AVIF written in 10 bits (io.deep_avif): one without
+    alpha, where FFmpeg has an AV1 encoder (Pillow's AVIF writer holds 8 bits)."""
+    return fmt == "AVIF" and alpha is None and av1_encoder() is not None
+
+
+def _keeps_nclx(fmt: str, depth: int) -> bool:
+    """Whether a photo written as `fmt` at `depth` bits keeps its colour description (nclx): a HEIF, and a deep
+    AVIF, which FFmpeg writes with its nclx (Pillow's AVIF writer writes none)."""
+    return fmt == "HEIF" or fmt == "AVIF" and depth == 16
 
 
 def _without_maker_note(exif: bytes) -> bytes | None:
@@ -395,9 +418,11 @@ def heif_bytes(pictures: list[tuple[np.ndarray, Photo]], primary: int = 0) -> by
 
 def _encode_16bit_rgb(rgb: np.ndarray, like: Photo, name: str) -> bytes:
     """16-bit RGB(A) PNG or TIFF bytes (Pillow cannot write 16-bit RGB): OpenCV, or tifffile for TIFF; a HEIF's in
-    10 or 12 bits (heif_bytes)."""
+    10 or 12 bits (heif_bytes), an AVIF's in 10 (io.deep_avif)."""
     if like.format == "HEIF":
         return heif_bytes([(rgb, like)])
+    if like.format == "AVIF":
+        return avif_bytes(rgb, like.nclx, like.exif, like.xmp, like.icc)
     alpha = _alpha_for(like, rgb.shape[:2])
     if like.format == "TIFF":
         tiff = _tiff_16bit(rgb, alpha, like, name)
@@ -506,13 +531,22 @@ def _encode_into(image: np.ndarray, like: Photo, target: BinaryIO, name: str) ->
     if like.bit_depth == 16 and like.mode not in GRAY_MODES:
         target.write(_encode_16bit_rgb(rgb, like, name))
         return
+    gain_map = fitted(like.gain_map, (rgb.shape[1], rgb.shape[0]), name) \
+        if like.format == "JPEG" and like.gain_map is not None else None  # an Ultra HDR JPEG's
+    if gain_map is not None:
+        like = replace(like, xmp=gain_map_xmp(like.xmp, len(gain_map)))
     options = save_options(like, name)
     if options.get("compression") not in (None, "raw") and _has_sub_ifds(like.exif):
         # libtiff (Pillow's writer of compressed TIFF) cannot place EXIF sub-IFDs; keep the metadata whole
         log.warning("%s: written as an uncompressed TIFF to keep its EXIF (compressed, its camera and date "
                     "tags would be lost)", name)
         options["compression"] = None
-    _pil_image(rgb, like).save(target, **options)
+    if gain_map is None:
+        _pil_image(rgb, like).save(target, **options)
+        return
+    primary = io.BytesIO()  # an Ultra HDR JPEG: its gain map joined after the restored picture
+    _pil_image(rgb, like).save(primary, **options)
+    target.write(with_gain_map(primary.getvalue(), gain_map, like.gain_map.segments, name))
 
 
 def _partial(path: Path) -> Path:

@@ -1,0 +1,154 @@
+"""An Ultra HDR JPEG's gain map (Android's, Adobe's gain-map JPEG): found after the source's primary picture, and
+joined back after the restored one, so that an HDR viewer still shows the photo HDR."""
+from __future__ import annotations
+
+import io
+import logging
+import re
+import struct
+from dataclasses import dataclass
+from pathlib import Path
+
+from PIL import Image
+
+from clrface_video.io.mp_index import (
+    MP_HEADER_BYTES,
+    MULTI_FRAME,
+    SOI,
+    after_app_segments,
+    app_segments,
+    joined,
+    mp_entries,
+)
+
+# what marks a JPEG picture as a gain map: the XMP namespace of its parameters (hdrgm:GainMapMin, GainMapMax, Gamma,
+# OffsetSDR, OffsetHDR, HDRCapacityMin, HDRCapacityMax), or ISO 21496-1's APP2 segment, which Android 15 adds
+ISO_GAIN_MAP = b"urn:iso:std:iso:ts:21496:-1\x00"  # ISO 21496-1's APP2 segments: the primary's says its version
+GAIN_MAP_MARKS = (b"http://ns.adobe.com/hdr-gain-map/1.0/", ISO_GAIN_MAP)
+GAIN_MAP_HEAD = 1 << 16  # how far into a picture its marks are looked for: its XMP and APP2 segments
+ULTRA_HDR = b"hdrgm:Version"  # the primary picture's XMP says it has a gain map
+# the primary's GContainer directory (Container:Directory): one Container:Item a picture, the gain map's
+# Item:Semantic="GainMap" with its Item:Length in bytes
+CONTAINER_ITEM = re.compile(rb"<Container:Item\b[^>]*>")
+GAIN_MAP_ITEM = re.compile(rb"""Item:Semantic\s*=\s*["']GainMap["']""")
+ITEM_LENGTH = re.compile(rb"""(Item:Length\s*=\s*["'])\d+""")
+# how a picture stored in an EXIF orientation is turned upright (as ImageOps.exif_transpose turns it)
+TURNS = {2: Image.Transpose.FLIP_LEFT_RIGHT, 3: Image.Transpose.ROTATE_180, 4: Image.Transpose.FLIP_TOP_BOTTOM,
+         5: Image.Transpose.TRANSPOSE, 6: Image.Transpose.ROTATE_270, 7: Image.Transpose.TRANSVERSE,
+         8: Image.Transpose.ROTATE_90}
+QUARTER_TURNS = frozenset({5, 6, 7, 8})  # the orientations whose upright picture trades width and height
+GAIN_MAP_QUALITY = 95  # a turned gain map's JPEG quality: it is coded again
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class GainMap:
+    """An Ultra HDR JPEG's gain map: how much brighter each part of the picture is shown on an HDR screen than its
+    SDR primary picture.
+
+    jpeg: its picture's bytes as the source has them (a small, often grey JPEG with its own XMP or ISO 21496-1
+    parameters), or b"" where the primary's XMP says there is one but the file's MP index does not lead to it.
+    size: the primary picture's (width, height) upright, as it is read and written, which the gain map spans
+    (scaled over it).
+    orientation: the primary's EXIF orientation: the gain map is stored as the primary is, so a photo stored
+    turned, written upright, has its gain map turned with it (fitted).
+    segments: the primary's ISO 21496-1 APP2 segments (its version, by which ISO readers look for a gain map),
+    which Pillow's writer leaves out: put back as they were (with_gain_map).
+
+    It describes the whole picture's HDR boost, so a restored face, the same size in the same scene, keeps
+    its fit: the boost of a face's highlights stays where they were (the face is sharper, not moved)."""
+
+    jpeg: bytes
+    size: tuple[int, int]
+    orientation: int = 1
+    segments: bytes = b""
+
+
+def gain_map_of(path: Path, xmp: bytes | None, size: tuple[int, int], orientation: int,
+                indexed: bool) -> GainMap | None:
+    """The gain map of a JPEG with an MP index (`xmp`: its primary's, `size` and `orientation`: the primary's
+    stored size and its EXIF orientation): the first picture after the primary that is no view (MULTI_FRAME) and
+    is marked a gain map (GAIN_MAP_MARKS); None where there is none (a 3D camera's views, a depth map). Pillow
+    opens an Ultra HDR JPEG whose XMP says hdrgm:Version as an attribute, as Android writes it, as a plain JPEG of
+    one picture: the MP index is read here from the file's bytes. A JPEG with neither an MP index (`indexed`, as
+    Pillow found it) nor hdrgm XMP is not read again."""
+    says_so = bool(xmp) and ULTRA_HDR in xmp
+    if not indexed and not says_so:
+        return None
+    upright = (size[1], size[0]) if orientation in QUARTER_TURNS else size
+    with path.open("rb") as file:
+        data = file.read()
+    try:
+        segments = b"".join(data[start:end] for start, end in app_segments(data)
+                            if data[start + 4:start + 4 + len(ISO_GAIN_MAP)] == ISO_GAIN_MAP)
+    except (ValueError, struct.error):  # Pillow read its header: this does not happen
+        segments = b""
+    for entry in mp_entries(data[:MP_HEADER_BYTES])[1:]:
+        picture = data[entry.start:entry.start + entry.size]
+        if entry.kind >> 16 != MULTI_FRAME and len(picture) == entry.size and picture.startswith(SOI) \
+                and any(mark in picture[:GAIN_MAP_HEAD] for mark in GAIN_MAP_MARKS):
+            return GainMap(picture, upright, orientation, segments)
+    return GainMap(b"", upright, orientation) if says_so else None
+
+
+def fitted(gain_map: GainMap, size: tuple[int, int], name: str) -> bytes | None:
+    """The gain map's JPEG to join after the restored primary picture of `size` (width, height, upright): the
+    source's bytes unchanged, or, for a photo stored turned, its picture turned upright as the primary was and
+    coded again (GAIN_MAP_QUALITY) with its own metadata segments (XMP, ISO 21496-1) as they were. None where it
+    does not fit or cannot be turned, warned: the photo comes back SDR."""
+    why = None
+    if not gain_map.jpeg:
+        why = "the file's MP index does not lead to it"
+    elif size != gain_map.size:
+        why = (f"the photo is written at {size[0]} x {size[1]}, its gain map spans {gain_map.size[0]} x "
+               f"{gain_map.size[1]}")
+    elif gain_map.orientation not in TURNS:
+        return gain_map.jpeg
+    else:
+        try:
+            return _turned(gain_map.jpeg, gain_map.orientation)
+        except (OSError, ValueError, SyntaxError, struct.error) as error:  # Pillow's, the segments'
+            why = f"it cannot be turned upright with the photo: {error}"
+    _dropped(name, why)
+    return None
+
+
+def gain_map_xmp(xmp: bytes | None, length: int) -> bytes | None:
+    """The primary's XMP with its GContainer directory's gain map item `length` bytes long, the gain map's joined
+    after it (where the source gives its Item:Length): readers find the gain map by it."""
+    if not xmp:
+        return xmp
+    number = str(length).encode()
+    return CONTAINER_ITEM.sub(lambda item: ITEM_LENGTH.sub(lambda found: found.group(1) + number, item.group(0))
+                              if GAIN_MAP_ITEM.search(item.group(0)) else item.group(0), xmp)
+
+
+def with_gain_map(primary: bytes, gain_map: bytes, segments: bytes, name: str) -> bytes:
+    """The restored primary JPEG with the gain map's JPEG (fitted) appended and an MP index that points at it
+    (mp_index.joined: MP type 'Undefined', as phones write it), and the source primary's ISO 21496-1 `segments`
+    (GainMap.segments) after its own; the primary alone where its segments cannot be read, warned: the photo comes
+    back SDR."""
+    try:
+        at = after_app_segments(primary)
+        return joined(primary[:at] + segments + primary[at:], [(0, gain_map)])
+    except (ValueError, struct.error) as error:
+        _dropped(name, f"the written JPEG's segments cannot be read: {error}")
+        return primary
+
+
+def _turned(jpeg: bytes, orientation: int) -> bytes:
+    """A gain map's JPEG with its picture turned as ImageOps.exif_transpose turns a photo of `orientation`
+    upright, its metadata segments but JFIF and EXIF (the parameters: XMP, ISO 21496-1) put back as they were."""
+    with Image.open(io.BytesIO(jpeg)) as image:
+        upright = image.transpose(TURNS[orientation])
+    buffer = io.BytesIO()
+    upright.save(buffer, "JPEG", quality=GAIN_MAP_QUALITY)
+    coded = buffer.getvalue()
+    kept = b"".join(jpeg[start:end] for start, end in app_segments(jpeg)
+                    if jpeg[start + 1] != 0xE0 and jpeg[start + 4:start + 10] != b"Exif\x00\x00")
+    at = after_app_segments(coded)
+    return coded[:at] + kept + coded[at:]
+
+
+def _dropped(name: str, why: str) -> None:
+    log.warning("%s: its Ultra HDR gain map is left out (%s): the photo comes back SDR", name, why)

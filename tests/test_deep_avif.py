@@ -1,0 +1,95 @@
+"""10-bit AVIF photos restored at their depth: read at 16 bits and written in 10 through PyAV, where Pillow's AVIF
+plugin holds 8, with the EXIF, XMP and ICC profile kept."""
+from __future__ import annotations
+
+import zlib
+from pathlib import Path
+
+import av
+import numpy as np
+import pytest
+from PIL import Image, ImageCms
+
+from clrface_video.config import RestoreConfig
+from clrface_video.io.scheduling import scheduled_as_before
+from clrface_video.pipeline import restore_image
+from tests.media import add_png_chunks, crop_footprints
+
+BASELINE = RestoreConfig(model="baseline-bicubic-sharpen", device="cpu")
+ENCODER = next((name for name in ("libsvtav1", "libaom-av1") if name in av.codecs_available), None)
+pytestmark = pytest.mark.skipif(ENCODER is None, reason="this FFmpeg has no AV1 encoder")
+FACE_ROWS, RAMP_ROWS = 512, slice(560, 620)  # the astronaut's rows, and rows of the smooth ramp below her
+MAKE = 0x010F
+XMP = b'<x:xmpmeta xmlns:x="adobe:ns:meta/"><rdf:RDF xmlns:rdf="http://www.w3.org/1999/02/22-rdf-syntax-ns#"/>' \
+      b'<!-- taken at the lake --></x:xmpmeta>'
+
+
+def _face_over_ramp(astronaut: np.ndarray) -> np.ndarray:
+    """(640, 512, 3) uint16: the astronaut (her face) over a grey ramp, black to white, of 16-bit smoothness."""
+    ramp = np.repeat(np.linspace(0, 65535, astronaut.shape[1]).round().astype(np.uint16)[None, :, None], 3, axis=2)
+    return np.vstack([astronaut.astype(np.uint16) * 257, np.repeat(ramp, 640 - FACE_ROWS, axis=0)])
+
+
+def _avif_10bit(path: Path, rgb: np.ndarray) -> Path:
+    """A 10-bit AVIF as a phone writes one (BT.709, limited range), from 16-bit RGB, with little loss."""
+    with scheduled_as_before(), av.open(str(path), "w", format="avif") as out:  # SVT-AV1 makes the thread real-time
+        stream = out.add_stream(ENCODER, rate=1, options={"crf": "4"})
+        stream.width, stream.height, stream.pix_fmt = rgb.shape[1], rgb.shape[0], "yuv420p10le"
+        stream.codec_context.color_primaries = stream.codec_context.color_trc = stream.codec_context.colorspace = 1
+        stream.codec_context.color_range = 1
+        frame = av.VideoFrame.from_ndarray(rgb, format="rgb48le").reformat(
+            format="yuv420p10le", src_colorspace="ITU709", dst_colorspace="ITU709", dst_color_range="MPEG")
+        for packet in [*stream.encode(frame), *stream.encode()]:
+            out.mux(packet)
+    return path
+
+
+def _luma_10bit(path: Path) -> np.ndarray:
+    """The AVIF's luma plane as coded: 10-bit codes (the test fails where the file is 8-bit)."""
+    with av.open(str(path)) as container:
+        frame = next(container.decode(video=0))
+    assert frame.format.name == "yuv420p10le", f"written as {frame.format.name}"
+    return np.frombuffer(frame.planes[0], "<u2").reshape(frame.height, -1)[:, :frame.width]
+
+
+def _assert_deep_and_restored(source: Path, output: Path, astronaut: np.ndarray) -> None:
+    """More than 256 levels in the ramp, away from the face, and the face restored (as Pillow shows both)."""
+    assert len(np.unique(_luma_10bit(output)[RAMP_ROWS])) > 256
+    with Image.open(source) as before, Image.open(output) as after:
+        change = np.abs(np.asarray(after.convert("RGB"), np.int16) - np.asarray(before.convert("RGB"), np.int16))
+    change = change.mean(axis=-1)[:FACE_ROWS]
+    face = crop_footprints(astronaut)
+    assert change[face].mean() > 2.5, "the face was not restored"
+    assert change[~face].mean() < 1.5, "pixels away from the face changed"
+
+
+def test_a_10_bit_avif_comes_back_10_bit(tmp_path, astronaut, warnings_logged):
+    """It came back 8-bit, warned: Pillow's AVIF plugin reads and writes 8 bits; a sky's ramp banded."""
+    source = _avif_10bit(tmp_path / "phone.avif", _face_over_ramp(astronaut))
+    assert len(np.unique(_luma_10bit(source)[RAMP_ROWS])) > 256
+    restore_image(source, tmp_path / "out.avif", BASELINE)
+    _assert_deep_and_restored(source, tmp_path / "out.avif", astronaut)
+    assert not warnings_logged.records
+
+
+def test_a_16_bit_png_written_as_avif_goes_at_10_bits_with_its_metadata(tmp_path, astronaut, warnings_logged):
+    """EXIF, XMP and ICC profile, which FFmpeg's AVIF muxer does not write, are put into its meta box."""
+    from clrface_video.opencv import cv2
+
+    rgb = _face_over_ramp(astronaut)
+    source = tmp_path / "scan.png"
+    source.write_bytes(cv2.imencode(".png", np.ascontiguousarray(rgb[..., ::-1]))[1].tobytes())
+    exif = Image.Exif()
+    exif[MAKE] = "Nikon"
+    icc = ImageCms.ImageCmsProfile(ImageCms.createProfile("sRGB")).tobytes()
+    add_png_chunks(source, [(b"eXIf", exif.tobytes().removeprefix(b"Exif\x00\x00")),
+                            (b"iCCP", b"icc\x00\x00" + zlib.compress(icc)),
+                            (b"iTXt", b"XML:com.adobe.xmp\x00\x00\x00\x00\x00" + XMP)])
+    restore_image(source, tmp_path / "out.avif", BASELINE)
+    assert len(np.unique(_luma_10bit(tmp_path / "out.avif")[RAMP_ROWS])) > 256
+    with Image.open(tmp_path / "out.avif") as written:
+        assert written.getexif()[MAKE] == "Nikon"
+        assert written.info["icc_profile"] == icc
+        assert written.info["xmp"] == XMP
+    said = {record.getMessage() for record in warnings_logged.records}
+    assert said == {"out.avif: written as AVIF with 16 bits per channel to 10"}
