@@ -158,6 +158,10 @@ def watch_rejoins(story: FrameStory, current: list[int], follow: int = 4) -> tup
 def print_samples(look: Look, samples: dict[int, list[Sample]], count: int) -> None:
     """The similarities of the finished track's good samples (rows) to the new track's first `count` good ones."""
     before, after = samples.get(look.nearest, []), samples.get(look.track, [])[:count]
+    agree = [a.embedding @ b.embedding for i, a in enumerate(before) for b in before[i + 1:]]
+    if agree:
+        print(f"    the finished track's good samples to each other: {min(agree):.3f} to {max(agree):.3f}, "
+              f"mean {np.mean(agree):.3f}")
     print("    finished track's samples (frame, quality) x the new track's at frames "
           + " ".join(f"{s.frame:6d}" for s in after))
     for s in before:
