@@ -11,9 +11,12 @@ Per track: its first and last frame, the frames it missed, and its shares under 
 Re-identification (FaceTracker.sample): each new track's first good face is compared with the finished people; each
 such look is printed (frame, track, the most similar finished track, similarity, re-joined or not) where a finished
 person was there to compare with; then the highest similarity of the track's own running identity (the weighted mean
-of its samples so far, as if it had not re-joined) to those people at each of its next 4 good samples. --crops DIR: for each look at 0.4 or above, the finished track's first and last
-crops beside the new track's crop that was compared (the frame and the tracks in the file name), to judge by eye
-whether it is the same person.
+of its samples so far, as if it had not re-joined) to those people at each of its next --follow good samples (4); and
+the highest similarity of the compared face to any one good sample of those people (a rule that keeps a person's
+samples, not only their running target, would compare with these). For each look at 0.4 or above, the similarities
+of the finished person's good samples (frame, quality: FaceTracker.face_quality) to the new track's first good ones.
+--crops DIR: for each look at 0.4 or above, the finished track's first and last crops beside the new track's crop
+that was compared (the frame and the tracks in the file name), to judge by eye whether it is the same person.
 --crossing: a synthetic 64-frame clip from the liveportrait d3, d19 and d9 clips in that folder: person A walks
 right behind person B (hidden frames 13-16), goes off the right edge (39-45) and comes back; a cut at 56.
 --restore: restore the faces too (the default model, CPU), and print the wall time of the whole run.
@@ -93,17 +96,26 @@ class Look:
     nearest: int  # the most similar finished person's last track
     similarity: float
     joined: bool
+    best_sample: float  # the highest similarity to any one good sample of the finished people
     running: list[float] = field(default_factory=list)  # its own running identity's, at its next good samples
 
 
-YOUNG_SAMPLES = 5  # good samples of a new track after which its running identity is no longer followed
+@dataclass(frozen=True)
+class Sample:
+    """A good identity sample as the tracker folded it."""
+
+    frame: int
+    quality: float  # its weight (FaceTracker.face_quality)
+    embedding: np.ndarray  # (D,) unit length
 
 
-def watch_rejoins(story: FrameStory, current: list[int]) -> list[Look]:
-    """The re-identification looks of the story's tracker, gathered as it samples identities."""
+def watch_rejoins(story: FrameStory, current: list[int], follow: int = 4) -> tuple[list[Look], dict[int, list[Sample]]]:
+    """The re-identification looks of the story's tracker, gathered as it samples identities, and each track's good
+    samples (the people compared with at a look are those of their tracks)."""
     assert story.tracking is not None
     tracker = story.tracking.tracker
     sample, looks = tracker.sample, []
+    samples: dict[int, list[Sample]] = {}
     own: dict[int, np.ndarray] = {}  # track -> the weighted sum of its own samples (its running identity, unjoined)
     young: dict[int, tuple[Look, list[int]]] = {}  # tracks followed after their first look -> it, its candidates
 
@@ -113,6 +125,12 @@ def watch_rejoins(story: FrameStory, current: list[int]) -> list[Look]:
         best = max(similarity, key=similarity.__getitem__)
         return best, similarity[best]
 
+    def best_sample(gone: list[int], embedding: np.ndarray) -> float:
+        people = {tracker.tracks[t].person for t in gone}
+        kept = [s.embedding for t, own_samples in samples.items() for s in own_samples
+                if t in tracker.tracks and tracker.tracks[t].person in people]
+        return float(np.max(np.stack(kept) @ (embedding / np.linalg.norm(embedding))))
+
     def sampled(track_id: int, embedding: np.ndarray, weight: float, good: bool) -> int | None:
         live = tracker._live.get(track_id)
         first = good and live is not None and not live.known
@@ -121,28 +139,46 @@ def watch_rejoins(story: FrameStory, current: list[int]) -> list[Look]:
         e = np.asarray(embedding, np.float32) / np.linalg.norm(embedding)
         own[track_id] = own.get(track_id, 0.0) + weight * e
         if first and gone:
-            look = Look(current[0], track_id, *nearest(gone, embedding), joined is not None)
+            look = Look(current[0], track_id, *nearest(gone, embedding), joined is not None, best_sample(gone, e))
             looks.append(look)
             young[track_id] = look, gone
         elif good and track_id in young:
             look, candidates = young[track_id]
             look.running.append(nearest(candidates, own[track_id])[1])
-            if len(look.running) >= YOUNG_SAMPLES - 1:
+            if len(look.running) >= follow:
                 del young[track_id]
+        if good:
+            samples.setdefault(track_id, []).append(Sample(current[0], weight, e))
         return joined
 
     tracker.sample = sampled  # type: ignore[method-assign]
-    return looks
+    return looks, samples
 
 
-def print_looks(looks: list[Look], crops: dict[int, dict[int, np.ndarray]], folder: Path | None) -> None:
+def print_samples(look: Look, samples: dict[int, list[Sample]], count: int) -> None:
+    """The similarities of the finished track's good samples (rows) to the new track's first `count` good ones."""
+    before, after = samples.get(look.nearest, []), samples.get(look.track, [])[:count]
+    agree = [a.embedding @ b.embedding for i, a in enumerate(before) for b in before[i + 1:]]
+    if agree:
+        print(f"    the finished track's good samples to each other: {min(agree):.3f} to {max(agree):.3f}, "
+              f"mean {np.mean(agree):.3f}")
+    print("    finished track's samples (frame, quality) x the new track's at frames "
+          + " ".join(f"{s.frame:6d}" for s in after))
+    for s in before:
+        print(f"    {s.frame:5d} {s.quality:5.2f}  " + " ".join(f"{s.embedding @ t.embedding:6.3f}" for t in after))
+
+
+def print_looks(looks: list[Look], crops: dict[int, dict[int, np.ndarray]], folder: Path | None,
+                samples: dict[int, list[Sample]], follow: int = 4) -> None:
     joined = sum(look.joined for look in looks)
     print(f"re-identification: {len(looks)} new tracks compared with finished people, {joined} re-joined")
     for look in looks:
         print(f"  frame {look.frame}: track {look.track} ~ track {look.nearest} {look.similarity:.3f}"
-              f"{' re-joined' if look.joined else ''}"
+              f"{' re-joined' if look.joined else ''}; best single sample {look.best_sample:.3f}"
               + (f"; running identity at its next good samples: {' '.join(f'{v:.3f}' for v in look.running)}"
                  if look.running else ""))
+        if look.similarity >= 0.4:
+            print_samples(look, samples, follow + 1)
         if folder is not None and look.similarity >= 0.4:
             folder.mkdir(parents=True, exist_ok=True)
             before = crops[look.nearest]
@@ -159,6 +195,7 @@ def main() -> None:
     parser.add_argument("--crossing", type=Path, help="folder of the liveportrait clips")
     parser.add_argument("--restore", action="store_true")
     parser.add_argument("--crops", type=Path, help="folder for the crops of both sides of each re-identification look")
+    parser.add_argument("--follow", type=int, default=4, help="good samples a new track's running identity is followed")
     args = parser.parse_args()
     if args.crossing is not None:
         images = crossing(args.crossing)[args.start:][:args.frames]
@@ -177,7 +214,7 @@ def main() -> None:
     story = FrameStory(models, config, StageTimer(), video=True)
     tracks: dict[int, dict[int, float]] = {}  # track -> frame -> share pasted
     crops: dict[int, dict[int, np.ndarray]] = {}  # track -> frame -> its aligned crop, 128 px
-    looks = watch_rejoins(story, current)
+    looks, samples = watch_rejoins(story, current, args.follow)
     faces_of = story.faces_of
 
     def tracked(frame: Frame) -> list:
@@ -209,7 +246,7 @@ def main() -> None:
     print(f"{len(images)} frames, FaceNet embeddings {len(asked)} ({len(asked) / len(images):.2f} a frame): "
           f"{' '.join(map(str, per_frame.tolist()))}")
     print(f"{seconds:.1f} s in all; by stage", {k: round(v, 2) for k, v in story.timer.seconds.items() if v})
-    print_looks(looks, crops, args.crops)
+    print_looks(looks, crops, args.crops, samples, args.follow)
 
 
 if __name__ == "__main__":
