@@ -21,13 +21,14 @@ from .faces.identity import identity_encoder_or_none
 from .io.decode import FIELD_PROGRESSIVE, VideoInfo, is_image_path, probe_video, read_frames
 from .io.deinterlace import bwdif_deint
 from .io.encode import VideoWriter, output_exists
-from .io.extent import other_stretch
+from .io.extent import asked_seconds, other_stretch
 from .io.output_stream import encoder_settings
 from .io.palette import is_gif
 from .io.photo_read import Photo, read_photo
 from .io.photo_write import copy_photo, fit_format, format_for, write_photo
 from .io.sequence import is_sequence
 from .io.sidecars import copy_sidecars
+from .io.stretch_start import other_start
 from .io.tiff_pages import PageWriter, first_full_page, full_pages, preview_of, read_pages, tiff_pages
 from .io.webp_anim import is_animated_webp, is_webp_output
 from .io.webp_frames import WebpWriter, probe_webp, read_webp_frames
@@ -379,13 +380,17 @@ def stale(source: Path, target: Path, span: TimeSpan | None = None) -> str | Non
     restoring, and stands. A source newer by an hour to within 2 s is FAT's daylight-saving shift (an album on a
     card restored to an internal disk, read again in summer), not an edit: a changed original's date is the time of
     the change. A video's output holds the stretch asked (io.extent.other_stretch): a try of ten
-    seconds is not a whole film, nor the other way round. An image sequence's frames are given the run's date:
-    there, being there is enough."""
+    seconds is not a whole film, nor the other way round; nor ten seconds from another start (its frames unlike
+    the source's from the start asked, io.stretch_start.other_start). An image sequence's frames are given the
+    run's date: there, being there is enough."""
     if is_sequence(source) or is_sequence(target):
         return None
     if changed_since(source, target):
         return "the original changed since it was restored"
-    return None if is_image_path(source) or is_image_path(target) else other_stretch(source, target, span)
+    if is_image_path(source) or is_image_path(target):
+        return None
+    why = other_stretch(source, target, span)
+    return why if why is not None or span is None else other_start(source, target, span, asked_seconds(source, span))
 
 
 def left_as_is(source: Path, target: Path, config: RestoreConfig, name: str | None = None) -> bool:

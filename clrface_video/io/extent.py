@@ -144,5 +144,14 @@ def other_stretch(source: Path, output: Path, span: TimeSpan | None) -> str | No
     return f"it holds {_s(held)} s of the video, not the {_s(end - start)} s asked ({asked})"
 
 
+def asked_seconds(source: Path, span: TimeSpan) -> Fraction | None:
+    """How long the stretch `span` of `source` lasts, its end cut at the source's; None where neither its end nor
+    the source's length is known."""
+    known = extent(source)
+    whole = None if known is None else known.seconds if known.seconds is not None else known.file_seconds
+    ends = [Fraction(end) for end in (span.end, whole) if end is not None]
+    return min(ends) - Fraction(span.start) if ends else None
+
+
 def _s(seconds: Fraction) -> str:
     return f"{round(float(seconds), 2):g}"

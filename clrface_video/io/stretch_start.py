@@ -1,0 +1,126 @@
+"""Where an output's stretch of its source began: its frames set beside the source's at the times asked, as small
+luma thumbnails, since nothing in the output says (a stretch's times start at 0, and no tag is written for it)."""
+from __future__ import annotations
+
+from contextlib import closing
+from dataclasses import dataclass
+from fractions import Fraction
+from pathlib import Path
+
+import av
+import numpy as np
+
+from clrface_video.errors import InputError
+from clrface_video.io.decode import read_frames
+from clrface_video.io.pixels import luma
+from clrface_video.io.sequence import frame_path
+from clrface_video.io.webp_anim import is_animated_webp
+from clrface_video.io.webp_frames import read_webp_frames
+from clrface_video.opencv import cv2
+from clrface_video.types import TimeSpan
+
+THUMB_WIDTH = 32  # pixels: a face restored at 512 px moves a thumbnail this small by a few levels at most
+# Frames further than this from the source's at the time asked (mean absolute luma difference of thumbnails, 0-255)
+# are another moment. On the 20 research clips (`python benchmarks/stretch_start.py ../shared/data/videos`, the
+# shipped model on the CPU) a stretch lies 0.08-1.47 from the start it was restored from, 1.5 or more from every
+# other start 0.5 s or more away but for one still talking head (0.60): another start there looks the same.
+UNLIKE = 3.0
+SAMPLES = (Fraction(0), Fraction(1, 2))  # where in the stretch frames are compared: its first frame and its middle
+# An output's frame is set beside each of the source's within this many seconds of its time (at most NEAR_FRAMES):
+# the frame a run started with may be a neighbour of the one read here (a deinterlaced source's, a rate's rounding)
+NEAR = Fraction(1, 10)
+NEAR_FRAMES = 8
+
+
+@dataclass(frozen=True)
+class Likeness:
+    """How far an output's frames lie from its source's at the asked times: `distance`, the mean over SAMPLES of
+    the mean absolute difference of their thumbnails (0-255), each to the nearest source frame (NEAR)."""
+
+    distance: float
+
+    @property
+    def other(self) -> bool:
+        return self.distance > UNLIKE
+
+
+def thumbnail(image: np.ndarray) -> np.ndarray:
+    """A frame's luma on the 0-255 scale (a deep frame's too), area-averaged to THUMB_WIDTH pixels across."""
+    grey = luma(image).astype(np.float32) / (257 if image.dtype == np.uint16 else 1)
+    height, width = grey.shape
+    return cv2.resize(grey, (THUMB_WIDTH, max(1, round(height * THUMB_WIDTH / width))), interpolation=cv2.INTER_AREA)
+
+
+@dataclass(frozen=True)
+class Numbered:
+    """An image-sequence output's frames: the first one's number, and the source's rate they were written at."""
+
+    first: int
+    rate: Fraction
+
+
+def likeness(source: Path, output: Path, start: Fraction, length: Fraction, fps: Fraction | None = None,
+             numbered: Numbered | None = None) -> Likeness | None:
+    """How like `source`'s frames from `start` on (for `length` seconds; a scan read at `fps`) `output`'s are, at
+    SAMPLES of its length; an image-sequence output's frames by their numbers (`numbered`). None where a frame
+    cannot be read from either."""
+    distances = []
+    for share in SAMPLES:
+        at = share * length
+        asked = _thumbnails(source, start + at, fps, NEAR)
+        held = _output_frame(output, at, numbered)
+        if not asked or held is None:
+            return None
+        if held.shape != asked[0].shape:
+            held = cv2.resize(held, asked[0].shape[::-1], interpolation=cv2.INTER_AREA)
+        distances.append(min(float(np.abs(near - held).mean()) for near in asked))
+    return Likeness(sum(distances) / len(distances))
+
+
+def other_start(source: Path, output: Path, span: TimeSpan | None, length: Fraction | None,
+                fps: Fraction | None = None, numbered: Numbered | None = None) -> str | None:
+    """Why `output`, as long as the stretch `span` asks (`length` seconds), holds another stretch of `source`: its
+    frames are unlike the source's from the asked start on (a --start 60 try left under the name a --start 30 run
+    now asks for). None where they are alike, where the whole is asked (its length tells it) or the frames
+    cannot be read (the output is judged by its length and date alone, as before)."""
+    if span is None or length is None or length <= 0 or (span.start <= 0 and span.end is None):
+        return None
+    found = likeness(source, output, Fraction(span.start), length, fps, numbered)
+    if found is None or not found.other:
+        return None
+    return f"its frames are not the video's from {float(span.start):g} s (they differ by {found.distance:.0f} " \
+        "levels of 255)"
+
+
+def _thumbnails(path: Path, seconds: Fraction, fps: Fraction | None = None, reach: Fraction = Fraction(0)) -> \
+        list[np.ndarray]:
+    """The thumbnails of the frames of `path` (a scan read at `fps`) on screen from `reach` before `seconds` to
+    `reach` after it, at most NEAR_FRAMES; the one on screen at `seconds` alone for no reach. [] where none can be
+    read."""
+    span = TimeSpan(float(max(Fraction(0), seconds - reach)))
+    found: list[np.ndarray] = []
+    try:
+        frames = read_webp_frames(path, span) if is_animated_webp(path) else read_frames(path, fps=fps, span=span)
+        with closing(frames):
+            first = None
+            for frame in frames:
+                at = Fraction(frame.pts or 0) * frame.time_base
+                first = at if first is None else first
+                if at - first > 2 * reach or len(found) == NEAR_FRAMES:
+                    break
+                found.append(thumbnail(frame.image))
+    except (InputError, av.error.FFmpegError, OSError):
+        return []
+    return found
+
+
+def _output_frame(output: Path, seconds: Fraction, numbered: Numbered | None) -> np.ndarray | None:
+    """The thumbnail of an output's frame on screen at `seconds` from its first: an image sequence's by its
+    number, at the source's rate."""
+    if numbered is not None:
+        output = frame_path(output, numbered.first + int(seconds * numbered.rate))
+        seconds = Fraction(0)
+        if not output.is_file():
+            return None
+    found = _thumbnails(output, seconds)
+    return found[0] if found else None
