@@ -12,6 +12,7 @@ import numpy as np
 
 from clrface_video.errors import InputError
 from clrface_video.io.decode import read_frames
+from clrface_video.io.extent import DEFAULT_FRAME
 from clrface_video.io.pixels import luma
 from clrface_video.io.sequence import frame_path
 from clrface_video.io.webp_anim import is_animated_webp
@@ -25,7 +26,7 @@ THUMB_WIDTH = 32  # pixels: a face restored at 512 px moves a thumbnail this sma
 # shipped model on the CPU) a stretch lies 0.08-1.47 from the start it was restored from, 1.5 or more from every
 # other start 0.5 s or more away but for one still talking head (0.60): another start there looks the same.
 UNLIKE = 3.0
-SAMPLES = (Fraction(0), Fraction(1, 2))  # where in the stretch frames are compared: its first frame and its middle
+SECOND = Fraction(1)  # seconds into a stretch where a second frame is compared (its first may be a fade or a cut)
 # An output's frame is set beside each of the source's within this many seconds of its time (at most NEAR_FRAMES):
 # the frame a run started with may be a neighbour of the one read here (a deinterlaced source's, a rate's rounding)
 NEAR = Fraction(1, 10)
@@ -34,8 +35,9 @@ NEAR_FRAMES = 8
 
 @dataclass(frozen=True)
 class Likeness:
-    """How far an output's frames lie from its source's at the asked times: `distance`, the mean over SAMPLES of
-    the mean absolute difference of their thumbnails (0-255), each to the nearest source frame (NEAR)."""
+    """How far an output's frames lie from its source's at the asked times: `distance`, the mean over the frames
+    compared (likeness) of the mean absolute difference of their thumbnails (0-255), each to the nearest source
+    frame (NEAR)."""
 
     distance: float
 
@@ -61,19 +63,22 @@ class Numbered:
 
 def likeness(source: Path, output: Path, start: Fraction, length: Fraction, fps: Fraction | None = None,
              numbered: Numbered | None = None) -> Likeness | None:
-    """How like `source`'s frames from `start` on (for `length` seconds; a scan read at `fps`) `output`'s are, at
-    SAMPLES of its length; an image-sequence output's frames by their numbers (`numbered`). None where a frame
-    cannot be read from either."""
+    """How like `source`'s frames from `start` on (a scan read at `fps`) `output`'s are, at its first frame and
+    SECOND into it (its middle, for a stretch of `length` seconds shorter than twice that); an image-sequence
+    output's frames by their numbers (`numbered`). Each file is read once, from the first sample to the second:
+    a source with one keyframe (facenet_crowd_1080p.mp4) is decoded from its start at each seek. None where a
+    frame cannot be read from either."""
+    times = [Fraction(0), min(length / 2, SECOND)]
+    asked = _thumbnails(source, [start + at for at in times], fps, NEAR)
+    held = [_numbered_frame(output, at, numbered) for at in times] if numbered is not None else \
+        [found[0] if found else None for found in _thumbnails(output, times)]
     distances = []
-    for share in SAMPLES:
-        at = share * length
-        asked = _thumbnails(source, start + at, fps, NEAR)
-        held = _output_frame(output, at, numbered)
-        if not asked or held is None:
+    for near, frame in zip(asked, held, strict=True):
+        if not near or frame is None:
             return None
-        if held.shape != asked[0].shape:
-            held = cv2.resize(held, asked[0].shape[::-1], interpolation=cv2.INTER_AREA)
-        distances.append(min(float(np.abs(near - held).mean()) for near in asked))
+        if frame.shape != near[0].shape:
+            frame = cv2.resize(frame, near[0].shape[::-1], interpolation=cv2.INTER_AREA)
+        distances.append(min(float(np.abs(thumb - frame).mean()) for thumb in near))
     return Likeness(sum(distances) / len(distances))
 
 
@@ -92,35 +97,39 @@ def other_start(source: Path, output: Path, span: TimeSpan | None, length: Fract
         "levels of 255)"
 
 
-def _thumbnails(path: Path, seconds: Fraction, fps: Fraction | None = None, reach: Fraction = Fraction(0)) -> \
-        list[np.ndarray]:
-    """The thumbnails of the frames of `path` (a scan read at `fps`) on screen from `reach` before `seconds` to
-    `reach` after it, at most NEAR_FRAMES; the one on screen at `seconds` alone for no reach. [] where none can be
-    read."""
-    span = TimeSpan(float(max(Fraction(0), seconds - reach)))
-    found: list[np.ndarray] = []
+def _thumbnails(path: Path, times: list[Fraction], fps: Fraction | None = None, reach: Fraction = Fraction(0)) -> \
+        list[list[np.ndarray]]:
+    """For each of `times` (seconds from the first frame, ascending), the thumbnails of the frames of `path` (a
+    scan read at `fps`) shown from `reach` before it to `reach` after it, at most NEAR_FRAMES, or else the frame
+    on screen then; [] for each where the file cannot be read. One read, from the keyframe before the first."""
+    begin = max(Fraction(0), times[0] - reach)
+    found: list[list[np.ndarray]] = [[] for _ in times]
+    before: list[np.ndarray | None] = [None for _ in times]  # the last frame shown before each window
+    span = TimeSpan(float(begin))
     try:
         frames = read_webp_frames(path, span) if is_animated_webp(path) else read_frames(path, fps=fps, span=span)
         with closing(frames):
-            first = None
+            origin = None
             for frame in frames:
-                at = Fraction(frame.pts or 0) * frame.time_base
-                first = at if first is None else first
-                if at - first > 2 * reach or len(found) == NEAR_FRAMES:
+                at = frame.pts * frame.time_base if frame.pts is not None else frame.index * DEFAULT_FRAME
+                origin = at - begin if origin is None else origin  # the first frame read is the one shown at begin
+                seconds = at - origin
+                if seconds > times[-1] + reach:
                     break
-                found.append(thumbnail(frame.image))
+                thumb = thumbnail(frame.image)
+                for i, wanted in enumerate(times):
+                    if seconds < wanted - reach:
+                        before[i] = thumb
+                    elif seconds <= wanted + reach and len(found[i]) < NEAR_FRAMES:
+                        found[i].append(thumb)
     except (InputError, av.error.FFmpegError, OSError):
-        return []
-    return found
+        return [[] for _ in times]
+    return [near or ([] if last is None else [last]) for near, last in zip(found, before, strict=True)]
 
 
-def _output_frame(output: Path, seconds: Fraction, numbered: Numbered | None) -> np.ndarray | None:
-    """The thumbnail of an output's frame on screen at `seconds` from its first: an image sequence's by its
-    number, at the source's rate."""
-    if numbered is not None:
-        output = frame_path(output, numbered.first + int(seconds * numbered.rate))
-        seconds = Fraction(0)
-        if not output.is_file():
-            return None
-    found = _thumbnails(output, seconds)
+def _numbered_frame(output: Path, seconds: Fraction, numbered: Numbered) -> np.ndarray | None:
+    """The thumbnail of an image-sequence output's frame on screen at `seconds` from its first, by its number at
+    the source's rate."""
+    still = frame_path(output, numbered.first + int(seconds * numbered.rate))
+    found = _thumbnails(still, [Fraction(0)])[0] if still.is_file() else []
     return found[0] if found else None
