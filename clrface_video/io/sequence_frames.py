@@ -68,9 +68,9 @@ def sequence_output(source: Path, pattern: Path, span: TimeSpan | None, fps: Fra
     there = frame_numbers(pattern)
     if shown is None:
         return SequenceOutput(pattern, None, there, rate)
-    kept = [1 for start, end in shown if span is None or not (span.not_yet(start, end) or span.past(start))]
+    kept = sum(span is None or not (span.not_yet(start, end) or span.past(start)) for start, end in shown)
     first = first_number(source, span, rate)
-    return SequenceOutput(pattern, range(first, first + len(kept)), there, rate)
+    return SequenceOutput(pattern, range(first, first + kept), there, rate)
 
 
 def newest_frame(source: Path) -> Path:
