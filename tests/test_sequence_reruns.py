@@ -7,8 +7,10 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from click.testing import CliRunner
 from PIL import Image
 
+from clrface_video.cli import cli
 from clrface_video.config import RestoreConfig
 from clrface_video.io.sequence import frame_numbers
 from clrface_video.pipeline import restore_video
@@ -122,3 +124,15 @@ def test_a_scan_keeps_its_numbers_and_is_completed(tmp_path):
     assert later.warnings == [  # none of its own frames there yet; the earlier part said, and kept
         STRAYS.format(pattern="out_%04d.png", count=12, first="out_1013.png", last="out_1024.png"),
         MISSING.format(pattern="out_%04d.png", count=12, of=12, first="out_1025.png")]
+
+
+def test_the_cli_says_why_it_redoes_a_sequence(clip, frames):
+    flags = ["--model", "baseline-bicubic-sharpen", "--device", "cpu"]
+    runner = CliRunner()
+    assert runner.invoke(cli, ["restore", str(clip), "-o", str(frames), *flags]).exit_code == 0
+    os.remove(frames.with_name("out_00048.png"))
+    result = runner.invoke(cli, ["restore", str(clip), "-o", str(frames), *flags])
+    assert result.exit_code == 0, result.output
+    missing = MISSING.format(pattern="out_%05d.png", count=1, of=48, first="out_00048.png")
+    assert result.stderr == f"warning: {missing}\n"
+    assert frame_numbers(frames) == list(range(1, 49))
