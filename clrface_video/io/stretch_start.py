@@ -23,8 +23,9 @@ from clrface_video.types import TimeSpan
 THUMB_WIDTH = 32  # pixels: a face restored at 512 px moves a thumbnail this small by a few levels at most
 # Frames further than this from the source's at the time asked (mean absolute luma difference of thumbnails, 0-255)
 # are another moment. On the 20 research clips (`python benchmarks/stretch_start.py ../shared/data/videos`, the
-# shipped model on the CPU) a stretch lies 0.08-1.47 from the start it was restored from, 1.5 or more from every
-# other start 0.5 s or more away but for one still talking head (0.60): another start there looks the same.
+# shipped model on the CPU) a stretch lies 0.06-1.47 from the start it was restored from; 405 of the 450 other
+# starts 0.5 s or more away lie past 3 (every one in 15 clips); the rest are in LivePortrait's talking heads, still
+# faces on a still background, where another start looks the same (docs/results.md).
 UNLIKE = 3.0
 SECOND = Fraction(1)  # seconds into a stretch where a second frame is compared (its first may be a fade or a cut)
 # An output's frame is set beside each of the source's within this many seconds of its time (at most NEAR_FRAMES):
