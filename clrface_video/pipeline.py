@@ -383,19 +383,20 @@ def stale(source: Path, target: Path, span: TimeSpan | None = None, fps: Fractio
     card restored to an internal disk, read again in summer), not an edit: a changed original's date is the time of
     the change. A video's output holds the stretch asked (io.extent.other_stretch): a try of ten
     seconds is not a whole film, nor the other way round; nor ten seconds from another start (its frames unlike
-    the source's from the start asked, io.stretch_start.other_start). An image sequence's frames are given the
-    run's date: each one the run writes is there (a run stopped as it moved them into place, a frame deleted)
-    and none older than its source (sequence_stale). `fps`: a scan's rate (--fps)."""
+    the source's from the start asked, io.stretch_start.other_start); a scan's (a sequence input's, read at
+    `fps`) too, judged by its newest frame's date. An image sequence's frames are given the run's date: each one
+    the run writes is there (a run stopped as it moved them into place, a frame deleted) and none older than its
+    source (sequence_stale)."""
     if is_sequence(target):
         return sequence_stale(source, target, span, fps)
-    if is_sequence(source):
-        return None
-    if changed_since(source, target):
+    if changed_since(newest_frame(source), target):
         return "the original changed since it was restored"
-    if is_image_path(source) or is_image_path(target):
+    if (is_image_path(source) and not is_sequence(source)) or is_image_path(target):
         return None
-    why = other_stretch(source, target, span)
-    return why if why is not None or span is None else other_start(source, target, span, asked_seconds(source, span))
+    why = other_stretch(source, target, span, fps)
+    if why is not None or span is None:
+        return why
+    return other_start(source, target, span, asked_seconds(source, span, fps), fps)
 
 
 def sequence_stale(source: Path, target: Path, span: TimeSpan | None, fps: Fraction | None) -> str | None:

@@ -136,3 +136,30 @@ def test_the_cli_says_why_it_redoes_a_sequence(clip, frames):
     missing = MISSING.format(pattern="out_%05d.png", count=1, of=48, first="out_00048.png")
     assert result.stderr == f"warning: {missing}\n"
     assert frame_numbers(frames) == list(range(1, 49))
+
+
+def test_a_scan_restored_to_a_video_is_judged_as_a_video(tmp_path):
+    """A scan into one video file was never judged at all: a 0.5 s try was kept as the whole scan, and a
+    rescanned frame changed nothing. Its length is its frames at --fps; its date its newest frame's."""
+    scan = tmp_path / "scan"
+    scan.mkdir()
+    for i in range(60):
+        Image.fromarray(clip_image(i, 60, SIZE)).save(scan / f"scan_{i:04d}.png")
+    source, out = scan / "scan_%04d.png", tmp_path / "out.mp4"
+    assert restore_video(source, out, config(fps=30, start=0.5, duration=0.5)).frames == 15
+    whole = restore_video(source, out, config(fps=30))
+    short = "redoing out.mp4: it holds 0.5 s of the video, not the 2 s asked (all of it)"
+    assert (whole.frames, whole.warnings) == (60, [short])
+    before = out.stat()
+    assert restore_video(source, out, config(fps=30)).skipped == 1
+    assert (out.stat().st_ino, out.stat().st_mtime_ns) == (before.st_ino, before.st_mtime_ns)
+    assert restore_video(source, out, config(fps=30, start=0.5, duration=0.5)).frames == 15
+    other = restore_video(source, out, config(fps=30, start=1, duration=0.5))
+    assert other.frames == 15 and other.warnings[0].startswith("redoing out.mp4: its frames are not the video's from "
+                                                               "1 s")
+    assert restore_video(source, out, config(fps=30, start=1, duration=0.5)).skipped == 1
+    rescanned = scan / "scan_0042.png"
+    later = out.stat().st_mtime_ns + 60 * 10**9
+    os.utime(rescanned, ns=(later, later))
+    again = restore_video(source, out, config(fps=30))
+    assert (again.frames, again.warnings) == (60, ["redoing out.mp4: the original changed since it was restored"])
