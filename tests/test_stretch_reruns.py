@@ -6,6 +6,7 @@ from fractions import Fraction
 from pathlib import Path
 
 import av
+import numpy as np
 import pytest
 from click.testing import CliRunner
 from PIL import Image
@@ -269,3 +270,40 @@ def test_a_raw_h264_dump_tells_a_stretch_from_the_whole(tmp_path):
     assert restore_video(dump, out, config()).skipped == 1
     redone = restore_video(dump, out, config(start=0.5, duration=0.5))
     assert (redone.frames, redone.warnings) == (12, [PART.format(suffix=".mkv")])
+
+
+@pytest.mark.parametrize("suffix", [".mp4", ".gif"])
+def test_a_stretch_from_another_start_is_redone(tmp_path, suffix):
+    """--start 0.5 --duration 0.5, then --start 1.25 --duration 0.5 to the same name: as long as asked, so 'already
+    there; left as is', holding the wrong half second. Its frames, set beside the source's from 1.25 s, tell."""
+    clip = make_clip(tmp_path / "clip.mp4", frames=48, size=SIZE, audio=False)
+    out = tmp_path / f"out{suffix}"
+    restore_video(clip, out, config(start=0.5, duration=0.5))
+    report = restore_video(clip, out, config(start=1.25, duration=0.5))
+    assert (report.frames, report.skipped) == (12, 0)
+    assert len(report.warnings) == 1
+    assert report.warnings[0].startswith(f"redoing out{suffix}: its frames are not the video's from 1.25 s (they "
+                                         "differ by ")
+    first = next(read_frames(out)).image.astype(float)
+    assert np.abs(first - clip_image(30, 48, SIZE)).mean() < np.abs(first - clip_image(12, 48, SIZE)).mean() / 2
+    before = out.stat()
+    again = restore_video(clip, out, config(start=1.25, duration=0.5))
+    assert (again.frames, again.skipped, again.warnings) == (0, 1, [])
+    assert (out.stat().st_ino, out.stat().st_mtime_ns) == (before.st_ino, before.st_mtime_ns)
+    back = restore_video(clip, out, config(duration=0.5))  # from 0 this time: as long again, from another start
+    assert back.frames == 12 and back.warnings[0].startswith(f"redoing out{suffix}: its frames are not the video's "
+                                                             "from 0 s")
+
+
+def test_the_cli_redoes_a_try_from_another_start(clip, tmp_path):
+    out = tmp_path / "out.mp4"
+    flags = ["--model", "baseline-bicubic-sharpen", "--device", "cpu", "--duration", "0.5"]
+    runner = CliRunner()
+    assert runner.invoke(cli, ["restore", str(clip), "-o", str(out), "--start", "0.5", *flags]).exit_code == 0
+    result = runner.invoke(cli, ["restore", str(clip), "-o", str(out), "--start", "1.25", *flags])
+    assert result.exit_code == 0, result.output
+    assert "warning: redoing out.mp4: its frames are not the video's from 1.25 s" in result.stderr
+    before = out.stat()
+    result = runner.invoke(cli, ["restore", str(clip), "-o", str(out), "--start", "1.25", *flags])
+    assert result.exit_code == 0 and "warning" not in result.stderr
+    assert (out.stat().st_ino, out.stat().st_mtime_ns) == (before.st_ino, before.st_mtime_ns)

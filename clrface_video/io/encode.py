@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import errno
 import logging
-import math
 import os
 import shutil
 from dataclasses import replace
@@ -51,7 +50,7 @@ from clrface_video.io.pixels import luma, to_uint8
 from clrface_video.io.scheduling import scheduled_as_before
 from clrface_video.io.sequence import (
     COUNTER,
-    find_sequence,
+    first_number,
     frame_numbers,
     is_sequence,
     sequence_codec,
@@ -215,9 +214,7 @@ class VideoWriter:
             self.codec = sequence_codec(self.output)
             pix_fmt = sequence_pix_fmt(self.codec, self.info.bit_depth, gray=self.info.pix_fmt.startswith("gray"),
                                        alpha=self.info.alpha)
-            first = find_sequence(self.source).first if is_sequence(self.source) else 1
-            if self.span is not None and is_sequence(self.source) and self.info.fps:  # keep the scan's numbers
-                first += math.floor((Fraction(self.span.start) + SPAN_TOLERANCE) * self.info.fps)  # on screen then
+            first = first_number(self.source, self.span, self.info.fps)  # a scan's numbers kept
             self.partial.parent.mkdir(exist_ok=True)
             self._out = av.open(str(self.partial), "w", format="image2", options={"start_number": str(first)})
         else:

@@ -12,6 +12,7 @@ from ..errors import InputError, option_name
 from ..types import TimeSpan
 from .apng import apng_seconds, is_animated_png
 from .decode import open_input, stream_fps, video_stream
+from .sequence import find_sequence, is_sequence, scan_rate
 from .webp_anim import is_animated_webp, webp_seconds
 
 SLACK_FRAMES = 2  # lengths this many frames apart are one: containers round a stream's end (Matroska to 1 ms)
@@ -41,12 +42,20 @@ class Extent:
         return self.file_seconds, other.file_seconds
 
 
-def extent(path: Path) -> Extent | None:
-    """The length of the video stream a job restores from or writes into `path`: the stream's duration, else
+def extent(path: Path, fps: Fraction | None = None) -> Extent | None:
+    """The length of the video stream a job restores from or writes into `path`: a scan's frames at `fps`; the
+    stream's duration, else
     Matroska's per-track DURATION tag; the container's; an animated PNG's or WebP's delays added up (FFmpeg gives
     none for the one and cannot read the other); where the file states none of these (a Matroska written live, a
     stream dump), its packets' times, for a file up to MAX_SCANNED_BYTES: without a length, a --start try left
     under a whole run's name was taken as done. None where the file cannot be read."""
+    if is_sequence(path):  # a scan: its frames at `fps`
+        rate = scan_rate(fps)
+        try:
+            seconds = find_sequence(path).count / rate
+        except InputError:
+            return None
+        return Extent(seconds, seconds, 1 / rate)
     animated = webp_seconds if is_animated_webp(path) else apng_seconds if is_animated_png(path) else None
     if animated is not None:
         seconds = animated(path)
@@ -115,7 +124,7 @@ def _packet_seconds(container: av.container.InputContainer, stream: av.video.str
     return last - first, whole[1] - whole[0]
 
 
-def other_stretch(source: Path, output: Path, span: TimeSpan | None) -> str | None:
+def other_stretch(source: Path, output: Path, span: TimeSpan | None, fps: Fraction | None = None) -> str | None:
     """Why the video `output` does not hold the stretch `span` of `source` (all of it when None), its end cut at
     the source's: a try of ten seconds left under the name a whole run now asks for, or the other way round, or
     an output that cannot be opened at all (a copy cut short, written over since: each output is renamed into
@@ -124,7 +133,7 @@ def other_stretch(source: Path, output: Path, span: TimeSpan | None) -> str | No
     in the output says where it began). A `span` starting at or past the source's end is an InputError, as the
     job would meet it, before the output is judged (its warning had said it held more than the negative length
     asked, and a read-only one was 'make it writable to redo it')."""
-    source_extent, output_extent = extent(source), extent(output)
+    source_extent, output_extent = extent(source, fps), extent(output)
     if source_extent is None:
         return None
     if output_extent is None:
@@ -142,6 +151,15 @@ def other_stretch(source: Path, output: Path, span: TimeSpan | None) -> str | No
     asked = "all of it" if span is None else f"from {_s(start)} s" if span.end is None else \
         f"{_s(start)}-{_s(end)} s"
     return f"it holds {_s(held)} s of the video, not the {_s(end - start)} s asked ({asked})"
+
+
+def asked_seconds(source: Path, span: TimeSpan, fps: Fraction | None = None) -> Fraction | None:
+    """How long the stretch `span` of `source` (a scan read at `fps`) lasts, its end cut at the source's; None
+    where neither its end nor the source's length is known."""
+    known = extent(source, fps)
+    whole = None if known is None else known.seconds if known.seconds is not None else known.file_seconds
+    ends = [Fraction(end) for end in (span.end, whole) if end is not None]
+    return min(ends) - Fraction(span.start) if ends else None
 
 
 def _s(seconds: Fraction) -> str:

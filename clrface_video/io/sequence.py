@@ -1,6 +1,7 @@
 """Image sequences (film scans: DPX, TIFF or PNG frames numbered by a printf counter) read and written as video."""
 from __future__ import annotations
 
+import math
 import re
 from dataclasses import dataclass
 from fractions import Fraction
@@ -8,6 +9,7 @@ from itertools import pairwise
 from pathlib import Path
 
 from clrface_video.errors import ClrfaceError, InputError
+from clrface_video.types import SPAN_TOLERANCE, TimeSpan
 
 # FFmpeg's image2 counter: %d, %04d, %06d, ... (not %20d: that is a URL-escaped space in a file name)
 COUNTER = re.compile(r"%(?:0(\d+))?d")
@@ -94,9 +96,25 @@ def unreadable_frame(pattern: Path, offset: int) -> InputError:
                       "restore each unbroken run on its own")
 
 
+def scan_rate(fps: Fraction | float | None) -> Fraction:
+    """The rate a sequence is read at for --fps `fps` (24 when None), as the image2 demuxer is given it."""
+    return Fraction(fps).limit_denominator(1001) if fps else DEFAULT_FPS
+
+
+def first_number(source: Path, span: TimeSpan | None, fps: Fraction | None) -> int:
+    """The number of the first frame a run from `source` writes into a sequence: a scan's own (its stretch's
+    first, the frame on screen at its start, at `fps`: its numbers kept), else 1."""
+    if not is_sequence(source):
+        return 1
+    first = find_sequence(source).first
+    if span is not None and fps:
+        first += math.floor((Fraction(span.start) + SPAN_TOLERANCE) * fps)
+    return first
+
+
 def open_options(sequence: Sequence, fps: Fraction | float | None) -> dict[str, str]:
     """image2 demuxer options for reading `sequence` at `fps` frames per second (24 when None)."""
-    rate = Fraction(fps).limit_denominator(1001) if fps else DEFAULT_FPS
+    rate = scan_rate(fps)
     return {"framerate": f"{rate.numerator}/{rate.denominator}", "start_number": str(sequence.first)}
 
 
