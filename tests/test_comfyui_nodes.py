@@ -349,3 +349,44 @@ def test_a_model_the_library_refuses_is_named_as_the_loaders_input(plugin, nodes
     monkeypatch.setattr(nodes, "model_option", lambda choice: "nosuch")  # a choice whose restorer is not registered
     with pytest.raises(ModelError, match=r"^model_name must be one of: .*, got 'nosuch'$"):
         plugin.NODE_CLASS_MAPPINGS["CLRFaceModelLoader"]().load("gone.safetensors")
+
+
+def test_cancel_stops_a_batch_within_a_sampler_step_and_the_next_run_is_whole(plugin, nodes, astronaut,
+                                                                               monkeypatch):
+    """ComfyUI's Cancel was checked between the frames the node returns, which come a batch of faces at a time: on
+    a CPU a 16-frame batch with the shipped model ran on for 32 s after Cancel (a real server, POST /interrupt 3 s
+    in). It is checked at each sampler step as well; the run after a cancelled one restores as if none had been."""
+    from types import SimpleNamespace
+
+    class Interrupted(Exception):  # ComfyUI's InterruptProcessingException, which it shows as "interrupted"
+        pass
+
+    cancel = []
+
+    def throw_exception_if_processing_interrupted() -> None:
+        if cancel:
+            raise Interrupted
+
+    (session,) = plugin.NODE_CLASS_MAPPINGS["CLRFaceModelLoader"]().load("shipped")
+    monkeypatch.setattr(nodes, "model_management", SimpleNamespace(
+        throw_exception_if_processing_interrupted=throw_exception_if_processing_interrupted,
+        free_memory=lambda *_: None, soft_empty_cache=lambda: None))
+    images = image_batch(astronaut[::2, ::2], 3)  # three 256 px photos: one batch of three faces
+    inputs = {"batch_is_video": False, "identity_guidance": False}
+    whole, whole_mask = restore(plugin, session, images, **inputs)
+    steps = []
+    restorer, denoiser = session.restorer, session.restorer.denoiser
+
+    def step(*args):
+        steps.append(len(cancel))
+        cancel.append("pressed")  # Cancel pressed during the batch's first step
+        return denoiser(*args)
+
+    monkeypatch.setattr(restorer, "denoiser", step)
+    with pytest.raises(Interrupted):
+        restore(plugin, session, images, **inputs)
+    assert steps == [0], f"the batch ran {len(steps)} sampler steps after Cancel"
+    cancel.clear()
+    monkeypatch.setattr(restorer, "denoiser", denoiser)
+    again, again_mask = restore(plugin, session, images, **inputs)
+    assert torch.equal(again, whole) and torch.equal(again_mask, whole_mask) and whole_mask.amax() == 1
