@@ -390,3 +390,20 @@ def test_cancel_stops_a_batch_within_a_sampler_step_and_the_next_run_is_whole(pl
     monkeypatch.setattr(restorer, "denoiser", denoiser)
     again, again_mask = restore(plugin, session, images, **inputs)
     assert torch.equal(again, whole) and torch.equal(again_mask, whole_mask) and whole_mask.amax() == 1
+
+
+def test_faces_left_alone_are_said_in_comfyuis_console(plugin, nodes, model, astronaut, caplog):
+    """A face too large for the model (a 4000 px portrait at the default max_upscale) or too small came back
+    unchanged with a zero mask and no word, where the CLI says '1 left alone (too small or too large ...)'."""
+    import logging
+
+    big = torch.nn.functional.interpolate(image_batch(astronaut, 1).permute(0, 3, 1, 2), scale_factor=4,
+                                          mode="bilinear").permute(0, 2, 3, 1).clamp(0, 1).contiguous()
+    with caplog.at_level(logging.INFO, logger=nodes.log.name):
+        out, mask = restore(plugin, model, big, batch_is_video=False)
+        assert torch.equal(out, big) and mask.max() == 0
+        restore(plugin, model, image_batch(astronaut, 2), batch_is_video=False)
+    said = [(r.levelname, r.getMessage()) for r in caplog.records if r.name == nodes.log.name]
+    left_alone = ("clrface: restored 0 faces in 1 image; 1 left alone as too small or too large for the model "
+                  "(lower min_face or raise max_upscale to restore them)")
+    assert said == [("WARNING", left_alone), ("INFO", "clrface: restored 2 faces in 2 images")]
