@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import importlib.util
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -407,3 +408,30 @@ def test_faces_left_alone_are_said_in_comfyuis_console(plugin, nodes, model, ast
     left_alone = ("clrface: restored 0 faces in 1 image; 1 left alone as too small or too large for the model "
                   "(lower min_face or raise max_upscale to restore them)")
     assert said == [("WARNING", left_alone), ("INFO", "clrface: restored 2 faces in 2 images")]
+
+
+def test_without_the_package_comfyui_is_told_how_to_install_it(tmp_path):
+    """Linked into custom_nodes without `pip install -e` in ComfyUI's own Python (the embedded one on Windows), the
+    package failed to import with a bare "No module named 'clrface_video'"; ComfyUI shows the message, which now
+    names the Python and the command. Copied rather than linked, the checkout cannot be found and is left to say."""
+    code = ("import importlib.util, sys\nclass NotInstalled:  # the import system's own words where it finds none\n"
+            "    def find_spec(self, name, path=None, target=None):\n"
+            "        if name == 'clrface_video':\n"
+            "            raise ModuleNotFoundError(f'No module named {name!r}', name=name)\n"
+            "sys.meta_path.insert(0, NotInstalled())\nfolder = sys.argv[1]\n"
+            "spec = importlib.util.spec_from_file_location('node_pack', folder + '/__init__.py',\n"
+            "                                              submodule_search_locations=[folder])\n"
+            "sys.modules['node_pack'] = module = importlib.util.module_from_spec(spec)\n"
+            "try:\n    spec.loader.exec_module(module)\n"
+            "except ModuleNotFoundError as error:\n    print(error.name, error, sep='|')\n")
+    repo = PLUGIN.parents[1]
+    copied = tmp_path / "custom_nodes" / "clrface-video"
+    shutil.copytree(PLUGIN, copied)
+    said = []
+    for folder in (PLUGIN, copied):
+        run = subprocess.run([sys.executable, "-c", code, str(folder)], capture_output=True, text=True, check=True)
+        said.append(run.stdout.strip())
+    lead = f"clrface_video|the CLR-Face nodes need the clrface-video package in ComfyUI's Python, which lacks it: " \
+           f"{sys.executable} -m pip install -c "
+    unknown = "<your clrface-video checkout>"
+    assert said == [f"{lead}{repo / 'constraints.txt'} -e {repo}", f"{lead}{unknown}/constraints.txt -e {unknown}"]
