@@ -77,6 +77,11 @@ def test_mappings_and_declared_inputs(plugin, nodes):
                                                                        "identity_guidance", "detection_threshold"}
     assert node.RETURN_TYPES == ("IMAGE", "MASK") and callable(getattr(node(), node.FUNCTION))
     assert nodes.folder_paths is None and nodes.model_management is None  # no ComfyUI here
+    for each in (loader, node):  # hovering any input or output in ComfyUI says what it is (none said it of two)
+        declared = each.INPUT_TYPES()
+        untold = [name for group in declared.values() for name, spec in group.items()
+                  if len(spec) < 2 or not spec[1].get("tooltip")]
+        assert untold == [] and len(each.OUTPUT_TOOLTIPS) == len(each.RETURN_TYPES), each.__name__
 
 
 def test_loader_caches_and_runs_on_the_expected_device(plugin, nodes, model):

@@ -173,6 +173,8 @@ def test_nodes_are_registered_with_their_model_folders(server):
     assert info["CLRFaceModelLoader"]["display_name"] == "Load CLR-Face Model"
     assert info["CLRFaceRestore"]["display_name"] == "CLR-Face Restore"
     assert info["CLRFaceRestore"]["output"] == ["IMAGE", "MASK"]
+    assert len(info["CLRFaceRestore"]["output_tooltips"]) == 2 and info["CLRFaceModelLoader"]["output_tooltips"]
+    assert info["CLRFaceRestore"]["input"]["required"]["images"][1]["tooltip"]
     choices = info["CLRFaceModelLoader"]["input"]["required"]["model_name"][0]
     assert choices == ["shipped", "baseline-bicubic-sharpen", "my-clrface.safetensors",
                        "facerestore_models/other.safetensors"]

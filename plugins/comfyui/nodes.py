@@ -172,6 +172,7 @@ class CLRFaceModelLoader:
 
     RETURN_TYPES = (MODEL_TYPE,)
     RETURN_NAMES = ("clrface_model",)
+    OUTPUT_TOOLTIPS = ("The face restorer, loaded on ComfyUI's device: connect it to CLR-Face Restore.",)
     FUNCTION = "load"
     CATEGORY = CATEGORY
     DESCRIPTION = "Loads the CLR-Face face restorer on ComfyUI's device and keeps it loaded between runs."
@@ -189,8 +190,8 @@ class CLRFaceRestore:
     @classmethod
     def INPUT_TYPES(cls) -> dict[str, Any]:
         return {"required": {
-            "clrface_model": (MODEL_TYPE,),
-            "images": ("IMAGE",),
+            "clrface_model": (MODEL_TYPE, {"tooltip": "From Load CLR-Face Model."}),
+            "images": ("IMAGE", {"tooltip": "The images, or the frames of one video with batch_is_video on."}),
             "fidelity": ("FLOAT", {"default": DEFAULT.fidelity, "min": 0.0, "max": 1.0, "step": 0.01,
                                    "tooltip": "0 trusts the face prior (quality), 1 stays close to the input."}),
             "detector": (list(DETECTORS), {"default": DETECTORS[0],
@@ -227,6 +228,8 @@ class CLRFaceRestore:
 
     RETURN_TYPES = ("IMAGE", "MASK")
     RETURN_NAMES = ("images", "face_mask")
+    OUTPUT_TOOLTIPS = ("The images with their faces restored; every other pixel, and the alpha, as it came in.",
+                       "The share of the restored face pasted at each pixel: 0 where the image is untouched.")
     FUNCTION = "restore"
     CATEGORY = CATEGORY
     DESCRIPTION = "Restores every face in the images with CLR-Face; the mask marks the restored face regions."
