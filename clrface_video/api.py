@@ -5,7 +5,7 @@ import copy
 import math
 import os
 from collections import deque
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import fields
 from pathlib import Path
 from typing import Any
@@ -213,16 +213,23 @@ class Session:
         return Models(device=self.device, detector=self.detector(config), restorer=restorer, identity=identity)
 
     def restore_frames(self, frames: Iterable[np.ndarray], *, as_video: bool = True,
-                       **options: Any) -> RestoredFrames:
+                       check_interrupt: Callable[[], None] | None = None, **options: Any) -> RestoredFrames:
         """RGB (H, W, 3) uint8/uint16/float32/float64 frames in, restored frames of the same dtype out, in order.
 
         as_video=True tracks the faces across the frames (one identity target and noise seed per
         person, so faces do not flicker); False restores each frame as an unrelated photo.
+        check_interrupt: a host's cancel check (ComfyUI's), called as each frame comes in and at each sampler step;
+        what it raises stops the run and reaches the caller. Frames come out a batch of faces at a time, so a
+        check between them alone waited for the whole batch.
         """
         if not isinstance(as_video, (bool, np.bool_)):  # "no" or 0 as a truthy flag restored a photo list as video
             raise ClrfaceError(f"restore_frames: as_video must be True or False, got {_kind(as_video)}")
+        if check_interrupt is not None and not callable(check_interrupt):
+            raise ClrfaceError("restore_frames: check_interrupt must be a function or None, "
+                               f"got {_kind(check_interrupt)}")
         config = self.options(**options)
-        story = FrameStory(self.models(config, video=as_video), config, StageTimer(), video=as_video)
+        story = FrameStory(self.models(config, video=as_video), config, StageTimer(), video=as_video,
+                           check_interrupt=check_interrupt)
         return RestoredFrames(story, frames, "restore_frames")
 
     def restore_image(self, image: np.ndarray, **options: Any) -> np.ndarray:
@@ -277,9 +284,10 @@ def restore_image(image: np.ndarray, **options: Any) -> np.ndarray:
     return load_restorer(**options).restore_image(image)
 
 
-def restore_frames(frames: Iterable[np.ndarray], *, as_video: bool = True, **options: Any) -> RestoredFrames:
+def restore_frames(frames: Iterable[np.ndarray], *, as_video: bool = True,
+                   check_interrupt: Callable[[], None] | None = None, **options: Any) -> RestoredFrames:
     """Restore a sequence of RGB frames lazily, faces tracked across them (per-track identity) by default."""
-    return load_restorer(**options).restore_frames(frames, as_video=as_video)
+    return load_restorer(**options).restore_frames(frames, as_video=as_video, check_interrupt=check_interrupt)
 
 
 def restore_video(input: str | Path, output: str | Path | None = None, *, progress: Progress | None = None,

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import logging
 from collections import deque
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field, replace
 
 import numpy as np
@@ -140,11 +140,15 @@ class FrameStory:
     frames are aligned unsqueezed and pasted back squeezed.
     rotation: the frames' display rotation in degrees (VideoInfo.rotation); faces are looked for in
     frames turned upright, and aligned, restored and pasted in the frames as stored.
+    check_interrupt: a host's cancel check, called as each frame comes in and at each sampler step; it raises
+    to stop the run (RestoreBatch.check_interrupt).
     """
 
     def __init__(self, models: Models, config: RestoreConfig, timer: StageTimer, *, video: bool,
-                 track: bool | None = None, pixel_aspect: float = 1.0, rotation: int = 0) -> None:
+                 track: bool | None = None, pixel_aspect: float = 1.0, rotation: int = 0,
+                 check_interrupt: Callable[[], None] | None = None) -> None:
         self.models = models
+        self.check_interrupt = check_interrupt
         self.detector = upright(models.detector, rotation)
         self.config = config
         self.timer = timer
@@ -171,6 +175,8 @@ class FrameStory:
         waiting: deque[_Waiting] = deque()
         batch: list[FaceJob] = []
         for frame in frames:
+            if self.check_interrupt is not None:
+                self.check_interrupt()
             item = _Waiting(frame, self.faces_of(frame))  # 2 detect, 3 track, 4 align
             waiting.append(item)
             batch.extend(item.jobs)
@@ -231,7 +237,8 @@ class FrameStory:
                                  seeds=np.array([job.seed for job in chunk], np.int64),
                                  tracks=np.array([job.track for job in chunk], np.int64), memory=self.memory,
                                  snap=self.snap, guidance=self.config.identity_guidance,
-                                 gate=self.config.strength is None, gate_memory=self.share_memory)
+                                 gate=self.config.strength is None, gate_memory=self.share_memory,
+                                 check_interrupt=self.check_interrupt)
             with self.timer("restore"):
                 restored = self.restore_fitting(batch)
             if restored is None:

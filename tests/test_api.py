@@ -420,3 +420,25 @@ def test_a_wrong_image_is_said_in_the_dtype_the_caller_gave(session, image, said
     with pytest.raises(InputError) as raised:
         api.restore_image(image, **BASELINE)
     assert str(raised.value) == said
+
+
+def test_check_interrupt_stops_a_run_before_its_next_frame(session, astronaut):
+    """A host's cancel check (ComfyUI's) is called as each frame comes in, before its faces are looked for: what it
+    raises reaches the caller, and the frames after it are not read; one that is no function is refused."""
+    read, calls = [], []
+
+    def frames():
+        for index in range(3):
+            read.append(index)
+            yield astronaut
+
+    def check() -> None:
+        calls.append(len(read))
+        if len(read) == 2:
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        list(session.restore_frames(frames(), check_interrupt=check))
+    assert read == [0, 1] and calls == [1, 2]
+    with pytest.raises(ClrfaceError, match="^restore_frames: check_interrupt must be a function or None, got str$"):
+        session.restore_frames([astronaut], check_interrupt="stop")

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import importlib.util
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -76,6 +77,11 @@ def test_mappings_and_declared_inputs(plugin, nodes):
                                                                        "identity_guidance", "detection_threshold"}
     assert node.RETURN_TYPES == ("IMAGE", "MASK") and callable(getattr(node(), node.FUNCTION))
     assert nodes.folder_paths is None and nodes.model_management is None  # no ComfyUI here
+    for each in (loader, node):  # hovering any input or output in ComfyUI says what it is (none said it of two)
+        declared = each.INPUT_TYPES()
+        untold = [name for group in declared.values() for name, spec in group.items()
+                  if len(spec) < 2 or not spec[1].get("tooltip")]
+        assert untold == [] and len(each.OUTPUT_TOOLTIPS) == len(each.RETURN_TYPES), each.__name__
 
 
 def test_loader_caches_and_runs_on_the_expected_device(plugin, nodes, model):
@@ -349,3 +355,88 @@ def test_a_model_the_library_refuses_is_named_as_the_loaders_input(plugin, nodes
     monkeypatch.setattr(nodes, "model_option", lambda choice: "nosuch")  # a choice whose restorer is not registered
     with pytest.raises(ModelError, match=r"^model_name must be one of: .*, got 'nosuch'$"):
         plugin.NODE_CLASS_MAPPINGS["CLRFaceModelLoader"]().load("gone.safetensors")
+
+
+def test_cancel_stops_a_batch_within_a_sampler_step_and_the_next_run_is_whole(plugin, nodes, astronaut,
+                                                                               monkeypatch):
+    """ComfyUI's Cancel was checked between the frames the node returns, which come a batch of faces at a time: on
+    a CPU a 16-frame batch with the shipped model ran on for 32 s after Cancel (a real server, POST /interrupt 3 s
+    in). It is checked at each sampler step as well; the run after a cancelled one restores as if none had been."""
+    from types import SimpleNamespace
+
+    class Interrupted(Exception):  # ComfyUI's InterruptProcessingException, which it shows as "interrupted"
+        pass
+
+    cancel = []
+
+    def throw_exception_if_processing_interrupted() -> None:
+        if cancel:
+            raise Interrupted
+
+    (session,) = plugin.NODE_CLASS_MAPPINGS["CLRFaceModelLoader"]().load("shipped")
+    monkeypatch.setattr(nodes, "model_management", SimpleNamespace(
+        throw_exception_if_processing_interrupted=throw_exception_if_processing_interrupted,
+        free_memory=lambda *_: None, soft_empty_cache=lambda: None))
+    images = image_batch(astronaut[::2, ::2], 3)  # three 256 px photos: one batch of three faces
+    inputs = {"batch_is_video": False, "identity_guidance": False}
+    whole, whole_mask = restore(plugin, session, images, **inputs)
+    steps = []
+    restorer, denoiser = session.restorer, session.restorer.denoiser
+
+    def step(*args):
+        steps.append(len(cancel))
+        cancel.append("pressed")  # Cancel pressed during the batch's first step
+        return denoiser(*args)
+
+    monkeypatch.setattr(restorer, "denoiser", step)
+    with pytest.raises(Interrupted):
+        restore(plugin, session, images, **inputs)
+    assert steps == [0], f"the batch ran {len(steps)} sampler steps after Cancel"
+    cancel.clear()
+    monkeypatch.setattr(restorer, "denoiser", denoiser)
+    again, again_mask = restore(plugin, session, images, **inputs)
+    assert torch.equal(again, whole) and torch.equal(again_mask, whole_mask) and whole_mask.amax() == 1
+
+
+def test_faces_left_alone_are_said_in_comfyuis_console(plugin, nodes, model, astronaut, caplog):
+    """A face too large for the model (a 4000 px portrait at the default max_upscale) or too small came back
+    unchanged with a zero mask and no word, where the CLI says '1 left alone (too small or too large ...)'."""
+    import logging
+
+    big = torch.nn.functional.interpolate(image_batch(astronaut, 1).permute(0, 3, 1, 2), scale_factor=4,
+                                          mode="bilinear").permute(0, 2, 3, 1).clamp(0, 1).contiguous()
+    with caplog.at_level(logging.INFO, logger=nodes.log.name):
+        out, mask = restore(plugin, model, big, batch_is_video=False)
+        assert torch.equal(out, big) and mask.max() == 0
+        restore(plugin, model, image_batch(astronaut, 2), batch_is_video=False)
+    said = [(r.levelname, r.getMessage()) for r in caplog.records if r.name == nodes.log.name]
+    left_alone = ("clrface: restored 0 faces in 1 image; 1 left alone as too small or too large for the model "
+                  "(lower min_face or raise max_upscale to restore them)")
+    assert said == [("WARNING", left_alone), ("INFO", "clrface: restored 2 faces in 2 images")]
+
+
+def test_without_the_package_comfyui_is_told_how_to_install_it(tmp_path):
+    """Linked into custom_nodes without `pip install -e` in ComfyUI's own Python (the embedded one on Windows), the
+    package failed to import with a bare "No module named 'clrface_video'"; ComfyUI shows the message, which now
+    names the Python and the command. Copied rather than linked, the checkout cannot be found and is left to say."""
+    code = ("import importlib.util, sys\nclass NotInstalled:  # the import system's own words where it finds none\n"
+            "    def find_spec(self, name, path=None, target=None):\n"
+            "        if name == 'clrface_video':\n"
+            "            raise ModuleNotFoundError(f'No module named {name!r}', name=name)\n"
+            "sys.meta_path.insert(0, NotInstalled())\nfolder = sys.argv[1]\n"
+            "spec = importlib.util.spec_from_file_location('node_pack', folder + '/__init__.py',\n"
+            "                                              submodule_search_locations=[folder])\n"
+            "sys.modules['node_pack'] = module = importlib.util.module_from_spec(spec)\n"
+            "try:\n    spec.loader.exec_module(module)\n"
+            "except ModuleNotFoundError as error:\n    print(error.name, error, sep='|')\n")
+    repo = PLUGIN.parents[1]
+    copied = tmp_path / "custom_nodes" / "clrface-video"
+    shutil.copytree(PLUGIN, copied)
+    said = []
+    for folder in (PLUGIN, copied):
+        run = subprocess.run([sys.executable, "-c", code, str(folder)], capture_output=True, text=True, check=True)
+        said.append(run.stdout.strip())
+    lead = f"clrface_video|the CLR-Face nodes need the clrface-video package in ComfyUI's Python, which lacks it: " \
+           f"{sys.executable} -m pip install -c "
+    unknown = "<your clrface-video checkout>"
+    assert said == [f"{lead}{repo / 'constraints.txt'} -e {repo}", f"{lead}{unknown}/constraints.txt -e {unknown}"]

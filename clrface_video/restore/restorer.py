@@ -18,7 +18,7 @@ from .gate import blend
 from .guidance import autograd_ready, embed_images, identity_guidance
 from .model import CLRFaceModel, Knobs, fidelity_to_knobs, read_metadata
 from .padding import flat_padding, hide_padding, restore_padding
-from .samplers import SAMPLERS, Guidance, Sampler
+from .samplers import SAMPLERS, Callback, Guidance, Sampler
 from .schedules import karras_sigmas, truncate_sigmas
 
 log = logging.getLogger(__name__)
@@ -53,13 +53,14 @@ def gaussian_blur(x: torch.Tensor, sigma: float) -> torch.Tensor:
 
 def sample_latents(model: CLRFaceModel, lq: torch.Tensor, knobs: Knobs,
                    noise: Callable[[tuple[int, ...]], torch.Tensor], sampler: Sampler, denoiser: nn.Module, *,
-                   guidance: Callable[[torch.Tensor], Guidance | None] | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+                   guidance: Callable[[torch.Tensor], Guidance | None] | None = None,
+                   callback: Callback | None = None) -> tuple[torch.Tensor, torch.Tensor]:
     """Steps 2-5 of the method for a batch of degraded faces in [-1, 1]: (final unsnapped latent, IRN estimate).
 
     The degraded face is encoded (the condition z_d), the IRN estimate encoded (the start point), noised to
     sigma(t*) with noise(shape), and run down the truncated Karras grid by sampler over denoiser(x, sigma, z_d);
-    guidance(x_irn) gives the identity-guidance hook (or None). Shared by the restorer and the training stage
-    that tunes the decoder on what the sampler really hands it.
+    guidance(x_irn) gives the identity-guidance hook (or None); callback is the sampler's, called at each step.
+    Shared by the restorer and the training stage that tunes the decoder on what the sampler really hands it.
     """
     cfg = model.cfg
     z_d = model.vqgan.encode(lq)
@@ -70,7 +71,7 @@ def sample_latents(model: CLRFaceModel, lq: torch.Tensor, knobs: Knobs,
     if len(sigmas) > 1:
         z = z + sigmas[0] * noise(tuple(z.shape))
         hook = guidance(x_irn) if guidance is not None else None
-        z = sampler(lambda x, sigma: denoiser(x, sigma, z_d), z, sigmas, guidance=hook)
+        z = sampler(lambda x, sigma: denoiser(x, sigma, z_d), z, sigmas, guidance=hook, callback=callback)
     return z, x_irn
 
 
@@ -154,8 +155,10 @@ class CLRFaceRestorer:
             return drawn.contiguous(memory_format=torch.channels_last)
 
         weight = knobs.guidance_weight if batch.guidance else 0.0
+        check = batch.check_interrupt
         z, x_irn = sample_latents(m, seen, knobs, noise, self.sampler, self.denoiser,
-                                  guidance=lambda x_irn: self._guidance(batch, x_irn, weight))
+                                  guidance=lambda x_irn: self._guidance(batch, x_irn, weight),
+                                  callback=None if check is None else lambda *_: check())
         # 6. optional smoothing along each track
         if batch.memory is not None and batch.tracks is not None:
             z = batch.memory.smooth(z, np.asarray(batch.tracks))
