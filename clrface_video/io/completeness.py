@@ -8,7 +8,7 @@ from pathlib import Path
 
 import av
 
-from clrface_video.errors import InputError
+from clrface_video.errors import InputError, option_name
 from clrface_video.io.apng import apng_frame_count
 from clrface_video.io.photo_read import gif_frames
 from clrface_video.io.program_stream import PS_FORMATS, cut_short
@@ -120,6 +120,6 @@ def size_changed(path: Path, frame: av.VideoFrame, origin: int, counted: int | N
     if counted is not None:
         where = f"frame {counted - 1}"
     else:
-        where = "a frame after --start" if frame.pts is None else f"{float((frame.pts - origin) * frame.time_base):.3f} s"
+        where = f"a frame after {option_name('start')}" if frame.pts is None else f"{float((frame.pts - origin) * frame.time_base):.3f} s"
     return InputError(f"{path.name} changes its frame size at {where} (to {sizes}), which one output "
                       "video cannot hold; cut it there and restore each part")
