@@ -893,6 +893,18 @@ def test_a_pixel_shape_the_output_cannot_carry_is_warned_of_exactly_where_it_is_
                 == Fraction(16, 15)
 
 
+@pytest.mark.parametrize(("sar", "warned"), [(Fraction(389, 388), False), (Fraction(10, 11), True),
+                                             (Fraction(40, 33), True)])
+def test_a_pixel_shape_within_a_percent_of_square_is_not_called_squeezed(tmp_path, sar, warned, warnings_logged):
+    """A talk-show clip scaled to an even width (389/388, 0.26% off square) was said to play 'squeezed' into FFV1
+    in .mkv, which no one can see; 4:3 and 16:9 NTSC DV's pixels (10/11, 40/33) are still warned of."""
+    clip = make_clip(tmp_path / "in.mov", frames=2, size=SMALL, audio=False, sar=sar)
+    assert probe_video(clip).sample_aspect_ratio == sar
+    copy_video(clip, tmp_path / "out.mkv", codec="ffv1")
+    assert (f"pixel aspect ratio ({sar}) is left out" in warnings_logged.text) is warned
+    assert ("squeezed" in warnings_logged.text) is warned
+
+
 @pytest.mark.parametrize("suffix", [".webm", ".mkv"])
 def test_a_bit_depth_the_encoder_cannot_keep_is_warned_of(tmp_path, suffix, warnings_logged):
     """10-bit into WebM came out 8-bit (this libvpx has no 10-bit) without a word, while 4:2:2 to 4:2:0 warned."""

@@ -48,7 +48,7 @@ RAW_STREAM_FORMATS = frozenset({"h264", "hevc", "mpegvideo", "m4v", "rawvideo", 
 # AVColorSpace -> swscale matrix (PyAV's Colorspace values); unknown tags use swscale's default (BT.601).
 SWS_MATRIX = {1: 1, 4: 4, 5: 5, 6: 5, 7: 7, 9: 9, 10: 9}
 SWS_BT601 = 5
-NEAR_SQUARE = 0.01  # pixel aspect ratios this close to 1 are aligned as square
+NEAR_SQUARE = 0.01  # pixel aspect ratios this close to 1 are aligned as square, and not warned of where lost
 RANGE_MPEG, RANGE_JPEG = 1, 2
 # AVFieldOrder (VideoInfo.field_order): progressive, and the orders that show the top or the bottom field first
 FIELD_PROGRESSIVE, FIELDS_TOP_FIRST, FIELDS_BOTTOM_FIRST = 1, (2, 5), (3, 4)

@@ -422,7 +422,8 @@ def add_video_stream(out: av.container.OutputContainer, info: VideoInfo, codec: 
     stream.options = options
     if info.sample_aspect_ratio is not None:
         ctx.sample_aspect_ratio = info.sample_aspect_ratio  # anamorphic pixels stay anamorphic
-        if info.sample_aspect_ratio != 1 and codec not in SAR_IN_BITSTREAM and out.format.name not in SAR_CONTAINERS:
+        # warned of only where a player would show it: 389/388 (an even width's rounding) squeezes nothing one can see
+        if info.pixel_aspect != 1 and codec not in SAR_IN_BITSTREAM and out.format.name not in SAR_CONTAINERS:
             log.warning("the source's pixel aspect ratio (%s) is left out: %s in a %s file does not carry it, so "
                         "players will show the frames squeezed; %s", info.sample_aspect_ratio, codec,
                         out.format.name, sar_advice(codec, Path(out.name).suffix))
