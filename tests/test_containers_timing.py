@@ -315,6 +315,21 @@ def test_a_pal_vobs_keyframes_keep_their_times(tmp_path):
     assert since_first(times(out)) == since_first(ffmpeg_times(out)) == [Fraction(i, 25) for i in range(300)]
 
 
+def test_an_mpg_that_ffmpeg_muxed_is_read_at_its_times_where_a_pack_splits_a_keyframes_headers(tmp_path,
+                                                                                             warnings_logged):
+    """The same muxer stamp in an .mpg FFmpeg wrote (not one of ours, re-cut to fix it): keyframe 12 read frame 13's
+    time, FFmpeg's guesses carried it on to frame 21, two frames shared a time, and an .mpg written again left one
+    out, warned of as 'of the variable rate'. That stamp leaves the ten frames after it nine frame periods, which
+    MPEG-2 frames cannot take, where the stamps around it fit: it is left out, and frame 12 spaced between them."""
+    src = make_clip(tmp_path / "in.mpg", frames=72, size=SMALL, codec="mpeg2video", audio_codec="mp2")
+    assert len(set(ffmpeg_times(src))) == 71  # as FFmpeg reads it
+    assert since_first(times(src)) == [Fraction(i, 24) for i in range(72)]
+    out = copy_video(src, tmp_path / "out.mpg")
+    assert_same_timing(src, out, 72)
+    assert since_first(times(out)) == since_first(ffmpeg_times(out)) == since_first(times(src))
+    assert not warnings_logged.text
+
+
 def test_h264_in_mpeg_ps_whose_pack_splits_a_start_code_is_read_at_its_times(tmp_path, warnings_logged):
     """The muxer stamps a pack with the first frame that begins in it; FFmpeg's H.264 parser gives that stamp to
     the frame before as well where the pack boundary splits that frame's start code. read_frames leaves such a
