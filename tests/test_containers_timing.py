@@ -9,6 +9,7 @@ import av
 import numpy as np
 import pytest
 
+from clrface_video.distributed.segments import Segment, list_keyframes, read_segment
 from clrface_video.io.decode import probe_video, read_frames
 from clrface_video.io.encode import VideoWriter
 from clrface_video.io.quicktime import track_end
@@ -324,6 +325,9 @@ def test_an_mpg_that_ffmpeg_muxed_is_read_at_its_times_where_a_pack_splits_a_key
     src = make_clip(tmp_path / "in.mpg", frames=72, size=SMALL, codec="mpeg2video", audio_codec="mp2")
     assert len(set(ffmpeg_times(src))) == 71  # as FFmpeg reads it
     assert since_first(times(src)) == [Fraction(i, 24) for i in range(72)]
+    whole = [f.pts for f in read_frames(src)]
+    for key in list_keyframes(src)[1]:  # a Ray segment's frames, read from a seek to its keyframe: the same times
+        assert [f.pts for f in read_segment(src, Segment(1, key, None), False)] == [t for t in whole if t >= key]
     out = copy_video(src, tmp_path / "out.mpg")
     assert_same_timing(src, out, 72)
     assert since_first(times(out)) == since_first(ffmpeg_times(out)) == since_first(times(src))

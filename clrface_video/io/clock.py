@@ -101,10 +101,9 @@ class _Plausible:
                 return [frame]
             self.held.append(frame)
             return self.release() if len(self.held) > MAX_GAP else []
-        if self.held and self.trusted is not None:
-            held = (self.held_at, self.held[0].pts)
-            if not (self._fits(self.trusted, held) and self._fits(held, (at, frame.pts))) \
-                    and self._fits(self.trusted, (at, frame.pts)):
+        if self.held:
+            held, after = (self.held_at, self.held[0].pts), (at, frame.pts)
+            if not (self._fits(self.trusted, held) and self._fits(held, after)) and self._fits(self.trusted, after):
                 self.held[0].pts = None  # another frame's stamp
         ready = self.release()
         self.held, self.held_at = [frame], at
@@ -117,10 +116,11 @@ class _Plausible:
         ready, self.held = self.held, []
         return ready
 
-    def _fits(self, before: tuple[int, int], after: tuple[int, int]) -> bool:
+    def _fits(self, before: tuple[int, int] | None, after: tuple[int, int]) -> bool:
         """Whether the frames between two stamped ones (number, time) each last a frame period or more (within two
-        ticks: each stamp is cut to its clock)."""
-        return after[1] - before[1] >= (after[0] - before[0]) * self.shortest - 2
+        ticks: each stamp is cut to its clock). True with none before (the first stamp read, or the first after a
+        seek: a stretch's, a Ray segment's), so that a first stamp is checked by the one after it alone."""
+        return before is None or after[1] - before[1] >= (after[0] - before[0]) * self.shortest - 2
 
 
 def stamps_only(container: av.container.InputContainer, stream: av.video.stream.VideoStream) -> bool:
