@@ -109,6 +109,20 @@ def test_an_avi_is_one_segment_read_at_the_same_times_as_locally(tmp_path, codec
     assert [frame.pts for frame in read_segment(clip, segments[0], False)] == local == list(range(12))
 
 
+def test_mpg_segments_start_at_a_stamped_keyframe_and_give_the_local_readers_frames(tmp_path):
+    """An .mpg is read with its packs' own stamps (io.clock); a segment from a keyframe that has none times its
+    frames by a later stamp, and the last keyframe of an .mpg cut short has none after it: its segment read no frame
+    ('a keyframe segment decoded to no frames; use --backend local'). Segments now start at stamped keyframes."""
+    whole = make_clip(tmp_path / "tape.mpg", frames=72, size=(128, 96), codec="mpeg2video", audio_codec="mp2")
+    data = whole.read_bytes()
+    for clip in (whole, tmp_path / "tape_copy.mpg"):
+        clip.write_bytes(data if clip == whole else data[:len(data) * 6 // 10])
+        parts = plan_segments(clip, 6)
+        local = [frame.pts for frame in read_frames(clip)]
+        read = [[frame.pts for frame in read_segment(clip, part, False)] for part in parts]
+        assert len(parts) >= 3 and all(read) and [t for part in read for t in part] == local, clip.name
+
+
 def test_ts_segments_seek_back_where_the_seek_lands_late_instead_of_decoding_from_the_start(tmp_path, monkeypatch):
     """MPEG-TS seeks by guessed byte positions and can land a keyframe late, where a segment was decoded from the
     file's first frame; it now seeks again a second, two ... earlier. The seeks to these keyframes land exactly

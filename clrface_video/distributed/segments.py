@@ -12,7 +12,7 @@ from pathlib import Path
 import av
 
 from ..errors import ClrfaceError, one_line
-from ..io.clock import DTS_CLOCK_FORMATS, SORTED_CLOCK_FORMATS, lasting
+from ..io.clock import DTS_CLOCK_FORMATS, SORTED_CLOCK_FORMATS, STAMPS_ONLY, lasting, stamps_only
 from ..io.copies import muxer_options, packet_time
 from ..io.decode import VideoInfo, decoding, frame_to_array, open_input, stated_end, video_stream
 from ..io.deinterlace import deinterlaced
@@ -59,14 +59,20 @@ def list_keyframes(path: Path) -> tuple[list[int], list[int]] | None:
     None when some packet has no pts (the video cannot be split by time and stays one segment), and for AVI
     and MXF, whose frames take their times from the packets in sorted order from the start of the file
     (io.clock: FFmpeg's own are a frame late, or in decode order), which a segment seeked into cannot count.
+    MPEG-1/2 in MPEG-PS is read with the packs' own stamps (io.clock.STAMPS_ONLY), as read_frames reads it, and
+    only its packets that have one are listed: a segment from a keyframe without one would time its frames by a
+    later stamp, which the end of a file cut short lacks (its last keyframe's segment read no frame at all).
     """
     with open_input(path) as container:
         if container.format.name in DTS_CLOCK_FORMATS | SORTED_CLOCK_FORMATS:
             return None
         stream = video_stream(container, path)
+        own = stamps_only(container, stream)
+        if own:
+            container.flags |= STAMPS_ONLY
         every, keys = [], []
         for packet in container.demux(stream):
-            if packet.size == 0:
+            if packet.size == 0 or (own and packet.pts is None):
                 continue
             if packet.pts is None:
                 return None
