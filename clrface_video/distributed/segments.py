@@ -12,7 +12,8 @@ from pathlib import Path
 import av
 
 from ..errors import ClrfaceError, one_line
-from ..io.clock import DTS_CLOCK_FORMATS, SORTED_CLOCK_FORMATS, STAMPS_ONLY, lasting, stamps_only
+from ..io.clock import DTS_CLOCK_FORMATS, SORTED_CLOCK_FORMATS, STAMPS_ONLY, Damage, lasting, stamps_only
+from ..io.completeness import warn_if_cut_short
 from ..io.copies import muxer_options, packet_time
 from ..io.decode import VideoInfo, decoding, frame_to_array, open_input, stated_end, video_stream
 from ..io.deinterlace import deinterlaced
@@ -107,12 +108,14 @@ def read_segment(path: Path, segment: Segment, high_depth: bool, first_index: in
     Seeks to the keyframe at the segment start as read_frames seeks (io.decode.decoding: earlier where the seek
     lands after it, as MPEG-TS's can) and keeps frames with start <= pts < end; frames of an open GOP's leading
     pictures (pts before the next keyframe, decoded after it) stay in this segment.
-    deint: deinterlace as read_frames does; a segment's first frame has no earlier neighbour to read.
+    deint: deinterlace as read_frames does; a segment's first frame has no earlier neighbour to read. As
+    read_frames, a damaged packet is passed over with a warning (its frame left out), and the last segment of an
+    .mpg cut short says where it ends; a segment failed on the first damaged packet, and said nothing of a cut.
     """
     with ExitStack() as open_files:
-        _, stream, timed = decoding(open_files, path, None, None, start_pts=segment.start)
+        container, stream, timed = decoding(open_files, path, None, None, start_pts=segment.start, damage=Damage())
         time_base = Fraction(stream.time_base)
-        index = first_index
+        index, end_s = first_index, None
         try:
             for frame in lasting(deinterlaced(timed, stream, deint), stated_end(path, stream)):  # as read_frames
                 if segment.end is not None and frame.pts is not None and frame.pts >= segment.end:
@@ -122,6 +125,9 @@ def read_segment(path: Path, segment: Segment, high_depth: bool, first_index: in
                 yield Frame(image=frame_to_array(frame, high_depth), index=index, pts=frame.pts, time_base=time_base,
                             duration=frame.duration or None)
                 index += 1
+                end_s = end_s if frame.pts is None else float((frame.pts + (frame.duration or 0)) * time_base)
+            if segment.end is None:  # the file's last frames: where it ends, as read_frames says it
+                warn_if_cut_short(container, stream, path, end_s)
         except av.error.FFmpegError as error:
             raise ClrfaceError(f"{path.name}: decoding segment {segment.number} failed at frame {index} "
                                f"({one_line(error)})") from error
