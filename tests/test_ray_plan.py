@@ -19,7 +19,7 @@ from clrface_video.io.decode import probe_video, read_frames
 from clrface_video.pipeline import restore_video
 from clrface_video.restore.base import RestoreBatch, register_restorer
 from clrface_video.restore.baseline import BicubicSharpenRestorer
-from tests.media import make_clip
+from tests.media import make_clip, rotted
 from tests.ray_local import short_gop
 
 
@@ -132,13 +132,7 @@ def test_segments_pass_over_a_damaged_packet_as_the_local_reader_does(tmp_path, 
     """Bit rot in one packet: read_frames passes it over with a warning (its frame left out), which the Ray
     backend's segment refused: 'decoding segment 1 failed at frame 2', exit 2, for a file that restores locally."""
     clip = make_clip(tmp_path / "a.mp4", frames=48, size=(128, 96), audio=False, gop=12)
-    with av.open(str(clip)) as container:
-        starts = [p.pos for p in container.demux(video=0) if p.size]
-    data = bytearray(clip.read_bytes())
-    for k in range(starts[14] + 4, starts[14] + 30):  # its slice header among them: the decoder refuses the packet
-        data[k] ^= 0x5A
-    rotten = tmp_path / "rotten.mp4"
-    rotten.write_bytes(bytes(data))
+    rotten = rotted(clip, 14, tmp_path / "rotten.mp4")
     local = [frame.pts for frame in read_frames(rotten)]
     said = warnings_logged.text
     warnings_logged.clear()
