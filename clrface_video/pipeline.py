@@ -154,7 +154,7 @@ def restore_video(input: str | Path, output: str | Path | None = None, config: R
     animated_webp = is_animated_webp(source)  # FFmpeg cannot decode it: Pillow reads (and writes) it
     info = probe_webp(source) if animated_webp else probe_video(source, config.fps)
     if config.fps is not None and not is_sequence(source):
-        log.warning("--fps sets the rate of an image sequence; %s keeps its own timestamps", source.name)
+        log.warning("%s sets the rate of an image sequence; %s keeps its own timestamps", option_name("fps"), source.name)
     if left_as_is(source, target, config):
         return already_done(source, target, "video", config)
     check_writable(target.parent, target.name)  # one to redo: its folder is asked once it must be written
@@ -485,7 +485,7 @@ def already_done(source: Path, target: Path, kind: str, config: RestoreConfig, *
     """The report of a job whose output exists; the settings are still checked (a wrong --device is an error
     whether or not there is work to do), and name the model and device that would run."""
     model, device = would_run(config, local=local)
-    log.info("%s already exists; left as is (pass --overwrite to redo it)", target)  # the report says so
+    log.info("%s already exists; left as is (pass %s to redo it)", target, option_name("overwrite"))  # the report says so
     return RestoreReport(input=str(source), output=str(target), kind=kind, model=model, device=device, skipped=1)
 
 

@@ -10,7 +10,7 @@ import numpy as np
 import torch
 
 from .config import RestoreConfig
-from .errors import ClrfaceError
+from .errors import ClrfaceError, option_name
 from .faces.align import align_face, estimate_similarity, eye_mouth_span, face_footprint, size_weight
 from .faces.detect import FaceDetector, upright
 from .faces.identity import IdentityEncoder
@@ -264,11 +264,11 @@ class FrameStory:
             n = len(batch.crops)
             if n == 1:
                 advice = ("close other programs to free memory" if self.models.device.type == "cpu" else
-                          "close other programs using the GPU, or run with --device cpu")
+                          f"close other programs using the GPU, or run with {option_name('device')} cpu")
                 raise ClrfaceError(f"out of memory restoring a single face; {advice}") from error
             self.batch_size = n // 2
             log.warning("out of memory restoring %d faces at once: going on with batches of %d "
-                        "(pass --batch-size %d to start there)", n, self.batch_size, self.batch_size)
+                        "(pass %s %d to start there)", n, self.batch_size, option_name("batch_size"), self.batch_size)
             return None
 
     def paste(self, item: _Waiting) -> tuple[Frame, np.ndarray | None]:

@@ -485,6 +485,18 @@ APPLE_KEYS = {"com.apple.quicktime.make": "Apple", "com.apple.quicktime.model": 
 FONT = b"\x00\x01\x00\x00" + b"not really a font" * 20
 
 
+def rotted(clip: Path, packet: int, path: Path) -> Path:
+    """A copy of `clip` at `path` with bit rot in its video packet number `packet`: 26 bytes flipped, its slice
+    header among them, so that the decoder refuses the packet (an old file's damage)."""
+    with av.open(str(clip)) as container:
+        starts = [p.pos for p in container.demux(video=0) if p.size]
+    data = bytearray(clip.read_bytes())
+    for k in range(starts[packet] + 4, starts[packet] + 30):
+        data[k] ^= 0x5A
+    path.write_bytes(bytes(data))
+    return path
+
+
 def make_alpha_clip(path: Path | str, *, frames: int = 4, size: tuple[int, int] = (256, 192), codec: str = "ffv1",
                     pix_fmt: str = "yuva420p", opaque: bool = False) -> tuple[Path, list[np.ndarray]]:
     """A clip with transparency (FFV1 in .mkv, or prores_ks with yuva444p10le in .mov): the astronaut pan over

@@ -116,6 +116,12 @@ def test_an_opaque_animated_webp_has_no_alpha_to_leave_out(tmp_path, astronaut, 
     assert "alpha" not in warnings_logged.text
     assert run_cli("restore", opaque, "--codec", "libx264", *MODEL).exit_code == 0
     assert "--codec and --preset do not apply to an animated WebP" in warnings_logged.text
+    from clrface_video.api import restore_video
+
+    # a script is told of its keyword, not of a flag it never passed
+    report = restore_video(opaque, tmp_path / "script.webp", codec="libx264", model=MODEL[1], device="cpu")
+    assert report.warnings == [("script.webp: codec and preset do not apply to an animated WebP; it is written by "
+                                "Pillow, lossless or lossy as its source")]
 
 
 def test_a_lossy_animated_webp_in_a_folder_comes_back_lossy_and_animated(tmp_path, astronaut):

@@ -304,6 +304,22 @@ def test_model_and_device_errors_name_the_keyword_not_the_flag(astronaut, monkey
     assert "--" not in str(caught.value) and "\n" not in str(caught.value)
 
 
+@pytest.mark.parametrize("source, options, output, words", [
+    ("studio.mkv", {"pix_fmt": "yuv422p"}, "out.mp4", "by libx264 (as players expect); codec prores_ks or ffv1 keeps it"),
+    ("deep.mkv", {"bit_depth": 10}, "out.avi", "by mpeg4; codec ffv1 (.mkv) or libx265 keep it"),
+    ("keyed.mkv", {"alpha": True}, "out.mp4", "stores none; codec prores_ks (.mov) or ffv1 (.mkv) keep it"),
+])
+def test_a_videos_warnings_name_the_keyword_not_the_flag(tmp_path, source, options, output, words):
+    """A script was told '--codec prores_ks or ffv1 keeps it' of a 4:2:2 source (and alike of a deeper one's
+    bits and of an alpha channel): a flag it never passed; the CLI still says --codec (test_cli)."""
+    from tests.media import make_alpha_clip
+
+    clip = make_alpha_clip(tmp_path / source, frames=3, size=(96, 80))[0] if options.get("alpha") else \
+        make_clip(tmp_path / source, frames=3, size=(96, 80), audio=False, **options)
+    report = api.restore_video(clip, tmp_path / output, **BASELINE)
+    assert [line for line in report.warnings if words in line] and not any("--" in line for line in report.warnings)
+
+
 def test_a_session_takes_its_own_device_and_model_as_load_restorer_takes_them(tmp_path, session, astronaut):
     """load_restorer(device=torch.device("cpu")) is device "cpu", but the same value per call was refused as
     another device ("device is fixed when the models are loaded"), and so was the model given as a Path."""

@@ -9,6 +9,7 @@ import av
 import numpy as np
 import pytest
 
+from clrface_video.distributed.segments import Segment, list_keyframes, read_segment
 from clrface_video.io.decode import probe_video, read_frames
 from clrface_video.io.encode import VideoWriter
 from clrface_video.io.quicktime import track_end
@@ -313,6 +314,24 @@ def test_a_pal_vobs_keyframes_keep_their_times(tmp_path):
     out = copy_video(src, tmp_path / "out.vob")
     assert probe_video(out).codec == "mpeg2video"
     assert since_first(times(out)) == since_first(ffmpeg_times(out)) == [Fraction(i, 25) for i in range(300)]
+
+
+def test_an_mpg_that_ffmpeg_muxed_is_read_at_its_times_where_a_pack_splits_a_keyframes_headers(tmp_path,
+                                                                                             warnings_logged):
+    """The same muxer stamp in an .mpg FFmpeg wrote (not one of ours, re-cut to fix it): keyframe 12 read frame 13's
+    time, FFmpeg's guesses carried it on to frame 21, two frames shared a time, and an .mpg written again left one
+    out, warned of as 'of the variable rate'. That stamp leaves the ten frames after it nine frame periods, which
+    MPEG-2 frames cannot take, where the stamps around it fit: it is left out, and frame 12 spaced between them."""
+    src = make_clip(tmp_path / "in.mpg", frames=72, size=SMALL, codec="mpeg2video", audio_codec="mp2")
+    assert len(set(ffmpeg_times(src))) == 71  # as FFmpeg reads it
+    assert since_first(times(src)) == [Fraction(i, 24) for i in range(72)]
+    whole = [f.pts for f in read_frames(src)]
+    for key in list_keyframes(src)[1]:  # a Ray segment's frames, read from a seek to its keyframe: the same times
+        assert [f.pts for f in read_segment(src, Segment(1, key, None), False)] == [t for t in whole if t >= key]
+    out = copy_video(src, tmp_path / "out.mpg")
+    assert_same_timing(src, out, 72)
+    assert since_first(times(out)) == since_first(ffmpeg_times(out)) == since_first(times(src))
+    assert not warnings_logged.text
 
 
 def test_h264_in_mpeg_ps_whose_pack_splits_a_start_code_is_read_at_its_times(tmp_path, warnings_logged):

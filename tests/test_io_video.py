@@ -360,14 +360,9 @@ def test_corrupt_middle_never_leaks_a_raw_av_error(tmp_path):
 def test_a_few_damaged_packets_are_passed_over_with_a_warning_not_the_whole_file_refused(tmp_path, warnings_logged):
     """Bit rot in an old file: 26 bytes flipped inside one packet made the whole video fail ('decoding failed at
     frame 14'); players show it with one frame missing. So does the pipeline now, and says which."""
-    clip = make_clip(tmp_path / "a.mp4", frames=24, size=SMALL, audio=False)
-    with av.open(str(clip)) as container:
-        starts = [p.pos for p in container.demux(video=0) if p.size]
-    data = bytearray(clip.read_bytes())
-    for k in range(starts[14] + 4, starts[14] + 30):  # its slice header among them: the decoder refuses the packet
-        data[k] ^= 0x5A
-    rotten = tmp_path / "rotten.mp4"
-    rotten.write_bytes(bytes(data))
+    from tests.media import rotted
+
+    rotten = rotted(make_clip(tmp_path / "a.mp4", frames=24, size=SMALL, audio=False), 14, tmp_path / "rotten.mp4")
     frames = list(read_frames(rotten))
     assert len(frames) == 23 and "rotten.mp4: a damaged video packet at 0.667 s is passed over" in warnings_logged.text
     assert [f.pts for f in frames] == sorted(f.pts for f in frames)
@@ -891,6 +886,18 @@ def test_a_pixel_shape_the_output_cannot_carry_is_warned_of_exactly_where_it_is_
         if "libx264" in warnings_logged.text:  # the other way it names, under the same name: it said so for WebM
             assert probe_video(copy_video(clip, tmp_path / f"x264{suffix}", codec="libx264")).sample_aspect_ratio \
                 == Fraction(16, 15)
+
+
+@pytest.mark.parametrize(("sar", "warned"), [(Fraction(389, 388), False), (Fraction(10, 11), True),
+                                             (Fraction(40, 33), True)])
+def test_a_pixel_shape_within_a_percent_of_square_is_not_called_squeezed(tmp_path, sar, warned, warnings_logged):
+    """A talk-show clip scaled to an even width (389/388, 0.26% off square) was said to play 'squeezed' into FFV1
+    in .mkv, which no one can see; 4:3 and 16:9 NTSC DV's pixels (10/11, 40/33) are still warned of."""
+    clip = make_clip(tmp_path / "in.mov", frames=2, size=SMALL, audio=False, sar=sar)
+    assert probe_video(clip).sample_aspect_ratio == sar
+    copy_video(clip, tmp_path / "out.mkv", codec="ffv1")
+    assert (f"pixel aspect ratio ({sar}) is left out" in warnings_logged.text) is warned
+    assert ("squeezed" in warnings_logged.text) is warned
 
 
 @pytest.mark.parametrize("suffix", [".webm", ".mkv"])

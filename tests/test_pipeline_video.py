@@ -226,7 +226,7 @@ def test_fps_on_a_video_says_it_keeps_its_own_timing(tmp_path, warnings_logged):
     clip = make_clip(tmp_path / "in.mp4", frames=3, size=SIZE, audio=False)
     restore_video(clip, tmp_path / "out.mp4", config(fps=50.0))
     assert pts_of(tmp_path / "out.mp4") == pts_of(clip)
-    assert "--fps sets the rate of an image sequence" in warnings_logged.text
+    assert "fps sets the rate of an image sequence" in warnings_logged.text and "--" not in warnings_logged.text
 
 
 def test_variable_frame_rate_keeps_every_timestamp(tmp_path):
@@ -529,7 +529,7 @@ def test_a_stretch_is_restored_with_its_own_audio_and_subtitles_from_zero(tmp_pa
         lead = Fraction(AUDIO_FRAME, AUDIO_RATE) if kind == "audio" else Fraction(0)
         expected = [packet for packet in packets_between(clip, kind, half, one, lead) if packet[0] != b"\x00\x00"]
         assert kept == expected and kept, kind
-    with pytest.raises(ClrfaceError, match="--start"):
+    with pytest.raises(ClrfaceError, match=r"\(start is past its end\)$"):  # the keyword, from Python
         restore_video(clip, tmp_path / "late.mp4", config(start=5.0))
     assert not (tmp_path / "late.mp4").exists()
     # 0.51-0.52 s, where no frame starts: the frame on screen then (frame 12, from 0.5 s), shown those 10 ms

@@ -19,7 +19,7 @@ from clrface_video.io.decode import probe_video, read_frames
 from clrface_video.pipeline import restore_video
 from clrface_video.restore.base import RestoreBatch, register_restorer
 from clrface_video.restore.baseline import BicubicSharpenRestorer
-from tests.media import make_clip
+from tests.media import make_clip, rotted
 from tests.ray_local import short_gop
 
 
@@ -107,6 +107,39 @@ def test_an_avi_is_one_segment_read_at_the_same_times_as_locally(tmp_path, codec
     assert len(segments) == 1
     local = [frame.pts for frame in read_frames(clip)]
     assert [frame.pts for frame in read_segment(clip, segments[0], False)] == local == list(range(12))
+
+
+def test_mpg_segments_start_at_a_stamped_keyframe_and_give_the_local_readers_frames(tmp_path, warnings_logged):
+    """An .mpg is read with its packs' own stamps (io.clock); a segment from a keyframe that has none times its
+    frames by a later stamp, and the last keyframe of an .mpg cut short has none after it: its segment read no frame
+    ('a keyframe segment decoded to no frames; use --backend local'). Segments now start at stamped keyframes. The
+    last segment of the one cut short says where it ends, as the local reader does; Ray's said nothing of it."""
+    whole = make_clip(tmp_path / "tape.mpg", frames=72, size=(128, 96), codec="mpeg2video", audio_codec="mp2")
+    data = whole.read_bytes()
+    for clip in (whole, tmp_path / "tape_copy.mpg"):
+        clip.write_bytes(data if clip == whole else data[:len(data) * 6 // 10])
+        parts = plan_segments(clip, 6)
+        local = [frame.pts for frame in read_frames(clip)]
+        said = warnings_logged.text
+        warnings_logged.clear()
+        read = [[frame.pts for frame in read_segment(clip, part, False)] for part in parts]
+        assert len(parts) >= 3 and all(read) and [t for part in read for t in part] == local, clip.name
+        assert warnings_logged.text == said and ("mid-stream" in said) is (clip != whole)
+        warnings_logged.clear()
+
+
+def test_segments_pass_over_a_damaged_packet_as_the_local_reader_does(tmp_path, warnings_logged):
+    """Bit rot in one packet: read_frames passes it over with a warning (its frame left out), which the Ray
+    backend's segment refused: 'decoding segment 1 failed at frame 2', exit 2, for a file that restores locally."""
+    clip = make_clip(tmp_path / "a.mp4", frames=48, size=(128, 96), audio=False, gop=12)
+    rotten = rotted(clip, 14, tmp_path / "rotten.mp4")
+    local = [frame.pts for frame in read_frames(rotten)]
+    said = warnings_logged.text
+    warnings_logged.clear()
+    parts = plan_segments(rotten, 4)
+    assert len(parts) >= 2 and len(local) == 47
+    assert [frame.pts for part in parts for frame in read_segment(rotten, part, False)] == local
+    assert warnings_logged.text == said and "rotten.mp4: a damaged video packet at 0.667 s is passed over" in said
 
 
 def test_ts_segments_seek_back_where_the_seek_lands_late_instead_of_decoding_from_the_start(tmp_path, monkeypatch):

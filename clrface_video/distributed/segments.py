@@ -12,7 +12,8 @@ from pathlib import Path
 import av
 
 from ..errors import ClrfaceError, one_line
-from ..io.clock import DTS_CLOCK_FORMATS, SORTED_CLOCK_FORMATS, lasting
+from ..io.clock import DTS_CLOCK_FORMATS, SORTED_CLOCK_FORMATS, STAMPS_ONLY, Damage, lasting, stamps_only
+from ..io.completeness import warn_if_cut_short
 from ..io.copies import muxer_options, packet_time
 from ..io.decode import VideoInfo, decoding, frame_to_array, open_input, stated_end, video_stream
 from ..io.deinterlace import deinterlaced
@@ -59,14 +60,20 @@ def list_keyframes(path: Path) -> tuple[list[int], list[int]] | None:
     None when some packet has no pts (the video cannot be split by time and stays one segment), and for AVI
     and MXF, whose frames take their times from the packets in sorted order from the start of the file
     (io.clock: FFmpeg's own are a frame late, or in decode order), which a segment seeked into cannot count.
+    MPEG-1/2 in MPEG-PS is read with the packs' own stamps (io.clock.STAMPS_ONLY), as read_frames reads it, and
+    only its packets that have one are listed: a segment from a keyframe without one would time its frames by a
+    later stamp, which the end of a file cut short lacks (its last keyframe's segment read no frame at all).
     """
     with open_input(path) as container:
         if container.format.name in DTS_CLOCK_FORMATS | SORTED_CLOCK_FORMATS:
             return None
         stream = video_stream(container, path)
+        own = stamps_only(container, stream)
+        if own:
+            container.flags |= STAMPS_ONLY
         every, keys = [], []
         for packet in container.demux(stream):
-            if packet.size == 0:
+            if packet.size == 0 or (own and packet.pts is None):
                 continue
             if packet.pts is None:
                 return None
@@ -101,12 +108,14 @@ def read_segment(path: Path, segment: Segment, high_depth: bool, first_index: in
     Seeks to the keyframe at the segment start as read_frames seeks (io.decode.decoding: earlier where the seek
     lands after it, as MPEG-TS's can) and keeps frames with start <= pts < end; frames of an open GOP's leading
     pictures (pts before the next keyframe, decoded after it) stay in this segment.
-    deint: deinterlace as read_frames does; a segment's first frame has no earlier neighbour to read.
+    deint: deinterlace as read_frames does; a segment's first frame has no earlier neighbour to read. As
+    read_frames, a damaged packet is passed over with a warning (its frame left out), and the last segment of an
+    .mpg cut short says where it ends; a segment failed on the first damaged packet, and said nothing of a cut.
     """
     with ExitStack() as open_files:
-        _, stream, timed = decoding(open_files, path, None, None, start_pts=segment.start)
+        container, stream, timed = decoding(open_files, path, None, None, start_pts=segment.start, damage=Damage())
         time_base = Fraction(stream.time_base)
-        index = first_index
+        index, end_s = first_index, None
         try:
             for frame in lasting(deinterlaced(timed, stream, deint), stated_end(path, stream)):  # as read_frames
                 if segment.end is not None and frame.pts is not None and frame.pts >= segment.end:
@@ -116,6 +125,9 @@ def read_segment(path: Path, segment: Segment, high_depth: bool, first_index: in
                 yield Frame(image=frame_to_array(frame, high_depth), index=index, pts=frame.pts, time_base=time_base,
                             duration=frame.duration or None)
                 index += 1
+                end_s = end_s if frame.pts is None else float((frame.pts + (frame.duration or 0)) * time_base)
+            if segment.end is None:  # the file's last frames: where it ends, as read_frames says it
+                warn_if_cut_short(container, stream, path, end_s)
         except av.error.FFmpegError as error:
             raise ClrfaceError(f"{path.name}: decoding segment {segment.number} failed at frame {index} "
                                f"({one_line(error)})") from error

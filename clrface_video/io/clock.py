@@ -21,6 +21,10 @@ DTS_CLOCK_FORMATS = frozenset({"avi"})
 SORTED_CLOCK_FORMATS = frozenset({"mxf"})
 # MPEG-PS, where FFmpeg's H.264 parser can give one pack's stamp to two frames (_own_stamps)
 SHARED_STAMP_FORMATS = frozenset({"mpeg"})
+# MPEG-1/2 video, whose frames each last a frame period or longer (a repeated field), never shorter: in MPEG-PS it is
+# read with the packs' own stamps only (STAMPS_ONLY), each checked against the ones around it (_Plausible)
+WHOLE_FRAME_CODECS = frozenset({"mpeg1video", "mpeg2video"})
+STAMPS_ONLY = av.container.Flags.no_fillin.value  # a demuxer flag: an unstamped packet is left untimed
 MAX_GAP = 64  # frames without a time held back at most, waiting for the next one that has a time
 MAX_DAMAGED = 25  # packets the decoder refuses that are passed over (bit rot) before the file counts as corrupt
 log = logging.getLogger(__name__)
@@ -70,6 +74,60 @@ class _Gap:
         return ready
 
 
+@dataclass
+class _Plausible:
+    """Frames of MPEG-1/2 in an MPEG-PS read with the packs' own stamps (STAMPS_ONLY), a stamp left out where it is
+    another frame's: one that leaves the frames between it and the stamp before or after it less than a frame period
+    each (`shortest`, in ticks), where those two stamps leave them enough.
+
+    Why: FFmpeg's MPEG-PS muxer stamps a pack with the first packet that begins in it, its demuxer (the MPEG video
+    parser, as the standard has it) with the first picture start code in it. Where a pack boundary fell in a
+    keyframe's sequence and GOP headers, that keyframe read the next frame's time, and FFmpeg's guessed times carried
+    it on to the frames after it, up to the next stamp: in a 72-frame .mpg that FFmpeg wrote, frames 11 to 21 came
+    a frame late, two frames shared one time, and one of them was left out of an .mpg written again. Untimed, the
+    frame is spaced between its neighbours (_Gap), each a frame period apart."""
+
+    shortest: Fraction
+    trusted: tuple[int, int] | None = None  # the number and time of the last frame whose stamp was kept
+    held: list[av.VideoFrame] = field(default_factory=list)  # a stamped frame waiting for the next stamp, then
+    held_at: int = 0  # (its number) the untimed frames after it
+    count: int = 0  # the frames come so far
+
+    def add(self, frame: av.VideoFrame) -> list[av.VideoFrame]:
+        """The frames ready to go on after `frame`, in order (a stamped one waits for the next stamp)."""
+        at, self.count = self.count, self.count + 1
+        if frame.pts is None:
+            if not self.held:
+                return [frame]
+            self.held.append(frame)
+            return self.release() if len(self.held) > MAX_GAP else []
+        if self.held:
+            held, after = (self.held_at, self.held[0].pts), (at, frame.pts)
+            if not (self._fits(self.trusted, held) and self._fits(held, after)) and self._fits(self.trusted, after):
+                self.held[0].pts = None  # another frame's stamp
+        ready = self.release()
+        self.held, self.held_at = [frame], at
+        return ready
+
+    def release(self) -> list[av.VideoFrame]:
+        """The held frames, a stamp still on the first one kept (at the end nothing comes after it to check it by)."""
+        if self.held and self.held[0].pts is not None:
+            self.trusted = (self.held_at, self.held[0].pts)
+        ready, self.held = self.held, []
+        return ready
+
+    def _fits(self, before: tuple[int, int] | None, after: tuple[int, int]) -> bool:
+        """Whether the frames between two stamped ones (number, time) each last a frame period or more (within two
+        ticks: each stamp is cut to its clock). True with none before (the first stamp read, or the first after a
+        seek: a stretch's, a Ray segment's), so that a first stamp is checked by the one after it alone."""
+        return before is None or after[1] - before[1] >= (after[0] - before[0]) * self.shortest - 2
+
+
+def stamps_only(container: av.container.InputContainer, stream: av.video.stream.VideoStream) -> bool:
+    """Whether `stream` is to be read with the demuxer's stamps only (STAMPS_ONLY: MPEG-1/2 in MPEG-PS, _Plausible)."""
+    return container.format.name in SHARED_STAMP_FORMATS and stream.codec_context.name in WHOLE_FRAME_CODECS
+
+
 def _own_stamps(packets: Iterator[av.Packet]) -> Iterator[av.Packet]:
     """`packets`, each stamp kept by the last of the packets that come with it, the others left untimed.
 
@@ -109,6 +167,9 @@ def timed_frames(container: av.container.InputContainer, stream: av.video.stream
     name = container.format.name
     clock = "dts" if name in DTS_CLOCK_FORMATS else "sorted" if name in SORTED_CLOCK_FORMATS else "pts"
     step = round(1 / (rate * stream.time_base)) if rate and stream.time_base else None
+    rates = [Fraction(r) for r in (stream.base_rate, stream.average_rate, rate) if r]
+    checked = _Plausible(1 / (max(rates) * stream.time_base)) if rates and stream.time_base \
+        and stamps_only(container, stream) and container.flags & STAMPS_ONLY else None
     stamps: list[int] = []  # the packets' times not yet given to a frame (a heap)
     gap = _Gap(step)
     first = decoded = None  # the first packet's pts and the last decoded frame's (a sequence's damaged frame)
@@ -138,7 +199,12 @@ def timed_frames(container: av.container.InputContainer, stream: av.video.stream
             decoded = frame.pts
             if clock != "pts" and stamps and (clock == "dts" or frame.pts is not None):
                 frame.pts = heapq.heappop(stamps)
-            yield from gap.add(frame)
+            if checked and not frame.duration:  # FFmpeg no longer fills it in either: the last frame's, lasting's
+                frame.duration = step
+            for ready in checked.add(frame) if checked else (frame,):
+                yield from gap.add(ready)
+    for ready in checked.release() if checked else ():
+        yield from gap.add(ready)
     yield from gap.release()
 
 

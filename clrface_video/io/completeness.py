@@ -8,13 +8,25 @@ from pathlib import Path
 
 import av
 
-from clrface_video.errors import InputError
+from clrface_video.errors import InputError, option_name
 from clrface_video.io.apng import apng_frame_count
 from clrface_video.io.photo_read import gif_frames
 from clrface_video.io.program_stream import PS_FORMATS, cut_short
 from clrface_video.io.sequence import find_sequence, frame_path, is_sequence
 
 log = logging.getLogger(__name__)
+
+
+def warn_if_cut_short(container: av.container.InputContainer, stream: av.video.stream.VideoStream, path: Path,
+                      end_s: float | None) -> None:
+    """Say that an MPEG-PS whose last packet is cut short (io.program_stream) is restored only up to `end_s` (its
+    last frame's end, in the stream's seconds): check_complete at the end of a local read, and the Ray backend's
+    last segment (distributed.segments.read_segment), which said nothing of it."""
+    if container.format.name in PS_FORMATS and end_s is not None and cut_short(path):
+        start = float((stream.start_time or 0) * stream.time_base)
+        log.warning("%s ends mid-stream (its last packet is cut short: a copy or recording cut off), so it is "
+                    "restored up to %.2f s, where its pictures stop; what came after is not in the file",
+                    path.name, end_s - start)
 
 
 def index_beyond_eof(stream: av.video.stream.VideoStream, path: Path) -> bool:
@@ -79,11 +91,7 @@ def check_complete(container: av.container.InputContainer, stream: av.video.stre
             raise InputError(f"{stopped} cannot be read: the sequence {path.name} stopped there, after {decoded} of "
                              f"its {declared} frames")
         raise InputError(f"{path.name} is truncated: decoding stopped after {decoded} of its {declared} frames")
-    if container.format.name in PS_FORMATS and end_s is not None and cut_short(path):
-        start = float((stream.start_time or 0) * stream.time_base)
-        log.warning("%s ends mid-stream (its last packet is cut short: a copy or recording cut off), so it is "
-                    "restored up to %.2f s, where its pictures stop; what came after is not in the file",
-                    path.name, end_s - start)
+    warn_if_cut_short(container, stream, path, end_s)
     if not any(name in container.format.name for name in ("mov", "matroska", "mxf")):
         return
     declared = _declared_end_s(stream)
@@ -120,6 +128,6 @@ def size_changed(path: Path, frame: av.VideoFrame, origin: int, counted: int | N
     if counted is not None:
         where = f"frame {counted - 1}"
     else:
-        where = "a frame after --start" if frame.pts is None else f"{float((frame.pts - origin) * frame.time_base):.3f} s"
+        where = f"a frame after {option_name('start')}" if frame.pts is None else f"{float((frame.pts - origin) * frame.time_base):.3f} s"
     return InputError(f"{path.name} changes its frame size at {where} (to {sizes}), which one output "
                       "video cannot hold; cut it there and restore each part")

@@ -17,7 +17,7 @@ from av.video.reformatter import Interpolation, VideoReformatter
 
 from clrface_video.errors import InputError, one_line, option_name
 from clrface_video.io.apng import is_animated_png
-from clrface_video.io.clock import Damage, lasting, timed_frames
+from clrface_video.io.clock import STAMPS_ONLY, Damage, lasting, stamps_only, timed_frames
 from clrface_video.io.completeness import check_complete, check_gif_frames, index_beyond_eof, size_changed
 from clrface_video.io.deinterlace import deinterlaced
 from clrface_video.io.field_order import frame_field_order
@@ -48,7 +48,7 @@ RAW_STREAM_FORMATS = frozenset({"h264", "hevc", "mpegvideo", "m4v", "rawvideo", 
 # AVColorSpace -> swscale matrix (PyAV's Colorspace values); unknown tags use swscale's default (BT.601).
 SWS_MATRIX = {1: 1, 4: 4, 5: 5, 6: 5, 7: 7, 9: 9, 10: 9}
 SWS_BT601 = 5
-NEAR_SQUARE = 0.01  # pixel aspect ratios this close to 1 are aligned as square
+NEAR_SQUARE = 0.01  # pixel aspect ratios this close to 1 are aligned as square, and not warned of where lost
 RANGE_MPEG, RANGE_JPEG = 1, 2
 # AVFieldOrder (VideoInfo.field_order): progressive, and the orders that show the top or the bottom field first
 FIELD_PROGRESSIVE, FIELDS_TOP_FIRST, FIELDS_BOTTOM_FIRST = 1, (2, 5), (3, 4)
@@ -503,6 +503,8 @@ def decoding(open_files: ExitStack, path: Path, fps: Fraction | None, start: flo
     damage: where damaged packets passed over are counted (timed_frames); None: the first one raises."""
     container = open_files.enter_context(open_input(path, fps))
     stream = video_stream(container, path)
+    if stamps_only(container, stream):  # the packs' own stamps, none filled in by FFmpeg (io.clock._Plausible)
+        container.flags |= STAMPS_ONLY
     matrix = _stated_colour(stream.codec_context)[2]
     check_gif_frames(container, path)  # whether from the first frame, a --start or a Ray segment's keyframe
     stream.thread_type = "AUTO"

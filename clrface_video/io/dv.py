@@ -5,7 +5,7 @@ from fractions import Fraction
 
 import av
 
-from clrface_video.errors import ClrfaceError
+from clrface_video.errors import ClrfaceError, option_name
 
 DV_CODEC = "dvvideo"
 # DV25 PAL, DV25 NTSC (and DVCPRO25 PAL), DV50 and DVCPRO HD: the consumer tape's chroma first
@@ -52,9 +52,9 @@ def dv_pix_fmt(width: int, height: int, fps: Fraction | None, source: str = "") 
             rates[rate] = pix_fmt
     if not rates:
         raise ClrfaceError(f"DV holds its standard frame sizes only (720x576 PAL, 720x480 NTSC), not {width}x{height}; "
-                           "write .mkv, .mov or .mp4 with the default --codec instead")
+                           f"write .mkv, .mov or .mp4 with the default {option_name('codec')} instead")
     shown = " or ".join(f"{float(rate):.4g}" for rate in rates)
     source_rate = f"{float(fps):.4g} fps" if fps else "unknown rate"
     raise ClrfaceError(f"DV plays {width}x{height} frames at {shown} fps, not at this source's {source_rate} "
-                       "(its frames would be retimed); write .mkv, .mov or .mp4 with the default --codec "
+                       f"(its frames would be retimed); write .mkv, .mov or .mp4 with the default {option_name('codec')} "
                        "instead")

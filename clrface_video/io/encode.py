@@ -16,7 +16,7 @@ import numpy as np
 from av.video.reformatter import VideoReformatter
 
 from clrface_video.atomic import discard, partial_folder, partial_name, remove_leftovers
-from clrface_video.errors import ClrfaceError, one_line, reason
+from clrface_video.errors import ClrfaceError, one_line, option_name, reason
 from clrface_video.io.apng import apng_plays, copy_delays, frame_delays, is_apng_output, set_last_delay
 from clrface_video.io.copies import CopiedStreams, copy_metadata, muxer_options, open_at_its_time
 from clrface_video.io.decode import (
@@ -260,14 +260,14 @@ class VideoWriter:
                 raise ClrfaceError(f"cannot write {self.output.parent}: {error.strerror}") from error
             if "avcodec_open2" in str(error):  # the encoder itself refused these frames, not the container
                 raise ClrfaceError(f"the {self.codec} encoder would not open for {self.info.width}x{self.info.height} "
-                                   f"{self._pix_fmt} ({one_line(error)}); try --codec prores_ks, ffv1 or libx264") \
+                                   f"{self._pix_fmt} ({one_line(error)}); try {option_name('codec')} prores_ks, ffv1 or libx264") \
                     from error
             if self._out.format.name == "mxf" and self.info.fps not in MXF_RATES:
                 raise ClrfaceError(f"a .mxf file holds only broadcast frame rates (23.976 to 60 fps), and this video "
                                    f"runs at {float(self.info.fps or 0):.3g} fps; use .mkv or .mov") from error
             why = "" if refused else f" ({one_line(error)})"  # a bare -1 names only the hidden file and EPERM
             raise ClrfaceError(f"a {self.output.suffix} file cannot hold {self.codec} video{why}; "
-                               f"use {other_containers(self.output, self.codec)}, or another --codec") from error
+                               f"use {other_containers(self.output, self.codec)}, or another {option_name('codec')}") from error
 
     def _open_source(self) -> None:
         """Streams to copy from the source (when info says it has any), then its tags and chapters."""

@@ -112,7 +112,7 @@ def choose_pix_fmt(codec: str, bit_depth: int, width: int, height: int, alpha: b
         if not supported or name in supported:
             return name
     raise ClrfaceError(f"codec {codec} cannot encode {width}x{height} frames at {bit_depth}-bit "
-                       f"(it supports {', '.join(sorted(supported))}); try --codec libx264")
+                       f"(it supports {', '.join(sorted(supported))}); try {option_name('codec')} libx264")
 
 
 def _lossless_pix_fmt(codec: str, bit_depth: int, alpha: bool, source: str) -> str | None:
@@ -171,8 +171,9 @@ def output_range(codec: str, out: av.container.OutputContainer, info: VideoInfo)
 
 COLORSPACE_RGB, COLORSPACE_BT709 = 0, 1  # AVColorSpace values
 CHROMA_NAMES = {"yuv420p": "4:2:0", "yuv422p": "4:2:2", "yuv444p": "4:4:4", "yuv411p": "4:1:1"}
-# what keeps a source's chroma that a 4:2:0 output halves (prores_ks has no 4:1:1: its 4:2:2 holds all of NTSC DV's)
-CHROMA_KEEPERS = {"yuv411p": "--codec ffv1 keeps it (prores_ks as 4:2:2)"}
+# the codecs that keep a source's chroma that a 4:2:0 output halves (prores_ks has no 4:1:1: its 4:2:2 holds all of
+# NTSC DV's), said after the codec option as the front end names it (option_name)
+CHROMA_KEEPERS = {"yuv411p": "ffv1 keeps it (prores_ks as 4:2:2)"}
 
 
 def yuv_colorspace(colorspace: int, source_pix_fmt: str, pix_fmt: str) -> int:
@@ -354,16 +355,16 @@ def add_video_stream(out: av.container.OutputContainer, info: VideoInfo, codec: 
     stream.pix_fmt = pix_fmt or choose_pix_fmt(codec, info.bit_depth, info.width, info.height, info.alpha,
                                                info.pix_fmt)
     if _chroma(info.pix_fmt) != "yuv420p" and _chroma(stream.pix_fmt) == "yuv420p" and stream.pix_fmt.startswith("yuv"):
-        log.warning("the source's %s chroma is written 4:2:0 by %s (as players expect); %s",
+        log.warning("the source's %s chroma is written 4:2:0 by %s (as players expect); %s %s",
                     CHROMA_NAMES[_chroma(info.pix_fmt)], codec,
-                    CHROMA_KEEPERS.get(_chroma(info.pix_fmt), "--codec prores_ks or ffv1 keeps it"))
+                    option_name("codec"), CHROMA_KEEPERS.get(_chroma(info.pix_fmt), "prores_ks or ffv1 keeps it"))
     depth = av.VideoFormat(stream.pix_fmt).components[0].bits
     if depth < info.bit_depth and stream.pix_fmt != "pal8":
-        log.warning("the source's %d-bit depth is written at %d bits by %s; --codec ffv1 (.mkv) or libx265 keep it",
-                    info.bit_depth, depth, codec)
+        log.warning("the source's %d-bit depth is written at %d bits by %s; %s ffv1 (.mkv) or libx265 keep it",
+                    info.bit_depth, depth, codec, option_name("codec"))
     if info.alpha and not has_alpha(stream.pix_fmt):
-        log.warning("the source's alpha channel is left out: %s stores none; --codec prores_ks (.mov) or ffv1 "
-                    "(.mkv) keep it", codec)
+        log.warning("the source's alpha channel is left out: %s stores none; %s prores_ks (.mov) or ffv1 "
+                    "(.mkv) keep it", codec, option_name("codec"))
     ctx = stream.codec_context
     if out.format.name in CFR_CONTAINERS and info.fps:  # frames stored by their number: a clock of one frame,
         stream.time_base = ctx.time_base = fit_clock(codec, 1 / cfr_rate(info))  # a variable rate's gaps empty
@@ -376,8 +377,8 @@ def add_video_stream(out: av.container.OutputContainer, info: VideoInfo, codec: 
         stream.codec_tag = AVI_MPEG4_TAG
     if out.format.name == "avi" and ctx.codec.canonical_name == "h264":
         log.warning("FFmpeg-based players read H.264 in .avi a frame late and out of order (they guess a decode "
-                    "delay AVI does not store); .mkv or .mp4 keep its times, or --codec auto writes MPEG-4 "
-                    "Part 2 (Xvid) into .avi")
+                    "delay AVI does not store); .mkv or .mp4 keep its times, or %s auto writes MPEG-4 "
+                    "Part 2 (Xvid) into .avi", option_name("codec"))
     if out.format.name in PLAYER_MPEG_MUXERS and ctx.codec.canonical_name == "h264":
         log.warning("FFmpeg-based players can show a frame of H.264 in %s at the next frame's time (where a pack "
                     "boundary splits its start code); .ts, .mkv or .mp4 keep its times", Path(str(out.name)).suffix)
@@ -421,7 +422,8 @@ def add_video_stream(out: av.container.OutputContainer, info: VideoInfo, codec: 
     stream.options = options
     if info.sample_aspect_ratio is not None:
         ctx.sample_aspect_ratio = info.sample_aspect_ratio  # anamorphic pixels stay anamorphic
-        if info.sample_aspect_ratio != 1 and codec not in SAR_IN_BITSTREAM and out.format.name not in SAR_CONTAINERS:
+        # warned of only where a player would show it: 389/388 (an even width's rounding) squeezes nothing one can see
+        if info.pixel_aspect != 1 and codec not in SAR_IN_BITSTREAM and out.format.name not in SAR_CONTAINERS:
             log.warning("the source's pixel aspect ratio (%s) is left out: %s in a %s file does not carry it, so "
                         "players will show the frames squeezed; %s", info.sample_aspect_ratio, codec,
                         out.format.name, sar_advice(codec, Path(out.name).suffix))

@@ -26,7 +26,7 @@ class PictureCut:
     Why: FFmpeg's MPEG-PS muxer stamps a pack with the first packet that begins in it, and its demuxer (the MPEG
     video parser, as the standard has it) with the first picture start code in it. Where a pack boundary fell in a
     keyframe's headers, its stamp went to that keyframe and the frames before it moved: in a .vob of small frames,
-    frames 119 to 125 of 300 were read a frame late, in FFmpeg and read_frames alike."""
+    frames 119 to 125 of 300 were read a frame late, in FFmpeg (read_frames now leaves that stamp out: clock.py)."""
 
     def __init__(self) -> None:
         self._held: av.Packet | None = None  # the last packet, waiting for the headers of the next one

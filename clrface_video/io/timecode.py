@@ -9,6 +9,7 @@ from dataclasses import dataclass, replace
 from fractions import Fraction
 from pathlib import Path
 
+from clrface_video.errors import option_name
 from clrface_video.io.decode import open_input, read_frames, video_stream
 from clrface_video.io.quicktime import CONTAINER_BOXES, boxes, moov
 from clrface_video.types import TimeSpan
@@ -155,8 +156,8 @@ def move_timecodes(tags: list[dict[str, str]], frames: int, rate: Fraction) -> N
         try:
             moved[value] = moved_timecode(value, frames, rate)
         except ValueError as error:
-            log.warning("the source's timecode %s is kept as it is, not moved to --start's first frame (%s)",
-                        value, error)
+            log.warning("the source's timecode %s is kept as it is, not moved to %s's first frame (%s)",
+                        value, option_name("start"), error)
     for metadata in tags:
         for key, value in metadata.items():
             if key.lower() == "timecode":

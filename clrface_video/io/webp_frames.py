@@ -15,7 +15,7 @@ import numpy as np
 from PIL import Image
 
 from clrface_video.atomic import atomic
-from clrface_video.errors import ClrfaceError, InputError, one_line
+from clrface_video.errors import ClrfaceError, InputError, one_line, option_name
 from clrface_video.io.decode import VideoInfo
 from clrface_video.io.photo_read import READ_ERRORS, check_size, pillow_unlimited
 from clrface_video.io.pixels import to_uint8
@@ -105,7 +105,8 @@ def read_webp_frames(path: Path | str, span: TimeSpan | None = None, *, alpha: b
                 index += 1
             pts += duration
     if index == 0:
-        raise InputError(f"{path.name} has no frames in the stretch asked for (--start and --duration)")
+        raise InputError(f"{path.name} has no frames in the stretch asked for "
+                         f"({option_name('start')} and {option_name('duration')})")
 
 
 class _SpooledFrames(Image.Image):
@@ -165,8 +166,8 @@ class WebpWriter:
     def __init__(self, output: Path | str, source: Path | str, info: VideoInfo, **video_options: Any) -> None:
         self.output, self.source, self.info = Path(output), Path(source), info
         if video_options.get("codec", "auto") != "auto" or video_options.get("preset") is not None:
-            log.warning("%s: --codec and --preset do not apply to an animated WebP; it is written by Pillow, lossless "
-                        "or lossy as its source", self.output.name)
+            log.warning("%s: %s and %s do not apply to an animated WebP; it is written by Pillow, lossless or lossy "
+                        "as its source", self.output.name, option_name("codec"), option_name("preset"))
         self.frames_written = 0
         self._spool: IO[bytes] | None = None  # the frames written, each zlib-compressed, one after another
         self._offsets = [0]  # where each frame starts in the spool, and where the last one ends

@@ -11,7 +11,7 @@ import torch
 from torch import nn
 
 from ..atomic import atomic
-from ..errors import ClrfaceError, ModelError
+from ..errors import ClrfaceError, ModelError, option_name
 from .denoiser import Denoiser
 from .gate import BlendGate, GateConfig
 from .guidance import LatentMask
@@ -213,7 +213,7 @@ def fidelity_to_knobs(cfg: CLRFaceConfig, fidelity: float) -> Knobs:
     sigma shrinks with f as well, so more of the output's low frequencies come from the IRN estimate.
     """
     if not (isinstance(fidelity, (int, float)) and math.isfinite(fidelity) and 0.0 <= fidelity <= 1.0):
-        raise ClrfaceError(f"--fidelity must be a number in [0, 1], got {fidelity!r}")
+        raise ClrfaceError(f"{option_name('fidelity')} must be a number in [0, 1], got {fidelity!r}")
     t_lo, t_hi = cfg.t_star_range
     g_lo, g_hi = cfg.guidance_range
     a_lo, a_hi = cfg.anchor_range

@@ -12,7 +12,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..device import compute_dtype
-from ..errors import ClrfaceError, ModelError
+from ..errors import ClrfaceError, ModelError, option_name
 from .base import RestoreBatch, register_restorer
 from .gate import blend
 from .guidance import autograd_ready, embed_images, identity_guidance
@@ -231,7 +231,7 @@ def make_clrface(device: torch.device, fidelity: float = 0.5, path: str | None =
     if not weights.is_file():
         if path is None:
             raise ModelError(f"the shipped CLR-Face weights are missing ({weights}); reinstall clrface-video "
-                             "or pass --model PATH.safetensors")
+                             f"or pass {option_name('model')} PATH.safetensors")
         raise ModelError(f"CLR-Face weights not found: {weights}")
     model = CLRFaceModel.load(weights)
     untrained = [s for s in read_metadata(weights).get("untrained_stages", "").split(",") if s]
