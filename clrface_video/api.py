@@ -213,7 +213,8 @@ class Session:
         return Models(device=self.device, detector=self.detector(config), restorer=restorer, identity=identity)
 
     def restore_frames(self, frames: Iterable[np.ndarray], *, as_video: bool = True,
-                       check_interrupt: Callable[[], None] | None = None, **options: Any) -> RestoredFrames:
+                       check_interrupt: Callable[[], None] | None = None,
+                       on_progress: Callable[[float], None] | None = None, **options: Any) -> RestoredFrames:
         """RGB (H, W, 3) uint8/uint16/float32/float64 frames in, restored frames of the same dtype out, in order.
 
         as_video=True tracks the faces across the frames (one identity target and noise seed per
@@ -221,15 +222,18 @@ class Session:
         check_interrupt: a host's cancel check (ComfyUI's), called as each frame comes in and at each sampler step;
         what it raises stops the run and reaches the caller. Frames come out a batch of faces at a time, so a
         check between them alone waited for the whole batch.
+        on_progress: called, at the same points, with how many frames are done: a float that grows by parts of a
+        frame as its faces go through the sampler's steps, never decreases, and is the number of frames, exactly,
+        once the last is restored (a host's progress bar moves within a batch, not a batch at a time).
         """
         if not isinstance(as_video, (bool, np.bool_)):  # "no" or 0 as a truthy flag restored a photo list as video
             raise ClrfaceError(f"restore_frames: as_video must be True or False, got {_kind(as_video)}")
-        if check_interrupt is not None and not callable(check_interrupt):
-            raise ClrfaceError("restore_frames: check_interrupt must be a function or None, "
-                               f"got {_kind(check_interrupt)}")
+        for name, hook in (("check_interrupt", check_interrupt), ("on_progress", on_progress)):
+            if hook is not None and not callable(hook):
+                raise ClrfaceError(f"restore_frames: {name} must be a function or None, got {_kind(hook)}")
         config = self.options(**options)
         story = FrameStory(self.models(config, video=as_video), config, StageTimer(), video=as_video,
-                           check_interrupt=check_interrupt)
+                           check_interrupt=check_interrupt, on_progress=on_progress)
         return RestoredFrames(story, frames, "restore_frames")
 
     def restore_image(self, image: np.ndarray, **options: Any) -> np.ndarray:
@@ -285,9 +289,11 @@ def restore_image(image: np.ndarray, **options: Any) -> np.ndarray:
 
 
 def restore_frames(frames: Iterable[np.ndarray], *, as_video: bool = True,
-                   check_interrupt: Callable[[], None] | None = None, **options: Any) -> RestoredFrames:
+                   check_interrupt: Callable[[], None] | None = None,
+                   on_progress: Callable[[float], None] | None = None, **options: Any) -> RestoredFrames:
     """Restore a sequence of RGB frames lazily, faces tracked across them (per-track identity) by default."""
-    return load_restorer(**options).restore_frames(frames, as_video=as_video, check_interrupt=check_interrupt)
+    return load_restorer(**options).restore_frames(frames, as_video=as_video, check_interrupt=check_interrupt,
+                                                   on_progress=on_progress)
 
 
 def restore_video(input: str | Path, output: str | Path | None = None, *, progress: Progress | None = None,

@@ -5,6 +5,7 @@ import logging
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field, replace
+from functools import partial
 
 import numpy as np
 import torch
@@ -52,6 +53,12 @@ class FaceJob:
     track: int
     weight: float = 1.0  # share of the restored face pasted over the input (paste_weight)
     restored: np.ndarray | None = None
+    done: float = 0.0  # share of its restoration done, for progress (RestoreBatch.on_step): 1 once restored
+
+
+# Of a frame with faces, the share done once it is read, its faces found and aligned; the rest goes as its faces
+# go through the restorer's steps. A frame without faces is done once read.
+READ_SHARE = 0.1
 
 
 @dataclass
@@ -64,6 +71,31 @@ class _Waiting:
     @property
     def ready(self) -> bool:
         return all(job.restored is not None for job in self.jobs)
+
+    @property
+    def done(self) -> float:
+        """How much of the frame is done, 0..1: READ_SHARE once read, then the mean of its faces' restoration."""
+        if self.ready:
+            return 1.0
+        return READ_SHARE + (1 - READ_SHARE) * sum(job.done for job in self.jobs) / len(self.jobs)
+
+
+@dataclass
+class FrameProgress:
+    """How many frames of a run are done, for a host's progress bar (ComfyUI's), in parts of a frame as its faces
+    go through the restorer's steps: frames come out a batch of faces at a time, and a count of those alone sat
+    at 0 through the first batch (16 frames: half a minute on a CPU), then jumped. Never decreases; reaches the
+    number of frames, exactly, once the last frame is restored."""
+
+    report: Callable[[float], None]
+    out: int = 0  # frames handed on
+    told: float = 0.0
+
+    def tell(self, waiting: Iterable[_Waiting]) -> None:
+        done = self.out + sum(item.done for item in waiting)
+        if done > self.told:  # an out-of-memory retry runs a batch's steps again: the count waits for them
+            self.told = done
+            self.report(done)
 
 
 @dataclass
@@ -142,13 +174,18 @@ class FrameStory:
     frames turned upright, and aligned, restored and pasted in the frames as stored.
     check_interrupt: a host's cancel check, called as each frame comes in and at each sampler step; it raises
     to stop the run (RestoreBatch.check_interrupt).
+    on_progress: called with how many frames are done (FrameProgress) as each frame comes in, at each sampler
+    step and after each batch.
     """
 
     def __init__(self, models: Models, config: RestoreConfig, timer: StageTimer, *, video: bool,
                  track: bool | None = None, pixel_aspect: float = 1.0, rotation: int = 0,
-                 check_interrupt: Callable[[], None] | None = None) -> None:
+                 check_interrupt: Callable[[], None] | None = None,
+                 on_progress: Callable[[float], None] | None = None) -> None:
         self.models = models
         self.check_interrupt = check_interrupt
+        self.progress = FrameProgress(on_progress) if on_progress is not None else None
+        self.waiting: deque[_Waiting] = deque()  # frames whose faces are not all restored yet, in order
         self.detector = upright(models.detector, rotation)
         self.config = config
         self.timer = timer
@@ -172,13 +209,14 @@ class FrameStory:
 
     def run_masked(self, frames: Iterable[Frame]) -> Iterator[tuple[Frame, np.ndarray | None]]:
         """run(), also yielding each frame's (H, W) float32 paste mask in 0..1 (None: nothing pasted)."""
-        waiting: deque[_Waiting] = deque()
+        waiting = self.waiting = deque()
         batch: list[FaceJob] = []
         for frame in frames:
             if self.check_interrupt is not None:
                 self.check_interrupt()
             item = _Waiting(frame, self.faces_of(frame))  # 2 detect, 3 track, 4 align
             waiting.append(item)
+            self.tell_progress()
             batch.extend(item.jobs)
             if len(waiting) >= self.window:  # the frame window is full: restore all, to let frames go
                 self.restore(batch)  # 5 restore
@@ -188,10 +226,26 @@ class FrameStory:
                 self.restore(batch[:whole])  # 5 restore
                 batch = batch[whole:]
             while waiting and waiting[0].ready:
-                yield self.paste(waiting.popleft())  # 6 paste
+                yield self.paste(self.next_out())  # 6 paste
         self.restore(batch)
         while waiting:
-            yield self.paste(waiting.popleft())
+            yield self.paste(self.next_out())
+
+    def next_out(self) -> _Waiting:
+        """The first waiting frame, taken off the queue (and counted out, for progress)."""
+        if self.progress is not None:
+            self.progress.out += 1
+        return self.waiting.popleft()
+
+    def tell_progress(self) -> None:
+        if self.progress is not None:
+            self.progress.tell(self.waiting)
+
+    def stepped(self, jobs: list[FaceJob], share: float) -> None:
+        """A sampler step of the batch of `jobs` is done: `share` of their restoration (RestoreBatch.on_step)."""
+        for job in jobs:
+            job.done = max(job.done, share)
+        self.tell_progress()
 
     def faces_of(self, frame: Frame) -> list[FaceJob]:
         """Detect, track and align the faces of one frame; faces the model cannot take are left alone."""
@@ -238,15 +292,17 @@ class FrameStory:
                                  tracks=np.array([job.track for job in chunk], np.int64), memory=self.memory,
                                  snap=self.snap, guidance=self.config.identity_guidance,
                                  gate=self.config.strength is None, gate_memory=self.share_memory,
-                                 check_interrupt=self.check_interrupt)
+                                 check_interrupt=self.check_interrupt,
+                                 on_step=None if self.progress is None else partial(self.stepped, chunk))
             with self.timer("restore"):
                 restored = self.restore_fitting(batch)
             if restored is None:
                 continue  # out of memory: the same faces again, in the halved batch size
             for job, face in zip(chunk, restored):
-                job.restored = face
+                job.restored, job.done = face, 1.0
             self.counts.faces += len(chunk)
             start += len(chunk)
+            self.tell_progress()
 
     def restore_fitting(self, batch: RestoreBatch) -> np.ndarray | None:
         """The restored batch, or None when it ran out of memory: then the batch size is halved for the rest

@@ -458,3 +458,19 @@ def test_check_interrupt_stops_a_run_before_its_next_frame(session, astronaut):
     assert read == [0, 1] and calls == [1, 2]
     with pytest.raises(ClrfaceError, match="^restore_frames: check_interrupt must be a function or None, got str$"):
         session.restore_frames([astronaut], check_interrupt="stop")
+
+
+def test_on_progress_counts_frames_done_up_to_their_number_exactly(session, astronaut):
+    """on_progress is told how many frames are done as each comes in and as its faces are restored, before the
+    frames come out a batch at a time: it never goes back and ends at the number of frames, exactly (a frame with
+    no face counts whole once read); one that is no function is refused."""
+    told: list[float] = []
+    frames = [astronaut, np.zeros_like(astronaut), astronaut]
+    run = session.restore_frames(frames, as_video=False, on_progress=told.append, batch_size=16)
+    next(run)
+    assert told and told[0] > 0, told  # told before the first frame came out
+    list(run)
+    assert told == sorted(told) and told[-1] == 3.0, told
+    assert any(value % 1 for value in told), f"only whole frames were told: {told}"
+    with pytest.raises(ClrfaceError, match="^restore_frames: on_progress must be a function or None, got str$"):
+        session.restore_frames([astronaut], on_progress="bar")

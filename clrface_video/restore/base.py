@@ -36,6 +36,9 @@ class RestoreBatch:
     check_interrupt: called at each sampler step, so that a host's cancel (ComfyUI's Cancel) stops a batch
         within a step instead of after the whole batch (16 faces: half a minute on a CPU); it raises to
         stop. Restorers without steps (the baseline, which takes milliseconds) need not call it.
+    on_step: called after each sampler step with the share of the batch done, 0..1 (a host's progress bar moves
+        within a batch); the caller counts the batch whole once restore returns. Restorers without steps need
+        not call it.
     """
 
     crops: np.ndarray
@@ -48,6 +51,7 @@ class RestoreBatch:
     gate: bool = True
     gate_memory: TrackMemory | None = None
     check_interrupt: Callable[[], None] | None = None
+    on_step: Callable[[float], None] | None = None
 
 
 class Restorer(Protocol):

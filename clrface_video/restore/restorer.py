@@ -62,17 +62,37 @@ def sample_latents(model: CLRFaceModel, lq: torch.Tensor, knobs: Knobs,
     guidance(x_irn) gives the identity-guidance hook (or None); callback is the sampler's, called at each step.
     Shared by the restorer and the training stage that tunes the decoder on what the sampler really hands it.
     """
-    cfg = model.cfg
     z_d = model.vqgan.encode(lq)
     x_irn = model.irn(lq).clamp(-1.0, 1.0)
     z = model.vqgan.encode(x_irn)
-    full = karras_sigmas(knobs.steps, cfg.sigma_min, cfg.sigma_max, cfg.rho, device=lq.device)
-    sigmas = truncate_sigmas(full, knobs.t_star)
+    sigmas = sigma_grid(model, knobs, lq.device)
     if len(sigmas) > 1:
         z = z + sigmas[0] * noise(tuple(z.shape))
         hook = guidance(x_irn) if guidance is not None else None
         z = sampler(lambda x, sigma: denoiser(x, sigma, z_d), z, sigmas, guidance=hook, callback=callback)
     return z, x_irn
+
+
+def sigma_grid(model: CLRFaceModel, knobs: Knobs, device: torch.device) -> torch.Tensor:
+    """The truncated Karras grid the sampler runs down: len - 1 sampler steps (0 at t* = 0)."""
+    cfg = model.cfg
+    full = karras_sigmas(knobs.steps, cfg.sigma_min, cfg.sigma_max, cfg.rho, device=device)
+    return truncate_sigmas(full, knobs.t_star)
+
+
+def step_callback(batch: RestoreBatch, steps: int) -> Callback | None:
+    """The sampler's callback for a batch of `steps` steps: the host's cancel check, then the share of the batch
+    done (step i + 1 of steps + 1, the last part being the decoding after the sampler), or None for neither."""
+    check, on_step = batch.check_interrupt, batch.on_step
+    if check is None and on_step is None:
+        return None
+
+    def callback(i: int, *_: torch.Tensor) -> None:
+        if check is not None:
+            check()
+        if on_step is not None:
+            on_step((i + 1) / (steps + 1))
+    return callback
 
 
 def decode_latents(model: CLRFaceModel, z: torch.Tensor, x_irn: torch.Tensor, knobs: Knobs, snap: bool) -> torch.Tensor:
@@ -155,10 +175,10 @@ class CLRFaceRestorer:
             return drawn.contiguous(memory_format=torch.channels_last)
 
         weight = knobs.guidance_weight if batch.guidance else 0.0
-        check = batch.check_interrupt
+        steps = len(sigma_grid(m, knobs, self.device)) - 1
         z, x_irn = sample_latents(m, seen, knobs, noise, self.sampler, self.denoiser,
                                   guidance=lambda x_irn: self._guidance(batch, x_irn, weight),
-                                  callback=None if check is None else lambda *_: check())
+                                  callback=step_callback(batch, steps))
         # 6. optional smoothing along each track
         if batch.memory is not None and batch.tracks is not None:
             z = batch.memory.smooth(z, np.asarray(batch.tracks))
