@@ -440,3 +440,39 @@ def test_without_the_package_comfyui_is_told_how_to_install_it(tmp_path):
            f"{sys.executable} -m pip install -c "
     unknown = "<your clrface-video checkout>"
     assert said == [f"{lead}{repo / 'constraints.txt'} -e {repo}", f"{lead}{unknown}/constraints.txt -e {unknown}"]
+
+
+def test_the_progress_bar_moves_within_a_batch_and_ends_at_its_total(plugin, nodes, astronaut, monkeypatch):
+    """ComfyUI's bar moved once per frame returned, and frames come out a batch of faces at a time: on a CPU a
+    16-frame batch sat at 0 for half a minute, then jumped to 16. It moves as frames are read in and at each
+    sampler step, never back, and ends at its total."""
+    bars = []
+
+    class ProgressBar:  # comfy.utils.ProgressBar's surface
+        def __init__(self, total: int) -> None:
+            self.total, self.current, self.values = total, 0, []
+            bars.append(self)
+
+        def update_absolute(self, value: int, total: int | None = None) -> None:
+            self.current = min(value, self.total)
+            self.values.append(self.current)
+
+        def update(self, value: int) -> None:
+            self.update_absolute(self.current + value)
+
+    monkeypatch.setattr(nodes, "ProgressBar", ProgressBar)
+    (session,) = plugin.NODE_CLASS_MAPPINGS["CLRFaceModelLoader"]().load("shipped")
+    restorer, denoiser = session.restorer, session.restorer.denoiser
+    at_steps = []  # the bar's value as each sampler step starts, before any frame comes out
+
+    def step(*args):
+        at_steps.append(bars[-1].current)
+        return denoiser(*args)
+
+    monkeypatch.setattr(restorer, "denoiser", step)
+    images = image_batch(astronaut[::2, ::2], 3)  # three 256 px photos: one batch of three faces
+    restore(plugin, session, images, batch_is_video=False, identity_guidance=False)
+    (bar,) = bars
+    assert len(at_steps) >= 2, at_steps
+    assert 0 < at_steps[0] < at_steps[-1] < bar.total, f"the bar during the batch's steps: {at_steps} of {bar.total}"
+    assert bar.values == sorted(bar.values) and bar.values[-1] == bar.total, bar.values

@@ -4,6 +4,7 @@ from __future__ import annotations
 import logging
 import os
 import weakref
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -36,6 +37,7 @@ SHIPPED = "shipped"  # the package's own weights, or the classical baseline when
 BASELINE = "baseline-bicubic-sharpen"
 INPUT_NAMES = {"det_threshold": "detection_threshold"}  # the restore node's inputs named unlike clrface_video's options
 LOADER_NAMES = {"model": "model_name"}  # the loader's input, which picks clrface_video's `model`
+BAR_STEPS = 100  # ComfyUI's progress bar counts hundredths of a frame: it moves within a batch of faces
 WORK_MEMORY = 1 << 30  # bytes asked of ComfyUI's memory manager before a run (crops, VQGAN activations)
 
 KEPT_PER_DEVICE = 2  # an A/B workflow's two models stay loaded; a third choice closes the least recently used
@@ -262,7 +264,7 @@ class CLRFaceRestore:
         in_use(clrface_model)
         if model_management is not None:
             model_management.free_memory(WORK_MEMORY, clrface_model.device)  # let ComfyUI offload other models
-        bar = ProgressBar(len(frames)) if ProgressBar is not None else None
+        bar = ProgressBar(len(frames) * BAR_STEPS) if ProgressBar is not None else None
         # Each frame is put in place as it comes: a list of frames stacked at the end held the batch twice more
         # (2.7x the input at the peak, 1.3x now: the IMAGE and MASK returned), and a video's batch is large.
         out = torch.empty(batch.shape, dtype=torch.float32)
@@ -272,12 +274,10 @@ class CLRFaceRestore:
         interrupted = None if model_management is None else model_management.throw_exception_if_processing_interrupted
         try:
             run = clrface_model.restore_frames(iter(frames), as_video=bool(batch_is_video) and len(frames) > 1,
-                                               check_interrupt=interrupted, **options)
+                                               check_interrupt=interrupted, on_progress=moved(bar), **options)
             for index, (image, mask) in enumerate(run.with_masks()):
                 out[index, ..., :3] = torch.from_numpy(image)
                 masks[index] = torch.from_numpy(mask)
-                if bar is not None:
-                    bar.update(1)
         except OptionError as error:  # a value clrface_video checked, named as this node's input
             raise error.named(INPUT_NAMES) from None
         finally:
@@ -285,6 +285,23 @@ class CLRFaceRestore:
         out[..., 3:] = batch[..., 3:]  # alpha passes through
         say_done(run.faces, run.faces_left_alone, len(frames))
         return out, masks
+
+
+def moved(bar: Any) -> Callable[[float], None] | None:
+    """The restore's on_progress for ComfyUI's bar of BAR_STEPS a frame: it moves as frames are read in and as
+    their faces go through the sampler's steps, not a batch of frames at a time (it sat at 0 for the first 16
+    frames, half a minute on a CPU, then jumped), and ends at its total. Only a change is sent to the browser."""
+    if bar is None:
+        return None
+    shown = 0
+
+    def update(frames_done: float) -> None:
+        nonlocal shown
+        value = int(frames_done * BAR_STEPS)
+        if value > shown:
+            shown = value
+            bar.update_absolute(value)
+    return update
 
 
 def say_done(faces: int, left_alone: int, images: int) -> None:
