@@ -576,3 +576,21 @@ def make_hdr_photo(path: Path | str, rgb: np.ndarray) -> Path:
         for packet in [*stream.encode(frame), *stream.encode()]:
             out.mux(packet)
     return path
+
+
+def mp_pictures(path: Path) -> list[bytes]:
+    """Each picture's bytes, where the file's MP index puts them (CIPA DC-007: the entries' offsets count from the
+    index's header, the first picture's is 0); the whole file where it has none."""
+    data = path.read_bytes()
+    header = data.find(b"MPF\x00") + 4
+    if header < 4:
+        return [data]
+    order = "<" if data[header:header + 2] == b"II" else ">"
+    ifd = header + struct.unpack_from(order + "I", data, header + 4)[0]
+    tags = {tag: (size, offset) for tag, _, size, offset in
+            (struct.unpack_from(order + "HHII", data, ifd + 2 + 12 * number)
+             for number in range(struct.unpack_from(order + "H", data, ifd)[0]))}
+    size, offset = tags[0xB002]
+    entries = [struct.unpack_from(order + "III", data, header + offset + at) for at in range(0, size, 16)]
+    return [data[header + start if start else 0:(header + start if start else 0) + length]
+            for _, length, start in entries]

@@ -12,7 +12,7 @@ from PIL import Image
 from clrface_video.config import RestoreConfig
 from clrface_video.photos import restore_folder
 from clrface_video.pipeline import restore_image
-from tests.media import crop_footprints
+from tests.media import crop_footprints, mp_pictures
 
 pillow_heif = pytest.importorskip("pillow_heif", reason="HEIF files need pillow-heif")
 BASELINE = RestoreConfig(model="baseline-bicubic-sharpen", device="cpu")
@@ -139,12 +139,18 @@ def test_an_mpos_large_thumbnail_is_made_again_from_its_restored_view(tmp_path, 
     assert np.abs(pictures[2][0] - _pictures(source)[2][0]).max() > 20
 
 
-def test_a_phones_jpeg_with_a_gain_map_stays_one_photo(tmp_path, astronaut, warnings_logged):
-    """A phone's Ultra HDR JPEG keeps its gain map (or depth map) as a second, 'Undefined' picture, not a view:
-    Pillow's writer would give it the first picture's metadata, so it is a photo whose first picture is restored,
-    as before, not an MPO whose gain map lost its parameters."""
+def test_a_phones_jpeg_with_a_depth_map_stays_one_photo_and_keeps_it(tmp_path, astronaut, warnings_logged):
+    """A phone's JPEG keeps its depth map (or gain map) as a second, 'Undefined' picture, not a view: Pillow's
+    writer would give it the first picture's metadata, so it is a photo whose first picture is restored, not an
+    MPO restored picture by picture. Its depth map, by which an editor re-focuses a portrait photo, was dropped
+    without a word: it comes back byte for byte after the restored picture."""
     source = _stereo_mpo(tmp_path / "phone.jpg", [astronaut, astronaut[::4, ::4].copy()], kinds=(0,))
     restore_image(source, tmp_path / "out.jpg", BASELINE)
+    before, after = mp_pictures(source), mp_pictures(tmp_path / "out.jpg")
+    assert len(after) == 2 and after[1] == before[1]
     with Image.open(tmp_path / "out.jpg") as out:
-        assert out.format == "JPEG"
+        assert [entry["Attribute"]["MPType"] for entry in out.mpinfo[0xB002]] == \
+            ["Baseline MP Primary Image", "Undefined"]
+        restored = np.asarray(out.convert("RGB"), np.int16)
+    assert np.abs(restored - astronaut)[crop_footprints(astronaut)].mean() > 2.5, "the face was not restored"
     assert not warnings_logged.records

@@ -13,7 +13,7 @@ from PIL import Image
 from clrface_video.config import RestoreConfig
 from clrface_video.photos import restore_folder
 from clrface_video.pipeline import restore_image
-from tests.media import crop_footprints
+from tests.media import crop_footprints, mp_pictures
 
 BASELINE = RestoreConfig(model="baseline-bicubic-sharpen", device="cpu")
 MAKE, ORIENTATION = 0x010F, 0x0112
@@ -49,10 +49,11 @@ def _jpeg(image: Image.Image, **options) -> bytes:
     return buffer.getvalue()
 
 
-def _ultra_hdr(path: Path, rgb: np.ndarray, orientation: int = 1, xmp: str = PRIMARY_XMP) -> bytes:
+def _ultra_hdr(path: Path, rgb: np.ndarray, orientation: int = 1, xmp: str = PRIMARY_XMP, depth: bytes = b"") -> bytes:
     """An Ultra HDR JPEG made by bytes, as a phone writes it: the primary picture (EXIF, hdrgm XMP), its MP index
     (a little-endian APP2 'MPF' after its APP segments: the primary, then an 'Undefined' picture), and a grey
-    gain map a quarter of its size with its own XMP. The gain map's bytes."""
+    gain map a quarter of its size with its own XMP; then `depth`, a third 'Undefined' picture, where given (a
+    portrait photo's depth map). The gain map's bytes."""
     ramp = np.linspace(0, 255, rgb.shape[1] // 4, dtype=np.uint8)
     gain_map = _jpeg(Image.fromarray(np.tile(ramp, (rgb.shape[0] // 4, 1))), quality=90, xmp=GAIN_MAP_XMP)
     exif = Image.Exif()
@@ -64,37 +65,31 @@ def _ultra_hdr(path: Path, rgb: np.ndarray, orientation: int = 1, xmp: str = PRI
         at += 2 + struct.unpack_from(">H", primary, at + 2)[0]
     primary = primary[:at] + ISO_VERSION + primary[at:]  # as Android 15 adds it
     at += len(ISO_VERSION)
-    length = 2 + 4 + 8 + 2 + 3 * 12 + 4 + 2 * 16
+    count = 3 if depth else 2
+    length = 2 + 4 + 8 + 2 + 3 * 12 + 4 + count * 16
     first = len(primary) + 2 + length
     index = (b"MPF\x00II*\x00" + struct.pack("<IH", 8, 3) + struct.pack("<HHI4s", 0xB000, 7, 4, b"0100")
-             + struct.pack("<HHII", 0xB001, 4, 1, 2) + struct.pack("<HHII", 0xB002, 7, 32, 50) + struct.pack("<I", 0)
-             + struct.pack("<IIIHH", 0x20030000, first, 0, 0, 0)
+             + struct.pack("<HHII", 0xB001, 4, 1, count) + struct.pack("<HHII", 0xB002, 7, 16 * count, 50)
+             + struct.pack("<I", 0) + struct.pack("<IIIHH", 0x20030000, first, 0, 0, 0)
              + struct.pack("<IIIHH", 0, len(gain_map), first - (at + 8), 0, 0))
-    path.write_bytes(primary[:at] + b"\xff\xe2" + struct.pack(">H", length) + index + primary[at:] + gain_map)
+    if depth:
+        index += struct.pack("<IIIHH", 0, len(depth), first + len(gain_map) - (at + 8), 0, 0)
+    path.write_bytes(primary[:at] + b"\xff\xe2" + struct.pack(">H", length) + index + primary[at:] + gain_map + depth)
     return gain_map
-
-
-def _pictures(path: Path) -> list[bytes]:
-    """Each picture's bytes, where the file's MP index puts them (CIPA DC-007: the entries' offsets count from the
-    index's header, the first picture's is 0); the whole file where it has none."""
-    data = path.read_bytes()
-    header = data.find(b"MPF\x00") + 4
-    if header < 4:
-        return [data]
-    order = "<" if data[header:header + 2] == b"II" else ">"
-    ifd = header + struct.unpack_from(order + "I", data, header + 4)[0]
-    tags = {tag: (size, offset) for tag, _, size, offset in
-            (struct.unpack_from(order + "HHII", data, ifd + 2 + 12 * number)
-             for number in range(struct.unpack_from(order + "H", data, ifd)[0]))}
-    size, offset = tags[0xB002]
-    entries = [struct.unpack_from(order + "III", data, header + offset + at) for at in range(0, size, 16)]
-    return [data[header + start if start else 0:(header + start if start else 0) + length]
-            for _, length, start in entries]
 
 
 def _pixels(jpeg: bytes) -> np.ndarray:
     with Image.open(io.BytesIO(jpeg)) as image:
         return np.asarray(image.convert("RGB")).astype(np.int16)
+
+
+def _restored(source: Path, tmp_path: Path, job: str) -> Path:
+    """The restored file: a photo's job to out.jpg, or its folder's job to restored/."""
+    if job == "photo":
+        restore_image(source, tmp_path / "out.jpg", BASELINE)
+        return tmp_path / "out.jpg"
+    restore_folder(source.parent, tmp_path / "restored", BASELINE)
+    return tmp_path / "restored" / source.name
 
 
 @pytest.mark.parametrize(("job", "form"), [("photo", "attribute"), ("folder", "attribute"), ("photo", "element")])
@@ -105,13 +100,8 @@ def test_an_ultra_hdr_jpeg_keeps_its_gain_map_after_the_restored_picture(tmp_pat
     folder.mkdir()
     source = folder / "PXL_20240704_120000000.jpg"
     gain_map = _ultra_hdr(source, astronaut, xmp=XMP_FORMS[form])
-    if job == "photo":
-        output = tmp_path / "out.jpg"
-        restore_image(source, output, BASELINE)
-    else:
-        restore_folder(folder, tmp_path / "restored", BASELINE)
-        output = tmp_path / "restored" / source.name
-    pictures = _pictures(output)
+    output = _restored(source, tmp_path, job)
+    pictures = mp_pictures(output)
     assert len(pictures) == 2
     assert pictures[1] == gain_map  # the MP index points at its SOI, and its bytes are the source's
     with Image.open(output) as restored:
@@ -123,7 +113,7 @@ def test_an_ultra_hdr_jpeg_keeps_its_gain_map_after_the_restored_picture(tmp_pat
     assert xmp == XMP_FORMS[form].replace("{length}", str(len(gain_map))).encode()  # hdrgm and GContainer kept
     assert exif[MAKE] == "Google"
     assert ISO_VERSION in pictures[0]
-    change = np.abs(_pixels(pictures[0]) - _pixels(_pictures(source)[0])).mean(axis=-1)
+    change = np.abs(_pixels(pictures[0]) - _pixels(mp_pictures(source)[0])).mean(axis=-1)
     face = crop_footprints(astronaut)
     assert change[face].mean() > 2.5, "the face was not restored"
     assert change[~face].mean() < 1.5, "pixels away from the face changed"
@@ -136,7 +126,7 @@ def test_a_turned_ultra_hdr_jpegs_gain_map_is_turned_upright_with_it(tmp_path, a
     source = tmp_path / "turned.jpg"
     gain_map = _ultra_hdr(source, astronaut[:, :384].copy(), orientation=6)
     restore_image(source, tmp_path / "out.jpg", BASELINE)
-    pictures = _pictures(tmp_path / "out.jpg")
+    pictures = mp_pictures(tmp_path / "out.jpg")
     assert len(pictures) == 2
     with Image.open(io.BytesIO(pictures[0])) as primary:
         assert primary.size == (512, 384) and primary.getexif().get(ORIENTATION, 1) == 1
@@ -173,7 +163,50 @@ def test_an_ultra_hdr_jpeg_whose_mp_index_is_gone_comes_back_sdr_and_says_so(tmp
     index = data.index(b"MPF\x00") - 4  # the APP2 segment's marker and length before it
     source.write_bytes(data[:index] + data[index + 2 + struct.unpack_from(">H", data, index + 2)[0]:])
     restore_image(source, tmp_path / "out.jpg", BASELINE)
-    assert len(_pictures(tmp_path / "out.jpg")) == 1
+    assert len(mp_pictures(tmp_path / "out.jpg")) == 1
     line = ("out.jpg: its Ultra HDR gain map is left out (the file's MP index does not lead to it): the photo comes "
             "back SDR")
     assert {record.getMessage() for record in warnings_logged.records} == {line}
+
+
+def _depth_map(rgb: np.ndarray) -> bytes:
+    """A portrait photo's depth map: grey, half the photo's size, near in its middle (no gain map's marks)."""
+    rows, columns = np.mgrid[0:rgb.shape[0] // 2, 0:rgb.shape[1] // 2]
+    near = 255 - np.hypot(rows - rows.mean(), columns - columns.mean())
+    return _jpeg(Image.fromarray(np.clip(near, 0, 255).astype(np.uint8)), quality=90)
+
+
+@pytest.mark.parametrize("job", ["photo", "folder"])
+def test_a_depth_map_after_the_gain_map_is_kept_byte_for_byte(tmp_path, astronaut, job, warnings_logged):
+    """A portrait photo's depth map, a third 'Undefined' picture after the gain map, was dropped without a word: an
+    editor could no longer re-focus the photo. It spans the photo as the gain map does, and the restored photo is
+    the same size: it comes back byte for byte, in its place, the MP index pointing at it."""
+    folder = tmp_path / "Pictures"
+    folder.mkdir()
+    source = folder / "PXL_20240704_120000000.PORTRAIT.jpg"
+    depth = _depth_map(astronaut)
+    gain_map = _ultra_hdr(source, astronaut, depth=depth)
+    output = _restored(source, tmp_path, job)
+    pictures = mp_pictures(output)
+    assert len(pictures) == 3 and pictures[1:] == [gain_map, depth]
+    change = np.abs(_pixels(pictures[0]) - _pixels(mp_pictures(source)[0])).mean(axis=-1)
+    assert change[crop_footprints(astronaut)].mean() > 2.5, "the face was not restored"
+    assert not warnings_logged.records
+
+
+@pytest.mark.parametrize(("output", "said"), [
+    ("out.png", ("out.png: written as PNG with its Ultra HDR gain map left out, which a JPEG output keeps: it comes "
+                "back SDR, its picture 3 after the primary (MP type Undefined: a depth map or the like) left out, "
+                "which a JPEG output keeps")),
+    ("turned.jpg", ("turned.jpg: its picture 3 after the primary (MP type Undefined: a depth map or the like) left "
+                   "out: the photo is stored turned and written upright"))])
+def test_a_depth_map_that_cannot_be_kept_is_named_in_one_warning(tmp_path, astronaut, output, said, warnings_logged):
+    """Written as a PNG there is no place for it; a photo stored turned is written upright, where the depth map,
+    stored as the photo was, would lie across it (not coded again: a GContainer item's length says where it ends)."""
+    source = tmp_path / "phone.jpg"
+    turned = output == "turned.jpg"
+    _ultra_hdr(source, astronaut[:, :384].copy(), orientation=6 if turned else 1, depth=_depth_map(astronaut))
+    restore_image(source, tmp_path / output, BASELINE)
+    assert {record.getMessage() for record in warnings_logged.records} == {said}
+    if turned:
+        assert len(mp_pictures(tmp_path / output)) == 2  # the gain map, turned with the photo

@@ -9,6 +9,8 @@ MP_ENTRIES = 0xB002  # the MP index IFD's tag of its entries, 16 bytes each: att
 MP_VERSION, MP_COUNT = 0xB000, 0xB001  # its tags of the MPF version ("0100") and of how many pictures there are
 MP_HEADER_BYTES = 1 << 20  # how far into an MPO its MP index is looked for: past the EXIF and ICC segments
 MULTI_FRAME = 0x02  # the MP types' high byte of a view (0x020001 panorama, 0x020002 3D, 0x020003 multi-angle)
+# MP types of a smaller copy of the first picture, a preview (made again from a restored picture, or left out)
+LARGE_THUMBNAILS = frozenset({0x010001, 0x010002})
 PRIMARY = 0x20030000  # a primary picture's attribute: the representative picture (bit 29), 'Baseline MP Primary'
 SOI = b"\xff\xd8"  # the start of every JPEG picture
 

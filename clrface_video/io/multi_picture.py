@@ -17,7 +17,13 @@ from PIL import Image
 
 from clrface_video.atomic import write_whole
 from clrface_video.errors import ClrfaceError, one_line
-from clrface_video.io.mp_index import MP_HEADER_BYTES, MULTI_FRAME, mp_entries, with_mp_types
+from clrface_video.io.mp_index import (
+    LARGE_THUMBNAILS,
+    MP_HEADER_BYTES,
+    MULTI_FRAME,
+    mp_entries,
+    with_mp_types,
+)
 from clrface_video.io.photo_read import (
     HEIF_SUFFIXES,
     READ_ERRORS,
@@ -35,8 +41,6 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 JPEG_SUFFIXES = frozenset({".jpg", ".jpeg", ".jpe", ".jfif", ".mpo"})
 SEVERAL = frozenset({"MPO", "HEIF"})  # the formats of files that hold several pictures
-# MP types (CIPA DC-007, the MP entry's low 24 bits) of a smaller copy of the first picture, a preview
-LARGE_THUMBNAILS = frozenset({0x010001, 0x010002})
 
 
 def picture_count(path: Path | str) -> int:
@@ -44,8 +48,8 @@ def picture_count(path: Path | str) -> int:
     cannot open (read_photo then says why). Only .jpg, .mpo and .heic-like names are opened. An MPO counts as one
     photo unless its MP index says another picture is a view (MULTI_FRAME): a phone's second picture is an HDR
     gain map (Ultra HDR) or a depth map, 'Undefined', whose metadata Pillow's writer would replace by the first
-    picture's: the photo is its first picture, a gain map joined back after it unchanged (io.ultra_hdr), a
-    depth map left out as before, and its previews with it."""
+    picture's: the photo is its first picture, a gain map and a depth map joined back after it unchanged
+    (io.ultra_hdr), its previews left out."""
     path = Path(path)
     suffix = path.suffix.lower()
     if suffix not in JPEG_SUFFIXES | HEIF_SUFFIXES or not path.is_file() or (suffix in HEIF_SUFFIXES

@@ -18,7 +18,7 @@ from PIL import ExifTags, Image, ImageOps, TiffTags, UnidentifiedImageError
 from clrface_video.errors import InputError, one_line
 from clrface_video.io.bigtiff_exif import with_ifd8_pointers
 from clrface_video.io.pixels import from_high_bits
-from clrface_video.io.ultra_hdr import GainMap, gain_map_of
+from clrface_video.io.ultra_hdr import ExtraPicture, GainMap, gain_map_of
 from clrface_video.io.webp_anim import LOSSLESS, frame_kinds
 
 from ..opencv import cv2
@@ -96,6 +96,8 @@ class Photo:
     in its own 10 or 12; a 10- or 12-bit colour AVIF is read at 16 through FFmpeg (io.deep_avif) and written in 10.
     gain_map: an Ultra HDR JPEG's gain map (io.ultra_hdr), joined back after the restored picture so that it stays
     HDR, or None.
+    extras: a phone JPEG's other pictures after its primary that are no views (a depth map, io.ultra_hdr), joined
+    back after the restored picture as they were.
     """
 
     image: np.ndarray
@@ -123,6 +125,7 @@ class Photo:
     nclx: tuple[int, int, int, int] | None = None
     coded_bits: int = 8
     gain_map: GainMap | None = None
+    extras: tuple[ExtraPicture, ...] = ()
 
 
 @cache
@@ -529,6 +532,8 @@ def photo_of(source: Image.Image, path: Path, deep: bool, page: int = 0) -> Phot
         if (deep_rgb := read_deep_avif(path, rgb)) is not None:
             rgb, depth = deep_rgb, 16
     xmp = _xmp(source, orientation)
+    gain_map, extras = gain_map_of(path, xmp, source.size, orientation, "mp" in source.info) \
+        if fmt == "JPEG" and not page else (None, ())
     return Photo(
         image=rgb, alpha=alpha, mode=mode, format=fmt, exif=_upright_exif(source, path.name, orientation),
         icc=source.info.get("icc_profile") or None, quality=guess_jpeg_quality(source),
@@ -547,8 +552,7 @@ def photo_of(source: Image.Image, path: Path, deep: bool, page: int = 0) -> Phot
         srgb=source.info.get("srgb") if fmt == "PNG" else None,
         bigtiff=bigtiff,
         nclx=nclx, coded_bits=coded_bits if fmt in ("HEIF", "AVIF") else max(depth, coded_bits),  # 10 or 12 bits
-        gain_map=gain_map_of(path, xmp, source.size, orientation, "mp" in source.info) if fmt == "JPEG" and not page
-        else None,
+        gain_map=gain_map, extras=extras,
     )
 
 

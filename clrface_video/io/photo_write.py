@@ -31,7 +31,7 @@ from clrface_video.io.photo_read import (
     tiff_start,
 )
 from clrface_video.io.pixels import luma, to_codes, to_depth
-from clrface_video.io.ultra_hdr import fitted, gain_map_xmp, with_gain_map
+from clrface_video.io.ultra_hdr import extras_named, fitted, fitted_extras, gain_map_xmp, with_gain_map
 
 from ..opencv import cv2
 
@@ -120,7 +120,7 @@ def fit_format(photo: Photo, fmt: str, name: str = "") -> Photo:
     return replace(photo, image=image, alpha=alpha, mode=mode, bit_depth=depth, format=fmt, exif=exif,
                    coded_bits=photo.coded_bits if depth == 16 else depth,  # a 10-bit AVIF's 10 in a HEIF
                    nclx=photo.nclx if _keeps_nclx(fmt, depth) else None,  # what is lost said once, here
-                   gain_map=photo.gain_map if fmt == "JPEG" else None)
+                   gain_map=photo.gain_map if fmt == "JPEG" else None, extras=photo.extras if fmt == "JPEG" else ())
 
 
 def unkept(photo: Photo, fmt: str) -> list[str]:
@@ -134,6 +134,8 @@ def unkept(photo: Photo, fmt: str) -> list[str]:
         lost.append(f"{photo.coded_bits} bits per channel to {AVIF_DEEP}")
     if fmt != "JPEG" and photo.gain_map is not None:
         lost.append("its Ultra HDR gain map left out, which a JPEG output keeps: it comes back SDR")
+    if fmt != "JPEG" and photo.extras:
+        lost.append(f"{extras_named(photo.extras)} left out, which a JPEG output keeps")
     if not _keeps_nclx(fmt, photo.bit_depth) and photo.nclx and not _srgb_nclx(photo.nclx):
         why = "which Pillow's AVIF writer does not write" if fmt == "AVIF" else "which it has no place for"
         lost.append(f"its {photo.format} colour description (primaries {photo.nclx[0]}, transfer {photo.nclx[1]}) "
@@ -531,22 +533,26 @@ def _encode_into(image: np.ndarray, like: Photo, target: BinaryIO, name: str) ->
     if like.bit_depth == 16 and like.mode not in GRAY_MODES:
         target.write(_encode_16bit_rgb(rgb, like, name))
         return
-    gain_map = fitted(like.gain_map, (rgb.shape[1], rgb.shape[0]), name) \
-        if like.format == "JPEG" and like.gain_map is not None else None  # an Ultra HDR JPEG's
+    jpeg, size = like.format == "JPEG", (rgb.shape[1], rgb.shape[0])
+    gain_map = fitted(like.gain_map, size, name) if jpeg and like.gain_map is not None else None  # Ultra HDR's
     if gain_map is not None:
         like = replace(like, xmp=gain_map_xmp(like.xmp, len(gain_map)))
+    appended = fitted_extras(like.extras, size, name) if jpeg else []  # a depth map
+    if gain_map is not None:
+        appended.append((like.gain_map.number, 0, gain_map))
     options = save_options(like, name)
     if options.get("compression") not in (None, "raw") and _has_sub_ifds(like.exif):
         # libtiff (Pillow's writer of compressed TIFF) cannot place EXIF sub-IFDs; keep the metadata whole
         log.warning("%s: written as an uncompressed TIFF to keep its EXIF (compressed, its camera and date "
                     "tags would be lost)", name)
         options["compression"] = None
-    if gain_map is None:
+    if not appended:
         _pil_image(rgb, like).save(target, **options)
         return
-    primary = io.BytesIO()  # an Ultra HDR JPEG: its gain map joined after the restored picture
+    primary = io.BytesIO()  # an Ultra HDR JPEG, a depth map's: those pictures joined after the restored one
     _pil_image(rgb, like).save(primary, **options)
-    target.write(with_gain_map(primary.getvalue(), gain_map, like.gain_map.segments, name))
+    segments = like.gain_map.segments if gain_map is not None else b""
+    target.write(with_gain_map(primary.getvalue(), appended, segments, name))
 
 
 def _partial(path: Path) -> Path:

@@ -1,17 +1,20 @@
-"""An Ultra HDR JPEG's gain map (Android's, Adobe's gain-map JPEG): found after the source's primary picture, and
-joined back after the restored one, so that an HDR viewer still shows the photo HDR."""
+"""An Ultra HDR JPEG's gain map (Android's, Adobe's gain-map JPEG), and a phone JPEG's other pictures after its
+primary (a portrait photo's depth map): found after the source's primary picture, and joined back after the
+restored one, so that an HDR viewer still shows the photo HDR and an editor can still re-focus it."""
 from __future__ import annotations
 
 import io
 import logging
 import re
 import struct
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
 from PIL import Image
 
 from clrface_video.io.mp_index import (
+    LARGE_THUMBNAILS,
     MP_HEADER_BYTES,
     MULTI_FRAME,
     SOI,
@@ -62,19 +65,38 @@ class GainMap:
     size: tuple[int, int]
     orientation: int = 1
     segments: bytes = b""
+    number: int = 1  # its place among the file's pictures (1: the first after the primary), kept in the output
+
+
+@dataclass(frozen=True)
+class ExtraPicture:
+    """A picture a phone's JPEG holds after its primary that is neither a view, a preview nor the gain map: a
+    portrait photo's depth map (or its confidence map), MP type 'Undefined', by which an editor re-focuses it later.
+    Like a gain map it spans the whole photo, which a restored face, the same size in the same place, leaves as it
+    was: kept byte for byte after the restored primary (fitted_extras), in its place among the pictures.
+
+    jpeg: its bytes as the source has them, or b"" where the MP index does not lead to a whole JPEG.
+    size, orientation: the primary's, as GainMap's."""
+
+    jpeg: bytes
+    number: int
+    kind: int
+    size: tuple[int, int]
+    orientation: int = 1
 
 
 def gain_map_of(path: Path, xmp: bytes | None, size: tuple[int, int], orientation: int,
-                indexed: bool) -> GainMap | None:
+                indexed: bool) -> tuple[GainMap | None, tuple[ExtraPicture, ...]]:
     """The gain map of a JPEG with an MP index (`xmp`: its primary's, `size` and `orientation`: the primary's
     stored size and its EXIF orientation): the first picture after the primary that is no view (MULTI_FRAME) and
-    is marked a gain map (GAIN_MAP_MARKS); None where there is none (a 3D camera's views, a depth map). Pillow
-    opens an Ultra HDR JPEG whose XMP says hdrgm:Version as an attribute, as Android writes it, as a plain JPEG of
-    one picture: the MP index is read here from the file's bytes. A JPEG with neither an MP index (`indexed`, as
-    Pillow found it) nor hdrgm XMP is not read again."""
+    is marked a gain map (GAIN_MAP_MARKS), None where there is none; and the other pictures that are no view and no
+    preview (a depth map), which were dropped unsaid, () in a file with views (an MPO of views restores them all).
+    Pillow opens an Ultra HDR JPEG whose XMP says hdrgm:Version as an attribute, as Android writes it, as a plain
+    JPEG of one picture: the MP index is read here from the file's bytes. A JPEG with neither an MP index
+    (`indexed`, as Pillow found it) nor hdrgm XMP is not read again."""
     says_so = bool(xmp) and ULTRA_HDR in xmp
     if not indexed and not says_so:
-        return None
+        return None, ()
     upright = (size[1], size[0]) if orientation in QUARTER_TURNS else size
     with path.open("rb") as file:
         data = file.read()
@@ -83,12 +105,21 @@ def gain_map_of(path: Path, xmp: bytes | None, size: tuple[int, int], orientatio
                             if data[start + 4:start + 4 + len(ISO_GAIN_MAP)] == ISO_GAIN_MAP)
     except (ValueError, struct.error):  # Pillow read its header: this does not happen
         segments = b""
-    for entry in mp_entries(data[:MP_HEADER_BYTES])[1:]:
+    entries = mp_entries(data[:MP_HEADER_BYTES])[1:]
+    views = any(entry.kind >> 16 == MULTI_FRAME for entry in entries)
+    gain_map, extras = None, []
+    for number, entry in enumerate(entries, start=1):
         picture = data[entry.start:entry.start + entry.size]
-        if entry.kind >> 16 != MULTI_FRAME and len(picture) == entry.size and picture.startswith(SOI) \
-                and any(mark in picture[:GAIN_MAP_HEAD] for mark in GAIN_MAP_MARKS):
-            return GainMap(picture, upright, orientation, segments)
-    return GainMap(b"", upright, orientation) if says_so else None
+        whole = len(picture) == entry.size and picture.startswith(SOI)
+        if entry.kind >> 16 == MULTI_FRAME or entry.kind in LARGE_THUMBNAILS:
+            continue
+        if gain_map is None and whole and any(mark in picture[:GAIN_MAP_HEAD] for mark in GAIN_MAP_MARKS):
+            gain_map = GainMap(picture, upright, orientation, segments, number)
+        elif not views:
+            extras.append(ExtraPicture(picture if whole else b"", number, entry.kind, upright, orientation))
+    if gain_map is None and says_so:
+        gain_map = GainMap(b"", upright, orientation)
+    return gain_map, tuple(extras)
 
 
 def fitted(gain_map: GainMap, size: tuple[int, int], name: str) -> bytes | None:
@@ -96,21 +127,52 @@ def fitted(gain_map: GainMap, size: tuple[int, int], name: str) -> bytes | None:
     source's bytes unchanged, or, for a photo stored turned, its picture turned upright as the primary was and
     coded again (GAIN_MAP_QUALITY) with its own metadata segments (XMP, ISO 21496-1) as they were. None where it
     does not fit or cannot be turned, warned: the photo comes back SDR."""
-    why = None
-    if not gain_map.jpeg:
-        why = "the file's MP index does not lead to it"
-    elif size != gain_map.size:
-        why = (f"the photo is written at {size[0]} x {size[1]}, its gain map spans {gain_map.size[0]} x "
-               f"{gain_map.size[1]}")
-    elif gain_map.orientation not in TURNS:
+    why = _misfit(gain_map.jpeg, gain_map.size, size, "its gain map")
+    if why is None and gain_map.orientation not in TURNS:
         return gain_map.jpeg
-    else:
+    if why is None:
         try:
             return _turned(gain_map.jpeg, gain_map.orientation)
         except (OSError, ValueError, SyntaxError, struct.error) as error:  # Pillow's, the segments'
             why = f"it cannot be turned upright with the photo: {error}"
     _dropped(name, why)
     return None
+
+
+def fitted_extras(extras: tuple[ExtraPicture, ...], size: tuple[int, int], name: str) -> list[tuple[int, int, bytes]]:
+    """The extra pictures to join after the restored primary of `size` (width, height, upright), each (number, MP
+    type, bytes), their bytes the source's. Those that do not fit are named in one warning: a photo written at
+    another size, or stored turned and written upright, would have its depth map lie across it (one is not coded
+    again, as a turned gain map is: its GContainer item's length would no longer say where the next one lies)."""
+    kept, dropped = [], []
+    for extra in extras:
+        if (why := _misfit(extra.jpeg, extra.size, size, "it")) is not None:
+            dropped.append((extra, why))
+        elif extra.orientation in TURNS:
+            dropped.append((extra, "the photo is stored turned and written upright"))
+        else:
+            kept.append((extra.number, extra.kind, extra.jpeg))
+    if dropped:
+        log.warning("%s: %s left out: %s", name, extras_named(extra for extra, _ in dropped),
+                    "; ".join(dict.fromkeys(why for _, why in dropped)))
+    return kept
+
+
+def _misfit(jpeg: bytes, spans: tuple[int, int], size: tuple[int, int], it: str) -> str | None:
+    """Why a picture after the primary, spanning `spans`, cannot be joined after a restored primary of `size`, or
+    None where it fits."""
+    if not jpeg:
+        return "the file's MP index does not lead to it"
+    if size != spans:
+        return f"the photo is written at {size[0]} x {size[1]}, {it} spans {spans[0]} x {spans[1]}"
+    return None
+
+
+def extras_named(extras: Iterable[ExtraPicture]) -> str:
+    """'its picture 2 after the primary (MP type Undefined: a depth map or the like)', for a warning."""
+    numbers = [str(extra.number + 1) for extra in extras]
+    return (f"its picture{'s' * (len(numbers) > 1)} {', '.join(numbers)} after the primary "
+            "(MP type Undefined: a depth map or the like)")
 
 
 def gain_map_xmp(xmp: bytes | None, length: int) -> bytes | None:
@@ -123,14 +185,15 @@ def gain_map_xmp(xmp: bytes | None, length: int) -> bytes | None:
                               if GAIN_MAP_ITEM.search(item.group(0)) else item.group(0), xmp)
 
 
-def with_gain_map(primary: bytes, gain_map: bytes, segments: bytes, name: str) -> bytes:
-    """The restored primary JPEG with the gain map's JPEG (fitted) appended and an MP index that points at it
-    (mp_index.joined: MP type 'Undefined', as phones write it), and the source primary's ISO 21496-1 `segments`
+def with_gain_map(primary: bytes, pictures: list[tuple[int, int, bytes]], segments: bytes, name: str) -> bytes:
+    """The restored primary JPEG with `pictures` appended in their source's order, each (number, MP type, bytes):
+    the gain map's JPEG (fitted; MP type 'Undefined', as phones write it) and the extra pictures (fitted_extras),
+    an MP index pointing at each (mp_index.joined), and the source primary's ISO 21496-1 `segments`
     (GainMap.segments) after its own; the primary alone where its segments cannot be read, warned: the photo comes
     back SDR."""
     try:
         at = after_app_segments(primary)
-        return joined(primary[:at] + segments + primary[at:], [(0, gain_map)])
+        return joined(primary[:at] + segments + primary[at:], [(kind, jpeg) for _, kind, jpeg in sorted(pictures)])
     except (ValueError, struct.error) as error:
         _dropped(name, f"the written JPEG's segments cannot be read: {error}")
         return primary
