@@ -298,3 +298,47 @@ def test_cancel_stops_the_restore_node_mid_batch_and_the_next_run_is_whole(serve
                                   f"after Cancel; a whole run takes {seconds:.1f} s"
     again = saved_images(server, run_prompt(server, prompt(15)), "5")
     assert len(again) == 12 and all(np.array_equal(a, b) for a, b in zip(again, whole, strict=True))
+
+
+def test_the_restore_nodes_progress_bar_moves_within_a_batch_and_ends_full(server):
+    """The progress ComfyUI sends its browser for CLR-Face Restore over a 12-frame video (one batch of faces with
+    the shipped model): it moved once per frame returned, so it sat at 0 through the batch, then jumped to 12. It
+    now counts hundredths of a frame, moving as frames are read in and at each sampler step, never back, to full."""
+    import asyncio
+
+    import aiohttp
+
+    client = uuid.uuid4().hex
+    prompt = {
+        "1": {"class_type": "LoadVideo", "inputs": {"file": "talk.mp4"}},
+        "2": {"class_type": "GetVideoComponents", "inputs": {"video": ["1", 0]}},
+        "3": {"class_type": "CLRFaceModelLoader", "inputs": {"model_name": "shipped"}},
+        "4": {"class_type": "CLRFaceRestore", "inputs": {
+            "clrface_model": ["3", 0], "images": ["2", 0], "fidelity": 0.5, "detector": "retinaface",
+            "min_face": 18, "max_upscale": 4.0, "batch_is_video": True}},
+        "5": {"class_type": "SaveImage", "inputs": {"images": ["4", 0], "filename_prefix": "clrface_progress"}},
+    }
+
+    async def watch() -> list[tuple[int, int]]:
+        told = []
+        async with aiohttp.ClientSession() as session, \
+                session.ws_connect(f"ws://127.0.0.1:{server.port}/ws?clientId={client}") as socket_:
+            answer = server.post_json("/prompt", {"prompt": prompt, "client_id": client})
+            async with asyncio.timeout(RUN_SECONDS):
+                async for message in socket_:
+                    if message.type != aiohttp.WSMsgType.TEXT:
+                        continue  # previews
+                    kind, data = json.loads(message.data).values()
+                    if kind == "progress" and data["node"] == "4":
+                        told.append((data["value"], data["max"]))
+                    if kind in ("executing", "execution_error") and data.get("prompt_id") == answer["prompt_id"] \
+                            and (kind == "execution_error" or data["node"] is None):
+                        assert kind == "executing", f"{data}\n{server.log_tail()}"
+                        return told
+        return told
+
+    told = asyncio.run(watch())
+    values = [value for value, _ in told]
+    assert {total for _, total in told} == {1200}, told
+    assert values == sorted(values) and values[-1] == 1200, values
+    assert len([value for value in values if value % 100]) >= 5, f"no parts of a frame told: {values}"
