@@ -19,7 +19,7 @@ from clrface_video.io.decode import probe_video, read_frames
 from clrface_video.pipeline import restore_video
 from clrface_video.restore.base import RestoreBatch, register_restorer
 from clrface_video.restore.baseline import BicubicSharpenRestorer
-from tests.media import make_clip, rotted
+from tests.media import cut_copy, make_clip, rotted
 from tests.ray_local import short_gop
 
 
@@ -140,6 +140,27 @@ def test_segments_pass_over_a_damaged_packet_as_the_local_reader_does(tmp_path, 
     assert len(parts) >= 2 and len(local) == 47
     assert [frame.pts for part in parts for frame in read_segment(rotten, part, False)] == local
     assert warnings_logged.text == said and "rotten.mp4: a damaged video packet at 0.667 s is passed over" in said
+
+
+@pytest.mark.parametrize(("suffix", "codec"), [(".mkv", "libx264"), (".mxf", "mpeg2video")])
+def test_the_last_segment_refuses_a_file_cut_short_as_the_local_reader_does(tmp_path, suffix, codec):
+    """Matroska and MXF state their length, and read_frames refuses a copy cut short ('truncated: decoding stopped
+    after 32 frames (1.33 s of 2.00 s)', exit 2); the Ray backend's segments restored the frames that decode, exit 0.
+    The last segment, counting on from the frames before it, now ends with the same error; the workers' detect,
+    which counts each segment from 0, leaves it to the restore."""
+    from clrface_video.errors import InputError
+
+    whole = make_clip(tmp_path / f"whole{suffix}", frames=48, size=(128, 96), codec=codec, audio=False, gop=8)
+    cut = cut_copy(whole, tmp_path / f"cut{suffix}")
+    with pytest.raises(InputError) as local:
+        list(read_frames(cut))
+    parts = plan_segments(cut, 4)
+    before = sum(len(list(read_segment(cut, part, False))) for part in parts[:-1])
+    with pytest.raises(InputError) as segment:
+        list(read_segment(cut, parts[-1], False, before))
+    assert str(segment.value) == str(local.value) and f"cut{suffix} is truncated: decoding stopped" in str(local.value)
+    assert list(read_segment(cut, parts[-1], False, check_end=False))  # detect: frames, no error
+    assert [frame.pts for frame in read_segment(whole, plan_segments(whole, 4)[-1], False)]  # a whole file: none
 
 
 def test_ts_segments_seek_back_where_the_seek_lands_late_instead_of_decoding_from_the_start(tmp_path, monkeypatch):

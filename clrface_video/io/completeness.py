@@ -20,7 +20,7 @@ log = logging.getLogger(__name__)
 def warn_if_cut_short(container: av.container.InputContainer, stream: av.video.stream.VideoStream, path: Path,
                       end_s: float | None) -> None:
     """Say that an MPEG-PS whose last packet is cut short (io.program_stream) is restored only up to `end_s` (its
-    last frame's end, in the stream's seconds): check_complete at the end of a local read, and the Ray backend's
+    last frame's end, in the stream's seconds): check_complete, at the end of a local read and of the Ray backend's
     last segment (distributed.segments.read_segment), which said nothing of it."""
     if container.format.name in PS_FORMATS and end_s is not None and cut_short(path):
         start = float((stream.start_time or 0) * stream.time_base)
