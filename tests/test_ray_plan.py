@@ -11,6 +11,8 @@ import numpy as np
 import pytest
 
 from clrface_video.config import RestoreConfig
+from clrface_video.distributed import restore_path_ray, start_workers
+from clrface_video.distributed.cluster import ray_session
 from clrface_video.distributed.plan import identity_versions, track_video
 from clrface_video.distributed.segments import plan_segments, read_segment
 from clrface_video.distributed.video import _driver_embedder, planned_faces, shot_cuts
@@ -359,7 +361,7 @@ def test_codec_auto_on_ray_writes_mpeg2_into_mpg_as_locally(tmp_path):
     phone = probe_video(make_clip(tmp_path / "phone.mp4", frames=6, size=(64, 48), audio=False, vfr=True))
     assert ray_codec(Path("out.mpg"), steady, RestoreConfig()) == "mpeg2video"
     assert ray_codec(Path("out.mpg"), phone, RestoreConfig()) == "libx264"
-    with pytest.raises(ClrfaceError, match="give --codec for a .webm output"):
+    with pytest.raises(ClrfaceError, match="^restore_path_ray: give codec for a .webm output"):
         ray_codec(Path("out.webm"), steady, RestoreConfig())
 
 
@@ -368,9 +370,47 @@ def test_a_malformed_ray_address_is_a_one_line_error():
     from clrface_video.distributed.cluster import ray_session
     from clrface_video.errors import ClrfaceError
 
-    with pytest.raises(ClrfaceError, match="--ray-address not a host: Invalid address format"), \
+    with pytest.raises(ClrfaceError, match="^address not a host: Invalid address format"), \
             ray_session("not a host"):
         pass
+
+
+class _GpuCluster:
+    """What start_workers asks of Ray, for a cluster of one GPU (none is started)."""
+
+    @staticmethod
+    def cluster_resources() -> dict[str, float]:
+        return {"GPU": 1, "CPU": 4}
+
+
+def _join(address: str) -> None:
+    with ray_session(address):
+        pass
+
+
+@pytest.mark.parametrize(("call", "python", "command_line"), [
+    (lambda: restore_path_ray("x.mp4", None, RestoreConfig(device="cpu", start=1.0)),
+     "start and duration are for restore_video", "--start and --duration are for --backend local"),
+    (lambda: restore_path_ray("f_%04d.png", None, RestoreConfig(device="cpu")),
+     "restore_path_ray restores video files, photos and folders; restore an image sequence with restore_video",
+     "--backend ray restores video files, photos and folders; restore an image sequence with --backend local"),
+    (lambda: start_workers(_GpuCluster(), RestoreConfig(), video=True, workers=3),
+     "workers 3 asks for more workers", "--workers 3 asks for more workers"),
+    (lambda: _join("not a host"), "address not a host:", "--ray-address not a host:"),
+], ids=["stretch", "sequence", "workers", "address"])
+def test_ray_messages_name_a_scripts_keyword_or_function_and_the_commands_flag(call, python, command_line):
+    """restore_path_ray told a script '--start and --duration are for --backend local', '--workers 3 ...' and
+    '--ray-address ...': flags it never passed. It is now told its own keywords and the functions that pick a
+    backend; the command line (errors.named_as(FLAGS)) still reads its flags."""
+    from clrface_video.cli import FLAGS
+    from clrface_video.errors import ClrfaceError, named_as
+
+    with pytest.raises(ClrfaceError) as by_script:
+        call()
+    with named_as(FLAGS), pytest.raises(ClrfaceError) as by_command:
+        call()
+    assert str(by_script.value).startswith(python) and "--" not in str(by_script.value)
+    assert str(by_command.value).startswith(command_line)
 
 
 @pytest.mark.parametrize("output", [".mkv", ".mp4"])

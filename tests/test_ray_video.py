@@ -97,7 +97,7 @@ def test_what_segments_cannot_carry_is_refused_before_ray_starts(tmp_path, monke
 def test_outputs_segments_cannot_make_are_refused_before_any_work(clip, tmp_path, suffix):
     from clrface_video.errors import ClrfaceError
 
-    with pytest.raises(ClrfaceError, match="--backend ray cannot write"):
+    with pytest.raises(ClrfaceError, match="^restore_path_ray cannot write"):
         ray_video.restore_video_ray(None, [], clip, tmp_path / f"out{suffix}", config())
     assert list(tmp_path.iterdir()) == []  # no job folder, no output
 

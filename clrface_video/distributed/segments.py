@@ -11,7 +11,7 @@ from pathlib import Path
 
 import av
 
-from ..errors import ClrfaceError, one_line
+from ..errors import ClrfaceError, backend_name, one_line
 from ..io.clock import DTS_CLOCK_FORMATS, SORTED_CLOCK_FORMATS, STAMPS_ONLY, Damage, lasting, stamps_only
 from ..io.completeness import check_complete
 from ..io.copies import muxer_options, packet_time
@@ -205,7 +205,8 @@ class PacketWriter(VideoWriter):
         if packet.dts is not None and self._last_dts is not None and packet.dts <= self._last_dts:
             packet.dts = self._last_dts + 1  # two encoders met here: keep decode order strictly increasing
             if packet.pts is not None and packet.dts > packet.pts:
-                raise ClrfaceError("segments cannot be joined (decode timestamps overlap); use --backend local")
+                raise ClrfaceError("segments cannot be joined (decode timestamps overlap); use "
+                                   f"{backend_name('local')}")
         self._last_dts = packet.dts
         self._mux_copies_until(packet_time(packet) if packet.dts is not None or packet.pts is not None else None)
         packet.stream = self._video
@@ -213,7 +214,7 @@ class PacketWriter(VideoWriter):
             self._out.mux(packet)
         except av.error.FFmpegError as error:
             raise ClrfaceError(f"segments cannot be joined into {self.output.name} ({one_line(error)}); "
-                               "use --backend local") from error
+                               f"use {backend_name('local')}") from error
         self.frames_written += 1
 
     def _finish(self) -> None:
