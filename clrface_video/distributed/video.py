@@ -17,6 +17,7 @@ from ..config import RestoreConfig
 from ..errors import ClrfaceError, backend_name, option_name
 from ..faces.identity import IdentityEncoder, identity_encoder_or_none
 from ..faces.shots import is_cut
+from ..io.completeness import check_frame_count
 from ..io.decode import VideoInfo, probe_video
 from ..io.deinterlace import bwdif_deint
 from ..io.encode import AUTO
@@ -210,6 +211,7 @@ def _detect(ray: Any, actors: list[Any], job: JobFolder, source: Path, info: Vid
     run_all(ray, actors, "detect", [(source, segments[i], info) for i in todo],
             on_done=lambda position, result: job.save(names[todo[position]], result))
     found = [job.load(name) for name in names]
+    check_frame_count(source, sum(len(p) for p, *_ in found))  # an animated PNG cut short, as read_frames says it
     if any(not p for p, *_ in found):
         raise ClrfaceError(f"{source.name}: a keyframe segment decoded to no frames; use {backend_name('local')}")
     return [p for p, *_ in found], [faces for _, faces, *_ in found], shot_cuts(found)
