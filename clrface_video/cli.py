@@ -26,7 +26,8 @@ from .errors import ClrfaceError, OptionError, named_as, one_line
 # the library's options as the command line names them, for its errors about their values (errors.OptionError) and
 # the messages that name them (errors.option_name)
 FLAGS = {field.name: "--" + field.name.replace("_", "-") for field in fields(RestoreConfig)} \
-    | {"det_threshold": "--detection-threshold", "output": "-o OUTPUT"}
+    | {"det_threshold": "--detection-threshold", "output": "-o OUTPUT",
+       "backend": "--backend", "workers": "--workers", "address": "--ray-address"}  # restore_path_ray's (and -o's)
 
 log = logging.getLogger(__name__)
 EXIT_USER_ERROR = 2

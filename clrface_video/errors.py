@@ -54,6 +54,17 @@ def option_name(option: str) -> str:
     return _OPTION_NAMES.get().get(option, option)
 
 
+BACKEND_FUNCTIONS = {"local": "restore_video", "ray": "restore_path_ray"}  # how a script picks a backend
+
+
+def backend_name(backend: str) -> str:
+    """A backend ("local", "ray") as the front end running the job picks it, for advice such as 'restore it with
+    ...': the CLI's `--backend ray` where named_as names `backend`, else the function a Python caller calls for it
+    (restore_path_ray; restore_video, the local one), which has no backend keyword to name."""
+    flag = _OPTION_NAMES.get().get("backend")
+    return f"{flag} {backend}" if flag else BACKEND_FUNCTIONS[backend]
+
+
 def option_names() -> Mapping[str, str]:
     """The names in effect (named_as), for a worker process to word its messages as the driver's front end does."""
     return dict(_OPTION_NAMES.get())

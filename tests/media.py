@@ -497,6 +497,13 @@ def rotted(clip: Path, packet: int, path: Path) -> Path:
     return path
 
 
+def cut_copy(clip: Path, path: Path, share: float = 0.7) -> Path:
+    """A copy of `clip` at `path` holding only its first `share` of bytes: a copy or a download stopped short."""
+    data = clip.read_bytes()
+    path.write_bytes(data[:int(len(data) * share)])
+    return path
+
+
 def make_alpha_clip(path: Path | str, *, frames: int = 4, size: tuple[int, int] = (256, 192), codec: str = "ffv1",
                     pix_fmt: str = "yuva420p", opaque: bool = False) -> tuple[Path, list[np.ndarray]]:
     """A clip with transparency (FFV1 in .mkv, or prores_ks with yuva444p10le in .mov): the astronaut pan over

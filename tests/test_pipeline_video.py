@@ -500,6 +500,27 @@ def test_a_film_scan_sequence_is_restored_into_the_same_numbered_frames(tmp_path
     assert [p.name for p in part.parent.iterdir()] == ["reel1_086402.dpx"]
 
 
+def grey_scan(folder: Path, frames: int) -> Path:
+    """A PNG scan numbered from 0 whose frame n is flat grey at 20 + 3n: each output frame tells which it is."""
+    folder.mkdir()
+    for number in range(frames):
+        Image.fromarray(np.full((80, 96, 3), 20 + 3 * number, np.uint8)).save(folder / f"scan_{number:04d}.png")
+    return folder / "scan_%04d.png"
+
+
+@pytest.mark.parametrize("start", [1.25, 1.26])
+def test_a_scan_cut_off_its_frame_grid_holds_the_frames_from_its_start(tmp_path, start):
+    """Regression: a 30 fps scan cut at 1.25 s (or 1.26 s) into .mp4 failed, 'writing out.mp4 failed: Invalid
+    argument': its clock is one frame long, so frame 37 (on screen at the start, shown from 0) and frame 38 (half a
+    frame, or a fifth, later) fell on one tick. Each frame now has its own: 37 to 52, one a tick."""
+    out = tmp_path / "out.mp4"
+    report = restore_video(grey_scan(tmp_path / "scan", 60), out, config(fps=30, start=start, duration=0.5))
+    frames = list(read_frames(out))
+    assert report.frames == len(frames) == 16
+    assert [frame.pts * frame.time_base for frame in frames] == [Fraction(n, 30) for n in range(16)]
+    assert [round((frame.image.mean() - 20) / 3) for frame in frames] == list(range(37, 53))
+
+
 def packets_between(path: Path, kind: str, start: Fraction, end: Fraction,
                     lead: Fraction = Fraction(0)) -> list[tuple[bytes, Fraction]]:
     """The payloads of a stream's packets whose time lies in [start, end), with their times from `start`; with a

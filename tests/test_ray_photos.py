@@ -74,7 +74,7 @@ def test_videos_in_a_folder_are_named_not_silently_dropped(ray_cluster, tmp_path
     make_clip(root / "tape.mp4", frames=2, size=(128, 96), audio=False)
     report = restore_path_ray(root, tmp_path / "out", BASELINE, workers=1)
     assert report.images == 1 and sorted(p.name for p in (tmp_path / "out").iterdir()) == ["a.png"]
-    assert any("1 video not restored" in r.getMessage() and "--backend local" in r.getMessage() for r in warnings_logged.records)
+    assert any("1 video not restored" in r.getMessage() and "the whole folder with restore_video" in r.getMessage() for r in warnings_logged.records)
     assert [line for line in report.warnings if "1 video not restored" in line]  # the driver's, in its report
 
 

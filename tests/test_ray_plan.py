@@ -11,6 +11,8 @@ import numpy as np
 import pytest
 
 from clrface_video.config import RestoreConfig
+from clrface_video.distributed import restore_path_ray, start_workers
+from clrface_video.distributed.cluster import ray_session
 from clrface_video.distributed.plan import identity_versions, track_video
 from clrface_video.distributed.segments import plan_segments, read_segment
 from clrface_video.distributed.video import _driver_embedder, planned_faces, shot_cuts
@@ -19,7 +21,7 @@ from clrface_video.io.decode import probe_video, read_frames
 from clrface_video.pipeline import restore_video
 from clrface_video.restore.base import RestoreBatch, register_restorer
 from clrface_video.restore.baseline import BicubicSharpenRestorer
-from tests.media import make_clip, rotted
+from tests.media import cut_copy, make_clip, rotted
 from tests.ray_local import short_gop
 
 
@@ -140,6 +142,27 @@ def test_segments_pass_over_a_damaged_packet_as_the_local_reader_does(tmp_path, 
     assert len(parts) >= 2 and len(local) == 47
     assert [frame.pts for part in parts for frame in read_segment(rotten, part, False)] == local
     assert warnings_logged.text == said and "rotten.mp4: a damaged video packet at 0.667 s is passed over" in said
+
+
+@pytest.mark.parametrize(("suffix", "codec"), [(".mkv", "libx264"), (".mxf", "mpeg2video")])
+def test_the_last_segment_refuses_a_file_cut_short_as_the_local_reader_does(tmp_path, suffix, codec):
+    """Matroska and MXF state their length, and read_frames refuses a copy cut short ('truncated: decoding stopped
+    after 32 frames (1.33 s of 2.00 s)', exit 2); the Ray backend's segments restored the frames that decode, exit 0.
+    The last segment, counting on from the frames before it, now ends with the same error; the workers' detect,
+    which counts each segment from 0, leaves it to the restore."""
+    from clrface_video.errors import InputError
+
+    whole = make_clip(tmp_path / f"whole{suffix}", frames=48, size=(128, 96), codec=codec, audio=False, gop=8)
+    cut = cut_copy(whole, tmp_path / f"cut{suffix}")
+    with pytest.raises(InputError) as local:
+        list(read_frames(cut))
+    parts = plan_segments(cut, 4)
+    before = sum(len(list(read_segment(cut, part, False))) for part in parts[:-1])
+    with pytest.raises(InputError) as segment:
+        list(read_segment(cut, parts[-1], False, before))
+    assert str(segment.value) == str(local.value) and f"cut{suffix} is truncated: decoding stopped" in str(local.value)
+    assert list(read_segment(cut, parts[-1], False, check_end=False))  # detect: frames, no error
+    assert [frame.pts for frame in read_segment(whole, plan_segments(whole, 4)[-1], False)]  # a whole file: none
 
 
 def test_ts_segments_seek_back_where_the_seek_lands_late_instead_of_decoding_from_the_start(tmp_path, monkeypatch):
@@ -338,7 +361,7 @@ def test_codec_auto_on_ray_writes_mpeg2_into_mpg_as_locally(tmp_path):
     phone = probe_video(make_clip(tmp_path / "phone.mp4", frames=6, size=(64, 48), audio=False, vfr=True))
     assert ray_codec(Path("out.mpg"), steady, RestoreConfig()) == "mpeg2video"
     assert ray_codec(Path("out.mpg"), phone, RestoreConfig()) == "libx264"
-    with pytest.raises(ClrfaceError, match="give --codec for a .webm output"):
+    with pytest.raises(ClrfaceError, match="^restore_path_ray: give codec for a .webm output"):
         ray_codec(Path("out.webm"), steady, RestoreConfig())
 
 
@@ -347,9 +370,47 @@ def test_a_malformed_ray_address_is_a_one_line_error():
     from clrface_video.distributed.cluster import ray_session
     from clrface_video.errors import ClrfaceError
 
-    with pytest.raises(ClrfaceError, match="--ray-address not a host: Invalid address format"), \
+    with pytest.raises(ClrfaceError, match="^address not a host: Invalid address format"), \
             ray_session("not a host"):
         pass
+
+
+class _GpuCluster:
+    """What start_workers asks of Ray, for a cluster of one GPU (none is started)."""
+
+    @staticmethod
+    def cluster_resources() -> dict[str, float]:
+        return {"GPU": 1, "CPU": 4}
+
+
+def _join(address: str) -> None:
+    with ray_session(address):
+        pass
+
+
+@pytest.mark.parametrize(("call", "python", "command_line"), [
+    (lambda: restore_path_ray("x.mp4", None, RestoreConfig(device="cpu", start=1.0)),
+     "start and duration are for restore_video", "--start and --duration are for --backend local"),
+    (lambda: restore_path_ray("f_%04d.png", None, RestoreConfig(device="cpu")),
+     "restore_path_ray restores video files, photos and folders; restore an image sequence with restore_video",
+     "--backend ray restores video files, photos and folders; restore an image sequence with --backend local"),
+    (lambda: start_workers(_GpuCluster(), RestoreConfig(), video=True, workers=3),
+     "workers 3 asks for more workers", "--workers 3 asks for more workers"),
+    (lambda: _join("not a host"), "address not a host:", "--ray-address not a host:"),
+], ids=["stretch", "sequence", "workers", "address"])
+def test_ray_messages_name_a_scripts_keyword_or_function_and_the_commands_flag(call, python, command_line):
+    """restore_path_ray told a script '--start and --duration are for --backend local', '--workers 3 ...' and
+    '--ray-address ...': flags it never passed. It is now told its own keywords and the functions that pick a
+    backend; the command line (errors.named_as(FLAGS)) still reads its flags."""
+    from clrface_video.cli import FLAGS
+    from clrface_video.errors import ClrfaceError, named_as
+
+    with pytest.raises(ClrfaceError) as by_script:
+        call()
+    with named_as(FLAGS), pytest.raises(ClrfaceError) as by_command:
+        call()
+    assert str(by_script.value).startswith(python) and "--" not in str(by_script.value)
+    assert str(by_command.value).startswith(command_line)
 
 
 @pytest.mark.parametrize("output", [".mkv", ".mp4"])

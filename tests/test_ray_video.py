@@ -13,7 +13,7 @@ from clrface_video.cli import cli
 from clrface_video.config import RestoreConfig
 from clrface_video.io.decode import read_frames
 from clrface_video.pipeline import restore_video
-from tests.media import make_clip, read_packets
+from tests.media import cut_copy, make_clip, read_packets
 from tests.ray_local import local_ray, short_gop
 
 pytest.importorskip("ray", reason="Ray backend tests need ray: pip install -c constraints.txt \"ray[data]\"")
@@ -97,7 +97,7 @@ def test_what_segments_cannot_carry_is_refused_before_ray_starts(tmp_path, monke
 def test_outputs_segments_cannot_make_are_refused_before_any_work(clip, tmp_path, suffix):
     from clrface_video.errors import ClrfaceError
 
-    with pytest.raises(ClrfaceError, match="--backend ray cannot write"):
+    with pytest.raises(ClrfaceError, match="^restore_path_ray cannot write"):
         ray_video.restore_video_ray(None, [], clip, tmp_path / f"out{suffix}", config())
     assert list(tmp_path.iterdir()) == []  # no job folder, no output
 
@@ -194,6 +194,49 @@ def test_a_workers_message_names_the_flag_as_a_local_run_does(ray_cluster, clip,
     assert result.exit_code == 0, result.output
     said = "warning: --preset is for libx264 and libx265; ffv1 takes none, so it is ignored\n"
     assert result.stderr.count(said) == 1, result.stderr
+
+
+def whole_file(folder: Path, kind: str) -> Path:
+    """48 frames with a keyframe every 8 as .mkv, or remuxed into an .mp4 with its moov first or last; or an
+    animated PNG of 4 frames."""
+    if kind == "apng":
+        from tests.test_bad_input import _apng
+
+        return _apng(folder / "whole.apng")
+    whole = make_clip(folder / "whole.mkv", frames=48, size=(128, 96), audio=False, gop=8)
+    if kind == "mkv":
+        return whole
+    mp4 = folder / "whole.mp4"
+    first = {"movflags": "faststart"} if kind.endswith("first") else {}
+    with av.open(str(whole)) as src, av.open(str(mp4), "w", options=first) as out:
+        stream = out.add_stream_from_template(src.streams.video[0])
+        for packet in src.demux(video=0):
+            if packet.dts is not None:
+                packet.stream = stream
+                out.mux(packet)
+    whole.unlink()
+    return mp4
+
+
+@pytest.mark.parametrize("kind", ["mp4 moov first", "mp4 moov last", "mkv", "apng"])
+def test_a_file_cut_short_is_refused_as_locally_with_no_output(ray_cluster, tmp_path, kind):
+    """A copy cut at 70%: an .mp4 whose moov comes first (its index past the end), one whose moov was last (gone),
+    a .mkv (its stated length not decoded) and an animated PNG (its stated frame count). Ray gives the local
+    backend's line and exit status, and leaves the folder as it was: it restored the .mkv's 32 frames that decode,
+    exit 0, and refused the APNG with 'a keyframe segment decoded to no frames; use --backend local'."""
+    whole = whole_file(tmp_path, kind)
+    cut = cut_copy(whole, tmp_path / f"cut{whole.suffix}")
+    whole.unlink()
+    results = []
+    for backend in ("local", "ray"):
+        before = sorted(tmp_path.iterdir())
+        results.append(CliRunner().invoke(cli, ["restore", str(cut), "-o", str(tmp_path / f"{backend}.mp4"),
+                                                "--model", "baseline-bicubic-sharpen", "--device", "cpu",
+                                                "--backend", backend, *(["--workers", "2"] if backend == "ray" else [])]))
+        assert sorted(tmp_path.iterdir()) == before, backend  # no output, no partial file or job folder left
+    local, ray = results
+    assert ray.exit_code == local.exit_code == 2, ray.output
+    assert ray.stderr == local.stderr and local.stderr.startswith(f"error: {cut.name} is truncated")
 
 
 def test_a_try_left_under_the_name_is_redone_whole_as_locally(ray_cluster, clip, tmp_path):

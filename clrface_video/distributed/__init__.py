@@ -5,7 +5,7 @@ from pathlib import Path
 
 from ..config import RestoreConfig
 from ..device import pick_device
-from ..errors import ClrfaceError, InputError
+from ..errors import ClrfaceError, InputError, backend_name, option_name
 from ..io.decode import is_image_path, probe_video
 from ..io.palette import is_gif
 from ..io.sequence import is_sequence
@@ -36,18 +36,19 @@ def restore_path_ray(input: str | Path, output: str | Path | None = None, config
     if address is None:  # a private Ray on this machine: its workers have this machine's devices
         pick_device(config.device)
     if config.span() is not None:
-        raise ClrfaceError("--start and --duration are for --backend local (a stretch is one worker's job)")
+        raise ClrfaceError(f"{option_name('start')} and {option_name('duration')} are for {backend_name('local')} "
+                           "(a stretch is one worker's job)")
     if is_sequence(source) or (output is not None and is_sequence(Path(output))):
-        raise ClrfaceError("--backend ray restores video files, photos and folders; restore an image sequence "
-                           "with --backend local")
+        raise ClrfaceError(f"{backend_name('ray')} restores video files, photos and folders; restore an image "
+                           f"sequence with {backend_name('local')}")
     if not source.exists():
         raise InputError(f"input not found: {source}")
     video = not source.is_dir() and not is_image_path(source)
     if video and is_gif(source) and gif_as_photo(*resolve_paths(source, output)):
         video = False  # a still GIF written as a photo (still.gif -o still.png), as restore_path has it
     if video and is_animated_webp(source):
-        raise ClrfaceError(f"{source.name}: --backend ray restores video files in keyframe segments, which an "
-                           "animated WebP (read by Pillow) has none of; restore it with --backend local")
+        raise ClrfaceError(f"{source.name}: {backend_name('ray')} restores video files in keyframe segments, which "
+                           f"an animated WebP (read by Pillow) has none of; restore it with {backend_name('local')}")
     if video:  # check the input before starting Ray
         source, target = resolve_paths(source, output)
         info = probe_video(source)

@@ -14,7 +14,7 @@ from contextlib import contextmanager
 from typing import Any
 
 from ..config import RestoreConfig
-from ..errors import ClrfaceError, one_line, option_names
+from ..errors import ClrfaceError, backend_name, one_line, option_name, option_names
 from .worker import CRASH_ONCE, RestoreWorker
 
 RETRIES = 3  # restarts of a dead worker process, and retries of the segment or shard it was running
@@ -37,7 +37,7 @@ def import_ray() -> Any:
     try:
         import ray
     except ImportError:
-        raise ClrfaceError("--backend ray needs Ray: pip install -c constraints.txt \"ray[data]\"") from None
+        raise ClrfaceError(f"{backend_name('ray')} needs Ray: pip install -c constraints.txt \"ray[data]\"") from None
     return ray
 
 
@@ -55,10 +55,10 @@ def reach_head(address: str) -> None:
         with socket.create_connection((host.strip("[]"), int(port)), timeout=REACH_SECONDS) as connection:
             speaks = os.environ.get("RAY_USE_TLS", "0").lower() in ("1", "true") or answers_grpc(connection)
     except OSError as error:  # refused, timed out, no route, unknown host
-        raise ClrfaceError(f"--ray-address {address}: cannot connect ({error.strerror or error}) "
+        raise ClrfaceError(f"{option_name('address')} {address}: cannot connect ({error.strerror or error}) "
                            f"({ADDRESS_HINT})") from None
     if not speaks:
-        raise ClrfaceError(f"--ray-address {address}: something listens there but it is not a Ray head "
+        raise ClrfaceError(f"{option_name('address')} {address}: something listens there but it is not a Ray head "
                            f"(no gRPC answer within {REACH_SECONDS} s) ({ADDRESS_HINT})")
 
 
@@ -117,7 +117,7 @@ def ray_session(address: str | None = None, *, num_cpus: int | None = None) -> I
             with environment(JOIN_TRIES):
                 ray.init(address=address, log_to_driver=False, logging_level=logging.WARNING)
         except (ValueError, ConnectionError) as error:  # a malformed address, or no Ray cluster there
-            raise ClrfaceError(f"--ray-address {address}: {one_line(error)} ({ADDRESS_HINT})") from error
+            raise ClrfaceError(f"{option_name('address')} {address}: {one_line(error)} ({ADDRESS_HINT})") from error
     else:
         if too_late:
             log.warning("Ray was imported before RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER=0 was set; "
@@ -147,7 +147,8 @@ def start_workers(ray: Any, config: RestoreConfig, *, video: bool, workers: int 
     gpus, cpus = int(resources.get("GPU", 0)), float(resources.get("CPU", 1))
     count = workers or (gpus if gpus else max(1, int(cpus)))
     if gpus and count > gpus:
-        raise ClrfaceError(f"--workers {count} asks for more workers than the cluster's {gpus} GPUs (one each)")
+        raise ClrfaceError(f"{option_name('workers')} {count} asks for more workers than the cluster's {gpus} GPUs "
+                           "(one each)")
     if gpus:
         options: dict[str, Any] = {"num_gpus": 1, "num_cpus": min(1.0, cpus / count)}
     else:

@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from ..config import RestoreConfig
+from ..errors import backend_name
 from ..folder_walk import folder_contents
 from ..paths import resolve_paths
 from ..photos import (
@@ -44,9 +45,9 @@ def restore_folder_ray(ray: Any, actors: list[Any], input: str | Path, output: s
     contents = folder_contents(source, target)
     photos, videos = contents.photos, contents.videos
     if videos:
-        log.warning("%s: %d video%s not restored: --backend ray restores a folder's photos; restore each video "
-                    "on its own, or the whole folder with --backend local", source, len(videos),
-                    "s" if len(videos) > 1 else "")
+        log.warning("%s: %d video%s not restored: %s restores a folder's photos; restore each video on its own, "
+                    "or the whole folder with %s", source, len(videos), "s" if len(videos) > 1 else "",
+                    backend_name("ray"), backend_name("local"))
     remaining = undone(photos, source, target, config)  # a stale one said there
     todo = [p.relative_to(source) for p in remaining]
     model, device = would_run(config, local=False)  # the workers' own, once there is work for them

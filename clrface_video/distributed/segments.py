@@ -11,11 +11,11 @@ from pathlib import Path
 
 import av
 
-from ..errors import ClrfaceError, one_line
+from ..errors import ClrfaceError, backend_name, one_line
 from ..io.clock import DTS_CLOCK_FORMATS, SORTED_CLOCK_FORMATS, STAMPS_ONLY, Damage, lasting, stamps_only
-from ..io.completeness import warn_if_cut_short
+from ..io.completeness import check_complete
 from ..io.copies import muxer_options, packet_time
-from ..io.decode import VideoInfo, decoding, frame_to_array, open_input, stated_end, video_stream
+from ..io.decode import VideoInfo, decoding, frame_to_array, open_input, stated_end, stream_fps, video_stream
 from ..io.deinterlace import deinterlaced
 from ..io.encode import VideoWriter
 from ..io.output_stream import container_takes, other_containers, renamed_muxer, tag_for_apple
@@ -102,7 +102,7 @@ def plan_segments(path: Path, pieces: int) -> list[Segment]:
 
 
 def read_segment(path: Path, segment: Segment, high_depth: bool, first_index: int = 0,
-                 deint: str | None = None) -> Iterator[Frame]:
+                 deint: str | None = None, *, check_end: bool = True) -> Iterator[Frame]:
     """Decode the frames of one segment in presentation order; index counts on from first_index.
 
     Seeks to the keyframe at the segment start as read_frames seeks (io.decode.decoding: earlier where the seek
@@ -111,6 +111,10 @@ def read_segment(path: Path, segment: Segment, high_depth: bool, first_index: in
     deint: deinterlace as read_frames does; a segment's first frame has no earlier neighbour to read. As
     read_frames, a damaged packet is passed over with a warning (its frame left out), and the last segment of an
     .mpg cut short says where it ends; a segment failed on the first damaged packet, and said nothing of a cut.
+    The last segment, read to its end, checks the file's end as read_frames does (io.completeness.check_complete,
+    with first_index the frame's number in the whole file): a .mkv cut short, which stops decoding before the
+    length it states, was restored short without a word. check_end False leaves that out, for a reader that
+    counts the segment's frames from 0 (the workers' detect) and would name the wrong frame.
     """
     with ExitStack() as open_files:
         container, stream, timed = decoding(open_files, path, None, None, start_pts=segment.start, damage=Damage())
@@ -126,8 +130,8 @@ def read_segment(path: Path, segment: Segment, high_depth: bool, first_index: in
                             duration=frame.duration or None)
                 index += 1
                 end_s = end_s if frame.pts is None else float((frame.pts + (frame.duration or 0)) * time_base)
-            if segment.end is None:  # the file's last frames: where it ends, as read_frames says it
-                warn_if_cut_short(container, stream, path, end_s)
+            if segment.end is None and check_end:  # the file's last frames: where it ends, as read_frames says it
+                check_complete(container, stream, path, index, end_s, stream_fps(stream), decoded=None)
         except av.error.FFmpegError as error:
             raise ClrfaceError(f"{path.name}: decoding segment {segment.number} failed at frame {index} "
                                f"({one_line(error)})") from error
@@ -201,7 +205,8 @@ class PacketWriter(VideoWriter):
         if packet.dts is not None and self._last_dts is not None and packet.dts <= self._last_dts:
             packet.dts = self._last_dts + 1  # two encoders met here: keep decode order strictly increasing
             if packet.pts is not None and packet.dts > packet.pts:
-                raise ClrfaceError("segments cannot be joined (decode timestamps overlap); use --backend local")
+                raise ClrfaceError("segments cannot be joined (decode timestamps overlap); use "
+                                   f"{backend_name('local')}")
         self._last_dts = packet.dts
         self._mux_copies_until(packet_time(packet) if packet.dts is not None or packet.pts is not None else None)
         packet.stream = self._video
@@ -209,7 +214,7 @@ class PacketWriter(VideoWriter):
             self._out.mux(packet)
         except av.error.FFmpegError as error:
             raise ClrfaceError(f"segments cannot be joined into {self.output.name} ({one_line(error)}); "
-                               "use --backend local") from error
+                               f"use {backend_name('local')}") from error
         self.frames_written += 1
 
     def _finish(self) -> None:

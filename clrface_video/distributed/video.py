@@ -14,9 +14,10 @@ import numpy as np
 
 from ..atomic import atomic, keep_date_and_mode
 from ..config import RestoreConfig
-from ..errors import ClrfaceError
+from ..errors import ClrfaceError, backend_name, option_name
 from ..faces.identity import IdentityEncoder, identity_encoder_or_none
 from ..faces.shots import is_cut
+from ..io.completeness import check_frame_count
 from ..io.decode import VideoInfo, probe_video
 from ..io.deinterlace import bwdif_deint
 from ..io.encode import AUTO
@@ -120,19 +121,21 @@ def ray_codec(target: Path, info: VideoInfo, config: RestoreConfig) -> str:
     """The encoder of a video job on Ray, or a one-line error for what its segments cannot carry (an alpha
     channel, .avi, a GIF or animated PNG, a container that cannot hold the codec); asked before Ray starts."""
     if target.suffix.lower() == ".avi":
-        raise ClrfaceError("--backend ray cannot write .avi (segments are joined with B-frames); use .mp4 or .mkv")
+        raise ClrfaceError(f"{backend_name('ray')} cannot write .avi (segments are joined with B-frames); use .mp4 "
+                           "or .mkv")
     if info.alpha:
-        raise ClrfaceError("--backend ray does not carry a video's alpha channel; restore it with --backend local")
+        raise ClrfaceError(f"{backend_name('ray')} does not carry a video's alpha channel; restore it with "
+                           f"{backend_name('local')}")
     if config.codec == AUTO and auto_codec(target) not in JOINED_AUTO_CODECS:
-        raise ClrfaceError(f"--backend ray: give --codec for a {target.suffix} output, or restore it with "
-                           "--backend local")
+        raise ClrfaceError(f"{backend_name('ray')}: give {option_name('codec')} for a {target.suffix} output, or "
+                           f"restore it with {backend_name('local')}")
     if is_gif(target) or target.suffix.lower() in (".png", ".apng"):
-        raise ClrfaceError("--backend ray cannot write a GIF or an animated PNG; restore it with --backend local "
-                           "(the default)")
+        raise ClrfaceError(f"{backend_name('ray')} cannot write a GIF or an animated PNG; restore it with "
+                           f"{backend_name('local')}")
     codec = check_codec(config.codec if config.codec != AUTO else auto_codec(target, info))
     if not container_takes(target.suffix, codec):  # before the segments are restored, not when they are joined
         raise ClrfaceError(f"a {target.suffix} file cannot hold {codec} video; use {other_containers(target, codec)}, "
-                           "or another --codec")
+                           f"or another {option_name('codec')}")
     return codec
 
 
@@ -208,8 +211,9 @@ def _detect(ray: Any, actors: list[Any], job: JobFolder, source: Path, info: Vid
     run_all(ray, actors, "detect", [(source, segments[i], info) for i in todo],
             on_done=lambda position, result: job.save(names[todo[position]], result))
     found = [job.load(name) for name in names]
+    check_frame_count(source, sum(len(p) for p, *_ in found))  # an animated PNG cut short, as read_frames says it
     if any(not p for p, *_ in found):
-        raise ClrfaceError(f"{source.name}: a keyframe segment decoded to no frames; use --backend local")
+        raise ClrfaceError(f"{source.name}: a keyframe segment decoded to no frames; use {backend_name('local')}")
     return [p for p, *_ in found], [faces for _, faces, *_ in found], shot_cuts(found)
 
 

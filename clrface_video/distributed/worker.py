@@ -125,7 +125,9 @@ class RestoreWorker:
         pts, faces, cuts = [], [], []
         first = before = None
         detector = upright(self.models.detector, info.rotation)  # faces looked for upright, kept in stored pixels
-        for position, frame in enumerate(read_segment(source, segment, info.bit_depth > 8, 0, self.deint(info))):
+        frames = read_segment(source, segment, info.bit_depth > 8, 0, self.deint(info),
+                              check_end=False)  # counted from 0 here: the restore, counting on, checks the end
+        for position, frame in enumerate(frames):
             image = to_uint8(frame.image)
             pts.append(frame.pts)
             faces.append(detector.detect(image))

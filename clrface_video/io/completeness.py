@@ -20,7 +20,7 @@ log = logging.getLogger(__name__)
 def warn_if_cut_short(container: av.container.InputContainer, stream: av.video.stream.VideoStream, path: Path,
                       end_s: float | None) -> None:
     """Say that an MPEG-PS whose last packet is cut short (io.program_stream) is restored only up to `end_s` (its
-    last frame's end, in the stream's seconds): check_complete at the end of a local read, and the Ray backend's
+    last frame's end, in the stream's seconds): check_complete, at the end of a local read and of the Ray backend's
     last segment (distributed.segments.read_segment), which said nothing of it."""
     if container.format.name in PS_FORMATS and end_s is not None and cut_short(path):
         start = float((stream.start_time or 0) * stream.time_base)
@@ -70,6 +70,21 @@ def _declared_end_s(stream: av.video.stream.VideoStream) -> float | None:
     return None
 
 
+def check_frame_count(path: Path, decoded: int) -> None:
+    """Raise InputError where a file that states its frame count (a numbered sequence, an animated PNG) decoded
+    fewer, `decoded` counted from its first frame: check_complete, and the Ray backend once its segments are read
+    (distributed.video), whose segments past the frames that decode read none ('a keyframe segment decoded to no
+    frames; use --backend local', which refuses it too)."""
+    declared = _declared_frames(path)
+    if declared is None or decoded >= declared:
+        return
+    if is_sequence(path):
+        stopped = frame_path(path, find_sequence(path).first + decoded).name
+        raise InputError(f"{stopped} cannot be read: the sequence {path.name} stopped there, after {decoded} of "
+                         f"its {declared} frames")
+    raise InputError(f"{path.name} is truncated: decoding stopped after {decoded} of its {declared} frames")
+
+
 def check_complete(container: av.container.InputContainer, stream: av.video.stream.VideoStream, path: Path,
                    frames: int, end_s: float | None, fps: Fraction | None, *, decoded: int | None) -> None:
     """Raise InputError when the file was cut short (decoding simply stops early otherwise).
@@ -84,13 +99,8 @@ def check_complete(container: av.container.InputContainer, stream: av.video.stre
     """
     if index_beyond_eof(stream, path):
         raise InputError(f"{path.name} is truncated: decoding stopped after {frames} frames")
-    declared = _declared_frames(path)
-    if declared is not None and decoded is not None and decoded < declared:
-        if is_sequence(path):
-            stopped = frame_path(path, find_sequence(path).first + decoded).name
-            raise InputError(f"{stopped} cannot be read: the sequence {path.name} stopped there, after {decoded} of "
-                             f"its {declared} frames")
-        raise InputError(f"{path.name} is truncated: decoding stopped after {decoded} of its {declared} frames")
+    if decoded is not None:
+        check_frame_count(path, decoded)
     warn_if_cut_short(container, stream, path, end_s)
     if not any(name in container.format.name for name in ("mov", "matroska", "mxf")):
         return

@@ -164,9 +164,9 @@ class VideoWriter:
         self._written_pts: list[int] = []  # an APNG's frames, by source pts, to copy their stored delays
         self._shown: list[Fraction | None] = []  # and how long each is shown (a stretch's first and last: less)
         self._reformatter = VideoReformatter()  # one swscale context for the whole stream
-        self._last_pts = -1  # the last frame's number where frames are counted at one rate (AVI, mpeg4)
-        self._crowded = 0  # frames left out there: each less than a frame after the one before (_cfr_number)
-        self._phase: Fraction | None = None  # seconds the first frame lies off the encoder's frame grid (_cfr_number)
+        self._last_pts = -1  # the last frame's number on the encoder's clock (_frame_number)
+        self._crowded = 0  # frames left out there: each less than a frame after the one before (_frame_number)
+        self._phase: Fraction | None = None  # seconds the first frame lies off the encoder's frame grid (_frame_number)
         self._muxed = False  # whether a video packet has been muxed
         self._cut: PictureCut | None = None  # MPEG-1/2 in a program stream: each packet from its picture start
 
@@ -340,11 +340,11 @@ class VideoWriter:
         if self.codec == "apng":
             self._written_pts.append(pts)
             self._shown.append(frame.duration * frame.time_base if frame.duration and frame.time_base else None)
-        number = self._cfr_number(seconds)
+        number = self._frame_number(seconds)
         if number is None:
             self._crowded += 1
             return
-        video_frame = self._to_video_frame(frame, seconds, number)
+        video_frame = self._to_video_frame(frame, number)
         try:
             self._mux_copies_until(seconds)
             self._encode(video_frame)
@@ -375,28 +375,30 @@ class VideoWriter:
         cut = round((self._shift - seconds) / frame.time_base)
         return replace(frame, duration=max(1, frame.duration - cut))
 
-    def _cfr_number(self, seconds: Fraction) -> int | None:
-        """A frame's number where frames are timed by their count at one rate (_counts_frames): the one
-        its time rounds to, or the next free one (two of a variable rate's can round to one number) while that
-        is less than a frame late; None past that (the frame is left out), so that no frame is shown a frame or
-        more late and the frames after it do not drift off their times and the audio. -1 for other outputs."""
+    def _frame_number(self, seconds: Fraction) -> int | None:
+        """A frame's pts on the encoder's clock: the tick its time rounds to, or the next free one, so that no two
+        frames share a tick. Where frames are counted at one rate (_counts_frames), two of a variable rate's can
+        round to one number: the next is taken while that is less than a frame late, None past that (the frame is
+        left out), so that no frame is shown a frame or more late and the frames after it do not drift off their
+        times and the audio. Elsewhere the clock is the source's own, whose frames fall on ticks of their own,
+        except where a stretch starts off its grid: a scan's 1/30 s clock cut at 1.25 s put the frame on screen
+        then (shown from 0) and the next one (half a tick later) on one tick, which the muxer refused."""
         assert self._out is not None and self._video is not None
-        if not self._counts_frames():
-            return -1
         tick = self._video.codec_context.time_base
         since = seconds - (self._shift or 0)
+        counted = self._counts_frames()
         if self._phase is None:  # AVI stores no start: its first frame is its first chunk
-            self._phase = Fraction(0) if self._out.format.name in CFR_CONTAINERS else since - round(since / tick) * tick
+            on_grid = not counted or self._out.format.name in CFR_CONTAINERS
+            self._phase = Fraction(0) if on_grid else since - round(since / tick) * tick
         exact = (since - self._phase) / tick
         number = max(round(exact), self._last_pts + 1)
-        if number - exact >= 1:
+        if counted and number - exact >= 1:
             return None
         self._last_pts = number
         return number
 
-    def _to_video_frame(self, frame: Frame, seconds: Fraction, number: int = -1) -> av.VideoFrame:
-        """The frame in the encoder's pixel format and clock; `seconds` is its source time, `number` its number
-        where frames are counted (_cfr_number), -1 elsewhere."""
+    def _to_video_frame(self, frame: Frame, number: int) -> av.VideoFrame:
+        """The frame in the encoder's pixel format, at `number` on the encoder's clock (_frame_number)."""
         image = frame.image
         if image.shape != (self.info.height, self.info.width, 3):
             raise ValueError(f"frame {frame.index} is {image.shape}, expected "
@@ -437,7 +439,7 @@ class VideoWriter:
         yuv.color_primaries, yuv.color_trc = self.info.color_primaries, self.info.color_trc
         yuv.colorspace, yuv.color_range = yuv_colorspace(self.info.colorspace, self.info.pix_fmt, self._pix_fmt), self._range
         codec_tb = self._video.codec_context.time_base
-        yuv.pts = number if number >= 0 else round((seconds - (self._shift or 0)) / codec_tb)
+        yuv.pts = number
         yuv.time_base = codec_tb
         if frame.duration and frame.time_base is not None:  # the muxer stores it: the last frame keeps its length
             yuv.duration = max(1, round(frame.duration * frame.time_base / codec_tb))
