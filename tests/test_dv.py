@@ -162,7 +162,7 @@ def test_ntsc_dvs_4_1_1_chroma_is_kept_or_its_halving_is_warned_of(tmp_path, cod
     src = make_tape(tmp_path / "tape.dv", NTSC, frames=2)
     out = copy_video(src, tmp_path / f"out{suffix}", **({"codec": codec} if codec else {}))
     assert probe_video(out).pix_fmt == pix_fmt
-    warned = "the source's 4:1:1 chroma is written 4:2:0 by libx264 (as players expect); --codec ffv1 keeps it " \
+    warned = "the source's 4:1:1 chroma is written 4:2:0 by libx264 (as players expect); codec ffv1 keeps it " \
              "(prores_ks as 4:2:2)"
     assert (warned in warnings_logged.text) == (pix_fmt == "yuv420p")
 
