@@ -115,8 +115,8 @@ def along_row(values: np.ndarray, width: int) -> np.ndarray:
 
 def spread(plane: np.ndarray, channels: int = 3) -> np.ndarray:
     """An (H, W) plane repeated into (H, W, C), for an operation with an (H, W, C) image: numpy runs `plane[..., None]`
-    against it C values at a time (as along_row says), several times slower than this copy and an operation between
-    equal shapes."""
+    against it C values at a time (as along_row says), slower than this copy and an operation between equal shapes
+    (on a 473 x 388 window: np.copyto's `where` 9.3 ms against 4.1, a product 1.2 against 1.0)."""
     return np.repeat(plane[..., None], channels, axis=2)
 
 
