@@ -218,8 +218,14 @@ def paste_one(canvas: np.ndarray, frame_mask: np.ndarray, crop: np.ndarray, matr
         # The frame minus its own crop warped back is the detail finer than the crop's pixels,
         # which a restorer working at S x S cannot have drawn: keep it over the restored face.
         low = cv2.warpAffine(original, inverse, dsize, flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
-        warped += gain * (region - low)
-    region += spread(alpha, region.shape[2]) * (warped - region)  # alpha == 0 leaves the value bit for bit
+        detail = np.subtract(region, low, out=low)  # warped += gain * (region - low), in place
+        detail *= gain
+        warped += detail
+    # region += alpha * (warped - region), in place (the same float operations; window-sized temporaries cost
+    # more than the arithmetic); alpha == 0 leaves the value bit for bit
+    warped -= region
+    warped *= spread(alpha, region.shape[2])
+    region += warped
     seen = frame_mask[window.y0:window.y1, window.x0:window.x1]
     np.maximum(seen, alpha, out=seen)
 
