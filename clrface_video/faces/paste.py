@@ -99,10 +99,25 @@ def match_colour(restored: np.ndarray, original: np.ndarray, weights: np.ndarray
     w = w[inside]
     (mean_r, std_r), (mean_o, std_o) = (_weighted_mean_std(_planes(low, inside), w) for low in (low_r, low_o))
     gain = np.clip(std_o / np.maximum(std_r, 1e-6), *COLOUR_GAIN_RANGE)
-    matched = restored - mean_r
-    matched *= gain
-    matched += mean_o
-    return matched.astype(np.float32, copy=False)
+    rows = restored.reshape(size, -1)  # (S, S * 3): see along_row
+    matched = rows - along_row(mean_r, size)
+    matched *= along_row(gain, size)
+    matched += along_row(mean_o, size)
+    return matched.astype(np.float32, copy=False).reshape(restored.shape)
+
+
+def along_row(values: np.ndarray, width: int) -> np.ndarray:
+    """Per-channel `values` (C,) repeated for each pixel of a row `width` pixels long, (width * C,): an (H, W, C)
+    image seen as (H, W * C) rows meets them in numpy's long inner loop, where against (C,) itself numpy loops over
+    C values at a time, about 10x slower for the same float operations (so the same result bit for bit)."""
+    return np.tile(values, width)
+
+
+def spread(plane: np.ndarray, channels: int = 3) -> np.ndarray:
+    """An (H, W) plane repeated into (H, W, C), for an operation with an (H, W, C) image: numpy runs `plane[..., None]`
+    against it C values at a time (as along_row says), slower than this copy and an operation between equal shapes
+    (on a 473 x 388 window: np.copyto's `where` 9.3 ms against 4.1, a product 1.2 against 1.0)."""
+    return np.repeat(plane[..., None], channels, axis=2)
 
 
 def _planes(image: np.ndarray, pixels: np.ndarray) -> np.ndarray:
@@ -141,7 +156,7 @@ def keep_chroma(restored: np.ndarray, original: np.ndarray) -> np.ndarray:
     An exactly grey original gives an exactly grey face: the model's colour, which it learnt on colour
     faces, does not leak into a black-and-white film or photo.
     """
-    return (restored @ LUMA_WEIGHTS)[..., None] + (original - (original @ LUMA_WEIGHTS)[..., None])
+    return spread(restored @ LUMA_WEIGHTS) + (original - spread(original @ LUMA_WEIGHTS))
 
 
 def dtype_max(dtype: np.dtype) -> float:
@@ -203,8 +218,14 @@ def paste_one(canvas: np.ndarray, frame_mask: np.ndarray, crop: np.ndarray, matr
         # The frame minus its own crop warped back is the detail finer than the crop's pixels,
         # which a restorer working at S x S cannot have drawn: keep it over the restored face.
         low = cv2.warpAffine(original, inverse, dsize, flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
-        warped += gain * (region - low)
-    region += alpha[..., None] * (warped - region)  # alpha == 0 leaves the value bit for bit
+        detail = np.subtract(region, low, out=low)  # warped += gain * (region - low), in place
+        detail *= gain
+        warped += detail
+    # region += alpha * (warped - region), in place (the same float operations; window-sized temporaries cost
+    # more than the arithmetic); alpha == 0 leaves the value bit for bit
+    warped -= region
+    warped *= spread(alpha, region.shape[2])
+    region += warped
     seen = frame_mask[window.y0:window.y1, window.x0:window.x1]
     np.maximum(seen, alpha, out=seen)
 
@@ -244,7 +265,7 @@ def paste_faces(frame: np.ndarray, crops: Sequence[np.ndarray], matrices: Sequen
             np.rint(canvas, out=canvas)
         np.clip(canvas, 0, top, out=canvas)
         target = out[window.y0:window.y1, window.x0:window.x1]
-        np.copyto(target, canvas, casting="unsafe", where=local_mask[..., None] > 0)  # as astype(frame.dtype)
+        np.copyto(target, canvas, casting="unsafe", where=spread(local_mask > 0, canvas.shape[2]))  # as astype(frame.dtype)
         mask_window = mask[window.y0:window.y1, window.x0:window.x1]
         np.maximum(mask_window, local_mask, out=mask_window)
     return out, mask

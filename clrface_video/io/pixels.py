@@ -3,6 +3,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from ..opencv import cv2
+
 
 def to_depth(array: np.ndarray, bit_depth: int) -> np.ndarray:
     """8 or 16 bits a channel (16 from 8 by x257, full scale)."""
@@ -17,6 +19,11 @@ def to_uint8(image: np.ndarray) -> np.ndarray:
         return image
     if image.dtype == np.float32:
         return np.clip(image * 255.0 + 0.5, 0.0, 255.0).astype(np.uint8)
+    if image.dtype == np.uint16 and image.size:
+        # round(v / 257) in one pass of OpenCV's, in float32 (no v / 257 lies within its error of a half): the
+        # same as the line below for every uint16 v, 4-5x faster. A 10-bit or HDR video's frame is converted
+        # for the detector each frame (at 1080p about 9 ms a frame below, 2 here).
+        return cv2.convertScaleAbs(np.ascontiguousarray(image), alpha=1 / 257).reshape(image.shape)
     return ((image.astype(np.uint32) + 128) // 257).astype(np.uint8)
 
 
