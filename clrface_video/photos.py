@@ -25,7 +25,6 @@ from .pipeline import (
     detector_for,
     finish_report,
     job_settings,
-    left_as_is,
     load_models,
     restore_pages,
     restore_video,
@@ -34,6 +33,7 @@ from .pipeline import (
     would_run,
 )
 from .report import Interrupted, Progress, RestoreReport, StageTimer, Stopped, reports_warnings, with_codec_of
+from .reruns import left_as_is
 from .story import Counts, FrameStory, Models, restore_photo_array
 from .types import Face
 
@@ -57,7 +57,7 @@ def restore_folder(input: str | Path, output: str | Path | None = None, config: 
 
     Files whose output exists are skipped unless config.overwrite, so a rerun after a crash or
     Ctrl-C continues where it stopped (each output is written to a temporary name, then renamed); one whose
-    original changed since it was restored is redone (pipeline.left_as_is), and one made read-only is
+    original changed since it was restored is redone (reruns.left_as_is), and one made read-only is
     skipped even with --overwrite, with a warning (undone).
     A file that cannot be read is reported in one line, counted in report.failed, and skipped.
     Each video is restore_video's job, with the video models loaded once for all of them
@@ -100,7 +100,7 @@ def restore_folder(input: str | Path, output: str | Path | None = None, config: 
 
 def undone(paths: list[Path], source: Path, target: Path, config: RestoreConfig) -> list[Path]:
     """The files of the folder `source` still to restore into `target`: those whose output is not there yet or
-    stale (its original changed since: pipeline.left_as_is, said in a warning), and with --overwrite those whose
+    stale (its original changed since: reruns.left_as_is, said in a warning), and with --overwrite those whose
     output is there too, but for one the user made read-only (a finished master), which is skipped with a
     warning and counted with the files already done."""
     todo = []

@@ -6,7 +6,6 @@ import math
 import time
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import replace
-from fractions import Fraction
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -22,16 +21,13 @@ from .faces.identity import identity_encoder_or_none
 from .io.decode import FIELD_PROGRESSIVE, VideoInfo, is_image_path, probe_video, read_frames
 from .io.deinterlace import bwdif_deint
 from .io.encode import VideoWriter, output_exists
-from .io.extent import asked_seconds, other_stretch
 from .io.multi_picture import PictureWriter, own_format, picture_count, read_pictures
 from .io.output_stream import encoder_settings
 from .io.palette import is_gif
 from .io.photo_read import Photo, read_photo
 from .io.photo_write import copy_photo, fit_format, format_for, write_photo
 from .io.sequence import is_sequence
-from .io.sequence_frames import SequenceOutput, newest_frame, sequence_output
 from .io.sidecars import copy_sidecars
-from .io.stretch_start import Numbered, other_start
 from .io.tiff_pages import PageWriter, first_full_page, full_pages, preview_of, read_pages, tiff_pages
 from .io.webp_anim import is_animated_webp, is_webp_output
 from .io.webp_frames import WebpWriter, probe_webp, read_webp_frames
@@ -40,11 +36,11 @@ from .paths import (
     check_writable,
     gif_as_photo,
     output_folder,
-    read_only,
     resolve_paths,
     say_renamed,
 )
 from .report import JobSettings, Progress, RestoreReport, StageTimer, reports_warnings
+from .reruns import changed_since, left_as_is
 from .restore.base import Restorer, default_model_name, make_restorer
 from .story import FrameStory, Models, restore_photo_array
 from .types import Frame, TimeSpan
@@ -55,10 +51,6 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 DTYPES = (np.uint8, np.uint16, np.float32)  # the images the pipeline takes (float32 in 0..1)
 FLOAT_MAX = 2.0  # a float32 image above this is on the 0..255 scale, not 0..1
-MTIME_STEP_NS = 2_000_000_000  # FAT keeps modification times in 2 s steps: a copied date may move that much
-# FAT keeps local time, not UTC: after a change to or from daylight-saving time every date on a FAT card or
-# drive reads an hour off, the originals' and outputs' alike, unless one side lies on another disk
-HOUR_NS = 3600 * 1_000_000_000
 
 
 # -- models -----------------------------------------------------------------------------------------
@@ -379,106 +371,6 @@ def check_image(image: Any, where: str, dtypes: tuple[type, ...] = DTYPES) -> np
         if top > FLOAT_MAX:
             raise InputError(f"{where}: {image.dtype} images are 0..1 and this one reaches {top:g}; divide it by 255")
     return np.ascontiguousarray(image)
-
-
-def up_to_date(source: Path, target: Path, span: TimeSpan | None = None) -> bool:
-    """Whether `target` is there and still `source`'s restored output, as asked now (the stretch `span` of a
-    video, all of it when None): see stale."""
-    return output_exists(target) and stale(source, target, span) is None
-
-
-def changed_since(source: Path, target: Path) -> bool:
-    """Whether `source` is newer than its copy `target`, which was given its date: by more than FAT's 2 s step,
-    and not by FAT's daylight-saving hour (see stale)."""
-    lag = source.stat().st_mtime_ns - target.stat().st_mtime_ns
-    return lag > MTIME_STEP_NS and abs(lag - HOUR_NS) > MTIME_STEP_NS
-
-
-def stale(source: Path, target: Path, span: TimeSpan | None = None, fps: Fraction | None = None) -> str | None:
-    """Why `target`, which is there, is not `source`'s restored output as asked now, or None while it is. By make's
-    rule: every output is given its source's modification time (keep_date_and_mode), so a source newer than it by
-    more than FAT's 2 s step was changed after it was restored; an output newer than its source was edited after
-    restoring, and stands. A source newer by an hour to within 2 s is FAT's daylight-saving shift (an album on a
-    card restored to an internal disk, read again in summer), not an edit: a changed original's date is the time of
-    the change. A video's output holds the stretch asked (io.extent.other_stretch): a try of ten
-    seconds is not a whole film, nor the other way round; nor ten seconds from another start (its frames unlike
-    the source's from the start asked, io.stretch_start.other_start); a scan's (a sequence input's, read at
-    `fps`) too, judged by its newest frame's date. An image sequence's frames are given the run's date: each one
-    the run writes is there (a run stopped as it moved them into place, a frame deleted) and none older than its
-    source (sequence_stale)."""
-    if is_sequence(target):
-        return sequence_stale(source, target, span, fps)
-    if changed_since(newest_frame(source), target):
-        return "the original changed since it was restored"
-    if (is_image_path(source) and not is_sequence(source)) or is_image_path(target):
-        return None
-    why = other_stretch(source, target, span, fps)
-    if why is not None or span is None:
-        return why
-    return other_start(source, target, span, asked_seconds(source, span, fps), fps)
-
-
-def sequence_stale(source: Path, target: Path, span: TimeSpan | None, fps: Fraction | None) -> str | None:
-    """stale for an image-sequence output (io.sequence_frames): every frame the run writes there, none older than
-    the source (a scan's newest frame), and from the start asked."""
-    frames = sequence_output(source, target, span, fps)
-    if frames.missing:
-        of = "" if frames.expected is None else f" of its {len(frames.expected)}"
-        return f"{len(frames.missing)}{of} frames are missing ({frames.name(frames.missing[0])} first)"
-    newest = newest_frame(source)
-    if any(changed_since(newest, frame) for frame in frames.written):
-        return "the original changed since it was restored"
-    if frames.expected is None:
-        return None
-    numbered = Numbered(frames.expected.start, frames.rate)
-    return other_start(source, target, span, len(frames.expected) / frames.rate, fps, numbered)
-
-
-def left_as_is(source: Path, target: Path, config: RestoreConfig, name: str | None = None) -> bool:
-    """Whether a job leaves its output as it is (a rerun goes on past the files done): it is up to date
-    (up_to_date) and --overwrite is not given. A stale one is redone, said in one warning naming it (`name`, a
-    folder's path for it; the output's file name by default) and why, so that a changed original, or a stretch
-    left under the name a whole run asks for, is not passed over; but one the user made read-only (protected) is
-    a ClrfaceError, before anything is said or done."""
-    if not output_exists(target):
-        return False
-    if is_sequence(target):
-        say_strays(sequence_output(source, target, config.span(), config.fps))
-    why_stale = None if config.overwrite else stale(source, target, config.span(), config.fps)
-    if not config.overwrite and why_stale is None:
-        return True
-    why = _refused(target, config, why_stale)
-    if why is not None:
-        raise ClrfaceError(why)
-    if not config.overwrite:
-        log.warning("redoing %s: %s", name or target.name, why_stale)
-    return False
-
-
-def say_strays(frames: SequenceOutput) -> None:
-    """Warn of the frames of a sequence that this run does not write (SequenceOutput.strays): a longer earlier
-    run's, or another stretch's of a scan. They are left where they are (a scan restored in parts keeps each
-    part's numbers), but not silently beside a shorter output."""
-    strays = frames.strays
-    if strays:
-        log.warning("%s also holds %d frames this run does not write (%s to %s), left by an earlier run; delete "
-                    "them if they are not wanted", frames.pattern.name, len(strays), frames.name(strays[0]),
-                    frames.name(strays[-1]))
-
-
-def protected(source: Path, target: Path, config: RestoreConfig) -> str | None:
-    """Why an output that is there, and would be redone (--overwrite, or stale), may not be, or None: the user
-    made it read-only (paths.read_only), said with why it is stale where that is why it would be redone; None for
-    an output not there yet."""
-    if not output_exists(target):
-        return None
-    return _refused(target, config, None if config.overwrite else stale(source, target, config.span(), config.fps))
-
-
-def _refused(target: Path, config: RestoreConfig, why_stale: str | None) -> str | None:
-    """protected's answer, once why the output is stale (or None) is known."""
-    why = read_only(target) if config.overwrite or why_stale is not None else None
-    return why if why is None or why_stale is None else f"{why} ({why_stale})"
 
 
 def already_done(source: Path, target: Path, kind: str, config: RestoreConfig, *, local: bool = True) -> RestoreReport:

@@ -514,7 +514,7 @@ def test_a_folders_changed_video_is_redone_with_one_warning(tmp_path):
 
 def test_a_single_photos_job_redoes_its_output_when_the_original_changed(tmp_path, astronaut):
     """restore_image took an output that existed as done, however much newer its original was: the same rule as a
-    folder's now (pipeline.left_as_is)."""
+    folder's now (reruns.left_as_is)."""
     photo, out = tmp_path / "a.png", tmp_path / "a_out.png"
     Image.fromarray(astronaut).save(photo)
     os.utime(photo, (1_600_000_000, 1_600_000_000))

@@ -11,8 +11,9 @@ from ..io.palette import is_gif
 from ..io.sequence import is_sequence
 from ..io.webp_anim import is_animated_webp
 from ..paths import check_files_only, check_writable, gif_as_photo, resolve_paths
-from ..pipeline import already_done, protected, up_to_date
+from ..pipeline import already_done
 from ..report import Progress, RestoreReport, reports_warnings
+from ..reruns import protected, up_to_date
 from ..restore.base import check_model_name
 from .cluster import ray_session, run_all, say_warnings, start_workers
 from .photos import restore_folder_ray

@@ -25,8 +25,9 @@ from ..io.output_stream import auto_codec, check_codec, container_takes, other_c
 from ..io.palette import is_gif
 from ..io.pixels import to_uint8
 from ..paths import check_writable, resolve_paths
-from ..pipeline import already_done, finish_report, left_as_is
+from ..pipeline import already_done, finish_report
 from ..report import Progress, RestoreReport, StageTimer, reports_warnings
+from ..reruns import left_as_is
 from ..types import Face, Frame
 from .cluster import run_all, say_warnings
 from .plan import FacePlan, VideoPlan, identity_versions, track_video
