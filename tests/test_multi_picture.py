@@ -7,8 +7,10 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from click.testing import CliRunner
 from PIL import Image
 
+from clrface_video.cli import cli
 from clrface_video.config import RestoreConfig
 from clrface_video.photos import restore_folder
 from clrface_video.pipeline import restore_image
@@ -101,6 +103,21 @@ def test_every_view_of_a_3d_mpo_is_restored_into_an_mpo_that_stays_3d(tmp_path, 
         assert mpo.format == "MPO"
         assert [entry["Attribute"]["MPType"] for entry in mpo.mpinfo[0xB002]] == \
             ["Baseline MP Primary Image", "Multi-Frame Image: (Disparity)"]
+
+
+@pytest.mark.parametrize("job", ["photo", "folder"])
+def test_a_file_named_mpo_is_restored_as_a_photo_by_the_cli(tmp_path, astronaut, job):
+    """A Fujifilm W3 names its 3D photos DSCF0001.MPO: the CLI took the name for a video's ('unknown output
+    container for ..._restored.mpo'), and a folder left such files out without a word."""
+    views = _views(astronaut)
+    folder = tmp_path / "album"
+    folder.mkdir()
+    source = _stereo_mpo(folder / "DSCF0001.MPO", views)
+    shown = source if job == "photo" else folder
+    result = CliRunner().invoke(cli, ["restore", str(shown), "--model", "baseline-bicubic-sharpen", "--device", "cpu"])
+    assert result.exit_code == 0, result.output
+    output = folder / "DSCF0001_restored.MPO" if job == "photo" else tmp_path / "album_restored" / "DSCF0001.MPO"
+    _assert_each_restored(source, output, views)
 
 
 @pytest.mark.parametrize("job", ["photo", "folder"])

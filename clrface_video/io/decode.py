@@ -31,9 +31,10 @@ VIDEO_EXTENSIONS = frozenset({".mp4", ".mov", ".mkv", ".avi", ".webm", ".m4v", "
                               ".m2ts", ".vob", ".mxf", ".dv", ".3gp", ".wmv", ".asf", ".gif", ".apng",
                               ".mod", ".tod"})  # an animated GIF or PNG is restored as a video, into its format;
 # .MOD and .TOD: SD and HD camcorders' MPEG-2, written as .mpg and .ts (output_stream.RENAMED_CONTAINERS)
-# .jfif and .jpe: JPEGs as Windows browsers save them; .hif: the HEIF photos of Canon and Fujifilm cameras
+# .jfif and .jpe: JPEGs as Windows browsers save them; .hif: the HEIF photos of Canon and Fujifilm cameras;
+# .mpo: a 3D camera's (Fujifilm W3, Nintendo 3DS) JPEG of several views (io.multi_picture)
 IMAGE_EXTENSIONS = frozenset({".jpg", ".jpeg", ".jfif", ".jpe", ".png", ".webp", ".tif", ".tiff", ".bmp", ".heic",
-                              ".heif", ".hif", ".avif"})
+                              ".heif", ".hif", ".avif", ".mpo"})
 # Camera RAW files (Adobe DNG; Canon, Nikon, Sony, Olympus, Panasonic, Fujifilm, Pentax, Samsung, Sigma,
 # Hasselblad, Phase One, Epson, Kodak, Mamiya, Leaf, Minolta, Leica): most are TIFF inside, so Pillow and FFmpeg
 # read their small embedded preview as if it were the photo. restore does not develop RAW.
