@@ -261,7 +261,6 @@ def several_pictures(source: Path, target: Path) -> bool:
     """Whether `source` is an MPO or a HEIF of several pictures (picture_count) that `target` keeps them in: one
     of its own kind (JPEG for an MPO). Where it does not, the first (a HEIF's primary) is restored, warned."""
     count, wanted = picture_count(source), format_for(target)
-    wanted = "JPEG" if wanted == "MPO" else wanted  # an .mpo output: a JPEG of several pictures
     if count > 1 and wanted not in (None, own_format(source)):
         log.warning("%s holds %d pictures, and a %s output one: only its first (primary) picture is written (an "
                     "output named %s keeps them all)", source.name, count, wanted, source.suffix)

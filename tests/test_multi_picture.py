@@ -171,3 +171,18 @@ def test_a_phones_jpeg_with_a_depth_map_stays_one_photo_and_keeps_it(tmp_path, a
         restored = np.asarray(out.convert("RGB"), np.int16)
     assert np.abs(restored - astronaut)[crop_footprints(astronaut)].mean() > 2.5, "the face was not restored"
     assert not warnings_logged.records
+
+
+@pytest.mark.parametrize("source_name", ["phone.mpo", "phone.jpg"])
+def test_one_picture_written_under_an_mpo_name_keeps_the_jpegs_quality_and_xmp(tmp_path, astronaut, source_name):
+    """An .mpo output of one picture (a phone's MPO with a depth map, `-o out.mpo`) went through Pillow's MPO
+    writer without the JPEG writer's settings: coded at quality 75, its XMP dropped, without a word."""
+    xmp = b'<x:xmpmeta xmlns:x="adobe:ns:meta/"><!-- taken at the lake --></x:xmpmeta>'
+    source = tmp_path / source_name
+    Image.fromarray(astronaut).save(source, "MPO", save_all=True, append_images=[Image.fromarray(astronaut[::4, ::4])],
+                                    exif=_exif(), xmp=xmp, quality=95)
+    restore_image(source, tmp_path / "out.mpo", BASELINE)
+    with Image.open(source) as before, Image.open(tmp_path / "out.mpo") as after:
+        assert after.quantization == before.quantization, "coded at another quality"
+        assert after.info.get("xmp") == xmp
+        assert after.getexif()[MODEL] == "FinePix REAL 3D W3"

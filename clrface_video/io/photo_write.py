@@ -61,12 +61,14 @@ log = logging.getLogger(__name__)
 
 
 def format_for(path: Path | str) -> str | None:
-    """The Pillow format a file name asks for (out.jpg: JPEG, out.heic: HEIF), or None for one Pillow does not write."""
+    """The Pillow format a file name asks for (out.jpg: JPEG, out.heic: HEIF), or None for one Pillow does not write.
+    An .mpo name asks for a JPEG: Pillow's MPO writer, given one picture, writes it without the JPEG writer's
+    settings (quality 75, the XMP left out); several pictures go into one MPO by multi_picture."""
     path = Path(path)
     if path.suffix.lower() in HEIF_SUFFIXES:
         _need_heif(path)
     fmt = Image.registered_extensions().get(path.suffix.lower())
-    return fmt if fmt in Image.SAVE else None
+    return "JPEG" if fmt == "MPO" else fmt if fmt in Image.SAVE else None
 
 
 @cache
