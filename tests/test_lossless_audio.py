@@ -107,3 +107,40 @@ def test_mpeg_audio_into_ts_is_still_copied(tmp_path, warnings_logged):
     out = copy_video(src, tmp_path / "out.ts")
     assert [p[0] for p in read_packets(out, "audio")] == [p[0] for p in read_packets(src, "audio")]
     assert "audio stream" not in warnings_logged.text
+
+
+@pytest.mark.parametrize("codec", ["aac", "libmp3lame"])
+def test_lossy_audio_into_m2ts_is_copied_not_left_out(tmp_path, warnings_logged, codec):
+    """Regression: a copy into MPEG-TS is read back from a trial file first, and one frame of AAC or MP3 in an
+    .m2ts's 192-byte packets read back as data, so the sound was left out of every .m2ts and .mts ('cannot be
+    stored'), though the muxer holds it: copied packet for packet (AAC's given its ADTS header in MPEG-TS)."""
+    src = make_clip(tmp_path / "in.mkv", frames=24, size=SMALL, audio_codec=codec)
+    out = copy_video(src, tmp_path / "out.m2ts")
+    copied, source = read_packets(out, "audio"), read_packets(src, "audio")
+    assert len(copied) == len(source)
+    assert all(new[0].endswith(old[0]) for new, old in zip(copied, source, strict=True))
+    assert "audio stream" not in warnings_logged.text
+
+
+def test_8_khz_pcm_into_ts_is_carried_as_aac(tmp_path, warnings_logged):
+    """Regression: AC-3 takes no 8 kHz track (a phone call's, a dictaphone's), and one frame of AAC at 8 kHz on
+    the trial file read back as MP2, so the track was left out where AAC carries it: its tone heard in the .ts."""
+    src = tmp_path / "call.mkv"
+    with av.open(str(src), "w") as out:
+        video, audio = out.add_stream("libx264", rate=25), out.add_stream("pcm_s16le", rate=8000, layout="mono")
+        video.width, video.height, video.pix_fmt = *SMALL, "yuv420p"
+        for i in range(25):
+            frame = av.VideoFrame(*SMALL, "yuv420p")
+            frame.pts = i
+            out.mux(video.encode(frame))
+            tone = 0.3 * np.sin(2 * np.pi * 440 * (np.arange(320) + i * 320) / 8000)
+            sound = av.AudioFrame.from_ndarray((tone * 32767).astype(np.int16)[None, :], format="s16", layout="mono")
+            sound.sample_rate, sound.pts = 8000, i * 320
+            out.mux(audio.encode(sound))
+        out.mux(video.encode(None))
+    out = copy_video(src, tmp_path / "out.ts")
+    assert audio_codec(out) == "aac"
+    played, _ = decoded_seconds(out)
+    assert len(played) >= 8000
+    assert np.argmax(np.abs(np.fft.rfft(played[-8000:]))) == 440  # 1 Hz bins over its last second
+    assert "re-encoded as aac" in warnings_logged.text

@@ -38,7 +38,11 @@ PCM_ZERO_SILENCE = re.compile(r"pcm_[sf](16|24|32|64)[lb]e")  # linear PCM whose
 # A-law 0xD5 is +8 of 32768 (A-law has no 0; 0x55 is -8). Old AVI captures store these.
 PCM_BYTE_SILENCE = {"pcm_u8": b"\x80", "pcm_alaw": b"\xd5", "pcm_mulaw": b"\xff"}
 TRIAL_PACKETS = 16  # a copied video's packets muxed and read back before it is copied (_muxer_accepts)
-TRIAL_AUDIO_PACKETS = 1  # an audio copy's: a frame of sound reads back as sound or as data
+# an audio copy's: its first frame of sound, repeated on (a damaged time further on, which the copy leaves out,
+# failed the whole trial), read back as sound or as data; several, as the MPEG-TS demuxer makes a stream of its
+# packets only after a few (measured: one or two AAC or MP3 frames in an .m2ts read back as data, one 8 kHz AAC
+# frame in a .ts as MP2, so that sound was left out); TRIAL_AUDIO_PACKETS frames of silence for an encoder's trial
+TRIAL_AUDIO_PACKETS = 4
 # Muxers that take an audio stream they write as no demuxer reads it as audio: its copy is muxed on a trial file and
 # read back first, as a video's is. MPEG-TS wrote PCM, FLAC and ALAC as data streams (measured), a .ts's sound lost
 # unsaid; and its Blu-ray PCM only in an .m2ts's packets, so a copy from an .m2ts into a .ts is tried too.
@@ -154,8 +158,8 @@ def _on_trial(out: av.container.OutputContainer,
 
 def _encoded_reads_back(out: av.container.OutputContainer, source: av.audio.stream.AudioStream, codec: str,
                         sample_format: str, bit_rate: int | None = None) -> bool:
-    """Whether a frame of silence coded by `codec`, muxed on a trial file like the output, reads back as
-    `codec`: a muxer may take a stream it writes as no demuxer reads it (PCM in MPEG-TS comes back as data). In
+    """Whether frames of silence coded by `codec` (TRIAL_AUDIO_PACKETS), muxed on a trial file like the output,
+    read back as `codec`: a muxer may take a stream it writes as no demuxer reads it (PCM in MPEG-TS comes back as data). In
     .mxf and .dv, whose muxers refuse sound before the first picture (measured: invalid data), the codec is tried
     as a copy's is, by the header alone."""
     def write(trial: av.container.OutputContainer) -> tuple[int, str] | None:
@@ -163,12 +167,15 @@ def _encoded_reads_back(out: av.container.OutputContainer, source: av.audio.stre
         trial.start_encoding()
         if out.format.name in VIDEO_MUXERS:
             return None
-        silence = av.AudioFrame(format=sample_format, layout=encoded.codec_context.layout,
-                                samples=encoded.codec_context.frame_size or 1024)
-        for plane in silence.planes:
-            plane.update(bytes(plane.buffer_size))
-        silence.sample_rate, silence.pts = source.codec_context.sample_rate, 0
-        for packet in [*encoded.encode(silence), *encoded.encode(None)]:
+        samples = encoded.codec_context.frame_size or 1024
+        packets = []
+        for number in range(TRIAL_AUDIO_PACKETS):
+            silence = av.AudioFrame(format=sample_format, layout=encoded.codec_context.layout, samples=samples)
+            for plane in silence.planes:
+                plane.update(bytes(plane.buffer_size))
+            silence.sample_rate, silence.pts = source.codec_context.sample_rate, number * samples
+            packets += encoded.encode(silence)
+        for packet in [*packets, *encoded.encode(None)]:
             trial.mux(packet)
         return encoded.index, codec
 
@@ -218,9 +225,22 @@ def _timed_packets(stream: av.stream.Stream) -> Iterator[av.Packet]:
 
 def _first_packets(stream: av.stream.Stream) -> list[av.Packet]:
     """A stream's first timed packets: a video's TRIAL_PACKETS (past its first keyframe's B-frames), an audio's
-    TRIAL_AUDIO_PACKETS (a damaged time further on, which the copy leaves out, failed the whole trial)."""
-    count = TRIAL_PACKETS if stream.type == "video" else TRIAL_AUDIO_PACKETS
-    return [packet for _, packet in zip(range(count), _timed_packets(stream))]
+    first TRIAL_AUDIO_PACKETS times over, each after the one before (its later times may be damaged)."""
+    if stream.type == "video":
+        return [packet for _, packet in zip(range(TRIAL_PACKETS), _timed_packets(stream))]
+    first = next(_timed_packets(stream), None)
+    if first is None:
+        return []
+    step = first.duration or 1
+    return [_moved_on(first, number * step) for number in range(TRIAL_AUDIO_PACKETS)]
+
+
+def _moved_on(packet: av.Packet, ticks: int) -> av.Packet:
+    """A copy of `packet`'s bytes `ticks` of its time base later."""
+    moved = av.Packet(bytes(packet))
+    moved.pts, moved.dts = packet.pts + ticks, (packet.dts if packet.dts is not None else packet.pts) + ticks
+    moved.duration, moved.time_base, moved.is_keyframe = packet.duration, packet.time_base, packet.is_keyframe
+    return moved
 
 
 def _reads_back(data: bytes, index: int, codec: str | None) -> bool:
