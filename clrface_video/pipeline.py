@@ -262,8 +262,9 @@ def several_pictures(source: Path, target: Path) -> bool:
     of its own kind (JPEG for an MPO). Where it does not, the first (a HEIF's primary) is restored, warned."""
     count, wanted = picture_count(source), format_for(target)
     if count > 1 and wanted not in (None, own_format(source)):
-        log.warning("%s holds %d pictures, and a %s output one: only its first (primary) picture is written (an "
-                    "output named %s keeps them all)", source.name, count, wanted, source.suffix)
+        log.warning("%s holds %d pictures, and %s %s output one: only its first (primary) picture is written (an "
+                    "output named %s keeps them all)", source.name, count, "an" if wanted == "AVIF" else "a", wanted,
+                    source.suffix)
     return count > 1 and wanted == own_format(source)
 
 

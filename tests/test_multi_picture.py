@@ -132,13 +132,15 @@ def test_every_picture_of_a_heif_burst_is_restored_into_one_heif_with_its_primar
     assert pillow_heif.open_heif(output).primary_index == 1
 
 
-def test_several_pictures_written_as_another_format_keep_the_first_and_say_so(tmp_path, astronaut, warnings_logged):
+@pytest.mark.parametrize(("suffix", "output"), [(".png", "a PNG"), (".avif", "an AVIF")])
+def test_several_pictures_written_as_another_format_keep_the_first_and_say_so(tmp_path, astronaut, warnings_logged,
+                                                                               suffix, output):
     views = _views(astronaut)
     source = _stereo_mpo(tmp_path / "stereo.jpg", views)
-    restore_image(source, tmp_path / "left.png", BASELINE)
-    assert len(_pictures(tmp_path / "left.png")) == 1
+    restore_image(source, tmp_path / f"left{suffix}", BASELINE)
+    assert len(_pictures(tmp_path / f"left{suffix}")) == 1
     said = {record.getMessage() for record in warnings_logged.records}
-    line = ("stereo.jpg holds 2 pictures, and a PNG output one: only its first (primary) picture is written (an "
+    line = (f"stereo.jpg holds 2 pictures, and {output} output one: only its first (primary) picture is written (an "
             "output named .jpg keeps them all)")
     assert said == {line}
 
