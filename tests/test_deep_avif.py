@@ -72,6 +72,16 @@ def test_a_10_bit_avif_comes_back_10_bit(tmp_path, astronaut, warnings_logged):
     assert not warnings_logged.records
 
 
+def test_a_10_bit_avif_of_odd_width_comes_back_10_bit(tmp_path, astronaut, warnings_logged):
+    """A cropped photo's odd width: swscale scrambled its 16-bit reading (io.odd_width), which did not show what
+    Pillow's does, so it came back 8-bit, warned."""
+    narrower = np.ascontiguousarray(astronaut[:, :511])
+    source = _avif_10bit(tmp_path / "cropped.avif", _face_over_ramp(narrower))
+    restore_image(source, tmp_path / "out.avif", BASELINE)
+    _assert_deep_and_restored(source, tmp_path / "out.avif", narrower)
+    assert not warnings_logged.records
+
+
 def test_a_16_bit_png_written_as_avif_goes_at_10_bits_with_its_metadata(tmp_path, astronaut, warnings_logged):
     """EXIF, XMP and ICC profile, which FFmpeg's AVIF muxer does not write, are put into its meta box."""
     from clrface_video.opencv import cv2

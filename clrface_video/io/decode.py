@@ -21,6 +21,7 @@ from clrface_video.io.clock import STAMPS_ONLY, Damage, lasting, stamps_only, ti
 from clrface_video.io.completeness import check_complete, check_gif_frames, index_beyond_eof, size_changed
 from clrface_video.io.deinterlace import deinterlaced
 from clrface_video.io.field_order import frame_field_order
+from clrface_video.io.odd_width import even_width, needs_even_width
 from clrface_video.io.quicktime import moov_cut, moov_missing, track_end
 from clrface_video.io.sequence import find_sequence, is_sequence, open_options, unreadable_frame
 from clrface_video.io.side_data import Hdr10, display_matrix, frame_side_data, hdr10
@@ -389,6 +390,9 @@ def frame_to_array(frame: av.VideoFrame, high_depth: bool,
     """
     if reformatter is None:
         reformatter = VideoReformatter()
+    widened = high_depth and needs_even_width(frame)  # swscale scrambles these (io.odd_width)
+    if widened:
+        frame = even_width(frame)
     range_ = int(frame.color_range)
     if range_ not in (RANGE_MPEG, RANGE_JPEG) and frame.format.name.startswith("gray"):
         range_ = RANGE_JPEG  # an untagged grey still (a black-and-white scan) uses the whole range
@@ -399,6 +403,8 @@ def frame_to_array(frame: av.VideoFrame, high_depth: bool,
                                interpolation=YUV_TO_RGB if _plain_yuv(frame.format.name) and not high_depth
                                else None, threads=SWS_THREADS)
     array = rgb.to_ndarray()
+    if widened:
+        array = np.ascontiguousarray(array[:, :-1])
     bits = _bit_depth(frame.format.name)
     if high_depth and bits > 8 and not frame.format.is_rgb:  # RGB is read right
         gray = frame.format.name.startswith("gray")
