@@ -143,4 +143,4 @@ def test_8_khz_pcm_into_ts_is_carried_as_aac(tmp_path, warnings_logged):
     played, _ = decoded_seconds(out)
     assert len(played) >= 8000
     assert np.argmax(np.abs(np.fft.rfft(played[-8000:]))) == 440  # 1 Hz bins over its last second
-    assert "re-encoded as aac" in warnings_logged.text
+    assert "re-encoded as aac at 48 kb/s" in warnings_logged.text  # the most it codes at 8 kHz mono, not 512

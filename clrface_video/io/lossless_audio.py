@@ -28,6 +28,9 @@ SHORTEST_24_BIT = frozenset({"truehd", "mlp"})  # lossless codecs that code 24 b
 # at its highest rate (what broadcast and Blu-ray players read; 32 to 48 kHz, up to 5.1), else AAC (any rate and
 # up to 7.1), rather than no sound at all.
 HIGH_RATE = {"mpegts": (("ac3", "fltp", 640_000), ("aac", "fltp", 512_000))}
+# FFmpeg's AAC encoder codes at most 6144 bits per channel in a frame of 1024 samples, 6 a sample, and lowers a rate
+# asked above that (measured: 48 kb/s for 8 kHz mono): the rate a warning names is the one coded
+MOST_BITS_PER_SAMPLE = {"aac": 6}
 
 
 def _depth(context: av.audio.codeccontext.AudioCodecContext) -> int | str | None:
@@ -82,7 +85,9 @@ def high_rate_encoders(context: av.audio.codeccontext.AudioCodecContext, muxer: 
     carries (HIGH_RATE): lossy, once; none for lossy audio, which is not coded twice (encoders)."""
     if not _lossless(context):
         return ()
-    return tuple(entry for entry in HIGH_RATE.get(muxer, ()) if entry[0] in av.codecs_available)
+    samples = context.sample_rate * context.channels
+    return tuple((name, kind, min(rate, MOST_BITS_PER_SAMPLE.get(name, rate) * samples))
+                 for name, kind, rate in HIGH_RATE.get(muxer, ()) if name in av.codecs_available)
 
 
 class SampleConverter:
