@@ -157,13 +157,13 @@ def _on_trial(out: av.container.OutputContainer,
 
 
 def _encoded_reads_back(out: av.container.OutputContainer, source: av.audio.stream.AudioStream, codec: str,
-                        sample_format: str, bit_rate: int | None = None) -> bool:
+                        sample_format: str, bit_rate: int | None = None, *, layout: str | None = None) -> bool:
     """Whether frames of silence coded by `codec` (TRIAL_AUDIO_PACKETS), muxed on a trial file like the output,
     read back as `codec`: a muxer may take a stream it writes as no demuxer reads it (PCM in MPEG-TS comes back as data). In
     .mxf and .dv, whose muxers refuse sound before the first picture (measured: invalid data), the codec is tried
     as a copy's is, by the header alone."""
     def write(trial: av.container.OutputContainer) -> tuple[int, str] | None:
-        encoded = _add_encoder(trial, source, codec, sample_format, bit_rate)
+        encoded = _add_encoder(trial, source, codec, sample_format, bit_rate, layout=layout)
         trial.start_encoding()
         if out.format.name in VIDEO_MUXERS:
             return None
@@ -183,11 +183,12 @@ def _encoded_reads_back(out: av.container.OutputContainer, source: av.audio.stre
 
 
 def _add_encoder(out: av.container.OutputContainer, source: av.audio.stream.AudioStream, codec: str,
-                 sample_format: str, bit_rate: int | None = None) -> av.audio.stream.AudioStream:
-    """An audio stream coded by `codec` at the source's rate and channels, from samples in `sample_format` (at
-    `bit_rate` bits per second, a lossy codec's)."""
+                 sample_format: str, bit_rate: int | None = None, *, layout: str | None = None
+                 ) -> av.audio.stream.AudioStream:
+    """An audio stream coded by `codec` at the source's rate and channels (in `layout`, else the source's), from
+    samples in `sample_format` (at `bit_rate` bits per second, a lossy codec's)."""
     stream = out.add_stream(codec, rate=source.codec_context.sample_rate,
-                            layout=_ordered_layout(source.codec_context.layout))
+                            layout=layout or _ordered_layout(source.codec_context.layout))
     stream.codec_context.format = sample_format
     if bit_rate:
         stream.codec_context.bit_rate = bit_rate
@@ -199,10 +200,11 @@ def _converted_audio(stream: av.audio.stream.AudioStream, name: str, out: av.con
     (lossless_audio.encoders): left out, an editor's sound was lost. FLAC in .mov is refused even with strict
     experimental (measured), though .mp4 holds it."""
     muxer = out.format.name.split(",")[0]
-    found = next((pair for pair in lossless_audio.encoders(stream.codec_context, muxer)
-                  if _encoded_reads_back(out, stream, *pair)), None)
+    layouts = lossless_audio.layouts(_ordered_layout(stream.codec_context.layout))
+    found = next(((codec, kind, layout) for codec, kind in lossless_audio.encoders(stream.codec_context, muxer)
+                  for layout in layouts if _encoded_reads_back(out, stream, codec, kind, layout=layout)), None)
     if found is not None:
-        encoded = _add_encoder(out, stream, *found)
+        encoded = _add_encoder(out, stream, *found[:2], layout=found[2])
         log.warning("audio stream %d (%s) cannot be copied into %s; it is re-encoded losslessly as %s, every sample "
                     "kept", stream.index, name, _suffix(out), found[0])
         return Copy(encoded, lossless_audio.SampleConverter(stream, encoded))

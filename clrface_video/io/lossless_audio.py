@@ -28,6 +28,11 @@ SHORTEST_24_BIT = frozenset({"truehd", "mlp"})  # lossless codecs that code 24 b
 # at its highest rate (what broadcast and Blu-ray players read; 32 to 48 kHz, up to 5.1), else AAC (any rate and
 # up to 7.1), rather than no sound at all.
 HIGH_RATE = {"mpegts": (("ac3", "fltp", 640_000), ("aac", "fltp", 512_000))}
+# a layout with its surround pair behind the listener, as WAV and QuickTime state 5.1, and the same channels named
+# at the sides, the only ones FFmpeg's Blu-ray PCM encoder takes (AV_CH_LAYOUT_5POINT1 and its kin; Blu-ray's own
+# Ls/Rs): a 5.1 track into an .m2ts was coded lossy as AC-3. Measured: PyAV's encode moves each sample across as
+# it was (16 and 24 bits, read back equal)
+SIDE_TWINS = {"5.1": "5.1(side)", "5.0": "5.0(side)", "quad": "quad(side)"}
 # FFmpeg's AAC encoder codes at most 6144 bits per channel in a frame of 1024 samples, 6 a sample, and lowers a rate
 # asked above that (measured: 48 kb/s for 8 kHz mono): the rate a warning names is the one coded
 MOST_BITS_PER_SAMPLE = {"aac": 6}
@@ -78,6 +83,13 @@ def encoders(context: av.audio.codeccontext.AudioCodecContext, muxer: str) -> li
         if same and av.AudioFormat(same[0]).bytes == width:
             pairs.append((name, same[0]))
     return pairs
+
+
+def layouts(layout: av.AudioLayout | str) -> list[str]:
+    """The layouts to try a lossless encoder in: the track's own, then its surround pair named at the sides
+    (SIDE_TWINS), which an encoder that refuses the first may take."""
+    name = layout if isinstance(layout, str) else layout.name
+    return [name, *([SIDE_TWINS[name]] if name in SIDE_TWINS else [])]
 
 
 def high_rate_encoders(context: av.audio.codeccontext.AudioCodecContext, muxer: str) -> tuple[tuple[str, str, int], ...]:
