@@ -169,6 +169,19 @@ def test_an_ultra_hdr_jpeg_whose_mp_index_is_gone_comes_back_sdr_and_says_so(tmp
     assert {record.getMessage() for record in warnings_logged.records} == {line}
 
 
+def test_an_ultra_hdr_jpeg_cut_in_its_gain_map_says_so_once(tmp_path, astronaut, warnings_logged):
+    """A copy cut off in its gain map: that picture was said twice, once as the gain map and once as 'its picture
+    2 after the primary (MP type Undefined: a depth map or the like)'."""
+    source = tmp_path / "cut.jpg"
+    _ultra_hdr(source, astronaut)
+    source.write_bytes(source.read_bytes()[:-300])
+    restore_image(source, tmp_path / "out.jpg", BASELINE)
+    assert len(mp_pictures(tmp_path / "out.jpg")) == 1
+    line = ("out.jpg: its Ultra HDR gain map is left out (the file's MP index does not lead to it): the photo comes "
+            "back SDR")
+    assert {record.getMessage() for record in warnings_logged.records} == {line}
+
+
 def _depth_map(rgb: np.ndarray) -> bytes:
     """A portrait photo's depth map: grey, half the photo's size, near in its middle (no gain map's marks)."""
     rows, columns = np.mgrid[0:rgb.shape[0] // 2, 0:rgb.shape[1] // 2]

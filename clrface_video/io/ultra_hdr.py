@@ -115,6 +115,8 @@ def gain_map_of(path: Path, xmp: bytes | None, size: tuple[int, int], orientatio
             continue
         if gain_map is None and whole and any(mark in picture[:GAIN_MAP_HEAD] for mark in GAIN_MAP_MARKS):
             gain_map = GainMap(picture, upright, orientation, segments, number)
+        elif gain_map is None and says_so and not whole:  # the gain map the XMP names, cut off: said once, as it
+            gain_map = GainMap(b"", upright, orientation, segments, number)  # was also named a depth map
         elif not views:
             extras.append(ExtraPicture(picture if whole else b"", number, entry.kind, upright, orientation))
     if gain_map is None and says_so:
