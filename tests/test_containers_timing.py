@@ -338,11 +338,15 @@ def test_h264_in_mpeg_ps_whose_pack_splits_a_start_code_is_read_at_its_times(tmp
     """The muxer stamps a pack with the first frame that begins in it; FFmpeg's H.264 parser gives that stamp to
     the frame before as well where the pack boundary splits that frame's start code. read_frames leaves such a
     frame untimed, spaced between its neighbours, and the writer says what other players do."""
-    src = small_frames_clip(tmp_path / "in.mkv")
-    out = copy_video(src, tmp_path / "out.mpg", codec="libx264")
-    with av.open(str(out)) as container:
-        stamps = [p.pts for p in container.demux(video=0) if p.pts is not None]
-    assert len(stamps) > len(set(stamps))  # two frames with one time, as FFmpeg reads them
+    for frames in (300, 290, 310):  # libx264's bytes vary with what the process did before (docs/results.md):
+        src = small_frames_clip(tmp_path / f"in{frames}.mkv", frames)  # a pack split where a start code lies
+        out = copy_video(src, tmp_path / f"out{frames}.mpg", codec="libx264")  # in one of these, not each time
+        with av.open(str(out)) as container:
+            stamps = [p.pts for p in container.demux(video=0) if p.pts is not None]
+        if len(stamps) > len(set(stamps)):  # two frames with one time, as FFmpeg reads them
+            break
+    else:
+        pytest.fail("no pack of the three .mpg files split a start code: the case is not tested")
     assert since_first(times(out)) == since_first(times(src))
     assert "can show a frame of H.264 in .mpg at the next frame's time" in warnings_logged.text
 
