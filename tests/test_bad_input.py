@@ -488,10 +488,20 @@ def test_a_dash_for_standard_input_or_output_is_refused(tmp_path, monkeypatch):
         assert copy.streams.video[0].frames == 2
 
 
+def _sound(path: Path) -> tuple[int, float]:
+    """A file's audio: its samples, and where they end in seconds from its first picture."""
+    with av.open(str(path)) as container:
+        start = float(container.streams.video[0].start_time * container.streams.video[0].time_base)
+        frames = list(container.decode(audio=0))
+    return sum(frame.samples for frame in frames), float(frames[-1].time) + frames[-1].samples / frames[-1].rate - start
+
+
 def test_an_mpg_cut_short_is_restored_to_its_end_and_said(tmp_path, warnings_logged):
     """An MPEG-PS states no length, so a copy cut off mid-transfer was restored to where it stops with exit 0 and
     not a word: an archivist took it for the whole recording. Its last packet, cut short, says so: it is still
-    restored as far as it goes (what is there plays), with one line that names where it ends."""
+    restored as far as it goes (what is there plays), with one line that names where it ends. Its muxer stores
+    sound beside pictures shown up to a second later, so the cut took more of the sound: all that is there is
+    kept, and the line says where it stops (it said the pictures' end alone, a second past the last sound)."""
     whole = make_clip(tmp_path / "tape.mpg", frames=72, size=(128, 96), codec="mpeg2video", audio_codec="mp2")
     data = whole.read_bytes()
     cut = tmp_path / "tape_copy.mpg"
@@ -502,8 +512,12 @@ def test_an_mpg_cut_short_is_restored_to_its_end_and_said(tmp_path, warnings_log
         there = sum(1 for _ in source.decode(video=0))
     with av.open(str(tmp_path / "out.mkv")) as out:
         assert sum(1 for _ in out.decode(video=0)) == there < 72
+    (samples, sound), (kept, _) = _sound(cut), _sound(tmp_path / "out.mkv")
+    assert kept == samples  # every sample the cut file holds
+    assert sound < there / 24 - 0.5  # the file's own loss: its sound stops well before its pictures
     said = (f"tape_copy.mpg ends mid-stream (its last packet is cut short: a copy or recording cut off), so it is "
-            f"restored up to {there / 24:.2f} s, where its pictures stop; what came after is not in the file")
+            f"restored up to {there / 24:.2f} s, where its pictures stop (its sound stops at {sound:.2f} s); what "
+            "came after is not in the file")
     assert {r.getMessage() for r in warnings_logged.records if "mid-stream" in r.getMessage()} == {said}
     assert restore(whole, "-o", tmp_path / "whole.mkv").exit_code == 0  # the whole file: not a word
     assert {r.getMessage() for r in warnings_logged.records if "mid-stream" in r.getMessage()} == {said}

@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 import struct
 from pathlib import Path
+from xml.etree import ElementTree
 
 import numpy as np
 import pytest
@@ -17,6 +18,8 @@ from tests.media import crop_footprints, mp_pictures
 
 BASELINE = RestoreConfig(model="baseline-bicubic-sharpen", device="cpu")
 MAKE, ORIENTATION = 0x010F, 0x0112
+RDF_NS, HDRGM_NS = "http://www.w3.org/1999/02/22-rdf-syntax-ns#", "http://ns.adobe.com/hdr-gain-map/1.0/"
+CONTAINER_NS, ITEM_NS = "http://ns.google.com/photos/1.0/container/", "http://ns.google.com/photos/1.0/container/item/"
 RDF = ('<x:xmpmeta xmlns:x="adobe:ns:meta/"><rdf:RDF xmlns:rdf="http://www.w3.org/1999/02/22-rdf-syntax-ns#">'
        '<rdf:Description rdf:about="" xmlns:hdrgm="http://ns.adobe.com/hdr-gain-map/1.0/"{}</rdf:Description>'
        '</rdf:RDF></x:xmpmeta>')
@@ -37,6 +40,9 @@ GAIN_MAP_XMP = RDF.format(
     ' hdrgm:Version="1.0" hdrgm:GainMapMin="0" hdrgm:GainMapMax="2.3" hdrgm:Gamma="1" hdrgm:OffsetSDR="0.015625"'
     ' hdrgm:OffsetHDR="0.015625" hdrgm:HDRCapacityMin="0" hdrgm:HDRCapacityMax="2.3"'
     ' hdrgm:BaseRenditionIsHDR="False">').encode()
+# out.jpg's warning where the MP index does not lead to its gain map (gone, cut off, not a JPEG there)
+NOT_FOUND = ("out.jpg: its Ultra HDR gain map is left out (the file's MP index does not lead to it): the photo comes "
+             "back SDR")
 
 
 # ISO 21496-1's APP2 segment in the primary: its name, then the least version a reader needs and the writer's
@@ -164,9 +170,7 @@ def test_an_ultra_hdr_jpeg_whose_mp_index_is_gone_comes_back_sdr_and_says_so(tmp
     source.write_bytes(data[:index] + data[index + 2 + struct.unpack_from(">H", data, index + 2)[0]:])
     restore_image(source, tmp_path / "out.jpg", BASELINE)
     assert len(mp_pictures(tmp_path / "out.jpg")) == 1
-    line = ("out.jpg: its Ultra HDR gain map is left out (the file's MP index does not lead to it): the photo comes "
-            "back SDR")
-    assert {record.getMessage() for record in warnings_logged.records} == {line}
+    assert {record.getMessage() for record in warnings_logged.records} == {NOT_FOUND}
 
 
 def test_an_ultra_hdr_jpeg_cut_in_its_gain_map_says_so_once(tmp_path, astronaut, warnings_logged):
@@ -177,9 +181,7 @@ def test_an_ultra_hdr_jpeg_cut_in_its_gain_map_says_so_once(tmp_path, astronaut,
     source.write_bytes(source.read_bytes()[:-300])
     restore_image(source, tmp_path / "out.jpg", BASELINE)
     assert len(mp_pictures(tmp_path / "out.jpg")) == 1
-    line = ("out.jpg: its Ultra HDR gain map is left out (the file's MP index does not lead to it): the photo comes "
-            "back SDR")
-    assert {record.getMessage() for record in warnings_logged.records} == {line}
+    assert {record.getMessage() for record in warnings_logged.records} == {NOT_FOUND}
 
 
 def _depth_map(rgb: np.ndarray) -> bytes:
@@ -223,3 +225,59 @@ def test_a_depth_map_that_cannot_be_kept_is_named_in_one_warning(tmp_path, astro
     assert {record.getMessage() for record in warnings_logged.records} == {said}
     if turned:
         assert len(mp_pictures(tmp_path / output)) == 2  # the gain map, turned with the photo
+
+
+def _xmp_of(path: Path) -> bytes:
+    """The XMP a written photo holds: a JPEG's APP1, a PNG's iTXt."""
+    with Image.open(path) as image:
+        xmp = image.info.get("xmp") or image.info.get("XML:com.adobe.xmp")
+    return xmp.encode() if isinstance(xmp, str) else xmp
+
+
+def _without_gain_map(xmp: str) -> str:
+    """The XMP a photo written without its gain map must hold: no hdrgm:Version and no GContainer directory."""
+    return (xmp.replace(' hdrgm:Version="1.0"', "").replace("<hdrgm:Version>1.0</hdrgm:Version>", "")
+            .split("<Container:Directory>")[0] + "</rdf:Description></rdf:RDF></x:xmpmeta>")
+
+
+@pytest.mark.parametrize(("form", "output"), [("attribute", "out.jpg"), ("element", "out.jpg"),
+                                              ("attribute", "out.png")])
+def test_a_photo_written_without_its_gain_map_has_xmp_that_names_none(tmp_path, astronaut, form, output):
+    """Its XMP still said hdrgm:Version and named the gain map in its GContainer directory with its length, though
+    the file held no MP index and no gain map: a reader that follows the directory took the restored picture's last
+    bytes for the gain map. Both go; the rest of the XMP stays as it was, well-formed."""
+    source = tmp_path / "cut.jpg"
+    _ultra_hdr(source, astronaut, xmp=XMP_FORMS[form])
+    source.write_bytes(source.read_bytes()[:-300])  # cut off in its gain map
+    restore_image(source, tmp_path / output, BASELINE)
+    xmp = _xmp_of(tmp_path / output)
+    assert xmp.decode() == _without_gain_map(XMP_FORMS[form])
+    description = ElementTree.fromstring(xmp).find(f"{{{RDF_NS}}}RDF/{{{RDF_NS}}}Description")
+    assert f"{{{HDRGM_NS}}}Version" not in description.attrib
+    assert list(description) == []
+    if output.endswith(".jpg"):
+        assert len(mp_pictures(tmp_path / output)) == 1
+
+
+def test_a_dropped_gain_maps_directory_item_goes_and_a_kept_depth_maps_stays(tmp_path, astronaut, warnings_logged):
+    """A gain map whose picture the MP index does not lead to (no JPEG start there) is left out while the depth map
+    after it is kept: the directory names the primary and the depth map alone, so that a reader finds the depth map
+    by its Item:Length where it now lies, right after the primary."""
+    depth = _depth_map(astronaut)
+    item = ('<rdf:li rdf:parseType="Resource"><Container:Item Item:Semantic="Depth" Item:Mime="image/jpeg"'
+            f' Item:Length="{len(depth)}"/></rdf:li>')
+    xmp = PRIMARY_XMP.replace("</rdf:Seq>", item + "</rdf:Seq>")
+    source = tmp_path / "portrait.jpg"
+    gain_map = _ultra_hdr(source, astronaut, xmp=xmp, depth=depth)
+    data = source.read_bytes()
+    at = data.index(gain_map)
+    source.write_bytes(data[:at] + b"\x00\x00" + data[at + 2:])  # its start of image gone
+    restore_image(source, tmp_path / "out.jpg", BASELINE)
+    pictures = mp_pictures(tmp_path / "out.jpg")
+    assert len(pictures) == 2 and pictures[1] == depth
+    written = _xmp_of(tmp_path / "out.jpg")
+    primary, _, rest = xmp.partition('<rdf:li rdf:parseType="Resource"><Container:Item Item:Semantic="GainMap"')
+    assert written.decode() == (primary + rest.partition("</rdf:li>")[2]).replace(' hdrgm:Version="1.0"', "")
+    items = ElementTree.fromstring(written).iter(f"{{{CONTAINER_NS}}}Item")
+    assert [element.get(f"{{{ITEM_NS}}}Semantic") for element in items] == ["Primary", "Depth"]
+    assert {record.getMessage() for record in warnings_logged.records} == {NOT_FOUND}

@@ -31,7 +31,14 @@ from clrface_video.io.photo_read import (
     tiff_start,
 )
 from clrface_video.io.pixels import luma, to_codes, to_depth
-from clrface_video.io.ultra_hdr import extras_named, fitted, fitted_extras, gain_map_xmp, with_gain_map
+from clrface_video.io.ultra_hdr import (
+    extras_named,
+    fitted,
+    fitted_extras,
+    gain_map_xmp,
+    with_gain_map,
+    without_gain_map_xmp,
+)
 
 from ..opencv import cv2
 
@@ -532,16 +539,17 @@ def _encode_into(image: np.ndarray, like: Photo, target: BinaryIO, name: str) ->
     """encode_photo's encoding into an open file object."""
     rgb = to_depth(image, like.bit_depth)
     like = sized(like, rgb)
+    jpeg, size = like.format == "JPEG", (rgb.shape[1], rgb.shape[0])
+    gain_map = fitted(like.gain_map, size, name) if jpeg and like.gain_map is not None else None  # Ultra HDR's
+    appended = fitted_extras(like.extras, size, name) if jpeg else []  # a depth map
+    if gain_map is not None:
+        like = replace(like, xmp=gain_map_xmp(like.xmp, len(gain_map)))
+        appended.append((like.gain_map.number, 0, gain_map))
+    else:  # its XMP must not name a gain map the file does not hold
+        like = replace(like, xmp=without_gain_map_xmp(like.xmp, alone=not appended))
     if like.bit_depth == 16 and like.mode not in GRAY_MODES:
         target.write(_encode_16bit_rgb(rgb, like, name))
         return
-    jpeg, size = like.format == "JPEG", (rgb.shape[1], rgb.shape[0])
-    gain_map = fitted(like.gain_map, size, name) if jpeg and like.gain_map is not None else None  # Ultra HDR's
-    if gain_map is not None:
-        like = replace(like, xmp=gain_map_xmp(like.xmp, len(gain_map)))
-    appended = fitted_extras(like.extras, size, name) if jpeg else []  # a depth map
-    if gain_map is not None:
-        appended.append((like.gain_map.number, 0, gain_map))
     options = save_options(like, name)
     if options.get("compression") not in (None, "raw") and _has_sub_ifds(like.exif):
         # libtiff (Pillow's writer of compressed TIFF) cannot place EXIF sub-IFDs; keep the metadata whole

@@ -33,8 +33,14 @@ ULTRA_HDR = b"hdrgm:Version"  # the primary picture's XMP says it has a gain map
 # the primary's GContainer directory (Container:Directory): one Container:Item a picture, the gain map's
 # Item:Semantic="GainMap" with its Item:Length in bytes
 CONTAINER_ITEM = re.compile(rb"<Container:Item\b[^>]*>")
-GAIN_MAP_ITEM = re.compile(rb"""Item:Semantic\s*=\s*["']GainMap["']""")
+GAIN_MAP_ITEM = re.compile(rb"""Item:Semantic\s*(?:=\s*["']|>\s*)GainMap\b""")  # as an attribute or an element
 ITEM_LENGTH = re.compile(rb"""(Item:Length\s*=\s*["'])\d+""")
+# what is taken out of the primary's XMP once its gain map is left out: hdrgm:Version (an attribute or an element),
+# the directory's list items (one a picture, none nested) and the directory itself
+GAIN_MAP_VERSION = re.compile(rb"""\s+hdrgm:Version\s*=\s*(["'])[^"']*\1"""
+                              rb"|\s*<hdrgm:Version\s*>[^<]*</hdrgm:Version>")
+CONTAINER_DIRECTORY = re.compile(rb"\s*<Container:Directory\b.*?</Container:Directory>", re.DOTALL)
+DIRECTORY_ITEM = re.compile(rb"\s*<rdf:li\b[^>]*>.*?</rdf:li>", re.DOTALL)
 # how a picture stored in an EXIF orientation is turned upright (as ImageOps.exif_transpose turns it)
 TURNS = {2: Image.Transpose.FLIP_LEFT_RIGHT, 3: Image.Transpose.ROTATE_180, 4: Image.Transpose.FLIP_TOP_BOTTOM,
          5: Image.Transpose.TRANSPOSE, 6: Image.Transpose.ROTATE_270, 7: Image.Transpose.TRANSVERSE,
@@ -185,6 +191,22 @@ def gain_map_xmp(xmp: bytes | None, length: int) -> bytes | None:
     number = str(length).encode()
     return CONTAINER_ITEM.sub(lambda item: ITEM_LENGTH.sub(lambda found: found.group(1) + number, item.group(0))
                               if GAIN_MAP_ITEM.search(item.group(0)) else item.group(0), xmp)
+
+
+def without_gain_map_xmp(xmp: bytes | None, alone: bool) -> bytes | None:
+    """The primary's XMP for a photo written without its gain map: without hdrgm:Version and without the GContainer
+    directory's GainMap item, its other items (a depth map's) kept; without the directory at all where no picture
+    follows the primary (`alone`). The rest as it was.
+
+    Why: a reader that believes hdrgm:Version looks for a gain map, and one that follows the directory takes the
+    last Item:Length bytes of the file, the restored picture's own, for it."""
+    if not xmp:
+        return xmp
+    xmp = GAIN_MAP_VERSION.sub(b"", xmp)
+    if alone:
+        return CONTAINER_DIRECTORY.sub(b"", xmp)
+    return CONTAINER_DIRECTORY.sub(lambda directory: DIRECTORY_ITEM.sub(
+        lambda item: b"" if GAIN_MAP_ITEM.search(item.group(0)) else item.group(0), directory.group(0)), xmp)
 
 
 def with_gain_map(primary: bytes, pictures: list[tuple[int, int, bytes]], segments: bytes, name: str) -> bytes:
