@@ -103,3 +103,20 @@ def test_a_16_bit_png_written_as_avif_goes_at_10_bits_with_its_metadata(tmp_path
         assert written.info["xmp"] == XMP
     said = {record.getMessage() for record in warnings_logged.records}
     assert said == {"out.avif: written as AVIF with 16 bits per channel to 10"}
+
+
+def test_writing_a_10_bit_avif_prints_no_svt_banner(tmp_path, astronaut):
+    """SVT-AV1 printed some 20 lines of banner (and a thread-priority warning) to the terminal for every 10-bit AVIF
+    a folder wrote, -q or not; the video writer's SVT-AV1 is silenced the same way (test_io_video)."""
+    import os
+    import subprocess
+    import sys
+
+    source = _avif_10bit(tmp_path / "phone.avif", _face_over_ramp(astronaut))
+    env = {key: value for key, value in os.environ.items() if key != "SVT_LOG"}
+    done = subprocess.run([sys.executable, "-m", "clrface_video", "restore", str(source), "-o", str(tmp_path / "o.avif"),
+                           "--model", "baseline-bicubic-sharpen", "--device", "cpu"], capture_output=True, text=True,
+                          env=env, cwd=Path(__file__).parents[1], check=False)
+    assert done.returncode == 0, done.stderr
+    assert "Svt[" not in done.stderr
+    assert _luma_10bit(tmp_path / "o.avif").max() > 255  # written by SVT-AV1 at 10 bits
