@@ -22,6 +22,7 @@ from .io.tiff_pages import tiff_pages
 from .paths import check_within, mirrored, resolve_paths, say_renamed
 from .pipeline import (
     ModelsFor,
+    check_settings,
     detector_for,
     finish_report,
     job_settings,
@@ -74,6 +75,7 @@ def restore_folder(input: str | Path, output: str | Path | None = None, config: 
     contents = folder_contents(source, target)
     photos, videos = contents.photos, contents.videos
     say_renamed(videos)
+    check_settings(config, video=bool(videos))
     todo, videos_todo = undone(photos, source, target, config), undone(videos, source, target, config)
     timer = StageTimer()
     model, device = would_run(config)  # the settings checked before any work; the models load at the first photo
