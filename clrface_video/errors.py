@@ -6,6 +6,7 @@ import re
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from contextvars import ContextVar
+from pathlib import Path
 from types import MappingProxyType
 
 FFMPEG_ERRNO = re.compile(r"\[Errno -?\d+\] ")  # PyAV's prefix to FFmpeg's messages: a number users cannot use
@@ -20,6 +21,13 @@ def reason(error: BaseException) -> str:
     """What an OS or FFmpeg error says went wrong, without the file it names (often a run's hidden temporary
     file, whose name means nothing to the user): its strerror ('No space left on device'), else its one line."""
     return getattr(error, "strerror", None) or one_line(error)
+
+
+def failure_line(relative: Path, error: BaseException) -> str:
+    """'path: reason' for a folder's file that failed (its `failed` entry and its 'skipped' line), without the
+    file's name where the error begins with it: a reader's 'IMG.heic: picture 2 cannot be read' was said as
+    'skipped IMG.heic: IMG.heic: picture 2 cannot be read'."""
+    return f"{relative}: {one_line(error).removeprefix(f'{relative.name}: ')}"
 
 
 class ClrfaceError(Exception):

@@ -14,7 +14,7 @@ from pathlib import Path
 from .atomic import name_max, name_size
 from .errors import ClrfaceError, InputError, option_name
 from .io.apng import is_animated_png
-from .io.decode import check_not_raw, is_image_path
+from .io.decode import check_not_raw, is_image_path, media_kind
 from .io.encode import output_exists
 from .io.output_stream import known_suffix
 from .io.palette import is_gif
@@ -275,6 +275,15 @@ def check_files_only(input: str | Path, output: str | Path | None) -> None:
                            "file or folder")
 
 
+def check_folder_named(source: Path, target: Path) -> None:
+    """Refuse a folder's output named as a video or photo (-o x.mp4) that is not a folder already: a folder's
+    output is a folder, and one named x.mp4 was made, almost surely not what was meant."""
+    if not target.exists() and media_kind(target) in ("video", "photo"):
+        given = option_name("output").split()[0]
+        raise ClrfaceError(f"{given} {target} names a file, but {source.name} is a folder: its output is a folder "
+                           f"(for example {given} {default_output(source).name})")
+
+
 def _a_device(output: Path) -> bool:
     """Whether an output names a device, a pipe or a socket (/dev/null, /dev/stdout), or a new file in /dev itself
     (-o /dev/stdout became /dev/stdout.mp4); a file system mounted below /dev (/dev/shm) is a folder like others."""
@@ -316,6 +325,8 @@ def resolve_paths(input: str | Path, output: str | Path | None,
         raise ClrfaceError(f"{target.name} is one picture; name the frames with a counter to write an image sequence "
                            f"(for example {target.stem}_%06d{suffix})")
     if source.is_dir():
+        if not folder:
+            check_folder_named(source, target)
         check_outside(target, source)
         check_mirror_apart(target, source)
         if target.exists() and not target.is_dir():

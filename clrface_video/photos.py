@@ -12,7 +12,7 @@ import numpy as np
 
 from .config import RestoreConfig
 from .device import pick_device
-from .errors import ClrfaceError, InputError, OptionError, disk_full, one_line
+from .errors import ClrfaceError, InputError, OptionError, disk_full, failure_line, one_line
 from .folder_walk import FolderContents, folder_contents
 from .io.decode import VIDEO_EXTENSIONS, check_not_raw
 from .io.multi_picture import picture_count
@@ -22,6 +22,7 @@ from .io.tiff_pages import tiff_pages
 from .paths import check_within, mirrored, resolve_paths, say_renamed
 from .pipeline import (
     ModelsFor,
+    check_settings,
     detector_for,
     finish_report,
     job_settings,
@@ -74,6 +75,7 @@ def restore_folder(input: str | Path, output: str | Path | None = None, config: 
     contents = folder_contents(source, target)
     photos, videos = contents.photos, contents.videos
     say_renamed(videos)
+    check_settings(config, video=bool(videos))
     todo, videos_todo = undone(photos, source, target, config), undone(videos, source, target, config)
     timer = StageTimer()
     model, device = would_run(config)  # the settings checked before any work; the models load at the first photo
@@ -127,7 +129,7 @@ def sidecars_of_done(photos: list[Path], todo: list[Path], source: Path, target:
         try:
             report.sidecars += sidecars_brought_up_to_date(path, target / relative)
         except ClrfaceError as error:
-            report.failed.append(f"{relative}: {one_line(error)}")
+            report.failed.append(failure_line(relative, error))
             say_failed(report.failed[-1])
 
 
@@ -181,12 +183,11 @@ def _restore_photos(source: Path, target: Path, todo: list[Path], story: _PhotoS
             _restore_one(story, path, target / relative, timer, within=target)
         except _PhotoFault as fault:  # this photo (unreadable, unwritable, odd metadata), not the folder
             story.uncount(before)  # its faces were restored, but are in no output
-            message = one_line(fault.__cause__ or fault)
-            report.failed.append(f"{relative}: {message}")
+            report.failed.append(failure_line(relative, fault.__cause__ or fault))
             if disk_full(fault):
                 finish_report(report, story.story, timer, start)
                 raise stopped(relative, report) from fault
-            say_failed(f"{relative}: {message}")
+            say_failed(report.failed[-1])
         except _RestorerFault as fault:  # the model or the device: every photo after it would meet it too
             raise fault.error
         else:
@@ -286,11 +287,10 @@ def _restore_videos(source: Path, target: Path, videos: list[Path], config: Rest
             check_within(mirrored(path, source, target), target)
             done = restore_video(path, mirrored(path, source, target), config, models=models)
         except ClrfaceError as error:  # this video (unreadable, truncated, unwritable), not the folder
-            message = one_line(error)
-            report.failed.append(f"{relative}: {message}")
+            report.failed.append(failure_line(relative, error))
             if disk_full(error):
                 raise stopped(relative, report) from error
-            say_failed(f"{relative}: {message}")
+            say_failed(report.failed[-1])
         else:
             report.model, report.device = done.model, done.device
             if done.settings is not None:

@@ -20,9 +20,9 @@ from .faces.detect import FaceDetector, make_detector, visible_scale
 from .faces.identity import identity_encoder_or_none
 from .io.decode import FIELD_PROGRESSIVE, VideoInfo, is_image_path, probe_video, read_frames
 from .io.deinterlace import bwdif_deint
-from .io.encode import VideoWriter, output_exists
+from .io.encode import AUTO, VideoWriter, output_exists
 from .io.multi_picture import PictureWriter, own_format, picture_count, read_pictures
-from .io.output_stream import encoder_settings
+from .io.output_stream import check_codec, encoder_settings
 from .io.palette import is_gif
 from .io.photo_read import Photo, read_photo
 from .io.photo_write import copy_photo, fit_format, format_for, write_photo
@@ -145,6 +145,7 @@ def restore_video(input: str | Path, output: str | Path | None = None, config: R
                            "(which restores whichever it is) or restore_image, not as a video")
     animated_webp = is_animated_webp(source)  # FFmpeg cannot decode it: Pillow reads (and writes) it
     info = probe_webp(source) if animated_webp else probe_video(source, config.fps)
+    check_settings(config, video=True)
     if config.fps is not None and not is_sequence(source):
         log.warning("%s sets the rate of an image sequence; %s keeps its own timestamps", option_name("fps"), source.name)
     if left_as_is(source, target, config):
@@ -191,6 +192,7 @@ def restore_image(input: str | Path, output: str | Path | None = None, config: R
         raise OptionError(config.span_option(), "picks a stretch of a video; a photo is restored whole")
     start = time.perf_counter()
     source, target = resolve_paths(input, output)
+    check_settings(config, video=False)
     if left_as_is(source, target, config):
         done = already_done(source, target, "image", config)
         done.sidecars = sidecars_brought_up_to_date(source, target)
@@ -387,6 +389,14 @@ def would_run(config: RestoreConfig, *, local: bool = True) -> tuple[str, str]:
     device is the workers' to pick, and stays as asked."""
     model = default_model_name() if config.model == "auto" else config.model
     return model, str(pick_device(config.device)) if local else config.device
+
+
+def check_settings(config: RestoreConfig, *, video: bool) -> None:
+    """Refuse a wrong --device, and for videos an unknown --codec, before a rerun's check says anything: a
+    "redoing a.mp4" warning came first, as if the work had begun, and then the refusal."""
+    would_run(config)
+    if video and config.codec != AUTO:
+        check_codec(config.codec)
 
 
 def finish_report(report: RestoreReport, story: FrameStory | None, timer: StageTimer,

@@ -13,7 +13,9 @@ import pytest
 from click.testing import CliRunner
 from PIL import Image
 
+from clrface_video import restore_video
 from clrface_video.cli import cli
+from clrface_video.errors import ClrfaceError
 from clrface_video.io.apng import _chunks
 from tests.media import astronaut, make_clip, make_sequence
 
@@ -521,3 +523,23 @@ def test_an_mpg_cut_short_is_restored_to_its_end_and_said(tmp_path, warnings_log
     assert {r.getMessage() for r in warnings_logged.records if "mid-stream" in r.getMessage()} == {said}
     assert restore(whole, "-o", tmp_path / "whole.mkv").exit_code == 0  # the whole file: not a word
     assert {r.getMessage() for r in warnings_logged.records if "mid-stream" in r.getMessage()} == {said}
+
+
+def test_a_folders_output_named_as_a_video_or_photo_is_refused(tmp_path, monkeypatch):
+    """restore PHOTOS -o x.mp4 made a folder named x.mp4: a folder's output is a folder, and a name with a video
+    or photo extension is almost surely a mistake. One that is a folder already is taken, and so is -o x.mp4/."""
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "PHOTOS").mkdir()
+    Image.fromarray(astronaut()[:48, :64]).save(tmp_path / "PHOTOS" / "a.jpg")
+    for name in ("x.mp4", "x.jpg"):
+        assert_refused(tmp_path, "PHOTOS", f"-o {name} names a file, but PHOTOS is a folder: its output is a folder "
+                       "(for example -o PHOTOS_restored)", "-o", name)
+        assert not (tmp_path / name).exists()
+    with pytest.raises(ClrfaceError, match=r"^output x.mp4 names a file, but PHOTOS is a folder: its output is a "
+                                           r"folder \(for example output PHOTOS_restored\)$"):
+        restore_video("PHOTOS", "x.mp4", model="baseline-bicubic-sharpen", device="cpu")
+    assert not (tmp_path / "x.mp4").exists()
+    assert restore("PHOTOS", "-o", "new.mp4/", "-q").exit_code == 0
+    (tmp_path / "old.mp4").mkdir()
+    assert restore("PHOTOS", "-o", "old.mp4", "-q").exit_code == 0
+    assert (tmp_path / "new.mp4" / "a.jpg").is_file() and (tmp_path / "old.mp4" / "a.jpg").is_file()

@@ -2314,3 +2314,12 @@ def test_a_folder_is_looked_through_for_leftovers_once_not_for_every_file(tmp_pa
         write_photo(out / f"p{number}.png", photo.image, photo)
     assert listed == [out] and not (out / f".p7.{ended.pid}.partial.png").exists()
     assert sorted(p.name for p in out.iterdir()) == [f"p{n}.png" for n in range(8)]
+
+
+def test_telemetry_a_vob_cannot_hold_is_still_said_to_be_left_out(tmp_path, warnings_logged):
+    """Only a DVD's navigation packets are left out of a .vob unsaid (test_containers_timing): a camera's
+    telemetry is lost there, which its owner must hear."""
+    src = add_extras(make_clip(tmp_path / "in.mp4", frames=8, size=SMALL), tmp_path / "GOPR0001.MP4", telemetry=True)
+    with av.open(str(copy_video(src, tmp_path / "out.vob"))) as container:
+        assert "data" not in [s.type for s in container.streams]
+    assert "data stream 2 (GoPro MET) cannot be stored in .vob; it is left out" in warnings_logged.text

@@ -132,6 +132,20 @@ def test_every_picture_of_a_heif_burst_is_restored_into_one_heif_with_its_primar
     assert pillow_heif.open_heif(output).primary_index == 1
 
 
+def test_a_burst_cut_short_is_named_once_in_its_folders_failure_line(tmp_path, astronaut, warnings_logged):
+    """'skipped trunc_burst.heic: trunc_burst.heic: picture 2 cannot be read': the reader's message names the file,
+    and the folder's line named it again. The good photo beside it is restored."""
+    folder = tmp_path / "album"
+    folder.mkdir()
+    burst = _burst(folder / "trunc_burst.heic", _views(astronaut))
+    burst.write_bytes(burst.read_bytes()[:burst.stat().st_size * 3 // 4])  # the second picture's data cut off
+    Image.fromarray(astronaut).save(folder / "good.jpg")
+    report = restore_folder(folder, tmp_path / "restored", BASELINE)
+    assert report.images == 1 and (tmp_path / "restored" / "good.jpg").is_file()
+    assert len(report.failed) == 1 and report.failed[0].startswith("trunc_burst.heic: picture 2 cannot be read (")
+    assert {record.getMessage() for record in warnings_logged.records} == {f"skipped {report.failed[0]}"}
+
+
 @pytest.mark.parametrize(("suffix", "output"), [(".png", "a PNG"), (".avif", "an AVIF")])
 def test_several_pictures_written_as_another_format_keep_the_first_and_say_so(tmp_path, astronaut, warnings_logged,
                                                                                suffix, output):

@@ -211,6 +211,31 @@ def test_the_cli_says_why_it_redoes_a_try(clip, tmp_path):
     assert frame_times(out) == frame_times(clip)
 
 
+@pytest.mark.parametrize(("option", "line"), [
+    (("--codec", "nope"), "unknown video encoder 'nope' (try libx264, libx265, libsvtav1, ffv1, prores_ks)"),
+    (("--device", "tpu"), ("--device must be auto, cpu, cuda or cuda:N (only NVIDIA GPUs, through CUDA, and the "
+                           "CPU are supported), got 'tpu'"))])
+def test_a_wrong_option_is_refused_before_a_try_is_said_to_be_redone(clip, tmp_path, option, line):
+    """A wrong --codec or --device was refused only after 'redoing out.mp4: it holds 0.5 s ...', as if the work
+    had begun. In a folder an unknown --codec failed each video ('skipped clip.mp4: unknown video encoder',
+    exit 3): one line, exit 2, before anything is said or written."""
+    out = tmp_path / "out.mp4"
+    flags = ["--model", "baseline-bicubic-sharpen", "--device", "cpu", *option]
+    runner = CliRunner()
+    restore_video(clip, out, config(start=0.5, duration=0.5))
+    kept = out.read_bytes()
+    result = runner.invoke(cli, ["restore", str(clip), "-o", str(out), *flags])
+    assert result.exit_code == 2, result.output
+    assert result.stderr == f"error: {line}\n"
+    assert out.read_bytes() == kept
+    folder = tmp_path / "clips"
+    folder.mkdir()
+    clip.rename(folder / clip.name)
+    result = runner.invoke(cli, ["restore", str(folder), "-o", str(tmp_path / "restored"), *flags])
+    assert result.exit_code == 2, result.output
+    assert result.stderr == f"error: {line}\n" and not (tmp_path / "restored").exists()
+
+
 def test_lengths_are_compared_by_the_same_figure():
     """A source that gives its length only for all its streams together (audio running on 1 s past its video) is
     compared by the output's whole file too, which carries the same audio: not taken for a longer video each run."""

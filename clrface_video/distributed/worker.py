@@ -11,7 +11,7 @@ from typing import Any
 import numpy as np
 
 from ..config import RestoreConfig
-from ..errors import ClrfaceError, disk_full, named_as, one_line
+from ..errors import ClrfaceError, disk_full, failure_line, named_as
 from ..faces.align import align_face
 from ..faces.detect import upright
 from ..faces.shots import is_cut, thumbnail
@@ -200,7 +200,7 @@ class RestoreWorker:
                 except (ClrfaceError, OSError) as error:  # this photo's file (read, metadata, write): as locally
                     if not (isinstance(error, ClrfaceError) or disk_full(error)):
                         raise  # a full disk is the file's too: a photo copied as it was (no face) meets it bare
-                    out.append(f"{relative}: {one_line(error)}")
+                    out.append(failure_line(relative, error))
                     if disk_full(error):  # told here, where the error's causes (its errno) still are
                         full = relative
                         break

@@ -16,6 +16,7 @@ from clrface_video.errors import one_line
 from clrface_video.io import lossless_audio, subtitles
 from clrface_video.io.decode import COPY_STREAM_TYPES, video_stream
 from clrface_video.io.output_stream import CFR_CONTAINERS
+from clrface_video.io.program_stream import PS_FORMATS
 from clrface_video.types import SPAN_TOLERANCE
 
 log = logging.getLogger(__name__)
@@ -28,6 +29,9 @@ MOV_LANGUAGES = {"sqi": "alb", "hye": "arm", "eus": "baq", "mya": "bur", "zho": 
 COVER_MUXERS = frozenset({"mp4", "ipod"})  # muxers that store an attached picture as a cover (covr)
 COVER_FILES = {"mjpeg": ("cover.jpg", "image/jpeg"), "png": ("cover.png", "image/png")}  # Matroska's cover names
 CHAPTER_MUXERS = frozenset({"mp4", "mov", "ipod", "matroska", "webm", "ogg"})  # the muxers that store chapters
+# A DVD's navigation packets (PCI/DSI, in private stream 2), which FFmpeg's MPEG-PS demuxer gives as a data stream
+# without a codec and no muxer of FFmpeg's writes: authoring tools rebuild them and no player needs them in a file
+DVD_NAVIGATION_ID = 0x1BF
 TAGLESS_MUXERS = frozenset({"mpegts", "mxf", "dv", "apng", "gif", "image2"})  # measured: they write no file tags
 LEFT_OUT = {  # why copied packets were left out, said for one packet and for several
     "backwards": ("its time runs backwards (damaged data)", "their times run backwards (damaged data)"),
@@ -375,10 +379,20 @@ def add_copies(source: av.container.InputContainer, out: av.container.OutputCont
         if converted is not None:
             copies[stream.index] = converted
             continue
+        if _dvd_navigation(source, stream):
+            log.info("data stream %d (DVD navigation packets) is left out of %s: authoring tools rebuild them",
+                     stream.index, _suffix(out))
+            continue
         log.warning("%s stream %d (%s) cannot be stored in %s; it is left out",
                     "cover picture" if cover else stream.type, stream.index,
                     name or stream.metadata.get("handler_name") or "no codec", _suffix(out))
     return copies
+
+
+def _dvd_navigation(source: av.container.InputContainer, stream: av.stream.Stream) -> bool:
+    """Whether `stream` is an MPEG-PS's DVD navigation packets: left out of every healthy VOB, a warning about
+    them taught a DVD user to ignore warnings, which then hid a lost telemetry or timecode track."""
+    return source.format.name in PS_FORMATS and stream.type == "data" and stream.id == DVD_NAVIGATION_ID
 
 
 def _keyframe_within(stream: av.stream.Stream, start: Fraction, end: Fraction | None) -> bool:
