@@ -122,7 +122,7 @@ def _muxer_accepts(out: av.container.OutputContainer, template: av.stream.Stream
             packet.stream = copy
             trial.mux(packet)
         # audio: any codec that decodes (MP2 in TS reads back as MP3: its stream type says MPEG audio), not data
-        return copy.index, template.codec_context.name if template.type == "video" else None
+        return copy.index, template.codec_context.codec.canonical_name if template.type == "video" else None
 
     return _on_trial(out, write)
 
@@ -177,7 +177,7 @@ def _encoded_reads_back(out: av.container.OutputContainer, source: av.audio.stre
             packets += encoded.encode(silence)
         for packet in [*packets, *encoded.encode(None)]:
             trial.mux(packet)
-        return encoded.index, codec
+        return encoded.index, encoded.codec_context.codec.canonical_name  # libmp3lame's MP3 decodes as mp3float
 
     return _on_trial(out, write)
 
@@ -196,9 +196,10 @@ def _add_encoder(out: av.container.OutputContainer, source: av.audio.stream.Audi
 
 
 def _converted_audio(stream: av.audio.stream.AudioStream, name: str, out: av.container.OutputContainer) -> Copy | None:
-    """A lossless audio track the output's muxer refuses, coded again losslessly in the first codec it holds
-    (lossless_audio.encoders): left out, an editor's sound was lost. FLAC in .mov is refused even with strict
-    experimental (measured), though .mp4 holds it."""
+    """An audio track the output's muxer refuses, coded again: a lossless one losslessly in the first codec it
+    holds (lossless_audio.encoders), else any track once at a high rate (lossless_audio.high_rate_encoders). Left
+    out, an editor's sound was lost (FLAC in .mov is refused even with strict experimental, measured, though .mp4
+    holds it), and so was a .webm's Opus in a .mov or .avi, its Vorbis in a .ts or .mov."""
     muxer = out.format.name.split(",")[0]
     layouts = lossless_audio.layouts(_ordered_layout(stream.codec_context.layout))
     found = next(((codec, kind, layout) for codec, kind in lossless_audio.encoders(stream.codec_context, muxer)
@@ -213,9 +214,23 @@ def _converted_audio(stream: av.audio.stream.AudioStream, name: str, out: av.con
     if lossy is None:
         return None
     encoded = _add_encoder(out, stream, *lossy)
-    log.warning("audio stream %d (%s) cannot be stored losslessly in %s; it is re-encoded as %s at %d kb/s (lossy; "
-                ".mkv and .mov keep it as it is)", stream.index, name, _suffix(out), lossy[0], lossy[2] // 1000)
+    if lossless_audio.lossless(stream.codec_context):
+        log.warning("audio stream %d (%s) cannot be stored losslessly in %s; it is re-encoded as %s at %d kb/s "
+                    "(lossy; .mkv and .mov keep it as it is)", stream.index, name, _suffix(out), lossy[0],
+                    lossy[2] // 1000)
+    else:
+        log.warning("audio stream %d (%s) cannot be copied into %s; it is re-encoded as %s at %d kb/s (lossy to "
+                    "lossy, a little lost; %s keeps it as it is)", stream.index, name, _suffix(out),
+                    encoded.codec_context.codec.canonical_name, lossy[2] // 1000, _keeps(stream, name))
     return Copy(encoded, lossless_audio.SampleConverter(stream, encoded))
+
+
+def _keeps(stream: av.audio.stream.AudioStream, name: str) -> str:
+    """A container that holds a lossy track as it is, for a warning: Matroska, which holds Opus, Vorbis, AAC, MP3
+    and AC-3 (measured), else the source's own (WMA's .wmv)."""
+    with av.open(io.BytesIO(), "w", format="matroska") as trial:
+        holds = name in trial.supported_codecs
+    return ".mkv" if holds else Path(stream.container.name).suffix.lower()
 
 
 def _timed_packets(stream: av.stream.Stream) -> Iterator[av.Packet]:
@@ -246,12 +261,13 @@ def _moved_on(packet: av.Packet, ticks: int) -> av.Packet:
 
 
 def _reads_back(data: bytes, index: int, codec: str | None) -> bool:
-    """Whether stream `index` of the file `data` decodes to a frame of `codec` (None: of any codec; a stream read
-    back as data has none)."""
+    """Whether stream `index` of the file `data` decodes to a frame of `codec`, a codec's canonical name (None: of
+    any codec; a stream read back as data has none)."""
     try:
         with av.open(io.BytesIO(data)) as written:
             stream = written.streams[index]
-            if stream.codec_context is None or codec is not None and stream.codec_context.name != codec:
+            context = stream.codec_context
+            if context is None or codec is not None and (context.codec is None or context.codec.canonical_name != codec):
                 return False
             return next(written.decode(stream), None) is not None
     except (av.error.FFmpegError, ValueError, IndexError):
