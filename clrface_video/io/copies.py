@@ -157,13 +157,14 @@ def _on_trial(out: av.container.OutputContainer,
 
 
 def _encoded_reads_back(out: av.container.OutputContainer, source: av.audio.stream.AudioStream, codec: str,
-                        sample_format: str, bit_rate: int | None = None, *, layout: str | None = None) -> bool:
+                        sample_format: str, bit_rate: int | None = None, *, layout: str | None = None,
+                        rate: int | None = None) -> bool:
     """Whether frames of silence coded by `codec` (TRIAL_AUDIO_PACKETS), muxed on a trial file like the output,
     read back as `codec`: a muxer may take a stream it writes as no demuxer reads it (PCM in MPEG-TS comes back as data). In
     .mxf and .dv, whose muxers refuse sound before the first picture (measured: invalid data), the codec is tried
     as a copy's is, by the header alone."""
     def write(trial: av.container.OutputContainer) -> tuple[int, str] | None:
-        encoded = _add_encoder(trial, source, codec, sample_format, bit_rate, layout=layout)
+        encoded = _add_encoder(trial, source, codec, sample_format, bit_rate, layout=layout, rate=rate)
         trial.start_encoding()
         if out.format.name in VIDEO_MUXERS:
             return None
@@ -183,11 +184,12 @@ def _encoded_reads_back(out: av.container.OutputContainer, source: av.audio.stre
 
 
 def _add_encoder(out: av.container.OutputContainer, source: av.audio.stream.AudioStream, codec: str,
-                 sample_format: str, bit_rate: int | None = None, *, layout: str | None = None
-                 ) -> av.audio.stream.AudioStream:
-    """An audio stream coded by `codec` at the source's rate and channels (in `layout`, else the source's), from
-    samples in `sample_format` (at `bit_rate` bits per second, a lossy codec's)."""
-    stream = out.add_stream(codec, rate=source.codec_context.sample_rate,
+                 sample_format: str, bit_rate: int | None = None, *, layout: str | None = None,
+                 rate: int | None = None) -> av.audio.stream.AudioStream:
+    """An audio stream coded by `codec` at the source's rate (or `rate`, resampled: lossy codecs only) and
+    channels (in `layout`, else the source's), from samples in `sample_format` (at `bit_rate` bits per second, a
+    lossy codec's)."""
+    stream = out.add_stream(codec, rate=rate or source.codec_context.sample_rate,
                             layout=layout or _ordered_layout(source.codec_context.layout))
     stream.codec_context.format = sample_format
     if bit_rate:
@@ -209,19 +211,26 @@ def _converted_audio(stream: av.audio.stream.AudioStream, name: str, out: av.con
         log.warning("audio stream %d (%s) cannot be copied into %s; it is re-encoded losslessly as %s, every sample "
                     "kept", stream.index, name, _suffix(out), found[0])
         return Copy(encoded, lossless_audio.SampleConverter(stream, encoded))
-    lossy = next((entry for entry in lossless_audio.high_rate_encoders(stream.codec_context, muxer)
-                  if _encoded_reads_back(out, stream, *entry)), None)
+    entries = lossless_audio.high_rate_encoders(stream.codec_context, muxer)
+    source_rate = stream.codec_context.sample_rate
+    # at the source's rate first (8 kHz AAC, not AC-3 resampled to 32), then at one the encoder codes (Opus, 48)
+    tries = [(entry, None) for entry in entries] + \
+        [(entry, rate) for entry in entries if (rate := lossless_audio.coded_rate(entry[0], source_rate)) != source_rate]
+    lossy, rate = next(((entry, rate) for entry, rate in tries if _encoded_reads_back(out, stream, *entry, rate=rate)),
+                       (None, None))
     if lossy is None:
         return None
-    encoded = _add_encoder(out, stream, *lossy)
+    encoded = _add_encoder(out, stream, *lossy, rate=rate)
     if lossless_audio.lossless(stream.codec_context):
         log.warning("audio stream %d (%s) cannot be stored losslessly in %s; it is re-encoded as %s at %d kb/s "
                     "(lossy; .mkv and .mov keep it as it is)", stream.index, name, _suffix(out), lossy[0],
                     lossy[2] // 1000)
     else:
-        log.warning("audio stream %d (%s) cannot be copied into %s; it is re-encoded as %s at %d kb/s (lossy to "
+        log.warning("audio stream %d (%s) cannot be copied into %s; it is re-encoded as %s at %d kb/s%s (lossy to "
                     "lossy, a little lost; %s keeps it as it is)", stream.index, name, _suffix(out),
-                    encoded.codec_context.codec.canonical_name, lossy[2] // 1000, _keeps(stream, name))
+                    encoded.codec_context.codec.canonical_name, lossy[2] // 1000,
+                    "" if rate is None else f", {rate / 1000:g} kHz",
+                    _keeps(stream, name))
     return Copy(encoded, lossless_audio.SampleConverter(stream, encoded))
 
 

@@ -108,6 +108,16 @@ def high_rate_encoders(context: av.audio.codeccontext.AudioCodecContext, muxer: 
                  for name, kind, each, most in HIGH_RATE.get(muxer, (AAC,)) if name in av.codecs_available)
 
 
+def coded_rate(codec: str, rate: int) -> int:
+    """The sample rate a lossy `codec` codes a track of `rate` Hz at: its own, else the lowest above it that the
+    encoder takes, else its highest. libopus codes 48 kHz and a few below, and an .mp4's 44.1 kHz AAC into a .webm
+    was left out; PyAV's encoder resamples the decoded frames, their times with them."""
+    rates = av.Codec(codec, "w").audio_rates
+    if not rates or rate in rates:
+        return rate
+    return min((r for r in rates if r > rate), default=max(rates))
+
+
 class SampleConverter:
     """A lossless track's packets decoded and coded again by the output stream's encoder, each sample as it was.
     A stretch's first packet, moved to start before 0, loses its samples before 0: decoded, a track can be cut
