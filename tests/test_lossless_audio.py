@@ -47,9 +47,9 @@ def test_a_stretch_of_flac_coded_again_starts_at_its_first_frames_sample(tmp_pat
     assert len(played) >= 48000 and (played[:48000] == heard[24000:72000]).all()
 
 
-def test_lossy_audio_the_container_refuses_is_still_left_out_not_coded_again(tmp_path, warnings_logged):
-    """Lossy audio is not coded again (each coding loses more): AAC, which .mxf refuses, is left out, as before,
-    with a warning."""
+def test_lossy_audio_no_encoder_of_the_container_reads_back_is_left_out(tmp_path, warnings_logged):
+    """Lossy audio is coded once more where its container refuses it (test_lossy_audio), but an .mxf holds PCM
+    only, of no lossy codec: AAC is left out there, with a warning."""
     src = make_clip(tmp_path / "in.mkv", frames=12, size=SMALL)
     out = copy_video(src, tmp_path / "out.mxf")
     with av.open(str(out)) as container:

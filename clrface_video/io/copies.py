@@ -126,7 +126,7 @@ def _muxer_accepts(out: av.container.OutputContainer, template: av.stream.Stream
             packet.stream = copy
             trial.mux(packet)
         # audio: any codec that decodes (MP2 in TS reads back as MP3: its stream type says MPEG audio), not data
-        return copy.index, template.codec_context.name if template.type == "video" else None
+        return copy.index, template.codec_context.codec.canonical_name if template.type == "video" else None
 
     return _on_trial(out, write)
 
@@ -161,13 +161,14 @@ def _on_trial(out: av.container.OutputContainer,
 
 
 def _encoded_reads_back(out: av.container.OutputContainer, source: av.audio.stream.AudioStream, codec: str,
-                        sample_format: str, bit_rate: int | None = None, *, layout: str | None = None) -> bool:
+                        sample_format: str, bit_rate: int | None = None, *, layout: str | None = None,
+                        rate: int | None = None) -> bool:
     """Whether frames of silence coded by `codec` (TRIAL_AUDIO_PACKETS), muxed on a trial file like the output,
     read back as `codec`: a muxer may take a stream it writes as no demuxer reads it (PCM in MPEG-TS comes back as data). In
     .mxf and .dv, whose muxers refuse sound before the first picture (measured: invalid data), the codec is tried
     as a copy's is, by the header alone."""
     def write(trial: av.container.OutputContainer) -> tuple[int, str] | None:
-        encoded = _add_encoder(trial, source, codec, sample_format, bit_rate, layout=layout)
+        encoded = _add_encoder(trial, source, codec, sample_format, bit_rate, layout=layout, rate=rate)
         trial.start_encoding()
         if out.format.name in VIDEO_MUXERS:
             return None
@@ -181,17 +182,18 @@ def _encoded_reads_back(out: av.container.OutputContainer, source: av.audio.stre
             packets += encoded.encode(silence)
         for packet in [*packets, *encoded.encode(None)]:
             trial.mux(packet)
-        return encoded.index, codec
+        return encoded.index, encoded.codec_context.codec.canonical_name  # libmp3lame's MP3 decodes as mp3float
 
     return _on_trial(out, write)
 
 
 def _add_encoder(out: av.container.OutputContainer, source: av.audio.stream.AudioStream, codec: str,
-                 sample_format: str, bit_rate: int | None = None, *, layout: str | None = None
-                 ) -> av.audio.stream.AudioStream:
-    """An audio stream coded by `codec` at the source's rate and channels (in `layout`, else the source's), from
-    samples in `sample_format` (at `bit_rate` bits per second, a lossy codec's)."""
-    stream = out.add_stream(codec, rate=source.codec_context.sample_rate,
+                 sample_format: str, bit_rate: int | None = None, *, layout: str | None = None,
+                 rate: int | None = None) -> av.audio.stream.AudioStream:
+    """An audio stream coded by `codec` at the source's rate (or `rate`, resampled: lossy codecs only) and
+    channels (in `layout`, else the source's), from samples in `sample_format` (at `bit_rate` bits per second, a
+    lossy codec's)."""
+    stream = out.add_stream(codec, rate=rate or source.codec_context.sample_rate,
                             layout=layout or _ordered_layout(source.codec_context.layout))
     stream.codec_context.format = sample_format
     if bit_rate:
@@ -200,9 +202,10 @@ def _add_encoder(out: av.container.OutputContainer, source: av.audio.stream.Audi
 
 
 def _converted_audio(stream: av.audio.stream.AudioStream, name: str, out: av.container.OutputContainer) -> Copy | None:
-    """A lossless audio track the output's muxer refuses, coded again losslessly in the first codec it holds
-    (lossless_audio.encoders): left out, an editor's sound was lost. FLAC in .mov is refused even with strict
-    experimental (measured), though .mp4 holds it."""
+    """An audio track the output's muxer refuses, coded again: a lossless one losslessly in the first codec it
+    holds (lossless_audio.encoders), else any track once at a high rate (lossless_audio.high_rate_encoders). Left
+    out, an editor's sound was lost (FLAC in .mov is refused even with strict experimental, measured, though .mp4
+    holds it), and so was a .webm's Opus in a .mov or .avi, its Vorbis in a .ts or .mov."""
     muxer = out.format.name.split(",")[0]
     layouts = lossless_audio.layouts(_ordered_layout(stream.codec_context.layout))
     found = next(((codec, kind, layout) for codec, kind in lossless_audio.encoders(stream.codec_context, muxer)
@@ -212,14 +215,35 @@ def _converted_audio(stream: av.audio.stream.AudioStream, name: str, out: av.con
         log.warning("audio stream %d (%s) cannot be copied into %s; it is re-encoded losslessly as %s, every sample "
                     "kept", stream.index, name, _suffix(out), found[0])
         return Copy(encoded, lossless_audio.SampleConverter(stream, encoded))
-    lossy = next((entry for entry in lossless_audio.high_rate_encoders(stream.codec_context, muxer)
-                  if _encoded_reads_back(out, stream, *entry)), None)
+    entries = lossless_audio.high_rate_encoders(stream.codec_context, muxer)
+    source_rate = stream.codec_context.sample_rate
+    # at the source's rate first (8 kHz AAC, not AC-3 resampled to 32), then at one the encoder codes (Opus, 48)
+    tries = [(entry, None) for entry in entries] + \
+        [(entry, rate) for entry in entries if (rate := lossless_audio.coded_rate(entry[0], source_rate)) != source_rate]
+    lossy, rate = next(((entry, rate) for entry, rate in tries if _encoded_reads_back(out, stream, *entry, rate=rate)),
+                       (None, None))
     if lossy is None:
         return None
-    encoded = _add_encoder(out, stream, *lossy)
-    log.warning("audio stream %d (%s) cannot be stored losslessly in %s; it is re-encoded as %s at %d kb/s (lossy; "
-                ".mkv and .mov keep it as it is)", stream.index, name, _suffix(out), lossy[0], lossy[2] // 1000)
+    encoded = _add_encoder(out, stream, *lossy, rate=rate)
+    if lossless_audio.lossless(stream.codec_context):
+        log.warning("audio stream %d (%s) cannot be stored losslessly in %s; it is re-encoded as %s at %d kb/s "
+                    "(lossy; .mkv and .mov keep it as it is)", stream.index, name, _suffix(out), lossy[0],
+                    lossy[2] // 1000)
+    else:
+        log.warning("audio stream %d (%s) cannot be copied into %s; it is re-encoded as %s at %d kb/s%s (lossy to "
+                    "lossy, a little lost; %s keeps it as it is)", stream.index, name, _suffix(out),
+                    encoded.codec_context.codec.canonical_name, lossy[2] // 1000,
+                    "" if rate is None else f", {rate / 1000:g} kHz",
+                    _keeps(stream, name))
     return Copy(encoded, lossless_audio.SampleConverter(stream, encoded))
+
+
+def _keeps(stream: av.audio.stream.AudioStream, name: str) -> str:
+    """A container that holds a lossy track as it is, for a warning: Matroska, which holds Opus, Vorbis, AAC, MP3
+    and AC-3 (measured), else the source's own (WMA's .wmv)."""
+    with av.open(io.BytesIO(), "w", format="matroska") as trial:
+        holds = name in trial.supported_codecs
+    return ".mkv" if holds else Path(stream.container.name).suffix.lower()
 
 
 def _timed_packets(stream: av.stream.Stream) -> Iterator[av.Packet]:
@@ -250,12 +274,13 @@ def _moved_on(packet: av.Packet, ticks: int) -> av.Packet:
 
 
 def _reads_back(data: bytes, index: int, codec: str | None) -> bool:
-    """Whether stream `index` of the file `data` decodes to a frame of `codec` (None: of any codec; a stream read
-    back as data has none)."""
+    """Whether stream `index` of the file `data` decodes to a frame of `codec`, a codec's canonical name (None: of
+    any codec; a stream read back as data has none)."""
     try:
         with av.open(io.BytesIO(data)) as written:
             stream = written.streams[index]
-            if stream.codec_context is None or codec is not None and stream.codec_context.name != codec:
+            context = stream.codec_context
+            if context is None or codec is not None and (context.codec is None or context.codec.canonical_name != codec):
                 return False
             return next(written.decode(stream), None) is not None
     except (av.error.FFmpegError, ValueError, IndexError):

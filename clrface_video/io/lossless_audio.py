@@ -1,5 +1,5 @@
-"""A lossless audio track that the output's container cannot hold as it is, coded again losslessly in one it holds
-(or, in MPEG-TS, which holds none FFmpeg reads back, at a high rate in one its players read)."""
+"""An audio track that the output's container cannot hold as it is, coded again: a lossless one losslessly in a codec
+it holds, else (MPEG-TS holds none FFmpeg reads back; lossy audio) once at a high rate in one its players read."""
 from __future__ import annotations
 
 import re
@@ -22,12 +22,18 @@ ENCODERS = {
 # MP4 muxers, where ALAC goes first: ISO PCM in an .mp4 (ipcm) is read by few players, ALAC by Apple's and FFmpeg's.
 MP4_MUXERS = frozenset({"mp4", "ipod"})
 SHORTEST_24_BIT = frozenset({"truehd", "mlp"})  # lossless codecs that code 24 bits at most, decoded as s32
-# (encoder, sample format, bits per second) for a lossless track where no lossless codec reads back, tried in order.
-# FFmpeg's MPEG-TS muxer takes PCM, FLAC and ALAC but writes them as data streams (measured: read back, no audio),
-# and Blu-ray PCM only in an .m2ts's 192-byte packets (mpegts_m2ts_mode) at 48, 96 or 192 kHz; so a .ts gets AC-3
-# at its highest rate (what broadcast and Blu-ray players read; 32 to 48 kHz, up to 5.1), else AAC (any rate and
-# up to 7.1), rather than no sound at all.
-HIGH_RATE = {"mpegts": (("ac3", "fltp", 640_000), ("aac", "fltp", 512_000))}
+# (encoder, sample format, bits per second for each channel, most in all) for a track that no lossless codec the
+# muxer holds carries, tried in order: a lossless one where none reads back, a lossy one the muxer refuses (Opus
+# into .mov or .avi, Vorbis into .ts, AAC into .webm), coded once more at a high rate rather than left out, which
+# made a silent output. FFmpeg's MPEG-TS muxer takes PCM, FLAC and ALAC but writes them as data streams (measured:
+# read back, no audio), and Blu-ray PCM only in an .m2ts's 192-byte packets (mpegts_m2ts_mode) at 48, 96 or
+# 192 kHz; so a .ts gets AC-3 at its highest rate (what broadcast and Blu-ray players read; 32 to 48 kHz, up to
+# 5.1), else AAC (any rate and up to 7.1). An MPEG-PS (.mpg, .vob) gets AC-3 at DVD's highest rate, else MP2; a
+# .webm Opus at the most libopus codes; an .avi MP3 (what hardware players read there), else AAC; any other AAC.
+AAC = ("aac", "fltp", 256_000, None)
+DVD = (("ac3", "fltp", 448_000, 448_000), ("mp2", "s16", 192_000, 384_000))
+HIGH_RATE = {"mpegts": (("ac3", "fltp", 640_000, 640_000), AAC), "mpeg": DVD, "vob": DVD, "dvd": DVD, "svcd": DVD,
+             "webm": (("libopus", "flt", 256_000, None),), "avi": (("libmp3lame", "fltp", 160_000, 320_000), AAC)}
 # a layout with its surround pair behind the listener, as WAV and QuickTime state 5.1, and the same channels named
 # at the sides, the only ones FFmpeg's Blu-ray PCM encoder takes (AV_CH_LAYOUT_5POINT1 and its kin; Blu-ray's own
 # Ls/Rs): a 5.1 track into an .m2ts was coded lossy as AC-3. Measured: PyAV's encode moves each sample across as
@@ -57,7 +63,7 @@ def _depth(context: av.audio.codeccontext.AudioCodecContext) -> int | str | None
     return 24 if name in SHORTEST_24_BIT else 32
 
 
-def _lossless(context: av.audio.codeccontext.AudioCodecContext) -> bool:
+def lossless(context: av.audio.codeccontext.AudioCodecContext) -> bool:
     """Whether a stream's codec only codes losslessly (PCM, FLAC, ALAC, TrueHD; not WavPack or DTS, either)."""
     codec = context.codec
     return codec is not None and codec.lossless and not codec.lossy
@@ -65,10 +71,10 @@ def _lossless(context: av.audio.codeccontext.AudioCodecContext) -> bool:
 
 def encoders(context: av.audio.codeccontext.AudioCodecContext, muxer: str) -> list[tuple[str, str]]:
     """(encoder, sample format) pairs that code a lossless stream's decoded samples exactly, in the order to try
-    them for `muxer`; none for lossy audio (AAC, MP3, Opus: coding it again would lose more), whose copy is left
-    out where the container cannot hold it, nor for WavPack and DTS, which may be either."""
+    them for `muxer`; none for lossy audio (AAC, MP3, Opus: its samples are not the source's), nor for WavPack and
+    DTS, which may be either: those go to high_rate_encoders."""
     depth = _depth(context)
-    if not _lossless(context) or depth is None:
+    if not lossless(context) or depth is None:
         return []
     names = ENCODERS[depth]
     if muxer in MP4_MUXERS and "alac" in names:
@@ -93,13 +99,23 @@ def layouts(layout: av.AudioLayout | str) -> list[str]:
 
 
 def high_rate_encoders(context: av.audio.codeccontext.AudioCodecContext, muxer: str) -> tuple[tuple[str, str, int], ...]:
-    """(encoder, sample format, bits per second) to try for a lossless stream that no lossless codec `muxer` holds
-    carries (HIGH_RATE): lossy, once; none for lossy audio, which is not coded twice (encoders)."""
-    if not _lossless(context):
-        return ()
+    """(encoder, sample format, bits per second) to try for a stream that no lossless codec `muxer` holds carries
+    (HIGH_RATE, by its channels): a lossless stream coded lossy once, a lossy one once more, which loses a little,
+    where leaving it out lost all its sound."""
     samples = context.sample_rate * context.channels
-    return tuple((name, kind, min(rate, MOST_BITS_PER_SAMPLE.get(name, rate) * samples))
-                 for name, kind, rate in HIGH_RATE.get(muxer, ()) if name in av.codecs_available)
+    return tuple((name, kind, min(each * context.channels, most or each * context.channels,
+                                  MOST_BITS_PER_SAMPLE.get(name, each) * samples))
+                 for name, kind, each, most in HIGH_RATE.get(muxer, (AAC,)) if name in av.codecs_available)
+
+
+def coded_rate(codec: str, rate: int) -> int:
+    """The sample rate a lossy `codec` codes a track of `rate` Hz at: its own, else the lowest above it that the
+    encoder takes, else its highest. libopus codes 48 kHz and a few below, and an .mp4's 44.1 kHz AAC into a .webm
+    was left out; PyAV's encoder resamples the decoded frames, their times with them."""
+    rates = av.Codec(codec, "w").audio_rates
+    if not rates or rate in rates:
+        return rate
+    return min((r for r in rates if r > rate), default=max(rates))
 
 
 class SampleConverter:

@@ -1,0 +1,85 @@
+"""A lossy audio track that the output's container cannot hold is coded once more at a high rate, never left out."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import av
+import numpy as np
+import pytest
+
+from tests.media import read_packets
+from tests.test_containers_timing import times
+from tests.test_io_video import SMALL, copy_video
+from tests.test_lossless_audio import decoded_seconds
+
+RATE = 48000
+FRAME = {"ac3": 1536, "aac": 1024, "mp3": 1152, "opus": 960}  # samples in a frame of each codec coded into
+
+
+def toned_clip(path: Path, video_codec: str, audio_codec: str, rate: int = RATE) -> Path:
+    """One second of 24 fps video with a stereo 440 Hz tone at `rate` Hz coded by `audio_codec` (FFmpeg's own
+    Vorbis encoder is experimental), the track tagged French and not default, as a dubbed second language is."""
+    with av.open(str(path), "w") as out:
+        video = out.add_stream(video_codec, rate=24)
+        video.width, video.height, video.pix_fmt = *SMALL, "yuv420p"
+        audio = out.add_stream(audio_codec, rate=rate, layout="stereo")
+        audio.codec_context.options = {"strict": "experimental"}
+        audio.metadata["language"] = "fra"
+        audio.disposition = av.stream.Disposition(0)
+        for i in range(24):
+            frame = av.VideoFrame(*SMALL, "yuv420p")
+            frame.pts = i
+            out.mux(video.encode(frame))
+        for start in range(0, rate, 960):
+            tone = (0.3 * np.sin(2 * np.pi * 440 * (np.arange(960) + start) / rate)).astype(np.float32)
+            sound = av.AudioFrame.from_ndarray(np.stack([tone, tone]), format="fltp", layout="stereo")
+            sound.sample_rate, sound.pts = rate, start
+            out.mux(audio.encode(sound))
+        out.mux(video.encode(None))
+        out.mux(audio.encode(None))
+    return path
+
+
+@pytest.mark.parametrize(("audio_codec", "source", "suffix", "coded", "rate"), [
+    ("vorbis", ".webm", ".ts", "ac3", RATE), ("vorbis", ".mkv", ".mov", "aac", RATE),
+    ("libopus", ".webm", ".avi", "mp3", RATE), ("aac", ".mkv", ".webm", "opus", RATE),
+    ("aac", ".mkv", ".webm", "opus", 44100), ("libopus", ".mkv", ".mpg", "ac3", RATE)])
+def test_lossy_audio_the_container_refuses_is_coded_once_more_not_left_out(tmp_path, warnings_logged, audio_codec,
+                                                                           source, suffix, coded, rate):
+    """Regression: a .webm's Vorbis into a .ts or .mov, Opus into an .avi or .mpg, AAC into a .webm came out
+    silent ('cannot be stored ...; it is left out'). The track is coded once more by the output's own high-rate
+    codec, said in one line: as long as the video within one frame of that codec, starting with it, the source's
+    440 Hz tone still its loudest, its language and flags kept. Opus codes no 44.1 kHz: such AAC goes in at 48."""
+    src = toned_clip(tmp_path / f"in{source}", "libvpx-vp9" if source == ".webm" else "libx264", audio_codec, rate)
+    out = copy_video(src, tmp_path / f"out{suffix}")
+    with av.open(str(out)) as container:
+        audio = container.streams.audio[0]
+        name = audio.codec_context.codec.canonical_name
+        language, disposition = audio.metadata.get("language"), audio.disposition
+    assert name == coded
+    played, start = decoded_seconds(out)
+    heard, _ = decoded_seconds(src)
+    video = times(out)
+    # AVI stores no encoder delay (an edit list's, Opus's pre-skip): LAME's 1105 samples are heard, a frame's more
+    late = FRAME[coded] if suffix == ".avi" else 0
+    assert abs(len(played) - len(heard) * RATE / rate) <= FRAME[coded] + late  # 48 kHz coded
+    assert abs(start - float(video[0])) < 1 / 24
+    assert np.argmax(np.abs(np.fft.rfft(played[-RATE:]))) == 440  # 1 Hz bins over its last second
+    said = sorted({r.getMessage() for r in warnings_logged.records if "audio" in r.getMessage()})
+    assert len(said) == 1 and said[0].startswith(f"audio stream 1 ({av.Codec(audio_codec, 'w').canonical_name}) cannot be "
+                                                 f"copied into {suffix}; it is re-encoded as {coded} at ")
+    assert said[0].endswith(f"{'' if rate == RATE else ', 48 kHz'} (lossy to lossy, a little lost; .mkv keeps it as it "
+                            "is)")
+    assert suffix not in (".mov", ".webm") or language in ("fra", "fre")  # those of these that store a language
+    assert suffix != ".webm" or not disposition & av.stream.Disposition.default  # .mov marks a lone track default
+
+
+@pytest.mark.parametrize(("audio_codec", "source", "suffix"), [
+    ("libopus", ".webm", ".mp4"), ("vorbis", ".webm", ".mkv"), ("aac", ".mkv", ".mov"), ("libopus", ".mkv", ".ts")])
+def test_lossy_audio_the_container_holds_is_still_copied_bit_for_bit(tmp_path, warnings_logged, audio_codec,
+                                                                    source, suffix):
+    """Only a track the container refuses is coded again: one it holds keeps every packet's bytes."""
+    src = toned_clip(tmp_path / f"in{source}", "libvpx-vp9" if source == ".webm" else "libx264", audio_codec)
+    out = copy_video(src, tmp_path / f"out{suffix}")
+    assert [p[0] for p in read_packets(out, "audio")] == [p[0] for p in read_packets(src, "audio")]
+    assert "audio stream" not in warnings_logged.text
