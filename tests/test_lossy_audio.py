@@ -16,18 +16,19 @@ RATE = 48000
 FRAME = {"ac3": 1536, "aac": 1024, "mp3": 1152, "opus": 960}  # samples in a frame of each codec coded into
 
 
-def toned_clip(path: Path, video_codec: str, audio_codec: str, rate: int = RATE) -> Path:
-    """One second of 24 fps video with a stereo 440 Hz tone at `rate` Hz coded by `audio_codec` (FFmpeg's own
+def toned_clip(path: Path, video_codec: str, audio_codec: str, rate: int = RATE, *,
+               size: tuple[int, int] = SMALL, fps: int = 24) -> Path:
+    """One second of `fps` video with a stereo 440 Hz tone at `rate` Hz coded by `audio_codec` (FFmpeg's own
     Vorbis encoder is experimental), the track tagged French and not default, as a dubbed second language is."""
     with av.open(str(path), "w") as out:
-        video = out.add_stream(video_codec, rate=24)
-        video.width, video.height, video.pix_fmt = *SMALL, "yuv420p"
+        video = out.add_stream(video_codec, rate=fps)
+        video.width, video.height, video.pix_fmt = *size, "yuv420p"
         audio = out.add_stream(audio_codec, rate=rate, layout="stereo")
         audio.codec_context.options = {"strict": "experimental"}
         audio.metadata["language"] = "fra"
         audio.disposition = av.stream.Disposition(0)
-        for i in range(24):
-            frame = av.VideoFrame(*SMALL, "yuv420p")
+        for i in range(fps):
+            frame = av.VideoFrame(*size, "yuv420p")
             frame.pts = i
             out.mux(video.encode(frame))
         for start in range(0, rate, 960):
@@ -83,3 +84,37 @@ def test_lossy_audio_the_container_holds_is_still_copied_bit_for_bit(tmp_path, w
     out = copy_video(src, tmp_path / f"out{suffix}")
     assert [p[0] for p in read_packets(out, "audio")] == [p[0] for p in read_packets(src, "audio")]
     assert "audio stream" not in warnings_logged.text
+
+
+@pytest.mark.parametrize(("audio_codec", "suffix", "rate", "pcm", "changed"), [
+    ("aac", ".mxf", RATE, "pcm_s24le", "nothing more lost"),
+    ("libmp3lame", ".mxf", RATE, "pcm_s24le", "nothing more lost"),
+    ("aac", ".mxf", 44100, "pcm_s24le", "resampled to 48 kHz"),
+    ("aac", ".dv", RATE, "pcm_s16le", "nothing more lost")])
+def test_lossy_audio_into_a_pcm_only_container_is_decoded_to_pcm_not_left_out(tmp_path, warnings_logged, audio_codec,
+                                                                               suffix, rate, pcm, changed):
+    """Regression: .mxf and .dv hold PCM alone, and an .mkv's AAC or MP3 came out of them silent ('cannot be
+    stored ...; it is left out'). The track is decoded to the container's PCM (24 bits in .mxf, DV's 16), said in one
+    line: as long as the source's decoded track within one of its frames, starting where it and the video start,
+    the 440 Hz tone still its loudest; at the source's rate each sample is its decoded one (to 24 or 16 bits), and
+    44.1 kHz goes into .mxf at the 48 kHz it alone takes."""
+    dv = suffix == ".dv"
+    src = toned_clip(tmp_path / "in.mkv", "libx264", audio_codec, rate, size=(720, 576) if dv else SMALL,
+                     fps=25 if dv else 24)
+    out = copy_video(src, tmp_path / f"out{suffix}")
+    with av.open(str(out)) as container:
+        audio = container.streams.audio[0].codec_context
+        assert (audio.codec.canonical_name, audio.sample_rate, audio.channels) == (pcm, RATE, 2)
+    played, start = decoded_seconds(out)
+    heard, heard_start = decoded_seconds(src)
+    frame = FRAME["mp3" if audio_codec == "libmp3lame" else audio_codec]
+    assert abs(len(played) - len(heard) * RATE / rate) <= frame * RATE / rate
+    assert abs(start - heard_start) < 1 / RATE and abs(start - float(times(out)[0])) < 1 / 24
+    assert np.argmax(np.abs(np.fft.rfft(played[-RATE:]))) == 440  # 1 Hz bins over its last second
+    if rate == RATE:  # nothing more lost than a step of the PCM's depth
+        step = 2.0 ** (1 - (24 if pcm == "pcm_s24le" else 16))
+        assert np.max(np.abs(played[:len(heard)] - np.clip(heard[:len(played)], -1, 1))) <= step
+    said = sorted({r.getMessage() for r in warnings_logged.records if "audio" in r.getMessage()})
+    name = av.Codec(audio_codec, "w").canonical_name
+    assert said == [(f"audio stream 1 ({name}) cannot be copied into {suffix}, which holds PCM only; it is decoded "
+                     f"to {pcm}, {changed} (.mkv keeps it as it is)")]

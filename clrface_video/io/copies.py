@@ -190,7 +190,8 @@ def _encoded_reads_back(out: av.container.OutputContainer, source: av.audio.stre
 def _add_encoder(out: av.container.OutputContainer, source: av.audio.stream.AudioStream, codec: str,
                  sample_format: str, bit_rate: int | None = None, *, layout: str | None = None,
                  rate: int | None = None) -> av.audio.stream.AudioStream:
-    """An audio stream coded by `codec` at the source's rate (or `rate`, resampled: lossy codecs only) and
+    """An audio stream coded by `codec` at the source's rate (or `rate`, resampled: lossy codecs and PCM-only
+    containers' PCM, lossless_audio.PCM_ONLY) and
     channels (in `layout`, else the source's), from samples in `sample_format` (at `bit_rate` bits per second, a
     lossy codec's)."""
     stream = out.add_stream(codec, rate=rate or source.codec_context.sample_rate,
@@ -203,7 +204,8 @@ def _add_encoder(out: av.container.OutputContainer, source: av.audio.stream.Audi
 
 def _converted_audio(stream: av.audio.stream.AudioStream, name: str, out: av.container.OutputContainer) -> Copy | None:
     """An audio track the output's muxer refuses, coded again: a lossless one losslessly in the first codec it
-    holds (lossless_audio.encoders), else any track once at a high rate (lossless_audio.high_rate_encoders). Left
+    holds (lossless_audio.encoders), else, where the output holds PCM alone, its PCM (_decoded_to_pcm), else any
+    track once at a high rate (lossless_audio.high_rate_encoders). Left
     out, an editor's sound was lost (FLAC in .mov is refused even with strict experimental, measured, though .mp4
     holds it), and so was a .webm's Opus in a .mov or .avi, its Vorbis in a .ts or .mov."""
     muxer = out.format.name.split(",")[0]
@@ -215,6 +217,8 @@ def _converted_audio(stream: av.audio.stream.AudioStream, name: str, out: av.con
         log.warning("audio stream %d (%s) cannot be copied into %s; it is re-encoded losslessly as %s, every sample "
                     "kept", stream.index, name, _suffix(out), found[0])
         return Copy(encoded, lossless_audio.SampleConverter(stream, encoded))
+    if muxer in lossless_audio.PCM_ONLY:
+        return _decoded_to_pcm(stream, name, out, lossless_audio.PCM_ONLY[muxer])
     entries = lossless_audio.high_rate_encoders(stream.codec_context, muxer)
     source_rate = stream.codec_context.sample_rate
     # at the source's rate first (8 kHz AAC, not AC-3 resampled to 32), then at one the encoder codes (Opus, 48)
@@ -235,6 +239,27 @@ def _converted_audio(stream: av.audio.stream.AudioStream, name: str, out: av.con
                     encoded.codec_context.codec.canonical_name, lossy[2] // 1000,
                     "" if rate is None else f", {rate / 1000:g} kHz",
                     _keeps(stream, name))
+    return Copy(encoded, lossless_audio.SampleConverter(stream, encoded))
+
+
+def _decoded_to_pcm(stream: av.audio.stream.AudioStream, name: str, out: av.container.OutputContainer,
+                    pcm: lossless_audio.PcmOnly) -> Copy | None:
+    """A track an output that holds PCM alone (.mxf, .dv) cannot hold as it is, decoded to its PCM (at a rate and
+    in a layout it takes, resampled or mixed where it must be): no lossy codec is stored there, and leaving the
+    track out made a silent output. A lossy track's decoded samples are what any player hears of it, so only a
+    change of rate or channels alters them."""
+    context = stream.codec_context
+    rate = lossless_audio.nearest_rate(context.sample_rate, pcm.rates)
+    layout = pcm.layout or _ordered_layout(context.layout)
+    if not _encoded_reads_back(out, stream, pcm.codec, pcm.sample_format, layout=layout, rate=rate):
+        return None
+    encoded = _add_encoder(out, stream, pcm.codec, pcm.sample_format, layout=layout, rate=rate)
+    changed = [f"resampled to {rate / 1000:g} kHz"] * (rate != context.sample_rate) + \
+        [f"mixed to {pcm.layout}"] * (pcm.layout is not None and context.channels != len(encoded.layout.channels))
+    log.warning("audio stream %d (%s) cannot be copied into %s, which holds PCM only; it is decoded to %s, %s (%s keeps "
+                "it as it is)", stream.index, name, _suffix(out), pcm.codec,
+                " and ".join(changed) or ("every decoded sample kept" if lossless_audio.lossless(context)
+                                          else "nothing more lost"), _keeps(stream, name))
     return Copy(encoded, lossless_audio.SampleConverter(stream, encoded))
 
 
@@ -854,7 +879,7 @@ class CopiedStreams:
         if self.out.format.name not in MATROSKA_MUXERS or source.type != "audio" or source.codec_context.delay \
                 or not packet.has_sidedata("skip_samples"):
             return
-        skipped = int.from_bytes(bytes(packet.get_sidedata("skip_samples"))[:4], "little")
+        skipped = lossless_audio.skipped_samples(packet)
         rate = source.codec_context.sample_rate
         if skipped and rate:
             log.warning("audio stream %d (%s): its encoder delay (%d samples) cannot be marked in %s, so those "

@@ -1,8 +1,10 @@
 """An audio track that the output's container cannot hold as it is, coded again: a lossless one losslessly in a codec
-it holds, else (MPEG-TS holds none FFmpeg reads back; lossy audio) once at a high rate in one its players read."""
+it holds, else decoded to the PCM a PCM-only container holds (MXF, DV), else (MPEG-TS holds none FFmpeg reads back;
+lossy audio) once at a high rate in one its players read."""
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass
 from fractions import Fraction
 
 import av
@@ -39,6 +41,21 @@ HIGH_RATE = {"mpegts": (("ac3", "fltp", 640_000, 640_000), AAC), "mpeg": DVD, "v
 # Ls/Rs): a 5.1 track into an .m2ts was coded lossy as AC-3. Measured: PyAV's encode moves each sample across as
 # it was (16 and 24 bits, read back equal)
 SIDE_TWINS = {"5.1": "5.1(side)", "5.0": "5.0(side)", "quad": "quad(side)"}
+# Muxers that hold linear PCM alone (FFmpeg's mxf and dv; measured on a trial header): a track that no lossless codec
+# carries there, lossy audio above all, is decoded to this PCM, at the first of its rates the track can keep, rather
+# than left out (a silent output). MXF takes 48 kHz only, in any layout; 24 bits keep the float samples a lossy
+# decoder gives within 2^-23 of full scale, while 16 would round them once more (to 2^-15, -96 dBFS, undithered).
+# DV takes 16-bit stereo only, at 48, 44.1 or 32 kHz.
+@dataclass(frozen=True)
+class PcmOnly:
+    codec: str
+    sample_format: str
+    rates: tuple[int, ...]
+    layout: str | None = None  # the one layout the muxer takes, else any
+
+
+PCM_ONLY = {"mxf": PcmOnly("pcm_s24le", "s32", (48000,)), "dv": PcmOnly("pcm_s16le", "s16", (48000, 44100, 32000),
+                                                                        "stereo")}
 # FFmpeg's AAC encoder codes at most 6144 bits per channel in a frame of 1024 samples, 6 a sample, and lowers a rate
 # asked above that (measured: 48 kb/s for 8 kHz mono): the rate a warning names is the one coded
 MOST_BITS_PER_SAMPLE = {"aac": 6}
@@ -112,7 +129,12 @@ def coded_rate(codec: str, rate: int) -> int:
     """The sample rate a lossy `codec` codes a track of `rate` Hz at: its own, else the lowest above it that the
     encoder takes, else its highest. libopus codes 48 kHz and a few below, and an .mp4's 44.1 kHz AAC into a .webm
     was left out; PyAV's encoder resamples the decoded frames, their times with them."""
-    rates = av.Codec(codec, "w").audio_rates
+    return nearest_rate(rate, av.Codec(codec, "w").audio_rates)
+
+
+def nearest_rate(rate: int, rates: tuple[int, ...] | None) -> int:
+    """`rate` where `rates` (none: any) hold it, else the lowest above it, else the highest: resampled up, no
+    sound above the source's own band is lost."""
     if not rates or rate in rates:
         return rate
     return min((r for r in rates if r > rate), default=max(rates))
@@ -131,7 +153,7 @@ class SampleConverter:
 
     def convert(self, packet: av.Packet) -> list[av.Packet]:
         stamp = packet.pts if packet.pts is not None else packet.dts
-        at = round(stamp * packet.time_base * self._rate)
+        at = round(stamp * packet.time_base * self._rate) + skipped_samples(packet)
         ready = []
         for frame in self._decoder.decode(packet):  # one packet may hold several frames, one after another
             ready += self._encode(frame, at)
@@ -151,6 +173,15 @@ class SampleConverter:
             frame, at = _from_sample(frame, -at), 0
         frame.pts, frame.time_base = at, Fraction(1, self._rate)
         return list(self._target.encode(frame))
+
+
+def skipped_samples(packet: av.Packet) -> int:
+    """The samples a packet's decoder drops from its start (its skip_samples: an encoder's delay, LAME's 1105 in
+    Matroska's MP3, an MP4 edit list's AAC priming), so its first decoded sample sounds that much after its time.
+    Counted from the packet's time, those 1105 samples were cut a second time and the track began 47 late."""
+    if not packet.has_sidedata("skip_samples"):
+        return 0
+    return int.from_bytes(bytes(packet.get_sidedata("skip_samples"))[:4], "little")
 
 
 def _from_sample(frame: av.AudioFrame, first: int) -> av.AudioFrame:
