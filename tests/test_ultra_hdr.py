@@ -228,9 +228,10 @@ def test_a_depth_map_that_cannot_be_kept_is_named_in_one_warning(tmp_path, astro
 
 
 def _xmp_of(path: Path) -> bytes:
-    """The XMP a written photo holds: a JPEG's APP1, a PNG's iTXt."""
+    """The XMP a written photo holds: a JPEG's APP1, a PNG's iTXt, a TIFF's tag 700."""
     with Image.open(path) as image:
-        xmp = image.info.get("xmp") or image.info.get("XML:com.adobe.xmp")
+        xmp = image.info.get("xmp") or image.info.get("XML:com.adobe.xmp") or \
+            (image.tag_v2.get(700) if image.format == "TIFF" else None)
     return xmp.encode() if isinstance(xmp, str) else xmp
 
 
@@ -241,11 +242,12 @@ def _without_gain_map(xmp: str) -> str:
 
 
 @pytest.mark.parametrize(("form", "output"), [("attribute", "out.jpg"), ("element", "out.jpg"),
-                                              ("attribute", "out.png")])
+                                              ("attribute", "out.png"), ("attribute", "out.tif")])
 def test_a_photo_written_without_its_gain_map_has_xmp_that_names_none(tmp_path, astronaut, form, output):
     """Its XMP still said hdrgm:Version and named the gain map in its GContainer directory with its length, though
     the file held no MP index and no gain map: a reader that follows the directory took the restored picture's last
-    bytes for the gain map. Both go; the rest of the XMP stays as it was, well-formed."""
+    bytes for the gain map. Both go; the rest of the XMP stays as it was, well-formed. In a .tif the XMP was lost
+    whole (Pillow's TIFF writer takes no xmp keyword): it is there, as tag 700."""
     source = tmp_path / "cut.jpg"
     _ultra_hdr(source, astronaut, xmp=XMP_FORMS[form])
     source.write_bytes(source.read_bytes()[:-300])  # cut off in its gain map

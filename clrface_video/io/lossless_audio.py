@@ -59,6 +59,10 @@ PCM_ONLY = {"mxf": PcmOnly("pcm_s24le", "s32", (48000,)), "dv": PcmOnly("pcm_s16
 # FFmpeg's AAC encoder codes at most 6144 bits per channel in a frame of 1024 samples, 6 a sample, and lowers a rate
 # asked above that (measured: 48 kb/s for 8 kHz mono): the rate a warning names is the one coded
 MOST_BITS_PER_SAMPLE = {"aac": 6}
+# channels a lossy encoder is handed at most: FFmpeg 8's AAC encoder crashes the process (a segmentation fault, not
+# an error) on any 8-channel layout (7.1, 7.1(wide), octagonal; measured, 7.0 and 6.1 coded), so a 7.1 Opus or
+# Vorbis track into a .mov, or 7.1 PCM into a .ts, killed the whole restore on its trial file
+MOST_CHANNELS = {"aac": 7}
 
 
 def _depth(context: av.audio.codeccontext.AudioCodecContext) -> int | str | None:
@@ -118,11 +122,12 @@ def layouts(layout: av.AudioLayout | str) -> list[str]:
 def high_rate_encoders(context: av.audio.codeccontext.AudioCodecContext, muxer: str) -> tuple[tuple[str, str, int], ...]:
     """(encoder, sample format, bits per second) to try for a stream that no lossless codec `muxer` holds carries
     (HIGH_RATE, by its channels): a lossless stream coded lossy once, a lossy one once more, which loses a little,
-    where leaving it out lost all its sound."""
+    where leaving it out lost all its sound; none that takes fewer channels than it has (MOST_CHANNELS)."""
     samples = context.sample_rate * context.channels
     return tuple((name, kind, min(each * context.channels, most or each * context.channels,
                                   MOST_BITS_PER_SAMPLE.get(name, each) * samples))
-                 for name, kind, each, most in HIGH_RATE.get(muxer, (AAC,)) if name in av.codecs_available)
+                 for name, kind, each, most in HIGH_RATE.get(muxer, (AAC,))
+                 if name in av.codecs_available and context.channels <= MOST_CHANNELS.get(name, context.channels))
 
 
 def coded_rate(codec: str, rate: int) -> int:

@@ -25,6 +25,7 @@ from clrface_video.io.photo_read import (
     GRAY_MODES,
     HEIF_SUFFIXES,
     NCLX_FIELDS,
+    XMP_TAG,
     Photo,
     _need_heif,
     keep_text,
@@ -258,6 +259,11 @@ def save_options(like: Photo, name: str) -> dict[str, Any]:
         options["dpi"] = like.dpi
     if like.xmp and like.format in ("JPEG", "WEBP", "HEIF", "AVIF"):
         options["xmp"] = like.xmp
+    elif like.xmp and like.format == "TIFF" and XMP_TAG not in options.setdefault("exif", Image.Exif()):
+        # Pillow's TIFF writer takes no xmp keyword: the packet is tag 700 among the tags it writes from `exif`,
+        # where a TIFF's own already is (photo_read's upright copy). A JPEG's or PNG's XMP (face regions, ratings;
+        # an Ultra HDR photo's, rid of its gain map) was lost in a .tif
+        options["exif"][XMP_TAG] = like.xmp
     if like.format == "JPEG":
         options["quality"] = min(100, max(95, like.quality or 95))
         if like.subsampling is not None:
