@@ -47,14 +47,20 @@ def test_a_stretch_of_flac_coded_again_starts_at_its_first_frames_sample(tmp_pat
     assert len(played) >= 48000 and (played[:48000] == heard[24000:72000]).all()
 
 
+SAMPLE_DTYPES = {"u8": "u1", "s16": "i2", "s32": "i4", "flt": "f4", "dbl": "f8"}  # decoded samples' numpy types
+
+
 def decoded_seconds(path) -> tuple[np.ndarray, float]:
     """The first audio stream's decoded samples (float, first channel) and where it starts, in seconds."""
     with av.open(str(path)) as container:
         frames = list(container.decode(audio=0))
     step = 1 if frames[0].format.is_planar else len(frames[0].layout.channels)  # packed: channels interleaved
-    samples = np.concatenate([f.to_ndarray()[0, ::step].astype(np.float64) for f in frames])
-    if np.issubdtype(frames[0].to_ndarray().dtype, np.integer):
-        samples /= np.iinfo(frames[0].to_ndarray().dtype).max
+    # the first plane alone: PyAV 18's to_ndarray reads a ninth plane of an 8-channel frame, a segmentation fault
+    dtype = np.dtype(SAMPLE_DTYPES[frames[0].format.name.rstrip("p")])
+    samples = np.concatenate([np.frombuffer(f.planes[0], dtype, f.samples * step)[::step].astype(np.float64)
+                              for f in frames])
+    if np.issubdtype(dtype, np.integer):
+        samples /= np.iinfo(dtype).max
     return samples, float(frames[0].pts * frames[0].time_base)
 
 

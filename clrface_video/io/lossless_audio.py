@@ -8,7 +8,6 @@ from dataclasses import dataclass
 from fractions import Fraction
 
 import av
-import numpy as np
 
 PCM_DEPTH = re.compile(r"pcm_[su](16|24|32)[lb]e")  # the depth a PCM codec's name gives
 # Encoders for each depth of the decoded samples, in the order they are tried: PCM of the same depth first (what
@@ -190,10 +189,14 @@ def skipped_samples(packet: av.Packet) -> int:
 
 
 def _from_sample(frame: av.AudioFrame, first: int) -> av.AudioFrame:
-    """A decoded frame's samples from `first` on."""
-    samples = frame.to_ndarray()
-    step = 1 if frame.format.is_planar else len(frame.layout.channels)  # packed: channels interleaved
-    cut = av.AudioFrame.from_ndarray(np.ascontiguousarray(samples[:, first * step:]), format=frame.format.name,
-                                     layout=frame.layout)
+    """A decoded frame's samples from `first` on, copied plane by plane (one a channel; packed, one in all): PyAV 18
+    counts one plane past an 8-channel frame's eighth (a pointer that is no plane), and to_ndarray read it, a
+    segmentation fault on a 7.1 Opus track's first frame, cut at its pre-skip (measured)."""
+    planes = len(frame.layout.channels) if frame.format.is_planar else 1
+    width = frame.format.bytes * (1 if frame.format.is_planar else len(frame.layout.channels))  # a sample's bytes
+    cut = av.AudioFrame(format=frame.format.name, layout=frame.layout, samples=frame.samples - first)
+    for source, target in zip(frame.planes[:planes], cut.planes[:planes]):
+        kept = bytes(source)[first * width:frame.samples * width]
+        target.update(kept + bytes(target.buffer_size - len(kept)))
     cut.sample_rate = frame.sample_rate
     return cut
