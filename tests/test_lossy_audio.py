@@ -125,12 +125,21 @@ def test_lossy_audio_into_a_pcm_only_container_is_decoded_to_pcm_not_left_out(tm
                      f"to {pcm}, {changed} (.mkv keeps it as it is)")]
 
 
-@pytest.mark.parametrize(("audio_codec", "source", "suffix"), [("libopus", ".mkv", ".mov"), ("pcm_s16le", ".mov", ".ts")])
-def test_a_7_1_track_no_encoder_of_the_container_takes_is_left_out_not_a_crash(tmp_path, audio_codec, source, suffix):
+@pytest.mark.parametrize(("audio_codec", "source", "suffix", "coded", "said"), [
+    ("libopus", ".mkv", ".mov", ("pcm_s24le", 8),
+     ("cannot be copied into .mov, whose lossy codecs take fewer than its 8 channels; it is decoded to pcm_s24le, "
+     "nothing more lost (.mkv keeps it as it is)")),
+    ("pcm_s16le", ".mov", ".ts", ("ac3", 6),
+     ("cannot be stored losslessly in .ts; it is re-encoded as ac3 at 640 kb/s, mixed down to 5.1 (lossy; .mkv and "
+     ".mov keep it as it is)"))])
+def test_a_7_1_track_no_encoder_of_the_container_takes_is_decoded_or_mixed_down_not_a_crash(tmp_path, audio_codec,
+                                                                                             source, suffix, coded,
+                                                                                             said):
     """Regression: a 7.1 Opus track into a .mov, 7.1 PCM into a .ts, was tried on AAC, whose encoder (FFmpeg 8)
-    crashes the process on 8 channels: the restore died with a segmentation fault, no message, no output. Run in
-    a child process, which that crash would kill: it ends cleanly with the video and a line saying the track is
-    left out."""
+    crashes the process on 8 channels, and then left out: the film's surround track came out silent. A .mov gets
+    it decoded to 24-bit PCM in its 8 channels, a .ts mixed down to AC-3's 5.1, said in one line. Run in a child
+    process, which that crash would kill: it ends cleanly with the video and a track as long as the source's within
+    a frame of its codec, its 440 Hz tone still the loudest."""
     src = toned_clip(tmp_path / f"in{source}", "libx264", audio_codec, layout="7.1")
     out = tmp_path / f"out{suffix}"
     code = ("import logging, sys; from pathlib import Path; from tests.test_io_video import copy_video; "
@@ -138,6 +147,14 @@ def test_a_7_1_track_no_encoder_of_the_container_takes_is_left_out_not_a_crash(t
     done = subprocess.run([sys.executable, "-c", code, str(src), str(out)], check=False,
                           capture_output=True, text=True)
     assert done.returncode == 0, done.stderr[-2000:]
-    assert f"audio stream 1 ({av.Codec(audio_codec, 'w').canonical_name}) cannot be stored in {suffix}; it is left out" \
-        in done.stderr
+    lines = [line for line in done.stderr.splitlines() if "audio stream" in line]
+    assert lines == [(f"WARNING:clrface_video.io.copies:audio stream 1 ({av.Codec(audio_codec, 'w').canonical_name}) "
+                     f"{said}")]
+    with av.open(str(out)) as container:
+        audio = container.streams.audio[0].codec_context
+        assert (audio.codec.canonical_name, audio.channels) == coded  # AC-3's 5.1 reads back as 5.1(side)
+    played, _ = decoded_seconds(out)
+    heard, _ = decoded_seconds(src)
+    assert abs(len(played) - len(heard)) <= FRAME["opus" if audio_codec == "libopus" else coded[0]]
+    assert np.argmax(np.abs(np.fft.rfft(played[-RATE:]))) == 440  # 1 Hz bins over its last second
     assert len(times(out)) == 24

@@ -221,33 +221,40 @@ def _converted_audio(stream: av.audio.stream.AudioStream, name: str, out: av.con
         return _decoded_to_pcm(stream, name, out, lossless_audio.PCM_ONLY[muxer])
     entries = lossless_audio.high_rate_encoders(stream.codec_context, muxer)
     source_rate = stream.codec_context.sample_rate
-    # at the source's rate first (8 kHz AAC, not AC-3 resampled to 32), then at one the encoder codes (Opus, 48)
+    # at the source's rate first (8 kHz AAC, not AC-3 resampled to 32), then at one the encoder codes (Opus, 48),
+    # in the source's channels; mixed down last (7.1 to AC-3's 5.1), where no encoder takes them all
     tries = [(entry, None) for entry in entries] + \
         [(entry, rate) for entry in entries if (rate := lossless_audio.coded_rate(entry[0], source_rate)) != source_rate]
-    lossy, rate = next(((entry, rate) for entry, rate in tries if _encoded_reads_back(out, stream, *entry, rate=rate)),
-                       (None, None))
-    if lossy is None:
-        return None
-    encoded = _add_encoder(out, stream, *lossy, rate=rate)
+    tries = [(entry, rate, None) for entry, rate in tries] + \
+        [(entry, rate, layout) for entry, rate in tries
+         if (layout := lossless_audio.mixed_down(entry[0], stream.codec_context.channels)) is not None]
+    lossy, rate, layout = next(((entry, rate, layout) for entry, rate, layout in tries
+                                if _encoded_reads_back(out, stream, *entry, rate=rate, layout=layout)), (None,) * 3)
+    if lossy is None:  # no lossy encoder there takes its channels: decoded to PCM where the muxer holds it
+        return next((copy for pcm in lossless_audio.WIDE_PCM.get(muxer, ())
+                     if (copy := _decoded_to_pcm(stream, name, out, pcm, wide=True)) is not None), None)
+    encoded = _add_encoder(out, stream, *lossy, rate=rate, layout=layout)
+    mixed = "" if layout is None else f", mixed down to {layout}"
     if lossless_audio.lossless(stream.codec_context):
-        log.warning("audio stream %d (%s) cannot be stored losslessly in %s; it is re-encoded as %s at %d kb/s "
+        log.warning("audio stream %d (%s) cannot be stored losslessly in %s; it is re-encoded as %s at %d kb/s%s "
                     "(lossy; .mkv and .mov keep it as it is)", stream.index, name, _suffix(out), lossy[0],
-                    lossy[2] // 1000)
+                    lossy[2] // 1000, mixed)
     else:
-        log.warning("audio stream %d (%s) cannot be copied into %s; it is re-encoded as %s at %d kb/s%s (lossy to "
+        log.warning("audio stream %d (%s) cannot be copied into %s; it is re-encoded as %s at %d kb/s%s%s (lossy to "
                     "lossy, a little lost; %s keeps it as it is)", stream.index, name, _suffix(out),
                     encoded.codec_context.codec.canonical_name, lossy[2] // 1000,
-                    "" if rate is None else f", {rate / 1000:g} kHz",
+                    "" if rate is None else f", {rate / 1000:g} kHz", mixed,
                     _keeps(stream, name))
     return Copy(encoded, lossless_audio.SampleConverter(stream, encoded))
 
 
 def _decoded_to_pcm(stream: av.audio.stream.AudioStream, name: str, out: av.container.OutputContainer,
-                    pcm: lossless_audio.PcmOnly) -> Copy | None:
+                    pcm: lossless_audio.PcmOnly, *, wide: bool = False) -> Copy | None:
     """A track an output that holds PCM alone (.mxf, .dv) cannot hold as it is, decoded to its PCM (at a rate and
     in a layout it takes, resampled or mixed where it must be): no lossy codec is stored there, and leaving the
-    track out made a silent output. A lossy track's decoded samples are what any player hears of it, so only a
-    change of rate or channels alters them."""
+    track out made a silent output. So too a track with more channels than any lossy encoder of the output takes
+    (`wide`: 7.1 into .mov or .mp4, lossless_audio.WIDE_PCM). A lossy track's decoded samples are what any player
+    hears of it, so only a change of rate or channels alters them."""
     context = stream.codec_context
     rate = lossless_audio.nearest_rate(context.sample_rate, pcm.rates)
     layout = pcm.layout or _ordered_layout(context.layout)
@@ -256,8 +263,10 @@ def _decoded_to_pcm(stream: av.audio.stream.AudioStream, name: str, out: av.cont
     encoded = _add_encoder(out, stream, pcm.codec, pcm.sample_format, layout=layout, rate=rate)
     changed = [f"resampled to {rate / 1000:g} kHz"] * (rate != context.sample_rate) + \
         [f"mixed to {pcm.layout}"] * (pcm.layout is not None and context.channels != len(encoded.layout.channels))
-    log.warning("audio stream %d (%s) cannot be copied into %s, which holds PCM only; it is decoded to %s, %s (%s keeps "
-                "it as it is)", stream.index, name, _suffix(out), pcm.codec,
+    log.warning("audio stream %d (%s) cannot be copied into %s, %s; it is decoded to %s, %s (%s keeps "
+                "it as it is)", stream.index, name, _suffix(out),
+                f"whose lossy codecs take fewer than its {context.channels} channels" if wide else "which holds PCM only",
+                pcm.codec,
                 " and ".join(changed) or ("every decoded sample kept" if lossless_audio.lossless(context)
                                           else "nothing more lost"), _keeps(stream, name))
     return Copy(encoded, lossless_audio.SampleConverter(stream, encoded))

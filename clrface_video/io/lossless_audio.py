@@ -62,6 +62,16 @@ MOST_BITS_PER_SAMPLE = {"aac": 6}
 # an error) on any 8-channel layout (7.1, 7.1(wide), octagonal; measured, 7.0 and 6.1 coded), so a 7.1 Opus or
 # Vorbis track into a .mov, or 7.1 PCM into a .ts, killed the whole restore on its trial file
 MOST_CHANNELS = {"aac": 7}
+# the layout a high-rate encoder takes at most, into which a track with more channels is mixed (PyAV's encoder
+# resamples the decoded frames, swresample's matrix folding the back pair into the sides) where no encoder of the
+# muxer takes them all: a .ts's 7.1 PCM went silent, as AC-3 codes 5.1 at most and AAC crashes on 8 channels
+MIXED_DOWN = {"ac3": "5.1"}
+# Muxers whose lossy encoders take fewer channels than a track has (7.1: MOST_CHANNELS): it is decoded to this PCM
+# (or ALAC), tried in order, rather than left out. A lossy decoder's float samples keep to 2^-23 in 24 bits, as in
+# .mxf; an .mp4 tries ALAC first (ISO PCM there is read by few players), each only where it reads back on a trial
+# (measured: FFmpeg's ALAC encoder refuses 7.1, taking 7.1(wide); ISO PCM 7.1 reads back).
+WIDE_PCM = {"mov": (PcmOnly("pcm_s24le", "s32", ()),),
+            "mp4": (PcmOnly("alac", "s32p", ()), PcmOnly("pcm_s24le", "s32", ()))}
 
 
 def _depth(context: av.audio.codeccontext.AudioCodecContext) -> int | str | None:
@@ -127,6 +137,12 @@ def high_rate_encoders(context: av.audio.codeccontext.AudioCodecContext, muxer: 
                                   MOST_BITS_PER_SAMPLE.get(name, each) * samples))
                  for name, kind, each, most in HIGH_RATE.get(muxer, (AAC,))
                  if name in av.codecs_available and context.channels <= MOST_CHANNELS.get(name, context.channels))
+
+
+def mixed_down(codec: str, channels: int) -> str | None:
+    """The layout `codec` takes a track of `channels` in, mixed down (MIXED_DOWN), where it takes fewer; else None."""
+    layout = MIXED_DOWN.get(codec)
+    return layout if layout is not None and av.AudioLayout(layout).nb_channels < channels else None
 
 
 def coded_rate(codec: str, rate: int) -> int:
