@@ -63,7 +63,7 @@ MOST_BITS_PER_SAMPLE = {"aac": 6}
 # Vorbis track into a .mov, or 7.1 PCM into a .ts, killed the whole restore on its trial file
 MOST_CHANNELS = {"aac": 7}
 # the layout a high-rate encoder takes at most, into which a track with more channels is mixed (PyAV's encoder
-# resamples the decoded frames, swresample's matrix folding the back pair into the sides) where no encoder of the
+# resamples the decoded frames to it, by swresample's default matrix) where no encoder of the
 # muxer takes them all: a .ts's 7.1 PCM went silent, as AC-3 codes 5.1 at most and AAC crashes on 8 channels
 MIXED_DOWN = {"ac3": "5.1"}
 # Muxers whose lossy encoders take fewer channels than a track has (7.1: MOST_CHANNELS): it is decoded to this PCM
