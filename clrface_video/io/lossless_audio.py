@@ -69,7 +69,7 @@ MIXED_DOWN = {"ac3": "5.1"}
 # Muxers whose lossy encoders take fewer channels than a track has (7.1: MOST_CHANNELS): it is decoded to this PCM
 # (or ALAC), tried in order, rather than left out. A lossy decoder's float samples keep to 2^-23 in 24 bits, as in
 # .mxf; an .mp4 tries ALAC first (ISO PCM there is read by few players), each only where it reads back on a trial
-# (measured: FFmpeg's ALAC encoder refuses 7.1, taking 7.1(wide); ISO PCM 7.1 reads back).
+# (measured: FFmpeg's ALAC encoder refuses 7.1 there; ISO PCM 7.1 reads back).
 WIDE_PCM = {"mov": (PcmOnly("pcm_s24le", "s32", ()),),
             "mp4": (PcmOnly("alac", "s32p", ()), PcmOnly("pcm_s24le", "s32", ()))}
 
