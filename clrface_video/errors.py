@@ -24,10 +24,17 @@ def reason(error: BaseException) -> str:
 
 
 def failure_line(relative: Path, error: BaseException) -> str:
-    """'path: reason' for a folder's file that failed (its `failed` entry and its 'skipped' line), without the
-    file's name where the error begins with it: a reader's 'IMG.heic: picture 2 cannot be read' was said as
-    'skipped IMG.heic: IMG.heic: picture 2 cannot be read'."""
-    return f"{relative}: {one_line(error).removeprefix(f'{relative.name}: ')}"
+    """'path: reason' for a folder's file that failed (its `failed` entry and its 'skipped' line), the file named
+    once, by the line's lead: the reason's own mention of it is dropped where it leads ('IMG.heic: picture 2 cannot
+    be read'), said as "it" where it is the subject or what could not be read or written ('cut.mp4 has no video
+    frames', 'cannot read bad.jpg as an image'), and dropped where quoted whole as a path inside a library's
+    parenthesis (Pillow's 'cannot identify image file 'G/bad.jpg''). A line said 'skipped cut.mp4: cut.mp4 has no
+    video frames'. A single file's error (the CLI's) keeps its name: it has no lead to name it."""
+    name = re.escape(relative.name)
+    said = one_line(error).removeprefix(f"{relative.name}: ")
+    said = re.sub(rf":?\s*(['\"])(?:[^'\"]*[/\\])?{name}\1", "", said)  # a quoted path to the file, whole
+    said = re.sub(rf"^(cannot \w+ )?{name}(?=[ ,;:)]|$)", r"\1it", said)  # its subject, or its verb's object
+    return f"{relative}: {said}"
 
 
 class ClrfaceError(Exception):

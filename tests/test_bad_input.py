@@ -384,7 +384,7 @@ def test_a_photo_past_the_size_limit_is_named_in_one_line(tmp_path):
     Image.fromarray(astronaut()).save(album / "face.jpg")
     result = restore(album)
     assert result.exit_code == 3, result.output  # a folder restored but for the files it names
-    assert f"warning: skipped panorama.png: {line}" in result.stderr
+    assert f"warning: skipped panorama.png: {line.replace('panorama.png', 'it', 1)}" in result.stderr
     assert sorted(p.name for p in (tmp_path / "album_restored").iterdir()) == ["face.jpg"]
 
 

@@ -882,7 +882,7 @@ def test_a_full_disk_stops_a_folder_at_the_first_file_it_cannot_write(tmp_path, 
         "free some space and run it again to go on")
     assert len(calls) == 2 and sorted(p.name for p in out.iterdir()) == ["a.jpg"]
     done = json.loads(report.read_text())
-    assert done["images"] == 1 and done["failed"] == ["b.jpg: cannot write b.jpg as JPEG (No space left on device)"]
+    assert done["images"] == 1 and done["failed"] == ["b.jpg: cannot write it as JPEG (No space left on device)"]
 
 
 def _disk_with_room(monkeypatch, room: int) -> None:

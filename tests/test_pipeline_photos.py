@@ -225,6 +225,25 @@ def test_folder_is_mirrored_with_metadata_and_a_bad_file_is_skipped(album, tmp_p
     assert report["kind"] == "folder" and report["skipped"] == 0
 
 
+def test_a_folders_failure_lines_name_each_file_once(tmp_path, astronaut):
+    """'skipped cut.mp4: cut.mp4 is truncated ...' and 'skipped bad.jpg: cannot read bad.jpg as an image (cannot
+    identify image file '.../bad.jpg')': the reader's message named the file the line had named, Pillow's a third
+    time. Each is named once now, by the line; the same file restored alone is still named by its error."""
+    folder = tmp_path / "G"
+    folder.mkdir()
+    (folder / "bad.jpg").write_text("not a picture")
+    clip = make_clip(tmp_path / "whole.mp4", frames=8, size=(64, 64))
+    (folder / "cut.mp4").write_bytes(clip.read_bytes()[:clip.stat().st_size // 2])  # its index, at the end, cut off
+    Image.fromarray(astronaut).save(folder / "good.png")
+    result = run_cli("restore", folder, "-o", tmp_path / "out", "--model", "baseline-bicubic-sharpen")
+    assert result.exit_code == 3 and (tmp_path / "out" / "good.png").is_file(), result.output
+    assert sorted(line for line in result.stderr.splitlines() if line.startswith("warning: skipped")) == [
+        "warning: skipped bad.jpg: cannot read it as an image (cannot identify image file)",
+        "warning: skipped cut.mp4: it is truncated or still being written (its index, the moov box, is missing)"]
+    alone = CliRunner().invoke(cli, ["restore", str(folder / "bad.jpg"), "-o", str(tmp_path / "bad_out.jpg")])
+    assert alone.exit_code != 0 and alone.stderr.startswith("error: cannot read bad.jpg as an image ("), alone.output
+
+
 def test_a_photo_that_fails_to_be_written_does_not_stop_the_folder(album, tmp_path, monkeypatch):
     write = photos.save_photo
 
@@ -555,9 +574,9 @@ def test_a_folders_empty_files_are_each_named_once_in_their_line(tmp_path, astro
     (album / "2021" / "leer.jpg").write_bytes(b"")
     (album / "2021" / "leer.mp4").write_bytes(b"")
     report = restore_folder(album, tmp_path / "out", BASELINE)
-    assert report.warnings == ["skipped 2021/leer.jpg: leer.jpg is empty (0 bytes)",
-                               "skipped 2021/leer.mp4: leer.mp4 is empty (0 bytes)"]
-    assert report.failed == ["2021/leer.jpg: leer.jpg is empty (0 bytes)", "2021/leer.mp4: leer.mp4 is empty (0 bytes)"]
+    assert report.warnings == ["skipped 2021/leer.jpg: it is empty (0 bytes)",
+                               "skipped 2021/leer.mp4: it is empty (0 bytes)"]
+    assert report.failed == ["2021/leer.jpg: it is empty (0 bytes)", "2021/leer.mp4: it is empty (0 bytes)"]
 
 
 def test_a_stale_output_made_read_only_is_kept_not_redone(album, tmp_path):
@@ -633,9 +652,9 @@ def test_a_rerun_into_a_read_only_output_folder_writes_nothing_and_passes(album,
     assert folder.exit_code == 3, folder.output
     assert folder.stdout.startswith("restored 0 faces in 0 images, 3 failed "), folder.output  # none written
     assert sorted(line.split(" (")[0] for line in folder.stderr.splitlines()) == [
-        "warning: skipped 2009/b.png: cannot write b.png as PNG",
-        "warning: skipped 2009/summer/c.jpg: cannot write c.jpg as JPEG",
-        "warning: skipped a.jpg: cannot write a.jpg as JPEG"]
+        "warning: skipped 2009/b.png: cannot write it as PNG",
+        "warning: skipped 2009/summer/c.jpg: cannot write it as JPEG",
+        "warning: skipped a.jpg: cannot write it as JPEG"]
     assert ".partial" not in folder.stderr
     report = run_cli("restore", album, "-o", out, *model, "--report", out / "r.json")
     assert report.exit_code == 2 and len(report.output.splitlines()) == 1, report.output

@@ -244,8 +244,8 @@ def test_a_full_disk_stops_a_ray_folder_as_it_stops_a_local_one(tmp_path, astron
     assert "Traceback" not in stderr and sorted(p.name for p in out.iterdir()) == ["a.jpg", "b.jpg"]
     done = json.loads(report.read_text())
     assert done["images"] == 2 and len(done["failed"]) == 1
-    assert done["failed"][0] == ("c.jpg: cannot write c.jpg as JPEG (No space left on device)" if faces else
-                                 "c.jpg: cannot write c.jpg (No space left on device)")
+    assert done["failed"][0] == ("c.jpg: cannot write it as JPEG (No space left on device)" if faces else
+                                 "c.jpg: cannot write it (No space left on device)")
 
 
 @pytest.mark.slow
@@ -325,7 +325,7 @@ def test_a_photo_too_large_to_restore_is_named_in_a_folder(ray_cluster, tmp_path
     result = CliRunner().invoke(cli, ["restore", str(album), "-o", str(tmp_path / "out"), "--report", str(report),
                                       "--model", "baseline-bicubic-sharpen", "--device", "cpu", *ray])
     assert result.exit_code == 3, result.output  # restored but for a file that could not be
-    said = ("scans/wall.png: wall.png is 20001 x 20001 pixels (400,040,001), more than the 400,000,000 restore "
+    said = ("scans/wall.png: it is 20001 x 20001 pixels (400,040,001), more than the 400,000,000 restore "
             "takes (18-30 bytes of memory a pixel); scale it down or cut it into parts")
     assert result.stderr.count(f"warning: skipped {said}\n") == 1, result.stderr
     done = json.loads(report.read_text())
@@ -369,7 +369,7 @@ def test_a_folders_failed_photo_is_named_even_with_quiet(ray_cluster, tmp_path, 
                                       "--model", "baseline-bicubic-sharpen", "--device", "cpu", *ray])
     assert result.exit_code == 3, result.output
     lines = result.stderr.splitlines()
-    assert len(lines) == 1 and lines[0].startswith("warning: skipped broken.jpg: cannot read broken.jpg as an image ("), \
+    assert len(lines) == 1 and lines[0].startswith("warning: skipped broken.jpg: cannot read it as an image ("), \
         result.stderr
     assert "2 images, 1 failed" in result.stdout
 
