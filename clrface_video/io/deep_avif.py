@@ -3,7 +3,6 @@ reads and writes 8 bits: read at 16 bits, written back in 10 with the photo's me
 from __future__ import annotations
 
 import io
-import os
 from functools import cache
 from pathlib import Path
 
@@ -21,6 +20,7 @@ from clrface_video.io.decode import (
     frame_to_array,
 )
 from clrface_video.io.full_range import ready_deep_rgb, to_full_range, wide_format
+from clrface_video.io.output_stream import quiet_svt
 from clrface_video.io.pixels import to_uint8
 from clrface_video.io.scheduling import scheduled_as_before
 
@@ -76,7 +76,7 @@ def avif_bytes(rgb: np.ndarray, nclx: tuple[int, int, int, int] | None, exif: by
         yuv = reformatter.reformat(frame, format=PIX_FMT, src_colorspace=sws, dst_colorspace=sws,
                                    src_color_range=RANGE_JPEG, dst_color_range=RANGE_MPEG, threads=SWS_THREADS)
     buffer = io.BytesIO()
-    os.environ.setdefault("SVT_LOG", "1")  # errors only: SVT-AV1's banner (20 lines) went to the user's terminal
+    quiet_svt()
     with scheduled_as_before(), av.open(buffer, "w", format="avif") as out:  # SVT-AV1 makes the thread real-time
         stream = out.add_stream(av1_encoder(), rate=1, options={"crf": CRF})
         stream.width, stream.height, stream.pix_fmt = rgb.shape[1], rgb.shape[0], PIX_FMT

@@ -385,8 +385,8 @@ def add_video_stream(out: av.container.OutputContainer, info: VideoInfo, codec: 
     ctx.color_primaries, ctx.color_trc = info.color_primaries, info.color_trc
     ctx.colorspace, ctx.color_range = yuv_colorspace(info.colorspace, info.pix_fmt, stream.pix_fmt), output_range(codec, out, info)
     options = dict(QUIET_OPTIONS.get(codec, {}))
-    if codec == "libsvtav1":  # SVT-AV1 takes its log level from the environment only (its banner: 20 lines)
-        os.environ.setdefault("SVT_LOG", "1")
+    if codec == "libsvtav1":
+        quiet_svt()
     if codec in CRF_MAX and crf > CRF_MAX[codec]:
         raise ClrfaceError(f"{option_name('crf')} {crf} is beyond {codec}'s range (0-{CRF_MAX[codec]})")
     if codec in CRF_CODECS:
@@ -485,3 +485,9 @@ def _add_hdr10(options: dict[str, str], codec: str, hdr10: Hdr10) -> None:
                     "keeps its colour tags without it", codec)
         return
     options[key] = ":".join(filter(None, [options.get(key, "")] + extra))
+
+
+def quiet_svt() -> None:
+    """SVT-AV1 at errors only, unless the user set its level: it takes its log level from the environment alone,
+    and printed its banner (some 20 lines, and a thread-priority warning) for every video or 10-bit AVIF it wrote."""
+    os.environ.setdefault("SVT_LOG", "1")
