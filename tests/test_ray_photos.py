@@ -436,3 +436,29 @@ def test_a_ray_folder_leaves_out_the_outputs_earlier_runs_wrote_as_a_local_one_d
     assert sorted(tree(tmp_path / "ray")) == ["p.jpg", "x_restored.jpg"]
     restore_folder(root, tmp_path / "local", BASELINE)
     assert tree(tmp_path / "ray") == tree(tmp_path / "local")
+
+
+def test_failed_photos_are_listed_in_the_folders_order_whichever_worker_finishes_first(ray_cluster, tmp_path,
+                                                                                       monkeypatch):
+    """The report's `failed` listed Ray's failed photos in the order their shards came back, so the same folder
+    gave another list from run to run and from the local backend's; it lists them in the folder's order. The
+    workers are made to come back last shard first (their results replayed in reverse)."""
+    import clrface_video.distributed.photos as ray_photos
+
+    root = tmp_path / "album"
+    root.mkdir()
+    for name in "abcdefgh":
+        (root / f"{name}.jpg").write_bytes(b"not a photo " + name.encode())
+    real_run_all = ray_photos.run_all
+
+    def last_shard_first(ray, actors, method, jobs, on_done=None, **kwargs):
+        results = real_run_all(ray, actors, method, jobs, **kwargs)
+        for position in reversed(range(len(jobs))):
+            on_done(position, results[position])
+        return results
+
+    monkeypatch.setattr(ray_photos, "run_all", last_shard_first)
+    report = restore_path_ray(root, tmp_path / "ray", BASELINE, workers=2)
+    local = restore_folder(root, tmp_path / "local", BASELINE)
+    assert [line.split(":")[0] for line in report.failed] == [f"{name}.jpg" for name in "abcdefgh"]
+    assert report.failed == local.failed

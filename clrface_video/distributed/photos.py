@@ -67,12 +67,13 @@ def restore_folder_ray(ray: Any, actors: list[Any], input: str | Path, output: s
     timer = StageTimer()
     full: list[Path] = []  # the photos a worker could not write for a full disk
     running = dict(enumerate(shards))  # the shards not come back yet
+    failures: dict[int, list[str]] = {}  # each shard's failed photos, listed in the report in the folder's order
     before = _inodes(target, todo)  # outputs a rewritten photo replaces (--overwrite, a stale one)
 
     def advance(position: int, shard: ShardResult) -> None:  # counted as each shard comes back
         del running[position]
         say_warnings(shard.warnings, said)  # as a local run says them as it goes
-        _count_shard(shard, report, timer)
+        failures[position] = _count_shard(shard, report, timer)
         if shard.full is not None:
             full.append(shard.full)
         if progress is not None:
@@ -85,21 +86,25 @@ def restore_folder_ray(ray: Any, actors: list[Any], input: str | Path, output: s
         for actor in actors:  # first, so that (but for a photo renamed as the kill lands) none is written after
             ray.kill(actor)
         report.images += _written(target, [p for shard in running.values() for p in shard], before)
+        report.failed += _in_folder_order(failures)
         finish_report(report, None, timer, start)
         raise interrupted(report, start) from stop
+    report.failed += _in_folder_order(failures)
     finish_report(report, None, timer, start)  # face counts summed from the workers' reports
     if full:
         raise stopped(full[0], report)
     return report
 
 
-def _count_shard(shard: ShardResult, report: RestoreReport, timer: StageTimer) -> None:
-    """Add a shard's photos into the folder's report: each restored one's counts and seconds, each failed one
-    named in `failed` and said in a line (photos.say_failed), as locally (the one a full disk stopped the shard at is said by
-    the folder's stop instead)."""
+def _count_shard(shard: ShardResult, report: RestoreReport, timer: StageTimer) -> list[str]:
+    """Add a shard's photos into the folder's report: each restored one's counts and seconds; each failed one said
+    in a line (photos.say_failed) as it comes back, as locally (the one a full disk stopped the shard at is said by
+    the folder's stop instead), and returned, for the report's `failed` to list in the folder's order whatever
+    order the workers finished in."""
+    failed = []
     for number, result in enumerate(shard.photos, 1):
         if isinstance(result, str):
-            report.failed.append(result)
+            failed.append(result)
             if shard.full is None or number < len(shard.photos):
                 say_failed(result)
             continue
@@ -108,6 +113,12 @@ def _count_shard(shard: ShardResult, report: RestoreReport, timer: StageTimer) -
         report.add_counts(result)
         for stage, seconds in result.stages.items():
             timer.add(stage, seconds)
+    return failed
+
+
+def _in_folder_order(failures: dict[int, list[str]]) -> list[str]:
+    """The shards' failed photos, shard after shard: the shards are slices of the folder's photos in order."""
+    return [line for position in sorted(failures) for line in failures[position]]
 
 
 def _inodes(target: Path, relatives: list[Path]) -> dict[Path, int]:
