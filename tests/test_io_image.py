@@ -17,7 +17,8 @@ from PIL import Image, ImageCms, ImageOps
 from clrface_video.errors import ClrfaceError, InputError
 from clrface_video.io import deep_avif, photo_read, photo_write
 from clrface_video.io.decode import is_image_path
-from clrface_video.io.photo_read import Photo, orient_array, read_photo
+from clrface_video.io.orientation import QUARTER_TURNS, TURNS, orient_array, upright_size
+from clrface_video.io.photo_read import Photo, read_photo
 from clrface_video.io.photo_write import fit_format, format_for, write_photo
 from tests.media import add_png_chunks, make_hdr_photo, png_chunks
 
@@ -93,6 +94,11 @@ def test_orient_array_matches_pillow(tmp_path, rgb, orientation):
         expected = np.asarray(ImageOps.exif_transpose(image))
     assert expected.shape[:2] == ((64, 96) if orientation >= 5 else (96, 64))
     assert np.array_equal(orient_array(rgb, orientation), expected)
+    assert upright_size((64, 96), orientation) == expected.shape[1::-1]
+    assert (orientation in QUARTER_TURNS) == (orientation >= 5)
+    gray = Image.fromarray(rgb[..., 1])  # a gain map's mode, turned by the Pillow table, stays its own
+    turned = gray.transpose(TURNS[orientation]) if orientation in TURNS else gray
+    assert turned.mode == "L" and np.array_equal(np.asarray(turned), expected[..., 1])
 
 
 def test_jpeg_keeps_xmp(tmp_path, rgb):

@@ -17,6 +17,7 @@ from PIL import ExifTags, Image, ImageOps, TiffTags, UnidentifiedImageError
 
 from clrface_video.errors import InputError, one_line
 from clrface_video.io.bigtiff_exif import with_ifd8_pointers
+from clrface_video.io.orientation import QUARTER_TURNS, orient_array
 from clrface_video.io.pixels import from_high_bits
 from clrface_video.io.ultra_hdr import ExtraPicture, GainMap, gain_map_of
 from clrface_video.io.webp_anim import LOSSLESS, frame_kinds
@@ -435,15 +436,6 @@ def keep_text(exif: Image.Exif) -> Image.Exif:
     return exif
 
 
-def orient_array(array: np.ndarray, orientation: int) -> np.ndarray:
-    """Apply an EXIF orientation (1..8) to an (H, W, ...) array, as ImageOps.exif_transpose does."""
-    ops = {2: lambda a: a[:, ::-1], 3: lambda a: a[::-1, ::-1], 4: lambda a: a[::-1],
-           5: lambda a: np.swapaxes(a, 0, 1), 6: lambda a: np.rot90(a, -1),
-           7: lambda a: np.swapaxes(a, 0, 1)[::-1, ::-1], 8: lambda a: np.rot90(a, 1)}
-    op = ops.get(orientation)
-    return np.ascontiguousarray(op(array)) if op else array
-
-
 def _read_deep_heif(path: Path, orientation: int, picture: int) -> tuple[np.ndarray, np.ndarray | None]:
     """A 10- or 12-bit HEIF's picture number `picture` (of a burst; its primary one alone), at full-scale 16 bits:
     pillow-heif gives its codes in the high bits only where Pillow is not asked to decode it (RGB;16)."""
@@ -642,7 +634,7 @@ def _upright_area(area: bytes, orientation: int) -> bytes:
     turned = dict(values)
     if "x" in values and "y" in values:
         turned["x"], turned["y"] = _upright_point(values["x"], values["y"], orientation)
-    if orientation >= 5:  # a quarter turn: width and height trade places
+    if orientation in QUARTER_TURNS:  # width and height trade places
         turned.update({key: values[other] for key, other in (("w", "h"), ("h", "w")) if other in values})
     return AREA_VALUE.sub(lambda found: found.group(1) + _number(turned.get(found.group(2).decode(), 0.0)), area)
 

@@ -23,6 +23,7 @@ from clrface_video.io.mp_index import (
     joined,
     mp_entries,
 )
+from clrface_video.io.orientation import TURNS, upright_size
 
 # what marks a JPEG picture as a gain map: the XMP namespace of its parameters (hdrgm:GainMapMin, GainMapMax, Gamma,
 # OffsetSDR, OffsetHDR, HDRCapacityMin, HDRCapacityMax), or ISO 21496-1's APP2 segment, which Android 15 adds
@@ -41,11 +42,6 @@ GAIN_MAP_VERSION = re.compile(rb"""\s+hdrgm:Version\s*=\s*(["'])[^"']*\1"""
                               rb"|\s*<hdrgm:Version\s*>[^<]*</hdrgm:Version>")
 CONTAINER_DIRECTORY = re.compile(rb"\s*<Container:Directory\b.*?</Container:Directory>", re.DOTALL)
 DIRECTORY_ITEM = re.compile(rb"\s*<rdf:li\b[^>]*>.*?</rdf:li>", re.DOTALL)
-# how a picture stored in an EXIF orientation is turned upright (as ImageOps.exif_transpose turns it)
-TURNS = {2: Image.Transpose.FLIP_LEFT_RIGHT, 3: Image.Transpose.ROTATE_180, 4: Image.Transpose.FLIP_TOP_BOTTOM,
-         5: Image.Transpose.TRANSPOSE, 6: Image.Transpose.ROTATE_270, 7: Image.Transpose.TRANSVERSE,
-         8: Image.Transpose.ROTATE_90}
-QUARTER_TURNS = frozenset({5, 6, 7, 8})  # the orientations whose upright picture trades width and height
 GAIN_MAP_QUALITY = 95  # a turned gain map's JPEG quality: it is coded again
 log = logging.getLogger(__name__)
 
@@ -103,7 +99,7 @@ def gain_map_of(path: Path, xmp: bytes | None, size: tuple[int, int], orientatio
     says_so = bool(xmp) and ULTRA_HDR in xmp
     if not indexed and not says_so:
         return None, ()
-    upright = (size[1], size[0]) if orientation in QUARTER_TURNS else size
+    upright = upright_size(size, orientation)
     with path.open("rb") as file:
         data = file.read()
     try:
