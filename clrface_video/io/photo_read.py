@@ -92,9 +92,9 @@ class Photo:
     nclx: a HEIF's or AVIF's colour description (NCLX_FIELDS: primaries, transfer, matrix, full range), or None:
     an HDR camera's or phone's (BT.2020, PQ or HLG) pixels are coded for it, and shown as sRGB they look washed out.
     coded_bits: the bits per channel the file codes its pixels in, more than bit_depth where the reader gave
-    fewer (a grey HEIF, which pillow-heif decodes to 8; an AVIF with alpha, or one FFmpeg cannot read as Pillow
-    does): what writing it back loses. A 10- or 12-bit RGB HEIF is read at 16 (_read_deep_heif) and written back
-    in its own 10 or 12; a 10- or 12-bit colour AVIF is read at 16 through FFmpeg (io.deep_avif) and written in 10.
+    fewer (an AVIF with alpha, or one FFmpeg cannot read as Pillow does): what writing it back loses. A 10- or
+    12-bit HEIF, colour or grey, is read at 16 (_read_deep_heif) and written back in its own 10 or 12; a 10- or
+    12-bit colour AVIF is read at 16 through FFmpeg (io.deep_avif) and written in 10.
     gain_map: an Ultra HDR JPEG's gain map (io.ultra_hdr), joined back after the restored picture so that it stays
     HDR, or None.
     extras: a phone JPEG's other pictures after its primary that are no views (a depth map, io.ultra_hdr), joined
@@ -289,11 +289,13 @@ def first_picture(path: Path | str) -> tuple[Photo, int]:
 
 def is_16bit_rgb(image: Image.Image) -> bool:
     """Pillow decodes 16-bit RGB(A) PNG/TIFF to 8 bits; its tile rawmode still says ';16'. pillow-heif decodes a 10-
-    or 12-bit HEIF's RGB(A) to 8 bits too, and says its depth in info["bit_depth"]: read deep (_read_deep_heif)."""
-    if image.mode not in ("RGB", "RGBA"):
-        return False
+    or 12-bit HEIF's RGB(A) to 8 bits too, and says its depth in info["bit_depth"]: read deep (_read_deep_heif); so is
+    a grey one, which pillow-heif 1.9 gives Pillow as I;16 with its codes in the high bits, not at full scale (white
+    1023 << 6 = 65472 at 10 bits), and whose depth its docs say it converts to 8 bits as a colour one's."""
     if image.format == "HEIF":
         return int(image.info.get("bit_depth") or 8) > 8
+    if image.mode not in ("RGB", "RGBA"):
+        return False
     if not image.tile:
         return False
     args = image.tile[0].args
@@ -438,18 +440,22 @@ def keep_text(exif: Image.Exif) -> Image.Exif:
 
 def _read_deep_heif(path: Path, orientation: int, picture: int) -> tuple[np.ndarray, np.ndarray | None]:
     """A 10- or 12-bit HEIF's picture number `picture` (of a burst; its primary one alone), at full-scale 16 bits:
-    pillow-heif gives its codes in the high bits only where Pillow is not asked to decode it (RGB;16)."""
+    pillow-heif gives its codes in the high bits only where Pillow is not asked to decode it (RGB;16, and a grey
+    one's I;16, in all three channels as a grey photo is read)."""
     import pillow_heif
 
     with pillow_unlimited():
         heif = pillow_heif.open_heif(path, convert_hdr_to_8bit=False)[picture]
         data = np.asarray(heif)
         bits = int(heif.info.get("bit_depth") or 16)
-    if data.dtype != np.uint16 or data.ndim != 3:
+    if data.dtype != np.uint16 or data.ndim not in (2, 3):
         raise InputError(f"cannot read {path.name} as a {bits}-bit HEIF")
     data = orient_array(from_high_bits(data, bits), orientation)
-    alpha = np.ascontiguousarray(data[..., 3]) if data.shape[2] == 4 else None
-    return np.ascontiguousarray(data[..., :3]), alpha
+    if data.ndim == 2:
+        data = data[..., None]
+    alpha = np.ascontiguousarray(data[..., -1]) if data.shape[2] in (2, 4) else None
+    colour = data[..., :3] if data.shape[2] >= 3 else np.repeat(data[..., :1], 3, axis=2)
+    return np.ascontiguousarray(colour), alpha
 
 
 def _read_16bit_rgb(path: Path, orientation: int, page: int = 0) -> tuple[np.ndarray, np.ndarray | None]:
