@@ -99,6 +99,8 @@ class Photo:
     HDR, or None.
     extras: a phone JPEG's other pictures after its primary that are no views (a depth map, io.ultra_hdr), joined
     back after the restored picture as they were.
+    previews: the numbers of a phone JPEG's previews after its primary (MP type Large Thumbnail, io.ultra_hdr; 1:
+    the first picture after it), left out of a restored photo in any format, said in one info line.
     """
 
     image: np.ndarray
@@ -127,6 +129,7 @@ class Photo:
     coded_bits: int = 8
     gain_map: GainMap | None = None
     extras: tuple[ExtraPicture, ...] = ()
+    previews: tuple[int, ...] = ()
 
 
 @cache
@@ -530,8 +533,8 @@ def photo_of(source: Image.Image, path: Path, deep: bool, page: int = 0) -> Phot
         if (deep_rgb := read_deep_avif(path, rgb)) is not None:
             rgb, depth = deep_rgb, 16
     xmp = _xmp(source, orientation)
-    gain_map, extras = gain_map_of(path, xmp, source.size, orientation, "mp" in source.info) \
-        if fmt == "JPEG" and not page else (None, ())
+    gain_map, extras, previews = gain_map_of(path, xmp, source.size, orientation, "mp" in source.info) \
+        if fmt == "JPEG" and not page else (None, (), ())
     return Photo(
         image=rgb, alpha=alpha, mode=mode, format=fmt, exif=_upright_exif(source, path.name, orientation),
         icc=source.info.get("icc_profile") or None, quality=guess_jpeg_quality(source),
@@ -550,7 +553,7 @@ def photo_of(source: Image.Image, path: Path, deep: bool, page: int = 0) -> Phot
         srgb=source.info.get("srgb") if fmt == "PNG" else None,
         bigtiff=bigtiff,
         nclx=nclx, coded_bits=coded_bits if fmt in ("HEIF", "AVIF") else max(depth, coded_bits),  # 10 or 12 bits
-        gain_map=gain_map, extras=extras,
+        gain_map=gain_map, extras=extras, previews=previews,
     )
 
 

@@ -37,6 +37,7 @@ from clrface_video.io.ultra_hdr import (
     fitted,
     fitted_extras,
     gain_map_xmp,
+    say_previews,
     with_gain_map,
     without_gain_map_xmp,
 )
@@ -549,6 +550,7 @@ def _encode_into(image: np.ndarray, like: Photo, target: BinaryIO, name: str) ->
     jpeg, size = like.format == "JPEG", (rgb.shape[1], rgb.shape[0])
     gain_map = fitted(like.gain_map, size, name) if jpeg and like.gain_map is not None else None  # Ultra HDR's
     appended = fitted_extras(like.extras, size, name) if jpeg else []  # a depth map
+    say_previews(like.previews, name)  # a phone's previews, never joined back: they show the faces unrestored
     if gain_map is not None:
         like = replace(like, xmp=gain_map_xmp(like.xmp, len(gain_map)))
         appended.append((like.gain_map.number, 0, gain_map))
