@@ -17,7 +17,8 @@ from PIL import Image, ImageCms, ImageOps
 from clrface_video.errors import ClrfaceError, InputError
 from clrface_video.io import deep_avif, photo_read, photo_write
 from clrface_video.io.decode import is_image_path
-from clrface_video.io.photo_read import Photo, orient_array, read_photo
+from clrface_video.io.orientation import QUARTER_TURNS, TURNS, orient_array, upright_size
+from clrface_video.io.photo_read import Photo, read_photo
 from clrface_video.io.photo_write import fit_format, format_for, write_photo
 from tests.media import add_png_chunks, make_hdr_photo, png_chunks
 
@@ -93,6 +94,11 @@ def test_orient_array_matches_pillow(tmp_path, rgb, orientation):
         expected = np.asarray(ImageOps.exif_transpose(image))
     assert expected.shape[:2] == ((64, 96) if orientation >= 5 else (96, 64))
     assert np.array_equal(orient_array(rgb, orientation), expected)
+    assert upright_size((64, 96), orientation) == expected.shape[1::-1]
+    assert (orientation in QUARTER_TURNS) == (orientation >= 5)
+    gray = Image.fromarray(rgb[..., 1])  # a gain map's mode, turned by the Pillow table, stays its own
+    turned = gray.transpose(TURNS[orientation]) if orientation in TURNS else gray
+    assert turned.mode == "L" and np.array_equal(np.asarray(turned), expected[..., 1])
 
 
 def test_jpeg_keeps_xmp(tmp_path, rgb):
@@ -268,6 +274,48 @@ def test_a_10_bit_heif_keeps_its_depth_and_says_where_it_cannot(tmp_path, rgb, w
     as_jpeg = fit_format(photo, "JPEG", "hdr.jpg")  # said by the conversion's line, not again by the writer
     write_photo(tmp_path / "hdr.jpg", as_jpeg.image, as_jpeg)
     assert said(warnings_logged) == {"hdr.jpg: written as JPEG with 10 bits per channel to 8"}
+
+
+@pytest.mark.parametrize("bits", [10, 12])
+def test_a_grey_deep_heif_is_read_at_full_scale_and_written_back_in_its_own_depth(tmp_path, bits, warnings_logged):
+    """A grey 10- or 12-bit HEIC (a black-and-white scan, a monochrome camera's) was read as pillow-heif gives it to
+    Pillow, its codes in the high bits (white 65472 at 10 bits, not 65535 as a colour one's), and a 12-bit one was
+    written back in 10, its 4096 levels cut to 1024 unsaid. Read as a colour one is, it goes back in its own depth,
+    or to a 16-bit PNG or TIFF with its white at 65535 and every level kept."""
+    pillow_heif = pytest.importorskip("pillow_heif", reason="HEIF needs pillow-heif (the test extra installs it)")
+    top = (1 << bits) - 1
+    ramp = np.rint(np.linspace(0, top, 96 * 64)).astype(np.uint16).reshape(96, 64)  # every code, black to white
+    source = tmp_path / "scan.heic"
+    pillow_heif.from_bytes(mode=f"L;{bits}", size=(64, 96), data=ramp.tobytes()).save(source, quality=-1)
+    codes = np.asarray(pillow_heif.open_heif(source, convert_hdr_to_8bit=False)) >> (16 - bits)
+    photo = read_photo(source)
+    assert (photo.mode, photo.bit_depth, photo.coded_bits) == ("I;16", 16, bits)
+    full = (codes.astype(np.uint32) * 65535 * 2 + top) // (2 * top)
+    assert all(np.array_equal(photo.image[..., channel], full) for channel in range(3))
+    _, out = round_trip(photo, source)
+    written = pillow_heif.open_heif(out, convert_hdr_to_8bit=False)
+    levels = np.asarray(written) >> (16 - bits)
+    assert (written.mode, written.info["bit_depth"]) == ("I;16", bits)
+    assert len(np.unique(levels)) > 3 * (top + 1) // 4 and np.abs(levels.astype(int) - codes).mean() < 2
+    for fmt, suffix in (("PNG", ".png"), ("TIFF", ".tif")):
+        as_deep = fit_format(photo, fmt, "scan" + suffix)
+        write_photo(tmp_path / ("scan" + suffix), as_deep.image, as_deep)
+        with Image.open(tmp_path / ("scan" + suffix)) as image:
+            assert image.mode.startswith("I;16") and np.array_equal(np.asarray(image), full)
+    assert not warnings_logged.records
+
+
+def test_a_16_bit_grey_png_written_as_heif_keeps_12_bits(tmp_path, warnings_logged):
+    """A 16-bit grey PNG named into a .heic came back 8-bit, where a colour one goes at 12 bits."""
+    pillow_heif = pytest.importorskip("pillow_heif", reason="HEIF needs pillow-heif (the test extra installs it)")
+    ramp = np.rint(np.linspace(0, 65535, 96 * 64)).astype(np.uint16).reshape(96, 64)
+    Image.fromarray(ramp).save(tmp_path / "scan.png")
+    photo = fit_format(read_photo(tmp_path / "scan.png"), "HEIF", "scan.heic")
+    write_photo(tmp_path / "scan.heic", photo.image, photo)
+    written = pillow_heif.open_heif(tmp_path / "scan.heic", convert_hdr_to_8bit=False)
+    assert (written.mode, written.info["bit_depth"]) == ("I;16", 12)
+    assert len(np.unique(np.asarray(written) >> 4)) > 3000
+    assert said(warnings_logged) == {"scan.heic: written as HEIF with 16 bits per channel to 12"}
 
 
 @pytest.mark.skipif(not __import__("PIL.features").features.check("avif"), reason="this Pillow has no AVIF codec")

@@ -1539,3 +1539,22 @@ def test_a_10_bit_heif_comes_back_10_bit_with_its_fine_levels(tmp_path, astronau
     face = crop_footprints(astronaut)
     assert np.abs(restored.astype(int) - codes).mean(axis=-1)[face].mean() > 8  # restored (4 levels at 8 bits)
     assert not warnings_logged.records  # its depth not said lost
+
+
+def test_a_12_bit_grey_heif_comes_back_12_bit_and_grey(tmp_path, astronaut, warnings_logged):
+    """A black-and-white scan kept as a 12-bit grey HEIC came back in 10 bits, unsaid (pillow-heif's writer of grey
+    pictures): a smooth wall's 2000 levels became 500. It comes back in 12, grey, its face restored."""
+    pillow_heif = pytest.importorskip("pillow_heif", reason="HEIF needs pillow-heif (the test extra installs it)")
+    codes = (cv2.cvtColor(astronaut, cv2.COLOR_RGB2GRAY).astype(np.uint32) * 4095 // 255).astype(np.uint16)
+    codes[400:] = np.linspace(800, 2800, 112 * 512).astype(np.uint16).reshape(112, 512)  # a ramp under the face
+    source = tmp_path / "scan.heic"
+    pillow_heif.from_bytes(mode="L;12", size=(512, 512), data=codes.tobytes()).save(source, quality=-1)
+    restore_image(source, tmp_path / "out.heic", BASELINE)
+    out = pillow_heif.open_heif(tmp_path / "out.heic", convert_hdr_to_8bit=False)
+    assert (out.mode, out.info["bit_depth"]) == ("I;16", 12)
+    restored = np.asarray(out) >> 4
+    assert len(np.unique(restored[410:500])) > 1024  # more levels than 10 bits hold, away from the face
+    assert np.abs(restored[410:500].astype(int) - codes[410:500]).mean() < 4
+    face = crop_footprints(astronaut)
+    assert np.abs(restored.astype(int) - codes)[face].mean() > 32  # restored (8 levels at 8 bits)
+    assert not warnings_logged.records

@@ -3,6 +3,7 @@ gain map kept after the restored picture, so that an HDR viewer still shows it H
 from __future__ import annotations
 
 import io
+import logging
 import struct
 from pathlib import Path
 from xml.etree import ElementTree
@@ -225,6 +226,39 @@ def test_a_depth_map_that_cannot_be_kept_is_named_in_one_warning(tmp_path, astro
     assert {record.getMessage() for record in warnings_logged.records} == {said}
     if turned:
         assert len(mp_pictures(tmp_path / output)) == 2  # the gain map, turned with the photo
+
+
+def _with_preview(path: Path, rgb: np.ndarray) -> Path:
+    """A phone JPEG with a preview: the photo, then a quarter-size copy of it, MP type Large Thumbnail (VGA
+    equivalent), by its MP index (Pillow's MPO writer, the second picture's MP type set here, as a camera sets it)."""
+    preview = Image.fromarray(rgb).resize((rgb.shape[1] // 4, rgb.shape[0] // 4))
+    Image.fromarray(rgb).save(path, "MPO", save_all=True, append_images=[preview], quality=95)
+    with Image.open(path) as written:
+        size = written.mpinfo[0xB002][0]["Size"]
+    data = bytearray(path.read_bytes())
+    first = data.index(struct.pack("<IIIHH", 0x030000, size, 0, 0, 0))  # the primary picture's MP entry
+    struct.pack_into("<I", data, first + 16, 0x010001)
+    path.write_bytes(bytes(data))
+    return path
+
+
+@pytest.mark.parametrize("output", ["out.jpg", "out.png"])
+def test_a_phone_jpegs_preview_is_left_out_and_said_in_one_info_line(tmp_path, astronaut, output, warnings_logged):
+    """A phone JPEG's preview after its primary, a small copy that would show the faces unrestored, was left out
+    without a word, where a depth map or a gain map left out is said. Leaving it out is right (viewers make their
+    own): it is said in one info line, not warned."""
+    source = _with_preview(tmp_path / "phone.jpg", astronaut)
+    with Image.open(source) as image:
+        assert image.n_frames == 2 and image.mpinfo[0xB002][1]["Attribute"]["MPType"].startswith("Large Thumbnail")
+    logging.getLogger("clrface_video").setLevel(logging.INFO)  # warnings_logged puts its level back
+    restore_image(source, tmp_path / output, BASELINE)
+    with Image.open(tmp_path / output) as restored:
+        assert getattr(restored, "n_frames", 1) == 1 and restored.size == (512, 512)
+    said = {(record.levelno, record.getMessage()) for record in warnings_logged.records
+            if record.levelno >= logging.WARNING or "after the primary" in record.getMessage()}
+    line = (f"{output}: its picture 2 after the primary (MP type Large Thumbnail: a smaller copy of the photo as it "
+            "was, its faces unrestored) left out")
+    assert said == {(logging.INFO, line)}
 
 
 def _xmp_of(path: Path) -> bytes:

@@ -17,6 +17,7 @@ from PIL import ExifTags, Image, ImageOps, TiffTags, UnidentifiedImageError
 
 from clrface_video.errors import InputError, one_line
 from clrface_video.io.bigtiff_exif import with_ifd8_pointers
+from clrface_video.io.orientation import QUARTER_TURNS, orient_array
 from clrface_video.io.pixels import from_high_bits
 from clrface_video.io.ultra_hdr import ExtraPicture, GainMap, gain_map_of
 from clrface_video.io.webp_anim import LOSSLESS, frame_kinds
@@ -91,13 +92,15 @@ class Photo:
     nclx: a HEIF's or AVIF's colour description (NCLX_FIELDS: primaries, transfer, matrix, full range), or None:
     an HDR camera's or phone's (BT.2020, PQ or HLG) pixels are coded for it, and shown as sRGB they look washed out.
     coded_bits: the bits per channel the file codes its pixels in, more than bit_depth where the reader gave
-    fewer (a grey HEIF, which pillow-heif decodes to 8; an AVIF with alpha, or one FFmpeg cannot read as Pillow
-    does): what writing it back loses. A 10- or 12-bit RGB HEIF is read at 16 (_read_deep_heif) and written back
-    in its own 10 or 12; a 10- or 12-bit colour AVIF is read at 16 through FFmpeg (io.deep_avif) and written in 10.
+    fewer (an AVIF with alpha, or one FFmpeg cannot read as Pillow does): what writing it back loses. A 10- or
+    12-bit HEIF, colour or grey, is read at 16 (_read_deep_heif) and written back in its own 10 or 12; a 10- or
+    12-bit colour AVIF is read at 16 through FFmpeg (io.deep_avif) and written in 10.
     gain_map: an Ultra HDR JPEG's gain map (io.ultra_hdr), joined back after the restored picture so that it stays
     HDR, or None.
     extras: a phone JPEG's other pictures after its primary that are no views (a depth map, io.ultra_hdr), joined
     back after the restored picture as they were.
+    previews: the numbers of a phone JPEG's previews after its primary (MP type Large Thumbnail, io.ultra_hdr; 1:
+    the first picture after it), left out of a restored photo in any format, said in one info line.
     """
 
     image: np.ndarray
@@ -126,6 +129,7 @@ class Photo:
     coded_bits: int = 8
     gain_map: GainMap | None = None
     extras: tuple[ExtraPicture, ...] = ()
+    previews: tuple[int, ...] = ()
 
 
 @cache
@@ -288,11 +292,13 @@ def first_picture(path: Path | str) -> tuple[Photo, int]:
 
 def is_16bit_rgb(image: Image.Image) -> bool:
     """Pillow decodes 16-bit RGB(A) PNG/TIFF to 8 bits; its tile rawmode still says ';16'. pillow-heif decodes a 10-
-    or 12-bit HEIF's RGB(A) to 8 bits too, and says its depth in info["bit_depth"]: read deep (_read_deep_heif)."""
-    if image.mode not in ("RGB", "RGBA"):
-        return False
+    or 12-bit HEIF's RGB(A) to 8 bits too, and says its depth in info["bit_depth"]: read deep (_read_deep_heif); so is
+    a grey one, which pillow-heif 1.9 gives Pillow as I;16 with its codes in the high bits, not at full scale (white
+    1023 << 6 = 65472 at 10 bits), and whose depth its docs say it converts to 8 bits as a colour one's."""
     if image.format == "HEIF":
         return int(image.info.get("bit_depth") or 8) > 8
+    if image.mode not in ("RGB", "RGBA"):
+        return False
     if not image.tile:
         return False
     args = image.tile[0].args
@@ -435,29 +441,24 @@ def keep_text(exif: Image.Exif) -> Image.Exif:
     return exif
 
 
-def orient_array(array: np.ndarray, orientation: int) -> np.ndarray:
-    """Apply an EXIF orientation (1..8) to an (H, W, ...) array, as ImageOps.exif_transpose does."""
-    ops = {2: lambda a: a[:, ::-1], 3: lambda a: a[::-1, ::-1], 4: lambda a: a[::-1],
-           5: lambda a: np.swapaxes(a, 0, 1), 6: lambda a: np.rot90(a, -1),
-           7: lambda a: np.swapaxes(a, 0, 1)[::-1, ::-1], 8: lambda a: np.rot90(a, 1)}
-    op = ops.get(orientation)
-    return np.ascontiguousarray(op(array)) if op else array
-
-
 def _read_deep_heif(path: Path, orientation: int, picture: int) -> tuple[np.ndarray, np.ndarray | None]:
     """A 10- or 12-bit HEIF's picture number `picture` (of a burst; its primary one alone), at full-scale 16 bits:
-    pillow-heif gives its codes in the high bits only where Pillow is not asked to decode it (RGB;16)."""
+    pillow-heif gives its codes in the high bits only where Pillow is not asked to decode it (RGB;16, and a grey
+    one's I;16, in all three channels as a grey photo is read)."""
     import pillow_heif
 
     with pillow_unlimited():
         heif = pillow_heif.open_heif(path, convert_hdr_to_8bit=False)[picture]
         data = np.asarray(heif)
         bits = int(heif.info.get("bit_depth") or 16)
-    if data.dtype != np.uint16 or data.ndim != 3:
+    if data.dtype != np.uint16 or data.ndim not in (2, 3):
         raise InputError(f"cannot read {path.name} as a {bits}-bit HEIF")
     data = orient_array(from_high_bits(data, bits), orientation)
-    alpha = np.ascontiguousarray(data[..., 3]) if data.shape[2] == 4 else None
-    return np.ascontiguousarray(data[..., :3]), alpha
+    if data.ndim == 2:
+        data = data[..., None]
+    alpha = np.ascontiguousarray(data[..., -1]) if data.shape[2] in (2, 4) else None
+    colour = data[..., :3] if data.shape[2] >= 3 else np.repeat(data[..., :1], 3, axis=2)
+    return np.ascontiguousarray(colour), alpha
 
 
 def _read_16bit_rgb(path: Path, orientation: int, page: int = 0) -> tuple[np.ndarray, np.ndarray | None]:
@@ -532,8 +533,8 @@ def photo_of(source: Image.Image, path: Path, deep: bool, page: int = 0) -> Phot
         if (deep_rgb := read_deep_avif(path, rgb)) is not None:
             rgb, depth = deep_rgb, 16
     xmp = _xmp(source, orientation)
-    gain_map, extras = gain_map_of(path, xmp, source.size, orientation, "mp" in source.info) \
-        if fmt == "JPEG" and not page else (None, ())
+    gain_map, extras, previews = gain_map_of(path, xmp, source.size, orientation, "mp" in source.info) \
+        if fmt == "JPEG" and not page else (None, (), ())
     return Photo(
         image=rgb, alpha=alpha, mode=mode, format=fmt, exif=_upright_exif(source, path.name, orientation),
         icc=source.info.get("icc_profile") or None, quality=guess_jpeg_quality(source),
@@ -552,7 +553,7 @@ def photo_of(source: Image.Image, path: Path, deep: bool, page: int = 0) -> Phot
         srgb=source.info.get("srgb") if fmt == "PNG" else None,
         bigtiff=bigtiff,
         nclx=nclx, coded_bits=coded_bits if fmt in ("HEIF", "AVIF") else max(depth, coded_bits),  # 10 or 12 bits
-        gain_map=gain_map, extras=extras,
+        gain_map=gain_map, extras=extras, previews=previews,
     )
 
 
@@ -642,7 +643,7 @@ def _upright_area(area: bytes, orientation: int) -> bytes:
     turned = dict(values)
     if "x" in values and "y" in values:
         turned["x"], turned["y"] = _upright_point(values["x"], values["y"], orientation)
-    if orientation >= 5:  # a quarter turn: width and height trade places
+    if orientation in QUARTER_TURNS:  # width and height trade places
         turned.update({key: values[other] for key, other in (("w", "h"), ("h", "w")) if other in values})
     return AREA_VALUE.sub(lambda found: found.group(1) + _number(turned.get(found.group(2).decode(), 0.0)), area)
 

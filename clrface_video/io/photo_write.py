@@ -37,6 +37,7 @@ from clrface_video.io.ultra_hdr import (
     fitted,
     fitted_extras,
     gain_map_xmp,
+    say_previews,
     with_gain_map,
     without_gain_map_xmp,
 )
@@ -91,15 +92,14 @@ def can_write(mode: str, fmt: str) -> bool:
 
 def fit_format(photo: Photo, fmt: str, name: str = "") -> Photo:
     """`photo` to be written as `fmt`, with what that format cannot hold converted, each change warned once:
-    16 bits to 8 (outside PNG, TIFF and, in colour, HEIF and an AVIF without alpha; to 12 in a HEIF, 10 in an
-    AVIF), transparency flattened onto white, CMYK or grey modes to RGB or L. A palette photo (a GIF, a PNG) goes
+    16 bits to 8 (outside PNG, TIFF, HEIF and a colour AVIF without alpha; to 12 in a HEIF, 10 in an AVIF), transparency flattened onto white, CMYK or grey modes to RGB or L. A palette photo (a GIF, a PNG) goes
     to full colour, RGB or RGBA, unwarned: every colour of it is kept."""
     changes: list[str] = []
     image, alpha, mode, depth = photo.image, photo.alpha, photo.mode, photo.bit_depth
     if mode in ("P", "PA"):
         mode = "RGBA" if alpha is not None else "RGB"
     gray = mode in GRAY_MODES
-    deepest = None if gray else HEIF_DEEP[-1] if fmt == "HEIF" else AVIF_DEEP if _deep_avif(fmt, alpha) else None
+    deepest = HEIF_DEEP[-1] if fmt == "HEIF" else None if gray else AVIF_DEEP if _deep_avif(fmt, alpha) else None
     if depth == 16 and fmt not in DEEP_FORMATS and deepest is None:
         image, depth = to_depth(image, 8), 8
         alpha = None if alpha is None else to_depth(alpha, 8)
@@ -410,18 +410,20 @@ def _drop_first_ifd_tags(tiff: memoryview, tags: frozenset[int]) -> None:
 
 def heif_bytes(pictures: list[tuple[np.ndarray, Photo]], primary: int = 0) -> bytes:
     """HEIF bytes of one or more pictures ((restored) RGB, and its Photo: a burst's), the `primary` one shown
-    first, each in its own mode and metadata (EXIF, XMP, ICC profile or nclx) and depth: a 16-bit one in its
-    source's 10 or 12 bits (HEIF_DEEP), which pillow-heif writes from its codes (Pillow's own images hold 8)."""
+    first, each in its own mode and metadata (EXIF, XMP, ICC profile or nclx) and depth: a 16-bit one, colour or
+    grey, in its source's 10 or 12 bits (HEIF_DEEP), which pillow-heif writes from its codes (Pillow's own images
+    hold 8 in colour, and pillow-heif writes a grey I;16 one in 10 whatever its source's)."""
     import pillow_heif
 
     heif = pillow_heif.HeifFile()
     for rgb, like in pictures:
         height, width = rgb.shape[:2]
-        if like.bit_depth == 16 and like.mode not in GRAY_MODES:
+        if like.bit_depth == 16:
             bits = HEIF_DEEP[0] if like.coded_bits <= HEIF_DEEP[0] else HEIF_DEEP[-1]
-            alpha = _alpha_for(like, (height, width))
-            pixels = rgb if alpha is None else np.dstack([rgb, alpha])
-            added = heif.add_frombytes(f"{'RGB' if alpha is None else 'RGBA'};{bits}", (width, height),
+            gray, alpha = like.mode in GRAY_MODES, _alpha_for(like, (height, width))
+            pixels = luma(rgb) if gray else rgb
+            pixels = pixels if alpha is None else np.dstack([pixels, alpha])
+            added = heif.add_frombytes(f"{'L' if gray else 'RGB'}{'A' * (alpha is not None)};{bits}", (width, height),
                                        to_codes(np.ascontiguousarray(pixels), bits).tobytes())
         else:
             added = heif.add_from_pillow(_pil_image(to_depth(rgb, 8), replace(like, bit_depth=8)))
@@ -548,12 +550,13 @@ def _encode_into(image: np.ndarray, like: Photo, target: BinaryIO, name: str) ->
     jpeg, size = like.format == "JPEG", (rgb.shape[1], rgb.shape[0])
     gain_map = fitted(like.gain_map, size, name) if jpeg and like.gain_map is not None else None  # Ultra HDR's
     appended = fitted_extras(like.extras, size, name) if jpeg else []  # a depth map
+    say_previews(like.previews, name)  # a phone's previews, never joined back: they show the faces unrestored
     if gain_map is not None:
         like = replace(like, xmp=gain_map_xmp(like.xmp, len(gain_map)))
         appended.append((like.gain_map.number, 0, gain_map))
     else:  # its XMP must not name a gain map the file does not hold
         like = replace(like, xmp=without_gain_map_xmp(like.xmp, alone=not appended))
-    if like.bit_depth == 16 and like.mode not in GRAY_MODES:
+    if like.bit_depth == 16 and (like.mode not in GRAY_MODES or like.format == "HEIF"):
         target.write(_encode_16bit_rgb(rgb, like, name))
         return
     options = save_options(like, name)

@@ -23,6 +23,7 @@ from clrface_video.io.mp_index import (
     joined,
     mp_entries,
 )
+from clrface_video.io.orientation import TURNS, upright_size
 
 # what marks a JPEG picture as a gain map: the XMP namespace of its parameters (hdrgm:GainMapMin, GainMapMax, Gamma,
 # OffsetSDR, OffsetHDR, HDRCapacityMin, HDRCapacityMax), or ISO 21496-1's APP2 segment, which Android 15 adds
@@ -41,11 +42,6 @@ GAIN_MAP_VERSION = re.compile(rb"""\s+hdrgm:Version\s*=\s*(["'])[^"']*\1"""
                               rb"|\s*<hdrgm:Version\s*>[^<]*</hdrgm:Version>")
 CONTAINER_DIRECTORY = re.compile(rb"\s*<Container:Directory\b.*?</Container:Directory>", re.DOTALL)
 DIRECTORY_ITEM = re.compile(rb"\s*<rdf:li\b[^>]*>.*?</rdf:li>", re.DOTALL)
-# how a picture stored in an EXIF orientation is turned upright (as ImageOps.exif_transpose turns it)
-TURNS = {2: Image.Transpose.FLIP_LEFT_RIGHT, 3: Image.Transpose.ROTATE_180, 4: Image.Transpose.FLIP_TOP_BOTTOM,
-         5: Image.Transpose.TRANSPOSE, 6: Image.Transpose.ROTATE_270, 7: Image.Transpose.TRANSVERSE,
-         8: Image.Transpose.ROTATE_90}
-QUARTER_TURNS = frozenset({5, 6, 7, 8})  # the orientations whose upright picture trades width and height
 GAIN_MAP_QUALITY = 95  # a turned gain map's JPEG quality: it is coded again
 log = logging.getLogger(__name__)
 
@@ -92,18 +88,20 @@ class ExtraPicture:
 
 
 def gain_map_of(path: Path, xmp: bytes | None, size: tuple[int, int], orientation: int,
-                indexed: bool) -> tuple[GainMap | None, tuple[ExtraPicture, ...]]:
+                indexed: bool) -> tuple[GainMap | None, tuple[ExtraPicture, ...], tuple[int, ...]]:
     """The gain map of a JPEG with an MP index (`xmp`: its primary's, `size` and `orientation`: the primary's
     stored size and its EXIF orientation): the first picture after the primary that is no view (MULTI_FRAME) and
-    is marked a gain map (GAIN_MAP_MARKS), None where there is none; and the other pictures that are no view and no
-    preview (a depth map), which were dropped unsaid, () in a file with views (an MPO of views restores them all).
+    is marked a gain map (GAIN_MAP_MARKS), None where there is none; the other pictures that are no view and no
+    preview (a depth map), which were dropped unsaid; and the numbers of its previews (LARGE_THUMBNAILS), left out
+    of a restored photo, said by say_previews; both () in a file with views (an MPO of views restores them all,
+    its previews made again).
     Pillow opens an Ultra HDR JPEG whose XMP says hdrgm:Version as an attribute, as Android writes it, as a plain
     JPEG of one picture: the MP index is read here from the file's bytes. A JPEG with neither an MP index
     (`indexed`, as Pillow found it) nor hdrgm XMP is not read again."""
     says_so = bool(xmp) and ULTRA_HDR in xmp
     if not indexed and not says_so:
-        return None, ()
-    upright = (size[1], size[0]) if orientation in QUARTER_TURNS else size
+        return None, (), ()
+    upright = upright_size(size, orientation)
     with path.open("rb") as file:
         data = file.read()
     try:
@@ -113,10 +111,12 @@ def gain_map_of(path: Path, xmp: bytes | None, size: tuple[int, int], orientatio
         segments = b""
     entries = mp_entries(data[:MP_HEADER_BYTES])[1:]
     views = any(entry.kind >> 16 == MULTI_FRAME for entry in entries)
-    gain_map, extras = None, []
+    gain_map, extras, previews = None, [], []
     for number, entry in enumerate(entries, start=1):
         picture = data[entry.start:entry.start + entry.size]
         whole = len(picture) == entry.size and picture.startswith(SOI)
+        if entry.kind in LARGE_THUMBNAILS and not views:
+            previews.append(number)
         if entry.kind >> 16 == MULTI_FRAME or entry.kind in LARGE_THUMBNAILS:
             continue
         if gain_map is None and whole and any(mark in picture[:GAIN_MAP_HEAD] for mark in GAIN_MAP_MARKS):
@@ -127,7 +127,7 @@ def gain_map_of(path: Path, xmp: bytes | None, size: tuple[int, int], orientatio
             extras.append(ExtraPicture(picture if whole else b"", number, entry.kind, upright, orientation))
     if gain_map is None and says_so:
         gain_map = GainMap(b"", upright, orientation)
-    return gain_map, tuple(extras)
+    return gain_map, tuple(extras), tuple(previews)
 
 
 def fitted(gain_map: GainMap, size: tuple[int, int], name: str) -> bytes | None:
@@ -178,9 +178,25 @@ def _misfit(jpeg: bytes, spans: tuple[int, int], size: tuple[int, int], it: str)
 
 def extras_named(extras: Iterable[ExtraPicture]) -> str:
     """'its picture 2 after the primary (MP type Undefined: a depth map or the like)', for a warning."""
-    numbers = [str(extra.number + 1) for extra in extras]
-    return (f"its picture{'s' * (len(numbers) > 1)} {', '.join(numbers)} after the primary "
-            "(MP type Undefined: a depth map or the like)")
+    return _pictures_named([extra.number for extra in extras], "MP type Undefined: a depth map or the like")
+
+
+def say_previews(previews: tuple[int, ...], name: str) -> None:
+    """One info line for a restored photo's previews (gain_map_of), left out: smaller copies of the picture as it
+    was, they would show the faces unrestored where a viewer or a file browser shows the preview. Said, as the
+    other pictures left out are, so that a file that lost a picture never does so unsaid; info, not a warning:
+    leaving them out is right, and viewers make their own."""
+    if not previews:
+        return
+    copies = "smaller copies" if len(previews) > 1 else "a smaller copy"
+    log.info("%s: %s left out", name, _pictures_named(
+        previews, f"MP type Large Thumbnail: {copies} of the photo as it was, its faces unrestored"))
+
+
+def _pictures_named(numbers: Iterable[int], what: str) -> str:
+    """'its pictures 2, 3 after the primary (`what`)' of the pictures `numbers` (1: the first after the primary)."""
+    named = [str(number + 1) for number in numbers]
+    return f"its picture{'s' * (len(named) > 1)} {', '.join(named)} after the primary ({what})"
 
 
 def gain_map_xmp(xmp: bytes | None, length: int) -> bytes | None:
