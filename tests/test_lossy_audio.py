@@ -148,7 +148,7 @@ def test_a_7_1_track_no_encoder_of_the_container_takes_is_decoded_or_mixed_down_
                           capture_output=True, text=True)
     assert done.returncode == 0, done.stderr[-2000:]
     lines = [line for line in done.stderr.splitlines() if "audio stream" in line]
-    assert lines == [(f"WARNING:clrface_video.io.copies:audio stream 1 ({av.Codec(audio_codec, 'w').canonical_name}) "
+    assert lines == [(f"WARNING:clrface_video.io.recoded_audio:audio stream 1 ({av.Codec(audio_codec, 'w').canonical_name}) "
                      f"{said}")]
     with av.open(str(out)) as container:
         audio = container.streams.audio[0].codec_context

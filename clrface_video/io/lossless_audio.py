@@ -1,6 +1,7 @@
-"""An audio track that the output's container cannot hold as it is, coded again: a lossless one losslessly in a codec
-it holds, else decoded to the PCM a PCM-only container holds (MXF, DV), else (MPEG-TS holds none FFmpeg reads back;
-lossy audio) once at a high rate in one its players read."""
+"""Which codecs an audio track the output's container cannot hold as it is may be coded again in (recoded_audio tries
+them), and its samples moved across: a lossless one losslessly in a codec it holds, else decoded to the PCM a PCM-only
+container holds (MXF, DV), else (MPEG-TS holds none FFmpeg reads back; lossy audio) once at a high rate in one its
+players read."""
 from __future__ import annotations
 
 import re
