@@ -158,3 +158,33 @@ def test_a_7_1_track_no_encoder_of_the_container_takes_is_decoded_or_mixed_down_
     assert abs(len(played) - len(heard)) <= FRAME["opus" if audio_codec == "libopus" else coded[0]]
     assert np.argmax(np.abs(np.fft.rfft(played[-RATE:]))) == 440  # 1 Hz bins over its last second
     assert len(times(out)) == 24
+
+
+def sides(path: Path) -> np.ndarray:
+    """The first audio stream's decoded samples, one column a channel, as floats of full scale 1."""
+    with av.open(str(path)) as container:
+        frames = [frame.to_ndarray() for frame in container.decode(audio=0)]
+        channels = container.streams.audio[0].codec_context.channels
+    samples = np.concatenate([f.T if f.shape[0] == channels > 1 else f.reshape(-1, channels) for f in frames])
+    return samples / 32768 if samples.dtype == np.int16 else samples.astype(np.float64)
+
+
+@pytest.mark.parametrize("audio_codec", ["pcm_s16le", "aac"])
+def test_a_mono_track_into_dv_is_on_both_sides_at_its_own_level(tmp_path, warnings_logged, audio_codec):
+    """Regression: DV holds stereo only, and a mono voice decoded into a .dv was mixed to stereo at -3 dB a side
+    (swresample's upmix: a 0.3 peak came out 0.212). Each side is now the source's one channel as it was: both
+    sides equal, each one's peak and RMS the source's (within a 16-bit step), its samples too, said in one line."""
+    src = toned_clip(tmp_path / "in.mkv", "libx264", audio_codec, layout="mono", size=(720, 576), fps=25)
+    out = copy_video(src, tmp_path / "out.dv")
+    heard, played = sides(src)[:, 0], sides(out)
+    assert played.shape[1] == 2 and np.array_equal(played[:, 0], played[:, 1])
+    assert abs(len(played) - len(heard)) <= FRAME["aac"]  # the video's second, an AAC track's last frame aside
+    heard, side = heard[:len(played)], played[:len(heard), 0]
+    step = 2.0 ** -15
+    assert abs(np.max(np.abs(side)) - np.max(np.abs(heard))) <= step
+    assert abs(np.sqrt(np.mean(side ** 2)) - np.sqrt(np.mean(heard ** 2))) <= step
+    assert np.max(np.abs(side - np.clip(heard, -1, 1))) <= step
+    said = sorted({r.getMessage() for r in warnings_logged.records if "audio" in r.getMessage()})
+    assert said == [(f"audio stream 1 ({av.Codec(audio_codec, 'w').canonical_name}) cannot be copied into .dv, which "
+                     "holds PCM only; it is decoded to pcm_s16le, its one channel on both sides of stereo (.mkv keeps "
+                     "it as it is)")]

@@ -86,7 +86,8 @@ def _decoded_to_pcm(stream: av.audio.stream.AudioStream, name: str, out: av.cont
         return None
     encoded = _add_encoder(out, stream, pcm.codec, pcm.sample_format, layout=layout, rate=rate)
     changed = [f"resampled to {rate / 1000:g} kHz"] * (rate != context.sample_rate) + \
-        [f"mixed to {pcm.layout}"] * (pcm.layout is not None and context.channels != len(encoded.layout.channels))
+        [f"its one channel on both sides of {pcm.layout}" if context.channels == 1 else f"mixed to {pcm.layout}"] * \
+        (pcm.layout is not None and context.channels != len(encoded.layout.channels))
     log.warning("audio stream %d (%s) cannot be copied into %s, %s; it is decoded to %s, %s (%s keeps "
                 "it as it is)", stream.index, name, suffix(out),
                 f"whose lossy codecs take fewer than its {context.channels} channels" if wide else "which holds PCM only",
