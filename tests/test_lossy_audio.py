@@ -188,3 +188,23 @@ def test_a_mono_track_into_dv_is_on_both_sides_at_its_own_level(tmp_path, warnin
     assert said == [(f"audio stream 1 ({av.Codec(audio_codec, 'w').canonical_name}) cannot be copied into .dv, which "
                      "holds PCM only; it is decoded to pcm_s16le, its one channel on both sides of stereo (.mkv keeps "
                      "it as it is)")]
+
+
+@pytest.mark.parametrize(("audio_codec", "suffix"), [("aac", ".mpg"), ("vorbis", ".vob"), ("pcm_s16le", ".mpg")])
+def test_a_44_1_khz_track_recoded_for_a_dvd_program_stream_is_resampled_to_48(tmp_path, warnings_logged, audio_codec,
+                                                                              suffix):
+    """Regression: a 44.1 kHz track re-coded as AC-3 for an .mpg or .vob stayed at 44.1 kHz, valid MPEG-PS but not
+    what DVD players and authoring tools take (DVD's AC-3 is 48 kHz; a .vob is written by FFmpeg's svcd muxer,
+    which the rate table names too). It is resampled to 48 kHz: read back at 48000 Hz, as long as the source
+    within an AC-3 frame, its 440 Hz tone still the loudest, the rate said in the one warning."""
+    src = toned_clip(tmp_path / "in.mkv", "libx264", audio_codec, 44100)
+    out = copy_video(src, tmp_path / f"out{suffix}")
+    with av.open(str(out)) as container:
+        audio = container.streams.audio[0].codec_context
+        assert (audio.codec.canonical_name, audio.sample_rate) == ("ac3", RATE)
+    played, _ = decoded_seconds(out)
+    heard, _ = decoded_seconds(src)
+    assert abs(len(played) - len(heard) * RATE / 44100) <= FRAME["ac3"]
+    assert np.argmax(np.abs(np.fft.rfft(played[-RATE:]))) == 440  # 1 Hz bins over its last second
+    said = sorted({r.getMessage() for r in warnings_logged.records if "audio" in r.getMessage()})
+    assert len(said) == 1 and f" {suffix}; it is re-encoded as ac3 at 448 kb/s, 48 kHz (lossy" in said[0]

@@ -37,6 +37,10 @@ AAC = ("aac", "fltp", 256_000, None)
 DVD = (("ac3", "fltp", 448_000, 448_000), ("mp2", "s16", 192_000, 384_000))
 HIGH_RATE = {"mpegts": (("ac3", "fltp", 640_000, 640_000), AAC), "mpeg": DVD, "vob": DVD, "dvd": DVD, "svcd": DVD,
              "webm": (("libopus", "flt", 256_000, None),), "avi": (("libmp3lame", "fltp", 160_000, 320_000), AAC)}
+# Muxers whose players expect one rate: DVD-Video's AC-3 and MP2 are 48 kHz only, and a 44.1 kHz track re-coded at
+# its own rate for an .mpg or .vob, valid MPEG-PS, was not what DVD players and authoring tools take. FFmpeg picks
+# its svcd muxer for a file named .vob (registered before the vob muxer, both claiming the extension; measured)
+PLAYED_RATES = dict.fromkeys(("mpeg", "vob", "svcd", "dvd"), (48000,))
 # a layout with its surround pair behind the listener, as WAV and QuickTime state 5.1, and the same channels named
 # at the sides, the only ones FFmpeg's Blu-ray PCM encoder takes (AV_CH_LAYOUT_5POINT1 and its kin; Blu-ray's own
 # Ls/Rs): a 5.1 track into an .m2ts was coded lossy as AC-3. Measured: PyAV's encode moves each sample across as
@@ -152,6 +156,12 @@ def coded_rate(codec: str, rate: int) -> int:
     encoder takes, else its highest. libopus codes 48 kHz and a few below, and an .mp4's 44.1 kHz AAC into a .webm
     was left out; PyAV's encoder resamples the decoded frames, their times with them."""
     return nearest_rate(rate, av.Codec(codec, "w").audio_rates)
+
+
+def played_rate(muxer: str, rate: int) -> int:
+    """The rate a track of `rate` Hz is coded again at for `muxer`: the one its players expect (PLAYED_RATES),
+    else its own."""
+    return nearest_rate(rate, PLAYED_RATES.get(muxer))
 
 
 def nearest_rate(rate: int, rates: tuple[int, ...] | None) -> int:

@@ -44,11 +44,13 @@ def converted_audio(stream: av.audio.stream.AudioStream, name: str,
     if muxer in lossless_audio.PCM_ONLY:
         return _decoded_to_pcm(stream, name, out, lossless_audio.PCM_ONLY[muxer])
     entries = lossless_audio.high_rate_encoders(stream.codec_context, muxer)
-    source_rate = stream.codec_context.sample_rate
-    # at the source's rate first (8 kHz AAC, not AC-3 resampled to 32), then at one the encoder codes (Opus, 48),
-    # in the source's channels; mixed down last (7.1 to AC-3's 5.1), where no encoder takes them all
-    tries = [(entry, None) for entry in entries] + \
-        [(entry, rate) for entry in entries if (rate := lossless_audio.coded_rate(entry[0], source_rate)) != source_rate]
+    played = lossless_audio.played_rate(muxer, stream.codec_context.sample_rate)
+    asked = None if played == stream.codec_context.sample_rate else played
+    # at the source's rate first (8 kHz AAC, not AC-3 resampled to 32), or the one the container's players expect
+    # (a DVD's 48 kHz), then at one the encoder codes (Opus, 48), in the source's channels; mixed down last (7.1 to
+    # AC-3's 5.1), where no encoder takes them all
+    tries = [(entry, asked) for entry in entries] + \
+        [(entry, rate) for entry in entries if (rate := lossless_audio.coded_rate(entry[0], played)) != played]
     tries = [(entry, rate, None) for entry, rate in tries] + \
         [(entry, rate, layout) for entry, rate in tries
          if (layout := lossless_audio.mixed_down(entry[0], stream.codec_context.channels)) is not None]
@@ -58,17 +60,15 @@ def converted_audio(stream: av.audio.stream.AudioStream, name: str,
         return next((copy for pcm in lossless_audio.WIDE_PCM.get(muxer, ())
                      if (copy := _decoded_to_pcm(stream, name, out, pcm, wide=True)) is not None), None)
     encoded = _add_encoder(out, stream, *lossy, rate=rate, layout=layout)
-    mixed = "" if layout is None else f", mixed down to {layout}"
+    mixed = ("" if rate is None else f", {rate / 1000:g} kHz") + ("" if layout is None else f", mixed down to {layout}")
     if lossless_audio.lossless(stream.codec_context):
         log.warning("audio stream %d (%s) cannot be stored losslessly in %s; it is re-encoded as %s at %d kb/s%s "
                     "(lossy; .mkv and .mov keep it as it is)", stream.index, name, suffix(out), lossy[0],
                     lossy[2] // 1000, mixed)
     else:
-        log.warning("audio stream %d (%s) cannot be copied into %s; it is re-encoded as %s at %d kb/s%s%s (lossy to "
+        log.warning("audio stream %d (%s) cannot be copied into %s; it is re-encoded as %s at %d kb/s%s (lossy to "
                     "lossy, a little lost; %s keeps it as it is)", stream.index, name, suffix(out),
-                    encoded.codec_context.codec.canonical_name, lossy[2] // 1000,
-                    "" if rate is None else f", {rate / 1000:g} kHz", mixed,
-                    _keeps(stream, name))
+                    encoded.codec_context.codec.canonical_name, lossy[2] // 1000, mixed, _keeps(stream, name))
     return encoded
 
 
