@@ -208,3 +208,21 @@ def test_a_44_1_khz_track_recoded_for_a_dvd_program_stream_is_resampled_to_48(tm
     assert np.argmax(np.abs(np.fft.rfft(played[-RATE:]))) == 440  # 1 Hz bins over its last second
     said = sorted({r.getMessage() for r in warnings_logged.records if "audio" in r.getMessage()})
     assert len(said) == 1 and f" {suffix}; it is re-encoded as ac3 at 448 kb/s, 48 kHz (lossy" in said[0]
+
+
+@pytest.mark.parametrize("source", [".webm", ".mkv"])
+def test_vorbis_into_mp4_is_coded_as_aac_which_its_players_play(tmp_path, warnings_logged, source):
+    """Regression: FFmpeg's MP4 muxer takes Vorbis, so a .webm's or .mkv's Vorbis was copied into the .mp4, where
+    QuickTime, browsers and phones play no sound. It is coded as AAC at the high rate other re-coded lossy tracks
+    get, said in one line: as long as the source within an AAC frame, its 440 Hz tone still the loudest."""
+    src = toned_clip(tmp_path / f"in{source}", "libvpx-vp9" if source == ".webm" else "libx264", "vorbis")
+    out = copy_video(src, tmp_path / "out.mp4")
+    with av.open(str(out)) as container:
+        assert container.streams.audio[0].codec_context.codec.canonical_name == "aac"
+    played, _ = decoded_seconds(out)
+    heard, _ = decoded_seconds(src)
+    assert abs(len(played) - len(heard)) <= FRAME["aac"]
+    assert np.argmax(np.abs(np.fft.rfft(played[-RATE:]))) == 440  # 1 Hz bins over its last second
+    said = sorted({r.getMessage() for r in warnings_logged.records if "audio" in r.getMessage()})
+    assert said == [("audio stream 1 (vorbis) in .mp4 plays in few players (not QuickTime, browsers or phones); it "
+                     "is re-encoded as aac at 512 kb/s (lossy to lossy, a little lost; .mkv keeps it as it is)")]

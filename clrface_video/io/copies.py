@@ -243,7 +243,8 @@ def add_copies(source: av.container.InputContainer, out: av.container.OutputCont
         same_kind = out.format.name == source.format.name and stream.type != "data" and not \
             (stream.type == "audio" and _tried_on_packets(out, stream))
         # data without a decoder (camera telemetry such as GoPro GPMF) is copied as it is, like any other packets
-        if (name or stream.type == "data") and (same_kind or _muxer_accepts(out, stream)):
+        if (name or stream.type == "data") and not recoded_audio.unplayed(stream, out) \
+                and (same_kind or _muxer_accepts(out, stream)):
             try:
                 copies[stream.index] = Copy(_template_copy(stream, out))
             except (av.error.FFmpegError, ValueError) as error:

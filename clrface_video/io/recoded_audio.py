@@ -1,5 +1,6 @@
-"""An audio track the output's muxer refuses, coded again for it: the encoders lossless_audio names for the track,
-each tried on a trial file (trial_file) until one reads back, then added to the output and said in a warning."""
+"""An audio track the output's muxer refuses (or writes as few players play it), coded again for it: the encoders
+lossless_audio names for the track, each tried on a trial file (trial_file) until one reads back, then added to the
+output and said in a warning."""
 from __future__ import annotations
 
 import io
@@ -14,6 +15,9 @@ from clrface_video.io.trial_file import suffix
 log = logging.getLogger(__name__)
 
 DEFAULT_LAYOUTS = {1: "mono", 2: "stereo", 3: "2.1", 4: "4.0", 5: "5.0", 6: "5.1", 7: "6.1", 8: "7.1"}
+# Codecs a muxer takes and writes but few of its players play, coded again as though it refused them: FFmpeg writes
+# Vorbis into an .mp4 (copied so, measured), which QuickTime, browsers and phones do not play
+UNPLAYED = {"mp4": frozenset({"vorbis"})}
 
 
 def ordered_layout(layout: av.AudioLayout) -> av.AudioLayout | str:
@@ -24,6 +28,12 @@ def ordered_layout(layout: av.AudioLayout) -> av.AudioLayout | str:
     return layout
 
 
+def unplayed(stream: av.stream.Stream, out: av.container.OutputContainer) -> bool:
+    """Whether `stream` is audio the output's muxer would hold as it is, but few of its players play (UNPLAYED)."""
+    codec = stream.codec_context.codec if stream.type == "audio" else None
+    return codec is not None and codec.canonical_name in UNPLAYED.get(out.format.name.split(",")[0], ())
+
+
 def converted_audio(stream: av.audio.stream.AudioStream, name: str,
                     out: av.container.OutputContainer) -> av.audio.stream.AudioStream | None:
     """The output stream an audio track the output's muxer refuses is coded again into (its packets go through a
@@ -31,7 +41,8 @@ def converted_audio(stream: av.audio.stream.AudioStream, name: str,
     holds (lossless_audio.encoders), else, where the output holds PCM alone, its PCM (_decoded_to_pcm), else any
     track once at a high rate (lossless_audio.high_rate_encoders). Left
     out, an editor's sound was lost (FLAC in .mov is refused even with strict experimental, measured, though .mp4
-    holds it), and so was a .webm's Opus in a .mov or .avi, its Vorbis in a .ts or .mov."""
+    holds it), and so was a .webm's Opus in a .mov or .avi, its Vorbis in a .ts or .mov; copied into an .mp4, its
+    Vorbis was silent in most players (unplayed)."""
     muxer = out.format.name.split(",")[0]
     layouts = lossless_audio.layouts(ordered_layout(stream.codec_context.layout))
     found = next(((codec, kind, layout) for codec, kind in lossless_audio.encoders(stream.codec_context, muxer)
@@ -66,9 +77,11 @@ def converted_audio(stream: av.audio.stream.AudioStream, name: str,
                     "(lossy; .mkv and .mov keep it as it is)", stream.index, name, suffix(out), lossy[0],
                     lossy[2] // 1000, mixed)
     else:
-        log.warning("audio stream %d (%s) cannot be copied into %s; it is re-encoded as %s at %d kb/s%s (lossy to "
-                    "lossy, a little lost; %s keeps it as it is)", stream.index, name, suffix(out),
-                    encoded.codec_context.codec.canonical_name, lossy[2] // 1000, mixed, _keeps(stream, name))
+        why = f"in {suffix(out)} plays in few players (not QuickTime, browsers or phones)" if unplayed(stream, out) \
+            else f"cannot be copied into {suffix(out)}"
+        log.warning("audio stream %d (%s) %s; it is re-encoded as %s at %d kb/s%s (lossy to lossy, a little lost; %s "
+                    "keeps it as it is)", stream.index, name, why, encoded.codec_context.codec.canonical_name,
+                    lossy[2] // 1000, mixed, _keeps(stream, name))
     return encoded
 
 
