@@ -148,7 +148,7 @@ def test_a_7_1_track_no_encoder_of_the_container_takes_is_decoded_or_mixed_down_
                           capture_output=True, text=True)
     assert done.returncode == 0, done.stderr[-2000:]
     lines = [line for line in done.stderr.splitlines() if "audio stream" in line]
-    assert lines == [(f"WARNING:clrface_video.io.copies:audio stream 1 ({av.Codec(audio_codec, 'w').canonical_name}) "
+    assert lines == [(f"WARNING:clrface_video.io.recoded_audio:audio stream 1 ({av.Codec(audio_codec, 'w').canonical_name}) "
                      f"{said}")]
     with av.open(str(out)) as container:
         audio = container.streams.audio[0].codec_context
@@ -158,3 +158,71 @@ def test_a_7_1_track_no_encoder_of_the_container_takes_is_decoded_or_mixed_down_
     assert abs(len(played) - len(heard)) <= FRAME["opus" if audio_codec == "libopus" else coded[0]]
     assert np.argmax(np.abs(np.fft.rfft(played[-RATE:]))) == 440  # 1 Hz bins over its last second
     assert len(times(out)) == 24
+
+
+def sides(path: Path) -> np.ndarray:
+    """The first audio stream's decoded samples, one column a channel, as floats of full scale 1."""
+    with av.open(str(path)) as container:
+        frames = [frame.to_ndarray() for frame in container.decode(audio=0)]
+        channels = container.streams.audio[0].codec_context.channels
+    samples = np.concatenate([f.T if f.shape[0] == channels > 1 else f.reshape(-1, channels) for f in frames])
+    return samples / 32768 if samples.dtype == np.int16 else samples.astype(np.float64)
+
+
+@pytest.mark.parametrize("audio_codec", ["pcm_s16le", "aac"])
+def test_a_mono_track_into_dv_is_on_both_sides_at_its_own_level(tmp_path, warnings_logged, audio_codec):
+    """Regression: DV holds stereo only, and a mono voice decoded into a .dv was mixed to stereo at -3 dB a side
+    (swresample's upmix: a 0.3 peak came out 0.212). Each side is now the source's one channel as it was: both
+    sides equal, each one's peak and RMS the source's (within a 16-bit step), its samples too, said in one line."""
+    src = toned_clip(tmp_path / "in.mkv", "libx264", audio_codec, layout="mono", size=(720, 576), fps=25)
+    out = copy_video(src, tmp_path / "out.dv")
+    heard, played = sides(src)[:, 0], sides(out)
+    assert played.shape[1] == 2 and np.array_equal(played[:, 0], played[:, 1])
+    assert abs(len(played) - len(heard)) <= FRAME["aac"]  # the video's second, an AAC track's last frame aside
+    heard, side = heard[:len(played)], played[:len(heard), 0]
+    step = 2.0 ** -15
+    assert abs(np.max(np.abs(side)) - np.max(np.abs(heard))) <= step
+    assert abs(np.sqrt(np.mean(side ** 2)) - np.sqrt(np.mean(heard ** 2))) <= step
+    assert np.max(np.abs(side - np.clip(heard, -1, 1))) <= step
+    said = sorted({r.getMessage() for r in warnings_logged.records if "audio" in r.getMessage()})
+    assert said == [(f"audio stream 1 ({av.Codec(audio_codec, 'w').canonical_name}) cannot be copied into .dv, which "
+                     "holds PCM only; it is decoded to pcm_s16le, its one channel on both sides of stereo (.mkv keeps "
+                     "it as it is)")]
+
+
+@pytest.mark.parametrize(("audio_codec", "suffix"), [("aac", ".mpg"), ("vorbis", ".vob"), ("pcm_s16le", ".mpg")])
+def test_a_44_1_khz_track_recoded_for_a_dvd_program_stream_is_resampled_to_48(tmp_path, warnings_logged, audio_codec,
+                                                                              suffix):
+    """Regression: a 44.1 kHz track re-coded as AC-3 for an .mpg or .vob stayed at 44.1 kHz, valid MPEG-PS but not
+    what DVD players and authoring tools take (DVD's AC-3 is 48 kHz; a .vob is written by FFmpeg's svcd muxer,
+    which the rate table names too). It is resampled to 48 kHz: read back at 48000 Hz, as long as the source
+    within an AC-3 frame, its 440 Hz tone still the loudest, the rate said in the one warning."""
+    src = toned_clip(tmp_path / "in.mkv", "libx264", audio_codec, 44100)
+    out = copy_video(src, tmp_path / f"out{suffix}")
+    with av.open(str(out)) as container:
+        audio = container.streams.audio[0].codec_context
+        assert (audio.codec.canonical_name, audio.sample_rate) == ("ac3", RATE)
+    played, _ = decoded_seconds(out)
+    heard, _ = decoded_seconds(src)
+    assert abs(len(played) - len(heard) * RATE / 44100) <= FRAME["ac3"]
+    assert np.argmax(np.abs(np.fft.rfft(played[-RATE:]))) == 440  # 1 Hz bins over its last second
+    said = sorted({r.getMessage() for r in warnings_logged.records if "audio" in r.getMessage()})
+    assert len(said) == 1 and f" {suffix}; it is re-encoded as ac3 at 448 kb/s, 48 kHz (lossy" in said[0]
+
+
+@pytest.mark.parametrize("source", [".webm", ".mkv"])
+def test_vorbis_into_mp4_is_coded_as_aac_which_its_players_play(tmp_path, warnings_logged, source):
+    """Regression: FFmpeg's MP4 muxer takes Vorbis, so a .webm's or .mkv's Vorbis was copied into the .mp4, where
+    QuickTime, browsers and phones play no sound. It is coded as AAC at the high rate other re-coded lossy tracks
+    get, said in one line: as long as the source within an AAC frame, its 440 Hz tone still the loudest."""
+    src = toned_clip(tmp_path / f"in{source}", "libvpx-vp9" if source == ".webm" else "libx264", "vorbis")
+    out = copy_video(src, tmp_path / "out.mp4")
+    with av.open(str(out)) as container:
+        assert container.streams.audio[0].codec_context.codec.canonical_name == "aac"
+    played, _ = decoded_seconds(out)
+    heard, _ = decoded_seconds(src)
+    assert abs(len(played) - len(heard)) <= FRAME["aac"]
+    assert np.argmax(np.abs(np.fft.rfft(played[-RATE:]))) == 440  # 1 Hz bins over its last second
+    said = sorted({r.getMessage() for r in warnings_logged.records if "audio" in r.getMessage()})
+    assert said == [("audio stream 1 (vorbis) in .mp4 plays in few players (not QuickTime, browsers or phones); it "
+                     "is re-encoded as aac at 512 kb/s (lossy to lossy, a little lost; .mkv keeps it as it is)")]

@@ -5,7 +5,7 @@ import io
 import logging
 import re
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
@@ -13,10 +13,12 @@ from pathlib import Path
 import av
 
 from clrface_video.errors import one_line
-from clrface_video.io import lossless_audio, subtitles
+from clrface_video.io import lossless_audio, recoded_audio, subtitles, trial_file
 from clrface_video.io.decode import COPY_STREAM_TYPES, video_stream
 from clrface_video.io.output_stream import CFR_CONTAINERS
 from clrface_video.io.program_stream import PS_FORMATS
+from clrface_video.io.recoded_audio import ordered_layout
+from clrface_video.io.trial_file import close_quietly, on_trial, suffix
 from clrface_video.types import SPAN_TOLERANCE
 
 log = logging.getLogger(__name__)
@@ -41,12 +43,6 @@ PCM_ZERO_SILENCE = re.compile(r"pcm_[sf](16|24|32|64)[lb]e")  # linear PCM whose
 # 8-bit PCM whose silence is another byte, measured by decoding it: unsigned 0x80 is mid-scale, mu-law 0xFF is 0,
 # A-law 0xD5 is +8 of 32768 (A-law has no 0; 0x55 is -8). Old AVI captures store these.
 PCM_BYTE_SILENCE = {"pcm_u8": b"\x80", "pcm_alaw": b"\xd5", "pcm_mulaw": b"\xff"}
-TRIAL_PACKETS = 16  # a copied video's packets muxed and read back before it is copied (_muxer_accepts)
-# an audio copy's: its first frame of sound, repeated on (a damaged time further on, which the copy leaves out,
-# failed the whole trial), read back as sound or as data; several, as the MPEG-TS demuxer makes a stream of its
-# packets only after a few (measured: one or two AAC or MP3 frames in an .m2ts read back as data, one 8 kHz AAC
-# frame in a .ts as MP2, so that sound was left out); TRIAL_AUDIO_PACKETS frames of silence for an encoder's trial
-TRIAL_AUDIO_PACKETS = 4
 # Muxers that take an audio stream they write as no demuxer reads it as audio: its copy is muxed on a trial file and
 # read back first, as a video's is. MPEG-TS wrote PCM, FLAC and ALAC as data streams (measured), a .ts's sound lost
 # unsaid; and its Blu-ray PCM only in an .m2ts's packets, so a copy from an .m2ts into a .ts is tried too.
@@ -54,7 +50,6 @@ AUDIO_TRIAL_MUXERS = frozenset({"mpegts"})
 M2TS_SUFFIXES = frozenset({".m2ts", ".mts"})  # BDAV MPEG-TS: 192-byte packets (a camcorder's AVCHD files, Blu-ray)
 TS_NONSTRICT = 0x20000  # FFmpeg's AVFMT_TS_NONSTRICT: a muxer that takes two packets of one stream at one dts
 TIMECODE_MUXERS = frozenset({"mxf", "dv"})  # ... but these two write the "timecode" tag into the file (measured)
-VIDEO_MUXERS = frozenset({"mxf", "dv"})  # measured: they refuse a file of audio alone
 # The mov/mp4 muxer builds a timecode track from the video's timecode tag and names it (its handler_name) after
 # the video track's handler_name tag, or, where the video has none, "TimeCodeHandler"; the video track untagged
 # is named "VideoHandler" (FFmpeg's movenc, measured: a source's TimeCodeHandler came out as VideoHandler).
@@ -69,7 +64,6 @@ MATROSKA_MUXERS = frozenset({"matroska", "webm"})
 # --start 0.5: 472 samples, 9.8 ms, in .mxf and .avi; .mov and .mp4 skip them by an edit list, .mkv and .nut
 # start every stream as much later, in sync)
 NO_EARLY_START_MUXERS = frozenset({"mxf", "avi"})
-DEFAULT_LAYOUTS = {1: "mono", 2: "stereo", 3: "2.1", 4: "4.0", 5: "5.0", 6: "5.1", 7: "6.1", 8: "7.1"}
 # Tags a muxer or the source's encoder wrote about the file itself (brands, writing application, mkvmerge's
 # per-stream statistics, length, an MXF writer's identity and package ids, Matroska's AlphaMode): the output's
 # muxer writes its own (AlphaMode where the frames have alpha; a copied alpha_mode tag makes it say so always).
@@ -90,11 +84,6 @@ class Copy:
     converter: subtitles.CueConverter | lossless_audio.SampleConverter | None = None
 
 
-def _suffix(out: av.container.OutputContainer) -> str:
-    """The output's file extension, for messages (its partial name keeps it)."""
-    return Path(str(out.name)).suffix or out.format.name
-
-
 def packet_time(packet: av.Packet) -> Fraction:
     """A packet's time in seconds (its dts, else its pts)."""
     stamp = packet.dts if packet.dts is not None else packet.pts
@@ -113,7 +102,7 @@ def _muxer_accepts(out: av.container.OutputContainer, template: av.stream.Stream
     """Whether the output's muxer can store a copy of `template`, tried on a throwaway in-memory file (beside a
     stream like the output's video, for a muxer that needs one), with the output's muxer options. A video
     stream's first packets (an audio stream's in AUDIO_TRIAL_MUXERS) are muxed there too and must read back as
-    frames (_reads_back): the codec alone
+    frames (trial_file.reads_back): the codec alone
     passed an H.264 stream with B-frames for AVI, whose muxer then refused its first packet's negative dts
     (avoid_negative_ts off, muxer_options) and failed the whole write, and Matroska's length-prefixed H.264
     for MPEG-PS, which the muxer wrote as no player reads it."""
@@ -128,7 +117,7 @@ def _muxer_accepts(out: av.container.OutputContainer, template: av.stream.Stream
         # audio: any codec that decodes (MP2 in TS reads back as MP3: its stream type says MPEG audio), not data
         return copy.index, template.codec_context.codec.canonical_name if template.type == "video" else None
 
-    return _on_trial(out, write)
+    return on_trial(out, write)
 
 
 def _tried_on_packets(out: av.container.OutputContainer, stream: av.stream.Stream) -> bool:
@@ -137,147 +126,6 @@ def _tried_on_packets(out: av.container.OutputContainer, stream: av.stream.Strea
     if stream.type == "audio":
         return out.format.name in AUDIO_TRIAL_MUXERS
     return stream.type == "video" and not stream.disposition & av.stream.Disposition.attached_pic
-
-
-def _on_trial(out: av.container.OutputContainer,
-              write: Callable[[av.container.OutputContainer], tuple[int, str | None] | None]) -> bool:
-    """Whether what `write` puts on a throwaway in-memory file like the output (its format and muxer options, and
-    a video stream like the output's for a muxer that needs one, VIDEO_MUXERS) is taken, and where it gives a
-    stream's (index, codec), whether that stream reads back as frames of the codec (_reads_back)."""
-    written = io.BytesIO()
-    trial = av.open(written, "w", format=out.format.name.split(",")[0], options=dict(out.options))
-    try:
-        if out.format.name in VIDEO_MUXERS and out.streams.video:
-            _add_like(trial, out.streams.video[0].codec_context)
-        written_stream = write(trial)
-        if written_stream is None:
-            return True
-        trial.close()
-    except (av.error.FFmpegError, ValueError):
-        return False
-    finally:
-        _close_quietly(trial)
-    return _reads_back(written.getvalue(), *written_stream)
-
-
-def _encoded_reads_back(out: av.container.OutputContainer, source: av.audio.stream.AudioStream, codec: str,
-                        sample_format: str, bit_rate: int | None = None, *, layout: str | None = None,
-                        rate: int | None = None) -> bool:
-    """Whether frames of silence coded by `codec` (TRIAL_AUDIO_PACKETS), muxed on a trial file like the output,
-    read back as `codec`: a muxer may take a stream it writes as no demuxer reads it (PCM in MPEG-TS comes back as data). In
-    .mxf and .dv, whose muxers refuse sound before the first picture (measured: invalid data), the codec is tried
-    as a copy's is, by the header alone."""
-    def write(trial: av.container.OutputContainer) -> tuple[int, str] | None:
-        encoded = _add_encoder(trial, source, codec, sample_format, bit_rate, layout=layout, rate=rate)
-        trial.start_encoding()
-        if out.format.name in VIDEO_MUXERS:
-            return None
-        samples = encoded.codec_context.frame_size or 1024
-        packets = []
-        for number in range(TRIAL_AUDIO_PACKETS):
-            silence = av.AudioFrame(format=sample_format, layout=encoded.codec_context.layout, samples=samples)
-            for plane in silence.planes:
-                plane.update(bytes(plane.buffer_size))
-            silence.sample_rate, silence.pts = source.codec_context.sample_rate, number * samples
-            packets += encoded.encode(silence)
-        for packet in [*packets, *encoded.encode(None)]:
-            trial.mux(packet)
-        return encoded.index, encoded.codec_context.codec.canonical_name  # libmp3lame's MP3 decodes as mp3float
-
-    return _on_trial(out, write)
-
-
-def _add_encoder(out: av.container.OutputContainer, source: av.audio.stream.AudioStream, codec: str,
-                 sample_format: str, bit_rate: int | None = None, *, layout: str | None = None,
-                 rate: int | None = None) -> av.audio.stream.AudioStream:
-    """An audio stream coded by `codec` at the source's rate (or `rate`, resampled: lossy codecs and PCM-only
-    containers' PCM, lossless_audio.PCM_ONLY) and
-    channels (in `layout`, else the source's), from samples in `sample_format` (at `bit_rate` bits per second, a
-    lossy codec's)."""
-    stream = out.add_stream(codec, rate=rate or source.codec_context.sample_rate,
-                            layout=layout or _ordered_layout(source.codec_context.layout))
-    stream.codec_context.format = sample_format
-    if bit_rate:
-        stream.codec_context.bit_rate = bit_rate
-    return stream
-
-
-def _converted_audio(stream: av.audio.stream.AudioStream, name: str, out: av.container.OutputContainer) -> Copy | None:
-    """An audio track the output's muxer refuses, coded again: a lossless one losslessly in the first codec it
-    holds (lossless_audio.encoders), else, where the output holds PCM alone, its PCM (_decoded_to_pcm), else any
-    track once at a high rate (lossless_audio.high_rate_encoders). Left
-    out, an editor's sound was lost (FLAC in .mov is refused even with strict experimental, measured, though .mp4
-    holds it), and so was a .webm's Opus in a .mov or .avi, its Vorbis in a .ts or .mov."""
-    muxer = out.format.name.split(",")[0]
-    layouts = lossless_audio.layouts(_ordered_layout(stream.codec_context.layout))
-    found = next(((codec, kind, layout) for codec, kind in lossless_audio.encoders(stream.codec_context, muxer)
-                  for layout in layouts if _encoded_reads_back(out, stream, codec, kind, layout=layout)), None)
-    if found is not None:
-        encoded = _add_encoder(out, stream, *found[:2], layout=found[2])
-        log.warning("audio stream %d (%s) cannot be copied into %s; it is re-encoded losslessly as %s, every sample "
-                    "kept", stream.index, name, _suffix(out), found[0])
-        return Copy(encoded, lossless_audio.SampleConverter(stream, encoded))
-    if muxer in lossless_audio.PCM_ONLY:
-        return _decoded_to_pcm(stream, name, out, lossless_audio.PCM_ONLY[muxer])
-    entries = lossless_audio.high_rate_encoders(stream.codec_context, muxer)
-    source_rate = stream.codec_context.sample_rate
-    # at the source's rate first (8 kHz AAC, not AC-3 resampled to 32), then at one the encoder codes (Opus, 48),
-    # in the source's channels; mixed down last (7.1 to AC-3's 5.1), where no encoder takes them all
-    tries = [(entry, None) for entry in entries] + \
-        [(entry, rate) for entry in entries if (rate := lossless_audio.coded_rate(entry[0], source_rate)) != source_rate]
-    tries = [(entry, rate, None) for entry, rate in tries] + \
-        [(entry, rate, layout) for entry, rate in tries
-         if (layout := lossless_audio.mixed_down(entry[0], stream.codec_context.channels)) is not None]
-    lossy, rate, layout = next(((entry, rate, layout) for entry, rate, layout in tries
-                                if _encoded_reads_back(out, stream, *entry, rate=rate, layout=layout)), (None,) * 3)
-    if lossy is None:  # no lossy encoder there takes its channels: decoded to PCM where the muxer holds it
-        return next((copy for pcm in lossless_audio.WIDE_PCM.get(muxer, ())
-                     if (copy := _decoded_to_pcm(stream, name, out, pcm, wide=True)) is not None), None)
-    encoded = _add_encoder(out, stream, *lossy, rate=rate, layout=layout)
-    mixed = "" if layout is None else f", mixed down to {layout}"
-    if lossless_audio.lossless(stream.codec_context):
-        log.warning("audio stream %d (%s) cannot be stored losslessly in %s; it is re-encoded as %s at %d kb/s%s "
-                    "(lossy; .mkv and .mov keep it as it is)", stream.index, name, _suffix(out), lossy[0],
-                    lossy[2] // 1000, mixed)
-    else:
-        log.warning("audio stream %d (%s) cannot be copied into %s; it is re-encoded as %s at %d kb/s%s%s (lossy to "
-                    "lossy, a little lost; %s keeps it as it is)", stream.index, name, _suffix(out),
-                    encoded.codec_context.codec.canonical_name, lossy[2] // 1000,
-                    "" if rate is None else f", {rate / 1000:g} kHz", mixed,
-                    _keeps(stream, name))
-    return Copy(encoded, lossless_audio.SampleConverter(stream, encoded))
-
-
-def _decoded_to_pcm(stream: av.audio.stream.AudioStream, name: str, out: av.container.OutputContainer,
-                    pcm: lossless_audio.PcmOnly, *, wide: bool = False) -> Copy | None:
-    """A track an output that holds PCM alone (.mxf, .dv) cannot hold as it is, decoded to its PCM (at a rate and
-    in a layout it takes, resampled or mixed where it must be): no lossy codec is stored there, and leaving the
-    track out made a silent output. So too a track with more channels than any lossy encoder of the output takes
-    (`wide`: 7.1 into .mov or .mp4, lossless_audio.WIDE_PCM). A lossy track's decoded samples are what any player
-    hears of it, so only a change of rate or channels alters them."""
-    context = stream.codec_context
-    rate = lossless_audio.nearest_rate(context.sample_rate, pcm.rates)
-    layout = pcm.layout or _ordered_layout(context.layout)
-    if not _encoded_reads_back(out, stream, pcm.codec, pcm.sample_format, layout=layout, rate=rate):
-        return None
-    encoded = _add_encoder(out, stream, pcm.codec, pcm.sample_format, layout=layout, rate=rate)
-    changed = [f"resampled to {rate / 1000:g} kHz"] * (rate != context.sample_rate) + \
-        [f"mixed to {pcm.layout}"] * (pcm.layout is not None and context.channels != len(encoded.layout.channels))
-    log.warning("audio stream %d (%s) cannot be copied into %s, %s; it is decoded to %s, %s (%s keeps "
-                "it as it is)", stream.index, name, _suffix(out),
-                f"whose lossy codecs take fewer than its {context.channels} channels" if wide else "which holds PCM only",
-                pcm.codec,
-                " and ".join(changed) or ("every decoded sample kept" if lossless_audio.lossless(context)
-                                          else "nothing more lost"), _keeps(stream, name))
-    return Copy(encoded, lossless_audio.SampleConverter(stream, encoded))
-
-
-def _keeps(stream: av.audio.stream.AudioStream, name: str) -> str:
-    """A container that holds a lossy track as it is, for a warning: Matroska, which holds Opus, Vorbis, AAC, MP3
-    and AC-3 (measured), else the source's own (WMA's .wmv)."""
-    with av.open(io.BytesIO(), "w", format="matroska") as trial:
-        holds = name in trial.supported_codecs
-    return ".mkv" if holds else Path(stream.container.name).suffix.lower()
 
 
 def _timed_packets(stream: av.stream.Stream) -> Iterator[av.Packet]:
@@ -289,14 +137,14 @@ def _timed_packets(stream: av.stream.Stream) -> Iterator[av.Packet]:
 
 def _first_packets(stream: av.stream.Stream) -> list[av.Packet]:
     """A stream's first timed packets: a video's TRIAL_PACKETS (past its first keyframe's B-frames), an audio's
-    first TRIAL_AUDIO_PACKETS times over, each after the one before (its later times may be damaged)."""
+    first TRIAL_AUDIO_PACKETS times over, each after the one before (its later times may be damaged; trial_file)."""
     if stream.type == "video":
-        return [packet for _, packet in zip(range(TRIAL_PACKETS), _timed_packets(stream))]
+        return [packet for _, packet in zip(range(trial_file.TRIAL_PACKETS), _timed_packets(stream))]
     first = next(_timed_packets(stream), None)
     if first is None:
         return []
     step = first.duration or 1
-    return [_moved_on(first, number * step) for number in range(TRIAL_AUDIO_PACKETS)]
+    return [_moved_on(first, number * step) for number in range(trial_file.TRIAL_AUDIO_PACKETS)]
 
 
 def _moved_on(packet: av.Packet, ticks: int) -> av.Packet:
@@ -305,35 +153,6 @@ def _moved_on(packet: av.Packet, ticks: int) -> av.Packet:
     moved.pts, moved.dts = packet.pts + ticks, (packet.dts if packet.dts is not None else packet.pts) + ticks
     moved.duration, moved.time_base, moved.is_keyframe = packet.duration, packet.time_base, packet.is_keyframe
     return moved
-
-
-def _reads_back(data: bytes, index: int, codec: str | None) -> bool:
-    """Whether stream `index` of the file `data` decodes to a frame of `codec`, a codec's canonical name (None: of
-    any codec; a stream read back as data has none)."""
-    try:
-        with av.open(io.BytesIO(data)) as written:
-            stream = written.streams[index]
-            context = stream.codec_context
-            if context is None or codec is not None and (context.codec is None or context.codec.canonical_name != codec):
-                return False
-            return next(written.decode(stream), None) is not None
-    except (av.error.FFmpegError, ValueError, IndexError):
-        return False
-
-
-def _add_like(trial: av.container.OutputContainer, video: av.video.codeccontext.VideoCodecContext) -> None:
-    """A video stream coded as `video` is (its encoder, frame size, pixel format, rate and options: the dnxhd
-    encoder opens only with the DNxHR profile the output asks of it)."""
-    stream = trial.add_stream(video.name, rate=video.framerate or Fraction(25))
-    stream.width, stream.height, stream.pix_fmt = video.width, video.height, video.pix_fmt
-    stream.options = dict(video.options)
-
-
-def _close_quietly(container: av.container.OutputContainer) -> None:
-    try:
-        container.close()
-    except (av.error.FFmpegError, ValueError):
-        pass
 
 
 def _converted_subtitles(stream: av.stream.Stream, name: str, out: av.container.OutputContainer) -> Copy | None:
@@ -349,14 +168,14 @@ def _converted_subtitles(stream: av.stream.Stream, name: str, out: av.container.
                  one_line(error))  # the caller warns that it is left out
         return None
     finally:
-        _close_quietly(trial)
+        close_quietly(trial)
     encoded = out.add_stream(target)
     converted = Copy(encoded, subtitles.CueConverter(stream, encoded))
     if name in subtitles.STYLED:
         log.warning("subtitle stream %d (%s) is converted to %s for %s: its text is kept, its positions and "
-                    "effects are not", stream.index, name, target, _suffix(out))
+                    "effects are not", stream.index, name, target, suffix(out))
     else:
-        log.info("subtitle stream %d (%s) is converted to %s for %s", stream.index, name, target, _suffix(out))
+        log.info("subtitle stream %d (%s) is converted to %s for %s", stream.index, name, target, suffix(out))
     return converted
 
 
@@ -368,7 +187,7 @@ def muxer_options(source: av.container.InputContainer, output: Path) -> dict[str
     track's encoder delay (a start before 0), half a frame, and so show the first frame twice; there the
     audio starts at the file's start instead (its delay, about 20 ms, is heard late). An .m2ts or .mts (AVCHD, Blu-ray)
     is written in 192-byte packets, as FFmpeg writes an .m2ts anyway, said so that a trial file's muxer writes the
-    same (only there does it write Blu-ray PCM as audio: _converted_audio)."""
+    same (only there does it write Blu-ray PCM as audio: recoded_audio.converted_audio)."""
     suffix = output.suffix.lower()
     options = {"avoid_negative_ts": "disabled"} if suffix == ".avi" else \
         {"mpegts_m2ts_mode": "1"} if suffix in M2TS_SUFFIXES else {}
@@ -424,7 +243,8 @@ def add_copies(source: av.container.InputContainer, out: av.container.OutputCont
         same_kind = out.format.name == source.format.name and stream.type != "data" and not \
             (stream.type == "audio" and _tried_on_packets(out, stream))
         # data without a decoder (camera telemetry such as GoPro GPMF) is copied as it is, like any other packets
-        if (name or stream.type == "data") and (same_kind or _muxer_accepts(out, stream)):
+        if (name or stream.type == "data") and not recoded_audio.unplayed(stream, out) \
+                and (same_kind or _muxer_accepts(out, stream)):
             try:
                 copies[stream.index] = Copy(_template_copy(stream, out))
             except (av.error.FFmpegError, ValueError) as error:
@@ -434,17 +254,18 @@ def add_copies(source: av.container.InputContainer, out: av.container.OutputCont
         if stream.type == "subtitle" and name:
             converted = _converted_subtitles(stream, name, out)
         elif stream.type == "audio" and name:
-            converted = _converted_audio(stream, name, out)
+            encoded = recoded_audio.converted_audio(stream, name, out)
+            converted = None if encoded is None else Copy(encoded, lossless_audio.SampleConverter(stream, encoded))
         if converted is not None:
             copies[stream.index] = converted
             continue
         if _dvd_navigation(source, stream):
             log.info("data stream %d (DVD navigation packets) is left out of %s: authoring tools rebuild them",
-                     stream.index, _suffix(out))
+                     stream.index, suffix(out))
             continue
         log.warning("%s stream %d (%s) cannot be stored in %s; it is left out",
                     "cover picture" if cover else stream.type, stream.index,
-                    name or stream.metadata.get("handler_name") or "no codec", _suffix(out))
+                    name or stream.metadata.get("handler_name") or "no codec", suffix(out))
     return copies
 
 
@@ -485,16 +306,8 @@ def _template_copy(stream: av.stream.Stream, out: av.container.OutputContainer) 
     none for PCM) gets the usual layout for its channel count, which MP4 and QuickTime need."""
     copy = out.add_stream_from_template(stream)
     if stream.type == "audio":
-        copy.codec_context.layout = _ordered_layout(stream.codec_context.layout)
+        copy.codec_context.layout = ordered_layout(stream.codec_context.layout)
     return copy
-
-
-def _ordered_layout(layout: av.AudioLayout) -> av.AudioLayout | str:
-    """A channel layout, or where its channels have no order (Matroska stores none for PCM) the usual one for
-    its channel count."""
-    if all(channel.name == "NONE" for channel in layout.channels) and len(layout.channels) in DEFAULT_LAYOUTS:
-        return DEFAULT_LAYOUTS[len(layout.channels)]
-    return layout
 
 
 def _add_cover_attachment(source: av.container.InputContainer, stream: av.stream.Stream,
@@ -504,7 +317,7 @@ def _add_cover_attachment(source: av.container.InputContainer, stream: av.stream
     kind = COVER_FILES.get(stream.codec_context.name if stream.codec_context else "")
     if not out.format.name.startswith("matroska") or kind is None:
         log.warning("the cover picture cannot be stored in %s; it is left out (.mp4, .m4v and .mkv keep it)",
-                    _suffix(out))
+                    suffix(out))
         return
     with av.open(source.name) as again:  # its one packet, read apart from the packets copied with the video
         data = next((bytes(p) for p in again.demux(again.streams[stream.index]) if p.size), None)
@@ -516,7 +329,7 @@ def _add_attachment(stream: av.stream.Stream, out: av.container.OutputContainer)
     """A Matroska attachment (an ASS subtitle's font, a cover image) into an output that holds attachments."""
     name = getattr(stream, "name", None) or stream.metadata.get("filename") or f"attachment{stream.index}"
     if not out.format.name.startswith("matroska"):
-        log.warning("attachment %s cannot be stored in %s; it is left out (.mkv keeps it)", name, _suffix(out))
+        log.warning("attachment %s cannot be stored in %s; it is left out (.mkv keeps it)", name, suffix(out))
         return
     out.add_attachment(name, getattr(stream, "mimetype", None) or "application/octet-stream", stream.data)
 
@@ -548,7 +361,7 @@ def copy_metadata(source: av.container.InputContainer, out: av.container.OutputC
     lost = sorted(set(tags) - ({"timecode"} if muxer in TIMECODE_MUXERS else set()))
     if lost and muxer in TAGLESS_MUXERS:
         log.warning("the file's tags (%s) cannot be stored in %s; they are left out (.mkv, .mp4 and .mov keep "
-                    "them)", ", ".join(lost[:4]), _suffix(out))
+                    "them)", ", ".join(lost[:4]), suffix(out))
     out.metadata.update(tags)
     pairs = [(video_stream(source, path), video)] + [(source.streams[i], c.stream) for i, c in copies.items()]
     lost = av.stream.Disposition(0)
@@ -568,7 +381,7 @@ def copy_metadata(source: av.container.InputContainer, out: av.container.OutputC
     marks = source.chapters() if chapters else []
     if marks and muxer not in CHAPTER_MUXERS:
         log.warning("%d chapters cannot be stored in %s; they are left out (.mkv, .mp4 and .mov keep them)",
-                    len(marks), _suffix(out))
+                    len(marks), suffix(out))
     elif marks:
         out.set_chapters(marks)
 
@@ -842,7 +655,7 @@ class CopiedStreams:
         elif silence is None and gap > 0 and gap >= (packet.duration or 0) * packet.time_base * rate:
             log.warning("audio stream %d (%s) starts at %.2f s, which %s cannot store for it: it is heard from 0, "
                         "%.2f s early; .mkv or .mp4 keep its start", packet.stream_index, name,
-                        gap / rate, _suffix(self.out), gap / rate)
+                        gap / rate, suffix(self.out), gap / rate)
 
     def _shown_by_end(self, packet: av.Packet, copy: Copy) -> list[av.Packet]:
         """The packets to mux now, a copied video's cut at the stretch's end by when they are shown (pts), as the
@@ -893,7 +706,7 @@ class CopiedStreams:
         if skipped and rate:
             log.warning("audio stream %d (%s): its encoder delay (%d samples) cannot be marked in %s, so those "
                         "%.0f ms are heard and every stream starts that much later, in sync (.mp4 and .mov keep "
-                        "it)", index, source.codec_context.codec.canonical_name, skipped, _suffix(self.out), 1000 * skipped / rate)
+                        "it)", index, source.codec_context.codec.canonical_name, skipped, suffix(self.out), 1000 * skipped / rate)
 
     def _lengthen_last(self, packet: av.Packet, index: int) -> None:
         """A stream's last audio packet without a duration, given the length of the samples it decodes to (ALAC
@@ -907,7 +720,7 @@ class CopiedStreams:
             packet.duration = max(1, round(Fraction(samples, decoder.sample_rate) / packet.time_base))
         elif self.out.format.name.split(",")[0] in TRACK_END_MUXERS:
             log.warning("stream #%d (audio): its last packet's length is unknown, so %s players may leave it out "
-                        "(.mkv keeps it)", index, _suffix(self.out))
+                        "(.mkv keeps it)", index, suffix(self.out))
 
     def finish(self, limit: Fraction | None, shift: Fraction | None = None) -> None:
         """Mux what is left up to `limit` (None: all), the audio packets still waiting for a duration, then the

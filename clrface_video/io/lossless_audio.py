@@ -1,6 +1,7 @@
-"""An audio track that the output's container cannot hold as it is, coded again: a lossless one losslessly in a codec
-it holds, else decoded to the PCM a PCM-only container holds (MXF, DV), else (MPEG-TS holds none FFmpeg reads back;
-lossy audio) once at a high rate in one its players read."""
+"""Which codecs an audio track the output's container cannot hold as it is may be coded again in (recoded_audio tries
+them), and its samples moved across: a lossless one losslessly in a codec it holds, else decoded to the PCM a PCM-only
+container holds (MXF, DV), else (MPEG-TS holds none FFmpeg reads back; lossy audio) once at a high rate in one its
+players read."""
 from __future__ import annotations
 
 import re
@@ -8,6 +9,7 @@ from dataclasses import dataclass
 from fractions import Fraction
 
 import av
+import numpy as np
 
 PCM_DEPTH = re.compile(r"pcm_[su](16|24|32)[lb]e")  # the depth a PCM codec's name gives
 # Encoders for each depth of the decoded samples, in the order they are tried: PCM of the same depth first (what
@@ -35,6 +37,10 @@ AAC = ("aac", "fltp", 256_000, None)
 DVD = (("ac3", "fltp", 448_000, 448_000), ("mp2", "s16", 192_000, 384_000))
 HIGH_RATE = {"mpegts": (("ac3", "fltp", 640_000, 640_000), AAC), "mpeg": DVD, "vob": DVD, "dvd": DVD, "svcd": DVD,
              "webm": (("libopus", "flt", 256_000, None),), "avi": (("libmp3lame", "fltp", 160_000, 320_000), AAC)}
+# Muxers whose players expect one rate: DVD-Video's AC-3 and MP2 are 48 kHz only, and a 44.1 kHz track re-coded at
+# its own rate for an .mpg or .vob, valid MPEG-PS, was not what DVD players and authoring tools take. FFmpeg picks
+# its svcd muxer for a file named .vob (registered before the vob muxer, both claiming the extension; measured)
+PLAYED_RATES = dict.fromkeys(("mpeg", "vob", "svcd", "dvd"), (48000,))
 # a layout with its surround pair behind the listener, as WAV and QuickTime state 5.1, and the same channels named
 # at the sides, the only ones FFmpeg's Blu-ray PCM encoder takes (AV_CH_LAYOUT_5POINT1 and its kin; Blu-ray's own
 # Ls/Rs): a 5.1 track into an .m2ts was coded lossy as AC-3. Measured: PyAV's encode moves each sample across as
@@ -152,6 +158,12 @@ def coded_rate(codec: str, rate: int) -> int:
     return nearest_rate(rate, av.Codec(codec, "w").audio_rates)
 
 
+def played_rate(muxer: str, rate: int) -> int:
+    """The rate a track of `rate` Hz is coded again at for `muxer`: the one its players expect (PLAYED_RATES),
+    else its own."""
+    return nearest_rate(rate, PLAYED_RATES.get(muxer))
+
+
 def nearest_rate(rate: int, rates: tuple[int, ...] | None) -> int:
     """`rate` where `rates` (none: any) hold it, else the lowest above it, else the highest: resampled up, no
     sound above the source's own band is lost."""
@@ -163,11 +175,13 @@ def nearest_rate(rate: int, rates: tuple[int, ...] | None) -> int:
 class SampleConverter:
     """A lossless track's packets decoded and coded again by the output stream's encoder, each sample as it was.
     A stretch's first packet, moved to start before 0, loses its samples before 0: decoded, a track can be cut
-    at any sample, so it starts with the stretch's first frame in any container."""
+    at any sample, so it starts with the stretch's first frame in any container. A mono track into a stereo
+    stream (DV's) is put on both sides as it is (_on_both_sides)."""
 
     def __init__(self, source: av.audio.stream.AudioStream, target: av.audio.stream.AudioStream) -> None:
         self._decoder = source.codec_context
         self._target = target
+        self._both_sides = source.codec_context.channels == 1 and target.codec_context.channels == 2
         self._rate = source.codec_context.sample_rate
         self._next = 0  # the sample after the last one decoded
 
@@ -191,6 +205,8 @@ class SampleConverter:
             return []
         if at < 0:
             frame, at = _from_sample(frame, -at), 0
+        if self._both_sides:
+            frame = _on_both_sides(frame)
         frame.pts, frame.time_base = at, Fraction(1, self._rate)
         return list(self._target.encode(frame))
 
@@ -216,3 +232,17 @@ def _from_sample(frame: av.AudioFrame, first: int) -> av.AudioFrame:
         target.update(kept + bytes(target.buffer_size - len(kept)))
     cut.sample_rate = frame.sample_rate
     return cut
+
+
+def _on_both_sides(frame: av.AudioFrame) -> av.AudioFrame:
+    """A mono frame as stereo, its one channel on each side at the level it had: left to the encoder's resampler,
+    swresample's default upmix put it at -3 dB a side (measured: a 0.3 peak into .dv came out 0.212 each side), so
+    a mono voice came out quieter than it went in."""
+    width = frame.format.bytes
+    samples = np.frombuffer(bytes(frame.planes[0]), np.uint8)[:frame.samples * width].reshape(frame.samples, width)
+    both = av.AudioFrame(format=frame.format.name, layout="stereo", samples=frame.samples)
+    for side, plane in zip([samples] * 2 if frame.format.is_planar else [np.repeat(samples, 2, axis=0)], both.planes):
+        kept = side.tobytes()
+        plane.update(kept + bytes(plane.buffer_size - len(kept)))
+    both.sample_rate = frame.sample_rate
+    return both
