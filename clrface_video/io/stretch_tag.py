@@ -10,6 +10,7 @@ from pathlib import Path
 
 import av
 
+from clrface_video.io.quicktime import top_level
 from clrface_video.types import SPAN_TOLERANCE, TimeSpan
 
 # A file tag no user or tool writes (Matroska stores tag names upper-case), left out of the tags a later restore of
@@ -73,9 +74,11 @@ def tag(out: av.container.OutputContainer, span: TimeSpan | None) -> None:
 
 
 def append_box(path: Path, muxer: str, span: TimeSpan | None) -> None:
-    """The stretch as a uuid box at the end of a closed MP4 or QuickTime file (BOX_MUXERS), which the moov ends:
-    nothing in the file points past it, so no offset moves."""
-    if muxer not in BOX_MUXERS:
+    """The stretch as a uuid box at the end of a closed MP4 or QuickTime file (BOX_MUXERS) that its moov ends, as
+    FFmpeg writes one: nothing in the file points past it, so no offset moves (a fragmented file's index, found
+    from its last bytes, would be; it gets none)."""
+    found = top_level(path).moov if muxer in BOX_MUXERS else None
+    if found is None or found[1] != path.stat().st_size:
         return
     body = describe(span).encode()
     with path.open("ab") as file:
