@@ -509,9 +509,7 @@ class VideoWriter:
                         self._crowded, self.output.name, rate, counter, rate)
         if self._copied is not None:
             self._copied.finish(self._end, self._shift)
-        muxer = self._out.format.name
-        self._close_containers()
-        stretch_tag.append_box(self.partial, muxer, self.span)
+        self._close_marked()
         if self.codec == "apng":  # the source APNG's own delays (a zero one too), or at least the last frame's
             delays = frame_delays(self.source)  # none unless the source is an APNG
             copied = bool(delays) and copy_delays(self.partial, delays, self._source_numbers(), self._shown)
@@ -531,6 +529,13 @@ class VideoWriter:
             numbers = {round(packet.pts * stream.time_base / self.info.time_base): number for number, packet
                        in enumerate(p for p in container.demux(stream) if p.pts is not None)}
         return [numbers.get(pts, -1) for pts in self._written_pts]
+
+    def _close_marked(self) -> None:
+        """Close the output, and say the stretch it holds where only a box after its moov can (io.stretch_tag)."""
+        assert self._out is not None
+        muxer = self._out.format.name
+        self._close_containers()
+        stretch_tag.append_box(self.partial, muxer, self.span)
 
     def _close_containers(self) -> None:
         out, source, self._out, self._source = self._out, self._source, None, None
