@@ -13,14 +13,16 @@ import av
 from clrface_video.io.quicktime import top_level
 from clrface_video.types import SPAN_TOLERANCE, TimeSpan
 
-# A file tag no user or tool writes (Matroska stores tag names upper-case), left out of the tags a later restore of
-# the output copies (copies._kept_tags), and no title or comment a player shows
+# A file tag under this program's own name, which no user's tag is likely to take (Matroska stores tag names
+# upper-case); no title or comment a player shows, and left out of the tags a later restore of the output copies
+# (copies.MUXER_TAGS)
 TAG = "CLRFACE_VIDEO_STRETCH"
 # Muxers that write a tag of any name (measured: Matroska and WebM as SimpleTags, NUT and ASF as they are)
 TAG_MUXERS = frozenset({"matroska", "webm", "nut", "asf"})
 # FFmpeg's MP4 and QuickTime muxers write only the tags they know (title, comment, ... as iTunes items; any other
-# name only with use_metadata_tags, which writes the title as a key players do not show), so there the stretch goes
-# into a private box appended after the moov: ISO 14496-12's uuid box, which players and FFmpeg skip
+# name only with use_metadata_tags, which writes every tag, the title too, as a QuickTime key instead), so there the
+# stretch goes into a private box appended after the moov: ISO 14496-12's uuid box, which a reader skips as it skips
+# every box it does not know (FFmpeg does: tests/test_stretch_tag.py)
 BOX_MUXERS = frozenset({"mp4", "mov", "ipod"})
 BOX_UUID = uuid.UUID("6c1f3e52-9a0d-4c1e-8b7a-5f2d3c4b1a09").bytes
 BOX_HEADER = struct.Struct(">I4s16s")
@@ -86,8 +88,8 @@ def append_box(path: Path, muxer: str, span: TimeSpan | None) -> None:
 
 
 def held_stretch(path: Path) -> HeldStretch | None:
-    """The stretch `path` says it holds (its tag, or its box at the end), or None where it says none: a tagless
-    container's (TAGLESS_MUXERS), an image sequence's, or an output of a version that wrote none."""
+    """The stretch `path` says it holds (its tag, or its box at the end), or None where it says none: a container's that keeps
+    no such tag (.avi, copies.TAGLESS_MUXERS), an image sequence's, or an output of a version that wrote none."""
     try:
         with path.open("rb") as file:
             file.seek(max(0, path.stat().st_size - MAX_BOX))
