@@ -26,14 +26,16 @@ def reason(error: BaseException) -> str:
 def failure_line(relative: Path, error: BaseException) -> str:
     """'path: reason' for a folder's file that failed (its `failed` entry and its 'skipped' line), the file named
     once, by the line's lead: the reason's own mention of it is dropped where it leads ('IMG.heic: picture 2 cannot
-    be read'), said as "it" where it is the subject or what could not be read or written ('cut.mp4 has no video
-    frames', 'cannot read bad.jpg as an image'), and dropped where quoted whole as a path inside a library's
-    parenthesis (Pillow's 'cannot identify image file 'G/bad.jpg''). A line said 'skipped cut.mp4: cut.mp4 has no
-    video frames'. A single file's error (the CLI's) keeps its name: it has no lead to name it."""
+    be read'), dropped where quoted whole as a path inside a library's parenthesis (Pillow's 'cannot identify
+    image file 'G/bad.jpg''), and after "the sequence" ('the sequence stopped there'), and said as "it" elsewhere:
+    the subject, or mid-sentence ('cut.mp4 has no video frames', 'cannot read bad.jpg as an image', 'writing
+    clip.mp4 failed', 'b.png is read-only'). A line said 'skipped cut.mp4: cut.mp4 has no video frames'. A single
+    file's error (the CLI's) keeps its name: it has no lead to name it."""
     name = re.escape(relative.name)
     said = one_line(error).removeprefix(f"{relative.name}: ")
     said = re.sub(rf":?\s*(['\"])(?:[^'\"]*[/\\])?{name}\1", "", said)  # a quoted path to the file, whole
-    said = re.sub(rf"^(cannot \w+ )?{name}(?=[ ,;:)]|$)", r"\1it", said)  # its subject, or its verb's object
+    said = re.sub(rf"(?<=the sequence) {name}(?=[ ,;:)]|$)", "", said)  # 'the sequence' names it enough
+    said = re.sub(rf"(?:^|(?<= )){name}(?=[ ,;:)]|$)", "it", said)  # its subject, or any other mention
     return f"{relative}: {said}"
 
 

@@ -14,6 +14,7 @@ from .io.extent import asked_seconds, other_stretch
 from .io.sequence import is_sequence
 from .io.sequence_frames import SequenceOutput, newest_frame, sequence_output
 from .io.stretch_start import Numbered, other_start
+from .io.stretch_tag import held_stretch
 from .paths import read_only
 from .types import TimeSpan
 
@@ -44,8 +45,9 @@ def stale(source: Path, target: Path, span: TimeSpan | None = None, fps: Fractio
     restoring, and stands. A source newer by an hour to within 2 s is FAT's daylight-saving shift (an album on a
     card restored to an internal disk, read again in summer), not an edit: a changed original's date is the time of
     the change. A video's output holds the stretch asked (io.extent.other_stretch): a try of ten
-    seconds is not a whole film, nor the other way round; nor ten seconds from another start (its frames unlike
-    the source's from the start asked, io.stretch_start.other_start); a scan's (a sequence input's, read at
+    seconds is not a whole film, nor the other way round; nor ten seconds from another start (the start
+    the output's own tag names, io.stretch_tag, or where it names none, a tagless container's or an older
+    version's output, its frames unlike the source's from the start asked, io.stretch_start.other_start); a scan's (a sequence input's, read at
     `fps`) too, judged by its newest frame's date. An image sequence's frames are given the run's date: each one
     the run writes is there (a run stopped as it moved them into place, a frame deleted) and none older than its
     source (sequence_stale)."""
@@ -56,9 +58,12 @@ def stale(source: Path, target: Path, span: TimeSpan | None = None, fps: Fractio
     if (is_image_path(source) and not is_sequence(source)) or is_image_path(target):
         return None
     why = other_stretch(source, target, span, fps)
-    if why is not None or span is None:
+    if why is not None:
         return why
-    return other_start(source, target, span, asked_seconds(source, span, fps), fps)
+    held = held_stretch(target)
+    if held is not None:
+        return held.other_start(span)
+    return None if span is None else other_start(source, target, span, asked_seconds(source, span, fps), fps)
 
 
 def sequence_stale(source: Path, target: Path, span: TimeSpan | None, fps: Fraction | None) -> str | None:

@@ -21,7 +21,7 @@ from PIL import Image, ImageCms
 from clrface_video import photos
 from clrface_video.cli import cli
 from clrface_video.config import RestoreConfig
-from clrface_video.errors import InputError
+from clrface_video.errors import ClrfaceError, InputError
 from clrface_video.photos import restore_folder
 from clrface_video.pipeline import load_models, restore_frames, restore_image, restore_path
 from clrface_video.restore.base import RestoreBatch, register_restorer
@@ -242,6 +242,40 @@ def test_a_folders_failure_lines_name_each_file_once(tmp_path, astronaut):
         "warning: skipped cut.mp4: it is truncated or still being written (its index, the moov box, is missing)"]
     alone = CliRunner().invoke(cli, ["restore", str(folder / "bad.jpg"), "-o", str(tmp_path / "bad_out.jpg")])
     assert alone.exit_code != 0 and alone.stderr.startswith("error: cannot read bad.jpg as an image ("), alone.output
+
+
+def test_a_folders_line_names_a_file_mentioned_mid_sentence_once(tmp_path):
+    """A reason that names the file past its start ('writing NAME failed', 'the sequence NAME stopped there') named
+    it a second time in a folder's line, which starts with it. The errors here are the readers' and writer's own."""
+    from clrface_video.errors import failure_line
+    from clrface_video.io.completeness import check_frame_count
+    from clrface_video.io.decode import probe_video
+    from clrface_video.io.encode import VideoWriter
+    from clrface_video.io.sequence import find_sequence
+    from tests.media import make_sequence
+
+    def reason(call) -> BaseException:
+        with pytest.raises(ClrfaceError) as caught:  # an InputError or the writer's ClrfaceError
+            call()
+        return caught.value
+
+    scan = make_sequence(tmp_path / "scan" / "scan_%04d.png", frames=4, size=(64, 48))
+    relative = Path("scan") / scan.name
+    assert failure_line(relative, reason(lambda: check_frame_count(scan, 2))) == \
+        "scan/scan_%04d.png: scan_0003.png cannot be read: the sequence stopped there, after 2 of its 4 frames"
+    (tmp_path / "scan" / "scan_0002.png").unlink()
+    assert failure_line(relative, reason(lambda: find_sequence(scan))) == (
+        "scan/scan_%04d.png: scan_0002.png is missing from the sequence (3 frames from 1 to 4); restore each "
+        "unbroken run on its own")
+    clip = make_clip(tmp_path / "clip.mp4", frames=2, size=(64, 48), audio=False)
+    out = tmp_path / "out" / "clip.mp4"
+    out.parent.mkdir()
+
+    def write_nothing() -> None:
+        with VideoWriter(out, clip, probe_video(clip)):
+            pass
+
+    assert failure_line(Path("2009/clip.mp4"), reason(write_nothing)) == "2009/clip.mp4: no frames were written to it"
 
 
 def test_a_photo_that_fails_to_be_written_does_not_stop_the_folder(album, tmp_path, monkeypatch):
@@ -465,11 +499,26 @@ def test_folder_overwrite_skips_outputs_made_read_only(album, tmp_path):
     redo = restore_folder(album, out, replace(BASELINE, overwrite=True))
     assert (redo.images, redo.videos, redo.skipped) == (2, 0, 2)
     assert [line for line in redo.warnings if "read-only" in line] == [
-        "skipped 2009/b.png: b.png is read-only; make it writable to redo it",
-        "skipped 2009/tape.mp4: tape.mp4 is read-only; make it writable to redo it"]
+        "skipped 2009/b.png: it is read-only; make it writable to redo it",
+        "skipped 2009/tape.mp4: it is read-only; make it writable to redo it"]
     after = {p: (p.read_bytes(), p.stat().st_ino, p.stat().st_mode) for p in out.rglob("*") if p.is_file()}
     assert after.keys() == before.keys()  # no temporary file left
     assert all((after[p] == before[p]) == (p in locked) for p in before)  # the others written anew
+
+
+def test_the_cli_names_a_read_only_output_once_in_a_folder(tmp_path, astronaut):
+    """'warning: skipped a.jpg: a.jpg is read-only; ...': the line's lead names the file, so its reason says 'it'."""
+    folder, out = tmp_path / "two", tmp_path / "done"
+    folder.mkdir()
+    for name in ("a.jpg", "b.jpg"):
+        Image.fromarray(astronaut[::4, ::4]).save(folder / name)
+    flags = ["--model", "baseline-bicubic-sharpen", "--device", "cpu"]
+    assert run_cli("restore", folder, "-o", out, *flags).exit_code == 0
+    os.chmod(out / "a.jpg", 0o444)
+    result = run_cli("restore", folder, "-o", out, *flags, "--overwrite")
+    assert result.exit_code == 0, result.output
+    assert [line for line in result.stderr.splitlines() if line.startswith("warning")] == [
+        "warning: skipped a.jpg: it is read-only; make it writable to redo it"]
 
 
 def test_folder_overwrite_redoes_the_output_of_a_read_only_original(album, tmp_path):
@@ -592,7 +641,7 @@ def test_a_stale_output_made_read_only_is_kept_not_redone(album, tmp_path):
     again = restore_folder(album, out, BASELINE)
     assert again.images == 0 and master.read_bytes() == kept
     assert [line for line in again.warnings if "b.png" in line] == [
-        ("skipped 2009/b.png: b.png is read-only; make it writable to redo it (the original changed since it was "
+        ("skipped 2009/b.png: it is read-only; make it writable to redo it (the original changed since it was "
          "restored)")]
 
 

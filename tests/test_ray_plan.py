@@ -18,6 +18,7 @@ from clrface_video.distributed.segments import plan_segments, read_segment
 from clrface_video.distributed.video import _driver_embedder, planned_faces, shot_cuts
 from clrface_video.distributed.worker import RestoreWorker
 from clrface_video.io.decode import probe_video, read_frames
+from clrface_video.io.stretch_tag import HeldStretch, held_stretch
 from clrface_video.pipeline import restore_video
 from clrface_video.restore.base import RestoreBatch, register_restorer
 from clrface_video.restore.baseline import BicubicSharpenRestorer
@@ -277,6 +278,7 @@ def test_joined_segments_keep_each_frames_length_across_clocks(tmp_path, source,
     out = tmp_path / f"joined{output}"
     paths, expected = encoded_segments(clip, segment_suffix(out))
     assert join_segments(paths, expected, out, clip, info) == 12
+    assert held_stretch(out) == HeldStretch(Fraction(0), whole=True)  # the joined whole says so, as a local run's
 
     def lengths(path):
         with av.open(str(path)) as container:

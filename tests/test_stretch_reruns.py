@@ -276,13 +276,16 @@ def test_a_video_whose_file_gives_no_length_tells_a_stretch_from_the_whole(clip,
     assert restore_video(live, out, config()).skipped == 1
     part = restore_video(live, out, config(start=0.5, duration=0.5))
     assert (part.frames, part.warnings) == (12, [PART.format(suffix=suffix)])
-    # a source too large to read through has no known length: its output is left as is, as before
+    # a source too large to read through has no known length: its output is judged by the stretch it says it holds
+    # (io.stretch_tag: from 0.5 s, not the whole asked), and the whole one, left as is
     from clrface_video.io import extent
 
     assert float(extent.extent(live).seconds) == pytest.approx(2, abs=0.001)  # Matroska counts milliseconds
     with pytest.MonkeyPatch.context() as patch:
         patch.setattr(extent, "MAX_SCANNED_BYTES", live.stat().st_size - 1)
         assert extent.extent(live).seconds is None
+        assert restore_video(live, out, config()).warnings == [
+            f"redoing out{suffix}: it holds the video from 0.5 s, not from 0 s (as its stretch tag says)"]
         assert restore_video(live, out, config()).skipped == 1
 
 
@@ -297,18 +300,20 @@ def test_a_raw_h264_dump_tells_a_stretch_from_the_whole(tmp_path):
     assert (redone.frames, redone.warnings) == (12, [PART.format(suffix=".mkv")])
 
 
-@pytest.mark.parametrize("suffix", [".mp4", ".gif"])
-def test_a_stretch_from_another_start_is_redone(tmp_path, suffix):
+@pytest.mark.parametrize(("suffix", "said"), [
+    (".mp4", "it holds the video from {held} s, not from {asked} s (as its stretch tag says)"),
+    (".gif", "its frames are not the video's from {asked} s (they differ by ")])
+def test_a_stretch_from_another_start_is_redone(tmp_path, suffix, said):
     """--start 0.5 --duration 0.5, then --start 1.25 --duration 0.5 to the same name: as long as asked, so 'already
-    there; left as is', holding the wrong half second. Its frames, set beside the source's from 1.25 s, tell."""
+    there; left as is', holding the wrong half second. An .mp4 says which stretch it holds (io.stretch_tag); a GIF,
+    which keeps no tags, is told by its frames, set beside the source's from 1.25 s (io.stretch_start)."""
     clip = make_clip(tmp_path / "clip.mp4", frames=48, size=SIZE, audio=False)
     out = tmp_path / f"out{suffix}"
     restore_video(clip, out, config(start=0.5, duration=0.5))
     report = restore_video(clip, out, config(start=1.25, duration=0.5))
     assert (report.frames, report.skipped) == (12, 0)
     assert len(report.warnings) == 1
-    assert report.warnings[0].startswith(f"redoing out{suffix}: its frames are not the video's from 1.25 s (they "
-                                         "differ by ")
+    assert report.warnings[0].startswith(f"redoing out{suffix}: " + said.format(held=0.5, asked=1.25))
     first = next(read_frames(out)).image.astype(float)
     assert np.abs(first - clip_image(30, 48, SIZE)).mean() < np.abs(first - clip_image(12, 48, SIZE)).mean() / 2
     before = out.stat()
@@ -316,8 +321,8 @@ def test_a_stretch_from_another_start_is_redone(tmp_path, suffix):
     assert (again.frames, again.skipped, again.warnings) == (0, 1, [])
     assert (out.stat().st_ino, out.stat().st_mtime_ns) == (before.st_ino, before.st_mtime_ns)
     back = restore_video(clip, out, config(duration=0.5))  # from 0 this time: as long again, from another start
-    assert back.frames == 12 and back.warnings[0].startswith(f"redoing out{suffix}: its frames are not the video's "
-                                                             "from 0 s")
+    assert back.frames == 12 and back.warnings[0].startswith(f"redoing out{suffix}: "
+                                                             + said.format(held=1.25, asked=0))
 
 
 def test_the_cli_redoes_a_try_from_another_start(clip, tmp_path):
@@ -327,7 +332,8 @@ def test_the_cli_redoes_a_try_from_another_start(clip, tmp_path):
     assert runner.invoke(cli, ["restore", str(clip), "-o", str(out), "--start", "0.5", *flags]).exit_code == 0
     result = runner.invoke(cli, ["restore", str(clip), "-o", str(out), "--start", "1.25", *flags])
     assert result.exit_code == 0, result.output
-    assert "warning: redoing out.mp4: its frames are not the video's from 1.25 s" in result.stderr
+    assert "warning: redoing out.mp4: it holds the video from 0.5 s, not from 1.25 s (as its stretch tag says)\n" \
+        in result.stderr
     before = out.stat()
     result = runner.invoke(cli, ["restore", str(clip), "-o", str(out), "--start", "1.25", *flags])
     assert result.exit_code == 0 and "warning" not in result.stderr

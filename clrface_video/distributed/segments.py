@@ -223,7 +223,7 @@ class PacketWriter(VideoWriter):
             raise ClrfaceError(f"no frames were written to {self.output.name}")
         if self._copied is not None:
             self._copied.finish(None)
-        self._close_containers()
+        self._close_marked()
         os.replace(self.partial, self.output)
 
 

@@ -13,7 +13,7 @@ from pathlib import Path
 import av
 
 from clrface_video.errors import one_line
-from clrface_video.io import lossless_audio, recoded_audio, subtitles, trial_file
+from clrface_video.io import lossless_audio, recoded_audio, stretch_tag, subtitles, trial_file
 from clrface_video.io.decode import COPY_STREAM_TYPES, video_stream
 from clrface_video.io.output_stream import CFR_CONTAINERS
 from clrface_video.io.program_stream import PS_FORMATS
@@ -65,14 +65,15 @@ MATROSKA_MUXERS = frozenset({"matroska", "webm"})
 # start every stream as much later, in sync)
 NO_EARLY_START_MUXERS = frozenset({"mxf", "avi"})
 # Tags a muxer or the source's encoder wrote about the file itself (brands, writing application, mkvmerge's
-# per-stream statistics, length, an MXF writer's identity and package ids, Matroska's AlphaMode): the output's
-# muxer writes its own (AlphaMode where the frames have alpha; a copied alpha_mode tag makes it say so always).
+# per-stream statistics, length, an MXF writer's identity and package ids, Matroska's AlphaMode, the stretch an
+# earlier restore held: io.stretch_tag): the output's muxer writes its own (AlphaMode where the frames have alpha;
+# a copied alpha_mode tag makes it say so always), and the writer its own stretch.
 # Every other tag is copied.
 MUXER_TAGS = frozenset({"major_brand", "minor_version", "compatible_brands", "encoder", "vendor_id", "duration",
                         "bps", "number_of_frames", "number_of_bytes", "operational_pattern_ul", "uid",
                         "generation_uid", "company_name", "product_name", "product_version", "product_version_num",
                         "product_uid", "toolkit_version_num", "application_platform", "modification_date",
-                        "material_package_umid", "file_package_umid", "alpha_mode"})
+                        "material_package_umid", "file_package_umid", "alpha_mode", stretch_tag.TAG.lower()})
 
 
 @dataclass(frozen=True)

@@ -17,6 +17,7 @@ from av.video.reformatter import VideoReformatter
 
 from clrface_video.atomic import discard, partial_folder, partial_name, remove_leftovers
 from clrface_video.errors import ClrfaceError, one_line, option_name, reason
+from clrface_video.io import stretch_tag
 from clrface_video.io.apng import apng_plays, copy_delays, frame_delays, is_apng_output, set_last_delay
 from clrface_video.io.copies import CopiedStreams, copy_metadata, muxer_options, open_at_its_time
 from clrface_video.io.decode import (
@@ -287,6 +288,7 @@ class VideoWriter:
             self._shift = self._counted_origin()
         copy_metadata(self._source, self._out, self._video, self._copied.copies, self.source,
                       chapters=self.span is None)
+        stretch_tag.tag(self._out, self.span)  # after the source's tags: an earlier run's is not copied
         self._count_timecode()
         self._move_timecode()
 
@@ -507,7 +509,7 @@ class VideoWriter:
                         self._crowded, self.output.name, rate, counter, rate)
         if self._copied is not None:
             self._copied.finish(self._end, self._shift)
-        self._close_containers()
+        self._close_marked()
         if self.codec == "apng":  # the source APNG's own delays (a zero one too), or at least the last frame's
             delays = frame_delays(self.source)  # none unless the source is an APNG
             copied = bool(delays) and copy_delays(self.partial, delays, self._source_numbers(), self._shown)
@@ -527,6 +529,13 @@ class VideoWriter:
             numbers = {round(packet.pts * stream.time_base / self.info.time_base): number for number, packet
                        in enumerate(p for p in container.demux(stream) if p.pts is not None)}
         return [numbers.get(pts, -1) for pts in self._written_pts]
+
+    def _close_marked(self) -> None:
+        """Close the output, and say the stretch it holds where only a box after its moov can (io.stretch_tag)."""
+        assert self._out is not None
+        muxer = self._out.format.name
+        self._close_containers()
+        stretch_tag.append_box(self.partial, muxer, self.span)
 
     def _close_containers(self) -> None:
         out, source, self._out, self._source = self._out, self._source, None, None

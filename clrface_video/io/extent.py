@@ -129,8 +129,8 @@ def other_stretch(source: Path, output: Path, span: TimeSpan | None, fps: Fracti
     the source's: a try of ten seconds left under the name a whole run now asks for, or the other way round, or
     an output that cannot be opened at all (a copy cut short, written over since: each output is renamed into
     place only when whole); None where it does, or where either length is not known. Lengths within
-    SLACK_FRAMES frames of the source are one; another stretch as long as this one is not told apart (nothing
-    in the output says where it began). A `span` starting at or past the source's end is an InputError, as the
+    SLACK_FRAMES frames of the source are one; another stretch as long as this one is not told apart here (where it
+    began: io.stretch_tag, io.stretch_start). A `span` starting at or past the source's end is an InputError, as the
     job would meet it, before the output is judged (its warning had said it held more than the negative length
     asked, and a read-only one was 'make it writable to redo it')."""
     source_extent, output_extent = extent(source, fps), extent(output)

@@ -1,5 +1,6 @@
 """Where an output's stretch of its source began: its frames set beside the source's at the times asked, as small
-luma thumbnails, since nothing in the output says (a stretch's times start at 0, and no tag is written for it)."""
+luma thumbnails, for an output that does not say (a stretch's times start at 0; io.stretch_tag is written only where
+the container keeps it, and not by versions before it)."""
 from __future__ import annotations
 
 from contextlib import closing
