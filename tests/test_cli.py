@@ -550,6 +550,23 @@ def test_a_finished_output_still_checks_the_settings_and_names_what_would_run(sm
     assert report["model"] in ("clrface", "baseline-bicubic-sharpen") and report["device"] == "cpu"
 
 
+@pytest.mark.parametrize("model, said", [
+    ("clrfase", "--model must be one of: baseline-bicubic-sharpen, clrface, or a .safetensors path"),
+    ("mine.safetensors", "--model names {folder}/mine.safetensors, which does not exist"),
+])
+def test_a_finished_output_still_refuses_a_mistyped_model(small_clip, tmp_path, model, said):
+    """A rerun with a mistyped --model said 'already restored, left as is' (exit 0), and a folder's summary line
+    named the typo as the model it had restored with; a first run refuses it, so the rerun does too."""
+    album = tmp_path / "album"
+    album.mkdir()
+    (album / "talk.mp4").write_bytes(small_clip.read_bytes())
+    model = str(tmp_path / model) if model.endswith(".safetensors") else model
+    for source, out in ((small_clip, tmp_path / "out.mp4"), (album, tmp_path / "album_out")):
+        assert run("restore", source, "-o", out, *BASELINE).exit_code == 0
+        again = run("restore", source, "-o", out, "--model", model, "--device", "cpu")
+        assert_one_line_error(again, "error: " + said.format(folder=tmp_path))
+
+
 def test_the_current_folder_is_restored_beside_itself(tmp_path, monkeypatch):
     """`restore .` from inside a photo folder writes ../<folder>_restored (it failed on '.' having no name)."""
     from PIL import Image
