@@ -878,6 +878,7 @@ def test_a_pixel_shape_the_output_cannot_carry_is_warned_of_exactly_where_it_is_
     out = copy_video(clip, tmp_path / f"out{suffix}", codec=codec)
     kept = probe_video(out).sample_aspect_ratio == Fraction(16, 15)
     assert kept != ("pixel aspect ratio (16/15) is left out" in warnings_logged.text)
+    assert kept or f"is left out: {codec} in {suffix} cannot carry it" in warnings_logged.text  # 'a matroska file'
     if not kept:  # each container the warning names keeps the shape with the same codec
         advice = warnings_logged.text.split("squeezed; ")[1].split(" keep")[0]
         for other in advice.split(" or "):
@@ -913,6 +914,8 @@ def test_a_rotation_the_output_cannot_carry_is_warned_of_exactly_where_it_is_los
     clip = make_clip(tmp_path / "phone.mp4", frames=3, size=SMALL, audio=False, rotation=90)
     kept = probe_video(copy_video(clip, tmp_path / f"out{suffix}")).rotation == 90
     assert kept == (suffix == ".mkv") and kept != ("rotation is left out" in warnings_logged.text)
+    # the output named as the user named it: 'a avi file' (FFmpeg's muxer name) was said, 'a image2 file' for frames
+    assert kept or f"rotation is left out: {suffix} cannot store it" in warnings_logged.text
 
 
 @pytest.mark.parametrize("suffix", [".mov", ".mp4"])

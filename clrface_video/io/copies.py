@@ -15,7 +15,7 @@ import av
 from clrface_video.errors import one_line
 from clrface_video.io import lossless_audio, subtitles
 from clrface_video.io.decode import COPY_STREAM_TYPES, video_stream
-from clrface_video.io.output_stream import CFR_CONTAINERS
+from clrface_video.io.output_stream import CFR_CONTAINERS, container_suffix
 from clrface_video.io.program_stream import PS_FORMATS
 from clrface_video.types import SPAN_TOLERANCE
 
@@ -88,11 +88,6 @@ class Copy:
 
     stream: av.stream.Stream
     converter: subtitles.CueConverter | lossless_audio.SampleConverter | None = None
-
-
-def _suffix(out: av.container.OutputContainer) -> str:
-    """The output's file extension, for messages (its partial name keeps it)."""
-    return Path(str(out.name)).suffix or out.format.name
 
 
 def packet_time(packet: av.Packet) -> Fraction:
@@ -215,7 +210,7 @@ def _converted_audio(stream: av.audio.stream.AudioStream, name: str, out: av.con
     if found is not None:
         encoded = _add_encoder(out, stream, *found[:2], layout=found[2])
         log.warning("audio stream %d (%s) cannot be copied into %s; it is re-encoded losslessly as %s, every sample "
-                    "kept", stream.index, name, _suffix(out), found[0])
+                    "kept", stream.index, name, container_suffix(out), found[0])
         return Copy(encoded, lossless_audio.SampleConverter(stream, encoded))
     if muxer in lossless_audio.PCM_ONLY:
         return _decoded_to_pcm(stream, name, out, lossless_audio.PCM_ONLY[muxer])
@@ -237,11 +232,11 @@ def _converted_audio(stream: av.audio.stream.AudioStream, name: str, out: av.con
     mixed = "" if layout is None else f", mixed down to {layout}"
     if lossless_audio.lossless(stream.codec_context):
         log.warning("audio stream %d (%s) cannot be stored losslessly in %s; it is re-encoded as %s at %d kb/s%s "
-                    "(lossy; .mkv and .mov keep it as it is)", stream.index, name, _suffix(out), lossy[0],
+                    "(lossy; .mkv and .mov keep it as it is)", stream.index, name, container_suffix(out), lossy[0],
                     lossy[2] // 1000, mixed)
     else:
         log.warning("audio stream %d (%s) cannot be copied into %s; it is re-encoded as %s at %d kb/s%s%s (lossy to "
-                    "lossy, a little lost; %s keeps it as it is)", stream.index, name, _suffix(out),
+                    "lossy, a little lost; %s keeps it as it is)", stream.index, name, container_suffix(out),
                     encoded.codec_context.codec.canonical_name, lossy[2] // 1000,
                     "" if rate is None else f", {rate / 1000:g} kHz", mixed,
                     _keeps(stream, name))
@@ -264,7 +259,7 @@ def _decoded_to_pcm(stream: av.audio.stream.AudioStream, name: str, out: av.cont
     changed = [f"resampled to {rate / 1000:g} kHz"] * (rate != context.sample_rate) + \
         [f"mixed to {pcm.layout}"] * (pcm.layout is not None and context.channels != len(encoded.layout.channels))
     log.warning("audio stream %d (%s) cannot be copied into %s, %s; it is decoded to %s, %s (%s keeps "
-                "it as it is)", stream.index, name, _suffix(out),
+                "it as it is)", stream.index, name, container_suffix(out),
                 f"whose lossy codecs take fewer than its {context.channels} channels" if wide else "which holds PCM only",
                 pcm.codec,
                 " and ".join(changed) or ("every decoded sample kept" if lossless_audio.lossless(context)
@@ -354,9 +349,9 @@ def _converted_subtitles(stream: av.stream.Stream, name: str, out: av.container.
     converted = Copy(encoded, subtitles.CueConverter(stream, encoded))
     if name in subtitles.STYLED:
         log.warning("subtitle stream %d (%s) is converted to %s for %s: its text is kept, its positions and "
-                    "effects are not", stream.index, name, target, _suffix(out))
+                    "effects are not", stream.index, name, target, container_suffix(out))
     else:
-        log.info("subtitle stream %d (%s) is converted to %s for %s", stream.index, name, target, _suffix(out))
+        log.info("subtitle stream %d (%s) is converted to %s for %s", stream.index, name, target, container_suffix(out))
     return converted
 
 
@@ -440,11 +435,11 @@ def add_copies(source: av.container.InputContainer, out: av.container.OutputCont
             continue
         if _dvd_navigation(source, stream):
             log.info("data stream %d (DVD navigation packets) is left out of %s: authoring tools rebuild them",
-                     stream.index, _suffix(out))
+                     stream.index, container_suffix(out))
             continue
         log.warning("%s stream %d (%s) cannot be stored in %s; it is left out",
                     "cover picture" if cover else stream.type, stream.index,
-                    name or stream.metadata.get("handler_name") or "no codec", _suffix(out))
+                    name or stream.metadata.get("handler_name") or "no codec", container_suffix(out))
     return copies
 
 
@@ -504,7 +499,7 @@ def _add_cover_attachment(source: av.container.InputContainer, stream: av.stream
     kind = COVER_FILES.get(stream.codec_context.name if stream.codec_context else "")
     if not out.format.name.startswith("matroska") or kind is None:
         log.warning("the cover picture cannot be stored in %s; it is left out (.mp4, .m4v and .mkv keep it)",
-                    _suffix(out))
+                    container_suffix(out))
         return
     with av.open(source.name) as again:  # its one packet, read apart from the packets copied with the video
         data = next((bytes(p) for p in again.demux(again.streams[stream.index]) if p.size), None)
@@ -516,7 +511,7 @@ def _add_attachment(stream: av.stream.Stream, out: av.container.OutputContainer)
     """A Matroska attachment (an ASS subtitle's font, a cover image) into an output that holds attachments."""
     name = getattr(stream, "name", None) or stream.metadata.get("filename") or f"attachment{stream.index}"
     if not out.format.name.startswith("matroska"):
-        log.warning("attachment %s cannot be stored in %s; it is left out (.mkv keeps it)", name, _suffix(out))
+        log.warning("attachment %s cannot be stored in %s; it is left out (.mkv keeps it)", name, container_suffix(out))
         return
     out.add_attachment(name, getattr(stream, "mimetype", None) or "application/octet-stream", stream.data)
 
@@ -548,7 +543,7 @@ def copy_metadata(source: av.container.InputContainer, out: av.container.OutputC
     lost = sorted(set(tags) - ({"timecode"} if muxer in TIMECODE_MUXERS else set()))
     if lost and muxer in TAGLESS_MUXERS:
         log.warning("the file's tags (%s) cannot be stored in %s; they are left out (.mkv, .mp4 and .mov keep "
-                    "them)", ", ".join(lost[:4]), _suffix(out))
+                    "them)", ", ".join(lost[:4]), container_suffix(out))
     out.metadata.update(tags)
     pairs = [(video_stream(source, path), video)] + [(source.streams[i], c.stream) for i, c in copies.items()]
     lost = av.stream.Disposition(0)
@@ -568,7 +563,7 @@ def copy_metadata(source: av.container.InputContainer, out: av.container.OutputC
     marks = source.chapters() if chapters else []
     if marks and muxer not in CHAPTER_MUXERS:
         log.warning("%d chapters cannot be stored in %s; they are left out (.mkv, .mp4 and .mov keep them)",
-                    len(marks), _suffix(out))
+                    len(marks), container_suffix(out))
     elif marks:
         out.set_chapters(marks)
 
@@ -842,7 +837,7 @@ class CopiedStreams:
         elif silence is None and gap > 0 and gap >= (packet.duration or 0) * packet.time_base * rate:
             log.warning("audio stream %d (%s) starts at %.2f s, which %s cannot store for it: it is heard from 0, "
                         "%.2f s early; .mkv or .mp4 keep its start", packet.stream_index, name,
-                        gap / rate, _suffix(self.out), gap / rate)
+                        gap / rate, container_suffix(self.out), gap / rate)
 
     def _shown_by_end(self, packet: av.Packet, copy: Copy) -> list[av.Packet]:
         """The packets to mux now, a copied video's cut at the stretch's end by when they are shown (pts), as the
@@ -893,7 +888,7 @@ class CopiedStreams:
         if skipped and rate:
             log.warning("audio stream %d (%s): its encoder delay (%d samples) cannot be marked in %s, so those "
                         "%.0f ms are heard and every stream starts that much later, in sync (.mp4 and .mov keep "
-                        "it)", index, source.codec_context.codec.canonical_name, skipped, _suffix(self.out), 1000 * skipped / rate)
+                        "it)", index, source.codec_context.codec.canonical_name, skipped, container_suffix(self.out), 1000 * skipped / rate)
 
     def _lengthen_last(self, packet: av.Packet, index: int) -> None:
         """A stream's last audio packet without a duration, given the length of the samples it decodes to (ALAC
@@ -907,7 +902,7 @@ class CopiedStreams:
             packet.duration = max(1, round(Fraction(samples, decoder.sample_rate) / packet.time_base))
         elif self.out.format.name.split(",")[0] in TRACK_END_MUXERS:
             log.warning("stream #%d (audio): its last packet's length is unknown, so %s players may leave it out "
-                        "(.mkv keeps it)", index, _suffix(self.out))
+                        "(.mkv keeps it)", index, container_suffix(self.out))
 
     def finish(self, limit: Fraction | None, shift: Fraction | None = None) -> None:
         """Mux what is left up to `limit` (None: all), the audio packets still waiting for a duration, then the

@@ -271,6 +271,12 @@ def mpeg2_codes(fps: Fraction | None) -> bool:
     return True
 
 
+def container_suffix(out: av.container.OutputContainer) -> str:
+    """The output's file extension, for messages (its partial name keeps it): what the user named, where FFmpeg's
+    muxer name ('a image2 file', 'a avi file') was said."""
+    return Path(str(out.name)).suffix or out.format.name
+
+
 def sar_advice(codec: str, suffix: str) -> str:
     """Where a pixel shape `codec` cannot carry in its bitstream survives: an .mp4 where it takes the codec
     (FFV1 and VP9 too, which a .mov refuses when its header is written), else a .mov (ProRes, DNxHR), or libx264
@@ -424,12 +430,12 @@ def add_video_stream(out: av.container.OutputContainer, info: VideoInfo, codec: 
         ctx.sample_aspect_ratio = info.sample_aspect_ratio  # anamorphic pixels stay anamorphic
         # warned of only where a player would show it: 389/388 (an even width's rounding) squeezes nothing one can see
         if info.pixel_aspect != 1 and codec not in SAR_IN_BITSTREAM and out.format.name not in SAR_CONTAINERS:
-            log.warning("the source's pixel aspect ratio (%s) is left out: %s in a %s file does not carry it, so "
+            log.warning("the source's pixel aspect ratio (%s) is left out: %s in %s cannot carry it, so "
                         "players will show the frames squeezed; %s", info.sample_aspect_ratio, codec,
-                        out.format.name, sar_advice(codec, Path(out.name).suffix))
+                        container_suffix(out), sar_advice(codec, Path(out.name).suffix))
     if (info.display_matrix is not None or info.rotation) and out.format.name not in ROTATION_CONTAINERS:
-        log.warning("the source's rotation is left out: a %s file does not store it, so players will show the "
-                    "frames turned; .mp4, .mov or .mkv keep it", out.format.name)
+        log.warning("the source's rotation is left out: %s cannot store it, so players will show the "
+                    "frames turned; .mp4, .mov or .mkv keep it", container_suffix(out))
     if info.display_matrix is not None:
         stream.set_display_matrix(info.display_matrix)  # rotation and mirroring, exactly
     elif info.rotation:
