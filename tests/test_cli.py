@@ -869,6 +869,22 @@ def test_a_codec_mxf_refuses_is_not_called_an_unwritable_folder(tmp_path, codec)
     assert files_in(tmp_path) == {"talk.mp4"}
 
 
+@pytest.mark.parametrize(("codec", "output"), [("ffv1", "tape.mpg"), ("prores_ks", "tape.ts"),
+                                               ("libsvtav1", "tape.vob")])
+def test_a_codec_an_mpeg_stream_would_hide_is_refused(tmp_path, codec, output):
+    """An archivist's `restore dvd.mpg --codec ffv1` wrote dvd_restored.mpg with exit 0, but FFmpeg read its FFV1
+    back as MP3 audio (ProRes, AV1 in a .ts: as a data stream): a file with no video. It is refused instead, before
+    anything is written, and the advice's container holds the codec as video."""
+    clip = make_clip(tmp_path / "talk.mp4", frames=2, size=(192, 160), audio=False)
+    result = run("restore", clip, "--codec", codec, "-o", tmp_path / output, *BASELINE)
+    assert_one_line_error(result, f"a {Path(output).suffix} file cannot hold {codec} video", "use .mkv")
+    assert files_in(tmp_path) == {"talk.mp4"}
+    advised = tmp_path / Path(output).with_suffix(".mkv").name
+    assert run("restore", clip, "--codec", codec, "-o", advised, *BASELINE).exit_code == 0
+    with av.open(str(advised)) as written:
+        assert sum(1 for _ in written.decode(video=0)) == 2
+
+
 def test_a_full_disk_stops_a_folder_at_the_first_file_it_cannot_write(tmp_path, astronaut, monkeypatch):
     """With the disk full (ENOSPC) a folder went on failing every file left, each a warning; it stops at the first,
     in one line with exit 2, keeping the photos finished before it and writing --report with what was done."""

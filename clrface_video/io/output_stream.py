@@ -68,6 +68,11 @@ MPEG_VIDEO_CODECS = frozenset({"mpeg1video", "mpeg2video"})
 # FFmpeg's program-stream muxers (.mpg, .vob, ...): files for DVD and VCD players, which decode MPEG-2's Main
 # Profile, 4:2:0 only; a 4:2:2 source's chroma is halved there (and warned of), kept in .mxf or .ts
 PLAYER_MPEG_MUXERS = frozenset({"mpeg", "vcd", "svcd", "vob", "dvd"})
+# MPEG program and transport streams (.mpg, .vob, .ts, .m2ts) take any encoder's packets, but FFmpeg reads back
+# as video only these formats (by the encoder's canonical name): FFV1, ProRes, Ut Video, DNxHR, MJPEG, WMV 8, AV1
+# and VP9 came back as a data stream from a .ts and as MP3 audio from a .mpg, a file with no video (measured)
+STREAM_MUXERS = PLAYER_MPEG_MUXERS | {"mpegts"}
+STREAM_VIDEO_FORMATS = frozenset({"h264", "hevc", "mpeg4", "mpeg2video", "mpeg1video"})
 QUIET_OPTIONS = {"libx265": {"x265-params": "log-level=error"}}
 # where a non-square pixel shape survives: in the bitstream of these encoders, or in these containers' own tag
 # for any encoder (Matroska, WebM and AVI take it from the bitstream only, as PyAV writes them)
@@ -225,12 +230,17 @@ def container_takes(suffix: str, codec: str) -> bool:
     with tempfile.TemporaryDirectory(prefix="clrface-probe-") as folder:
         out = av.open(str(Path(folder) / f"probe{known_suffix(suffix)}"), "w")
         try:
-            out.add_stream(codec, rate=25)
+            return reads_back(out, out.add_stream(codec, rate=25))
         except ValueError:
             return False
         finally:
             out.close()
-    return True
+
+
+def reads_back(out: av.container.OutputContainer, stream: av.video.stream.VideoStream) -> bool:
+    """Whether FFmpeg reads the video `stream` of `out` back as video: not so for most formats in an MPEG program
+    or transport stream (STREAM_VIDEO_FORMATS), whose muxers take them all."""
+    return out.format.name not in STREAM_MUXERS or stream.codec_context.codec.canonical_name in STREAM_VIDEO_FORMATS
 
 
 def auto_codec(output: Path, info: VideoInfo | None = None) -> str:
@@ -353,6 +363,9 @@ def add_video_stream(out: av.container.OutputContainer, info: VideoInfo, codec: 
         raise ClrfaceError(f"{one_line(error)}; use {other_containers(out.name, codec)}, or another "
                            f"{option_name('codec')}") \
             from error
+    if not reads_back(out, stream):
+        raise ClrfaceError(f"a {container_suffix(out)} file cannot hold {codec} video (it would be read back as no "
+                           f"video at all); use {other_containers(out.name, codec)}, or another {option_name('codec')}")
     tag_for_apple(out, stream)
     stream.width, stream.height = info.width, info.height
     if pix_fmt is None and codec in MPEG_VIDEO_CODECS and out.format.name in PLAYER_MPEG_MUXERS \
