@@ -112,7 +112,7 @@ def undone(paths: list[Path], source: Path, target: Path, config: RestoreConfig)
             if not left_as_is(path, mirrored(path, source, target), config, str(relative)):
                 todo.append(path)
         except ClrfaceError as protected:  # left_as_is's one refusal: an output the user made read-only
-            log.warning("skipped %s: %s", relative, protected)
+            log.warning("skipped %s", failure_line(relative, protected))  # the file named once, as a failure is
     return todo
 
 

@@ -465,8 +465,8 @@ def test_folder_overwrite_skips_outputs_made_read_only(album, tmp_path):
     redo = restore_folder(album, out, replace(BASELINE, overwrite=True))
     assert (redo.images, redo.videos, redo.skipped) == (2, 0, 2)
     assert [line for line in redo.warnings if "read-only" in line] == [
-        "skipped 2009/b.png: b.png is read-only; make it writable to redo it",
-        "skipped 2009/tape.mp4: tape.mp4 is read-only; make it writable to redo it"]
+        "skipped 2009/b.png: it is read-only; make it writable to redo it",  # named once, as failures are
+        "skipped 2009/tape.mp4: it is read-only; make it writable to redo it"]
     after = {p: (p.read_bytes(), p.stat().st_ino, p.stat().st_mode) for p in out.rglob("*") if p.is_file()}
     assert after.keys() == before.keys()  # no temporary file left
     assert all((after[p] == before[p]) == (p in locked) for p in before)  # the others written anew
@@ -592,7 +592,7 @@ def test_a_stale_output_made_read_only_is_kept_not_redone(album, tmp_path):
     again = restore_folder(album, out, BASELINE)
     assert again.images == 0 and master.read_bytes() == kept
     assert [line for line in again.warnings if "b.png" in line] == [
-        ("skipped 2009/b.png: b.png is read-only; make it writable to redo it (the original changed since it was "
+        ("skipped 2009/b.png: it is read-only; make it writable to redo it (the original changed since it was "
          "restored)")]
 
 
