@@ -192,6 +192,27 @@ def test_an_output_folder_holding_the_input_is_refused_where_the_copy_would_land
     assert beside.exit_code == 0 and (album / "Photos_restored" / "a.png").is_file()
 
 
+def test_an_output_folder_holding_the_input_never_replaces_a_photo_already_there(tmp_path):
+    """`restore pics/2009 -o pics` wrote 2009/x.jpg's restored copy over pics/x.jpg, another photo of the library:
+    being older than 2009/x.jpg it was taken for a stale copy ('warning: redoing x.jpg'). Refused, nothing written."""
+    import os
+
+    from PIL import Image
+
+    library = tmp_path / "pics"
+    (library / "2009").mkdir(parents=True)
+    Image.fromarray(grace_hopper()).save(library / "x.jpg")
+    os.utime(library / "x.jpg", (1_500_000_000, 1_500_000_000))  # taken years before the 2009 scan was made
+    Image.new("RGB", (64, 64), (10, 10, 200)).save(library / "2009" / "x.jpg")
+    before = {p: p.read_bytes() for p in library.rglob("*.jpg")}
+    for extra in ((), ("--overwrite",)):
+        assert_one_line_error(run("restore", library / "2009", "-o", library, *extra, *BASELINE),
+                              f"output folder {library} holds the input folder {library / '2009'} and already has "
+                              f"{library / 'x.jpg'}", "such as " + str(library / "2009_restored"))
+    assert {p: p.read_bytes() for p in library.rglob("*.jpg")} == before
+    assert sorted(p.name for p in library.iterdir()) == ["2009", "x.jpg"]
+
+
 def test_an_output_folder_inside_the_input_spelled_in_another_case_is_refused(tmp_path, monkeypatch):
     """On macOS's (and Windows') file systems Album and album are one folder: -o album/restored for the input Album
     was not seen to be inside it (the names were compared), so a rerun read the restored photos as inputs. Linux
