@@ -4,6 +4,7 @@ from __future__ import annotations
 import logging
 import os
 import tempfile
+from dataclasses import replace
 from fractions import Fraction
 from pathlib import Path
 
@@ -454,6 +455,29 @@ def add_video_stream(out: av.container.OutputContainer, info: VideoInfo, codec: 
     elif info.rotation:
         stream.set_display_rotation(info.rotation)
     return stream
+
+
+def upright_turns(info: VideoInfo, muxer: str) -> int:
+    """Quarter turns (np.rot90) that show a source's stored frames upright, for an output whose container (FFmpeg's
+    `muxer`) stores no rotation (.avi, .gif, .ts, an image sequence): its frames are written turned so, where a
+    phone's portrait clip came out lying on its side. 0 where the container keeps the tag, the frames are stored
+    upright, the display matrix mirrors them too, or their fields are kept (turned, fields would be columns)."""
+    matrix = info.display_matrix
+    if muxer in ROTATION_CONTAINERS or field_parity(info) is not None or \
+            (matrix is not None and matrix[0] * matrix[4] - matrix[1] * matrix[3] < 0):
+        return 0
+    return round(info.rotation / 90) % 4
+
+
+def turned_upright(info: VideoInfo, turns: int) -> VideoInfo:
+    """`info` of frames turned `turns` quarter turns upright (upright_turns): no rotation left, and a quarter turn's
+    width and height, and pixel shape, swapped; `info` itself for none."""
+    if not turns:
+        return info
+    if turns % 2:
+        sar = info.sample_aspect_ratio
+        info = replace(info, width=info.height, height=info.width, sample_aspect_ratio=1 / sar if sar else None)
+    return replace(info, rotation=0, display_matrix=None)
 
 
 def field_parity(info: VideoInfo) -> str | None:
