@@ -235,6 +235,23 @@ def check_mirror_apart(folder: Path, source: Path) -> None:
                            f"{source / step} would be written over its inputs; choose another output folder")
 
 
+def check_mirror_free(folder: Path, source: Path, files: Iterable[Path]) -> None:
+    """With the input folder inside the output folder (photos/2009 restored into photos), the restored copies go
+    in among the photos there: refused where a file is already where one goes (photos/x.jpg for 2009/x.jpg). It
+    may be a photo of the library, not an earlier copy, and being older than 2009/x.jpg it was taken for a stale
+    copy and written over; an output folder apart from the photos (photos/2009_restored) has no such files."""
+    above, within = Path(folder).resolve(), Path(source).resolve()
+    if within == above or not within.is_relative_to(above):
+        return
+    taken = next((path for path in files if mirrored(path, source, folder).exists()), None)
+    if taken is not None:
+        there = mirrored(taken, source, folder)
+        raise ClrfaceError(f"output folder {folder} holds the input folder {source} and already has {there}, where "
+                           f"the restored copy of {taken} goes (an earlier run's copy, or a photo of the library that "
+                           f"it would replace); choose an output folder apart from the photos, such as "
+                           f"{source.parent / (source.name + '_restored')}")
+
+
 def check_within(path: Path, folder: Path) -> None:
     """A file of a folder's restored tree, `path` under the output `folder`, is written inside it: a link in the
     output tree to another folder (the input's album, say) would have its restored copy replace an original."""

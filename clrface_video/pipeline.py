@@ -41,7 +41,7 @@ from .paths import (
 )
 from .report import JobSettings, Progress, RestoreReport, StageTimer, reports_warnings
 from .reruns import changed_since, left_as_is
-from .restore.base import Restorer, default_model_name, make_restorer
+from .restore.base import Restorer, check_model_name, default_model_name, make_restorer
 from .story import FrameStory, Models, restore_photo_array
 from .types import Frame, TimeSpan
 
@@ -385,8 +385,10 @@ def already_done(source: Path, target: Path, kind: str, config: RestoreConfig, *
 
 def would_run(config: RestoreConfig, *, local: bool = True) -> tuple[str, str]:
     """The model and device a job with these settings runs, found without loading either (for the report of
-    a job with nothing left to do); a wrong --device is an error here too. Not local (a Ray driver): the
-    device is the workers' to pick, and stays as asked."""
+    a job with nothing left to do); a wrong --device or --model is an error here too (a mistyped --model on a
+    rerun was reported as the model of outputs it never made). Not local (a Ray driver): the device, and the
+    weights file, are the workers' to find, and the device stays as asked."""
+    check_model_name(config.model, on_disk=local)
     model = default_model_name() if config.model == "auto" else config.model
     return model, str(pick_device(config.device)) if local else config.device
 

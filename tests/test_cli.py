@@ -192,6 +192,27 @@ def test_an_output_folder_holding_the_input_is_refused_where_the_copy_would_land
     assert beside.exit_code == 0 and (album / "Photos_restored" / "a.png").is_file()
 
 
+def test_an_output_folder_holding_the_input_never_replaces_a_photo_already_there(tmp_path):
+    """`restore pics/2009 -o pics` wrote 2009/x.jpg's restored copy over pics/x.jpg, another photo of the library:
+    being older than 2009/x.jpg it was taken for a stale copy ('warning: redoing x.jpg'). Refused, nothing written."""
+    import os
+
+    from PIL import Image
+
+    library = tmp_path / "pics"
+    (library / "2009").mkdir(parents=True)
+    Image.fromarray(grace_hopper()).save(library / "x.jpg")
+    os.utime(library / "x.jpg", (1_500_000_000, 1_500_000_000))  # taken years before the 2009 scan was made
+    Image.new("RGB", (64, 64), (10, 10, 200)).save(library / "2009" / "x.jpg")
+    before = {p: p.read_bytes() for p in library.rglob("*.jpg")}
+    for extra in ((), ("--overwrite",)):
+        assert_one_line_error(run("restore", library / "2009", "-o", library, *extra, *BASELINE),
+                              f"output folder {library} holds the input folder {library / '2009'} and already has "
+                              f"{library / 'x.jpg'}", "such as " + str(library / "2009_restored"))
+    assert {p: p.read_bytes() for p in library.rglob("*.jpg")} == before
+    assert sorted(p.name for p in library.iterdir()) == ["2009", "x.jpg"]
+
+
 def test_an_output_folder_inside_the_input_spelled_in_another_case_is_refused(tmp_path, monkeypatch):
     """On macOS's (and Windows') file systems Album and album are one folder: -o album/restored for the input Album
     was not seen to be inside it (the names were compared), so a rerun read the restored photos as inputs. Linux
@@ -550,6 +571,23 @@ def test_a_finished_output_still_checks_the_settings_and_names_what_would_run(sm
     assert report["model"] in ("clrface", "baseline-bicubic-sharpen") and report["device"] == "cpu"
 
 
+@pytest.mark.parametrize("model, said", [
+    ("clrfase", "--model must be one of: baseline-bicubic-sharpen, clrface, or a .safetensors path"),
+    ("mine.safetensors", "--model names {folder}/mine.safetensors, which does not exist"),
+])
+def test_a_finished_output_still_refuses_a_mistyped_model(small_clip, tmp_path, model, said):
+    """A rerun with a mistyped --model said 'already restored, left as is' (exit 0), and a folder's summary line
+    named the typo as the model it had restored with; a first run refuses it, so the rerun does too."""
+    album = tmp_path / "album"
+    album.mkdir()
+    (album / "talk.mp4").write_bytes(small_clip.read_bytes())
+    model = str(tmp_path / model) if model.endswith(".safetensors") else model
+    for source, out in ((small_clip, tmp_path / "out.mp4"), (album, tmp_path / "album_out")):
+        assert run("restore", source, "-o", out, *BASELINE).exit_code == 0
+        again = run("restore", source, "-o", out, "--model", model, "--device", "cpu")
+        assert_one_line_error(again, "error: " + said.format(folder=tmp_path))
+
+
 def test_the_current_folder_is_restored_beside_itself(tmp_path, monkeypatch):
     """`restore .` from inside a photo folder writes ../<folder>_restored (it failed on '.' having no name)."""
     from PIL import Image
@@ -850,6 +888,22 @@ def test_a_codec_mxf_refuses_is_not_called_an_unwritable_folder(tmp_path, codec)
     result = run("restore", clip, "--codec", codec, "-o", tmp_path / "master.mxf", *BASELINE)
     assert_one_line_error(result, f"a .mxf file cannot hold {codec} video; use .mkv or .mov, or another --codec")
     assert files_in(tmp_path) == {"talk.mp4"}
+
+
+@pytest.mark.parametrize(("codec", "output"), [("ffv1", "tape.mpg"), ("prores_ks", "tape.ts"),
+                                               ("libsvtav1", "tape.vob")])
+def test_a_codec_an_mpeg_stream_would_hide_is_refused(tmp_path, codec, output):
+    """An archivist's `restore dvd.mpg --codec ffv1` wrote dvd_restored.mpg with exit 0, but FFmpeg read its FFV1
+    back as MP3 audio (ProRes, AV1 in a .ts: as a data stream): a file with no video. It is refused instead, before
+    anything is written, and the advice's container holds the codec as video."""
+    clip = make_clip(tmp_path / "talk.mp4", frames=2, size=(192, 160), audio=False)
+    result = run("restore", clip, "--codec", codec, "-o", tmp_path / output, *BASELINE)
+    assert_one_line_error(result, f"a {Path(output).suffix} file cannot hold {codec} video", "use .mkv")
+    assert files_in(tmp_path) == {"talk.mp4"}
+    advised = tmp_path / Path(output).with_suffix(".mkv").name
+    assert run("restore", clip, "--codec", codec, "-o", advised, *BASELINE).exit_code == 0
+    with av.open(str(advised)) as written:
+        assert sum(1 for _ in written.decode(video=0)) == 2
 
 
 def test_a_full_disk_stops_a_folder_at_the_first_file_it_cannot_write(tmp_path, astronaut, monkeypatch):

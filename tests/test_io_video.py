@@ -881,6 +881,7 @@ def test_a_pixel_shape_the_output_cannot_carry_is_warned_of_exactly_where_it_is_
     out = copy_video(clip, tmp_path / f"out{suffix}", codec=codec)
     kept = probe_video(out).sample_aspect_ratio == Fraction(16, 15)
     assert kept != ("pixel aspect ratio (16/15) is left out" in warnings_logged.text)
+    assert kept or f"is left out: {codec} in {suffix} cannot carry it" in warnings_logged.text  # 'a matroska file'
     if not kept:  # each container the warning names keeps the shape with the same codec
         advice = warnings_logged.text.split("squeezed; ")[1].split(" keep")[0]
         for other in advice.split(" or "):
@@ -912,10 +913,32 @@ def test_a_bit_depth_the_encoder_cannot_keep_is_warned_of(tmp_path, suffix, warn
 
 
 @pytest.mark.parametrize("suffix", [".avi", ".mkv"])
-def test_a_rotation_the_output_cannot_carry_is_warned_of_exactly_where_it_is_lost(tmp_path, suffix, warnings_logged):
-    clip = make_clip(tmp_path / "phone.mp4", frames=3, size=SMALL, audio=False, rotation=90)
+def test_a_mirrored_rotation_the_output_cannot_carry_is_warned_of_exactly_where_it_is_lost(tmp_path, suffix,
+                                                                                         warnings_logged):
+    clip = make_clip(tmp_path / "selfie.mp4", frames=3, size=SMALL, audio=False, rotation=90, mirror=True)
     kept = probe_video(copy_video(clip, tmp_path / f"out{suffix}")).rotation == 90
     assert kept == (suffix == ".mkv") and kept != ("rotation is left out" in warnings_logged.text)
+    # the output named as the user named it: 'a avi file' (FFmpeg's muxer name) was said, 'a image2 file' for frames
+    assert kept or f"rotation is left out: {suffix} cannot store it" in warnings_logged.text
+
+
+@pytest.mark.parametrize("output", ["out.avi", "out.gif", "out.ts", "frames/f_%03d.png", "out.mkv"])
+def test_a_phone_clip_is_written_upright_where_the_output_cannot_keep_its_rotation(tmp_path, output,
+                                                                                  warnings_logged):
+    """A phone's portrait clip (stored on its side with a rotation tag) into a GIF, an AVI, a .ts or frames came out
+    lying on its side, with a warning that players would show it turned: those formats keep no tag. Its frames are
+    written turned upright there, as it is shown; a container that keeps the tag keeps the stored frames and it."""
+    clip = make_clip(tmp_path / "phone.mp4", frames=3, size=(96, 128), audio=False, rotation=90, sideways=True)
+    (tmp_path / "frames").mkdir()
+    out = copy_video(clip, tmp_path / output)
+    shown = [np.rot90(frame.image) for frame in read_frames(clip)]  # as players show the source
+    kept = output.endswith(".mkv")
+    written = [frame.image for frame in read_frames(tmp_path / "frames" / "f_%03d.png" if "%" in output else out,
+                                                     fps=24 if "%" in output else None)]
+    assert probe_video(out if "%" not in output else clip).rotation == 90 or not kept
+    for frame, upright in zip(written, shown, strict=True):
+        assert np.abs((np.rot90(frame) if kept else frame).astype(int) - upright).mean() < 8
+    assert "rotation is left out" not in warnings_logged.text
 
 
 @pytest.mark.parametrize("suffix", [".mov", ".mp4"])

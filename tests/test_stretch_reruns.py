@@ -116,6 +116,19 @@ def test_the_same_stretch_again_is_left_as_is(clip, tmp_path):
     assert restore_video(clip, tmp_path / "all.mp4", config()).skipped == 1
 
 
+@pytest.mark.parametrize("suffix", [".avi", ".mp4"])
+def test_a_phone_clips_stretch_is_told_as_shown(tmp_path, suffix):
+    """A phone clip's try into an .avi is written upright (its container keeps no rotation tag), and its frames were
+    then unlike the source's stored ones: every rerun of the same try was redone ('they differ by 80 levels')."""
+    clip = make_clip(tmp_path / "phone.mp4", frames=48, size=(96, 128), rotation=90, sideways=True)
+    out = tmp_path / f"out{suffix}"
+    assert restore_video(clip, out, config(start=0.5, duration=0.5)).frames == 12
+    again = restore_video(clip, out, config(start=0.5, duration=0.5))
+    assert (again.frames, again.skipped, again.warnings) == (0, 1, [])
+    later = restore_video(clip, out, config(start=1.25, duration=0.5))  # another start is still told apart
+    assert later.frames == 12 and later.warnings[0].startswith(f"redoing out{suffix}: its frames are not the video's")
+
+
 def test_a_read_only_stretch_is_not_redone_and_says_why_it_would_be(clip, tmp_path):
     out = tmp_path / "out.mp4"
     restore_video(clip, out, config(start=0.5, duration=0.5))

@@ -15,10 +15,10 @@ import av
 from clrface_video.errors import one_line
 from clrface_video.io import lossless_audio, recoded_audio, stretch_tag, subtitles, trial_file
 from clrface_video.io.decode import COPY_STREAM_TYPES, video_stream
-from clrface_video.io.output_stream import CFR_CONTAINERS
+from clrface_video.io.output_stream import CFR_CONTAINERS, container_suffix
 from clrface_video.io.program_stream import PS_FORMATS
 from clrface_video.io.recoded_audio import ordered_layout
-from clrface_video.io.trial_file import close_quietly, on_trial, suffix
+from clrface_video.io.trial_file import close_quietly, on_trial
 from clrface_video.types import SPAN_TOLERANCE
 
 log = logging.getLogger(__name__)
@@ -174,9 +174,9 @@ def _converted_subtitles(stream: av.stream.Stream, name: str, out: av.container.
     converted = Copy(encoded, subtitles.CueConverter(stream, encoded))
     if name in subtitles.STYLED:
         log.warning("subtitle stream %d (%s) is converted to %s for %s: its text is kept, its positions and "
-                    "effects are not", stream.index, name, target, suffix(out))
+                    "effects are not", stream.index, name, target, container_suffix(out))
     else:
-        log.info("subtitle stream %d (%s) is converted to %s for %s", stream.index, name, target, suffix(out))
+        log.info("subtitle stream %d (%s) is converted to %s for %s", stream.index, name, target, container_suffix(out))
     return converted
 
 
@@ -262,11 +262,11 @@ def add_copies(source: av.container.InputContainer, out: av.container.OutputCont
             continue
         if _dvd_navigation(source, stream):
             log.info("data stream %d (DVD navigation packets) is left out of %s: authoring tools rebuild them",
-                     stream.index, suffix(out))
+                     stream.index, container_suffix(out))
             continue
         log.warning("%s stream %d (%s) cannot be stored in %s; it is left out",
                     "cover picture" if cover else stream.type, stream.index,
-                    name or stream.metadata.get("handler_name") or "no codec", suffix(out))
+                    name or stream.metadata.get("handler_name") or "no codec", container_suffix(out))
     return copies
 
 
@@ -318,7 +318,7 @@ def _add_cover_attachment(source: av.container.InputContainer, stream: av.stream
     kind = COVER_FILES.get(stream.codec_context.name if stream.codec_context else "")
     if not out.format.name.startswith("matroska") or kind is None:
         log.warning("the cover picture cannot be stored in %s; it is left out (.mp4, .m4v and .mkv keep it)",
-                    suffix(out))
+                    container_suffix(out))
         return
     with av.open(source.name) as again:  # its one packet, read apart from the packets copied with the video
         data = next((bytes(p) for p in again.demux(again.streams[stream.index]) if p.size), None)
@@ -330,7 +330,7 @@ def _add_attachment(stream: av.stream.Stream, out: av.container.OutputContainer)
     """A Matroska attachment (an ASS subtitle's font, a cover image) into an output that holds attachments."""
     name = getattr(stream, "name", None) or stream.metadata.get("filename") or f"attachment{stream.index}"
     if not out.format.name.startswith("matroska"):
-        log.warning("attachment %s cannot be stored in %s; it is left out (.mkv keeps it)", name, suffix(out))
+        log.warning("attachment %s cannot be stored in %s; it is left out (.mkv keeps it)", name, container_suffix(out))
         return
     out.add_attachment(name, getattr(stream, "mimetype", None) or "application/octet-stream", stream.data)
 
@@ -362,7 +362,7 @@ def copy_metadata(source: av.container.InputContainer, out: av.container.OutputC
     lost = sorted(set(tags) - ({"timecode"} if muxer in TIMECODE_MUXERS else set()))
     if lost and muxer in TAGLESS_MUXERS:
         log.warning("the file's tags (%s) cannot be stored in %s; they are left out (.mkv, .mp4 and .mov keep "
-                    "them)", ", ".join(lost[:4]), suffix(out))
+                    "them)", ", ".join(lost[:4]), container_suffix(out))
     out.metadata.update(tags)
     pairs = [(video_stream(source, path), video)] + [(source.streams[i], c.stream) for i, c in copies.items()]
     lost = av.stream.Disposition(0)
@@ -382,7 +382,7 @@ def copy_metadata(source: av.container.InputContainer, out: av.container.OutputC
     marks = source.chapters() if chapters else []
     if marks and muxer not in CHAPTER_MUXERS:
         log.warning("%d chapters cannot be stored in %s; they are left out (.mkv, .mp4 and .mov keep them)",
-                    len(marks), suffix(out))
+                    len(marks), container_suffix(out))
     elif marks:
         out.set_chapters(marks)
 
@@ -656,7 +656,7 @@ class CopiedStreams:
         elif silence is None and gap > 0 and gap >= (packet.duration or 0) * packet.time_base * rate:
             log.warning("audio stream %d (%s) starts at %.2f s, which %s cannot store for it: it is heard from 0, "
                         "%.2f s early; .mkv or .mp4 keep its start", packet.stream_index, name,
-                        gap / rate, suffix(self.out), gap / rate)
+                        gap / rate, container_suffix(self.out), gap / rate)
 
     def _shown_by_end(self, packet: av.Packet, copy: Copy) -> list[av.Packet]:
         """The packets to mux now, a copied video's cut at the stretch's end by when they are shown (pts), as the
@@ -707,7 +707,7 @@ class CopiedStreams:
         if skipped and rate:
             log.warning("audio stream %d (%s): its encoder delay (%d samples) cannot be marked in %s, so those "
                         "%.0f ms are heard and every stream starts that much later, in sync (.mp4 and .mov keep "
-                        "it)", index, source.codec_context.codec.canonical_name, skipped, suffix(self.out), 1000 * skipped / rate)
+                        "it)", index, source.codec_context.codec.canonical_name, skipped, container_suffix(self.out), 1000 * skipped / rate)
 
     def _lengthen_last(self, packet: av.Packet, index: int) -> None:
         """A stream's last audio packet without a duration, given the length of the samples it decodes to (ALAC
@@ -721,7 +721,7 @@ class CopiedStreams:
             packet.duration = max(1, round(Fraction(samples, decoder.sample_rate) / packet.time_base))
         elif self.out.format.name.split(",")[0] in TRACK_END_MUXERS:
             log.warning("stream #%d (audio): its last packet's length is unknown, so %s players may leave it out "
-                        "(.mkv keeps it)", index, suffix(self.out))
+                        "(.mkv keeps it)", index, container_suffix(self.out))
 
     def finish(self, limit: Fraction | None, shift: Fraction | None = None) -> None:
         """Mux what is left up to `limit` (None: all), the audio packets still waiting for a duration, then the

@@ -43,6 +43,8 @@ from clrface_video.io.output_stream import (
     field_parity,
     other_containers,
     renamed_muxer,
+    turned_upright,
+    upright_turns,
     yuv_colorspace,
 )
 from clrface_video.io.palette import PaletteFilter, is_gif
@@ -170,6 +172,7 @@ class VideoWriter:
         self._phase: Fraction | None = None  # seconds the first frame lies off the encoder's frame grid (_frame_number)
         self._muxed = False  # whether a video packet has been muxed
         self._cut: PictureCut | None = None  # MPEG-1/2 in a program stream: each packet from its picture start
+        self._turns = 0  # quarter turns that write the frames upright, for a container that keeps no rotation
 
     def _partial_name(self, pid: int) -> str:
         """The name of process `pid`'s temporary file (a sequence's: folder) for this output."""
@@ -239,6 +242,8 @@ class VideoWriter:
             except ValueError as error:
                 raise ClrfaceError(f"unknown output container for {self.output.name}; use .mp4, .mkv or .mov") \
                     from error
+        self._turns = upright_turns(self.info, self._out.format.name)
+        self.info = turned_upright(self.info, self._turns)  # the frames as shown, where no rotation tag is kept
         self.codec = check_codec(self.codec)
         self._video = add_video_stream(self._out, self.info, self.codec, self.crf, pix_fmt, self.preset)
         self._pix_fmt = self._video.pix_fmt
@@ -401,6 +406,9 @@ class VideoWriter:
 
     def _to_video_frame(self, frame: Frame, number: int) -> av.VideoFrame:
         """The frame in the encoder's pixel format, at `number` on the encoder's clock (_frame_number)."""
+        if self._turns:
+            frame = replace(frame, image=np.rot90(frame.image, self._turns),
+                            alpha=None if frame.alpha is None else np.rot90(frame.alpha, self._turns))
         image = frame.image
         if image.shape != (self.info.height, self.info.width, 3):
             raise ValueError(f"frame {frame.index} is {image.shape}, expected "

@@ -4,6 +4,7 @@ from __future__ import annotations
 import logging
 import os
 import tempfile
+from dataclasses import replace
 from fractions import Fraction
 from pathlib import Path
 
@@ -68,6 +69,11 @@ MPEG_VIDEO_CODECS = frozenset({"mpeg1video", "mpeg2video"})
 # FFmpeg's program-stream muxers (.mpg, .vob, ...): files for DVD and VCD players, which decode MPEG-2's Main
 # Profile, 4:2:0 only; a 4:2:2 source's chroma is halved there (and warned of), kept in .mxf or .ts
 PLAYER_MPEG_MUXERS = frozenset({"mpeg", "vcd", "svcd", "vob", "dvd"})
+# MPEG program and transport streams (.mpg, .vob, .ts, .m2ts) take any encoder's packets, but FFmpeg reads back
+# as video only these formats (by the encoder's canonical name): FFV1, ProRes, Ut Video, DNxHR, MJPEG, WMV 8, AV1
+# and VP9 came back as a data stream from a .ts and as MP3 audio from a .mpg, a file with no video (measured)
+STREAM_MUXERS = PLAYER_MPEG_MUXERS | {"mpegts"}
+STREAM_VIDEO_FORMATS = frozenset({"h264", "hevc", "mpeg4", "mpeg2video", "mpeg1video"})
 QUIET_OPTIONS = {"libx265": {"x265-params": "log-level=error"}}
 # where a non-square pixel shape survives: in the bitstream of these encoders, or in these containers' own tag
 # for any encoder (Matroska, WebM and AVI take it from the bitstream only, as PyAV writes them)
@@ -225,12 +231,17 @@ def container_takes(suffix: str, codec: str) -> bool:
     with tempfile.TemporaryDirectory(prefix="clrface-probe-") as folder:
         out = av.open(str(Path(folder) / f"probe{known_suffix(suffix)}"), "w")
         try:
-            out.add_stream(codec, rate=25)
+            return reads_back(out, out.add_stream(codec, rate=25))
         except ValueError:
             return False
         finally:
             out.close()
-    return True
+
+
+def reads_back(out: av.container.OutputContainer, stream: av.video.stream.VideoStream) -> bool:
+    """Whether FFmpeg reads the video `stream` of `out` back as video: not so for most formats in an MPEG program
+    or transport stream (STREAM_VIDEO_FORMATS), whose muxers take them all."""
+    return out.format.name not in STREAM_MUXERS or stream.codec_context.codec.canonical_name in STREAM_VIDEO_FORMATS
 
 
 def auto_codec(output: Path, info: VideoInfo | None = None) -> str:
@@ -269,6 +280,12 @@ def mpeg2_codes(fps: Fraction | None) -> bool:
     except (av.error.FFmpegError, ValueError):
         return False
     return True
+
+
+def container_suffix(out: av.container.OutputContainer) -> str:
+    """The output's file extension, for messages (its partial name keeps it): what the user named, where FFmpeg's
+    muxer name ('a image2 file', 'a avi file') was said."""
+    return Path(str(out.name)).suffix or out.format.name
 
 
 def sar_advice(codec: str, suffix: str) -> str:
@@ -347,6 +364,9 @@ def add_video_stream(out: av.container.OutputContainer, info: VideoInfo, codec: 
         raise ClrfaceError(f"{one_line(error)}; use {other_containers(out.name, codec)}, or another "
                            f"{option_name('codec')}") \
             from error
+    if not reads_back(out, stream):
+        raise ClrfaceError(f"a {container_suffix(out)} file cannot hold {codec} video (it would be read back as no "
+                           f"video at all); use {other_containers(out.name, codec)}, or another {option_name('codec')}")
     tag_for_apple(out, stream)
     stream.width, stream.height = info.width, info.height
     if pix_fmt is None and codec in MPEG_VIDEO_CODECS and out.format.name in PLAYER_MPEG_MUXERS \
@@ -424,17 +444,40 @@ def add_video_stream(out: av.container.OutputContainer, info: VideoInfo, codec: 
         ctx.sample_aspect_ratio = info.sample_aspect_ratio  # anamorphic pixels stay anamorphic
         # warned of only where a player would show it: 389/388 (an even width's rounding) squeezes nothing one can see
         if info.pixel_aspect != 1 and codec not in SAR_IN_BITSTREAM and out.format.name not in SAR_CONTAINERS:
-            log.warning("the source's pixel aspect ratio (%s) is left out: %s in a %s file does not carry it, so "
+            log.warning("the source's pixel aspect ratio (%s) is left out: %s in %s cannot carry it, so "
                         "players will show the frames squeezed; %s", info.sample_aspect_ratio, codec,
-                        out.format.name, sar_advice(codec, Path(out.name).suffix))
+                        container_suffix(out), sar_advice(codec, Path(out.name).suffix))
     if (info.display_matrix is not None or info.rotation) and out.format.name not in ROTATION_CONTAINERS:
-        log.warning("the source's rotation is left out: a %s file does not store it, so players will show the "
-                    "frames turned; .mp4, .mov or .mkv keep it", out.format.name)
+        log.warning("the source's rotation is left out: %s cannot store it, so players will show the "
+                    "frames turned; .mp4, .mov or .mkv keep it", container_suffix(out))
     if info.display_matrix is not None:
         stream.set_display_matrix(info.display_matrix)  # rotation and mirroring, exactly
     elif info.rotation:
         stream.set_display_rotation(info.rotation)
     return stream
+
+
+def upright_turns(info: VideoInfo, muxer: str) -> int:
+    """Quarter turns (np.rot90) that show a source's stored frames upright, for an output whose container (FFmpeg's
+    `muxer`) stores no rotation (.avi, .gif, .ts, an image sequence): its frames are written turned so, where a
+    phone's portrait clip came out lying on its side. 0 where the container keeps the tag, the frames are stored
+    upright, the display matrix mirrors them too, or their fields are kept (turned, fields would be columns)."""
+    matrix = info.display_matrix
+    if muxer in ROTATION_CONTAINERS or field_parity(info) is not None or \
+            (matrix is not None and matrix[0] * matrix[4] - matrix[1] * matrix[3] < 0):
+        return 0
+    return round(info.rotation / 90) % 4
+
+
+def turned_upright(info: VideoInfo, turns: int) -> VideoInfo:
+    """`info` of frames turned `turns` quarter turns upright (upright_turns): no rotation left, and a quarter turn's
+    width and height, and pixel shape, swapped; `info` itself for none."""
+    if not turns:
+        return info
+    if turns % 2:
+        sar = info.sample_aspect_ratio
+        info = replace(info, width=info.height, height=info.width, sample_aspect_ratio=1 / sar if sar else None)
+    return replace(info, rotation=0, display_matrix=None)
 
 
 def field_parity(info: VideoInfo) -> str | None:

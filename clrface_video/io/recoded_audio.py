@@ -10,7 +10,7 @@ from pathlib import Path
 import av
 
 from clrface_video.io import lossless_audio, trial_file
-from clrface_video.io.trial_file import suffix
+from clrface_video.io.output_stream import container_suffix
 
 log = logging.getLogger(__name__)
 
@@ -50,7 +50,7 @@ def converted_audio(stream: av.audio.stream.AudioStream, name: str,
     if found is not None:
         encoded = _add_encoder(out, stream, *found[:2], layout=found[2])
         log.warning("audio stream %d (%s) cannot be copied into %s; it is re-encoded losslessly as %s, every sample "
-                    "kept", stream.index, name, suffix(out), found[0])
+                    "kept", stream.index, name, container_suffix(out), found[0])
         return encoded
     if muxer in lossless_audio.PCM_ONLY:
         return _decoded_to_pcm(stream, name, out, lossless_audio.PCM_ONLY[muxer])
@@ -74,11 +74,11 @@ def converted_audio(stream: av.audio.stream.AudioStream, name: str,
     mixed = ("" if rate is None else f", {rate / 1000:g} kHz") + ("" if layout is None else f", mixed down to {layout}")
     if lossless_audio.lossless(stream.codec_context):
         log.warning("audio stream %d (%s) cannot be stored losslessly in %s; it is re-encoded as %s at %d kb/s%s "
-                    "(lossy; .mkv and .mov keep it as it is)", stream.index, name, suffix(out), lossy[0],
+                    "(lossy; .mkv and .mov keep it as it is)", stream.index, name, container_suffix(out), lossy[0],
                     lossy[2] // 1000, mixed)
     else:
-        why = f"in {suffix(out)} plays in few players (not QuickTime, browsers or phones)" if unplayed(stream, out) \
-            else f"cannot be copied into {suffix(out)}"
+        why = f"in {container_suffix(out)} plays in few players (not QuickTime, browsers or phones)" if unplayed(stream, out) \
+            else f"cannot be copied into {container_suffix(out)}"
         log.warning("audio stream %d (%s) %s; it is re-encoded as %s at %d kb/s%s (lossy to lossy, a little lost; %s "
                     "keeps it as it is)", stream.index, name, why, encoded.codec_context.codec.canonical_name,
                     lossy[2] // 1000, mixed, _keeps(stream, name))
@@ -102,7 +102,7 @@ def _decoded_to_pcm(stream: av.audio.stream.AudioStream, name: str, out: av.cont
         [f"its one channel on both sides of {pcm.layout}" if context.channels == 1 else f"mixed to {pcm.layout}"] * \
         (pcm.layout is not None and context.channels != len(encoded.layout.channels))
     log.warning("audio stream %d (%s) cannot be copied into %s, %s; it is decoded to %s, %s (%s keeps "
-                "it as it is)", stream.index, name, suffix(out),
+                "it as it is)", stream.index, name, container_suffix(out),
                 f"whose lossy codecs take fewer than its {context.channels} channels" if wide else "which holds PCM only",
                 pcm.codec,
                 " and ".join(changed) or ("every decoded sample kept" if lossless_audio.lossless(context)

@@ -12,7 +12,7 @@ import av
 import numpy as np
 
 from clrface_video.errors import InputError
-from clrface_video.io.decode import read_frames
+from clrface_video.io.decode import probe_video, read_frames
 from clrface_video.io.extent import DEFAULT_FRAME
 from clrface_video.io.pixels import luma
 from clrface_video.io.sequence import frame_path
@@ -71,9 +71,9 @@ def likeness(source: Path, output: Path, start: Fraction, length: Fraction, fps:
     a source with one keyframe (facenet_crowd_1080p.mp4) is decoded from its start at each seek. None where a
     frame cannot be read from either."""
     times = [Fraction(0), min(length / 2, SECOND)]
-    asked = _thumbnails(source, [start + at for at in times], fps, NEAR)
+    asked = _thumbnails(source, [start + at for at in times], fps, NEAR, _upright_turns(source, fps))
     held = [_numbered_frame(output, at, numbered) for at in times] if numbered is not None else \
-        [found[0] if found else None for found in _thumbnails(output, times)]
+        [found[0] if found else None for found in _thumbnails(output, times, turns=_upright_turns(output))]
     distances = []
     for near, frame in zip(asked, held, strict=True):
         if not near or frame is None:
@@ -99,11 +99,21 @@ def other_start(source: Path, output: Path, span: TimeSpan | None, length: Fract
         "levels of 255)"
 
 
-def _thumbnails(path: Path, times: list[Fraction], fps: Fraction | None = None, reach: Fraction = Fraction(0)) -> \
-        list[list[np.ndarray]]:
+def _upright_turns(path: Path, fps: Fraction | None = None) -> int:
+    """Quarter turns (np.rot90) that show `path`'s frames as its players do: a phone clip's rotation tag, which an
+    output that cannot keep it (.avi, .gif, frames) has applied to its pixels instead; 0 where it has none."""
+    try:
+        return round(probe_video(path, fps).rotation / 90) % 4
+    except (InputError, av.error.FFmpegError, OSError, ValueError):
+        return 0
+
+
+def _thumbnails(path: Path, times: list[Fraction], fps: Fraction | None = None, reach: Fraction = Fraction(0),
+                turns: int = 0) -> list[list[np.ndarray]]:
     """For each of `times` (seconds from the first frame, ascending), the thumbnails of the frames of `path` (a
     scan read at `fps`) shown from `reach` before it to `reach` after it, at most NEAR_FRAMES, or else the frame
-    on screen then; [] for each where the file cannot be read. One read, from the keyframe before the first."""
+    on screen then, turned `turns` quarter turns as shown; [] for each where the file cannot be read. One read,
+    from the keyframe before the first."""
     begin = max(Fraction(0), times[0] - reach)
     found: list[list[np.ndarray]] = [[] for _ in times]
     before: list[np.ndarray | None] = [None for _ in times]  # the last frame shown before each window
@@ -118,7 +128,7 @@ def _thumbnails(path: Path, times: list[Fraction], fps: Fraction | None = None, 
                 seconds = at - origin
                 if seconds > times[-1] + reach:
                     break
-                thumb = thumbnail(frame.image)
+                thumb = thumbnail(np.rot90(frame.image, turns))
                 for i, wanted in enumerate(times):
                     if seconds < wanted - reach:
                         before[i] = thumb

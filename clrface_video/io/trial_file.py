@@ -4,7 +4,6 @@ from __future__ import annotations
 import io
 from collections.abc import Callable
 from fractions import Fraction
-from pathlib import Path
 
 import av
 
@@ -15,11 +14,6 @@ TRIAL_PACKETS = 16  # a copied video's packets muxed and read back before it is 
 # frame in a .ts as MP2, so that sound was left out); TRIAL_AUDIO_PACKETS frames of silence for an encoder's trial
 TRIAL_AUDIO_PACKETS = 4
 VIDEO_MUXERS = frozenset({"mxf", "dv"})  # measured: they refuse a file of audio alone
-
-
-def suffix(out: av.container.OutputContainer) -> str:
-    """The output's file extension, for messages (its partial name keeps it)."""
-    return Path(str(out.name)).suffix or out.format.name
 
 
 def on_trial(out: av.container.OutputContainer,

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING, Protocol
 
 import numpy as np
@@ -90,14 +91,17 @@ def available_restorers() -> dict[str, RestorerSpec]:
     return dict(_REGISTRY)
 
 
-def check_model_name(model: str) -> None:
+def check_model_name(model: str, *, on_disk: bool = False) -> None:
     """A ModelOptionError (a ModelError naming the option as the front end does) unless `model` names a restorer
     make_restorer can build: 'auto', a registered name or a .safetensors path (checked cheaply, before any model
-    is loaded)."""
+    is loaded). on_disk: the path must also be a file here, for a job that loads it in this process; a rerun with
+    nothing left to do loads no model, and took a mistyped path for done."""
     _load_builtin()
     if model != "auto" and model not in _REGISTRY and not model.endswith(".safetensors"):
         names = ", ".join(sorted(_REGISTRY))
         raise ModelOptionError("model", f"must be one of: {names}, or a .safetensors path, got {model!r}")
+    if on_disk and model.endswith(".safetensors") and not Path(model).is_file():
+        raise ModelOptionError("model", f"names {model}, which does not exist")
 
 
 def make_restorer(model: str, *, device: torch.device, fidelity: float = 0.5, compile: bool = False) -> Restorer:
