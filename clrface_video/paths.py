@@ -222,34 +222,16 @@ def check_outside(folder: Path, source: Path, what: str = "output folder") -> No
 
 
 def check_mirror_apart(folder: Path, source: Path) -> None:
-    """A folder's restored tree, mirrored under `folder`, lands on none of its inputs. With the input folder
-    inside the output folder (photos/2009 restored into photos) the copy of 2009/x goes to photos/x, which is
-    an input where 2009 holds a folder named as it is within photos (2009/2009/x): refused, the inputs would
-    be overwritten or taken for finished outputs."""
+    """The input folder inside the output folder (photos/2009 restored into photos) is refused: the restored copies
+    would go in among the photos there. A photo of the same name (photos/x.jpg for 2009/x.jpg), older than
+    2009/x.jpg, was taken for a stale copy and written over; and where 2009 holds a folder named as it is within
+    photos (2009/2009/x), the copy of 2009/2009/x lands on the input 2009/x. Refused on a first run too, so that a
+    rerun is not refused where the first run was not; an output folder apart from the photos has no such files."""
     above, within = Path(folder).resolve(), Path(source).resolve()
-    if within == above or not within.is_relative_to(above):
-        return
-    step = within.relative_to(above)
-    if (within / step).exists():
-        raise ClrfaceError(f"output folder {folder} holds the input folder {source} and the restored copy of "
-                           f"{source / step} would be written over its inputs; choose another output folder")
-
-
-def check_mirror_free(folder: Path, source: Path, files: Iterable[Path]) -> None:
-    """With the input folder inside the output folder (photos/2009 restored into photos), the restored copies go
-    in among the photos there: refused where a file is already where one goes (photos/x.jpg for 2009/x.jpg). It
-    may be a photo of the library, not an earlier copy, and being older than 2009/x.jpg it was taken for a stale
-    copy and written over; an output folder apart from the photos (photos/2009_restored) has no such files."""
-    above, within = Path(folder).resolve(), Path(source).resolve()
-    if within == above or not within.is_relative_to(above):
-        return
-    taken = next((path for path in files if mirrored(path, source, folder).exists()), None)
-    if taken is not None:
-        there = mirrored(taken, source, folder)
-        raise ClrfaceError(f"output folder {folder} holds the input folder {source} and already has {there}, where "
-                           f"the restored copy of {taken} goes (an earlier run's copy, or a photo of the library that "
-                           f"it would replace); choose an output folder apart from the photos, such as "
-                           f"{source.parent / (source.name + '_restored')}")
+    if within != above and within.is_relative_to(above):
+        raise ClrfaceError(f"output folder {folder} holds the input folder {source}: the restored copies would go in "
+                           f"among its files, over any of the same name; choose an output folder apart from it, "
+                           f"such as {source.parent / (source.name + '_restored')}")
 
 
 def check_within(path: Path, folder: Path) -> None:

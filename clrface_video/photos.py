@@ -19,7 +19,7 @@ from .io.multi_picture import picture_count
 from .io.photo_read import first_picture, read_photo
 from .io.pixels import to_uint8
 from .io.tiff_pages import tiff_pages
-from .paths import check_mirror_free, check_within, mirrored, resolve_paths, say_renamed
+from .paths import check_within, mirrored, resolve_paths, say_renamed
 from .pipeline import (
     ModelsFor,
     check_settings,
@@ -74,7 +74,6 @@ def restore_folder(input: str | Path, output: str | Path | None = None, config: 
 
     contents = folder_contents(source, target)
     photos, videos = contents.photos, contents.videos
-    check_mirror_free(target, source, photos + videos)
     say_renamed(videos)
     check_settings(config, video=bool(videos))
     todo, videos_todo = undone(photos, source, target, config), undone(videos, source, target, config)

@@ -184,7 +184,8 @@ def test_an_output_folder_holding_the_input_is_refused_where_the_copy_would_land
     Image.new("RGB", (32, 32), (10, 10, 200)).save(album / "Photos" / "a.png")
     before = {p: p.read_bytes() for p in album.rglob("*.png")}
     for extra in ((), ("--overwrite",)):
-        assert_one_line_error(run("restore", album, "-o", tmp_path, *extra, *BASELINE), "over its inputs")
+        assert_one_line_error(run("restore", album, "-o", tmp_path, *extra, *BASELINE),
+                              f"output folder {tmp_path} holds the input folder {album}")
     assert {p: p.read_bytes() for p in album.rglob("*.png")} == before
     inner = run("restore", album / "Photos", "-o", album.parent / "elsewhere", *BASELINE)
     assert inner.exit_code == 0 and (album.parent / "elsewhere" / "a.png").is_file()
@@ -194,23 +195,26 @@ def test_an_output_folder_holding_the_input_is_refused_where_the_copy_would_land
 
 def test_an_output_folder_holding_the_input_never_replaces_a_photo_already_there(tmp_path):
     """`restore pics/2009 -o pics` wrote 2009/x.jpg's restored copy over pics/x.jpg, another photo of the library:
-    being older than 2009/x.jpg it was taken for a stale copy ('warning: redoing x.jpg'). Refused, nothing written."""
+    being older than 2009/x.jpg it was taken for a stale copy ('warning: redoing x.jpg'). Refused, nothing written;
+    and so is a folder with no photo of the same name there, so that its rerun is not refused where it was not."""
     import os
 
     from PIL import Image
 
     library = tmp_path / "pics"
     (library / "2009").mkdir(parents=True)
+    (library / "2010").mkdir()
     Image.fromarray(grace_hopper()).save(library / "x.jpg")
     os.utime(library / "x.jpg", (1_500_000_000, 1_500_000_000))  # taken years before the 2009 scan was made
     Image.new("RGB", (64, 64), (10, 10, 200)).save(library / "2009" / "x.jpg")
+    Image.new("RGB", (64, 64), (10, 200, 10)).save(library / "2010" / "y.jpg")
     before = {p: p.read_bytes() for p in library.rglob("*.jpg")}
-    for extra in ((), ("--overwrite",)):
-        assert_one_line_error(run("restore", library / "2009", "-o", library, *extra, *BASELINE),
-                              f"output folder {library} holds the input folder {library / '2009'} and already has "
-                              f"{library / 'x.jpg'}", "such as " + str(library / "2009_restored"))
+    for year, extra in (("2009", ()), ("2009", ("--overwrite",)), ("2010", ())):
+        assert_one_line_error(run("restore", library / year, "-o", library, *extra, *BASELINE),
+                              f"output folder {library} holds the input folder {library / year}:",
+                              "such as " + str(library / f"{year}_restored"))
     assert {p: p.read_bytes() for p in library.rglob("*.jpg")} == before
-    assert sorted(p.name for p in library.iterdir()) == ["2009", "x.jpg"]
+    assert sorted(p.name for p in library.iterdir()) == ["2009", "2010", "x.jpg"]
 
 
 def test_an_output_folder_inside_the_input_spelled_in_another_case_is_refused(tmp_path, monkeypatch):

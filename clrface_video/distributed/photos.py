@@ -9,7 +9,7 @@ from typing import Any
 from ..config import RestoreConfig
 from ..errors import backend_name
 from ..folder_walk import folder_contents
-from ..paths import check_mirror_free, resolve_paths
+from ..paths import resolve_paths
 from ..photos import (
     failed_folders,
     interrupted,
@@ -44,7 +44,6 @@ def restore_folder_ray(ray: Any, actors: list[Any], input: str | Path, output: s
     source, target = resolve_paths(input, output)
     contents = folder_contents(source, target)
     photos, videos = contents.photos, contents.videos
-    check_mirror_free(target, source, photos)
     if videos:
         log.warning("%s: %d video%s not restored: %s restores a folder's photos; restore each video on its own, "
                     "or the whole folder with %s", source, len(videos), "s" if len(videos) > 1 else "",
