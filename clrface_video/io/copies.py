@@ -15,6 +15,7 @@ import av
 from clrface_video.errors import one_line
 from clrface_video.io import lossless_audio, recoded_audio, stretch_tag, subtitles, trial_file
 from clrface_video.io.decode import COPY_STREAM_TYPES, video_stream
+from clrface_video.io.kept_tags import say_unkept, unkept_tags
 from clrface_video.io.output_stream import CFR_CONTAINERS
 from clrface_video.io.program_stream import PS_FORMATS
 from clrface_video.io.recoded_audio import ordered_layout
@@ -374,6 +375,7 @@ def copy_metadata(source: av.container.InputContainer, out: av.container.OutputC
         language = copy.metadata.get("language")
         if out.format.name == "mov" and language in MOV_LANGUAGES:
             copy.metadata["language"] = MOV_LANGUAGES[language]
+    say_unkept(out, unkept_tags(out, tags, {original.index: dict(copy.metadata) for original, copy in pairs}))
     if lost:
         log.warning("stream flags (%s) cannot be stored in .mov; they are left out (.mp4 and .mkv keep them)",
                     ", ".join(flag.name for flag in av.stream.Disposition if flag & lost and flag.name))
