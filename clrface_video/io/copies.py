@@ -362,8 +362,8 @@ def copy_metadata(source: av.container.InputContainer, out: av.container.OutputC
     muxer = out.format.name.split(",")[0]
     lost = sorted(set(tags) - ({"timecode"} if muxer in TIMECODE_MUXERS else set()))
     if lost and muxer in TAGLESS_MUXERS:
-        log.warning("the file's tags (%s) cannot be stored in %s; they are left out (.mkv, .mp4 and .mov keep "
-                    "them)", ", ".join(lost[:4]), suffix(out))
+        log.warning("the file's tags (%s) cannot be stored in %s; they are left out (.mkv keeps them all, .mp4 "
+                    "and .mov those they know: title, comment, date, ...)", ", ".join(lost[:4]), suffix(out))
     out.metadata.update(tags)
     pairs = [(video_stream(source, path), video)] + [(source.streams[i], c.stream) for i, c in copies.items()]
     lost = av.stream.Disposition(0)
