@@ -77,11 +77,16 @@ def test_a_phone_clips_tags_are_kept_without_a_word(tmp_path, source, suffix):
     assert restored(phone, tmp_path / f"out{suffix}")[2] == []
 
 
-def test_the_tagless_containers_warning_says_which_keep_tags(tmp_path):
-    """It said .mp4 and .mov keep them: they keep only the names they know."""
-    said = restored(archive_clip(tmp_path), tmp_path / "out.ts")[2]
-    assert "the file's tags (ARCHIVE_ID, COMMENT, SOURCE, creation_time) cannot be stored in .ts; they are left out " \
-           "(.mkv keeps them all, .mp4 and .mov those they know: title, comment, date, ...)" in said
+@pytest.mark.parametrize("suffix", [".ts", ".mpg", ".vob"])
+def test_the_tagless_containers_warning_says_which_keep_tags(tmp_path, suffix):
+    """It said .mp4 and .mov keep them: they keep only the names they know. An MPEG program stream (.mpg, .vob)
+    keeps none either, and lost them unsaid."""
+    out = tmp_path / f"out{suffix}"
+    said = restored(archive_clip(tmp_path), out)[2]
+    assert f"the file's tags (ARCHIVE_ID, COMMENT, SOURCE, creation_time) cannot be stored in {suffix}; they are left " \
+           "out (.mkv keeps them all, .mp4 and .mov those they know: title, comment, date, ...)" in said
+    with av.open(str(out)) as container:
+        assert dict(container.metadata) == {}
 
 
 @pytest.mark.parametrize("suffix", [".mp4", ".mov"])

@@ -16,7 +16,7 @@ from clrface_video.errors import one_line
 from clrface_video.io import lossless_audio, recoded_audio, stretch_tag, subtitles, trial_file
 from clrface_video.io.decode import COPY_STREAM_TYPES, video_stream
 from clrface_video.io.kept_tags import say_unkept, unkept_tags
-from clrface_video.io.output_stream import CFR_CONTAINERS
+from clrface_video.io.output_stream import CFR_CONTAINERS, PLAYER_MPEG_MUXERS
 from clrface_video.io.program_stream import PS_FORMATS
 from clrface_video.io.recoded_audio import ordered_layout
 from clrface_video.io.trial_file import close_quietly, on_trial, suffix
@@ -35,7 +35,8 @@ CHAPTER_MUXERS = frozenset({"mp4", "mov", "ipod", "matroska", "webm", "ogg"})  #
 # A DVD's navigation packets (PCI/DSI, in private stream 2), which FFmpeg's MPEG-PS demuxer gives as a data stream
 # without a codec and no muxer of FFmpeg's writes: authoring tools rebuild them and no player needs them in a file
 DVD_NAVIGATION_ID = 0x1BF
-TAGLESS_MUXERS = frozenset({"mpegts", "mxf", "dv", "apng", "gif", "image2"})  # measured: they write no file tags
+# measured: they write no file tags (FFmpeg's MPEG-PS muxers, .mpg and .vob, none either)
+TAGLESS_MUXERS = frozenset({"mpegts", "mxf", "dv", "apng", "gif", "image2"}) | PLAYER_MPEG_MUXERS
 LEFT_OUT = {  # why copied packets were left out, said for one packet and for several
     "backwards": ("its time runs backwards (damaged data)", "their times run backwards (damaged data)"),
     "untimed": ("without a time the output could give it", "without a time the output could give them"),
