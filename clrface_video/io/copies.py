@@ -355,10 +355,11 @@ def _track_title(tags: dict[str, str], source: av.container.InputContainer) -> d
 
 def copy_metadata(source: av.container.InputContainer, out: av.container.OutputContainer,
                   video: av.stream.Stream, copies: dict[int, Copy], path: Path, *,
-                  chapters: bool = True) -> None:
+                  chapters: bool = True, name_unkept: bool = True) -> None:
     """The source's tags (title, creation time, languages, ...) on the file and on each stream, the streams'
     dispositions (default, forced, ...), and its chapters (unless `chapters` is False: a cut-out stretch),
-    onto the output before its header is written."""
+    onto the output before its header is written; the tags its muxer leaves out named (kept_tags), unless
+    `name_unkept` is False (a Ray segment's, whose joined output names its own)."""
     tags = _kept_tags(dict(source.metadata))
     muxer = out.format.name.split(",")[0]
     lost = sorted(set(tags) - ({"timecode"} if muxer in TIMECODE_MUXERS else set()))
@@ -376,7 +377,8 @@ def copy_metadata(source: av.container.InputContainer, out: av.container.OutputC
         language = copy.metadata.get("language")
         if out.format.name == "mov" and language in MOV_LANGUAGES:
             copy.metadata["language"] = MOV_LANGUAGES[language]
-    say_unkept(out, unkept_tags(out, tags, {original.index: dict(copy.metadata) for original, copy in pairs}))
+    if name_unkept:
+        say_unkept(out, unkept_tags(out, tags, {original.index: dict(copy.metadata) for original, copy in pairs}))
     if lost:
         log.warning("stream flags (%s) cannot be stored in .mov; they are left out (.mp4 and .mkv keep them)",
                     ", ".join(flag.name for flag in av.stream.Disposition if flag & lost and flag.name))
