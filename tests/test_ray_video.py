@@ -332,3 +332,21 @@ def test_kill_stops_a_ray_job_as_it_stops_a_local_one(tmp_path):
     assert process.returncode == 143, stderr[-2000:]
     assert stderr.strip().splitlines()[-1].startswith("terminated") and "SIGTERM received" not in stderr
     assert not out.exists()
+
+
+def test_tags_an_mp4_cannot_hold_are_named_once_for_the_joined_output(ray_cluster, tmp_path):
+    """The segments (.mov files the Ray backend joins) named the archive's tags they could not keep too, as lost
+    from a .mov, an .mp4 output's job: only the joined output's loss is said."""
+    import av
+
+    from tests.media import mux_all
+
+    clip = make_clip(tmp_path / "src.mp4", frames=12, size=SIZE, gop=4)
+    tape = tmp_path / "tape.mkv"
+    with av.open(str(clip)) as source, av.open(str(tape), "w") as out:
+        copies = {s.index: out.add_stream_from_template(s) for s in source.streams}
+        out.metadata.update({"title": "Picnic", "ARCHIVE_ID": "tape-42"})
+        mux_all(source, out, copies)
+    report = restore_path_ray(tape, tmp_path / "out" / "tape.mp4", config(), workers=2)
+    assert [line for line in report.warnings if "cannot be stored" in line] == \
+        ["the file's tags (ARCHIVE_ID) cannot be stored in .mp4; they are left out (.mkv keeps them)"]

@@ -168,7 +168,7 @@ class RestoreWorker:
         frames = 0
         with warnings_logged() as lines, VideoWriter(output, source, replace(info, other_streams=0),
                                                      codec=self.config.codec, crf=self.config.crf,
-                                                     preset=self.config.preset) as writer:
+                                                     preset=self.config.preset, segment=True) as writer:
             decoded = read_segment(source, segment, info.bit_depth > 8, first_index, self.deint(info))
             for frame in story.run(decoded):
                 with timer("encode"):

@@ -15,7 +15,8 @@ import av
 from clrface_video.errors import one_line
 from clrface_video.io import lossless_audio, recoded_audio, stretch_tag, subtitles, trial_file
 from clrface_video.io.decode import COPY_STREAM_TYPES, video_stream
-from clrface_video.io.output_stream import CFR_CONTAINERS, container_suffix
+from clrface_video.io.kept_tags import say_unkept, unkept_tags
+from clrface_video.io.output_stream import CFR_CONTAINERS, PLAYER_MPEG_MUXERS, container_suffix
 from clrface_video.io.program_stream import PS_FORMATS
 from clrface_video.io.recoded_audio import ordered_layout
 from clrface_video.io.trial_file import close_quietly, on_trial
@@ -34,7 +35,8 @@ CHAPTER_MUXERS = frozenset({"mp4", "mov", "ipod", "matroska", "webm", "ogg"})  #
 # A DVD's navigation packets (PCI/DSI, in private stream 2), which FFmpeg's MPEG-PS demuxer gives as a data stream
 # without a codec and no muxer of FFmpeg's writes: authoring tools rebuild them and no player needs them in a file
 DVD_NAVIGATION_ID = 0x1BF
-TAGLESS_MUXERS = frozenset({"mpegts", "mxf", "dv", "apng", "gif", "image2"})  # measured: they write no file tags
+# measured: they write no file tags (FFmpeg's MPEG-PS muxers, .mpg and .vob, none either)
+TAGLESS_MUXERS = frozenset({"mpegts", "mxf", "dv", "apng", "gif", "image2"}) | PLAYER_MPEG_MUXERS
 LEFT_OUT = {  # why copied packets were left out, said for one packet and for several
     "backwards": ("its time runs backwards (damaged data)", "their times run backwards (damaged data)"),
     "untimed": ("without a time the output could give it", "without a time the output could give them"),
@@ -353,16 +355,17 @@ def _track_title(tags: dict[str, str], source: av.container.InputContainer) -> d
 
 def copy_metadata(source: av.container.InputContainer, out: av.container.OutputContainer,
                   video: av.stream.Stream, copies: dict[int, Copy], path: Path, *,
-                  chapters: bool = True) -> None:
+                  chapters: bool = True, name_unkept: bool = True) -> None:
     """The source's tags (title, creation time, languages, ...) on the file and on each stream, the streams'
     dispositions (default, forced, ...), and its chapters (unless `chapters` is False: a cut-out stretch),
-    onto the output before its header is written."""
+    onto the output before its header is written; the tags its muxer leaves out named (kept_tags), unless
+    `name_unkept` is False (a Ray segment's, whose joined output names its own)."""
     tags = _kept_tags(dict(source.metadata))
     muxer = out.format.name.split(",")[0]
     lost = sorted(set(tags) - ({"timecode"} if muxer in TIMECODE_MUXERS else set()))
     if lost and muxer in TAGLESS_MUXERS:
-        log.warning("the file's tags (%s) cannot be stored in %s; they are left out (.mkv, .mp4 and .mov keep "
-                    "them)", ", ".join(lost[:4]), container_suffix(out))
+        log.warning("the file's tags (%s) cannot be stored in %s; they are left out (.mkv keeps them all, .mp4 "
+                    "and .mov those they know: title, comment, date, ...)", ", ".join(lost[:4]), container_suffix(out))
     out.metadata.update(tags)
     pairs = [(video_stream(source, path), video)] + [(source.streams[i], c.stream) for i, c in copies.items()]
     lost = av.stream.Disposition(0)
@@ -374,6 +377,8 @@ def copy_metadata(source: av.container.InputContainer, out: av.container.OutputC
         language = copy.metadata.get("language")
         if out.format.name == "mov" and language in MOV_LANGUAGES:
             copy.metadata["language"] = MOV_LANGUAGES[language]
+    if name_unkept:
+        say_unkept(out, unkept_tags(out, tags, {original.index: dict(copy.metadata) for original, copy in pairs}))
     if lost:
         log.warning("stream flags (%s) cannot be stored in .mov; they are left out (.mp4 and .mkv keep them)",
                     ", ".join(flag.name for flag in av.stream.Disposition if flag & lost and flag.name))

@@ -139,7 +139,8 @@ class VideoWriter:
     """
 
     def __init__(self, output: Path | str, source: Path | str, info: VideoInfo, *,
-                 codec: str = "auto", crf: int = 18, span: TimeSpan | None = None, preset: str | None = None) -> None:
+                 codec: str = "auto", crf: int = 18, span: TimeSpan | None = None, preset: str | None = None,
+                 segment: bool = False) -> None:
         self.output = default_output_path(output, source)
         self.source = Path(source)
         self.info = info
@@ -147,6 +148,8 @@ class VideoWriter:
         self.crf = crf
         self.preset = preset
         self.span = span  # only this stretch of the source: its frames and copied packets move to start at 0
+        # a Ray job's segment, joined into the output later: the tags it cannot keep are the joined output's to say
+        self.segment = segment
         self._shift: Fraction | None = None  # seconds taken off every timestamp (the first frame's time, or the
         # stretch's start where the frame on screen then began before it)
         self._start: Fraction | None = None  # source time where the stretch starts
@@ -292,7 +295,7 @@ class VideoWriter:
         if self.span is None and self._out.format.name in CFR_CONTAINERS:
             self._shift = self._counted_origin()
         copy_metadata(self._source, self._out, self._video, self._copied.copies, self.source,
-                      chapters=self.span is None)
+                      chapters=self.span is None, name_unkept=not self.segment)
         stretch_tag.tag(self._out, self.span)  # after the source's tags: an earlier run's is not copied
         self._count_timecode()
         self._move_timecode()
