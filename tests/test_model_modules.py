@@ -3,13 +3,15 @@ from __future__ import annotations
 
 import pytest
 import torch
+import torch.nn.functional as F
+from torch.utils.flop_counter import FlopCounterMode
 
 from clrface_video.restore.denoiser import Denoiser
 from clrface_video.restore.guidance import LatentMask
 from clrface_video.restore.irn import IRN, IRNConfig
 from clrface_video.restore.model import CLRFaceConfig, CLRFaceModel
 from clrface_video.restore.score_net import ScoreNet, ScoreNetConfig
-from clrface_video.restore.vqgan import VQGAN, VQGANConfig
+from clrface_video.restore.vqgan import VQGAN, Upsample, VQGANConfig
 
 torch.manual_seed(0)
 
@@ -30,6 +32,25 @@ def test_vqgan_shapes_and_gradients() -> None:
     assert recon.shape == x.shape and out.indices.shape == (2, 8, 8) and out.indices.dtype == torch.int64
     ((recon - x).abs().mean() + out.codebook_loss + out.commitment_loss).backward()
     _grads_everywhere(vq)
+
+
+@pytest.mark.parametrize("size", [(8, 8), (5, 7)])
+def test_upsample_is_nearest_then_conv_with_fewer_multiply_adds(size: tuple[int, int]) -> None:
+    """The decoder's upsampling, run at every guided solver step, computes what its parameters mean (nearest x2,
+    then their 3x3 conv: values and every gradient, up to float rounding) in under half the multiply-adds."""
+    up = Upsample(8)
+    x = torch.randn(2, 8, *size, requires_grad=True)
+    params = (x, up.conv.weight, up.conv.bias)
+    meant = up.conv(F.interpolate(x, scale_factor=2.0, mode="nearest"))
+    with FlopCounterMode(display=False) as counter:
+        out = up(x)
+    assert out.shape == meant.shape == (2, 8, 2 * size[0], 2 * size[1])
+    assert torch.allclose(out, meant, atol=1e-5)
+    for got, want in zip(torch.autograd.grad(out.square().sum(), params),
+                         torch.autograd.grad(meant.square().sum(), params), strict=True):
+        assert torch.allclose(got, want, rtol=1e-4, atol=1e-4)
+    over_doubled = 2 * 2 * 8 * 8 * 9 * (2 * size[0]) * (2 * size[1])  # 2 flops a multiply-add
+    assert counter.get_total_flops() <= 0.5 * over_doubled
 
 
 def test_quantize_is_nearest_code_with_straight_through_gradient() -> None:

@@ -51,15 +51,31 @@ class Downsample(nn.Module):
         return self.conv(x)
 
 
+# Which of a 3x3 kernel's rows (columns) fall on each input row (column) of a stride-2 4x4 transposed conv:
+# after a nearest x2, an even output row's window reads input rows i-1, i, i (kernel row 0 on i-1, rows 1 and 2
+# on i), an odd one's i, i, i+1 (rows 0 and 1 on i, row 2 on i+1); tap u of the transposed kernel is the sum of
+# the kernel rows marked in row u.
+UPSAMPLE_TAPS = ((0, 0, 1), (0, 1, 1), (1, 1, 0), (1, 0, 0))
+
+
 class Upsample(nn.Module):
-    """Nearest x2 then 3x3 conv: (N, C, H, W) -> (N, C, 2H, 2W)."""
+    """Nearest x2 then 3x3 conv: (N, C, H, W) -> (N, C, 2H, 2W).
+
+    Run as the stride-2 4x4 transposed conv it equals (weights summed by UPSAMPLE_TAPS; the same function up to
+    float rounding, and the same parameters): a 3x3 conv over the doubled picture makes 9 multiply-adds an output
+    pixel and channel where the 2 x 2 input pixels its window covers need 4, 2.25x the work. The shipped
+    decoder's two were a third of its own (1.36 of 4.18 GFLOP a face by torch.utils.flop_counter), and the
+    identity guidance runs the decoder forward and back at every solver step.
+    """
 
     def __init__(self, ch: int) -> None:
         super().__init__()
         self.conv = nn.Conv2d(ch, ch, 3, padding=1)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.conv(F.interpolate(x, scale_factor=2.0, mode="nearest"))
+        taps = torch.tensor(UPSAMPLE_TAPS, dtype=torch.float32, device=x.device)
+        kernel = torch.einsum("ua,oiab,vb->iouv", taps, self.conv.weight.float(), taps)
+        return F.conv_transpose2d(x, kernel.to(x.dtype), self.conv.bias, stride=2, padding=1)
 
 
 @dataclass(frozen=True)
