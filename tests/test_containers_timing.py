@@ -489,7 +489,7 @@ def test_a_variable_rate_goes_into_avi_at_its_base_rate_every_frame_at_its_time(
 def test_a_rate_mxf_cannot_hold_is_said_in_one_line(tmp_path):
     from clrface_video.errors import ClrfaceError
 
-    with pytest.raises(ClrfaceError, match=r"only broadcast frame rates .* runs at 11.8 fps"):
+    with pytest.raises(ClrfaceError, match=r"only broadcast frame rates .* runs at 11.76 fps"):
         copy_video(gap_clip(tmp_path / "dropped.mp4"), tmp_path / "out.mxf")
     assert list(tmp_path.iterdir()) == [tmp_path / "dropped.mp4"]
 
@@ -650,3 +650,36 @@ def test_a_dvd_rips_navigation_packets_are_left_out_of_an_mpg_not_its_whole_outp
     with av.open(str(out)) as restored:
         assert [s.type for s in restored.streams] == ["video", "audio"]
     assert warnings_logged.text == ""
+
+
+def ntsc_label_clip(path: Path, frames: int = 30) -> Path:
+    """`frames` frames at 29.97 fps stored as 2997/100 (an older FFmpeg's `-r 29.97`, as
+    face_recognition_hamilton.mp4 is), on a 1/11988 clock, 400 ticks a frame, with no audio."""
+    with av.open(str(path), "w") as out:
+        stream = out.add_stream("libx264", rate=Fraction(2997, 100))
+        stream.width, stream.height, stream.pix_fmt = *SMALL, "yuv420p"
+        stream.time_base = Fraction(1, 11988)
+        stream.options = {"preset": "ultrafast", "threads": "1"}
+        for i in range(frames):
+            frame = av.VideoFrame.from_ndarray(clip_image(i, frames, SMALL), format="rgb24").reformat(format="yuv420p")
+            frame.pts, frame.time_base = 400 * i, Fraction(1, 11988)
+            out.mux(stream.encode(frame))
+        out.mux(stream.encode(None))
+    return path
+
+
+@pytest.mark.parametrize("suffix", [".mxf", ".mpg"])
+def test_29_97_fps_stored_as_2997_100_is_written_as_ntsc_mpeg2(tmp_path, suffix):
+    """Regression: 2997/100 is NTSC's 30000/1001 to 3.6 ms an hour, but neither MXF nor MPEG-2's frame rate codes
+    take it: an .mxf was refused ('runs at 30 fps', a rate it holds), and an .mpg got H.264, which DVD players do
+    not play. Both are now MPEG-2 at 30000/1001, every frame at its source time to within a 90 kHz tick."""
+    src = ntsc_label_clip(tmp_path / "in.mp4")
+    assert probe_video(src).fps == Fraction(2997, 100)
+    out = copy_video(src, tmp_path / f"out{suffix}")
+    with av.open(str(out)) as container:
+        stream = container.streams.video[0]
+        assert stream.codec_context.name == "mpeg2video" and stream.average_rate == Fraction(30000, 1001)
+    before, after = times(src), times(out)
+    assert len(after) == len(before) == 30
+    assert np.allclose([float(t - after[0]) for t in after], [float(t) for t in before], atol=1 / 90000)
+

@@ -34,10 +34,10 @@ from clrface_video.io.full_range import ready_deep_rgb, to_full_range, wide_form
 from clrface_video.io.output_stream import (
     CFR_CONTAINERS,
     CFR_ONLY_CODECS,
-    MXF_RATES,
     FieldFlags,
     add_video_stream,
     auto_codec,
+    broadcast_rate,
     check_codec,
     field_parity,
     other_containers,
@@ -262,9 +262,9 @@ class VideoWriter:
                 raise ClrfaceError(f"the {self.codec} encoder would not open for {self.info.width}x{self.info.height} "
                                    f"{self._pix_fmt} ({one_line(error)}); try {option_name('codec')} prores_ks, ffv1 or libx264") \
                     from error
-            if self._out.format.name == "mxf" and self.info.fps not in MXF_RATES:
+            if self._out.format.name == "mxf" and broadcast_rate(self.info.fps) is None:
                 raise ClrfaceError(f"a .mxf file holds only broadcast frame rates (23.976 to 60 fps), and this video "
-                                   f"runs at {float(self.info.fps or 0):.3g} fps; use .mkv or .mov") from error
+                                   f"runs at {float(self.info.fps or 0):.4g} fps; use .mkv or .mov") from error
             why = "" if refused else f" ({one_line(error)})"  # a bare -1 names only the hidden file and EPERM
             raise ClrfaceError(f"a {self.output.suffix} file cannot hold {self.codec} video{why}; "
                                f"use {other_containers(self.output, self.codec)}, or another {option_name('codec')}") from error
