@@ -683,3 +683,41 @@ def test_29_97_fps_stored_as_2997_100_is_written_as_ntsc_mpeg2(tmp_path, suffix)
     assert len(after) == len(before) == 30
     assert np.allclose([float(t - after[0]) for t in after], [float(t) for t in before], atol=1 / 90000)
 
+
+def late_video_master(path: Path, frames: int = 12, late: int = 24000) -> Path:
+    """A .mov whose 48 kHz stereo PCM (random 24-bit samples, as dnxhr_master's) starts at 0 and its 24 fps
+    pictures `late` samples (0.5 s) later, as a capture's sound runs before its first frame, both to one end."""
+    count = late + frames * 2000
+    samples = np.random.default_rng(1).integers(-2**31, 2**31 - 256, (1, 2 * count), dtype=np.int32) & ~255
+    with av.open(str(path), "w") as out:
+        video = out.add_stream("libx264", rate=24)
+        video.width, video.height, video.pix_fmt = *SMALL, "yuv420p"
+        video.options = {"preset": "ultrafast", "threads": "1", "bframes": "0"}
+        audio = out.add_stream("pcm_s24le", rate=48000, layout="stereo")
+        packets = []
+        for i in range(frames):
+            frame = av.VideoFrame.from_ndarray(clip_image(i, frames, SMALL), format="rgb24").reformat(format="yuv420p")
+            frame.pts, frame.time_base = i + late // 2000, Fraction(1, 24)
+            packets += video.encode(frame)
+        packets += video.encode(None)
+        for at in range(0, count, 1000):
+            sound = av.AudioFrame.from_ndarray(samples[:, 2 * at:2 * (at + 1000)], format="s32", layout="stereo")
+            sound.sample_rate, sound.pts, sound.time_base = 48000, at, Fraction(1, 48000)
+            packets += audio.encode(sound)
+        packets += audio.encode(None)
+        for packet in sorted(packets, key=lambda p: p.dts * p.time_base):
+            out.mux(packet)
+    return path
+
+
+def test_sound_before_the_first_frame_is_cut_there_in_mxf(tmp_path):
+    """Regression: MXF starts every track at 0, so a whole video whose sound began before its first frame was heard
+    that much early: face_recognition_hamilton.mp4 (pictures from 0.852 s, sound from 0.008 s) 844 ms early, this
+    clip 0.5 s. The sound is now cut at the first frame, as a stretch's is: the output's first sample is the
+    source's at 0.5 s (sample 24000), and every frame is kept."""
+    src = late_video_master(tmp_path / "in.mov")
+    assert times(src)[0] == Fraction(1, 2) and audio_start(src) == 0
+    out = copy_video(src, tmp_path / "out.mxf")
+    heard, played = decoded_samples(src), decoded_samples(out)
+    assert len(times(out)) == 12 and times(out)[0] == 0
+    assert np.array_equal(played[:2 * 12000], heard[2 * 24000:2 * 36000])
