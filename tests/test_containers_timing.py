@@ -684,10 +684,11 @@ def test_29_97_fps_stored_as_2997_100_is_written_as_ntsc_mpeg2(tmp_path, suffix)
     assert np.allclose([float(t - after[0]) for t in after], [float(t) for t in before], atol=1 / 90000)
 
 
-def late_video_master(path: Path, frames: int = 12, late: int = 24000) -> Path:
+def late_video_master(path: Path, frames: int = 12, late: int = 24000, short: int = 0) -> Path:
     """A .mov whose 48 kHz stereo PCM (random 24-bit samples, as dnxhr_master's) starts at 0 and its 24 fps
-    pictures `late` samples (0.5 s) later, as a capture's sound runs before its first frame, both to one end."""
-    count = late + frames * 2000
+    pictures `late` samples (0.5 s) later, as a capture's sound runs before its first frame, both to one end but
+    for `short` samples the sound stops before it."""
+    count = late + frames * 2000 - short
     samples = np.random.default_rng(1).integers(-2**31, 2**31 - 256, (1, 2 * count), dtype=np.int32) & ~255
     with av.open(str(path), "w") as out:
         video = out.add_stream("libx264", rate=24)
@@ -721,3 +722,18 @@ def test_sound_before_the_first_frame_is_cut_there_in_mxf(tmp_path):
     heard, played = decoded_samples(src), decoded_samples(out)
     assert len(times(out)) == 12 and times(out)[0] == 0
     assert np.array_equal(played[:2 * 12000], heard[2 * 24000:2 * 36000])
+
+
+def test_pictures_after_the_sound_ends_are_kept_in_mxf(tmp_path):
+    """Regression: FFmpeg's MXF muxer stops the file where a track ends, so a clip whose sound stopped 0.25 s
+    (6 frames) before its pictures lost those frames in a .mxf, exit 0 and unsaid (liveportrait_d14.mp4 with its
+    sound cut 1 s short: 91 of 123 frames). The sound is now padded with silence to the pictures' end: all 24
+    frames are kept, the sound is the source's samples, then zeros."""
+    src = late_video_master(tmp_path / "in.mov", frames=24, late=0, short=12000)
+    heard = decoded_samples(src)
+    assert len(heard) == 2 * 36000 and len(times(src)) == 24
+    out = copy_video(src, tmp_path / "out.mxf")
+    played = decoded_samples(out)
+    assert len(times(out)) == 24
+    assert np.array_equal(played[:len(heard)], heard) and len(played) >= 2 * 48000
+    assert not played[len(heard):].any()

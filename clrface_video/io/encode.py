@@ -170,6 +170,7 @@ class VideoWriter:
         self._reformatter = VideoReformatter()  # one swscale context for the whole stream
         self._last_pts = -1  # the last frame's number on the encoder's clock (_frame_number)
         self._crowded = 0  # frames left out there: each less than a frame after the one before (_frame_number)
+        self._pictures_end = Fraction(0)  # where the last frame written ends, in seconds of the output's clock
         self._phase: Fraction | None = None  # seconds the first frame lies off the encoder's frame grid (_frame_number)
         self._muxed = False  # whether a video packet has been muxed
         self._cut: PictureCut | None = None  # MPEG-1/2 in a program stream: each packet from its picture start
@@ -369,6 +370,8 @@ class VideoWriter:
             raise ClrfaceError(f"encoding frame {frame.index} into {self.output.name} failed: {reason(error)}") \
                 from error
         self.frames_written += 1
+        shown = frame.duration * frame.time_base if frame.duration and frame.time_base else 1 / (self.info.fps or 25)
+        self._pictures_end = number * self._video.codec_context.time_base + shown
 
     def _frame_pts(self, frame: Frame) -> int:
         if frame.pts is None:
@@ -522,8 +525,9 @@ class VideoWriter:
             log.warning("%d frames of the variable rate are left out of %s: each came less than 1/%s s after the one "
                         "before, and %s counts frames at %s fps; .mkv or .mp4 with libx264 keep every frame",
                         self._crowded, self.output.name, rate, counter, rate)
-        if self._copied is not None:
-            self._copied.finish(self._end, self._shift)
+        if self._copied is not None:  # MXF stops the file where a track ends: its sound lasts as its pictures do
+            sound_to = self._pictures_end if self._out.format.name in STARTLESS_MUXERS else None
+            self._copied.finish(self._end, self._shift, sound_to)
         self._close_containers()
         if self.codec == "apng":  # the source APNG's own delays (a zero one too), or at least the last frame's
             delays = frame_delays(self.source)  # none unless the source is an APNG
