@@ -78,6 +78,9 @@ TIMECODE_MUXERS = frozenset({"mov", "mp4", "ipod"})  # muxers that write the tim
 # a whole video's sound before its first frame would be heard that much early (measured: 844 ms on
 # face_recognition_hamilton.mp4, whose pictures start 0.852 s in and its sound at 0.008 s)
 STARTLESS_MUXERS = frozenset({"mxf"})
+# muxers that stop the file where a track ends (measured: FFmpeg's MXF muxer left out the frames after the sound's
+# end, its DV muxer refused them): their PCM tracks are given silence to the pictures' end
+SOUND_TO_END_MUXERS = frozenset({"mxf", "dv"})
 
 
 def default_output_path(output: Path | str, source: Path | str) -> Path:
@@ -525,8 +528,8 @@ class VideoWriter:
             log.warning("%d frames of the variable rate are left out of %s: each came less than 1/%s s after the one "
                         "before, and %s counts frames at %s fps; .mkv or .mp4 with libx264 keep every frame",
                         self._crowded, self.output.name, rate, counter, rate)
-        if self._copied is not None:  # MXF stops the file where a track ends: its sound lasts as its pictures do
-            sound_to = self._pictures_end if self._out.format.name in STARTLESS_MUXERS else None
+        if self._copied is not None:  # MXF and DV stop the file where a track ends: sound lasts as the pictures do
+            sound_to = self._pictures_end if self._out.format.name in SOUND_TO_END_MUXERS else None
             self._copied.finish(self._end, self._shift, sound_to)
         self._close_containers()
         if self.codec == "apng":  # the source APNG's own delays (a zero one too), or at least the last frame's
