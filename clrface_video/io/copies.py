@@ -920,7 +920,7 @@ class CopiedStreams:
         """Each PCM track that ends before `end` (seconds, the output's clock: its pictures' end) given silence up
         to it. FFmpeg's MXF muxer lays out a frame's pictures with its sound, and stops the file where a track ends:
         a clip whose sound stopped 1 s before its pictures lost its last second of frames in a .mxf (measured: 91
-        of 123 frames of liveportrait_d14.mp4 cut so), unsaid."""
+        of 123 frames of liveportrait_d14.mp4 cut so), unsaid; its DV muxer refused them (a failed run)."""
         for copy in self.copies.values():
             context = copy.stream.codec_context
             silence = _silent_sample(context.name) if copy.stream.type == "audio" else None
