@@ -509,7 +509,7 @@ def test_a_variable_rate_goes_into_avi_at_its_base_rate_every_frame_at_its_time(
 def test_a_rate_mxf_cannot_hold_is_said_in_one_line(tmp_path):
     from clrface_video.errors import ClrfaceError
 
-    with pytest.raises(ClrfaceError, match=r"only broadcast frame rates .* runs at 11.8 fps"):
+    with pytest.raises(ClrfaceError, match=r"only broadcast frame rates .* runs at 11.76 fps"):
         copy_video(gap_clip(tmp_path / "dropped.mp4"), tmp_path / "out.mxf")
     assert list(tmp_path.iterdir()) == [tmp_path / "dropped.mp4"]
 
@@ -670,3 +670,90 @@ def test_a_dvd_rips_navigation_packets_are_left_out_of_an_mpg_not_its_whole_outp
     with av.open(str(out)) as restored:
         assert [s.type for s in restored.streams] == ["video", "audio"]
     assert warnings_logged.text == ""
+
+
+def ntsc_label_clip(path: Path, frames: int = 30) -> Path:
+    """`frames` frames at 29.97 fps stored as 2997/100 (an older FFmpeg's `-r 29.97`, as
+    face_recognition_hamilton.mp4 is), on a 1/11988 clock, 400 ticks a frame, with no audio."""
+    with av.open(str(path), "w") as out:
+        stream = out.add_stream("libx264", rate=Fraction(2997, 100))
+        stream.width, stream.height, stream.pix_fmt = *SMALL, "yuv420p"
+        stream.time_base = Fraction(1, 11988)
+        stream.options = {"preset": "ultrafast", "threads": "1"}
+        for i in range(frames):
+            frame = av.VideoFrame.from_ndarray(clip_image(i, frames, SMALL), format="rgb24").reformat(format="yuv420p")
+            frame.pts, frame.time_base = 400 * i, Fraction(1, 11988)
+            out.mux(stream.encode(frame))
+        out.mux(stream.encode(None))
+    return path
+
+
+@pytest.mark.parametrize("suffix", [".mxf", ".mpg"])
+def test_29_97_fps_stored_as_2997_100_is_written_as_ntsc_mpeg2(tmp_path, suffix):
+    """Regression: 2997/100 is NTSC's 30000/1001 to 3.6 ms an hour, but neither MXF nor MPEG-2's frame rate codes
+    take it: an .mxf was refused ('runs at 30 fps', a rate it holds), and an .mpg got H.264, which DVD players do
+    not play. Both are now MPEG-2 at 30000/1001, every frame at its source time to within a 90 kHz tick."""
+    src = ntsc_label_clip(tmp_path / "in.mp4")
+    assert probe_video(src).fps == Fraction(2997, 100)
+    out = copy_video(src, tmp_path / f"out{suffix}")
+    with av.open(str(out)) as container:
+        stream = container.streams.video[0]
+        assert stream.codec_context.name == "mpeg2video" and stream.average_rate == Fraction(30000, 1001)
+    before, after = times(src), times(out)
+    assert len(after) == len(before) == 30
+    assert np.allclose([float(t - after[0]) for t in after], [float(t) for t in before], atol=1 / 90000)
+
+
+def late_video_master(path: Path, frames: int = 12, late: int = 24000, short: int = 0) -> Path:
+    """A .mov whose 48 kHz stereo PCM (random 24-bit samples, as dnxhr_master's) starts at 0 and its 24 fps
+    pictures `late` samples (0.5 s) later, as a capture's sound runs before its first frame, both to one end but
+    for `short` samples the sound stops before it."""
+    count = late + frames * 2000 - short
+    samples = np.random.default_rng(1).integers(-2**31, 2**31 - 256, (1, 2 * count), dtype=np.int32) & ~255
+    with av.open(str(path), "w") as out:
+        video = out.add_stream("libx264", rate=24)
+        video.width, video.height, video.pix_fmt = *SMALL, "yuv420p"
+        video.options = {"preset": "ultrafast", "threads": "1", "bframes": "0"}
+        audio = out.add_stream("pcm_s24le", rate=48000, layout="stereo")
+        packets = []
+        for i in range(frames):
+            frame = av.VideoFrame.from_ndarray(clip_image(i, frames, SMALL), format="rgb24").reformat(format="yuv420p")
+            frame.pts, frame.time_base = i + late // 2000, Fraction(1, 24)
+            packets += video.encode(frame)
+        packets += video.encode(None)
+        for at in range(0, count, 1000):
+            sound = av.AudioFrame.from_ndarray(samples[:, 2 * at:2 * (at + 1000)], format="s32", layout="stereo")
+            sound.sample_rate, sound.pts, sound.time_base = 48000, at, Fraction(1, 48000)
+            packets += audio.encode(sound)
+        packets += audio.encode(None)
+        for packet in sorted(packets, key=lambda p: p.dts * p.time_base):
+            out.mux(packet)
+    return path
+
+
+def test_sound_before_the_first_frame_is_cut_there_in_mxf(tmp_path):
+    """Regression: MXF starts every track at 0, so a whole video whose sound began before its first frame was heard
+    that much early: face_recognition_hamilton.mp4 (pictures from 0.852 s, sound from 0.008 s) 844 ms early, this
+    clip 0.5 s. The sound is now cut at the first frame, as a stretch's is: the output's first sample is the
+    source's at 0.5 s (sample 24000), and every frame is kept."""
+    src = late_video_master(tmp_path / "in.mov")
+    assert times(src)[0] == Fraction(1, 2) and audio_start(src) == 0
+    out = copy_video(src, tmp_path / "out.mxf")
+    heard, played = decoded_samples(src), decoded_samples(out)
+    assert len(times(out)) == 12 and times(out)[0] == 0
+    assert np.array_equal(played[:2 * 12000], heard[2 * 24000:2 * 36000])
+
+
+def test_pictures_after_the_sound_ends_are_kept_in_mxf(tmp_path):
+    """Regression: FFmpeg's MXF muxer stops the file where a track ends, so a clip whose sound stopped 0.25 s
+    (6 frames) before its pictures lost those frames in a .mxf, exit 0 and unsaid (liveportrait_d14.mp4 with its
+    sound cut 1 s short: 91 of 123 frames). The sound is now padded with silence to the pictures' end: all 24
+    frames are kept, the sound is the source's samples, then zeros."""
+    src = late_video_master(tmp_path / "in.mov", frames=24, late=0, short=12000)
+    heard = decoded_samples(src)
+    assert len(heard) == 2 * 36000 and len(times(src)) == 24
+    out = copy_video(src, tmp_path / "out.mxf")
+    played = decoded_samples(out)
+    assert len(times(out)) == 24
+    assert np.array_equal(played[:len(heard)], heard) and len(played) == 2 * 48000
+    assert not played[len(heard):].any()

@@ -36,9 +36,10 @@ NTSC = Tape((720, 480), Fraction(30000, 1001), "yuv411p", (1600, 1602, 1602, 160
 TAPES = {"pal": PAL, "ntsc": NTSC}
 
 
-def make_tape(path: Path, tape: Tape, frames: int = FRAMES) -> Path:
+def make_tape(path: Path, tape: Tape, frames: int = FRAMES, heard: int | None = None) -> Path:
     """DV video and stereo PCM (a ramp, a different sample each, the right channel the left's negative) in the
-    container of `path`'s suffix; the timecode on the file (.dv, .avi) or the video (.mov)."""
+    container of `path`'s suffix, the sound with the first `heard` frames only (None: all); the timecode on the
+    file (.dv, .avi) or the video (.mov)."""
     with av.open(str(path), "w") as out:
         video = out.add_stream("dvvideo", rate=tape.rate)
         video.width, video.height, video.pix_fmt = *tape.size, tape.pix_fmt
@@ -50,6 +51,8 @@ def make_tape(path: Path, tape: Tape, frames: int = FRAMES) -> Path:
             frame = image.reformat(format=tape.pix_fmt)
             frame.pts, frame.time_base = i, 1 / tape.rate
             out.mux(video.encode(frame))
+            if heard is not None and i >= heard:
+                continue
             count = tape.samples[i % len(tape.samples)]
             left = (np.arange(start, start + count) % 1000 * 31 - 15000).astype(np.int16)
             sound = av.AudioFrame.from_ndarray(np.stack([left, -left], axis=1).reshape(1, -1), format="s16",
@@ -149,6 +152,21 @@ def test_a_dv_tapes_pcm_goes_into_mxf_too(tmp_path):
     """MXF's muxer also takes no audio without video (the PCM track was left out)."""
     src = make_tape(tmp_path / "tape.mov", PAL)
     assert_kept(src, restore(src, tmp_path / "out.mxf"), PAL)
+
+
+@pytest.mark.parametrize("suffix", [".dv", ".mxf"])
+def test_a_tape_whose_sound_stops_early_keeps_every_frame(tmp_path, suffix):
+    """Regression: FFmpeg's DV and MXF muxers stop the file where a track ends: a tape whose sound stopped after 5
+    of its 10 frames failed ('writing out.dv failed: Invalid argument') into .dv, and lost its last 5 frames in a
+    .mxf, exit 0. The sound is now padded with silence to the pictures' end: every frame is kept, the source's
+    samples then zeros, as long as the pictures."""
+    src = make_tape(tmp_path / "tape.mov", PAL, heard=5)
+    out = copy_video(src, tmp_path / f"out{suffix}")
+    assert len(times(out)) == FRAMES
+    samples, _ = pcm(out)
+    heard, _ = pcm(src)
+    assert len(heard) == 2 * 5 * 1920 and len(samples) == 2 * FRAMES * 1920
+    assert np.array_equal(samples[:len(heard)], heard) and not samples[len(heard):].any()
 
 
 @pytest.mark.parametrize(("codec", "suffix", "pix_fmt"), [(None, ".mp4", "yuv420p"), ("ffv1", ".mkv", "yuv411p"),

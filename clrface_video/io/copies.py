@@ -501,6 +501,7 @@ class CopiedStreams:
         self._after_end: dict[int, list[av.Packet]] = {}  # per copied video, packets shown after a stretch's end,
         # held until one shown before it follows (_shown_by_end)
         self._opened: set[int] = set()  # copied videos whose first packet is muxed (_open_at_its_time)
+        self._sound_ends: dict[int, Fraction] = {}  # per output audio stream, where its last packet muxed ends (s)
 
     def _give_time(self, packet: av.Packet) -> None:
         """A packet the demuxer gives no time (the later frames of a laced Matroska block) follows its stream's
@@ -600,7 +601,7 @@ class CopiedStreams:
             for ready in copy.converter.convert(kept) if copy.converter is not None else [kept]:
                 ready.stream = copy.stream
                 self._say_unmarked_delay(ready, index)
-                self.out.mux(ready)
+                self._mux(ready)
 
     def _cut_to_start(self, packet: av.Packet, copy: Copy) -> av.Packet:
         """A stretch's first PCM packet, moved to start before 0 (kept whole: _still_heard), cut at the stretch's
@@ -728,9 +729,36 @@ class CopiedStreams:
             log.warning("stream #%d (audio): its last packet's length is unknown, so %s players may leave it out "
                         "(.mkv keeps it)", index, container_suffix(self.out))
 
-    def finish(self, limit: Fraction | None, shift: Fraction | None = None) -> None:
+    def _mux(self, packet: av.Packet) -> None:
+        """Mux a copied packet, noting where an audio one ends (for _sound_to)."""
+        self.out.mux(packet)
+        if packet.stream.type == "audio" and packet.pts is not None and packet.duration and packet.time_base:
+            self._sound_ends[packet.stream.index] = (packet.pts + packet.duration) * packet.time_base
+
+    def _sound_to(self, end: Fraction) -> None:
+        """Each PCM track that ends before `end` (seconds, the output's clock: its pictures' end) given silence up
+        to it. FFmpeg's MXF muxer lays out a frame's pictures with its sound, and stops the file where a track ends:
+        a clip whose sound stopped 1 s before its pictures lost its last second of frames in a .mxf (measured: 91
+        of 123 frames of liveportrait_d14.mp4 cut so), unsaid; its DV muxer refused them (a failed run)."""
+        for copy in self.copies.values():
+            context = copy.stream.codec_context
+            silence = _silent_sample(context.name) if copy.stream.type == "audio" else None
+            stop = self._sound_ends.get(copy.stream.index)
+            if silence is None or stop is None or not context.sample_rate:
+                continue
+            rate = context.sample_rate
+            gap = round((end - stop) * rate)  # samples missing
+            if gap > 0:
+                padding = av.Packet(silence * context.channels * gap)
+                padding.stream, padding.time_base = copy.stream, Fraction(1, rate)
+                padding.pts = padding.dts = round(stop * rate)
+                padding.duration = gap
+                self.out.mux(padding)
+
+    def finish(self, limit: Fraction | None, shift: Fraction | None = None, sound_to: Fraction | None = None) -> None:
         """Mux what is left up to `limit` (None: all), the audio packets still waiting for a duration, then the
-        cues the converters still hold."""
+        cues the converters still hold; with `sound_to` (seconds, the output's clock), PCM tracks that end before
+        it are given silence up to it (_sound_to)."""
         self.mux_until(limit, shift)
         for index, packet in list(self._waiting.items()):
             del self._waiting[index]
@@ -744,7 +772,9 @@ class CopiedStreams:
                 continue
             for ready in copy.converter.flush():
                 ready.stream = copy.stream
-                self.out.mux(ready)
+                self._mux(ready)
             if isinstance(copy.converter, subtitles.CueConverter) and copy.converter.overlaps:
                 log.info("%d stretches of overlapping subtitle cues show them together (mov_text shows one sample "
                          "at a time)", copy.converter.overlaps)
+        if sound_to is not None:
+            self._sound_to(sound_to)

@@ -35,10 +35,10 @@ from clrface_video.io.full_range import ready_deep_rgb, to_full_range, wide_form
 from clrface_video.io.output_stream import (
     CFR_CONTAINERS,
     CFR_ONLY_CODECS,
-    MXF_RATES,
     FieldFlags,
     add_video_stream,
     auto_codec,
+    broadcast_rate,
     check_codec,
     field_parity,
     other_containers,
@@ -77,6 +77,13 @@ AUTO = "auto"
 RGB_FORMATS = frozenset({"rgb24", "rgba"})  # encoder pixel formats the frames are handed in as they are
 WRITE_ERRNOS = frozenset({errno.EACCES, errno.EPERM, errno.ENOSPC, errno.EROFS, errno.EDQUOT})
 TIMECODE_MUXERS = frozenset({"mov", "mp4", "ipod"})  # muxers that write the timecode tag as a track counted in frames
+# muxers whose tracks all start at 0 whatever their first times (MXF: its essence is laid out from the start), so
+# a whole video's sound before its first frame would be heard that much early (measured: 844 ms on
+# face_recognition_hamilton.mp4, whose pictures start 0.852 s in and its sound at 0.008 s)
+STARTLESS_MUXERS = frozenset({"mxf"})
+# muxers that stop the file where a track ends (measured: FFmpeg's MXF muxer left out the frames after the sound's
+# end, its DV muxer refused them): their PCM tracks are given silence to the pictures' end
+SOUND_TO_END_MUXERS = frozenset({"mxf", "dv"})
 
 
 def default_output_path(output: Path | str, source: Path | str) -> Path:
@@ -172,6 +179,7 @@ class VideoWriter:
         self._reformatter = VideoReformatter()  # one swscale context for the whole stream
         self._last_pts = -1  # the last frame's number on the encoder's clock (_frame_number)
         self._crowded = 0  # frames left out there: each less than a frame after the one before (_frame_number)
+        self._pictures_end = Fraction(0)  # where the last frame written ends, in seconds of the output's clock
         self._phase: Fraction | None = None  # seconds the first frame lies off the encoder's frame grid (_frame_number)
         self._muxed = False  # whether a video packet has been muxed
         self._cut: PictureCut | None = None  # MPEG-1/2 in a program stream: each packet from its picture start
@@ -271,9 +279,9 @@ class VideoWriter:
                 raise ClrfaceError(f"the {self.codec} encoder would not open for {self.info.width}x{self.info.height} "
                                    f"{self._pix_fmt} ({one_line(error)}); try {option_name('codec')} prores_ks, ffv1 or libx264") \
                     from error
-            if self._out.format.name == "mxf" and self.info.fps not in MXF_RATES:
+            if self._out.format.name == "mxf" and broadcast_rate(self.info.fps) is None:
                 raise ClrfaceError(f"a .mxf file holds only broadcast frame rates (23.976 to 60 fps), and this video "
-                                   f"runs at {float(self.info.fps or 0):.3g} fps; use .mkv or .mov") from error
+                                   f"runs at {float(self.info.fps or 0):.4g} fps; use .mkv or .mov") from error
             why = "" if refused else f" ({one_line(error)})"  # a bare -1 names only the hidden file and EPERM
             raise ClrfaceError(f"a {self.output.suffix} file cannot hold {self.codec} video{why}; "
                                f"use {other_containers(self.output, self.codec)}, or another {option_name('codec')}") from error
@@ -290,15 +298,28 @@ class VideoWriter:
             if self.span.end is not None:  # copies stop just before its end (a packet at its end belongs to what follows)
                 end = origin + Fraction(self.span.end)
                 self._end = end - Fraction(1, 10**6)
+        elif self._out.format.name in STARTLESS_MUXERS:
+            self._start = self._startless_origin()
         self._copied = CopiedStreams(self._source, self._out, any_streams=bool(self.info.other_streams),
                                      start=self._start, end=end)
         if self.span is None and self._out.format.name in CFR_CONTAINERS:
             self._shift = self._counted_origin()
+        elif self.span is None:
+            self._shift = self._start
         copy_metadata(self._source, self._out, self._video, self._copied.copies, self.source,
                       chapters=self.span is None, name_unkept=not self.segment)
         stretch_tag.tag(self._out, self.span)  # after the source's tags: an earlier run's is not copied
         self._count_timecode()
         self._move_timecode()
+
+    def _startless_origin(self) -> Fraction | None:
+        """Where a whole video's output starts in a container whose tracks all start at 0 (STARTLESS_MUXERS): its
+        first frame's time, where that is after 0, with the copies cut there as a stretch's are, so the sound
+        heard with each frame is the sound it had (None: the video starts at or before 0)."""
+        assert self._source is not None
+        video = video_stream(self._source, self.source)
+        origin = Fraction(video.start_time or 0) * Fraction(video.time_base)
+        return origin if origin > 0 else None
 
     def _counted_origin(self) -> Fraction | None:
         """An AVI's 0 in the source's clock: the earliest start of the video and the streams copied with it (None
@@ -362,6 +383,8 @@ class VideoWriter:
             raise ClrfaceError(f"encoding frame {frame.index} into {self.output.name} failed: {reason(error)}") \
                 from error
         self.frames_written += 1
+        shown = frame.duration * frame.time_base if frame.duration and frame.time_base else 1 / (self.info.fps or 25)
+        self._pictures_end = number * self._video.codec_context.time_base + shown
 
     def _frame_pts(self, frame: Frame) -> int:
         if frame.pts is None:
@@ -518,8 +541,9 @@ class VideoWriter:
             log.warning("%d frames of the variable rate are left out of %s: each came less than 1/%s s after the one "
                         "before, and %s counts frames at %s fps; .mkv or .mp4 with libx264 keep every frame",
                         self._crowded, self.output.name, rate, counter, rate)
-        if self._copied is not None:
-            self._copied.finish(self._end, self._shift)
+        if self._copied is not None:  # MXF and DV stop the file where a track ends: sound lasts as the pictures do
+            sound_to = self._pictures_end if self._out.format.name in SOUND_TO_END_MUXERS else None
+            self._copied.finish(self._end, self._shift, sound_to)
         self._close_marked()
         if self.codec == "apng":  # the source APNG's own delays (a zero one too), or at least the last frame's
             delays = frame_delays(self.source)  # none unless the source is an APNG

@@ -19,7 +19,7 @@ from clrface_video.io.decode import (
     VideoInfo,
     has_alpha,
 )
-from clrface_video.io.dv import DV_CODEC, dv_pix_fmt
+from clrface_video.io.dv import DV_CODEC, RATE_TOLERANCE, dv_pix_fmt
 from clrface_video.io.side_data import Hdr10
 
 log = logging.getLogger(__name__)
@@ -53,6 +53,7 @@ MXF_RATES = frozenset(Fraction(n, d) for n, d in ((24000, 1001), (24, 1), (25, 1
 # MXF's index gives them in decode order): their video is written without B-frames
 NO_REORDER_CONTAINERS = frozenset({"avi", "mxf"})
 CFR_ONLY_CODECS = frozenset({"mpeg1video", "mpeg2video", "mpeg4", "msmpeg4", "msmpeg4v2", "h263", "h263p"})
+RATE_CODE_CODECS = frozenset({"mpeg1video", "mpeg2video"})  # a frame rate code in each sequence header
 MPEG4_MAX_CLOCK = 65535  # MPEG-4 Part 2 codes its ticks a second (vop_time_increment_resolution) in 16 bits
 # MPEG-4 Part 2 in AVI is tagged as Xvid wrote it: FFmpeg's default FMP4 is unknown to many hardware players
 AVI_MPEG4_TAG = "XVID"
@@ -256,7 +257,8 @@ def auto_codec(output: Path, info: VideoInfo | None = None) -> str:
     kept = KEPT_CODECS.get(info.codec) if info is not None else None
     if kept is not None and suffix in kept[1]:
         return kept[0]
-    if suffix in AUTO_CODECS and (AUTO_CODECS[suffix] != "mpeg2video" or info is None or info.fps in MXF_RATES
+    if suffix in AUTO_CODECS and (AUTO_CODECS[suffix] != "mpeg2video" or info is None
+                                  or broadcast_rate(info.fps) is not None
                                   or (suffix != ".mxf" and mpeg2_codes(info.fps))):
         return AUTO_CODECS[suffix]
     if info is not None and info.color_trc in HDR_TRANSFERS and container_takes(suffix, "libx265"):
@@ -272,6 +274,7 @@ def mpeg2_codes(fps: Fraction | None) -> bool:
     code the pack boundary splits, as well."""
     if not fps:
         return False
+    fps = coded_rate("mpeg2video", fps)
     encoder = av.CodecContext.create("mpeg2video", "w")
     encoder.width, encoder.height, encoder.pix_fmt = 16, 16, "yuv420p"
     encoder.time_base, encoder.framerate = 1 / fps, fps
@@ -311,8 +314,25 @@ def cfr_rate(info: VideoInfo) -> Fraction:
 def codec_time_base(codec: str, info: VideoInfo) -> Fraction:
     """The source time base, or 1/fps for the MPEG-1/2/4 family, which only encodes constant rates."""
     if codec in CFR_ONLY_CODECS and info.fps:
-        return 1 / info.fps
+        return 1 / coded_rate(codec, info.fps)
     return info.time_base
+
+
+def broadcast_rate(fps: Fraction | None) -> Fraction | None:
+    """The broadcast rate (MXF_RATES) that `fps` is, within RATE_TOLERANCE, or None: 29.97 stored as 2997/100
+    (an older FFmpeg's `-r 29.97`: face_recognition_hamilton.mp4) is NTSC's 30000/1001, 3.6 ms an hour away,
+    which MXF's muxer and MPEG-2's frame rate codes take; 2997/100 itself they refused (a .mxf not written,
+    a .mpg given H.264, which DVD players do not play), as DV's took it already (io.dv)."""
+    if not fps:
+        return None
+    return next((rate for rate in sorted(MXF_RATES) if abs(rate - fps) <= rate * RATE_TOLERANCE), None)
+
+
+def coded_rate(codec: str, fps: Fraction) -> Fraction:
+    """The rate `codec` codes frames of `fps` at: for MPEG-1/2, whose sequence header holds one of a few rate
+    codes, the broadcast rate that `fps` is (broadcast_rate), else `fps` itself."""
+    near = broadcast_rate(fps) if codec in RATE_CODE_CODECS else None
+    return near or fps
 
 
 def fit_clock(codec: str, time_base: Fraction) -> Fraction:
@@ -359,7 +379,7 @@ def add_video_stream(out: av.container.OutputContainer, info: VideoInfo, codec: 
     if codec == DV_CODEC and pix_fmt is None:  # DV's fixed sizes and rates are checked before any stream is added
         pix_fmt = dv_pix_fmt(info.width, info.height, info.fps, info.pix_fmt)
     try:
-        stream = out.add_stream(codec, rate=info.fps or Fraction(25))
+        stream = out.add_stream(codec, rate=coded_rate(codec, info.fps) if info.fps else Fraction(25))
     except ValueError as error:
         raise ClrfaceError(f"{one_line(error)}; use {other_containers(out.name, codec)}, or another "
                            f"{option_name('codec')}") \
