@@ -3,12 +3,14 @@ from __future__ import annotations
 
 import subprocess
 import sys
+from fractions import Fraction
 from pathlib import Path
 
 import av
 import numpy as np
 import pytest
 
+from clrface_video.io import lossless_audio
 from tests.media import read_packets
 from tests.test_containers_timing import times
 from tests.test_io_video import SMALL, copy_video
@@ -66,9 +68,8 @@ def test_lossy_audio_the_container_refuses_is_coded_once_more_not_left_out(tmp_p
     played, start = decoded_seconds(out)
     heard, _ = decoded_seconds(src)
     video = times(out)
-    # AVI stores no encoder delay (an edit list's, Opus's pre-skip): LAME's 1105 samples are heard, a frame's more
-    late = FRAME[coded] if suffix == ".avi" else 0
-    assert abs(len(played) - len(heard) * RATE / rate) <= FRAME[coded] + late  # 48 kHz coded
+    # AVI stores no encoder delay: LAME's 1105 samples of priming take the place of the track's first ones
+    assert abs(len(played) - len(heard) * RATE / rate) <= FRAME[coded]  # 48 kHz coded
     assert abs(start - float(video[0])) < 1 / 24
     assert np.argmax(np.abs(np.fft.rfft(played[-RATE:]))) == 440  # 1 Hz bins over its last second
     said = sorted({r.getMessage() for r in warnings_logged.records if "audio" in r.getMessage()})
@@ -226,3 +227,57 @@ def test_vorbis_into_mp4_is_coded_as_aac_which_its_players_play(tmp_path, warnin
     said = sorted({r.getMessage() for r in warnings_logged.records if "audio" in r.getMessage()})
     assert said == [("audio stream 1 (vorbis) in .mp4 plays in few players (not QuickTime, browsers or phones); it "
                      "is re-encoded as aac at 512 kb/s (lossy to lossy, a little lost; .mkv keeps it as it is)")]
+
+
+def burst_clip(path: Path, audio_codec: str, layout: str = "stereo") -> Path:
+    """One second of 24 fps video, silence in each channel of `layout` but for a 0.1 s burst of noise from 0.5 s,
+    the time of frame 12: a moment whose sound can be found again, to the sample, after any lossy coding."""
+    rng = np.random.default_rng(1)
+    sound = np.zeros(RATE, np.float32)
+    sound[RATE // 2:RATE * 6 // 10] = np.clip(0.3 * rng.standard_normal(RATE // 10), -0.9, 0.9)
+    with av.open(str(path), "w") as out:
+        video = out.add_stream("libx264", rate=24)
+        video.width, video.height, video.pix_fmt = *SMALL, "yuv420p"
+        audio = out.add_stream(audio_codec, rate=RATE, layout=layout)
+        for i in range(24):
+            frame = av.VideoFrame(*SMALL, "yuv420p")
+            frame.pts = i
+            out.mux(video.encode(frame))
+        size = audio.codec_context.frame_size or 960
+        for start in range(0, RATE, size):
+            part = np.pad(sound[start:start + size], (0, max(0, start + size - RATE)))
+            samples = av.AudioFrame.from_ndarray(np.repeat(part, av.AudioLayout(layout).nb_channels)[None],
+                                                 format="flt", layout=layout)
+            samples.sample_rate, samples.pts = RATE, start
+            out.mux(audio.encode(samples))
+        out.mux(video.encode(None))
+        out.mux(audio.encode(None))
+    return path
+
+
+def burst_lag(src: Path, out: Path) -> int:
+    """How many samples later `out`'s burst sounds than `src`'s, each on its own clock (decoded from its first
+    frame's time): where their cross-correlation peaks."""
+    heard, heard_start = decoded_seconds(src)
+    played, played_start = decoded_seconds(out)
+    burst = heard[round((0.45 - heard_start) * RATE):round((0.65 - heard_start) * RATE)]
+    found = int(np.argmax(np.correlate(played, burst, "valid")))
+    return round((played_start + found / RATE - 0.45) * RATE)
+
+
+@pytest.mark.parametrize("coded", ["mp3", "aac", "mp2", "ac3"])
+def test_a_track_coded_again_for_avi_starts_with_the_picture_not_its_encoders_delay_late(tmp_path, monkeypatch,
+                                                                                        coded):
+    """Regression: AVI stores no encoder delay, so an .mkv's Opus coded into an .avi as MP3 was heard with LAME's
+    1105 samples of priming first: the sound 23 ms after its pictures (AAC's 1024, MP2's 481, AC-3's 256 samples,
+    measured, where those are the codec coded). The priming now takes the place of the track's first samples: the
+    burst at frame 12's time sounds within a millisecond of it, as in the source."""
+    if coded != "mp3":
+        entry = next(entry for entry in (lossless_audio.AAC, *lossless_audio.DVD) if entry[0] == coded)
+        monkeypatch.setitem(lossless_audio.HIGH_RATE, "avi", (entry,))
+    src = burst_clip(tmp_path / "in.mkv", "libopus")
+    out = copy_video(src, tmp_path / "out.avi")
+    with av.open(str(out)) as container:
+        assert container.streams.audio[0].codec_context.codec.canonical_name == coded
+    assert times(out)[12] == Fraction(1, 2)
+    assert abs(burst_lag(src, out)) <= RATE // 1000

@@ -176,18 +176,22 @@ class SampleConverter:
     """A lossless track's packets decoded and coded again by the output stream's encoder, each sample as it was.
     A stretch's first packet, moved to start before 0, loses its samples before 0: decoded, a track can be cut
     at any sample, so it starts with the stretch's first frame in any container. A mono track into a stereo
-    stream (DV's) is put on both sides as it is (_on_both_sides)."""
+    stream (DV's) is put on both sides as it is (_on_both_sides). Where the output is heard from its first
+    coded sample (`from_first_sample`: AVI stores no encoder delay), the encoder's priming takes the place of the
+    track's first samples (encoder_delay), so the sound after it starts with the picture."""
 
-    def __init__(self, source: av.audio.stream.AudioStream, target: av.audio.stream.AudioStream) -> None:
+    def __init__(self, source: av.audio.stream.AudioStream, target: av.audio.stream.AudioStream, *,
+                 from_first_sample: bool = False) -> None:
         self._decoder = source.codec_context
         self._target = target
         self._both_sides = source.codec_context.channels == 1 and target.codec_context.channels == 2
         self._rate = source.codec_context.sample_rate
         self._next = 0  # the sample after the last one decoded
+        self._priming = encoder_delay(target.codec_context) if from_first_sample else 0
 
     def convert(self, packet: av.Packet) -> list[av.Packet]:
         stamp = packet.pts if packet.pts is not None else packet.dts
-        at = round(stamp * packet.time_base * self._rate) + skipped_samples(packet)
+        at = round(stamp * packet.time_base * self._rate) + skipped_samples(packet) - self._priming
         ready = []
         for frame in self._decoder.decode(packet):  # one packet may hold several frames, one after another
             ready += self._encode(frame, at)
@@ -209,6 +213,27 @@ class SampleConverter:
             frame = _on_both_sides(frame)
         frame.pts, frame.time_base = at, Fraction(1, self._rate)
         return list(self._target.encode(frame))
+
+
+def encoder_delay(context: av.audio.codeccontext.AudioCodecContext) -> int:
+    """The samples of priming an encoder set up like `context` puts before the first one it is given (the first
+    packet's time before 0: LAME's 1105, AAC's 1024, MP2's 481, AC-3's 256; PCM's 0), measured on silence by an
+    encoder of its own, as PyAV does not give FFmpeg's initial_padding. A container that stores no such delay
+    (AVI) has it heard: an Opus track coded into an .avi as MP3 sounded 23 ms after its pictures (measured)."""
+    trial = av.CodecContext.create(context.codec.name, "w")
+    trial.sample_rate, trial.layout, trial.format = context.sample_rate, context.layout, context.format
+    if context.bit_rate:
+        trial.bit_rate = context.bit_rate
+    samples = context.frame_size or 1024
+    for number in range(64):  # an encoder holds back a few frames at most before its first packet
+        silence = av.AudioFrame(format=context.format.name, layout=context.layout, samples=samples)
+        for plane in silence.planes:
+            plane.update(bytes(plane.buffer_size))
+        silence.sample_rate, silence.pts = context.sample_rate, number * samples
+        first = next(iter(trial.encode(silence)), None)
+        if first is not None:
+            return max(0, -first.pts) if first.pts is not None else 0
+    return 0
 
 
 def skipped_samples(packet: av.Packet) -> int:
