@@ -12,7 +12,7 @@ import pytest
 
 from clrface_video.io import lossless_audio
 from tests.media import read_packets
-from tests.test_containers_timing import times
+from tests.test_containers_timing import ffmpeg_times, times
 from tests.test_io_video import SMALL, copy_video
 from tests.test_lossless_audio import decoded_seconds
 
@@ -256,13 +256,13 @@ def burst_clip(path: Path, audio_codec: str, layout: str = "stereo") -> Path:
 
 
 def burst_lag(src: Path, out: Path) -> int:
-    """How many samples later `out`'s burst sounds than `src`'s, each on its own clock (decoded from its first
-    frame's time): where their cross-correlation peaks."""
+    """How many samples later `out`'s burst sounds after its first picture than `src`'s does (each decoded from
+    its first audio frame's time, as players place it): where their cross-correlation peaks."""
     heard, heard_start = decoded_seconds(src)
     played, played_start = decoded_seconds(out)
     burst = heard[round((0.45 - heard_start) * RATE):round((0.65 - heard_start) * RATE)]
-    found = int(np.argmax(np.correlate(played, burst, "valid")))
-    return round((played_start + found / RATE - 0.45) * RATE)
+    found = played_start + int(np.argmax(np.correlate(played, burst, "valid"))) / RATE
+    return round((found - float(ffmpeg_times(out)[0]) - 0.45 + float(ffmpeg_times(src)[0])) * RATE)
 
 
 @pytest.mark.parametrize("coded", ["mp3", "aac", "mp2", "ac3"])
@@ -281,3 +281,16 @@ def test_a_track_coded_again_for_avi_starts_with_the_picture_not_its_encoders_de
         assert container.streams.audio[0].codec_context.codec.canonical_name == coded
     assert times(out)[12] == Fraction(1, 2)
     assert abs(burst_lag(src, out)) <= RATE // 1000
+
+
+@pytest.mark.parametrize(("suffix", "coded"), [(".avi", "mp3"), (".mov", "aac"), (".mxf", "pcm_s24le")])
+def test_a_matroska_opus_track_coded_again_keeps_its_samples_times_to_the_sample(tmp_path, suffix, coded):
+    """Regression: Matroska times packets to the millisecond, and an Opus track's first one, its pre-skip of 312
+    samples before 0, reads as -7 ms (336 samples): coded again (as MP3, AAC or PCM) the track came out 24 samples
+    (0.5 ms) off. Each packet now starts where the one before it ended (the first at its codec delay) where its
+    time says so within the clock's rounding: the burst sounds at its sample after the first picture."""
+    src = burst_clip(tmp_path / "in.mkv", "libopus")
+    out = copy_video(src, tmp_path / f"out{suffix}")
+    with av.open(str(out)) as container:
+        assert container.streams.audio[0].codec_context.codec.canonical_name == coded
+    assert abs(burst_lag(src, out)) <= 1

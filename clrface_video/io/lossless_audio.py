@@ -186,20 +186,30 @@ class SampleConverter:
         self._target = target
         self._both_sides = source.codec_context.channels == 1 and target.codec_context.channels == 2
         self._rate = source.codec_context.sample_rate
-        self._next = 0  # the sample after the last one decoded
+        self._next: int | None = None  # the sample after the last one decoded, none before the first
         self._priming = encoder_delay(target.codec_context) if from_first_sample else 0
 
     def convert(self, packet: av.Packet) -> list[av.Packet]:
-        stamp = packet.pts if packet.pts is not None else packet.dts
-        at = round(stamp * packet.time_base * self._rate) + skipped_samples(packet) - self._priming
+        at = self._packet_start(packet) + skipped_samples(packet)
         ready = []
         for frame in self._decoder.decode(packet):  # one packet may hold several frames, one after another
             ready += self._encode(frame, at)
             at += frame.samples
         return ready
 
+    def _packet_start(self, packet: av.Packet) -> int:
+        """The sample a packet starts at (less the priming): where the one before it ended, or for the first the
+        stream's codec delay before 0, wherever that lies within its clock's rounding of its time, else that time.
+        Matroska times packets to the millisecond: an Opus track's first, 312 samples before 0, read as -7 ms
+        (336 samples), and the track came out 24 samples (0.5 ms) off in every container it was coded into."""
+        stamp = packet.pts if packet.pts is not None else packet.dts
+        exact = stamp * packet.time_base * self._rate - self._priming
+        expected = -(self._decoder.delay or 0) - self._priming if self._next is None else self._next
+        return expected if abs(exact - expected) <= packet.time_base * self._rate / 2 else round(exact)
+
     def flush(self) -> list[av.Packet]:
-        ready = [packet for frame in self._decoder.decode(None) for packet in self._encode(frame, self._next)]
+        end = self._next or 0
+        ready = [packet for frame in self._decoder.decode(None) for packet in self._encode(frame, end)]
         return ready + list(self._target.encode(None))
 
     def _encode(self, frame: av.AudioFrame, at: int) -> list[av.Packet]:
