@@ -165,3 +165,52 @@ def test_5_1_pcm_into_m2ts_is_kept_sample_for_sample(tmp_path, warnings_logged, 
     assert audio_codec(out) == "pcm_bluray"
     heard, played = decoded_samples(src), decoded_samples(out)
     assert len(played) >= len(heard) and (played[:len(heard)] == heard).all()
+
+
+def interleaved(path) -> np.ndarray:
+    """The first audio stream's decoded samples, channels interleaved as packed PCM stores them, planar or packed:
+    a planar frame's planes read one a channel (PyAV 18 gives an 8-channel one a ninth, which to_ndarray reads)."""
+    with av.open(str(path)) as container:
+        frames = list(container.decode(audio=0))
+    channels = len(frames[0].layout.channels)
+    dtype = np.dtype(SAMPLE_DTYPES[frames[0].format.name.rstrip("p")])
+    if not frames[0].format.is_planar:
+        return np.concatenate([np.frombuffer(f.planes[0], dtype, f.samples * channels) for f in frames])
+    return np.concatenate([np.stack([np.frombuffer(plane, dtype, f.samples) for plane in f.planes[:channels]],
+                                    axis=1).reshape(-1) for f in frames])
+
+
+@pytest.mark.parametrize(("codec", "suffix", "layout", "coded"), [
+    ("pcm_s16le", ".mkv", "7.1", "flac"), ("pcm_s24le", ".mov", "7.1", "flac"), ("pcm_s16le", ".mov", "stereo", "alac")])
+def test_pcm_into_mp4_is_coded_losslessly_as_players_read_it_not_iso_pcm(tmp_path, warnings_logged, codec, suffix,
+                                                                         layout, coded):
+    """Regression: the mp4 muxer takes PCM as ISO PCM (ipcm), which few players read (FFmpeg's since 6.0; not
+    QuickTime, browsers or phones), and a .mov's or .mkv's PCM was copied so, a 7.1 mix as much as a stereo one.
+    It is coded losslessly as ALAC, else FLAC (FFmpeg's ALAC encoder refuses 7.1; E-AC-3's takes 5.1 at most),
+    said in one line: each channel's own samples (different noise in each, 16 or 24 bits) come back in place,
+    in the layout the source states."""
+    channels, wide = av.AudioLayout(layout).nb_channels, codec == "pcm_s24le"
+    noise = np.random.default_rng(7).integers(-2 ** 15, 2 ** 15, (24, channels * 2000))
+    src = tmp_path / f"mix{suffix}"
+    with av.open(str(src), "w") as out:
+        video, audio = out.add_stream("libx264", rate=24), out.add_stream(codec, rate=48000, layout=layout)
+        video.width, video.height, video.pix_fmt = *SMALL, "yuv420p"
+        for i, samples in enumerate(noise):
+            frame = av.VideoFrame(*SMALL, "yuv420p")
+            frame.pts = i
+            out.mux(video.encode(frame))
+            sound = av.AudioFrame.from_ndarray((samples * 256 + i).astype(np.int32)[None] if wide else
+                                               samples.astype(np.int16)[None], format="s32" if wide else "s16",
+                                               layout=layout)
+            sound.sample_rate, sound.pts = 48000, i * 2000
+            out.mux(audio.encode(sound))
+        out.mux(video.encode(None))
+    out = copy_video(src, tmp_path / "out.mp4")
+    with av.open(str(out)) as container:
+        audio = container.streams.audio[0]
+        assert (audio.codec_context.codec.canonical_name, audio.codec_context.layout.name) == (coded, layout)
+    heard, played = interleaved(src), interleaved(out)
+    assert len(played) == len(heard) and (played == heard).all()
+    said = sorted({r.getMessage() for r in warnings_logged.records if "audio" in r.getMessage()})
+    assert said == [(f"audio stream 1 ({codec}) in .mp4 (ISO PCM) plays in few players (not QuickTime, browsers or "
+                     f"phones); it is re-encoded losslessly as {coded}, every sample kept")]

@@ -10,7 +10,7 @@ import av
 import numpy as np
 import pytest
 
-from clrface_video.io import lossless_audio
+from clrface_video.io import lossless_audio, recoded_audio
 from tests.media import read_packets
 from tests.test_containers_timing import ffmpeg_times, times
 from tests.test_io_video import SMALL, copy_video
@@ -211,6 +211,14 @@ def test_a_44_1_khz_track_recoded_for_a_dvd_program_stream_is_resampled_to_48(tm
     assert len(said) == 1 and f" {suffix}; it is re-encoded as ac3 at 448 kb/s, 48 kHz (lossy" in said[0]
 
 
+def assert_tone_kept(src: Path, out: Path, frame: int) -> None:
+    """`out`'s track as long as `src`'s within a `frame` of samples, its 440 Hz tone still the loudest."""
+    played, _ = decoded_seconds(out)
+    heard, _ = decoded_seconds(src)
+    assert abs(len(played) - len(heard)) <= frame
+    assert np.argmax(np.abs(np.fft.rfft(played[-RATE:]))) == 440  # 1 Hz bins over its last second
+
+
 @pytest.mark.parametrize("source", [".webm", ".mkv"])
 def test_vorbis_into_mp4_is_coded_as_aac_which_its_players_play(tmp_path, warnings_logged, source):
     """Regression: FFmpeg's MP4 muxer takes Vorbis, so a .webm's or .mkv's Vorbis was copied into the .mp4, where
@@ -220,10 +228,7 @@ def test_vorbis_into_mp4_is_coded_as_aac_which_its_players_play(tmp_path, warnin
     out = copy_video(src, tmp_path / "out.mp4")
     with av.open(str(out)) as container:
         assert container.streams.audio[0].codec_context.codec.canonical_name == "aac"
-    played, _ = decoded_seconds(out)
-    heard, _ = decoded_seconds(src)
-    assert abs(len(played) - len(heard)) <= FRAME["aac"]
-    assert np.argmax(np.abs(np.fft.rfft(played[-RATE:]))) == 440  # 1 Hz bins over its last second
+    assert_tone_kept(src, out, FRAME["aac"])
     said = sorted({r.getMessage() for r in warnings_logged.records if "audio" in r.getMessage()})
     assert said == [("audio stream 1 (vorbis) in .mp4 plays in few players (not QuickTime, browsers or phones); it "
                      "is re-encoded as aac at 512 kb/s (lossy to lossy, a little lost; .mkv keeps it as it is)")]
@@ -294,3 +299,21 @@ def test_a_matroska_opus_track_coded_again_keeps_its_samples_times_to_the_sample
     with av.open(str(out)) as container:
         assert container.streams.audio[0].codec_context.codec.canonical_name == coded
     assert abs(burst_lag(src, out)) <= 1
+
+
+def test_a_lossy_7_1_track_decoded_for_mp4_goes_in_as_flac_not_iso_pcm(tmp_path, warnings_logged, monkeypatch):
+    """Regression: a 7.1 lossy track an .mp4 cannot play as it is (Vorbis: this FFmpeg codes none in 7.1, so an
+    Opus track stands in, marked unplayed there too) was decoded to ISO PCM, which few players read, as FFmpeg's
+    ALAC encoder refuses 7.1 and its AAC encoder crashes on it. It is decoded to FLAC (24 bits), which browsers,
+    VLC and FFmpeg read: 8 channels in 7.1, as long as the source within an Opus frame, the tone still loudest."""
+    monkeypatch.setitem(recoded_audio.UNPLAYED, "mp4", recoded_audio.UNPLAYED["mp4"] | {"opus"})
+    src = toned_clip(tmp_path / "in.mkv", "libx264", "libopus", layout="7.1")
+    out = copy_video(src, tmp_path / "out.mp4")
+    with av.open(str(out)) as container:
+        audio = container.streams.audio[0].codec_context
+        assert (audio.codec.canonical_name, audio.channels, audio.layout.name) == ("flac", 8, "7.1")
+        assert lossless_audio._depth(audio) == 24
+    assert_tone_kept(src, out, FRAME["opus"])
+    said = sorted({r.getMessage() for r in warnings_logged.records if "audio" in r.getMessage()})
+    assert said == [("audio stream 1 (opus) cannot be copied into .mp4, whose lossy codecs take fewer than its 8 "
+                     "channels; it is decoded to flac, nothing more lost (.mkv keeps it as it is)")]

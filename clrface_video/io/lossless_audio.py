@@ -22,8 +22,11 @@ ENCODERS = {
     "flt": ("pcm_f32le", "pcm_f32be"),
     "dbl": ("pcm_f64le", "pcm_f64be"),
 }
-# MP4 muxers, where ALAC goes first: ISO PCM in an .mp4 (ipcm) is read by few players, ALAC by Apple's and FFmpeg's.
+# MP4 muxers, where ALAC goes first, then FLAC: ISO PCM in an .mp4 (ipcm) is read by few players (FFmpeg's since
+# 6.0; not QuickTime, browsers or phones), ALAC by Apple's and FFmpeg's, FLAC by browsers, VLC and FFmpeg, and
+# FFmpeg's ALAC encoder refuses 7.1, which FLAC codes (measured: both read back from a trial .mp4)
 MP4_MUXERS = frozenset({"mp4", "ipod"})
+MP4_PLAYED = ("alac", "flac")
 SHORTEST_24_BIT = frozenset({"truehd", "mlp"})  # lossless codecs that code 24 bits at most, decoded as s32
 # (encoder, sample format, bits per second for each channel, most in all) for a track that no lossless codec the
 # muxer holds carries, tried in order: a lossless one where none reads back, a lossy one the muxer refuses (Opus
@@ -73,11 +76,12 @@ MOST_CHANNELS = {"aac": 7}
 # muxer takes them all: a .ts's 7.1 PCM went silent, as AC-3 codes 5.1 at most and AAC crashes on 8 channels
 MIXED_DOWN = {"ac3": "5.1"}
 # Muxers whose lossy encoders take fewer channels than a track has (7.1: MOST_CHANNELS): it is decoded to this PCM
-# (or ALAC), tried in order, rather than left out. A lossy decoder's float samples keep to 2^-23 in 24 bits, as in
-# .mxf; an .mp4 tries ALAC first (ISO PCM there is read by few players), each only where it reads back on a trial
-# (measured: FFmpeg's ALAC encoder refuses 7.1 there; ISO PCM 7.1 reads back).
+# (or ALAC, FLAC), tried in order, rather than left out. A lossy decoder's float samples keep to 2^-23 in 24 bits, as
+# in .mxf (FFmpeg's FLAC encoder codes s32 as 24 bits); an .mp4 tries ALAC, then FLAC first (ISO PCM there is read
+# by few players: MP4_PLAYED), each only where it reads back on a trial (measured: FFmpeg's ALAC encoder refuses
+# 7.1 there; FLAC and ISO PCM 7.1 read back).
 WIDE_PCM = {"mov": (PcmOnly("pcm_s24le", "s32", ()),),
-            "mp4": (PcmOnly("alac", "s32p", ()), PcmOnly("pcm_s24le", "s32", ()))}
+            "mp4": (PcmOnly("alac", "s32p", ()), PcmOnly("flac", "s32", ()), PcmOnly("pcm_s24le", "s32", ()))}
 
 
 def _depth(context: av.audio.codeccontext.AudioCodecContext) -> int | str | None:
@@ -113,8 +117,8 @@ def encoders(context: av.audio.codeccontext.AudioCodecContext, muxer: str) -> li
     if not lossless(context) or depth is None:
         return []
     names = ENCODERS[depth]
-    if muxer in MP4_MUXERS and "alac" in names:
-        names = ("alac", *(name for name in names if name != "alac"))
+    if muxer in MP4_MUXERS:
+        names = (*(name for name in MP4_PLAYED if name in names), *(name for name in names if name not in MP4_PLAYED))
     width = context.format.bytes
     pairs = []
     for name in names:
@@ -125,6 +129,14 @@ def encoders(context: av.audio.codeccontext.AudioCodecContext, muxer: str) -> li
         if same and av.AudioFormat(same[0]).bytes == width:
             pairs.append((name, same[0]))
     return pairs
+
+
+def iso_pcm(context: av.audio.codeccontext.AudioCodecContext, muxer: str) -> bool:
+    """Whether a PCM track copied into `muxer` would be ISO PCM in an .mp4, which few players read, where ALAC or
+    FLAC codes its samples exactly (16 or 24 bits; 32-bit and float PCM stay ISO PCM, nothing else holds them
+    losslessly there): a .mov's or .mkv's PCM, stereo or 7.1, was copied so, silent in QuickTime and browsers."""
+    return muxer in MP4_MUXERS and context.codec.canonical_name.startswith("pcm_") and \
+        any(name in MP4_PLAYED for name, _ in encoders(context, muxer))
 
 
 def layouts(layout: av.AudioLayout | str) -> list[str]:
