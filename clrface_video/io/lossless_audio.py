@@ -248,14 +248,23 @@ def encoder_delay(context: av.audio.codeccontext.AudioCodecContext) -> int:
         trial.bit_rate = context.bit_rate
     samples = context.frame_size or 1024
     for number in range(64):  # an encoder holds back a few frames at most before its first packet
-        silence = av.AudioFrame(format=context.format.name, layout=context.layout, samples=samples)
-        for plane in silence.planes:
-            plane.update(bytes(plane.buffer_size))
-        silence.sample_rate, silence.pts = context.sample_rate, number * samples
-        first = next(iter(trial.encode(silence)), None)
+        first = next(iter(trial.encode(silent_frame(context, samples, number * samples, context.sample_rate))), None)
         if first is not None:
             return max(0, -first.pts) if first.pts is not None else 0
     return 0
+
+
+def silent_frame(context: av.audio.codeccontext.AudioCodecContext, samples: int, at: int, rate: int) -> av.AudioFrame:
+    """`samples` of silence at `rate` in an encoder's sample format and layout, from sample `at` (a trial encode's,
+    where a rate other than the encoder's is resampled as the track's frames will be): zero
+    bytes in each of its planes (one a channel; packed, one in all). PyAV 18 counts one plane past an 8-channel
+    planar frame's eighth, and writing it was a segmentation fault: 7.1(wide) PCM into an .mp4, tried as ALAC
+    (s16p), killed the whole restore on its trial file (measured)."""
+    silence = av.AudioFrame(format=context.format.name, layout=context.layout, samples=samples)
+    for plane in silence.planes[:len(context.layout.channels) if context.format.is_planar else 1]:
+        plane.update(bytes(plane.buffer_size))
+    silence.sample_rate, silence.pts = rate, at
+    return silence
 
 
 def skipped_samples(packet: av.Packet) -> int:

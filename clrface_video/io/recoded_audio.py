@@ -137,11 +137,8 @@ def _encoded_reads_back(out: av.container.OutputContainer, source: av.audio.stre
         samples = encoded.codec_context.frame_size or 1024
         packets = []
         for number in range(trial_file.TRIAL_AUDIO_PACKETS):
-            silence = av.AudioFrame(format=sample_format, layout=encoded.codec_context.layout, samples=samples)
-            for plane in silence.planes:
-                plane.update(bytes(plane.buffer_size))
-            silence.sample_rate, silence.pts = source.codec_context.sample_rate, number * samples
-            packets += encoded.encode(silence)
+            packets += encoded.encode(lossless_audio.silent_frame(encoded.codec_context, samples, number * samples,
+                                                                  source.codec_context.sample_rate))
         for packet in [*packets, *encoded.encode(None)]:
             trial.mux(packet)
         return encoded.index, encoded.codec_context.codec.canonical_name  # libmp3lame's MP3 decodes as mp3float
