@@ -130,6 +130,9 @@ def test_lossy_audio_into_a_pcm_only_container_is_decoded_to_pcm_not_left_out(tm
     ("libopus", ".mkv", ".mov", ("pcm_s24le", 8),
      ("cannot be copied into .mov, whose lossy codecs take fewer than its 8 channels; it is decoded to pcm_s24le, "
      "nothing more lost (.mkv keeps it as it is)")),
+    ("libopus", ".mkv", ".avi", ("pcm_s24le", 8),
+     ("cannot be copied into .avi, whose lossy codecs take fewer than its 8 channels; it is decoded to pcm_s24le, "
+     "nothing more lost (.mkv keeps it as it is)")),
     ("pcm_s16le", ".mov", ".ts", ("ac3", 6),
      ("cannot be stored losslessly in .ts; it is re-encoded as ac3 at 640 kb/s, mixed down to 5.1 (lossy; .mkv and "
      ".mov keep it as it is)"))])
@@ -137,8 +140,9 @@ def test_a_7_1_track_no_encoder_of_the_container_takes_is_decoded_or_mixed_down_
                                                                                              source, suffix, coded,
                                                                                              said):
     """Regression: a 7.1 Opus track into a .mov, 7.1 PCM into a .ts, was tried on AAC, whose encoder (FFmpeg 8)
-    crashes the process on 8 channels, and then left out: the film's surround track came out silent. A .mov gets
-    it decoded to 24-bit PCM in its 8 channels, a .ts mixed down to AC-3's 5.1, said in one line. Run in a child
+    crashes the process on 8 channels, and then left out: the film's surround track came out silent; so was a 7.1
+    Opus track in an .avi, whose MP3 takes 2. A .mov or .avi gets it decoded to 24-bit PCM in its 8 channels, a
+    .ts mixed down to AC-3's 5.1, said in one line. Run in a child
     process, which that crash would kill: it ends cleanly with the video and a track as long as the source's within
     a frame of its codec, its 440 Hz tone still the loudest."""
     src = toned_clip(tmp_path / f"in{source}", "libx264", audio_codec, layout="7.1")

@@ -79,8 +79,9 @@ MIXED_DOWN = {"ac3": "5.1"}
 # (or ALAC, FLAC), tried in order, rather than left out. A lossy decoder's float samples keep to 2^-23 in 24 bits, as
 # in .mxf (FFmpeg's FLAC encoder codes s32 as 24 bits); an .mp4 tries ALAC, then FLAC first (ISO PCM there is read
 # by few players: MP4_PLAYED), each only where it reads back on a trial (measured: FFmpeg's ALAC encoder refuses
-# 7.1 there; FLAC and ISO PCM 7.1 read back).
-WIDE_PCM = {"mov": (PcmOnly("pcm_s24le", "s32", ()),),
+# 7.1 there; FLAC and ISO PCM 7.1 read back). An .avi's MP3 takes 2 channels, and a 7.1 Opus track was left out
+# of it (measured: 24-bit PCM in 7.1 reads back there).
+WIDE_PCM = {"mov": (PcmOnly("pcm_s24le", "s32", ()),), "avi": (PcmOnly("pcm_s24le", "s32", ()),),
             "mp4": (PcmOnly("alac", "s32p", ()), PcmOnly("flac", "s32", ()), PcmOnly("pcm_s24le", "s32", ()))}
 
 
