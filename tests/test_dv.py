@@ -66,12 +66,14 @@ def make_tape(path: Path, tape: Tape, frames: int = FRAMES, heard: int | None = 
 
 
 def pcm(path: Path) -> tuple[np.ndarray, Fraction]:
-    """The decoded audio, interleaved 16-bit samples, and the time of its first sample."""
+    """The decoded audio, interleaved 16-bit samples, and the time of its first sample (an .mp4's ALAC decodes to
+    planar s16p, one row a channel)."""
     with av.open(str(path)) as container:
         assert container.streams.audio, f"{path.name} has no audio"
         frames = list(container.decode(audio=0))
-    assert frames and frames[0].format.name == "s16"
-    return np.concatenate([f.to_ndarray().reshape(-1) for f in frames]), frames[0].pts * frames[0].time_base
+    assert frames and frames[0].format.name in ("s16", "s16p")
+    return np.concatenate([(f.to_ndarray().T if f.format.is_planar else f.to_ndarray()).reshape(-1)
+                           for f in frames]), frames[0].pts * frames[0].time_base
 
 
 def restore(src: Path, out: Path | None) -> Path:

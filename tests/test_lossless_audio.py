@@ -1,7 +1,10 @@
 """A lossless audio track that the output's container cannot hold is coded again losslessly, never left out."""
 from __future__ import annotations
 
+import subprocess
+import sys
 from fractions import Fraction
+from pathlib import Path
 
 import av
 import numpy as np
@@ -165,3 +168,76 @@ def test_5_1_pcm_into_m2ts_is_kept_sample_for_sample(tmp_path, warnings_logged, 
     assert audio_codec(out) == "pcm_bluray"
     heard, played = decoded_samples(src), decoded_samples(out)
     assert len(played) >= len(heard) and (played[:len(heard)] == heard).all()
+
+
+def interleaved(path) -> np.ndarray:
+    """The first audio stream's decoded samples, channels interleaved as packed PCM stores them, planar or packed:
+    a planar frame's planes read one a channel (PyAV 18 gives an 8-channel one a ninth, which to_ndarray reads)."""
+    with av.open(str(path)) as container:
+        frames = list(container.decode(audio=0))
+    channels = len(frames[0].layout.channels)
+    dtype = np.dtype(SAMPLE_DTYPES[frames[0].format.name.rstrip("p")])
+    if not frames[0].format.is_planar:
+        return np.concatenate([np.frombuffer(f.planes[0], dtype, f.samples * channels) for f in frames])
+    return np.concatenate([np.stack([np.frombuffer(plane, dtype, f.samples) for plane in f.planes[:channels]],
+                                    axis=1).reshape(-1) for f in frames])
+
+
+def noise_clip(path: Path, codec: str, layout: str) -> Path:
+    """One second of 24 fps video and PCM (16 bits, or 24 for pcm_s24le) in `layout`, different noise in each
+    channel, so that a channel moved to another's place is seen."""
+    channels, wide = av.AudioLayout(layout).nb_channels, codec == "pcm_s24le"
+    noise = np.random.default_rng(7).integers(-2 ** 15, 2 ** 15, (24, channels * 2000))
+    with av.open(str(path), "w") as out:
+        video, audio = out.add_stream("libx264", rate=24), out.add_stream(codec, rate=48000, layout=layout)
+        video.width, video.height, video.pix_fmt = *SMALL, "yuv420p"
+        for i, samples in enumerate(noise):
+            frame = av.VideoFrame(*SMALL, "yuv420p")
+            frame.pts = i
+            out.mux(video.encode(frame))
+            sound = av.AudioFrame.from_ndarray((samples * 256 + i).astype(np.int32)[None] if wide else
+                                               samples.astype(np.int16)[None], format="s32" if wide else "s16",
+                                               layout=layout)
+            sound.sample_rate, sound.pts = 48000, i * 2000
+            out.mux(audio.encode(sound))
+        out.mux(video.encode(None))
+    return path
+
+
+@pytest.mark.parametrize(("codec", "suffix", "layout", "coded"), [
+    ("pcm_s16le", ".mkv", "7.1", "flac"), ("pcm_s24le", ".mov", "7.1", "flac"), ("pcm_s16le", ".mov", "stereo", "alac")])
+def test_pcm_into_mp4_is_coded_losslessly_as_players_read_it_not_iso_pcm(tmp_path, warnings_logged, codec, suffix,
+                                                                         layout, coded):
+    """Regression: the mp4 muxer takes PCM as ISO PCM (ipcm), which few players read (FFmpeg's since 6.0; not
+    QuickTime, browsers or phones), and a .mov's or .mkv's PCM was copied so, a 7.1 mix as much as a stereo one.
+    It is coded losslessly as ALAC, else FLAC (FFmpeg's ALAC encoder refuses 7.1; E-AC-3's takes 5.1 at most),
+    said in one line: each channel's own samples (different noise in each, 16 or 24 bits) come back in place,
+    in the layout the source states."""
+    src = noise_clip(tmp_path / f"mix{suffix}", codec, layout)
+    out = copy_video(src, tmp_path / "out.mp4")
+    with av.open(str(out)) as container:
+        audio = container.streams.audio[0]
+        assert (audio.codec_context.codec.canonical_name, audio.codec_context.layout.name) == (coded, layout)
+    heard, played = interleaved(src), interleaved(out)
+    assert len(played) == len(heard) and (played == heard).all()
+    said = sorted({r.getMessage() for r in warnings_logged.records if "audio" in r.getMessage()})
+    assert said == [(f"audio stream 1 ({codec}) in .mp4 (ISO PCM) plays in few players (not QuickTime, browsers or "
+                     f"phones); it is re-encoded losslessly as {coded}, every sample kept")]
+
+
+def test_8_channel_pcm_tried_as_planar_alac_for_mp4_is_no_crash(tmp_path):
+    """Regression: 7.1(wide) PCM into an .mp4 is tried as ALAC, whose encoder takes it in 8 planes (s16p), and
+    writing silence into PyAV 18's ninth plane of such a frame on the trial file was a segmentation fault that
+    killed the whole restore. Run in a child process, which that crash would kill: it ends cleanly, the track ALAC
+    in 7.1(wide), each channel's samples in place."""
+    src = noise_clip(tmp_path / "mix.mov", "pcm_s16le", "7.1(wide)")
+    out = tmp_path / "out.mp4"
+    code = "import sys; from pathlib import Path; from tests.test_io_video import copy_video; " \
+           "copy_video(Path(sys.argv[1]), Path(sys.argv[2]))"
+    done = subprocess.run([sys.executable, "-c", code, str(src), str(out)], check=False, capture_output=True,
+                          text=True)
+    assert done.returncode == 0, done.stderr[-2000:]
+    with av.open(str(out)) as container:
+        audio = container.streams.audio[0].codec_context
+        assert (audio.codec.canonical_name, audio.layout.name) == ("alac", "7.1(wide)")
+    assert (interleaved(out) == interleaved(src)).all()

@@ -3,14 +3,16 @@ from __future__ import annotations
 
 import subprocess
 import sys
+from fractions import Fraction
 from pathlib import Path
 
 import av
 import numpy as np
 import pytest
 
+from clrface_video.io import lossless_audio, recoded_audio
 from tests.media import read_packets
-from tests.test_containers_timing import times
+from tests.test_containers_timing import ffmpeg_times, times
 from tests.test_io_video import SMALL, copy_video
 from tests.test_lossless_audio import decoded_seconds
 
@@ -66,9 +68,8 @@ def test_lossy_audio_the_container_refuses_is_coded_once_more_not_left_out(tmp_p
     played, start = decoded_seconds(out)
     heard, _ = decoded_seconds(src)
     video = times(out)
-    # AVI stores no encoder delay (an edit list's, Opus's pre-skip): LAME's 1105 samples are heard, a frame's more
-    late = FRAME[coded] if suffix == ".avi" else 0
-    assert abs(len(played) - len(heard) * RATE / rate) <= FRAME[coded] + late  # 48 kHz coded
+    # AVI stores no encoder delay: LAME's 1105 samples of priming take the place of the track's first ones
+    assert abs(len(played) - len(heard) * RATE / rate) <= FRAME[coded]  # 48 kHz coded
     assert abs(start - float(video[0])) < 1 / 24
     assert np.argmax(np.abs(np.fft.rfft(played[-RATE:]))) == 440  # 1 Hz bins over its last second
     said = sorted({r.getMessage() for r in warnings_logged.records if "audio" in r.getMessage()})
@@ -129,6 +130,9 @@ def test_lossy_audio_into_a_pcm_only_container_is_decoded_to_pcm_not_left_out(tm
     ("libopus", ".mkv", ".mov", ("pcm_s24le", 8),
      ("cannot be copied into .mov, whose lossy codecs take fewer than its 8 channels; it is decoded to pcm_s24le, "
      "nothing more lost (.mkv keeps it as it is)")),
+    ("libopus", ".mkv", ".avi", ("pcm_s24le", 8),
+     ("cannot be copied into .avi, whose lossy codecs take fewer than its 8 channels; it is decoded to pcm_s24le, "
+     "nothing more lost (.mkv keeps it as it is)")),
     ("pcm_s16le", ".mov", ".ts", ("ac3", 6),
      ("cannot be stored losslessly in .ts; it is re-encoded as ac3 at 640 kb/s, mixed down to 5.1 (lossy; .mkv and "
      ".mov keep it as it is)"))])
@@ -136,8 +140,9 @@ def test_a_7_1_track_no_encoder_of_the_container_takes_is_decoded_or_mixed_down_
                                                                                              source, suffix, coded,
                                                                                              said):
     """Regression: a 7.1 Opus track into a .mov, 7.1 PCM into a .ts, was tried on AAC, whose encoder (FFmpeg 8)
-    crashes the process on 8 channels, and then left out: the film's surround track came out silent. A .mov gets
-    it decoded to 24-bit PCM in its 8 channels, a .ts mixed down to AC-3's 5.1, said in one line. Run in a child
+    crashes the process on 8 channels, and then left out: the film's surround track came out silent; so was a 7.1
+    Opus track in an .avi, whose MP3 takes 2. A .mov or .avi gets it decoded to 24-bit PCM in its 8 channels, a
+    .ts mixed down to AC-3's 5.1, said in one line. Run in a child
     process, which that crash would kill: it ends cleanly with the video and a track as long as the source's within
     a frame of its codec, its 440 Hz tone still the loudest."""
     src = toned_clip(tmp_path / f"in{source}", "libx264", audio_codec, layout="7.1")
@@ -210,6 +215,14 @@ def test_a_44_1_khz_track_recoded_for_a_dvd_program_stream_is_resampled_to_48(tm
     assert len(said) == 1 and f" {suffix}; it is re-encoded as ac3 at 448 kb/s, 48 kHz (lossy" in said[0]
 
 
+def assert_tone_kept(src: Path, out: Path, frame: int) -> None:
+    """`out`'s track as long as `src`'s within a `frame` of samples, its 440 Hz tone still the loudest."""
+    played, _ = decoded_seconds(out)
+    heard, _ = decoded_seconds(src)
+    assert abs(len(played) - len(heard)) <= frame
+    assert np.argmax(np.abs(np.fft.rfft(played[-RATE:]))) == 440  # 1 Hz bins over its last second
+
+
 @pytest.mark.parametrize("source", [".webm", ".mkv"])
 def test_vorbis_into_mp4_is_coded_as_aac_which_its_players_play(tmp_path, warnings_logged, source):
     """Regression: FFmpeg's MP4 muxer takes Vorbis, so a .webm's or .mkv's Vorbis was copied into the .mp4, where
@@ -219,10 +232,92 @@ def test_vorbis_into_mp4_is_coded_as_aac_which_its_players_play(tmp_path, warnin
     out = copy_video(src, tmp_path / "out.mp4")
     with av.open(str(out)) as container:
         assert container.streams.audio[0].codec_context.codec.canonical_name == "aac"
-    played, _ = decoded_seconds(out)
-    heard, _ = decoded_seconds(src)
-    assert abs(len(played) - len(heard)) <= FRAME["aac"]
-    assert np.argmax(np.abs(np.fft.rfft(played[-RATE:]))) == 440  # 1 Hz bins over its last second
+    assert_tone_kept(src, out, FRAME["aac"])
     said = sorted({r.getMessage() for r in warnings_logged.records if "audio" in r.getMessage()})
     assert said == [("audio stream 1 (vorbis) in .mp4 plays in few players (not QuickTime, browsers or phones); it "
                      "is re-encoded as aac at 512 kb/s (lossy to lossy, a little lost; .mkv keeps it as it is)")]
+
+
+def burst_clip(path: Path, audio_codec: str, layout: str = "stereo") -> Path:
+    """One second of 24 fps video, silence in each channel of `layout` but for a 0.1 s burst of noise from 0.5 s,
+    the time of frame 12: a moment whose sound can be found again, to the sample, after any lossy coding."""
+    rng = np.random.default_rng(1)
+    sound = np.zeros(RATE, np.float32)
+    sound[RATE // 2:RATE * 6 // 10] = np.clip(0.3 * rng.standard_normal(RATE // 10), -0.9, 0.9)
+    with av.open(str(path), "w") as out:
+        video = out.add_stream("libx264", rate=24)
+        video.width, video.height, video.pix_fmt = *SMALL, "yuv420p"
+        audio = out.add_stream(audio_codec, rate=RATE, layout=layout)
+        for i in range(24):
+            frame = av.VideoFrame(*SMALL, "yuv420p")
+            frame.pts = i
+            out.mux(video.encode(frame))
+        size = audio.codec_context.frame_size or 960
+        for start in range(0, RATE, size):
+            part = np.pad(sound[start:start + size], (0, max(0, start + size - RATE)))
+            samples = av.AudioFrame.from_ndarray(np.repeat(part, av.AudioLayout(layout).nb_channels)[None],
+                                                 format="flt", layout=layout)
+            samples.sample_rate, samples.pts = RATE, start
+            out.mux(audio.encode(samples))
+        out.mux(video.encode(None))
+        out.mux(audio.encode(None))
+    return path
+
+
+def burst_lag(src: Path, out: Path) -> int:
+    """How many samples later `out`'s burst sounds after its first picture than `src`'s does (each decoded from
+    its first audio frame's time, as players place it): where their cross-correlation peaks."""
+    heard, heard_start = decoded_seconds(src)
+    played, played_start = decoded_seconds(out)
+    burst = heard[round((0.45 - heard_start) * RATE):round((0.65 - heard_start) * RATE)]
+    found = played_start + int(np.argmax(np.correlate(played, burst, "valid"))) / RATE
+    return round((found - float(ffmpeg_times(out)[0]) - 0.45 + float(ffmpeg_times(src)[0])) * RATE)
+
+
+@pytest.mark.parametrize("coded", ["mp3", "aac", "mp2", "ac3"])
+def test_a_track_coded_again_for_avi_starts_with_the_picture_not_its_encoders_delay_late(tmp_path, monkeypatch,
+                                                                                        coded):
+    """Regression: AVI stores no encoder delay, so an .mkv's Opus coded into an .avi as MP3 was heard with LAME's
+    1105 samples of priming first: the sound 23 ms after its pictures (AAC's 1024, MP2's 481, AC-3's 256 samples,
+    measured, where those are the codec coded). The priming now takes the place of the track's first samples: the
+    burst at frame 12's time sounds within a millisecond of it, as in the source."""
+    if coded != "mp3":
+        entry = next(entry for entry in (lossless_audio.AAC, *lossless_audio.DVD) if entry[0] == coded)
+        monkeypatch.setitem(lossless_audio.HIGH_RATE, "avi", (entry,))
+    src = burst_clip(tmp_path / "in.mkv", "libopus")
+    out = copy_video(src, tmp_path / "out.avi")
+    with av.open(str(out)) as container:
+        assert container.streams.audio[0].codec_context.codec.canonical_name == coded
+    assert times(out)[12] == Fraction(1, 2)
+    assert abs(burst_lag(src, out)) <= RATE // 1000
+
+
+@pytest.mark.parametrize(("suffix", "coded"), [(".avi", "mp3"), (".mov", "aac"), (".mxf", "pcm_s24le")])
+def test_a_matroska_opus_track_coded_again_keeps_its_samples_times_to_the_sample(tmp_path, suffix, coded):
+    """Regression: Matroska times packets to the millisecond, and an Opus track's first one, its pre-skip of 312
+    samples before 0, reads as -7 ms (336 samples): coded again (as MP3, AAC or PCM) the track came out 24 samples
+    (0.5 ms) off. Each packet now starts where the one before it ended (the first at its codec delay) where its
+    time says so within the clock's rounding: the burst sounds at its sample after the first picture."""
+    src = burst_clip(tmp_path / "in.mkv", "libopus")
+    out = copy_video(src, tmp_path / f"out{suffix}")
+    with av.open(str(out)) as container:
+        assert container.streams.audio[0].codec_context.codec.canonical_name == coded
+    assert abs(burst_lag(src, out)) <= 1
+
+
+def test_a_lossy_7_1_track_decoded_for_mp4_goes_in_as_flac_not_iso_pcm(tmp_path, warnings_logged, monkeypatch):
+    """Regression: a 7.1 lossy track an .mp4 cannot play as it is (Vorbis: this FFmpeg codes none in 7.1, so an
+    Opus track stands in, marked unplayed there too) was decoded to ISO PCM, which few players read, as FFmpeg's
+    ALAC encoder refuses 7.1 and its AAC encoder crashes on it. It is decoded to FLAC (24 bits), which browsers,
+    VLC and FFmpeg read: 8 channels in 7.1, as long as the source within an Opus frame, the tone still loudest."""
+    monkeypatch.setitem(recoded_audio.UNPLAYED, "mp4", recoded_audio.UNPLAYED["mp4"] | {"opus"})
+    src = toned_clip(tmp_path / "in.mkv", "libx264", "libopus", layout="7.1")
+    out = copy_video(src, tmp_path / "out.mp4")
+    with av.open(str(out)) as container:
+        audio = container.streams.audio[0].codec_context
+        assert (audio.codec.canonical_name, audio.channels, audio.layout.name) == ("flac", 8, "7.1")
+        assert lossless_audio._depth(audio) == 24
+    assert_tone_kept(src, out, FRAME["opus"])
+    said = sorted({r.getMessage() for r in warnings_logged.records if "audio" in r.getMessage()})
+    assert said == [("audio stream 1 (opus) cannot be copied into .mp4, whose lossy codecs take fewer than its 8 "
+                     "channels; it is decoded to flac, nothing more lost (.mkv keeps it as it is)")]

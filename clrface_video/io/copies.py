@@ -258,7 +258,8 @@ def add_copies(source: av.container.InputContainer, out: av.container.OutputCont
             converted = _converted_subtitles(stream, name, out)
         elif stream.type == "audio" and name:
             encoded = recoded_audio.converted_audio(stream, name, out)
-            converted = None if encoded is None else Copy(encoded, lossless_audio.SampleConverter(stream, encoded))
+            converted = None if encoded is None else Copy(encoded, lossless_audio.SampleConverter(
+                stream, encoded, from_first_sample=out.format.name in NO_EARLY_START_MUXERS))
         if converted is not None:
             copies[stream.index] = converted
             continue

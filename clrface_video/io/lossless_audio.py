@@ -22,8 +22,11 @@ ENCODERS = {
     "flt": ("pcm_f32le", "pcm_f32be"),
     "dbl": ("pcm_f64le", "pcm_f64be"),
 }
-# MP4 muxers, where ALAC goes first: ISO PCM in an .mp4 (ipcm) is read by few players, ALAC by Apple's and FFmpeg's.
+# MP4 muxers, where ALAC goes first, then FLAC: ISO PCM in an .mp4 (ipcm) is read by few players (FFmpeg's since
+# 6.0; not QuickTime, browsers or phones), ALAC by Apple's and FFmpeg's, FLAC by browsers, VLC and FFmpeg, and
+# FFmpeg's ALAC encoder refuses 7.1, which FLAC codes (measured: both read back from a trial .mp4)
 MP4_MUXERS = frozenset({"mp4", "ipod"})
+MP4_PLAYED = ("alac", "flac")
 SHORTEST_24_BIT = frozenset({"truehd", "mlp"})  # lossless codecs that code 24 bits at most, decoded as s32
 # (encoder, sample format, bits per second for each channel, most in all) for a track that no lossless codec the
 # muxer holds carries, tried in order: a lossless one where none reads back, a lossy one the muxer refuses (Opus
@@ -73,11 +76,13 @@ MOST_CHANNELS = {"aac": 7}
 # muxer takes them all: a .ts's 7.1 PCM went silent, as AC-3 codes 5.1 at most and AAC crashes on 8 channels
 MIXED_DOWN = {"ac3": "5.1"}
 # Muxers whose lossy encoders take fewer channels than a track has (7.1: MOST_CHANNELS): it is decoded to this PCM
-# (or ALAC), tried in order, rather than left out. A lossy decoder's float samples keep to 2^-23 in 24 bits, as in
-# .mxf; an .mp4 tries ALAC first (ISO PCM there is read by few players), each only where it reads back on a trial
-# (measured: FFmpeg's ALAC encoder refuses 7.1 there; ISO PCM 7.1 reads back).
-WIDE_PCM = {"mov": (PcmOnly("pcm_s24le", "s32", ()),),
-            "mp4": (PcmOnly("alac", "s32p", ()), PcmOnly("pcm_s24le", "s32", ()))}
+# (or ALAC, FLAC), tried in order, rather than left out. A lossy decoder's float samples keep to 2^-23 in 24 bits, as
+# in .mxf (FFmpeg's FLAC encoder codes s32 as 24 bits); an .mp4 tries ALAC, then FLAC first (ISO PCM there is read
+# by few players: MP4_PLAYED), each only where it reads back on a trial (measured: FFmpeg's ALAC encoder refuses
+# 7.1 there; FLAC and ISO PCM 7.1 read back). An .avi's MP3 takes 2 channels, and a 7.1 Opus track was left out
+# of it (measured: 24-bit PCM in 7.1 reads back there).
+WIDE_PCM = {"mov": (PcmOnly("pcm_s24le", "s32", ()),), "avi": (PcmOnly("pcm_s24le", "s32", ()),),
+            "mp4": (PcmOnly("alac", "s32p", ()), PcmOnly("flac", "s32", ()), PcmOnly("pcm_s24le", "s32", ()))}
 
 
 def _depth(context: av.audio.codeccontext.AudioCodecContext) -> int | str | None:
@@ -113,8 +118,8 @@ def encoders(context: av.audio.codeccontext.AudioCodecContext, muxer: str) -> li
     if not lossless(context) or depth is None:
         return []
     names = ENCODERS[depth]
-    if muxer in MP4_MUXERS and "alac" in names:
-        names = ("alac", *(name for name in names if name != "alac"))
+    if muxer in MP4_MUXERS:
+        names = (*(name for name in MP4_PLAYED if name in names), *(name for name in names if name not in MP4_PLAYED))
     width = context.format.bytes
     pairs = []
     for name in names:
@@ -125,6 +130,14 @@ def encoders(context: av.audio.codeccontext.AudioCodecContext, muxer: str) -> li
         if same and av.AudioFormat(same[0]).bytes == width:
             pairs.append((name, same[0]))
     return pairs
+
+
+def iso_pcm(context: av.audio.codeccontext.AudioCodecContext, muxer: str) -> bool:
+    """Whether a PCM track copied into `muxer` would be ISO PCM in an .mp4, which few players read, where ALAC or
+    FLAC codes its samples exactly (16 or 24 bits; 32-bit and float PCM stay ISO PCM, nothing else holds them
+    losslessly there): a .mov's or .mkv's PCM, stereo or 7.1, was copied so, silent in QuickTime and browsers."""
+    return muxer in MP4_MUXERS and context.codec.canonical_name.startswith("pcm_") and \
+        any(name in MP4_PLAYED for name, _ in encoders(context, muxer))
 
 
 def layouts(layout: av.AudioLayout | str) -> list[str]:
@@ -176,26 +189,40 @@ class SampleConverter:
     """A lossless track's packets decoded and coded again by the output stream's encoder, each sample as it was.
     A stretch's first packet, moved to start before 0, loses its samples before 0: decoded, a track can be cut
     at any sample, so it starts with the stretch's first frame in any container. A mono track into a stereo
-    stream (DV's) is put on both sides as it is (_on_both_sides)."""
+    stream (DV's) is put on both sides as it is (_on_both_sides). Where the output is heard from its first
+    coded sample (`from_first_sample`: AVI stores no encoder delay), the encoder's priming takes the place of the
+    track's first samples (encoder_delay), so the sound after it starts with the picture."""
 
-    def __init__(self, source: av.audio.stream.AudioStream, target: av.audio.stream.AudioStream) -> None:
+    def __init__(self, source: av.audio.stream.AudioStream, target: av.audio.stream.AudioStream, *,
+                 from_first_sample: bool = False) -> None:
         self._decoder = source.codec_context
         self._target = target
         self._both_sides = source.codec_context.channels == 1 and target.codec_context.channels == 2
         self._rate = source.codec_context.sample_rate
-        self._next = 0  # the sample after the last one decoded
+        self._next: int | None = None  # the sample after the last one decoded, none before the first
+        self._priming = encoder_delay(target.codec_context) if from_first_sample else 0
 
     def convert(self, packet: av.Packet) -> list[av.Packet]:
-        stamp = packet.pts if packet.pts is not None else packet.dts
-        at = round(stamp * packet.time_base * self._rate) + skipped_samples(packet)
+        at = self._packet_start(packet) + skipped_samples(packet)
         ready = []
         for frame in self._decoder.decode(packet):  # one packet may hold several frames, one after another
             ready += self._encode(frame, at)
             at += frame.samples
         return ready
 
+    def _packet_start(self, packet: av.Packet) -> int:
+        """The sample a packet starts at (less the priming): where the one before it ended, or for the first the
+        stream's codec delay before 0, wherever that lies within its clock's rounding of its time, else that time.
+        Matroska times packets to the millisecond: an Opus track's first, 312 samples before 0, read as -7 ms
+        (336 samples), and the track came out 24 samples (0.5 ms) off in every container it was coded into."""
+        stamp = packet.pts if packet.pts is not None else packet.dts
+        exact = stamp * packet.time_base * self._rate - self._priming
+        expected = -(self._decoder.delay or 0) - self._priming if self._next is None else self._next
+        return expected if abs(exact - expected) <= packet.time_base * self._rate / 2 else round(exact)
+
     def flush(self) -> list[av.Packet]:
-        ready = [packet for frame in self._decoder.decode(None) for packet in self._encode(frame, self._next)]
+        end = self._next or 0
+        ready = [packet for frame in self._decoder.decode(None) for packet in self._encode(frame, end)]
         return ready + list(self._target.encode(None))
 
     def _encode(self, frame: av.AudioFrame, at: int) -> list[av.Packet]:
@@ -209,6 +236,36 @@ class SampleConverter:
             frame = _on_both_sides(frame)
         frame.pts, frame.time_base = at, Fraction(1, self._rate)
         return list(self._target.encode(frame))
+
+
+def encoder_delay(context: av.audio.codeccontext.AudioCodecContext) -> int:
+    """The samples of priming an encoder set up like `context` puts before the first one it is given (the first
+    packet's time before 0: LAME's 1105, AAC's 1024, MP2's 481, AC-3's 256; PCM's 0), measured on silence by an
+    encoder of its own, as PyAV does not give FFmpeg's initial_padding. A container that stores no such delay
+    (AVI) has it heard: an Opus track coded into an .avi as MP3 sounded 23 ms after its pictures (measured)."""
+    trial = av.CodecContext.create(context.codec.name, "w")
+    trial.sample_rate, trial.layout, trial.format = context.sample_rate, context.layout, context.format
+    if context.bit_rate:
+        trial.bit_rate = context.bit_rate
+    samples = context.frame_size or 1024
+    for number in range(64):  # an encoder holds back a few frames at most before its first packet
+        first = next(iter(trial.encode(silent_frame(context, samples, number * samples, context.sample_rate))), None)
+        if first is not None:
+            return max(0, -first.pts) if first.pts is not None else 0
+    return 0
+
+
+def silent_frame(context: av.audio.codeccontext.AudioCodecContext, samples: int, at: int, rate: int) -> av.AudioFrame:
+    """`samples` of silence at `rate` in an encoder's sample format and layout, from sample `at` (a trial encode's,
+    where a rate other than the encoder's is resampled as the track's frames will be): zero
+    bytes in each of its planes (one a channel; packed, one in all). PyAV 18 counts one plane past an 8-channel
+    planar frame's eighth, and writing it was a segmentation fault: 7.1(wide) PCM into an .mp4, tried as ALAC
+    (s16p), killed the whole restore on its trial file (measured)."""
+    silence = av.AudioFrame(format=context.format.name, layout=context.layout, samples=samples)
+    for plane in silence.planes[:len(context.layout.channels) if context.format.is_planar else 1]:
+        plane.update(bytes(plane.buffer_size))
+    silence.sample_rate, silence.pts = rate, at
+    return silence
 
 
 def skipped_samples(packet: av.Packet) -> int:

@@ -29,9 +29,12 @@ def ordered_layout(layout: av.AudioLayout) -> av.AudioLayout | str:
 
 
 def unplayed(stream: av.stream.Stream, out: av.container.OutputContainer) -> bool:
-    """Whether `stream` is audio the output's muxer would hold as it is, but few of its players play (UNPLAYED)."""
+    """Whether `stream` is audio the output's muxer would hold as it is, but few of its players play (UNPLAYED;
+    PCM in an .mp4, ISO PCM there, where ALAC or FLAC take it: lossless_audio.iso_pcm)."""
     codec = stream.codec_context.codec if stream.type == "audio" else None
-    return codec is not None and codec.canonical_name in UNPLAYED.get(out.format.name.split(",")[0], ())
+    muxer = out.format.name.split(",")[0]
+    return codec is not None and (codec.canonical_name in UNPLAYED.get(muxer, ()) or
+                                  lossless_audio.iso_pcm(stream.codec_context, muxer))
 
 
 def converted_audio(stream: av.audio.stream.AudioStream, name: str,
@@ -49,8 +52,9 @@ def converted_audio(stream: av.audio.stream.AudioStream, name: str,
                   for layout in layouts if _encoded_reads_back(out, stream, codec, kind, layout=layout)), None)
     if found is not None:
         encoded = _add_encoder(out, stream, *found[:2], layout=found[2])
-        log.warning("audio stream %d (%s) cannot be copied into %s; it is re-encoded losslessly as %s, every sample "
-                    "kept", stream.index, name, container_suffix(out), found[0])
+        log.warning("audio stream %d (%s) %s; it is re-encoded losslessly as %s, every sample kept", stream.index,
+                    name, f"in {container_suffix(out)} (ISO PCM) plays in few players (not QuickTime, browsers or phones)"
+                    if unplayed(stream, out) else f"cannot be copied into {container_suffix(out)}", found[0])
         return encoded
     if muxer in lossless_audio.PCM_ONLY:
         return _decoded_to_pcm(stream, name, out, lossless_audio.PCM_ONLY[muxer])
@@ -133,11 +137,8 @@ def _encoded_reads_back(out: av.container.OutputContainer, source: av.audio.stre
         samples = encoded.codec_context.frame_size or 1024
         packets = []
         for number in range(trial_file.TRIAL_AUDIO_PACKETS):
-            silence = av.AudioFrame(format=sample_format, layout=encoded.codec_context.layout, samples=samples)
-            for plane in silence.planes:
-                plane.update(bytes(plane.buffer_size))
-            silence.sample_rate, silence.pts = source.codec_context.sample_rate, number * samples
-            packets += encoded.encode(silence)
+            packets += encoded.encode(lossless_audio.silent_frame(encoded.codec_context, samples, number * samples,
+                                                                  source.codec_context.sample_rate))
         for packet in [*packets, *encoded.encode(None)]:
             trial.mux(packet)
         return encoded.index, encoded.codec_context.codec.canonical_name  # libmp3lame's MP3 decodes as mp3float
