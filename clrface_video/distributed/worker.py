@@ -161,14 +161,15 @@ class RestoreWorker:
     @_named
     def restore_segment(self, source: Path, segment: Segment, info: VideoInfo, first_index: int,
                         faces: dict[int, list[FacePlan]], identities: dict[tuple[int, int], np.ndarray],
-                        output: Path) -> SegmentResult:
-        """Steps 4-7 on one segment into its own file (written under a temporary name, then renamed)."""
+                        output: Path, turns: int = 0) -> SegmentResult:
+        """Steps 4-7 on one segment into its own file (written under a temporary name, then renamed); its frames
+        turned `turns` quarter turns upright, as the output it is joined into writes them (it keeps no rotation)."""
         timer = StageTimer()
         story = PlannedRestorer(self.models, self.config, timer, faces, identities, info.pixel_aspect)
         frames = 0
         with warnings_logged() as lines, VideoWriter(output, source, replace(info, other_streams=0),
                                                      codec=self.config.codec, crf=self.config.crf,
-                                                     preset=self.config.preset) as writer:
+                                                     preset=self.config.preset, turns=turns) as writer:
             decoded = read_segment(source, segment, info.bit_depth > 8, first_index, self.deint(info))
             for frame in story.run(decoded):
                 with timer("encode"):
