@@ -39,11 +39,11 @@ from ..types import Face, Frame
 from .cluster import run_all, say_warnings
 from .plan import FacePlan, VideoPlan, identity_versions, track_video
 from .segments import Segment, join_segments, plan_segments, read_segment, segment_complete, segment_suffix
-from .worker import SegmentResult
+from .worker import SegmentFile, SegmentResult
 
 SEGMENTS_PER_WORKER = 4  # more segments than workers, so a slow segment does not hold up the others
-JOB_VERSION = 4  # 2: JSON and .npy state (1 pickled it); 3: detections carry shot cuts; 4: segments upright for
-# an output that keeps no rotation
+JOB_VERSION = 4  # 2: JSON and .npy state (1 pickled it); 3: detections carry shot cuts; 4: segments in the job's
+# codec (an .mpg's MPEG-2, not H.264), upright for an output that keeps no rotation
 
 
 def _to_json(value: Any) -> Any:
@@ -315,7 +315,8 @@ def _restore(ray: Any, actors: list[Any], job: JobFolder, source: Path, info: Vi
                 progress.advance(len(pts[k]))
             continue
         faces, table = planned_faces(plan, identities, first_index[k], first_index[k + 1])
-        jobs.append((source, segment, info, first_index[k], faces, table, job.segment_file(segment), job.turns))
+        jobs.append((source, segment, info, first_index[k], faces, table,
+                     SegmentFile(job.segment_file(segment), job.codec, job.turns)))
 
     said: set[str] = set()
 
