@@ -213,10 +213,12 @@ class RestoreReport:
         return json.dumps(self.to_dict(), indent=2)
 
     def write(self, path: str | Path) -> None:
-        """Write the JSON report atomically (temporary name, then rename). A file system's refusal (a full disk)
-        is a one-line ClrfaceError that names the report: a bare 'No space left on device' after a job that
-        wrote its output did not say which file could not be written."""
+        """Write the JSON report atomically (temporary name, then rename), into its folder, made where missing as
+        a job's output folder is. A file system's refusal (a full disk) is a one-line ClrfaceError that names the
+        report: a bare 'No space left on device' after a job that wrote its output did not say which file could
+        not be written."""
         try:
+            Path(path).parent.mkdir(parents=True, exist_ok=True)
             with atomic(path) as temp:
                 temp.write_text(self.to_json() + "\n", encoding="utf-8")
         except OSError as error:

@@ -295,7 +295,7 @@ def test_an_existing_output_file_on_a_drive_without_file_ids_is_not_called_the_i
     (["--detection-threshold", "1"], ["--detection-threshold"]),
     (["--strength", "0"], ["--strength"]),
     (["--strength", "half"], ["--strength", "half"]),
-    (["--report", "/no/such/folder/r.json"], ["--report", "/no/such/folder"]),
+    (["--report", "/dev/null/r.json"], ["--report", "r.json in /dev/null", "is a file, not a folder"]),
     (["-o", "/tmp/x.jpg"], ["one picture", "x_%06d.png"]),
     (["--crf", "60"], ["--crf 60", "libx264", "0-51"]),
     (["-o", "/tmp/x.webp"], ["one picture", "x_%06d.png"]),
@@ -1099,6 +1099,26 @@ def _no_room_for_json(monkeypatch) -> None:
         return write_text(path, *args, **kwargs)
 
     monkeypatch.setattr(Path, "write_text", full)
+
+
+def test_a_report_into_a_folder_not_there_yet_is_written_as_the_output_is(tmp_path, astronaut):
+    """-o nodir/sub/out.jpg makes its folders, but --report nodir2/sub/r.json was refused ('folder nodir2/sub does
+    not exist'), after the user had been told nothing of it by -o. The report's folders are made too; a file
+    where one of them would be is refused before any work."""
+    from PIL import Image
+
+    source = tmp_path / "a.jpg"
+    Image.fromarray(astronaut[::2, ::2]).save(source)
+    out, report = tmp_path / "nodir" / "sub" / "out.jpg", tmp_path / "nodir2" / "sub" / "r.json"
+    result = run("restore", source, "-o", out, "--report", report, *BASELINE)
+    assert result.exit_code == 0, result.output
+    assert Image.open(out).size == (256, 256) and json.loads(report.read_text())["images"] == 1
+    (tmp_path / "taken").write_text("a file")
+    result = run("restore", source, "-o", tmp_path / "out2.jpg", "--report", tmp_path / "taken" / "sub" / "r.json",
+                 *BASELINE)
+    assert_one_line_error(result, f"--report file r.json in {tmp_path / 'taken' / 'sub'}: {tmp_path / 'taken'} is "
+                                  "a file, not a folder")
+    assert not (tmp_path / "out2.jpg").exists()
 
 
 def test_a_report_the_disk_has_no_room_for_is_named_and_the_output_is_said_to_be_written(tmp_path, astronaut,

@@ -281,6 +281,72 @@ def test_a_ray_folder_stopped_by_a_signal_writes_its_report(tmp_path, astronaut,
     assert len(kept) - 1 <= done["images"] <= len(kept)  # less one where the kill landed as a photo was renamed
 
 
+HELD_START = '''"""Run first by the command under test alone (a sitecustomize module; Ray's own processes pass): its Ray
+start held after {marker!r} is made, for the test's signal to land there: just after ray.init has put in its own
+SIGTERM handler ("init"), or once Ray is up, as the workers are started ("workers")."""
+import sys
+
+if "restore" in sys.argv:
+    import time
+    from pathlib import Path
+
+    import clrface_video.distributed as distributed
+    from clrface_video.distributed import cluster
+
+    def _held(call, after):
+        def run(*args, **kwargs):
+            result = call(*args, **kwargs) if after else None
+            Path({marker!r}).touch()
+            time.sleep(60)
+            return result if after else call(*args, **kwargs)
+        return run
+
+    if {where!r} == "workers":
+        distributed.start_workers = _held(distributed.start_workers, after=False)
+    else:
+        _import_ray = cluster.import_ray
+
+        def _import_held():
+            ray = _import_ray()
+            ray._private.utils.set_sigterm_handler = _held(ray._private.utils.set_sigterm_handler, after=True)
+            return ray
+
+        cluster.import_ray = _import_held
+'''
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("where", ["init", "workers"])
+def test_a_ray_folder_killed_while_ray_starts_writes_its_report(tmp_path, astronaut, where):
+    """SIGTERM while Ray starts, before any photo: inside ray.init the command ended with exit 15 and not a word
+    (Ray's own handler: sys.exit(15)), and once Ray was up with 'terminated' but no --report, where a local run
+    stopped as its models load writes one. Now both write it: nothing restored, the photo already done skipped,
+    interrupted; 'terminated', exit 143, as for a kill later on."""
+    album, out, report = tmp_path / "album", tmp_path / "out", tmp_path / "report.json"
+    album.mkdir()
+    face = Image.fromarray(astronaut).resize((128, 128))
+    for name in ("a", "b"):
+        face.save(album / f"{name}.jpg")
+    out.mkdir()
+    restore_folder(album, out, RestoreConfig(model="baseline-bicubic-sharpen", device="cpu"))
+    (out / "b.jpg").unlink()  # a.jpg is done, b.jpg is left to do
+    marker = tmp_path / "held"
+    process = ray_command(tmp_path, album, "-o", out, "--report", report, "--workers", "1",
+                          hook=HELD_START.format(marker=str(marker), where=where))
+    deadline = time.monotonic() + 120
+    while not marker.exists() and time.monotonic() < deadline and process.poll() is None:
+        time.sleep(0.05)
+    assert marker.exists(), process.communicate()[1][-2000:]
+    process.send_signal(signal.SIGTERM)
+    _, stderr = process.communicate(timeout=120)
+    assert process.returncode == 143, stderr[-2000:]
+    assert stderr.strip().splitlines()[-1] == ("terminated; 0 files finished and kept, no partial output was left: "
+                                               "run it again to go on from there")
+    done = json.loads(report.read_text())
+    assert (done["interrupted"], done["kind"], done["images"], done["skipped"]) == (True, "folder", 0, 1)
+    assert sorted(p.name for p in out.iterdir()) == ["a.jpg"]
+
+
 def test_an_interrupted_ray_folder_counts_the_photos_a_running_shard_rewrote(tmp_path):
     """With --overwrite the outputs of a shard still running at the interrupt were there before: only those the
     run wrote again (renamed into place, another file) count as finished, not the old ones left."""

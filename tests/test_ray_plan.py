@@ -16,7 +16,7 @@ from clrface_video.distributed.cluster import ray_session
 from clrface_video.distributed.plan import identity_versions, track_video
 from clrface_video.distributed.segments import plan_segments, read_segment
 from clrface_video.distributed.video import _driver_embedder, planned_faces, shot_cuts
-from clrface_video.distributed.worker import RestoreWorker
+from clrface_video.distributed.worker import RestoreWorker, SegmentFile
 from clrface_video.io.decode import probe_video, read_frames
 from clrface_video.io.stretch_tag import HeldStretch, held_stretch
 from clrface_video.pipeline import restore_video
@@ -84,7 +84,8 @@ def test_segments_restore_with_the_identity_and_seed_of_a_local_run(tmp_path, cu
     _Targets.seen.clear()
     for k, segment in enumerate(segments):
         faces, table = planned_faces(plan, identities, first[k], first[k + 1])
-        worker.restore_segment(clip, segment, info, first[k], faces, table, tmp_path / f"segment_{k}.mov")
+        worker.restore_segment(clip, segment, info, first[k], faces, table,
+                               SegmentFile(tmp_path / f"segment_{k}.mov", "libx264"))
 
     assert len(plan.track_ids) == 1 + (cut_at is not None) + (cut_back is not None)
     assert len(_Targets.seen) == len(local) == 12

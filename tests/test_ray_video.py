@@ -11,7 +11,7 @@ from click.testing import CliRunner
 
 from clrface_video.cli import cli
 from clrface_video.config import RestoreConfig
-from clrface_video.io.decode import read_frames
+from clrface_video.io.decode import probe_video, read_frames
 from clrface_video.pipeline import restore_video
 from tests.media import cut_copy, make_clip, read_packets
 from tests.ray_local import local_ray, short_gop
@@ -167,6 +167,38 @@ def test_a_phone_clip_stored_on_its_side_is_restored_as_locally(ray_cluster, tmp
     report = restore_path_ray(clip, tmp_path / "ray.mkv", config(codec="ffv1"), workers=2)
     assert report.faces == 8 and report.tracks == 1
     assert_same_video(tmp_path / "ray.mkv", local)
+
+
+@pytest.mark.parametrize("suffix", [".ts", ".mpg"])
+def test_a_phone_clip_is_joined_upright_where_the_output_cannot_keep_its_rotation(ray_cluster, tmp_path, suffix):
+    """A phone's portrait clip into a .ts or .mpg, which keep no rotation tag: the local backend writes its frames
+    turned upright, Ray joined segments of the stored frames, lying on their side (the tag it set was lost)."""
+    clip = make_clip(tmp_path / "phone.mp4", frames=8, size=(160, 120), rotation=90, sideways=True, audio=False, gop=4)
+    local = tmp_path / f"local{suffix}"
+    restore_video(clip, local, config())
+    report = restore_path_ray(clip, tmp_path / f"ray{suffix}", config(), workers=2)
+    assert report.frames == 8
+    ours, theirs = frames_of(tmp_path / f"ray{suffix}"), frames_of(local)
+    assert [f.image.shape for f in ours] == [f.image.shape for f in theirs] == [(160, 120, 3)] * 8  # upright
+    assert [f.pts for f in ours] == [f.pts for f in theirs]
+    assert probe_video(tmp_path / f"ray{suffix}").rotation == 0  # nothing left to turn them again
+    assert min(psnr(x.image, y.image) for x, y in zip(ours, theirs, strict=True)) > 30  # coding noise only
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(["phone.mp4", local.name, f"ray{suffix}"])
+
+
+def test_an_mpg_is_joined_from_segments_in_the_codec_the_job_chose(ray_cluster, clip, tmp_path):
+    """--codec auto gives an .mpg MPEG-2 (ray_codec, as locally), but the workers coded their .mov segments in
+    their own container's auto codec, H.264, which an MPEG program stream hides: the joined file read back as
+    audio alone ('has no video stream'), while its report said mpeg2video."""
+    local = tmp_path / "local.mpg"
+    by_local = restore_video(clip, local, config())
+    report = restore_path_ray(clip, tmp_path / "ray.mpg", config(), workers=2)
+    with av.open(str(tmp_path / "ray.mpg")) as container:
+        assert [s.codec_context.name for s in container.streams.video] == ["mpeg2video"]
+    assert report.settings == by_local.settings and report.settings.codec == "mpeg2video"
+    ours, theirs = frames_of(tmp_path / "ray.mpg"), frames_of(local)
+    assert [f.pts for f in ours] == [f.pts for f in theirs] and len(ours) == 12
+    assert min(psnr(x.image, y.image) for x, y in zip(ours, theirs, strict=True)) > 30
 
 
 def test_a_workers_warning_is_printed_once_and_listed_in_the_report(ray_cluster, tmp_path):

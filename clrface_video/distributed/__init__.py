@@ -11,12 +11,13 @@ from ..io.palette import is_gif
 from ..io.sequence import is_sequence
 from ..io.webp_anim import is_animated_webp
 from ..paths import check_files_only, check_writable, gif_as_photo, resolve_paths
+from ..photos import interrupted
 from ..pipeline import already_done
-from ..report import Progress, RestoreReport, reports_warnings
+from ..report import Interrupted, Progress, RestoreReport, reports_warnings
 from ..reruns import protected, up_to_date
 from ..restore.base import check_model_name
 from .cluster import ray_session, run_all, say_warnings, start_workers
-from .photos import restore_folder_ray
+from .photos import list_folder, restore_folder_ray
 from .video import ray_codec, restore_video_ray
 
 __all__ = ["ray_session", "restore_folder_ray", "restore_path_ray", "restore_video_ray", "start_workers"]
@@ -59,16 +60,23 @@ def restore_path_ray(input: str | Path, output: str | Path | None = None, config
             raise ClrfaceError(why)
         check_writable(target.parent, target.name)  # one to redo (a no-op rerun passes in a read-only folder)
         ray_codec(target, info, config)  # what segments cannot carry, said before Ray starts (15 s on a CPU)
-    with ray_session(address) as ray:
-        actors = start_workers(ray, config, video=video, workers=workers if video or source.is_dir() else 1)
-        try:
-            if source.is_dir():
-                return restore_folder_ray(ray, actors, source, output, config, progress=progress)
-            if video:
-                return restore_video_ray(ray, actors, source, output, config, progress=progress)
-            (report,) = run_all(ray, actors[:1], "restore_one", [(source, output)])
-            say_warnings(report.warnings, set())  # the worker's, said here (this job's report lists them again)
-            return report
-        finally:
-            for actor in actors:
-                ray.kill(actor)
+    listing = list_folder(source, output, config) if source.is_dir() else None  # as a local run, before any work
+    try:
+        with ray_session(address) as ray:
+            actors = start_workers(ray, config, video=video, workers=workers if video or source.is_dir() else 1)
+            try:
+                if listing is not None:
+                    return restore_folder_ray(ray, actors, source, output, config, progress=progress,
+                                              listing=listing)
+                if video:
+                    return restore_video_ray(ray, actors, source, output, config, progress=progress)
+                (report,) = run_all(ray, actors[:1], "restore_one", [(source, output)])
+                say_warnings(report.warnings, set())  # the worker's, said here (this job's report lists them again)
+                return report
+            finally:
+                for actor in actors:
+                    ray.kill(actor)
+    except KeyboardInterrupt as stop:  # Ctrl-C or SIGTERM while Ray starts or its workers load their models
+        if listing is None or isinstance(stop, Interrupted):  # a video or photo: no output, no report, as locally
+            raise
+        raise interrupted(listing.report, listing.start) from stop  # nothing restored yet: said so, as locally

@@ -113,28 +113,49 @@ def ray_session(address: str | None = None, *, num_cpus: int | None = None) -> I
     on_term = signal.getsignal(signal.SIGTERM)  # the command's (cli: Terminated), which Ray's core worker replaces
     if address:
         reach_head(address)
-        try:
-            with environment(JOIN_TRIES):
-                ray.init(address=address, log_to_driver=False, logging_level=logging.WARNING)
-        except (ValueError, ConnectionError) as error:  # a malformed address, or no Ray cluster there
-            raise ClrfaceError(f"{option_name('address')} {address}: {one_line(error)} ({ADDRESS_HINT})") from error
-    else:
-        if too_late:
-            log.warning("Ray was imported before RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER=0 was set; "
-                        "the local Ray may listen on every interface")
-        # short: Ray's socket paths must stay under 107 bytes (103 on macOS, whose per-user temp folder,
-        # /var/folders/xx/.../T/, leaves too little of them: Ray itself uses /tmp there)
-        temp_dir = tempfile.mkdtemp(prefix="clrray-", dir="/tmp" if sys.platform == "darwin" else None)
-        ray.init(num_cpus=num_cpus, include_dashboard=False, _node_ip_address="127.0.0.1", _temp_dir=temp_dir,
-                 object_store_memory=1 << 30, log_to_driver=False, logging_level=logging.WARNING)
-    if callable(on_term) and threading.current_thread() is threading.main_thread():
-        signal.signal(signal.SIGTERM, on_term)  # kill, timeout, systemd: cleaned up and exit 143, as locally
-    try:
+    elif too_late:
+        log.warning("Ray was imported before RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER=0 was set; "
+                    "the local Ray may listen on every interface")
+    try:  # a stop while Ray starts shuts down what it started too
+        with _killed_as_the_command_is(on_term):
+            if address:
+                try:
+                    with environment(JOIN_TRIES):
+                        ray.init(address=address, log_to_driver=False, logging_level=logging.WARNING)
+                except (ValueError, ConnectionError) as error:  # a malformed address, or no Ray cluster there
+                    raise ClrfaceError(f"{option_name('address')} {address}: {one_line(error)} ({ADDRESS_HINT})") \
+                        from error
+            else:
+                # short: Ray's socket paths must stay under 107 bytes (103 on macOS, whose per-user temp folder,
+                # /var/folders/xx/.../T/, leaves too little of them: Ray itself uses /tmp there)
+                temp_dir = tempfile.mkdtemp(prefix="clrray-", dir="/tmp" if sys.platform == "darwin" else None)
+                ray.init(num_cpus=num_cpus, include_dashboard=False, _node_ip_address="127.0.0.1",
+                         _temp_dir=temp_dir, object_store_memory=1 << 30, log_to_driver=False,
+                         logging_level=logging.WARNING)
         yield ray
     finally:
         ray.shutdown()
         if temp_dir is not None:
             shutil.rmtree(temp_dir, ignore_errors=True)
+
+
+@contextmanager
+def _killed_as_the_command_is(on_term: Any) -> Iterator[None]:
+    """Ray's start (ray.init) with the command's SIGTERM handler `on_term` (cli: Terminated, exit 143, --report
+    written) put back after it: kill, timeout or systemd are then met as locally. While it starts, Ray's own
+    handler, set first thing, answers with sys.exit(15): a folder killed then ended silently with exit 15 and
+    no report. That exit is handed to `on_term`, as the signal itself would have been."""
+    main = callable(on_term) and threading.current_thread() is threading.main_thread()
+    try:
+        yield
+    except SystemExit as stop:
+        if main and stop.code == signal.SIGTERM and signal.getsignal(signal.SIGTERM) is not on_term:
+            signal.signal(signal.SIGTERM, on_term)
+            on_term(signal.SIGTERM, None)
+        raise
+    finally:
+        if main:
+            signal.signal(signal.SIGTERM, on_term)  # kill, timeout, systemd: cleaned up and exit 143, as locally
 
 
 def start_workers(ray: Any, config: RestoreConfig, *, video: bool, workers: int | None) -> list[Any]:

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import logging
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -28,18 +29,22 @@ log = logging.getLogger("clrface_video.photos")
 SHARDS_PER_WORKER = 4  # small shards balance the load; each costs one actor call
 
 
-@reports_warnings
-def restore_folder_ray(ray: Any, actors: list[Any], input: str | Path, output: str | Path | None = None,
-                       config: RestoreConfig | None = None, *, progress: Progress | None = None) -> RestoreReport:
-    """restore_folder on Ray: the same output tree, formats, EXIF/ICC, skip-done and atomic writes.
+@dataclass(frozen=True)
+class FolderListing:
+    """A folder's photos still to do (relative to `source`) and its report so far (those already done, the
+    subfolders that cannot be read, sidecars brought up to date), listed before Ray starts, as a local run lists
+    them before its models load: a Ctrl-C or SIGTERM while Ray starts (seconds to minutes) reports them, marked
+    interrupted, where it reported nothing. `start`: when the job began (its report's seconds)."""
 
-    Each photo is restored by restore_image on a worker (written under a temporary name, then
-    renamed), so a worker killed mid-shard leaves only complete photos; its shard is retried and
-    the photos already written are skipped, as a rerun of the whole job skips them. Face noise
-    seeds count from config.seed in every photo, here as in restore_image and local folder mode, so
-    a photo's result does not depend on which photos a worker did before it.
-    """
-    config = config or RestoreConfig()
+    source: Path
+    target: Path
+    todo: list[Path]
+    report: RestoreReport
+    start: float
+
+
+def list_folder(input: str | Path, output: str | Path | None, config: RestoreConfig) -> FolderListing:
+    """What restore_folder_ray has to do in a folder, no worker needed; its videos, which it leaves out, said."""
     start = time.perf_counter()
     source, target = resolve_paths(input, output)
     contents = folder_contents(source, target)
@@ -55,6 +60,26 @@ def restore_folder_ray(ray: Any, actors: list[Any], input: str | Path, output: s
                            skipped=len(photos) - len(todo))
     failed_folders(contents, report)
     sidecars_of_done(photos, remaining, source, target, report)
+    return FolderListing(source, target, todo, report, start)
+
+
+@reports_warnings
+def restore_folder_ray(ray: Any, actors: list[Any], input: str | Path, output: str | Path | None = None,
+                       config: RestoreConfig | None = None, *, progress: Progress | None = None,
+                       listing: FolderListing | None = None) -> RestoreReport:
+    """restore_folder on Ray: the same output tree, formats, EXIF/ICC, skip-done and atomic writes.
+
+    Each photo is restored by restore_image on a worker (written under a temporary name, then
+    renamed), so a worker killed mid-shard leaves only complete photos; its shard is retried and
+    the photos already written are skipped, as a rerun of the whole job skips them. Face noise
+    seeds count from config.seed in every photo, here as in restore_image and local folder mode, so
+    a photo's result does not depend on which photos a worker did before it.
+    listing: the folder as list_folder listed it before Ray started (else it is listed here).
+    """
+    config = config or RestoreConfig()
+    listing = listing or list_folder(input, output, config)
+    source, target, todo, report, start = (listing.source, listing.target, listing.todo, listing.report,
+                                           listing.start)
     if progress is not None:
         progress.start(len(todo), "images")
     if todo:

@@ -18,7 +18,14 @@ from ..io.copies import muxer_options, packet_time
 from ..io.decode import VideoInfo, decoding, frame_to_array, open_input, stated_end, stream_fps, video_stream
 from ..io.deinterlace import deinterlaced
 from ..io.encode import VideoWriter
-from ..io.output_stream import container_takes, other_containers, renamed_muxer, tag_for_apple
+from ..io.output_stream import (
+    container_takes,
+    other_containers,
+    renamed_muxer,
+    tag_for_apple,
+    turned_upright,
+    upright_turns,
+)
 from ..types import Frame
 
 TIME_TOLERANCE = Fraction(1, 200)  # seconds a container may move a segment's frames
@@ -170,8 +177,9 @@ class PacketWriter(VideoWriter):
     """A VideoWriter that muxes already-encoded video packets (the segments) instead of encoding frames.
 
     The video stream is a copy of the first segment's (same encoder settings, so the same extradata);
-    rotation is set from the source, and audio, subtitle and data streams are copied from the source
-    once, interleaved as the video advances, exactly as VideoWriter does.
+    rotation is set from the source where the output keeps it (else the segments hold upright frames), and
+    audio, subtitle and data streams are copied from the source once, interleaved as the video advances,
+    exactly as VideoWriter does.
     """
 
     def __init__(self, output: Path, source: Path, info: VideoInfo, template: av.stream.Stream) -> None:
@@ -188,6 +196,8 @@ class PacketWriter(VideoWriter):
         tag_for_apple(self._out, self._video)  # the template's tag is not copied
         if self.info.fps:  # a QuickTime timecode track counts frames at the video's rate
             self._video.codec_context.framerate = self.info.fps
+        # the segments' frames were written upright where the output keeps no rotation (video.restore_video_ray)
+        self.info = turned_upright(self.info, upright_turns(self.info, self._out.format.name))
         if self.info.display_matrix is not None:
             self._video.set_display_matrix(self.info.display_matrix)
         elif self.info.rotation:

@@ -21,7 +21,14 @@ from ..io.completeness import check_frame_count
 from ..io.decode import VideoInfo, probe_video
 from ..io.deinterlace import bwdif_deint
 from ..io.encode import AUTO
-from ..io.output_stream import auto_codec, check_codec, container_takes, other_containers
+from ..io.output_stream import (
+    auto_codec,
+    check_codec,
+    container_takes,
+    muxer_name,
+    other_containers,
+    upright_turns,
+)
 from ..io.palette import is_gif
 from ..io.pixels import to_uint8
 from ..paths import check_writable, resolve_paths
@@ -32,10 +39,11 @@ from ..types import Face, Frame
 from .cluster import run_all, say_warnings
 from .plan import FacePlan, VideoPlan, identity_versions, track_video
 from .segments import Segment, join_segments, plan_segments, read_segment, segment_complete, segment_suffix
-from .worker import SegmentResult
+from .worker import SegmentFile, SegmentResult
 
 SEGMENTS_PER_WORKER = 4  # more segments than workers, so a slow segment does not hold up the others
-JOB_VERSION = 3  # 2: JSON and .npy state (1 pickled it); 3: detections carry shot cuts
+JOB_VERSION = 4  # 2: JSON and .npy state (1 pickled it); 3: detections carry shot cuts; 4: segments in the job's
+# codec (an .mpg's MPEG-2, not H.264), upright for an output that keeps no rotation
 
 
 def _to_json(value: Any) -> Any:
@@ -68,9 +76,10 @@ class JobFolder:
     when the output has been joined.
     """
 
-    def __init__(self, source: Path, target: Path, config: RestoreConfig, codec: str) -> None:
+    def __init__(self, source: Path, target: Path, config: RestoreConfig, codec: str, turns: int = 0) -> None:
         self.path = target.with_name(f".{target.name}.ray-job")
         self.codec = codec  # the encoder the segments are written with
+        self.turns = turns  # and the quarter turns their frames are written upright with (output_stream.upright_turns)
         self.suffix = segment_suffix(target, codec)
         stat = source.stat()
         settings = {k: (str(v) if isinstance(v, Path) else v) for k, v in asdict(config).items()
@@ -153,7 +162,7 @@ def restore_video_ray(ray: Any, actors: list[Any], input: str | Path, output: st
     check_writable(target.parent, target.name)  # one to redo: its folder is asked once it must be written
     codec = ray_codec(target, info, config)
     target.parent.mkdir(parents=True, exist_ok=True)
-    job = JobFolder(source, target, config, codec)
+    job = JobFolder(source, target, config, codec, upright_turns(info, muxer_name(target)))
     job.open()
     timer = StageTimer()
     try:
@@ -306,7 +315,8 @@ def _restore(ray: Any, actors: list[Any], job: JobFolder, source: Path, info: Vi
                 progress.advance(len(pts[k]))
             continue
         faces, table = planned_faces(plan, identities, first_index[k], first_index[k + 1])
-        jobs.append((source, segment, info, first_index[k], faces, table, job.segment_file(segment)))
+        jobs.append((source, segment, info, first_index[k], faces, table,
+                     SegmentFile(job.segment_file(segment), job.codec, job.turns)))
 
     said: set[str] = set()
 

@@ -43,6 +43,18 @@ class SegmentResult:
 
 
 @dataclass(frozen=True)
+class SegmentFile:
+    """Where and how a worker writes one segment: the job's encoder (ray_codec: the output's --codec auto, MPEG-2
+    for an .mpg, not the segment container's own), and the quarter turns that write its frames upright for an
+    output that keeps no rotation tag (output_stream.upright_turns), so that the join copies what a local run
+    would have encoded."""
+
+    path: Path
+    codec: str
+    turns: int = 0
+
+
+@dataclass(frozen=True)
 class ShardResult:
     """What restoring a shard of photos reports back: each photo's report, or 'path: reason' where it could not be
     restored, and the warning lines logged meanwhile (for the driver to say, as for a segment); `full`: the photo
@@ -161,14 +173,15 @@ class RestoreWorker:
     @_named
     def restore_segment(self, source: Path, segment: Segment, info: VideoInfo, first_index: int,
                         faces: dict[int, list[FacePlan]], identities: dict[tuple[int, int], np.ndarray],
-                        output: Path) -> SegmentResult:
+                        output: SegmentFile) -> SegmentResult:
         """Steps 4-7 on one segment into its own file (written under a temporary name, then renamed)."""
         timer = StageTimer()
         story = PlannedRestorer(self.models, self.config, timer, faces, identities, info.pixel_aspect)
         frames = 0
-        with warnings_logged() as lines, VideoWriter(output, source, replace(info, other_streams=0),
-                                                     codec=self.config.codec, crf=self.config.crf,
-                                                     preset=self.config.preset, segment=True) as writer:
+        with warnings_logged() as lines, VideoWriter(output.path, source, replace(info, other_streams=0),
+                                                     codec=output.codec, crf=self.config.crf,
+                                                     preset=self.config.preset, turns=output.turns,
+                                                     segment=True) as writer:
             decoded = read_segment(source, segment, info.bit_depth > 8, first_index, self.deint(info))
             for frame in story.run(decoded):
                 with timer("encode"):

@@ -147,7 +147,7 @@ class VideoWriter:
 
     def __init__(self, output: Path | str, source: Path | str, info: VideoInfo, *,
                  codec: str = "auto", crf: int = 18, span: TimeSpan | None = None, preset: str | None = None,
-                 segment: bool = False) -> None:
+                 segment: bool = False, turns: int | None = None) -> None:
         self.output = default_output_path(output, source)
         self.source = Path(source)
         self.info = info
@@ -184,6 +184,8 @@ class VideoWriter:
         self._muxed = False  # whether a video packet has been muxed
         self._cut: PictureCut | None = None  # MPEG-1/2 in a program stream: each packet from its picture start
         self._turns = 0  # quarter turns that write the frames upright, for a container that keeps no rotation
+        self._turns_asked = turns  # those asked (a Ray segment's: as the output it is joined into keeps no
+        # rotation), or None: as this output's own container asks
 
     def _partial_name(self, pid: int) -> str:
         """The name of process `pid`'s temporary file (a sequence's: folder) for this output."""
@@ -253,7 +255,8 @@ class VideoWriter:
             except ValueError as error:
                 raise ClrfaceError(f"unknown output container for {self.output.name}; use .mp4, .mkv or .mov") \
                     from error
-        self._turns = upright_turns(self.info, self._out.format.name)
+        self._turns = upright_turns(self.info, self._out.format.name) if self._turns_asked is None \
+            else self._turns_asked
         self.info = turned_upright(self.info, self._turns)  # the frames as shown, where no rotation tag is kept
         self.codec = check_codec(self.codec)
         self._video = add_video_stream(self._out, self.info, self.codec, self.crf, pix_fmt, self.preset)

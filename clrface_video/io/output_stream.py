@@ -4,6 +4,8 @@ from __future__ import annotations
 import logging
 import os
 import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import replace
 from fractions import Fraction
 from pathlib import Path
@@ -227,16 +229,32 @@ def renamed_muxer(path: Path) -> str | None:
     return RENAMED_CONTAINERS.get(path.suffix.lower(), ("", None))[1]
 
 
-def container_takes(suffix: str, codec: str) -> bool:
-    """Whether FFmpeg's muxer for files named *`suffix` takes a video stream of encoder `codec`."""
+@contextmanager
+def _probe_file(suffix: str) -> Iterator[av.container.OutputContainer]:
+    """A throwaway file named *`suffix` (a camcorder's by its stand-in), open for writing with the muxer FFmpeg
+    picks for that name."""
     with tempfile.TemporaryDirectory(prefix="clrface-probe-") as folder:
         out = av.open(str(Path(folder) / f"probe{known_suffix(suffix)}"), "w")
+        try:
+            yield out
+        finally:
+            out.close()
+
+
+def container_takes(suffix: str, codec: str) -> bool:
+    """Whether FFmpeg's muxer for files named *`suffix` takes a video stream of encoder `codec`."""
+    with _probe_file(suffix) as out:
         try:
             return reads_back(out, out.add_stream(codec, rate=25))
         except ValueError:
             return False
-        finally:
-            out.close()
+
+
+def muxer_name(output: Path) -> str:
+    """The name of FFmpeg's muxer that writes a file named `output`, asked before anything is written: the Ray
+    backend's segments are written upright for an output that keeps no rotation tag (upright_turns)."""
+    with _probe_file(output.suffix) as out:
+        return out.format.name
 
 
 def reads_back(out: av.container.OutputContainer, stream: av.video.stream.VideoStream) -> bool:
