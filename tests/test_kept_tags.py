@@ -108,3 +108,51 @@ def test_use_metadata_tags_would_keep_them_only_as_keys_players_do_not_read(tmp_
         assert "ARCHIVE_REEL" not in container.streams.video[0].metadata
     data = path.read_bytes()
     assert b"mdtatitle" in data and b"\xa9nam" not in data and b"com.apple.quicktime.title" not in data
+
+
+OTHERS_LOST = {  # what FFmpeg 8's AVI, FLV and ASF muxers leave out of archive_clip's tags (kept_tags)
+    ".avi": "the file's tags (ARCHIVE_ID, SOURCE, creation_time), stream #0's (ARCHIVE_REEL, language) and stream "
+            "#1's (COMMENT, language)",
+    ".flv": "stream #0's (ARCHIVE_REEL, language) and stream #1's (COMMENT, language)",
+    ".wmv": "the file's tags (creation_time), stream #0's (ARCHIVE_REEL) and stream #1's (COMMENT)",
+}
+
+
+@pytest.mark.parametrize("suffix", [".avi", ".flv", ".wmv"])
+def test_tags_other_containers_cannot_hold_are_named_too(tmp_path, suffix):
+    """An .avi lost the creation time, the archive's own tags and the tracks' languages unsaid, an .flv every
+    track's tags, a .wmv its creation time and tracks' tags but their language: each is named in the one warning.
+    The tags kept are there (AVI's RIFF INFO title and comment)."""
+    file, streams, said = restored(archive_clip(tmp_path), tmp_path / f"out{suffix}")
+    assert file["title"] == TAGS["title"] and file["comment"] == TAGS["comment"]
+    assert "language" not in streams[1] if suffix != ".wmv" else streams[1]["language"] == "fre"  # ASF's own code
+    assert said == [f"{OTHERS_LOST[suffix]} cannot be stored in {suffix}; they are left out (.mkv keeps them)"]
+
+
+@pytest.mark.parametrize("suffix", [".nut", ".webm"])
+def test_containers_that_keep_every_tag_say_nothing(tmp_path, suffix):
+    file, streams, said = restored(archive_clip(tmp_path), tmp_path / f"out{suffix}")
+    assert file["archive_id"] == ARCHIVE["ARCHIVE_ID"] and streams[0]["archive_reel"] == REEL["ARCHIVE_REEL"]
+    assert said == []
+
+
+@pytest.mark.parametrize("suffix", [".avi", ".flv", ".wmv"])
+def test_a_phone_clips_handler_names_are_not_named_lost_elsewhere(tmp_path, suffix):
+    """A phone's or FFmpeg's MP4 names each track's handler, which AVI, FLV and ASF do not store: the muxer's own
+    name, not the user's tag, so nothing is said (the job's own source is written by FFmpeg: no creation time)."""
+    clip = make_clip(tmp_path / "plain.mp4", frames=6, size=SMALL)
+    with av.open(str(clip)) as source:
+        assert source.streams[0].metadata["handler_name"] == "VideoHandler"
+    assert restored(add_extras(clip, tmp_path / "phone.mp4"), tmp_path / f"out{suffix}")[2] == []
+
+
+def test_a_drop_frame_timecode_kept_in_mov_is_not_named_lost(tmp_path):
+    """The trial file counted the timecode at 25 fps, where a drop-frame timecode cannot be, so a .mov that kept
+    it was said to have left it out."""
+    clip = make_clip(tmp_path / "tc.mov", frames=6, size=SMALL, fps=30, timecode="01:00:00;00")
+    out = tmp_path / "out.mov"
+    said = restored(clip, out)[2]
+    with av.open(str(out)) as container:
+        assert container.streams.video[0].metadata["timecode"] == "01:00:00;00"
+    assert said == []
+

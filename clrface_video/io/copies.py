@@ -377,8 +377,9 @@ def copy_metadata(source: av.container.InputContainer, out: av.container.OutputC
         language = copy.metadata.get("language")
         if out.format.name == "mov" and language in MOV_LANGUAGES:
             copy.metadata["language"] = MOV_LANGUAGES[language]
-    if name_unkept:
-        say_unkept(out, unkept_tags(out, tags, {original.index: dict(copy.metadata) for original, copy in pairs}))
+    if name_unkept and muxer not in TAGLESS_MUXERS:
+        say_unkept(out, unkept_tags(out, tags, {original.index: dict(copy.metadata) for original, copy in pairs},
+                                    video.codec_context.framerate or Fraction(25)))
     if lost:
         log.warning("stream flags (%s) cannot be stored in .mov; they are left out (.mp4 and .mkv keep them)",
                     ", ".join(flag.name for flag in av.stream.Disposition if flag & lost and flag.name))
