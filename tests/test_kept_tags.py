@@ -146,6 +146,18 @@ def test_a_phone_clips_handler_names_are_not_named_lost_elsewhere(tmp_path, suff
     assert restored(add_extras(clip, tmp_path / "phone.mp4"), tmp_path / f"out{suffix}")[2] == []
 
 
+def test_an_m4v_keeps_the_timecode(tmp_path):
+    """FFmpeg's iPod muxer writes no timecode track unless asked (write_tmcd): an .m4v lost the source's timecode,
+    which an editor relinks by."""
+    clip = make_clip(tmp_path / "tc.mov", frames=6, size=SMALL, timecode="01:00:00:00")
+    out = tmp_path / "out.m4v"
+    said = restored(clip, out)[2]
+    with av.open(str(out)) as container:
+        assert container.streams.video[0].metadata["timecode"] == "01:00:00:00"
+        assert [s.metadata.get("handler_name") for s in container.streams.data] == ["TimeCodeHandler"]
+    assert said == []
+
+
 def test_a_drop_frame_timecode_kept_in_mov_is_not_named_lost(tmp_path):
     """The trial file counted the timecode at 25 fps, where a drop-frame timecode cannot be, so a .mov that kept
     it was said to have left it out."""
