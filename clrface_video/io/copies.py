@@ -15,7 +15,7 @@ import av
 from clrface_video.errors import one_line
 from clrface_video.io import lossless_audio, recoded_audio, stretch_tag, subtitles, trial_file
 from clrface_video.io.decode import COPY_STREAM_TYPES, video_stream
-from clrface_video.io.kept_tags import say_unkept, unkept_tags
+from clrface_video.io.kept_tags import say_unkept, unkept_tags, without_clashes
 from clrface_video.io.output_stream import CFR_CONTAINERS, PLAYER_MPEG_MUXERS, container_suffix
 from clrface_video.io.program_stream import PS_FORMATS
 from clrface_video.io.recoded_audio import ordered_layout
@@ -369,6 +369,7 @@ def copy_metadata(source: av.container.InputContainer, out: av.container.OutputC
     if lost and muxer in TAGLESS_MUXERS:
         log.warning("the file's tags (%s) cannot be stored in %s; they are left out (.mkv keeps them all, .mp4 "
                     "and .mov those they know: title, comment, date, ...)", ", ".join(lost[:4]), container_suffix(out))
+    tags = without_clashes(out, tags) if name_unkept else tags
     out.metadata.update(tags)
     pairs = [(video_stream(source, path), video)] + [(source.streams[i], c.stream) for i, c in copies.items()]
     lost = av.stream.Disposition(0)

@@ -25,13 +25,18 @@ log = logging.getLogger(__name__)
 # file's but its creation time, and a track's language only. Every muxer that writes tags is tried
 # (copies.TAGLESS_MUXERS, which write none, are warned of apart).
 TRIAL_CODECS = {"flv": "flv1", "webm": "vp8"}  # a video codec each muxer takes from a few bytes; MPEG-4 elsewhere
-READ_AS = {"title": "name"}  # a track's title, which the MP4 and QuickTime demuxer reads back as its name
+READ_AS = {"title": "name",  # a track's title, which the MP4 and QuickTime demuxer reads back as its name
+           "author": "artist"}  # QuickTime's author (©aut), which FFmpeg's demuxer reads back as the artist
 WARNED_APART = ("com.apple.quicktime.",)  # a phone's QuickTime keys: copies.muxer_options warns of those
 # values that say nothing, so none is lost: QuickTime reads an undetermined language back as none (measured)
 SAYS_NOTHING = {"language": "und"}
 # a track's handler name, which every MP4 and QuickTime muxer writes of its own (FFmpeg's "VideoHandler", a phone's
 # "Core Media Video"): copied where the output keeps it, and not named as the user's loss where it does not
 MUXERS_OWN = frozenset({"handler_name"})
+# QuickTime names, written where the output's muxer is the key's, that FFmpeg's demuxer reads back as another
+# tag's name, taking its place: QuickTime's author became the file's artist (of the names tried in
+# tests/test_kept_tags.py), so the author is left out where the file has an artist of its own
+CLASHING = {"mov": {"author": "artist"}}
 
 
 @dataclass(frozen=True)
@@ -56,6 +61,20 @@ def unkept_tags(out: av.container.OutputContainer, file_tags: dict[str, str],
         return UnkeptTags()
     lost = [(index, _missing(tags, back[1])) for (index, tags), back in zip(stream_tags.items(), backs)]
     return UnkeptTags(_missing(file_tags, backs[0][0]), tuple((index, names) for index, names in lost if names))
+
+
+def without_clashes(out: av.container.OutputContainer, tags: dict[str, str]) -> dict[str, str]:
+    """The file's `tags` less those the output's muxer writes under a name read back as another of them (CLASHING),
+    each said: a .mov's author replaced the file's artist."""
+    names = {name.lower(): name for name in tags}
+    kept = dict(tags)
+    for clashing, taken in CLASHING.get(out.format.name, {}).items():
+        if clashing in names and taken in names and tags[names[clashing]] != tags[names[taken]]:
+            log.warning("the file's %s tag (%s) is left out of %s, whose %s is read back as the %s and would replace "
+                        "it (.mkv keeps both)", clashing, tags[names[clashing]], container_suffix(out), clashing,
+                        taken)
+            del kept[names[clashing]]
+    return kept
 
 
 def _read_back(out: av.container.OutputContainer, file_tags: dict[str, str], tags: dict[str, str],
@@ -89,11 +108,12 @@ def say_unkept(out: av.container.OutputContainer, unkept: UnkeptTags) -> None:
 
 
 def _missing(tags: dict[str, str], read: dict[str, str]) -> tuple[str, ...]:
-    """The names in `tags` that are not in `read` (nor there under READ_AS's name), by name in any case."""
-    back = {name.lower() for name in read}
+    """The names in `tags` that are not in `read` (nor there with their value under READ_AS's name), by name in
+    any case: an .mp4's artist is no author kept."""
+    back = {name.lower(): value for name, value in read.items()}
     return tuple(sorted(name for name, value in tags.items() if not name.lower().startswith(WARNED_APART)
                         and SAYS_NOTHING.get(name.lower()) != value and name.lower() not in MUXERS_OWN
-                        and name.lower() not in back and READ_AS.get(name.lower()) not in back))
+                        and name.lower() not in back and back.get(READ_AS.get(name.lower(), "")) != value))
 
 
 def _tagged_stream(trial: av.container.OutputContainer, tags: dict[str, str], rate: Fraction) -> av.stream.Stream:
