@@ -15,7 +15,7 @@ import av
 from clrface_video.errors import one_line
 from clrface_video.io import lossless_audio, recoded_audio, stretch_tag, subtitles, trial_file
 from clrface_video.io.decode import COPY_STREAM_TYPES, video_stream
-from clrface_video.io.kept_tags import say_unkept, unkept_tags
+from clrface_video.io.kept_tags import say_unkept, unkept_tags, without_clashes
 from clrface_video.io.output_stream import CFR_CONTAINERS, PLAYER_MPEG_MUXERS, container_suffix
 from clrface_video.io.program_stream import PS_FORMATS
 from clrface_video.io.recoded_audio import ordered_layout
@@ -55,7 +55,9 @@ TIMECODE_MUXERS = frozenset({"mxf", "dv"})  # ... but these two write the "timec
 # The mov/mp4 muxer builds a timecode track from the video's timecode tag and names it (its handler_name) after
 # the video track's handler_name tag, or, where the video has none, "TimeCodeHandler"; the video track untagged
 # is named "VideoHandler" (FFmpeg's movenc, measured: a source's TimeCodeHandler came out as VideoHandler).
+# FFmpeg's iPod muxer (.m4v) builds it only with write_tmcd set (measured: no tmcd box, no timecode read back).
 TMCD_MUXERS = frozenset({"mov", "mp4", "ipod"})
+SUFFIX_OPTIONS = {".m4v": {"write_tmcd": "1"}}  # muxer options an output's suffix asks for (muxer_options)
 MOV_VIDEO_HANDLER, MOV_TIMECODE_HANDLER = "VideoHandler", "TimeCodeHandler"
 # Muxers that end a track at its last packet's dts plus its duration, in an edit list: a last audio packet
 # without a duration (ALAC in Matroska) lies past that end, and FFmpeg's demuxer and players leave it out.
@@ -190,10 +192,11 @@ def muxer_options(source: av.container.InputContainer, output: Path) -> dict[str
     track's encoder delay (a start before 0), half a frame, and so show the first frame twice; there the
     audio starts at the file's start instead (its delay, about 20 ms, is heard late). An .m2ts or .mts (AVCHD, Blu-ray)
     is written in 192-byte packets, as FFmpeg writes an .m2ts anyway, said so that a trial file's muxer writes the
-    same (only there does it write Blu-ray PCM as audio: recoded_audio.converted_audio)."""
+    same (only there does it write Blu-ray PCM as audio: recoded_audio.converted_audio). An .m4v is asked for a
+    timecode track (write_tmcd), which FFmpeg's iPod muxer writes only when asked: its timecode was lost."""
     suffix = output.suffix.lower()
     options = {"avoid_negative_ts": "disabled"} if suffix == ".avi" else \
-        {"mpegts_m2ts_mode": "1"} if suffix in M2TS_SUFFIXES else {}
+        {"mpegts_m2ts_mode": "1"} if suffix in M2TS_SUFFIXES else SUFFIX_OPTIONS.get(suffix, {})
     if not any(key.startswith("com.apple.quicktime.") for key in source.metadata):
         return options
     if suffix == ".mov":
@@ -367,6 +370,7 @@ def copy_metadata(source: av.container.InputContainer, out: av.container.OutputC
     if lost and muxer in TAGLESS_MUXERS:
         log.warning("the file's tags (%s) cannot be stored in %s; they are left out (.mkv keeps them all, .mp4 "
                     "and .mov those they know: title, comment, date, ...)", ", ".join(lost[:4]), container_suffix(out))
+    tags = without_clashes(out, tags) if name_unkept else tags
     out.metadata.update(tags)
     pairs = [(video_stream(source, path), video)] + [(source.streams[i], c.stream) for i, c in copies.items()]
     lost = av.stream.Disposition(0)
@@ -378,8 +382,9 @@ def copy_metadata(source: av.container.InputContainer, out: av.container.OutputC
         language = copy.metadata.get("language")
         if out.format.name == "mov" and language in MOV_LANGUAGES:
             copy.metadata["language"] = MOV_LANGUAGES[language]
-    if name_unkept:
-        say_unkept(out, unkept_tags(out, tags, {original.index: dict(copy.metadata) for original, copy in pairs}))
+    if name_unkept and muxer not in TAGLESS_MUXERS:
+        say_unkept(out, unkept_tags(out, tags, {original.index: dict(copy.metadata) for original, copy in pairs},
+                                    video.codec_context.framerate or Fraction(25)))
     if lost:
         log.warning("stream flags (%s) cannot be stored in .mov; they are left out (.mp4 and .mkv keep them)",
                     ", ".join(flag.name for flag in av.stream.Disposition if flag & lost and flag.name))

@@ -1,4 +1,4 @@
-"""Which of an output's file and stream tags its muxer leaves out, read back from a throwaway file written alike."""
+"""Which of an output's file and stream tags its muxer leaves out, read back from throwaway files written alike."""
 from __future__ import annotations
 
 import io
@@ -19,12 +19,24 @@ log = logging.getLogger(__name__)
 # writes every file tag, but as a QuickTime key under its own name, the title too: no iTunes title item (©nam), no
 # com.apple.quicktime.title key, which is what Apple's players read (only FFmpeg's reading was checked), and still
 # no other track tag (measured with FFmpeg 8, pinned in tests/test_kept_tags.py). So the tags are written as they
-# are, players' titles kept, and those left out are named.
-NAMED_TAG_MUXERS = frozenset({"mp4", "mov", "ipod", "3gp"})
-READ_AS = {"title": "name"}  # a track's title, which the MP4 and QuickTime demuxer reads back as its name
+# are, players' titles kept, and those left out are named. Other muxers leave tags out too (FFmpeg 8, measured in
+# tests/test_kept_tags.py): AVI keeps the file's RIFF INFO names (title, comment, date, ...) and a track's title,
+# not the creation time, custom tags or a track's language; FLV keeps the file's tags and no track's; ASF the
+# file's but its creation time, and a track's language only. Every muxer that writes tags is tried
+# (copies.TAGLESS_MUXERS, which write none, are warned of apart).
+TRIAL_CODECS = {"flv": "flv1", "webm": "vp8"}  # a video codec each muxer takes from a few bytes; MPEG-4 elsewhere
+READ_AS = {"title": "name",  # a track's title, which the MP4 and QuickTime demuxer reads back as its name
+           "author": "artist"}  # QuickTime's author (©aut), which FFmpeg's demuxer reads back as the artist
 WARNED_APART = ("com.apple.quicktime.",)  # a phone's QuickTime keys: copies.muxer_options warns of those
 # values that say nothing, so none is lost: QuickTime reads an undetermined language back as none (measured)
 SAYS_NOTHING = {"language": "und"}
+# a track's handler name, which every MP4 and QuickTime muxer writes of its own (FFmpeg's "VideoHandler", a phone's
+# "Core Media Video"): copied where the output keeps it, and not named as the user's loss where it does not
+MUXERS_OWN = frozenset({"handler_name"})
+# QuickTime names, written where the output's muxer is the key's, that FFmpeg's demuxer reads back as another
+# tag's name, taking its place: QuickTime's author became the file's artist (of the names tried in
+# tests/test_kept_tags.py), so the author is left out where the file has an artist of its own
+CLASHING = {"mov": {"author": "artist"}}
 
 
 @dataclass(frozen=True)
@@ -39,29 +51,50 @@ class UnkeptTags:
 
 
 def unkept_tags(out: av.container.OutputContainer, file_tags: dict[str, str],
-                stream_tags: dict[int, dict[str, str]]) -> UnkeptTags:
-    """The tags of `file_tags` and of each stream's `stream_tags` (by source index) that do not read back from a
-    throwaway file the output's muxer writes with them (its format and options; one video packet per stream),
-    compared by name as FFmpeg does, in any case. Nothing where the trial cannot be written."""
-    if out.format.name not in NAMED_TAG_MUXERS:
+                stream_tags: dict[int, dict[str, str]], rate: Fraction) -> UnkeptTags:
+    """The tags of `file_tags` and of each stream's `stream_tags` (by source index) that do not read back from
+    throwaway files the output's muxer writes with them (its format and options; one video stream at `rate`, the
+    rate a timecode is counted at, with one packet: a file for each stream's tags, as FLV holds one video stream only),
+    compared by name as FFmpeg does, in any case. Nothing where a trial cannot be written."""
+    backs = [_read_back(out, file_tags, tags, rate) for tags in stream_tags.values()]
+    if not backs or None in backs:
         return UnkeptTags()
+    lost = [(index, _missing(tags, back[1])) for (index, tags), back in zip(stream_tags.items(), backs)]
+    return UnkeptTags(_missing(file_tags, backs[0][0]), tuple((index, names) for index, names in lost if names))
+
+
+def without_clashes(out: av.container.OutputContainer, tags: dict[str, str]) -> dict[str, str]:
+    """The file's `tags` less those the output's muxer writes under a name read back as another of them (CLASHING),
+    each said: a .mov's author replaced the file's artist."""
+    names = {name.lower(): name for name in tags}
+    kept = dict(tags)
+    for clashing, taken in CLASHING.get(out.format.name, {}).items():
+        if clashing in names and taken in names and tags[names[clashing]] != tags[names[taken]]:
+            log.warning("the file's %s tag (%s) is left out of %s, whose %s is read back as the %s and would replace "
+                        "it (.mkv keeps both)", clashing, tags[names[clashing]], container_suffix(out), clashing,
+                        taken)
+            del kept[names[clashing]]
+    return kept
+
+
+def _read_back(out: av.container.OutputContainer, file_tags: dict[str, str], tags: dict[str, str],
+               rate: Fraction) -> tuple[dict[str, str], dict[str, str]] | None:
+    """The file's and the stream's tags as they read back from a throwaway file the output's muxer writes with
+    `file_tags` and one video stream tagged `tags` (None where it cannot be written)."""
     written = io.BytesIO()
     trial = av.open(written, "w", format=out.format.name, options=dict(out.options))
     try:
         trial.metadata.update(file_tags)
-        streams = [_tagged_stream(trial, tags) for tags in stream_tags.values()]
+        stream = _tagged_stream(trial, tags, rate)
         trial.start_encoding()
-        for stream in streams:
-            trial.mux(_one_packet(stream))
+        trial.mux(_one_packet(stream))
         trial.close()
     except (av.error.FFmpegError, ValueError):
-        return UnkeptTags()
+        return None
     finally:
         close_quietly(trial)
     with av.open(io.BytesIO(written.getvalue())) as back:
-        lost = [(index, _missing(tags, back.streams[number].metadata))
-                for number, (index, tags) in enumerate(stream_tags.items())]
-        return UnkeptTags(_missing(file_tags, back.metadata), tuple((index, names) for index, names in lost if names))
+        return dict(back.metadata), dict(back.streams[0].metadata)
 
 
 def say_unkept(out: av.container.OutputContainer, unkept: UnkeptTags) -> None:
@@ -75,16 +108,17 @@ def say_unkept(out: av.container.OutputContainer, unkept: UnkeptTags) -> None:
 
 
 def _missing(tags: dict[str, str], read: dict[str, str]) -> tuple[str, ...]:
-    """The names in `tags` that are not in `read` (nor there under READ_AS's name), by name in any case."""
-    back = {name.lower() for name in read}
+    """The names in `tags` that are not in `read` (nor there with their value under READ_AS's name), by name in
+    any case: an .mp4's artist is no author kept."""
+    back = {name.lower(): value for name, value in read.items()}
     return tuple(sorted(name for name, value in tags.items() if not name.lower().startswith(WARNED_APART)
-                        and SAYS_NOTHING.get(name.lower()) != value
-                        and name.lower() not in back and READ_AS.get(name.lower()) not in back))
+                        and SAYS_NOTHING.get(name.lower()) != value and name.lower() not in MUXERS_OWN
+                        and name.lower() not in back and back.get(READ_AS.get(name.lower(), "")) != value))
 
 
-def _tagged_stream(trial: av.container.OutputContainer, tags: dict[str, str]) -> av.stream.Stream:
-    """A small MPEG-4 video stream, which every one of these muxers takes, carrying `tags`."""
-    stream = trial.add_stream("mpeg4", rate=25)
+def _tagged_stream(trial: av.container.OutputContainer, tags: dict[str, str], rate: Fraction) -> av.stream.Stream:
+    """A small video stream of a codec the muxer takes (TRIAL_CODECS), carrying `tags`."""
+    stream = trial.add_stream(TRIAL_CODECS.get(trial.format.name, "mpeg4"), rate=rate)
     stream.width = stream.height = 16
     stream.pix_fmt = "yuv420p"
     stream.metadata.update(tags)
