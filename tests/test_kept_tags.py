@@ -81,11 +81,11 @@ def test_a_phone_clips_tags_are_kept_without_a_word(tmp_path, source, suffix):
 @pytest.mark.parametrize("suffix", [".ts", ".mpg", ".vob"])
 def test_the_tagless_containers_warning_says_which_keep_tags(tmp_path, suffix):
     """It said .mp4 and .mov keep them: they keep only the names they know. An MPEG program stream (.mpg, .vob)
-    keeps none either, and lost them unsaid."""
+    keeps none either, and lost them unsaid. Every one is named: the first four alone left out the film's title."""
     out = tmp_path / f"out{suffix}"
     said = restored(archive_clip(tmp_path), out)[2]
-    assert f"the file's tags (ARCHIVE_ID, COMMENT, SOURCE, creation_time) cannot be stored in {suffix}; they are left " \
-           "out (.mkv keeps them all, .mp4 and .mov those they know: title, comment, date, ...)" in said
+    assert f"the file's tags (ARCHIVE_ID, COMMENT, SOURCE, creation_time, title) cannot be stored in {suffix}; they " \
+           "are left out (.mkv keeps them all, .mp4 and .mov those they know: title, comment, date, ...)" in said
     with av.open(str(out)) as container:
         assert dict(container.metadata) == {}
 

@@ -369,7 +369,7 @@ def copy_metadata(source: av.container.InputContainer, out: av.container.OutputC
     lost = sorted(set(tags) - ({"timecode"} if muxer in TIMECODE_MUXERS else set()))
     if lost and muxer in TAGLESS_MUXERS:
         log.warning("the file's tags (%s) cannot be stored in %s; they are left out (.mkv keeps them all, .mp4 "
-                    "and .mov those they know: title, comment, date, ...)", ", ".join(lost[:4]), container_suffix(out))
+                    "and .mov those they know: title, comment, date, ...)", ", ".join(lost), container_suffix(out))
     tags = without_clashes(out, tags) if name_unkept else tags
     out.metadata.update(tags)
     pairs = [(video_stream(source, path), video)] + [(source.streams[i], c.stream) for i, c in copies.items()]
