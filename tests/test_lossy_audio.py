@@ -21,7 +21,7 @@ FRAME = {"ac3": 1536, "aac": 1024, "mp3": 1152, "opus": 960}  # samples in a fra
 
 
 def toned_clip(path: Path, video_codec: str, audio_codec: str, rate: int = RATE, layout: str = "stereo", *,
-               size: tuple[int, int] = SMALL, fps: int = 24) -> Path:
+               size: tuple[int, int] = SMALL, fps: int | Fraction = 24) -> Path:
     """One second of `fps` video with a 440 Hz tone in each channel of `layout` at `rate` Hz coded by
     `audio_codec` (FFmpeg's own Vorbis encoder is experimental), the track tagged French and not default, as a
     dubbed second language is."""
@@ -32,7 +32,7 @@ def toned_clip(path: Path, video_codec: str, audio_codec: str, rate: int = RATE,
         audio.codec_context.options = {"strict": "experimental"}
         audio.metadata["language"] = "fra"
         audio.disposition = av.stream.Disposition(0)
-        for i in range(fps):
+        for i in range(round(fps)):
             frame = av.VideoFrame(*size, "yuv420p")
             frame.pts = i
             out.mux(video.encode(frame))
@@ -193,6 +193,27 @@ def test_a_mono_track_into_dv_is_on_both_sides_at_its_own_level(tmp_path, warnin
     assert said == [(f"audio stream 1 ({av.Codec(audio_codec, 'w').canonical_name}) cannot be copied into .dv, which "
                      "holds PCM only; it is decoded to pcm_s16le, its one channel on both sides of stereo (.mkv keeps "
                      "it as it is)")]
+
+
+@pytest.mark.parametrize(("audio_codec", "layout"), [("pcm_s16le", "stereo"), ("aac", "mono")])
+def test_a_44_1_khz_track_into_an_ntsc_dv_is_resampled_to_48_not_left_out(tmp_path, warnings_logged, audio_codec,
+                                                                          layout):
+    """Regression: FFmpeg's DV muxer takes 44.1 and 32 kHz beside PAL's 25 fps but refuses them beside NTSC's 29.97
+    (measured), so a 44.1 kHz home video into an NTSC .dv came out silent ('cannot be stored in .dv; it is left
+    out'). It is resampled to 48 kHz: read back at 48000 Hz in stereo, as long as the pictures, its 440 Hz tone the
+    loudest, said in the one warning."""
+    src = toned_clip(tmp_path / "in.mkv", "libx264", audio_codec, 44100, layout, size=(720, 480),
+                     fps=Fraction(30000, 1001))
+    out = copy_video(src, tmp_path / "out.dv")
+    with av.open(str(out)) as container:
+        audio = container.streams.audio[0].codec_context
+        assert (audio.sample_rate, audio.channels) == (RATE, 2)
+    played = sides(out)
+    assert abs(len(played) - 30 * 1001 / 30000 * RATE) <= FRAME["aac"]  # the pictures' 30 frames, padded to them
+    assert np.argmax(np.abs(np.fft.rfft(played[-RATE:, 0]))) == 440  # 1 Hz bins over its last second
+    said = sorted({r.getMessage() for r in warnings_logged.records if "audio" in r.getMessage()})
+    assert len(said) == 1 and "cannot be copied into .dv, which holds PCM only; it is decoded to pcm_s16le, " \
+        "resampled to 48 kHz" in said[0]
 
 
 @pytest.mark.parametrize(("audio_codec", "suffix"), [("aac", ".mpg"), ("vorbis", ".vob"), ("pcm_s16le", ".mpg")])

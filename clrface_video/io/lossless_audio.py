@@ -53,7 +53,7 @@ SIDE_TWINS = {"5.1": "5.1(side)", "5.0": "5.0(side)", "quad": "quad(side)"}
 # carries there, lossy audio above all, is decoded to this PCM, at the first of its rates the track can keep, rather
 # than left out (a silent output). MXF takes 48 kHz only, in any layout; 24 bits keep the float samples a lossy
 # decoder gives within 2^-23 of full scale, while 16 would round them once more (to 2^-15, -96 dBFS, undithered).
-# DV takes 16-bit stereo only, at 48, 44.1 or 32 kHz.
+# DV takes 16-bit stereo only, at 48, 44.1 or 32 kHz (44.1 and 32 beside PAL's 25 fps only: recoded_audio tries 48 next).
 @dataclass(frozen=True)
 class PcmOnly:
     codec: str

@@ -97,9 +97,13 @@ def _decoded_to_pcm(stream: av.audio.stream.AudioStream, name: str, out: av.cont
     (`wide`: 7.1 into .mov or .mp4, lossless_audio.WIDE_PCM). A lossy track's decoded samples are what any player
     hears of it, so only a change of rate or channels alters them."""
     context = stream.codec_context
-    rate = lossless_audio.nearest_rate(context.sample_rate, pcm.rates)
     layout = pcm.layout or ordered_layout(context.layout)
-    if not _encoded_reads_back(out, stream, pcm.codec, pcm.sample_format, layout=layout, rate=rate):
+    nearest = lossless_audio.nearest_rate(context.sample_rate, pcm.rates)
+    # NTSC DV takes 48 kHz alone (measured: FFmpeg's muxer refuses 44.1 and 32 beside 29.97 fps, PAL's takes them),
+    # so the other rates are tried after the nearest: a 44.1 kHz track was left out of an NTSC .dv
+    rate = next((rate for rate in (nearest, *sorted(set(pcm.rates) - {nearest}, reverse=True))
+                 if _encoded_reads_back(out, stream, pcm.codec, pcm.sample_format, layout=layout, rate=rate)), None)
+    if rate is None:
         return None
     encoded = _add_encoder(out, stream, pcm.codec, pcm.sample_format, layout=layout, rate=rate)
     changed = [f"resampled to {rate / 1000:g} kHz"] * (rate != context.sample_rate) + \
