@@ -229,3 +229,17 @@ def test_of_the_quicktime_names_only_the_author_reads_back_as_another():
     reads back each under its own name but the author, read as the artist (measured with FFmpeg 8, pinned)."""
     renamed = {name: back for name in QUICKTIME_NAMES if (back := read_back_name("mov", name)) not in ([name], [])}
     assert renamed == {"author": ["artist"]}
+
+
+@pytest.mark.parametrize("suffix", [".mpg", ".vob"])
+def test_an_mpeg_program_streams_lost_track_tags_are_named(tmp_path, suffix):
+    """Regression: an .mpg or .vob keeps no track tag (measured), and a dubbed track's language, a track's title or
+    comment were lost unsaid, its file tags alone named. They are named in the one line the MP4 warning uses; a
+    plain .mp4's tracks (FFmpeg's handler names, an undetermined language) are not warned of."""
+    out = tmp_path / f"out{suffix}"
+    _, streams, said = restored(archive_clip(tmp_path), out)
+    assert streams == [{}, {}]
+    assert "stream #0's (ARCHIVE_REEL, language) and stream #1's (COMMENT, language) cannot be stored in " \
+           f"{suffix}; they are left out (.mkv keeps them)" in said
+    plain = make_clip(tmp_path / "plain.mp4", frames=6, size=SMALL)
+    assert not [line for line in restored(plain, tmp_path / f"plain{suffix}")[2] if "stream #" in line]

@@ -382,8 +382,9 @@ def copy_metadata(source: av.container.InputContainer, out: av.container.OutputC
         language = copy.metadata.get("language")
         if out.format.name == "mov" and language in MOV_LANGUAGES:
             copy.metadata["language"] = MOV_LANGUAGES[language]
-    if name_unkept and muxer not in TAGLESS_MUXERS:
-        say_unkept(out, unkept_tags(out, tags, {original.index: dict(copy.metadata) for original, copy in pairs},
+    if name_unkept and (muxer not in TAGLESS_MUXERS or muxer in PLAYER_MPEG_MUXERS):  # an MPEG-PS's tracks' too
+        say_unkept(out, unkept_tags(out, {} if muxer in TAGLESS_MUXERS else tags,  # (its file's said above)
+                                    {original.index: dict(copy.metadata) for original, copy in pairs},
                                     video.codec_context.framerate or Fraction(25)))
     if lost:
         log.warning("stream flags (%s) cannot be stored in .mov; they are left out (.mp4 and .mkv keep them)",

@@ -23,7 +23,8 @@ log = logging.getLogger(__name__)
 # tests/test_kept_tags.py): AVI keeps the file's RIFF INFO names (title, comment, date, ...) and a track's title,
 # not the creation time, custom tags or a track's language; FLV keeps the file's tags and no track's; ASF the
 # file's but its creation time, and a track's language only. Every muxer that writes tags is tried
-# (copies.TAGLESS_MUXERS, which write none, are warned of apart).
+# (copies.TAGLESS_MUXERS, which write none, are warned of apart), and an MPEG-PS's tracks (.mpg, .vob: it keeps
+# no track tag, a dubbed track's language among them; its file's tags are in the tagless warning).
 TRIAL_CODECS = {"flv": "flv1", "webm": "vp8"}  # a video codec each muxer takes from a few bytes; MPEG-4 elsewhere
 READ_AS = {"title": "name",  # a track's title, which the MP4 and QuickTime demuxer reads back as its name
            "author": "artist"}  # QuickTime's author (©aut), which FFmpeg's demuxer reads back as the artist
