@@ -159,6 +159,18 @@ def test_h264_segments_join_without_reencoding(ray_cluster, clip, ffv1_local, tm
     assert len(keys) == 3  # one IDR per segment: the segments' packets were copied, not re-encoded
 
 
+@pytest.mark.parametrize(("suffix", "codec", "coded"), [(".mpg", "libx264", "h264"), (".vob", "libx265", "hevc")])
+def test_an_mpeg_program_streams_h264_or_hevc_reads_back_as_locally(ray_cluster, clip, tmp_path, suffix, codec, coded):
+    """A segment's H.264 or HEVC packets (a .mov's, length-prefixed) were joined into a Ray .mpg or .vob as they
+    were, which a program stream's muxer, unlike a transport stream's, does not turn into start codes: FFmpeg read
+    the video back as VVC, no frame decoded. The output holds the codec asked, every frame decoded."""
+    report = restore_path_ray(clip, tmp_path / f"ray{suffix}", config(codec=codec), workers=2)
+    assert report.settings.codec == codec
+    with av.open(str(tmp_path / f"ray{suffix}")) as container:
+        assert container.streams.video[0].codec_context.name == coded
+    assert len(frames_of(tmp_path / f"ray{suffix}")) == 12
+
+
 def test_a_phone_clip_stored_on_its_side_is_restored_as_locally(ray_cluster, tmp_path):
     """The segment workers look for faces upright too (a small portrait face stored on its side)."""
     clip = make_clip(tmp_path / "side.mp4", frames=8, size=(160, 120), rotation=-90, sideways=True, audio=False, gop=4)

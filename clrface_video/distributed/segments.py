@@ -19,6 +19,7 @@ from ..io.decode import VideoInfo, decoding, frame_to_array, open_input, stated_
 from ..io.deinterlace import deinterlaced
 from ..io.encode import VideoWriter
 from ..io.output_stream import (
+    PLAYER_MPEG_MUXERS,
     container_takes,
     other_containers,
     renamed_muxer,
@@ -173,6 +174,9 @@ def segment_complete(path: Path, info: VideoInfo, expected: list[int | None]) ->
     return all(abs(p * time_base - w) <= TIME_TOLERANCE for p, w in zip(pts, wanted))
 
 
+ANNEX_B_FILTERS = {"h264": "h264_mp4toannexb", "hevc": "hevc_mp4toannexb"}  # packets as an MPEG-PS carries them
+
+
 class PacketWriter(VideoWriter):
     """A VideoWriter that muxes already-encoded video packets (the segments) instead of encoding frames.
 
@@ -186,6 +190,7 @@ class PacketWriter(VideoWriter):
         super().__init__(output, source, info)
         self.template = template
         self._last_dts: int | None = None
+        self._annex_b: av.bitstream.BitStreamFilterContext | None = None
 
     def _open(self) -> None:
         self._ready_folder()
@@ -194,6 +199,12 @@ class PacketWriter(VideoWriter):
                             options=muxer_options(self._source, self.output))
         self._video = self._out.add_stream_from_template(self.template)
         tag_for_apple(self._out, self._video)  # the template's tag is not copied
+        codec = self.template.codec_context.name
+        if self._out.format.name in PLAYER_MPEG_MUXERS and codec in ANNEX_B_FILTERS:
+            # a segment's (.mov, .mkv) H.264 or HEVC packets are length-prefixed, their parameter sets apart; an
+            # MPEG program stream's muxer, unlike a transport stream's, does not turn them into start codes, and
+            # FFmpeg read the .mpg's video back as VVC, no frame decoded
+            self._annex_b = av.bitstream.BitStreamFilterContext(ANNEX_B_FILTERS[codec], self.template, self._video)
         if self.info.fps:  # a QuickTime timecode track counts frames at the video's rate
             self._video.codec_context.framerate = self.info.fps
         # the segments' frames were written upright where the output keeps no rotation (video.restore_video_ray)
@@ -219,9 +230,10 @@ class PacketWriter(VideoWriter):
                                    f"{backend_name('local')}")
         self._last_dts = packet.dts
         self._mux_copies_until(packet_time(packet) if packet.dts is not None or packet.pts is not None else None)
-        packet.stream = self._video
         try:
-            self._out.mux(packet)
+            for coded in [packet] if self._annex_b is None else self._annex_b.filter(packet):
+                coded.stream = self._video
+                self._out.mux(coded)
         except av.error.FFmpegError as error:
             raise ClrfaceError(f"segments cannot be joined into {self.output.name} ({one_line(error)}); "
                                f"use {backend_name('local')}") from error
