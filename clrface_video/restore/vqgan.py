@@ -73,8 +73,9 @@ class Upsample(nn.Module):
         self.conv = nn.Conv2d(ch, ch, 3, padding=1)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        taps = torch.tensor(UPSAMPLE_TAPS, dtype=torch.float32, device=x.device)
-        kernel = torch.einsum("ua,oiab,vb->iouv", taps, self.conv.weight.float(), taps)
+        weight = self.conv.weight  # summed in float32 at least (a half-precision model's too), float64 kept
+        taps = torch.tensor(UPSAMPLE_TAPS, dtype=torch.promote_types(weight.dtype, torch.float32), device=x.device)
+        kernel = torch.einsum("ua,oiab,vb->iouv", taps, weight.to(taps.dtype), taps)
         return F.conv_transpose2d(x, kernel.to(x.dtype), self.conv.bias, stride=2, padding=1)
 
 
