@@ -17,7 +17,7 @@ from ..report import Interrupted, Progress, RestoreReport, reports_warnings
 from ..reruns import protected, up_to_date
 from ..restore.base import check_model_name
 from .cluster import ray_session, run_all, say_warnings, start_workers
-from .photos import list_folder, restore_folder_ray
+from .photos import list_folder, nothing_to_do, restore_folder_ray
 from .video import ray_codec, restore_video_ray
 
 __all__ = ["ray_session", "restore_folder_ray", "restore_path_ray", "restore_video_ray", "start_workers"]
@@ -61,6 +61,8 @@ def restore_path_ray(input: str | Path, output: str | Path | None = None, config
         check_writable(target.parent, target.name)  # one to redo (a no-op rerun passes in a read-only folder)
         ray_codec(target, info, config)  # what segments cannot carry, said before Ray starts (15 s on a CPU)
     listing = list_folder(source, output, config) if source.is_dir() else None  # as a local run, before any work
+    if listing is not None and not listing.todo:  # every photo done: said as a local rerun says it, no Ray started
+        return nothing_to_do(listing)
     try:
         with ray_session(address) as ray:
             actors = start_workers(ray, config, video=video, workers=workers if video or source.is_dir() else 1)
