@@ -312,7 +312,7 @@ def restore(input: Path, output: str | None, model: str, fidelity: float, streng
                          snap_to_codebook=snap_to_codebook, quiet=quiet)
     if report_path is not None:  # before hours of work: never over the input or the output, in a writable folder
         source, target = resolve_paths(input, output, config.span())
-        check_side_output(report_path, "--report", [source], target, folder_made=True)
+        check_side_output(report_path, "--report", [source], target)
     _show_warnings(quiet)
     progress = TqdmProgress(enabled=not quiet and sys.stderr.isatty())
     try:

@@ -1121,6 +1121,30 @@ def test_a_report_into_a_folder_not_there_yet_is_written_as_the_output_is(tmp_pa
     assert not (tmp_path / "out2.jpg").exists()
 
 
+def test_a_drawing_and_a_comparison_into_folders_not_there_yet_are_written_as_the_report_is(tmp_path, astronaut):
+    """detect --draw nodir/x.png and eval --compare nodir/side.mp4 were refused ('folder nodir does not exist')
+    where -o and --report make theirs; they make theirs too, and a file where one would be is still refused
+    before any work."""
+    from PIL import Image
+
+    photo = tmp_path / "astronaut.png"
+    Image.fromarray(astronaut).save(photo)
+    drawn = tmp_path / "nodir" / "sub" / "drawn.png"
+    result = run("detect", photo, "--draw", drawn)
+    assert result.exit_code == 0, result.output
+    assert Image.open(drawn).size == (512, 512)
+    clip = make_clip(tmp_path / "clip.mp4", frames=3, size=(128, 96), audio=False)
+    side = tmp_path / "nodir2" / "sub" / "side.mp4"
+    result = run("eval", clip, "--degrade-video", "--models", "baseline-bicubic-sharpen", "--device", "cpu",
+                 "--max-frames", "2", "--out", tmp_path / "ev", "--compare", side)
+    assert result.exit_code == 0, result.output
+    with av.open(str(side)) as video:
+        assert [frame.width for frame in video.decode(video=0)] == [256, 256]
+    (tmp_path / "taken").write_text("a file")
+    assert_one_line_error(run("detect", photo, "--draw", tmp_path / "taken" / "x.png"),
+                          f"--draw file x.png in {tmp_path / 'taken'}: {tmp_path / 'taken'} is a file, not a folder")
+
+
 def test_a_report_the_disk_has_no_room_for_is_named_and_the_output_is_said_to_be_written(tmp_path, astronaut,
                                                                                          monkeypatch):
     """With the report's disk full the command ended on a bare 'error: No space left on device', after the photo
