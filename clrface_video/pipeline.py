@@ -344,7 +344,7 @@ def restore_path(input: str | Path, output: str | Path | None = None, config: Re
 def _say_video_only(source: Path, config: RestoreConfig) -> None:
     """Warn that video encoder options given for a photo are not used (in a folder they are its videos')."""
     given = [option_name(name) for name, asked in (("codec", config.codec != RestoreConfig.codec),
-                                                   ("crf", config.crf != RestoreConfig.crf),
+                                                   ("crf", config.crf is not None),
                                                    ("preset", config.preset is not None)) if asked]
     if given:
         log.warning("%s: %s %s for video; a photo is written in its own format, or the one %s names", source.name,

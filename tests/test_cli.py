@@ -1121,6 +1121,20 @@ def test_a_report_into_a_folder_not_there_yet_is_written_as_the_output_is(tmp_pa
     assert not (tmp_path / "out2.jpg").exists()
 
 
+def test_a_crf_given_for_a_lossless_codec_is_said_once_and_the_default_says_nothing(tmp_path, small_clip):
+    """--codec ffv1 --crf 18 was silent, as if the quality had been used; the warning tells a --crf given (even at
+    the default's value) from none given, which must not warn: --codec ffv1 alone is the archivist's usual run."""
+    given = run("restore", small_clip, "-o", tmp_path / "given.mkv", "--codec", "ffv1", "--crf", "18", *BASELINE)
+    assert given.exit_code == 0, given.output
+    assert given.stderr.count("warning: --crf is for ") == 1 and "; ffv1 (lossless) takes none, so it is ignored" \
+        in given.stderr
+    plain = run("restore", small_clip, "-o", tmp_path / "plain.mkv", "--codec", "ffv1", *BASELINE)
+    assert plain.exit_code == 0 and "--crf" not in plain.stderr, plain.stderr
+    with av.open(str(tmp_path / "given.mkv")) as a, av.open(str(tmp_path / "plain.mkv")) as b:  # no effect, truly
+        pairs = list(zip(a.decode(video=0), b.decode(video=0), strict=True))
+        assert len(pairs) == 6 and all(np.array_equal(x.to_ndarray(), y.to_ndarray()) for x, y in pairs)
+
+
 def test_a_drawing_and_a_comparison_into_folders_not_there_yet_are_written_as_the_report_is(tmp_path, astronaut):
     """detect --draw nodir/x.png and eval --compare nodir/side.mp4 were refused ('folder nodir does not exist')
     where -o and --report make theirs; they make theirs too, and a file where one would be is still refused
