@@ -136,16 +136,18 @@ def test_a_still_gif_into_a_photo_format_is_a_photo_on_ray_too(ray_cluster, tmp_
 
 
 @pytest.mark.parametrize("address", [None, "10.255.255.1:6379"], ids=["local", "remote"])
-def test_a_ray_folder_with_nothing_left_to_do_starts_no_ray(tmp_path, astronaut, monkeypatch, address):
-    """A rerun of a finished folder says what a local rerun says (everything left as is) without starting Ray and
-    its workers (5-15 s here) or contacting a --ray-address."""
+@pytest.mark.parametrize("one", [False, True], ids=["folder", "photo"])
+def test_a_ray_folder_with_nothing_left_to_do_starts_no_ray(tmp_path, astronaut, monkeypatch, address, one):
+    """A rerun of a finished folder (or photo) says what a local rerun says (everything left as is) without
+    starting Ray and its workers (5-15 s here) or contacting a --ray-address."""
     from clrface_video import distributed
 
     root = tmp_path / "album"
     root.mkdir()
     for name in ("a.png", "b.jpg"):
         Image.fromarray(astronaut).resize((64, 64)).save(root / name)
-    args = ["restore", str(root), "-o", str(tmp_path / "out"), "--model", "baseline-bicubic-sharpen", "--device", "cpu"]
+    given, out = (root / "a.png", tmp_path / "a.png") if one else (root, tmp_path / "out")
+    args = ["restore", str(given), "-o", str(out), "--model", "baseline-bicubic-sharpen", "--device", "cpu"]
     assert CliRunner().invoke(cli, args).exit_code == 0
     local = CliRunner().invoke(cli, args)
 
@@ -155,7 +157,8 @@ def test_a_ray_folder_with_nothing_left_to_do_starts_no_ray(tmp_path, astronaut,
     monkeypatch.setattr(distributed, "ray_session", no_ray)
     ray = CliRunner().invoke(cli, [*args, "--backend", "ray", *(["--ray-address", address] if address else [])])
     assert ray.exit_code == local.exit_code == 0, ray.output
-    assert "0 images, 2 already done with baseline-bicubic-sharpen" in ray.output
+    assert ("already restored, left as is" if one else "0 images, 2 already done with baseline-bicubic-sharpen") \
+        in ray.output
     assert re.sub(r"in [0-9.]+ s", "", ray.output) == re.sub(r"in [0-9.]+ s", "", local.output)
 
 

@@ -12,7 +12,7 @@ from ..io.sequence import is_sequence
 from ..io.webp_anim import is_animated_webp
 from ..paths import check_files_only, check_writable, gif_as_photo, resolve_paths
 from ..photos import interrupted
-from ..pipeline import already_done
+from ..pipeline import already_done, photo_done
 from ..report import Interrupted, Progress, RestoreReport, reports_warnings
 from ..reruns import protected, up_to_date
 from ..restore.base import check_model_name
@@ -63,6 +63,10 @@ def restore_path_ray(input: str | Path, output: str | Path | None = None, config
     listing = list_folder(source, output, config) if source.is_dir() else None  # as a local run, before any work
     if listing is not None and not listing.todo:  # every photo done: said as a local rerun says it, no Ray started
         return nothing_to_do(listing)
+    if not video and listing is None:  # a photo: one done is said as locally too, no Ray started
+        photo, target = resolve_paths(source, output)
+        if not config.overwrite and up_to_date(photo, target):  # a stale one is said by its worker
+            return photo_done(photo, target, config, local=False)
     try:
         with ray_session(address) as ray:
             actors = start_workers(ray, config, video=video, workers=workers if video or source.is_dir() else 1)
