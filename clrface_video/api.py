@@ -13,7 +13,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from .config import RestoreConfig
+from .config import DEFAULT_CRF, RestoreConfig
 from .errors import ClrfaceError, InputError, OptionError
 from .faces.detect import FaceDetector
 from .faces.identity import IdentityEncoder
@@ -48,6 +48,10 @@ def _checked(name: str, value: Any, default: Any) -> Any:
         if value is None or isinstance(value, (bool, np.bool_)):
             return None if value is None else bool(value)
         raise OptionError("snap_to_codebook", f"must be True, False or None, got {value!r}")
+    if name == "crf":  # None = not given: DEFAULT_CRF, and no word from an encoder that takes none
+        if value is None:
+            return None
+        default = DEFAULT_CRF  # else a whole number, as the other whole numbers are checked
     if name == "preset":  # None = the encoder's own
         if value is None or isinstance(value, str):
             return value

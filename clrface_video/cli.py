@@ -11,6 +11,7 @@ import click
 
 from . import __version__
 from .config import (
+    DEFAULT_CRF,
     DEINTERLACE,
     DETECTORS,
     MAX_SMOOTHING,
@@ -249,8 +250,9 @@ def cli() -> None:
               "...); auto: the source's own where it is an intra or lossless codec the output holds (ProRes, FFV1, "
               "...), what the output's format takes (.mpg/.vob/.mxf: mpeg2video, .avi: mpeg4, .wmv: wmv2, .webm: libvpx-vp9, "
               ".dv, .gif, image sequences), libx265 for an HDR source, else libx264 (README: --codec).")
-@click.option("--crf", type=click.IntRange(0, 63), default=DEFAULT.crf, show_default=True,
-              help="Video quality for the encoder (lower is better and bigger).")
+@click.option("--crf", type=click.IntRange(0, 63), default=None,
+              help=f"Video quality for the encoder (lower is better and bigger); an encoder that takes none (ffv1, "
+                   f"prores_ks, ...) says so.  [default: {DEFAULT_CRF}]")
 @click.option("--preset", type=click.Choice(PRESETS), default=None, metavar="NAME",  # the choices, in the help:
               # as the metavar they made an 81-column line that click does not wrap
               help=f"libx264/libx265 speed preset ({', '.join(PRESETS)}): faster ones encode faster, into larger or "
@@ -291,7 +293,7 @@ def restore(input: Path, output: str | None, model: str, fidelity: float, streng
             batch_size: int,
             compile_model: bool, detector: str, insightface_root: Path | None, detection_threshold: float,
             min_face: int, max_upscale: float,
-            start: float, duration: float | None, fps: float | None, codec: str, crf: int, preset: str | None,
+            start: float, duration: float | None, fps: float | None, codec: str, crf: int | None, preset: str | None,
             overwrite: bool,
             identity_guidance: bool, track_identity: bool, temporal_smoothing: float, keep_detail: float, deinterlace: str,
             snap_to_codebook: bool | None, report_path: Path | None, quiet: bool, backend: str, ray_address: str | None, workers: int | None) -> None:
@@ -312,7 +314,7 @@ def restore(input: Path, output: str | None, model: str, fidelity: float, streng
                          snap_to_codebook=snap_to_codebook, quiet=quiet)
     if report_path is not None:  # before hours of work: never over the input or the output, in a writable folder
         source, target = resolve_paths(input, output, config.span())
-        check_side_output(report_path, "--report", [source], target, folder_made=True)
+        check_side_output(report_path, "--report", [source], target)
     _show_warnings(quiet)
     progress = TqdmProgress(enabled=not quiet and sys.stderr.isatty())
     try:

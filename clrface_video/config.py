@@ -10,6 +10,7 @@ DETECTORS = ("retinaface", "insightface")
 PRESETS = ("ultrafast", "superfast", "veryfast", "faster", "fast", "medium", "slow", "slower", "veryslow")
 DEINTERLACE = ("auto", "on", "off")
 MAX_SMOOTHING = 0.95  # latent smoothing above this would freeze a face
+DEFAULT_CRF = 18  # the encoders' quality where no --crf is given (config.crf None)
 
 
 # Video: a face that continues a track counts down to this far below det_threshold (measured on
@@ -61,7 +62,7 @@ class RestoreConfig:
     start: float = 0.0
     duration: float | None = None
     codec: str = "auto"
-    crf: int = 18
+    crf: int | None = None  # encoder quality; None: not given, DEFAULT_CRF (an encoder that takes none says nothing)
     preset: str | None = None  # libx264/libx265 speed preset (ultrafast ... veryslow); None: the encoder's (medium)
     overwrite: bool = False
     seed: int = 0
@@ -119,7 +120,7 @@ class RestoreConfig:
             raise OptionError("strength", f"must be auto or a share above 0 and at most 1, got {self.strength}")
         if self.batch_size < 1:
             raise OptionError("batch_size", f"must be at least 1, got {self.batch_size}")
-        if not 0 <= self.crf <= 63:
+        if self.crf is not None and not 0 <= self.crf <= 63:
             raise OptionError("crf", f"must be between 0 and 63, got {self.crf}")
         if self.preset is not None and self.preset not in PRESETS:
             raise OptionError("preset", f"must be one of {', '.join(PRESETS)}, got {self.preset!r}")

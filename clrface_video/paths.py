@@ -245,20 +245,18 @@ def check_within(path: Path, folder: Path) -> None:
                        "replace an original there; remove the link or choose another output folder")
 
 
-def check_side_output(path: Path, option: str, inputs: Iterable[Path], output: Path | None = None, *,
-                      folder_made: bool = False) -> Path:
+def check_side_output(path: Path, option: str, inputs: Iterable[Path], output: Path | None = None) -> Path:
     """A side file the user names (a report, a drawing, a comparison) never replaces an input or the job's output,
-    and its folder is writable; checked before any work. folder_made: its writer makes the folder where it is
-    missing (RestoreReport.write, as a job makes its output's: --report nodir/r.json beside -o nodir/out.mp4),
-    so the nearest folder above it that exists must be writable instead (check_writable)."""
+    and its folder is writable; checked before any work. Its writer makes the folder where it is missing
+    (RestoreReport.write, photos.draw_faces, eval's write_compare), as a job makes its output's (--report
+    nodir/r.json beside -o nodir/out.mp4), so the nearest folder above it that exists must be writable
+    (check_writable)."""
     path = path.expanduser()
     for other, what in [(p, "input") for p in inputs] + ([(output, "output")] if output is not None else []):
         if _same_file(path, other):
             raise ClrfaceError(f"{option} {path} is the {what}; choose another file name for it")
     if path.is_dir():
         raise ClrfaceError(f"{option} {path} is a folder; give a file name")
-    if not folder_made and not path.parent.is_dir():
-        raise ClrfaceError(f"{option}: folder {path.parent} does not exist")
     check_writable(path.parent, f"the {option} file {path.name}")
     return path
 

@@ -19,7 +19,7 @@ from .io.multi_picture import picture_count
 from .io.photo_read import first_picture, read_photo
 from .io.pixels import to_uint8
 from .io.tiff_pages import tiff_pages
-from .paths import check_within, mirrored, resolve_paths, say_renamed
+from .paths import check_within, mirrored, output_folder, resolve_paths, say_renamed
 from .pipeline import (
     ModelsFor,
     check_settings,
@@ -324,7 +324,8 @@ def detect_faces(path: str | Path, config: RestoreConfig | None = None) -> tuple
 
 
 def draw_faces(image: np.ndarray, faces: list[Face], path: str | Path) -> None:
-    """Save a copy of `image` with each face's box and its 5 landmarks drawn on it."""
+    """Save a copy of `image` with each face's box and its 5 landmarks drawn on it, its folder made where missing
+    (and removed again if nothing could be written), as -o and --report make theirs."""
     from .io import cv_files
     from .opencv import cv2
 
@@ -336,9 +337,10 @@ def draw_faces(image: np.ndarray, faces: list[Face], path: str | Path) -> None:
         cv2.rectangle(canvas, (x1, y1), (x2, y2), (0, 255, 0), thickness)
         for (x, y), colour in zip(face.landmarks, colours):
             cv2.circle(canvas, (round(float(x)), round(float(y))), 2 * thickness, colour, -1)
-    try:
-        written = cv_files.imwrite(path, canvas)
-    except cv2.error:
-        written = False
-    if not written:
-        raise ClrfaceError(f"cannot write {path}; use a .png or .jpg name in an existing folder")
+    with output_folder(Path(path).parent):
+        try:
+            written = cv_files.imwrite(path, canvas)
+        except cv2.error:
+            written = False
+        if not written:
+            raise ClrfaceError(f"cannot write {path}; use a .png or .jpg name in a writable folder")

@@ -115,12 +115,18 @@ def test_an_opaque_animated_webp_has_no_alpha_to_leave_out(tmp_path, astronaut, 
     assert run_cli("restore", opaque, "-o", tmp_path / "opaque.mp4", *MODEL).exit_code == 0
     assert "alpha" not in warnings_logged.text
     assert run_cli("restore", opaque, "--codec", "libx264", *MODEL).exit_code == 0
-    assert "--codec and --preset do not apply to an animated WebP" in warnings_logged.text
+    assert "--codec, --crf and --preset do not apply to an animated WebP" in warnings_logged.text
+    warnings_logged.clear()  # --crf too, which was passed over in silence; none given says nothing
+    assert run_cli("restore", opaque, "-o", tmp_path / "crf.webp", "--crf", "30", *MODEL).exit_code == 0
+    assert "crf.webp: --codec, --crf and --preset do not apply" in warnings_logged.text
+    warnings_logged.clear()
+    assert run_cli("restore", opaque, "-o", tmp_path / "plain.webp", *MODEL).exit_code == 0
+    assert "do not apply" not in warnings_logged.text
     from clrface_video.api import restore_video
 
     # a script is told of its keyword, not of a flag it never passed
     report = restore_video(opaque, tmp_path / "script.webp", codec="libx264", model=MODEL[1], device="cpu")
-    assert report.warnings == [("script.webp: codec and preset do not apply to an animated WebP; it is written by "
+    assert report.warnings == [("script.webp: codec, crf and preset do not apply to an animated WebP; it is written by "
                                 "Pillow, lossless or lossy as its source")]
 
 

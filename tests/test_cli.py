@@ -1121,6 +1121,44 @@ def test_a_report_into_a_folder_not_there_yet_is_written_as_the_output_is(tmp_pa
     assert not (tmp_path / "out2.jpg").exists()
 
 
+def test_a_crf_given_for_a_lossless_codec_is_said_once_and_the_default_says_nothing(tmp_path, small_clip):
+    """--codec ffv1 --crf 18 was silent, as if the quality had been used; the warning tells a --crf given (even at
+    the default's value) from none given, which must not warn: --codec ffv1 alone is the archivist's usual run."""
+    given = run("restore", small_clip, "-o", tmp_path / "given.mkv", "--codec", "ffv1", "--crf", "18", *BASELINE)
+    assert given.exit_code == 0, given.output
+    assert given.stderr.count("warning: --crf is for ") == 1 and "; ffv1 (lossless) takes none, so it is ignored" \
+        in given.stderr
+    plain = run("restore", small_clip, "-o", tmp_path / "plain.mkv", "--codec", "ffv1", *BASELINE)
+    assert plain.exit_code == 0 and "--crf" not in plain.stderr, plain.stderr
+    with av.open(str(tmp_path / "given.mkv")) as a, av.open(str(tmp_path / "plain.mkv")) as b:  # no effect, truly
+        pairs = list(zip(a.decode(video=0), b.decode(video=0), strict=True))
+        assert len(pairs) == 6 and all(np.array_equal(x.to_ndarray(), y.to_ndarray()) for x, y in pairs)
+
+
+def test_a_drawing_and_a_comparison_into_folders_not_there_yet_are_written_as_the_report_is(tmp_path, astronaut):
+    """detect --draw nodir/x.png and eval --compare nodir/side.mp4 were refused ('folder nodir does not exist')
+    where -o and --report make theirs; they make theirs too, and a file where one would be is still refused
+    before any work."""
+    from PIL import Image
+
+    photo = tmp_path / "astronaut.png"
+    Image.fromarray(astronaut).save(photo)
+    drawn = tmp_path / "nodir" / "sub" / "drawn.png"
+    result = run("detect", photo, "--draw", drawn)
+    assert result.exit_code == 0, result.output
+    assert Image.open(drawn).size == (512, 512)
+    clip = make_clip(tmp_path / "clip.mp4", frames=3, size=(128, 96), audio=False)
+    side = tmp_path / "nodir2" / "sub" / "side.mp4"
+    result = run("eval", clip, "--degrade-video", "--models", "baseline-bicubic-sharpen", "--device", "cpu",
+                 "--max-frames", "2", "--out", tmp_path / "ev", "--compare", side)
+    assert result.exit_code == 0, result.output
+    with av.open(str(side)) as video:
+        assert [frame.width for frame in video.decode(video=0)] == [256, 256]
+    (tmp_path / "taken").write_text("a file")
+    assert_one_line_error(run("detect", photo, "--draw", tmp_path / "taken" / "x.png"),
+                          f"--draw file x.png in {tmp_path / 'taken'}: {tmp_path / 'taken'} is a file, not a folder")
+
+
 def test_a_report_the_disk_has_no_room_for_is_named_and_the_output_is_said_to_be_written(tmp_path, astronaut,
                                                                                          monkeypatch):
     """With the report's disk full the command ended on a bare 'error: No space left on device', after the photo

@@ -1782,6 +1782,24 @@ def test_crf_reaches_the_mpeg_encoders(tmp_path, codec, suffix):
     assert mean_abs_diff(src, tmp_path / f"40{suffix}") > mean_abs_diff(src, tmp_path / f"18{suffix}")
 
 
+@pytest.mark.parametrize(("codec", "name"), [("ffv1", "out.mkv"), ("utvideo", "out.avi"), ("huffyuv", "out.avi"),
+                                           ("prores_ks", "out.mov"), ("auto", "out_%03d.png")])
+def test_a_crf_given_to_an_encoder_that_takes_none_is_said_to_be_ignored(tmp_path, codec, name, warnings_logged):
+    """--crf 28 with a lossless FFV1 (or ProRes, or a PNG sequence) was passed over in silence: the user who asked
+    for a quality heard nothing of it having no effect. Said once; the default (none given) and an encoder that
+    takes it say nothing."""
+    src = make_clip(tmp_path / "in.mp4", frames=3, size=SMALL, audio=False)
+    copy_video(src, tmp_path / f"asked_{name}", codec=codec, crf=28)
+    said = {id(r): r.getMessage() for r in warnings_logged.records if r.getMessage().startswith("crf is for ")}
+    (line,) = said.values()  # one record (the fixture may hold it twice)
+    assert "libx264" in line and line.endswith("takes none, so it is ignored")
+    assert ("(lossless) takes none" in line) == (codec != "prores_ks")
+    warnings_logged.clear()
+    copy_video(src, tmp_path / f"default_{name}", codec=codec)
+    copy_video(src, tmp_path / "x264.mp4", crf=28)
+    assert not [r for r in warnings_logged.records if "crf" in r.getMessage()]
+
+
 def test_exception_inside_with_leaves_no_file(tmp_path):
     src = make_clip(tmp_path / "in.mp4", frames=6, size=SMALL)
     out = tmp_path / "out.mp4"

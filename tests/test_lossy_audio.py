@@ -342,3 +342,20 @@ def test_a_lossy_7_1_track_decoded_for_mp4_goes_in_as_flac_not_iso_pcm(tmp_path,
     said = sorted({r.getMessage() for r in warnings_logged.records if "audio" in r.getMessage()})
     assert said == [("audio stream 1 (opus) cannot be copied into .mp4, whose lossy codecs take fewer than its 8 "
                      "channels; it is decoded to flac, nothing more lost (.mkv keeps it as it is)")]
+
+
+@pytest.mark.parametrize("suffix", [".mp4", ".ts", ".nut"])
+def test_a_matroska_opus_track_copied_keeps_its_samples_times_to_the_sample(tmp_path, suffix):
+    """Regression: the same -7 ms of an Opus track's 312-sample pre-skip (336 samples), copied unchanged into an
+    .mp4 (its edit list skipping 336), a .ts or a .nut, put the sound 24 samples (0.5 ms) early. The copy now
+    starts each packet where the one before it ended (the first at the codec delay) within the clock's rounding:
+    the burst sounds at its sample after the first picture, and the .mp4 skips exactly the pre-skip."""
+    src = burst_clip(tmp_path / "in.mkv", "libopus")
+    out = copy_video(src, tmp_path / f"out{suffix}")
+    with av.open(str(out)) as container:
+        stream = container.streams.audio[0]
+        assert stream.codec_context.codec.canonical_name == "opus"
+        first = next(p for p in container.demux(stream) if p.size)
+    if suffix == ".mp4":
+        assert first.pts * first.time_base == Fraction(-312, RATE)
+    assert burst_lag(src, out) == 0

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -132,6 +133,33 @@ def test_a_still_gif_into_a_photo_format_is_a_photo_on_ray_too(ray_cluster, tmp_
                                       "--backend", "ray", "--workers", "1", "-q"])
     assert result.exit_code == 0, result.output
     assert Image.open(tmp_path / "still.png").format == "PNG"
+
+
+@pytest.mark.parametrize("address", [None, "10.255.255.1:6379"], ids=["local", "remote"])
+@pytest.mark.parametrize("one", [False, True], ids=["folder", "photo"])
+def test_a_ray_folder_with_nothing_left_to_do_starts_no_ray(tmp_path, astronaut, monkeypatch, address, one):
+    """A rerun of a finished folder (or photo) says what a local rerun says (everything left as is) without
+    starting Ray and its workers (5-15 s here) or contacting a --ray-address."""
+    from clrface_video import distributed
+
+    root = tmp_path / "album"
+    root.mkdir()
+    for name in ("a.png", "b.jpg"):
+        Image.fromarray(astronaut).resize((64, 64)).save(root / name)
+    given, out = (root / "a.png", tmp_path / "a.png") if one else (root, tmp_path / "out")
+    args = ["restore", str(given), "-o", str(out), "--model", "baseline-bicubic-sharpen", "--device", "cpu"]
+    assert CliRunner().invoke(cli, args).exit_code == 0
+    local = CliRunner().invoke(cli, args)
+
+    def no_ray(*args, **kwargs):
+        raise AssertionError("Ray was started")
+
+    monkeypatch.setattr(distributed, "ray_session", no_ray)
+    ray = CliRunner().invoke(cli, [*args, "--backend", "ray", *(["--ray-address", address] if address else [])])
+    assert ray.exit_code == local.exit_code == 0, ray.output
+    assert ("already restored, left as is" if one else "0 images, 2 already done with baseline-bicubic-sharpen") \
+        in ray.output
+    assert re.sub(r"in [0-9.]+ s", "", ray.output) == re.sub(r"in [0-9.]+ s", "", local.output)
 
 
 def test_cli_ray_options_need_the_ray_backend(tmp_path, album):
@@ -290,7 +318,7 @@ if "restore" in sys.argv:
     import time
     from pathlib import Path
 
-    import clrface_video.distributed as distributed
+    from clrface_video import distributed
     from clrface_video.distributed import cluster
 
     def _held(call, after):

@@ -12,12 +12,12 @@ from ..io.sequence import is_sequence
 from ..io.webp_anim import is_animated_webp
 from ..paths import check_files_only, check_writable, gif_as_photo, resolve_paths
 from ..photos import interrupted
-from ..pipeline import already_done
+from ..pipeline import already_done, photo_done
 from ..report import Interrupted, Progress, RestoreReport, reports_warnings
 from ..reruns import protected, up_to_date
 from ..restore.base import check_model_name
 from .cluster import ray_session, run_all, say_warnings, start_workers
-from .photos import list_folder, restore_folder_ray
+from .photos import list_folder, nothing_to_do, restore_folder_ray
 from .video import ray_codec, restore_video_ray
 
 __all__ = ["ray_session", "restore_folder_ray", "restore_path_ray", "restore_video_ray", "start_workers"]
@@ -61,6 +61,12 @@ def restore_path_ray(input: str | Path, output: str | Path | None = None, config
         check_writable(target.parent, target.name)  # one to redo (a no-op rerun passes in a read-only folder)
         ray_codec(target, info, config)  # what segments cannot carry, said before Ray starts (15 s on a CPU)
     listing = list_folder(source, output, config) if source.is_dir() else None  # as a local run, before any work
+    if listing is not None and not listing.todo:  # every photo done: said as a local rerun says it, no Ray started
+        return nothing_to_do(listing)
+    if not video and listing is None:  # a photo: one done is said as locally too, no Ray started
+        photo, target = resolve_paths(source, output)
+        if not config.overwrite and up_to_date(photo, target):  # a stale one is said by its worker
+            return photo_done(photo, target, config, local=False)
     try:
         with ray_session(address) as ray:
             actors = start_workers(ray, config, video=video, workers=workers if video or source.is_dir() else 1)

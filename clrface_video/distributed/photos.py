@@ -63,6 +63,12 @@ def list_folder(input: str | Path, output: str | Path | None, config: RestoreCon
     return FolderListing(source, target, todo, report, start)
 
 
+def nothing_to_do(listing: FolderListing) -> RestoreReport:
+    """The report of a folder whose photos are all done (or that holds none), finished on the driver: a local
+    rerun's line, where starting Ray and its workers for no work took 5-15 s (and a --ray-address was joined)."""
+    return finish_report(listing.report, None, StageTimer(), listing.start)
+
+
 @reports_warnings
 def restore_folder_ray(ray: Any, actors: list[Any], input: str | Path, output: str | Path | None = None,
                        config: RestoreConfig | None = None, *, progress: Progress | None = None,

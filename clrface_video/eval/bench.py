@@ -17,6 +17,7 @@ import numpy as np
 
 from ..errors import ClrfaceError, one_line
 from ..io.decode import is_image_path
+from ..io.output_stream import crf_or_default
 from ..restore.base import check_model_name
 
 PRECISIONS = {"fp32": None, "bf16": "bfloat16", "fp16": "float16"}
@@ -183,7 +184,7 @@ def _child(args: dict) -> dict:
     config = RestoreConfig(model=args["model"], device=args["device"], batch_size=args["batch_size"],
                            compile=args["compile"], identity_guidance=args["identity_guidance"],
                            overwrite=True, quiet=True)
-    plain_frames, plain_seconds = plain_transcode(video, work / "plain.mp4", config.crf) if args["plain"] else (0, 0.0)
+    plain_frames, plain_seconds = plain_transcode(video, work / "plain.mp4", crf_or_default(config.crf)) if args["plain"] else (0, 0.0)
     device = pick_device(config.device)
     cuda = device.type == "cuda"
     if cuda:  # the device the job runs on (--device cuda:1), not the current one

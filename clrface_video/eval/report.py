@@ -12,6 +12,7 @@ import numpy as np
 from PIL import Image, ImageDraw
 
 from ..atomic import atomic
+from ..paths import output_folder
 from .bench import BenchResult
 from .paired import Grid, PairedResult
 from .temporal import TemporalResult
@@ -291,14 +292,15 @@ def write_report(result: Result, out_dir: Path, command: str = "") -> ReportFile
 
 
 def write_compare(left: Sequence[np.ndarray], right: Sequence[np.ndarray], path: Path, fps: float = 25.0) -> Path:
-    """An H.264 video of (left | right) frames side by side (input | output); written atomically."""
+    """An H.264 video of (left | right) frames side by side (input | output); written atomically, into its folder,
+    made where missing (removed again if the write fails), as -o and --report make theirs."""
     import av
 
     if len(left) != len(right) or not left:
         raise ValueError("write_compare needs two equally long, non-empty frame lists")
     h, w = left[0].shape[:2]
     h2, w2 = h + h % 2, 2 * w + (2 * w) % 2
-    with atomic(path) as temp, av.open(str(temp), "w") as out:
+    with output_folder(path.parent), atomic(path) as temp, av.open(str(temp), "w") as out:
             stream = out.add_stream("libx264", rate=Fraction(fps).limit_denominator(1001))
             stream.width, stream.height, stream.pix_fmt = w2, h2, "yuv420p"
             stream.options = {"crf": "18"}

@@ -454,31 +454,36 @@ def _still_heard(packet: av.Packet, shift: Fraction, copy: Copy) -> bool:
         packet_time(packet) + Fraction(packet.duration) * packet.time_base > shift
 
 
-def _on_frame_grid(packet: av.Packet, stream: av.stream.Stream) -> None:
+def _on_frame_grid(packet: av.Packet, stream: av.stream.Stream, follows: int | None = None) -> int | None:
     """Time an audio packet in samples where its stream's clock ticks slower than its samples (but faster than
     its frames), on the grid its codec's fixed-size frames lie on from the encoder delay (-delay, -delay +
     frame_size, ...) wherever that lies within the clock's rounding of its time, else at that time to the
     nearest sample. Matroska times packets to the millisecond: an AAC track's 1024 priming samples at 48 kHz
     (21.33 ms) read as -21 ms, which an MP4's edit list turned into 1008 samples skipped (16 priming samples
-    heard), and its frames into 1008 and 1056 samples. Codecs that report no frame size keep their clock's."""
+    heard), and its frames into 1008 and 1056 samples. A codec that reports no frame size (Opus, whose packets
+    may each hold another length) has each packet start where the stream's last one ended (`follows`; the first
+    at -delay) within that rounding, as lossless_audio.SampleConverter._packet_start has it: an Opus track's
+    pre-skip, 312 samples, read as -7 ms (336), was copied 24 samples (0.5 ms) early into .mp4, .ts and .nut.
+    Returns where the packet ends, in samples (None: not timed so, or its length unknown)."""
     if stream.type != "audio":
-        return
+        return None
     context = stream.codec_context
     rate, size = context.sample_rate, context.frame_size
-    if not rate or not size or not Fraction(1, rate) < packet.time_base < Fraction(size, rate):
-        return
+    if not rate or not Fraction(1, rate) < packet.time_base or size and not packet.time_base < Fraction(size, rate):
+        return None
     half_tick = packet.time_base * rate / 2  # in samples: how far the clock's rounding may have moved a time
 
     def on_grid(ticks: int, anchor: int) -> int:
         exact = ticks * packet.time_base * rate
-        nearest = anchor + round((exact - anchor) / size) * size
+        nearest = anchor + round((exact - anchor) / size) * size if size else anchor
         return nearest if abs(nearest - exact) <= half_tick else round(exact)
 
-    delay = context.delay or 0
-    packet.pts = None if packet.pts is None else on_grid(packet.pts, -delay)
-    packet.dts = None if packet.dts is None else on_grid(packet.dts, -delay)
-    packet.duration = on_grid(packet.duration, 0)
+    start = -(context.delay or 0) if size or follows is None else follows
+    packet.pts = None if packet.pts is None else on_grid(packet.pts, start)
+    packet.dts = None if packet.dts is None else on_grid(packet.dts, start)
+    packet.duration = on_grid(packet.duration, 0) if size else round(packet.duration * packet.time_base * rate)
     packet.time_base = Fraction(1, rate)
+    return packet.dts + packet.duration if packet.dts is not None and packet.duration else None
 
 
 class CopiedStreams:
@@ -509,6 +514,8 @@ class CopiedStreams:
         # held until one shown before it follows (_shown_by_end)
         self._opened: set[int] = set()  # copied videos whose first packet is muxed (_open_at_its_time)
         self._sound_ends: dict[int, Fraction] = {}  # per output audio stream, where its last packet muxed ends (s)
+        self._sample_ends: dict[int, int | None] = {}  # per copied audio stream, where its last packet ends in
+        # samples (_on_frame_grid), none before the first
 
     def _give_time(self, packet: av.Packet) -> None:
         """A packet the demuxer gives no time (the later frames of a laced Matroska block) follows its stream's
@@ -561,7 +568,8 @@ class CopiedStreams:
             elif undecoded:
                 self._place(packet, copy, shift)
             elif not self._runs_backwards(packet, copy):
-                _on_frame_grid(packet, self._sources[packet.stream_index])
+                self._sample_ends[packet.stream_index] = _on_frame_grid(
+                    packet, self._sources[packet.stream_index], self._sample_ends.get(packet.stream_index))
                 for ready in self._lengthened(packet, copy):
                     self._place(ready, copy, shift)
 

@@ -146,7 +146,7 @@ class VideoWriter:
     """
 
     def __init__(self, output: Path | str, source: Path | str, info: VideoInfo, *,
-                 codec: str = "auto", crf: int = 18, span: TimeSpan | None = None, preset: str | None = None,
+                 codec: str = "auto", crf: int | None = None, span: TimeSpan | None = None, preset: str | None = None,
                  segment: bool = False, turns: int | None = None) -> None:
         self.output = default_output_path(output, source)
         self.source = Path(source)

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import av
 
+from clrface_video.config import DEFAULT_CRF
 from clrface_video.errors import ClrfaceError, one_line, option_name
 from clrface_video.io.decode import (
     FIELDS_BOTTOM_FIRST,
@@ -84,6 +85,7 @@ SAR_IN_BITSTREAM = frozenset({"libx264", "libx265", "mpeg4", "mpeg2video", "mpeg
 SAR_CONTAINERS = frozenset({"mov", "mp4", "ipod", "3gp", "3g2"})
 ROTATION_CONTAINERS = SAR_CONTAINERS | {"matroska", "webm"}  # those that store a display matrix (rotation)
 LOSSLESS_CODECS = frozenset({"ffv1", "utvideo", "huffyuv", "ffvhuff"})  # they keep the source's pixel format
+LOSSLESS_IMAGE_CODECS = frozenset({"png", "apng", "tiff", "dpx"})  # image sequences' and animated PNG's
 RGB_PREFIXES = ("rgb", "bgr", "gbr", "argb", "abgr", "0rgb", "0bgr")
 LOSSLESS_FORMATS = {  # by the frames' bit depth, an RGB or grey source's formats in a lossless encoder's terms
     "rgb": {8: ("bgr0", "gbrp", "rgb24"), 10: ("gbrp10le",), 12: ("gbrp12le",), 16: ("gbrp16le", "rgb48le")},
@@ -379,10 +381,43 @@ def mpeg_quantiser(crf: int) -> int:
     return max(1, min(31, round(crf / 9)))
 
 
-def encoder_settings(codec: str, crf: int, preset: str | None) -> tuple[int | None, str | None]:
+def crf_or_default(crf: int | None) -> int:
+    """The --crf asked, or DEFAULT_CRF where none was (None)."""
+    return DEFAULT_CRF if crf is None else crf
+
+
+def encoder_settings(codec: str, crf: int | None, preset: str | None) -> tuple[int | None, str | None]:
     """The --crf and --preset an encoder is given (add_video_stream), None for those it takes none of: what
     a report says was used (an MPEG-1/2/4 Part 2 encoder's --crf is its quantiser, mpeg_quantiser)."""
-    return (crf if codec in CRF_CODECS | QSCALE_CODECS else None), (preset if codec in PRESET_CODECS else None)
+    return (crf_or_default(crf) if codec in CRF_CODECS | QSCALE_CODECS else None), \
+        (preset if codec in PRESET_CODECS else None)
+
+
+def _quality_options(codec: str, crf: int | None, preset: str | None) -> dict[str, str]:
+    """The encoder options --crf and --preset set (a constant quality, or for MPEG-1/2/4 Part 2 a fixed
+    quantiser), each given to an encoder that takes none said in one warning: a lossless FFV1's --crf 28 was
+    passed over in silence, as if it had made a smaller file. None: not given (the default, said nothing of)."""
+    options: dict[str, str] = {}
+    if crf is not None and codec not in CRF_CODECS | QSCALE_CODECS:
+        kind = " (lossless)" if codec in LOSSLESS_CODECS | LOSSLESS_IMAGE_CODECS else ""
+        log.warning("%s is for %s; %s%s takes none, so it is ignored", option_name("crf"),
+                    ", ".join(sorted(CRF_CODECS | QSCALE_CODECS)), codec, kind)
+    crf = crf_or_default(crf)
+    if codec in CRF_MAX and crf > CRF_MAX[codec]:
+        raise ClrfaceError(f"{option_name('crf')} {crf} is beyond {codec}'s range (0-{CRF_MAX[codec]})")
+    if codec in CRF_CODECS:
+        options["crf"] = str(crf)
+    if codec in QSCALE_CODECS:  # bounded both ways: PyAV's frames carry no quality of their own to ask for
+        quantiser = str(mpeg_quantiser(crf))
+        options.update(flags="+qscale", qmin=quantiser, qmax=quantiser)
+    if preset is not None:
+        if codec in PRESET_CODECS:
+            options["preset"] = preset
+        else:
+            log.warning("%s is for libx264 and libx265; %s takes none, so it is ignored", option_name("preset"), codec)
+    if codec == "libvpx-vp9":
+        options["b"] = "0"
+    return options
 
 
 def tag_for_apple(out: av.container.OutputContainer, stream: av.video.stream.VideoStream) -> None:
@@ -392,7 +427,7 @@ def tag_for_apple(out: av.container.OutputContainer, stream: av.video.stream.Vid
         stream.codec_tag = "hvc1"
 
 
-def add_video_stream(out: av.container.OutputContainer, info: VideoInfo, codec: str, crf: int,
+def add_video_stream(out: av.container.OutputContainer, info: VideoInfo, codec: str, crf: int | None,
                       pix_fmt: str | None = None, preset: str | None = None) -> av.video.stream.VideoStream:
     if codec == DV_CODEC and pix_fmt is None:  # DV's fixed sizes and rates are checked before any stream is added
         pix_fmt = dv_pix_fmt(info.width, info.height, info.fps, info.pix_fmt)
@@ -445,20 +480,7 @@ def add_video_stream(out: av.container.OutputContainer, info: VideoInfo, codec: 
     options = dict(QUIET_OPTIONS.get(codec, {}))
     if codec == "libsvtav1":
         quiet_svt()
-    if codec in CRF_MAX and crf > CRF_MAX[codec]:
-        raise ClrfaceError(f"{option_name('crf')} {crf} is beyond {codec}'s range (0-{CRF_MAX[codec]})")
-    if codec in CRF_CODECS:
-        options["crf"] = str(crf)
-    if codec in QSCALE_CODECS:  # bounded both ways: PyAV's frames carry no quality of their own to ask for
-        quantiser = str(mpeg_quantiser(crf))
-        options.update(flags="+qscale", qmin=quantiser, qmax=quantiser)
-    if preset is not None:
-        if codec in PRESET_CODECS:
-            options["preset"] = preset
-        else:
-            log.warning("%s is for libx264 and libx265; %s takes none, so it is ignored", option_name("preset"), codec)
-    if codec == "libvpx-vp9":
-        options["b"] = "0"
+    options.update(_quality_options(codec, crf, preset))
     if codec == "ffv1":  # as archives write it: every frame decodes alone (FFmpeg's 12-frame default carried one
         ctx.gop_size = 1  # damaged frame's coder state into the next 11, for 1.6% less size on a real clip), and
         options.update(level="3", slicecrc="1")  # each slice carries a CRC, so damage is found, not played

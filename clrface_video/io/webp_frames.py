@@ -158,16 +158,18 @@ class WebpWriter:
     is in the output's folder, not the system's temp folder (often a RAM disk, which would hold the frames in
     memory again). It has no name there on Linux and macOS (Windows names it until it is closed) and goes
     when the writer closes it, however the block ends, or when the process ends, however that ends.
-    Takes VideoWriter's arguments; a codec or preset asked for does not apply to WebP, and a warning says so.
+    Takes VideoWriter's arguments; a codec, crf or preset asked for does not apply to WebP, and a warning says so.
     """
 
     codec = "webp"  # what a report names as the encoder (Pillow's, libwebp), as VideoWriter.codec
 
     def __init__(self, output: Path | str, source: Path | str, info: VideoInfo, **video_options: Any) -> None:
         self.output, self.source, self.info = Path(output), Path(source), info
-        if video_options.get("codec", "auto") != "auto" or video_options.get("preset") is not None:
-            log.warning("%s: %s and %s do not apply to an animated WebP; it is written by Pillow, lossless or lossy "
-                        "as its source", self.output.name, option_name("codec"), option_name("preset"))
+        if video_options.get("codec", "auto") != "auto" or video_options.get("crf") is not None \
+                or video_options.get("preset") is not None:
+            log.warning("%s: %s, %s and %s do not apply to an animated WebP; it is written by Pillow, lossless or "
+                        "lossy as its source", self.output.name, option_name("codec"), option_name("crf"),
+                        option_name("preset"))
         self.frames_written = 0
         self._spool: IO[bytes] | None = None  # the frames written, each zlib-compressed, one after another
         self._offsets = [0]  # where each frame starts in the spool, and where the last one ends
