@@ -49,16 +49,20 @@ def astronaut() -> np.ndarray:
 
 @pytest.fixture()
 def warnings_logged(caplog):
-    """caplog's records of the package's warnings, even after a CLI test stopped its logger propagating."""
+    """caplog's records of the package's warnings, each once, even after a CLI test stopped its logger propagating:
+    caplog's handler is on the package's logger, which propagates nothing meanwhile (caplog's handler is on the
+    root logger too, so a warning logged once was recorded twice)."""
     import logging
 
     logger = logging.getLogger("clrface_video")
-    level = logger.level
+    level, propagate = logger.level, logger.propagate
     logger.addHandler(caplog.handler)
     logger.setLevel(logging.WARNING)
+    logger.propagate = False
     yield caplog
     logger.removeHandler(caplog.handler)
     logger.setLevel(level)
+    logger.propagate = propagate
 
 
 @pytest.fixture()

@@ -216,6 +216,20 @@ def test_a_44_1_khz_track_into_an_ntsc_dv_is_resampled_to_48_not_left_out(tmp_pa
         "resampled to 48 kHz" in said[0]
 
 
+def test_the_api_says_a_44_1_khz_tracks_resampling_for_an_ntsc_dv_once(tmp_path, warnings_logged):
+    """restore_video's report and the package's log each hold the warning once, as the CLI prints it: the log
+    records seemed to hold it twice, as the warnings_logged fixture recorded each one through the package's
+    logger and again through the root logger it propagates to (the tests above counted a set of lines)."""
+    from clrface_video import restore_video
+
+    src = toned_clip(tmp_path / "in.mp4", "libx264", "aac", 44100, size=(720, 480), fps=Fraction(30000, 1001))
+    report = restore_video(src, tmp_path / "out.dv", model="baseline-bicubic-sharpen", device="cpu")
+    said = ("audio stream 1 (aac) cannot be copied into .dv, which holds PCM only; it is decoded to pcm_s16le, "
+            "resampled to 48 kHz (.mkv keeps it as it is)")
+    assert report.warnings == [said]
+    assert [r.getMessage() for r in warnings_logged.records] == [said]
+
+
 @pytest.mark.parametrize(("audio_codec", "suffix"), [("aac", ".mpg"), ("vorbis", ".vob"), ("pcm_s16le", ".mpg")])
 def test_a_44_1_khz_track_recoded_for_a_dvd_program_stream_is_resampled_to_48(tmp_path, warnings_logged, audio_codec,
                                                                               suffix):
