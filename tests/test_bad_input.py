@@ -543,3 +543,16 @@ def test_a_folders_output_named_as_a_video_or_photo_is_refused(tmp_path, monkeyp
     (tmp_path / "old.mp4").mkdir()
     assert restore("PHOTOS", "-o", "old.mp4", "-q").exit_code == 0
     assert (tmp_path / "new.mp4" / "a.jpg").is_file() and (tmp_path / "old.mp4" / "a.jpg").is_file()
+
+
+def test_an_mxf_output_at_a_rate_it_cannot_hold_is_refused_in_its_one_line_alone(tmp_path):
+    """Regression: a 20 fps clip with AAC sound into .mxf printed 'audio stream 1 (aac) cannot be stored in .mxf;
+    it is left out' before the error refusing the rate, as the audio was set up before FFmpeg's MXF writer refused
+    the rate: a run that writes nothing warned of a track it would lose. The rate is checked first."""
+    src = make_clip(tmp_path / "src.mp4", frames=4, size=(64, 48), fps=20, face=False)
+    before = snapshot(tmp_path)
+    result = restore(src, "-o", tmp_path / "r.mxf")
+    assert result.exit_code == 2
+    assert result.stderr == ("error: a .mxf file holds only broadcast frame rates (23.976 to 60 fps), and this video "
+                             "runs at 20 fps; use .mkv or .mov\n")
+    assert snapshot(tmp_path) == before

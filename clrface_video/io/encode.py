@@ -38,8 +38,8 @@ from clrface_video.io.output_stream import (
     FieldFlags,
     add_video_stream,
     auto_codec,
-    broadcast_rate,
     check_codec,
+    check_mxf_rate,
     field_parity,
     other_containers,
     renamed_muxer,
@@ -246,6 +246,7 @@ class VideoWriter:
                 muxer = renamed_muxer(self.output)  # a camcorder's .MOD or .TOD: its container, under its name
                 if self.codec == AUTO:
                     self.codec = auto_codec(self.output, self.info)
+            check_mxf_rate(self.output, self.info.fps)  # before any stream is set up, or its warnings said
             self._source = open_input(self.source, self.info.fps)
             options = muxer_options(self._source, self.output)
             if muxer == "apng":
@@ -282,9 +283,6 @@ class VideoWriter:
                 raise ClrfaceError(f"the {self.codec} encoder would not open for {self.info.width}x{self.info.height} "
                                    f"{self._pix_fmt} ({one_line(error)}); try {option_name('codec')} prores_ks, ffv1 or libx264") \
                     from error
-            if self._out.format.name == "mxf" and broadcast_rate(self.info.fps) is None:
-                raise ClrfaceError(f"a .mxf file holds only broadcast frame rates (23.976 to 60 fps), and this video "
-                                   f"runs at {float(self.info.fps or 0):.4g} fps; use .mkv or .mov") from error
             why = "" if refused else f" ({one_line(error)})"  # a bare -1 names only the hidden file and EPERM
             raise ClrfaceError(f"a {self.output.suffix} file cannot hold {self.codec} video{why}; "
                                f"use {other_containers(self.output, self.codec)}, or another {option_name('codec')}") from error

@@ -348,6 +348,15 @@ def broadcast_rate(fps: Fraction | None) -> Fraction | None:
     return next((rate for rate in sorted(MXF_RATES) if abs(rate - fps) <= rate * RATE_TOLERANCE), None)
 
 
+def check_mxf_rate(output: Path, fps: Fraction | None) -> None:
+    """Refuse an .mxf output of a video whose rate is no broadcast one (FFmpeg's MXF writer takes those alone,
+    MXF_RATES), as the writer opens: before its streams are set up, so the refusal is said alone, not after
+    warnings of what those streams would have lost. A rate unknown is coded at 25 fps, which MXF takes."""
+    if fps and known_suffix(output.suffix).lower() == ".mxf" and broadcast_rate(fps) is None:
+        raise ClrfaceError(f"a .mxf file holds only broadcast frame rates (23.976 to 60 fps), and this video "
+                           f"runs at {float(fps):.4g} fps; use .mkv or .mov")
+
+
 def coded_rate(codec: str, fps: Fraction) -> Fraction:
     """The rate `codec` codes frames of `fps` at: for MPEG-1/2, whose sequence header holds one of a few rate
     codes, the broadcast rate that `fps` is (broadcast_rate), else `fps` itself."""
