@@ -572,3 +572,33 @@ def test_an_autoencoder_trained_on_after_its_decoder_fine_tune_is_what_later_sta
     retuned = stage_weights(run_dir, "decoder")
     assert all(torch.equal(retuned[k], newer[k]) for k in newer if not k.startswith("decoder."))
     assert load_finished_stages(CLRFaceModel(load_run_config(run_dir, "tiny")), run_dir) == ["autoencoder", "decoder"]
+
+
+def test_export_after_a_resumed_autoencoder_names_the_stages_trained_over_the_earlier_one(
+        data_dir: Path, tmp_path: Path, warnings_logged) -> None:
+    """train --stage all, then the autoencoder resumed: the prior learnt the earlier autoencoder's latents and the
+    mask unrolled that prior, so export says, in one line, which stages to train again (the IRN, on pixels
+    alone, is not among them); the stages retrained in that order leave nothing to warn of."""
+    run_dir = tmp_path / "run"
+    run(data_dir, run_dir, ("autoencoder", "irn", "prior", "mask", "gate"), steps=1)
+    assert json.loads((run_dir / "prior" / "state.json").read_text())["over"] == {"autoencoder": 1}
+    assert json.loads((run_dir / "mask" / "state.json").read_text())["over"] == {"autoencoder": 1, "irn": 1, "prior": 1}
+    run(data_dir, run_dir, ("autoencoder",), steps=2, resume=True)
+    warnings_logged.clear()
+    export_model(run_dir, tmp_path / "m.safetensors", fp16=False)
+    assert [r.getMessage() for r in warnings_logged.records] == [(
+        f"{run_dir}: autoencoder trained on after prior, mask and gate were trained over it (the gate is left out "
+        "of the export); train --stage prior, --stage mask and --stage gate again, in that order, each with "
+        "--resume and a higher --steps")]
+    run(data_dir, run_dir, ("prior",), steps=2, resume=True)
+    warnings_logged.clear()
+    export_model(run_dir, tmp_path / "m.safetensors", fp16=False)
+    assert [r.getMessage() for r in warnings_logged.records] == [(
+        f"{run_dir}: autoencoder and prior trained on after mask and gate were trained over them (the gate is left "
+        "out of the export); train --stage mask and --stage gate again, in that order, each with --resume and a "
+        "higher --steps")]
+    run(data_dir, run_dir, ("mask", "gate"), steps=2, resume=True)
+    warnings_logged.clear()
+    export_model(run_dir, tmp_path / "m.safetensors", fp16=False)
+    assert not warnings_logged.records
+    assert CLRFaceModel.load(tmp_path / "m.safetensors").gate is not None

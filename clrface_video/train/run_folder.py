@@ -25,7 +25,10 @@ STAGE_ORDER = ("autoencoder", "decoder", "irn", "prior", "mask", "gate")
 
 # stages trained over others' weights, which they supersede or depend on: the steps of those stages are
 # recorded with them (StageState.over) so a stage trained over weights that have moved since is known stale
-TRAINED_OVER = {"decoder": ("autoencoder",), "gate": tuple(s for s in STAGE_ORDER if s != "gate")}
+# (the prior learns the autoencoder's latents; the mask unrolls the prior over them from the IRN's estimate; the
+# IRN works on pixels alone)
+TRAINED_OVER = {"decoder": ("autoencoder",), "prior": ("autoencoder",), "mask": ("autoencoder", "irn", "prior"),
+                "gate": tuple(s for s in STAGE_ORDER if s != "gate")}
 
 STAGE_MODULE = {"autoencoder": "vqgan", "decoder": "vqgan", "irn": "irn", "prior": "denoiser", "mask": "mask",
                 "gate": "gate"}
@@ -167,15 +170,28 @@ def load_finished_stages(model: CLRFaceModel, run_dir: Path, training: Sequence[
 
 def stale_gate(run_dir: Path) -> bool:
     """Whether the run's blend gate cannot be exported: never trained, or trained over other weights than
-    the run's (a stage trained since: the gate learnt those restorations, not these; logged as a warning)."""
-    gate = load_state(run_dir / "gate", "gate")
-    if gate.step == 0:
-        return True
-    moved = moved_since(run_dir, "gate")
-    if moved:
-        log.warning("%s: the blend gate was trained over other %s weights and is left out of the export; "
-                    "train --stage gate again to fit one to these", run_dir, " and ".join(moved))
-    return bool(moved)
+    the run's (a stage trained since: the gate learnt those restorations, not these; export warns)."""
+    return load_state(run_dir / "gate", "gate").step == 0 or bool(moved_since(run_dir, "gate"))
+
+
+def _listed(names: Sequence[str]) -> str:
+    """'a', 'a and b', 'a, b and c'."""
+    return " and ".join(filter(None, (", ".join(names[:-1]), names[-1])))
+
+
+def warn_stale(run_dir: Path, stages: Sequence[str]) -> None:
+    """One warning naming the exported stages trained over weights that have moved since (a prior over an
+    earlier autoencoder's latents no longer matches its decoder), in the order to train them again."""
+    moved = {stage: moved_since(run_dir, stage) for stage in stages if stage != "decoder"}  # decoder: left out
+    stale = [s for s in STAGE_ORDER if moved.get(s)]
+    if not stale:
+        return
+    since = [s for s in STAGE_ORDER if any(s in m for m in moved.values())]
+    log.warning("%s: %s trained on after %s %s trained over %s%s; train %s again, in that order, each with "
+                "--resume and a higher --steps", run_dir, _listed(since), _listed(stale),
+                "was" if len(stale) == 1 else "were", "it" if len(since) == 1 else "them",
+                " (the gate is left out of the export)" if "gate" in stale else "",
+                _listed([f"--stage {s}" for s in stale]))
 
 
 def export_model(run_dir: Path, out: Path, *, fp16: bool = True, anchor_range: tuple[float, float] | None = None,
@@ -197,10 +213,12 @@ def export_model(run_dir: Path, out: Path, *, fp16: bool = True, anchor_range: t
         cfg = replace(cfg, anchor_range=(float(anchor_range[0]), float(anchor_range[1])))
     if t_star_range is not None:
         cfg = replace(cfg, t_star_range=(float(t_star_range[0]), float(t_star_range[1])))
+    gated = cfg.gate is not None and load_state(run_dir / "gate", "gate").step > 0
     if cfg.gate is not None and stale_gate(run_dir):
         cfg = replace(cfg, gate=None)  # an untrained gate, or one fitted to other weights: leave it out
     model = CLRFaceModel(cfg)
     loaded = load_finished_stages(model, run_dir)
+    warn_stale(run_dir, loaded + ["gate"] * gated)
     missing = [s for s in STAGE_ORDER if s not in loaded and s not in OPTIONAL_STAGES]
     if "autoencoder" in missing:
         raise ClrfaceError(f"{run_dir} has no trained autoencoder; train --stage autoencoder first")
