@@ -583,22 +583,22 @@ def test_export_after_a_resumed_autoencoder_names_the_stages_trained_over_the_ea
     run(data_dir, run_dir, ("autoencoder", "irn", "prior", "mask", "gate"), steps=1)
     assert json.loads((run_dir / "prior" / "state.json").read_text())["over"] == {"autoencoder": 1}
     assert json.loads((run_dir / "mask" / "state.json").read_text())["over"] == {"autoencoder": 1, "irn": 1, "prior": 1}
-    run(data_dir, run_dir, ("autoencoder",), steps=2, resume=True)
-    warnings_logged.clear()
-    export_model(run_dir, tmp_path / "m.safetensors", fp16=False)
-    assert [r.getMessage() for r in warnings_logged.records] == [(
+    out = tmp_path / "m.safetensors"
+
+    def exported_after(stages: tuple[str, ...]) -> list[str]:
+        """The warnings of an export after `stages` are trained on to step 2."""
+        run(data_dir, run_dir, stages, steps=2, resume=True)
+        warnings_logged.clear()
+        export_model(run_dir, out, fp16=False)
+        return [r.getMessage() for r in warnings_logged.records]
+
+    assert exported_after(("autoencoder",)) == [(
         f"{run_dir}: autoencoder trained on after prior, mask and gate were trained over it (the gate is left out "
         "of the export); train --stage prior, --stage mask and --stage gate again, in that order, each with "
         "--resume and a higher --steps")]
-    run(data_dir, run_dir, ("prior",), steps=2, resume=True)
-    warnings_logged.clear()
-    export_model(run_dir, tmp_path / "m.safetensors", fp16=False)
-    assert [r.getMessage() for r in warnings_logged.records] == [(
+    assert exported_after(("prior",)) == [(
         f"{run_dir}: autoencoder and prior trained on after mask and gate were trained over them (the gate is left "
         "out of the export); train --stage mask and --stage gate again, in that order, each with --resume and a "
         "higher --steps")]
-    run(data_dir, run_dir, ("mask", "gate"), steps=2, resume=True)
-    warnings_logged.clear()
-    export_model(run_dir, tmp_path / "m.safetensors", fp16=False)
-    assert not warnings_logged.records
-    assert CLRFaceModel.load(tmp_path / "m.safetensors").gate is not None
+    assert exported_after(("mask", "gate")) == []
+    assert CLRFaceModel.load(out).gate is not None
