@@ -368,6 +368,22 @@ def test_codec_auto_on_ray_writes_mpeg2_into_mpg_as_locally(tmp_path):
         ray_codec(Path("out.webm"), steady, RestoreConfig())
 
 
+def test_an_mxf_output_at_a_rate_it_cannot_hold_is_refused_on_ray_before_its_segments_are_restored(tmp_path):
+    """Ray's join opens the .mxf only once every segment is restored, so a 20 fps clip into .mxf (--codec libx264)
+    met MXF's refusal of its rate there, after the work. ray_codec, asked before Ray starts, refuses it as the
+    local writer does."""
+    from pathlib import Path
+
+    from clrface_video.config import RestoreConfig
+    from clrface_video.distributed.video import ray_codec
+    from clrface_video.errors import ClrfaceError
+    from clrface_video.io.decode import probe_video
+
+    clip = probe_video(make_clip(tmp_path / "clip.mp4", frames=2, size=(64, 48), fps=20, audio=False))
+    with pytest.raises(ClrfaceError, match=r"^a \.mxf file holds only broadcast frame rates .* runs at 20 fps"):
+        ray_codec(Path("out.mxf"), clip, RestoreConfig(codec="libx264"))
+
+
 def test_a_malformed_ray_address_is_a_one_line_error():
     """'--ray-address "not a host"' ended as 'unexpected ValueError: Invalid address format' (exit 1)."""
     from clrface_video.distributed.cluster import ray_session

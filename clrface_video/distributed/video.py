@@ -24,6 +24,7 @@ from ..io.encode import AUTO
 from ..io.output_stream import (
     auto_codec,
     check_codec,
+    check_mxf_rate,
     container_takes,
     muxer_name,
     other_containers,
@@ -142,6 +143,7 @@ def ray_codec(target: Path, info: VideoInfo, config: RestoreConfig) -> str:
     if is_gif(target) or target.suffix.lower() in (".png", ".apng"):
         raise ClrfaceError(f"{backend_name('ray')} cannot write a GIF or an animated PNG; restore it with "
                            f"{backend_name('local')}")
+    check_mxf_rate(target, info.fps)  # as the local writer does, not as the join opens the .mxf
     codec = check_codec(config.codec if config.codec != AUTO else auto_codec(target, info))
     if not container_takes(target.suffix, codec):  # before the segments are restored, not when they are joined
         raise ClrfaceError(f"a {target.suffix} file cannot hold {codec} video; use {other_containers(target, codec)}, "
