@@ -211,9 +211,9 @@ def test_segments_deinterlace_as_the_whole_file_does_but_at_their_first_frame(tm
                 assert np.array_equal(frame.image, by_pts[frame.pts]), (number, position)
 
 
-def encoded_segments(clip, suffix: str, count: int = 3):
-    """The clip's segments each decoded and encoded into a file beside it, as the workers write them, and the
-    source pts of each one's frames."""
+def encoded_segments(clip, suffix: str, count: int = 3, codec: str = "auto"):
+    """The clip's segments each decoded and encoded (in `codec`) into a file beside it, as the workers write them,
+    and the source pts of each one's frames."""
     from dataclasses import replace
 
     from clrface_video.io.encode import VideoWriter
@@ -223,7 +223,7 @@ def encoded_segments(clip, suffix: str, count: int = 3):
     for segment in plan_segments(clip, count):
         path = clip.with_name(f"segment_{segment.number}{suffix}")
         frames = list(read_segment(clip, segment, False))
-        with VideoWriter(path, clip, replace(info, other_streams=0)) as writer:
+        with VideoWriter(path, clip, replace(info, other_streams=0), codec=codec) as writer:
             for frame in frames:
                 writer.write(frame)
         paths.append(path)
@@ -264,6 +264,22 @@ def test_joining_segments_removes_a_killed_runs_temporary_output(tmp_path):
         leftover.write_bytes(b"half")
     assert join_segments(paths, expected, out / "joined.mp4", clip, probe_video(clip)) == 8
     assert not dead.exists() and alive.read_bytes() == b"half"
+
+
+def test_ffv1_segments_in_matroska_join_into_an_mp4(tmp_path):
+    """--codec ffv1 into an .mp4 on Ray: its segments are Matroska (QuickTime holds no ffv1), whose 1 ms clock put
+    back on the source's rounded a frame's decode time past its own pts (42 ms is 516/12288 s, the frame 512), and
+    the .mp4 muxer refused the first segment once every segment was restored, where a local run writes the file."""
+    from clrface_video.distributed.segments import join_segments, segment_suffix
+
+    clip = make_clip(tmp_path / "clip.mp4", frames=8, size=(128, 96), gop=4, audio=False)
+    out = tmp_path / "joined.mp4"
+    assert segment_suffix(out, "ffv1") == ".mkv"
+    paths, expected = encoded_segments(clip, ".mkv", count=2, codec="ffv1")
+    assert join_segments(paths, expected, out, clip, probe_video(clip)) == 8
+    assert [frame.pts for frame in read_frames(out)] == [frame.pts for frame in read_frames(clip)]
+    decoded = [frame.image for path in paths for frame in read_frames(path)]
+    assert all(np.array_equal(a, frame.image) for a, frame in zip(decoded, read_frames(out), strict=True))
 
 
 @pytest.mark.parametrize(("source", "output"), [(".mp4", ".mkv"), (".mkv", ".mp4")])

@@ -198,6 +198,9 @@ class PacketWriter(VideoWriter):
         self._out = av.open(str(self.partial), "w", format=renamed_muxer(self.output),  # a camcorder's .MOD too
                             options=muxer_options(self._source, self.output))
         self._video = self._out.add_stream_from_template(self.template)
+        # the source's clock, as add_video_stream gives it: a Matroska segment's 1 ms one (ffv1 into an .mp4) timed
+        # the .mp4's frames 1/16000 s apart, every pts rounded
+        self._video.time_base = self.info.time_base
         tag_for_apple(self._out, self._video)  # the template's tag is not copied
         codec = self.template.codec_context.name
         if self._out.format.name in PLAYER_MPEG_MUXERS and codec in ANNEX_B_FILTERS:
@@ -281,17 +284,21 @@ def _retimed(packets: list[av.Packet], wanted: list[int | None], time_base: Frac
              target: Fraction) -> list[av.Packet]:
     """The packets with the source pts put back (in the source time base `target`), in decode order.
 
-    Matroska stores no decode times, so with B-frames some of its packets come back without one; then
-    every packet gets the i-th smallest pts less the least shift that keeps each dts <= its pts.
+    Matroska stores no decode times, so with B-frames some of its packets come back without one; and its 1 ms
+    clock, put back on the source's, can round a decode time past its frame's pts (ffv1 segments joined into an
+    .mp4, whose muxer refuses that). Then every packet gets the i-th smallest pts less the least shift that keeps
+    each dts <= its pts.
     """
     if any(p is None for p in wanted) or any(p.pts is None for p in packets) or len(packets) != len(wanted):
         return packets
     found = sorted(p.pts for p in packets)
     exact = dict(zip(found, sorted(wanted)))  # type: ignore[arg-type]
     offset = exact[found[0]] - Fraction(found[0]) * time_base / target
-    rebuilt = _decode_times([exact[p.pts] for p in packets]) if any(p.dts is None for p in packets) else None
-    for i, packet in enumerate(packets):
-        dts = rebuilt[i] if rebuilt is not None else round(Fraction(packet.dts) * time_base / target + offset)
+    moved = None if any(p.dts is None for p in packets) else \
+        [round(Fraction(p.dts) * time_base / target + offset) for p in packets]
+    if moved is None or any(dts > exact[p.pts] for dts, p in zip(moved, packets)):
+        moved = _decode_times([exact[p.pts] for p in packets])
+    for packet, dts in zip(packets, moved):
         if packet.duration:  # each frame's length, in the new clock too (a 1 ms Matroska tick is not 1/16000 s)
             packet.duration = max(1, round(Fraction(packet.duration) * time_base / target))
         packet.time_base = target
