@@ -162,6 +162,34 @@ def test_a_ray_folder_with_nothing_left_to_do_starts_no_ray(tmp_path, astronaut,
     assert re.sub(r"in [0-9.]+ s", "", ray.output) == re.sub(r"in [0-9.]+ s", "", local.output)
 
 
+@pytest.mark.parametrize("redo", ["stale", "--overwrite"])
+def test_a_read_only_photo_to_redo_is_refused_before_ray_starts(tmp_path, astronaut, monkeypatch, redo):
+    """A photo whose original changed since (or given --overwrite), its output made read-only: refused in one line
+    as a local run refuses it, without starting Ray (8 s here) for its worker to refuse it."""
+    from clrface_video import distributed
+
+    photo, out = tmp_path / "a.png", tmp_path / "out.png"
+    Image.fromarray(astronaut).resize((64, 64)).save(photo)
+    args = ["restore", str(photo), "-o", str(out), "--model", "baseline-bicubic-sharpen", "--device", "cpu"]
+    assert CliRunner().invoke(cli, args).exit_code == 0
+    if redo == "stale":
+        os.utime(photo, ns=(time.time_ns(), out.stat().st_mtime_ns + 10_000_000_000))
+    else:
+        args.append(redo)
+    out.chmod(0o444)
+    kept = out.read_bytes()
+    local = CliRunner().invoke(cli, args)
+
+    def no_ray(*args, **kwargs):
+        raise AssertionError("Ray was started")
+
+    monkeypatch.setattr(distributed, "ray_session", no_ray)
+    ray = CliRunner().invoke(cli, [*args, "--backend", "ray"])
+    assert ray.exit_code == local.exit_code == 2, ray.output
+    assert "out.png is read-only; make it writable to redo it" in ray.output
+    assert ray.output == local.output and out.read_bytes() == kept
+
+
 def test_cli_ray_options_need_the_ray_backend(tmp_path, album):
     source, _, _ = album
     result = CliRunner().invoke(cli, ["restore", str(source), "--workers", "2"])

@@ -56,9 +56,7 @@ def restore_path_ray(input: str | Path, output: str | Path | None = None, config
         info = probe_video(source)
         if not config.overwrite and up_to_date(source, target):  # a stale one is said by restore_video_ray
             return already_done(source, target, "video", config, local=False)
-        if (why := protected(source, target, config)) is not None:  # --overwrite or stale: not a protected one
-            raise ClrfaceError(why)
-        check_writable(target.parent, target.name)  # one to redo (a no-op rerun passes in a read-only folder)
+        _check_redo(source, target, config)
         ray_codec(target, info, config)  # what segments cannot carry, said before Ray starts (15 s on a CPU)
     listing = list_folder(source, output, config) if source.is_dir() else None  # as a local run, before any work
     if listing is not None and not listing.todo:  # every photo done: said as a local rerun says it, no Ray started
@@ -67,6 +65,7 @@ def restore_path_ray(input: str | Path, output: str | Path | None = None, config
         photo, target = resolve_paths(source, output)
         if not config.overwrite and up_to_date(photo, target):  # a stale one is said by its worker
             return photo_done(photo, target, config, local=False)
+        _check_redo(photo, target, config)
     try:
         with ray_session(address) as ray:
             actors = start_workers(ray, config, video=video, workers=workers if video or source.is_dir() else 1)
@@ -86,3 +85,12 @@ def restore_path_ray(input: str | Path, output: str | Path | None = None, config
         if listing is None or isinstance(stop, Interrupted):  # a video or photo: no output, no report, as locally
             raise
         raise interrupted(listing.report, listing.start) from stop  # nothing restored yet: said so, as locally
+
+
+def _check_redo(source: Path, target: Path, config: RestoreConfig) -> None:
+    """Refuse, before Ray starts, an output to redo (--overwrite, or stale) that the user made read-only, or whose
+    folder cannot be written, as a local run refuses it: a stale read-only photo started Ray (8 s) to be refused
+    by its worker. A no-op rerun is answered before this, so it passes in a read-only folder."""
+    if (why := protected(source, target, config)) is not None:
+        raise ClrfaceError(why)
+    check_writable(target.parent, target.name)
