@@ -140,6 +140,18 @@ def test_ffv1_segments_join_to_exactly_the_local_output(ray_cluster, clip, ffv1_
     assert (tmp_path / "ray.mkv").stat().st_mtime_ns == clip.stat().st_mtime_ns  # the source's date, as locally
 
 
+def test_ffv1_into_an_mp4_is_joined_exactly_as_locally(ray_cluster, clip, tmp_path):
+    """ffv1 into an .mp4: its Matroska segments were refused by the .mp4 muxer at the join, after every segment was
+    restored ('Invalid argument'), where a local run writes the file (segments.join_segments takes the source's
+    clock)."""
+    local = tmp_path / "local.mp4"
+    restore_video(clip, local, config(codec="ffv1"))
+    report = restore_path_ray(clip, tmp_path / "ray.mp4", config(codec="ffv1"), workers=2)
+    assert report.frames == 12
+    assert_same_video(tmp_path / "ray.mp4", local)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["local.mp4", "ray.mp4"]
+
+
 def test_h264_segments_join_without_reencoding(ray_cluster, clip, ffv1_local, tmp_path):
     local = tmp_path / "local.mp4"
     by_local = restore_video(clip, local, config())
