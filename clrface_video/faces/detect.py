@@ -12,6 +12,7 @@ import numpy as np
 
 from ..config import DETECTORS
 from ..errors import ClrfaceError, ModelError, ModelOptionError
+from ..io.orientation import quarter_turns
 from ..opencv import cv2
 from ..types import Face
 
@@ -266,11 +267,6 @@ class InsightFaceDetector:
         faces = [Face(box=np.asarray(f.bbox, np.float32), landmarks=np.asarray(f.kps, np.float32),
                       score=float(f.det_score)) for f in found]
         return sorted(faces, key=lambda f: -f.score)
-
-
-def quarter_turns(rotation: float) -> int:
-    """Counter-clockwise quarter turns (0-3) that show stored frames upright, from a display rotation in degrees."""
-    return round(rotation / 90) % 4
 
 
 def stored_points(points: np.ndarray, turns: int, width: int, height: int, *, edges: bool = False) -> np.ndarray:

@@ -1,5 +1,6 @@
-"""A photo's EXIF orientation (1..8): how its stored picture is turned upright, as ImageOps.exif_transpose turns
-it, on numpy arrays (the working image) and as Pillow transposes (a picture kept in its own mode: a gain map)."""
+"""How a stored picture is turned upright: a photo's EXIF orientation (1..8), as ImageOps.exif_transpose turns it,
+on numpy arrays (the working image) and as Pillow transposes (a picture kept in its own mode: a gain map); a
+video's display rotation as quarter turns (np.rot90)."""
 from __future__ import annotations
 
 import numpy as np
@@ -25,3 +26,9 @@ def orient_array(array: np.ndarray, orientation: int) -> np.ndarray:
 def upright_size(size: tuple[int, int], orientation: int) -> tuple[int, int]:
     """A stored picture's (width, height) once turned upright."""
     return (size[1], size[0]) if orientation in QUARTER_TURNS else size
+
+
+def quarter_turns(rotation: float) -> int:
+    """Counter-clockwise quarter turns (0-3, np.rot90) that show stored frames upright, from a display rotation in
+    degrees (a phone clip's display matrix)."""
+    return round(rotation / 90) % 4

@@ -23,6 +23,7 @@ from clrface_video.io.decode import (
     has_alpha,
 )
 from clrface_video.io.dv import DV_CODEC, RATE_TOLERANCE, dv_pix_fmt
+from clrface_video.io.orientation import quarter_turns
 from clrface_video.io.side_data import Hdr10
 
 log = logging.getLogger(__name__)
@@ -535,7 +536,7 @@ def upright_turns(info: VideoInfo, muxer: str) -> int:
     if muxer in ROTATION_CONTAINERS or field_parity(info) is not None or \
             (matrix is not None and matrix[0] * matrix[4] - matrix[1] * matrix[3] < 0):
         return 0
-    return round(info.rotation / 90) % 4
+    return quarter_turns(info.rotation)
 
 
 def turned_upright(info: VideoInfo, turns: int) -> VideoInfo:

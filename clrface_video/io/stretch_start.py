@@ -14,6 +14,7 @@ import numpy as np
 from clrface_video.errors import InputError
 from clrface_video.io.decode import probe_video, read_frames
 from clrface_video.io.extent import DEFAULT_FRAME
+from clrface_video.io.orientation import quarter_turns
 from clrface_video.io.pixels import luma
 from clrface_video.io.sequence import frame_path
 from clrface_video.io.webp_anim import is_animated_webp
@@ -103,7 +104,7 @@ def _upright_turns(path: Path, fps: Fraction | None = None) -> int:
     """Quarter turns (np.rot90) that show `path`'s frames as its players do: a phone clip's rotation tag, which an
     output that cannot keep it (.avi, .gif, frames) has applied to its pixels instead; 0 where it has none."""
     try:
-        return round(probe_video(path, fps).rotation / 90) % 4
+        return quarter_turns(probe_video(path, fps).rotation)
     except (InputError, av.error.FFmpegError, OSError, ValueError):
         return 0
 
