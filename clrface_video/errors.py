@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import errno
 import re
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from contextvars import ContextVar
 from pathlib import Path
@@ -61,6 +61,11 @@ class OptionError(ClrfaceError):
 
 
 _OPTION_NAMES: ContextVar[Mapping[str, str]] = ContextVar("option_names", default=MappingProxyType({}))
+
+
+def listed(names: Sequence[str]) -> str:
+    """Names for a message: 'a', 'a and b', 'a, b and c'."""
+    return " and ".join(filter(None, (", ".join(names[:-1]), names[-1])))
 
 
 def option_name(option: str) -> str:

@@ -8,6 +8,7 @@ from fractions import Fraction
 
 import av
 
+from clrface_video.errors import listed
 from clrface_video.io.output_stream import container_suffix
 from clrface_video.io.trial_file import close_quietly
 
@@ -104,8 +105,7 @@ def say_unkept(out: av.container.OutputContainer, unkept: UnkeptTags) -> None:
         return
     parts = ([f"the file's tags ({', '.join(unkept.file)})"] if unkept.file else []) + \
         [f"stream #{index}'s ({', '.join(names)})" for index, names in unkept.streams]
-    named = " and ".join([", ".join(parts[:-1]), parts[-1]] if len(parts) > 1 else parts)
-    log.warning("%s cannot be stored in %s; they are left out (.mkv keeps them)", named, container_suffix(out))
+    log.warning("%s cannot be stored in %s; they are left out (.mkv keeps them)", listed(parts), container_suffix(out))
 
 
 def _missing(tags: dict[str, str], read: dict[str, str]) -> tuple[str, ...]:

@@ -7,7 +7,7 @@ from collections.abc import Sequence
 from dataclasses import replace
 from pathlib import Path
 
-from ..errors import ClrfaceError
+from ..errors import ClrfaceError, listed
 from ..restore.gate import GateConfig
 from ..restore.irn import IRNConfig
 from ..restore.model import CLRFaceConfig, CLRFaceModel
@@ -174,11 +174,6 @@ def stale_gate(run_dir: Path) -> bool:
     return load_state(run_dir / "gate", "gate").step == 0 or bool(moved_since(run_dir, "gate"))
 
 
-def _listed(names: Sequence[str]) -> str:
-    """'a', 'a and b', 'a, b and c'."""
-    return " and ".join(filter(None, (", ".join(names[:-1]), names[-1])))
-
-
 def warn_stale(run_dir: Path, stages: Sequence[str]) -> None:
     """One warning naming the exported stages trained over weights that have moved since (a prior over an
     earlier autoencoder's latents no longer matches its decoder), in the order to train them again."""
@@ -188,10 +183,10 @@ def warn_stale(run_dir: Path, stages: Sequence[str]) -> None:
         return
     since = [s for s in STAGE_ORDER if any(s in m for m in moved.values())]
     log.warning("%s: %s trained on after %s %s trained over %s%s; train %s again, in that order, each with "
-                "--resume and a higher --steps", run_dir, _listed(since), _listed(stale),
+                "--resume and a higher --steps", run_dir, listed(since), listed(stale),
                 "was" if len(stale) == 1 else "were", "it" if len(since) == 1 else "them",
                 " (the gate is left out of the export)" if "gate" in stale else "",
-                _listed([f"--stage {s}" for s in stale]))
+                listed([f"--stage {s}" for s in stale]))
 
 
 def export_model(run_dir: Path, out: Path, *, fp16: bool = True, anchor_range: tuple[float, float] | None = None,
