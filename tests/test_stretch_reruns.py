@@ -291,7 +291,7 @@ def test_a_video_whose_file_gives_no_length_tells_a_stretch_from_the_whole(clip,
     part = restore_video(live, out, config(start=0.5, duration=0.5))
     assert (part.frames, part.warnings) == (12, [PART.format(suffix=suffix)])
     # a source too large to read through has no known length: its output is judged by the stretch it says it holds
-    # (io.stretch_tag: from 0.5 s, not the whole asked), and the whole one, left as is
+    # (io.stretch_tag: 0.5 s from 0.5 s, not the whole asked), and the whole one, left as is
     from clrface_video.io import extent
 
     assert float(extent.extent(live).seconds) == pytest.approx(2, abs=0.001)  # Matroska counts milliseconds
@@ -299,8 +299,51 @@ def test_a_video_whose_file_gives_no_length_tells_a_stretch_from_the_whole(clip,
         patch.setattr(extent, "MAX_SCANNED_BYTES", live.stat().st_size - 1)
         assert extent.extent(live).seconds is None
         assert restore_video(live, out, config()).warnings == [
-            f"redoing out{suffix}: it holds the video from 0.5 s, not from 0 s (as its stretch tag says)"]
+            f"redoing out{suffix}: it holds a 0.5 s stretch of the video (as its stretch tag says), not all of it"]
         assert restore_video(live, out, config()).skipped == 1
+
+
+def over_2_gib(path: Path) -> Path:
+    """`path` made longer than extent.MAX_SCANNED_BYTES by a hole at its end (a sparse file: nothing written), its
+    date kept, so a rerun takes it for the same original; skipped where the file system fills the hole."""
+    from clrface_video.io.extent import MAX_SCANNED_BYTES
+
+    before = path.stat()
+    with path.open("r+b") as file:
+        file.truncate(MAX_SCANNED_BYTES + 4096)
+    os.utime(path, ns=(before.st_atime_ns, before.st_mtime_ns))
+    if path.stat().st_blocks * 512 > 1 << 20:
+        path.unlink()
+        pytest.skip("this file system writes a sparse file's hole out")
+    return path
+
+
+@pytest.mark.parametrize("suffix", [".mkv", ".mp4"])
+def test_a_source_over_2_gib_that_states_no_length_tells_a_stretch_from_the_whole(clip, tmp_path, suffix):
+    """A live Matroska over 2 GiB states no length and is too large to read through for one: nothing was compared,
+    so a 0.5 s try from 0 kept under the whole run's name, and the whole video under the try's, were both 'already
+    restored, left as is'. The output's own length against the stretch asked, and its stretch tag, tell them."""
+    from clrface_video.io.extent import extent
+    from clrface_video.reruns import stale
+    from clrface_video.types import TimeSpan
+
+    live = live_matroska(clip, tmp_path / "live.mkv")
+    whole, part, past = (tmp_path / f"{name}{suffix}" for name in ("whole", "part", "past"))
+    restore_video(live, whole, config())
+    restore_video(live, part, config(duration=0.5))
+    restore_video(live, past, config(duration=10))  # asked past the source's end: all of it
+    over_2_gib(live)
+    assert extent(live).seconds is None
+    assert stale(live, part, None) == "it holds a 0.5 s stretch of the video (as its stretch tag says), not all of it"
+    assert stale(live, part, TimeSpan(0, 1)) == ("it holds a 0.5 s stretch of the video (as its stretch tag says), "
+                                                 "not the 1 s asked (0-1 s)")
+    assert stale(live, whole, TimeSpan(0, 0.5)) == "it holds 2 s of the video, not the 0.5 s asked (0-0.5 s)"
+    assert [stale(live, whole, None), stale(live, part, TimeSpan(0, 0.5)), stale(live, past, None)] == [None] * 3
+    redone = restore_video(live, whole, config(duration=0.5))
+    assert (redone.frames, redone.skipped) == (12, 0)
+    assert redone.warnings == [f"redoing whole{suffix}: it holds 2 s of the video, not the 0.5 s asked (0-0.5 s)"]
+    assert len(frame_times(whole)) == 12
+    assert restore_video(live, whole, config(duration=0.5)).skipped == 1
 
 
 def test_a_raw_h264_dump_tells_a_stretch_from_the_whole(tmp_path):

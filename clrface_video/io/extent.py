@@ -13,13 +13,14 @@ from ..types import TimeSpan
 from .apng import apng_seconds, is_animated_png
 from .decode import open_input, stream_fps, video_stream
 from .sequence import find_sequence, is_sequence, scan_rate
+from .stretch_tag import held_stretch
 from .webp_anim import is_animated_webp, webp_seconds
 
 SLACK_FRAMES = 2  # lengths this many frames apart are one: containers round a stream's end (Matroska to 1 ms)
 DEFAULT_FRAME = Fraction(1, 24)  # a frame's length where the file gives no rate (an animated WebP's ms clock)
 # A file that gives no length (a Matroska written live, a stream dump) is measured by its packets' times, read
 # without decoding, up to this size (2 hours at 2.4 Mbit/s); a larger file's length stays unknown, its output
-# judged by its date alone, as before. Two hours of liveportrait_d6.mp4 looped (398 MiB, 525,798 packets) are read
+# judged by its own length against the stretch asked and by its stretch tag (other_stretch). Two hours of liveportrait_d6.mp4 looped (398 MiB, 525,798 packets) are read
 # in 1.7-2.0 s on the 2-core CPU: `python benchmarks/packet_scan.py ../shared/data/videos/liveportrait_d6.mp4`.
 MAX_SCANNED_BYTES = 2 << 30
 
@@ -139,6 +140,9 @@ def other_stretch(source: Path, output: Path, span: TimeSpan | None, fps: Fracti
     if output_extent is None:
         return "it cannot be read as a video"
     held, whole = output_extent.like(source_extent)
+    if whole is None and held is not None:  # a source that states no length, too large to read through
+        own = output_extent.seconds if output_extent.seconds is not None else held  # its video's, not its audio's
+        return _against_an_unknown_end(output, own, span, source_extent.frame)
     if whole is None or held is None:
         return None
     start = Fraction(span.start) if span is not None else Fraction(0)
@@ -151,6 +155,28 @@ def other_stretch(source: Path, output: Path, span: TimeSpan | None, fps: Fracti
     asked = "all of it" if span is None else f"from {_s(start)} s" if span.end is None else \
         f"{_s(start)}-{_s(end)} s"
     return f"it holds {_s(held)} s of the video, not the {_s(end - start)} s asked ({asked})"
+
+
+def _against_an_unknown_end(output: Path, held: Fraction, span: TimeSpan | None, frame: Fraction) -> str | None:
+    """other_stretch where the source's length is not known (a file over MAX_SCANNED_BYTES that states none, a
+    recorder's live Matroska), so a stretch cut at its end cannot be told from all of it by lengths: an output longer
+    than the stretch asked holds more than it; one shorter than asked (all of the source asked: any) ran to the
+    source's end unless its stretch tag (io.stretch_tag) says it was asked to stop where it stops. Both were taken
+    as done, a 0.5 s try under the whole run's name and the whole film under the try's. An output that names no
+    stretch is judged by its date alone, as before."""
+    start = Fraction(span.start) if span is not None else Fraction(0)
+    end = None if span is None or span.end is None else Fraction(span.end)
+    slack = SLACK_FRAMES * frame
+    if end is not None and held > end - start + slack:
+        return f"it holds {_s(held)} s of the video, not the {_s(end - start)} s asked ({_s(start)}-{_s(end)} s)"
+    if end is not None and held >= end - start - slack:
+        return None
+    tagged = held_stretch(output)
+    if tagged is None or tagged.duration is None or held < tagged.duration - slack:
+        return None  # it runs to the source's end: cut there, or all of it asked
+    asked = "all of it" if span is None else f"all of it from {_s(start)} s" if end is None else \
+        f"the {_s(end - start)} s asked ({_s(start)}-{_s(end)} s)"
+    return f"it holds a {_s(held)} s stretch of the video (as its stretch tag says), not {asked}"
 
 
 def asked_seconds(source: Path, span: TimeSpan, fps: Fraction | None = None) -> Fraction | None:
