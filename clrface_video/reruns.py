@@ -7,10 +7,11 @@ from fractions import Fraction
 from pathlib import Path
 
 from .config import RestoreConfig
-from .errors import ClrfaceError
+from .errors import ClrfaceError, option_name
 from .io.decode import is_image_path
 from .io.encode import output_exists
 from .io.extent import asked_seconds, other_stretch
+from .io.photo_likeness import another_picture
 from .io.sequence import is_sequence
 from .io.sequence_frames import SequenceOutput, newest_frame, sequence_output
 from .io.stretch_start import Numbered, other_start
@@ -23,6 +24,7 @@ MTIME_STEP_NS = 2_000_000_000  # FAT keeps modification times in 2 s steps: a co
 # FAT keeps local time, not UTC: after a change to or from daylight-saving time every date on a FAT card or
 # drive reads an hour off, the originals' and outputs' alike, unless one side lies on another disk
 HOUR_NS = 3600 * 1_000_000_000
+CHANGED = "the original changed since it was restored"
 
 
 def up_to_date(source: Path, target: Path, span: TimeSpan | None = None) -> bool:
@@ -54,7 +56,7 @@ def stale(source: Path, target: Path, span: TimeSpan | None = None, fps: Fractio
     if is_sequence(target):
         return sequence_stale(source, target, span, fps)
     if changed_since(newest_frame(source), target):
-        return "the original changed since it was restored"
+        return CHANGED
     if (is_image_path(source) and not is_sequence(source)) or is_image_path(target):
         return None
     why = other_stretch(source, target, span, fps)
@@ -75,7 +77,7 @@ def sequence_stale(source: Path, target: Path, span: TimeSpan | None, fps: Fract
         return f"{len(frames.missing)}{of} frames are missing ({frames.name(frames.missing[0])} first)"
     newest = newest_frame(source)
     if any(changed_since(newest, frame) for frame in frames.written):
-        return "the original changed since it was restored"
+        return CHANGED
     if frames.expected is None:
         return None
     numbered = Numbered(frames.expected.start, frames.rate)
@@ -95,7 +97,7 @@ def left_as_is(source: Path, target: Path, config: RestoreConfig, name: str | No
     why_stale = None if config.overwrite else stale(source, target, config.span(), config.fps)
     if not config.overwrite and why_stale is None:
         return True
-    why = _refused(target, config, why_stale)
+    why = _refused(source, target, config, why_stale)
     if why is not None:
         raise ClrfaceError(why)
     if not config.overwrite:
@@ -120,10 +122,26 @@ def protected(source: Path, target: Path, config: RestoreConfig) -> str | None:
     an output not there yet."""
     if not output_exists(target):
         return None
-    return _refused(target, config, None if config.overwrite else stale(source, target, config.span(), config.fps))
+    return _refused(source, target, config,
+                    None if config.overwrite else stale(source, target, config.span(), config.fps))
 
 
-def _refused(target: Path, config: RestoreConfig, why_stale: str | None) -> str | None:
-    """protected's answer, once why the output is stale (or None) is known."""
+def _refused(source: Path, target: Path, config: RestoreConfig, why_stale: str | None) -> str | None:
+    """protected's answer, once why the output is stale (or None) is known: read-only; or, without --overwrite, a
+    photo older than its original that shows another picture (not_ours)."""
     why = read_only(target) if config.overwrite or why_stale is not None else None
+    if why is None and why_stale == CHANGED:
+        return not_ours(source, target)
     return why if why is None or why_stale is None else f"{why} ({why_stale})"
+
+
+def not_ours(source: Path, target: Path) -> str | None:
+    """Why a photo's output, older than its original, is no earlier output of this photo, or None. A photo carries
+    no mark of its restoring but its original's date, and a file older than the original looks like an output of
+    it retouched since; but a user's own photo under the output's name (x_restored.jpg beside x.jpg, the default
+    name) was written over, its picture lost. One that shows another picture (io.photo_likeness) is refused, named
+    with --overwrite, which replaces it."""
+    if not is_image_path(target) or is_sequence(target) or not another_picture(source, target):
+        return None
+    return (f"{target.name} is older than its original and shows another picture, no restored copy of it: left as "
+            f"it is; choose another {option_name('output')}, or {option_name('overwrite')} replaces it")

@@ -674,6 +674,40 @@ def test_a_stale_output_made_read_only_is_one_error_line(tmp_path):
     assert out.read_bytes() == kept and sorted(p.name for p in tmp_path.iterdir()) == ["out.png", "photo.png"]
 
 
+def test_a_photos_default_name_over_the_users_own_picture_is_refused(tmp_path):
+    """`restore a.jpg` writes a_restored.jpg. A picture of the user's own already under that name, older than a.jpg,
+    was taken for a restored copy whose original changed since, and written over ('warning: redoing a_restored.jpg:
+    the original changed since it was restored'): the picture was lost. Now refused in one line naming -o and
+    --overwrite, the file as it was and nothing else written; --overwrite replaces it, and the run's own output is
+    still redone when its original is retouched (lighter, at half the contrast: the same picture)."""
+    import os
+
+    from PIL import Image
+
+    from tests.media import astronaut
+
+    photo, theirs = tmp_path / "a.jpg", tmp_path / "a_restored.jpg"
+    Image.fromarray(astronaut()).save(photo, quality=92)
+    Image.fromarray(grace_hopper()).save(theirs, quality=92)
+    os.utime(theirs, (1_500_000_000, 1_500_000_000))  # made years before a.jpg was copied here
+    kept = theirs.read_bytes()
+    assert_one_line_error(run("restore", photo, *BASELINE),
+                          "a_restored.jpg is older than its original and shows another picture, no restored copy of "
+                          "it: left as it is; choose another -o OUTPUT, or --overwrite replaces it")
+    assert theirs.read_bytes() == kept and theirs.stat().st_mtime == 1_500_000_000
+    assert sorted(path.name for path in tmp_path.iterdir()) == ["a.jpg", "a_restored.jpg"]
+    assert run("restore", photo, "--overwrite", *BASELINE).exit_code == 0
+    ours = theirs.read_bytes()
+    assert ours != kept and theirs.stat().st_mtime_ns == photo.stat().st_mtime_ns
+    Image.fromarray((astronaut() // 2 + 100).astype(np.uint8)).save(photo, quality=92)
+    later = theirs.stat().st_mtime + 60
+    os.utime(photo, (later, later))
+    redone = run("restore", photo, *BASELINE)
+    assert redone.exit_code == 0, redone.output
+    assert redone.stderr == "warning: redoing a_restored.jpg: the original changed since it was restored\n"
+    assert theirs.read_bytes() != ours and theirs.stat().st_mtime == later
+
+
 def test_default_output_is_beside_the_input(tmp_path):
     clip = make_clip(tmp_path / "movie.mp4", frames=3, size=(128, 96), face=False, audio=False)
     result = run("restore", clip, *BASELINE, "--quiet")
