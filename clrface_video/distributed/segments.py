@@ -12,9 +12,10 @@ from pathlib import Path
 import av
 
 from ..errors import ClrfaceError, backend_name, one_line
-from ..io.clock import DTS_CLOCK_FORMATS, SORTED_CLOCK_FORMATS, STAMPS_ONLY, Damage, lasting, stamps_only
+from ..io.clock import DTS_CLOCK_FORMATS, SORTED_CLOCK_FORMATS, STAMPS_ONLY, lasting, stamps_only
 from ..io.completeness import check_complete
 from ..io.copies import muxer_options, packet_time
+from ..io.damage import Damage
 from ..io.decode import VideoInfo, decoding, frame_to_array, open_input, stated_end, stream_fps, video_stream
 from ..io.deinterlace import deinterlaced
 from ..io.encode import VideoWriter

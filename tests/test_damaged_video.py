@@ -1,0 +1,91 @@
+"""Damaged and half-downloaded videos: what decodes is restored with one warning that says where the damage is and
+what it took, as players show it; a file that states more than it holds is refused in one line."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import av
+import numpy as np
+
+from tests.media import make_clip
+from tests.test_bad_input import restore
+
+TS_PACKET = 188
+
+
+def _times(path: Path) -> list[float]:
+    """The video frames' times from the stream's first, in seconds."""
+    with av.open(str(path)) as container:
+        stream = container.streams.video[0]
+        return [round(float((frame.pts - (stream.start_time or 0)) * stream.time_base), 3)
+                for frame in container.decode(stream)]
+
+
+def _damage_said(records: list) -> list[str]:
+    return [r.getMessage() for r in records if "damaged video" in r.getMessage()]
+
+
+def test_a_transport_stream_that_lost_a_run_of_packets_says_the_frames_it_lost(tmp_path, warnings_logged):
+    """A broadcast recording that lost 10 of its 188-byte packets mid-frame: the decoder dropped 7 of its 48
+    frames, 0.29 s, up to the next keyframe, and the restore said nothing. It is still restored (what is there
+    plays), with one warning that says where and how much."""
+    whole = make_clip(tmp_path / "news.ts", frames=48, size=(128, 96), gop=8)
+    data = whole.read_bytes()
+    middle = len(data) // TS_PACKET // 2
+    lost = tmp_path / "news_lost.ts"
+    lost.write_bytes(data[:middle * TS_PACKET] + data[(middle + 10) * TS_PACKET:])
+    before = lost.read_bytes()
+    result = restore(lost, "-o", tmp_path / "out.mp4")
+    assert result.exit_code == 0, result.output
+    assert lost.read_bytes() == before
+    shown, every = _times(tmp_path / "out.mp4"), _times(whole)
+    gone = sorted(set(every) - set(shown))
+    assert len(shown) == 41 and len(gone) == 7 and gone[0] == 1.0  # frames 24 to 30
+    said = "news_lost.ts: damaged video at 1.000 s is passed over: 7 frames (0.29 s) left out"
+    assert _damage_said(warnings_logged.records) == [said]
+
+
+def _broken_apng(path: Path, frames: int = 6, broken: int = 3) -> Path:
+    """An animated PNG of `frames` frames of 0.1 s whose frame `broken` has 40 bytes of its image data flipped:
+    its zlib stream no longer inflates."""
+    from PIL import Image
+
+    from clrface_video.io.apng import _chunks
+    from tests.media import astronaut
+
+    pictures = [Image.fromarray(np.roll(astronaut()[::4, ::4], 8 * i, axis=1)) for i in range(frames)]
+    pictures[0].save(path, save_all=True, append_images=pictures[1:], duration=100, loop=0)
+    with open(path, "rb") as file:
+        data_chunks = [offset for offset, kind, _ in _chunks(file) if kind == b"fdAT"]  # frames 1 on
+    data = bytearray(path.read_bytes())
+    for k in range(data_chunks[broken - 1] + 20, data_chunks[broken - 1] + 60):
+        data[k] ^= 0x5A
+    path.write_bytes(bytes(data))
+    return path
+
+
+def test_an_animated_png_with_a_damaged_frame_is_restored_without_it(tmp_path, warnings_logged):
+    """Its frame's image data refused by zlib ('Generic error in an external library'), which no damaged packet
+    of a video is passed over for: the local run refused the file, 'decoding failed at frame 3 (...)', and Ray
+    another way ('decoding segment 3 failed at frame 0'). It is passed over as any damaged frame is."""
+    broken = _broken_apng(tmp_path / "party.png")
+    result = restore(broken, "-o", tmp_path / "out.mp4")
+    assert result.exit_code == 0, result.output
+    assert _times(tmp_path / "out.mp4") == [0.0, 0.1, 0.2, 0.4, 0.5]
+    said = "party.png: damaged video at 0.300 s is passed over: 1 frame (0.10 s) left out"
+    assert _damage_said(warnings_logged.records) == [said]
+
+
+def test_a_frame_the_decoder_conceals_is_not_said_to_be_lost(tmp_path, warnings_logged):
+    """Bytes overwritten at the tail of an MP4's packet, which the decoder reads past: every frame comes, so no
+    damage is said (a frame is counted lost only where none came)."""
+    whole = make_clip(tmp_path / "a.mp4", frames=24, size=(128, 96), audio=False)
+    with av.open(str(whole)) as container:
+        packets = [(p.pos, p.size) for p in container.demux(video=0) if p.size]
+    pos, size = packets[len(packets) // 2]
+    data = bytearray(whole.read_bytes())
+    data[pos + size - 8:pos + size] = bytes(8)
+    (tmp_path / "b.mp4").write_bytes(bytes(data))
+    result = restore(tmp_path / "b.mp4", "-o", tmp_path / "out.mp4")
+    assert result.exit_code == 0, result.output
+    assert len(_times(tmp_path / "out.mp4")) == 24 and _damage_said(warnings_logged.records) == []
