@@ -89,3 +89,22 @@ def test_a_frame_the_decoder_conceals_is_not_said_to_be_lost(tmp_path, warnings_
     result = restore(tmp_path / "b.mp4", "-o", tmp_path / "out.mp4")
     assert result.exit_code == 0, result.output
     assert len(_times(tmp_path / "out.mp4")) == 24 and _damage_said(warnings_logged.records) == []
+
+
+def test_a_transport_stream_cut_short_is_restored_to_its_end_and_said(tmp_path, warnings_logged):
+    """A broadcast recording downloaded half way: restored to where it stops with exit 0 and not a word, as an
+    .mpg cut short had been. It states no length either, so it is treated as one is: restored as far as it goes,
+    with the line that says so, as its last 188-byte packet is cut short. A whole one says nothing."""
+    whole = make_clip(tmp_path / "news.ts", frames=48, size=(128, 96), gop=8)
+    data = whole.read_bytes()
+    cut = tmp_path / "news_part.ts"
+    cut.write_bytes(data[:len(data) // 2 + 100])
+    result = restore(cut, "-o", tmp_path / "out.mp4")
+    assert result.exit_code == 0, result.output
+    shown = _times(tmp_path / "out.mp4")
+    assert 0 < len(shown) < 48
+    said = (f"news_part.ts ends mid-stream (its last packet is cut short: a copy or recording cut off), so it is "
+            f"restored up to {shown[-1] + 1 / 24:.2f} s, where its pictures stop; what came after is not in the file")
+    assert [r.getMessage() for r in warnings_logged.records if "mid-stream" in r.getMessage()] == [said]
+    assert restore(whole, "-o", tmp_path / "whole.mp4").exit_code == 0
+    assert [r.getMessage() for r in warnings_logged.records if "mid-stream" in r.getMessage()] == [said]
