@@ -165,6 +165,7 @@ def timed_frames(container: av.container.InputContainer, stream: av.video.stream
     stamps: list[int] = []  # the packets' times not yet given to a frame (a heap)
     gap = _Gap(step)
     first = decoded = None  # the first packet's pts and the last decoded frame's (a sequence's damaged frame)
+    own_times = clock == "pts" and name not in SHARED_STAMP_FORMATS  # each frame at its packet's pts (Losses)
     losses = None if damage is None else Losses(PurePath(container.name).name, stream.start_time or 0,
                                                 Fraction(stream.time_base), step, damage)
     packets = container.demux(stream)
@@ -174,7 +175,7 @@ def timed_frames(container: av.container.InputContainer, stream: av.video.stream
         if stamp is not None:
             heapq.heappush(stamps, stamp)
         if losses is not None:
-            losses.packet(packet, clock == "pts")
+            losses.packet(packet, own_times)
         try:
             frames = decoder.decode(packet) if decoder is not None else packet.decode()
         except REFUSED as error:
@@ -184,7 +185,7 @@ def timed_frames(container: av.container.InputContainer, stream: av.video.stream
                 raise unreadable_frame(Path(container.name), (failed or 0) - (stream.start_time or 0)) from error
             if losses is None or damage.packets >= MAX_DAMAGED or packet.pts is None:  # type: ignore[union-attr]
                 raise
-            losses.refused(packet.pts, clock == "pts")
+            losses.refused(packet.pts, own_times)
             if stamp is not None:  # no frame takes its time
                 stamps.remove(stamp)
                 heapq.heapify(stamps)

@@ -78,9 +78,9 @@ class Losses:
         self.shown_end = frame.pts + (frame.duration or self.step or 0)
 
     def end(self) -> None:
-        """The stream ended: a damaged stretch still open runs to its end."""
-        if self.suspect:
-            self.lost.extend(self.owed)
+        """The stream ended: a damaged stretch still open runs to its end. Frames that never came after the last
+        one shown are not counted: a file cut there ends so (a partial last packet, marked corrupt or refused),
+        which io.completeness tells and says, or refuses where the file states more."""
         if self.lost:
             self._say(max(self.lost) + (self.step or 0))
 
