@@ -13,7 +13,7 @@ from tests.test_bad_input import restore
 TS_PACKET = 188
 
 
-def _times(path: Path) -> list[float]:
+def frame_times(path: Path) -> list[float]:
     """The video frames' times from the stream's first, in seconds."""
     with av.open(str(path)) as container:
         stream = container.streams.video[0]
@@ -25,27 +25,33 @@ def _damage_said(records: list) -> list[str]:
     return [r.getMessage() for r in records if "damaged video" in r.getMessage()]
 
 
+def lost_packets(whole: Path, path: Path, run: int = 10) -> Path:
+    """A copy of the transport stream `whole` at `path` without `run` of its 188-byte packets from its middle: a
+    broadcast recording's lost reception."""
+    data = whole.read_bytes()
+    middle = len(data) // TS_PACKET // 2
+    path.write_bytes(data[:middle * TS_PACKET] + data[(middle + run) * TS_PACKET:])
+    return path
+
+
 def test_a_transport_stream_that_lost_a_run_of_packets_says_the_frames_it_lost(tmp_path, warnings_logged):
     """A broadcast recording that lost 10 of its 188-byte packets mid-frame: the decoder dropped 7 of its 48
     frames, 0.29 s, up to the next keyframe, and the restore said nothing. It is still restored (what is there
     plays), with one warning that says where and how much."""
     whole = make_clip(tmp_path / "news.ts", frames=48, size=(128, 96), gop=8)
-    data = whole.read_bytes()
-    middle = len(data) // TS_PACKET // 2
-    lost = tmp_path / "news_lost.ts"
-    lost.write_bytes(data[:middle * TS_PACKET] + data[(middle + 10) * TS_PACKET:])
+    lost = lost_packets(whole, tmp_path / "news_lost.ts")
     before = lost.read_bytes()
     result = restore(lost, "-o", tmp_path / "out.mp4")
     assert result.exit_code == 0, result.output
     assert lost.read_bytes() == before
-    shown, every = _times(tmp_path / "out.mp4"), _times(whole)
+    shown, every = frame_times(tmp_path / "out.mp4"), frame_times(whole)
     gone = sorted(set(every) - set(shown))
     assert len(shown) == 41 and len(gone) == 7 and gone[0] == 1.0  # frames 24 to 30
     said = "news_lost.ts: damaged video at 1.000 s is passed over: 7 frames (0.29 s) left out"
     assert _damage_said(warnings_logged.records) == [said]
 
 
-def _broken_apng(path: Path, frames: int = 6, broken: int = 3) -> Path:
+def broken_apng(path: Path, frames: int = 6, broken: int = 3) -> Path:
     """An animated PNG of `frames` frames of 0.1 s whose frame `broken` has 40 bytes of its image data flipped:
     its zlib stream no longer inflates."""
     from PIL import Image
@@ -68,10 +74,10 @@ def test_an_animated_png_with_a_damaged_frame_is_restored_without_it(tmp_path, w
     """Its frame's image data refused by zlib ('Generic error in an external library'), which no damaged packet
     of a video is passed over for: the local run refused the file, 'decoding failed at frame 3 (...)', and Ray
     another way ('decoding segment 3 failed at frame 0'). It is passed over as any damaged frame is."""
-    broken = _broken_apng(tmp_path / "party.png")
+    broken = broken_apng(tmp_path / "party.png")
     result = restore(broken, "-o", tmp_path / "out.mp4")
     assert result.exit_code == 0, result.output
-    assert _times(tmp_path / "out.mp4") == [0.0, 0.1, 0.2, 0.4, 0.5]
+    assert frame_times(tmp_path / "out.mp4") == [0.0, 0.1, 0.2, 0.4, 0.5]
     said = "party.png: damaged video at 0.300 s is passed over: 1 frame (0.10 s) left out"
     assert _damage_said(warnings_logged.records) == [said]
 
@@ -88,7 +94,7 @@ def test_a_frame_the_decoder_conceals_is_not_said_to_be_lost(tmp_path, warnings_
     (tmp_path / "b.mp4").write_bytes(bytes(data))
     result = restore(tmp_path / "b.mp4", "-o", tmp_path / "out.mp4")
     assert result.exit_code == 0, result.output
-    assert len(_times(tmp_path / "out.mp4")) == 24 and _damage_said(warnings_logged.records) == []
+    assert len(frame_times(tmp_path / "out.mp4")) == 24 and _damage_said(warnings_logged.records) == []
 
 
 def test_a_transport_stream_cut_short_is_restored_to_its_end_and_said(tmp_path, warnings_logged):
@@ -101,7 +107,7 @@ def test_a_transport_stream_cut_short_is_restored_to_its_end_and_said(tmp_path, 
     cut.write_bytes(data[:len(data) // 2 + 100])
     result = restore(cut, "-o", tmp_path / "out.mp4")
     assert result.exit_code == 0, result.output
-    shown = _times(tmp_path / "out.mp4")
+    shown = frame_times(tmp_path / "out.mp4")
     assert 0 < len(shown) < 48
     said = (f"news_part.ts ends mid-stream (its last packet is cut short: a copy or recording cut off), so it is "
             f"restored up to {shown[-1] + 1 / 24:.2f} s, where its pictures stop; what came after is not in the file")
