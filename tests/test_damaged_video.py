@@ -114,3 +114,35 @@ def test_a_transport_stream_cut_short_is_restored_to_its_end_and_said(tmp_path, 
     assert [r.getMessage() for r in warnings_logged.records if "mid-stream" in r.getMessage()] == [said]
     assert restore(whole, "-o", tmp_path / "whole.mp4").exit_code == 0
     assert [r.getMessage() for r in warnings_logged.records if "mid-stream" in r.getMessage()] == [said]
+
+
+def test_a_gif_cut_short_or_damaged_is_restored_to_where_it_stops_and_said(tmp_path, warnings_logged):
+    """A GIF states neither its length nor its frame count, so a download cut off after 4 of its 6 frames, and one
+    whose fourth frame has 40 flipped bytes (FFmpeg and Pillow both stop reading there), were restored short
+    without a word. Each is still restored to where it stops (what is there plays), with one line saying why."""
+    from PIL import Image
+
+    from tests.media import astronaut
+
+    pictures = [Image.fromarray(np.roll(astronaut()[::4, ::4], 8 * i, axis=1)) for i in range(6)]
+    pictures[0].save(tmp_path / "wave.gif", save_all=True, append_images=pictures[1:], duration=100, loop=0)
+    data = (tmp_path / "wave.gif").read_bytes()
+    (tmp_path / "cut.gif").write_bytes(data[:len(data) * 6 // 10])
+    damaged = bytearray(data)
+    for k in range(len(data) // 2, len(data) // 2 + 40):
+        damaged[k] ^= 0x5A
+    (tmp_path / "rot.gif").write_bytes(bytes(damaged))
+    causes = {"cut": "its last frame is cut short: a copy or download cut off",
+              "rot": "a byte stands where a block of its data must begin: damaged, and nothing past it can be read"}
+    for name, cause in causes.items():
+        warnings_logged.clear()
+        result = restore(tmp_path / f"{name}.gif", "-o", tmp_path / f"{name}.mp4")
+        assert result.exit_code == 0, result.output
+        shown = frame_times(tmp_path / f"{name}.mp4")
+        assert 0 < len(shown) < 6
+        said = f"{name}.gif ends mid-stream ({cause}), so it is restored up to {shown[-1] + 0.1:.2f} s, where its " \
+            "pictures stop"
+        assert [r.getMessage() for r in warnings_logged.records if "mid-stream" in r.getMessage()] == [said]
+    warnings_logged.clear()
+    assert restore(tmp_path / "wave.gif", "-o", tmp_path / "wave.mp4").exit_code == 0
+    assert not [r for r in warnings_logged.records if "mid-stream" in r.getMessage()]
