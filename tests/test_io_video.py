@@ -363,9 +363,13 @@ def test_a_few_damaged_packets_are_passed_over_with_a_warning_not_the_whole_file
     frame 14'); players show it with one frame missing. So does the pipeline now, and says which."""
     from tests.media import rotted
 
-    rotten = rotted(make_clip(tmp_path / "a.mp4", frames=24, size=SMALL, audio=False), 14, tmp_path / "rotten.mp4")
+    clip = make_clip(tmp_path / "a.mp4", frames=24, size=SMALL, audio=False)
+    rotten = rotted(clip, 14, tmp_path / "rotten.mp4")
     frames = list(read_frames(rotten))
-    assert len(frames) == 23 and "rotten.mp4: a damaged video packet at 0.667 s is passed over" in warnings_logged.text
+    missing = sorted({f.pts for f in read_frames(clip)} - {f.pts for f in frames})
+    assert len(frames) == 23 and [float(p * frames[0].time_base) for p in missing] == [14 / 24]  # packet 14's
+    assert warnings_logged.text.count("damaged") == 1
+    assert "rotten.mp4: damaged video at 0.583 s is passed over: 1 frame (0.04 s) left out" in warnings_logged.text
     assert [f.pts for f in frames] == sorted(f.pts for f in frames)
 
 

@@ -12,9 +12,10 @@ from pathlib import Path
 import av
 
 from ..errors import ClrfaceError, backend_name, one_line
-from ..io.clock import DTS_CLOCK_FORMATS, SORTED_CLOCK_FORMATS, STAMPS_ONLY, Damage, lasting, stamps_only
+from ..io.clock import DTS_CLOCK_FORMATS, SORTED_CLOCK_FORMATS, STAMPS_ONLY, lasting, stamps_only
 from ..io.completeness import check_complete
 from ..io.copies import muxer_options, packet_time
+from ..io.damage import Damage
 from ..io.decode import VideoInfo, decoding, frame_to_array, open_input, stated_end, stream_fps, video_stream
 from ..io.deinterlace import deinterlaced
 from ..io.encode import VideoWriter
@@ -110,7 +111,8 @@ def plan_segments(path: Path, pieces: int) -> list[Segment]:
 
 
 def read_segment(path: Path, segment: Segment, high_depth: bool, first_index: int = 0,
-                 deint: str | None = None, *, check_end: bool = True) -> Iterator[Frame]:
+                 deint: str | None = None, *, check_end: bool = True, damage: Damage | None = None
+                 ) -> Iterator[Frame]:
     """Decode the frames of one segment in presentation order; index counts on from first_index.
 
     Seeks to the keyframe at the segment start as read_frames seeks (io.decode.decoding: earlier where the seek
@@ -122,10 +124,12 @@ def read_segment(path: Path, segment: Segment, high_depth: bool, first_index: in
     The last segment, read to its end, checks the file's end as read_frames does (io.completeness.check_complete,
     with first_index the frame's number in the whole file): a .mkv cut short, which stops decoding before the
     length it states, was restored short without a word. check_end False leaves that out, for a reader that
-    counts the segment's frames from 0 (the workers' detect) and would name the wrong frame.
+    counts the segment's frames from 0 (the workers' detect) and would name the wrong frame. damage: where the
+    damaged packets passed over and the frames they left out are counted (a fresh count when None).
     """
     with ExitStack() as open_files:
-        container, stream, timed = decoding(open_files, path, None, None, start_pts=segment.start, damage=Damage())
+        container, stream, timed = decoding(open_files, path, None, None, start_pts=segment.start,
+                                            damage=Damage() if damage is None else damage)
         time_base = Fraction(stream.time_base)
         index, end_s = first_index, None
         try:

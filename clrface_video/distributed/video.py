@@ -184,7 +184,7 @@ def _run_job(ray: Any, actors: list[Any], job: JobFolder, source: Path, target: 
         job.save("segments.json", segments)
     name, device, resolution, with_identity = ray.get(actors[0].describe.remote())
     with timer("detect"):
-        pts, detections, cuts = _detect(ray, actors, job, source, info, segments)  # 2 detect, per segment
+        segments, pts, detections, cuts = _detect(ray, actors, job, source, info, segments)  # 2 detect, per segment
     first_index = np.cumsum([0] + [len(p) for p in pts]).tolist()
     embedder = _driver_embedder(source, info, config, segments, first_index, device, resolution) \
         if with_identity else None
@@ -213,20 +213,31 @@ def _run_job(ray: Any, actors: list[Any], job: JobFolder, source: Path, target: 
     return report
 
 
-def _detect(ray: Any, actors: list[Any], job: JobFolder, source: Path, info: VideoInfo,
-            segments: list[Segment]) -> tuple[list[list[int | None]], list[list[list[Face]]], set[int]]:
-    """Per segment: frame pts and faces (each result is saved as it arrives, and kept by a rerun); and the
-    (global) indices of the frames that start a new shot, a segment's first frame included."""
+def _detect(ray: Any, actors: list[Any], job: JobFolder, source: Path, info: VideoInfo, segments: list[Segment]
+            ) -> tuple[list[Segment], list[list[int | None]], list[list[list[Face]]], set[int]]:
+    """The segments that hold frames, and per segment: frame pts and faces (each result is saved as it arrives,
+    and kept by a rerun); and the (global) indices of the frames that start a new shot, a segment's first frame
+    included. A segment before the last whose every frame was damaged (an animated PNG's one-frame segment) is
+    left out, as read_frames leaves its frames out; any other that decoded no frames is refused."""
     names = [f"detect_{s.number:05d}.json" for s in segments]
     found = [job.load(name) for name in names]
     todo = [i for i, value in enumerate(found) if value is None]
     run_all(ray, actors, "detect", [(source, segments[i], info) for i in todo],
             on_done=lambda position, result: job.save(names[todo[position]], result))
     found = [job.load(name) for name in names]
-    check_frame_count(source, sum(len(p) for p, *_ in found))  # an animated PNG cut short, as read_frames says it
-    if any(not p for p, *_ in found):
+    check_frame_count(source, frames_counted(found))  # an animated PNG cut short, as read_frames says it
+    empty = {i for i, (p, *_) in enumerate(found) if not p}
+    if any(i == len(found) - 1 or not frames_counted([found[i]]) for i in empty):
         raise ClrfaceError(f"{source.name}: a keyframe segment decoded to no frames; use {backend_name('local')}")
-    return [p for p, *_ in found], [faces for _, faces, *_ in found], shot_cuts(found)
+    segments, found = [s for i, s in enumerate(segments) if i not in empty], [r for i, r in enumerate(found) if i not in empty]
+    return segments, [p for p, *_ in found], [faces for _, faces, *_ in found], shot_cuts(found)
+
+
+def frames_counted(found: list[Any]) -> int:
+    """The frames the segments' detect results count: those read, and those left out as damaged (a result saved
+    by an older version, resumed, has no such count). Why: an animated PNG with a damaged frame, passed over as
+    read_frames passes it over, was refused as cut short ('decoding stopped after 5 of its 6 frames')."""
+    return sum(len(pts) + (lost[0] if lost else 0) for pts, _, _, _, *lost in found)
 
 
 def shot_cuts(found: list[Any]) -> set[int]:
@@ -235,7 +246,7 @@ def shot_cuts(found: list[Any]) -> set[int]:
     frame of the segment before as a cut does (faces.shots)."""
     cuts: set[int] = set()
     start, last = 0, None
-    for pts, _, inside, (first, final) in found:
+    for pts, _, inside, (first, final), *_ in found:
         cuts.update(start + position for position in inside)
         if is_cut(last, np.asarray(first, np.uint8)):
             cuts.add(start)

@@ -15,6 +15,7 @@ from ..errors import ClrfaceError, disk_full, failure_line, named_as
 from ..faces.align import align_face
 from ..faces.detect import upright
 from ..faces.shots import is_cut, thumbnail
+from ..io.damage import Damage
 from ..io.decode import VideoInfo
 from ..io.deinterlace import bwdif_deint
 from ..io.encode import VideoWriter
@@ -130,15 +131,17 @@ class RestoreWorker:
     # -- videos ------------------------------------------------------------------------------------
     @_named
     def detect(self, source: Path, segment: Segment,
-               info: VideoInfo) -> tuple[list[int | None], list[list[Face]], list[int], list[list[Any]]]:
+               info: VideoInfo) -> tuple[list[int | None], list[list[Face]], list[int], list[list[Any]], int]:
         """Step 2 on one segment: each frame's pts and detected faces, in presentation order; the positions of
         the frames after a cut (faces.shots), and the first and last frames' thumbnails (as lists), with which
-        the driver sees a cut between two segments."""
+        the driver sees a cut between two segments; and the frames left out as damaged (io.damage), which a
+        stated frame count counts (distributed.video.frames_counted)."""
         pts, faces, cuts = [], [], []
         first = before = None
+        damage = Damage()
         detector = upright(self.models.detector, info.rotation)  # faces looked for upright, kept in stored pixels
         frames = read_segment(source, segment, info.bit_depth > 8, 0, self.deint(info),
-                              check_end=False)  # counted from 0 here: the restore, counting on, checks the end
+                              check_end=False, damage=damage)  # counted from 0: the restore, counting on, checks the end
         for position, frame in enumerate(frames):
             image = to_uint8(frame.image)
             pts.append(frame.pts)
@@ -147,7 +150,8 @@ class RestoreWorker:
             if is_cut(before, thumb):
                 cuts.append(position)
             first, before = thumb if first is None else first, thumb
-        return pts, faces, cuts, [] if first is None or before is None else [first.tolist(), before.tolist()]
+        ends = [] if first is None or before is None else [first.tolist(), before.tolist()]
+        return pts, faces, cuts, ends, damage.frames
 
     @_named
     def embed(self, source: Path, segment: Segment, info: VideoInfo, first_index: int,

@@ -3,7 +3,6 @@ and how long each is shown."""
 from __future__ import annotations
 
 import heapq
-import logging
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from fractions import Fraction
@@ -11,6 +10,7 @@ from pathlib import Path, PurePath
 
 import av
 
+from clrface_video.io.damage import MAX_DAMAGED, REFUSED, Damage, Losses
 from clrface_video.io.sequence import unreadable_frame
 
 # AVI stores no pts, only the chunk count (each packet's dts); FFmpeg guesses an H.264 frame's pts from it one
@@ -26,15 +26,6 @@ SHARED_STAMP_FORMATS = frozenset({"mpeg"})
 WHOLE_FRAME_CODECS = frozenset({"mpeg1video", "mpeg2video"})
 STAMPS_ONLY = av.container.Flags.no_fillin.value  # a demuxer flag: an unstamped packet is left untimed
 MAX_GAP = 64  # frames without a time held back at most, waiting for the next one that has a time
-MAX_DAMAGED = 25  # packets the decoder refuses that are passed over (bit rot) before the file counts as corrupt
-log = logging.getLogger(__name__)
-
-
-@dataclass
-class Damage:
-    """The packets of a stream the decoder refused and that were passed over (their frames left out)."""
-
-    packets: int = 0
 
 
 @dataclass
@@ -161,7 +152,8 @@ def timed_frames(container: av.container.InputContainer, stream: av.video.stream
     a decoder in display order, so the n-th frame shows at the n-th smallest time. Frames that still have no
     time are spaced evenly between their timed neighbours (`rate`, frames per second, where only one side
     has one). With `damage`, a packet the decoder refuses as invalid data (a few flipped bytes in an old file)
-    is passed over with a warning and counted there, as FFmpeg's players do, up to MAX_DAMAGED of them.
+    is passed over and counted there, as FFmpeg's players do, up to MAX_DAMAGED of them; it and the frames the
+    decoder drops after it are said in one warning per damaged stretch (io.damage.Losses).
     decoder: the codec context to decode with (a fresh one after a seek), when not the stream's own.
     """
     name = container.format.name
@@ -173,36 +165,43 @@ def timed_frames(container: av.container.InputContainer, stream: av.video.stream
     stamps: list[int] = []  # the packets' times not yet given to a frame (a heap)
     gap = _Gap(step)
     first = decoded = None  # the first packet's pts and the last decoded frame's (a sequence's damaged frame)
+    own_times = clock == "pts" and name not in SHARED_STAMP_FORMATS  # each frame at its packet's pts (Losses)
+    losses = None if damage is None else Losses(PurePath(container.name).name, stream.start_time or 0,
+                                                Fraction(stream.time_base), step, damage)
     packets = container.demux(stream)
     for packet in _own_stamps(packets) if name in SHARED_STAMP_FORMATS else packets:
         first = packet.pts if first is None else first
         stamp = _stamp(packet, clock)
         if stamp is not None:
             heapq.heappush(stamps, stamp)
+        if losses is not None:
+            losses.packet(packet, own_times)
         try:
             frames = decoder.decode(packet) if decoder is not None else packet.decode()
-        except av.error.InvalidDataError as error:
+        except REFUSED as error:
             if name == "image2":  # a frame file of a sequence: the one after the last decoded (a threaded decoder
                 # says so a few packets later, when that frame is due), or the first read
                 failed = first if decoded is None else decoded + 1
                 raise unreadable_frame(Path(container.name), (failed or 0) - (stream.start_time or 0)) from error
-            if damage is None or damage.packets >= MAX_DAMAGED or packet.pts is None:
+            if losses is None or damage.packets >= MAX_DAMAGED or packet.pts is None:  # type: ignore[union-attr]
                 raise
-            damage.packets += 1
+            losses.refused(packet.pts, own_times)
             if stamp is not None:  # no frame takes its time
                 stamps.remove(stamp)
                 heapq.heapify(stamps)
-            log.warning("%s: a damaged video packet at %.3f s is passed over (its frame is left out)",
-                        PurePath(container.name).name, float((packet.pts - (stream.start_time or 0)) * stream.time_base))
             continue
         for frame in frames:
             decoded = frame.pts
             if clock != "pts" and stamps and (clock == "dts" or frame.pts is not None):
                 frame.pts = heapq.heappop(stamps)
+            if losses is not None:
+                losses.shown(frame)
             if checked and not frame.duration:  # FFmpeg no longer fills it in either: the last frame's, lasting's
                 frame.duration = step
             for ready in checked.add(frame) if checked else (frame,):
                 yield from gap.add(ready)
+    if losses is not None:
+        losses.end()
     for ready in checked.release() if checked else ():
         yield from gap.add(ready)
     yield from gap.release()

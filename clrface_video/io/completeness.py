@@ -10,9 +10,12 @@ import av
 
 from clrface_video.errors import InputError, option_name
 from clrface_video.io.apng import apng_frame_count
+from clrface_video.io.gif_blocks import gif_break
 from clrface_video.io.photo_read import gif_frames
 from clrface_video.io.program_stream import PS_FORMATS, cut_short, sound_end
 from clrface_video.io.sequence import find_sequence, frame_path, is_sequence
+from clrface_video.io.transport_stream import TS_FORMATS
+from clrface_video.io.transport_stream import cut_short as transport_cut_short
 
 SOUND_SLACK_S = 0.1  # sound that stops this much before the pictures or less is not named: about an audio frame's
 # and a video frame's length, which a whole file's streams differ by as well
@@ -21,18 +24,29 @@ log = logging.getLogger(__name__)
 
 def warn_if_cut_short(container: av.container.InputContainer, stream: av.video.stream.VideoStream, path: Path,
                       end_s: float | None) -> None:
-    """Say that an MPEG-PS whose last packet is cut short (io.program_stream) is restored only up to `end_s` (its
-    last frame's end, in the stream's seconds), and where its sound stops where that is earlier (the muxer stores
-    sound beside later pictures, so the cut takes more of it: program_stream.sound_end): check_complete, at the end
-    of a local read and of the Ray backend's last segment (distributed.segments.read_segment), which said nothing
-    of it."""
-    if container.format.name in PS_FORMATS and end_s is not None and cut_short(path):
-        start = float((stream.start_time or 0) * stream.time_base)
-        sound = sound_end(path) if container.streams.audio else None
-        earlier = sound is not None and sound < end_s - SOUND_SLACK_S
-        log.warning("%s ends mid-stream (its last packet is cut short: a copy or recording cut off), so it is "
-                    "restored up to %.2f s, where its pictures stop%s; what came after is not in the file",
-                    path.name, end_s - start, f" (its sound stops at {sound - start:.2f} s)" if earlier else "")
+    """Say that an MPEG-PS or MPEG-TS whose last packet is cut short (io.program_stream, io.transport_stream), or a
+    GIF whose blocks stop short of its trailer (io.gif_blocks), is restored only up to `end_s` (its last frame's
+    end, in the stream's seconds), and where an MPEG-PS's sound stops where that is earlier (the muxer stores sound
+    beside later pictures, so the cut takes more of it: program_stream.sound_end): check_complete, at the end of a
+    local read and of the Ray backend's last segment (distributed.segments.read_segment), which said nothing of
+    it. None of them states its length, so what is there is restored, as players show it."""
+    name = container.format.name
+    if end_s is None:
+        return
+    start = float((stream.start_time or 0) * stream.time_base)
+    if name == "gif" and (broken := gif_break(path)) is not None:  # a GIF's blocks, which state no length either
+        cause = "its last frame is cut short: a copy or download cut off" if broken == "cut" else \
+            "a byte stands where a block of its data must begin: damaged, and nothing past it can be read"
+        log.warning("%s ends mid-stream (%s), so it is restored up to %.2f s, where its pictures stop", path.name,
+                    cause, end_s - start)
+        return
+    if not (name in PS_FORMATS and cut_short(path) or name in TS_FORMATS and transport_cut_short(path)):
+        return
+    sound = sound_end(path) if container.streams.audio and name in PS_FORMATS else None
+    earlier = sound is not None and sound < end_s - SOUND_SLACK_S
+    log.warning("%s ends mid-stream (its last packet is cut short: a copy or recording cut off), so it is "
+                "restored up to %.2f s, where its pictures stop%s; what came after is not in the file",
+                path.name, end_s - start, f" (its sound stops at {sound - start:.2f} s)" if earlier else "")
 
 
 def index_beyond_eof(stream: av.video.stream.VideoStream, path: Path) -> bool:

@@ -17,8 +17,9 @@ from av.video.reformatter import Interpolation, VideoReformatter
 
 from clrface_video.errors import InputError, one_line, option_name
 from clrface_video.io.apng import is_animated_png
-from clrface_video.io.clock import STAMPS_ONLY, Damage, lasting, stamps_only, timed_frames
+from clrface_video.io.clock import STAMPS_ONLY, lasting, stamps_only, timed_frames
 from clrface_video.io.completeness import check_complete, check_gif_frames, index_beyond_eof, size_changed
+from clrface_video.io.damage import Damage
 from clrface_video.io.deinterlace import deinterlaced
 from clrface_video.io.field_order import frame_field_order
 from clrface_video.io.odd_width import even_width, needs_even_width
@@ -616,4 +617,4 @@ def read_frames(path: Path | str, deint: str | None = None, fps: Fraction | None
         if index == 0:
             raise InputError(f"{path.name} has no video frames (zero-length video)")
         check_complete(container, stream, path, index, end_s, stream_fps(stream),
-                       decoded=counted + damage.packets if whole else None)
+                       decoded=counted + damage.frames if whole else None)

@@ -1,0 +1,98 @@
+"""Damaged video passed over while decoding: the frames it takes out, said in one warning per damaged stretch."""
+from __future__ import annotations
+
+import heapq
+import logging
+from dataclasses import dataclass, field
+from fractions import Fraction
+
+import av
+
+MAX_DAMAGED = 25  # packets the decoder refuses that are passed over (bit rot) before the file counts as corrupt
+REFUSED = (av.error.InvalidDataError, av.error.ExternalError)  # a damaged packet, as a decoder refuses it: invalid
+# data, or its library's own failure (zlib's, inside a PNG or an animated PNG's frame)
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class Damage:
+    """The packets of a stream the decoder refused and that were passed over, and the frames left out with them
+    (those and the ones the decoder dropped after them), which a stated frame count still counts."""
+
+    packets: int = 0
+    frames: int = 0
+
+
+@dataclass
+class Losses:
+    """Which frames a damaged stretch of a stream takes out, told from the packets' times (pts) against those of
+    the frames the decoder gives, in display order: a frame shown at t means that every packet timed before t and
+    not shown by then never will be.
+
+    Why: the decoder refuses a damaged packet (its frame said passed over), but it also drops the frames after one
+    without a word: a transport stream that lost a run of its 188-byte packets (its demuxer marks the packet
+    around the gap corrupt) was restored without 7 of its 48 frames, 0.29 s, and nothing said. A frame missing
+    where nothing was damaged (before a stream's first keyframe) is not counted: that is no damage."""
+
+    name: str  # the file's, for the warning
+    origin: int  # the stream's first pts
+    time_base: Fraction
+    step: int | None  # ticks of a frame at the stream's rate, for a count and an end where nothing else gives one
+    damage: Damage
+    owed: list[int] = field(default_factory=list)  # times of the packets whose frames have not come (a heap)
+    suspect: bool = False  # a packet marked corrupt came since the last keyframe shown: frames may go missing
+    lost: list[int] = field(default_factory=list)  # times of this stretch's frames left out
+    shown_end: int | None = None  # where the last frame shown ends
+
+    def packet(self, packet: av.Packet, timed: bool) -> None:
+        """A packet demuxed; timed: its pts is the one its frame will show at (the demuxer's clock is trusted)."""
+        if timed and packet.size and packet.pts is not None:
+            heapq.heappush(self.owed, packet.pts)
+        self.suspect = self.suspect or packet.is_corrupt
+
+    def refused(self, pts: int, timed: bool) -> None:
+        """The decoder refused a packet, timed `pts`. timed: the frames' times are the packets' own, so those
+        that never come are found by them (shown); a threaded decoder refuses a damaged packet only a few packets
+        later, when its frame is due, so `pts` may be another frame's, which still comes. Else its frame is the one
+        left out, at `pts`."""
+        self.damage.packets += 1
+        if timed:
+            self.suspect = True
+        else:
+            self.lost.append(pts)
+
+    def shown(self, frame: av.VideoFrame) -> None:
+        """A frame the decoder gave, in display order: the packets timed before it that gave none are lost (where
+        damage is about), and a damaged stretch that ends before it is said."""
+        if frame.pts is None:
+            return
+        skipped = []
+        while self.owed and self.owed[0] <= frame.pts:
+            if (pts := heapq.heappop(self.owed)) < frame.pts:
+                skipped.append(pts)
+        if self.lost or self.suspect:
+            self.lost.extend(skipped)
+        if self.lost and frame.pts > max(self.lost):
+            self._say(frame.pts)
+        self.suspect = self.suspect and not frame.key_frame  # the decoder starts afresh at a keyframe
+        self.shown_end = frame.pts + (frame.duration or self.step or 0)
+
+    def end(self) -> None:
+        """The stream ended: a damaged stretch still open runs to its end. Frames that never came after the last
+        one shown are not counted: a file cut there ends so (a partial last packet, marked corrupt or refused),
+        which io.completeness tells and says, or refuses where the file states more."""
+        if self.lost:
+            self._say(max(self.lost) + (self.step or 0))
+
+    def _say(self, until: int) -> None:
+        """One warning for the stretch lost up to `until` (the next frame shown, or the stream's end): where it
+        starts (the end of the frame shown before it) and how many frames and seconds it takes out; the count at
+        the stream's rate where that is more than the packets (a packet lost whole leaves no time to count)."""
+        start = min(self.lost) if self.shown_end is None else min(self.shown_end, min(self.lost))
+        seconds = (until - start) * self.time_base
+        frames = max(len(self.lost), round(seconds / (self.step * self.time_base)) if self.step else 0)
+        self.damage.frames += frames
+        self.lost = []
+        log.warning("%s: damaged video at %.3f s is passed over: %d frame%s (%.2f s) left out", self.name,
+                    float((start - self.origin) * self.time_base), frames, "" if frames == 1 else "s",
+                    float(seconds))

@@ -1,0 +1,148 @@
+"""Damaged and half-downloaded videos: what decodes is restored with one warning that says where the damage is and
+what it took, as players show it; a file that states more than it holds is refused in one line."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import av
+import numpy as np
+
+from tests.media import make_clip
+from tests.test_bad_input import restore
+
+TS_PACKET = 188
+
+
+def frame_times(path: Path) -> list[float]:
+    """The video frames' times from the stream's first, in seconds."""
+    with av.open(str(path)) as container:
+        stream = container.streams.video[0]
+        return [round(float((frame.pts - (stream.start_time or 0)) * stream.time_base), 3)
+                for frame in container.decode(stream)]
+
+
+def _damage_said(records: list) -> list[str]:
+    return [r.getMessage() for r in records if "damaged video" in r.getMessage()]
+
+
+def lost_packets(whole: Path, path: Path, run: int = 10) -> Path:
+    """A copy of the transport stream `whole` at `path` without `run` of its 188-byte packets from its middle: a
+    broadcast recording's lost reception."""
+    data = whole.read_bytes()
+    middle = len(data) // TS_PACKET // 2
+    path.write_bytes(data[:middle * TS_PACKET] + data[(middle + run) * TS_PACKET:])
+    return path
+
+
+def test_a_transport_stream_that_lost_a_run_of_packets_says_the_frames_it_lost(tmp_path, warnings_logged):
+    """A broadcast recording that lost 10 of its 188-byte packets mid-frame: the decoder dropped 7 of its 48
+    frames, 0.29 s, up to the next keyframe, and the restore said nothing. It is still restored (what is there
+    plays), with one warning that says where and how much."""
+    whole = make_clip(tmp_path / "news.ts", frames=48, size=(128, 96), gop=8)
+    lost = lost_packets(whole, tmp_path / "news_lost.ts")
+    before = lost.read_bytes()
+    result = restore(lost, "-o", tmp_path / "out.mp4")
+    assert result.exit_code == 0, result.output
+    assert lost.read_bytes() == before
+    shown, every = frame_times(tmp_path / "out.mp4"), frame_times(whole)
+    gone = sorted(set(every) - set(shown))
+    assert len(shown) == 41 and len(gone) == 7 and gone[0] == 1.0  # frames 24 to 30
+    said = "news_lost.ts: damaged video at 1.000 s is passed over: 7 frames (0.29 s) left out"
+    assert _damage_said(warnings_logged.records) == [said]
+
+
+def broken_apng(path: Path, frames: int = 6, broken: int = 3) -> Path:
+    """An animated PNG of `frames` frames of 0.1 s whose frame `broken` has 40 bytes of its image data flipped:
+    its zlib stream no longer inflates."""
+    from PIL import Image
+
+    from clrface_video.io.apng import _chunks
+    from tests.media import astronaut
+
+    pictures = [Image.fromarray(np.roll(astronaut()[::4, ::4], 8 * i, axis=1)) for i in range(frames)]
+    pictures[0].save(path, save_all=True, append_images=pictures[1:], duration=100, loop=0)
+    with open(path, "rb") as file:
+        data_chunks = [offset for offset, kind, _ in _chunks(file) if kind == b"fdAT"]  # frames 1 on
+    data = bytearray(path.read_bytes())
+    for k in range(data_chunks[broken - 1] + 20, data_chunks[broken - 1] + 60):
+        data[k] ^= 0x5A
+    path.write_bytes(bytes(data))
+    return path
+
+
+def test_an_animated_png_with_a_damaged_frame_is_restored_without_it(tmp_path, warnings_logged):
+    """Its frame's image data refused by zlib ('Generic error in an external library'), which no damaged packet
+    of a video is passed over for: the local run refused the file, 'decoding failed at frame 3 (...)', and Ray
+    another way ('decoding segment 3 failed at frame 0'). It is passed over as any damaged frame is."""
+    broken = broken_apng(tmp_path / "party.png")
+    result = restore(broken, "-o", tmp_path / "out.mp4")
+    assert result.exit_code == 0, result.output
+    assert frame_times(tmp_path / "out.mp4") == [0.0, 0.1, 0.2, 0.4, 0.5]
+    said = "party.png: damaged video at 0.300 s is passed over: 1 frame (0.10 s) left out"
+    assert _damage_said(warnings_logged.records) == [said]
+
+
+def test_a_frame_the_decoder_conceals_is_not_said_to_be_lost(tmp_path, warnings_logged):
+    """Bytes overwritten at the tail of an MP4's packet, which the decoder reads past: every frame comes, so no
+    damage is said (a frame is counted lost only where none came)."""
+    whole = make_clip(tmp_path / "a.mp4", frames=24, size=(128, 96), audio=False)
+    with av.open(str(whole)) as container:
+        packets = [(p.pos, p.size) for p in container.demux(video=0) if p.size]
+    pos, size = packets[len(packets) // 2]
+    data = bytearray(whole.read_bytes())
+    data[pos + size - 8:pos + size] = bytes(8)
+    (tmp_path / "b.mp4").write_bytes(bytes(data))
+    result = restore(tmp_path / "b.mp4", "-o", tmp_path / "out.mp4")
+    assert result.exit_code == 0, result.output
+    assert len(frame_times(tmp_path / "out.mp4")) == 24 and _damage_said(warnings_logged.records) == []
+
+
+def test_a_transport_stream_cut_short_is_restored_to_its_end_and_said(tmp_path, warnings_logged):
+    """A broadcast recording downloaded half way: restored to where it stops with exit 0 and not a word, as an
+    .mpg cut short had been. It states no length either, so it is treated as one is: restored as far as it goes,
+    with the line that says so, as its last 188-byte packet is cut short. A whole one says nothing."""
+    whole = make_clip(tmp_path / "news.ts", frames=48, size=(128, 96), gop=8)
+    data = whole.read_bytes()
+    cut = tmp_path / "news_part.ts"
+    cut.write_bytes(data[:len(data) // 2 + 100])
+    result = restore(cut, "-o", tmp_path / "out.mp4")
+    assert result.exit_code == 0, result.output
+    shown = frame_times(tmp_path / "out.mp4")
+    assert 0 < len(shown) < 48
+    said = (f"news_part.ts ends mid-stream (its last packet is cut short: a copy or recording cut off), so it is "
+            f"restored up to {shown[-1] + 1 / 24:.2f} s, where its pictures stop; what came after is not in the file")
+    assert [r.getMessage() for r in warnings_logged.records if "mid-stream" in r.getMessage()] == [said]
+    assert restore(whole, "-o", tmp_path / "whole.mp4").exit_code == 0
+    assert [r.getMessage() for r in warnings_logged.records if "mid-stream" in r.getMessage()] == [said]
+
+
+def test_a_gif_cut_short_or_damaged_is_restored_to_where_it_stops_and_said(tmp_path, warnings_logged):
+    """A GIF states neither its length nor its frame count, so a download cut off after 4 of its 6 frames, and one
+    whose fourth frame has 40 flipped bytes (FFmpeg and Pillow both stop reading there), were restored short
+    without a word. Each is still restored to where it stops (what is there plays), with one line saying why."""
+    from PIL import Image
+
+    from tests.media import astronaut
+
+    pictures = [Image.fromarray(np.roll(astronaut()[::4, ::4], 8 * i, axis=1)) for i in range(6)]
+    pictures[0].save(tmp_path / "wave.gif", save_all=True, append_images=pictures[1:], duration=100, loop=0)
+    data = (tmp_path / "wave.gif").read_bytes()
+    (tmp_path / "cut.gif").write_bytes(data[:len(data) * 6 // 10])
+    damaged = bytearray(data)
+    for k in range(len(data) // 2, len(data) // 2 + 40):
+        damaged[k] ^= 0x5A
+    (tmp_path / "rot.gif").write_bytes(bytes(damaged))
+    causes = {"cut": "its last frame is cut short: a copy or download cut off",
+              "rot": "a byte stands where a block of its data must begin: damaged, and nothing past it can be read"}
+    for name, cause in causes.items():
+        warnings_logged.clear()
+        result = restore(tmp_path / f"{name}.gif", "-o", tmp_path / f"{name}.mp4")
+        assert result.exit_code == 0, result.output
+        shown = frame_times(tmp_path / f"{name}.mp4")
+        assert 0 < len(shown) < 6
+        said = f"{name}.gif ends mid-stream ({cause}), so it is restored up to {shown[-1] + 0.1:.2f} s, where its " \
+            "pictures stop"
+        assert [r.getMessage() for r in warnings_logged.records if "mid-stream" in r.getMessage()] == [said]
+    warnings_logged.clear()
+    assert restore(tmp_path / "wave.gif", "-o", tmp_path / "wave.mp4").exit_code == 0
+    assert not [r for r in warnings_logged.records if "mid-stream" in r.getMessage()]
