@@ -11,14 +11,16 @@ from fractions import Fraction
 import av
 import numpy as np
 
+from clrface_video.io import wavpack
+
 PCM_DEPTH = re.compile(r"pcm_[su](16|24|32)[lb]e")  # the depth a PCM codec's name gives
 # Encoders for each depth of the decoded samples, in the order they are tried: PCM of the same depth first (what
 # editors' tools take in .mov and .mxf, and any depth is kept: FFmpeg's ALAC encoder codes 24 bits at most), then
-# the Blu-ray and DVD PCM that MPEG-TS and MPEG-PS hold, then ALAC and FLAC.
+# the Blu-ray and DVD PCM that MPEG-TS and MPEG-PS hold, then ALAC and FLAC (32 bits: FLAC alone, FULL_DEPTH).
 ENCODERS = {
     16: ("pcm_s16le", "pcm_s16be", "pcm_bluray", "pcm_dvd", "alac", "flac"),
     24: ("pcm_s24le", "pcm_s24be", "pcm_bluray", "pcm_dvd", "alac", "flac"),
-    32: ("pcm_s32le", "pcm_s32be"),
+    32: ("pcm_s32le", "pcm_s32be", "flac"),
     "flt": ("pcm_f32le", "pcm_f32be"),
     "dbl": ("pcm_f64le", "pcm_f64be"),
 }
@@ -27,6 +29,13 @@ ENCODERS = {
 # FFmpeg's ALAC encoder refuses 7.1, which FLAC codes (measured: both read back from a trial .mp4)
 MP4_MUXERS = frozenset({"mp4", "ipod"})
 MP4_PLAYED = ("alac", "flac")
+# Options that have an encoder code all 32 bits of a sample: FFmpeg's FLAC encoder codes 32-bit samples as 24 bits
+# (their low 8 lost) unless allowed its "experimental" 32-bit mode, and its ALAC encoder always (measured, 2 s of
+# 32-bit noise read back from an .mp4: 255 off at most, and with the option, FLAC every sample as it was)
+FULL_DEPTH = {"flac": {"strict": "experimental"}}
+# Float samples no encoder of an .mp4's players codes exactly (FFmpeg writes them as ISO PCM, fpcm): they are coded as
+# ALAC, else FLAC (7.1), at 24 bits, as a lossy track too wide for AAC is (WIDE_PCM), the rounding said
+ROUNDED = {"flt", "dbl"}
 SHORTEST_24_BIT = frozenset({"truehd", "mlp"})  # lossless codecs that code 24 bits at most, decoded as s32
 # (encoder, sample format, bits per second for each channel, most in all) for a track that no lossless codec the
 # muxer holds carries, tried in order: a lossless one where none reads back, a lossy one the muxer refuses (Opus
@@ -83,12 +92,14 @@ MIXED_DOWN = {"ac3": "5.1"}
 # of it (measured: 24-bit PCM in 7.1 reads back there).
 WIDE_PCM = {"mov": (PcmOnly("pcm_s24le", "s32", ()),), "avi": (PcmOnly("pcm_s24le", "s32", ()),),
             "mp4": (PcmOnly("alac", "s32p", ()), PcmOnly("flac", "s32", ()), PcmOnly("pcm_s24le", "s32", ()))}
+# the bits of a sample that a decoded track is coded in, by the codecs above (the FLAC encoder's without FULL_DEPTH)
+CODED_BITS = {"pcm_s16le": 16, "pcm_s24le": 24, "alac": 24, "flac": 24}
 
 
-def _depth(context: av.audio.codeccontext.AudioCodecContext) -> int | str | None:
+def _depth(context: av.audio.codeccontext.AudioCodecContext, stored: int | None = None) -> int | str | None:
     """The depth of a stream's decoded samples: 16, 24 or 32 bits, or "flt"/"dbl" for float; None for 8-bit and
-    other formats. 32-bit integers hold 24-bit samples too (FLAC's, PCM's, TrueHD's): where the codec's own
-    parameters do not say 24, all 32 bits are kept."""
+    other formats. 32-bit integers hold 24-bit samples too (FLAC's, PCM's, TrueHD's, a WavPack block's `stored`
+    bits): where the codec's own parameters do not say 24, all 32 bits are kept."""
     kind = context.format.name.rstrip("p")
     if kind in ("s16", "flt", "dbl"):
         return 16 if kind == "s16" else kind
@@ -101,23 +112,39 @@ def _depth(context: av.audio.codeccontext.AudioCodecContext) -> int | str | None
     if name == "flac" and context.extradata:  # STREAMINFO, after "fLaC" and a block header in Matroska's
         info = context.extradata[8:] if context.extradata[:4] == b"fLaC" else context.extradata
         return 24 if len(info) >= 34 and ((info[12] & 1) << 4 | info[13] >> 4) + 1 <= 24 else 32
-    return 24 if name in SHORTEST_24_BIT else 32
+    return 24 if name in SHORTEST_24_BIT or (stored or 32) <= 24 else 32
 
 
-def lossless(context: av.audio.codeccontext.AudioCodecContext) -> bool:
-    """Whether a stream's codec only codes losslessly (PCM, FLAC, ALAC, TrueHD; not WavPack or DTS, either)."""
-    codec = context.codec
+def _block(stream: av.audio.stream.AudioStream) -> wavpack.Block | None:
+    """A WavPack track's first block, which says whether it is lossless; None for other codecs."""
+    codec = stream.codec_context.codec
+    return wavpack.first_block(stream) if codec is not None and codec.canonical_name == "wavpack" else None
+
+
+def depth(stream: av.audio.stream.AudioStream) -> int | str | None:
+    """The depth of a stream's decoded samples (_depth), a WavPack track's by its first block."""
+    block = _block(stream)
+    return _depth(stream.codec_context, block.bits if block is not None else None)
+
+
+def lossless(stream: av.audio.stream.AudioStream) -> bool:
+    """Whether a stream is coded losslessly: by a codec that only codes so (PCM, FLAC, ALAC, TrueHD), or WavPack
+    whose first block is not hybrid (wavpack); not DTS, which may be either."""
+    codec = stream.codec_context.codec
+    if codec is not None and codec.canonical_name == "wavpack":
+        block = _block(stream)
+        return block is not None and not block.hybrid
     return codec is not None and codec.lossless and not codec.lossy
 
 
-def encoders(context: av.audio.codeccontext.AudioCodecContext, muxer: str) -> list[tuple[str, str]]:
+def encoders(stream: av.audio.stream.AudioStream, muxer: str) -> list[tuple[str, str]]:
     """(encoder, sample format) pairs that code a lossless stream's decoded samples exactly, in the order to try
-    them for `muxer`; none for lossy audio (AAC, MP3, Opus: its samples are not the source's), nor for WavPack and
-    DTS, which may be either: those go to high_rate_encoders."""
-    depth = _depth(context)
-    if not lossless(context) or depth is None:
+    them for `muxer` (with full_depth's options); none for lossy audio (AAC, MP3, Opus: its samples are not the
+    source's), nor for hybrid WavPack and DTS: those go to high_rate_encoders."""
+    context, kind = stream.codec_context, depth(stream)
+    if not lossless(stream) or kind is None:
         return []
-    names = ENCODERS[depth]
+    names = ENCODERS[kind]
     if muxer in MP4_MUXERS:
         names = (*(name for name in MP4_PLAYED if name in names), *(name for name in names if name not in MP4_PLAYED))
     width = context.format.bytes
@@ -132,12 +159,34 @@ def encoders(context: av.audio.codeccontext.AudioCodecContext, muxer: str) -> li
     return pairs
 
 
-def iso_pcm(context: av.audio.codeccontext.AudioCodecContext, muxer: str) -> bool:
+def iso_pcm(stream: av.audio.stream.AudioStream, muxer: str) -> bool:
     """Whether a PCM track copied into `muxer` would be ISO PCM in an .mp4, which few players read, where ALAC or
-    FLAC codes its samples exactly (16 or 24 bits; 32-bit and float PCM stay ISO PCM, nothing else holds them
-    losslessly there): a .mov's or .mkv's PCM, stereo or 7.1, was copied so, silent in QuickTime and browsers."""
-    return muxer in MP4_MUXERS and context.codec.canonical_name.startswith("pcm_") and \
-        any(name in MP4_PLAYED for name, _ in encoders(context, muxer))
+    FLAC codes its samples exactly (16, 24 or 32 bits), or at 24 bits (float: rounded): a .mov's or .mkv's PCM,
+    stereo or 7.1, was copied so, silent in QuickTime and browsers, and 32-bit and float PCM were still."""
+    return muxer in MP4_MUXERS and stream.codec_context.codec.canonical_name.startswith("pcm_") and \
+        (any(name in MP4_PLAYED for name, _ in encoders(stream, muxer)) or bool(rounded(stream, muxer)))
+
+
+def full_depth(codec: str, stream: av.audio.stream.AudioStream) -> dict[str, str]:
+    """The options `codec` needs to code every bit of a lossless stream's samples (FULL_DEPTH: 32-bit FLAC)."""
+    return FULL_DEPTH.get(codec, {}) if depth(stream) == 32 else {}
+
+
+def rounded(stream: av.audio.stream.AudioStream, muxer: str) -> tuple[PcmOnly, ...]:
+    """The codecs a lossless track whose samples `muxer`'s players read in no codec exactly is decoded to, tried in
+    order (ROUNDED: float into an .mp4, as ALAC, else FLAC, at 24 bits); none for any other."""
+    return WIDE_PCM["mp4"][:2] if muxer in MP4_MUXERS and depth(stream) in ROUNDED and lossless(stream) else ()
+
+
+def rounding(stream: av.audio.stream.AudioStream, codec: str) -> str | None:
+    """What is lost of a lossless stream's decoded samples coded by `codec` (CODED_BITS), for a warning: the bits
+    cut (a 32-bit or float track into an .mxf's 24-bit PCM was said to keep every sample) and, for float, the
+    samples beyond full scale, which integer PCM cannot hold; None where every one is kept."""
+    kind, bits = depth(stream), CODED_BITS.get(codec, 32)
+    if isinstance(kind, int) and kind <= bits:
+        return None
+    beyond = ", any beyond full scale clipped" if kind in ROUNDED else ""
+    return f"rounded to {bits} bits (each within 2^-{bits - 1} of full scale{beyond})"
 
 
 def layouts(layout: av.AudioLayout | str) -> list[str]:

@@ -34,7 +34,7 @@ def unplayed(stream: av.stream.Stream, out: av.container.OutputContainer) -> boo
     codec = stream.codec_context.codec if stream.type == "audio" else None
     muxer = out.format.name.split(",")[0]
     return codec is not None and (codec.canonical_name in UNPLAYED.get(muxer, ()) or
-                                  lossless_audio.iso_pcm(stream.codec_context, muxer))
+                                  lossless_audio.iso_pcm(stream, muxer))
 
 
 def converted_audio(stream: av.audio.stream.AudioStream, name: str,
@@ -47,17 +47,26 @@ def converted_audio(stream: av.audio.stream.AudioStream, name: str,
     holds it), and so was a .webm's Opus in a .mov or .avi, its Vorbis in a .ts or .mov; copied into an .mp4, its
     Vorbis was silent in most players (unplayed)."""
     muxer = out.format.name.split(",")[0]
+    iso = " (ISO PCM)" if lossless_audio.iso_pcm(stream, muxer) else ""
+    why = f"in {container_suffix(out)}{iso} plays in few players (not QuickTime, browsers or phones)" \
+        if unplayed(stream, out) else f"cannot be copied into {container_suffix(out)}"
+    rounded = next((copy for pcm in lossless_audio.rounded(stream, muxer)
+                    if (copy := _decoded_to_pcm(stream, name, out, pcm, why)) is not None), None)
+    if rounded is not None:  # float into an .mp4: at 24 bits in a codec its players read, not exactly as ISO PCM
+        return rounded
     layouts = lossless_audio.layouts(ordered_layout(stream.codec_context.layout))
-    found = next(((codec, kind, layout) for codec, kind in lossless_audio.encoders(stream.codec_context, muxer)
-                  for layout in layouts if _encoded_reads_back(out, stream, codec, kind, layout=layout)), None)
+    found = next(((codec, kind, layout) for codec, kind in lossless_audio.encoders(stream, muxer) for layout in layouts
+                  if _encoded_reads_back(out, stream, codec, kind, layout=layout,
+                                         options=lossless_audio.full_depth(codec, stream))), None)
     if found is not None:
-        encoded = _add_encoder(out, stream, *found[:2], layout=found[2])
+        encoded = _add_encoder(out, stream, *found[:2], layout=found[2],
+                               options=lossless_audio.full_depth(found[0], stream))
         log.warning("audio stream %d (%s) %s; it is re-encoded losslessly as %s, every sample kept", stream.index,
-                    name, f"in {container_suffix(out)} (ISO PCM) plays in few players (not QuickTime, browsers or phones)"
-                    if unplayed(stream, out) else f"cannot be copied into {container_suffix(out)}", found[0])
+                    name, why, found[0])
         return encoded
     if muxer in lossless_audio.PCM_ONLY:
-        return _decoded_to_pcm(stream, name, out, lossless_audio.PCM_ONLY[muxer])
+        return _decoded_to_pcm(stream, name, out, lossless_audio.PCM_ONLY[muxer],
+                               f"cannot be copied into {container_suffix(out)}, which holds PCM only")
     entries = lossless_audio.high_rate_encoders(stream.codec_context, muxer)
     played = lossless_audio.played_rate(muxer, stream.codec_context.sample_rate)
     asked = None if played == stream.codec_context.sample_rate else played
@@ -72,17 +81,17 @@ def converted_audio(stream: av.audio.stream.AudioStream, name: str,
     lossy, rate, layout = next(((entry, rate, layout) for entry, rate, layout in tries
                                 if _encoded_reads_back(out, stream, *entry, rate=rate, layout=layout)), (None,) * 3)
     if lossy is None:  # no lossy encoder there takes its channels: decoded to PCM where the muxer holds it
+        wide = f"cannot be copied into {container_suffix(out)}, whose lossy codecs take fewer than its " \
+            f"{stream.codec_context.channels} channels"
         return next((copy for pcm in lossless_audio.WIDE_PCM.get(muxer, ())
-                     if (copy := _decoded_to_pcm(stream, name, out, pcm, wide=True)) is not None), None)
+                     if (copy := _decoded_to_pcm(stream, name, out, pcm, wide)) is not None), None)
     encoded = _add_encoder(out, stream, *lossy, rate=rate, layout=layout)
     mixed = ("" if rate is None else f", {rate / 1000:g} kHz") + ("" if layout is None else f", mixed down to {layout}")
-    if lossless_audio.lossless(stream.codec_context):
+    if lossless_audio.lossless(stream):
         log.warning("audio stream %d (%s) cannot be stored losslessly in %s; it is re-encoded as %s at %d kb/s%s "
                     "(lossy; .mkv and .mov keep it as it is)", stream.index, name, container_suffix(out), lossy[0],
                     lossy[2] // 1000, mixed)
     else:
-        why = f"in {container_suffix(out)} plays in few players (not QuickTime, browsers or phones)" if unplayed(stream, out) \
-            else f"cannot be copied into {container_suffix(out)}"
         log.warning("audio stream %d (%s) %s; it is re-encoded as %s at %d kb/s%s (lossy to lossy, a little lost; %s "
                     "keeps it as it is)", stream.index, name, why, encoded.codec_context.codec.canonical_name,
                     lossy[2] // 1000, mixed, _keeps(stream, name))
@@ -90,12 +99,14 @@ def converted_audio(stream: av.audio.stream.AudioStream, name: str,
 
 
 def _decoded_to_pcm(stream: av.audio.stream.AudioStream, name: str, out: av.container.OutputContainer,
-                    pcm: lossless_audio.PcmOnly, *, wide: bool = False) -> av.audio.stream.AudioStream | None:
+                    pcm: lossless_audio.PcmOnly, why: str) -> av.audio.stream.AudioStream | None:
     """A track an output that holds PCM alone (.mxf, .dv) cannot hold as it is, decoded to its PCM (at a rate and
     in a layout it takes, resampled or mixed where it must be): no lossy codec is stored there, and leaving the
     track out made a silent output. So too a track with more channels than any lossy encoder of the output takes
-    (`wide`: 7.1 into .mov or .mp4, lossless_audio.WIDE_PCM). A lossy track's decoded samples are what any player
-    hears of it, so only a change of rate or channels alters them."""
+    (7.1 into .mov or .mp4, lossless_audio.WIDE_PCM), and float PCM into an .mp4 (lossless_audio.rounded). A lossy
+    track's decoded samples are what any player hears of it, so only a change of rate or channels alters them; a
+    lossless one's are also rounded where the codec holds fewer bits (lossless_audio.rounding). `why` says why it
+    is not copied, in the one warning."""
     context = stream.codec_context
     layout = pcm.layout or ordered_layout(context.layout)
     nearest = lossless_audio.nearest_rate(context.sample_rate, pcm.rates)
@@ -106,15 +117,14 @@ def _decoded_to_pcm(stream: av.audio.stream.AudioStream, name: str, out: av.cont
     if rate is None:
         return None
     encoded = _add_encoder(out, stream, pcm.codec, pcm.sample_format, layout=layout, rate=rate)
+    lossless = lossless_audio.lossless(stream)
+    cut = lossless_audio.rounding(stream, pcm.codec) if lossless else None
     changed = [f"resampled to {rate / 1000:g} kHz"] * (rate != context.sample_rate) + \
         [f"its one channel on both sides of {pcm.layout}" if context.channels == 1 else f"mixed to {pcm.layout}"] * \
-        (pcm.layout is not None and context.channels != len(encoded.layout.channels))
-    log.warning("audio stream %d (%s) cannot be copied into %s, %s; it is decoded to %s, %s (%s keeps "
-                "it as it is)", stream.index, name, container_suffix(out),
-                f"whose lossy codecs take fewer than its {context.channels} channels" if wide else "which holds PCM only",
-                pcm.codec,
-                " and ".join(changed) or ("every decoded sample kept" if lossless_audio.lossless(context)
-                                          else "nothing more lost"), _keeps(stream, name))
+        (pcm.layout is not None and context.channels != len(encoded.layout.channels)) + [cut] * (cut is not None)
+    log.warning("audio stream %d (%s) %s; it is decoded to %s, %s (%s keeps it as it is)", stream.index, name, why,
+                pcm.codec, " and ".join(changed) or ("every decoded sample kept" if lossless else "nothing more lost"),
+                _keeps(stream, name))
     return encoded
 
 
@@ -128,13 +138,14 @@ def _keeps(stream: av.audio.stream.AudioStream, name: str) -> str:
 
 def _encoded_reads_back(out: av.container.OutputContainer, source: av.audio.stream.AudioStream, codec: str,
                         sample_format: str, bit_rate: int | None = None, *, layout: str | None = None,
-                        rate: int | None = None) -> bool:
+                        rate: int | None = None, options: dict[str, str] | None = None) -> bool:
     """Whether frames of silence coded by `codec` (trial_file.TRIAL_AUDIO_PACKETS), muxed on a trial file like the
     output, read back as `codec`: a muxer may take a stream it writes as no demuxer reads it (PCM in MPEG-TS comes back as data). In
     .mxf and .dv, whose muxers refuse sound before the first picture (measured: invalid data), the codec is tried
     as a copy's is, by the header alone."""
     def write(trial: av.container.OutputContainer) -> tuple[int, str] | None:
-        encoded = _add_encoder(trial, source, codec, sample_format, bit_rate, layout=layout, rate=rate)
+        encoded = _add_encoder(trial, source, codec, sample_format, bit_rate, layout=layout, rate=rate,
+                               options=options)
         trial.start_encoding()
         if out.format.name in trial_file.VIDEO_MUXERS:
             return None
@@ -152,14 +163,16 @@ def _encoded_reads_back(out: av.container.OutputContainer, source: av.audio.stre
 
 def _add_encoder(out: av.container.OutputContainer, source: av.audio.stream.AudioStream, codec: str,
                  sample_format: str, bit_rate: int | None = None, *, layout: str | None = None,
-                 rate: int | None = None) -> av.audio.stream.AudioStream:
+                 rate: int | None = None, options: dict[str, str] | None = None) -> av.audio.stream.AudioStream:
     """An audio stream coded by `codec` at the source's rate (or `rate`, resampled: lossy codecs and PCM-only
     containers' PCM, lossless_audio.PCM_ONLY) and
     channels (in `layout`, else the source's), from samples in `sample_format` (at `bit_rate` bits per second, a
-    lossy codec's)."""
+    lossy codec's), with the encoder's `options` (lossless_audio.full_depth)."""
     stream = out.add_stream(codec, rate=rate or source.codec_context.sample_rate,
                             layout=layout or ordered_layout(source.codec_context.layout))
     stream.codec_context.format = sample_format
+    if options:
+        stream.codec_context.options = options
     if bit_rate:
         stream.codec_context.bit_rate = bit_rate
     return stream
