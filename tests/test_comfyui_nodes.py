@@ -142,6 +142,24 @@ def test_two_loaders_on_one_device_stay_loaded_and_a_third_closes_the_oldest(plu
     assert loads == [BASELINE, "auto", weights, BASELINE], loads
 
 
+def test_weights_that_cannot_be_loaded_close_no_loaded_model(plugin, nodes, tmp_path):
+    """A file in models/clrface that is not CLR-Face weights (empty, another pack's) is refused by the loader; with
+    two models loaded it first closed the least recently used to make room for it, so a broken choice cost a good
+    model, which its restore node then loaded again. Room is made once the new model has loaded."""
+    from clrface_video.errors import ModelError
+
+    nodes._LOADED.clear()
+    nodes._MADE.clear()
+    loader = plugin.NODE_CLASS_MAPPINGS["CLRFaceModelLoader"]()
+    a, b = (loader.load(choice)[0] for choice in (BASELINE, "shipped"))
+    broken = tmp_path / "empty.safetensors"
+    broken.write_bytes(b"")
+    with pytest.raises(ModelError, match="cannot read CLR-Face weights"):
+        loader.load(str(broken))
+    assert a._restorer is not None and b._restorer is not None, "a loaded model was closed for a file that failed"
+    assert [k[0] for k in nodes._LOADED] == [BASELINE, "shipped"] and len(nodes._MADE) == 2
+
+
 def test_restore_nodes_of_three_loaders_keep_two_models_loaded(plugin, nodes, astronaut):
     """ComfyUI does not run a loader again while its choice is unchanged: its restore node gets the same session
     from ComfyUI's cache. With three loaders the first was closed by the third and reloaded by its restore node
