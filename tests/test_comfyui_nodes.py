@@ -301,6 +301,7 @@ def test_a_bad_input_is_named_as_the_nodes_input(plugin, model, astronaut, input
 @pytest.mark.parametrize(("value", "words"), [
     (float("nan"), "images: the float32 image holds NaN or infinite values"),
     (255.0, "images: float32 images are 0..1 and this one reaches 255; divide it by 255"),
+    (-1.0, "images: float32 images are 0..1 and this one goes down to -1; a -1..1 image is (x + 1) / 2 in 0..1"),
 ])
 def test_bad_pixels_are_said_of_the_images_input(plugin, model, astronaut, value, words):
     """The node's IMAGE check was said as the library function's ('restore_frames: the float32 image holds NaN')."""
@@ -309,6 +310,17 @@ def test_bad_pixels_are_said_of_the_images_input(plugin, model, astronaut, value
     with pytest.raises(ClrfaceError) as caught:
         restore(plugin, model, images)
     assert str(caught.value) == words
+
+
+def test_a_resized_images_overshoot_is_taken_and_kept_outside_the_faces(plugin, model, astronaut):
+    """A bicubic or Lanczos resize upstream (ImageScale) overshoots 0..1 a little at sharp edges; only a -1..1 IMAGE
+    (whose face was pasted back in 0..1 over a -1..1 background) is refused. The overshoot is kept bit for bit
+    outside the faces, and the restored faces are in 0..1."""
+    images = image_batch(astronaut, 1)
+    images[0, FAR[0], FAR[1]] = images[0, FAR[0], FAR[1]] * 1.3 - 0.15  # -0.15..1.15 below the face
+    out, mask = restore(plugin, model, images)
+    assert torch.equal(out[mask == 0], images[mask == 0]) and out.min() == images.min() == -0.15
+    assert mask[0, FACE[0], FACE[1]].max() == 1 and 0 <= out[mask == 1].min() and out[mask == 1].max() <= 1
 
 
 def test_an_8_bit_image_from_a_custom_node_is_taken_as_comfyui_loads_it(plugin, model, astronaut):
