@@ -51,6 +51,8 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 DTYPES = (np.uint8, np.uint16, np.float32)  # the images the pipeline takes (float32 in 0..1)
 FLOAT_MAX = 2.0  # a float32 image above this is on the 0..255 scale, not 0..1
+FLOAT_MIN = -0.5  # one below this is on the -1..1 scale (a resize's overshoot stays above -0.2); its faces came
+# back in 0..1 over a -1..1 background
 
 
 # -- models -----------------------------------------------------------------------------------------
@@ -365,11 +367,14 @@ def check_image(image: Any, where: str, dtypes: tuple[type, ...] = DTYPES) -> np
     if image.shape[0] == 0 or image.shape[1] == 0:
         raise InputError(f"{where}: the image is empty ({image.shape[0]} x {image.shape[1]} pixels)")
     if image.dtype.kind == "f":
-        top = float(image.max(initial=0.0))  # NaN propagates
-        if not math.isfinite(top) or not np.isfinite(image.min()):
+        top, low = float(image.max(initial=0.0)), float(image.min(initial=0.0))  # NaN propagates
+        if not math.isfinite(top) or not math.isfinite(low):
             raise InputError(f"{where}: the {image.dtype} image holds NaN or infinite values")
         if top > FLOAT_MAX:
             raise InputError(f"{where}: {image.dtype} images are 0..1 and this one reaches {top:g}; divide it by 255")
+        if low < FLOAT_MIN:
+            raise InputError(f"{where}: {image.dtype} images are 0..1 and this one goes down to {low:g}; "
+                             "a -1..1 image is (x + 1) / 2 in 0..1")
     return np.ascontiguousarray(image)
 
 

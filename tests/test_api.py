@@ -184,6 +184,8 @@ def test_bad_model_and_bad_frames(session, astronaut):
         session.restore_image(spoilt)
     with pytest.raises(InputError, match="divide it by 255"):
         session.restore_image(astronaut.astype(np.float32))
+    with pytest.raises(InputError, match=r"goes down to -1; a -1..1 image is \(x \+ 1\) / 2 in 0..1$"):
+        session.restore_image(astronaut.astype(np.float32) / 127.5 - 1)  # -1..1: its face pasted back in 0..1
     with pytest.raises(InputError, match="pass a list of frames"):
         list(session.restore_frames(astronaut))
     for nothing in (None, "clip.mp4"):  # was a bare "'NoneType' object is not iterable"; a path read letter by letter

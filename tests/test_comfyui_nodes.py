@@ -142,6 +142,24 @@ def test_two_loaders_on_one_device_stay_loaded_and_a_third_closes_the_oldest(plu
     assert loads == [BASELINE, "auto", weights, BASELINE], loads
 
 
+def test_weights_that_cannot_be_loaded_close_no_loaded_model(plugin, nodes, tmp_path):
+    """A file in models/clrface that is not CLR-Face weights (empty, another pack's) is refused by the loader; with
+    two models loaded it first closed the least recently used to make room for it, so a broken choice cost a good
+    model, which its restore node then loaded again. Room is made once the new model has loaded."""
+    from clrface_video.errors import ModelError
+
+    nodes._LOADED.clear()
+    nodes._MADE.clear()
+    loader = plugin.NODE_CLASS_MAPPINGS["CLRFaceModelLoader"]()
+    a, b = (loader.load(choice)[0] for choice in (BASELINE, "shipped"))
+    broken = tmp_path / "empty.safetensors"
+    broken.write_bytes(b"")
+    with pytest.raises(ModelError, match="cannot read CLR-Face weights"):
+        loader.load(str(broken))
+    assert a._restorer is not None and b._restorer is not None, "a loaded model was closed for a file that failed"
+    assert [k[0] for k in nodes._LOADED] == [BASELINE, "shipped"] and len(nodes._MADE) == 2
+
+
 def test_restore_nodes_of_three_loaders_keep_two_models_loaded(plugin, nodes, astronaut):
     """ComfyUI does not run a loader again while its choice is unchanged: its restore node gets the same session
     from ComfyUI's cache. With three loaders the first was closed by the third and reloaded by its restore node
@@ -283,6 +301,7 @@ def test_a_bad_input_is_named_as_the_nodes_input(plugin, model, astronaut, input
 @pytest.mark.parametrize(("value", "words"), [
     (float("nan"), "images: the float32 image holds NaN or infinite values"),
     (255.0, "images: float32 images are 0..1 and this one reaches 255; divide it by 255"),
+    (-1.0, "images: float32 images are 0..1 and this one goes down to -1; a -1..1 image is (x + 1) / 2 in 0..1"),
 ])
 def test_bad_pixels_are_said_of_the_images_input(plugin, model, astronaut, value, words):
     """The node's IMAGE check was said as the library function's ('restore_frames: the float32 image holds NaN')."""
@@ -291,6 +310,17 @@ def test_bad_pixels_are_said_of_the_images_input(plugin, model, astronaut, value
     with pytest.raises(ClrfaceError) as caught:
         restore(plugin, model, images)
     assert str(caught.value) == words
+
+
+def test_a_resized_images_overshoot_is_taken_and_kept_outside_the_faces(plugin, model, astronaut):
+    """A bicubic or Lanczos resize upstream (ImageScale) overshoots 0..1 a little at sharp edges; only a -1..1 IMAGE
+    (whose face was pasted back in 0..1 over a -1..1 background) is refused. The overshoot is kept bit for bit
+    outside the faces, and the restored faces are in 0..1."""
+    images = image_batch(astronaut, 1)
+    images[0, FAR[0], FAR[1]] = images[0, FAR[0], FAR[1]] * 1.3 - 0.15  # -0.15..1.15 below the face
+    out, mask = restore(plugin, model, images)
+    assert torch.equal(out[mask == 0], images[mask == 0]) and out.min() == images.min() == -0.15
+    assert mask[0, FACE[0], FACE[1]].max() == 1 and 0 <= out[mask == 1].min() and out[mask == 1].max() <= 1
 
 
 def test_an_8_bit_image_from_a_custom_node_is_taken_as_comfyui_loads_it(plugin, model, astronaut):

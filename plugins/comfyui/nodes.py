@@ -129,11 +129,11 @@ def _use(key: tuple[str, str], session: Session) -> Session:
 def load_cached(choice: str, device: str) -> Session:
     """The session for (choice, device), loaded on first use, FaceNet too where its identity guidance uses it, so
     that a graph's first run does not load models. Up to KEPT_PER_DEVICE stay loaded on a device (FaceNet is shared
-    between them); loading one more closes the least recently used, whose nodes reload it if run again."""
+    between them); loading one more closes the least recently used once it has loaded, whose nodes reload it if run
+    again: a file that is not CLR-Face weights closed a loaded model first, then failed."""
     key = (choice, device)
     session = _MADE.get(key)  # closed earlier but still held by a node: the same session, not a second one
     if session is None:
-        _make_room(key)
         session = _MADE[key] = load_restorer(model=model_option(choice), device=device)
         if getattr(session.restorer, "uses_identity", False):  # FaceNet, loaded by the first guided batch otherwise
             session.identity_encoder()  # (0.9 s of a graph's first run on a CPU); shared per device, as the restorer's
