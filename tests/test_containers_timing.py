@@ -462,7 +462,8 @@ def test_a_dnxhr_master_keeps_its_pcm_tracks_in_mxf(tmp_path, warnings_logged):
 def test_a_stretch_of_pcm_starts_at_its_first_frames_sample_where_no_stream_starts_before_0(tmp_path, suffix):
     """With --start, the PCM packet sounding at the stretch's start was kept whole, from 448 samples before the
     first frame; .mxf and .avi store no start before 0, so it was heard from the first frame, 9.3 ms late. It is
-    now cut at the stretch's first sample: the output's first sample is the source's at 0.5 s (sample 24000)."""
+    now cut at the stretch's first sample: where its first frame, the one on screen at 0.5 s, begins (0.48 s,
+    sample 23040)."""
     src = dnxhr_master(tmp_path / "master.mov", frames=25, packet=1024)
     span = TimeSpan(0.5, 0.8)
     with VideoWriter(tmp_path / f"part{suffix}", src, probe_video(src), span=span) as writer:
@@ -471,7 +472,7 @@ def test_a_stretch_of_pcm_starts_at_its_first_frames_sample_where_no_stream_star
     assert times(writer.output)[0] == 0 and audio_start(writer.output) == 0
     heard, played = decoded_samples(src), decoded_samples(writer.output)
     assert len(played) >= 2 * 14400  # 0.3 s (MXF pads its last edit unit with silence)
-    assert np.array_equal(played[:2 * 14400], heard[2 * 24000:2 * (24000 + 14400)])
+    assert np.array_equal(played[:2 * 14400], heard[2 * 23040:2 * (23040 + 14400)])
 
 
 @pytest.mark.parametrize("suffix", [".mp4", ".mkv", ".ts"])

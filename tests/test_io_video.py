@@ -2104,9 +2104,10 @@ def test_a_stretchs_last_frame_is_shown_to_the_stretchs_end_not_past_it(tmp_path
 
 @pytest.mark.parametrize("suffix", [".mp4", ".mkv"])
 def test_a_stretch_starts_with_the_frame_on_screen_at_its_start(tmp_path, suffix):
-    """--start 1.25 --duration 1 on a 2 fps clip: the frame shown at 1.25 s (from 1 s) opens the output, from 0 to
-    0.25 s, as the one shown at 2.25 s closes it, cut at 1 s; the audio starts at 1.25 s too. The stretch used
-    to start at the first frame at or after 1.25 s (1.5 s), the audio with it."""
+    """--start 1.25 --duration 1 on a 2 fps clip: the frame shown at 1.25 s (from 1 s) opens the output, whole,
+    from 0 to 0.5 s, as the one shown at 2.25 s closes it, cut at 1.25 s; the audio starts at 1 s too, in sync.
+    The stretch used to start at the first frame at or after 1.25 s (1.5 s), the audio with it; then with the
+    frame on screen shown from 1.25 s, 0.25 s, shorter than the rest (a variable rate, as an editor reads it)."""
     src = make_clip(tmp_path / "in.mp4", frames=8, size=SMALL, fps=2)
     span = TimeSpan(1.25, 2.25)
     with VideoWriter(tmp_path / f"part{suffix}", src, probe_video(src), span=span) as writer:
@@ -2115,19 +2116,40 @@ def test_a_stretch_starts_with_the_frame_on_screen_at_its_start(tmp_path, suffix
     whole, part = list(read_frames(src)), list(read_frames(writer.output))
     first = part[0].pts * part[0].time_base
     assert [(f.pts * f.time_base - first, f.duration * f.time_base) for f in part] == \
-        [(0, Fraction(1, 4)), (Fraction(1, 4), Fraction(1, 2)), (Fraction(3, 4), Fraction(1, 4))]
+        [(0, Fraction(1, 2)), (Fraction(1, 2), Fraction(1, 2)), (1, Fraction(1, 4))]
     shown = [min(range(8), key=lambda i: np.abs(whole[i].image.astype(int) - f.image).mean()) for f in part]
     assert shown == [2, 3, 4]  # the source's frames at 1, 1.5 and 2 s
-    heard = [packet for packet in audio_spans(src) if packet[2] > Fraction(5, 4)]
+    heard = [packet for packet in audio_spans(src) if packet[2] > 1]
     out = audio_spans(writer.output)
-    assert out[0][0] == heard[0][0] and heard[0][1] < Fraction(5, 4)  # the packet sounding at 1.25 s, whole
-    assert float(out[0][1] - first) == pytest.approx(float(heard[0][1] - Fraction(5, 4)), abs=1e-3)
+    assert out[0][0] == heard[0][0] and heard[0][1] < 1  # the packet sounding at 1 s, whole
+    assert float(out[0][1] - first) == pytest.approx(float(heard[0][1] - 1), abs=1e-3)  # as far from the frame
+
+
+@pytest.mark.parametrize("suffix", [".mp4", ".mkv", ".mov"])
+def test_a_stretch_from_within_a_frame_keeps_the_rate_and_the_audio_in_sync(tmp_path, suffix):
+    """--start 0.51 on a 25 fps clip: the frame on screen then (from 0.48 s) opened the output shown from 0.51 s,
+    10 ms, and every frame after it 10 ms into a 40 ms step, which an editor reads as a variable rate. It opens whole, every frame on one 40 ms grid, and the audio is cut at the same
+    0.48 s: its first packet lies as far before the first frame as in the source (10.7 ms)."""
+    src = make_clip(tmp_path / "in.mp4", frames=30, size=SMALL, fps=25)
+    span = TimeSpan(0.51, 0.91)
+    with VideoWriter(tmp_path / f"part{suffix}", src, probe_video(src), span=span) as writer:
+        for frame in read_frames(src, span=span):
+            writer.write(frame)
+    part = list(read_frames(writer.output))
+    first = part[0].pts * part[0].time_base
+    assert [f.pts * f.time_base - first for f in part] == [Fraction(i, 25) for i in range(len(part))]
+    assert [f.duration * f.time_base for f in part[:-1]] == [Fraction(1, 25)] * (len(part) - 1)
+    heard = next(packet for packet in audio_spans(src) if packet[2] > Fraction(12, 25))  # sounding at 0.48 s
+    out = audio_spans(writer.output)[0]
+    assert out[0] == heard[0]
+    assert float(out[1] - first) == pytest.approx(float(heard[1] - Fraction(12, 25)), abs=1e-3)  # Matroska's ms
 
 
 def test_a_stretch_into_an_encoder_that_counts_frames_keeps_each_within_a_frame(tmp_path):
-    """MPEG-4 Part 2 counts frames at one rate: the frame on screen at 1.25 s, at 0, and the next (due at 0.25 s)
-    round to one number, which the encoder refuses ('Invalid argument'). It goes on the next number, less than
-    a frame late."""
+    """MPEG-4 Part 2 counts frames at one rate: the frame on screen at 1.25 s, at 0, and the next (due at 0.25 s
+    while the first was shown from 1.25 s) rounded to one number, which the encoder refused ('Invalid argument').
+    It went on the next number, less than a frame late; now the stretch opens with that frame whole, each on its
+    own number."""
     src = make_clip(tmp_path / "in.mp4", frames=8, size=SMALL, fps=2, audio=False)
     span = TimeSpan(1.25, 2.25)
     with VideoWriter(tmp_path / "part.mkv", src, probe_video(src), span=span, codec="mpeg4") as writer:
@@ -2135,7 +2157,7 @@ def test_a_stretch_into_an_encoder_that_counts_frames_keeps_each_within_a_frame(
             writer.write(frame)
     part = list(read_frames(writer.output))
     first = part[0].pts * part[0].time_base
-    assert [f.pts * f.time_base - first for f in part] == [0, Fraction(1, 2), 1]  # due at 0, 0.25 and 0.75 s
+    assert [f.pts * f.time_base - first for f in part] == [0, Fraction(1, 2), 1]
 
 
 def test_a_start_within_the_last_frame_starts_the_stretch_with_it(tmp_path):
