@@ -895,6 +895,21 @@ def test_a_pixel_shape_the_output_cannot_carry_is_warned_of_exactly_where_it_is_
                 == Fraction(16, 15)
 
 
+@pytest.mark.parametrize(("codec", "suffix"), [("libx264", ".mp4"), ("libx264", ".mkv"), ("libx264", ".ts"),
+                                              ("prores_ks", ".mov")])
+def test_a_stated_square_pixel_shape_is_kept(tmp_path, codec, suffix, warnings_logged):
+    """A source that states 1:1 pixels (face_recognition_hamilton.mp4, liveportrait_d10.mp4 do) came out with no
+    shape stated from these encoders: 1:1 was read as none. A source that states none still states none."""
+    clip = make_clip(tmp_path / "square.mov", frames=2, size=SMALL, audio=False, sar=Fraction(1))
+    out = copy_video(clip, tmp_path / f"out{suffix}", codec=codec)
+    with av.open(str(out)) as container:
+        assert container.streams.video[0].sample_aspect_ratio == 1
+    assert probe_video(out).sample_aspect_ratio == 1 and "pixel aspect ratio" not in warnings_logged.text
+    unset = copy_video(make_clip(tmp_path / "unset.mov", frames=2, size=SMALL, audio=False), tmp_path / f"u{suffix}",
+                       codec=codec)
+    assert probe_video(unset).sample_aspect_ratio is None
+
+
 @pytest.mark.parametrize(("sar", "warned"), [(Fraction(389, 388), False), (Fraction(10, 11), True),
                                              (Fraction(40, 33), True)])
 def test_a_pixel_shape_within_a_percent_of_square_is_not_called_squeezed(tmp_path, sar, warned, warnings_logged):
