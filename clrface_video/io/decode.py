@@ -589,6 +589,8 @@ def read_frames(path: Path | str, deint: str | None = None, fps: Fraction | None
                 last_seen = seconds + Fraction(frame.duration or 0) * time_base
                 if span.not_yet(seconds, last_seen if frame.duration else None):
                     continue
+                if index == 0:
+                    span = span.opened_at(seconds)
                 if span.past(seconds):
                     if index == 0:
                         raise InputError(f"{path.name} has no frame from {span.start:g} s to {float(span.end):g} s "

@@ -98,6 +98,8 @@ def read_webp_frames(path: Path | str, span: TimeSpan | None = None, *, alpha: b
                 raise InputError(f"{path.name}: decoding failed at frame {number} ({one_line(error)})") from error
             duration = int(image.info.get("duration") or 0)
             shown = (pts + duration) * MILLISECOND if duration else None
+            if span is not None and index == 0 and not span.not_yet(pts * MILLISECOND, shown):
+                span = span.opened_at(pts * MILLISECOND)
             if span is None or not (span.not_yet(pts * MILLISECOND, shown) or span.past(pts * MILLISECOND)):
                 yield Frame(image=np.ascontiguousarray(rgba[..., :3]), index=index, pts=pts, time_base=MILLISECOND,
                             duration=_within(span, pts, duration) or None,
