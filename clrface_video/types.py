@@ -47,6 +47,16 @@ class TimeSpan:
         """Whether a frame at `seconds` comes at or after the stretch's end (the same tolerance)."""
         return self.end is not None and seconds >= Fraction(self.end) - SPAN_TOLERANCE
 
+    def opened_at(self, seconds: Fraction) -> TimeSpan:
+        """The stretch a run holds once its first frame, the one on screen at its start, begins at `seconds`: from
+        there, as long as asked. That frame is shown whole, as long as the frames after it (cut at the start, it was
+        shorter, which gave the output a variable rate), and the end moves back as much, so the output lasts what
+        was asked (a rerun finds it done) and its sound, cut at the same times, stays in sync."""
+        early = self.start - float(seconds)
+        if early <= 0:
+            return self
+        return TimeSpan(float(seconds), None if self.end is None else self.end - early)
+
 
 @dataclass(frozen=True)
 class Face:

@@ -462,7 +462,8 @@ def test_a_dnxhr_master_keeps_its_pcm_tracks_in_mxf(tmp_path, warnings_logged):
 def test_a_stretch_of_pcm_starts_at_its_first_frames_sample_where_no_stream_starts_before_0(tmp_path, suffix):
     """With --start, the PCM packet sounding at the stretch's start was kept whole, from 448 samples before the
     first frame; .mxf and .avi store no start before 0, so it was heard from the first frame, 9.3 ms late. It is
-    now cut at the stretch's first sample: the output's first sample is the source's at 0.5 s (sample 24000)."""
+    now cut at the stretch's first sample: where its first frame, the one on screen at 0.5 s, begins (0.48 s,
+    sample 23040)."""
     src = dnxhr_master(tmp_path / "master.mov", frames=25, packet=1024)
     span = TimeSpan(0.5, 0.8)
     with VideoWriter(tmp_path / f"part{suffix}", src, probe_video(src), span=span) as writer:
@@ -471,7 +472,7 @@ def test_a_stretch_of_pcm_starts_at_its_first_frames_sample_where_no_stream_star
     assert times(writer.output)[0] == 0 and audio_start(writer.output) == 0
     heard, played = decoded_samples(src), decoded_samples(writer.output)
     assert len(played) >= 2 * 14400  # 0.3 s (MXF pads its last edit unit with silence)
-    assert np.array_equal(played[:2 * 14400], heard[2 * 24000:2 * (24000 + 14400)])
+    assert np.array_equal(played[:2 * 14400], heard[2 * 23040:2 * (23040 + 14400)])
 
 
 @pytest.mark.parametrize("suffix", [".mp4", ".mkv", ".ts"])
@@ -641,6 +642,22 @@ def test_a_vfr_mp4_with_b_frames_keeps_its_last_frames_length(tmp_path, suffix):
     assert last_frame_end(out) == Fraction(68, 100)
     if suffix == ".mp4":
         assert track_end(out, 1) == track_end(src, 1)
+
+
+@pytest.mark.parametrize(("suffix", "codec", "coded"), [(".mpg", "auto", "mpeg2video"), (".mkv", "mpeg2video", "mpeg2video"),
+                                                    (".mp4", "mpeg4", "mpeg4")])
+def test_a_variable_rate_an_encoder_counts_keeps_every_frames_time(tmp_path, suffix, codec, coded):
+    """The phone clip's average rate (18.75 fps) is one MPEG-2 codes, so an .mpg gets MPEG-2, which counts frames:
+    numbered at the average, each frame took the next number, so they came out evenly spaced, up to 40 ms off their
+    times (140 ms at 160), and the last one 13 ms early. Numbered at the 50 fps its frames fall on, each keeps its
+    time, as the Ray backend's join puts them, and FFmpeg reads them there too."""
+    src = vfr_b_frames_clip(tmp_path / "phone.mp4")
+    out = copy_video(src, tmp_path / f"out{suffix}", codec=codec)
+    assert probe_video(out).codec == coded
+    wanted = [t - times(src)[0] for t in times(src)]
+    assert [t - times(out)[0] for t in times(out)] == wanted
+    shown = ffmpeg_times(out)
+    assert [t - shown[0] for t in shown] == wanted
 
 
 def dvd_rip(path: Path, frames: int = 12) -> Path:

@@ -899,6 +899,21 @@ def test_a_pixel_shape_the_output_cannot_carry_is_warned_of_exactly_where_it_is_
                 == Fraction(16, 15)
 
 
+@pytest.mark.parametrize(("codec", "suffix"), [("libx264", ".mp4"), ("libx264", ".mkv"), ("libx264", ".ts"),
+                                              ("prores_ks", ".mov")])
+def test_a_stated_square_pixel_shape_is_kept(tmp_path, codec, suffix, warnings_logged):
+    """A source that states 1:1 pixels (face_recognition_hamilton.mp4, liveportrait_d10.mp4 do) came out with no
+    shape stated from these encoders: 1:1 was read as none. A source that states none still states none."""
+    clip = make_clip(tmp_path / "square.mov", frames=2, size=SMALL, audio=False, sar=Fraction(1))
+    out = copy_video(clip, tmp_path / f"out{suffix}", codec=codec)
+    with av.open(str(out)) as container:
+        assert container.streams.video[0].sample_aspect_ratio == 1
+    assert probe_video(out).sample_aspect_ratio == 1 and "pixel aspect ratio" not in warnings_logged.text
+    unset = copy_video(make_clip(tmp_path / "unset.mov", frames=2, size=SMALL, audio=False), tmp_path / f"u{suffix}",
+                       codec=codec)
+    assert probe_video(unset).sample_aspect_ratio is None
+
+
 @pytest.mark.parametrize(("sar", "warned"), [(Fraction(389, 388), False), (Fraction(10, 11), True),
                                              (Fraction(40, 33), True)])
 def test_a_pixel_shape_within_a_percent_of_square_is_not_called_squeezed(tmp_path, sar, warned, warnings_logged):
@@ -2001,7 +2016,7 @@ def test_a_stretch_of_a_raw_h264_stream_without_timestamps(tmp_path):
     whole = list(read_frames(clip))
     assert [f.pts * f.time_base for f in whole] == [Fraction(i, 25) for i in range(15)]
     part = list(read_frames(clip, span=TimeSpan(0.1, 0.3)))  # frames 2 (on screen at 0.1 s, as in any container)
-    assert [f.image.tobytes() for f in part] == [f.image.tobytes() for f in whole[2:8]]  # to 7 (at 0.28 s)
+    assert [f.image.tobytes() for f in part] == [f.image.tobytes() for f in whole[2:7]]  # 0.2 s from its 0.08 s
 
 
 def test_a_stretch_of_a_raw_h264_stream_comes_out_at_its_frames_times(tmp_path):
@@ -2101,16 +2116,17 @@ def test_a_stretchs_last_frame_is_shown_to_the_stretchs_end_not_past_it(tmp_path
     whole = [(f.pts, f.duration) for f in read_frames(clip)]
     assert (188, 83) in whole  # a frame shown 83 ms, its next at 271 ms
     stretch = [(f.pts, f.duration) for f in read_frames(clip, span=TimeSpan(0.15, 0.23))]
-    assert stretch == [(146, 42), (188, 42)]  # from the frame on screen at 150 ms, to 230 ms, the stretch's end
+    assert stretch == [(146, 42), (188, 38)]  # 80 ms from the frame on screen at 150 ms (146), to 226 ms
     assert [(f.pts, f.duration) for f in read_frames(clip, span=TimeSpan(0.15, 0.3))] == \
-        [(146, 42), (188, 83), (271, 21), (292, 8)]
+        [(146, 42), (188, 83), (271, 21), (292, 4)]
 
 
 @pytest.mark.parametrize("suffix", [".mp4", ".mkv"])
 def test_a_stretch_starts_with_the_frame_on_screen_at_its_start(tmp_path, suffix):
-    """--start 1.25 --duration 1 on a 2 fps clip: the frame shown at 1.25 s (from 1 s) opens the output, from 0 to
-    0.25 s, as the one shown at 2.25 s closes it, cut at 1 s; the audio starts at 1.25 s too. The stretch used
-    to start at the first frame at or after 1.25 s (1.5 s), the audio with it."""
+    """--start 1.25 --duration 1 on a 2 fps clip: the frame shown at 1.25 s (from 1 s) opens the output, whole,
+    from 0 to 0.5 s, and the stretch is 1 s from there (TimeSpan.opened_at); the audio starts at 1 s too, in sync.
+    The stretch used to start at the first frame at or after 1.25 s (1.5 s), the audio with it; then with the
+    frame on screen shown from 1.25 s, 0.25 s, shorter than the rest (a variable rate, as an editor reads it)."""
     src = make_clip(tmp_path / "in.mp4", frames=8, size=SMALL, fps=2)
     span = TimeSpan(1.25, 2.25)
     with VideoWriter(tmp_path / f"part{suffix}", src, probe_video(src), span=span) as writer:
@@ -2119,19 +2135,42 @@ def test_a_stretch_starts_with_the_frame_on_screen_at_its_start(tmp_path, suffix
     whole, part = list(read_frames(src)), list(read_frames(writer.output))
     first = part[0].pts * part[0].time_base
     assert [(f.pts * f.time_base - first, f.duration * f.time_base) for f in part] == \
-        [(0, Fraction(1, 4)), (Fraction(1, 4), Fraction(1, 2)), (Fraction(3, 4), Fraction(1, 4))]
+        [(0, Fraction(1, 2)), (Fraction(1, 2), Fraction(1, 2))]
     shown = [min(range(8), key=lambda i: np.abs(whole[i].image.astype(int) - f.image).mean()) for f in part]
-    assert shown == [2, 3, 4]  # the source's frames at 1, 1.5 and 2 s
-    heard = [packet for packet in audio_spans(src) if packet[2] > Fraction(5, 4)]
+    assert shown == [2, 3]  # the source's frames at 1 and 1.5 s
+    heard = [packet for packet in audio_spans(src) if packet[2] > 1]
     out = audio_spans(writer.output)
-    assert out[0][0] == heard[0][0] and heard[0][1] < Fraction(5, 4)  # the packet sounding at 1.25 s, whole
-    assert float(out[0][1] - first) == pytest.approx(float(heard[0][1] - Fraction(5, 4)), abs=1e-3)
+    assert out[0][0] == heard[0][0] and heard[0][1] < 1  # the packet sounding at 1 s, whole
+    assert float(out[0][1] - first) == pytest.approx(float(heard[0][1] - 1), abs=1e-3)  # as far from the frame
+
+
+@pytest.mark.parametrize("suffix", [".mp4", ".mkv", ".mov"])
+def test_a_stretch_from_within_a_frame_keeps_the_rate_and_the_audio_in_sync(tmp_path, suffix):
+    """--start 0.51 --duration 0.4 on a 25 fps clip: the frame on screen then (from 0.48 s) opened the output shown
+    from 0.51 s, 10 ms, and every frame after it 10 ms into a 40 ms step, which an editor reads as a variable rate,
+    and the last was cut to 10 ms. The stretch now opens with that frame whole and lasts 0.4 s from there: ten
+    whole frames on one 40 ms grid. The audio is cut at the same 0.48 s: its first packet lies as far before the
+    first frame as in the source (10.7 ms)."""
+    src = make_clip(tmp_path / "in.mp4", frames=30, size=SMALL, fps=25)
+    span = TimeSpan(0.51, 0.91)
+    with VideoWriter(tmp_path / f"part{suffix}", src, probe_video(src), span=span) as writer:
+        for frame in read_frames(src, span=span):
+            writer.write(frame)
+    part = list(read_frames(writer.output))
+    first = part[0].pts * part[0].time_base
+    assert [f.pts * f.time_base - first for f in part] == [Fraction(i, 25) for i in range(len(part))]
+    assert [f.duration * f.time_base for f in part] == [Fraction(1, 25)] * 10
+    heard = next(packet for packet in audio_spans(src) if packet[2] > Fraction(12, 25))  # sounding at 0.48 s
+    out = audio_spans(writer.output)[0]
+    assert out[0] == heard[0]
+    assert float(out[1] - first) == pytest.approx(float(heard[1] - Fraction(12, 25)), abs=1e-3)  # Matroska's ms
 
 
 def test_a_stretch_into_an_encoder_that_counts_frames_keeps_each_within_a_frame(tmp_path):
-    """MPEG-4 Part 2 counts frames at one rate: the frame on screen at 1.25 s, at 0, and the next (due at 0.25 s)
-    round to one number, which the encoder refuses ('Invalid argument'). It goes on the next number, less than
-    a frame late."""
+    """MPEG-4 Part 2 counts frames at one rate: the frame on screen at 1.25 s, at 0, and the next (due at 0.25 s
+    while the first was shown from 1.25 s) rounded to one number, which the encoder refused ('Invalid argument').
+    It went on the next number, less than a frame late; now the stretch opens with that frame whole, each on its
+    own number."""
     src = make_clip(tmp_path / "in.mp4", frames=8, size=SMALL, fps=2, audio=False)
     span = TimeSpan(1.25, 2.25)
     with VideoWriter(tmp_path / "part.mkv", src, probe_video(src), span=span, codec="mpeg4") as writer:
@@ -2139,7 +2178,7 @@ def test_a_stretch_into_an_encoder_that_counts_frames_keeps_each_within_a_frame(
             writer.write(frame)
     part = list(read_frames(writer.output))
     first = part[0].pts * part[0].time_base
-    assert [f.pts * f.time_base - first for f in part] == [0, Fraction(1, 2), 1]  # due at 0, 0.25 and 0.75 s
+    assert [f.pts * f.time_base - first for f in part] == [0, Fraction(1, 2)]
 
 
 def test_a_start_within_the_last_frame_starts_the_stretch_with_it(tmp_path):

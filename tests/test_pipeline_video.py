@@ -512,13 +512,14 @@ def grey_scan(folder: Path, frames: int) -> Path:
 def test_a_scan_cut_off_its_frame_grid_holds_the_frames_from_its_start(tmp_path, start):
     """Regression: a 30 fps scan cut at 1.25 s (or 1.26 s) into .mp4 failed, 'writing out.mp4 failed: Invalid
     argument': its clock is one frame long, so frame 37 (on screen at the start, shown from 0) and frame 38 (half a
-    frame, or a fifth, later) fell on one tick. Each frame now has its own: 37 to 52, one a tick."""
+    frame, or a fifth, later) fell on one tick. Each frame now has its own: the stretch opens with frame 37 whole
+    and lasts 0.5 s from there (TimeSpan.opened_at): 37 to 51, one a tick."""
     out = tmp_path / "out.mp4"
     report = restore_video(grey_scan(tmp_path / "scan", 60), out, config(fps=30, start=start, duration=0.5))
     frames = list(read_frames(out))
-    assert report.frames == len(frames) == 16
-    assert [frame.pts * frame.time_base for frame in frames] == [Fraction(n, 30) for n in range(16)]
-    assert [round((frame.image.mean() - 20) / 3) for frame in frames] == list(range(37, 53))
+    assert report.frames == len(frames) == 15
+    assert [frame.pts * frame.time_base for frame in frames] == [Fraction(n, 30) for n in range(15)]
+    assert [round((frame.image.mean() - 20) / 3) for frame in frames] == list(range(37, 52))
 
 
 def packets_between(path: Path, kind: str, start: Fraction, end: Fraction,

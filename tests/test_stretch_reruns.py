@@ -18,6 +18,7 @@ from clrface_video.io.decode import read_frames
 from clrface_video.photos import restore_folder
 from clrface_video.pipeline import restore_video
 from tests.media import clip_image, make_clip
+from tests.test_containers_timing import gap_clip
 
 SIZE = (128, 96)
 WHOLE = "redoing out{suffix}: it holds 0.5 s of the video, not the 2 s asked (all of it)"
@@ -114,6 +115,18 @@ def test_the_same_stretch_again_is_left_as_is(clip, tmp_path):
     # a stretch past the end is the rest of the clip: a whole run finds it whole
     assert restore_video(clip, tmp_path / "all.mp4", config(duration=60)).frames == 48
     assert restore_video(clip, tmp_path / "all.mp4", config()).skipped == 1
+
+
+def test_a_stretch_from_within_a_long_frame_is_left_as_is_when_asked_again(tmp_path):
+    """A 25 fps camera's clip that dropped 0.72 s after 0.24 s: --start 0.5 --duration 0.5 opens with the frame on
+    screen then, whole (from 0.24 s), and lasts 0.5 s from there, so the same stretch asked again is done. Opened
+    so but ended at the end asked, it held 0.76 s, and every rerun redid it ('it holds 0.76 s of the video, not
+    the 0.5 s asked')."""
+    clip, out = gap_clip(tmp_path / "gap.mp4"), tmp_path / "out.mp4"
+    assert restore_video(clip, out, config(start=0.5, duration=0.5)).frames == 1
+    assert frame_times(out) == [0]
+    again = restore_video(clip, out, config(start=0.5, duration=0.5))
+    assert (again.frames, again.skipped, again.warnings) == (0, 1, [])
 
 
 @pytest.mark.parametrize("suffix", [".avi", ".gif"])

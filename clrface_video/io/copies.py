@@ -517,6 +517,12 @@ class CopiedStreams:
         self._sample_ends: dict[int, int | None] = {}  # per copied audio stream, where its last packet ends in
         # samples (_on_frame_grid), none before the first
 
+    def end_earlier(self, early: Fraction) -> None:
+        """A stretch whose first frame began `early` seconds before its start ends as much earlier
+        (TimeSpan.opened_at)."""
+        if self._end is not None:
+            self._end -= early
+
     def _give_time(self, packet: av.Packet) -> None:
         """A packet the demuxer gives no time (the later frames of a laced Matroska block) follows its stream's
         last packet, as FFmpeg's own stream copy places it; where that one's length is unknown it stays untimed

@@ -295,9 +295,11 @@ def stream_fps(stream: av.video.stream.VideoStream) -> Fraction | None:
 
 
 def _sample_aspect_ratio(stream: av.video.stream.VideoStream) -> Fraction | None:
-    """The stream's pixel shape when it is known and not square."""
+    """The stream's pixel shape where it states one, square (1) too, which the output then states as well where its
+    encoder or container keeps any (H.264, HEVC, AV1, MPEG-1/2/4 Part 2; ProRes in .mov): taken as unset, a source's
+    1:1 came out unset from all but MPEG-1/2/4 Part 2 and AV1, which state one always, leaving players to guess."""
     ratio = stream.sample_aspect_ratio or stream.codec_context.sample_aspect_ratio
-    return Fraction(ratio) if ratio and Fraction(ratio) != 1 else None
+    return Fraction(ratio) if ratio else None
 
 
 def _transparent(frame: av.VideoFrame, high_depth: bool) -> bool:
@@ -588,6 +590,8 @@ def read_frames(path: Path | str, deint: str | None = None, fps: Fraction | None
                 last_seen = seconds + Fraction(frame.duration or 0) * time_base
                 if span.not_yet(seconds, last_seen if frame.duration else None):
                     continue
+                if index == 0:
+                    span = span.opened_at(seconds)
                 if span.past(seconds):
                     if index == 0:
                         raise InputError(f"{path.name} has no frame from {span.start:g} s to {float(span.end):g} s "

@@ -66,7 +66,7 @@ from clrface_video.io.timecode import (
     timecode_frames,
     timecode_rate,
 )
-from clrface_video.types import SPAN_TOLERANCE, Frame, TimeSpan
+from clrface_video.types import Frame, TimeSpan
 
 if TYPE_CHECKING:
     from typing_extensions import Self
@@ -157,8 +157,7 @@ class VideoWriter:
         self.span = span  # only this stretch of the source: its frames and copied packets move to start at 0
         # a Ray job's segment, joined into the output later: the tags it cannot keep are the joined output's to say
         self.segment = segment
-        self._shift: Fraction | None = None  # seconds taken off every timestamp (the first frame's time, or the
-        # stretch's start where the frame on screen then began before it)
+        self._shift: Fraction | None = None  # seconds taken off every timestamp (a stretch's: its first frame's time)
         self._start: Fraction | None = None  # source time where the stretch starts
         self._end: Fraction | None = None  # source time where the copied packets stop
         self.partial = partial_path(self.output)
@@ -365,10 +364,14 @@ class VideoWriter:
         pts = self._frame_pts(frame)
         seconds = pts * self.info.time_base  # in the source's clock
         if self.span is not None and self._shift is None:
-            began = self._start is not None and seconds < self._start - SPAN_TOLERANCE  # before the stretch, on screen
-            self._shift = self._start if began else seconds  # when it starts: from the stretch's start
-        if self._shift is not None and seconds < self._shift:
-            frame, seconds = self._from_start(frame, seconds), self._shift
+            # the output's 0 is where its first frame (the one on screen at --start) begins, and its copies are cut
+            # there too, in sync: shown from --start, that frame was shorter than the rest (10 ms of 40 at --start
+            # 0.51), which an editor reads as a variable rate
+            self._shift = seconds
+            early = self._start - seconds if self._start is not None else 0
+            if early > 0 and self._end is not None and self._copied is not None:  # and ends as much earlier, as
+                self._end -= early  # read_frames ends it (TimeSpan.opened_at): it lasts --duration
+                self._copied.end_earlier(early)
         if self.codec == "apng":
             self._written_pts.append(pts)
             self._shown.append(frame.duration * frame.time_base if frame.duration and frame.time_base else None)
@@ -400,14 +403,6 @@ class VideoWriter:
         (CFR_ONLY_CODECS: MPEG-4 Part 2 and the like)."""
         assert self._out is not None
         return self._out.format.name in CFR_CONTAINERS or self.codec in CFR_ONLY_CODECS
-
-    def _from_start(self, frame: Frame, seconds: Fraction) -> Frame:
-        """The frame on screen when the stretch starts, which began `seconds` before it: shown from the stretch's
-        start (the output's 0, where its audio starts too) to its own end, as its last frame is cut at its end."""
-        if not frame.duration or frame.time_base is None or self._shift is None:
-            return frame
-        cut = round((self._shift - seconds) / frame.time_base)
-        return replace(frame, duration=max(1, frame.duration - cut))
 
     def _frame_number(self, seconds: Fraction) -> int | None:
         """A frame's pts on the encoder's clock: the tick its time rounds to, or the next free one, so that no two

@@ -287,7 +287,7 @@ def auto_codec(output: Path, info: VideoInfo | None = None) -> str:
     return "libx264"
 
 
-def mpeg2_codes(fps: Fraction | None) -> bool:
+def mpeg2_codes(fps: Fraction | None, codec: str = "mpeg2video") -> bool:
     """Whether the MPEG-2 encoder codes frames at `fps`, asked of it: its frame rate codes (23.976 to 60) times
     (n+1)/(d+1), so 20 fps (keep_real_3) too, but no variable rate's average. Such an .mpg got libx264 instead,
     which FFmpeg reads back with a frame at another's time (read_frames mends it: io.clock): the muxer stamps a
@@ -295,8 +295,8 @@ def mpeg2_codes(fps: Fraction | None) -> bool:
     code the pack boundary splits, as well."""
     if not fps:
         return False
-    fps = coded_rate("mpeg2video", fps)
-    encoder = av.CodecContext.create("mpeg2video", "w")
+    fps = coded_rate(codec, fps)
+    encoder = av.CodecContext.create(codec, "w")
     encoder.width, encoder.height, encoder.pix_fmt = 16, 16, "yuv420p"
     encoder.time_base, encoder.framerate = 1 / fps, fps
     try:
@@ -332,10 +332,23 @@ def cfr_rate(info: VideoInfo) -> Fraction:
     return info.base_fps if info.base_fps and info.fps < info.base_fps <= MAX_CFR_RATE else info.fps
 
 
+def counted_rate(codec: str, info: VideoInfo) -> Fraction:
+    """The rate an encoder that counts frames (CFR_ONLY_CODECS) numbers them at: a variable rate's base rate
+    (cfr_rate), on whose ticks every frame falls at its own time, where the encoder codes it, else the average.
+    Numbered at the average, a variable-rate clip's MPEG-2 frames each took the next tick: its frames came evenly
+    spaced, up to 40 ms off their times, and the last one 13 ms early (tests/test_containers_timing.py)."""
+    assert info.fps
+    base = coded_rate(codec, cfr_rate(info))
+    if codec in RATE_CODE_CODECS and base != coded_rate(codec, info.fps) and not mpeg2_codes(base, codec):
+        return coded_rate(codec, info.fps)
+    return base
+
+
 def codec_time_base(codec: str, info: VideoInfo) -> Fraction:
-    """The source time base, or 1/fps for the MPEG-1/2/4 family, which only encodes constant rates."""
+    """The source time base, or one frame of counted_rate for the MPEG-1/2/4 family, which only encodes constant
+    rates."""
     if codec in CFR_ONLY_CODECS and info.fps:
-        return 1 / coded_rate(codec, info.fps)
+        return 1 / counted_rate(codec, info)
     return info.time_base
 
 
@@ -442,7 +455,9 @@ def add_video_stream(out: av.container.OutputContainer, info: VideoInfo, codec: 
     if codec == DV_CODEC and pix_fmt is None:  # DV's fixed sizes and rates are checked before any stream is added
         pix_fmt = dv_pix_fmt(info.width, info.height, info.fps, info.pix_fmt)
     try:
-        stream = out.add_stream(codec, rate=coded_rate(codec, info.fps) if info.fps else Fraction(25))
+        rate = (counted_rate(codec, info) if codec in CFR_ONLY_CODECS else coded_rate(codec, info.fps)) \
+            if info.fps else Fraction(25)
+        stream = out.add_stream(codec, rate=rate)
     except ValueError as error:
         raise ClrfaceError(f"{one_line(error)}; use {other_containers(out.name, codec)}, or another "
                            f"{option_name('codec')}") \

@@ -68,7 +68,11 @@ def sequence_output(source: Path, pattern: Path, span: TimeSpan | None, fps: Fra
     there = frame_numbers(pattern)
     if shown is None:
         return SequenceOutput(pattern, None, there, rate)
-    kept = sum(span is None or not (span.not_yet(start, end) or span.past(start)) for start, end in shown)
+    kept = 0
+    for start, end in shown:
+        if span is not None and not kept and not span.not_yet(start, end):
+            span = span.opened_at(start)
+        kept += span is None or not (span.not_yet(start, end) or span.past(start))
     first = first_number(source, span, rate)
     return SequenceOutput(pattern, range(first, first + kept), there, rate)
 

@@ -98,6 +98,8 @@ def read_webp_frames(path: Path | str, span: TimeSpan | None = None, *, alpha: b
                 raise InputError(f"{path.name}: decoding failed at frame {number} ({one_line(error)})") from error
             duration = int(image.info.get("duration") or 0)
             shown = (pts + duration) * MILLISECOND if duration else None
+            if span is not None and index == 0 and not span.not_yet(pts * MILLISECOND, shown):
+                span = span.opened_at(pts * MILLISECOND)
             if span is None or not (span.not_yet(pts * MILLISECOND, shown) or span.past(pts * MILLISECOND)):
                 yield Frame(image=np.ascontiguousarray(rgba[..., :3]), index=index, pts=pts, time_base=MILLISECOND,
                             duration=_within(span, pts, duration) or None,
@@ -150,7 +152,7 @@ class _SpooledFrames(Image.Image):
 class WebpWriter:
     """Write restored frames as one animated WebP with the source's loop count, background, lossless or lossy
     coding and ICC/EXIF/XMP, each frame shown as long as in the source (with --start, the frame on screen then
-    from there); atomically, on a clean exit.
+    whole); atomically, on a clean exit.
 
     Pillow encodes an animation in one call, so the frames (8-bit, zlib-compressed) are spooled to an unnamed
     temporary file beside the output until the block ends, then handed to Pillow as one image whose frames are
@@ -174,11 +176,9 @@ class WebpWriter:
         self._spool: IO[bytes] | None = None  # the frames written, each zlib-compressed, one after another
         self._offsets = [0]  # where each frame starts in the spool, and where the last one ends
         self._shape: tuple[int, ...] | None = None  # the first frame's (height, width, channels): every frame's
-        self._starts: list[Fraction] = []  # each frame's time, in seconds (from the stretch's start at the earliest)
+        self._starts: list[Fraction] = []  # each frame's time, in seconds (a stretch's first frame whole, as
+        # VideoWriter shows it)
         self._last: Fraction | None = None  # how long the last frame written is shown, when it says
-        span = video_options.get("span")
-        self._opening = Fraction(span.start) if span is not None else None  # where a --start stretch starts, in
-        # the frames' clock (read_webp_frames': 0 at the source's first frame)
         self._settings = WebpAnimation()
 
     def __enter__(self) -> Self:
@@ -220,8 +220,6 @@ class WebpWriter:
         fps = self.info.fps or Fraction(25)
         start = frame.pts * time_base if frame.pts is not None else frame.index / fps
         end = start + frame.duration * time_base if frame.duration else None
-        if self._opening is not None and start < self._opening:  # on screen when the stretch starts: shown from
-            start = self._opening  # there, as VideoWriter shows it, not for its whole length
         self._starts.append(start)
         self._last = end - start if end is not None and end > start else None
         self.frames_written += 1
