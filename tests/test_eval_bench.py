@@ -76,6 +76,35 @@ def test_bench_and_eval_refuse_bad_inputs_in_one_line_before_any_work(tmp_path):
     assert sorted(p.name for p in tmp_path.iterdir()) == before
 
 
+def test_eval_without_dlib_names_the_extra_in_one_line_before_any_work(tmp_path, astronaut, monkeypatch):
+    """The set-up command installs no dlib: eval restored every face, then stopped in a ModuleNotFoundError."""
+    import sys
+
+    from click.testing import CliRunner
+    from PIL import Image
+
+    from clrface_video.cli import cli
+    from clrface_video.errors import ModelError
+    from clrface_video.eval import judge, paired
+
+    faces = tmp_path / "faces"
+    faces.mkdir()
+    Image.fromarray(astronaut[25:205, 135:315]).resize((128, 128)).save(faces / "a.png")
+    monkeypatch.setitem(sys.modules, "dlib", None)  # import and find_spec both see no dlib
+    judge._load.cache_clear()
+    paired._shape68.cache_clear()
+    result = CliRunner().invoke(cli, ["eval", str(faces), "--models", "baseline-bicubic-sharpen", "--limit", "1",
+                                      "--device", "cpu", "--out", str(tmp_path / "out")])
+    lines = result.stderr.strip().splitlines()
+    assert result.exit_code == 2 and len(lines) == 1, result.output
+    assert lines[0].startswith("error: ") and '".[eval]"' in lines[0], lines[0]
+    assert not (tmp_path / "out").exists()
+    face = np.zeros((1, 128, 128, 3), np.uint8)
+    for call in (judge.judge_embeddings, paired.landmarks68):  # the library's callers get the same line
+        with pytest.raises(ModelError, match=r"\.\[eval\]"):
+            call(face)
+
+
 @pytest.mark.parametrize("precision", ["fp16"])
 def test_reduced_precision_is_skipped_on_the_cpu(precision):
     from clrface_video.eval.bench import restorer_speed

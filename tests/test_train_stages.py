@@ -509,6 +509,33 @@ def test_a_gate_is_added_to_a_model_trained_without_one_and_exported_only_once_t
     assert CLRFaceModel.load(tmp_path / "untrained.safetensors").gate is None
 
 
+def test_a_gate_past_its_default_steps_is_fitted_again_over_stages_trained_since(
+        data_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The README's fine-tune ends with train --stage gate --resume and no --steps: the shipped gate, at step 6460
+    of its default 3000, was refused as done ('nothing to train') and the export then left it out."""
+    from clrface_video.train import options as train_options
+
+    monkeypatch.setitem(train_options.DEFAULTS, "gate", replace(train_options.DEFAULTS["gate"], steps=2))
+    folder = tmp_path / "run"
+    run(data_dir, folder, ("autoencoder", "irn", "prior", "mask", "gate"), steps=2)
+    run(data_dir, folder, ("irn",), steps=3, resume=True)  # the gate is now over an irn that moved
+    export_model(folder, tmp_path / "stale.safetensors", fp16=False)
+    assert CLRFaceModel.load(tmp_path / "stale.safetensors").gate is None
+    lines: list[str] = []
+    options = TrainOptions(config="tiny", batch_size=2, device="cpu", log_every=1, resume=True, threads=1)
+    state = train_stages(data_dir, folder, ("gate",), options, echo=lines.append, weights=WEIGHTS,
+                         identity_net=TinyIdentity())["gate"]
+    assert state.step == 4 and not any("nothing to train" in line for line in lines), lines
+    export_model(folder, tmp_path / "fitted.safetensors", fp16=False)
+    model = CLRFaceModel.load(tmp_path / "fitted.safetensors")
+    assert model.gate is not None
+    assert torch.equal(model.gate.head.bias, stage_weights(folder, "gate")["head.bias"])
+    # a gate not trained over anything that moved stays done at its default, as before
+    again = train_stages(data_dir, folder, ("gate",), options, echo=lines.append, weights=WEIGHTS,
+                         identity_net=TinyIdentity())["gate"]
+    assert again.step == 4 and "nothing to train" in lines[-1]
+
+
 def test_gate_inputs_fits_a_new_gate_over_a_file_whose_gate_looks_at_the_restoration(
         data_dir: Path, tmp_path: Path) -> None:
     """train --stage gate --gate-inputs degraded --init-from FILE: the file's 'both' gate is not seeded; a new
@@ -595,10 +622,10 @@ def test_export_after_a_resumed_autoencoder_names_the_stages_trained_over_the_ea
     assert exported_after(("autoencoder",)) == [(
         f"{run_dir}: autoencoder trained on after prior, mask and gate were trained over it (the gate is left out "
         "of the export); train --stage prior, --stage mask and --stage gate again, in that order, each with "
-        "--resume and a higher --steps")]
+        "--resume (without --steps, its default steps more)")]
     assert exported_after(("prior",)) == [(
         f"{run_dir}: autoencoder and prior trained on after mask and gate were trained over them (the gate is left "
-        "out of the export); train --stage mask and --stage gate again, in that order, each with --resume and a "
-        "higher --steps")]
+        "out of the export); train --stage mask and --stage gate again, in that order, each with --resume "
+        "(without --steps, its default steps more)")]
     assert exported_after(("mask", "gate")) == []
     assert CLRFaceModel.load(out).gate is not None

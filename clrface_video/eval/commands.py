@@ -87,9 +87,10 @@ def eval_command(source: Path | None, clean: Path | None, degraded: Path | None,
     one, for PSNR/SSIM in face regions).
     """
     from ..paths import check_outside, check_side_output
-    from . import report, run
+    from . import judge, report, run
 
     try:
+        judge.check_installed()  # every evaluation scores identity with dlib's judge
         inputs = [p for p in (source, clean, degraded) if p is not None]
         if compare is not None:  # before the evaluation: never over an input, in a writable folder, an H.264 file
             check_side_output(compare, "--compare", inputs)

@@ -9,22 +9,32 @@ import numpy as np
 
 from ..errors import ModelError
 
+MISSING = ('the identity judge needs the eval extra (dlib and its face models): pip install -c constraints.txt '
+           '-e ".[eval]"')
+
+
+def check_installed() -> None:
+    """Refuse before any work where dlib or its models are missing: the set-up command installs neither, and
+    eval used to degrade and restore every face first, then stop in an unexpected ModuleNotFoundError."""
+    if importlib.util.find_spec("dlib") is None:
+        raise ModelError(MISSING)
+    _models_dir()
+
 
 def _models_dir() -> Path:
     # face_recognition_models' __init__ imports pkg_resources, which new setuptools dropped:
     # find its data folder without importing it.
     spec = importlib.util.find_spec("face_recognition_models")
     if spec is None or not spec.submodule_search_locations:
-        raise ModelError("the identity judge needs: pip install dlib-bin face-recognition-models")
+        raise ModelError(MISSING)
     return Path(spec.submodule_search_locations[0]) / "models"
 
 
 @lru_cache(maxsize=1)
 def _load() -> tuple[object, object]:
-    try:
-        import dlib
-    except ImportError:
-        raise ModelError("the identity judge needs: pip install dlib-bin face-recognition-models") from None
+    check_installed()
+    import dlib
+
     models = _models_dir()
     shape = dlib.shape_predictor(str(models / "shape_predictor_5_face_landmarks.dat"))
     net = dlib.face_recognition_model_v1(str(models / "dlib_face_recognition_resnet_model_v1.dat"))
@@ -36,9 +46,9 @@ def judge_embeddings(faces: np.ndarray) -> np.ndarray:
 
     The whole crop is taken as the face rectangle; dlib's 5-point model re-aligns it to its own chip.
     """
+    shape_model, net = _load()  # first: it names the extra where dlib is missing
     import dlib
 
-    shape_model, net = _load()
     out = np.empty((len(faces), 128), np.float32)
     for i, face in enumerate(faces):
         face = np.ascontiguousarray(face)

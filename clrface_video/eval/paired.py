@@ -208,6 +208,7 @@ def cosine_rows(a: np.ndarray, b: np.ndarray) -> np.ndarray:
 def _shape68():
     # dlib's 68-point model from face_recognition_models was trained on iBUG 300-W, whose licence
     # excludes commercial use: it is used here only to measure, never shipped or trained against.
+    judge.check_installed()
     import dlib
 
     return dlib.shape_predictor(str(judge._models_dir() / "shape_predictor_68_face_landmarks.dat"))
@@ -218,9 +219,9 @@ def landmarks68(faces: np.ndarray) -> np.ndarray:
 
     The face rectangle is the same fixed part of the FFHQ crop that the identity judge uses.
     """
+    predictor = _shape68()  # first: it names the extra where dlib is missing
     import dlib
 
-    predictor = _shape68()
     out = np.empty((len(faces), 68, 2), np.float32)
     for i, face in enumerate(faces):
         h, w = face.shape[:2]

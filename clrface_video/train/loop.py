@@ -161,7 +161,9 @@ def run_stage(ctx: Context, stage_name: str) -> StageState:
     # what the stage is trained over (the gate: every other stage's restorations; the decoder: the
     # autoencoder it overrides) as it is now; export and later stages check it still is
     over = over_now(ctx.run_dir, stage_name)
-    budget = Budget(opts.steps or defaults.steps, opts.max_minutes)
+    # a stage fitted again over stages that moved gets its default steps anew: a gate seeded by --init-from
+    # (the shipped one is at step 6460 of its default 3000) was otherwise refused as done, and left out of export
+    budget = Budget(opts.steps or defaults.steps + (state.step if stale else 0), opts.max_minutes)
     if budget.over(state.step, time.monotonic()):
         if ctx.world.main and ctx.echo:
             ctx.echo(f"[{stage_name}] already at step {state.step} of its {budget.steps}: nothing to train "

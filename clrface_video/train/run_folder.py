@@ -182,11 +182,11 @@ def warn_stale(run_dir: Path, stages: Sequence[str]) -> None:
     if not stale:
         return
     since = [s for s in STAGE_ORDER if any(s in m for m in moved.values())]
-    log.warning("%s: %s trained on after %s %s trained over %s%s; train %s again, in that order, each with "
-                "--resume and a higher --steps", run_dir, listed(since), listed(stale),
+    log.warning("%s: %s trained on after %s %s trained over %s%s; train %s again%s with --resume (without "
+                "--steps, its default steps more)", run_dir, listed(since), listed(stale),
                 "was" if len(stale) == 1 else "were", "it" if len(since) == 1 else "them",
                 " (the gate is left out of the export)" if "gate" in stale else "",
-                listed([f"--stage {s}" for s in stale]))
+                listed([f"--stage {s}" for s in stale]), ", in that order, each" if len(stale) > 1 else "")
 
 
 def export_model(run_dir: Path, out: Path, *, fp16: bool = True, anchor_range: tuple[float, float] | None = None,
