@@ -262,12 +262,15 @@ def sidecars_brought_up_to_date(source: Path, target: Path) -> int:
 def several_pictures(source: Path, target: Path) -> bool:
     """Whether `source` is an MPO or a HEIF of several pictures (picture_count) that `target` keeps them in: one
     of its own kind (JPEG for an MPO). Where it does not, the first (a HEIF's primary) is restored, warned."""
-    count, wanted = picture_count(source), format_for(target)
-    if count > 1 and wanted not in (None, own_format(source)):
+    count = picture_count(source)
+    if count == 1:  # before the output's format: a HEIC read without pillow-heif is said of the source, not the output
+        return False
+    wanted = format_for(target)
+    if wanted not in (None, own_format(source)):
         log.warning("%s holds %d pictures, and %s %s output one: only its first (primary) picture is written (an "
                     "output named %s keeps them all)", source.name, count, "an" if wanted == "AVIF" else "a", wanted,
                     source.suffix)
-    return count > 1 and wanted == own_format(source)
+    return wanted == own_format(source)
 
 
 def restore_pages(story: FrameStory, source: Path, target: Path, timer: StageTimer, *,

@@ -1342,3 +1342,18 @@ def test_opencvs_own_log_lines_stay_off_the_console(tmp_path):
                           capture_output=True, text=True, env=env, timeout=120, check=False)
     assert done.returncode == 0 and (tmp_path / "a_restored.tif").exists(), done.stderr
     assert done.stderr == "", done.stderr
+
+
+def test_a_heic_without_pillow_heif_is_named_itself_not_its_output(tmp_path, monkeypatch):
+    """Restoring a .heic where pillow-heif is not installed (the set-up command leaves it out) named the output
+    (`ph_restored.heic: HEIC/HEIF photos need pillow-heif`), a file the user never made, not the photo at fault."""
+    from clrface_video.io import multi_picture, photo_read
+
+    monkeypatch.setattr(photo_read, "heif_support", lambda: False)
+    monkeypatch.setattr(multi_picture, "heif_support", lambda: False)
+    photo = tmp_path / "ph.heic"
+    photo.write_bytes(b"\x00\x00\x00\x18ftypheic" + bytes(100))
+    result = run("restore", photo, *BASELINE)
+    assert_one_line_error(result, "ph.heic: HEIC/HEIF photos need pillow-heif")
+    assert "ph_restored" not in result.stderr
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["ph.heic"]
