@@ -20,10 +20,10 @@ CONFIGS = ("tiny", "small_128", "base_256", "base_512")
 @click.argument("src_dir", type=click.Path(exists=True, file_okay=False, path_type=Path))
 @click.argument("out_dir", type=click.Path(file_okay=False, path_type=Path))
 @click.option("--size", default=128, show_default=True, type=click.IntRange(16, 1024),
-              help="side of the aligned crops (the model resolution)")
+              help="Side of the aligned crops (the model resolution)")
 @click.option("--holdout-fraction", default=0.05, show_default=True, type=click.FloatRange(0.0, 1.0),
-              help="share of LFW identities kept out of training (by name hash)")
-@click.option("--workers", default=1, show_default=True, type=click.IntRange(1, 64), help="detector processes")
+              help="Share of LFW identities kept out of training (by name hash)")
+@click.option("--workers", default=1, show_default=True, type=click.IntRange(1, 64), help="Detector processes")
 def prepare_faces_command(src_dir: Path, out_dir: Path, size: int, holdout_fraction: float, workers: int) -> None:
     """Detect, align and write the largest face of every image in SRC_DIR to OUT_DIR, with manifest.csv."""
     from .prepare import PrepareConfig, prepare_faces  # detector and PyAV: training itself needs neither
@@ -139,12 +139,12 @@ def _ordered(ctx: click.Context, param: click.Parameter, value: tuple[float, flo
 @click.argument("out", type=click.Path(dir_okay=False, path_type=Path))
 @click.option("--fp16/--fp32", default=True, show_default=True)
 @click.option("--anchor-range", nargs=2, type=click.FloatRange(0.0), default=None, metavar="LO HI", callback=_ordered,
-              help="low-frequency anchoring to the IRN estimate, Gaussian sigma in pixels at --fidelity 1 and 0 "
+              help="Low-frequency anchoring to the IRN estimate, Gaussian sigma in pixels at --fidelity 1 and 0 "
                    "(default: the run's: off for a new run, the file's for an --init-from run; the shipped file "
                    "has 0.5 1.5); benchmarks/tune_anchor.py measures candidates")
 @click.option("--t-star-range", nargs=2, type=click.FloatRange(0.0, 1.0), default=None, metavar="LO HI",
               callback=_ordered,
-              help="the sampler's start time t* at --fidelity 1 and 0 (default: the run's: 0.2 0.6 for a new run, the "
+              help="The sampler's start time t* at --fidelity 1 and 0 (default: the run's: 0.2 0.6 for a new run, the "
                    "file's for an --init-from run; the shipped file has 0.4 0.8)")
 def export_command(run_dir: Path, out: Path, fp16: bool, anchor_range: tuple[float, float] | None,
                    t_star_range: tuple[float, float] | None) -> None:
