@@ -21,7 +21,7 @@ from ..photos import (
 )
 from ..pipeline import finish_report, would_run
 from ..report import Progress, RestoreReport, StageTimer, reports_warnings
-from .cluster import run_all, say_warnings
+from .cluster import ask, run_all, say_warnings
 from .worker import ShardResult
 
 log = logging.getLogger("clrface_video.photos")
@@ -89,7 +89,7 @@ def restore_folder_ray(ray: Any, actors: list[Any], input: str | Path, output: s
     if progress is not None:
         progress.start(len(todo), "images")
     if todo:
-        report.model, report.device, _, _ = ray.get(actors[0].describe.remote())
+        report.model, report.device, _, _ = ask(ray, actors[0].describe)
         target.mkdir(parents=True, exist_ok=True)
     size = max(1, -(-len(todo) // (SHARDS_PER_WORKER * len(actors))))
     shards = [todo[i:i + size] for i in range(0, len(todo), size)]

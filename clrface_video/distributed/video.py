@@ -37,7 +37,7 @@ from ..pipeline import already_done, finish_report
 from ..report import Progress, RestoreReport, StageTimer, reports_warnings
 from ..reruns import left_as_is
 from ..types import Face, Frame
-from .cluster import run_all, say_warnings
+from .cluster import ask, run_all, say_warnings
 from .plan import FacePlan, VideoPlan, identity_versions, track_video
 from .segments import Segment, join_segments, plan_segments, read_segment, segment_complete, segment_suffix
 from .worker import SegmentFile, SegmentResult
@@ -182,7 +182,7 @@ def _run_job(ray: Any, actors: list[Any], job: JobFolder, source: Path, target: 
     if segments is None:
         segments = plan_segments(source, SEGMENTS_PER_WORKER * len(actors))  # 1 split at keyframes
         job.save("segments.json", segments)
-    name, device, resolution, with_identity = ray.get(actors[0].describe.remote())
+    name, device, resolution, with_identity = ask(ray, actors[0].describe)
     with timer("detect"):
         pts, detections, cuts = _detect(ray, actors, job, source, info, segments)  # 2 detect, per segment
     first_index = np.cumsum([0] + [len(p) for p in pts]).tolist()
@@ -195,7 +195,7 @@ def _run_job(ray: Any, actors: list[Any], job: JobFolder, source: Path, target: 
         identities = _identities(ray, actors, job, source, info, segments, first_index, plan)
     report = RestoreReport(input=str(source), output=str(target), kind="video", model=name, device=device,
                            deinterlaced=bwdif_deint(config.deinterlace, info.interlaced) is not None,
-                           settings=ray.get(actors[0].settings.remote(job.codec)))
+                           settings=ask(ray, actors[0].settings, job.codec))
     if progress is not None:
         progress.start(sum(len(p) for p in pts), "frames")
     results = _restore(ray, actors, job, source, info, segments, first_index, plan, identities, pts,
