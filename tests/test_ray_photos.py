@@ -309,9 +309,11 @@ def test_a_full_disk_stops_a_ray_folder_as_it_stops_a_local_one(tmp_path, astron
                                                     (signal.SIGTERM, 143, "terminated")], ids=["ctrl-c", "kill"])
 def test_a_ray_folder_stopped_by_a_signal_writes_its_report(tmp_path, astronaut, sent, code, word):
     """Ctrl-C or SIGTERM to a --backend ray folder wrote no --report, though a local run's writes one of the
-    photos finished, marked interrupted. Now it does, and ends with the signal's status and one line: the
-    shards that came back are counted with their faces, and a shard still running (one worker, shards of 10
-    photos: stopped during the second) by the outputs its worker wrote before it was stopped."""
+    photos finished, marked interrupted. Now it does, and ends with the signal's status and one line, nothing
+    from Ray. The photos of a shard still running (one worker, shards of 10 photos: stopped during the second)
+    were counted by their outputs alone, without their faces (a stop during the first shard said faces 0 and
+    settings null); now the worker says what it finished of it, as a local run's report has it: each photo's
+    face, the settings, and the photos left to do."""
     album, out, report = tmp_path / "album", tmp_path / "out", tmp_path / "report.json"
     album.mkdir()
     face = Image.fromarray(astronaut).resize((256, 256))
@@ -336,6 +338,9 @@ def test_a_ray_folder_stopped_by_a_signal_writes_its_report(tmp_path, astronaut,
     assert done["interrupted"] is True and done["kind"] == "folder" and done["faces"] <= done["images"]
     assert 12 <= len(kept) < 40 and kept == [f"p{n:02d}.jpg" for n in range(len(kept))]
     assert len(kept) - 1 <= done["images"] <= len(kept)  # less one where the kill landed as a photo was renamed
+    assert done["images"] - 1 <= done["faces"] <= done["images"]  # one face each, but for one renamed as it was
+    assert done["faces"] > 10 and done["settings"]["model"] == "baseline-bicubic-sharpen"  # stopped: by its output
+    assert done["unfinished"] == [f"p{n:02d}.jpg" for n in range(done["images"], 40)]
 
 
 def test_calls_running_when_a_job_stops_are_cancelled_before_their_actors_are_killed(ray_cluster, capfd):
@@ -444,8 +449,8 @@ def test_an_interrupted_ray_folder_counts_the_photos_a_running_shard_rewrote(tmp
     for relative in (relatives[1], relatives[3]):  # rewritten, and new
         (tmp_path / relative.with_name(".partial")).write_bytes(b"new")
         os.replace(tmp_path / relative.with_name(".partial"), tmp_path / relative)
-    assert list(before) == relatives[:3] and _written(tmp_path, relatives, before) == 2
-    assert _written(tmp_path, relatives, {}) == 4  # without --overwrite: every output there is the run's
+    assert list(before) == relatives[:3] and _written(tmp_path, relatives, before) == {relatives[1], relatives[3]}
+    assert _written(tmp_path, relatives, {}) == set(relatives)  # without --overwrite: every output there is the run's
 
 
 def header_only_png(path: Path, width: int, height: int) -> Path:

@@ -174,6 +174,8 @@ def start_workers(ray: Any, config: RestoreConfig, *, video: bool, workers: int 
         options: dict[str, Any] = {"num_gpus": 1, "num_cpus": min(1.0, cpus / count)}
     else:
         options = {"num_cpus": min(1.0, cpus / count)}
+    if not video:  # threaded: a photo worker answers shard_so_far while it restores a shard (one job at a time)
+        options["max_concurrency"] = 2
     env = {CRASH_ONCE: os.environ[CRASH_ONCE]} if os.environ.get(CRASH_ONCE) else {}
     if env:
         options["runtime_env"] = {"env_vars": env}
