@@ -433,6 +433,7 @@ def test_a_ray_folder_killed_while_ray_starts_writes_its_report(tmp_path, astron
                                                "run it again to go on from there")
     done = json.loads(report.read_text())
     assert (done["interrupted"], done["kind"], done["images"], done["skipped"]) == (True, "folder", 0, 1)
+    assert done["unfinished"] == ["b.jpg"]
     assert sorted(p.name for p in out.iterdir()) == ["a.jpg"]
 
 
