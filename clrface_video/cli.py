@@ -423,9 +423,9 @@ def main() -> None:
 def _exit_past_ray(code: int) -> None:
     """End the process of a command that ran Ray (the Ray backend imported it) and was stopped by Ctrl-C or
     SIGTERM with os._exit, once Python's exit handlers have run and the output is flushed: Ray's driver, its
-    ray.wait interrupted, is destroyed by a C++ exit handler while its IO thread still runs, which ended the
-    process in SIGSEGV or an abort (exit -11, -6) after our last line, in 4 of 5 tries (measured: a local Ray,
-    two actor calls running, SIGINT during ray.wait, then cancel, kill and ray.shutdown, as the backend does).
+    ray.wait interrupted while its workers were still starting, is destroyed by a C++ exit handler
+    (CoreWorkerProcess::HandleAtExit) while its IO thread still runs, which ended some such runs in SIGSEGV or an
+    abort (exit -11, -6) after our last line, status and all lost.
     Everything the command writes (outputs, --report) is closed by then; only Ray's teardown is left out.
     Here in the console entry alone, never in a process that calls the click group (a test's CliRunner)."""
     import atexit
