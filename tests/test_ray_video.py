@@ -372,7 +372,7 @@ def test_kill_stops_a_ray_job_as_it_stops_a_local_one(tmp_path, sent, code, word
     dumped its stack traces before aborting (exit -6), or Ray's get() turned the stop into a plain interrupt
     (exit 1 or 130). Now the command's own handler runs: 'terminated', exit 143, and no output file. Ctrl-C
     alike: 'interrupted', exit 130. Either ended, after that line, in a SIGSEGV or an abort of Ray's teardown
-    (exit -11, -6) in most tries, and with Ray's '(raylet) Task RestoreWorker.detect failed. There are 3
+    (exit -11, -6) in some tries, and with Ray's '(raylet) Task RestoreWorker.detect failed. There are 3
     retries remaining' lines on stdout; now it ends with the one line and the status (cli._exit_past_ray)."""
     import shutil
     import signal
