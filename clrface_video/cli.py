@@ -412,4 +412,26 @@ def main() -> None:
     # not strict (surrogateescape in Python's UTF-8 mode and C locale: a Linux name's own bytes), it is left so.
     if hasattr(sys.stdout, "reconfigure") and getattr(sys.stdout, "errors", None) == "strict":
         sys.stdout.reconfigure(errors="backslashreplace")
-    cli(prog_name="clrface-video")
+    try:
+        cli(prog_name="clrface-video")
+    except SystemExit as end:
+        if end.code in (EXIT_INTERRUPTED, EXIT_TERMINATED) and "ray" in sys.modules:
+            _exit_past_ray(end.code)
+        raise
+
+
+def _exit_past_ray(code: int) -> None:
+    """End the process of a command that ran Ray (the Ray backend imported it) and was stopped by Ctrl-C or
+    SIGTERM with os._exit, once Python's exit handlers have run and the output is flushed: Ray's driver, its
+    ray.wait interrupted while its workers were still starting, is destroyed by a C++ exit handler
+    (CoreWorkerProcess::HandleAtExit) while its IO thread still runs, which ended some such runs in SIGSEGV or an
+    abort (exit -11, -6) after our last line, status and all lost.
+    Everything the command writes (outputs, --report) is closed by then; only Ray's teardown is left out.
+    Here in the console entry alone, never in a process that calls the click group (a test's CliRunner)."""
+    import atexit
+    import os
+
+    atexit._run_exitfuncs()  # Ray's own ray.shutdown among them (done already: a no-op), logging's flush
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)

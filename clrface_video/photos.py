@@ -86,16 +86,17 @@ def restore_folder(input: str | Path, output: str | Path | None = None, config: 
     if progress is not None:
         progress.start(len(todo) + len(videos_todo), "files" if videos_todo else "images")
     story = _PhotoStory(models_for, config, timer, report)
+    tried: list[Path] = []  # the files restored (or failed) so far, in order
     try:
-        _restore_photos(source, target, todo, story, report, progress, timer, start)
+        _restore_photos(source, target, todo, story, report, progress, timer, start, tried)
     except KeyboardInterrupt as stop:  # Ctrl-C or SIGTERM: the photos finished before it are reported
         finish_report(report, story.story, timer, start)
-        raise interrupted(report, start) from stop
+        raise interrupted(report, start, _untried(todo + videos_todo, tried, source)) from stop
     finish_report(report, story.story, timer, start)
     try:
-        _restore_videos(source, target, videos_todo, config, report, progress, models_for)
+        _restore_videos(source, target, videos_todo, config, report, progress, models_for, tried)
     except KeyboardInterrupt as stop:  # the video being written is removed; those finished before it are reported
-        raise interrupted(report, start) from stop
+        raise interrupted(report, start, _untried(todo + videos_todo, tried, source)) from stop
     report.seconds = round(time.perf_counter() - start, 4)
     return report
 
@@ -174,13 +175,17 @@ class _PhotoStory:
 
 
 def _restore_photos(source: Path, target: Path, todo: list[Path], story: _PhotoStory, report: RestoreReport,
-                    progress: Progress | None, timer: StageTimer, start: float) -> None:
-    """The folder's photos, each into the mirrored tree, counted in the folder's report (a full disk stops them)."""
+                    progress: Progress | None, timer: StageTimer, start: float, tried: list[Path]) -> None:
+    """The folder's photos, each into the mirrored tree, counted in the folder's report (a full disk stops them),
+    each added to `tried` once restored or failed."""
     for path in todo:
         relative = path.relative_to(source)
         before = story.counts()
         try:
             _restore_one(story, path, target / relative, timer, within=target)
+        except KeyboardInterrupt:  # its faces were counted as restored, but it is in no output: not finished
+            story.uncount(before)
+            raise
         except _PhotoFault as fault:  # this photo (unreadable, unwritable, odd metadata), not the folder
             story.uncount(before)  # its faces were restored, but are in no output
             report.failed.append(failure_line(relative, fault.__cause__ or fault))
@@ -192,6 +197,7 @@ def _restore_photos(source: Path, target: Path, todo: list[Path], story: _PhotoS
             raise fault.error
         else:
             story.restored_one()
+        tried.append(path)
         if progress is not None:
             progress.advance()
 
@@ -203,15 +209,24 @@ def say_failed(line: str) -> None:
     log.error("skipped %s", line)
 
 
-def interrupted(report: RestoreReport, start: float) -> Interrupted:
+def interrupted(report: RestoreReport, start: float, unfinished: list[Path] | None = None) -> Interrupted:
     """The folder's stop at Ctrl-C or SIGTERM, carrying its report marked interrupted: what was finished before
     it is kept (each output renamed into place only when whole) and a rerun goes on from there, so --report
-    says what that is, and so does the line the CLI ends with. Both backends' (distributed.photos too)."""
+    says what that is, and so does the line the CLI ends with. Both backends' (distributed.photos too).
+    unfinished: the files (paths in the folder) it had still to restore, listed in the report where given."""
     report.interrupted = True
+    if unfinished is not None:
+        report.unfinished = [str(relative) for relative in unfinished]
     report.seconds = round(time.perf_counter() - start, 4)
     done = report.images + report.videos
     return Interrupted(report, f"; {done} file{'' if done == 1 else 's'} finished and kept, no partial output was "
                                "left: run it again to go on from there")
+
+
+def _untried(todo: list[Path], tried: list[Path], source: Path) -> list[Path]:
+    """The files of `todo` not restored or failed yet (`tried`), as paths in the folder `source`."""
+    done = set(tried)
+    return [path.relative_to(source) for path in todo if path not in done]
 
 
 def stopped(relative: Path, report: RestoreReport) -> Stopped:
@@ -275,9 +290,10 @@ def _restored(story: FrameStory, image: np.ndarray) -> np.ndarray:
 
 
 def _restore_videos(source: Path, target: Path, videos: list[Path], config: RestoreConfig, report: RestoreReport,
-                    progress: Progress | None, models_for: ModelsFor) -> None:
-    """The folder's videos, one restore_video each into the mirrored tree, added into the folder's report. Each
-    is one the folder found not done (or stale, said once already): restore_video is not asked again."""
+                    progress: Progress | None, models_for: ModelsFor, tried: list[Path]) -> None:
+    """The folder's videos, one restore_video each into the mirrored tree, added into the folder's report (and to
+    `tried`). Each is one the folder found not done (or stale, said once already): restore_video is not asked
+    again."""
     models: Models | None = None
     config = replace(config, overwrite=True)
     for path in videos:
@@ -299,6 +315,7 @@ def _restore_videos(source: Path, target: Path, videos: list[Path], config: Rest
             report.add_counts(done)
             for stage, seconds in done.stages.items():
                 report.stages[stage] = round(report.stages.get(stage, 0.0) + seconds, 4)
+        tried.append(path)
         if progress is not None:
             progress.advance()
 

@@ -175,6 +175,8 @@ class RestoreReport:
     warnings: every warning line logged while the job ran, in order (on Ray the workers' too: each segment or
     shard of photos brings back its lines, which the driver logs once each).
     interrupted: a folder's job stopped by Ctrl-C or SIGTERM (Interrupted); the counts are the files it finished.
+    unfinished: the files (paths in the folder) such a job had still to restore when it was stopped, which a rerun
+    restores: the one it was on, and those after it.
     """
 
     input: str
@@ -198,6 +200,7 @@ class RestoreReport:
     video_settings: JobSettings | None = None
     warnings: list[str] = field(default_factory=list)
     interrupted: bool = False
+    unfinished: list[str] = field(default_factory=list)
 
     def add_counts(self, done: RestoreReport) -> None:
         """Fold a finished job's frames, faces and tracks into this folder's report (its seconds are the caller's)."""

@@ -1251,7 +1251,8 @@ def test_a_stopped_folders_report_the_disk_has_no_room_for_is_a_warning_before_t
 def test_a_folder_stopped_by_a_signal_writes_its_report_of_the_files_finished(tmp_path, astronaut, sent, code, word):
     """Ctrl-C or SIGTERM mid-folder wrote no --report at all, though the photos finished before it are kept (a
     full disk's stop writes one). It now says what was done, marked interrupted, and the command still ends
-    with the signal's status and one line."""
+    with the signal's status and one line. Its faces are the finished photos' (the faces of the photo it was on
+    were counted too), and it lists the files left to do."""
     from PIL import Image
 
     album, out, report = tmp_path / "album", tmp_path / "out", tmp_path / "report.json"
@@ -1275,6 +1276,8 @@ def test_a_folder_stopped_by_a_signal_writes_its_report_of_the_files_finished(tm
     done = json.loads(report.read_text())
     assert done["interrupted"] is True and done["kind"] == "folder"
     assert 1 <= done["images"] == len(kept) < 80 and kept == [f"p{n:02d}.jpg" for n in range(len(kept))]
+    assert done["faces"] == done["images"] and done["settings"]["model"] == "baseline-bicubic-sharpen"  # one face
+    assert done["unfinished"] == [f"p{n:02d}.jpg" for n in range(len(kept), 80)]  # the photo it was on, and after
     assert stderr == (  # one line: click's main had put an empty line before it
         f"{word}; {len(kept)} file{'' if len(kept) == 1 else 's'} finished and kept, no partial output was left: "
         "run it again to go on from there\n")

@@ -1607,3 +1607,30 @@ def test_a_12_bit_grey_heif_comes_back_12_bit_and_grey(tmp_path, astronaut, warn
     face = crop_footprints(astronaut)
     assert np.abs(restored.astype(int) - codes)[face].mean() > 32  # restored (8 levels at 8 bits)
     assert not warnings_logged.records
+
+
+def test_a_folder_interrupted_mid_photo_counts_only_the_faces_of_the_photos_it_finished(tmp_path, astronaut,
+                                                                                       monkeypatch):
+    """Ctrl-C while a photo is written (its face already restored) reported that face with the finished photos'
+    (2 photos, 3 faces): the photo is in no output, so its face is not counted, and it is listed as unfinished,
+    with the photo after it."""
+    from clrface_video.report import Interrupted
+
+    album = tmp_path / "album"
+    album.mkdir()
+    for name in "abcd":
+        Image.fromarray(astronaut).resize((256, 256)).save(album / f"{name}.png")
+    save_photo = photos.save_photo
+
+    def stopped_at_c(path: Path, *args: object) -> None:
+        if path.name == "c.png":
+            raise KeyboardInterrupt
+        save_photo(path, *args)
+
+    monkeypatch.setattr(photos, "save_photo", stopped_at_c)
+    with pytest.raises(Interrupted) as stop:
+        restore_folder(album, tmp_path / "out", BASELINE)
+    report = stop.value.report
+    assert (report.images, report.faces, report.tracks) == (2, 2, 2) and report.settings is not None
+    assert report.interrupted and report.unfinished == ["c.png", "d.png"]
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["a.png", "b.png"]

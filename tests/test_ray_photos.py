@@ -309,9 +309,11 @@ def test_a_full_disk_stops_a_ray_folder_as_it_stops_a_local_one(tmp_path, astron
                                                     (signal.SIGTERM, 143, "terminated")], ids=["ctrl-c", "kill"])
 def test_a_ray_folder_stopped_by_a_signal_writes_its_report(tmp_path, astronaut, sent, code, word):
     """Ctrl-C or SIGTERM to a --backend ray folder wrote no --report, though a local run's writes one of the
-    photos finished, marked interrupted. Now it does, and ends with the signal's status and one line: the
-    shards that came back are counted with their faces, and a shard still running (one worker, shards of 10
-    photos: stopped during the second) by the outputs its worker wrote before it was stopped."""
+    photos finished, marked interrupted. Now it does, and ends with the signal's status and one line, nothing
+    from Ray. The photos of a shard still running (one worker, shards of 10 photos: stopped during the second)
+    were counted by their outputs alone, without their faces (a stop during the first shard said faces 0 and
+    settings null); now the worker says what it finished of it, as a local run's report has it: each photo's
+    face, the settings, and the photos left to do."""
     album, out, report = tmp_path / "album", tmp_path / "out", tmp_path / "report.json"
     album.mkdir()
     face = Image.fromarray(astronaut).resize((256, 256))
@@ -327,14 +329,45 @@ def test_a_ray_folder_stopped_by_a_signal_writes_its_report(tmp_path, astronaut,
             and process.poll() is None:
         time.sleep(0.05)  # the first shard done, the second one's photos being written
     process.send_signal(sent)
-    _, stderr = process.communicate(timeout=120)
+    stdout, stderr = process.communicate(timeout=120)
     assert process.returncode == code, stderr[-2000:]
     assert "Traceback" not in stderr and stderr.strip().splitlines()[-1].startswith(word)
+    assert "retries" not in stdout + stderr and "raylet" not in stdout + stderr, stdout + stderr  # Ray's, below ours
     kept = sorted(p.name for p in out.iterdir() if not p.name.startswith("."))  # a temporary file is no output
     done = json.loads(report.read_text())
     assert done["interrupted"] is True and done["kind"] == "folder" and done["faces"] <= done["images"]
     assert 12 <= len(kept) < 40 and kept == [f"p{n:02d}.jpg" for n in range(len(kept))]
     assert len(kept) - 1 <= done["images"] <= len(kept)  # less one where the kill landed as a photo was renamed
+    assert done["images"] - 1 <= done["faces"] <= done["images"]  # one face each, but for one renamed as it was
+    assert done["faces"] > 10 and done["settings"]["model"] == "baseline-bicubic-sharpen"  # stopped: by its output
+    assert done["unfinished"] == [f"p{n:02d}.jpg" for n in range(done["images"], 40)]
+
+
+def test_calls_running_when_a_job_stops_are_cancelled_before_their_actors_are_killed(ray_cluster, capfd):
+    """A Ctrl-C (here: the first job's on_done) while other actor calls ran, their actors then killed, had Ray's
+    driver print '(raylet) Task Sleeper.nap failed. There are 3 retries remaining, so the task will be retried'
+    on stdout, after the command's own last line; run_all cancels those calls first, and nothing is said."""
+    import ray
+
+    from clrface_video.distributed.cluster import RETRIES, run_all
+
+    class Sleeper:
+        def nap(self, seconds: float) -> float:
+            time.sleep(seconds)
+            return seconds
+
+    def interrupted(position: int, result: float) -> None:
+        raise KeyboardInterrupt
+
+    remote = ray.remote(Sleeper).options(max_restarts=RETRIES, max_task_retries=RETRIES, num_cpus=0.5)
+    actors = [remote.remote() for _ in range(2)]
+    with pytest.raises(KeyboardInterrupt):
+        run_all(ray, actors, "nap", [(0.1,), (60.0,)], interrupted)
+    for actor in actors:
+        ray.kill(actor)
+    time.sleep(3)  # Ray's message came within a second of the kill
+    out, err = capfd.readouterr()
+    assert "retries" not in out + err and "raylet" not in out + err, out + err
 
 
 HELD_START = '''"""Run first by the command under test alone (a sitecustomize module; Ray's own processes pass): its Ray
@@ -400,6 +433,7 @@ def test_a_ray_folder_killed_while_ray_starts_writes_its_report(tmp_path, astron
                                                "run it again to go on from there")
     done = json.loads(report.read_text())
     assert (done["interrupted"], done["kind"], done["images"], done["skipped"]) == (True, "folder", 0, 1)
+    assert done["unfinished"] == ["b.jpg"]
     assert sorted(p.name for p in out.iterdir()) == ["a.jpg"]
 
 
@@ -416,8 +450,8 @@ def test_an_interrupted_ray_folder_counts_the_photos_a_running_shard_rewrote(tmp
     for relative in (relatives[1], relatives[3]):  # rewritten, and new
         (tmp_path / relative.with_name(".partial")).write_bytes(b"new")
         os.replace(tmp_path / relative.with_name(".partial"), tmp_path / relative)
-    assert list(before) == relatives[:3] and _written(tmp_path, relatives, before) == 2
-    assert _written(tmp_path, relatives, {}) == 4  # without --overwrite: every output there is the run's
+    assert list(before) == relatives[:3] and _written(tmp_path, relatives, before) == {relatives[1], relatives[3]}
+    assert _written(tmp_path, relatives, {}) == set(relatives)  # without --overwrite: every output there is the run's
 
 
 def header_only_png(path: Path, width: int, height: int) -> Path:

