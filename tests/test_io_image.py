@@ -237,6 +237,26 @@ def test_phone_heic_comes_upright_and_goes_back_heic_with_its_metadata(tmp_path,
     assert again.image.shape == (64, 96, 3) and close(again.image, photo.image, 3.0)
 
 
+def test_a_heic_named_jpg_is_read_by_what_it_holds_in_a_fresh_process(tmp_path, rgb):
+    """A HEIC under a .jpg name (a phone's share, a renaming tool) was 'cannot identify image file' unless a .heic had
+    been read before it in the process: pillow-heif's opener was registered by the name alone, so a folder restored
+    it or listed it as failed by the order of its names. A fresh interpreter, as the CLI is, reads it."""
+    import subprocess
+    import sys
+
+    pytest.importorskip("pillow_heif", reason="HEIC needs pillow-heif (the test extra installs it)")
+    assert photo_read.heif_support()
+    path = tmp_path / "IMG_0002.jpg"
+    Image.fromarray(rgb).save(path, format="HEIF", quality=95)
+    code = ("import sys; from clrface_video.io.photo_read import read_photo; p = read_photo(sys.argv[1]); "
+            "print(p.format, *p.image.shape, int(p.image.mean()))")
+    done = subprocess.run([sys.executable, "-c", code, str(path)], capture_output=True, text=True, timeout=120,
+                          check=False)
+    assert done.returncode == 0, done.stderr
+    fmt, height, width, _, mean = done.stdout.split()
+    assert (fmt, int(height), int(width)) == ("HEIF", 96, 64) and abs(int(mean) - rgb.mean()) < 3
+
+
 def test_an_hdr_heifs_colour_description_is_kept_or_its_loss_said(tmp_path, rgb, warnings_logged):
     """An HDR camera's or phone's HEIF (BT.2020 primaries, PQ or HLG transfer, in its nclx box) was written back
     tagged sRGB, pillow-heif's default, over pixels coded for PQ: the whole photo looked washed out."""

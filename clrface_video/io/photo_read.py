@@ -152,7 +152,10 @@ def _need_heif(path: Path) -> None:
 # -- reading ---------------------------------------------------------------------------------------
 
 def _check_file(path: Path) -> None:
-    """InputError unless `path` is a non-empty file (a HEIC/HEIF one with pillow-heif there to read it)."""
+    """InputError unless `path` is a non-empty file (a HEIC/HEIF one with pillow-heif there to read it). Where
+    pillow-heif is installed its opener is registered whatever the name: a HEIC named .jpg (a phone's share, a
+    renaming tool) was read only where a .heic had been before it in the process, so a folder restored it or
+    listed it as unreadable by the order of its names."""
     if path.is_dir():
         raise InputError(f"{path} is a folder: restore_path (or the CLI) restores a folder, restore_image one photo")
     if not path.is_file():
@@ -160,6 +163,7 @@ def _check_file(path: Path) -> None:
     if path.stat().st_size == 0:
         raise InputError(f"{path.name} is empty (0 bytes)")  # by its name, as a folder's line names its path
     _need_heif(path)
+    heif_support()
 
 
 def _check_unless_unlimited(check: Callable[..., None]) -> Callable[..., None]:
