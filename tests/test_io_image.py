@@ -570,6 +570,30 @@ def test_exif_with_a_damaged_tag_is_kept_as_it_came(tmp_path, rgb):
         assert written.info["exif"] == Image.open(path).info["exif"] and written.getexif()[MAKE] == "NASA"
 
 
+def test_exif_pillow_reads_no_tag_of_is_kept_and_said_in_one_line_naming_the_photo(tmp_path, rgb, warnings_logged):
+    """A damaged first IFD (its entry count past the block's end: an old camera's, an editor's cut) made Pillow print
+    two lines naming its own source file ('TiffImagePlugin.py:982: UserWarning: Corrupt EXIF data...'), outside -q
+    and the report, and the restored copy came without any EXIF: Pillow read no tag, so none was written."""
+    import warnings
+
+    from clrface_video.io.multi_picture import picture_count
+
+    raw = b"Exif\x00\x00II*\x00\x08\x00\x00\x00\xff\xff" + bytes(40)  # 65535 entries in 40 bytes
+    path = tmp_path / "old camera.jpg"
+    Image.fromarray(rgb).save(path, quality=95)
+    jpeg = path.read_bytes()
+    path.write_bytes(jpeg[:2] + b"\xff\xe1" + struct.pack(">H", len(raw) + 2) + raw + jpeg[2:])
+    with warnings.catch_warnings(record=True) as printed:
+        warnings.simplefilter("always")
+        assert picture_count(path) == 1  # a folder's look at it first, said by read_photo
+        photo = read_photo(path)
+    assert not printed, [str(warning.message) for warning in printed]
+    lines = said(warnings_logged)  # Pillow's words, as its version has them
+    assert len(lines) == 1 and next(iter(lines)).startswith("old camera.jpg: Corrupt EXIF data"), lines
+    out = write_photo(tmp_path / "out.jpg", marked(photo.image), photo)
+    assert out.read_bytes().count(raw) == 1
+
+
 COPYRIGHT, ARTIST, LENS = 0x8298, 0x013B, 0xA434
 
 

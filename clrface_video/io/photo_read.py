@@ -5,6 +5,7 @@ import logging
 import re
 import struct
 import threading
+import warnings
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -206,6 +207,19 @@ def pillow_unlimited() -> Iterator[None]:
         _UNLIMITED.depth -= 1
 
 
+@contextmanager
+def pillow_warnings(path: Path, *, say: bool = True) -> Iterator[None]:
+    """Pillow's warnings while it opens and decodes `path` (Corrupt EXIF data: a camera's or an editor's damaged
+    block, read as far as it goes) logged as one warning line each that names the photo, as restore's own are;
+    say=False drops them, for a look that read_photo says again. Python printed them as two lines naming Pillow's
+    source file, outside -q and the report."""
+    with warnings.catch_warnings(record=True) as said:
+        warnings.simplefilter("always")
+        yield
+    for text in dict.fromkeys(one_line(warning.message) for warning in said) if say else ():
+        log.warning("%s: %s", path.name, text)
+
+
 def check_size(image: Image.Image, path: Path) -> None:
     """InputError naming the size of a picture past MAX_PIXELS, checked before it is decoded."""
     width, height = image.size
@@ -283,7 +297,7 @@ def first_picture(path: Path | str) -> tuple[Photo, int]:
     path = Path(path)
     _check_file(path)
     try:
-        with pillow_unlimited(), Image.open(path) as image:
+        with pillow_unlimited(), pillow_warnings(path), Image.open(path) as image:
             numbers = _full_pictures(image)
             image.seek(numbers[0])
             check_size(image, path)
@@ -342,8 +356,8 @@ def _upright_exif(image: Image.Image, name: str, orientation: int) -> bytes | No
     every byte but that number (_upright_raw_exif); otherwise it is written again from its tags, text kept as
     the bytes it was (keep_text). A TIFF's first IFD holds its strip
     layout too, which is the source's, not the output's: only the descriptive tags are kept, and its XMP
-    (tag 700) gets orientation 1 as well. EXIF that cannot be written again (a damaged tag) is kept as it came
-    when nothing needs changing, else left out."""
+    (tag 700) gets orientation 1 as well. EXIF that cannot be written again (a damaged tag), or of which Pillow
+    reads no tag at all (a damaged first IFD), is kept as it came when nothing needs changing, else left out."""
     raw = image.info.get("exif")
     if image.format != "TIFF" and isinstance(raw, bytes) and raw:
         patched = _upright_raw_exif(raw)
@@ -356,9 +370,9 @@ def _upright_exif(image: Image.Image, name: str, orientation: int) -> bytes | No
             del exif[tag]
         if isinstance(exif.get(XMP_TAG), bytes):
             exif[XMP_TAG] = upright_xmp(exif[XMP_TAG], orientation)
-    if not exif:
-        return None
     turned = orientation != 1
+    if not exif:  # none, or a block so damaged that Pillow reads no tag of it: kept as it came, nothing to change
+        return raw if raw and not turned and image.format != "TIFF" else None
     if ORIENTATION_TAG in exif or turned:
         exif[ORIENTATION_TAG] = 1
     try:
@@ -503,8 +517,9 @@ def read_photo(path: Path | str) -> Photo:
     Corrupt or unsupported files raise InputError.
     """
     path = Path(path)
-    source, deep = _open(path)
-    return photo_of(source, path, deep)
+    with pillow_warnings(path):
+        source, deep = _open(path)
+        return photo_of(source, path, deep)
 
 
 def photo_of(source: Image.Image, path: Path, deep: bool, page: int = 0) -> Photo:
