@@ -594,6 +594,38 @@ def test_exif_pillow_reads_no_tag_of_is_kept_and_said_in_one_line_naming_the_pho
     assert out.read_bytes().count(raw) == 1
 
 
+@pytest.mark.parametrize("orientation", [1, 6])
+def test_a_jpegs_extended_xmp_is_kept_or_said_left_out_for_a_turned_photo(tmp_path, rgb, orientation,
+                                                                         warnings_logged):
+    """XMP past one segment's 64 KB goes into extended-XMP APP1 segments (Photoshop's DocumentAncestors, a phone's
+    depth map), which the standard XMP names (xmpNote:HasExtendedXMP). Pillow reads none of them: the restored copy
+    lost them all, its XMP still pointing at them. A turned photo, written upright, leaves them out and says so."""
+    signature = b"http://ns.adobe.com/xmp/extension/\x00"  # XMP Part 3's, before each segment's GUID
+    extended = b'<x:xmpmeta xmlns:x="adobe:ns:meta/"><rdf:RDF>' + b"D" * 70000 + b"</rdf:RDF></x:xmpmeta>"
+    guid = b"0123456789ABCDEF0123456789ABCDEF"
+    payloads = [signature + guid + struct.pack(">II", len(extended), at) + extended[at:at + 65000]
+                for at in range(0, len(extended), 65000)]
+    path = tmp_path / "portrait.jpg"
+    xmp = b'<x:xmpmeta xmlns:x="adobe:ns:meta/"><xmpNote:HasExtendedXMP>' + guid + b"</xmpNote:HasExtendedXMP>"
+    Image.fromarray(rgb).save(path, quality=95, xmp=xmp + b"</x:xmpmeta>", exif=camera_exif(orientation))
+    jpeg = path.read_bytes()
+    path.write_bytes(jpeg[:2] + b"".join(b"\xff\xe1" + struct.pack(">H", len(p) + 2) + p for p in payloads) + jpeg[2:])
+    out = write_photo(tmp_path / "out.jpg", marked(read_photo(path).image), read_photo(path))
+    with Image.open(out) as written:
+        kept = [data for marker, data in written.applist if marker == "APP1" and data.startswith(signature)]
+    if orientation == 1:
+        assert kept == payloads and not warnings_logged.records
+        png = fit_format(read_photo(path), "PNG", "portrait.png")  # -o portrait.png: said once, not again on writing
+        write_photo(tmp_path / "portrait.png", png.image, png)
+        line = (f"portrait.png: written as PNG with its extended XMP ({sum(map(len, payloads))} bytes) left out, "
+                "which a JPEG output keeps")
+        assert [record.getMessage() for record in warnings_logged.records] == [line]
+    else:
+        line = (f"portrait.jpg: its extended XMP ({sum(map(len, payloads))} bytes) left out: it describes the "
+                "photo as stored, turned, and the restored copy is upright")
+        assert not kept and said(warnings_logged) == {line}
+
+
 COPYRIGHT, ARTIST, LENS = 0x8298, 0x013B, 0xA434
 
 

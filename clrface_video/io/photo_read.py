@@ -22,6 +22,7 @@ from clrface_video.io.orientation import QUARTER_TURNS, orient_array
 from clrface_video.io.pixels import from_high_bits
 from clrface_video.io.ultra_hdr import ExtraPicture, GainMap, gain_map_of
 from clrface_video.io.webp_anim import LOSSLESS, frame_kinds
+from clrface_video.io.xmp_extension import xmp_extension_of
 
 from ..opencv import cv2
 
@@ -102,6 +103,7 @@ class Photo:
     back after the restored picture as they were.
     previews: the numbers of a phone JPEG's previews after its primary (MP type Large Thumbnail, io.ultra_hdr; 1:
     the first picture after it), left out of a restored photo in any format, said in one info line.
+    xmp_extension: a JPEG's extended-XMP segments' payloads (io.xmp_extension), written back as they came.
     """
 
     image: np.ndarray
@@ -131,6 +133,7 @@ class Photo:
     gain_map: GainMap | None = None
     extras: tuple[ExtraPicture, ...] = ()
     previews: tuple[int, ...] = ()
+    xmp_extension: tuple[bytes, ...] = ()
 
 
 @cache
@@ -573,6 +576,7 @@ def photo_of(source: Image.Image, path: Path, deep: bool, page: int = 0) -> Phot
         bigtiff=bigtiff,
         nclx=nclx, coded_bits=coded_bits if fmt in ("HEIF", "AVIF") else max(depth, coded_bits),  # 10 or 12 bits
         gain_map=gain_map, extras=extras, previews=previews,
+        xmp_extension=xmp_extension_of(source, orientation, path.name) if fmt == "JPEG" else (),
     )
 
 

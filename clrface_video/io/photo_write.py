@@ -41,6 +41,7 @@ from clrface_video.io.ultra_hdr import (
     with_gain_map,
     without_gain_map_xmp,
 )
+from clrface_video.io.xmp_extension import xmp_extension_segments
 
 from ..opencv import cv2
 
@@ -130,7 +131,8 @@ def fit_format(photo: Photo, fmt: str, name: str = "") -> Photo:
     return replace(photo, image=image, alpha=alpha, mode=mode, bit_depth=depth, format=fmt, exif=exif,
                    coded_bits=photo.coded_bits if depth == 16 else depth,  # a 10-bit AVIF's 10 in a HEIF
                    nclx=photo.nclx if _keeps_nclx(fmt, depth) else None,  # what is lost said once, here
-                   gain_map=photo.gain_map if fmt == "JPEG" else None, extras=photo.extras if fmt == "JPEG" else ())
+                   gain_map=photo.gain_map if fmt == "JPEG" else None, extras=photo.extras if fmt == "JPEG" else (),
+                   xmp_extension=photo.xmp_extension if fmt == "JPEG" else ())
 
 
 def unkept(photo: Photo, fmt: str) -> list[str]:
@@ -146,6 +148,9 @@ def unkept(photo: Photo, fmt: str) -> list[str]:
         lost.append("its Ultra HDR gain map left out, which a JPEG output keeps: it comes back SDR")
     if fmt != "JPEG" and photo.extras:
         lost.append(f"{extras_named(photo.extras)} left out, which a JPEG output keeps")
+    if fmt != "JPEG" and photo.xmp_extension:
+        lost.append(f"its extended XMP ({sum(map(len, photo.xmp_extension))} bytes) left out, which a JPEG output "
+                    "keeps")
     if not _keeps_nclx(fmt, photo.bit_depth) and photo.nclx and not _srgb_nclx(photo.nclx):
         why = "which Pillow's AVIF writer does not write" if fmt == "AVIF" else "which it has no place for"
         lost.append(f"its {photo.format} colour description (primaries {photo.nclx[0]}, transfer {photo.nclx[1]}) "
@@ -271,8 +276,12 @@ def save_options(like: Photo, name: str) -> dict[str, Any]:
         options["progressive"] = like.progressive
         if like.comment:
             options["comment"] = like.comment
-        if like.iptc:  # APP13, after Pillow's own segments
-            options["extra"] = b"\xff\xed" + struct.pack(">H", len(like.iptc) + 2) + like.iptc
+        # extended XMP's APP1s and APP13, which Pillow's writer puts after its EXIF, before its XMP and ICC
+        extra = xmp_extension_segments(like.xmp_extension)
+        if like.iptc:
+            extra += b"\xff\xed" + struct.pack(">H", len(like.iptc) + 2) + like.iptc
+        if extra:
+            options["extra"] = extra
     elif like.format == "WEBP" and like.lossless:
         options["lossless"] = True
     elif like.format in LOSSY_QUALITY:
