@@ -18,6 +18,7 @@ from PIL import ExifTags, Image, ImageOps, TiffTags, UnidentifiedImageError
 
 from clrface_video.errors import InputError, one_line
 from clrface_video.io.bigtiff_exif import with_ifd8_pointers
+from clrface_video.io.motion_photo import motion_video_of
 from clrface_video.io.orientation import QUARTER_TURNS, orient_array
 from clrface_video.io.pixels import from_high_bits
 from clrface_video.io.ultra_hdr import ExtraPicture, GainMap, gain_map_of
@@ -104,6 +105,8 @@ class Photo:
     previews: the numbers of a phone JPEG's previews after its primary (MP type Large Thumbnail, io.ultra_hdr; 1:
     the first picture after it), left out of a restored photo in any format, said in one info line.
     xmp_extension: a JPEG's extended-XMP segments' payloads (io.xmp_extension), written back as they came.
+    motion_video: a motion photo's video (io.motion_photo), the MP4 after its JPEG, appended again after the restored
+    one, or None.
     """
 
     image: np.ndarray
@@ -134,6 +137,7 @@ class Photo:
     extras: tuple[ExtraPicture, ...] = ()
     previews: tuple[int, ...] = ()
     xmp_extension: tuple[bytes, ...] = ()
+    motion_video: bytes | None = None
 
 
 @cache
@@ -577,6 +581,7 @@ def photo_of(source: Image.Image, path: Path, deep: bool, page: int = 0) -> Phot
         nclx=nclx, coded_bits=coded_bits if fmt in ("HEIF", "AVIF") else max(depth, coded_bits),  # 10 or 12 bits
         gain_map=gain_map, extras=extras, previews=previews,
         xmp_extension=xmp_extension_of(source, orientation, path.name) if fmt == "JPEG" else (),
+        motion_video=motion_video_of(path, xmp, path.name) if fmt == "JPEG" and not page else None,
     )
 
 

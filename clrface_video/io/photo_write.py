@@ -132,7 +132,8 @@ def fit_format(photo: Photo, fmt: str, name: str = "") -> Photo:
                    coded_bits=photo.coded_bits if depth == 16 else depth,  # a 10-bit AVIF's 10 in a HEIF
                    nclx=photo.nclx if _keeps_nclx(fmt, depth) else None,  # what is lost said once, here
                    gain_map=photo.gain_map if fmt == "JPEG" else None, extras=photo.extras if fmt == "JPEG" else (),
-                   xmp_extension=photo.xmp_extension if fmt == "JPEG" else ())
+                   xmp_extension=photo.xmp_extension if fmt == "JPEG" else (),
+                   motion_video=photo.motion_video if fmt == "JPEG" else None)
 
 
 def unkept(photo: Photo, fmt: str) -> list[str]:
@@ -148,6 +149,8 @@ def unkept(photo: Photo, fmt: str) -> list[str]:
         lost.append("its Ultra HDR gain map left out, which a JPEG output keeps: it comes back SDR")
     if fmt != "JPEG" and photo.extras:
         lost.append(f"{extras_named(photo.extras)} left out, which a JPEG output keeps")
+    if fmt != "JPEG" and photo.motion_video:
+        lost.append(f"its motion photo's video ({len(photo.motion_video)} bytes) left out, which a JPEG output keeps")
     if fmt != "JPEG" and photo.xmp_extension:
         lost.append(f"its extended XMP ({sum(map(len, photo.xmp_extension))} bytes) left out, which a JPEG output "
                     "keeps")
@@ -564,7 +567,7 @@ def _encode_into(image: np.ndarray, like: Photo, target: BinaryIO, name: str) ->
         like = replace(like, xmp=gain_map_xmp(like.xmp, len(gain_map)))
         appended.append((like.gain_map.number, 0, gain_map))
     else:  # its XMP must not name a gain map the file does not hold
-        like = replace(like, xmp=without_gain_map_xmp(like.xmp, alone=not appended))
+        like = replace(like, xmp=without_gain_map_xmp(like.xmp, alone=not appended and not like.motion_video))
     if like.bit_depth == 16 and (like.mode not in GRAY_MODES or like.format == "HEIF"):
         target.write(_encode_16bit_rgb(rgb, like, name))
         return
@@ -576,11 +579,13 @@ def _encode_into(image: np.ndarray, like: Photo, target: BinaryIO, name: str) ->
         options["compression"] = None
     if not appended:
         _pil_image(rgb, like).save(target, **options)
-        return
-    primary = io.BytesIO()  # an Ultra HDR JPEG, a depth map's: those pictures joined after the restored one
-    _pil_image(rgb, like).save(primary, **options)
-    segments = like.gain_map.segments if gain_map is not None else b""
-    target.write(with_gain_map(primary.getvalue(), appended, segments, name))
+    else:
+        primary = io.BytesIO()  # an Ultra HDR JPEG, a depth map's: those pictures joined after the restored one
+        _pil_image(rgb, like).save(primary, **options)
+        segments = like.gain_map.segments if gain_map is not None else b""
+        target.write(with_gain_map(primary.getvalue(), appended, segments, name))
+    if jpeg and like.motion_video:  # last, where its XMP says it lies
+        target.write(like.motion_video)
 
 
 def _partial(path: Path) -> Path:
