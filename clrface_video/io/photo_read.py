@@ -216,13 +216,18 @@ def pillow_unlimited() -> Iterator[None]:
 
 @contextmanager
 def pillow_warnings(path: Path, *, say: bool = True) -> Iterator[None]:
-    """Pillow's warnings while it opens and decodes `path` (Corrupt EXIF data: a camera's or an editor's damaged
-    block, read as far as it goes) logged as one warning line each that names the photo, as restore's own are;
+    """Pillow's warnings (UserWarning) while it opens and decodes `path` (Corrupt EXIF data: a camera's or an
+    editor's damaged block, read as far as it goes) logged as one warning line each that names the photo, as
+    restore's own are;
     say=False drops them, for a look that read_photo says again. Python printed them as two lines naming Pillow's
     source file, outside -q and the report."""
     with warnings.catch_warnings(record=True) as said:
-        warnings.simplefilter("always")
+        warnings.simplefilter("always", UserWarning)
         yield
+    for warning in said:  # another kind (a library's deprecation) passed on as Python would have shown it
+        if not issubclass(warning.category, UserWarning):
+            warnings.warn_explicit(warning.message, warning.category, warning.filename, warning.lineno)
+    said = [warning for warning in said if issubclass(warning.category, UserWarning)]
     for text in dict.fromkeys(one_line(warning.message) for warning in said) if say else ():
         log.warning("%s: %s", path.name, text)
 
