@@ -99,6 +99,13 @@ def _shortest(path: Path) -> tuple[int, Path]:
     return len(path.parts), path
 
 
+def _found_already(link: str, first: str) -> None:
+    """A second way to a folder or file, skipped in one warning. It is said before any file is restored, so it names
+    where the walk found it first: 'restored already' was said of a photo an interrupted run had not come to yet, or
+    one that then failed."""
+    log.warning("skipped %s: a link to %s, found already", link, first)
+
+
 def _walk(folder: Path, output: Path | None) -> tuple[list[Path], list[str]]:
     """Every file under `folder` but hidden ones (and the .partial files of an interrupted run), in path order,
     under the names they have there. The folder's own tree is walked before any link is followed, so that a
@@ -121,7 +128,7 @@ def _walk(folder: Path, output: Path | None) -> tuple[list[Path], list[str]]:
         current = own.pop() if own else linked.pop(linked.index(min(linked, key=_shortest)))
         first = walked.setdefault(_file_id(current), current)
         if first != current:
-            log.warning("skipped %s: a link to %s, restored already", named(current), named(first))
+            _found_already(named(current), named(first))
             continue
         try:
             entries = list(current.iterdir())
@@ -147,7 +154,7 @@ def _walk(folder: Path, output: Path | None) -> tuple[list[Path], list[str]]:
     for via_link, path in sorted(files):  # the tree's own files first
         first = found.setdefault(_file_id(path), path)
         if via_link and first != path:
-            log.warning("skipped %s: a link to %s, restored already", named(path), named(first))
+            _found_already(named(path), named(first))
         else:
             kept.append(path)
     return sorted(kept), unread

@@ -237,6 +237,26 @@ def test_phone_heic_comes_upright_and_goes_back_heic_with_its_metadata(tmp_path,
     assert again.image.shape == (64, 96, 3) and close(again.image, photo.image, 3.0)
 
 
+def test_a_heic_named_jpg_is_read_by_what_it_holds_in_a_fresh_process(tmp_path, rgb):
+    """A HEIC under a .jpg name (a phone's share, a renaming tool) was 'cannot identify image file' unless a .heic had
+    been read before it in the process: pillow-heif's opener was registered by the name alone, so a folder restored
+    it or listed it as failed by the order of its names. A fresh interpreter, as the CLI is, reads it."""
+    import subprocess
+    import sys
+
+    pytest.importorskip("pillow_heif", reason="HEIC needs pillow-heif (the test extra installs it)")
+    assert photo_read.heif_support()
+    path = tmp_path / "IMG_0002.jpg"
+    Image.fromarray(rgb).save(path, format="HEIF", quality=95)
+    code = ("import sys; from clrface_video.io.photo_read import read_photo; p = read_photo(sys.argv[1]); "
+            "print(p.format, *p.image.shape, int(p.image.mean()))")
+    done = subprocess.run([sys.executable, "-c", code, str(path)], capture_output=True, text=True, timeout=120,
+                          check=False)
+    assert done.returncode == 0, done.stderr
+    fmt, height, width, _, mean = done.stdout.split()
+    assert (fmt, int(height), int(width)) == ("HEIF", 96, 64) and abs(int(mean) - rgb.mean()) < 3
+
+
 def test_an_hdr_heifs_colour_description_is_kept_or_its_loss_said(tmp_path, rgb, warnings_logged):
     """An HDR camera's or phone's HEIF (BT.2020 primaries, PQ or HLG transfer, in its nclx box) was written back
     tagged sRGB, pillow-heif's default, over pixels coded for PQ: the whole photo looked washed out."""
@@ -548,6 +568,62 @@ def test_exif_with_a_damaged_tag_is_kept_as_it_came(tmp_path, rgb):
     out = write_photo(tmp_path / "out.jpg", marked(photo.image), photo)
     with Image.open(out) as written:
         assert written.info["exif"] == Image.open(path).info["exif"] and written.getexif()[MAKE] == "NASA"
+
+
+def test_exif_pillow_reads_no_tag_of_is_kept_and_said_in_one_line_naming_the_photo(tmp_path, rgb, warnings_logged):
+    """A damaged first IFD (its entry count past the block's end: an old camera's, an editor's cut) made Pillow print
+    two lines naming its own source file ('TiffImagePlugin.py:982: UserWarning: Corrupt EXIF data...'), outside -q
+    and the report, and the restored copy came without any EXIF: Pillow read no tag, so none was written."""
+    import warnings
+
+    from clrface_video.io.multi_picture import picture_count
+
+    raw = b"Exif\x00\x00II*\x00\x08\x00\x00\x00\xff\xff" + bytes(40)  # 65535 entries in 40 bytes
+    path = tmp_path / "old camera.jpg"
+    Image.fromarray(rgb).save(path, quality=95)
+    jpeg = path.read_bytes()
+    path.write_bytes(jpeg[:2] + b"\xff\xe1" + struct.pack(">H", len(raw) + 2) + raw + jpeg[2:])
+    with warnings.catch_warnings(record=True) as printed:
+        warnings.simplefilter("always")
+        assert picture_count(path) == 1  # a folder's look at it first, said by read_photo
+        photo = read_photo(path)
+    assert not printed, [str(warning.message) for warning in printed]
+    lines = said(warnings_logged)  # Pillow's words, as its version has them
+    assert len(lines) == 1 and next(iter(lines)).startswith("old camera.jpg: Corrupt EXIF data"), lines
+    out = write_photo(tmp_path / "out.jpg", marked(photo.image), photo)
+    assert out.read_bytes().count(raw) == 1
+
+
+@pytest.mark.parametrize("orientation", [1, 6])
+def test_a_jpegs_extended_xmp_is_kept_or_said_left_out_for_a_turned_photo(tmp_path, rgb, orientation,
+                                                                         warnings_logged):
+    """XMP past one segment's 64 KB goes into extended-XMP APP1 segments (Photoshop's DocumentAncestors, a phone's
+    depth map), which the standard XMP names (xmpNote:HasExtendedXMP). Pillow reads none of them: the restored copy
+    lost them all, its XMP still pointing at them. A turned photo, written upright, leaves them out and says so."""
+    signature = b"http://ns.adobe.com/xmp/extension/\x00"  # XMP Part 3's, before each segment's GUID
+    extended = b'<x:xmpmeta xmlns:x="adobe:ns:meta/"><rdf:RDF>' + b"D" * 70000 + b"</rdf:RDF></x:xmpmeta>"
+    guid = b"0123456789ABCDEF0123456789ABCDEF"
+    payloads = [signature + guid + struct.pack(">II", len(extended), at) + extended[at:at + 65000]
+                for at in range(0, len(extended), 65000)]
+    path = tmp_path / "portrait.jpg"
+    xmp = b'<x:xmpmeta xmlns:x="adobe:ns:meta/"><xmpNote:HasExtendedXMP>' + guid + b"</xmpNote:HasExtendedXMP>"
+    Image.fromarray(rgb).save(path, quality=95, xmp=xmp + b"</x:xmpmeta>", exif=camera_exif(orientation))
+    jpeg = path.read_bytes()
+    path.write_bytes(jpeg[:2] + b"".join(b"\xff\xe1" + struct.pack(">H", len(p) + 2) + p for p in payloads) + jpeg[2:])
+    out = write_photo(tmp_path / "out.jpg", marked(read_photo(path).image), read_photo(path))
+    with Image.open(out) as written:
+        kept = [data for marker, data in written.applist if marker == "APP1" and data.startswith(signature)]
+    if orientation == 1:
+        assert kept == payloads and not warnings_logged.records
+        png = fit_format(read_photo(path), "PNG", "portrait.png")  # -o portrait.png: said once, not again on writing
+        write_photo(tmp_path / "portrait.png", png.image, png)
+        line = (f"portrait.png: written as PNG with its extended XMP ({sum(map(len, payloads))} bytes) left out, "
+                "which a JPEG output keeps")
+        assert [record.getMessage() for record in warnings_logged.records] == [line]
+    else:
+        line = (f"portrait.jpg: its extended XMP ({sum(map(len, payloads))} bytes) left out: it describes the "
+                "photo as stored, turned, and the restored copy is upright")
+        assert not kept and said(warnings_logged) == {line}
 
 
 COPYRIGHT, ARTIST, LENS = 0x8298, 0x013B, 0xA434

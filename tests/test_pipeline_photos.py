@@ -1432,10 +1432,25 @@ def test_linked_albums_and_photos_are_restored_once_each(tmp_path, astronaut):
     assert not any(p.is_symlink() for p in out.rglob("*"))  # restored copies, not links to the originals
     assert all(path.read_bytes() == data for path, data in originals.items())
     assert sorted(line for line in result.stderr.splitlines() if line.startswith("warning:")) == [
-        "warning: skipped 2009/loop: a link to the input folder, restored already",
-        "warning: skipped again: a link to 2009, restored already",
-        "warning: skipped favourite.jpg: a link to 2009/a.jpg, restored already",
+        "warning: skipped 2009/loop: a link to the input folder, found already",
+        "warning: skipped again: a link to 2009, found already",
+        "warning: skipped favourite.jpg: a link to 2009/a.jpg, found already",
         f"warning: skipped gone.jpg: a link to {tmp_path / 'deleted.jpg'}, which does not exist",
+    ]
+
+
+def test_a_link_to_a_photo_that_fails_is_not_called_restored(tmp_path):
+    """The warning for a second way to a photo said 'restored already' before anything was restored: of a photo
+    that then failed (an empty file here), or that a Ctrl-C kept the run from, the report said both."""
+    library = tmp_path / "library"
+    library.mkdir()
+    (library / "empty.jpg").write_bytes(b"")
+    (library / "link.jpg").symlink_to(library / "empty.jpg")
+    result = run_cli("restore", library, "-o", tmp_path / "out", "--model", "baseline-bicubic-sharpen")
+    assert result.exit_code == 3, result.output
+    assert sorted(line for line in result.stderr.splitlines() if line.startswith("warning:")) == [
+        "warning: skipped empty.jpg: it is empty (0 bytes)",
+        "warning: skipped link.jpg: a link to empty.jpg, found already",
     ]
 
 
@@ -1455,8 +1470,8 @@ def test_a_folder_reached_twice_through_links_keeps_its_shorter_path(tmp_path, a
     assert result.exit_code == 0, result.output
     assert sorted(str(p.relative_to(out)) for p in out.rglob("*") if p.is_file()) == ["trips/t.jpg", "zoo/z.jpg"]
     assert sorted(line for line in result.stderr.splitlines() if line.startswith("warning:")) == [
-        "warning: skipped trips/up/trips: a link to trips, restored already",
-        "warning: skipped trips/up/zoo: a link to zoo, restored already",
+        "warning: skipped trips/up/trips: a link to trips, found already",
+        "warning: skipped trips/up/zoo: a link to zoo, found already",
     ]
 
 

@@ -30,6 +30,7 @@ from clrface_video.io.photo_read import (
     Photo,
     heif_support,
     pillow_unlimited,
+    pillow_warnings,
 )
 from clrface_video.io.photo_write import _pil_image, heif_bytes, save_options, sized
 from clrface_video.io.pixels import to_depth
@@ -56,7 +57,7 @@ def picture_count(path: Path | str) -> int:
                                                                              and not heif_support()):
         return 1
     try:
-        with pillow_unlimited(), Image.open(path) as image:
+        with pillow_unlimited(), pillow_warnings(path, say=False), Image.open(path) as image:
             count = int(getattr(image, "n_frames", 1)) if image.format in SEVERAL else 1
     except READ_ERRORS:
         return 1

@@ -5,6 +5,7 @@ import logging
 import re
 import struct
 import threading
+import warnings
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -17,10 +18,12 @@ from PIL import ExifTags, Image, ImageOps, TiffTags, UnidentifiedImageError
 
 from clrface_video.errors import InputError, one_line
 from clrface_video.io.bigtiff_exif import with_ifd8_pointers
+from clrface_video.io.motion_photo import motion_video_of
 from clrface_video.io.orientation import QUARTER_TURNS, orient_array
 from clrface_video.io.pixels import from_high_bits
 from clrface_video.io.ultra_hdr import ExtraPicture, GainMap, gain_map_of
 from clrface_video.io.webp_anim import LOSSLESS, frame_kinds
+from clrface_video.io.xmp_extension import xmp_extension_of
 
 from ..opencv import cv2
 
@@ -101,6 +104,9 @@ class Photo:
     back after the restored picture as they were.
     previews: the numbers of a phone JPEG's previews after its primary (MP type Large Thumbnail, io.ultra_hdr; 1:
     the first picture after it), left out of a restored photo in any format, said in one info line.
+    xmp_extension: a JPEG's extended-XMP segments' payloads (io.xmp_extension), written back as they came.
+    motion_video: a motion photo's video (io.motion_photo), the MP4 after its JPEG, appended again after the restored
+    one, or None.
     """
 
     image: np.ndarray
@@ -130,6 +136,8 @@ class Photo:
     gain_map: GainMap | None = None
     extras: tuple[ExtraPicture, ...] = ()
     previews: tuple[int, ...] = ()
+    xmp_extension: tuple[bytes, ...] = ()
+    motion_video: bytes | None = None
 
 
 @cache
@@ -152,7 +160,10 @@ def _need_heif(path: Path) -> None:
 # -- reading ---------------------------------------------------------------------------------------
 
 def _check_file(path: Path) -> None:
-    """InputError unless `path` is a non-empty file (a HEIC/HEIF one with pillow-heif there to read it)."""
+    """InputError unless `path` is a non-empty file (a HEIC/HEIF one with pillow-heif there to read it). Where
+    pillow-heif is installed its opener is registered whatever the name: a HEIC named .jpg (a phone's share, a
+    renaming tool) was read only where a .heic had been before it in the process, so a folder restored it or
+    listed it as unreadable by the order of its names."""
     if path.is_dir():
         raise InputError(f"{path} is a folder: restore_path (or the CLI) restores a folder, restore_image one photo")
     if not path.is_file():
@@ -160,6 +171,7 @@ def _check_file(path: Path) -> None:
     if path.stat().st_size == 0:
         raise InputError(f"{path.name} is empty (0 bytes)")  # by its name, as a folder's line names its path
     _need_heif(path)
+    heif_support()
 
 
 def _check_unless_unlimited(check: Callable[..., None]) -> Callable[..., None]:
@@ -200,6 +212,24 @@ def pillow_unlimited() -> Iterator[None]:
         yield
     finally:
         _UNLIMITED.depth -= 1
+
+
+@contextmanager
+def pillow_warnings(path: Path, *, say: bool = True) -> Iterator[None]:
+    """Pillow's warnings (UserWarning) while it opens and decodes `path` (Corrupt EXIF data: a camera's or an
+    editor's damaged block, read as far as it goes) logged as one warning line each that names the photo, as
+    restore's own are;
+    say=False drops them, for a look that read_photo says again. Python printed them as two lines naming Pillow's
+    source file, outside -q and the report."""
+    with warnings.catch_warnings(record=True) as said:
+        warnings.simplefilter("always", UserWarning)
+        yield
+    for warning in said:  # another kind (a library's deprecation) passed on as Python would have shown it
+        if not issubclass(warning.category, UserWarning):
+            warnings.warn_explicit(warning.message, warning.category, warning.filename, warning.lineno)
+    said = [warning for warning in said if issubclass(warning.category, UserWarning)]
+    for text in dict.fromkeys(one_line(warning.message) for warning in said) if say else ():
+        log.warning("%s: %s", path.name, text)
 
 
 def check_size(image: Image.Image, path: Path) -> None:
@@ -279,7 +309,7 @@ def first_picture(path: Path | str) -> tuple[Photo, int]:
     path = Path(path)
     _check_file(path)
     try:
-        with pillow_unlimited(), Image.open(path) as image:
+        with pillow_unlimited(), pillow_warnings(path), Image.open(path) as image:
             numbers = _full_pictures(image)
             image.seek(numbers[0])
             check_size(image, path)
@@ -338,8 +368,8 @@ def _upright_exif(image: Image.Image, name: str, orientation: int) -> bytes | No
     every byte but that number (_upright_raw_exif); otherwise it is written again from its tags, text kept as
     the bytes it was (keep_text). A TIFF's first IFD holds its strip
     layout too, which is the source's, not the output's: only the descriptive tags are kept, and its XMP
-    (tag 700) gets orientation 1 as well. EXIF that cannot be written again (a damaged tag) is kept as it came
-    when nothing needs changing, else left out."""
+    (tag 700) gets orientation 1 as well. EXIF that cannot be written again (a damaged tag), or of which Pillow
+    reads no tag at all (a damaged first IFD), is kept as it came when nothing needs changing, else left out."""
     raw = image.info.get("exif")
     if image.format != "TIFF" and isinstance(raw, bytes) and raw:
         patched = _upright_raw_exif(raw)
@@ -352,9 +382,9 @@ def _upright_exif(image: Image.Image, name: str, orientation: int) -> bytes | No
             del exif[tag]
         if isinstance(exif.get(XMP_TAG), bytes):
             exif[XMP_TAG] = upright_xmp(exif[XMP_TAG], orientation)
-    if not exif:
-        return None
     turned = orientation != 1
+    if not exif:  # none, or a block so damaged that Pillow reads no tag of it: kept as it came, nothing to change
+        return raw if raw and not turned and image.format != "TIFF" else None
     if ORIENTATION_TAG in exif or turned:
         exif[ORIENTATION_TAG] = 1
     try:
@@ -499,8 +529,9 @@ def read_photo(path: Path | str) -> Photo:
     Corrupt or unsupported files raise InputError.
     """
     path = Path(path)
-    source, deep = _open(path)
-    return photo_of(source, path, deep)
+    with pillow_warnings(path):
+        source, deep = _open(path)
+        return photo_of(source, path, deep)
 
 
 def photo_of(source: Image.Image, path: Path, deep: bool, page: int = 0) -> Photo:
@@ -554,6 +585,8 @@ def photo_of(source: Image.Image, path: Path, deep: bool, page: int = 0) -> Phot
         bigtiff=bigtiff,
         nclx=nclx, coded_bits=coded_bits if fmt in ("HEIF", "AVIF") else max(depth, coded_bits),  # 10 or 12 bits
         gain_map=gain_map, extras=extras, previews=previews,
+        xmp_extension=xmp_extension_of(source, orientation, path.name) if fmt == "JPEG" else (),
+        motion_video=motion_video_of(path, xmp, path.name) if fmt == "JPEG" and not page else None,
     )
 
 

@@ -41,6 +41,7 @@ from clrface_video.io.ultra_hdr import (
     with_gain_map,
     without_gain_map_xmp,
 )
+from clrface_video.io.xmp_extension import xmp_extension_segments
 
 from ..opencv import cv2
 
@@ -130,7 +131,9 @@ def fit_format(photo: Photo, fmt: str, name: str = "") -> Photo:
     return replace(photo, image=image, alpha=alpha, mode=mode, bit_depth=depth, format=fmt, exif=exif,
                    coded_bits=photo.coded_bits if depth == 16 else depth,  # a 10-bit AVIF's 10 in a HEIF
                    nclx=photo.nclx if _keeps_nclx(fmt, depth) else None,  # what is lost said once, here
-                   gain_map=photo.gain_map if fmt == "JPEG" else None, extras=photo.extras if fmt == "JPEG" else ())
+                   gain_map=photo.gain_map if fmt == "JPEG" else None, extras=photo.extras if fmt == "JPEG" else (),
+                   xmp_extension=photo.xmp_extension if fmt == "JPEG" else (),
+                   motion_video=photo.motion_video if fmt == "JPEG" else None)
 
 
 def unkept(photo: Photo, fmt: str) -> list[str]:
@@ -146,6 +149,11 @@ def unkept(photo: Photo, fmt: str) -> list[str]:
         lost.append("its Ultra HDR gain map left out, which a JPEG output keeps: it comes back SDR")
     if fmt != "JPEG" and photo.extras:
         lost.append(f"{extras_named(photo.extras)} left out, which a JPEG output keeps")
+    if fmt != "JPEG" and photo.motion_video:
+        lost.append(f"its motion photo's video ({len(photo.motion_video)} bytes) left out, which a JPEG output keeps")
+    if fmt != "JPEG" and photo.xmp_extension:
+        lost.append(f"its extended XMP ({sum(map(len, photo.xmp_extension))} bytes) left out, which a JPEG output "
+                    "keeps")
     if not _keeps_nclx(fmt, photo.bit_depth) and photo.nclx and not _srgb_nclx(photo.nclx):
         why = "which Pillow's AVIF writer does not write" if fmt == "AVIF" else "which it has no place for"
         lost.append(f"its {photo.format} colour description (primaries {photo.nclx[0]}, transfer {photo.nclx[1]}) "
@@ -271,8 +279,12 @@ def save_options(like: Photo, name: str) -> dict[str, Any]:
         options["progressive"] = like.progressive
         if like.comment:
             options["comment"] = like.comment
-        if like.iptc:  # APP13, after Pillow's own segments
-            options["extra"] = b"\xff\xed" + struct.pack(">H", len(like.iptc) + 2) + like.iptc
+        # extended XMP's APP1s and APP13, which Pillow's writer puts after its EXIF, before its XMP and ICC
+        extra = xmp_extension_segments(like.xmp_extension)
+        if like.iptc:
+            extra += b"\xff\xed" + struct.pack(">H", len(like.iptc) + 2) + like.iptc
+        if extra:
+            options["extra"] = extra
     elif like.format == "WEBP" and like.lossless:
         options["lossless"] = True
     elif like.format in LOSSY_QUALITY:
@@ -555,7 +567,7 @@ def _encode_into(image: np.ndarray, like: Photo, target: BinaryIO, name: str) ->
         like = replace(like, xmp=gain_map_xmp(like.xmp, len(gain_map)))
         appended.append((like.gain_map.number, 0, gain_map))
     else:  # its XMP must not name a gain map the file does not hold
-        like = replace(like, xmp=without_gain_map_xmp(like.xmp, alone=not appended))
+        like = replace(like, xmp=without_gain_map_xmp(like.xmp, alone=not appended and not like.motion_video))
     if like.bit_depth == 16 and (like.mode not in GRAY_MODES or like.format == "HEIF"):
         target.write(_encode_16bit_rgb(rgb, like, name))
         return
@@ -567,11 +579,13 @@ def _encode_into(image: np.ndarray, like: Photo, target: BinaryIO, name: str) ->
         options["compression"] = None
     if not appended:
         _pil_image(rgb, like).save(target, **options)
-        return
-    primary = io.BytesIO()  # an Ultra HDR JPEG, a depth map's: those pictures joined after the restored one
-    _pil_image(rgb, like).save(primary, **options)
-    segments = like.gain_map.segments if gain_map is not None else b""
-    target.write(with_gain_map(primary.getvalue(), appended, segments, name))
+    else:
+        primary = io.BytesIO()  # an Ultra HDR JPEG, a depth map's: those pictures joined after the restored one
+        _pil_image(rgb, like).save(primary, **options)
+        segments = like.gain_map.segments if gain_map is not None else b""
+        target.write(with_gain_map(primary.getvalue(), appended, segments, name))
+    if jpeg and like.motion_video:  # last, where its XMP says it lies
+        target.write(like.motion_video)
 
 
 def _partial(path: Path) -> Path:
