@@ -107,6 +107,9 @@ def fit_format(photo: Photo, fmt: str, name: str = "") -> Photo:
         changes.append(f"{photo.coded_bits} bits per channel to 8")  # a deep HEIF's or AVIF's own 10 or 12, else 16
     elif depth == 16 and deepest is not None and photo.coded_bits > deepest:
         changes.append(f"{photo.coded_bits} bits per channel to {deepest}")
+    if depth == 16 and gray and alpha is not None and fmt != "HEIF":  # a deep grey HEIF cutout's
+        mode = "RGBA"
+        changes.append("mode LA to RGBA at 16 bits (Pillow writes grey with alpha in 8)")
     if alpha is not None and not can_write("LA" if gray else "RGBA", fmt):
         share = alpha.astype(np.float32)[..., None] / np.iinfo(alpha.dtype).max
         image = np.rint(image * share + np.iinfo(image.dtype).max * (1.0 - share)).astype(image.dtype)
