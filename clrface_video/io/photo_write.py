@@ -8,6 +8,7 @@ import re
 import shutil
 import struct
 import zlib
+from collections.abc import Iterable
 from dataclasses import replace
 from functools import cache
 from pathlib import Path
@@ -417,8 +418,9 @@ def _drop_first_ifd_tags(tiff: memoryview, tags: frozenset[int]) -> None:
     tiff[ifd:ifd + len(block)] = block
 
 
-def heif_bytes(pictures: list[tuple[np.ndarray, Photo]], primary: int = 0) -> bytes:
-    """HEIF bytes of one or more pictures ((restored) RGB, and its Photo: a burst's), the `primary` one shown
+def heif_bytes(pictures: Iterable[tuple[np.ndarray, Photo]], primary: int = 0) -> bytes:
+    """HEIF bytes of one or more pictures ((restored) RGB, and its Photo: a burst's, taken one at a time, each
+    copied into pillow-heif's HeifFile before the next), the `primary` one shown
     first, each in its own mode and metadata (EXIF, XMP, ICC profile or nclx) and depth: a 16-bit one, colour or
     grey, in its source's 10 or 12 bits (HEIF_DEEP), which pillow-heif writes from its codes (Pillow's own images
     hold 8 in colour, and pillow-heif writes a grey I;16 one in 10 whatever its source's)."""
