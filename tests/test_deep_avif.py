@@ -20,6 +20,7 @@ ENCODER = next((name for name in ("libsvtav1", "libaom-av1") if name in av.codec
 pytestmark = pytest.mark.skipif(ENCODER is None, reason="this FFmpeg has no AV1 encoder")
 FACE_ROWS, RAMP_ROWS = 512, slice(560, 620)  # the astronaut's rows, and rows of the smooth ramp below her
 MAKE = 0x010F
+WHY_10 = "(AV1's main profile, 10 bits at most, which SVT-AV1 codes and every AV1 decoder reads)"  # said with the cut
 XMP = b'<x:xmpmeta xmlns:x="adobe:ns:meta/"><rdf:RDF xmlns:rdf="http://www.w3.org/1999/02/22-rdf-syntax-ns#"/>' \
       b'<!-- taken at the lake --></x:xmpmeta>'
 
@@ -102,7 +103,7 @@ def test_a_16_bit_png_written_as_avif_goes_at_10_bits_with_its_metadata(tmp_path
         assert written.info["icc_profile"] == icc
         assert written.info["xmp"] == XMP
     said = {record.getMessage() for record in warnings_logged.records}
-    assert said == {"out.avif: written as AVIF with 16 bits per channel to 10"}
+    assert said == {f"out.avif: written as AVIF with 16 bits per channel to 10 {WHY_10}"}
 
 
 def test_writing_a_10_bit_avif_prints_no_svt_banner(tmp_path, astronaut):
@@ -120,3 +121,20 @@ def test_writing_a_10_bit_avif_prints_no_svt_banner(tmp_path, astronaut):
     assert done.returncode == 0, done.stderr
     assert "Svt[" not in done.stderr
     assert _luma_10bit(tmp_path / "o.avif").max() > 255  # written by SVT-AV1 at 10 bits
+
+
+def test_a_12_bit_avif_goes_back_in_10_bits_said_once_with_why(tmp_path, astronaut, warnings_logged):
+    """A 12-bit AVIF (libavif's avifenc -d 12, an editor's export) comes back in 10 bits, which its warning said
+    without a reason a user could act on. No AVIF writer here codes 12 bits (SVT-AV1 codes AV1's main profile;
+    Pillow's AVIF writer takes 8-bit pictures; pillow-heif has no AV1 encoder), and none can make the source, so the
+    photo is what read_photo reads from one: 16-bit pixels, coded_bits 12 (FFmpeg's demuxer's word)."""
+    from dataclasses import replace
+
+    from clrface_video.io.photo_read import read_photo
+    from clrface_video.io.photo_write import write_photo
+
+    photo = replace(read_photo(_avif_10bit(tmp_path / "export.avif", _face_over_ramp(astronaut))), coded_bits=12)
+    write_photo(tmp_path / "out.avif", photo.image, photo)
+    assert len(np.unique(_luma_10bit(tmp_path / "out.avif")[RAMP_ROWS])) > 256  # 10 bits, not Pillow's 8
+    said = [record.getMessage() for record in warnings_logged.records]
+    assert said == [f"out.avif: written as AVIF with 12 bits per channel to 10 {WHY_10}"]

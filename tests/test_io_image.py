@@ -325,6 +325,39 @@ def test_a_grey_deep_heif_is_read_at_full_scale_and_written_back_in_its_own_dept
     assert not warnings_logged.records
 
 
+@pytest.mark.parametrize("bits", [8, 12])
+def test_a_grey_heif_with_alpha_comes_back_grey_with_its_alpha(tmp_path, bits, warnings_logged):
+    """A grey HEIC with transparency (pillow-heif writes an LA image so: one HEVC 4:0:0 channel and an alpha
+    picture) came back in colour, three 4:2:0 channels and alpha: pillow-heif reads it as RGBA. It comes back grey,
+    its alpha and its depth kept; as a PNG, at 16 bits, it goes to RGBA (no writer here takes 16-bit grey with
+    alpha), said."""
+    pillow_heif = pytest.importorskip("pillow_heif", reason="HEIF needs pillow-heif (the test extra installs it)")
+    top = (1 << bits) - 1
+    grey = np.rint(np.linspace(0, top, 96 * 64)).astype(np.uint16).reshape(96, 64)
+    alpha = np.full((96, 64), top, np.uint16)
+    alpha[:, :16] = 0
+    pixels = np.dstack([grey, alpha]).astype(np.uint8 if bits == 8 else np.uint16)
+    source = tmp_path / "cutout.heic"
+    pillow_heif.from_bytes(mode="LA" if bits == 8 else f"LA;{bits}", size=(64, 96), data=pixels.tobytes()).save(
+        source, quality=-1)
+    assert "chroma" not in pillow_heif.open_heif(source).info  # coded grey: pillow-heif names no chroma
+    photo = read_photo(source)
+    assert (photo.mode, photo.coded_bits) == ("LA", bits) and photo.alpha is not None
+    again, out = round_trip(photo, source)
+    written = pillow_heif.open_heif(out, convert_hdr_to_8bit=False)
+    assert "chroma" not in written.info and written.info["bit_depth"] == bits  # grey, not colour
+    assert (again.mode, again.coded_bits) == ("LA", bits)
+    assert np.array_equal(again.alpha, photo.alpha) and close(again.image, photo.image, 1 << (16 - bits))
+    assert not warnings_logged.records
+    as_png = fit_format(photo, "PNG", "cutout.png")
+    write_photo(tmp_path / "cutout.png", as_png.image, as_png)
+    with Image.open(tmp_path / "cutout.png") as png:
+        assert png.mode == ("LA" if bits == 8 else "RGBA")
+        assert np.array_equal(np.asarray(png)[..., -1] > 0, photo.alpha > 0)
+    line = "cutout.png: written as PNG with mode LA to RGBA at 16 bits (Pillow writes grey with alpha in 8)"
+    assert said(warnings_logged) == (set() if bits == 8 else {line})
+
+
 def test_a_16_bit_grey_png_written_as_heif_keeps_12_bits(tmp_path, warnings_logged):
     """A 16-bit grey PNG named into a .heic came back 8-bit, where a colour one goes at 12 bits."""
     pillow_heif = pytest.importorskip("pillow_heif", reason="HEIF needs pillow-heif (the test extra installs it)")

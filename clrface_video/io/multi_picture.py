@@ -6,8 +6,9 @@ import io
 import logging
 import shutil
 import struct
+import zlib
 from collections.abc import Iterator
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 from types import TracebackType
 from typing import TYPE_CHECKING
@@ -42,6 +43,7 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 JPEG_SUFFIXES = frozenset({".jpg", ".jpeg", ".jpe", ".jfif", ".mpo"})
 SEVERAL = frozenset({"MPO", "HEIF"})  # the formats of files that hold several pictures
+HELD_LEVEL = 1  # zlib level of the pictures held until their file is written (as io.webp_frames spools frames)
 
 
 def picture_count(path: Path | str) -> int:
@@ -101,11 +103,32 @@ def _mpo_bytes(pictures: list[tuple[np.ndarray, Photo]], types: list[int], name:
     return with_mp_types(buffer.getvalue(), types)
 
 
+@dataclass(frozen=True)
+class _Held:
+    """A picture taken by PictureWriter, held until its file is written: its pixels zlib-compressed (HELD_LEVEL),
+    its Photo without its source pixels, which writing it does not read (but a CMYK one's, io.photo_write.to_cmyk)."""
+
+    pixels: bytes
+    shape: tuple[int, ...]
+    dtype: np.dtype
+    like: Photo
+
+    @classmethod
+    def of(cls, image: np.ndarray, like: Photo) -> _Held:
+        pixels = zlib.compress(memoryview(np.ascontiguousarray(image)).cast("B"), HELD_LEVEL)
+        kept = like if like.cmyk is not None else replace(like, image=np.empty((0, 0, 3), like.image.dtype))
+        return cls(pixels, image.shape, image.dtype, kept)
+
+    def picture(self) -> tuple[np.ndarray, Photo]:
+        return np.frombuffer(zlib.decompress(self.pixels), self.dtype).reshape(self.shape), self.like
+
+
 class PictureWriter(OneFileWriter):
     """Write an MPO's or a HEIF's pictures back into one file of its kind, under a hidden name renamed into place on
-    a clean exit; the pictures are held until then (their writers take them all at once). When no picture's
-    pixels changed, the source is copied instead. What cannot be kept is said in one warning. Used as
-    tiff_pages.PageWriter is:
+    a clean exit. Their writers take them all at once (pillow-heif's HeifFile.save, Pillow's MPO writer), so the
+    pictures wait until then, compressed (_Held), and are handed over one at a time: the writer holds them all
+    once, uncompressed, while it encodes. When no picture's pixels changed, the source is copied instead. What
+    cannot be kept is said in one warning. Used as tiff_pages.PageWriter is:
 
         with PictureWriter(out_path, src_path) as writer:
             for page in read_pictures(src_path):
@@ -114,7 +137,7 @@ class PictureWriter(OneFileWriter):
 
     def __init__(self, output: Path | str, source: Path | str) -> None:
         super().__init__(output, source)
-        self._pictures: list[tuple[np.ndarray, Photo]] = []
+        self._pictures: list[_Held] = []
 
     def __enter__(self) -> Self:
         self._begin()
@@ -123,7 +146,7 @@ class PictureWriter(OneFileWriter):
     def write(self, image: np.ndarray, page: Page) -> None:
         """Take one picture's (restored) RGB pixels, written with the rest when the block ends."""
         self.changed = self.changed or not np.array_equal(image, page.photo.image)
-        self._pictures.append((image, sized(replace(page.photo, format=own_format(self.output)), image)))
+        self._pictures.append(_Held.of(image, sized(replace(page.photo, format=own_format(self.output)), image)))
         self.pages_written += 1
 
     def _encoded(self) -> bytes:
@@ -131,13 +154,18 @@ class PictureWriter(OneFileWriter):
         with pillow_unlimited(), Image.open(self.source) as source:
             primary = source.tell()
         name = self.output.name
+        pictures = self._handed_over()
         if own_format(self.output) == "HEIF":
-            return heif_bytes(self._pictures, primary)
-        first = self._pictures[0][1]
-        if first.iptc:
+            return heif_bytes(pictures, primary)
+        if self._pictures[0].like.iptc:
             log.warning("%s: its IPTC block (caption, keywords) is left out: Pillow's MPO writer has no place for it",
                         name)
-        return _mpo_bytes(self._pictures, mp_types(self.source), name)
+        return _mpo_bytes(list(pictures), mp_types(self.source), name)
+
+    def _handed_over(self) -> Iterator[tuple[np.ndarray, Photo]]:
+        """The pictures taken, in order, each let go of as it is handed to the file's writer."""
+        while self._pictures:
+            yield self._pictures.pop(0).picture()
 
     def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
                  tb: TracebackType | None) -> None:

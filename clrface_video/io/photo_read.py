@@ -555,6 +555,8 @@ def photo_of(source: Image.Image, path: Path, deep: bool, page: int = 0) -> Phot
             cmyk = np.asarray(upright).copy() if upright.mode == "CMYK" else None
     except READ_ERRORS as error:
         raise InputError(f"cannot decode {path.name} ({one_line(error)})") from error
+    if fmt == "HEIF" and _grey_with_alpha(source, rgb, alpha):
+        mode = "LA"  # written back grey (io.photo_write), as pillow-heif writes LA: one channel and its alpha
     dpi = tiff_dpi(source) if fmt == "TIFF" else source.info.get("dpi")
     coded_bits, nclx = _coding(source, path, fmt)
     if fmt == "AVIF" and coded_bits > depth and mode == "RGB" and orientation == 1:  # Pillow's plugin gives 8 bits
@@ -588,6 +590,17 @@ def photo_of(source: Image.Image, path: Path, deep: bool, page: int = 0) -> Phot
         xmp_extension=xmp_extension_of(source, orientation, path.name) if fmt == "JPEG" else (),
         motion_video=motion_video_of(path, xmp, path.name) if fmt == "JPEG" and not page else None,
     )
+
+
+def _grey_with_alpha(source: Image.Image, rgb: np.ndarray, alpha: np.ndarray | None) -> bool:
+    """Whether a HEIF picture with alpha is coded grey (HEVC 4:0:0, as pillow-heif writes an LA image and a
+    monochrome scanner or an editor's grey cutout may): pillow-heif gives it to Pillow as RGBA (or RGBA;16), which
+    came back in colour, three channels and alpha; a grey one without alpha it gives as L or I;16. pillow-heif names
+    a colour picture's chroma (info["chroma"]: 420, 422 or 444) and none of a grey one's; its three channels, the
+    one grey channel converted, are equal in every pixel."""
+    if alpha is None or "chroma" in source.info:
+        return False
+    return bool(np.array_equal(rgb[..., 0], rgb[..., 1]) and np.array_equal(rgb[..., 0], rgb[..., 2]))
 
 
 def _coding(source: Image.Image, path: Path, fmt: str) -> tuple[int, tuple[int, int, int, int] | None]:

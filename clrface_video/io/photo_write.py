@@ -8,6 +8,7 @@ import re
 import shutil
 import struct
 import zlib
+from collections.abc import Iterable
 from dataclasses import replace
 from functools import cache
 from pathlib import Path
@@ -19,7 +20,7 @@ from PIL.PngImagePlugin import PngInfo
 
 from clrface_video.atomic import discard, partial_name, remove_leftovers, write_whole
 from clrface_video.errors import ClrfaceError, reason
-from clrface_video.io.deep_avif import AVIF_DEEP, av1_encoder, avif_bytes
+from clrface_video.io.deep_avif import AVIF_DEEP, AVIF_DEEP_WHY, av1_encoder, avif_bytes
 from clrface_video.io.photo_read import (
     EXIF_HEADER,
     GRAY_MODES,
@@ -107,7 +108,10 @@ def fit_format(photo: Photo, fmt: str, name: str = "") -> Photo:
         mode = "L" if gray else "RGB"
         changes.append(f"{photo.coded_bits} bits per channel to 8")  # a deep HEIF's or AVIF's own 10 or 12, else 16
     elif depth == 16 and deepest is not None and photo.coded_bits > deepest:
-        changes.append(f"{photo.coded_bits} bits per channel to {deepest}")
+        changes.append(_cut_to(photo.coded_bits, deepest, fmt))
+    if depth == 16 and gray and alpha is not None and fmt != "HEIF":  # a deep grey HEIF cutout's
+        mode = "RGBA"
+        changes.append("mode LA to RGBA at 16 bits (Pillow writes grey with alpha in 8)")
     if alpha is not None and not can_write("LA" if gray else "RGBA", fmt):
         share = alpha.astype(np.float32)[..., None] / np.iinfo(alpha.dtype).max
         image = np.rint(image * share + np.iinfo(image.dtype).max * (1.0 - share)).astype(image.dtype)
@@ -144,7 +148,7 @@ def unkept(photo: Photo, fmt: str) -> list[str]:
     photo copied as it was, nothing restored in it, loses nothing)."""
     lost = [f"{photo.coded_bits} bits per channel to {photo.bit_depth}"] if photo.coded_bits > photo.bit_depth else []
     if fmt == photo.format == "AVIF" and photo.bit_depth == 16 and photo.coded_bits > AVIF_DEEP:  # a 12-bit AVIF's
-        lost.append(f"{photo.coded_bits} bits per channel to {AVIF_DEEP}")
+        lost.append(_cut_to(photo.coded_bits, AVIF_DEEP, fmt))
     if fmt != "JPEG" and photo.gain_map is not None:
         lost.append("its Ultra HDR gain map left out, which a JPEG output keeps: it comes back SDR")
     if fmt != "JPEG" and photo.extras:
@@ -159,6 +163,12 @@ def unkept(photo: Photo, fmt: str) -> list[str]:
         lost.append(f"its {photo.format} colour description (primaries {photo.nclx[0]}, transfer {photo.nclx[1]}) "
                     f"left out, {why}: viewers will show it as sRGB")
     return lost
+
+
+def _cut_to(bits: int, deepest: int, fmt: str) -> str:
+    """The words for a deep photo's `bits` written in `deepest`, the most `fmt` is written in here: an AVIF's with
+    why (AVIF_DEEP_WHY), where a 12-bit AVIF's loss was said with no reason a user could act on."""
+    return f"{bits} bits per channel to {deepest}" + (f" ({AVIF_DEEP_WHY})" if fmt == "AVIF" else "")
 
 
 def _deep_avif(fmt: str, alpha: np.ndarray | None) -> bool:
@@ -420,8 +430,9 @@ def _drop_first_ifd_tags(tiff: memoryview, tags: frozenset[int]) -> None:
     tiff[ifd:ifd + len(block)] = block
 
 
-def heif_bytes(pictures: list[tuple[np.ndarray, Photo]], primary: int = 0) -> bytes:
-    """HEIF bytes of one or more pictures ((restored) RGB, and its Photo: a burst's), the `primary` one shown
+def heif_bytes(pictures: Iterable[tuple[np.ndarray, Photo]], primary: int = 0) -> bytes:
+    """HEIF bytes of one or more pictures ((restored) RGB, and its Photo: a burst's, taken one at a time, each
+    copied into pillow-heif's HeifFile before the next), the `primary` one shown
     first, each in its own mode and metadata (EXIF, XMP, ICC profile or nclx) and depth: a 16-bit one, colour or
     grey, in its source's 10 or 12 bits (HEIF_DEEP), which pillow-heif writes from its codes (Pillow's own images
     hold 8 in colour, and pillow-heif writes a grey I;16 one in 10 whatever its source's)."""
