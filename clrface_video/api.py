@@ -2,11 +2,13 @@
 from __future__ import annotations
 
 import copy
+import logging
 import math
 import os
 from collections import deque
-from collections.abc import Callable, Iterable, Iterator
-from dataclasses import fields
+from collections.abc import Callable, Iterable, Iterator, Sized
+from dataclasses import dataclass, fields
+from itertools import chain
 from pathlib import Path
 from typing import Any
 
@@ -14,9 +16,11 @@ import numpy as np
 import torch
 
 from .config import DEFAULT_CRF, RestoreConfig
-from .errors import ClrfaceError, InputError, OptionError
+from .errors import ClrfaceError, InputError, OptionError, option_name
 from .faces.detect import FaceDetector
 from .faces.identity import IdentityEncoder
+from .faces.shots import is_cut, thumbnail
+from .io.pixels import to_uint8
 from .pipeline import DTYPES, check_image, detector_for, needs_identity_encoder
 from .report import Progress, RestoreReport, StageTimer
 from .restore.base import Restorer
@@ -25,6 +29,12 @@ from .story import FrameStory, Models
 OPTIONS = tuple(f.name for f in fields(RestoreConfig))  # the keyword options, named as in RestoreConfig
 FIXED_AT_LOAD = ("model", "device", "compile")  # options that pick the loaded models; the rest may change per call
 FRAME_DTYPES = (*DTYPES, np.float64)  # the pipeline's, and NumPy's default float (rgb / 255.0), restored as float32
+# Frames looked at to tell separate pictures from a video's (separate_pictures; a generator's held meanwhile): in
+# the research clips no 16 frames in a row had more than one cut; in 50 batches of 16 LFW faces in their listed
+# order (up to 4 of a person in a row) at least 12 of 15 neighbours were cuts (benchmarks/batch_kind.py).
+LOOKAHEAD = 16
+
+log = logging.getLogger(__name__)
 
 
 def make_config(base: RestoreConfig | None = None, **options: Any) -> RestoreConfig:
@@ -135,6 +145,67 @@ class RestoredFrames(Iterator[np.ndarray]):
         return len(self._story.counts.track_ids)
 
 
+@dataclass(frozen=True)
+class BatchLook:
+    """What separate_pictures saw of a batch's first frames, and the frames themselves, all of them again."""
+
+    frames: Iterable[Any]  # in order, those looked at first
+    looked: int  # frames looked at: up to LOOKAHEAD; 0 where one is no image (restore_frames says what is wrong)
+    cuts: int  # neighbouring pairs of them on either side of a cut (faces.shots); the others are of one shot
+
+    @property
+    def pictures(self) -> bool:
+        """Separate pictures: one frame, or frames most of whose neighbours are cuts from them (a tie: a video)."""
+        return self.looked == 1 or (self.looked > 1 and 2 * self.cuts > self.looked - 1)
+
+
+def separate_pictures(frames: Iterable[Any], check_interrupt: Callable[[], None] | None = None) -> BatchLook:
+    """Whether frames given as a video's are separate pictures, by their first LOOKAHEAD. A batch of unrelated
+    images restored as a video got the video threshold (a photo's spacesuit, 0.61, restored as a face) and
+    tracking, which a cut ends anyway. Most neighbours, not all: of 750 neighbouring LFW faces 3 were of one shot,
+    of different people, and 30 in the set's listed order, one person's photos together (benchmarks/batch_kind.py);
+    a video's frames, a cut or two among them, are mostly of one shot, told once half of the pairs looked at are
+    (a generator's read 9 frames ahead, and one more for each cut among them). check_interrupt (restore_frames')
+    is called as each is read, as the story calls it: a host's Cancel stops the look too."""
+    if not isinstance(frames, Iterable) or isinstance(frames, (str, Path)):
+        return BatchLook(frames, 0, 0)  # refused by RestoredFrames
+    limit = min(len(frames), LOOKAHEAD) if isinstance(frames, Sized) else LOOKAHEAD
+    source, same = iter(frames), 0
+    read: list[Any] = []
+    thumbs: list[np.ndarray | None] = []
+    for frame in source:
+        read.append(frame)
+        if check_interrupt is not None:
+            check_interrupt()
+        thumbs.append(_thumbnail(frame))
+        if thumbs[-1] is None:
+            return BatchLook(chain(read, source), 0, 0)
+        same += len(thumbs) > 1 and not is_cut(thumbs[-2], thumbs[-1])
+        if len(read) == limit or (same and 2 * same >= limit - 1):  # a video, whatever the frames left show
+            break
+    return BatchLook(chain(read, source), len(read), len(read) - 1 - same)
+
+
+def _thumbnail(frame: Any) -> np.ndarray | None:
+    """faces.shots' thumbnail of a frame restore_frames takes, in 8 bits; None for one it refuses."""
+    try:
+        image = check_image(frame, "restore_frames", FRAME_DTYPES)
+    except InputError:
+        return None
+    return to_uint8(as_float32(thumbnail(image)))
+
+
+def say_pictures(look: BatchLook, config: RestoreConfig) -> None:
+    """Why frames asked for as a video are restored as photos, once, in the front end's words (as_video, or the
+    ComfyUI node's batch_is_video)."""
+    first = "the first " if look.looked == LOOKAHEAD else "the "
+    frames = "one frame" if look.looked == 1 else \
+        f"{first}{look.looked} frames are no video's ({look.cuts} of {look.looked - 1} neighbouring pairs " \
+        f"{'is a cut' if look.cuts == 1 else 'are cuts'})"
+    log.info("%s: %s, restored as separate images: faces not tracked, detection threshold %g as for photos",
+             option_name("as_video"), frames, config.threshold(video=False))
+
+
 def is_float64(image: Any) -> bool:
     return isinstance(image, np.ndarray) and image.dtype == np.float64
 
@@ -222,7 +293,8 @@ class Session:
         """RGB (H, W, 3) uint8/uint16/float32/float64 frames in, restored frames of the same dtype out, in order.
 
         as_video=True tracks the faces across the frames (one identity target and noise seed per
-        person, so faces do not flicker); False restores each frame as an unrelated photo.
+        person, so faces do not flicker); False restores each frame as an unrelated photo, as True does one frame
+        or frames most of whose neighbours are cuts from them (separate_pictures: a batch of unrelated images).
         check_interrupt: a host's cancel check (ComfyUI's), called as each frame comes in and at each sampler step;
         what it raises stops the run and reaches the caller. Frames come out a batch of faces at a time, so a
         check between them alone waited for the whole batch.
@@ -236,6 +308,11 @@ class Session:
             if hook is not None and not callable(hook):
                 raise ClrfaceError(f"restore_frames: {name} must be a function or None, got {_kind(hook)}")
         config = self.options(**options)
+        if as_video:
+            look = separate_pictures(frames, check_interrupt)
+            frames, as_video = look.frames, not look.pictures
+            if look.pictures:
+                say_pictures(look, config)
         story = FrameStory(self.models(config, video=as_video), config, StageTimer(), video=as_video,
                            check_interrupt=check_interrupt, on_progress=on_progress)
         return RestoredFrames(story, frames, "restore_frames")

@@ -69,6 +69,16 @@ def grace_hopper() -> np.ndarray:
     return image
 
 
+def unrelated_pair() -> list[np.ndarray]:
+    """samples/astronaut.jpg and grace_hopper() scaled to its size, as ComfyUI's ImageBatch joins two photos: a
+    batch of unrelated pictures, which the detector scores the sample's spacesuit in at 0.61 (a video's threshold
+    is 0.6, a photo's 0.7)."""
+    with Image.open(Path(__file__).parents[1] / "samples" / "astronaut.jpg") as photo:
+        sample = np.asarray(photo.convert("RGB"))
+    other = Image.fromarray(grace_hopper()).resize(sample.shape[1::-1], Image.BICUBIC)
+    return [sample, np.asarray(other)]
+
+
 GRACE_FACE = ((266.0, 217.0), 221.0)  # her face's centre (x, y) and height in that photo; the astronaut's: 120
 
 

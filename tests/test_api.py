@@ -17,7 +17,7 @@ from clrface_video.config import RestoreConfig
 from clrface_video.errors import ClrfaceError, InputError, ModelError
 from clrface_video.io.decode import read_frames
 from clrface_video.io.photo_read import read_photo
-from tests.media import make_clip
+from tests.media import make_clip, unrelated_pair
 
 BASELINE = {"model": "baseline-bicubic-sharpen", "device": "cpu"}
 FACE = (slice(60, 190), slice(150, 290))  # rows, columns around the astronaut's face
@@ -476,3 +476,65 @@ def test_on_progress_counts_frames_done_up_to_their_number_exactly(session, astr
     assert any(value % 1 for value in told), f"only whole frames were told: {told}"
     with pytest.raises(ClrfaceError, match="^restore_frames: on_progress must be a function or None, got str$"):
         session.restore_frames([astronaut], on_progress="bar")
+
+
+def test_unrelated_pictures_asked_for_as_a_video_are_restored_as_photos(session, caplog):
+    """restore_frames' default is a video; given pictures each a cut from the one before (a generator of two
+    unrelated photos) or one frame, it restored them at the video threshold, 0.6: the sample's spacesuit (0.61)
+    as a face. Now as photos, said once; every frame comes back, in order, as as_video=False gives them."""
+    import logging
+
+    pair = unrelated_pair()
+    with caplog.at_level(logging.INFO, logger="clrface_video"):
+        run = session.restore_frames(iter(pair))
+        restored = list(run.with_masks())
+        (alone, alone_mask), = session.restore_frames(pair[:1]).with_masks()
+    photos = list(session.restore_frames(pair, as_video=False))
+    assert (run.faces, run.tracks) == (2, 2)  # each face its own, as photos'
+    assert all(np.array_equal(got, want) for (got, _), want in zip(restored, photos, strict=True))
+    for mask in (restored[0][1], alone_mask):
+        assert mask[FACE].max() > 0 and mask[FAR].max() == 0  # the face, not the suit
+    assert np.array_equal(alone, photos[0])
+    said = [r.getMessage() for r in caplog.records if "separate images" in r.getMessage()]
+    why = "restored as separate images: faces not tracked, detection threshold 0.7 as for photos"
+    assert said == [f"as_video: the 2 frames are no video's (1 of 1 neighbouring pairs is a cut), {why}",
+                    f"as_video: one frame, {why}"]
+
+
+def test_a_clip_stays_a_video_and_a_generator_is_read_a_few_frames_ahead(session, tmp_path):
+    """A video's frames, a cut among them, are a video's: told by their first frames, a generator is not read
+    to its end first (it may be a whole film)."""
+    clip = [frame.image for frame in read_frames(make_clip(tmp_path / "clip.mp4", frames=12))]
+    with_cut = [*clip[:2], unrelated_pair()[1][:256, :256], *clip[2:]]
+    read = []
+
+    def frames(images):
+        for image in images:
+            read.append(image)
+            yield image
+
+    look = api.separate_pictures(frames(with_cut))
+    assert not look.pictures and len(read) == 11  # 8 neighbours of one shot (of 15 at most) settle it; 2 cuts
+    assert all(a is b for a, b in zip(look.frames, with_cut, strict=True))  # every frame, in order
+    read.clear()
+    assert not api.separate_pictures(frames(clip)).pictures and len(read) == 9
+    assert not api.separate_pictures(clip).pictures and api.separate_pictures(clip[:1]).pictures
+    assert not api.separate_pictures([clip[0], clip[1], with_cut[2]]).pictures  # a tie is a video
+
+
+@pytest.mark.slow
+def test_research_clips_are_videos_and_photo_batches_are_pictures():
+    """The rule on real media (benchmarks/batch_kind.py measures it on more): every research clip's first 16
+    frames are a video's; 16 LFW faces of different people, and 16 research photos, are separate pictures."""
+    from tests.conftest import shared_file
+
+    videos = sorted(shared_file("videos").glob("*.mp4"))
+    for video in videos:
+        frames = [frame.image for frame, _ in zip(read_frames(video), range(16))]
+        assert not api.separate_pictures(frames).pictures, video.name
+    people = sorted(p for p in shared_file("faces-train/lfw").iterdir() if p.is_dir())
+    for files in ([min(p.iterdir()) for p in people[::len(people) // 16][:16]],
+                  sorted(shared_file("photos").iterdir())[:16]):
+        size = Image.open(files[0]).size
+        batch = [np.asarray(Image.open(f).convert("RGB").resize(size)) for f in files]
+        assert api.separate_pictures(batch).pictures, [f.name for f in files]

@@ -12,7 +12,7 @@ import torch
 
 from clrface_video.api import Session, load_restorer
 from clrface_video.config import DETECTORS, MAX_SMOOTHING, PHOTO_THRESHOLD, VIDEO_THRESHOLD, RestoreConfig
-from clrface_video.errors import ClrfaceError, OptionError
+from clrface_video.errors import ClrfaceError, OptionError, named_as
 from clrface_video.pipeline import check_image
 
 try:  # ComfyUI's modules; absent when the nodes are unit-tested on their own
@@ -35,7 +35,8 @@ FOLDER = "clrface"  # models/clrface/*.safetensors: CLR-Face weights
 SHARED_FOLDER = "facerestore_models"  # the folder other face-restoration node packs use
 SHIPPED = "shipped"  # the package's own weights, or the classical baseline when none ship
 BASELINE = "baseline-bicubic-sharpen"
-INPUT_NAMES = {"det_threshold": "detection_threshold"}  # the restore node's inputs named unlike clrface_video's options
+# the restore node's inputs named unlike clrface_video's options (and restore_frames' as_video)
+INPUT_NAMES = {"det_threshold": "detection_threshold", "as_video": "batch_is_video"}
 LOADER_NAMES = {"model": "model_name"}  # the loader's input, which picks clrface_video's `model`
 BAR_STEPS = 100  # ComfyUI's progress bar counts hundredths of a frame: it moves within a batch of faces
 WORK_MEMORY = 1 << 30  # bytes asked of ComfyUI's memory manager before a run (crops, VQGAN activations)
@@ -207,7 +208,10 @@ class CLRFaceRestore:
                                                  "(left alone above 1.25 x it)."}),
             "batch_is_video": ("BOOLEAN", {"default": True,
                                            "tooltip": "Track faces across the batch (video frames: no flicker); "
-                                                      "off: every image is restored on its own."}),
+                                                      "off: every image is restored on its own. One image, "
+                                                      "or unrelated images (most of them a cut from the one "
+                                                      "before: a KSampler batch, ImageBatch of two photos), are "
+                                                      "restored as images even when on, as the console says."}),
         }, "optional": {
             "temporal_smoothing": ("FLOAT", {"default": DEFAULT.temporal_smoothing, "min": 0.0, "max": MAX_SMOOTHING, "step": 0.05,
                                              "tooltip": "Video: blend each face's latent with the same person's "
@@ -273,8 +277,9 @@ class CLRFaceRestore:
         # between frames alone kept a CPU restoring a 16-frame batch for half a minute after Cancel.
         interrupted = None if model_management is None else model_management.throw_exception_if_processing_interrupted
         try:
-            run = clrface_model.restore_frames(iter(frames), as_video=bool(batch_is_video) and len(frames) > 1,
-                                               check_interrupt=interrupted, on_progress=moved(bar), **options)
+            with named_as(INPUT_NAMES):  # a batch of unrelated images, restored as such, is said of batch_is_video
+                run = clrface_model.restore_frames(iter(frames), as_video=bool(batch_is_video) and len(frames) > 1,
+                                                   check_interrupt=interrupted, on_progress=moved(bar), **options)
             for index, (image, mask) in enumerate(run.with_masks()):
                 out[index, ..., :3] = torch.from_numpy(image)
                 masks[index] = torch.from_numpy(mask)
