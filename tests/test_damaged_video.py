@@ -51,6 +51,32 @@ def test_a_transport_stream_that_lost_a_run_of_packets_says_the_frames_it_lost(t
     assert _damage_said(warnings_logged.records) == [said]
 
 
+def garbled(whole: Path, path: Path, at: float, count: int) -> Path:
+    """A copy of `whole` at `path` with `count` bytes of garbage written over it from `at` of its length on."""
+    data = bytearray(whole.read_bytes())
+    start = int(len(data) * at)
+    data[start:start + count] = np.random.default_rng(0).integers(0, 256, count, dtype=np.uint8).tobytes()
+    path.write_bytes(bytes(data))
+    return path
+
+
+def test_a_matroska_file_garbled_in_the_middle_says_the_frames_it_lost(tmp_path, warnings_logged):
+    """2000 bytes of garbage at 30% of a .mkv: FFmpeg's demuxer reads on from the next cluster, its packets neither
+    refused nor marked corrupt, so 11 of its 48 frames (0.46 s) were left out and nothing said, exit 0. It is still
+    restored (what is there plays), with one warning that says where and how much; a whole one says nothing."""
+    whole = make_clip(tmp_path / "party.mkv", frames=48, size=(128, 96), gop=12)
+    broken = garbled(whole, tmp_path / "party_rot.mkv", 0.3, 2000)
+    result = restore(broken, "-o", tmp_path / "out.mp4")
+    assert result.exit_code == 0, result.output
+    shown, every = frame_times(tmp_path / "out.mp4"), frame_times(whole)
+    assert len(shown) == 37 and sorted(set(every) - set(shown)) == every[13:24]
+    said = "party_rot.mkv: damaged video at 0.541 s is passed over: 11 frames (0.46 s) left out"
+    assert _damage_said(warnings_logged.records) == [said]
+    warnings_logged.clear()
+    assert restore(whole, "-o", tmp_path / "whole.mp4").exit_code == 0
+    assert _damage_said(warnings_logged.records) == []
+
+
 def broken_apng(path: Path, frames: int = 6, broken: int = 3) -> Path:
     """An animated PNG of `frames` frames of 0.1 s whose frame `broken` has 40 bytes of its image data flipped:
     its zlib stream no longer inflates."""
