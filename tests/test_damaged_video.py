@@ -8,7 +8,7 @@ import av
 import numpy as np
 
 from tests.media import make_clip
-from tests.test_bad_input import restore
+from tests.test_bad_input import assert_refused, restore
 
 TS_PACKET = 188
 
@@ -75,6 +75,19 @@ def test_a_matroska_file_garbled_in_the_middle_says_the_frames_it_lost(tmp_path,
     warnings_logged.clear()
     assert restore(whole, "-o", tmp_path / "whole.mp4").exit_code == 0
     assert _damage_said(warnings_logged.records) == []
+
+
+def test_a_matroska_file_damaged_near_its_end_is_refused_as_damaged_not_cut(tmp_path):
+    """1000 bytes of garbage at 80% of a .mkv: nothing after them can be read, and it was refused as "truncated:
+    decoding stopped after 37 frames (1.54 s of 2.00 s)", though the file is whole in size; a copy cut short is
+    still "truncated"."""
+    whole = make_clip(tmp_path / "party.mkv", frames=48, size=(128, 96), gop=12)
+    broken = garbled(whole, tmp_path / "party_rot.mkv", 0.8, 1000)
+    assert_refused(tmp_path, broken, "party_rot.mkv is damaged at 1.54 s: nothing after it can be read, though the "
+                   "file is whole in size (37 frames decoded of its 2.00 s)", "-o", tmp_path / "out.mp4")
+    (tmp_path / "party_cut.mkv").write_bytes(whole.read_bytes()[:int(whole.stat().st_size * 0.8)])
+    result = restore(tmp_path / "party_cut.mkv", "-o", tmp_path / "cut.mp4")
+    assert result.exit_code == 2 and "party_cut.mkv is truncated: decoding stopped after" in result.stderr
 
 
 def broken_apng(path: Path, frames: int = 6, broken: int = 3) -> Path:

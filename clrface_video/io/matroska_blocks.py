@@ -7,7 +7,7 @@ from pathlib import Path
 MATROSKA_FORMATS = frozenset({"matroska,webm"})  # FFmpeg's demuxer for .mkv, .mka and .webm
 BLOCKS = frozenset({0xA3, 0xA1})  # SimpleBlock, Block: the elements whose data is a packet's
 HEADER = 9  # the most bytes of a block's ID (1) and size (8) before its data
-SEGMENT = 0x18538067  # the element after the EBML header: the rest of the file
+EBML, SEGMENT = 0x1A45DFA3, 0x18538067  # the header every Matroska file starts with; the element after it, the rest
 ENTERED = frozenset({SEGMENT, 0x1F43B675, 0xA0})  # Segment, Cluster, BlockGroup: the masters blocks sit in
 MAX_ELEMENTS = 4096  # elements walked between two blocks of a stream before the bytes count as whole (no end in
 # sight: a file of other tracks' blocks between two of this one's is no damage to it either)
@@ -49,6 +49,25 @@ class BlockWalk:
             if at >= len(data):
                 return False
         return True
+
+
+def whole_in_size(path: Path) -> bool:
+    """Whether a Matroska file is as long as its Segment says (False where it says no length, as a live recording's
+    may, or where it is no Matroska file).
+
+    Why: where decoding stops before the length a .mkv states, the file was either cut short (a copy or download
+    cut off) or damaged in the middle, FFmpeg's demuxer finding no cluster after the damage: one overwritten with
+    1000 bytes of garbage at 80% of its length was said to be "truncated". Its Segment's size, written when the
+    file was finished, tells the two apart."""
+    with open(path, "rb") as file:
+        head = file.read(64)
+    ident = _vint(head, 0, 4, False)
+    size = None if ident is None or ident[0] != EBML else _vint(head, ident[1], 8, True)
+    segment = None if size is None else _vint(head, size[1] + size[0], 4, False)
+    if segment is None or segment[0] != SEGMENT or (stated := _vint(head, segment[1], 8, True)) is None:
+        return False
+    unknown = (1 << 7 * (stated[1] - segment[1])) - 1  # a size of all ones: no length stated
+    return stated[0] != unknown and stated[1] + stated[0] <= path.stat().st_size
 
 
 def _block_end(data: bytes) -> int | None:
