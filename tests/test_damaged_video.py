@@ -2,6 +2,7 @@
 what it took, as players show it; a file that states more than it holds is refused in one line."""
 from __future__ import annotations
 
+from fractions import Fraction
 from pathlib import Path
 
 import av
@@ -119,6 +120,18 @@ def test_an_animated_png_with_a_damaged_frame_is_restored_without_it(tmp_path, w
     assert frame_times(tmp_path / "out.mp4") == [0.0, 0.1, 0.2, 0.4, 0.5]
     said = "party.png: damaged video at 0.300 s is passed over: 1 frame (0.10 s) left out"
     assert _damage_said(warnings_logged.records) == [said]
+
+
+def test_an_animated_png_restored_to_one_without_a_damaged_frame_plays_as_long(tmp_path, warnings_logged):
+    """The APNG output took each frame's delay from the source, so the frame before the one passed over did not
+    take its time: 0.5 s for a source of 0.6 s, its last two frames 0.1 s early (a video output keeps the time)."""
+    from clrface_video.io.apng import apng_seconds
+
+    broken = broken_apng(tmp_path / "party.png")
+    result = restore(broken, "-o", tmp_path / "out.png")
+    assert result.exit_code == 0, result.output
+    assert frame_times(tmp_path / "out.png") == [0.0, 0.1, 0.2, 0.4, 0.5]
+    assert apng_seconds(tmp_path / "out.png") == apng_seconds(broken) == Fraction(6, 10)
 
 
 def test_a_frame_the_decoder_conceals_is_not_said_to_be_lost(tmp_path, warnings_logged):
