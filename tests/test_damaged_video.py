@@ -198,3 +198,39 @@ def test_a_gif_cut_short_or_damaged_is_restored_to_where_it_stops_and_said(tmp_p
     warnings_logged.clear()
     assert restore(tmp_path / "wave.gif", "-o", tmp_path / "wave.mp4").exit_code == 0
     assert not [r for r in warnings_logged.records if "mid-stream" in r.getMessage()]
+
+
+def _refused_sound(path: Path) -> list[float]:
+    """The times (s) of the audio packets of `path` that its decoder refuses."""
+    refused = []
+    with av.open(str(path)) as container:
+        stream = container.streams.audio[0]
+        for packet in container.demux(stream):
+            try:
+                packet.decode()
+            except av.error.InvalidDataError:
+                refused.append(round(float(packet.pts * stream.time_base), 3))
+    return refused
+
+
+def test_a_damaged_audio_packet_is_copied_as_it_is_and_said(tmp_path, warnings_logged):
+    """Garbage in one AAC packet of an .mp4: copied into the output bit for bit without a word, where a decoder
+    refuses it and players play nothing for 0.02 s. It is still copied as it is (re-coding the sound would change
+    every file's bytes), with one warning that says where; a whole file's sound says nothing."""
+    whole = make_clip(tmp_path / "a.mp4", frames=48, size=(128, 96))
+    with av.open(str(whole)) as container:
+        pos, size = [(p.pos, p.size) for p in container.demux(audio=0) if p.size][47]
+    data = bytearray(whole.read_bytes())
+    data[pos:pos + size] = np.random.default_rng(0).integers(0, 256, size, dtype=np.uint8).tobytes()
+    (tmp_path / "b.mp4").write_bytes(bytes(data))
+    result = restore(tmp_path / "b.mp4", "-o", tmp_path / "out.mp4")
+    assert result.exit_code == 0, result.output
+    assert _refused_sound(tmp_path / "out.mp4") == _refused_sound(tmp_path / "b.mp4") == [0.981]
+    said = [r.getMessage() for r in warnings_logged.records if "damaged sound" in r.getMessage()]
+    line = "stream #1 (audio): damaged sound at 0.981 s is copied as it is: 1 packet (0.02 s) that its decoder " \
+        "refuses, which players pass over, leaving a gap in the sound"
+    assert said == [line]
+    warnings_logged.clear()
+    assert restore(whole, "-o", tmp_path / "whole.mp4").exit_code == 0
+    assert not [r for r in warnings_logged.records if "damaged sound" in r.getMessage()]
+
