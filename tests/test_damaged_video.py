@@ -2,13 +2,14 @@
 what it took, as players show it; a file that states more than it holds is refused in one line."""
 from __future__ import annotations
 
+from fractions import Fraction
 from pathlib import Path
 
 import av
 import numpy as np
 
 from tests.media import make_clip
-from tests.test_bad_input import restore
+from tests.test_bad_input import assert_refused, restore
 
 TS_PACKET = 188
 
@@ -51,6 +52,45 @@ def test_a_transport_stream_that_lost_a_run_of_packets_says_the_frames_it_lost(t
     assert _damage_said(warnings_logged.records) == [said]
 
 
+def garbled(whole: Path, path: Path, at: float, count: int) -> Path:
+    """A copy of `whole` at `path` with `count` bytes of garbage written over it from `at` of its length on."""
+    data = bytearray(whole.read_bytes())
+    start = int(len(data) * at)
+    data[start:start + count] = np.random.default_rng(0).integers(0, 256, count, dtype=np.uint8).tobytes()
+    path.write_bytes(bytes(data))
+    return path
+
+
+def test_a_matroska_file_garbled_in_the_middle_says_the_frames_it_lost(tmp_path, warnings_logged):
+    """2000 bytes of garbage at 30% of a .mkv: FFmpeg's demuxer reads on from the next cluster, its packets neither
+    refused nor marked corrupt, so 11 of its 48 frames (0.46 s) were left out and nothing said, exit 0. It is still
+    restored (what is there plays), with one warning that says where and how much; a whole one says nothing."""
+    whole = make_clip(tmp_path / "party.mkv", frames=48, size=(128, 96), gop=12)
+    broken = garbled(whole, tmp_path / "party_rot.mkv", 0.3, 2000)
+    result = restore(broken, "-o", tmp_path / "out.mp4")
+    assert result.exit_code == 0, result.output
+    shown, every = frame_times(tmp_path / "out.mp4"), frame_times(whole)
+    assert len(shown) == 37 and sorted(set(every) - set(shown)) == every[13:24]
+    said = "party_rot.mkv: damaged video at 0.541 s is passed over: 11 frames (0.46 s) left out"
+    assert _damage_said(warnings_logged.records) == [said]
+    warnings_logged.clear()
+    assert restore(whole, "-o", tmp_path / "whole.mp4").exit_code == 0
+    assert _damage_said(warnings_logged.records) == []
+
+
+def test_a_matroska_file_damaged_near_its_end_is_refused_as_damaged_not_cut(tmp_path):
+    """1000 bytes of garbage at 80% of a .mkv: nothing after them can be read, and it was refused as "truncated:
+    decoding stopped after 37 frames (1.54 s of 2.00 s)", though the file is whole in size; a copy cut short is
+    still "truncated"."""
+    whole = make_clip(tmp_path / "party.mkv", frames=48, size=(128, 96), gop=12)
+    broken = garbled(whole, tmp_path / "party_rot.mkv", 0.8, 1000)
+    assert_refused(tmp_path, broken, "party_rot.mkv is damaged at 1.54 s: nothing after it can be read, though the "
+                   "file is whole in size (37 frames decoded of its 2.00 s)", "-o", tmp_path / "out.mp4")
+    (tmp_path / "party_cut.mkv").write_bytes(whole.read_bytes()[:int(whole.stat().st_size * 0.8)])
+    result = restore(tmp_path / "party_cut.mkv", "-o", tmp_path / "cut.mp4")
+    assert result.exit_code == 2 and "party_cut.mkv is truncated: decoding stopped after" in result.stderr
+
+
 def broken_apng(path: Path, frames: int = 6, broken: int = 3) -> Path:
     """An animated PNG of `frames` frames of 0.1 s whose frame `broken` has 40 bytes of its image data flipped:
     its zlib stream no longer inflates."""
@@ -80,6 +120,18 @@ def test_an_animated_png_with_a_damaged_frame_is_restored_without_it(tmp_path, w
     assert frame_times(tmp_path / "out.mp4") == [0.0, 0.1, 0.2, 0.4, 0.5]
     said = "party.png: damaged video at 0.300 s is passed over: 1 frame (0.10 s) left out"
     assert _damage_said(warnings_logged.records) == [said]
+
+
+def test_an_animated_png_restored_to_one_without_a_damaged_frame_plays_as_long(tmp_path, warnings_logged):
+    """The APNG output took each frame's delay from the source, so the frame before the one passed over did not
+    take its time: 0.5 s for a source of 0.6 s, its last two frames 0.1 s early (a video output keeps the time)."""
+    from clrface_video.io.apng import apng_seconds
+
+    broken = broken_apng(tmp_path / "party.png")
+    result = restore(broken, "-o", tmp_path / "out.png")
+    assert result.exit_code == 0, result.output
+    assert frame_times(tmp_path / "out.png") == [0.0, 0.1, 0.2, 0.4, 0.5]
+    assert apng_seconds(tmp_path / "out.png") == apng_seconds(broken) == Fraction(6, 10)
 
 
 def test_a_frame_the_decoder_conceals_is_not_said_to_be_lost(tmp_path, warnings_logged):
@@ -146,3 +198,39 @@ def test_a_gif_cut_short_or_damaged_is_restored_to_where_it_stops_and_said(tmp_p
     warnings_logged.clear()
     assert restore(tmp_path / "wave.gif", "-o", tmp_path / "wave.mp4").exit_code == 0
     assert not [r for r in warnings_logged.records if "mid-stream" in r.getMessage()]
+
+
+def _refused_sound(path: Path) -> list[float]:
+    """The times (s) of the audio packets of `path` that its decoder refuses."""
+    refused = []
+    with av.open(str(path)) as container:
+        stream = container.streams.audio[0]
+        for packet in container.demux(stream):
+            try:
+                packet.decode()
+            except av.error.InvalidDataError:
+                refused.append(round(float(packet.pts * stream.time_base), 3))
+    return refused
+
+
+def test_a_damaged_audio_packet_is_copied_as_it_is_and_said(tmp_path, warnings_logged):
+    """Garbage in one AAC packet of an .mp4: copied into the output bit for bit without a word, where a decoder
+    refuses it and players play nothing for 0.02 s. It is still copied as it is (re-coding the sound would change
+    every file's bytes), with one warning that says where; a whole file's sound says nothing."""
+    whole = make_clip(tmp_path / "a.mp4", frames=48, size=(128, 96))
+    with av.open(str(whole)) as container:
+        pos, size = [(p.pos, p.size) for p in container.demux(audio=0) if p.size][47]
+    data = bytearray(whole.read_bytes())
+    data[pos:pos + size] = np.random.default_rng(0).integers(0, 256, size, dtype=np.uint8).tobytes()
+    (tmp_path / "b.mp4").write_bytes(bytes(data))
+    result = restore(tmp_path / "b.mp4", "-o", tmp_path / "out.mp4")
+    assert result.exit_code == 0, result.output
+    assert _refused_sound(tmp_path / "out.mp4") == _refused_sound(tmp_path / "b.mp4") == [0.981]
+    said = [r.getMessage() for r in warnings_logged.records if "damaged sound" in r.getMessage()]
+    line = "stream #1 (audio): damaged sound at 0.981 s is copied as it is: 1 packet (0.02 s) that its decoder " \
+        "refuses, which players pass over, leaving a gap in the sound"
+    assert said == [line]
+    warnings_logged.clear()
+    assert restore(whole, "-o", tmp_path / "whole.mp4").exit_code == 0
+    assert not [r for r in warnings_logged.records if "damaged sound" in r.getMessage()]
+

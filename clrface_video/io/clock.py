@@ -11,6 +11,7 @@ from pathlib import Path, PurePath
 import av
 
 from clrface_video.io.damage import MAX_DAMAGED, REFUSED, Damage, Losses
+from clrface_video.io.matroska_blocks import MATROSKA_FORMATS, BlockWalk
 from clrface_video.io.sequence import unreadable_frame
 
 # AVI stores no pts, only the chunk count (each packet's dts); FFmpeg guesses an H.264 frame's pts from it one
@@ -167,7 +168,8 @@ def timed_frames(container: av.container.InputContainer, stream: av.video.stream
     first = decoded = None  # the first packet's pts and the last decoded frame's (a sequence's damaged frame)
     own_times = clock == "pts" and name not in SHARED_STAMP_FORMATS  # each frame at its packet's pts (Losses)
     losses = None if damage is None else Losses(PurePath(container.name).name, stream.start_time or 0,
-                                                Fraction(stream.time_base), step, damage)
+                                                Fraction(stream.time_base), step, damage,
+                                                walk=BlockWalk(Path(container.name)) if name in MATROSKA_FORMATS else None)
     packets = container.demux(stream)
     for packet in _own_stamps(packets) if name in SHARED_STAMP_FORMATS else packets:
         first = packet.pts if first is None else first

@@ -11,6 +11,7 @@ import av
 from clrface_video.errors import InputError, option_name
 from clrface_video.io.apng import apng_frame_count
 from clrface_video.io.gif_blocks import gif_break
+from clrface_video.io.matroska_blocks import MATROSKA_FORMATS, whole_in_size
 from clrface_video.io.photo_read import gif_frames
 from clrface_video.io.program_stream import PS_FORMATS, cut_short, sound_end
 from clrface_video.io.sequence import find_sequence, frame_path, is_sequence
@@ -126,8 +127,12 @@ def check_complete(container: av.container.InputContainer, stream: av.video.stre
         return
     declared = _declared_end_s(stream)
     rate = fps or Fraction(25)
-    if declared is not None and end_s is not None and end_s < declared - 3 / float(rate) - 0.05:
-        raise InputError(f"{path.name} is truncated: decoding stopped after {frames} frames "
+    if declared is None or end_s is None or end_s >= declared - 3 / float(rate) - 0.05:
+        return
+    if container.format.name in MATROSKA_FORMATS and whole_in_size(path):
+        raise InputError(f"{path.name} is damaged at {end_s:.2f} s: nothing after it can be read, though the file "
+                         f"is whole in size ({frames} frames decoded of its {declared:.2f} s)")
+    raise InputError(f"{path.name} is truncated: decoding stopped after {frames} frames "
                          f"({end_s:.2f} s of {declared:.2f} s)")
 
 

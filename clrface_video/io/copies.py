@@ -19,6 +19,7 @@ from clrface_video.io.kept_tags import say_unkept, unkept_tags, without_clashes
 from clrface_video.io.output_stream import CFR_CONTAINERS, PLAYER_MPEG_MUXERS, container_suffix
 from clrface_video.io.program_stream import PS_FORMATS
 from clrface_video.io.recoded_audio import ordered_layout
+from clrface_video.io.sound_damage import SoundCheck
 from clrface_video.io.trial_file import close_quietly, on_trial
 from clrface_video.types import SPAN_TOLERANCE
 
@@ -516,6 +517,9 @@ class CopiedStreams:
         self._sound_ends: dict[int, Fraction] = {}  # per output audio stream, where its last packet muxed ends (s)
         self._sample_ends: dict[int, int | None] = {}  # per copied audio stream, where its last packet ends in
         # samples (_on_frame_grid), none before the first
+        origin = Fraction(source.start_time or 0, av.time_base)
+        self._sound_checks = {index: SoundCheck(self._sources[index], origin) for index, copy in self.copies.items()
+                              if copy.stream.type == "audio" and copy.converter is None}  # bits copied: damage said
 
     def end_earlier(self, early: Fraction) -> None:
         """A stretch whose first frame began `early` seconds before its start ends as much earlier
@@ -611,6 +615,8 @@ class CopiedStreams:
             elif packet_time(packet) < shift and not _still_shown(packet, shift, copy) \
                     and not _still_heard(packet, shift, copy):
                 return
+        if (sound := self._sound_checks.get(packet.stream_index)) is not None:
+            sound.check(packet)
         for kept in self._shown_by_end(packet, copy):
             index = kept.stream_index
             if shift is not None:
@@ -785,6 +791,8 @@ class CopiedStreams:
             del self._waiting[index]
             self._lengthen_last(packet, index)
             self._place(packet, self.copies[index], shift)
+        for sound in self._sound_checks.values():
+            sound.close()
         for (index, reason), count in self._left_out.items():
             log.warning("stream #%d (%s): %d %s left out, %s", index, self.copies[index].stream.type, count,
                         "packet" if count == 1 else "packets", LEFT_OUT[reason][count != 1])

@@ -8,6 +8,8 @@ from fractions import Fraction
 
 import av
 
+from clrface_video.io.matroska_blocks import BlockWalk
+
 MAX_DAMAGED = 25  # packets the decoder refuses that are passed over (bit rot) before the file counts as corrupt
 REFUSED = (av.error.InvalidDataError, av.error.ExternalError)  # a damaged packet, as a decoder refuses it: invalid
 # data, or its library's own failure (zlib's, inside a PNG or an animated PNG's frame)
@@ -43,12 +45,26 @@ class Losses:
     suspect: bool = False  # a packet marked corrupt came since the last keyframe shown: frames may go missing
     lost: list[int] = field(default_factory=list)  # times of this stretch's frames left out
     shown_end: int | None = None  # where the last frame shown ends
+    walk: BlockWalk | None = None  # a Matroska file's, whose demuxer passes over damaged elements without a word
+    last_pos: int | None = None  # where the last packet demuxed starts in the file (for `walk`)
+    reach: int | None = None  # where the packets demuxed so far end, the latest
 
     def packet(self, packet: av.Packet, timed: bool) -> None:
-        """A packet demuxed; timed: its pts is the one its frame will show at (the demuxer's clock is trusted)."""
+        """A packet demuxed; timed: its pts is the one its frame will show at (the demuxer's clock is trusted).
+        Where the file's elements do not lead from the last packet to this one (`walk`), the demuxer read on past
+        damage: the frames from where the packets before it end are lost, up to the next frame shown."""
         if timed and packet.size and packet.pts is not None:
             heapq.heappush(self.owed, packet.pts)
         self.suspect = self.suspect or packet.is_corrupt
+        if not packet.size:
+            return
+        if self.walk is not None and packet.pos is not None and packet.pos >= 0:
+            if self.last_pos is not None and self.reach is not None and not self.walk.joined(self.last_pos, packet.pos):
+                self.lost.append(self.reach)
+                self.suspect = True
+            self.last_pos = packet.pos
+        if packet.pts is not None:
+            self.reach = max(self.reach or packet.pts, packet.pts + (packet.duration or self.step or 0))
 
     def refused(self, pts: int, timed: bool) -> None:
         """The decoder refused a packet, timed `pts`. timed: the frames' times are the packets' own, so those
