@@ -517,9 +517,12 @@ class CopiedStreams:
         self._sample_ends: dict[int, int | None] = {}  # per copied audio stream, where its last packet ends in
         # samples (_on_frame_grid), none before the first
 
-    def end_earlier(self, early: Fraction) -> None:
+    def opened_earlier(self, early: Fraction) -> None:
         """A stretch whose first frame began `early` seconds before its start ends as much earlier
-        (TimeSpan.opened_at)."""
+        (TimeSpan.opened_at), and a copied video begins at its first keyframe from that frame's time, where the
+        restored one begins: from the start asked, a second angle keyed with the frame on screen there began at
+        its next keyframe, a GOP later (measured: 0.33 s, 8 of 12 frames missing)."""
+        self._start = None if self._start is None else self._start - early
         if self._end is not None:
             self._end -= early
 

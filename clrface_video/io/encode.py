@@ -374,9 +374,10 @@ class VideoWriter:
             # 0.51), which an editor reads as a variable rate
             self._shift = seconds
             early = self._start - seconds if self._start is not None else 0
-            if early > 0 and self._end is not None and self._copied is not None:  # and ends as much earlier, as
-                self._end -= early  # read_frames ends it (TimeSpan.opened_at): it lasts --duration
-                self._copied.end_earlier(early)
+            if early > 0 and self._copied is not None:  # and ends as much earlier, as read_frames ends it
+                # (TimeSpan.opened_at): it lasts --duration; a copied video opens from that frame's time too
+                self._end = None if self._end is None else self._end - early
+                self._copied.opened_earlier(early)
         if self.codec == "apng":
             self._written_pts.append(pts)
             self._shown.append(frame.duration * frame.time_base if frame.duration and frame.time_base else None)
