@@ -2309,6 +2309,22 @@ def test_a_stretchs_copied_b_frame_video_ends_with_the_frames_shown_before_its_e
         assert copied == pytest.approx(restored, abs=1e-3)
 
 
+@pytest.mark.parametrize("suffix", [".mkv", ".mp4"])
+def test_a_stretchs_copied_video_opens_with_the_restored_ones_first_frame(tmp_path, suffix):
+    """--start 0.34 opens the restored video with the frame on screen then, whole, from 0.333 s (TimeSpan.opened_at);
+    the copied preview, keyed there too, began at its next keyframe, 0.333 s later (4 frames of 12). Both show the
+    same frames' times now."""
+    src = _two_videos(tmp_path / "two.mkv", frames=24, preview_gop=8)  # preview keyframes at frames 0, 8 and 16
+    for end in (0.84, None):
+        span = TimeSpan(0.34, end)
+        with VideoWriter(tmp_path / f"out{suffix}", src, probe_video(src), span=span) as writer:
+            for frame in read_frames(src, span=span):
+                writer.write(frame)
+        restored, copied = _shown_times(writer.output)
+        assert len(restored) == (12 if end else 16)
+        assert copied == pytest.approx(restored, abs=1e-3)
+
+
 def _late_preview(path: Path, first: int, main_first: int = 0) -> Path:
     """A Matroska file of 24 frames at 24 fps: an MPEG-4 Part 2 preview (which AVI takes as it is, a keyframe every
     8 frames) from frame `first` on, and the face clip, the default stream, from frame `main_first` on."""

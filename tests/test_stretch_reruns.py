@@ -129,6 +129,22 @@ def test_a_stretch_from_within_a_long_frame_is_left_as_is_when_asked_again(tmp_p
     assert (again.frames, again.skipped, again.warnings) == (0, 1, [])
 
 
+@pytest.mark.parametrize("suffix", [".avi", ".gif", "_%03d.png"])
+@pytest.mark.parametrize("fps", [25, 12, 5])
+def test_a_tagless_stretch_opened_before_its_start_is_done_once(tmp_path, fps, suffix):
+    """--start 0.51 --duration 0.5 opens with the frame on screen at 0.51 s whole (TimeSpan.opened_at), so an
+    output that keeps no stretch tag is told by frames up to a frame before the asked times: at 5 fps (0.4 s, beyond
+    io.stretch_start.NEAR) every rerun of the same stretch was redone ('they differ by 13 levels'). Another start is
+    still redone."""
+    clip = make_clip(tmp_path / "clip.mp4", frames=2 * fps, fps=fps, size=SIZE)
+    out = tmp_path / f"out{suffix}"
+    assert restore_video(clip, out, config(start=0.51, duration=0.5)).frames > 0
+    again = restore_video(clip, out, config(start=0.51, duration=0.5))
+    assert (again.frames, again.skipped, again.warnings) == (0, 1, [])
+    other = restore_video(clip, out, config(start=1.25, duration=0.5))
+    assert other.frames > 0 and other.warnings[0].startswith(f"redoing {out.name}: its frames are not the video's")
+
+
 @pytest.mark.parametrize("suffix", [".avi", ".gif"])
 def test_a_phone_clips_stretch_is_told_as_shown(tmp_path, suffix):
     """A phone clip's try into an .avi is written upright (its container keeps no rotation tag), and its frames were

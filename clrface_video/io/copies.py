@@ -521,9 +521,12 @@ class CopiedStreams:
         self._sound_checks = {index: SoundCheck(self._sources[index], origin) for index, copy in self.copies.items()
                               if copy.stream.type == "audio" and copy.converter is None}  # bits copied: damage said
 
-    def end_earlier(self, early: Fraction) -> None:
+    def opened_earlier(self, early: Fraction) -> None:
         """A stretch whose first frame began `early` seconds before its start ends as much earlier
-        (TimeSpan.opened_at)."""
+        (TimeSpan.opened_at), and a copied video begins at its first keyframe from that frame's time, where the
+        restored one begins: from the start asked, a second angle keyed with the frame on screen there began at
+        its next keyframe, a GOP later (measured: 0.33 s, 8 of 12 frames missing)."""
+        self._start = None if self._start is None else self._start - early
         if self._end is not None:
             self._end -= early
 

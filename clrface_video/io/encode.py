@@ -84,6 +84,11 @@ STARTLESS_MUXERS = frozenset({"mxf"})
 # muxers that stop the file where a track ends (measured: FFmpeg's MXF muxer left out the frames after the sound's
 # end, its DV muxer refused them): their PCM tracks are given silence to the pictures' end
 SOUND_TO_END_MUXERS = frozenset({"mxf", "dv"})
+# x265 learns its B-frame decode delay from the frame after it (the third, with its default B-pyramid) and, given
+# no more frames, stamps every packet's dts from memory it never set: a 1- or 2-frame clip into .mp4, .mkv or .mov
+# failed as it closed ('Invalid argument', 'Not yet implemented'), or not, as that memory held (measured: every run
+# of the CLI on a 2-frame 128x96 clip; never with b-pyramid=0 or bframes=0). So few frames are coded in order
+X265_UNSET_DTS_FRAMES = 2
 
 
 def default_output_path(output: Path | str, source: Path | str) -> Path:
@@ -369,9 +374,10 @@ class VideoWriter:
             # 0.51), which an editor reads as a variable rate
             self._shift = seconds
             early = self._start - seconds if self._start is not None else 0
-            if early > 0 and self._end is not None and self._copied is not None:  # and ends as much earlier, as
-                self._end -= early  # read_frames ends it (TimeSpan.opened_at): it lasts --duration
-                self._copied.end_earlier(early)
+            if early > 0 and self._copied is not None:  # and ends as much earlier, as read_frames ends it
+                # (TimeSpan.opened_at): it lasts --duration; a copied video opens from that frame's time too
+                self._end = None if self._end is None else self._end - early
+                self._copied.opened_earlier(early)
         if self.codec == "apng":
             self._written_pts.append(pts)
             self._shown.append(frame.duration * frame.time_base if frame.duration and frame.time_base else None)
@@ -495,7 +501,10 @@ class VideoWriter:
             self._delays[frame.pts] = frame.duration
         with scheduled_as_before():
             packets = self._video.encode(frame)
+        unset_dts = frame is None and self.codec == "libx265" and self.frames_written <= X265_UNSET_DTS_FRAMES
         for packet in packets:
+            if unset_dts:  # (an I and a P frame at most): each is decoded at its own time (X265_UNSET_DTS_FRAMES)
+                packet.dts = packet.pts
             packet.duration = self._delays.pop(packet.pts, None) or packet.duration
             if self._phase:
                 self._off_grid(packet)

@@ -112,12 +112,14 @@ def _upright_turns(path: Path, fps: Fraction | None = None) -> int:
 def _thumbnails(path: Path, times: list[Fraction], fps: Fraction | None = None, reach: Fraction = Fraction(0),
                 turns: int = 0) -> list[list[np.ndarray]]:
     """For each of `times` (seconds from the first frame, ascending), the thumbnails of the frames of `path` (a
-    scan read at `fps`) shown from `reach` before it to `reach` after it, at most NEAR_FRAMES, or else the frame
-    on screen then, turned `turns` quarter turns as shown; [] for each where the file cannot be read. One read,
-    from the keyframe before the first."""
+    scan read at `fps`) shown from `reach` before it to `reach` after it, at most NEAR_FRAMES, and the frame on
+    screen then, turned `turns` quarter turns as shown; [] for each where the file cannot be read. With a reach (a
+    source's), also the frame on screen as far after the frame on screen at times[0] as each time lies after it: a
+    run opens its stretch with that frame, whole, from where it begins (TimeSpan.opened_at), so an output's frames
+    lie up to a frame before the times asked, beyond NEAR in a clip under 10 fps (a 5 fps GIF's rerun was redone
+    each time). One read, from the keyframe before the first."""
     begin = max(Fraction(0), times[0] - reach)
-    found: list[list[np.ndarray]] = [[] for _ in times]
-    before: list[np.ndarray | None] = [None for _ in times]  # the last frame shown before each window
+    shown: list[tuple[Fraction, np.ndarray]] = []  # (seconds, thumbnail) of each frame read, up to the last window
     span = TimeSpan(float(begin))
     try:
         frames = read_webp_frames(path, span) if is_animated_webp(path) else read_frames(path, fps=fps, span=span)
@@ -129,15 +131,25 @@ def _thumbnails(path: Path, times: list[Fraction], fps: Fraction | None = None, 
                 seconds = at - origin
                 if seconds > times[-1] + reach:
                     break
-                thumb = thumbnail(np.rot90(frame.image, turns))
-                for i, wanted in enumerate(times):
-                    if seconds < wanted - reach:
-                        before[i] = thumb
-                    elif seconds <= wanted + reach and len(found[i]) < NEAR_FRAMES:
-                        found[i].append(thumb)
+                shown.append((seconds, thumbnail(np.rot90(frame.image, turns))))
     except (InputError, av.error.FFmpegError, OSError):
         return [[] for _ in times]
-    return [near or ([] if last is None else [last]) for near, last in zip(found, before, strict=True)]
+    opened = _on_screen(shown, times[0])
+    early = times[0] - opened[0] if opened is not None and reach else Fraction(0)
+    found = []
+    for wanted in times:
+        near = [thumb for seconds, thumb in shown if abs(seconds - wanted) <= reach][:NEAR_FRAMES]
+        for moment in {wanted, wanted - early}:
+            on_screen = _on_screen(shown, moment)
+            if on_screen is not None and not any(on_screen[1] is thumb for thumb in near):
+                near.append(on_screen[1])
+        found.append(near)
+    return found
+
+
+def _on_screen(shown: list[tuple[Fraction, np.ndarray]], seconds: Fraction) -> tuple[Fraction, np.ndarray] | None:
+    """The frame of `shown` (in time order) on screen at `seconds`: the last that begins at or before it."""
+    return next((frame for frame in reversed(shown) if frame[0] <= seconds), None)
 
 
 def _numbered_frame(output: Path, seconds: Fraction, numbered: Numbered) -> np.ndarray | None:
