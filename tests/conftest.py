@@ -1,6 +1,7 @@
 """Shared test fixtures: where the research data lives, and public-domain sample images."""
 from __future__ import annotations
 
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
@@ -47,22 +48,43 @@ def astronaut() -> np.ndarray:
     return data.astronaut()
 
 
-@pytest.fixture()
-def warnings_logged(caplog):
-    """caplog's records of the package's warnings, each once, even after a CLI test stopped its logger propagating:
-    caplog's handler is on the package's logger, which propagates nothing meanwhile (caplog's handler is on the
-    root logger too, so a warning logged once was recorded twice)."""
+@contextmanager
+def _package_logged(caplog, level: int):
+    """caplog's records of the package's messages at `level` and above, each once, even after a CLI test stopped
+    its logger propagating: caplog's handler is on the package's logger, which propagates nothing meanwhile
+    (caplog's handler is on the root logger too, so a message logged once was recorded twice)."""
     import logging
 
     logger = logging.getLogger("clrface_video")
-    level, propagate = logger.level, logger.propagate
+    old_level, propagate = logger.level, logger.propagate
     logger.addHandler(caplog.handler)
-    logger.setLevel(logging.WARNING)
-    logger.propagate = False
-    yield caplog
-    logger.removeHandler(caplog.handler)
     logger.setLevel(level)
-    logger.propagate = propagate
+    logger.propagate = False
+    try:
+        yield caplog
+    finally:
+        logger.removeHandler(caplog.handler)
+        logger.setLevel(old_level)
+        logger.propagate = propagate
+
+
+@pytest.fixture()
+def warnings_logged(caplog):
+    """The package's warnings, each once (_package_logged)."""
+    import logging
+
+    with _package_logged(caplog, logging.WARNING):
+        yield caplog
+
+
+@pytest.fixture()
+def info_logged(caplog):
+    """The package's info lines and warnings, each once (_package_logged): caplog.at_level alone records none
+    once a CLI test in the same run stopped the package's logger propagating."""
+    import logging
+
+    with _package_logged(caplog, logging.INFO):
+        yield caplog
 
 
 @pytest.fixture()

@@ -478,24 +478,22 @@ def test_on_progress_counts_frames_done_up_to_their_number_exactly(session, astr
         session.restore_frames([astronaut], on_progress="bar")
 
 
-def test_unrelated_pictures_asked_for_as_a_video_are_restored_as_photos(session, caplog):
+def test_unrelated_pictures_asked_for_as_a_video_are_restored_as_photos(session, info_logged):
     """restore_frames' default is a video; given pictures each a cut from the one before (a generator of two
     unrelated photos) or one frame, it restored them at the video threshold, 0.6: the sample's spacesuit (0.61)
     as a face. Now as photos, said once; every frame comes back, in order, as as_video=False gives them."""
-    import logging
 
     pair = unrelated_pair()
-    with caplog.at_level(logging.INFO, logger="clrface_video"):
-        run = session.restore_frames(iter(pair))
-        restored = list(run.with_masks())
-        (alone, alone_mask), = session.restore_frames(pair[:1]).with_masks()
+    run = session.restore_frames(iter(pair))
+    restored = list(run.with_masks())
+    (alone, alone_mask), = session.restore_frames(pair[:1]).with_masks()
     photos = list(session.restore_frames(pair, as_video=False))
     assert (run.faces, run.tracks) == (2, 2)  # each face its own, as photos'
     assert all(np.array_equal(got, want) for (got, _), want in zip(restored, photos, strict=True))
     for mask in (restored[0][1], alone_mask):
         assert mask[FACE].max() > 0 and mask[FAR].max() == 0  # the face, not the suit
     assert np.array_equal(alone, photos[0])
-    said = [r.getMessage() for r in caplog.records if "separate images" in r.getMessage()]
+    said = [r.getMessage() for r in info_logged.records if "separate images" in r.getMessage()]
     why = "restored as separate images: faces not tracked, detection threshold 0.7 as for photos"
     assert said == [f"as_video: the 2 frames are no video's (1 of 1 neighbouring pairs is a cut), {why}",
                     f"as_video: one frame, {why}"]

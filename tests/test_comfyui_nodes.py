@@ -514,30 +514,27 @@ def node_defaults(node) -> dict:
             if len(spec) > 1 and "default" in spec[1]}
 
 
-def test_a_batch_of_unrelated_photos_is_restored_as_photos_with_the_defaults(plugin, model, caplog):
+def test_a_batch_of_unrelated_photos_is_restored_as_photos_with_the_defaults(plugin, model, info_logged):
     """LoadImage of the sample + ImageBatch with another photo, restored with the node's defaults (batch_is_video
     on): the pair was restored as a video, at its threshold 0.6, so the spacesuit (0.61) was restored as a face
     covering 80% of the frame, which the sample alone (a photo, 0.7) is not. Said once, in the console."""
-    import logging
 
     images = torch.from_numpy(np.stack(unrelated_pair()).astype(np.float32) / 255)
     node = plugin.NODE_CLASS_MAPPINGS["CLRFaceRestore"]
     assert node_defaults(node)["batch_is_video"] is True
-    with caplog.at_level(logging.INFO, logger="clrface_video"):
-        out, mask = node().restore(model, images, **node_defaults(node))
+    out, mask = node().restore(model, images, **node_defaults(node))
     outside = torch.ones_like(mask[0], dtype=torch.bool)
     outside[10:210, 130:320] = False  # the astronaut's face and its feathered edge
     assert mask[0][outside].max() == 0 and torch.equal(out[0][outside], images[0][outside])  # no spacesuit face
     assert mask[0][FACE].max() > 0 and mask[1].max() > 0  # both faces restored
-    said = [r.getMessage() for r in caplog.records if "separate images" in r.getMessage()]
+    said = [r.getMessage() for r in info_logged.records if "separate images" in r.getMessage()]
     why = ("batch_is_video: the 2 frames are no video's (1 of 1 neighbouring pairs is a cut), restored as separate "
            "images: faces not tracked, detection threshold 0.7 as for photos")
     assert said == [why]
 
 
-def test_a_videos_frames_stay_tracked_with_a_cut_among_them(plugin, model, monkeypatch, caplog):
+def test_a_videos_frames_stay_tracked_with_a_cut_among_them(plugin, model, monkeypatch, info_logged):
     """A real clip's frames (the shipped sample video), and the same with another shot cut in, stay a video."""
-    import logging
 
     from PIL import Image
 
@@ -552,9 +549,8 @@ def test_a_videos_frames_stay_tracked_with_a_cut_among_them(plugin, model, monke
     node = plugin.NODE_CLASS_MAPPINGS["CLRFaceRestore"]
     other = np.asarray(Image.fromarray(grace_hopper()).resize(clip[0].shape[1::-1]))
     cut_in = [*clip[:3], other, *clip[3:]]
-    with caplog.at_level(logging.INFO, logger="clrface_video"):
-        for frames in (clip, cut_in):
-            node().restore(model, torch.from_numpy(np.stack(frames).astype(np.float32) / 255), **node_defaults(node))
+    for frames in (clip, cut_in):
+        node().restore(model, torch.from_numpy(np.stack(frames).astype(np.float32) / 255), **node_defaults(node))
     assert (runs[0].faces, runs[0].tracks) == (6, 1)  # one person followed through the clip
     assert runs[1].faces == 7 and runs[1].tracks == 3  # the cut ends the track; a photo each would give 7
-    assert not [r for r in caplog.records if "separate images" in r.getMessage()]
+    assert not [r for r in info_logged.records if "separate images" in r.getMessage()]
