@@ -27,6 +27,7 @@ from .pipeline import (
     finish_report,
     job_settings,
     load_models,
+    output_format,
     restore_pages,
     restore_video,
     save_photo,
@@ -267,11 +268,12 @@ def _restore_one(story: _PhotoStory, path: Path, destination: Path, timer: Stage
             restore_pages(pages, path, destination, timer, restore=_restored)  # 1-7, page by page
             return
         with timer("decode"):
-            photo = read_photo(path)  # 1 read
+            original = read_photo(path)  # 1 read
+            photo = output_format(original, destination)  # a GIF or a PNG named .jpg: a JPEG, as its name says
         image = _restored(story(), photo.image)  # 2 detect, 4 align, 5 restore, 6 paste
         destination.parent.mkdir(parents=True, exist_ok=True)
         with timer("encode"):
-            save_photo(path, destination, image, photo)  # 7 write (temporary name, then rename)
+            save_photo(path, destination, image, photo, unchanged=photo is original)  # 7 write (temporary, renamed)
     except (_PhotoFault, _RestorerFault):
         raise
     except Exception as error:  # reading the file, its metadata, writing it

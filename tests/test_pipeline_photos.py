@@ -1357,6 +1357,36 @@ def test_a_still_gif_is_written_as_a_photo_in_the_format_asked(tmp_path, astrona
     assert not (tmp_path / "moving.png").exists()
 
 
+def test_a_gif_named_jpg_in_a_folder_comes_back_a_jpeg_in_full_colour(tmp_path, astronaut):
+    """A still GIF named .jpg in a folder was written back as a GIF, 256 colours from a new palette, under a warning
+    that it was written in full colour (RGB). A file named .jpg is a JPEG to its user and their tools: it comes back
+    one, in full colour, as it does restored alone (and on Ray), with no palette warning to contradict it."""
+    root = tmp_path / "album"
+    root.mkdir()
+    Image.fromarray(astronaut).quantize(256).save(root / "scan.jpg", format="GIF")
+    source = np.asarray(Image.open(root / "scan.jpg").convert("RGB"))
+    result = run_cli("restore", root, "-o", tmp_path / "out", "--model", "baseline-bicubic-sharpen")
+    assert result.exit_code == 0 and "warning" not in result.output, result.output
+    with Image.open(tmp_path / "out" / "scan.jpg") as out:
+        assert (out.format, out.mode) == ("JPEG", "RGB")
+        pixels = np.asarray(out)
+    assert len(np.unique(pixels.reshape(-1, 3), axis=0)) > 256  # full colour, not a palette's
+    footprint = crop_footprints(source)
+    diff = np.abs(pixels.astype(np.int16) - source).max(axis=-1)
+    assert diff[footprint].mean() > 2 and np.median(diff[~footprint]) <= 3  # the face restored, the rest a JPEG's
+
+
+def test_a_still_gif_restored_into_a_gif_says_it_is_256_colours(tmp_path, astronaut, warnings_logged):
+    """restore_image(still.gif, out.gif) writes a GIF (Pillow's writer: 256 colours, a new palette) and said it
+    was written in full colour; the warning now says what the file holds."""
+    Image.fromarray(astronaut[::2, ::2]).quantize(256).save(tmp_path / "still.gif")
+    restore_image(tmp_path / "still.gif", tmp_path / "out.gif", BASELINE)
+    with Image.open(tmp_path / "out.gif") as out:
+        assert (out.format, out.mode) == ("GIF", "P") and len(out.getcolors(1 << 24)) <= 256
+    assert "out.gif: a GIF, written in 256 colours again (all a GIF holds)" in warnings_logged.text
+    assert "full colour" not in warnings_logged.text
+
+
 @pytest.mark.parametrize("name", ["out.png", "out.jpg"])
 def test_the_video_job_refuses_a_still_gif_named_into_a_photo(tmp_path, astronaut, name):
     """pipeline.restore_video(still.gif, out.png), called as a library, wrote the PNG through the video writer,

@@ -612,6 +612,17 @@ def copy_photo(source: Path | str, path: Path | str) -> Path:
     return path
 
 
+def _palette_said(like: Photo) -> str:
+    """What becomes of a palette photo's colours, as written: full colour, where its format holds it (a PNG);
+    a GIF's 256 again, Pillow's GIF writer making a new palette for the restored picture (a still GIF restored
+    into a GIF was said to come back in full colour)."""
+    if like.format == "GIF":
+        return ("a GIF, written in 256 colours again (all a GIF holds), from a palette made for the restored "
+                "picture: name the output .png to keep the restored face's every shade")
+    return f"a palette image, written in full colour ({'RGBA' if like.alpha is not None else 'RGB'}) so that the " \
+        "restored face keeps its shades"
+
+
 def write_photo(path: Path | str, image: np.ndarray, like: Photo) -> Path:
     """Write an (H, W, 3) RGB image (uint8 or uint16) in the format, mode and metadata of `like`.
 
@@ -625,8 +636,7 @@ def write_photo(path: Path | str, image: np.ndarray, like: Photo) -> Path:
     if not path.parent.is_dir():
         raise ClrfaceError(f"output folder does not exist: {path.parent}")
     if like.mode in ("P", "PA"):
-        log.warning("%s: a palette image, written in full colour (%s) so that the restored face keeps its shades",
-                    path.name, "RGBA" if like.alpha is not None else "RGB")
+        log.warning("%s: %s", path.name, _palette_said(like))
     if lost := unkept(like, like.format):  # written in its own format (fit_format said a conversion's)
         log.warning("%s: written as %s with %s", path.name, like.format, ", ".join(lost))
     partial = _partial(path)
