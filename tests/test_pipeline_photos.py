@@ -1667,10 +1667,10 @@ def test_a_folder_interrupted_mid_photo_counts_only_the_faces_of_the_photos_it_f
         Image.fromarray(astronaut).resize((256, 256)).save(album / f"{name}.png")
     save_photo = photos.save_photo
 
-    def stopped_at_c(path: Path, *args: object) -> None:
+    def stopped_at_c(path: Path, *args: object, **options: bool) -> None:
         if path.name == "c.png":
             raise KeyboardInterrupt
-        save_photo(path, *args)
+        save_photo(path, *args, **options)
 
     monkeypatch.setattr(photos, "save_photo", stopped_at_c)
     with pytest.raises(Interrupted) as stop:
