@@ -26,9 +26,10 @@ log = logging.getLogger(__name__)
 
 def vendor_segments_of(image: Image.Image) -> tuple[tuple[str, bytes], ...]:
     """A JPEG's APPn segments outside NOT_VENDOR, (marker, payload) in file order: Pillow's writer wrote none of
-    them, so a Samsung phone's APP5-APP8 (its camera's capture data, 256 KB in gpen_selfie_5.jpg) were lost."""
+    them, so a Samsung phone's APP5-APP8 (its camera's capture data, 256 KB in gpen_selfie_5.jpg) were lost.
+    Pillow's applist holds its COM segments too, which are Photo.comment."""
     return tuple((marker, data) for marker, data in getattr(image, "applist", ())
-                 if not any(marker == kind and data.startswith(opening) for kind, opening in NOT_VENDOR))
+                 if marker.startswith("APP") and not any(marker == kind and data.startswith(opening) for kind, opening in NOT_VENDOR))
 
 
 def _preview(marker: str, data: bytes) -> str | None:
