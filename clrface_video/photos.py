@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 import time
 from copy import deepcopy
-from dataclasses import replace
+from dataclasses import asdict, replace
 from pathlib import Path
 
 import numpy as np
@@ -168,11 +168,14 @@ class _PhotoStory:
         if self.story is not None:
             self.story.counts = before
 
-    def restored_one(self) -> None:
-        """Count a restored photo, and name the settings it was restored with."""
+    def restored_one(self, relative: Path, before: Counts) -> None:
+        """Count a restored photo, name the settings it was restored with, and list the faces it left alone (those
+        counted since `before`) under its path in the folder."""
         assert self.story is not None
         self.report.images += 1
         self.report.settings = self.report.settings or job_settings(self.config, self.story.models, video=False)
+        if faces := self.story.counts.photo_faces_left_alone[len(before.photo_faces_left_alone):]:
+            self.report.left_alone[str(relative)] = [asdict(face) for face in faces]
 
 
 def _restore_photos(source: Path, target: Path, todo: list[Path], story: _PhotoStory, report: RestoreReport,
@@ -197,7 +200,7 @@ def _restore_photos(source: Path, target: Path, todo: list[Path], story: _PhotoS
         except _RestorerFault as fault:  # the model or the device: every photo after it would meet it too
             raise fault.error
         else:
-            story.restored_one()
+            story.restored_one(relative, before)
         tried.append(path)
         if progress is not None:
             progress.advance()

@@ -888,6 +888,38 @@ def test_faces_outside_the_model_range_are_left_alone(tmp_path, astronaut):
     assert restore_image(source, tmp_path / "large.png", too_large).faces_left_alone == 1
 
 
+def test_a_folders_summary_and_report_name_the_photos_whose_faces_were_left_alone(tmp_path, astronaut):
+    """'5 left alone' did not say in which photos: the summary names a few, then 'and N more', and the report
+    lists each photo's faces left alone, where they are and why (too small for --min-face, too large for
+    --max-upscale). Where none was left alone, neither says a word of it."""
+    face = Image.fromarray(astronaut)
+    root = tmp_path / "album"
+    root.mkdir()
+    face.resize((192, 192)).save(root / "a.png")  # eye-to-mouth 15 px: under 75% of --min-face 24
+    face.save(root / "b.png")  # 37 px, its crop 166 px across: restored
+    for name in "cdef":
+        face.resize((1024, 1024)).save(root / f"{name}.png")  # its crop 349 px across: past 1.25 x 1.5 x 128
+    limits = ("--model", "baseline-bicubic-sharpen", "--min-face", "24", "--max-upscale", "1.5")
+    result = run_cli("restore", root, "-o", tmp_path / "out", "--report", tmp_path / "r.json", *limits)
+    assert result.exit_code == 0, result.output
+    assert "restored 1 face in 6 images; 5 left alone (too small or too large for the model: a.png, c.png, d.png " \
+        "and 2 more) with" in result.output
+    report = json.loads((tmp_path / "r.json").read_text())
+    assert report["faces_left_alone"] == 5 and list(report["left_alone"]) == ["a.png", "c.png", "d.png", "e.png",
+                                                                             "f.png"]
+    (small,), (large,) = report["left_alone"]["a.png"], report["left_alone"]["f.png"]
+    assert small["why"] == "too small" and small["span"] < 18 and large["why"] == "too large" and large["size"] > 240
+    x1, y1, x2, y2 = large["box"]
+    assert 0 <= x1 < x2 <= 1024 and 0 <= y1 < y2 <= 1024 and 150 < x2 - x1 < 600  # the face, in its photo's pixels
+    alone = restore_image(root / "a.png", tmp_path / "a.png", replace(BASELINE, min_face=24))
+    assert [face["why"] for face in alone.left_alone["a.png"]] == ["too small"]
+    (root / "quiet").mkdir()
+    face.save(root / "quiet" / "b.png")
+    result = run_cli("restore", root / "quiet", "-o", tmp_path / "quiet", "--report", tmp_path / "q.json", *limits)
+    assert result.exit_code == 0 and "left alone" not in result.output, result.output
+    assert json.loads((tmp_path / "q.json").read_text())["left_alone"] == {}
+
+
 def test_a_folder_of_photos_and_videos_restores_both(tmp_path, astronaut):
     """An archive folder: scans and digitised tapes side by side, one command, one mirrored tree."""
     from clrface_video.io.decode import probe_video, read_frames
