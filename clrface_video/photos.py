@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 import time
 from copy import deepcopy
-from dataclasses import replace
+from dataclasses import asdict, replace
 from pathlib import Path
 
 import numpy as np
@@ -27,6 +27,7 @@ from .pipeline import (
     finish_report,
     job_settings,
     load_models,
+    output_format,
     restore_pages,
     restore_video,
     save_photo,
@@ -167,11 +168,14 @@ class _PhotoStory:
         if self.story is not None:
             self.story.counts = before
 
-    def restored_one(self) -> None:
-        """Count a restored photo, and name the settings it was restored with."""
+    def restored_one(self, relative: Path, before: Counts) -> None:
+        """Count a restored photo, name the settings it was restored with, and list the faces it left alone (those
+        counted since `before`) under its path in the folder."""
         assert self.story is not None
         self.report.images += 1
         self.report.settings = self.report.settings or job_settings(self.config, self.story.models, video=False)
+        if faces := self.story.counts.photo_faces_left_alone[len(before.photo_faces_left_alone):]:
+            self.report.left_alone[str(relative)] = [asdict(face) for face in faces]
 
 
 def _restore_photos(source: Path, target: Path, todo: list[Path], story: _PhotoStory, report: RestoreReport,
@@ -200,7 +204,7 @@ def _restore_photos(source: Path, target: Path, todo: list[Path], story: _PhotoS
         except _RestorerFault as fault:  # the model or the device: every photo after it would meet it too
             raise fault.error
         else:
-            story.restored_one()
+            story.restored_one(relative, before)
         tried.append(path)
         if progress is not None:
             progress.advance()
@@ -287,11 +291,12 @@ def _restore_one(story: _PhotoStory, path: Path, destination: Path, timer: Stage
             restore_pages(pages, path, destination, timer, restore=_restored)  # 1-7, page by page
             return
         with timer("decode"):
-            photo = read_photo(path)  # 1 read
+            original = read_photo(path)  # 1 read
+            photo = output_format(original, destination)  # a GIF or a PNG named .jpg: a JPEG, as its name says
         image = _restored(story(), photo.image)  # 2 detect, 4 align, 5 restore, 6 paste
         destination.parent.mkdir(parents=True, exist_ok=True)
         with timer("encode"):
-            save_photo(path, destination, image, photo)  # 7 write (temporary name, then rename)
+            save_photo(path, destination, image, photo, unchanged=photo is original)  # 7 write (temporary, renamed)
     except (_PhotoFault, _RestorerFault):
         raise
     except Exception as error:  # reading the file, its metadata, writing it

@@ -5,7 +5,7 @@ import logging
 import math
 import time
 from collections.abc import Callable, Iterable, Iterator
-from dataclasses import replace
+from dataclasses import asdict, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -422,6 +422,8 @@ def finish_report(report: RestoreReport, story: FrameStory | None, timer: StageT
         report.faces = story.counts.faces
         report.faces_left_alone = story.counts.left_alone
         report.tracks = len(story.counts.track_ids)
+        if report.kind == "image" and story.counts.photo_faces_left_alone:  # a folder names each photo's itself
+            report.left_alone = {Path(report.input).name: [asdict(face) for face in story.counts.photo_faces_left_alone]}
     report.stages = timer.rounded()
     report.seconds = round(time.perf_counter() - start, 4)
     return report

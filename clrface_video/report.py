@@ -4,6 +4,7 @@ from __future__ import annotations
 import functools
 import json
 import logging
+import os
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -177,6 +178,10 @@ class RestoreReport:
     interrupted: a folder's job stopped by Ctrl-C or SIGTERM (Interrupted); the counts are the files it finished.
     unfinished: the files (paths in the folder) such a job had still to restore when it was stopped, which a rerun
     restores: the one it was on, and those after it.
+    left_alone: the files whose faces were left alone (a folder's by their paths in it, a photo's by its name),
+    each photo's faces listed (types.LeftAlone: box, why, span, size); a video of a folder is named with none
+    listed, its frames' faces counted in faces_left_alone. A folder's summary names them: '2 left alone' did not
+    say where to look.
     """
 
     input: str
@@ -201,13 +206,18 @@ class RestoreReport:
     warnings: list[str] = field(default_factory=list)
     interrupted: bool = False
     unfinished: list[str] = field(default_factory=list)
+    left_alone: dict[str, list[dict]] = field(default_factory=dict)
 
     def add_counts(self, done: RestoreReport) -> None:
-        """Fold a finished job's frames, faces and tracks into this folder's report (its seconds are the caller's)."""
+        """Fold a finished job's frames, faces and tracks into this folder's report (its seconds are the caller's),
+        and the faces it left alone under its path in the folder (a Ray worker's photo, a video)."""
         self.frames += done.frames
         self.faces += done.faces
         self.faces_left_alone += done.faces_left_alone
         self.tracks += done.tracks
+        if done.faces_left_alone:
+            self.left_alone[os.path.relpath(done.input, self.input)] = [
+                face for faces in done.left_alone.values() for face in faces]
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -245,8 +255,19 @@ class RestoreReport:
             if self.failed:
                 done += f", {len(self.failed)} failed"
         if self.faces_left_alone:
-            done += f"; {self.faces_left_alone} left alone (too small or too large for the model)"
+            where = f": {_some(list(self.left_alone))}" if self.kind == "folder" and self.left_alone else ""
+            done += f"; {self.faces_left_alone} left alone (too small or too large for the model{where})"
         return f"restored {done} with {self.model} in {self.seconds:.1f} s -> {self.output}"
+
+
+NAMED = 3  # the files a summary names before 'and N more'
+
+
+def _some(names: list[str]) -> str:
+    """A few names, then how many more: 'a.jpg, b.jpg, c.jpg and 2 more' (the report lists them all)."""
+    if len(names) <= NAMED:
+        return ", ".join(names[:-1]) + " and " + names[-1] if len(names) > 1 else names[0]
+    return f"{', '.join(names[:NAMED])} and {len(names) - NAMED} more"
 
 
 def _count(n: int, noun: str) -> str:

@@ -12,7 +12,7 @@ import torch
 
 from .config import RestoreConfig
 from .errors import ClrfaceError, option_name
-from .faces.align import align_face, estimate_similarity, eye_mouth_span, face_footprint, size_weight
+from .faces.align import align_face, face_sizes, size_limit, size_weight
 from .faces.detect import FaceDetector, upright
 from .faces.identity import IdentityEncoder
 from .faces.paste import paste_faces
@@ -22,7 +22,7 @@ from .io.pixels import to_uint8
 from .report import StageTimer
 from .restore.base import RestoreBatch, Restorer
 from .restore.temporal import TrackMemory
-from .types import Face, Frame, TrackedFace
+from .types import Face, Frame, LeftAlone, TrackedFace
 
 log = logging.getLogger(__name__)
 
@@ -102,6 +102,7 @@ class FrameProgress:
 class Counts:
     faces: int = 0  # crops restored
     left_alone: int = 0  # faces too small or too large for the model
+    photo_faces_left_alone: list[LeftAlone] = field(default_factory=list)  # a photo's: where, and why
     track_ids: set[int] = field(default_factory=set)
 
 
@@ -119,9 +120,18 @@ def paste_weight(landmarks: np.ndarray, config: RestoreConfig, size: int, pixel_
     limit is not restored in one frame and left alone in the next; times the weight of its detector score
     (RestoreConfig.confidence_weight), for the same reason when its score hovers at the threshold."""
     strength = 1.0 if config.strength is None else config.strength
-    return strength * config.confidence_weight(score) * size_weight(
-        eye_mouth_span(landmarks), config.min_face,
-        face_footprint(estimate_similarity(landmarks, size, pixel_aspect), size), config.max_upscale * size)
+    span, footprint = face_sizes(landmarks, size, pixel_aspect)
+    return strength * config.confidence_weight(score) * size_weight(span, config.min_face, footprint,
+                                                                    config.max_upscale * size)
+
+
+def left_alone(face: TrackedFace, config: RestoreConfig, size: int) -> LeftAlone:
+    """Why a photo's face paste_weight gives 0 is left alone, and where it is (the report's per photo)."""
+    span, footprint = face_sizes(face.landmarks, size)
+    why = size_limit(span, config.min_face, footprint, config.max_upscale * size)
+    return LeftAlone(box=tuple(round(float(v)) for v in face.face.box),
+                     why=why or ("strength 0" if config.strength == 0 else "low score"),
+                     span=round(span, 1), size=round(footprint, 1))
 
 
 FADE_FRAMES = 8  # a track's paste weight moves by at most 1/8 a frame: about a third of a second at 24 fps
@@ -265,6 +275,8 @@ class FrameStory:
                 weight = self.tracking.ramp(face.track_id, frame.index, weight)
             if weight == 0.0:
                 self.counts.left_alone += 1
+                if self.tracking is None:  # a photo's, named in the report (a video's are counted)
+                    self.counts.photo_faces_left_alone.append(left_alone(face, self.config, self.size))
                 continue
             with self.timer("align"):
                 crop = align_face(image, face.landmarks, self.size, pixel_aspect=self.pixel_aspect)  # 4 align

@@ -73,6 +73,22 @@ class Face:
 
 
 @dataclass(frozen=True)
+class LeftAlone:
+    """A photo's face left as it was, where and why, for the report (a folder's names the photos that hold one).
+
+    box: x1, y1, x2, y2 in the photo's upright pixels, rounded.
+    why: 'too small' (its eye-to-mouth `span` under 75% of --min-face), 'too large' (`size`, its crop's side in
+    the photo, past 1.25 x --max-upscale x the model's crop), else 'low score' or 'strength 0'.
+    span / size: in pixels, to one decimal.
+    """
+
+    box: tuple[int, int, int, int]
+    why: str
+    span: float
+    size: float
+
+
+@dataclass(frozen=True)
 class AlignedCrop:
     """A face warped to the restorer's template.
 

@@ -659,6 +659,39 @@ def test_a_jpegs_extended_xmp_is_kept_or_said_left_out_for_a_turned_photo(tmp_pa
         assert not kept and said(warnings_logged) == {line}
 
 
+def test_a_phones_own_jpeg_segments_are_kept_byte_for_byte_and_its_thumbnails_left_out(tmp_path, rgb,
+                                                                                      warnings_logged):
+    """A Samsung phone's JPEG carries its camera's capture data in APP5-APP8 (256 KB in gpen_selfie_5.jpg), which
+    Pillow's writer, given only EXIF, XMP and ICC, dropped. They come back byte for byte, in order; a JFIF thumbnail
+    (JFXX) and FlashPix preview (FPXR), which show the faces unrestored, are left out in one warning; a PNG output
+    says it has no place for them."""
+    samsung = bytes(range(256)) * 255  # 65280 bytes, near a segment's most
+    segments = [(0xE0, b"JFXX\x00\x13" + bytes(20)), (0xE5, samsung), (0xE2, b"FPXR\x00\x00\x01" + bytes(40)),
+                (0xE8, b"\x01" * 1000)]
+    path = tmp_path / "selfie.jpg"
+    Image.fromarray(rgb).save(path, quality=95, exif=camera_exif())
+    jpeg = path.read_bytes()
+    at = 2 + 2 + struct.unpack_from(">H", jpeg, 4)[0]  # past Pillow's JFIF APP0
+    path.write_bytes(jpeg[:at] + b"".join(b"\xff" + bytes([marker]) + struct.pack(">H", len(data) + 2) + data
+                                          for marker, data in segments) + jpeg[at:])
+    photo = read_photo(path)
+    out = write_photo(tmp_path / "out.jpg", marked(photo.image), photo)
+    with Image.open(out) as written:
+        applist = written.applist
+        assert written.getexif()[MAKE] == "NASA"
+    assert [(marker, data) for marker, data in applist if marker in ("APP5", "APP8")] == \
+        [("APP5", samsung), ("APP8", b"\x01" * 1000)]
+    assert not [data for _, data in applist if data.startswith((b"JFXX", b"FPXR"))]
+    line = ("out.jpg: its JFIF thumbnail (APP0 JFXX) and FlashPix preview data (APP2 FPXR) left out: they show the "
+            "photo as it was, its faces unrestored")
+    assert said(warnings_logged) == {line}
+    warnings_logged.clear()
+    fit_format(photo, "PNG", "selfie.png")
+    line = (f"selfie.png: written as PNG with its camera maker's JPEG segments (APP5, APP8: {len(samsung) + 1000} "
+            "bytes) left out, which a JPEG output keeps")
+    assert said(warnings_logged) == {line}
+
+
 COPYRIGHT, ARTIST, LENS = 0x8298, 0x013B, 0xA434
 
 

@@ -889,6 +889,38 @@ def test_faces_outside_the_model_range_are_left_alone(tmp_path, astronaut):
     assert restore_image(source, tmp_path / "large.png", too_large).faces_left_alone == 1
 
 
+def test_a_folders_summary_and_report_name_the_photos_whose_faces_were_left_alone(tmp_path, astronaut):
+    """'5 left alone' did not say in which photos: the summary names a few, then 'and N more', and the report
+    lists each photo's faces left alone, where they are and why (too small for --min-face, too large for
+    --max-upscale). Where none was left alone, neither says a word of it."""
+    face = Image.fromarray(astronaut)
+    root = tmp_path / "album"
+    root.mkdir()
+    face.resize((192, 192)).save(root / "a.png")  # eye-to-mouth 15 px: under 75% of --min-face 24
+    face.save(root / "b.png")  # 37 px, its crop 166 px across: restored
+    for name in "cdef":
+        face.resize((1024, 1024)).save(root / f"{name}.png")  # its crop 349 px across: past 1.25 x 1.5 x 128
+    limits = ("--model", "baseline-bicubic-sharpen", "--min-face", "24", "--max-upscale", "1.5")
+    result = run_cli("restore", root, "-o", tmp_path / "out", "--report", tmp_path / "r.json", *limits)
+    assert result.exit_code == 0, result.output
+    assert "restored 1 face in 6 images; 5 left alone (too small or too large for the model: a.png, c.png, d.png " \
+        "and 2 more) with" in result.output
+    report = json.loads((tmp_path / "r.json").read_text())
+    assert report["faces_left_alone"] == 5 and list(report["left_alone"]) == ["a.png", "c.png", "d.png", "e.png",
+                                                                             "f.png"]
+    (small,), (large,) = report["left_alone"]["a.png"], report["left_alone"]["f.png"]
+    assert small["why"] == "too small" and small["span"] < 18 and large["why"] == "too large" and large["size"] > 240
+    x1, y1, x2, y2 = large["box"]
+    assert 0 <= x1 < x2 <= 1024 and 0 <= y1 < y2 <= 1024 and 150 < x2 - x1 < 600  # the face, in its photo's pixels
+    alone = restore_image(root / "a.png", tmp_path / "a.png", replace(BASELINE, min_face=24))
+    assert [face["why"] for face in alone.left_alone["a.png"]] == ["too small"]
+    (root / "quiet").mkdir()
+    face.save(root / "quiet" / "b.png")
+    result = run_cli("restore", root / "quiet", "-o", tmp_path / "quiet", "--report", tmp_path / "q.json", *limits)
+    assert result.exit_code == 0 and "left alone" not in result.output, result.output
+    assert json.loads((tmp_path / "q.json").read_text())["left_alone"] == {}
+
+
 def test_a_folder_of_photos_and_videos_restores_both(tmp_path, astronaut):
     """An archive folder: scans and digitised tapes side by side, one command, one mirrored tree."""
     from clrface_video.io.decode import probe_video, read_frames
@@ -1358,6 +1390,36 @@ def test_a_still_gif_is_written_as_a_photo_in_the_format_asked(tmp_path, astrona
     assert not (tmp_path / "moving.png").exists()
 
 
+def test_a_gif_named_jpg_in_a_folder_comes_back_a_jpeg_in_full_colour(tmp_path, astronaut):
+    """A still GIF named .jpg in a folder was written back as a GIF, 256 colours from a new palette, under a warning
+    that it was written in full colour (RGB). A file named .jpg is a JPEG to its user and their tools: it comes back
+    one, in full colour, as it does restored alone (and on Ray), with no palette warning to contradict it."""
+    root = tmp_path / "album"
+    root.mkdir()
+    Image.fromarray(astronaut).quantize(256).save(root / "scan.jpg", format="GIF")
+    source = np.asarray(Image.open(root / "scan.jpg").convert("RGB"))
+    result = run_cli("restore", root, "-o", tmp_path / "out", "--model", "baseline-bicubic-sharpen")
+    assert result.exit_code == 0 and "warning" not in result.output, result.output
+    with Image.open(tmp_path / "out" / "scan.jpg") as out:
+        assert (out.format, out.mode) == ("JPEG", "RGB")
+        pixels = np.asarray(out)
+    assert len(np.unique(pixels.reshape(-1, 3), axis=0)) > 256  # full colour, not a palette's
+    footprint = crop_footprints(source)
+    diff = np.abs(pixels.astype(np.int16) - source).max(axis=-1)
+    assert diff[footprint].mean() > 2 and np.median(diff[~footprint]) <= 3  # the face restored, the rest a JPEG's
+
+
+def test_a_still_gif_restored_into_a_gif_says_it_is_256_colours(tmp_path, astronaut, warnings_logged):
+    """restore_image(still.gif, out.gif) writes a GIF (Pillow's writer: 256 colours, a new palette) and said it
+    was written in full colour; the warning now says what the file holds."""
+    Image.fromarray(astronaut[::2, ::2]).quantize(256).save(tmp_path / "still.gif")
+    restore_image(tmp_path / "still.gif", tmp_path / "out.gif", BASELINE)
+    with Image.open(tmp_path / "out.gif") as out:
+        assert (out.format, out.mode) == ("GIF", "P") and len(out.getcolors(1 << 24)) <= 256
+    assert "out.gif: a GIF, written in 256 colours again (all a GIF holds)" in warnings_logged.text
+    assert "full colour" not in warnings_logged.text
+
+
 @pytest.mark.parametrize("name", ["out.png", "out.jpg"])
 def test_the_video_job_refuses_a_still_gif_named_into_a_photo(tmp_path, astronaut, name):
     """pipeline.restore_video(still.gif, out.png), called as a library, wrote the PNG through the video writer,
@@ -1638,10 +1700,10 @@ def test_a_folder_interrupted_mid_photo_counts_only_the_faces_of_the_photos_it_f
         Image.fromarray(astronaut).resize((256, 256)).save(album / f"{name}.png")
     save_photo = photos.save_photo
 
-    def stopped_at_c(path: Path, *args: object) -> None:
+    def stopped_at_c(path: Path, *args: object, **options: bool) -> None:
         if path.name == "c.png":
             raise KeyboardInterrupt
-        save_photo(path, *args)
+        save_photo(path, *args, **options)
 
     monkeypatch.setattr(photos, "save_photo", stopped_at_c)
     with pytest.raises(Interrupted) as stop:

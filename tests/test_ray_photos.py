@@ -8,6 +8,7 @@ import signal
 import subprocess
 import sys
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -123,6 +124,23 @@ def test_a_workers_photo_warning_is_printed_once_and_listed_in_the_report(ray_cl
     warned = "p.png: a palette image, written in full colour (RGB) so that the restored face keeps its shades"
     assert result.stderr.count(f"warning: {warned}\n") == 1, result.stderr
     assert json.loads(report.read_text())["warnings"] == [warned]
+
+
+def test_a_ray_folder_lists_the_faces_left_alone_as_a_local_one(ray_cluster, tmp_path, astronaut):
+    """The photos whose faces were left alone (too small, too large) are listed per photo, in the folder's order,
+    as locally, from the workers' reports, and named in the summary."""
+    root = tmp_path / "album"
+    (root / "sub").mkdir(parents=True)
+    face = Image.fromarray(astronaut)
+    face.resize((192, 192)).save(root / "a.png")  # too small for --min-face 24
+    face.save(root / "b.png")  # restored
+    face.resize((1024, 1024)).save(root / "sub" / "c.png")  # too large for --max-upscale 1.5
+    config = replace(BASELINE, min_face=24, max_upscale=1.5)
+    local = restore_folder(root, tmp_path / "local", config)
+    report = restore_path_ray(root, tmp_path / "ray", config, workers=2)
+    assert list(report.left_alone) == list(local.left_alone) == ["a.png", str(Path("sub") / "c.png")]
+    assert report.left_alone == local.left_alone and report.left_alone["a.png"][0]["why"] == "too small"
+    assert "left alone (too small or too large for the model: a.png and sub" in report.summary()
 
 
 def test_a_still_gif_into_a_photo_format_is_a_photo_on_ray_too(ray_cluster, tmp_path, astronaut):

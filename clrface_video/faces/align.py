@@ -149,6 +149,19 @@ def size_weight(span: float, min_span: float, footprint: float, max_footprint: f
     return float(np.clip(min(small, large), 0.0, 1.0))
 
 
+def size_limit(span: float, min_span: float, footprint: float, max_footprint: float) -> str | None:
+    """Which limit of size_weight's leaves a face out (weight 0): 'too small', 'too large', or None."""
+    if size_weight(span, min_span, 0.0, 1.0) == 0.0:
+        return "too small"
+    return "too large" if size_weight(span, 0.0, footprint, max_footprint) == 0.0 else None
+
+
+def face_sizes(landmarks: np.ndarray, size: int, pixel_aspect: float = 1.0) -> tuple[float, float]:
+    """A face's eye-to-mouth span and its `size` crop's side in the frame (face_footprint), in pixels: what
+    --min-face and --max-upscale hold against."""
+    return eye_mouth_span(landmarks), face_footprint(estimate_similarity(landmarks, size, pixel_aspect), size)
+
+
 def eye_mouth_span(landmarks: np.ndarray) -> float:
     """Distance in pixels from the midpoint of the eyes to the midpoint of the mouth corners."""
     marks = np.asarray(landmarks, np.float64)

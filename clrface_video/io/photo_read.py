@@ -22,6 +22,7 @@ from clrface_video.io.motion_photo import motion_video_of
 from clrface_video.io.orientation import QUARTER_TURNS, orient_array
 from clrface_video.io.pixels import from_high_bits
 from clrface_video.io.ultra_hdr import ExtraPicture, GainMap, gain_map_of
+from clrface_video.io.vendor_segments import vendor_segments_of
 from clrface_video.io.webp_anim import LOSSLESS, frame_kinds
 from clrface_video.io.xmp_extension import xmp_extension_of
 
@@ -107,6 +108,8 @@ class Photo:
     xmp_extension: a JPEG's extended-XMP segments' payloads (io.xmp_extension), written back as they came.
     motion_video: a motion photo's video (io.motion_photo), the MP4 after its JPEG, appended again after the restored
     one, or None.
+    vendor_segments: a JPEG's other APPn segments, (marker, payload) in file order (io.vendor_segments: a camera
+    maker's own, Samsung's APP5-APP8), written back as they came but for a thumbnail's.
     """
 
     image: np.ndarray
@@ -138,6 +141,7 @@ class Photo:
     previews: tuple[int, ...] = ()
     xmp_extension: tuple[bytes, ...] = ()
     motion_video: bytes | None = None
+    vendor_segments: tuple[tuple[str, bytes], ...] = ()
 
 
 @cache
@@ -589,6 +593,7 @@ def photo_of(source: Image.Image, path: Path, deep: bool, page: int = 0) -> Phot
         gain_map=gain_map, extras=extras, previews=previews,
         xmp_extension=xmp_extension_of(source, orientation, path.name) if fmt == "JPEG" else (),
         motion_video=motion_video_of(path, xmp, path.name) if fmt == "JPEG" and not page else None,
+        vendor_segments=vendor_segments_of(source) if fmt == "JPEG" else (),
     )
 
 

@@ -42,6 +42,7 @@ from clrface_video.io.ultra_hdr import (
     with_gain_map,
     without_gain_map_xmp,
 )
+from clrface_video.io.vendor_segments import kept, segments_named, vendor_segment_bytes
 from clrface_video.io.xmp_extension import xmp_extension_segments
 
 from ..opencv import cv2
@@ -137,6 +138,7 @@ def fit_format(photo: Photo, fmt: str, name: str = "") -> Photo:
                    nclx=photo.nclx if _keeps_nclx(fmt, depth) else None,  # what is lost said once, here
                    gain_map=photo.gain_map if fmt == "JPEG" else None, extras=photo.extras if fmt == "JPEG" else (),
                    xmp_extension=photo.xmp_extension if fmt == "JPEG" else (),
+                   vendor_segments=photo.vendor_segments if fmt == "JPEG" else (),
                    motion_video=photo.motion_video if fmt == "JPEG" else None)
 
 
@@ -158,6 +160,8 @@ def unkept(photo: Photo, fmt: str) -> list[str]:
     if fmt != "JPEG" and photo.xmp_extension:
         lost.append(f"its extended XMP ({sum(map(len, photo.xmp_extension))} bytes) left out, which a JPEG output "
                     "keeps")
+    if fmt != "JPEG" and (vendor := kept(photo.vendor_segments)):
+        lost.append(f"its camera maker's JPEG segments ({segments_named(vendor)}) left out, which a JPEG output keeps")
     if not _keeps_nclx(fmt, photo.bit_depth) and photo.nclx and not _srgb_nclx(photo.nclx):
         why = "which Pillow's AVIF writer does not write" if fmt == "AVIF" else "which it has no place for"
         lost.append(f"its {photo.format} colour description (primaries {photo.nclx[0]}, transfer {photo.nclx[1]}) "
@@ -289,10 +293,12 @@ def save_options(like: Photo, name: str) -> dict[str, Any]:
         options["progressive"] = like.progressive
         if like.comment:
             options["comment"] = like.comment
-        # extended XMP's APP1s and APP13, which Pillow's writer puts after its EXIF, before its XMP and ICC
+        # extended XMP's APP1s, APP13 and a maker's own APPn, which Pillow's writer puts after its EXIF, before its XMP
+        # and ICC
         extra = xmp_extension_segments(like.xmp_extension)
         if like.iptc:
             extra += b"\xff\xed" + struct.pack(">H", len(like.iptc) + 2) + like.iptc
+        extra += vendor_segment_bytes(like.vendor_segments, name)  # a camera maker's own, byte for byte
         if extra:
             options["extra"] = extra
     elif like.format == "WEBP" and like.lossless:
@@ -623,6 +629,17 @@ def copy_photo(source: Path | str, path: Path | str) -> Path:
     return path
 
 
+def _palette_said(like: Photo) -> str:
+    """What becomes of a palette photo's colours, as written: full colour, where its format holds it (a PNG);
+    a GIF's 256 again, Pillow's GIF writer making a new palette for the restored picture (a still GIF restored
+    into a GIF was said to come back in full colour)."""
+    if like.format == "GIF":
+        return ("a GIF, written in 256 colours again (all a GIF holds), from a palette made for the restored "
+                "picture: name the output .png to keep the restored face's every shade")
+    return f"a palette image, written in full colour ({'RGBA' if like.alpha is not None else 'RGB'}) so that the " \
+        "restored face keeps its shades"
+
+
 def write_photo(path: Path | str, image: np.ndarray, like: Photo) -> Path:
     """Write an (H, W, 3) RGB image (uint8 or uint16) in the format, mode and metadata of `like`.
 
@@ -636,8 +653,7 @@ def write_photo(path: Path | str, image: np.ndarray, like: Photo) -> Path:
     if not path.parent.is_dir():
         raise ClrfaceError(f"output folder does not exist: {path.parent}")
     if like.mode in ("P", "PA"):
-        log.warning("%s: a palette image, written in full colour (%s) so that the restored face keeps its shades",
-                    path.name, "RGBA" if like.alpha is not None else "RGB")
+        log.warning("%s: %s", path.name, _palette_said(like))
     if lost := unkept(like, like.format):  # written in its own format (fit_format said a conversion's)
         log.warning("%s: written as %s with %s", path.name, like.format, ", ".join(lost))
     partial = _partial(path)
