@@ -15,7 +15,7 @@ import av
 from clrface_video.errors import one_line
 from clrface_video.io import lossless_audio, recoded_audio, stretch_tag, subtitles, trial_file
 from clrface_video.io.decode import COPY_STREAM_TYPES, video_stream
-from clrface_video.io.kept_tags import say_unkept, unkept_tags, without_clashes
+from clrface_video.io.kept_tags import TRACK_TAGLESS_MUXERS, say_unkept, unkept_tags, without_clashes
 from clrface_video.io.output_stream import CFR_CONTAINERS, PLAYER_MPEG_MUXERS, container_suffix
 from clrface_video.io.program_stream import PS_FORMATS
 from clrface_video.io.recoded_audio import ordered_layout
@@ -385,7 +385,8 @@ def copy_metadata(source: av.container.InputContainer, out: av.container.OutputC
         language = copy.metadata.get("language")
         if out.format.name == "mov" and language in MOV_LANGUAGES:
             copy.metadata["language"] = MOV_LANGUAGES[language]
-    if name_unkept and (muxer not in TAGLESS_MUXERS or muxer in PLAYER_MPEG_MUXERS):  # an MPEG-PS's tracks' too
+    if name_unkept and (muxer not in TAGLESS_MUXERS or muxer in PLAYER_MPEG_MUXERS | TRACK_TAGLESS_MUXERS):
+        # an MPEG-PS's tracks' too, and an MXF's or a DV's
         say_unkept(out, unkept_tags(out, {} if muxer in TAGLESS_MUXERS else tags,  # (its file's said above)
                                     {original.index: dict(copy.metadata) for original, copy in pairs},
                                     video.codec_context.framerate or Fraction(25)))
