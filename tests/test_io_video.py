@@ -685,11 +685,11 @@ def test_a_cue_on_screen_when_a_stretch_ends_ends_there(tmp_path):
         assert container.duration / av.time_base < 0.5 + AUDIO_FRAME / AUDIO_RATE
 
 
-def audio_spans(path: Path) -> list[tuple[bytes, Fraction, Fraction]]:
-    """(bytes, start, end) in seconds of every audio packet, as the demuxer times them; one it gives no duration
-    (ALAC in Matroska) ends where the next one starts (the last such one where it starts)."""
+def audio_spans(path: Path, track: int = 0) -> list[tuple[bytes, Fraction, Fraction]]:
+    """(bytes, start, end) in seconds of every audio packet of audio stream `track`, as the demuxer times them;
+    one it gives no duration (ALAC in Matroska) ends where the next one starts (the last such one where it starts)."""
     with av.open(str(path)) as container:
-        packets = [p for p in container.demux(container.streams.audio[0]) if p.size and p.pts is not None]
+        packets = [p for p in container.demux(container.streams.audio[track]) if p.size and p.pts is not None]
     ends = [p.pts + p.duration if p.duration or after is None else after.pts
             for p, after in zip(packets, [*packets[1:], None])]
     return [(bytes(p), p.pts * p.time_base, end * p.time_base) for p, end in zip(packets, ends)]
@@ -792,6 +792,47 @@ def test_a_stretch_keeps_the_audio_packet_that_sounds_at_its_start(tmp_path, sou
     assert [data for data, *_ in out] == [data for data, *_ in heard]
     video_start = next(read_frames(writer.output)).pts * probe_video(writer.output).time_base
     assert float(out[0][1] - video_start) == pytest.approx(float(heard[0][1] - Fraction(1, 2)), abs=1e-3)
+
+
+def two_language_master(path: Path, frames: int = 36) -> Path:
+    """An editor's .mov: ProRes at 25 fps with two 24-bit PCM tracks ("eng", "fra") of random samples, a frame's
+    1920 samples of each muxed after it (the demuxer reads them as packets of 1024 and 896)."""
+    rng = np.random.default_rng(3)
+    with av.open(str(path), "w") as out:
+        video = out.add_stream("prores_ks", rate=25)
+        video.width, video.height, video.pix_fmt = *SMALL, "yuv422p10le"
+        tracks = [out.add_stream("pcm_s24le", rate=48000, layout="stereo") for _ in range(2)]
+        for track, language in zip(tracks, ("eng", "fra")):
+            track.metadata["language"] = language
+        for i in range(frames):
+            frame = av.VideoFrame.from_ndarray(clip_image(i, frames, SMALL), format="rgb24")
+            frame.pts = i
+            out.mux(video.encode(frame))
+            for track in tracks:
+                samples = rng.integers(-2**31, 2**31 - 256, (1, 2 * 1920), dtype=np.int32) & ~255
+                sound = av.AudioFrame.from_ndarray(samples, format="s32", layout="stereo")
+                sound.sample_rate, sound.pts = 48000, 1920 * i
+                out.mux(track.encode(sound))
+        out.mux(video.encode(None))
+        for track in tracks:
+            out.mux(track.encode(None))
+    return path
+
+
+def test_a_stretch_keeps_every_tracks_sound_to_its_end(tmp_path):
+    """A stretch of 0.5 s from 0.5 s (from frame 12, 0.48 s, to 0.98 s) of a .mov with two PCM tracks: the copy
+    stopped at the first packet past the end it demuxed, the first track's, and the second track's packet
+    sounding at the end, stored after it, was left out: its last 20 ms were silent, and the tracks' lengths
+    differed. Each keeps the packets that sound within the stretch, bit for bit."""
+    src = two_language_master(tmp_path / "master.mov")
+    span = TimeSpan(0.5, 1.0)
+    with VideoWriter(tmp_path / "shot.mov", src, probe_video(src), span=span) as writer:
+        for frame in read_frames(src, span=span):
+            writer.write(frame)
+    for track in (0, 1):
+        heard = [data for data, start, end in audio_spans(src, track) if end > Fraction(12, 25)
+                 and start < Fraction(49, 50)]
+        assert [data for data, *_ in audio_spans(writer.output, track)] == heard, f"track {track}"
 
 
 @pytest.mark.parametrize("suffix", [".ts", ".gif"])

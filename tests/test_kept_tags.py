@@ -243,3 +243,16 @@ def test_an_mpeg_program_streams_lost_track_tags_are_named(tmp_path, suffix):
            f"{suffix}; they are left out (.mkv keeps them)" in said
     plain = make_clip(tmp_path / "plain.mp4", frames=6, size=SMALL)
     assert not [line for line in restored(plain, tmp_path / f"plain{suffix}")[2] if "stream #" in line]
+
+
+def test_an_mxfs_lost_track_tags_are_named(tmp_path):
+    """Regression: an .mxf keeps no track tag (its muxer's own file_package_umid aside: measured), and an editor's
+    dubbed track's language was lost unsaid, as no trial file of a few bytes is written in MXF to find it out. They
+    are named in the one line the other containers' use; an .mxf's own UMIDs and the timecode are not."""
+    out = tmp_path / "out.mxf"
+    _, streams, said = restored(archive_clip(tmp_path), out)
+    assert all(set(tags) <= {"file_package_umid"} for tags in streams)
+    assert "stream #0's (ARCHIVE_REEL, language) and stream #1's (COMMENT, language) cannot be stored in .mxf; " \
+           "they are left out (.mkv keeps them)" in said
+    again = restored(out, tmp_path / "again.mxf")[2]
+    assert not [line for line in again if "stream #" in line]

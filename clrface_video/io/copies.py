@@ -15,7 +15,7 @@ import av
 from clrface_video.errors import one_line
 from clrface_video.io import lossless_audio, recoded_audio, stretch_tag, subtitles, trial_file
 from clrface_video.io.decode import COPY_STREAM_TYPES, video_stream
-from clrface_video.io.kept_tags import say_unkept, unkept_tags, without_clashes
+from clrface_video.io.kept_tags import TRACK_TAGLESS_MUXERS, say_unkept, unkept_tags, without_clashes
 from clrface_video.io.output_stream import CFR_CONTAINERS, PLAYER_MPEG_MUXERS, container_suffix
 from clrface_video.io.program_stream import PS_FORMATS
 from clrface_video.io.recoded_audio import ordered_layout
@@ -58,6 +58,9 @@ TIMECODE_MUXERS = frozenset({"mxf", "dv"})  # ... but these two write the "timec
 # is named "VideoHandler" (FFmpeg's movenc, measured: a source's TimeCodeHandler came out as VideoHandler).
 # FFmpeg's iPod muxer (.m4v) builds it only with write_tmcd set (measured: no tmcd box, no timecode read back).
 TMCD_MUXERS = frozenset({"mov", "mp4", "ipod"})
+# seconds past a stretch's end that the last packets within it of another track are looked for: QuickTime
+# writers interleave their tracks in chunks of up to a second or so; a track that ended earlier is not waited for
+STRAGGLER_S = Fraction(2)
 SUFFIX_OPTIONS = {".m4v": {"write_tmcd": "1"}}  # muxer options an output's suffix asks for (muxer_options)
 MOV_VIDEO_HANDLER, MOV_TIMECODE_HANDLER = "VideoHandler", "TimeCodeHandler"
 # Muxers that end a track at its last packet's dts plus its duration, in an edit list: a last audio packet
@@ -383,7 +386,8 @@ def copy_metadata(source: av.container.InputContainer, out: av.container.OutputC
         language = copy.metadata.get("language")
         if out.format.name == "mov" and language in MOV_LANGUAGES:
             copy.metadata["language"] = MOV_LANGUAGES[language]
-    if name_unkept and (muxer not in TAGLESS_MUXERS or muxer in PLAYER_MPEG_MUXERS):  # an MPEG-PS's tracks' too
+    if name_unkept and (muxer not in TAGLESS_MUXERS or muxer in PLAYER_MPEG_MUXERS | TRACK_TAGLESS_MUXERS):
+        # an MPEG-PS's tracks' too, and an MXF's or a DV's
         say_unkept(out, unkept_tags(out, {} if muxer in TAGLESS_MUXERS else tags,  # (its file's said above)
                                     {original.index: dict(copy.metadata) for original, copy in pairs},
                                     video.codec_context.framerate or Fraction(25)))
@@ -553,8 +557,11 @@ class CopiedStreams:
         self._last[packet.stream_index] = (packet.dts, packet.dts + packet.duration if packet.duration else None)
         return False
 
-    def mux_until(self, limit: Fraction | None, shift: Fraction | None = None) -> None:
-        """Mux the packets whose time is <= limit (all of them when limit is None)."""
+    def mux_until(self, limit: Fraction | None, shift: Fraction | None = None, last: bool = False) -> None:
+        """Mux the packets whose time is <= limit (all of them when limit is None). `last`: no later call follows
+        (a stretch's end), so a packet past the limit does not stop it while another track's may still come
+        within it (_stragglers_may_follow)."""
+        passed: set[int] = set()  # with `last`, the streams that have had a packet past the limit
         while True:
             if self._next is None:
                 self._next = next(self._packets, None)
@@ -574,7 +581,10 @@ class CopiedStreams:
                 self._next = None
                 continue
             if limit is not None and packet_time(packet) > limit:
-                return
+                if not last or not self._stragglers_may_follow(packet, limit, passed):
+                    return
+                self._next = None
+                continue
             self._next = None
             if cover:
                 self._place(packet, copy, None)
@@ -585,6 +595,16 @@ class CopiedStreams:
                     packet, self._sources[packet.stream_index], self._sample_ends.get(packet.stream_index))
                 for ready in self._lengthened(packet, copy):
                     self._place(ready, copy, shift)
+
+    def _stragglers_may_follow(self, packet: av.Packet, limit: Fraction, passed: set[int]) -> bool:
+        """Whether packets within `limit` may still follow `packet`, the first past it of its stream: a file
+        interleaves its tracks by chunks, not by time (a QuickTime file stores a frame's first track's sound, then
+        its second's), so the packet past a stretch's end met first was one track's, and the other track's last
+        packet within it, stored after it, was left out (measured: 20 ms of a .mov's second PCM track's end).
+        Until every copied audio and video track has passed the limit, within STRAGGLER_S of it."""
+        passed.add(packet.stream_index)
+        tracks = {index for index, copy in self.copies.items() if copy.stream.type in ("audio", "video")}
+        return not tracks <= passed and packet_time(packet) <= limit + STRAGGLER_S
 
     def _lengthened(self, packet: av.Packet, copy: Copy) -> list[av.Packet]:
         """The packets of `packet`'s stream ready to be placed. An audio packet the demuxer gives no duration
@@ -789,7 +809,7 @@ class CopiedStreams:
         """Mux what is left up to `limit` (None: all), the audio packets still waiting for a duration, then the
         cues the converters still hold; with `sound_to` (seconds, the output's clock), PCM tracks that end before
         it are given silence up to it (_sound_to)."""
-        self.mux_until(limit, shift)
+        self.mux_until(limit, shift, last=True)
         for index, packet in list(self._waiting.items()):
             del self._waiting[index]
             self._lengthen_last(packet, index)

@@ -39,6 +39,11 @@ MUXERS_OWN = frozenset({"handler_name"})
 # tag's name, taking its place: QuickTime's author became the file's artist (of the names tried in
 # tests/test_kept_tags.py), so the author is left out where the file has an artist of its own
 CLASHING = {"mov": {"author": "artist"}}
+# Muxers that write no track's tags at all and take no trial stream of a few bytes (they parse their video's
+# frames): measured with FFmpeg 8, an .mxf's tracks read back with the muxer's own file_package_umid alone, a .dv's
+# with none, so a dubbed track's language was lost unsaid. Every tag of their tracks is lost, the timecode aside,
+# which they write on the file (copies.TIMECODE_MUXERS).
+TRACK_TAGLESS_MUXERS = frozenset({"mxf", "dv"})
 
 
 @dataclass(frozen=True)
@@ -58,6 +63,9 @@ def unkept_tags(out: av.container.OutputContainer, file_tags: dict[str, str],
     throwaway files the output's muxer writes with them (its format and options; one video stream at `rate`, the
     rate a timecode is counted at, with one packet: a file for each stream's tags, as FLV holds one video stream only),
     compared by name as FFmpeg does, in any case. Nothing where a trial cannot be written."""
+    if out.format.name in TRACK_TAGLESS_MUXERS:
+        lost = [(index, _missing(tags, {"timecode": ""})) for index, tags in stream_tags.items()]
+        return UnkeptTags(_missing(file_tags, {}), tuple((index, names) for index, names in lost if names))
     backs = [_read_back(out, file_tags, tags, rate) for tags in stream_tags.values()]
     if not backs or None in backs:
         return UnkeptTags()
