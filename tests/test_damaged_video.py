@@ -116,6 +116,26 @@ def test_a_transport_stream_cut_short_is_restored_to_its_end_and_said(tmp_path, 
     assert [r.getMessage() for r in warnings_logged.records if "mid-stream" in r.getMessage()] == [said]
 
 
+def test_a_padded_transport_stream_is_whole_and_one_split_mid_packet_is_cut(tmp_path, warnings_logged):
+    """Regression: a whole recording that a recorder or a copy padded with zero bytes after its last packet was said
+    to be cut short (its size no whole number of packets), every frame restored; and a recording a file splitter
+    cut at both ends, starting and ending part way through a packet, was said to be whole. Packets are counted from
+    the first sync bytes that line up, and a short tail is a cut packet only where its sync byte stands."""
+    whole = make_clip(tmp_path / "news.ts", frames=24, size=(128, 96), gop=8)
+    data = whole.read_bytes()
+    (tmp_path / "padded.ts").write_bytes(data + bytes(100))
+    result = restore(tmp_path / "padded.ts", "-o", tmp_path / "padded.mp4")
+    assert result.exit_code == 0, result.output
+    assert len(frame_times(tmp_path / "padded.mp4")) == 24
+    assert not [r for r in warnings_logged.records if "mid-stream" in r.getMessage()]
+    (tmp_path / "split.ts").write_bytes(data[TS_PACKET * 3 + 100:len(data) * 2 // 3 + 50])
+    result = restore(tmp_path / "split.ts", "-o", tmp_path / "split.mp4")
+    assert result.exit_code == 0, result.output
+    assert 0 < len(frame_times(tmp_path / "split.mp4")) < 24
+    said = [r.getMessage() for r in warnings_logged.records if "mid-stream" in r.getMessage()]
+    assert len(said) == 1 and said[0].startswith("split.ts ends mid-stream (its last packet is cut short")
+
+
 def test_a_gif_cut_short_or_damaged_is_restored_to_where_it_stops_and_said(tmp_path, warnings_logged):
     """A GIF states neither its length nor its frame count, so a download cut off after 4 of its 6 frames, and one
     whose fourth frame has 40 flipped bytes (FFmpeg and Pillow both stop reading there), were restored short
