@@ -166,3 +166,27 @@ def test_a_gif_cut_short_or_damaged_is_restored_to_where_it_stops_and_said(tmp_p
     warnings_logged.clear()
     assert restore(tmp_path / "wave.gif", "-o", tmp_path / "wave.mp4").exit_code == 0
     assert not [r for r in warnings_logged.records if "mid-stream" in r.getMessage()]
+
+
+def test_a_gif_without_its_trailer_is_whole_and_one_cut_after_a_frames_control_block_is_cut(tmp_path,
+                                                                                          warnings_logged):
+    """Regression: a GIF whose last frame's data ends the file, its one-byte trailer left off (as some writers leave
+    it), was said to be cut short with its last frame whole: all 6 frames are restored and nothing is said. Cut
+    just after the last frame's graphic control block, the frame it announces is gone: that is still a cut."""
+    from PIL import Image
+
+    from clrface_video.io.gif_blocks import gif_break
+    from tests.media import astronaut
+
+    pictures = [Image.fromarray(np.roll(astronaut()[::4, ::4], 8 * i, axis=1)) for i in range(6)]
+    pictures[0].save(tmp_path / "wave.gif", save_all=True, append_images=pictures[1:], duration=100, loop=0)
+    data = (tmp_path / "wave.gif").read_bytes()
+    assert data[-1:] == b";"
+    (tmp_path / "open.gif").write_bytes(data[:-1])
+    result = restore(tmp_path / "open.gif", "-o", tmp_path / "open.mp4")
+    assert result.exit_code == 0, result.output
+    assert len(frame_times(tmp_path / "open.mp4")) == 6
+    assert not [r for r in warnings_logged.records if "mid-stream" in r.getMessage()]
+    control = data.rindex(b"\x21\xf9\x04")  # the last frame's graphic control block: 8 bytes
+    (tmp_path / "announced.gif").write_bytes(data[:control + 8])
+    assert gif_break(tmp_path / "announced.gif") == "cut"
