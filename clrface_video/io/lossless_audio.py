@@ -181,8 +181,11 @@ def rounded(stream: av.audio.stream.AudioStream, muxer: str) -> tuple[PcmOnly, .
 def rounding(stream: av.audio.stream.AudioStream, codec: str) -> str | None:
     """What is lost of a lossless stream's decoded samples coded by `codec` (CODED_BITS), for a warning: the bits
     cut (a 32-bit or float track into an .mxf's 24-bit PCM was said to keep every sample) and, for float, the
-    samples beyond full scale, which integer PCM cannot hold; None where every one is kept."""
+    samples beyond full scale, which integer PCM cannot hold; None where every one is kept. 8-bit PCM (an old
+    capture's) fits any of them: into an .mxf it was said to be rounded to 24 bits, every sample kept."""
     kind, bits = depth(stream), CODED_BITS.get(codec, 32)
+    if kind is None and stream.codec_context.format.name.rstrip("p") == "u8":
+        return None
     if isinstance(kind, int) and kind <= bits:
         return None
     beyond = ", any beyond full scale clipped" if kind in ROUNDED else ""
