@@ -179,6 +179,6 @@ def test_8_bit_pcm_into_mxf_is_not_said_to_be_rounded(tmp_path, warnings_logged)
     played = interleaved(out).astype(np.float64) / 2 ** 31
     heard = (interleaved(src).astype(np.float64) - 128) / 128
     assert len(played) >= len(heard) and (played[:len(heard)] == heard).all()
-    assert audio_lines(warnings_logged) == ["audio stream 1 (pcm_u8) cannot be copied into .mxf, which holds PCM "
-                                            "only; it is decoded to pcm_s24le, every decoded sample kept (.mkv keeps "
-                                            "it as it is)"]
+    assert audio_lines(warnings_logged) == [("audio stream 1 (pcm_u8) cannot be copied into .mxf, which holds PCM "
+                                             "only; it is decoded to pcm_s24le, every decoded sample kept (.mkv keeps "
+                                             "it as it is)")]
