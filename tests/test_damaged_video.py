@@ -6,6 +6,7 @@ from pathlib import Path
 
 import av
 import numpy as np
+import pytest
 
 from tests.media import make_clip
 from tests.test_bad_input import restore
@@ -190,3 +191,39 @@ def test_a_gif_without_its_trailer_is_whole_and_one_cut_after_a_frames_control_b
     control = data.rindex(b"\x21\xf9\x04")  # the last frame's graphic control block: 8 bytes
     (tmp_path / "announced.gif").write_bytes(data[:control + 8])
     assert gif_break(tmp_path / "announced.gif") == "cut"
+
+
+def _frames_said(records: list) -> int:
+    """The frames left out, summed over the damage warnings."""
+    return sum(int(line.split(": ")[-1].split()[0]) for line in _damage_said(records))
+
+
+def test_frames_a_decoder_drops_after_a_keyframe_and_to_the_end_are_counted(tmp_path, warnings_logged):
+    """Regression: an HEVC recording (one keyframe, B-frames) that lost 10 of its 188-byte packets half way was
+    restored without its last 54 of 96 frames, and nothing was said: the decoder gives no frame after the keyframe
+    past the damage either (which ended the damage), and none to the end (not counted). The warnings now add up to
+    the frames lost."""
+    whole = make_clip(tmp_path / "match.ts", frames=96, size=(128, 96), codec="libx265", audio=False)
+    lost = lost_packets(whole, tmp_path / "match_lost.ts")
+    result = restore(lost, "-o", tmp_path / "out.mp4")
+    assert result.exit_code == 0, result.output
+    gone = len(frame_times(whole)) - len(frame_times(tmp_path / "out.mp4"))
+    assert gone > 40 and _frames_said(warnings_logged.records) == gone
+
+
+@pytest.mark.parametrize(("vfr", "share", "run"), [(False, 3, 25), (True, 2, 10)])
+def test_frames_lost_whole_are_counted_by_time_only_where_the_rate_is_steady(tmp_path, warnings_logged, vfr, share,
+                                                                           run):
+    """Regression: frames whose packets were lost whole leave only their time. A steady 24 fps recording that lost 25
+    packets lost 2 frames so and nothing was said; a phone's variable-rate clip (frames 1, 2 and half a step apart)
+    that lost 7 frames was said to have lost 16, counted at its nominal rate. Time counts where the rate is steady
+    only: the steady one says its 2, and the variable one never says more than it lost."""
+    whole = make_clip(tmp_path / "v.ts", frames=96, size=(128, 96), gop=8, vfr=vfr)
+    data = whole.read_bytes()
+    middle = len(data) // TS_PACKET // share
+    lost = tmp_path / "v_lost.ts"
+    lost.write_bytes(data[:middle * TS_PACKET] + data[(middle + run) * TS_PACKET:])
+    result = restore(lost, "-o", tmp_path / "v.mp4")
+    assert result.exit_code == 0, result.output
+    gone, said = len(frame_times(whole)) - len(frame_times(tmp_path / "v.mp4")), _frames_said(warnings_logged.records)
+    assert 0 < said <= gone if vfr else said == gone == 2
