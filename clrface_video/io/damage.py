@@ -102,7 +102,7 @@ class Losses:
         """The stream ended: a damaged stretch still open runs to its end, with the frames that never came after
         the last one shown where damage is about (a decoder that finds no keyframe after damage gives no frame to
         the end: an HEVC stream with one keyframe that lost 10 packets half way was restored without its last 54
-        of 96 frames, and 3 were said). The last packet's frame is not counted: a file cut short ends part way
+        of 96 frames, and nothing was said). The last packet's frame is not counted: a file cut short ends part way
         through it (marked corrupt or refused), which io.completeness tells and says, or refuses where the file
         states more."""
         if self.suspect:
@@ -118,7 +118,8 @@ class Losses:
     def _say(self, until: int) -> None:
         """One warning for the stretch lost up to `until` (the next frame shown, or the stream's end): where it
         starts (the end of the frame shown before it) and how many frames and seconds it takes out; the count at
-        the stream's rate where that is more than the packets (a packet lost whole leaves no time to count)."""
+        the stream's rate where that is more than the packets and the rate is steady (a packet lost whole leaves
+        only its time to count)."""
         start = min(self.lost) if self.shown_end is None else min(self.shown_end, min(self.lost))
         seconds = (until - start) * self.time_base
         frames = max(len(self.lost), round(seconds / (self.step * self.time_base)) if self._by_time else 0)
