@@ -708,6 +708,36 @@ def test_a_photos_default_name_over_the_users_own_picture_is_refused(tmp_path):
     assert theirs.read_bytes() != ours and theirs.stat().st_mtime == later
 
 
+@pytest.mark.parametrize("turned", ["pixels", "exif"])
+def test_a_photo_turned_a_quarter_since_it_was_restored_is_redone(tmp_path, turned):
+    """Regression: a photo turned a quarter after it was restored (its pixels, or only its EXIF orientation, as a
+    photo library's rotate button does) was taken for another picture than its own older restored copy, refused
+    ('shows another picture, no restored copy of it'). A thumbnail that stands where the other lies is compared
+    turned too: the copy is redone, upright as the photo now is."""
+    import os
+
+    from PIL import Image, ImageOps
+
+    photo, ours = tmp_path / "a.jpg", tmp_path / "a_restored.jpg"
+    Image.fromarray(grace_hopper()[:400]).save(photo, quality=92)  # landscape
+    assert run("restore", photo, *BASELINE).exit_code == 0
+    upright = Image.open(photo)
+    if turned == "pixels":
+        upright.rotate(90, expand=True).save(photo, quality=92)
+    else:
+        orientation = Image.Exif()
+        orientation[0x0112] = 6  # shown turned a quarter clockwise
+        upright.save(photo, quality=92, exif=orientation)
+    later = ours.stat().st_mtime + 60
+    os.utime(photo, (later, later))
+    redone = run("restore", photo, *BASELINE)
+    assert redone.exit_code == 0, redone.output
+    assert redone.stderr == "warning: redoing a_restored.jpg: the original changed since it was restored\n"
+    with Image.open(ours) as copy:
+        shown = ImageOps.exif_transpose(copy)
+        assert shown.height > shown.width
+
+
 def test_default_output_is_beside_the_input(tmp_path):
     clip = make_clip(tmp_path / "movie.mp4", frames=3, size=(128, 96), face=False, audio=False)
     result = run("restore", clip, *BASELINE, "--quiet")
