@@ -182,3 +182,17 @@ def test_8_bit_pcm_into_mxf_is_not_said_to_be_rounded(tmp_path, warnings_logged)
     assert audio_lines(warnings_logged) == [("audio stream 1 (pcm_u8) cannot be copied into .mxf, which holds PCM "
                                              "only; it is decoded to pcm_s24le, every decoded sample kept (.mkv keeps "
                                              "it as it is)")]
+
+
+def test_8_bit_pcm_into_mp4_is_kept_every_sample_as_16_bit_alac(tmp_path, warnings_logged):
+    """Regression: 8-bit PCM (an old AVI or QuickTime capture's) into an .mp4, which holds no 8-bit PCM, was coded
+    as AAC at 512 kb/s, said 'cannot be stored losslessly'. 16-bit ALAC holds each 8-bit sample exactly (its level
+    moved to the top byte): it goes in so, every sample kept and said so."""
+    levels = np.random.default_rng(5).integers(0, 256, (2, SECOND)).astype(np.uint8)
+    src = audio_clip(tmp_path / "capture.mov", "pcm_u8", "u8", levels)
+    out = copy_video(src, tmp_path / "out.mp4")
+    assert coded(out) == "alac"
+    played, heard = interleaved(out).astype(np.int64), interleaved(src).astype(np.int64) - 128
+    assert len(played) == len(heard) and (played == heard << 8).all()
+    assert audio_lines(warnings_logged) == [("audio stream 1 (pcm_u8) cannot be copied into .mp4; it is decoded to "
+                                             "alac, every decoded sample kept (.mkv keeps it as it is)")]
