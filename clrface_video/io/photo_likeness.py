@@ -9,6 +9,8 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageOps
 
+from clrface_video.io.photo_read import heif_support
+
 THUMB = (32, 32)  # pixels: a restored face, a retouch or a new scan moves a thumbnail this small little
 # Thumbnails correlated less than this are other pictures. On the 25 research photos (`python
 # benchmarks/photo_likeness.py ../shared/data/photos`) the 300 pairs of different photos correlate 0.53 at most,
@@ -26,7 +28,9 @@ class Thumb:
 
 def thumbnail(path: Path) -> Thumb | None:
     """`path`'s picture upright (its EXIF orientation), in grey, area-averaged to THUMB; None where Pillow cannot
-    read it (a RAW, a damaged file): then nothing is told."""
+    read it (a RAW, a damaged file): then nothing is told. HEIC and HEIF are read through pillow-heif, as photos
+    are (photo_read.heif_support): unread, a user's own older .heic under the output's name was written over."""
+    heif_support()
     try:
         with warnings.catch_warnings(), Image.open(path) as image:
             warnings.simplefilter("ignore", Image.DecompressionBombWarning)
