@@ -5,8 +5,9 @@ own restored, retouched or rescanned copies.
 
 Every pair of FOLDER's photos is compared (other pictures: LIKE must lie above the largest); then each photo with
 its own copies, written as JPEG (q90) into a temporary folder removed afterwards: restored (the classical baseline
-restorer on the CPU), brightened by 40%, at 60% contrast, in grey, blurred (an eighth of its size and back) and
-cropped by 5% a side. It prints the largest correlation of other pictures and the smallest of each kind of copy.
+restorer on the CPU), brightened by 40%, at 60% contrast, in grey, blurred (an eighth of its size and back),
+turned a quarter and cropped by 5% a side. It prints the largest correlation of other pictures and the smallest
+of each kind of copy, and how many of them fall under LIKE (refused).
 """
 from __future__ import annotations
 
@@ -18,7 +19,7 @@ from pathlib import Path
 from PIL import Image, ImageEnhance, ImageOps
 
 from clrface_video.config import RestoreConfig
-from clrface_video.io.photo_likeness import correlation
+from clrface_video.io.photo_likeness import LIKE, correlation
 from clrface_video.pipeline import restore_image
 
 EDITS = {
@@ -26,6 +27,7 @@ EDITS = {
     "lower contrast": lambda image: ImageEnhance.Contrast(image).enhance(0.6),
     "grey": lambda image: image.convert("L"),
     "blurred": lambda image: image.resize((image.width // 8, image.height // 8)).resize(image.size),
+    "turned a quarter": lambda image: image.rotate(90, expand=True),
     "cropped 5%": lambda image: image.crop((image.width // 20, image.height // 20,
                                             image.width - image.width // 20, image.height - image.height // 20)),
 }
@@ -53,7 +55,8 @@ def main() -> None:
                 copies.setdefault(name, []).append(correlation(photo, copy))
     for name, values in copies.items():
         known = [value for value in values if value is not None]
-        print(f"{name}: {len(known)} photos, smallest {min(known):.3f}")
+        refused = sum(value < LIKE for value in known)
+        print(f"{name}: {len(known)} photos, smallest {min(known):.3f}, {refused} under LIKE ({LIKE})")
 
 
 if __name__ == "__main__":

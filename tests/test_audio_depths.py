@@ -168,3 +168,31 @@ def test_44_1_khz_lossless_audio_into_mxf_is_resampled_in_time_and_in_tune(tmp_p
     assert audio_lines(warnings_logged) == [(f"audio stream 1 ({codec}) cannot be copied into .mxf, which holds PCM "
                                             "only; it is decoded to pcm_s24le, resampled to 48 kHz (.mkv keeps it as "
                                             "it is)")]
+
+
+def test_8_bit_pcm_into_mxf_is_not_said_to_be_rounded(tmp_path, warnings_logged):
+    """Regression: 8-bit PCM (an old AVI or QuickTime capture's) decoded to an .mxf's 24-bit PCM was said to be
+    'rounded to 24 bits'; every sample is kept (each 8-bit step is a whole number of 24-bit ones), and it says so."""
+    levels = np.random.default_rng(5).integers(0, 256, (2, SECOND)).astype(np.uint8)
+    src = audio_clip(tmp_path / "capture.mov", "pcm_u8", "u8", levels)
+    out = copy_video(src, tmp_path / "out.mxf")
+    played = interleaved(out).astype(np.float64) / 2 ** 31
+    heard = (interleaved(src).astype(np.float64) - 128) / 128
+    assert len(played) >= len(heard) and (played[:len(heard)] == heard).all()
+    assert audio_lines(warnings_logged) == [("audio stream 1 (pcm_u8) cannot be copied into .mxf, which holds PCM "
+                                             "only; it is decoded to pcm_s24le, every decoded sample kept (.mkv keeps "
+                                             "it as it is)")]
+
+
+def test_8_bit_pcm_into_mp4_is_kept_every_sample_as_16_bit_alac(tmp_path, warnings_logged):
+    """Regression: 8-bit PCM (an old AVI or QuickTime capture's) into an .mp4, which holds no 8-bit PCM, was coded
+    as AAC at 512 kb/s, said 'cannot be stored losslessly'. 16-bit ALAC holds each 8-bit sample exactly (its level
+    moved to the top byte): it goes in so, every sample kept and said so."""
+    levels = np.random.default_rng(5).integers(0, 256, (2, SECOND)).astype(np.uint8)
+    src = audio_clip(tmp_path / "capture.mov", "pcm_u8", "u8", levels)
+    out = copy_video(src, tmp_path / "out.mp4")
+    assert coded(out) == "alac"
+    played, heard = interleaved(out).astype(np.int64), interleaved(src).astype(np.int64) - 128
+    assert len(played) == len(heard) and (played == heard << 8).all()
+    assert audio_lines(warnings_logged) == [("audio stream 1 (pcm_u8) cannot be copied into .mp4; it is decoded to "
+                                             "alac, every decoded sample kept (.mkv keeps it as it is)")]

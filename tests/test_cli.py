@@ -708,6 +708,59 @@ def test_a_photos_default_name_over_the_users_own_picture_is_refused(tmp_path):
     assert theirs.read_bytes() != ours and theirs.stat().st_mtime == later
 
 
+def test_a_users_own_heic_under_the_default_name_is_refused(tmp_path):
+    """Regression: the likeness of an output to its original was read by Pillow alone, which reads no HEIC without
+    pillow-heif's opener: a phone photo's a_restored.heic of the user's own, older than a.heic, was written over
+    ('warning: redoing a_restored.heic'). It is read as photos are, and refused as a JPEG is."""
+    import os
+
+    pillow_heif = pytest.importorskip("pillow_heif", reason="HEIC photos need pillow-heif")
+    from tests.media import astronaut
+
+    photo, theirs = tmp_path / "a.heic", tmp_path / "a_restored.heic"
+    for path, picture in ((photo, astronaut()), (theirs, grace_hopper())):
+        pillow_heif.from_bytes(mode="RGB", size=picture.shape[1::-1], data=picture.tobytes()).save(path, quality=90)
+    os.utime(theirs, (1_500_000_000, 1_500_000_000))
+    kept = theirs.read_bytes()
+    # a fresh process, as a user's run is: in this one pillow-heif's opener may be registered already
+    done = subprocess.run([sys.executable, "-m", "clrface_video", "restore", str(photo), *BASELINE],
+                          capture_output=True, text=True, timeout=300, check=False)
+    assert done.returncode == 2, done.stderr
+    assert done.stderr == ("error: a_restored.heic is older than its original and shows another picture, no restored "
+                           "copy of it: left as it is; choose another -o OUTPUT, or --overwrite replaces it\n")
+    assert theirs.read_bytes() == kept
+
+
+@pytest.mark.parametrize("turned", ["pixels", "exif"])
+def test_a_photo_turned_a_quarter_since_it_was_restored_is_redone(tmp_path, turned):
+    """Regression: a photo turned a quarter after it was restored (its pixels, or only its EXIF orientation, as a
+    photo library's rotate button does) was taken for another picture than its own older restored copy, refused
+    ('shows another picture, no restored copy of it'). A thumbnail that stands where the other lies is compared
+    turned too: the copy is redone, upright as the photo now is."""
+    import os
+
+    from PIL import Image, ImageOps
+
+    photo, ours = tmp_path / "a.jpg", tmp_path / "a_restored.jpg"
+    Image.fromarray(grace_hopper()[:400]).save(photo, quality=92)  # landscape
+    assert run("restore", photo, *BASELINE).exit_code == 0
+    upright = Image.open(photo)
+    if turned == "pixels":
+        upright.rotate(90, expand=True).save(photo, quality=92)
+    else:
+        orientation = Image.Exif()
+        orientation[0x0112] = 6  # shown turned a quarter clockwise
+        upright.save(photo, quality=92, exif=orientation)
+    later = ours.stat().st_mtime + 60
+    os.utime(photo, (later, later))
+    redone = run("restore", photo, *BASELINE)
+    assert redone.exit_code == 0, redone.output
+    assert redone.stderr == "warning: redoing a_restored.jpg: the original changed since it was restored\n"
+    with Image.open(ours) as copy:
+        shown = ImageOps.exif_transpose(copy)
+        assert shown.height > shown.width
+
+
 def test_default_output_is_beside_the_input(tmp_path):
     clip = make_clip(tmp_path / "movie.mp4", frames=3, size=(128, 96), face=False, audio=False)
     result = run("restore", clip, *BASELINE, "--quiet")

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import av
 import numpy as np
+import pytest
 
 from tests.media import make_clip
 from tests.test_bad_input import assert_refused, restore
@@ -168,6 +169,26 @@ def test_a_transport_stream_cut_short_is_restored_to_its_end_and_said(tmp_path, 
     assert [r.getMessage() for r in warnings_logged.records if "mid-stream" in r.getMessage()] == [said]
 
 
+def test_a_padded_transport_stream_is_whole_and_one_split_mid_packet_is_cut(tmp_path, warnings_logged):
+    """Regression: a whole recording that a recorder or a copy padded with zero bytes after its last packet was said
+    to be cut short (its size no whole number of packets), every frame restored; and a recording a file splitter
+    cut at both ends, starting and ending part way through a packet, was said to be whole. Packets are counted from
+    the first sync bytes that line up, and a short tail is a cut packet only where its sync byte stands."""
+    whole = make_clip(tmp_path / "news.ts", frames=24, size=(128, 96), gop=8)
+    data = whole.read_bytes()
+    (tmp_path / "padded.ts").write_bytes(data + bytes(100))
+    result = restore(tmp_path / "padded.ts", "-o", tmp_path / "padded.mp4")
+    assert result.exit_code == 0, result.output
+    assert len(frame_times(tmp_path / "padded.mp4")) == 24
+    assert not [r for r in warnings_logged.records if "mid-stream" in r.getMessage()]
+    (tmp_path / "split.ts").write_bytes(data[TS_PACKET * 3 + 100:len(data) * 2 // 3 + 50])
+    result = restore(tmp_path / "split.ts", "-o", tmp_path / "split.mp4")
+    assert result.exit_code == 0, result.output
+    assert 0 < len(frame_times(tmp_path / "split.mp4")) < 24
+    said = [r.getMessage() for r in warnings_logged.records if "mid-stream" in r.getMessage()]
+    assert len(said) == 1 and said[0].startswith("split.ts ends mid-stream (its last packet is cut short")
+
+
 def test_a_gif_cut_short_or_damaged_is_restored_to_where_it_stops_and_said(tmp_path, warnings_logged):
     """A GIF states neither its length nor its frame count, so a download cut off after 4 of its 6 frames, and one
     whose fourth frame has 40 flipped bytes (FFmpeg and Pillow both stop reading there), were restored short
@@ -234,3 +255,62 @@ def test_a_damaged_audio_packet_is_copied_as_it_is_and_said(tmp_path, warnings_l
     assert restore(whole, "-o", tmp_path / "whole.mp4").exit_code == 0
     assert not [r for r in warnings_logged.records if "damaged sound" in r.getMessage()]
 
+
+def test_a_gif_without_its_trailer_is_whole_and_one_cut_after_a_frames_control_block_is_cut(tmp_path,
+                                                                                          warnings_logged):
+    """Regression: a GIF whose last frame's data ends the file, its one-byte trailer left off (as some writers leave
+    it), was said to be cut short with its last frame whole: all 6 frames are restored and nothing is said. Cut
+    just after the last frame's graphic control block, the frame it announces is gone: that is still a cut."""
+    from PIL import Image
+
+    from clrface_video.io.gif_blocks import gif_break
+    from tests.media import astronaut
+
+    pictures = [Image.fromarray(np.roll(astronaut()[::4, ::4], 8 * i, axis=1)) for i in range(6)]
+    pictures[0].save(tmp_path / "wave.gif", save_all=True, append_images=pictures[1:], duration=100, loop=0)
+    data = (tmp_path / "wave.gif").read_bytes()
+    assert data[-1:] == b";"
+    (tmp_path / "open.gif").write_bytes(data[:-1])
+    result = restore(tmp_path / "open.gif", "-o", tmp_path / "open.mp4")
+    assert result.exit_code == 0, result.output
+    assert len(frame_times(tmp_path / "open.mp4")) == 6
+    assert not [r for r in warnings_logged.records if "mid-stream" in r.getMessage()]
+    control = data.rindex(b"\x21\xf9\x04")  # the last frame's graphic control block: 8 bytes
+    (tmp_path / "announced.gif").write_bytes(data[:control + 8])
+    assert gif_break(tmp_path / "announced.gif") == "cut"
+
+
+def _frames_said(records: list) -> int:
+    """The frames left out, summed over the damage warnings."""
+    return sum(int(line.split(": ")[-1].split()[0]) for line in _damage_said(records))
+
+
+def test_frames_a_decoder_drops_after_a_keyframe_and_to_the_end_are_counted(tmp_path, warnings_logged):
+    """Regression: an HEVC recording (one keyframe, B-frames) that lost 10 of its 188-byte packets half way was
+    restored without its last 54 of 96 frames, and nothing was said: the decoder gives no frame after the keyframe
+    past the damage either (which ended the damage), and none to the end (not counted). The warnings now add up to
+    the frames lost."""
+    whole = make_clip(tmp_path / "match.ts", frames=96, size=(128, 96), codec="libx265", audio=False)
+    lost = lost_packets(whole, tmp_path / "match_lost.ts")
+    result = restore(lost, "-o", tmp_path / "out.mp4")
+    assert result.exit_code == 0, result.output
+    gone = len(frame_times(whole)) - len(frame_times(tmp_path / "out.mp4"))
+    assert gone > 40 and _frames_said(warnings_logged.records) == gone
+
+
+@pytest.mark.parametrize(("vfr", "share", "run"), [(False, 3, 25), (True, 2, 10)])
+def test_frames_lost_whole_are_counted_by_time_only_where_the_rate_is_steady(tmp_path, warnings_logged, vfr, share,
+                                                                           run):
+    """Regression: frames whose packets were lost whole leave only their time. A steady 24 fps recording that lost 25
+    packets lost 2 frames so and nothing was said; a phone's variable-rate clip (frames 1, 2 and half a step apart)
+    that lost 7 frames was said to have lost 16, counted at its nominal rate. Time counts where the rate is steady
+    only: the steady one says its 2, and the variable one never says more than it lost."""
+    whole = make_clip(tmp_path / "v.ts", frames=96, size=(128, 96), gop=8, vfr=vfr)
+    data = whole.read_bytes()
+    middle = len(data) // TS_PACKET // share
+    lost = tmp_path / "v_lost.ts"
+    lost.write_bytes(data[:middle * TS_PACKET] + data[(middle + run) * TS_PACKET:])
+    result = restore(lost, "-o", tmp_path / "v.mp4")
+    assert result.exit_code == 0, result.output
+    gone, said = len(frame_times(whole)) - len(frame_times(tmp_path / "v.mp4")), _frames_said(warnings_logged.records)
+    assert 0 < said <= gone if vfr else said == gone == 2

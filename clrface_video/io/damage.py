@@ -34,7 +34,15 @@ class Losses:
     Why: the decoder refuses a damaged packet (its frame said passed over), but it also drops the frames after one
     without a word: a transport stream that lost a run of its 188-byte packets (its demuxer marks the packet
     around the gap corrupt) was restored without 7 of its 48 frames, 0.29 s, and nothing said. A frame missing
-    where nothing was damaged (before a stream's first keyframe) is not counted: that is no damage."""
+    where nothing was damaged (before a stream's first keyframe) is not counted: that is no damage.
+
+    A keyframe shown after damage is not yet the end of it: the decoder may drop the frames after it too (an HEVC
+    stream with B-frames that lost 40 packets dropped 11 frames after its next keyframe, and the keyframe had cleared
+    the suspicion, so nothing was said), so damage stays about until a frame after a keyframe comes with none
+    skipped. A frame whose packet was lost whole (its pts never read) leaves only its time: it is counted from the
+    gap between the frames shown around it where the stream is steady (every frame shown before the damage one
+    step of its rate after the last), and not where it is not: a phone's variable-rate clip remuxed into a .ts,
+    its frames up to twice a step apart, that lost 7 frames was said to have lost 16."""
 
     name: str  # the file's, for the warning
     origin: int  # the stream's first pts
@@ -42,7 +50,11 @@ class Losses:
     step: int | None  # ticks of a frame at the stream's rate, for a count and an end where nothing else gives one
     damage: Damage
     owed: list[int] = field(default_factory=list)  # times of the packets whose frames have not come (a heap)
-    suspect: bool = False  # a packet marked corrupt came since the last keyframe shown: frames may go missing
+    suspect: bool = False  # a packet marked corrupt came, and no frame after a keyframe since: frames may go missing
+    restarted: bool = False  # the last frame shown was a keyframe
+    steady: bool = True  # every frame shown outside damage came one step after the last: frames counted by time
+    last: int | None = None  # the last frame shown's pts
+    final: int | None = None  # the last packet's pts (a file cut short ends part way through it)
     lost: list[int] = field(default_factory=list)  # times of this stretch's frames left out
     shown_end: int | None = None  # where the last frame shown ends
     walk: BlockWalk | None = None  # a Matroska file's, whose demuxer passes over damaged elements without a word
@@ -55,6 +67,7 @@ class Losses:
         damage: the frames from where the packets before it end are lost, up to the next frame shown."""
         if timed and packet.size and packet.pts is not None:
             heapq.heappush(self.owed, packet.pts)
+            self.final = packet.pts
         self.suspect = self.suspect or packet.is_corrupt
         if not packet.size:
             return
@@ -88,25 +101,44 @@ class Losses:
                 skipped.append(pts)
         if self.lost or self.suspect:
             self.lost.extend(skipped)
+            gap = self.shown_end is not None and frame.pts - self.shown_end >= (self.step or 0)
+            if self._by_time and gap and not any(self.shown_end <= pts < frame.pts for pts in self.lost):
+                self.lost.append(self.shown_end)  # a frame's time or more with no frame: packets lost whole
+        elif self.last is not None and self.step:
+            self.steady = self.steady and abs(frame.pts - self.last - self.step) <= 1  # a tick: the rate's rounding
+        self.last = frame.pts
         if self.lost and frame.pts > max(self.lost):
             self._say(frame.pts)
-        self.suspect = self.suspect and not frame.key_frame  # the decoder starts afresh at a keyframe
-        self.shown_end = frame.pts + (frame.duration or self.step or 0)
+        self.suspect = self.suspect and not (self.restarted and not skipped)  # the decoder started afresh
+        self.restarted = frame.key_frame
+        end = frame.pts + (frame.duration or self.step or 0)  # a frame the decoder gives late, behind the others
+        self.shown_end = end if self.shown_end is None else max(self.shown_end, end)  # (MPEG-2 after damage) opens no gap
 
     def end(self) -> None:
-        """The stream ended: a damaged stretch still open runs to its end. Frames that never came after the last
-        one shown are not counted: a file cut there ends so (a partial last packet, marked corrupt or refused),
-        which io.completeness tells and says, or refuses where the file states more."""
+        """The stream ended: a damaged stretch still open runs to its end, with the frames that never came after
+        the last one shown where damage is about (a decoder that finds no keyframe after damage gives no frame to
+        the end: an HEVC stream with one keyframe that lost 10 packets half way was restored without its last 54
+        of 96 frames, and nothing was said). The last packet's frame is not counted: a file cut short ends part way
+        through it (marked corrupt or refused), which io.completeness tells and says, or refuses where the file
+        states more."""
+        if self.suspect:
+            self.lost.extend(pts for pts in self.owed if pts != self.final)
         if self.lost:
             self._say(max(self.lost) + (self.step or 0))
+
+    @property
+    def _by_time(self) -> bool:
+        """Whether frames lost are counted by the time they leave empty (steady)."""
+        return bool(self.step) and self.steady
 
     def _say(self, until: int) -> None:
         """One warning for the stretch lost up to `until` (the next frame shown, or the stream's end): where it
         starts (the end of the frame shown before it) and how many frames and seconds it takes out; the count at
-        the stream's rate where that is more than the packets (a packet lost whole leaves no time to count)."""
+        the stream's rate where that is more than the packets and the rate is steady (a packet lost whole leaves
+        only its time to count)."""
         start = min(self.lost) if self.shown_end is None else min(self.shown_end, min(self.lost))
         seconds = (until - start) * self.time_base
-        frames = max(len(self.lost), round(seconds / (self.step * self.time_base)) if self.step else 0)
+        frames = max(len(self.lost), round(seconds / (self.step * self.time_base)) if self._by_time else 0)
         self.damage.frames += frames
         self.lost = []
         log.warning("%s: damaged video at %.3f s is passed over: %d frame%s (%.2f s) left out", self.name,

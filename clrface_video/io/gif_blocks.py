@@ -14,11 +14,15 @@ def gif_break(path: Path) -> str | None:
 
     Why: a GIF states neither its length nor its frame count, so FFmpeg (and Pillow) read a download cut off, or
     a file with a few flipped bytes, up to where it stops making sense and no further, with no error: a GIF of 6
-    frames was restored as 3 without a word. Every block states its own length, so a walk along them tells."""
+    frames was restored as 3 without a word. Every block states its own length, so a walk along them tells. A GIF
+    whose last frame's data ends the file, its one-byte trailer left off (as some writers and a cut that falls just
+    there leave it), has every frame it holds whole, as a transport stream cut between two packets has: it was said
+    to be cut short, its last frame whole."""
     data = path.read_bytes()
     if data[:6] not in (b"GIF87a", b"GIF89a"):
         return None
     at = SCREEN + _table(data[10]) if len(data) > 10 else len(data) + 1
+    introducer = None
     while at < len(data):
         introducer = data[at]
         if introducer == TRAILER:
@@ -31,7 +35,7 @@ def gif_break(path: Path) -> str | None:
             return "damaged"
         else:
             break
-    return "cut"
+    return None if at == len(data) and introducer == IMAGE else "cut"
 
 
 def _table(flags: int) -> int:

@@ -92,6 +92,8 @@ MIXED_DOWN = {"ac3": "5.1"}
 # of it (measured: 24-bit PCM in 7.1 reads back there).
 WIDE_PCM = {"mov": (PcmOnly("pcm_s24le", "s32", ()),), "avi": (PcmOnly("pcm_s24le", "s32", ()),),
             "mp4": (PcmOnly("alac", "s32p", ()), PcmOnly("flac", "s32", ()), PcmOnly("pcm_s24le", "s32", ()))}
+# 8-bit PCM into an .mp4: each sample moved to 16 bits exactly, in the codecs its players read (MP4_PLAYED)
+WIDENED = (PcmOnly("alac", "s16p", ()), PcmOnly("flac", "s16", ()))
 # the bits of a sample that a decoded track is coded in, by the codecs above (the FLAC encoder's without FULL_DEPTH)
 CODED_BITS = {"pcm_s16le": 16, "pcm_s24le": 24, "alac": 24, "flac": 24}
 
@@ -178,11 +180,22 @@ def rounded(stream: av.audio.stream.AudioStream, muxer: str) -> tuple[PcmOnly, .
     return WIDE_PCM["mp4"][:2] if muxer in MP4_MUXERS and depth(stream) in ROUNDED and lossless(stream) else ()
 
 
+def widened(stream: av.audio.stream.AudioStream, muxer: str) -> tuple[PcmOnly, ...]:
+    """The codecs 8-bit PCM (an old AVI or QuickTime capture's) is decoded to for `muxer`, tried in order: into an
+    .mp4, which holds no 8-bit PCM, 16-bit ALAC, else FLAC (WIDENED), every sample kept; it was coded as AAC and
+    said to be lossy to store there. None for any other track or muxer."""
+    eight = stream.codec_context.format.name.rstrip("p") == "u8" and lossless(stream)
+    return WIDENED if eight and muxer in MP4_MUXERS else ()
+
+
 def rounding(stream: av.audio.stream.AudioStream, codec: str) -> str | None:
     """What is lost of a lossless stream's decoded samples coded by `codec` (CODED_BITS), for a warning: the bits
     cut (a 32-bit or float track into an .mxf's 24-bit PCM was said to keep every sample) and, for float, the
-    samples beyond full scale, which integer PCM cannot hold; None where every one is kept."""
+    samples beyond full scale, which integer PCM cannot hold; None where every one is kept. 8-bit PCM (an old
+    capture's) fits any of them: into an .mxf it was said to be rounded to 24 bits, every sample kept."""
     kind, bits = depth(stream), CODED_BITS.get(codec, 32)
+    if kind is None and stream.codec_context.format.name.rstrip("p") == "u8":
+        return None
     if isinstance(kind, int) and kind <= bits:
         return None
     beyond = ", any beyond full scale clipped" if kind in ROUNDED else ""

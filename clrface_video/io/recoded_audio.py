@@ -50,10 +50,10 @@ def converted_audio(stream: av.audio.stream.AudioStream, name: str,
     iso = " (ISO PCM)" if lossless_audio.iso_pcm(stream, muxer) else ""
     why = f"in {container_suffix(out)}{iso} plays in few players (not QuickTime, browsers or phones)" \
         if unplayed(stream, out) else f"cannot be copied into {container_suffix(out)}"
-    rounded = next((copy for pcm in lossless_audio.rounded(stream, muxer)
+    rounded = next((copy for pcm in lossless_audio.rounded(stream, muxer) or lossless_audio.widened(stream, muxer)
                     if (copy := _decoded_to_pcm(stream, name, out, pcm, why)) is not None), None)
-    if rounded is not None:  # float into an .mp4: at 24 bits in a codec its players read, not exactly as ISO PCM
-        return rounded
+    if rounded is not None:  # float into an .mp4: at 24 bits in a codec its players read, not exactly as ISO PCM;
+        return rounded  # 8-bit PCM at 16 bits
     layouts = lossless_audio.layouts(ordered_layout(stream.codec_context.layout))
     found = next(((codec, kind, layout) for codec, kind in lossless_audio.encoders(stream, muxer) for layout in layouts
                   if _encoded_reads_back(out, stream, codec, kind, layout=layout,
