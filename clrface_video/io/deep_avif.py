@@ -30,7 +30,7 @@ AVIF_DEEP = 10  # the depth a deep AVIF is written in: AV1's main profile, which
 # codes the main profile only; Pillow's AVIF writer, through libavif and libaom, takes 8-bit pictures; pillow-heif
 # has no AV1 encoder), and the main profile is what phones' and browsers' AV1 decoders are built for
 AVIF_DEEP_WHY = "AV1's main profile, 10 bits at most, which SVT-AV1 codes and every AV1 decoder reads"
-PIX_FMT = "yuv420p10le"  # 4:2:0, as phones and cameras write an AVIF
+PIX_FMT = "yuv420p10le"  # 4:2:0, as phones and cameras write an AVIF, and all SVT-AV1 codes (no 4:4:4, no grey)
 # the encoder's constant quality: as close to the photo as Pillow's AVIF quality 90 (LOSSY_QUALITY) or closer, on
 # each photo tried (benchmarks/avif_quality.py), where a higher crf fell behind it on some
 CRF = "7"

@@ -58,6 +58,7 @@ READ_ERRORS = (UnidentifiedImageError, OSError, SyntaxError, ValueError, TypeErr
 # A HEIF's colour description (nclx, ITU-T H.273 code points), which pillow-heif reads into info["nclx_profile"]
 NCLX_FIELDS = ("color_primaries", "transfer_characteristics", "matrix_coefficients", "full_range_flag")
 UNSPECIFIED, MPEG_RANGE = 2, 1  # H.273's unspecified colour code point; FFmpeg's limited (video) range
+CHROMA_CODES = {(64, 64): 0, (32, 64): 1, (32, 32): 2}  # a 64 x 64 picture's chroma size: 4:4:4, 4:2:2, 4:2:0
 HEIF_SUFFIXES = frozenset({".heic", ".heif", ".hif"})  # phones, cameras; Pillow reads and writes them through pillow-heif
 # The largest photo restored. Its working copies (decoded, RGB, restored, encoded) took about 18 bytes of memory
 # a pixel at 8 bits and 30 at 16 (peaks of 3.8 GB for a 200 MP JPEG and 3.3 GB for a 100 MP 16-bit TIFF with the
@@ -80,7 +81,7 @@ class Photo:
     exif: EXIF bytes with orientation reset to 1 (pixels are already upright), or None.
     icc: the embedded ICC profile, or None.
     quality / subsampling: JPEG quality guessed from the quantisation tables, and Pillow's
-    subsampling code (0 = 4:4:4, 1 = 4:2:2, 2 = 4:2:0), or None.
+    subsampling code (0 = 4:4:4, 1 = 4:2:2, 2 = 4:2:0) of a JPEG's or an AVIF's chroma, or None.
     bit_depth: 8 or 16 bits per channel.
     lossless: a lossless WebP (VP8L). progressive: a progressive JPEG.
     comment / iptc: a JPEG's COM text and its APP13 (Photoshop IPTC: caption, keywords, credit) payload.
@@ -558,8 +559,9 @@ def photo_of(source: Image.Image, path: Path, deep: bool, page: int = 0) -> Phot
     if fmt == "HEIF" and _grey_with_alpha(source, rgb, alpha):
         mode = "LA"  # written back grey (io.photo_write), as pillow-heif writes LA: one channel and its alpha
     dpi = tiff_dpi(source) if fmt == "TIFF" else source.info.get("dpi")
-    coded_bits, nclx = _coding(source, path, fmt)
-    if fmt == "AVIF" and coded_bits > depth and mode == "RGB" and orientation == 1:  # Pillow's plugin gives 8 bits
+    coding = _coding(source, path, fmt)
+    coded_bits, nclx = coding.bits, coding.nclx
+    if fmt == "AVIF" and coded_bits > depth and mode == "RGB" and orientation == 1:  # Pillow's gives 8 bits
         # imported here: io.decode, which deep_avif reads with, imports this module
         from clrface_video.io.deep_avif import read_deep_avif
 
@@ -571,7 +573,7 @@ def photo_of(source: Image.Image, path: Path, deep: bool, page: int = 0) -> Phot
     return Photo(
         image=rgb, alpha=alpha, mode=mode, format=fmt, exif=_upright_exif(source, path.name, orientation),
         icc=source.info.get("icc_profile") or None, quality=guess_jpeg_quality(source),
-        subsampling=_jpeg_subsampling(source), bit_depth=depth,
+        subsampling=_jpeg_subsampling(source) if fmt != "AVIF" else coding.subsampling, bit_depth=depth,
         dpi=(float(dpi[0]), float(dpi[1])) if dpi else None,
         compression=source.info.get("compression") if fmt == "TIFF" else None,
         xmp=xmp,
@@ -603,26 +605,46 @@ def _grey_with_alpha(source: Image.Image, rgb: np.ndarray, alpha: np.ndarray | N
     return bool(np.array_equal(rgb[..., 0], rgb[..., 1]) and np.array_equal(rgb[..., 0], rgb[..., 2]))
 
 
-def _coding(source: Image.Image, path: Path, fmt: str) -> tuple[int, tuple[int, int, int, int] | None]:
-    """The bits per channel a HEIF or an AVIF codes its pixels in, and its colour description (Photo.nclx): both
-    readers give 8 bits, and only pillow-heif says the rest; Pillow's AVIF reader says neither, FFmpeg's demuxer
-    reads both from the file's headers (nothing decoded). (8, None) for other formats."""
+@dataclass(frozen=True)
+class Coding:
+    """How a HEIF or an AVIF codes its pixels, which its reader does not give: bits per channel, colour description
+    (Photo.nclx), and an AVIF's chroma subsampling (Photo.subsampling's code, None for grey)."""
+
+    bits: int = 8
+    nclx: tuple[int, int, int, int] | None = None
+    subsampling: int | None = None
+
+
+def _coding(source: Image.Image, path: Path, fmt: str) -> Coding:
+    """A HEIF's or an AVIF's Coding: both readers give 8 bits, and only pillow-heif says the rest; Pillow's AVIF
+    reader says none of it, FFmpeg's demuxer reads it from the file's headers (nothing decoded). Coding() for
+    other formats."""
     if fmt == "HEIF":
-        return int(source.info.get("bit_depth") or 8), _nclx(source)
+        return Coding(int(source.info.get("bit_depth") or 8), _nclx(source))
     if fmt != "AVIF":
-        return 8, None
+        return Coding()
     import av
 
     try:
         with av.open(str(path)) as container:
             context = container.streams.video[0].codec_context
-            bits = max(component.bits for component in av.VideoFormat(context.pix_fmt).components)
+            pixels = av.VideoFormat(context.pix_fmt)
+            bits = max(component.bits for component in pixels.components)
             primaries, transfer, matrix, full = (context.color_primaries, context.color_trc, context.colorspace,
                                                  context.color_range != MPEG_RANGE)
     except (av.FFmpegError, IndexError, ValueError, TypeError):  # a file FFmpeg does not read: Pillow's word rules
-        return 8, None
+        return Coding()
     described = not source.info.get("icc_profile") and (primaries, transfer) != (UNSPECIFIED, UNSPECIFIED)
-    return bits, (primaries, transfer, matrix, int(full)) if described else None
+    return Coding(bits, (primaries, transfer, matrix, int(full)) if described else None, _chroma_code(pixels))
+
+
+def _chroma_code(pixels: Any) -> int | None:
+    """Pillow's subsampling code (Photo.subsampling) of a YUV pixel format (av.VideoFormat), None for grey or
+    another sampling: Pillow's AVIF writer, like SVT-AV1, writes 4:2:0 unless told, so a 4:4:4 AVIF came back
+    4:2:0 unsaid."""
+    if len(pixels.components) < 3 or pixels.is_rgb:
+        return None
+    return CHROMA_CODES.get((pixels.chroma_width(64), pixels.chroma_height(64)))
 
 
 def _nclx(source: Image.Image) -> tuple[int, int, int, int] | None:

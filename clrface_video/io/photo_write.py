@@ -46,8 +46,12 @@ from clrface_video.io.xmp_extension import xmp_extension_segments
 
 from ..opencv import cv2
 
+# why a deep AVIF's chroma is 4:2:0: what SVT-AV1, the AV1 encoder FFmpeg has here, codes; keeping more takes 8 bits
+DEEP_AVIF_CHROMA_WHY = "SVT-AV1 codes 4:2:0 alone; Pillow's AVIF writer, which keeps it, takes 8 bits"
 LOSSY_QUALITY = {"WEBP": 95, "HEIF": 90, "AVIF": 90}  # quality of the formats without a quality to copy
 DEEP_FORMATS = frozenset({"PNG", "TIFF"})  # the formats written at 16 bits per channel
+# Pillow's AVIF writer's subsampling of a photo's subsampling code (Photo.subsampling: a JPEG's or an AVIF's)
+AVIF_SUBSAMPLING = {0: "4:4:4", 1: "4:2:2", 2: "4:2:0"}
 HEIF_DEEP = (10, 12)  # the depths a deep RGB(A) picture is written in as a HEIF: HEVC's Main 10 and Main 12
 XMP_PNG_KEY = "XML:com.adobe.xmp"
 # descriptive text of a TIFF's first IFD that tifffile takes as extra tags: document name, make, model, date,
@@ -149,6 +153,8 @@ def unkept(photo: Photo, fmt: str) -> list[str]:
     lost = [f"{photo.coded_bits} bits per channel to {photo.bit_depth}"] if photo.coded_bits > photo.bit_depth else []
     if fmt == photo.format == "AVIF" and photo.bit_depth == 16 and photo.coded_bits > AVIF_DEEP:  # a 12-bit AVIF's
         lost.append(_cut_to(photo.coded_bits, AVIF_DEEP, fmt))
+    if photo.bit_depth == 16 and _deep_avif(fmt, photo.alpha):
+        lost += _deep_avif_chroma(photo)
     if fmt != "JPEG" and photo.gain_map is not None:
         lost.append("its Ultra HDR gain map left out, which a JPEG output keeps: it comes back SDR")
     if fmt != "JPEG" and photo.extras:
@@ -169,6 +175,14 @@ def _cut_to(bits: int, deepest: int, fmt: str) -> str:
     """The words for a deep photo's `bits` written in `deepest`, the most `fmt` is written in here: an AVIF's with
     why (AVIF_DEEP_WHY), where a 12-bit AVIF's loss was said with no reason a user could act on."""
     return f"{bits} bits per channel to {deepest}" + (f" ({AVIF_DEEP_WHY})" if fmt == "AVIF" else "")
+
+
+def _deep_avif_chroma(photo: Photo) -> list[str]:
+    """What a deep photo written as a 10-bit AVIF (io.deep_avif) loses of its chroma: SVT-AV1 codes 4:2:0 alone, so a
+    4:4:4 or 4:2:2 source's chroma is halved (Pillow's AVIF writer keeps it, at 8 bits)."""
+    if photo.subsampling in (0, 1):
+        return [f"{AVIF_SUBSAMPLING[photo.subsampling]} chroma to 4:2:0 ({DEEP_AVIF_CHROMA_WHY})"]
+    return []
 
 
 def _deep_avif(fmt: str, alpha: np.ndarray | None) -> bool:
@@ -299,6 +313,8 @@ def save_options(like: Photo, name: str) -> dict[str, Any]:
         options["lossless"] = True
     elif like.format in LOSSY_QUALITY:
         options["quality"] = LOSSY_QUALITY[like.format]
+        if like.format == "AVIF" and like.subsampling in AVIF_SUBSAMPLING:  # else Pillow's 4:2:0
+            options["subsampling"] = AVIF_SUBSAMPLING[like.subsampling]
     elif like.format == "PNG" and (info := _png_info(like, name)).chunks:
         options["pnginfo"] = info
     elif like.format == "TIFF" and like.compression:
