@@ -177,3 +177,57 @@ def test_a_deep_4_4_4_avif_says_its_chroma_goes_4_2_0(tmp_path, astronaut, warni
     said = [record.getMessage() for record in warnings_logged.records]
     assert said == [f"out.avif: written as AVIF with 4:4:4 chroma to 4:2:0 ({CHROMA_WHY})"]
 
+
+def _grey_planes(path: Path) -> tuple[np.ndarray, np.ndarray]:
+    """An AVIF's luma plane (10-bit codes) and its two chroma planes stacked."""
+    luma = _luma_10bit(path)
+    with av.open(str(path)) as container:
+        frame = next(container.decode(video=0))
+    chroma = [np.frombuffer(frame.planes[plane], "<u2").reshape(frame.height // 2, -1)[:, :frame.width // 2]
+              for plane in (1, 2)]
+    return luma, np.stack(chroma)
+
+
+def test_a_16_bit_grey_png_written_as_avif_goes_at_10_bits(tmp_path, warnings_logged):
+    """A 16-bit grey scan named into an .avif came back 8-bit, its ramp's 65536 levels cut to 256 (the 10-bit AVIF
+    writer took colour alone). It goes in 10 bits, coded as colour with neutral chroma (SVT-AV1 codes no 4:0:0),
+    said with the cut."""
+    from clrface_video.io.photo_read import read_photo
+    from clrface_video.io.photo_write import fit_format, write_photo
+
+    ramp = np.rint(np.linspace(0, 65535, 128 * 96)).astype(np.uint16).reshape(128, 96)
+    Image.fromarray(ramp).save(tmp_path / "scan.png")
+    photo = fit_format(read_photo(tmp_path / "scan.png"), "AVIF", "scan.avif")
+    write_photo(tmp_path / "scan.avif", photo.image, photo)
+    luma, chroma = _grey_planes(tmp_path / "scan.avif")
+    assert len(np.unique(luma)) > 900  # of 1024
+    assert np.abs(chroma.astype(int) - 512).max() <= 2  # neutral: grey
+    again = read_photo(tmp_path / "scan.avif")
+    assert again.bit_depth == 16 and np.abs(again.image.astype(int) - ramp[..., None]).mean() < 257 // 4
+    said = {record.getMessage() for record in warnings_logged.records}
+    assert said == {(f"scan.avif: written as AVIF with 16 bits per channel to 10 {WHY_10}, grey coded as 4:2:0 "
+                     f"colour of neutral chroma ({CHROMA_WHY})")}
+
+
+def test_a_grey_12_bit_avif_is_read_deep_and_goes_back_in_10_bits(tmp_path, warnings_logged):
+    """A grey 12-bit AVIF (a monochrome scan) was read at Pillow's 8 bits and written back so, said: the 16-bit
+    reading through FFmpeg took colour alone. No writer in the test extra makes a grey AV1 (SVT-AV1 codes 4:2:0
+    alone), so the sample is made with imagecodecs where it is installed."""
+    imagecodecs = pytest.importorskip("imagecodecs", reason="a grey 12-bit AVIF is made with imagecodecs' libavif, "
+                                                            "not in the test extra")
+    from clrface_video.io.photo_read import read_photo
+    from clrface_video.io.photo_write import write_photo
+
+    codes = np.rint(np.linspace(0, 4095, 128 * 96)).astype(np.uint16).reshape(128, 96)
+    source = tmp_path / "scan.avif"
+    source.write_bytes(imagecodecs.avif_encode(codes, level=100, bitspersample=12))
+    assert _pix_fmt(source) == "gray12le"
+    photo = read_photo(source)
+    assert (photo.mode, photo.bit_depth, photo.coded_bits) == ("I;16", 16, 12)
+    assert len(np.unique(photo.image[..., 0])) > 3000
+    write_photo(tmp_path / "out.avif", photo.image, photo)
+    luma, chroma = _grey_planes(tmp_path / "out.avif")
+    assert len(np.unique(luma)) > 900 and np.abs(chroma.astype(int) - 512).max() <= 2
+    said = [record.getMessage() for record in warnings_logged.records]
+    assert said == [(f"out.avif: written as AVIF with 12 bits per channel to 10 {WHY_10}, grey coded as 4:2:0 "
+                     f"colour of neutral chroma ({CHROMA_WHY})")]

@@ -47,7 +47,7 @@ def av1_encoder() -> str | None:
 
 
 def read_deep_avif(path: Path, shown: np.ndarray) -> np.ndarray | None:
-    """A 10- or 12-bit AVIF's colour picture at full-scale 16 bits, decoded by FFmpeg (io.decode.frame_to_array:
+    """A 10- or 12-bit AVIF's picture, colour or grey (in three equal channels), at full-scale 16 bits, decoded by FFmpeg (io.decode.frame_to_array:
     its matrix and range), where an AV1 encoder is there to write it back so and it shows what Pillow's 8-bit
     reading, `shown`, does; None otherwise (a rotation or mirror, irot or imir, that only one of them applies, a
     file FFmpeg cannot read): it is read at 8 bits, as before."""

@@ -98,7 +98,7 @@ class Photo:
     coded_bits: the bits per channel the file codes its pixels in, more than bit_depth where the reader gave
     fewer (an AVIF with alpha, or one FFmpeg cannot read as Pillow does): what writing it back loses. A 10- or
     12-bit HEIF, colour or grey, is read at 16 (_read_deep_heif) and written back in its own 10 or 12; a 10- or
-    12-bit colour AVIF is read at 16 through FFmpeg (io.deep_avif) and written in 10.
+    12-bit AVIF, colour or grey, is read at 16 through FFmpeg (io.deep_avif) and written in 10.
     gain_map: an Ultra HDR JPEG's gain map (io.ultra_hdr), joined back after the restored picture so that it stays
     HDR, or None.
     extras: a phone JPEG's other pictures after its primary that are no views (a depth map, io.ultra_hdr), joined
@@ -561,12 +561,13 @@ def photo_of(source: Image.Image, path: Path, deep: bool, page: int = 0) -> Phot
     dpi = tiff_dpi(source) if fmt == "TIFF" else source.info.get("dpi")
     coding = _coding(source, path, fmt)
     coded_bits, nclx = coding.bits, coding.nclx
-    if fmt == "AVIF" and coded_bits > depth and mode == "RGB" and orientation == 1:  # Pillow's gives 8 bits
+    if fmt == "AVIF" and coded_bits > depth and mode in ("RGB", "L") and orientation == 1:  # Pillow's gives 8 bits
         # imported here: io.decode, which deep_avif reads with, imports this module
         from clrface_video.io.deep_avif import read_deep_avif
 
         if (deep_rgb := read_deep_avif(path, rgb)) is not None:
             rgb, depth = deep_rgb, 16
+            mode = "I;16" if mode == "L" else mode  # a grey one's, as a deep grey HEIF's (pillow-heif's mode)
     xmp = _xmp(source, orientation)
     gain_map, extras, previews = gain_map_of(path, xmp, source.size, orientation, "mp" in source.info) \
         if fmt == "JPEG" and not page else (None, (), ())

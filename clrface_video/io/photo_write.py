@@ -98,14 +98,14 @@ def can_write(mode: str, fmt: str) -> bool:
 
 def fit_format(photo: Photo, fmt: str, name: str = "") -> Photo:
     """`photo` to be written as `fmt`, with what that format cannot hold converted, each change warned once:
-    16 bits to 8 (outside PNG, TIFF, HEIF and a colour AVIF without alpha; to 12 in a HEIF, 10 in an AVIF), transparency flattened onto white, CMYK or grey modes to RGB or L. A palette photo (a GIF, a PNG) goes
+    16 bits to 8 (outside PNG, TIFF, HEIF and an AVIF without alpha; to 12 in a HEIF, 10 in an AVIF), transparency flattened onto white, CMYK or grey modes to RGB or L. A palette photo (a GIF, a PNG) goes
     to full colour, RGB or RGBA, unwarned: every colour of it is kept."""
     changes: list[str] = []
     image, alpha, mode, depth = photo.image, photo.alpha, photo.mode, photo.bit_depth
     if mode in ("P", "PA"):
         mode = "RGBA" if alpha is not None else "RGB"
     gray = mode in GRAY_MODES
-    deepest = HEIF_DEEP[-1] if fmt == "HEIF" else None if gray else AVIF_DEEP if _deep_avif(fmt, alpha) else None
+    deepest = HEIF_DEEP[-1] if fmt == "HEIF" else AVIF_DEEP if _deep_avif(fmt, alpha) else None
     if depth == 16 and fmt not in DEEP_FORMATS and deepest is None:
         image, depth = to_depth(image, 8), 8
         alpha = None if alpha is None else to_depth(alpha, 8)
@@ -179,15 +179,18 @@ def _cut_to(bits: int, deepest: int, fmt: str) -> str:
 
 def _deep_avif_chroma(photo: Photo) -> list[str]:
     """What a deep photo written as a 10-bit AVIF (io.deep_avif) loses of its chroma: SVT-AV1 codes 4:2:0 alone, so a
-    4:4:4 or 4:2:2 source's chroma is halved (Pillow's AVIF writer keeps it, at 8 bits)."""
+    4:4:4 or 4:2:2 source's chroma is halved (Pillow's AVIF writer keeps it, at 8 bits), and a grey one is coded as
+    colour, its chroma neutral (SVT-AV1 codes no 4:0:0; Pillow's writes grey at 8 bits)."""
+    if photo.mode in GRAY_MODES:
+        return [f"grey coded as 4:2:0 colour of neutral chroma ({DEEP_AVIF_CHROMA_WHY})"]
     if photo.subsampling in (0, 1):
         return [f"{AVIF_SUBSAMPLING[photo.subsampling]} chroma to 4:2:0 ({DEEP_AVIF_CHROMA_WHY})"]
     return []
 
 
 def _deep_avif(fmt: str, alpha: np.ndarray | None) -> bool:
-    """Whether a 16-bit colour photo written as `fmt` is an AVIF written in 10 bits (io.deep_avif): one without
-    alpha, where FFmpeg has an AV1 encoder (Pillow's AVIF writer holds 8 bits)."""
+    """Whether a 16-bit photo, colour or grey, written as `fmt` is an AVIF written in 10 bits (io.deep_avif): one
+    without alpha, where FFmpeg has an AV1 encoder (Pillow's AVIF writer holds 8 bits)."""
     return fmt == "AVIF" and alpha is None and av1_encoder() is not None
 
 
@@ -479,8 +482,9 @@ def _encode_16bit_rgb(rgb: np.ndarray, like: Photo, name: str) -> bytes:
     10 or 12 bits (heif_bytes), an AVIF's in 10 (io.deep_avif)."""
     if like.format == "HEIF":
         return heif_bytes([(rgb, like)])
-    if like.format == "AVIF":
-        return avif_bytes(rgb, like.nclx, like.exif, like.xmp, like.icc)
+    if like.format == "AVIF":  # a grey one's neutral, its three channels its luma
+        pixels = np.repeat(luma(rgb)[..., None], 3, axis=2) if like.mode in GRAY_MODES else rgb
+        return avif_bytes(pixels, like.nclx, like.exif, like.xmp, like.icc)
     alpha = _alpha_for(like, rgb.shape[:2])
     if like.format == "TIFF":
         tiff = _tiff_16bit(rgb, alpha, like, name)
@@ -595,7 +599,7 @@ def _encode_into(image: np.ndarray, like: Photo, target: BinaryIO, name: str) ->
         appended.append((like.gain_map.number, 0, gain_map))
     else:  # its XMP must not name a gain map the file does not hold
         like = replace(like, xmp=without_gain_map_xmp(like.xmp, alone=not appended and not like.motion_video))
-    if like.bit_depth == 16 and (like.mode not in GRAY_MODES or like.format == "HEIF"):
+    if like.bit_depth == 16 and (like.mode not in GRAY_MODES or like.format in ("HEIF", "AVIF")):
         target.write(_encode_16bit_rgb(rgb, like, name))
         return
     options = save_options(like, name)
