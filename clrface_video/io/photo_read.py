@@ -44,6 +44,7 @@ MP_RECTANGLE = re.compile(rb'(MPReg:Rectangle(?:\s*=\s*["\']|>)\s*)([-+0-9.eE\s]
 # colour map, the ICC profile written separately): they are not carried over to the written file.
 TIFF_LAYOUT_TAGS = frozenset({254, 255, 256, 257, 258, 259, 262, 263, 266, 273, 277, 278, 279, 280, 281, 284, 317,
                               320, 322, 323, 324, 325, 338, 339, 530, 531, 532, 34675})
+PNG_SIGNATURE, PNG_GREY_ALPHA = b"\x89PNG\r\n\x1a\n", 4  # a PNG's first bytes; its IHDR's colour type of grey + alpha
 BIGTIFF_HEADERS = (b"II+\x00", b"MM\x00+")  # a BigTIFF's byte order and version 43
 GRAY_MODES = frozenset({"1", "L", "LA", "I;16", "I;16B", "I;16L", "I"})
 ALPHA_MODES = frozenset({"RGBA", "LA", "PA", "RGBa", "La"})
@@ -556,7 +557,7 @@ def photo_of(source: Image.Image, path: Path, deep: bool, page: int = 0) -> Phot
             cmyk = np.asarray(upright).copy() if upright.mode == "CMYK" else None
     except READ_ERRORS as error:
         raise InputError(f"cannot decode {path.name} ({one_line(error)})") from error
-    if fmt == "HEIF" and _grey_with_alpha(source, rgb, alpha):
+    if fmt == "HEIF" and _grey_with_alpha(source, rgb, alpha) or fmt == "PNG" and deep and _png_grey_alpha(path):
         mode = "LA"  # written back grey (io.photo_write), as pillow-heif writes LA: one channel and its alpha
     dpi = tiff_dpi(source) if fmt == "TIFF" else source.info.get("dpi")
     coding = _coding(source, path, fmt)
@@ -614,6 +615,14 @@ class Coding:
     bits: int = 8
     nclx: tuple[int, int, int, int] | None = None
     subsampling: int | None = None
+
+
+def _png_grey_alpha(path: Path) -> bool:
+    """Whether a PNG's header says grey with alpha (colour type 4): Pillow opens a 16-bit one as RGBA (rawmode
+    LA;16B, gone once it is loaded), so it came back in colour, RGBA at 16 bits."""
+    with path.open("rb") as file:
+        head = file.read(26)
+    return head.startswith(PNG_SIGNATURE) and head[12:16] == b"IHDR" and head[25] == PNG_GREY_ALPHA
 
 
 def _coding(source: Image.Image, path: Path, fmt: str) -> Coding:

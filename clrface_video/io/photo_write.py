@@ -26,6 +26,8 @@ from clrface_video.io.photo_read import (
     GRAY_MODES,
     HEIF_SUFFIXES,
     NCLX_FIELDS,
+    PNG_GREY_ALPHA,
+    PNG_SIGNATURE,
     XMP_TAG,
     Photo,
     _need_heif,
@@ -54,6 +56,7 @@ DEEP_FORMATS = frozenset({"PNG", "TIFF"})  # the formats written at 16 bits per 
 AVIF_SUBSAMPLING = {0: "4:4:4", 1: "4:2:2", 2: "4:2:0"}
 HEIF_DEEP = (10, 12)  # the depths a deep RGB(A) picture is written in as a HEIF: HEVC's Main 10 and Main 12
 XMP_PNG_KEY = "XML:com.adobe.xmp"
+PNG_UP, PNG_IDAT = 2, 1 << 20  # a PNG row's Up filter; the most bytes one IDAT chunk is given
 # descriptive text of a TIFF's first IFD that tifffile takes as extra tags: document name, make, model, date,
 # artist, host computer, copyright (it writes the description, 270, and software, 305, itself)
 TIFF_TEXT_TAGS = frozenset({269, 271, 272, 306, 315, 316, 33432})
@@ -113,9 +116,10 @@ def fit_format(photo: Photo, fmt: str, name: str = "") -> Photo:
         changes.append(f"{photo.coded_bits} bits per channel to 8")  # a deep HEIF's or AVIF's own 10 or 12, else 16
     elif depth == 16 and deepest is not None and photo.coded_bits > deepest:
         changes.append(_cut_to(photo.coded_bits, deepest, fmt))
-    if depth == 16 and gray and alpha is not None and fmt != "HEIF":  # a deep grey HEIF cutout's
+    if depth == 16 and gray and alpha is not None and fmt not in ("HEIF", "PNG"):  # a deep grey cutout as a TIFF
         mode = "RGBA"
-        changes.append("mode LA to RGBA at 16 bits (Pillow writes grey with alpha in 8)")
+        changes.append("mode LA to RGBA at 16 bits (a 16-bit grey TIFF with alpha Pillow cannot open and OpenCV "
+                       "misreads; a PNG keeps it)")
     if alpha is not None and not can_write("LA" if gray else "RGBA", fmt):
         share = alpha.astype(np.float32)[..., None] / np.iinfo(alpha.dtype).max
         image = np.rint(image * share + np.iinfo(image.dtype).max * (1.0 - share)).astype(image.dtype)
@@ -486,6 +490,8 @@ def _encode_16bit_rgb(rgb: np.ndarray, like: Photo, name: str) -> bytes:
         pixels = np.repeat(luma(rgb)[..., None], 3, axis=2) if like.mode in GRAY_MODES else rgb
         return avif_bytes(pixels, like.nclx, like.exif, like.xmp, like.icc)
     alpha = _alpha_for(like, rgb.shape[:2])
+    if like.format == "PNG" and like.mode in GRAY_MODES and alpha is not None:
+        return _png_with_metadata(_png_grey_alpha_16(luma(rgb), alpha), like, name)
     if like.format == "TIFF":
         tiff = _tiff_16bit(rgb, alpha, like, name)
         if tiff is not None:
@@ -501,6 +507,20 @@ def _encode_16bit_rgb(rgb: np.ndarray, like: Photo, name: str) -> bytes:
         raise ClrfaceError(f"cannot encode a 16-bit {like.format} image")
     data = encoded.tobytes()
     return _png_with_metadata(data, like, name) if like.format == "PNG" else data
+
+
+def _png_grey_alpha_16(grey: np.ndarray, alpha: np.ndarray) -> bytes:
+    """16-bit grey-with-alpha PNG bytes (colour type 4), written here: OpenCV writes 1, 3 or 4 channels and Pillow
+    holds grey with alpha in 8 bits, so a deep grey cutout went to RGBA. Each row is filtered Up (its bytes less the
+    row above's), as PNG encoders do for smooth pictures, and deflated."""
+    height, width = grey.shape
+    rows = np.dstack([grey, alpha]).astype(">u2").reshape(height, -1).view(np.uint8)
+    filtered = rows.copy()
+    filtered[1:] -= rows[:-1]  # wraps modulo 256, as the Up filter is defined
+    data = zlib.compress(np.hstack([np.full((height, 1), PNG_UP, np.uint8), filtered]).tobytes(), 6)
+    header = struct.pack(">IIBBBBB", width, height, 16, PNG_GREY_ALPHA, 0, 0, 0)
+    idat = b"".join(_png_chunk(b"IDAT", data[at:at + PNG_IDAT]) for at in range(0, len(data), PNG_IDAT))
+    return PNG_SIGNATURE + _png_chunk(b"IHDR", header) + idat + _png_chunk(b"IEND", b"")
 
 
 def _exif_of(data: bytes) -> Image.Exif:
@@ -599,7 +619,8 @@ def _encode_into(image: np.ndarray, like: Photo, target: BinaryIO, name: str) ->
         appended.append((like.gain_map.number, 0, gain_map))
     else:  # its XMP must not name a gain map the file does not hold
         like = replace(like, xmp=without_gain_map_xmp(like.xmp, alone=not appended and not like.motion_video))
-    if like.bit_depth == 16 and (like.mode not in GRAY_MODES or like.format in ("HEIF", "AVIF")):
+    if like.bit_depth == 16 and (like.mode not in GRAY_MODES or like.alpha is not None
+                                 or like.format in ("HEIF", "AVIF")):
         target.write(_encode_16bit_rgb(rgb, like, name))
         return
     options = save_options(like, name)
