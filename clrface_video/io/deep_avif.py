@@ -30,7 +30,7 @@ AVIF_DEEP = 10  # the depth a deep AVIF is written in: AV1's main profile, which
 # codes the main profile only; Pillow's AVIF writer, through libavif and libaom, takes 8-bit pictures; pillow-heif
 # has no AV1 encoder), and the main profile is what phones' and browsers' AV1 decoders are built for
 AVIF_DEEP_WHY = "AV1's main profile, 10 bits at most, which SVT-AV1 codes and every AV1 decoder reads"
-PIX_FMT = "yuv420p10le"  # 4:2:0, as phones and cameras write an AVIF
+PIX_FMT = "yuv420p10le"  # 4:2:0, as phones and cameras write an AVIF, and all SVT-AV1 codes (no 4:4:4, no grey)
 # the encoder's constant quality: as close to the photo as Pillow's AVIF quality 90 (LOSSY_QUALITY) or closer, on
 # each photo tried (benchmarks/avif_quality.py), where a higher crf fell behind it on some
 CRF = "7"
@@ -47,7 +47,7 @@ def av1_encoder() -> str | None:
 
 
 def read_deep_avif(path: Path, shown: np.ndarray) -> np.ndarray | None:
-    """A 10- or 12-bit AVIF's colour picture at full-scale 16 bits, decoded by FFmpeg (io.decode.frame_to_array:
+    """A 10- or 12-bit AVIF's picture, colour or grey (in three equal channels), at full-scale 16 bits, decoded by FFmpeg (io.decode.frame_to_array:
     its matrix and range), where an AV1 encoder is there to write it back so and it shows what Pillow's 8-bit
     reading, `shown`, does; None otherwise (a rotation or mirror, irot or imir, that only one of them applies, a
     file FFmpeg cannot read): it is read at 8 bits, as before."""

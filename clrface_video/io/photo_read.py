@@ -45,6 +45,7 @@ MP_RECTANGLE = re.compile(rb'(MPReg:Rectangle(?:\s*=\s*["\']|>)\s*)([-+0-9.eE\s]
 # colour map, the ICC profile written separately): they are not carried over to the written file.
 TIFF_LAYOUT_TAGS = frozenset({254, 255, 256, 257, 258, 259, 262, 263, 266, 273, 277, 278, 279, 280, 281, 284, 317,
                               320, 322, 323, 324, 325, 338, 339, 530, 531, 532, 34675})
+PNG_SIGNATURE, PNG_GREY_ALPHA = b"\x89PNG\r\n\x1a\n", 4  # a PNG's first bytes; its IHDR's colour type of grey + alpha
 BIGTIFF_HEADERS = (b"II+\x00", b"MM\x00+")  # a BigTIFF's byte order and version 43
 GRAY_MODES = frozenset({"1", "L", "LA", "I;16", "I;16B", "I;16L", "I"})
 ALPHA_MODES = frozenset({"RGBA", "LA", "PA", "RGBa", "La"})
@@ -59,6 +60,7 @@ READ_ERRORS = (UnidentifiedImageError, OSError, SyntaxError, ValueError, TypeErr
 # A HEIF's colour description (nclx, ITU-T H.273 code points), which pillow-heif reads into info["nclx_profile"]
 NCLX_FIELDS = ("color_primaries", "transfer_characteristics", "matrix_coefficients", "full_range_flag")
 UNSPECIFIED, MPEG_RANGE = 2, 1  # H.273's unspecified colour code point; FFmpeg's limited (video) range
+CHROMA_CODES = {(64, 64): 0, (32, 64): 1, (32, 32): 2}  # a 64 x 64 picture's chroma size: 4:4:4, 4:2:2, 4:2:0
 HEIF_SUFFIXES = frozenset({".heic", ".heif", ".hif"})  # phones, cameras; Pillow reads and writes them through pillow-heif
 # The largest photo restored. Its working copies (decoded, RGB, restored, encoded) took about 18 bytes of memory
 # a pixel at 8 bits and 30 at 16 (peaks of 3.8 GB for a 200 MP JPEG and 3.3 GB for a 100 MP 16-bit TIFF with the
@@ -81,7 +83,7 @@ class Photo:
     exif: EXIF bytes with orientation reset to 1 (pixels are already upright), or None.
     icc: the embedded ICC profile, or None.
     quality / subsampling: JPEG quality guessed from the quantisation tables, and Pillow's
-    subsampling code (0 = 4:4:4, 1 = 4:2:2, 2 = 4:2:0), or None.
+    subsampling code (0 = 4:4:4, 1 = 4:2:2, 2 = 4:2:0) of a JPEG's or an AVIF's chroma, or None.
     bit_depth: 8 or 16 bits per channel.
     lossless: a lossless WebP (VP8L). progressive: a progressive JPEG.
     comment / iptc: a JPEG's COM text and its APP13 (Photoshop IPTC: caption, keywords, credit) payload.
@@ -98,7 +100,7 @@ class Photo:
     coded_bits: the bits per channel the file codes its pixels in, more than bit_depth where the reader gave
     fewer (an AVIF with alpha, or one FFmpeg cannot read as Pillow does): what writing it back loses. A 10- or
     12-bit HEIF, colour or grey, is read at 16 (_read_deep_heif) and written back in its own 10 or 12; a 10- or
-    12-bit colour AVIF is read at 16 through FFmpeg (io.deep_avif) and written in 10.
+    12-bit AVIF, colour or grey, is read at 16 through FFmpeg (io.deep_avif) and written in 10.
     gain_map: an Ultra HDR JPEG's gain map (io.ultra_hdr), joined back after the restored picture so that it stays
     HDR, or None.
     extras: a phone JPEG's other pictures after its primary that are no views (a depth map, io.ultra_hdr), joined
@@ -559,23 +561,25 @@ def photo_of(source: Image.Image, path: Path, deep: bool, page: int = 0) -> Phot
             cmyk = np.asarray(upright).copy() if upright.mode == "CMYK" else None
     except READ_ERRORS as error:
         raise InputError(f"cannot decode {path.name} ({one_line(error)})") from error
-    if fmt == "HEIF" and _grey_with_alpha(source, rgb, alpha):
+    if fmt == "HEIF" and _grey_with_alpha(source, rgb, alpha) or fmt == "PNG" and deep and _png_grey_alpha(path):
         mode = "LA"  # written back grey (io.photo_write), as pillow-heif writes LA: one channel and its alpha
     dpi = tiff_dpi(source) if fmt == "TIFF" else source.info.get("dpi")
-    coded_bits, nclx = _coding(source, path, fmt)
-    if fmt == "AVIF" and coded_bits > depth and mode == "RGB" and orientation == 1:  # Pillow's plugin gives 8 bits
+    coding = _coding(source, path, fmt)
+    coded_bits, nclx = coding.bits, coding.nclx
+    if fmt == "AVIF" and coded_bits > depth and mode in ("RGB", "L") and orientation == 1:  # Pillow's gives 8 bits
         # imported here: io.decode, which deep_avif reads with, imports this module
         from clrface_video.io.deep_avif import read_deep_avif
 
         if (deep_rgb := read_deep_avif(path, rgb)) is not None:
             rgb, depth = deep_rgb, 16
+            mode = "I;16" if mode == "L" else mode  # a grey one's, as a deep grey HEIF's (pillow-heif's mode)
     xmp = _xmp(source, orientation)
     gain_map, extras, previews = gain_map_of(path, xmp, source.size, orientation, "mp" in source.info) \
         if fmt == "JPEG" and not page else (None, (), ())
     return Photo(
         image=rgb, alpha=alpha, mode=mode, format=fmt, exif=_upright_exif(source, path.name, orientation),
         icc=source.info.get("icc_profile") or None, quality=guess_jpeg_quality(source),
-        subsampling=_jpeg_subsampling(source), bit_depth=depth,
+        subsampling=_jpeg_subsampling(source) if fmt != "AVIF" else coding.subsampling, bit_depth=depth,
         dpi=(float(dpi[0]), float(dpi[1])) if dpi else None,
         compression=source.info.get("compression") if fmt == "TIFF" else None,
         xmp=xmp,
@@ -608,26 +612,54 @@ def _grey_with_alpha(source: Image.Image, rgb: np.ndarray, alpha: np.ndarray | N
     return bool(np.array_equal(rgb[..., 0], rgb[..., 1]) and np.array_equal(rgb[..., 0], rgb[..., 2]))
 
 
-def _coding(source: Image.Image, path: Path, fmt: str) -> tuple[int, tuple[int, int, int, int] | None]:
-    """The bits per channel a HEIF or an AVIF codes its pixels in, and its colour description (Photo.nclx): both
-    readers give 8 bits, and only pillow-heif says the rest; Pillow's AVIF reader says neither, FFmpeg's demuxer
-    reads both from the file's headers (nothing decoded). (8, None) for other formats."""
+@dataclass(frozen=True)
+class Coding:
+    """How a HEIF or an AVIF codes its pixels, which its reader does not give: bits per channel, colour description
+    (Photo.nclx), and an AVIF's chroma subsampling (Photo.subsampling's code, None for grey)."""
+
+    bits: int = 8
+    nclx: tuple[int, int, int, int] | None = None
+    subsampling: int | None = None
+
+
+def _png_grey_alpha(path: Path) -> bool:
+    """Whether a PNG's header says grey with alpha (colour type 4): Pillow opens a 16-bit one as RGBA (rawmode
+    LA;16B, gone once it is loaded), so it came back in colour, RGBA at 16 bits."""
+    with path.open("rb") as file:
+        head = file.read(26)
+    return head.startswith(PNG_SIGNATURE) and head[12:16] == b"IHDR" and head[25] == PNG_GREY_ALPHA
+
+
+def _coding(source: Image.Image, path: Path, fmt: str) -> Coding:
+    """A HEIF's or an AVIF's Coding: both readers give 8 bits, and only pillow-heif says the rest; Pillow's AVIF
+    reader says none of it, FFmpeg's demuxer reads it from the file's headers (nothing decoded). Coding() for
+    other formats."""
     if fmt == "HEIF":
-        return int(source.info.get("bit_depth") or 8), _nclx(source)
+        return Coding(int(source.info.get("bit_depth") or 8), _nclx(source))
     if fmt != "AVIF":
-        return 8, None
+        return Coding()
     import av
 
     try:
         with av.open(str(path)) as container:
             context = container.streams.video[0].codec_context
-            bits = max(component.bits for component in av.VideoFormat(context.pix_fmt).components)
+            pixels = av.VideoFormat(context.pix_fmt)
+            bits = max(component.bits for component in pixels.components)
             primaries, transfer, matrix, full = (context.color_primaries, context.color_trc, context.colorspace,
                                                  context.color_range != MPEG_RANGE)
     except (av.FFmpegError, IndexError, ValueError, TypeError):  # a file FFmpeg does not read: Pillow's word rules
-        return 8, None
+        return Coding()
     described = not source.info.get("icc_profile") and (primaries, transfer) != (UNSPECIFIED, UNSPECIFIED)
-    return bits, (primaries, transfer, matrix, int(full)) if described else None
+    return Coding(bits, (primaries, transfer, matrix, int(full)) if described else None, _chroma_code(pixels))
+
+
+def _chroma_code(pixels: Any) -> int | None:
+    """Pillow's subsampling code (Photo.subsampling) of a YUV pixel format (av.VideoFormat), None for grey or
+    another sampling: Pillow's AVIF writer, like SVT-AV1, writes 4:2:0 unless told, so a 4:4:4 AVIF came back
+    4:2:0 unsaid."""
+    if len(pixels.components) < 3 or pixels.is_rgb:
+        return None
+    return CHROMA_CODES.get((pixels.chroma_width(64), pixels.chroma_height(64)))
 
 
 def _nclx(source: Image.Image) -> tuple[int, int, int, int] | None:

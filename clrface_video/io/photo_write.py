@@ -26,6 +26,8 @@ from clrface_video.io.photo_read import (
     GRAY_MODES,
     HEIF_SUFFIXES,
     NCLX_FIELDS,
+    PNG_GREY_ALPHA,
+    PNG_SIGNATURE,
     XMP_TAG,
     Photo,
     _need_heif,
@@ -47,10 +49,15 @@ from clrface_video.io.xmp_extension import xmp_extension_segments
 
 from ..opencv import cv2
 
+# why a deep AVIF's chroma is 4:2:0: what SVT-AV1, the AV1 encoder FFmpeg has here, codes; keeping more takes 8 bits
+DEEP_AVIF_CHROMA_WHY = "SVT-AV1 codes 4:2:0 alone; Pillow's AVIF writer, which keeps it, takes 8 bits"
 LOSSY_QUALITY = {"WEBP": 95, "HEIF": 90, "AVIF": 90}  # quality of the formats without a quality to copy
 DEEP_FORMATS = frozenset({"PNG", "TIFF"})  # the formats written at 16 bits per channel
+# Pillow's AVIF writer's subsampling of a photo's subsampling code (Photo.subsampling: a JPEG's or an AVIF's)
+AVIF_SUBSAMPLING = {0: "4:4:4", 1: "4:2:2", 2: "4:2:0"}
 HEIF_DEEP = (10, 12)  # the depths a deep RGB(A) picture is written in as a HEIF: HEVC's Main 10 and Main 12
 XMP_PNG_KEY = "XML:com.adobe.xmp"
+PNG_UP, PNG_IDAT = 2, 1 << 20  # a PNG row's Up filter; the most bytes one IDAT chunk is given
 # descriptive text of a TIFF's first IFD that tifffile takes as extra tags: document name, make, model, date,
 # artist, host computer, copyright (it writes the description, 270, and software, 305, itself)
 TIFF_TEXT_TAGS = frozenset({269, 271, 272, 306, 315, 316, 33432})
@@ -95,14 +102,14 @@ def can_write(mode: str, fmt: str) -> bool:
 
 def fit_format(photo: Photo, fmt: str, name: str = "") -> Photo:
     """`photo` to be written as `fmt`, with what that format cannot hold converted, each change warned once:
-    16 bits to 8 (outside PNG, TIFF, HEIF and a colour AVIF without alpha; to 12 in a HEIF, 10 in an AVIF), transparency flattened onto white, CMYK or grey modes to RGB or L. A palette photo (a GIF, a PNG) goes
+    16 bits to 8 (outside PNG, TIFF, HEIF and an AVIF without alpha; to 12 in a HEIF, 10 in an AVIF), transparency flattened onto white, CMYK or grey modes to RGB or L. A palette photo (a GIF, a PNG) goes
     to full colour, RGB or RGBA, unwarned: every colour of it is kept."""
     changes: list[str] = []
     image, alpha, mode, depth = photo.image, photo.alpha, photo.mode, photo.bit_depth
     if mode in ("P", "PA"):
         mode = "RGBA" if alpha is not None else "RGB"
     gray = mode in GRAY_MODES
-    deepest = HEIF_DEEP[-1] if fmt == "HEIF" else None if gray else AVIF_DEEP if _deep_avif(fmt, alpha) else None
+    deepest = HEIF_DEEP[-1] if fmt == "HEIF" else AVIF_DEEP if _deep_avif(fmt, alpha) else None
     if depth == 16 and fmt not in DEEP_FORMATS and deepest is None:
         image, depth = to_depth(image, 8), 8
         alpha = None if alpha is None else to_depth(alpha, 8)
@@ -110,9 +117,10 @@ def fit_format(photo: Photo, fmt: str, name: str = "") -> Photo:
         changes.append(f"{photo.coded_bits} bits per channel to 8")  # a deep HEIF's or AVIF's own 10 or 12, else 16
     elif depth == 16 and deepest is not None and photo.coded_bits > deepest:
         changes.append(_cut_to(photo.coded_bits, deepest, fmt))
-    if depth == 16 and gray and alpha is not None and fmt != "HEIF":  # a deep grey HEIF cutout's
+    if depth == 16 and gray and alpha is not None and fmt not in ("HEIF", "PNG"):  # a deep grey cutout as a TIFF
         mode = "RGBA"
-        changes.append("mode LA to RGBA at 16 bits (Pillow writes grey with alpha in 8)")
+        changes.append("mode LA to RGBA at 16 bits (a 16-bit grey TIFF with alpha Pillow cannot open and OpenCV "
+                       "misreads; a PNG keeps it)")
     if alpha is not None and not can_write("LA" if gray else "RGBA", fmt):
         share = alpha.astype(np.float32)[..., None] / np.iinfo(alpha.dtype).max
         image = np.rint(image * share + np.iinfo(image.dtype).max * (1.0 - share)).astype(image.dtype)
@@ -151,6 +159,8 @@ def unkept(photo: Photo, fmt: str) -> list[str]:
     lost = [f"{photo.coded_bits} bits per channel to {photo.bit_depth}"] if photo.coded_bits > photo.bit_depth else []
     if fmt == photo.format == "AVIF" and photo.bit_depth == 16 and photo.coded_bits > AVIF_DEEP:  # a 12-bit AVIF's
         lost.append(_cut_to(photo.coded_bits, AVIF_DEEP, fmt))
+    if photo.bit_depth == 16 and _deep_avif(fmt, photo.alpha):
+        lost += _deep_avif_chroma(photo)
     if fmt != "JPEG" and photo.gain_map is not None:
         lost.append("its Ultra HDR gain map left out, which a JPEG output keeps: it comes back SDR")
     if fmt != "JPEG" and photo.extras:
@@ -175,9 +185,20 @@ def _cut_to(bits: int, deepest: int, fmt: str) -> str:
     return f"{bits} bits per channel to {deepest}" + (f" ({AVIF_DEEP_WHY})" if fmt == "AVIF" else "")
 
 
+def _deep_avif_chroma(photo: Photo) -> list[str]:
+    """What a deep photo written as a 10-bit AVIF (io.deep_avif) loses of its chroma: SVT-AV1 codes 4:2:0 alone, so a
+    4:4:4 or 4:2:2 source's chroma is halved (Pillow's AVIF writer keeps it, at 8 bits), and a grey one is coded as
+    colour, its chroma neutral (SVT-AV1 codes no 4:0:0; Pillow's writes grey at 8 bits)."""
+    if photo.mode in GRAY_MODES:
+        return [f"grey coded as 4:2:0 colour of neutral chroma ({DEEP_AVIF_CHROMA_WHY})"]
+    if photo.subsampling in (0, 1):
+        return [f"{AVIF_SUBSAMPLING[photo.subsampling]} chroma to 4:2:0 ({DEEP_AVIF_CHROMA_WHY})"]
+    return []
+
+
 def _deep_avif(fmt: str, alpha: np.ndarray | None) -> bool:
-    """Whether a 16-bit colour photo written as `fmt` is an AVIF written in 10 bits (io.deep_avif): one without
-    alpha, where FFmpeg has an AV1 encoder (Pillow's AVIF writer holds 8 bits)."""
+    """Whether a 16-bit photo, colour or grey, written as `fmt` is an AVIF written in 10 bits (io.deep_avif): one
+    without alpha, where FFmpeg has an AV1 encoder (Pillow's AVIF writer holds 8 bits)."""
     return fmt == "AVIF" and alpha is None and av1_encoder() is not None
 
 
@@ -305,6 +326,8 @@ def save_options(like: Photo, name: str) -> dict[str, Any]:
         options["lossless"] = True
     elif like.format in LOSSY_QUALITY:
         options["quality"] = LOSSY_QUALITY[like.format]
+        if like.format == "AVIF" and like.subsampling in AVIF_SUBSAMPLING:  # else Pillow's 4:2:0
+            options["subsampling"] = AVIF_SUBSAMPLING[like.subsampling]
     elif like.format == "PNG" and (info := _png_info(like, name)).chunks:
         options["pnginfo"] = info
     elif like.format == "TIFF" and like.compression:
@@ -469,9 +492,12 @@ def _encode_16bit_rgb(rgb: np.ndarray, like: Photo, name: str) -> bytes:
     10 or 12 bits (heif_bytes), an AVIF's in 10 (io.deep_avif)."""
     if like.format == "HEIF":
         return heif_bytes([(rgb, like)])
-    if like.format == "AVIF":
-        return avif_bytes(rgb, like.nclx, like.exif, like.xmp, like.icc)
+    if like.format == "AVIF":  # a grey one's neutral, its three channels its luma
+        pixels = np.repeat(luma(rgb)[..., None], 3, axis=2) if like.mode in GRAY_MODES else rgb
+        return avif_bytes(pixels, like.nclx, like.exif, like.xmp, like.icc)
     alpha = _alpha_for(like, rgb.shape[:2])
+    if like.format == "PNG" and like.mode in GRAY_MODES and alpha is not None:
+        return _png_with_metadata(_png_grey_alpha_16(luma(rgb), alpha), like, name)
     if like.format == "TIFF":
         tiff = _tiff_16bit(rgb, alpha, like, name)
         if tiff is not None:
@@ -487,6 +513,20 @@ def _encode_16bit_rgb(rgb: np.ndarray, like: Photo, name: str) -> bytes:
         raise ClrfaceError(f"cannot encode a 16-bit {like.format} image")
     data = encoded.tobytes()
     return _png_with_metadata(data, like, name) if like.format == "PNG" else data
+
+
+def _png_grey_alpha_16(grey: np.ndarray, alpha: np.ndarray) -> bytes:
+    """16-bit grey-with-alpha PNG bytes (colour type 4), written here: OpenCV writes 1, 3 or 4 channels and Pillow
+    holds grey with alpha in 8 bits, so a deep grey cutout went to RGBA. Each row is filtered Up (its bytes less the
+    row above's), as PNG encoders do for smooth pictures, and deflated."""
+    height, width = grey.shape
+    rows = np.dstack([grey, alpha]).astype(">u2").reshape(height, -1).view(np.uint8)
+    filtered = rows.copy()
+    filtered[1:] -= rows[:-1]  # wraps modulo 256, as the Up filter is defined
+    data = zlib.compress(np.hstack([np.full((height, 1), PNG_UP, np.uint8), filtered]).tobytes(), 6)
+    header = struct.pack(">IIBBBBB", width, height, 16, PNG_GREY_ALPHA, 0, 0, 0)
+    idat = b"".join(_png_chunk(b"IDAT", data[at:at + PNG_IDAT]) for at in range(0, len(data), PNG_IDAT))
+    return PNG_SIGNATURE + _png_chunk(b"IHDR", header) + idat + _png_chunk(b"IEND", b"")
 
 
 def _exif_of(data: bytes) -> Image.Exif:
@@ -585,7 +625,8 @@ def _encode_into(image: np.ndarray, like: Photo, target: BinaryIO, name: str) ->
         appended.append((like.gain_map.number, 0, gain_map))
     else:  # its XMP must not name a gain map the file does not hold
         like = replace(like, xmp=without_gain_map_xmp(like.xmp, alone=not appended and not like.motion_video))
-    if like.bit_depth == 16 and (like.mode not in GRAY_MODES or like.format == "HEIF"):
+    if like.bit_depth == 16 and (like.mode not in GRAY_MODES or like.alpha is not None
+                                 or like.format in ("HEIF", "AVIF")):
         target.write(_encode_16bit_rgb(rgb, like, name))
         return
     options = save_options(like, name)
