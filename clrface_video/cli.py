@@ -43,12 +43,37 @@ class Terminated(KeyboardInterrupt):
     """SIGTERM (kill, timeout, systemd, docker stop), raised where the job is, so that it cleans up as for Ctrl-C."""
 
 
+AGAIN_AFTER = 0.05  # seconds after a stop Python swallowed that it is sent again (_stop_again)
 _SIGTERM_SEEN: list[int] = []  # set by the handler: Ray's get() turns the Terminated it meets into a plain interrupt
 
 
 def _raise_terminated(signum: int, frame: object) -> None:
     _SIGTERM_SEEN.append(signum)
     raise Terminated()
+
+
+def _stop_again(unraisable: Any) -> None:
+    """sys.unraisablehook: a Ctrl-C or SIGTERM that Python had to swallow, sent again to the main thread from
+    another, to be raised wherever the command then is; any other exception printed as Python prints it. A stop
+    that came while Ray forked its processes (its preexec_fn runs the os.register_at_fork hooks, logging's
+    _releaseLock among them) was raised in a hook, printed as 'Exception ignored in', and lost: the command
+    restored the whole video and ended with exit 0 (SIGTERM too, as Ray's handler's sys.exit(15)). Sent at once (from the hook, or from a thread the hook waits
+    to start), it was raised, and swallowed, in the hook again: it is sent AGAIN_AFTER later, and again should it
+    land in such a hook once more."""
+    import signal
+    import threading
+
+    lost = unraisable.exc_value
+    if isinstance(lost, KeyboardInterrupt):
+        sent = signal.SIGTERM if isinstance(lost, Terminated) else signal.SIGINT
+    elif isinstance(lost, SystemExit) and lost.code == signal.SIGTERM:  # Ray's own SIGTERM handler's, while it starts
+        sent = signal.SIGTERM  # (cluster._killed_as_the_command_is)
+    else:
+        sys.__unraisablehook__(unraisable)
+        return
+    again = threading.Timer(AGAIN_AFTER, signal.pthread_kill, (threading.main_thread().ident, sent))
+    again.daemon = True
+    again.start()
 
 
 def _media_errors() -> tuple[type[BaseException], ...]:
@@ -406,6 +431,7 @@ def main() -> None:
     import signal
 
     signal.signal(signal.SIGTERM, _raise_terminated)
+    sys.unraisablehook = _stop_again
     # Python writes a redirected stdout (> log.txt, a pipe) in the locale's encoding, which on Windows is a code
     # page such as cp1252, and strictly: a path it cannot spell stopped the command after its work was done.
     # Such characters come out as \uXXXX escapes instead, as Python already writes them on stderr. Where stdout is

@@ -442,3 +442,35 @@ def test_tags_an_mp4_cannot_hold_are_named_once_for_the_joined_output(ray_cluste
     report = restore_path_ray(tape, tmp_path / "out" / "tape.mp4", config(), workers=2)
     assert [line for line in report.warnings if "cannot be stored" in line] == \
         ["the file's tags (ARCHIVE_ID) cannot be stored in .mp4; they are left out (.mkv keeps them)"]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(("sent", "code", "word"), [("SIGINT", 130, "interrupted"), ("SIGTERM", 143, "terminated")],
+                         ids=["ctrl-c", "kill"])
+def test_a_stop_while_ray_forks_its_processes_stops_the_run(tmp_path, sent, code, word):
+    """Ctrl-C that lands while Ray's start forks its processes (its preexec_fn runs Python's at-fork hooks) was
+    raised inside logging's _releaseLock hook, where Python prints and drops it: the command restored the whole
+    video and ended with exit 0. Here the signal is sent from such a hook, at Ray's first fork, every time;
+    SIGTERM (cli.Terminated) alike."""
+    import subprocess
+    import sys
+
+    clip = short_gop(make_clip(tmp_path / "long.mp4", frames=24, size=(192, 160)), tmp_path / "clip.mp4", gop=12)
+    out = tmp_path / "out.mkv"
+    stop_at_rays_first_fork = (
+        "import os, signal, sys\n"
+        "sent = []\n"
+        "def stop():\n"
+        "    if 'ray' in sys.modules and not sent:\n"
+        "        sent.append(1)\n"
+        f"        os.kill(os.getpid(), signal.{sent})\n"
+        "os.register_at_fork(after_in_parent=stop)\n"
+        "from clrface_video.cli import main\n"
+        "main()\n")
+    process = subprocess.run([sys.executable, "-c", stop_at_rays_first_fork, "restore", str(clip), "-o", str(out),
+                              "--backend", "ray", "--workers", "1", "--codec", "ffv1", "--model",
+                              "baseline-bicubic-sharpen", "--device", "cpu"],
+                             check=False, capture_output=True, text=True, timeout=300)
+    assert process.returncode == code, process.stderr[-2000:]
+    assert process.stderr.strip().splitlines() == [f"{word}; no partial output was left"], process.stderr[-2000:]
+    assert not out.exists() and not process.stdout
