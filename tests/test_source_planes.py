@@ -100,3 +100,39 @@ def test_regions_take_whole_chroma_samples_and_join_where_they_meet():
     assert regions([(1, 45, 99, 50)], "yuv422p", 99, 50, margin=4) == [(0, 41, 99, 50)]  # 4:2:2: columns only
     joined = regions([(10, 10, 20, 20), (60, 10, 70, 20), (22, 22, 30, 30)], "yuv420p", 100, 50, margin=4)
     assert sorted(joined) == [(6, 6, 34, 34), (56, 6, 74, 24)]
+
+
+@pytest.mark.parametrize(("fmt", "rgb"), [("yuv420p", "rgb24"), ("yuv422p10le", "rgb48le")])
+def test_a_box_is_converted_as_the_whole_frame_converts_it(fmt, rgb):
+    """Inside a changed box, the samples are those of the whole frame's conversion (the margin holds the chroma
+    filter's reach: swscale's 4:2:0 chroma read one row past a region's edge); outside its grown region (8 px and
+    the chroma grid's), the source's."""
+    from av.video.reformatter import VideoReformatter
+
+    from clrface_video.io.decode import source_planes
+    from clrface_video.io.source_planes import kept_frame
+
+    deep = rgb == "rgb48le"
+    image = np.random.default_rng(0).integers(0, 65536 if deep else 256, (120, 160, 3)).astype(
+        np.uint16 if deep else np.uint8)
+
+    def converted(pixels: np.ndarray) -> av.VideoFrame:
+        frame = VideoReformatter().reformat(av.VideoFrame.from_ndarray(np.ascontiguousarray(pixels), format=rgb),
+                                            format=fmt, src_colorspace=1, dst_colorspace=1, src_color_range=2,
+                                            dst_color_range=1, threads=1)
+        frame.colorspace, frame.color_range = 1, 1
+        return frame
+
+    source = source_planes(converted(np.zeros_like(image)), None)
+    box = (40, 20, 100, 80)  # on the chroma grid: with no margin its first and last chroma rows differed
+    out = kept_frame(source, [box], fmt, lambda region: converted(image[region[1]:region[3], region[0]:region[2]]))
+    whole, (x0, y0, x1, y1) = source_planes(converted(image), None), box
+    kept = source_planes(out, None)
+    size = 2 if deep else 1
+    for index, (a, b, s) in enumerate(zip(whole.planes, kept.planes, source.planes, strict=True)):
+        sx, sy = (2, 2 if fmt == "yuv420p" else 1) if index else (1, 1)
+        inside = (slice(-(-y0 // sy), y1 // sy), slice(-(-x0 // sx) * size, x1 // sx * size))
+        assert np.array_equal(a[inside], b[inside])
+        far = np.ones(b.shape, bool)
+        far[(y0 - 10) // sy:-(-(y1 + 10) // sy), (x0 - 10) // sx * size:-(-(x1 + 10) // sx) * size] = False  # grid
+        assert np.array_equal(b[far], s[far])

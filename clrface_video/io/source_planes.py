@@ -14,7 +14,8 @@ import numpy as np
 
 from clrface_video.types import Box, SourcePlanes
 
-MARGIN = 8  # pixels around a changed box that are converted with it: beyond swscale's chroma filter's reach
+MARGIN = 8  # pixels round a changed box converted with it: swscale's 4:2:0 chroma reads a row past a region's
+# edge (tests/test_source_planes.py -k box fails with none), so a changed pixel's chroma needs room round it
 
 
 def keep_planes(frame: av.VideoFrame, matrix: int, full_range: bool) -> SourcePlanes | None:
