@@ -2,8 +2,9 @@
 
 Why: every frame went YUV -> RGB -> paste -> YUV, and the trip back rounds: a clip with no face at all came out of
 FFV1 with 7.4% of its Cb and 12.9% of its Cr samples moved (by up to 2), and a 10-bit ProRes 4:2:2 source by up to
-19/1023 outside its faces (docs/results.md). Where the output is written in the source's pixel format, size, matrix and range, the
-writer now takes the source's samples everywhere but the boxes the paste changed (kept_frame).
+19/1023 outside its faces (docs/results.md). Where the output is written in the source's pixel format, size,
+matrix and range, the writer now takes the source's samples everywhere but the boxes the paste changed
+(kept_frame).
 """
 from __future__ import annotations
 
