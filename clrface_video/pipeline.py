@@ -169,7 +169,7 @@ def restore_video(input: str | Path, output: str | Path | None = None, config: R
             writer_type(target, source, written, codec=config.codec, crf=config.crf, span=span,
                         preset=config.preset) as writer:
         decoded = read_webp_frames(source, span, alpha=info.alpha) if animated_webp else \
-            read_frames(source, deint, config.fps, span, alpha=info.alpha)
+            read_frames(source, deint, config.fps, span, alpha=info.alpha, samples=True)
         frames = _timed(decoded, timer, "decode")  # 1 decode
         for frame in story.run(frames):  # 2 detect, 3 track, 4 align, 5 restore, 6 paste
             with timer("encode"):

@@ -15,7 +15,7 @@ from .errors import ClrfaceError, option_name
 from .faces.align import align_face, face_sizes, size_limit, size_weight
 from .faces.detect import FaceDetector, upright
 from .faces.identity import IdentityEncoder
-from .faces.paste import paste_faces
+from .faces.paste import changed_boxes, paste_faces
 from .faces.shots import is_cut, thumbnail
 from .faces.track import FaceTracker, IdentitySchedule, TrackerParams
 from .io.pixels import to_uint8
@@ -344,10 +344,11 @@ class FrameStory:
         if not item.jobs:
             return item.frame, None
         with self.timer("paste"):
-            image, mask = paste_faces(item.frame.image, [job.restored for job in item.jobs],
-                                      [job.matrix for job in item.jobs], originals=[job.crop for job in item.jobs],
+            crops, matrices = [job.restored for job in item.jobs], [job.matrix for job in item.jobs]
+            image, mask = paste_faces(item.frame.image, crops, matrices, originals=[job.crop for job in item.jobs],
                                       detail=self.config.keep_detail, weights=[job.weight for job in item.jobs])
-        return replace(item.frame, image=image), mask
+            touched = () if item.frame.source is None else changed_boxes(mask, crops, matrices)  # the writer's to convert
+        return replace(item.frame, image=image, touched=touched), mask
 
 
 class _Tracking:

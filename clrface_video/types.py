@@ -7,6 +7,29 @@ from fractions import Fraction
 import numpy as np
 
 SPAN_TOLERANCE = Fraction(1, 1000)  # seconds: a frame this close to a stretch's edge counts as on it
+Box = tuple[int, int, int, int]  # x0, y0, x1, y1 in frame pixels, end exclusive
+
+
+@dataclass(frozen=True)
+class SourcePlanes:
+    """The samples a frame was decoded to, and how they were read to RGB (what its RGB is the conversion of).
+
+    planes: per plane, (rows, bytes a row) uint8: its samples without the row padding, in the format's byte order.
+    pix_fmt: the planes' FFmpeg format, a yuvj one under its yuv name (the same planes; full_range says the range).
+    matrix: swscale's matrix (SWS_MATRIX) the frame was read with. full_range: read as full (JPEG) range.
+    """
+
+    pix_fmt: str
+    width: int
+    height: int
+    matrix: int
+    full_range: bool
+    planes: tuple[np.ndarray, ...]
+
+    def written_as(self, pix_fmt: str, width: int, height: int, matrix: int, full_range: bool) -> bool:
+        """Whether an output frame of this format, size, matrix and range holds these samples as they are."""
+        return (self.pix_fmt, self.width, self.height, self.matrix, self.full_range) == \
+            (pix_fmt, width, height, matrix, full_range)
 
 
 @dataclass(frozen=True)
@@ -17,6 +40,9 @@ class Frame:
     pts / time_base: the source timestamp, passed through untouched (None for photos).
     duration: how long the frame shows, in time_base units, when the source says (a GIF's last delay).
     alpha: (H, W) transparency with the image's dtype, for a video that has it (ProRes 4444, FFV1), else None.
+    source: the YUV samples `image` was read from (io.source_planes), where the writer can keep them; None for
+    photos and frames whose picture decoding changed (deinterlaced). touched: the boxes outside which `image` is
+    still the exact conversion of `source` (story's paste sets them): whatever else changes `image` drops `source`.
     """
 
     image: np.ndarray
@@ -25,6 +51,8 @@ class Frame:
     time_base: Fraction | None = None
     duration: int | None = None
     alpha: np.ndarray | None = None
+    source: SourcePlanes | None = None
+    touched: tuple[Box, ...] = ()
 
 
 @dataclass(frozen=True)

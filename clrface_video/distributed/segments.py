@@ -16,7 +16,16 @@ from ..io.clock import DTS_CLOCK_FORMATS, SORTED_CLOCK_FORMATS, STAMPS_ONLY, las
 from ..io.completeness import check_complete
 from ..io.copies import muxer_options, packet_time
 from ..io.damage import Damage
-from ..io.decode import VideoInfo, decoding, frame_to_array, open_input, stated_end, stream_fps, video_stream
+from ..io.decode import (
+    VideoInfo,
+    decoding,
+    frame_to_array,
+    open_input,
+    source_planes,
+    stated_end,
+    stream_fps,
+    video_stream,
+)
 from ..io.deinterlace import deinterlaced
 from ..io.encode import VideoWriter
 from ..io.output_stream import (
@@ -111,8 +120,8 @@ def plan_segments(path: Path, pieces: int) -> list[Segment]:
 
 
 def read_segment(path: Path, segment: Segment, high_depth: bool, first_index: int = 0,
-                 deint: str | None = None, *, check_end: bool = True, damage: Damage | None = None
-                 ) -> Iterator[Frame]:
+                 deint: str | None = None, *, check_end: bool = True, damage: Damage | None = None,
+                 samples: bool = False) -> Iterator[Frame]:
     """Decode the frames of one segment in presentation order; index counts on from first_index.
 
     Seeks to the keyframe at the segment start as read_frames seeks (io.decode.decoding: earlier where the seek
@@ -125,7 +134,8 @@ def read_segment(path: Path, segment: Segment, high_depth: bool, first_index: in
     with first_index the frame's number in the whole file): a .mkv cut short, which stops decoding before the
     length it states, was restored short without a word. check_end False leaves that out, for a reader that
     counts the segment's frames from 0 (the workers' detect) and would name the wrong frame. damage: where the
-    damaged packets passed over and the frames they left out are counted (a fresh count when None).
+    damaged packets passed over and the frames they left out are counted (a fresh count when None). samples: each
+    frame's YUV samples too, as read_frames hands them to a restore's writer (io.decode.source_planes).
     """
     with ExitStack() as open_files:
         container, stream, timed = decoding(open_files, path, None, None, start_pts=segment.start,
@@ -139,7 +149,7 @@ def read_segment(path: Path, segment: Segment, high_depth: bool, first_index: in
                 if not segment.holds(frame.pts):
                     continue
                 yield Frame(image=frame_to_array(frame, high_depth), index=index, pts=frame.pts, time_base=time_base,
-                            duration=frame.duration or None)
+                            duration=frame.duration or None, source=source_planes(frame, deint) if samples else None)
                 index += 1
                 end_s = end_s if frame.pts is None else float((frame.pts + (frame.duration or 0)) * time_base)
             if segment.end is None and check_end:  # the file's last frames: where it ends, as read_frames says it

@@ -200,7 +200,7 @@ class RestoreWorker:
                                                      codec=output.codec, crf=self.config.crf,
                                                      preset=self.config.preset, turns=output.turns,
                                                      segment=True) as writer:
-            decoded = read_segment(source, segment, info.bit_depth > 8, first_index, self.deint(info))
+            decoded = read_segment(source, segment, info.bit_depth > 8, first_index, self.deint(info), samples=True)
             for frame in story.run(decoded):
                 with timer("encode"):
                     writer.write(frame)

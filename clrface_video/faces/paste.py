@@ -9,6 +9,7 @@ from functools import lru_cache
 import numpy as np
 
 from ..opencv import cv2
+from ..types import Box
 from .align import crop_corners_in_frame, matrix_scale, translate, warp_to_crop
 
 # Shape of the paste mask in crop space, as fractions of the crop side S: a rounded square
@@ -269,3 +270,18 @@ def paste_faces(frame: np.ndarray, crops: Sequence[np.ndarray], matrices: Sequen
         mask_window = mask[window.y0:window.y1, window.x0:window.x1]
         np.maximum(mask_window, local_mask, out=mask_window)
     return out, mask
+
+
+def changed_boxes(mask: np.ndarray, crops: Sequence[np.ndarray], matrices: Sequence[np.ndarray]) -> tuple[Box, ...]:
+    """Per face pasted (paste_faces's `crops` and `matrices`), the box round the pixels of its window where paste_faces's
+    `mask` is above 0 (none where it is 0 throughout): outside these boxes the frame is as it was, so a writer can
+    keep the source's own samples there (io.source_planes)."""
+    boxes = []
+    for crop, matrix in zip(crops, matrices):
+        window = paste_window(np.asarray(matrix, np.float64), crop.shape[0], *mask.shape)
+        inside = mask[window.y0:window.y1, window.x0:window.x1] > 0
+        rows, cols = np.flatnonzero(inside.any(1)), np.flatnonzero(inside.any(0))
+        if rows.size:
+            boxes.append((window.x0 + int(cols[0]), window.y0 + int(rows[0]),
+                          window.x0 + int(cols[-1]) + 1, window.y0 + int(rows[-1]) + 1))
+    return tuple(boxes)

@@ -26,8 +26,9 @@ from clrface_video.io.odd_width import even_width, needs_even_width
 from clrface_video.io.quicktime import moov_cut, moov_missing, track_end
 from clrface_video.io.sequence import find_sequence, is_sequence, open_options, unreadable_frame
 from clrface_video.io.side_data import Hdr10, display_matrix, frame_side_data, hdr10
+from clrface_video.io.source_planes import keep_planes
 from clrface_video.io.webp_anim import is_animated_webp
-from clrface_video.types import SPAN_TOLERANCE, Frame, TimeSpan
+from clrface_video.types import SPAN_TOLERANCE, Frame, SourcePlanes, TimeSpan
 
 VIDEO_EXTENSIONS = frozenset({".mp4", ".mov", ".mkv", ".avi", ".webm", ".m4v", ".mpg", ".mpeg", ".ts", ".mts",
                               ".m2ts", ".vob", ".mxf", ".dv", ".3gp", ".wmv", ".asf", ".gif", ".apng",
@@ -420,6 +421,16 @@ def frame_to_array(frame: av.VideoFrame, high_depth: bool,
     return array
 
 
+def source_planes(frame: av.VideoFrame, deint: str | None) -> SourcePlanes | None:
+    """The frame's YUV planes with the matrix and range frame_to_array reads them with (an unspecified matrix as
+    swscale's BT.601, an unspecified range as limited), for the writer to keep where nothing was restored; None
+    for a deinterlaced frame (bwdif's, not the source's), or one whose matrix swscale is not told (its own tag)."""
+    colorspace = int(frame.colorspace)
+    if deint is not None or (colorspace not in SWS_MATRIX and colorspace != UNSPECIFIED):
+        return None
+    return keep_planes(frame, SWS_MATRIX.get(colorspace, SWS_BT601), int(frame.color_range) == RANGE_JPEG)
+
+
 def _full_scale(rgb: np.ndarray, bits: int) -> None:
     """Stretch, in place, rgb48 samples that swscale read from full-range YUV or grey of `bits` (9-15) bits (grey
     of either range: swscale reads a limited grey as full range, as at 8 bits), or alpha from YUV of any range
@@ -542,7 +553,7 @@ def _in_stated_matrix(frames: Iterator[av.VideoFrame], matrix: int) -> Iterator[
 
 
 def read_frames(path: Path | str, deint: str | None = None, fps: Fraction | None = None,
-                span: TimeSpan | None = None, *, alpha: bool = False) -> Iterator[Frame]:
+                span: TimeSpan | None = None, *, alpha: bool = False, samples: bool = False) -> Iterator[Frame]:
     """Yield the frames of a video one at a time, decoded with threads.
 
     Frames are RGB uint8 for 8-bit sources and uint16 (rgb48, full scale) for deeper ones.
@@ -556,6 +567,8 @@ def read_frames(path: Path | str, deint: str | None = None, fps: Fraction | None
     fps: the frame rate of a numbered image sequence (see probe_video). span: only the frames whose time
     from the first frame lies in it (a seek to the keyframe before its start, then decoding to its end).
     alpha: also hand over each frame's transparency (Frame.alpha; see VideoInfo.alpha).
+    samples: also hand over each frame's YUV samples (Frame.source, source_planes), for a writer that keeps them
+    where nothing was restored (a restore's; a reader that only looks at the frames leaves them out).
     """
     path = Path(path)
     with ExitStack() as open_files:
@@ -609,7 +622,8 @@ def read_frames(path: Path | str, deint: str | None = None, fps: Fraction | None
                 raise size_changed(path, frame, origin, counted if whole else None, size, image.shape[:2])
             yield Frame(image=np.ascontiguousarray(image[..., :3]), index=index, pts=frame.pts, time_base=time_base,
                         duration=frame.duration or None,
-                        alpha=np.ascontiguousarray(image[..., 3]) if alpha else None)
+                        alpha=np.ascontiguousarray(image[..., 3]) if alpha else None,
+                        source=source_planes(frame, deint) if samples else None)
             index += 1
             end_s = float((frame.pts + (frame.duration or 0)) * time_base)
         if index == 0 and span is not None:  # a start within SPAN_TOLERANCE of a frame's end is at that end

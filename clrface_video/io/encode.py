@@ -59,6 +59,7 @@ from clrface_video.io.sequence import (
     sequence_codec,
     sequence_pix_fmt,
 )
+from clrface_video.io.source_planes import kept_frame
 from clrface_video.io.timecode import (
     first_kept_offset,
     move_timecodes,
@@ -66,7 +67,7 @@ from clrface_video.io.timecode import (
     timecode_frames,
     timecode_rate,
 )
-from clrface_video.types import Frame, TimeSpan
+from clrface_video.types import Box, Frame, TimeSpan
 
 if TYPE_CHECKING:
     from typing_extensions import Self
@@ -181,6 +182,7 @@ class VideoWriter:
         self._written_pts: list[int] = []  # an APNG's frames, by source pts, to copy their stored delays
         self._shown: list[Fraction | None] = []  # and how long each is shown (a stretch's first and last: less)
         self._reformatter = VideoReformatter()  # one swscale context for the whole stream
+        self._region_reformatter = VideoReformatter()  # and one for the changed boxes (io.source_planes)
         self._last_pts = -1  # the last frame's number on the encoder's clock (_frame_number)
         self._crowded = 0  # frames left out there: each less than a frame after the one before (_frame_number)
         self._pictures_end = Fraction(0)  # where the last frame written ends, in seconds of the output's clock
@@ -453,27 +455,15 @@ class VideoWriter:
             if frame.duration and frame.time_base is not None:  # each frame's delay is stored, the last one's too
                 self._last_delay = frame.duration * frame.time_base
         else:
-            deep = image.dtype == np.uint16
-            rgb_format = "rgb48le" if deep else "rgb24"
-            if has_alpha(self._pix_fmt):  # the frame's transparency beside its colours (opaque where it has none)
-                opaque = np.iinfo(image.dtype).max
-                alpha = frame.alpha if frame.alpha is not None else np.full(image.shape[:2], opaque, image.dtype)
-                image, rgb_format = np.dstack([image, alpha.astype(image.dtype)]), "rgba64le" if deep else "rgba"
-            rgb = av.VideoFrame.from_ndarray(np.ascontiguousarray(image, dtype=image.dtype), format=rgb_format)
             matrix = SWS_MATRIX.get(yuv_colorspace(self.info.colorspace, self.info.pix_fmt, self._pix_fmt), SWS_BT601)
-            # Everything explicit, one swscale thread (see SWS_THREADS); transfer and primaries are only
-            # tagged below, never converted.
-            if self._wide is not None:
-                yuv = to_full_range(self._reformatter, rgb, self._pix_fmt, self._wide, matrix)  # chroma rounded
+            source = frame.source
+            if source is not None and not self._turns and source.written_as(
+                    self._pix_fmt.replace("yuvj", "yuv"), self.info.width, self.info.height, matrix,
+                    self._range == RANGE_JPEG):  # the source's samples; the restored RGB's only where it changed
+                yuv = kept_frame(source, frame.touched, self._pix_fmt,
+                                 lambda box: self._converted(frame, matrix, box, self._region_reformatter))
             else:
-                output = av.VideoFormat(self._pix_fmt)
-                if deep and not output.is_rgb:  # 16-bit RGB into YUV: swscale's gain undone, alpha kept exact
-                    ready_deep_rgb(rgb, output.components[0].bits)
-                yuv = self._reformatter.reformat(
-                    rgb, format=self._pix_fmt, src_colorspace=matrix, dst_colorspace=matrix,
-                    src_color_range=RANGE_JPEG,
-                    dst_color_range=RANGE_JPEG if self._range == RANGE_JPEG else RANGE_MPEG,
-                    threads=SWS_THREADS)
+                yuv = self._converted(frame, matrix, None, self._reformatter)
         yuv.color_primaries, yuv.color_trc = self.info.color_primaries, self.info.color_trc
         yuv.colorspace, yuv.color_range = yuv_colorspace(self.info.colorspace, self.info.pix_fmt, self._pix_fmt), self._range
         codec_tb = self._video.codec_context.time_base
@@ -482,6 +472,31 @@ class VideoWriter:
         if frame.duration and frame.time_base is not None:  # the muxer stores it: the last frame keeps its length
             yuv.duration = max(1, round(frame.duration * frame.time_base / codec_tb))
         return self._fields.flag(yuv) if self._fields is not None else yuv
+
+    def _converted(self, frame: Frame, matrix: int, box: Box | None, reformatter: VideoReformatter) -> av.VideoFrame:
+        """The frame's RGB, or its `box` of it, in the encoder's YUV (or RGB) format, converted with swscale's
+        `matrix`. Everything explicit, one swscale thread (see SWS_THREADS); transfer and primaries are only
+        tagged (_to_video_frame), never converted."""
+        image, alpha = frame.image, frame.alpha
+        if box is not None:
+            x0, y0, x1, y1 = box
+            image, alpha = image[y0:y1, x0:x1], None if alpha is None else alpha[y0:y1, x0:x1]
+        deep = image.dtype == np.uint16
+        rgb_format = "rgb48le" if deep else "rgb24"
+        if has_alpha(self._pix_fmt):  # the frame's transparency beside its colours (opaque where it has none)
+            opaque = np.iinfo(image.dtype).max
+            alpha = alpha if alpha is not None else np.full(image.shape[:2], opaque, image.dtype)
+            image, rgb_format = np.dstack([image, alpha.astype(image.dtype)]), "rgba64le" if deep else "rgba"
+        rgb = av.VideoFrame.from_ndarray(np.ascontiguousarray(image, dtype=image.dtype), format=rgb_format)
+        if self._wide is not None:
+            return to_full_range(reformatter, rgb, self._pix_fmt, self._wide, matrix)  # chroma rounded
+        output = av.VideoFormat(self._pix_fmt)
+        if deep and not output.is_rgb:  # 16-bit RGB into YUV: swscale's gain undone, alpha kept exact
+            ready_deep_rgb(rgb, output.components[0].bits)
+        return reformatter.reformat(rgb, format=self._pix_fmt, src_colorspace=matrix, dst_colorspace=matrix,
+                                    src_color_range=RANGE_JPEG,
+                                    dst_color_range=RANGE_JPEG if self._range == RANGE_JPEG else RANGE_MPEG,
+                                    threads=SWS_THREADS)
 
     def _encode(self, frame: av.VideoFrame | None) -> None:
         """Encode and mux one frame (None: flush the encoder), through the GIF palette filters if any."""
