@@ -57,9 +57,9 @@ def _stop_again(unraisable: Any) -> None:
     another, to be raised wherever the command then is; any other exception printed as Python prints it. A stop
     that came while Ray forked its processes (its preexec_fn runs the os.register_at_fork hooks, logging's
     _releaseLock among them) was raised in a hook, printed as 'Exception ignored in', and lost: the command
-    restored the whole video and ended with exit 0 (SIGTERM too, as Ray's handler's sys.exit(15)). Sent at once (from the hook, or from a thread the hook waits
-    to start), it was raised, and swallowed, in the hook again: it is sent AGAIN_AFTER later, and again should it
-    land in such a hook once more."""
+    restored the whole video and ended with exit 0 (SIGTERM too, as Ray's handler's sys.exit(15)). Sent at once
+    (from the hook, or from a thread the hook waits to start), it was raised, and swallowed, in the hook again: it
+    is sent AGAIN_AFTER later, and again should it land in such a hook once more."""
     import signal
     import threading
 
