@@ -58,6 +58,7 @@ class Losses:
     time_base: Fraction
     step: int | None  # ticks of a frame at the stream's rate, for a count and an end where nothing else gives one
     damage: Damage
+    since: int | None = None  # where this reading starts (a seek's): frames lost before it are the earlier one's
     owed: list[int] = field(default_factory=list)  # times of the packets whose frames have not come (a heap)
     suspect: bool = False  # a packet marked corrupt came, and no frame after a keyframe since: frames may go missing
     demuxed: int | None = None  # the latest pts demuxed so far
@@ -162,9 +163,13 @@ class Losses:
         """One warning for the stretch lost up to `until` (the next frame shown, or the stream's end): where it
         starts (the end of the frame shown before it) and how many frames and seconds it takes out; the count at
         the stream's rate where that is more than the packets and the rate is steady (a packet lost whole leaves
-        only its time to count)."""
-        lost, self.lost = self.lost, []
+        only its time to count). Frames lost before `since` are not this reading's: a Ray segment whose seek
+        landed before its keyframe said its neighbour's damage again, and counted it twice."""
+        lost, self.lost = [pts for pts in self.lost if self.since is None or pts >= self.since], []
+        if not lost:
+            return  # an earlier reading's (a Ray segment before this one), which it says and counts
         start = min(lost) if self.shown_end is None else min(self.shown_end, min(lost))
+        start = start if self.since is None else max(start, self.since)
         seconds = (until - start) * self.time_base
         frames = max(len(lost), round(seconds / (self.step * self.time_base)) if self._by_time else 0)
         self.damage.frames += frames
