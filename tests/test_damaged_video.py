@@ -368,3 +368,16 @@ def test_whole_recordings_say_no_damage_whole_or_from_a_start(tmp_path, warnings
         result = restore(clip, "-o", tmp_path / f"out{start}.mp4", "--start", start)
         assert result.exit_code == 0, result.output
     assert _damage_said(warnings_logged.records) == []
+
+
+def test_two_recordings_joined_say_no_damage(tmp_path, warnings_logged):
+    """Regression: two broadcasts of 48 frames joined into one .ts (MPEG-TS files concatenate), all 96 frames
+    restored, were said to have lost 92: the second's times start again, and its packets were taken for frames the
+    decoder had dropped. A keyframe timed no later than a packet before it starts the count afresh."""
+    first = make_clip(tmp_path / "a.ts", frames=48, size=(128, 96), gop=12)
+    second = make_clip(tmp_path / "b.ts", frames=48, size=(128, 96), gop=12)
+    joined = tmp_path / "joined.ts"
+    joined.write_bytes(first.read_bytes() + second.read_bytes())
+    result = restore(joined, "-o", tmp_path / "out.mp4")
+    assert result.exit_code == 0, result.output
+    assert len(frame_times(tmp_path / "out.mp4")) == 96 and _damage_said(warnings_logged.records) == []

@@ -61,8 +61,10 @@ class Losses:
     since: int | None = None  # where this reading starts (a seek's): frames lost before it are the earlier one's
     owed: list[int] = field(default_factory=list)  # times of the packets whose frames have not come (a heap)
     suspect: bool = False  # a packet marked corrupt came, and no frame after a keyframe since: frames may go missing
-    demuxed: int | None = None  # the latest pts demuxed so far
-    damaged_to: int | None = None  # the latest pts demuxed when damage was last found: a keyframe ends it only past it
+    demuxed: int = 0  # packets demuxed so far
+    latest: int | None = None  # the latest pts demuxed
+    order: dict[int, int] = field(default_factory=dict)  # a pts whose frame has not come: its packet's place (demuxed)
+    damaged_to: int | None = None  # packets demuxed when damage was last found: a keyframe ends it only past them
     spills: bool = False  # a packet marked corrupt came last: a parser (H.264's in a .ts) hands on the packet before
     # the one the demuxer marks, so the damage is in the next (a keyframe that lost its middle, still shown)
     restarted: bool = False  # the last frame shown was a keyframe
@@ -79,11 +81,15 @@ class Losses:
         """A packet demuxed; timed: its pts is the one its frame will show at (the demuxer's clock is trusted).
         Where the file's elements do not lead from the last packet to this one (`walk`), the demuxer read on past
         damage: the frames from where the packets before it end are lost, up to the next frame shown."""
+        if packet.is_keyframe and packet.pts is not None and self.latest is not None and packet.pts <= self.latest:
+            self._rejoined()
         if timed and packet.size and packet.pts is not None and not packet.is_discard:  # (an edit list's trim)
             heapq.heappush(self.owed, packet.pts)
             self.final = packet.pts
         if packet.pts is not None:
-            self.demuxed = max(self.demuxed or packet.pts, packet.pts)
+            self.demuxed += 1
+            self.latest = packet.pts if self.latest is None else max(self.latest, packet.pts)
+            self.order[packet.pts] = self.demuxed
             if self.spills:  # the packet after one marked corrupt is damaged too (see `spills`)
                 self.damaged_to, self.spills = self.demuxed, False
         if packet.is_corrupt:
@@ -132,7 +138,8 @@ class Losses:
         if self.lost and frame.pts > max(self.lost):
             self._say(frame.pts)
         self.suspect = self.suspect and not (self.restarted and not skipped)  # the decoder started afresh
-        self.restarted = frame.key_frame and (self.damaged_to is None or frame.pts > self.damaged_to)  # past it
+        place = self.order.pop(frame.pts, None)  # (a recording joined to another shows its times again)
+        self.restarted = frame.key_frame and (self.damaged_to is None or (place or 0) > self.damaged_to)  # past it
         end = frame.pts + (frame.duration or self.step or 0)  # a frame the decoder gives late, behind the others
         self.shown_end = end if self.shown_end is None else max(self.shown_end, end)  # (MPEG-2 after damage) opens no gap
 
@@ -147,6 +154,17 @@ class Losses:
             self.lost.extend(pts for pts in self.owed if pts != self.final and pts >= (self.shown_end or pts))
         if self.lost:
             self._say(max(self.lost) + (self.step or 0))
+
+    def _rejoined(self) -> None:
+        """A keyframe timed no later than a packet before it: another recording joined on (MPEG-TS files
+        concatenate), its times starting again, as no stream's keyframe does (every frame decoded before a keyframe
+        is shown before it). The times before it no longer tell which frames are missing, and its own frames,
+        shown after those still to come, would be taken for ones the decoder dropped: two broadcasts of 48 frames
+        joined were said to have lost 92. What is lost so far is said, and the count starts afresh."""
+        if self.lost:
+            self._say(max(max(self.lost) + (self.step or 0), self.shown_end or 0))
+        self.owed, self.order, self.suspect, self.spills, self.restarted = [], {}, False, False, False
+        self.last = self.damaged_to = self.latest = None
 
     def _found(self) -> None:
         """Damage found: frames may go missing from here on, up to a keyframe the decoder gives from a packet
