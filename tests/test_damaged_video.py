@@ -381,3 +381,15 @@ def test_two_recordings_joined_say_no_damage(tmp_path, warnings_logged):
     result = restore(joined, "-o", tmp_path / "out.mp4")
     assert result.exit_code == 0, result.output
     assert len(frame_times(tmp_path / "out.mp4")) == 96 and _damage_said(warnings_logged.records) == []
+
+
+def test_a_block_whose_size_reads_as_a_shorter_header_is_whole(tmp_path):
+    """Regression: a whole .mkv that PyAV wrote from a real clip was said to have lost 2 frames: a block of 41,863
+    bytes has the header a3 20 a3 87, whose last two bytes read as a 7-byte block's too, and the walk from that
+    one went nowhere. Every way the header reads is walked."""
+    from clrface_video.io.matroska_blocks import BlockWalk
+
+    data = bytes(16) + bytes.fromhex("a320a387") + bytes(0xA387) + bytes.fromhex("a384") + bytes(4)
+    (tmp_path / "blocks.mkv").write_bytes(data)
+    assert BlockWalk(tmp_path / "blocks.mkv").joined(20, 20 + 0xA387 + 2)
+    assert not BlockWalk(tmp_path / "blocks.mkv").joined(20, 20 + 0xA387 + 1)  # the next block is not there
