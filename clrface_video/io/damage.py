@@ -127,8 +127,8 @@ class Losses:
                 skipped.append(pts)
         if self.last is not None and any(pts >= self.shown_end for pts in skipped):  # type: ignore[operator]
             self._found()  # a frame the decoder dropped with nothing marked (within the frame before: a field's half)
-        if self.lost or self.suspect:
-            self.lost.extend(skipped)
+        if (self.lost or self.suspect) and (self.last is not None or self.since is None):  # a seek's first frame:
+            self.lost.extend(skipped)  # the packets before it from where the seek landed, which no decoder shows
             gap = self.shown_end is not None and frame.pts - self.shown_end >= (self.step or 0)
             if self._by_time and gap and not any(self.shown_end <= pts < frame.pts for pts in self.lost):
                 self.lost.append(self.shown_end)  # a frame's time or more with no frame: packets lost whole
