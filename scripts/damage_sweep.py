@@ -6,7 +6,7 @@ are and remuxed into .ts and .mkv, and clips made here of each kind tests/media.
 open-GOP MPEG-2, H.264 and HEVC, HEVC, interlaced, VP8 with alt-ref frames, VP9, AV1 where an encoder is present).
 Each is read whole and from 1/3 and 2/3 of its length (a seek), as read_frames reads it. Usage:
 
-    OMP_NUM_THREADS=1 python scripts/damage_sweep.py [--data ../shared/data/videos] [--keep FOLDER]
+    OMP_NUM_THREADS=1 PYTHONPATH=. python scripts/damage_sweep.py [--data ../shared/data/videos] [--keep FOLDER]
 """
 from __future__ import annotations
 
