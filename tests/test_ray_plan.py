@@ -17,6 +17,7 @@ from clrface_video.distributed.plan import identity_versions, track_video
 from clrface_video.distributed.segments import plan_segments, read_segment
 from clrface_video.distributed.video import _driver_embedder, planned_faces, shot_cuts
 from clrface_video.distributed.worker import RestoreWorker, SegmentFile
+from clrface_video.io.damage import Damage
 from clrface_video.io.decode import probe_video, read_frames
 from clrface_video.io.stretch_tag import HeldStretch, held_stretch
 from clrface_video.pipeline import restore_video
@@ -144,6 +145,29 @@ def test_segments_pass_over_a_damaged_packet_as_the_local_reader_does(tmp_path, 
     assert len(parts) >= 2 and len(local) == 47
     assert [frame.pts for part in parts for frame in read_segment(rotten, part, False)] == local
     assert warnings_logged.text == said and "rotten.mp4: damaged video at 0.583 s is passed over: 1 frame" in said
+
+
+def test_segments_say_frames_lost_in_a_transport_stream_once_as_the_local_reader_does(tmp_path, warnings_logged):
+    """A .ts with B-frames that lost 10 of its 188-byte packets (2 frames lost whole, after a keyframe): a segment
+    whose seek lands before its keyframe (MPEG-TS seeks by guessed bytes, then goes back) decodes its neighbour's
+    damage too, and said it again, so the segments counted the frames lost twice; and a seek that landed after a
+    keyframe, its first frame the next one, took the packets before that frame for frames lost (11 said, none
+    lost). Each segment says only what is lost from its own start on, after its first frame: the same lines as
+    read_frames, once."""
+    from tests.test_damaged_video import lost_packets
+
+    whole = short_gop(make_clip(tmp_path / "plain.ts", frames=72, size=(128, 96)), tmp_path / "news.ts", 12)
+    lost = lost_packets(whole, tmp_path / "news_lost.ts", run=10, share=4)
+    local = [frame.pts for frame in read_frames(lost)]
+    said = warnings_logged.text
+    warnings_logged.clear()
+    assert len(local) == 70 and said.count("news_lost.ts: damaged video at") == 2
+    for pieces in (4, 8):  # with 8, a seek that lands after a keyframe saw damage before its first frame
+        parts, damage = plan_segments(lost, pieces), Damage()
+        assert len(parts) >= 3
+        assert [frame.pts for part in parts for frame in read_segment(lost, part, False, damage=damage)] == local
+        assert warnings_logged.text == said and damage.frames == 2, pieces
+        warnings_logged.clear()
 
 
 @pytest.mark.parametrize(("suffix", "codec"), [(".mkv", "libx264"), (".mxf", "mpeg2video")])

@@ -295,17 +295,25 @@ def test_a_file_cut_short_is_refused_as_locally_with_no_output(ray_cluster, tmp_
     assert ray.stderr == local.stderr and local.stderr.startswith(f"error: {cut.name} is truncated")
 
 
-@pytest.mark.parametrize("kind", ["apng damaged frame", "ts lost packets", "mkv garbled"])
+@pytest.mark.parametrize("kind", ["apng damaged frame", "ts lost packets", "mkv garbled", "hevc nothing marked",
+                                  "bframes lost after a keyframe"])
 def test_damage_is_passed_over_and_said_as_locally(ray_cluster, tmp_path, kind):
     """An animated PNG whose third frame's data zlib refuses: Ray refused it, 'decoding segment 3 failed at frame
     0' (the local run another way), then, once passed over, as cut short ('decoding stopped after 5 of its 6
     frames'), its segments' count without the frame left out. A transport stream that lost 10 packets: the
     decoder's 7 frames dropped after them, said by neither. A .mkv with 2000 bytes of garbage at 30%: the 11 frames
     its demuxer passed over, said by neither. Both backends now restore the same frames and say the same one
-    warning."""
+    warning. An HEVC .ts whose lost packets left nothing marked corrupt, and an H.264 one with B-frames that lost
+    2 frames whole after a keyframe, the same on both too."""
     from tests.test_damaged_video import broken_apng, frame_times, garbled, lost_packets
 
-    if kind.startswith("apng"):
+    if kind.startswith("hevc"):
+        source = lost_packets(make_clip(tmp_path / "whole.ts", frames=96, size=(128, 96), codec="libx265",
+                                        audio=False), tmp_path / "match.ts", run=40, share=5)
+    elif kind.startswith("bframes"):
+        source = lost_packets(short_gop(make_clip(tmp_path / "plain.ts", frames=72, size=(128, 96)),
+                                        tmp_path / "whole.ts", 12), tmp_path / "news.ts", run=10, share=4)
+    elif kind.startswith("apng"):
         source = broken_apng(tmp_path / "party.png")
     elif kind.startswith("mkv"):
         source = garbled(make_clip(tmp_path / "whole.mkv", frames=48, size=(128, 96), gop=12), tmp_path / "party.mkv",
@@ -320,9 +328,11 @@ def test_damage_is_passed_over_and_said_as_locally(ray_cluster, tmp_path, kind):
         assert results[backend].exit_code == 0, results[backend].output
     said = {backend: [line for line in result.stderr.splitlines() if "damaged video" in line]
             for backend, result in results.items()}
-    assert said["ray"] == said["local"] and len(said["local"]) == 1, said
+    lines, frames = {"apng": (1, 5), "ts": (1, 41), "mkv": (1, 37), "hevc": (1, 10), "bframes": (2, 70)}[
+        kind[:kind.index(" ")]]
+    assert said["ray"] == said["local"] and len(said["local"]) == lines, said
     local, ray = frame_times(tmp_path / "local.mp4"), frame_times(tmp_path / "ray.mp4")
-    assert ray == local and len(local) == {"apng": 5, "ts": 41, "mkv": 37}[kind[:kind.index(" ")]]
+    assert ray == local and len(local) == frames
 
 
 def test_a_try_left_under_the_name_is_redone_whole_as_locally(ray_cluster, clip, tmp_path):

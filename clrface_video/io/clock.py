@@ -145,7 +145,7 @@ def _stamp(packet: av.Packet, clock: str) -> int | None:
 
 def timed_frames(container: av.container.InputContainer, stream: av.video.stream.VideoStream,
                  rate: Fraction | None, damage: Damage | None = None,
-                 decoder: av.CodecContext | None = None) -> Iterator[av.VideoFrame]:
+                 decoder: av.CodecContext | None = None, since: int | None = None) -> Iterator[av.VideoFrame]:
     """Decode `stream` in display order, each frame with its time (pts, in stream.time_base ticks).
 
     Where the demuxer's pts are trusted the decoder's frame pts are kept as they are. AVI and MXF frames take
@@ -156,6 +156,7 @@ def timed_frames(container: av.container.InputContainer, stream: av.video.stream
     is passed over and counted there, as FFmpeg's players do, up to MAX_DAMAGED of them; it and the frames the
     decoder drops after it are said in one warning per damaged stretch (io.damage.Losses).
     decoder: the codec context to decode with (a fresh one after a seek), when not the stream's own.
+    since: the pts this reading starts at (a --start's, a Ray segment's), where frames lost before it are not its to say.
     """
     name = container.format.name
     clock = "dts" if name in DTS_CLOCK_FORMATS else "sorted" if name in SORTED_CLOCK_FORMATS else "pts"
@@ -168,7 +169,7 @@ def timed_frames(container: av.container.InputContainer, stream: av.video.stream
     first = decoded = None  # the first packet's pts and the last decoded frame's (a sequence's damaged frame)
     own_times = clock == "pts" and name not in SHARED_STAMP_FORMATS  # each frame at its packet's pts (Losses)
     losses = None if damage is None else Losses(PurePath(container.name).name, stream.start_time or 0,
-                                                Fraction(stream.time_base), step, damage,
+                                                Fraction(stream.time_base), step, damage, since,
                                                 walk=BlockWalk(Path(container.name)) if name in MATROSKA_FORMATS else None)
     packets = container.demux(stream)
     for packet in _own_stamps(packets) if name in SHARED_STAMP_FORMATS else packets:

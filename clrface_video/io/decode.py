@@ -500,12 +500,12 @@ Decoding = tuple[av.container.InputContainer, av.video.stream.VideoStream, Itera
 
 
 def _seek(container: av.container.InputContainer, stream: av.video.stream.VideoStream,
-          seconds: float | Fraction, damage: Damage | None = None
+          seconds: float | Fraction, damage: Damage | None = None, since: int | None = None
           ) -> tuple[av.VideoFrame | None, Iterator[av.VideoFrame]] | None:
     """The first frame decoded after a seek to the keyframe at or before `seconds` from the stream's start (None
-    at the end), and the frames after it; None when the file cannot seek."""
+    at the end), and the frames after it; None when the file cannot seek. since: as timed_frames."""
     target = (stream.start_time or 0) + int(Fraction(seconds) / Fraction(stream.time_base))
-    frames = timed_frames(container, stream, stream_fps(stream), damage, frame_decoder(stream))
+    frames = timed_frames(container, stream, stream_fps(stream), damage, frame_decoder(stream), since)
     try:
         container.seek(target, stream=stream, backward=True)
         return next(frames, None), frames
@@ -514,14 +514,16 @@ def _seek(container: av.container.InputContainer, stream: av.video.stream.VideoS
 
 
 def decoding(open_files: ExitStack, path: Path, fps: Fraction | None, start: float | Fraction | None, *,
-             start_pts: int | None = None, damage: Damage | None = None) -> Decoding:
+             start_pts: int | None = None, damage: Damage | None = None, since: int | None = None) -> Decoding:
     """The video opened in `open_files`, its stream and its frames (timed_frames): from the keyframe at or before
     `start` seconds from its first frame (or at or before pts `start_pts`: a Ray segment's keyframe), or from the
     first frame when neither is given or the file cannot seek (a raw .h264 stream). MPEG-TS seeks by guessed byte
     positions and can land a keyframe late, or at the end: the seek goes back 1, 2, 4 ... s before the start
     until it lands at or before it (from the first frame at worst), so that no frame of the stretch is lost and
     a long recording is not decoded from its start. The caller leaves out the frames before its start.
-    damage: where damaged packets passed over are counted (timed_frames); None: the first one raises."""
+    damage: where damaged packets passed over are counted (timed_frames); None: the first one raises. Damage
+    before the start is not said (since, timed_frames): a Ray segment decoded from an earlier keyframe said its
+    neighbour's again, and counted it twice."""
     container = open_files.enter_context(open_input(path, fps))
     stream = video_stream(container, path)
     if stamps_only(container, stream):  # the packs' own stamps, none filled in by FFmpeg (io.clock._Plausible)
@@ -532,16 +534,18 @@ def decoding(open_files: ExitStack, path: Path, fps: Fraction | None, start: flo
     origin, time_base = stream.start_time or 0, Fraction(stream.time_base)
     if start_pts is not None:
         start = (start_pts - origin) * time_base
+    if start is not None and since is None:
+        since = start_pts if start_pts is not None else origin + int(Fraction(start) / time_base)
     if start is None:
-        frames = timed_frames(container, stream, stream_fps(stream), damage, frame_decoder(stream))
+        frames = timed_frames(container, stream, stream_fps(stream), damage, frame_decoder(stream), since)
         return container, stream, _in_stated_matrix(frames, matrix)
     back = 0
-    while back < start and (landed := _seek(container, stream, start - back, damage)) is not None:
+    while back < start and (landed := _seek(container, stream, start - back, damage, since)) is not None:
         first, frames = landed
         if first is not None and (first.pts is None or (first.pts - origin) * time_base <= start + SPAN_TOLERANCE):
             return container, stream, _in_stated_matrix(chain([first], frames), matrix)
         back = back * 2 or 1
-    return decoding(open_files, path, fps, None, damage=damage)  # anew from the first frame
+    return decoding(open_files, path, fps, None, damage=damage, since=since)  # anew from the first frame
 
 
 def _in_stated_matrix(frames: Iterator[av.VideoFrame], matrix: int) -> Iterator[av.VideoFrame]:

@@ -34,21 +34,25 @@ class BlockWalk:
         with open(self.path, "rb") as file:  # opened for each walk: a reader stopped early leaves nothing open
             file.seek(start - HEADER)
             data = file.read(end - start + HEADER)
-        at = _block_end(data)
-        for _ in range(MAX_ELEMENTS):
-            if at is None:
-                return True
-            ident, size = _vint(data, at, 4, False), None
-            if ident is not None:
-                size = _vint(data, ident[1], 8, True)
-            if ident is None or size is None:
-                return False
-            if size[1] == len(data):
-                return ident[0] in BLOCKS
-            at = size[1] if ident[0] in ENTERED else size[1] + size[0]
-            if at >= len(data):
-                return False
-        return True
+        ends = _block_ends(data)
+        return not ends or any(_leads_to_block(data, at) for at in ends)
+
+
+def _leads_to_block(data: bytes, at: int) -> bool:
+    """Whether the elements walked from `at` in `data` (the bytes from a block up to another) end where the next
+    block's data begins (BlockWalk.joined)."""
+    for _ in range(MAX_ELEMENTS):
+        ident, size = _vint(data, at, 4, False), None
+        if ident is not None:
+            size = _vint(data, ident[1], 8, True)
+        if ident is None or size is None:
+            return False
+        if size[1] == len(data):
+            return ident[0] in BLOCKS
+        at = size[1] if ident[0] in ENTERED else size[1] + size[0]
+        if at >= len(data):
+            return False
+    return True
 
 
 def whole_in_size(path: Path) -> bool:
@@ -70,14 +74,17 @@ def whole_in_size(path: Path) -> bool:
     return stated[0] != unknown and stated[1] + stated[0] <= path.stat().st_size
 
 
-def _block_end(data: bytes) -> int | None:
-    """Where the block whose data starts at HEADER in `data` ends: its header (a block's ID, then its size in as
-    many bytes as that size's marker says) read backwards from there; None where none ends there."""
+def _block_ends(data: bytes) -> list[int]:
+    """Where the block whose data starts at HEADER in `data` may end: its header (a block's ID, then its size in
+    as many bytes as that size's marker says) read backwards from there, every way it reads. Why every way: a
+    size's own bytes can read as a shorter header (a3 20 a3 87, a 41,863-byte block, ends in a3 87, a 7-byte
+    one), and taking the shortest said two frames lost in a whole .mkv that PyAV wrote from liveportrait_d0."""
+    ends = []
     for length in range(1, HEADER):
         size = _vint(data, HEADER - length, 8, True)
         if data[HEADER - length - 1] in BLOCKS and size is not None and size[1] == HEADER:
-            return HEADER + size[0]
-    return None
+            ends.append(HEADER + size[0])
+    return ends
 
 
 def _vint(head: bytes, at: int, longest: int, value: bool) -> tuple[int, int] | None:
