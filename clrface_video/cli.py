@@ -326,7 +326,7 @@ def restore(input: Path, output: str | None, model: str, fidelity: float, streng
     and videos (recursive)."""
     from .api import make_config, restore_video
     from .paths import check_side_output, resolve_paths
-    from .report import Interrupted, Stopped
+    from .report import Interrupted, Stopped, kept_when_stopped
 
     if backend == "local" and (ray_address is not None or workers is not None):
         raise click.UsageError("--ray-address and --workers need --backend ray")
@@ -359,12 +359,13 @@ def restore(input: Path, output: str | None, model: str, fidelity: float, streng
         raise
     finally:
         progress.close()
-    click.echo(report.summary())
-    if report_path is not None:
-        try:
-            report.write(report_path)
-        except ClrfaceError as error:
-            raise ClrfaceError(f"{error}; what was restored is written (a rerun skips it)") from error
+    with kept_when_stopped(report):  # a stop while the summary is said: the output is whole all the same
+        click.echo(report.summary())
+        if report_path is not None:
+            try:
+                report.write(report_path)
+            except ClrfaceError as error:
+                raise ClrfaceError(f"{error}; what was restored is written (a rerun skips it)") from error
     if report.failed:  # a folder finished, but some of its files could not be restored (each named above)
         sys.exit(EXIT_SOME_FAILED)
 

@@ -39,7 +39,7 @@ from .paths import (
     resolve_paths,
     say_renamed,
 )
-from .report import JobSettings, Progress, RestoreReport, StageTimer, reports_warnings
+from .report import JobSettings, Progress, RestoreReport, StageTimer, kept_when_stopped, reports_warnings
 from .reruns import changed_since, left_as_is
 from .restore.base import Restorer, check_model_name, default_model_name, make_restorer
 from .story import FrameStory, Models, restore_photo_array
@@ -178,11 +178,12 @@ def restore_video(input: str | Path, output: str | Path | None = None, config: R
             if progress is not None:
                 progress.advance()
         flushed_from = time.perf_counter()
-    timer.add("encode", time.perf_counter() - flushed_from)  # the flush and atomic rename on close
-    report.settings = job_settings(config, models, video=True, codec=writer.codec)
-    if not is_sequence(source) and not is_sequence(target):  # one file from one file, as a photo's copy
-        keep_date_and_mode(source, target)
-    return finish_report(report, story, timer, start)
+    with kept_when_stopped(report):  # the output is in place: a stop from here on says that it is kept
+        timer.add("encode", time.perf_counter() - flushed_from)  # the flush and atomic rename on close
+        report.settings = job_settings(config, models, video=True, codec=writer.codec)
+        if not is_sequence(source) and not is_sequence(target):  # one file from one file, as a photo's copy
+            keep_date_and_mode(source, target)
+        return finish_report(report, story, timer, start)
 
 
 @reports_warnings

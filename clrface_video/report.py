@@ -160,6 +160,25 @@ class Interrupted(KeyboardInterrupt):
         self.left = left
 
 
+def finished(report: RestoreReport) -> Interrupted:
+    """The stop of a job whose output was already in place (Ctrl-C or SIGTERM while Ray shuts down, or the date
+    is set, or the summary is said): the command still ends as stopped, but says that the output is whole and
+    kept, where it said 'no partial output was left' of a finished file. --report is written from `report`."""
+    return Interrupted(report, f" once its output was finished: {report.output} is whole and kept")
+
+
+@contextmanager
+def kept_when_stopped(report: RestoreReport) -> Iterator[None]:
+    """The steps after a job's output is in place: a stop there raises finished(report), not a bare interrupt
+    (a folder's own Interrupted passes as it is)."""
+    try:
+        yield
+    except Interrupted:
+        raise
+    except KeyboardInterrupt as stop:
+        raise finished(report) from stop
+
+
 @dataclass
 class RestoreReport:
     """The outcome of one job; `to_json()` is what `--report report.json` writes.

@@ -1351,6 +1351,38 @@ def test_a_folder_stopped_by_a_signal_writes_its_report_of_the_files_finished(tm
         "run it again to go on from there\n")
 
 
+@pytest.mark.parametrize(("sent", "code", "word"), [(signal.SIGINT, 130, "interrupted"),
+                                                    (signal.SIGTERM, 143, "terminated")], ids=["ctrl-c", "kill"])
+def test_a_stop_once_a_videos_output_is_in_place_says_that_it_is_kept(tmp_path, small_clip, monkeypatch, sent, code,
+                                                                      word):
+    """Ctrl-C or SIGTERM after the restored video was renamed into place (its date being set) ended on
+    'interrupted; no partial output was left' beside a whole output: the command still ends with the signal's
+    status, and now says that the output was finished and is kept; --report is written, with its frames."""
+    from clrface_video import cli as cli_module
+    from clrface_video import pipeline
+    from clrface_video.io.decode import read_frames
+
+    out, report = tmp_path / "out.mp4", tmp_path / "report.json"
+    keep = pipeline.keep_date_and_mode
+
+    def stop_once_kept(source: Path, target: Path) -> None:
+        keep(source, target)
+        signal.raise_signal(sent)  # the signal itself, raised by its handler at the next line
+
+    monkeypatch.setattr(pipeline, "keep_date_and_mode", stop_once_kept)
+    monkeypatch.setattr(cli_module, "_SIGTERM_SEEN", [])
+    handlers = {signal.SIGINT: signal.default_int_handler, signal.SIGTERM: cli_module._raise_terminated}
+    before = signal.signal(sent, handlers[sent])  # Ctrl-C's default as from a terminal, or cli.main's SIGTERM's
+    try:
+        result = run("restore", small_clip, "-o", out, "--report", report, *BASELINE)
+    finally:
+        signal.signal(sent, before)
+    assert result.exit_code == code, result.output
+    assert result.stderr == f"{word} once its output was finished: {out} is whole and kept\n"
+    assert len(list(read_frames(out))) == 6 and json.loads(report.read_text())["frames"] == 6
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["out.mp4", "report.json"]  # no temporary file
+
+
 def test_a_folders_ctrl_c_line_says_how_many_files_were_finished(tmp_path, astronaut, monkeypatch):
     """A folder's Ctrl-C ended on 'interrupted; no partial output was left', which said nothing of the files
     restored before it, kept, nor that a rerun goes on from there: it now says both, and a rerun does the rest."""

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import av
 import numpy as np
@@ -462,11 +463,6 @@ def test_a_stop_while_ray_forks_its_processes_stops_the_run(tmp_path, sent, code
     raised inside logging's _releaseLock hook, where Python prints and drops it: the command restored the whole
     video and ended with exit 0. Here the signal is sent from such a hook, at Ray's first fork, every time;
     SIGTERM (cli.Terminated) alike."""
-    import subprocess
-    import sys
-
-    clip = short_gop(make_clip(tmp_path / "long.mp4", frames=24, size=(192, 160)), tmp_path / "clip.mp4", gop=12)
-    out = tmp_path / "out.mkv"
     stop_at_rays_first_fork = (
         "import os, signal, sys\n"
         "sent = []\n"
@@ -474,13 +470,54 @@ def test_a_stop_while_ray_forks_its_processes_stops_the_run(tmp_path, sent, code
         "    if 'ray' in sys.modules and not sent:\n"
         "        sent.append(1)\n"
         f"        os.kill(os.getpid(), signal.{sent})\n"
-        "os.register_at_fork(after_in_parent=stop)\n"
-        "from clrface_video.cli import main\n"
-        "main()\n")
-    process = subprocess.run([sys.executable, "-c", stop_at_rays_first_fork, "restore", str(clip), "-o", str(out),
-                              "--backend", "ray", "--workers", "1", "--codec", "ffv1", "--model",
-                              "baseline-bicubic-sharpen", "--device", "cpu"],
-                             check=False, capture_output=True, text=True, timeout=300)
+        "os.register_at_fork(after_in_parent=stop)\n")
+    process, out = _restore_after(stop_at_rays_first_fork, tmp_path)
     assert process.returncode == code, process.stderr[-2000:]
     assert process.stderr.strip().splitlines() == [f"{word}; no partial output was left"], process.stderr[-2000:]
     assert not out.exists() and not process.stdout
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(("sent", "code", "word"), [("SIGINT", 130, "interrupted"), ("SIGTERM", 143, "terminated")],
+                         ids=["ctrl-c", "kill"])
+def test_a_stop_while_ray_shuts_down_after_the_join_keeps_the_output_and_says_so(tmp_path, sent, code, word):
+    """Ctrl-C in the 1-2.5 s that Ray takes to shut down, the output already joined, ended on 'interrupted; no
+    partial output was left' beside a whole output; SIGTERM there killed the command outright (exit -15, not a
+    line), as Ray's shutdown had set SIGTERM to SIG_DFL under Python's handler (cluster.DRIVER_SETTINGS). Here the
+    signal is sent from inside ray.shutdown, once its core worker is gone, every time: the command ends with the
+    signal's status and says that the output was finished and is kept."""
+    stop_once_rays_core_worker_is_gone = (
+        "import os, signal\n"
+        "from clrface_video.distributed import cluster\n"
+        "imported = cluster.import_ray\n"
+        "def import_ray():\n"
+        "    ray = imported()\n"
+        "    from ray._private import state\n"
+        "    disconnect = state.state.disconnect\n"
+        "    def stop_then_disconnect():\n"  # ray.shutdown's next step after its core worker's teardown
+        f"        os.kill(os.getpid(), signal.{sent})\n"
+        "        disconnect()\n"
+        "    state.state.disconnect = stop_then_disconnect\n"
+        "    return ray\n"
+        "cluster.import_ray = import_ray\n")
+    process, out = _restore_after(stop_once_rays_core_worker_is_gone, tmp_path)
+    assert process.returncode == code, process.stderr[-2000:]
+    assert process.stderr.strip().splitlines()[-1] == f"{word} once its output was finished: {out} is whole and kept"
+    assert "Traceback" not in process.stderr and not process.stdout
+    assert len(frames_of(out)) == 24 and sorted(p.name for p in tmp_path.iterdir()) == ["clip.mp4", "long.mp4",
+                                                                                          "out.mkv"]
+
+
+def _restore_after(stopper: str, tmp_path: Path) -> tuple[Any, Path]:
+    """The command run by `python -c` after `stopper` (code that arranges for a signal to come at one moment) on a
+    24-frame clip (2 segments), one Ray worker, into an FFV1 .mkv: the finished process and the output's path."""
+    import subprocess
+    import sys
+
+    clip = short_gop(make_clip(tmp_path / "long.mp4", frames=24, size=(192, 160)), tmp_path / "clip.mp4", gop=12)
+    out = tmp_path / "out.mkv"
+    process = subprocess.run([sys.executable, "-c", stopper + "from clrface_video.cli import main\nmain()\n",
+                              "restore", str(clip), "-o", str(out), "--backend", "ray", "--workers", "1", "--codec",
+                              "ffv1", "--model", "baseline-bicubic-sharpen", "--device", "cpu"],
+                             check=False, capture_output=True, text=True, timeout=300)
+    return process, out

@@ -13,7 +13,7 @@ from ..io.webp_anim import is_animated_webp
 from ..paths import check_files_only, check_writable, gif_as_photo, resolve_paths
 from ..photos import interrupted
 from ..pipeline import already_done, photo_done
-from ..report import Interrupted, Progress, RestoreReport, reports_warnings
+from ..report import Interrupted, Progress, RestoreReport, finished, reports_warnings
 from ..reruns import protected, up_to_date
 from ..restore.base import check_model_name
 from .cluster import ray_session, run_all, say_warnings, start_workers
@@ -66,23 +66,29 @@ def restore_path_ray(input: str | Path, output: str | Path | None = None, config
         if not config.overwrite and up_to_date(photo, target):  # a stale one is said by its worker
             return photo_done(photo, target, config, local=False)
         _check_redo(photo, target, config)
+    done = None  # the job's report, once its output is in place
     try:
         with ray_session(address) as ray:
             actors = start_workers(ray, config, video=video, workers=workers if video or source.is_dir() else 1)
             try:
                 if listing is not None:
-                    return restore_folder_ray(ray, actors, source, output, config, progress=progress,
+                    done = restore_folder_ray(ray, actors, source, output, config, progress=progress,
                                               listing=listing)
-                if video:
-                    return restore_video_ray(ray, actors, source, output, config, progress=progress)
-                (report,) = run_all(ray, actors[:1], "restore_one", [(source, output)])
-                say_warnings(report.warnings, set())  # the worker's, said here (this job's report lists them again)
-                return report
+                elif video:
+                    done = restore_video_ray(ray, actors, source, output, config, progress=progress)
+                else:
+                    (done,) = run_all(ray, actors[:1], "restore_one", [(source, output)])
+                    say_warnings(done.warnings, set())  # the worker's, said here (this job's report lists them again)
             finally:
                 for actor in actors:
                     ray.kill(actor)
-    except KeyboardInterrupt as stop:  # Ctrl-C or SIGTERM while Ray starts or its workers load their models
-        if listing is None or isinstance(stop, Interrupted):  # a video or photo: no output, no report, as locally
+        return done
+    except KeyboardInterrupt as stop:  # Ctrl-C or SIGTERM while Ray starts, its workers load their models, or after
+        if isinstance(stop, Interrupted):
+            raise
+        if done is not None:  # while Ray shuts down (1-2.5 s): the output is whole
+            raise finished(done) from stop
+        if listing is None:  # a video or photo: no output, no report, as locally
             raise
         raise interrupted(listing.report, listing.start, listing.todo) from stop  # nothing restored yet, as locally
 

@@ -26,6 +26,10 @@ LOCAL_SETTINGS = {  # a local Ray bound to loopback, without token auth files; R
 REACH_SECONDS = 5  # the head's port must accept a TCP connection within this
 JOIN_SETTINGS = {"RAY_py_gcs_connect_timeout_s": "10"}  # each try's wait for an answer; read when Ray is imported
 JOIN_TRIES = {"RAY_gcs_server_port_wait_time_s": "1"}  # one try; read by ray.init (a local head's start reads it too)
+# The driver without Ray's C++ failure signal handler, read when Ray is imported (not set for the processes that
+# ray.init starts): ray.shutdown uninstalls it by setting SIGTERM to SIG_DFL under Python's handler, and a kill in
+# the second it then takes ended the command with no line (exit -15) after its output was written.
+DRIVER_SETTINGS = {"RAY_DISABLE_FAILURE_SIGNAL_HANDLER": "1"}
 # what an HTTP/2 client sends first: the fixed preface, then an empty SETTINGS frame (RFC 9113, section 3.4)
 HTTP2_PREFACE = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n" + bytes([0, 0, 0, 4, 0, 0, 0, 0, 0])
 ADDRESS_HINT = "give HOST:PORT of a running Ray cluster's head, or leave it out for a Ray on this machine"
@@ -105,7 +109,8 @@ def ray_session(address: str | None = None, *, num_cpus: int | None = None) -> I
         too_late = "ray" in sys.modules and os.environ.get("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER") != "0"
     for name, value in (JOIN_SETTINGS if address else LOCAL_SETTINGS).items():
         os.environ.setdefault(name, value)
-    ray = import_ray()
+    with environment(DRIVER_SETTINGS):
+        ray = import_ray()
     if ray.is_initialized():
         yield ray
         return
@@ -134,17 +139,21 @@ def ray_session(address: str | None = None, *, num_cpus: int | None = None) -> I
                          logging_level=logging.WARNING)
         yield ray
     finally:
-        ray.shutdown()
-        if temp_dir is not None:
-            shutil.rmtree(temp_dir, ignore_errors=True)
+        try:
+            with _killed_as_the_command_is(on_term):  # where Ray was imported before DRIVER_SETTINGS, too late
+                ray.shutdown()
+        finally:  # a stop while it shuts down (the atexit shutdown finishes it) leaves no temp folder either
+            if temp_dir is not None:
+                shutil.rmtree(temp_dir, ignore_errors=True)
 
 
 @contextmanager
 def _killed_as_the_command_is(on_term: Any) -> Iterator[None]:
-    """Ray's start (ray.init) with the command's SIGTERM handler `on_term` (cli: Terminated, exit 143, --report
-    written) put back after it: kill, timeout or systemd are then met as locally. While it starts, Ray's own
-    handler, set first thing, answers with sys.exit(15): a folder killed then ended silently with exit 15 and
-    no report. That exit is handed to `on_term`, as the signal itself would have been."""
+    """Ray's start (ray.init) or shutdown with the command's SIGTERM handler `on_term` (cli: Terminated, exit 143,
+    --report written) put back after it: kill, timeout or systemd are then met as locally. While it starts, Ray's
+    own handler, set first thing, answers with sys.exit(15): a folder killed then ended silently with exit 15 and
+    no report. That exit is handed to `on_term`, as the signal itself would have been. Ray's shutdown sets SIGTERM
+    to SIG_DFL where its C++ failure signal handler was installed (DRIVER_SETTINGS came too late)."""
     main = callable(on_term) and threading.current_thread() is threading.main_thread()
     try:
         yield

@@ -35,7 +35,7 @@ from ..io.palette import is_gif
 from ..io.pixels import to_uint8
 from ..paths import check_writable, resolve_paths
 from ..pipeline import already_done, finish_report
-from ..report import Progress, RestoreReport, StageTimer, reports_warnings
+from ..report import Progress, RestoreReport, StageTimer, kept_when_stopped, reports_warnings
 from ..reruns import left_as_is
 from ..types import Face, Frame
 from .cluster import ask, run_all, say_warnings
@@ -205,14 +205,15 @@ def _run_job(ray: Any, actors: list[Any], job: JobFolder, source: Path, target: 
                        progress)  # 4 align, 5 restore, 6 paste, 7 encode: one file per segment
     with timer("encode"):
         report.frames = join_segments([job.segment_file(s) for s in segments], pts, target, source, info)  # join
-    keep_date_and_mode(source, target)  # as restore_video's copy
-    job.remove()
-    for result in results:
-        for stage, seconds in result.stages.items():
-            timer.add(stage, seconds)
-    report.faces = sum(len(faces) for faces in plan.faces)
-    report.faces_left_alone = plan.left_alone
-    report.tracks = len(plan.track_ids)
+    with kept_when_stopped(report):  # the output is in place: a stop from here on says that it is kept
+        for result in results:
+            for stage, seconds in result.stages.items():
+                timer.add(stage, seconds)
+        report.faces = sum(len(faces) for faces in plan.faces)
+        report.faces_left_alone = plan.left_alone
+        report.tracks = len(plan.track_ids)
+        keep_date_and_mode(source, target)  # as restore_video's copy
+        job.remove()
     return report
 
 
