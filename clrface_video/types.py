@@ -33,6 +33,19 @@ class SourcePlanes:
 
 
 @dataclass(frozen=True)
+class Change:
+    """One pasted face's box and which of its pixels the paste changed: a writer that keeps the source's samples
+    converts the restored RGB only there (the box's corners round the face's oval mask, and its margin, are as
+    decoded).
+
+    pixels: (y1 - y0, x1 - x0) bool, True where the paste's mask is above 0; a box's worth, never the frame's.
+    """
+
+    box: Box
+    pixels: np.ndarray
+
+
+@dataclass(frozen=True)
 class Frame:
     """One decoded video frame or photo.
 
@@ -41,8 +54,9 @@ class Frame:
     duration: how long the frame shows, in time_base units, when the source says (a GIF's last delay).
     alpha: (H, W) transparency with the image's dtype, for a video that has it (ProRes 4444, FFV1), else None.
     source: the YUV samples `image` was read from (io.source_planes), where the writer can keep them; None for
-    photos and frames whose picture decoding changed (deinterlaced). touched: the boxes outside which `image` is
-    still the exact conversion of `source` (story's paste sets them): whatever else changes `image` drops `source`.
+    photos and frames whose picture decoding changed (deinterlaced). touched: the pasted faces' Changes, outside
+    whose changed pixels `image` is still the exact conversion of `source` (story's paste sets them): whatever else
+    changes `image` drops `source`.
     """
 
     image: np.ndarray
@@ -52,7 +66,7 @@ class Frame:
     duration: int | None = None
     alpha: np.ndarray | None = None
     source: SourcePlanes | None = None
-    touched: tuple[Box, ...] = ()
+    touched: tuple[Change, ...] = ()
 
 
 @dataclass(frozen=True)

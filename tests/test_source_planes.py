@@ -10,6 +10,7 @@ import pytest
 from clrface_video.config import RestoreConfig
 from clrface_video.faces.align import crop_corners_in_frame, estimate_similarity
 from clrface_video.faces.detect import make_detector
+from clrface_video.faces.paste import paste_faces
 from clrface_video.io.decode import read_frames
 from clrface_video.io.pixels import to_uint8
 from clrface_video.pipeline import restore_video
@@ -102,15 +103,59 @@ def test_regions_take_whole_chroma_samples_and_join_where_they_meet():
     assert sorted(joined) == [(6, 6, 34, 34), (56, 6, 74, 24)]
 
 
-@pytest.mark.parametrize(("fmt", "rgb"), [("yuv420p", "rgb24"), ("yuv422p10le", "rgb48le")])
-def test_a_box_is_converted_as_the_whole_frame_converts_it(fmt, rgb):
-    """Inside a changed box, the samples are those of the whole frame's conversion (the margin holds the chroma
-    filter's reach: swscale's 4:2:0 chroma read one row past a region's edge); outside its grown region (8 px and
-    the chroma grid's), the source's."""
+def changed_samples(changed: np.ndarray, step_x: int, step_y: int) -> np.ndarray:
+    """Per sample of a plane subsampled (step_x, step_y) times, whether a pixel it covers is `changed`."""
+    rows, columns = -(-changed.shape[0] // step_y), -(-changed.shape[1] // step_x)
+    padded = np.zeros((rows * step_y, columns * step_x), bool)
+    padded[:changed.shape[0], :changed.shape[1]] = changed
+    return padded.reshape(rows, step_y, columns, step_x).any(axis=(1, 3))
+
+
+@pytest.mark.parametrize(("name", "codec", "depth", "fmt"), [("face.mkv", "ffv1", 8, "yuv420p"),
+                                                              ("face.mov", "prores_ks", 10, "yuv422p10le")])
+def test_samples_the_paste_left_alone_are_the_sources_inside_a_faces_box(tmp_path, monkeypatch, name, codec, depth,
+                                                                        fmt):
+    """Inside the box round a face's changed pixels too, the pixels the paste left alone (mask 0: the corners round
+    its oval mask) keep the source's Y, and the Cb and Cr samples whose pixels it left alone keep the source's.
+    Before, those went through RGB with the face and came back rounded, Y too."""
+    from clrface_video import story
+
+    masks = []
+
+    def recorded(*args, **kwargs):
+        image, mask = paste_faces(*args, **kwargs)
+        masks.append(mask > 0)
+        return image, mask
+
+    monkeypatch.setattr(story, "paste_faces", recorded)
+    clip = make_clip(tmp_path / name, frames=4, size=SIZE, codec=codec, bit_depth=depth, audio=False)
+    out = tmp_path / "face_out.mkv"
+    assert restore_video(clip, out, config(codec="ffv1")).faces == 4
+    (fmt_in, before), (fmt_out, after) = planes(clip), planes(out)
+    assert fmt_in == fmt_out == fmt and len(masks) == 4
+    for a, b, changed in zip(before, after, masks, strict=True):
+        rows, columns = np.flatnonzero(changed.any(1)), np.flatnonzero(changed.any(0))
+        for index, (x, y) in enumerate(zip(a, b, strict=True)):
+            step_x, step_y = (SIZE[0] // x.shape[1], SIZE[1] // x.shape[0])
+            in_box = np.zeros(x.shape, bool)
+            in_box[rows[0] // step_y:rows[-1] // step_y + 1, columns[0] // step_x:columns[-1] // step_x + 1] = True
+            alone = in_box & ~changed_samples(changed, step_x, step_y)
+            assert alone.sum() > 0.05 * in_box.sum()  # the box's corners
+            assert np.array_equal(x[alone], y[alone]), f"plane {index}"
+        assert np.abs(a[0].astype(int) - b[0])[changed].max() > 4  # restored
+
+
+@pytest.mark.parametrize(("fmt", "rgb"), [("yuv420p", "rgb24"), ("yuv422p10le", "rgb48le"), ("yuv411p", "rgb24")])
+def test_the_changed_pixels_are_converted_as_the_whole_frame_converts_them(fmt, rgb):
+    """Of a box whose oval the paste changed, the samples that cover a changed pixel are those of the whole frame's
+    conversion (the margin holds the chroma filter's reach: swscale's 4:2:0 chroma read one row past a region's
+    edge); the others, inside the box or out, are the source's, though the filter reads a changed pixel next to
+    theirs."""
     from av.video.reformatter import VideoReformatter
 
     from clrface_video.io.decode import source_planes
     from clrface_video.io.source_planes import kept_frame
+    from clrface_video.types import Change
 
     deep = rgb == "rgb48le"
     image = np.random.default_rng(0).integers(0, 65536 if deep else 256, (120, 160, 3)).astype(
@@ -124,15 +169,17 @@ def test_a_box_is_converted_as_the_whole_frame_converts_it(fmt, rgb):
         return frame
 
     source = source_planes(converted(np.zeros_like(image)), None)
-    box = (40, 20, 100, 80)  # on the chroma grid: with no margin its first and last chroma rows differed
-    out = kept_frame(source, [box], fmt, lambda region: converted(image[region[1]:region[3], region[0]:region[2]]))
-    whole, (x0, y0, x1, y1) = source_planes(converted(image), None), box
-    kept = source_planes(out, None)
+    x0, y0, x1, y1 = box = (40, 20, 100, 80)  # on the chroma grid: with no margin its first and last chroma rows differed
+    rows, columns = np.ogrid[y0:y1, x0:x1]
+    oval = ((rows - 49.5) / 30) ** 2 + ((columns - 69.5) / 30) ** 2 <= 1  # touches the box's sides, not its corners
+    out = kept_frame(source, [Change(box, oval)], fmt,
+                     lambda region: converted(image[region[1]:region[3], region[0]:region[2]]))
+    changed = np.zeros(image.shape[:2], bool)
+    changed[y0:y1, x0:x1] = oval
+    whole, kept = source_planes(converted(image), None), source_planes(out, None)
     size = 2 if deep else 1
-    for index, (a, b, s) in enumerate(zip(whole.planes, kept.planes, source.planes, strict=True)):
-        sx, sy = (2, 2 if fmt == "yuv420p" else 1) if index else (1, 1)
-        inside = (slice(-(-y0 // sy), y1 // sy), slice(-(-x0 // sx) * size, x1 // sx * size))
-        assert np.array_equal(a[inside], b[inside])
-        far = np.ones(b.shape, bool)
-        far[(y0 - 10) // sy:-(-(y1 + 10) // sy), (x0 - 10) // sx * size:-(-(x1 + 10) // sx) * size] = False  # grid
-        assert np.array_equal(b[far], s[far])
+    for a, b, s in zip(whole.planes, kept.planes, source.planes, strict=True):
+        step_x, step_y = image.shape[1] * size // a.shape[1], image.shape[0] // a.shape[0]
+        covering = np.repeat(changed_samples(changed, step_x, step_y), size, axis=1)
+        assert np.array_equal(a[covering], b[covering]) and np.array_equal(b[~covering], s[~covering])
+        assert (~covering)[y0 // step_y:y1 // step_y, x0 * size // step_x:x1 * size // step_x].any()  # the corners

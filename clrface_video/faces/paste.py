@@ -9,7 +9,7 @@ from functools import lru_cache
 import numpy as np
 
 from ..opencv import cv2
-from ..types import Box
+from ..types import Change
 from .align import crop_corners_in_frame, matrix_scale, translate, warp_to_crop
 
 # Shape of the paste mask in crop space, as fractions of the crop side S: a rounded square
@@ -272,16 +272,17 @@ def paste_faces(frame: np.ndarray, crops: Sequence[np.ndarray], matrices: Sequen
     return out, mask
 
 
-def changed_boxes(mask: np.ndarray, crops: Sequence[np.ndarray], matrices: Sequence[np.ndarray]) -> tuple[Box, ...]:
+def changed_boxes(mask: np.ndarray, crops: Sequence[np.ndarray], matrices: Sequence[np.ndarray]) -> tuple[Change, ...]:
     """Per face pasted (paste_faces's `crops` and `matrices`), the box round the pixels of its window where paste_faces's
-    `mask` is above 0 (none where it is 0 throughout): outside these boxes the frame is as it was, so a writer can
-    keep the source's own samples there (io.source_planes)."""
-    boxes = []
+    `mask` is above 0 (none where it is 0 throughout), with those pixels: elsewhere the frame is as it was, so a
+    writer can keep the source's own samples there (io.source_planes)."""
+    changes = []
     for crop, matrix in zip(crops, matrices):
         window = paste_window(np.asarray(matrix, np.float64), crop.shape[0], *mask.shape)
         inside = mask[window.y0:window.y1, window.x0:window.x1] > 0
         rows, cols = np.flatnonzero(inside.any(1)), np.flatnonzero(inside.any(0))
         if rows.size:
-            boxes.append((window.x0 + int(cols[0]), window.y0 + int(rows[0]),
-                          window.x0 + int(cols[-1]) + 1, window.y0 + int(rows[-1]) + 1))
-    return tuple(boxes)
+            changes.append(Change((window.x0 + int(cols[0]), window.y0 + int(rows[0]),
+                                   window.x0 + int(cols[-1]) + 1, window.y0 + int(rows[-1]) + 1),
+                                  inside[rows[0]:rows[-1] + 1, cols[0]:cols[-1] + 1].copy()))
+    return tuple(changes)
