@@ -187,10 +187,12 @@ def _restore_photos(source: Path, target: Path, todo: list[Path], story: _PhotoS
         before, there = story.counts(), _file_state(target / relative)
         try:
             _restore_one(story, path, target / relative, timer, within=target)
-        except KeyboardInterrupt:  # its faces were counted as restored, but it is in no output: not finished
-            if _put_in_place(path, target / relative, there):  # unless the signal came after its output was
-                story.restored_one(relative, before)  # renamed into place, before it was counted: the report said 0 files of 1
-                tried.append(path)  # kept (measured under load: tests/test_cli.py's signal test failed so)
+        except KeyboardInterrupt:  # its faces were counted as restored, but it is in no output: not finished,
+            # unless the signal came once its output was renamed into place, before it was counted (the report
+            # said 0 files of the 1 kept: tests/test_cli.py's signal test failed so on a loaded machine)
+            if _put_in_place(path, target / relative, there):
+                story.restored_one(relative, before)
+                tried.append(path)
             else:
                 story.uncount(before)
             raise
