@@ -21,6 +21,7 @@ from PIL.PngImagePlugin import PngInfo
 from clrface_video.atomic import discard, partial_name, remove_leftovers, write_whole
 from clrface_video.errors import ClrfaceError, reason
 from clrface_video.io.deep_avif import AVIF_DEEP, AVIF_DEEP_WHY, av1_encoder, avif_bytes
+from clrface_video.io.jpeg_segments import app_segment
 from clrface_video.io.photo_read import (
     EXIF_HEADER,
     GRAY_MODES,
@@ -318,7 +319,7 @@ def save_options(like: Photo, name: str) -> dict[str, Any]:
         # and ICC
         extra = xmp_extension_segments(like.xmp_extension)
         if like.iptc:
-            extra += b"\xff\xed" + struct.pack(">H", len(like.iptc) + 2) + like.iptc
+            extra += app_segment(13, like.iptc)
         extra += vendor_segment_bytes(like.vendor_segments, name)  # a camera maker's own, byte for byte
         if extra:
             options["extra"] = extra

@@ -3,10 +3,10 @@ phone's APP5-APP8), kept byte for byte; those that show the photo as it was (a t
 from __future__ import annotations
 
 import logging
-import struct
 
 from PIL import Image
 
+from clrface_video.io.jpeg_segments import app_segment
 from clrface_video.io.ultra_hdr import ISO_GAIN_MAP
 from clrface_video.io.xmp_extension import SIGNATURE as XMP_EXTENSION
 
@@ -43,8 +43,7 @@ def vendor_segment_bytes(segments: tuple[tuple[str, bytes], ...], name: str) -> 
     if left_out:
         log.warning("%s: its %s left out: %s the photo as it was, its faces unrestored", name, " and ".join(left_out),
                     "they show" if len(left_out) > 1 else "it shows")
-    return b"".join(b"\xff" + bytes([0xE0 + int(marker[3:])]) + struct.pack(">H", len(data) + 2) + data
-                    for marker, data in kept(segments))
+    return b"".join(app_segment(int(marker[3:]), data) for marker, data in kept(segments))
 
 
 def kept(segments: tuple[tuple[str, bytes], ...]) -> tuple[tuple[str, bytes], ...]:

@@ -2,12 +2,12 @@
 from __future__ import annotations
 
 import logging
-import struct
 
 from PIL import Image
 
+from clrface_video.io.jpeg_segments import app_segment
+
 SIGNATURE = b"http://ns.adobe.com/xmp/extension/\x00"  # what opens each such APP1 segment, before its GUID
-APP1 = b"\xff\xe1"
 log = logging.getLogger(__name__)
 
 
@@ -28,4 +28,4 @@ def xmp_extension_of(image: Image.Image, orientation: int, name: str) -> tuple[b
 
 def xmp_extension_segments(payloads: tuple[bytes, ...]) -> bytes:
     """The APP1 segments that carry `payloads`, each as it came, for Pillow's JPEG writer's extra bytes."""
-    return b"".join(APP1 + struct.pack(">H", len(payload) + 2) + payload for payload in payloads)
+    return b"".join(app_segment(1, payload) for payload in payloads)
