@@ -1,7 +1,9 @@
 """What a WavPack track's first block says of it: lossless or hybrid (lossy), and the bits of a stored sample."""
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
+from functools import lru_cache
 
 import av
 
@@ -20,10 +22,22 @@ class Block:
 def first_block(stream: av.audio.stream.AudioStream) -> Block | None:
     """The first block of a WavPack track, read from a second opening of its file, or None where none reads. FFmpeg
     calls every WavPack track lossy and lossless alike (its codec may be either), so a lossless one, an archive's
-    usual, was coded as AAC for an .mp4 or .mov with a warning that it was lossy already."""
+    usual, was coded as AAC for an .mp4 or .mov with a warning that it was lossy already. Read once per file state
+    (_block_of): choosing the track's codec asks of it a dozen times."""
+    name = stream.container.name
     try:
-        with av.open(stream.container.name) as again:
-            first = next((bytes(packet) for packet in again.demux(again.streams[stream.index]) if packet.size), b"")
+        state = os.stat(name)
+    except OSError:
+        return None
+    return _block_of(name, stream.index, state.st_mtime_ns, state.st_size)
+
+
+@lru_cache(maxsize=16)
+def _block_of(name: str, index: int, mtime_ns: int, size: int) -> Block | None:
+    """first_block of stream `index` of the file `name` as it was at (`mtime_ns`, `size`)."""
+    try:
+        with av.open(name) as again:
+            first = next((bytes(packet) for packet in again.demux(again.streams[index]) if packet.size), b"")
     except (av.error.FFmpegError, OSError, ValueError):
         return None
     if first[:4] != MAGIC or len(first) < FLAGS_AT + 4:
