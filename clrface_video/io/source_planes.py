@@ -35,6 +35,11 @@ def _sample_bytes(fmt: av.VideoFormat) -> int:
     return 2 if any(component.bits > 8 for component in fmt.components) else 1
 
 
+def _chroma_steps(fmt: av.VideoFormat, width: int, height: int) -> tuple[int, int]:
+    """The pixels across and down that one chroma sample of `fmt` covers at this size (2, 2 for 4:2:0)."""
+    return -(-width // fmt.chroma_width(width)), -(-height // fmt.chroma_height(height))
+
+
 def _samples(frame: av.VideoFrame, index: int) -> np.ndarray:
     """Plane `index`'s samples as (rows, bytes a row) uint8, a copy without the row padding."""
     plane = frame.planes[index]
@@ -47,7 +52,7 @@ def regions(boxes: Sequence[Box], pix_fmt: str, width: int, height: int, margin:
     from all the pixels it covers), within the frame; boxes that then overlap are joined into their bounding box,
     so that no box's edge, where swscale's chroma filter reads only its side, falls on another's changed pixels."""
     fmt = av.VideoFormat(pix_fmt)
-    step_x, step_y = -(-width // fmt.chroma_width(width)), -(-height // fmt.chroma_height(height))
+    step_x, step_y = _chroma_steps(fmt, width, height)
     grown = [(max(0, (x0 - margin) // step_x * step_x), max(0, (y0 - margin) // step_y * step_y),
               min(width, -(-(x1 + margin) // step_x) * step_x), min(height, -(-(y1 + margin) // step_y) * step_y))
              for x0, y0, x1, y1 in boxes]
@@ -77,8 +82,7 @@ def kept_frame(source: SourcePlanes, changes: Sequence[Change], pix_fmt: str,
     frame = av.VideoFrame(source.width, source.height, pix_fmt)
     fmt = frame.format
     size = _sample_bytes(fmt)
-    step_x = -(-source.width // fmt.chroma_width(source.width))
-    step_y = -(-source.height // fmt.chroma_height(source.height))
+    step_x, step_y = _chroma_steps(fmt, source.width, source.height)
     targets = []
     for plane, samples in zip(frame.planes, source.planes):
         rows = np.frombuffer(plane, np.uint8).reshape(plane.height, plane.line_size)[:, :samples.shape[1]]
